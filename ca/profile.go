@@ -151,53 +151,39 @@ func validity(now time.Time, ttl time.Duration, limit time.Time) (time.Time, tim
 }
 
 // checkPublicKey accepts the key types the CA certifies: ECDSA on P-256, P-384
-// or P-521 (with a valid point), Ed25519, and RSA of 2048 to 8192 bits.
-func checkPublicKey(pub crypto.PublicKey) error {
+// or P-521 (with a valid point), Ed25519, and RSA of 2048 to 8192 bits. It
+// returns the key's subject key identifier, computed by RFC 7093 section 2
+// method 1: the leftmost 160 bits of the SHA-256 hash of the subjectPublicKey
+// BIT STRING value (the encoded point, the raw Ed25519 key, the PKCS#1 RSA
+// key).
+func checkPublicKey(pub crypto.PublicKey) (skid []byte, err error) {
+	var raw []byte
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256(), elliptic.P384(), elliptic.P521():
 		default:
-			return errors.New("unsupported ECDSA curve")
+			return nil, errors.New("unsupported ECDSA curve")
 		}
-		if _, err := k.Bytes(); err != nil {
-			return fmt.Errorf("invalid ECDSA public key: %w", err)
+		// Bytes also checks that the point is on the curve.
+		if raw, err = k.Bytes(); err != nil {
+			return nil, fmt.Errorf("invalid ECDSA public key: %w", err)
 		}
 	case ed25519.PublicKey:
 		if len(k) != ed25519.PublicKeySize {
-			return errors.New("invalid Ed25519 public key")
+			return nil, errors.New("invalid Ed25519 public key")
 		}
-	case *rsa.PublicKey:
-		if k.N == nil {
-			return errors.New("invalid RSA public key")
-		}
-		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-			return fmt.Errorf("RSA key size %d is outside %d-%d bits", bits, minRSABits, maxRSABits)
-		}
-	case nil:
-		return errors.New("public key is missing")
-	default:
-		return fmt.Errorf("unsupported public key type %T", pub)
-	}
-	return nil
-}
-
-// subjectKeyID computes a key identifier by RFC 7093 section 2 method 1: the
-// leftmost 160 bits of the SHA-256 hash of the subjectPublicKey BIT STRING
-// value. The key must have passed checkPublicKey.
-func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
-	var raw []byte
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		b, err := k.Bytes()
-		if err != nil {
-			return nil, err
-		}
-		raw = b
-	case ed25519.PublicKey:
 		raw = k
 	case *rsa.PublicKey:
+		if k.N == nil {
+			return nil, errors.New("invalid RSA public key")
+		}
+		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return nil, fmt.Errorf("RSA key size %d is outside %d-%d bits", bits, minRSABits, maxRSABits)
+		}
 		raw = x509.MarshalPKCS1PublicKey(k)
+	case nil:
+		return nil, errors.New("public key is missing")
 	default:
 		return nil, fmt.Errorf("unsupported public key type %T", pub)
 	}
@@ -220,31 +206,32 @@ func serialNumber() (*big.Int, error) {
 	return n, nil
 }
 
-// publicKeyFrom returns the key to certify: pub, or the key of the PKCS#10
-// request csr, whose signature is checked. Nothing else is taken from the
+// publicKeyFrom returns the key to certify and its subject key identifier:
+// pub, or the key of the PKCS#10 request csr, whose signature is checked. Nothing else is taken from the
 // request: its subject, SANs and extensions are ignored on purpose, since the
 // identity comes from the caller's registration data, not from the requester.
-func publicKeyFrom(pub crypto.PublicKey, csr []byte) (crypto.PublicKey, error) {
+func publicKeyFrom(pub crypto.PublicKey, csr []byte) (crypto.PublicKey, []byte, error) {
 	switch {
 	case pub != nil && len(csr) > 0:
-		return nil, errors.New("both a public key and a CSR were given")
+		return nil, nil, errors.New("both a public key and a CSR were given")
 	case len(csr) > 0:
 		if len(csr) > maxCSRBytes {
-			return nil, fmt.Errorf("CSR is %d bytes, more than the %d allowed", len(csr), maxCSRBytes)
+			return nil, nil, fmt.Errorf("CSR is %d bytes, more than the %d allowed", len(csr), maxCSRBytes)
 		}
 		req, err := x509.ParseCertificateRequest(csr)
 		if err != nil {
-			return nil, fmt.Errorf("invalid CSR: %w", err)
+			return nil, nil, fmt.Errorf("invalid CSR: %w", err)
 		}
 		if err := req.CheckSignature(); err != nil {
-			return nil, fmt.Errorf("invalid CSR signature: %w", err)
+			return nil, nil, fmt.Errorf("invalid CSR signature: %w", err)
 		}
 		pub = req.PublicKey
 	}
-	if err := checkPublicKey(pub); err != nil {
-		return nil, err
+	skid, err := checkPublicKey(pub)
+	if err != nil {
+		return nil, nil, err
 	}
-	return pub, nil
+	return pub, skid, nil
 }
 
 // authorityID extracts the SPIFFE ID of a signing certificate. A certificate
