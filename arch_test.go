@@ -1,0 +1,75 @@
+package spiffekit_test
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/spiffekit/spiffekit"
+
+// layer gives the place of a package in the import map of
+// docs/ARCHITECTURE.md. A package may import module packages of a lower layer
+// only, plus internal packages; bundle packages may also import each other,
+// because a SPIFFE bundle is made of the other three kinds.
+func layer(pkg string) (int, bool) {
+	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+	switch {
+	case rel == "spiffeid":
+		return 0, true
+	case strings.HasPrefix(rel, "bundle/"), strings.HasPrefix(rel, "exp/bundle/"):
+		return 1, true
+	case strings.HasPrefix(rel, "svid/"), strings.HasPrefix(rel, "exp/svid/"):
+		return 2, true
+	case rel == "ca" || strings.HasPrefix(rel, "ca/"):
+		return 3, true
+	}
+	return 0, false
+}
+
+func isBundle(pkg string) bool {
+	rel := strings.TrimPrefix(pkg, module+"/")
+	return strings.HasPrefix(rel, "bundle/") || strings.HasPrefix(rel, "exp/bundle/")
+}
+
+// TestImportMap enforces the direction of imports between the library's
+// packages, and that no library package depends on go-spiffe, on examples or on
+// the conformance module.
+func TestImportMap(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	packages := 0
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		pkg, imports := fields[0], fields[1:]
+		packages++
+		myLayer, layered := layer(pkg)
+		for _, imp := range imports {
+			switch {
+			case strings.HasPrefix(imp, "github.com/spiffe/go-spiffe"):
+				t.Errorf("%s imports %s: go-spiffe must stay out of the library", pkg, imp)
+			case strings.HasPrefix(imp, module+"/examples"), strings.HasPrefix(imp, module+"/conformance"):
+				t.Errorf("%s imports %s", pkg, imp)
+			case !strings.HasPrefix(imp, module+"/"):
+				continue
+			case strings.HasPrefix(imp, module+"/internal/"):
+				continue
+			}
+			impLayer, ok := layer(imp)
+			if !ok || !layered {
+				continue
+			}
+			if impLayer >= myLayer && !(isBundle(pkg) && isBundle(imp)) {
+				t.Errorf("%s (layer %d) must not import %s (layer %d)", pkg, myLayer, imp, impLayer)
+			}
+		}
+	}
+	if packages < 2 {
+		t.Fatalf("go list found %d packages; the test is not looking at the module", packages)
+	}
+}
