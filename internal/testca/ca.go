@@ -161,13 +161,9 @@ func create(tb testing.TB, tmpl, parent *x509.Certificate, cfg *config, parentKe
 		tb.Fatalf("testca: serial: %v", err)
 	}
 	tmpl.SerialNumber = serial
+	// For a root, tmpl is also the parent, so changes reach the issuer too.
 	for _, fn := range cfg.modify {
 		fn(tmpl)
-	}
-	if parent == tmpl {
-		// A self-signed certificate is its own parent: apply the changes
-		// to both so subject and issuer stay equal.
-		parentKey = cfg.key
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, cfg.key.Public(), parentKey)
 	if err != nil {

@@ -147,7 +147,7 @@ func validateCertificates(certs []*x509.Certificate) (spiffeid.ID, error) {
 		return spiffeid.ID{}, errors.New("no certificates found")
 	}
 	leaf := certs[0]
-	id, err := IDFromCert(leaf)
+	id, err := idFromCert(leaf)
 	if err != nil {
 		return spiffeid.ID{}, fmt.Errorf("cannot get leaf certificate SPIFFE ID: %w", err)
 	}
