@@ -1,0 +1,201 @@
+package witbundle
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"sync"
+
+	"github.com/spiffekit/spiffekit/internal/jwkutil"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+const (
+	// MaxBundleSize is the largest JWK Set document, in bytes, that [Parse],
+	// [Read] and [Load] accept.
+	MaxBundleSize = jwkutil.MaxDocumentSize
+
+	// MaxKeys is the largest number of keys a parsed document may hold.
+	MaxKeys = jwkutil.MaxKeys
+)
+
+// Bundle is a collection of trusted WIT authorities for a trust domain.
+//
+// A Bundle is safe for concurrent use. Methods that return authorities return
+// a fresh map; the keys themselves are shared and must not be modified.
+type Bundle struct {
+	trustDomain spiffeid.TrustDomain
+
+	mu          sync.RWMutex
+	authorities map[string]crypto.PublicKey
+}
+
+// New creates a new, empty bundle for the trust domain.
+func New(trustDomain spiffeid.TrustDomain) *Bundle {
+	return &Bundle{trustDomain: trustDomain, authorities: make(map[string]crypto.PublicKey)}
+}
+
+// FromWITAuthorities creates a bundle from a copy of witAuthorities, keyed by
+// key ID. Like go-spiffe it does not validate the map; [Bundle.Marshal]
+// refuses entries that are not public keys.
+func FromWITAuthorities(trustDomain spiffeid.TrustDomain, witAuthorities map[string]crypto.PublicKey) *Bundle {
+	b := New(trustDomain)
+	maps.Copy(b.authorities, witAuthorities)
+	return b
+}
+
+// Load loads a bundle from a file holding a standard RFC 7517 JWK Set. Files
+// larger than [MaxBundleSize] are rejected.
+func Load(trustDomain spiffeid.TrustDomain, path string) (*Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("witbundle: unable to read WIT bundle: %w", err)
+	}
+	defer f.Close()
+	b, err := jwkutil.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("witbundle: unable to read WIT bundle: %w", err)
+	}
+	return Parse(trustDomain, b)
+}
+
+// Read decodes a bundle from a standard RFC 7517 JWK Set read from r. At most
+// [MaxBundleSize] bytes are read; longer input is an error.
+func Read(trustDomain spiffeid.TrustDomain, r io.Reader) (*Bundle, error) {
+	b, err := jwkutil.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("witbundle: unable to read: %w", err)
+	}
+	return Parse(trustDomain, b)
+}
+
+// Parse parses a bundle from a standard RFC 7517 JWK Set. See the package
+// documentation for the rules; unlike go-spiffe it rejects a missing "keys"
+// member, duplicate key IDs, private key members and "oct" keys, and skips
+// (rather than fails on) keys of unknown type.
+func Parse(trustDomain spiffeid.TrustDomain, bundleBytes []byte) (*Bundle, error) {
+	keys, err := jwkutil.ParseAuthorities(bundleBytes)
+	if err != nil {
+		return nil, fmt.Errorf("witbundle: %w", err)
+	}
+	return &Bundle{trustDomain: trustDomain, authorities: keys}, nil
+}
+
+// TrustDomain returns the trust domain that the bundle belongs to.
+func (b *Bundle) TrustDomain() spiffeid.TrustDomain {
+	return b.trustDomain
+}
+
+// WITAuthorities returns a copy of the WIT authorities in the bundle, keyed by
+// key ID.
+func (b *Bundle) WITAuthorities() map[string]crypto.PublicKey {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return maps.Clone(b.authorities)
+}
+
+// FindWITAuthority finds the WIT authority with the given key ID. If the
+// authority is found, it is returned and the boolean is true. Otherwise, the
+// returned value is nil and the boolean is false.
+func (b *Bundle) FindWITAuthority(keyID string) (crypto.PublicKey, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	key, ok := b.authorities[keyID]
+	return key, ok
+}
+
+// HasWITAuthority reports whether the bundle has a WIT authority with the
+// given key ID.
+func (b *Bundle) HasWITAuthority(keyID string) bool {
+	_, ok := b.FindWITAuthority(keyID)
+	return ok
+}
+
+// AddWITAuthority adds a WIT authority to the bundle. If a WIT authority
+// already exists under the key ID, it is replaced. The key ID must not be
+// empty, and the authority must be a non-nil public key (go-spiffe accepts
+// any value).
+func (b *Bundle) AddWITAuthority(keyID string, witAuthority crypto.PublicKey) error {
+	if keyID == "" {
+		return errors.New("witbundle: keyID cannot be empty")
+	}
+	if err := jwkutil.CheckPublicKey(witAuthority); err != nil {
+		return fmt.Errorf("witbundle: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.authorities == nil {
+		// A zero Bundle has no map yet.
+		b.authorities = make(map[string]crypto.PublicKey)
+	}
+	b.authorities[keyID] = witAuthority
+	return nil
+}
+
+// RemoveWITAuthority removes the WIT authority with the given key ID from the
+// bundle, if present.
+func (b *Bundle) RemoveWITAuthority(keyID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.authorities, keyID)
+}
+
+// SetWITAuthorities replaces the WIT authorities with a copy of
+// witAuthorities.
+func (b *Bundle) SetWITAuthorities(witAuthorities map[string]crypto.PublicKey) {
+	keys := make(map[string]crypto.PublicKey, len(witAuthorities))
+	maps.Copy(keys, witAuthorities)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.authorities = keys
+}
+
+// Empty reports whether the bundle has no WIT authorities. An empty bundle
+// validates no WIT-SVID (Bundle rule 11).
+func (b *Bundle) Empty() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.authorities) == 0
+}
+
+// Marshal encodes the bundle as a standard RFC 7517 JWK Set, sorted by key ID,
+// without "use" or any SPIFFE-specific member. It fails if an authority is not
+// a public key go-jose can encode.
+func (b *Bundle) Marshal() ([]byte, error) {
+	out, err := jwkutil.MarshalAuthorities(b.WITAuthorities())
+	if err != nil {
+		return nil, fmt.Errorf("witbundle: %w", err)
+	}
+	return out, nil
+}
+
+// Equal reports whether both bundles have the same trust domain and the same
+// key IDs mapped to equal public keys. Two nil bundles are equal.
+func (b *Bundle) Equal(other *Bundle) bool {
+	if b == nil || other == nil {
+		return b == other
+	}
+	if b == other {
+		return true
+	}
+	return b.trustDomain == other.trustDomain &&
+		jwkutil.KeysEqual(b.WITAuthorities(), other.WITAuthorities())
+}
+
+// Clone returns a copy of the bundle with its own authority map; the keys are
+// shared.
+func (b *Bundle) Clone() *Bundle {
+	return &Bundle{trustDomain: b.trustDomain, authorities: b.WITAuthorities()}
+}
+
+// GetWITBundleForTrustDomain returns the bundle itself when trustDomain is the
+// bundle's trust domain, and an error otherwise. It implements [Source].
+func (b *Bundle) GetWITBundleForTrustDomain(trustDomain spiffeid.TrustDomain) (*Bundle, error) {
+	if b.trustDomain != trustDomain {
+		return nil, fmt.Errorf("witbundle: no WIT bundle for trust domain %q", trustDomain)
+	}
+	return b, nil
+}
