@@ -35,10 +35,8 @@ func validateTrustDomainName(name string) error {
 	if len(name) > maxTrustDomainLen {
 		return errTrustDomainTooLong
 	}
-	for i := 0; i < len(name); i++ {
-		if charClass[name[i]]&classTrustDomain == 0 {
-			return errBadTrustDomainChar
-		}
+	if !validateTrustDomainChars(name) {
+		return errBadTrustDomainChar
 	}
 	return nil
 }

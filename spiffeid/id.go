@@ -31,15 +31,9 @@ func FromString(id string) (ID, error) {
 		return ID{}, errWrongScheme // ID rule 1
 	}
 	rest := id[len(schemePrefix):]
-	i := 0
-	for ; i < len(rest); i++ {
-		c := rest[i]
-		if c == '/' {
-			break
-		}
-		if charClass[c]&classTrustDomain == 0 {
-			return ID{}, errBadTrustDomainChar // ID rules 3-7 and 16
-		}
+	i, err := trustDomainEnd(rest)
+	if err != nil {
+		return ID{}, err
 	}
 	if i == 0 {
 		return ID{}, errMissingTrustDomain // ID rule 2

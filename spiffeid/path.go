@@ -19,30 +19,6 @@ func ValidatePath(path string) error {
 	return validateAbsPath(path)
 }
 
-// validateAbsPath checks a non-empty path that starts with '/' (ID rules
-// 10-14). It is the hot loop of [FromString].
-func validateAbsPath(path string) error {
-	start := 0 // index of the '/' that opens the current segment
-	for i := 1; i < len(path); i++ {
-		c := path[i]
-		if c == '/' {
-			if err := checkSegment(path[start+1 : i]); err != nil {
-				return err
-			}
-			start = i
-			continue
-		}
-		if charClass[c]&classPath == 0 {
-			return errBadPathSegmentChar
-		}
-	}
-	last := path[start+1:]
-	if last == "" {
-		return errTrailingSlash // ID rule 14
-	}
-	return checkSegment(last)
-}
-
 // checkSegment checks the rules of a segment whose characters are already known
 // to be valid.
 func checkSegment(seg string) error {
