@@ -3,16 +3,24 @@ module github.com/spiffekit/spiffekit/conformance
 go 1.26.0
 
 require (
+	github.com/go-jose/go-jose/v4 v4.1.8
+	github.com/spiffe/go-spiffe/v2 v2.9.0
+	github.com/spiffekit/spiffekit v0.0.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/tools v0.52.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
-	github.com/spiffe/go-spiffe/v2 v2.9.0 // indirect
-	github.com/spiffekit/spiffekit v0.0.0 // indirect
+	github.com/Microsoft/go-winio v0.6.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/mod v0.42.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20251202230838-ff82c1b0f217 // indirect
+	google.golang.org/grpc v1.79.3 // indirect
 )
 
 replace github.com/spiffekit/spiffekit => ../

@@ -2,14 +2,11 @@ package jwtbundle
 
 import (
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"os"
-	"sync"
 
 	"github.com/spiffekit/spiffekit/internal/jwkutil"
+	"github.com/spiffekit/spiffekit/internal/keyset"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -25,17 +22,17 @@ const (
 // Bundle is a collection of trusted JWT authorities for a trust domain.
 //
 // A Bundle is safe for concurrent use. Methods that return authorities return
-// a fresh map; the keys themselves are shared and must not be modified.
+// a fresh map; the keys themselves are shared and must not be modified. The
+// zero value is an empty bundle of the zero trust domain.
 type Bundle struct {
 	trustDomain spiffeid.TrustDomain
 
-	mu          sync.RWMutex
-	authorities map[string]crypto.PublicKey
+	keys keyset.Set
 }
 
 // New creates a new, empty bundle for the trust domain.
 func New(trustDomain spiffeid.TrustDomain) *Bundle {
-	return &Bundle{trustDomain: trustDomain, authorities: make(map[string]crypto.PublicKey)}
+	return &Bundle{trustDomain: trustDomain}
 }
 
 // FromJWTAuthorities creates a bundle from a copy of jwtAuthorities, keyed by
@@ -43,19 +40,14 @@ func New(trustDomain spiffeid.TrustDomain) *Bundle {
 // refuses entries that are not public keys.
 func FromJWTAuthorities(trustDomain spiffeid.TrustDomain, jwtAuthorities map[string]crypto.PublicKey) *Bundle {
 	b := New(trustDomain)
-	maps.Copy(b.authorities, jwtAuthorities)
+	b.keys.Replace(jwtAuthorities)
 	return b
 }
 
 // Load loads a bundle from a file holding a standard RFC 7517 JWK Set. Files
 // larger than [MaxBundleSize] are rejected.
 func Load(trustDomain spiffeid.TrustDomain, path string) (*Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("jwtbundle: unable to read JWT bundle: %w", err)
-	}
-	defer f.Close()
-	b, err := jwkutil.ReadAll(f)
+	b, err := jwkutil.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("jwtbundle: unable to read JWT bundle: %w", err)
 	}
@@ -81,7 +73,7 @@ func Parse(trustDomain spiffeid.TrustDomain, bundleBytes []byte) (*Bundle, error
 	if err != nil {
 		return nil, fmt.Errorf("jwtbundle: %w", err)
 	}
-	return &Bundle{trustDomain: trustDomain, authorities: keys}, nil
+	return FromJWTAuthorities(trustDomain, keys), nil
 }
 
 // TrustDomain returns the trust domain that the bundle belongs to.
@@ -92,26 +84,20 @@ func (b *Bundle) TrustDomain() spiffeid.TrustDomain {
 // JWTAuthorities returns a copy of the JWT authorities in the bundle, keyed by
 // key ID.
 func (b *Bundle) JWTAuthorities() map[string]crypto.PublicKey {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return maps.Clone(b.authorities)
+	return b.keys.All()
 }
 
 // FindJWTAuthority finds the JWT authority with the given key ID. If the
 // authority is found, it is returned and the boolean is true. Otherwise, the
 // returned value is nil and the boolean is false.
 func (b *Bundle) FindJWTAuthority(keyID string) (crypto.PublicKey, bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	key, ok := b.authorities[keyID]
-	return key, ok
+	return b.keys.Find(keyID)
 }
 
 // HasJWTAuthority reports whether the bundle has a JWT authority with the
 // given key ID.
 func (b *Bundle) HasJWTAuthority(keyID string) bool {
-	_, ok := b.FindJWTAuthority(keyID)
-	return ok
+	return b.keys.Has(keyID)
 }
 
 // AddJWTAuthority adds a JWT authority to the bundle. If a JWT authority
@@ -119,53 +105,35 @@ func (b *Bundle) HasJWTAuthority(keyID string) bool {
 // empty, and the authority must be a non-nil public key (go-spiffe accepts
 // any value).
 func (b *Bundle) AddJWTAuthority(keyID string, jwtAuthority crypto.PublicKey) error {
-	if keyID == "" {
-		return errors.New("jwtbundle: keyID cannot be empty")
-	}
-	if err := jwkutil.CheckPublicKey(jwtAuthority); err != nil {
+	if err := b.keys.Add(keyID, jwtAuthority); err != nil {
 		return fmt.Errorf("jwtbundle: %w", err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.authorities == nil {
-		// A zero Bundle has no map yet.
-		b.authorities = make(map[string]crypto.PublicKey)
-	}
-	b.authorities[keyID] = jwtAuthority
 	return nil
 }
 
 // RemoveJWTAuthority removes the JWT authority with the given key ID from the
 // bundle, if present.
 func (b *Bundle) RemoveJWTAuthority(keyID string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.authorities, keyID)
+	b.keys.Remove(keyID)
 }
 
 // SetJWTAuthorities replaces the JWT authorities with a copy of
 // jwtAuthorities.
 func (b *Bundle) SetJWTAuthorities(jwtAuthorities map[string]crypto.PublicKey) {
-	keys := make(map[string]crypto.PublicKey, len(jwtAuthorities))
-	maps.Copy(keys, jwtAuthorities)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.authorities = keys
+	b.keys.Replace(jwtAuthorities)
 }
 
 // Empty reports whether the bundle has no JWT authorities. An empty bundle
 // validates no JWT-SVID (Bundle rule 11).
 func (b *Bundle) Empty() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.authorities) == 0
+	return b.keys.Len() == 0
 }
 
 // Marshal encodes the bundle as a standard RFC 7517 JWK Set, sorted by key ID,
 // without "use" or any SPIFFE-specific member. It fails if an authority is not
 // a public key go-jose can encode.
 func (b *Bundle) Marshal() ([]byte, error) {
-	out, err := jwkutil.MarshalAuthorities(b.JWTAuthorities())
+	out, err := b.keys.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("jwtbundle: %w", err)
 	}
@@ -178,17 +146,13 @@ func (b *Bundle) Equal(other *Bundle) bool {
 	if b == nil || other == nil {
 		return b == other
 	}
-	if b == other {
-		return true
-	}
-	return b.trustDomain == other.trustDomain &&
-		jwkutil.KeysEqual(b.JWTAuthorities(), other.JWTAuthorities())
+	return b.trustDomain == other.trustDomain && b.keys.Equal(&other.keys)
 }
 
 // Clone returns a copy of the bundle with its own authority map; the keys are
 // shared.
 func (b *Bundle) Clone() *Bundle {
-	return &Bundle{trustDomain: b.trustDomain, authorities: b.JWTAuthorities()}
+	return FromJWTAuthorities(b.trustDomain, b.keys.All())
 }
 
 // GetJWTBundleForTrustDomain returns the bundle itself when trustDomain is the

@@ -3,7 +3,6 @@ package spiffebundle
 import (
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,7 +10,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
-	"github.com/spiffekit/spiffekit/internal/jwkutil"
+	"github.com/spiffekit/spiffekit/internal/keyset"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -415,10 +414,7 @@ func (b *Bundle) GetWITBundleForTrustDomain(trustDomain spiffeid.TrustDomain) (*
 }
 
 func checkAuthority(keyID string, key crypto.PublicKey) error {
-	if keyID == "" {
-		return errors.New("spiffebundle: keyID cannot be empty")
-	}
-	if err := jwkutil.CheckPublicKey(key); err != nil {
+	if err := keyset.Check(keyID, key); err != nil {
 		return fmt.Errorf("spiffebundle: %w", err)
 	}
 	return nil

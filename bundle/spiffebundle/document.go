@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"time"
 
 	"github.com/spiffekit/spiffekit/internal/jwkutil"
@@ -37,12 +36,7 @@ const (
 // Load loads a bundle from a file holding a SPIFFE bundle document. Files
 // larger than [MaxBundleSize] are rejected.
 func Load(trustDomain spiffeid.TrustDomain, path string) (*Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("spiffebundle: unable to read SPIFFE bundle: %w", err)
-	}
-	defer f.Close()
-	b, err := jwkutil.ReadAll(f)
+	b, err := jwkutil.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("spiffebundle: unable to read SPIFFE bundle: %w", err)
 	}

@@ -1,85 +1,51 @@
 package x509bundle_test
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
+// The set mechanism is tested in internal/bundleset; this checks that every
+// method reaches it and the Source method's error.
 func TestSet(t *testing.T) {
-	b1 := x509bundle.New(td)
-	b2 := x509bundle.New(td2)
-	s := x509bundle.NewSet(b1, nil)
-	assert.Equal(t, 1, s.Len())
-	assert.True(t, s.Has(td))
-	assert.False(t, s.Has(td2))
+	cases := map[string]*x509bundle.Set{
+		"NewSet":     x509bundle.NewSet(x509bundle.New(td2), nil),
+		"zero value": new(x509bundle.Set),
+	}
+	for name, s := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := x509bundle.New(td)
+			s.Add(b)
+			s.Add(x509bundle.New(td2))
+			assert.Equal(t, 2, s.Len())
+			assert.True(t, s.Has(td))
+			// Sorted by trust domain name: example.com before example.org.
+			bundles := s.Bundles()
+			require.Len(t, bundles, 2)
+			assert.Same(t, b, bundles[1])
 
-	s.Add(b2)
-	s.Add(nil)
-	assert.Equal(t, 2, s.Len())
-	// Sorted by trust domain name: example.com before example.org.
-	assert.Equal(t, []*x509bundle.Bundle{b2, b1}, s.Bundles())
+			// Bundle rule 3: a new bundle replaces the old one of its trust domain.
+			newer := x509bundle.FromX509Authorities(td, newRoots(t, 1))
+			s.Add(newer)
+			got, ok := s.Get(td)
+			require.True(t, ok)
+			assert.Same(t, newer, got)
 
-	got, ok := s.Get(td2)
-	assert.True(t, ok)
-	assert.Same(t, b2, got)
+			var source x509bundle.Source = s
+			got, err := source.GetX509BundleForTrustDomain(td)
+			require.NoError(t, err)
+			assert.Same(t, newer, got)
 
-	// Bundle rule 3: a new bundle replaces the old one of its trust domain.
-	b1b := x509bundle.FromX509Authorities(td, newRoots(t, 1))
-	s.Add(b1b)
-	got, ok = s.Get(td)
-	require.True(t, ok)
-	assert.Same(t, b1b, got)
-
-	s.Remove(td2)
-	s.Remove(td2)
-	got, ok = s.Get(td2)
-	assert.False(t, ok)
-	assert.Nil(t, got)
-	assert.Equal(t, 1, s.Len())
-}
-
-func TestSetSource(t *testing.T) {
-	b := x509bundle.New(td)
-	var source x509bundle.Source = x509bundle.NewSet(b)
-
-	got, err := source.GetX509BundleForTrustDomain(td)
-	require.NoError(t, err)
-	assert.Same(t, b, got)
-
-	_, err = source.GetX509BundleForTrustDomain(td2)
-	require.EqualError(t, err, `x509bundle: no X.509 bundle for trust domain "example.com"`)
-}
-
-func TestSetZeroValue(t *testing.T) {
-	var s x509bundle.Set
-	assert.Equal(t, 0, s.Len())
-	assert.Empty(t, s.Bundles())
-	s.Add(x509bundle.New(td))
-	assert.True(t, s.Has(td))
-}
-
-func TestSetConcurrentUse(t *testing.T) {
-	s := x509bundle.NewSet()
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Go(func() {
-			d := spiffeid.RequireTrustDomainFromString([]string{"a.test", "b.test", "c.test", "d.test"}[i])
-			for range 100 {
-				s.Add(x509bundle.New(d))
-				_, _ = s.Get(td)
-				_ = s.Bundles()
-				_, _ = s.GetX509BundleForTrustDomain(d)
-				_ = s.Has(d)
-				_ = s.Len()
-				s.Remove(d)
-			}
+			s.Remove(td)
+			got, ok = s.Get(td)
+			assert.False(t, ok)
+			assert.Nil(t, got)
+			_, err = source.GetX509BundleForTrustDomain(td)
+			require.EqualError(t, err, `x509bundle: no X.509 bundle for trust domain "example.org"`)
 		})
 	}
-	wg.Wait()
 }

@@ -129,7 +129,7 @@ func (c *comparer) object(name string, ro, co types.Object) {
 }
 
 func (c *comparer) sameType(item string, rt, ct types.Type) {
-	rs, cs := types.TypeString(rt, c.refQ), types.TypeString(ct, c.candQ)
+	rs, cs := typeString(rt, c.refQ), typeString(ct, c.candQ)
 	if rs != cs {
 		c.add(item, "signature differs:\n\twant %s\n\thave %s", rs, cs)
 	}
@@ -151,15 +151,15 @@ func (c *comparer) typeName(name string, ro, co *types.TypeName) {
 	case *types.Struct:
 		cu, ok := cn.Underlying().(*types.Struct)
 		if !ok {
-			c.add(name, "underlying kind differs: want struct, have %s", types.TypeString(cn.Underlying(), c.candQ))
+			c.add(name, "underlying kind differs: want struct, have %s", typeString(cn.Underlying(), c.candQ))
 			break
 		}
 		c.structFields(name, ru, cu)
 	case *types.Interface:
 		cu, ok := cn.Underlying().(*types.Interface)
 		if !ok {
-			c.add(name, "underlying kind differs: want interface, have %s", types.TypeString(cn.Underlying(), c.candQ))
-			break
+			c.add(name, "underlying kind differs: want interface, have %s", typeString(cn.Underlying(), c.candQ))
+			return // the reference's methods are the interface's own
 		}
 		c.interfaceMethods(name, ru, cu)
 		return // an interface's method set is its own; no receiver checks
@@ -180,7 +180,7 @@ func tparamString(l *types.TypeParamList, q types.Qualifier) string {
 	parts := make([]string, l.Len())
 	for i := range l.Len() {
 		tp := l.At(i)
-		parts[i] = tp.Obj().Name() + " " + types.TypeString(tp.Constraint(), q)
+		parts[i] = tp.Obj().Name() + " " + typeString(tp.Constraint(), q)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -198,7 +198,7 @@ func (c *comparer) structFields(name string, r, cs *types.Struct) {
 		item := name + "." + rf.Name()
 		cf, ok := have[rf.Name()]
 		if !ok {
-			c.add(item, "missing struct field (%s %s)", rf.Name(), types.TypeString(rf.Type(), c.refQ))
+			c.add(item, "missing struct field (%s %s)", rf.Name(), typeString(rf.Type(), c.refQ))
 			continue
 		}
 		if rf.Embedded() != cf.Embedded() {
@@ -220,7 +220,7 @@ func (c *comparer) interfaceMethods(name string, r, ci *types.Interface) {
 		item := name + "." + rm.Name()
 		cm, ok := have[rm.Name()]
 		if !ok {
-			c.add(item, "missing interface method %s", types.TypeString(rm.Type(), c.refQ))
+			c.add(item, "missing interface method %s", typeString(rm.Type(), c.refQ))
 			continue
 		}
 		c.sameType(item, rm.Type(), cm.Type())
@@ -235,11 +235,76 @@ func (c *comparer) interfaceMethods(name string, r, ci *types.Interface) {
 	}
 }
 
+// typeString is types.TypeString without parameter and result names, which
+// callers never see: func(n int) and func(count int) are the same signature.
+func typeString(t types.Type, q types.Qualifier) string {
+	switch t := t.(type) {
+	case *types.Signature:
+		return "func" + signatureString(t, q)
+	case *types.Pointer:
+		return "*" + typeString(t.Elem(), q)
+	case *types.Slice:
+		return "[]" + typeString(t.Elem(), q)
+	case *types.Array:
+		return fmt.Sprintf("[%d]%s", t.Len(), typeString(t.Elem(), q))
+	case *types.Map:
+		return "map[" + typeString(t.Key(), q) + "]" + typeString(t.Elem(), q)
+	case *types.Chan:
+		prefix := "chan "
+		switch t.Dir() {
+		case types.SendOnly:
+			prefix = "chan<- "
+		case types.RecvOnly:
+			prefix = "<-chan "
+		}
+		return prefix + typeString(t.Elem(), q)
+	default:
+		return types.TypeString(t, q)
+	}
+}
+
+func signatureString(sig *types.Signature, q types.Qualifier) string {
+	var b strings.Builder
+	if tp := sig.TypeParams(); tp.Len() > 0 {
+		b.WriteString("[" + tparamString(tp, q) + "]")
+	}
+	b.WriteString("(")
+	params := sig.Params()
+	for i := range params.Len() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		pt := params.At(i).Type()
+		if s, ok := pt.(*types.Slice); ok && sig.Variadic() && i == params.Len()-1 {
+			b.WriteString("..." + typeString(s.Elem(), q))
+			continue
+		}
+		b.WriteString(typeString(pt, q))
+	}
+	b.WriteString(")")
+	results := sig.Results()
+	switch results.Len() {
+	case 0:
+	case 1:
+		b.WriteString(" " + typeString(results.At(0).Type(), q))
+	default:
+		b.WriteString(" (")
+		for i := range results.Len() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(typeString(results.At(i).Type(), q))
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
 // typeSetTerms renders the non-method part of a constraint interface.
 func typeSetTerms(i *types.Interface, q types.Qualifier) string {
 	var parts []string
 	for j := range i.NumEmbeddeds() {
-		parts = append(parts, types.TypeString(i.EmbeddedType(j), q))
+		parts = append(parts, typeString(i.EmbeddedType(j), q))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")
@@ -268,7 +333,7 @@ func (c *comparer) methods(name string, rn, cn *types.Named) {
 				if types.NewMethodSet(types.NewPointer(cn)).Lookup(cn.Obj().Pkg(), rm.Name()) != nil {
 					c.add(item, "method is in the method set of %s but only on a pointer receiver here", recv)
 				} else {
-					c.add(item, "missing method %s", types.TypeString(rm.Type(), c.refQ))
+					c.add(item, "missing method %s", typeString(rm.Type(), c.refQ))
 				}
 				continue
 			}

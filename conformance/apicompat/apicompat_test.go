@@ -1,6 +1,10 @@
 package apicompat_test
 
 import (
+	"go/types"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,6 +56,7 @@ func TestSourceCompatibleWithGoSPIFFE(t *testing.T) {
 				total++
 				return
 			}
+			t.Logf("%s: %d exported package-level identifiers in go-spiffe", p, countExported(ref))
 			diffs := apicompat.Compare(ref, cand, mapPath)
 			for _, d := range diffs {
 				t.Errorf("%s.%s", p, d)
@@ -68,6 +73,7 @@ func TestSourceCompatibleWithGoSPIFFE(t *testing.T) {
 // packages, so a checker that reports nothing cannot pass unnoticed.
 func TestCompareDetectsIncompatibilities(t *testing.T) {
 	const base = "github.com/spiffekit/spiffekit/conformance/apicompat/testdata"
+	touchTestdata(t)
 	pkgs, err := apicompat.Load(".", "./testdata/ref/fake", "./testdata/cand/fake")
 	require.NoError(t, err)
 	ref, cand := pkgs[base+"/ref/fake"], pkgs[base+"/cand/fake"]
@@ -90,6 +96,14 @@ func TestCompareDetectsIncompatibilities(t *testing.T) {
 		"Box.Lost":          "missing method",
 		"Source.Close":      "extra interface method",
 		"Mode (underlying)": "signature differs",
+		"Variadic":          "signature differs",
+		"Pair":              "type parameters differ",
+		"WasStruct":         "want struct",
+		"WasIface":          "want interface",
+		"Wrapper.Thing":     "embedding differs",
+		"AliasChanged":      "signature differs",
+		"Reader.Name":       "missing interface method",
+		"Number":            "interface type set differs",
 	}
 	for item, problem := range want {
 		if assert.Contains(t, got, item) {
@@ -97,6 +111,19 @@ func TestCompareDetectsIncompatibilities(t *testing.T) {
 		}
 	}
 	assert.Len(t, got, len(want), "unexpected diffs: identical items must not be reported")
+}
+
+// touchTestdata reads every file under testdata, so that the test cache,
+// which does not see what "go list" reads, is invalidated when they change.
+func touchTestdata(t *testing.T) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir("testdata", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		_, err = os.ReadFile(path)
+		return err
+	}))
 }
 
 func TestCompareIdenticalPackage(t *testing.T) {
@@ -108,10 +135,27 @@ func TestCompareIdenticalPackage(t *testing.T) {
 	assert.Empty(t, apicompat.Compare(ref, ref, func(p string) string { return p }))
 }
 
+func TestLoadReportsMissingPackage(t *testing.T) {
+	pkgs, err := apicompat.Load(".", "./testdata/ref/fake", "./testdata/nonexistent")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nonexistent")
+	assert.Len(t, pkgs, 1, "packages that load are still returned")
+}
+
 func TestPrefixMapper(t *testing.T) {
 	m := apicompat.PrefixMapper(upstreamModule, ourModule)
 	assert.Equal(t, ourModule, m(upstreamModule))
 	assert.Equal(t, ourModule+"/spiffeid", m(upstreamModule+"/spiffeid"))
 	assert.Equal(t, upstreamModule+"x/spiffeid", m(upstreamModule+"x/spiffeid"))
 	assert.Equal(t, "crypto/x509", m("crypto/x509"))
+}
+
+func countExported(p *types.Package) int {
+	n := 0
+	for _, name := range p.Scope().Names() {
+		if p.Scope().Lookup(name).Exported() {
+			n++
+		}
+	}
+	return n
 }

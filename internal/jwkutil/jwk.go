@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -66,6 +67,17 @@ func ReadAll(r io.Reader) ([]byte, error) {
 		return nil, sizeError()
 	}
 	return b, nil
+}
+
+// ReadFile reads a document of at most [MaxDocumentSize] bytes from the file
+// at path.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadAll(f)
 }
 
 func sizeError() error {

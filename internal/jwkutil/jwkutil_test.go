@@ -3,13 +3,20 @@ package jwkutil
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -144,6 +151,23 @@ func TestReadAll(t *testing.T) {
 	require.ErrorIs(t, err, errFail)
 }
 
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bundle.jwks")
+	require.NoError(t, os.WriteFile(path, []byte(`{"keys":[]}`), 0o600))
+	b, err := ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, `{"keys":[]}`, string(b))
+
+	_, err = ReadFile(filepath.Join(dir, "missing"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	big := filepath.Join(dir, "big")
+	require.NoError(t, os.WriteFile(big, make([]byte, MaxDocumentSize+1), 0o600))
+	_, err = ReadFile(big)
+	require.EqualError(t, err, "document exceeds 1048576 bytes")
+}
+
 var errFail = errors.New("read failed")
 
 type failingReader struct{}
@@ -197,27 +221,144 @@ func TestAuthoritiesRoundTrip(t *testing.T) {
 	require.EqualError(t, err, `key "k": authority cannot be nil`)
 }
 
-func TestParseAuthoritiesErrors(t *testing.T) {
-	k := marshalJWK(t, jose.JSONWebKey{Key: ecKey(t).Public(), KeyID: "k"})
-	tests := []struct{ name, doc, wantErr string }{
-		{"not JSON", `{`, "unable to parse JWKS: "},
-		{"no keys", `{}`, `unable to parse JWKS: missing "keys" member`},
-		// Bundle rule 16.
-		{"no kid", `{"keys":[{"kty":"EC"}]}`, "error adding authority 0 of JWKS: keyID cannot be empty"},
-		{"duplicate kid", `{"keys":[` + k + `,` + k + `]}`, `error adding authority 1 of JWKS: duplicate key ID "k"`},
-		{"bad key", `{"keys":[{"kty":"EC","kid":"k","crv":"P-256"}]}`, "error adding authority 0 of JWKS: "},
+// jwk returns the JWK members of pub, with kid when not empty.
+func jwk(t *testing.T, pub crypto.PublicKey, kid string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(marshalJWK(t, jose.JSONWebKey{Key: pub, KeyID: kid})), &m))
+	return m
+}
+
+// jwks returns a JWK Set document holding keys.
+func jwks(t *testing.T, keys ...map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"keys": keys})
+	require.NoError(t, err)
+	return b
+}
+
+// with returns a copy of m with the members kv (name, value, ...) set, or
+// removed where the value is nil.
+func with(m map[string]any, kv ...any) map[string]any {
+	out := maps.Clone(m)
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(out, kv[i].(string))
+			continue
+		}
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+// TestParseAuthorities holds the decoding rules of the plain JWK Sets of
+// jwtbundle and witbundle; those packages only add their error prefix.
+func TestParseAuthorities(t *testing.T) {
+	ec := ecKey(t)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+
+	ecJWK := jwk(t, ec.Public(), "ec")
+	privJWK := func(member string) map[string]any {
+		return with(ecJWK, member, "AAAA")
+	}
+	tooMany := make([]map[string]any, MaxKeys+1)
+	for i := range tooMany {
+		tooMany[i] = with(ecJWK, "kid", fmt.Sprint(i))
+	}
+
+	tests := []struct {
+		name    string
+		doc     []byte
+		want    map[string]crypto.PublicKey
+		wantErr string
+	}{
+		{
+			name: "EC, RSA and Ed25519 keys",
+			doc:  jwks(t, ecJWK, jwk(t, rsaKey.Public(), "rsa"), jwk(t, edPub, "ed")),
+			want: map[string]crypto.PublicKey{"ec": ec.Public(), "rsa": rsaKey.Public(), "ed": edPub},
+		},
+		{
+			// JWT rule 14, WIT rule 17: Workload API bundles carry no "use";
+			// any value is ignored.
+			name: "use is ignored",
+			doc:  jwks(t, with(ecJWK, "use", "x509-svid")),
+			want: map[string]crypto.PublicKey{"ec": ec.Public()},
+		},
+		{
+			name: "empty keys",
+			doc:  []byte(`{"keys":[]}`),
+			want: map[string]crypto.PublicKey{},
+		},
+		{
+			// Bundle rule 12: an unknown kty drops the element, not the document.
+			name: "unknown kty skipped",
+			doc:  jwks(t, ecJWK, with(ecJWK, "kty", "PQ", "kid", "pq")),
+			want: map[string]crypto.PublicKey{"ec": ec.Public()},
+		},
+		{
+			name: "missing kty skipped",
+			doc:  jwks(t, ecJWK, with(ecJWK, "kty", nil, "kid", "none")),
+			want: map[string]crypto.PublicKey{"ec": ec.Public()},
+		},
+		{
+			// RFC 7517 §5: key types the implementation cannot use are ignored.
+			name: "unsupported OKP curve skipped",
+			doc:  jwks(t, ecJWK, map[string]any{"kty": "OKP", "crv": "X25519", "kid": "x", "x": base64.RawURLEncoding.EncodeToString(x25519.PublicKey().Bytes())}),
+			want: map[string]crypto.PublicKey{"ec": ec.Public()},
+		},
+		{
+			name: "unknown members ignored",
+			doc:  jwks(t, with(ecJWK, "alg", "ES256", "spiffe_extra", 1)),
+			want: map[string]crypto.PublicKey{"ec": ec.Public()},
+		},
+		// Bundle rule 16, JWT rule 14, WIT rule 16: every key needs a kid.
+		{name: "missing kid", doc: jwks(t, with(ecJWK, "kid", nil)), wantErr: "error adding authority 0 of JWKS: keyID cannot be empty"},
+		{name: "empty kid", doc: jwks(t, ecJWK, with(ecJWK, "kid", "")), wantErr: "error adding authority 1 of JWKS: keyID cannot be empty"},
+		// Member names are case-sensitive: "KID" is not "kid".
+		{name: "kid in wrong case", doc: jwks(t, with(ecJWK, "kid", nil, "KID", "ec")), wantErr: "keyID cannot be empty"},
+		{name: "kid not a string", doc: jwks(t, with(ecJWK, "kid", 7)), wantErr: `"kid" must be a string`},
+		// Ours: go-spiffe keeps the last of two keys with one kid.
+		{name: "duplicate kid", doc: jwks(t, ecJWK, jwk(t, ecKey(t).Public(), "ec")), wantErr: `error adding authority 1 of JWKS: duplicate key ID "ec"`},
+		// Bundle rule 14: no private members, no symmetric keys.
+		{name: "private member d", doc: jwks(t, privJWK("d")), wantErr: `key 0 carries private key member "d"`},
+		{name: "private member p", doc: jwks(t, privJWK("p")), wantErr: `private key member "p"`},
+		{name: "private member qi", doc: jwks(t, privJWK("qi")), wantErr: `private key member "qi"`},
+		{name: "private member in unknown kty", doc: jwks(t, with(privJWK("d"), "kty", "PQ")), wantErr: `private key member "d"`},
+		{name: "oct key", doc: jwks(t, map[string]any{"kty": "oct", "kid": "hmac"}), wantErr: "key 0 is a symmetric (oct) key"},
+		// RFC 7517 §5: "keys" is required.
+		{name: "keys absent", doc: []byte(`{}`), wantErr: `unable to parse JWKS: missing "keys" member`},
+		{name: "keys null", doc: []byte(`{"keys":null}`), wantErr: `missing "keys" member`},
+		{name: "keys not an array", doc: []byte(`{"keys":{}}`), wantErr: "unable to parse JWKS: keys: "},
+		{name: "key not an object", doc: []byte(`{"keys":[1]}`), wantErr: "unable to parse JWKS: key 0 is not a JSON object"},
+		{name: "key null", doc: []byte(`{"keys":[null]}`), wantErr: "key 0 is not a JSON object"},
+		{name: "not JSON", doc: []byte(`{`), wantErr: "unable to parse JWKS: "},
+		{name: "document null", doc: []byte(`null`), wantErr: "unable to parse JWKS: document is null"},
+		{name: "trailing data", doc: append(jwks(t, ecJWK), '{'), wantErr: "unable to parse JWKS: "},
+		{name: "x5c not an array", doc: jwks(t, with(ecJWK, "x5c", "abc")), wantErr: `"x5c" must be an array of strings`},
+		{name: "point not on curve", doc: jwks(t, with(ecJWK, "x", jwk(t, ecKey(t).Public(), "")["x"])), wantErr: "error adding authority 0 of JWKS: "},
+		{name: "bad RSA modulus", doc: jwks(t, with(jwk(t, rsaKey.Public(), "rsa"), "n", "!!")), wantErr: "error adding authority 0 of JWKS: "},
+		{name: "EC key without coordinates", doc: []byte(`{"keys":[{"kty":"EC","kid":"k","crv":"P-256"}]}`), wantErr: "error adding authority 0 of JWKS: "},
+		// Size limits bound the work an untrusted document can cause.
+		{name: "too many keys", doc: jwks(t, tooMany...), wantErr: fmt.Sprintf("JWKS has %d keys; at most %d are allowed", MaxKeys+1, MaxKeys)},
+		{name: "oversized", doc: bytes.Repeat([]byte(" "), MaxDocumentSize+1), wantErr: fmt.Sprintf("document exceeds %d bytes", MaxDocumentSize)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseAuthorities([]byte(tt.doc))
-			require.ErrorContains(t, err, tt.wantErr)
+			keys, err := ParseAuthorities(tt.doc)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				assert.Nil(t, keys)
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, KeysEqual(tt.want, keys), "got %v", keys)
 		})
 	}
-
-	// RFC 7517 §5: an unsupported key is skipped.
-	keys, err := ParseAuthorities([]byte(`{"keys":[{"kty":"OKP","crv":"X25519","kid":"x","x":"AAAA"}]}`))
-	require.NoError(t, err)
-	assert.Empty(t, keys)
 }
 
 func TestKeysEqual(t *testing.T) {

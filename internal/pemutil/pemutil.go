@@ -15,8 +15,11 @@ const (
 	keyType  = "PRIVATE KEY"
 )
 
-// ErrNoBlocks is returned when the input holds no PEM block of the wanted type.
-var ErrNoBlocks = errors.New("no PEM blocks found")
+// Errors for input that holds no PEM block of the wanted type.
+var (
+	ErrNoCertificates = errors.New("no CERTIFICATE PEM blocks found")
+	ErrNoPrivateKey   = errors.New("no PRIVATE KEY PEM block found")
+)
 
 // ParseCertificates decodes every CERTIFICATE block of b, in order. Blocks of
 // other types are skipped. Trailing bytes that are not PEM are ignored, as
@@ -40,7 +43,7 @@ func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
 		certs = append(certs, cert)
 	}
 	if len(certs) == 0 {
-		return nil, ErrNoBlocks
+		return nil, ErrNoCertificates
 	}
 	return certs, nil
 }
@@ -62,7 +65,7 @@ func ParsePrivateKey(b []byte) (crypto.Signer, error) {
 		var block *pem.Block
 		block, b = pem.Decode(b)
 		if block == nil {
-			return nil, ErrNoBlocks
+			return nil, ErrNoPrivateKey
 		}
 		if block.Type == keyType {
 			return ParsePrivateKeyDER(block.Bytes)

@@ -49,10 +49,10 @@ func TestCertificatesRoundTrip(t *testing.T) {
 
 func TestParseCertificatesErrors(t *testing.T) {
 	_, err := ParseCertificates(nil)
-	require.ErrorIs(t, err, ErrNoBlocks)
+	require.ErrorIs(t, err, ErrNoCertificates)
 
 	_, err = ParseCertificates([]byte("not pem at all"))
-	require.ErrorIs(t, err, ErrNoBlocks)
+	require.ErrorIs(t, err, ErrNoCertificates)
 
 	bad := pem.EncodeToMemory(&pem.Block{Type: certType, Bytes: []byte("garbage")})
 	_, err = ParseCertificates(bad)
@@ -80,7 +80,7 @@ func TestPrivateKeyRoundTrip(t *testing.T) {
 
 func TestParsePrivateKeyErrors(t *testing.T) {
 	_, err := ParsePrivateKey([]byte("nothing"))
-	require.ErrorIs(t, err, ErrNoBlocks)
+	require.ErrorIs(t, err, ErrNoPrivateKey)
 
 	_, err = ParsePrivateKey(pem.EncodeToMemory(&pem.Block{Type: keyType, Bytes: []byte("garbage")}))
 	require.ErrorContains(t, err, "cannot parse PKCS#8 private key")

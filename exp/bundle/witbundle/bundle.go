@@ -2,14 +2,11 @@ package witbundle
 
 import (
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"os"
-	"sync"
 
 	"github.com/spiffekit/spiffekit/internal/jwkutil"
+	"github.com/spiffekit/spiffekit/internal/keyset"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -25,17 +22,17 @@ const (
 // Bundle is a collection of trusted WIT authorities for a trust domain.
 //
 // A Bundle is safe for concurrent use. Methods that return authorities return
-// a fresh map; the keys themselves are shared and must not be modified.
+// a fresh map; the keys themselves are shared and must not be modified. The
+// zero value is an empty bundle of the zero trust domain.
 type Bundle struct {
 	trustDomain spiffeid.TrustDomain
 
-	mu          sync.RWMutex
-	authorities map[string]crypto.PublicKey
+	keys keyset.Set
 }
 
 // New creates a new, empty bundle for the trust domain.
 func New(trustDomain spiffeid.TrustDomain) *Bundle {
-	return &Bundle{trustDomain: trustDomain, authorities: make(map[string]crypto.PublicKey)}
+	return &Bundle{trustDomain: trustDomain}
 }
 
 // FromWITAuthorities creates a bundle from a copy of witAuthorities, keyed by
@@ -43,19 +40,14 @@ func New(trustDomain spiffeid.TrustDomain) *Bundle {
 // refuses entries that are not public keys.
 func FromWITAuthorities(trustDomain spiffeid.TrustDomain, witAuthorities map[string]crypto.PublicKey) *Bundle {
 	b := New(trustDomain)
-	maps.Copy(b.authorities, witAuthorities)
+	b.keys.Replace(witAuthorities)
 	return b
 }
 
 // Load loads a bundle from a file holding a standard RFC 7517 JWK Set. Files
 // larger than [MaxBundleSize] are rejected.
 func Load(trustDomain spiffeid.TrustDomain, path string) (*Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("witbundle: unable to read WIT bundle: %w", err)
-	}
-	defer f.Close()
-	b, err := jwkutil.ReadAll(f)
+	b, err := jwkutil.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("witbundle: unable to read WIT bundle: %w", err)
 	}
@@ -81,7 +73,7 @@ func Parse(trustDomain spiffeid.TrustDomain, bundleBytes []byte) (*Bundle, error
 	if err != nil {
 		return nil, fmt.Errorf("witbundle: %w", err)
 	}
-	return &Bundle{trustDomain: trustDomain, authorities: keys}, nil
+	return FromWITAuthorities(trustDomain, keys), nil
 }
 
 // TrustDomain returns the trust domain that the bundle belongs to.
@@ -92,26 +84,20 @@ func (b *Bundle) TrustDomain() spiffeid.TrustDomain {
 // WITAuthorities returns a copy of the WIT authorities in the bundle, keyed by
 // key ID.
 func (b *Bundle) WITAuthorities() map[string]crypto.PublicKey {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return maps.Clone(b.authorities)
+	return b.keys.All()
 }
 
 // FindWITAuthority finds the WIT authority with the given key ID. If the
 // authority is found, it is returned and the boolean is true. Otherwise, the
 // returned value is nil and the boolean is false.
 func (b *Bundle) FindWITAuthority(keyID string) (crypto.PublicKey, bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	key, ok := b.authorities[keyID]
-	return key, ok
+	return b.keys.Find(keyID)
 }
 
 // HasWITAuthority reports whether the bundle has a WIT authority with the
 // given key ID.
 func (b *Bundle) HasWITAuthority(keyID string) bool {
-	_, ok := b.FindWITAuthority(keyID)
-	return ok
+	return b.keys.Has(keyID)
 }
 
 // AddWITAuthority adds a WIT authority to the bundle. If a WIT authority
@@ -119,53 +105,35 @@ func (b *Bundle) HasWITAuthority(keyID string) bool {
 // empty, and the authority must be a non-nil public key (go-spiffe accepts
 // any value).
 func (b *Bundle) AddWITAuthority(keyID string, witAuthority crypto.PublicKey) error {
-	if keyID == "" {
-		return errors.New("witbundle: keyID cannot be empty")
-	}
-	if err := jwkutil.CheckPublicKey(witAuthority); err != nil {
+	if err := b.keys.Add(keyID, witAuthority); err != nil {
 		return fmt.Errorf("witbundle: %w", err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.authorities == nil {
-		// A zero Bundle has no map yet.
-		b.authorities = make(map[string]crypto.PublicKey)
-	}
-	b.authorities[keyID] = witAuthority
 	return nil
 }
 
 // RemoveWITAuthority removes the WIT authority with the given key ID from the
 // bundle, if present.
 func (b *Bundle) RemoveWITAuthority(keyID string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.authorities, keyID)
+	b.keys.Remove(keyID)
 }
 
 // SetWITAuthorities replaces the WIT authorities with a copy of
 // witAuthorities.
 func (b *Bundle) SetWITAuthorities(witAuthorities map[string]crypto.PublicKey) {
-	keys := make(map[string]crypto.PublicKey, len(witAuthorities))
-	maps.Copy(keys, witAuthorities)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.authorities = keys
+	b.keys.Replace(witAuthorities)
 }
 
 // Empty reports whether the bundle has no WIT authorities. An empty bundle
 // validates no WIT-SVID (Bundle rule 11).
 func (b *Bundle) Empty() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.authorities) == 0
+	return b.keys.Len() == 0
 }
 
 // Marshal encodes the bundle as a standard RFC 7517 JWK Set, sorted by key ID,
 // without "use" or any SPIFFE-specific member. It fails if an authority is not
 // a public key go-jose can encode.
 func (b *Bundle) Marshal() ([]byte, error) {
-	out, err := jwkutil.MarshalAuthorities(b.WITAuthorities())
+	out, err := b.keys.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("witbundle: %w", err)
 	}
@@ -178,17 +146,13 @@ func (b *Bundle) Equal(other *Bundle) bool {
 	if b == nil || other == nil {
 		return b == other
 	}
-	if b == other {
-		return true
-	}
-	return b.trustDomain == other.trustDomain &&
-		jwkutil.KeysEqual(b.WITAuthorities(), other.WITAuthorities())
+	return b.trustDomain == other.trustDomain && b.keys.Equal(&other.keys)
 }
 
 // Clone returns a copy of the bundle with its own authority map; the keys are
 // shared.
 func (b *Bundle) Clone() *Bundle {
-	return &Bundle{trustDomain: b.trustDomain, authorities: b.WITAuthorities()}
+	return FromWITAuthorities(b.trustDomain, b.keys.All())
 }
 
 // GetWITBundleForTrustDomain returns the bundle itself when trustDomain is the

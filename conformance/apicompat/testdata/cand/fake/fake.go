@@ -57,3 +57,42 @@ type Set[T comparable] struct{ m map[T]struct{} }
 
 // Has is identical on both sides.
 func (s *Set[T]) Has(v T) bool { _, ok := s.m[v]; return ok }
+
+// Renamed differs only in parameter names, which is compatible.
+func Renamed(x int, ys ...string) (int, error) { return 0, nil }
+
+// Variadic takes a slice here and is variadic in the reference.
+func Variadic(b []string) {}
+
+// Shapes uses every composite type; it is identical on both sides.
+func Shapes(b [4]byte, x map[string]*dep.Thing, y <-chan int, z chan<- error, g func(n int) (ok bool)) chan string {
+	return nil
+}
+
+// Pair changes a constraint in the reference.
+type Pair[K comparable, V comparable] struct {
+	Key   K
+	Value V
+}
+
+// WasStruct is a struct in the reference.
+type WasStruct int
+
+// WasIface is an interface in the reference.
+type WasIface struct{}
+
+// Wrapper names Thing here and embeds it in the reference.
+type Wrapper struct {
+	Thing dep.Thing
+}
+
+// AliasChanged aliases another type in the reference.
+type AliasChanged = int
+
+// Reader lacks Name.
+type Reader interface {
+	Read(p []byte) (int, error)
+}
+
+// Number has a larger type set in the reference.
+type Number interface{ ~int }

@@ -60,3 +60,43 @@ type Set[T comparable] struct{ m map[T]struct{} }
 
 // Has is identical on both sides.
 func (s *Set[T]) Has(v T) bool { _, ok := s.m[v]; return ok }
+
+// Renamed differs only in parameter names, which is compatible.
+func Renamed(a int, b ...string) (n int, err error) { return 0, nil }
+
+// Variadic becomes a slice parameter in the candidate.
+func Variadic(b ...string) {}
+
+// Shapes uses every composite type; it is identical on both sides.
+func Shapes(a [4]byte, m map[string]*dep.Thing, c <-chan int, s chan<- error, f func(int) bool) chan string {
+	return nil
+}
+
+// Pair changes a constraint in the candidate.
+type Pair[K comparable, V any] struct {
+	Key   K
+	Value V
+}
+
+// WasStruct is not a struct in the candidate.
+type WasStruct struct{ A int }
+
+// WasIface is not an interface in the candidate.
+type WasIface interface{ M() }
+
+// Wrapper embeds Thing here and names it in the candidate.
+type Wrapper struct {
+	dep.Thing
+}
+
+// AliasChanged aliases another type in the candidate.
+type AliasChanged = dep.Thing
+
+// Reader loses a method in the candidate.
+type Reader interface {
+	Read(p []byte) (int, error)
+	Name() string
+}
+
+// Number has a smaller type set in the candidate.
+type Number interface{ ~int | ~int64 }
