@@ -3,8 +3,8 @@ module github.com/spiffekit/spiffekit
 go 1.26
 
 require (
-	github.com/go-jose/go-jose/v4 v4.1.8 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	github.com/zeebo/errs v1.4.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	github.com/go-jose/go-jose/v4 v4.1.8
+	github.com/stretchr/testify v1.12.1
 )
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
