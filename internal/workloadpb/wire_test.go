@@ -1,6 +1,7 @@
 package workloadpb
 
 import (
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -100,6 +101,12 @@ func TestGettersAndRoundTrip(t *testing.T) {
 			again := msg.ProtoReflect().New().Interface()
 			require.NoError(t, proto.Unmarshal(wire, again))
 			assert.True(t, proto.Equal(full, again))
+			if fields.Len() > 0 {
+				assert.Contains(t, again.(fmt.Stringer).String(), string(fields.Get(0).Name()))
+			}
+			// The legacy descriptor accessor points at this message's index.
+			_, path := again.(interface{ Descriptor() ([]byte, []int) }).Descriptor()
+			assert.Equal(t, []int{m.Descriptor().Index()}, path)
 
 			// Every GetX method returns the field X, and zero on a nil message.
 			v := reflect.ValueOf(again)
