@@ -1,9 +1,10 @@
 // Package ca is the signing core of a SPIFFE certificate authority: it mints
-// X509-SVIDs, CA certificates and JWT-SVIDs with the profiles of the SPIFFE
-// standards.
+// X509-SVIDs, CA certificates, JWT-SVIDs and WIT-SVIDs with the profiles of
+// the SPIFFE standards.
 //
 // An [X509Authority] wraps one X.509 signing key (any crypto.Signer) and its
-// CA certificate; a [JWTAuthority] wraps one JWT signing key and its key ID.
+// CA certificate; a [JWTAuthority] wraps one JWT signing key and its key ID,
+// and a [WITAuthority] does the same for WIT-SVIDs (incubating standard).
 // Both are immutable and safe for concurrent use, so rotating keys means
 // building a new authority and swapping it in whole. Each signing call takes
 // a param struct, validates every input, and caps the lifetime it grants at
@@ -32,5 +33,6 @@
 // digitalSignature and extKeyUsage serverAuth and clientAuth; CA certificates
 // carry cA=TRUE, keyUsage keyCertSign and cRLSign, the trust domain ID as URI
 // SAN and no extKeyUsage. JWT-SVIDs have the header alg, kid and typ "JWT" and
-// the claims sub, aud, exp and iat, and nothing else.
+// the claims sub, aud, exp and iat, and nothing else. WIT-SVIDs have typ
+// "wit+jwt", no aud, and bind the workload's public key in cnf.jwk.
 package ca

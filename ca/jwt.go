@@ -221,20 +221,9 @@ func (a *JWTAuthority) signJWTSVID(p *JWTSVIDParams) (string, error) {
 			return "", errors.New("audience is empty")
 		}
 	}
-	ttl, err := validateTTL(p.TTL, DefaultJWTSVIDTTL)
+	iat, expSec, err := a.lifetime(p.TTL, DefaultJWTSVIDTTL)
 	if err != nil {
 		return "", err
-	}
-	now := a.now()
-	exp := now.Add(ttl)
-	if !a.notAfter.IsZero() && exp.After(a.notAfter) {
-		exp = a.notAfter
-	}
-	// NumericDate is whole seconds here; rounding exp down keeps it within
-	// the key's expiry.
-	iat, expSec := now.Unix(), exp.Unix()
-	if expSec <= iat {
-		return "", fmt.Errorf("signing key expired at %s", a.notAfter.UTC().Format(time.RFC3339))
 	}
 	claims, err := json.Marshal(struct {
 		Sub string   `json:"sub"`
@@ -245,7 +234,33 @@ func (a *JWTAuthority) signJWTSVID(p *JWTSVIDParams) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot encode claims: %w", err)
 	}
+	return a.sign(claims)
+}
 
+// lifetime returns iat and exp, in NumericDate seconds, of a token minted
+// now with the requested ttl (def when zero), exp capped at the key's expiry.
+func (a *JWTAuthority) lifetime(ttl, def time.Duration) (iat, exp int64, err error) {
+	ttl, err = validateTTL(ttl, def)
+	if err != nil {
+		return 0, 0, err
+	}
+	now := a.now()
+	end := now.Add(ttl)
+	if !a.notAfter.IsZero() && end.After(a.notAfter) {
+		end = a.notAfter
+	}
+	// NumericDate is whole seconds here; rounding exp down keeps it within
+	// the key's expiry.
+	iat, exp = now.Unix(), end.Unix()
+	if exp <= iat {
+		return 0, 0, fmt.Errorf("signing key expired at %s", a.notAfter.UTC().Format(time.RFC3339))
+	}
+	return iat, exp, nil
+}
+
+// sign returns the compact JWS of the encoded claims under the authority's
+// header.
+func (a *JWTAuthority) sign(claims []byte) (string, error) {
 	enc := base64.RawURLEncoding
 	signed := make([]byte, 0, len(a.header)+enc.EncodedLen(len(claims))+1+enc.EncodedLen(2*512))
 	signed = append(signed, a.header...)

@@ -9,6 +9,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/internal/jwtutil"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -124,14 +125,6 @@ func ParseInsecure(token string, audience []string) (*SVID, error) {
 	})
 }
 
-// allowedAlgorithms is JWT rule 3's list. It is an array, read-only by
-// convention, so that it is built once and never shared with callers.
-var allowedAlgorithms = [...]jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512,
-	jose.ES256, jose.ES384, jose.ES512,
-	jose.PS256, jose.PS384, jose.PS512,
-}
-
 // claimsFunc returns the token's claims, verifying the signature or not.
 type claimsFunc func(*jwt.JSONWebToken, spiffeid.TrustDomain) (map[string]any, error)
 
@@ -141,7 +134,7 @@ func parse(token string, audience []string, getClaims claimsFunc) (*SVID, error)
 	}
 	// JWT steps S1, S2: compact serialization only (a JSON serialization does
 	// not have three dot-separated parts), alg in the allow-list.
-	tok, err := jwt.ParseSigned(token, allowedAlgorithms[:])
+	tok, err := jwt.ParseSigned(token, jwtutil.Algorithms())
 	if err != nil {
 		return nil, &wrapError{msg: "jwtsvid: unable to parse JWT token", err: err}
 	}
