@@ -29,6 +29,7 @@ var sharedPackages = []string{
 	"bundle/jwtbundle",
 	"bundle/spiffebundle",
 	"exp/bundle/witbundle",
+	"exp/svid/witsvid",
 }
 
 // TestSourceCompatibleWithGoSPIFFE checks that every exported identifier of
