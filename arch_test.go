@@ -17,14 +17,18 @@ const module = "github.com/spiffekit/spiffekit"
 func layer(pkg string) (int, bool) {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
 	switch {
-	case rel == "spiffeid":
+	case rel == "spiffeid", rel == "logger":
 		return 0, true
 	case strings.HasPrefix(rel, "bundle/"), strings.HasPrefix(rel, "exp/bundle/"):
 		return 1, true
 	case strings.HasPrefix(rel, "svid/"), strings.HasPrefix(rel, "exp/svid/"):
 		return 2, true
-	case rel == "ca" || strings.HasPrefix(rel, "ca/"):
+	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
+	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint":
+		return 4, true
+	case rel == "spiffetls":
+		return 5, true
 	}
 	return 0, false
 }
@@ -49,6 +53,9 @@ func TestImportMap(t *testing.T) {
 		pkg, imports := fields[0], fields[1:]
 		packages++
 		myLayer, layered := layer(pkg)
+		if rel := strings.TrimPrefix(pkg, module); !layered && rel != "" && !strings.HasPrefix(rel, "/internal/") {
+			t.Errorf("%s is not in the import map: add it to layer() and to docs/ARCHITECTURE.md", pkg)
+		}
 		for _, imp := range imports {
 			switch {
 			case strings.HasPrefix(imp, "github.com/spiffe/go-spiffe"):

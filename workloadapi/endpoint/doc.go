@@ -1,0 +1,41 @@
+// Package endpoint is the server side of the SPIFFE Workload API: it serves
+// each local caller its X509-SVIDs, JWT-SVIDs, optional WIT-SVIDs and the
+// bundles it trusts, over gRPC on a unix socket, and pushes a new message to
+// every open stream when the caller's view changes.
+//
+// The package does not decide who gets what. A [Handler] does: given the
+// [Caller] (its pid, uid and gid, read from the socket with SO_PEERCRED), it
+// returns the caller's [Snapshot] and tells the server when it changes.
+// [MemoryHandler] keeps snapshots in memory, keyed by UID by default; an
+// issuing server plugs in its own Handler backed by a CA and a registry.
+//
+// # Usage
+//
+//	handler := endpoint.NewMemoryHandler(endpoint.MemoryConfig{SignJWT: signJWT})
+//	err := handler.Set("1000", &endpoint.Snapshot{ // callers running as uid 1000
+//		TrustDomain: td,
+//		X509SVIDs:   []*x509svid.SVID{svid},
+//		Bundles:     []*spiffebundle.Bundle{ownBundle, federatedBundle},
+//	})
+//	srv, err := endpoint.New(endpoint.Config{Handler: handler, Logger: logger})
+//	lis, err := endpoint.ListenUnix("/run/spiffe/agent.sock", 0o777)
+//	err = srv.Serve(ctx, lis) // until ctx is done
+//
+//	// Rotation: build a new Snapshot and Set it; open streams get it at once.
+//	err = handler.Set("1000", nextSnapshot)
+//
+// # Behaviour
+//
+// Every Workload API method first checks the security header (WE rule 6),
+// then identifies the caller, then the request's mandatory fields, and
+// answers PermissionDenied to a caller with no identity. Watch streams send
+// the complete view at once and then only when what they would send differs
+// from what they last sent; they end with PermissionDenied when the caller's
+// entitlement goes away, and with Unavailable when Serve stops. Handler
+// errors become status codes in one place; details of unexpected errors are
+// logged, never sent.
+//
+// Each Snapshot is encoded once and the bytes are shared by every stream that
+// sees it, so a rotation reaching thousands of streams costs one encoding
+// plus one write per stream.
+package endpoint

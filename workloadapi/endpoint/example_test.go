@@ -1,0 +1,91 @@
+package endpoint_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/workloadpb"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+)
+
+func Example() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// An in-process CA mints an X509-SVID for spiffe://example.org/web.
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, err := ca.CreateRoot(ctx, ca.RootParams{Signer: caKey, TrustDomain: td})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	authority, _ := ca.NewX509Authority(ca.X509AuthorityConfig{Signer: caKey, Certificate: root})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	id := spiffeid.RequireFromPath(td, "/web")
+	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: key.Public(), ID: id})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// Every process of this user gets that SVID.
+	handler := endpoint.NewMemoryHandler(endpoint.MemoryConfig{})
+	err = handler.Set(strconv.Itoa(os.Getuid()), &endpoint.Snapshot{
+		TrustDomain: td,
+		X509SVIDs:   []*x509svid.SVID{{ID: id, Certificates: chain, PrivateKey: key}},
+		Bundles:     []*spiffebundle.Bundle{spiffebundle.FromX509Authorities(td, authority.Chain())},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	dir, _ := os.MkdirTemp("", "wl")
+	defer os.RemoveAll(dir)
+	socket := filepath.Join(dir, "agent.sock")
+	lis, err := endpoint.ListenUnix(socket, 0o777)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv, _ := endpoint.New(endpoint.Config{Handler: handler})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+
+	// A workload fetches its SVID; clients add the security header.
+	conn, _ := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	client := workloadpb.NewWorkloadAPIClient(conn)
+	callCtx := metadata.AppendToOutgoingContext(ctx, workloadpb.HeaderKey, workloadpb.HeaderValue)
+	stream, err := client.FetchX509SVID(callCtx, &workloadpb.X509SVIDRequest{})
+	if err == nil {
+		var resp *workloadpb.X509SVIDResponse
+		if resp, err = stream.Recv(); err == nil {
+			fmt.Println(resp.Svids[0].SpiffeId)
+		}
+	}
+	if err != nil {
+		fmt.Println(err)
+	}
+
+	conn.Close()
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// spiffe://example.org/web
+	// <nil>
+}

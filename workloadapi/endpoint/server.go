@@ -1,0 +1,105 @@
+package endpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"google.golang.org/grpc"
+
+	"github.com/spiffekit/spiffekit/internal/workloadpb"
+)
+
+// MaxRequestSize bounds the size of one request message in bytes. The
+// largest legitimate one is a ValidateJWTSVID request carrying a token of at
+// most jwtsvid.MaxTokenLength bytes.
+const MaxRequestSize = 64 << 10
+
+// MaxAudiences bounds the number of audience values in a FetchJWTSVID
+// request.
+const MaxAudiences = 64
+
+// Config configures New. The struct is copied.
+type Config struct {
+	// Handler decides what each caller gets. Required.
+	Handler Handler
+
+	// Logger receives request failures (Internal errors in full, denied
+	// callers at debug level). Nil discards the output.
+	Logger *slog.Logger
+
+	// WIT turns on the optional WIT-SVID profile: FetchWITSVID and
+	// FetchWITBundles serve the WIT material of each Snapshot. When false
+	// (the default) both answer Unimplemented, as WIT rule 17 requires of a
+	// server without the profile.
+	WIT bool
+
+	// Register, when set, is called with each gRPC server Serve builds, to
+	// add further services on the same endpoint, such as health or
+	// reflection (WE rule 7: extensions are separate services). The
+	// security header is checked only for Workload API methods.
+	Register func(grpc.ServiceRegistrar)
+}
+
+// Server serves the SPIFFE Workload API. It is safe for concurrent use;
+// one Server may serve several listeners at once.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a server for cfg. It fails when cfg.Handler is nil.
+func New(cfg Config) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("endpoint: handler is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log}, nil
+}
+
+// Serve accepts Workload API connections on lis until ctx is done, then
+// stops: it ends every watch stream with Unavailable, cancels the contexts
+// of unary calls, waits for every RPC to return, closes lis and returns nil.
+// It returns early, with the error, when lis fails. The caller owns the
+// goroutine that runs Serve.
+//
+// On a unix socket (see ListenUnix) each caller is identified by its kernel
+// credentials; on TCP only by its address, which WE rule 2 allows only on
+// loopback or an equally trusted network.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	if ctx.Err() != nil {
+		lis.Close()
+		return nil
+	}
+	gs := grpc.NewServer(
+		grpc.Creds(peerCreds{}),
+		grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxRecvMsgSize(MaxRequestSize),
+		grpc.WaitForHandlers(true),
+	)
+	workloadpb.RegisterWorkloadAPIServer(gs, &service{Server: s, serveCtx: ctx})
+	if s.cfg.Register != nil {
+		s.cfg.Register(gs)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	select {
+	case err := <-errc:
+		gs.Stop()
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("endpoint: serve: %w", err)
+	case <-ctx.Done():
+		// Watch streams see ctx too and end; GracefulStop then waits for
+		// the last handler (WaitForHandlers).
+		gs.GracefulStop()
+		<-errc
+		return nil
+	}
+}
