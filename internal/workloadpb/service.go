@@ -139,7 +139,7 @@ var serviceDesc = grpc.ServiceDesc{
 		{StreamName: "FetchWITSVID", ServerStreams: true, Handler: serverStream(WorkloadAPIServer.FetchWITSVID)},
 		{StreamName: "FetchWITBundles", ServerStreams: true, Handler: serverStream(WorkloadAPIServer.FetchWITBundles)},
 	},
-	Metadata: "workload.proto",
+	Metadata: "spiffekit_workload.proto",
 }
 
 // WorkloadAPIClient is the client side of the Workload API. It does not add

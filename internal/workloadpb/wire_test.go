@@ -15,7 +15,7 @@ import (
 )
 
 // wireTable is section B of shared/spec/workload-api.md: every message with
-// every field's name, number and type. A change to workload.proto that breaks
+// every field's name, number and type. A change to spiffekit_workload.proto that breaks
 // wire compatibility fails here.
 var wireTable = map[proto.Message][]string{
 	&X509SVIDRequest{}:         nil,

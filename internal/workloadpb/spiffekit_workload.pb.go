@@ -2,9 +2,10 @@
 // workloadapi.proto: every message keeps its field names, numbers and types.
 //
 // The standard's file declares no proto package, so its message and service
-// names are unqualified. Ours live in their own package, so that a program can
-// link this module beside go-spiffe (which registers the unqualified names)
-// without a registration conflict. Names never travel on the wire; only the
+// names are unqualified. Ours live in their own package, and this file has its
+// own name, so that a program can link this module beside go-spiffe (which
+// registers the unqualified names and the file "workload.proto") without a
+// registration conflict. Names never travel on the wire; only the
 // method paths do, and those come from the hand-written service description in
 // service.go, whose service name is "SpiffeWorkloadAPI".
 
@@ -12,7 +13,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        (unknown)
-// source: workload.proto
+// source: spiffekit_workload.proto
 
 package workloadpb
 
@@ -40,7 +41,7 @@ type X509SVIDRequest struct {
 
 func (x *X509SVIDRequest) Reset() {
 	*x = X509SVIDRequest{}
-	mi := &file_workload_proto_msgTypes[0]
+	mi := &file_spiffekit_workload_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +53,7 @@ func (x *X509SVIDRequest) String() string {
 func (*X509SVIDRequest) ProtoMessage() {}
 
 func (x *X509SVIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[0]
+	mi := &file_spiffekit_workload_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +66,7 @@ func (x *X509SVIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use X509SVIDRequest.ProtoReflect.Descriptor instead.
 func (*X509SVIDRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{0}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{0}
 }
 
 type X509SVIDResponse struct {
@@ -79,7 +80,7 @@ type X509SVIDResponse struct {
 
 func (x *X509SVIDResponse) Reset() {
 	*x = X509SVIDResponse{}
-	mi := &file_workload_proto_msgTypes[1]
+	mi := &file_spiffekit_workload_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +92,7 @@ func (x *X509SVIDResponse) String() string {
 func (*X509SVIDResponse) ProtoMessage() {}
 
 func (x *X509SVIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[1]
+	mi := &file_spiffekit_workload_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +105,7 @@ func (x *X509SVIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use X509SVIDResponse.ProtoReflect.Descriptor instead.
 func (*X509SVIDResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{1}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *X509SVIDResponse) GetSvids() []*X509SVID {
@@ -141,7 +142,7 @@ type X509SVID struct {
 
 func (x *X509SVID) Reset() {
 	*x = X509SVID{}
-	mi := &file_workload_proto_msgTypes[2]
+	mi := &file_spiffekit_workload_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +154,7 @@ func (x *X509SVID) String() string {
 func (*X509SVID) ProtoMessage() {}
 
 func (x *X509SVID) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[2]
+	mi := &file_spiffekit_workload_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +167,7 @@ func (x *X509SVID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use X509SVID.ProtoReflect.Descriptor instead.
 func (*X509SVID) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{2}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *X509SVID) GetSpiffeId() string {
@@ -212,7 +213,7 @@ type X509BundlesRequest struct {
 
 func (x *X509BundlesRequest) Reset() {
 	*x = X509BundlesRequest{}
-	mi := &file_workload_proto_msgTypes[3]
+	mi := &file_spiffekit_workload_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +225,7 @@ func (x *X509BundlesRequest) String() string {
 func (*X509BundlesRequest) ProtoMessage() {}
 
 func (x *X509BundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[3]
+	mi := &file_spiffekit_workload_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +238,7 @@ func (x *X509BundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use X509BundlesRequest.ProtoReflect.Descriptor instead.
 func (*X509BundlesRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{3}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{3}
 }
 
 type X509BundlesResponse struct {
@@ -250,7 +251,7 @@ type X509BundlesResponse struct {
 
 func (x *X509BundlesResponse) Reset() {
 	*x = X509BundlesResponse{}
-	mi := &file_workload_proto_msgTypes[4]
+	mi := &file_spiffekit_workload_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +263,7 @@ func (x *X509BundlesResponse) String() string {
 func (*X509BundlesResponse) ProtoMessage() {}
 
 func (x *X509BundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[4]
+	mi := &file_spiffekit_workload_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +276,7 @@ func (x *X509BundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use X509BundlesResponse.ProtoReflect.Descriptor instead.
 func (*X509BundlesResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{4}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *X509BundlesResponse) GetCrl() [][]byte {
@@ -302,7 +303,7 @@ type JWTSVIDRequest struct {
 
 func (x *JWTSVIDRequest) Reset() {
 	*x = JWTSVIDRequest{}
-	mi := &file_workload_proto_msgTypes[5]
+	mi := &file_spiffekit_workload_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +315,7 @@ func (x *JWTSVIDRequest) String() string {
 func (*JWTSVIDRequest) ProtoMessage() {}
 
 func (x *JWTSVIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[5]
+	mi := &file_spiffekit_workload_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +328,7 @@ func (x *JWTSVIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWTSVIDRequest.ProtoReflect.Descriptor instead.
 func (*JWTSVIDRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{5}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JWTSVIDRequest) GetAudience() []string {
@@ -353,7 +354,7 @@ type JWTSVIDResponse struct {
 
 func (x *JWTSVIDResponse) Reset() {
 	*x = JWTSVIDResponse{}
-	mi := &file_workload_proto_msgTypes[6]
+	mi := &file_spiffekit_workload_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +366,7 @@ func (x *JWTSVIDResponse) String() string {
 func (*JWTSVIDResponse) ProtoMessage() {}
 
 func (x *JWTSVIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[6]
+	mi := &file_spiffekit_workload_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +379,7 @@ func (x *JWTSVIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWTSVIDResponse.ProtoReflect.Descriptor instead.
 func (*JWTSVIDResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{6}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JWTSVIDResponse) GetSvids() []*JWTSVID {
@@ -399,7 +400,7 @@ type JWTSVID struct {
 
 func (x *JWTSVID) Reset() {
 	*x = JWTSVID{}
-	mi := &file_workload_proto_msgTypes[7]
+	mi := &file_spiffekit_workload_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +412,7 @@ func (x *JWTSVID) String() string {
 func (*JWTSVID) ProtoMessage() {}
 
 func (x *JWTSVID) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[7]
+	mi := &file_spiffekit_workload_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +425,7 @@ func (x *JWTSVID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWTSVID.ProtoReflect.Descriptor instead.
 func (*JWTSVID) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{7}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JWTSVID) GetSpiffeId() string {
@@ -456,7 +457,7 @@ type JWTBundlesRequest struct {
 
 func (x *JWTBundlesRequest) Reset() {
 	*x = JWTBundlesRequest{}
-	mi := &file_workload_proto_msgTypes[8]
+	mi := &file_spiffekit_workload_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +469,7 @@ func (x *JWTBundlesRequest) String() string {
 func (*JWTBundlesRequest) ProtoMessage() {}
 
 func (x *JWTBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[8]
+	mi := &file_spiffekit_workload_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +482,7 @@ func (x *JWTBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWTBundlesRequest.ProtoReflect.Descriptor instead.
 func (*JWTBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{8}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{8}
 }
 
 type JWTBundlesResponse struct {
@@ -493,7 +494,7 @@ type JWTBundlesResponse struct {
 
 func (x *JWTBundlesResponse) Reset() {
 	*x = JWTBundlesResponse{}
-	mi := &file_workload_proto_msgTypes[9]
+	mi := &file_spiffekit_workload_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +506,7 @@ func (x *JWTBundlesResponse) String() string {
 func (*JWTBundlesResponse) ProtoMessage() {}
 
 func (x *JWTBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[9]
+	mi := &file_spiffekit_workload_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +519,7 @@ func (x *JWTBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWTBundlesResponse.ProtoReflect.Descriptor instead.
 func (*JWTBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{9}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JWTBundlesResponse) GetBundles() map[string][]byte {
@@ -538,7 +539,7 @@ type ValidateJWTSVIDRequest struct {
 
 func (x *ValidateJWTSVIDRequest) Reset() {
 	*x = ValidateJWTSVIDRequest{}
-	mi := &file_workload_proto_msgTypes[10]
+	mi := &file_spiffekit_workload_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +551,7 @@ func (x *ValidateJWTSVIDRequest) String() string {
 func (*ValidateJWTSVIDRequest) ProtoMessage() {}
 
 func (x *ValidateJWTSVIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[10]
+	mi := &file_spiffekit_workload_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +564,7 @@ func (x *ValidateJWTSVIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateJWTSVIDRequest.ProtoReflect.Descriptor instead.
 func (*ValidateJWTSVIDRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{10}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ValidateJWTSVIDRequest) GetAudience() string {
@@ -590,7 +591,7 @@ type ValidateJWTSVIDResponse struct {
 
 func (x *ValidateJWTSVIDResponse) Reset() {
 	*x = ValidateJWTSVIDResponse{}
-	mi := &file_workload_proto_msgTypes[11]
+	mi := &file_spiffekit_workload_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +603,7 @@ func (x *ValidateJWTSVIDResponse) String() string {
 func (*ValidateJWTSVIDResponse) ProtoMessage() {}
 
 func (x *ValidateJWTSVIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[11]
+	mi := &file_spiffekit_workload_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +616,7 @@ func (x *ValidateJWTSVIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateJWTSVIDResponse.ProtoReflect.Descriptor instead.
 func (*ValidateJWTSVIDResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{11}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ValidateJWTSVIDResponse) GetSpiffeId() string {
@@ -641,7 +642,7 @@ type WITSVIDRequest struct {
 
 func (x *WITSVIDRequest) Reset() {
 	*x = WITSVIDRequest{}
-	mi := &file_workload_proto_msgTypes[12]
+	mi := &file_spiffekit_workload_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +654,7 @@ func (x *WITSVIDRequest) String() string {
 func (*WITSVIDRequest) ProtoMessage() {}
 
 func (x *WITSVIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[12]
+	mi := &file_spiffekit_workload_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +667,7 @@ func (x *WITSVIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WITSVIDRequest.ProtoReflect.Descriptor instead.
 func (*WITSVIDRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{12}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WITSVIDRequest) GetSpiffeId() string {
@@ -685,7 +686,7 @@ type WITSVIDResponse struct {
 
 func (x *WITSVIDResponse) Reset() {
 	*x = WITSVIDResponse{}
-	mi := &file_workload_proto_msgTypes[13]
+	mi := &file_spiffekit_workload_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +698,7 @@ func (x *WITSVIDResponse) String() string {
 func (*WITSVIDResponse) ProtoMessage() {}
 
 func (x *WITSVIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[13]
+	mi := &file_spiffekit_workload_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +711,7 @@ func (x *WITSVIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WITSVIDResponse.ProtoReflect.Descriptor instead.
 func (*WITSVIDResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{13}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WITSVIDResponse) GetSvids() []*WITSVID {
@@ -732,7 +733,7 @@ type WITSVID struct {
 
 func (x *WITSVID) Reset() {
 	*x = WITSVID{}
-	mi := &file_workload_proto_msgTypes[14]
+	mi := &file_spiffekit_workload_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +745,7 @@ func (x *WITSVID) String() string {
 func (*WITSVID) ProtoMessage() {}
 
 func (x *WITSVID) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[14]
+	mi := &file_spiffekit_workload_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +758,7 @@ func (x *WITSVID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WITSVID.ProtoReflect.Descriptor instead.
 func (*WITSVID) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{14}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WITSVID) GetSpiffeId() string {
@@ -796,7 +797,7 @@ type WITBundlesRequest struct {
 
 func (x *WITBundlesRequest) Reset() {
 	*x = WITBundlesRequest{}
-	mi := &file_workload_proto_msgTypes[15]
+	mi := &file_spiffekit_workload_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +809,7 @@ func (x *WITBundlesRequest) String() string {
 func (*WITBundlesRequest) ProtoMessage() {}
 
 func (x *WITBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[15]
+	mi := &file_spiffekit_workload_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +822,7 @@ func (x *WITBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WITBundlesRequest.ProtoReflect.Descriptor instead.
 func (*WITBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{15}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{15}
 }
 
 type WITBundlesResponse struct {
@@ -833,7 +834,7 @@ type WITBundlesResponse struct {
 
 func (x *WITBundlesResponse) Reset() {
 	*x = WITBundlesResponse{}
-	mi := &file_workload_proto_msgTypes[16]
+	mi := &file_spiffekit_workload_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +846,7 @@ func (x *WITBundlesResponse) String() string {
 func (*WITBundlesResponse) ProtoMessage() {}
 
 func (x *WITBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workload_proto_msgTypes[16]
+	mi := &file_spiffekit_workload_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +859,7 @@ func (x *WITBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WITBundlesResponse.ProtoReflect.Descriptor instead.
 func (*WITBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_workload_proto_rawDescGZIP(), []int{16}
+	return file_spiffekit_workload_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WITBundlesResponse) GetBundles() map[string]string {
@@ -868,11 +869,11 @@ func (x *WITBundlesResponse) GetBundles() map[string]string {
 	return nil
 }
 
-var File_workload_proto protoreflect.FileDescriptor
+var File_spiffekit_workload_proto protoreflect.FileDescriptor
 
-const file_workload_proto_rawDesc = "" +
+const file_spiffekit_workload_proto_rawDesc = "" +
 	"\n" +
-	"\x0eworkload.proto\x12\x1bspiffekit.internal.workload\x1a\x1cgoogle/protobuf/struct.proto\"\x11\n" +
+	"\x18spiffekit_workload.proto\x12\x1bspiffekit.internal.workload\x1a\x1cgoogle/protobuf/struct.proto\"\x11\n" +
 	"\x0fX509SVIDRequest\"\x98\x02\n" +
 	"\x10X509SVIDResponse\x12;\n" +
 	"\x05svids\x18\x01 \x03(\v2%.spiffekit.internal.workload.X509SVIDR\x05svids\x12\x10\n" +
@@ -933,19 +934,19 @@ const file_workload_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B4Z2github.com/spiffekit/spiffekit/internal/workloadpbb\x06proto3"
 
 var (
-	file_workload_proto_rawDescOnce sync.Once
-	file_workload_proto_rawDescData []byte
+	file_spiffekit_workload_proto_rawDescOnce sync.Once
+	file_spiffekit_workload_proto_rawDescData []byte
 )
 
-func file_workload_proto_rawDescGZIP() []byte {
-	file_workload_proto_rawDescOnce.Do(func() {
-		file_workload_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_workload_proto_rawDesc), len(file_workload_proto_rawDesc)))
+func file_spiffekit_workload_proto_rawDescGZIP() []byte {
+	file_spiffekit_workload_proto_rawDescOnce.Do(func() {
+		file_spiffekit_workload_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_spiffekit_workload_proto_rawDesc), len(file_spiffekit_workload_proto_rawDesc)))
 	})
-	return file_workload_proto_rawDescData
+	return file_spiffekit_workload_proto_rawDescData
 }
 
-var file_workload_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
-var file_workload_proto_goTypes = []any{
+var file_spiffekit_workload_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_spiffekit_workload_proto_goTypes = []any{
 	(*X509SVIDRequest)(nil),         // 0: spiffekit.internal.workload.X509SVIDRequest
 	(*X509SVIDResponse)(nil),        // 1: spiffekit.internal.workload.X509SVIDResponse
 	(*X509SVID)(nil),                // 2: spiffekit.internal.workload.X509SVID
@@ -969,7 +970,7 @@ var file_workload_proto_goTypes = []any{
 	nil,                             // 20: spiffekit.internal.workload.WITBundlesResponse.BundlesEntry
 	(*structpb.Struct)(nil),         // 21: google.protobuf.Struct
 }
-var file_workload_proto_depIdxs = []int32{
+var file_spiffekit_workload_proto_depIdxs = []int32{
 	2,  // 0: spiffekit.internal.workload.X509SVIDResponse.svids:type_name -> spiffekit.internal.workload.X509SVID
 	17, // 1: spiffekit.internal.workload.X509SVIDResponse.federated_bundles:type_name -> spiffekit.internal.workload.X509SVIDResponse.FederatedBundlesEntry
 	18, // 2: spiffekit.internal.workload.X509BundlesResponse.bundles:type_name -> spiffekit.internal.workload.X509BundlesResponse.BundlesEntry
@@ -985,26 +986,26 @@ var file_workload_proto_depIdxs = []int32{
 	0,  // [0:8] is the sub-list for field type_name
 }
 
-func init() { file_workload_proto_init() }
-func file_workload_proto_init() {
-	if File_workload_proto != nil {
+func init() { file_spiffekit_workload_proto_init() }
+func file_spiffekit_workload_proto_init() {
+	if File_spiffekit_workload_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workload_proto_rawDesc), len(file_workload_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spiffekit_workload_proto_rawDesc), len(file_spiffekit_workload_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_workload_proto_goTypes,
-		DependencyIndexes: file_workload_proto_depIdxs,
-		MessageInfos:      file_workload_proto_msgTypes,
+		GoTypes:           file_spiffekit_workload_proto_goTypes,
+		DependencyIndexes: file_spiffekit_workload_proto_depIdxs,
+		MessageInfos:      file_spiffekit_workload_proto_msgTypes,
 	}.Build()
-	File_workload_proto = out.File
-	file_workload_proto_goTypes = nil
-	file_workload_proto_depIdxs = nil
+	File_spiffekit_workload_proto = out.File
+	file_spiffekit_workload_proto_goTypes = nil
+	file_spiffekit_workload_proto_depIdxs = nil
 }
