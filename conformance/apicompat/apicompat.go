@@ -52,7 +52,12 @@ func PrefixMapper(from, to string) PathMapper {
 // (alias or defined, underlying kind). For struct types, every exported field
 // (type and embedding); for interface types, the exported method set, which
 // must be equal, because an extra method would break types implementing the
-// reference interface; for all other defined types, the underlying type.
+// reference interface, and the type terms of constraints. An interface with
+// an unexported method is sealed: only its own package can implement it, so
+// the names of its unexported methods are invisible to users and only
+// sealing an interface the reference leaves open is reported. Whether a
+// method is listed or comes from an embedded interface does not matter. For
+// all other defined types, the underlying type.
 // For every exported type T, the exported methods in the method sets of T
 // and *T, so a method moved from a value to a pointer receiver is reported.
 // Extra identifiers in cand are allowed. The result is sorted by item.
@@ -213,9 +218,15 @@ func (c *comparer) interfaceMethods(name string, r, ci *types.Interface) {
 	for i := range ci.NumMethods() {
 		have[ci.Method(i).Name()] = ci.Method(i)
 	}
+	if rs, cs := sealed(r), sealed(ci); !rs && cs {
+		c.add(name, "interface is sealed (has an unexported method): types implementing the reference interface would not implement this one")
+	}
 	want := make(map[string]bool, r.NumMethods())
 	for i := range r.NumMethods() {
 		rm := r.Method(i)
+		if !rm.Exported() {
+			continue // see sealed
+		}
 		want[rm.Name()] = true
 		item := name + "." + rm.Name()
 		cm, ok := have[rm.Name()]
@@ -226,7 +237,7 @@ func (c *comparer) interfaceMethods(name string, r, ci *types.Interface) {
 		c.sameType(item, rm.Type(), cm.Type())
 	}
 	for i := range ci.NumMethods() {
-		if m := ci.Method(i); !want[m.Name()] {
+		if m := ci.Method(i); m.Exported() && !want[m.Name()] {
 			c.add(name+"."+m.Name(), "extra interface method (types implementing the reference interface would not implement this one)")
 		}
 	}
@@ -300,11 +311,28 @@ func signatureString(sig *types.Signature, q types.Qualifier) string {
 	return b.String()
 }
 
-// typeSetTerms renders the non-method part of a constraint interface.
+// sealed reports whether i has an unexported method, which only types of
+// its own package can implement.
+func sealed(i *types.Interface) bool {
+	for j := range i.NumMethods() {
+		if !i.Method(j).Exported() {
+			return true
+		}
+	}
+	return false
+}
+
+// typeSetTerms renders the non-method part of a constraint interface: its
+// embedded elements other than plain method-set interfaces, whose methods
+// are compared with the listed ones.
 func typeSetTerms(i *types.Interface, q types.Qualifier) string {
 	var parts []string
 	for j := range i.NumEmbeddeds() {
-		parts = append(parts, typeString(i.EmbeddedType(j), q))
+		e := i.EmbeddedType(j)
+		if ei, ok := e.Underlying().(*types.Interface); ok && ei.IsMethodSet() {
+			continue
+		}
+		parts = append(parts, typeString(e, q))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")

@@ -96,3 +96,18 @@ type Reader interface {
 
 // Number has a larger type set in the reference.
 type Number interface{ ~int }
+
+// Option is sealed on both sides, with another unexported method here.
+type Option interface{ configure(*Box) }
+
+// Combined embeds interfaces here and lists its methods in the reference.
+type Combined interface {
+	io.ReadCloser
+}
+
+// Open is sealed here: types implementing the reference would not
+// implement it.
+type Open interface {
+	Get() int
+	seal()
+}

@@ -100,3 +100,16 @@ type Reader interface {
 
 // Number has a smaller type set in the candidate.
 type Number interface{ ~int | ~int64 }
+
+// Option is sealed on both sides, with another unexported method in the
+// candidate; users cannot tell the difference.
+type Option interface{ apply(*Box) }
+
+// Combined lists its methods here and embeds interfaces in the candidate.
+type Combined interface {
+	io.Reader
+	Close() error
+}
+
+// Open can be implemented by anyone here; the candidate seals it.
+type Open interface{ Get() int }
