@@ -86,21 +86,26 @@ func (c *Client) Close() error {
 // FetchX509SVID fetches the default X509-SVID, i.e. the first in the list
 // returned by the Workload API (WAPI rule 9).
 //
-// Stricter than go-spiffe, which parses the first entry only: the whole
-// response is checked (see FetchX509Context), and a malformed one is an
-// error (WAPI rule 6).
+// Stricter than go-spiffe, which parses the first entry only: every SVID of
+// the response is checked as in FetchX509Context, and a malformed one is an
+// error (WAPI rule 6). Bundles must be present but are not parsed; use
+// FetchX509Context to get them.
 func (c *Client) FetchX509SVID(ctx context.Context) (*x509svid.SVID, error) {
-	x509Ctx, err := c.FetchX509Context(ctx)
+	svids, err := c.FetchX509SVIDs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return x509Ctx.SVIDs[0], nil
+	return svids[0], nil
 }
 
 // FetchX509SVIDs fetches all X509-SVIDs. A later SVID whose non-empty hint
 // repeats an earlier one is skipped (WAPI rule 8).
 func (c *Client) FetchX509SVIDs(ctx context.Context) ([]*x509svid.SVID, error) {
-	x509Ctx, err := c.FetchX509Context(ctx)
+	resp, err := fetchFirst(ctx, c.wl.FetchX509SVID, &workloadpb.X509SVIDRequest{})
+	if err != nil {
+		return nil, wrapCallErr("FetchX509SVID", err)
+	}
+	x509Ctx, err := parseX509SVIDResponse(resp, false)
 	if err != nil {
 		return nil, err
 	}

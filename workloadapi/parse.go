@@ -48,6 +48,14 @@ func (s hintSet) skip(h string) (bool, error) {
 }
 
 func parseX509Context(resp *workloadpb.X509SVIDResponse) (*X509Context, error) {
+	return parseX509SVIDResponse(resp, true)
+}
+
+// parseX509SVIDResponse parses the SVIDs of resp and, when withBundles is
+// set, its bundles. Without bundles, each SVID's bundle must still be present
+// but is not parsed: callers that asked only for SVIDs do not pay for
+// certificates they will not use.
+func parseX509SVIDResponse(resp *workloadpb.X509SVIDResponse, withBundles bool) (*X509Context, error) {
 	if len(resp.GetSvids()) == 0 {
 		return nil, errors.New("workloadapi: no SVIDs in response")
 	}
@@ -67,20 +75,25 @@ func parseX509Context(resp *workloadpb.X509SVIDResponse) (*X509Context, error) {
 		if len(s.GetBundle()) == 0 {
 			return nil, fmt.Errorf("workloadapi: SVID %d: missing bundle", i)
 		}
-		bundle, err := x509bundle.ParseRaw(svid.ID.TrustDomain(), s.GetBundle())
-		if err != nil {
-			return nil, fmt.Errorf("workloadapi: SVID %d: %w", i, err)
+		if withBundles {
+			bundle, err := x509bundle.ParseRaw(svid.ID.TrustDomain(), s.GetBundle())
+			if err != nil {
+				return nil, fmt.Errorf("workloadapi: SVID %d: %w", i, err)
+			}
+			bundles.Add(bundle)
 		}
 		dup, err := hints.skip(s.GetHint())
 		if err != nil {
 			return nil, err
 		}
-		bundles.Add(bundle)
 		if dup {
 			continue
 		}
 		svid.Hint = s.GetHint()
 		svids = append(svids, svid)
+	}
+	if !withBundles {
+		return &X509Context{SVIDs: svids, Bundles: bundles}, nil
 	}
 	for key, raw := range resp.GetFederatedBundles() {
 		td, err := trustDomainFromKey(key)

@@ -51,6 +51,29 @@ func TestParseX509ContextRejects(t *testing.T) {
 	}
 }
 
+// FetchX509SVID(s) parse every SVID but not the bundles the caller did not ask
+// for; a missing bundle is still an error (WAPI rule 6).
+func TestParseX509SVIDsWithoutBundles(t *testing.T) {
+	f := newFixture(t)
+	resp := f.x509Response("/a", "/b")
+	resp.Svids[1].Bundle = []byte{1, 2}
+	resp.FederatedBundles = map[string][]byte{"spiffe://foreign.test": []byte("x")}
+	got, err := parseX509SVIDResponse(resp, false)
+	require.NoError(t, err)
+	require.Len(t, got.SVIDs, 2)
+	assert.Equal(t, f.id("/a"), got.SVIDs[0].ID)
+	assert.Equal(t, 0, got.Bundles.Len())
+
+	resp.Svids[1].Bundle = nil
+	_, err = parseX509SVIDResponse(resp, false)
+	require.ErrorContains(t, err, "missing bundle")
+
+	resp = f.x509Response("/a")
+	resp.Svids[0].X509SvidKey = nil
+	_, err = parseX509SVIDResponse(resp, false)
+	require.ErrorContains(t, err, "SVID 0")
+}
+
 func TestParseBundlesRejects(t *testing.T) {
 	_, err := parseX509Bundles(&workloadpb.X509BundlesResponse{})
 	assert.EqualError(t, err, "workloadapi: no bundles in response")
