@@ -5,46 +5,93 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log"
-	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 
-	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/spiffetls"
+	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
-// mtlsConfig returns a TLS configuration that presents svid and accepts only a
-// peer whose X509-SVID verifies against bundles and whose ID passes match.
-// The check runs in VerifyConnection, which also runs on resumed sessions.
-func mtlsConfig(svid tls.Certificate, bundles x509bundle.Source, match spiffeid.Matcher) *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{svid},
-		ClientAuth:         tls.RequireAnyClientCert,
-		InsecureSkipVerify: true, // replaced by the SPIFFE verification below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, _, err := x509svid.Verify(cs.PeerCertificates, bundles)
-			if err != nil {
-				return err
-			}
-			return match(id)
-		},
+// Example_mTLS runs the whole kit in one process: an in-process CA mints two
+// X509-SVIDs, a Workload API server hands them out on a unix socket, and a
+// server and a client, each with its own X509Source, authenticate each other
+// by SPIFFE ID over mutual TLS.
+func Example_mTLS() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	billing := spiffeid.RequireFromPath(td, "/billing")
+	web := spiffeid.RequireFromPath(td, "/web")
+
+	// The issuer: a CA and a Workload API server on a temporary socket.
+	socket := startIssuer(ctx, td, billing, web)
+
+	// Both workloads run as this user, so the server gives both SVIDs to
+	// each; the hint tells them apart.
+	source := func(hint string) *workloadapi.X509Source {
+		s, err := workloadapi.NewX509Source(ctx,
+			workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+socket)),
+			workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
+				for _, s := range svids {
+					if s.Hint == hint {
+						return s
+					}
+				}
+				return svids[0]
+			}))
+		if err != nil {
+			log.Fatal(err)
+		}
+		return s
 	}
+	billingSource, webSource := source("billing"), source("web")
+	defer billingSource.Close()
+	defer webSource.Close()
+
+	// The billing service accepts only spiffe://example.org/web.
+	lis, err := spiffetls.ListenWithMode(ctx, "tcp", "127.0.0.1:0",
+		spiffetls.MTLSServerWithSource(tlsconfig.AuthorizeID(web), billingSource))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		conn, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		peer, _ := spiffetls.PeerIDFromConn(conn)
+		fmt.Fprintf(conn, "hello %s\n", peer)
+	}()
+
+	// The web client accepts only spiffe://example.org/billing as its server.
+	conn, err := spiffetls.DialWithMode(ctx, "tcp", lis.Addr().String(),
+		spiffetls.MTLSClientWithSource(tlsconfig.AuthorizeID(billing), webSource))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	peer, _ := spiffetls.PeerIDFromConn(conn)
+	msg, _ := io.ReadAll(conn)
+	fmt.Printf("%s says: %s", peer, msg)
+	// Output: spiffe://example.org/billing says: hello spiffe://example.org/web
 }
 
-// Example_mTLS mints two X509-SVIDs with an in-process CA and has a server
-// and a client authenticate each other by SPIFFE ID over mutual TLS.
-func Example_mTLS() {
-	ctx := context.Background()
-	td := spiffeid.RequireTrustDomainFromString("example.org")
-
-	// An in-process CA: a self-signed root for the trust domain.
+// startIssuer mints an X509-SVID for each ID with a new CA and serves them
+// with the Workload API on a new socket, whose path it returns. It stops when
+// ctx is done.
+func startIssuer(ctx context.Context, td spiffeid.TrustDomain, ids ...spiffeid.ID) string {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	root, err := ca.CreateRoot(ctx, ca.RootParams{Signer: caKey, TrustDomain: td})
 	if err != nil {
@@ -54,56 +101,41 @@ func Example_mTLS() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	bundle := x509bundle.FromX509Authorities(td, []*x509.Certificate{root})
-
-	mint := func(path string) tls.Certificate {
+	snapshot := &endpoint.Snapshot{
+		TrustDomain: td,
+		Bundles:     []*spiffebundle.Bundle{spiffebundle.FromX509Authorities(td, authority.Chain())},
+	}
+	for _, id := range ids {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{
-			PublicKey: key.Public(),
-			ID:        spiffeid.RequireFromPath(td, path),
-		})
+		chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: key.Public(), ID: id})
 		if err != nil {
 			log.Fatal(err)
 		}
-		cert := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-		for _, c := range chain {
-			cert.Certificate = append(cert.Certificate, c.Raw)
-		}
-		return cert
+		snapshot.X509SVIDs = append(snapshot.X509SVIDs, &x509svid.SVID{
+			ID: id, Certificates: chain, PrivateKey: key, Hint: filepath.Base(id.Path()),
+		})
 	}
-	serverID := spiffeid.RequireFromPath(td, "/billing")
-	clientID := spiffeid.RequireFromPath(td, "/web")
 
-	lis, err := tls.Listen("tcp", "127.0.0.1:0", mtlsConfig(mint(serverID.Path()), bundle, spiffeid.MatchID(clientID)))
+	handler := endpoint.NewMemoryHandler(endpoint.MemoryConfig{}) // keyed by the caller's uid
+	if err := handler.Set(strconv.Itoa(os.Getuid()), snapshot); err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "spiffekit")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer lis.Close()
-	done := make(chan error, 1)
+	socket := filepath.Join(dir, "workload.sock")
+	lis, err := endpoint.ListenUnix(socket, 0o700)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := endpoint.New(endpoint.Config{Handler: handler})
+	if err != nil {
+		log.Fatal(err)
+	}
 	go func() {
-		conn, err := lis.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer conn.Close()
-		_, err = io.WriteString(conn, "hello from billing\n")
-		done <- err
+		_ = srv.Serve(ctx, lis)
+		os.RemoveAll(dir)
 	}()
-
-	conn, err := tls.Dial("tcp", lis.Addr().String(), mtlsConfig(mint(clientID.Path()), bundle, spiffeid.MatchID(serverID)))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer conn.Close()
-	peer, _ := x509svid.IDFromCert(conn.ConnectionState().PeerCertificates[0])
-	msg, err := io.ReadAll(conn)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		log.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("client talked to %s: %s", peer, msg)
-	// Output: client talked to spiffe://example.org/billing: hello from billing
+	return socket
 }
