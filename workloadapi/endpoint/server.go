@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -41,7 +42,15 @@ type Config struct {
 	// reflection (WE rule 7: extensions are separate services). The
 	// security header is checked only for Workload API methods.
 	Register func(grpc.ServiceRegistrar)
+
+	// ShutdownGrace bounds how long Serve waits, once its ctx is done, for
+	// clients to go away after their RPCs have ended; then it closes the
+	// remaining connections. Zero means DefaultShutdownGrace.
+	ShutdownGrace time.Duration
 }
+
+// DefaultShutdownGrace is the default of Config.ShutdownGrace.
+const DefaultShutdownGrace = 5 * time.Second
 
 // Server serves the SPIFFE Workload API. It is safe for concurrent use;
 // one Server may serve several listeners at once.
@@ -97,8 +106,27 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("endpoint: serve: %w", err)
 	case <-ctx.Done():
 		// Watch streams see ctx too and end; GracefulStop then waits for
-		// the last handler (WaitForHandlers).
-		gs.GracefulStop()
+		// the last handler (WaitForHandlers) and for clients to close their
+		// connections. A client that never does must not keep Serve from
+		// returning: after the grace period, Stop closes every connection.
+		stopped := make(chan struct{})
+		go func() {
+			gs.GracefulStop()
+			close(stopped)
+		}()
+		grace := s.cfg.ShutdownGrace
+		if grace <= 0 {
+			grace = DefaultShutdownGrace
+		}
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case <-stopped:
+		case <-timer.C:
+			s.log.Warn("workload API clients did not disconnect in time; closing their connections", "grace", grace)
+			gs.Stop()
+			<-stopped
+		}
 		<-errc
 		return nil
 	}
