@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffetls"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 )
@@ -19,12 +20,12 @@ import (
 // listener of this package and expects the listener's authorizer to run on
 // the resumed handshake, and to be able to reject it.
 func TestResumedSessionIsAuthorizedAgain(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
+	td := testca.New(t, exampleOrg)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
 	var auth counter
-	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(auth.authorize, serverSVID, td.bundle()))
+	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(auth.authorize, serverSVID, td.X509Bundle()))
 	base := &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
-	mode := spiffetls.MTLSClientWithRawConfig(authorizeAny(), clientSVID, td.bundle())
+	mode := spiffetls.MTLSClientWithRawConfig(authorizeAny(), clientSVID, td.X509Bundle())
 
 	for i, wantResume := range []bool{false, true} {
 		d := dial(t, addr, mode, spiffetls.WithDialTLSConfigBase(base))
@@ -46,21 +47,21 @@ func TestResumedSessionIsAuthorizedAgain(t *testing.T) {
 
 // TestRotation keeps one listener while its X509-SVID rotates.
 func TestRotation(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	source := &rotatingSource{}
-	source.svid.Store(td.svid(t, "/server"))
-	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeAny(), source, td.bundle()))
-	clientSVID := td.svid(t, "/client")
+	td := testca.New(t, exampleOrg)
+	source := &testca.X509Source{}
+	source.Set(td.NewSVID(t, "/server"))
+	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeAny(), source, td.X509Bundle()))
+	clientSVID := td.NewSVID(t, "/client")
 
 	for i := range 3 {
 		if i > 0 {
-			source.svid.Store(td.svid(t, "/server"))
+			source.Set(td.NewSVID(t, "/server"))
 		}
 		conn, err := spiffetls.DialWithMode(t.Context(), "tcp", addr,
-			spiffetls.MTLSClientWithRawConfig(authorizeAny(), clientSVID, td.bundle()))
+			spiffetls.MTLSClientWithRawConfig(authorizeAny(), clientSVID, td.X509Bundle()))
 		require.NoError(t, err)
 		tc := conn.(interface{ ConnectionState() tls.ConnectionState })
-		assert.Equal(t, source.svid.Load().Certificates[0].Raw, tc.ConnectionState().PeerCertificates[0].Raw, "round %d", i)
+		assert.Equal(t, source.SVID().Certificates[0].Raw, tc.ConnectionState().PeerCertificates[0].Raw, "round %d", i)
 		require.NoError(t, conn.Close())
 		require.NoError(t, (<-got).err)
 	}
@@ -69,7 +70,7 @@ func TestRotation(t *testing.T) {
 // TestDialHonoursContext cancels the context while the server holds the
 // connection without answering the handshake.
 func TestDialHonoursContext(t *testing.T) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -85,7 +86,7 @@ func TestDialHonoursContext(t *testing.T) {
 	}()
 
 	_, err = spiffetls.DialWithMode(ctx, "tcp", ln.Addr().String(),
-		spiffetls.MTLSClientWithRawConfig(authorizeAny(), td.svid(t, "/client"), td.bundle()))
+		spiffetls.MTLSClientWithRawConfig(authorizeAny(), td.NewSVID(t, "/client"), td.X509Bundle()))
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Contains(t, err.Error(), "spiffetls: unable to dial")
 	(<-accepted).Close()
@@ -94,8 +95,8 @@ func TestDialHonoursContext(t *testing.T) {
 // TestBaseConfigIsNotChanged reuses one base config for many dials and
 // listeners; it must stay as the caller made it.
 func TestBaseConfigIsNotChanged(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
+	td := testca.New(t, exampleOrg)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
 	var peerCalls counter
 	verify := func(raw [][]byte, chains [][]*x509.Certificate) error {
 		return peerCalls.authorize(serverSVID.ID, chains)
@@ -103,10 +104,10 @@ func TestBaseConfigIsNotChanged(t *testing.T) {
 	base := &tls.Config{MinVersion: tls.VersionTLS13, VerifyPeerCertificate: verify}
 	listenBase := &tls.Config{MinVersion: tls.VersionTLS13}
 
-	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeAny(), serverSVID, td.bundle()),
+	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeAny(), serverSVID, td.X509Bundle()),
 		spiffetls.WithListenTLSConfigBase(listenBase))
 	for range 3 {
-		d := dial(t, addr, spiffetls.MTLSClientWithRawConfig(authorizeAny(), clientSVID, td.bundle()),
+		d := dial(t, addr, spiffetls.MTLSClientWithRawConfig(authorizeAny(), clientSVID, td.X509Bundle()),
 			spiffetls.WithDialTLSConfigBase(base))
 		require.NoError(t, d.err)
 		require.NoError(t, (<-got).err)
@@ -123,7 +124,7 @@ func TestBaseConfigIsNotChanged(t *testing.T) {
 }
 
 func TestTLSOptions(t *testing.T) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	var serverFetches, clientFetches atomic.Int32
 	traceTo := func(n *atomic.Int32) tlsconfig.Option {
 		return tlsconfig.WithTrace(tlsconfig.Trace{GetCertificate: func(tlsconfig.GetCertificateInfo) any {
@@ -131,9 +132,9 @@ func TestTLSOptions(t *testing.T) {
 			return nil
 		}})
 	}
-	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeAny(), td.svid(t, "/server"), td.bundle()),
+	addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeAny(), td.NewSVID(t, "/server"), td.X509Bundle()),
 		spiffetls.WithListenTLSOptions(traceTo(&serverFetches)))
-	d := dial(t, addr, spiffetls.MTLSClientWithRawConfig(authorizeAny(), td.svid(t, "/client"), td.bundle()),
+	d := dial(t, addr, spiffetls.MTLSClientWithRawConfig(authorizeAny(), td.NewSVID(t, "/client"), td.X509Bundle()),
 		spiffetls.WithDialTLSOptions(traceTo(&clientFetches)), spiffetls.WithDialer(&net.Dialer{}))
 	require.NoError(t, d.err)
 	require.NoError(t, (<-got).err)

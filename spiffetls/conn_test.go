@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/spiffetls"
 )
@@ -100,11 +101,11 @@ func listen(t *testing.T, mode spiffetls.ListenMode, options ...spiffetls.Listen
 }
 
 func TestRawModes(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	web := newTestCA(t, "web.example")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
-	cert := webCert(t, web.svid(t, "/www", "localhost"))
-	bundle := td.bundle()
+	td := testca.New(t, exampleOrg)
+	web := testca.New(t, webExample)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
+	cert := testca.TLSCertificate(web.NewSVID(t, "/www", "localhost"))
+	bundle := td.X509Bundle()
 
 	t.Run("mTLS", func(t *testing.T) {
 		addr, got := listen(t, spiffetls.MTLSServerWithRawConfig(authorizeID(clientSVID.ID), serverSVID, bundle))
@@ -132,7 +133,7 @@ func TestRawModes(t *testing.T) {
 	t.Run("mTLS web", func(t *testing.T) {
 		addr, got := listen(t, spiffetls.MTLSWebServerWithRawConfig(authorizeID(clientSVID.ID), cert, bundle))
 		base := &tls.Config{ServerName: "localhost"}
-		d := dial(t, addr, spiffetls.MTLSWebClientWithRawConfig(web.pool(), clientSVID), spiffetls.WithDialTLSConfigBase(base))
+		d := dial(t, addr, spiffetls.MTLSWebClientWithRawConfig(web.RootPool(), clientSVID), spiffetls.WithDialTLSConfigBase(base))
 		require.NoError(t, d.err)
 		// The web certificate carries a URI SAN, but it was verified as a
 		// web certificate, so it is not reported as a SPIFFE ID.
@@ -146,10 +147,10 @@ func TestRawModes(t *testing.T) {
 }
 
 func TestRejections(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	other := newTestCA(t, "other.org")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
-	bundle := td.bundle()
+	td := testca.New(t, exampleOrg)
+	other := testca.New(t, otherOrg)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
+	bundle := td.X509Bundle()
 
 	tests := []struct {
 		name      string
@@ -160,7 +161,7 @@ func TestRejections(t *testing.T) {
 	}{
 		{
 			name:      "server rejects wrong client ID",
-			listen:    spiffetls.MTLSServerWithRawConfig(authorizeID(spiffeid.RequireFromPath(td.td, "/other")), serverSVID, bundle),
+			listen:    spiffetls.MTLSServerWithRawConfig(authorizeID(spiffeid.RequireFromPath(td.TrustDomain(), "/other")), serverSVID, bundle),
 			dial:      spiffetls.MTLSClientWithRawConfig(authorizeID(serverSVID.ID), clientSVID, bundle),
 			serverErr: `tlsconfig: peer "spiffe://example.org/client" is not authorized`,
 		},
@@ -175,7 +176,7 @@ func TestRejections(t *testing.T) {
 			// server lacks cannot be verified.
 			name:      "server rejects other trust domain",
 			listen:    spiffetls.MTLSServerWithRawConfig(authorizeAny(), serverSVID, bundle),
-			dial:      spiffetls.MTLSClientWithRawConfig(authorizeAny(), other.svid(t, "/client"), bundle),
+			dial:      spiffetls.MTLSClientWithRawConfig(authorizeAny(), other.NewSVID(t, "/client"), bundle),
 			serverErr: "x509svid: could not get X509 bundle",
 		},
 		{

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffetls"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
@@ -19,10 +20,10 @@ import (
 // the Workload API, and checks that the sources the modes create are closed
 // with their connection or listener.
 func TestWorkloadAPIModes(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	web := newTestCA(t, "web.example")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
-	cert := webCert(t, web.svid(t, "/www", "localhost"))
+	td := testca.New(t, exampleOrg)
+	web := testca.New(t, webExample)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
+	cert := testca.TLSCertificate(web.NewSVID(t, "/www", "localhost"))
 	serverAPI := startWorkloadAPI(t, td, serverSVID)
 	clientAPI := startWorkloadAPI(t, td, clientSVID)
 
@@ -71,14 +72,14 @@ func TestWorkloadAPIModes(t *testing.T) {
 		{
 			name:       "mTLS web with source options",
 			listen:     spiffetls.MTLSWebServerWithSourceOptions(authorizeID(clientSVID.ID), cert, serverAPI.sourceOptions()...),
-			dial:       spiffetls.MTLSWebClientWithSourceOptions(web.pool(), clientAPI.sourceOptions()...),
+			dial:       spiffetls.MTLSWebClientWithSourceOptions(web.RootPool(), clientAPI.sourceOptions()...),
 			dialOpts:   []spiffetls.DialOption{webBase},
 			ownsServer: true, ownsClient: true, clientID: true,
 		},
 		{
 			name:     "mTLS web with sources",
 			listen:   spiffetls.MTLSWebServerWithSource(authorizeID(clientSVID.ID), cert, serverSource),
-			dial:     spiffetls.MTLSWebClientWithSource(web.pool(), clientSource),
+			dial:     spiffetls.MTLSWebClientWithSource(web.RootPool(), clientSource),
 			dialOpts: []spiffetls.DialOption{webBase},
 			clientID: true,
 		},
@@ -120,8 +121,8 @@ func TestWorkloadAPIModes(t *testing.T) {
 // TestDefaultModes uses Listen and Dial, which find the Workload API through
 // SPIFFE_ENDPOINT_SOCKET.
 func TestDefaultModes(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
+	td := testca.New(t, exampleOrg)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
 	serverAPI := startWorkloadAPI(t, td, serverSVID)
 	clientAPI := startWorkloadAPI(t, td, clientSVID)
 	goroutines := runtime.NumGoroutine()
@@ -147,7 +148,7 @@ func TestDefaultModes(t *testing.T) {
 	<-serverAPI.ended
 
 	// The other default modes only differ in the config they hook.
-	for _, mode := range []spiffetls.ListenMode{spiffetls.TLSServer(), spiffetls.MTLSWebServer(authorizeAny(), webCert(t, serverSVID))} {
+	for _, mode := range []spiffetls.ListenMode{spiffetls.TLSServer(), spiffetls.MTLSWebServer(authorizeAny(), testca.TLSCertificate(serverSVID))} {
 		t.Setenv(workloadapi.SocketEnv, serverAPI.addr)
 		inner, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -178,8 +179,8 @@ func TestDefaultModes(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	svid := td.svid(t, "/w")
+	td := testca.New(t, exampleOrg)
+	svid := td.NewSVID(t, "/w")
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	noAPI := []workloadapi.X509SourceOption{workloadapi.WithClientOptions(workloadapi.WithAddr("unix:///nonexistent/socket"))}

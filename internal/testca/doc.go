@@ -20,9 +20,17 @@
 //		c.IsCA = true
 //	}))
 //
+//	// An *x509svid.SVID with DNS names, as a tls.Certificate, and a source
+//	// whose SVID a test can rotate:
+//	svid := root.NewSVID(t, "/www", "localhost")
+//	cert := testca.TLSCertificate(svid)
+//	source := testca.NewX509Source(svid)
+//	source.Set(root.NewSVID(t, "/www", "localhost"))
+//
 //	// A JWT with an arbitrary header and claims:
 //	token := testca.SignJWT(t, key, map[string]any{"alg": "ES256", "kid": "k1"}, claims)
 //
-// The package imports bundle/x509bundle, so tests of that package that use it
-// must live in the external test package (x509bundle_test).
+// The package imports bundle/x509bundle and svid/x509svid, so tests of those
+// packages that use it must live in their external test packages
+// (x509bundle_test, x509svid_test).
 package testca

@@ -14,15 +14,16 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffegrpc/grpccredentials"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 )
 
 func TestMTLS(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
-	stranger := spiffeid.RequireFromPath(td.td, "/stranger")
+	td := testca.New(t, exampleOrg)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
+	stranger := spiffeid.RequireFromPath(td.TrustDomain(), "/stranger")
 
 	tests := []struct {
 		name             string
@@ -36,8 +37,8 @@ func TestMTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target, peers := startServer(t, grpccredentials.MTLSServerCredentials(serverSVID, td.bundle(), tt.serverAuthorizer))
-			p, err := check(t, target, grpccredentials.MTLSClientCredentials(clientSVID, td.bundle(), tt.clientAuthorizer))
+			target, peers := startServer(t, grpccredentials.MTLSServerCredentials(serverSVID, td.X509Bundle(), tt.serverAuthorizer))
+			p, err := check(t, target, grpccredentials.MTLSClientCredentials(clientSVID, td.X509Bundle(), tt.clientAuthorizer))
 			if tt.wantErr {
 				require.Error(t, err)
 				assert.Equal(t, codes.Unavailable, status.Code(err))
@@ -59,11 +60,11 @@ func TestMTLS(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID := td.svid(t, "/server")
+	td := testca.New(t, exampleOrg)
+	serverSVID := td.NewSVID(t, "/server")
 	target, peers := startServer(t, grpccredentials.TLSServerCredentials(serverSVID))
 
-	p, err := check(t, target, grpccredentials.TLSClientCredentials(td.bundle(), tlsconfig.AuthorizeID(serverSVID.ID)))
+	p, err := check(t, target, grpccredentials.TLSClientCredentials(td.X509Bundle(), tlsconfig.AuthorizeID(serverSVID.ID)))
 	require.NoError(t, err)
 	id, ok := grpccredentials.PeerIDFromPeer(p)
 	require.True(t, ok)
@@ -71,20 +72,20 @@ func TestTLS(t *testing.T) {
 	got := <-peers
 	assert.False(t, got.ok, "a TLS-only client has no SPIFFE ID")
 
-	_, err = check(t, target, grpccredentials.TLSClientCredentials(td.bundle(), tlsconfig.AuthorizeMemberOf(spiffeid.RequireTrustDomainFromString("other.org"))))
+	_, err = check(t, target, grpccredentials.TLSClientCredentials(td.X509Bundle(), tlsconfig.AuthorizeMemberOf(spiffeid.RequireTrustDomainFromString("other.org"))))
 	require.Error(t, err)
 }
 
 func TestMTLSWeb(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	web := newTestCA(t, "web.example")
-	webCert, err := tlsconfig.GetCertificate(web.svid(t, "/www", "localhost"))(nil)
+	td := testca.New(t, exampleOrg)
+	web := testca.New(t, webExample)
+	webCert, err := tlsconfig.GetCertificate(web.NewSVID(t, "/www", "localhost"))(nil)
 	require.NoError(t, err)
-	clientSVID := td.svid(t, "/client")
+	clientSVID := td.NewSVID(t, "/client")
 	roots := x509.NewCertPool()
-	roots.AddCert(web.root)
+	roots.AddCert(web.Root())
 
-	target, peers := startServer(t, grpccredentials.MTLSWebServerCredentials(webCert, td.bundle(), tlsconfig.AuthorizeID(clientSVID.ID)))
+	target, peers := startServer(t, grpccredentials.MTLSWebServerCredentials(webCert, td.X509Bundle(), tlsconfig.AuthorizeID(clientSVID.ID)))
 	p, err := check(t, target, grpccredentials.MTLSWebClientCredentials(clientSVID, roots), grpc.WithAuthority("localhost"))
 	require.NoError(t, err)
 	_, ok := grpccredentials.PeerIDFromPeer(p)
@@ -122,8 +123,8 @@ func TestPeerIDFromPeer(t *testing.T) {
 }
 
 func TestCredentialsMethods(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	creds := grpccredentials.MTLSClientCredentials(td.svid(t, "/client"), td.bundle(), tlsconfig.AuthorizeAny())
+	td := testca.New(t, exampleOrg)
+	creds := grpccredentials.MTLSClientCredentials(td.NewSVID(t, "/client"), td.X509Bundle(), tlsconfig.AuthorizeAny())
 	assert.Equal(t, "tls", creds.Info().SecurityProtocol)
 	clone := creds.Clone()
 	require.NoError(t, clone.OverrideServerName("example.org")) //nolint:staticcheck // exercising the forwarder
@@ -131,8 +132,8 @@ func TestCredentialsMethods(t *testing.T) {
 	assert.Empty(t, creds.Info().ServerName)                    //nolint:staticcheck // the original is unchanged
 
 	// The clone still records peer IDs.
-	serverSVID := td.svid(t, "/server")
-	target, _ := startServer(t, grpccredentials.MTLSServerCredentials(serverSVID, td.bundle(), tlsconfig.AuthorizeAny()))
+	serverSVID := td.NewSVID(t, "/server")
+	target, _ := startServer(t, grpccredentials.MTLSServerCredentials(serverSVID, td.X509Bundle(), tlsconfig.AuthorizeAny()))
 	p, err := check(t, target, creds.Clone())
 	require.NoError(t, err)
 	id, ok := grpccredentials.PeerIDFromPeer(p)

@@ -2,10 +2,6 @@ package grpccredentials_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,47 +13,15 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 
-	"github.com/spiffekit/spiffekit/bundle/x509bundle"
-	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/spiffegrpc/grpccredentials"
 	"github.com/spiffekit/spiffekit/spiffeid"
-	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
-// testCA is a root authority for one trust domain, built with package ca.
-type testCA struct {
-	td        spiffeid.TrustDomain
-	root      *x509.Certificate
-	authority *ca.X509Authority
-}
-
-func newTestCA(tb testing.TB, td string) *testCA {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	trustDomain := spiffeid.RequireTrustDomainFromString(td)
-	root, err := ca.CreateRoot(context.Background(), ca.RootParams{Signer: key, TrustDomain: trustDomain})
-	require.NoError(tb, err)
-	authority, err := ca.NewX509Authority(ca.X509AuthorityConfig{Signer: key, Certificate: root})
-	require.NoError(tb, err)
-	return &testCA{td: trustDomain, root: root, authority: authority}
-}
-
-func (c *testCA) svid(tb testing.TB, path string, dnsNames ...string) *x509svid.SVID {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	id := spiffeid.RequireFromPath(c.td, path)
-	chain, err := c.authority.SignX509SVID(context.Background(), ca.X509SVIDParams{
-		PublicKey: key.Public(), ID: id, DNSNames: dnsNames,
-	})
-	require.NoError(tb, err)
-	return &x509svid.SVID{ID: id, Certificates: chain, PrivateKey: key}
-}
-
-func (c *testCA) bundle() *x509bundle.Bundle {
-	return x509bundle.FromX509Authorities(c.td, []*x509.Certificate{c.root})
-}
+// Trust domains of the test CAs.
+var (
+	exampleOrg = spiffeid.RequireTrustDomainFromString("example.org")
+	webExample = spiffeid.RequireTrustDomainFromString("web.example")
+)
 
 // healthServer answers Check and records the caller's SPIFFE ID.
 type healthServer struct {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 )
 
@@ -18,9 +19,9 @@ import (
 // server's DNS name against the root; the bare server verifies the client
 // chain against the same root.
 func BenchmarkHandshake(b *testing.B) {
-	ca := newTestCA(b, "example.org")
-	serverSVID := ca.svid(b, "/server", "localhost")
-	clientSVID := ca.svid(b, "/client")
+	ca := testca.New(b, exampleOrg)
+	serverSVID := ca.NewSVID(b, "/server", "localhost")
+	clientSVID := ca.NewSVID(b, "/client")
 	tune := func(c *tls.Config) *tls.Config {
 		c.MinVersion = tls.VersionTLS13
 		c.MaxVersion = tls.VersionTLS13
@@ -29,8 +30,8 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 
 	b.Run("tlsconfig", func(b *testing.B) {
-		serverConf := tune(tlsconfig.MTLSServerConfig(serverSVID, ca.bundle(), tlsconfig.AuthorizeID(clientSVID.ID)))
-		clientConf := tune(tlsconfig.MTLSClientConfig(clientSVID, ca.bundle(), tlsconfig.AuthorizeID(serverSVID.ID)))
+		serverConf := tune(tlsconfig.MTLSServerConfig(serverSVID, ca.X509Bundle(), tlsconfig.AuthorizeID(clientSVID.ID)))
+		clientConf := tune(tlsconfig.MTLSClientConfig(clientSVID, ca.X509Bundle(), tlsconfig.AuthorizeID(serverSVID.ID)))
 		benchmarkHandshake(b, serverConf, clientConf)
 	})
 	b.Run("crypto-tls", func(b *testing.B) {
@@ -43,7 +44,7 @@ func BenchmarkHandshake(b *testing.B) {
 			b.Fatal(err)
 		}
 		roots := x509.NewCertPool()
-		roots.AddCert(ca.root)
+		roots.AddCert(ca.Root())
 		serverConf := tune(&tls.Config{
 			Certificates: []tls.Certificate{*serverCert},
 			ClientAuth:   tls.RequireAndVerifyClientCert,

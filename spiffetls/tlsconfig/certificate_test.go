@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/stretchr/testify/assert"
@@ -13,8 +14,8 @@ import (
 )
 
 func TestGetCertificate(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	svid := td.svid(t, "/w")
+	td := testca.New(t, exampleOrg)
+	svid := td.NewSVID(t, "/w")
 	errSource := errors.New("source down")
 
 	tests := []struct {
@@ -25,7 +26,7 @@ func TestGetCertificate(t *testing.T) {
 		{name: "valid", source: svid},
 		{name: "nil source", source: nil, wantErr: "tlsconfig: X509-SVID source is required"},
 		{name: "source fails", source: failingSource{err: errSource}, wantErr: "source down"},
-		{name: "nil SVID", source: newRotatingSource(nil), wantErr: "tlsconfig: X509-SVID source returned no SVID"},
+		{name: "nil SVID", source: testca.NewX509Source(nil), wantErr: "tlsconfig: X509-SVID source returned no SVID"},
 		{name: "no certificates", source: &x509svid.SVID{PrivateKey: svid.PrivateKey}, wantErr: "tlsconfig: X509-SVID has no certificates"},
 		{name: "nil leaf", source: &x509svid.SVID{Certificates: []*x509.Certificate{nil}, PrivateKey: svid.PrivateKey}, wantErr: "tlsconfig: X509-SVID has no certificates"},
 		{name: "nil intermediate", source: &x509svid.SVID{Certificates: []*x509.Certificate{svid.Certificates[0], nil}, PrivateKey: svid.PrivateKey}, wantErr: "tlsconfig: X509-SVID has a nil certificate"},
@@ -76,9 +77,9 @@ func TestGetCertificate(t *testing.T) {
 }
 
 func TestTraceWithoutGetCertificate(t *testing.T) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	var value any = "unset"
-	get := tlsconfig.GetCertificate(td.svid(t, "/w"), tlsconfig.WithTrace(tlsconfig.Trace{
+	get := tlsconfig.GetCertificate(td.NewSVID(t, "/w"), tlsconfig.WithTrace(tlsconfig.Trace{
 		GotCertificate: func(_ tlsconfig.GotCertificateInfo, v any) { value = v },
 	}))
 	_, err := get(nil)

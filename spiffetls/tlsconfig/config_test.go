@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -15,14 +16,14 @@ import (
 )
 
 func TestMTLS(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	other := newTestCA(t, "other.org")
-	serverSVID := td.svid(t, "/server")
-	clientSVID := td.svid(t, "/client")
-	foreignClient := other.svid(t, "/client")
+	td := testca.New(t, exampleOrg)
+	other := testca.New(t, otherOrg)
+	serverSVID := td.NewSVID(t, "/server")
+	clientSVID := td.NewSVID(t, "/client")
+	foreignClient := other.NewSVID(t, "/client")
 	serverID, clientID := serverSVID.ID, clientSVID.ID
-	bundles := td.bundle()
-	both := x509bundle.NewSet(td.bundle(), other.bundle())
+	bundles := td.X509Bundle()
+	both := x509bundle.NewSet(td.X509Bundle(), other.X509Bundle())
 
 	tests := []struct {
 		name             string
@@ -44,7 +45,7 @@ func TestMTLS(t *testing.T) {
 			name:             "authorized by trust domain",
 			clientSVID:       clientSVID,
 			serverBundle:     bundles,
-			serverAuthorizer: tlsconfig.AuthorizeMemberOf(td.td),
+			serverAuthorizer: tlsconfig.AuthorizeMemberOf(td.TrustDomain()),
 			clientAuthorizer: tlsconfig.AuthorizeOneOf(clientID, serverID),
 		},
 		{
@@ -58,7 +59,7 @@ func TestMTLS(t *testing.T) {
 			name:             "server rejects wrong client ID",
 			clientSVID:       clientSVID,
 			serverBundle:     bundles,
-			serverAuthorizer: tlsconfig.AuthorizeID(spiffeid.RequireFromPath(td.td, "/someone-else")),
+			serverAuthorizer: tlsconfig.AuthorizeID(spiffeid.RequireFromPath(td.TrustDomain(), "/someone-else")),
 			clientAuthorizer: tlsconfig.AuthorizeAny(),
 			serverErr:        `tlsconfig: peer "spiffe://example.org/client" is not authorized: spiffeid: unexpected ID`,
 		},
@@ -84,7 +85,7 @@ func TestMTLS(t *testing.T) {
 			name:             "server rejects federated trust domain by authorizer",
 			clientSVID:       foreignClient,
 			serverBundle:     both,
-			serverAuthorizer: tlsconfig.AuthorizeMemberOf(td.td),
+			serverAuthorizer: tlsconfig.AuthorizeMemberOf(td.TrustDomain()),
 			clientAuthorizer: tlsconfig.AuthorizeAny(),
 			serverErr:        `spiffeid: unexpected trust domain "other.org"`,
 		},
@@ -92,7 +93,7 @@ func TestMTLS(t *testing.T) {
 			name:             "server accepts federated trust domain",
 			clientSVID:       foreignClient,
 			serverBundle:     both,
-			serverAuthorizer: tlsconfig.AuthorizeMemberOf(other.td),
+			serverAuthorizer: tlsconfig.AuthorizeMemberOf(other.TrustDomain()),
 			clientAuthorizer: tlsconfig.AuthorizeAny(),
 		},
 		{
@@ -153,64 +154,64 @@ func TestMTLS(t *testing.T) {
 }
 
 func TestMTLSServerRequiresClientCertificate(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverConf := tlsconfig.MTLSServerConfig(td.svid(t, "/server"), td.bundle(), tlsconfig.AuthorizeAny())
+	td := testca.New(t, exampleOrg)
+	serverConf := tlsconfig.MTLSServerConfig(td.NewSVID(t, "/server"), td.X509Bundle(), tlsconfig.AuthorizeAny())
 	// A TLS-only client presents no certificate.
-	res := handshake(t, serverConf, tlsconfig.TLSClientConfig(td.bundle(), tlsconfig.AuthorizeAny()))
+	res := handshake(t, serverConf, tlsconfig.TLSClientConfig(td.X509Bundle(), tlsconfig.AuthorizeAny()))
 	require.Error(t, res.serverErr)
 	assert.Contains(t, res.serverErr.Error(), "client didn't provide a certificate")
 	assert.Error(t, res.clientErr)
 }
 
 func TestAuthorizerErrorIsWrapped(t *testing.T) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	var c counter
 	c.reject.Store(true)
-	serverConf := tlsconfig.MTLSServerConfig(td.svid(t, "/server"), td.bundle(), c.authorize)
-	res := handshake(t, serverConf, tlsconfig.MTLSClientConfig(td.svid(t, "/client"), td.bundle(), tlsconfig.AuthorizeAny()))
+	serverConf := tlsconfig.MTLSServerConfig(td.NewSVID(t, "/server"), td.X509Bundle(), c.authorize)
+	res := handshake(t, serverConf, tlsconfig.MTLSClientConfig(td.NewSVID(t, "/client"), td.X509Bundle(), tlsconfig.AuthorizeAny()))
 	require.ErrorIs(t, res.serverErr, errRejected)
 }
 
 func TestTLS(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID := td.svid(t, "/server")
+	td := testca.New(t, exampleOrg)
+	serverSVID := td.NewSVID(t, "/server")
 	serverConf := tlsconfig.TLSServerConfig(serverSVID)
 	assert.Equal(t, tls.NoClientCert, serverConf.ClientAuth)
 
 	t.Run("authorized", func(t *testing.T) {
-		res := handshake(t, serverConf, tlsconfig.TLSClientConfig(td.bundle(), tlsconfig.AuthorizeID(serverSVID.ID)))
+		res := handshake(t, serverConf, tlsconfig.TLSClientConfig(td.X509Bundle(), tlsconfig.AuthorizeID(serverSVID.ID)))
 		require.NoError(t, res.clientErr)
 		require.NoError(t, res.serverErr)
 		assert.Empty(t, res.server.PeerCertificates)
 	})
 	t.Run("rejected", func(t *testing.T) {
-		other := spiffeid.RequireFromPath(td.td, "/other")
-		res := handshake(t, serverConf, tlsconfig.TLSClientConfig(td.bundle(), tlsconfig.AuthorizeID(other)))
+		other := spiffeid.RequireFromPath(td.TrustDomain(), "/other")
+		res := handshake(t, serverConf, tlsconfig.TLSClientConfig(td.X509Bundle(), tlsconfig.AuthorizeID(other)))
 		require.Error(t, res.clientErr)
 		assert.Contains(t, res.clientErr.Error(), "is not authorized")
 	})
 	t.Run("client ignores its SVID", func(t *testing.T) {
 		// An mTLS client can talk to a TLS-only server: it is not asked for
 		// a certificate.
-		res := handshake(t, serverConf, tlsconfig.MTLSClientConfig(td.svid(t, "/client"), td.bundle(), tlsconfig.AuthorizeAny()))
+		res := handshake(t, serverConf, tlsconfig.MTLSClientConfig(td.NewSVID(t, "/client"), td.X509Bundle(), tlsconfig.AuthorizeAny()))
 		require.NoError(t, res.clientErr)
 		require.NoError(t, res.serverErr)
 	})
 }
 
 func TestMTLSWeb(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	web := newTestCA(t, "web.example")
+	td := testca.New(t, exampleOrg)
+	web := testca.New(t, webExample)
 	// The web certificate is an SVID with a DNS name, so that ordinary
 	// host name verification works against web's root.
-	webSVID := web.svid(t, "/www", "localhost")
+	webSVID := web.NewSVID(t, "/www", "localhost")
 	webCert, err := tlsconfig.GetCertificate(webSVID)(nil)
 	require.NoError(t, err)
-	clientSVID := td.svid(t, "/client")
+	clientSVID := td.NewSVID(t, "/client")
 
-	serverConf := tlsconfig.MTLSWebServerConfig(webCert, td.bundle(), tlsconfig.AuthorizeID(clientSVID.ID))
+	serverConf := tlsconfig.MTLSWebServerConfig(webCert, td.X509Bundle(), tlsconfig.AuthorizeID(clientSVID.ID))
 	t.Run("authorized", func(t *testing.T) {
-		clientConf := tlsconfig.MTLSWebClientConfig(clientSVID, web.pool())
+		clientConf := tlsconfig.MTLSWebClientConfig(clientSVID, web.RootPool())
 		clientConf.ServerName = "localhost"
 		res := handshake(t, serverConf, clientConf)
 		require.NoError(t, res.clientErr)
@@ -219,7 +220,7 @@ func TestMTLSWeb(t *testing.T) {
 		assert.NotEmpty(t, res.client.VerifiedChains)
 	})
 	t.Run("wrong host name", func(t *testing.T) {
-		clientConf := tlsconfig.MTLSWebClientConfig(clientSVID, web.pool())
+		clientConf := tlsconfig.MTLSWebClientConfig(clientSVID, web.RootPool())
 		clientConf.ServerName = "example.com"
 		res := handshake(t, serverConf, clientConf)
 		require.Error(t, res.clientErr)
@@ -233,16 +234,16 @@ func TestMTLSWeb(t *testing.T) {
 		require.Error(t, res.clientErr)
 	})
 	t.Run("client not authorized", func(t *testing.T) {
-		clientConf := tlsconfig.MTLSWebClientConfig(td.svid(t, "/intruder"), web.pool())
+		clientConf := tlsconfig.MTLSWebClientConfig(td.NewSVID(t, "/intruder"), web.RootPool())
 		clientConf.ServerName = "localhost"
 		res := handshake(t, serverConf, clientConf)
 		require.Error(t, res.serverErr)
 		assert.Contains(t, res.serverErr.Error(), "is not authorized")
 	})
 	t.Run("nil certificate", func(t *testing.T) {
-		conf := tlsconfig.MTLSWebServerConfig(nil, td.bundle(), tlsconfig.AuthorizeAny())
+		conf := tlsconfig.MTLSWebServerConfig(nil, td.X509Bundle(), tlsconfig.AuthorizeAny())
 		assert.Empty(t, conf.Certificates)
-		clientConf := tlsconfig.MTLSWebClientConfig(clientSVID, web.pool())
+		clientConf := tlsconfig.MTLSWebClientConfig(clientSVID, web.RootPool())
 		clientConf.ServerName = "localhost"
 		res := handshake(t, conf, clientConf)
 		require.Error(t, res.serverErr)
@@ -250,18 +251,18 @@ func TestMTLSWeb(t *testing.T) {
 }
 
 func TestConfigsAreFresh(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	svid := td.svid(t, "/w")
-	a := tlsconfig.MTLSServerConfig(svid, td.bundle(), tlsconfig.AuthorizeAny())
-	b := tlsconfig.MTLSServerConfig(svid, td.bundle(), tlsconfig.AuthorizeAny())
+	td := testca.New(t, exampleOrg)
+	svid := td.NewSVID(t, "/w")
+	a := tlsconfig.MTLSServerConfig(svid, td.X509Bundle(), tlsconfig.AuthorizeAny())
+	b := tlsconfig.MTLSServerConfig(svid, td.X509Bundle(), tlsconfig.AuthorizeAny())
 	require.NotSame(t, a, b)
 	for _, c := range []*tls.Config{
 		a,
-		tlsconfig.MTLSClientConfig(svid, td.bundle(), tlsconfig.AuthorizeAny()),
-		tlsconfig.TLSClientConfig(td.bundle(), tlsconfig.AuthorizeAny()),
+		tlsconfig.MTLSClientConfig(svid, td.X509Bundle(), tlsconfig.AuthorizeAny()),
+		tlsconfig.TLSClientConfig(td.X509Bundle(), tlsconfig.AuthorizeAny()),
 		tlsconfig.TLSServerConfig(svid),
 		tlsconfig.MTLSWebClientConfig(svid, nil),
-		tlsconfig.MTLSWebServerConfig(&tls.Certificate{}, td.bundle(), tlsconfig.AuthorizeAny()),
+		tlsconfig.MTLSWebServerConfig(&tls.Certificate{}, td.X509Bundle(), tlsconfig.AuthorizeAny()),
 	} {
 		assert.Equal(t, uint16(tls.VersionTLS12), c.MinVersion)
 		// Authorization must not depend on VerifyPeerCertificate, which

@@ -2,9 +2,6 @@ package tlsconfig_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -16,68 +13,17 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
-	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/stretchr/testify/require"
 )
 
-// testCA is a root authority for one trust domain, built with package ca.
-type testCA struct {
-	td        spiffeid.TrustDomain
-	root      *x509.Certificate
-	authority *ca.X509Authority
-}
-
-func newTestCA(tb testing.TB, td string) *testCA {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	trustDomain := spiffeid.RequireTrustDomainFromString(td)
-	root, err := ca.CreateRoot(context.Background(), ca.RootParams{Signer: key, TrustDomain: trustDomain})
-	require.NoError(tb, err)
-	authority, err := ca.NewX509Authority(ca.X509AuthorityConfig{Signer: key, Certificate: root})
-	require.NoError(tb, err)
-	return &testCA{td: trustDomain, root: root, authority: authority}
-}
-
-// svid mints an X509-SVID for path with extra DNS names.
-func (c *testCA) svid(tb testing.TB, path string, dnsNames ...string) *x509svid.SVID {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	id := spiffeid.RequireFromPath(c.td, path)
-	chain, err := c.authority.SignX509SVID(context.Background(), ca.X509SVIDParams{
-		PublicKey: key.Public(),
-		ID:        id,
-		DNSNames:  dnsNames,
-	})
-	require.NoError(tb, err)
-	return &x509svid.SVID{ID: id, Certificates: chain, PrivateKey: key}
-}
-
-func (c *testCA) bundle() *x509bundle.Bundle {
-	return x509bundle.FromX509Authorities(c.td, []*x509.Certificate{c.root})
-}
-
-func (c *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(c.root)
-	return p
-}
-
-// rotatingSource is an x509svid.Source whose SVID can be swapped.
-type rotatingSource struct {
-	svid atomic.Pointer[x509svid.SVID]
-}
-
-func newRotatingSource(s *x509svid.SVID) *rotatingSource {
-	r := &rotatingSource{}
-	r.svid.Store(s)
-	return r
-}
-
-func (r *rotatingSource) GetX509SVID() (*x509svid.SVID, error) { return r.svid.Load(), nil }
+// Trust domains of the test CAs.
+var (
+	exampleOrg = spiffeid.RequireTrustDomainFromString("example.org")
+	otherOrg   = spiffeid.RequireTrustDomainFromString("other.org")
+	webExample = spiffeid.RequireTrustDomainFromString("web.example")
+)
 
 // failingSource fails every call.
 type failingSource struct{ err error }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/stretchr/testify/assert"
@@ -13,8 +14,8 @@ import (
 )
 
 func TestHookKeepsCallbacks(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	serverSVID, clientSVID := td.svid(t, "/server"), td.svid(t, "/client")
+	td := testca.New(t, exampleOrg)
+	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
 
 	var order []string
 	base := &tls.Config{
@@ -24,7 +25,7 @@ func TestHookKeepsCallbacks(t *testing.T) {
 			order = append(order, "peer")
 			assert.Len(t, raw, len(clientSVID.Certificates))
 			require.NotEmpty(t, chains)
-			assert.Equal(t, td.root.Raw, chains[0][len(chains[0])-1].Raw)
+			assert.Equal(t, td.Root().Raw, chains[0][len(chains[0])-1].Raw)
 			return nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -40,7 +41,7 @@ func TestHookKeepsCallbacks(t *testing.T) {
 		ClientCAs:    x509.NewCertPool(),
 	}
 	var auth counter
-	tlsconfig.HookMTLSServerConfig(base, serverSVID, td.bundle(), func(id spiffeid.ID, chains [][]*x509.Certificate) error {
+	tlsconfig.HookMTLSServerConfig(base, serverSVID, td.X509Bundle(), func(id spiffeid.ID, chains [][]*x509.Certificate) error {
 		order = append(order, "authorize")
 		return auth.authorize(id, chains)
 	})
@@ -52,7 +53,7 @@ func TestHookKeepsCallbacks(t *testing.T) {
 	assert.Nil(t, base.VerifyPeerCertificate)
 	assert.Equal(t, tls.RequireAnyClientCert, base.ClientAuth)
 
-	clientConf := tlsconfig.MTLSClientConfig(clientSVID, td.bundle(), tlsconfig.AuthorizeAny())
+	clientConf := tlsconfig.MTLSClientConfig(clientSVID, td.X509Bundle(), tlsconfig.AuthorizeAny())
 	clientConf.NextProtos = []string{"proto"}
 	res := handshake(t, base, clientConf)
 	require.NoError(t, res.serverErr)
@@ -68,7 +69,7 @@ func TestHookKeepsCallbacks(t *testing.T) {
 }
 
 func TestHookWrappedCallbackErrors(t *testing.T) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	errPeer, errConn := errors.New("peer callback"), errors.New("conn callback")
 	tests := []struct {
 		name string
@@ -80,17 +81,17 @@ func TestHookWrappedCallbackErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tlsconfig.HookTLSClientConfig(tt.base, td.bundle(), tlsconfig.AuthorizeAny())
+			tlsconfig.HookTLSClientConfig(tt.base, td.X509Bundle(), tlsconfig.AuthorizeAny())
 			assert.True(t, tt.base.InsecureSkipVerify)
-			res := handshake(t, tlsconfig.TLSServerConfig(td.svid(t, "/server")), tt.base)
+			res := handshake(t, tlsconfig.TLSServerConfig(td.NewSVID(t, "/server")), tt.base)
 			require.ErrorIs(t, res.clientErr, tt.want)
 		})
 	}
 }
 
 func TestHookEveryMode(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	svid := td.svid(t, "/w")
+	td := testca.New(t, exampleOrg)
+	svid := td.NewSVID(t, "/w")
 	cert, err := tlsconfig.GetCertificate(svid)(nil)
 	require.NoError(t, err)
 	stale := func() *tls.Config {
@@ -104,7 +105,7 @@ func TestHookEveryMode(t *testing.T) {
 			},
 		}
 	}
-	pool := td.pool()
+	pool := td.RootPool()
 
 	c := stale()
 	tlsconfig.HookTLSServerConfig(c, svid)
@@ -123,14 +124,14 @@ func TestHookEveryMode(t *testing.T) {
 	assert.NotNil(t, c.GetClientCertificate)
 
 	c = stale()
-	tlsconfig.HookMTLSWebServerConfig(c, cert, td.bundle(), tlsconfig.AuthorizeAny())
+	tlsconfig.HookMTLSWebServerConfig(c, cert, td.X509Bundle(), tlsconfig.AuthorizeAny())
 	require.Len(t, c.Certificates, 1)
 	assert.Equal(t, cert.Certificate, c.Certificates[0].Certificate)
 	assert.Nil(t, c.GetCertificate)
 	assert.NotNil(t, c.VerifyConnection)
 
 	c = stale()
-	tlsconfig.HookMTLSClientConfig(c, svid, td.bundle(), tlsconfig.AuthorizeAny())
+	tlsconfig.HookMTLSClientConfig(c, svid, td.X509Bundle(), tlsconfig.AuthorizeAny())
 	assert.True(t, c.InsecureSkipVerify)
 	assert.Nil(t, c.RootCAs)
 	assert.Nil(t, c.GetCertificate)
@@ -139,11 +140,11 @@ func TestHookEveryMode(t *testing.T) {
 
 	// A nil config is ignored rather than dereferenced.
 	assert.NotPanics(t, func() {
-		tlsconfig.HookTLSClientConfig(nil, td.bundle(), tlsconfig.AuthorizeAny())
-		tlsconfig.HookMTLSClientConfig(nil, svid, td.bundle(), tlsconfig.AuthorizeAny())
+		tlsconfig.HookTLSClientConfig(nil, td.X509Bundle(), tlsconfig.AuthorizeAny())
+		tlsconfig.HookMTLSClientConfig(nil, svid, td.X509Bundle(), tlsconfig.AuthorizeAny())
 		tlsconfig.HookMTLSWebClientConfig(nil, svid, nil)
 		tlsconfig.HookTLSServerConfig(nil, svid)
-		tlsconfig.HookMTLSServerConfig(nil, svid, td.bundle(), tlsconfig.AuthorizeAny())
-		tlsconfig.HookMTLSWebServerConfig(nil, cert, td.bundle(), tlsconfig.AuthorizeAny())
+		tlsconfig.HookMTLSServerConfig(nil, svid, td.X509Bundle(), tlsconfig.AuthorizeAny())
+		tlsconfig.HookMTLSWebServerConfig(nil, cert, td.X509Bundle(), tlsconfig.AuthorizeAny())
 	})
 }

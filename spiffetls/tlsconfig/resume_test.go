@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"testing"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,13 +26,13 @@ func TestResumedSessionIsAuthorizedAgain(t *testing.T) {
 }
 
 func testResumption(t *testing.T, version uint16, rejectingSide string) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	var serverAuth, clientAuth counter
-	serverConf := tlsconfig.MTLSServerConfig(td.svid(t, "/server"), td.bundle(), serverAuth.authorize)
+	serverConf := tlsconfig.MTLSServerConfig(td.NewSVID(t, "/server"), td.X509Bundle(), serverAuth.authorize)
 	serverConf.MaxVersion = version
 	srv := startServer(t, serverConf)
 
-	clientConf := tlsconfig.MTLSClientConfig(td.svid(t, "/client"), td.bundle(), clientAuth.authorize)
+	clientConf := tlsconfig.MTLSClientConfig(td.NewSVID(t, "/client"), td.X509Bundle(), clientAuth.authorize)
 	clientConf.MaxVersion = version
 	clientConf.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -22,9 +23,9 @@ func rawChain(s *x509svid.SVID) [][]byte {
 }
 
 func TestVerifyCallbacks(t *testing.T) {
-	td := newTestCA(t, "example.org")
-	other := newTestCA(t, "other.org")
-	svid := td.svid(t, "/peer")
+	td := testca.New(t, exampleOrg)
+	other := testca.New(t, otherOrg)
+	svid := td.NewSVID(t, "/peer")
 	errWrapped := errors.New("wrapped")
 
 	tests := []struct {
@@ -35,8 +36,8 @@ func TestVerifyCallbacks(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "valid", peer: svid, authorizer: tlsconfig.AuthorizeID(svid.ID)},
-		{name: "unauthorized", peer: svid, authorizer: tlsconfig.AuthorizeMemberOf(other.td), wantErr: `tlsconfig: peer "spiffe://example.org/peer" is not authorized: spiffeid: unexpected trust domain`},
-		{name: "untrusted", peer: other.svid(t, "/peer"), authorizer: tlsconfig.AuthorizeAny(), wantErr: "x509svid: could not get X509 bundle"},
+		{name: "unauthorized", peer: svid, authorizer: tlsconfig.AuthorizeMemberOf(other.TrustDomain()), wantErr: `tlsconfig: peer "spiffe://example.org/peer" is not authorized: spiffeid: unexpected trust domain`},
+		{name: "untrusted", peer: other.NewSVID(t, "/peer"), authorizer: tlsconfig.AuthorizeAny(), wantErr: "x509svid: could not get X509 bundle"},
 		{name: "no certificates", peer: &x509svid.SVID{}, authorizer: tlsconfig.AuthorizeAny(), wantErr: "x509svid: empty certificates chain"},
 		{name: "nil authorizer", peer: svid, wantErr: "tlsconfig: authorizer is required"},
 		{name: "wrapped fails", peer: svid, authorizer: tlsconfig.AuthorizeAny(), wrapped: func([][]byte, [][]*x509.Certificate) error { return errWrapped }, wantErr: "wrapped"},
@@ -61,7 +62,7 @@ func TestVerifyCallbacks(t *testing.T) {
 			}
 			t.Run("WrapVerifyPeerCertificate", func(t *testing.T) {
 				wrappedChains = nil
-				err := tlsconfig.WrapVerifyPeerCertificate(wrapped, td.bundle(), tt.authorizer)(rawChain(tt.peer), nil)
+				err := tlsconfig.WrapVerifyPeerCertificate(wrapped, td.X509Bundle(), tt.authorizer)(rawChain(tt.peer), nil)
 				check(t, err)
 				if err == nil {
 					assert.NotEmpty(t, wrappedChains)
@@ -71,16 +72,16 @@ func TestVerifyCallbacks(t *testing.T) {
 				return
 			}
 			t.Run("VerifyPeerCertificate", func(t *testing.T) {
-				check(t, tlsconfig.VerifyPeerCertificate(td.bundle(), tt.authorizer)(rawChain(tt.peer), nil))
+				check(t, tlsconfig.VerifyPeerCertificate(td.X509Bundle(), tt.authorizer)(rawChain(tt.peer), nil))
 			})
 			t.Run("VerifyConnection", func(t *testing.T) {
-				check(t, tlsconfig.VerifyConnection(td.bundle(), tt.authorizer)(tls.ConnectionState{PeerCertificates: tt.peer.Certificates}))
+				check(t, tlsconfig.VerifyConnection(td.X509Bundle(), tt.authorizer)(tls.ConnectionState{PeerCertificates: tt.peer.Certificates}))
 			})
 		})
 	}
 
 	t.Run("unparsable", func(t *testing.T) {
-		err := tlsconfig.VerifyPeerCertificate(td.bundle(), tlsconfig.AuthorizeAny())([][]byte{[]byte("junk")}, nil)
+		err := tlsconfig.VerifyPeerCertificate(td.X509Bundle(), tlsconfig.AuthorizeAny())([][]byte{[]byte("junk")}, nil)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "x509svid: unable to parse certificate")
 	})
@@ -90,16 +91,16 @@ func TestVerifyCallbacks(t *testing.T) {
 // in VerifyConnection: a config that authorizes in VerifyPeerCertificate
 // only, as go-spiffe's do, lets a resumed session through unchecked.
 func TestVerifyPeerCertificateSkipsResumption(t *testing.T) {
-	td := newTestCA(t, "example.org")
+	td := testca.New(t, exampleOrg)
 	var auth counter
 	serverConf := &tls.Config{
 		MinVersion:            tls.VersionTLS13,
 		ClientAuth:            tls.RequireAnyClientCert,
-		GetCertificate:        tlsconfig.GetCertificate(td.svid(t, "/server")),
-		VerifyPeerCertificate: tlsconfig.VerifyPeerCertificate(td.bundle(), auth.authorize),
+		GetCertificate:        tlsconfig.GetCertificate(td.NewSVID(t, "/server")),
+		VerifyPeerCertificate: tlsconfig.VerifyPeerCertificate(td.X509Bundle(), auth.authorize),
 	}
 	srv := startServer(t, serverConf)
-	clientConf := tlsconfig.MTLSClientConfig(td.svid(t, "/client"), td.bundle(), tlsconfig.AuthorizeAny())
+	clientConf := tlsconfig.MTLSClientConfig(td.NewSVID(t, "/client"), td.X509Bundle(), tlsconfig.AuthorizeAny())
 	clientConf.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 
 	require.NoError(t, srv.dial(t, clientConf).serverErr)

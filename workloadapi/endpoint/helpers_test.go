@@ -106,6 +106,16 @@ func serve(t testing.TB, cfg endpoint.Config) (workloadpb.WorkloadAPIClient, str
 	return dial(t, "unix://"+path), path
 }
 
+// serveWeb returns a fresh fixture in which this process's UID holds an
+// X509-SVID for webID, and a client of a server for its handler.
+func serveWeb(t testing.TB) (*fixture, workloadpb.WorkloadAPIClient) {
+	t.Helper()
+	f := newFixture(t)
+	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
+	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	return f, client
+}
+
 func dial(t testing.TB, target string) workloadpb.WorkloadAPIClient {
 	t.Helper()
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -117,6 +127,26 @@ func dial(t testing.TB, target string) workloadpb.WorkloadAPIClient {
 // withHeader adds the security header (WE rule 6).
 func withHeader(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, workloadpb.HeaderKey, workloadpb.HeaderValue)
+}
+
+// recvFirst opens a server stream with open (a WorkloadAPIClient method),
+// requires that to succeed, and returns the stream's first message or the
+// error of the first Recv, which is where the server's status arrives.
+func recvFirst[Req, Resp any](t testing.TB, ctx context.Context, open func(context.Context, *Req, ...grpc.CallOption) (grpc.ServerStreamingClient[Resp], error), req *Req) (*Resp, error) {
+	t.Helper()
+	s, err := open(ctx, req)
+	require.NoError(t, err)
+	return s.Recv()
+}
+
+// requireFirstX509SVID requires the first FetchX509SVID message to succeed
+// and to carry want as its first (default) identity.
+func requireFirstX509SVID(t testing.TB, ctx context.Context, client workloadpb.WorkloadAPIClient, want spiffeid.ID) {
+	t.Helper()
+	resp, err := recvFirst(t, ctx, client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Svids)
+	require.Equal(t, want.String(), resp.Svids[0].SpiffeId)
 }
 
 func requireCode(t testing.TB, want codes.Code, err error) {

@@ -42,9 +42,7 @@ func TestFetchX509SVID(t *testing.T) {
 	require.NoError(t, f.handler.Set(f.uid, f.snapshot(web, db)))
 	client, _ := serve(t, endpoint.Config{Handler: f.handler})
 
-	stream, err := client.FetchX509SVID(withHeader(t.Context()), &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	resp, err := stream.Recv()
+	resp, err := recvFirst(t, withHeader(t.Context()), client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
 	require.NoError(t, err)
 
 	// WAPI rule 10: one X509SVID per identity, the default first (rule 9).
@@ -67,13 +65,9 @@ func TestFetchX509SVID(t *testing.T) {
 }
 
 func TestFetchX509Bundles(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	f, client := serveWeb(t)
 
-	stream, err := client.FetchX509Bundles(withHeader(t.Context()), &workloadpb.X509BundlesRequest{})
-	require.NoError(t, err)
-	resp, err := stream.Recv()
+	resp, err := recvFirst(t, withHeader(t.Context()), client.FetchX509Bundles, &workloadpb.X509BundlesRequest{})
 	require.NoError(t, err)
 	// WAPI rule 11: the own trust domain plus federated ones.
 	require.Len(t, resp.Bundles, 2)
@@ -86,13 +80,9 @@ func TestFetchX509Bundles(t *testing.T) {
 }
 
 func TestFetchJWTBundles(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	f, client := serveWeb(t)
 
-	stream, err := client.FetchJWTBundles(withHeader(t.Context()), &workloadpb.JWTBundlesRequest{})
-	require.NoError(t, err)
-	resp, err := stream.Recv()
+	resp, err := recvFirst(t, withHeader(t.Context()), client.FetchJWTBundles, &workloadpb.JWTBundlesRequest{})
 	require.NoError(t, err)
 	// WAPI rule 13: JWK Sets with JWT-SVID keys only (the own bundle also
 	// has a WIT key, which must not appear).
@@ -167,9 +157,7 @@ func TestFetchJWTSVID(t *testing.T) {
 }
 
 func TestValidateJWTSVID(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	f, client := serveWeb(t)
 	ctx := withHeader(t.Context())
 
 	token, err := f.jwt.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: dbID, Audience: []string{"web"}})
@@ -308,9 +296,7 @@ func TestNoIdentity(t *testing.T) {
 }
 
 func TestWITDisabled(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	_, client := serveWeb(t)
 	// WIT rule 17 / WAPI rule 1: a server without the profile answers
 	// Unimplemented.
 	errs := callAll(withHeader(t.Context()), client)
@@ -329,9 +315,7 @@ func TestWIT(t *testing.T) {
 	client, _ := serve(t, endpoint.Config{Handler: f.handler, WIT: true})
 	ctx := withHeader(t.Context())
 
-	s, err := client.FetchWITSVID(ctx, &workloadpb.WITSVIDRequest{})
-	require.NoError(t, err)
-	resp, err := s.Recv()
+	resp, err := recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{})
 	require.NoError(t, err)
 	require.Len(t, resp.Svids, 2)
 	assert.Equal(t, "spiffe://example.org/web", resp.Svids[0].SpiffeId)
@@ -340,26 +324,18 @@ func TestWIT(t *testing.T) {
 	assert.Equal(t, "a", resp.Svids[0].Hint)
 
 	// WIT rule 17: spiffe_id selects one identity.
-	s, err = client.FetchWITSVID(ctx, &workloadpb.WITSVIDRequest{SpiffeId: dbID.String()})
-	require.NoError(t, err)
-	resp, err = s.Recv()
+	resp, err = recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{SpiffeId: dbID.String()})
 	require.NoError(t, err)
 	require.Len(t, resp.Svids, 1)
 	assert.Equal(t, dbID.String(), resp.Svids[0].SpiffeId)
 
-	s, err = client.FetchWITSVID(ctx, &workloadpb.WITSVIDRequest{SpiffeId: "spiffe://example.org/none"})
-	require.NoError(t, err)
-	_, err = s.Recv()
+	_, err = recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{SpiffeId: "spiffe://example.org/none"})
 	requireCode(t, codes.PermissionDenied, err)
 
-	s, err = client.FetchWITSVID(ctx, &workloadpb.WITSVIDRequest{SpiffeId: "not an id"})
-	require.NoError(t, err)
-	_, err = s.Recv()
+	_, err = recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{SpiffeId: "not an id"})
 	requireCode(t, codes.InvalidArgument, err)
 
-	b, err := client.FetchWITBundles(ctx, &workloadpb.WITBundlesRequest{})
-	require.NoError(t, err)
-	bresp, err := b.Recv()
+	bresp, err := recvFirst(t, ctx, client.FetchWITBundles, &workloadpb.WITBundlesRequest{})
 	require.NoError(t, err)
 	// Only the own trust domain has WIT keys.
 	require.Len(t, bresp.Bundles, 1)
@@ -367,9 +343,7 @@ func TestWIT(t *testing.T) {
 }
 
 func TestIdentityRemovedEndsStream(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	f, client := serveWeb(t)
 	ctx := withHeader(t.Context())
 
 	x509s, err := client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
@@ -397,13 +371,9 @@ func TestIdentityWithoutX509SVIDs(t *testing.T) {
 	ctx := withHeader(t.Context())
 	// WAPI rule 10: no X509-SVID is PermissionDenied, while the bundles are
 	// still served (rule 11).
-	s, err := client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	_, err = s.Recv()
+	_, err := recvFirst(t, ctx, client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
 	requireCode(t, codes.PermissionDenied, err)
-	b, err := client.FetchX509Bundles(ctx, &workloadpb.X509BundlesRequest{})
-	require.NoError(t, err)
-	_, err = b.Recv()
+	_, err = recvFirst(t, ctx, client.FetchX509Bundles, &workloadpb.X509BundlesRequest{})
 	require.NoError(t, err)
 }
 
@@ -412,18 +382,12 @@ func TestIdentityAddedLater(t *testing.T) {
 	client, _ := serve(t, endpoint.Config{Handler: f.handler})
 	ctx := withHeader(t.Context())
 
-	s, err := client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	_, err = s.Recv()
+	_, err := recvFirst(t, ctx, client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
 	requireCode(t, codes.PermissionDenied, err)
 
 	// WAPI rule 10: the client may call again; registration may lag.
 	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	s, err = client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	resp, err := s.Recv()
-	require.NoError(t, err)
-	assert.Equal(t, webID.String(), resp.Svids[0].SpiffeId)
+	requireFirstX509SVID(t, ctx, client, webID)
 }
 
 func TestRotation(t *testing.T) {
@@ -476,9 +440,7 @@ func TestPeerCredentials(t *testing.T) {
 	h := &recordingHandler{MemoryHandler: f.handler, callers: make(chan endpoint.Caller, 10)}
 	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
 	client, path := serve(t, endpoint.Config{Handler: h})
-	s, err := client.FetchX509SVID(withHeader(t.Context()), &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	_, err = s.Recv()
+	_, err := recvFirst(t, withHeader(t.Context()), client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
 	require.NoError(t, err)
 
 	// WE rule 5: the caller is identified out of band, from the kernel
@@ -516,17 +478,11 @@ func TestKeyByUID(t *testing.T) {
 	require.NoError(t, f.handler.Set(other, f.snapshot(f.svid(t, dbID, ""))))
 	client, _ := serve(t, endpoint.Config{Handler: f.handler})
 	ctx := withHeader(t.Context())
-	s, err := client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	_, err = s.Recv()
+	_, err := recvFirst(t, ctx, client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
 	requireCode(t, codes.PermissionDenied, err)
 
 	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	s, err = client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	resp, err := s.Recv()
-	require.NoError(t, err)
-	assert.Equal(t, webID.String(), resp.Svids[0].SpiffeId)
+	requireFirstX509SVID(t, ctx, client, webID)
 
 	assert.Equal(t, "", endpoint.KeyByUID(endpoint.Caller{PID: -1, UID: -1, GID: -1}))
 	assert.Equal(t, "0", endpoint.KeyByUID(endpoint.Caller{PID: 1, UID: 0, GID: 0}))
@@ -549,11 +505,7 @@ func TestTCP(t *testing.T) {
 		require.NoError(t, <-done)
 	}()
 	client := dial(t, lis.Addr().String())
-	s, err := client.FetchX509SVID(withHeader(t.Context()), &workloadpb.X509SVIDRequest{})
-	require.NoError(t, err)
-	resp, err := s.Recv()
-	require.NoError(t, err)
-	assert.Equal(t, webID.String(), resp.Svids[0].SpiffeId)
+	requireFirstX509SVID(t, withHeader(t.Context()), client, webID)
 	c := <-h.callers
 	assert.False(t, c.HasCredentials())
 	assert.Equal(t, -1, c.UID)
@@ -631,9 +583,7 @@ func TestServeListenerFails(t *testing.T) {
 }
 
 func TestClientDisconnectNoLeak(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
-	client, _ := serve(t, endpoint.Config{Handler: f.handler})
+	_, client := serveWeb(t)
 	// Warm up the connection so its goroutines are in the baseline.
 	_, err := client.FetchJWTSVID(withHeader(t.Context()), &workloadpb.JWTSVIDRequest{Audience: []string{"a"}})
 	require.NoError(t, err)
