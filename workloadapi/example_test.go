@@ -8,16 +8,17 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
-	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
-	"google.golang.org/grpc"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 func ExampleNewX509Source() {
@@ -61,34 +62,11 @@ func ExampleFetchJWTSVID() {
 	// Output: spiffe://example.org/web [spiffe://example.org/db]
 }
 
-// exampleServer is a minimal Workload API server issuing one identity.
-type exampleServer struct {
-	workloadpb.UnimplementedWorkloadAPIServer
-	x509 *workloadpb.X509SVIDResponse
-	jwt  *ca.JWTAuthority
-	id   spiffeid.ID
-}
-
-func (s *exampleServer) FetchX509SVID(_ *workloadpb.X509SVIDRequest, stream grpc.ServerStreamingServer[workloadpb.X509SVIDResponse]) error {
-	if err := stream.Send(s.x509); err != nil {
-		return err
-	}
-	<-stream.Context().Done()
-	return nil
-}
-
-func (s *exampleServer) FetchJWTSVID(ctx context.Context, req *workloadpb.JWTSVIDRequest) (*workloadpb.JWTSVIDResponse, error) {
-	token, err := s.jwt.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: s.id, Audience: req.GetAudience()})
-	if err != nil {
-		return nil, err
-	}
-	return &workloadpb.JWTSVIDResponse{Svids: []*workloadpb.JWTSVID{{SpiffeId: s.id.String(), Svid: token}}}, nil
-}
-
-// startExampleServer runs an in-process CA and Workload API server on a unix
-// socket and returns its address.
+// startExampleServer runs an in-process CA and a Workload API server
+// (workloadapi/endpoint) on a unix socket, giving every process of this user
+// the identity spiffe://example.org/web, and returns the socket's address.
 func startExampleServer() (addr string, stop func()) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	id := spiffeid.RequireFromPath(td, "/web")
 	must := func(err error) {
@@ -106,32 +84,36 @@ func startExampleServer() (addr string, stop func()) {
 	must(err)
 	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: key.Public(), ID: id})
 	must(err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	must(err)
 	jwtKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(err)
 	jwtAuthority, err := ca.NewJWTAuthority(ca.JWTAuthorityConfig{Signer: jwtKey})
 	must(err)
 
-	svid := &workloadpb.X509SVID{SpiffeId: id.String(), X509SvidKey: keyDER, Bundle: root.Raw}
-	for _, c := range chain[:len(chain)-1] { // the leaf; the root goes in the bundle
-		svid.X509Svid = append(svid.X509Svid, c.Raw...)
-	}
+	bundle := spiffebundle.FromX509Authorities(td, []*x509.Certificate{root})
+	must(bundle.AddJWTAuthority(jwtAuthority.KeyID(), jwtAuthority.PublicKey()))
+	handler := endpoint.NewMemoryHandler(endpoint.MemoryConfig{
+		SignJWT: func(ctx context.Context, id spiffeid.ID, audience []string) (string, error) {
+			return jwtAuthority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: id, Audience: audience})
+		},
+	})
+	must(handler.Set(strconv.Itoa(os.Getuid()), &endpoint.Snapshot{
+		TrustDomain: td,
+		X509SVIDs:   []*x509svid.SVID{{ID: id, Certificates: chain, PrivateKey: key}},
+		Bundles:     []*spiffebundle.Bundle{bundle},
+	}))
 
 	dir, err := os.MkdirTemp("", "wl")
 	must(err)
 	path := filepath.Join(dir, "agent.sock")
-	lis, err := net.Listen("unix", path)
+	lis, err := endpoint.ListenUnix(path, 0o700)
 	must(err)
-	srv := grpc.NewServer()
-	workloadpb.RegisterWorkloadAPIServer(srv, &exampleServer{
-		x509: &workloadpb.X509SVIDResponse{Svids: []*workloadpb.X509SVID{svid}},
-		jwt:  jwtAuthority,
-		id:   id,
-	})
-	go func() { _ = srv.Serve(lis) }()
+	srv, err := endpoint.New(endpoint.Config{Handler: handler})
+	must(err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
 	return "unix://" + path, func() {
-		srv.Stop()
+		cancel()
+		<-done
 		os.RemoveAll(dir)
 	}
 }

@@ -10,15 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
-	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -67,22 +63,14 @@ func Example() {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()
 
-	// A workload fetches its SVID; clients add the security header.
-	conn, _ := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	client := workloadpb.NewWorkloadAPIClient(conn)
-	callCtx := metadata.AppendToOutgoingContext(ctx, workloadpb.HeaderKey, workloadpb.HeaderValue)
-	stream, err := client.FetchX509SVID(callCtx, &workloadpb.X509SVIDRequest{})
-	if err == nil {
-		var resp *workloadpb.X509SVIDResponse
-		if resp, err = stream.Recv(); err == nil {
-			fmt.Println(resp.Svids[0].SpiffeId)
-		}
-	}
+	// A workload of this user fetches its SVID with the Workload API client.
+	svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr("unix://"+socket))
 	if err != nil {
 		fmt.Println(err)
+	} else {
+		fmt.Println(svid.ID)
 	}
 
-	conn.Close()
 	cancel()
 	fmt.Println(<-done)
 	// Output:
