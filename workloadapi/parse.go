@@ -110,20 +110,9 @@ func parseX509SVIDResponse(resp *workloadpb.X509SVIDResponse, withBundles bool) 
 }
 
 func parseX509Bundles(resp *workloadpb.X509BundlesResponse) (*x509bundle.Set, error) {
-	if len(resp.GetBundles()) == 0 {
-		return nil, errors.New("workloadapi: no bundles in response")
-	}
 	set := x509bundle.NewSet()
-	for key, raw := range resp.GetBundles() {
-		td, err := trustDomainFromKey(key)
-		if err != nil {
-			return nil, err
-		}
-		bundle, err := x509bundle.ParseRaw(td, raw)
-		if err != nil {
-			return nil, fmt.Errorf("workloadapi: bundle %q: %w", key, err)
-		}
-		set.Add(bundle)
+	if err := parseBundleMap(resp.GetBundles(), x509bundle.ParseRaw, set.Add); err != nil {
+		return nil, err
 	}
 	return set, nil
 }
@@ -156,20 +145,9 @@ func parseJWTSVIDs(resp *workloadpb.JWTSVIDResponse, audience []string) ([]*jwts
 }
 
 func parseJWTBundles(resp *workloadpb.JWTBundlesResponse) (*jwtbundle.Set, error) {
-	if len(resp.GetBundles()) == 0 {
-		return nil, errors.New("workloadapi: no bundles in response")
-	}
 	set := jwtbundle.NewSet()
-	for key, raw := range resp.GetBundles() {
-		td, err := trustDomainFromKey(key)
-		if err != nil {
-			return nil, err
-		}
-		bundle, err := jwtbundle.Parse(td, raw)
-		if err != nil {
-			return nil, fmt.Errorf("workloadapi: bundle %q: %w", key, err)
-		}
-		set.Add(bundle)
+	if err := parseBundleMap(resp.GetBundles(), jwtbundle.Parse, set.Add); err != nil {
+		return nil, err
 	}
 	return set, nil
 }
@@ -234,22 +212,35 @@ func parseWITKey(doc string, pub any) (crypto.Signer, error) {
 }
 
 func parseWITBundles(resp *workloadpb.WITBundlesResponse) (*witbundle.Set, error) {
-	if len(resp.GetBundles()) == 0 {
-		return nil, errors.New("workloadapi: no bundles in response")
-	}
 	set := witbundle.NewSet()
-	for key, raw := range resp.GetBundles() {
-		td, err := trustDomainFromKey(key)
-		if err != nil {
-			return nil, err
-		}
-		bundle, err := witbundle.Parse(td, []byte(raw))
-		if err != nil {
-			return nil, fmt.Errorf("workloadapi: bundle %q: %w", key, err)
-		}
-		set.Add(bundle)
+	parse := func(td spiffeid.TrustDomain, doc string) (*witbundle.Bundle, error) {
+		return witbundle.Parse(td, []byte(doc))
+	}
+	if err := parseBundleMap(resp.GetBundles(), parse, set.Add); err != nil {
+		return nil, err
 	}
 	return set, nil
+}
+
+// parseBundleMap parses every entry of a Workload API bundle map, keyed by
+// trust domain ID (WAPI rules 11, 13), and hands each bundle to add. The map
+// must not be empty: it holds at least the server's own trust domain.
+func parseBundleMap[V, B any](bundles map[string]V, parse func(spiffeid.TrustDomain, V) (B, error), add func(B)) error {
+	if len(bundles) == 0 {
+		return errors.New("workloadapi: no bundles in response")
+	}
+	for key, raw := range bundles {
+		td, err := trustDomainFromKey(key)
+		if err != nil {
+			return err
+		}
+		bundle, err := parse(td, raw)
+		if err != nil {
+			return fmt.Errorf("workloadapi: bundle %q: %w", key, err)
+		}
+		add(bundle)
+	}
+	return nil
 }
 
 // trustDomainFromKey parses a bundle map key. The standard has servers send
