@@ -17,15 +17,19 @@ const module = "github.com/spiffekit/spiffekit"
 func layer(pkg string) (int, bool) {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
 	switch {
-	case rel == "spiffeid", rel == "logger":
+	case rel == "spiffeid", rel == "logger", rel == "attest":
 		return 0, true
+	case rel == "attest/unix", rel == "registry":
+		return 1, true
+	case strings.HasPrefix(rel, "registry/"):
+		return 2, true
 	case strings.HasPrefix(rel, "bundle/"), strings.HasPrefix(rel, "exp/bundle/"):
 		return 1, true
 	case strings.HasPrefix(rel, "svid/"), strings.HasPrefix(rel, "exp/svid/"):
 		return 2, true
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
-	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint":
+	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "ca/manager":
 		return 4, true
 	case rel == "spiffetls":
 		return 5, true

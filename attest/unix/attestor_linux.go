@@ -1,0 +1,238 @@
+package unix
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	sys "golang.org/x/sys/unix"
+
+	"github.com/spiffekit/spiffekit/attest"
+)
+
+const supported = true
+
+// maxPathSize bounds the executable path read from /proc/<pid>/exe: PATH_MAX
+// plus room for the " (deleted)" suffix.
+const maxPathSize = 4096 + 16
+
+// hashChunk is how much of the executable is hashed between checks of ctx.
+const hashChunk = 1 << 20
+
+// StartTime returns the start time of process pid (field 22 of
+// /proc/<pid>/stat, clock ticks after boot). Record it when a connection is
+// accepted and pass it as [attest.Workload.StartTime], so that
+// [Attestor.Attest] rejects a process that took over the PID later. A process
+// that does not exist yields an error wrapping [attest.ErrRejected].
+func (a *Attestor) StartTime(pid int) (uint64, error) {
+	if pid <= 0 {
+		return 0, errors.New("unix: PID " + strconv.Itoa(pid) + " is not a process")
+	}
+	dir, err := a.openProcDir(pid)
+	if err != nil {
+		return 0, err
+	}
+	defer sys.Close(dir)
+	st, err := readStat(dir)
+	if err != nil {
+		return 0, a.explain(pid, dir, err)
+	}
+	if st.exited() {
+		return 0, rejected(pid, "has exited", nil)
+	}
+	return st.startTime, nil
+}
+
+func (a *Attestor) attest(ctx context.Context, w attest.Workload) (attest.Selectors, error) {
+	dir, err := a.openProcDir(w.PID)
+	if err != nil {
+		return attest.Selectors{}, err
+	}
+	defer sys.Close(dir)
+	f, err := a.inspect(ctx, dir, w)
+	if err != nil {
+		return attest.Selectors{}, a.explain(w.PID, dir, err)
+	}
+	return a.selectors(f)
+}
+
+// openProcDir opens /proc/<pid>. The descriptor stays bound to the process
+// that has the PID now; everything else is read relative to it.
+func (a *Attestor) openProcDir(pid int) (int, error) {
+	path := filepath.Join(a.procRoot, strconv.Itoa(pid))
+	dir, err := sys.Open(path, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
+	if errors.Is(err, sys.ENOENT) || errors.Is(err, sys.ESRCH) {
+		return -1, rejected(pid, "does not exist", nil)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("unix: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	return dir, nil
+}
+
+// inspect reads the facts about the process of dir, checking before and after
+// that it is the process w describes.
+func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (facts, error) {
+	if err := checkPIDFD(w); err != nil {
+		return facts{}, err
+	}
+	before, err := readStat(dir)
+	if err != nil {
+		return facts{}, err
+	}
+	if before.exited() {
+		return facts{}, rejected(w.PID, "has exited", nil)
+	}
+	if w.StartTime != 0 && before.startTime != w.StartTime {
+		return facts{}, rejected(w.PID, fmt.Sprintf("started at %d, not at the recorded %d: the PID was reused", before.startTime, w.StartTime), nil)
+	}
+
+	var f facts
+	data, err := readFile(dir, "status", maxStatusSize)
+	if err != nil {
+		return facts{}, err
+	}
+	if f.status, err = parseStatus(data); err != nil {
+		return facts{}, fmt.Errorf("unix: process %d: %w", w.PID, err)
+	}
+	if c := w.Credentials; c != nil && (int64(c.UID) != int64(f.status.uid) || int64(c.GID) != int64(f.status.gid)) {
+		return facts{}, rejected(w.PID, fmt.Sprintf("runs as uid %d gid %d, but connected as uid %d gid %d",
+			f.status.uid, f.status.gid, c.UID, c.GID), nil)
+	}
+	if !a.skipExecutable {
+		if f.path, err = readExePath(dir); err != nil {
+			return facts{}, err
+		}
+		if !a.skipHash {
+			if f.sha256, err = a.hashExe(ctx, dir); err != nil {
+				return facts{}, err
+			}
+		}
+	}
+
+	// The checks after the reads: the same process, still alive.
+	after, err := readStat(dir)
+	if err != nil {
+		return facts{}, err
+	}
+	if after.exited() {
+		return facts{}, rejected(w.PID, "exited during attestation", nil)
+	}
+	if after.startTime != before.startTime {
+		return facts{}, rejected(w.PID, "was replaced during attestation", nil)
+	}
+	if err := checkPIDFD(w); err != nil {
+		return facts{}, err
+	}
+	return f, nil
+}
+
+// explain turns an error into a rejection when its cause is that the process
+// exited: reads of an exited process's files fail or come back empty.
+func (a *Attestor) explain(pid int, dir int, err error) error {
+	if errors.Is(err, attest.ErrRejected) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	st, serr := readStat(dir)
+	if errors.Is(serr, sys.ENOENT) || errors.Is(serr, sys.ESRCH) || serr == nil && st.exited() {
+		return rejected(pid, "exited during attestation", err)
+	}
+	return err
+}
+
+// readFile reads name under dir, failing if it is longer than limit.
+func readFile(dir int, name string, limit int64) ([]byte, error) {
+	f, err := openAt(dir, name, sys.O_NOFOLLOW)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("unix: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("unix: %s is larger than %d bytes", f.Name(), limit)
+	}
+	return data, nil
+}
+
+func openAt(dir int, name string, flags int) (*os.File, error) {
+	fd, err := sys.Openat(dir, name, sys.O_RDONLY|sys.O_CLOEXEC|flags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("unix: %w", &os.PathError{Op: "openat", Path: name, Err: err})
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+func readStat(dir int) (procStat, error) {
+	data, err := readFile(dir, "stat", maxStatSize)
+	if err != nil {
+		return procStat{}, err
+	}
+	st, err := parseStat(data)
+	if err != nil {
+		return procStat{}, fmt.Errorf("unix: %w", err)
+	}
+	return st, nil
+}
+
+func readExePath(dir int) (string, error) {
+	buf := make([]byte, maxPathSize+1)
+	n, err := sys.Readlinkat(dir, "exe", buf)
+	if err != nil {
+		return "", fmt.Errorf("unix: %w", &os.PathError{Op: "readlinkat", Path: "exe", Err: err})
+	}
+	if n > maxPathSize {
+		return "", fmt.Errorf("unix: executable path is longer than %d bytes", maxPathSize)
+	}
+	if n == 0 || bytes.IndexByte(buf[:n], 0) >= 0 {
+		return "", errors.New("unix: executable path is empty or contains NUL")
+	}
+	return string(buf[:n]), nil
+}
+
+// hashExe returns the hex SHA-256 of the file the process executes. Opening
+// /proc/<pid>/exe reaches that file even if its path now names another.
+func (a *Attestor) hashExe(ctx context.Context, dir int) (string, error) {
+	f, err := openAt(dir, "exe", 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return "", fmt.Errorf("unix: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return "", errors.New("unix: executable is not a regular file")
+	} else if fi.Size() > a.maxExecutableSize {
+		return "", fmt.Errorf("unix: executable is %d bytes, more than the limit of %d", fi.Size(), a.maxExecutableSize)
+	}
+	h := sha256.New()
+	r := io.LimitReader(f, a.maxExecutableSize+1)
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := io.CopyN(h, r, hashChunk)
+		total += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("unix: hashing executable: %w", err)
+		}
+	}
+	if total > a.maxExecutableSize {
+		// The file grew after the size check.
+		return "", fmt.Errorf("unix: executable is more than the limit of %d bytes", a.maxExecutableSize)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,53 @@
+package attest
+
+import (
+	"context"
+	"os"
+)
+
+// A WorkloadAttestor derives the selectors of a workload process. It must
+// describe the process that connected, not a later process that happens to
+// hold the same PID; when it cannot be sure, it returns an error wrapping
+// [ErrRejected].
+//
+// Implementations are safe for concurrent use.
+type WorkloadAttestor interface {
+	Attest(ctx context.Context, w Workload) (Selectors, error)
+}
+
+// Workload is a process to attest, as the Workload API endpoint saw it when
+// the process connected. Only PID is required; every other field, when set,
+// lets an attestor check that the process it inspects is the one that
+// connected.
+type Workload struct {
+	// PID is the process ID the kernel reported for the connection's peer
+	// (SO_PEERCRED). It must be positive.
+	PID int
+
+	// Credentials, when not nil, are the effective user and group IDs the
+	// kernel reported for the peer at connect time. An attestor that reads
+	// IDs from elsewhere rejects the workload if they differ. Nil means
+	// unknown.
+	Credentials *Credentials
+
+	// PIDFD, when not nil, is a Linux pidfd that refers to the peer process,
+	// opened when the connection was accepted: best from the socket itself
+	// (SO_PEERPIDFD, see unix.PeerPIDFD), otherwise with pidfd_open right
+	// after accept (unix.OpenPIDFD). Attestors use it to prove the process is
+	// still alive, and so that its PID was not reused, while they read. They
+	// do not close it; the caller owns it.
+	PIDFD *os.File
+
+	// StartTime, when not zero, is the process start time recorded when the
+	// connection was accepted, in the units of field 22 of Linux's
+	// /proc/<pid>/stat (clock ticks since boot; see unix.StartTime). A process
+	// now at PID with another start time is a different process, and is
+	// rejected.
+	StartTime uint64
+}
+
+// Credentials are the user and group IDs of a socket peer as the kernel
+// reports them.
+type Credentials struct {
+	UID, GID int
+}
