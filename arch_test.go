@@ -29,10 +29,15 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
-	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "ca/manager":
+	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
+		rel == "ca/keymanager", rel == "ca/upstream", rel == "ca/manager":
 		return 4, true
-	case rel == "spiffetls":
+	case rel == "spiffetls", rel == "ca/rotation":
 		return 5, true
+	case rel == "issuer":
+		return 6, true
+	case strings.HasPrefix(rel, "examples/"):
+		return 7, true
 	}
 	return 0, false
 }
