@@ -30,7 +30,7 @@ func layer(pkg string) (int, bool) {
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
-		rel == "ca/keymanager", rel == "ca/upstream", rel == "ca/manager":
+		rel == "ca/keymanager", rel == "ca/upstream":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation":
 		return 5, true

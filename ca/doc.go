@@ -27,6 +27,17 @@
 //	jwtAuthority, err := ca.NewJWTAuthority(ca.JWTAuthorityConfig{Signer: jwtKey})
 //	token, err := jwtAuthority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: id, Audience: []string{"db"}})
 //
+// # Keys and upstream authorities
+//
+// A rotating CA is assembled from parts that this package defines as
+// interfaces: a [KeyManager] creates and finds the signing keys (optionally a
+// [KeyDestroyer] that deletes them), and an [UpstreamAuthority] signs the CA
+// certificates when the trust domain chains to an existing PKI. Package
+// [github.com/spiffekit/spiffekit/ca/keymanager] keeps keys in memory or on
+// disk, package [github.com/spiffekit/spiffekit/ca/upstream] signs with a CA
+// read from disk, and package [github.com/spiffekit/spiffekit/ca/rotation]
+// rotates the authorities and publishes the trust bundle.
+//
 // # Profiles
 //
 // X509-SVIDs carry one URI SAN, basicConstraints cA=FALSE, keyUsage

@@ -1,0 +1,117 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRun lets Run rotate on its own in a synctest bubble, whose fake clock
+// advances only when every goroutine is blocked.
+func TestRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManager(t, Config{CATTL: 6 * time.Hour})
+		updates, unsubscribe := m.Subscribe()
+		defer unsubscribe()
+		first := mustActive(t, m.X509CAs())
+
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+
+		// Half the CA life later, a successor is prepared and published.
+		time.Sleep(3*time.Hour + time.Minute)
+		synctest.Wait()
+		require.True(t, drain(updates))
+		require.Equal(t, map[State]int{StateActive: 1, StatePrepared: 1}, countStates(m.X509CAs()))
+
+		// At 5/6 of its life, the successor takes over.
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		assert.NotEqual(t, first.ID, mustActive(t, m.X509CAs()).ID)
+
+		// An operator action wakes Run, which then sleeps until the
+		// prepared CA's own thresholds.
+		_, err := m.PrepareX509CA(ctx)
+		require.NoError(t, err)
+		synctest.Wait()
+
+		// After three lifetimes, everything has rotated several times.
+		time.Sleep(18 * time.Hour)
+		synctest.Wait()
+		for _, i := range m.X509CAs() {
+			assert.True(t, time.Now().Before(i.NotAfter))
+		}
+		assert.Greater(t, sequence(t, m), uint64(6))
+
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	})
+}
+
+// failingJournal fails every Store after the first n.
+type failingJournal struct {
+	memoryJournal
+	mu   sync.Mutex
+	left int
+}
+
+func (j *failingJournal) setLeft(n int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.left = n
+}
+
+func (j *failingJournal) Store(ctx context.Context, doc []byte) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.left == 0 {
+		return errors.New("disk full")
+	}
+	j.left--
+	return j.memoryJournal.Store(ctx, doc)
+}
+
+// TestRunRetries: a failing journal write leaves the published state as it
+// was, and Run retries until it succeeds.
+func TestRunRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &failingJournal{left: 1}
+		m := newManager(t, Config{Journal: j, CATTL: 6 * time.Hour})
+		seq := sequence(t, m)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		time.Sleep(4 * time.Hour)
+		synctest.Wait()
+		// Nothing journaled, nothing published: no prepared CA.
+		require.Len(t, m.X509CAs(), 1)
+		require.Equal(t, seq, sequence(t, m))
+		_, err := m.PrepareX509CA(ctx)
+		require.ErrorContains(t, err, "disk full")
+
+		j.setLeft(100)
+		time.Sleep(maxRunWait)
+		synctest.Wait()
+		require.Len(t, m.X509CAs(), 2)
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	})
+}
+
+func TestRunCanceled(t *testing.T) {
+	m := newManager(t, Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	before := runtime.NumGoroutine()
+	require.ErrorIs(t, m.Run(ctx), context.Canceled)
+	assert.LessOrEqual(t, runtime.NumGoroutine(), before)
+}

@@ -1,0 +1,101 @@
+package atomicfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Write replaces path with data so that a crash at any moment leaves either
+// the old file or the new one, never a mix: the data goes to a temporary file
+// ".<name>.tmp-*" in the same directory, which is synced, renamed over path,
+// and then the directory itself is synced so that the rename is durable. The
+// new file has exactly the mode perm, whatever the umask. On error, the
+// temporary file is removed; a crash may leave one behind, which readers of
+// path never see.
+func Write(path string, data []byte, perm os.FileMode) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp uses 0600 already; Chmod makes perm exact whatever the umask.
+	if err := tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir makes the directory entries of dir durable: a file created, renamed
+// or removed in dir before SyncDir survives a crash after it.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Read reads the regular file at path, which must not exceed limit bytes.
+// Errors from opening the file (such as fs.ErrNotExist) are returned as they
+// are, for errors.Is.
+func Read(path string, limit int64) ([]byte, error) {
+	return read(path, limit, false)
+}
+
+// ReadPrivate is [Read] for a secret: a file that group or others may read
+// or write is refused before it is read.
+func ReadPrivate(path string, limit int64) ([]byte, error) {
+	return read(path, limit, true)
+}
+
+func read(path string, limit int64, private bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if private && info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s has permissions %#o; group and others must have none", path, info.Mode().Perm())
+	}
+	// One byte more than the limit tells a file of exactly limit bytes from
+	// a longer one, without reading an attacker's huge file whole.
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}

@@ -1,0 +1,215 @@
+// Package pgtest gives tests a real PostgreSQL database.
+//
+// A test package calls [Main] from TestMain, and each test calls [New] for a
+// fresh, empty database of its own:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		dsn := pgtest.New(t) // dropped when the test ends
+//		...
+//	}
+//
+// If $SPIFFEKIT_TEST_POSTGRES_DSN is set, the databases are created on that
+// server (the DSN must name a role allowed to create databases). Otherwise
+// Main starts a throwaway server from the PostgreSQL binaries installed under
+// /usr/lib/postgresql/*/bin (as Debian's postgresql package installs them),
+// listening on a unix socket in a temporary directory only, and stops it when
+// the tests end. When running as root it runs the server as the "postgres"
+// user, because PostgreSQL refuses to run as root. New skips the test only
+// when no PostgreSQL binaries are installed.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvDSN names the environment variable with the DSN of an existing server.
+const EnvDSN = "SPIFFEKIT_TEST_POSTGRES_DSN"
+
+// admin is the DSN of the server's administrative database, or empty;
+// skip says why there is no server. Main sets them before any test runs
+// and tests only read them.
+var admin, skip string
+
+// Main provides a server for the package's tests, runs them, stops the
+// server and exits.
+func Main(m *testing.M) {
+	os.Exit(exitCode(os.Stderr)(run(m)))
+}
+
+// exitCode returns the process exit code for the result of run, reporting an
+// error to w.
+func exitCode(w io.Writer) func(int, error) int {
+	return func(code int, err error) int {
+		if err != nil {
+			fmt.Fprintln(w, "pgtest:", err)
+			return 1
+		}
+		return code
+	}
+}
+
+func run(m *testing.M) (int, error) {
+	stop, err := setup(os.Getenv(EnvDSN), "/usr/lib/postgresql/*/bin")
+	if err != nil {
+		return 1, err
+	}
+	code := m.Run()
+	if err := stop(); err != nil {
+		return 1, err
+	}
+	return code, nil
+}
+
+// setup points the package at a server: the one named by dsn if it is not
+// empty, else a new one started from the newest binaries matching glob. With
+// neither, it records why tests must skip. stop stops what setup started.
+func setup(dsn, glob string) (stop func() error, err error) {
+	noop := func() error { return nil }
+	if dsn != "" {
+		admin = dsn
+		return noop, nil
+	}
+	bin, ok := findBinaries(glob)
+	if !ok {
+		skip = "no PostgreSQL binaries under " + glob + "; install PostgreSQL or set " + EnvDSN
+		return noop, nil
+	}
+	stop, dsn, err = start(bin)
+	if err != nil {
+		return nil, err
+	}
+	admin = dsn
+	return stop, nil
+}
+
+// findBinaries returns the newest directory matching glob (one per major
+// version, e.g. /usr/lib/postgresql/15/bin) that holds pg_ctl.
+func findBinaries(glob string) (string, bool) {
+	dirs, _ := filepath.Glob(glob)
+	slices.SortFunc(dirs, func(a, b string) int {
+		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
+		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
+		return va - vb
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "pg_ctl")); err == nil {
+			return dirs[i], true
+		}
+	}
+	return "", false
+}
+
+// start initializes and starts a server in a new temporary directory.
+func start(bin string) (stop func() error, dsn string, err error) {
+	dir, err := os.MkdirTemp("", "pgtest")
+	if err != nil {
+		return nil, "", err
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	var prefix []string
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			cleanup()
+			return nil, "", fmt.Errorf("running as root needs a postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			cleanup()
+			return nil, "", err
+		}
+		prefix = []string{"runuser", "-u", "postgres", "--"}
+	}
+	command := func(name string, args ...string) *exec.Cmd {
+		argv := append(slices.Clone(prefix), filepath.Join(bin, name))
+		argv = append(argv, args...)
+		return exec.Command(argv[0], argv[1:]...)
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := command("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		cleanup()
+		return nil, "", fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	// Listen on a unix socket in dir only: no TCP port to collide with.
+	opts := fmt.Sprintf("-k %s -c listen_addresses= -F", dir)
+	if out, err := command("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		cleanup()
+		return nil, "", fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
+	}
+	stop = func() error {
+		out, err := command("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").CombinedOutput()
+		cleanup()
+		if err != nil {
+			return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
+		}
+		return nil
+	}
+	return stop, fmt.Sprintf("host=%s user=postgres dbname=postgres sslmode=disable", dir), nil
+}
+
+// New creates an empty database for the test, drops it when the test ends,
+// and returns its DSN. It skips the test if no server is available.
+func New(t testing.TB) string {
+	t.Helper()
+	if admin == "" {
+		if skip == "" {
+			t.Fatal("pgtest: call pgtest.Main from TestMain")
+		}
+		t.Skip("pgtest: " + skip)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "spiffekit_test_" + hex.EncodeToString(b[:])
+	exec := func(ctx context.Context, sql string) error {
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(t.Context(), "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: creating database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: dropping database: %v", err)
+		}
+	})
+	return withDatabase(admin, name)
+}
+
+// withDatabase returns dsn with its database replaced by name.
+func withDatabase(dsn, name string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.Path = "/" + name
+			return u.String()
+		}
+	}
+	// In the keyword/value form, a later keyword overrides an earlier one.
+	return dsn + " dbname=" + name
+}

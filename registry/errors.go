@@ -1,0 +1,37 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotFound is returned by [Reader.Get], [Writer.Update] and
+	// [Writer.Delete] when no entry has the given ID.
+	ErrNotFound = errors.New("registry: entry not found")
+
+	// ErrConflict is returned by [Writer.Update] and [Writer.Delete] when the
+	// entry's stored revision differs from the revision the caller read: another
+	// writer changed it first. Read it again and retry.
+	ErrConflict = errors.New("registry: revision conflict")
+
+	// ErrAlreadyExists is returned by [Writer.Create] and [Writer.Update] when
+	// another entry already has the same SPIFFE ID, parent ID and selector set.
+	ErrAlreadyExists = errors.New("registry: similar entry already exists")
+
+	// ErrInvalid wraps every validation failure: an invalid entry, filter, page
+	// or page token. The message says which field is wrong.
+	ErrInvalid = errors.New("registry: invalid argument")
+)
+
+// invalidf returns an error that wraps [ErrInvalid] with a message that
+// starts with the package name.
+func invalidf(format string, args ...any) error {
+	return &invalidError{msg: "registry: " + fmt.Sprintf(format, args...)}
+}
+
+// invalidError keeps the detailed message while matching [ErrInvalid].
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }

@@ -1,0 +1,360 @@
+package index
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// A Source is what an [Index] reads: a store's entries and its change feed.
+// Every [registry.Store] is a Source.
+type Source interface {
+	registry.Reader
+	registry.ChangeFeed
+}
+
+// Config configures an [Index].
+type Config struct {
+	// ServerID is the SPIFFE ID of the server. Entries whose parent is
+	// ServerID are node alias entries: an agent whose node selectors match
+	// one also receives the entries parented by the alias's SPIFFE ID (see
+	// [Index.ForAgent]). Zero means there are no node aliases.
+	ServerID spiffeid.ID
+	// PageSize is the number of entries or events read per call to the
+	// source; zero means 10,000.
+	PageSize int
+	// PollInterval is how often [Index.Run] reads the change feed when the
+	// source has not signalled a change (see [registry.Notifier]); zero means
+	// one second.
+	PollInterval time.Duration
+}
+
+// Index is an in-memory index of registration entries. It is safe for
+// concurrent use: queries share a read lock, and applying changes takes the
+// write lock briefly per batch.
+type Index struct {
+	src  Source
+	conf Config
+
+	mu        sync.RWMutex
+	seq       int64
+	records   map[string]*record
+	selectors map[registry.Selector]*selectorNode
+	parents   map[spiffeid.ID]*parentNode
+}
+
+// record is one indexed entry. Its entry has nil Selectors: they are kept,
+// interned, in sels. The record is listed under one of its selectors only,
+// its anchor: the one fewest entries used when it was inserted.
+type record struct {
+	entry  registry.Entry
+	sels   []*selectorNode
+	anchor *selectorNode
+	apos   int32 // position in anchor.anchored
+	parent *parentNode
+	ppos   int32 // position in parent.children
+}
+
+// selectorNode is one interned selector.
+type selectorNode struct {
+	sel      registry.Selector
+	uses     int       // records that have this selector
+	anchored []*record // records anchored on this selector
+}
+
+type parentNode struct {
+	id       spiffeid.ID
+	children []*record
+}
+
+// New builds an index of every entry in src: it reads the feed's head, lists
+// all entries page by page, then applies the changes made meanwhile. ctx
+// bounds the build only.
+func New(ctx context.Context, src Source, c Config) (*Index, error) {
+	if c.PageSize < 0 || c.PollInterval < 0 {
+		return nil, errors.New("index: negative page size or poll interval")
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 10000
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	x := &Index{
+		src:       src,
+		conf:      c,
+		records:   make(map[string]*record),
+		selectors: make(map[registry.Selector]*selectorNode),
+		parents:   make(map[spiffeid.ID]*parentNode),
+	}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("index: reading change feed head: %w", err)
+	}
+	token := ""
+	for {
+		page, next, err := src.List(ctx, registry.Filter{}, registry.Page{Token: token, Size: c.PageSize})
+		if err != nil {
+			return nil, fmt.Errorf("index: listing entries: %w", err)
+		}
+		x.mu.Lock()
+		for i := range page {
+			x.put(page[i])
+		}
+		x.mu.Unlock()
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	x.seq = head
+	// Entries listed above may be newer than head; applying an event checks
+	// revisions, so replaying changes the list already saw is harmless.
+	if _, err := x.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// Sync applies every change the source has recorded since the last one
+// applied, and returns how many it applied.
+func (x *Index) Sync(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		x.mu.RLock()
+		after := x.seq
+		x.mu.RUnlock()
+		evs, err := x.src.Changes(ctx, after, x.conf.PageSize)
+		if err != nil {
+			return n, fmt.Errorf("index: reading changes: %w", err)
+		}
+		if len(evs) == 0 {
+			return n, nil
+		}
+		x.mu.Lock()
+		for _, ev := range evs {
+			// Concurrent Syncs may fetch the same events; apply each once.
+			if ev.Seq > x.seq {
+				x.apply(ev)
+				n++
+			}
+		}
+		x.mu.Unlock()
+	}
+}
+
+// Run keeps the index up to date until ctx is done, then returns ctx.Err().
+// It syncs when the source signals a change, if it is a [registry.Notifier],
+// and every PollInterval. A failed sync is retried at the next tick.
+func (x *Index) Run(ctx context.Context) error {
+	var notify <-chan struct{}
+	if n, ok := x.src.(registry.Notifier); ok {
+		notify = n.Notify()
+	}
+	tick := time.NewTicker(x.conf.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-notify:
+		case <-tick.C:
+		}
+		_, _ = x.Sync(ctx) // an error leaves the index consistent at an older sequence
+	}
+}
+
+// Seq returns the sequence number of the last change applied.
+func (x *Index) Seq() int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.seq
+}
+
+// Len returns the number of entries in the index.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.records)
+}
+
+// apply must be called with x.mu held for writing.
+func (x *Index) apply(ev registry.Event) {
+	x.seq = ev.Seq
+	old := x.records[ev.EntryID]
+	switch {
+	case ev.After != nil:
+		if old != nil && old.entry.Revision >= ev.After.Revision {
+			return // the list that built the index already saw this change
+		}
+		x.put(*ev.After)
+	case old != nil:
+		x.remove(old)
+	}
+}
+
+// put inserts or replaces an entry. It must be called with x.mu held for
+// writing.
+func (x *Index) put(e registry.Entry) {
+	if old := x.records[e.ID]; old != nil {
+		x.remove(old)
+	}
+	r := &record{entry: e, sels: make([]*selectorNode, len(e.Selectors))}
+	r.entry.Selectors = nil
+	r.entry.DNSNames = slices.Clone(e.DNSNames)
+	r.entry.FederatesWith = slices.Clone(e.FederatesWith)
+	for i, s := range e.Selectors {
+		n := x.selectors[s]
+		if n == nil {
+			n = &selectorNode{sel: s}
+			x.selectors[s] = n
+		}
+		n.uses++
+		r.sels[i] = n
+		if r.anchor == nil || n.uses < r.anchor.uses {
+			r.anchor = n
+		}
+	}
+	r.apos = int32(len(r.anchor.anchored))
+	r.anchor.anchored = append(r.anchor.anchored, r)
+	p := x.parents[e.ParentID]
+	if p == nil {
+		p = &parentNode{id: e.ParentID}
+		x.parents[e.ParentID] = p
+	}
+	r.entry.ParentID = p.id // share one copy of the string
+	r.parent, r.ppos = p, int32(len(p.children))
+	p.children = append(p.children, r)
+	x.records[e.ID] = r
+}
+
+// remove must be called with x.mu held for writing. It swaps the record with
+// the last one of its anchor's and its parent's lists, so it costs
+// O(number of selectors).
+func (x *Index) remove(r *record) {
+	n := r.anchor
+	last := n.anchored[len(n.anchored)-1]
+	n.anchored[r.apos], last.apos = last, r.apos
+	n.anchored[len(n.anchored)-1] = nil
+	n.anchored = n.anchored[:len(n.anchored)-1]
+	for _, n := range r.sels {
+		if n.uses--; n.uses == 0 {
+			delete(x.selectors, n.sel)
+		}
+	}
+	p := r.parent
+	lastChild := p.children[len(p.children)-1]
+	p.children[r.ppos], lastChild.ppos = lastChild, r.ppos
+	p.children[len(p.children)-1] = nil
+	p.children = p.children[:len(p.children)-1]
+	if len(p.children) == 0 {
+		delete(x.parents, p.id)
+	}
+	delete(x.records, r.entry.ID)
+}
+
+// ForWorkload returns the entries that apply to a workload attested with the
+// given selectors: those whose selectors are all among them. Duplicates in
+// selectors are ignored. The result is sorted by entry ID and owned by the
+// caller. The caller's strings are never retained.
+func (x *Index) ForWorkload(selectors []registry.Selector) []registry.Entry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.output(x.matching(selectors))
+}
+
+// matching must be called with x.mu held.
+func (x *Index) matching(selectors []registry.Selector) []*record {
+	// Every applicable entry is anchored on one of the caller's selectors;
+	// deduplicating them keeps each list from being walked twice.
+	have := make([]*selectorNode, 0, len(selectors))
+	for _, s := range selectors {
+		if n := x.selectors[s]; n != nil && !slices.Contains(have, n) {
+			have = append(have, n)
+		}
+	}
+	var out []*record
+	for _, n := range have {
+		for _, r := range n.anchored {
+			if containsAll(have, r.sels) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// containsAll reports whether every selector of an entry is among the
+// caller's. This is the rule that keeps an entry needing a selector the
+// caller lacks from being granted.
+func containsAll(have, need []*selectorNode) bool {
+	for _, n := range need {
+		if !slices.Contains(have, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// ForAgent returns the entries an agent may obtain and serve: the entries
+// whose parent is agentID; if [Config.ServerID] is set, the entries whose
+// parent is the SPIFFE ID of a node alias entry (an entry parented by the
+// server) that applies to nodeSelectors; and, recursively, the entries whose
+// parent is the SPIFFE ID of an entry already returned. Alias entries
+// themselves are not returned. The result is sorted by entry ID and owned by
+// the caller.
+func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []registry.Selector) []registry.Entry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	frontier := []spiffeid.ID{agentID}
+	if !x.conf.ServerID.IsZero() {
+		for _, r := range x.matching(nodeSelectors) {
+			if r.entry.ParentID == x.conf.ServerID {
+				frontier = append(frontier, r.entry.SPIFFEID)
+			}
+		}
+	}
+	visited := make(map[spiffeid.ID]struct{}, len(frontier))
+	var out []*record
+	for len(frontier) > 0 {
+		id := frontier[len(frontier)-1]
+		frontier = frontier[:len(frontier)-1]
+		if _, seen := visited[id]; seen {
+			continue // cycles in parent links end here
+		}
+		visited[id] = struct{}{}
+		p := x.parents[id]
+		if p == nil {
+			continue
+		}
+		for _, r := range p.children {
+			out = append(out, r)
+			frontier = append(frontier, r.entry.SPIFFEID)
+		}
+	}
+	return x.output(out)
+}
+
+// output copies records out, sorted by ID and without duplicates. It must be
+// called with x.mu held.
+func (x *Index) output(rs []*record) []registry.Entry {
+	slices.SortFunc(rs, func(a, b *record) int { return cmp.Compare(a.entry.ID, b.entry.ID) })
+	rs = slices.Compact(rs)
+	out := make([]registry.Entry, len(rs))
+	for i, r := range rs {
+		e := r.entry.Clone()
+		e.Selectors = make([]registry.Selector, len(r.sels))
+		for j, n := range r.sels {
+			e.Selectors[j] = n.sel
+		}
+		out[i] = e
+	}
+	return out
+}

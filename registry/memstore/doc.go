@@ -1,0 +1,18 @@
+// Package memstore is an in-memory [registry.Store]: fast, safe for
+// concurrent use, and gone when the process exits. It suits tests, examples
+// and single-process deployments that load their entries from configuration.
+//
+//	s := memstore.New(memstore.Config{})
+//	e, err := s.Create(ctx, registry.Entry{
+//		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/web"),
+//		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent/node1"),
+//		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	entries, next, err := s.List(ctx, registry.Filter{}, registry.Page{Size: 100})
+//
+// The change feed keeps every event for the life of the store; its sequence
+// numbers are contiguous from 1.
+package memstore

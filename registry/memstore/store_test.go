@@ -1,0 +1,15 @@
+package memstore_test
+
+import (
+	"testing"
+
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/registry/registrytest"
+)
+
+func TestContract(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Store {
+		return memstore.New(memstore.Config{})
+	})
+}

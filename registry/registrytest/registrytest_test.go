@@ -1,0 +1,26 @@
+package registrytest_test
+
+import (
+	"io"
+	"testing"
+
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/registry/registrytest"
+)
+
+// TestRun runs the suite against the in-memory store, the reference
+// implementation.
+func TestRun(t *testing.T) {
+	registrytest.Run(t, func(*testing.T) registry.Store { return memstore.New(memstore.Config{}) })
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
+
+// TestRunDurable treats one memstore as a database that survives restarts.
+func TestRunDurable(t *testing.T) {
+	s := memstore.New(memstore.Config{})
+	registrytest.RunDurable(t, func(*testing.T) (registry.Store, io.Closer) { return s, nopCloser{} })
+}

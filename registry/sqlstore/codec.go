@@ -1,0 +1,103 @@
+package sqlstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// record is the stored JSON form of an entry. Its field names are part of
+// the schema: rename one only in a migration.
+type record struct {
+	ID            string    `json:"id"`
+	SPIFFEID      string    `json:"spiffe_id"`
+	ParentID      string    `json:"parent_id"`
+	Selectors     []string  `json:"selectors"`
+	X509SVIDTTL   int64     `json:"x509_svid_ttl_ns,omitempty"`
+	JWTSVIDTTL    int64     `json:"jwt_svid_ttl_ns,omitempty"`
+	DNSNames      []string  `json:"dns_names,omitempty"`
+	FederatesWith []string  `json:"federates_with,omitempty"`
+	Admin         bool      `json:"admin,omitempty"`
+	Downstream    bool      `json:"downstream,omitempty"`
+	Hint          string    `json:"hint,omitempty"`
+	Revision      int64     `json:"revision"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func encode(e registry.Entry) (string, error) {
+	r := record{
+		ID:          e.ID,
+		SPIFFEID:    e.SPIFFEID.String(),
+		ParentID:    e.ParentID.String(),
+		X509SVIDTTL: int64(e.X509SVIDTTL),
+		JWTSVIDTTL:  int64(e.JWTSVIDTTL),
+		DNSNames:    e.DNSNames,
+		Admin:       e.Admin,
+		Downstream:  e.Downstream,
+		Hint:        e.Hint,
+		Revision:    e.Revision,
+		CreatedAt:   e.CreatedAt,
+		UpdatedAt:   e.UpdatedAt,
+	}
+	for _, s := range e.Selectors {
+		r.Selectors = append(r.Selectors, s.String())
+	}
+	for _, td := range e.FederatesWith {
+		r.FederatesWith = append(r.FederatesWith, td.Name())
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encoding entry: %w", err)
+	}
+	return string(b), nil
+}
+
+// decode parses a stored entry. The database is trusted no more than any
+// input: every field is parsed and the entry validated.
+func decode(data string) (registry.Entry, error) {
+	var r record
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return registry.Entry{}, fmt.Errorf("decoding stored entry: %w", err)
+	}
+	e := registry.Entry{
+		ID:          r.ID,
+		X509SVIDTTL: time.Duration(r.X509SVIDTTL),
+		JWTSVIDTTL:  time.Duration(r.JWTSVIDTTL),
+		DNSNames:    r.DNSNames,
+		Admin:       r.Admin,
+		Downstream:  r.Downstream,
+		Hint:        r.Hint,
+		Revision:    r.Revision,
+		CreatedAt:   r.CreatedAt.UTC(),
+		UpdatedAt:   r.UpdatedAt.UTC(),
+	}
+	var err error
+	if e.SPIFFEID, err = spiffeid.FromString(r.SPIFFEID); err != nil {
+		return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
+	}
+	if e.ParentID, err = spiffeid.FromString(r.ParentID); err != nil {
+		return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
+	}
+	for _, s := range r.Selectors {
+		sel, err := registry.ParseSelector(s)
+		if err != nil {
+			return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
+		}
+		e.Selectors = append(e.Selectors, sel)
+	}
+	for _, name := range r.FederatesWith {
+		td, err := spiffeid.TrustDomainFromString(name)
+		if err != nil {
+			return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
+		}
+		e.FederatesWith = append(e.FederatesWith, td)
+	}
+	if err := e.Validate(); err != nil {
+		return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
+	}
+	return e, nil
+}

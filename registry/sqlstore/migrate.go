@@ -1,0 +1,91 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order; migration i brings the schema to version
+// i+1. Never edit one that has shipped: append a new one.
+var migrations = []func(d dialect) []string{
+	func(d dialect) []string {
+		return []string{
+			`CREATE TABLE registry_entries (
+				id TEXT PRIMARY KEY,
+				spiffe_id TEXT NOT NULL,
+				parent_id TEXT NOT NULL,
+				hint TEXT NOT NULL,
+				similarity TEXT NOT NULL UNIQUE,
+				revision BIGINT NOT NULL,
+				data TEXT NOT NULL)`,
+			`CREATE INDEX registry_entries_spiffe_id ON registry_entries (spiffe_id)`,
+			`CREATE INDEX registry_entries_parent_id ON registry_entries (parent_id)`,
+			`CREATE TABLE registry_selectors (
+				entry_id TEXT NOT NULL,
+				selector TEXT NOT NULL,
+				PRIMARY KEY (entry_id, selector))`,
+			`CREATE INDEX registry_selectors_selector ON registry_selectors (selector)`,
+			`CREATE TABLE registry_federates_with (
+				entry_id TEXT NOT NULL,
+				trust_domain TEXT NOT NULL,
+				PRIMARY KEY (entry_id, trust_domain))`,
+			`CREATE TABLE registry_events (
+				seq ` + d.serial + `,
+				op SMALLINT NOT NULL,
+				entry_id TEXT NOT NULL,
+				before_data TEXT,
+				after_data TEXT)`,
+		}
+	},
+}
+
+// migrate brings the schema up to date in one transaction, so that a failed
+// migration leaves the database as it was.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS registry_schema_migrations (
+		version INTEGER PRIMARY KEY,
+		applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("creating the migrations table: %w", err)
+	}
+	return s.inTx(ctx, "registry_schema_migrations", func(tx *sql.Tx) error {
+		var version int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM registry_schema_migrations`).Scan(&version); err != nil {
+			return fmt.Errorf("reading the schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than version %d, the latest this program knows; upgrade the program", version, len(migrations))
+		}
+		for v := version; v < len(migrations); v++ {
+			for _, stmt := range migrations[v](s.dialect) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migrating to schema version %d: %w", v+1, err)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_schema_migrations (version, applied_at) VALUES (?, ?)`),
+				v+1, s.now().UTC().Format("2006-01-02T15:04:05.000000Z")); err != nil {
+				return fmt.Errorf("recording schema version %d: %w", v+1, err)
+			}
+		}
+		return nil
+	})
+}
+
+// rebind turns the '?' placeholders of a query into the dialect's.
+func (s *Store) rebind(q string) string {
+	if !s.dialect.dollar {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,339 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/spiffekit/spiffekit/registry"
+)
+
+// Dialect selects the database a [Store] talks to.
+type Dialect string
+
+const (
+	// SQLite is an embedded database in one file (through the pure-Go
+	// modernc.org/sqlite driver). [Config.DSN] is the file path.
+	SQLite Dialect = "sqlite"
+	// PostgreSQL is a PostgreSQL server, version 12 or later. [Config.DSN] is
+	// a connection string or URL as accepted by pgx, e.g.
+	// "postgres://user@host/db?sslmode=verify-full".
+	PostgreSQL Dialect = "postgres"
+)
+
+// Config configures a [Store].
+type Config struct {
+	// Dialect is SQLite or PostgreSQL; required.
+	Dialect Dialect
+	// DSN says where the database is; required. For SQLite it is a file path
+	// without '?', created if missing; the store adds its own parameters.
+	DSN string
+	// Now returns the current time for entry timestamps; nil means time.Now.
+	Now func() time.Time
+	// BusyTimeout is how long a SQLite write waits for another process's
+	// write to finish; zero means 10 seconds. PostgreSQL ignores it.
+	BusyTimeout time.Duration
+}
+
+// dialect holds what differs between databases.
+type dialect struct {
+	serial string // the events sequence column
+	dollar bool   // placeholders are $1, $2, ... instead of ?
+	// lock, if not empty, is run first in every write transaction, with the
+	// table name substituted for %s.
+	lock string
+}
+
+var (
+	sqliteDialect = dialect{serial: "INTEGER PRIMARY KEY AUTOINCREMENT"}
+	// PostgreSQL assigns sequence values at insert time, not at commit. Writers
+	// take a table lock so that events commit in sequence order; otherwise a
+	// reader could see event 6 before event 5 commits, and skip 5 forever.
+	postgresDialect = dialect{serial: "BIGSERIAL PRIMARY KEY", dollar: true, lock: "LOCK TABLE %s IN EXCLUSIVE MODE"}
+)
+
+// Store is a [registry.Store] in a SQL database. It is safe for concurrent
+// use, also by several processes sharing the database: writes are
+// serialized by the database, and each write and its change-feed event
+// commit in one transaction. It owns its connection pool; call Close.
+type Store struct {
+	db      *sql.DB
+	dialect dialect
+	now     func() time.Time
+}
+
+var _ registry.Store = (*Store)(nil)
+
+// Open connects to the database, creates or migrates its schema (in one
+// transaction) and returns the store. It refuses a database whose schema was
+// written by a newer version of this package. ctx bounds opening only.
+func Open(ctx context.Context, c Config) (*Store, error) {
+	s := &Store{now: c.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	switch c.Dialect {
+	case SQLite:
+		if c.DSN == "" || strings.ContainsAny(c.DSN, "?#") {
+			return nil, errors.New("sqlstore: SQLite DSN must be a file path without '?' or '#'")
+		}
+		busy := c.BusyTimeout
+		if busy <= 0 {
+			busy = 10 * time.Second
+		}
+		// WAL lets readers run while one writer writes; BEGIN IMMEDIATE takes
+		// the write lock up front, so that two writers never deadlock trying
+		// to upgrade read locks.
+		dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate",
+			c.DSN, busy.Milliseconds())
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: opening SQLite database: %w", err)
+		}
+		s.db, s.dialect = db, sqliteDialect
+	case PostgreSQL:
+		pc, err := pgx.ParseConfig(c.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: parsing PostgreSQL DSN: %w", err)
+		}
+		s.db, s.dialect = stdlib.OpenDB(*pc), postgresDialect
+	default:
+		return nil, fmt.Errorf("sqlstore: unknown dialect %q", c.Dialect)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the connection pool. It is safe to call more than once.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// inTx runs fn in a write transaction and commits it if fn succeeds.
+func (s *Store) inTx(ctx context.Context, lockTable string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	if s.dialect.lock != "" {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(s.dialect.lock, lockTable)); err != nil {
+			return fmt.Errorf("locking %s: %w", lockTable, err)
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+// Create implements [registry.Writer].
+func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, error) {
+	e, err := registry.PrepareCreate(e, s.now())
+	if err != nil {
+		return registry.Entry{}, err
+	}
+	data, err := encode(e)
+	if err != nil {
+		return registry.Entry{}, err
+	}
+	err = s.inTx(ctx, "registry_events", func(tx *sql.Tx) error {
+		if err := s.checkSimilar(ctx, tx, e); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_entries (id, spiffe_id, parent_id, hint, similarity, revision, data) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			e.ID, e.SPIFFEID.String(), e.ParentID.String(), e.Hint, similarity(e), e.Revision, data); err != nil {
+			return fmt.Errorf("inserting entry: %w", err)
+		}
+		if err := s.insertSets(ctx, tx, e); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, registry.OpCreate, e.ID, "", data)
+	})
+	if err != nil {
+		return registry.Entry{}, wrap(err)
+	}
+	return e, nil
+}
+
+// Update implements [registry.Writer].
+func (s *Store) Update(ctx context.Context, e registry.Entry) (registry.Entry, error) {
+	var out registry.Entry
+	err := s.inTx(ctx, "registry_events", func(tx *sql.Tx) error {
+		stored, oldData, err := s.get(ctx, tx, e.ID)
+		if err != nil {
+			return err
+		}
+		out, err = registry.PrepareUpdate(stored, e, s.now())
+		if err != nil {
+			return err
+		}
+		if err := s.checkSimilar(ctx, tx, out); err != nil {
+			return err
+		}
+		data, err := encode(out)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE registry_entries SET spiffe_id = ?, parent_id = ?, hint = ?, similarity = ?, revision = ?, data = ? WHERE id = ?`),
+			out.SPIFFEID.String(), out.ParentID.String(), out.Hint, similarity(out), out.Revision, data, out.ID); err != nil {
+			return fmt.Errorf("updating entry: %w", err)
+		}
+		if err := s.deleteSets(ctx, tx, out.ID); err != nil {
+			return err
+		}
+		if err := s.insertSets(ctx, tx, out); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, registry.OpUpdate, out.ID, oldData, data)
+	})
+	if err != nil {
+		return registry.Entry{}, wrap(err)
+	}
+	return out, nil
+}
+
+// Delete implements [registry.Writer].
+func (s *Store) Delete(ctx context.Context, id string, revision int64) (registry.Entry, error) {
+	var out registry.Entry
+	err := s.inTx(ctx, "registry_events", func(tx *sql.Tx) error {
+		stored, data, err := s.get(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := registry.CheckDelete(stored, revision); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM registry_entries WHERE id = ?`), id); err != nil {
+			return fmt.Errorf("deleting entry: %w", err)
+		}
+		if err := s.deleteSets(ctx, tx, id); err != nil {
+			return err
+		}
+		out = stored
+		return s.appendEvent(ctx, tx, registry.OpDelete, id, data, "")
+	})
+	if err != nil {
+		return registry.Entry{}, wrap(err)
+	}
+	return out, nil
+}
+
+func (s *Store) checkSimilar(ctx context.Context, tx *sql.Tx, e registry.Entry) error {
+	var other string
+	err := tx.QueryRowContext(ctx, s.rebind(`SELECT id FROM registry_entries WHERE similarity = ?`), similarity(e)).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("looking for similar entries: %w", err)
+	case other != e.ID:
+		return fmt.Errorf("%w: %s", registry.ErrAlreadyExists, e.SPIFFEID)
+	}
+	return nil
+}
+
+func (s *Store) insertSets(ctx context.Context, tx *sql.Tx, e registry.Entry) error {
+	for _, sel := range e.Selectors {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_selectors (entry_id, selector) VALUES (?, ?)`), e.ID, sel.String()); err != nil {
+			return fmt.Errorf("inserting selector: %w", err)
+		}
+	}
+	for _, td := range e.FederatesWith {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_federates_with (entry_id, trust_domain) VALUES (?, ?)`), e.ID, td.Name()); err != nil {
+			return fmt.Errorf("inserting federated trust domain: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) deleteSets(ctx context.Context, tx *sql.Tx, id string) error {
+	for _, table := range []string{"registry_selectors", "registry_federates_with"} {
+		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM `+table+` WHERE entry_id = ?`), id); err != nil {
+			return fmt.Errorf("deleting from %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) appendEvent(ctx context.Context, tx *sql.Tx, op registry.Op, id, before, after string) error {
+	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_events (op, entry_id, before_data, after_data) VALUES (?, ?, ?, ?)`),
+		int64(op), id, nullable(before), nullable(after)); err != nil {
+		return fmt.Errorf("appending event: %w", err)
+	}
+	return nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// similarity hashes registry.SimilarityKey, which can be longer than a
+// database index accepts.
+func similarity(e registry.Entry) string {
+	sum := sha256.Sum256([]byte(registry.SimilarityKey(e)))
+	return hex.EncodeToString(sum[:])
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// get reads one entry and its encoded form.
+func (s *Store) get(ctx context.Context, q queryer, id string) (registry.Entry, string, error) {
+	if !registry.ValidEntryID(id) {
+		return registry.Entry{}, "", fmt.Errorf("%w: %q", registry.ErrNotFound, truncate(id))
+	}
+	var data string
+	err := q.QueryRowContext(ctx, s.rebind(`SELECT data FROM registry_entries WHERE id = ?`), id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return registry.Entry{}, "", fmt.Errorf("%w: %q", registry.ErrNotFound, id)
+	}
+	if err != nil {
+		return registry.Entry{}, "", fmt.Errorf("reading entry: %w", err)
+	}
+	e, err := decode(data)
+	return e, data, err
+}
+
+// Get implements [registry.Reader].
+func (s *Store) Get(ctx context.Context, id string) (registry.Entry, error) {
+	e, _, err := s.get(ctx, s.db, id)
+	if err != nil {
+		return registry.Entry{}, wrap(err)
+	}
+	return e, nil
+}
+
+// wrap adds the package prefix to errors that do not come from registry.
+func wrap(err error) error {
+	if strings.HasPrefix(err.Error(), "registry: ") {
+		return err
+	}
+	return fmt.Errorf("sqlstore: %w", err)
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
