@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRun(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), &out))
+	story := out.String()
+	t.Log("\n" + story)
+	for _, want := range []string{
+		"1. [", "Issuer up for example.org", "SQLite registry",
+		"Registered spiffe://example.org/billing (hint billing) and spiffe://example.org/web (hint web)",
+		"WithDefaultX509SVIDPicker",
+		`got "billing to spiffe://example.org/web: hello"`,
+		"CA rotation: prepared and activated X.509 CA",
+		"The Workload API stream pushed billing's new SVID",
+		"New handshake: billing presented the new SVID",
+		"The old connection keeps working",
+		"Done in",
+	} {
+		assert.Contains(t, story, want)
+	}
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+2 }, 5*time.Second, 20*time.Millisecond,
+		"goroutines before %d, now %d", before, runtime.NumGoroutine())
+}
+
+func TestRunCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.Error(t, run(ctx, &bytes.Buffer{}))
+}

@@ -1,0 +1,41 @@
+package issuer
+
+import (
+	"crypto/x509"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
+)
+
+// An Authority is the certificate authority of the trust domain, as the
+// issuer uses it: the active signing authorities, the bundle that verifies
+// what they sign, and a signal when any of these changes. The rotating CA
+// manager implements it.
+//
+// Implementations must be safe for concurrent use, and the getters must not
+// block: the issuer calls them on every refresh.
+type Authority interface {
+	// X509Authority returns the X.509 CA that signs X509-SVIDs now.
+	X509Authority() *ca.X509Authority
+
+	// JWTAuthority returns the key that signs JWT-SVIDs now.
+	JWTAuthority() *ca.JWTAuthority
+
+	// Bundle returns the trust domain's bundle. The issuer does not modify
+	// it.
+	Bundle() *spiffebundle.Bundle
+
+	// Subscribe returns a channel that receives a value after the bundle or
+	// an active authority changes (capacity 1, never closed), and a function
+	// that ends the subscription.
+	Subscribe() (updates <-chan struct{}, unsubscribe func())
+}
+
+// A TaintReporter is an Authority that can name X.509 CAs whose SVIDs must
+// be replaced early, for example because their key may have leaked. When
+// the Authority is one, the issuer re-mints every SVID whose chain holds a
+// tainted CA as soon as Subscribe signals a change.
+type TaintReporter interface {
+	// TaintedX509CAs returns the certificates of the tainted X.509 CAs.
+	TaintedX509CAs() []*x509.Certificate
+}

@@ -1,0 +1,182 @@
+package issuer_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/issuer"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/index"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+)
+
+var (
+	td       = spiffeid.RequireTrustDomainFromString("example.org")
+	parentID = spiffeid.RequireFromPath(td, "/issuer")
+	webID    = spiffeid.RequireFromPath(td, "/web")
+	dbID     = spiffeid.RequireFromPath(td, "/db")
+	ourUID   = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+	otherUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid()+4242)}
+)
+
+// env is a whole issuer: CA, registry, attestor, and, when served, a
+// Workload API socket.
+type env struct {
+	ca    *rotation.Manager
+	store registry.Store
+	iss   *issuer.Issuer
+	addr  string
+}
+
+// newEnv builds an issuer over a memstore unless cfg.Registry is set, with
+// the real CA manager and unix attestor. Fields of cfg left zero get test
+// defaults.
+func newEnv(t testing.TB, cfg issuer.Config) *env {
+	t.Helper()
+	ctx := t.Context()
+	m, err := rotation.New(ctx, rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	if cfg.Registry == nil {
+		cfg.Registry = memstore.New(memstore.Config{})
+	}
+	if cfg.Attestor == nil {
+		a, err := unix.New(unix.Config{SkipHash: true})
+		require.NoError(t, err)
+		cfg.Attestor = a
+	}
+	if cfg.Authority == nil {
+		cfg.Authority = m
+	}
+	iss, err := issuer.New(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, iss.Close()) })
+	return &env{ca: m, store: cfg.Registry.(registry.Store), iss: iss}
+}
+
+// serve starts the Workload API on a socket and returns its address.
+func (e *env) serve(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "iss") // short: socket paths are limited to 108 bytes
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e.addr, err = e.iss.Start(filepath.Join(dir, "wl.sock"), 0o700)
+	require.NoError(t, err)
+	return e.addr
+}
+
+func (e *env) client(t testing.TB) *workloadapi.Client {
+	t.Helper()
+	c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(e.addr))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (e *env) register(t testing.TB, entry registry.Entry) registry.Entry {
+	t.Helper()
+	if entry.ParentID.IsZero() {
+		entry.ParentID = parentID
+	}
+	if entry.Selectors == nil {
+		entry.Selectors = []registry.Selector{ourUID}
+	}
+	got, err := e.store.Create(t.Context(), entry)
+	require.NoError(t, err)
+	require.NoError(t, e.iss.Sync(t.Context()))
+	return got
+}
+
+func (e *env) remove(t testing.TB, entry registry.Entry) {
+	t.Helper()
+	_, err := e.store.Delete(t.Context(), entry.ID, 0)
+	require.NoError(t, err)
+	require.NoError(t, e.iss.Sync(t.Context()))
+}
+
+// rotate prepares and activates a new X.509 CA and returns its ID.
+func (e *env) rotate(t testing.TB) string {
+	t.Helper()
+	next, err := e.ca.PrepareX509CA(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, e.ca.ActivateX509CA(t.Context()))
+	return next.ID
+}
+
+// self is this process as the Workload API server sees it.
+func self() endpoint.Caller {
+	return endpoint.Caller{PID: os.Getpid(), UID: os.Geteuid(), GID: os.Getegid()}
+}
+
+func requireCode(t testing.TB, want codes.Code, err error) {
+	t.Helper()
+	require.Error(t, err)
+	require.Equal(t, want, status.Code(err), "error: %v", err)
+}
+
+// watcher collects the updates and errors of a Workload API watch.
+type watcher struct {
+	updates chan *workloadapi.X509Context
+	errs    chan error
+}
+
+func watch(t testing.TB, c *workloadapi.Client) *watcher {
+	t.Helper()
+	w := &watcher{updates: make(chan *workloadapi.X509Context, 16), errs: make(chan error, 16)}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.WatchX509Context(ctx, w) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return w
+}
+
+func (w *watcher) OnX509ContextUpdate(u *workloadapi.X509Context) { w.updates <- u }
+func (w *watcher) OnX509ContextWatchError(err error) {
+	select {
+	case w.errs <- err:
+	default:
+	}
+}
+
+// next waits for the next update.
+func (w *watcher) next(t testing.TB) *workloadapi.X509Context {
+	t.Helper()
+	select {
+	case u := <-w.updates:
+		return u
+	case err := <-w.errs:
+		t.Fatalf("watch error instead of an update: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update within 10s")
+	}
+	return nil
+}
+
+// nextErr waits for the next watch error.
+func (w *watcher) nextErr(t testing.TB) error {
+	t.Helper()
+	select {
+	case err := <-w.errs:
+		return err
+	case u := <-w.updates:
+		t.Fatalf("update instead of an error: %v", u.SVIDs)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error within 10s")
+	}
+	return nil
+}
+
+var _ index.Source = (*memstore.Store)(nil)

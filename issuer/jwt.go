@@ -1,0 +1,149 @@
+package issuer
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+)
+
+// maxCachedJWTs bounds the JWT-SVID cache: callers choose the audiences, so
+// they could otherwise make it grow without end.
+const maxCachedJWTs = 4096
+
+// jwtCache keeps minted JWT-SVIDs for reuse until half their life.
+type jwtCache struct {
+	mu     sync.Mutex
+	tokens map[string]cachedJWT
+}
+
+type cachedJWT struct {
+	token     string
+	refreshAt time.Time
+	expiry    time.Time
+}
+
+// get returns a cached token for key that is not yet due.
+func (c *jwtCache) get(key string, now time.Time) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.tokens[key]
+	if !ok || !now.Before(t.refreshAt) {
+		return "", false
+	}
+	return t.token, true
+}
+
+// put caches a token, first dropping expired ones, or everything when the
+// cache is full.
+func (c *jwtCache) put(key string, t cachedJWT, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tokens == nil {
+		c.tokens = make(map[string]cachedJWT)
+	}
+	if len(c.tokens) >= maxCachedJWTs {
+		for k, old := range c.tokens {
+			if !now.Before(old.expiry) {
+				delete(c.tokens, k)
+			}
+		}
+		if len(c.tokens) >= maxCachedJWTs {
+			clear(c.tokens)
+		}
+	}
+	c.tokens[key] = t
+}
+
+// FetchJWTSVIDs attests caller and returns a JWT-SVID for the given
+// audience for each entry that applies to it (or only for params.ID). It
+// implements endpoint.Handler.
+//
+// A token is reused for the same entry, audience and signing key until half
+// its life has passed (WAPI rule 12 allows reuse while it is comfortably far
+// from expiry); a token signed by a key that is no longer active is never
+// reused. A caller holding no (such) identity gets an error wrapping
+// endpoint.ErrNoIdentity.
+func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, params endpoint.JWTSVIDParams) ([]endpoint.JWTSVID, error) {
+	sels, err := i.selectors(ctx, caller)
+	if err != nil {
+		return nil, err
+	}
+	var out []endpoint.JWTSVID
+	for _, e := range i.entries(sels) {
+		if !params.ID.IsZero() && e.SPIFFEID != params.ID {
+			continue
+		}
+		token, err := i.jwtFor(ctx, e, params.Audience)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, endpoint.JWTSVID{ID: e.SPIFFEID, Token: token, Hint: e.Hint})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
+	}
+	return out, nil
+}
+
+// jwtFor returns a JWT-SVID for entry e and audience, from the cache or
+// freshly signed.
+func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string) (string, error) {
+	authority := i.cfg.Authority.JWTAuthority()
+	if authority == nil {
+		return "", fmt.Errorf("issuer: %w: no active JWT key", endpoint.ErrUnavailable)
+	}
+	// The key names everything the token depends on; the audience keeps its
+	// order, since it is copied into "aud" as given.
+	key := e.ID + "\x00" + strconv.FormatInt(e.Revision, 10) + "\x00" + authority.KeyID() +
+		"\x00" + strings.Join(audience, "\x00")
+	now := i.now()
+	if token, ok := i.jwt.get(key, now); ok {
+		return token, nil
+	}
+	ttl := e.JWTSVIDTTL
+	if ttl == 0 {
+		ttl = i.cfg.JWTSVIDTTL
+	}
+	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: audience, TTL: ttl})
+	if err != nil {
+		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, err)
+	}
+	// The key's expiry may have cut the lifetime short: read the real one.
+	expiry, err := tokenExpiry(token)
+	if err != nil {
+		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, err)
+	}
+	i.jwt.put(key, cachedJWT{token: token, refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry}, now)
+	return token, nil
+}
+
+// tokenExpiry reads the "exp" claim of a token the issuer's own CA signed.
+// It checks nothing else: the token is trusted, and its validity is judged
+// with the CA's clock, which may differ from the issuer's.
+func tokenExpiry(token string) (time.Time, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}, errors.New("token is not a compact JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decoding the token's claims: %w", err)
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return time.Time{}, fmt.Errorf("decoding the token's claims: %w", err)
+	}
+	return time.Unix(claims.Exp, 0), nil
+}
