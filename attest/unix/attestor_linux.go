@@ -144,6 +144,12 @@ func (a *Attestor) explain(pid int, dir int, err error) error {
 	if errors.Is(serr, sys.ENOENT) || errors.Is(serr, sys.ESRCH) || serr == nil && st.exited() {
 		return rejected(pid, "exited during attestation", err)
 	}
+	// A live user process always has an executable; the link disappears
+	// while the process exits, before its state says so, and kernel threads
+	// never have one. Either way it is no workload to attest.
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) && pe.Path == "exe" && errors.Is(err, sys.ENOENT) {
+		return rejected(pid, "has no executable: it is exiting or a kernel thread", err)
+	}
 	return err
 }
 

@@ -124,7 +124,8 @@ func parseStat(data []byte) (procStat, error) {
 	if len(rest) <= startTimeIndex {
 		return procStat{}, fmt.Errorf("stat has %d fields, want at least 22", len(rest)+2)
 	}
-	if len(rest[0]) != 1 {
+	// The state is one ASCII letter (R, S, D, Z, T, t, X, I, ...).
+	if len(rest[0]) != 1 || !('A' <= rest[0][0] && rest[0][0] <= 'Z' || 'a' <= rest[0][0] && rest[0][0] <= 'z') {
 		return procStat{}, fmt.Errorf("stat has bad state %q", truncate(rest[0]))
 	}
 	start, err := strconv.ParseUint(string(rest[startTimeIndex]), 10, 64)
