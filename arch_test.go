@@ -17,10 +17,14 @@ const module = "github.com/spiffekit/spiffekit"
 func layer(pkg string) (int, bool) {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
 	switch {
-	case rel == "spiffeid", rel == "logger", rel == "attest":
+	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest/unix", rel == "registry":
+	case rel == "attest", rel == "registry":
 		return 1, true
+	case rel == "attest/unix":
+		return 2, true
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "admin":
+		return 3, true
 	case strings.HasPrefix(rel, "registry/"):
 		return 2, true
 	case strings.HasPrefix(rel, "bundle/"), strings.HasPrefix(rel, "exp/bundle/"):
@@ -30,14 +34,16 @@ func layer(pkg string) (int, bool) {
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
-		rel == "ca/keymanager", rel == "ca/upstream":
+		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation":
 		return 5, true
 	case rel == "issuer":
 		return 6, true
-	case strings.HasPrefix(rel, "examples/"):
+	case rel == "agent", rel == "server":
 		return 7, true
+	case strings.HasPrefix(rel, "examples/"):
+		return 8, true
 	}
 	return 0, false
 }

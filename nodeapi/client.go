@@ -1,0 +1,469 @@
+package nodeapi
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+// ClientConfig says how an agent reaches its servers and recognises them.
+type ClientConfig struct {
+	// Servers are the addresses ("host:port") of the issuing servers of
+	// the trust domain, at least one. The client uses the first that
+	// answers and moves on to the next when it fails.
+	Servers []string
+
+	// TrustDomain is the agent's trust domain. Required.
+	TrustDomain spiffeid.TrustDomain
+
+	// Bundle supplies the X.509 authorities that verify the servers'
+	// certificates. Required, unless InsecureBootstrap is set for Attest.
+	// An agent passes a source that follows the bundle it receives.
+	Bundle x509bundle.Source
+
+	// InsecureBootstrap lets Attest proceed without verifying the server,
+	// and trust the bundle the server returns. It exists to try things out:
+	// anyone who can intercept the connection can then impersonate the
+	// server. Ignored by Dial.
+	InsecureBootstrap bool
+
+	// Logger receives connection events. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c ClientConfig) check(needBundle bool) error {
+	switch {
+	case len(c.Servers) == 0:
+		return errors.New("nodeapi: ClientConfig.Servers needs at least one address")
+	case c.TrustDomain.IsZero():
+		return errors.New("nodeapi: ClientConfig.TrustDomain is required")
+	case needBundle && c.Bundle == nil:
+		return errors.New("nodeapi: ClientConfig.Bundle is required (or InsecureBootstrap, to try things out)")
+	}
+	return nil
+}
+
+// AgentSVID is what an agent receives from attestation or renewal.
+type AgentSVID struct {
+	// ID is the agent's SPIFFE ID.
+	ID spiffeid.ID
+	// Certificates is the agent's X509-SVID, leaf first.
+	Certificates []*x509.Certificate
+	// Bundle is the trust domain's bundle.
+	Bundle *spiffebundle.Bundle
+}
+
+// NewCSR returns a DER PKCS#10 request for key, naming id as its URI SAN
+// when id is not zero.
+func NewCSR(key crypto.Signer, id spiffeid.ID) ([]byte, error) {
+	tmpl := &x509.CertificateRequest{}
+	if !id.IsZero() {
+		tmpl.URIs = []*url.URL{id.URL()}
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: creating a CSR: %w", err)
+	}
+	return der, nil
+}
+
+// dial connects to the servers with the given client TLS configuration.
+func dial(cfg ClientConfig, tc *tls.Config) (*grpc.ClientConn, error) {
+	r := manual.NewBuilderWithScheme("spiffekit-node")
+	addrs := make([]resolver.Address, len(cfg.Servers))
+	for i, a := range cfg.Servers {
+		addrs[i] = resolver.Address{Addr: a}
+	}
+	r.InitialState(resolver.State{Addresses: addrs})
+	cc, err := grpc.NewClient(r.Scheme()+":///servers",
+		grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: %w", err)
+	}
+	return cc, nil
+}
+
+// serverVerifier checks that the peer is an issuing server of td.
+func serverVerifier(td spiffeid.TrustDomain, bundle x509bundle.Source) func(tls.ConnectionState) error {
+	want := spiffeid.RequireFromPath(td, ServerPath)
+	return func(cs tls.ConnectionState) error {
+		id, _, err := x509svid.Verify(cs.PeerCertificates, bundle)
+		if err != nil {
+			return fmt.Errorf("nodeapi: verifying the server: %w", err)
+		}
+		if id != want {
+			return fmt.Errorf("nodeapi: the server presented %s, not %s", id, want)
+		}
+		return nil
+	}
+}
+
+// Attest proves what node this is to a server with the given node
+// attestor, and returns the agent's SVID for key.
+func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorClient, key crypto.Signer) (*AgentSVID, error) {
+	if err := cfg.check(!cfg.InsecureBootstrap); err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true} //nolint:gosec // verified below
+	if cfg.InsecureBootstrap {
+		if cfg.Logger != nil {
+			cfg.Logger.Warn("attesting without verifying the server (insecure bootstrap)")
+		}
+	} else {
+		tc.VerifyConnection = serverVerifier(cfg.TrustDomain, cfg.Bundle)
+	}
+	cc, err := dial(cfg, tc)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	payload, err := attestor.Payload(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: node attestor payload: %w", err)
+	}
+	csr, err := NewCSR(key, spiffeid.ID{})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := nodepb.NewNodeClient(cc).Attest(ctx)
+	if err != nil {
+		return nil, callError("attesting", err)
+	}
+	if err := stream.Send(&nodepb.AttestRequest{AttestorType: attestor.Type(), Payload: payload, Csr: csr}); err != nil {
+		return nil, callError("attesting", recvErr(stream, err))
+	}
+	for range 16 {
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, callError("attesting", err)
+		}
+		if resp.Result != nil {
+			return agentSVIDFromPB(cfg.TrustDomain, resp.Result, key)
+		}
+		answer, err := attestor.Respond(ctx, resp.Challenge)
+		if err != nil {
+			return nil, fmt.Errorf("nodeapi: answering the attestation challenge: %w", err)
+		}
+		if err := stream.Send(&nodepb.AttestRequest{ChallengeResponse: answer}); err != nil {
+			return nil, callError("attesting", recvErr(stream, err))
+		}
+	}
+	return nil, errors.New("nodeapi: attesting: too many challenges")
+}
+
+// recvErr returns the status of a stream whose Send failed with io.EOF:
+// the server ended the call, and Recv says why.
+func recvErr(stream grpc.BidiStreamingClient[nodepb.AttestRequest, nodepb.AttestResponse], err error) error {
+	if errors.Is(err, io.EOF) {
+		if _, rerr := stream.Recv(); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// callError turns a gRPC error into one that names what failed and keeps
+// the server's message; status.Code still works on it.
+func callError(what string, err error) error {
+	return &CallError{What: what, Status: status.Convert(err)}
+}
+
+// CallError is a failed call to a server.
+type CallError struct {
+	// What the client was doing.
+	What string
+	// Status is the gRPC status the call ended with.
+	Status *status.Status
+}
+
+// Error returns "nodeapi: <what>: <code>: <message>".
+func (e *CallError) Error() string {
+	return fmt.Sprintf("nodeapi: %s: %s: %s", e.What, e.Status.Code(), e.Status.Message())
+}
+
+// GRPCStatus lets status.Code and status.FromError see the code.
+func (e *CallError) GRPCStatus() *status.Status { return e.Status }
+
+// IsRefused reports whether err says the server refused the agent for good
+// (PermissionDenied or Unauthenticated) rather than failed for the moment.
+func IsRefused(err error) bool {
+	var ce *CallError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	c := ce.Status.Code()
+	return c == codes.PermissionDenied || c == codes.Unauthenticated
+}
+
+func agentSVIDFromPB(td spiffeid.TrustDomain, p *nodepb.AgentSVID, key crypto.Signer) (*AgentSVID, error) {
+	chain, err := parseChain(p.CertChain)
+	if err != nil {
+		return nil, err
+	}
+	id, err := x509svid.IDFromCert(chain[0])
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: the agent SVID: %w", err)
+	}
+	if id.TrustDomain() != td || id.String() != p.SpiffeId {
+		return nil, fmt.Errorf("nodeapi: the server issued %s, outside trust domain %s", id, td)
+	}
+	if !samePublicKey(chain[0].PublicKey, key.Public()) {
+		return nil, errors.New("nodeapi: the agent SVID does not certify the agent's key")
+	}
+	b, err := spiffebundle.Parse(td, p.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: the bundle from the server: %w", err)
+	}
+	if _, _, err := x509svid.Verify(chain, b); err != nil {
+		return nil, fmt.Errorf("nodeapi: the agent SVID does not verify with the server's bundle: %w", err)
+	}
+	return &AgentSVID{ID: id, Certificates: chain, Bundle: b}, nil
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ak.Equal(b)
+}
+
+// Client is an agent's authenticated connection to its servers: every
+// call is made over mutual TLS with the agent's SVID. It is safe for
+// concurrent use.
+type Client struct {
+	cfg ClientConfig
+	cc  *grpc.ClientConn
+	nc  nodepb.NodeClient
+}
+
+// Dial returns a client that authenticates with the SVID svid returns at
+// each handshake (so that a renewed SVID is used from the next
+// connection on) and verifies the servers with cfg.Bundle. It connects
+// lazily; calls wait for a server to answer.
+func Dial(cfg ClientConfig, svid x509svid.Source) (*Client, error) {
+	if err := cfg.check(true); err != nil {
+		return nil, err
+	}
+	if svid == nil {
+		return nil, errors.New("nodeapi: Dial needs an SVID source")
+	}
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection verifies
+		VerifyConnection:   serverVerifier(cfg.TrustDomain, cfg.Bundle),
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			s, err := svid.GetX509SVID()
+			if err != nil {
+				return nil, err
+			}
+			return &tls.Certificate{Certificate: chainToDER(s.Certificates), PrivateKey: s.PrivateKey, Leaf: s.Certificates[0]}, nil
+		},
+	}
+	cc, err := dial(cfg, tc)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, cc: cc, nc: nodepb.NewNodeClient(cc)}, nil
+}
+
+// Close closes the connections.
+func (c *Client) Close() error { return c.cc.Close() }
+
+// RenewAgent asks for a new agent SVID for key.
+func (c *Client) RenewAgent(ctx context.Context, key crypto.Signer) (*AgentSVID, error) {
+	csr, err := NewCSR(key, spiffeid.ID{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.nc.RenewAgent(ctx, &nodepb.RenewAgentRequest{Csr: csr})
+	if err != nil {
+		return nil, callError("renewing the agent SVID", err)
+	}
+	if resp.Svid == nil {
+		return nil, errors.New("nodeapi: renewing the agent SVID: empty answer")
+	}
+	return agentSVIDFromPB(c.cfg.TrustDomain, resp.Svid, key)
+}
+
+// X509SVIDRequest asks for an X509-SVID for an entry.
+type X509SVIDRequest struct {
+	// EntryID is the entry's ID.
+	EntryID string
+	// CSR is a DER PKCS#10 request for the SVID's key; see NewCSR.
+	CSR []byte
+}
+
+// X509SVIDResult answers one X509SVIDRequest.
+type X509SVIDResult struct {
+	// Certificates is the SVID, leaf first, then the CA chain.
+	Certificates []*x509.Certificate
+	// Err says why the server did not sign; nil on success.
+	Err error
+}
+
+// SignX509SVIDs has the server sign X509-SVIDs, in calls of at most
+// MaxBatch requests. Result i answers request i.
+func (c *Client) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) ([]X509SVIDResult, error) {
+	out := make([]X509SVIDResult, 0, len(reqs))
+	for start := 0; start < len(reqs); start += MaxBatch {
+		chunk := reqs[start:min(start+MaxBatch, len(reqs))]
+		in := &nodepb.SignX509SVIDsRequest{Requests: make([]*nodepb.X509SVIDRequest, len(chunk))}
+		for i, r := range chunk {
+			in.Requests[i] = &nodepb.X509SVIDRequest{EntryId: r.EntryID, Csr: r.CSR}
+		}
+		resp, err := c.nc.SignX509SVIDs(ctx, in)
+		if err != nil {
+			return nil, callError("signing X509-SVIDs", err)
+		}
+		if len(resp.Results) != len(chunk) {
+			return nil, fmt.Errorf("nodeapi: signing X509-SVIDs: %d results for %d requests", len(resp.Results), len(chunk))
+		}
+		for i, r := range resp.Results {
+			if r.GetError() != "" {
+				out = append(out, X509SVIDResult{Err: fmt.Errorf("nodeapi: entry %s: %s", chunk[i].EntryID, r.Error)})
+				continue
+			}
+			chain, err := parseChain(r.GetCertChain())
+			out = append(out, X509SVIDResult{Certificates: chain, Err: err})
+		}
+	}
+	return out, nil
+}
+
+// SignJWTSVID has the server sign a JWT-SVID for an entry.
+func (c *Client) SignJWTSVID(ctx context.Context, entryID string, audience []string) (string, error) {
+	resp, err := c.nc.SignJWTSVID(ctx, &nodepb.SignJWTSVIDRequest{EntryId: entryID, Audience: audience})
+	if err != nil {
+		return "", callError("signing a JWT-SVID", err)
+	}
+	return resp.Token, nil
+}
+
+// Update is one message of the entry stream.
+type Update struct {
+	// Upserts are entries new to the agent or changed.
+	Upserts []registry.Entry
+	// Deleted are the IDs of entries the agent may no longer serve.
+	Deleted []string
+	// Bundle is the trust domain's bundle when it changed, else nil.
+	Bundle *spiffebundle.Bundle
+	// FederatedSet says whether FederatedBundles is the new complete set.
+	FederatedSet bool
+	// FederatedBundles are the bundles of foreign trust domains.
+	FederatedBundles []*spiffebundle.Bundle
+	// TaintedX509CAs are the CAs whose SVIDs must be replaced now.
+	TaintedX509CAs []*x509.Certificate
+	// ActiveX509CA is the CA that signs now, when known.
+	ActiveX509CA *x509.Certificate
+}
+
+// Sync opens the entry stream and calls fn with each update, the first
+// of which brings an agent holding known (entry ID -> revision) up to
+// date. It returns when the stream ends or fn fails; the caller reconnects.
+func (c *Client) Sync(ctx context.Context, known map[string]int64, fn func(Update) error) error {
+	req := &nodepb.SyncRequest{Known: make([]*nodepb.EntryRevision, 0, len(known))}
+	for id, rev := range known {
+		req.Known = append(req.Known, &nodepb.EntryRevision{Id: id, Revision: rev})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.nc.Sync(ctx, req)
+	if err != nil {
+		return callError("syncing", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return callError("syncing", err)
+		}
+		u, err := c.update(resp)
+		if err != nil {
+			return err
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) update(resp *nodepb.SyncResponse) (Update, error) {
+	td := c.cfg.TrustDomain
+	var u Update
+	for _, p := range resp.Upserts {
+		e, err := entryFromPB(p)
+		if err != nil {
+			return Update{}, err
+		}
+		u.Upserts = append(u.Upserts, e)
+	}
+	for _, id := range resp.DeletedIds {
+		if !registry.ValidEntryID(id) {
+			return Update{}, fmt.Errorf("nodeapi: invalid deleted entry ID %q", truncate(id))
+		}
+		u.Deleted = append(u.Deleted, id)
+	}
+	if len(resp.Bundle) > 0 {
+		b, err := spiffebundle.Parse(td, resp.Bundle)
+		if err != nil {
+			return Update{}, fmt.Errorf("nodeapi: the bundle from the server: %w", err)
+		}
+		u.Bundle = b
+	}
+	if resp.FederatedBundlesSet {
+		u.FederatedSet = true
+		for name, doc := range resp.FederatedBundles {
+			ftd, err := spiffeid.TrustDomainFromString(name)
+			if err != nil || ftd == td {
+				return Update{}, fmt.Errorf("nodeapi: invalid federated trust domain %q", truncate(name))
+			}
+			b, err := spiffebundle.Parse(ftd, doc)
+			if err != nil {
+				return Update{}, fmt.Errorf("nodeapi: the bundle of %s: %w", ftd, err)
+			}
+			u.FederatedBundles = append(u.FederatedBundles, b)
+		}
+	}
+	for _, der := range resp.TaintedX509Cas {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return Update{}, fmt.Errorf("nodeapi: a tainted CA: %w", err)
+		}
+		u.TaintedX509CAs = append(u.TaintedX509CAs, cert)
+	}
+	if len(resp.ActiveX509Ca) > 0 {
+		cert, err := x509.ParseCertificate(resp.ActiveX509Ca)
+		if err != nil {
+			return Update{}, fmt.Errorf("nodeapi: the active CA: %w", err)
+		}
+		u.ActiveX509CA = cert
+	}
+	return u, nil
+}

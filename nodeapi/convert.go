@@ -1,0 +1,145 @@
+package nodeapi
+
+import (
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Wire limits, checked before anything is parsed.
+const (
+	// MaxCSRSize is the largest CSR, in bytes, the server parses.
+	MaxCSRSize = 16 << 10
+	// MaxBatch is the largest number of X509-SVIDs one SignX509SVIDs call
+	// may ask for.
+	MaxBatch = 1000
+	// MaxChainLength is the largest certificate chain the client accepts.
+	MaxChainLength = 16
+)
+
+func entryToPB(e registry.Entry) *nodepb.Entry {
+	out := &nodepb.Entry{
+		Id:                 e.ID,
+		SpiffeId:           e.SPIFFEID.String(),
+		ParentId:           e.ParentID.String(),
+		X509SvidTtlSeconds: int64(e.X509SVIDTTL / time.Second),
+		JwtSvidTtlSeconds:  int64(e.JWTSVIDTTL / time.Second),
+		DnsNames:           e.DNSNames,
+		Admin:              e.Admin,
+		Downstream:         e.Downstream,
+		Hint:               e.Hint,
+		Revision:           e.Revision,
+		CreatedAtUnixMicro: e.CreatedAt.UnixMicro(),
+		UpdatedAtUnixMicro: e.UpdatedAt.UnixMicro(),
+	}
+	out.Selectors = make([]*nodepb.Selector, len(e.Selectors))
+	for i, s := range e.Selectors {
+		out.Selectors[i] = &nodepb.Selector{Type: s.Type, Value: s.Value}
+	}
+	for _, td := range e.FederatesWith {
+		out.FederatesWith = append(out.FederatesWith, td.Name())
+	}
+	return out
+}
+
+// entryFromPB converts and validates an entry received from a server.
+func entryFromPB(p *nodepb.Entry) (registry.Entry, error) {
+	if p == nil {
+		return registry.Entry{}, fmt.Errorf("nodeapi: empty entry")
+	}
+	if !registry.ValidEntryID(p.Id) {
+		return registry.Entry{}, fmt.Errorf("nodeapi: invalid entry ID %q", truncate(p.Id))
+	}
+	id, err := spiffeid.FromString(p.SpiffeId)
+	if err != nil {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: %w", p.Id, err)
+	}
+	parent, err := spiffeid.FromString(p.ParentId)
+	if err != nil {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: parent: %w", p.Id, err)
+	}
+	e := registry.Entry{
+		ID:          p.Id,
+		SPIFFEID:    id,
+		ParentID:    parent,
+		X509SVIDTTL: time.Duration(p.X509SvidTtlSeconds) * time.Second,
+		JWTSVIDTTL:  time.Duration(p.JwtSvidTtlSeconds) * time.Second,
+		DNSNames:    p.DnsNames,
+		Admin:       p.Admin,
+		Downstream:  p.Downstream,
+		Hint:        p.Hint,
+		Revision:    p.Revision,
+		CreatedAt:   time.UnixMicro(p.CreatedAtUnixMicro).UTC(),
+		UpdatedAt:   time.UnixMicro(p.UpdatedAtUnixMicro).UTC(),
+	}
+	if p.X509SvidTtlSeconds < 0 || p.JwtSvidTtlSeconds < 0 || p.X509SvidTtlSeconds > maxTTLSeconds || p.JwtSvidTtlSeconds > maxTTLSeconds {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: TTL out of range", p.Id)
+	}
+	if len(p.Selectors) > registry.MaxSelectors {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: too many selectors", p.Id)
+	}
+	for _, s := range p.Selectors {
+		if s == nil {
+			return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: empty selector", p.Id)
+		}
+		e.Selectors = append(e.Selectors, registry.Selector{Type: s.Type, Value: s.Value})
+	}
+	if len(p.FederatesWith) > registry.MaxFederatesWith {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: too many federated trust domains", p.Id)
+	}
+	for _, name := range p.FederatesWith {
+		td, err := spiffeid.TrustDomainFromString(name)
+		if err != nil {
+			return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: federates with: %w", p.Id, err)
+		}
+		e.FederatesWith = append(e.FederatesWith, td)
+	}
+	if err := e.Validate(); err != nil {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: %w", p.Id, err)
+	}
+	if e.Revision < 1 {
+		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: revision must be positive", p.Id)
+	}
+	return e, nil
+}
+
+// maxTTLSeconds bounds entry TTLs on the wire: ten years.
+const maxTTLSeconds = 10 * 365 * 24 * 3600
+
+func chainToDER(chain []*x509.Certificate) [][]byte {
+	out := make([][]byte, len(chain))
+	for i, c := range chain {
+		out[i] = c.Raw
+	}
+	return out
+}
+
+// parseChain parses a DER chain received from a server.
+func parseChain(ders [][]byte) ([]*x509.Certificate, error) {
+	if len(ders) == 0 {
+		return nil, fmt.Errorf("nodeapi: empty certificate chain")
+	}
+	if len(ders) > MaxChainLength {
+		return nil, fmt.Errorf("nodeapi: certificate chain of %d certificates exceeds %d", len(ders), MaxChainLength)
+	}
+	out := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("nodeapi: certificate %d of the chain: %w", i, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

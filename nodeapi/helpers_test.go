@@ -1,0 +1,157 @@
+package nodeapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
+
+// echoAttestor is a node attestor for tests of the protocol: the payload
+// names the node, and the node proves it is alive by answering a random
+// challenge with the challenge followed by its name. Nodes named "bad"
+// are rejected.
+type echoAttestor struct{}
+
+func (echoAttestor) Type() string { return "echo" }
+
+func (echoAttestor) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []byte, challenge attest.Challenger) (attest.NodeResult, error) {
+	name := string(payload)
+	if name == "bad" || name == "" || strings.ContainsAny(name, "/:") {
+		return attest.NodeResult{}, fmt.Errorf("%w: node %q", attest.ErrNodeRejected, name)
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	resp, err := challenge(ctx, nonce)
+	if err != nil {
+		return attest.NodeResult{}, err
+	}
+	if !bytes.Equal(resp, append(nonce, payload...)) {
+		return attest.NodeResult{}, fmt.Errorf("%w: wrong answer", attest.ErrNodeRejected)
+	}
+	id, err := spiffeid.FromSegments(td, "spiffekit", "agent", "echo", name)
+	if err != nil {
+		return attest.NodeResult{}, err
+	}
+	return attest.NodeResult{
+		AgentID:     id,
+		Selectors:   attest.NewSelectors(attest.Selector{Type: "echo", Value: "name:" + name}),
+		CanReattest: true,
+	}, nil
+}
+
+type echoClient struct{ name string }
+
+func (echoClient) Type() string                              { return "echo" }
+func (c echoClient) Payload(context.Context) ([]byte, error) { return []byte(c.name), nil }
+func (c echoClient) Respond(_ context.Context, ch []byte) ([]byte, error) {
+	return append(bytes.Clone(ch), c.name...), nil
+}
+
+// env is an issuing server on loopback.
+type env struct {
+	ca     *rotation.Manager
+	store  *memstore.Store
+	srv    *nodeapi.Server
+	addr   string
+	cancel context.CancelFunc
+}
+
+func newEnv(t testing.TB, mod func(*nodeapi.ServerConfig)) *env {
+	t.Helper()
+	ctx := t.Context()
+	m, err := rotation.New(ctx, rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	store := memstore.New(memstore.Config{})
+	cfg := nodeapi.ServerConfig{
+		Authority: m,
+		Registry:  store,
+		Agents:    store,
+		Attestors: []attest.NodeAttestor{echoAttestor{}},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := nodeapi.NewServer(ctx, cfg)
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, srv.Close())
+	})
+	return &env{ca: m, store: store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
+}
+
+func (e *env) clientConfig() nodeapi.ClientConfig {
+	return nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.ca.Bundle()}
+}
+
+// agent is an attested agent with a connected client.
+type agent struct {
+	key    crypto.Signer
+	svid   *nodeapi.AgentSVID
+	client *nodeapi.Client
+}
+
+func (a *agent) GetX509SVID() (*x509svid.SVID, error) {
+	return &x509svid.SVID{ID: a.svid.ID, Certificates: a.svid.Certificates, PrivateKey: a.key}, nil
+}
+
+func newKey(t testing.TB) crypto.Signer {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	return k
+}
+
+func (e *env) attest(t testing.TB, name string) *agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	key := newKey(t)
+	svid, err := nodeapi.Attest(ctx, e.clientConfig(), echoClient{name}, key)
+	require.NoError(t, err)
+	a := &agent{key: key, svid: svid}
+	a.client, err = nodeapi.Dial(e.clientConfig(), a)
+	require.NoError(t, err)
+	t.Cleanup(func() { a.client.Close() })
+	return a
+}
+
+func (e *env) entry(t testing.TB, parent spiffeid.ID, path string, sels ...registry.Selector) registry.Entry {
+	t.Helper()
+	if len(sels) == 0 {
+		sels = []registry.Selector{{Type: "unix", Value: "uid:1000"}}
+	}
+	en, err := e.store.Create(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, path),
+		ParentID:  parent,
+		Selectors: sels,
+	})
+	require.NoError(t, err)
+	require.NoError(t, e.srv.Sync(t.Context()))
+	return en
+}

@@ -1,0 +1,497 @@
+package nodeapi
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/index"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+// Defaults of ServerConfig.
+const (
+	DefaultAgentSVIDTTL  = time.Hour
+	DefaultAgentRefresh  = 5 * time.Second
+	DefaultPollInterval  = time.Second
+	DefaultAttestTimeout = 30 * time.Second
+)
+
+// ServerPath is the path of the SPIFFE ID an issuing server presents to its
+// agents: spiffe://<trust domain>/spiffekit/server.
+const ServerPath = "/spiffekit/server"
+
+// An Authority is the certificate authority of the trust domain, as the
+// node server uses it; the rotating CA manager of package ca/rotation
+// implements it. The getters must not block.
+type Authority interface {
+	// X509Authority returns the X.509 CA that signs now, or nil if none.
+	X509Authority() *ca.X509Authority
+	// JWTAuthority returns the JWT signing key in use now, or nil if none.
+	JWTAuthority() *ca.JWTAuthority
+	// Bundle returns the trust domain's bundle: every authority that
+	// relying parties must trust, which is what agents receive.
+	Bundle() *spiffebundle.Bundle
+	// Subscribe returns a channel that receives a value after the bundle or
+	// an active authority changes (capacity 1, never closed), and a function
+	// that ends the subscription.
+	Subscribe() (updates <-chan struct{}, unsubscribe func())
+}
+
+// A TaintReporter is an Authority that can name X.509 CAs whose SVIDs must
+// be replaced early. Agents receive the list and re-mint at once.
+type TaintReporter interface {
+	TaintedX509CAs() []*x509.Certificate
+}
+
+// A FederationSource gives the bundles of foreign trust domains that the
+// server hands to agents, and signals when they change.
+type FederationSource interface {
+	// FederatedBundles returns the current bundles of foreign trust domains.
+	FederatedBundles() []*spiffebundle.Bundle
+	// Subscribe is as for Authority.
+	Subscribe() (updates <-chan struct{}, unsubscribe func())
+}
+
+// ServerConfig configures NewServer. The struct is copied.
+type ServerConfig struct {
+	// Authority signs agent SVIDs and the SVIDs agents ask for, and
+	// supplies the bundle. Required.
+	Authority Authority
+
+	// Registry holds the registration entries. Required. The server
+	// indexes it and follows its change feed, pushing changes to the
+	// agents they concern.
+	Registry index.Source
+
+	// Agents keeps the records of attested agents. Required. Servers that
+	// share it share evictions and bans.
+	Agents registry.AgentStore
+
+	// Attestors are the node attestors agents may use, by Type. At least
+	// one.
+	Attestors []attest.NodeAttestor
+
+	// Federation, when not nil, supplies the federated bundles agents
+	// receive.
+	Federation FederationSource
+
+	// AgentSVIDTTL is the lifetime of agent SVIDs. Zero means
+	// DefaultAgentSVIDTTL (1 hour).
+	AgentSVIDTTL time.Duration
+
+	// X509SVIDTTL and JWTSVIDTTL are the lifetimes of workload SVIDs for
+	// entries without their own. Zero means ca.DefaultX509SVIDTTL and
+	// ca.DefaultJWTSVIDTTL.
+	X509SVIDTTL, JWTSVIDTTL time.Duration
+
+	// AgentRefresh is how often the agent records are read again, so that
+	// an eviction or ban made through another server takes effect. Zero
+	// means DefaultAgentRefresh (5 s).
+	AgentRefresh time.Duration
+
+	// PollInterval is how often the registry's change feed is read when
+	// the registry is not a registry.Notifier. Zero means
+	// DefaultPollInterval.
+	PollInterval time.Duration
+
+	// AttestTimeout bounds one node attestation exchange. Zero means
+	// DefaultAttestTimeout.
+	AttestTimeout time.Duration
+
+	// Logger receives attestations, refusals and failures. Nil discards.
+	Logger *slog.Logger
+
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the issuing server's side of the node protocol. It attests
+// agents, keeps their records, streams each agent the registration entries
+// it is authorized for, and signs SVIDs for those entries only.
+//
+// It is safe for concurrent use. It owns a background goroutine that
+// follows the registry, the CA and the agent records; Close stops it.
+type Server struct {
+	cfg       ServerConfig
+	log       *slog.Logger
+	now       func() time.Time
+	td        spiffeid.TrustDomain
+	serverID  spiffeid.ID
+	idx       *index.Index
+	attestors map[string]attest.NodeAttestor
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu      sync.Mutex
+	gen     uint64        // bumped on every change streams must see
+	changed chan struct{} // closed and replaced when gen is bumped
+	agents  map[spiffeid.ID]registry.Agent
+	tlsCert *tls.Certificate // the server's own SVID
+	tlsDue  time.Time        // when to mint the next one
+	tlsCA   []byte           // DER of the CA that signed tlsCert
+	authz   map[spiffeid.ID]authzCache
+}
+
+// authzCache is the set of entries an agent may obtain, computed once per
+// generation.
+type authzCache struct {
+	gen     uint64
+	entries map[string]registry.Entry
+}
+
+var _ nodepb.NodeServer = (*service)(nil)
+
+// NewServer checks cfg, indexes the registry, reads the agent records and
+// starts following all three in the background. ctx bounds construction.
+func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	switch {
+	case cfg.Authority == nil:
+		return nil, errors.New("nodeapi: ServerConfig.Authority is required")
+	case cfg.Registry == nil:
+		return nil, errors.New("nodeapi: ServerConfig.Registry is required")
+	case cfg.Agents == nil:
+		return nil, errors.New("nodeapi: ServerConfig.Agents is required")
+	case len(cfg.Attestors) == 0:
+		return nil, errors.New("nodeapi: ServerConfig.Attestors needs at least one node attestor")
+	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentRefresh < 0 ||
+		cfg.PollInterval < 0 || cfg.AttestTimeout < 0:
+		return nil, errors.New("nodeapi: durations must not be negative")
+	}
+	b := cfg.Authority.Bundle()
+	if b == nil || b.TrustDomain().IsZero() {
+		return nil, errors.New("nodeapi: the authority has no bundle")
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		td:        b.TrustDomain(),
+		attestors: make(map[string]attest.NodeAttestor),
+		changed:   make(chan struct{}),
+		authz:     make(map[spiffeid.ID]authzCache),
+	}
+	for _, a := range cfg.Attestors {
+		if a == nil || a.Type() == "" {
+			return nil, errors.New("nodeapi: a node attestor is nil or has no type")
+		}
+		if _, dup := s.attestors[a.Type()]; dup {
+			return nil, fmt.Errorf("nodeapi: two node attestors of type %q", a.Type())
+		}
+		s.attestors[a.Type()] = a
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.AgentSVIDTTL == 0 {
+		s.cfg.AgentSVIDTTL = DefaultAgentSVIDTTL
+	}
+	if s.cfg.AgentRefresh == 0 {
+		s.cfg.AgentRefresh = DefaultAgentRefresh
+	}
+	if s.cfg.PollInterval == 0 {
+		s.cfg.PollInterval = DefaultPollInterval
+	}
+	if s.cfg.AttestTimeout == 0 {
+		s.cfg.AttestTimeout = DefaultAttestTimeout
+	}
+	var err error
+	if s.serverID, err = spiffeid.FromPath(s.td, ServerPath); err != nil {
+		return nil, fmt.Errorf("nodeapi: %w", err)
+	}
+	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval}); err != nil {
+		return nil, fmt.Errorf("nodeapi: indexing the registry: %w", err)
+	}
+	if err := s.reloadAgents(ctx); err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	caUpdates, unsubscribe := cfg.Authority.Subscribe()
+	var fedUpdates <-chan struct{}
+	unsubscribeFed := func() {}
+	if cfg.Federation != nil {
+		fedUpdates, unsubscribeFed = cfg.Federation.Subscribe()
+	}
+	s.wg.Go(func() {
+		defer unsubscribe()
+		defer unsubscribeFed()
+		s.run(caUpdates, fedUpdates)
+	})
+	return s, nil
+}
+
+// TrustDomain returns the trust domain the server serves.
+func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.td }
+
+// ID returns the SPIFFE ID the server presents to agents.
+func (s *Server) ID() spiffeid.ID { return s.serverID }
+
+// Index returns the server's index of the registry, for callers that want
+// to query it (for example an admin API).
+func (s *Server) Index() *index.Index { return s.idx }
+
+// Close stops the background goroutine and waits for it. It does not stop
+// Serve, which its ctx controls, nor close the stores.
+func (s *Server) Close() error {
+	s.once.Do(s.cancel)
+	s.wg.Wait()
+	return nil
+}
+
+// Sync applies the registry changes made since the last sync and pushes
+// them to agents, without waiting for the next poll.
+func (s *Server) Sync(ctx context.Context) error {
+	n, err := s.idx.Sync(ctx)
+	if err != nil {
+		return fmt.Errorf("nodeapi: %w", err)
+	}
+	if n > 0 {
+		s.bump()
+	}
+	return nil
+}
+
+// Refresh reads the agent records again at once, so that an eviction or
+// ban takes effect without waiting for the next refresh.
+func (s *Server) Refresh(ctx context.Context) error {
+	if err := s.reloadAgents(ctx); err != nil {
+		return err
+	}
+	s.bump()
+	return nil
+}
+
+// Serve serves the node protocol over TLS on lis until ctx is done, then
+// stops gracefully (in-flight calls finish, streams end). It closes lis.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	gs := s.GRPCServer()
+	stop := context.AfterFunc(ctx, gs.GracefulStop)
+	defer stop()
+	err := gs.Serve(lis)
+	if ctx.Err() != nil || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("nodeapi: %w", err)
+	}
+	return nil
+}
+
+// GRPCServer returns a new gRPC server with the node service registered and
+// the server's TLS credentials, for callers that serve it themselves.
+func (s *Server) GRPCServer() *grpc.Server {
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
+		grpc.MaxRecvMsgSize(16<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	nodepb.RegisterNodeServer(gs, &service{s: s})
+	return gs
+}
+
+// TLSConfig returns the server's TLS configuration: it presents the
+// server's own X509-SVID (minted from the active CA and renewed at half
+// life) and asks for, but does not require, a client certificate, which it
+// verifies against the trust domain's current bundle. Only Attest may be
+// called without one.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		ClientAuth:     tls.RequestClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.certificate(context.Background()) },
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			_, _, err := x509svid.Verify(cs.PeerCertificates, s.cfg.Authority.Bundle())
+			return err
+		},
+	}
+}
+
+// certificate returns the server's TLS certificate, minting a new one when
+// none exists, half its life has passed or the active CA changed.
+func (s *Server) certificate(ctx context.Context) (*tls.Certificate, error) {
+	authority := s.cfg.Authority.X509Authority()
+	if authority == nil {
+		return nil, errors.New("nodeapi: no active X.509 CA")
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tlsCert != nil && now.Before(s.tlsDue) && string(s.tlsCA) == string(authority.Certificate().Raw) {
+		return s.tlsCert, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: generating the server key: %w", err)
+	}
+	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: key.Public(), ID: s.serverID, TTL: s.cfg.AgentSVIDTTL})
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: minting the server SVID: %w", err)
+	}
+	leaf := chain[0]
+	s.tlsCert = &tls.Certificate{Certificate: chainToDER(chain), PrivateKey: key, Leaf: leaf}
+	s.tlsDue = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	s.tlsCA = authority.Certificate().Raw
+	return s.tlsCert, nil
+}
+
+// run follows the registry, the CA, the federation source and the agent
+// records until Close.
+func (s *Server) run(caUpdates, fedUpdates <-chan struct{}) {
+	var notify <-chan struct{}
+	if n, ok := s.cfg.Registry.(registry.Notifier); ok {
+		notify = n.Notify()
+	}
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
+	agents := time.NewTicker(s.cfg.AgentRefresh)
+	defer agents.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-notify:
+			s.syncIndex()
+		case <-poll.C:
+			s.syncIndex()
+		case <-caUpdates:
+			s.bump()
+		case <-fedUpdates:
+			s.bump()
+		case <-agents.C:
+			if err := s.reloadAgents(s.ctx); err != nil {
+				if s.ctx.Err() == nil {
+					s.log.Warn("reading the agent records failed", "err", err)
+				}
+				continue
+			}
+			s.bump()
+		}
+	}
+}
+
+func (s *Server) syncIndex() {
+	n, err := s.idx.Sync(s.ctx)
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Warn("reading the registry's changes failed", "err", err)
+	}
+	if n > 0 {
+		s.bump()
+	}
+}
+
+// bump tells every open stream to look again.
+func (s *Server) bump() {
+	s.mu.Lock()
+	s.gen++
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// watch returns the current generation and the channel closed when it
+// ends.
+func (s *Server) watch() (uint64, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen, s.changed
+}
+
+func (s *Server) reloadAgents(ctx context.Context) error {
+	list, err := s.cfg.Agents.ListAgents(ctx)
+	if err != nil {
+		return fmt.Errorf("nodeapi: reading the agent records: %w", err)
+	}
+	m := make(map[spiffeid.ID]registry.Agent, len(list))
+	for _, a := range list {
+		m[a.ID] = a
+	}
+	s.mu.Lock()
+	s.agents = m
+	s.mu.Unlock()
+	return nil
+}
+
+// putAgent stores an agent record and caches it.
+func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	stored, err := s.cfg.Agents.PutAgent(ctx, a)
+	if err != nil {
+		return registry.Agent{}, fmt.Errorf("nodeapi: storing the agent record: %w", err)
+	}
+	s.mu.Lock()
+	s.agents[stored.ID] = stored
+	s.mu.Unlock()
+	return stored, nil
+}
+
+// agentRecord returns the cached record of id, reading the store when the
+// cache has none (the agent may have attested through another server).
+func (s *Server) agentRecord(ctx context.Context, id spiffeid.ID) (registry.Agent, bool, error) {
+	s.mu.Lock()
+	a, ok := s.agents[id]
+	s.mu.Unlock()
+	if ok {
+		return a, true, nil
+	}
+	a, err := s.cfg.Agents.GetAgent(ctx, id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return registry.Agent{}, false, nil
+	}
+	if err != nil {
+		return registry.Agent{}, false, fmt.Errorf("nodeapi: reading the agent record: %w", err)
+	}
+	s.mu.Lock()
+	s.agents[id] = a
+	s.mu.Unlock()
+	return a, true, nil
+}
+
+// authorized returns the entries agent a may obtain, by entry ID.
+func (s *Server) authorized(a registry.Agent) map[string]registry.Entry {
+	gen, _ := s.watch()
+	s.mu.Lock()
+	c, ok := s.authz[a.ID]
+	s.mu.Unlock()
+	if ok && c.gen == gen {
+		return c.entries
+	}
+	list := s.idx.ForAgent(a.ID, a.Selectors)
+	m := make(map[string]registry.Entry, len(list))
+	for _, e := range list {
+		m[e.ID] = e
+	}
+	s.mu.Lock()
+	if len(s.authz) > 100000 {
+		clear(s.authz)
+	}
+	s.authz[a.ID] = authzCache{gen: gen, entries: m}
+	s.mu.Unlock()
+	return m
+}

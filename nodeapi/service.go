@@ -1,0 +1,478 @@
+package nodeapi
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+// service implements the gRPC service on a Server.
+type service struct {
+	s *Server
+}
+
+// peerLeaf returns the certificate the caller presented in the TLS
+// handshake, which VerifyConnection checked against the bundle.
+func peerLeaf(ctx context.Context) (*x509.Certificate, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return nil, false
+	}
+	return info.State.PeerCertificates[0], true
+}
+
+// authenticate returns the record of the agent that made the call: its
+// SVID must be the one the server issued last (or the one before, until
+// the agent uses the new one), unexpired, and the agent neither evicted nor
+// banned.
+func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
+	s := svc.s
+	leaf, ok := peerLeaf(ctx)
+	if !ok {
+		return registry.Agent{}, status.Error(codes.Unauthenticated, "nodeapi: this call needs an agent SVID")
+	}
+	id, err := x509svid.IDFromCert(leaf)
+	if err != nil || id.TrustDomain() != s.td {
+		return registry.Agent{}, status.Error(codes.Unauthenticated, "nodeapi: the client certificate is not an SVID of this trust domain")
+	}
+	if s.now().After(leaf.NotAfter) {
+		return registry.Agent{}, status.Errorf(codes.Unauthenticated, "nodeapi: the SVID of agent %s has expired", id)
+	}
+	a, found, err := s.agentRecord(ctx, id)
+	if err != nil {
+		return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+	}
+	serial := leaf.SerialNumber.Text(16)
+	switch {
+	case !found:
+		s.log.Warn("refused an agent without a record (evicted?)", "agent", id.String())
+		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is not attested (evicted?)", id)
+	case a.Banned:
+		s.log.Warn("refused a banned agent", "agent", id.String())
+		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", id)
+	case serial == a.SerialNumber && a.PreviousSerialNumber != "":
+		// The agent uses its new SVID: the one before is retired.
+		a.PreviousSerialNumber = ""
+		stored, err := s.putAgent(ctx, a)
+		if err != nil {
+			return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+		}
+		return stored, nil
+	case serial == a.SerialNumber:
+		return a, nil
+	case serial == a.PreviousSerialNumber && a.PreviousSerialNumber != "":
+		return a, nil
+	}
+	s.log.Warn("refused an agent presenting a superseded SVID", "agent", id.String(), "serial", serial)
+	return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s presented an SVID that is no longer current", id)
+}
+
+// Attest runs node attestation and issues the agent's SVID.
+func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest, nodepb.AttestResponse]) error {
+	s := svc.s
+	ctx, cancel := context.WithTimeout(stream.Context(), s.cfg.AttestTimeout)
+	defer cancel()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(first.Payload) > attest.MaxNodePayload:
+		return status.Errorf(codes.InvalidArgument, "nodeapi: attestation payload of %d bytes exceeds %d", len(first.Payload), attest.MaxNodePayload)
+	case len(first.Csr) == 0 || len(first.Csr) > MaxCSRSize:
+		return status.Error(codes.InvalidArgument, "nodeapi: the first attestation message needs a CSR of at most 16 KiB")
+	}
+	attestor, ok := s.attestors[first.AttestorType]
+	if !ok {
+		return status.Errorf(codes.InvalidArgument, "nodeapi: unknown node attestor type %q", truncate(first.AttestorType))
+	}
+	challenge := func(ctx context.Context, c []byte) ([]byte, error) {
+		if err := stream.Send(&nodepb.AttestResponse{Challenge: c}); err != nil {
+			return nil, err
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.ChallengeResponse) > attest.MaxNodePayload {
+			return nil, fmt.Errorf("%w: challenge response too large", attest.ErrNodeRejected)
+		}
+		return resp.ChallengeResponse, nil
+	}
+	res, err := attestor.Attest(ctx, s.td, first.Payload, challenge)
+	switch {
+	case errors.Is(err, attest.ErrNodeRejected):
+		s.log.Warn("node attestation refused", "attestor", first.AttestorType, "err", err)
+		return status.Error(codes.PermissionDenied, err.Error())
+	case err != nil:
+		s.log.Error("node attestation failed", "attestor", first.AttestorType, "err", err)
+		return status.Errorf(codes.Unavailable, "nodeapi: node attestation failed: %v", err)
+	case res.AgentID.TrustDomain() != s.td || res.AgentID == s.serverID:
+		return status.Errorf(codes.PermissionDenied, "nodeapi: attestor gave an agent ID outside the trust domain: %s", res.AgentID)
+	}
+	old, found, err := s.agentRecord(ctx, res.AgentID)
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	if found && old.Banned {
+		s.log.Warn("refused a banned agent's attestation", "agent", res.AgentID.String())
+		return status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", res.AgentID)
+	}
+	svid, err := s.issueAgentSVID(ctx, res.AgentID, first.Csr)
+	if err != nil {
+		return err
+	}
+	var sels []registry.Selector
+	for sel := range res.Selectors.All() {
+		sels = append(sels, registry.Selector{Type: sel.Type, Value: sel.Value})
+	}
+	leaf := svid[0]
+	if _, err := s.putAgent(ctx, registry.Agent{
+		ID:           res.AgentID,
+		AttestorType: attestor.Type(),
+		Selectors:    sels,
+		SerialNumber: leaf.SerialNumber.Text(16),
+		ExpiresAt:    leaf.NotAfter,
+		CanReattest:  res.CanReattest,
+	}); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	s.log.Info("agent attested", "agent", res.AgentID.String(), "attestor", attestor.Type(),
+		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
+	resp, err := s.agentSVIDResponse(res.AgentID, svid)
+	if err != nil {
+		return err
+	}
+	return stream.Send(&nodepb.AttestResponse{Result: resp})
+}
+
+// issueAgentSVID signs an agent SVID for the key of csr.
+func (s *Server) issueAgentSVID(ctx context.Context, id spiffeid.ID, csr []byte) ([]*x509.Certificate, error) {
+	authority := s.cfg.Authority.X509Authority()
+	if authority == nil {
+		return nil, status.Error(codes.Unavailable, "nodeapi: no active X.509 CA")
+	}
+	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{CSR: csr, ID: id, TTL: s.cfg.AgentSVIDTTL})
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "nodeapi: signing the agent SVID: %v", err)
+	}
+	return chain, nil
+}
+
+func (s *Server) agentSVIDResponse(id spiffeid.ID, chain []*x509.Certificate) (*nodepb.AgentSVID, error) {
+	doc, err := s.cfg.Authority.Bundle().Marshal()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "nodeapi: encoding the bundle: %v", err)
+	}
+	return &nodepb.AgentSVID{SpiffeId: id.String(), CertChain: chainToDER(chain), Bundle: doc}, nil
+}
+
+// RenewAgent issues a new SVID to an authenticated agent.
+func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentRequest) (*nodepb.RenewAgentResponse, error) {
+	s := svc.s
+	a, err := svc.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Csr) == 0 || len(req.Csr) > MaxCSRSize {
+		return nil, status.Error(codes.InvalidArgument, "nodeapi: renewal needs a CSR of at most 16 KiB")
+	}
+	chain, err := s.issueAgentSVID(ctx, a.ID, req.Csr)
+	if err != nil {
+		return nil, err
+	}
+	a.PreviousSerialNumber = a.SerialNumber
+	a.SerialNumber = chain[0].SerialNumber.Text(16)
+	a.ExpiresAt = chain[0].NotAfter
+	if _, err := s.putAgent(ctx, a); err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	s.log.Info("agent SVID renewed", "agent", a.ID.String(), "serial", a.SerialNumber, "not_after", a.ExpiresAt)
+	resp, err := s.agentSVIDResponse(a.ID, chain)
+	if err != nil {
+		return nil, err
+	}
+	return &nodepb.RenewAgentResponse{Svid: resp}, nil
+}
+
+// SignX509SVIDs signs X509-SVIDs for entries the agent is authorized for,
+// spreading the work over every core.
+func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDsRequest) (*nodepb.SignX509SVIDsResponse, error) {
+	s := svc.s
+	a, err := svc.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Requests) > MaxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "nodeapi: %d requests exceed the batch limit of %d", len(req.Requests), MaxBatch)
+	}
+	authority := s.cfg.Authority.X509Authority()
+	if authority == nil {
+		return nil, status.Error(codes.Unavailable, "nodeapi: no active X.509 CA")
+	}
+	allowed := s.authorized(a)
+	results := make([]*nodepb.X509SVIDResult, len(req.Requests))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(req.Requests)) {
+		wg.Go(func() {
+			for i := range work {
+				results[i] = s.signOne(ctx, authority, a, allowed, req.Requests[i])
+			}
+		})
+	}
+	for i := range req.Requests {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return &nodepb.SignX509SVIDsResponse{Results: results}, nil
+}
+
+func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, a registry.Agent, allowed map[string]registry.Entry, r *nodepb.X509SVIDRequest) *nodepb.X509SVIDResult {
+	fail := func(format string, args ...any) *nodepb.X509SVIDResult {
+		msg := fmt.Sprintf(format, args...)
+		s.log.Warn("refused to sign an X509-SVID", "agent", a.ID.String(), "entry", truncate(r.GetEntryId()), "reason", msg)
+		return &nodepb.X509SVIDResult{Error: msg}
+	}
+	if r == nil {
+		return fail("empty request")
+	}
+	e, ok := allowed[r.EntryId]
+	if !ok {
+		return fail("entry %q is not authorized for agent %s", truncate(r.EntryId), a.ID)
+	}
+	if len(r.Csr) == 0 || len(r.Csr) > MaxCSRSize {
+		return fail("a CSR of 1 to %d bytes is required", MaxCSRSize)
+	}
+	csr, err := x509.ParseCertificateRequest(r.Csr)
+	if err != nil {
+		return fail("invalid CSR: %v", err)
+	}
+	switch {
+	case len(csr.URIs) > 1:
+		return fail("the CSR has %d URI SANs; at most one, the entry's SPIFFE ID, is allowed", len(csr.URIs))
+	case len(csr.URIs) == 1 && csr.URIs[0].String() != e.SPIFFEID.String():
+		return fail("the CSR asks for %s, but entry %s is for %s", truncate(csr.URIs[0].String()), e.ID, e.SPIFFEID)
+	}
+	ttl := e.X509SVIDTTL
+	if ttl == 0 {
+		ttl = s.cfg.X509SVIDTTL
+	}
+	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{CSR: r.Csr, ID: e.SPIFFEID, DNSNames: e.DNSNames, TTL: ttl})
+	if err != nil {
+		return fail("signing: %v", err)
+	}
+	return &nodepb.X509SVIDResult{CertChain: chainToDER(chain)}
+}
+
+// SignJWTSVID signs a JWT-SVID for an entry the agent is authorized for.
+func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequest) (*nodepb.SignJWTSVIDResponse, error) {
+	s := svc.s
+	a, err := svc.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := s.authorized(a)[req.EntryId]
+	if !ok {
+		s.log.Warn("refused to sign a JWT-SVID", "agent", a.ID.String(), "entry", truncate(req.EntryId))
+		return nil, status.Errorf(codes.PermissionDenied, "nodeapi: entry %q is not authorized for agent %s", truncate(req.EntryId), a.ID)
+	}
+	authority := s.cfg.Authority.JWTAuthority()
+	if authority == nil {
+		return nil, status.Error(codes.Unavailable, "nodeapi: no active JWT key")
+	}
+	ttl := e.JWTSVIDTTL
+	if ttl == 0 {
+		ttl = s.cfg.JWTSVIDTTL
+	}
+	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: req.Audience, TTL: ttl})
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "nodeapi: %v", err)
+	}
+	return &nodepb.SignJWTSVIDResponse{Token: token}, nil
+}
+
+// Sync streams the entries the agent is authorized for: first what differs
+// from what it holds, then every change, as it happens.
+func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingServer[nodepb.SyncResponse]) error {
+	s := svc.s
+	ctx := stream.Context()
+	a, err := svc.authenticate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(req.Known) > 10*MaxBatch*100 {
+		return status.Error(codes.InvalidArgument, "nodeapi: too many known entries")
+	}
+	sent := make(map[string]int64, len(req.Known))
+	for _, k := range req.Known {
+		if k != nil {
+			sent[k.Id] = k.Revision
+		}
+	}
+	st := &syncState{sent: sent}
+	first := true
+	for {
+		_, changed := s.watch()
+		if !first {
+			// Look again at the agent's record: it may have been evicted
+			// or banned since the stream opened.
+			if a, err = svc.recheck(ctx, a); err != nil {
+				return err
+			}
+		}
+		resp, err := s.syncResponse(a, st)
+		if err != nil {
+			return err
+		}
+		if first || resp != nil {
+			if resp == nil {
+				resp = &nodepb.SyncResponse{}
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.ctx.Done():
+			return status.Error(codes.Unavailable, "nodeapi: server shutting down")
+		case <-changed:
+		}
+	}
+}
+
+// recheck reads the agent's cached record again; an agent evicted or
+// banned meanwhile loses its stream.
+func (svc *service) recheck(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	s := svc.s
+	cur, found, err := s.agentRecord(ctx, a.ID)
+	if err != nil {
+		return a, nil // keep going on a store hiccup; the next wake retries
+	}
+	switch {
+	case !found:
+		return a, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s was evicted", a.ID)
+	case cur.Banned:
+		return a, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", a.ID)
+	case s.now().After(cur.ExpiresAt) && !cur.ExpiresAt.IsZero():
+		return a, status.Errorf(codes.Unauthenticated, "nodeapi: the SVID of agent %s has expired", a.ID)
+	}
+	return cur, nil
+}
+
+// syncState is what one Sync stream has sent.
+type syncState struct {
+	sent      map[string]int64 // entry ID -> revision
+	bundleSeq string           // the bundle document sent last
+	fedSent   string           // a digest of the federated bundles sent last
+	tainted   string
+	active    string
+}
+
+// syncResponse computes what the agent lacks, or nil when nothing changed.
+func (s *Server) syncResponse(a registry.Agent, st *syncState) (*nodepb.SyncResponse, error) {
+	resp := &nodepb.SyncResponse{}
+	changed := false
+	entries := s.authorized(a)
+	for id, e := range entries {
+		if rev, ok := st.sent[id]; !ok || rev != e.Revision {
+			resp.Upserts = append(resp.Upserts, entryToPB(e))
+			st.sent[id] = e.Revision
+		}
+	}
+	for id := range st.sent {
+		if _, ok := entries[id]; !ok {
+			resp.DeletedIds = append(resp.DeletedIds, id)
+			delete(st.sent, id)
+		}
+	}
+	slices.SortFunc(resp.Upserts, func(x, y *nodepb.Entry) int { return strings.Compare(x.Id, y.Id) })
+	slices.Sort(resp.DeletedIds)
+	changed = len(resp.Upserts) > 0 || len(resp.DeletedIds) > 0
+
+	doc, err := s.cfg.Authority.Bundle().Marshal()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "nodeapi: encoding the bundle: %v", err)
+	}
+	if string(doc) != st.bundleSeq {
+		resp.Bundle = doc
+		st.bundleSeq = string(doc)
+		changed = true
+	}
+	if s.cfg.Federation != nil {
+		fed := make(map[string][]byte)
+		var digest strings.Builder
+		bundles := slices.DeleteFunc(slices.Clone(s.cfg.Federation.FederatedBundles()),
+			func(b *spiffebundle.Bundle) bool { return b == nil })
+		slices.SortFunc(bundles, func(x, y *spiffebundle.Bundle) int {
+			return strings.Compare(x.TrustDomain().Name(), y.TrustDomain().Name())
+		})
+		for _, b := range bundles {
+			if b.TrustDomain() == s.td {
+				continue // the own bundle never comes through federation
+			}
+			d, err := b.Marshal()
+			if err != nil {
+				continue
+			}
+			fed[b.TrustDomain().Name()] = d
+			digest.WriteString(b.TrustDomain().Name())
+			digest.Write(d)
+		}
+		if digest.String() != st.fedSent {
+			resp.FederatedBundles = fed
+			resp.FederatedBundlesSet = true
+			st.fedSent = digest.String()
+			changed = true
+		}
+	}
+	var tainted strings.Builder
+	if tr, ok := s.cfg.Authority.(TaintReporter); ok {
+		for _, c := range tr.TaintedX509CAs() {
+			resp.TaintedX509Cas = append(resp.TaintedX509Cas, c.Raw)
+			tainted.Write(c.Raw)
+		}
+	}
+	if tainted.String() != st.tainted {
+		st.tainted = tainted.String()
+		changed = true
+	}
+	if x := s.cfg.Authority.X509Authority(); x != nil {
+		resp.ActiveX509Ca = x.Certificate().Raw
+		if string(resp.ActiveX509Ca) != st.active {
+			st.active = string(resp.ActiveX509Ca)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil, nil
+	}
+	return resp, nil
+}
