@@ -13,6 +13,9 @@
 //	}
 //	entries, next, err := s.List(ctx, registry.Filter{}, registry.Page{Size: 100})
 //
+// The store also keeps node agents' records, join tokens and bundles (see
+// [Store]), so one value can back a whole issuing server in tests.
+//
 // The change feed keeps every event for the life of the store; its sequence
 // numbers are contiguous from 1.
 package memstore

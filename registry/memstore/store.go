@@ -9,18 +9,23 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // Config configures a [Store].
 type Config struct {
-	// Now returns the current time for entry timestamps; nil means time.Now.
+	// Now returns the current time for entry and record timestamps; nil
+	// means time.Now.
 	Now func() time.Time
 }
 
-// Store is an in-memory [registry.Store] and [registry.Notifier]. The zero
-// value is not usable; call [New]. A Store is safe for concurrent use.
+// Store is an in-memory [registry.Store] and [registry.Notifier], and also
+// keeps node agents' records: it is a [registry.AgentStore],
+// [registry.TokenStore], [registry.BundleStore] and
+// [registry.ServerBundleStore]. The zero value is not usable; call [New]. A
+// Store is safe for concurrent use.
 //
-// Stored entries are immutable: writes replace them, and readers receive deep
+// Stored entries and records are immutable: writes replace them, and readers receive deep
 // copies, so no caller can change what another one sees.
 type Store struct {
 	now    func() time.Time
@@ -35,6 +40,14 @@ type Store struct {
 	pending []string
 	deleted int // IDs in sorted that are no longer in entries
 	events  []registry.Event
+
+	// nodeMu guards the node-side records, kept apart from the entries so
+	// that agent and token traffic does not wait for entry listings.
+	nodeMu        sync.Mutex
+	agents        map[spiffeid.ID]registry.Agent
+	tokens        map[string]registry.JoinToken
+	bundles       map[spiffeid.TrustDomain]registry.FederatedBundle
+	serverBundles map[string]registry.ServerBundle
 }
 
 var (
@@ -53,6 +66,11 @@ func New(c Config) *Store {
 		notify:  make(chan struct{}, 1),
 		entries: make(map[string]*registry.Entry),
 		similar: make(map[string]string),
+
+		agents:        make(map[spiffeid.ID]registry.Agent),
+		tokens:        make(map[string]registry.JoinToken),
+		bundles:       make(map[spiffeid.TrustDomain]registry.FederatedBundle),
+		serverBundles: make(map[string]registry.ServerBundle),
 	}
 }
 

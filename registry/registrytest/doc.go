@@ -13,4 +13,10 @@
 //
 // Each subtest asks newStore for a fresh, empty store. Backends that keep
 // data across restarts also run [RunDurable].
+//
+// Backends that also keep the node-side records (agents, join tokens,
+// federated and server bundles) run [RunNode] the same way, with a newStore
+// that returns a [NodeStore]. Backends that several servers share call
+// [TokenSingleUse] with one store per server, to check that a join token
+// admits one node however many servers race to consume it.
 package registrytest

@@ -24,3 +24,8 @@ func TestRunDurable(t *testing.T) {
 	s := memstore.New(memstore.Config{})
 	registrytest.RunDurable(t, func(*testing.T) (registry.Store, io.Closer) { return s, nopCloser{} })
 }
+
+// TestRunNode runs the node-side suite against the in-memory store.
+func TestRunNode(t *testing.T) {
+	registrytest.RunNode(t, func(*testing.T) registrytest.NodeStore { return memstore.New(memstore.Config{}) })
+}

@@ -17,6 +17,12 @@
 //	defer store.Close()
 //	entry, err := store.Create(ctx, registry.Entry{...})
 //
+// The store also keeps the node-side records: it is a
+// [registry.AgentStore], [registry.TokenStore], [registry.BundleStore] and
+// [registry.ServerBundleStore]. Each of their writes is one statement;
+// [Store.DeleteToken] is a single DELETE whose affected-row count decides
+// which of several racing servers consumed a join token.
+//
 // For PostgreSQL, set Dialect to [PostgreSQL] and DSN to a pgx connection
 // string such as "postgres://spiffekit@db/registry?sslmode=verify-full".
 package sqlstore

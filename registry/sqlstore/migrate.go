@@ -39,6 +39,39 @@ var migrations = []func(d dialect) []string{
 				after_data TEXT)`,
 		}
 	},
+	// Version 2: the node-side records (registry.AgentStore, TokenStore,
+	// BundleStore, ServerBundleStore). Times are microseconds since the Unix
+	// epoch, which compare correctly in every dialect.
+	func(d dialect) []string {
+		return []string{
+			`CREATE TABLE registry_agents (
+				id ` + d.key + ` PRIMARY KEY,
+				attestor_type TEXT NOT NULL,
+				selectors TEXT NOT NULL,
+				serial_number TEXT NOT NULL,
+				previous_serial_number TEXT NOT NULL,
+				expires_at BIGINT NOT NULL,
+				can_reattest SMALLINT NOT NULL,
+				banned SMALLINT NOT NULL,
+				created_at BIGINT NOT NULL,
+				updated_at BIGINT NOT NULL)`,
+			`CREATE TABLE registry_join_tokens (
+				id ` + d.key + ` PRIMARY KEY,
+				secret_hash ` + d.blob + ` NOT NULL,
+				agent_id TEXT NOT NULL,
+				expires_at BIGINT NOT NULL)`,
+			`CREATE INDEX registry_join_tokens_expires_at ON registry_join_tokens (expires_at)`,
+			`CREATE TABLE registry_bundles (
+				trust_domain ` + d.key + ` PRIMARY KEY,
+				document ` + d.blob + ` NOT NULL,
+				updated_at BIGINT NOT NULL)`,
+			`CREATE TABLE registry_server_bundles (
+				server_id ` + d.key + ` PRIMARY KEY,
+				document ` + d.blob + ` NOT NULL,
+				expires_at BIGINT NOT NULL,
+				updated_at BIGINT NOT NULL)`,
+		}
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so that a failed

@@ -37,7 +37,8 @@ type Config struct {
 	// DSN says where the database is; required. For SQLite it is a file path
 	// without '?', created if missing; the store adds its own parameters.
 	DSN string
-	// Now returns the current time for entry timestamps; nil means time.Now.
+	// Now returns the current time for entry and record timestamps; nil
+	// means time.Now.
 	Now func() time.Time
 	// BusyTimeout is how long a SQLite write waits for another process's
 	// write to finish; zero means 10 seconds. PostgreSQL ignores it.
@@ -51,20 +52,28 @@ type dialect struct {
 	// lock, if not empty, is run first in every write transaction, with the
 	// table name substituted for %s.
 	lock string
+	// blob is the column type of byte strings.
+	blob string
+	// key is the column type of text keys, compared byte by byte so that
+	// the database orders them as Go does.
+	key string
 }
 
 var (
-	sqliteDialect = dialect{serial: "INTEGER PRIMARY KEY AUTOINCREMENT"}
+	sqliteDialect = dialect{serial: "INTEGER PRIMARY KEY AUTOINCREMENT", blob: "BLOB", key: "TEXT"}
 	// PostgreSQL assigns sequence values at insert time, not at commit. Writers
 	// take a table lock so that events commit in sequence order; otherwise a
 	// reader could see event 6 before event 5 commits, and skip 5 forever.
-	postgresDialect = dialect{serial: "BIGSERIAL PRIMARY KEY", dollar: true, lock: "LOCK TABLE %s IN EXCLUSIVE MODE"}
+	postgresDialect = dialect{serial: "BIGSERIAL PRIMARY KEY", dollar: true, lock: "LOCK TABLE %s IN EXCLUSIVE MODE",
+		blob: "BYTEA", key: `TEXT COLLATE "C"`}
 )
 
 // Store is a [registry.Store] in a SQL database. It is safe for concurrent
 // use, also by several processes sharing the database: writes are
 // serialized by the database, and each write and its change-feed event
-// commit in one transaction. It owns its connection pool; call Close.
+// commit in one transaction. It also implements the node-side stores of
+// package registry (agents, join tokens, bundles). It owns its connection
+// pool; call Close.
 type Store struct {
 	db      *sql.DB
 	dialect dialect
