@@ -10,15 +10,22 @@ import (
 // An Authority is the certificate authority of the trust domain, as the
 // issuer uses it: the active signing authorities, the bundle that verifies
 // what they sign, and a signal when any of these changes. The rotating CA
-// manager implements it.
+// manager implements it. A node agent, which signs nothing itself, passes
+// an Authority whose X509Authority and JWTAuthority return nil and whose
+// bundle comes from its server, with a Config.Signer.
 //
 // Implementations must be safe for concurrent use, and the getters must not
 // block: the issuer calls them on every refresh.
 type Authority interface {
-	// X509Authority returns the X.509 CA that signs X509-SVIDs now.
+	// X509Authority returns the X.509 CA that signs X509-SVIDs now, or nil
+	// when there is none or it is not known here. The issuer re-mints the
+	// SVIDs of other CAs when it changes (see Config.LazyRotation); nil
+	// turns that off, and fails local signing.
 	X509Authority() *ca.X509Authority
 
-	// JWTAuthority returns the key that signs JWT-SVIDs now.
+	// JWTAuthority returns the key that signs JWT-SVIDs now, or nil when
+	// there is none or it is not known here. Cached JWT-SVIDs of another key
+	// are not reused; nil fails local signing.
 	JWTAuthority() *ca.JWTAuthority
 
 	// Bundle returns the trust domain's bundle. The issuer does not modify

@@ -40,4 +40,28 @@
 // last entry is deleted has its stream ended with PermissionDenied (WAPI rule
 // 10). JWT-SVIDs are minted on request and reused for the same entry and
 // audience until half their life. No lifetime exceeds what the CA has left.
+//
+// # Remote signing
+//
+// A node agent holds no CA key: its server signs. It passes a [Signer] that
+// forwards batches of requests (each with the entry and the SVID's key, for
+// a CSR) to the server, an [Authority] whose X509Authority and JWTAuthority
+// return nil and whose bundle it keeps from its sync, and Config.PreMint, so
+// that every entry it serves has its X509-SVID before a workload asks:
+//
+//	iss, err := issuer.New(ctx, issuer.Config{
+//		Authority: agentBundle, // Bundle and Subscribe only
+//		Signer:    serverSigner,
+//		Registry:  syncedEntries,
+//		Attestor:  attestor,
+//		PreMint:   true,
+//	})
+//
+// The issuer never holds its lock across a Signer call, so a slow server
+// delays only the callers that wait for a new SVID. The SVIDs due together
+// (at start, after a registry sync, a CA change, or for a new caller) go in
+// one SignX509SVIDs call of at most Config.MaxBatch requests, and at most one
+// mint of an entry is under way at a time. When the Signer fails, each SVID
+// is served until it expires while the issuer retries with backoff, more
+// often as the expiry nears.
 package issuer

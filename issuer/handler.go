@@ -10,12 +10,23 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
+// maxSubscribeRounds bounds the mint rounds of one Subscribe: another round
+// is needed only when an entry changes while its SVID is being minted.
+const maxSubscribeRounds = 4
+
 // Subscribe attests caller and returns its live view: the X509-SVIDs of the
 // entries that apply to it, minted now if none is cached, and the bundles it
 // trusts. It implements endpoint.Handler.
 //
 // The caller is attested once, when the stream opens: the entries that apply
 // to it follow the registry, its selectors stay those of that moment.
+//
+// The SVIDs it lacks are minted in one batch (see Config.MaxBatch), or
+// awaited when another caller or the background refresh is minting them;
+// no lock is held meanwhile, so that other callers are served. A cached SVID
+// that is due is served as it is while the background goroutine replaces
+// it. An entry whose mint failed a moment ago is not retried before its
+// backoff ends: the caller gets that failure.
 //
 // A caller no entry applies to gets an error wrapping endpoint.ErrNoIdentity;
 // it gets its identity on a later call once an entry is registered for it.
@@ -26,29 +37,78 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 	if err != nil {
 		return nil, err
 	}
+	for round := 0; ; round++ {
+		sub, wait, err := i.subscribeOnce(caller, sels, round)
+		if sub != nil || err != nil {
+			return sub, err
+		}
+		for _, c := range wait {
+			select {
+			case <-c.done:
+				if c.err != nil {
+					return nil, c.err
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+}
+
+// subscribeOnce registers the subscription when every SVID of the caller's
+// entries is cached. Otherwise it starts a mint of those nobody is minting
+// and returns the mints to wait for before the next round.
+func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []registry.Selector, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {
-		return nil, fmt.Errorf("issuer: %w: closed", endpoint.ErrUnavailable)
+		return nil, nil, fmt.Errorf("issuer: %w: closed", endpoint.ErrUnavailable)
 	}
-	mints := i.mints
-	v, err := i.viewLocked(ctx, sels, i.now())
-	if err != nil {
-		return nil, err
+	now := i.now()
+	entries := i.entries(sels)
+	if len(entries) == 0 {
+		return nil, nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
 	}
-	if len(v.svids) == 0 {
-		return nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
+	var mine, wait []*mintCall
+	due := false
+	for _, e := range entries {
+		m := i.svids[e.ID]
+		switch c := i.inflight[e.ID]; {
+		case m.usable(e, now):
+			due = due || (c == nil && i.dueLocked(m, now) && i.backoffLocked(e, now) == nil)
+		case c != nil:
+			wait = append(wait, c)
+		default:
+			if err := i.backoffLocked(e, now); err != nil {
+				return nil, nil, err
+			}
+			if round >= maxSubscribeRounds {
+				return nil, nil, fmt.Errorf("issuer: %w: entry %s keeps changing", endpoint.ErrUnavailable, e.ID)
+			}
+			mine = append(mine, i.claimLocked(e))
+		}
 	}
+	if len(mine) > 0 {
+		// Minted by a goroutine of the issuer, bounded by its context: a
+		// caller that goes away does not fail the mint for the others that
+		// wait for it. Started under i.mu with the issuer open, so before
+		// Close waits. The mint wakes the background goroutine when done, as
+		// other streams may hold an older SVID of the same entries.
+		i.wg.Go(func() { i.mintAll(mine, true) })
+	}
+	if wait = append(wait, mine...); len(wait) > 0 {
+		return nil, wait, nil
+	}
+	v, _, _ := i.viewLocked(entries, now) // every SVID is usable
 	sub := &subscription{iss: i, caller: caller, selectors: sels, changed: make(chan struct{}, 1)}
 	sub.update(v)
 	i.subs[sub] = struct{}{}
-	if i.mints != mints {
-		// A new SVID may replace one that other streams hold, and may be due
-		// before the background goroutine's next wake-up: let it refresh
-		// and reschedule. Streams that minted nothing cost no refresh.
+	if due {
+		// Served as it is; the background goroutine replaces it and pushes
+		// the new one to this stream too.
 		i.poke()
 	}
-	return sub, nil
+	return sub, nil, nil
 }
 
 // subscription is one caller's live view. The issuer's background goroutine

@@ -154,6 +154,7 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 		{"no registry", issuer.Config{Authority: m, Attestor: a}},
 		{"no attestor", issuer.Config{Authority: m, Registry: store}},
 		{"negative TTL", issuer.Config{Authority: m, Registry: store, Attestor: a, X509SVIDTTL: -1}},
+		{"negative batch", issuer.Config{Authority: m, Registry: store, Attestor: a, MaxBatch: -1}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := issuer.New(t.Context(), tt.cfg)

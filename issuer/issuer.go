@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,22 +18,45 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/spiffeid"
-	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // DefaultPollInterval is the default of Config.PollInterval.
 const DefaultPollInterval = time.Second
 
-// retryInterval is how long the issuer waits before it tries again to mint
-// an SVID that failed.
-const retryInterval = time.Second
+// listPageSize is the page size of the registry listings of Config.PreMint.
+const listPageSize = 1000
 
 // Config configures New. The struct is copied.
 type Config struct {
-	// Authority signs the SVIDs and supplies the trust domain's bundle; its
-	// trust domain is the issuer's. Required.
+	// Authority supplies the trust domain's bundle and signals its changes;
+	// its trust domain is the issuer's. Unless Signer is set, its active
+	// authorities also sign the SVIDs. Required.
 	Authority Authority
+
+	// Signer has the SVIDs signed elsewhere, as a node agent has its server
+	// sign them; Authority then only supplies the bundle (its X509Authority
+	// and JWTAuthority may return nil). Nil means the issuer signs with
+	// Authority's active authorities. A failing Signer is retried with
+	// jittered exponential backoff from 1s to 30s (the local signer every
+	// second), and the SVID it should have replaced is served until it
+	// expires.
+	Signer Signer
+
+	// PreMint keeps an X509-SVID for every entry the issuer serves (all of
+	// the registry's, or those of ParentID), not only for the entries of
+	// the callers connected now, so that a workload's first request is
+	// answered from memory. Entries are minted in batches when they appear
+	// and as their SVIDs age, and forgotten when they are deleted. Without
+	// ParentID, the registry is listed again after each change the index
+	// applies: PreMint suits a registry of the issuer's own entries, such
+	// as a node agent's copy, not a large shared one.
+	PreMint bool
+
+	// MaxBatch caps the X509-SVIDs asked of the Signer in one call. When
+	// more are due at once (a CA rotation, a registry sync, a caller with
+	// many entries), they go in several calls. Zero means DefaultMaxBatch.
+	MaxBatch int
 
 	// Registry holds the registration entries: who gets which identity.
 	// Required. The issuer indexes it in memory and follows its change
@@ -85,17 +111,20 @@ type Config struct {
 
 // Issuer is an embedded Workload API handler: it attests each caller,
 // finds the registration entries that apply to it, and serves it X509-SVIDs
-// and JWT-SVIDs minted by the local CA, with the trust domain's bundle.
+// and JWT-SVIDs minted by the local CA (or a Config.Signer), with the trust
+// domain's bundle.
 //
 // X509-SVIDs are minted once per entry, each with its own key generated in
 // memory, cached, and shared by every caller the entry applies to. They are
 // re-minted at half their life, when their entry changes, when the active CA
-// changes (unless Config.LazyRotation) and when their CA is tainted. Open
-// Workload API streams receive the new view at once; a caller whose last
-// entry is deleted loses its stream with PermissionDenied.
+// changes (unless Config.LazyRotation) and when their CA is tainted; the
+// ones due together are signed in one batch. Open Workload API streams
+// receive the new view at once; a caller whose last entry is deleted loses
+// its stream with PermissionDenied.
 //
 // An Issuer implements endpoint.Handler and is safe for concurrent use.
-// It owns one goroutine, and one more per Start; Close stops them.
+// It owns one goroutine, one more per Start, and one per batch minted for
+// a new caller; Close stops them.
 type Issuer struct {
 	cfg  Config
 	log  *slog.Logger
@@ -110,19 +139,31 @@ type Issuer struct {
 	once   sync.Once
 	wake   chan struct{} // capacity 1: refresh every view now
 
+	signer   Signer
+	backoff  func(failures int) time.Duration
+	maxBatch int
+
 	jwt jwtCache
 
-	// mu guards the fields below. It is held while X509-SVIDs are minted
-	// (local key generation and signing, no I/O): serialising mints is
-	// what keeps one SVID per entry.
+	// The entries of Config.PreMint without a ParentID, as last listed;
+	// owned by the background goroutine.
+	listed        bool
+	listedSeq     int64 // the index's sequence number at that listing
+	listedEntries []registry.Entry
+
+	// mu guards the fields below. It is never held across a Signer call:
+	// a mint claims its entry in inflight, signs without the lock, then
+	// publishes under it, which keeps one SVID per entry.
 	mu       sync.Mutex
 	closed   bool
-	svids    map[string]*minted // by entry ID
-	mints    uint64             // X509-SVIDs minted so far
+	svids    map[string]*minted    // by entry ID
+	inflight map[string]*mintCall  // by entry ID: mints under way
+	retry    map[string]retryState // by entry ID: mints that failed
 	subs     map[*subscription]struct{}
 	bundle   *spiffebundle.Bundle
 	activeCA []byte          // DER of the active X.509 CA certificate
 	tainted  map[string]bool // DER of the tainted X.509 CA certificates
+	caGen    uint64          // counts the changes of activeCA and tainted
 }
 
 var _ endpoint.Handler = (*Issuer)(nil)
@@ -140,21 +181,35 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, errors.New("issuer: Config.Attestor is required")
 	case cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.PollInterval < 0:
 		return nil, errors.New("issuer: durations must not be negative")
+	case cfg.MaxBatch < 0:
+		return nil, errors.New("issuer: Config.MaxBatch must not be negative")
 	}
 	b := cfg.Authority.Bundle()
 	if b == nil || b.TrustDomain().IsZero() {
 		return nil, errors.New("issuer: the authority has no bundle")
 	}
 	i := &Issuer{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		td:      b.TrustDomain(),
-		now:     cfg.Now,
-		poll:    cfg.PollInterval,
-		wake:    make(chan struct{}, 1),
-		svids:   make(map[string]*minted),
-		subs:    make(map[*subscription]struct{}),
-		tainted: make(map[string]bool),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		td:       b.TrustDomain(),
+		now:      cfg.Now,
+		poll:     cfg.PollInterval,
+		signer:   cfg.Signer,
+		backoff:  remoteBackoff,
+		maxBatch: cfg.MaxBatch,
+		wake:     make(chan struct{}, 1),
+		svids:    make(map[string]*minted),
+		inflight: make(map[string]*mintCall),
+		retry:    make(map[string]retryState),
+		subs:     make(map[*subscription]struct{}),
+		tainted:  make(map[string]bool),
+	}
+	if i.signer == nil {
+		i.signer = localSigner{cfg.Authority}
+		i.backoff = localBackoff
+	}
+	if i.maxBatch == 0 {
+		i.maxBatch = DefaultMaxBatch
 	}
 	if i.log == nil {
 		i.log = slog.New(slog.DiscardHandler)
@@ -183,7 +238,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 }
 
 // Close stops the issuer's goroutines, including the Workload API servers
-// of Start, and waits for them to exit. Open streams end with Unavailable.
+// of Start, and waits for them to exit; it cancels the ctx of Signer calls
+// in flight and waits for them to return. Open streams end with Unavailable.
 // Close is idempotent and safe for concurrent use; it does not close the
 // Authority, the Registry or the Attestor, which the caller owns.
 func (i *Issuer) Close() error {
@@ -268,7 +324,8 @@ func (i *Issuer) run(caUpdates <-chan struct{}) {
 	}
 	tick := time.NewTicker(i.poll)
 	defer tick.Stop()
-	timer := time.NewTimer(time.Hour)
+	// The first refresh runs at once: it pre-mints (Config.PreMint).
+	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
@@ -317,44 +374,110 @@ func (i *Issuer) refreshCA() {
 	if b != nil && b.TrustDomain() == i.td {
 		i.bundle = b
 	}
+	if string(active) != string(i.activeCA) || !maps.Equal(tainted, i.tainted) {
+		i.caGen++
+	}
 	i.activeCA = active
 	i.tainted = tainted
 }
 
-// refreshAll recomputes the view of every open subscription, re-minting what
-// is due, notifies the subscriptions whose view changed, forgets SVIDs no
-// one uses any more, and returns when the next re-mint falls due.
+// refreshAll mints, in batches, the X509-SVIDs that are due among those of
+// the open subscriptions' entries (and, with Config.PreMint, of every
+// entry), recomputes every subscription's view and notifies those whose view
+// changed, forgets the SVIDs no one needs any more, and returns when the
+// next re-mint or retry falls due. It holds i.mu only between Signer calls.
 func (i *Issuer) refreshAll() time.Time {
+	var pre []registry.Entry
+	if i.cfg.PreMint {
+		pre = i.preMintEntries()
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	now := i.now()
+	subEntries, wanted := i.wantedLocked(pre)
+	var calls []*mintCall
+	for _, e := range wanted {
+		if i.needsMintLocked(e, now) && i.backoffLocked(e, now) == nil {
+			calls = append(calls, i.claimLocked(e))
+		}
+	}
+	if len(calls) > 0 {
+		i.mu.Unlock()
+		// Sorted by entry ID: batches are stable from one round to the next.
+		slices.SortFunc(calls, func(a, b *mintCall) int { return strings.Compare(a.entry.ID, b.entry.ID) })
+		i.mintAll(calls, false)
+		i.mu.Lock()
+		// The registry and the subscriptions may have changed meanwhile.
+		now = i.now()
+		subEntries, wanted = i.wantedLocked(pre)
+	}
+
 	next := now.Add(time.Hour)
-	used := make(map[*x509svid.SVID]bool)
-	for sub := range i.subs {
-		v, err := i.viewLocked(i.ctx, sub.selectors, now)
-		if err != nil {
-			if i.ctx.Err() == nil {
+	for sub, entries := range subEntries {
+		v, missing, ok := i.viewLocked(entries, now)
+		if !ok {
+			// Its entry changed during the mint, or its mint failed: keep
+			// the previous view, and retry (backoffLocked says when).
+			if err := i.backoffLocked(missing, now); err != nil && i.ctx.Err() == nil {
 				i.log.Error("refreshing a caller's view failed; keeping the previous one",
 					"pid", sub.caller.PID, "uid", sub.caller.UID, "err", err)
 			}
-			next = minTime(next, now.Add(retryInterval))
 			continue
-		}
-		for _, s := range v.svids {
-			used[s] = true
 		}
 		sub.update(v)
 	}
+	for id, e := range wanted {
+		switch m := i.svids[id]; {
+		case i.inflight[id] != nil:
+			// Whoever mints it wakes this goroutine when done.
+		case i.needsMintLocked(e, now):
+			if r, ok := i.retry[id]; ok && r.revision == e.Revision {
+				next = minTime(next, r.at)
+			} else {
+				next = now // appeared or changed during the mint
+			}
+		default:
+			next = minTime(next, m.refreshAt)
+		}
+	}
 	for id, m := range i.svids {
-		if !used[m.svid] && !now.Before(m.refreshAt) {
+		if _, ok := wanted[id]; ok {
+			continue
+		}
+		if i.cfg.PreMint || !now.Before(m.refreshAt) {
 			delete(i.svids, id)
 			continue
 		}
-		// An unused SVID counts too: a stream that opens later may take it
-		// from the cache without waking this goroutine.
+		// Unused for now but kept until its refresh time: a stream that
+		// opens later may take it from the cache.
 		next = minTime(next, m.refreshAt)
 	}
+	for id := range i.retry {
+		if _, ok := wanted[id]; !ok {
+			delete(i.retry, id)
+		}
+	}
 	return next
+}
+
+// wantedLocked returns the entries of each open subscription, and every
+// entry that needs an X509-SVID, by entry ID: those of the subscriptions,
+// and pre. Where both hold an entry, the index's revision (the
+// subscriptions') wins. i.mu must be held.
+func (i *Issuer) wantedLocked(pre []registry.Entry) (map[*subscription][]registry.Entry, map[string]registry.Entry) {
+	subEntries := make(map[*subscription][]registry.Entry, len(i.subs))
+	wanted := make(map[string]registry.Entry, len(pre))
+	for _, e := range pre {
+		wanted[e.ID] = e
+	}
+	for sub := range i.subs {
+		entries := i.entries(sub.selectors)
+		subEntries[sub] = entries
+		for _, e := range entries {
+			wanted[e.ID] = e
+		}
+	}
+	return subEntries, wanted
 }
 
 func minTime(a, b time.Time) time.Time {

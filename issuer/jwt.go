@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -28,19 +27,17 @@ type jwtCache struct {
 
 type cachedJWT struct {
 	token     string
-	refreshAt time.Time
+	refreshAt time.Time // half its life
+	staleAt   time.Time // three quarters of its life
 	expiry    time.Time
 }
 
-// get returns a cached token for key that is not yet due.
-func (c *jwtCache) get(key string, now time.Time) (string, bool) {
+// get returns the cached token for key, if any.
+func (c *jwtCache) get(key string) (cachedJWT, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.tokens[key]
-	if !ok || !now.Before(t.refreshAt) {
-		return "", false
-	}
-	return t.token, true
+	return t, ok
 }
 
 // put caches a token, first dropping expired ones, or everything when the
@@ -71,8 +68,10 @@ func (c *jwtCache) put(key string, t cachedJWT, now time.Time) {
 // A token is reused for the same entry, audience and signing key until half
 // its life has passed (WAPI rule 12 allows reuse while it is comfortably far
 // from expiry); a token signed by a key that is no longer active is never
-// reused. A caller holding no (such) identity gets an error wrapping
-// endpoint.ErrNoIdentity.
+// reused. With a Config.Signer, whose active key the issuer may not know,
+// a token is reused until half its life, and while the Signer fails, until
+// three quarters of it. A caller holding no (such) identity gets an error
+// wrapping endpoint.ErrNoIdentity.
 func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, params endpoint.JWTSVIDParams) ([]endpoint.JWTSVID, error) {
 	sels, err := i.selectors(ctx, caller)
 	if err != nil {
@@ -98,32 +97,49 @@ func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, para
 // jwtFor returns a JWT-SVID for entry e and audience, from the cache or
 // freshly signed.
 func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string) (string, error) {
-	authority := i.cfg.Authority.JWTAuthority()
-	if authority == nil {
-		return "", fmt.Errorf("issuer: %w: no active JWT key", endpoint.ErrUnavailable)
-	}
 	// The key names everything the token depends on; the audience keeps its
-	// order, since it is copied into "aud" as given.
-	key := e.ID + "\x00" + strconv.FormatInt(e.Revision, 10) + "\x00" + authority.KeyID() +
+	// order, since it is copied into "aud" as given. The key ID is empty when
+	// the Authority does not know the active key (a remote Signer).
+	var kid string
+	if a := i.cfg.Authority.JWTAuthority(); a != nil {
+		kid = a.KeyID()
+	}
+	key := e.ID + "\x00" + strconv.FormatInt(e.Revision, 10) + "\x00" + kid +
 		"\x00" + strings.Join(audience, "\x00")
 	now := i.now()
-	if token, ok := i.jwt.get(key, now); ok {
-		return token, nil
+	cached, ok := i.jwt.get(key)
+	if ok && now.Before(cached.refreshAt) {
+		return cached.token, nil
 	}
 	ttl := e.JWTSVIDTTL
 	if ttl == 0 {
 		ttl = i.cfg.JWTSVIDTTL
 	}
-	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: audience, TTL: ttl})
+	token, err := i.signer.SignJWTSVID(ctx, JWTSVIDRequest{Entry: e, Audience: audience, TTL: ttl})
+	var expiry time.Time
+	if err == nil {
+		// The key's expiry may have cut the lifetime short: read the real one.
+		expiry, err = tokenExpiry(token)
+		if err == nil && !now.Before(expiry) {
+			err = fmt.Errorf("the signer returned a token that expired at %v", expiry)
+		}
+	}
 	if err != nil {
+		if ok && now.Before(cached.staleAt) {
+			// Still comfortably far from expiry: better than no token.
+			i.log.Warn("minting a JWT-SVID failed; serving the cached one", "entry", e.ID,
+				"expiry", cached.expiry, "err", err)
+			return cached.token, nil
+		}
 		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, err)
 	}
-	// The key's expiry may have cut the lifetime short: read the real one.
-	expiry, err := tokenExpiry(token)
-	if err != nil {
-		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, err)
-	}
-	i.jwt.put(key, cachedJWT{token: token, refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry}, now)
+	life := expiry.Sub(now)
+	i.jwt.put(key, cachedJWT{
+		token:     token,
+		refreshAt: now.Add(life / 2),
+		staleAt:   now.Add(life * 3 / 4),
+		expiry:    expiry,
+	}, now)
 	return token, nil
 }
 

@@ -2,9 +2,6 @@ package issuer
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,7 +10,6 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
-	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -24,6 +20,8 @@ type minted struct {
 	revision  int64 // of the entry it was minted for
 	svid      *x509svid.SVID
 	refreshAt time.Time // half its life
+	notAfter  time.Time // of the leaf
+	caGen     uint64    // Issuer.caGen when its mint started
 }
 
 // view is what one caller sees, before it becomes an endpoint.Snapshot.
@@ -96,22 +94,21 @@ func (i *Issuer) entries(sels []registry.Selector) []registry.Entry {
 	return kept
 }
 
-// viewLocked computes the view of a caller with the given selectors,
-// minting the SVIDs that are missing or due. A caller no entry applies to
-// gets an empty view. i.mu must be held.
-func (i *Issuer) viewLocked(ctx context.Context, sels []registry.Selector, now time.Time) (view, error) {
-	entries := i.entries(sels)
+// viewLocked builds, from the cache, the view of a caller the given
+// entries apply to. It mints nothing: when an entry has no usable SVID it
+// returns that entry and false. i.mu must be held.
+func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (view, registry.Entry, bool) {
 	if len(entries) == 0 {
-		return view{}, nil
+		return view{}, registry.Entry{}, true
 	}
 	v := view{bundles: []*spiffebundle.Bundle{i.bundle}}
 	seen := map[string]bool{i.td.Name(): true}
 	for _, e := range entries {
-		s, err := i.svidLocked(ctx, e, now)
-		if err != nil {
-			return view{}, err
+		m := i.svids[e.ID]
+		if !m.usable(e, now) {
+			return view{}, e, false
 		}
-		v.svids = append(v.svids, s)
+		v.svids = append(v.svids, m.svid)
 		for _, td := range e.FederatesWith {
 			if seen[td.Name()] || i.cfg.Federation == nil {
 				continue
@@ -125,45 +122,41 @@ func (i *Issuer) viewLocked(ctx context.Context, sels []registry.Selector, now t
 			v.bundles = append(v.bundles, b)
 		}
 	}
-	return v, nil
+	return v, registry.Entry{}, true
 }
 
-// svidLocked returns the X509-SVID of entry e, minting a new one when there
-// is none, it was minted for an older revision of e, or it is due. i.mu must
-// be held.
-func (i *Issuer) svidLocked(ctx context.Context, e registry.Entry, now time.Time) (*x509svid.SVID, error) {
+// usable reports whether m may be served for entry e: minted for its
+// current revision and not expired. A usable SVID may still be due for
+// re-minting; it is served meanwhile.
+func (m *minted) usable(e registry.Entry, now time.Time) bool {
+	return m != nil && m.revision == e.Revision && now.Before(m.notAfter)
+}
+
+// needsMintLocked reports whether e needs a new SVID now: it has none that
+// is usable, or it is due (see dueLocked), and no mint of it is in flight.
+// i.mu must be held.
+func (i *Issuer) needsMintLocked(e registry.Entry, now time.Time) bool {
+	if i.inflight[e.ID] != nil {
+		return false
+	}
 	m := i.svids[e.ID]
-	if m != nil && m.revision == e.Revision && !i.dueLocked(m, now) {
-		return m.svid, nil
-	}
-	s, err := i.mint(ctx, e)
-	if err != nil {
-		if m != nil && m.revision == e.Revision && now.Before(m.svid.Certificates[0].NotAfter) {
-			// Serve the old SVID while it is valid, and retry a little later.
-			i.log.Warn("re-minting failed; serving the previous SVID", "entry", e.ID, "err", err)
-			m.refreshAt = now.Add(retryInterval)
-			return m.svid, nil
-		}
-		return nil, err
-	}
-	leaf := s.Certificates[0]
-	i.mints++
-	i.svids[e.ID] = &minted{
-		revision:  e.Revision,
-		svid:      s,
-		refreshAt: leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2),
-	}
-	i.log.Info("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
-		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
-	return s, nil
+	return !m.usable(e, now) || i.dueLocked(m, now)
 }
 
 // dueLocked reports whether m must be replaced: past half its life, signed
 // by a tainted CA, or (unless LazyRotation) by a CA that is no longer the
-// active one.
+// active one. With a Config.Signer the active CA is often unknown
+// (Authority.X509Authority returns nil); the issuer then behaves as with
+// LazyRotation. i.mu must be held.
 func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 	if !now.Before(m.refreshAt) {
 		return true
+	}
+	if m.caGen == i.caGen {
+		// Minted since the CA last changed: if its CA is still not the
+		// active one (a Signer that signs with another), minting again
+		// would only loop.
+		return false
 	}
 	issuer := m.svid.Certificates[1].Raw
 	if i.tainted[string(issuer)] {
@@ -172,31 +165,43 @@ func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 	return !i.cfg.LazyRotation && i.activeCA != nil && string(issuer) != string(i.activeCA)
 }
 
-// mint generates a key for entry e and has the active X.509 CA certify it.
-func (i *Issuer) mint(ctx context.Context, e registry.Entry) (*x509svid.SVID, error) {
-	authority := i.cfg.Authority.X509Authority()
-	if authority == nil {
-		return nil, fmt.Errorf("issuer: %w: no active X.509 CA", endpoint.ErrUnavailable)
+// preMintEntries returns every entry the issuer serves, for
+// Config.PreMint: those of its ParentID, read from the index, or, without
+// one, every entry of the registry, listed again whenever the index has
+// applied new changes. On a listing failure it returns the previous list.
+// Only the background goroutine calls it.
+func (i *Issuer) preMintEntries() []registry.Entry {
+	if !i.cfg.ParentID.IsZero() {
+		all := i.idx.ForAgent(i.cfg.ParentID, nil)
+		out := all[:0]
+		for _, e := range all {
+			// ForAgent also returns the entries of nested parents.
+			if e.ParentID == i.cfg.ParentID {
+				out = append(out, e)
+			}
+		}
+		return out
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("issuer: generating a key: %w", err)
+	seq := i.idx.Seq()
+	if i.listed && seq == i.listedSeq {
+		return i.listedEntries
 	}
-	ttl := e.X509SVIDTTL
-	if ttl == 0 {
-		ttl = i.cfg.X509SVIDTTL
+	var out []registry.Entry
+	page := registry.Page{Size: listPageSize}
+	for {
+		entries, next, err := i.cfg.Registry.List(i.ctx, registry.Filter{}, page)
+		if err != nil {
+			if i.ctx.Err() == nil {
+				i.log.Warn("listing the registry for pre-minting failed", "err", err)
+			}
+			return i.listedEntries
+		}
+		out = append(out, entries...)
+		if next == "" {
+			break
+		}
+		page.Token = next
 	}
-	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{
-		PublicKey: key.Public(),
-		ID:        e.SPIFFEID,
-		DNSNames:  e.DNSNames,
-		TTL:       ttl,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, err)
-	}
-	if len(chain) < 2 {
-		return nil, fmt.Errorf("issuer: minting an X509-SVID for entry %s: chain without its CA", e.ID)
-	}
-	return &x509svid.SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: key, Hint: e.Hint}, nil
+	i.listedEntries, i.listedSeq, i.listed = out, seq, true
+	return out
 }

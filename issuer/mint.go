@@ -1,0 +1,193 @@
+package issuer
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+// retryInterval is how long the issuer waits before it tries again to mint
+// an X509-SVID that failed, with the local signer, and the first wait with a
+// Config.Signer.
+const retryInterval = time.Second
+
+// maxRetryInterval caps the backoff of a failing Config.Signer.
+const maxRetryInterval = 30 * time.Second
+
+// mintCall is the X509-SVID of one entry being minted. At most one exists
+// per entry (in Issuer.inflight): that is what keeps one SVID per entry
+// while no lock is held across the Signer.
+type mintCall struct {
+	entry registry.Entry
+	caGen uint64        // Issuer.caGen when the mint started
+	done  chan struct{} // closed once err is set and the result published
+	err   error
+}
+
+// retryState is the failure record of one entry's mint.
+type retryState struct {
+	revision int64 // of the entry that failed
+	failures int   // in a row
+	at       time.Time
+	err      error // the last failure, returned to callers until at
+}
+
+// localBackoff is the retry schedule of the local signer: a failure there
+// (no active CA) costs nothing to retry.
+func localBackoff(int) time.Duration { return retryInterval }
+
+// remoteBackoff is the retry schedule of a Config.Signer: exponential from
+// retryInterval up to maxRetryInterval, jittered over its upper half, so that
+// the agents of a server that was down do not all come back at once.
+func remoteBackoff(failures int) time.Duration {
+	d := min(retryInterval<<min(max(failures-1, 0), 6), maxRetryInterval)
+	return d/2 + mrand.N(d/2+1)
+}
+
+// claimLocked records a mint of e in flight and returns it; the caller
+// must pass it to mintAll. i.mu must be held, and e must have no mint in
+// flight.
+func (i *Issuer) claimLocked(e registry.Entry) *mintCall {
+	c := &mintCall{entry: e, caGen: i.caGen, done: make(chan struct{})}
+	i.inflight[e.ID] = c
+	return c
+}
+
+// backoffLocked returns the last failure to mint e when it is recent
+// enough that e must not be tried again yet, else nil. i.mu must be held.
+func (i *Issuer) backoffLocked(e registry.Entry, now time.Time) error {
+	r, ok := i.retry[e.ID]
+	if !ok || r.revision != e.Revision || !now.Before(r.at) {
+		return nil
+	}
+	return r.err
+}
+
+// mintAll mints the X509-SVIDs of calls, one Signer call per MaxBatch of
+// them, publishing each batch as it completes, and then, when poke is set,
+// wakes the background goroutine so that every view holding one of these
+// entries gets its new SVID. It holds no lock while the Signer runs.
+func (i *Issuer) mintAll(calls []*mintCall, poke bool) {
+	for len(calls) > 0 {
+		n := min(len(calls), i.maxBatch)
+		i.mintBatch(calls[:n])
+		calls = calls[n:]
+	}
+	if poke {
+		i.poke()
+	}
+}
+
+// mintBatch generates a key for each call, has the Signer certify them all
+// in one call, checks the chains and publishes them.
+func (i *Issuer) mintBatch(calls []*mintCall) {
+	reqs := make([]X509SVIDRequest, len(calls))
+	keys := make([]*ecdsa.PrivateKey, len(calls))
+	var batchErr error
+	for k, c := range calls {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			batchErr = fmt.Errorf("generating a key: %w", err)
+			break
+		}
+		keys[k] = key
+		ttl := c.entry.X509SVIDTTL
+		if ttl == 0 {
+			ttl = i.cfg.X509SVIDTTL
+		}
+		reqs[k] = X509SVIDRequest{Entry: c.entry, Key: key, TTL: ttl}
+	}
+	var results []X509SVIDResult
+	if batchErr == nil {
+		results, batchErr = i.signer.SignX509SVIDs(i.ctx, reqs)
+		if batchErr == nil && len(results) != len(reqs) {
+			batchErr = fmt.Errorf("the signer returned %d results for %d requests", len(results), len(reqs))
+		}
+	}
+	now := i.now()
+	svids := make([]*x509svid.SVID, len(calls))
+	errs := make([]error, len(calls))
+	for k, c := range calls {
+		err := batchErr
+		if err == nil {
+			err = results[k].Err
+		}
+		if err == nil {
+			// Checked outside the lock: it verifies a signature.
+			err = checkChain(c.entry, keys[k], results[k].Certificates, now)
+		}
+		if err != nil {
+			errs[k] = err
+			continue
+		}
+		svids[k] = &x509svid.SVID{
+			ID:           c.entry.SPIFFEID,
+			Certificates: append(results[k].Certificates[:0:0], results[k].Certificates...),
+			PrivateKey:   keys[k],
+			Hint:         c.entry.Hint,
+		}
+	}
+	i.mu.Lock()
+	for k, c := range calls {
+		i.publishLocked(c, svids[k], errs[k], now)
+	}
+	i.mu.Unlock()
+	for _, c := range calls {
+		close(c.done)
+	}
+}
+
+// publishLocked ends the mint of c: it caches s, or records the failure
+// err and when to try again. i.mu must be held.
+func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now time.Time) {
+	e := c.entry
+	delete(i.inflight, e.ID)
+	old := i.svids[e.ID]
+	if err != nil {
+		c.err = fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, err)
+		r := i.retry[e.ID]
+		if r.revision != e.Revision {
+			r = retryState{revision: e.Revision}
+		}
+		r.failures++
+		r.err = c.err
+		wait := i.backoff(r.failures)
+		if old != nil && old.revision == e.Revision && now.Before(old.notAfter) {
+			// Never let the SVID served now expire for want of a retry: the
+			// retries come closer as its expiry nears.
+			wait = min(wait, max(old.notAfter.Sub(now)/2, retryInterval))
+			if i.ctx.Err() == nil {
+				i.log.Warn("re-minting failed; serving the previous SVID", "entry", e.ID,
+					"not_after", old.notAfter, "retry_in", wait, "err", err)
+			}
+		} else if i.ctx.Err() == nil {
+			i.log.Error("minting an X509-SVID failed", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
+				"retry_in", wait, "err", err)
+		}
+		r.at = now.Add(wait)
+		i.retry[e.ID] = r
+		return
+	}
+	delete(i.retry, e.ID)
+	leaf := s.Certificates[0]
+	refreshAt := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	// A chain whose half life is already past (a CA about to expire) would
+	// otherwise be re-minted in a busy loop.
+	refreshAt = later(refreshAt, now.Add(retryInterval))
+	i.svids[e.ID] = &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notAfter: leaf.NotAfter, caGen: c.caGen}
+	i.log.Info("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
+		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
