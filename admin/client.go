@@ -1,0 +1,392 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// maxResponseBody bounds what the client reads of one response. An entry
+// list is the largest answer; at this size it holds tens of thousands.
+const maxResponseBody = 256 << 20
+
+// Client speaks the administration API on a unix socket. It is safe for
+// concurrent use.
+//
+// Errors answered by the server wrap [registry.ErrInvalid],
+// [registry.ErrNotFound], [registry.ErrConflict],
+// [registry.ErrAlreadyExists] or [ErrPermissionDenied] as the case may be,
+// for errors.Is. A socket the caller's uid may not connect to also gives
+// [ErrPermissionDenied].
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// Dial returns a client of the server listening on the unix socket at
+// path. It connects lazily, on the first call; connections are reused.
+// Close releases them.
+func Dial(path string) *Client {
+	var d net.Dialer
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		},
+		MaxIdleConns:          2,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: time.Minute,
+		DisableCompression:    true,
+	}
+	return &Client{path: path, hc: &http.Client{Transport: tr}}
+}
+
+// Close closes the client's idle connections.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+// do sends one request and decodes a JSON answer into out (when not nil).
+// On failure it returns the server's error, mapped to the sentinels.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, out any) error {
+	resp, err := c.send(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
+		return fmt.Errorf("admin: malformed answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send returns a response with a 2xx status, whose body the caller closes.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Response, error) {
+	u := url.URL{Scheme: "http", Host: "admin", Path: path, RawQuery: query.Encode()}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("admin: cannot connect to %s: %w: %w", c.path, ErrPermissionDenied, err)
+		}
+		return nil, fmt.Errorf("admin: cannot reach the server at %s: %w", c.path, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, responseError(resp)
+}
+
+func responseError(resp *http.Response) error {
+	var e errorJSON
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(data, &e) != nil || e.Error == "" {
+		return &apiError{status: resp.StatusCode, msg: fmt.Sprintf("server answered %s", resp.Status)}
+	}
+	kind := codeError(e.Code)
+	if kind == nil && resp.StatusCode == http.StatusForbidden {
+		kind = ErrPermissionDenied
+	}
+	return &apiError{status: resp.StatusCode, msg: e.Error, kind: kind}
+}
+
+// doJSON is do with a request body encoded as JSON.
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("admin: cannot encode request: %w", err)
+	}
+	return c.do(ctx, method, path, nil, bytes.NewReader(data), out)
+}
+
+// entryRequest is the wire form of an entry sent to be stored; the store
+// sets the timestamps.
+func entryRequest(e registry.Entry) entryJSON {
+	j := entryToJSON(e)
+	j.CreatedAt, j.UpdatedAt = nil, nil
+	return j
+}
+
+func decodeEntry(j entryJSON) (registry.Entry, error) {
+	e, err := entryFromJSON(j)
+	if err != nil {
+		return registry.Entry{}, fmt.Errorf("admin: malformed entry in answer: %w", err)
+	}
+	return e, nil
+}
+
+// CreateEntry creates an entry and returns it as stored. e.ID and
+// e.Revision must be zero; both IDs must be in the server's trust domain.
+func (c *Client) CreateEntry(ctx context.Context, e registry.Entry) (registry.Entry, error) {
+	var out entryJSON
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/entries", entryRequest(e), &out); err != nil {
+		return registry.Entry{}, err
+	}
+	return decodeEntry(out)
+}
+
+// UpdateEntry replaces the entry with e.ID if its stored revision is still
+// e.Revision (else the error wraps [registry.ErrConflict]) and returns it
+// as stored.
+func (c *Client) UpdateEntry(ctx context.Context, e registry.Entry) (registry.Entry, error) {
+	if e.ID == "" {
+		return registry.Entry{}, fmt.Errorf("admin: entry ID is required: %w", registry.ErrInvalid)
+	}
+	var out entryJSON
+	if err := c.doJSON(ctx, http.MethodPut, "/v1/entries/"+url.PathEscape(e.ID), entryRequest(e), &out); err != nil {
+		return registry.Entry{}, err
+	}
+	return decodeEntry(out)
+}
+
+// Entry returns the entry with the given ID.
+func (c *Client) Entry(ctx context.Context, id string) (registry.Entry, error) {
+	if id == "" {
+		return registry.Entry{}, fmt.Errorf("admin: entry ID is required: %w", registry.ErrInvalid)
+	}
+	var out entryJSON
+	if err := c.do(ctx, http.MethodGet, "/v1/entries/"+url.PathEscape(id), nil, nil, &out); err != nil {
+		return registry.Entry{}, err
+	}
+	return decodeEntry(out)
+}
+
+// ListEntries returns every entry that matches f, ordered by ID.
+func (c *Client) ListEntries(ctx context.Context, f registry.Filter) ([]registry.Entry, error) {
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	var out struct {
+		Entries []entryJSON `json:"entries"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/entries", encodeFilter(f), nil, &out); err != nil {
+		return nil, err
+	}
+	entries := make([]registry.Entry, 0, len(out.Entries))
+	for _, j := range out.Entries {
+		e, err := decodeEntry(j)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// DeleteEntry deletes the entry with the given ID and returns it as it was.
+// A non-zero revision must equal the stored one, else the error wraps
+// [registry.ErrConflict].
+func (c *Client) DeleteEntry(ctx context.Context, id string, revision int64) (registry.Entry, error) {
+	if id == "" {
+		return registry.Entry{}, fmt.Errorf("admin: entry ID is required: %w", registry.ErrInvalid)
+	}
+	q := url.Values{}
+	if revision != 0 {
+		q.Set("revision", strconv.FormatInt(revision, 10))
+	}
+	var out entryJSON
+	if err := c.do(ctx, http.MethodDelete, "/v1/entries/"+url.PathEscape(id), q, nil, &out); err != nil {
+		return registry.Entry{}, err
+	}
+	return decodeEntry(out)
+}
+
+// A Token is a join token as the server made it.
+type Token struct {
+	// Value is the secret token; whoever holds it can admit one node.
+	Value string
+	// ExpiresAt is when it stops admitting anyone.
+	ExpiresAt time.Time
+}
+
+// GenerateToken asks for a join token valid for ttl (positive). A non-zero
+// agentID, in the server's trust domain, is the ID the admitted agent gets.
+func (c *Client) GenerateToken(ctx context.Context, ttl time.Duration, agentID spiffeid.ID) (Token, error) {
+	req := tokenRequestJSON{TTL: ttl.String()}
+	if !agentID.IsZero() {
+		req.AgentID = agentID.String()
+	}
+	var out tokenJSON
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/tokens", req, &out); err != nil {
+		return Token{}, err
+	}
+	return Token{Value: out.Token, ExpiresAt: out.ExpiresAt}, nil
+}
+
+// Bundle returns the trust domain's own bundle in the given format: PEM
+// certificates ([FormatPEM]) or a SPIFFE bundle document
+// ([FormatSPIFFE]).
+func (c *Client) Bundle(ctx context.Context, format BundleFormat) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/bundle", url.Values{"format": {string(format)}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if err != nil {
+		return nil, fmt.Errorf("admin: reading the bundle: %w", err)
+	}
+	return data, nil
+}
+
+func bundlePath(td spiffeid.TrustDomain) string {
+	return "/v1/federation/bundles/" + url.PathEscape(td.Name())
+}
+
+func decodeBundle(j bundleJSON) (registry.FederatedBundle, error) {
+	b, err := bundleFromJSON(j)
+	if err != nil {
+		return registry.FederatedBundle{}, fmt.Errorf("admin: malformed bundle in answer: %w", err)
+	}
+	return b, nil
+}
+
+// SetFederatedBundle stores doc, a SPIFFE bundle document, as the bundle
+// of the foreign trust domain td and returns it as stored. The server's
+// own trust domain is refused with an error wrapping [registry.ErrInvalid].
+func (c *Client) SetFederatedBundle(ctx context.Context, td spiffeid.TrustDomain, doc []byte) (registry.FederatedBundle, error) {
+	if td.IsZero() {
+		return registry.FederatedBundle{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
+	}
+	var out bundleJSON
+	if err := c.do(ctx, http.MethodPut, bundlePath(td), nil, bytes.NewReader(doc), &out); err != nil {
+		return registry.FederatedBundle{}, err
+	}
+	return decodeBundle(out)
+}
+
+// FederatedBundle returns the bundle of the foreign trust domain td.
+func (c *Client) FederatedBundle(ctx context.Context, td spiffeid.TrustDomain) (registry.FederatedBundle, error) {
+	if td.IsZero() {
+		return registry.FederatedBundle{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
+	}
+	var out bundleJSON
+	if err := c.do(ctx, http.MethodGet, bundlePath(td), nil, nil, &out); err != nil {
+		return registry.FederatedBundle{}, err
+	}
+	return decodeBundle(out)
+}
+
+// ListFederatedBundles returns every federated bundle, ordered by trust
+// domain name.
+func (c *Client) ListFederatedBundles(ctx context.Context) ([]registry.FederatedBundle, error) {
+	var out struct {
+		Bundles []bundleJSON `json:"bundles"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/federation/bundles", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	bundles := make([]registry.FederatedBundle, 0, len(out.Bundles))
+	for _, j := range out.Bundles {
+		b, err := decodeBundle(j)
+		if err != nil {
+			return nil, err
+		}
+		bundles = append(bundles, b)
+	}
+	return bundles, nil
+}
+
+// DeleteFederatedBundle deletes the bundle of the foreign trust domain td.
+func (c *Client) DeleteFederatedBundle(ctx context.Context, td spiffeid.TrustDomain) error {
+	if td.IsZero() {
+		return fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
+	}
+	return c.do(ctx, http.MethodDelete, bundlePath(td), nil, nil, nil)
+}
+
+func agentQuery(id spiffeid.ID) (url.Values, error) {
+	if id.IsZero() {
+		return nil, fmt.Errorf("admin: agent ID is required: %w", registry.ErrInvalid)
+	}
+	return url.Values{"id": {id.String()}}, nil
+}
+
+func (c *Client) agents(ctx context.Context, q url.Values) ([]registry.Agent, error) {
+	var out struct {
+		Agents []agentJSON `json:"agents"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/agents", q, nil, &out); err != nil {
+		return nil, err
+	}
+	agents := make([]registry.Agent, 0, len(out.Agents))
+	for _, j := range out.Agents {
+		a, err := agentFromJSON(j)
+		if err != nil {
+			return nil, fmt.Errorf("admin: malformed agent in answer: %w", err)
+		}
+		agents = append(agents, a)
+	}
+	return agents, nil
+}
+
+// ListAgents returns the record of every attested agent, ordered by ID.
+func (c *Client) ListAgents(ctx context.Context) ([]registry.Agent, error) {
+	return c.agents(ctx, nil)
+}
+
+// Agent returns the record of the agent with the given ID.
+func (c *Client) Agent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	q, err := agentQuery(id)
+	if err != nil {
+		return registry.Agent{}, err
+	}
+	agents, err := c.agents(ctx, q)
+	if err != nil {
+		return registry.Agent{}, err
+	}
+	if len(agents) != 1 {
+		return registry.Agent{}, fmt.Errorf("admin: server answered %d agents for one ID", len(agents))
+	}
+	return agents[0], nil
+}
+
+// EvictAgent deletes the record of the agent with the given ID: the agent
+// must attest again, and may if its attestor allows it.
+func (c *Client) EvictAgent(ctx context.Context, id spiffeid.ID) error {
+	q, err := agentQuery(id)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, "/v1/agents", q, nil, nil)
+}
+
+// BanAgent marks the agent with the given ID as banned and returns its
+// record: it is refused, and may not attest again, until evicted.
+func (c *Client) BanAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	q, err := agentQuery(id)
+	if err != nil {
+		return registry.Agent{}, err
+	}
+	var out agentJSON
+	if err := c.do(ctx, http.MethodPost, "/v1/agents/ban", q, nil, &out); err != nil {
+		return registry.Agent{}, err
+	}
+	a, err := agentFromJSON(out)
+	if err != nil {
+		return registry.Agent{}, fmt.Errorf("admin: malformed agent in answer: %w", err)
+	}
+	return a, nil
+}

@@ -1,0 +1,41 @@
+// Package admin is the administration API of an issuing server: a small
+// HTTP/1.1 + JSON API on a unix socket that only root and the server's own
+// uid may use, to manage registration entries, join tokens, federated
+// bundles and node agents, and to read the trust domain's own bundle.
+//
+// The server side is [Server], served on a socket made by [ListenUnix]; the
+// client side is [Client], made by [Dial]:
+//
+//	srv, err := admin.New(admin.Config{
+//		TrustDomain: td,
+//		Entries:     store, Agents: store, Bundles: store,
+//		Tokens:      tokens,
+//		Bundle:      rotator.Bundle,
+//	})
+//	lis, err := admin.ListenUnix("/run/spiffe-server/admin.sock")
+//	go srv.Serve(ctx, lis)
+//
+//	c := admin.Dial("/run/spiffe-server/admin.sock")
+//	e, err := c.CreateEntry(ctx, registry.Entry{...})
+//	if errors.Is(err, registry.ErrAlreadyExists) { ... }
+//
+// # Who may call
+//
+// The socket is created with mode 0600, and each connection's process is
+// identified by the kernel (SO_PEERCRED) when it is accepted: a process
+// whose uid is not in [Config.AllowedUIDs] gets 403 with
+// "admin: permission denied: uid N may not administer this server" on every
+// request, whatever the socket's mode. Refused connections are logged at
+// Warn with their uid and pid.
+//
+// # Wire
+//
+// Routes, all under /v1: entries (POST, GET with filter parameters;
+// GET, PUT and DELETE /entries/{id}), tokens (POST), bundle (GET,
+// ?format=pem|spiffe), federation/bundles (GET; GET, PUT and DELETE
+// /federation/bundles/{trust domain}), and agents (GET, DELETE, and POST
+// /agents/ban), which name the agent in the query parameter id because
+// agent IDs contain slashes. Errors are {"error": "...", "code": "..."}
+// with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
+// [MaxRequestBody].
+package admin

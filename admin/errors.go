@@ -1,0 +1,47 @@
+package admin
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/spiffekit/spiffekit/registry"
+)
+
+// ErrPermissionDenied is wrapped by every [Client] method's error when the
+// server refused the caller: its uid may not administer the server, or the
+// socket's file permissions kept it from connecting at all.
+var ErrPermissionDenied = errors.New("admin: permission denied")
+
+// apiError is an error answered by the server. It wraps the sentinel its
+// code names, so that callers can use errors.Is.
+type apiError struct {
+	status int
+	msg    string
+	kind   error
+}
+
+func (e *apiError) Error() string {
+	if strings.HasPrefix(e.msg, "admin: ") {
+		return e.msg
+	}
+	return "admin: " + e.msg
+}
+
+func (e *apiError) Unwrap() error { return e.kind }
+
+// codeError returns the sentinel a code names, or nil.
+func codeError(code string) error {
+	switch code {
+	case codeInvalid:
+		return registry.ErrInvalid
+	case codeNotFound:
+		return registry.ErrNotFound
+	case codeConflict:
+		return registry.ErrConflict
+	case codeAlreadyExists:
+		return registry.ErrAlreadyExists
+	case codePermissionDenied:
+		return ErrPermissionDenied
+	}
+	return nil
+}

@@ -1,0 +1,449 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// listPageSize is the page size used to walk the entry store for a list.
+const listPageSize = 500
+
+func (s *Server) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /v1/entries", s.createEntry)
+	m.HandleFunc("GET /v1/entries", s.listEntries)
+	m.HandleFunc("GET /v1/entries/{id}", s.getEntry)
+	m.HandleFunc("PUT /v1/entries/{id}", s.updateEntry)
+	m.HandleFunc("DELETE /v1/entries/{id}", s.deleteEntry)
+	m.HandleFunc("POST /v1/tokens", s.generateToken)
+	m.HandleFunc("GET /v1/bundle", s.ownBundle)
+	m.HandleFunc("GET /v1/federation/bundles", s.listBundles)
+	m.HandleFunc("GET /v1/federation/bundles/{td}", s.getBundle)
+	m.HandleFunc("PUT /v1/federation/bundles/{td}", s.setBundle)
+	m.HandleFunc("DELETE /v1/federation/bundles/{td}", s.deleteBundle)
+	// Agent IDs contain slashes, so they travel as the query parameter id.
+	m.HandleFunc("GET /v1/agents", s.listAgents)
+	m.HandleFunc("DELETE /v1/agents", s.evictAgent)
+	m.HandleFunc("POST /v1/agents/ban", s.banAgent)
+	return m
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("admin: "+format+": %w", append(args, registry.ErrInvalid)...)
+}
+
+// fail maps an error to its status and code, in one place. Details of
+// internal errors go to the log, not to the caller.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, codeInvalid,
+			fmt.Sprintf("admin: request body is larger than %d bytes", tooLarge.Limit))
+	case errors.Is(err, registry.ErrInvalid):
+		writeError(w, http.StatusBadRequest, codeInvalid, err.Error())
+	case errors.Is(err, registry.ErrNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
+	case errors.Is(err, registry.ErrConflict):
+		writeError(w, http.StatusConflict, codeConflict, err.Error())
+	case errors.Is(err, registry.ErrAlreadyExists):
+		writeError(w, http.StatusConflict, codeAlreadyExists, err.Error())
+	default:
+		s.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternal, "admin: internal error")
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorJSON{Error: msg, Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails
+}
+
+// readJSON decodes exactly one JSON value of at most MaxRequestBody bytes,
+// refusing unknown fields.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return err
+		}
+		return invalid("malformed request body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid("request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// checkEntry enforces what the registry cannot know: the entry's IDs
+// belong to this server's trust domain, the only one it can sign for.
+func (s *Server) checkEntry(e registry.Entry) error {
+	if !e.SPIFFEID.IsZero() && !e.SPIFFEID.MemberOf(s.cfg.TrustDomain) {
+		return invalid("entry SPIFFE ID %q is not in trust domain %q", e.SPIFFEID, s.cfg.TrustDomain)
+	}
+	if !e.ParentID.IsZero() && !e.ParentID.MemberOf(s.cfg.TrustDomain) {
+		return invalid("entry parent ID %q is not in trust domain %q", e.ParentID, s.cfg.TrustDomain)
+	}
+	return nil
+}
+
+func (s *Server) decodeEntry(w http.ResponseWriter, r *http.Request) (registry.Entry, error) {
+	var j entryJSON
+	if err := readJSON(w, r, &j); err != nil {
+		return registry.Entry{}, err
+	}
+	e, err := entryFromJSON(j)
+	if err != nil {
+		return registry.Entry{}, invalid("%v", err)
+	}
+	if err := s.checkEntry(e); err != nil {
+		return registry.Entry{}, err
+	}
+	return e, nil
+}
+
+func (s *Server) createEntry(w http.ResponseWriter, r *http.Request) {
+	e, err := s.decodeEntry(w, r)
+	if err == nil {
+		e, err = s.cfg.Entries.Create(r.Context(), e)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: entry created", "entry_id", e.ID, "spiffe_id", e.SPIFFEID.String())
+	writeJSON(w, http.StatusCreated, entryToJSON(e))
+}
+
+func (s *Server) updateEntry(w http.ResponseWriter, r *http.Request) {
+	e, err := s.decodeEntry(w, r)
+	if err == nil && e.ID != "" && e.ID != r.PathValue("id") {
+		err = invalid("entry ID %q in the body differs from %q in the path", e.ID, r.PathValue("id"))
+	}
+	if err == nil {
+		e.ID = r.PathValue("id")
+		e, err = s.cfg.Entries.Update(r.Context(), e)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: entry updated", "entry_id", e.ID, "revision", e.Revision)
+	writeJSON(w, http.StatusOK, entryToJSON(e))
+}
+
+func (s *Server) getEntry(w http.ResponseWriter, r *http.Request) {
+	e, err := s.cfg.Entries.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, entryToJSON(e))
+}
+
+func (s *Server) listEntries(w http.ResponseWriter, r *http.Request) {
+	f, err := decodeFilter(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := []entryJSON{}
+	page := registry.Page{Size: listPageSize}
+	for {
+		entries, next, err := s.cfg.Entries.List(r.Context(), f, page)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, e := range entries {
+			out = append(out, entryToJSON(e))
+		}
+		if next == "" {
+			break
+		}
+		page.Token = next
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+}
+
+func (s *Server) deleteEntry(w http.ResponseWriter, r *http.Request) {
+	var revision int64
+	if v := r.URL.Query().Get("revision"); v != "" {
+		var err error
+		if revision, err = strconv.ParseInt(v, 10, 64); err != nil || revision < 0 {
+			s.fail(w, r, invalid("revision %q is not a non-negative integer", v))
+			return
+		}
+	}
+	e, err := s.cfg.Entries.Delete(r.Context(), r.PathValue("id"), revision)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: entry deleted", "entry_id", e.ID)
+	writeJSON(w, http.StatusOK, entryToJSON(e))
+}
+
+func (s *Server) generateToken(w http.ResponseWriter, r *http.Request) {
+	var req tokenRequestJSON
+	if err := readJSON(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ttl, err := parseDuration("ttl", req.TTL)
+	if err != nil {
+		s.fail(w, r, invalid("%v", err))
+		return
+	}
+	if ttl <= 0 {
+		s.fail(w, r, invalid("token TTL must be positive"))
+		return
+	}
+	agentID, err := optionalID("agent_id", req.AgentID)
+	if err != nil {
+		s.fail(w, r, invalid("%v", err))
+		return
+	}
+	if !agentID.IsZero() && !agentID.MemberOf(s.cfg.TrustDomain) {
+		s.fail(w, r, invalid("agent ID %q is not in trust domain %q", agentID, s.cfg.TrustDomain))
+		return
+	}
+	token, expiresAt, err := s.cfg.Tokens.GenerateToken(r.Context(), ttl, agentID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// The token itself is a secret: it goes to the caller only.
+	s.log.Info("admin: join token generated", "expires_at", expiresAt, "agent_id", agentID.String())
+	writeJSON(w, http.StatusCreated, tokenJSON{Token: token, ExpiresAt: expiresAt})
+}
+
+func (s *Server) ownBundle(w http.ResponseWriter, r *http.Request) {
+	format := BundleFormat(r.URL.Query().Get("format"))
+	if format == "" {
+		format = FormatPEM
+	}
+	if format != FormatPEM && format != FormatSPIFFE {
+		s.fail(w, r, invalid("unknown bundle format %q (want pem or spiffe)", format))
+		return
+	}
+	b := s.cfg.Bundle()
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "", "admin: the trust domain has no bundle yet")
+		return
+	}
+	var body []byte
+	var err error
+	contentType := "application/json"
+	if format == FormatSPIFFE {
+		body, err = b.Marshal()
+	} else {
+		contentType = "application/x-pem-file"
+		body, err = b.X509Bundle().Marshal()
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(body)
+}
+
+func pathTrustDomain(r *http.Request) (spiffeid.TrustDomain, error) {
+	td, err := spiffeid.TrustDomainFromString(r.PathValue("td"))
+	if err != nil {
+		return spiffeid.TrustDomain{}, invalid("trust domain: %v", err)
+	}
+	return td, nil
+}
+
+func bundleToJSON(b registry.FederatedBundle) (bundleJSON, error) {
+	if !json.Valid(b.Document) {
+		return bundleJSON{}, fmt.Errorf("admin: stored bundle of %q is not JSON", b.TrustDomain)
+	}
+	return bundleJSON{TrustDomain: b.TrustDomain.Name(), Document: b.Document, UpdatedAt: b.UpdatedAt}, nil
+}
+
+func (s *Server) setBundle(w http.ResponseWriter, r *http.Request) {
+	td, err := pathTrustDomain(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Bundle rule: federation only ever adds foreign trust domains; the
+	// trust domain's own bundle comes from its own CA alone.
+	if td == s.cfg.TrustDomain {
+		s.fail(w, r, invalid("%q is this server's own trust domain: a trust domain's own bundle can never be overwritten through federation", td))
+		return
+	}
+	doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, registry.MaxBundleDocument))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := spiffebundle.Parse(td, doc); err != nil {
+		s.fail(w, r, invalid("bundle of %q: %v", td, err))
+		return
+	}
+	stored, err := s.cfg.Bundles.PutBundle(r.Context(), registry.FederatedBundle{TrustDomain: td, Document: doc})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: federated bundle set", "trust_domain", td.Name())
+	s.writeBundle(w, r, stored)
+}
+
+func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, b registry.FederatedBundle) {
+	j, err := bundleToJSON(b)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) getBundle(w http.ResponseWriter, r *http.Request) {
+	td, err := pathTrustDomain(r)
+	var b registry.FederatedBundle
+	if err == nil {
+		b, err = s.cfg.Bundles.GetBundle(r.Context(), td)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeBundle(w, r, b)
+}
+
+func (s *Server) listBundles(w http.ResponseWriter, r *http.Request) {
+	bundles, err := s.cfg.Bundles.ListBundles(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]bundleJSON, 0, len(bundles))
+	for _, b := range bundles {
+		j, err := bundleToJSON(b)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, j)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bundles": out})
+}
+
+func (s *Server) deleteBundle(w http.ResponseWriter, r *http.Request) {
+	td, err := pathTrustDomain(r)
+	if err == nil {
+		err = s.cfg.Bundles.DeleteBundle(r.Context(), td)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: federated bundle deleted", "trust_domain", td.Name())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func queryAgentID(r *http.Request) (spiffeid.ID, error) {
+	v := r.URL.Query().Get("id")
+	if v == "" {
+		return spiffeid.ID{}, invalid("the agent's SPIFFE ID (query parameter id) is required")
+	}
+	id, err := spiffeid.FromString(v)
+	if err != nil {
+		return spiffeid.ID{}, invalid("agent ID: %v", err)
+	}
+	return id, nil
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
+	var agents []registry.Agent
+	var err error
+	if r.URL.Query().Has("id") {
+		var id spiffeid.ID
+		var a registry.Agent
+		if id, err = queryAgentID(r); err == nil {
+			a, err = s.cfg.Agents.GetAgent(r.Context(), id)
+			agents = []registry.Agent{a}
+		}
+	} else {
+		agents, err = s.cfg.Agents.ListAgents(r.Context())
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]agentJSON, 0, len(agents))
+	for _, a := range agents {
+		out = append(out, agentToJSON(a))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+func (s *Server) evictAgent(w http.ResponseWriter, r *http.Request) {
+	id, err := queryAgentID(r)
+	if err == nil {
+		err = s.cfg.Agents.DeleteAgent(r.Context(), id)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: agent evicted", "agent_id", id.String())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) banAgent(w http.ResponseWriter, r *http.Request) {
+	id, err := queryAgentID(r)
+	var a registry.Agent
+	if err == nil {
+		a, err = s.ban(r.Context(), id)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: agent banned", "agent_id", id.String())
+	writeJSON(w, http.StatusOK, agentToJSON(a))
+}
+
+func (s *Server) ban(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	a, err := s.cfg.Agents.GetAgent(ctx, id)
+	if err != nil {
+		return registry.Agent{}, err
+	}
+	a.Banned = true
+	return s.cfg.Agents.PutAgent(ctx, a)
+}
+
+// BundleFormat names an encoding of the trust domain's own bundle.
+type BundleFormat string
+
+// The formats of [Client.Bundle].
+const (
+	// FormatPEM is the X.509 authorities as PEM CERTIFICATE blocks.
+	FormatPEM BundleFormat = "pem"
+	// FormatSPIFFE is the SPIFFE bundle document (a JWK Set) with every
+	// kind of authority.
+	FormatSPIFFE BundleFormat = "spiffe"
+)

@@ -1,0 +1,234 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// MaxRequestBody bounds the body of one request in bytes: room for the
+// largest bundle document a store keeps plus its framing.
+const MaxRequestBody = 1<<20 + registry.MaxBundleDocument
+
+// ShutdownGrace bounds how long Serve waits, once its ctx is done, for
+// requests in flight to finish before it closes their connections.
+const ShutdownGrace = 5 * time.Second
+
+// A TokenIssuer makes join tokens: single-use secrets that admit one node
+// agent. The admin API hands the token to the operator once; it never
+// logs it.
+type TokenIssuer interface {
+	// GenerateToken makes a token valid for ttl. A non-zero agentID is the
+	// SPIFFE ID the admitted agent receives. Errors wrapping
+	// registry.ErrInvalid are reported to the caller as invalid input.
+	GenerateToken(ctx context.Context, ttl time.Duration, agentID spiffeid.ID) (token string, expiresAt time.Time, err error)
+}
+
+// Config configures [New]. The struct is copied; its slices are not kept.
+type Config struct {
+	// TrustDomain is the server's own trust domain. Required. Entries must
+	// name IDs in it, and no federated bundle may be set for it.
+	TrustDomain spiffeid.TrustDomain
+	// Entries keeps the registration entries. Required.
+	Entries registry.Store
+	// Agents keeps the records of attested agents. Required.
+	Agents registry.AgentStore
+	// Bundles keeps the bundles of federated trust domains. Required.
+	Bundles registry.BundleStore
+	// Tokens makes join tokens. Required.
+	Tokens TokenIssuer
+	// Bundle returns the trust domain's own bundle as it is now, or nil
+	// while there is none yet. It is called on every bundle request and
+	// must be safe for concurrent use. Required.
+	Bundle func() *spiffebundle.Bundle
+	// Logger receives refused callers (at Warn) and internal errors. Nil
+	// discards the output.
+	Logger *slog.Logger
+	// AllowedUIDs are the uids of the processes that may use the API. Nil
+	// or empty means root (0) and the server's own uid.
+	AllowedUIDs []int
+}
+
+// Server serves the administration API. Every connection is identified by
+// its kernel credentials (SO_PEERCRED) when it is accepted, and every
+// request on a connection whose uid is not allowed is answered 403: the
+// socket's file mode is a first fence, the uid check the one that holds.
+// Connections whose credentials cannot be read are refused the same way,
+// so the API must be served on a unix socket (see [ListenUnix]).
+//
+// A Server is safe for concurrent use; one Server may serve several
+// listeners at once.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	allowed []int
+	mux     *http.ServeMux
+}
+
+// New returns a server for cfg. It fails when a required field is missing.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.TrustDomain.IsZero():
+		return nil, errors.New("admin: trust domain is required")
+	case cfg.Entries == nil:
+		return nil, errors.New("admin: entry store is required")
+	case cfg.Agents == nil:
+		return nil, errors.New("admin: agent store is required")
+	case cfg.Bundles == nil:
+		return nil, errors.New("admin: bundle store is required")
+	case cfg.Tokens == nil:
+		return nil, errors.New("admin: token issuer is required")
+	case cfg.Bundle == nil:
+		return nil, errors.New("admin: bundle source is required")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.allowed = slices.Clone(cfg.AllowedUIDs)
+	if len(s.allowed) == 0 {
+		s.allowed = []int{0, os.Getuid()}
+	}
+	s.cfg.AllowedUIDs = nil
+	s.mux = s.routes()
+	return s, nil
+}
+
+// Serve answers API requests on lis until ctx is done, then shuts down
+// gracefully: it stops accepting, waits up to [ShutdownGrace] for requests
+// in flight, closes lis and returns nil. It returns early, with the error,
+// when lis fails. The caller owns the goroutine that runs Serve.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ConnContext:       s.connContext,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	<-errc // http.ErrServerClosed once Shutdown or Close has run
+	return nil
+}
+
+// peer is what the kernel told about a connection's process.
+type peer struct {
+	pid, uid int
+	err      error // credentials could not be read
+	allowed  bool
+}
+
+type peerKey struct{}
+
+// connContext identifies the process behind a new connection once, from
+// the kernel, and logs a refused one (once per connection, so that a
+// refused caller cannot flood the log by sending requests).
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	var p peer
+	// Only a unix socket carries credentials the kernel vouches for; on
+	// TCP, SO_PEERCRED answers uid -1, and nothing else can be trusted.
+	if uc, ok := c.(*net.UnixConn); ok {
+		p.pid, p.uid, p.err = peerCredentials(uc)
+	} else {
+		p.err = fmt.Errorf("admin: %T is not a unix socket connection", c)
+	}
+	p.allowed = p.err == nil && slices.Contains(s.allowed, p.uid)
+	switch {
+	case p.err != nil:
+		s.log.Warn("admin: refused a connection whose credentials could not be read", "err", p.err)
+	case !p.allowed:
+		s.log.Warn("admin: refused a connection from a uid that may not administer this server", "uid", p.uid, "pid", p.pid)
+	}
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// ServeHTTP answers one request: 403 for a caller that is not allowed,
+// else the API. It is exported to satisfy http.Handler; use Serve, which
+// identifies each connection's caller: a request that did not come
+// through Serve has no known caller and is always refused.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, ok := r.Context().Value(peerKey{}).(peer)
+	switch {
+	case !ok || p.err != nil:
+		writeError(w, http.StatusForbidden, codePermissionDenied, "admin: permission denied: the caller's credentials could not be read")
+	case !p.allowed:
+		writeError(w, http.StatusForbidden, codePermissionDenied,
+			fmt.Sprintf("admin: permission denied: uid %d may not administer this server", p.uid))
+	default:
+		s.mux.ServeHTTP(w, r)
+	}
+}
+
+// ListenUnix listens on a unix socket at path with file mode 0600, so that
+// only the server's own uid (and root) can connect. A stale socket left by
+// a server that is gone is removed first; a live socket, or any other kind
+// of file at path, is an error. Closing the listener removes the socket.
+//
+// Between bind and chmod the socket briefly has the permissions the process
+// umask gives; keep it in a directory only the server can write to. The uid
+// check in [Server] does not depend on the file mode.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	lis, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("admin: listen: %w", err)
+	}
+	return lis, nil
+}
+
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin: listen: %w", err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("admin: listen: %s exists and is not a socket", path)
+	}
+	conn, err := net.Dial("unix", path)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("admin: listen: %s is in use", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("admin: listen: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("admin: listen: %w", err)
+	}
+	return nil
+}
