@@ -287,9 +287,10 @@ func (s *Server) Refresh(ctx context.Context) error {
 }
 
 // Serve serves the node protocol over TLS on lis until ctx is done, then
-// stops gracefully (in-flight calls finish, streams end). It closes lis.
+// stops gracefully: entry streams end at once (agents reconnect, to
+// another server if they know one), calls in flight finish. It closes lis.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gs := s.GRPCServer()
+	gs := s.grpcServer(ctx)
 	stop := context.AfterFunc(ctx, gs.GracefulStop)
 	defer stop()
 	err := gs.Serve(lis)
@@ -303,16 +304,35 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 }
 
 // GRPCServer returns a new gRPC server with the node service registered and
-// the server's TLS credentials, for callers that serve it themselves.
-func (s *Server) GRPCServer() *grpc.Server {
+// the server's TLS credentials, for callers that serve it themselves. Its
+// entry streams end when the Server is closed.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpcServer(context.Background()) }
+
+// grpcServer builds a gRPC server whose streams end when drain is done.
+func (s *Server) grpcServer(drain context.Context) *grpc.Server {
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
 		grpc.MaxRecvMsgSize(16<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			ctx, cancel := context.WithCancel(ss.Context())
+			defer cancel()
+			stop := context.AfterFunc(drain, cancel)
+			defer stop()
+			return handler(srv, drainStream{ServerStream: ss, ctx: ctx})
+		}),
 	)
 	nodepb.RegisterNodeServer(gs, &service{s: s})
 	return gs
 }
+
+// drainStream is a stream whose context also ends when its server drains.
+type drainStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (d drainStream) Context() context.Context { return d.ctx }
 
 // TLSConfig returns the server's TLS configuration: it presents the
 // server's own X509-SVID (minted from the active CA and renewed at half

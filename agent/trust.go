@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"crypto/x509"
+	"fmt"
+	"sync"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/issuer"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// trust is what the agent knows of its trust domain's authorities: the
+// bundle, the federated bundles and the tainted CAs, as the server last
+// sent them. It is the issuer's Authority (which signs nothing: the
+// agent's Signer goes to the server), its federation source, and the
+// source that verifies the server.
+type trust struct {
+	td spiffeid.TrustDomain
+
+	mu        sync.RWMutex
+	bundle    *spiffebundle.Bundle
+	federated map[spiffeid.TrustDomain]*spiffebundle.Bundle
+	tainted   []*x509.Certificate
+	subs      map[chan struct{}]struct{}
+}
+
+var (
+	_ issuer.Authority     = (*trust)(nil)
+	_ issuer.TaintReporter = (*trust)(nil)
+	_ spiffebundle.Source  = (*trust)(nil)
+	_ x509bundle.Source    = (*trust)(nil)
+)
+
+func newTrust(b *spiffebundle.Bundle) *trust {
+	return &trust{
+		td:        b.TrustDomain(),
+		bundle:    b,
+		federated: make(map[spiffeid.TrustDomain]*spiffebundle.Bundle),
+		subs:      make(map[chan struct{}]struct{}),
+	}
+}
+
+// X509Authority returns nil: the agent holds no CA key.
+func (t *trust) X509Authority() *ca.X509Authority { return nil }
+
+// JWTAuthority returns nil: the agent holds no JWT signing key.
+func (t *trust) JWTAuthority() *ca.JWTAuthority { return nil }
+
+// Bundle returns the trust domain's bundle as last received.
+func (t *trust) Bundle() *spiffebundle.Bundle {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.bundle
+}
+
+// TaintedX509CAs returns the CAs the server named as tainted.
+func (t *trust) TaintedX509CAs() []*x509.Certificate {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.tainted
+}
+
+// Subscribe implements issuer.Authority.
+func (t *trust) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	t.mu.Lock()
+	t.subs[ch] = struct{}{}
+	t.mu.Unlock()
+	return ch, func() {
+		t.mu.Lock()
+		delete(t.subs, ch)
+		t.mu.Unlock()
+	}
+}
+
+// GetBundleForTrustDomain returns the own bundle or a federated one.
+func (t *trust) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if td == t.td {
+		return t.bundle, nil
+	}
+	if b, ok := t.federated[td]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("agent: no bundle for trust domain %q", td)
+}
+
+// GetX509BundleForTrustDomain verifies the servers: only the own trust
+// domain's authorities count.
+func (t *trust) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	if td != t.td {
+		return nil, fmt.Errorf("agent: no X.509 bundle for trust domain %q", td)
+	}
+	return t.Bundle().X509Bundle(), nil
+}
+
+// set records what a sync update changed and tells subscribers. A nil
+// bundle, or fed == nil with !fedSet, leaves that part unchanged.
+func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bundle, tainted []*x509.Certificate) {
+	t.mu.Lock()
+	if b != nil && b.TrustDomain() == t.td {
+		t.bundle = b
+	}
+	if fedSet {
+		m := make(map[spiffeid.TrustDomain]*spiffebundle.Bundle, len(fed))
+		for _, f := range fed {
+			if f.TrustDomain() != t.td { // the own bundle never comes through federation
+				m[f.TrustDomain()] = f
+			}
+		}
+		t.federated = m
+	}
+	t.tainted = tainted
+	for ch := range t.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	t.mu.Unlock()
+}
