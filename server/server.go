@@ -1,0 +1,377 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/x509pop"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca/keymanager"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/atomicfile"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Defaults of Config.
+const (
+	DefaultBindAddr        = "127.0.0.1:8081"
+	DefaultRefreshInterval = 5 * time.Second
+	DefaultPollInterval    = time.Second
+)
+
+// Config configures New. The struct is copied.
+type Config struct {
+	// TrustDomain is the trust domain the server issues identities in.
+	// Required.
+	TrustDomain spiffeid.TrustDomain
+
+	// DataDir holds the server's own state: its CA keys (mode 0600), the
+	// CA journal, its server ID and, unless Datastore is set, the SQLite
+	// database. Created with mode 0700 if missing. Required.
+	DataDir string
+
+	// Datastore, when not empty, is a PostgreSQL connection string (a
+	// "postgres://..." URL or "key=value" pairs) for the registry, shared by
+	// every server of the trust domain. Empty means SQLite in DataDir.
+	Datastore string
+
+	// BindAddr is the address of the node API. Empty means
+	// DefaultBindAddr; port 0 picks a free port (see Server.Addr).
+	BindAddr string
+
+	// AdminSocket is the path of the administration socket (mode 0600;
+	// only root and the server's own uid may use it). Empty disables it.
+	AdminSocket string
+
+	// X509PoPCABundle, when not empty, is a PEM file of the CAs that node
+	// certificates must chain to, which enables the x509pop node
+	// attestor. join_token is always enabled.
+	X509PoPCABundle string
+
+	// CATTL, X509SVIDTTL, JWTSVIDTTL and AgentSVIDTTL are lifetimes; zero
+	// means the defaults of ca/rotation (24 h CA, 1 h X509-SVID, 5 min
+	// JWT-SVID) and nodeapi (1 h agent SVID).
+	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
+
+	// RefreshInterval is how often the server publishes its authorities for
+	// the other servers sharing the database, reads theirs and the
+	// federated bundles, and re-reads agent records. Zero means
+	// DefaultRefreshInterval (5 s).
+	RefreshInterval time.Duration
+
+	// PollInterval is how often the registry's change feed is read for
+	// writes made by other servers. Zero means DefaultPollInterval (1 s).
+	// Writes through this server's admin API are pushed to agents at once.
+	PollInterval time.Duration
+
+	// Logger receives the server's events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is an issuing server: a self-rotating CA, a registry (SQLite or
+// shared PostgreSQL), the node API its agents attest to and sync from, and
+// an administration socket. Several servers sharing one PostgreSQL
+// database serve one trust domain, each with its own CA; the bundle they
+// hand out holds every server's authorities.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *sqlstore.Store
+	ca       *rotation.Manager
+	trust    *trust
+	node     *nodeapi.Server
+	admin    *admin.Server
+	nodeLis  net.Listener
+	adminLis net.Listener
+	serverID string
+
+	closeOnce sync.Once
+}
+
+// New opens the server's state and binds its listeners, so that
+// configuration errors and busy ports surface here. Run serves.
+func New(ctx context.Context, cfg Config) (s *Server, err error) {
+	switch {
+	case cfg.TrustDomain.IsZero():
+		return nil, errors.New("server: Config.TrustDomain is required")
+	case cfg.DataDir == "":
+		return nil, errors.New("server: Config.DataDir is required")
+	case cfg.RefreshInterval < 0 || cfg.PollInterval < 0:
+		return nil, errors.New("server: intervals must not be negative")
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = DefaultBindAddr
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	s = &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: creating the data directory: %w", err)
+	}
+	if s.serverID, err = loadServerID(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.Datastore == "" {
+		s.store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(cfg.DataDir, "datastore.sqlite3")})
+	} else {
+		s.store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: cfg.Datastore})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: opening the datastore: %w", err)
+	}
+	keys, err := keymanager.NewDisk(filepath.Join(cfg.DataDir, "keys"))
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.ca, err = rotation.New(ctx, rotation.Config{
+		TrustDomain: cfg.TrustDomain,
+		KeyManager:  keys,
+		Journal:     rotation.NewFileJournal(filepath.Join(cfg.DataDir, "ca-journal.json")),
+		CATTL:       cfg.CATTL,
+		X509SVIDTTL: cfg.X509SVIDTTL,
+		JWTSVIDTTL:  cfg.JWTSVIDTTL,
+		Logger:      s.log.With("component", "ca"),
+	}); err != nil {
+		return nil, fmt.Errorf("server: starting the CA: %w", err)
+	}
+	s.trust = newTrust(s.ca, s.store, s.serverID, s.log, time.Now)
+	if err := s.trust.refresh(ctx); err != nil {
+		return nil, err
+	}
+	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: s.store})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	attestors := []attest.NodeAttestor{jt}
+	if cfg.X509PoPCABundle != "" {
+		xp, err := x509pop.LoadServer(cfg.X509PoPCABundle)
+		if err != nil {
+			return nil, fmt.Errorf("server: x509pop: %w", err)
+		}
+		attestors = append(attestors, xp)
+	}
+	if s.node, err = nodeapi.NewServer(ctx, nodeapi.ServerConfig{
+		Authority:    s.trust,
+		Registry:     s.store,
+		Agents:       s.store,
+		Attestors:    attestors,
+		Federation:   s.trust,
+		AgentSVIDTTL: cfg.AgentSVIDTTL,
+		X509SVIDTTL:  cfg.X509SVIDTTL,
+		JWTSVIDTTL:   cfg.JWTSVIDTTL,
+		AgentRefresh: cfg.RefreshInterval,
+		PollInterval: cfg.PollInterval,
+		Logger:       s.log.With("component", "nodeapi"),
+	}); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.nodeLis, err = net.Listen("tcp", cfg.BindAddr); err != nil {
+		return nil, fmt.Errorf("server: node API: %w", err)
+	}
+	if cfg.AdminSocket != "" {
+		if s.admin, err = admin.New(admin.Config{
+			TrustDomain: cfg.TrustDomain,
+			Entries:     pushingStore{Store: s.store, push: s.node},
+			Agents:      pushingAgents{AgentStore: s.store, push: s.node},
+			Bundles:     pushingBundles{BundleStore: s.store, push: s.trust},
+			Tokens:      tokenIssuer{s.store},
+			Bundle:      s.trust.Bundle,
+			Logger:      s.log.With("component", "admin"),
+		}); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(cfg.AdminSocket), 0o755); err != nil {
+			return nil, fmt.Errorf("server: admin socket directory: %w", err)
+		}
+		if s.adminLis, err = admin.ListenUnix(cfg.AdminSocket); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	s.log.Info("server ready", "trust_domain", cfg.TrustDomain.Name(), "server_id", s.serverID,
+		"node_api", s.nodeLis.Addr().String(), "admin_socket", cfg.AdminSocket, "datastore", datastoreKind(cfg))
+	return s, nil
+}
+
+func datastoreKind(cfg Config) string {
+	if cfg.Datastore == "" {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+// loadServerID reads the server's stable ID from the data directory,
+// creating it on first start.
+func loadServerID(dir string) (string, error) {
+	path := filepath.Join(dir, "server-id")
+	b, err := atomicfile.Read(path, 256)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("server: reading the server ID: %w", err)
+	}
+	raw := make([]byte, 8)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("server: %w", err)
+	}
+	host, _ := os.Hostname()
+	id := strings.Trim(host+"-"+hex.EncodeToString(raw), "-")
+	if len(id) > registry.MaxServerIDLen {
+		id = hex.EncodeToString(raw)
+	}
+	if err := atomicfile.Write(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: saving the server ID: %w", err)
+	}
+	return id, nil
+}
+
+// Addr returns the address the node API listens on.
+func (s *Server) Addr() net.Addr { return s.nodeLis.Addr() }
+
+// ID returns the server's stable ID among the servers of its trust domain.
+func (s *Server) ID() string { return s.serverID }
+
+// TrustDomain returns the server's trust domain.
+func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.cfg.TrustDomain }
+
+// CA returns the server's rotating CA, for operator actions.
+func (s *Server) CA() *rotation.Manager { return s.ca }
+
+// Store returns the server's datastore.
+func (s *Server) Store() *sqlstore.Store { return s.store }
+
+// Node returns the node API server.
+func (s *Server) Node() *nodeapi.Server { return s.node }
+
+// Bundle returns the trust domain's bundle as the server hands it out.
+func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
+
+// Run serves the node API and the admin socket, rotates the CA and keeps the
+// shared bundle fresh, until ctx is done; it then shuts down gracefully and
+// returns nil. It returns an error if a listener fails.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	wg.Go(func() {
+		if err := s.node.Serve(ctx, s.nodeLis); err != nil {
+			errs <- err
+			cancel()
+		}
+	})
+	if s.admin != nil {
+		wg.Go(func() {
+			if err := s.admin.Serve(ctx, s.adminLis); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() { _ = s.ca.Run(ctx) })
+	wg.Go(func() { s.refreshLoop(ctx) })
+	<-ctx.Done()
+	wg.Wait()
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
+
+// refreshLoop keeps the shared bundle and federated bundles fresh, and
+// prunes expired join tokens.
+func (s *Server) refreshLoop(ctx context.Context) {
+	updates, unsubscribe := s.ca.Subscribe()
+	defer unsubscribe()
+	tick := time.NewTicker(s.cfg.RefreshInterval)
+	defer tick.Stop()
+	prune := time.NewTicker(10 * time.Minute)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-updates:
+		case <-tick.C:
+		case <-prune.C:
+			if n, err := s.store.PruneTokens(ctx, time.Now()); err != nil {
+				s.log.Warn("pruning expired join tokens failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("pruned expired join tokens", "count", n)
+			}
+			continue
+		}
+		if err := s.trust.refresh(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("refreshing the bundle failed", "err", err)
+		}
+	}
+}
+
+// Healthy returns nil when the server can issue: its CA has an active
+// X.509 authority and the datastore answers.
+func (s *Server) Healthy(ctx context.Context) error {
+	if s.ca.X509Authority() == nil {
+		return errors.New("server: no active X.509 CA")
+	}
+	if _, err := s.store.Head(ctx); err != nil {
+		return fmt.Errorf("server: datastore: %w", err)
+	}
+	return nil
+}
+
+// Close releases what New opened. Run must have returned.
+func (s *Server) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		if s.node != nil {
+			errs = append(errs, s.node.Close())
+		}
+		if s.nodeLis != nil {
+			s.nodeLis.Close()
+		}
+		if s.adminLis != nil {
+			s.adminLis.Close()
+		}
+		if s.store != nil {
+			errs = append(errs, s.store.Close())
+		}
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,220 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/pgtest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var (
+	td     = spiffeid.RequireTrustDomainFromString("example.org")
+	ourUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+)
+
+type running struct {
+	*server.Server
+	admin  *admin.Client
+	socket string
+	stop   func()
+}
+
+func shortDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "srv")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func start(t *testing.T, cfg server.Config) *running {
+	t.Helper()
+	if cfg.TrustDomain.IsZero() {
+		cfg.TrustDomain = td
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = "127.0.0.1:0"
+	}
+	if cfg.AdminSocket == "" {
+		cfg.AdminSocket = filepath.Join(shortDir(t), "admin.sock")
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = 100 * time.Millisecond
+	}
+	s, err := server.New(t.Context(), cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	r := &running{Server: s, admin: admin.Dial(cfg.AdminSocket), socket: cfg.AdminSocket}
+	stopped := false
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, s.Close())
+		r.admin.Close()
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) token(t *testing.T) string {
+	t.Helper()
+	tok, err := r.admin.GenerateToken(t.Context(), 10*time.Minute, spiffeid.ID{})
+	require.NoError(t, err)
+	return tok.Value
+}
+
+func startAgent(t *testing.T, servers []string, bundle *spiffebundle.Bundle, token string) *agent.Agent {
+	t.Helper()
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	a, err := agent.New(ctx, agent.Config{
+		TrustDomain:      td,
+		Servers:          servers,
+		TrustBundle:      bundle.X509Bundle(),
+		NodeAttestor:     jointoken.NewClient(token),
+		WorkloadAttestor: wa,
+		RetryMin:         20 * time.Millisecond,
+		RetryMax:         200 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func fetch(t *testing.T, addr string) *x509svid.SVID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
+	require.NoError(t, err)
+	return svid
+}
+
+func TestServerAdminAgentWorkload(t *testing.T) {
+	s := start(t, server.Config{})
+	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
+	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
+		ParentID:  a.ID(),
+		Selectors: []registry.Selector{ourUID},
+	})
+	require.NoError(t, err)
+	dir := shortDir(t)
+	addr, err := a.Start(filepath.Join(dir, "api.sock"), 0o700)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 5*time.Millisecond,
+		"the entry is pushed to the agent")
+	svid := fetch(t, addr)
+	assert.Equal(t, "/web", svid.ID.Path())
+
+	agents, err := s.admin.ListAgents(t.Context())
+	require.NoError(t, err)
+	require.Len(t, agents, 1)
+	assert.Equal(t, a.ID(), agents[0].ID)
+	require.NoError(t, s.Healthy(t.Context()))
+
+	// Eviction through the admin API ends the agent's access at once.
+	require.NoError(t, s.admin.EvictAgent(t.Context(), a.ID()))
+	require.Eventually(t, func() bool { return !a.Stats().Connected }, 10*time.Second, 5*time.Millisecond)
+}
+
+func TestServerRestartKeepsCAAndAgents(t *testing.T) {
+	dataDir := t.TempDir()
+	s := start(t, server.Config{DataDir: dataDir})
+	bundle := s.Bundle()
+	id := s.ID()
+	tok := s.token(t)
+	addr := s.Addr().String()
+	s.stop()
+
+	s2 := start(t, server.Config{DataDir: dataDir, BindAddr: addr})
+	assert.Equal(t, id, s2.ID(), "the server ID is stable")
+	assert.True(t, bundle.X509Bundle().Equal(s2.Bundle().X509Bundle()), "the CA survives a restart")
+	// A token made before the restart still works.
+	a := startAgent(t, []string{s2.Addr().String()}, bundle, tok)
+	select {
+	case <-a.Synced():
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not sync")
+	}
+}
+
+func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.New(t)
+	s1 := start(t, server.Config{Datastore: dsn})
+	s2 := start(t, server.Config{Datastore: dsn})
+	require.NotEqual(t, s1.ID(), s2.ID())
+
+	// Both CAs end up in the bundle each server hands out.
+	require.Eventually(t, func() bool {
+		b1, b2 := s1.Bundle(), s2.Bundle()
+		return len(b1.X509Authorities()) == 2 && len(b2.X509Authorities()) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// A token made on one server is accepted by the other, once.
+	tok := s1.token(t)
+	a := startAgent(t, []string{s2.Addr().String(), s1.Addr().String()}, s1.Bundle(), tok)
+	_, err := s1.admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
+		ParentID:  a.ID(),
+		Selectors: []registry.Selector{ourUID},
+	})
+	require.NoError(t, err)
+	dir := shortDir(t)
+	addr, err := a.Start(filepath.Join(dir, "api.sock"), 0o700)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 10*time.Millisecond)
+	first := fetch(t, addr)
+
+	// The server the agent uses goes away; it fails over to the other and
+	// keeps receiving entries.
+	s2.stop()
+	_, err = s1.admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, "/db"),
+		ParentID:  a.ID(),
+		Selectors: []registry.Selector{{Type: "unix", Value: "gid:" + strconv.Itoa(os.Getgid())}},
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 20*time.Second, 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	svids, err := workloadapi.FetchX509SVIDs(ctx, workloadapi.WithAddr(addr))
+	require.NoError(t, err)
+	var ids []string
+	for _, s := range svids {
+		ids = append(ids, s.ID.Path())
+	}
+	assert.ElementsMatch(t, []string{"/web", "/db"}, ids)
+	// The SVIDs signed by either server verify with either server's bundle.
+	_, _, err = x509svid.Verify(first.Certificates, s1.Bundle())
+	require.NoError(t, err)
+}

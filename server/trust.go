@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// sharedStore is what the server keeps in its database besides entries.
+type sharedStore interface {
+	registry.ServerBundleStore
+	registry.BundleStore
+}
+
+// trust is the server's view of the trust domain's authorities: its own
+// rotating CA, merged with the authorities the other servers sharing the
+// database publish, and the federated bundles kept in the database. It is
+// the nodeapi.Authority and nodeapi.FederationSource of the server.
+type trust struct {
+	ca       *rotation.Manager
+	store    sharedStore
+	serverID string
+	td       spiffeid.TrustDomain
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu        sync.RWMutex
+	merged    *spiffebundle.Bundle
+	seq       uint64
+	peers     []registry.ServerBundle
+	federated []*spiffebundle.Bundle
+	fedDocs   map[string]string
+	subs      map[chan struct{}]struct{}
+}
+
+var (
+	_ nodeapi.Authority        = (*trust)(nil)
+	_ nodeapi.TaintReporter    = (*trust)(nil)
+	_ nodeapi.FederationSource = (*trust)(nil)
+)
+
+func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog.Logger, now func() time.Time) *trust {
+	t := &trust{
+		ca:       m,
+		store:    store,
+		serverID: serverID,
+		td:       m.Bundle().TrustDomain(),
+		log:      log,
+		now:      now,
+		fedDocs:  map[string]string{},
+		subs:     map[chan struct{}]struct{}{},
+	}
+	t.merged = t.merge()
+	t.seq, _ = t.merged.SequenceNumber()
+	return t
+}
+
+// X509Authority returns the server's own active X.509 CA.
+func (t *trust) X509Authority() *ca.X509Authority { return t.ca.X509Authority() }
+
+// JWTAuthority returns the server's own active JWT key.
+func (t *trust) JWTAuthority() *ca.JWTAuthority { return t.ca.JWTAuthority() }
+
+// TaintedX509CAs returns the server's own tainted CAs.
+func (t *trust) TaintedX509CAs() []*x509.Certificate { return t.ca.TaintedX509CAs() }
+
+// Bundle returns the trust domain's bundle: the server's own authorities
+// and those of every other live server of the trust domain.
+func (t *trust) Bundle() *spiffebundle.Bundle {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.merged
+}
+
+// FederatedBundles returns the bundles of foreign trust domains.
+func (t *trust) FederatedBundles() []*spiffebundle.Bundle {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return slices.Clone(t.federated)
+}
+
+// GetBundleForTrustDomain implements spiffebundle.Source.
+func (t *trust) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
+	if td == t.td {
+		return t.Bundle(), nil
+	}
+	for _, b := range t.FederatedBundles() {
+		if b.TrustDomain() == td {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("server: no bundle for trust domain %q", td)
+}
+
+// Subscribe implements nodeapi.Authority.
+func (t *trust) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	t.mu.Lock()
+	t.subs[ch] = struct{}{}
+	t.mu.Unlock()
+	return ch, func() {
+		t.mu.Lock()
+		delete(t.subs, ch)
+		t.mu.Unlock()
+	}
+}
+
+func (t *trust) notifyLocked() {
+	for ch := range t.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// merge builds the trust domain's bundle from the own CA's and the peers'.
+// Its sequence number grows by one on every change of content.
+func (t *trust) merge() *spiffebundle.Bundle {
+	own := t.ca.Bundle()
+	b := own.Clone()
+	for _, p := range t.peers {
+		pb, err := spiffebundle.Parse(t.td, p.Document)
+		if err != nil {
+			t.log.Warn("ignoring an unreadable bundle of another server", "server_id", p.ServerID, "err", err)
+			continue
+		}
+		for _, c := range pb.X509Authorities() {
+			if !b.HasX509Authority(c) {
+				b.AddX509Authority(c)
+			}
+		}
+		for kid, key := range pb.JWTAuthorities() {
+			if !b.HasJWTAuthority(kid) {
+				_ = b.AddJWTAuthority(kid, key)
+			}
+		}
+	}
+	return b
+}
+
+// refresh publishes the own authorities for the other servers, reads
+// theirs and the federated bundles, and tells subscribers if anything
+// changed.
+func (t *trust) refresh(ctx context.Context) error {
+	own := t.ca.Bundle()
+	doc, err := own.Marshal()
+	if err != nil {
+		return fmt.Errorf("server: encoding the bundle: %w", err)
+	}
+	expires := t.now().Add(time.Hour)
+	for _, c := range own.X509Authorities() {
+		if c.NotAfter.After(expires) {
+			expires = c.NotAfter
+		}
+	}
+	if err := t.store.PutServerBundle(ctx, registry.ServerBundle{ServerID: t.serverID, Document: doc, ExpiresAt: expires}); err != nil {
+		return fmt.Errorf("server: publishing the bundle: %w", err)
+	}
+	all, err := t.store.ListServerBundles(ctx, t.now())
+	if err != nil {
+		return fmt.Errorf("server: reading the other servers' bundles: %w", err)
+	}
+	peers := slices.DeleteFunc(all, func(b registry.ServerBundle) bool { return b.ServerID == t.serverID })
+	fed, err := t.store.ListBundles(ctx)
+	if err != nil {
+		return fmt.Errorf("server: reading the federated bundles: %w", err)
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.peers = peers
+	merged := t.merge()
+	merged.ClearSequenceNumber()
+	cur := t.merged.Clone()
+	cur.ClearSequenceNumber()
+	changed := false
+	if !merged.Equal(cur) {
+		ownSeq, _ := own.SequenceNumber()
+		t.seq = max(t.seq+1, ownSeq)
+		merged.SetSequenceNumber(t.seq)
+		t.merged = merged
+		changed = true
+	}
+	docs := make(map[string]string, len(fed))
+	var bundles []*spiffebundle.Bundle
+	for _, f := range fed {
+		if f.TrustDomain == t.td {
+			continue // never: the own bundle is not federated
+		}
+		b, err := spiffebundle.Parse(f.TrustDomain, f.Document)
+		if err != nil {
+			t.log.Warn("ignoring an unreadable federated bundle", "trust_domain", f.TrustDomain.Name(), "err", err)
+			continue
+		}
+		docs[f.TrustDomain.Name()] = string(f.Document)
+		bundles = append(bundles, b)
+	}
+	if !mapsEqual(docs, t.fedDocs) {
+		t.fedDocs, t.federated = docs, bundles
+		changed = true
+	}
+	if changed {
+		t.notifyLocked()
+	}
+	return nil
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
