@@ -100,6 +100,7 @@ type Agent struct {
 	mu      sync.Mutex
 	key     crypto.Signer
 	svid    *nodeapi.AgentSVID
+	renewAt time.Time // half the remaining life when the SVID was installed
 	cli     *nodeapi.Client
 	renewed chan struct{} // signalled after the client is replaced
 
@@ -307,8 +308,14 @@ func (a *Agent) setSVID(key crypto.Signer, svid *nodeapi.AgentSVID) error {
 	if err := saveState(a.cfg.DataDir, key, svid); err != nil {
 		return err
 	}
+	now := a.now()
+	start := leafOf(svid).NotBefore
+	if now.After(start) {
+		start = now // NotBefore is backdated for clock skew
+	}
 	a.mu.Lock()
 	a.key, a.svid = key, svid
+	a.renewAt = start.Add(leafOf(svid).NotAfter.Sub(start) / 2)
 	old := a.cli
 	a.mu.Unlock()
 	cli, err := nodeapi.Dial(a.clientConfig(a.trust), a)
@@ -424,9 +431,8 @@ func (a *Agent) renewLoop() {
 	b := a.backoff()
 	for {
 		a.mu.Lock()
-		leaf := leafOf(a.svid)
+		due := a.renewAt
 		a.mu.Unlock()
-		due := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
 		t := time.NewTimer(max(due.Sub(a.now()), 0))
 		select {
 		case <-a.ctx.Done():

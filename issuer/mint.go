@@ -176,7 +176,10 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 	}
 	delete(i.retry, e.ID)
 	leaf := s.Certificates[0]
-	refreshAt := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	// Half the life from when it was received: NotBefore is backdated for
+	// clock skew, which would make a short-lived SVID due at once.
+	start := later(leaf.NotBefore, now)
+	refreshAt := start.Add(leaf.NotAfter.Sub(start) / 2)
 	// A chain whose half life is already past (a CA about to expire) would
 	// otherwise be re-minted in a busy loop.
 	refreshAt = later(refreshAt, now.Add(retryInterval))

@@ -51,7 +51,14 @@ var admin, skip string
 // Main provides a server for the package's tests, runs them, stops the
 // server and exits.
 func Main(m *testing.M) {
-	os.Exit(exitCode(os.Stderr)(run(m)))
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit: it runs the tests with a database server
+// available and returns the exit code, for a TestMain that has more to
+// clean up.
+func Run(m *testing.M) int {
+	return exitCode(os.Stderr)(run(m))
 }
 
 // exitCode returns the process exit code for the result of run, reporting an
