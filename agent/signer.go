@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -22,13 +24,9 @@ var _ issuer.Signer = remoteSigner{}
 // SignX509SVIDs implements issuer.Signer. The server decides the
 // lifetimes, from the entries.
 func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDRequest) ([]issuer.X509SVIDResult, error) {
-	in := make([]nodeapi.X509SVIDRequest, len(reqs))
-	for i, r := range reqs {
-		csr, err := nodeapi.NewCSR(r.Key, r.Entry.SPIFFEID)
-		if err != nil {
-			return nil, err
-		}
-		in[i] = nodeapi.X509SVIDRequest{EntryID: r.Entry.ID, CSR: csr}
+	in, err := csrs(reqs)
+	if err != nil {
+		return nil, err
 	}
 	res, err := s.a.client().SignX509SVIDs(ctx, in)
 	if err != nil {
@@ -55,6 +53,28 @@ func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest
 		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
 	}
 	return token, nil
+}
+
+// csrs makes the CSRs of a batch on every core: each is one signature.
+func csrs(reqs []issuer.X509SVIDRequest) ([]nodeapi.X509SVIDRequest, error) {
+	in := make([]nodeapi.X509SVIDRequest, len(reqs))
+	errs := make([]error, len(reqs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(reqs)) {
+		wg.Go(func() {
+			for i := range work {
+				csr, err := nodeapi.NewCSR(reqs[i].Key, reqs[i].Entry.SPIFFEID)
+				in[i], errs[i] = nodeapi.X509SVIDRequest{EntryID: reqs[i].Entry.ID, CSR: csr}, err
+			}
+		})
+	}
+	for i := range reqs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return in, errors.Join(errs...)
 }
 
 func samePublicKey(a, b crypto.PublicKey) bool {

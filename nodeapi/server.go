@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -406,13 +407,18 @@ func (s *Server) run(caUpdates, fedUpdates <-chan struct{}) {
 		case <-fedUpdates:
 			s.bump()
 		case <-agents.C:
-			if err := s.reloadAgents(s.ctx); err != nil {
+			changed, err := s.reloadAgentsChanged(s.ctx)
+			if err != nil {
 				if s.ctx.Err() == nil {
 					s.log.Warn("reading the agent records failed", "err", err)
 				}
 				continue
 			}
-			s.bump()
+			if changed {
+				// Only then: waking every stream costs each a look at its
+				// entries.
+				s.bump()
+			}
 		}
 	}
 }
@@ -445,18 +451,36 @@ func (s *Server) watch() (uint64, <-chan struct{}) {
 }
 
 func (s *Server) reloadAgents(ctx context.Context) error {
+	_, err := s.reloadAgentsChanged(ctx)
+	return err
+}
+
+// reloadAgentsChanged reads the agent records and reports whether an agent
+// was removed, banned or changed its selectors since the last read: what
+// open streams must react to.
+func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 	list, err := s.cfg.Agents.ListAgents(ctx)
 	if err != nil {
-		return fmt.Errorf("nodeapi: reading the agent records: %w", err)
+		return false, fmt.Errorf("nodeapi: reading the agent records: %w", err)
 	}
 	m := make(map[spiffeid.ID]registry.Agent, len(list))
 	for _, a := range list {
 		m[a.ID] = a
 	}
 	s.mu.Lock()
+	old := s.agents
 	s.agents = m
 	s.mu.Unlock()
-	return nil
+	if len(old) != len(m) {
+		return true, nil
+	}
+	for id, a := range old {
+		b, ok := m[id]
+		if !ok || a.Banned != b.Banned || !slices.Equal(a.Selectors, b.Selectors) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // putAgent stores an agent record and caches it.
@@ -480,6 +504,12 @@ func (s *Server) agentRecord(ctx context.Context, id spiffeid.ID) (registry.Agen
 	if ok {
 		return a, true, nil
 	}
+	return s.storedAgentRecord(ctx, id)
+}
+
+// storedAgentRecord reads the record of id from the store, bypassing the
+// cache, and caches it.
+func (s *Server) storedAgentRecord(ctx context.Context, id spiffeid.ID) (registry.Agent, bool, error) {
 	a, err := s.cfg.Agents.GetAgent(ctx, id)
 	if errors.Is(err, registry.ErrNotFound) {
 		return registry.Agent{}, false, nil

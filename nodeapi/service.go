@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -44,6 +45,14 @@ func peerLeaf(ctx context.Context) (*x509.Certificate, bool) {
 	return info.State.PeerCertificates[0], true
 }
 
+// leafExpiry returns the expiry of the caller's certificate.
+func leafExpiry(ctx context.Context) time.Time {
+	if leaf, ok := peerLeaf(ctx); ok {
+		return leaf.NotAfter
+	}
+	return time.Time{}
+}
+
 // authenticate returns the record of the agent that made the call: its
 // SVID must be the one the server issued last (or the one before, until
 // the agent uses the new one), unexpired, and the agent neither evicted nor
@@ -66,6 +75,13 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 		return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
 	}
 	serial := leaf.SerialNumber.Text(16)
+	if found && serial != a.SerialNumber && serial != a.PreviousSerialNumber {
+		// The cached record may be stale: the agent may have renewed through
+		// another server sharing the records. Read it again before refusing.
+		if a, found, err = s.storedAgentRecord(ctx, id); err != nil {
+			return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+		}
+	}
 	switch {
 	case !found:
 		s.log.Warn("refused an agent without a record (evicted?)", "agent", id.String())
@@ -282,7 +298,12 @@ func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, a reg
 	if ttl == 0 {
 		ttl = s.cfg.X509SVIDTTL
 	}
-	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{CSR: r.Csr, ID: e.SPIFFEID, DNSNames: e.DNSNames, TTL: ttl})
+	// Proof of possession: the CSR is signed by the key to certify. It is
+	// checked here, once, and the key handed to the CA.
+	if err := csr.CheckSignature(); err != nil {
+		return fail("invalid CSR signature: %v", err)
+	}
+	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: csr.PublicKey, ID: e.SPIFFEID, DNSNames: e.DNSNames, TTL: ttl})
 	if err != nil {
 		return fail("signing: %v", err)
 	}
@@ -358,12 +379,20 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 			}
 		}
 		first = false
+		// The stream ends when the SVID it was opened with expires: the
+		// agent reconnects with its renewed one.
+		expiry := time.NewTimer(max(leafExpiry(ctx).Sub(s.now()), 0))
 		select {
 		case <-ctx.Done():
+			expiry.Stop()
 			return status.FromContextError(ctx.Err()).Err()
 		case <-s.ctx.Done():
+			expiry.Stop()
 			return status.Error(codes.Unavailable, "nodeapi: server shutting down")
+		case <-expiry.C:
+			return status.Errorf(codes.Unauthenticated, "nodeapi: the SVID of agent %s has expired", a.ID)
 		case <-changed:
+			expiry.Stop()
 		}
 	}
 }
