@@ -31,11 +31,13 @@
 // # Wire
 //
 // Routes, all under /v1: entries (POST, GET with filter parameters;
-// GET, PUT and DELETE /entries/{id}), tokens (POST), bundle (GET,
+// GET, PUT and DELETE /entries/{id}; POST /entries/batch, a JSON array of
+// at most [MaxBatchEntries] entries answered with one result per entry),
+// tokens (POST), bundle (GET,
 // ?format=pem|spiffe), federation/bundles (GET; GET, PUT and DELETE
 // /federation/bundles/{trust domain}), and agents (GET, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes. Errors are {"error": "...", "code": "..."}
 // with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
-// [MaxRequestBody].
+// [MaxRequestBody], a batch's by [MaxBatchRequestBody].
 package admin

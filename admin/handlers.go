@@ -20,6 +20,7 @@ const listPageSize = 500
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/entries", s.createEntry)
+	m.HandleFunc("POST /v1/entries/batch", s.createEntries)
 	m.HandleFunc("GET /v1/entries", s.listEntries)
 	m.HandleFunc("GET /v1/entries/{id}", s.getEntry)
 	m.HandleFunc("PUT /v1/entries/{id}", s.updateEntry)

@@ -117,3 +117,28 @@ func (t tokenIssuer) GenerateToken(ctx context.Context, ttl time.Duration, agent
 	}
 	return tok, rec.ExpiresAt, nil
 }
+
+// CreateBatch creates the entries in one write when the store can, then
+// pushes once; otherwise one by one.
+func (p pushingStore) CreateBatch(ctx context.Context, entries []registry.Entry) ([]registry.BatchResult, error) {
+	var out []registry.BatchResult
+	if bc, ok := p.Store.(registry.BatchCreator); ok {
+		res, err := bc.CreateBatch(ctx, entries)
+		if err != nil {
+			return nil, err
+		}
+		out = res
+	} else {
+		if len(entries) > registry.MaxBatch {
+			return nil, fmt.Errorf("%w: server: batch of %d entries; at most %d are allowed", registry.ErrInvalid, len(entries), registry.MaxBatch)
+		}
+		out = make([]registry.BatchResult, len(entries))
+		for i, e := range entries {
+			out[i].Entry, out[i].Err = p.Store.Create(ctx, e)
+		}
+	}
+	p.after(ctx)
+	return out, nil
+}
+
+var _ registry.BatchCreator = pushingStore{}

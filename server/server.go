@@ -33,7 +33,7 @@ import (
 const (
 	DefaultBindAddr        = "127.0.0.1:8081"
 	DefaultRefreshInterval = 5 * time.Second
-	DefaultPollInterval    = time.Second
+	DefaultPollInterval    = 500 * time.Millisecond
 )
 
 // Config configures New. The struct is copied.
@@ -77,7 +77,7 @@ type Config struct {
 	RefreshInterval time.Duration
 
 	// PollInterval is how often the registry's change feed is read for
-	// writes made by other servers. Zero means DefaultPollInterval (1 s).
+	// writes made by other servers. Zero means DefaultPollInterval (0.5 s).
 	// Writes through this server's admin API are pushed to agents at once.
 	PollInterval time.Duration
 
@@ -107,7 +107,7 @@ type Server struct {
 
 // New opens the server's state and binds its listeners, so that
 // configuration errors and busy ports surface here. Run serves.
-func New(ctx context.Context, cfg Config) (s *Server, err error) {
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	switch {
 	case cfg.TrustDomain.IsZero():
 		return nil, errors.New("server: Config.TrustDomain is required")
@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
-	s = &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -90,19 +90,6 @@ func (t *trust) FederatedBundles() []*spiffebundle.Bundle {
 	return slices.Clone(t.federated)
 }
 
-// GetBundleForTrustDomain implements spiffebundle.Source.
-func (t *trust) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
-	if td == t.td {
-		return t.Bundle(), nil
-	}
-	for _, b := range t.FederatedBundles() {
-		if b.TrustDomain() == td {
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("server: no bundle for trust domain %q", td)
-}
-
 // Subscribe implements nodeapi.Authority.
 func (t *trust) Subscribe() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)

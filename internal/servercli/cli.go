@@ -37,6 +37,7 @@ const (
 type command struct {
 	name    string
 	summary string
+	help    string // more about the command, printed in its usage after the summary
 	setup   func(fs *flag.FlagSet) func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error
 }
 
@@ -108,7 +109,11 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 	socket := fs.String("admin-socket", DefaultAdminSocket, "path of the server's admin socket")
 	action := cmd.setup(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags:\n", name, cmd.summary)
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\n", name, cmd.summary)
+		if cmd.help != "" {
+			fmt.Fprintf(stderr, "%s\n\n", cmd.help)
+		}
+		fmt.Fprintf(stderr, "Flags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -65,7 +65,7 @@ func (f *entryFlags) apply(fs *flag.FlagSet, e *registry.Entry) {
 }
 
 var entryCommands = []command{
-	{name: "create", summary: "Creates a registration entry and prints it.", setup: entryCreate},
+	{name: "create", summary: "Creates a registration entry and prints it, or with -data many entries.", help: entryCreateHelp, setup: entryCreate},
 	{name: "update", summary: "Changes the given fields of an entry and prints it.", setup: entryUpdate},
 	{name: "show", summary: "Prints one entry.", setup: entryShow},
 	{name: "list", summary: "Prints every entry, or those that match the filters.", setup: entryList},
@@ -75,8 +75,13 @@ var entryCommands = []command{
 func entryCreate(fs *flag.FlagSet) action {
 	var f entryFlags
 	f.declare(fs)
+	data := fs.String("data", "", "JSON `FILE` of entries to create (see above), - for stdin; excludes the entry flags")
 	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
 		switch {
+		case *data != "" && entryFlagsSet(fs):
+			return usagef("-data cannot be combined with the flags of one entry")
+		case *data != "":
+			return createFromFile(ctx, c, in, out, *data)
 		case f.spiffeID.id.IsZero():
 			return usagef("-spiffe-id is required")
 		case f.parentID.id.IsZero():

@@ -13,3 +13,7 @@ func TestContract(t *testing.T) {
 		return memstore.New(memstore.Config{})
 	})
 }
+
+func TestBatchContract(t *testing.T) {
+	registrytest.RunBatch(t, func(t *testing.T) registrytest.BatchStore { return memstore.New(memstore.Config{}) })
+}

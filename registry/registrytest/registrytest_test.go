@@ -15,6 +15,11 @@ func TestRun(t *testing.T) {
 	registrytest.Run(t, func(*testing.T) registry.Store { return memstore.New(memstore.Config{}) })
 }
 
+// TestRunBatch runs the batch suite against the in-memory store.
+func TestRunBatch(t *testing.T) {
+	registrytest.RunBatch(t, func(*testing.T) registrytest.BatchStore { return memstore.New(memstore.Config{}) })
+}
+
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }

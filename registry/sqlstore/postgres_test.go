@@ -29,6 +29,14 @@ func TestPostgresContract(t *testing.T) {
 	})
 }
 
+func TestPostgresBatchContract(t *testing.T) {
+	registrytest.RunBatch(t, func(t *testing.T) registrytest.BatchStore {
+		s := openPostgres(t, pgtest.New(t))
+		t.Cleanup(func() { require.NoError(t, s.Close()) })
+		return s
+	})
+}
+
 func TestPostgresDurable(t *testing.T) {
 	dsn := pgtest.New(t)
 	registrytest.RunDurable(t, func(t *testing.T) (registry.Store, io.Closer) {

@@ -27,6 +27,14 @@ func TestSQLiteContract(t *testing.T) {
 	})
 }
 
+func TestSQLiteBatchContract(t *testing.T) {
+	registrytest.RunBatch(t, func(t *testing.T) registrytest.BatchStore {
+		s := openSQLite(t, filepath.Join(t.TempDir(), "registry.db"))
+		t.Cleanup(func() { require.NoError(t, s.Close()) })
+		return s
+	})
+}
+
 func TestSQLiteDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "registry.db")
 	registrytest.RunDurable(t, func(t *testing.T) (registry.Store, io.Closer) {

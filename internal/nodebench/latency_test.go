@@ -1,0 +1,177 @@
+package nodebench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+)
+
+// idWatcher follows a workload's X.509 context and signals each update.
+type idWatcher struct {
+	mu     sync.Mutex
+	ids    map[spiffeid.ID]bool
+	update chan struct{}
+}
+
+func newIDWatcher() *idWatcher {
+	return &idWatcher{ids: map[spiffeid.ID]bool{}, update: make(chan struct{}, 1)}
+}
+
+func (w *idWatcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
+	ids := make(map[spiffeid.ID]bool, len(c.SVIDs))
+	for _, s := range c.SVIDs {
+		ids[s.ID] = true
+	}
+	w.mu.Lock()
+	w.ids = ids
+	w.mu.Unlock()
+	select {
+	case w.update <- struct{}{}:
+	default:
+	}
+}
+
+func (w *idWatcher) OnX509ContextWatchError(error) {}
+
+func (w *idWatcher) has(id spiffeid.ID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ids[id]
+}
+
+// waitUntil waits for an update after which has(id) == want.
+func (w *idWatcher) waitUntil(tb testing.TB, id spiffeid.ID, want bool, limit time.Duration) {
+	tb.Helper()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for w.has(id) != want {
+		select {
+		case <-w.update:
+		case <-t.C:
+			tb.Fatalf("%s held=%v: not within %s", id, want, limit)
+		}
+	}
+}
+
+// latencySetup is a server with a SQLite registry on disk and the given
+// poll interval, a real agent, and a workload watching its X.509 context
+// through the agent.
+type latencySetup struct {
+	e     *env
+	agent spiffeid.ID
+	w     *idWatcher
+	poll  time.Duration
+	n     int
+}
+
+func newLatencySetup(tb testing.TB, poll time.Duration) *latencySetup {
+	tb.Helper()
+	e := newEnv(tb, envConfig{PollInterval: poll})
+	a := e.newAgent(tb, nil)
+	// A base entry keeps the workload's stream open between iterations.
+	createEntries(tb, e.store, a.ID(), "/base", 1, ourUID)
+	require.NoError(tb, e.srv.Sync(tb.Context()))
+	waitSynced(tb, a, 30*time.Second)
+	waitFor(tb, 30*time.Second, "the agent holds the base entry", func() bool { return a.Stats().Entries == 1 })
+	addr, err := a.Start(socketPath(tb), 0o700)
+	require.NoError(tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := workloadapi.New(ctx, workloadapi.WithAddr(addr))
+	require.NoError(tb, err)
+	w := newIDWatcher()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.WatchX509Context(ctx, w)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+		c.Close()
+	})
+	select {
+	case <-w.update:
+	case <-time.After(30 * time.Second):
+		tb.Fatal("the workload got no X.509 context")
+	}
+	if poll == 0 {
+		poll = nodeapi.DefaultPollInterval
+	}
+	return &latencySetup{e: e, agent: a.ID(), w: w, poll: poll}
+}
+
+// once creates an entry for the workload, waits until the workload holds
+// its SVID and returns how long that took; pushSync calls the server's
+// Sync after the write, as the admin API does. It then deletes the entry
+// and waits for the workload to lose it, untimed. Without pushSync, it first sleeps a random part of the poll
+// interval, untimed.
+func (s *latencySetup) once(tb testing.TB, pushSync bool) time.Duration {
+	tb.Helper()
+	if !pushSync {
+		// Writes land at a random phase of the server's poll ticker;
+		// otherwise each would follow the previous iteration's tick.
+		time.Sleep(rand.N(s.poll))
+	}
+	s.n++
+	id := spiffeid.RequireFromPath(td, fmt.Sprintf("/late/%d", s.n))
+	start := time.Now()
+	en, err := s.e.store.Create(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []registry.Selector{ourUID}})
+	require.NoError(tb, err)
+	if pushSync {
+		require.NoError(tb, s.e.srv.Sync(tb.Context()))
+	}
+	s.w.waitUntil(tb, id, true, 30*time.Second)
+	took := time.Since(start)
+	_, err = s.e.store.Delete(tb.Context(), en.ID, en.Revision)
+	require.NoError(tb, err)
+	require.NoError(tb, s.e.srv.Sync(tb.Context()))
+	s.w.waitUntil(tb, id, false, 30*time.Second)
+	return took
+}
+
+func TestEntryReachesWorkload(t *testing.T) {
+	for _, push := range []bool{true, false} {
+		s := newLatencySetup(t, 50*time.Millisecond)
+		var d durations
+		for range 3 {
+			d.add(s.once(t, push))
+		}
+		require.Len(t, d.d, 3)
+	}
+}
+
+// BenchmarkEntryToWorkload measures the time from an entry written to the
+// SQLite registry to a workload, already connected to the agent, holding
+// its SVID: through the server's change feed, the entry stream, the
+// agent's pre-mint (a signing round trip) and the Workload API stream.
+// "poll" leaves the server's default PollInterval (1 s) to notice the
+// write; "sync" calls Server.Sync after it, as the admin API does. One op
+// is one entry; run with -benchtime=50x.
+func BenchmarkEntryToWorkload(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		push bool
+	}{{"sync", true}, {"poll", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			s := newLatencySetup(b, 0)
+			var d durations
+			b.ResetTimer()
+			for range b.N {
+				d.add(s.once(b, mode.push))
+			}
+			b.StopTimer()
+			b.ReportMetric(ms(d.percentile(50)), "p50-ms")
+			b.ReportMetric(ms(d.percentile(99)), "p99-ms")
+		})
+	}
+}

@@ -1,0 +1,386 @@
+package nodebench
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+var (
+	td     = spiffeid.RequireTrustDomainFromString("example.org")
+	ourUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+)
+
+// countingSource is the registry as the server reads it: sqlstore, with a
+// count of each query.
+type countingSource struct {
+	*sqlstore.Store
+	head, changes, list, get atomic.Int64
+}
+
+func (c *countingSource) Head(ctx context.Context) (int64, error) {
+	c.head.Add(1)
+	return c.Store.Head(ctx)
+}
+
+func (c *countingSource) Changes(ctx context.Context, after int64, limit int) ([]registry.Event, error) {
+	c.changes.Add(1)
+	return c.Store.Changes(ctx, after, limit)
+}
+
+func (c *countingSource) List(ctx context.Context, f registry.Filter, p registry.Page) ([]registry.Entry, string, error) {
+	c.list.Add(1)
+	return c.Store.List(ctx, f, p)
+}
+
+func (c *countingSource) Get(ctx context.Context, id string) (registry.Entry, error) {
+	c.get.Add(1)
+	return c.Store.Get(ctx, id)
+}
+
+// countingAgents is the agent store with a count of each query.
+type countingAgents struct {
+	*sqlstore.Store
+	listAgents, getAgent, putAgent atomic.Int64
+}
+
+func (c *countingAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) {
+	c.listAgents.Add(1)
+	return c.Store.ListAgents(ctx)
+}
+
+func (c *countingAgents) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	c.getAgent.Add(1)
+	return c.Store.GetAgent(ctx, id)
+}
+
+func (c *countingAgents) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	c.putAgent.Add(1)
+	return c.Store.PutAgent(ctx, a)
+}
+
+// queryCounts is a snapshot of both counters.
+type queryCounts struct {
+	Head, Changes, List, Get, ListAgents, GetAgent, PutAgent int64
+}
+
+func (e *env) counts() queryCounts {
+	return queryCounts{
+		Head: e.src.head.Load(), Changes: e.src.changes.Load(), List: e.src.list.Load(), Get: e.src.get.Load(),
+		ListAgents: e.agents.listAgents.Load(), GetAgent: e.agents.getAgent.Load(), PutAgent: e.agents.putAgent.Load(),
+	}
+}
+
+func (q queryCounts) sub(o queryCounts) queryCounts {
+	return queryCounts{
+		Head: q.Head - o.Head, Changes: q.Changes - o.Changes, List: q.List - o.List, Get: q.Get - o.Get,
+		ListAgents: q.ListAgents - o.ListAgents, GetAgent: q.GetAgent - o.GetAgent, PutAgent: q.PutAgent - o.PutAgent,
+	}
+}
+
+// env is an issuing server on loopback: a rotating CA, a SQLite registry
+// and agent store behind counting wrappers, join tokens.
+type env struct {
+	ca     *rotation.Manager
+	store  *sqlstore.Store
+	src    *countingSource
+	agents *countingAgents
+	srv    *nodeapi.Server
+	addr   string
+}
+
+type envConfig struct {
+	// PollInterval and AgentRefresh are the server's; zero means its
+	// defaults (1 s and 5 s), as a real server runs.
+	PollInterval, AgentRefresh time.Duration
+	// DBDir holds the SQLite file; empty means a temporary directory on
+	// the test's disk.
+	DBDir string
+	// Before runs after the store and the CA are made and before the
+	// server starts, to fill the store.
+	Before func(*env)
+}
+
+func newEnv(tb testing.TB, cfg envConfig) *env {
+	tb.Helper()
+	ctx := tb.Context()
+	dir := cfg.DBDir
+	if dir == "" {
+		dir = tb.TempDir()
+	}
+	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(dir, "registry.db")})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { store.Close() })
+	m, err := rotation.New(ctx, rotation.Config{TrustDomain: td})
+	require.NoError(tb, err)
+	e := &env{ca: m, store: store, src: &countingSource{Store: store}, agents: &countingAgents{Store: store}}
+	if cfg.Before != nil {
+		cfg.Before(e)
+	}
+	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
+	require.NoError(tb, err)
+	srv, err := nodeapi.NewServer(ctx, nodeapi.ServerConfig{
+		Authority:    m,
+		Registry:     e.src,
+		Agents:       e.agents,
+		Attestors:    []attest.NodeAttestor{jt},
+		PollInterval: cfg.PollInterval,
+		AgentRefresh: cfg.AgentRefresh,
+	})
+	require.NoError(tb, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, lis) }()
+	e.srv, e.addr = srv, lis.Addr().String()
+	tb.Cleanup(func() {
+		cancel()
+		require.NoError(tb, <-done)
+		require.NoError(tb, srv.Close())
+	})
+	return e
+}
+
+func (e *env) token(tb testing.TB) string {
+	tb.Helper()
+	tok, _, err := jointoken.Generate(tb.Context(), e.store, jointoken.Params{})
+	require.NoError(tb, err)
+	return tok
+}
+
+// createEntries adds n entries parented by parent, each with sel, in
+// batches when the store takes them, and returns them.
+func createEntries(tb testing.TB, store registry.Writer, parent spiffeid.ID, prefix string, n int, sel registry.Selector) []registry.Entry {
+	tb.Helper()
+	in := make([]registry.Entry, n)
+	for i := range n {
+		in[i] = registry.Entry{
+			SPIFFEID:  spiffeid.RequireFromPath(td, fmt.Sprintf("%s/w%d", prefix, i)),
+			ParentID:  parent,
+			Selectors: []registry.Selector{sel},
+		}
+	}
+	out := make([]registry.Entry, 0, n)
+	bc, batched := store.(registry.BatchCreator)
+	for len(in) > 0 {
+		if !batched {
+			en, err := store.Create(tb.Context(), in[0])
+			require.NoError(tb, err)
+			out, in = append(out, en), in[1:]
+			continue
+		}
+		k := min(len(in), registry.MaxBatch)
+		res, err := bc.CreateBatch(tb.Context(), in[:k])
+		require.NoError(tb, err)
+		for _, r := range res {
+			require.NoError(tb, r.Err)
+			out = append(out, r.Entry)
+		}
+		in = in[k:]
+	}
+	return out
+}
+
+// svidSource is an x509svid.Source holding one SVID.
+type svidSource struct{ svid *x509svid.SVID }
+
+func (s svidSource) GetX509SVID() (*x509svid.SVID, error) { return s.svid, nil }
+
+// attestClient attests a simulated agent with a join token and returns its
+// node protocol client.
+func (e *env) attestClient(tb testing.TB) (*nodeapi.Client, spiffeid.ID) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(tb, err)
+	cfg := nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.ca.Bundle().X509Bundle()}
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
+	defer cancel()
+	a, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(e.token(tb)), key)
+	require.NoError(tb, err)
+	return e.dial(tb, a.ID, a.Certificates, key), a.ID
+}
+
+func (e *env) dial(tb testing.TB, id spiffeid.ID, chain []*x509.Certificate, key crypto.Signer) *nodeapi.Client {
+	tb.Helper()
+	cli := e.dialNoCleanup(tb, id, chain, key)
+	tb.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// dialNoCleanup is dial for a caller that closes the client itself.
+func (e *env) dialNoCleanup(tb testing.TB, id spiffeid.ID, chain []*x509.Certificate, key crypto.Signer) *nodeapi.Client {
+	tb.Helper()
+	cfg := nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.ca.Bundle().X509Bundle()}
+	cli, err := nodeapi.Dial(cfg, svidSource{&x509svid.SVID{ID: id, Certificates: chain, PrivateKey: key}})
+	require.NoError(tb, err)
+	return cli
+}
+
+// mintCounter is a slog handler that counts the X509-SVIDs an agent's
+// issuer reports minted.
+type mintCounter struct {
+	n atomic.Int64
+}
+
+func (m *mintCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (m *mintCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "minted X509-SVID" {
+		m.n.Add(1)
+	}
+	return nil
+}
+func (m *mintCounter) WithAttrs([]slog.Attr) slog.Handler { return m }
+func (m *mintCounter) WithGroup(string) slog.Handler      { return m }
+
+// newAgent starts a real node agent against e, attested with a fresh join
+// token; minted, when not nil, counts its pre-minted SVIDs.
+func (e *env) newAgent(tb testing.TB, minted *mintCounter) *agent.Agent {
+	tb.Helper()
+	a, _ := e.newAgentWithToken(tb, e.token(tb), minted)
+	return a
+}
+
+// newAgentWithToken is newAgent with a given join token. It also returns
+// a function that closes the agent and drops the cleanup's reference to
+// it, so that its memory can be reclaimed before the test ends.
+func (e *env) newAgentWithToken(tb testing.TB, token string, minted *mintCounter) (*agent.Agent, func() error) {
+	tb.Helper()
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(tb, err)
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
+	defer cancel()
+	var log *slog.Logger
+	if minted != nil {
+		log = slog.New(minted)
+	}
+	a, err := agent.New(ctx, agent.Config{
+		TrustDomain:      td,
+		Servers:          []string{e.addr},
+		TrustBundle:      e.ca.Bundle().X509Bundle(),
+		NodeAttestor:     jointoken.NewClient(token),
+		WorkloadAttestor: wa,
+		RetryMin:         20 * time.Millisecond,
+		RetryMax:         200 * time.Millisecond,
+		Logger:           log,
+	})
+	require.NoError(tb, err)
+	var held atomic.Pointer[agent.Agent]
+	held.Store(a)
+	closeAgent := func() error {
+		if a := held.Swap(nil); a != nil {
+			return a.Close()
+		}
+		return nil
+	}
+	tb.Cleanup(func() { closeAgent() })
+	return a, closeAgent
+}
+
+func waitSynced(tb testing.TB, a *agent.Agent, limit time.Duration) {
+	tb.Helper()
+	select {
+	case <-a.Synced():
+	case <-time.After(limit):
+		tb.Fatalf("the agent did not sync within %s", limit)
+	}
+}
+
+// waitFor polls cond every millisecond until it holds or limit passes.
+func waitFor(tb testing.TB, limit time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// socketPath returns a unix socket path short enough for sun_path.
+func socketPath(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "nodebench")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "api.sock")
+}
+
+// durations collects latencies from several goroutines.
+type durations struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *durations) add(d time.Duration) {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+}
+
+// percentile returns the p-th percentile (0-100), nearest rank.
+func (s *durations) percentile(p float64) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.d) == 0 {
+		return 0
+	}
+	d := slices.Clone(s.d)
+	slices.Sort(d)
+	rank := int(p/100*float64(len(d))+0.999999) - 1
+	return d[min(max(rank, 0), len(d)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// heapInUse returns the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// shmDir returns a temporary directory in memory when /dev/shm exists, for
+// benchmarks whose setup writes many entries and whose figure is not the
+// disk's.
+func shmDir(tb testing.TB) string {
+	tb.Helper()
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		return tb.TempDir()
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "nodebench")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -1,0 +1,285 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/attest/x509pop"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+)
+
+func TestConfigErrors(t *testing.T) {
+	for name, cfg := range map[string]server.Config{
+		"no trust domain":   {DataDir: t.TempDir()},
+		"no data dir":       {TrustDomain: td},
+		"negative interval": {TrustDomain: td, DataDir: t.TempDir(), PollInterval: -1},
+		"bad x509pop":       {TrustDomain: td, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", X509PoPCABundle: "/nonexistent.pem"},
+		"bad bind":          {TrustDomain: td, DataDir: t.TempDir(), BindAddr: "256.0.0.1:99999"},
+		"bad datastore":     {TrustDomain: td, DataDir: t.TempDir(), Datastore: "postgres://127.0.0.1:1/none?connect_timeout=1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			_, err := server.New(ctx, cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "server:")
+		})
+	}
+}
+
+// TestFederatedBundleReachesWorkloads: a bundle set through the admin API
+// reaches the agents, and workloads whose entries federate with its trust
+// domain.
+func TestFederatedBundleReachesWorkloads(t *testing.T) {
+	s := start(t, server.Config{})
+	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
+	foreign := spiffeid.RequireTrustDomainFromString("partner.test")
+	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:      spiffeid.RequireFromPath(td, "/web"),
+		ParentID:      a.ID(),
+		Selectors:     []registry.Selector{ourUID},
+		FederatesWith: []spiffeid.TrustDomain{foreign},
+	})
+	require.NoError(t, err)
+	fb := spiffebundle.FromX509Authorities(foreign, []*x509.Certificate{selfSigned(t, "partner")})
+	doc, err := fb.Marshal()
+	require.NoError(t, err)
+	_, err = s.admin.SetFederatedBundle(t.Context(), foreign, doc)
+	require.NoError(t, err)
+
+	// The own trust domain cannot be set through federation.
+	own, err := s.Bundle().Marshal()
+	require.NoError(t, err)
+	_, err = s.admin.SetFederatedBundle(t.Context(), td, own)
+	require.ErrorIs(t, err, registry.ErrInvalid)
+
+	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		c, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(addr))
+		if err != nil {
+			return false
+		}
+		b, err := c.Bundles.GetX509BundleForTrustDomain(foreign)
+		return err == nil && len(b.X509Authorities()) == 1
+	}, 15*time.Second, 20*time.Millisecond, "the federated bundle reaches the workload")
+}
+
+func selfSigned(t *testing.T, cn string) *x509.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return c
+}
+
+// TestX509PoPAgentAndNodeAlias: an agent proving an x509pop certificate
+// attests, and gets the entries of a node alias its selectors match.
+func TestX509PoPAgentAndNodeAlias(t *testing.T) {
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "node CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	nodeKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	nodeDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node-1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, caCert, nodeKey.Public(), caKey)
+	require.NoError(t, err)
+	nodeCert, err := x509.ParseCertificate(nodeDER)
+	require.NoError(t, err)
+	caPath := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caPath, pemutil.EncodeCertificates([]*x509.Certificate{caCert}), 0o644))
+
+	s := start(t, server.Config{X509PoPCABundle: caPath})
+	serverID := spiffeid.RequireFromPath(td, "/spiffekit/server")
+	alias, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, "/nodes/frontend"),
+		ParentID:  serverID,
+		Selectors: []registry.Selector{{Type: "x509pop", Value: "subject:cn:node-1"}},
+	})
+	require.NoError(t, err)
+	web, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
+		ParentID:  alias.SPIFFEID,
+		Selectors: []registry.Selector{ourUID},
+	})
+	require.NoError(t, err)
+
+	client, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: []*x509.Certificate{nodeCert}, Key: nodeKey})
+	require.NoError(t, err)
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	a, err := agent.New(ctx, agent.Config{
+		TrustDomain: td, Servers: []string{s.Addr().String()}, TrustBundle: s.Bundle().X509Bundle(),
+		NodeAttestor: client, WorkloadAttestor: wa,
+	})
+	require.NoError(t, err)
+	defer a.Close()
+	assert.Contains(t, a.ID().String(), "/spiffekit/agent/x509pop/")
+	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 15*time.Second, 10*time.Millisecond)
+	assert.Equal(t, web.SPIFFEID, fetch(t, addr).ID)
+}
+
+func TestAdminActionsReachAgents(t *testing.T) {
+	s := start(t, server.Config{})
+	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
+	select {
+	case <-a.Synced():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync")
+	}
+	// A token TTL beyond the maximum is a client error, not a server one.
+	_, err := s.admin.GenerateToken(t.Context(), 48*time.Hour, spiffeid.ID{})
+	require.ErrorIs(t, err, registry.ErrInvalid)
+
+	// A federated bundle set and deleted.
+	foreign := spiffeid.RequireTrustDomainFromString("partner.test")
+	doc, err := spiffebundle.FromX509Authorities(foreign, []*x509.Certificate{selfSigned(t, "p")}).Marshal()
+	require.NoError(t, err)
+	_, err = s.admin.SetFederatedBundle(t.Context(), foreign, doc)
+	require.NoError(t, err)
+	require.NoError(t, s.admin.DeleteFederatedBundle(t.Context(), foreign))
+
+	// A ban through the admin API cuts the agent off at once.
+	_, err = s.admin.BanAgent(t.Context(), a.ID())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !a.Stats().Connected }, 10*time.Second, 5*time.Millisecond)
+	rec, err := s.admin.Agent(t.Context(), a.ID())
+	require.NoError(t, err)
+	assert.True(t, rec.Banned)
+
+	assert.Equal(t, td, s.TrustDomain())
+	assert.NotNil(t, s.CA().X509Authority())
+	assert.NotNil(t, s.Store())
+	require.NoError(t, s.Healthy(t.Context()))
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestUnreadablePeerBundleIsIgnored(t *testing.T) {
+	var logs syncBuffer
+	s := start(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// Another server's contribution that does not parse is skipped; the
+	// server keeps serving its own authorities.
+	require.NoError(t, s.Store().PutServerBundle(t.Context(), registry.ServerBundle{
+		ServerID: "broken", Document: []byte(`{"keys": "nope"}`), ExpiresAt: time.Now().Add(time.Hour),
+	}))
+	_, err := s.Store().PutBundle(t.Context(), registry.FederatedBundle{
+		TrustDomain: spiffeid.RequireTrustDomainFromString("broken.test"), Document: []byte(`{"keys": 1}`),
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		out := logs.String()
+		return strings.Contains(out, "ignoring an unreadable bundle of another server") &&
+			strings.Contains(out, "ignoring an unreadable federated bundle")
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.Len(t, s.Bundle().X509Authorities(), 1)
+	require.NoError(t, s.Healthy(t.Context()))
+}
+
+func TestEntryWritesArePushed(t *testing.T) {
+	s := start(t, server.Config{PollInterval: time.Hour}) // nothing but the push can deliver
+	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
+	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
+	require.NoError(t, err)
+	results, err := s.admin.CreateEntries(t.Context(), []registry.Entry{
+		{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), ParentID: a.ID(), Selectors: []registry.Selector{ourUID}},
+		{SPIFFEID: spiffeid.RequireFromPath(td, "/b"), ParentID: a.ID(), Selectors: []registry.Selector{ourUID}},
+	})
+	require.NoError(t, err)
+	require.Len(t, results, 2)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 10*time.Second, 5*time.Millisecond)
+
+	e := results[0].Entry
+	e.Hint = "primary"
+	_, err = s.admin.UpdateEntry(t.Context(), e)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		svids, err := workloadapi.FetchX509SVIDs(t.Context(), workloadapi.WithAddr(addr))
+		return err == nil && len(svids) == 2 && (svids[0].Hint == "primary" || svids[1].Hint == "primary")
+	}, 10*time.Second, 10*time.Millisecond)
+
+	_, err = s.admin.DeleteEntry(t.Context(), results[1].Entry.ID, 0)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	// JWT-SVIDs are signed by the server's JWT key.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	tok, err := workloadapi.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "db"}, workloadapi.WithAddr(addr))
+	require.NoError(t, err)
+	assert.Equal(t, "/a", tok.ID.Path())
+}
+
+func TestHealthyFailsWithoutDatastore(t *testing.T) {
+	s := start(t, server.Config{})
+	require.NoError(t, s.Healthy(t.Context()))
+	require.NoError(t, s.Store().Close())
+	require.Error(t, s.Healthy(t.Context()))
+}
