@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -262,6 +263,44 @@ type Client struct {
 	cfg ClientConfig
 	cc  *grpc.ClientConn
 	nc  nodepb.NodeClient
+
+	// cas holds the CA certificates of signed chains, parsed once and
+	// shared by every SVID they signed: an agent holding 10,000 SVIDs
+	// keeps one copy of its CA, not 10,000.
+	casMu sync.Mutex
+	cas   map[string]*x509.Certificate
+}
+
+// maxCachedCAs bounds Client.cas; a rotation adds one CA at a time.
+const maxCachedCAs = 64
+
+// parseSignedChain parses a chain from a signing call, sharing the parsed
+// CA certificates between calls.
+func (c *Client) parseSignedChain(ders [][]byte) ([]*x509.Certificate, error) {
+	if len(ders) == 0 || len(ders) > MaxChainLength {
+		return parseChain(ders) // for its error
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return nil, fmt.Errorf("nodeapi: certificate 0 of the chain: %w", err)
+	}
+	out := []*x509.Certificate{leaf}
+	c.casMu.Lock()
+	defer c.casMu.Unlock()
+	if c.cas == nil || len(c.cas) > maxCachedCAs {
+		c.cas = make(map[string]*x509.Certificate)
+	}
+	for i, der := range ders[1:] {
+		ca, ok := c.cas[string(der)]
+		if !ok {
+			if ca, err = x509.ParseCertificate(der); err != nil {
+				return nil, fmt.Errorf("nodeapi: certificate %d of the chain: %w", i+1, err)
+			}
+			c.cas[string(der)] = ca
+		}
+		out = append(out, ca)
+	}
+	return out, nil
 }
 
 // Dial returns a client that authenticates with the SVID svid returns at
@@ -351,7 +390,7 @@ func (c *Client) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) ([]X
 				out = append(out, X509SVIDResult{Err: fmt.Errorf("nodeapi: entry %s: %s", chunk[i].EntryID, r.Error)})
 				continue
 			}
-			chain, err := parseChain(r.GetCertChain())
+			chain, err := c.parseSignedChain(r.GetCertChain())
 			out = append(out, X509SVIDResult{Certificates: chain, Err: err})
 		}
 	}
