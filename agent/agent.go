@@ -362,6 +362,9 @@ func (a *Agent) attestLoop(ctx context.Context, bundle *x509bundle.Bundle) (cryp
 		if nodeapi.IsRefused(err) {
 			return nil, nil, fmt.Errorf("agent: the server refused attestation: %w", err)
 		}
+		if errors.Is(err, nodeapi.ErrNodeAttestor) {
+			return nil, nil, fmt.Errorf("agent: %w", err)
+		}
 		a.log.Warn("attestation failed; retrying", "err", err)
 		if !b.wait(ctx) {
 			return nil, nil, fmt.Errorf("agent: attesting: %w (last error: %w)", ctx.Err(), err)

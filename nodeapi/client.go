@@ -68,6 +68,11 @@ func (c ClientConfig) check(needBundle bool) error {
 	return nil
 }
 
+// ErrNodeAttestor wraps the failures of the agent's own node attestor (it
+// cannot produce its evidence, or answer a challenge): trying again does not
+// help.
+var ErrNodeAttestor = errors.New("node attestor failed")
+
 // AgentSVID is what an agent receives from attestation or renewal.
 type AgentSVID struct {
 	// ID is the agent's SPIFFE ID.
@@ -148,7 +153,7 @@ func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorC
 	defer cc.Close()
 	payload, err := attestor.Payload(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("nodeapi: node attestor payload: %w", err)
+		return nil, fmt.Errorf("nodeapi: %w: payload: %w", ErrNodeAttestor, err)
 	}
 	csr, err := NewCSR(key, spiffeid.ID{})
 	if err != nil {
@@ -173,7 +178,7 @@ func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorC
 		}
 		answer, err := attestor.Respond(ctx, resp.Challenge)
 		if err != nil {
-			return nil, fmt.Errorf("nodeapi: answering the attestation challenge: %w", err)
+			return nil, fmt.Errorf("nodeapi: %w: answering the challenge: %w", ErrNodeAttestor, err)
 		}
 		if err := stream.Send(&nodepb.AttestRequest{ChallengeResponse: answer}); err != nil {
 			return nil, callError("attesting", recvErr(stream, err))
