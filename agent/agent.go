@@ -445,7 +445,10 @@ func (a *Agent) renewLoop() {
 		}
 		if err := a.renew(); err != nil {
 			a.log.Warn("renewing the agent SVID failed", "err", err)
-			if nodeapi.IsRefused(err) {
+			// An expired SVID fails the TLS handshake, which looks like an
+			// unreachable server rather than a refusal: only attesting
+			// again can help then.
+			if nodeapi.IsRefused(err) || !a.now().Before(a.Stats().SVIDExpiresAt) {
 				a.recover()
 			}
 			if !b.wait(a.ctx) {

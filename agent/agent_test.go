@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,15 +50,26 @@ func startServer(t *testing.T, store *memstore.Store, addr string) *server {
 
 func startServerWith(t *testing.T, m *rotation.Manager, store *memstore.Store, addr string) *server {
 	t.Helper()
+	return startServerCfg(t, m, store, addr, nil)
+}
+
+// startServerCfg starts a server with join tokens, after mod changed its
+// configuration (to add attestors, shorten the agent SVID TTL).
+func startServerCfg(t *testing.T, m *rotation.Manager, store *memstore.Store, addr string, mod func(*nodeapi.ServerConfig)) *server {
+	t.Helper()
 	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
 	require.NoError(t, err)
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	cfg := nodeapi.ServerConfig{
 		Authority:    m,
 		Registry:     store,
 		Agents:       store,
 		Attestors:    []attest.NodeAttestor{jt},
 		AgentRefresh: 100 * time.Millisecond,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := nodeapi.NewServer(t.Context(), cfg)
 	require.NoError(t, err)
 	var lis net.Listener
 	for range 50 { // a restarted server takes its old port back
@@ -256,4 +268,27 @@ func TestRestartedAgentReusesItsSVID(t *testing.T) {
 	})
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "refused")
+}
+
+type brokenAttestor struct{}
+
+func (brokenAttestor) Type() string { return "join_token" }
+func (brokenAttestor) Payload(context.Context) ([]byte, error) {
+	return nil, errors.New("no evidence on this node")
+}
+func (brokenAttestor) Respond(context.Context, []byte) ([]byte, error) { return nil, errors.New("no") }
+
+func TestBrokenNodeAttestorStopsAtOnce(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err = agent.New(ctx, agent.Config{
+		TrustDomain: td, Servers: []string{s.addr}, TrustBundle: s.ca.Bundle().X509Bundle(),
+		NodeAttestor: brokenAttestor{}, WorkloadAttestor: wa,
+	})
+	require.ErrorIs(t, err, nodeapi.ErrNodeAttestor)
+	assert.Contains(t, err.Error(), "no evidence on this node")
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "not retried until the deadline")
 }

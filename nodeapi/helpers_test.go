@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -14,9 +15,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -154,4 +159,70 @@ func (e *env) entry(t testing.TB, parent spiffeid.ID, path string, sels ...regis
 	require.NoError(t, err)
 	require.NoError(t, e.srv.Sync(t.Context()))
 	return en
+}
+
+// liveBundle verifies servers with the CA's current bundle, as an agent
+// following its sync does, so that a CA rotation does not lock the test
+// client out.
+type liveBundle struct{ m *rotation.Manager }
+
+func (l liveBundle) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	return l.m.Bundle().X509Bundle(), nil
+}
+
+// rawClient is a node protocol client that presents a's SVID without the
+// checks and batching of nodeapi.Client, to send what a hostile agent would.
+func (e *env) rawClient(t testing.TB, a *agent) nodepb.NodeClient {
+	t.Helper()
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // the test's own server
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			chain := make([][]byte, len(a.svid.Certificates))
+			for i, c := range a.svid.Certificates {
+				chain[i] = c.Raw
+			}
+			return &tls.Certificate{Certificate: chain, PrivateKey: a.key}, nil
+		},
+	}
+	cc, err := grpc.NewClient("passthrough:///"+e.addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return nodepb.NewNodeClient(cc)
+}
+
+// syncUpdates opens the entry stream of a and returns its updates and a
+// function that waits (boundedly) for Sync's result. The stream ends with
+// the test.
+func syncUpdates(t *testing.T, a *agent) (<-chan nodeapi.Update, func(t *testing.T) error) {
+	t.Helper()
+	updates := make(chan nodeapi.Update, 16)
+	done := make(chan struct{})
+	var result error
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		defer close(done)
+		result = a.client.Sync(ctx, nil, func(u nodeapi.Update) error {
+			select {
+			case updates <- u:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return updates, func(t *testing.T) error {
+		t.Helper()
+		select {
+		case <-done:
+			return result
+		case <-time.After(10 * time.Second):
+			t.Fatal("the entry stream stayed open")
+		}
+		return nil
+	}
 }

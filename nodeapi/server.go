@@ -159,8 +159,9 @@ type Server struct {
 // authzCache is the set of entries an agent may obtain, computed once per
 // generation.
 type authzCache struct {
-	gen     uint64
-	entries map[string]registry.Entry
+	gen       uint64
+	selectors []registry.Selector // the agent's, when computed
+	entries   map[string]registry.Entry
 }
 
 var _ nodepb.NodeServer = (*service)(nil)
@@ -467,10 +468,11 @@ func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 	for _, a := range list {
 		m[a.ID] = a
 	}
+	// Compared under the lock: once published, m is written by putAgent.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	old := s.agents
 	s.agents = m
-	s.mu.Unlock()
 	if len(old) != len(m) {
 		return true, nil
 	}
@@ -529,7 +531,9 @@ func (s *Server) authorized(a registry.Agent) map[string]registry.Entry {
 	s.mu.Lock()
 	c, ok := s.authz[a.ID]
 	s.mu.Unlock()
-	if ok && c.gen == gen {
+	// The selectors are compared too: an agent attested again under the
+	// same ID with other selectors must not keep what the old ones gave.
+	if ok && c.gen == gen && slices.Equal(c.selectors, a.Selectors) {
 		return c.entries
 	}
 	list := s.idx.ForAgent(a.ID, a.Selectors)
@@ -541,7 +545,7 @@ func (s *Server) authorized(a registry.Agent) map[string]registry.Entry {
 	if len(s.authz) > 100000 {
 		clear(s.authz)
 	}
-	s.authz[a.ID] = authzCache{gen: gen, entries: m}
+	s.authz[a.ID] = authzCache{gen: gen, selectors: a.Selectors, entries: m}
 	s.mu.Unlock()
 	return m
 }

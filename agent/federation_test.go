@@ -1,0 +1,125 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/testca"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+)
+
+// fedSource is a nodeapi.FederationSource whose bundles a test sets.
+type fedSource struct {
+	mu      sync.Mutex
+	bundles []*spiffebundle.Bundle
+	subs    map[chan struct{}]struct{}
+}
+
+func (f *fedSource) FederatedBundles() []*spiffebundle.Bundle {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bundles
+}
+
+func (f *fedSource) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs == nil {
+		f.subs = make(map[chan struct{}]struct{})
+	}
+	f.subs[ch] = struct{}{}
+	return ch, func() { f.mu.Lock(); delete(f.subs, ch); f.mu.Unlock() }
+}
+
+func (f *fedSource) set(b ...*spiffebundle.Bundle) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bundles = b
+	for ch := range f.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Federation rule: a workload whose entry federates with a trust domain
+// receives that domain's bundle as the server sent it, and loses it when
+// the server drops it; the own trust domain's bundle never comes from
+// federation. JWT-SVIDs are signed by the server for the entry.
+func TestAgentServesFederatedBundlesAndJWTSVIDs(t *testing.T) {
+	partnerTD := spiffeid.RequireTrustDomainFromString("partner.example")
+	partnerCA := testca.New(t, partnerTD)
+	partner := spiffebundle.FromX509Authorities(partnerTD, []*x509.Certificate{partnerCA.Root()})
+	impostor := spiffebundle.FromX509Authorities(td, []*x509.Certificate{testca.New(t, td).Root()})
+	fed := &fedSource{}
+	fed.set(partner, impostor)
+
+	store := memstore.New(memstore.Config{})
+	m := newRotation(t)
+	s := startServerCfg(t, m, store, "127.0.0.1:0", func(c *nodeapi.ServerConfig) { c.Federation = fed })
+	a := newAgent(t, s, s.token(t), t.TempDir())
+	web, err := store.Create(t.Context(), registry.Entry{
+		SPIFFEID: spiffeid.RequireFromPath(td, "/web"), ParentID: a.ID(),
+		Selectors: []registry.Selector{ourUID}, FederatesWith: []spiffeid.TrustDomain{partnerTD},
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.srv.Sync(t.Context()))
+	waitSynced(t, a)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
+	addr, err := a.Start(socketPath(t), 0o700)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var xc *workloadapi.X509Context
+	require.Eventually(t, func() bool {
+		xc, err = workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(addr))
+		return err == nil && xc.Bundles.Len() == 2
+	}, 20*time.Second, 20*time.Millisecond)
+	got, err := xc.Bundles.GetX509BundleForTrustDomain(partnerTD)
+	require.NoError(t, err)
+	assert.True(t, got.Equal(partner.X509Bundle()))
+	own, err := xc.Bundles.GetX509BundleForTrustDomain(td)
+	require.NoError(t, err)
+	assert.True(t, own.Equal(m.Bundle().X509Bundle()), "the own bundle is the CA's, not the impostor's")
+
+	// The server drops the partner: the workload loses its bundle.
+	fed.set()
+	require.Eventually(t, func() bool {
+		xc, err = workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(addr))
+		return err == nil && xc.Bundles.Len() == 1
+	}, 20*time.Second, 20*time.Millisecond)
+
+	svid, err := workloadapi.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "db"}, workloadapi.WithAddr(addr))
+	require.NoError(t, err)
+	assert.Equal(t, web.SPIFFEID, svid.ID)
+	_, err = jwtsvid.ParseAndValidate(svid.Marshal(), m.Bundle(), []string{"db"})
+	require.NoError(t, err)
+}
+
+// A data directory that cannot be created fails New instead of running
+// without the state it was asked to keep.
+func TestUnusableDataDir(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err := tryAgent(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)), dataDir: filepath.Join(file, "sub")})
+	assert.ErrorContains(t, err, "agent: creating the data directory")
+}

@@ -1,0 +1,23 @@
+package nodeapi
+
+import (
+	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// EntryToPB and EntryFromPB expose the entry conversions to the external
+// tests.
+var (
+	EntryToPB   = entryToPB
+	EntryFromPB = entryFromPB
+)
+
+// ParseUpdate runs the client's conversion of one entry stream message, as
+// Client.Sync does for each message it receives.
+func ParseUpdate(td spiffeid.TrustDomain, resp *nodepb.SyncResponse) (Update, error) {
+	c := &Client{cfg: ClientConfig{TrustDomain: td}}
+	return c.update(resp)
+}
+
+// AgentSVIDFromPB exposes the client's check of an agent SVID.
+var AgentSVIDFromPB = agentSVIDFromPB
