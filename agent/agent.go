@@ -411,7 +411,7 @@ func (a *Agent) apply(u nodeapi.Update) error {
 	if err := a.store.Replicate(a.ctx, u.Upserts, u.Deleted); err != nil {
 		return fmt.Errorf("agent: applying the entries from the server: %w", err)
 	}
-	a.trust.set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs)
+	a.trust.set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs, u.ActiveX509CA)
 	if u.Bundle != nil {
 		if err := saveBundle(a.cfg.DataDir, u.Bundle); err != nil {
 			a.log.Warn("saving the bundle failed", "err", err)
@@ -497,7 +497,7 @@ func (a *Agent) recover() {
 	if svid.ID != a.ID() {
 		a.log.Warn("attested again under another ID", "old", a.ID().String(), "new", svid.ID.String())
 	}
-	a.trust.set(svid.Bundle, false, nil, a.trust.TaintedX509CAs())
+	a.trust.set(svid.Bundle, false, nil, a.trust.TaintedX509CAs(), nil)
 	if err := a.setSVID(key, svid); err != nil {
 		a.log.Error("installing the new agent SVID failed", "err", err)
 		return

@@ -292,3 +292,29 @@ func TestBrokenNodeAttestorStopsAtOnce(t *testing.T) {
 	assert.Contains(t, err.Error(), "no evidence on this node")
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "not retried until the deadline")
 }
+
+// TestCAActivationReachesWorkloads: when the server activates a new CA (no
+// taint), the agent replaces its SVIDs with ones chaining to it at once,
+// not at their half life.
+func TestCAActivationReachesWorkloads(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	a := newAgent(t, s, s.token(t), "")
+	s.entry(t, a.ID(), "/web")
+	waitSynced(t, a)
+	addr, err := a.Start(socketPath(t), 0o700)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	before, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
+	require.NoError(t, err)
+
+	_, err = s.ca.PrepareX509CA(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, s.ca.ActivateX509CA(t.Context()))
+	newCA := s.ca.X509Authority().Certificate()
+	require.NotEqual(t, before.Certificates[1].Raw, newCA.Raw)
+	require.Eventually(t, func() bool {
+		svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
+		return err == nil && len(svid.Certificates) > 1 && string(svid.Certificates[1].Raw) == string(newCA.Raw)
+	}, 10*time.Second, 20*time.Millisecond, "the workload's SVID chains to the new CA")
+}

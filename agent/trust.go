@@ -24,14 +24,16 @@ type trust struct {
 	bundle    *spiffebundle.Bundle
 	federated map[spiffeid.TrustDomain]*spiffebundle.Bundle
 	tainted   []*x509.Certificate
+	active    *x509.Certificate
 	subs      map[chan struct{}]struct{}
 }
 
 var (
-	_ issuer.Authority     = (*trust)(nil)
-	_ issuer.TaintReporter = (*trust)(nil)
-	_ spiffebundle.Source  = (*trust)(nil)
-	_ x509bundle.Source    = (*trust)(nil)
+	_ issuer.Authority        = (*trust)(nil)
+	_ issuer.TaintReporter    = (*trust)(nil)
+	_ issuer.ActiveCAReporter = (*trust)(nil)
+	_ spiffebundle.Source     = (*trust)(nil)
+	_ x509bundle.Source       = (*trust)(nil)
 )
 
 func newTrust(b *spiffebundle.Bundle) *trust {
@@ -61,6 +63,13 @@ func (t *trust) TaintedX509CAs() []*x509.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.tainted
+}
+
+// ActiveX509CA returns the CA the server said signs now.
+func (t *trust) ActiveX509CA() *x509.Certificate {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.active
 }
 
 // Subscribe implements issuer.Authority.
@@ -100,8 +109,11 @@ func (t *trust) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundl
 
 // set records what a sync update changed and tells subscribers. A nil
 // bundle, or fed == nil with !fedSet, leaves that part unchanged.
-func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bundle, tainted []*x509.Certificate) {
+func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bundle, tainted []*x509.Certificate, active *x509.Certificate) {
 	t.mu.Lock()
+	if active != nil {
+		t.active = active
+	}
 	if b != nil && b.TrustDomain() == t.td {
 		t.bundle = b
 	}

@@ -46,3 +46,14 @@ type TaintReporter interface {
 	// TaintedX509CAs returns the certificates of the tainted X.509 CAs.
 	TaintedX509CAs() []*x509.Certificate
 }
+
+// An ActiveCAReporter is an Authority that signs nothing itself (its
+// X509Authority returns nil, as in a node agent) but knows which X.509 CA
+// signs now. Unless Config.LazyRotation is set, the issuer then replaces
+// SVIDs signed by another CA as soon as the active one changes, as it does
+// with a local CA.
+type ActiveCAReporter interface {
+	// ActiveX509CA returns the certificate of the CA that signs now, or
+	// nil if it is not known.
+	ActiveX509CA() *x509.Certificate
+}

@@ -362,6 +362,10 @@ func (i *Issuer) refreshCA() {
 	var active []byte
 	if a := i.cfg.Authority.X509Authority(); a != nil {
 		active = a.Certificate().Raw
+	} else if r, ok := i.cfg.Authority.(ActiveCAReporter); ok {
+		if c := r.ActiveX509CA(); c != nil {
+			active = c.Raw
+		}
 	}
 	tainted := make(map[string]bool)
 	if tr, ok := i.cfg.Authority.(TaintReporter); ok {

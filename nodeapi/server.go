@@ -315,6 +315,10 @@ func (s *Server) grpcServer(drain context.Context) *grpc.Server {
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
 		grpc.MaxRecvMsgSize(16<<20),
+		// An agent needs a few streams at once (its entry stream, a
+		// signing call, a renewal); this bounds what one connection can
+		// hold open.
+		grpc.MaxConcurrentStreams(64),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 			ctx, cancel := context.WithCancel(ss.Context())

@@ -111,7 +111,8 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	s := svc.s
 	ctx, cancel := context.WithTimeout(stream.Context(), s.cfg.AttestTimeout)
 	defer cancel()
-	first, err := stream.Recv()
+	recv := receiver(ctx, stream)
+	first, err := recv(ctx)
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 		if err := stream.Send(&nodepb.AttestResponse{Challenge: c}); err != nil {
 			return nil, err
 		}
-		resp, err := stream.Recv()
+		resp, err := recv(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -143,6 +144,9 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	case errors.Is(err, attest.ErrNodeRejected):
 		s.log.Warn("node attestation refused", "attestor", first.AttestorType, "err", err)
 		return status.Error(codes.PermissionDenied, err.Error())
+	case err != nil && ctx.Err() != nil:
+		s.log.Warn("node attestation abandoned", "attestor", first.AttestorType, "err", ctx.Err())
+		return status.Error(codes.DeadlineExceeded, "nodeapi: the agent did not complete attestation in time")
 	case err != nil:
 		s.log.Error("node attestation failed", "attestor", first.AttestorType, "err", err)
 		return status.Errorf(codes.Unavailable, "nodeapi: node attestation failed: %v", err)
@@ -183,6 +187,39 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 		return err
 	}
 	return stream.Send(&nodepb.AttestResponse{Result: resp})
+}
+
+// receiver reads the client's messages on a goroutine of its own, so that
+// waiting for one is bounded by ctx (AttestTimeout): a stream's Recv only
+// ends with the stream. The goroutine exits when the stream ends, which the
+// handler's return makes happen.
+func receiver(ctx context.Context, stream grpc.BidiStreamingServer[nodepb.AttestRequest, nodepb.AttestResponse]) func(context.Context) (*nodepb.AttestRequest, error) {
+	type result struct {
+		msg *nodepb.AttestRequest
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			select {
+			case ch <- result{msg, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func(ctx context.Context) (*nodepb.AttestRequest, error) {
+		select {
+		case r := <-ch:
+			return r.msg, r.err
+		case <-ctx.Done():
+			return nil, status.Error(codes.DeadlineExceeded, "nodeapi: the agent did not complete attestation in time")
+		}
+	}
 }
 
 // issueAgentSVID signs an agent SVID for the key of csr.
