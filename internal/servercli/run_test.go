@@ -94,7 +94,9 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	defer cancel()
 	var stderr lockedBuffer
 	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"run", "-config", cfgPath, "-bind", "127.0.0.1:0"}, io.Discard, &stderr) }()
+	go func() {
+		done <- Main(ctx, []string{"run", "-config", cfgPath, "-bind", "127.0.0.1:0"}, io.Discard, &stderr)
+	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 20*time.Second, 10*time.Millisecond, stderr.String())
 
 	var out bytes.Buffer

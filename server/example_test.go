@@ -1,0 +1,49 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/server"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// An issuing server with its state in a directory, administered through
+// its socket.
+func Example() {
+	dir, _ := os.MkdirTemp("", "server")
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	s, err := server.New(ctx, server.Config{
+		TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"),
+		DataDir:     filepath.Join(dir, "data"),
+		BindAddr:    "127.0.0.1:0",
+		AdminSocket: filepath.Join(dir, "admin.sock"),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	c := admin.Dial(filepath.Join(dir, "admin.sock"))
+	defer c.Close()
+	token, err := c.GenerateToken(ctx, 10*time.Minute, spiffeid.ID{})
+	fmt.Println("join token issued:", err == nil && token.Value != "")
+	fmt.Println("X.509 authorities:", len(s.Bundle().X509Authorities()))
+
+	cancel()
+	fmt.Println("stopped:", <-done)
+	s.Close()
+	// Output:
+	// join token issued: true
+	// X.509 authorities: 1
+	// stopped: <nil>
+}
