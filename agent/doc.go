@@ -1,0 +1,35 @@
+// Package agent is a node agent: it proves what node it runs on to an
+// issuing server (package nodeapi, with a node attestor such as a join
+// token or x509pop), receives exactly the registration entries meant for
+// it, has the server sign an X509-SVID for each of them with keys it
+// generates, and serves them to local workloads over the Workload API.
+//
+//	a, err := agent.New(ctx, agent.Config{
+//		TrustDomain:      td,
+//		Servers:          []string{"server-a:8081", "server-b:8081"}, // failover
+//		TrustBundle:      bundle,                                    // verifies the servers
+//		NodeAttestor:     jointoken.NewClient(token),
+//		WorkloadAttestor: unixAttestor,
+//		DataDir:          "/var/lib/spiffe-agent", // SVID reused across restarts
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer a.Close()
+//	addr, err := a.Start("/run/spiffe-agent/api.sock", 0o777)
+//
+// # Behaviour
+//
+//   - Its own SVID is saved in DataDir (key mode 0600) and renewed at half
+//     its life. A restarted agent reuses it; one whose SVID expired while
+//     the servers were away attests again when its attestor allows (x509pop;
+//     a join token is used once).
+//   - Entries arrive on a stream the server pushes; the agent keeps them in a
+//     replica (memstore) feeding an issuer.Issuer with PreMint, so that
+//     every SVID is signed, in batches, before a workload asks. SVIDs are
+//     re-minted at half life, when their entry changes, when the server
+//     activates a new CA and at once when one is tainted.
+//   - While no server answers, the agent keeps serving what it holds and
+//     reconnects with jittered exponential backoff (Config.RetryMin,
+//     Config.RetryMax), trying each server in turn.
+package agent

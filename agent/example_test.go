@@ -1,0 +1,75 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+)
+
+// A server and an agent in one process; this process, as a workload, gets
+// its identity from the agent.
+func Example() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+
+	ca, _ := rotation.New(ctx, rotation.Config{TrustDomain: td})
+	store := memstore.New(memstore.Config{})
+	tokens, _ := jointoken.NewServer(jointoken.ServerConfig{Store: store})
+	srv, _ := nodeapi.NewServer(ctx, nodeapi.ServerConfig{
+		Authority: ca, Registry: store, Agents: store, Attestors: []attest.NodeAttestor{tokens},
+	})
+	defer srv.Close()
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ctx, lis)
+	agentID := spiffeid.RequireFromPath(td, "/agents/node-1")
+	token, _, _ := jointoken.Generate(ctx, store, jointoken.Params{AgentID: agentID})
+	store.Create(ctx, registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, "/me"),
+		ParentID:  agentID,
+		Selectors: []registry.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
+	})
+
+	workloads, _ := unix.New(unix.Config{})
+	a, err := agent.New(ctx, agent.Config{
+		TrustDomain:      td,
+		Servers:          []string{lis.Addr().String()},
+		TrustBundle:      ca.Bundle().X509Bundle(),
+		NodeAttestor:     jointoken.NewClient(token),
+		WorkloadAttestor: workloads,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer a.Close()
+	<-a.Synced()
+	dir, _ := os.MkdirTemp("", "agent")
+	defer os.RemoveAll(dir)
+	addr, _ := a.Start(filepath.Join(dir, "api.sock"), 0o700)
+
+	svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("agent:", a.ID())
+	fmt.Println("workload:", svid.ID)
+	// Output:
+	// agent: spiffe://example.org/agents/node-1
+	// workload: spiffe://example.org/me
+}

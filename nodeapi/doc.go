@@ -1,0 +1,50 @@
+// Package nodeapi is the protocol between an issuing server and its node
+// agents, server side (Server) and client side (Attest, Dial, Client). It
+// is public so that custom agents can speak it.
+//
+// The protocol is gRPC over TLS 1.3 (service "spiffekit.node.v1.Node"):
+//
+//   - Attest: a challenge/response stream. The agent names a node attestor
+//     (attest.NodeAttestor: join_token, x509pop, ...), sends its payload and
+//     a CSR; the server may send challenges; the exchange ends with the
+//     agent's X509-SVID and the trust domain's bundle. The server records
+//     the agent (registry.AgentStore).
+//   - Every other call is mutual TLS with that SVID. The server accepts only
+//     the SVID it issued last (or the one before, until the agent uses the
+//     new one), refuses evicted and banned agents, and reads the records
+//     again every ServerConfig.AgentRefresh so that servers sharing a
+//     database share evictions.
+//   - RenewAgent: a new agent SVID for a new key.
+//   - Sync: a stream of the registration entries the agent may serve (its
+//     own, those of the node aliases its selectors match, and their
+//     descendants), first what differs from what the agent holds, then each
+//     change as it happens, with the bundle, the federated bundles and the
+//     tainted CAs. Changes are computed from the server's in-memory index,
+//     so an idle agent costs no datastore query.
+//   - SignX509SVIDs: X509-SVIDs from CSRs, in batches of up to MaxBatch, for
+//     entries the agent is authorized for only, with the entry's SPIFFE ID
+//     (a CSR naming another ID is refused); the agent never sees a CA key.
+//   - SignJWTSVID: a JWT-SVID for an authorized entry.
+//
+// # Usage
+//
+// Server side:
+//
+//	srv, err := nodeapi.NewServer(ctx, nodeapi.ServerConfig{
+//		Authority: ca,        // *rotation.Manager
+//		Registry:  store,     // entries
+//		Agents:    store,     // agent records
+//		Attestors: []attest.NodeAttestor{joinTokens},
+//	})
+//	go srv.Serve(ctx, lis)
+//
+// Agent side:
+//
+//	cfg := nodeapi.ClientConfig{Servers: []string{"server:8081"}, TrustDomain: td, Bundle: bundle}
+//	svid, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(token), key)
+//	client, err := nodeapi.Dial(cfg, svidSource)
+//	err = client.Sync(ctx, known, func(u nodeapi.Update) error { ... })
+//	results, err := client.SignX509SVIDs(ctx, reqs)
+//
+// Package agent is a complete agent built on the client side.
+package nodeapi
