@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/unixsock"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -194,41 +193,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // umask gives; keep it in a directory only the server can write to. The uid
 // check in [Server] does not depend on the file mode.
 func ListenUnix(path string) (net.Listener, error) {
-	if err := removeStale(path); err != nil {
-		return nil, err
-	}
-	lis, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	lis, err := unixsock.Listen(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("admin: listen: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		lis.Close()
-		return nil, fmt.Errorf("admin: listen: %w", err)
+		return nil, fmt.Errorf("admin: %w", err)
 	}
 	return lis, nil
-}
-
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("admin: listen: %w", err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("admin: listen: %s exists and is not a socket", path)
-	}
-	conn, err := net.Dial("unix", path)
-	if err == nil {
-		conn.Close()
-		return fmt.Errorf("admin: listen: %s is in use", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("admin: listen: %w", err)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("admin: listen: %w", err)
-	}
-	return nil
 }
