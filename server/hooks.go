@@ -21,8 +21,15 @@ type pusher interface {
 // pushingStore is the registry as the admin API writes it: every
 // successful write is pushed to the agents it concerns.
 type pushingStore struct {
-	registry.Store
+	batchStore
 	push pusher
+}
+
+// batchStore is a registry that creates batches in one write, as
+// registry/sqlstore does.
+type batchStore interface {
+	registry.Store
+	registry.BatchCreator
 }
 
 func (p pushingStore) after(ctx context.Context) {
@@ -30,7 +37,7 @@ func (p pushingStore) after(ctx context.Context) {
 }
 
 func (p pushingStore) Create(ctx context.Context, e registry.Entry) (registry.Entry, error) {
-	e, err := p.Store.Create(ctx, e)
+	e, err := p.batchStore.Create(ctx, e)
 	if err == nil {
 		p.after(ctx)
 	}
@@ -38,7 +45,7 @@ func (p pushingStore) Create(ctx context.Context, e registry.Entry) (registry.En
 }
 
 func (p pushingStore) Update(ctx context.Context, e registry.Entry) (registry.Entry, error) {
-	e, err := p.Store.Update(ctx, e)
+	e, err := p.batchStore.Update(ctx, e)
 	if err == nil {
 		p.after(ctx)
 	}
@@ -46,7 +53,7 @@ func (p pushingStore) Update(ctx context.Context, e registry.Entry) (registry.En
 }
 
 func (p pushingStore) Delete(ctx context.Context, id string, revision int64) (registry.Entry, error) {
-	e, err := p.Store.Delete(ctx, id, revision)
+	e, err := p.batchStore.Delete(ctx, id, revision)
 	if err == nil {
 		p.after(ctx)
 	}
@@ -118,27 +125,14 @@ func (t tokenIssuer) GenerateToken(ctx context.Context, ttl time.Duration, agent
 	return tok, rec.ExpiresAt, nil
 }
 
-// CreateBatch creates the entries in one write when the store can, then
-// pushes once; otherwise one by one.
+// CreateBatch creates the entries in one write, then pushes once.
 func (p pushingStore) CreateBatch(ctx context.Context, entries []registry.Entry) ([]registry.BatchResult, error) {
-	var out []registry.BatchResult
-	if bc, ok := p.Store.(registry.BatchCreator); ok {
-		res, err := bc.CreateBatch(ctx, entries)
-		if err != nil {
-			return nil, err
-		}
-		out = res
-	} else {
-		if len(entries) > registry.MaxBatch {
-			return nil, fmt.Errorf("%w: server: batch of %d entries; at most %d are allowed", registry.ErrInvalid, len(entries), registry.MaxBatch)
-		}
-		out = make([]registry.BatchResult, len(entries))
-		for i, e := range entries {
-			out[i].Entry, out[i].Err = p.Store.Create(ctx, e)
-		}
+	res, err := p.batchStore.CreateBatch(ctx, entries)
+	if err != nil {
+		return nil, err
 	}
 	p.after(ctx)
-	return out, nil
+	return res, nil
 }
 
 var _ registry.BatchCreator = pushingStore{}

@@ -255,6 +255,7 @@ func TestEntryWritesArePushed(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, results, 2)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 2, s.Node().Index().Len())
 
 	e := results[0].Entry
 	e.Hint = "primary"

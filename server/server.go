@@ -200,7 +200,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.AdminSocket != "" {
 		if s.admin, err = admin.New(admin.Config{
 			TrustDomain: cfg.TrustDomain,
-			Entries:     pushingStore{Store: s.store, push: s.node},
+			Entries:     pushingStore{batchStore: s.store, push: s.node},
 			Agents:      pushingAgents{AgentStore: s.store, push: s.node},
 			Bundles:     pushingBundles{BundleStore: s.store, push: s.trust},
 			Tokens:      tokenIssuer{s.store},
