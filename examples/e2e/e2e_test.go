@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -350,11 +351,12 @@ func (e *env) fetch() (string, int) {
 	return out, code
 }
 
-// load fetches SVIDs from the agent in a loop until stop is called, and
-// returns how many fetches ran and how many failed.
-func (e *env) load() (stop func() (total, failed int)) {
+// load fetches SVIDs from the agent in a loop until stop is called;
+// count says how many fetches have run so far, stop how many ran and how
+// many failed.
+func (e *env) load() (count func() int64, stop func() (total, failed int64)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var total, failed int
+	var total, failed atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -364,14 +366,13 @@ func (e *env) load() (stop func() (total, failed int)) {
 			if ctx.Err() != nil {
 				return
 			}
-			total++
+			total.Add(1)
 			if err != nil {
-				failed++
+				failed.Add(1)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	return func() (int, int) { cancel(); <-done; return total, failed }
+	return total.Load, func() (int64, int64) { cancel(); <-done; return total.Load(), failed.Load() }
 }
 
 // TestServerKilledWhileAgentRuns: the server dies (SIGKILL) and comes back;
@@ -385,12 +386,13 @@ func TestServerKilledWhileAgentRuns(t *testing.T) {
 	e.entry(id, "spiffe://example.org/web", "unix:uid:"+uid)
 	waitFor(t, "the first SVID", func() bool { out, code := e.fetch(); return code == 0 && strings.Contains(out, "/web") })
 
-	stop := e.load()
+	count, stop := e.load()
 	srv.stop(t, syscall.SIGKILL)
 	time.Sleep(time.Second) // the server stays away for a while
 	e.startServer()
 	e.entry(id, "spiffe://example.org/db", "unix:gid:"+strconv.Itoa(os.Getgid()))
 	waitFor(t, "the agent to sync again", func() bool { out, code := e.fetch(); return code == 0 && strings.Contains(out, "/db") })
+	waitFor(t, "50 fetches under load", func() bool { return count() >= 50 })
 	total, failed := stop()
 	t.Logf("%d fetches while the server was killed and restarted, %d failed", total, failed)
 	assert.Positive(t, total)
@@ -447,13 +449,15 @@ func TestHighAvailability(t *testing.T) {
 	e.entry(id, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
 	waitFor(t, "the first SVID", func() bool { out, code := e.fetch(); return code == 0 && strings.Contains(out, "/web") })
 
-	stop := e.load()
+	count, stop := e.load()
+	waitFor(t, "load before the failure", func() bool { return count() >= 10 })
 	first.stop(t, syscall.SIGKILL)
 	other.entry(id, "spiffe://example.org/db", "unix:gid:"+strconv.Itoa(os.Getgid()))
 	waitFor(t, "the entry made on the surviving server", func() bool {
 		out, code := e.fetch()
 		return code == 0 && strings.Contains(out, "/db")
 	})
+	waitFor(t, "50 fetches under load", func() bool { return count() >= 50 })
 	total, failed := stop()
 	t.Logf("%d fetches while one of two servers was killed, %d failed", total, failed)
 	assert.Positive(t, total)
