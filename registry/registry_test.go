@@ -26,6 +26,7 @@ func TestParseSelector(t *testing.T) {
 		{in: "type:", wantErr: "empty value"},
 		{in: "ty\x01pe:v", wantErr: "control character"},
 		{in: "type:v\n", wantErr: "control character"},
+		{in: "unix:path:/bin/\xff", wantErr: "not valid UTF-8"}, // stores keep text: it would come back changed
 		{in: strings.Repeat("t", registry.MaxSelectorTypeLen+1) + ":v", wantErr: "type is longer"},
 		{in: "t:" + strings.Repeat("v", registry.MaxSelectorValueLen+1), wantErr: "value is longer"},
 	}

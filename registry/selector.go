@@ -3,6 +3,7 @@ package registry
 import (
 	"cmp"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
@@ -19,7 +20,8 @@ const (
 // A valid selector has a non-empty type of at most [MaxSelectorTypeLen] bytes
 // that contains no ':' and no control character, and a non-empty value of at
 // most [MaxSelectorValueLen] bytes with no control character. The value may
-// contain ':'.
+// contain ':'. Both are valid UTF-8, so that every store keeps them
+// unchanged.
 type Selector struct {
 	// Type names the attestor that produced the selector, e.g. "unix", "k8s".
 	Type string
@@ -63,6 +65,10 @@ func (s Selector) Validate() error {
 		return invalidf("selector %q value is longer than %d bytes", s.Type, MaxSelectorValueLen)
 	case hasControl(s.Value):
 		return invalidf("selector %q value contains a control character", s.Type)
+	case !utf8.ValidString(s.Type) || !utf8.ValidString(s.Value):
+		// Stores keep selectors as text; invalid UTF-8 would come back
+		// changed, and then match other workloads than the one registered.
+		return invalidf("selector %q is not valid UTF-8", truncate(s.String()))
 	}
 	return nil
 }
