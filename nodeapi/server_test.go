@@ -274,3 +274,22 @@ func TestCallsWithoutAgentSVIDAreRefused(t *testing.T) {
 	_, err = c.SignJWTSVID(ctx, "x", []string{"db"})
 	require.Error(t, err)
 }
+
+// TestRenewalDoesNotWriteOverABan: a ban written by another server (this
+// server's cache has not seen it yet) is neither lost nor bypassed by a
+// renewal.
+func TestRenewalDoesNotWriteOverABan(t *testing.T) {
+	e := newEnv(t, func(c *nodeapi.ServerConfig) { c.AgentRefresh = time.Hour })
+	a := e.attest(t, "node1")
+	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
+	require.NoError(t, err)
+	rec.Banned = true
+	_, err = e.store.PutAgent(t.Context(), rec) // as another server would
+	require.NoError(t, err)
+
+	_, err = a.client.RenewAgent(t.Context(), newKey(t))
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	rec, err = e.store.GetAgent(t.Context(), a.svid.ID)
+	require.NoError(t, err)
+	assert.True(t, rec.Banned, "the ban is still recorded")
+}

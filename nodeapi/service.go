@@ -90,9 +90,18 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 		s.log.Warn("refused a banned agent", "agent", id.String())
 		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", id)
 	case serial == a.SerialNumber && a.PreviousSerialNumber != "":
-		// The agent uses its new SVID: the one before is retired.
-		a.PreviousSerialNumber = ""
-		stored, err := s.putAgent(ctx, a)
+		// The agent uses its new SVID: the one before is retired. The
+		// record is read from the store first, so that a ban or eviction
+		// made meanwhile through another server is not written over.
+		cur, err := s.freshRecord(ctx, id)
+		if err != nil {
+			return registry.Agent{}, err
+		}
+		if cur.SerialNumber != serial || cur.PreviousSerialNumber == "" {
+			return cur, nil
+		}
+		cur.PreviousSerialNumber = ""
+		stored, err := s.putAgent(ctx, cur)
 		if err != nil {
 			return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
 		}
@@ -104,6 +113,21 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 	}
 	s.log.Warn("refused an agent presenting a superseded SVID", "agent", id.String(), "serial", serial)
 	return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s presented an SVID that is no longer current", id)
+}
+
+// freshRecord reads an agent's record from the store, not the cache, and
+// refuses an agent evicted or banned meanwhile.
+func (s *Server) freshRecord(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	cur, found, err := s.storedAgentRecord(ctx, id)
+	switch {
+	case err != nil:
+		return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+	case !found:
+		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s was evicted", id)
+	case cur.Banned:
+		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", id)
+	}
+	return cur, nil
 }
 
 // Attest runs node attestation and issues the agent's SVID.
@@ -255,6 +279,11 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 	}
 	chain, err := s.issueAgentSVID(ctx, a.ID, req.Csr)
 	if err != nil {
+		return nil, err
+	}
+	// Read the record again from the store: a ban or eviction made through
+	// another server since the cache was filled must not be written over.
+	if a, err = s.freshRecord(ctx, a.ID); err != nil {
 		return nil, err
 	}
 	a.PreviousSerialNumber = a.SerialNumber
