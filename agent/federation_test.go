@@ -14,6 +14,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
@@ -25,9 +26,9 @@ import (
 
 // fedSource is a nodeapi.FederationSource whose bundles a test sets.
 type fedSource struct {
-	mu      sync.Mutex
-	bundles []*spiffebundle.Bundle
-	subs    map[chan struct{}]struct{}
+	broadcast.Hub // Subscribe
+	mu            sync.Mutex
+	bundles       []*spiffebundle.Bundle
 }
 
 func (f *fedSource) FederatedBundles() []*spiffebundle.Bundle {
@@ -36,27 +37,11 @@ func (f *fedSource) FederatedBundles() []*spiffebundle.Bundle {
 	return f.bundles
 }
 
-func (f *fedSource) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.subs == nil {
-		f.subs = make(map[chan struct{}]struct{})
-	}
-	f.subs[ch] = struct{}{}
-	return ch, func() { f.mu.Lock(); delete(f.subs, ch); f.mu.Unlock() }
-}
-
 func (f *fedSource) set(b ...*spiffebundle.Bundle) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.bundles = b
-	for ch := range f.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	f.mu.Unlock()
+	f.Notify()
 }
 
 // Federation rule: a workload whose entry federates with a trust domain

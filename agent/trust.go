@@ -8,6 +8,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -25,7 +26,7 @@ type trust struct {
 	federated map[spiffeid.TrustDomain]*spiffebundle.Bundle
 	tainted   []*x509.Certificate
 	active    *x509.Certificate
-	subs      map[chan struct{}]struct{}
+	subs      broadcast.Hub
 }
 
 var (
@@ -41,7 +42,6 @@ func newTrust(b *spiffebundle.Bundle) *trust {
 		td:        b.TrustDomain(),
 		bundle:    b,
 		federated: make(map[spiffeid.TrustDomain]*spiffebundle.Bundle),
-		subs:      make(map[chan struct{}]struct{}),
 	}
 }
 
@@ -73,17 +73,7 @@ func (t *trust) ActiveX509CA() *x509.Certificate {
 }
 
 // Subscribe implements issuer.Authority.
-func (t *trust) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	t.mu.Lock()
-	t.subs[ch] = struct{}{}
-	t.mu.Unlock()
-	return ch, func() {
-		t.mu.Lock()
-		delete(t.subs, ch)
-		t.mu.Unlock()
-	}
-}
+func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
 // GetBundleForTrustDomain returns the own bundle or a federated one.
 func (t *trust) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
@@ -127,11 +117,6 @@ func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bun
 		t.federated = m
 	}
 	t.tainted = tainted
-	for ch := range t.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
 	t.mu.Unlock()
+	t.subs.Notify()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/internal/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -20,9 +21,9 @@ import (
 
 // fedSource is a FederationSource whose bundles a test sets.
 type fedSource struct {
-	mu      sync.Mutex
-	bundles []*spiffebundle.Bundle
-	subs    map[chan struct{}]struct{}
+	broadcast.Hub // Subscribe
+	mu            sync.Mutex
+	bundles       []*spiffebundle.Bundle
 }
 
 func (f *fedSource) FederatedBundles() []*spiffebundle.Bundle {
@@ -31,27 +32,11 @@ func (f *fedSource) FederatedBundles() []*spiffebundle.Bundle {
 	return f.bundles
 }
 
-func (f *fedSource) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.subs == nil {
-		f.subs = make(map[chan struct{}]struct{})
-	}
-	f.subs[ch] = struct{}{}
-	return ch, func() { f.mu.Lock(); delete(f.subs, ch); f.mu.Unlock() }
-}
-
 func (f *fedSource) set(b ...*spiffebundle.Bundle) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.bundles = b
-	for ch := range f.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	f.mu.Unlock()
+	f.Notify()
 }
 
 func caBundle(t testing.TB, name string) *spiffebundle.Bundle {

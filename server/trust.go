@@ -12,6 +12,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -41,7 +42,7 @@ type trust struct {
 	peers     []registry.ServerBundle
 	federated []*spiffebundle.Bundle
 	fedDocs   map[string]string
-	subs      map[chan struct{}]struct{}
+	subs      broadcast.Hub
 }
 
 var (
@@ -59,7 +60,6 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 		log:      log,
 		now:      now,
 		fedDocs:  map[string]string{},
-		subs:     map[chan struct{}]struct{}{},
 	}
 	t.merged = t.merge()
 	t.seq, _ = t.merged.SequenceNumber()
@@ -90,27 +90,8 @@ func (t *trust) FederatedBundles() []*spiffebundle.Bundle {
 	return slices.Clone(t.federated)
 }
 
-// Subscribe implements nodeapi.Authority.
-func (t *trust) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	t.mu.Lock()
-	t.subs[ch] = struct{}{}
-	t.mu.Unlock()
-	return ch, func() {
-		t.mu.Lock()
-		delete(t.subs, ch)
-		t.mu.Unlock()
-	}
-}
-
-func (t *trust) notifyLocked() {
-	for ch := range t.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+// Subscribe implements nodeapi.Authority and nodeapi.FederationSource.
+func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
 // merge builds the trust domain's bundle from the own CA's and the peers'.
 // Its sequence number grows by one on every change of content.
@@ -199,7 +180,7 @@ func (t *trust) refresh(ctx context.Context) error {
 		changed = true
 	}
 	if changed {
-		t.notifyLocked()
+		t.subs.Notify()
 	}
 	return nil
 }

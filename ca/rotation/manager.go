@@ -14,6 +14,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/keymanager"
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -205,8 +206,7 @@ type Manager struct {
 	mu   sync.Mutex // serialises changes
 	snap atomic.Pointer[snapshot]
 
-	subsMu sync.Mutex
-	subs   map[chan struct{}]struct{}
+	subs broadcast.Hub
 }
 
 // New loads the journal, restores the authorities it records, and performs
@@ -229,7 +229,6 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		now:    cfg.Now,
 		log:    cfg.Logger,
 		wakeCh: make(chan struct{}, 1),
-		subs:   make(map[chan struct{}]struct{}),
 	}
 	data, err := m.jrnl.Load(ctx)
 	if err != nil {
@@ -425,27 +424,10 @@ func (m *Manager) TaintedJWTKeyIDs() []string {
 // receive, read the current values with the getters. Call unsubscribe when
 // done; it is idempotent. The channel is never closed.
 func (m *Manager) Subscribe() (updates <-chan struct{}, unsubscribe func()) {
-	ch := make(chan struct{}, 1)
-	m.subsMu.Lock()
-	m.subs[ch] = struct{}{}
-	m.subsMu.Unlock()
-	return ch, func() {
-		m.subsMu.Lock()
-		delete(m.subs, ch)
-		m.subsMu.Unlock()
-	}
+	return m.subs.Subscribe()
 }
 
-func (m *Manager) notify() {
-	m.subsMu.Lock()
-	defer m.subsMu.Unlock()
-	for ch := range m.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (m *Manager) notify() { m.subs.Notify() }
 
 // Run performs rotation steps as they fall due, until ctx is done; it then
 // returns ctx.Err(). It sleeps until the next threshold (at most a minute,
