@@ -34,7 +34,7 @@ func layer(pkg string) (int, bool) {
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
-		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi":
+		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi", rel == "federation":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation":
 		return 5, true

@@ -35,6 +35,7 @@ var sharedPackages = []string{
 	"spiffetls",
 	"spiffetls/tlsconfig",
 	"spiffegrpc/grpccredentials",
+	"federation",
 }
 
 // TestSourceCompatibleWithGoSPIFFE checks that every exported identifier of
