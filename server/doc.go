@@ -26,6 +26,36 @@
 // everywhere. Join tokens, agent records (evictions, bans) and entries are
 // shared. Agents given several server addresses fail over between them.
 //
+// # Federation
+//
+// With Config.FederationBind the server serves its trust domain's bundle
+// at "/" of an HTTPS bundle endpoint, authenticated with its own
+// X509-SVID (https_spiffe, the default) or a Web PKI certificate
+// (https_web). Each Config.Federation relationship names a foreign trust
+// domain, its endpoint URL and profile, and for https_spiffe the
+// endpoint's SPIFFE ID and, for a self-serving endpoint, a bootstrap
+// bundle; nothing is inferred. The server polls each endpoint (at the
+// bundle's refresh hint, at most Config.FederationRefresh apart), stores
+// every changed bundle in the datastore, from where it reaches agents and
+// the workloads whose entries federate with that trust domain, and
+// authenticates later fetches with the latest stored bundle, so the
+// foreign CA can rotate. A failed fetch is logged and the last good bundle
+// stays. Removing a relationship stops the polling but keeps the stored
+// bundle; the admin API deletes it.
+//
+//	s, err := server.New(ctx, server.Config{
+//		TrustDomain:    td,
+//		DataDir:        dir,
+//		FederationBind: "0.0.0.0:8443",
+//		Federation: []server.Relationship{{
+//			TrustDomain:      spiffeid.RequireTrustDomainFromString("partner.test"),
+//			URL:              "https://bundle.partner.test:8443/",
+//			Profile:          server.ProfileHTTPSSPIFFE,
+//			EndpointSPIFFEID: spiffeid.RequireFromString("spiffe://partner.test/spiffekit/server"),
+//			BootstrapBundle:  "/etc/spiffe-server/partner.test.json",
+//		}},
+//	})
+//
 // # Pushing changes
 //
 // Writes made through this server's admin socket reach the agents they

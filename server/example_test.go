@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/federation"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -45,5 +46,45 @@ func Example() {
 	// Output:
 	// join token issued: true
 	// X.509 authorities: 1
+	// stopped: <nil>
+}
+
+// A server serving its trust domain's bundle endpoint, fetched as a
+// federated server would, authenticated by the server's X509-SVID.
+func Example_federation() {
+	dir, _ := os.MkdirTemp("", "server")
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	s, err := server.New(ctx, server.Config{
+		TrustDomain:    td,
+		DataDir:        filepath.Join(dir, "data"),
+		BindAddr:       "127.0.0.1:0",
+		FederationBind: "127.0.0.1:0",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	// The other side was given this bundle once, out of band (bootstrap).
+	bootstrap := s.Bundle()
+	b, err := federation.FetchBundle(ctx, td, "https://"+s.FederationAddr().String()+"/",
+		federation.WithSPIFFEAuth(bootstrap, spiffeid.RequireFromString("spiffe://example.org/spiffekit/server")))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("fetched X.509 authorities:", len(b.X509Authorities()))
+
+	cancel()
+	fmt.Println("stopped:", <-done)
+	s.Close()
+	// Output:
+	// fetched X.509 authorities: 1
 	// stopped: <nil>
 }

@@ -81,6 +81,40 @@ type Config struct {
 	// Writes through this server's admin API are pushed to agents at once.
 	PollInterval time.Duration
 
+	// FederationBind, when not empty, is the address of the trust domain's
+	// bundle endpoint: HTTPS, path "/", no client authentication (Fed rules
+	// 9, 10). Port 0 picks a free port (see Server.FederationAddr). Empty
+	// serves no bundle endpoint.
+	FederationBind string
+
+	// FederationProfile is how the bundle endpoint authenticates:
+	// ProfileHTTPSSPIFFE (empty means it) presents the server's own
+	// X509-SVID, spiffe://<trust domain>/spiffekit/server, renewed on its
+	// own and re-minted when the CA rotates; ProfileHTTPSWeb presents the
+	// certificate of FederationCertFile and FederationKeyFile.
+	FederationProfile string
+
+	// FederationCertFile and FederationKeyFile are the PEM certificate
+	// chain and private key of an https_web bundle endpoint, read again
+	// whenever either file changes. Refused with the https_spiffe profile.
+	FederationCertFile, FederationKeyFile string
+
+	// Federation lists the foreign trust domains whose bundle endpoints the
+	// server polls, storing each bundle in the datastore (see Relationship).
+	// Removing a relationship stops the polling but leaves the stored
+	// bundle: delete it with the admin API (`bundle delete`) to end the
+	// federation (Fed rule 4).
+	Federation []Relationship
+
+	// FederationRefresh is the longest time between two polls of a bundle
+	// endpoint; a bundle's refresh hint, when shorter, is followed (Fed
+	// rule 21). Zero means DefaultFederationRefresh (5 minutes).
+	FederationRefresh time.Duration
+
+	// FederationTimeout bounds each fetch from a bundle endpoint. Zero
+	// means DefaultFederationTimeout (30 s).
+	FederationTimeout time.Duration
+
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -101,6 +135,8 @@ type Server struct {
 	nodeLis  net.Listener
 	adminLis net.Listener
 	serverID string
+	endpoint *bundleEndpoint
+	watchers []*fedWatcher
 
 	closeOnce sync.Once
 }
@@ -113,8 +149,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, errors.New("server: Config.TrustDomain is required")
 	case cfg.DataDir == "":
 		return nil, errors.New("server: Config.DataDir is required")
-	case cfg.RefreshInterval < 0 || cfg.PollInterval < 0:
+	case cfg.RefreshInterval < 0 || cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
 		return nil, errors.New("server: intervals must not be negative")
+	}
+	if err := checkEndpointConfig(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = DefaultBindAddr
@@ -124,6 +163,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.FederationRefresh == 0 {
+		cfg.FederationRefresh = DefaultFederationRefresh
+	}
+	if cfg.FederationTimeout == 0 {
+		cfg.FederationTimeout = DefaultFederationTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
@@ -194,8 +239,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if err := s.setUpFederation(ctx); err != nil {
+		return nil, err
+	}
 	if s.nodeLis, err = net.Listen("tcp", cfg.BindAddr); err != nil {
 		return nil, fmt.Errorf("server: node API: %w", err)
+	}
+	if cfg.FederationBind != "" {
+		if s.endpoint, err = s.newBundleEndpoint(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.AdminSocket != "" {
 		if s.admin, err = admin.New(admin.Config{
@@ -218,7 +271,80 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.log.Info("server ready", "trust_domain", cfg.TrustDomain.Name(), "server_id", s.serverID,
 		"node_api", s.nodeLis.Addr().String(), "admin_socket", cfg.AdminSocket, "datastore", datastoreKind(cfg))
+	if s.endpoint != nil {
+		s.log.Info("serving the bundle endpoint", "addr", s.endpoint.lis.Addr().String(), "profile", cfg.FederationProfile)
+	}
 	return s, nil
+}
+
+// checkEndpointConfig checks the bundle endpoint settings and sets the
+// default profile.
+func checkEndpointConfig(cfg *Config) error {
+	files := cfg.FederationCertFile != "" || cfg.FederationKeyFile != ""
+	if cfg.FederationBind == "" {
+		if files || cfg.FederationProfile != "" {
+			return errors.New("server: a bundle endpoint profile or certificate is set but no FederationBind")
+		}
+		return nil
+	}
+	switch cfg.FederationProfile {
+	case "", ProfileHTTPSSPIFFE:
+		cfg.FederationProfile = ProfileHTTPSSPIFFE
+		if files {
+			return errors.New("server: the https_spiffe bundle endpoint presents the server's X509-SVID; a certificate file is for https_web")
+		}
+	case ProfileHTTPSWeb:
+		if cfg.FederationCertFile == "" || cfg.FederationKeyFile == "" {
+			return errors.New("server: the https_web bundle endpoint needs a certificate file and a key file")
+		}
+	default:
+		return fmt.Errorf("server: unknown bundle endpoint profile %q (want https_spiffe or https_web)", cfg.FederationProfile)
+	}
+	return nil
+}
+
+// setUpFederation validates the relationships and prepares their watchers.
+// Stored bundles of trust domains without a relationship are kept (they
+// may have been set by hand) and named in the log.
+func (s *Server) setUpFederation(ctx context.Context) error {
+	rels, err := validateRelationships(s.cfg.TrustDomain, s.cfg.Federation, func(td spiffeid.TrustDomain) (bool, error) {
+		_, err := s.store.GetBundle(ctx, td)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, registry.ErrNotFound):
+			return false, nil
+		}
+		return false, fmt.Errorf("reading the stored bundle: %w", err)
+	})
+	if err != nil {
+		return err
+	}
+	configured := map[spiffeid.TrustDomain]bool{}
+	bundles := pushingBundles{BundleStore: s.store, push: s.trust}
+	for _, r := range rels {
+		configured[r.TrustDomain] = true
+		s.watchers = append(s.watchers, &fedWatcher{
+			rel:     r,
+			trust:   s.trust,
+			bundles: bundles,
+			log: s.log.With("component", "federation", "trust_domain", r.TrustDomain.Name(),
+				"url", r.URL, "profile", r.Profile),
+			refresh: s.cfg.FederationRefresh,
+			timeout: s.cfg.FederationTimeout,
+		})
+	}
+	stored, err := s.store.ListBundles(ctx)
+	if err != nil {
+		return fmt.Errorf("server: reading the federated bundles: %w", err)
+	}
+	for _, b := range stored {
+		if !configured[b.TrustDomain] {
+			s.log.Info("a federated bundle without a federation relationship is kept; `bundle delete` ends the federation",
+				"trust_domain", b.TrustDomain.Name())
+		}
+	}
+	return nil
 }
 
 func datastoreKind(cfg Config) string {
@@ -274,12 +400,23 @@ func (s *Server) Store() *sqlstore.Store { return s.store }
 // Node returns the node API server.
 func (s *Server) Node() *nodeapi.Server { return s.node }
 
+// FederationAddr returns the address the bundle endpoint listens on, or
+// nil when Config.FederationBind is empty.
+func (s *Server) FederationAddr() net.Addr {
+	if s.endpoint == nil {
+		return nil
+	}
+	return s.endpoint.lis.Addr()
+}
+
 // Bundle returns the trust domain's bundle as the server hands it out.
 func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 
-// Run serves the node API and the admin socket, rotates the CA and keeps the
-// shared bundle fresh, until ctx is done; it then shuts down gracefully and
-// returns nil. It returns an error if a listener fails.
+// Run serves the node API, the admin socket and the bundle endpoint,
+// rotates the CA, keeps the shared bundle fresh and polls the bundle
+// endpoints of the federation relationships, until ctx is done; it then
+// shuts down gracefully and returns nil. It returns an error if a listener
+// fails.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -298,6 +435,17 @@ func (s *Server) Run(ctx context.Context) error {
 				cancel()
 			}
 		})
+	}
+	if s.endpoint != nil {
+		wg.Go(func() {
+			if err := s.endpoint.serve(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	for _, w := range s.watchers {
+		wg.Go(func() { w.run(ctx) })
 	}
 	wg.Go(func() { _ = s.ca.Run(ctx) })
 	wg.Go(func() { s.refreshLoop(ctx) })
@@ -368,6 +516,9 @@ func (s *Server) Close() error {
 		}
 		if s.adminLis != nil {
 			s.adminLis.Close()
+		}
+		if s.endpoint != nil {
+			s.endpoint.lis.Close()
 		}
 		if s.store != nil {
 			errs = append(errs, s.store.Close())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type trust struct {
 	peers     []registry.ServerBundle
 	federated []*spiffebundle.Bundle
 	fedDocs   map[string]string
+	authState string // the own active and tainted authorities, as last told
 	subs      broadcast.Hub
 }
 
@@ -63,7 +65,28 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 	}
 	t.merged = t.merge()
 	t.seq, _ = t.merged.SequenceNumber()
+	t.authState = t.authorityState()
 	return t
+}
+
+// authorityState sums up the own CA's active X.509 CA, active JWT key and
+// tainted CAs. nodeapi.Authority's subscribers must hear of a change of
+// these even when the bundle stays the same (an activation changes no
+// bundle), so that agents re-mint with the new CA.
+func (t *trust) authorityState() string {
+	var b strings.Builder
+	if a := t.ca.X509Authority(); a != nil {
+		b.Write(a.Certificate().Raw)
+	}
+	b.WriteString("|")
+	if a := t.ca.JWTAuthority(); a != nil {
+		b.WriteString(a.KeyID())
+	}
+	for _, c := range t.ca.TaintedX509CAs() {
+		b.WriteString("|")
+		b.Write(c.Raw)
+	}
+	return b.String()
 }
 
 // X509Authority returns the server's own active X.509 CA.
@@ -88,6 +111,19 @@ func (t *trust) FederatedBundles() []*spiffebundle.Bundle {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return slices.Clone(t.federated)
+}
+
+// federatedBundle returns the stored bundle of the foreign trust domain
+// td, or nil.
+func (t *trust) federatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, b := range t.federated {
+		if b.TrustDomain() == td {
+			return b
+		}
+	}
+	return nil
 }
 
 // Subscribe implements nodeapi.Authority and nodeapi.FederationSource.
@@ -148,12 +184,16 @@ func (t *trust) refresh(ctx context.Context) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	changed := false
+	if st := t.authorityState(); st != t.authState {
+		t.authState = st
+		changed = true
+	}
 	t.peers = peers
 	merged := t.merge()
 	merged.ClearSequenceNumber()
 	cur := t.merged.Clone()
 	cur.ClearSequenceNumber()
-	changed := false
 	if !merged.Equal(cur) {
 		ownSeq, _ := own.SequenceNumber()
 		t.seq = max(t.seq+1, ownSeq)

@@ -44,6 +44,42 @@ type FileConfig struct {
 	MetricsAddr     string `json:"metrics_addr"`
 	LogLevel        string `json:"log_level"`
 	LogFormat       string `json:"log_format"`
+
+	// FederationBind, FederationProfile, FederationCert and FederationKey
+	// configure the trust domain's bundle endpoint (flags -federation-bind,
+	// -federation-profile, -federation-cert, -federation-key).
+	FederationBind    string `json:"federation_bind"`
+	FederationProfile string `json:"federation_profile"`
+	FederationCert    string `json:"federation_cert"`
+	FederationKey     string `json:"federation_key"`
+	// FederationRefresh is the longest time between two polls of a bundle
+	// endpoint (flag -federation-refresh, default 5m).
+	FederationRefresh string `json:"federation_refresh"`
+
+	// FederatesWith lists the federation relationships: the bundle
+	// endpoints of foreign trust domains that the server polls. Only the
+	// file sets them.
+	FederatesWith []FederatesWith `json:"federates_with"`
+}
+
+// FederatesWith is one federation relationship of the configuration file
+// (see server.Relationship). Every field but BundleFile and WebPKIRoots is
+// required, as the profile asks; nothing is inferred from the URL.
+type FederatesWith struct {
+	// TrustDomain is the foreign trust domain whose bundle is fetched.
+	TrustDomain string `json:"trust_domain"`
+	// URL is the https URL of its bundle endpoint.
+	URL string `json:"url"`
+	// Profile is "https_spiffe" or "https_web".
+	Profile string `json:"profile"`
+	// EndpointSPIFFEID is the SPIFFE ID of an https_spiffe endpoint.
+	EndpointSPIFFEID string `json:"endpoint_spiffe_id"`
+	// BundleFile is the bootstrap bundle of a self-serving https_spiffe
+	// endpoint: a SPIFFE bundle document or PEM CA certificates.
+	BundleFile string `json:"bundle_file"`
+	// WebPKIRoots is a PEM file of the roots an https_web endpoint's
+	// certificate chains to; empty means the system roots.
+	WebPKIRoots string `json:"web_pki_roots"`
 }
 
 // runFlags declares the flags of run, bound to fc, and returns the config
@@ -63,6 +99,11 @@ func runFlags(fs *flag.FlagSet, fc *FileConfig) *string {
 	fs.StringVar(&fc.MetricsAddr, "metrics-addr", "", "address of /metrics and /healthz (empty: off)")
 	fs.StringVar(&fc.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&fc.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&fc.FederationBind, "federation-bind", "", "address of the bundle endpoint (empty: off)")
+	fs.StringVar(&fc.FederationProfile, "federation-profile", "", "bundle endpoint profile: https_spiffe (default) or https_web")
+	fs.StringVar(&fc.FederationCert, "federation-cert", "", "PEM certificate chain of an https_web bundle endpoint")
+	fs.StringVar(&fc.FederationKey, "federation-key", "", "PEM private key of an https_web bundle endpoint")
+	fs.StringVar(&fc.FederationRefresh, "federation-refresh", "", "longest time between two polls of a bundle endpoint (default 5m)")
 	return config
 }
 
@@ -144,6 +185,13 @@ func mergeConfig(fs *flag.FlagSet, file, flags FileConfig) FileConfig {
 		MetricsAddr:     pick("metrics-addr", file.MetricsAddr, flags.MetricsAddr),
 		LogLevel:        pick("log-level", file.LogLevel, flags.LogLevel),
 		LogFormat:       pick("log-format", file.LogFormat, flags.LogFormat),
+
+		FederationBind:    pick("federation-bind", file.FederationBind, flags.FederationBind),
+		FederationProfile: pick("federation-profile", file.FederationProfile, flags.FederationProfile),
+		FederationCert:    pick("federation-cert", file.FederationCert, flags.FederationCert),
+		FederationKey:     pick("federation-key", file.FederationKey, flags.FederationKey),
+		FederationRefresh: pick("federation-refresh", file.FederationRefresh, flags.FederationRefresh),
+		FederatesWith:     file.FederatesWith,
 	}
 }
 
@@ -171,6 +219,18 @@ func buildConfig(fc FileConfig, stderr io.Writer) (issuing.Config, *slog.Logger,
 		AdminSocket:     fc.AdminSocket,
 		X509PoPCABundle: fc.X509PoPCABundle,
 		Logger:          log,
+
+		FederationBind:     fc.FederationBind,
+		FederationProfile:  fc.FederationProfile,
+		FederationCertFile: fc.FederationCert,
+		FederationKeyFile:  fc.FederationKey,
+	}
+	for i, f := range fc.FederatesWith {
+		r, err := relationship(f)
+		if err != nil {
+			return issuing.Config{}, nil, fmt.Errorf("federates_with[%d]: %w", i, err)
+		}
+		cfg.Federation = append(cfg.Federation, r)
 	}
 	for _, d := range []struct {
 		name string
@@ -181,6 +241,7 @@ func buildConfig(fc FileConfig, stderr io.Writer) (issuing.Config, *slog.Logger,
 		{"x509-svid-ttl", fc.X509SVIDTTL, &cfg.X509SVIDTTL},
 		{"jwt-svid-ttl", fc.JWTSVIDTTL, &cfg.JWTSVIDTTL},
 		{"agent-svid-ttl", fc.AgentSVIDTTL, &cfg.AgentSVIDTTL},
+		{"federation-refresh", fc.FederationRefresh, &cfg.FederationRefresh},
 	} {
 		if d.val == "" {
 			continue
@@ -192,6 +253,31 @@ func buildConfig(fc FileConfig, stderr io.Writer) (issuing.Config, *slog.Logger,
 		*d.dst = v
 	}
 	return cfg, log, nil
+}
+
+// relationship converts one federates_with item; the server checks the
+// rest.
+func relationship(f FederatesWith) (issuing.Relationship, error) {
+	if f.TrustDomain == "" {
+		return issuing.Relationship{}, errors.New("trust_domain is required")
+	}
+	td, err := spiffeid.TrustDomainFromString(f.TrustDomain)
+	if err != nil {
+		return issuing.Relationship{}, fmt.Errorf("trust_domain: %w", err)
+	}
+	r := issuing.Relationship{
+		TrustDomain:     td,
+		URL:             f.URL,
+		Profile:         f.Profile,
+		BootstrapBundle: f.BundleFile,
+		WebPKIRoots:     f.WebPKIRoots,
+	}
+	if f.EndpointSPIFFEID != "" {
+		if r.EndpointSPIFFEID, err = spiffeid.FromString(f.EndpointSPIFFEID); err != nil {
+			return issuing.Relationship{}, fmt.Errorf("endpoint_spiffe_id: %w", err)
+		}
+	}
+	return r, nil
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {

@@ -128,3 +128,118 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		t.Fatal("run did not stop")
 	}
 }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestRunRejectsBadFederation(t *testing.T) {
+	dir := t.TempDir()
+	write := func(fc FileConfig) string {
+		fc.TrustDomain, fc.DataDir, fc.Bind, fc.AdminSocket = "example.org", filepath.Join(dir, "data"), "127.0.0.1:0", ""
+		b, err := json.Marshal(fc)
+		require.NoError(t, err)
+		f, err := os.CreateTemp(dir, "*.json")
+		require.NoError(t, err)
+		_, err = f.Write(b)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		return f.Name()
+	}
+	rel := FederatesWith{TrustDomain: "partner.test", URL: "https://partner.test/", Profile: "https_web"}
+	for name, tc := range map[string]struct {
+		fc   FileConfig
+		code int
+		msg  string
+	}{
+		"no trust domain":     {FileConfig{FederatesWith: []FederatesWith{{URL: "https://x/", Profile: "https_web"}}}, ExitUsage, "federates_with[0]: trust_domain is required"},
+		"bad trust domain":    {FileConfig{FederatesWith: []FederatesWith{{TrustDomain: "Bad TD"}}}, ExitUsage, "federates_with[0]: trust_domain"},
+		"bad endpoint ID":     {FileConfig{FederatesWith: []FederatesWith{rel, {TrustDomain: "b.test", EndpointSPIFFEID: "nope"}}}, ExitUsage, "federates_with[1]: endpoint_spiffe_id"},
+		"own trust domain":    {FileConfig{FederatesWith: []FederatesWith{{TrustDomain: "example.org", URL: "https://x/", Profile: "https_web"}}}, ExitFailure, "a trust domain's own bundle can never be overwritten through federation"},
+		"http URL":            {FileConfig{FederatesWith: []FederatesWith{{TrustDomain: "p.test", URL: "http://x/", Profile: "https_web"}}}, ExitFailure, "https"},
+		"no profile":          {FileConfig{FederatesWith: []FederatesWith{{TrustDomain: "p.test", URL: "https://x/"}}}, ExitFailure, "profile is required"},
+		"bad refresh":         {FileConfig{FederationRefresh: "often"}, ExitUsage, "-federation-refresh"},
+		"web endpoint no key": {FileConfig{FederationBind: "127.0.0.1:0", FederationProfile: "https_web", FederationCert: "c.pem"}, ExitFailure, "needs a certificate file and a key file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := Run(t.Context(), []string{"-config", write(tc.fc)}, &stderr)
+			assert.Equal(t, tc.code, code, stderr.String())
+			assert.Contains(t, stderr.String(), tc.msg)
+		})
+	}
+	// Unknown keys inside a relationship are refused too.
+	bad := filepath.Join(dir, "unknown.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"federates_with": [{"trust_domain": "p.test", "endpoint_id": "x"}]}`), 0o600))
+	var stderr bytes.Buffer
+	assert.Equal(t, ExitFailure, Run(t.Context(), []string{"-config", bad}, &stderr))
+	assert.Contains(t, stderr.String(), "endpoint_id")
+}
+
+// TestRunFederation: two servers started from the command line federate
+// as the README tells: the operator of partner.test takes example.org's
+// bundle with `bundle show -format spiffe` and names it in federates_with;
+// partner.test then keeps example.org's bundle, which `bundle list` shows.
+func TestRunFederation(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fed")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	run := func(args ...string) (chan int, *lockedBuffer) {
+		var stderr lockedBuffer
+		done := make(chan int, 1)
+		go func() { done <- Main(ctx, append([]string{"run"}, args...), io.Discard, &stderr) }()
+		return done, &stderr
+	}
+	admin := func(args ...string) string {
+		var out, stderr bytes.Buffer
+		code := Main(ctx, args, &out, &stderr)
+		require.Equal(t, ExitOK, code, stderr.String())
+		return out.String()
+	}
+	waitSocket := func(sock string, stderr *lockedBuffer) {
+		require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 20*time.Second, 10*time.Millisecond, stderr.String())
+	}
+
+	orgSock := filepath.Join(dir, "org.sock")
+	orgFed := freeAddr(t)
+	orgDone, orgErr := run("-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "org"), "-bind", "127.0.0.1:0",
+		"-admin-socket", orgSock, "-federation-bind", orgFed, "-federation-profile", "https_spiffe", "-federation-refresh", "1m")
+	waitSocket(orgSock, orgErr)
+	bundlePath := filepath.Join(dir, "example.org.json")
+	require.NoError(t, os.WriteFile(bundlePath, []byte(admin("bundle", "show", "-format", "spiffe", "-admin-socket", orgSock)), 0o600))
+
+	partnerSock := filepath.Join(dir, "partner.sock")
+	cfg, err := json.Marshal(FileConfig{
+		TrustDomain: "partner.test", DataDir: filepath.Join(dir, "partner"), Bind: "127.0.0.1:0", AdminSocket: partnerSock,
+		FederatesWith: []FederatesWith{{
+			TrustDomain: "example.org", URL: "https://" + orgFed + "/", Profile: "https_spiffe",
+			EndpointSPIFFEID: "spiffe://example.org/spiffekit/server", BundleFile: bundlePath,
+		}},
+	})
+	require.NoError(t, err)
+	cfgPath := filepath.Join(dir, "partner.json")
+	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
+	partnerDone, partnerErr := run("-config", cfgPath)
+	waitSocket(partnerSock, partnerErr)
+	require.Eventually(t, func() bool {
+		return strings.Contains(admin("bundle", "list", "-admin-socket", partnerSock), "example.org")
+	}, 20*time.Second, 20*time.Millisecond, partnerErr.String())
+	assert.Contains(t, orgErr.String(), "serving the bundle endpoint")
+
+	cancel()
+	for _, done := range []chan int{orgDone, partnerDone} {
+		select {
+		case code := <-done:
+			assert.Equal(t, ExitOK, code)
+		case <-time.After(20 * time.Second):
+			t.Fatal("run did not stop")
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+)
+
+// domain is one trust domain's server, started from the built program.
+type domain struct {
+	td                   string
+	dir, adminSock, bind string
+	fedBind, bundleFile  string
+}
+
+func newDomain(t *testing.T, td string) *domain {
+	dir := shortTemp(t)
+	return &domain{td: td, dir: dir, adminSock: filepath.Join(dir, "admin.sock"), bind: freePort(t),
+		fedBind: freePort(t), bundleFile: filepath.Join(dir, td+".json")}
+}
+
+func (d *domain) start(t *testing.T, serverBin string, extra ...string) *proc {
+	os.Remove(d.adminSock)
+	args := append([]string{"run", "-trust-domain", d.td, "-data-dir", filepath.Join(d.dir, "data"), "-bind", d.bind,
+		"-admin-socket", d.adminSock, "-federation-bind", d.fedBind}, extra...)
+	p := startProc(t, serverBin, args...)
+	waitFor(t, d.td+"'s admin socket", func() bool { return exists(d.adminSock) })
+	return p
+}
+
+// configFederatingWith writes a configuration file federating d with other.
+func (d *domain) configFederatingWith(t *testing.T, other *domain) string {
+	cfg := map[string]any{"federates_with": []map[string]string{{
+		"trust_domain":       other.td,
+		"url":                "https://" + other.fedBind + "/",
+		"profile":            "https_spiffe",
+		"endpoint_spiffe_id": "spiffe://" + other.td + "/spiffekit/server",
+		"bundle_file":        other.bundleFile,
+	}}}
+	b, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	path := filepath.Join(d.dir, "server.json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+// TestFederationBetweenServers walks the README's federation walk-through
+// with the built programs: two servers publish their bundle endpoints, the
+// operators exchange bundle files and configure one relationship each;
+// each server then keeps the other's bundle, and a workload whose entry
+// federates with the other trust domain receives its bundle.
+func TestFederationBetweenServers(t *testing.T) {
+	serverBin, agentBin := build(t)
+	org, partner := newDomain(t, "example.org"), newDomain(t, "partner.test")
+	for _, d := range []*domain{org, partner} {
+		p := d.start(t, serverBin)
+		doc := must(t, serverBin, "bundle", "show", "-format", "spiffe", "-admin-socket", d.adminSock)
+		require.NoError(t, os.WriteFile(d.bundleFile, []byte(doc), 0o644))
+		require.Equal(t, 0, p.stop(t, syscall.SIGTERM))
+	}
+	org.start(t, serverBin, "-config", org.configFederatingWith(t, partner), "-federation-refresh", "1s")
+	partner.start(t, serverBin, "-config", partner.configFederatingWith(t, org), "-federation-refresh", "1s")
+	for _, pair := range [][2]*domain{{org, partner}, {partner, org}} {
+		waitFor(t, pair[0].td+" to keep "+pair[1].td+"'s bundle", func() bool {
+			out, _, code := run(t, nil, serverBin, "bundle", "list", "-admin-socket", pair[0].adminSock)
+			return code == 0 && strings.Contains(out, pair[1].td)
+		})
+	}
+	shown := must(t, serverBin, "bundle", "show", "-id", "partner.test", "-admin-socket", org.adminSock)
+	assert.Contains(t, shown, "BEGIN CERTIFICATE")
+
+	// A workload of example.org federating with partner.test.
+	pem := filepath.Join(org.dir, "bundle.pem")
+	require.NoError(t, os.WriteFile(pem, []byte(must(t, serverBin, "bundle", "show", "-admin-socket", org.adminSock)), 0o644))
+	token := strings.TrimSpace(must(t, serverBin, "token", "generate", "-admin-socket", org.adminSock))
+	apiSock := filepath.Join(org.dir, "api.sock")
+	startProc(t, agentBin, "run", "-trust-domain", "example.org", "-server", org.bind, "-trust-bundle", pem,
+		"-join-token", token, "-socket", apiSock, "-data-dir", filepath.Join(org.dir, "agent"))
+	var agentID string
+	waitFor(t, "the agent to attest", func() bool {
+		out, _, code := run(t, nil, serverBin, "agent", "list", "-admin-socket", org.adminSock)
+		agentID = regexp.MustCompile(`spiffe://example\.org/spiffekit/agent/join_token/[0-9a-f]+`).FindString(out)
+		return code == 0 && agentID != ""
+	})
+	must(t, serverBin, "entry", "create", "-admin-socket", org.adminSock, "-parent-id", agentID,
+		"-spiffe-id", "spiffe://example.org/web", "-selector", "unix:uid:"+strconv.Itoa(os.Getuid()),
+		"-federates-with", "partner.test")
+	partnerTD := spiffeid.RequireTrustDomainFromString("partner.test")
+	waitFor(t, "partner.test's bundle at the workload", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		c, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+apiSock))
+		if err != nil {
+			return false
+		}
+		b, err := c.Bundles.GetX509BundleForTrustDomain(partnerTD)
+		return err == nil && len(b.X509Authorities()) == 1
+	})
+}

@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/federation"
+	"github.com/spiffekit/spiffekit/logger"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Bundle endpoint profiles (Fed rule 6).
+const (
+	// ProfileHTTPSSPIFFE authenticates a bundle endpoint with an X509-SVID
+	// (Fed rules 14-18).
+	ProfileHTTPSSPIFFE = "https_spiffe"
+	// ProfileHTTPSWeb authenticates a bundle endpoint with a Web PKI
+	// certificate (Fed rules 12-13).
+	ProfileHTTPSWeb = "https_web"
+)
+
+// Timeouts of the bundle endpoint's HTTP server. A bundle is small, so
+// every phase of a request is short.
+const (
+	endpointReadHeaderTimeout = 10 * time.Second
+	endpointReadTimeout       = 30 * time.Second
+	endpointWriteTimeout      = 30 * time.Second
+	endpointIdleTimeout       = 2 * time.Minute
+	endpointMaxHeaderBytes    = 16 << 10
+	endpointShutdownTimeout   = 5 * time.Second
+)
+
+// endpointCipherSuites are the TLS 1.2 suites of the bundle endpoint.
+var endpointCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ownBundleSource serves the trust domain's own bundle, as the server hands
+// it out, to the bundle endpoint handler.
+type ownBundleSource struct{ t *trust }
+
+// GetBundleForTrustDomain implements spiffebundle.Source.
+func (o ownBundleSource) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
+	if td != o.t.td {
+		return nil, fmt.Errorf("server: no bundle for trust domain %q", td.Name())
+	}
+	return o.t.Bundle(), nil
+}
+
+// bundleEndpoint serves the trust domain's bundle over HTTPS.
+type bundleEndpoint struct {
+	lis net.Listener
+	srv *http.Server
+}
+
+// newBundleEndpoint binds the bundle endpoint of s's trust domain,
+// authenticated as cfg.FederationProfile says.
+func (s *Server) newBundleEndpoint() (*bundleEndpoint, error) {
+	cfg := s.cfg
+	tlsConf := &tls.Config{
+		// Fed rule 7: Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE with
+		// AEAD suites only (TLS 1.3 suites are all AEAD and not
+		// configurable).
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: endpointCipherSuites,
+		// Fed rule 9: no client authentication of any kind.
+		ClientAuth: tls.NoClientCert,
+	}
+	switch cfg.FederationProfile {
+	case ProfileHTTPSSPIFFE:
+		// Fed rule 15: the server's own X509-SVID, minted and renewed by
+		// the node API (re-minted when the active CA changes).
+		tlsConf.GetCertificate = s.node.TLSConfig().GetCertificate
+	case ProfileHTTPSWeb:
+		kp, err := newKeyPairReloader(cfg.FederationCertFile, cfg.FederationKeyFile, s.log)
+		if err != nil {
+			return nil, err
+		}
+		tlsConf.GetCertificate = kp.getCertificate
+	}
+	h, err := federation.NewHandler(cfg.TrustDomain, ownBundleSource{s.trust},
+		federation.WithLogger(logger.Slog(s.log.With("component", "bundle_endpoint"))))
+	if err != nil {
+		return nil, fmt.Errorf("server: bundle endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", h) // Fed rule 10: the operator's path is "/"
+	lis, err := net.Listen("tcp", cfg.FederationBind)
+	if err != nil {
+		return nil, fmt.Errorf("server: bundle endpoint: %w", err)
+	}
+	return &bundleEndpoint{
+		lis: lis,
+		srv: &http.Server{
+			Handler:           mux,
+			TLSConfig:         tlsConf,
+			ReadHeaderTimeout: endpointReadHeaderTimeout,
+			ReadTimeout:       endpointReadTimeout,
+			WriteTimeout:      endpointWriteTimeout,
+			IdleTimeout:       endpointIdleTimeout,
+			MaxHeaderBytes:    endpointMaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(s.log.With("component", "bundle_endpoint").Handler(), slog.LevelDebug),
+		},
+	}, nil
+}
+
+// serve serves until ctx is done, then shuts down gracefully.
+func (e *bundleEndpoint) serve(ctx context.Context) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endpointShutdownTimeout)
+		defer cancel()
+		if err := e.srv.Shutdown(sctx); err != nil {
+			_ = e.srv.Close()
+		}
+	})
+	err := e.srv.ServeTLS(e.lis, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("server: bundle endpoint: %w", err)
+}
+
+// keyPairReloader serves a PEM certificate and key from disk, loading them
+// again when either file changes, so that a renewed Web PKI certificate
+// needs no restart. A file that does not load keeps the previous pair.
+type keyPairReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	certMod time.Time
+	keyMod  time.Time
+}
+
+func newKeyPairReloader(certFile, keyFile string, log *slog.Logger) (*keyPairReloader, error) {
+	k := &keyPairReloader{certFile: certFile, keyFile: keyFile, log: log}
+	if err := k.load(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func modTime(path string) (time.Time, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
+
+// load reads the pair. The caller holds k.mu or owns k.
+func (k *keyPairReloader) load() error {
+	cm, err := modTime(k.certFile)
+	if err != nil {
+		return fmt.Errorf("server: bundle endpoint certificate: %w", err)
+	}
+	km, err := modTime(k.keyFile)
+	if err != nil {
+		return fmt.Errorf("server: bundle endpoint key: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	if err != nil {
+		return fmt.Errorf("server: bundle endpoint certificate: %w", err)
+	}
+	k.cert, k.certMod, k.keyMod = &cert, cm, km
+	return nil
+}
+
+func (k *keyPairReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cm, err1 := modTime(k.certFile)
+	km, err2 := modTime(k.keyFile)
+	if err1 == nil && err2 == nil && (!cm.Equal(k.certMod) || !km.Equal(k.keyMod)) {
+		if err := k.load(); err != nil {
+			// Not again until a file changes once more: a half-written
+			// pair is completed by the next write.
+			k.certMod, k.keyMod = cm, km
+			k.log.Warn("reloading the bundle endpoint certificate failed; the previous one stays", "err", err)
+		} else {
+			k.log.Info("bundle endpoint certificate reloaded", "not_after", k.cert.Leaf.NotAfter)
+		}
+	}
+	return k.cert, nil
+}

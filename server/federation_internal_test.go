@@ -1,0 +1,63 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Fed rules 21, 22: a refresh hint shorter than the configured interval is
+// followed, but the endpoint cannot make the server poll in a tight loop.
+func TestNextRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		refresh, hint, want time.Duration
+	}{
+		{5 * time.Minute, 0, 5 * time.Minute},
+		{5 * time.Minute, time.Hour, 5 * time.Minute},
+		{5 * time.Minute, time.Minute, time.Minute},
+		{5 * time.Minute, time.Millisecond, time.Second},
+		{100 * time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond},
+		{100 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		w := &fedWatcher{refresh: tc.refresh}
+		assert.Equal(t, tc.want, w.nextRefresh(tc.hint), "refresh %s hint %s", tc.refresh, tc.hint)
+	}
+}
+
+// Fed rules 17, 18: the bundle that authenticates an https_spiffe endpoint.
+func TestEndpointBundleSource(t *testing.T) {
+	own := spiffeid.RequireTrustDomainFromString("example.org")
+	partner := spiffeid.RequireTrustDomainFromString("partner.test")
+	boot := x509bundle.New(partner)
+	w := &fedWatcher{
+		rel: relationship{Relationship: Relationship{
+			TrustDomain: partner, Profile: ProfileHTTPSSPIFFE, EndpointSPIFFEID: spiffeid.RequireFromPath(partner, "/x"),
+		}, bootstrap: boot},
+		trust: &trust{td: own},
+	}
+	_, err := w.GetX509BundleForTrustDomain(own)
+	require.Error(t, err, "only the endpoint's trust domain")
+	b, err := w.GetX509BundleForTrustDomain(partner)
+	require.NoError(t, err)
+	assert.Same(t, boot, b, "the bootstrap bundle until a fetch succeeds")
+	w.fetched.Store(true)
+	_, err = w.GetX509BundleForTrustDomain(partner)
+	require.ErrorContains(t, err, "no bundle of \"partner.test\" is stored", "never the bootstrap after the first fetch")
+
+	// An endpoint of the own trust domain is authenticated with the own
+	// bundle.
+	w.rel.EndpointSPIFFEID = spiffeid.RequireFromPath(own, "/x")
+	w.trust.merged = spiffebundle.New(own)
+	b, err = w.GetX509BundleForTrustDomain(own)
+	require.NoError(t, err)
+	assert.Equal(t, own, b.TrustDomain())
+
+	_, err = ownBundleSource{w.trust}.GetBundleForTrustDomain(partner)
+	require.Error(t, err)
+}
