@@ -174,13 +174,15 @@ func entryFromJSON(j entryJSON) (registry.Entry, error) {
 	e := registry.Entry{
 		ID:         j.ID,
 		Selectors:  selectorsFromJSON(j.Selectors),
-		DNSNames:   j.DNSNames,
 		Admin:      j.Admin,
 		Downstream: j.Downstream,
 		Hint:       j.Hint,
 		Revision:   j.Revision,
 		CreatedAt:  derefTime(j.CreatedAt),
 		UpdatedAt:  derefTime(j.UpdatedAt),
+	}
+	if len(j.DNSNames) > 0 { // an empty list is no list, as in the stores
+		e.DNSNames = j.DNSNames
 	}
 	var err error
 	if e.SPIFFEID, err = optionalID("spiffe_id", j.SPIFFEID); err != nil {
