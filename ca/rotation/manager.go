@@ -332,6 +332,8 @@ func (m *Manager) newSnapshot(st *state) *snapshot {
 	return sn
 }
 
+var _ ca.Authority = (*Manager)(nil)
+
 // X509Authority returns the active X.509 CA. Sign with it and let go: the
 // next call may return another one after a rotation.
 func (m *Manager) X509Authority() *ca.X509Authority { return m.snap.Load().x509 }
