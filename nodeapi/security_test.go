@@ -442,7 +442,7 @@ func TestNewServerValidation(t *testing.T) {
 }
 
 // noBundle is an authority that lost its bundle.
-type noBundle struct{ nodeapi.Authority }
+type noBundle struct{ ca.Authority }
 
 func (noBundle) Bundle() *spiffebundle.Bundle { return nil }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,43 +40,22 @@ const (
 // agents: spiffe://<trust domain>/spiffekit/server.
 const ServerPath = "/spiffekit/server"
 
-// An Authority is the certificate authority of the trust domain, as the
-// node server uses it; the rotating CA manager of package ca/rotation
-// implements it. The getters must not block.
-type Authority interface {
-	// X509Authority returns the X.509 CA that signs now, or nil if none.
-	X509Authority() *ca.X509Authority
-	// JWTAuthority returns the JWT signing key in use now, or nil if none.
-	JWTAuthority() *ca.JWTAuthority
-	// Bundle returns the trust domain's bundle: every authority that
-	// relying parties must trust, which is what agents receive.
-	Bundle() *spiffebundle.Bundle
-	// Subscribe returns a channel that receives a value after the bundle or
-	// an active authority changes (capacity 1, never closed), and a function
-	// that ends the subscription.
-	Subscribe() (updates <-chan struct{}, unsubscribe func())
-}
-
-// A TaintReporter is an Authority that can name X.509 CAs whose SVIDs must
-// be replaced early. Agents receive the list and re-mint at once.
-type TaintReporter interface {
-	TaintedX509CAs() []*x509.Certificate
-}
-
 // A FederationSource gives the bundles of foreign trust domains that the
 // server hands to agents, and signals when they change.
 type FederationSource interface {
 	// FederatedBundles returns the current bundles of foreign trust domains.
 	FederatedBundles() []*spiffebundle.Bundle
-	// Subscribe is as for Authority.
+	// Subscribe returns a channel that receives a value after the
+	// federated bundles change (capacity 1, coalescing, never closed), and
+	// a function that ends the subscription.
 	Subscribe() (updates <-chan struct{}, unsubscribe func())
 }
 
 // ServerConfig configures NewServer. The struct is copied.
 type ServerConfig struct {
 	// Authority signs agent SVIDs and the SVIDs agents ask for, and
-	// supplies the bundle. Required.
-	Authority Authority
+	// supplies the bundle and the tainted CAs agents receive. Required.
+	Authority ca.Authority
 
 	// Registry holds the registration entries. Required. The server
 	// indexes it and follows its change feed, pushing changes to the

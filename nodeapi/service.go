@@ -549,11 +549,9 @@ func (s *Server) syncResponse(a registry.Agent, st *syncState) (*nodepb.SyncResp
 		}
 	}
 	var tainted strings.Builder
-	if tr, ok := s.cfg.Authority.(TaintReporter); ok {
-		for _, c := range tr.TaintedX509CAs() {
-			resp.TaintedX509Cas = append(resp.TaintedX509Cas, c.Raw)
-			tainted.Write(c.Raw)
-		}
+	for _, c := range s.cfg.Authority.TaintedX509CAs() {
+		resp.TaintedX509Cas = append(resp.TaintedX509Cas, c.Raw)
+		tainted.Write(c.Raw)
 	}
 	if tainted.String() != st.tainted {
 		st.tainted = tainted.String()

@@ -28,7 +28,7 @@ type sharedStore interface {
 // trust is the server's view of the trust domain's authorities: its own
 // rotating CA, merged with the authorities the other servers sharing the
 // database publish, and the federated bundles kept in the database. It is
-// the nodeapi.Authority and nodeapi.FederationSource of the server.
+// the ca.Authority and nodeapi.FederationSource of the server.
 type trust struct {
 	ca       *rotation.Manager
 	store    sharedStore
@@ -48,8 +48,7 @@ type trust struct {
 }
 
 var (
-	_ nodeapi.Authority        = (*trust)(nil)
-	_ nodeapi.TaintReporter    = (*trust)(nil)
+	_ ca.Authority             = (*trust)(nil)
 	_ nodeapi.FederationSource = (*trust)(nil)
 )
 
@@ -70,7 +69,7 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 }
 
 // authorityState sums up the own CA's active X.509 CA, active JWT key and
-// tainted CAs. nodeapi.Authority's subscribers must hear of a change of
+// tainted CAs. ca.Authority's subscribers must hear of a change of
 // these even when the bundle stays the same (an activation changes no
 // bundle), so that agents re-mint with the new CA.
 func (t *trust) authorityState() string {
@@ -126,7 +125,7 @@ func (t *trust) federatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
 	return nil
 }
 
-// Subscribe implements nodeapi.Authority and nodeapi.FederationSource.
+// Subscribe implements ca.Authority and nodeapi.FederationSource.
 func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
 // merge builds the trust domain's bundle from the own CA's and the peers'.
