@@ -3,6 +3,7 @@ package spiffekit_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -53,9 +54,96 @@ func isBundle(pkg string) bool {
 	return strings.HasPrefix(rel, "bundle/") || strings.HasPrefix(rel, "exp/bundle/")
 }
 
-// TestImportMap enforces the direction of imports between the library's
-// packages, and that no library package depends on go-spiffe, on examples or on
-// the conformance module.
+// Kinds of internal package. Helpers are the bottom layer: they may import
+// layer 0 and other helpers only, and anything in the module may import
+// them. Test-only packages, under internal/testing, may import any library
+// package, but only tests (and other test-only packages) may import them.
+const (
+	notInternal = iota
+	internalHelper
+	internalTesting
+)
+
+func internalKind(pkg string) int {
+	switch rel := strings.TrimPrefix(pkg, module+"/"); {
+	case rel == "internal/testing" || strings.HasPrefix(rel, "internal/testing/"):
+		return internalTesting
+	case strings.HasPrefix(rel, "internal/"):
+		return internalHelper
+	}
+	return notInternal
+}
+
+// program returns the directory of the program an examples package belongs
+// to ("examples/spiffe-server" for examples/spiffe-server/cli), or "" for a
+// package outside examples/.
+func program(pkg string) string {
+	rel, ok := strings.CutPrefix(pkg, module+"/")
+	if !ok || !strings.HasPrefix(rel, "examples/") {
+		return ""
+	}
+	parts := strings.SplitN(rel, "/", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[0] + "/" + parts[1]
+}
+
+// importViolation says why the non-test files of pkg must not import imp,
+// or returns "" if they may.
+func importViolation(pkg, imp string) string {
+	switch {
+	case strings.HasPrefix(imp, "github.com/spiffe/go-spiffe"):
+		return "go-spiffe must stay out of the module (only conformance/ uses it)"
+	case strings.HasPrefix(imp, module+"/conformance"):
+		return "conformance/ is a nested module that tests this one"
+	case !strings.HasPrefix(imp, module+"/"):
+		return ""
+	case program(imp) != "":
+		// Programs share only examples/internal; each keeps the rest of
+		// its code to itself, and the library never imports a program.
+		if program(pkg) == "" {
+			return "the library must not import examples/"
+		}
+		if program(imp) != "examples/internal" && program(imp) != program(pkg) {
+			return "a program may import examples/internal and its own packages only"
+		}
+		return ""
+	case internalKind(imp) == internalTesting:
+		if internalKind(pkg) != internalTesting {
+			return "internal/testing holds test-only packages: import them from _test.go files only"
+		}
+		return ""
+	case internalKind(pkg) == internalHelper:
+		if internalKind(imp) == internalHelper {
+			return ""
+		}
+		if l, ok := layer(imp); ok && l == 0 {
+			return ""
+		}
+		return "internal helpers are the bottom layer: they may import layer 0 (spiffeid, logger) and other internal helpers only"
+	case internalKind(imp) == internalHelper, internalKind(pkg) == internalTesting:
+		return ""
+	}
+	myLayer, ok := layer(pkg)
+	if !ok {
+		return ""
+	}
+	impLayer, ok := layer(imp)
+	if !ok {
+		return ""
+	}
+	if impLayer >= myLayer && !(isBundle(pkg) && isBundle(imp)) {
+		return fmt.Sprintf("layer %d must not import layer %d", myLayer, impLayer)
+	}
+	return ""
+}
+
+// TestImportMap enforces the import map of docs/ARCHITECTURE.md on every
+// package of the module: the direction of imports between the library's
+// packages, internal helpers at the bottom, test-only packages out of
+// non-test code, and no library package depending on go-spiffe, on
+// examples or on the conformance module.
 func TestImportMap(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/...").Output()
 	if err != nil {
@@ -67,31 +155,65 @@ func TestImportMap(t *testing.T) {
 		fields := strings.Fields(sc.Text())
 		pkg, imports := fields[0], fields[1:]
 		packages++
-		myLayer, layered := layer(pkg)
-		if rel := strings.TrimPrefix(pkg, module); !layered && rel != "" && !strings.HasPrefix(rel, "/internal/") {
+		if _, layered := layer(pkg); !layered && pkg != module && internalKind(pkg) == notInternal {
 			t.Errorf("%s is not in the import map: add it to layer() and to docs/ARCHITECTURE.md", pkg)
 		}
 		for _, imp := range imports {
-			switch {
-			case strings.HasPrefix(imp, "github.com/spiffe/go-spiffe"):
-				t.Errorf("%s imports %s: go-spiffe must stay out of the library", pkg, imp)
-			case strings.HasPrefix(imp, module+"/examples"), strings.HasPrefix(imp, module+"/conformance"):
-				t.Errorf("%s imports %s", pkg, imp)
-			case !strings.HasPrefix(imp, module+"/"):
-				continue
-			case strings.HasPrefix(imp, module+"/internal/"):
-				continue
-			}
-			impLayer, ok := layer(imp)
-			if !ok || !layered {
-				continue
-			}
-			if impLayer >= myLayer && !(isBundle(pkg) && isBundle(imp)) {
-				t.Errorf("%s (layer %d) must not import %s (layer %d)", pkg, myLayer, imp, impLayer)
+			if why := importViolation(pkg, imp); why != "" {
+				t.Errorf("%s must not import %s: %s", pkg, imp, why)
 			}
 		}
 	}
 	if packages < 2 {
 		t.Fatalf("go list found %d packages; the test is not looking at the module", packages)
+	}
+}
+
+// TestImportViolation checks the rules of TestImportMap on imports that
+// break them, so that a rule that stopped catching anything would fail here.
+func TestImportViolation(t *testing.T) {
+	m := func(rel string) string { return module + "/" + rel }
+	tests := []struct {
+		pkg, imp string
+		allowed  bool
+	}{
+		{m("svid/x509svid"), m("bundle/x509bundle"), true},
+		{m("bundle/x509bundle"), m("svid/x509svid"), false},
+		{m("bundle/spiffebundle"), m("bundle/jwtbundle"), true},
+		{m("server"), m("agent"), false},
+		{m("spiffeid"), m("internal/pemutil"), true},
+		{m("agent"), "github.com/spiffe/go-spiffe/v2/spiffeid", false},
+		{m("agent"), m("conformance/internal/workloadtest"), false},
+		// Internal helpers are the bottom layer.
+		{m("internal/bundleset"), m("spiffeid"), true},
+		{m("internal/keyset"), m("internal/jwkutil"), true},
+		{m("internal/bundleset"), m("bundle/x509bundle"), false},
+		{m("internal/unixsock"), m("workloadapi/endpoint"), false},
+		{m("internal/pemutil"), m("examples/internal/metrics"), false},
+		// Test-only packages: they may import the library, only tests may
+		// import them.
+		{m("internal/testing/testca"), m("svid/x509svid"), true},
+		{m("internal/testing/keysettest"), m("internal/keyset"), true},
+		{m("internal/testing/pbtest"), m("internal/testing/testca"), true},
+		{m("svid/x509svid"), m("internal/testing/testca"), false},
+		{m("internal/jwkutil"), m("internal/testing/testca"), false},
+		{m("examples/spiffe-server/cli"), m("internal/testing/pgtest"), false},
+		{m("internal/testing/testca"), m("examples/spiffe-server/cli"), false},
+		// Programs.
+		{m("examples/spiffe-server"), m("examples/spiffe-server/cli"), true},
+		{m("examples/spiffe-server/cli"), m("examples/internal/metrics"), true},
+		{m("examples/spiffe-agent/cli"), m("server"), true},
+		{m("examples/spiffe-agent/cli"), m("examples/spiffe-server/cli"), false},
+		{m("server"), m("examples/internal/metrics"), false},
+		{module, m("examples/spiffe-agent/cli"), false},
+	}
+	for _, tt := range tests {
+		why := importViolation(tt.pkg, tt.imp)
+		if tt.allowed && why != "" {
+			t.Errorf("%s importing %s refused (%s); it is allowed", tt.pkg, tt.imp, why)
+		}
+		if !tt.allowed && why == "" {
+			t.Errorf("%s importing %s allowed; it must be refused", tt.pkg, tt.imp)
+		}
 	}
 }

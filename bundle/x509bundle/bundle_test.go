@@ -14,7 +14,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
-	"github.com/spiffekit/spiffekit/internal/testca"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/internal/pgtest"
+	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 )
 
 // bins holds the two programs, built once for every test.

@@ -15,12 +15,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spiffekit/spiffekit/internal/agentcli"
+	"github.com/spiffekit/spiffekit/examples/spiffe-agent/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := agentcli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -5,7 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/spiffekit/spiffekit/internal/pbtest"
+	"github.com/spiffekit/spiffekit/internal/testing/pbtest"
 )
 
 // wireTable pins every field of the node protocol: an agent and a server

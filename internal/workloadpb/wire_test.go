@@ -5,7 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/spiffekit/spiffekit/internal/pbtest"
+	"github.com/spiffekit/spiffekit/internal/testing/pbtest"
 )
 
 // wireTable is section B of shared/spec/workload-api.md: every message with

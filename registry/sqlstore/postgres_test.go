@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/internal/pgtest"
+	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"

@@ -3,7 +3,7 @@ package x509svid_test
 import (
 	"testing"
 
-	"github.com/spiffekit/spiffekit/internal/testca"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/pemutil"
-	"github.com/spiffekit/spiffekit/internal/testca"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
-	"github.com/spiffekit/spiffekit/internal/keyset/keysettest"
+	"github.com/spiffekit/spiffekit/internal/testing/keysettest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 

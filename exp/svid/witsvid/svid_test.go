@@ -22,7 +22,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
 	"github.com/spiffekit/spiffekit/exp/svid/witsvid"
-	"github.com/spiffekit/spiffekit/internal/testca"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 

@@ -1,0 +1,17 @@
+// Package nodebench holds the performance measurements of the issuing
+// server and the node agent working together: X509-SVID signing through
+// the node protocol, Workload API round trips served by an agent, the delay
+// from a registry write to a workload holding the new SVID, the sync of
+// large registries and of many agents, and the datastore queries an idle
+// agent costs. It has no code of its own; everything is in its tests.
+//
+// Every benchmark also runs, on a small scale, as a test, so that a plain
+// `go test` keeps them working:
+//
+//	go test ./examples/e2e/nodebench
+//	go test ./examples/e2e/nodebench -run '^$' -bench . -benchmem -count 3
+//
+// Each benchmark reports its main figure with testing.B.ReportMetric
+// (SVIDs/s, p50-ms, p99-ms, queries/s/agent, ...); docs/PERFORMANCE.md
+// lists the figures and how to reproduce them.
+package nodebench

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest/x509pop"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/pemutil"
+)
+
+func TestClientCommandErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "api.sock")
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"x509 help", []string{"api", "fetch", "x509", "-h"}, ExitUsage, "Usage: spiffe-agent api fetch x509"},
+		{"x509 extra argument", []string{"api", "fetch", "x509", "now"}, ExitUsage, `unexpected argument "now"`},
+		{"x509 no agent", []string{"api", "fetch", "x509", "-socket", missing, "-timeout", "200ms"}, ExitFailure, "spiffe-agent api fetch x509: "},
+		{"x509 bad address", []string{"api", "fetch", "x509", "-socket", "http://x"}, ExitFailure, "-socket:"},
+		{"x509 zero timeout", []string{"api", "fetch", "x509", "-socket", missing, "-timeout", "0s"}, ExitFailure, "-timeout must be positive"},
+		{"jwt without audience", []string{"api", "fetch", "jwt", "-socket", missing}, ExitUsage, "-audience is required"},
+		{"jwt bad flag", []string{"api", "fetch", "jwt", "-aud", "x"}, ExitUsage, "flag provided but not defined"},
+		{"jwt bad spiffe id", []string{"api", "fetch", "jwt", "-audience", "a", "-spiffe-id", "example.org/web"}, ExitFailure, "-spiffe-id:"},
+		{"jwt no agent", []string{"api", "fetch", "jwt", "-audience", "a", "-socket", missing, "-timeout", "200ms"}, ExitFailure, "spiffe-agent api fetch jwt: "},
+		{"jwt bad address", []string{"api", "fetch", "jwt", "-audience", "a", "-socket", "unix://host/x"}, ExitFailure, "-socket:"},
+		{"healthcheck help", []string{"healthcheck", "-h"}, ExitUsage, "PermissionDenied counts"},
+		{"healthcheck bad address", []string{"healthcheck", "-socket", "ftp://x"}, ExitFailure, "-socket:"},
+		{"healthcheck zero timeout", []string{"healthcheck", "-socket", "tcp://127.0.0.1:1", "-timeout", "0s"}, ExitFailure, "-timeout must be positive"},
+		{"healthcheck nothing listening", []string{"healthcheck", "-socket", "tcp://127.0.0.1:1", "-timeout", "500ms"}, ExitFailure,
+			"spiffe-agent healthcheck: unhealthy: the Workload API at tcp://127.0.0.1:1 did not answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := cli(t, tt.args...)
+			assert.Equal(t, tt.code, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tt.stderr)
+			if tt.code == ExitFailure {
+				assert.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
+			}
+		})
+	}
+}
+
+func TestSocketFlagDefaultsToTheEnvironment(t *testing.T) {
+	t.Setenv("SPIFFE_ENDPOINT_SOCKET", "unix:///run/elsewhere.sock")
+	code, _, stderr := cli(t, "healthcheck")
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at /run/elsewhere.sock\n", stderr)
+
+	t.Setenv("SPIFFE_ENDPOINT_SOCKET", "")
+	code, _, stderr = cli(t, "healthcheck")
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at "+DefaultSocket+"\n", stderr)
+}
+
+func TestRelativeSocketPath(t *testing.T) {
+	c := clientFlags{socket: "api.sock"}
+	addr, err := c.addr()
+	require.NoError(t, err)
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, "unix://"+filepath.Join(wd, "api.sock"), addr)
+}
+
+func TestLoadTrustBundle(t *testing.T) {
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	roots := m.Bundle().X509Authorities()
+	doc, err := m.Bundle().Marshal()
+	require.NoError(t, err)
+	s := &settings{trustDomain: td}
+
+	for name, data := range map[string][]byte{
+		"pem":                    pemutil.EncodeCertificates(roots),
+		"spiffe bundle":          doc,
+		"spiffe bundle, spacing": append([]byte("\n  "), doc...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := loadTrustBundle(s, writeFile(t, "bundle", string(data)))
+			require.NoError(t, err)
+			assert.Equal(t, roots, b.X509Authorities())
+			assert.Equal(t, td, b.TrustDomain())
+		})
+	}
+
+	t.Run("too large", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "big.pem")
+		require.NoError(t, os.WriteFile(f, make([]byte, 4<<20+1), 0o644))
+		_, err := loadTrustBundle(s, f)
+		require.ErrorContains(t, err, "larger than")
+	})
+	t.Run("a directory", func(t *testing.T) {
+		_, err := loadTrustBundle(s, t.TempDir())
+		require.Error(t, err)
+	})
+}
+
+func TestX509PoPAttestorFromFiles(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "node1"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	keyPEM, err := pemutil.EncodePKCS8PrivateKey(key)
+	require.NoError(t, err)
+	certFile := writeFile(t, "node.pem", string(pemutil.EncodeCertificates([]*x509.Certificate{cert})))
+	keyFile := writeFile(t, "node.key", string(keyPEM))
+
+	cfg := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"x509pop": {"certificate": "`+certFile+`", "private_key": "`+keyFile+`"}}}`)
+	s, code := parseRun([]string{"-config", cfg}, &strings.Builder{})
+	require.Equal(t, ExitOK, code)
+	a, err := newNodeAttestor(s, func(error) {})
+	require.NoError(t, err)
+	assert.Equal(t, x509pop.Type, a.Type())
+
+	// A key readable by others is refused.
+	require.NoError(t, os.Chmod(keyFile, 0o644))
+	_, err = newNodeAttestor(s, func(error) {})
+	require.ErrorContains(t, err, "x509pop")
+}
+
+func TestNoAttestorCancelsTheStart(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	n := noAttestor{cancel: cancel}
+	_, err := n.Respond(ctx, []byte("challenge"))
+	require.ErrorIs(t, err, errNoAttestor)
+	require.ErrorIs(t, context.Cause(ctx), errNoAttestor)
+}

@@ -1,0 +1,18 @@
+// Package cli is the command line of the spiffe-agent program: run
+// starts a node agent (package agent) from flags and a JSON config file;
+// api fetch x509, api fetch jwt and healthcheck are Workload API clients
+// for trying the agent out and for probes. The program's main is a few
+// lines around [Main]:
+//
+//	func main() {
+//		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//		code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+//		stop()
+//		os.Exit(code)
+//	}
+//
+// Flag names and config keys are part of the interface: scripts depend on
+// them. examples/spiffe-agent/README.md documents every one. Results go to
+// stdout, logs and errors to stderr (an error as one line); the exit code is
+// [ExitOK], [ExitFailure] or [ExitUsage].
+package cli

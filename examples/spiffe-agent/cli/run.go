@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/attest/x509pop"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/examples/internal/metrics"
+)
+
+// socketMode is the permission of the Workload API socket: every local
+// user may connect. The Workload API serves processes of every uid, and
+// who gets what is decided by attesting each caller from the kernel's
+// credentials (SO_PEERCRED and /proc), not by who can open the socket; a
+// caller with no registration entry gets PermissionDenied. A tighter mode
+// would only hide the API from workloads that are meant to use it.
+const socketMode = 0o777
+
+// runCommand is "spiffe-agent run".
+func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+	s, code := parseRun(args, stderr)
+	if s == nil {
+		return code
+	}
+	return run(ctx, s, stderr)
+}
+
+// parseRun parses and checks the flags and config file of run. It returns
+// nil and the exit code if they are not usable.
+func parseRun(args []string, stderr io.Writer) (*settings, int) {
+	const name = "spiffe-agent run"
+	fs := newFlagSet(name, "Run the node agent: attest this node to an issuing server, keep its\nregistration entries in sync and serve their SVIDs on the Workload API socket.", stderr)
+	var fl fileConfig
+	var cfgPath string
+	runFlags(fs, &fl, &cfgPath)
+	if !parseFlags(fs, args, stderr) {
+		return nil, ExitUsage
+	}
+	cfg := defaultConfig()
+	if cfgPath != "" {
+		if err := loadConfig(cfgPath, &cfg); err != nil {
+			return nil, fail(stderr, name, err)
+		}
+	}
+	apply(fs, &fl, &cfg)
+	s, err := check(cfg)
+	if err != nil {
+		return nil, fail(stderr, name, err)
+	}
+	return s, ExitOK
+}
+
+// errNoAttestor ends the start-up when the agent must attest but was given
+// no node attestor.
+var errNoAttestor = errors.New("cli: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop")
+
+// noAttestor stands in for a node attestor on a restart that needs none
+// (the data directory holds a valid agent SVID). If the agent must attest
+// after all, it cancels the start-up with errNoAttestor rather than let the
+// agent retry something that cannot succeed.
+type noAttestor struct{ cancel context.CancelCauseFunc }
+
+func (noAttestor) Type() string { return "none" }
+
+func (n noAttestor) Payload(context.Context) ([]byte, error) {
+	n.cancel(errNoAttestor)
+	return nil, errNoAttestor
+}
+
+func (n noAttestor) Respond(context.Context, []byte) ([]byte, error) {
+	n.cancel(errNoAttestor)
+	return nil, errNoAttestor
+}
+
+// run starts the agent described by s and serves until ctx is done.
+func run(ctx context.Context, s *settings, stderr io.Writer) int {
+	const name = "spiffe-agent run"
+	log := s.newLogger(stderr)
+
+	var bundle *x509bundle.Bundle
+	if s.cfg.TrustBundle != "" {
+		var err error
+		if bundle, err = loadTrustBundle(s, s.cfg.TrustBundle); err != nil {
+			return fail(stderr, name, err)
+		}
+	}
+	if s.cfg.InsecureBootstrap {
+		log.Warn("INSECURE BOOTSTRAP: the first attestation does not verify the server, and the agent trusts " +
+			"whatever bundle the server it reaches sends. Anyone who can intercept the connection can " +
+			"impersonate the server. Use -trust-bundle outside of trying things out.")
+	}
+	startCtx, cancelStart := context.WithCancelCause(ctx)
+	defer cancelStart(nil)
+	nodeAttestor, err := newNodeAttestor(s, cancelStart)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	workloadAttestor, err := unix.New(unix.Config{
+		ProcRoot:       s.cfg.WorkloadAttestor.Unix.ProcRoot,
+		SkipExecutable: s.cfg.WorkloadAttestor.Unix.SkipExecutable,
+		SkipHash:       s.cfg.WorkloadAttestor.Unix.SkipHash,
+	})
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	if s.dataDir != "" {
+		if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+			return fail(stderr, name, fmt.Errorf("cli: -data-dir: %w", err))
+		}
+	} else {
+		log.Warn("no -data-dir: nothing is kept across restarts, so a restarted agent attests again (a join token works only once)")
+	}
+	// The socket's directory must let every user reach the socket (see
+	// socketMode); one that exists is left as the operator made it.
+	if err := os.MkdirAll(filepath.Dir(s.socket), 0o755); err != nil {
+		return fail(stderr, name, fmt.Errorf("cli: -socket: %w", err))
+	}
+
+	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", nodeAttestor.Type())
+	a, err := agent.New(startCtx, agent.Config{
+		TrustDomain:       s.trustDomain,
+		Servers:           s.cfg.Servers,
+		TrustBundle:       bundle,
+		InsecureBootstrap: s.cfg.InsecureBootstrap,
+		NodeAttestor:      nodeAttestor,
+		WorkloadAttestor:  workloadAttestor,
+		DataDir:           s.dataDir,
+		Logger:            log,
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		log.Info("stopped before the agent started")
+		return ExitOK
+	case err != nil && errors.Is(context.Cause(startCtx), errNoAttestor):
+		return fail(stderr, name, errNoAttestor)
+	case err != nil:
+		return fail(stderr, name, err)
+	}
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Warn("closing the agent", "err", err)
+		}
+		log.Info("stopped")
+	}()
+	addr, err := a.Start(s.socket, socketMode)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	if s.cfg.MetricsAddr != "" {
+		maddr, err := metrics.Serve(ctx, s.cfg.MetricsAddr, metrics.Handler(agentMetrics(a, log), a.Healthy), log)
+		if err != nil {
+			return fail(stderr, name, err)
+		}
+		log.Info("serving metrics", "addr", maddr.String())
+	}
+	log.Info("agent started", "agent", a.ID().String(), "workload_api", addr)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return ExitOK
+}
+
+// newNodeAttestor returns the node attestor the settings name.
+func newNodeAttestor(s *settings, cancelStart context.CancelCauseFunc) (attest.NodeAttestorClient, error) {
+	if x := s.cfg.NodeAttestor.X509PoP; x != nil && x.Certificate != "" {
+		c, err := x509pop.LoadClient(x.Certificate, x.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("cli: node attestor: %w", err)
+		}
+		return c, nil
+	}
+	if s.cfg.JoinToken != "" {
+		c := jointoken.NewClient(s.cfg.JoinToken)
+		// A malformed token fails here, once, rather than in the agent's
+		// retry loop. The error names no part of the token.
+		if _, err := c.Payload(context.Background()); err != nil {
+			return nil, fmt.Errorf("cli: -join-token: %w", err)
+		}
+		return c, nil
+	}
+	return noAttestor{cancel: cancelStart}, nil
+}
+
+// loadTrustBundle reads the trust bundle file: PEM CA certificates, or a
+// SPIFFE bundle JSON document if the file starts with '{'.
+func loadTrustBundle(s *settings, path string) (*x509bundle.Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cli: -trust-bundle: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, x509bundle.MaxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cli: -trust-bundle: %w", err)
+	}
+	if len(data) > x509bundle.MaxBundleSize {
+		return nil, fmt.Errorf("cli: -trust-bundle: %s is larger than %d bytes", path, x509bundle.MaxBundleSize)
+	}
+	var b *x509bundle.Bundle
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
+		sb, err := spiffebundle.Parse(s.trustDomain, trimmed)
+		if err != nil {
+			return nil, fmt.Errorf("cli: -trust-bundle %s: %w", path, err)
+		}
+		b = sb.X509Bundle()
+	} else if b, err = x509bundle.Parse(s.trustDomain, data); err != nil {
+		return nil, fmt.Errorf("cli: -trust-bundle %s: %w", path, err)
+	}
+	if len(b.X509Authorities()) == 0 {
+		return nil, fmt.Errorf("cli: -trust-bundle %s holds no X.509 authority", path)
+	}
+	return b, nil
+}
+
+// agentMetrics registers the agent's metrics, read from its Stats at each
+// scrape.
+func agentMetrics(a *agent.Agent, log *slog.Logger) *metrics.Registry {
+	reg := metrics.New()
+	unixSeconds := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixNano()) / 1e9
+	}
+	boolean := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	reg.GaugeFunc("spiffe_agent_entries", "Registration entries the agent holds.",
+		func() float64 { return float64(a.Stats().Entries) })
+	reg.GaugeFunc("spiffe_agent_connected", "1 while the entry stream to a server is open, else 0.",
+		func() float64 { return boolean(a.Stats().Connected) })
+	reg.CounterFunc("spiffe_agent_syncs_total", "Sync messages received from the servers.",
+		func() float64 { return float64(a.Stats().Syncs) })
+	reg.GaugeFunc("spiffe_agent_last_sync_timestamp_seconds", "When the last sync message arrived, in Unix seconds; 0 if none yet.",
+		func() float64 { return unixSeconds(a.Stats().LastSync) })
+	reg.GaugeFunc("spiffe_agent_svid_expiry_timestamp_seconds", "Expiry of the agent's own X509-SVID, in Unix seconds.",
+		func() float64 { return unixSeconds(a.Stats().SVIDExpiresAt) })
+	reg.GaugeFunc("spiffe_agent_healthy", "1 if the agent can serve workloads (unexpired SVID, synced once), else 0.",
+		func() float64 { return boolean(a.Healthy() == nil) })
+	started := unixSeconds(time.Now())
+	reg.GaugeFunc("spiffe_agent_start_time_seconds", "When the agent started, in Unix seconds.",
+		func() float64 { return started })
+	if err := reg.Err(); err != nil {
+		log.Error("registering metrics", "err", err)
+	}
+	return reg
+}

@@ -1,0 +1,420 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
+)
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
+
+// server is an issuing server on loopback: rotating CA, memstore, join
+// tokens.
+type server struct {
+	ca     *rotation.Manager
+	store  *memstore.Store
+	srv    *nodeapi.Server
+	addr   string
+	bundle string // PEM file of the CA certificates
+}
+
+func startServer(t *testing.T) *server {
+	t.Helper()
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	store := memstore.New(memstore.Config{})
+	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
+	require.NoError(t, err)
+	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+		Authority:    m,
+		Registry:     store,
+		Agents:       store,
+		Attestors:    []attest.NodeAttestor{jt},
+		AgentRefresh: 100 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, srv.Close())
+	})
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	require.NoError(t, os.WriteFile(bundle, pemutil.EncodeCertificates(m.Bundle().X509Authorities()), 0o644))
+	return &server{ca: m, store: store, srv: srv, addr: lis.Addr().String(), bundle: bundle}
+}
+
+func (s *server) token(t *testing.T) string {
+	t.Helper()
+	tok, _, err := jointoken.Generate(t.Context(), s.store, jointoken.Params{})
+	require.NoError(t, err)
+	return tok
+}
+
+// agentID returns the ID of the one agent the server has attested.
+func (s *server) agentID(t *testing.T) spiffeid.ID {
+	t.Helper()
+	agents, err := s.store.ListAgents(t.Context())
+	require.NoError(t, err)
+	require.Len(t, agents, 1)
+	return agents[0].ID
+}
+
+// entry registers path for the test's uid (unix:uid:<uid>), parented by
+// the agent.
+func (s *server) entry(t *testing.T, parent spiffeid.ID, path string) spiffeid.ID {
+	t.Helper()
+	e, err := s.store.Create(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(td, path),
+		ParentID:  parent,
+		Selectors: []registry.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.srv.Sync(t.Context()))
+	return e.SPIFFEID
+}
+
+// socketPath returns a short socket path: unix socket paths are limited to
+// 108 bytes, which t.TempDir can exceed.
+func socketPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "a")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "api.sock")
+}
+
+// syncBuffer is a bytes.Buffer that the running agent writes its logs to
+// while the test reads them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// running is a "spiffe-agent run" in a goroutine.
+type running struct {
+	cancel context.CancelFunc
+	done   chan int
+	logs   *syncBuffer
+}
+
+func startRun(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &running{cancel: cancel, done: make(chan int, 1), logs: &syncBuffer{}}
+	go func() { r.done <- Main(ctx, append([]string{"run"}, args...), io.Discard, r.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return after its context ended")
+		}
+	})
+	return r
+}
+
+// stop ends the run and returns its exit code.
+func (r *running) stop(t *testing.T) int {
+	t.Helper()
+	r.cancel()
+	select {
+	case code := <-r.done:
+		r.done <- code // for the cleanup
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after its context ended")
+		return -1
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20 seconds or
+// if the run exits.
+func (r *running) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		select {
+		case code := <-r.done:
+			r.done <- code
+			t.Fatalf("run exited with %d while waiting for %s; logs:\n%s", code, what, r.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; logs:\n%s", what, r.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// cli runs one command and returns its exit code, stdout and stderr.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+var metricsAddrRE = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(body)
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	s := startServer(t)
+	socket := socketPath(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := writeFile(t, "agent.json", `{"workload_attestor": {"unix": {"skip_hash": true}}, "log_level": "debug"}`)
+	r := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.addr,
+		"-trust-bundle", s.bundle, "-join-token", s.token(t), "-socket", socket, "-data-dir", dataDir,
+		"-metrics-addr", "127.0.0.1:0")
+	r.waitFor(t, "the socket", func() bool { return exists(socket) })
+
+	// The socket is reachable by every local user; the data directory is
+	// private.
+	fi, err := os.Stat(socket)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSocket|0o777, fi.Mode()&(os.ModeSocket|os.ModePerm))
+	fi, err = os.Stat(dataDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+
+	// No entry yet: PermissionDenied, which the healthcheck takes as a
+	// sign of life.
+	code, _, stderr := cli(t, "api", "fetch", "x509", "-socket", socket)
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent api fetch x509: no identity for this process (uid "+strconv.Itoa(os.Getuid())+
+		"): the agent has no registration entry that matches it\n", stderr)
+	code, stdout, stderr := cli(t, "healthcheck", "-socket", socket)
+	assert.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, "healthy: the Workload API at unix://"+socket+" answered\n", stdout)
+
+	id := s.entry(t, s.agentID(t), "/web")
+	var out string
+	r.waitFor(t, "the SVID", func() bool {
+		code, out, _ = cli(t, "api", "fetch", "x509", "-socket", socket, "-timeout", "2s")
+		return code == ExitOK
+	})
+	lines := strings.Split(out, "\n")
+	require.GreaterOrEqual(t, len(lines), 6, out)
+	assert.Equal(t, "SVID 0", lines[0])
+	assert.Equal(t, "  SPIFFE ID:  "+id.String(), lines[1])
+	assert.Regexp(t, `^  Expires:    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in .+\)$`, lines[2])
+	assert.Contains(t, out, "  Bundle:     example.org, 1 X.509 authority(ies)\n")
+
+	// -write saves the SVID, its key (0600) and the bundle.
+	outDir := filepath.Join(t.TempDir(), "out")
+	code, out, stderr = cli(t, "api", "fetch", "x509", "-socket", "unix://"+socket, "-write", outDir)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, out, "Written to "+outDir)
+	svid, err := x509svid.Load(filepath.Join(outDir, "svid.0.pem"), filepath.Join(outDir, "svid.0.key"))
+	require.NoError(t, err)
+	assert.Equal(t, id, svid.ID)
+	fi, err = os.Stat(filepath.Join(outDir, "svid.0.key"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	roots, err := os.ReadFile(filepath.Join(outDir, "bundle.0.pem"))
+	require.NoError(t, err)
+	certs, err := pemutil.ParseCertificates(roots)
+	require.NoError(t, err)
+	assert.Equal(t, s.ca.Bundle().X509Authorities(), certs)
+
+	// JWT-SVIDs: the ID on one line, the token on the next.
+	code, out, stderr = cli(t, "api", "fetch", "jwt", "-socket", socket, "-audience", "db", "-audience", "cache")
+	require.Equal(t, ExitOK, code, stderr)
+	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 2, out)
+	assert.Equal(t, id.String(), lines[0])
+	tok, err := jwtsvid.ParseInsecure(lines[1], []string{"db"})
+	require.NoError(t, err)
+	assert.Equal(t, id, tok.ID)
+	assert.ElementsMatch(t, []string{"db", "cache"}, tok.Audience)
+	code, out, stderr = cli(t, "api", "fetch", "jwt", "-socket", socket, "-audience", "db", "-spiffe-id", id.String())
+	require.Equal(t, ExitOK, code, stderr)
+	assert.True(t, strings.HasPrefix(out, id.String()+"\n"))
+
+	// Metrics and health.
+	m := metricsAddrRE.FindStringSubmatch(r.logs.String())
+	require.NotNil(t, m, r.logs.String())
+	code, body := httpGet(t, "http://"+m[1]+"/metrics")
+	assert.Equal(t, http.StatusOK, code)
+	for _, want := range []string{"\nspiffe_agent_entries 1\n", "\nspiffe_agent_connected 1\n", "\nspiffe_agent_healthy 1\n",
+		"# TYPE spiffe_agent_syncs_total counter\n", "spiffe_agent_svid_expiry_timestamp_seconds ", "spiffe_agent_last_sync_timestamp_seconds "} {
+		assert.Contains(t, body, want)
+	}
+	code, body = httpGet(t, "http://"+m[1]+"/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ok\n", body)
+
+	// SIGINT/SIGTERM (the context) ends the run cleanly; the socket goes.
+	assert.Equal(t, ExitOK, r.stop(t))
+	assert.False(t, exists(socket), "the socket is removed on shutdown")
+	assert.Contains(t, r.logs.String(), "msg=stopped")
+	assert.NotContains(t, r.logs.String(), "INSECURE")
+
+	// The healthcheck now fails.
+	code, _, stderr = cli(t, "healthcheck", "-socket", socket)
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at "+socket+"\n", stderr)
+
+	// A restart reuses the saved agent SVID: no join token needed, and no
+	// second agent at the server.
+	r2 := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.addr, "-socket", socket, "-data-dir", dataDir)
+	r2.waitFor(t, "the socket after a restart", func() bool { return exists(socket) })
+	r2.waitFor(t, "the SVID after a restart", func() bool {
+		code, out, _ = cli(t, "api", "fetch", "x509", "-socket", socket, "-timeout", "2s")
+		return code == ExitOK
+	})
+	assert.Contains(t, out, id.String())
+	assert.Equal(t, s.agentID(t), s.agentID(t))
+	assert.Contains(t, r2.logs.String(), "reusing the saved agent SVID")
+	assert.Equal(t, ExitOK, r2.stop(t))
+}
+
+func TestRunRefusedJoinToken(t *testing.T) {
+	s := startServer(t)
+	// A well-formed token that this server never issued.
+	other := &server{store: memstore.New(memstore.Config{})}
+	tok := other.token(t)
+	_, secret, _ := strings.Cut(tok, ".")
+	var stderr bytes.Buffer
+	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.addr,
+		"-trust-bundle", s.bundle, "-join-token", tok, "-socket", socketPath(t)}, io.Discard, &stderr)
+	assert.Equal(t, ExitFailure, code)
+	last := lastLine(stderr.String())
+	assert.True(t, strings.HasPrefix(last, "spiffe-agent run: "), last)
+	assert.Contains(t, last, "refused")
+	assert.NotContains(t, stderr.String(), secret, "the token's secret is never printed")
+}
+
+func TestRunWithoutAttestorAndNoSavedSVID(t *testing.T) {
+	s := startServer(t)
+	var stderr bytes.Buffer
+	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.addr,
+		"-trust-bundle", s.bundle, "-socket", socketPath(t), "-data-dir", t.TempDir()}, io.Discard, &stderr)
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent run: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop",
+		lastLine(stderr.String()))
+}
+
+func TestRunInsecureBootstrap(t *testing.T) {
+	s := startServer(t)
+	socket := socketPath(t)
+	r := startRun(t, "-trust-domain", "example.org", "-server", s.addr, "-insecure-bootstrap",
+		"-join-token", s.token(t), "-socket", socket, "-log-format", "json")
+	r.waitFor(t, "the socket", func() bool { return exists(socket) })
+	assert.Contains(t, r.logs.String(), `"level":"WARN","msg":"INSECURE BOOTSTRAP`)
+	assert.Contains(t, r.logs.String(), `"msg":"no -data-dir`)
+	assert.Equal(t, ExitOK, r.stop(t))
+}
+
+func TestRunStoppedWhileServerIsUnreachable(t *testing.T) {
+	// Nothing listens on this port: the agent retries until stopped, and a
+	// stop during start-up is a clean exit.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := lis.Addr().String()
+	require.NoError(t, lis.Close())
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bundle, pemutil.EncodeCertificates(m.Bundle().X509Authorities()), 0o644))
+	r := startRun(t, "-trust-domain", "example.org", "-server", addr, "-trust-bundle", bundle,
+		"-join-token", (&server{store: memstore.New(memstore.Config{})}).token(t), "-socket", socketPath(t))
+	r.waitFor(t, "a failed attempt", func() bool { return strings.Contains(r.logs.String(), "attestation failed; retrying") })
+	assert.Equal(t, ExitOK, r.stop(t))
+	assert.Contains(t, r.logs.String(), "stopped before the agent started")
+}
+
+func TestRunStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	pemFile := writeFile(t, "bundle.pem", "not a certificate")
+	noCerts := writeFile(t, "empty.pem", "")
+	jsonBad := writeFile(t, "bundle.json", `{"keys": [}`)
+	jsonEmpty := writeFile(t, "bundle.json", `{"keys": []}`)
+	notDir := writeFile(t, "file", "x")
+	tok := (&server{store: memstore.New(memstore.Config{})}).token(t)
+	base := []string{"run", "-trust-domain", "example.org", "-server", "127.0.0.1:1", "-join-token", tok, "-socket", filepath.Join(dir, "api.sock")}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing bundle", []string{"-trust-bundle", filepath.Join(dir, "nope.pem")}, "-trust-bundle: open"},
+		{"bad PEM bundle", []string{"-trust-bundle", pemFile}, "-trust-bundle " + pemFile},
+		{"empty bundle", []string{"-trust-bundle", noCerts}, ""},
+		{"bad JSON bundle", []string{"-trust-bundle", jsonBad}, "-trust-bundle " + jsonBad},
+		{"JSON bundle without X.509 authorities", []string{"-trust-bundle", jsonEmpty}, "holds no X.509 authority"},
+		{"malformed join token", []string{"-join-token", "not-a-token"}, "-join-token: jointoken:"},
+		{"missing x509pop files", []string{"-join-token", "", "-x509pop-cert", filepath.Join(dir, "c"), "-x509pop-key", filepath.Join(dir, "k")}, "x509pop:"},
+		{"data dir under a file", []string{"-insecure-bootstrap", "-data-dir", filepath.Join(notDir, "data")}, "-data-dir:"},
+		{"socket dir under a file", []string{"-insecure-bootstrap", "-socket", filepath.Join(notDir, "api.sock")}, "-socket:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := Main(t.Context(), append(base[:len(base):len(base)], tt.args...), io.Discard, &stderr)
+			assert.Equal(t, ExitFailure, code, stderr.String())
+			last := lastLine(stderr.String())
+			assert.True(t, strings.HasPrefix(last, "spiffe-agent run: "), last)
+			assert.Contains(t, last, tt.want)
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/registry"
+)
+
+var bundleCommands = []command{
+	{name: "show", summary: "Prints the trust domain's own bundle, or with -id a federated one.", setup: bundleShow},
+	{name: "set", summary: "Sets the bundle of a federated trust domain from a SPIFFE bundle document.", setup: bundleSet},
+	{name: "list", summary: "Lists the federated trust domains whose bundles the server keeps.", setup: bundleList},
+	{name: "delete", summary: "Deletes the bundle of a federated trust domain.", setup: bundleDelete},
+}
+
+var tokenCommands = []command{
+	{name: "generate", summary: "Generates a join token and prints it, alone, on stdout.", setup: tokenGenerate},
+}
+
+var agentCommands = []command{
+	{name: "list", summary: "Lists the attested agents, or with -spiffe-id one of them.", setup: agentList},
+	{name: "evict", summary: "Deletes an agent's record: it must attest again.", setup: agentEvict},
+	{name: "ban", summary: "Bans an agent: it is refused, and may not attest again, until evicted.", setup: agentBan},
+}
+
+func bundleShow(fs *flag.FlagSet) action {
+	format := fs.String("format", "pem", "output format: pem (X.509 authorities) or spiffe (SPIFFE bundle document)")
+	var td tdFlag
+	fs.Var(&td, "id", "federated trust domain to show instead of the server's own")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		f := admin.BundleFormat(*format)
+		if f != admin.FormatPEM && f != admin.FormatSPIFFE {
+			return usagef("-format must be pem or spiffe, not %q", *format)
+		}
+		if td.td.IsZero() {
+			data, err := c.Bundle(ctx, f)
+			if err != nil {
+				return err
+			}
+			_, err = out.Write(data)
+			return err
+		}
+		b, err := c.FederatedBundle(ctx, td.td)
+		if err != nil {
+			return err
+		}
+		if f == admin.FormatSPIFFE {
+			_, err = out.Write(append(b.Document, '\n'))
+			return err
+		}
+		sb, err := spiffebundle.Parse(td.td, b.Document)
+		if err != nil {
+			return fmt.Errorf("bundle of %s: %w", td.td.Name(), err)
+		}
+		pem, err := sb.X509Bundle().Marshal()
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(pem)
+		return err
+	}
+}
+
+func bundleSet(fs *flag.FlagSet) action {
+	var td tdFlag
+	fs.Var(&td, "id", "federated trust domain (required)")
+	path := fs.String("path", "", "file holding the SPIFFE bundle document (default: stdin)")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if td.td.IsZero() {
+			return usagef("-id is required")
+		}
+		doc, err := readDocument(in, *path)
+		if err != nil {
+			return err
+		}
+		if _, err := c.SetFederatedBundle(ctx, td.td, doc); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Bundle of %s set\n", td.td.Name())
+		return nil
+	}
+}
+
+// readDocument reads a bundle document of at most
+// registry.MaxBundleDocument bytes from path, or from stdin.
+func readDocument(stdin io.Reader, path string) ([]byte, error) {
+	r := stdin
+	name := "stdin"
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+	doc, err := io.ReadAll(io.LimitReader(r, registry.MaxBundleDocument+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	case len(doc) > registry.MaxBundleDocument:
+		return nil, fmt.Errorf("%s holds more than %d bytes", name, registry.MaxBundleDocument)
+	case len(bytes.TrimSpace(doc)) == 0:
+		return nil, fmt.Errorf("%s is empty", name)
+	}
+	return doc, nil
+}
+
+func bundleList(fs *flag.FlagSet) action {
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		bundles, err := c.ListFederatedBundles(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range bundles {
+			fmt.Fprintf(out, "%s\tupdated %s\n", b.TrustDomain.Name(), timeString(b.UpdatedAt))
+		}
+		return nil
+	}
+}
+
+func bundleDelete(fs *flag.FlagSet) action {
+	var td tdFlag
+	fs.Var(&td, "id", "federated trust domain (required)")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if td.td.IsZero() {
+			return usagef("-id is required")
+		}
+		if err := c.DeleteFederatedBundle(ctx, td.td); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Bundle of %s deleted\n", td.td.Name())
+		return nil
+	}
+}
+
+func tokenGenerate(fs *flag.FlagSet) action {
+	var id idFlag
+	fs.Var(&id, "spiffe-id", "SPIFFE ID the admitted agent receives (default: derived from the token)")
+	ttl := fs.Duration("ttl", 10*time.Minute, "how long the token admits a node")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if *ttl <= 0 {
+			return usagef("-ttl must be positive")
+		}
+		tok, err := c.GenerateToken(ctx, *ttl, id.id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, tok.Value)
+		return nil
+	}
+}
+
+func agentList(fs *flag.FlagSet) action {
+	var id idFlag
+	fs.Var(&id, "spiffe-id", "show only this agent")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		var agents []registry.Agent
+		if id.id.IsZero() {
+			var err error
+			if agents, err = c.ListAgents(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Found %d attested %s\n", len(agents), plural(len(agents), "agent", "agents"))
+		} else {
+			a, err := c.Agent(ctx, id.id)
+			if err != nil {
+				return err
+			}
+			agents = []registry.Agent{a}
+		}
+		for _, a := range agents {
+			fmt.Fprintln(out)
+			printAgent(out, a)
+		}
+		return nil
+	}
+}
+
+func requiredAgent(fs *flag.FlagSet) *idFlag {
+	var id idFlag
+	fs.Var(&id, "spiffe-id", "SPIFFE ID of the agent (required)")
+	return &id
+}
+
+func agentEvict(fs *flag.FlagSet) action {
+	id := requiredAgent(fs)
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id.id.IsZero() {
+			return usagef("-spiffe-id is required")
+		}
+		if err := c.EvictAgent(ctx, id.id); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Evicted agent %s\n", id.id)
+		return nil
+	}
+}
+
+func agentBan(fs *flag.FlagSet) action {
+	id := requiredAgent(fs)
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id.id.IsZero() {
+			return usagef("-spiffe-id is required")
+		}
+		if _, err := c.BanAgent(ctx, id.id); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Banned agent %s\n", id.id)
+		return nil
+	}
+}
+
+func printAgent(w io.Writer, a registry.Agent) {
+	fmt.Fprintf(w, "SPIFFE ID:      %s\n", a.ID)
+	fmt.Fprintf(w, "Attestor:       %s\n", a.AttestorType)
+	fmt.Fprintf(w, "Expires at:     %s\n", timeString(a.ExpiresAt))
+	fmt.Fprintf(w, "Serial number:  %s\n", a.SerialNumber)
+	fmt.Fprintf(w, "Can reattest:   %t\n", a.CanReattest)
+	fmt.Fprintf(w, "Banned:         %t\n", a.Banned)
+	for _, s := range a.Selectors {
+		fmt.Fprintf(w, "Selector:       %s\n", s)
+	}
+}

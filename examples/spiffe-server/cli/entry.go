@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/registry"
+)
+
+// entryFlags are the fields of an entry as flags, shared by create and
+// update. Update changes only the fields whose flags were given.
+type entryFlags struct {
+	spiffeID, parentID idFlag
+	selectors          selectorsFlag
+	x509TTL, jwtTTL    time.Duration
+	dns                stringsFlag
+	federatesWith      tdsFlag
+	hint               string
+	admin, downstream  bool
+}
+
+func (f *entryFlags) declare(fs *flag.FlagSet) {
+	fs.Var(&f.spiffeID, "spiffe-id", "SPIFFE ID the entry issues")
+	fs.Var(&f.parentID, "parent-id", "SPIFFE ID of the agent (or node alias) entitled to the entry")
+	fs.Var(&f.selectors, "selector", "selector type:value a workload must have (repeatable)")
+	fs.DurationVar(&f.x509TTL, "x509-ttl", 0, "lifetime of X509-SVIDs (0: the server's default)")
+	fs.DurationVar(&f.jwtTTL, "jwt-ttl", 0, "lifetime of JWT-SVIDs (0: the server's default)")
+	fs.Var(&f.dns, "dns", "DNS name of X509-SVIDs (repeatable)")
+	fs.Var(&f.federatesWith, "federates-with", "trust domain whose bundle the workload receives (repeatable)")
+	fs.StringVar(&f.hint, "hint", "", "hint that helps a workload choose among its SVIDs")
+	fs.BoolVar(&f.admin, "admin", false, "the identity may administer the registry")
+	fs.BoolVar(&f.downstream, "downstream", false, "the identity may act as a downstream CA")
+}
+
+// apply copies into e the fields whose flags were set on fs.
+func (f *entryFlags) apply(fs *flag.FlagSet, e *registry.Entry) {
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "spiffe-id":
+			e.SPIFFEID = f.spiffeID.id
+		case "parent-id":
+			e.ParentID = f.parentID.id
+		case "selector":
+			e.Selectors = f.selectors
+		case "x509-ttl":
+			e.X509SVIDTTL = f.x509TTL
+		case "jwt-ttl":
+			e.JWTSVIDTTL = f.jwtTTL
+		case "dns":
+			e.DNSNames = f.dns
+		case "federates-with":
+			e.FederatesWith = f.federatesWith
+		case "hint":
+			e.Hint = f.hint
+		case "admin":
+			e.Admin = f.admin
+		case "downstream":
+			e.Downstream = f.downstream
+		}
+	})
+}
+
+var entryCommands = []command{
+	{name: "create", summary: "Creates a registration entry and prints it, or with -data many entries.", help: entryCreateHelp, setup: entryCreate},
+	{name: "update", summary: "Changes the given fields of an entry and prints it.", setup: entryUpdate},
+	{name: "show", summary: "Prints one entry.", setup: entryShow},
+	{name: "list", summary: "Prints every entry, or those that match the filters.", setup: entryList},
+	{name: "delete", summary: "Deletes an entry.", setup: entryDelete},
+}
+
+func entryCreate(fs *flag.FlagSet) action {
+	var f entryFlags
+	f.declare(fs)
+	data := fs.String("data", "", "JSON `FILE` of entries to create (see above), - for stdin; excludes the entry flags")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		switch {
+		case *data != "" && entryFlagsSet(fs):
+			return usagef("-data cannot be combined with the flags of one entry")
+		case *data != "":
+			return createFromFile(ctx, c, in, out, *data)
+		case f.spiffeID.id.IsZero():
+			return usagef("-spiffe-id is required")
+		case f.parentID.id.IsZero():
+			return usagef("-parent-id is required")
+		case len(f.selectors) == 0:
+			return usagef("at least one -selector is required")
+		}
+		var e registry.Entry
+		f.apply(fs, &e)
+		created, err := c.CreateEntry(ctx, e)
+		if err != nil {
+			return err
+		}
+		printEntry(out, created)
+		return nil
+	}
+}
+
+func entryUpdate(fs *flag.FlagSet) action {
+	var f entryFlags
+	f.declare(fs)
+	id := fs.String("entry-id", "", "ID of the entry to change (required)")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if *id == "" {
+			return usagef("-entry-id is required")
+		}
+		// Read, change, write: the write fails with a conflict if the entry
+		// changed in between, rather than undo someone else's change.
+		e, err := c.Entry(ctx, *id)
+		if err != nil {
+			return err
+		}
+		f.apply(fs, &e)
+		updated, err := c.UpdateEntry(ctx, e)
+		if err != nil {
+			return err
+		}
+		printEntry(out, updated)
+		return nil
+	}
+}
+
+func entryShow(fs *flag.FlagSet) action {
+	id := fs.String("entry-id", "", "ID of the entry (required)")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if *id == "" {
+			return usagef("-entry-id is required")
+		}
+		e, err := c.Entry(ctx, *id)
+		if err != nil {
+			return err
+		}
+		printEntry(out, e)
+		return nil
+	}
+}
+
+func entryList(fs *flag.FlagSet) action {
+	var spiffeID, parentID idFlag
+	var selectors selectorsFlag
+	var federatesWith tdsFlag
+	fs.Var(&spiffeID, "spiffe-id", "only entries with this SPIFFE ID")
+	fs.Var(&parentID, "parent-id", "only entries with this parent ID")
+	fs.Var(&selectors, "selector", "only entries with these selectors (repeatable; see -match-selectors)")
+	match := fs.String("match-selectors", "superset", "how -selector compares: exact, subset, superset or any")
+	fs.Var(&federatesWith, "federates-with", "only entries federating with any of these trust domains (repeatable)")
+	hint := fs.String("hint", "", "only entries with this hint")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		f := registry.Filter{BySPIFFEID: spiffeID.id, ByParentID: parentID.id, ByHint: *hint}
+		mode, err := admin.ParseMatchMode(*match)
+		if err != nil {
+			return usagef("-match-selectors: %v", err)
+		}
+		if len(selectors) > 0 {
+			f.BySelectors = &registry.SelectorFilter{Selectors: selectors, Match: mode}
+		}
+		if len(federatesWith) > 0 {
+			f.ByFederatesWith = &registry.FederatesWithFilter{TrustDomains: federatesWith, Match: registry.MatchAny}
+		}
+		entries, err := c.ListEntries(ctx, f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Found %d %s\n", len(entries), plural(len(entries), "entry", "entries"))
+		for _, e := range entries {
+			fmt.Fprintln(out)
+			printEntry(out, e)
+		}
+		return nil
+	}
+}
+
+func entryDelete(fs *flag.FlagSet) action {
+	id := fs.String("entry-id", "", "ID of the entry to delete (required)")
+	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+		if *id == "" {
+			return usagef("-entry-id is required")
+		}
+		if _, err := c.DeleteEntry(ctx, *id, 0); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Deleted entry %s\n", *id)
+		return nil
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func ttlString(d time.Duration) string {
+	if d == 0 {
+		return "default"
+	}
+	return d.String()
+}
+
+// printEntry writes an entry as "Label: value" lines, the entry ID first.
+func printEntry(w io.Writer, e registry.Entry) {
+	fmt.Fprintf(w, "Entry ID:       %s\n", e.ID)
+	fmt.Fprintf(w, "SPIFFE ID:      %s\n", e.SPIFFEID)
+	fmt.Fprintf(w, "Parent ID:      %s\n", e.ParentID)
+	fmt.Fprintf(w, "Revision:       %d\n", e.Revision)
+	fmt.Fprintf(w, "X509-SVID TTL:  %s\n", ttlString(e.X509SVIDTTL))
+	fmt.Fprintf(w, "JWT-SVID TTL:   %s\n", ttlString(e.JWTSVIDTTL))
+	for _, s := range e.Selectors {
+		fmt.Fprintf(w, "Selector:       %s\n", s)
+	}
+	for _, name := range e.DNSNames {
+		fmt.Fprintf(w, "DNS name:       %s\n", name)
+	}
+	for _, td := range e.FederatesWith {
+		fmt.Fprintf(w, "FederatesWith:  %s\n", td.Name())
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(w, "Hint:           %s\n", e.Hint)
+	}
+	if e.Admin {
+		fmt.Fprintln(w, "Admin:          true")
+	}
+	if e.Downstream {
+		fmt.Fprintln(w, "Downstream:     true")
+	}
+}
