@@ -20,14 +20,14 @@ func layer(pkg string) (int, bool) {
 	switch {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest", rel == "registry":
+	case rel == "attest":
 		return 1, true
-	case rel == "attest/unix":
+	case rel == "registry", rel == "attest/unix":
 		return 2, true
 	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "admin":
 		return 3, true
 	case strings.HasPrefix(rel, "registry/"):
-		return 2, true
+		return 3, true
 	case strings.HasPrefix(rel, "bundle/"), strings.HasPrefix(rel, "exp/bundle/"):
 		return 1, true
 	case strings.HasPrefix(rel, "svid/"), strings.HasPrefix(rel, "exp/svid/"):

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/registry"
@@ -189,7 +190,7 @@ func TestAgents(t *testing.T) {
 		_, err := e.store.PutAgent(ctx, registry.Agent{
 			ID:           id,
 			AttestorType: "join_token",
-			Selectors:    []registry.Selector{{Type: "join_token", Value: "abc"}},
+			Selectors:    []attest.Selector{{Type: "join_token", Value: "abc"}},
 			SerialNumber: "0a",
 			ExpiresAt:    time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC),
 			CanReattest:  true,

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
@@ -43,7 +44,7 @@ func BenchmarkAdminCreate10k(b *testing.B) {
 		entries[i] = registry.Entry{
 			SPIFFEID:  spiffeid.RequireFromPath(td, fmt.Sprintf("/ns/%d/sa/%d", i%100, i)),
 			ParentID:  spiffeid.RequireFromPath(td, fmt.Sprintf("/agent/%d", i%50)),
-			Selectors: []registry.Selector{{Type: "k8s", Value: fmt.Sprintf("ns:%d", i%100)}, {Type: "k8s", Value: fmt.Sprintf("sa:%d", i)}},
+			Selectors: []attest.Selector{{Type: "k8s", Value: fmt.Sprintf("ns:%d", i%100)}, {Type: "k8s", Value: fmt.Sprintf("sa:%d", i)}},
 		}
 	}
 	n := 0
@@ -170,9 +171,9 @@ func TestCreateEntriesSplits(t *testing.T) {
 	// Entries of the largest size: fewer of them fit in one request.
 	var sels []string
 	for i := range registry.MaxSelectors {
-		sels = append(sels, fmt.Sprintf("big:%d-%s", i, strings.Repeat("v", registry.MaxSelectorValueLen-10)))
+		sels = append(sels, fmt.Sprintf("big:%d-%s", i, strings.Repeat("v", attest.MaxValueLength-10)))
 	}
-	big := make([]registry.Entry, 300)
+	big := make([]registry.Entry, 40)
 	for i := range big {
 		big[i] = entry(fmt.Sprintf("/big/%d", i), sels...)
 	}
@@ -183,7 +184,7 @@ func TestCreateEntriesSplits(t *testing.T) {
 		require.NoError(t, r.Err)
 	}
 	batches := strings.Count(e.log.String(), "admin: entry batch done") - 3
-	assert.Greater(t, batches, 1, "300 entries of 64 KiB do not fit in one request")
+	assert.Greater(t, batches, 1, "40 entries of 512 KiB do not fit in one request")
 }
 
 // TestCreateEntriesStoreDown checks what the caller learns when the store

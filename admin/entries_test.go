@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -35,7 +36,7 @@ func TestEntryLifecycle(t *testing.T) {
 	assert.False(t, created.CreatedAt.IsZero())
 	assert.Equal(t, in.SPIFFEID, created.SPIFFEID)
 	assert.Equal(t, in.ParentID, created.ParentID)
-	assert.Equal(t, []registry.Selector{{Type: "unix", Value: "gid:50"}, {Type: "unix", Value: "uid:1000"}}, created.Selectors)
+	assert.Equal(t, []attest.Selector{{Type: "unix", Value: "gid:50"}, {Type: "unix", Value: "uid:1000"}}, created.Selectors)
 	assert.Equal(t, time.Hour, created.X509SVIDTTL)
 	assert.Equal(t, 5*time.Minute, created.JWTSVIDTTL)
 	assert.Equal(t, in.DNSNames, created.DNSNames)
@@ -148,7 +149,7 @@ func TestListEntriesFilters(t *testing.T) {
 	sel := func(m registry.MatchMode, ss ...string) *registry.SelectorFilter {
 		f := &registry.SelectorFilter{Match: m}
 		for _, s := range ss {
-			p, err := registry.ParseSelector(s)
+			p, err := attest.ParseSelector(s)
 			require.NoError(t, err)
 			f.Selectors = append(f.Selectors, p)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -57,7 +58,7 @@ func Example() {
 	e, err := c.CreateEntry(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  spiffeid.RequireFromPath(td, "/agent/node1"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 	})
 	if err != nil {
 		panic(err)

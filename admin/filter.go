@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -74,9 +75,9 @@ func decodeFilter(q url.Values) (registry.Filter, error) {
 			return f, fmt.Errorf("admin: at most %d selectors may filter a list: %w", registry.MaxSelectors, registry.ErrInvalid)
 		}
 		for _, s := range sels {
-			sel, err := registry.ParseSelector(s)
+			sel, err := attest.ParseSelector(s)
 			if err != nil {
-				return f, fmt.Errorf("admin: selector: %w", err)
+				return f, fmt.Errorf("admin: selector: %w: %w", err, registry.ErrInvalid)
 			}
 			sf.Selectors = append(sf.Selectors, sel)
 		}

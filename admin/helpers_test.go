@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/registry"
@@ -162,7 +163,7 @@ func entry(path string, selectors ...string) registry.Entry {
 		ParentID: spiffeid.RequireFromPath(td, "/agent/node1"),
 	}
 	for _, s := range selectors {
-		sel, err := registry.ParseSelector(s)
+		sel, err := attest.ParseSelector(s)
 		if err != nil {
 			panic(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -80,7 +81,7 @@ const (
 	codeInternal         = "internal"
 )
 
-func selectorsToJSON(ss []registry.Selector) []selectorJSON {
+func selectorsToJSON(ss []attest.Selector) []selectorJSON {
 	out := make([]selectorJSON, len(ss))
 	for i, s := range ss {
 		out[i] = selectorJSON{Type: s.Type, Value: s.Value}
@@ -88,13 +89,13 @@ func selectorsToJSON(ss []registry.Selector) []selectorJSON {
 	return out
 }
 
-func selectorsFromJSON(ss []selectorJSON) []registry.Selector {
+func selectorsFromJSON(ss []selectorJSON) []attest.Selector {
 	if len(ss) == 0 {
 		return nil
 	}
-	out := make([]registry.Selector, len(ss))
+	out := make([]attest.Selector, len(ss))
 	for i, s := range ss {
-		out[i] = registry.Selector{Type: s.Type, Value: s.Value}
+		out[i] = attest.Selector{Type: s.Type, Value: s.Value}
 	}
 	return out
 }

@@ -28,7 +28,7 @@ import (
 
 var (
 	td     = spiffeid.RequireTrustDomainFromString("example.org")
-	ourUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+	ourUID = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
 )
 
 // server is an issuing server on loopback: rotating CA, memstore, join
@@ -109,7 +109,7 @@ func (s *server) entry(t *testing.T, parent spiffeid.ID, path string) registry.E
 	e, err := s.store.Create(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, path),
 		ParentID:  parent,
-		Selectors: []registry.Selector{ourUID},
+		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.srv.Sync(t.Context()))

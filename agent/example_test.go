@@ -41,7 +41,7 @@ func Example() {
 	store.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/me"),
 		ParentID:  agentID,
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
 	})
 
 	workloads, _ := unix.New(unix.Config{})

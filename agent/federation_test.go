@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
@@ -62,7 +63,7 @@ func TestAgentServesFederatedBundlesAndJWTSVIDs(t *testing.T) {
 	a := newAgent(t, s, s.token(t), t.TempDir())
 	web, err := store.Create(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/web"), ParentID: a.ID(),
-		Selectors: []registry.Selector{ourUID}, FederatesWith: []spiffeid.TrustDomain{partnerTD},
+		Selectors: []attest.Selector{ourUID}, FederatesWith: []spiffeid.TrustDomain{partnerTD},
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.srv.Sync(t.Context()))

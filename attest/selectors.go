@@ -20,7 +20,7 @@ func NewSelectors(sels ...Selector) Selectors {
 		return Selectors{}
 	}
 	s := slices.Clone(sels)
-	slices.SortFunc(s, Selector.compare)
+	slices.SortFunc(s, Selector.Compare)
 	return Selectors{s: slices.Compact(s)}
 }
 
@@ -35,7 +35,7 @@ func (s Selectors) Slice() []Selector { return slices.Clone(s.s) }
 
 // Contains reports whether sel is in the set. It takes O(log n).
 func (s Selectors) Contains(sel Selector) bool {
-	_, ok := slices.BinarySearchFunc(s.s, sel, Selector.compare)
+	_, ok := slices.BinarySearchFunc(s.s, sel, Selector.Compare)
 	return ok
 }
 
@@ -46,7 +46,7 @@ func (s Selectors) Contains(sel Selector) bool {
 func (s Selectors) ContainsAll(sub Selectors) bool {
 	i := 0
 	for _, want := range sub.s {
-		for i < len(s.s) && s.s[i].compare(want) < 0 {
+		for i < len(s.s) && s.s[i].Compare(want) < 0 {
 			i++
 		}
 		if i == len(s.s) || s.s[i] != want {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -28,7 +29,7 @@ func BenchmarkRegistryChangeToStream(b *testing.B) {
 		i++
 		id := spiffeid.RequireFromPath(td, "/bench/"+strconv.Itoa(i))
 		_, err := e.store.Create(b.Context(), registry.Entry{
-			SPIFFEID: id, ParentID: parentID, Selectors: []registry.Selector{ourUID}, Hint: "b" + strconv.Itoa(i),
+			SPIFFEID: id, ParentID: parentID, Selectors: []attest.Selector{ourUID}, Hint: "b" + strconv.Itoa(i),
 		})
 		require.NoError(b, err)
 		for {

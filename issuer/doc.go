@@ -24,7 +24,7 @@
 //	_, err = store.Create(ctx, registry.Entry{
 //		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 //		ParentID:  spiffeid.RequireFromPath(td, "/issuer"),
-//		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+//		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 //	})
 //	err = iss.Sync(ctx)
 //	// Processes running as uid 1000 now get spiffe://<td>/web from addr.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/issuer"
@@ -54,7 +55,7 @@ func Example() {
 	_, err = store.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  spiffeid.RequireFromPath(td, "/issuer"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -58,7 +58,7 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 // subscribeOnce registers the subscription when every SVID of the caller's
 // entries is cached. Otherwise it starts a mint of those nobody is minting
 // and returns the mints to wait for before the next round.
-func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []registry.Selector, round int) (*subscription, []*mintCall, error) {
+func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {
@@ -116,7 +116,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []registry.Selector,
 type subscription struct {
 	iss       *Issuer
 	caller    endpoint.Caller
-	selectors []registry.Selector // attested once, when the stream opened
+	selectors []attest.Selector // attested once, when the stream opened
 
 	last      view // guarded by iss.mu
 	published bool // guarded by iss.mu

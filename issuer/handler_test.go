@@ -195,7 +195,7 @@ func TestCADownKeepsValidSVID(t *testing.T) {
 		synctest.Wait()
 		assert.Same(t, first, sub.Snapshot().X509SVIDs[0])
 		// A new entry cannot be minted at all.
-		e.register(t, registry.Entry{SPIFFEID: dbID, Selectors: []registry.Selector{ourUID, {Type: "unix", Value: "gid:" + strconv.Itoa(self().GID)}}})
+		e.register(t, registry.Entry{SPIFFEID: dbID, Selectors: []attest.Selector{ourUID, {Type: "unix", Value: "gid:" + strconv.Itoa(self().GID)}}})
 		_, err = e.iss.Subscribe(t.Context(), self())
 		require.ErrorIs(t, err, endpoint.ErrUnavailable)
 

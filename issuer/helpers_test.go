@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/issuer"
@@ -29,8 +30,8 @@ var (
 	parentID = spiffeid.RequireFromPath(td, "/issuer")
 	webID    = spiffeid.RequireFromPath(td, "/web")
 	dbID     = spiffeid.RequireFromPath(td, "/db")
-	ourUID   = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
-	otherUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid()+4242)}
+	ourUID   = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+	otherUID = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid()+4242)}
 )
 
 // env is a whole issuer: CA, registry, attestor, and, when served, a
@@ -92,7 +93,7 @@ func (e *env) register(t testing.TB, entry registry.Entry) registry.Entry {
 		entry.ParentID = parentID
 	}
 	if entry.Selectors == nil {
-		entry.Selectors = []registry.Selector{ourUID}
+		entry.Selectors = []attest.Selector{ourUID}
 	}
 	got, err := e.store.Create(t.Context(), entry)
 	require.NoError(t, err)

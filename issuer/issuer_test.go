@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
@@ -64,7 +65,7 @@ func TestSQLiteRegistry(t *testing.T) {
 	requireCode(t, codes.PermissionDenied, w.nextErr(t))
 
 	// Without Sync, the poll finds the entry; the watch's retry picks it up.
-	_, err = store.Create(t.Context(), registry.Entry{SPIFFEID: dbID, ParentID: parentID, Selectors: []registry.Selector{ourUID}})
+	_, err = store.Create(t.Context(), registry.Entry{SPIFFEID: dbID, ParentID: parentID, Selectors: []attest.Selector{ourUID}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		s, err := c.FetchX509SVID(t.Context())
@@ -76,15 +77,15 @@ func TestEntitlement(t *testing.T) {
 	// An entry applies only when ALL its selectors are the caller's.
 	for _, tt := range []struct {
 		name      string
-		selectors []registry.Selector
+		selectors []attest.Selector
 		parent    string
 		granted   bool
 	}{
-		{"our uid", []registry.Selector{ourUID}, "", true},
-		{"another uid is never ours", []registry.Selector{otherUID}, "", false},
-		{"superset of our selectors", []registry.Selector{ourUID, {Type: "unix", Value: "user:no-such-user-xyz"}}, "", false},
-		{"other selector type", []registry.Selector{{Type: "k8s", Value: "ns:default"}}, "", false},
-		{"other parent", []registry.Selector{ourUID}, "/elsewhere", false},
+		{"our uid", []attest.Selector{ourUID}, "", true},
+		{"another uid is never ours", []attest.Selector{otherUID}, "", false},
+		{"superset of our selectors", []attest.Selector{ourUID, {Type: "unix", Value: "user:no-such-user-xyz"}}, "", false},
+		{"other selector type", []attest.Selector{{Type: "k8s", Value: "ns:default"}}, "", false},
+		{"other parent", []attest.Selector{ourUID}, "/elsewhere", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, issuer.Config{ParentID: parentID})
@@ -126,7 +127,7 @@ func TestIdentityLifecycleOnStream(t *testing.T) {
 	// A registry change reaches the open stream. memstore notifies the
 	// issuer, so no Sync is needed.
 	start := time.Now()
-	db, err := e.store.Create(t.Context(), registry.Entry{SPIFFEID: dbID, ParentID: parentID, Selectors: []registry.Selector{ourUID}, Hint: "db"})
+	db, err := e.store.Create(t.Context(), registry.Entry{SPIFFEID: dbID, ParentID: parentID, Selectors: []attest.Selector{ourUID}, Hint: "db"})
 	require.NoError(t, err)
 	second := w.next(t)
 	t.Logf("registry change reached the open stream in %v", time.Since(start))

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/issuer"
@@ -261,7 +262,7 @@ func storeWith(t testing.TB, entries ...registry.Entry) *memstore.Store {
 			e.ParentID = parentID
 		}
 		if e.Selectors == nil {
-			e.Selectors = []registry.Selector{ourUID}
+			e.Selectors = []attest.Selector{ourUID}
 		}
 		_, err := store.Create(t.Context(), e)
 		require.NoError(t, err)
@@ -272,7 +273,7 @@ func storeWith(t testing.TB, entries ...registry.Entry) *memstore.Store {
 func TestPreMint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newRemoteSigner(t)
-		theirs := registry.Entry{SPIFFEID: dbID, Selectors: []registry.Selector{otherUID}}
+		theirs := registry.Entry{SPIFFEID: dbID, Selectors: []attest.Selector{otherUID}}
 		store := storeWith(t, entryFor(0), entryFor(1), theirs)
 		e := newAgentEnv(t, s, issuer.Config{Registry: store, PreMint: true, X509SVIDTTL: 10 * time.Minute})
 
@@ -286,7 +287,7 @@ func TestPreMint(t *testing.T) {
 		assert.Equal(t, 1, s.calls(), "the first fetch is served from memory")
 
 		// A new entry is pre-minted as soon as the issuer sees it.
-		e.register(t, registry.Entry{SPIFFEID: spiffeid.RequireFromPath(td, "/late"), Selectors: []registry.Selector{otherUID}})
+		e.register(t, registry.Entry{SPIFFEID: spiffeid.RequireFromPath(td, "/late"), Selectors: []attest.Selector{otherUID}})
 		synctest.Wait()
 		require.Equal(t, []int{3, 1}, s.sizes())
 
@@ -385,7 +386,7 @@ func TestSignerCallHoldsNoLock(t *testing.T) {
 	// entry of another workload ...
 	release := s.holdCalls()
 	defer release()
-	e.register(t, registry.Entry{SPIFFEID: dbID, Selectors: []registry.Selector{otherUID}})
+	e.register(t, registry.Entry{SPIFFEID: dbID, Selectors: []attest.Selector{otherUID}})
 	s.waitStarted(t)
 
 	// ... and every caller whose SVID is cached is served meanwhile.
@@ -583,7 +584,7 @@ func TestSignerBatchSpansEntryChanges(t *testing.T) {
 	<-sub.Changed()
 	for n := 1; n <= 3; n++ {
 		entry := entryFor(n)
-		entry.ParentID, entry.Selectors = parentID, []registry.Selector{ourUID}
+		entry.ParentID, entry.Selectors = parentID, []attest.Selector{ourUID}
 		_, err := e.store.Create(t.Context(), entry)
 		require.NoError(t, err)
 	}

@@ -35,8 +35,8 @@ func (v view) equal(o view) bool {
 	return slices.Equal(v.svids, o.svids) && slices.Equal(v.bundles, o.bundles)
 }
 
-// selectors attests caller and returns its selectors in registry form.
-func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]registry.Selector, error) {
+// selectors attests caller and returns its selectors, sorted.
+func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]attest.Selector, error) {
 	if !caller.HasCredentials() {
 		// Only a caller identified by the kernel can be attested (WE rule 5).
 		return nil, fmt.Errorf("issuer: %w: caller has no kernel credentials", endpoint.ErrNoIdentity)
@@ -53,18 +53,14 @@ func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]regis
 	case err != nil:
 		return nil, fmt.Errorf("issuer: %w: attesting pid %d: %w", endpoint.ErrUnavailable, caller.PID, err)
 	}
-	out := make([]registry.Selector, 0, sels.Len())
-	for s := range sels.All() {
-		out = append(out, registry.Selector{Type: s.Type, Value: s.Value})
-	}
-	return out, nil
+	return sels.Slice(), nil
 }
 
 // entries returns the entries that apply to a caller with the given
 // selectors, in a stable order (by SPIFFE ID, then entry ID), without a
 // second entry carrying a hint already seen (WAPI rule 8: hints are unique
 // within a response).
-func (i *Issuer) entries(sels []registry.Selector) []registry.Entry {
+func (i *Issuer) entries(sels []attest.Selector) []registry.Entry {
 	all := i.idx.ForWorkload(sels)
 	out := all[:0]
 	for _, e := range all {

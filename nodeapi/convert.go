@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -86,7 +87,7 @@ func entryFromPB(p *nodepb.Entry) (registry.Entry, error) {
 		if s == nil {
 			return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: empty selector", p.Id)
 		}
-		e.Selectors = append(e.Selectors, registry.Selector{Type: s.Type, Value: s.Value})
+		e.Selectors = append(e.Selectors, attest.Selector{Type: s.Type, Value: s.Value})
 	}
 	if len(p.FederatesWith) > registry.MaxFederatesWith {
 		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: too many federated trust domains", p.Id)

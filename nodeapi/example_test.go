@@ -41,7 +41,7 @@ func Example() {
 	store.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  agentID,
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 	})
 
 	// The agent.

@@ -14,7 +14,6 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/nodeapi"
-	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -90,7 +89,7 @@ func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 	tok2, _, err := jointoken.Generate(t.Context(), e.store, jointoken.Params{AgentID: agentID})
 	require.NoError(t, err)
 	serverID := spiffeid.RequireFromPath(td, nodeapi.ServerPath)
-	alias := e.entry(t, serverID, "/by-token-1", registry.Selector{Type: jointoken.Type, Value: "id:" + rec1.ID})
+	alias := e.entry(t, serverID, "/by-token-1", attest.Selector{Type: jointoken.Type, Value: "id:" + rec1.ID})
 	x := e.entry(t, alias.SPIFFEID, "/x")
 
 	attestWith := func(tok string) *agent {

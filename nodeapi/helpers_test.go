@@ -146,10 +146,10 @@ func (e *env) attest(t testing.TB, name string) *agent {
 	return a
 }
 
-func (e *env) entry(t testing.TB, parent spiffeid.ID, path string, sels ...registry.Selector) registry.Entry {
+func (e *env) entry(t testing.TB, parent spiffeid.ID, path string, sels ...attest.Selector) registry.Entry {
 	t.Helper()
 	if len(sels) == 0 {
-		sels = []registry.Selector{{Type: "unix", Value: "uid:1000"}}
+		sels = []attest.Selector{{Type: "unix", Value: "uid:1000"}}
 	}
 	en, err := e.store.Create(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, path),

@@ -138,7 +138,7 @@ type Server struct {
 // generation.
 type authzCache struct {
 	gen       uint64
-	selectors []registry.Selector // the agent's, when computed
+	selectors []attest.Selector // the agent's, when computed
 	entries   map[string]registry.Entry
 }
 

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/nodeapi"
-	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
@@ -30,7 +30,7 @@ func TestAttestIssuesAgentSVIDAndRecord(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "echo", rec.AttestorType)
 	assert.Equal(t, a.svid.Certificates[0].SerialNumber.Text(16), rec.SerialNumber)
-	assert.Equal(t, []registry.Selector{{Type: "echo", Value: "name:node1"}}, rec.Selectors)
+	assert.Equal(t, []attest.Selector{{Type: "echo", Value: "name:node1"}}, rec.Selectors)
 	assert.True(t, rec.CanReattest)
 }
 
@@ -159,7 +159,7 @@ func TestNodeAliasEntries(t *testing.T) {
 	e := newEnv(t, nil)
 	a := e.attest(t, "node1")
 	serverID := spiffeid.RequireFromPath(td, nodeapi.ServerPath)
-	alias := e.entry(t, serverID, "/cluster/blue", registry.Selector{Type: "echo", Value: "name:node1"})
+	alias := e.entry(t, serverID, "/cluster/blue", attest.Selector{Type: "echo", Value: "name:node1"})
 	viaAlias := e.entry(t, alias.SPIFFEID, "/blue-web")
 
 	updates := make(chan nodeapi.Update, 4)

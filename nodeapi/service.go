@@ -189,15 +189,11 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	if err != nil {
 		return err
 	}
-	var sels []registry.Selector
-	for sel := range res.Selectors.All() {
-		sels = append(sels, registry.Selector{Type: sel.Type, Value: sel.Value})
-	}
 	leaf := svid[0]
 	if _, err := s.putAgent(ctx, registry.Agent{
 		ID:           res.AgentID,
 		AttestorType: attestor.Type(),
-		Selectors:    sels,
+		Selectors:    res.Selectors.Slice(),
 		SerialNumber: leaf.SerialNumber.Text(16),
 		ExpiresAt:    leaf.NotAfter,
 		CanReattest:  res.CanReattest,

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
@@ -152,7 +153,7 @@ func TestNodeAliasScopesEntries(t *testing.T) {
 	n1 := e.attest(t, "node1")
 	n2 := e.attest(t, "node2")
 	serverID := spiffeid.RequireFromPath(td, nodeapi.ServerPath)
-	alias := e.entry(t, serverID, "/cluster/blue", registry.Selector{Type: "echo", Value: "name:node1"})
+	alias := e.entry(t, serverID, "/cluster/blue", attest.Selector{Type: "echo", Value: "name:node1"})
 	viaAlias := e.entry(t, alias.SPIFFEID, "/blue-web")
 
 	u1, _ := syncUpdates(t, n1)

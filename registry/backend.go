@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -102,7 +103,7 @@ func SimilarityKey(e Entry) string {
 
 func normalize(e Entry) Entry {
 	e = e.Clone()
-	slices.SortFunc(e.Selectors, Selector.Compare)
+	slices.SortFunc(e.Selectors, attest.Selector.Compare)
 	slices.SortFunc(e.FederatesWith, spiffeid.TrustDomain.Compare)
 	return e
 }

@@ -8,11 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-func batchEntry(path string, sels ...registry.Selector) registry.Entry {
+func batchEntry(path string, sels ...attest.Selector) registry.Entry {
 	return registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org" + path),
 		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
@@ -22,8 +23,8 @@ func batchEntry(path string, sels ...registry.Selector) registry.Entry {
 
 func TestPrepareBatch(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 678999, time.FixedZone("x", 3600))
-	a := registry.Selector{Type: "unix", Value: "uid:1"}
-	b := registry.Selector{Type: "unix", Value: "gid:1"}
+	a := attest.Selector{Type: "unix", Value: "uid:1"}
+	b := attest.Selector{Type: "unix", Value: "gid:1"}
 	withID := batchEntry("/id", a)
 	withID.ID = registry.NewEntryID()
 	in := []registry.Entry{
@@ -44,9 +45,9 @@ func TestPrepareBatch(t *testing.T) {
 	assert.True(t, registry.ValidEntryID(first.Entry.ID))
 	assert.Equal(t, int64(1), first.Entry.Revision)
 	assert.Equal(t, registry.StoreTime(now), first.Entry.CreatedAt)
-	assert.Equal(t, []registry.Selector{b, a}, first.Entry.Selectors)
+	assert.Equal(t, []attest.Selector{b, a}, first.Entry.Selectors)
 	assert.Equal(t, registry.SimilarityKey(first.Entry), keys[0])
-	assert.Equal(t, []registry.Selector{a, b}, in[0].Selectors, "the caller's entry is not changed")
+	assert.Equal(t, []attest.Selector{a, b}, in[0].Selectors, "the caller's entry is not changed")
 
 	require.ErrorIs(t, results[1].Err, registry.ErrAlreadyExists)
 	assert.True(t, strings.HasPrefix(results[1].Err.Error(), "registry: "), results[1].Err.Error())

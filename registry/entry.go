@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -47,8 +48,8 @@ type Entry struct {
 	ParentID spiffeid.ID
 	// Selectors must all be present in a workload's attested selectors for
 	// the entry to apply. At least one, at most [MaxSelectors], no duplicates.
-	// Stores keep them sorted by [Selector.Compare].
-	Selectors []Selector
+	// Stores keep them sorted by [attest.Selector.Compare].
+	Selectors []attest.Selector
 	// X509SVIDTTL is the lifetime of X.509-SVIDs issued for the entry; zero
 	// means the issuer's default.
 	X509SVIDTTL time.Duration
@@ -110,9 +111,9 @@ func (e Entry) Validate() error {
 	case hasControl(e.Hint):
 		return invalidf("entry hint contains a control character")
 	}
-	seen := make(map[Selector]struct{}, len(e.Selectors))
+	seen := make(map[attest.Selector]struct{}, len(e.Selectors))
 	for _, s := range e.Selectors {
-		if err := s.Validate(); err != nil {
+		if err := validateSelector("entry selector", s); err != nil {
 			return err
 		}
 		if _, dup := seen[s]; dup {

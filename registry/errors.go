@@ -30,8 +30,13 @@ func invalidf(format string, args ...any) error {
 	return &invalidError{msg: "registry: " + fmt.Sprintf(format, args...)}
 }
 
-// invalidError keeps the detailed message while matching [ErrInvalid].
-type invalidError struct{ msg string }
+// invalidError keeps the detailed message while matching [ErrInvalid], and
+// the cause, if any, for [errors.Is] and [errors.As].
+type invalidError struct {
+	msg   string
+	cause error
+}
 
 func (e *invalidError) Error() string        { return e.msg }
 func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+func (e *invalidError) Unwrap() error        { return e.cause }

@@ -3,6 +3,7 @@ package registry
 import (
 	"slices"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -45,7 +46,7 @@ type Filter struct {
 type SelectorFilter struct {
 	// Selectors is the set to compare with; at least one, at most
 	// [MaxSelectors].
-	Selectors []Selector
+	Selectors []attest.Selector
 	// Match is the comparison; the zero value is MatchExact.
 	Match MatchMode
 }
@@ -69,7 +70,7 @@ func (f Filter) Validate() error {
 			return invalidf("selector filter has unknown match mode %d", s.Match)
 		}
 		for _, sel := range s.Selectors {
-			if err := sel.Validate(); err != nil {
+			if err := validateSelector("selector filter", sel); err != nil {
 				return err
 			}
 		}

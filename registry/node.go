@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -18,8 +19,8 @@ type Agent struct {
 	// "x509pop").
 	AttestorType string
 	// Selectors are the node's selectors from attestation, sorted by
-	// [Selector.Compare]. At most [MaxSelectors].
-	Selectors []Selector
+	// [attest.Selector.Compare]. At most [MaxSelectors].
+	Selectors []attest.Selector
 	// SerialNumber is the serial number, in lower-case hexadecimal, of the
 	// agent SVID issued last. A call authenticated with another SVID is
 	// refused, except with PreviousSerialNumber during a renewal.

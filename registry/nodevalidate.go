@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"fmt"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spiffekit/spiffekit/attest"
 )
 
 // Limits on the node-side records. Their Validate methods reject records
@@ -58,15 +60,10 @@ func (a Agent) Validate() error {
 	case !validTime(a.ExpiresAt):
 		return invalidf("agent expiry is not between the years 1 and 9999")
 	}
-	seen := make(map[Selector]struct{}, len(a.Selectors))
+	seen := make(map[attest.Selector]struct{}, len(a.Selectors))
 	for i, s := range a.Selectors {
-		if err := s.Validate(); err != nil {
-			return invalidf("agent selector %d: %s", i, strings.TrimPrefix(err.Error(), "registry: "))
-		}
-		// Stores keep selectors as text; invalid UTF-8 would not survive
-		// the round trip unchanged.
-		if !utf8.ValidString(s.Type) || !utf8.ValidString(s.Value) {
-			return invalidf("agent selector %q is not valid UTF-8", truncate(s.String()))
+		if err := validateSelector(fmt.Sprintf("agent selector %d", i), s); err != nil {
+			return err
 		}
 		if _, dup := seen[s]; dup {
 			return invalidf("agent has duplicate selector %q", truncate(s.String()))
@@ -195,7 +192,7 @@ func PrepareAgent(a Agent, now time.Time) (Agent, error) {
 		return Agent{}, err
 	}
 	a = a.Clone()
-	slices.SortFunc(a.Selectors, Selector.Compare)
+	slices.SortFunc(a.Selectors, attest.Selector.Compare)
 	if len(a.Selectors) == 0 {
 		a.Selectors = nil // one form for "none", whatever the store
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -17,7 +18,7 @@ func validAgent() registry.Agent {
 	return registry.Agent{
 		ID:                   spiffeid.RequireFromString("spiffe://example.org/spire/agent/join_token/t1"),
 		AttestorType:         "join_token",
-		Selectors:            []registry.Selector{{Type: "join_token", Value: "t1"}, {Type: "aws", Value: "region:eu"}},
+		Selectors:            []attest.Selector{{Type: "join_token", Value: "t1"}, {Type: "aws", Value: "region:eu"}},
 		SerialNumber:         "0123456789abcdef",
 		PreviousSerialNumber: "fe",
 		ExpiresAt:            time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -45,7 +46,7 @@ func TestAgentValidate(t *testing.T) {
 		{"attestor type with control character", func(a *registry.Agent) { a.AttestorType = "x\x7f" }, "attestor type is not UTF-8 text"},
 		{"attestor type not UTF-8", func(a *registry.Agent) { a.AttestorType = "\xff" }, "attestor type is not UTF-8 text"},
 		{"too many selectors", func(a *registry.Agent) { a.Selectors = manySelectors(registry.MaxSelectors + 1) }, "at most 64"},
-		{"invalid selector", func(a *registry.Agent) { a.Selectors[1].Type = "a:b" }, "agent selector 1: selector type"},
+		{"invalid selector", func(a *registry.Agent) { a.Selectors[1].Type = "a:b" }, "agent selector 1: attest: invalid selector: type"},
 		{"selector value not UTF-8", func(a *registry.Agent) { a.Selectors[1].Value = "\xe2\x82" }, "not valid UTF-8"},
 		{"duplicate selector", func(a *registry.Agent) { a.Selectors = append(a.Selectors, a.Selectors[0]) }, "duplicate selector"},
 		{"serial upper case", func(a *registry.Agent) { a.SerialNumber = "ABCD" }, "agent serial number"},
@@ -71,10 +72,10 @@ func TestAgentValidate(t *testing.T) {
 	}
 }
 
-func manySelectors(n int) []registry.Selector {
-	out := make([]registry.Selector, n)
+func manySelectors(n int) []attest.Selector {
+	out := make([]attest.Selector, n)
 	for i := range out {
-		out[i] = registry.Selector{Type: "t", Value: strings.Repeat("v", i+1)}
+		out[i] = attest.Selector{Type: "t", Value: strings.Repeat("v", i+1)}
 	}
 	return out
 }
@@ -196,13 +197,13 @@ func TestPrepareNodeRecords(t *testing.T) {
 	in.ExpiresAt = in.ExpiresAt.Add(999 * time.Nanosecond)
 	a, err := registry.PrepareAgent(in, now)
 	require.NoError(t, err)
-	assert.Equal(t, []registry.Selector{{Type: "aws", Value: "region:eu"}, {Type: "join_token", Value: "t1"}}, a.Selectors)
+	assert.Equal(t, []attest.Selector{{Type: "aws", Value: "region:eu"}, {Type: "join_token", Value: "t1"}}, a.Selectors)
 	assert.Equal(t, "join_token", in.Selectors[0].Type, "input not sorted in place")
 	assert.Equal(t, stored, a.CreatedAt)
 	assert.Equal(t, stored, a.UpdatedAt)
 	assert.Equal(t, registry.StoreTime(in.ExpiresAt), a.ExpiresAt)
 	empty := validAgent()
-	empty.Selectors = []registry.Selector{}
+	empty.Selectors = []attest.Selector{}
 	a, err = registry.PrepareAgent(empty, now)
 	require.NoError(t, err)
 	assert.Nil(t, a.Selectors, "no selectors is nil, in every store")

@@ -9,56 +9,84 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-func TestParseSelector(t *testing.T) {
+// TestSelectorLimits checks that entries, agents and filters take exactly
+// the selectors attest.Selector.Validate takes, each limit reached and not
+// exceeded, and that a rejection wraps both ErrInvalid and
+// attest.ErrInvalidSelector.
+func TestSelectorLimits(t *testing.T) {
+	longPath := "/" + strings.Repeat("é", 4095/2) // 4095 bytes: PATH_MAX with its NUL
 	tests := []struct {
-		in      string
-		want    registry.Selector
-		wantErr string
+		name    string
+		sel     attest.Selector
+		wantErr string // "" if valid
 	}{
-		{in: "unix:uid:1000", want: registry.Selector{Type: "unix", Value: "uid:1000"}},
-		{in: "k8s:ns:prod", want: registry.Selector{Type: "k8s", Value: "ns:prod"}},
-		{in: "nocolon", wantErr: "missing ':'"},
-		{in: ":value", wantErr: "selector type is empty"},
-		{in: "type:", wantErr: "empty value"},
-		{in: "ty\x01pe:v", wantErr: "control character"},
-		{in: "type:v\n", wantErr: "control character"},
-		{in: "unix:path:/bin/\xff", wantErr: "not valid UTF-8"}, // stores keep text: it would come back changed
-		{in: strings.Repeat("t", registry.MaxSelectorTypeLen+1) + ":v", wantErr: "type is longer"},
-		{in: "t:" + strings.Repeat("v", registry.MaxSelectorValueLen+1), wantErr: "value is longer"},
+		{"simple", attest.Selector{Type: "unix", Value: "uid:1000"}, ""},
+		{"value with colons and spaces", attest.Selector{Type: "k8s", Value: "pod-label:app:my app"}, ""},
+		{"type at limit", attest.Selector{Type: strings.Repeat("t", attest.MaxTypeLength), Value: "v"}, ""},
+		{"value at limit", attest.Selector{Type: "t", Value: strings.Repeat("v", attest.MaxValueLength)}, ""},
+		{"multi-byte value at limit", attest.Selector{Type: "t", Value: strings.Repeat("€", attest.MaxValueLength/3) + strings.Repeat("v", attest.MaxValueLength%3)}, ""},
+		{"unix path of PATH_MAX", attest.Selector{Type: "unix", Value: "path:" + longPath + " (deleted)"}, ""},
+		{"non-ASCII value", attest.Selector{Type: "unix", Value: "user:jürgen"}, ""},
+		{"empty type", attest.Selector{Value: "v"}, "type is empty"},
+		{"type over limit by one", attest.Selector{Type: strings.Repeat("t", attest.MaxTypeLength+1), Value: "v"}, "type is longer than 64 bytes"},
+		{"type with colon", attest.Selector{Type: "a:b", Value: "v"}, "contains ':'"},
+		{"type with space", attest.Selector{Type: "a b", Value: "v"}, "contains ' '"},
+		{"type not ASCII", attest.Selector{Type: "ünix", Value: "v"}, "contains"},
+		{"empty value", attest.Selector{Type: "t"}, "empty value"},
+		{"value over limit by one", attest.Selector{Type: "t", Value: strings.Repeat("v", attest.MaxValueLength+1)}, "value is longer than 8192 bytes"},
+		{"value with NUL", attest.Selector{Type: "t", Value: "a\x00"}, "control character"},
+		{"value with newline", attest.Selector{Type: "t", Value: "a\nb"}, "control character"},
+		{"value with DEL", attest.Selector{Type: "t", Value: "a\x7f"}, "control character"},
+		{"value not UTF-8", attest.Selector{Type: "unix", Value: "path:/bin/\xff"}, "not valid UTF-8"},
+		{"value with truncated rune", attest.Selector{Type: "t", Value: "\xe2\x82"}, "not valid UTF-8"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.in[:min(len(tt.in), 20)], func(t *testing.T) {
-			got, err := registry.ParseSelector(tt.in)
-			if tt.wantErr != "" {
-				require.ErrorIs(t, err, registry.ErrInvalid)
-				require.ErrorContains(t, err, tt.wantErr)
-				assert.True(t, strings.HasPrefix(err.Error(), "registry: "))
-				return
+		t.Run(tt.name, func(t *testing.T) {
+			e := valid()
+			e.Selectors = []attest.Selector{tt.sel}
+			a := validAgent()
+			a.Selectors = []attest.Selector{tt.sel}
+			f := registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: []attest.Selector{tt.sel}}}
+			for what, err := range map[string]error{"selector": tt.sel.Validate(), "entry": e.Validate(), "agent": a.Validate(), "filter": f.Validate()} {
+				if tt.wantErr == "" {
+					require.NoError(t, err, what)
+					continue
+				}
+				require.ErrorIs(t, err, attest.ErrInvalidSelector, what)
+				require.ErrorContains(t, err, tt.wantErr, what)
+				assert.Less(t, len(err.Error()), 300, "%s: error messages stay short", what)
+				if what != "selector" {
+					require.ErrorIs(t, err, registry.ErrInvalid, what)
+					assert.True(t, strings.HasPrefix(err.Error(), "registry: "), err.Error())
+				}
 			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-			assert.Equal(t, tt.in, got.String())
 		})
 	}
-	// A type with ':' cannot come from parsing, but can be built.
-	require.ErrorIs(t, registry.Selector{Type: "a:b", Value: "c"}.Validate(), registry.ErrInvalid)
-	assert.Equal(t, -1, registry.Selector{Type: "a", Value: "z"}.Compare(registry.Selector{Type: "b", Value: "a"}))
-	assert.Equal(t, 1, registry.Selector{Type: "a", Value: "z"}.Compare(registry.Selector{Type: "a", Value: "a"}))
 }
 
+// FuzzParseSelector checks that registry entries take exactly the selectors
+// attest.ParseSelector takes.
 func FuzzParseSelector(f *testing.F) {
 	f.Add("unix:uid:1000")
 	f.Fuzz(func(t *testing.T, s string) {
-		sel, err := registry.ParseSelector(s)
-		if err != nil {
-			return // rejected input is fine; a panic is not
+		typ, value, _ := strings.Cut(s, ":")
+		e := valid()
+		e.Selectors = []attest.Selector{{Type: typ, Value: value}}
+		err := e.Validate()
+		sel, perr := attest.ParseSelector(s)
+		if perr != nil {
+			require.ErrorIs(t, err, registry.ErrInvalid)
+			return
 		}
-		require.NoError(t, sel.Validate())
-		again, err := registry.ParseSelector(sel.String())
+		require.NoError(t, err)
+		require.Equal(t, e.Selectors[0], sel)
+		require.Equal(t, s, sel.String())
+		again, err := attest.ParseSelector(sel.String())
 		require.NoError(t, err)
 		require.Equal(t, sel, again)
 	})
@@ -68,7 +96,7 @@ func valid() registry.Entry {
 	return registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/w"),
 		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1"}},
 	}
 }
 
@@ -90,7 +118,7 @@ func TestEntryValidate(t *testing.T) {
 		{"no selectors", func(e *registry.Entry) { e.Selectors = nil }, "no selectors"},
 		{"too many selectors", func(e *registry.Entry) {
 			for i := range registry.MaxSelectors {
-				e.Selectors = append(e.Selectors, registry.Selector{Type: "t", Value: fmt.Sprint(i)})
+				e.Selectors = append(e.Selectors, attest.Selector{Type: "t", Value: fmt.Sprint(i)})
 			}
 		}, "at most 64"},
 		{"invalid selector", func(e *registry.Entry) { e.Selectors[0].Value = "" }, "empty value"},
@@ -149,15 +177,15 @@ func TestPrepare(t *testing.T) {
 }
 
 func TestFilterMatches(t *testing.T) {
-	a, b := registry.Selector{Type: "t", Value: "a"}, registry.Selector{Type: "t", Value: "b"}
+	a, b := attest.Selector{Type: "t", Value: "a"}, attest.Selector{Type: "t", Value: "b"}
 	e := valid()
-	e.Selectors = []registry.Selector{a, b}
-	f := func(m registry.MatchMode, sels ...registry.Selector) registry.Filter {
+	e.Selectors = []attest.Selector{a, b}
+	f := func(m registry.MatchMode, sels ...attest.Selector) registry.Filter {
 		return registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: sels, Match: m}}
 	}
 	assert.True(t, f(registry.MatchExact, b, a).Matches(e))
 	assert.False(t, f(registry.MatchExact, a).Matches(e))
-	assert.True(t, f(registry.MatchSubset, a, b, registry.Selector{Type: "t", Value: "c"}).Matches(e))
+	assert.True(t, f(registry.MatchSubset, a, b, attest.Selector{Type: "t", Value: "c"}).Matches(e))
 	assert.False(t, f(registry.MatchSubset, a).Matches(e), "an entry needing b is not granted to a caller with only a")
 	assert.True(t, f(registry.MatchSuperset, a).Matches(e))
 	assert.True(t, f(registry.MatchAny, a).Matches(e))
@@ -200,7 +228,7 @@ func TestPrepareCreateRejectsStoreFields(t *testing.T) {
 	_, err = registry.PrepareUpdate(stored, bad, time.Now())
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	next := stored.Clone()
-	next.Selectors = []registry.Selector{{Type: "z", Value: "1"}, {Type: "a", Value: "1"}}
+	next.Selectors = []attest.Selector{{Type: "z", Value: "1"}, {Type: "a", Value: "1"}}
 	updated, err := registry.PrepareUpdate(stored, next, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), updated.Revision)
@@ -215,7 +243,7 @@ func TestSimilarityKey(t *testing.T) {
 	require.NoError(t, err)
 	b.Hint, b.DNSNames = "different", []string{"x.org"}
 	assert.Equal(t, registry.SimilarityKey(a), registry.SimilarityKey(b), "only SPIFFE ID, parent and selectors count")
-	b.Selectors = append(b.Selectors, registry.Selector{Type: "unix", Value: "uid:2"})
+	b.Selectors = append(b.Selectors, attest.Selector{Type: "unix", Value: "uid:2"})
 	assert.NotEqual(t, registry.SimilarityKey(a), registry.SimilarityKey(b))
 }
 
@@ -225,13 +253,13 @@ func TestValidateListArguments(t *testing.T) {
 	require.ErrorIs(t, registry.Page{Size: -1}.Validate(), registry.ErrInvalid)
 	require.ErrorIs(t, registry.Page{Token: "zz"}.Validate(), registry.ErrInvalid)
 
-	sf := func(m registry.MatchMode, sels ...registry.Selector) registry.Filter {
+	sf := func(m registry.MatchMode, sels ...attest.Selector) registry.Filter {
 		return registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: sels, Match: m}}
 	}
-	require.NoError(t, sf(registry.MatchAny, registry.Selector{Type: "a", Value: "b"}).Validate())
+	require.NoError(t, sf(registry.MatchAny, attest.Selector{Type: "a", Value: "b"}).Validate())
 	require.ErrorIs(t, sf(registry.MatchAny).Validate(), registry.ErrInvalid)
-	require.ErrorIs(t, sf(registry.MatchAny+1, registry.Selector{Type: "a", Value: "b"}).Validate(), registry.ErrInvalid)
-	require.ErrorIs(t, sf(registry.MatchExact, registry.Selector{Type: "a"}).Validate(), registry.ErrInvalid)
+	require.ErrorIs(t, sf(registry.MatchAny+1, attest.Selector{Type: "a", Value: "b"}).Validate(), registry.ErrInvalid)
+	require.ErrorIs(t, sf(registry.MatchExact, attest.Selector{Type: "a"}).Validate(), registry.ErrInvalid)
 	require.ErrorIs(t, registry.Filter{ByFederatesWith: &registry.FederatesWithFilter{}}.Validate(), registry.ErrInvalid)
 	require.NoError(t, registry.Filter{ByFederatesWith: &registry.FederatesWithFilter{
 		TrustDomains: []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("a.org")}}}.Validate())

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -212,12 +213,12 @@ func TestFederationEndToEnd(t *testing.T) {
 	webID := spiffeid.RequireFromPath(td, "/web")
 	apiID := spiffeid.RequireFromPath(partnerTD, "/api")
 	_, err := org.admin.CreateEntry(t.Context(), registry.Entry{
-		SPIFFEID: webID, ParentID: orgAgent.ID(), Selectors: []registry.Selector{ourUID},
+		SPIFFEID: webID, ParentID: orgAgent.ID(), Selectors: []attest.Selector{ourUID},
 		FederatesWith: []spiffeid.TrustDomain{partnerTD},
 	})
 	require.NoError(t, err)
 	_, err = partner.admin.CreateEntry(t.Context(), registry.Entry{
-		SPIFFEID: apiID, ParentID: partnerAgent.ID(), Selectors: []registry.Selector{ourUID},
+		SPIFFEID: apiID, ParentID: partnerAgent.ID(), Selectors: []attest.Selector{ourUID},
 		FederatesWith: []spiffeid.TrustDomain{td},
 	})
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -60,7 +61,7 @@ func TestFederatedBundleReachesWorkloads(t *testing.T) {
 	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:      spiffeid.RequireFromPath(td, "/web"),
 		ParentID:      a.ID(),
-		Selectors:     []registry.Selector{ourUID},
+		Selectors:     []attest.Selector{ourUID},
 		FederatesWith: []spiffeid.TrustDomain{foreign},
 	})
 	require.NoError(t, err)
@@ -142,13 +143,13 @@ func TestX509PoPAgentAndNodeAlias(t *testing.T) {
 	alias, err := s.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/nodes/frontend"),
 		ParentID:  serverID,
-		Selectors: []registry.Selector{{Type: "x509pop", Value: "subject:cn:node-1"}},
+		Selectors: []attest.Selector{{Type: "x509pop", Value: "subject:cn:node-1"}},
 	})
 	require.NoError(t, err)
 	web, err := s.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  alias.SPIFFEID,
-		Selectors: []registry.Selector{ourUID},
+		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
 
@@ -249,8 +250,8 @@ func TestEntryWritesArePushed(t *testing.T) {
 	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
 	require.NoError(t, err)
 	results, err := s.admin.CreateEntries(t.Context(), []registry.Entry{
-		{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), ParentID: a.ID(), Selectors: []registry.Selector{ourUID}},
-		{SPIFFEID: spiffeid.RequireFromPath(td, "/b"), ParentID: a.ID(), Selectors: []registry.Selector{ourUID}},
+		{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), ParentID: a.ID(), Selectors: []attest.Selector{ourUID}},
+		{SPIFFEID: spiffeid.RequireFromPath(td, "/b"), ParentID: a.ID(), Selectors: []attest.Selector{ourUID}},
 	})
 	require.NoError(t, err)
 	require.Len(t, results, 2)

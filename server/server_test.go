@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 var (
 	td     = spiffeid.RequireTrustDomainFromString("example.org")
-	ourUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+	ourUID = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
 )
 
 type running struct {
@@ -125,7 +126,7 @@ func TestServerAdminAgentWorkload(t *testing.T) {
 	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  a.ID(),
-		Selectors: []registry.Selector{ourUID},
+		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
 	dir := shortDir(t)
@@ -186,7 +187,7 @@ func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 	_, err := s1.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  a.ID(),
-		Selectors: []registry.Selector{ourUID},
+		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
 	dir := shortDir(t)
@@ -201,7 +202,7 @@ func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 	_, err = s1.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/db"),
 		ParentID:  a.ID(),
-		Selectors: []registry.Selector{{Type: "unix", Value: "gid:" + strconv.Itoa(os.Getgid())}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "gid:" + strconv.Itoa(os.Getgid())}},
 	})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 20*time.Second, 10*time.Millisecond)

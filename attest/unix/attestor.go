@@ -3,6 +3,7 @@ package unix
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -51,6 +52,11 @@ type Config struct {
 
 	// Now returns the current time for the name cache. Nil means time.Now.
 	Now func() time.Time
+
+	// Logger receives a warning for each selector the attestor leaves out
+	// because it would not be a valid [attest.Selector] (see [Attestor]).
+	// Nil discards them.
+	Logger *slog.Logger
 }
 
 // Attestor is the unix workload attestor: it reads what the Linux kernel
@@ -66,6 +72,17 @@ type Config struct {
 //	supplementary_group:<name> one per supplementary group with a name
 //	path:<path>               executable path (unless Config.SkipExecutable)
 //	sha256:<hex>              SHA-256 of the executable (unless SkipExecutable or SkipHash)
+//
+// A property that would not make a valid [attest.Selector] is left out, with
+// a warning to Config.Logger, and the others are returned: Linux allows any
+// byte but NUL in a file name (a newline, invalid UTF-8) and almost any in a
+// user or group name, but selectors are UTF-8 text without control
+// characters, so that registries keep them unchanged. Leaving one out only
+// narrows what the workload matches (an entry applies when all its
+// selectors are present), so such a workload can still be registered by its
+// other selectors, for example its sha256. An error would instead deny the
+// workload every identity, and an escaped form would make a selector that
+// administrators must learn to write and that could collide with a real path.
 //
 // The IDs are the effective ones, which is what the kernel reports for a
 // socket peer (SO_PEERCRED). Names are resolved in the attestor's own user
@@ -106,6 +123,7 @@ type Attestor struct {
 	skipHash          bool
 	maxExecutableSize int64
 	names             *nameCache
+	log               *slog.Logger
 }
 
 var _ attest.WorkloadAttestor = (*Attestor)(nil)
@@ -124,6 +142,10 @@ func New(cfg Config) (*Attestor, error) {
 		skipExecutable:    cfg.SkipExecutable,
 		skipHash:          cfg.SkipHash,
 		maxExecutableSize: cfg.MaxExecutableSize,
+		log:               cfg.Logger,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.procRoot == "" {
 		a.procRoot = DefaultProcRoot
@@ -164,12 +186,18 @@ type facts struct {
 	sha256 string // hex; "" when not read
 }
 
-// selectors turns facts into selectors, resolving names.
-func (a *Attestor) selectors(f facts) (attest.Selectors, error) {
+// selectors turns the facts of process pid into selectors, resolving names
+// and leaving out, with a warning, those that would be invalid.
+func (a *Attestor) selectors(pid int, f facts) (attest.Selectors, error) {
 	id := func(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 	var sels []attest.Selector
 	add := func(kind, value string) {
-		sels = append(sels, attest.Selector{Type: SelectorType, Value: kind + ":" + value})
+		sel := attest.Selector{Type: SelectorType, Value: kind + ":" + value}
+		if err := sel.Validate(); err != nil {
+			a.log.Warn("unix: left out a selector that would be invalid", "pid", pid, "kind", kind, "error", err)
+			return
+		}
+		sels = append(sels, sel)
 	}
 	add("uid", id(f.status.uid))
 	add("gid", id(f.status.gid))

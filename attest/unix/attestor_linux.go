@@ -60,7 +60,7 @@ func (a *Attestor) attest(ctx context.Context, w attest.Workload) (attest.Select
 	if err != nil {
 		return attest.Selectors{}, a.explain(w.PID, dir, err)
 	}
-	return a.selectors(f)
+	return a.selectors(w.PID, f)
 }
 
 // openProcDir opens /proc/<pid>. The descriptor stays bound to the process

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/issuer"
@@ -93,9 +94,9 @@ func run(ctx context.Context, w io.Writer) error {
 
 	// Both workloads run in this process, so both entries select on our uid;
 	// each side picks its own SVID by hint.
-	uid := registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+	uid := attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
 	for _, e := range []registry.Entry{{SPIFFEID: billingID, Hint: "billing"}, {SPIFFEID: webID, Hint: "web"}} {
-		e.ParentID, e.Selectors = spiffeid.RequireFromPath(td, "/issuer"), []registry.Selector{uid}
+		e.ParentID, e.Selectors = spiffeid.RequireFromPath(td, "/issuer"), []attest.Selector{uid}
 		if _, err := store.Create(ctx, e); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -45,7 +46,7 @@ func synthetic(n int) []registry.Entry {
 			ID:       registry.NewEntryID(),
 			SPIFFEID: spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/ns/%d/sa/%d", i%100, i)),
 			ParentID: spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/agent/%d", i%1000)),
-			Selectors: []registry.Selector{
+			Selectors: []attest.Selector{
 				{Type: "k8s", Value: fmt.Sprintf("ns:%d", i%100)},
 				{Type: "k8s", Value: fmt.Sprintf("sa:%d", i)},
 				{Type: "k8s", Value: "container-name:app"},
@@ -96,7 +97,7 @@ func BenchmarkApply(b *testing.B) {
 	for b.Loop() {
 		e := entries[i%len(entries)]
 		e.Revision += int64(i + 1)
-		e.Selectors = []registry.Selector{{Type: "k8s", Value: "ns:7"}, {Type: "k8s", Value: fmt.Sprintf("sa:%d", i)}}
+		e.Selectors = []attest.Selector{{Type: "k8s", Value: "ns:7"}, {Type: "k8s", Value: fmt.Sprintf("sa:%d", i)}}
 		seq++
 		x.mu.Lock()
 		x.apply(registry.Event{Seq: seq, Op: registry.OpUpdate, EntryID: e.ID, After: &e})
@@ -112,7 +113,7 @@ func BenchmarkForWorkload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	caller := []registry.Selector{
+	caller := []attest.Selector{
 		{Type: "k8s", Value: "ns:42"}, {Type: "k8s", Value: "sa:4242"}, {Type: "k8s", Value: "container-name:app"}, {Type: "k8s", Value: "pod-uid:x"},
 	}
 	for b.Loop() {

@@ -12,7 +12,7 @@
 //	go idx.Run(ctx) // follow the change feed until ctx is done
 //
 //	// A workload attested with these selectors gets these entries:
-//	entries := idx.ForWorkload([]registry.Selector{{Type: "unix", Value: "uid:1000"}})
+//	entries := idx.ForWorkload([]attest.Selector{{Type: "unix", Value: "uid:1000"}})
 //	// An agent gets the entries it may serve:
 //	entries = idx.ForAgent(agentID, nodeSelectors)
 //

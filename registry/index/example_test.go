@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -14,7 +15,7 @@ func Example() {
 	ctx := context.Background()
 	store := memstore.New(memstore.Config{})
 	agent := spiffeid.RequireFromString("spiffe://example.org/agent/node1")
-	for path, sels := range map[string][]registry.Selector{
+	for path, sels := range map[string][]attest.Selector{
 		"/web": {{Type: "unix", Value: "uid:1000"}},
 		"/db":  {{Type: "unix", Value: "uid:1000"}, {Type: "unix", Value: "gid:50"}},
 	} {
@@ -35,7 +36,7 @@ func Example() {
 		return
 	}
 	// The workload lacks gid:50, so it does not get /db.
-	for _, e := range idx.ForWorkload([]registry.Selector{{Type: "unix", Value: "uid:1000"}}) {
+	for _, e := range idx.ForWorkload([]attest.Selector{{Type: "unix", Value: "uid:1000"}}) {
 		fmt.Println(e.SPIFFEID)
 	}
 
@@ -43,7 +44,7 @@ func Example() {
 	_, err = store.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/batch"),
 		ParentID:  agent,
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 	})
 	if err != nil {
 		fmt.Println(err)

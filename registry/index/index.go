@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -46,7 +47,7 @@ type Index struct {
 	mu        sync.RWMutex
 	seq       int64
 	records   map[string]*record
-	selectors map[registry.Selector]*selectorNode
+	selectors map[attest.Selector]*selectorNode
 	parents   map[spiffeid.ID]*parentNode
 }
 
@@ -64,7 +65,7 @@ type record struct {
 
 // selectorNode is one interned selector.
 type selectorNode struct {
-	sel      registry.Selector
+	sel      attest.Selector
 	uses     int       // records that have this selector
 	anchored []*record // records anchored on this selector
 }
@@ -91,7 +92,7 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 		src:       src,
 		conf:      c,
 		records:   make(map[string]*record),
-		selectors: make(map[registry.Selector]*selectorNode),
+		selectors: make(map[attest.Selector]*selectorNode),
 		parents:   make(map[spiffeid.ID]*parentNode),
 	}
 	head, err := src.Head(ctx)
@@ -264,14 +265,14 @@ func (x *Index) remove(r *record) {
 // given selectors: those whose selectors are all among them. Duplicates in
 // selectors are ignored. The result is sorted by entry ID and owned by the
 // caller. The caller's strings are never retained.
-func (x *Index) ForWorkload(selectors []registry.Selector) []registry.Entry {
+func (x *Index) ForWorkload(selectors []attest.Selector) []registry.Entry {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.output(x.matching(selectors))
 }
 
 // matching must be called with x.mu held.
-func (x *Index) matching(selectors []registry.Selector) []*record {
+func (x *Index) matching(selectors []attest.Selector) []*record {
 	// Every applicable entry is anchored on one of the caller's selectors;
 	// deduplicating them keeps each list from being walked twice.
 	have := make([]*selectorNode, 0, len(selectors))
@@ -310,7 +311,7 @@ func containsAll(have, need []*selectorNode) bool {
 // parent is the SPIFFE ID of an entry already returned. Alias entries
 // themselves are not returned. The result is sorted by entry ID and owned by
 // the caller.
-func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []registry.Selector) []registry.Entry {
+func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []attest.Selector) []registry.Entry {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	frontier := []spiffeid.ID{agentID}
@@ -350,7 +351,7 @@ func (x *Index) output(rs []*record) []registry.Entry {
 	out := make([]registry.Entry, len(rs))
 	for i, r := range rs {
 		e := r.entry.Clone()
-		e.Selectors = make([]registry.Selector, len(r.sels))
+		e.Selectors = make([]attest.Selector, len(r.sels))
 		for j, n := range r.sels {
 			e.Selectors[j] = n.sel
 		}

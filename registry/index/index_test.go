@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -22,9 +23,9 @@ import (
 
 func id(path string) spiffeid.ID { return spiffeid.RequireFromString("spiffe://example.org" + path) }
 
-func sel(typ, value string) registry.Selector { return registry.Selector{Type: typ, Value: value} }
+func sel(typ, value string) attest.Selector { return attest.Selector{Type: typ, Value: value} }
 
-func create(t testing.TB, s registry.Store, path, parent string, sels ...registry.Selector) registry.Entry {
+func create(t testing.TB, s registry.Store, path, parent string, sels ...attest.Selector) registry.Entry {
 	t.Helper()
 	e, err := s.Create(t.Context(), registry.Entry{SPIFFEID: id(path), ParentID: id(parent), Selectors: sels})
 	require.NoError(t, err)
@@ -53,21 +54,21 @@ func TestForWorkload(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		caller []registry.Selector
+		caller []attest.Selector
 		want   []string
 	}{
 		{"no selectors", nil, []string{}},
-		{"unknown selector", []registry.Selector{sel("unix", "uid:9")}, []string{}},
-		{"single", []registry.Selector{a}, []string{"/a"}},
+		{"unknown selector", []attest.Selector{sel("unix", "uid:9")}, []string{}},
+		{"single", []attest.Selector{a}, []string{"/a"}},
 		// Security rule: an entry whose selectors are a superset of the
 		// caller's is not granted; {a, b} does not get /abc.
-		{"superset entry not granted", []registry.Selector{a, b}, []string{"/a", "/ab"}},
-		{"all", []registry.Selector{c, b, a}, []string{"/a", "/ab", "/abc", "/c"}},
-		{"extra caller selectors are fine", []registry.Selector{a, sel("x", "y"), c}, []string{"/a", "/c"}},
+		{"superset entry not granted", []attest.Selector{a, b}, []string{"/a", "/ab"}},
+		{"all", []attest.Selector{c, b, a}, []string{"/a", "/ab", "/abc", "/c"}},
+		{"extra caller selectors are fine", []attest.Selector{a, sel("x", "y"), c}, []string{"/a", "/c"}},
 		// Security rule: repeating a selector must not stand in for a missing
 		// one; {a, a} does not get /ab.
-		{"duplicates do not count twice", []registry.Selector{a, a}, []string{"/a"}},
-		{"missing first selector", []registry.Selector{b, c}, []string{"/c"}},
+		{"duplicates do not count twice", []attest.Selector{a, a}, []string{"/a"}},
+		{"missing first selector", []attest.Selector{b, c}, []string{"/c"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,13 +79,13 @@ func TestForWorkload(t *testing.T) {
 	}
 
 	// Results are copies, with the entry's sorted selectors.
-	got := idx.ForWorkload([]registry.Selector{a, b})
+	got := idx.ForWorkload([]attest.Selector{a, b})
 	require.Len(t, got, 2)
 	stored, err := s.Get(t.Context(), got[0].ID)
 	require.NoError(t, err)
 	assert.Contains(t, got, stored)
 	got[0].Selectors[0].Value = "changed"
-	assert.Len(t, idx.ForWorkload([]registry.Selector{a, b}), 2)
+	assert.Len(t, idx.ForWorkload([]attest.Selector{a, b}), 2)
 }
 
 func TestForAgent(t *testing.T) {
@@ -106,7 +107,7 @@ func TestForAgent(t *testing.T) {
 
 	idx, err := index.New(t.Context(), s, index.Config{ServerID: server})
 	require.NoError(t, err)
-	got := idx.ForAgent(id("/agent/1"), []registry.Selector{node})
+	got := idx.ForAgent(id("/agent/1"), []attest.Selector{node})
 	assert.Equal(t, []string{"/deeper", "/direct", "/loop-a", "/loop-a", "/loop-b", "/nested", "/via-alias"}, paths(got))
 	got = idx.ForAgent(id("/agent/1"), nil)
 	assert.NotContains(t, paths(got), "/via-alias", "node selectors decide which aliases apply")
@@ -116,7 +117,7 @@ func TestForAgent(t *testing.T) {
 	// Without a server ID, there are no aliases.
 	idx, err = index.New(t.Context(), s, index.Config{})
 	require.NoError(t, err)
-	assert.NotContains(t, paths(idx.ForAgent(id("/agent/1"), []registry.Selector{node})), "/via-alias")
+	assert.NotContains(t, paths(idx.ForAgent(id("/agent/1"), []attest.Selector{node})), "/via-alias")
 }
 
 // TestIncremental checks the index against the store after random writes:
@@ -125,14 +126,14 @@ func TestIncremental(t *testing.T) {
 	ctx := t.Context()
 	s := memstore.New(memstore.Config{})
 	rng := rand.New(rand.NewPCG(1, 2))
-	pool := []registry.Selector{}
+	pool := []attest.Selector{}
 	for i := range 8 {
 		pool = append(pool, sel("t", fmt.Sprint(i)))
 	}
-	randSels := func() []registry.Selector {
+	randSels := func() []attest.Selector {
 		n := 1 + rng.IntN(3)
 		perm := rng.Perm(len(pool))[:n]
-		out := make([]registry.Selector, n)
+		out := make([]attest.Selector, n)
 		for i, p := range perm {
 			out[i] = pool[p]
 		}
@@ -203,7 +204,7 @@ func TestBuildReplaysChangesSeenByList(t *testing.T) {
 	s := memstore.New(memstore.Config{})
 	a := create(t, s, "/a", "/agent", sel("unix", "uid:1"))
 	gone := create(t, s, "/gone", "/agent", sel("unix", "uid:1"))
-	a.Selectors = []registry.Selector{sel("unix", "uid:2")}
+	a.Selectors = []attest.Selector{sel("unix", "uid:2")}
 	a, err := s.Update(ctx, a)
 	require.NoError(t, err)
 	_, err = s.Delete(ctx, gone.ID, 0)
@@ -212,8 +213,8 @@ func TestBuildReplaysChangesSeenByList(t *testing.T) {
 	idx, err := index.New(ctx, staleHead{s}, index.Config{})
 	require.NoError(t, err)
 	assert.Equal(t, int64(4), idx.Seq())
-	assert.Equal(t, []registry.Entry{a}, idx.ForWorkload([]registry.Selector{sel("unix", "uid:2")}))
-	assert.Empty(t, idx.ForWorkload([]registry.Selector{sel("unix", "uid:1")}), "the old revision must not come back")
+	assert.Equal(t, []registry.Entry{a}, idx.ForWorkload([]attest.Selector{sel("unix", "uid:2")}))
+	assert.Empty(t, idx.ForWorkload([]attest.Selector{sel("unix", "uid:1")}), "the old revision must not come back")
 }
 
 type failing struct {

@@ -6,7 +6,7 @@
 //	e, err := s.Create(ctx, registry.Entry{
 //		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/web"),
 //		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent/node1"),
-//		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+//		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 //	})
 //	if err != nil {
 //		return err

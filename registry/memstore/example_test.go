@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -16,7 +17,7 @@ func Example() {
 	e, err := s.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/web"),
 		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent/node1"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1000"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 	})
 	if err != nil {
 		fmt.Println(err)

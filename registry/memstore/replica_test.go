@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -19,13 +20,13 @@ func TestReplicate(t *testing.T) {
 	e1, err := src.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/a"),
 		ParentID:  spiffeid.RequireFromPath(td, "/agent"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1"}},
 	})
 	require.NoError(t, err)
 	e2, err := src.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/b"),
 		ParentID:  spiffeid.RequireFromPath(td, "/agent"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:2"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:2"}},
 	})
 	require.NoError(t, err)
 

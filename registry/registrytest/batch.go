@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -53,7 +54,7 @@ func testBatchCreate(t *testing.T, s BatchStore) {
 	full := registry.Entry{
 		SPIFFEID:      id("/web"),
 		ParentID:      id("/agent/node1"),
-		Selectors:     []registry.Selector{sel("unix", "uid:1000"), sel("k8s", "ns:prod")},
+		Selectors:     []attest.Selector{sel("unix", "uid:1000"), sel("k8s", "ns:prod")},
 		X509SVIDTTL:   time.Hour,
 		JWTSVIDTTL:    5 * time.Minute,
 		DNSNames:      []string{"web.example.org"},
@@ -80,7 +81,7 @@ func testBatchCreate(t *testing.T, s BatchStore) {
 		assert.Equal(t, got, stored, "the result is the entry as stored")
 	}
 	// As Create does, the store sorts the sets.
-	assert.Equal(t, []registry.Selector{sel("k8s", "ns:prod"), sel("unix", "uid:1000")}, results[0].Entry.Selectors)
+	assert.Equal(t, []attest.Selector{sel("k8s", "ns:prod"), sel("unix", "uid:1000")}, results[0].Entry.Selectors)
 	assert.Equal(t, "a.org", results[0].Entry.FederatesWith[0].Name())
 	assert.Equal(t, time.Hour, results[0].Entry.X509SVIDTTL)
 	assert.True(t, results[0].Entry.Admin)
@@ -119,9 +120,9 @@ func testBatchPartial(t *testing.T, s BatchStore) {
 		entry("/existing", "/agent", sel("unix", "uid:1")), // 4 similar to a stored entry
 		withID,       // 5 invalid
 		withRevision, // 6 invalid
-		entry("/a", "/agent", sel("unix", "uid:10"), sel("unix", "gid:10")),                          // 7 stored: other selectors
-		{SPIFFEID: id("/c"), ParentID: id("/agent"), Selectors: []registry.Selector{{Type: "unix"}}}, // 8 invalid selector
-		entry("/d", "/agent", sel("unix", "uid:12")),                                                 // 9 stored
+		entry("/a", "/agent", sel("unix", "uid:10"), sel("unix", "gid:10")),                        // 7 stored: other selectors
+		{SPIFFEID: id("/c"), ParentID: id("/agent"), Selectors: []attest.Selector{{Type: "unix"}}}, // 8 invalid selector
+		entry("/d", "/agent", sel("unix", "uid:12")),                                               // 9 stored
 	}
 	results := createBatch(t, s, in)
 	for _, i := range []int{1, 5, 6, 8} {
@@ -211,7 +212,7 @@ func testBatchNotAliased(t *testing.T, s BatchStore) {
 	results[0].Entry.DNSNames[0] = "evil2.example.org"
 	got, err := s.Get(t.Context(), id)
 	require.NoError(t, err)
-	assert.Equal(t, []registry.Selector{sel("unix", "uid:1"), sel("unix", "uid:2")}, got.Selectors)
+	assert.Equal(t, []attest.Selector{sel("unix", "uid:1"), sel("unix", "uid:2")}, got.Selectors)
 	assert.Equal(t, []string{"w.example.org"}, got.DNSNames)
 }
 

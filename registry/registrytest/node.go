@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -36,6 +37,7 @@ func RunNode(t *testing.T, newStore func(t *testing.T) NodeStore) {
 	t.Run("AgentReplace", func(t *testing.T) { testAgentReplace(t, newStore(t)) })
 	t.Run("AgentListDelete", func(t *testing.T) { testAgentListDelete(t, newStore(t)) })
 	t.Run("AgentInvalid", func(t *testing.T) { testAgentInvalid(t, newStore(t)) })
+	t.Run("AgentLongestSelectors", func(t *testing.T) { testAgentLongestSelectors(t, newStore(t)) })
 	t.Run("TokenCreateGet", func(t *testing.T) { testTokenCreateGet(t, newStore(t)) })
 	t.Run("TokenInvalid", func(t *testing.T) { testTokenInvalid(t, newStore(t)) })
 	t.Run("TokenDelete", func(t *testing.T) { testTokenDelete(t, newStore(t)) })
@@ -93,7 +95,7 @@ func TokenSingleUse(t *testing.T, stores []registry.TokenStore, rounds, calls in
 	}
 }
 
-func agent(path string, sels ...registry.Selector) registry.Agent {
+func agent(path string, sels ...attest.Selector) registry.Agent {
 	return registry.Agent{
 		ID:           id(path),
 		AttestorType: "join_token",
@@ -129,7 +131,7 @@ func testAgentPutGet(t *testing.T, s NodeStore) {
 	require.NoError(t, err)
 
 	want := in
-	want.Selectors = []registry.Selector{sel("aws", "account:1"), sel("aws", "region:eu"), sel("join_token", "abc")}
+	want.Selectors = []attest.Selector{sel("aws", "account:1"), sel("aws", "region:eu"), sel("join_token", "abc")}
 	want.ExpiresAt = registry.StoreTime(in.ExpiresAt)
 	want.CreatedAt, want.UpdatedAt = got.CreatedAt, got.UpdatedAt
 	assert.Equal(t, want, got, "selectors sorted, times in store form")
@@ -169,7 +171,7 @@ func testAgentReplace(t *testing.T, s NodeStore) {
 
 	next := first
 	next.SerialNumber, next.PreviousSerialNumber = "2a", first.SerialNumber
-	next.Selectors = []registry.Selector{sel("x509pop", "subject:cn:node")}
+	next.Selectors = []attest.Selector{sel("x509pop", "subject:cn:node")}
 	next.AttestorType = "x509pop"
 	next.ExpiresAt = first.ExpiresAt.Add(time.Hour)
 	next.Banned = true
@@ -242,7 +244,7 @@ func testAgentListDelete(t *testing.T, s NodeStore) {
 
 func testAgentInvalid(t *testing.T, s NodeStore) {
 	ctx := t.Context()
-	tooMany := make([]registry.Selector, registry.MaxSelectors+1)
+	tooMany := make([]attest.Selector, registry.MaxSelectors+1)
 	for i := range tooMany {
 		tooMany[i] = sel("t", fmt.Sprint(i))
 	}
@@ -258,9 +260,9 @@ func testAgentInvalid(t *testing.T, s NodeStore) {
 		{"attestor type with control character", func(a *registry.Agent) { a.AttestorType = "join\ntoken" }},
 		{"attestor type not UTF-8", func(a *registry.Agent) { a.AttestorType = "join\xff" }},
 		{"too many selectors", func(a *registry.Agent) { a.Selectors = tooMany }},
-		{"invalid selector", func(a *registry.Agent) { a.Selectors = []registry.Selector{sel("", "x")} }},
-		{"selector not UTF-8", func(a *registry.Agent) { a.Selectors = []registry.Selector{sel("t", "\xc3")} }},
-		{"duplicate selector", func(a *registry.Agent) { a.Selectors = []registry.Selector{sel("t", "x"), sel("t", "x")} }},
+		{"invalid selector", func(a *registry.Agent) { a.Selectors = []attest.Selector{sel("", "x")} }},
+		{"selector not UTF-8", func(a *registry.Agent) { a.Selectors = []attest.Selector{sel("t", "\xc3")} }},
+		{"duplicate selector", func(a *registry.Agent) { a.Selectors = []attest.Selector{sel("t", "x"), sel("t", "x")} }},
 		{"upper-case serial", func(a *registry.Agent) { a.SerialNumber = "1F" }},
 		{"serial not hex", func(a *registry.Agent) { a.SerialNumber = "xyz" }},
 		{"serial too long", func(a *registry.Agent) { a.SerialNumber = strings.Repeat("f", registry.MaxSerialNumberLen+1) }},

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -33,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, newStore(t)) })
 	t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, newStore(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceled(t, newStore(t)) })
+	t.Run("LongestSelectors", func(t *testing.T) { testLongestSelectors(t, newStore(t)) })
 }
 
 // RunDurable checks that a store keeps its entries and change feed across a
@@ -83,9 +85,9 @@ const td = "spiffe://example.org"
 
 func id(path string) spiffeid.ID { return spiffeid.RequireFromString(td + path) }
 
-func sel(typ, value string) registry.Selector { return registry.Selector{Type: typ, Value: value} }
+func sel(typ, value string) attest.Selector { return attest.Selector{Type: typ, Value: value} }
 
-func entry(path, parent string, sels ...registry.Selector) registry.Entry {
+func entry(path, parent string, sels ...attest.Selector) registry.Entry {
 	return registry.Entry{SPIFFEID: id(path), ParentID: id(parent), Selectors: sels}
 }
 
@@ -133,7 +135,7 @@ func testCreateGet(t *testing.T, s registry.Store) {
 	in := registry.Entry{
 		SPIFFEID:      id("/web"),
 		ParentID:      id("/agent/node1"),
-		Selectors:     []registry.Selector{sel("unix", "uid:1000"), sel("k8s", "ns:prod"), sel("unix", "gid:10")},
+		Selectors:     []attest.Selector{sel("unix", "uid:1000"), sel("k8s", "ns:prod"), sel("unix", "gid:10")},
 		X509SVIDTTL:   time.Hour,
 		JWTSVIDTTL:    5 * time.Minute,
 		DNSNames:      []string{"web.example.org", "*.web.example.org"},
@@ -151,7 +153,7 @@ func testCreateGet(t *testing.T, s registry.Store) {
 	assert.WithinRange(t, got.CreatedAt, before, time.Now().Add(time.Second))
 	assert.Equal(t, time.UTC, got.CreatedAt.Location())
 	// Stores sort selectors and federated trust domains.
-	assert.Equal(t, []registry.Selector{sel("k8s", "ns:prod"), sel("unix", "gid:10"), sel("unix", "uid:1000")}, got.Selectors)
+	assert.Equal(t, []attest.Selector{sel("k8s", "ns:prod"), sel("unix", "gid:10"), sel("unix", "uid:1000")}, got.Selectors)
 	assert.Equal(t, "a.org", got.FederatesWith[0].Name())
 	assert.Equal(t, in.DNSNames, got.DNSNames)
 	assert.Equal(t, in.Hint, got.Hint)
@@ -243,7 +245,7 @@ func testUpdate(t *testing.T, s registry.Store) {
 	e := mustCreate(t, s, entry("/w", "/agent", sel("unix", "uid:1")))
 	changed := e.Clone()
 	changed.Hint = "v2"
-	changed.Selectors = []registry.Selector{sel("unix", "uid:2"), sel("k8s", "ns:a")}
+	changed.Selectors = []attest.Selector{sel("unix", "uid:2"), sel("k8s", "ns:a")}
 	changed.CreatedAt = time.Unix(0, 0) // ignored: stores keep the creation time
 	v2, err := s.Update(ctx, changed)
 	require.NoError(t, err)
@@ -251,7 +253,7 @@ func testUpdate(t *testing.T, s registry.Store) {
 	assert.Equal(t, e.ID, v2.ID)
 	assert.Equal(t, e.CreatedAt, v2.CreatedAt)
 	assert.False(t, v2.UpdatedAt.Before(e.UpdatedAt))
-	assert.Equal(t, []registry.Selector{sel("k8s", "ns:a"), sel("unix", "uid:2")}, v2.Selectors)
+	assert.Equal(t, []attest.Selector{sel("k8s", "ns:a"), sel("unix", "uid:2")}, v2.Selectors)
 	got, err := s.Get(ctx, e.ID)
 	require.NoError(t, err)
 	assert.Equal(t, v2, got)
@@ -303,7 +305,7 @@ func testFilters(t *testing.T, s registry.Store) {
 	tdA := spiffeid.RequireTrustDomainFromString("a.org")
 	tdB := spiffeid.RequireTrustDomainFromString("b.org")
 	tdC := spiffeid.RequireTrustDomainFromString("c.org")
-	mk := func(path, parent, hint string, fed []spiffeid.TrustDomain, sels ...registry.Selector) registry.Entry {
+	mk := func(path, parent, hint string, fed []spiffeid.TrustDomain, sels ...attest.Selector) registry.Entry {
 		e := entry(path, parent, sels...)
 		e.Hint, e.FederatesWith = hint, fed
 		return mustCreate(t, s, e)
@@ -314,7 +316,7 @@ func testFilters(t *testing.T, s registry.Store) {
 	eCD := mk("/cd", "/agent2", "h", []spiffeid.TrustDomain{tdC}, c, d)
 	eAB2 := mk("/ab", "/agent2", "", nil, a, b)
 
-	sf := func(m registry.MatchMode, sels ...registry.Selector) *registry.SelectorFilter {
+	sf := func(m registry.MatchMode, sels ...attest.Selector) *registry.SelectorFilter {
 		return &registry.SelectorFilter{Selectors: sels, Match: m}
 	}
 	ff := func(m registry.MatchMode, tds ...spiffeid.TrustDomain) *registry.FederatesWithFilter {
@@ -371,8 +373,8 @@ func testInvalidList(t *testing.T, s registry.Store) {
 		{"negative size", registry.Filter{}, registry.Page{Size: -1}},
 		{"malformed token", registry.Filter{}, registry.Page{Token: "x' OR 1=1 --"}},
 		{"empty selector filter", registry.Filter{BySelectors: &registry.SelectorFilter{}}, registry.Page{}},
-		{"invalid selector", registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: []registry.Selector{{Type: "a:b", Value: "v"}}}}, registry.Page{}},
-		{"unknown match mode", registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: []registry.Selector{sel("a", "b")}, Match: 99}}, registry.Page{}},
+		{"invalid selector", registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: []attest.Selector{{Type: "a:b", Value: "v"}}}}, registry.Page{}},
+		{"unknown match mode", registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: []attest.Selector{sel("a", "b")}, Match: 99}}, registry.Page{}},
 		{"empty federates filter", registry.Filter{ByFederatesWith: &registry.FederatesWithFilter{}}, registry.Page{}},
 	}
 	for _, tt := range tests {

@@ -2,8 +2,14 @@ package registrytest_test
 
 import (
 	"io"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
@@ -33,4 +39,18 @@ func TestRunDurable(t *testing.T) {
 // TestRunNode runs the node-side suite against the in-memory store.
 func TestRunNode(t *testing.T) {
 	registrytest.RunNode(t, func(*testing.T) registrytest.NodeStore { return memstore.New(memstore.Config{}) })
+}
+
+func TestUnixPath(t *testing.T) {
+	for _, n := range []int{2, 255, 256, 4095, registrytest.PathMax} {
+		p := registrytest.UnixPath(n)
+		assert.Len(t, p, n)
+		assert.True(t, utf8.ValidString(p))
+		assert.Equal(t, p, registrytest.UnixPath(n), "the same for the same length")
+		for _, comp := range strings.Split(p[1:], "/") {
+			assert.NotEmpty(t, comp)
+			assert.LessOrEqual(t, len(comp), 255)
+		}
+		require.NoError(t, attest.Selector{Type: "unix", Value: "path:" + p + " (deleted)"}.Validate())
+	}
 }

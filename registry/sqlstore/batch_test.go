@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -86,7 +87,7 @@ func TestCreateBatchFederates(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []registry.Entry{results[0].Entry}, got)
 	got, _, err = s.List(t.Context(), registry.Filter{BySelectors: &registry.SelectorFilter{
-		Selectors: []registry.Selector{{Type: "k8s", Value: "sa:2"}}, Match: registry.MatchAny,
+		Selectors: []attest.Selector{{Type: "k8s", Value: "sa:2"}}, Match: registry.MatchAny,
 	}}, registry.Page{})
 	require.NoError(t, err)
 	assert.Equal(t, []registry.Entry{results[1].Entry}, got)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -16,7 +17,7 @@ func benchEntry(i int) registry.Entry {
 	return registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/ns/%d/sa/%d", i%100, i)),
 		ParentID:  spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/agent/%d", i%50)),
-		Selectors: []registry.Selector{{Type: "k8s", Value: fmt.Sprintf("ns:%d", i%100)}, {Type: "k8s", Value: fmt.Sprintf("sa:%d", i)}},
+		Selectors: []attest.Selector{{Type: "k8s", Value: fmt.Sprintf("ns:%d", i%100)}, {Type: "k8s", Value: fmt.Sprintf("sa:%d", i)}},
 	}
 }
 

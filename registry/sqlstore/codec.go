@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -83,7 +84,7 @@ func decode(data string) (registry.Entry, error) {
 		return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
 	}
 	for _, s := range r.Selectors {
-		sel, err := registry.ParseSelector(s)
+		sel, err := attest.ParseSelector(s)
 		if err != nil {
 			return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -78,7 +79,7 @@ func TestCrashWriter(t *testing.T) {
 			e.Hint = fmt.Sprintf("seed %d write %d", seed, i)
 			e.X509SVIDTTL = time.Duration(1+rng.IntN(24)) * time.Hour
 			// Unique across rounds: a duplicate selector would be refused.
-			e.Selectors = append(slices.Clone(e.Selectors), registry.Selector{Type: "unix", Value: fmt.Sprintf("gid:%d-%d", seed, i)})
+			e.Selectors = append(slices.Clone(e.Selectors), attest.Selector{Type: "unix", Value: fmt.Sprintf("gid:%d-%d", seed, i)})
 			if len(e.Selectors) > 8 {
 				e.Selectors = e.Selectors[len(e.Selectors)-8:]
 			}
@@ -106,7 +107,7 @@ func crashEntry(seed, i uint64, rng *rand.Rand) registry.Entry {
 	e := registry.Entry{
 		SPIFFEID: spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/crash/%d/%d", seed, i)),
 		ParentID: spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/agent/%d", rng.IntN(3))),
-		Selectors: []registry.Selector{
+		Selectors: []attest.Selector{
 			{Type: "unix", Value: fmt.Sprintf("uid:%d", rng.IntN(100))},
 			{Type: "k8s", Value: fmt.Sprintf("ns:team%d", rng.IntN(5))},
 		},

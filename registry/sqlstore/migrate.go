@@ -72,6 +72,23 @@ var migrations = []func(d dialect) []string{
 				updated_at BIGINT NOT NULL)`,
 		}
 	},
+	// Version 3: selectors as long as attest.MaxTypeLength and
+	// attest.MaxValueLength allow (over 8 kB as text). A PostgreSQL B-tree
+	// index refuses an entry longer than about 2.7 kB, so the selector is
+	// indexed by hash there, and rows by entry ID; SQLite has no such limit.
+	// Uniqueness of (entry_id, selector) is kept by the stores, which insert
+	// an entry's validated, distinct selectors once.
+	func(d dialect) []string {
+		if !d.postgres {
+			return nil
+		}
+		return []string{
+			`ALTER TABLE registry_selectors DROP CONSTRAINT registry_selectors_pkey`,
+			`DROP INDEX registry_selectors_selector`,
+			`CREATE INDEX registry_selectors_entry_id ON registry_selectors (entry_id)`,
+			`CREATE INDEX registry_selectors_selector ON registry_selectors USING hash (selector)`,
+		}
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so that a failed

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -135,7 +136,7 @@ func scanAgent(row scanner) (registry.Agent, error) {
 		return registry.Agent{}, fmt.Errorf("decoding stored agent %q: %d selectors", a.ID, len(texts))
 	}
 	for _, text := range texts {
-		sel, err := registry.ParseSelector(text)
+		sel, err := attest.ParseSelector(text)
 		if err != nil {
 			return registry.Agent{}, fmt.Errorf("decoding stored agent %q: %w", a.ID, err)
 		}

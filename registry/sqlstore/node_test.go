@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
@@ -64,7 +65,7 @@ func TestNodeDurable(t *testing.T) {
 	a, err := s.PutAgent(ctx, registry.Agent{
 		ID:           spiffeid.RequireFromString("spiffe://example.org/agent/1"),
 		AttestorType: "join_token",
-		Selectors:    []registry.Selector{{Type: "join_token", Value: "t1"}},
+		Selectors:    []attest.Selector{{Type: "join_token", Value: "t1"}},
 		SerialNumber: "01ab",
 		ExpiresAt:    time.Now().Add(time.Hour),
 		CanReattest:  true,
@@ -208,7 +209,7 @@ func TestMigrateToVersion2(t *testing.T) {
 	e, err := s.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/w"),
 		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1"}},
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
@@ -220,7 +221,7 @@ func TestMigrateToVersion2(t *testing.T) {
 		_, err := db.Exec(`DROP TABLE ` + table)
 		require.NoError(t, err)
 	}
-	_, err = db.Exec(`DELETE FROM registry_schema_migrations WHERE version = 2`)
+	_, err = db.Exec(`DELETE FROM registry_schema_migrations WHERE version >= 2`)
 	require.NoError(t, err)
 
 	s = openSQLite(t, path)
@@ -231,5 +232,5 @@ func TestMigrateToVersion2(t *testing.T) {
 	require.NoError(t, s.CreateToken(ctx, registry.JoinToken{ID: "t1", SecretHash: make([]byte, 32), ExpiresAt: time.Now().Add(time.Hour)}))
 	var version int
 	require.NoError(t, db.QueryRow(`SELECT MAX(version) FROM registry_schema_migrations`).Scan(&version))
-	assert.Equal(t, 2, version)
+	assert.Equal(t, 3, version)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -48,13 +49,13 @@ func TestMigrations(t *testing.T) {
 	defer db.Close()
 	var n int
 	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM registry_schema_migrations`).Scan(&n))
-	assert.Equal(t, 2, n)
+	assert.Equal(t, 3, n)
 
 	// A schema written by a newer program is refused, not guessed at.
 	_, err = db.Exec(`INSERT INTO registry_schema_migrations (version, applied_at) VALUES (99, 'later')`)
 	require.NoError(t, err)
 	_, err = sqlstore.Open(t.Context(), sqlstore.Config{Dialect: sqlstore.SQLite, DSN: path})
-	require.ErrorContains(t, err, "sqlstore: database schema version 99 is newer than version 2")
+	require.ErrorContains(t, err, "sqlstore: database schema version 99 is newer than version 3")
 }
 
 // TestCorruptRows checks that rows the store did not write are rejected
@@ -67,7 +68,7 @@ func TestCorruptRows(t *testing.T) {
 	e, err := s.Create(ctx, registry.Entry{
 		SPIFFEID:      spiffeid.RequireFromString("spiffe://example.org/w"),
 		ParentID:      spiffeid.RequireFromString("spiffe://example.org/agent"),
-		Selectors:     []registry.Selector{{Type: "unix", Value: "uid:1"}},
+		Selectors:     []attest.Selector{{Type: "unix", Value: "uid:1"}},
 		FederatesWith: []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("b.org")},
 	})
 	require.NoError(t, err)
@@ -106,7 +107,7 @@ func TestClosed(t *testing.T) {
 	_, err := s.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/w"),
 		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:1"}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1"}},
 	})
 	require.ErrorContains(t, err, "sqlstore: ")
 	_, err = s.Get(ctx, registry.NewEntryID())

@@ -4,12 +4,17 @@ import (
 	"io"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -43,4 +48,56 @@ func TestPostgresDurable(t *testing.T) {
 		s := openPostgres(t, dsn)
 		return s, s
 	})
+}
+
+// TestPostgresMigrateToVersion3 opens a database at schema version 2, whose
+// B-tree index refused selectors longer than about 2.7 kB, and checks that
+// opening it keeps the entries, finds them by selector, and takes the longest
+// selectors.
+func TestPostgresMigrateToVersion3(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.New(t)
+	s := openPostgres(t, dsn)
+	uid := attest.Selector{Type: "unix", Value: "uid:1"}
+	old, err := s.Create(ctx, registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/old"),
+		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
+		Selectors: []attest.Selector{uid},
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	pc, err := pgx.ParseConfig(dsn)
+	require.NoError(t, err)
+	db := stdlib.OpenDB(*pc)
+	defer db.Close()
+	for _, stmt := range []string{ // back to version 2
+		`DROP INDEX registry_selectors_entry_id`,
+		`DROP INDEX registry_selectors_selector`,
+		`ALTER TABLE registry_selectors ADD PRIMARY KEY (entry_id, selector)`,
+		`CREATE INDEX registry_selectors_selector ON registry_selectors (selector)`,
+		`DELETE FROM registry_schema_migrations WHERE version = 3`,
+	} {
+		_, err := db.ExecContext(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+
+	s = openPostgres(t, dsn)
+	defer s.Close()
+	got, err := s.Get(ctx, old.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old, got)
+	long := attest.Selector{Type: "unix", Value: "path:" + registrytest.UnixPath(registrytest.PathMax)}
+	created, err := s.Create(ctx, registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/new"),
+		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
+		Selectors: []attest.Selector{uid, long},
+	})
+	require.NoError(t, err)
+	page, _, err := s.List(ctx, registry.Filter{BySelectors: &registry.SelectorFilter{Selectors: []attest.Selector{uid}, Match: registry.MatchSuperset}}, registry.Page{})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []registry.Entry{old, created}, page)
+	var version int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT MAX(version) FROM registry_schema_migrations`).Scan(&version))
+	assert.Equal(t, 3, version)
 }

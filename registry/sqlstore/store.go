@@ -57,6 +57,9 @@ type dialect struct {
 	// key is the column type of text keys, compared byte by byte so that
 	// the database orders them as Go does.
 	key string
+	// postgres is set for PostgreSQL, whose B-tree indexes refuse entries
+	// longer than about 2.7 kB.
+	postgres bool
 }
 
 var (
@@ -65,7 +68,7 @@ var (
 	// take a table lock so that events commit in sequence order; otherwise a
 	// reader could see event 6 before event 5 commits, and skip 5 forever.
 	postgresDialect = dialect{serial: "BIGSERIAL PRIMARY KEY", dollar: true, lock: "LOCK TABLE %s IN EXCLUSIVE MODE",
-		blob: "BYTEA", key: `TEXT COLLATE "C"`}
+		blob: "BYTEA", key: `TEXT COLLATE "C"`, postgres: true}
 )
 
 // Store is a [registry.Store] in a SQL database. It is safe for concurrent

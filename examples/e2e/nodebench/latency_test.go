@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -125,7 +126,7 @@ func (s *latencySetup) once(tb testing.TB, pushSync bool) time.Duration {
 	s.n++
 	id := spiffeid.RequireFromPath(td, fmt.Sprintf("/late/%d", s.n))
 	start := time.Now()
-	en, err := s.e.store.Create(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []registry.Selector{ourUID}})
+	en, err := s.e.store.Create(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []attest.Selector{ourUID}})
 	require.NoError(tb, err)
 	if pushSync {
 		require.NoError(tb, s.e.srv.Sync(tb.Context()))

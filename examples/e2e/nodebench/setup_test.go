@@ -36,7 +36,7 @@ import (
 
 var (
 	td     = spiffeid.RequireTrustDomainFromString("example.org")
-	ourUID = registry.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+	ourUID = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
 )
 
 // countingSource is the registry as the server reads it: sqlstore, with a
@@ -179,14 +179,14 @@ func (e *env) token(tb testing.TB) string {
 
 // createEntries adds n entries parented by parent, each with sel, in
 // batches when the store takes them, and returns them.
-func createEntries(tb testing.TB, store registry.Writer, parent spiffeid.ID, prefix string, n int, sel registry.Selector) []registry.Entry {
+func createEntries(tb testing.TB, store registry.Writer, parent spiffeid.ID, prefix string, n int, sel attest.Selector) []registry.Entry {
 	tb.Helper()
 	in := make([]registry.Entry, n)
 	for i := range n {
 		in[i] = registry.Entry{
 			SPIFFEID:  spiffeid.RequireFromPath(td, fmt.Sprintf("%s/w%d", prefix, i)),
 			ParentID:  parent,
-			Selectors: []registry.Selector{sel},
+			Selectors: []attest.Selector{sel},
 		}
 	}
 	out := make([]registry.Entry, 0, n)

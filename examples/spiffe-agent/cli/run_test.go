@@ -95,7 +95,7 @@ func (s *server) entry(t *testing.T, parent spiffeid.ID, path string) spiffeid.I
 	e, err := s.store.Create(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, path),
 		ParentID:  parent,
-		Selectors: []registry.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
 	})
 	require.NoError(t, err)
 	require.NoError(t, s.srv.Sync(t.Context()))

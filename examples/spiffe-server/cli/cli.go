@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
-	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -213,7 +213,7 @@ func (f *tdFlag) Set(s string) error {
 	return nil
 }
 
-type selectorsFlag []registry.Selector
+type selectorsFlag []attest.Selector
 
 func (f *selectorsFlag) String() string {
 	if f == nil {
@@ -227,7 +227,7 @@ func (f *selectorsFlag) String() string {
 }
 
 func (f *selectorsFlag) Set(s string) error {
-	sel, err := registry.ParseSelector(s)
+	sel, err := attest.ParseSelector(s)
 	if err != nil {
 		return err
 	}

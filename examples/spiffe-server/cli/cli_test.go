@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
@@ -309,7 +310,7 @@ func TestAgentCommands(t *testing.T) {
 	for _, id := range []spiffeid.ID{n1, n2} {
 		_, err := s.store.PutAgent(ctx, registry.Agent{
 			ID: id, AttestorType: "join_token", SerialNumber: "1f",
-			Selectors: []registry.Selector{{Type: "join_token", Value: "x"}},
+			Selectors: []attest.Selector{{Type: "join_token", Value: "x"}},
 			ExpiresAt: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC),
 		})
 		require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -114,7 +115,7 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		}
 	}
 	for _, s := range j.Selectors {
-		sel, err := registry.ParseSelector(s)
+		sel, err := attest.ParseSelector(s)
 		if err != nil {
 			return registry.Entry{}, fmt.Errorf("selectors: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -37,7 +38,7 @@ func TestEntryCreateFromFile(t *testing.T) {
 	web, err := s.store.Get(t.Context(), strings.Fields(lines[0])[0])
 	require.NoError(t, err)
 	assert.Equal(t, spiffeid.RequireFromString("spiffe://example.org/agent/node1"), web.ParentID)
-	assert.Equal(t, []registry.Selector{{Type: "unix", Value: "gid:50"}, {Type: "unix", Value: "uid:1000"}}, web.Selectors)
+	assert.Equal(t, []attest.Selector{{Type: "unix", Value: "gid:50"}, {Type: "unix", Value: "uid:1000"}}, web.Selectors)
 	assert.Equal(t, time.Hour, web.X509SVIDTTL)
 	assert.Equal(t, 5*time.Minute, web.JWTSVIDTTL)
 	assert.Equal(t, []string{"web.example.org"}, web.DNSNames)
