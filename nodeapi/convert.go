@@ -20,6 +20,9 @@ const (
 	MaxBatch = 1000
 	// MaxChainLength is the largest certificate chain the client accepts.
 	MaxChainLength = 16
+	// MaxAudiences is the largest number of audience values one
+	// SignJWTSVID call may carry, as for the Workload API.
+	MaxAudiences = 64
 )
 
 func entryToPB(e registry.Entry) *nodepb.Entry {

@@ -26,6 +26,18 @@
 //     (a CSR naming another ID is refused); the agent never sees a CA key.
 //   - SignJWTSVID: a JWT-SVID for an authorized entry.
 //
+// # Errors
+//
+// The server tells an agent what it got wrong about its own request
+// (InvalidArgument, with the reason) and why it is refused (Unauthenticated
+// or PermissionDenied: banned, evicted, SVID superseded or expired, entry
+// not authorized), in fixed words. A node attestor's refusal is a bare
+// "node attestation refused". Everything else (a store or key manager that
+// fails) is Unavailable or Internal with a generic message: the details go
+// to ServerConfig.Logger only, never to the peer, which may not even be
+// authenticated yet. Agents retry anything but PermissionDenied and
+// Unauthenticated (see IsRefused).
+//
 // # Usage
 //
 // Server side:

@@ -40,7 +40,7 @@ func (e *env) second(t *testing.T) *env {
 		require.NoError(t, <-done)
 		require.NoError(t, srv.Close())
 	})
-	return &env{ca: e.ca, store: e.store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
+	return &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
 }
 
 // Property: an agent that renewed its SVID through one server is accepted

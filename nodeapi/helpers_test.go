@@ -20,6 +20,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -75,6 +76,7 @@ func (c echoClient) Respond(_ context.Context, ch []byte) ([]byte, error) {
 // env is an issuing server on loopback.
 type env struct {
 	ca     *rotation.Manager
+	auth   ca.Authority // the server's: ca unless the test replaced it
 	store  *memstore.Store
 	srv    *nodeapi.Server
 	addr   string
@@ -108,11 +110,11 @@ func newEnv(t testing.TB, mod func(*nodeapi.ServerConfig)) *env {
 		require.NoError(t, <-done)
 		require.NoError(t, srv.Close())
 	})
-	return &env{ca: m, store: store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
+	return &env{ca: m, auth: cfg.Authority, store: store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
 }
 
 func (e *env) clientConfig() nodeapi.ClientConfig {
-	return nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.ca.Bundle()}
+	return nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.auth.Bundle()}
 }
 
 // agent is an attested agent with a connected client.

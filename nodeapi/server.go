@@ -298,12 +298,17 @@ func (s *Server) grpcServer(drain context.Context) *grpc.Server {
 		// hold open.
 		grpc.MaxConcurrentStreams(64),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		grpc.UnaryInterceptor(s.unaryErrors),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 			ctx, cancel := context.WithCancel(ss.Context())
 			defer cancel()
 			stop := context.AfterFunc(drain, cancel)
 			defer stop()
-			return handler(srv, drainStream{ServerStream: ss, ctx: ctx})
+			err := handler(srv, drainStream{ServerStream: ss, ctx: ctx})
+			if err != nil && drain.Err() != nil && ss.Context().Err() == nil {
+				err = errShuttingDown
+			}
+			return grpcError(ss.Context(), s.log, methodName(info.FullMethod), err)
 		}),
 	)
 	nodepb.RegisterNodeServer(gs, &service{s: s})
@@ -471,7 +476,7 @@ func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
 	stored, err := s.cfg.Agents.PutAgent(ctx, a)
 	if err != nil {
-		return registry.Agent{}, fmt.Errorf("nodeapi: storing the agent record: %w", err)
+		return registry.Agent{}, unavailable("storing the agent record of "+a.ID.String(), err)
 	}
 	s.mu.Lock()
 	s.agents[stored.ID] = stored
@@ -499,7 +504,7 @@ func (s *Server) storedAgentRecord(ctx context.Context, id spiffeid.ID) (registr
 		return registry.Agent{}, false, nil
 	}
 	if err != nil {
-		return registry.Agent{}, false, fmt.Errorf("nodeapi: reading the agent record: %w", err)
+		return registry.Agent{}, false, unavailable("reading the agent record of "+id.String(), err)
 	}
 	s.mu.Lock()
 	s.agents[id] = a

@@ -2,9 +2,11 @@ package nodeapi
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,10 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -61,34 +61,32 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 	s := svc.s
 	leaf, ok := peerLeaf(ctx)
 	if !ok {
-		return registry.Agent{}, status.Error(codes.Unauthenticated, "nodeapi: this call needs an agent SVID")
+		return registry.Agent{}, errNoSVID
 	}
 	id, err := x509svid.IDFromCert(leaf)
 	if err != nil || id.TrustDomain() != s.td {
-		return registry.Agent{}, status.Error(codes.Unauthenticated, "nodeapi: the client certificate is not an SVID of this trust domain")
+		return registry.Agent{}, errForeignSVID
 	}
 	if s.now().After(leaf.NotAfter) {
-		return registry.Agent{}, status.Errorf(codes.Unauthenticated, "nodeapi: the SVID of agent %s has expired", id)
+		return registry.Agent{}, fmt.Errorf("%w: agent %s", errExpired, id)
 	}
 	a, found, err := s.agentRecord(ctx, id)
 	if err != nil {
-		return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+		return registry.Agent{}, err
 	}
 	serial := leaf.SerialNumber.Text(16)
 	if found && serial != a.SerialNumber && serial != a.PreviousSerialNumber {
 		// The cached record may be stale: the agent may have renewed through
 		// another server sharing the records. Read it again before refusing.
 		if a, found, err = s.storedAgentRecord(ctx, id); err != nil {
-			return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+			return registry.Agent{}, err
 		}
 	}
 	switch {
 	case !found:
-		s.log.Warn("refused an agent without a record (evicted?)", "agent", id.String())
-		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is not attested (evicted?)", id)
+		return registry.Agent{}, fmt.Errorf("%w: agent %s has no record", errNotAttested, id)
 	case a.Banned:
-		s.log.Warn("refused a banned agent", "agent", id.String())
-		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", id)
+		return registry.Agent{}, fmt.Errorf("%w: agent %s", errBanned, id)
 	case serial == a.SerialNumber && a.PreviousSerialNumber != "":
 		// The agent uses its new SVID: the one before is retired. The
 		// record is read from the store first, so that a ban or eviction
@@ -101,18 +99,13 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 			return cur, nil
 		}
 		cur.PreviousSerialNumber = ""
-		stored, err := s.putAgent(ctx, cur)
-		if err != nil {
-			return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
-		}
-		return stored, nil
+		return s.putAgent(ctx, cur)
 	case serial == a.SerialNumber:
 		return a, nil
 	case serial == a.PreviousSerialNumber && a.PreviousSerialNumber != "":
 		return a, nil
 	}
-	s.log.Warn("refused an agent presenting a superseded SVID", "agent", id.String(), "serial", serial)
-	return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s presented an SVID that is no longer current", id)
+	return registry.Agent{}, fmt.Errorf("%w: agent %s presented serial %s", errSuperseded, id, serial)
 }
 
 // freshRecord reads an agent's record from the store, not the cache, and
@@ -121,11 +114,11 @@ func (s *Server) freshRecord(ctx context.Context, id spiffeid.ID) (registry.Agen
 	cur, found, err := s.storedAgentRecord(ctx, id)
 	switch {
 	case err != nil:
-		return registry.Agent{}, status.Error(codes.Unavailable, err.Error())
+		return registry.Agent{}, err
 	case !found:
-		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s was evicted", id)
+		return registry.Agent{}, fmt.Errorf("%w: agent %s", errEvicted, id)
 	case cur.Banned:
-		return registry.Agent{}, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", id)
+		return registry.Agent{}, fmt.Errorf("%w: agent %s", errBanned, id)
 	}
 	return cur, nil
 }
@@ -138,21 +131,25 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	recv := receiver(ctx, stream)
 	first, err := recv(ctx)
 	if err != nil {
-		return err
+		return attestEnded(ctx, err)
 	}
 	switch {
 	case len(first.Payload) > attest.MaxNodePayload:
-		return status.Errorf(codes.InvalidArgument, "nodeapi: attestation payload of %d bytes exceeds %d", len(first.Payload), attest.MaxNodePayload)
+		return invalidf("attestation payload of %d bytes exceeds %d", len(first.Payload), attest.MaxNodePayload)
 	case len(first.Csr) == 0 || len(first.Csr) > MaxCSRSize:
-		return status.Error(codes.InvalidArgument, "nodeapi: the first attestation message needs a CSR of at most 16 KiB")
+		return invalidf("the first attestation message needs a CSR of at most 16 KiB")
 	}
 	attestor, ok := s.attestors[first.AttestorType]
 	if !ok {
-		return status.Errorf(codes.InvalidArgument, "nodeapi: unknown node attestor type %q", truncate(first.AttestorType))
+		return invalidf("unknown node attestor type %q", truncate(first.AttestorType))
+	}
+	pub, err := csrKey(first.Csr)
+	if err != nil {
+		return err
 	}
 	challenge := func(ctx context.Context, c []byte) ([]byte, error) {
 		if err := stream.Send(&nodepb.AttestResponse{Challenge: c}); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: sending a challenge: %w", errStream, err)
 		}
 		resp, err := recv(ctx)
 		if err != nil {
@@ -166,26 +163,24 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	res, err := attestor.Attest(ctx, s.td, first.Payload, challenge)
 	switch {
 	case errors.Is(err, attest.ErrNodeRejected):
-		s.log.Warn("node attestation refused", "attestor", first.AttestorType, "err", err)
-		return status.Error(codes.PermissionDenied, err.Error())
+		return fmt.Errorf("%w: node attestor %s: %w", errAttestRefused, attestor.Type(), err)
 	case err != nil && ctx.Err() != nil:
-		s.log.Warn("node attestation abandoned", "attestor", first.AttestorType, "err", ctx.Err())
-		return status.Error(codes.DeadlineExceeded, "nodeapi: the agent did not complete attestation in time")
+		return attestEnded(ctx, err)
 	case err != nil:
-		s.log.Error("node attestation failed", "attestor", first.AttestorType, "err", err)
-		return status.Errorf(codes.Unavailable, "nodeapi: node attestation failed: %v", err)
+		return unavailable("node attestor "+attestor.Type(), err)
 	case res.AgentID.TrustDomain() != s.td || res.AgentID == s.serverID:
-		return status.Errorf(codes.PermissionDenied, "nodeapi: attestor gave an agent ID outside the trust domain: %s", res.AgentID)
+		// The attestor's fault, not the agent's: it is logged as such.
+		return fmt.Errorf("%w: node attestor %s gave agent ID %s, outside the trust domain or the server's own",
+			errAttestRefused, attestor.Type(), res.AgentID)
 	}
 	old, found, err := s.agentRecord(ctx, res.AgentID)
 	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return err
 	}
 	if found && old.Banned {
-		s.log.Warn("refused a banned agent's attestation", "agent", res.AgentID.String())
-		return status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", res.AgentID)
+		return fmt.Errorf("%w: agent %s attested again", errBanned, res.AgentID)
 	}
-	svid, err := s.issueAgentSVID(ctx, res.AgentID, first.Csr)
+	svid, err := s.issueAgentSVID(ctx, res.AgentID, pub)
 	if err != nil {
 		return err
 	}
@@ -198,7 +193,7 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 		ExpiresAt:    leaf.NotAfter,
 		CanReattest:  res.CanReattest,
 	}); err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return err
 	}
 	s.log.Info("agent attested", "agent", res.AgentID.String(), "attestor", attestor.Type(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
@@ -206,7 +201,19 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	if err != nil {
 		return err
 	}
-	return stream.Send(&nodepb.AttestResponse{Result: resp})
+	if err := stream.Send(&nodepb.AttestResponse{Result: resp}); err != nil {
+		return fmt.Errorf("%w: sending the agent SVID: %w", errStream, err)
+	}
+	return nil
+}
+
+// attestEnded is the error of an attestation cut short: by AttestTimeout
+// (ctx), or by the agent.
+func attestEnded(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", errAttestTimeout, err)
+	}
+	return err
 }
 
 // receiver reads the client's messages on a goroutine of its own, so that
@@ -235,22 +242,42 @@ func receiver(ctx context.Context, stream grpc.BidiStreamingServer[nodepb.Attest
 	return func(ctx context.Context) (*nodepb.AttestRequest, error) {
 		select {
 		case r := <-ch:
-			return r.msg, r.err
+			switch {
+			case errors.Is(r.err, io.EOF):
+				return nil, invalidf("the agent ended the stream before attestation was complete")
+			case r.err != nil:
+				return nil, fmt.Errorf("%w: receiving: %w", errStream, r.err)
+			}
+			return r.msg, nil
 		case <-ctx.Done():
-			return nil, status.Error(codes.DeadlineExceeded, "nodeapi: the agent did not complete attestation in time")
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// issueAgentSVID signs an agent SVID for the key of csr.
-func (s *Server) issueAgentSVID(ctx context.Context, id spiffeid.ID, csr []byte) ([]*x509.Certificate, error) {
+// csrKey returns the public key of a DER PKCS#10 request after checking
+// its signature: the proof that the agent holds the key. The CA is handed
+// the key only, so that what it refuses is the server's concern.
+func csrKey(der []byte) (crypto.PublicKey, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, invalidf("invalid CSR: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, invalidf("invalid CSR signature: %v", err)
+	}
+	return csr.PublicKey, nil
+}
+
+// issueAgentSVID signs an agent SVID for pub.
+func (s *Server) issueAgentSVID(ctx context.Context, id spiffeid.ID, pub crypto.PublicKey) ([]*x509.Certificate, error) {
 	authority := s.cfg.Authority.X509Authority()
 	if authority == nil {
-		return nil, status.Error(codes.Unavailable, "nodeapi: no active X.509 CA")
+		return nil, fmt.Errorf("%w: no active X.509 CA", errUnavailable)
 	}
-	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{CSR: csr, ID: id, TTL: s.cfg.AgentSVIDTTL})
+	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: pub, ID: id, TTL: s.cfg.AgentSVIDTTL})
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "nodeapi: signing the agent SVID: %v", err)
+		return nil, fmt.Errorf("signing the agent SVID of %s: %w", id, err)
 	}
 	return chain, nil
 }
@@ -258,7 +285,7 @@ func (s *Server) issueAgentSVID(ctx context.Context, id spiffeid.ID, csr []byte)
 func (s *Server) agentSVIDResponse(id spiffeid.ID, chain []*x509.Certificate) (*nodepb.AgentSVID, error) {
 	doc, err := s.cfg.Authority.Bundle().Marshal()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "nodeapi: encoding the bundle: %v", err)
+		return nil, fmt.Errorf("encoding the bundle: %w", err)
 	}
 	return &nodepb.AgentSVID{SpiffeId: id.String(), CertChain: chainToDER(chain), Bundle: doc}, nil
 }
@@ -271,9 +298,13 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 		return nil, err
 	}
 	if len(req.Csr) == 0 || len(req.Csr) > MaxCSRSize {
-		return nil, status.Error(codes.InvalidArgument, "nodeapi: renewal needs a CSR of at most 16 KiB")
+		return nil, invalidf("renewal needs a CSR of at most 16 KiB")
 	}
-	chain, err := s.issueAgentSVID(ctx, a.ID, req.Csr)
+	pub, err := csrKey(req.Csr)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := s.issueAgentSVID(ctx, a.ID, pub)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +317,7 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 	a.SerialNumber = chain[0].SerialNumber.Text(16)
 	a.ExpiresAt = chain[0].NotAfter
 	if _, err := s.putAgent(ctx, a); err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, err
 	}
 	s.log.Info("agent SVID renewed", "agent", a.ID.String(), "serial", a.SerialNumber, "not_after", a.ExpiresAt)
 	resp, err := s.agentSVIDResponse(a.ID, chain)
@@ -297,7 +328,8 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 }
 
 // SignX509SVIDs signs X509-SVIDs for entries the agent is authorized for,
-// spreading the work over every core.
+// spreading the work over every core. A request refused or failed alone is
+// answered in its result, with the message peerStatus gives.
 func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDsRequest) (*nodepb.SignX509SVIDsResponse, error) {
 	s := svc.s
 	a, err := svc.authenticate(ctx)
@@ -305,11 +337,11 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 		return nil, err
 	}
 	if len(req.Requests) > MaxBatch {
-		return nil, status.Errorf(codes.InvalidArgument, "nodeapi: %d requests exceed the batch limit of %d", len(req.Requests), MaxBatch)
+		return nil, invalidf("%d requests exceed the batch limit of %d", len(req.Requests), MaxBatch)
 	}
 	authority := s.cfg.Authority.X509Authority()
 	if authority == nil {
-		return nil, status.Error(codes.Unavailable, "nodeapi: no active X.509 CA")
+		return nil, fmt.Errorf("%w: no active X.509 CA", errUnavailable)
 	}
 	allowed := s.authorized(a)
 	results := make([]*nodepb.X509SVIDResult, len(req.Requests))
@@ -318,7 +350,13 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 	for range min(runtime.GOMAXPROCS(0), len(req.Requests)) {
 		wg.Go(func() {
 			for i := range work {
-				results[i] = s.signOne(ctx, authority, a, allowed, req.Requests[i])
+				chain, err := s.signOne(ctx, authority, allowed, req.Requests[i])
+				if err != nil {
+					_, msg := peerStatus(ctx, s.log, "SignX509SVIDs", fmt.Errorf("agent %s, entry %q: %w", a.ID, truncate(req.Requests[i].GetEntryId()), err))
+					results[i] = &nodepb.X509SVIDResult{Error: msg}
+					continue
+				}
+				results[i] = &nodepb.X509SVIDResult{CertChain: chainToDER(chain)}
 			}
 		})
 	}
@@ -330,31 +368,27 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 	return &nodepb.SignX509SVIDsResponse{Results: results}, nil
 }
 
-func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, a registry.Agent, allowed map[string]registry.Entry, r *nodepb.X509SVIDRequest) *nodepb.X509SVIDResult {
-	fail := func(format string, args ...any) *nodepb.X509SVIDResult {
-		msg := fmt.Sprintf(format, args...)
-		s.log.Warn("refused to sign an X509-SVID", "agent", a.ID.String(), "entry", truncate(r.GetEntryId()), "reason", msg)
-		return &nodepb.X509SVIDResult{Error: msg}
-	}
+// signOne signs one X509-SVID of a batch.
+func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, allowed map[string]registry.Entry, r *nodepb.X509SVIDRequest) ([]*x509.Certificate, error) {
 	if r == nil {
-		return fail("empty request")
+		return nil, invalidf("empty request")
 	}
 	e, ok := allowed[r.EntryId]
 	if !ok {
-		return fail("entry %q is not authorized for agent %s", truncate(r.EntryId), a.ID)
+		return nil, errNotAuthorized
 	}
 	if len(r.Csr) == 0 || len(r.Csr) > MaxCSRSize {
-		return fail("a CSR of 1 to %d bytes is required", MaxCSRSize)
+		return nil, invalidf("a CSR of 1 to %d bytes is required", MaxCSRSize)
 	}
 	csr, err := x509.ParseCertificateRequest(r.Csr)
 	if err != nil {
-		return fail("invalid CSR: %v", err)
+		return nil, invalidf("invalid CSR: %v", err)
 	}
 	switch {
 	case len(csr.URIs) > 1:
-		return fail("the CSR has %d URI SANs; at most one, the entry's SPIFFE ID, is allowed", len(csr.URIs))
+		return nil, invalidf("the CSR has %d URI SANs; at most one, the entry's SPIFFE ID, is allowed", len(csr.URIs))
 	case len(csr.URIs) == 1 && csr.URIs[0].String() != e.SPIFFEID.String():
-		return fail("the CSR asks for %s, but entry %s is for %s", truncate(csr.URIs[0].String()), e.ID, e.SPIFFEID)
+		return nil, invalidf("the CSR asks for %s, but entry %s is for %s", truncate(csr.URIs[0].String()), e.ID, e.SPIFFEID)
 	}
 	ttl := e.X509SVIDTTL
 	if ttl == 0 {
@@ -363,13 +397,13 @@ func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, a reg
 	// Proof of possession: the CSR is signed by the key to certify. It is
 	// checked here, once, and the key handed to the CA.
 	if err := csr.CheckSignature(); err != nil {
-		return fail("invalid CSR signature: %v", err)
+		return nil, invalidf("invalid CSR signature: %v", err)
 	}
 	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: csr.PublicKey, ID: e.SPIFFEID, DNSNames: e.DNSNames, TTL: ttl})
 	if err != nil {
-		return fail("signing: %v", err)
+		return nil, fmt.Errorf("signing: %w", err)
 	}
-	return &nodepb.X509SVIDResult{CertChain: chainToDER(chain)}
+	return chain, nil
 }
 
 // SignJWTSVID signs a JWT-SVID for an entry the agent is authorized for.
@@ -381,12 +415,21 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	}
 	e, ok := s.authorized(a)[req.EntryId]
 	if !ok {
-		s.log.Warn("refused to sign a JWT-SVID", "agent", a.ID.String(), "entry", truncate(req.EntryId))
-		return nil, status.Errorf(codes.PermissionDenied, "nodeapi: entry %q is not authorized for agent %s", truncate(req.EntryId), a.ID)
+		return nil, fmt.Errorf("%w: agent %s, entry %q", errNotAuthorized, a.ID, truncate(req.EntryId))
+	}
+	// JWT rule 7, checked here so that what the CA refuses is the
+	// server's concern, not the agent's.
+	switch {
+	case len(req.Audience) == 0:
+		return nil, invalidf("a JWT-SVID needs an audience")
+	case len(req.Audience) > MaxAudiences:
+		return nil, invalidf("%d audience values exceed %d", len(req.Audience), MaxAudiences)
+	case slices.Contains(req.Audience, ""):
+		return nil, invalidf("audience values must not be empty")
 	}
 	authority := s.cfg.Authority.JWTAuthority()
 	if authority == nil {
-		return nil, status.Error(codes.Unavailable, "nodeapi: no active JWT key")
+		return nil, fmt.Errorf("%w: no active JWT key", errUnavailable)
 	}
 	ttl := e.JWTSVIDTTL
 	if ttl == 0 {
@@ -394,7 +437,7 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	}
 	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: req.Audience, TTL: ttl})
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "nodeapi: %v", err)
+		return nil, fmt.Errorf("signing a JWT-SVID for entry %s: %w", e.ID, err)
 	}
 	return &nodepb.SignJWTSVIDResponse{Token: token}, nil
 }
@@ -409,7 +452,7 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		return err
 	}
 	if len(req.Known) > 10*MaxBatch*100 {
-		return status.Error(codes.InvalidArgument, "nodeapi: too many known entries")
+		return invalidf("too many known entries")
 	}
 	sent := make(map[string]int64, len(req.Known))
 	for _, k := range req.Known {
@@ -437,7 +480,7 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 				resp = &nodepb.SyncResponse{}
 			}
 			if err := stream.Send(resp); err != nil {
-				return err
+				return fmt.Errorf("%w: sending: %w", errStream, err)
 			}
 		}
 		first = false
@@ -447,12 +490,12 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		select {
 		case <-ctx.Done():
 			expiry.Stop()
-			return status.FromContextError(ctx.Err()).Err()
+			return ctx.Err()
 		case <-s.ctx.Done():
 			expiry.Stop()
-			return status.Error(codes.Unavailable, "nodeapi: server shutting down")
+			return errShuttingDown
 		case <-expiry.C:
-			return status.Errorf(codes.Unauthenticated, "nodeapi: the SVID of agent %s has expired", a.ID)
+			return fmt.Errorf("%w: agent %s, during its entry stream", errExpired, a.ID)
 		case <-changed:
 			expiry.Stop()
 		}
@@ -469,11 +512,11 @@ func (svc *service) recheck(ctx context.Context, a registry.Agent) (registry.Age
 	}
 	switch {
 	case !found:
-		return a, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s was evicted", a.ID)
+		return a, fmt.Errorf("%w: agent %s, during its entry stream", errEvicted, a.ID)
 	case cur.Banned:
-		return a, status.Errorf(codes.PermissionDenied, "nodeapi: agent %s is banned", a.ID)
+		return a, fmt.Errorf("%w: agent %s, during its entry stream", errBanned, a.ID)
 	case s.now().After(cur.ExpiresAt) && !cur.ExpiresAt.IsZero():
-		return a, status.Errorf(codes.Unauthenticated, "nodeapi: the SVID of agent %s has expired", a.ID)
+		return a, fmt.Errorf("%w: agent %s, during its entry stream", errExpired, a.ID)
 	}
 	return cur, nil
 }
@@ -510,7 +553,7 @@ func (s *Server) syncResponse(a registry.Agent, st *syncState) (*nodepb.SyncResp
 
 	doc, err := s.cfg.Authority.Bundle().Marshal()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "nodeapi: encoding the bundle: %v", err)
+		return nil, fmt.Errorf("encoding the bundle: %w", err)
 	}
 	if string(doc) != st.bundleSeq {
 		resp.Bundle = doc
