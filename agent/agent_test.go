@@ -80,8 +80,9 @@ func startServerCfg(t *testing.T, m *rotation.Manager, store *memstore.Store, ad
 	}
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done, ran := make(chan error, 1), make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()
+	go func() { ran <- srv.Run(ctx) }()
 	s := &server{ca: m, store: store, srv: srv, addr: lis.Addr().String()}
 	stopped := false
 	s.stop = func() {
@@ -91,6 +92,7 @@ func startServerCfg(t *testing.T, m *rotation.Manager, store *memstore.Store, ad
 		stopped = true
 		cancel()
 		require.NoError(t, <-done)
+		require.ErrorIs(t, <-ran, context.Canceled)
 		require.NoError(t, srv.Close())
 	}
 	t.Cleanup(s.stop)

@@ -35,6 +35,7 @@ func Example() {
 	})
 	defer srv.Close()
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Run(ctx)
 	go srv.Serve(ctx, lis)
 	agentID := spiffeid.RequireFromPath(td, "/agents/node-1")
 	token, _, _ := jointoken.Generate(ctx, store, jointoken.Params{AgentID: agentID})

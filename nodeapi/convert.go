@@ -11,6 +11,10 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
+// ServerPath is the path of the SPIFFE ID an issuing server presents to its
+// agents: spiffe://<trust domain>/spiffekit/server.
+const ServerPath = "/spiffekit/server"
+
 // Wire limits, checked before anything is parsed.
 const (
 	// MaxCSRSize is the largest CSR, in bytes, the server parses.

@@ -48,7 +48,9 @@
 //		Agents:    store,     // agent records
 //		Attestors: []attest.NodeAttestor{joinTokens},
 //	})
-//	go srv.Serve(ctx, lis)
+//	defer srv.Close()
+//	go srv.Run(ctx)        // follows the registry, the CA and the agent records
+//	go srv.Serve(ctx, lis) // answers the agents
 //
 // Agent side:
 //

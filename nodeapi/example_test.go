@@ -35,6 +35,7 @@ func Example() {
 	})
 	defer srv.Close()
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Run(ctx) // follows the registry and the CA
 	go srv.Serve(ctx, lis)
 	agentID := spiffeid.RequireFromPath(td, "/agents/node-1")
 	token, _, _ := jointoken.Generate(ctx, store, jointoken.Params{AgentID: agentID})
@@ -58,8 +59,11 @@ func Example() {
 
 	var entry registry.Entry
 	client.Sync(ctx, nil, func(u nodeapi.Update) error {
+		if len(u.Upserts) == 0 {
+			return nil // the bundle alone, the entry comes next
+		}
 		entry = u.Upserts[0]
-		return context.Canceled // one update is enough here
+		return context.Canceled // one entry is enough here
 	})
 	workloadKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csr, _ := nodeapi.NewCSR(workloadKey, entry.SPIFFEID)

@@ -1,7 +1,6 @@
 package nodeapi_test
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -32,14 +31,7 @@ func (e *env) second(t *testing.T) *env {
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, srv.Close())
-	})
+	cancel := serve(t, srv, lis)
 	return &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
 }
 

@@ -102,15 +102,30 @@ func newEnv(t testing.TB, mod func(*nodeapi.ServerConfig)) *env {
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, lis) }()
+	cancel := serve(t, srv, lis)
+	return &env{ca: m, auth: cfg.Authority, store: store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
+}
+
+// serve runs srv (Run and Serve on lis) until the test ends or the
+// returned function is called, which stops Serve; Run stops with the test.
+// Both must then return as documented.
+func serve(t testing.TB, srv *nodeapi.Server, lis net.Listener) (stopServe context.CancelFunc) {
+	t.Helper()
+	sctx, stopServe := context.WithCancel(context.Background())
+	rctx, stopRun := context.WithCancel(context.Background())
+	served, ran := make(chan error, 1), make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, lis) }()
+	go func() { ran <- srv.Run(rctx) }()
 	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
+		stopServe()
+		stopRun()
+		require.NoError(t, <-served)
+		if err := <-ran; err != nil { // nil if the test closed srv
+			require.ErrorIs(t, err, context.Canceled)
+		}
 		require.NoError(t, srv.Close())
 	})
-	return &env{ca: m, auth: cfg.Authority, store: store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
+	return stopServe
 }
 
 func (e *env) clientConfig() nodeapi.ClientConfig {

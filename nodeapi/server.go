@@ -36,10 +36,6 @@ const (
 	DefaultAttestTimeout = 30 * time.Second
 )
 
-// ServerPath is the path of the SPIFFE ID an issuing server presents to its
-// agents: spiffe://<trust domain>/spiffekit/server.
-const ServerPath = "/spiffekit/server"
-
 // A FederationSource gives the bundles of foreign trust domains that the
 // server hands to agents, and signals when they change.
 type FederationSource interface {
@@ -108,8 +104,10 @@ type ServerConfig struct {
 // agents, keeps their records, streams each agent the registration entries
 // it is authorized for, and signs SVIDs for those entries only.
 //
-// It is safe for concurrent use. It owns a background goroutine that
-// follows the registry, the CA and the agent records; Close stops it.
+// NewServer starts nothing. Run follows the registry, the CA, the
+// federated bundles and the agent records, and pushes their changes to the
+// agents; Serve (or GRPCServer) answers the agents. Both are needed for a
+// live server; see Run. It is safe for concurrent use.
 type Server struct {
 	cfg       ServerConfig
 	log       *slog.Logger
@@ -119,10 +117,12 @@ type Server struct {
 	idx       *index.Index
 	attestors map[string]attest.NodeAttestor
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	// closed is closed by Close: it ends Run and the entry streams.
+	closed   chan struct{}
+	lifeMu   sync.Mutex // guards isClosed and running, orders runs.Add before runs.Wait
+	isClosed bool
+	running  bool
+	runs     sync.WaitGroup // the Run under way, which Close waits for
 
 	mu      sync.Mutex
 	gen     uint64        // bumped on every change streams must see
@@ -144,8 +144,8 @@ type authzCache struct {
 
 var _ nodepb.NodeServer = (*service)(nil)
 
-// NewServer checks cfg, indexes the registry, reads the agent records and
-// starts following all three in the background. ctx bounds construction.
+// NewServer checks cfg, indexes the registry and reads the agent records.
+// It starts nothing; ctx bounds construction only.
 func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	switch {
 	case cfg.Authority == nil:
@@ -171,6 +171,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		td:        b.TrustDomain(),
 		attestors: make(map[string]attest.NodeAttestor),
 		changed:   make(chan struct{}),
+		closed:    make(chan struct{}),
 		authz:     make(map[spiffeid.ID]authzCache),
 	}
 	for _, a := range cfg.Attestors {
@@ -210,18 +211,6 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.reloadAgents(ctx); err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	caUpdates, unsubscribe := cfg.Authority.Subscribe()
-	var fedUpdates <-chan struct{}
-	unsubscribeFed := func() {}
-	if cfg.Federation != nil {
-		fedUpdates, unsubscribeFed = cfg.Federation.Subscribe()
-	}
-	s.wg.Go(func() {
-		defer unsubscribe()
-		defer unsubscribeFed()
-		s.run(caUpdates, fedUpdates)
-	})
 	return s, nil
 }
 
@@ -235,13 +224,23 @@ func (s *Server) ID() spiffeid.ID { return s.serverID }
 // to query it (for example an admin API).
 func (s *Server) Index() *index.Index { return s.idx }
 
-// Close stops the background goroutine and waits for it. It does not stop
-// Serve, which its ctx controls, nor close the stores.
+// Close ends Run, if it runs, and the open entry streams (agents
+// reconnect), and returns once Run has returned. Serve, which its ctx
+// controls, keeps answering calls; the stores are the caller's. Close is
+// idempotent and safe for concurrent use; it always returns nil.
 func (s *Server) Close() error {
-	s.once.Do(s.cancel)
-	s.wg.Wait()
+	s.lifeMu.Lock()
+	if !s.isClosed {
+		s.isClosed = true
+		close(s.closed)
+	}
+	s.lifeMu.Unlock()
+	s.runs.Wait()
 	return nil
 }
+
+// errClosed is returned by Run and Serve after Close.
+var errClosed = errors.New("nodeapi: the server is closed")
 
 // Sync applies the registry changes made since the last sync and pushes
 // them to agents, without waiting for the next poll.
@@ -267,10 +266,21 @@ func (s *Server) Refresh(ctx context.Context) error {
 }
 
 // Serve serves the node protocol over TLS on lis until ctx is done, then
-// stops gracefully: entry streams end at once (agents reconnect, to
-// another server if they know one), calls in flight finish. It closes lis.
+// stops gracefully: entry streams and attestations waiting for the agent
+// end at once (agents reconnect, to another server if they know one),
+// other calls in flight finish. It closes lis, and returns nil once ctx is
+// done. Serve works whether or not Run runs: without it, agents see the
+// registry as Sync and Refresh leave it (see Run). After Close, Serve
+// returns an error at once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gs := s.grpcServer(ctx)
+	s.lifeMu.Lock()
+	closed := s.isClosed
+	s.lifeMu.Unlock()
+	if closed {
+		lis.Close()
+		return errClosed
+	}
+	gs := s.grpcServer(ctx.Done())
 	stop := context.AfterFunc(ctx, gs.GracefulStop)
 	defer stop()
 	err := gs.Serve(lis)
@@ -285,11 +295,14 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 
 // GRPCServer returns a new gRPC server with the node service registered and
 // the server's TLS credentials, for callers that serve it themselves. Its
-// entry streams end when the Server is closed.
-func (s *Server) GRPCServer() *grpc.Server { return s.grpcServer(context.Background()) }
+// entry streams end when the Server is closed, not when it stops: call
+// Close before GracefulStop, or use Stop.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpcServer(nil) }
 
-// grpcServer builds a gRPC server whose streams end when drain is done.
-func (s *Server) grpcServer(drain context.Context) *grpc.Server {
+// grpcServer builds a gRPC server whose long calls (entry streams,
+// attestations waiting for the agent) end when drain is closed or the
+// Server is. A nil drain is never closed.
+func (s *Server) grpcServer(drain <-chan struct{}) *grpc.Server {
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
 		grpc.MaxRecvMsgSize(16<<20),
@@ -299,29 +312,11 @@ func (s *Server) grpcServer(drain context.Context) *grpc.Server {
 		grpc.MaxConcurrentStreams(64),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.UnaryInterceptor(s.unaryErrors),
-		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			ctx, cancel := context.WithCancel(ss.Context())
-			defer cancel()
-			stop := context.AfterFunc(drain, cancel)
-			defer stop()
-			err := handler(srv, drainStream{ServerStream: ss, ctx: ctx})
-			if err != nil && drain.Err() != nil && ss.Context().Err() == nil {
-				err = errShuttingDown
-			}
-			return grpcError(ss.Context(), s.log, methodName(info.FullMethod), err)
-		}),
+		grpc.StreamInterceptor(s.streamErrors),
 	)
-	nodepb.RegisterNodeServer(gs, &service{s: s})
+	nodepb.RegisterNodeServer(gs, &service{s: s, drain: drain})
 	return gs
 }
-
-// drainStream is a stream whose context also ends when its server drains.
-type drainStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (d drainStream) Context() context.Context { return d.ctx }
 
 // TLSConfig returns the server's TLS configuration: it presents the
 // server's own X509-SVID (minted from the active CA and renewed at half
@@ -371,38 +366,77 @@ func (s *Server) certificate(ctx context.Context) (*tls.Certificate, error) {
 	return s.tlsCert, nil
 }
 
-// run follows the registry, the CA, the federation source and the agent
-// records until Close.
-func (s *Server) run(caUpdates, fedUpdates <-chan struct{}) {
+// Run follows the registry's change feed (at once when the registry is a
+// registry.Notifier, and every PollInterval), the CA and the federated
+// bundles (through their Subscribe), and the agent records (every
+// AgentRefresh), and wakes the entry streams each change concerns. It
+// first catches up with what changed since NewServer.
+//
+// Run blocks until ctx is done, when it returns ctx.Err(), or Close is
+// called, when it returns nil. A failed read of the registry or the
+// agent records is logged and tried again; no failure is fatal today. Only
+// one Run may run at a time, and not after Close.
+//
+// Without Run, Serve still answers agents, from the index and the agent
+// records as NewServer, Sync and Refresh leave them: a server that does not
+// run Run pushes no change by itself.
+func (s *Server) Run(ctx context.Context) error {
+	s.lifeMu.Lock()
+	switch {
+	case s.isClosed:
+		s.lifeMu.Unlock()
+		return errClosed
+	case s.running:
+		s.lifeMu.Unlock()
+		return errors.New("nodeapi: Run is already running")
+	}
+	s.running = true
+	s.runs.Add(1)
+	s.lifeMu.Unlock()
+	defer func() {
+		s.lifeMu.Lock()
+		s.running = false
+		s.lifeMu.Unlock()
+		s.runs.Done()
+	}()
+
+	// Subscribed before catching up, so that no change falls between.
+	caUpdates, unsubscribe := s.cfg.Authority.Subscribe()
+	defer unsubscribe()
+	var fedUpdates <-chan struct{}
+	if s.cfg.Federation != nil {
+		var unsubscribeFed func()
+		fedUpdates, unsubscribeFed = s.cfg.Federation.Subscribe()
+		defer unsubscribeFed()
+	}
 	var notify <-chan struct{}
 	if n, ok := s.cfg.Registry.(registry.Notifier); ok {
 		notify = n.Notify()
 	}
+	s.syncIndex(ctx)
+	s.reloadAgentsLogged(ctx)
+	s.bump()
+
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	agents := time.NewTicker(s.cfg.AgentRefresh)
 	defer agents.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
-			return
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closed:
+			return nil
 		case <-notify:
-			s.syncIndex()
+			s.syncIndex(ctx)
 		case <-poll.C:
-			s.syncIndex()
+			s.syncIndex(ctx)
 		case <-caUpdates:
 			s.bump()
 		case <-fedUpdates:
 			s.bump()
 		case <-agents.C:
-			changed, err := s.reloadAgentsChanged(s.ctx)
-			if err != nil {
-				if s.ctx.Err() == nil {
-					s.log.Warn("reading the agent records failed", "err", err)
-				}
-				continue
-			}
-			if changed {
+			if s.reloadAgentsLogged(ctx) {
 				// Only then: waking every stream costs each a look at its
 				// entries.
 				s.bump()
@@ -411,14 +445,26 @@ func (s *Server) run(caUpdates, fedUpdates <-chan struct{}) {
 	}
 }
 
-func (s *Server) syncIndex() {
-	n, err := s.idx.Sync(s.ctx)
-	if err != nil && s.ctx.Err() == nil {
+// syncIndex applies the registry's changes and wakes the streams if there
+// were any.
+func (s *Server) syncIndex(ctx context.Context) {
+	n, err := s.idx.Sync(ctx)
+	if err != nil && ctx.Err() == nil {
 		s.log.Warn("reading the registry's changes failed", "err", err)
 	}
 	if n > 0 {
 		s.bump()
 	}
+}
+
+// reloadAgentsLogged reads the agent records and reports whether streams
+// must look again; a failure is logged, and the records kept.
+func (s *Server) reloadAgentsLogged(ctx context.Context) (changed bool) {
+	changed, err := s.reloadAgentsChanged(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("reading the agent records failed", "err", err)
+	}
+	return changed
 }
 
 // bump tells every open stream to look again.

@@ -107,6 +107,11 @@ func methodName(full string) string {
 	return full[strings.LastIndexByte(full, '/')+1:]
 }
 
+// streamErrors maps the errors of stream handlers with grpcError.
+func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return grpcError(ss.Context(), s.log, methodName(info.FullMethod), handler(srv, ss))
+}
+
 // unaryErrors maps the errors of unary handlers with grpcError.
 func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)

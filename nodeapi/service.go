@@ -26,9 +26,12 @@ import (
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
-// service implements the gRPC service on a Server.
+// service implements the gRPC service on a Server, for one gRPC server.
 type service struct {
 	s *Server
+	// drain is closed when the gRPC server stops (Serve's ctx is done);
+	// nil, never closed, for GRPCServer.
+	drain <-chan struct{}
 }
 
 // peerLeaf returns the certificate the caller presented in the TLS
@@ -128,7 +131,7 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	s := svc.s
 	ctx, cancel := context.WithTimeout(stream.Context(), s.cfg.AttestTimeout)
 	defer cancel()
-	recv := receiver(ctx, stream)
+	recv := svc.receiver(ctx, stream)
 	first, err := recv(ctx)
 	if err != nil {
 		return attestEnded(ctx, err)
@@ -217,10 +220,10 @@ func attestEnded(ctx context.Context, err error) error {
 }
 
 // receiver reads the client's messages on a goroutine of its own, so that
-// waiting for one is bounded by ctx (AttestTimeout): a stream's Recv only
-// ends with the stream. The goroutine exits when the stream ends, which the
+// waiting for one is bounded by ctx (AttestTimeout) and ends when the
+// server drains or closes: a stream's Recv only ends with the stream. The goroutine exits when the stream ends, which the
 // handler's return makes happen.
-func receiver(ctx context.Context, stream grpc.BidiStreamingServer[nodepb.AttestRequest, nodepb.AttestResponse]) func(context.Context) (*nodepb.AttestRequest, error) {
+func (svc *service) receiver(ctx context.Context, stream grpc.BidiStreamingServer[nodepb.AttestRequest, nodepb.AttestResponse]) func(context.Context) (*nodepb.AttestRequest, error) {
 	type result struct {
 		msg *nodepb.AttestRequest
 		err error
@@ -251,6 +254,10 @@ func receiver(ctx context.Context, stream grpc.BidiStreamingServer[nodepb.Attest
 			return r.msg, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-svc.drain:
+			return nil, errShuttingDown
+		case <-svc.s.closed:
+			return nil, errShuttingDown
 		}
 	}
 }
@@ -491,7 +498,10 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		case <-ctx.Done():
 			expiry.Stop()
 			return ctx.Err()
-		case <-s.ctx.Done():
+		case <-svc.drain:
+			expiry.Stop()
+			return errShuttingDown
+		case <-s.closed:
 			expiry.Stop()
 			return errShuttingDown
 		case <-expiry.C:

@@ -413,54 +413,48 @@ func (s *Server) FederationAddr() net.Addr {
 func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 
 // Run serves the node API, the admin socket and the bundle endpoint,
-// rotates the CA, keeps the shared bundle fresh and polls the bundle
-// endpoints of the federation relationships, until ctx is done; it then
-// shuts down gracefully and returns nil. It returns an error if a listener
-// fails.
+// pushes registry and CA changes to agents, rotates the CA, keeps the
+// shared bundle fresh and polls the bundle endpoints of the federation
+// relationships, until ctx is done; it then shuts down gracefully and
+// returns nil. If one of these fails (a listener, the CA's rotation), the
+// others stop and Run returns every failure.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	wg.Go(func() {
-		if err := s.node.Serve(ctx, s.nodeLis); err != nil {
-			errs <- err
-			cancel()
-		}
-	})
-	if s.admin != nil {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	// run runs f on its own goroutine; its failure stops the others. The
+	// ctx.Err() a Run returns once stopped is not a failure.
+	run := func(f func(context.Context) error) {
 		wg.Go(func() {
-			if err := s.admin.Serve(ctx, s.adminLis); err != nil {
-				errs <- err
-				cancel()
+			err := f(ctx)
+			if err == nil || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return
 			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			cancel()
 		})
+	}
+	run(func(ctx context.Context) error { return s.node.Serve(ctx, s.nodeLis) })
+	run(s.node.Run)
+	if s.admin != nil {
+		run(func(ctx context.Context) error { return s.admin.Serve(ctx, s.adminLis) })
 	}
 	if s.endpoint != nil {
-		wg.Go(func() {
-			if err := s.endpoint.serve(ctx); err != nil {
-				errs <- err
-				cancel()
-			}
-		})
+		run(s.endpoint.serve)
 	}
 	for _, w := range s.watchers {
-		wg.Go(func() { w.run(ctx) })
+		run(func(ctx context.Context) error { w.run(ctx); return nil })
 	}
-	wg.Go(func() { _ = s.ca.Run(ctx) })
-	wg.Go(func() { s.refreshLoop(ctx) })
-	<-ctx.Done()
+	run(s.ca.Run)
+	run(func(ctx context.Context) error { s.refreshLoop(ctx); return nil })
 	wg.Wait()
-	close(errs)
-	return errors.Join(collect(errs)...)
-}
-
-func collect(ch <-chan error) []error {
-	var out []error
-	for err := range ch {
-		out = append(out, err)
-	}
-	return out
+	return errors.Join(errs...)
 }
 
 // refreshLoop keeps the shared bundle and federated bundles fresh, and

@@ -219,3 +219,17 @@ func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 	_, _, err = x509svid.Verify(first.Certificates, s1.Bundle())
 	require.NoError(t, err)
 }
+
+// Property: Run returns every failure of its parts instead of hanging or
+// dropping one: after Close, the node API can neither serve nor follow
+// the registry, and both say so.
+func TestRunReturnsItsPartsFailures(t *testing.T) {
+	s, err := server.New(t.Context(), server.Config{TrustDomain: td, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	err = s.Run(t.Context())
+	require.ErrorContains(t, err, "nodeapi: the server is closed")
+	joined, ok := err.(interface{ Unwrap() []error })
+	require.True(t, ok, "%v", err)
+	assert.Len(t, joined.Unwrap(), 2, "the node API's Serve and Run: %v", err)
+}

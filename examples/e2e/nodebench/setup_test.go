@@ -159,12 +159,14 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done, ran := make(chan error, 1), make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, lis) }()
+	go func() { ran <- srv.Run(sctx) }()
 	e.srv, e.addr = srv, lis.Addr().String()
 	tb.Cleanup(func() {
 		cancel()
 		require.NoError(tb, <-done)
+		require.ErrorIs(tb, <-ran, context.Canceled)
 		require.NoError(tb, srv.Close())
 	})
 	return e
