@@ -53,8 +53,8 @@ type ServerConfig struct {
 	// supplies the bundle and the tainted CAs agents receive. Required.
 	Authority ca.Authority
 
-	// Registry holds the registration entries. Required. The server
-	// indexes it and follows its change feed, pushing changes to the
+	// Registry holds the registration entries. Required. NewServer
+	// indexes it; Run follows its change feed, pushing changes to the
 	// agents they concern.
 	Registry index.Source
 
@@ -79,14 +79,14 @@ type ServerConfig struct {
 	// ca.DefaultJWTSVIDTTL.
 	X509SVIDTTL, JWTSVIDTTL time.Duration
 
-	// AgentRefresh is how often the agent records are read again, so that
-	// an eviction or ban made through another server takes effect. Zero
-	// means DefaultAgentRefresh (5 s).
+	// AgentRefresh is how often Run reads the agent records again, so
+	// that an eviction or ban made through another server takes effect.
+	// Zero means DefaultAgentRefresh (5 s).
 	AgentRefresh time.Duration
 
-	// PollInterval is how often the registry's change feed is read when
-	// the registry is not a registry.Notifier. Zero means
-	// DefaultPollInterval.
+	// PollInterval is how often Run reads the registry's change feed,
+	// besides reading it at once when a registry.Notifier tells of a
+	// write. Zero means DefaultPollInterval.
 	PollInterval time.Duration
 
 	// AttestTimeout bounds one node attestation exchange. Zero means

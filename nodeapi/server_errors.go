@@ -43,6 +43,10 @@ var (
 	// refused (an unknown join token, an expired one, a certificate that
 	// does not chain) would help whoever probes it.
 	errAttestRefused = &peerError{codes.PermissionDenied, "node attestation refused", slog.LevelWarn}
+	// errAttestorFault is a node attestor's answer the server cannot use
+	// (an agent ID outside the trust domain): the agent is told no more,
+	// the log is loud.
+	errAttestorFault = &peerError{codes.PermissionDenied, "node attestation refused", slog.LevelError}
 	errAttestTimeout = &peerError{codes.DeadlineExceeded, "the agent did not complete attestation in time", slog.LevelWarn}
 
 	// errUnavailable is what the server cannot do now (a store failed, no

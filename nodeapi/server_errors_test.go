@@ -110,7 +110,8 @@ func (f *faultyCA) Bundle() *spiffebundle.Bundle        { return f.bundle }
 func (f *faultyCA) TaintedX509CAs() []*x509.Certificate { return nil }
 
 // leakyAttestor is a node attestor whose failures name the secret: node
-// "refuse" is rejected, node "break" fails; others are echoAttestor's.
+// "refuse" is rejected, node "break" fails; node "foreign" gets an ID of
+// another trust domain; others are echoAttestor's.
 type leakyAttestor struct{ echoAttestor }
 
 func (l leakyAttestor) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []byte, ch attest.Challenger) (attest.NodeResult, error) {
@@ -119,6 +120,8 @@ func (l leakyAttestor) Attest(ctx context.Context, td spiffeid.TrustDomain, payl
 		return attest.NodeResult{}, fmt.Errorf("%w: token %s expired", attest.ErrNodeRejected, secret)
 	case "break":
 		return attest.NodeResult{}, errors.New("datastore: " + secret)
+	case "foreign":
+		return attest.NodeResult{AgentID: spiffeid.RequireFromString("spiffe://other.example/agent")}, nil
 	}
 	return l.echoAttestor.Attest(ctx, td, payload, ch)
 }
@@ -261,6 +264,7 @@ func TestAttestationRefusalIsGeneric(t *testing.T) {
 		"spent join token":    jointoken.NewClient(tok),
 		"attestor with words": echoClient{"refuse"},
 		"wrong answer":        wrongAnswer{},
+		"attestor at fault":   echoClient{"foreign"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := nodeapi.Attest(t.Context(), e.clientConfig(), client, newKey(t))
@@ -273,6 +277,7 @@ func TestAttestationRefusalIsGeneric(t *testing.T) {
 	log := logs.String()
 	assert.Contains(t, log, "request refused")
 	assert.Contains(t, log, secret, "the attestor's reason is logged")
+	assert.Regexp(t, `level=ERROR .*spiffe://other.example/agent`, log, "an attestor at fault is an error of the server")
 	secretPart := tok[strings.IndexByte(tok, '.')+1:]
 	assert.NotContains(t, log, secretPart, "no join token secret in the log")
 }

@@ -172,9 +172,8 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	case err != nil:
 		return unavailable("node attestor "+attestor.Type(), err)
 	case res.AgentID.TrustDomain() != s.td || res.AgentID == s.serverID:
-		// The attestor's fault, not the agent's: it is logged as such.
 		return fmt.Errorf("%w: node attestor %s gave agent ID %s, outside the trust domain or the server's own",
-			errAttestRefused, attestor.Type(), res.AgentID)
+			errAttestorFault, attestor.Type(), res.AgentID)
 	}
 	old, found, err := s.agentRecord(ctx, res.AgentID)
 	if err != nil {
