@@ -320,7 +320,10 @@ func (i *Issuer) poke() {
 func (i *Issuer) run(caUpdates <-chan struct{}) {
 	var notify <-chan struct{}
 	if n, ok := i.cfg.Registry.(registry.Notifier); ok {
-		notify = n.Notify()
+		var cancel func()
+		notify, cancel = n.Subscribe(registry.TopicEntries)
+		defer cancel()
+		i.syncIndex() // the writes made before the subscription
 	}
 	tick := time.NewTicker(i.poll)
 	defer tick.Stop()

@@ -411,7 +411,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var notify <-chan struct{}
 	if n, ok := s.cfg.Registry.(registry.Notifier); ok {
-		notify = n.Notify()
+		var cancel func()
+		notify, cancel = n.Subscribe(registry.TopicEntries)
+		defer cancel()
 	}
 	s.syncIndex(ctx)
 	s.reloadAgentsLogged(ctx)

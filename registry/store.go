@@ -55,11 +55,3 @@ type Store interface {
 	Writer
 	ChangeFeed
 }
-
-// A Notifier is a store that can signal new events to consumers in the same
-// process. The channel has capacity one and is never closed: a receive means
-// "call Changes again", and several writes may coalesce into one signal.
-// Consumers that find no Notifier poll.
-type Notifier interface {
-	Notify() <-chan struct{}
-}

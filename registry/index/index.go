@@ -152,23 +152,28 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 }
 
 // Run keeps the index up to date until ctx is done, then returns ctx.Err().
-// It syncs when the source signals a change, if it is a [registry.Notifier],
-// and every PollInterval. A failed sync is retried at the next tick.
+// It syncs once at start, then when the source signals a change of entries,
+// if it is a [registry.Notifier], and every PollInterval. A failed sync is
+// retried at the next tick.
 func (x *Index) Run(ctx context.Context) error {
 	var notify <-chan struct{}
 	if n, ok := x.src.(registry.Notifier); ok {
-		notify = n.Notify()
+		var cancel func()
+		notify, cancel = n.Subscribe(registry.TopicEntries)
+		defer cancel()
 	}
 	tick := time.NewTicker(x.conf.PollInterval)
 	defer tick.Stop()
 	for {
+		// The first sync catches up with the writes made before the
+		// subscription.
+		_, _ = x.Sync(ctx) // an error leaves the index consistent at an older sequence
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-notify:
 		case <-tick.C:
 		}
-		_, _ = x.Sync(ctx) // an error leaves the index consistent at an older sequence
 	}
 }
 

@@ -273,6 +273,7 @@ func TestRun(t *testing.T) {
 		polled, err := index.New(ctx, plain, index.Config{PollInterval: time.Minute})
 		require.NoError(t, err)
 		go func() { _ = polled.Run(ctx) }()
+		synctest.Wait() // its first sync is done
 		create(t, s, "/b", "/agent", sel("unix", "uid:1"))
 		synctest.Wait()
 		assert.Equal(t, 1, polled.Len())

@@ -42,7 +42,7 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 	}
 	s.mu.Unlock()
 	if created > 0 {
-		s.signal()
+		s.signal(registry.TopicEntries)
 	}
 	return results, nil
 }

@@ -16,6 +16,9 @@
 // The store also keeps node agents' records, join tokens and bundles (see
 // [Store]), so one value can back a whole issuing server in tests.
 //
+// It is a [registry.Notifier]: a write signals the subscribers of its topic
+// (entries, agents, bundles, authorities) before it returns.
+//
 // The change feed keeps every event for the life of the store; its sequence
 // numbers are contiguous from 1.
 package memstore

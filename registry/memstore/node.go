@@ -34,6 +34,7 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 	}
 	s.agents[a.ID] = a
 	s.nodeMu.Unlock()
+	s.signal(registry.TopicAgents)
 	return a.Clone(), nil
 }
 
@@ -78,6 +79,7 @@ func (s *Store) DeleteAgent(ctx context.Context, id spiffeid.ID) error {
 	if !ok {
 		return fmt.Errorf("%w: agent %q", registry.ErrNotFound, id)
 	}
+	s.signal(registry.TopicAgents)
 	return nil
 }
 
@@ -164,6 +166,7 @@ func (s *Store) PutBundle(ctx context.Context, b registry.FederatedBundle) (regi
 	s.nodeMu.Lock()
 	s.bundles[b.TrustDomain] = b
 	s.nodeMu.Unlock()
+	s.signal(registry.TopicBundles)
 	return b.Clone(), nil
 }
 
@@ -210,6 +213,7 @@ func (s *Store) DeleteBundle(ctx context.Context, td spiffeid.TrustDomain) error
 	if !ok {
 		return fmt.Errorf("%w: bundle of %q", registry.ErrNotFound, td)
 	}
+	s.signal(registry.TopicBundles)
 	return nil
 }
 
@@ -225,6 +229,7 @@ func (s *Store) PutServerBundle(ctx context.Context, b registry.ServerBundle) er
 	s.nodeMu.Lock()
 	s.serverBundles[b.ServerID] = b
 	s.nodeMu.Unlock()
+	s.signal(registry.TopicAuthorities)
 	return nil
 }
 

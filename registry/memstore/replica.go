@@ -69,7 +69,7 @@ func (s *Store) Replicate(ctx context.Context, upserts []registry.Entry, deleted
 	}
 	s.mu.Unlock()
 	if changed {
-		s.signal()
+		s.signal(registry.TopicEntries)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -25,11 +26,15 @@ type Config struct {
 // [registry.ServerBundleStore]. The zero value is not usable; call [New]. A
 // Store is safe for concurrent use.
 //
+// Every write that changes entries, agents, federated bundles or server
+// bundles signals the subscribers of its topic (see [Store.Subscribe])
+// before it returns, once readers can see it. Join tokens have no topic.
+//
 // Stored entries and records are immutable: writes replace them, and readers receive deep
 // copies, so no caller can change what another one sees.
 type Store struct {
 	now    func() time.Time
-	notify chan struct{}
+	topics broadcast.Topics
 
 	mu      sync.RWMutex
 	entries map[string]*registry.Entry
@@ -63,7 +68,6 @@ func New(c Config) *Store {
 	}
 	return &Store{
 		now:     now,
-		notify:  make(chan struct{}, 1),
 		entries: make(map[string]*registry.Entry),
 		similar: make(map[string]string),
 
@@ -74,9 +78,15 @@ func New(c Config) *Store {
 	}
 }
 
-// Notify returns a channel that receives a value after writes; see
-// [registry.Notifier].
-func (s *Store) Notify() <-chan struct{} { return s.notify }
+// Subscribe implements [registry.Notifier]: the channel receives a value
+// after each write of one of topics through this store.
+func (s *Store) Subscribe(topics registry.Topic) (changes <-chan struct{}, cancel func()) {
+	return s.topics.Subscribe(uint64(topics))
+}
+
+// signal wakes the subscribers of t; it is called after the write is
+// visible, without holding a lock.
+func (s *Store) signal(t registry.Topic) { s.topics.Notify(uint64(t)) }
 
 // Create implements [registry.Writer].
 func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, error) {
@@ -99,7 +109,7 @@ func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, e
 	s.pending = append(s.pending, e.ID)
 	s.appendEvent(registry.OpCreate, e.ID, nil, stored)
 	s.mu.Unlock()
-	s.signal()
+	s.signal(registry.TopicEntries)
 	return e.Clone(), nil
 }
 
@@ -130,7 +140,7 @@ func (s *Store) Update(ctx context.Context, e registry.Entry) (registry.Entry, e
 	s.entries[e.ID] = stored
 	s.appendEvent(registry.OpUpdate, e.ID, old, stored)
 	s.mu.Unlock()
-	s.signal()
+	s.signal(registry.TopicEntries)
 	return e.Clone(), nil
 }
 
@@ -154,7 +164,7 @@ func (s *Store) Delete(ctx context.Context, id string, revision int64) (registry
 	s.deleted++
 	s.appendEvent(registry.OpDelete, id, old, nil)
 	s.mu.Unlock()
-	s.signal()
+	s.signal(registry.TopicEntries)
 	return old.Clone(), nil
 }
 
@@ -167,13 +177,6 @@ func (s *Store) appendEvent(op registry.Op, id string, before, after *registry.E
 		Before:  before,
 		After:   after,
 	})
-}
-
-func (s *Store) signal() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
 }
 
 // Get implements [registry.Reader].

@@ -17,3 +17,7 @@ func TestContract(t *testing.T) {
 func TestBatchContract(t *testing.T) {
 	registrytest.RunBatch(t, func(t *testing.T) registrytest.BatchStore { return memstore.New(memstore.Config{}) })
 }
+
+func TestNotifyContract(t *testing.T) {
+	registrytest.RunNotify(t, func(t *testing.T) registrytest.NotifyStore { return memstore.New(memstore.Config{}) })
+}

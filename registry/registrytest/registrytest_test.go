@@ -54,3 +54,8 @@ func TestUnixPath(t *testing.T) {
 		require.NoError(t, attest.Selector{Type: "unix", Value: "path:" + p + " (deleted)"}.Validate())
 	}
 }
+
+// TestRunNotify runs the notification suite against the in-memory store.
+func TestRunNotify(t *testing.T) {
+	registrytest.RunNotify(t, func(*testing.T) registrytest.NotifyStore { return memstore.New(memstore.Config{}) })
+}

@@ -65,6 +65,7 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 			return nil, wrap(err)
 		}
 	}
+	created := false
 	err = s.inTx(ctx, "registry_events", func(tx *sql.Tx) error {
 		st, err := s.prepareBatch(ctx, tx)
 		if err != nil {
@@ -99,11 +100,15 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 			if _, err := st.event.ExecContext(ctx, int64(registry.OpCreate), e.ID, nil, data[i]); err != nil {
 				return fmt.Errorf("appending event: %w", err)
 			}
+			created = true
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, wrap(err)
+	}
+	if created {
+		s.signal(registry.TopicEntries)
 	}
 	return results, nil
 }

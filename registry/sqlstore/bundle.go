@@ -22,6 +22,7 @@ func (s *Store) PutBundle(ctx context.Context, b registry.FederatedBundle) (regi
 		b.TrustDomain.Name(), b.Document, b.UpdatedAt.UnixMicro()); err != nil {
 		return registry.FederatedBundle{}, fmt.Errorf("sqlstore: storing bundle of %q: %w", b.TrustDomain, err)
 	}
+	s.signal(registry.TopicBundles)
 	return b, nil
 }
 
@@ -70,6 +71,7 @@ func (s *Store) DeleteBundle(ctx context.Context, td spiffeid.TrustDomain) error
 	if !deleted {
 		return fmt.Errorf("%w: bundle of %q", registry.ErrNotFound, td)
 	}
+	s.signal(registry.TopicBundles)
 	return nil
 }
 
@@ -105,6 +107,7 @@ func (s *Store) PutServerBundle(ctx context.Context, b registry.ServerBundle) er
 		b.ServerID, b.Document, b.ExpiresAt.UnixMicro(), b.UpdatedAt.UnixMicro()); err != nil {
 		return fmt.Errorf("sqlstore: storing server bundle %q: %w", b.ServerID, err)
 	}
+	s.signal(registry.TopicAuthorities)
 	return nil
 }
 

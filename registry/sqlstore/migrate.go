@@ -89,6 +89,32 @@ var migrations = []func(d dialect) []string{
 			`CREATE INDEX registry_selectors_selector ON registry_selectors USING hash (selector)`,
 		}
 	},
+	// Version 4: on PostgreSQL, every write of entries (their events),
+	// agents, bundles and server bundles sends a notification with its
+	// topic's name on channel spiffekit_registry, in the writing transaction,
+	// whoever writes (see Store.Run). Identical notifications of one
+	// transaction are folded by PostgreSQL. SQLite has no such mechanism.
+	func(d dialect) []string {
+		if !d.postgres {
+			return nil
+		}
+		return []string{
+			`CREATE FUNCTION registry_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				PERFORM pg_notify('spiffekit_registry', TG_ARGV[0]);
+				RETURN NULL;
+			END
+			$$`,
+			`CREATE TRIGGER registry_events_notify AFTER INSERT ON registry_events
+				FOR EACH ROW EXECUTE FUNCTION registry_notify('entries')`,
+			`CREATE TRIGGER registry_agents_notify AFTER INSERT OR UPDATE OR DELETE ON registry_agents
+				FOR EACH ROW EXECUTE FUNCTION registry_notify('agents')`,
+			`CREATE TRIGGER registry_bundles_notify AFTER INSERT OR UPDATE OR DELETE ON registry_bundles
+				FOR EACH ROW EXECUTE FUNCTION registry_notify('bundles')`,
+			`CREATE TRIGGER registry_server_bundles_notify AFTER INSERT OR UPDATE OR DELETE ON registry_server_bundles
+				FOR EACH ROW EXECUTE FUNCTION registry_notify('authorities')`,
+		}
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so that a failed

@@ -22,7 +22,7 @@ var (
 
 // The node-side records are written by single statements, each atomic on
 // its own, without the table lock that orders the entries' change feed:
-// they have no feed.
+// they have no feed. Join tokens have no notification topic either.
 
 const agentColumns = `id, attestor_type, selectors, serial_number, previous_serial_number, expires_at, can_reattest, banned, created_at, updated_at`
 
@@ -58,6 +58,7 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 		return registry.Agent{}, fmt.Errorf("sqlstore: storing agent %q: %w", a.ID, err)
 	}
 	a.CreatedAt = fromMicros(created)
+	s.signal(registry.TopicAgents)
 	return a, nil
 }
 
@@ -106,6 +107,7 @@ func (s *Store) DeleteAgent(ctx context.Context, id spiffeid.ID) error {
 	if !deleted {
 		return fmt.Errorf("%w: agent %q", registry.ErrNotFound, id)
 	}
+	s.signal(registry.TopicAgents)
 	return nil
 }
 

@@ -7,13 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -43,6 +46,9 @@ type Config struct {
 	// BusyTimeout is how long a SQLite write waits for another process's
 	// write to finish; zero means 10 seconds. PostgreSQL ignores it.
 	BusyTimeout time.Duration
+	// Logger receives the failures and reconnections of the PostgreSQL
+	// listener (see [Store.Run]); nil discards them.
+	Logger *slog.Logger
 }
 
 // dialect holds what differs between databases.
@@ -75,23 +81,43 @@ var (
 // use, also by several processes sharing the database: writes are
 // serialized by the database, and each write and its change-feed event
 // commit in one transaction. It also implements the node-side stores of
-// package registry (agents, join tokens, bundles). It owns its connection
-// pool; call Close.
+// package registry (agents, join tokens, bundles), and is a
+// [registry.Notifier] (see [Store.Subscribe] and [Store.Run]). It owns its
+// connection pool; call Close.
 type Store struct {
 	db      *sql.DB
 	dialect dialect
 	now     func() time.Time
+	log     *slog.Logger
+	// pg is the parsed PostgreSQL DSN, from which the listener connects;
+	// nil for SQLite.
+	pg *pgx.ConnConfig
+
+	topics broadcast.Topics
+	// listening is true while Run holds a LISTEN session: the store's own
+	// writes then reach its subscribers as notifications, like every
+	// other process's, and are not signalled a second time.
+	listening atomic.Bool
+	// running guards against concurrent calls of Run.
+	running atomic.Bool
 }
 
-var _ registry.Store = (*Store)(nil)
+var (
+	_ registry.Store    = (*Store)(nil)
+	_ registry.Notifier = (*Store)(nil)
+)
 
 // Open connects to the database, creates or migrates its schema (in one
 // transaction) and returns the store. It refuses a database whose schema was
-// written by a newer version of this package. ctx bounds opening only.
+// written by a newer version of this package. ctx bounds opening only: Open
+// starts nothing in the background (see [Store.Run]).
 func Open(ctx context.Context, c Config) (*Store, error) {
-	s := &Store{now: c.Now}
+	s := &Store{now: c.Now, log: c.Logger}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	switch c.Dialect {
 	case SQLite:
@@ -117,7 +143,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: parsing PostgreSQL DSN: %w", err)
 		}
-		s.db, s.dialect = stdlib.OpenDB(*pc), postgresDialect
+		s.db, s.dialect, s.pg = stdlib.OpenDB(*pc), postgresDialect, pc
 	default:
 		return nil, fmt.Errorf("sqlstore: unknown dialect %q", c.Dialect)
 	}
@@ -128,7 +154,8 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the connection pool. It is safe to call more than once.
+// Close closes the connection pool. It is safe to call more than once. It
+// does not stop [Store.Run]: cancel Run's context.
 func (s *Store) Close() error {
 	return s.db.Close()
 }
@@ -180,6 +207,7 @@ func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, e
 	if err != nil {
 		return registry.Entry{}, wrap(err)
 	}
+	s.signal(registry.TopicEntries)
 	return e, nil
 }
 
@@ -217,6 +245,7 @@ func (s *Store) Update(ctx context.Context, e registry.Entry) (registry.Entry, e
 	if err != nil {
 		return registry.Entry{}, wrap(err)
 	}
+	s.signal(registry.TopicEntries)
 	return out, nil
 }
 
@@ -243,6 +272,7 @@ func (s *Store) Delete(ctx context.Context, id string, revision int64) (registry
 	if err != nil {
 		return registry.Entry{}, wrap(err)
 	}
+	s.signal(registry.TopicEntries)
 	return out, nil
 }
 
