@@ -26,6 +26,32 @@
 // contract suite in registry/registrytest. Optimistic concurrency control
 // uses [Entry.Revision].
 //
+// # Notifications
+//
+// A store that is a [Notifier] tells consumers of its writes, so that they
+// read the change feed (or the records) at once instead of polling. A
+// consumer subscribes to the [Topic]s it follows, then reads, then reads
+// again on every signal:
+//
+//	changes, cancel := store.Subscribe(registry.TopicEntries | registry.TopicAgents)
+//	defer cancel()
+//	for {
+//		catchUp(ctx) // Changes after the last sequence seen, ListAgents, ...
+//		select {
+//		case <-changes:
+//		case <-ticker.C: // a slow poll stays as a safety net
+//		case <-ctx.Done():
+//			return ctx.Err()
+//		}
+//	}
+//
+// A signal carries nothing: writes coalesce, and a store may signal without
+// a write (after reconnecting to its database). It comes after the write is
+// visible to readers, and only to the subscribers of the write's topic.
+// registry/memstore and SQLite tell of the writes made through the store
+// value; PostgreSQL of every process's writes while sqlstore's Store.Run
+// listens. Join tokens have no topic.
+//
 // # Limits
 //
 // [Entry.Validate] bounds every size an attacker or a careless operator could

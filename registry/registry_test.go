@@ -264,3 +264,17 @@ func TestValidateListArguments(t *testing.T) {
 	require.NoError(t, registry.Filter{ByFederatesWith: &registry.FederatesWithFilter{
 		TrustDomains: []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("a.org")}}}.Validate())
 }
+
+func TestTopicString(t *testing.T) {
+	for topic, want := range map[registry.Topic]string{
+		0:                         "none",
+		registry.TopicEntries:     "entries",
+		registry.TopicAgents:      "agents",
+		registry.TopicBundles:     "bundles",
+		registry.TopicAuthorities: "authorities",
+		registry.TopicEntries | registry.TopicAuthorities: "entries|authorities",
+		registry.TopicAgents | 0x40:                       "agents|Topic(0x40)",
+	} {
+		assert.Equal(t, want, topic.String())
+	}
+}

@@ -29,8 +29,19 @@ func TestReplicate(t *testing.T) {
 		Selectors: []attest.Selector{{Type: "unix", Value: "uid:2"}},
 	})
 	require.NoError(t, err)
+	changes, cancel := replica.Subscribe(registry.TopicEntries)
+	defer cancel()
+	signalled := func() bool {
+		select {
+		case <-changes:
+			return true
+		default:
+			return false
+		}
+	}
 
 	require.NoError(t, replica.Replicate(ctx, []registry.Entry{e1, e2}, nil))
+	assert.True(t, signalled(), "a replication that changes entries signals")
 	got, err := replica.Get(ctx, e1.ID)
 	require.NoError(t, err)
 	assert.Equal(t, e1, got, "the entry is kept as the source holds it")
@@ -42,7 +53,9 @@ func TestReplicate(t *testing.T) {
 	e1b.Hint = "new"
 	e1b.Revision = 2
 	require.NoError(t, replica.Replicate(ctx, []registry.Entry{e1b}, []string{e2.ID, "unknown-id"}))
+	assert.True(t, signalled())
 	require.NoError(t, replica.Replicate(ctx, []registry.Entry{e1}, nil))
+	assert.False(t, signalled(), "a replication that changes nothing does not signal")
 	got, err = replica.Get(ctx, e1.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "new", got.Hint)

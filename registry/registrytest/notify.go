@@ -1,6 +1,7 @@
 package registrytest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -297,32 +298,62 @@ func testNotifyEachWrite(t *testing.T, newPair func(t *testing.T) (writer, watch
 	}
 }
 
-// testNotifyReadable repeats writes, each read on its signal, to catch a
-// store that signals before its write is visible.
+// readOnSignal starts a reader that runs read as soon as ch is signalled,
+// while the write that signals may still be returning, and reports read's
+// error.
+func readOnSignal(ch <-chan struct{}, read func() error) <-chan error {
+	drain(ch)
+	out := make(chan error, 1)
+	go func() {
+		timer := time.NewTimer(SignalWait)
+		defer timer.Stop()
+		select {
+		case <-ch:
+			out <- read()
+		case <-timer.C:
+			out <- fmt.Errorf("no signal within %s", SignalWait)
+		}
+	}()
+	return out
+}
+
+// testNotifyReadable repeats writes, each read by a reader woken by its
+// signal, to catch a store that signals before its write is visible.
 func testNotifyReadable(t *testing.T, newPair func(t *testing.T) (writer, watcher NotifyStore)) {
 	w, r := newPair(t)
 	ctx := t.Context()
 	entries := subscribe(t, r, registry.TopicEntries)
 	agents := subscribe(t, r, registry.TopicAgents)
-	for i := range 10 {
+	for i := range 20 {
+		after := head(t, r)
+		read := readOnSignal(entries, func() error {
+			evs, err := r.Changes(ctx, after, 1)
+			if err == nil && len(evs) == 0 {
+				err = errors.New("the change feed does not list the write yet")
+			}
+			return err
+		})
 		e := mustCreate(t, w, entry(fmt.Sprintf("/readable/%d", i), "/agent", sel("unix", fmt.Sprintf("uid:%d", i))))
-		WaitSignal(t, entries, "entries subscriber")
-		got, err := r.Get(ctx, e.ID)
-		require.NoError(t, err, "write %d was signalled before it was readable", i)
-		assert.Equal(t, e, got)
+		require.NoError(t, <-read, "create %d", i)
 
-		_, err = w.Delete(ctx, e.ID, 0)
+		read = readOnSignal(entries, func() error {
+			if _, err := r.Get(ctx, e.ID); !errors.Is(err, registry.ErrNotFound) {
+				return fmt.Errorf("the entry is still readable (%v)", err)
+			}
+			return nil
+		})
+		_, err := w.Delete(ctx, e.ID, 0)
 		require.NoError(t, err)
-		WaitSignal(t, entries, "entries subscriber")
-		_, err = r.Get(ctx, e.ID)
-		require.ErrorIs(t, err, registry.ErrNotFound, "delete %d was signalled before it was readable", i)
+		require.NoError(t, <-read, "delete %d", i)
 
 		a := agent(fmt.Sprintf("/agent/readable/%d", i))
+		read = readOnSignal(agents, func() error {
+			_, err := r.GetAgent(ctx, a.ID)
+			return err
+		})
 		_, err = w.PutAgent(ctx, a)
 		require.NoError(t, err)
-		WaitSignal(t, agents, "agents subscriber")
-		_, err = r.GetAgent(ctx, a.ID)
-		require.NoError(t, err, "agent %d was signalled before it was readable", i)
+		require.NoError(t, <-read, "agent %d", i)
 	}
 }
 

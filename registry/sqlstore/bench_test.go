@@ -1,9 +1,12 @@
 package sqlstore_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
@@ -88,6 +91,79 @@ func BenchmarkList(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
+
+// BenchmarkNotifyAcrossStores measures how long a write through one store
+// takes to reach a subscriber of another store on the same PostgreSQL
+// database, as a write on one server reaches the others: from the start of
+// the write to the subscriber's wake-up, through the write's commit, the
+// notification and the listener of the other store. It reports the median
+// and 99th percentile, and the write alone for comparison.
+func BenchmarkNotifyAcrossStores(b *testing.B) {
+	writes := map[string]func(ctx context.Context, s *sqlstore.Store, i int) error{
+		"entries": func(ctx context.Context, s *sqlstore.Store, i int) error {
+			_, err := s.Create(ctx, benchEntry(i))
+			return err
+		},
+		"agents": func(ctx context.Context, s *sqlstore.Store, i int) error {
+			_, err := s.PutAgent(ctx, registry.Agent{
+				ID:           spiffeid.RequireFromString(fmt.Sprintf("spiffe://example.org/agent/%d", i)),
+				AttestorType: "join_token",
+			})
+			return err
+		},
+	}
+	topics := map[string]registry.Topic{"entries": registry.TopicEntries, "agents": registry.TopicAgents}
+	for _, name := range []string{"entries", "agents"} {
+		b.Run(name, func(b *testing.B) {
+			ctx := b.Context()
+			dsn := pgtest.New(b)
+			open := func() *sqlstore.Store {
+				s, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: dsn})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { s.Close() })
+				return s
+			}
+			writer, watcher := open(), open()
+			changes, cancel := watcher.Subscribe(topics[name])
+			defer cancel()
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- watcher.Run(runCtx) }()
+			defer func() { stop(); <-done }()
+			wait := func() {
+				select {
+				case <-changes:
+				case <-time.After(10 * time.Second):
+					b.Fatal("no signal within 10s")
+				}
+			}
+			wait() // the listener is connected
+
+			var total, write []time.Duration
+			i := 0
+			for b.Loop() {
+				start := time.Now()
+				if err := writes[name](ctx, writer, i); err != nil {
+					b.Fatal(err)
+				}
+				written := time.Since(start)
+				wait()
+				total = append(total, time.Since(start))
+				write = append(write, written)
+				i++
+			}
+			ms := func(ds []time.Duration, q float64) float64 {
+				slices.Sort(ds)
+				return float64(ds[int(q*float64(len(ds)-1))]) / float64(time.Millisecond)
+			}
+			b.ReportMetric(ms(total, 0.50), "p50-ms")
+			b.ReportMetric(ms(total, 0.99), "p99-ms")
+			b.ReportMetric(ms(write, 0.50), "write-p50-ms")
 		})
 	}
 }

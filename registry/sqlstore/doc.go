@@ -25,4 +25,29 @@
 //
 // For PostgreSQL, set Dialect to [PostgreSQL] and DSN to a pgx connection
 // string such as "postgres://spiffekit@db/registry?sslmode=verify-full".
+//
+// # Notifications
+//
+// The store is a [registry.Notifier]. Every write of entries, agents,
+// federated bundles or server bundles made through the store signals the
+// subscribers of its topic once it has committed. On PostgreSQL, triggers
+// also send a notification (channel spiffekit_registry, the topic's name
+// as payload) in the transaction of every such write, by any process,
+// which the database delivers at commit; [Store.Run] listens for them on a
+// connection of its own, so that a write through one server wakes the
+// subscribers on every server sharing the database, within about a
+// millisecond on a local network:
+//
+//	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: dsn, Logger: log})
+//	if err != nil {
+//		return err
+//	}
+//	defer store.Close()
+//	go func() { errc <- store.Run(ctx) }() // until ctx is done
+//
+// Open starts nothing. Run reconnects with backoff when its connection
+// fails and then signals every topic, so that consumers catch up on what
+// they may have missed; consumers keep a slow poll as a safety net all the
+// same. On SQLite, which cannot tell other processes' writes, Run only
+// waits for its context.
 package sqlstore

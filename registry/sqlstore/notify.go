@@ -14,7 +14,7 @@ import (
 
 const (
 	// notifyChannel is the PostgreSQL channel of the notifications that
-	// the triggers of schema version 3 send; the payload names a topic.
+	// the triggers of schema version 4 send; the payload names a topic.
 	notifyChannel = "spiffekit_registry"
 	// ListenerApplicationName is the application_name of the listener's
 	// PostgreSQL session (see [Store.Run]), unless the DSN sets one; it
@@ -31,7 +31,8 @@ const (
 	// pingEvery is how long the listener waits for a notification before
 	// checking that its connection still answers, within pingTimeout: a
 	// connection lost without a word would otherwise hide every write
-	// until TCP noticed.
+	// until TCP noticed. Connecting and LISTEN are bounded by pingTimeout
+	// too.
 	pingEvery   = 30 * time.Second
 	pingTimeout = 10 * time.Second
 )
@@ -46,13 +47,15 @@ var topicNames = map[string]registry.Topic{
 }
 
 // Subscribe implements [registry.Notifier]. The channel receives a value
-// after a write of one of topics:
-//   - made through this Store, on either database, once the write has
-//     committed and before the write method returns;
-//   - on PostgreSQL, while [Store.Run] runs, made by any process (any other
-//     Store) sharing the database: a notification sent in the writing
-//     transaction and delivered at its commit. Run then also signals every
-//     topic after it (re)connects, since writes may have gone unseen.
+// after a write of one of topics, once the write has committed:
+//   - made through this Store, on either database. The store signals it
+//     before the write method returns, except while [Store.Run] listens on
+//     PostgreSQL: the write then comes back as a notification like every
+//     other process's, and is signalled once, when it arrives;
+//   - on PostgreSQL, while Run runs, made by any process (any other Store)
+//     sharing the database: the notification is sent in the writing
+//     transaction and delivered at its commit. Run also signals every topic
+//     after it (re)connects, since writes may have gone unseen.
 //
 // On SQLite, writes made through another Store, in this process or
 // another, are not signalled.
@@ -133,7 +136,9 @@ func (s *Store) listen(ctx context.Context) error {
 	if _, ok := conf.RuntimeParams["application_name"]; !ok {
 		conf.RuntimeParams["application_name"] = ListenerApplicationName
 	}
-	conn, err := pgx.ConnectConfig(ctx, conf)
+	cctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, conf)
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -145,9 +150,10 @@ func (s *Store) listen(ctx context.Context) error {
 		_ = conn.Close(cctx)
 		cancel()
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(cctx, "LISTEN "+notifyChannel); err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
+	cancel()
 	s.listening.Store(true)
 	s.log.Info("listening for PostgreSQL notifications")
 	s.topics.Notify(uint64(allTopics))

@@ -152,6 +152,14 @@ func TestPostgresListenerReconnects(t *testing.T) {
 		registrytest.WaitSignal(t, subs[registry.TopicAgents], "agents subscriber after reconnecting")
 		assert.NotEqual(t, pids, listeners(t, admin), "a new session")
 	}
+
+	// A notification the store does not know, as a newer version might
+	// send, wakes every topic.
+	_, err = admin.Exec(ctx, `SELECT pg_notify('spiffekit_registry', 'not-a-topic')`)
+	require.NoError(t, err)
+	for _, topic := range topics {
+		registrytest.WaitSignal(t, subs[topic], topic.String()+" subscriber after an unknown notification")
+	}
 }
 
 // logRecorder is a slog.Handler that passes the messages of records on a
