@@ -57,8 +57,14 @@ func grpcError(log *slog.Logger, method string, caller Caller, err error) error 
 	case errors.Is(err, ErrUnavailable):
 		log.Warn("handler unavailable", "method", method, callerAttrs(caller), "err", err)
 		return status.Error(codes.Unavailable, "workload API is unavailable")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
+	case errors.Is(err, context.Canceled):
+		// The wrapped text may name what the handler was doing; the
+		// caller learns only the code.
+		log.Debug("request canceled", "method", method, callerAttrs(caller), "err", err)
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		log.Debug("request deadline exceeded", "method", method, callerAttrs(caller), "err", err)
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
 	log.Error("request failed", "method", method, callerAttrs(caller), "err", err)
 	return status.Error(codes.Internal, "internal error")
