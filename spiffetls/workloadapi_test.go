@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/spiffetls"
 	"github.com/spiffekit/spiffekit/workloadapi"
@@ -125,7 +124,7 @@ func TestDefaultModes(t *testing.T) {
 	serverSVID, clientSVID := td.NewSVID(t, "/server"), td.NewSVID(t, "/client")
 	serverAPI := startWorkloadAPI(t, td, serverSVID)
 	clientAPI := startWorkloadAPI(t, td, clientSVID)
-	goroutines := runtime.NumGoroutine()
+	noLeaks := leaktest.Check(t)
 
 	t.Setenv(workloadapi.SocketEnv, serverAPI.addr)
 	ln, err := spiffetls.Listen(t.Context(), "tcp", "127.0.0.1:0", authorizeID(clientSVID.ID))
@@ -166,16 +165,8 @@ func TestDefaultModes(t *testing.T) {
 		<-clientAPI.ended
 	}
 
-	// Every source the modes created has stopped its goroutines. Closing
-	// a gRPC connection lets a few of its goroutines finish just after, so
-	// poll (assert.Eventually would count its own goroutines).
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > goroutines {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("goroutines leaked: %d > %d\n%s", n, goroutines, buf[:runtime.Stack(buf, true)])
-	}
+	// Every source the modes created has stopped its goroutines.
+	noLeaks()
 }
 
 func TestErrors(t *testing.T) {

@@ -2,18 +2,18 @@ package workloadapi
 
 import (
 	"context"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -245,6 +245,8 @@ func TestSourcesNoGoroutineLeak(t *testing.T) {
 	srv.witSVIDs = &workloadpb.WITSVIDResponse{Svids: []*workloadpb.WITSVID{f.witSVID("/a", "")}}
 	srv.witB = f.witBundles()
 	e := startEndpoint(t, srv)
+	noLeaks := leaktest.Check(t)
+	baseline := goleak.IgnoreCurrent()
 
 	for range 3 {
 		x, err := NewX509Source(t.Context(), clientOpts(e))
@@ -255,7 +257,7 @@ func TestSourcesNoGoroutineLeak(t *testing.T) {
 		require.NoError(t, err)
 		w, err := NewWITSource(t.Context(), clientOpts(e))
 		require.NoError(t, err)
-		require.Positive(t, clientGoroutines())
+		require.Error(t, goleak.Find(baseline), "the sources run goroutines")
 		var wg sync.WaitGroup
 		for _, c := range []interface{ Close() error }{x, j, b, w} {
 			wg.Go(func() { assert.NoError(t, c.Close()) }) // concurrent Close
@@ -265,29 +267,7 @@ func TestSourcesNoGoroutineLeak(t *testing.T) {
 	}
 	// Close waited for the watch goroutines; the connections' own
 	// goroutines wind down right after.
-	assert.Eventually(t, func() bool { return clientGoroutines() == 0 }, eventually, 10*time.Millisecond)
-	if t.Failed() {
-		buf := make([]byte, 1<<20)
-		t.Log(string(buf[:runtime.Stack(buf, true)]))
-	}
-}
-
-// clientGoroutines counts the goroutines of this package's client side and
-// of gRPC, except the test server's listener. runtime.NumGoroutine is not
-// used: it also counts runtime goroutines started lazily.
-func clientGoroutines() int {
-	buf := make([]byte, 4<<20)
-	n := 0
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "(*endpoint).start") || strings.Contains(g, "clientGoroutines") ||
-			strings.Contains(g, "TestSourcesNoGoroutineLeak(") {
-			continue
-		}
-		if strings.Contains(g, "google.golang.org/grpc") || strings.Contains(g, "spiffekit/workloadapi.") {
-			n++
-		}
-	}
-	return n
+	noLeaks()
 }
 
 func TestJWTSource(t *testing.T) {

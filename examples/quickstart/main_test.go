@@ -3,16 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 )
 
 func TestRun(t *testing.T) {
-	before := runtime.NumGoroutine()
+	defer leaktest.Check(t)()
 	var out bytes.Buffer
 	require.NoError(t, run(t.Context(), &out))
 	story := out.String()
@@ -30,8 +30,6 @@ func TestRun(t *testing.T) {
 	} {
 		assert.Contains(t, story, want)
 	}
-	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+2 }, 5*time.Second, 20*time.Millisecond,
-		"goroutines before %d, now %d", before, runtime.NumGoroutine())
 }
 
 func TestRunCancelled(t *testing.T) {

@@ -6,10 +6,8 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -153,17 +151,4 @@ func requireCode(t testing.TB, want codes.Code, err error) {
 	t.Helper()
 	require.Error(t, err)
 	require.Equal(t, want, status.Code(err), "error: %v", err)
-}
-
-// waitGoroutines waits until no more goroutines run than before.
-func waitGoroutines(t testing.TB, before int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: before %d, now %d\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

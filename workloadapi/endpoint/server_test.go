@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -513,7 +513,7 @@ func TestTCP(t *testing.T) {
 }
 
 func TestServeStops(t *testing.T) {
-	before := runtime.NumGoroutine()
+	noLeaks := leaktest.Check(t)
 	f := newFixture(t)
 	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
 	dir, err := os.MkdirTemp("", "wl")
@@ -555,7 +555,7 @@ func TestServeStops(t *testing.T) {
 	_, err = os.Stat(path)
 	assert.ErrorIs(t, err, fs.ErrNotExist, "the socket file is removed")
 	conn.Close()
-	waitGoroutines(t, before)
+	noLeaks()
 }
 
 func TestServeCancelledBefore(t *testing.T) {
@@ -587,7 +587,7 @@ func TestClientDisconnectNoLeak(t *testing.T) {
 	// Warm up the connection so its goroutines are in the baseline.
 	_, err := client.FetchJWTSVID(withHeader(t.Context()), &workloadpb.JWTSVIDRequest{Audience: []string{"a"}})
 	require.NoError(t, err)
-	before := runtime.NumGoroutine()
+	noLeaks := leaktest.Check(t)
 	for range 20 {
 		ctx, cancel := context.WithCancel(withHeader(t.Context()))
 		s, err := client.FetchX509SVID(ctx, &workloadpb.X509SVIDRequest{})
@@ -599,7 +599,7 @@ func TestClientDisconnectNoLeak(t *testing.T) {
 		requireCode(t, codes.Canceled, err)
 	}
 	// Each server-side stream returned: no goroutine is left behind.
-	waitGoroutines(t, before)
+	noLeaks()
 }
 
 func TestConcurrentStreams(t *testing.T) {
