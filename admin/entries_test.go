@@ -25,8 +25,6 @@ func TestEntryLifecycle(t *testing.T) {
 	in.JWTSVIDTTL = 5 * time.Minute
 	in.DNSNames = []string{"web.example.org"}
 	in.FederatesWith = []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("other.org")}
-	in.Admin = true
-	in.Downstream = true
 	in.Hint = "web"
 
 	created, err := c.CreateEntry(ctx, in)
@@ -41,8 +39,6 @@ func TestEntryLifecycle(t *testing.T) {
 	assert.Equal(t, 5*time.Minute, created.JWTSVIDTTL)
 	assert.Equal(t, in.DNSNames, created.DNSNames)
 	assert.Equal(t, in.FederatesWith, created.FederatesWith)
-	assert.True(t, created.Admin)
-	assert.True(t, created.Downstream)
 	assert.Equal(t, "web", created.Hint)
 
 	stored, err := e.store.Get(ctx, created.ID)
@@ -212,6 +208,9 @@ func TestMalformedRequests(t *testing.T) {
 	}{
 		{"not JSON", "POST", "/v1/entries", "{", http.StatusBadRequest, "malformed request body"},
 		{"unknown field", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","nope":1}`, http.StatusBadRequest, "unknown field"},
+		// Entries grant no power: flags that claimed to are refused, not ignored.
+		{"admin flag", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","admin":true}`, http.StatusBadRequest, `unknown field \"admin\"`},
+		{"downstream flag", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","downstream":true}`, http.StatusBadRequest, `unknown field \"downstream\"`},
 		{"two values", "POST", "/v1/entries", `{} {}`, http.StatusBadRequest, "more than one JSON value"},
 		{"body too large", "POST", "/v1/entries", big, http.StatusRequestEntityTooLarge, "larger than"},
 		{"bad SPIFFE ID", "POST", "/v1/entries", `{"spiffe_id":"http://x"}`, http.StatusBadRequest, "spiffe_id"},

@@ -27,8 +27,6 @@ type entryJSON struct {
 	JWTSVIDTTL    string         `json:"jwt_svid_ttl,omitempty"`
 	DNSNames      []string       `json:"dns_names,omitempty"`
 	FederatesWith []string       `json:"federates_with,omitempty"`
-	Admin         bool           `json:"admin,omitempty"`
-	Downstream    bool           `json:"downstream,omitempty"`
 	Hint          string         `json:"hint,omitempty"`
 	Revision      int64          `json:"revision,omitempty"`
 	CreatedAt     *time.Time     `json:"created_at,omitempty"`
@@ -150,8 +148,6 @@ func entryToJSON(e registry.Entry) entryJSON {
 		X509SVIDTTL: formatDuration(e.X509SVIDTTL),
 		JWTSVIDTTL:  formatDuration(e.JWTSVIDTTL),
 		DNSNames:    e.DNSNames,
-		Admin:       e.Admin,
-		Downstream:  e.Downstream,
 		Hint:        e.Hint,
 		Revision:    e.Revision,
 		CreatedAt:   optionalTime(e.CreatedAt),
@@ -173,14 +169,12 @@ func entryToJSON(e registry.Entry) entryJSON {
 // reported to the caller as invalid input.
 func entryFromJSON(j entryJSON) (registry.Entry, error) {
 	e := registry.Entry{
-		ID:         j.ID,
-		Selectors:  selectorsFromJSON(j.Selectors),
-		Admin:      j.Admin,
-		Downstream: j.Downstream,
-		Hint:       j.Hint,
-		Revision:   j.Revision,
-		CreatedAt:  derefTime(j.CreatedAt),
-		UpdatedAt:  derefTime(j.UpdatedAt),
+		ID:        j.ID,
+		Selectors: selectorsFromJSON(j.Selectors),
+		Hint:      j.Hint,
+		Revision:  j.Revision,
+		CreatedAt: derefTime(j.CreatedAt),
+		UpdatedAt: derefTime(j.UpdatedAt),
 	}
 	if len(j.DNSNames) > 0 { // an empty list is no list, as in the stores
 		e.DNSNames = j.DNSNames

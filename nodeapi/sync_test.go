@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -182,6 +184,25 @@ func validPBEntry() *nodepb.Entry {
 		Selectors: []*nodepb.Selector{{Type: "unix", Value: "uid:1000"}},
 		Revision:  1,
 	}
+}
+
+// An entry from a server of an earlier version, which still sends the
+// admin and downstream flags (fields 9 and 10, now reserved), is taken
+// as the same entry without them.
+func TestEntryFromOlderServer(t *testing.T) {
+	wire, err := proto.Marshal(validPBEntry())
+	require.NoError(t, err)
+	wire = protowire.AppendTag(wire, 9, protowire.VarintType)
+	wire = protowire.AppendVarint(wire, 1)
+	wire = protowire.AppendTag(wire, 10, protowire.VarintType)
+	wire = protowire.AppendVarint(wire, 1)
+	var p nodepb.Entry
+	require.NoError(t, proto.Unmarshal(wire, &p))
+	got, err := nodeapi.EntryFromPB(&p)
+	require.NoError(t, err)
+	want, err := nodeapi.EntryFromPB(validPBEntry())
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
 }
 
 // Property: the client takes from the wire only entries that satisfy the

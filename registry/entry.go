@@ -30,9 +30,14 @@ const (
 	MaxIDLen = 2048
 )
 
-// An Entry says who gets which identity: a workload (or downstream node)
-// whose attested selectors include all of Selectors, and that is served by
-// the agent or node ParentID, receives SVIDs for SPIFFEID.
+// An Entry says who gets which identity: a workload whose attested
+// selectors include all of Selectors, and that is served by the agent or
+// node alias ParentID, receives SVIDs for SPIFFEID.
+//
+// An entry grants an identity and nothing else: no entry makes its workload
+// an administrator of the registry or a downstream CA. (Downstream entries,
+// which let a nested server obtain an intermediate CA, will come back with
+// nested servers.)
 //
 // Entries are plain values. Stores never keep a reference to the slices of an
 // entry they are given and always return copies.
@@ -63,10 +68,6 @@ type Entry struct {
 	// workload receives. At most [MaxFederatesWith], no duplicates. Stores
 	// keep them sorted.
 	FederatesWith []spiffeid.TrustDomain
-	// Admin marks an identity allowed to administer the registry.
-	Admin bool
-	// Downstream marks an identity allowed to act as a downstream CA.
-	Downstream bool
 	// Hint is an opaque string, at most [MaxHintLen] bytes, that helps a
 	// workload choose among several SVIDs.
 	Hint string

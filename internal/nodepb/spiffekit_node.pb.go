@@ -563,8 +563,6 @@ type Entry struct {
 	JwtSvidTtlSeconds  int64                  `protobuf:"varint,6,opt,name=jwt_svid_ttl_seconds,json=jwtSvidTtlSeconds,proto3" json:"jwt_svid_ttl_seconds,omitempty"`
 	DnsNames           []string               `protobuf:"bytes,7,rep,name=dns_names,json=dnsNames,proto3" json:"dns_names,omitempty"`
 	FederatesWith      []string               `protobuf:"bytes,8,rep,name=federates_with,json=federatesWith,proto3" json:"federates_with,omitempty"`
-	Admin              bool                   `protobuf:"varint,9,opt,name=admin,proto3" json:"admin,omitempty"`
-	Downstream         bool                   `protobuf:"varint,10,opt,name=downstream,proto3" json:"downstream,omitempty"`
 	Hint               string                 `protobuf:"bytes,11,opt,name=hint,proto3" json:"hint,omitempty"`
 	Revision           int64                  `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
 	CreatedAtUnixMicro int64                  `protobuf:"varint,13,opt,name=created_at_unix_micro,json=createdAtUnixMicro,proto3" json:"created_at_unix_micro,omitempty"`
@@ -657,20 +655,6 @@ func (x *Entry) GetFederatesWith() []string {
 		return x.FederatesWith
 	}
 	return nil
-}
-
-func (x *Entry) GetAdmin() bool {
-	if x != nil {
-		return x.Admin
-	}
-	return false
-}
-
-func (x *Entry) GetDownstream() bool {
-	if x != nil {
-		return x.Downstream
-	}
-	return false
 }
 
 func (x *Entry) GetHint() string {
@@ -1033,7 +1017,7 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"4\n" +
 	"\bSelector\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x80\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe9\x03\n" +
 	"\x05Entry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tspiffe_id\x18\x02 \x01(\tR\bspiffeId\x12\x1b\n" +
@@ -1042,16 +1026,14 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x15x509_svid_ttl_seconds\x18\x05 \x01(\x03R\x12x509SvidTtlSeconds\x12/\n" +
 	"\x14jwt_svid_ttl_seconds\x18\x06 \x01(\x03R\x11jwtSvidTtlSeconds\x12\x1b\n" +
 	"\tdns_names\x18\a \x03(\tR\bdnsNames\x12%\n" +
-	"\x0efederates_with\x18\b \x03(\tR\rfederatesWith\x12\x14\n" +
-	"\x05admin\x18\t \x01(\bR\x05admin\x12\x1e\n" +
-	"\n" +
-	"downstream\x18\n" +
-	" \x01(\bR\n" +
-	"downstream\x12\x12\n" +
+	"\x0efederates_with\x18\b \x03(\tR\rfederatesWith\x12\x12\n" +
 	"\x04hint\x18\v \x01(\tR\x04hint\x12\x1a\n" +
 	"\brevision\x18\f \x01(\x03R\brevision\x121\n" +
 	"\x15created_at_unix_micro\x18\r \x01(\x03R\x12createdAtUnixMicro\x121\n" +
-	"\x15updated_at_unix_micro\x18\x0e \x01(\x03R\x12updatedAtUnixMicro\"V\n" +
+	"\x15updated_at_unix_micro\x18\x0e \x01(\x03R\x12updatedAtUnixMicroJ\x04\b\t\x10\n" +
+	"J\x04\b\n" +
+	"\x10\vR\x05adminR\n" +
+	"downstream\"V\n" +
 	"\x14SignX509SVIDsRequest\x12>\n" +
 	"\brequests\x18\x01 \x03(\v2\".spiffekit.node.v1.X509SVIDRequestR\brequests\">\n" +
 	"\x0fX509SVIDRequest\x12\x19\n" +

@@ -59,8 +59,6 @@ func testBatchCreate(t *testing.T, s BatchStore) {
 		JWTSVIDTTL:    5 * time.Minute,
 		DNSNames:      []string{"web.example.org"},
 		FederatesWith: []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("z.org"), spiffeid.RequireTrustDomainFromString("a.org")},
-		Admin:         true,
-		Downstream:    true,
 		Hint:          "web",
 	}
 	in := []registry.Entry{full, entry("/db", "/agent/node1", sel("unix", "uid:1001")), entry("/cache", "/agent/node2", sel("unix", "uid:1002"))}
@@ -84,7 +82,6 @@ func testBatchCreate(t *testing.T, s BatchStore) {
 	assert.Equal(t, []attest.Selector{sel("k8s", "ns:prod"), sel("unix", "uid:1000")}, results[0].Entry.Selectors)
 	assert.Equal(t, "a.org", results[0].Entry.FederatesWith[0].Name())
 	assert.Equal(t, time.Hour, results[0].Entry.X509SVIDTTL)
-	assert.True(t, results[0].Entry.Admin)
 
 	// One event per entry, in batch order, after the events before.
 	evs, err := s.Changes(ctx, before, 100)

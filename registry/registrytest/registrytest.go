@@ -140,8 +140,6 @@ func testCreateGet(t *testing.T, s registry.Store) {
 		JWTSVIDTTL:    5 * time.Minute,
 		DNSNames:      []string{"web.example.org", "*.web.example.org"},
 		FederatesWith: []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("z.org"), spiffeid.RequireTrustDomainFromString("a.org")},
-		Admin:         true,
-		Downstream:    true,
 		Hint:          "internal",
 	}
 	before := time.Now().Add(-time.Second)
@@ -157,7 +155,6 @@ func testCreateGet(t *testing.T, s registry.Store) {
 	assert.Equal(t, "a.org", got.FederatesWith[0].Name())
 	assert.Equal(t, in.DNSNames, got.DNSNames)
 	assert.Equal(t, in.Hint, got.Hint)
-	assert.True(t, got.Admin && got.Downstream)
 	assert.Equal(t, in.X509SVIDTTL, got.X509SVIDTTL)
 	assert.Equal(t, in.JWTSVIDTTL, got.JWTSVIDTTL)
 

@@ -11,7 +11,10 @@ import (
 )
 
 // record is the stored JSON form of an entry. Its field names are part of
-// the schema: rename one only in a migration.
+// the schema: rename one only in a migration. Entries written by earlier
+// versions may hold "admin" and "downstream" keys, flags that nothing ever
+// enforced and that entries no longer have: decode skips them, like any
+// unknown key, and the next write of the entry drops them.
 type record struct {
 	ID            string    `json:"id"`
 	SPIFFEID      string    `json:"spiffe_id"`
@@ -21,8 +24,6 @@ type record struct {
 	JWTSVIDTTL    int64     `json:"jwt_svid_ttl_ns,omitempty"`
 	DNSNames      []string  `json:"dns_names,omitempty"`
 	FederatesWith []string  `json:"federates_with,omitempty"`
-	Admin         bool      `json:"admin,omitempty"`
-	Downstream    bool      `json:"downstream,omitempty"`
 	Hint          string    `json:"hint,omitempty"`
 	Revision      int64     `json:"revision"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -37,8 +38,6 @@ func encode(e registry.Entry) (string, error) {
 		X509SVIDTTL: int64(e.X509SVIDTTL),
 		JWTSVIDTTL:  int64(e.JWTSVIDTTL),
 		DNSNames:    e.DNSNames,
-		Admin:       e.Admin,
-		Downstream:  e.Downstream,
 		Hint:        e.Hint,
 		Revision:    e.Revision,
 		CreatedAt:   e.CreatedAt,
@@ -69,8 +68,6 @@ func decode(data string) (registry.Entry, error) {
 		X509SVIDTTL: time.Duration(r.X509SVIDTTL),
 		JWTSVIDTTL:  time.Duration(r.JWTSVIDTTL),
 		DNSNames:    r.DNSNames,
-		Admin:       r.Admin,
-		Downstream:  r.Downstream,
 		Hint:        r.Hint,
 		Revision:    r.Revision,
 		CreatedAt:   r.CreatedAt.UTC(),

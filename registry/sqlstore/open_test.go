@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -97,6 +98,53 @@ func TestCorruptRows(t *testing.T) {
 		_, err = s.Update(ctx, e)
 		require.ErrorContains(t, err, "sqlstore: decoding stored entry", data)
 	}
+}
+
+// TestEntryWithRemovedFlags checks that an entry stored by an earlier
+// version, with the admin and downstream flags entries no longer have, is
+// read, listed and updated as if they were not there, and that its next
+// write drops them.
+func TestEntryWithRemovedFlags(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "registry.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	e, err := s.Create(ctx, registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromString("spiffe://example.org/w"),
+		ParentID:  spiffeid.RequireFromString("spiffe://example.org/agent"),
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1"}},
+	})
+	require.NoError(t, err)
+
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer db.Close()
+	var data string
+	require.NoError(t, db.QueryRow(`SELECT data FROM registry_entries`).Scan(&data))
+	old := strings.Replace(data, `"revision":`, `"admin":true,"downstream":true,"revision":`, 1)
+	require.NotEqual(t, data, old)
+	_, err = db.Exec(`UPDATE registry_entries SET data = ?`, old)
+	require.NoError(t, err)
+	_, err = db.Exec(`UPDATE registry_events SET after_data = ?`, old)
+	require.NoError(t, err)
+
+	got, err := s.Get(ctx, e.ID)
+	require.NoError(t, err)
+	assert.Equal(t, e, got)
+	list, _, err := s.List(ctx, registry.Filter{}, registry.Page{})
+	require.NoError(t, err)
+	assert.Equal(t, []registry.Entry{e}, list)
+	evs, err := s.Changes(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	assert.Equal(t, e, *evs[0].After)
+
+	got.Hint = "updated"
+	_, err = s.Update(ctx, got)
+	require.NoError(t, err)
+	require.NoError(t, db.QueryRow(`SELECT data FROM registry_entries`).Scan(&data))
+	assert.NotContains(t, data, "admin")
+	assert.NotContains(t, data, "downstream")
 }
 
 // TestClosed checks that a closed store reports errors instead of panicking.

@@ -108,7 +108,7 @@ func TestEntryCommands(t *testing.T) {
 		"-x509-ttl", "1h", "-jwt-ttl", "5m",
 		"-dns", "web.example.org", "-dns", "www.example.org",
 		"-federates-with", "other.org",
-		"-hint", "front", "-admin", "-downstream")
+		"-hint", "front")
 	assert.True(t, strings.HasPrefix(out, "Entry ID: "), out)
 	m := entryIDLine.FindStringSubmatch(out)
 	require.NotNil(t, m, out)
@@ -123,8 +123,6 @@ func TestEntryCommands(t *testing.T) {
 		"DNS name:       web.example.org\nDNS name:       www.example.org",
 		"FederatesWith:  other.org",
 		"Hint:           front",
-		"Admin:          true",
-		"Downstream:     true",
 	} {
 		assert.Contains(t, out, want)
 	}
@@ -136,14 +134,13 @@ func TestEntryCommands(t *testing.T) {
 	assert.Equal(t, out, show)
 
 	// update changes only the fields given.
-	upd := s.ok(t, "entry", "update", "-entry-id", id, "-selector", "unix:uid:2000", "-x509-ttl", "2h", "-admin=false")
+	upd := s.ok(t, "entry", "update", "-entry-id", id, "-selector", "unix:uid:2000", "-x509-ttl", "2h")
 	assert.Contains(t, upd, "Revision:       2")
 	assert.Contains(t, upd, "Selector:       unix:uid:2000")
 	assert.NotContains(t, upd, "uid:1000")
 	assert.Contains(t, upd, "X509-SVID TTL:  2h0m0s")
 	assert.Contains(t, upd, "JWT-SVID TTL:   5m0s", "untouched fields stay")
 	assert.Contains(t, upd, "Hint:           front")
-	assert.NotContains(t, upd, "Admin:")
 
 	_ = s.ok(t, "entry", "create", "-parent-id", "spiffe://example.org/agent/node2",
 		"-spiffe-id", "spiffe://example.org/db", "-selector", "unix:uid:3000")
@@ -189,6 +186,8 @@ func TestEntryFailures(t *testing.T) {
 		{"malformed trust domain", []string{"entry", "create", "-federates-with", "A B"}, ExitUsage, "invalid value"},
 		{"malformed ttl", []string{"entry", "create", "-x509-ttl", "soon"}, ExitUsage, "invalid value"},
 		{"unknown flag", []string{"entry", "list", "-nope"}, ExitUsage, "flag provided but not defined: -nope"},
+		{"admin flag is gone", []string{"entry", "create", "-admin"}, ExitUsage, "flag provided but not defined: -admin"},
+		{"downstream flag is gone", []string{"entry", "update", "-downstream"}, ExitUsage, "flag provided but not defined: -downstream"},
 		{"positional argument", []string{"entry", "list", "extra"}, ExitUsage, `unexpected argument "extra"`},
 		{"show without id", []string{"entry", "show"}, ExitUsage, "-entry-id is required"},
 		{"update without id", []string{"entry", "update"}, ExitUsage, "-entry-id is required"},

@@ -20,7 +20,6 @@ type entryFlags struct {
 	dns                stringsFlag
 	federatesWith      tdsFlag
 	hint               string
-	admin, downstream  bool
 }
 
 func (f *entryFlags) declare(fs *flag.FlagSet) {
@@ -32,8 +31,6 @@ func (f *entryFlags) declare(fs *flag.FlagSet) {
 	fs.Var(&f.dns, "dns", "DNS name of X509-SVIDs (repeatable)")
 	fs.Var(&f.federatesWith, "federates-with", "trust domain whose bundle the workload receives (repeatable)")
 	fs.StringVar(&f.hint, "hint", "", "hint that helps a workload choose among its SVIDs")
-	fs.BoolVar(&f.admin, "admin", false, "the identity may administer the registry")
-	fs.BoolVar(&f.downstream, "downstream", false, "the identity may act as a downstream CA")
 }
 
 // apply copies into e the fields whose flags were set on fs.
@@ -56,10 +53,6 @@ func (f *entryFlags) apply(fs *flag.FlagSet, e *registry.Entry) {
 			e.FederatesWith = f.federatesWith
 		case "hint":
 			e.Hint = f.hint
-		case "admin":
-			e.Admin = f.admin
-		case "downstream":
-			e.Downstream = f.downstream
 		}
 	})
 }
@@ -221,11 +214,5 @@ func printEntry(w io.Writer, e registry.Entry) {
 	}
 	if e.Hint != "" {
 		fmt.Fprintf(w, "Hint:           %s\n", e.Hint)
-	}
-	if e.Admin {
-		fmt.Fprintln(w, "Admin:          true")
-	}
-	if e.Downstream {
-		fmt.Fprintln(w, "Downstream:     true")
 	}
 }

@@ -39,7 +39,7 @@ parent_id and selectors may be left out:
      "selectors": ["unix:uid:1000", "unix:gid:50"],
      "x509_svid_ttl": "1h", "jwt_svid_ttl": "5m",
      "dns_names": ["web.example.org"], "federates_with": ["other.org"],
-     "hint": "", "admin": false, "downstream": false}
+     "hint": ""}
   ]}`
 
 // dataFileJSON is the file of entry create -data.
@@ -58,8 +58,6 @@ type dataEntryJSON struct {
 	DNSNames      []string `json:"dns_names"`
 	FederatesWith []string `json:"federates_with"`
 	Hint          string   `json:"hint"`
-	Admin         bool     `json:"admin"`
-	Downstream    bool     `json:"downstream"`
 }
 
 // readDataFile reads and decodes the entry file at path, or stdin for "-".
@@ -102,7 +100,7 @@ func decodeStrict(data []byte, v any) error {
 
 // toEntry converts one entry of the file; the error names the field.
 func (j dataEntryJSON) toEntry() (registry.Entry, error) {
-	e := registry.Entry{DNSNames: j.DNSNames, Hint: j.Hint, Admin: j.Admin, Downstream: j.Downstream}
+	e := registry.Entry{DNSNames: j.DNSNames, Hint: j.Hint}
 	var err error
 	if j.SPIFFEID != "" {
 		if e.SPIFFEID, err = spiffeid.FromString(j.SPIFFEID); err != nil {

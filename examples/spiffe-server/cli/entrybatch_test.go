@@ -25,7 +25,7 @@ func TestEntryCreateFromFile(t *testing.T) {
 		{"spiffe_id": "spiffe://example.org/web", "parent_id": "spiffe://example.org/agent/node1",
 		 "selectors": ["unix:uid:1000", "unix:gid:50"], "x509_svid_ttl": "1h", "jwt_svid_ttl": "5m",
 		 "dns_names": ["web.example.org"], "federates_with": ["other.org"],
-		 "hint": "front", "admin": true, "downstream": true},
+		 "hint": "front"},
 		{"spiffe_id": "spiffe://example.org/db", "parent_id": "spiffe://example.org/agent/node1",
 		 "selectors": ["unix:uid:1001"]}
 	]}`), 0o600))
@@ -44,8 +44,6 @@ func TestEntryCreateFromFile(t *testing.T) {
 	assert.Equal(t, []string{"web.example.org"}, web.DNSNames)
 	assert.Equal(t, "other.org", web.FederatesWith[0].Name())
 	assert.Equal(t, "front", web.Hint)
-	assert.True(t, web.Admin)
-	assert.True(t, web.Downstream)
 
 	// The same file again: every entry is a duplicate now.
 	r := s.run(t, "", "entry", "create", "-data", file)
@@ -113,6 +111,7 @@ func TestEntryCreateFromFileFailures(t *testing.T) {
 		{"missing file", "", []string{"entry", "create", "-data", filepath.Join(t.TempDir(), "none")}, ExitFailure, "no such file"},
 		{"not JSON", "{", []string{"entry", "create", "-data", "-"}, ExitFailure, "stdin: malformed entry file"},
 		{"unknown field", `{"entries":[{"spiffeid":"x"}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "unknown field"},
+		{"admin flag", `{"entries":[{"spiffe_id":"spiffe://example.org/a","admin":true}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, `unknown field "admin"`},
 		{"two values", `{} {}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "more than one JSON value"},
 		{"too large", strings.Repeat(" ", maxDataFile+1), []string{"entry", "create", "-data", "-"}, ExitFailure, "holds more than"},
 	}
