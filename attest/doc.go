@@ -9,7 +9,8 @@
 //
 // A [WorkloadAttestor] inspects the process described by a [Workload] (its
 // PID, and what the kernel reported for the connection) and returns its
-// selectors. The unix attestor lives in package attest/unix.
+// selectors. The unix attestor lives in package attest/unix. [Combine] joins
+// several attestors into one whose selectors are the union of theirs.
 //
 // # Usage
 //
