@@ -8,10 +8,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +24,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // Defaults of Config.
@@ -31,6 +32,14 @@ const (
 	DefaultRetryMin = 500 * time.Millisecond
 	DefaultRetryMax = 30 * time.Second
 )
+
+// ErrNoNodeAttestor reports that the agent must attest but has no node
+// attestor: Config.NodeAttestor is nil and the data directory holds no
+// usable agent SVID. New returns it when that is so from the start; Run,
+// when the saved SVID expired before Run began. An agent that must attest
+// again later (its server refused it) logs it and keeps serving the SVIDs
+// it holds until they expire. Test with [errors.Is].
+var ErrNoNodeAttestor = errors.New("agent: no node attestor")
 
 // Config configures New. The struct is copied.
 type Config struct {
@@ -47,17 +56,33 @@ type Config struct {
 	// saved SVID and bundle, or InsecureBootstrap is set.
 	TrustBundle *x509bundle.Bundle
 
-	// InsecureBootstrap attests without verifying the server and trusts
-	// the bundle it returns. For trying things out only.
+	// InsecureBootstrap has the first attestation proceed without
+	// verifying the server, and trust the bundle it returns. For trying
+	// things out only. Every later connection verifies the server with
+	// that bundle.
 	InsecureBootstrap bool
 
-	// NodeAttestor proves what node this is (join token, x509pop).
-	// Required.
+	// NodeAttestor proves what node this is (join token, x509pop) when the
+	// agent attests: the first time, and again if its server refuses it.
+	// Nil is allowed when the data directory holds a usable agent SVID;
+	// see ErrNoNodeAttestor.
 	NodeAttestor attest.NodeAttestorClient
 
-	// WorkloadAttestor describes local callers of the Workload API; on
-	// Linux, attest/unix. Required.
-	WorkloadAttestor attest.WorkloadAttestor
+	// WorkloadAttestors describe the local callers of the Workload API; on
+	// Linux, attest/unix, and any others whose selectors the registration
+	// entries use. At least one, none nil. Their selectors are combined
+	// as attest.Combine does: a caller gets the union of every attestor's
+	// selectors, and fails attestation when any of them rejects it or
+	// fails.
+	WorkloadAttestors []attest.WorkloadAttestor
+
+	// Listener, when not nil, is where Run serves the Workload API (for a
+	// unix socket, see endpoint.ListenUnix), once the agent holds its SVID;
+	// until then, connections wait. The agent owns it from New: Run closes
+	// it when it returns, and so does Close if Run never ran. Nil serves
+	// nothing; Handler then gives the handler to serve with an
+	// endpoint.Server of the caller's.
+	Listener net.Listener
 
 	// DataDir keeps the agent's SVID, key (mode 0600) and bundle, so that
 	// a restarted agent reuses them instead of attesting again. Empty keeps
@@ -83,7 +108,8 @@ type Config struct {
 // are unreachable it keeps serving what it holds, and reconnects with
 // backoff.
 //
-// It owns background goroutines; Close stops them.
+// New starts nothing; Run does the work until its ctx ends. The methods of
+// an Agent are safe for concurrent use.
 type Agent struct {
 	cfg   Config
 	log   *slog.Logger
@@ -91,18 +117,22 @@ type Agent struct {
 	trust *trust
 	store *memstore.Store
 	iss   *issuer.Issuer
+	api   *endpoint.Server // nil without Config.Listener
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	closing   chan struct{} // closed by Close: Run returns
+	closeOnce sync.Once
+	closeErr  error
+	runs      sync.WaitGroup // the Run under way, if any
 
-	mu      sync.Mutex
-	key     crypto.Signer
-	svid    *nodeapi.AgentSVID
-	renewAt time.Time // half the remaining life when the SVID was installed
-	cli     *nodeapi.Client
-	renewed chan struct{} // signalled after the client is replaced
+	mu       sync.Mutex
+	closed   bool
+	ran      bool // Run was called
+	key      crypto.Signer
+	svid     *nodeapi.AgentSVID // nil until the agent holds one
+	renewAt  time.Time          // half the remaining life when the SVID was installed
+	cli      *nodeapi.Client    // while Run runs
+	renewed  chan struct{}      // signalled after the client is replaced
+	attested chan struct{}      // closed once svid is set
 
 	synced    chan struct{} // closed after the first sync
 	syncOnce  sync.Once
@@ -111,30 +141,36 @@ type Agent struct {
 	syncs     atomic.Uint64
 }
 
-// New gives the agent its SVID, from the data directory if a valid one is
-// saved there, else by attesting to a server (retrying until ctx is done),
-// then starts syncing in the background. It returns once the agent holds
-// an SVID; Synced tells when the entries have arrived.
+// New checks cfg and prepares the agent: it reads the SVID saved in the
+// data directory, if a valid one is there, and builds the Workload API
+// handler. It starts nothing and makes no connection: Run attests (unless
+// the saved SVID is reused), syncs and serves. It fails with an error
+// wrapping ErrNoNodeAttestor when the agent would have to attest without a
+// node attestor. ctx bounds construction only.
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	switch {
 	case cfg.TrustDomain.IsZero():
 		return nil, errors.New("agent: Config.TrustDomain is required")
 	case len(cfg.Servers) == 0:
 		return nil, errors.New("agent: Config.Servers needs at least one address")
-	case cfg.NodeAttestor == nil:
-		return nil, errors.New("agent: Config.NodeAttestor is required")
-	case cfg.WorkloadAttestor == nil:
-		return nil, errors.New("agent: Config.WorkloadAttestor is required")
+	case len(cfg.WorkloadAttestors) == 0:
+		return nil, errors.New("agent: Config.WorkloadAttestors needs at least one attestor")
+	case slices.Contains(cfg.WorkloadAttestors, nil):
+		return nil, errors.New("agent: Config.WorkloadAttestors holds a nil attestor")
 	case cfg.RetryMin < 0 || cfg.RetryMax < 0:
 		return nil, errors.New("agent: retry bounds must not be negative")
 	}
+	cfg.Servers = slices.Clone(cfg.Servers)
+	cfg.WorkloadAttestors = slices.Clone(cfg.WorkloadAttestors)
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		store:   memstore.New(memstore.Config{}),
-		renewed: make(chan struct{}, 1),
-		synced:  make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		store:    memstore.New(memstore.Config{}),
+		closing:  make(chan struct{}),
+		renewed:  make(chan struct{}, 1),
+		attested: make(chan struct{}),
+		synced:   make(chan struct{}),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -150,84 +186,111 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.cfg.RetryMax = max(a.cfg.RetryMax, a.cfg.RetryMin)
 
-	key, svid, err := loadState(cfg.DataDir, cfg.TrustDomain)
-	switch {
-	case err == nil && a.now().Before(leafOf(svid).NotAfter):
-		a.log.Info("reusing the saved agent SVID", "agent", svid.ID.String(), "not_after", leafOf(svid).NotAfter)
-	case err == nil:
-		a.log.Warn("the saved agent SVID has expired; attesting again", "agent", svid.ID.String())
-		key, svid, err = nil, nil, errNoState
-	case !errors.Is(err, errNoState):
-		a.log.Warn("ignoring the saved agent state", "err", err)
-	}
-	if svid == nil {
-		if key, svid, err = a.attestLoop(ctx, cfg.TrustBundle); err != nil {
-			return nil, err
-		}
-	}
-	a.trust = newTrust(svid.Bundle)
-	if err := a.setSVID(key, svid); err != nil {
+	bundle, err := a.loadState()
+	if err != nil {
 		return nil, err
 	}
+	a.trust = newTrust(bundle)
 	a.iss, err = issuer.New(ctx, issuer.Config{
-		Authority:  a.trust,
-		Registry:   a.store,
-		Attestor:   cfg.WorkloadAttestor,
-		Federation: a.trust,
+		Trust:      a.trust,
 		Signer:     remoteSigner{a},
+		Registry:   a.store,
+		Attestor:   attest.Combine(cfg.WorkloadAttestors...),
+		Federation: a.trust,
 		PreMint:    true,
 		Logger:     a.log,
 		Now:        a.now,
 	})
 	if err != nil {
-		a.client().Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.wg.Go(a.syncLoop)
-	a.wg.Go(a.renewLoop)
+	if cfg.Listener != nil {
+		if a.api, err = endpoint.New(endpoint.Config{Handler: a.iss, Logger: a.log}); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
 	return a, nil
 }
 
-// ID returns the agent's SPIFFE ID.
+// loadState takes the agent SVID saved in the data directory, if a valid
+// one is there, and returns the bundle the agent starts with: the saved
+// one with a valid SVID, else Config.TrustBundle, else the saved one (which
+// verified the expired SVID), else an empty bundle (InsecureBootstrap).
+func (a *Agent) loadState() (*spiffebundle.Bundle, error) {
+	td := a.cfg.TrustDomain
+	key, svid, err := loadState(a.cfg.DataDir, td)
+	var saved *spiffebundle.Bundle
+	switch {
+	case err == nil && a.now().Before(leafOf(svid).NotAfter):
+		a.log.Info("reusing the saved agent SVID", "agent", svid.ID.String(), "not_after", leafOf(svid).NotAfter)
+		a.installLocked(key, svid)
+		close(a.attested)
+		return svid.Bundle, nil
+	case err == nil:
+		a.log.Warn("the saved agent SVID has expired; attesting again", "agent", svid.ID.String())
+		saved = svid.Bundle
+	case !errors.Is(err, errNoState):
+		a.log.Warn("ignoring the saved agent state", "err", err)
+	}
+	switch {
+	case a.cfg.NodeAttestor == nil:
+		return nil, fmt.Errorf("%w, and no usable agent SVID is saved in the data directory", ErrNoNodeAttestor)
+	case a.cfg.TrustBundle != nil:
+		return spiffebundle.FromX509Authorities(td, a.cfg.TrustBundle.X509Authorities()), nil
+	case saved != nil:
+		return saved, nil
+	case a.cfg.InsecureBootstrap:
+		return spiffebundle.New(td), nil
+	}
+	return nil, errors.New("agent: a trust bundle is needed to attest (or InsecureBootstrap, to try things out)")
+}
+
+// ID returns the agent's SPIFFE ID, or the zero ID while it holds no SVID.
 func (a *Agent) ID() spiffeid.ID {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.svid == nil {
+		return spiffeid.ID{}
+	}
 	return a.svid.ID
 }
 
-// SVID returns the agent's current X509-SVID.
+// SVID returns the agent's current X509-SVID, or nil while it holds none
+// (see Attested).
 func (a *Agent) SVID() *x509svid.SVID {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.svid == nil {
+		return nil
+	}
 	return &x509svid.SVID{ID: a.svid.ID, Certificates: a.svid.Certificates, PrivateKey: a.key}
 }
 
 // GetX509SVID implements x509svid.Source with the agent's own SVID, which
-// authenticates it to its servers.
-func (a *Agent) GetX509SVID() (*x509svid.SVID, error) { return a.SVID(), nil }
+// authenticates it to its servers. It fails while the agent holds none.
+func (a *Agent) GetX509SVID() (*x509svid.SVID, error) {
+	if s := a.SVID(); s != nil {
+		return s, nil
+	}
+	return nil, errors.New("agent: not attested yet")
+}
 
-// Bundle returns the trust domain's bundle as the agent last received it.
+// Bundle returns the trust domain's bundle as the agent last received it
+// (before the first attestation, the one it verifies the servers with).
 func (a *Agent) Bundle() *spiffebundle.Bundle { return a.trust.Bundle() }
+
+// Attested returns a channel closed once the agent holds an SVID: at New
+// when a saved one is reused, else when Run's attestation succeeds.
+func (a *Agent) Attested() <-chan struct{} { return a.attested }
 
 // Synced returns a channel closed once the first sync with a server has
 // completed.
 func (a *Agent) Synced() <-chan struct{} { return a.synced }
 
-// Issuer returns the Workload API handler, for serving it in other ways
-// than Start.
-func (a *Agent) Issuer() *issuer.Issuer { return a.iss }
-
-// Start serves the Workload API on a unix socket at path (see
-// issuer.Issuer.Start) until Close, and returns its address.
-func (a *Agent) Start(path string, mode fs.FileMode) (string, error) {
-	return a.iss.Start(path, mode)
-}
-
-// Serve serves the Workload API on lis until ctx is done.
-func (a *Agent) Serve(ctx context.Context, lis net.Listener) error {
-	return a.iss.Serve(ctx, lis)
-}
+// Handler returns the agent's Workload API handler, for an endpoint.Server
+// of the caller's (Config.Listener is the simple way). It mints only while
+// Run runs.
+func (a *Agent) Handler() endpoint.Handler { return a.iss }
 
 // Stats is a snapshot of the agent's state, for health checks and metrics.
 type Stats struct {
@@ -239,7 +302,8 @@ type Stats struct {
 	LastSync time.Time
 	// Syncs counts sync messages received.
 	Syncs uint64
-	// SVIDExpiresAt is the expiry of the agent's own SVID.
+	// SVIDExpiresAt is the expiry of the agent's own SVID; zero while it
+	// holds none.
 	SVIDExpiresAt time.Time
 }
 
@@ -254,7 +318,9 @@ func (a *Agent) Stats() Stats {
 		st.LastSync = time.Unix(0, ns)
 	}
 	a.mu.Lock()
-	st.SVIDExpiresAt = leafOf(a.svid).NotAfter
+	if a.svid != nil {
+		st.SVIDExpiresAt = leafOf(a.svid).NotAfter
+	}
 	a.mu.Unlock()
 	return st
 }
@@ -265,6 +331,8 @@ func (a *Agent) Stats() Stats {
 func (a *Agent) Healthy() error {
 	st := a.Stats()
 	switch {
+	case st.SVIDExpiresAt.IsZero():
+		return errors.New("agent: not attested yet")
 	case !a.now().Before(st.SVIDExpiresAt):
 		return errors.New("agent: the agent SVID has expired")
 	case st.LastSync.IsZero():
@@ -273,16 +341,136 @@ func (a *Agent) Healthy() error {
 	return nil
 }
 
-// Close stops the agent's goroutines and Workload API servers and closes
-// its connections.
-func (a *Agent) Close() error {
-	a.once.Do(func() {
-		a.cancel()
+// Run runs the agent until ctx is done or Close is called, then returns
+// nil. It attests, unless New took a saved SVID, retrying with backoff
+// while no server answers; then, until it returns, it renews the agent SVID
+// at half its life, keeps the entry stream open, has the SVIDs of the
+// entries signed and refreshed, and serves the Workload API on
+// Config.Listener.
+//
+// It returns an error when the agent cannot go on: a server refused its
+// attestation, its node attestor failed or is missing (ErrNoNodeAttestor),
+// or a part of it failed (the Workload API listener). The errors of every
+// part that failed are joined. Run may be called once; it fails at once
+// when called again or after Close.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return errors.New("agent: closed")
+	case a.ran:
+		a.mu.Unlock()
+		return errors.New("agent: Run called twice")
+	}
+	a.ran = true
+	a.runs.Add(1) // under mu with closed unset: before Close waits
+	a.mu.Unlock()
+	defer a.runs.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		select {
+		case <-a.closing:
+			cancel()
+		case <-ctx.Done():
+		}
 	})
-	a.wg.Wait()
-	err := a.iss.Close()
-	a.client().Close()
-	return err
+	defer func() {
+		cancel()
+		watch.Wait()
+		if cli := a.swapClient(nil); cli != nil {
+			cli.Close()
+		}
+		if err := a.closeListener(); err != nil { // already closed if it was served
+			a.log.Warn("closing the Workload API listener failed", "err", err)
+		}
+	}()
+	if err := a.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	parts := []func(context.Context) error{a.iss.Run, a.syncLoop, a.renewLoop}
+	if a.api != nil {
+		parts = append(parts, func(ctx context.Context) error { return a.api.Serve(ctx, a.cfg.Listener) })
+	}
+	if err := runAll(ctx, parts...); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
+// start gives the agent its SVID, attesting if it holds none, and connects
+// to the servers with it.
+func (a *Agent) start(ctx context.Context) error {
+	a.mu.Lock()
+	svid := a.svid
+	a.mu.Unlock()
+	if svid != nil && !a.now().Before(leafOf(svid).NotAfter) {
+		a.log.Warn("the saved agent SVID has expired; attesting again", "agent", svid.ID.String())
+		svid = nil
+	}
+	if svid != nil {
+		return a.connect()
+	}
+	key, svid, err := a.attestLoop(ctx)
+	if err != nil {
+		return err
+	}
+	a.trust.set(svid.Bundle, false, nil, nil, nil)
+	if err := a.setSVID(key, svid); err != nil {
+		return err
+	}
+	a.attestOnce()
+	return nil
+}
+
+// runAll runs every part until ctx is done or one of them fails, which
+// stops the others, and returns the errors of all that failed.
+func runAll(ctx context.Context, parts ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, run := range parts {
+		wg.Go(func() {
+			if errs[i] = run(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close makes Run return and waits for it, then releases what the agent
+// owns: the Workload API listener (if Run did not already close it) and
+// the connections to the servers. Close is idempotent and safe for
+// concurrent use. It does not close the attestors, which the caller owns.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.mu.Lock()
+		a.closed = true
+		a.mu.Unlock()
+		close(a.closing)
+		a.runs.Wait()
+		a.closeErr = errors.Join(a.iss.Close(), a.closeListener())
+	})
+	return a.closeErr
+}
+
+// closeListener closes Config.Listener, if any and not closed yet.
+func (a *Agent) closeListener() error {
+	if a.cfg.Listener == nil {
+		return nil
+	}
+	if err := a.cfg.Listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("agent: closing the Workload API listener: %w", err)
+	}
+	return nil
 }
 
 func (a *Agent) client() *nodeapi.Client {
@@ -291,14 +479,43 @@ func (a *Agent) client() *nodeapi.Client {
 	return a.cli
 }
 
-func (a *Agent) clientConfig(bundle x509bundle.Source) nodeapi.ClientConfig {
+// swapClient installs cli as the agent's client and returns the one it
+// replaces.
+func (a *Agent) swapClient(cli *nodeapi.Client) *nodeapi.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.cli
+	a.cli = cli
+	return old
+}
+
+func (a *Agent) attestOnce() {
+	select {
+	case <-a.attested:
+	default:
+		close(a.attested)
+	}
+}
+
+func (a *Agent) clientConfig(bundle x509bundle.Source, insecure bool) nodeapi.ClientConfig {
 	return nodeapi.ClientConfig{
 		Servers:           a.cfg.Servers,
 		TrustDomain:       a.cfg.TrustDomain,
 		Bundle:            bundle,
-		InsecureBootstrap: a.cfg.InsecureBootstrap,
+		InsecureBootstrap: insecure,
 		Logger:            a.log,
 	}
+}
+
+// installLocked records a new agent SVID and when to renew it. a.mu must
+// be held, or a not shared yet.
+func (a *Agent) installLocked(key crypto.Signer, svid *nodeapi.AgentSVID) {
+	start := leafOf(svid).NotBefore
+	if now := a.now(); now.After(start) {
+		start = now // NotBefore is backdated for clock skew
+	}
+	a.key, a.svid = key, svid
+	a.renewAt = start.Add(leafOf(svid).NotAfter.Sub(start) / 2)
 }
 
 // setSVID installs a new agent SVID: saves it, and replaces the client so
@@ -308,24 +525,19 @@ func (a *Agent) setSVID(key crypto.Signer, svid *nodeapi.AgentSVID) error {
 	if err := saveState(a.cfg.DataDir, key, svid); err != nil {
 		return err
 	}
-	now := a.now()
-	start := leafOf(svid).NotBefore
-	if now.After(start) {
-		start = now // NotBefore is backdated for clock skew
-	}
 	a.mu.Lock()
-	a.key, a.svid = key, svid
-	a.renewAt = start.Add(leafOf(svid).NotAfter.Sub(start) / 2)
-	old := a.cli
+	a.installLocked(key, svid)
 	a.mu.Unlock()
-	cli, err := nodeapi.Dial(a.clientConfig(a.trust), a)
+	return a.connect()
+}
+
+// connect replaces the client with one that presents the current SVID.
+func (a *Agent) connect() error {
+	cli, err := nodeapi.Dial(a.clientConfig(a.trust, false), a)
 	if err != nil {
-		return err
+		return fmt.Errorf("agent: %w", err)
 	}
-	a.mu.Lock()
-	a.cli = cli
-	a.mu.Unlock()
-	if old != nil {
+	if old := a.swapClient(cli); old != nil {
 		old.Close()
 	}
 	select {
@@ -336,18 +548,14 @@ func (a *Agent) setSVID(key crypto.Signer, svid *nodeapi.AgentSVID) error {
 }
 
 // attestLoop attests, retrying with backoff until it succeeds, the server
-// refuses the evidence for good, or ctx is done.
-func (a *Agent) attestLoop(ctx context.Context, bundle *x509bundle.Bundle) (crypto.Signer, *nodeapi.AgentSVID, error) {
-	var src x509bundle.Source
-	if bundle != nil {
-		src = bundle
-	} else if a.trust != nil {
-		src = a.trust
+// refuses the evidence for good, or ctx is done. The servers are verified
+// with the trust's bundle, except on an InsecureBootstrap, which has none.
+func (a *Agent) attestLoop(ctx context.Context) (crypto.Signer, *nodeapi.AgentSVID, error) {
+	if a.cfg.NodeAttestor == nil {
+		return nil, nil, fmt.Errorf("%w, and the saved agent SVID has expired", ErrNoNodeAttestor)
 	}
-	if src == nil && !a.cfg.InsecureBootstrap {
-		return nil, nil, errors.New("agent: a trust bundle is needed to attest (or InsecureBootstrap, to try things out)")
-	}
-	cfg := a.clientConfig(src)
+	insecure := a.cfg.InsecureBootstrap && len(a.trust.Bundle().X509Authorities()) == 0
+	cfg := a.clientConfig(a.trust, insecure)
 	b := a.backoff()
 	for {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -372,26 +580,27 @@ func (a *Agent) attestLoop(ctx context.Context, bundle *x509bundle.Bundle) (cryp
 	}
 }
 
-// syncLoop keeps the entry stream open, reconnecting with backoff.
-func (a *Agent) syncLoop() {
+// syncLoop keeps the entry stream open, reconnecting with backoff, until
+// ctx is done.
+func (a *Agent) syncLoop(ctx context.Context) error {
 	b := a.backoff()
-	for a.ctx.Err() == nil {
+	for ctx.Err() == nil {
 		got := false
-		err := a.client().Sync(a.ctx, a.store.Revisions(), func(u nodeapi.Update) error {
+		err := a.client().Sync(ctx, a.store.Revisions(), func(u nodeapi.Update) error {
 			got = true
 			a.connected.Store(true)
-			return a.apply(u)
+			return a.apply(ctx, u)
 		})
 		a.connected.Store(false)
-		if a.ctx.Err() != nil {
-			return
+		if ctx.Err() != nil {
+			break
 		}
 		if got {
 			b.reset()
 		}
 		if nodeapi.IsRefused(err) {
 			a.log.Error("the server refused the agent", "err", err)
-			a.recover()
+			a.recover(ctx)
 		} else {
 			a.log.Warn("entry stream ended; reconnecting", "err", err)
 		}
@@ -400,15 +609,16 @@ func (a *Agent) syncLoop() {
 			continue
 		default:
 		}
-		if !b.wait(a.ctx) {
-			return
+		if !b.wait(ctx) {
+			break
 		}
 	}
+	return nil
 }
 
 // apply records one sync update.
-func (a *Agent) apply(u nodeapi.Update) error {
-	if err := a.store.Replicate(a.ctx, u.Upserts, u.Deleted); err != nil {
+func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
+	if err := a.store.Replicate(ctx, u.Upserts, u.Deleted); err != nil {
 		return fmt.Errorf("agent: applying the entries from the server: %w", err)
 	}
 	a.trust.set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs, u.ActiveX509CA)
@@ -417,7 +627,7 @@ func (a *Agent) apply(u nodeapi.Update) error {
 			a.log.Warn("saving the bundle failed", "err", err)
 		}
 	}
-	if err := a.iss.Sync(a.ctx); err != nil {
+	if err := a.iss.Sync(ctx); err != nil {
 		return err
 	}
 	a.lastSync.Store(a.now().UnixNano())
@@ -429,8 +639,8 @@ func (a *Agent) apply(u nodeapi.Update) error {
 	return nil
 }
 
-// renewLoop renews the agent SVID at half its life.
-func (a *Agent) renewLoop() {
+// renewLoop renews the agent SVID at half its life, until ctx is done.
+func (a *Agent) renewLoop(ctx context.Context) error {
 	b := a.backoff()
 	for {
 		a.mu.Lock()
@@ -438,21 +648,21 @@ func (a *Agent) renewLoop() {
 		a.mu.Unlock()
 		t := time.NewTimer(max(due.Sub(a.now()), 0))
 		select {
-		case <-a.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
-			return
+			return nil
 		case <-t.C:
 		}
-		if err := a.renew(); err != nil {
+		if err := a.renew(ctx); err != nil {
 			a.log.Warn("renewing the agent SVID failed", "err", err)
 			// An expired SVID fails the TLS handshake, which looks like an
 			// unreachable server rather than a refusal: only attesting
 			// again can help then.
 			if nodeapi.IsRefused(err) || !a.now().Before(a.Stats().SVIDExpiresAt) {
-				a.recover()
+				a.recover(ctx)
 			}
-			if !b.wait(a.ctx) {
-				return
+			if !b.wait(ctx) {
+				return nil
 			}
 			continue
 		}
@@ -460,12 +670,12 @@ func (a *Agent) renewLoop() {
 	}
 }
 
-func (a *Agent) renew() error {
+func (a *Agent) renew(ctx context.Context) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("agent: generating the agent key: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	svid, err := a.client().RenewAgent(ctx, key)
 	if err != nil {
@@ -481,15 +691,21 @@ func (a *Agent) renew() error {
 // recover attests again after the server refused the agent (its SVID
 // expired while the server was away, or it was evicted), when the node
 // attestor allows; a join token cannot be used twice, so such an agent
-// needs a new one and keeps serving what it holds meanwhile.
-func (a *Agent) recover() {
-	ctx, cancel := context.WithTimeout(a.ctx, time.Minute)
+// needs a new one and keeps serving what it holds meanwhile, as does an
+// agent without a node attestor.
+func (a *Agent) recover(ctx context.Context) {
+	if a.cfg.NodeAttestor == nil {
+		a.log.Error("attesting again is impossible; serving cached SVIDs until they expire",
+			"err", fmt.Errorf("%w: Config.NodeAttestor is nil", ErrNoNodeAttestor))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return
 	}
-	svid, err := nodeapi.Attest(ctx, a.clientConfig(a.trust), a.cfg.NodeAttestor, key)
+	svid, err := nodeapi.Attest(ctx, a.clientConfig(a.trust, false), a.cfg.NodeAttestor, key)
 	if err != nil {
 		a.log.Error("attesting again failed; serving cached SVIDs until they expire", "err", err)
 		return

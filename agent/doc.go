@@ -2,28 +2,35 @@
 // issuing server (package nodeapi, with a node attestor such as a join
 // token or x509pop), receives exactly the registration entries meant for
 // it, has the server sign an X509-SVID for each of them with keys it
-// generates, and serves them to local workloads over the Workload API.
+// generates, and serves them to local workloads over the Workload API
+// (package workloadapi/endpoint, on the listener it is given).
 //
+//	api, err := endpoint.ListenUnix("/run/spiffe-agent/api.sock", 0o777)
 //	a, err := agent.New(ctx, agent.Config{
-//		TrustDomain:      td,
-//		Servers:          []string{"server-a:8081", "server-b:8081"}, // failover
-//		TrustBundle:      bundle,                                    // verifies the servers
-//		NodeAttestor:     jointoken.NewClient(token),
-//		WorkloadAttestor: unixAttestor,
-//		DataDir:          "/var/lib/spiffe-agent", // SVID reused across restarts
+//		TrustDomain:       td,
+//		Servers:           []string{"server-a:8081", "server-b:8081"}, // failover
+//		TrustBundle:       bundle,                                    // verifies the servers
+//		NodeAttestor:      jointoken.NewClient(token),
+//		WorkloadAttestors: []attest.WorkloadAttestor{unixAttestor, podAttestor}, // selectors combined
+//		Listener:          api,
+//		DataDir:           "/var/lib/spiffe-agent", // SVID reused across restarts
 //	})
 //	if err != nil {
 //		return err
 //	}
 //	defer a.Close()
-//	addr, err := a.Start("/run/spiffe-agent/api.sock", 0o777)
+//	return a.Run(ctx) // attests, syncs and serves until ctx ends
 //
 // # Behaviour
 //
+//   - New starts nothing; Run does everything until its ctx ends, and
+//     returns the error of any part that cannot go on.
 //   - Its own SVID is saved in DataDir (key mode 0600) and renewed at half
-//     its life. A restarted agent reuses it; one whose SVID expired while
-//     the servers were away attests again when its attestor allows (x509pop;
-//     a join token is used once).
+//     its life. A restarted agent reuses it, and then needs no node
+//     attestor; one whose SVID expired while the servers were away attests
+//     again when its attestor allows (x509pop; a join token is used once).
+//     An agent that must attest without a node attestor fails with
+//     ErrNoNodeAttestor.
 //   - Entries arrive on a stream the server pushes; the agent keeps them in a
 //     replica (memstore) feeding an issuer.Issuer with PreMint, so that
 //     every SVID is signed, in batches, before a workload asks. SVIDs are

@@ -18,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // A server and an agent in one process; this process, as a workload, gets
@@ -46,22 +47,25 @@ func Example() {
 	})
 
 	workloads, _ := unix.New(unix.Config{})
+	dir, _ := os.MkdirTemp("", "agent")
+	defer os.RemoveAll(dir)
+	api, _ := endpoint.ListenUnix(filepath.Join(dir, "api.sock"), 0o700)
 	a, err := agent.New(ctx, agent.Config{
-		TrustDomain:      td,
-		Servers:          []string{lis.Addr().String()},
-		TrustBundle:      ca.Bundle().X509Bundle(),
-		NodeAttestor:     jointoken.NewClient(token),
-		WorkloadAttestor: workloads,
+		TrustDomain:       td,
+		Servers:           []string{lis.Addr().String()},
+		TrustBundle:       ca.Bundle().X509Bundle(),
+		NodeAttestor:      jointoken.NewClient(token),
+		WorkloadAttestors: []attest.WorkloadAttestor{workloads},
+		Listener:          api, // the Workload API
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer a.Close()
+	go a.Run(ctx)
 	<-a.Synced()
-	dir, _ := os.MkdirTemp("", "agent")
-	defer os.RemoveAll(dir)
-	addr, _ := a.Start(filepath.Join(dir, "api.sock"), 0o700)
+	addr := "unix://" + api.Addr().String()
 
 	svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
 	if err != nil {

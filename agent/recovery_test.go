@@ -30,6 +30,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // logBuffer collects log lines for assertions.
@@ -51,48 +52,105 @@ func (l *logBuffer) contains(s string) bool {
 }
 
 type agentOpts struct {
-	servers  []string
-	bundle   *x509bundle.Bundle
-	attestor attest.NodeAttestorClient
-	dataDir  string
-	log      *logBuffer
+	servers   []string
+	bundle    *x509bundle.Bundle
+	attestor  attest.NodeAttestorClient
+	workloads []attest.WorkloadAttestor // nil: attest/unix
+	dataDir   string
+	log       *logBuffer
+	insecure  bool
+	now       func() time.Time
 }
 
-func startAgent(t *testing.T, o agentOpts) *agent.Agent {
+// testAgent is an agent whose Run runs until the test ends, serving the
+// Workload API on a unix socket.
+type testAgent struct {
+	*agent.Agent
+	addr string // of the Workload API: "unix://" and the socket's path
+}
+
+// startAgent runs an agent until the test ends, and returns it once it is
+// attested.
+func startAgent(t *testing.T, o agentOpts) *testAgent {
 	t.Helper()
 	a, err := tryAgent(t, o)
 	require.NoError(t, err)
 	return a
 }
 
-func tryAgent(t *testing.T, o agentOpts) (*agent.Agent, error) {
+// tryAgent builds an agent and runs it until the test ends. It returns the
+// agent once it is attested, or the error of New, or that of a Run that
+// returned first.
+func tryAgent(t *testing.T, o agentOpts) (*testAgent, error) {
 	t.Helper()
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(t, err)
+	a, lis, err := newAgentCfg(t, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	done := make(chan struct{})
+	go func() {
+		runErr = a.Run(ctx)
+		close(done)
+	}()
+	attested := false
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		require.NoError(t, a.Close())
+		if attested {
+			require.NoError(t, runErr, "Run of an agent that attested")
+		}
+	})
+	select {
+	case <-a.Attested():
+		attested = true
+		return &testAgent{Agent: a, addr: "unix://" + lis.Addr().String()}, nil
+	case <-done:
+		return nil, runErr
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not attest within 30s")
+	}
+	return nil, nil
+}
+
+// newAgentCfg builds an agent with a Workload API socket, and the test's
+// defaults for what o leaves unset.
+func newAgentCfg(t *testing.T, o agentOpts) (*agent.Agent, net.Listener, error) {
+	t.Helper()
+	if o.workloads == nil {
+		wa, err := unix.New(unix.Config{SkipHash: true})
+		require.NoError(t, err)
+		o.workloads = []attest.WorkloadAttestor{wa}
+	}
 	var logger *slog.Logger
 	if o.log != nil {
 		logger = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	a, err := agent.New(ctx, agent.Config{
-		TrustDomain:      td,
-		Servers:          o.servers,
-		TrustBundle:      o.bundle,
-		NodeAttestor:     o.attestor,
-		WorkloadAttestor: wa,
-		DataDir:          o.dataDir,
-		RetryMin:         20 * time.Millisecond,
-		RetryMax:         200 * time.Millisecond,
-		Logger:           logger,
+	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
+	require.NoError(t, err)
+	a, err := agent.New(t.Context(), agent.Config{
+		TrustDomain:       td,
+		Servers:           o.servers,
+		TrustBundle:       o.bundle,
+		InsecureBootstrap: o.insecure,
+		NodeAttestor:      o.attestor,
+		WorkloadAttestors: o.workloads,
+		Listener:          lis,
+		DataDir:           o.dataDir,
+		RetryMin:          20 * time.Millisecond,
+		RetryMax:          200 * time.Millisecond,
+		Logger:            logger,
+		Now:               o.now,
 	})
-	if err == nil {
-		t.Cleanup(func() { a.Close() })
+	if err != nil {
+		lis.Close()
 	}
-	return a, err
+	return a, lis, err
 }
 
-func serial(a *agent.Agent) string { return a.SVID().Certificates[0].SerialNumber.Text(16) }
+func serial(a *testAgent) string { return a.SVID().Certificates[0].SerialNumber.Text(16) }
 
 func newRotation(t *testing.T) *rotation.Manager {
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
@@ -134,8 +192,7 @@ func TestAgentRenewsAtHalfLife(t *testing.T) {
 	a := newAgent(t, s, s.token(t), dir)
 	web := s.entry(t, a.ID(), "/web")
 	waitSynced(t, a)
-	addr, err := a.Start(socketPath(t), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	first := serial(a)
 	savedKey, err := os.ReadFile(filepath.Join(dir, "agent-key.pem"))
 	require.NoError(t, err)
@@ -167,7 +224,7 @@ func TestAgentRenewsAtHalfLife(t *testing.T) {
 }
 
 // waitExpired waits until the agent's own SVID is past its NotAfter.
-func waitExpired(t *testing.T, a *agent.Agent) {
+func waitExpired(t *testing.T, a *testAgent) {
 	t.Helper()
 	notAfter := a.Stats().SVIDExpiresAt
 	require.Eventually(t, func() bool { return time.Now().After(notAfter) }, 30*time.Second, 20*time.Millisecond)
@@ -194,8 +251,7 @@ func TestX509PopAgentRecoversAfterItsSVIDExpired(t *testing.T) {
 	assert.Equal(t, id, a.ID(), "x509pop gives the same node the same ID")
 	web := s2.entry(t, a.ID(), "/web")
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	addr, err := a.Start(socketPath(t), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	assert.Equal(t, web.SPIFFEID, fetchID(t, addr))
 }
 
@@ -210,8 +266,7 @@ func TestJoinTokenAgentServesCacheAfterItsSVIDExpired(t *testing.T) {
 	a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: m.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)), log: logs})
 	web := s.entry(t, a.ID(), "/web")
 	waitSynced(t, a)
-	addr, err := a.Start(socketPath(t), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	require.Equal(t, web.SPIFFEID, fetchID(t, addr))
 	s.stop()
 	waitExpired(t, a)
@@ -253,8 +308,7 @@ func TestTaintedCAReachesTheWorkload(t *testing.T) {
 	a := newAgent(t, s, s.token(t), "")
 	s.entry(t, a.ID(), "/web")
 	waitSynced(t, a)
-	addr, err := a.Start(socketPath(t), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 
 	updates := make(chan *x509svid.SVID, 16)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -367,7 +421,7 @@ func TestManyAgentsStartAtOnce(t *testing.T) {
 	for i := range tokens {
 		tokens[i] = s.token(t)
 	}
-	agents := make([]*agent.Agent, n)
+	agents := make([]*testAgent, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -389,7 +443,8 @@ func TestNewValidation(t *testing.T) {
 	require.NoError(t, err)
 	tok, _, err := jointoken.Generate(t.Context(), memstore.New(memstore.Config{}), jointoken.Params{})
 	require.NoError(t, err)
-	ok := agent.Config{TrustDomain: td, Servers: []string{"127.0.0.1:1"}, NodeAttestor: jointoken.NewClient(tok), WorkloadAttestor: wa}
+	ok := agent.Config{TrustDomain: td, Servers: []string{"127.0.0.1:1"}, NodeAttestor: jointoken.NewClient(tok),
+		WorkloadAttestors: []attest.WorkloadAttestor{wa}, TrustBundle: testca.New(t, td).X509Bundle()}
 	for _, tt := range []struct {
 		name string
 		mod  func(*agent.Config)
@@ -397,10 +452,11 @@ func TestNewValidation(t *testing.T) {
 	}{
 		{"no trust domain", func(c *agent.Config) { c.TrustDomain = spiffeid.TrustDomain{} }, "TrustDomain"},
 		{"no servers", func(c *agent.Config) { c.Servers = nil }, "Servers"},
-		{"no node attestor", func(c *agent.Config) { c.NodeAttestor = nil }, "NodeAttestor"},
-		{"no workload attestor", func(c *agent.Config) { c.WorkloadAttestor = nil }, "WorkloadAttestor"},
+		{"no workload attestor", func(c *agent.Config) { c.WorkloadAttestors = nil }, "WorkloadAttestors needs at least one"},
+		{"nil workload attestor", func(c *agent.Config) { c.WorkloadAttestors = []attest.WorkloadAttestor{wa, nil} }, "nil attestor"},
 		{"negative retry", func(c *agent.Config) { c.RetryMin = -1 }, "negative"},
-		{"no trust bundle", func(*agent.Config) {}, "trust bundle is needed"},
+		{"no trust bundle", func(c *agent.Config) { c.TrustBundle = nil }, "trust bundle is needed"},
+		{"no node attestor", func(c *agent.Config) { c.NodeAttestor = nil }, "no usable agent SVID"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := ok
@@ -412,50 +468,59 @@ func TestNewValidation(t *testing.T) {
 		})
 	}
 
-	// Unreachable servers: New retries until its ctx ends.
+	// Unreachable servers: Run retries until its ctx ends, and then
+	// returns nil.
 	cfg := ok
-	cfg.TrustBundle = testca.New(t, td).X509Bundle()
+	logs := &logBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 20*time.Millisecond
+	a, err := agent.New(t.Context(), cfg)
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	_, err = agent.New(ctx, cfg)
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, a.Run(ctx))
+	assert.True(t, logs.contains("attestation failed; retrying"))
+	assert.Zero(t, a.ID(), "never attested")
+	assert.ErrorContains(t, a.Healthy(), "not attested yet")
+	require.NoError(t, a.Close())
 
-	// A node attestor that cannot produce its evidence stops New at once.
+	// A node attestor that cannot produce its evidence stops Run at once.
 	cfg.NodeAttestor = jointoken.NewClient("malformed")
-	_, err = agent.New(t.Context(), cfg)
-	assert.ErrorIs(t, err, nodeapi.ErrNodeAttestor)
+	a, err = agent.New(t.Context(), cfg)
+	require.NoError(t, err)
+	assert.ErrorIs(t, a.Run(t.Context()), nodeapi.ErrNodeAttestor)
+	require.NoError(t, a.Close())
 }
 
 // InsecureBootstrap attests without a trust bundle and trusts the bundle
-// the server returns; the agent then serves over a listener of the
-// caller's.
-func TestInsecureBootstrapAndServe(t *testing.T) {
+// the server returns; the agent's handler is then served by a Workload API
+// server of the caller's.
+func TestInsecureBootstrapAndHandler(t *testing.T) {
 	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
 	wa, err := unix.New(unix.Config{SkipHash: true})
 	require.NoError(t, err)
 	a, err := agent.New(t.Context(), agent.Config{
 		TrustDomain: td, Servers: []string{s.addr}, InsecureBootstrap: true,
-		NodeAttestor: jointoken.NewClient(s.token(t)), WorkloadAttestor: wa,
+		NodeAttestor: jointoken.NewClient(s.token(t)), WorkloadAttestors: []attest.WorkloadAttestor{wa},
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() { a.Close() })
-	assert.True(t, a.Bundle().Equal(s.ca.Bundle()))
-	require.NotNil(t, a.Issuer())
-	web := s.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
-
-	path := socketPath(t)
-	lis, err := net.Listen("unix", path)
-	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, lis) }()
-	assert.Equal(t, web.SPIFFEID, fetchID(t, "unix://"+path))
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	<-a.Attested()
+	assert.True(t, a.Bundle().Equal(s.ca.Bundle()))
+	web := s.entry(t, a.ID(), "/web")
+	<-a.Synced()
+
+	srv, err := endpoint.New(endpoint.Config{Handler: a.Handler()})
+	require.NoError(t, err)
+	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, lis) }()
+	assert.Equal(t, web.SPIFFEID, fetchID(t, "unix://"+lis.Addr().String()))
 	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	require.NoError(t, <-served)
+	require.NoError(t, <-ran)
+	require.NoError(t, a.Close())
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
+// errNotConnected fails the signing requests made while Run is not running.
+var errNotConnected = fmt.Errorf("agent: %w: not connected to a server", endpoint.ErrUnavailable)
+
 // remoteSigner has the server sign the SVIDs the agent serves: it sends a
 // CSR for each key the issuer generated, and checks what comes back.
 type remoteSigner struct {
@@ -24,11 +27,15 @@ var _ issuer.Signer = remoteSigner{}
 // SignX509SVIDs implements issuer.Signer. The server decides the
 // lifetimes, from the entries.
 func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDRequest) ([]issuer.X509SVIDResult, error) {
+	cli := s.a.client()
+	if cli == nil {
+		return nil, errNotConnected
+	}
 	in, err := csrs(reqs)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.a.client().SignX509SVIDs(ctx, in)
+	res, err := cli.SignX509SVIDs(ctx, in)
 	if err != nil {
 		s.a.log.Warn("the server did not sign X509-SVIDs", "count", len(reqs), "err", err)
 		return nil, fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
@@ -45,7 +52,11 @@ func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDR
 
 // SignJWTSVID implements issuer.Signer. The server decides the lifetime.
 func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest) (string, error) {
-	token, err := s.a.client().SignJWTSVID(ctx, req.Entry.ID, req.Audience)
+	cli := s.a.client()
+	if cli == nil {
+		return "", errNotConnected
+	}
+	token, err := cli.SignJWTSVID(ctx, req.Entry.ID, req.Audience)
 	if err != nil {
 		if nodeapi.IsRefused(err) {
 			return "", fmt.Errorf("agent: %w", err)

@@ -7,17 +7,16 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
-	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // trust is what the agent knows of its trust domain's authorities: the
-// bundle, the federated bundles and the tainted CAs, as the server last
-// sent them. It is the issuer's Authority (which signs nothing: the
-// agent's Signer goes to the server), its federation source, and the
-// source that verifies the server.
+// bundle, the federated bundles, the active CA and the tainted CAs, as the
+// server last sent them. It is the issuer's Trust (the agent's Signer goes
+// to the server), its federation source, and the source that verifies the
+// server.
 type trust struct {
 	td spiffeid.TrustDomain
 
@@ -30,11 +29,9 @@ type trust struct {
 }
 
 var (
-	_ issuer.Authority        = (*trust)(nil)
-	_ issuer.TaintReporter    = (*trust)(nil)
-	_ issuer.ActiveCAReporter = (*trust)(nil)
-	_ spiffebundle.Source     = (*trust)(nil)
-	_ x509bundle.Source       = (*trust)(nil)
+	_ issuer.Trust        = (*trust)(nil)
+	_ spiffebundle.Source = (*trust)(nil)
+	_ x509bundle.Source   = (*trust)(nil)
 )
 
 func newTrust(b *spiffebundle.Bundle) *trust {
@@ -44,12 +41,6 @@ func newTrust(b *spiffebundle.Bundle) *trust {
 		federated: make(map[spiffeid.TrustDomain]*spiffebundle.Bundle),
 	}
 }
-
-// X509Authority returns nil: the agent holds no CA key.
-func (t *trust) X509Authority() *ca.X509Authority { return nil }
-
-// JWTAuthority returns nil: the agent holds no JWT signing key.
-func (t *trust) JWTAuthority() *ca.JWTAuthority { return nil }
 
 // Bundle returns the trust domain's bundle as last received.
 func (t *trust) Bundle() *spiffebundle.Bundle {
@@ -65,14 +56,15 @@ func (t *trust) TaintedX509CAs() []*x509.Certificate {
 	return t.tainted
 }
 
-// ActiveX509CA returns the CA the server said signs now.
+// ActiveX509CA returns the CA the server said signs now, or nil before it
+// said.
 func (t *trust) ActiveX509CA() *x509.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.active
 }
 
-// Subscribe implements issuer.Authority.
+// Subscribe implements issuer.Trust.
 func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
 // GetBundleForTrustDomain returns the own bundle or a federated one.

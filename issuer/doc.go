@@ -1,13 +1,16 @@
 // Package issuer is an embedded SPIFFE issuer: a Workload API handler that
 // attests each local caller, looks up the registration entries that apply
-// to it, and serves it SVIDs minted by a local CA, keeping them fresh.
+// to it, and serves it SVIDs, keeping them fresh.
 //
-// It joins three parts the caller assembles: an [Authority] (the rotating CA
-// manager), a registry (any registry.Store; the issuer indexes it in memory
-// and follows its change feed) and a workload attestor (attest/unix). The
-// Issuer implements endpoint.Handler, so the Workload API server of package
-// workloadapi/endpoint serves it; [Issuer.Start] runs that server on a unix
-// socket in one call.
+// It joins the parts the caller assembles: a [Trust] (the bundle, the
+// active and tainted CAs), a [Signer], a registry (any registry.Store; the
+// issuer indexes it in memory and follows its change feed) and a workload
+// attestor (attest/unix, or several joined by attest.Combine). An issuer
+// that embeds its CA takes both the Trust and the Signer from the rotating
+// CA manager, with [TrustFromAuthority] and [NewLocalSigner]. The Issuer
+// implements endpoint.Handler: the Workload API server of package
+// workloadapi/endpoint serves it. New starts nothing; [Issuer.Run] keeps the
+// SVIDs fresh until its ctx ends.
 //
 // # Usage
 //
@@ -15,9 +18,16 @@
 //	go ca.Run(ctx)
 //	store, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: dbPath})
 //	attestor, err := unix.New(unix.Config{})
-//	iss, err := issuer.New(ctx, issuer.Config{Authority: ca, Registry: store, Attestor: attestor})
-//	defer iss.Close()
-//	addr, err := iss.Start("/run/spiffe/workload.sock", 0o700)
+//	iss, err := issuer.New(ctx, issuer.Config{
+//		Trust:    issuer.TrustFromAuthority(ca),
+//		Signer:   issuer.NewLocalSigner(ca),
+//		Registry: store,
+//		Attestor: attestor,
+//	})
+//	go iss.Run(ctx)
+//	srv, err := endpoint.New(endpoint.Config{Handler: iss})
+//	lis, err := endpoint.ListenUnix("/run/spiffe/workload.sock", 0o700)
+//	go srv.Serve(ctx, lis)
 //
 //	// Register a workload; Sync makes a non-notifying store's change
 //	// visible at once.
@@ -27,7 +37,8 @@
 //		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 //	})
 //	err = iss.Sync(ctx)
-//	// Processes running as uid 1000 now get spiffe://<td>/web from addr.
+//	// Processes running as uid 1000 now get spiffe://<td>/web from
+//	// unix:///run/spiffe/workload.sock.
 //
 // # Freshness
 //
@@ -45,16 +56,16 @@
 //
 // A node agent holds no CA key: its server signs. It passes a [Signer] that
 // forwards batches of requests (each with the entry and the SVID's key, for
-// a CSR) to the server, an [Authority] whose X509Authority and JWTAuthority
-// return nil and whose bundle it keeps from its sync, and Config.PreMint, so
-// that every entry it serves has its X509-SVID before a workload asks:
+// a CSR) to the server, a [Trust] it keeps from its sync with the server,
+// and Config.PreMint, so that every entry it serves has its X509-SVID
+// before a workload asks:
 //
 //	iss, err := issuer.New(ctx, issuer.Config{
-//		Authority: agentBundle, // Bundle and Subscribe only
-//		Signer:    serverSigner,
-//		Registry:  syncedEntries,
-//		Attestor:  attestor,
-//		PreMint:   true,
+//		Trust:    agentTrust, // as the server last sent it
+//		Signer:   serverSigner,
+//		Registry: syncedEntries,
+//		Attestor: attestor,
+//		PreMint:  true,
 //	})
 //
 // The issuer never holds its lock across a Signer call, so a slow server

@@ -15,11 +15,13 @@ import (
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // An issuer serving one workload, this process, on a unix socket.
 func Example() {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	dir, err := os.MkdirTemp("", "issuer")
 	if err != nil {
@@ -39,17 +41,33 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	iss, err := issuer.New(ctx, issuer.Config{Authority: ca, Registry: store, Attestor: attestor})
+	iss, err := issuer.New(ctx, issuer.Config{
+		Trust:    issuer.TrustFromAuthority(ca),
+		Signer:   issuer.NewLocalSigner(ca),
+		Registry: store,
+		Attestor: attestor,
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer iss.Close()
-	addr, err := iss.Start(filepath.Join(dir, "workload.sock"), 0o700)
+	go iss.Run(ctx)
+
+	// The Workload API, served by package endpoint with the issuer as its
+	// handler.
+	srv, err := endpoint.New(endpoint.Config{Handler: iss})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	lis, err := endpoint.ListenUnix(filepath.Join(dir, "workload.sock"), 0o700)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go srv.Serve(ctx, lis)
+	addr := "unix://" + lis.Addr().String()
 
 	// Processes running as our user get spiffe://example.org/web.
 	_, err = store.Create(ctx, registry.Entry{

@@ -21,12 +21,14 @@ const maxSubscribeRounds = 4
 // The caller is attested once, when the stream opens: the entries that apply
 // to it follow the registry, its selectors stay those of that moment.
 //
-// The SVIDs it lacks are minted in one batch (see Config.MaxBatch), or
-// awaited when another caller or the background refresh is minting them;
-// no lock is held meanwhile, so that other callers are served. A cached SVID
-// that is due is served as it is while the background goroutine replaces
-// it. An entry whose mint failed a moment ago is not retried before its
-// backoff ends: the caller gets that failure.
+// The SVIDs it lacks are minted in one batch (see Config.MaxBatch) by Run,
+// or awaited when another caller or Run's refresh is minting them; no lock
+// is held meanwhile, so that other callers are served. A cached SVID that
+// is due is served as it is while Run replaces it. An entry whose mint
+// failed a moment ago is not retried before its backoff ends: the caller
+// gets that failure. A caller that needs a new SVID before Run starts
+// waits for it; once Run has returned, it gets an error wrapping
+// endpoint.ErrUnavailable.
 //
 // A caller no entry applies to gets an error wrapping endpoint.ErrNoIdentity;
 // it gets its identity on a later call once an entry is registered for it.
@@ -56,8 +58,8 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 }
 
 // subscribeOnce registers the subscription when every SVID of the caller's
-// entries is cached. Otherwise it starts a mint of those nobody is minting
-// and returns the mints to wait for before the next round.
+// entries is cached. Otherwise it queues a mint, for Run, of those nobody
+// is minting, and returns the mints to wait for before the next round.
 func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -85,16 +87,22 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 			if round >= maxSubscribeRounds {
 				return nil, nil, fmt.Errorf("issuer: %w: entry %s keeps changing", endpoint.ErrUnavailable, e.ID)
 			}
+			if i.state == stopped {
+				return nil, nil, errStopped
+			}
 			mine = append(mine, i.claimLocked(e))
 		}
 	}
 	if len(mine) > 0 {
-		// Minted by a goroutine of the issuer, bounded by its context: a
-		// caller that goes away does not fail the mint for the others that
-		// wait for it. Started under i.mu with the issuer open, so before
-		// Close waits. The mint wakes the background goroutine when done, as
-		// other streams may hold an older SVID of the same entries.
-		i.wg.Go(func() { i.mintAll(mine, true) })
+		// Minted by Run, bounded by its ctx: a caller that goes away does
+		// not fail the mint for the others that wait for it. The mint wakes
+		// Run's loop when done, as other streams may hold an older SVID of
+		// the same entries.
+		i.pending = append(i.pending, mine...)
+		select {
+		case i.mintReady <- struct{}{}:
+		default:
+		}
 	}
 	if wait = append(wait, mine...); len(wait) > 0 {
 		return nil, wait, nil
@@ -104,15 +112,14 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 	sub.update(v)
 	i.subs[sub] = struct{}{}
 	if due {
-		// Served as it is; the background goroutine replaces it and pushes
-		// the new one to this stream too.
+		// Served as it is; Run replaces it and pushes the new one to this
+		// stream too.
 		i.poke()
 	}
 	return sub, nil, nil
 }
 
-// subscription is one caller's live view. The issuer's background goroutine
-// replaces the snapshot and signals changed; the server reads both.
+// subscription is one caller's live view. Run's loop replaces the snapshot and signals changed; the server reads both.
 type subscription struct {
 	iss       *Issuer
 	caller    endpoint.Caller

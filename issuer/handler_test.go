@@ -144,23 +144,41 @@ func TestMintFailure(t *testing.T) {
 func TestNewRejectsIncompleteConfig(t *testing.T) {
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
+	trust, signer := issuer.TrustFromAuthority(m), issuer.NewLocalSigner(m)
 	store := memstore.New(memstore.Config{})
 	a := failingAttestor{}
 	for _, tt := range []struct {
 		name string
 		cfg  issuer.Config
+		want string
 	}{
-		{"no authority", issuer.Config{Registry: store, Attestor: a}},
-		{"no registry", issuer.Config{Authority: m, Attestor: a}},
-		{"no attestor", issuer.Config{Authority: m, Registry: store}},
-		{"negative TTL", issuer.Config{Authority: m, Registry: store, Attestor: a, X509SVIDTTL: -1}},
-		{"negative batch", issuer.Config{Authority: m, Registry: store, Attestor: a, MaxBatch: -1}},
+		{"no trust", issuer.Config{Signer: signer, Registry: store, Attestor: a}, "Config.Trust is required"},
+		{"no signer", issuer.Config{Trust: trust, Registry: store, Attestor: a}, "Config.Signer is required"},
+		{"no registry", issuer.Config{Trust: trust, Signer: signer, Attestor: a}, "Config.Registry is required"},
+		{"no attestor", issuer.Config{Trust: trust, Signer: signer, Registry: store}, "Config.Attestor is required"},
+		{"no bundle", issuer.Config{Trust: noBundle{trust}, Signer: signer, Registry: store, Attestor: a}, "no bundle"},
+		{"negative TTL", issuer.Config{Trust: trust, Signer: signer, Registry: store, Attestor: a, X509SVIDTTL: -1}, "negative"},
+		{"negative batch", issuer.Config{Trust: trust, Signer: signer, Registry: store, Attestor: a, MaxBatch: -1}, "negative"},
+		{"registry fails", issuer.Config{Trust: trust, Signer: signer, Registry: brokenStore{store}, Attestor: a}, "indexing the registry"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := issuer.New(t.Context(), tt.cfg)
 			require.ErrorContains(t, err, "issuer: ")
+			require.ErrorContains(t, err, tt.want)
 		})
 	}
+}
+
+// noBundle is a Trust without a bundle.
+type noBundle struct{ issuer.Trust }
+
+func (noBundle) Bundle() *spiffebundle.Bundle { return nil }
+
+// brokenStore is a registry that cannot be read.
+type brokenStore struct{ registry.Store }
+
+func (brokenStore) List(context.Context, registry.Filter, registry.Page) ([]registry.Entry, string, error) {
+	return nil, "", errors.New("disk on fire")
 }
 
 // flakyCA is the real CA manager, except that its X.509 CA can be switched
@@ -182,7 +200,7 @@ func TestCADownKeepsValidSVID(t *testing.T) {
 		m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 		require.NoError(t, err)
 		flaky := &flakyCA{Manager: m}
-		e := newEnv(t, issuer.Config{Authority: flaky, X509SVIDTTL: 10 * time.Minute})
+		e := newEnv(t, issuer.Config{Trust: issuer.TrustFromAuthority(flaky), Signer: issuer.NewLocalSigner(flaky), X509SVIDTTL: 10 * time.Minute})
 		e.register(t, registry.Entry{SPIFFEID: webID})
 		sub, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)

@@ -34,8 +34,8 @@ var (
 	otherUID = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid()+4242)}
 )
 
-// env is a whole issuer: CA, registry, attestor, and, when served, a
-// Workload API socket.
+// env is a whole issuer: CA, registry, attestor, Run under way, and, when
+// served, a Workload API socket.
 type env struct {
 	ca    *rotation.Manager
 	store registry.Store
@@ -44,9 +44,18 @@ type env struct {
 }
 
 // newEnv builds an issuer over a memstore unless cfg.Registry is set, with
-// the real CA manager and unix attestor. Fields of cfg left zero get test
+// the real CA manager (as Trust and Signer unless set) and unix attestor,
+// and runs it until the test ends. Fields of cfg left zero get test
 // defaults.
 func newEnv(t testing.TB, cfg issuer.Config) *env {
+	t.Helper()
+	e := newIdleEnv(t, cfg)
+	run(t, e.iss)
+	return e
+}
+
+// newIdleEnv is newEnv without Run.
+func newIdleEnv(t testing.TB, cfg issuer.Config) *env {
 	t.Helper()
 	ctx := t.Context()
 	m, err := rotation.New(ctx, rotation.Config{TrustDomain: td})
@@ -59,8 +68,11 @@ func newEnv(t testing.TB, cfg issuer.Config) *env {
 		require.NoError(t, err)
 		cfg.Attestor = a
 	}
-	if cfg.Authority == nil {
-		cfg.Authority = m
+	if cfg.Trust == nil {
+		cfg.Trust = issuer.TrustFromAuthority(m)
+	}
+	if cfg.Signer == nil {
+		cfg.Signer = issuer.NewLocalSigner(m)
 	}
 	iss, err := issuer.New(ctx, cfg)
 	require.NoError(t, err)
@@ -68,14 +80,37 @@ func newEnv(t testing.TB, cfg issuer.Config) *env {
 	return &env{ca: m, store: cfg.Registry.(registry.Store), iss: iss}
 }
 
-// serve starts the Workload API on a socket and returns its address.
+// run runs iss until the test ends, when Run must have returned nil.
+func run(t testing.TB, iss *issuer.Issuer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- iss.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+// serve serves the Workload API with the issuer as its handler on a
+// socket until the test ends, and returns its address.
 func (e *env) serve(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "iss") // short: socket paths are limited to 108 bytes
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e.addr, err = e.iss.Start(filepath.Join(dir, "wl.sock"), 0o700)
+	lis, err := endpoint.ListenUnix(filepath.Join(dir, "wl.sock"), 0o700)
 	require.NoError(t, err)
+	srv, err := endpoint.New(endpoint.Config{Handler: e.iss})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	e.addr = "unix://" + lis.Addr().String()
 	return e.addr
 }
 

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -29,18 +27,16 @@ const listPageSize = 1000
 
 // Config configures New. The struct is copied.
 type Config struct {
-	// Authority supplies the trust domain's bundle and signals its changes;
-	// its trust domain is the issuer's. Unless Signer is set, its active
-	// authorities also sign the SVIDs. Required.
-	Authority Authority
+	// Trust supplies the trust domain's bundle, the active X.509 CA and
+	// the tainted CAs, and signals their changes; the bundle's trust
+	// domain is the issuer's. Required. For a local CA,
+	// TrustFromAuthority.
+	Trust Trust
 
-	// Signer has the SVIDs signed elsewhere, as a node agent has its server
-	// sign them; Authority then only supplies the bundle (its X509Authority
-	// and JWTAuthority may return nil). Nil means the issuer signs with
-	// Authority's active authorities. A failing Signer is retried with
-	// jittered exponential backoff from 1s to 30s (the local signer every
-	// second), and the SVID it should have replaced is served until it
-	// expires.
+	// Signer signs the SVIDs. Required. For a local CA, NewLocalSigner; a
+	// node agent passes one that has its server sign. A failing Signer is
+	// retried (see Signer), and the SVID it should have replaced is served
+	// until it expires.
 	Signer Signer
 
 	// PreMint keeps an X509-SVID for every entry the issuer serves (all of
@@ -111,8 +107,8 @@ type Config struct {
 
 // Issuer is an embedded Workload API handler: it attests each caller,
 // finds the registration entries that apply to it, and serves it X509-SVIDs
-// and JWT-SVIDs minted by the local CA (or a Config.Signer), with the trust
-// domain's bundle.
+// and JWT-SVIDs its Config.Signer signed, with the trust domain's bundle.
+// The Workload API server of package workloadapi/endpoint serves it.
 //
 // X509-SVIDs are minted once per entry, each with its own key generated in
 // memory, cached, and shared by every caller the entry applies to. They are
@@ -122,9 +118,9 @@ type Config struct {
 // receive the new view at once; a caller whose last entry is deleted loses
 // its stream with PermissionDenied.
 //
-// An Issuer implements endpoint.Handler and is safe for concurrent use.
-// It owns one goroutine, one more per Start, and one per batch minted for
-// a new caller; Close stops them.
+// New starts nothing: Run follows the registry and the Trust, keeps the
+// SVIDs fresh, and mints the SVIDs new callers lack. An Issuer implements
+// endpoint.Handler and is safe for concurrent use.
 type Issuer struct {
 	cfg  Config
 	log  *slog.Logger
@@ -133,11 +129,10 @@ type Issuer struct {
 	now  func() time.Time
 	poll time.Duration
 
-	ctx    context.Context // background work; cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-	wake   chan struct{} // capacity 1: refresh every view now
+	wake    chan struct{} // capacity 1: refresh every view now
+	closing chan struct{} // closed by Close: Run returns
+	once    sync.Once
+	runs    sync.WaitGroup // the Run under way, if any; Close waits for it
 
 	signer   Signer
 	backoff  func(failures int) time.Duration
@@ -146,7 +141,7 @@ type Issuer struct {
 	jwt jwtCache
 
 	// The entries of Config.PreMint without a ParentID, as last listed;
-	// owned by the background goroutine.
+	// owned by Run's goroutine.
 	listed        bool
 	listedSeq     int64 // the index's sequence number at that listing
 	listedEntries []registry.Entry
@@ -154,27 +149,32 @@ type Issuer struct {
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then
 	// publishes under it, which keeps one SVID per entry.
-	mu       sync.Mutex
-	closed   bool
-	svids    map[string]*minted    // by entry ID
-	inflight map[string]*mintCall  // by entry ID: mints under way
-	retry    map[string]retryState // by entry ID: mints that failed
-	subs     map[*subscription]struct{}
-	bundle   *spiffebundle.Bundle
-	activeCA []byte          // DER of the active X.509 CA certificate
-	tainted  map[string]bool // DER of the tainted X.509 CA certificates
-	caGen    uint64          // counts the changes of activeCA and tainted
+	mu        sync.Mutex
+	closed    bool
+	state     runState
+	pending   []*mintCall           // claimed for new callers, for Run to mint
+	mintReady chan struct{}         // capacity 1: pending is not empty
+	svids     map[string]*minted    // by entry ID
+	inflight  map[string]*mintCall  // by entry ID: mints under way
+	retry     map[string]retryState // by entry ID: mints that failed
+	subs      map[*subscription]struct{}
+	bundle    *spiffebundle.Bundle
+	activeCA  []byte          // DER of the active X.509 CA certificate
+	tainted   map[string]bool // DER of the tainted X.509 CA certificates
+	caGen     uint64          // counts the changes of activeCA and tainted
 }
 
 var _ endpoint.Handler = (*Issuer)(nil)
 
-// New builds an issuer: it checks cfg, reads the CA's state and indexes
-// every entry of the registry, then starts following the registry and the
-// CA in the background. ctx bounds construction only.
+// New builds an issuer: it checks cfg, reads the Trust and indexes every
+// entry of the registry. It starts nothing; see Run. ctx bounds
+// construction only.
 func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	switch {
-	case cfg.Authority == nil:
-		return nil, errors.New("issuer: Config.Authority is required")
+	case cfg.Trust == nil:
+		return nil, errors.New("issuer: Config.Trust is required")
+	case cfg.Signer == nil:
+		return nil, errors.New("issuer: Config.Signer is required")
 	case cfg.Registry == nil:
 		return nil, errors.New("issuer: Config.Registry is required")
 	case cfg.Attestor == nil:
@@ -184,28 +184,29 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	case cfg.MaxBatch < 0:
 		return nil, errors.New("issuer: Config.MaxBatch must not be negative")
 	}
-	b := cfg.Authority.Bundle()
+	b := cfg.Trust.Bundle()
 	if b == nil || b.TrustDomain().IsZero() {
-		return nil, errors.New("issuer: the authority has no bundle")
+		return nil, errors.New("issuer: the trust has no bundle")
 	}
 	i := &Issuer{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		td:       b.TrustDomain(),
-		now:      cfg.Now,
-		poll:     cfg.PollInterval,
-		signer:   cfg.Signer,
-		backoff:  remoteBackoff,
-		maxBatch: cfg.MaxBatch,
-		wake:     make(chan struct{}, 1),
-		svids:    make(map[string]*minted),
-		inflight: make(map[string]*mintCall),
-		retry:    make(map[string]retryState),
-		subs:     make(map[*subscription]struct{}),
-		tainted:  make(map[string]bool),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		td:        b.TrustDomain(),
+		now:       cfg.Now,
+		poll:      cfg.PollInterval,
+		signer:    cfg.Signer,
+		backoff:   remoteBackoff,
+		maxBatch:  cfg.MaxBatch,
+		wake:      make(chan struct{}, 1),
+		mintReady: make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		svids:     make(map[string]*minted),
+		inflight:  make(map[string]*mintCall),
+		retry:     make(map[string]retryState),
+		subs:      make(map[*subscription]struct{}),
+		tainted:   make(map[string]bool),
 	}
-	if i.signer == nil {
-		i.signer = localSigner{cfg.Authority}
+	if _, ok := cfg.Signer.(*LocalSigner); ok {
 		i.backoff = localBackoff
 	}
 	if i.maxBatch == 0 {
@@ -226,39 +227,126 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	i.idx = idx
 	i.refreshCA()
-	i.ctx, i.cancel = context.WithCancel(context.Background())
-	// Subscribe before the goroutine starts, so that no CA change made after
-	// New returns can be missed.
-	caUpdates, unsubscribe := cfg.Authority.Subscribe()
-	i.wg.Go(func() {
-		defer unsubscribe()
-		i.run(caUpdates)
-	})
 	return i, nil
 }
 
-// Close stops the issuer's goroutines, including the Workload API servers
-// of Start, and waits for them to exit; it cancels the ctx of Signer calls
-// in flight and waits for them to return. Open streams end with Unavailable.
-// Close is idempotent and safe for concurrent use; it does not close the
-// Authority, the Registry or the Attestor, which the caller owns.
+// runState is where an Issuer is in its life.
+type runState uint8
+
+const (
+	idle    runState = iota // Run not called yet
+	running                 // Run under way
+	stopped                 // Run returned, or Close was called first
+)
+
+// errStopped fails the callers that need a new X509-SVID once Run has
+// returned.
+var errStopped = fmt.Errorf("issuer: %w: not running", endpoint.ErrUnavailable)
+
+// Run keeps the issuer's SVIDs fresh until ctx is done or Close is called,
+// then returns nil: it follows the registry (at once when it is a
+// registry.Notifier, else every PollInterval) and the Trust, pre-mints
+// (Config.PreMint), re-mints SVIDs as they age or their CA changes, and
+// mints the SVIDs of new callers. Before returning it cancels the ctx of
+// the Signer calls it made and waits for them.
+//
+// The issuer serves what it has cached whether Run runs or not, but only
+// Run mints: callers that need a new X509-SVID wait for Run to start, and
+// fail with an error wrapping endpoint.ErrUnavailable once it has
+// returned. Run may be called once; it fails at once when called again or
+// after Close.
+func (i *Issuer) Run(ctx context.Context) error {
+	i.mu.Lock()
+	switch {
+	case i.closed:
+		i.mu.Unlock()
+		return fmt.Errorf("issuer: %w: closed", endpoint.ErrUnavailable)
+	case i.state != idle:
+		i.mu.Unlock()
+		return errors.New("issuer: Run called twice")
+	}
+	i.state = running
+	i.runs.Add(1) // under mu with closed unset: before Close waits
+	i.mu.Unlock()
+	defer i.runs.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-i.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	wg.Go(func() {
+		// New callers' mints run beside the loop, which may be waiting on
+		// the Signer.
+		for {
+			select {
+			case <-i.mintReady:
+				i.mu.Lock()
+				calls := i.pending
+				i.pending = nil
+				i.mu.Unlock()
+				if len(calls) > 0 {
+					wg.Go(func() { i.mintAll(ctx, calls, true) })
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	// Subscribed before the Trust is read again, so that no change made
+	// since New is missed.
+	caUpdates, unsubscribe := i.cfg.Trust.Subscribe()
+	i.refreshCA()
+	i.loop(ctx, caUpdates)
+	unsubscribe()
+	cancel()
+	wg.Wait()
+	i.stop()
+	return nil
+}
+
+// stop ends the issuer's minting: callers waiting for the mints still
+// queued for Run fail, and so do later callers that need one.
+func (i *Issuer) stop() {
+	i.mu.Lock()
+	i.state = stopped
+	calls := i.pending
+	i.pending = nil
+	i.mu.Unlock()
+	i.abandon(calls, errStopped)
+}
+
+// Close makes Run return and waits for it; callers then get an error
+// wrapping endpoint.ErrUnavailable. Open streams keep their last view: the
+// endpoint.Server that serves them ends them when it stops. Close is
+// idempotent and safe for concurrent use; it does not close the Trust, the
+// Signer, the Registry or the Attestor, which the caller owns.
 func (i *Issuer) Close() error {
 	i.once.Do(func() {
 		i.mu.Lock()
 		i.closed = true
+		idle := i.state == idle
 		i.mu.Unlock()
-		i.cancel()
+		close(i.closing)
+		if idle {
+			i.stop() // no Run will come to mint what callers wait for
+		}
 	})
-	i.wg.Wait()
+	i.runs.Wait()
 	return nil
 }
 
-// TrustDomain returns the trust domain the issuer serves: the Authority's.
+// TrustDomain returns the trust domain the issuer serves: that of the
+// Trust's bundle.
 func (i *Issuer) TrustDomain() spiffeid.TrustDomain { return i.td }
 
-// Sync applies the registry changes made since the last sync and pushes
-// the views that changed to open streams, without waiting for the next
-// poll. A program that writes to a registry that is not a
+// Sync applies the registry changes made since the last sync and has Run
+// push the views that changed to open streams, without waiting for the
+// next poll. A program that writes to a registry that is not a
 // registry.Notifier calls it after writing, so that the change reaches
 // workloads at once.
 func (i *Issuer) Sync(ctx context.Context) error {
@@ -269,45 +357,7 @@ func (i *Issuer) Sync(ctx context.Context) error {
 	return nil
 }
 
-// Serve serves the Workload API with the issuer as its handler on lis until
-// ctx is done, as endpoint.Server.Serve does; it closes lis when it
-// returns. The caller owns the goroutine that runs Serve.
-func (i *Issuer) Serve(ctx context.Context, lis net.Listener) error {
-	srv, err := endpoint.New(endpoint.Config{Handler: i, Logger: i.log})
-	if err != nil {
-		return fmt.Errorf("issuer: %w", err)
-	}
-	if err := srv.Serve(ctx, lis); err != nil {
-		return fmt.Errorf("issuer: %w", err)
-	}
-	return nil
-}
-
-// Start listens on a unix socket at path with permission bits mode (see
-// endpoint.ListenUnix; 0o700 admits only the issuer's own user) and serves
-// the Workload API on it in the background until Close. It returns once the
-// socket accepts connections, with the address for workloadapi.WithAddr:
-// "unix://" followed by path.
-func (i *Issuer) Start(path string, mode fs.FileMode) (addr string, err error) {
-	i.mu.Lock()
-	closed := i.closed
-	i.mu.Unlock()
-	if closed {
-		return "", errors.New("issuer: closed")
-	}
-	lis, err := endpoint.ListenUnix(path, mode)
-	if err != nil {
-		return "", fmt.Errorf("issuer: %w", err)
-	}
-	i.wg.Go(func() {
-		if err := i.Serve(i.ctx, lis); err != nil {
-			i.log.Error("workload API server stopped", "path", path, "err", err)
-		}
-	})
-	return "unix://" + path, nil
-}
-
-// poke asks the background goroutine to refresh every view.
+// poke asks Run's loop to refresh every view.
 func (i *Issuer) poke() {
 	select {
 	case i.wake <- struct{}{}:
@@ -315,15 +365,15 @@ func (i *Issuer) poke() {
 	}
 }
 
-// run follows the registry and the CA, and re-mints SVIDs as they age,
-// until Close.
-func (i *Issuer) run(caUpdates <-chan struct{}) {
+// loop follows the registry and the Trust, and re-mints SVIDs as they
+// age, until ctx is done.
+func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 	var notify <-chan struct{}
 	if n, ok := i.cfg.Registry.(registry.Notifier); ok {
 		var cancel func()
 		notify, cancel = n.Subscribe(registry.TopicEntries)
 		defer cancel()
-		i.syncIndex() // the writes made before the subscription
+		i.syncIndex(ctx) // the writes made before the subscription
 	}
 	tick := time.NewTicker(i.poll)
 	defer tick.Stop()
@@ -332,12 +382,12 @@ func (i *Issuer) run(caUpdates <-chan struct{}) {
 	defer timer.Stop()
 	for {
 		select {
-		case <-i.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-notify:
-			i.syncIndex()
+			i.syncIndex(ctx)
 		case <-tick.C:
-			if i.syncIndex() == 0 {
+			if i.syncIndex(ctx) == 0 {
 				continue // nothing new: the timer still covers re-mints
 			}
 		case <-caUpdates:
@@ -345,36 +395,30 @@ func (i *Issuer) run(caUpdates <-chan struct{}) {
 		case <-timer.C:
 		case <-i.wake:
 		}
-		next := i.refreshAll()
+		next := i.refreshAll(ctx)
 		timer.Reset(max(next.Sub(i.now()), 0))
 	}
 }
 
 // syncIndex applies the registry's new changes and returns how many.
-func (i *Issuer) syncIndex() int {
-	n, err := i.idx.Sync(i.ctx)
-	if err != nil && i.ctx.Err() == nil {
+func (i *Issuer) syncIndex(ctx context.Context) int {
+	n, err := i.idx.Sync(ctx)
+	if err != nil && ctx.Err() == nil {
 		i.log.Warn("reading the registry's changes failed", "err", err)
 	}
 	return n
 }
 
-// refreshCA reads the CA's bundle, active X.509 CA and tainted CAs.
+// refreshCA reads the Trust's bundle, active X.509 CA and tainted CAs.
 func (i *Issuer) refreshCA() {
-	b := i.cfg.Authority.Bundle()
+	b := i.cfg.Trust.Bundle()
 	var active []byte
-	if a := i.cfg.Authority.X509Authority(); a != nil {
-		active = a.Certificate().Raw
-	} else if r, ok := i.cfg.Authority.(ActiveCAReporter); ok {
-		if c := r.ActiveX509CA(); c != nil {
-			active = c.Raw
-		}
+	if c := i.cfg.Trust.ActiveX509CA(); c != nil {
+		active = c.Raw
 	}
 	tainted := make(map[string]bool)
-	if tr, ok := i.cfg.Authority.(TaintReporter); ok {
-		for _, c := range tr.TaintedX509CAs() {
-			tainted[string(c.Raw)] = true
-		}
+	for _, c := range i.cfg.Trust.TaintedX509CAs() {
+		tainted[string(c.Raw)] = true
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -393,10 +437,10 @@ func (i *Issuer) refreshCA() {
 // entry), recomputes every subscription's view and notifies those whose view
 // changed, forgets the SVIDs no one needs any more, and returns when the
 // next re-mint or retry falls due. It holds i.mu only between Signer calls.
-func (i *Issuer) refreshAll() time.Time {
+func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	var pre []registry.Entry
 	if i.cfg.PreMint {
-		pre = i.preMintEntries()
+		pre = i.preMintEntries(ctx)
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -412,7 +456,7 @@ func (i *Issuer) refreshAll() time.Time {
 		i.mu.Unlock()
 		// Sorted by entry ID: batches are stable from one round to the next.
 		slices.SortFunc(calls, func(a, b *mintCall) int { return strings.Compare(a.entry.ID, b.entry.ID) })
-		i.mintAll(calls, false)
+		i.mintAll(ctx, calls, false)
 		i.mu.Lock()
 		// The registry and the subscriptions may have changed meanwhile.
 		now = i.now()
@@ -425,7 +469,7 @@ func (i *Issuer) refreshAll() time.Time {
 		if !ok {
 			// Its entry changed during the mint, or its mint failed: keep
 			// the previous view, and retry (backoffLocked says when).
-			if err := i.backoffLocked(missing, now); err != nil && i.ctx.Err() == nil {
+			if err := i.backoffLocked(missing, now); err != nil && ctx.Err() == nil {
 				i.log.Error("refreshing a caller's view failed; keeping the previous one",
 					"pid", sub.caller.PID, "uid", sub.caller.UID, "err", err)
 			}

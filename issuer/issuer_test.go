@@ -4,21 +4,24 @@ import (
 	"context"
 	"encoding/hex"
 	"path/filepath"
-	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 func issuedBy(s *x509svid.SVID) string { return hex.EncodeToString(s.Certificates[0].AuthorityKeyId) }
@@ -271,25 +274,102 @@ func TestJWTSVIDs(t *testing.T) {
 }
 
 func TestCloseStopsEverything(t *testing.T) {
-	before := runtime.NumGoroutine()
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	e := newEnv(t, issuer.Config{})
 	e.serve(t)
 	e.register(t, registry.Entry{SPIFFEID: webID})
-	ctx, cancel := context.WithCancel(t.Context())
 	c := e.client(t)
 	w := watch(t, c)
-	w.next(t)
+	first := w.next(t)
 
+	// Close makes Run return (run's cleanup checks it returned nil) and
+	// waits for it.
 	require.NoError(t, e.iss.Close())
 	require.NoError(t, e.iss.Close(), "Close is idempotent")
-	requireCode(t, codes.Unavailable, w.nextErr(t))
-	_, err := e.iss.Start(filepath.Join(t.TempDir(), "x.sock"), 0o700)
-	require.Error(t, err)
-	_, err = e.iss.Subscribe(ctx, self())
+	_, err := e.iss.Subscribe(t.Context(), self())
+	require.ErrorIs(t, err, endpoint.ErrUnavailable)
 	require.ErrorContains(t, err, "closed")
+	err = e.iss.Run(t.Context())
+	require.ErrorIs(t, err, endpoint.ErrUnavailable, "Run after Close fails at once")
 
-	cancel()
-	c.Close()
-	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+2 }, 5*time.Second, 20*time.Millisecond,
-		"goroutines before %d, now %d", before, runtime.NumGoroutine())
+	// Over the Workload API: a new call fails with Unavailable, and the
+	// open stream keeps its last view, with no update, until the server
+	// stops.
+	s, err := c.FetchX509SVID(t.Context())
+	requireCode(t, codes.Unavailable, err)
+	assert.Nil(t, s)
+	select {
+	case u := <-w.updates:
+		t.Fatalf("an update after Close: %v", u.SVIDs)
+	default:
+	}
+	assert.Len(t, first.SVIDs, 1)
+}
+
+func TestNewStartsNothing(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	e := newIdleEnv(t, issuer.Config{})
+	leaktest.VerifyNone(t, before)
+	require.NoError(t, e.iss.Close(), "Close returns without a Run to wait for")
+}
+
+// subscribeAsync subscribes as self in the background; the result comes on
+// the returned channel.
+func subscribeAsync(t testing.TB, iss *issuer.Issuer) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		sub, err := iss.Subscribe(t.Context(), self())
+		if err == nil {
+			sub.Close()
+		}
+		got <- err
+	}()
+	return got
+}
+
+func TestOnlyRunMints(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newIdleEnv(t, issuer.Config{})
+		e.register(t, registry.Entry{SPIFFEID: webID})
+
+		// Before Run, a caller that needs a new SVID waits ...
+		got := subscribeAsync(t, e.iss)
+		synctest.Wait()
+		select {
+		case err := <-got:
+			t.Fatalf("Subscribe returned before Run: %v", err)
+		default:
+		}
+		// ... for Run to mint it.
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- e.iss.Run(ctx) }()
+		require.NoError(t, <-got)
+		require.ErrorContains(t, e.iss.Run(t.Context()), "Run called twice")
+
+		// Once Run has returned, cached SVIDs are served and new ones are
+		// refused.
+		cancel()
+		require.NoError(t, <-done)
+		sub, err := e.iss.Subscribe(t.Context(), self())
+		require.NoError(t, err)
+		sub.Close()
+		e.register(t, registry.Entry{SPIFFEID: dbID})
+		_, err = e.iss.Subscribe(t.Context(), self())
+		require.ErrorIs(t, err, endpoint.ErrUnavailable)
+		require.ErrorContains(t, err, "not running")
+	})
+}
+
+func TestCloseWithoutRunFailsWaitingCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newIdleEnv(t, issuer.Config{})
+		e.register(t, registry.Entry{SPIFFEID: webID})
+		got := subscribeAsync(t, e.iss)
+		synctest.Wait()
+		require.NoError(t, e.iss.Close())
+		err := <-got
+		require.ErrorIs(t, err, endpoint.ErrUnavailable)
+		require.ErrorContains(t, err, "not running")
+	})
 }

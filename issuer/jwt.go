@@ -68,9 +68,9 @@ func (c *jwtCache) put(key string, t cachedJWT, now time.Time) {
 // A token is reused for the same entry, audience and signing key until half
 // its life has passed (WAPI rule 12 allows reuse while it is comfortably far
 // from expiry); a token signed by a key that is no longer active is never
-// reused. With a Config.Signer, whose active key the issuer may not know,
-// a token is reused until half its life, and while the Signer fails, until
-// three quarters of it. A caller holding no (such) identity gets an error
+// reused. With a Signer that is no JWTKeyReporter, whose active key the
+// issuer cannot know, a token is reused until half its life, and while the
+// Signer fails, until three quarters of it. A caller holding no (such) identity gets an error
 // wrapping endpoint.ErrNoIdentity.
 func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, params endpoint.JWTSVIDParams) ([]endpoint.JWTSVID, error) {
 	sels, err := i.selectors(ctx, caller)
@@ -99,10 +99,10 @@ func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, para
 func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string) (string, error) {
 	// The key names everything the token depends on; the audience keeps its
 	// order, since it is copied into "aud" as given. The key ID is empty when
-	// the Authority does not know the active key (a remote Signer).
+	// the Signer does not say which key is active (a remote Signer).
 	var kid string
-	if a := i.cfg.Authority.JWTAuthority(); a != nil {
-		kid = a.KeyID()
+	if r, ok := i.signer.(JWTKeyReporter); ok {
+		kid = r.ActiveJWTKeyID()
 	}
 	key := e.ID + "\x00" + strconv.FormatInt(e.Revision, 10) + "\x00" + kid +
 		"\x00" + strings.Join(audience, "\x00")

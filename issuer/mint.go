@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -71,12 +72,12 @@ func (i *Issuer) backoffLocked(e registry.Entry, now time.Time) error {
 
 // mintAll mints the X509-SVIDs of calls, one Signer call per MaxBatch of
 // them, publishing each batch as it completes, and then, when poke is set,
-// wakes the background goroutine so that every view holding one of these
-// entries gets its new SVID. It holds no lock while the Signer runs.
-func (i *Issuer) mintAll(calls []*mintCall, poke bool) {
+// wakes Run's loop so that every view holding one of these entries gets
+// its new SVID. It holds no lock while the Signer runs.
+func (i *Issuer) mintAll(ctx context.Context, calls []*mintCall, poke bool) {
 	for len(calls) > 0 {
 		n := min(len(calls), i.maxBatch)
-		i.mintBatch(calls[:n])
+		i.mintBatch(ctx, calls[:n])
 		calls = calls[n:]
 	}
 	if poke {
@@ -86,7 +87,7 @@ func (i *Issuer) mintAll(calls []*mintCall, poke bool) {
 
 // mintBatch generates a key for each call, has the Signer certify them all
 // in one call, checks the chains and publishes them.
-func (i *Issuer) mintBatch(calls []*mintCall) {
+func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	reqs := make([]X509SVIDRequest, len(calls))
 	keys := make([]*ecdsa.PrivateKey, len(calls))
 	var batchErr error
@@ -105,7 +106,7 @@ func (i *Issuer) mintBatch(calls []*mintCall) {
 	}
 	var results []X509SVIDResult
 	if batchErr == nil {
-		results, batchErr = i.signer.SignX509SVIDs(i.ctx, reqs)
+		results, batchErr = i.signer.SignX509SVIDs(ctx, reqs)
 		if batchErr == nil && len(results) != len(reqs) {
 			batchErr = fmt.Errorf("the signer returned %d results for %d requests", len(results), len(reqs))
 		}
@@ -133,9 +134,25 @@ func (i *Issuer) mintBatch(calls []*mintCall) {
 			Hint:         c.entry.Hint,
 		}
 	}
+	quiet := ctx.Err() != nil // failures of a stopping issuer are not news
 	i.mu.Lock()
 	for k, c := range calls {
-		i.publishLocked(c, svids[k], errs[k], now)
+		i.publishLocked(c, svids[k], errs[k], now, quiet)
+	}
+	i.mu.Unlock()
+	for _, c := range calls {
+		close(c.done)
+	}
+}
+
+// abandon ends mints that never reached a Signer, because Run stopped
+// before it could take them, failing their waiters with err. Unlike a
+// failed mint, it records no retry.
+func (i *Issuer) abandon(calls []*mintCall, err error) {
+	i.mu.Lock()
+	for _, c := range calls {
+		delete(i.inflight, c.entry.ID)
+		c.err = err
 	}
 	i.mu.Unlock()
 	for _, c := range calls {
@@ -144,8 +161,8 @@ func (i *Issuer) mintBatch(calls []*mintCall) {
 }
 
 // publishLocked ends the mint of c: it caches s, or records the failure
-// err and when to try again. i.mu must be held.
-func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now time.Time) {
+// err and when to try again, logged unless quiet. i.mu must be held.
+func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now time.Time, quiet bool) {
 	e := c.entry
 	delete(i.inflight, e.ID)
 	old := i.svids[e.ID]
@@ -162,11 +179,11 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 			// Never let the SVID served now expire for want of a retry: the
 			// retries come closer as its expiry nears.
 			wait = min(wait, max(old.notAfter.Sub(now)/2, retryInterval))
-			if i.ctx.Err() == nil {
+			if !quiet {
 				i.log.Warn("re-minting failed; serving the previous SVID", "entry", e.ID,
 					"not_after", old.notAfter, "retry_in", wait, "err", err)
 			}
-		} else if i.ctx.Err() == nil {
+		} else if !quiet {
 			i.log.Error("minting an X509-SVID failed", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 				"retry_in", wait, "err", err)
 		}

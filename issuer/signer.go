@@ -17,20 +17,21 @@ import (
 // DefaultMaxBatch is the default of Config.MaxBatch.
 const DefaultMaxBatch = 500
 
-// A Signer has the SVIDs the issuer serves signed. By default (a nil
-// Config.Signer) the issuer signs them itself with the active authorities
-// of Config.Authority. A node agent, which holds no CA key, gives a Signer
-// that has its server sign them instead, for example from CSRs.
+// A Signer has the SVIDs the issuer serves signed. An issuer with a local
+// CA uses [NewLocalSigner]. A node agent, which holds no CA key, gives a
+// Signer that has its server sign them instead, for example from CSRs.
 //
-// The issuer calls a Signer concurrently, never with a lock held, from its
-// own goroutines and from Workload API handlers; implementations must be
-// safe for concurrent use. Close cancels the ctx of the calls in flight and
-// waits for them to return.
+// The issuer calls a Signer concurrently, never with a lock held, from the
+// goroutines of its Run and from Workload API handlers; implementations
+// must be safe for concurrent use. When Run returns, the ctx of the calls
+// it made is cancelled and they are waited for.
 //
 // An error wrapping endpoint.ErrUnavailable means "try again later" (for
 // example, the server is unreachable): the Workload API then answers
 // Unavailable rather than Internal. The issuer retries failed X509-SVIDs on
-// its own either way.
+// its own either way: a LocalSigner every second, any other Signer with
+// jittered exponential backoff from 1s to 30s, and the SVID it should have
+// replaced is served until it expires.
 type Signer interface {
 	// SignX509SVIDs certifies the key of each request and returns one result
 	// per request, in order: result i answers request i. An error fails the
@@ -88,14 +89,37 @@ type JWTSVIDRequest struct {
 	TTL time.Duration
 }
 
-// localSigner signs with the active authorities of an Authority: the
-// embedded issuer's default Signer.
-type localSigner struct{ a Authority }
+// A JWTKeyReporter is a Signer that knows which key signs JWT-SVIDs now,
+// as a LocalSigner does. The issuer then reuses a cached JWT-SVID only
+// while the key that signed it is still the active one. With any other
+// Signer, whose active key the issuer cannot know, a JWT-SVID is reused
+// until half its life whatever key signed it.
+type JWTKeyReporter interface {
+	Signer
 
-var _ Signer = localSigner{}
+	// ActiveJWTKeyID returns the key ID of the key that signs JWT-SVIDs
+	// now, or "" while there is none.
+	ActiveJWTKeyID() string
+}
+
+// LocalSigner signs SVIDs with the active authorities of a local CA: the
+// Signer of an issuer that embeds its CA. It is safe for concurrent use.
+type LocalSigner struct {
+	a ca.Authority
+}
+
+var _ JWTKeyReporter = (*LocalSigner)(nil)
+
+// NewLocalSigner returns a Signer that signs with the authorities a holds
+// active at each call, such as the rotating CA manager of package
+// ca/rotation. a must not be nil. Pair it with [TrustFromAuthority] of the
+// same a.
+func NewLocalSigner(a ca.Authority) *LocalSigner { return &LocalSigner{a: a} }
 
 // SignX509SVIDs signs every request with the X.509 CA active at the call.
-func (s localSigner) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) ([]X509SVIDResult, error) {
+// It fails with an error wrapping endpoint.ErrUnavailable while the CA has
+// no active X.509 authority.
+func (s *LocalSigner) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) ([]X509SVIDResult, error) {
 	authority := s.a.X509Authority()
 	if authority == nil {
 		return nil, fmt.Errorf("%w: no active X.509 CA", endpoint.ErrUnavailable)
@@ -112,13 +136,23 @@ func (s localSigner) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) 
 	return out, nil
 }
 
-// SignJWTSVID signs with the JWT key active at the call.
-func (s localSigner) SignJWTSVID(ctx context.Context, req JWTSVIDRequest) (string, error) {
+// SignJWTSVID signs with the JWT key active at the call. It fails with an
+// error wrapping endpoint.ErrUnavailable while the CA has no active JWT
+// key.
+func (s *LocalSigner) SignJWTSVID(ctx context.Context, req JWTSVIDRequest) (string, error) {
 	authority := s.a.JWTAuthority()
 	if authority == nil {
 		return "", fmt.Errorf("%w: no active JWT key", endpoint.ErrUnavailable)
 	}
 	return authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: req.Entry.SPIFFEID, Audience: req.Audience, TTL: req.TTL})
+}
+
+// ActiveJWTKeyID returns the key ID of the CA's active JWT key, or "".
+func (s *LocalSigner) ActiveJWTKeyID() string {
+	if a := s.a.JWTAuthority(); a != nil {
+		return a.KeyID()
+	}
+	return ""
 }
 
 // checkChain checks what a Signer returned for entry e and key before the

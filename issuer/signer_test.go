@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -152,21 +153,26 @@ func (s *remoteSigner) waitStarted(t testing.TB) {
 	}
 }
 
-// agentAuthority is what a node agent has: the bundle and its changes,
-// and no signing authority.
-type agentAuthority struct{ *rotation.Manager }
+// agentTrust is what a node agent knows of its trust domain: the bundle
+// and its changes, the tainted CAs, but not which CA is active.
+type agentTrust struct{ issuer.Trust }
 
-func (agentAuthority) X509Authority() *ca.X509Authority { return nil }
-func (agentAuthority) JWTAuthority() *ca.JWTAuthority   { return nil }
+func (agentTrust) ActiveX509CA() *x509.Certificate { return nil }
 
 // newAgentEnv builds an issuer that signs nothing itself, as a node agent's,
 // with s behind it.
 func newAgentEnv(t testing.TB, s *remoteSigner, cfg issuer.Config) *env {
 	t.Helper()
-	cfg.Authority = agentAuthority{s.m}
+	cfg.Trust = agentTrust{issuer.TrustFromAuthority(s.m)}
 	cfg.Signer = s
 	return newEnv(t, cfg)
 }
+
+// noKeys is a CA that signs nothing: it has no active authorities.
+type noKeys struct{ *rotation.Manager }
+
+func (noKeys) X509Authority() *ca.X509Authority { return nil }
+func (noKeys) JWTAuthority() *ca.JWTAuthority   { return nil }
 
 // entryFor returns an entry of ours for the n-th test workload.
 func entryFor(n int) registry.Entry {
@@ -226,10 +232,10 @@ func TestSignerMaxBatch(t *testing.T) {
 }
 
 func TestSignerCARotationReMintsInOneBatch(t *testing.T) {
-	// With an Authority that knows the active CA, a rotation re-mints every
+	// With a Trust that knows the active CA, a rotation re-mints every
 	// SVID in one batch.
 	s := newRemoteSigner(t)
-	e := newEnv(t, issuer.Config{Authority: s.m, Signer: s})
+	e := newEnv(t, issuer.Config{Trust: issuer.TrustFromAuthority(s.m), Signer: s})
 	e.ca = s.m
 	for n := range 4 {
 		e.register(t, entryFor(n))
@@ -377,6 +383,7 @@ func mustGet(t testing.TB, store registry.Store, id spiffeid.ID) registry.Entry 
 }
 
 func TestSignerCallHoldsNoLock(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // the mint cancelled by Close ends too
 	s := newRemoteSigner(t)
 	e := newAgentEnv(t, s, issuer.Config{PreMint: true})
 	e.register(t, registry.Entry{SPIFFEID: webID})
@@ -557,11 +564,11 @@ func TestRemoteJWTSVIDs(t *testing.T) {
 }
 
 func TestLocalSignerWithoutAuthorities(t *testing.T) {
-	// An Authority that signs nothing, and no Signer: every mint reports
-	// that the issuer cannot answer now.
+	// A local CA without active authorities: every mint reports that the
+	// issuer cannot answer now.
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	e := newEnv(t, issuer.Config{Authority: agentAuthority{m}})
+	e := newEnv(t, issuer.Config{Trust: issuer.TrustFromAuthority(noKeys{m}), Signer: issuer.NewLocalSigner(noKeys{m})})
 	e.register(t, registry.Entry{SPIFFEID: webID})
 	_, err = e.iss.Subscribe(t.Context(), self())
 	require.ErrorIs(t, err, endpoint.ErrUnavailable)

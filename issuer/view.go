@@ -141,9 +141,8 @@ func (i *Issuer) needsMintLocked(e registry.Entry, now time.Time) bool {
 
 // dueLocked reports whether m must be replaced: past half its life, signed
 // by a tainted CA, or (unless LazyRotation) by a CA that is no longer the
-// active one. With a Config.Signer the active CA is often unknown
-// (Authority.X509Authority returns nil); the issuer then behaves as with
-// LazyRotation. i.mu must be held.
+// active one. While the Trust does not know the active CA (ActiveX509CA
+// returns nil), the issuer behaves as with LazyRotation. i.mu must be held.
 func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 	if !now.Before(m.refreshAt) {
 		return true
@@ -165,8 +164,8 @@ func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 // Config.PreMint: those of its ParentID, read from the index, or, without
 // one, every entry of the registry, listed again whenever the index has
 // applied new changes. On a listing failure it returns the previous list.
-// Only the background goroutine calls it.
-func (i *Issuer) preMintEntries() []registry.Entry {
+// Only Run's loop calls it.
+func (i *Issuer) preMintEntries(ctx context.Context) []registry.Entry {
 	if !i.cfg.ParentID.IsZero() {
 		all := i.idx.ForAgent(i.cfg.ParentID, nil)
 		out := all[:0]
@@ -185,9 +184,9 @@ func (i *Issuer) preMintEntries() []registry.Entry {
 	var out []registry.Entry
 	page := registry.Page{Size: listPageSize}
 	for {
-		entries, next, err := i.cfg.Registry.List(i.ctx, registry.Filter{}, page)
+		entries, next, err := i.cfg.Registry.List(ctx, registry.Filter{}, page)
 		if err != nil {
-			if i.ctx.Err() == nil {
+			if ctx.Err() == nil {
 				i.log.Warn("listing the registry for pre-minting failed", "err", err)
 			}
 			return i.listedEntries

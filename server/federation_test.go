@@ -17,7 +17,6 @@ import (
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
-	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/federation"
@@ -65,24 +64,13 @@ func spiffeRelationship(t *testing.T, other *running) server.Relationship {
 
 func startAgentIn(t *testing.T, s *running) (*agent.Agent, string) {
 	t.Helper()
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	a, err := agent.New(ctx, agent.Config{
-		TrustDomain:      s.TrustDomain(),
-		Servers:          []string{s.Addr().String()},
-		TrustBundle:      s.Bundle().X509Bundle(),
-		NodeAttestor:     jointoken.NewClient(s.token(t)),
-		WorkloadAttestor: wa,
-		RetryMin:         20 * time.Millisecond,
-		RetryMax:         200 * time.Millisecond,
+	a := runAgent(t, agent.Config{
+		TrustDomain:  s.TrustDomain(),
+		Servers:      []string{s.Addr().String()},
+		TrustBundle:  s.Bundle().X509Bundle(),
+		NodeAttestor: jointoken.NewClient(s.token(t)),
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { a.Close() })
-	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
-	require.NoError(t, err)
-	return a, addr
+	return a.Agent, a.addr
 }
 
 func x509Source(t *testing.T, addr string) *workloadapi.X509Source {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
@@ -77,8 +76,7 @@ func TestFederatedBundleReachesWorkloads(t *testing.T) {
 	_, err = s.admin.SetFederatedBundle(t.Context(), td, own)
 	require.ErrorIs(t, err, registry.ErrInvalid)
 
-	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -155,19 +153,12 @@ func TestX509PoPAgentAndNodeAlias(t *testing.T) {
 
 	client, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: []*x509.Certificate{nodeCert}, Key: nodeKey})
 	require.NoError(t, err)
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	a, err := agent.New(ctx, agent.Config{
+	a := runAgent(t, agent.Config{
 		TrustDomain: td, Servers: []string{s.Addr().String()}, TrustBundle: s.Bundle().X509Bundle(),
-		NodeAttestor: client, WorkloadAttestor: wa,
+		NodeAttestor: client,
 	})
-	require.NoError(t, err)
-	defer a.Close()
 	assert.Contains(t, a.ID().String(), "/spiffekit/agent/x509pop/")
-	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 15*time.Second, 10*time.Millisecond)
 	assert.Equal(t, web.SPIFFEID, fetch(t, addr).ID)
 }
@@ -247,8 +238,7 @@ func TestUnreadablePeerBundleIsIgnored(t *testing.T) {
 func TestEntryWritesArePushed(t *testing.T) {
 	s := start(t, server.Config{PollInterval: time.Hour}) // nothing but the push can deliver
 	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
-	addr, err := a.Start(filepath.Join(shortDir(t), "api.sock"), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	results, err := s.admin.CreateEntries(t.Context(), []registry.Entry{
 		{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), ParentID: a.ID(), Selectors: []attest.Selector{ourUID}},
 		{SPIFFEID: spiffeid.RequireFromPath(td, "/b"), ParentID: a.ID(), Selectors: []attest.Selector{ourUID}},

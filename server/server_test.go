@@ -23,6 +23,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -91,24 +92,50 @@ func (r *running) token(t *testing.T) string {
 	return tok.Value
 }
 
-func startAgent(t *testing.T, servers []string, bundle *spiffebundle.Bundle, token string) *agent.Agent {
+// testAgent is an agent running until the test ends, serving the
+// Workload API at addr.
+type testAgent struct {
+	*agent.Agent
+	addr string
+}
+
+// runAgent runs an agent of cfg, with a unix workload attestor and a
+// Workload API socket, until the test ends, and returns it once attested.
+func runAgent(t *testing.T, cfg agent.Config) *testAgent {
 	t.Helper()
 	wa, err := unix.New(unix.Config{SkipHash: true})
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	a, err := agent.New(ctx, agent.Config{
-		TrustDomain:      td,
-		Servers:          servers,
-		TrustBundle:      bundle.X509Bundle(),
-		NodeAttestor:     jointoken.NewClient(token),
-		WorkloadAttestor: wa,
-		RetryMin:         20 * time.Millisecond,
-		RetryMax:         200 * time.Millisecond,
-	})
+	lis, err := endpoint.ListenUnix(filepath.Join(shortDir(t), "api.sock"), 0o700)
 	require.NoError(t, err)
-	t.Cleanup(func() { a.Close() })
-	return a
+	cfg.WorkloadAttestors = []attest.WorkloadAttestor{wa}
+	cfg.Listener = lis
+	cfg.RetryMin, cfg.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	a, err := agent.New(t.Context(), cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-ran)
+		require.NoError(t, a.Close())
+	})
+	select {
+	case <-a.Attested():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent did not attest within 20s")
+	}
+	return &testAgent{Agent: a, addr: "unix://" + lis.Addr().String()}
+}
+
+func startAgent(t *testing.T, servers []string, bundle *spiffebundle.Bundle, token string) *testAgent {
+	t.Helper()
+	return runAgent(t, agent.Config{
+		TrustDomain:  td,
+		Servers:      servers,
+		TrustBundle:  bundle.X509Bundle(),
+		NodeAttestor: jointoken.NewClient(token),
+	})
 }
 
 func fetch(t *testing.T, addr string) *x509svid.SVID {
@@ -129,9 +156,7 @@ func TestServerAdminAgentWorkload(t *testing.T) {
 		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
-	dir := shortDir(t)
-	addr, err := a.Start(filepath.Join(dir, "api.sock"), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 5*time.Millisecond,
 		"the entry is pushed to the agent")
 	svid := fetch(t, addr)
@@ -190,9 +215,7 @@ func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
-	dir := shortDir(t)
-	addr, err := a.Start(filepath.Join(dir, "api.sock"), 0o700)
-	require.NoError(t, err)
+	addr := a.addr
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 10*time.Millisecond)
 	first := fetch(t, addr)
 

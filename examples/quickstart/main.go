@@ -33,6 +33,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 func main() {
@@ -81,15 +82,41 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	iss, err := issuer.New(ctx, issuer.Config{Authority: ca, Registry: store, Attestor: attestor})
+	iss, err := issuer.New(ctx, issuer.Config{
+		Trust:    issuer.TrustFromAuthority(ca),
+		Signer:   issuer.NewLocalSigner(ca),
+		Registry: store,
+		Attestor: attestor,
+	})
 	if err != nil {
 		return err
 	}
 	defer iss.Close()
-	addr, err := iss.Start(filepath.Join(dir, "workload.sock"), 0o700)
+	// The issuer keeps the SVIDs fresh while Run runs; package endpoint
+	// serves it as the Workload API on a unix socket.
+	srv, err := endpoint.New(endpoint.Config{Handler: iss})
 	if err != nil {
 		return err
 	}
+	api, err := endpoint.ListenUnix(filepath.Join(dir, "workload.sock"), 0o700)
+	if err != nil {
+		return err
+	}
+	addr := "unix://" + api.Addr().String()
+	ctx, stop := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer stop()
+	bg.Go(func() {
+		if err := iss.Run(ctx); err != nil {
+			fmt.Fprintln(w, "issuer stopped:", err)
+		}
+	})
+	bg.Go(func() {
+		if err := srv.Serve(ctx, api); err != nil {
+			fmt.Fprintln(w, "Workload API server stopped:", err)
+		}
+	})
 	say("Issuer up for %s: SQLite registry, unix attestor, Workload API at %s, X.509 CA %s", td, addr, short(ca.X509CAs()[0].ID))
 
 	// Both workloads run in this process, so both entries select on our uid;

@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
@@ -18,7 +17,7 @@ import (
 // unix socket, with one entry for this process's uid, already minted.
 type fetchSetup struct {
 	e    *env
-	a    *agent.Agent
+	a    *benchAgent
 	addr string
 	id   spiffeid.ID
 }
@@ -31,8 +30,7 @@ func newFetchSetup(tb testing.TB) *fetchSetup {
 	require.NoError(tb, e.srv.Sync(tb.Context()))
 	waitSynced(tb, a, 30*time.Second)
 	waitFor(tb, 30*time.Second, "the agent holds the entry", func() bool { return a.Stats().Entries == 1 })
-	addr, err := a.Start(socketPath(tb), 0o700)
-	require.NoError(tb, err)
+	addr := a.addr
 	s := &fetchSetup{e: e, a: a, addr: addr, id: en.SPIFFEID}
 	s.fetchNew(tb) // the first fetch waits for the pre-mint
 	return s

@@ -84,8 +84,7 @@ func newLatencySetup(tb testing.TB, poll time.Duration) *latencySetup {
 	require.NoError(tb, e.srv.Sync(tb.Context()))
 	waitSynced(tb, a, 30*time.Second)
 	waitFor(tb, 30*time.Second, "the agent holds the base entry", func() bool { return a.Stats().Entries == 1 })
-	addr, err := a.Start(socketPath(tb), 0o700)
-	require.NoError(tb, err)
+	addr := a.addr
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := workloadapi.New(ctx, workloadapi.WithAddr(addr))
 	require.NoError(tb, err)

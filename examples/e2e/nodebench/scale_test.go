@@ -67,7 +67,7 @@ func TestBigSync(t *testing.T) {
 }
 
 // BenchmarkSync10kEntries starts a node agent for which the SQLite registry
-// holds 10,000 entries. synced-s is the time from agent.New (attestation
+// holds 10,000 entries. synced-s is the time from agent.New (Run's attestation
 // included) to agent.Synced; minted-s to every X509-SVID pre-minted
 // through the server; heap-MB is the process's live heap growth with the
 // agent running (server and agent: they share the process), and

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,6 +33,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 var (
@@ -263,51 +265,69 @@ func (m *mintCounter) Handle(_ context.Context, r slog.Record) error {
 func (m *mintCounter) WithAttrs([]slog.Attr) slog.Handler { return m }
 func (m *mintCounter) WithGroup(string) slog.Handler      { return m }
 
+// benchAgent is a real node agent whose Run runs until the test ends,
+// serving the Workload API at addr.
+type benchAgent struct {
+	*agent.Agent
+	addr string
+}
+
 // newAgent starts a real node agent against e, attested with a fresh join
 // token; minted, when not nil, counts its pre-minted SVIDs.
-func (e *env) newAgent(tb testing.TB, minted *mintCounter) *agent.Agent {
+func (e *env) newAgent(tb testing.TB, minted *mintCounter) *benchAgent {
 	tb.Helper()
 	a, _ := e.newAgentWithToken(tb, e.token(tb), minted)
 	return a
 }
 
 // newAgentWithToken is newAgent with a given join token. It also returns
-// a function that closes the agent and drops the cleanup's reference to
-// it, so that its memory can be reclaimed before the test ends.
-func (e *env) newAgentWithToken(tb testing.TB, token string, minted *mintCounter) (*agent.Agent, func() error) {
+// a function that stops and closes the agent and drops the cleanup's
+// reference to it, so that its memory can be reclaimed before the test
+// ends.
+func (e *env) newAgentWithToken(tb testing.TB, token string, minted *mintCounter) (*benchAgent, func() error) {
 	tb.Helper()
 	wa, err := unix.New(unix.Config{SkipHash: true})
 	require.NoError(tb, err)
-	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
-	defer cancel()
 	var log *slog.Logger
 	if minted != nil {
 		log = slog.New(minted)
 	}
-	a, err := agent.New(ctx, agent.Config{
-		TrustDomain:      td,
-		Servers:          []string{e.addr},
-		TrustBundle:      e.ca.Bundle().X509Bundle(),
-		NodeAttestor:     jointoken.NewClient(token),
-		WorkloadAttestor: wa,
-		RetryMin:         20 * time.Millisecond,
-		RetryMax:         200 * time.Millisecond,
-		Logger:           log,
+	lis, err := endpoint.ListenUnix(socketPath(tb), 0o700)
+	require.NoError(tb, err)
+	a, err := agent.New(tb.Context(), agent.Config{
+		TrustDomain:       td,
+		Servers:           []string{e.addr},
+		TrustBundle:       e.ca.Bundle().X509Bundle(),
+		NodeAttestor:      jointoken.NewClient(token),
+		WorkloadAttestors: []attest.WorkloadAttestor{wa},
+		Listener:          lis,
+		RetryMin:          20 * time.Millisecond,
+		RetryMax:          200 * time.Millisecond,
+		Logger:            log,
 	})
 	require.NoError(tb, err)
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(context.Background()) }()
 	var held atomic.Pointer[agent.Agent]
 	held.Store(a)
 	closeAgent := func() error {
 		if a := held.Swap(nil); a != nil {
-			return a.Close()
+			return errors.Join(a.Close(), <-ran) // Close makes Run return
 		}
 		return nil
 	}
-	tb.Cleanup(func() { closeAgent() })
-	return a, closeAgent
+	tb.Cleanup(func() { require.NoError(tb, closeAgent()) })
+	select {
+	case <-a.Attested():
+	case err := <-ran:
+		tb.Fatalf("the agent stopped before it attested: %v", err)
+	case <-time.After(30 * time.Second):
+		tb.Fatal("the agent did not attest within 30s")
+	}
+	return &benchAgent{Agent: a, addr: "unix://" + lis.Addr().String()}, closeAgent
 }
 
-func waitSynced(tb testing.TB, a *agent.Agent, limit time.Duration) {
+func waitSynced(tb testing.TB, a *benchAgent, limit time.Duration) {
 	tb.Helper()
 	select {
 	case <-a.Synced():

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -137,20 +136,12 @@ func TestX509PoPAttestorFromFiles(t *testing.T) {
 		"node_attestor": {"x509pop": {"certificate": "`+certFile+`", "private_key": "`+keyFile+`"}}}`)
 	s, code := parseRun([]string{"-config", cfg}, &strings.Builder{})
 	require.Equal(t, ExitOK, code)
-	a, err := newNodeAttestor(s, func(error) {})
+	a, err := newNodeAttestor(s)
 	require.NoError(t, err)
 	assert.Equal(t, x509pop.Type, a.Type())
 
 	// A key readable by others is refused.
 	require.NoError(t, os.Chmod(keyFile, 0o644))
-	_, err = newNodeAttestor(s, func(error) {})
+	_, err = newNodeAttestor(s)
 	require.ErrorContains(t, err, "x509pop")
-}
-
-func TestNoAttestorCancelsTheStart(t *testing.T) {
-	ctx, cancel := context.WithCancelCause(t.Context())
-	n := noAttestor{cancel: cancel}
-	_, err := n.Respond(ctx, []byte("challenge"))
-	require.ErrorIs(t, err, errNoAttestor)
-	require.ErrorIs(t, context.Cause(ctx), errNoAttestor)
 }

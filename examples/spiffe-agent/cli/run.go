@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // socketMode is the permission of the Workload API socket: every local
@@ -64,26 +65,8 @@ func parseRun(args []string, stderr io.Writer) (*settings, int) {
 }
 
 // errNoAttestor ends the start-up when the agent must attest but was given
-// no node attestor.
+// no node attestor (agent.ErrNoNodeAttestor).
 var errNoAttestor = errors.New("cli: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop")
-
-// noAttestor stands in for a node attestor on a restart that needs none
-// (the data directory holds a valid agent SVID). If the agent must attest
-// after all, it cancels the start-up with errNoAttestor rather than let the
-// agent retry something that cannot succeed.
-type noAttestor struct{ cancel context.CancelCauseFunc }
-
-func (noAttestor) Type() string { return "none" }
-
-func (n noAttestor) Payload(context.Context) ([]byte, error) {
-	n.cancel(errNoAttestor)
-	return nil, errNoAttestor
-}
-
-func (n noAttestor) Respond(context.Context, []byte) ([]byte, error) {
-	n.cancel(errNoAttestor)
-	return nil, errNoAttestor
-}
 
 // run starts the agent described by s and serves until ctx is done.
 func run(ctx context.Context, s *settings, stderr io.Writer) int {
@@ -102,9 +85,7 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 			"whatever bundle the server it reaches sends. Anyone who can intercept the connection can " +
 			"impersonate the server. Use -trust-bundle outside of trying things out.")
 	}
-	startCtx, cancelStart := context.WithCancelCause(ctx)
-	defer cancelStart(nil)
-	nodeAttestor, err := newNodeAttestor(s, cancelStart)
+	nodeAttestor, err := newNodeAttestor(s)
 	if err != nil {
 		return fail(stderr, name, err)
 	}
@@ -129,36 +110,40 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 		return fail(stderr, name, fmt.Errorf("cli: -socket: %w", err))
 	}
 
-	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", nodeAttestor.Type())
-	a, err := agent.New(startCtx, agent.Config{
+	attestorType := "none"
+	if nodeAttestor != nil {
+		attestorType = nodeAttestor.Type()
+	}
+	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType)
+	lis, err := endpoint.ListenUnix(s.socket, socketMode)
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	a, err := agent.New(ctx, agent.Config{
 		TrustDomain:       s.trustDomain,
 		Servers:           s.cfg.Servers,
 		TrustBundle:       bundle,
 		InsecureBootstrap: s.cfg.InsecureBootstrap,
 		NodeAttestor:      nodeAttestor,
-		WorkloadAttestor:  workloadAttestor,
+		WorkloadAttestors: []attest.WorkloadAttestor{workloadAttestor},
+		Listener:          lis,
 		DataDir:           s.dataDir,
 		Logger:            log,
 	})
 	switch {
-	case err != nil && ctx.Err() != nil:
-		log.Info("stopped before the agent started")
-		return ExitOK
-	case err != nil && errors.Is(context.Cause(startCtx), errNoAttestor):
+	case errors.Is(err, agent.ErrNoNodeAttestor):
+		lis.Close()
 		return fail(stderr, name, errNoAttestor)
 	case err != nil:
+		lis.Close()
 		return fail(stderr, name, err)
 	}
 	defer func() {
+		// Run has returned, or never started: Close releases the socket.
 		if err := a.Close(); err != nil {
 			log.Warn("closing the agent", "err", err)
 		}
-		log.Info("stopped")
 	}()
-	addr, err := a.Start(s.socket, socketMode)
-	if err != nil {
-		return fail(stderr, name, err)
-	}
 	if s.cfg.MetricsAddr != "" {
 		maddr, err := metrics.Serve(ctx, s.cfg.MetricsAddr, metrics.Handler(agentMetrics(a, log), a.Healthy), log)
 		if err != nil {
@@ -166,14 +151,30 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 		}
 		log.Info("serving metrics", "addr", maddr.String())
 	}
-	log.Info("agent started", "agent", a.ID().String(), "workload_api", addr)
-	<-ctx.Done()
-	log.Info("shutting down")
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	var runErr error
+	select {
+	case <-a.Attested():
+		log.Info("agent started", "agent", a.ID().String(), "workload_api", "unix://"+s.socket)
+		if runErr = <-ran; runErr == nil {
+			log.Info("shutting down")
+		}
+	case runErr = <-ran:
+		if runErr == nil {
+			log.Info("stopped before the agent started")
+		}
+	}
+	if runErr != nil {
+		return fail(stderr, name, runErr)
+	}
+	log.Info("stopped")
 	return ExitOK
 }
 
-// newNodeAttestor returns the node attestor the settings name.
-func newNodeAttestor(s *settings, cancelStart context.CancelCauseFunc) (attest.NodeAttestorClient, error) {
+// newNodeAttestor returns the node attestor the settings name, or nil when
+// they name none.
+func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 	if x := s.cfg.NodeAttestor.X509PoP; x != nil && x.Certificate != "" {
 		c, err := x509pop.LoadClient(x.Certificate, x.PrivateKey)
 		if err != nil {
@@ -184,13 +185,13 @@ func newNodeAttestor(s *settings, cancelStart context.CancelCauseFunc) (attest.N
 	if s.cfg.JoinToken != "" {
 		c := jointoken.NewClient(s.cfg.JoinToken)
 		// A malformed token fails here, once, rather than in the agent's
-		// retry loop. The error names no part of the token.
+		// attestation. The error names no part of the token.
 		if _, err := c.Payload(context.Background()); err != nil {
 			return nil, fmt.Errorf("cli: -join-token: %w", err)
 		}
 		return c, nil
 	}
-	return noAttestor{cancel: cancelStart}, nil
+	return nil, nil
 }
 
 // loadTrustBundle reads the trust bundle file: PEM CA certificates, or a

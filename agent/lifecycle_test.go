@@ -1,0 +1,214 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+)
+
+func TestNewStartsNothing(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	before := goleak.IgnoreCurrent()
+	a, lis, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t))})
+	require.NoError(t, err)
+	leaktest.VerifyNone(t, before)
+	assert.Zero(t, a.ID(), "nothing attested before Run")
+	assert.Nil(t, a.SVID())
+	_, err = a.GetX509SVID()
+	assert.ErrorContains(t, err, "not attested yet")
+	assert.Zero(t, a.Stats())
+
+	// Close without Run releases the listener the agent owns, and Run
+	// after Close fails.
+	require.NoError(t, a.Close())
+	require.NoError(t, a.Close(), "Close is idempotent")
+	_, err = lis.Accept()
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.ErrorContains(t, a.Run(t.Context()), "agent: closed")
+}
+
+func TestRunOnceAndCloseStopsIt(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	a, _, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t))})
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(context.Background()) }()
+	<-a.Synced()
+	require.ErrorContains(t, a.Run(t.Context()), "Run called twice")
+
+	// Concurrent Closes both wait for Run, which returns nil.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { assert.NoError(t, a.Close()) })
+	}
+	wg.Wait()
+	select {
+	case err := <-ran:
+		require.NoError(t, err)
+	default:
+		t.Fatal("Close returned before Run")
+	}
+	assert.False(t, a.Stats().Connected)
+}
+
+func TestNoNodeAttestor(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	bundle := s.ca.Bundle().X509Bundle()
+
+	// Nothing saved to reuse: New says so.
+	_, _, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, bundle: bundle})
+	require.ErrorIs(t, err, agent.ErrNoNodeAttestor)
+
+	// A restart with a saved SVID needs no node attestor.
+	dir := t.TempDir()
+	first := newAgent(t, s, s.token(t), dir)
+	id := first.ID()
+	require.NoError(t, first.Close())
+	logs := &logBuffer{}
+	a := startAgent(t, agentOpts{servers: []string{s.addr}, dataDir: dir, log: logs})
+	assert.Equal(t, id, a.ID())
+	web := s.entry(t, a.ID(), "/web")
+	waitSynced(t, a)
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, web.SPIFFEID, fetchID(t, a.addr))
+
+	// Evicted, it cannot attest again: it says why, and keeps serving.
+	require.NoError(t, s.store.DeleteAgent(t.Context(), a.ID()))
+	require.NoError(t, s.srv.Refresh(t.Context()))
+	require.Eventually(t, func() bool { return logs.contains("attesting again is impossible") }, 20*time.Second, 20*time.Millisecond)
+	assert.True(t, logs.contains(agent.ErrNoNodeAttestor.Error()))
+	assert.Equal(t, web.SPIFFEID, fetchID(t, a.addr))
+	require.NoError(t, a.Close())
+
+	// A saved SVID that expires between New and Run: Run says so.
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	b, _, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, dataDir: dir, now: now})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	skew.Store(int64(24 * time.Hour))
+	require.ErrorIs(t, b.Run(t.Context()), agent.ErrNoNodeAttestor)
+}
+
+// labelAttestor is a workload attestor whose answer a test sets.
+type labelAttestor struct {
+	mu   sync.Mutex
+	sels []attest.Selector
+	err  error
+}
+
+func (l *labelAttestor) set(err error, sels ...attest.Selector) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sels, l.err = sels, err
+}
+
+func (l *labelAttestor) Attest(context.Context, attest.Workload) (attest.Selectors, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return attest.NewSelectors(l.sels...), l.err
+}
+
+// Property: the agent's workload attestors are combined: an entry may
+// select on the selectors of several; one that rejects the caller rejects
+// it, and one that fails makes the call fail with Unavailable rather than
+// lose the caller its identities.
+func TestCombinedWorkloadAttestors(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(t, err)
+	labels := &labelAttestor{}
+	web := attest.Selector{Type: "docker", Value: "label:app:web"}
+	labels.set(nil, web)
+	a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)),
+		workloads: []attest.WorkloadAttestor{wa, labels}})
+	both, err := s.store.Create(t.Context(), registry.Entry{
+		SPIFFEID: spiffeid.RequireFromPath(td, "/web"), ParentID: a.ID(),
+		Selectors: []attest.Selector{ourUID, web},
+	})
+	require.NoError(t, err)
+	_, err = s.store.Create(t.Context(), registry.Entry{
+		SPIFFEID: spiffeid.RequireFromPath(td, "/db"), ParentID: a.ID(),
+		Selectors: []attest.Selector{ourUID, {Type: "docker", Value: "label:app:db"}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.srv.Sync(t.Context()))
+	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 20*time.Second, 20*time.Millisecond)
+
+	// The union of both attestors' selectors: the entry needing both
+	// matches; the one needing a label the caller lacks does not.
+	fetch := func() ([]spiffeid.ID, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		svids, err := workloadapi.FetchX509SVIDs(ctx, workloadapi.WithAddr(a.addr))
+		var ids []spiffeid.ID
+		for _, s := range svids {
+			ids = append(ids, s.ID)
+		}
+		return ids, err
+	}
+	ids, err := fetch()
+	require.NoError(t, err)
+	assert.Equal(t, []spiffeid.ID{both.SPIFFEID}, ids)
+
+	labels.set(fmt.Errorf("docker: container gone: %w", attest.ErrRejected))
+	_, err = fetch()
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+
+	labels.set(errors.New("docker: daemon unreachable"))
+	_, err = fetch()
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+}
+
+// brokenListener fails every Accept, as a listener whose socket broke.
+type brokenListener struct {
+	net.Listener
+}
+
+var errAcceptBroke = errors.New("accept broke")
+
+func (brokenListener) Accept() (net.Conn, error) { return nil, errAcceptBroke }
+
+// Property: when a part of the agent fails, Run stops the others and
+// returns its error.
+func TestRunReturnsAPartsError(t *testing.T) {
+	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(t, err)
+	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
+	require.NoError(t, err)
+	a, err := agent.New(t.Context(), agent.Config{
+		TrustDomain: td, Servers: []string{s.addr}, TrustBundle: s.ca.Bundle().X509Bundle(),
+		NodeAttestor: jointoken.NewClient(s.token(t)), WorkloadAttestors: []attest.WorkloadAttestor{wa},
+		Listener: brokenListener{lis},
+	})
+	require.NoError(t, err)
+	err = a.Run(t.Context())
+	require.ErrorIs(t, err, errAcceptBroke)
+	assert.ErrorContains(t, err, "agent: endpoint: serve")
+	assert.False(t, a.Stats().Connected, "the entry stream stopped with Run")
+	require.NoError(t, a.Close())
+}
