@@ -353,26 +353,36 @@ func (e *env) fetch() (string, int) {
 
 // load fetches SVIDs from the agent in a loop until stop is called;
 // count says how many fetches have run so far, stop how many ran and how
-// many failed.
+// many failed. The output of each failed fetch is logged.
 func (e *env) load() (count func() int64, stop func() (total, failed int64)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var total, failed atomic.Int64
+	var failures []string
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
+			start := time.Now()
 			cmd := exec.CommandContext(ctx, e.agentBin, "api", "fetch", "x509", "-socket", e.apiSock)
-			err := cmd.Run()
+			out, err := cmd.CombinedOutput()
 			if ctx.Err() != nil {
 				return
 			}
 			total.Add(1)
 			if err != nil {
 				failed.Add(1)
+				failures = append(failures, fmt.Sprintf("fetch %d (%v, after %s): %s", total.Load(), err, time.Since(start).Round(time.Millisecond), out))
 			}
 		}
 	}()
-	return total.Load, func() (int64, int64) { cancel(); <-done; return total.Load(), failed.Load() }
+	return total.Load, func() (int64, int64) {
+		cancel()
+		<-done
+		for _, f := range failures {
+			e.t.Log(f)
+		}
+		return total.Load(), failed.Load()
+	}
 }
 
 // TestServerKilledWhileAgentRuns: the server dies (SIGKILL) and comes back;
