@@ -1,7 +1,9 @@
 // Command spiffe-agent is a SPIFFE node agent: it attests its node to a
 // spiffe-server, keeps the registration entries it is authorized for in
 // sync, and serves their SVIDs to local workloads on the Workload API
-// socket. See README.md for its commands, flags and config file.
+// socket. Every setting of run is a flag, a SPIFFE_AGENT_* environment
+// variable and a key of the JSON configuration file. See README.md for its
+// commands, flags, variables and keys.
 //
 //	spiffe-agent run -trust-domain example.org -server 127.0.0.1:8081 \
 //		-trust-bundle bundle.pem -join-token TOKEN \

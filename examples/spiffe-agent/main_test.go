@@ -46,11 +46,21 @@ func exitCode(t *testing.T, err error) int {
 }
 
 func TestUsage(t *testing.T) {
-	var stderr bytes.Buffer
+	// Help asked for goes to stdout and is no error.
+	var stdout, stderr bytes.Buffer
 	cmd := program("-h")
-	cmd.Stderr = &stderr
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	assert.Equal(t, 0, exitCode(t, cmd.Run()))
+	assert.Contains(t, stdout.String(), "Usage: spiffe-agent <command>")
+	assert.Empty(t, stderr.String())
+
+	// No command is a usage error.
+	stdout.Reset()
+	cmd = program()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	assert.Equal(t, 2, exitCode(t, cmd.Run()))
 	assert.Contains(t, stderr.String(), "Usage: spiffe-agent <command>")
+	assert.Empty(t, stdout.String())
 }
 
 func TestSIGTERMStopsRunCleanly(t *testing.T) {

@@ -8,8 +8,9 @@
 //	spiffe-server token generate -admin-socket /run/spiffe-server/admin.sock
 //	spiffe-server entry create -admin-socket ... -parent-id ID -spiffe-id ID -selector unix:uid:1000
 //
-// See README.md beside this file for every command, flag and the
-// configuration file format.
+// Every setting of run is a flag, a SPIFFE_SERVER_* environment variable
+// and a key of the JSON configuration file. See README.md beside this file
+// for every command, flag, variable and key.
 package main
 
 import (

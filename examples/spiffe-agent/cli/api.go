@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -33,38 +33,40 @@ type clientFlags struct {
 	timeout time.Duration
 }
 
-func (c *clientFlags) declare(fs *flag.FlagSet) {
+// declare declares the flags. The socket's default is the address in
+// SPIFFE_ENDPOINT_SOCKET, the variable every Workload API client reads.
+func (c *clientFlags) declare(cmd *cmdline.Command) {
 	def := DefaultSocket
 	if env, ok := workloadapi.GetDefaultAddress(); ok && env != "" {
 		def = env
 	}
-	fs.StringVar(&c.socket, "socket", def, "Workload API socket `path` (or a unix:// address); default $"+workloadapi.SocketEnv+" if set")
-	fs.DurationVar(&c.timeout, "timeout", DefaultTimeout, "give up after this `duration`")
+	cmd.String(&c.socket, "socket", def, "Workload API socket `path` (or a unix:// address); default $"+workloadapi.SocketEnv+" if set")
+	cmd.Duration(&c.timeout, "timeout", DefaultTimeout, "give up after this `duration`")
 }
 
-// addr returns the Workload API address of the socket flag: a path is made
-// absolute and turned into a unix URI; an address with a scheme is kept.
-func (c *clientFlags) addr() (string, error) {
+// check checks the flags and returns the Workload API address of the
+// socket flag: a path is made absolute and turned into a unix URI; an
+// address with a scheme is kept. Its errors are usage errors.
+func (c *clientFlags) check() (string, error) {
+	if c.timeout <= 0 {
+		return "", errors.New("-timeout must be positive")
+	}
 	if strings.Contains(c.socket, ":") {
-		return c.socket, workloadapi.ValidateAddress(c.socket)
+		if err := workloadapi.ValidateAddress(c.socket); err != nil {
+			return "", fmt.Errorf("-socket: %w", err)
+		}
+		return c.socket, nil
 	}
 	abs, err := filepath.Abs(c.socket)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("-socket: %w", err)
 	}
 	return "unix://" + abs, nil
 }
 
-// dial returns a client of the Workload API and a context bounded by the
-// timeout flag.
-func (c *clientFlags) dial(ctx context.Context) (*workloadapi.Client, context.Context, context.CancelFunc, error) {
-	if c.timeout <= 0 {
-		return nil, nil, nil, errors.New("cli: -timeout must be positive")
-	}
-	addr, err := c.addr()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cli: -socket: %w", err)
-	}
+// dial returns a client of the Workload API at addr and a context bounded
+// by the timeout flag.
+func (c *clientFlags) dial(ctx context.Context, addr string) (*workloadapi.Client, context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	client, err := workloadapi.New(ctx, workloadapi.WithAddr(addr))
 	if err != nil {
@@ -87,23 +89,27 @@ func callError(err error) error {
 
 // fetchX509Command is "spiffe-agent api fetch x509".
 func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const name = "spiffe-agent api fetch x509"
-	fs := newFlagSet(name, "Fetch this process's X509-SVIDs and trust bundles from the Workload API,\nprint them, and with -write save them as PEM files.", stderr)
+	cmd := cmdline.New("spiffe-agent api fetch x509", "Fetches this process's X509-SVIDs and trust bundles from the Workload API,\nprints them, and with -write saves them as PEM files.")
 	var cf clientFlags
-	cf.declare(fs)
-	write := fs.String("write", "", "write svid.N.pem, svid.N.key (mode 0600) and bundle.N.pem into `directory`")
-	if !parseFlags(fs, args, stderr) {
-		return ExitUsage
+	cf.declare(cmd)
+	var write string
+	cmd.String(&write, "write", "", "write svid.N.pem, svid.N.key (mode 0600) and bundle.N.pem into `directory`")
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return code
 	}
-	client, ctx, cancel, err := cf.dial(ctx)
+	addr, err := cf.check()
 	if err != nil {
-		return fail(stderr, name, err)
+		return cmd.Misuse(stderr, err)
+	}
+	client, ctx, cancel, err := cf.dial(ctx, addr)
+	if err != nil {
+		return cmd.Fail(stderr, err)
 	}
 	defer cancel()
 	defer client.Close()
 	x509ctx, err := client.FetchX509Context(ctx)
 	if err != nil {
-		return fail(stderr, name, callError(err))
+		return cmd.Fail(stderr, callError(err))
 	}
 	now := time.Now()
 	for i, svid := range x509ctx.SVIDs {
@@ -112,11 +118,11 @@ func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		printX509SVID(stdout, i, svid, x509ctx, now)
 	}
-	if *write != "" {
-		if err := writeX509(*write, x509ctx); err != nil {
-			return fail(stderr, name, err)
+	if write != "" {
+		if err := writeX509(write, x509ctx); err != nil {
+			return cmd.Fail(stderr, err)
 		}
-		fmt.Fprintf(stdout, "\nWritten to %s\n", *write)
+		fmt.Fprintf(stdout, "\nWritten to %s\n", write)
 	}
 	return ExitOK
 }
@@ -163,13 +169,13 @@ type outFile struct {
 // certificate without its key.
 func writeX509(dir string, x509ctx *workloadapi.X509Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("cli: -write: %w", err)
+		return fmt.Errorf("-write: %w", err)
 	}
 	for i, svid := range x509ctx.SVIDs {
 		n := strconv.Itoa(i)
 		key, err := pemutil.EncodePKCS8PrivateKey(svid.PrivateKey)
 		if err != nil {
-			return fmt.Errorf("cli: encoding the key of %s: %w", svid.ID, err)
+			return fmt.Errorf("encoding the key of %s: %w", svid.ID, err)
 		}
 		files := []outFile{
 			{"svid." + n + ".key", key, 0o600},
@@ -180,57 +186,42 @@ func writeX509(dir string, x509ctx *workloadapi.X509Context) error {
 		}
 		for _, f := range files {
 			if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
-				return fmt.Errorf("cli: -write: %w", err)
+				return fmt.Errorf("-write: %w", err)
 			}
 		}
 	}
 	return nil
 }
 
-// listValue is a repeatable flag.
-type listValue []string
-
-func (l *listValue) String() string { return strings.Join(*l, ",") }
-
-func (l *listValue) Set(s string) error {
-	*l = append(*l, s)
-	return nil
-}
-
 // fetchJWTCommand is "spiffe-agent api fetch jwt".
 func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const name = "spiffe-agent api fetch jwt"
-	fs := newFlagSet(name, "Fetch JWT-SVIDs from the Workload API and print, for each, its SPIFFE ID\non one line and the token on the next.", stderr)
+	cmd := cmdline.New("spiffe-agent api fetch jwt", "Fetches JWT-SVIDs from the Workload API and prints, for each, its SPIFFE ID\non one line and the token on the next.")
 	var cf clientFlags
-	cf.declare(fs)
-	var audiences listValue
-	fs.Var(&audiences, "audience", "`audience` of the token (required; repeat it for several)")
-	subject := fs.String("spiffe-id", "", "ask for the token of this SPIFFE `ID` only (default: every identity of this process)")
-	if !parseFlags(fs, args, stderr) {
-		return ExitUsage
+	cf.declare(cmd)
+	var audiences []string
+	var subject spiffeid.ID
+	cmd.Var(cmdline.NewList(&audiences, cmdline.Text, ""), "audience", "`audience` of the token (required; repeat it for several)")
+	cmd.Var(cmdline.NewValue(&subject, spiffeid.FromString), "spiffe-id", "ask for the token of this SPIFFE `ID` only (default: every identity of this process)")
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return code
+	}
+	addr, err := cf.check()
+	if err != nil {
+		return cmd.Misuse(stderr, err)
 	}
 	if len(audiences) == 0 {
-		fmt.Fprintf(stderr, "%s: -audience is required\n", name)
-		fs.Usage()
-		return ExitUsage
+		return cmd.Misuse(stderr, errors.New("-audience is required"))
 	}
-	params := jwtsvid.Params{Audience: audiences[0], ExtraAudiences: audiences[1:]}
-	if *subject != "" {
-		id, err := spiffeid.FromString(*subject)
-		if err != nil {
-			return fail(stderr, name, fmt.Errorf("cli: -spiffe-id: %w", err))
-		}
-		params.Subject = id
-	}
-	client, ctx, cancel, err := cf.dial(ctx)
+	params := jwtsvid.Params{Audience: audiences[0], ExtraAudiences: audiences[1:], Subject: subject}
+	client, ctx, cancel, err := cf.dial(ctx, addr)
 	if err != nil {
-		return fail(stderr, name, err)
+		return cmd.Fail(stderr, err)
 	}
 	defer cancel()
 	defer client.Close()
 	svids, err := client.FetchJWTSVIDs(ctx, params)
 	if err != nil {
-		return fail(stderr, name, callError(err))
+		return cmd.Fail(stderr, callError(err))
 	}
 	for _, svid := range svids {
 		fmt.Fprintf(stdout, "%s\n%s\n", svid.ID, svid.Marshal())
@@ -246,31 +237,30 @@ func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Write
 // identity would tie the probe to registration, and probes usually run as
 // a user that has none.
 func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const name = "spiffe-agent healthcheck"
-	fs := newFlagSet(name, "Exit 0 if the Workload API on the socket answers (PermissionDenied counts:\nthe agent answered), 1 otherwise.", stderr)
+	cmd := cmdline.New("spiffe-agent healthcheck", "Exits 0 if the Workload API on the socket answers (PermissionDenied counts:\nthe agent answered), 1 otherwise.")
 	var cf clientFlags
-	cf.declare(fs)
-	if !parseFlags(fs, args, stderr) {
-		return ExitUsage
+	cf.declare(cmd)
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return code
 	}
-	addr, err := cf.addr()
+	addr, err := cf.check()
 	if err != nil {
-		return fail(stderr, name, fmt.Errorf("cli: -socket: %w", err))
+		return cmd.Misuse(stderr, err)
 	}
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return fail(stderr, name, fmt.Errorf("unhealthy: no socket at %s", path))
+			return cmd.Fail(stderr, fmt.Errorf("unhealthy: no socket at %s", path))
 		}
 	}
-	client, ctx, cancel, err := cf.dial(ctx)
+	client, ctx, cancel, err := cf.dial(ctx, addr)
 	if err != nil {
-		return fail(stderr, name, err)
+		return cmd.Fail(stderr, err)
 	}
 	defer cancel()
 	defer client.Close()
 	_, err = client.FetchX509Bundles(ctx)
 	if err != nil && status.Code(err) != codes.PermissionDenied {
-		return fail(stderr, name, fmt.Errorf("unhealthy: the Workload API at %s did not answer: %w", addr, err))
+		return cmd.Fail(stderr, fmt.Errorf("unhealthy: the Workload API at %s did not answer: %w", addr, err))
 	}
 	fmt.Fprintf(stdout, "healthy: the Workload API at %s answered\n", addr)
 	return ExitOK

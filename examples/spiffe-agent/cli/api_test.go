@@ -29,19 +29,18 @@ func TestClientCommandErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"x509 help", []string{"api", "fetch", "x509", "-h"}, ExitUsage, "Usage: spiffe-agent api fetch x509"},
 		{"x509 extra argument", []string{"api", "fetch", "x509", "now"}, ExitUsage, `unexpected argument "now"`},
 		{"x509 no agent", []string{"api", "fetch", "x509", "-socket", missing, "-timeout", "200ms"}, ExitFailure, "spiffe-agent api fetch x509: "},
-		{"x509 bad address", []string{"api", "fetch", "x509", "-socket", "http://x"}, ExitFailure, "-socket:"},
-		{"x509 zero timeout", []string{"api", "fetch", "x509", "-socket", missing, "-timeout", "0s"}, ExitFailure, "-timeout must be positive"},
+		{"x509 bad address", []string{"api", "fetch", "x509", "-socket", "http://x"}, ExitUsage, "-socket:"},
+		{"x509 zero timeout", []string{"api", "fetch", "x509", "-socket", missing, "-timeout", "0s"}, ExitUsage, "-timeout must be positive"},
+		{"x509 bad timeout", []string{"api", "fetch", "x509", "-timeout", "soon"}, ExitUsage, `invalid value "soon" for flag -timeout`},
 		{"jwt without audience", []string{"api", "fetch", "jwt", "-socket", missing}, ExitUsage, "-audience is required"},
 		{"jwt bad flag", []string{"api", "fetch", "jwt", "-aud", "x"}, ExitUsage, "flag provided but not defined"},
-		{"jwt bad spiffe id", []string{"api", "fetch", "jwt", "-audience", "a", "-spiffe-id", "example.org/web"}, ExitFailure, "-spiffe-id:"},
+		{"jwt bad spiffe id", []string{"api", "fetch", "jwt", "-audience", "a", "-spiffe-id", "example.org/web"}, ExitUsage, "for flag -spiffe-id: "},
 		{"jwt no agent", []string{"api", "fetch", "jwt", "-audience", "a", "-socket", missing, "-timeout", "200ms"}, ExitFailure, "spiffe-agent api fetch jwt: "},
-		{"jwt bad address", []string{"api", "fetch", "jwt", "-audience", "a", "-socket", "unix://host/x"}, ExitFailure, "-socket:"},
-		{"healthcheck help", []string{"healthcheck", "-h"}, ExitUsage, "PermissionDenied counts"},
-		{"healthcheck bad address", []string{"healthcheck", "-socket", "ftp://x"}, ExitFailure, "-socket:"},
-		{"healthcheck zero timeout", []string{"healthcheck", "-socket", "tcp://127.0.0.1:1", "-timeout", "0s"}, ExitFailure, "-timeout must be positive"},
+		{"jwt bad address", []string{"api", "fetch", "jwt", "-audience", "a", "-socket", "unix://host/x"}, ExitUsage, "-socket:"},
+		{"healthcheck bad address", []string{"healthcheck", "-socket", "ftp://x"}, ExitUsage, "-socket:"},
+		{"healthcheck zero timeout", []string{"healthcheck", "-socket", "tcp://127.0.0.1:1", "-timeout", "0s"}, ExitUsage, "-timeout must be positive"},
 		{"healthcheck nothing listening", []string{"healthcheck", "-socket", "tcp://127.0.0.1:1", "-timeout", "500ms"}, ExitFailure,
 			"spiffe-agent healthcheck: unhealthy: the Workload API at tcp://127.0.0.1:1 did not answer"},
 	}
@@ -54,6 +53,29 @@ func TestClientCommandErrors(t *testing.T) {
 			if tt.code == ExitFailure {
 				assert.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
 			}
+			if tt.code == ExitUsage {
+				// The problem on one line, then where to find help.
+				assert.Equal(t, 2, strings.Count(stderr, "\n"), stderr)
+				assert.Contains(t, stderr, `for help.`)
+			}
+		})
+	}
+}
+
+func TestClientCommandHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"api", "fetch", "x509", "-h"},
+		{"api", "fetch", "jwt", "-help"},
+		{"healthcheck", "--help"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := cli(t, args...)
+			assert.Equal(t, ExitOK, code)
+			assert.Empty(t, stderr)
+			assert.Contains(t, stdout, "Usage: spiffe-agent "+strings.Join(args[:len(args)-1], " ")+" [flags]")
+			assert.Contains(t, stdout, "-socket path")
+			assert.Contains(t, stdout, "-timeout duration")
+			assert.NotContains(t, stdout, "environment", "client commands read no variables of their own")
 		})
 	}
 }
@@ -71,8 +93,8 @@ func TestSocketFlagDefaultsToTheEnvironment(t *testing.T) {
 }
 
 func TestRelativeSocketPath(t *testing.T) {
-	c := clientFlags{socket: "api.sock"}
-	addr, err := c.addr()
+	c := clientFlags{socket: "api.sock", timeout: time.Second}
+	addr, err := c.check()
 	require.NoError(t, err)
 	wd, err := os.Getwd()
 	require.NoError(t, err)
@@ -134,7 +156,7 @@ func TestX509PoPAttestorFromFiles(t *testing.T) {
 
 	cfg := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
 		"node_attestor": {"x509pop": {"certificate": "`+certFile+`", "private_key": "`+keyFile+`"}}}`)
-	s, code := parseRun([]string{"-config", cfg}, &strings.Builder{})
+	s, code, _ := parse(t, "-config", cfg)
 	require.Equal(t, ExitOK, code)
 	a, err := newNodeAttestor(s)
 	require.NoError(t, err)

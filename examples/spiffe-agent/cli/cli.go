@@ -2,29 +2,32 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 )
 
 // Exit codes of [Main].
 const (
-	// ExitOK: the command succeeded, or run was stopped by its context
-	// (SIGINT or SIGTERM) and shut down cleanly.
-	ExitOK = 0
+	// ExitOK: the command succeeded, printed the help asked for with -h,
+	// or run was stopped by its context (SIGINT or SIGTERM) and shut down
+	// cleanly.
+	ExitOK = cmdline.ExitOK
 	// ExitFailure: the command failed; one line on stderr says why.
-	ExitFailure = 1
-	// ExitUsage: no command, an unknown command or flag, or -h; the usage
-	// is printed on stderr.
-	ExitUsage = 2
+	ExitFailure = cmdline.ExitFailure
+	// ExitUsage: no command, an unknown command or flag, or a flag,
+	// environment variable or configuration file key that is missing or
+	// wrong; stderr says which.
+	ExitUsage = cmdline.ExitUsage
 )
 
 // Main runs the spiffe-agent command line: args are the arguments after the
 // program name, e.g. {"run", "-trust-domain", "example.org", ...} or {"api",
-// "fetch", "x509", "-socket", path}. Results go to stdout; logs, errors and
-// usage to stderr. It returns the exit code: [ExitOK], [ExitFailure] or
-// [ExitUsage].
+// "fetch", "x509", "-socket", path}. Results and asked-for help go to
+// stdout; logs, errors and usage errors to stderr. It returns the exit
+// code: [ExitOK], [ExitFailure] or [ExitUsage].
 //
 // The run command serves until ctx is done; the program's main derives ctx
 // from signal.NotifyContext so that SIGINT and SIGTERM shut it down
@@ -36,7 +39,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return runCommand(ctx, args[1:], stderr)
+		return runCommand(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheckCommand(ctx, args[1:], stdout, stderr)
 	case "api":
@@ -50,6 +53,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "spiffe-agent: unknown command %q\n", strings.Join(args[:min(len(args), 3)], " "))
 	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return ExitOK
 	default:
 		fmt.Fprintf(stderr, "spiffe-agent: unknown command %q\n", args[0])
 	}
@@ -66,45 +71,8 @@ Commands:
   api fetch jwt       fetch JWT-SVIDs for one or more audiences
   healthcheck         check that the Workload API on a socket answers
 
-Run "spiffe-agent <command> -h" for its flags.
+Run "spiffe-agent <command> -h" for its flags. Every flag of run may also be
+set by an environment variable (`+EnvPrefix+`_ and the flag's name in upper
+case, '_' for '-') or a key of its -config file.
 `)
-}
-
-// newFlagSet returns a flag set for a command, printing its usage and
-// parse errors to stderr.
-func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags:\n", name, summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args, and reports false (after printing the usage) if
-// they are not valid, or if they ask for help; the command then exits with
-// ExitUsage.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
-	if err := fs.Parse(args); err != nil {
-		return false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return false
-	}
-	return true
-}
-
-// fail prints err as the one line scripts expect and returns ExitFailure.
-func fail(stderr io.Writer, cmd string, err error) int {
-	// The command name says where the message comes from; the package
-	// prefix of our own errors would only repeat it.
-	fmt.Fprintf(stderr, "%s: %s\n", cmd, strings.TrimPrefix(oneLine(err), "cli: "))
-	return ExitFailure
-}
-
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }

@@ -1,19 +1,16 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -23,213 +20,123 @@ const (
 	// api and healthcheck commands use when neither -socket nor
 	// SPIFFE_ENDPOINT_SOCKET is given.
 	DefaultSocket = "/run/spiffe-agent/api.sock"
-	// maxConfigSize bounds the config file.
-	maxConfigSize = 1 << 20
+	// EnvPrefix begins the name of the environment variable of each key
+	// of run: SPIFFE_AGENT_TRUST_DOMAIN for -trust-domain.
+	EnvPrefix = "SPIFFE_AGENT"
 	// maxSocketPath is the longest path a unix socket can be bound to on
 	// Linux (sun_path is 108 bytes, with the terminating NUL).
 	maxSocketPath = 107
 )
 
-// fileConfig is the run command's configuration: the JSON config file, and
-// the flags of the same names laid over it. Each key is the flag's name
-// with underscores for dashes.
-type fileConfig struct {
-	TrustDomain       string                 `json:"trust_domain"`
-	Servers           []string               `json:"servers"`
-	TrustBundle       string                 `json:"trust_bundle"`
-	InsecureBootstrap bool                   `json:"insecure_bootstrap"`
-	JoinToken         string                 `json:"join_token"`
-	NodeAttestor      nodeAttestorConfig     `json:"node_attestor"`
-	WorkloadAttestor  workloadAttestorConfig `json:"workload_attestor"`
-	Socket            string                 `json:"socket"`
-	DataDir           string                 `json:"data_dir"`
-	MetricsAddr       string                 `json:"metrics_addr"`
-	LogLevel          string                 `json:"log_level"`
-	LogFormat         string                 `json:"log_format"`
+// runConfig is the configuration of the run command, from its flags,
+// environment variables and configuration file (see keys).
+type runConfig struct {
+	TrustDomain       string
+	Servers           []string
+	TrustBundle       string
+	InsecureBootstrap bool
+	JoinToken         string
+	X509PoPCert       string
+	X509PoPKey        string
+	UnixProcRoot      string
+	UnixSkipExec      bool
+	UnixSkipHash      bool
+	Socket            string
+	DataDir           string
+	MetricsAddr       string
+	LogLevel          string
+	LogFormat         string
 }
 
-type nodeAttestorConfig struct {
-	X509PoP *x509popConfig `json:"x509pop"`
-}
+const runHelp = `Runs the node agent: attests this node to an issuing server, keeps its
+registration entries in sync and serves their SVIDs on the Workload API
+socket, until SIGINT or SIGTERM.`
 
-type x509popConfig struct {
-	Certificate string `json:"certificate"`
-	PrivateKey  string `json:"private_key"`
-}
-
-type workloadAttestorConfig struct {
-	Unix unixConfig `json:"unix"`
-}
-
-type unixConfig struct {
-	ProcRoot       string `json:"proc_root"`
-	SkipExecutable bool   `json:"skip_executable"`
-	SkipHash       bool   `json:"skip_hash"`
-}
-
-func defaultConfig() fileConfig {
-	return fileConfig{Socket: DefaultSocket, LogLevel: "info", LogFormat: "text"}
-}
-
-// parseConfig decodes a config file over cfg: keys present replace the
-// values in cfg, keys absent leave them. Unknown keys are an error, so that
-// a misspelt key does not silently leave a default in place.
-func parseConfig(data []byte, cfg *fileConfig) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		return fmt.Errorf("cli: the config file: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("cli: the config file: unexpected data after the JSON object")
-	}
-	return nil
-}
-
-func loadConfig(path string, cfg *fileConfig) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("cli: the config file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return fmt.Errorf("cli: the config file: %w", err)
-	}
-	if len(data) > maxConfigSize {
-		return fmt.Errorf("cli: the config file %s is larger than %d bytes", path, maxConfigSize)
-	}
-	if err := parseConfig(data, cfg); err != nil {
-		return fmt.Errorf("%w (%s)", err, path)
-	}
-	return nil
-}
-
-// listFlag is a repeatable flag whose values may also be comma-separated.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(s string) error {
-	for v := range strings.SplitSeq(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*l = append(*l, v)
-		}
-	}
-	return nil
-}
-
-// runFlags declares the flags of the run command on fs. The values land in
-// fl and cfgPath; apply lays the ones given over a config.
-func runFlags(fs *flag.FlagSet, fl *fileConfig, cfgPath *string) {
-	fs.StringVar(cfgPath, "config", "", "JSON config `file`; flags given on the command line override its keys")
-	fs.StringVar(&fl.TrustDomain, "trust-domain", "", "the agent's trust `domain`, e.g. example.org (required)")
-	fs.Var((*listFlag)(&fl.Servers), "server", "issuing server `host:port`; repeat it or separate with commas to fail over (required)")
-	fs.StringVar(&fl.TrustBundle, "trust-bundle", "", "`file` of PEM CA certificates, or a SPIFFE bundle JSON document, that verify the servers")
-	fs.BoolVar(&fl.InsecureBootstrap, "insecure-bootstrap", false, "attest without verifying the server (trying things out only)")
-	fs.StringVar(&fl.JoinToken, "join-token", "", "join `token` for the first attestation")
-	fl.NodeAttestor.X509PoP = &x509popConfig{}
-	fs.StringVar(&fl.NodeAttestor.X509PoP.Certificate, "x509pop-cert", "", "x509pop node attestation: PEM certificate chain `file`")
-	fs.StringVar(&fl.NodeAttestor.X509PoP.PrivateKey, "x509pop-key", "", "x509pop node attestation: PKCS#8 PEM private key `file` (mode 0600)")
-	fs.StringVar(&fl.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")
-	fs.StringVar(&fl.DataDir, "data-dir", "", "`directory` keeping the agent SVID, key and bundle across restarts (created 0700; empty: keep nothing)")
-	fs.StringVar(&fl.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `host:port`, e.g. 127.0.0.1:9989 (empty: disabled)")
-	fs.StringVar(&fl.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&fl.LogFormat, "log-format", "text", "text or json")
-}
-
-// apply lays the flags given on the command line over cfg.
-func apply(fs *flag.FlagSet, fl, cfg *fileConfig) {
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "trust-domain":
-			cfg.TrustDomain = fl.TrustDomain
-		case "server":
-			cfg.Servers = fl.Servers
-		case "trust-bundle":
-			cfg.TrustBundle = fl.TrustBundle
-		case "insecure-bootstrap":
-			cfg.InsecureBootstrap = fl.InsecureBootstrap
-		case "join-token":
-			cfg.JoinToken = fl.JoinToken
-		case "x509pop-cert", "x509pop-key":
-			if cfg.NodeAttestor.X509PoP == nil {
-				cfg.NodeAttestor.X509PoP = &x509popConfig{}
-			}
-			if f.Name == "x509pop-cert" {
-				cfg.NodeAttestor.X509PoP.Certificate = fl.NodeAttestor.X509PoP.Certificate
-			} else {
-				cfg.NodeAttestor.X509PoP.PrivateKey = fl.NodeAttestor.X509PoP.PrivateKey
-			}
-		case "socket":
-			cfg.Socket = fl.Socket
-		case "data-dir":
-			cfg.DataDir = fl.DataDir
-		case "metrics-addr":
-			cfg.MetricsAddr = fl.MetricsAddr
-		case "log-level":
-			cfg.LogLevel = fl.LogLevel
-		case "log-format":
-			cfg.LogFormat = fl.LogFormat
-		}
-	})
+// newRunCommand declares the keys of run, each once: its flag, its
+// environment variable (EnvPrefix_NAME) and its configuration file key.
+func newRunCommand(c *runConfig) *cmdline.Command {
+	cmd := cmdline.New("spiffe-agent run", runHelp)
+	cmd.Configurable(EnvPrefix)
+	cmd.String(&c.TrustDomain, "trust-domain", "", "the agent's trust `domain`, e.g. example.org (required)")
+	cmd.Var(cmdline.NewList(&c.Servers, cmdline.Text, ","), "server",
+		"issuing server `host:port`; repeat it or separate with commas to fail over (required)").File("servers")
+	cmd.String(&c.TrustBundle, "trust-bundle", "", "`file` of PEM CA certificates, or a SPIFFE bundle JSON document, that verify the servers")
+	cmd.Bool(&c.InsecureBootstrap, "insecure-bootstrap", false, "attest without verifying the server (trying things out only)")
+	cmd.String(&c.JoinToken, "join-token", "", "join `token` for the first attestation")
+	cmd.String(&c.X509PoPCert, "x509pop-cert", "", "x509pop node attestation: PEM certificate chain `file`").
+		File("node_attestor.x509pop.certificate")
+	cmd.String(&c.X509PoPKey, "x509pop-key", "", "x509pop node attestation: PKCS#8 PEM private key `file` (mode 0600)").
+		File("node_attestor.x509pop.private_key")
+	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
+		File("workload_attestor.unix.proc_root")
+	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
+		File("workload_attestor.unix.skip_executable")
+	cmd.Bool(&c.UnixSkipHash, "unix-skip-hash", false, "leave out the unix:sha256 selector").
+		File("workload_attestor.unix.skip_hash")
+	cmd.String(&c.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")
+	cmd.String(&c.DataDir, "data-dir", "", "`directory` keeping the agent SVID, key and bundle across restarts (created 0700; empty: keep nothing)")
+	cmd.String(&c.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `host:port`, e.g. 127.0.0.1:9989 (empty: disabled)")
+	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.String(&c.LogFormat, "log-format", "text", "text or json")
+	return cmd
 }
 
 // settings is a checked configuration, ready to build the agent from.
 type settings struct {
-	cfg         fileConfig
+	cfg         runConfig
 	trustDomain spiffeid.TrustDomain
 	socket      string // absolute
 	dataDir     string // absolute, or empty
 	logLevel    slog.Level
 }
 
-// check validates cfg and resolves what run needs from it.
-func check(cfg fileConfig) (*settings, error) {
+// check validates cfg and resolves what run needs from it. Its errors are
+// usage errors.
+func check(cfg runConfig) (*settings, error) {
 	s := &settings{cfg: cfg}
 	var err error
 	if cfg.TrustDomain == "" {
-		return nil, errors.New("cli: a trust domain is required (-trust-domain)")
+		return nil, errors.New("a trust domain is required (-trust-domain)")
 	}
 	if s.trustDomain, err = spiffeid.TrustDomainFromString(cfg.TrustDomain); err != nil {
-		return nil, fmt.Errorf("cli: -trust-domain: %w", err)
+		return nil, fmt.Errorf("-trust-domain: %w", err)
 	}
 	if len(cfg.Servers) == 0 {
-		return nil, errors.New("cli: at least one server is required (-server host:port)")
+		return nil, errors.New("at least one server is required (-server host:port)")
 	}
 	for _, srv := range cfg.Servers {
 		if err := checkHostPort(srv, false); err != nil {
-			return nil, fmt.Errorf("cli: -server %q: %w", srv, err)
+			return nil, fmt.Errorf("-server %q: %w", srv, err)
 		}
 	}
 	if cfg.TrustBundle != "" && cfg.InsecureBootstrap {
-		return nil, errors.New("cli: give -trust-bundle or -insecure-bootstrap, not both")
+		return nil, errors.New("give -trust-bundle or -insecure-bootstrap, not both")
 	}
-	if x := cfg.NodeAttestor.X509PoP; x != nil && (x.Certificate != "" || x.PrivateKey != "") {
-		if x.Certificate == "" || x.PrivateKey == "" {
-			return nil, errors.New("cli: x509pop needs both a certificate and a private key")
+	if cfg.X509PoPCert != "" || cfg.X509PoPKey != "" {
+		if cfg.X509PoPCert == "" || cfg.X509PoPKey == "" {
+			return nil, errors.New("x509pop needs both a certificate and a private key (-x509pop-cert, -x509pop-key)")
 		}
 		if cfg.JoinToken != "" {
-			return nil, errors.New("cli: give one node attestor: a join token or x509pop, not both")
+			return nil, errors.New("give one node attestor: a join token or x509pop, not both")
 		}
 	}
 	if cfg.Socket == "" {
-		return nil, errors.New("cli: a socket path is required (-socket)")
+		return nil, errors.New("a socket path is required (-socket)")
 	}
 	if s.socket, err = filepath.Abs(cfg.Socket); err != nil {
-		return nil, fmt.Errorf("cli: -socket: %w", err)
+		return nil, fmt.Errorf("-socket: %w", err)
 	}
 	if len(s.socket) > maxSocketPath {
-		return nil, fmt.Errorf("cli: -socket: the path %s is longer than the %d bytes a unix socket allows", s.socket, maxSocketPath)
+		return nil, fmt.Errorf("-socket: the path %s is longer than the %d bytes a unix socket allows", s.socket, maxSocketPath)
 	}
 	if cfg.DataDir != "" {
 		if s.dataDir, err = filepath.Abs(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("cli: -data-dir: %w", err)
+			return nil, fmt.Errorf("-data-dir: %w", err)
 		}
 	}
 	if cfg.MetricsAddr != "" {
 		if err := checkHostPort(cfg.MetricsAddr, true); err != nil {
-			return nil, fmt.Errorf("cli: -metrics-addr %q: %w", cfg.MetricsAddr, err)
+			return nil, fmt.Errorf("-metrics-addr %q: %w", cfg.MetricsAddr, err)
 		}
 	}
 	switch strings.ToLower(cfg.LogLevel) {
@@ -242,12 +149,12 @@ func check(cfg fileConfig) (*settings, error) {
 	case "error":
 		s.logLevel = slog.LevelError
 	default:
-		return nil, fmt.Errorf("cli: -log-level %q: want debug, info, warn or error", cfg.LogLevel)
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", cfg.LogLevel)
 	}
 	switch cfg.LogFormat {
 	case "text", "json", "":
 	default:
-		return nil, fmt.Errorf("cli: -log-format %q: want text or json", cfg.LogFormat)
+		return nil, fmt.Errorf("-log-format %q: want text or json", cfg.LogFormat)
 	}
 	return s, nil
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 )
 
 // writeFile writes data to name in a temporary directory and returns the
@@ -21,11 +23,21 @@ func writeFile(t *testing.T, name, data string) string {
 	return p
 }
 
+// parse parses the arguments of run; it returns the settings (nil if
+// unusable), the exit code and stderr.
+func parse(t *testing.T, args ...string) (*settings, int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	_, s, code := parseRun(args, &stdout, &stderr)
+	assert.Empty(t, stdout.String())
+	return s, code, stderr.String()
+}
+
 // minimal are the flags run needs.
 var minimal = []string{"-trust-domain", "example.org", "-server", "127.0.0.1:8081", "-join-token", "id.secret", "-socket", "/tmp/x/api.sock"}
 
 func TestParseRunDefaults(t *testing.T) {
-	s, code := parseRun(minimal, &bytes.Buffer{})
+	s, code, _ := parse(t, minimal...)
 	require.Equal(t, ExitOK, code)
 	require.NotNil(t, s)
 	assert.Equal(t, "example.org", s.trustDomain.Name())
@@ -36,35 +48,35 @@ func TestParseRunDefaults(t *testing.T) {
 	assert.Equal(t, slog.LevelInfo, s.logLevel)
 	assert.Equal(t, "text", s.cfg.LogFormat)
 
-	s, code = parseRun([]string{"-trust-domain", "example.org", "-server", "s:1"}, &bytes.Buffer{})
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1")
 	require.Equal(t, ExitOK, code)
 	assert.Equal(t, DefaultSocket, s.socket)
 }
 
 func TestServersRepeatedAndCommaSeparated(t *testing.T) {
-	args := []string{"-trust-domain", "example.org", "-server", "a:1, b:2", "-server", "c:3", "-server", "d:4,"}
-	s, code := parseRun(args, &bytes.Buffer{})
+	s, code, _ := parse(t, "-trust-domain", "example.org", "-server", "a:1, b:2", "-server", "c:3", "-server", "d:4,")
 	require.Equal(t, ExitOK, code)
 	assert.Equal(t, []string{"a:1", "b:2", "c:3", "d:4"}, s.cfg.Servers)
 }
 
-func TestConfigFileAndPrecedence(t *testing.T) {
-	cfgPath := writeFile(t, "agent.json", `{
-		"trust_domain": "file.example",
-		"servers": ["f1:8081", "f2:8081"],
-		"trust_bundle": "/etc/bundle.pem",
-		"join_token": "file.token",
-		"socket": "/run/file/api.sock",
-		"data_dir": "/var/lib/file",
-		"metrics_addr": "127.0.0.1:9989",
-		"log_level": "debug",
-		"log_format": "json",
-		"workload_attestor": {"unix": {"skip_hash": true, "skip_executable": true, "proc_root": "/host/proc"}}
-	}`)
+const fileConfig = `{
+	"trust_domain": "file.example",
+	"servers": ["f1:8081", "f2:8081"],
+	"trust_bundle": "/etc/bundle.pem",
+	"join_token": "file.token",
+	"socket": "/run/file/api.sock",
+	"data_dir": "/var/lib/file",
+	"metrics_addr": "127.0.0.1:9989",
+	"log_level": "debug",
+	"log_format": "json",
+	"workload_attestor": {"unix": {"skip_hash": true, "skip_executable": true, "proc_root": "/host/proc"}}
+}`
 
-	// The file alone.
-	s, code := parseRun([]string{"-config", cfgPath}, &bytes.Buffer{})
-	require.Equal(t, ExitOK, code)
+func TestConfigFile(t *testing.T) {
+	// The file of the README, every key, as it was before the flags,
+	// environment and file were read by one mechanism.
+	s, code, stderr := parse(t, "-config", writeFile(t, "agent.json", fileConfig))
+	require.Equal(t, ExitOK, code, stderr)
 	assert.Equal(t, "file.example", s.trustDomain.Name())
 	assert.Equal(t, []string{"f1:8081", "f2:8081"}, s.cfg.Servers)
 	assert.Equal(t, "/etc/bundle.pem", s.cfg.TrustBundle)
@@ -74,37 +86,79 @@ func TestConfigFileAndPrecedence(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:9989", s.cfg.MetricsAddr)
 	assert.Equal(t, slog.LevelDebug, s.logLevel)
 	assert.Equal(t, "json", s.cfg.LogFormat)
-	assert.Equal(t, unixConfig{ProcRoot: "/host/proc", SkipExecutable: true, SkipHash: true}, s.cfg.WorkloadAttestor.Unix)
+	assert.Equal(t, "/host/proc", s.cfg.UnixProcRoot)
+	assert.True(t, s.cfg.UnixSkipExec)
+	assert.True(t, s.cfg.UnixSkipHash)
+	assert.False(t, s.cfg.InsecureBootstrap)
+}
 
-	// Flags given override the file, key by key; the others keep the
-	// file's values, whatever order -config comes in.
-	s, code = parseRun([]string{"-server", "cli:1", "-trust-domain", "cli.example", "-config", cfgPath,
-		"-log-level", "warn", "-metrics-addr", "", "-data-dir", "rel"}, &bytes.Buffer{})
-	require.Equal(t, ExitOK, code)
+func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
+	cfgPath := writeFile(t, "agent.json", fileConfig)
+	t.Setenv("SPIFFE_AGENT_TRUST_DOMAIN", "env.example")
+	t.Setenv("SPIFFE_AGENT_SERVER", "e1:1,e2:2")
+	t.Setenv("SPIFFE_AGENT_LOG_LEVEL", "error")
+	t.Setenv("SPIFFE_AGENT_UNIX_SKIP_HASH", "false")
+
+	// Environment over file, key by key.
+	s, code, stderr := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, "env.example", s.trustDomain.Name())
+	assert.Equal(t, []string{"e1:1", "e2:2"}, s.cfg.Servers, "the variable replaces the file's list")
+	assert.Equal(t, slog.LevelError, s.logLevel)
+	assert.False(t, s.cfg.UnixSkipHash)
+	assert.True(t, s.cfg.UnixSkipExec, "keys the environment leaves out come from the file")
+	assert.Equal(t, "file.token", s.cfg.JoinToken)
+
+	// Flags over both, wherever -config comes.
+	s, code, stderr = parse(t, "-server", "cli:1", "-trust-domain", "cli.example", "-config", cfgPath,
+		"-log-level", "warn", "-metrics-addr", "", "-data-dir", "rel")
+	require.Equal(t, ExitOK, code, stderr)
 	assert.Equal(t, "cli.example", s.trustDomain.Name())
-	assert.Equal(t, []string{"cli:1"}, s.cfg.Servers, "-server replaces the file's list")
+	assert.Equal(t, []string{"cli:1"}, s.cfg.Servers, "-server replaces the list")
 	assert.Equal(t, slog.LevelWarn, s.logLevel)
 	assert.Empty(t, s.cfg.MetricsAddr, "an empty flag value overrides too")
 	assert.True(t, filepath.IsAbs(s.dataDir))
 	assert.Equal(t, "rel", filepath.Base(s.dataDir))
 	assert.Equal(t, "file.token", s.cfg.JoinToken)
 	assert.Equal(t, "json", s.cfg.LogFormat)
+
+	// The configuration file itself may come from the environment.
+	t.Setenv("SPIFFE_AGENT_CONFIG", cfgPath)
+	s, code, stderr = parse(t)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, "/run/file/api.sock", s.socket)
+}
+
+func TestEnvironmentAlone(t *testing.T) {
+	t.Setenv("SPIFFE_AGENT_TRUST_DOMAIN", "example.org")
+	t.Setenv("SPIFFE_AGENT_SERVER", "s:1")
+	t.Setenv("SPIFFE_AGENT_JOIN_TOKEN", "id.secret")
+	t.Setenv("SPIFFE_AGENT_INSECURE_BOOTSTRAP", "true")
+	t.Setenv("SPIFFE_AGENT_X509POP_CERT", "")
+	s, code, stderr := parse(t)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, "id.secret", s.cfg.JoinToken)
+	assert.True(t, s.cfg.InsecureBootstrap)
+	assert.Empty(t, s.cfg.X509PoPCert, "an empty variable is not set")
 }
 
 func TestX509PoPFromFileAndFlags(t *testing.T) {
 	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
 		"node_attestor": {"x509pop": {"certificate": "/etc/node.pem", "private_key": "/etc/node.key"}}}`)
-	s, code := parseRun([]string{"-config", cfgPath}, &bytes.Buffer{})
+	s, code, _ := parse(t, "-config", cfgPath)
 	require.Equal(t, ExitOK, code)
-	assert.Equal(t, &x509popConfig{Certificate: "/etc/node.pem", PrivateKey: "/etc/node.key"}, s.cfg.NodeAttestor.X509PoP)
+	assert.Equal(t, "/etc/node.pem", s.cfg.X509PoPCert)
+	assert.Equal(t, "/etc/node.key", s.cfg.X509PoPKey)
 
-	s, code = parseRun([]string{"-config", cfgPath, "-x509pop-key", "/other.key"}, &bytes.Buffer{})
+	s, code, _ = parse(t, "-config", cfgPath, "-x509pop-key", "/other.key")
 	require.Equal(t, ExitOK, code)
-	assert.Equal(t, &x509popConfig{Certificate: "/etc/node.pem", PrivateKey: "/other.key"}, s.cfg.NodeAttestor.X509PoP)
+	assert.Equal(t, "/etc/node.pem", s.cfg.X509PoPCert)
+	assert.Equal(t, "/other.key", s.cfg.X509PoPKey)
 
-	s, code = parseRun([]string{"-trust-domain", "example.org", "-server", "s:1", "-x509pop-cert", "c.pem", "-x509pop-key", "k.pem"}, &bytes.Buffer{})
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-x509pop-cert", "c.pem", "-x509pop-key", "k.pem")
 	require.Equal(t, ExitOK, code)
-	assert.Equal(t, &x509popConfig{Certificate: "c.pem", PrivateKey: "k.pem"}, s.cfg.NodeAttestor.X509PoP)
+	assert.Equal(t, "c.pem", s.cfg.X509PoPCert)
+	assert.Equal(t, "k.pem", s.cfg.X509PoPKey)
 }
 
 func TestParseRunErrors(t *testing.T) {
@@ -113,33 +167,36 @@ func TestParseRunErrors(t *testing.T) {
 		name   string
 		args   []string
 		config string // written to a file passed with -config, if set
-		code   int
 		stderr string
 	}{
-		{"unknown flag", []string{"-nope"}, "", ExitUsage, "flag provided but not defined: -nope"},
-		{"help", []string{"-h"}, "", ExitUsage, "Usage: spiffe-agent run"},
-		{"extra argument", append(minimal[:len(minimal):len(minimal)], "extra"), "", ExitUsage, `unexpected argument "extra"`},
-		{"flag without value", []string{"-server"}, "", ExitUsage, "flag needs an argument"},
-		{"no trust domain", []string{"-server", "s:1"}, "", ExitFailure, "a trust domain is required"},
-		{"bad trust domain", []string{"-trust-domain", "Example.ORG!", "-server", "s:1"}, "", ExitFailure, "-trust-domain"},
-		{"no server", []string{"-trust-domain", "example.org"}, "", ExitFailure, "at least one server is required"},
-		{"server without port", []string{"-trust-domain", "example.org", "-server", "localhost"}, "", ExitFailure, `-server "localhost"`},
-		{"server port zero", []string{"-trust-domain", "example.org", "-server", "h:0"}, "", ExitFailure, "port must be a number"},
-		{"server port text", []string{"-trust-domain", "example.org", "-server", "h:http"}, "", ExitFailure, "port must be a number"},
-		{"bundle and insecure", []string{"-trust-domain", "example.org", "-server", "s:1", "-trust-bundle", "b.pem", "-insecure-bootstrap"}, "", ExitFailure, "not both"},
-		{"half x509pop", []string{"-trust-domain", "example.org", "-server", "s:1", "-x509pop-cert", "c.pem"}, "", ExitFailure, "needs both a certificate and a private key"},
-		{"two attestors", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-x509pop-cert", "c", "-x509pop-key", "k"}, "", ExitFailure, "one node attestor"},
-		{"empty socket", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", ""}, "", ExitFailure, "a socket path is required"},
-		{"socket path too long", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", longSocket}, "", ExitFailure, "longer than the 107 bytes"},
-		{"bad metrics addr", []string{"-trust-domain", "example.org", "-server", "s:1", "-metrics-addr", "9989"}, "", ExitFailure, "-metrics-addr"},
-		{"bad log level", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-level", "loud"}, "", ExitFailure, `-log-level "loud"`},
-		{"bad log format", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-format", "xml"}, "", ExitFailure, `-log-format "xml"`},
-		{"missing config file", []string{"-config", "/nonexistent/agent.json"}, "", ExitFailure, "no such file"},
-		{"config not JSON", nil, "trust_domain = 'x'", ExitFailure, "the config file"},
-		{"config unknown key", nil, `{"trust_domian": "example.org"}`, ExitFailure, `unknown field "trust_domian"`},
-		{"config wrong type", nil, `{"servers": "s:1"}`, ExitFailure, "the config file"},
-		{"config trailing data", nil, `{"servers": ["s:1"]} {}`, ExitFailure, "unexpected data after the JSON object"},
-		{"config too large", nil, `{"trust_domain": "` + strings.Repeat("a", maxConfigSize) + `"}`, ExitFailure, "larger than"},
+		{"unknown flag", []string{"-nope"}, "", "flag provided but not defined: -nope"},
+		{"extra argument", append(minimal[:len(minimal):len(minimal)], "extra"), "", `unexpected argument "extra"`},
+		{"flag without value", []string{"-server"}, "", "flag needs an argument"},
+		{"bad boolean", []string{"-insecure-bootstrap=maybe"}, "", "-insecure-bootstrap"},
+		{"no trust domain", []string{"-server", "s:1"}, "", "a trust domain is required"},
+		{"bad trust domain", []string{"-trust-domain", "Example.ORG!", "-server", "s:1"}, "", "-trust-domain"},
+		{"no server", []string{"-trust-domain", "example.org"}, "", "at least one server is required"},
+		{"server without port", []string{"-trust-domain", "example.org", "-server", "localhost"}, "", `-server "localhost"`},
+		{"server port zero", []string{"-trust-domain", "example.org", "-server", "h:0"}, "", "port must be a number"},
+		{"server port text", []string{"-trust-domain", "example.org", "-server", "h:http"}, "", "port must be a number"},
+		{"bundle and insecure", []string{"-trust-domain", "example.org", "-server", "s:1", "-trust-bundle", "b.pem", "-insecure-bootstrap"}, "", "not both"},
+		{"half x509pop", []string{"-trust-domain", "example.org", "-server", "s:1", "-x509pop-cert", "c.pem"}, "", "needs both a certificate and a private key"},
+		{"two attestors", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-x509pop-cert", "c", "-x509pop-key", "k"}, "", "one node attestor"},
+		{"empty socket", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", ""}, "", "a socket path is required"},
+		{"socket path too long", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", longSocket}, "", "longer than the 107 bytes"},
+		{"bad metrics addr", []string{"-trust-domain", "example.org", "-server", "s:1", "-metrics-addr", "9989"}, "", "-metrics-addr"},
+		{"bad log level", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-level", "loud"}, "", `-log-level "loud"`},
+		{"bad log format", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-format", "xml"}, "", `-log-format "xml"`},
+		{"missing config file", []string{"-config", "/nonexistent/agent.json"}, "", "configuration file: open /nonexistent/agent.json: no such file"},
+		{"config a directory", []string{"-config", os.TempDir()}, "", "is not a regular file"},
+		{"config not JSON", nil, "trust_domain = 'x'", "agent.json: invalid character"},
+		{"config not an object", nil, `["s:1"]`, "agent.json: json: cannot unmarshal array"},
+		{"config unknown key", nil, `{"trust_domian": "example.org"}`, `agent.json: unknown key "trust_domian"`},
+		{"config flag name as key", nil, `{"trust-domain": "example.org"}`, `unknown key "trust-domain"`},
+		{"config unknown nested key", nil, `{"node_attestor": {"x509pop": {"cert": "c"}}}`, `unknown key "node_attestor.x509pop.cert"`},
+		{"config bad value", nil, `{"insecure_bootstrap": "maybe"}`, `agent.json: insecure_bootstrap: invalid value "maybe": parse error`},
+		{"config trailing data", nil, `{"servers": ["s:1"]} {}`, "unexpected data after the JSON value"},
+		{"config too large", nil, `{"trust_domain": "` + strings.Repeat("a", cmdline.MaxFileSize) + `"}`, "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,26 +204,54 @@ func TestParseRunErrors(t *testing.T) {
 			if tt.config != "" {
 				args = append([]string{"-config", writeFile(t, "agent.json", tt.config)}, args...)
 			}
-			var stderr bytes.Buffer
-			s, code := parseRun(args, &stderr)
+			s, code, stderr := parse(t, args...)
 			assert.Nil(t, s)
-			assert.Equal(t, tt.code, code)
-			assert.Contains(t, stderr.String(), tt.stderr)
-			if tt.code == ExitFailure {
-				// One line, naming the command, without a package prefix.
-				assert.Equal(t, 1, strings.Count(stderr.String(), "\n"), stderr.String())
-				assert.True(t, strings.HasPrefix(stderr.String(), "spiffe-agent run: "), stderr.String())
-				assert.NotContains(t, stderr.String(), "cli:")
-			}
+			assert.Equal(t, ExitUsage, code)
+			// The problem on one line, naming the command, then where to
+			// find help.
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			require.Len(t, lines, 2, stderr)
+			assert.True(t, strings.HasPrefix(lines[0], "spiffe-agent run: "), stderr)
+			assert.Contains(t, lines[0], tt.stderr)
+			assert.Equal(t, `Run "spiffe-agent run -h" for help.`, lines[1])
 		})
 	}
 }
 
+func TestBadEnvironmentVariable(t *testing.T) {
+	t.Setenv("SPIFFE_AGENT_INSECURE_BOOTSTRAP", "maybe")
+	s, code, stderr := parse(t, minimal...)
+	assert.Nil(t, s)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, `environment variable "SPIFFE_AGENT_INSECURE_BOOTSTRAP"`)
+}
+
 func TestJoinTokenIsNotPrintedInErrors(t *testing.T) {
-	var stderr bytes.Buffer
-	_, code := parseRun([]string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "id.supersecret", "-log-level", "x"}, &stderr)
-	require.Equal(t, ExitFailure, code)
-	assert.NotContains(t, stderr.String(), "supersecret")
+	_, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1", "-join-token", "id.supersecret", "-log-level", "x")
+	require.Equal(t, ExitUsage, code)
+	assert.NotContains(t, stderr, "supersecret")
+}
+
+func TestRunHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), []string{"run", "-h"}, &stdout, &stderr)
+	assert.Equal(t, ExitOK, code)
+	assert.Empty(t, stderr.String())
+	help := stdout.String()
+	assert.Contains(t, help, "Usage: spiffe-agent run [flags]")
+	// Each key with its three names.
+	for _, want := range []string{
+		"-trust-domain domain",
+		"environment SPIFFE_AGENT_TRUST_DOMAIN, file key trust_domain",
+		"environment SPIFFE_AGENT_SERVER, file key servers",
+		"environment SPIFFE_AGENT_X509POP_CERT, file key node_attestor.x509pop.certificate",
+		"environment SPIFFE_AGENT_UNIX_SKIP_HASH, file key workload_attestor.unix.skip_hash",
+		"-socket path\n    \t`path` of the Workload API socket (default /run/spiffe-agent/api.sock)",
+		"environment SPIFFE_AGENT_CONFIG\n",
+		"wins over its environment variable",
+	} {
+		assert.Contains(t, help, strings.ReplaceAll(want, "`path`", "path"))
+	}
 }
 
 func TestMainUsage(t *testing.T) {
@@ -176,8 +261,6 @@ func TestMainUsage(t *testing.T) {
 		msg  string
 	}{
 		{"no command", nil, ""},
-		{"help", []string{"-h"}, ""},
-		{"help word", []string{"help"}, ""},
 		{"unknown", []string{"start"}, `unknown command "start"`},
 		{"api alone", []string{"api"}, `unknown command "api"`},
 		{"api fetch alone", []string{"api", "fetch"}, `unknown command "api fetch"`},
@@ -194,6 +277,12 @@ func TestMainUsage(t *testing.T) {
 			assert.Contains(t, stderr.String(), tt.msg)
 		})
 	}
+	for _, help := range []string{"-h", "-help", "--help", "help"} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, ExitOK, Main(t.Context(), []string{help}, &stdout, &stderr), help)
+		assert.Empty(t, stderr.String())
+		assert.Contains(t, stdout.String(), "Usage: spiffe-agent <command>")
+	}
 }
 
 func FuzzParseConfig(f *testing.F) {
@@ -202,12 +291,15 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"workload_attestor": {"unix": {"skip_hash": true}}}`))
 	f.Add([]byte(`{} {}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg := defaultConfig()
-		if err := parseConfig(data, &cfg); err != nil {
-			return // rejected input is fine; a panic is not
-		}
-		s, err := check(cfg)
-		if err != nil {
+		path := filepath.Join(t.TempDir(), "agent.json")
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		var stdout, stderr bytes.Buffer
+		_, s, code := parseRun([]string{"-config", path}, &stdout, &stderr)
+		if s == nil {
+			// Rejected input is fine, as a usage error on one line; a
+			// panic is not.
+			require.Equal(t, ExitUsage, code)
+			require.Equal(t, 2, strings.Count(stderr.String(), "\n"), stderr.String())
 			return
 		}
 		// A checked config names a trust domain, servers and a socket

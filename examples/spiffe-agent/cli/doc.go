@@ -1,5 +1,7 @@
 // Package cli is the command line of the spiffe-agent program: run
-// starts a node agent (package agent) from flags and a JSON config file;
+// starts a node agent (package agent) from flags, SPIFFE_AGENT_*
+// environment variables and a JSON configuration file, all read by package
+// cmdline (each key declared once, in newRunCommand);
 // api fetch x509, api fetch jwt and healthcheck are Workload API clients
 // for trying the agent out and for probes. The program's main is a few
 // lines around [Main]:
@@ -11,8 +13,8 @@
 //		os.Exit(code)
 //	}
 //
-// Flag names and config keys are part of the interface: scripts depend on
-// them. examples/spiffe-agent/README.md documents every one. Results go to
+// Flag names, environment variables and configuration keys are part of
+// the interface: scripts depend on them. examples/spiffe-agent/README.md documents every one. Results go to
 // stdout, logs and errors to stderr (an error as one line); the exit code is
 // [ExitOK], [ExitFailure] or [ExitUsage].
 package cli

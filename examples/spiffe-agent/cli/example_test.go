@@ -15,12 +15,13 @@ func ExampleMain() {
 	code := cli.Main(ctx, []string{"healthcheck", "-socket", "/nonexistent/api.sock"}, os.Stdout, os.Stdout)
 	fmt.Println("exit", code)
 
-	// A start-up that cannot work fails at once with one line.
+	// A configuration that cannot work is refused at once.
 	code = cli.Main(ctx, []string{"run", "-trust-domain", "example.org", "-server", "spiffe-server"}, os.Stdout, os.Stdout)
 	fmt.Println("exit", code)
 	// Output:
 	// spiffe-agent healthcheck: unhealthy: no socket at /nonexistent/api.sock
 	// exit 1
 	// spiffe-agent run: -server "spiffe-server": address spiffe-server: missing port in address
-	// exit 1
+	// Run "spiffe-agent run -h" for help.
+	// exit 2
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -31,53 +32,43 @@ import (
 const socketMode = 0o777
 
 // runCommand is "spiffe-agent run".
-func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
-	s, code := parseRun(args, stderr)
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, s, code := parseRun(args, stdout, stderr)
 	if s == nil {
 		return code
 	}
-	return run(ctx, s, stderr)
+	return run(ctx, cmd, s, stderr)
 }
 
-// parseRun parses and checks the flags and config file of run. It returns
-// nil and the exit code if they are not usable.
-func parseRun(args []string, stderr io.Writer) (*settings, int) {
-	const name = "spiffe-agent run"
-	fs := newFlagSet(name, "Run the node agent: attest this node to an issuing server, keep its\nregistration entries in sync and serve their SVIDs on the Workload API socket.", stderr)
-	var fl fileConfig
-	var cfgPath string
-	runFlags(fs, &fl, &cfgPath)
-	if !parseFlags(fs, args, stderr) {
-		return nil, ExitUsage
+// parseRun parses and checks the flags, environment and configuration file
+// of run. It returns nil settings and the exit code if they are not usable
+// (or only help was asked for).
+func parseRun(args []string, stdout, stderr io.Writer) (*cmdline.Command, *settings, int) {
+	var cfg runConfig
+	cmd := newRunCommand(&cfg)
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return cmd, nil, code
 	}
-	cfg := defaultConfig()
-	if cfgPath != "" {
-		if err := loadConfig(cfgPath, &cfg); err != nil {
-			return nil, fail(stderr, name, err)
-		}
-	}
-	apply(fs, &fl, &cfg)
 	s, err := check(cfg)
 	if err != nil {
-		return nil, fail(stderr, name, err)
+		return cmd, nil, cmd.Misuse(stderr, err)
 	}
-	return s, ExitOK
+	return cmd, s, ExitOK
 }
 
 // errNoAttestor ends the start-up when the agent must attest but was given
 // no node attestor (agent.ErrNoNodeAttestor).
-var errNoAttestor = errors.New("cli: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop")
+var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop")
 
 // run starts the agent described by s and serves until ctx is done.
-func run(ctx context.Context, s *settings, stderr io.Writer) int {
-	const name = "spiffe-agent run"
+func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Writer) int {
 	log := s.newLogger(stderr)
 
 	var bundle *x509bundle.Bundle
 	if s.cfg.TrustBundle != "" {
 		var err error
 		if bundle, err = loadTrustBundle(s, s.cfg.TrustBundle); err != nil {
-			return fail(stderr, name, err)
+			return cmd.Fail(stderr, err)
 		}
 	}
 	if s.cfg.InsecureBootstrap {
@@ -87,19 +78,19 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 	}
 	nodeAttestor, err := newNodeAttestor(s)
 	if err != nil {
-		return fail(stderr, name, err)
+		return cmd.Fail(stderr, err)
 	}
 	workloadAttestor, err := unix.New(unix.Config{
-		ProcRoot:       s.cfg.WorkloadAttestor.Unix.ProcRoot,
-		SkipExecutable: s.cfg.WorkloadAttestor.Unix.SkipExecutable,
-		SkipHash:       s.cfg.WorkloadAttestor.Unix.SkipHash,
+		ProcRoot:       s.cfg.UnixProcRoot,
+		SkipExecutable: s.cfg.UnixSkipExec,
+		SkipHash:       s.cfg.UnixSkipHash,
 	})
 	if err != nil {
-		return fail(stderr, name, err)
+		return cmd.Fail(stderr, err)
 	}
 	if s.dataDir != "" {
 		if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
-			return fail(stderr, name, fmt.Errorf("cli: -data-dir: %w", err))
+			return cmd.Fail(stderr, fmt.Errorf("-data-dir: %w", err))
 		}
 	} else {
 		log.Warn("no -data-dir: nothing is kept across restarts, so a restarted agent attests again (a join token works only once)")
@@ -107,7 +98,7 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 	// The socket's directory must let every user reach the socket (see
 	// socketMode); one that exists is left as the operator made it.
 	if err := os.MkdirAll(filepath.Dir(s.socket), 0o755); err != nil {
-		return fail(stderr, name, fmt.Errorf("cli: -socket: %w", err))
+		return cmd.Fail(stderr, fmt.Errorf("-socket: %w", err))
 	}
 
 	attestorType := "none"
@@ -117,7 +108,7 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType)
 	lis, err := endpoint.ListenUnix(s.socket, socketMode)
 	if err != nil {
-		return fail(stderr, name, err)
+		return cmd.Fail(stderr, err)
 	}
 	a, err := agent.New(ctx, agent.Config{
 		TrustDomain:       s.trustDomain,
@@ -133,10 +124,10 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):
 		lis.Close()
-		return fail(stderr, name, errNoAttestor)
+		return cmd.Fail(stderr, errNoAttestor)
 	case err != nil:
 		lis.Close()
-		return fail(stderr, name, err)
+		return cmd.Fail(stderr, err)
 	}
 	defer func() {
 		// Run has returned, or never started: Close releases the socket.
@@ -147,7 +138,7 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 	if s.cfg.MetricsAddr != "" {
 		maddr, err := metrics.Serve(ctx, s.cfg.MetricsAddr, metrics.Handler(agentMetrics(a, log), a.Healthy), log)
 		if err != nil {
-			return fail(stderr, name, err)
+			return cmd.Fail(stderr, err)
 		}
 		log.Info("serving metrics", "addr", maddr.String())
 	}
@@ -166,7 +157,7 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 		}
 	}
 	if runErr != nil {
-		return fail(stderr, name, runErr)
+		return cmd.Fail(stderr, runErr)
 	}
 	log.Info("stopped")
 	return ExitOK
@@ -175,10 +166,10 @@ func run(ctx context.Context, s *settings, stderr io.Writer) int {
 // newNodeAttestor returns the node attestor the settings name, or nil when
 // they name none.
 func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
-	if x := s.cfg.NodeAttestor.X509PoP; x != nil && x.Certificate != "" {
-		c, err := x509pop.LoadClient(x.Certificate, x.PrivateKey)
+	if s.cfg.X509PoPCert != "" {
+		c, err := x509pop.LoadClient(s.cfg.X509PoPCert, s.cfg.X509PoPKey)
 		if err != nil {
-			return nil, fmt.Errorf("cli: node attestor: %w", err)
+			return nil, fmt.Errorf("node attestor: %w", err)
 		}
 		return c, nil
 	}
@@ -187,7 +178,7 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 		// A malformed token fails here, once, rather than in the agent's
 		// attestation. The error names no part of the token.
 		if _, err := c.Payload(context.Background()); err != nil {
-			return nil, fmt.Errorf("cli: -join-token: %w", err)
+			return nil, fmt.Errorf("-join-token: %w", err)
 		}
 		return c, nil
 	}
@@ -199,28 +190,28 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 func loadTrustBundle(s *settings, path string) (*x509bundle.Bundle, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("cli: -trust-bundle: %w", err)
+		return nil, fmt.Errorf("-trust-bundle: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, x509bundle.MaxBundleSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("cli: -trust-bundle: %w", err)
+		return nil, fmt.Errorf("-trust-bundle: %w", err)
 	}
 	if len(data) > x509bundle.MaxBundleSize {
-		return nil, fmt.Errorf("cli: -trust-bundle: %s is larger than %d bytes", path, x509bundle.MaxBundleSize)
+		return nil, fmt.Errorf("-trust-bundle: %s is larger than %d bytes", path, x509bundle.MaxBundleSize)
 	}
 	var b *x509bundle.Bundle
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
 		sb, err := spiffebundle.Parse(s.trustDomain, trimmed)
 		if err != nil {
-			return nil, fmt.Errorf("cli: -trust-bundle %s: %w", path, err)
+			return nil, fmt.Errorf("-trust-bundle %s: %w", path, err)
 		}
 		b = sb.X509Bundle()
 	} else if b, err = x509bundle.Parse(s.trustDomain, data); err != nil {
-		return nil, fmt.Errorf("cli: -trust-bundle %s: %w", path, err)
+		return nil, fmt.Errorf("-trust-bundle %s: %w", path, err)
 	}
 	if len(b.X509Authorities()) == 0 {
-		return nil, fmt.Errorf("cli: -trust-bundle %s holds no X.509 authority", path)
+		return nil, fmt.Errorf("-trust-bundle %s holds no X.509 authority", path)
 	}
 	return b, nil
 }

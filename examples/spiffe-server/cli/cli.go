@@ -3,33 +3,33 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
-	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 )
 
 // DefaultAdminSocket is the admin socket a command uses when it is given no
 // -admin-socket flag.
 const DefaultAdminSocket = "/run/spiffe-server/admin.sock"
 
-// Exit codes of [Admin].
+// Exit codes of [Main].
 const (
-	// ExitOK: the command succeeded.
-	ExitOK = 0
-	// ExitFailure: the server refused or failed the request, or it could
-	// not be reached; one line on stderr says why.
-	ExitFailure = 1
-	// ExitUsage: unknown command or flag, or a missing or malformed
-	// argument; the usage is printed on stderr.
-	ExitUsage = 2
+	// ExitOK: the command succeeded, or printed the help asked for with
+	// -h, or run was stopped by its context (SIGINT or SIGTERM) and shut
+	// down cleanly.
+	ExitOK = cmdline.ExitOK
+	// ExitFailure: the server refused or failed the request, could not be
+	// reached, or could not start; one line on stderr says why.
+	ExitFailure = cmdline.ExitFailure
+	// ExitUsage: an unknown command or flag, or a flag, environment
+	// variable or configuration file key that is missing or wrong; stderr
+	// says which.
+	ExitUsage = cmdline.ExitUsage
 )
 
 // command is one subcommand: its flags are declared by setup, which
@@ -38,12 +38,13 @@ type command struct {
 	name    string
 	summary string
 	help    string // more about the command, printed in its usage after the summary
-	setup   func(fs *flag.FlagSet) func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error
+	setup   func(cmd *cmdline.Command) action
 }
 
-// An action runs a command once its flags are parsed, with the command's
+// An action runs a command once its flags are parsed, with the command
+// (to tell which flags were given), an admin client and the command's
 // standard input and output.
-type action = func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error
+type action = func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error
 
 // usageError is a problem with the arguments, found after parsing.
 type usageError struct{ msg string }
@@ -64,11 +65,10 @@ var groups = map[string][]command{
 // Admin runs one administration command of spiffe-server: every command
 // but run, which starts the server itself. args are the command line after
 // the program name, e.g. {"entry", "show", "-admin-socket", path,
-// "-entry-id", id}. Results go to stdout, errors and usage to stderr. It
-// returns the exit code: [ExitOK], [ExitFailure] when the server refused or
-// failed the request (one line on stderr), or [ExitUsage] for an unknown
-// command or a bad flag, including "run" (the caller handles run before
-// calling Admin).
+// "-entry-id", id}. Results and asked-for help go to stdout, errors to
+// stderr. It returns the exit code: [ExitOK], [ExitFailure] when the server
+// refused or failed the request (one line on stderr), or [ExitUsage] for an
+// unknown command or a bad flag, including "run" (see [Main]).
 func Admin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return adminCommand(ctx, args, os.Stdin, stdout, stderr)
 }
@@ -80,7 +80,7 @@ func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return ExitUsage
 	}
 	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
+		usage(stdout)
 		return ExitOK
 	}
 	cmds, ok := groups[args[0]]
@@ -103,53 +103,31 @@ func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 }
 
 func runCommand(ctx context.Context, group string, cmd command, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	name := "spiffe-server " + group + " " + cmd.name
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("admin-socket", DefaultAdminSocket, "path of the server's admin socket")
-	action := cmd.setup(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\n", name, cmd.summary)
-		if cmd.help != "" {
-			fmt.Fprintf(stderr, "%s\n\n", cmd.help)
-		}
-		fmt.Fprintf(stderr, "Flags:\n")
-		fs.PrintDefaults()
+	help := cmd.summary
+	if cmd.help != "" {
+		help += "\n\n" + cmd.help
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	c := cmdline.New("spiffe-server "+group+" "+cmd.name, help)
+	var socket string
+	c.String(&socket, "admin-socket", DefaultAdminSocket, "`path` of the server's admin socket")
+	action := cmd.setup(c)
+	if code, ok := c.Parse(args, stdout, stderr); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
-		fs.Usage()
-		return ExitUsage
-	}
-	c := admin.Dial(*socket)
-	defer c.Close()
-	err := action(ctx, c, stdin, stdout)
+	client := admin.Dial(socket)
+	defer client.Close()
+	err := action(ctx, c, client, stdin, stdout)
 	var ue *usageError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "%s: %s\n", name, ue.msg)
-		fs.Usage()
-		return ExitUsage
+		return c.Misuse(stderr, ue)
 	case errors.Is(err, admin.ErrPermissionDenied):
-		fmt.Fprintf(stderr, "Error: %s (run it as root or as the server's user)\n", oneLine(err))
-		return ExitFailure
+		return c.Fail(stderr, fmt.Errorf("%w (run it as root or as the server's user)", err))
 	default:
-		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
-		return ExitFailure
+		return c.Fail(stderr, err)
 	}
-}
-
-// oneLine keeps an error on the one line scripts expect.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func usage(w io.Writer) {
@@ -163,7 +141,10 @@ Commands:
   agent list|evict|ban
 
 Every command but run takes -admin-socket PATH (default `+DefaultAdminSocket+`).
-Run "spiffe-server <command> <subcommand> -h" for its flags.
+Run "spiffe-server run -h" or "spiffe-server <command> <subcommand> -h" for
+the flags of a command. Every flag of run may also be set by an environment
+variable (`+EnvPrefix+`_ and the flag's name in upper case, '_' for '-') or a
+key of its -config file.
 `)
 }
 
@@ -172,103 +153,6 @@ func groupUsage(w io.Writer, group string, cmds []command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-}
-
-// Flag types that check their values as they are parsed, so that a bad
-// value is a usage error.
-
-type idFlag struct{ id spiffeid.ID }
-
-func (f *idFlag) String() string {
-	if f == nil || f.id.IsZero() {
-		return ""
-	}
-	return f.id.String()
-}
-
-func (f *idFlag) Set(s string) error {
-	id, err := spiffeid.FromString(s)
-	if err != nil {
-		return err
-	}
-	f.id = id
-	return nil
-}
-
-type tdFlag struct{ td spiffeid.TrustDomain }
-
-func (f *tdFlag) String() string {
-	if f == nil || f.td.IsZero() {
-		return ""
-	}
-	return f.td.Name()
-}
-
-func (f *tdFlag) Set(s string) error {
-	td, err := spiffeid.TrustDomainFromString(s)
-	if err != nil {
-		return err
-	}
-	f.td = td
-	return nil
-}
-
-type selectorsFlag []attest.Selector
-
-func (f *selectorsFlag) String() string {
-	if f == nil {
-		return ""
-	}
-	parts := make([]string, len(*f))
-	for i, s := range *f {
-		parts[i] = s.String()
-	}
-	return strings.Join(parts, ",")
-}
-
-func (f *selectorsFlag) Set(s string) error {
-	sel, err := attest.ParseSelector(s)
-	if err != nil {
-		return err
-	}
-	*f = append(*f, sel)
-	return nil
-}
-
-type tdsFlag []spiffeid.TrustDomain
-
-func (f *tdsFlag) String() string {
-	if f == nil {
-		return ""
-	}
-	parts := make([]string, len(*f))
-	for i, td := range *f {
-		parts[i] = td.Name()
-	}
-	return strings.Join(parts, ",")
-}
-
-func (f *tdsFlag) Set(s string) error {
-	td, err := spiffeid.TrustDomainFromString(s)
-	if err != nil {
-		return err
-	}
-	*f = append(*f, td)
-	return nil
-}
-
-type stringsFlag []string
-
-func (f *stringsFlag) String() string {
-	if f == nil {
-		return ""
-	}
-	return strings.Join(*f, ",")
-}
-
-func (f *stringsFlag) Set(s string) error {
-	*f = append(*f, s)
-	return nil
 }
 
 // timeString formats a time for output: UTC, RFC 3339.

@@ -161,7 +161,7 @@ func TestEntryCommands(t *testing.T) {
 	assert.Equal(t, "Deleted entry "+id+"\n", s.ok(t, "entry", "delete", "-entry-id", id))
 	r := s.run(t, "", "entry", "show", "-entry-id", id)
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, `Error: admin: registry: entry not found: "`+id+"\"\n", r.stderr)
+	assert.Equal(t, `spiffe-server entry show: admin: registry: entry not found: "`+id+"\"\n", r.stderr)
 	assert.Empty(t, r.stdout)
 }
 
@@ -203,11 +203,14 @@ func TestEntryFailures(t *testing.T) {
 			assert.Equal(t, tt.code, r.code, r.stderr)
 			assert.Contains(t, r.stderr, tt.stderr)
 			assert.Empty(t, r.stdout)
+			name := "spiffe-server " + tt.args[0] + " " + tt.args[1]
+			assert.True(t, strings.HasPrefix(r.stderr, name+": "), r.stderr)
 			if tt.code == ExitFailure {
 				assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
-				assert.True(t, strings.HasPrefix(r.stderr, "Error: "), r.stderr)
 			} else {
-				assert.Contains(t, r.stderr, "Usage: spiffe-server entry")
+				// The problem, then where to find help.
+				assert.Equal(t, 2, strings.Count(r.stderr, "\n"), r.stderr)
+				assert.Contains(t, r.stderr, `Run "`+name+` -h" for help.`)
 			}
 		})
 	}
@@ -363,7 +366,7 @@ func TestPermissionDenied(t *testing.T) {
 	} {
 		r := s.run(t, "", args...)
 		assert.Equal(t, ExitFailure, r.code, args)
-		assert.Equal(t, "Error: admin: permission denied: uid "+strconv.Itoa(os.Getuid())+
+		assert.Equal(t, "spiffe-server "+args[0]+" "+args[1]+": admin: permission denied: uid "+strconv.Itoa(os.Getuid())+
 			" may not administer this server (run it as root or as the server's user)\n", r.stderr)
 		assert.Empty(t, r.stdout)
 	}
@@ -374,7 +377,7 @@ func TestServerNotRunning(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	code := Admin(t.Context(), []string{"agent", "list", "-admin-socket", sock}, &out, &errb)
 	assert.Equal(t, ExitFailure, code)
-	assert.Contains(t, errb.String(), "Error: admin: cannot reach the server at "+sock)
+	assert.Contains(t, errb.String(), "spiffe-server agent list: admin: cannot reach the server at "+sock)
 	assert.Equal(t, 1, strings.Count(errb.String(), "\n"))
 }
 
@@ -383,23 +386,30 @@ func TestUsage(t *testing.T) {
 		name   string
 		args   []string
 		code   int
-		stderr string
+		output string // on stdout for ExitOK, else on stderr
 	}{
 		{"no command", nil, ExitUsage, "Usage: spiffe-server <command>"},
 		{"help", []string{"-h"}, ExitOK, "Usage: spiffe-server <command>"},
+		{"help word", []string{"help"}, ExitOK, "Usage: spiffe-server <command>"},
 		{"run is not an admin command", []string{"run"}, ExitUsage, `unknown command "run"`},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
 		{"group without subcommand", []string{"entry"}, ExitUsage, "Usage: spiffe-server entry <subcommand>"},
 		{"unknown subcommand", []string{"entry", "explode"}, ExitUsage, `unknown command "entry explode"`},
-		{"subcommand help", []string{"token", "generate", "-h"}, ExitOK, "-admin-socket"},
+		{"subcommand help", []string{"token", "generate", "-h"}, ExitOK, "-admin-socket path"},
+		{"entry create help", []string{"entry", "create", "--help"}, ExitOK, "With -data FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := Admin(t.Context(), tt.args, &out, &errb)
 			assert.Equal(t, tt.code, code)
-			assert.Contains(t, errb.String(), tt.stderr)
-			assert.Empty(t, out.String())
+			if tt.code == ExitOK {
+				assert.Contains(t, out.String(), tt.output)
+				assert.Empty(t, errb.String())
+			} else {
+				assert.Contains(t, errb.String(), tt.output)
+				assert.Empty(t, out.String())
+			}
 		})
 	}
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,9 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 var bundleCommands = []command{
@@ -31,16 +32,17 @@ var agentCommands = []command{
 	{name: "ban", summary: "Bans an agent: it is refused, and may not attest again, until evicted.", setup: agentBan},
 }
 
-func bundleShow(fs *flag.FlagSet) action {
-	format := fs.String("format", "pem", "output format: pem (X.509 authorities) or spiffe (SPIFFE bundle document)")
-	var td tdFlag
-	fs.Var(&td, "id", "federated trust domain to show instead of the server's own")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		f := admin.BundleFormat(*format)
+func bundleShow(cmd *cmdline.Command) action {
+	var format string
+	var td spiffeid.TrustDomain
+	cmd.String(&format, "format", "pem", "output format: pem (X.509 authorities) or spiffe (SPIFFE bundle document)")
+	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` to show instead of the server's own")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		f := admin.BundleFormat(format)
 		if f != admin.FormatPEM && f != admin.FormatSPIFFE {
-			return usagef("-format must be pem or spiffe, not %q", *format)
+			return usagef("-format must be pem or spiffe, not %q", format)
 		}
-		if td.td.IsZero() {
+		if td.IsZero() {
 			data, err := c.Bundle(ctx, f)
 			if err != nil {
 				return err
@@ -48,7 +50,7 @@ func bundleShow(fs *flag.FlagSet) action {
 			_, err = out.Write(data)
 			return err
 		}
-		b, err := c.FederatedBundle(ctx, td.td)
+		b, err := c.FederatedBundle(ctx, td)
 		if err != nil {
 			return err
 		}
@@ -56,9 +58,9 @@ func bundleShow(fs *flag.FlagSet) action {
 			_, err = out.Write(append(b.Document, '\n'))
 			return err
 		}
-		sb, err := spiffebundle.Parse(td.td, b.Document)
+		sb, err := spiffebundle.Parse(td, b.Document)
 		if err != nil {
-			return fmt.Errorf("bundle of %s: %w", td.td.Name(), err)
+			return fmt.Errorf("bundle of %s: %w", td.Name(), err)
 		}
 		pem, err := sb.X509Bundle().Marshal()
 		if err != nil {
@@ -69,22 +71,23 @@ func bundleShow(fs *flag.FlagSet) action {
 	}
 }
 
-func bundleSet(fs *flag.FlagSet) action {
-	var td tdFlag
-	fs.Var(&td, "id", "federated trust domain (required)")
-	path := fs.String("path", "", "file holding the SPIFFE bundle document (default: stdin)")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if td.td.IsZero() {
+func bundleSet(cmd *cmdline.Command) action {
+	var td spiffeid.TrustDomain
+	var path string
+	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)")
+	cmd.String(&path, "path", "", "`file` holding the SPIFFE bundle document (default: stdin)")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if td.IsZero() {
 			return usagef("-id is required")
 		}
-		doc, err := readDocument(in, *path)
+		doc, err := readDocument(in, path)
 		if err != nil {
 			return err
 		}
-		if _, err := c.SetFederatedBundle(ctx, td.td, doc); err != nil {
+		if _, err := c.SetFederatedBundle(ctx, td, doc); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Bundle of %s set\n", td.td.Name())
+		fmt.Fprintf(out, "Bundle of %s set\n", td.Name())
 		return nil
 	}
 }
@@ -114,8 +117,8 @@ func readDocument(stdin io.Reader, path string) ([]byte, error) {
 	return doc, nil
 }
 
-func bundleList(fs *flag.FlagSet) action {
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+func bundleList(cmd *cmdline.Command) action {
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
 		bundles, err := c.ListFederatedBundles(ctx)
 		if err != nil {
 			return err
@@ -127,30 +130,31 @@ func bundleList(fs *flag.FlagSet) action {
 	}
 }
 
-func bundleDelete(fs *flag.FlagSet) action {
-	var td tdFlag
-	fs.Var(&td, "id", "federated trust domain (required)")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if td.td.IsZero() {
+func bundleDelete(cmd *cmdline.Command) action {
+	var td spiffeid.TrustDomain
+	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if td.IsZero() {
 			return usagef("-id is required")
 		}
-		if err := c.DeleteFederatedBundle(ctx, td.td); err != nil {
+		if err := c.DeleteFederatedBundle(ctx, td); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Bundle of %s deleted\n", td.td.Name())
+		fmt.Fprintf(out, "Bundle of %s deleted\n", td.Name())
 		return nil
 	}
 }
 
-func tokenGenerate(fs *flag.FlagSet) action {
-	var id idFlag
-	fs.Var(&id, "spiffe-id", "SPIFFE ID the admitted agent receives (default: derived from the token)")
-	ttl := fs.Duration("ttl", 10*time.Minute, "how long the token admits a node")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if *ttl <= 0 {
+func tokenGenerate(cmd *cmdline.Command) action {
+	var id spiffeid.ID
+	var ttl time.Duration
+	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` the admitted agent receives (default: derived from the token)")
+	cmd.Duration(&ttl, "ttl", 10*time.Minute, "how long the token admits a node")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if ttl <= 0 {
 			return usagef("-ttl must be positive")
 		}
-		tok, err := c.GenerateToken(ctx, *ttl, id.id)
+		tok, err := c.GenerateToken(ctx, ttl, id)
 		if err != nil {
 			return err
 		}
@@ -159,19 +163,19 @@ func tokenGenerate(fs *flag.FlagSet) action {
 	}
 }
 
-func agentList(fs *flag.FlagSet) action {
-	var id idFlag
-	fs.Var(&id, "spiffe-id", "show only this agent")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+func agentList(cmd *cmdline.Command) action {
+	var id spiffeid.ID
+	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "show only the agent of this SPIFFE `ID`")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
 		var agents []registry.Agent
-		if id.id.IsZero() {
+		if id.IsZero() {
 			var err error
 			if agents, err = c.ListAgents(ctx); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "Found %d attested %s\n", len(agents), plural(len(agents), "agent", "agents"))
 		} else {
-			a, err := c.Agent(ctx, id.id)
+			a, err := c.Agent(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -185,36 +189,36 @@ func agentList(fs *flag.FlagSet) action {
 	}
 }
 
-func requiredAgent(fs *flag.FlagSet) *idFlag {
-	var id idFlag
-	fs.Var(&id, "spiffe-id", "SPIFFE ID of the agent (required)")
+func requiredAgent(cmd *cmdline.Command) *spiffeid.ID {
+	var id spiffeid.ID
+	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` of the agent (required)")
 	return &id
 }
 
-func agentEvict(fs *flag.FlagSet) action {
-	id := requiredAgent(fs)
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id.id.IsZero() {
+func agentEvict(cmd *cmdline.Command) action {
+	id := requiredAgent(cmd)
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id.IsZero() {
 			return usagef("-spiffe-id is required")
 		}
-		if err := c.EvictAgent(ctx, id.id); err != nil {
+		if err := c.EvictAgent(ctx, *id); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Evicted agent %s\n", id.id)
+		fmt.Fprintf(out, "Evicted agent %s\n", *id)
 		return nil
 	}
 }
 
-func agentBan(fs *flag.FlagSet) action {
-	id := requiredAgent(fs)
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id.id.IsZero() {
+func agentBan(cmd *cmdline.Command) action {
+	id := requiredAgent(cmd)
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id.IsZero() {
 			return usagef("-spiffe-id is required")
 		}
-		if _, err := c.BanAgent(ctx, id.id); err != nil {
+		if _, err := c.BanAgent(ctx, *id); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Banned agent %s\n", id.id)
+		fmt.Fprintf(out, "Banned agent %s\n", *id)
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 // Package cli is the command line of the spiffe-server program: run starts
-// an issuing server (package server) from flags and a JSON configuration
-// file; the bundle, entry, token and agent commands speak the admin API
+// an issuing server (package server) from flags, SPIFFE_SERVER_*
+// environment variables and a JSON configuration file, all read by package
+// cmdline (each key declared once, in newRunCommand); the bundle, entry, token and agent commands speak the admin API
 // (package admin) on the server's unix socket. The program's main is a few
 // lines around [Main]:
 //
@@ -11,8 +12,8 @@
 //		os.Exit(code)
 //	}
 //
-// Flag names and configuration keys are part of the interface: scripts
-// depend on them. examples/spiffe-server/README.md documents every one.
+// Flag names, environment variables and configuration keys are part of
+// the interface: scripts depend on them. examples/spiffe-server/README.md documents every one.
 // Results go to stdout (token generate prints the token alone), logs and
 // errors to stderr (an error as one line); the exit code is [ExitOK],
 // [ExitFailure] or [ExitUsage].

@@ -2,45 +2,47 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // entryFlags are the fields of an entry as flags, shared by create and
 // update. Update changes only the fields whose flags were given.
 type entryFlags struct {
-	spiffeID, parentID idFlag
-	selectors          selectorsFlag
+	spiffeID, parentID spiffeid.ID
+	selectors          []attest.Selector
 	x509TTL, jwtTTL    time.Duration
-	dns                stringsFlag
-	federatesWith      tdsFlag
+	dns                []string
+	federatesWith      []spiffeid.TrustDomain
 	hint               string
 }
 
-func (f *entryFlags) declare(fs *flag.FlagSet) {
-	fs.Var(&f.spiffeID, "spiffe-id", "SPIFFE ID the entry issues")
-	fs.Var(&f.parentID, "parent-id", "SPIFFE ID of the agent (or node alias) entitled to the entry")
-	fs.Var(&f.selectors, "selector", "selector type:value a workload must have (repeatable)")
-	fs.DurationVar(&f.x509TTL, "x509-ttl", 0, "lifetime of X509-SVIDs (0: the server's default)")
-	fs.DurationVar(&f.jwtTTL, "jwt-ttl", 0, "lifetime of JWT-SVIDs (0: the server's default)")
-	fs.Var(&f.dns, "dns", "DNS name of X509-SVIDs (repeatable)")
-	fs.Var(&f.federatesWith, "federates-with", "trust domain whose bundle the workload receives (repeatable)")
-	fs.StringVar(&f.hint, "hint", "", "hint that helps a workload choose among its SVIDs")
+func (f *entryFlags) declare(cmd *cmdline.Command) {
+	cmd.Var(cmdline.NewValue(&f.spiffeID, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` the entry issues")
+	cmd.Var(cmdline.NewValue(&f.parentID, spiffeid.FromString), "parent-id", "SPIFFE `ID` of the agent (or node alias) entitled to the entry")
+	cmd.Var(cmdline.NewList(&f.selectors, attest.ParseSelector, ""), "selector", "`type:value` selector a workload must have (repeatable)")
+	cmd.Duration(&f.x509TTL, "x509-ttl", 0, "lifetime of X509-SVIDs (0: the server's default)")
+	cmd.Duration(&f.jwtTTL, "jwt-ttl", 0, "lifetime of JWT-SVIDs (0: the server's default)")
+	cmd.Var(cmdline.NewList(&f.dns, cmdline.Text, ""), "dns", "DNS `name` of X509-SVIDs (repeatable)")
+	cmd.Var(cmdline.NewList(&f.federatesWith, spiffeid.TrustDomainFromString, ""), "federates-with", "trust `domain` whose bundle the workload receives (repeatable)")
+	cmd.String(&f.hint, "hint", "", "hint that helps a workload choose among its SVIDs")
 }
 
-// apply copies into e the fields whose flags were set on fs.
-func (f *entryFlags) apply(fs *flag.FlagSet, e *registry.Entry) {
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
+// apply copies into e the fields whose flags were given.
+func (f *entryFlags) apply(cmd *cmdline.Command, e *registry.Entry) {
+	cmd.Visit(func(name string) {
+		switch name {
 		case "spiffe-id":
-			e.SPIFFEID = f.spiffeID.id
+			e.SPIFFEID = f.spiffeID
 		case "parent-id":
-			e.ParentID = f.parentID.id
+			e.ParentID = f.parentID
 		case "selector":
 			e.Selectors = f.selectors
 		case "x509-ttl":
@@ -65,25 +67,26 @@ var entryCommands = []command{
 	{name: "delete", summary: "Deletes an entry.", setup: entryDelete},
 }
 
-func entryCreate(fs *flag.FlagSet) action {
+func entryCreate(cmd *cmdline.Command) action {
 	var f entryFlags
-	f.declare(fs)
-	data := fs.String("data", "", "JSON `FILE` of entries to create (see above), - for stdin; excludes the entry flags")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
+	f.declare(cmd)
+	var data string
+	cmd.String(&data, "data", "", "JSON `FILE` of entries to create (see above), - for stdin; excludes the entry flags")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
 		switch {
-		case *data != "" && entryFlagsSet(fs):
+		case data != "" && entryFlagsSet(cmd):
 			return usagef("-data cannot be combined with the flags of one entry")
-		case *data != "":
-			return createFromFile(ctx, c, in, out, *data)
-		case f.spiffeID.id.IsZero():
+		case data != "":
+			return createFromFile(ctx, c, in, out, data)
+		case f.spiffeID.IsZero():
 			return usagef("-spiffe-id is required")
-		case f.parentID.id.IsZero():
+		case f.parentID.IsZero():
 			return usagef("-parent-id is required")
 		case len(f.selectors) == 0:
 			return usagef("at least one -selector is required")
 		}
 		var e registry.Entry
-		f.apply(fs, &e)
+		f.apply(cmd, &e)
 		created, err := c.CreateEntry(ctx, e)
 		if err != nil {
 			return err
@@ -93,21 +96,22 @@ func entryCreate(fs *flag.FlagSet) action {
 	}
 }
 
-func entryUpdate(fs *flag.FlagSet) action {
+func entryUpdate(cmd *cmdline.Command) action {
 	var f entryFlags
-	f.declare(fs)
-	id := fs.String("entry-id", "", "ID of the entry to change (required)")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if *id == "" {
+	f.declare(cmd)
+	var id string
+	cmd.String(&id, "entry-id", "", "`ID` of the entry to change (required)")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id == "" {
 			return usagef("-entry-id is required")
 		}
 		// Read, change, write: the write fails with a conflict if the entry
 		// changed in between, rather than undo someone else's change.
-		e, err := c.Entry(ctx, *id)
+		e, err := c.Entry(ctx, id)
 		if err != nil {
 			return err
 		}
-		f.apply(fs, &e)
+		f.apply(cmd, &e)
 		updated, err := c.UpdateEntry(ctx, e)
 		if err != nil {
 			return err
@@ -117,13 +121,14 @@ func entryUpdate(fs *flag.FlagSet) action {
 	}
 }
 
-func entryShow(fs *flag.FlagSet) action {
-	id := fs.String("entry-id", "", "ID of the entry (required)")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if *id == "" {
+func entryShow(cmd *cmdline.Command) action {
+	var id string
+	cmd.String(&id, "entry-id", "", "`ID` of the entry (required)")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id == "" {
 			return usagef("-entry-id is required")
 		}
-		e, err := c.Entry(ctx, *id)
+		e, err := c.Entry(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -132,19 +137,20 @@ func entryShow(fs *flag.FlagSet) action {
 	}
 }
 
-func entryList(fs *flag.FlagSet) action {
-	var spiffeID, parentID idFlag
-	var selectors selectorsFlag
-	var federatesWith tdsFlag
-	fs.Var(&spiffeID, "spiffe-id", "only entries with this SPIFFE ID")
-	fs.Var(&parentID, "parent-id", "only entries with this parent ID")
-	fs.Var(&selectors, "selector", "only entries with these selectors (repeatable; see -match-selectors)")
-	match := fs.String("match-selectors", "superset", "how -selector compares: exact, subset, superset or any")
-	fs.Var(&federatesWith, "federates-with", "only entries federating with any of these trust domains (repeatable)")
-	hint := fs.String("hint", "", "only entries with this hint")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		f := registry.Filter{BySPIFFEID: spiffeID.id, ByParentID: parentID.id, ByHint: *hint}
-		mode, err := admin.ParseMatchMode(*match)
+func entryList(cmd *cmdline.Command) action {
+	var spiffeID, parentID spiffeid.ID
+	var selectors []attest.Selector
+	var federatesWith []spiffeid.TrustDomain
+	var match, hint string
+	cmd.Var(cmdline.NewValue(&spiffeID, spiffeid.FromString), "spiffe-id", "only entries with this SPIFFE `ID`")
+	cmd.Var(cmdline.NewValue(&parentID, spiffeid.FromString), "parent-id", "only entries with this parent `ID`")
+	cmd.Var(cmdline.NewList(&selectors, attest.ParseSelector, ""), "selector", "only entries with these `type:value` selectors (repeatable; see -match-selectors)")
+	cmd.String(&match, "match-selectors", "superset", "how -selector compares: exact, subset, superset or any")
+	cmd.Var(cmdline.NewList(&federatesWith, spiffeid.TrustDomainFromString, ""), "federates-with", "only entries federating with any of these trust `domain`s (repeatable)")
+	cmd.String(&hint, "hint", "", "only entries with this hint")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		f := registry.Filter{BySPIFFEID: spiffeID, ByParentID: parentID, ByHint: hint}
+		mode, err := admin.ParseMatchMode(match)
 		if err != nil {
 			return usagef("-match-selectors: %v", err)
 		}
@@ -167,16 +173,17 @@ func entryList(fs *flag.FlagSet) action {
 	}
 }
 
-func entryDelete(fs *flag.FlagSet) action {
-	id := fs.String("entry-id", "", "ID of the entry to delete (required)")
-	return func(ctx context.Context, c *admin.Client, in io.Reader, out io.Writer) error {
-		if *id == "" {
+func entryDelete(cmd *cmdline.Command) action {
+	var id string
+	cmd.String(&id, "entry-id", "", "`ID` of the entry to delete (required)")
+	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+		if id == "" {
 			return usagef("-entry-id is required")
 		}
-		if _, err := c.DeleteEntry(ctx, *id, 0); err != nil {
+		if _, err := c.DeleteEntry(ctx, id, 0); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Deleted entry %s\n", *id)
+		fmt.Fprintf(out, "Deleted entry %s\n", id)
 		return nil
 	}
 }

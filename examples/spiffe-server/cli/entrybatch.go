@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -196,15 +196,15 @@ func failLine(i int, spiffeID string, err error) string {
 	if spiffeID == "" {
 		spiffeID = "no SPIFFE ID"
 	}
-	return fmt.Sprintf("error: entry %d (%s): %s", i+1, spiffeID, oneLine(err))
+	return fmt.Sprintf("error: entry %d (%s): %s", i+1, spiffeID, cmdline.OneLine(err))
 }
 
-// entryFlagsSet reports whether any flag of fs other than -admin-socket
+// entryFlagsSet reports whether any flag of cmd other than -admin-socket
 // and -data was given.
-func entryFlagsSet(fs *flag.FlagSet) bool {
+func entryFlagsSet(cmd *cmdline.Command) bool {
 	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "admin-socket" && f.Name != "data" {
+	cmd.Visit(func(name string) {
+		if name != "admin-socket" && name != "data" {
 			set = true
 		}
 	})

@@ -48,7 +48,7 @@ func TestEntryCreateFromFile(t *testing.T) {
 	// The same file again: every entry is a duplicate now.
 	r := s.run(t, "", "entry", "create", "-data", file)
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, "Error: 2 of 2 entries not created\n", r.stderr)
+	assert.Equal(t, "spiffe-server entry create: 2 of 2 entries not created\n", r.stderr)
 	assert.Contains(t, r.stdout, "error: entry 1 (spiffe://example.org/web): ")
 	assert.Contains(t, r.stdout, "similar entry already exists")
 }
@@ -76,7 +76,7 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 	}, ",\n") + `]}`
 	r := s.run(t, stdin, "entry", "create", "-data", "-")
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, "Error: 9 of 11 entries not created\n", r.stderr)
+	assert.Equal(t, "spiffe-server entry create: 9 of 11 entries not created\n", r.stderr)
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
 	require.Len(t, lines, 11, r.stdout)
 	assert.Regexp(t, createdLine+`spiffe://example\.org/a$`, lines[0])
@@ -150,7 +150,8 @@ func TestEntryCreateUsage(t *testing.T) {
 	var out, errb strings.Builder
 	code := adminCommand(t.Context(), []string{"entry", "create", "-h"}, strings.NewReader(""), &out, &errb)
 	assert.Equal(t, ExitOK, code)
+	assert.Empty(t, errb.String())
 	for _, want := range []string{"-data FILE", `{"entries": [`, `"selectors": ["unix:uid:1000"`, `"x509_svid_ttl": "1h"`, "error: entry N"} {
-		assert.Contains(t, errb.String(), want)
+		assert.Contains(t, out.String(), want)
 	}
 }

@@ -2,70 +2,63 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
-	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	issuing "github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
+// EnvPrefix begins the name of the environment variable of each key of
+// run: SPIFFE_SERVER_TRUST_DOMAIN for -trust-domain.
+const EnvPrefix = "SPIFFE_SERVER"
+
 // Main runs spiffe-server with the command line args (after the program
 // name): "run" starts the server until ctx is done; every other command
-// goes to [Admin]. It returns the exit code.
+// goes to [Admin]. Results and asked-for help go to stdout; logs, errors
+// and usage errors to stderr. It returns the exit code: [ExitOK],
+// [ExitFailure] or [ExitUsage].
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "run" {
-		return Run(ctx, args[1:], stderr)
+		return runServer(ctx, args[1:], stdout, stderr)
 	}
 	return Admin(ctx, args, stdout, stderr)
 }
 
-// FileConfig is the JSON configuration file of "spiffe-server run"
-// (-config FILE). Every key is optional; a flag given on the command line
-// wins over the file. Durations are Go duration strings ("24h", "5m").
-type FileConfig struct {
-	TrustDomain     string `json:"trust_domain"`
-	DataDir         string `json:"data_dir"`
-	Bind            string `json:"bind"`
-	AdminSocket     string `json:"admin_socket"`
-	Datastore       string `json:"datastore"`
-	X509PoPCABundle string `json:"x509pop_ca_bundle"`
-	CATTL           string `json:"ca_ttl"`
-	X509SVIDTTL     string `json:"x509_svid_ttl"`
-	JWTSVIDTTL      string `json:"jwt_svid_ttl"`
-	AgentSVIDTTL    string `json:"agent_svid_ttl"`
-	MetricsAddr     string `json:"metrics_addr"`
-	LogLevel        string `json:"log_level"`
-	LogFormat       string `json:"log_format"`
-
-	// FederationBind, FederationProfile, FederationCert and FederationKey
-	// configure the trust domain's bundle endpoint (flags -federation-bind,
-	// -federation-profile, -federation-cert, -federation-key).
-	FederationBind    string `json:"federation_bind"`
-	FederationProfile string `json:"federation_profile"`
-	FederationCert    string `json:"federation_cert"`
-	FederationKey     string `json:"federation_key"`
-	// FederationRefresh is the longest time between two polls of a bundle
-	// endpoint (flag -federation-refresh, default 5m).
-	FederationRefresh string `json:"federation_refresh"`
-
-	// FederatesWith lists the federation relationships: the bundle
-	// endpoints of foreign trust domains that the server polls. Only the
-	// file sets them.
-	FederatesWith []FederatesWith `json:"federates_with"`
+// runConfig is the configuration of the run command, from its flags,
+// environment variables and configuration file (see newRunCommand).
+type runConfig struct {
+	TrustDomain       string
+	DataDir           string
+	Bind              string
+	AdminSocket       string
+	Datastore         string
+	X509PoPCABundle   string
+	CATTL             time.Duration
+	X509SVIDTTL       time.Duration
+	JWTSVIDTTL        time.Duration
+	AgentSVIDTTL      time.Duration
+	MetricsAddr       string
+	LogLevel          string
+	LogFormat         string
+	FederationBind    string
+	FederationProfile string
+	FederationCert    string
+	FederationKey     string
+	FederationRefresh time.Duration
+	FederatesWith     []relationshipConfig
 }
 
-// FederatesWith is one federation relationship of the configuration file
-// (see server.Relationship). Every field but BundleFile and WebPKIRoots is
-// required, as the profile asks; nothing is inferred from the URL.
-type FederatesWith struct {
+// relationshipConfig is one federation relationship of the configuration
+// file (see server.Relationship). Every field but BundleFile and
+// WebPKIRoots is required, as the profile asks; nothing is inferred from
+// the URL.
+type relationshipConfig struct {
 	// TrustDomain is the foreign trust domain whose bundle is fetched.
 	TrustDomain string `json:"trust_domain"`
 	// URL is the https URL of its bundle endpoint.
@@ -82,182 +75,125 @@ type FederatesWith struct {
 	WebPKIRoots string `json:"web_pki_roots"`
 }
 
-// runFlags declares the flags of run, bound to fc, and returns the config
-// file flag.
-func runFlags(fs *flag.FlagSet, fc *FileConfig) *string {
-	config := fs.String("config", "", "JSON configuration file (flags win over it)")
-	fs.StringVar(&fc.TrustDomain, "trust-domain", "", "trust domain to issue identities in (required)")
-	fs.StringVar(&fc.DataDir, "data-dir", "", "directory for the CA keys, journal and SQLite database (required)")
-	fs.StringVar(&fc.Bind, "bind", issuing.DefaultBindAddr, "address of the node API")
-	fs.StringVar(&fc.AdminSocket, "admin-socket", DefaultAdminSocket, "path of the admin socket")
-	fs.StringVar(&fc.Datastore, "datastore", "", "PostgreSQL connection string (postgres://...); default SQLite in -data-dir")
-	fs.StringVar(&fc.X509PoPCABundle, "x509pop-ca-bundle", "", "PEM CAs that x509pop node certificates chain to (enables x509pop)")
-	fs.StringVar(&fc.CATTL, "ca-ttl", "", "lifetime of each X.509 CA (default 24h)")
-	fs.StringVar(&fc.X509SVIDTTL, "x509-svid-ttl", "", "default lifetime of X509-SVIDs (default 1h)")
-	fs.StringVar(&fc.JWTSVIDTTL, "jwt-svid-ttl", "", "default lifetime of JWT-SVIDs (default 5m)")
-	fs.StringVar(&fc.AgentSVIDTTL, "agent-svid-ttl", "", "lifetime of agent SVIDs (default 1h)")
-	fs.StringVar(&fc.MetricsAddr, "metrics-addr", "", "address of /metrics and /healthz (empty: off)")
-	fs.StringVar(&fc.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&fc.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&fc.FederationBind, "federation-bind", "", "address of the bundle endpoint (empty: off)")
-	fs.StringVar(&fc.FederationProfile, "federation-profile", "", "bundle endpoint profile: https_spiffe (default) or https_web")
-	fs.StringVar(&fc.FederationCert, "federation-cert", "", "PEM certificate chain of an https_web bundle endpoint")
-	fs.StringVar(&fc.FederationKey, "federation-key", "", "PEM private key of an https_web bundle endpoint")
-	fs.StringVar(&fc.FederationRefresh, "federation-refresh", "", "longest time between two polls of a bundle endpoint (default 5m)")
-	return config
+const runHelp = `Starts the issuing server and runs it until SIGINT or SIGTERM.`
+
+const federatesWithHelp = `the federation relationships: a JSON array of objects with the keys
+trust_domain, url, profile (https_spiffe or https_web) and, as the profile
+needs, endpoint_spiffe_id, bundle_file, web_pki_roots (see README.md)`
+
+// newRunCommand declares the keys of run, each once: its flag, its
+// environment variable (EnvPrefix_NAME) and its configuration file key
+// (the flag's name with '_' for '-'). Relationships, a list of objects,
+// come from the file only.
+func newRunCommand(c *runConfig) *cmdline.Command {
+	cmd := cmdline.New("spiffe-server run", runHelp)
+	cmd.Configurable(EnvPrefix)
+	cmd.String(&c.TrustDomain, "trust-domain", "", "trust `domain` to issue identities in (required)")
+	cmd.String(&c.DataDir, "data-dir", "", "`directory` for the CA keys, journal and SQLite database (required)")
+	cmd.String(&c.Bind, "bind", issuing.DefaultBindAddr, "`address` of the node API")
+	cmd.String(&c.AdminSocket, "admin-socket", DefaultAdminSocket, "`path` of the admin socket")
+	cmd.String(&c.Datastore, "datastore", "", "PostgreSQL connection `string` (postgres://...); default SQLite in -data-dir")
+	cmd.String(&c.X509PoPCABundle, "x509pop-ca-bundle", "", "PEM `file` of the CAs that x509pop node certificates chain to (enables x509pop)")
+	cmd.Duration(&c.CATTL, "ca-ttl", 0, "lifetime of each X.509 CA (0: 24h)")
+	cmd.Duration(&c.X509SVIDTTL, "x509-svid-ttl", 0, "default lifetime of X509-SVIDs (0: 1h)")
+	cmd.Duration(&c.JWTSVIDTTL, "jwt-svid-ttl", 0, "default lifetime of JWT-SVIDs (0: 5m)")
+	cmd.Duration(&c.AgentSVIDTTL, "agent-svid-ttl", 0, "lifetime of agent SVIDs (0: 1h)")
+	cmd.String(&c.MetricsAddr, "metrics-addr", "", "`address` of /metrics and /healthz (empty: off)")
+	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.String(&c.LogFormat, "log-format", "text", "text or json")
+	cmd.String(&c.FederationBind, "federation-bind", "", "`address` of the bundle endpoint (empty: off)")
+	cmd.String(&c.FederationProfile, "federation-profile", "", "bundle endpoint profile: https_spiffe (default) or https_web")
+	cmd.String(&c.FederationCert, "federation-cert", "", "PEM certificate chain `file` of an https_web bundle endpoint")
+	cmd.String(&c.FederationKey, "federation-key", "", "PEM private key `file` of an https_web bundle endpoint")
+	cmd.Duration(&c.FederationRefresh, "federation-refresh", 0, "longest time between two polls of a bundle endpoint (0: 5m)")
+	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
+	return cmd
 }
 
-// Run parses the flags of "spiffe-server run", starts the server and runs
-// it until ctx is done. It returns ExitOK after a clean shutdown,
-// ExitFailure when the server cannot start or fails, ExitUsage for bad
-// flags.
-func Run(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("spiffe-server run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var flags FileConfig
-	configPath := runFlags(fs, &flags)
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+// runServer parses the flags, environment and configuration file of
+// "spiffe-server run", starts the server and runs it until ctx is done. It
+// returns ExitOK after a clean shutdown (or help), ExitFailure when the
+// server cannot start or fails, ExitUsage for a bad configuration.
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var rc runConfig
+	cmd := newRunCommand(&rc)
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "spiffe-server run: unexpected argument %q\n", fs.Arg(0))
-		return ExitUsage
-	}
-	fc := flags
-	if *configPath != "" {
-		file, err := loadFileConfig(*configPath)
-		if err != nil {
-			fmt.Fprintln(stderr, "Error:", err)
-			return ExitFailure
-		}
-		fc = mergeConfig(fs, file, flags)
-	}
-	cfg, log, err := buildConfig(fc, stderr)
+	cfg, log, err := buildConfig(rc, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "Error:", err)
-		return ExitUsage
+		return cmd.Misuse(stderr, err)
 	}
-	if err := serve(ctx, cfg, fc.MetricsAddr, log); err != nil {
+	if err := serve(ctx, cfg, rc.MetricsAddr, log); err != nil {
 		log.Error("server stopped", "err", err)
-		fmt.Fprintln(stderr, "Error:", err)
-		return ExitFailure
+		return cmd.Fail(stderr, err)
 	}
 	return ExitOK
 }
 
-func loadFileConfig(path string) (FileConfig, error) {
-	b, err := atomicfile.Read(path, 1<<20)
-	if err != nil {
-		return FileConfig{}, fmt.Errorf("reading the configuration: %w", err)
-	}
-	var fc FileConfig
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
-		return FileConfig{}, fmt.Errorf("configuration %s: %w", path, err)
-	}
-	return fc, nil
-}
-
-// mergeConfig starts from the file and overrides every key whose flag was
-// given on the command line; keys the file leaves empty take the flag's
-// default.
-func mergeConfig(fs *flag.FlagSet, file, flags FileConfig) FileConfig {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	pick := func(name string, fromFile, fromFlag string) string {
-		if set[name] || fromFile == "" {
-			return fromFlag
-		}
-		return fromFile
-	}
-	return FileConfig{
-		TrustDomain:     pick("trust-domain", file.TrustDomain, flags.TrustDomain),
-		DataDir:         pick("data-dir", file.DataDir, flags.DataDir),
-		Bind:            pick("bind", file.Bind, flags.Bind),
-		AdminSocket:     pick("admin-socket", file.AdminSocket, flags.AdminSocket),
-		Datastore:       pick("datastore", file.Datastore, flags.Datastore),
-		X509PoPCABundle: pick("x509pop-ca-bundle", file.X509PoPCABundle, flags.X509PoPCABundle),
-		CATTL:           pick("ca-ttl", file.CATTL, flags.CATTL),
-		X509SVIDTTL:     pick("x509-svid-ttl", file.X509SVIDTTL, flags.X509SVIDTTL),
-		JWTSVIDTTL:      pick("jwt-svid-ttl", file.JWTSVIDTTL, flags.JWTSVIDTTL),
-		AgentSVIDTTL:    pick("agent-svid-ttl", file.AgentSVIDTTL, flags.AgentSVIDTTL),
-		MetricsAddr:     pick("metrics-addr", file.MetricsAddr, flags.MetricsAddr),
-		LogLevel:        pick("log-level", file.LogLevel, flags.LogLevel),
-		LogFormat:       pick("log-format", file.LogFormat, flags.LogFormat),
-
-		FederationBind:    pick("federation-bind", file.FederationBind, flags.FederationBind),
-		FederationProfile: pick("federation-profile", file.FederationProfile, flags.FederationProfile),
-		FederationCert:    pick("federation-cert", file.FederationCert, flags.FederationCert),
-		FederationKey:     pick("federation-key", file.FederationKey, flags.FederationKey),
-		FederationRefresh: pick("federation-refresh", file.FederationRefresh, flags.FederationRefresh),
-		FederatesWith:     file.FederatesWith,
-	}
-}
-
-// buildConfig checks the merged configuration and builds the server's.
-func buildConfig(fc FileConfig, stderr io.Writer) (issuing.Config, *slog.Logger, error) {
-	log, err := newLogger(fc.LogLevel, fc.LogFormat, stderr)
+// buildConfig checks the configuration and builds the server's. Its
+// errors are usage errors.
+func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, error) {
+	log, err := newLogger(rc.LogLevel, rc.LogFormat, stderr)
 	if err != nil {
 		return issuing.Config{}, nil, err
 	}
-	if fc.TrustDomain == "" {
+	if rc.TrustDomain == "" {
 		return issuing.Config{}, nil, errors.New("-trust-domain is required")
 	}
-	td, err := spiffeid.TrustDomainFromString(fc.TrustDomain)
+	td, err := spiffeid.TrustDomainFromString(rc.TrustDomain)
 	if err != nil {
 		return issuing.Config{}, nil, fmt.Errorf("-trust-domain: %w", err)
 	}
-	if fc.DataDir == "" {
+	if rc.DataDir == "" {
 		return issuing.Config{}, nil, errors.New("-data-dir is required")
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{
+		{"ca-ttl", rc.CATTL},
+		{"x509-svid-ttl", rc.X509SVIDTTL},
+		{"jwt-svid-ttl", rc.JWTSVIDTTL},
+		{"agent-svid-ttl", rc.AgentSVIDTTL},
+		{"federation-refresh", rc.FederationRefresh},
+	} {
+		if d.val < 0 {
+			return issuing.Config{}, nil, fmt.Errorf("-%s: %s is negative", d.name, d.val)
+		}
 	}
 	cfg := issuing.Config{
 		TrustDomain:     td,
-		DataDir:         fc.DataDir,
-		Datastore:       fc.Datastore,
-		BindAddr:        fc.Bind,
-		AdminSocket:     fc.AdminSocket,
-		X509PoPCABundle: fc.X509PoPCABundle,
+		DataDir:         rc.DataDir,
+		Datastore:       rc.Datastore,
+		BindAddr:        rc.Bind,
+		AdminSocket:     rc.AdminSocket,
+		X509PoPCABundle: rc.X509PoPCABundle,
+		CATTL:           rc.CATTL,
+		X509SVIDTTL:     rc.X509SVIDTTL,
+		JWTSVIDTTL:      rc.JWTSVIDTTL,
+		AgentSVIDTTL:    rc.AgentSVIDTTL,
 		Logger:          log,
 
-		FederationBind:     fc.FederationBind,
-		FederationProfile:  fc.FederationProfile,
-		FederationCertFile: fc.FederationCert,
-		FederationKeyFile:  fc.FederationKey,
+		FederationBind:     rc.FederationBind,
+		FederationProfile:  rc.FederationProfile,
+		FederationCertFile: rc.FederationCert,
+		FederationKeyFile:  rc.FederationKey,
+		FederationRefresh:  rc.FederationRefresh,
 	}
-	for i, f := range fc.FederatesWith {
+	for i, f := range rc.FederatesWith {
 		r, err := relationship(f)
 		if err != nil {
 			return issuing.Config{}, nil, fmt.Errorf("federates_with[%d]: %w", i, err)
 		}
 		cfg.Federation = append(cfg.Federation, r)
 	}
-	for _, d := range []struct {
-		name string
-		val  string
-		dst  *time.Duration
-	}{
-		{"ca-ttl", fc.CATTL, &cfg.CATTL},
-		{"x509-svid-ttl", fc.X509SVIDTTL, &cfg.X509SVIDTTL},
-		{"jwt-svid-ttl", fc.JWTSVIDTTL, &cfg.JWTSVIDTTL},
-		{"agent-svid-ttl", fc.AgentSVIDTTL, &cfg.AgentSVIDTTL},
-		{"federation-refresh", fc.FederationRefresh, &cfg.FederationRefresh},
-	} {
-		if d.val == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.val)
-		if err != nil || v <= 0 {
-			return issuing.Config{}, nil, fmt.Errorf("-%s: %q is not a positive duration", d.name, d.val)
-		}
-		*d.dst = v
-	}
 	return cfg, log, nil
 }
 
 // relationship converts one federates_with item; the server checks the
 // rest.
-func relationship(f FederatesWith) (issuing.Relationship, error) {
+func relationship(f relationshipConfig) (issuing.Relationship, error) {
 	if f.TrustDomain == "" {
 		return issuing.Relationship{}, errors.New("trust_domain is required")
 	}

@@ -1,0 +1,265 @@
+package cmdline_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// config is a command's configuration in the tests.
+type config struct {
+	Name      string
+	Verbose   bool
+	Timeout   time.Duration
+	Servers   []string
+	ID        spiffeid.ID
+	Cert      string
+	Peers     []peer
+	Untouched string
+}
+
+type peer struct {
+	Name string `json:"name"`
+	Port int    `json:"port"`
+}
+
+func newCommand(c *config) *cmdline.Command {
+	cmd := cmdline.New("prog run", "Runs the test program.")
+	cmd.Configurable("PROG")
+	cmd.String(&c.Name, "name", "anon", "the `name` to use")
+	cmd.Bool(&c.Verbose, "verbose", false, "say more")
+	cmd.Duration(&c.Timeout, "timeout", 5*time.Second, "how long to wait")
+	cmd.Var(cmdline.NewList(&c.Servers, cmdline.Text, ","), "server", "a `host:port`; repeatable").File("servers")
+	cmd.Var(cmdline.NewValue(&c.ID, spiffeid.FromString), "id", "a SPIFFE `ID`")
+	cmd.String(&c.Cert, "cert", "", "a certificate `file`").File("tls.cert")
+	cmd.Section("peers", "the peers, a list of objects", &c.Peers)
+	return cmd
+}
+
+func writeFile(t *testing.T, data string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "prog.json")
+	require.NoError(t, os.WriteFile(p, []byte(data), 0o600))
+	return p
+}
+
+// parse parses args; it returns the configuration, whether the command
+// goes on, the exit code, stdout and stderr.
+func parse(t *testing.T, args ...string) (config, bool, int, string, string) {
+	t.Helper()
+	var c config
+	var stdout, stderr bytes.Buffer
+	code, ok := newCommand(&c).Parse(args, &stdout, &stderr)
+	return c, ok, code, stdout.String(), stderr.String()
+}
+
+func TestDefaults(t *testing.T) {
+	c, ok, code, stdout, stderr := parse(t)
+	require.True(t, ok)
+	assert.Equal(t, cmdline.ExitOK, code)
+	assert.Empty(t, stdout+stderr)
+	assert.Equal(t, config{Name: "anon", Timeout: 5 * time.Second}, c)
+}
+
+const file = `{
+	"name": "from-file",
+	"verbose": true,
+	"timeout": "1m",
+	"servers": ["f1:1", "f2:2"],
+	"id": "spiffe://example.org/file",
+	"tls": {"cert": "/etc/file.pem"},
+	"peers": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]
+}`
+
+func TestFile(t *testing.T) {
+	c, ok, _, _, stderr := parse(t, "-config", writeFile(t, file))
+	require.True(t, ok, stderr)
+	assert.Equal(t, config{
+		Name: "from-file", Verbose: true, Timeout: time.Minute, Servers: []string{"f1:1", "f2:2"},
+		ID: spiffeid.RequireFromString("spiffe://example.org/file"), Cert: "/etc/file.pem",
+		Peers: []peer{{"a", 1}, {"b", 2}},
+	}, c)
+}
+
+func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
+	path := writeFile(t, file)
+	t.Setenv("PROG_CONFIG", path)
+	t.Setenv("PROG_NAME", "from-env")
+	t.Setenv("PROG_SERVER", "e1:1, e2:2")
+	t.Setenv("PROG_VERBOSE", "false")
+	t.Setenv("PROG_CERT", "") // empty: not set
+
+	c, ok, _, _, stderr := parse(t, "-timeout", "2s", "-server", "c1:1")
+	require.True(t, ok, stderr)
+	assert.Equal(t, "from-env", c.Name, "the environment wins over the file")
+	assert.False(t, c.Verbose, "the environment wins over the file")
+	assert.Equal(t, 2*time.Second, c.Timeout, "a flag wins over the file")
+	assert.Equal(t, []string{"c1:1"}, c.Servers, "a flag replaces the list of the environment and the file")
+	assert.Equal(t, "/etc/file.pem", c.Cert, "an empty variable leaves the file's value")
+	assert.Equal(t, "spiffe://example.org/file", c.ID.String())
+	assert.Len(t, c.Peers, 2)
+
+	c, ok, _, _, stderr = parse(t, "-name", "from-flag")
+	require.True(t, ok, stderr)
+	assert.Equal(t, "from-flag", c.Name, "a flag wins over the environment")
+	assert.Equal(t, []string{"e1:1", "e2:2"}, c.Servers, "the environment replaces the file's list")
+}
+
+func TestSetAndVisit(t *testing.T) {
+	var c config
+	cmd := newCommand(&c)
+	t.Setenv("PROG_VERBOSE", "true")
+	_, ok := cmd.Parse([]string{"-name", "x"}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.True(t, ok)
+	assert.True(t, cmd.Set("name"))
+	assert.True(t, cmd.Set("verbose"), "a value from the environment is set too")
+	assert.False(t, cmd.Set("timeout"))
+	var names []string
+	cmd.Visit(func(name string) { names = append(names, name) })
+	assert.Equal(t, []string{"name", "verbose"}, names)
+	assert.Equal(t, "prog run", cmd.Name())
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		file string // written to a file given with -config, if set
+		env  map[string]string
+		want string
+	}{
+		{"unknown flag", []string{"-nope"}, "", nil, "flag provided but not defined: -nope"},
+		{"stray argument", []string{"-name", "x", "extra"}, "", nil, `unexpected argument "extra"`},
+		{"no value", []string{"-name"}, "", nil, "flag needs an argument: -name"},
+		{"bad duration", []string{"-timeout", "soon"}, "", nil, `invalid value "soon" for flag -timeout: time: invalid duration "soon"`},
+		{"bad ID", []string{"-id", "example.org"}, "", nil, `invalid value "example.org" for flag -id: spiffeid: scheme is missing or invalid`},
+		{"bad variable", nil, "", map[string]string{"PROG_TIMEOUT": "soon"}, `error setting flag "timeout" from environment variable "PROG_TIMEOUT": time: invalid duration "soon"`},
+		{"missing file", []string{"-config", filepath.Join(dir, "none.json")}, "", nil, "configuration file: open " + filepath.Join(dir, "none.json") + ": no such file or directory"},
+		{"file is a directory", []string{"-config", dir}, "", nil, dir + " is not a regular file"},
+		{"not JSON", nil, "name = x", nil, "prog.json: invalid character"},
+		{"not an object", nil, `["x"]`, nil, "prog.json: json: cannot unmarshal array"},
+		{"trailing data", nil, `{} {}`, nil, "prog.json: unexpected data after the JSON value"},
+		{"too large", nil, `{"name": "` + strings.Repeat("x", cmdline.MaxFileSize) + `"}`, nil, "larger than 1048576 bytes"},
+		{"unknown key", nil, `{"nmae": "x"}`, nil, `prog.json: unknown key "nmae"`},
+		{"flag name with a dash is no key", nil, `{"tls-cert": "x"}`, nil, `unknown key "tls-cert"`},
+		{"renamed key under its flag name", nil, `{"cert": "x"}`, nil, `unknown key "cert"`},
+		{"variable name is no key", nil, `{"PROG_NAME": "x"}`, nil, `unknown key "PROG_NAME"`},
+		{"config is no key", nil, `{"config": "other.json"}`, nil, `unknown key "config"`},
+		{"unknown nested key", nil, `{"tls": {"key": "x"}}`, nil, `unknown key "tls.key"`},
+		{"bad file value", nil, `{"timeout": 30}`, nil, `prog.json: timeout: invalid value "30": time: missing unit in duration "30"`},
+		{"bad list element", nil, `{"id": ["spiffe://example.org/a", "nope"]}`, nil, `prog.json: id: invalid value "nope"`},
+		{"section of the wrong type", nil, `{"peers": {"name": "a"}}`, nil, "prog.json: peers: json: cannot unmarshal object"},
+		{"unknown field in a section", nil, `{"peers": [{"name": "a", "host": "h"}]}`, nil, `prog.json: peers: json: unknown field "host"`},
+		{"section from a flag", []string{"-peers", "a"}, "", nil, "flag provided but not defined: -peers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := tt.args
+			if tt.file != "" {
+				args = append([]string{"-config", writeFile(t, tt.file)}, args...)
+			}
+			_, ok, code, stdout, stderr := parse(t, args...)
+			assert.False(t, ok)
+			assert.Equal(t, cmdline.ExitUsage, code)
+			assert.Empty(t, stdout)
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			require.Len(t, lines, 2, stderr)
+			assert.True(t, strings.HasPrefix(lines[0], "prog run: "), stderr)
+			assert.Contains(t, lines[0], tt.want)
+			assert.Equal(t, `Run "prog run -h" for help.`, lines[1])
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		_, ok, code, stdout, stderr := parse(t, "-name", "x", arg)
+		assert.False(t, ok)
+		assert.Equal(t, cmdline.ExitOK, code)
+		assert.Empty(t, stderr)
+		assert.Equal(t, `Usage: prog run [flags]
+
+Runs the test program.
+
+Flags:
+  -cert file
+    	a certificate file
+    	environment PROG_CERT, file key tls.cert
+  -config file
+    	JSON configuration file; flags and environment variables win over its keys
+    	environment PROG_CONFIG
+  -id ID
+    	a SPIFFE ID
+    	environment PROG_ID, file key id
+  -name name
+    	the name to use (default anon)
+    	environment PROG_NAME, file key name
+  -server host:port
+    	a host:port; repeatable
+    	environment PROG_SERVER, file key servers
+  -timeout duration
+    	how long to wait (default 5s)
+    	environment PROG_TIMEOUT, file key timeout
+  -verbose
+    	say more
+    	environment PROG_VERBOSE, file key verbose
+
+File only:
+  peers
+    	the peers, a list of objects
+
+A flag given wins over its environment variable, which wins over the file's key.
+`, stdout)
+	}
+}
+
+func TestCommandWithoutEnvironmentOrFile(t *testing.T) {
+	t.Setenv("PROG_NAME", "from-env")
+	var name string
+	cmd := cmdline.New("prog show", "")
+	cmd.String(&name, "name", "", "the `name`\non two lines")
+	var stdout, stderr bytes.Buffer
+	_, ok := cmd.Parse(nil, &stdout, &stderr)
+	require.True(t, ok)
+	assert.Empty(t, name, "no variable is read")
+
+	code, ok := cmd.Parse([]string{"-config", "x.json"}, &stdout, &stderr)
+	assert.False(t, ok)
+	assert.Equal(t, cmdline.ExitUsage, code)
+	assert.Contains(t, stderr.String(), "flag provided but not defined: -config")
+
+	cmd.Usage(&stdout)
+	assert.Equal(t, "Usage: prog show [flags]\n\nFlags:\n  -name name\n    \tthe name\n    \ton two lines\n", stdout.String())
+}
+
+func TestFailAndMisuse(t *testing.T) {
+	cmd := cmdline.New("prog do", "")
+	var stderr bytes.Buffer
+	assert.Equal(t, cmdline.ExitFailure, cmd.Fail(&stderr, assert.AnError))
+	assert.Equal(t, "prog do: "+assert.AnError.Error()+"\n", stderr.String())
+
+	stderr.Reset()
+	assert.Equal(t, cmdline.ExitUsage, cmd.Misuse(&stderr, &multiLineError{}))
+	assert.Equal(t, "prog do: first second\nRun \"prog do -h\" for help.\n", stderr.String())
+}
+
+type multiLineError struct{}
+
+func (*multiLineError) Error() string { return "first\n  second\n" }
+
+func TestConfigurableNeedsAPrefix(t *testing.T) {
+	assert.Panics(t, func() { cmdline.New("prog", "").Configurable("") })
+}
