@@ -52,6 +52,15 @@
 // value; PostgreSQL of every process's writes while sqlstore's Store.Run
 // listens. Join tokens have no topic.
 //
+// # The servers of one trust domain
+//
+// Servers that share a store each publish their share of the trust
+// domain's bundle, with a description of their CA's authorities
+// ([ServerBundleStore], [ServerAuthority]). An operator's taint or
+// revocation of an authority is an [AuthorityMark] ([AuthorityMarkStore]):
+// the authority's own server applies it to its CA, and every server honours
+// it in the bundle and taints it hands out.
+//
 // # Limits
 //
 // [Entry.Validate] bounds every size an attacker or a careless operator could

@@ -134,6 +134,11 @@ type ServerBundle struct {
 	// ExpiresAt is when the contribution lapses if the server does not
 	// renew it: after the last of its authorities has expired.
 	ExpiresAt time.Time
+	// Authorities describe the authorities of the server's CA, at most
+	// [MaxServerAuthorities], with their state and taint, so that the other
+	// servers can list them and hand out their taints. Nil when the server
+	// publishes none.
+	Authorities []ServerAuthority
 	// UpdatedAt is set by the store.
 	UpdatedAt time.Time
 }

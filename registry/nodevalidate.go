@@ -150,9 +150,10 @@ func (b FederatedBundle) Clone() FederatedBundle {
 
 // Validate reports whether the contribution is valid: a server ID of 1 to
 // [MaxServerIDLen] bytes of UTF-8 text without control characters, a
-// non-empty document of at most [MaxBundleDocument] bytes (not parsed), and
-// a non-zero expiry no later than the year 9999. The error wraps
-// [ErrInvalid] and names the field.
+// non-empty document of at most [MaxBundleDocument] bytes (not parsed), a
+// non-zero expiry no later than the year 9999, and at most
+// [MaxServerAuthorities] valid authorities, no two of one kind with one ID.
+// The error wraps [ErrInvalid] and names the field.
 func (b ServerBundle) Validate() error {
 	switch {
 	case b.ServerID == "":
@@ -169,14 +170,38 @@ func (b ServerBundle) Validate() error {
 		return invalidf("server bundle of %q has no expiry", b.ServerID)
 	case !validTime(b.ExpiresAt):
 		return invalidf("server bundle of %q expiry is not between the years 1 and 9999", b.ServerID)
+	case len(b.Authorities) > MaxServerAuthorities:
+		return invalidf("server bundle of %q has %d authorities; at most %d are allowed", b.ServerID, len(b.Authorities), MaxServerAuthorities)
+	}
+	type key struct {
+		kind AuthorityKind
+		id   string
+	}
+	seen := make(map[key]bool, len(b.Authorities))
+	for _, a := range b.Authorities {
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		k := key{a.Kind, a.ID}
+		if seen[k] {
+			return invalidf("server bundle of %q describes %s authority %s twice", b.ServerID, a.Kind, a.ID)
+		}
+		seen[k] = true
 	}
 	return nil
 }
 
-// Clone returns a deep copy of the contribution: its document is not shared
-// with b.
+// Clone returns a deep copy of the contribution: its document and
+// authorities are not shared with b.
 func (b ServerBundle) Clone() ServerBundle {
 	b.Document = slices.Clone(b.Document)
+	if b.Authorities != nil {
+		out := make([]ServerAuthority, len(b.Authorities))
+		for i, a := range b.Authorities {
+			out[i] = a.Clone()
+		}
+		b.Authorities = out
+	}
 	return b
 }
 
@@ -227,14 +252,24 @@ func PrepareBundle(b FederatedBundle, now time.Time) (FederatedBundle, error) {
 }
 
 // PrepareServerBundle validates b for [ServerBundleStore.PutServerBundle]
-// and returns the contribution to store: a deep copy with ExpiresAt in store
-// form and UpdatedAt set to now. Errors wrap [ErrInvalid].
+// and returns the contribution to store: a deep copy with ExpiresAt and the
+// authorities' NotAfter in store form, nil authorities for none, and
+// UpdatedAt set to now. Errors wrap [ErrInvalid].
 func PrepareServerBundle(b ServerBundle, now time.Time) (ServerBundle, error) {
 	if err := b.Validate(); err != nil {
 		return ServerBundle{}, err
 	}
 	b = b.Clone()
 	b.ExpiresAt = StoreTime(b.ExpiresAt)
+	if len(b.Authorities) == 0 {
+		b.Authorities = nil // one form for "none", whatever the store
+	}
+	for i := range b.Authorities {
+		b.Authorities[i].NotAfter = StoreTime(b.Authorities[i].NotAfter)
+		if len(b.Authorities[i].Certificate) == 0 {
+			b.Authorities[i].Certificate = nil
+		}
+	}
 	b.UpdatedAt = StoreTime(now)
 	return b, nil
 }

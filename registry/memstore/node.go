@@ -12,10 +12,11 @@ import (
 )
 
 var (
-	_ registry.AgentStore        = (*Store)(nil)
-	_ registry.TokenStore        = (*Store)(nil)
-	_ registry.BundleStore       = (*Store)(nil)
-	_ registry.ServerBundleStore = (*Store)(nil)
+	_ registry.AgentStore         = (*Store)(nil)
+	_ registry.TokenStore         = (*Store)(nil)
+	_ registry.BundleStore        = (*Store)(nil)
+	_ registry.ServerBundleStore  = (*Store)(nil)
+	_ registry.AuthorityMarkStore = (*Store)(nil)
 )
 
 // PutAgent implements [registry.AgentStore]. Replacing a record keeps its
@@ -249,5 +250,50 @@ func (s *Store) ListServerBundles(ctx context.Context, now time.Time) ([]registr
 	}
 	s.nodeMu.Unlock()
 	slices.SortFunc(out, func(a, b registry.ServerBundle) int { return cmp.Compare(a.ServerID, b.ServerID) })
+	return out, nil
+}
+
+// markKey identifies an authority mark.
+type markKey struct {
+	kind registry.AuthorityKind
+	id   string
+}
+
+// PutAuthorityMark implements [registry.AuthorityMarkStore].
+func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) (registry.AuthorityMark, error) {
+	if err := ctx.Err(); err != nil {
+		return registry.AuthorityMark{}, err
+	}
+	m, err := registry.PrepareAuthorityMark(m, s.now())
+	if err != nil {
+		return registry.AuthorityMark{}, err
+	}
+	k := markKey{m.Kind, m.AuthorityID}
+	s.nodeMu.Lock()
+	m.Revoked = m.Revoked || s.marks[k].Revoked
+	s.marks[k] = m
+	s.nodeMu.Unlock()
+	s.signal(registry.TopicAuthorities)
+	return m, nil
+}
+
+// ListAuthorityMarks implements [registry.AuthorityMarkStore]. Expired
+// marks are kept, as for server bundles; there is one per authority ever
+// marked.
+func (s *Store) ListAuthorityMarks(ctx context.Context, now time.Time) ([]registry.AuthorityMark, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.nodeMu.Lock()
+	var out []registry.AuthorityMark
+	for _, m := range s.marks {
+		if m.ExpiresAt.After(now) {
+			out = append(out, m)
+		}
+	}
+	s.nodeMu.Unlock()
+	slices.SortFunc(out, func(a, b registry.AuthorityMark) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.AuthorityID, b.AuthorityID))
+	})
 	return out, nil
 }

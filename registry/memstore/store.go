@@ -22,12 +22,12 @@ type Config struct {
 
 // Store is an in-memory [registry.Store] and [registry.Notifier], and also
 // keeps node agents' records: it is a [registry.AgentStore],
-// [registry.TokenStore], [registry.BundleStore] and
-// [registry.ServerBundleStore]. The zero value is not usable; call [New]. A
+// [registry.TokenStore], [registry.BundleStore],
+// [registry.ServerBundleStore] and [registry.AuthorityMarkStore]. The zero value is not usable; call [New]. A
 // Store is safe for concurrent use.
 //
-// Every write that changes entries, agents, federated bundles or server
-// bundles signals the subscribers of its topic (see [Store.Subscribe])
+// Every write that changes entries, agents, federated bundles, server
+// bundles or authority marks signals the subscribers of its topic (see [Store.Subscribe])
 // before it returns, once readers can see it. Join tokens have no topic.
 //
 // Stored entries and records are immutable: writes replace them, and readers receive deep
@@ -53,6 +53,7 @@ type Store struct {
 	tokens        map[string]registry.JoinToken
 	bundles       map[spiffeid.TrustDomain]registry.FederatedBundle
 	serverBundles map[string]registry.ServerBundle
+	marks         map[markKey]registry.AuthorityMark
 }
 
 var (
@@ -75,6 +76,7 @@ func New(c Config) *Store {
 		tokens:        make(map[string]registry.JoinToken),
 		bundles:       make(map[spiffeid.TrustDomain]registry.FederatedBundle),
 		serverBundles: make(map[string]registry.ServerBundle),
+		marks:         make(map[markKey]registry.AuthorityMark),
 	}
 }
 

@@ -20,12 +20,13 @@ import (
 )
 
 // A NodeStore keeps every node-side record: a backend that implements all
-// four node-side store interfaces.
+// five node-side store interfaces.
 type NodeStore interface {
 	registry.AgentStore
 	registry.TokenStore
 	registry.BundleStore
 	registry.ServerBundleStore
+	registry.AuthorityMarkStore
 }
 
 // RunNode runs the contract suite of the node-side stores against stores
@@ -47,6 +48,9 @@ func RunNode(t *testing.T, newStore func(t *testing.T) NodeStore) {
 	t.Run("BundleInvalid", func(t *testing.T) { testBundleInvalid(t, newStore(t)) })
 	t.Run("ServerBundles", func(t *testing.T) { testServerBundles(t, newStore(t)) })
 	t.Run("ServerBundleInvalid", func(t *testing.T) { testServerBundleInvalid(t, newStore(t)) })
+	t.Run("ServerAuthorities", func(t *testing.T) { testServerAuthorities(t, newStore(t)) })
+	t.Run("AuthorityMarks", func(t *testing.T) { testAuthorityMarks(t, newStore(t)) })
+	t.Run("AuthorityMarkInvalid", func(t *testing.T) { testAuthorityMarkInvalid(t, newStore(t)) })
 	t.Run("NodeCanceledContext", func(t *testing.T) { testNodeCanceled(t, newStore(t)) })
 }
 
@@ -673,12 +677,18 @@ func testServerBundleInvalid(t *testing.T, s NodeStore) {
 		{"document too large", registry.ServerBundle{ServerID: "s", Document: make([]byte, registry.MaxBundleDocument+1), ExpiresAt: exp}},
 		{"no expiry", registry.ServerBundle{ServerID: "s", Document: []byte("{}")}},
 		{"expiry out of range", registry.ServerBundle{ServerID: "s", Document: []byte("{}"), ExpiresAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"invalid authority", registry.ServerBundle{ServerID: "s", Document: []byte("{}"), ExpiresAt: exp,
+			Authorities: []registry.ServerAuthority{{Kind: "rsa", ID: "k", State: registry.AuthorityOld, NotAfter: exp}}}},
+		{"duplicate authority", registry.ServerBundle{ServerID: "s", Document: []byte("{}"), ExpiresAt: exp,
+			Authorities: []registry.ServerAuthority{jwtAuthority("k", exp), jwtAuthority("k", exp)}}},
+		{"too many authorities", registry.ServerBundle{ServerID: "s", Document: []byte("{}"), ExpiresAt: exp,
+			Authorities: make([]registry.ServerAuthority, registry.MaxServerAuthorities+1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := s.PutServerBundle(ctx, tt.b)
 			require.ErrorIs(t, err, registry.ErrInvalid)
-			assert.Contains(t, err.Error(), "registry: server bundle ")
+			assert.Contains(t, err.Error(), "registry: ")
 		})
 	}
 	list, err := s.ListServerBundles(ctx, time.Time{})
@@ -722,6 +732,10 @@ func testNodeCanceled(t *testing.T, s NodeStore) {
 	assert.ErrorIs(t, s.PutServerBundle(ctx, registry.ServerBundle{ServerID: "s", Document: []byte("{}"), ExpiresAt: time.Now().Add(time.Hour)}), context.Canceled)
 	_, err = s.ListServerBundles(ctx, time.Now())
 	assert.ErrorIs(t, err, context.Canceled)
+	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s", Kind: registry.AuthorityJWT, AuthorityID: "k", ExpiresAt: time.Now().Add(time.Hour)})
+	assert.ErrorIs(t, err, context.Canceled)
+	_, err = s.ListAuthorityMarks(ctx, time.Now())
+	assert.ErrorIs(t, err, context.Canceled)
 
 	// Nothing changed.
 	got, err := s.GetAgent(t.Context(), a.ID)
@@ -737,4 +751,141 @@ func testNodeCanceled(t *testing.T, s NodeStore) {
 	list, err := s.ListServerBundles(t.Context(), time.Now())
 	require.NoError(t, err)
 	assert.Empty(t, list)
+	marks, err := s.ListAuthorityMarks(t.Context(), time.Now())
+	require.NoError(t, err)
+	assert.Empty(t, marks)
+}
+
+func jwtAuthority(id string, notAfter time.Time) registry.ServerAuthority {
+	return registry.ServerAuthority{Kind: registry.AuthorityJWT, ID: id, State: registry.AuthorityOld, NotAfter: notAfter}
+}
+
+func testServerAuthorities(t *testing.T, s NodeStore) {
+	ctx := t.Context()
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	cert := bytes.Repeat([]byte{0x30}, registry.MaxAuthorityCertificate)
+	in := registry.ServerBundle{ServerID: "s1", Document: []byte(`{"s":1}`), ExpiresAt: now.Add(time.Hour),
+		Authorities: []registry.ServerAuthority{
+			{Kind: registry.AuthorityX509, ID: "0a1b", State: registry.AuthorityActive, NotAfter: now.Add(time.Hour + 1234), Certificate: cert},
+			{Kind: registry.AuthorityX509, ID: "2c3d", State: registry.AuthorityOld, Tainted: true, NotAfter: now.Add(time.Minute), Certificate: []byte{1, 2}},
+			{Kind: registry.AuthorityJWT, ID: "0a1b", State: registry.AuthorityPrepared, NotAfter: now.Add(2 * time.Hour), Certificate: []byte{}},
+		}}
+	require.NoError(t, s.PutServerBundle(ctx, in))
+	in.Authorities[0].Certificate[0] = 0xff // the store kept no reference
+	require.NoError(t, s.PutServerBundle(ctx, registry.ServerBundle{ServerID: "s2", Document: []byte(`{"s":2}`), ExpiresAt: now.Add(time.Hour)}))
+
+	list, err := s.ListServerBundles(ctx, now)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	got := list[0].Authorities
+	require.Len(t, got, 3, "in the order given")
+	assert.Equal(t, registry.AuthorityX509, got[0].Kind)
+	assert.Equal(t, "0a1b", got[0].ID)
+	assert.Equal(t, registry.AuthorityActive, got[0].State)
+	assert.False(t, got[0].Tainted)
+	assert.Equal(t, registry.StoreTime(now.Add(time.Hour+1234)), got[0].NotAfter)
+	assert.Equal(t, bytes.Repeat([]byte{0x30}, registry.MaxAuthorityCertificate), got[0].Certificate)
+	assert.True(t, got[1].Tainted)
+	assert.Equal(t, []byte{1, 2}, got[1].Certificate)
+	assert.Equal(t, registry.AuthorityJWT, got[2].Kind, "IDs are unique per kind only")
+	assert.Nil(t, got[2].Certificate, "no certificate is nil")
+	assert.Nil(t, list[1].Authorities, "none is nil")
+
+	// Copies: changing a listed description changes nothing stored.
+	got[1].Certificate[0] = 9
+	got[1].State = registry.AuthorityActive
+	again, err := s.ListServerBundles(ctx, now)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{1, 2}, again[0].Authorities[1].Certificate)
+	assert.Equal(t, registry.AuthorityOld, again[0].Authorities[1].State)
+
+	// A new contribution replaces the descriptions, to none too.
+	require.NoError(t, s.PutServerBundle(ctx, registry.ServerBundle{ServerID: "s1", Document: []byte(`{"s":1}`), ExpiresAt: now.Add(time.Hour)}))
+	again, err = s.ListServerBundles(ctx, now)
+	require.NoError(t, err)
+	assert.Nil(t, again[0].Authorities)
+}
+
+func testAuthorityMarks(t *testing.T, s NodeStore) {
+	ctx := t.Context()
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	marks, err := s.ListAuthorityMarks(ctx, now)
+	require.NoError(t, err)
+	assert.Empty(t, marks)
+
+	put := func(m registry.AuthorityMark) registry.AuthorityMark {
+		t.Helper()
+		m.UpdatedAt = time.Unix(1, 0) // set by the store
+		before := time.Now()
+		got, err := s.PutAuthorityMark(ctx, m)
+		require.NoError(t, err)
+		inWindow(t, got.UpdatedAt, before, time.Now())
+		return got
+	}
+	taint := put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "b2", ExpiresAt: now.Add(time.Hour + 123456789)})
+	assert.False(t, taint.Revoked)
+	assert.Equal(t, registry.StoreTime(now.Add(time.Hour+123456789)), taint.ExpiresAt)
+	put(registry.AuthorityMark{ServerID: "s2", Kind: registry.AuthorityJWT, AuthorityID: "a1", Revoked: true, ExpiresAt: now.Add(time.Hour)})
+	put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "a1", ExpiresAt: now})
+	put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "B2", ExpiresAt: now.Add(time.Microsecond)})
+
+	list := func(at time.Time) []string {
+		t.Helper()
+		marks, err := s.ListAuthorityMarks(ctx, at)
+		require.NoError(t, err)
+		var out []string
+		for _, m := range marks {
+			out = append(out, fmt.Sprintf("%s/%s/%s/%t", m.Kind, m.AuthorityID, m.ServerID, m.Revoked))
+		}
+		return out
+	}
+	// Ordered by kind, then ID byte by byte; a mark that expires at now is
+	// left out.
+	assert.Equal(t, []string{"jwt/a1/s2/true", "x509/B2/s1/false", "x509/b2/s1/false"}, list(now))
+	assert.Equal(t, []string{"jwt/a1/s2/true", "x509/B2/s1/false", "x509/a1/s1/false", "x509/b2/s1/false"}, list(now.Add(-time.Nanosecond*500)))
+	assert.Equal(t, []string{"jwt/a1/s2/true", "x509/b2/s1/false"}, list(now.Add(time.Microsecond)))
+	assert.Empty(t, list(now.Add(3*time.Hour)))
+
+	// A taint becomes a revocation; a revocation never becomes a taint
+	// again; the expiry follows the latest write.
+	revoked := put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "b2", Revoked: true, ExpiresAt: now.Add(2 * time.Hour)})
+	assert.True(t, revoked.Revoked)
+	again := put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "b2", ExpiresAt: now.Add(3 * time.Hour)})
+	assert.True(t, again.Revoked, "a stored revocation stays")
+	stored, err := s.ListAuthorityMarks(ctx, now.Add(150*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, stored, 1)
+	assert.Equal(t, again, stored[0], "the result is the mark as stored")
+}
+
+func testAuthorityMarkInvalid(t *testing.T, s NodeStore) {
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	valid := registry.AuthorityMark{ServerID: "s", Kind: registry.AuthorityX509, AuthorityID: "ab", ExpiresAt: exp}
+	tests := []struct {
+		name string
+		mod  func(*registry.AuthorityMark)
+	}{
+		{"no server ID", func(m *registry.AuthorityMark) { m.ServerID = "" }},
+		{"server ID too long", func(m *registry.AuthorityMark) { m.ServerID = strings.Repeat("s", registry.MaxServerIDLen+1) }},
+		{"server ID not UTF-8", func(m *registry.AuthorityMark) { m.ServerID = "a\xffb" }},
+		{"unknown kind", func(m *registry.AuthorityMark) { m.Kind = "wit" }},
+		{"no authority ID", func(m *registry.AuthorityMark) { m.AuthorityID = "" }},
+		{"authority ID too long", func(m *registry.AuthorityMark) { m.AuthorityID = strings.Repeat("a", registry.MaxAuthorityIDLen+1) }},
+		{"authority ID with newline", func(m *registry.AuthorityMark) { m.AuthorityID = "a\nb" }},
+		{"no expiry", func(m *registry.AuthorityMark) { m.ExpiresAt = time.Time{} }},
+		{"expiry out of range", func(m *registry.AuthorityMark) { m.ExpiresAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid
+			tt.mod(&m)
+			_, err := s.PutAuthorityMark(ctx, m)
+			require.ErrorIs(t, err, registry.ErrInvalid)
+			assert.Contains(t, err.Error(), "registry: authority mark ")
+		})
+	}
+	marks, err := s.ListAuthorityMarks(ctx, time.Time{})
+	require.NoError(t, err)
+	assert.Empty(t, marks, "nothing invalid was stored")
 }

@@ -40,7 +40,8 @@ var allTopics = []registry.Topic{registry.TopicEntries, registry.TopicAgents, re
 // The suite checks that:
 //   - each kind of write (entries created, updated, deleted, created in a
 //     batch if the store is a [registry.BatchCreator]; agents put, banned,
-//     deleted; federated bundles put and deleted; server bundles put)
+//     deleted; federated bundles put and deleted; server bundles put;
+//     authority marks put)
 //     signals every subscriber of its topic, and of several topics
 //     including it;
 //   - a subscriber reading the store on the signal finds the write;
@@ -235,6 +236,24 @@ func testNotifyEachWrite(t *testing.T, newPair func(t *testing.T) (writer, watch
 			require.NoError(t, err)
 			require.Len(t, list, 1)
 			assert.Equal(t, bundleDoc(2), list[0].Document)
+		}},
+		{"PutAuthorityMark", registry.TopicAuthorities, func(t *testing.T) {
+			_, err := w.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "ab", ExpiresAt: time.Now().Add(time.Hour)})
+			require.NoError(t, err)
+		}, func(t *testing.T) {
+			marks, err := r.ListAuthorityMarks(ctx, time.Now())
+			require.NoError(t, err)
+			require.Len(t, marks, 1)
+			assert.False(t, marks[0].Revoked)
+		}},
+		{"RevokeAuthorityMark", registry.TopicAuthorities, func(t *testing.T) {
+			_, err := w.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "ab", Revoked: true, ExpiresAt: time.Now().Add(time.Hour)})
+			require.NoError(t, err)
+		}, func(t *testing.T) {
+			marks, err := r.ListAuthorityMarks(ctx, time.Now())
+			require.NoError(t, err)
+			require.Len(t, marks, 1)
+			assert.True(t, marks[0].Revoked)
 		}},
 		{"JoinTokens", 0, func(t *testing.T) {
 			tok := token("notify", time.Now().Add(time.Hour))

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -102,9 +103,14 @@ func (s *Store) PutServerBundle(ctx context.Context, b registry.ServerBundle) er
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_server_bundles (server_id, document, expires_at, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (server_id) DO UPDATE SET document = excluded.document, expires_at = excluded.expires_at, updated_at = excluded.updated_at`),
-		b.ServerID, b.Document, b.ExpiresAt.UnixMicro(), b.UpdatedAt.UnixMicro()); err != nil {
+	auths, err := encodeAuthorities(b.Authorities)
+	if err != nil {
+		return fmt.Errorf("sqlstore: storing server bundle %q: %w", b.ServerID, err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_server_bundles (server_id, document, expires_at, updated_at, authorities) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (server_id) DO UPDATE SET document = excluded.document, expires_at = excluded.expires_at,
+			updated_at = excluded.updated_at, authorities = excluded.authorities`),
+		b.ServerID, b.Document, b.ExpiresAt.UnixMicro(), b.UpdatedAt.UnixMicro(), auths); err != nil {
 		return fmt.Errorf("sqlstore: storing server bundle %q: %w", b.ServerID, err)
 	}
 	s.signal(registry.TopicAuthorities)
@@ -118,7 +124,7 @@ func (s *Store) ListServerBundles(ctx context.Context, now time.Time) ([]registr
 	// Stored times are whole microseconds, so "after now" is "after now
 	// rounded down to the microsecond", which t.UnixMicro is, before the
 	// epoch too.
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT server_id, document, expires_at, updated_at FROM registry_server_bundles
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT server_id, document, expires_at, updated_at, authorities FROM registry_server_bundles
 		WHERE expires_at > ? ORDER BY server_id`), now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: listing server bundles: %w", err)
@@ -128,10 +134,14 @@ func (s *Store) ListServerBundles(ctx context.Context, now time.Time) ([]registr
 	for rows.Next() {
 		var b registry.ServerBundle
 		var expires, updated int64
-		if err := rows.Scan(&b.ServerID, &b.Document, &expires, &updated); err != nil {
+		var auths string
+		if err := rows.Scan(&b.ServerID, &b.Document, &expires, &updated, &auths); err != nil {
 			return nil, fmt.Errorf("sqlstore: listing server bundles: %w", err)
 		}
 		b.ExpiresAt, b.UpdatedAt = fromMicros(expires), fromMicros(updated)
+		if b.Authorities, err = decodeAuthorities(auths); err != nil {
+			return nil, fmt.Errorf("sqlstore: decoding stored server bundle: %w", err)
+		}
 		if err := b.Validate(); err != nil {
 			return nil, fmt.Errorf("sqlstore: decoding stored server bundle: %w", err)
 		}
@@ -139,6 +149,112 @@ func (s *Store) ListServerBundles(ctx context.Context, now time.Time) ([]registr
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlstore: listing server bundles: %w", err)
+	}
+	return out, nil
+}
+
+// authorityRecord is the stored JSON form of a registry.ServerAuthority.
+// Its field names are part of the schema.
+type authorityRecord struct {
+	Kind        registry.AuthorityKind  `json:"kind"`
+	ID          string                  `json:"id"`
+	State       registry.AuthorityState `json:"state"`
+	Tainted     bool                    `json:"tainted,omitempty"`
+	NotAfter    int64                   `json:"not_after_us"`
+	Certificate []byte                  `json:"certificate,omitempty"`
+}
+
+// encodeAuthorities returns the stored form of a server's authorities: ""
+// for none, as rows written before schema version 5 hold.
+func encodeAuthorities(auths []registry.ServerAuthority) (string, error) {
+	if len(auths) == 0 {
+		return "", nil
+	}
+	recs := make([]authorityRecord, len(auths))
+	for i, a := range auths {
+		recs[i] = authorityRecord{Kind: a.Kind, ID: a.ID, State: a.State, Tainted: a.Tainted,
+			NotAfter: a.NotAfter.UnixMicro(), Certificate: a.Certificate}
+	}
+	data, err := json.Marshal(recs)
+	if err != nil {
+		return "", err
+	}
+	return string(data), nil
+}
+
+// decodeAuthorities parses the stored form; the caller validates the
+// result.
+func decodeAuthorities(data string) ([]registry.ServerAuthority, error) {
+	if data == "" {
+		return nil, nil
+	}
+	var recs []authorityRecord
+	if err := json.Unmarshal([]byte(data), &recs); err != nil {
+		return nil, fmt.Errorf("authorities: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	out := make([]registry.ServerAuthority, len(recs))
+	for i, r := range recs {
+		out[i] = registry.ServerAuthority{Kind: r.Kind, ID: r.ID, State: r.State, Tainted: r.Tainted,
+			NotAfter: fromMicros(r.NotAfter), Certificate: r.Certificate}
+	}
+	return out, nil
+}
+
+// PutAuthorityMark implements [registry.AuthorityMarkStore] with one
+// upsert, which keeps a stored revocation.
+func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) (registry.AuthorityMark, error) {
+	m, err := registry.PrepareAuthorityMark(m, s.now())
+	if err != nil {
+		return registry.AuthorityMark{}, err
+	}
+	var revoked int64
+	if err := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_authority_marks (kind, authority_id, server_id, revoked, expires_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, authority_id) DO UPDATE SET server_id = excluded.server_id,
+			revoked = CASE WHEN registry_authority_marks.revoked <> 0 THEN 1 ELSE excluded.revoked END,
+			expires_at = excluded.expires_at, updated_at = excluded.updated_at
+		RETURNING revoked`),
+		string(m.Kind), m.AuthorityID, m.ServerID, boolInt(m.Revoked), m.ExpiresAt.UnixMicro(), m.UpdatedAt.UnixMicro()).Scan(&revoked); err != nil {
+		return registry.AuthorityMark{}, fmt.Errorf("sqlstore: storing the mark of %s authority %q: %w", m.Kind, m.AuthorityID, err)
+	}
+	m.Revoked = revoked != 0
+	s.signal(registry.TopicAuthorities)
+	return m, nil
+}
+
+// ListAuthorityMarks implements [registry.AuthorityMarkStore]. Expired
+// marks stay in the table, as server bundles do: one per authority ever
+// marked.
+func (s *Store) ListAuthorityMarks(ctx context.Context, now time.Time) ([]registry.AuthorityMark, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT kind, authority_id, server_id, revoked, expires_at, updated_at
+		FROM registry_authority_marks WHERE expires_at > ? ORDER BY kind, authority_id`), now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: listing authority marks: %w", err)
+	}
+	defer rows.Close()
+	var out []registry.AuthorityMark
+	for rows.Next() {
+		var (
+			m                registry.AuthorityMark
+			kind             string
+			revoked          int64
+			expires, updated int64
+		)
+		if err := rows.Scan(&kind, &m.AuthorityID, &m.ServerID, &revoked, &expires, &updated); err != nil {
+			return nil, fmt.Errorf("sqlstore: listing authority marks: %w", err)
+		}
+		m.Kind, m.Revoked = registry.AuthorityKind(kind), revoked != 0
+		m.ExpiresAt, m.UpdatedAt = fromMicros(expires), fromMicros(updated)
+		if err := m.Validate(); err != nil {
+			return nil, fmt.Errorf("sqlstore: decoding stored authority mark: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: listing authority marks: %w", err)
 	}
 	return out, nil
 }

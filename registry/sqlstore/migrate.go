@@ -115,6 +115,28 @@ var migrations = []func(d dialect) []string{
 				FOR EACH ROW EXECUTE FUNCTION registry_notify('authorities')`,
 		}
 	},
+	// Version 5: each server's description of its authorities beside its
+	// share of the bundle (JSON; empty in rows of earlier versions, for
+	// none), and the operators' marks on authorities (taints and
+	// revocations), whose writes notify 'authorities' on PostgreSQL.
+	func(d dialect) []string {
+		stmts := []string{
+			`ALTER TABLE registry_server_bundles ADD COLUMN authorities TEXT NOT NULL DEFAULT ''`,
+			`CREATE TABLE registry_authority_marks (
+				kind ` + d.key + ` NOT NULL,
+				authority_id ` + d.key + ` NOT NULL,
+				server_id TEXT NOT NULL,
+				revoked SMALLINT NOT NULL,
+				expires_at BIGINT NOT NULL,
+				updated_at BIGINT NOT NULL,
+				PRIMARY KEY (kind, authority_id))`,
+		}
+		if d.postgres {
+			stmts = append(stmts, `CREATE TRIGGER registry_authority_marks_notify AFTER INSERT OR UPDATE OR DELETE ON registry_authority_marks
+				FOR EACH ROW EXECUTE FUNCTION registry_notify('authorities')`)
+		}
+		return stmts
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so that a failed

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"database/sql"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -149,12 +150,35 @@ func TestCorruptNodeRows(t *testing.T) {
 	_, err = s.ListBundles(ctx)
 	require.ErrorContains(t, err, "sqlstore: listing bundles: decoding stored bundle")
 
+	for _, auths := range []string{
+		`not json`,
+		`[{"kind":"rsa","id":"ab","state":"old","not_after_us":1}]`,
+		`[{"kind":"jwt","id":"ab","state":"gone","not_after_us":1}]`,
+		`[{"kind":"x509","id":"ab","state":"old","not_after_us":1}]`,
+	} {
+		exec(`UPDATE registry_server_bundles SET authorities = ?`, auths)
+		_, err = s.ListServerBundles(ctx, time.Now())
+		require.ErrorContains(t, err, "sqlstore: decoding stored server bundle", auths)
+	}
+	exec(`UPDATE registry_server_bundles SET authorities = '[]'`)
+	list, err := s.ListServerBundles(ctx, time.Now())
+	require.NoError(t, err)
+	assert.Nil(t, list[0].Authorities, "an empty list is none")
 	exec(`UPDATE registry_server_bundles SET server_id = ''`)
 	_, err = s.ListServerBundles(ctx, time.Now())
 	require.ErrorContains(t, err, "sqlstore: decoding stored server bundle")
 	exec(`UPDATE registry_server_bundles SET expires_at = 'later'`)
 	_, err = s.ListServerBundles(ctx, time.Now())
 	require.ErrorContains(t, err, "sqlstore: listing server bundles")
+
+	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityJWT, AuthorityID: "k", ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	exec(`UPDATE registry_authority_marks SET kind = 'wit'`)
+	_, err = s.ListAuthorityMarks(ctx, time.Now())
+	require.ErrorContains(t, err, "sqlstore: decoding stored authority mark")
+	exec(`UPDATE registry_authority_marks SET expires_at = 'later'`)
+	_, err = s.ListAuthorityMarks(ctx, time.Now())
+	require.ErrorContains(t, err, "sqlstore: listing authority marks")
 }
 
 func repeatSelectors(n int) string {
@@ -195,6 +219,10 @@ func TestNodeClosed(t *testing.T) {
 	require.ErrorContains(t, err, "sqlstore: ")
 	require.ErrorContains(t, s.DeleteBundle(ctx, td), "sqlstore: ")
 	require.ErrorContains(t, s.PutServerBundle(ctx, registry.ServerBundle{ServerID: "s", Document: []byte("{}"), ExpiresAt: time.Now()}), "sqlstore: ")
+	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s", Kind: registry.AuthorityJWT, AuthorityID: "k", ExpiresAt: time.Now()})
+	require.ErrorContains(t, err, "sqlstore: ")
+	_, err = s.ListAuthorityMarks(ctx, time.Now())
+	require.ErrorContains(t, err, "sqlstore: ")
 	_, err = s.ListServerBundles(ctx, time.Now())
 	require.ErrorContains(t, err, "sqlstore: ")
 }
@@ -217,7 +245,7 @@ func TestMigrateToVersion2(t *testing.T) {
 	db, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
 	defer db.Close()
-	for _, table := range []string{"registry_agents", "registry_join_tokens", "registry_bundles", "registry_server_bundles"} {
+	for _, table := range []string{"registry_agents", "registry_join_tokens", "registry_bundles", "registry_server_bundles", "registry_authority_marks"} {
 		_, err := db.Exec(`DROP TABLE ` + table)
 		require.NoError(t, err)
 	}
@@ -232,5 +260,39 @@ func TestMigrateToVersion2(t *testing.T) {
 	require.NoError(t, s.CreateToken(ctx, registry.JoinToken{ID: "t1", SecretHash: make([]byte, 32), ExpiresAt: time.Now().Add(time.Hour)}))
 	var version int
 	require.NoError(t, db.QueryRow(`SELECT MAX(version) FROM registry_schema_migrations`).Scan(&version))
-	assert.Equal(t, 4, version, "and every later migration")
+	assert.Equal(t, 5, version, "and every later migration")
+}
+
+// TestMigrateToVersion5 opens a database at schema version 4, whose server
+// bundles have no authorities and which has no authority marks, and checks
+// that opening it keeps the server bundles, with no authorities, and adds
+// the marks.
+func TestMigrateToVersion5(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "registry.db")
+	s := openSQLite(t, path)
+	require.NoError(t, s.Close())
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer db.Close()
+	expires := time.Now().Add(time.Hour).UnixMicro()
+	for _, stmt := range []string{
+		`DROP TABLE registry_authority_marks`,
+		`ALTER TABLE registry_server_bundles DROP COLUMN authorities`,
+		`DELETE FROM registry_schema_migrations WHERE version = 5`,
+		`INSERT INTO registry_server_bundles (server_id, document, expires_at, updated_at) VALUES ('s1', '{}', ` + strconv.FormatInt(expires, 10) + `, 1)`,
+	} {
+		_, err := db.Exec(stmt)
+		require.NoError(t, err, stmt)
+	}
+
+	s = openSQLite(t, path)
+	defer s.Close()
+	list, err := s.ListServerBundles(ctx, time.Now())
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, "s1", list[0].ServerID)
+	assert.Nil(t, list[0].Authorities)
+	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "ab", ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
 }

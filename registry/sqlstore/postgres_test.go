@@ -53,8 +53,8 @@ func TestPostgresDurable(t *testing.T) {
 // TestPostgresMigrateToVersion3 opens a database at schema version 2, whose
 // B-tree index refused selectors longer than about 2.7 kB, and checks that
 // opening it keeps the entries, finds them by selector, and takes the longest
-// selectors; the later migrations (version 4's notification triggers) apply
-// too.
+// selectors; the later migrations (version 4's notification triggers,
+// version 5's authorities and marks) apply too.
 func TestPostgresMigrateToVersion3(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.New(t)
@@ -73,6 +73,9 @@ func TestPostgresMigrateToVersion3(t *testing.T) {
 	db := stdlib.OpenDB(*pc)
 	defer db.Close()
 	for _, stmt := range []string{ // back to version 2
+		`DROP TABLE registry_authority_marks`,
+		`ALTER TABLE registry_server_bundles DROP COLUMN authorities`,
+		`DELETE FROM registry_schema_migrations WHERE version = 5`,
 		`DROP TRIGGER registry_events_notify ON registry_events`,
 		`DROP TRIGGER registry_agents_notify ON registry_agents`,
 		`DROP TRIGGER registry_bundles_notify ON registry_bundles`,
@@ -106,8 +109,8 @@ func TestPostgresMigrateToVersion3(t *testing.T) {
 	assert.ElementsMatch(t, []registry.Entry{old, created}, page)
 	var version int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT MAX(version) FROM registry_schema_migrations`).Scan(&version))
-	assert.Equal(t, 4, version, "and every later migration")
+	assert.Equal(t, 5, version, "and every later migration")
 	var triggers int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'registry\_%\_notify'`).Scan(&triggers))
-	assert.Equal(t, 4, triggers, "version 4's notification triggers")
+	assert.Equal(t, 5, triggers, "the notification triggers of versions 4 and 5")
 }
