@@ -27,7 +27,8 @@ const maxResponseBody = 256 << 20
 //
 // Errors answered by the server wrap [registry.ErrInvalid],
 // [registry.ErrNotFound], [registry.ErrConflict],
-// [registry.ErrAlreadyExists] or [ErrPermissionDenied] as the case may be,
+// [registry.ErrAlreadyExists], [ErrFailedPrecondition] or
+// [ErrPermissionDenied] as the case may be,
 // for errors.Is. A socket the caller's uid may not connect to also gives
 // [ErrPermissionDenied].
 type Client struct {

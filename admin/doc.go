@@ -1,7 +1,9 @@
 // Package admin is the administration API of an issuing server: a small
 // HTTP/1.1 + JSON API on a unix socket that only root and the server's own
 // uid may use, to manage registration entries, join tokens, federated
-// bundles and node agents, and to read the trust domain's own bundle.
+// bundles and node agents, to read the trust domain's own bundle, and to
+// operate its CA (prepare, activate, taint and revoke authorities, through
+// an [AuthorityManager]).
 //
 // The server side is [Server], served on a socket made by [ListenUnix]; the
 // client side is [Client], made by [Dial]:
@@ -37,7 +39,9 @@
 // ?format=pem|spiffe), federation/bundles (GET; GET, PUT and DELETE
 // /federation/bundles/{trust domain}), and agents (GET, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
-// agent IDs contain slashes. Errors are {"error": "...", "code": "..."}
-// with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
+// agent IDs contain slashes, and authorities (GET; POST
+// /authorities/{x509|jwt}/prepare and /activate, and /taint and /revoke
+// with {"authority_id": "..."}). Errors are {"error": "...", "code":
+// "..."} with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
 // [MaxRequestBody], a batch's by [MaxBatchRequestBody].
 package admin

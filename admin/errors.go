@@ -12,6 +12,13 @@ import (
 // socket's file permissions kept it from connecting at all.
 var ErrPermissionDenied = errors.New("admin: permission denied")
 
+// ErrFailedPrecondition is wrapped by an error when the request is valid but
+// the state of what it names forbids it: tainting or revoking the active
+// authority, activating when none is prepared. An [AuthorityManager]
+// wraps it to have the API answer 409 with the code failed_precondition;
+// the [Client] wraps it in the error of such an answer.
+var ErrFailedPrecondition = errors.New("admin: failed precondition")
+
 // apiError is an error answered by the server. It wraps the sentinel its
 // code names, so that callers can use errors.Is.
 type apiError struct {
@@ -42,6 +49,8 @@ func codeError(code string) error {
 		return registry.ErrAlreadyExists
 	case codePermissionDenied:
 		return ErrPermissionDenied
+	case codeFailedPrecondition:
+		return ErrFailedPrecondition
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /v1/agents", s.listAgents)
 	m.HandleFunc("DELETE /v1/agents", s.evictAgent)
 	m.HandleFunc("POST /v1/agents/ban", s.banAgent)
+	s.authorityRoutes(m)
 	return m
 }
 
@@ -58,6 +59,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, codeConflict, err.Error())
 	case errors.Is(err, registry.ErrAlreadyExists):
 		writeError(w, http.StatusConflict, codeAlreadyExists, err.Error())
+	case errors.Is(err, ErrFailedPrecondition):
+		writeError(w, http.StatusConflict, codeFailedPrecondition, err.Error())
 	default:
 		s.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, codeInternal, "admin: internal error")

@@ -52,6 +52,9 @@ type Config struct {
 	// while there is none yet. It is called on every bundle request and
 	// must be safe for concurrent use. Required.
 	Bundle func() *spiffebundle.Bundle
+	// Authorities operates the trust domain's CA (the authorities
+	// routes). Nil answers them 404: the server has no CA to operate.
+	Authorities AuthorityManager
 	// Logger receives refused callers (at Warn) and internal errors. Nil
 	// discards the output.
 	Logger *slog.Logger

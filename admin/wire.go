@@ -76,7 +76,10 @@ const (
 	codeConflict         = "conflict"
 	codeAlreadyExists    = "already_exists"
 	codePermissionDenied = "permission_denied"
-	codeInternal         = "internal"
+	// codeFailedPrecondition: the request is valid, but the state of what
+	// it names forbids it (tainting the active authority).
+	codeFailedPrecondition = "failed_precondition"
+	codeInternal           = "internal"
 )
 
 func selectorsToJSON(ss []attest.Selector) []selectorJSON {
