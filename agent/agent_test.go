@@ -59,11 +59,10 @@ func startServerCfg(t *testing.T, m *rotation.Manager, store *memstore.Store, ad
 	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
 	require.NoError(t, err)
 	cfg := nodeapi.ServerConfig{
-		Authority:    m,
-		Registry:     store,
-		Agents:       store,
-		Attestors:    []attest.NodeAttestor{jt},
-		AgentRefresh: 100 * time.Millisecond,
+		Authority: m,
+		Registry:  store,
+		Agents:    store,
+		Attestors: []attest.NodeAttestor{jt},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -113,7 +112,6 @@ func (s *server) entry(t *testing.T, parent spiffeid.ID, path string) registry.E
 		Selectors: []attest.Selector{ourUID},
 	})
 	require.NoError(t, err)
-	require.NoError(t, s.srv.Sync(t.Context()))
 	return e
 }
 

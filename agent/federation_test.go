@@ -66,7 +66,6 @@ func TestAgentServesFederatedBundlesAndJWTSVIDs(t *testing.T) {
 		Selectors: []attest.Selector{ourUID}, FederatesWith: []spiffeid.TrustDomain{partnerTD},
 	})
 	require.NoError(t, err)
-	require.NoError(t, s.srv.Sync(t.Context()))
 	waitSynced(t, a)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
 	addr := a.addr

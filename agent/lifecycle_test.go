@@ -97,7 +97,6 @@ func TestNoNodeAttestor(t *testing.T) {
 
 	// Evicted, it cannot attest again: it says why, and keeps serving.
 	require.NoError(t, s.store.DeleteAgent(t.Context(), a.ID()))
-	require.NoError(t, s.srv.Refresh(t.Context()))
 	require.Eventually(t, func() bool { return logs.contains("attesting again is impossible") }, 20*time.Second, 20*time.Millisecond)
 	assert.True(t, logs.contains(agent.ErrNoNodeAttestor.Error()))
 	assert.Equal(t, web.SPIFFEID, fetchID(t, a.addr))
@@ -155,7 +154,6 @@ func TestCombinedWorkloadAttestors(t *testing.T) {
 		Selectors: []attest.Selector{ourUID, {Type: "docker", Value: "label:app:db"}},
 	})
 	require.NoError(t, err)
-	require.NoError(t, s.srv.Sync(t.Context()))
 	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 20*time.Second, 20*time.Millisecond)
 
 	// The union of both attestors' selectors: the entry needing both

@@ -290,7 +290,6 @@ func TestEvictedX509PopAgentAttestsAgain(t *testing.T) {
 	old := serial(a)
 
 	require.NoError(t, store.DeleteAgent(t.Context(), a.ID()))
-	require.NoError(t, s.srv.Refresh(t.Context()))
 	require.Eventually(t, func() bool {
 		rec, err := store.GetAgent(t.Context(), a.ID())
 		return err == nil && rec.SerialNumber != old && serial(a) == rec.SerialNumber

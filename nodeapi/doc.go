@@ -12,8 +12,8 @@
 //   - Every other call is mutual TLS with that SVID. The server accepts only
 //     the SVID it issued last (or the one before, until the agent uses the
 //     new one), refuses evicted and banned agents, and reads the records
-//     again every ServerConfig.AgentRefresh so that servers sharing a
-//     database share evictions.
+//     again when the agent store tells of a write (registry.Notifier), so
+//     that servers sharing a database share evictions and bans at once.
 //   - RenewAgent: a new agent SVID for a new key.
 //   - Sync: a stream of the registration entries the agent may serve (its
 //     own, those of the node aliases its selectors match, and their

@@ -2,6 +2,7 @@ package nodeapi
 
 import (
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -21,3 +22,12 @@ func ParseUpdate(td spiffeid.TrustDomain, resp *nodepb.SyncResponse) (Update, er
 
 // AgentSVIDFromPB exposes the client's check of an agent SVID.
 var AgentSVIDFromPB = agentSVIDFromPB
+
+// CachedAgent returns the server's cached record of id, as calls of the
+// agent see it before any store read.
+func (s *Server) CachedAgent(id spiffeid.ID) (registry.Agent, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.agents[id]
+	return a, ok
+}

@@ -13,20 +13,22 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // second starts another server on e's CA and stores, as a replica of the
-// issuing server would be, with a slow agent refresh so that its cache of
-// agent records is stale.
+// issuing server would be, whose cache of agent records goes stale: it
+// reads them at start only (the agent store does not tell of writes, and
+// the poll is slow).
 func (e *env) second(t *testing.T) *env {
 	t.Helper()
 	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
 		Authority:    e.ca,
 		Registry:     e.store,
-		Agents:       e.store,
+		Agents:       quietAgents{e.store},
 		Attestors:    []attest.NodeAttestor{echoAttestor{}},
-		AgentRefresh: time.Hour,
+		PollInterval: time.Hour,
 	})
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -34,6 +36,9 @@ func (e *env) second(t *testing.T) *env {
 	cancel := serve(t, srv, lis)
 	return &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
 }
+
+// quietAgents is an agent store that does not tell of its writes.
+type quietAgents struct{ registry.AgentStore }
 
 // Property: an agent that renewed its SVID through one server is accepted
 // at once by another server sharing the agent records, whose cache still
@@ -73,7 +78,8 @@ func TestRenewedAgentIsAcceptedByAnotherServer(t *testing.T) {
 func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 	e := newEnv(t, func(c *nodeapi.ServerConfig) {
 		withJoinToken(t)(c)
-		c.AgentRefresh = time.Hour
+		c.Agents = quietAgents{c.Agents}
+		c.PollInterval = time.Hour
 	})
 	agentID := spiffeid.RequireFromPath(td, "/spiffekit/agent/fixed")
 	tok1, rec1, err := jointoken.Generate(t.Context(), e.store, jointoken.Params{AgentID: agentID})
@@ -103,4 +109,25 @@ func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 	require.Equal(t, agentID, a2.svid.ID)
 	_, err = a2.client.SignJWTSVID(t.Context(), x.ID, []string{"db"})
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+}
+
+// Property: a ban written by another server, which this server's cache
+// has not seen, is neither bypassed nor written over by attesting again.
+func TestReattestationDoesNotBypassABan(t *testing.T) {
+	e := newEnv(t, func(c *nodeapi.ServerConfig) {
+		c.Agents = quietAgents{c.Agents}
+		c.PollInterval = time.Hour
+	})
+	a := e.attest(t, "node1")
+	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
+	require.NoError(t, err)
+	rec.Banned = true
+	_, err = e.store.PutAgent(t.Context(), rec) // as another server would
+	require.NoError(t, err)
+
+	_, err = nodeapi.Attest(t.Context(), e.clientConfig(), echoClient{"node1"}, newKey(t))
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	rec, err = e.store.GetAgent(t.Context(), a.svid.ID)
+	require.NoError(t, err)
+	assert.True(t, rec.Banned, "the ban is still recorded")
 }

@@ -174,8 +174,18 @@ func (e *env) entry(t testing.TB, parent spiffeid.ID, path string, sels ...attes
 		Selectors: sels,
 	})
 	require.NoError(t, err)
-	require.NoError(t, e.srv.Sync(t.Context()))
+	waitIndexed(t, e.srv, e.store)
 	return en
+}
+
+// waitIndexed waits until srv's index holds every write made to store so
+// far: Run reads the change feed when the store tells of a write.
+func waitIndexed(t testing.TB, srv *nodeapi.Server, store registry.Store) {
+	t.Helper()
+	head, err := store.Head(t.Context())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return srv.Index().Seq() >= head }, 10*time.Second, time.Millisecond,
+		"the server reads the change feed up to %d", head)
 }
 
 // liveBundle verifies servers with the CA's current bundle, as an agent

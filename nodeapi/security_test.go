@@ -328,9 +328,8 @@ func TestBannedAgentLosesItsStream(t *testing.T) {
 	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
 	require.NoError(t, err)
 	rec.Banned = true
-	_, err = e.store.PutAgent(t.Context(), rec)
+	_, err = e.store.PutAgent(t.Context(), rec) // the store tells the server
 	require.NoError(t, err)
-	require.NoError(t, e.srv.Refresh(t.Context()))
 
 	err = end(t)
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
@@ -354,7 +353,7 @@ func TestExpiredAgentSVIDIsRefused(t *testing.T) {
 	next(t, updates)
 
 	skew.Store(int64(2 * time.Minute))
-	require.NoError(t, e.srv.Refresh(t.Context())) // wakes the stream
+	e.entry(t, a.svid.ID, "/wake") // a change wakes the stream
 	err := end(t)
 	assert.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
 	assert.ErrorContains(t, err, "expired")

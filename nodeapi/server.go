@@ -31,9 +31,19 @@ import (
 // Defaults of ServerConfig.
 const (
 	DefaultAgentSVIDTTL  = time.Hour
-	DefaultAgentRefresh  = 5 * time.Second
-	DefaultPollInterval  = time.Second
+	DefaultPollInterval  = 30 * time.Second
 	DefaultAttestTimeout = 30 * time.Second
+)
+
+// Signals of agent record writes are followed at once, but the reads of
+// every record they cause are spaced: at least minAgentReload apart, and
+// agentReloadShare times as long as the last read took, so that a fleet
+// renewing its SVIDs (each renewal a write, through this server or
+// another) costs a bounded share of the server's time and of the
+// database's, whatever its size.
+const (
+	minAgentReload   = 100 * time.Millisecond
+	agentReloadShare = 10
 )
 
 // A FederationSource gives the bundles of foreign trust domains that the
@@ -55,11 +65,14 @@ type ServerConfig struct {
 
 	// Registry holds the registration entries. Required. NewServer
 	// indexes it; Run follows its change feed, pushing changes to the
-	// agents they concern.
+	// agents they concern: at once when the registry is a
+	// registry.Notifier, else every PollInterval.
 	Registry index.Source
 
 	// Agents keeps the records of attested agents. Required. Servers that
-	// share it share evictions and bans.
+	// share it share evictions and bans: Run reads the records again when
+	// Agents, being a registry.Notifier, tells of a write, else every
+	// PollInterval.
 	Agents registry.AgentStore
 
 	// Attestors are the node attestors agents may use, by Type. At least
@@ -79,14 +92,13 @@ type ServerConfig struct {
 	// ca.DefaultJWTSVIDTTL.
 	X509SVIDTTL, JWTSVIDTTL time.Duration
 
-	// AgentRefresh is how often Run reads the agent records again, so
-	// that an eviction or ban made through another server takes effect.
-	// Zero means DefaultAgentRefresh (5 s).
-	AgentRefresh time.Duration
-
-	// PollInterval is how often Run reads the registry's change feed,
-	// besides reading it at once when a registry.Notifier tells of a
-	// write. Zero means DefaultPollInterval.
+	// PollInterval is the safety net of Run: how often it reads the
+	// registry's change feed and the agent records without being told of a
+	// write. A store that is a registry.Notifier tells of writes at once;
+	// the poll catches what it cannot tell (see its documentation: SQLite,
+	// for one, tells only of the writes made through the same store value).
+	// Give a store that is not a Notifier a shorter interval. Zero means
+	// DefaultPollInterval (30 s).
 	PollInterval time.Duration
 
 	// AttestTimeout bounds one node attestation exchange. Zero means
@@ -156,8 +168,8 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("nodeapi: ServerConfig.Agents is required")
 	case len(cfg.Attestors) == 0:
 		return nil, errors.New("nodeapi: ServerConfig.Attestors needs at least one node attestor")
-	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentRefresh < 0 ||
-		cfg.PollInterval < 0 || cfg.AttestTimeout < 0:
+	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.PollInterval < 0 ||
+		cfg.AttestTimeout < 0:
 		return nil, errors.New("nodeapi: durations must not be negative")
 	}
 	b := cfg.Authority.Bundle()
@@ -192,9 +204,6 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if s.cfg.AgentSVIDTTL == 0 {
 		s.cfg.AgentSVIDTTL = DefaultAgentSVIDTTL
 	}
-	if s.cfg.AgentRefresh == 0 {
-		s.cfg.AgentRefresh = DefaultAgentRefresh
-	}
 	if s.cfg.PollInterval == 0 {
 		s.cfg.PollInterval = DefaultPollInterval
 	}
@@ -208,7 +217,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval}); err != nil {
 		return nil, fmt.Errorf("nodeapi: indexing the registry: %w", err)
 	}
-	if err := s.reloadAgents(ctx); err != nil {
+	if _, err := s.reloadAgentsChanged(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -242,36 +251,13 @@ func (s *Server) Close() error {
 // errClosed is returned by Run and Serve after Close.
 var errClosed = errors.New("nodeapi: the server is closed")
 
-// Sync applies the registry changes made since the last sync and pushes
-// them to agents, without waiting for the next poll.
-func (s *Server) Sync(ctx context.Context) error {
-	n, err := s.idx.Sync(ctx)
-	if err != nil {
-		return fmt.Errorf("nodeapi: %w", err)
-	}
-	if n > 0 {
-		s.bump()
-	}
-	return nil
-}
-
-// Refresh reads the agent records again at once, so that an eviction or
-// ban takes effect without waiting for the next refresh.
-func (s *Server) Refresh(ctx context.Context) error {
-	if err := s.reloadAgents(ctx); err != nil {
-		return err
-	}
-	s.bump()
-	return nil
-}
-
 // Serve serves the node protocol over TLS on lis until ctx is done, then
 // stops gracefully: entry streams and attestations waiting for the agent
 // end at once (agents reconnect, to another server if they know one),
 // other calls in flight finish. It closes lis, and returns nil once ctx is
 // done. Serve works whether or not Run runs: without it, agents see the
-// registry as Sync and Refresh leave it (see Run). After Close, Serve
-// returns an error at once.
+// registry and the agent records as NewServer read them (see Run). After
+// Close, Serve returns an error at once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.lifeMu.Lock()
 	closed := s.isClosed
@@ -366,11 +352,15 @@ func (s *Server) certificate(ctx context.Context) (*tls.Certificate, error) {
 	return s.tlsCert, nil
 }
 
-// Run follows the registry's change feed (at once when the registry is a
-// registry.Notifier, and every PollInterval), the CA and the federated
-// bundles (through their Subscribe), and the agent records (every
-// AgentRefresh), and wakes the entry streams each change concerns. It
-// first catches up with what changed since NewServer.
+// Run follows the registry's change feed and the agent records, the CA and
+// the federated bundles, and wakes the entry streams each change concerns.
+// A store that is a registry.Notifier is read at once when it tells of a
+// write (the agent records at most every 100 ms, or ten times as long as
+// their last read took, so that thousands of agents renewing cost a few
+// reads a second); every PollInterval both are read anyway, as a safety
+// net. The CA and the federated bundles tell
+// of their changes through their Subscribe. Run first catches up with what
+// changed since NewServer.
 //
 // Run blocks until ctx is done, when it returns ctx.Err(), or Close is
 // called, when it returns nil. A failed read of the registry or the
@@ -378,8 +368,7 @@ func (s *Server) certificate(ctx context.Context) (*tls.Certificate, error) {
 // one Run may run at a time, and not after Close.
 //
 // Without Run, Serve still answers agents, from the index and the agent
-// records as NewServer, Sync and Refresh leave them: a server that does not
-// run Run pushes no change by itself.
+// records as NewServer read them, and the server pushes no change.
 func (s *Server) Run(ctx context.Context) error {
 	s.lifeMu.Lock()
 	switch {
@@ -409,41 +398,109 @@ func (s *Server) Run(ctx context.Context) error {
 		fedUpdates, unsubscribeFed = s.cfg.Federation.Subscribe()
 		defer unsubscribeFed()
 	}
-	var notify <-chan struct{}
-	if n, ok := s.cfg.Registry.(registry.Notifier); ok {
-		var cancel func()
-		notify, cancel = n.Subscribe(registry.TopicEntries)
-		defer cancel()
+	entryWrites, cancelEntries := subscribe(s.cfg.Registry, registry.TopicEntries)
+	defer cancelEntries()
+	agentWrites, cancelAgents := subscribe(s.cfg.Agents, registry.TopicAgents)
+	defer cancelAgents()
+	if entryWrites == nil || agentWrites == nil {
+		s.log.Info("a store does not tell of its writes; reading it every poll interval",
+			"registry_notifies", entryWrites != nil, "agents_notify", agentWrites != nil, "poll_interval", s.cfg.PollInterval)
 	}
 	s.syncIndex(ctx)
-	s.reloadAgentsLogged(ctx)
+	agents := agentReloader{s: s}
+	agents.reload(ctx)
 	s.bump()
 
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
-	agents := time.NewTicker(s.cfg.AgentRefresh)
-	defer agents.Stop()
+	defer agents.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closed:
 			return nil
-		case <-notify:
+		case <-entryWrites:
 			s.syncIndex(ctx)
+		case <-agentWrites:
+			agents.signalled(ctx)
+		case <-agents.due():
+			agents.reload(ctx)
 		case <-poll.C:
 			s.syncIndex(ctx)
+			agents.reload(ctx)
 		case <-caUpdates:
 			s.bump()
 		case <-fedUpdates:
 			s.bump()
-		case <-agents.C:
-			if s.reloadAgentsLogged(ctx) {
-				// Only then: waking every stream costs each a look at its
-				// entries.
-				s.bump()
-			}
 		}
+	}
+}
+
+// subscribe subscribes to topics of store if it is a registry.Notifier;
+// otherwise it returns a nil channel, never ready.
+func subscribe(store any, topics registry.Topic) (<-chan struct{}, func()) {
+	if n, ok := store.(registry.Notifier); ok {
+		return n.Subscribe(topics)
+	}
+	return nil, func() {}
+}
+
+// agentReloader spaces the reads of every agent record that signals of
+// agent writes cause. A signal after a quiet spell is followed at once;
+// signals that come sooner than minAgentReload, or agentReloadShare times
+// the last read's duration, after the last read are folded into one read
+// at the end of that gap. The renewals of thousands of agents therefore
+// cost a few reads a second, not one each.
+//
+// Reading only the records that changed would cost less again, but
+// evictions leave no record to find: the store would have to list
+// deletions too.
+type agentReloader struct {
+	s     *Server
+	next  time.Time   // when a signal may cause a read again
+	timer *time.Timer // pending read, or nil
+}
+
+// signalled follows a signal of agent writes: it reads the records now or
+// schedules a read.
+func (r *agentReloader) signalled(ctx context.Context) {
+	if r.timer != nil {
+		return // a read is due; it will see this write too
+	}
+	if wait := time.Until(r.next); wait > 0 {
+		r.timer = time.NewTimer(wait)
+		return
+	}
+	r.reload(ctx)
+}
+
+// due returns the channel of the pending read, or nil.
+func (r *agentReloader) due() <-chan time.Time {
+	if r.timer == nil {
+		return nil
+	}
+	return r.timer.C
+}
+
+// reload reads the records, wakes the streams if one they concern changed,
+// and sets when the next signal may cause a read.
+func (r *agentReloader) reload(ctx context.Context) {
+	r.stop()
+	start := time.Now()
+	if r.s.reloadAgentsLogged(ctx) {
+		// Only then: waking every stream costs each a look at its
+		// entries.
+		r.s.bump()
+	}
+	r.next = start.Add(max(minAgentReload, agentReloadShare*time.Since(start)))
+}
+
+// stop drops the pending read.
+func (r *agentReloader) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
 	}
 }
 
@@ -484,11 +541,6 @@ func (s *Server) watch() (uint64, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.gen, s.changed
-}
-
-func (s *Server) reloadAgents(ctx context.Context) error {
-	_, err := s.reloadAgentsChanged(ctx)
-	return err
 }
 
 // reloadAgentsChanged reads the agent records and reports whether an agent

@@ -159,7 +159,7 @@ func TestInternalFailuresAreNotToldToPeers(t *testing.T) {
 	setup := func(c *nodeapi.ServerConfig) {
 		c.Authority, c.Registry, c.Agents = authority, store, agents
 		c.Attestors = []attest.NodeAttestor{leakyAttestor{}}
-		c.AgentRefresh = time.Hour
+		c.PollInterval = time.Hour
 		c.Logger = logs.logger()
 	}
 	e := newEnv(t, setup)
@@ -172,8 +172,8 @@ func TestInternalFailuresAreNotToldToPeers(t *testing.T) {
 		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 	})
 	require.NoError(t, err)
-	require.NoError(t, e.srv.Sync(t.Context()))
-	require.NoError(t, other.srv.Sync(t.Context()))
+	waitIndexed(t, e.srv, store)
+	waitIndexed(t, other.srv, store)
 	viaOther, err := nodeapi.Dial(other.clientConfig(), a)
 	require.NoError(t, err)
 	t.Cleanup(func() { viaOther.Close() })

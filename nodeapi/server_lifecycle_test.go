@@ -87,13 +87,20 @@ func TestRunAndCloseLifecycle(t *testing.T) {
 }
 
 // Property: Serve answers agents without Run, from the registry as
-// NewServer and Sync leave it; Run then catches up with what changed
-// before it started, without waiting for a poll or a notification.
+// NewServer read it; Run then catches up with what changed before it
+// started, without waiting for a poll or a notification.
 func TestServeWithoutRunAndRunCatchesUp(t *testing.T) {
 	cfg := bareConfig(t)
 	store := cfg.Registry.(*memstore.Store)
 	cfg.Registry = quietRegistry{store}
 	cfg.PollInterval = time.Hour
+	// The echo attestor names node1 so; the entry exists before NewServer.
+	node1 := spiffeid.RequireFromPath(td, "/spiffekit/agent/echo/node1")
+	first, err := store.Create(t.Context(), registry.Entry{
+		SPIFFEID: spiffeid.RequireFromPath(td, "/first"), ParentID: node1,
+		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
+	})
+	require.NoError(t, err)
 	srv, err := nodeapi.NewServer(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
@@ -106,13 +113,13 @@ func TestServeWithoutRunAndRunCatchesUp(t *testing.T) {
 	e := &env{auth: cfg.Authority, store: store, srv: srv, addr: lis.Addr().String()}
 
 	a := e.attest(t, "node1")
-	first := e.entry(t, a.svid.ID, "/first") // e.entry calls srv.Sync
+	require.Equal(t, node1, a.svid.ID)
 	updates, _ := syncUpdates(t, a)
 	u := next(t, updates)
 	require.Len(t, u.Upserts, 1)
 	assert.Equal(t, first.ID, u.Upserts[0].ID)
 
-	// Written without Sync: the server does not know of it...
+	// Written while Run does not run: the server does not know of it...
 	later, err := store.Create(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/later"), ParentID: a.svid.ID, Selectors: first.Selectors,
 	})

@@ -58,7 +58,6 @@ func TestAttestRefusals(t *testing.T) {
 	rec.Banned = true
 	_, err = e.store.PutAgent(ctx, rec)
 	require.NoError(t, err)
-	require.NoError(t, e.srv.Refresh(ctx))
 	_, err = nodeapi.Attest(ctx, e.clientConfig(), echoClient{"node2"}, newKey(t))
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
 	assert.ErrorContains(t, err, "banned")
@@ -125,7 +124,6 @@ func TestSyncPushesEntriesIncrementally(t *testing.T) {
 	// A deletion is pushed.
 	_, err := e.store.Delete(t.Context(), e1.ID, 0)
 	require.NoError(t, err)
-	require.NoError(t, e.srv.Sync(t.Context()))
 	u = next(t, updates)
 	assert.Equal(t, []string{e1.ID}, u.Deleted)
 	cancel()
@@ -226,7 +224,6 @@ func TestEvictedAgentIsRefusedAndLosesItsStream(t *testing.T) {
 	next(t, updates)
 
 	require.NoError(t, e.store.DeleteAgent(t.Context(), a.svid.ID))
-	require.NoError(t, e.srv.Refresh(t.Context()))
 	select {
 	case err := <-done:
 		assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
@@ -279,7 +276,10 @@ func TestCallsWithoutAgentSVIDAreRefused(t *testing.T) {
 // server's cache has not seen it yet) is neither lost nor bypassed by a
 // renewal.
 func TestRenewalDoesNotWriteOverABan(t *testing.T) {
-	e := newEnv(t, func(c *nodeapi.ServerConfig) { c.AgentRefresh = time.Hour })
+	e := newEnv(t, func(c *nodeapi.ServerConfig) {
+		c.Agents = quietAgents{c.Agents}
+		c.PollInterval = time.Hour
+	})
 	a := e.attest(t, "node1")
 	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
 	require.NoError(t, err)

@@ -175,7 +175,10 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 		return fmt.Errorf("%w: node attestor %s gave agent ID %s, outside the trust domain or the server's own",
 			errAttestorFault, attestor.Type(), res.AgentID)
 	}
-	old, found, err := s.agentRecord(ctx, res.AgentID)
+	// Read from the store, not the cache: a ban made through another server
+	// that this one has not read yet must neither be bypassed nor written
+	// over by the record below.
+	old, found, err := s.storedAgentRecord(ctx, res.AgentID)
 	if err != nil {
 		return err
 	}

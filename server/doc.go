@@ -58,8 +58,13 @@
 //
 // # Pushing changes
 //
-// Writes made through this server's admin socket reach the agents they
-// concern at once. Writes made through another server sharing the database
-// are read from the change feed every Config.PollInterval (one query per
-// server, whatever the number of agents).
+// The datastore tells the server of writes (registry.Notifier): on SQLite
+// of those made through the server itself, on PostgreSQL of every server's
+// (LISTEN/NOTIFY, on a connection Run holds). The server then reads what
+// changed, once for all its agents: the change feed for entries, the agent
+// records for evictions and bans, the other servers' shares of the bundle
+// and the federated bundles. So a write made through any server reaches
+// the agents of every server within milliseconds. Every
+// Config.PollInterval (30 s) the server reads them anyway, as a safety net
+// for a lost notification.
 package server

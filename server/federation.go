@@ -225,7 +225,7 @@ func loadBootstrap(td spiffeid.TrustDomain, path string) (*x509bundle.Bundle, er
 type fedWatcher struct {
 	rel     relationship
 	trust   *trust
-	bundles registry.BundleStore // pushes stored bundles to agents
+	bundles registry.BundleStore // the datastore, which tells the servers of each write
 	log     *slog.Logger
 	refresh time.Duration
 	timeout time.Duration

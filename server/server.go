@@ -31,9 +31,8 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBindAddr        = "127.0.0.1:8081"
-	DefaultRefreshInterval = 5 * time.Second
-	DefaultPollInterval    = 500 * time.Millisecond
+	DefaultBindAddr     = "127.0.0.1:8081"
+	DefaultPollInterval = 30 * time.Second
 )
 
 // Config configures New. The struct is copied.
@@ -70,15 +69,14 @@ type Config struct {
 	// JWT-SVID) and nodeapi (1 h agent SVID).
 	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
 
-	// RefreshInterval is how often the server publishes its authorities for
-	// the other servers sharing the database, reads theirs and the
-	// federated bundles, and re-reads agent records. Zero means
-	// DefaultRefreshInterval (5 s).
-	RefreshInterval time.Duration
-
-	// PollInterval is how often the registry's change feed is read for
-	// writes made by other servers. Zero means DefaultPollInterval (0.5 s).
-	// Writes through this server's admin API are pushed to agents at once.
+	// PollInterval is the safety net behind the datastore's notifications.
+	// The datastore tells the server of every write at once: on SQLite of
+	// the server's own, on PostgreSQL of every server's (through
+	// LISTEN/NOTIFY; see sqlstore.Store.Run). The server then reads what
+	// changed: the registry's change feed, the agent records (evictions,
+	// bans), the other servers' authorities and the federated bundles.
+	// Every PollInterval it reads them anyway, in case a notification was
+	// lost. Zero means DefaultPollInterval (30 s).
 	PollInterval time.Duration
 
 	// FederationBind, when not empty, is the address of the trust domain's
@@ -149,7 +147,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, errors.New("server: Config.TrustDomain is required")
 	case cfg.DataDir == "":
 		return nil, errors.New("server: Config.DataDir is required")
-	case cfg.RefreshInterval < 0 || cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
+	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
 		return nil, errors.New("server: intervals must not be negative")
 	}
 	if err := checkEndpointConfig(&cfg); err != nil {
@@ -157,9 +155,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = DefaultBindAddr
-	}
-	if cfg.RefreshInterval == 0 {
-		cfg.RefreshInterval = DefaultRefreshInterval
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
@@ -233,7 +228,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AgentSVIDTTL: cfg.AgentSVIDTTL,
 		X509SVIDTTL:  cfg.X509SVIDTTL,
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
-		AgentRefresh: cfg.RefreshInterval,
 		PollInterval: cfg.PollInterval,
 		Logger:       s.log.With("component", "nodeapi"),
 	}); err != nil {
@@ -253,9 +247,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.AdminSocket != "" {
 		if s.admin, err = admin.New(admin.Config{
 			TrustDomain: cfg.TrustDomain,
-			Entries:     pushingStore{batchStore: s.store, push: s.node},
-			Agents:      pushingAgents{AgentStore: s.store, push: s.node},
-			Bundles:     pushingBundles{BundleStore: s.store, push: s.trust},
+			Entries:     s.store,
+			Agents:      s.store,
+			Bundles:     s.store,
 			Tokens:      tokenIssuer{s.store},
 			Bundle:      s.trust.Bundle,
 			Logger:      s.log.With("component", "admin"),
@@ -321,13 +315,12 @@ func (s *Server) setUpFederation(ctx context.Context) error {
 		return err
 	}
 	configured := map[spiffeid.TrustDomain]bool{}
-	bundles := pushingBundles{BundleStore: s.store, push: s.trust}
 	for _, r := range rels {
 		configured[r.TrustDomain] = true
 		s.watchers = append(s.watchers, &fedWatcher{
 			rel:     r,
 			trust:   s.trust,
-			bundles: bundles,
+			bundles: s.store,
 			log: s.log.With("component", "federation", "trust_domain", r.TrustDomain.Name(),
 				"url", r.URL, "profile", r.Profile),
 			refresh: s.cfg.FederationRefresh,
@@ -413,11 +406,13 @@ func (s *Server) FederationAddr() net.Addr {
 func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 
 // Run serves the node API, the admin socket and the bundle endpoint,
-// pushes registry and CA changes to agents, rotates the CA, keeps the
-// shared bundle fresh and polls the bundle endpoints of the federation
-// relationships, until ctx is done; it then shuts down gracefully and
-// returns nil. If one of these fails (a listener, the CA's rotation), the
-// others stop and Run returns every failure.
+// listens for the datastore's notifications of writes (every server's, on
+// PostgreSQL), pushes registry, agent record and CA changes to agents,
+// rotates the CA, keeps the shared bundle fresh and polls the bundle
+// endpoints of the federation relationships, until ctx is done; it then
+// shuts down gracefully and returns nil. If one of these fails (a
+// listener, the CA's rotation), the others stop and Run returns every
+// failure.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -440,6 +435,10 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		})
 	}
+	// The store's Run tells of the writes of other servers sharing a
+	// PostgreSQL database; the node API and the trust follow its
+	// notifications.
+	run(s.store.Run)
 	run(func(ctx context.Context) error { return s.node.Serve(ctx, s.nodeLis) })
 	run(s.node.Run)
 	if s.admin != nil {
@@ -457,21 +456,32 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// refreshLoop keeps the shared bundle and federated bundles fresh, and
-// prunes expired join tokens.
+// refreshLoop keeps the trust domain's bundle and the federated bundles
+// fresh: it reads them again when the own CA changes, when the datastore
+// tells of a write of the servers' shares or of the federated bundles, and
+// every PollInterval, publishing the own share when it changed or is due
+// for renewal. It also prunes expired join tokens.
 func (s *Server) refreshLoop(ctx context.Context) {
-	updates, unsubscribe := s.ca.Subscribe()
+	caUpdates, unsubscribe := s.ca.Subscribe()
 	defer unsubscribe()
-	tick := time.NewTicker(s.cfg.RefreshInterval)
-	defer tick.Stop()
+	writes, cancel := s.store.Subscribe(registry.TopicAuthorities | registry.TopicBundles)
+	defer cancel()
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
+	// Subscribed first: what changed since New is read now.
+	s.refreshTrust(ctx)
+	renew := time.NewTimer(s.trust.renewIn(minRenewWait))
+	defer renew.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-updates:
-		case <-tick.C:
+		case <-caUpdates:
+		case <-writes:
+		case <-poll.C:
+		case <-renew.C:
 		case <-prune.C:
 			if n, err := s.store.PruneTokens(ctx, time.Now()); err != nil {
 				s.log.Warn("pruning expired join tokens failed", "err", err)
@@ -480,9 +490,20 @@ func (s *Server) refreshLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if err := s.trust.refresh(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("refreshing the bundle failed", "err", err)
-		}
+		s.refreshTrust(ctx)
+		renew.Reset(s.trust.renewIn(minRenewWait))
+	}
+}
+
+// minRenewWait spaces the attempts to publish a share due for renewal
+// when publishing fails.
+const minRenewWait = 10 * time.Second
+
+// refreshTrust refreshes the trust domain's bundle and the federated
+// bundles, logging a failure.
+func (s *Server) refreshTrust(ctx context.Context) {
+	if err := s.trust.refresh(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("refreshing the bundle failed", "err", err)
 	}
 }
 

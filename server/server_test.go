@@ -61,9 +61,6 @@ func start(t *testing.T, cfg server.Config) *running {
 	if cfg.AdminSocket == "" {
 		cfg.AdminSocket = filepath.Join(shortDir(t), "admin.sock")
 	}
-	if cfg.RefreshInterval == 0 {
-		cfg.RefreshInterval = 100 * time.Millisecond
-	}
 	s, err := server.New(t.Context(), cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

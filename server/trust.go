@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -43,9 +44,19 @@ type trust struct {
 	peers     []registry.ServerBundle
 	federated []*spiffebundle.Bundle
 	fedDocs   map[string]string
-	authState string // the own active and tainted authorities, as last told
+	authState string    // the own active and tainted authorities, as last told
+	renewAt   time.Time // when the own share, as stored, must be published again
 	subs      broadcast.Hub
 }
+
+// The own share of the trust domain's bundle lasts as long as the own
+// authorities, and at least shareLifetime; it is published again when it
+// changes or when less than shareRenewal of it remains. A server that stops
+// for good drops out of the bundle once its share lapses.
+const (
+	shareLifetime = time.Hour
+	shareRenewal  = 30 * time.Minute
+)
 
 var (
 	_ ca.Authority             = (*trust)(nil)
@@ -153,29 +164,36 @@ func (t *trust) merge() *spiffebundle.Bundle {
 	return b
 }
 
-// refresh publishes the own authorities for the other servers, reads
-// theirs and the federated bundles, and tells subscribers if anything
-// changed.
+// refresh publishes the own authorities for the other servers if the
+// stored share differs or is due for renewal, reads the other servers'
+// shares and the federated bundles, and tells subscribers if anything
+// changed. Since it writes only what changed, servers woken by each
+// other's writes do not wake each other again.
 func (t *trust) refresh(ctx context.Context) error {
 	own := t.ca.Bundle()
-	doc, err := own.Marshal()
-	if err != nil {
-		return fmt.Errorf("server: encoding the bundle: %w", err)
-	}
-	expires := t.now().Add(time.Hour)
-	for _, c := range own.X509Authorities() {
-		if c.NotAfter.After(expires) {
-			expires = c.NotAfter
-		}
-	}
-	if err := t.store.PutServerBundle(ctx, registry.ServerBundle{ServerID: t.serverID, Document: doc, ExpiresAt: expires}); err != nil {
-		return fmt.Errorf("server: publishing the bundle: %w", err)
-	}
-	all, err := t.store.ListServerBundles(ctx, t.now())
+	now := t.now()
+	all, err := t.store.ListServerBundles(ctx, now)
 	if err != nil {
 		return fmt.Errorf("server: reading the other servers' bundles: %w", err)
 	}
-	peers := slices.DeleteFunc(all, func(b registry.ServerBundle) bool { return b.ServerID == t.serverID })
+	var stored *registry.ServerBundle
+	peers := slices.DeleteFunc(all, func(b registry.ServerBundle) bool {
+		if b.ServerID == t.serverID {
+			stored = &b
+			return true
+		}
+		return false
+	})
+	share, err := t.share(own, now)
+	if err != nil {
+		return err
+	}
+	if stored == nil || !sameShare(*stored, share) || stored.ExpiresAt.Sub(now) < shareRenewal {
+		if err := t.store.PutServerBundle(ctx, share); err != nil {
+			return fmt.Errorf("server: publishing the bundle: %w", err)
+		}
+		stored = &share
+	}
 	fed, err := t.store.ListBundles(ctx)
 	if err != nil {
 		return fmt.Errorf("server: reading the federated bundles: %w", err)
@@ -183,6 +201,7 @@ func (t *trust) refresh(ctx context.Context) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.renewAt = stored.ExpiresAt.Add(-shareRenewal)
 	changed := false
 	if st := t.authorityState(); st != t.authState {
 		t.authState = st
@@ -222,6 +241,47 @@ func (t *trust) refresh(ctx context.Context) error {
 		t.subs.Notify()
 	}
 	return nil
+}
+
+// share is the own share of the trust domain's bundle as it is to be
+// stored at now: the own CA's bundle, lasting as long as its last
+// authority and at least shareLifetime.
+func (t *trust) share(own *spiffebundle.Bundle, now time.Time) (registry.ServerBundle, error) {
+	doc, err := own.Marshal()
+	if err != nil {
+		return registry.ServerBundle{}, fmt.Errorf("server: encoding the bundle: %w", err)
+	}
+	expires := now.Add(shareLifetime)
+	for _, c := range own.X509Authorities() {
+		if c.NotAfter.After(expires) {
+			expires = c.NotAfter
+		}
+	}
+	return registry.ServerBundle{ServerID: t.serverID, Document: doc, ExpiresAt: expires}, nil
+}
+
+// sameShare reports whether the stored share says what want says: the
+// same document and the same authorities, compared in the store's form
+// (times to the microsecond), so that a share read back is the same as
+// the one written.
+func sameShare(stored, want registry.ServerBundle) bool {
+	want, err := registry.PrepareServerBundle(want, want.UpdatedAt)
+	if err != nil {
+		return false // publishing it will say why
+	}
+	return bytes.Equal(stored.Document, want.Document) &&
+		slices.EqualFunc(stored.Authorities, want.Authorities, func(a, b registry.ServerAuthority) bool {
+			return a.Kind == b.Kind && a.ID == b.ID && a.State == b.State && a.Tainted == b.Tainted &&
+				a.NotAfter.Equal(b.NotAfter) && bytes.Equal(a.Certificate, b.Certificate)
+		})
+}
+
+// renewIn returns how long until the own share must be published again,
+// at least minWait.
+func (t *trust) renewIn(minWait time.Duration) time.Duration {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return max(t.renewAt.Sub(t.now()), minWait)
 }
 
 func mapsEqual(a, b map[string]string) bool {

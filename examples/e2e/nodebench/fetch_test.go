@@ -27,7 +27,7 @@ func newFetchSetup(tb testing.TB) *fetchSetup {
 	e := newEnv(tb, envConfig{DBDir: shmDir(tb)})
 	a := e.newAgent(tb, nil)
 	en := createEntries(tb, e.store, a.ID(), "/fetch", 1, ourUID)[0]
-	require.NoError(tb, e.srv.Sync(tb.Context()))
+	e.waitIndexed(tb)
 	waitSynced(tb, a, 30*time.Second)
 	waitFor(tb, 30*time.Second, "the agent holds the entry", func() bool { return a.Stats().Entries == 1 })
 	addr := a.addr

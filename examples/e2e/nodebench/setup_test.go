@@ -120,9 +120,10 @@ type env struct {
 }
 
 type envConfig struct {
-	// PollInterval and AgentRefresh are the server's; zero means its
-	// defaults (1 s and 5 s), as a real server runs.
-	PollInterval, AgentRefresh time.Duration
+	// PollInterval is the server's; zero means its default (30 s), as a
+	// real server runs. The SQLite store tells the server of the writes
+	// made through it at once.
+	PollInterval time.Duration
 	// DBDir holds the SQLite file; empty means a temporary directory on
 	// the test's disk.
 	DBDir string
@@ -155,7 +156,6 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		Agents:       e.agents,
 		Attestors:    []attest.NodeAttestor{jt},
 		PollInterval: cfg.PollInterval,
-		AgentRefresh: cfg.AgentRefresh,
 	})
 	require.NoError(tb, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -172,6 +172,16 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		require.NoError(tb, srv.Close())
 	})
 	return e
+}
+
+// waitIndexed waits until the server's index holds every entry written so
+// far: the store tells the server of each write, and the server reads the
+// change feed.
+func (e *env) waitIndexed(tb testing.TB) {
+	tb.Helper()
+	head, err := e.store.Head(tb.Context())
+	require.NoError(tb, err)
+	waitFor(tb, 30*time.Second, "the server reads the change feed", func() bool { return e.srv.Index().Seq() >= head })
 }
 
 func (e *env) token(tb testing.TB) string {

@@ -35,7 +35,7 @@ func newSignSetup(tb testing.TB, n int) *signSetup {
 	e := newEnv(tb, envConfig{DBDir: shmDir(tb)})
 	cli, agentID := e.attestClient(tb)
 	entries := createEntries(tb, e.store, agentID, "/sign", n, ourUID)
-	require.NoError(tb, e.srv.Sync(tb.Context()))
+	e.waitIndexed(tb)
 	reqs := make([]nodeapi.X509SVIDRequest, n)
 	for i, en := range entries {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

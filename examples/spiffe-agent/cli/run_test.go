@@ -50,11 +50,10 @@ func startServer(t *testing.T) *server {
 	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
 	require.NoError(t, err)
 	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
-		Authority:    m,
-		Registry:     store,
-		Agents:       store,
-		Attestors:    []attest.NodeAttestor{jt},
-		AgentRefresh: 100 * time.Millisecond,
+		Authority: m,
+		Registry:  store,
+		Agents:    store,
+		Attestors: []attest.NodeAttestor{jt},
 	})
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,7 +99,6 @@ func (s *server) entry(t *testing.T, parent spiffeid.ID, path string) spiffeid.I
 		Selectors: []attest.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
 	})
 	require.NoError(t, err)
-	require.NoError(t, s.srv.Sync(t.Context()))
 	return e.SPIFFEID
 }
 
