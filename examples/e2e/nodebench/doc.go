@@ -1,9 +1,13 @@
 // Package nodebench holds the performance measurements of the issuing
 // server and the node agent working together: X509-SVID signing through
 // the node protocol, Workload API round trips served by an agent, the delay
-// from a registry write to a workload holding the new SVID, the sync of
-// large registries and of many agents, and the datastore queries an idle
-// agent costs. It has no code of its own; everything is in its tests.
+// from a registry write to a workload holding the new SVID (through the
+// server that made the write, and through another server sharing its
+// PostgreSQL database), the sync of large registries and of many agents,
+// and the datastore queries an idle agent costs. It has no code of its
+// own; everything is in its tests. Its TestMain starts a throwaway
+// PostgreSQL server (see internal/testing/pgtest) for the measurements
+// across servers.
 //
 // Every benchmark also runs, on a small scale, as a test, so that a plain
 // `go test` keeps them working:

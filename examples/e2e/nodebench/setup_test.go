@@ -27,6 +27,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
@@ -296,18 +297,26 @@ func (e *env) newAgent(tb testing.TB, minted *mintCounter) *benchAgent {
 // ends.
 func (e *env) newAgentWithToken(tb testing.TB, token string, minted *mintCounter) (*benchAgent, func() error) {
 	tb.Helper()
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(tb, err)
 	var log *slog.Logger
 	if minted != nil {
 		log = slog.New(minted)
 	}
+	return startAgent(tb, []string{e.addr}, e.ca.Bundle().X509Bundle(), token, log)
+}
+
+// startAgent runs a real node agent against servers, attested with token,
+// until the test ends, and returns it once it attested, with a function
+// as newAgentWithToken's.
+func startAgent(tb testing.TB, servers []string, bundle *x509bundle.Bundle, token string, log *slog.Logger) (*benchAgent, func() error) {
+	tb.Helper()
+	wa, err := unix.New(unix.Config{SkipHash: true})
+	require.NoError(tb, err)
 	lis, err := endpoint.ListenUnix(socketPath(tb), 0o700)
 	require.NoError(tb, err)
 	a, err := agent.New(tb.Context(), agent.Config{
 		TrustDomain:       td,
-		Servers:           []string{e.addr},
-		TrustBundle:       e.ca.Bundle().X509Bundle(),
+		Servers:           servers,
+		TrustBundle:       bundle,
 		NodeAttestor:      jointoken.NewClient(token),
 		WorkloadAttestors: []attest.WorkloadAttestor{wa},
 		Listener:          lis,

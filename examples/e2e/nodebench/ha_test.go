@@ -1,0 +1,129 @@
+package nodebench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// haServer is an issuing server (package server) on PostgreSQL, serving
+// the node API on loopback and its admin API on a unix socket.
+type haServer struct {
+	*server.Server
+	admin *admin.Client
+}
+
+func startHAServer(tb testing.TB, dsn string, poll time.Duration) *haServer {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "nodebench")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "admin.sock")
+	s, err := server.New(tb.Context(), server.Config{
+		TrustDomain: td, DataDir: filepath.Join(dir, "data"), Datastore: dsn,
+		BindAddr: "127.0.0.1:0", AdminSocket: socket, PollInterval: poll,
+	})
+	require.NoError(tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	h := &haServer{Server: s, admin: admin.Dial(socket)}
+	tb.Cleanup(func() {
+		cancel()
+		require.NoError(tb, <-done)
+		require.NoError(tb, s.Close())
+		h.admin.Close()
+	})
+	return h
+}
+
+// haSetup is two issuing servers, A and B, sharing one PostgreSQL
+// database; a real agent connected to B only, with a base entry; and a
+// workload watching its X.509 context through the agent. Writes go
+// through A's admin API.
+type haSetup struct {
+	a, b  *haServer
+	agent spiffeid.ID
+	w     *idWatcher
+	n     int
+}
+
+func newHASetup(tb testing.TB, poll time.Duration) *haSetup {
+	tb.Helper()
+	dsn := pgtest.New(tb)
+	a := startHAServer(tb, dsn, poll)
+	b := startHAServer(tb, dsn, poll)
+	tok, err := a.admin.GenerateToken(tb.Context(), 10*time.Minute, spiffeid.ID{})
+	require.NoError(tb, err)
+	ag, _ := startAgent(tb, []string{b.Addr().String()}, b.Bundle().X509Bundle(), tok.Value, nil)
+	_, err = a.admin.CreateEntry(tb.Context(), registry.Entry{
+		SPIFFEID: spiffeid.RequireFromPath(td, "/base"), ParentID: ag.ID(), Selectors: []attest.Selector{ourUID},
+	})
+	require.NoError(tb, err)
+	waitSynced(tb, ag, 30*time.Second)
+	waitFor(tb, 30*time.Second, "the agent holds the base entry", func() bool { return ag.Stats().Entries == 1 })
+	return &haSetup{a: a, b: b, agent: ag.ID(), w: watchWorkload(tb, ag.addr)}
+}
+
+// once creates an entry for the workload through A's admin API, waits
+// until the workload, served by B's agent, holds its SVID, and returns how
+// long that took. It then deletes the entry through A and waits for the
+// workload to lose it, untimed.
+func (s *haSetup) once(tb testing.TB) time.Duration {
+	tb.Helper()
+	s.n++
+	id := spiffeid.RequireFromPath(td, fmt.Sprintf("/across/%d", s.n))
+	start := time.Now()
+	en, err := s.a.admin.CreateEntry(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []attest.Selector{ourUID}})
+	require.NoError(tb, err)
+	s.w.waitUntil(tb, id, true, 30*time.Second)
+	took := time.Since(start)
+	_, err = s.a.admin.DeleteEntry(tb.Context(), en.ID, en.Revision)
+	require.NoError(tb, err)
+	s.w.waitUntil(tb, id, false, 30*time.Second)
+	return took
+}
+
+// Property: a write through server A reaches a workload behind an agent of
+// server B through the database's notifications alone: both servers poll
+// only every hour.
+func TestWriteOnOneServerReachesAnotherServersWorkload(t *testing.T) {
+	s := newHASetup(t, time.Hour)
+	for range 3 {
+		s.once(t)
+	}
+}
+
+// BenchmarkWriteAcrossServers measures the time from an entry created
+// through server A's admin API to a workload, connected to an agent of
+// server B, holding its SVID. A and B share one PostgreSQL database
+// (a throwaway server, see internal/testing/pgtest) and run with their
+// default poll (30 s): the write commits with its NOTIFY, B's listener
+// wakes B's node API, which reads the change feed and pushes the entry to
+// the agent, which has B sign the SVID and pushes it to the workload. One
+// op is one entry; run with -benchtime=200x.
+func BenchmarkWriteAcrossServers(b *testing.B) {
+	s := newHASetup(b, 0)
+	var d durations
+	b.ResetTimer()
+	for range b.N {
+		d.add(s.once(b))
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(d.percentile(50)), "p50-ms")
+	b.ReportMetric(ms(d.percentile(99)), "p99-ms")
+}
