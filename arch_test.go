@@ -11,6 +11,14 @@ import (
 
 const module = "github.com/spiffekit/spiffekit"
 
+// prometheus is the import path prefix of the Prometheus libraries, which
+// only the programs may use: library packages expose Stats or an
+// observer interface instead.
+const (
+	prometheus = "github.com/prometheus/"
+	promRule   = "only examples/ may depend on Prometheus; a library package exposes Stats() or an observer"
+)
+
 // layer gives the place of a package in the import map of
 // docs/ARCHITECTURE.md. A package may import module packages of a lower layer
 // only, plus internal packages; bundle packages may also import each other,
@@ -97,6 +105,8 @@ func importViolation(pkg, imp string) string {
 		return "go-spiffe must stay out of the module (only conformance/ uses it)"
 	case strings.HasPrefix(imp, module+"/conformance"):
 		return "conformance/ is a nested module that tests this one"
+	case strings.HasPrefix(imp, prometheus) && program(pkg) == "":
+		return promRule
 	case !strings.HasPrefix(imp, module+"/"):
 		return ""
 	case program(imp) != "":
@@ -145,16 +155,28 @@ func importViolation(pkg, imp string) string {
 // non-test code, and no library package depending on go-spiffe, on
 // examples or on the conformance module.
 func TestImportMap(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"/...").Output()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}} |{{range .Deps}} {{.}}{{end}}`, module+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
 	packages := 0
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+		direct, deps, _ := strings.Cut(sc.Text(), "|")
+		fields := strings.Fields(direct)
 		pkg, imports := fields[0], fields[1:]
 		packages++
+		// Not even through another library: what a library package
+		// links, every program that embeds it links.
+		if program(pkg) == "" {
+			for _, dep := range strings.Fields(deps) {
+				if strings.HasPrefix(dep, prometheus) {
+					t.Errorf("%s depends on %s: %s", pkg, dep, promRule)
+					break
+				}
+			}
+		}
 		if _, layered := layer(pkg); !layered && pkg != module && internalKind(pkg) == notInternal {
 			t.Errorf("%s is not in the import map: add it to layer() and to docs/ARCHITECTURE.md", pkg)
 		}
@@ -206,6 +228,12 @@ func TestImportViolation(t *testing.T) {
 		{m("examples/spiffe-agent/cli"), m("examples/spiffe-server/cli"), false},
 		{m("server"), m("examples/internal/metrics"), false},
 		{module, m("examples/spiffe-agent/cli"), false},
+		// Prometheus: the programs only.
+		{m("examples/spiffe-agent/cli"), "github.com/prometheus/client_golang/prometheus", true},
+		{m("examples/internal/metrics"), "github.com/prometheus/client_golang/prometheus/promhttp", true},
+		{m("nodeapi"), "github.com/prometheus/client_golang/prometheus", false},
+		{m("internal/unixsock"), "github.com/prometheus/common/expfmt", false},
+		{module, "github.com/prometheus/client_golang/prometheus", false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)

@@ -97,6 +97,15 @@ type Config struct {
 	// Logger receives the agent's events. Nil discards them.
 	Logger *slog.Logger
 
+	// IssuerObserver, when not nil, is told of every signing request the
+	// agent makes of its servers and every attestation of a Workload API
+	// caller (see issuer.Observer). Nil costs nothing.
+	IssuerObserver issuer.Observer
+
+	// APIObserver, when not nil, is told of every Workload API call the
+	// agent serves on Listener (see endpoint.Observer). Nil costs nothing.
+	APIObserver endpoint.Observer
+
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -200,12 +209,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		PreMint:    true,
 		Logger:     a.log,
 		Now:        a.now,
+		Observer:   cfg.IssuerObserver,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if cfg.Listener != nil {
-		if a.api, err = endpoint.New(endpoint.Config{Handler: a.iss, Logger: a.log}); err != nil {
+		if a.api, err = endpoint.New(endpoint.Config{Handler: a.iss, Logger: a.log, Observer: cfg.APIObserver}); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // BenchmarkRegistryChangeToStream measures the time from a registry write
@@ -38,5 +40,35 @@ func BenchmarkRegistryChangeToStream(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// nopObserver is an issuer.Observer that does nothing: what the issuer's
+// accounting costs, without the cost of any metrics library.
+type nopObserver struct{}
+
+func (nopObserver) Signed(string, int, int, time.Duration) {}
+func (nopObserver) WorkloadAttested(string, time.Duration) {}
+
+// BenchmarkObserver measures what Config.Observer adds to a JWT-SVID
+// request that is signed, not served from the cache (each asks for a new
+// audience): the caller's attestation and the signing, each observed.
+func BenchmarkObserver(b *testing.B) {
+	for _, o := range []struct {
+		name string
+		o    issuer.Observer
+	}{{"none", nil}, {"nop", nopObserver{}}} {
+		b.Run("FetchJWTSVIDs/observer="+o.name, func(b *testing.B) {
+			e := newEnv(b, issuer.Config{Observer: o.o})
+			e.register(b, registry.Entry{SPIFFEID: webID})
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := e.iss.FetchJWTSVIDs(b.Context(), self(), endpoint.JWTSVIDParams{Audience: []string{strconv.Itoa(i)}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -75,4 +75,10 @@
 // mint of an entry is under way at a time. When the Signer fails, each SVID
 // is served until it expires while the issuer retries with backoff, more
 // often as the expiry nears.
+//
+// # Metrics
+//
+// Config.Observer, when set, is told of every Signer call (how many SVIDs,
+// how many failed, how long it took) and of every caller's attestation
+// with its outcome, for a program's metrics.
 package issuer

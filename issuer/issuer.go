@@ -103,6 +103,10 @@ type Config struct {
 	// Logger receives minting and refresh events (entry IDs, SPIFFE IDs,
 	// serial numbers) and failures. Nil discards them.
 	Logger *slog.Logger
+
+	// Observer, when not nil, is told of every Signer call and caller
+	// attestation (see Observer). Nil costs nothing.
+	Observer Observer
 }
 
 // Issuer is an embedded Workload API handler: it attests each caller,

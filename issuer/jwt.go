@@ -115,7 +115,15 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 	if ttl == 0 {
 		ttl = i.cfg.JWTSVIDTTL
 	}
+	var start time.Time
+	if i.cfg.Observer != nil {
+		start = time.Now()
+	}
 	token, err := i.signer.SignJWTSVID(ctx, JWTSVIDRequest{Entry: e, Audience: audience, TTL: ttl})
+	var took time.Duration
+	if i.cfg.Observer != nil {
+		took = time.Since(start)
+	}
 	var expiry time.Time
 	if err == nil {
 		// The key's expiry may have cut the lifetime short: read the real one.
@@ -123,6 +131,13 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		if err == nil && !now.Before(expiry) {
 			err = fmt.Errorf("the signer returned a token that expired at %v", expiry)
 		}
+	}
+	if o := i.cfg.Observer; o != nil {
+		failed := 0
+		if err != nil {
+			failed = 1
+		}
+		o.Signed(svidJWT, 1, failed, took)
 	}
 	if err != nil {
 		if ok && now.Before(cached.staleAt) {

@@ -104,9 +104,19 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		}
 		reqs[k] = X509SVIDRequest{Entry: c.entry, Key: key, TTL: ttl}
 	}
-	var results []X509SVIDResult
+	var (
+		results []X509SVIDResult
+		start   time.Time
+		took    time.Duration
+	)
 	if batchErr == nil {
+		if i.cfg.Observer != nil {
+			start = time.Now()
+		}
 		results, batchErr = i.signer.SignX509SVIDs(ctx, reqs)
+		if i.cfg.Observer != nil {
+			took = time.Since(start)
+		}
 		if batchErr == nil && len(results) != len(reqs) {
 			batchErr = fmt.Errorf("the signer returned %d results for %d requests", len(results), len(reqs))
 		}
@@ -133,6 +143,15 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 			PrivateKey:   keys[k],
 			Hint:         c.entry.Hint,
 		}
+	}
+	if o := i.cfg.Observer; o != nil && !start.IsZero() {
+		failed := 0
+		for _, err := range errs {
+			if err != nil {
+				failed++
+			}
+		}
+		o.Signed(svidX509, len(calls), failed, took)
 	}
 	quiet := ctx.Err() != nil // failures of a stopping issuer are not news
 	i.mu.Lock()

@@ -41,10 +41,17 @@ func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]attes
 		// Only a caller identified by the kernel can be attested (WE rule 5).
 		return nil, fmt.Errorf("issuer: %w: caller has no kernel credentials", endpoint.ErrNoIdentity)
 	}
+	var start time.Time
+	if i.cfg.Observer != nil {
+		start = time.Now()
+	}
 	sels, err := i.cfg.Attestor.Attest(ctx, attest.Workload{
 		PID:         caller.PID,
 		Credentials: &attest.Credentials{UID: caller.UID, GID: caller.GID},
 	})
+	if o := i.cfg.Observer; o != nil {
+		o.WorkloadAttested(attestOutcome(err), time.Since(start))
+	}
 	switch {
 	case errors.Is(err, attest.ErrRejected):
 		return nil, fmt.Errorf("issuer: %w: %w", endpoint.ErrNoIdentity, err)
@@ -54,6 +61,18 @@ func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]attes
 		return nil, fmt.Errorf("issuer: %w: attesting pid %d: %w", endpoint.ErrUnavailable, caller.PID, err)
 	}
 	return sels.Slice(), nil
+}
+
+// attestOutcome is the outcome an Observer is told of an attestation that
+// ended with err.
+func attestOutcome(err error) string {
+	switch {
+	case err == nil:
+		return outcomeOK
+	case errors.Is(err, attest.ErrRejected):
+		return outcomeRejected
+	}
+	return outcomeError
 }
 
 // entries returns the entries that apply to a caller with the given

@@ -38,6 +38,14 @@
 // authenticated yet. Agents retry anything but PermissionDenied and
 // Unauthenticated (see IsRefused).
 //
+// # Metrics
+//
+// ServerConfig.Observer, when set, is told of every call with its code,
+// every node attestation with its attestor and outcome, and every SVID the
+// CA signs, with how long it took; Server.Stats counts the indexed
+// entries, the agent records and the open entry streams. The package
+// depends on no metrics library: a program turns these into its metrics.
+//
 // # Usage
 //
 // Server side:

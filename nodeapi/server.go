@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -108,6 +109,10 @@ type ServerConfig struct {
 	// Logger receives attestations, refusals and failures. Nil discards.
 	Logger *slog.Logger
 
+	// Observer, when not nil, is told of every call, node attestation and
+	// signing (see Observer). Nil costs nothing.
+	Observer Observer
+
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -144,6 +149,8 @@ type Server struct {
 	tlsDue  time.Time        // when to mint the next one
 	tlsCA   []byte           // DER of the CA that signed tlsCert
 	authz   map[spiffeid.ID]authzCache
+
+	streams atomic.Int64 // open entry streams
 }
 
 // authzCache is the set of entries an agent may obtain, computed once per

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -111,16 +112,29 @@ func methodName(full string) string {
 	return full[strings.LastIndexByte(full, '/')+1:]
 }
 
-// streamErrors maps the errors of stream handlers with grpcError.
+// streamErrors maps the errors of stream handlers with grpcError, and
+// tells the Observer of the call.
 func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return grpcError(ss.Context(), s.log, methodName(info.FullMethod), handler(srv, ss))
+	method := methodName(info.FullMethod)
+	start := s.observeStart()
+	err := grpcError(ss.Context(), s.log, method, handler(srv, ss))
+	if o := s.cfg.Observer; o != nil {
+		o.RPC(method, status.Code(err), time.Since(start))
+	}
+	return err
 }
 
-// unaryErrors maps the errors of unary handlers with grpcError.
+// unaryErrors maps the errors of unary handlers with grpcError, and tells
+// the Observer of the call.
 func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	method := methodName(info.FullMethod)
+	start := s.observeStart()
 	resp, err := handler(ctx, req)
 	if err != nil {
-		return nil, grpcError(ctx, s.log, methodName(info.FullMethod), err)
+		resp, err = nil, grpcError(ctx, s.log, method, err)
 	}
-	return resp, nil
+	if o := s.cfg.Observer; o != nil {
+		o.RPC(method, status.Code(err), time.Since(start))
+	}
+	return resp, err
 }

@@ -127,7 +127,7 @@ func (s *Server) freshRecord(ctx context.Context, id spiffeid.ID) (registry.Agen
 }
 
 // Attest runs node attestation and issues the agent's SVID.
-func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest, nodepb.AttestResponse]) error {
+func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest, nodepb.AttestResponse]) (err error) {
 	s := svc.s
 	ctx, cancel := context.WithTimeout(stream.Context(), s.cfg.AttestTimeout)
 	defer cancel()
@@ -149,6 +149,11 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	pub, err := csrKey(first.Csr)
 	if err != nil {
 		return err
+	}
+	if o := s.cfg.Observer; o != nil {
+		// Once the attestor is known: an attestor type the agent made up
+		// never becomes a label.
+		defer func() { o.NodeAttested(attestor.Type(), attestOutcome(err)) }()
 	}
 	challenge := func(ctx context.Context, c []byte) ([]byte, error) {
 		if err := stream.Send(&nodepb.AttestResponse{Challenge: c}); err != nil {
@@ -284,7 +289,9 @@ func (s *Server) issueAgentSVID(ctx context.Context, id spiffeid.ID, pub crypto.
 	if authority == nil {
 		return nil, fmt.Errorf("%w: no active X.509 CA", errUnavailable)
 	}
+	start := s.observeStart()
 	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: pub, ID: id, TTL: s.cfg.AgentSVIDTTL})
+	s.signed(svidAgent, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("signing the agent SVID of %s: %w", id, err)
 	}
@@ -408,7 +415,9 @@ func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, allow
 	if err := csr.CheckSignature(); err != nil {
 		return nil, invalidf("invalid CSR signature: %v", err)
 	}
+	start := s.observeStart()
 	chain, err := authority.SignX509SVID(ctx, ca.X509SVIDParams{PublicKey: csr.PublicKey, ID: e.SPIFFEID, DNSNames: e.DNSNames, TTL: ttl})
+	s.signed(svidX509, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}
@@ -444,7 +453,9 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	if ttl == 0 {
 		ttl = s.cfg.JWTSVIDTTL
 	}
+	start := s.observeStart()
 	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: req.Audience, TTL: ttl})
+	s.signed(svidJWT, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("signing a JWT-SVID for entry %s: %w", e.ID, err)
 	}
@@ -463,6 +474,8 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 	if len(req.Known) > 10*MaxBatch*100 {
 		return invalidf("too many known entries")
 	}
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	sent := make(map[string]int64, len(req.Known))
 	for _, k := range req.Known {
 		if k != nil {

@@ -231,6 +231,7 @@ type fedWatcher struct {
 	timeout time.Duration
 
 	fetched atomic.Bool // a fetch has succeeded: the bootstrap is spent
+	stats   fetchStats
 }
 
 // GetX509BundleForTrustDomain implements x509bundle.Source for the
@@ -302,10 +303,14 @@ func (w *fedWatcher) poll(ctx context.Context) time.Duration {
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
+			// A fetch cut short by the server's own shutdown is no
+			// failure of the endpoint.
+			w.stats.failed()
 			w.log.Warn("fetching a federated bundle failed; the last good bundle stays", "err", err)
 		}
 		return w.nextRefresh(w.storedHint())
 	}
+	w.stats.fetched(time.Now())
 	w.fetched.Store(true)
 	seq, _ := b.SequenceNumber()
 	// Fed rule 18: every fetch is logged.

@@ -115,6 +115,11 @@ type Config struct {
 
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
+
+	// NodeObserver, when not nil, is told of every node API call, node
+	// attestation and signing (see nodeapi.Observer). Nil costs nothing.
+	// The server's state is read with Stats.
+	NodeObserver nodeapi.Observer
 }
 
 // Server is an issuing server: a self-rotating CA, a registry (SQLite or
@@ -230,6 +235,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
 		PollInterval: cfg.PollInterval,
 		Logger:       s.log.With("component", "nodeapi"),
+		Observer:     cfg.NodeObserver,
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

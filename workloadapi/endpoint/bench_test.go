@@ -1,12 +1,15 @@
 package endpoint_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 
+	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -35,6 +38,52 @@ func BenchmarkRotationFanOut(b *testing.B) {
 				i++
 			}
 			b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
+		})
+	}
+}
+
+// nopObserver is an endpoint.Observer that does nothing: what the
+// server's accounting costs, without the cost of any metrics library.
+type nopObserver struct{}
+
+func (nopObserver) Answered(string, codes.Code, time.Duration) {}
+func (nopObserver) StreamOpened(string)                        {}
+func (nopObserver) StreamClosed(string, codes.Code)            {}
+
+// BenchmarkObserver measures what Config.Observer adds to a call: a
+// FetchX509SVID stream opened, its first response received and the stream
+// closed, and a FetchJWTSVID call, each without an observer and with one
+// that does nothing.
+func BenchmarkObserver(b *testing.B) {
+	for _, o := range []struct {
+		name string
+		o    endpoint.Observer
+	}{{"none", nil}, {"nop", nopObserver{}}} {
+		f := newFixture(b)
+		require.NoError(b, f.handler.Set(f.uid, f.snapshot(f.svid(b, webID, ""))))
+		client, _ := serve(b, endpoint.Config{Handler: f.handler, Observer: o.o})
+		ctx := withHeader(b.Context())
+		b.Run("FetchX509SVID/observer="+o.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				sctx, cancel := context.WithCancel(ctx)
+				s, err := client.FetchX509SVID(sctx, &workloadpb.X509SVIDRequest{})
+				if err == nil {
+					_, err = s.Recv()
+				}
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("FetchJWTSVID/observer="+o.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.FetchJWTSVID(ctx, &workloadpb.JWTSVIDRequest{Audience: []string{"db"}}); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

@@ -35,6 +35,10 @@
 // errors become status codes in one place; details of unexpected errors are
 // logged, never sent.
 //
+// Config.Observer, when set, is told how long each call took to be
+// answered and with which code, and when watch streams open and close, for
+// a program's metrics; without one the server does no accounting.
+//
 // Each Snapshot is encoded once and the bytes are shared by every stream that
 // sees it, so a rotation reaching thousands of streams costs one encoding
 // plus one write per stream.

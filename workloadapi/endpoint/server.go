@@ -47,6 +47,10 @@ type Config struct {
 	// clients to go away after their RPCs have ended; then it closes the
 	// remaining connections. Zero means DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+
+	// Observer, when not nil, is told of every Workload API call (see
+	// Observer). Nil costs nothing.
+	Observer Observer
 }
 
 // DefaultShutdownGrace is the default of Config.ShutdownGrace.
@@ -85,12 +89,13 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		lis.Close()
 		return nil
 	}
-	gs := grpc.NewServer(
+	opts := append([]grpc.ServerOption{
 		grpc.Creds(peerCreds{}),
 		grpc.ForceServerCodecV2(newCodec()),
 		grpc.MaxRecvMsgSize(MaxRequestSize),
 		grpc.WaitForHandlers(true),
-	)
+	}, observerOptions(s.cfg.Observer)...)
+	gs := grpc.NewServer(opts...)
 	workloadpb.RegisterWorkloadAPIServer(gs, &service{Server: s, serveCtx: ctx})
 	if s.cfg.Register != nil {
 		s.cfg.Register(gs)
