@@ -162,3 +162,45 @@ func TestQuietAgentStoreIsPolled(t *testing.T) {
 		assert.True(t, got.Banned, "read at the poll")
 	})
 }
+
+// Property: reading the agent records wakes the open streams only when a
+// record they may concern changed: an agent removed, banned or with other
+// selectors. A fleet attesting or renewing wakes none.
+func TestAgentRecordsWakeStreamsOnlyForWhatConcernsThem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memstore.New(memstore.Config{})
+		known, err := store.PutAgent(t.Context(), agentRecord(0))
+		require.NoError(t, err)
+		srv := runBubbled(t, store, store, time.Hour)
+		write := func(a registry.Agent) {
+			t.Helper()
+			_, err := store.PutAgent(t.Context(), a)
+			require.NoError(t, err)
+			time.Sleep(time.Second) // past the spacing of reads
+			synctest.Wait()
+		}
+		gen := srv.Generation()
+		write(agentRecord(1)) // a new agent
+		renewed := known
+		renewed.SerialNumber = "ff"
+		write(renewed)
+		assert.Equal(t, gen, srv.Generation(), "an attestation and a renewal wake no stream")
+
+		otherSelectors := renewed
+		otherSelectors.Selectors = []attest.Selector{{Type: "echo", Value: "name:other"}}
+		write(otherSelectors)
+		assert.Greater(t, srv.Generation(), gen, "other selectors")
+
+		gen = srv.Generation()
+		banned := agentRecord(2)
+		banned.Banned = true
+		write(banned)
+		assert.Greater(t, srv.Generation(), gen, "a banned record, even one not seen before")
+
+		gen = srv.Generation()
+		require.NoError(t, store.DeleteAgent(t.Context(), known.ID))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.Greater(t, srv.Generation(), gen, "an eviction")
+	})
+}

@@ -31,3 +31,10 @@ func (s *Server) CachedAgent(id spiffeid.ID) (registry.Agent, bool) {
 	a, ok := s.agents[id]
 	return a, ok
 }
+
+// Generation returns how many times the server told the open streams to
+// look again.
+func (s *Server) Generation() uint64 {
+	gen, _ := s.watch()
+	return gen
+}

@@ -551,8 +551,8 @@ func (s *Server) watch() (uint64, <-chan struct{}) {
 }
 
 // reloadAgentsChanged reads the agent records and reports whether an agent
-// was removed, banned or changed its selectors since the last read: what
-// open streams must react to.
+// read before was removed, banned or changed its selectors, or one not read
+// before is banned: what open streams must react to.
 func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 	list, err := s.cfg.Agents.ListAgents(ctx)
 	if err != nil {
@@ -567,12 +567,18 @@ func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 	defer s.mu.Unlock()
 	old := s.agents
 	s.agents = m
-	if len(old) != len(m) {
-		return true, nil
-	}
 	for id, a := range old {
 		b, ok := m[id]
 		if !ok || a.Banned != b.Banned || !slices.Equal(a.Selectors, b.Selectors) {
+			return true, nil
+		}
+	}
+	// A record new here concerns no open stream (a stream's agent is cached
+	// from the moment it authenticates), so a fleet attesting does not make
+	// every stream look again; unless it is banned, in case the cache lost
+	// it to a read that raced with a write.
+	for id, b := range m {
+		if _, ok := old[id]; !ok && b.Banned {
 			return true, nil
 		}
 	}
