@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -18,14 +17,20 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
+// A Profile is how a bundle endpoint authenticates itself to the servers
+// that fetch from it (Fed rule 6). Its values are the profile names of the
+// SPIFFE Federation standard, so that a name read from a file converts
+// with Profile(name); New refuses any other.
+type Profile string
+
 // Bundle endpoint profiles (Fed rule 6).
 const (
 	// ProfileHTTPSSPIFFE authenticates a bundle endpoint with an X509-SVID
 	// (Fed rules 14-18).
-	ProfileHTTPSSPIFFE = "https_spiffe"
+	ProfileHTTPSSPIFFE Profile = "https_spiffe"
 	// ProfileHTTPSWeb authenticates a bundle endpoint with a Web PKI
 	// certificate (Fed rules 12-13).
-	ProfileHTTPSWeb = "https_web"
+	ProfileHTTPSWeb Profile = "https_web"
 )
 
 // Timeouts of the bundle endpoint's HTTP server. A bundle is small, so
@@ -86,11 +91,9 @@ func (s *Server) newBundleEndpoint() (*bundleEndpoint, error) {
 		// the node API (re-minted when the active CA changes).
 		tlsConf.GetCertificate = s.node.TLSConfig().GetCertificate
 	case ProfileHTTPSWeb:
-		kp, err := newKeyPairReloader(cfg.FederationCertFile, cfg.FederationKeyFile, s.log)
-		if err != nil {
-			return nil, err
-		}
-		tlsConf.GetCertificate = kp.getCertificate
+		// Fed rule 12: a Web PKI certificate, which the caller may renew
+		// at any time.
+		tlsConf.GetCertificate = cfg.FederationCertificate
 	}
 	h, err := federation.NewHandler(cfg.TrustDomain, ownBundleSource{s.trust},
 		federation.WithLogger(logger.Slog(s.log.With("component", "bundle_endpoint"))))
@@ -141,69 +144,4 @@ func (e *bundleEndpoint) serve(ctx context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("server: bundle endpoint: %w", err)
-}
-
-// keyPairReloader serves a PEM certificate and key from disk, loading them
-// again when either file changes, so that a renewed Web PKI certificate
-// needs no restart. A file that does not load keeps the previous pair.
-type keyPairReloader struct {
-	certFile, keyFile string
-	log               *slog.Logger
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	certMod time.Time
-	keyMod  time.Time
-}
-
-func newKeyPairReloader(certFile, keyFile string, log *slog.Logger) (*keyPairReloader, error) {
-	k := &keyPairReloader{certFile: certFile, keyFile: keyFile, log: log}
-	if err := k.load(); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-func modTime(path string) (time.Time, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return fi.ModTime(), nil
-}
-
-// load reads the pair. The caller holds k.mu or owns k.
-func (k *keyPairReloader) load() error {
-	cm, err := modTime(k.certFile)
-	if err != nil {
-		return fmt.Errorf("server: bundle endpoint certificate: %w", err)
-	}
-	km, err := modTime(k.keyFile)
-	if err != nil {
-		return fmt.Errorf("server: bundle endpoint key: %w", err)
-	}
-	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
-	if err != nil {
-		return fmt.Errorf("server: bundle endpoint certificate: %w", err)
-	}
-	k.cert, k.certMod, k.keyMod = &cert, cm, km
-	return nil
-}
-
-func (k *keyPairReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	cm, err1 := modTime(k.certFile)
-	km, err2 := modTime(k.keyFile)
-	if err1 == nil && err2 == nil && (!cm.Equal(k.certMod) || !km.Equal(k.keyMod)) {
-		if err := k.load(); err != nil {
-			// Not again until a file changes once more: a half-written
-			// pair is completed by the next write.
-			k.certMod, k.keyMod = cm, km
-			k.log.Warn("reloading the bundle endpoint certificate failed; the previous one stays", "err", err)
-		} else {
-			k.log.Info("bundle endpoint certificate reloaded", "not_after", k.cert.Leaf.NotAfter)
-		}
-	}
-	return k.cert, nil
 }

@@ -8,25 +8,32 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/ca/keymanager"
 	"github.com/spiffekit/spiffekit/federation"
+	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// An issuing server with its state in a directory, administered through
-// its socket.
+// An issuing server with its state in a directory (SQLite registry, CA
+// keys on disk, join_token), administered through its socket.
 func Example() {
 	dir, _ := os.MkdirTemp("", "server")
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	s, err := server.New(ctx, server.Config{
-		TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"),
-		DataDir:     filepath.Join(dir, "data"),
-		BindAddr:    "127.0.0.1:0",
-		AdminSocket: filepath.Join(dir, "admin.sock"),
-	})
+	cfg, store, err := server.OpenSQLite(ctx, spiffeid.RequireTrustDomainFromString("example.org"), filepath.Join(dir, "data"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.AdminSocket = filepath.Join(dir, "admin.sock")
+	s, err := server.New(ctx, cfg)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -60,7 +67,8 @@ func Example_federation() {
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	s, err := server.New(ctx, server.Config{
 		TrustDomain:    td,
-		DataDir:        filepath.Join(dir, "data"),
+		Stores:         server.StoresOf(memstore.New(memstore.Config{})),
+		KeyManager:     keymanager.NewMemory(),
 		BindAddr:       "127.0.0.1:0",
 		FederationBind: "127.0.0.1:0",
 	})
@@ -86,5 +94,42 @@ func Example_federation() {
 	s.Close()
 	// Output:
 	// fetched X.509 authorities: 1
+	// stopped: <nil>
+}
+
+// A server assembled from values: registry and CA keys in memory, and the
+// node attestors it offers. Nothing touches the disk.
+func ExampleConfig() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := memstore.New(memstore.Config{})
+	join, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, err := server.New(ctx, server.Config{
+		TrustDomain:   spiffeid.RequireTrustDomainFromString("example.org"),
+		Stores:        server.StoresOf(store),
+		KeyManager:    keymanager.NewMemory(),
+		NodeAttestors: map[string]attest.NodeAttestor{jointoken.Type: join},
+		BindAddr:      "127.0.0.1:0",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	st := s.Stats()
+	fmt.Println("entries:", st.Entries, "agents:", st.Agents)
+	fmt.Println("CA valid for a day:", time.Until(st.CAExpiresAt).Round(time.Hour))
+	cancel()
+	fmt.Println("stopped:", <-done)
+	// Output:
+	// entries: 0 agents: 0
+	// CA valid for a day: 24h0m0s
 	// stopped: <nil>
 }

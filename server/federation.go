@@ -13,8 +13,6 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/federation"
-	"github.com/spiffekit/spiffekit/internal/atomicfile"
-	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -53,33 +51,33 @@ type Relationship struct {
 	URL string
 
 	// Profile is ProfileHTTPSSPIFFE or ProfileHTTPSWeb. Required.
-	Profile string
+	Profile Profile
 
 	// EndpointSPIFFEID is the SPIFFE ID the endpoint's X509-SVID must
 	// carry. Required for ProfileHTTPSSPIFFE, refused for ProfileHTTPSWeb.
 	EndpointSPIFFEID spiffeid.ID
 
-	// BootstrapBundle is the path of a SPIFFE bundle document, or of PEM
-	// CA certificates, of TrustDomain, used to authenticate the first
-	// fetch from a self-serving https_spiffe endpoint (one whose ID is in
-	// TrustDomain); later fetches use the latest stored bundle (Fed rule
-	// 17). Needed for such an endpoint unless the datastore already holds a
-	// bundle of TrustDomain; refused otherwise: the bundle of another
-	// endpoint trust domain comes from its own relationship or `bundle set`
-	// (Fed rule 18).
-	BootstrapBundle string
+	// BootstrapBundle is a bundle of TrustDomain holding at least one
+	// X.509 authority, used to authenticate the first fetch from a
+	// self-serving https_spiffe endpoint (one whose ID is in TrustDomain);
+	// later fetches use the latest stored bundle (Fed rule 17). Needed for
+	// such an endpoint unless Stores.Bundles already holds a bundle of
+	// TrustDomain; refused otherwise: the bundle of another endpoint trust
+	// domain comes from its own relationship or `bundle set` (Fed rule 18).
+	// A program reading PEM CA certificates makes one with
+	// spiffebundle.FromX509Authorities.
+	BootstrapBundle *spiffebundle.Bundle
 
-	// WebPKIRoots is the path of PEM CA certificates that the certificate
-	// of an https_web endpoint must chain to. Empty means the system roots.
+	// WebPKIRoots are the CA certificates that the certificate of an
+	// https_web endpoint must chain to. Nil means the system roots.
 	// Refused for ProfileHTTPSSPIFFE.
-	WebPKIRoots string
+	WebPKIRoots *x509.CertPool
 }
 
-// relationship is a validated Relationship, its files loaded.
+// relationship is a validated Relationship.
 type relationship struct {
 	Relationship
 	bootstrap *x509bundle.Bundle // self-serving https_spiffe only
-	roots     *x509.CertPool     // https_web only; nil = system roots
 }
 
 func (r relationship) selfServing() bool {
@@ -106,12 +104,12 @@ func validateEndpointURL(raw string) error {
 	return nil
 }
 
-// validateRelationships checks every relationship strictly and loads its
-// files; stored says whether the datastore holds a bundle of a trust
-// domain.
+// validateRelationships checks every relationship strictly; stored says
+// whether Stores.Bundles holds a bundle of a trust domain. Its errors wrap
+// ErrInvalidConfig, but for a failure of stored.
 func validateRelationships(own spiffeid.TrustDomain, rels []Relationship, stored func(spiffeid.TrustDomain) (bool, error)) ([]relationship, error) {
 	if len(rels) > maxRelationships {
-		return nil, fmt.Errorf("server: at most %d federation relationships", maxRelationships)
+		return nil, invalidf("at most %d federation relationships", maxRelationships)
 	}
 	seen := map[spiffeid.TrustDomain]bool{}
 	out := make([]relationship, 0, len(rels))
@@ -122,16 +120,25 @@ func validateRelationships(own spiffeid.TrustDomain, rels []Relationship, stored
 			if name == "" {
 				name = fmt.Sprintf("#%d", i+1)
 			}
-			return nil, fmt.Errorf("server: federation relationship %s: %w", name, err)
+			if se, ok := errors.AsType[storeError](err); ok {
+				return nil, fmt.Errorf("server: federation relationship %s: %w", name, se.err)
+			}
+			return nil, invalidf("federation relationship %s: %w", name, err)
 		}
 		if seen[r.TrustDomain] {
-			return nil, fmt.Errorf("server: federation relationship %s: configured twice", r.TrustDomain.Name())
+			return nil, invalidf("federation relationship %s: configured twice", r.TrustDomain.Name())
 		}
 		seen[r.TrustDomain] = true
 		out = append(out, v)
 	}
 	return out, nil
 }
+
+// storeError is a failure to read the store while validating a
+// relationship: not the configuration's fault.
+type storeError struct{ err error }
+
+func (e storeError) Error() string { return e.err.Error() }
 
 func validateRelationship(own spiffeid.TrustDomain, r Relationship, stored func(spiffeid.TrustDomain) (bool, error)) (relationship, error) {
 	v := relationship{Relationship: r}
@@ -150,75 +157,42 @@ func validateRelationship(own spiffeid.TrustDomain, r Relationship, stored func(
 		if r.EndpointSPIFFEID.IsZero() {
 			return v, errors.New("the https_spiffe profile needs the endpoint's SPIFFE ID") // Fed rule 14
 		}
-		if r.WebPKIRoots != "" {
+		if r.WebPKIRoots != nil {
 			return v, errors.New("the Web PKI roots are for the https_web profile only")
 		}
 		if !v.selfServing() {
-			if r.BootstrapBundle != "" {
+			if r.BootstrapBundle != nil {
 				return v, fmt.Errorf("a bootstrap bundle is only for an endpoint of the trust domain it serves; the bundle of %s must come from its own relationship or `bundle set`", r.EndpointSPIFFEID.TrustDomain().Name())
 			}
 			return v, nil
 		}
-		if r.BootstrapBundle != "" {
-			b, err := loadBootstrap(r.TrustDomain, r.BootstrapBundle)
-			if err != nil {
-				return v, err
+		if b := r.BootstrapBundle; b != nil {
+			switch {
+			case b.TrustDomain() != r.TrustDomain:
+				return v, fmt.Errorf("the bootstrap bundle is of trust domain %q", b.TrustDomain().Name())
+			case len(b.X509Authorities()) == 0:
+				return v, errors.New("the bootstrap bundle holds no X.509 authority")
 			}
-			v.bootstrap = b
+			v.bootstrap = b.X509Bundle()
 			return v, nil
 		}
 		ok, err := stored(r.TrustDomain)
 		if err != nil {
-			return v, err
+			return v, storeError{err}
 		}
 		if !ok {
 			return v, errors.New("a self-serving https_spiffe endpoint needs a bootstrap bundle, or a bundle set with `bundle set`, to authenticate the first fetch")
 		}
 		return v, nil
 	case ProfileHTTPSWeb:
-		if !r.EndpointSPIFFEID.IsZero() || r.BootstrapBundle != "" {
+		if !r.EndpointSPIFFEID.IsZero() || r.BootstrapBundle != nil {
 			return v, errors.New("an endpoint SPIFFE ID and a bootstrap bundle are for the https_spiffe profile only")
-		}
-		if r.WebPKIRoots != "" {
-			b, err := atomicfile.Read(r.WebPKIRoots, spiffebundle.MaxBundleSize)
-			if err != nil {
-				return v, fmt.Errorf("reading the Web PKI roots: %w", err)
-			}
-			certs, err := pemutil.ParseCertificates(b)
-			if err != nil {
-				return v, fmt.Errorf("the Web PKI roots %s: %w", r.WebPKIRoots, err)
-			}
-			v.roots = x509.NewCertPool()
-			for _, c := range certs {
-				v.roots.AddCert(c)
-			}
 		}
 		return v, nil
 	case "":
 		return v, errors.New("the profile is required (https_spiffe or https_web)")
 	}
 	return v, fmt.Errorf("unknown profile %q (want https_spiffe or https_web)", r.Profile)
-}
-
-// loadBootstrap reads a SPIFFE bundle document or PEM CA certificates
-// (Fed rule 17: the SPIFFE format MUST be accepted, others MAY).
-func loadBootstrap(td spiffeid.TrustDomain, path string) (*x509bundle.Bundle, error) {
-	b, err := atomicfile.Read(path, spiffebundle.MaxBundleSize)
-	if err != nil {
-		return nil, fmt.Errorf("reading the bootstrap bundle: %w", err)
-	}
-	sb, err := spiffebundle.Parse(td, b)
-	if err == nil {
-		if len(sb.X509Authorities()) == 0 {
-			return nil, fmt.Errorf("bootstrap bundle %s holds no X.509 authority", path)
-		}
-		return sb.X509Bundle(), nil
-	}
-	certs, perr := pemutil.ParseCertificates(b)
-	if perr != nil {
-		return nil, fmt.Errorf("bootstrap bundle %s is neither a SPIFFE bundle (%w) nor PEM certificates", path, err)
-	}
-	return x509bundle.FromX509Authorities(td, certs), nil
 }
 
 // fedWatcher keeps the bundle of one relationship fresh in the datastore.
@@ -296,7 +270,7 @@ func (w *fedWatcher) poll(ctx context.Context) time.Duration {
 	if w.rel.Profile == ProfileHTTPSSPIFFE {
 		opt = federation.WithSPIFFEAuth(w, w.rel.EndpointSPIFFEID)
 	} else {
-		opt = federation.WithWebPKIRoots(w.rel.roots)
+		opt = federation.WithWebPKIRoots(w.rel.WebPKIRoots)
 	}
 	fctx, cancel := context.WithTimeout(ctx, w.timeout)
 	b, err := federation.FetchBundle(fctx, td, w.rel.URL, opt)

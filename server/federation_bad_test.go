@@ -35,7 +35,7 @@ import (
 // fakeEndpoint is an https_web bundle endpoint whose answer a test picks.
 type fakeEndpoint struct {
 	*httptest.Server
-	roots    string // PEM file of the roots its certificate chains to
+	roots    *x509.CertPool // the roots its certificate chains to
 	requests atomic.Int64
 	release  chan struct{}
 
@@ -50,8 +50,8 @@ func newFakeEndpoint(t *testing.T) *fakeEndpoint {
 	f.StartTLS()
 	t.Cleanup(f.Close)
 	t.Cleanup(func() { close(f.release) }) // runs first: frees hanging handlers
-	f.roots = filepath.Join(t.TempDir(), "roots.pem")
-	require.NoError(t, os.WriteFile(f.roots, pemutil.EncodeCertificates([]*x509.Certificate{f.Certificate()}), 0o600))
+	f.roots = x509.NewCertPool()
+	f.roots.AddCert(f.Certificate())
 	return f
 }
 
@@ -176,8 +176,8 @@ func TestFederationWrongEndpointID(t *testing.T) {
 
 	var logs syncBuffer
 	dir := t.TempDir()
-	st := start(t, server.Config{
-		TrustDomain: partnerTD, DataDir: dir,
+	st := startIn(t, dir, server.Config{
+		TrustDomain:       partnerTD,
 		Logger:            slog.New(slog.NewTextHandler(&logs, nil)),
 		FederationRefresh: 20 * time.Millisecond,
 	})
@@ -191,8 +191,8 @@ func TestFederationWrongEndpointID(t *testing.T) {
 	st.stop()
 
 	third := spiffeid.RequireTrustDomainFromString("third.test")
-	p := start(t, server.Config{
-		TrustDomain: partnerTD, DataDir: dir,
+	p := startIn(t, dir, server.Config{
+		TrustDomain:       partnerTD,
 		Logger:            slog.New(slog.NewTextHandler(&logs, nil)),
 		FederationRefresh: 20 * time.Millisecond,
 		Federation: []server.Relationship{
@@ -225,17 +225,15 @@ func TestFederationWrongEndpointID(t *testing.T) {
 	assert.Contains(t, logs.String(), "a federated bundle without a federation relationship is kept")
 }
 
-// Fed rules 12-13: an https_web bundle endpoint serves the certificate of
-// its files, and a renewed certificate without a restart.
+// Fed rules 12-13: an https_web bundle endpoint serves the certificate
+// FederationCertificate returns, renewed without a restart.
 func TestFederationWebEndpoint(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	root1 := writeServerCert(t, certFile, keyFile, "endpoint-1")
-	var logs syncBuffer
+	var current atomic.Pointer[tls.Certificate]
+	cert1, root1 := serverCert(t, "endpoint-1")
+	current.Store(&cert1)
 	s := start(t, server.Config{
 		FederationBind: "127.0.0.1:0", FederationProfile: server.ProfileHTTPSWeb,
-		FederationCertFile: certFile, FederationKeyFile: keyFile,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		FederationCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load(), nil },
 	})
 	fetchWith := func(root *x509.Certificate) (*spiffebundle.Bundle, error) {
 		pool := x509.NewCertPool()
@@ -256,20 +254,25 @@ func TestFederationWebEndpoint(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 	client.CloseIdleConnections()
 
-	// A renewed certificate is picked up.
-	root2 := writeServerCert(t, certFile, keyFile, "endpoint-2")
-	future := time.Now().Add(time.Minute)
-	require.NoError(t, os.Chtimes(certFile, future, future))
+	// A renewed certificate is presented at the next handshake.
+	cert2, root2 := serverCert(t, "endpoint-2")
+	current.Store(&cert2)
 	_, err = fetchWith(root2)
 	require.NoError(t, err)
+	_, err = fetchWith(root1)
+	require.ErrorContains(t, err, "certificate signed by unknown authority")
+}
 
-	// A broken one is not: the previous one stays.
-	require.NoError(t, os.WriteFile(certFile, []byte("not a certificate"), 0o600))
-	later := future.Add(time.Minute)
-	require.NoError(t, os.Chtimes(certFile, later, later))
-	_, err = fetchWith(root2)
+// serverCert returns a self-signed certificate for 127.0.0.1 with its key,
+// and the certificate alone.
+func serverCert(t *testing.T, cn string) (tls.Certificate, *x509.Certificate) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	root := writeServerCert(t, certFile, keyFile, cn)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	require.NoError(t, err)
-	assert.Contains(t, logs.String(), "reloading the bundle endpoint certificate failed")
+	return cert, root
 }
 
 // writeServerCert writes a self-signed certificate for 127.0.0.1 and its
@@ -300,22 +303,13 @@ func writeServerCert(t *testing.T, certFile, keyFile, cn string) *x509.Certifica
 // TestFederationConfigErrors: every relationship parameter is checked
 // before the server starts (Fed rules 1, 2, 8, 14, 17, 23).
 func TestFederationConfigErrors(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
-		return p
-	}
-	jwtOnly, err := spiffebundle.New(partnerTD).Marshal()
-	require.NoError(t, err)
-	garbage := write("garbage", "garbage")
-	empty := write("empty.json", string(jwtOnly))
-	pem := write("roots.pem", string(pemutil.EncodeCertificates([]*x509.Certificate{selfSigned(t, "r")})))
-	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	writeServerCert(t, certFile, keyFile, "x")
 	partnerID := spiffeid.RequireFromPath(partnerTD, "/spiffekit/server")
+	boot := spiffebundle.FromX509Authorities(partnerTD, []*x509.Certificate{selfSigned(t, "r")})
+	roots := x509.NewCertPool()
+	cert, _ := serverCert(t, "x")
+	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
 	ok := server.Relationship{TrustDomain: partnerTD, URL: "https://partner.test/", Profile: server.ProfileHTTPSSPIFFE,
-		EndpointSPIFFEID: partnerID, BootstrapBundle: pem}
+		EndpointSPIFFEID: partnerID, BootstrapBundle: boot}
 	with := func(f func(r *server.Relationship)) []server.Relationship {
 		r := ok
 		f(&r)
@@ -330,7 +324,7 @@ func TestFederationConfigErrors(t *testing.T) {
 			r.TrustDomain = td
 			r.EndpointSPIFFEID = endpointID(td)
 		})}, "a trust domain's own bundle can never be overwritten through federation"},
-		{"no trust domain", server.Config{Federation: with(func(r *server.Relationship) { r.TrustDomain = spiffeid.TrustDomain{} })}, "trust domain is required"},
+		{"no trust domain", server.Config{Federation: with(func(r *server.Relationship) { r.TrustDomain = spiffeid.TrustDomain{} })}, "relationship #1: the trust domain is required"},
 		{"no URL", server.Config{Federation: with(func(r *server.Relationship) { r.URL = "" })}, "URL is required"},
 		{"http URL", server.Config{Federation: with(func(r *server.Relationship) { r.URL = "http://partner.test/" })}, "must be https"},
 		{"userinfo", server.Config{Federation: with(func(r *server.Relationship) { r.URL = "https://u:p@partner.test/" })}, "user information"},
@@ -339,67 +333,83 @@ func TestFederationConfigErrors(t *testing.T) {
 		{"no profile", server.Config{Federation: with(func(r *server.Relationship) { r.Profile = "" })}, "profile is required"},
 		{"unknown profile", server.Config{Federation: with(func(r *server.Relationship) { r.Profile = "https" })}, "unknown profile"},
 		{"no endpoint ID", server.Config{Federation: with(func(r *server.Relationship) { r.EndpointSPIFFEID = spiffeid.ID{} })}, "endpoint's SPIFFE ID"},
-		{"roots with spiffe", server.Config{Federation: with(func(r *server.Relationship) { r.WebPKIRoots = pem })}, "https_web profile only"},
+		{"roots with spiffe", server.Config{Federation: with(func(r *server.Relationship) { r.WebPKIRoots = roots })}, "https_web profile only"},
 		{"bootstrap of another domain", server.Config{Federation: with(func(r *server.Relationship) { r.EndpointSPIFFEID = endpointID(td) })}, "bootstrap bundle is only for"},
-		{"no bootstrap", server.Config{Federation: with(func(r *server.Relationship) { r.BootstrapBundle = "" })}, "needs a bootstrap bundle"},
-		{"missing bootstrap", server.Config{Federation: with(func(r *server.Relationship) { r.BootstrapBundle = filepath.Join(dir, "none") })}, "reading the bootstrap bundle"},
-		{"garbage bootstrap", server.Config{Federation: with(func(r *server.Relationship) { r.BootstrapBundle = garbage })}, "neither a SPIFFE bundle"},
-		{"bootstrap without X.509", server.Config{Federation: with(func(r *server.Relationship) { r.BootstrapBundle = empty })}, "no X.509 authority"},
+		{"no bootstrap", server.Config{Federation: with(func(r *server.Relationship) { r.BootstrapBundle = nil })}, "needs a bootstrap bundle"},
+		{"bootstrap of the wrong trust domain", server.Config{Federation: with(func(r *server.Relationship) {
+			r.BootstrapBundle = spiffebundle.FromX509Authorities(td, boot.X509Authorities())
+		})}, `the bootstrap bundle is of trust domain "example.org"`},
+		{"bootstrap without X.509", server.Config{Federation: with(func(r *server.Relationship) { r.BootstrapBundle = spiffebundle.New(partnerTD) })}, "no X.509 authority"},
 		{"web with endpoint ID", server.Config{Federation: with(func(r *server.Relationship) { r.Profile = server.ProfileHTTPSWeb })}, "https_spiffe profile only"},
-		{"missing roots", server.Config{Federation: with(func(r *server.Relationship) {
-			*r = server.Relationship{TrustDomain: partnerTD, URL: "https://p/", Profile: server.ProfileHTTPSWeb, WebPKIRoots: filepath.Join(dir, "none")}
-		})}, "reading the Web PKI roots"},
-		{"garbage roots", server.Config{Federation: with(func(r *server.Relationship) {
-			*r = server.Relationship{TrustDomain: partnerTD, URL: "https://p/", Profile: server.ProfileHTTPSWeb, WebPKIRoots: garbage}
-		})}, "Web PKI roots"},
 		{"twice", server.Config{Federation: []server.Relationship{ok, ok}}, "configured twice"},
 		{"too many", server.Config{Federation: make([]server.Relationship, 1025)}, "at most"},
 		{"profile without bind", server.Config{FederationProfile: server.ProfileHTTPSWeb}, "no FederationBind"},
+		{"certificate without bind", server.Config{FederationCertificate: getCert}, "no FederationBind"},
 		{"unknown endpoint profile", server.Config{FederationBind: "127.0.0.1:0", FederationProfile: "web"}, "unknown bundle endpoint profile"},
-		{"web endpoint without files", server.Config{FederationBind: "127.0.0.1:0", FederationProfile: server.ProfileHTTPSWeb}, "needs a certificate file"},
-		{"spiffe endpoint with files", server.Config{FederationBind: "127.0.0.1:0", FederationCertFile: certFile, FederationKeyFile: keyFile}, "a certificate file is for https_web"},
-		{"web endpoint bad files", server.Config{FederationBind: "127.0.0.1:0", FederationProfile: server.ProfileHTTPSWeb,
-			FederationCertFile: garbage, FederationKeyFile: keyFile}, "bundle endpoint certificate"},
-		{"web endpoint missing key", server.Config{FederationBind: "127.0.0.1:0", FederationProfile: server.ProfileHTTPSWeb,
-			FederationCertFile: certFile, FederationKeyFile: filepath.Join(dir, "none")}, "bundle endpoint key"},
-		{"web endpoint missing cert", server.Config{FederationBind: "127.0.0.1:0", FederationProfile: server.ProfileHTTPSWeb,
-			FederationCertFile: filepath.Join(dir, "none"), FederationKeyFile: keyFile}, "bundle endpoint certificate"},
-		{"bad endpoint address", server.Config{FederationBind: "256.0.0.1:99999"}, "bundle endpoint"},
+		{"web endpoint without certificate", server.Config{FederationBind: "127.0.0.1:0", FederationProfile: server.ProfileHTTPSWeb}, "needs FederationCertificate"},
+		{"spiffe endpoint with certificate", server.Config{FederationBind: "127.0.0.1:0", FederationCertificate: getCert}, "FederationCertificate is for https_web"},
 		{"negative refresh", server.Config{FederationRefresh: -1}, "must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.TrustDomain = td
-			tc.cfg.DataDir = t.TempDir()
-			tc.cfg.BindAddr = "127.0.0.1:0"
-			_, err := server.New(t.Context(), tc.cfg)
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), "server:")
+			cfg := memConfig()
+			cfg.Federation = tc.cfg.Federation
+			cfg.FederationBind, cfg.FederationProfile, cfg.FederationCertificate = tc.cfg.FederationBind, tc.cfg.FederationProfile, tc.cfg.FederationCertificate
+			cfg.FederationRefresh = tc.cfg.FederationRefresh
+			_, err := server.New(t.Context(), cfg)
+			require.ErrorIs(t, err, server.ErrInvalidConfig)
 			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
+
+	// A busy bundle endpoint port is not the configuration's fault.
+	cfg := memConfig()
+	cfg.FederationBind = "256.0.0.1:99999"
+	_, err := server.New(t.Context(), cfg)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, server.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "server: bundle endpoint: listen tcp")
+
+	// Nor is a store that cannot say whether it holds a bootstrap bundle.
+	cfg = memConfig()
+	cfg.Stores.Bundles = failingBundles{}
+	cfg.Federation = with(func(r *server.Relationship) { r.BootstrapBundle = nil })
+	_, err = server.New(t.Context(), cfg)
+	require.ErrorIs(t, err, errStoreDown)
+	assert.NotErrorIs(t, err, server.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "server: federation relationship partner.test: reading the stored bundle")
 }
 
-// TestFederationConfigAccepted: a PEM bootstrap bundle, a stored bundle in
+// failingBundles is a bundle store that fails every read, and has no
+// bundle to list.
+type failingBundles struct{ registry.BundleStore }
+
+func (failingBundles) GetBundle(context.Context, spiffeid.TrustDomain) (registry.FederatedBundle, error) {
+	return registry.FederatedBundle{}, errStoreDown
+}
+
+func (failingBundles) ListBundles(context.Context) ([]registry.FederatedBundle, error) {
+	return nil, nil
+}
+
+// TestFederationConfigAccepted: a bootstrap bundle, a stored bundle in
 // place of a bootstrap, and an https_web relationship with system roots.
 func TestFederationConfigAccepted(t *testing.T) {
-	dir := t.TempDir()
-	pem := filepath.Join(dir, "roots.pem")
-	require.NoError(t, os.WriteFile(pem, pemutil.EncodeCertificates([]*x509.Certificate{selfSigned(t, "r")}), 0o600))
 	partnerID := spiffeid.RequireFromPath(partnerTD, "/spiffekit/server")
+	boot := spiffebundle.FromX509Authorities(partnerTD, []*x509.Certificate{selfSigned(t, "r")})
 	s := start(t, server.Config{FederationRefresh: time.Hour, Federation: []server.Relationship{
-		{TrustDomain: partnerTD, URL: "https://127.0.0.1:1/", Profile: server.ProfileHTTPSSPIFFE, EndpointSPIFFEID: partnerID, BootstrapBundle: pem},
+		{TrustDomain: partnerTD, URL: "https://127.0.0.1:1/", Profile: server.ProfileHTTPSSPIFFE, EndpointSPIFFEID: partnerID, BootstrapBundle: boot},
 		{TrustDomain: spiffeid.RequireTrustDomainFromString("web.test"), URL: "https://127.0.0.1:1/b", Profile: server.ProfileHTTPSWeb},
 	}})
 	assert.Nil(t, s.FederationAddr(), "no bundle endpoint without FederationBind")
 
 	dataDir := t.TempDir()
-	s2 := start(t, server.Config{DataDir: dataDir})
+	s2 := startIn(t, dataDir, server.Config{})
 	doc, err := spiffebundle.FromX509Authorities(partnerTD, []*x509.Certificate{selfSigned(t, "p")}).Marshal()
 	require.NoError(t, err)
-	_, err = s2.Store().PutBundle(t.Context(), registry.FederatedBundle{TrustDomain: partnerTD, Document: doc})
+	_, err = s2.stores.Bundles.PutBundle(t.Context(), registry.FederatedBundle{TrustDomain: partnerTD, Document: doc})
 	require.NoError(t, err)
 	s2.stop()
-	start(t, server.Config{DataDir: dataDir, Federation: []server.Relationship{
+	startIn(t, dataDir, server.Config{Federation: []server.Relationship{
 		{TrustDomain: partnerTD, URL: "https://127.0.0.1:1/", Profile: server.ProfileHTTPSSPIFFE, EndpointSPIFFEID: partnerID},
 	}})
 }

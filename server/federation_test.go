@@ -6,8 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,17 +35,6 @@ func endpointID(td spiffeid.TrustDomain) spiffeid.ID {
 	return spiffeid.RequireFromPath(td, nodeapi.ServerPath)
 }
 
-// bundleFile writes b as a SPIFFE bundle document, as an operator hands a
-// bootstrap bundle over.
-func bundleFile(t *testing.T, b *spiffebundle.Bundle) string {
-	t.Helper()
-	doc, err := b.Marshal()
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), b.TrustDomain().Name()+".json")
-	require.NoError(t, os.WriteFile(path, doc, 0o600))
-	return path
-}
-
 func endpointURL(s *running) string { return "https://" + s.FederationAddr().String() + "/" }
 
 // spiffeRelationship is the relationship with another server's
@@ -58,7 +45,7 @@ func spiffeRelationship(t *testing.T, other *running) server.Relationship {
 		URL:              endpointURL(other),
 		Profile:          server.ProfileHTTPSSPIFFE,
 		EndpointSPIFFEID: endpointID(other.TrustDomain()),
-		BootstrapBundle:  bundleFile(t, other.Bundle()),
+		BootstrapBundle:  other.Bundle(),
 	}
 }
 
@@ -85,7 +72,7 @@ func x509Source(t *testing.T, addr string) *workloadapi.X509Source {
 
 func storedBundle(t *testing.T, s *running, td spiffeid.TrustDomain) *spiffebundle.Bundle {
 	t.Helper()
-	fb, err := s.Store().GetBundle(t.Context(), td)
+	fb, err := s.stores.Bundles.GetBundle(t.Context(), td)
 	if err != nil {
 		return nil
 	}
@@ -172,13 +159,13 @@ func hasX509Authority(src *workloadapi.X509Source, td spiffeid.TrustDomain, ca *
 }
 
 // TestFederationEndToEnd: two trust domains federate both ways over
-// https_spiffe, bootstrapped with bundle files as an operator would; a
+// https_spiffe, bootstrapped with each other's bundle as an operator would; a
 // workload of each does mTLS with the other by exact SPIFFE ID; a CA
 // rotation in one domain reaches the other's workloads without a restart.
 func TestFederationEndToEnd(t *testing.T) {
 	const refresh = 100 * time.Millisecond
 	orgDir := t.TempDir()
-	org := start(t, server.Config{DataDir: orgDir, FederationBind: "127.0.0.1:0"})
+	org := startIn(t, orgDir, server.Config{FederationBind: "127.0.0.1:0"})
 	partner := start(t, server.Config{
 		TrustDomain: partnerTD, FederationBind: "127.0.0.1:0", FederationRefresh: refresh,
 		Federation: []server.Relationship{spiffeRelationship(t, org)},
@@ -187,8 +174,8 @@ func TestFederationEndToEnd(t *testing.T) {
 	// other way (Fed rule 4: mutual federation is two relationships).
 	orgAddr, orgFed := org.Addr().String(), org.FederationAddr().String()
 	org.stop()
-	org = start(t, server.Config{
-		DataDir: orgDir, BindAddr: orgAddr, FederationBind: orgFed, FederationRefresh: refresh,
+	org = startIn(t, orgDir, server.Config{
+		BindAddr: orgAddr, FederationBind: orgFed, FederationRefresh: refresh,
 		Federation: []server.Relationship{spiffeRelationship(t, partner)},
 	})
 

@@ -24,16 +24,17 @@ import (
 func haPair(t *testing.T, logs *syncBuffer) (a, b *running) {
 	t.Helper()
 	dsn := pgtest.New(t)
-	a = start(t, serverConfig(dsn, nil))
-	b = start(t, serverConfig(dsn, logs))
+	a = start(t, serverConfig(t, dsn, nil))
+	b = start(t, serverConfig(t, dsn, logs))
 	require.Eventually(t, func() bool {
 		return len(a.Bundle().X509Authorities()) == 2 && len(b.Bundle().X509Authorities()) == 2
 	}, 10*time.Second, 5*time.Millisecond, "each server reads the other's authorities")
 	return a, b
 }
 
-func serverConfig(dsn string, logs *syncBuffer) server.Config {
-	cfg := server.Config{Datastore: dsn, PollInterval: time.Hour}
+func serverConfig(t *testing.T, dsn string, logs *syncBuffer) server.Config {
+	cfg := postgres(t, dsn)
+	cfg.PollInterval = time.Hour
 	if logs != nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	}
@@ -117,7 +118,7 @@ func TestAuthorityChangeReachesAnotherServer(t *testing.T) {
 func TestIdleServersDoNotWakeEachOther(t *testing.T) {
 	s1, s2 := haPair(t, nil)
 	written := func() map[string]time.Time {
-		list, err := s1.Store().ListServerBundles(t.Context(), time.Now())
+		list, err := s1.stores.ServerBundles.ListServerBundles(t.Context(), time.Now())
 		require.NoError(t, err)
 		m := map[string]time.Time{}
 		for _, b := range list {
@@ -136,7 +137,7 @@ func TestIdleServersDoNotWakeEachOther(t *testing.T) {
 		require.NoError(t, err)
 		doc, err := third.Bundle().Marshal()
 		require.NoError(t, err)
-		require.NoError(t, s1.Store().PutServerBundle(t.Context(), registry.ServerBundle{
+		require.NoError(t, s1.stores.ServerBundles.PutServerBundle(t.Context(), registry.ServerBundle{
 			ServerID: "third", Document: doc, ExpiresAt: time.Now().Add(time.Hour),
 		}))
 		require.Eventually(t, func() bool {

@@ -7,12 +7,16 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,31 +25,97 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca/keymanager"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
+// failingStore is a memstore whose server bundles cannot be written.
+type failingStore struct{ *memstore.Store }
+
+var errStoreDown = errors.New("store down")
+
+func (failingStore) PutServerBundle(context.Context, registry.ServerBundle) error {
+	return errStoreDown
+}
+
+// failingJournal cannot be read.
+type failingJournal struct{}
+
+var errJournal = errors.New("journal unreadable")
+
+func (failingJournal) Load(context.Context) ([]byte, error) { return nil, errJournal }
+func (failingJournal) Store(context.Context, []byte) error  { return errJournal }
+
+// memConfig is a valid Config over memory stores and keys.
+func memConfig() server.Config {
+	return server.Config{
+		TrustDomain: td,
+		Stores:      server.StoresOf(memstore.New(memstore.Config{})),
+		KeyManager:  keymanager.NewMemory(),
+		BindAddr:    "127.0.0.1:0",
+	}
+}
+
+// TestConfigErrors: each bad configuration fails New for its own cause,
+// and only the configuration's faults wrap ErrInvalidConfig.
 func TestConfigErrors(t *testing.T) {
-	for name, cfg := range map[string]server.Config{
-		"no trust domain":   {DataDir: t.TempDir()},
-		"no data dir":       {TrustDomain: td},
-		"negative interval": {TrustDomain: td, DataDir: t.TempDir(), PollInterval: -1},
-		"bad x509pop":       {TrustDomain: td, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", X509PoPCABundle: "/nonexistent.pem"},
-		"bad bind":          {TrustDomain: td, DataDir: t.TempDir(), BindAddr: "256.0.0.1:99999"},
-		"bad datastore":     {TrustDomain: td, DataDir: t.TempDir(), Datastore: "postgres://127.0.0.1:1/none?connect_timeout=1"},
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: memstore.New(memstore.Config{})})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name    string
+		edit    func(c *server.Config)
+		invalid bool   // wraps ErrInvalidConfig
+		is      error  // also wraps this, when not nil
+		msg     string // and says this
+	}{
+		{"no trust domain", func(c *server.Config) { c.TrustDomain = spiffeid.TrustDomain{} }, true, nil, "Config.TrustDomain is required"},
+		{"no key manager", func(c *server.Config) { c.KeyManager = nil }, true, nil, "Config.KeyManager is required"},
+		{"no entry store", func(c *server.Config) { c.Stores.Entries = nil }, true, nil, "Config.Stores.Entries is required"},
+		{"no agent store", func(c *server.Config) { c.Stores.Agents = nil }, true, nil, "Config.Stores.Agents is required"},
+		{"no token store", func(c *server.Config) { c.Stores.Tokens = nil }, true, nil, "Config.Stores.Tokens is required"},
+		{"no bundle store", func(c *server.Config) { c.Stores.Bundles = nil }, true, nil, "Config.Stores.Bundles is required"},
+		{"no server bundle store", func(c *server.Config) { c.Stores.ServerBundles = nil }, true, nil, "Config.Stores.ServerBundles is required"},
+		{"negative interval", func(c *server.Config) { c.PollInterval = -1 }, true, nil, "intervals must not be negative"},
+		{"negative lifetime", func(c *server.Config) { c.AgentSVIDTTL = -1 }, true, nil, "lifetimes must not be negative"},
+		{"long server ID", func(c *server.Config) { c.ServerID = strings.Repeat("x", registry.MaxServerIDLen+1) }, true, nil, "Config.ServerID is longer than"},
+		{"attestor under another name", func(c *server.Config) {
+			c.NodeAttestors = map[string]attest.NodeAttestor{"psk": jt}
+		}, true, nil, `node attestor "psk" has Type "join_token"`},
+		{"nil attestor", func(c *server.Config) {
+			c.NodeAttestors = map[string]attest.NodeAttestor{"psk": nil}
+		}, true, nil, `node attestor "psk" is nil`},
+		{"bad bind", func(c *server.Config) { c.BindAddr = "256.0.0.1:99999" }, false, nil, "server: node API: listen tcp: address 99999: invalid port"},
+		{"busy port", func(c *server.Config) { c.BindAddr = busy.Addr().String() }, false, syscall.EADDRINUSE, "server: node API"},
+		{"admin socket under a file", func(c *server.Config) { c.AdminSocket = filepath.Join(file, "admin.sock") }, false, syscall.ENOTDIR, "server: admin socket directory"},
+		{"unreadable journal", func(c *server.Config) { c.Journal = failingJournal{} }, false, errJournal, "server: starting the CA"},
+		{"store down", func(c *server.Config) {
+			c.Stores.ServerBundles = failingStore{memstore.New(memstore.Config{})}
+		}, false, errStoreDown, "server: publishing the bundle"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			_, err := server.New(ctx, cfg)
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := memConfig()
+			tc.edit(&cfg)
+			_, err := server.New(t.Context(), cfg)
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "server:")
+			assert.Equal(t, tc.invalid, errors.Is(err, server.ErrInvalidConfig), "%v", err)
+			if tc.is != nil {
+				assert.ErrorIs(t, err, tc.is)
+			}
+			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
 }
@@ -135,8 +205,10 @@ func TestX509PoPAgentAndNodeAlias(t *testing.T) {
 	require.NoError(t, err)
 	caPath := filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(caPath, pemutil.EncodeCertificates([]*x509.Certificate{caCert}), 0o644))
+	xp, err := x509pop.LoadServer(caPath)
+	require.NoError(t, err)
 
-	s := start(t, server.Config{X509PoPCABundle: caPath})
+	s := start(t, server.Config{NodeAttestors: map[string]attest.NodeAttestor{x509pop.Type: xp}})
 	serverID := spiffeid.RequireFromPath(td, "/spiffekit/server")
 	alias, err := s.admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/nodes/frontend"),
@@ -193,7 +265,6 @@ func TestAdminActionsReachAgents(t *testing.T) {
 
 	assert.Equal(t, td, s.TrustDomain())
 	assert.NotNil(t, s.CA().X509Authority())
-	assert.NotNil(t, s.Store())
 	require.NoError(t, s.Healthy(t.Context()))
 }
 
@@ -219,10 +290,10 @@ func TestUnreadablePeerBundleIsIgnored(t *testing.T) {
 	s := start(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	// Another server's contribution that does not parse is skipped; the
 	// server keeps serving its own authorities.
-	require.NoError(t, s.Store().PutServerBundle(t.Context(), registry.ServerBundle{
+	require.NoError(t, s.stores.ServerBundles.PutServerBundle(t.Context(), registry.ServerBundle{
 		ServerID: "broken", Document: []byte(`{"keys": "nope"}`), ExpiresAt: time.Now().Add(time.Hour),
 	}))
-	_, err := s.Store().PutBundle(t.Context(), registry.FederatedBundle{
+	_, err := s.stores.Bundles.PutBundle(t.Context(), registry.FederatedBundle{
 		TrustDomain: spiffeid.RequireTrustDomainFromString("broken.test"), Document: []byte(`{"keys": 1}`),
 	})
 	require.NoError(t, err)
@@ -269,9 +340,25 @@ func TestEntryWritesArePushed(t *testing.T) {
 	assert.Equal(t, "/a", tok.ID.Path())
 }
 
+// headFailing is a memstore whose change feed can be made to fail.
+type headFailing struct {
+	*memstore.Store
+	down atomic.Bool
+}
+
+func (h *headFailing) Head(ctx context.Context) (int64, error) {
+	if h.down.Load() {
+		return 0, errStoreDown
+	}
+	return h.Store.Head(ctx)
+}
+
 func TestHealthyFailsWithoutDatastore(t *testing.T) {
-	s := start(t, server.Config{})
+	st := &headFailing{Store: memstore.New(memstore.Config{})}
+	s := start(t, server.Config{Stores: server.StoresOf(st), KeyManager: keymanager.NewMemory()})
 	require.NoError(t, s.Healthy(t.Context()))
-	require.NoError(t, s.Store().Close())
-	require.Error(t, s.Healthy(t.Context()))
+	st.down.Store(true)
+	err := s.Healthy(t.Context())
+	require.ErrorIs(t, err, errStoreDown)
+	assert.ErrorContains(t, err, "server: datastore")
 }

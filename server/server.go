@@ -2,15 +2,14 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,119 +17,22 @@ import (
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
-	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
-	"github.com/spiffekit/spiffekit/ca/keymanager"
 	"github.com/spiffekit/spiffekit/ca/rotation"
-	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// Defaults of Config.
-const (
-	DefaultBindAddr     = "127.0.0.1:8081"
-	DefaultPollInterval = 30 * time.Second
-)
-
-// Config configures New. The struct is copied.
-type Config struct {
-	// TrustDomain is the trust domain the server issues identities in.
-	// Required.
-	TrustDomain spiffeid.TrustDomain
-
-	// DataDir holds the server's own state: its CA keys (mode 0600), the
-	// CA journal, its server ID and, unless Datastore is set, the SQLite
-	// database. Created with mode 0700 if missing. Required.
-	DataDir string
-
-	// Datastore, when not empty, is a PostgreSQL connection string (a
-	// "postgres://..." URL or "key=value" pairs) for the registry, shared by
-	// every server of the trust domain. Empty means SQLite in DataDir.
-	Datastore string
-
-	// BindAddr is the address of the node API. Empty means
-	// DefaultBindAddr; port 0 picks a free port (see Server.Addr).
-	BindAddr string
-
-	// AdminSocket is the path of the administration socket (mode 0600;
-	// only root and the server's own uid may use it). Empty disables it.
-	AdminSocket string
-
-	// X509PoPCABundle, when not empty, is a PEM file of the CAs that node
-	// certificates must chain to, which enables the x509pop node
-	// attestor. join_token is always enabled.
-	X509PoPCABundle string
-
-	// CATTL, X509SVIDTTL, JWTSVIDTTL and AgentSVIDTTL are lifetimes; zero
-	// means the defaults of ca/rotation (24 h CA, 1 h X509-SVID, 5 min
-	// JWT-SVID) and nodeapi (1 h agent SVID).
-	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
-
-	// PollInterval is the safety net behind the datastore's notifications.
-	// The datastore tells the server of every write at once: on SQLite of
-	// the server's own, on PostgreSQL of every server's (through
-	// LISTEN/NOTIFY; see sqlstore.Store.Run). The server then reads what
-	// changed: the registry's change feed, the agent records (evictions,
-	// bans), the other servers' authorities and the federated bundles.
-	// Every PollInterval it reads them anyway, in case a notification was
-	// lost. Zero means DefaultPollInterval (30 s).
-	PollInterval time.Duration
-
-	// FederationBind, when not empty, is the address of the trust domain's
-	// bundle endpoint: HTTPS, path "/", no client authentication (Fed rules
-	// 9, 10). Port 0 picks a free port (see Server.FederationAddr). Empty
-	// serves no bundle endpoint.
-	FederationBind string
-
-	// FederationProfile is how the bundle endpoint authenticates:
-	// ProfileHTTPSSPIFFE (empty means it) presents the server's own
-	// X509-SVID, spiffe://<trust domain>/spiffekit/server, renewed on its
-	// own and re-minted when the CA rotates; ProfileHTTPSWeb presents the
-	// certificate of FederationCertFile and FederationKeyFile.
-	FederationProfile string
-
-	// FederationCertFile and FederationKeyFile are the PEM certificate
-	// chain and private key of an https_web bundle endpoint, read again
-	// whenever either file changes. Refused with the https_spiffe profile.
-	FederationCertFile, FederationKeyFile string
-
-	// Federation lists the foreign trust domains whose bundle endpoints the
-	// server polls, storing each bundle in the datastore (see Relationship).
-	// Removing a relationship stops the polling but leaves the stored
-	// bundle: delete it with the admin API (`bundle delete`) to end the
-	// federation (Fed rule 4).
-	Federation []Relationship
-
-	// FederationRefresh is the longest time between two polls of a bundle
-	// endpoint; a bundle's refresh hint, when shorter, is followed (Fed
-	// rule 21). Zero means DefaultFederationRefresh (5 minutes).
-	FederationRefresh time.Duration
-
-	// FederationTimeout bounds each fetch from a bundle endpoint. Zero
-	// means DefaultFederationTimeout (30 s).
-	FederationTimeout time.Duration
-
-	// Logger receives the server's events. Nil discards them.
-	Logger *slog.Logger
-
-	// NodeObserver, when not nil, is told of every node API call, node
-	// attestation and signing (see nodeapi.Observer). Nil costs nothing.
-	// The server's state is read with Stats.
-	NodeObserver nodeapi.Observer
-}
-
-// Server is an issuing server: a self-rotating CA, a registry (SQLite or
-// shared PostgreSQL), the node API its agents attest to and sync from, and
-// an administration socket. Several servers sharing one PostgreSQL
-// database serve one trust domain, each with its own CA; the bundle they
-// hand out holds every server's authorities.
+// Server is an issuing server: a self-rotating CA, a registry, the node
+// API its agents attest to and sync from, and an administration socket.
+// Several servers whose Stores share one database serve one trust domain,
+// each with its own CA; the bundle they hand out holds every server's
+// authorities.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *sqlstore.Store
+	stores   Stores
 	ca       *rotation.Manager
 	trust    *trust
 	node     *nodeapi.Server
@@ -144,33 +46,15 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New opens the server's state and binds its listeners, so that
-// configuration errors and busy ports surface here. Run serves.
+// New checks cfg, starts the CA from its journal, reads the stores and
+// binds the listeners, so that configuration errors (wrapping
+// ErrInvalidConfig) and busy ports surface here. It starts no goroutine;
+// Run serves. ctx bounds construction only.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
-	switch {
-	case cfg.TrustDomain.IsZero():
-		return nil, errors.New("server: Config.TrustDomain is required")
-	case cfg.DataDir == "":
-		return nil, errors.New("server: Config.DataDir is required")
-	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
-		return nil, errors.New("server: intervals must not be negative")
-	}
-	if err := checkEndpointConfig(&cfg); err != nil {
+	if err := checkConfig(&cfg); err != nil {
 		return nil, err
 	}
-	if cfg.BindAddr == "" {
-		cfg.BindAddr = DefaultBindAddr
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.FederationRefresh == 0 {
-		cfg.FederationRefresh = DefaultFederationRefresh
-	}
-	if cfg.FederationTimeout == 0 {
-		cfg.FederationTimeout = DefaultFederationTimeout
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, stores: cfg.Stores, serverID: cfg.ServerID}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -179,28 +63,20 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("server: creating the data directory: %w", err)
+	if s.serverID == "" {
+		if s.serverID, err = newServerID(); err != nil {
+			return nil, err
+		}
 	}
-	if s.serverID, err = loadServerID(cfg.DataDir); err != nil {
+	attestors, err := s.nodeAttestors()
+	if err != nil {
 		return nil, err
-	}
-	if cfg.Datastore == "" {
-		s.store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(cfg.DataDir, "datastore.sqlite3")})
-	} else {
-		s.store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: cfg.Datastore})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("server: opening the datastore: %w", err)
-	}
-	keys, err := keymanager.NewDisk(filepath.Join(cfg.DataDir, "keys"))
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
 	}
 	if s.ca, err = rotation.New(ctx, rotation.Config{
 		TrustDomain: cfg.TrustDomain,
-		KeyManager:  keys,
-		Journal:     rotation.NewFileJournal(filepath.Join(cfg.DataDir, "ca-journal.json")),
+		KeyManager:  cfg.KeyManager,
+		Upstream:    cfg.Upstream,
+		Journal:     cfg.Journal,
 		CATTL:       cfg.CATTL,
 		X509SVIDTTL: cfg.X509SVIDTTL,
 		JWTSVIDTTL:  cfg.JWTSVIDTTL,
@@ -208,26 +84,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: starting the CA: %w", err)
 	}
-	s.trust = newTrust(s.ca, s.store, s.serverID, s.log, time.Now)
+	s.trust = newTrust(s.ca, sharedStores{cfg.Stores.ServerBundles, cfg.Stores.Bundles}, s.serverID, s.log, time.Now)
 	if err := s.trust.refresh(ctx); err != nil {
 		return nil, err
 	}
-	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: s.store})
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	attestors := []attest.NodeAttestor{jt}
-	if cfg.X509PoPCABundle != "" {
-		xp, err := x509pop.LoadServer(cfg.X509PoPCABundle)
-		if err != nil {
-			return nil, fmt.Errorf("server: x509pop: %w", err)
-		}
-		attestors = append(attestors, xp)
-	}
 	if s.node, err = nodeapi.NewServer(ctx, nodeapi.ServerConfig{
 		Authority:    s.trust,
-		Registry:     s.store,
-		Agents:       s.store,
+		Registry:     cfg.Stores.Entries,
+		Agents:       cfg.Stores.Agents,
 		Attestors:    attestors,
 		Federation:   s.trust,
 		AgentSVIDTTL: cfg.AgentSVIDTTL,
@@ -251,54 +115,59 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	if cfg.AdminSocket != "" {
-		if s.admin, err = admin.New(admin.Config{
-			TrustDomain: cfg.TrustDomain,
-			Entries:     s.store,
-			Agents:      s.store,
-			Bundles:     s.store,
-			Tokens:      tokenIssuer{s.store},
-			Bundle:      s.trust.Bundle,
-			Logger:      s.log.With("component", "admin"),
-		}); err != nil {
-			return nil, fmt.Errorf("server: %w", err)
-		}
-		if err := os.MkdirAll(filepath.Dir(cfg.AdminSocket), 0o755); err != nil {
-			return nil, fmt.Errorf("server: admin socket directory: %w", err)
-		}
-		if s.adminLis, err = admin.ListenUnix(cfg.AdminSocket); err != nil {
-			return nil, fmt.Errorf("server: %w", err)
+		if err := s.setUpAdmin(); err != nil {
+			return nil, err
 		}
 	}
 	s.log.Info("server ready", "trust_domain", cfg.TrustDomain.Name(), "server_id", s.serverID,
-		"node_api", s.nodeLis.Addr().String(), "admin_socket", cfg.AdminSocket, "datastore", datastoreKind(cfg))
+		"node_api", s.nodeLis.Addr().String(), "admin_socket", cfg.AdminSocket,
+		"node_attestors", strings.Join(slices.Sorted(maps.Keys(s.cfg.NodeAttestors)), ","))
 	if s.endpoint != nil {
 		s.log.Info("serving the bundle endpoint", "addr", s.endpoint.lis.Addr().String(), "profile", cfg.FederationProfile)
 	}
 	return s, nil
 }
 
-// checkEndpointConfig checks the bundle endpoint settings and sets the
-// default profile.
-func checkEndpointConfig(cfg *Config) error {
-	files := cfg.FederationCertFile != "" || cfg.FederationKeyFile != ""
-	if cfg.FederationBind == "" {
-		if files || cfg.FederationProfile != "" {
-			return errors.New("server: a bundle endpoint profile or certificate is set but no FederationBind")
+// nodeAttestors returns the node attestors of the configuration, sorted by
+// type, or join_token over the token store when it names none.
+func (s *Server) nodeAttestors() ([]attest.NodeAttestor, error) {
+	if len(s.cfg.NodeAttestors) == 0 {
+		jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: s.stores.Tokens})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
 		}
-		return nil
+		s.cfg.NodeAttestors = map[string]attest.NodeAttestor{jointoken.Type: jt}
+	} else {
+		s.cfg.NodeAttestors = maps.Clone(s.cfg.NodeAttestors)
 	}
-	switch cfg.FederationProfile {
-	case "", ProfileHTTPSSPIFFE:
-		cfg.FederationProfile = ProfileHTTPSSPIFFE
-		if files {
-			return errors.New("server: the https_spiffe bundle endpoint presents the server's X509-SVID; a certificate file is for https_web")
-		}
-	case ProfileHTTPSWeb:
-		if cfg.FederationCertFile == "" || cfg.FederationKeyFile == "" {
-			return errors.New("server: the https_web bundle endpoint needs a certificate file and a key file")
-		}
-	default:
-		return fmt.Errorf("server: unknown bundle endpoint profile %q (want https_spiffe or https_web)", cfg.FederationProfile)
+	out := make([]attest.NodeAttestor, 0, len(s.cfg.NodeAttestors))
+	for _, name := range slices.Sorted(maps.Keys(s.cfg.NodeAttestors)) {
+		out = append(out, s.cfg.NodeAttestors[name])
+	}
+	return out, nil
+}
+
+// setUpAdmin binds the administration socket.
+func (s *Server) setUpAdmin() (err error) {
+	// The stores tell the node API and the trust of the admin API's
+	// writes; a store that does not is read at the next poll.
+	st := s.stores
+	if s.admin, err = admin.New(admin.Config{
+		TrustDomain: s.cfg.TrustDomain,
+		Entries:     st.Entries,
+		Agents:      st.Agents,
+		Bundles:     st.Bundles,
+		Tokens:      tokenIssuer{st.Tokens},
+		Bundle:      s.trust.Bundle,
+		Logger:      s.log.With("component", "admin"),
+	}); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.cfg.AdminSocket), 0o755); err != nil {
+		return fmt.Errorf("server: admin socket directory: %w", err)
+	}
+	if s.adminLis, err = admin.ListenUnix(s.cfg.AdminSocket); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	return nil
 }
@@ -308,7 +177,7 @@ func checkEndpointConfig(cfg *Config) error {
 // may have been set by hand) and named in the log.
 func (s *Server) setUpFederation(ctx context.Context) error {
 	rels, err := validateRelationships(s.cfg.TrustDomain, s.cfg.Federation, func(td spiffeid.TrustDomain) (bool, error) {
-		_, err := s.store.GetBundle(ctx, td)
+		_, err := s.stores.Bundles.GetBundle(ctx, td)
 		switch {
 		case err == nil:
 			return true, nil
@@ -326,14 +195,14 @@ func (s *Server) setUpFederation(ctx context.Context) error {
 		s.watchers = append(s.watchers, &fedWatcher{
 			rel:     r,
 			trust:   s.trust,
-			bundles: s.store,
+			bundles: s.stores.Bundles,
 			log: s.log.With("component", "federation", "trust_domain", r.TrustDomain.Name(),
 				"url", r.URL, "profile", r.Profile),
 			refresh: s.cfg.FederationRefresh,
 			timeout: s.cfg.FederationTimeout,
 		})
 	}
-	stored, err := s.store.ListBundles(ctx)
+	stored, err := s.stores.Bundles.ListBundles(ctx)
 	if err != nil {
 		return fmt.Errorf("server: reading the federated bundles: %w", err)
 	}
@@ -346,45 +215,11 @@ func (s *Server) setUpFederation(ctx context.Context) error {
 	return nil
 }
 
-func datastoreKind(cfg Config) string {
-	if cfg.Datastore == "" {
-		return "sqlite"
-	}
-	return "postgres"
-}
-
-// loadServerID reads the server's stable ID from the data directory,
-// creating it on first start.
-func loadServerID(dir string) (string, error) {
-	path := filepath.Join(dir, "server-id")
-	b, err := atomicfile.Read(path, 256)
-	if err == nil {
-		id := strings.TrimSpace(string(b))
-		if id != "" {
-			return id, nil
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("server: reading the server ID: %w", err)
-	}
-	raw := make([]byte, 8)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("server: %w", err)
-	}
-	host, _ := os.Hostname()
-	id := strings.Trim(host+"-"+hex.EncodeToString(raw), "-")
-	if len(id) > registry.MaxServerIDLen {
-		id = hex.EncodeToString(raw)
-	}
-	if err := atomicfile.Write(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("server: saving the server ID: %w", err)
-	}
-	return id, nil
-}
-
 // Addr returns the address the node API listens on.
 func (s *Server) Addr() net.Addr { return s.nodeLis.Addr() }
 
-// ID returns the server's stable ID among the servers of its trust domain.
+// ID returns the server's ID among the servers of its trust domain
+// (Config.ServerID, or the random one New made).
 func (s *Server) ID() string { return s.serverID }
 
 // TrustDomain returns the server's trust domain.
@@ -392,9 +227,6 @@ func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.cfg.TrustDomain }
 
 // CA returns the server's rotating CA, for operator actions.
 func (s *Server) CA() *rotation.Manager { return s.ca }
-
-// Store returns the server's datastore.
-func (s *Server) Store() *sqlstore.Store { return s.store }
 
 // Node returns the node API server.
 func (s *Server) Node() *nodeapi.Server { return s.node }
@@ -411,14 +243,15 @@ func (s *Server) FederationAddr() net.Addr {
 // Bundle returns the trust domain's bundle as the server hands it out.
 func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 
-// Run serves the node API, the admin socket and the bundle endpoint,
-// listens for the datastore's notifications of writes (every server's, on
-// PostgreSQL), pushes registry, agent record and CA changes to agents,
+// Run serves the node API, the admin socket and the bundle endpoint, runs
+// the stores that have a Run method (see Stores; on PostgreSQL, the
+// listener that tells of every server's writes), follows the stores'
+// notifications to push registry, agent record and CA changes to agents,
 // rotates the CA, keeps the shared bundle fresh and polls the bundle
 // endpoints of the federation relationships, until ctx is done; it then
 // shuts down gracefully and returns nil. If one of these fails (a
-// listener, the CA's rotation), the others stop and Run returns every
-// failure.
+// listener, the CA's rotation, a store), the others stop and Run returns
+// every failure.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -441,10 +274,9 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		})
 	}
-	// The store's Run tells of the writes of other servers sharing a
-	// PostgreSQL database; the node API and the trust follow its
-	// notifications.
-	run(s.store.Run)
+	for _, st := range s.stores.runners() {
+		run(st.Run)
+	}
 	run(func(ctx context.Context) error { return s.node.Serve(ctx, s.nodeLis) })
 	run(s.node.Run)
 	if s.admin != nil {
@@ -463,15 +295,17 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // refreshLoop keeps the trust domain's bundle and the federated bundles
-// fresh: it reads them again when the own CA changes, when the datastore
-// tells of a write of the servers' shares or of the federated bundles, and
-// every PollInterval, publishing the own share when it changed or is due
-// for renewal. It also prunes expired join tokens.
+// fresh: it reads them again when the own CA changes, when the stores tell
+// of a write of the servers' shares or of the federated bundles, and every
+// PollInterval, publishing the own share when it changed or is due for
+// renewal. It also prunes expired join tokens.
 func (s *Server) refreshLoop(ctx context.Context) {
 	caUpdates, unsubscribe := s.ca.Subscribe()
 	defer unsubscribe()
-	writes, cancel := s.store.Subscribe(registry.TopicAuthorities | registry.TopicBundles)
-	defer cancel()
+	shares, cancelShares := subscribe(s.stores.ServerBundles, registry.TopicAuthorities)
+	defer cancelShares()
+	bundles, cancelBundles := subscribe(s.stores.Bundles, registry.TopicBundles)
+	defer cancelBundles()
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	prune := time.NewTicker(10 * time.Minute)
@@ -485,11 +319,12 @@ func (s *Server) refreshLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-caUpdates:
-		case <-writes:
+		case <-shares:
+		case <-bundles:
 		case <-poll.C:
 		case <-renew.C:
 		case <-prune.C:
-			if n, err := s.store.PruneTokens(ctx, time.Now()); err != nil {
+			if n, err := s.stores.Tokens.PruneTokens(ctx, time.Now()); err != nil {
 				s.log.Warn("pruning expired join tokens failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("pruned expired join tokens", "count", n)
@@ -514,18 +349,20 @@ func (s *Server) refreshTrust(ctx context.Context) {
 }
 
 // Healthy returns nil when the server can issue: its CA has an active
-// X.509 authority and the datastore answers.
+// X.509 authority and the entry store answers.
 func (s *Server) Healthy(ctx context.Context) error {
 	if s.ca.X509Authority() == nil {
 		return errors.New("server: no active X.509 CA")
 	}
-	if _, err := s.store.Head(ctx); err != nil {
+	if _, err := s.stores.Entries.Head(ctx); err != nil {
 		return fmt.Errorf("server: datastore: %w", err)
 	}
 	return nil
 }
 
-// Close releases what New opened. Run must have returned.
+// Close releases what New opened: the listeners and the node API. It
+// leaves the stores, the key manager and the journal of Config open: they
+// are the caller's. Run must have returned.
 func (s *Server) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {
@@ -540,9 +377,6 @@ func (s *Server) Close() error {
 		}
 		if s.endpoint != nil {
 			s.endpoint.lis.Close()
-		}
-		if s.store != nil {
-			errs = append(errs, s.store.Close())
 		}
 	})
 	return errors.Join(errs...)

@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -37,6 +38,8 @@ type running struct {
 	*server.Server
 	admin  *admin.Client
 	socket string
+	stores server.Stores
+	store  *sqlstore.Store // the store start opened; nil when cfg.Stores was given
 	stop   func()
 }
 
@@ -47,14 +50,47 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
+// start runs a server of cfg until the test ends, with what cfg leaves
+// unset taken from a new data directory (see startIn).
 func start(t *testing.T, cfg server.Config) *running {
+	t.Helper()
+	return startIn(t, t.TempDir(), cfg)
+}
+
+// withState fills what cfg leaves unset of the server's state from dir:
+// Stores in SQLite (the store is returned, to be closed after the
+// server), KeyManager, Journal and ServerID, as server.OpenSQLite and
+// server.DataDir do; and the trust domain td.
+func withState(t *testing.T, dir string, cfg server.Config) (server.Config, *sqlstore.Store) {
 	t.Helper()
 	if cfg.TrustDomain.IsZero() {
 		cfg.TrustDomain = td
 	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
+	var (
+		base  server.Config
+		store *sqlstore.Store
+		err   error
+	)
+	if cfg.Stores.Entries == nil {
+		base, store, err = server.OpenSQLite(t.Context(), cfg.TrustDomain, dir)
+		require.NoError(t, err)
+		cfg.Stores = base.Stores
+	} else {
+		base, err = server.DataDir(cfg.TrustDomain, dir)
+		require.NoError(t, err)
 	}
+	if cfg.KeyManager == nil {
+		cfg.KeyManager, cfg.Journal, cfg.ServerID = base.KeyManager, base.Journal, base.ServerID
+	}
+	return cfg, store
+}
+
+// startIn runs a server of cfg until the test ends. What cfg leaves unset:
+// the trust domain td, the state in dir (see withState), a free port, an
+// admin socket, a 100 ms refresh interval.
+func startIn(t *testing.T, dir string, cfg server.Config) *running {
+	t.Helper()
+	cfg, store := withState(t, dir, cfg)
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = "127.0.0.1:0"
 	}
@@ -62,11 +98,14 @@ func start(t *testing.T, cfg server.Config) *running {
 		cfg.AdminSocket = filepath.Join(shortDir(t), "admin.sock")
 	}
 	s, err := server.New(t.Context(), cfg)
+	if err != nil && store != nil {
+		store.Close()
+	}
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	r := &running{Server: s, admin: admin.Dial(cfg.AdminSocket), socket: cfg.AdminSocket}
+	r := &running{Server: s, admin: admin.Dial(cfg.AdminSocket), socket: cfg.AdminSocket, stores: cfg.Stores, store: store}
 	stopped := false
 	r.stop = func() {
 		if stopped {
@@ -77,9 +116,22 @@ func start(t *testing.T, cfg server.Config) *running {
 		require.NoError(t, <-done)
 		require.NoError(t, s.Close())
 		r.admin.Close()
+		if store != nil {
+			require.NoError(t, store.Close())
+		}
 	}
 	t.Cleanup(r.stop)
 	return r
+}
+
+// postgres returns a Config whose Stores are the PostgreSQL database of
+// dsn, opened for the test.
+func postgres(t *testing.T, dsn string) server.Config {
+	t.Helper()
+	st, err := sqlstore.Open(t.Context(), sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: dsn})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return server.Config{Stores: server.StoresOf(st)}
 }
 
 func (r *running) token(t *testing.T) string {
@@ -172,14 +224,14 @@ func TestServerAdminAgentWorkload(t *testing.T) {
 
 func TestServerRestartKeepsCAAndAgents(t *testing.T) {
 	dataDir := t.TempDir()
-	s := start(t, server.Config{DataDir: dataDir})
+	s := startIn(t, dataDir, server.Config{})
 	bundle := s.Bundle()
 	id := s.ID()
 	tok := s.token(t)
 	addr := s.Addr().String()
 	s.stop()
 
-	s2 := start(t, server.Config{DataDir: dataDir, BindAddr: addr})
+	s2 := startIn(t, dataDir, server.Config{BindAddr: addr})
 	assert.Equal(t, id, s2.ID(), "the server ID is stable")
 	assert.True(t, bundle.X509Bundle().Equal(s2.Bundle().X509Bundle()), "the CA survives a restart")
 	// A token made before the restart still works.
@@ -193,8 +245,8 @@ func TestServerRestartKeepsCAAndAgents(t *testing.T) {
 
 func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 	dsn := pgtest.New(t)
-	s1 := start(t, server.Config{Datastore: dsn})
-	s2 := start(t, server.Config{Datastore: dsn})
+	s1 := start(t, postgres(t, dsn))
+	s2 := start(t, postgres(t, dsn))
 	require.NotEqual(t, s1.ID(), s2.ID())
 
 	// Both CAs end up in the bundle each server hands out.
@@ -244,7 +296,9 @@ func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 // dropping one: after Close, the node API can neither serve nor follow
 // the registry, and both say so.
 func TestRunReturnsItsPartsFailures(t *testing.T) {
-	s, err := server.New(t.Context(), server.Config{TrustDomain: td, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0"})
+	cfg, store := withState(t, t.TempDir(), server.Config{BindAddr: "127.0.0.1:0"})
+	defer store.Close()
+	s, err := server.New(t.Context(), cfg)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	err = s.Run(t.Context())

@@ -14,6 +14,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -33,10 +34,14 @@ func startHAServer(tb testing.TB, dsn string, poll time.Duration) *haServer {
 	require.NoError(tb, err)
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	socket := filepath.Join(dir, "admin.sock")
-	s, err := server.New(tb.Context(), server.Config{
-		TrustDomain: td, DataDir: filepath.Join(dir, "data"), Datastore: dsn,
-		BindAddr: "127.0.0.1:0", AdminSocket: socket, PollInterval: poll,
-	})
+	cfg, err := server.DataDir(td, filepath.Join(dir, "data"))
+	require.NoError(tb, err)
+	store, err := sqlstore.Open(tb.Context(), sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: dsn})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { store.Close() }) // after the server's Close: cleanups run last first
+	cfg.Stores = server.StoresOf(store)
+	cfg.BindAddr, cfg.AdminSocket, cfg.PollInterval = "127.0.0.1:0", socket, poll
+	s, err := server.New(tb.Context(), cfg)
 	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

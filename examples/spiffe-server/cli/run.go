@@ -124,15 +124,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return cmd.Misuse(stderr, err)
 	}
-	if err := serve(ctx, cfg, rc.MetricsAddr, log); err != nil {
+	if err := serve(ctx, rc, cfg, log); err != nil {
 		log.Error("server stopped", "err", err)
 		return cmd.Fail(stderr, err)
 	}
 	return ExitOK
 }
 
-// buildConfig checks the configuration and builds the server's. Its
-// errors are usage errors.
+// buildConfig checks the configuration and builds the server's, but for
+// what assemble opens and reads. Its errors are usage errors.
 func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, error) {
 	log, err := newLogger(rc.LogLevel, rc.LogFormat, stderr)
 	if err != nil {
@@ -163,23 +163,18 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		}
 	}
 	cfg := issuing.Config{
-		TrustDomain:     td,
-		DataDir:         rc.DataDir,
-		Datastore:       rc.Datastore,
-		BindAddr:        rc.Bind,
-		AdminSocket:     rc.AdminSocket,
-		X509PoPCABundle: rc.X509PoPCABundle,
-		CATTL:           rc.CATTL,
-		X509SVIDTTL:     rc.X509SVIDTTL,
-		JWTSVIDTTL:      rc.JWTSVIDTTL,
-		AgentSVIDTTL:    rc.AgentSVIDTTL,
-		Logger:          log,
+		TrustDomain:  td,
+		BindAddr:     rc.Bind,
+		AdminSocket:  rc.AdminSocket,
+		CATTL:        rc.CATTL,
+		X509SVIDTTL:  rc.X509SVIDTTL,
+		JWTSVIDTTL:   rc.JWTSVIDTTL,
+		AgentSVIDTTL: rc.AgentSVIDTTL,
+		Logger:       log,
 
-		FederationBind:     rc.FederationBind,
-		FederationProfile:  rc.FederationProfile,
-		FederationCertFile: rc.FederationCert,
-		FederationKeyFile:  rc.FederationKey,
-		FederationRefresh:  rc.FederationRefresh,
+		FederationBind:    rc.FederationBind,
+		FederationProfile: issuing.Profile(rc.FederationProfile),
+		FederationRefresh: rc.FederationRefresh,
 	}
 	for i, f := range rc.FederatesWith {
 		r, err := relationship(f)
@@ -191,8 +186,8 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 	return cfg, log, nil
 }
 
-// relationship converts one federates_with item; the server checks the
-// rest.
+// relationship converts one federates_with item but for its files, which
+// assemble reads; the server checks the rest.
 func relationship(f relationshipConfig) (issuing.Relationship, error) {
 	if f.TrustDomain == "" {
 		return issuing.Relationship{}, errors.New("trust_domain is required")
@@ -202,11 +197,9 @@ func relationship(f relationshipConfig) (issuing.Relationship, error) {
 		return issuing.Relationship{}, fmt.Errorf("trust_domain: %w", err)
 	}
 	r := issuing.Relationship{
-		TrustDomain:     td,
-		URL:             f.URL,
-		Profile:         f.Profile,
-		BootstrapBundle: f.BundleFile,
-		WebPKIRoots:     f.WebPKIRoots,
+		TrustDomain: td,
+		URL:         f.URL,
+		Profile:     issuing.Profile(f.Profile),
 	}
 	if f.EndpointSPIFFEID != "" {
 		if r.EndpointSPIFFEID, err = spiffeid.FromString(f.EndpointSPIFFEID); err != nil {
@@ -231,17 +224,22 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("-log-format: %q is not text or json", format)
 }
 
-// serve starts the server, and the metrics endpoint when asked, and runs
-// them until ctx is done.
-func serve(ctx context.Context, cfg issuing.Config, metricsAddr string, log *slog.Logger) error {
+// serve opens what the configuration names, starts the server, and the
+// metrics endpoint when asked, and runs them until ctx is done.
+func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logger) error {
+	cfg, closeStore, err := assemble(ctx, rc, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	s, err := issuing.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if metricsAddr != "" {
+	if rc.MetricsAddr != "" {
 		reg := serverMetrics(s)
-		addr, err := metrics.Serve(ctx, metricsAddr, metrics.Handler(reg, func() error { return s.Healthy(ctx) }), log)
+		addr, err := metrics.Serve(ctx, rc.MetricsAddr, metrics.Handler(reg, func() error { return s.Healthy(ctx) }), log)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}

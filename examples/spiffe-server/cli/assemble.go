@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/x509pop"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/atomicfile"
+	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
+	issuing "github.com/spiffekit/spiffekit/server"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// assemble opens what the configuration names, which the server takes as
+// values: the data directory (CA keys, journal, server ID), the datastore
+// (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
+// the https_web certificate and key (read again when they change) and
+// the relationships' bootstrap bundles and Web PKI roots. It completes cfg
+// and returns it with the function that closes the datastore, to be
+// called once the server is closed.
+func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logger) (_ issuing.Config, closeStore func() error, err error) {
+	// Files first: a bad file then opens nothing.
+	attestors := map[string]attest.NodeAttestor{}
+	if rc.X509PoPCABundle != "" {
+		xp, err := x509pop.LoadServer(rc.X509PoPCABundle)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("x509pop: %w", err)
+		}
+		attestors[x509pop.Type] = xp
+	}
+	if rc.FederationCert != "" || rc.FederationKey != "" {
+		if cfg.FederationProfile != issuing.ProfileHTTPSWeb {
+			return cfg, nil, errors.New("-federation-cert and -federation-key are for the https_web bundle endpoint profile")
+		}
+		if rc.FederationCert == "" || rc.FederationKey == "" {
+			return cfg, nil, errors.New("the https_web bundle endpoint needs a certificate file and a key file")
+		}
+		kp, err := newKeyPairReloader(rc.FederationCert, rc.FederationKey, log.With("component", "bundle_endpoint"))
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.FederationCertificate = kp.getCertificate
+	}
+	for i, f := range rc.FederatesWith {
+		r := &cfg.Federation[i]
+		if f.BundleFile != "" {
+			if r.BootstrapBundle, err = loadBootstrap(r.TrustDomain, f.BundleFile); err != nil {
+				return cfg, nil, fmt.Errorf("federates_with[%d]: %w", i, err)
+			}
+		}
+		if f.WebPKIRoots != "" {
+			if r.WebPKIRoots, err = loadRoots(f.WebPKIRoots); err != nil {
+				return cfg, nil, fmt.Errorf("federates_with[%d]: %w", i, err)
+			}
+		}
+	}
+
+	var (
+		state issuing.Config
+		store *sqlstore.Store
+	)
+	if rc.Datastore == "" {
+		state, store, err = issuing.OpenSQLite(ctx, cfg.TrustDomain, rc.DataDir)
+	} else if state, err = issuing.DataDir(cfg.TrustDomain, rc.DataDir); err == nil {
+		store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: rc.Datastore,
+			Logger: log.With("component", "datastore")})
+		if err != nil {
+			err = fmt.Errorf("opening the datastore: %w", err)
+		}
+	}
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.KeyManager, cfg.Journal, cfg.ServerID = state.KeyManager, state.Journal, state.ServerID
+	cfg.Stores = issuing.StoresOf(store)
+	// join_token is always offered: tokens are how the README admits agents.
+	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
+	if err != nil {
+		store.Close()
+		return cfg, nil, err
+	}
+	attestors[jointoken.Type] = jt
+	cfg.NodeAttestors = attestors
+	log.Info("datastore opened", "kind", datastoreKind(rc))
+	return cfg, store.Close, nil
+}
+
+func datastoreKind(rc runConfig) string {
+	if rc.Datastore == "" {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+// loadBootstrap reads a SPIFFE bundle document or PEM CA certificates
+// (Fed rule 17: the SPIFFE format MUST be accepted, others MAY).
+func loadBootstrap(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle, error) {
+	b, err := atomicfile.Read(path, spiffebundle.MaxBundleSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading the bootstrap bundle: %w", err)
+	}
+	sb, err := spiffebundle.Parse(td, b)
+	if err == nil {
+		return sb, nil
+	}
+	certs, perr := pemutil.ParseCertificates(b)
+	if perr != nil {
+		return nil, fmt.Errorf("bootstrap bundle %s is neither a SPIFFE bundle (%w) nor PEM certificates", path, err)
+	}
+	return spiffebundle.FromX509Authorities(td, certs), nil
+}
+
+// loadRoots reads PEM CA certificates.
+func loadRoots(path string) (*x509.CertPool, error) {
+	b, err := atomicfile.Read(path, spiffebundle.MaxBundleSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading the Web PKI roots: %w", err)
+	}
+	certs, err := pemutil.ParseCertificates(b)
+	if err != nil {
+		return nil, fmt.Errorf("the Web PKI roots %s: %w", path, err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// keyPairReloader serves a PEM certificate and key from disk, loading them
+// again when either file changes, so that a renewed Web PKI certificate
+// needs no restart. A file that does not load keeps the previous pair.
+type keyPairReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	certMod time.Time
+	keyMod  time.Time
+}
+
+func newKeyPairReloader(certFile, keyFile string, log *slog.Logger) (*keyPairReloader, error) {
+	k := &keyPairReloader{certFile: certFile, keyFile: keyFile, log: log}
+	if err := k.load(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func modTime(path string) (time.Time, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
+
+// load reads the pair. The caller holds k.mu or owns k.
+func (k *keyPairReloader) load() error {
+	cm, err := modTime(k.certFile)
+	if err != nil {
+		return fmt.Errorf("bundle endpoint certificate: %w", err)
+	}
+	km, err := modTime(k.keyFile)
+	if err != nil {
+		return fmt.Errorf("bundle endpoint key: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	if err != nil {
+		return fmt.Errorf("bundle endpoint certificate: %w", err)
+	}
+	k.cert, k.certMod, k.keyMod = &cert, cm, km
+	return nil
+}
+
+// getCertificate is the server's Config.FederationCertificate.
+func (k *keyPairReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cm, err1 := modTime(k.certFile)
+	km, err2 := modTime(k.keyFile)
+	if err1 == nil && err2 == nil && (!cm.Equal(k.certMod) || !km.Equal(k.keyMod)) {
+		if err := k.load(); err != nil {
+			// Not again until a file changes once more: a half-written
+			// pair is completed by the next write.
+			k.certMod, k.keyMod = cm, km
+			k.log.Warn("reloading the bundle endpoint certificate failed; the previous one stays", "err", err)
+		} else {
+			k.log.Info("bundle endpoint certificate reloaded", "not_after", k.cert.Leaf.NotAfter)
+		}
+	}
+	return k.cert, nil
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// writeCert writes a self-signed certificate and its key, and returns the
+// certificate.
+func writeCert(t *testing.T, certFile, keyFile, cn string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	keyPEM, err := pemutil.EncodePKCS8PrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
+	require.NoError(t, os.WriteFile(certFile, pemutil.EncodeCertificates([]*x509.Certificate{cert}), 0o600))
+	return cert
+}
+
+// TestKeyPairReloader: the https_web certificate is read again when its
+// files change; a pair that does not load keeps the previous one.
+func TestKeyPairReloader(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	first := writeCert(t, certFile, keyFile, "endpoint-1")
+	var logs lockedBuffer
+	k, err := newKeyPairReloader(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	got, err := k.getCertificate(nil)
+	require.NoError(t, err)
+	assert.Equal(t, first.Raw, got.Certificate[0])
+
+	second := writeCert(t, certFile, keyFile, "endpoint-2")
+	future := time.Now().Add(time.Minute)
+	require.NoError(t, os.Chtimes(certFile, future, future))
+	got, err = k.getCertificate(nil)
+	require.NoError(t, err)
+	assert.Equal(t, second.Raw, got.Certificate[0], "a renewed certificate is picked up")
+	assert.Contains(t, logs.String(), "bundle endpoint certificate reloaded")
+
+	require.NoError(t, os.WriteFile(certFile, []byte("not a certificate"), 0o600))
+	later := future.Add(time.Minute)
+	require.NoError(t, os.Chtimes(certFile, later, later))
+	got, err = k.getCertificate(nil)
+	require.NoError(t, err)
+	assert.Equal(t, second.Raw, got.Certificate[0], "a broken one is not")
+	assert.Contains(t, logs.String(), "reloading the bundle endpoint certificate failed")
+
+	for name, tc := range map[string]struct{ cert, key, msg string }{
+		"missing cert": {filepath.Join(dir, "none"), keyFile, "bundle endpoint certificate"},
+		"missing key":  {certFile, filepath.Join(dir, "none"), "bundle endpoint key"},
+		"garbage cert": {certFile, keyFile, "bundle endpoint certificate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := newKeyPairReloader(tc.cert, tc.key, slog.New(slog.DiscardHandler))
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}
+
+func TestLoadBootstrapAndRoots(t *testing.T) {
+	dir := t.TempDir()
+	td := spiffeid.RequireTrustDomainFromString("partner.test")
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	cert := writeCert(t, filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem"), "root")
+	pem := write("roots.pem", pemutil.EncodeCertificates([]*x509.Certificate{cert}))
+	doc, err := spiffebundle.FromX509Authorities(td, []*x509.Certificate{cert}).Marshal()
+	require.NoError(t, err)
+	spiffe := write("bundle.json", doc)
+	garbage := write("garbage", []byte("garbage"))
+
+	for _, path := range []string{pem, spiffe} {
+		b, err := loadBootstrap(td, path)
+		require.NoError(t, err)
+		assert.Equal(t, td, b.TrustDomain())
+		assert.True(t, b.HasX509Authority(cert))
+	}
+	_, err = loadBootstrap(td, filepath.Join(dir, "none"))
+	require.ErrorContains(t, err, "reading the bootstrap bundle")
+	_, err = loadBootstrap(td, garbage)
+	require.ErrorContains(t, err, "neither a SPIFFE bundle")
+
+	pool, err := loadRoots(pem)
+	require.NoError(t, err)
+	_, err = cert.Verify(x509.VerifyOptions{Roots: pool})
+	require.NoError(t, err)
+	_, err = loadRoots(filepath.Join(dir, "none"))
+	require.ErrorContains(t, err, "reading the Web PKI roots")
+	_, err = loadRoots(garbage)
+	require.ErrorContains(t, err, "the Web PKI roots")
+}
+
+// TestRunRejectsBadFiles: what a file or the datastore named in the
+// configuration holds is checked before the server starts.
+func TestRunRejectsBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	writeCert(t, certFile, keyFile, "x")
+	garbage := filepath.Join(dir, "garbage")
+	require.NoError(t, os.WriteFile(garbage, []byte("garbage"), 0o600))
+	notDir := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
+	base := []string{"-trust-domain", "example.org", "-bind", "127.0.0.1:0", "-admin-socket", ""}
+	spiffeRel := `{"trust_domain": "partner.test", "url": "https://p/", "profile": "https_spiffe", "endpoint_spiffe_id": "spiffe://partner.test/s"`
+	for name, tc := range map[string]struct {
+		file string
+		args []string
+		msg  string
+	}{
+		"missing x509pop bundle": {`{}`, []string{"-x509pop-ca-bundle", filepath.Join(dir, "none")}, "x509pop: "},
+		"cert without key": {`{"federation_bind": "127.0.0.1:0", "federation_profile": "https_web", "federation_cert": "` + certFile + `"}`, nil,
+			"needs a certificate file and a key file"},
+		"cert for https_spiffe": {`{"federation_bind": "127.0.0.1:0", "federation_cert": "` + certFile + `", "federation_key": "` + keyFile + `"}`, nil,
+			"-federation-cert and -federation-key are for the https_web bundle endpoint profile"},
+		"garbage cert": {`{"federation_bind": "127.0.0.1:0", "federation_profile": "https_web", "federation_cert": "` + garbage + `", "federation_key": "` + keyFile + `"}`, nil,
+			"bundle endpoint certificate"},
+		"garbage bootstrap":     {`{"federates_with": [` + spiffeRel + `, "bundle_file": "` + garbage + `"}]}`, nil, "federates_with[0]: bootstrap bundle"},
+		"missing roots":         {`{"federates_with": [{"trust_domain": "p.test", "url": "https://p/", "profile": "https_web", "web_pki_roots": "/none"}]}`, nil, "federates_with[0]: reading the Web PKI roots"},
+		"data dir is a file":    {`{}`, []string{"-data-dir", notDir}, "creating the data directory"},
+		"datastore unreachable": {`{}`, []string{"-datastore", "postgres://127.0.0.1:1/none?connect_timeout=1"}, "opening the datastore"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"-config", writeJSON(t, dir, tc.file), "-data-dir", filepath.Join(t.TempDir(), "data")}, base...)
+			code, _, stderr := runMain(t, append(args, tc.args...)...)
+			assert.Equal(t, ExitFailure, code, stderr)
+			assert.Contains(t, stderr, tc.msg)
+		})
+	}
+}

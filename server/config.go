@@ -1,0 +1,324 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Defaults of Config.
+const (
+	DefaultBindAddr     = "127.0.0.1:8081"
+	DefaultPollInterval = 30 * time.Second
+)
+
+// ErrInvalidConfig is wrapped by the errors [New] returns for a Config it
+// cannot honour: a required field missing, a negative interval, a node
+// attestor filed under another name than its Type, a bad federation
+// relationship or bundle endpoint setting. Errors that come from the
+// environment (a busy port, a store that does not answer) do not wrap it.
+var ErrInvalidConfig = errors.New("server: invalid configuration")
+
+// invalidf returns an error wrapping ErrInvalidConfig.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
+// Config configures New. The struct is copied; the values it holds
+// (stores, key manager, attestors) are used, not copied, and stay the
+// caller's to close.
+//
+// Config holds Go values only: loading files, opening databases and
+// reloading certificates are the program's job. [DataDir] and [OpenSQLite]
+// fill the common case: a server whose state lives in a directory.
+type Config struct {
+	// TrustDomain is the trust domain the server issues identities in.
+	// Required.
+	TrustDomain spiffeid.TrustDomain
+
+	// Stores keep the registry: entries, agents, join tokens, federated
+	// bundles and the servers' shares of the bundle. Required (every
+	// field); [StoresOf] fills them from one backend. Servers given stores
+	// over one shared database serve one trust domain together.
+	Stores Stores
+
+	// KeyManager keeps the CA's signing keys (see package ca/keymanager).
+	// Required. Keys it loses with the process (keymanager.Memory) make a
+	// CA that starts afresh on every New.
+	KeyManager ca.KeyManager
+
+	// Upstream, when not nil, signs the server's X.509 CAs, which are then
+	// intermediates under its roots (see package ca/upstream). Nil makes
+	// each CA a self-signed root.
+	Upstream ca.UpstreamAuthority
+
+	// Journal records the CA's rotation state, so that a restarted server
+	// keeps its authorities; it refers to keys by ID, so it must be paired
+	// with the same persistent KeyManager. Nil keeps the state in memory.
+	Journal rotation.Journal
+
+	// ServerID names the server among the servers of its trust domain
+	// sharing Stores; it must be stable across restarts, since the server
+	// publishes its share of the bundle under it. At most
+	// registry.MaxServerIDLen bytes. Empty means a random ID, new on every
+	// New.
+	ServerID string
+
+	// NodeAttestors are the node attestors agents may use, each filed
+	// under its Type ("join_token", "x509pop", ...). Empty means join_token
+	// alone, over Stores.Tokens (see attest/jointoken): tokens are made
+	// through the admin API. To offer join_token beside others, list it.
+	NodeAttestors map[string]attest.NodeAttestor
+
+	// BindAddr is the address of the node API. Empty means
+	// DefaultBindAddr; port 0 picks a free port (see Server.Addr).
+	BindAddr string
+
+	// AdminSocket is the path of the administration socket (mode 0600;
+	// only root and the server's own uid may use it). Empty disables it.
+	AdminSocket string
+
+	// CATTL, X509SVIDTTL, JWTSVIDTTL and AgentSVIDTTL are lifetimes; zero
+	// means the defaults of ca/rotation (24 h CA, 1 h X509-SVID, 5 min
+	// JWT-SVID) and nodeapi (1 h agent SVID).
+	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
+
+	// PollInterval is the safety net behind the stores' notifications.
+	// A store that is a registry.Notifier tells the server of writes at
+	// once: registry/memstore and SQLite of the server's own, PostgreSQL of
+	// every server's (through LISTEN/NOTIFY; see sqlstore.Store.Run). The
+	// server then reads what changed: the registry's change feed, the agent
+	// records (evictions, bans), the other servers' authorities and the
+	// federated bundles. Every PollInterval it reads them anyway, in case a
+	// notification was lost or a store tells of none. Zero means
+	// DefaultPollInterval (30 s).
+	PollInterval time.Duration
+
+	// FederationBind, when not empty, is the address of the trust domain's
+	// bundle endpoint: HTTPS, path "/", no client authentication (Fed rules
+	// 9, 10). Port 0 picks a free port (see Server.FederationAddr). Empty
+	// serves no bundle endpoint.
+	FederationBind string
+
+	// FederationProfile is how the bundle endpoint authenticates:
+	// ProfileHTTPSSPIFFE (empty means it) presents the server's own
+	// X509-SVID, spiffe://<trust domain>/spiffekit/server, renewed on its
+	// own and re-minted when the CA rotates; ProfileHTTPSWeb presents what
+	// FederationCertificate returns.
+	FederationProfile Profile
+
+	// FederationCertificate returns the Web PKI certificate of an
+	// https_web bundle endpoint, as tls.Config.GetCertificate does: it is
+	// called in every TLS handshake, so it must be cheap and safe for
+	// concurrent use, and may return a renewed certificate at any time.
+	// Required with ProfileHTTPSWeb, refused with ProfileHTTPSSPIFFE. For a
+	// fixed certificate: func(*tls.ClientHelloInfo) (*tls.Certificate,
+	// error) { return &cert, nil }.
+	FederationCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+	// Federation lists the foreign trust domains whose bundle endpoints the
+	// server polls, storing each bundle in Stores.Bundles (see
+	// Relationship). Removing a relationship stops the polling but leaves
+	// the stored bundle: delete it with the admin API (`bundle delete`) to
+	// end the federation (Fed rule 4).
+	Federation []Relationship
+
+	// FederationRefresh is the longest time between two polls of a bundle
+	// endpoint; a bundle's refresh hint, when shorter, is followed (Fed
+	// rule 21). Zero means DefaultFederationRefresh (5 minutes).
+	FederationRefresh time.Duration
+
+	// FederationTimeout bounds each fetch from a bundle endpoint. Zero
+	// means DefaultFederationTimeout (30 s).
+	FederationTimeout time.Duration
+
+	// Logger receives the server's events. Nil discards them.
+	Logger *slog.Logger
+
+	// NodeObserver, when not nil, is told of every node API call, node
+	// attestation and signing (see nodeapi.Observer). Nil costs nothing.
+	// The server's state is read with Stats.
+	NodeObserver nodeapi.Observer
+}
+
+// Stores are the records an issuing server keeps. Each field is an
+// interface of package registry, so that any backend fits; registry/memstore
+// and registry/sqlstore implement them all ([StoresOf]).
+//
+// Optional capabilities are found by type assertion: an Entries store that
+// is a registry.BatchCreator creates the admin API's batches in one write;
+// a store that is a registry.Notifier has its writes reach agents at once
+// rather than at the next poll (Config.PollInterval). A store with a method Run(ctx
+// context.Context) error (registry/sqlstore's PostgreSQL listener) is run
+// by [Server.Run], once per store value however many fields hold it, so
+// its caller must not run it too.
+type Stores struct {
+	// Entries keeps the registration entries and their change feed.
+	Entries registry.Store
+	// Agents keeps the records of attested agents; servers sharing it
+	// share evictions and bans.
+	Agents registry.AgentStore
+	// Tokens keeps join tokens: the admin API makes them, the join_token
+	// node attestor consumes them, the server prunes expired ones.
+	Tokens registry.TokenStore
+	// Bundles keeps the bundles of foreign trust domains.
+	Bundles registry.BundleStore
+	// ServerBundles keeps each server's share of the trust domain's own
+	// bundle.
+	ServerBundles registry.ServerBundleStore
+}
+
+// A Backend keeps every record of [Stores], as registry/memstore and
+// registry/sqlstore do.
+type Backend interface {
+	registry.Store
+	registry.AgentStore
+	registry.TokenStore
+	registry.BundleStore
+	registry.ServerBundleStore
+}
+
+// StoresOf returns Stores whose every field is b.
+func StoresOf(b Backend) Stores {
+	return Stores{Entries: b, Agents: b, Tokens: b, Bundles: b, ServerBundles: b}
+}
+
+// check reports the first missing store.
+func (st Stores) check() error {
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Entries", st.Entries == nil},
+		{"Agents", st.Agents == nil},
+		{"Tokens", st.Tokens == nil},
+		{"Bundles", st.Bundles == nil},
+		{"ServerBundles", st.ServerBundles == nil},
+	} {
+		if f.missing {
+			return invalidf("Config.Stores.%s is required", f.name)
+		}
+	}
+	return nil
+}
+
+// sharedStores are the stores the server's trust reads and writes.
+type sharedStores struct {
+	registry.ServerBundleStore
+	registry.BundleStore
+}
+
+// subscribe subscribes to topics of store if it is a registry.Notifier;
+// otherwise the channel is nil, never ready.
+func subscribe(store any, topics registry.Topic) (<-chan struct{}, func()) {
+	if n, ok := store.(registry.Notifier); ok {
+		return n.Subscribe(topics)
+	}
+	return nil, func() {}
+}
+
+// storeRunner is a store with a long-lived part, such as
+// registry/sqlstore's PostgreSQL listener.
+type storeRunner interface {
+	Run(ctx context.Context) error
+}
+
+// runners returns the distinct store values that have a Run method, in
+// field order.
+func (st Stores) runners() []storeRunner {
+	var out []storeRunner
+	for _, s := range []any{st.Entries, st.Agents, st.Tokens, st.Bundles, st.ServerBundles} {
+		r, ok := s.(storeRunner)
+		if ok && !slices.ContainsFunc(out, func(o storeRunner) bool { return sameValue(o, r) }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sameValue reports whether a and b are the same value, without the panic
+// of comparing values of an uncomparable type.
+func sameValue(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && a == b
+}
+
+// checkConfig checks cfg and sets its defaults.
+func checkConfig(cfg *Config) error {
+	switch {
+	case cfg.TrustDomain.IsZero():
+		return invalidf("Config.TrustDomain is required")
+	case cfg.KeyManager == nil:
+		return invalidf("Config.KeyManager is required")
+	case len(cfg.ServerID) > registry.MaxServerIDLen:
+		return invalidf("Config.ServerID is longer than %d bytes", registry.MaxServerIDLen)
+	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
+		return invalidf("intervals must not be negative")
+	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0:
+		return invalidf("lifetimes must not be negative")
+	}
+	if err := cfg.Stores.check(); err != nil {
+		return err
+	}
+	for name, a := range cfg.NodeAttestors {
+		switch {
+		case a == nil:
+			return invalidf("node attestor %q is nil", name)
+		case a.Type() != name:
+			return invalidf("node attestor %q has Type %q", name, a.Type())
+		}
+	}
+	if err := checkEndpointConfig(cfg); err != nil {
+		return err
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = DefaultBindAddr
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.FederationRefresh == 0 {
+		cfg.FederationRefresh = DefaultFederationRefresh
+	}
+	if cfg.FederationTimeout == 0 {
+		cfg.FederationTimeout = DefaultFederationTimeout
+	}
+	return nil
+}
+
+// checkEndpointConfig checks the bundle endpoint settings and sets the
+// default profile.
+func checkEndpointConfig(cfg *Config) error {
+	if cfg.FederationBind == "" {
+		if cfg.FederationCertificate != nil || cfg.FederationProfile != "" {
+			return invalidf("a bundle endpoint profile or certificate is set but no FederationBind")
+		}
+		return nil
+	}
+	switch cfg.FederationProfile {
+	case "", ProfileHTTPSSPIFFE:
+		cfg.FederationProfile = ProfileHTTPSSPIFFE
+		if cfg.FederationCertificate != nil {
+			return invalidf("the https_spiffe bundle endpoint presents the server's X509-SVID; FederationCertificate is for https_web")
+		}
+	case ProfileHTTPSWeb:
+		if cfg.FederationCertificate == nil {
+			return invalidf("the https_web bundle endpoint needs FederationCertificate")
+		}
+	default:
+		return invalidf("unknown bundle endpoint profile %q (want https_spiffe or https_web)", cfg.FederationProfile)
+	}
+	return nil
+}
