@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +9,16 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// ContentType is the media type of the text exposition format that
-// Handler serves at /metrics.
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+// Buckets are the upper bounds, in seconds, of the programs' latency
+// histograms: from 0.1 ms (a signing by the local CA) to about 26 s (a
+// round trip that timed out), each four times the one before.
+var Buckets = prometheus.ExponentialBuckets(0.0001, 4, 10)
 
 // Timeouts of the server that Serve runs.
 const (
@@ -26,18 +30,40 @@ const (
 	ShutdownTimeout = 5 * time.Second
 )
 
+// NewRegistry returns a Prometheus registry holding the Go runtime
+// collector (go_*) and the process collector (process_*), for a program
+// to register its own metrics beside them.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
 // Handler returns the HTTP handler of a program's metrics and health:
 //
-//   - GET /metrics: r in the text exposition format ([ContentType]); a nil
-//     r serves an empty exposition.
+//   - GET /metrics: what g gathers, served by promhttp in the format the
+//     scraper asks for (the text format by default); a nil g serves an
+//     empty exposition. A collector that fails is left out, the rest is
+//     served, and the failure is logged to log.
 //   - GET /healthz: 200 "ok\n" if health returns nil (or health is nil),
 //     else 503 with the error's text on one line.
 //   - any other path: 404.
 //   - a method other than GET or HEAD on those two paths: 405, with an
 //     Allow header.
 //
-// Responses are never cached. The handler is safe for concurrent use.
-func Handler(r *Registry, health func() error) http.Handler {
+// Responses are never cached. The handler is safe for concurrent use. A
+// nil log discards.
+func Handler(g prometheus.Gatherer, health func() error, log *slog.Logger) http.Handler {
+	if g == nil {
+		g = prometheus.NewRegistry()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path != "/metrics" && req.URL.Path != "/healthz" {
 			http.NotFound(w, req)
@@ -54,15 +80,7 @@ func Handler(r *Registry, health func() error) http.Handler {
 			serveHealth(w, health)
 			return
 		}
-		var buf bytes.Buffer
-		if r != nil {
-			r.WriteTo(&buf) // a bytes.Buffer does not fail
-		}
-		w.Header().Set("Content-Type", ContentType)
-		w.WriteHeader(http.StatusOK)
-		if req.Method != http.MethodHead {
-			w.Write(buf.Bytes())
-		}
+		metrics.ServeHTTP(w, req)
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,14 +14,23 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
+// newTestRegistry is a registry with one counter, up_total, at 1.
+func newTestRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "up_total", Help: "Ups."})
+	c.Inc()
+	r.MustRegister(c)
+	return r
+}
+
 func TestHandler(t *testing.T) {
-	r := New()
-	r.Counter("up_total", "Ups.").Inc()
 	healthErr := errors.New("agent: not synced\nwith a server yet")
 	var health error
-	h := Handler(r, func() error { return health })
+	h := Handler(newTestRegistry(), func() error { return health }, nil)
 
 	tests := []struct {
 		name, method, path string
@@ -28,8 +38,7 @@ func TestHandler(t *testing.T) {
 		status             int
 		contentType, body  string
 	}{
-		{"metrics", "GET", "/metrics", nil, 200, ContentType, "# HELP up_total Ups.\n# TYPE up_total counter\nup_total 1\n"},
-		{"metrics head", "HEAD", "/metrics", nil, 200, ContentType, ""},
+		{"metrics", "GET", "/metrics", nil, 200, "text/plain; version=0.0.4; charset=utf-8; escaping=underscores", "# HELP up_total Ups.\n# TYPE up_total counter\nup_total 1\n"},
 		{"healthy", "GET", "/healthz", nil, 200, "text/plain; charset=utf-8", "ok\n"},
 		{"unhealthy", "GET", "/healthz", healthErr, 503, "text/plain; charset=utf-8", "agent: not synced with a server yet\n"},
 		{"unknown path", "GET", "/", nil, 404, "", ""},
@@ -59,7 +68,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHandlerWithNilRegistryAndHealth(t *testing.T) {
-	h := Handler(nil, nil)
+	h := Handler(nil, nil, nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	assert.Equal(t, 200, rec.Code)
@@ -70,12 +79,49 @@ func TestHandlerWithNilRegistryAndHealth(t *testing.T) {
 	assert.Equal(t, "ok\n", rec.Body.String())
 }
 
+// failing is a collector that cannot collect.
+type failing struct{ desc *prometheus.Desc }
+
+func (f failing) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+func (f failing) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(f.desc, errors.New("store unreachable"))
+}
+
+// TestHandlerServesWhatItCan: a collector that fails is left out and
+// logged; the other metrics are served.
+func TestHandlerServesWhatItCan(t *testing.T) {
+	r := newTestRegistry()
+	r.MustRegister(failing{prometheus.NewDesc("broken", "Broken.", nil, nil)})
+	var logs strings.Builder
+	h := Handler(r, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	assert.Equal(t, 200, rec.Code)
+	assert.Contains(t, rec.Body.String(), "\nup_total 1\n")
+	assert.NotContains(t, rec.Body.String(), "broken")
+	assert.Contains(t, logs.String(), "store unreachable")
+}
+
+// TestNewRegistry: the Go runtime and process collectors are there.
+func TestNewRegistry(t *testing.T) {
+	families, err := NewRegistry().Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+	}
+	assert.Contains(t, names, "go_goroutines")
+	assert.Contains(t, names, "process_start_time_seconds")
+}
+
 func TestServe(t *testing.T) {
-	r := New()
-	r.Gauge("answer", "The answer.").Set(42)
+	r := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "answer", Help: "The answer."})
+	g.Set(42)
+	r.MustRegister(g)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	addr, err := Serve(ctx, "", Handler(r, nil), nil)
+	addr, err := Serve(ctx, "", Handler(r, nil, nil), nil)
 	require.NoError(t, err)
 	tcp, ok := addr.(*net.TCPAddr)
 	require.True(t, ok)
@@ -88,7 +134,6 @@ func TestServe(t *testing.T) {
 	res.Body.Close()
 	require.NoError(t, err)
 	assert.Equal(t, 200, res.StatusCode)
-	assert.Equal(t, ContentType, res.Header.Get("Content-Type"))
 	assert.Contains(t, string(body), "\nanswer 42\n")
 
 	// Once ctx is done the server shuts down and the port refuses
@@ -109,15 +154,15 @@ func TestServe(t *testing.T) {
 func TestServeGivenAddress(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	addr, err := Serve(ctx, "127.0.0.1:0", Handler(nil, nil), nil)
+	addr, err := Serve(ctx, "127.0.0.1:0", Handler(nil, nil, nil), nil)
 	require.NoError(t, err)
 	// The same port again is taken.
-	_, err = Serve(ctx, addr.String(), Handler(nil, nil), nil)
+	_, err = Serve(ctx, addr.String(), Handler(nil, nil, nil), nil)
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "metrics: "), err.Error())
 }
 
 func TestServeBadAddress(t *testing.T) {
-	_, err := Serve(t.Context(), "not an address", Handler(nil, nil), nil)
+	_, err := Serve(t.Context(), "not an address", Handler(nil, nil, nil), nil)
 	require.Error(t, err)
 }

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
@@ -20,6 +20,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
+	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -110,6 +111,18 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	if err != nil {
 		return cmd.Fail(stderr, err)
 	}
+	// Without metrics, no observers: the agent then does no accounting at
+	// all.
+	var (
+		reg       *prometheus.Registry
+		issuerObs issuer.Observer
+		apiObs    endpoint.Observer
+	)
+	if s.cfg.MetricsAddr != "" {
+		reg = metrics.NewRegistry()
+		m := newAgentMetrics(reg)
+		issuerObs, apiObs = m, m
+	}
 	a, err := agent.New(ctx, agent.Config{
 		TrustDomain:       s.trustDomain,
 		Servers:           s.cfg.Servers,
@@ -120,6 +133,8 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		Listener:          lis,
 		DataDir:           s.dataDir,
 		Logger:            log,
+		IssuerObserver:    issuerObs,
+		APIObserver:       apiObs,
 	})
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):
@@ -135,8 +150,9 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 			log.Warn("closing the agent", "err", err)
 		}
 	}()
-	if s.cfg.MetricsAddr != "" {
-		maddr, err := metrics.Serve(ctx, s.cfg.MetricsAddr, metrics.Handler(agentMetrics(a, log), a.Healthy), log)
+	if reg != nil {
+		reg.MustRegister(newStatsCollector(a))
+		maddr, err := metrics.Serve(ctx, s.cfg.MetricsAddr, metrics.Handler(reg, a.Healthy, log), log)
 		if err != nil {
 			return cmd.Fail(stderr, err)
 		}
@@ -214,41 +230,4 @@ func loadTrustBundle(s *settings, path string) (*x509bundle.Bundle, error) {
 		return nil, fmt.Errorf("-trust-bundle %s holds no X.509 authority", path)
 	}
 	return b, nil
-}
-
-// agentMetrics registers the agent's metrics, read from its Stats at each
-// scrape.
-func agentMetrics(a *agent.Agent, log *slog.Logger) *metrics.Registry {
-	reg := metrics.New()
-	unixSeconds := func(t time.Time) float64 {
-		if t.IsZero() {
-			return 0
-		}
-		return float64(t.UnixNano()) / 1e9
-	}
-	boolean := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	reg.GaugeFunc("spiffe_agent_entries", "Registration entries the agent holds.",
-		func() float64 { return float64(a.Stats().Entries) })
-	reg.GaugeFunc("spiffe_agent_connected", "1 while the entry stream to a server is open, else 0.",
-		func() float64 { return boolean(a.Stats().Connected) })
-	reg.CounterFunc("spiffe_agent_syncs_total", "Sync messages received from the servers.",
-		func() float64 { return float64(a.Stats().Syncs) })
-	reg.GaugeFunc("spiffe_agent_last_sync_timestamp_seconds", "When the last sync message arrived, in Unix seconds; 0 if none yet.",
-		func() float64 { return unixSeconds(a.Stats().LastSync) })
-	reg.GaugeFunc("spiffe_agent_svid_expiry_timestamp_seconds", "Expiry of the agent's own X509-SVID, in Unix seconds.",
-		func() float64 { return unixSeconds(a.Stats().SVIDExpiresAt) })
-	reg.GaugeFunc("spiffe_agent_healthy", "1 if the agent can serve workloads (unexpired SVID, synced once), else 0.",
-		func() float64 { return boolean(a.Healthy() == nil) })
-	started := unixSeconds(time.Now())
-	reg.GaugeFunc("spiffe_agent_start_time_seconds", "When the agent started, in Unix seconds.",
-		func() float64 { return started })
-	if err := reg.Err(); err != nil {
-		log.Error("registering metrics", "err", err)
-	}
-	return reg
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
@@ -288,13 +289,37 @@ func TestRunEndToEnd(t *testing.T) {
 	// Metrics and health.
 	m := metricsAddrRE.FindStringSubmatch(r.logs.String())
 	require.NotNil(t, m, r.logs.String())
-	code, body := httpGet(t, "http://"+m[1]+"/metrics")
-	assert.Equal(t, http.StatusOK, code)
-	for _, want := range []string{"\nspiffe_agent_entries 1\n", "\nspiffe_agent_connected 1\n", "\nspiffe_agent_healthy 1\n",
-		"# TYPE spiffe_agent_syncs_total counter\n", "spiffe_agent_svid_expiry_timestamp_seconds ", "spiffe_agent_last_sync_timestamp_seconds "} {
-		assert.Contains(t, body, want)
+	samples := metricstest.Scrape(t, "http://"+m[1]+"/metrics")
+	for _, tt := range []struct {
+		series []string // name, then label pairs
+		min    float64  // the value is at least this
+		max    float64  // and at most this; 0 means no bound
+	}{
+		{series: []string{"spiffekit_agent_entries"}, min: 1, max: 1},
+		{series: []string{"spiffekit_agent_connected"}, min: 1, max: 1},
+		{series: []string{"spiffekit_agent_healthy"}, min: 1, max: 1},
+		{series: []string{"spiffekit_agent_syncs_total"}, min: 1},
+		{series: []string{"spiffekit_agent_last_sync_timestamp_seconds"}, min: 1},
+		{series: []string{"spiffekit_agent_svid_expiry_timestamp_seconds"}, min: float64(time.Now().Unix())},
+		{series: []string{"spiffekit_agent_workload_api_request_duration_seconds_count", "method", "FetchX509SVID", "code", "OK"}, min: 1},
+		{series: []string{"spiffekit_agent_workload_api_request_duration_seconds_count", "method", "FetchX509SVID", "code", "PermissionDenied"}, min: 1},
+		{series: []string{"spiffekit_agent_workload_api_request_duration_seconds_count", "method", "FetchJWTSVID", "code", "OK"}, min: 2},
+		{series: []string{"spiffekit_agent_workload_attestation_duration_seconds_count", "attestor", "unix", "outcome", "ok"}, min: 4},
+		{series: []string{"spiffekit_agent_svids_signed_total", "svid_type", "x509", "outcome", "ok"}, min: 1},
+		{series: []string{"spiffekit_agent_svids_signed_total", "svid_type", "jwt", "outcome", "ok"}, min: 1},
+		{series: []string{"spiffekit_agent_sign_request_duration_seconds_count", "svid_type", "x509"}, min: 1},
+		{series: []string{"go_goroutines"}, min: 1},
+		{series: []string{"process_start_time_seconds"}, min: 1},
+	} {
+		v, ok := samples.Get(tt.series[0], tt.series[1:]...)
+		if assert.True(t, ok, "no series %v", tt.series) {
+			assert.GreaterOrEqual(t, v, tt.min, "%v", tt.series)
+			if tt.max != 0 {
+				assert.LessOrEqual(t, v, tt.max, "%v", tt.series)
+			}
+		}
 	}
-	code, body = httpGet(t, "http://"+m[1]+"/healthz")
+	code, body := httpGet(t, "http://"+m[1]+"/healthz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "ok\n", body)
 

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
 	issuing "github.com/spiffekit/spiffekit/server"
@@ -227,6 +229,13 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 // serve opens what the configuration names, starts the server, and the
 // metrics endpoint when asked, and runs them until ctx is done.
 func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logger) error {
+	var reg *prometheus.Registry
+	if rc.MetricsAddr != "" {
+		// Without metrics, no observer: the node API then does no
+		// accounting at all.
+		reg = metrics.NewRegistry()
+		cfg.NodeObserver = newNodeMetrics(reg)
+	}
 	cfg, closeStore, err := assemble(ctx, rc, cfg, log)
 	if err != nil {
 		return err
@@ -237,29 +246,14 @@ func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logg
 		return err
 	}
 	defer s.Close()
-	if rc.MetricsAddr != "" {
-		reg := serverMetrics(s)
-		addr, err := metrics.Serve(ctx, rc.MetricsAddr, metrics.Handler(reg, func() error { return s.Healthy(ctx) }), log)
+	if reg != nil {
+		reg.MustRegister(newStatsCollector(s))
+		h := metrics.Handler(reg, func() error { return s.Healthy(ctx) }, log)
+		addr, err := metrics.Serve(ctx, rc.MetricsAddr, h, log)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 		log.Info("metrics and health", "addr", addr.String())
 	}
 	return s.Run(ctx)
-}
-
-// serverMetrics registers the server's gauges.
-func serverMetrics(s *issuing.Server) *metrics.Registry {
-	reg := metrics.New()
-	reg.GaugeFunc("spiffe_server_entries", "Registration entries in the server's index.",
-		func() float64 { return float64(s.Node().Index().Len()) })
-	reg.GaugeFunc("spiffe_server_bundle_x509_authorities", "X.509 authorities in the trust domain's bundle.",
-		func() float64 { return float64(len(s.Bundle().X509Authorities())) })
-	reg.GaugeFunc("spiffe_server_bundle_sequence", "Sequence number of the trust domain's bundle.",
-		func() float64 { n, _ := s.Bundle().SequenceNumber(); return float64(n) })
-	reg.GaugeFunc("spiffe_server_ca_next_rotation_timestamp_seconds", "When the CA's next rotation step falls due.",
-		func() float64 { return float64(s.CA().NextRotation().Unix()) })
-	reg.GaugeFunc("spiffe_server_registry_seq", "Sequence number of the last registry change applied.",
-		func() float64 { return float64(s.Node().Index().Seq()) })
-	return reg
 }

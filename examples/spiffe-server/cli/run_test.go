@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
 )
 
 type lockedBuffer struct {
@@ -236,8 +238,21 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == 200 && strings.Contains(string(b), "spiffe_server_bundle_x509_authorities 1")
+		return resp.StatusCode == 200 && strings.Contains(string(b), "\nspiffekit_server_bundle_x509_authorities 1\n")
 	}, 10*time.Second, 20*time.Millisecond)
+	m := metricstest.Scrape(t, "http://"+metricsAddr+"/metrics")
+	for _, series := range []string{"spiffekit_server_entries", "spiffekit_server_agents", "spiffekit_server_connected_agents"} {
+		v, ok := m.Get(series)
+		assert.True(t, ok, series)
+		assert.Zero(t, v, series)
+	}
+	expiry, ok := m.Get("spiffekit_server_ca_expiry_seconds")
+	assert.True(t, ok)
+	assert.InDelta(t, (12 * time.Hour).Seconds(), expiry, 120, "the CA of ca_ttl 12h expires in about 12h")
+	_, ok = m.Get("go_goroutines")
+	assert.True(t, ok, "the Go collector")
+	_, ok = m.Get("process_start_time_seconds")
+	assert.True(t, ok, "the process collector")
 	resp, err := http.Get("http://" + metricsAddr + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -1,0 +1,112 @@
+package e2e_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
+)
+
+// series is a Prometheus series, its name first and then its label pairs,
+// and the least value a scrape must show for it.
+type series struct {
+	name   string
+	labels []string
+	min    float64
+}
+
+// requireSeries checks that every series of want is in s, at least at its
+// minimum.
+func requireSeries(t *testing.T, s metricstest.Samples, want []series) {
+	t.Helper()
+	for _, w := range want {
+		v, ok := s.Get(w.name, w.labels...)
+		key := metricstest.Series(w.name, w.labels...)
+		if assert.True(t, ok, "no series %s", key) {
+			assert.GreaterOrEqual(t, v, w.min, key)
+		}
+	}
+}
+
+func healthz(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestMetrics runs both programs with -metrics-addr, attests an agent (and
+// refuses another), fetches an X509-SVID and a JWT-SVID through it, and
+// scrapes both: the labelled series of what happened are there, counted.
+func TestMetrics(t *testing.T) {
+	serverMetrics, agentMetrics := freePort(t), freePort(t)
+	e := newEnv(t, "-metrics-addr", serverMetrics)
+	e.startServer()
+	token := e.token()
+	startProc(t, e.agentBin, "run", "-trust-domain", "example.org", "-server", e.bind, "-trust-bundle", e.bundleFile,
+		"-join-token", token, "-socket", e.apiSock, "-data-dir", filepath.Join(e.dir, "agent-data"),
+		"-metrics-addr", agentMetrics)
+	id := e.agentID()
+
+	// A second agent with the spent token is refused.
+	_, errOut, code := run(t, nil, e.agentBin, "run", "-trust-domain", "example.org", "-server", e.bind,
+		"-trust-bundle", e.bundleFile, "-join-token", token, "-socket", filepath.Join(e.dir, "other.sock"),
+		"-data-dir", filepath.Join(e.dir, "other-data"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "refused")
+
+	e.entry(id, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
+	waitFor(t, "the SVID", func() bool { out, code := e.fetch(); return code == 0 && strings.Contains(out, "/web") })
+	must(t, e.agentBin, "api", "fetch", "jwt", "-audience", "db", "-socket", e.apiSock)
+
+	var srv metricstest.Samples
+	waitFor(t, "the agent counted as connected", func() bool {
+		srv = metricstest.Scrape(t, "http://"+serverMetrics+"/metrics")
+		v, _ := srv.Get("spiffekit_server_connected_agents")
+		return v == 1
+	})
+	requireSeries(t, srv, []series{
+		{"spiffekit_server_node_attestations_total", []string{"attestor", "join_token", "outcome", "ok"}, 1},
+		{"spiffekit_server_node_attestations_total", []string{"attestor", "join_token", "outcome", "refused"}, 1},
+		{"spiffekit_server_node_rpcs_total", []string{"method", "Attest", "code", "OK"}, 1},
+		{"spiffekit_server_node_rpcs_total", []string{"method", "Attest", "code", "PermissionDenied"}, 1},
+		{"spiffekit_server_node_rpcs_total", []string{"method", "SignX509SVIDs", "code", "OK"}, 1},
+		{"spiffekit_server_node_rpcs_total", []string{"method", "SignJWTSVID", "code", "OK"}, 1},
+		{"spiffekit_server_node_rpc_duration_seconds_count", []string{"method", "SignX509SVIDs", "code", "OK"}, 1},
+		{"spiffekit_server_svids_signed_total", []string{"svid_type", "agent", "outcome", "ok"}, 1},
+		{"spiffekit_server_svids_signed_total", []string{"svid_type", "x509", "outcome", "ok"}, 1},
+		{"spiffekit_server_svids_signed_total", []string{"svid_type", "jwt", "outcome", "ok"}, 1},
+		{"spiffekit_server_svid_sign_duration_seconds_count", []string{"svid_type", "x509"}, 1},
+		{"spiffekit_server_entries", nil, 1},
+		{"spiffekit_server_agents", nil, 1},
+		{"spiffekit_server_ca_expiry_seconds", nil, 60},
+		{"spiffekit_server_bundle_x509_authorities", nil, 1},
+		{"process_start_time_seconds", nil, 1},
+	})
+	v, _ := srv.Get("spiffekit_server_node_attestations_total", "attestor", "join_token", "outcome", "ok")
+	assert.Equal(t, 1.0, v, "one agent attested")
+
+	requireSeries(t, metricstest.Scrape(t, "http://"+agentMetrics+"/metrics"), []series{
+		{"spiffekit_agent_workload_api_request_duration_seconds_count", []string{"method", "FetchX509SVID", "code", "OK"}, 1},
+		{"spiffekit_agent_workload_api_request_duration_seconds_count", []string{"method", "FetchJWTSVID", "code", "OK"}, 1},
+		{"spiffekit_agent_workload_attestation_duration_seconds_count", []string{"attestor", "unix", "outcome", "ok"}, 2},
+		{"spiffekit_agent_svids_signed_total", []string{"svid_type", "x509", "outcome", "ok"}, 1},
+		{"spiffekit_agent_svids_signed_total", []string{"svid_type", "jwt", "outcome", "ok"}, 1},
+		{"spiffekit_agent_sign_request_duration_seconds_count", []string{"svid_type", "x509"}, 1},
+		{"spiffekit_agent_entries", nil, 1},
+		{"spiffekit_agent_connected", nil, 1},
+		{"spiffekit_agent_healthy", nil, 1},
+		{"spiffekit_agent_workload_api_streams", []string{"method", "FetchX509SVID"}, 0},
+		{"go_goroutines", nil, 1},
+	})
+	assert.Equal(t, http.StatusOK, healthz(t, serverMetrics))
+	assert.Equal(t, http.StatusOK, healthz(t, agentMetrics))
+}
