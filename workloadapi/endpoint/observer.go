@@ -49,32 +49,40 @@ func observerOptions(o Observer) []grpc.ServerOption {
 	if o == nil {
 		return nil
 	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			method, ok := strings.CutPrefix(info.FullMethod, wapiPrefix)
-			if !ok {
-				return handler(ctx, req)
-			}
-			start := time.Now()
-			resp, err := handler(ctx, req)
-			o.Answered(method, status.Code(err), time.Since(start))
-			return resp, err
-		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			method, ok := strings.CutPrefix(info.FullMethod, wapiPrefix)
-			if !ok {
-				return handler(srv, ss)
-			}
-			o.StreamOpened(method)
-			obs := &observedStream{ServerStream: ss, o: o, method: method, start: time.Now()}
-			err := handler(srv, obs)
-			code := status.Code(err)
-			if !obs.answered {
-				o.Answered(method, code, time.Since(obs.start))
-			}
-			o.StreamClosed(method, code)
-			return err
-		}),
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unaryObserver(o)), grpc.ChainStreamInterceptor(streamObserver(o))}
+}
+
+// unaryObserver tells o of each unary Workload API call once it returns.
+func unaryObserver(o Observer) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		method, ok := strings.CutPrefix(info.FullMethod, wapiPrefix)
+		if !ok {
+			return handler(ctx, req)
+		}
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		o.Answered(method, status.Code(err), time.Since(start))
+		return resp, err
+	}
+}
+
+// streamObserver tells o of each Workload API stream: opened, answered
+// (at its first response, or its end), closed.
+func streamObserver(o Observer) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		method, ok := strings.CutPrefix(info.FullMethod, wapiPrefix)
+		if !ok {
+			return handler(srv, ss)
+		}
+		o.StreamOpened(method)
+		obs := &observedStream{ServerStream: ss, o: o, method: method, start: time.Now()}
+		err := handler(srv, obs)
+		code := status.Code(err)
+		if !obs.answered {
+			o.Answered(method, code, time.Since(obs.start))
+		}
+		o.StreamClosed(method, code)
+		return err
 	}
 }
 
