@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca"
@@ -72,7 +75,8 @@ type Config struct {
 	// ServerID names the server among the servers of its trust domain
 	// sharing Stores; it must be stable across restarts, since the server
 	// publishes its share of the bundle under it. At most
-	// registry.MaxServerIDLen bytes. Empty means a random ID, new on every
+	// registry.MaxServerIDLen bytes of UTF-8 text without control
+	// characters. Empty means a random ID, new on every
 	// New.
 	ServerID string
 
@@ -264,6 +268,8 @@ func checkConfig(cfg *Config) error {
 		return invalidf("Config.KeyManager is required")
 	case len(cfg.ServerID) > registry.MaxServerIDLen:
 		return invalidf("Config.ServerID is longer than %d bytes", registry.MaxServerIDLen)
+	case !utf8.ValidString(cfg.ServerID) || strings.ContainsFunc(cfg.ServerID, unicode.IsControl):
+		return invalidf("Config.ServerID must be UTF-8 text without control characters")
 	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
 		return invalidf("intervals must not be negative")
 	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0:

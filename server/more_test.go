@@ -92,6 +92,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative interval", func(c *server.Config) { c.PollInterval = -1 }, true, nil, "intervals must not be negative"},
 		{"negative lifetime", func(c *server.Config) { c.AgentSVIDTTL = -1 }, true, nil, "lifetimes must not be negative"},
 		{"long server ID", func(c *server.Config) { c.ServerID = strings.Repeat("x", registry.MaxServerIDLen+1) }, true, nil, "Config.ServerID is longer than"},
+		{"server ID with a newline", func(c *server.Config) { c.ServerID = "a\nb" }, true, nil, "Config.ServerID must be UTF-8 text without control characters"},
 		{"attestor under another name", func(c *server.Config) {
 			c.NodeAttestors = map[string]attest.NodeAttestor{"psk": jt}
 		}, true, nil, `node attestor "psk" has Type "join_token"`},
