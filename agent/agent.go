@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -649,18 +651,27 @@ func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
 	return nil
 }
 
-// renewLoop renews the agent SVID at half its life, until ctx is done.
+// renewLoop renews the agent SVID at half its life, or at once when the
+// server names its CA as tainted, until ctx is done.
 func (a *Agent) renewLoop(ctx context.Context) error {
+	updates, unsubscribe := a.trust.Subscribe()
+	defer unsubscribe()
 	b := a.backoff()
 	for {
 		a.mu.Lock()
 		due := a.renewAt
 		a.mu.Unlock()
+		if a.svidTainted() {
+			due = a.now()
+		}
 		t := time.NewTimer(max(due.Sub(a.now()), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-updates:
+			t.Stop()
+			continue // the tainted CAs may have changed
 		case <-t.C:
 		}
 		if err := a.renew(ctx); err != nil {
@@ -678,6 +689,20 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		}
 		b.reset()
 	}
+}
+
+// svidTainted reports whether the agent SVID was signed by a CA the server
+// named as tainted (on any server of the trust domain), which must not be
+// relied on until the SVID is replaced.
+func (a *Agent) svidTainted() bool {
+	a.mu.Lock()
+	svid := a.svid
+	a.mu.Unlock()
+	if svid == nil || len(svid.Certificates) < 2 {
+		return false
+	}
+	issuer := svid.Certificates[1].Raw
+	return slices.ContainsFunc(a.trust.TaintedX509CAs(), func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, issuer) })
 }
 
 func (a *Agent) renew(ctx context.Context) error {

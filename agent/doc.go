@@ -26,11 +26,12 @@
 //   - New starts nothing; Run does everything until its ctx ends, and
 //     returns the error of any part that cannot go on.
 //   - Its own SVID is saved in DataDir (key mode 0600) and renewed at half
-//     its life. A restarted agent reuses it, and then needs no node
-//     attestor; one whose SVID expired while the servers were away attests
-//     again when its attestor allows (x509pop; a join token is used once).
-//     An agent that must attest without a node attestor fails with
-//     ErrNoNodeAttestor.
+//     its life, or at once when the server names the CA that signed it as
+//     tainted (a taint made on any server of the trust domain). A restarted
+//     agent reuses it, and then needs no node attestor; one whose SVID
+//     expired while the servers were away attests again when its attestor
+//     allows (x509pop; a join token is used once). An agent that must
+//     attest without a node attestor fails with ErrNoNodeAttestor.
 //   - Entries arrive on a stream the server pushes; the agent keeps them in a
 //     replica (memstore) feeding an issuer.Issuer with PreMint, so that
 //     every SVID is signed, in batches, before a workload asks. SVIDs are

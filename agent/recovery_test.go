@@ -523,3 +523,37 @@ func TestInsecureBootstrapAndHandler(t *testing.T) {
 	require.NoError(t, <-ran)
 	require.NoError(t, a.Close())
 }
+
+// Property: when the server names the CA that signed the agent's own SVID
+// as tainted, the agent renews its SVID at once, not at its half life.
+func TestTaintedCARenewsTheAgentSVID(t *testing.T) {
+	m := newRotation(t)
+	s := startServerWith(t, m, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	a := newAgent(t, s, s.token(t), "")
+	waitSynced(t, a)
+	oldCA := m.X509Authority().Certificate()
+	first := a.SVID()
+	require.Equal(t, oldCA.Raw, first.Certificates[1].Raw)
+
+	_, err := m.PrepareX509CA(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, m.ActivateX509CA(t.Context()))
+	newCA := m.X509Authority().Certificate()
+	// An activation alone leaves the agent SVID to its half life.
+	syncs := a.Stats().Syncs
+	require.Eventually(t, func() bool { return a.Stats().Syncs > syncs }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, first.Certificates[0].Raw, a.SVID().Certificates[0].Raw)
+
+	var oldID string
+	for _, info := range m.X509CAs() {
+		if info.Certificate.Equal(oldCA) {
+			oldID = info.ID
+		}
+	}
+	require.NoError(t, m.TaintX509CA(t.Context(), oldID))
+	require.Eventually(t, func() bool {
+		svid := a.SVID()
+		return len(svid.Certificates) > 1 && string(svid.Certificates[1].Raw) == string(newCA.Raw)
+	}, 10*time.Second, 5*time.Millisecond, "the agent SVID is renewed off the tainted CA")
+	require.NoError(t, a.Healthy())
+}

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"slices"
 	"time"
 )
@@ -167,23 +166,8 @@ func (m AuthorityMark) Validate() error {
 	return nil
 }
 
-// An AuthorityMarkStore keeps the operators' marks on the trust domain's
-// authorities, beside the [ServerBundleStore] whose authorities they name.
-// Implementations are safe for concurrent use; a [Notifier] tells of their
-// writes under [TopicAuthorities].
-type AuthorityMarkStore interface {
-	// PutAuthorityMark creates the mark of (m.Kind, m.AuthorityID), or
-	// updates it, and returns it as stored. A revocation is never undone:
-	// a mark stored revoked stays revoked whatever m.Revoked says. Errors
-	// wrap [ErrInvalid].
-	PutAuthorityMark(ctx context.Context, m AuthorityMark) (AuthorityMark, error)
-	// ListAuthorityMarks returns every mark that has not expired at now,
-	// ordered by kind, then authority ID.
-	ListAuthorityMarks(ctx context.Context, now time.Time) ([]AuthorityMark, error)
-}
-
 // PrepareAuthorityMark validates m for
-// [AuthorityMarkStore.PutAuthorityMark] and returns the mark to store, with
+// [ServerBundleStore.PutAuthorityMark] and returns the mark to store, with
 // ExpiresAt in store form and UpdatedAt set to now; stores then or in the
 // stored Revoked. Errors wrap [ErrInvalid].
 func PrepareAuthorityMark(m AuthorityMark, now time.Time) (AuthorityMark, error) {

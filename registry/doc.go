@@ -57,7 +57,7 @@
 // Servers that share a store each publish their share of the trust
 // domain's bundle, with a description of their CA's authorities
 // ([ServerBundleStore], [ServerAuthority]). An operator's taint or
-// revocation of an authority is an [AuthorityMark] ([AuthorityMarkStore]):
+// revocation of an authority is an [AuthorityMark], kept by the same store:
 // the authority's own server applies it to its CA, and every server honours
 // it in the bundle and taints it hands out.
 //

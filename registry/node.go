@@ -144,7 +144,9 @@ type ServerBundle struct {
 }
 
 // A ServerBundleStore keeps the contributions of the servers of one trust
-// domain to its bundle. Implementations are safe for concurrent use.
+// domain to its bundle, and the operators' marks on the authorities they
+// describe (see [AuthorityMark]). Implementations are safe for concurrent
+// use; a [Notifier] tells of both kinds of write under [TopicAuthorities].
 type ServerBundleStore interface {
 	// PutServerBundle creates or replaces the contribution of b.ServerID.
 	// Errors wrap [ErrInvalid].
@@ -152,4 +154,12 @@ type ServerBundleStore interface {
 	// ListServerBundles returns every contribution that has not expired at
 	// now, ordered by server ID.
 	ListServerBundles(ctx context.Context, now time.Time) ([]ServerBundle, error)
+	// PutAuthorityMark creates the mark of (m.Kind, m.AuthorityID), or
+	// updates it, and returns it as stored. A revocation is never undone:
+	// a mark stored revoked stays revoked whatever m.Revoked says. Errors
+	// wrap [ErrInvalid].
+	PutAuthorityMark(ctx context.Context, m AuthorityMark) (AuthorityMark, error)
+	// ListAuthorityMarks returns every mark that has not expired at now,
+	// ordered by kind, then authority ID.
+	ListAuthorityMarks(ctx context.Context, now time.Time) ([]AuthorityMark, error)
 }

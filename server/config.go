@@ -180,7 +180,8 @@ type Stores struct {
 	// Bundles keeps the bundles of foreign trust domains.
 	Bundles registry.BundleStore
 	// ServerBundles keeps each server's share of the trust domain's own
-	// bundle.
+	// bundle, with the state of its authorities, and the operators' taints
+	// and revocations of those authorities.
 	ServerBundles registry.ServerBundleStore
 }
 

@@ -50,6 +50,20 @@
 // bans) and entries are shared. Agents given several server addresses fail
 // over between them.
 //
+// # Operating the CA
+//
+// The admin socket lists and operates the CA's authorities (see
+// admin.AuthorityManager): prepare and activate act on the answering
+// server's own CA; taint and revoke on an old authority of any server of
+// the trust domain. Each server publishes the state of its authorities
+// beside its share of the bundle. A taint or revocation of another
+// server's authority is recorded in the database (registry.AuthorityMark):
+// the owning server applies it to its CA as soon as the database tells it
+// (or when it starts again, if it is away), and meanwhile every server
+// honours it: a revoked authority leaves the bundle every server hands
+// out, and every server names every server's tainted CAs to its agents,
+// which replace the SVIDs those CAs signed, their own agent SVID included.
+//
 // # Federation
 //
 // With Config.FederationBind the server serves its trust domain's bundle

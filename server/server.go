@@ -159,6 +159,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Bundles:     st.Bundles,
 		Tokens:      tokenIssuer{st.Tokens},
 		Bundle:      s.trust.Bundle,
+		Authorities: authorities{s.trust},
 		Logger:      s.log.With("component", "admin"),
 	}); err != nil {
 		return fmt.Errorf("server: %w", err)

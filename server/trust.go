@@ -28,8 +28,24 @@ type sharedStore interface {
 
 // trust is the server's view of the trust domain's authorities: its own
 // rotating CA, merged with the authorities the other servers sharing the
-// database publish, and the federated bundles kept in the database. It is
-// the ca.Authority and nodeapi.FederationSource of the server.
+// database publish, less those an operator revoked, and the federated
+// bundles kept in the database. It is the ca.Authority and
+// nodeapi.FederationSource of the server.
+//
+// # Taints and revocations across servers
+//
+// Each server publishes, beside its share of the bundle, the state of its
+// authorities (registry.ServerAuthority). An operator's taint or revocation
+// of an authority of another server is recorded as a registry.AuthorityMark
+// (see authorities.go); the store tells every server of it. The owning
+// server applies it to its own CA at its next refresh, and publishes the
+// result. Meanwhile, and if the owner is away, every server honours it:
+// the bundle it hands out leaves a revoked authority out, and the CAs it
+// names as tainted to its agents include every server's tainted CAs, so
+// that a taint made anywhere reaches every agent (spire#5587). A mark only
+// ever names an old authority (the only state that can be tainted or,
+// through another server, revoked; states only move forward), so no mark
+// can take the authority that signs now out of anyone's bundle.
 type trust struct {
 	ca       *rotation.Manager
 	store    sharedStore
@@ -38,15 +54,23 @@ type trust struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu        sync.RWMutex
-	merged    *spiffebundle.Bundle
-	seq       uint64
-	peers     []registry.ServerBundle
-	federated []*spiffebundle.Bundle
-	fedDocs   map[string]string
-	authState string    // the own active and tainted authorities, as last told
-	renewAt   time.Time // when the own share, as stored, must be published again
-	subs      broadcast.Hub
+	// refreshMu serialises refreshes, which read and write the store:
+	// serialising them is the point, so that an older view never replaces
+	// a newer one. It also guards warned.
+	refreshMu sync.Mutex
+	warned    map[string]bool // marks that cannot be applied, logged once
+
+	mu          sync.RWMutex
+	merged      *spiffebundle.Bundle
+	seq         uint64
+	peers       []registry.ServerBundle
+	marks       []registry.AuthorityMark
+	peerTainted []*x509.Certificate // the other servers' tainted CAs, with the marks
+	federated   []*spiffebundle.Bundle
+	fedDocs     map[string]string
+	authState   string    // the active and tainted authorities, as last told
+	renewAt     time.Time // when the own share, as stored, must be published again
+	subs        broadcast.Hub
 }
 
 // The own share of the trust domain's bundle lasts as long as the own
@@ -72,6 +96,7 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 		log:      log,
 		now:      now,
 		fedDocs:  map[string]string{},
+		warned:   map[string]bool{},
 	}
 	t.merged = t.merge()
 	t.seq, _ = t.merged.SequenceNumber()
@@ -79,10 +104,11 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 	return t
 }
 
-// authorityState sums up the own CA's active X.509 CA, active JWT key and
-// tainted CAs. ca.Authority's subscribers must hear of a change of
-// these even when the bundle stays the same (an activation changes no
-// bundle), so that agents re-mint with the new CA.
+// authorityState sums up the own CA's active X.509 CA and active JWT key,
+// and every server's tainted CAs. ca.Authority's subscribers must hear of
+// a change of these even when the bundle stays the same (an activation
+// changes no bundle), so that agents re-mint with the new CA. The caller
+// holds t.mu, or has not shared t yet.
 func (t *trust) authorityState() string {
 	var b strings.Builder
 	if a := t.ca.X509Authority(); a != nil {
@@ -92,7 +118,7 @@ func (t *trust) authorityState() string {
 	if a := t.ca.JWTAuthority(); a != nil {
 		b.WriteString(a.KeyID())
 	}
-	for _, c := range t.ca.TaintedX509CAs() {
+	for _, c := range t.taintedLocked() {
 		b.WriteString("|")
 		b.Write(c.Raw)
 	}
@@ -105,8 +131,25 @@ func (t *trust) X509Authority() *ca.X509Authority { return t.ca.X509Authority() 
 // JWTAuthority returns the server's own active JWT key.
 func (t *trust) JWTAuthority() *ca.JWTAuthority { return t.ca.JWTAuthority() }
 
-// TaintedX509CAs returns the server's own tainted CAs.
-func (t *trust) TaintedX509CAs() []*x509.Certificate { return t.ca.TaintedX509CAs() }
+// TaintedX509CAs returns the tainted CAs of every server of the trust
+// domain: the own CA's, at once, and the other servers' as they published
+// them or as the recorded marks say, as of the last refresh.
+func (t *trust) TaintedX509CAs() []*x509.Certificate {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.taintedLocked()
+}
+
+// taintedLocked is TaintedX509CAs with t.mu held.
+func (t *trust) taintedLocked() []*x509.Certificate {
+	out := t.ca.TaintedX509CAs()
+	for _, c := range t.peerTainted {
+		if !slices.ContainsFunc(out, func(o *x509.Certificate) bool { return bytes.Equal(o.Raw, c.Raw) }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // Bundle returns the trust domain's bundle: the server's own authorities
 // and those of every other live server of the trust domain.
@@ -139,11 +182,14 @@ func (t *trust) federatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
 // Subscribe implements ca.Authority and nodeapi.FederationSource.
 func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
-// merge builds the trust domain's bundle from the own CA's and the peers'.
-// Its sequence number grows by one on every change of content.
+// merge builds the trust domain's bundle from the own CA's and the
+// peers', less the peers' authorities that recorded marks revoke. Its
+// sequence number grows by one on every change of content. The caller
+// holds t.mu, or has not shared t yet.
 func (t *trust) merge() *spiffebundle.Bundle {
 	own := t.ca.Bundle()
 	b := own.Clone()
+	h := honour(t.peers, t.marks)
 	for _, p := range t.peers {
 		pb, err := spiffebundle.Parse(t.td, p.Document)
 		if err != nil {
@@ -151,12 +197,12 @@ func (t *trust) merge() *spiffebundle.Bundle {
 			continue
 		}
 		for _, c := range pb.X509Authorities() {
-			if !b.HasX509Authority(c) {
+			if !b.HasX509Authority(c) && !h.revokedX509[string(c.Raw)] {
 				b.AddX509Authority(c)
 			}
 		}
 		for kid, key := range pb.JWTAuthorities() {
-			if !b.HasJWTAuthority(kid) {
+			if !b.HasJWTAuthority(kid) && !h.revokedJWT[kid] {
 				_ = b.AddJWTAuthority(kid, key)
 			}
 		}
@@ -170,8 +216,15 @@ func (t *trust) merge() *spiffebundle.Bundle {
 // changed. Since it writes only what changed, servers woken by each
 // other's writes do not wake each other again.
 func (t *trust) refresh(ctx context.Context) error {
-	own := t.ca.Bundle()
+	t.refreshMu.Lock()
+	defer t.refreshMu.Unlock()
 	now := t.now()
+	marks, err := t.store.ListAuthorityMarks(ctx, now)
+	if err != nil {
+		return fmt.Errorf("server: reading the authority marks: %w", err)
+	}
+	t.applyMarks(ctx, marks)
+	own := t.ca.Bundle()
 	all, err := t.store.ListServerBundles(ctx, now)
 	if err != nil {
 		return fmt.Errorf("server: reading the other servers' bundles: %w", err)
@@ -203,11 +256,12 @@ func (t *trust) refresh(ctx context.Context) error {
 	defer t.mu.Unlock()
 	t.renewAt = stored.ExpiresAt.Add(-shareRenewal)
 	changed := false
+	t.peers, t.marks = peers, marks
+	t.peerTainted = honour(peers, marks).tainted
 	if st := t.authorityState(); st != t.authState {
 		t.authState = st
 		changed = true
 	}
-	t.peers = peers
 	merged := t.merge()
 	merged.ClearSequenceNumber()
 	cur := t.merged.Clone()
@@ -257,7 +311,7 @@ func (t *trust) share(own *spiffebundle.Bundle, now time.Time) (registry.ServerB
 			expires = c.NotAfter
 		}
 	}
-	return registry.ServerBundle{ServerID: t.serverID, Document: doc, ExpiresAt: expires}, nil
+	return registry.ServerBundle{ServerID: t.serverID, Document: doc, ExpiresAt: expires, Authorities: ownAuthorities(t.ca)}, nil
 }
 
 // sameShare reports whether the stored share says what want says: the

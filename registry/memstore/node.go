@@ -12,11 +12,10 @@ import (
 )
 
 var (
-	_ registry.AgentStore         = (*Store)(nil)
-	_ registry.TokenStore         = (*Store)(nil)
-	_ registry.BundleStore        = (*Store)(nil)
-	_ registry.ServerBundleStore  = (*Store)(nil)
-	_ registry.AuthorityMarkStore = (*Store)(nil)
+	_ registry.AgentStore        = (*Store)(nil)
+	_ registry.TokenStore        = (*Store)(nil)
+	_ registry.BundleStore       = (*Store)(nil)
+	_ registry.ServerBundleStore = (*Store)(nil)
 )
 
 // PutAgent implements [registry.AgentStore]. Replacing a record keeps its
@@ -259,7 +258,7 @@ type markKey struct {
 	id   string
 }
 
-// PutAuthorityMark implements [registry.AuthorityMarkStore].
+// PutAuthorityMark implements [registry.ServerBundleStore].
 func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) (registry.AuthorityMark, error) {
 	if err := ctx.Err(); err != nil {
 		return registry.AuthorityMark{}, err
@@ -277,7 +276,7 @@ func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) 
 	return m, nil
 }
 
-// ListAuthorityMarks implements [registry.AuthorityMarkStore]. Expired
+// ListAuthorityMarks implements [registry.ServerBundleStore]. Expired
 // marks are kept, as for server bundles; there is one per authority ever
 // marked.
 func (s *Store) ListAuthorityMarks(ctx context.Context, now time.Time) ([]registry.AuthorityMark, error) {

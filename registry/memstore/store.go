@@ -22,13 +22,14 @@ type Config struct {
 
 // Store is an in-memory [registry.Store] and [registry.Notifier], and also
 // keeps node agents' records: it is a [registry.AgentStore],
-// [registry.TokenStore], [registry.BundleStore],
-// [registry.ServerBundleStore] and [registry.AuthorityMarkStore]. The zero value is not usable; call [New]. A
+// [registry.TokenStore], [registry.BundleStore] and
+// [registry.ServerBundleStore]. The zero value is not usable; call [New]. A
 // Store is safe for concurrent use.
 //
 // Every write that changes entries, agents, federated bundles, server
-// bundles or authority marks signals the subscribers of its topic (see [Store.Subscribe])
-// before it returns, once readers can see it. Join tokens have no topic.
+// bundles or authority marks signals the subscribers of its topic (see
+// [Store.Subscribe]) before it returns, once readers can see it. Join
+// tokens have no topic.
 //
 // Stored entries and records are immutable: writes replace them, and readers receive deep
 // copies, so no caller can change what another one sees.

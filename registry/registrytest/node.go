@@ -20,13 +20,12 @@ import (
 )
 
 // A NodeStore keeps every node-side record: a backend that implements all
-// five node-side store interfaces.
+// four node-side store interfaces.
 type NodeStore interface {
 	registry.AgentStore
 	registry.TokenStore
 	registry.BundleStore
 	registry.ServerBundleStore
-	registry.AuthorityMarkStore
 }
 
 // RunNode runs the contract suite of the node-side stores against stores

@@ -203,7 +203,7 @@ func decodeAuthorities(data string) ([]registry.ServerAuthority, error) {
 	return out, nil
 }
 
-// PutAuthorityMark implements [registry.AuthorityMarkStore] with one
+// PutAuthorityMark implements [registry.ServerBundleStore] with one
 // upsert, which keeps a stored revocation.
 func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) (registry.AuthorityMark, error) {
 	m, err := registry.PrepareAuthorityMark(m, s.now())
@@ -225,7 +225,7 @@ func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) 
 	return m, nil
 }
 
-// ListAuthorityMarks implements [registry.AuthorityMarkStore]. Expired
+// ListAuthorityMarks implements [registry.ServerBundleStore]. Expired
 // marks stay in the table, as server bundles do: one per authority ever
 // marked.
 func (s *Store) ListAuthorityMarks(ctx context.Context, now time.Time) ([]registry.AuthorityMark, error) {

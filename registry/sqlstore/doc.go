@@ -18,9 +18,8 @@
 //	entry, err := store.Create(ctx, registry.Entry{...})
 //
 // The store also keeps the node-side records: it is a
-// [registry.AgentStore], [registry.TokenStore], [registry.BundleStore],
-// [registry.ServerBundleStore] and [registry.AuthorityMarkStore]. Each of
-// their writes is one statement;
+// [registry.AgentStore], [registry.TokenStore], [registry.BundleStore] and
+// [registry.ServerBundleStore]. Each of their writes is one statement;
 // [Store.DeleteToken] is a single DELETE whose affected-row count decides
 // which of several racing servers consumed a join token.
 //

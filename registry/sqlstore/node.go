@@ -14,11 +14,10 @@ import (
 )
 
 var (
-	_ registry.AgentStore         = (*Store)(nil)
-	_ registry.TokenStore         = (*Store)(nil)
-	_ registry.BundleStore        = (*Store)(nil)
-	_ registry.ServerBundleStore  = (*Store)(nil)
-	_ registry.AuthorityMarkStore = (*Store)(nil)
+	_ registry.AgentStore        = (*Store)(nil)
+	_ registry.TokenStore        = (*Store)(nil)
+	_ registry.BundleStore       = (*Store)(nil)
+	_ registry.ServerBundleStore = (*Store)(nil)
 )
 
 // The node-side records are written by single statements, each atomic on
