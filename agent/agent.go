@@ -81,7 +81,8 @@ type Config struct {
 	// Listener, when not nil, is where Run serves the Workload API (for a
 	// unix socket, see endpoint.ListenUnix), once the agent holds its SVID;
 	// until then, connections wait. The agent owns it from New: Run closes
-	// it when it returns, and so does Close if Run never ran. Nil serves
+	// it when it returns, Close does if Run never ran, and New does when it
+	// fails. Nil serves
 	// nothing; Handler then gives the handler to serve with an
 	// endpoint.Server of the caller's.
 	Listener net.Listener
@@ -157,8 +158,16 @@ type Agent struct {
 // handler. It starts nothing and makes no connection: Run attests (unless
 // the saved SVID is reused), syncs and serves. It fails with an error
 // wrapping ErrNoNodeAttestor when the agent would have to attest without a
-// node attestor. ctx bounds construction only.
-func New(ctx context.Context, cfg Config) (*Agent, error) {
+// node attestor. ctx bounds construction only. When it fails, it closes
+// Config.Listener.
+func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
+	if cfg.Listener != nil {
+		defer func() {
+			if err != nil {
+				_ = cfg.Listener.Close() // the error New returns says more
+			}
+		}()
+	}
 	switch {
 	case cfg.TrustDomain.IsZero():
 		return nil, errors.New("agent: Config.TrustDomain is required")

@@ -49,6 +49,25 @@ func TestNewStartsNothing(t *testing.T) {
 	require.ErrorContains(t, a.Run(t.Context()), "agent: closed")
 }
 
+// TestNewFailureClosesListener: the agent owns Config.Listener from New,
+// so a New that fails closes it rather than leaving the socket open.
+func TestNewFailureClosesListener(t *testing.T) {
+	lis, err := endpoint.ListenUnix(t.TempDir()+"/api.sock", 0o700)
+	require.NoError(t, err)
+	users, err := unix.New(unix.Config{})
+	require.NoError(t, err)
+	_, err = agent.New(t.Context(), agent.Config{
+		TrustDomain:       spiffeid.RequireTrustDomainFromString("example.org"),
+		Servers:           []string{"127.0.0.1:1"},
+		WorkloadAttestors: []attest.WorkloadAttestor{users},
+		Listener:          lis,
+	})
+	require.ErrorIs(t, err, agent.ErrNoNodeAttestor)
+	_ = lis.SetDeadline(time.Now().Add(5 * time.Second)) // an open listener fails the test, not hangs it
+	_, err = lis.Accept()
+	require.ErrorIs(t, err, net.ErrClosed)
+}
+
 func TestRunOnceAndCloseStopsIt(t *testing.T) {
 	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
