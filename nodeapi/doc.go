@@ -21,6 +21,13 @@
 //     change as it happens, with the bundle, the federated bundles and the
 //     tainted CAs. Changes are computed from the server's in-memory index,
 //     so an idle agent costs no datastore query.
+//   - Servers sharing a registry read each other's writes from its change
+//     feed, a moment later: an agent that fails over may hold, or ask to
+//     sign for, an entry the new server has not read yet. Before it tells
+//     an agent to delete an entry the agent holds (or holds at a newer
+//     revision), or refuses to sign for one, the server reads the change
+//     feed up to now, once for every caller that asked meanwhile; when that
+//     read fails it answers Unavailable, never that the entry is gone.
 //   - SignX509SVIDs: X509-SVIDs from CSRs, in batches of up to MaxBatch, for
 //     entries the agent is authorized for only, with the entry's SPIFFE ID
 //     (a CSR naming another ID is refused); the agent never sees a CA key.

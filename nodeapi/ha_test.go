@@ -1,7 +1,10 @@
 package nodeapi_test
 
 import (
+	"context"
+	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -130,4 +134,156 @@ func TestReattestationDoesNotBypassABan(t *testing.T) {
 	rec, err = e.store.GetAgent(t.Context(), a.svid.ID)
 	require.NoError(t, err)
 	assert.True(t, rec.Banned, "the ban is still recorded")
+}
+
+// lagging starts another server on e's CA and stores that serves agents
+// but does not run Run: it indexes the store once, now, and reads none of
+// its later changes by itself, as a server does between two reads of the
+// change feed when another server wrote.
+func (e *env) lagging(t *testing.T) *env {
+	t.Helper()
+	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+		Authority: e.ca,
+		Registry:  e.store,
+		Agents:    e.store,
+		Attestors: []attest.NodeAttestor{echoAttestor{}},
+	})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-served)
+		require.NoError(t, srv.Close())
+	})
+	return &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String(), cancel: cancel}
+}
+
+// firstUpdate opens an entry stream on c, telling the server what the agent
+// holds, and returns the first update.
+func firstUpdate(t *testing.T, c *nodeapi.Client, known map[string]int64) nodeapi.Update {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	errFirst := errors.New("first update received")
+	var first nodeapi.Update
+	err := c.Sync(ctx, known, func(u nodeapi.Update) error {
+		first = u
+		return errFirst
+	})
+	require.ErrorIs(t, err, errFirst)
+	return first
+}
+
+// Property: an agent that fails over to a server which has not yet read
+// the shared store's latest writes (servers read each other's writes from
+// the change feed, at their next poll or notification) loses none of the
+// entries it received from the other server: the server catches up with
+// the store before it tells the agent to delete an entry it holds, or
+// refuses to sign for one. What the store no longer holds is still
+// deleted, and what the agent is not authorized for still refused.
+func TestServerBehindTheStoreCatchesUpBeforeDenyingAnEntry(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.attest(t, "node1")
+	gone := e.entry(t, a.svid.ID, "/gone")
+	_, err := e.store.Delete(t.Context(), gone.ID, gone.Revision)
+	require.NoError(t, err)
+	s2 := e.lagging(t) // knows the store as it is now
+	web := e.entry(t, a.svid.ID, "/web")
+	other := e.entry(t, spiffeid.RequireFromPath(td, "/spiffekit/agent/echo/node2"), "/other")
+	c2, err := nodeapi.Dial(s2.clientConfig(), a)
+	require.NoError(t, err)
+	defer c2.Close()
+
+	// The agent holds /web from the first server, and /gone from before it
+	// was deleted.
+	u := firstUpdate(t, c2, map[string]int64{web.ID: web.Revision, gone.ID: gone.Revision})
+	assert.Equal(t, []string{gone.ID}, u.Deleted, "only what the store no longer holds is deleted")
+	assert.Empty(t, u.Upserts, "the agent holds /web at its current revision")
+
+	// Entries written through the first server since: signed by the second.
+	db := e.entry(t, a.svid.ID, "/db")
+	res, err := c2.SignX509SVIDs(t.Context(), []nodeapi.X509SVIDRequest{
+		{EntryID: db.ID, CSR: csrFor(t, db.SPIFFEID)},
+		{EntryID: other.ID, CSR: csrFor(t, other.SPIFFEID)},
+	})
+	require.NoError(t, err)
+	require.Len(t, res, 2)
+	require.NoError(t, res[0].Err)
+	assert.Equal(t, db.SPIFFEID.String(), res[0].Certificates[0].URIs[0].String())
+	assert.ErrorContains(t, res[1].Err, "not authorized", "another agent's entry")
+
+	cache := e.entry(t, a.svid.ID, "/cache")
+	_, err = c2.SignJWTSVID(t.Context(), cache.ID, []string{"db"})
+	require.NoError(t, err)
+	_, err = c2.SignJWTSVID(t.Context(), other.ID, []string{"db"})
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "another agent's entry: %v", err)
+}
+
+// brokenFeed is a registry whose change feed fails once broken is set.
+type brokenFeed struct {
+	index.Source
+	broken atomic.Bool
+}
+
+func (f *brokenFeed) Changes(ctx context.Context, after int64, limit int) ([]registry.Event, error) {
+	if f.broken.Load() {
+		return nil, errors.New("the database is away")
+	}
+	return f.Source.Changes(ctx, after, limit)
+}
+
+// Property: a server that cannot read the registry's changes does not
+// decide on an entry it has not read: the agent holding or asking for it
+// is told to try again later (Unavailable), never that the entry is
+// deleted or not authorized.
+func TestServerThatCannotCatchUpAnswersUnavailable(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.attest(t, "node1")
+	feed := &brokenFeed{Source: e.store}
+	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+		Authority: e.ca,
+		Registry:  feed,
+		Agents:    e.store,
+		Attestors: []attest.NodeAttestor{echoAttestor{}},
+	})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, srv, lis)
+	s2 := &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String()}
+	feed.broken.Store(true)
+	web := e.entry(t, a.svid.ID, "/web") // read by the first server only
+	c2, err := nodeapi.Dial(s2.clientConfig(), a)
+	require.NoError(t, err)
+	defer c2.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = c2.Sync(ctx, map[string]int64{web.ID: web.Revision}, func(u nodeapi.Update) error {
+		t.Errorf("the stream sent an update: %+v", u)
+		return nil
+	})
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	_, err = c2.SignX509SVIDs(t.Context(), []nodeapi.X509SVIDRequest{{EntryID: web.ID, CSR: csrFor(t, web.SPIFFEID)}})
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	_, err = c2.SignJWTSVID(t.Context(), web.ID, []string{"db"})
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+
+	// Once the registry answers again, the same calls succeed.
+	feed.broken.Store(false)
+	u := firstUpdate(t, c2, map[string]int64{web.ID: web.Revision})
+	assert.Empty(t, u.Deleted)
+	_, err = c2.SignJWTSVID(t.Context(), web.ID, []string{"db"})
+	assert.NoError(t, err)
+}
+
+func csrFor(t *testing.T, id spiffeid.ID) []byte {
+	t.Helper()
+	csr, err := nodeapi.NewCSR(newKey(t), id)
+	require.NoError(t, err)
+	return csr
 }

@@ -151,6 +151,13 @@ type Server struct {
 	authz   map[spiffeid.ID]authzCache
 
 	streams atomic.Int64 // open entry streams
+
+	// Reads of the registry's changes that must not wait for Run (see
+	// catchUp): one at a time, each serving every caller that asked
+	// before it began.
+	catchTurn  chan struct{} // capacity 1: held by the read under way
+	catchAsked atomic.Uint64 // catch-ups asked for so far
+	catchDone  uint64        // guarded by catchTurn: the asks the last read served
 }
 
 // authzCache is the set of entries an agent may obtain, computed once per
@@ -192,6 +199,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		changed:   make(chan struct{}),
 		closed:    make(chan struct{}),
 		authz:     make(map[spiffeid.ID]authzCache),
+		catchTurn: make(chan struct{}, 1),
 	}
 	for _, a := range cfg.Attestors {
 		if a == nil || a.Type() == "" {
@@ -625,7 +633,8 @@ func (s *Server) storedAgentRecord(ctx context.Context, id spiffeid.ID) (registr
 	return a, true, nil
 }
 
-// authorized returns the entries agent a may obtain, by entry ID.
+// authorized returns the entries agent a may obtain, by entry ID, as the
+// index has them.
 func (s *Server) authorized(a registry.Agent) map[string]registry.Entry {
 	gen, _ := s.watch()
 	s.mu.Lock()
@@ -636,6 +645,62 @@ func (s *Server) authorized(a registry.Agent) map[string]registry.Entry {
 	if ok && c.gen == gen && slices.Equal(c.selectors, a.Selectors) {
 		return c.entries
 	}
+	return s.indexAuthorized(a, gen)
+}
+
+// authorizedCurrent returns the entries agent a may obtain, as authorized
+// does, unless lacks reports that they lack what the agent holds or asks
+// for (an entry, or its revision). That may only mean that this server
+// has not read the registry as far as the one the agent got it from:
+// servers sharing a store read each other's writes at their next
+// notification or poll, and an agent that fails over arrives with what
+// the other one sent. Then it catches up with the registry first, so that
+// it tells the agent to delete, or refuses, only what the registry really
+// does not hold for it. It fails, with errUnavailable, only when that read
+// fails.
+func (s *Server) authorizedCurrent(ctx context.Context, a registry.Agent, lacks func(map[string]registry.Entry) bool) (map[string]registry.Entry, error) {
+	m := s.authorized(a)
+	if !lacks(m) {
+		return m, nil
+	}
+	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	// Not from the cache: Run may have applied the changes this read found
+	// already applied, and not yet bumped the generation.
+	gen, _ := s.watch()
+	return s.indexAuthorized(a, gen), nil
+}
+
+// catchUp applies the registry's changes made until now, without waiting
+// for Run. Callers that ask while a read is under way share the next one:
+// a read that began after a caller asked serves it.
+func (s *Server) catchUp(ctx context.Context) error {
+	ticket := s.catchAsked.Add(1)
+	select {
+	case s.catchTurn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.catchTurn }()
+	if s.catchDone >= ticket {
+		return nil
+	}
+	asked := s.catchAsked.Load()
+	n, err := s.idx.Sync(ctx)
+	if err != nil {
+		return unavailable("reading the registry's changes", err)
+	}
+	if n > 0 {
+		s.bump()
+	}
+	s.catchDone = asked
+	return nil
+}
+
+// indexAuthorized reads from the index the entries agent a may obtain,
+// and caches them for generation gen.
+func (s *Server) indexAuthorized(a registry.Agent, gen uint64) map[string]registry.Entry {
 	list := s.idx.ForAgent(a.ID, a.Selectors)
 	m := make(map[string]registry.Entry, len(list))
 	for _, e := range list {

@@ -359,7 +359,15 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 	if authority == nil {
 		return nil, fmt.Errorf("%w: no active X.509 CA", errUnavailable)
 	}
-	allowed := s.authorized(a)
+	allowed, err := s.authorizedCurrent(ctx, a, func(m map[string]registry.Entry) bool {
+		return slices.ContainsFunc(req.Requests, func(r *nodepb.X509SVIDRequest) bool {
+			_, ok := m[r.GetEntryId()]
+			return r != nil && !ok
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
 	results := make([]*nodepb.X509SVIDResult, len(req.Requests))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -431,7 +439,14 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	if err != nil {
 		return nil, err
 	}
-	e, ok := s.authorized(a)[req.EntryId]
+	allowed, err := s.authorizedCurrent(ctx, a, func(m map[string]registry.Entry) bool {
+		_, ok := m[req.EntryId]
+		return !ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	e, ok := allowed[req.EntryId]
 	if !ok {
 		return nil, fmt.Errorf("%w: agent %s, entry %q", errNotAuthorized, a.ID, truncate(req.EntryId))
 	}
@@ -483,17 +498,37 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		}
 	}
 	st := &syncState{sent: sent}
+	// What the agent holds may come from another server that had read the
+	// registry further than this one: the first answer must not call it
+	// deleted before this server has read as far.
+	_, err = s.authorizedCurrent(ctx, a, func(m map[string]registry.Entry) bool {
+		for id, rev := range sent {
+			if e, ok := m[id]; !ok || e.Revision < rev {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return err
+	}
 	first := true
 	for {
-		_, changed := s.watch()
-		if !first {
+		gen, changed := s.watch()
+		var entries map[string]registry.Entry
+		if first {
+			// From the index, now read as far as what the agent holds,
+			// rather than from a cache that may be older.
+			entries = s.indexAuthorized(a, gen)
+		} else {
 			// Look again at the agent's record: it may have been evicted
 			// or banned since the stream opened.
 			if a, err = svc.recheck(ctx, a); err != nil {
 				return err
 			}
+			entries = s.authorized(a)
 		}
-		resp, err := s.syncResponse(a, st)
+		resp, err := s.syncResponse(entries, st)
 		if err != nil {
 			return err
 		}
@@ -555,11 +590,11 @@ type syncState struct {
 	active    string
 }
 
-// syncResponse computes what the agent lacks, or nil when nothing changed.
-func (s *Server) syncResponse(a registry.Agent, st *syncState) (*nodepb.SyncResponse, error) {
+// syncResponse computes what the agent lacks, given the entries it may
+// obtain, or nil when nothing changed.
+func (s *Server) syncResponse(entries map[string]registry.Entry, st *syncState) (*nodepb.SyncResponse, error) {
 	resp := &nodepb.SyncResponse{}
 	changed := false
-	entries := s.authorized(a)
 	for id, e := range entries {
 		if rev, ok := st.sent[id]; !ok || rev != e.Revision {
 			resp.Upserts = append(resp.Upserts, entryToPB(e))
