@@ -1,0 +1,64 @@
+package nodetest
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// TrustDomain is the trust domain of the servers and agents whose
+// configuration names none.
+var TrustDomain = spiffeid.RequireTrustDomainFromString("example.org")
+
+// Timeout bounds every wait of the harness: for an agent to attest, to
+// sync, for a workload to hold an SVID.
+const Timeout = 30 * time.Second
+
+// UID returns the selector the unix workload attestor gives the test
+// process: unix:uid:<uid>.
+func UID() attest.Selector {
+	return attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
+}
+
+// leakChecked holds the tests whose goroutines are checked already.
+var leakChecked sync.Map
+
+// checkLeaks has t check, once, after every cleanup registered later, that
+// no goroutine started from now on is left.
+func checkLeaks(t testing.TB) {
+	t.Helper()
+	if _, dup := leakChecked.LoadOrStore(t, true); dup {
+		return
+	}
+	verify := leaktest.Check(t)
+	t.Cleanup(func() {
+		leakChecked.Delete(t)
+		verify()
+	})
+}
+
+// shortDir returns a new directory under os.TempDir, removed when the test
+// ends: a unix socket's path must fit in 108 bytes, which t.TempDir can
+// exceed.
+func shortDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nodetest")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// socketPath returns the path of a unix socket in a new short directory.
+func socketPath(t testing.TB, name string) string {
+	t.Helper()
+	return filepath.Join(shortDir(t), name)
+}
