@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/ca/keymanager"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/server"
 )
@@ -41,9 +42,9 @@ func TestRunRunsStores(t *testing.T) {
 	other := &runStore{Store: memstore.New(memstore.Config{})}
 	stores := server.StoresOf(st)
 	stores.Bundles = other
-	s := start(t, server.Config{Stores: stores, KeyManager: keymanager.NewMemory()})
+	s := nodetest.StartServer(t, server.Config{Stores: stores, KeyManager: keymanager.NewMemory()})
 	require.Eventually(t, func() bool { return st.runs.Load() == 1 && other.runs.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
-	s.stop()
+	s.Stop()
 	assert.Equal(t, int32(1), st.runs.Load(), "one Run for the four fields holding st")
 
 	errListen := errors.New("listener lost")

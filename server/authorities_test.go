@@ -18,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
@@ -42,7 +43,7 @@ func authorityOf(t *testing.T, c *admin.Client, kind registry.AuthorityKind, id 
 }
 
 // ownInfo returns the rotation state of the server's own authority.
-func ownInfo(s *running, kind registry.AuthorityKind, id string) (rotation.AuthorityInfo, bool) {
+func ownInfo(s *nodetest.Server, kind registry.AuthorityKind, id string) (rotation.AuthorityInfo, bool) {
 	list := s.CA().X509CAs()
 	if kind == registry.AuthorityJWT {
 		list = s.CA().JWTKeys()
@@ -55,7 +56,7 @@ func ownInfo(s *running, kind registry.AuthorityKind, id string) (rotation.Autho
 	return rotation.AuthorityInfo{}, false
 }
 
-func activeID(t *testing.T, s *running, kind registry.AuthorityKind) string {
+func activeID(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind) string {
 	t.Helper()
 	list := s.CA().X509CAs()
 	if kind == registry.AuthorityJWT {
@@ -72,15 +73,15 @@ func activeID(t *testing.T, s *running, kind registry.AuthorityKind) string {
 
 // rotate prepares and activates a new authority of the kind on s through
 // its admin API, and returns the ID of the authority that was active.
-func rotate(t *testing.T, s *running, kind registry.AuthorityKind) (old string) {
+func rotate(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind) (old string) {
 	t.Helper()
 	old = activeID(t, s, kind)
-	prepared, err := s.admin.PrepareAuthority(t.Context(), kind)
+	prepared, err := s.Admin.PrepareAuthority(t.Context(), kind)
 	require.NoError(t, err)
 	assert.Equal(t, registry.AuthorityPrepared, prepared.State)
 	assert.True(t, prepared.Local)
 	assert.Equal(t, s.ID(), prepared.ServerID)
-	activated, err := s.admin.ActivateAuthority(t.Context(), kind)
+	activated, err := s.Admin.ActivateAuthority(t.Context(), kind)
 	require.NoError(t, err)
 	assert.Equal(t, prepared.ID, activated.ID)
 	assert.Equal(t, registry.AuthorityActive, activated.State)
@@ -90,7 +91,7 @@ func rotate(t *testing.T, s *running, kind registry.AuthorityKind) (old string) 
 func TestAuthorityOperations(t *testing.T) {
 	s := start(t, server.Config{})
 	ctx := t.Context()
-	c := s.admin
+	c := s.Admin
 
 	list, err := c.Authorities(ctx)
 	require.NoError(t, err)
@@ -141,7 +142,7 @@ func TestAuthorityOperations(t *testing.T) {
 			assert.False(t, tainted.Pending, "the own authority is tainted at once")
 			assert.True(t, mustInfo(t, s, kind, first).Tainted)
 			if kind == registry.AuthorityX509 {
-				assert.True(t, containsCert(s.trustTainted(t), old.Certificate), "the server names it as tainted to its agents")
+				assert.True(t, containsCert(trustTainted(t, s), old.Certificate), "the server names it as tainted to its agents")
 			}
 			_, err = c.TaintAuthority(ctx, kind, first)
 			require.NoError(t, err, "tainting twice does nothing")
@@ -173,7 +174,7 @@ func TestAuthorityOperations(t *testing.T) {
 	}
 }
 
-func mustInfo(t *testing.T, s *running, kind registry.AuthorityKind, id string) rotation.AuthorityInfo {
+func mustInfo(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind, id string) rotation.AuthorityInfo {
 	t.Helper()
 	i, ok := ownInfo(s, kind, id)
 	require.True(t, ok, "no %s authority %s", kind, id)
@@ -186,9 +187,9 @@ func containsCert(list []*x509.Certificate, c *x509.Certificate) bool {
 
 // trustTainted returns the tainted CAs the server names to its agents, as
 // a node agent receives them.
-func (r *running) trustTainted(t *testing.T) []*x509.Certificate {
+func trustTainted(t *testing.T, s *nodetest.Server) []*x509.Certificate {
 	t.Helper()
-	w := watchTaints(t, r)
+	w := watchTaints(t, s)
 	var got []*x509.Certificate
 	require.Eventually(t, func() bool {
 		var ok bool
@@ -229,14 +230,14 @@ func (s svidSource) GetX509SVID() (*x509svid.SVID, error) {
 
 // watchTaints attests to s with a join token and follows its entry stream
 // until the test ends.
-func watchTaints(t *testing.T, s *running) *taintWatcher {
+func watchTaints(t *testing.T, s *nodetest.Server) *taintWatcher {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	cfg := nodeapi.ClientConfig{Servers: []string{s.Addr().String()}, TrustDomain: td, Bundle: s.Bundle()}
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
-	svid, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(s.token(t)), key)
+	svid, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(s.Token(t)), key)
 	require.NoError(t, err)
 	c, err := nodeapi.Dial(cfg, svidSource{key, svid})
 	require.NoError(t, err)
@@ -269,9 +270,9 @@ func watchTaints(t *testing.T, s *running) *taintWatcher {
 func TestTaintAndRevokeAcrossServers(t *testing.T) {
 	a, b := haPair(t, nil)
 	ctx := t.Context()
-	agentB, addrB := agentWithEntry(t, b)
-	agentA, _ := agentWithEntry(t, a)
-	srcB := x509Source(t, addrB)
+	agentB := agentWithEntry(t, b)
+	agentA := agentWithEntry(t, a)
+	srcB := x509Source(t, agentB.Addr)
 	watchA, watchB := watchTaints(t, a), watchTaints(t, b)
 
 	caB1 := b.CA().X509Authority().Certificate()
@@ -283,19 +284,19 @@ func TestTaintAndRevokeAcrossServers(t *testing.T) {
 
 	// A lists B's authorities as B published them.
 	require.Eventually(t, func() bool {
-		got, ok := authorityOf(t, a.admin, registry.AuthorityX509, idB1)
+		got, ok := authorityOf(t, a.Admin, registry.AuthorityX509, idB1)
 		return ok && got.State == registry.AuthorityOld && got.ServerID == b.ID() && !got.Local
 	}, wait, 5*time.Millisecond)
 
 	// Refused through A, as on B: B's active CA, and an unknown one.
-	_, err := a.admin.TaintAuthority(ctx, registry.AuthorityX509, activeID(t, b, registry.AuthorityX509))
+	_, err := a.Admin.TaintAuthority(ctx, registry.AuthorityX509, activeID(t, b, registry.AuthorityX509))
 	require.ErrorIs(t, err, admin.ErrFailedPrecondition)
 	assert.Contains(t, err.Error(), "server "+b.ID()+"'s X.509 CA")
-	_, err = a.admin.RevokeAuthority(ctx, registry.AuthorityX509, "00ff")
+	_, err = a.Admin.RevokeAuthority(ctx, registry.AuthorityX509, "00ff")
 	require.ErrorIs(t, err, registry.ErrNotFound)
 
 	// Taint B's old CA through A.
-	tainted, err := a.admin.TaintAuthority(ctx, registry.AuthorityX509, idB1)
+	tainted, err := a.Admin.TaintAuthority(ctx, registry.AuthorityX509, idB1)
 	require.NoError(t, err)
 	assert.Equal(t, b.ID(), tainted.ServerID)
 	assert.False(t, tainted.Local)
@@ -307,13 +308,13 @@ func TestTaintAndRevokeAcrossServers(t *testing.T) {
 	require.Eventually(t, func() bool { return agentB.SVID().Certificates[1].Equal(caB2) }, wait, 5*time.Millisecond,
 		"B's agent renews its SVID off the tainted CA")
 	require.Eventually(t, func() bool {
-		got, ok := authorityOf(t, a.admin, registry.AuthorityX509, idB1)
+		got, ok := authorityOf(t, a.Admin, registry.AuthorityX509, idB1)
 		return ok && got.Tainted && !got.Pending
 	}, wait, 5*time.Millisecond, "A lists the taint as applied")
 
 	// Revoke it through A: it leaves the bundle of both servers and of the
 	// agents of both.
-	revoked, err := a.admin.RevokeAuthority(ctx, registry.AuthorityX509, idB1)
+	revoked, err := a.Admin.RevokeAuthority(ctx, registry.AuthorityX509, idB1)
 	require.NoError(t, err)
 	assert.True(t, revoked.Revoked)
 	assert.False(t, a.Bundle().HasX509Authority(caB1), "A leaves it out at once")
@@ -326,7 +327,7 @@ func TestTaintAndRevokeAcrossServers(t *testing.T) {
 			!hasX509Authority(srcB, td, caB1)
 	}, wait, 5*time.Millisecond, "the agents and workloads of both servers drop it")
 	assert.True(t, a.Bundle().HasX509Authority(caB2) && b.Bundle().HasX509Authority(caB2), "B's active CA stays")
-	_, listed := authorityOf(t, a.admin, registry.AuthorityX509, idB1)
+	_, listed := authorityOf(t, a.Admin, registry.AuthorityX509, idB1)
 	assert.False(t, listed)
 }
 
@@ -337,27 +338,27 @@ func TestRevocationWhileOwnerIsAway(t *testing.T) {
 	dsn := pgtest.New(t)
 	dirB := t.TempDir()
 	a := start(t, serverConfig(t, dsn, nil))
-	b := startIn(t, dirB, serverConfig(t, dsn, nil))
+	b := nodetest.StartServerIn(t, dirB, serverConfig(t, dsn, nil))
 	idB1 := rotate(t, b, registry.AuthorityJWT)
 	require.Eventually(t, func() bool {
-		got, ok := authorityOf(t, a.admin, registry.AuthorityJWT, idB1)
+		got, ok := authorityOf(t, a.Admin, registry.AuthorityJWT, idB1)
 		return ok && got.State == registry.AuthorityOld
 	}, wait, 5*time.Millisecond)
 	require.True(t, a.Bundle().HasJWTAuthority(idB1))
-	b.stop()
+	b.Stop()
 
-	got, err := a.admin.RevokeAuthority(t.Context(), registry.AuthorityJWT, idB1)
+	got, err := a.Admin.RevokeAuthority(t.Context(), registry.AuthorityJWT, idB1)
 	require.NoError(t, err)
 	assert.True(t, got.Revoked && got.Pending, "recorded; B has not applied it")
 	assert.False(t, a.Bundle().HasJWTAuthority(idB1), "A leaves it out at once")
 
-	b2 := startIn(t, dirB, serverConfig(t, dsn, nil))
+	b2 := nodetest.StartServerIn(t, dirB, serverConfig(t, dsn, nil))
 	require.Equal(t, b.ID(), b2.ID())
 	_, held := ownInfo(b2, registry.AuthorityJWT, idB1)
 	assert.False(t, held, "B applied the revocation when it started")
 	assert.False(t, b2.Bundle().HasJWTAuthority(idB1))
 	require.Eventually(t, func() bool {
-		_, listed := authorityOf(t, a.admin, registry.AuthorityJWT, idB1)
+		_, listed := authorityOf(t, a.Admin, registry.AuthorityJWT, idB1)
 		return !listed
 	}, wait, 5*time.Millisecond, "B published its CA without it")
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/federation"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -147,7 +148,7 @@ func TestFederationBadEndpointKeepsLastGoodBundle(t *testing.T) {
 	// A bundle set by hand is replaced by the next fetch (Fed rule 20).
 	other, _ := partnerDoc(t, 9, "by-hand")
 	f.set("good", good)
-	_, err := s.admin.SetFederatedBundle(t.Context(), partnerTD, other)
+	_, err := s.Admin.SetFederatedBundle(t.Context(), partnerTD, other)
 	require.NoError(t, err)
 	require.Eventually(t, isGood, 15*time.Second, 5*time.Millisecond)
 
@@ -176,22 +177,22 @@ func TestFederationWrongEndpointID(t *testing.T) {
 
 	var logs syncBuffer
 	dir := t.TempDir()
-	st := startIn(t, dir, server.Config{
+	st := nodetest.StartServerIn(t, dir, server.Config{
 		TrustDomain:       partnerTD,
 		Logger:            slog.New(slog.NewTextHandler(&logs, nil)),
 		FederationRefresh: 20 * time.Millisecond,
 	})
-	_, err = st.admin.SetFederatedBundle(t.Context(), td, doc)
+	_, err = st.Admin.SetFederatedBundle(t.Context(), td, doc)
 	require.NoError(t, err)
 	orphan := spiffeid.RequireTrustDomainFromString("orphan.test")
 	orphanDoc, err := spiffebundle.FromX509Authorities(orphan, []*x509.Certificate{selfSigned(t, "o")}).Marshal()
 	require.NoError(t, err)
-	_, err = st.admin.SetFederatedBundle(t.Context(), orphan, orphanDoc)
+	_, err = st.Admin.SetFederatedBundle(t.Context(), orphan, orphanDoc)
 	require.NoError(t, err)
-	st.stop()
+	st.Stop()
 
 	third := spiffeid.RequireTrustDomainFromString("third.test")
-	p := startIn(t, dir, server.Config{
+	p := nodetest.StartServerIn(t, dir, server.Config{
 		TrustDomain:       partnerTD,
 		Logger:            slog.New(slog.NewTextHandler(&logs, nil)),
 		FederationRefresh: 20 * time.Millisecond,
@@ -403,13 +404,13 @@ func TestFederationConfigAccepted(t *testing.T) {
 	assert.Nil(t, s.FederationAddr(), "no bundle endpoint without FederationBind")
 
 	dataDir := t.TempDir()
-	s2 := startIn(t, dataDir, server.Config{})
+	s2 := nodetest.StartServerIn(t, dataDir, server.Config{})
 	doc, err := spiffebundle.FromX509Authorities(partnerTD, []*x509.Certificate{selfSigned(t, "p")}).Marshal()
 	require.NoError(t, err)
-	_, err = s2.stores.Bundles.PutBundle(t.Context(), registry.FederatedBundle{TrustDomain: partnerTD, Document: doc})
+	_, err = s2.Stores.Bundles.PutBundle(t.Context(), registry.FederatedBundle{TrustDomain: partnerTD, Document: doc})
 	require.NoError(t, err)
-	s2.stop()
-	startIn(t, dataDir, server.Config{Federation: []server.Relationship{
+	s2.Stop()
+	nodetest.StartServerIn(t, dataDir, server.Config{Federation: []server.Relationship{
 		{TrustDomain: partnerTD, URL: "https://127.0.0.1:1/", Profile: server.ProfileHTTPSSPIFFE, EndpointSPIFFEID: partnerID},
 	}})
 }

@@ -12,12 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/federation"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
@@ -35,11 +34,11 @@ func endpointID(td spiffeid.TrustDomain) spiffeid.ID {
 	return spiffeid.RequireFromPath(td, nodeapi.ServerPath)
 }
 
-func endpointURL(s *running) string { return "https://" + s.FederationAddr().String() + "/" }
+func endpointURL(s *nodetest.Server) string { return "https://" + s.FederationAddr().String() + "/" }
 
 // spiffeRelationship is the relationship with another server's
 // self-serving https_spiffe endpoint.
-func spiffeRelationship(t *testing.T, other *running) server.Relationship {
+func spiffeRelationship(t *testing.T, other *nodetest.Server) server.Relationship {
 	return server.Relationship{
 		TrustDomain:      other.TrustDomain(),
 		URL:              endpointURL(other),
@@ -47,17 +46,6 @@ func spiffeRelationship(t *testing.T, other *running) server.Relationship {
 		EndpointSPIFFEID: endpointID(other.TrustDomain()),
 		BootstrapBundle:  other.Bundle(),
 	}
-}
-
-func startAgentIn(t *testing.T, s *running) (*agent.Agent, string) {
-	t.Helper()
-	a := runAgent(t, agent.Config{
-		TrustDomain:  s.TrustDomain(),
-		Servers:      []string{s.Addr().String()},
-		TrustBundle:  s.Bundle().X509Bundle(),
-		NodeAttestor: jointoken.NewClient(s.token(t)),
-	})
-	return a.Agent, a.addr
 }
 
 func x509Source(t *testing.T, addr string) *workloadapi.X509Source {
@@ -70,9 +58,9 @@ func x509Source(t *testing.T, addr string) *workloadapi.X509Source {
 	return src
 }
 
-func storedBundle(t *testing.T, s *running, td spiffeid.TrustDomain) *spiffebundle.Bundle {
+func storedBundle(t *testing.T, s *nodetest.Server, td spiffeid.TrustDomain) *spiffebundle.Bundle {
 	t.Helper()
-	fb, err := s.stores.Bundles.GetBundle(t.Context(), td)
+	fb, err := s.Stores.Bundles.GetBundle(t.Context(), td)
 	if err != nil {
 		return nil
 	}
@@ -165,7 +153,7 @@ func hasX509Authority(src *workloadapi.X509Source, td spiffeid.TrustDomain, ca *
 func TestFederationEndToEnd(t *testing.T) {
 	const refresh = 100 * time.Millisecond
 	orgDir := t.TempDir()
-	org := startIn(t, orgDir, server.Config{FederationBind: "127.0.0.1:0"})
+	org := nodetest.StartServerIn(t, orgDir, server.Config{FederationBind: "127.0.0.1:0"})
 	partner := start(t, server.Config{
 		TrustDomain: partnerTD, FederationBind: "127.0.0.1:0", FederationRefresh: refresh,
 		Federation: []server.Relationship{spiffeRelationship(t, org)},
@@ -173,8 +161,8 @@ func TestFederationEndToEnd(t *testing.T) {
 	// The operator of example.org restarts it with the relationship the
 	// other way (Fed rule 4: mutual federation is two relationships).
 	orgAddr, orgFed := org.Addr().String(), org.FederationAddr().String()
-	org.stop()
-	org = startIn(t, orgDir, server.Config{
+	org.Stop()
+	org = nodetest.StartServerIn(t, orgDir, server.Config{
 		BindAddr: orgAddr, FederationBind: orgFed, FederationRefresh: refresh,
 		Federation: []server.Relationship{spiffeRelationship(t, partner)},
 	})
@@ -183,16 +171,16 @@ func TestFederationEndToEnd(t *testing.T) {
 		return storedBundle(t, org, partnerTD) != nil && storedBundle(t, partner, td) != nil
 	}, 15*time.Second, 20*time.Millisecond, "each server fetches and stores the other's bundle")
 
-	orgAgent, orgAPI := startAgentIn(t, org)
-	partnerAgent, partnerAPI := startAgentIn(t, partner)
+	orgAgent := nodetest.StartAgent(t, org.AgentConfig(t))
+	partnerAgent := nodetest.StartAgent(t, partner.AgentConfig(t))
 	webID := spiffeid.RequireFromPath(td, "/web")
 	apiID := spiffeid.RequireFromPath(partnerTD, "/api")
-	_, err := org.admin.CreateEntry(t.Context(), registry.Entry{
+	_, err := org.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID: webID, ParentID: orgAgent.ID(), Selectors: []attest.Selector{ourUID},
 		FederatesWith: []spiffeid.TrustDomain{partnerTD},
 	})
 	require.NoError(t, err)
-	_, err = partner.admin.CreateEntry(t.Context(), registry.Entry{
+	_, err = partner.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID: apiID, ParentID: partnerAgent.ID(), Selectors: []attest.Selector{ourUID},
 		FederatesWith: []spiffeid.TrustDomain{td},
 	})
@@ -201,8 +189,8 @@ func TestFederationEndToEnd(t *testing.T) {
 		return orgAgent.Stats().Entries == 1 && partnerAgent.Stats().Entries == 1
 	}, 15*time.Second, 10*time.Millisecond)
 
-	web := x509Source(t, orgAPI)
-	api := x509Source(t, partnerAPI)
+	web := x509Source(t, orgAgent.Addr)
+	api := x509Source(t, partnerAgent.Addr)
 	orgCA := org.CA().X509Authority().Certificate()
 	require.Eventually(t, func() bool {
 		return hasX509Authority(web, partnerTD, partner.CA().X509Authority().Certificate()) &&

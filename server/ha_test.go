@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
@@ -21,7 +21,7 @@ import (
 // haPair starts two servers sharing one PostgreSQL database, polling it
 // only every hour: what one writes can reach the other in a test only
 // through the database's notifications. The second server logs to logs.
-func haPair(t *testing.T, logs *syncBuffer) (a, b *running) {
+func haPair(t *testing.T, logs *syncBuffer) (a, b *nodetest.Server) {
 	t.Helper()
 	dsn := pgtest.New(t)
 	a = start(t, serverConfig(t, dsn, nil))
@@ -44,16 +44,16 @@ func serverConfig(t *testing.T, dsn string, logs *syncBuffer) server.Config {
 // agentWithEntry starts an agent served by s, with one entry for this
 // process that federates with federatesWith, and returns it once it holds
 // the entry.
-func agentWithEntry(t *testing.T, s *running, federatesWith ...spiffeid.TrustDomain) (*agent.Agent, string) {
+func agentWithEntry(t *testing.T, s *nodetest.Server, federatesWith ...spiffeid.TrustDomain) *nodetest.Agent {
 	t.Helper()
-	a, addr := startAgentIn(t, s)
-	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+	a := nodetest.StartAgent(t, s.AgentConfig(t))
+	_, err := s.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/web-"+strings.ReplaceAll(a.ID().Path(), "/", "-")), ParentID: a.ID(),
 		Selectors: []attest.Selector{ourUID}, FederatesWith: federatesWith,
 	})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 && a.Stats().Connected }, 10*time.Second, 5*time.Millisecond)
-	return a, addr
+	return a
 }
 
 // Property: an eviction or a ban made through one server ends, on another
@@ -66,11 +66,11 @@ func TestBanAndEvictionReachAnotherServer(t *testing.T) {
 		name, why string
 		act       func(spiffeid.ID) error
 	}{
-		{"ban", "banned", func(id spiffeid.ID) error { _, err := s1.admin.BanAgent(t.Context(), id); return err }},
-		{"evict", "evicted", func(id spiffeid.ID) error { return s1.admin.EvictAgent(t.Context(), id) }},
+		{"ban", "banned", func(id spiffeid.ID) error { _, err := s1.Admin.BanAgent(t.Context(), id); return err }},
+		{"evict", "evicted", func(id spiffeid.ID) error { return s1.Admin.EvictAgent(t.Context(), id) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			a, _ := agentWithEntry(t, s2)
+			a := agentWithEntry(t, s2)
 			require.NoError(t, tt.act(a.ID()))
 			require.Eventually(t, func() bool {
 				return strings.Contains(logs.String(), tt.why+": agent "+a.ID().String()+", during its entry stream")
@@ -84,13 +84,12 @@ func TestBanAndEvictionReachAnotherServer(t *testing.T) {
 // workloads of an agent served by another, without waiting for a poll.
 func TestFederatedBundleReachesAnotherServersAgents(t *testing.T) {
 	s1, s2 := haPair(t, nil)
-	_, addr := agentWithEntry(t, s2, partnerTD)
-	src := x509Source(t, addr)
+	src := x509Source(t, agentWithEntry(t, s2, partnerTD).Addr)
 	partner, err := rotation.New(t.Context(), rotation.Config{TrustDomain: partnerTD})
 	require.NoError(t, err)
 	doc, err := partner.Bundle().Marshal()
 	require.NoError(t, err)
-	_, err = s1.admin.SetFederatedBundle(t.Context(), partnerTD, doc)
+	_, err = s1.Admin.SetFederatedBundle(t.Context(), partnerTD, doc)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return hasX509Authority(src, partnerTD, partner.X509Authority().Certificate())
@@ -102,8 +101,7 @@ func TestFederatedBundleReachesAnotherServersAgents(t *testing.T) {
 // waiting for a poll.
 func TestAuthorityChangeReachesAnotherServer(t *testing.T) {
 	s1, s2 := haPair(t, nil)
-	_, addr := agentWithEntry(t, s2)
-	src := x509Source(t, addr)
+	src := x509Source(t, agentWithEntry(t, s2).Addr)
 	next, err := s1.CA().PrepareX509CA(t.Context())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -118,7 +116,7 @@ func TestAuthorityChangeReachesAnotherServer(t *testing.T) {
 func TestIdleServersDoNotWakeEachOther(t *testing.T) {
 	s1, s2 := haPair(t, nil)
 	written := func() map[string]time.Time {
-		list, err := s1.stores.ServerBundles.ListServerBundles(t.Context(), time.Now())
+		list, err := s1.Stores.ServerBundles.ListServerBundles(t.Context(), time.Now())
 		require.NoError(t, err)
 		m := map[string]time.Time{}
 		for _, b := range list {
@@ -137,7 +135,7 @@ func TestIdleServersDoNotWakeEachOther(t *testing.T) {
 		require.NoError(t, err)
 		doc, err := third.Bundle().Marshal()
 		require.NoError(t, err)
-		require.NoError(t, s1.stores.ServerBundles.PutServerBundle(t.Context(), registry.ServerBundle{
+		require.NoError(t, s1.Stores.ServerBundles.PutServerBundle(t.Context(), registry.ServerBundle{
 			ServerID: "third", Document: doc, ExpiresAt: time.Now().Add(time.Hour),
 		}))
 		require.Eventually(t, func() bool {

@@ -30,6 +30,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca/keymanager"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/server"
@@ -126,9 +127,9 @@ func TestConfigErrors(t *testing.T) {
 // domain.
 func TestFederatedBundleReachesWorkloads(t *testing.T) {
 	s := start(t, server.Config{})
-	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
+	a := nodetest.StartAgent(t, s.AgentConfig(t))
 	foreign := spiffeid.RequireTrustDomainFromString("partner.test")
-	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+	_, err := s.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:      spiffeid.RequireFromPath(td, "/web"),
 		ParentID:      a.ID(),
 		Selectors:     []attest.Selector{ourUID},
@@ -138,16 +139,16 @@ func TestFederatedBundleReachesWorkloads(t *testing.T) {
 	fb := spiffebundle.FromX509Authorities(foreign, []*x509.Certificate{selfSigned(t, "partner")})
 	doc, err := fb.Marshal()
 	require.NoError(t, err)
-	_, err = s.admin.SetFederatedBundle(t.Context(), foreign, doc)
+	_, err = s.Admin.SetFederatedBundle(t.Context(), foreign, doc)
 	require.NoError(t, err)
 
 	// The own trust domain cannot be set through federation.
 	own, err := s.Bundle().Marshal()
 	require.NoError(t, err)
-	_, err = s.admin.SetFederatedBundle(t.Context(), td, own)
+	_, err = s.Admin.SetFederatedBundle(t.Context(), td, own)
 	require.ErrorIs(t, err, registry.ErrInvalid)
 
-	addr := a.addr
+	addr := a.Addr
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -211,13 +212,13 @@ func TestX509PoPAgentAndNodeAlias(t *testing.T) {
 
 	s := start(t, server.Config{NodeAttestors: map[string]attest.NodeAttestor{x509pop.Type: xp}})
 	serverID := spiffeid.RequireFromPath(td, "/spiffekit/server")
-	alias, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+	alias, err := s.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/nodes/frontend"),
 		ParentID:  serverID,
 		Selectors: []attest.Selector{{Type: "x509pop", Value: "subject:cn:node-1"}},
 	})
 	require.NoError(t, err)
-	web, err := s.admin.CreateEntry(t.Context(), registry.Entry{
+	web, err := s.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
 		ParentID:  alias.SPIFFEID,
 		Selectors: []attest.Selector{ourUID},
@@ -226,41 +227,36 @@ func TestX509PoPAgentAndNodeAlias(t *testing.T) {
 
 	client, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: []*x509.Certificate{nodeCert}, Key: nodeKey})
 	require.NoError(t, err)
-	a := runAgent(t, agent.Config{
+	a := nodetest.StartAgent(t, agent.Config{
 		TrustDomain: td, Servers: []string{s.Addr().String()}, TrustBundle: s.Bundle().X509Bundle(),
 		NodeAttestor: client,
 	})
 	assert.Contains(t, a.ID().String(), "/spiffekit/agent/x509pop/")
-	addr := a.addr
-	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 15*time.Second, 10*time.Millisecond)
-	assert.Equal(t, web.SPIFFEID, fetch(t, addr).ID)
+	a.WaitEntries(t, 1)
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 }
 
 func TestAdminActionsReachAgents(t *testing.T) {
 	s := start(t, server.Config{})
-	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
-	select {
-	case <-a.Synced():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no sync")
-	}
+	a := nodetest.StartAgent(t, s.AgentConfig(t))
+	a.WaitSynced(t)
 	// A token TTL beyond the maximum is a client error, not a server one.
-	_, err := s.admin.GenerateToken(t.Context(), 48*time.Hour, spiffeid.ID{})
+	_, err := s.Admin.GenerateToken(t.Context(), 48*time.Hour, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
 
 	// A federated bundle set and deleted.
 	foreign := spiffeid.RequireTrustDomainFromString("partner.test")
 	doc, err := spiffebundle.FromX509Authorities(foreign, []*x509.Certificate{selfSigned(t, "p")}).Marshal()
 	require.NoError(t, err)
-	_, err = s.admin.SetFederatedBundle(t.Context(), foreign, doc)
+	_, err = s.Admin.SetFederatedBundle(t.Context(), foreign, doc)
 	require.NoError(t, err)
-	require.NoError(t, s.admin.DeleteFederatedBundle(t.Context(), foreign))
+	require.NoError(t, s.Admin.DeleteFederatedBundle(t.Context(), foreign))
 
 	// A ban through the admin API cuts the agent off at once.
-	_, err = s.admin.BanAgent(t.Context(), a.ID())
+	_, err = s.Admin.BanAgent(t.Context(), a.ID())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return !a.Stats().Connected }, 10*time.Second, 5*time.Millisecond)
-	rec, err := s.admin.Agent(t.Context(), a.ID())
+	rec, err := s.Admin.Agent(t.Context(), a.ID())
 	require.NoError(t, err)
 	assert.True(t, rec.Banned)
 
@@ -291,10 +287,10 @@ func TestUnreadablePeerBundleIsIgnored(t *testing.T) {
 	s := start(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	// Another server's contribution that does not parse is skipped; the
 	// server keeps serving its own authorities.
-	require.NoError(t, s.stores.ServerBundles.PutServerBundle(t.Context(), registry.ServerBundle{
+	require.NoError(t, s.Stores.ServerBundles.PutServerBundle(t.Context(), registry.ServerBundle{
 		ServerID: "broken", Document: []byte(`{"keys": "nope"}`), ExpiresAt: time.Now().Add(time.Hour),
 	}))
-	_, err := s.stores.Bundles.PutBundle(t.Context(), registry.FederatedBundle{
+	_, err := s.Stores.Bundles.PutBundle(t.Context(), registry.FederatedBundle{
 		TrustDomain: spiffeid.RequireTrustDomainFromString("broken.test"), Document: []byte(`{"keys": 1}`),
 	})
 	require.NoError(t, err)
@@ -309,9 +305,9 @@ func TestUnreadablePeerBundleIsIgnored(t *testing.T) {
 
 func TestEntryWritesArePushed(t *testing.T) {
 	s := start(t, server.Config{PollInterval: time.Hour}) // nothing but the push can deliver
-	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
-	addr := a.addr
-	results, err := s.admin.CreateEntries(t.Context(), []registry.Entry{
+	a := nodetest.StartAgent(t, s.AgentConfig(t))
+	addr := a.Addr
+	results, err := s.Admin.CreateEntries(t.Context(), []registry.Entry{
 		{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), ParentID: a.ID(), Selectors: []attest.Selector{ourUID}},
 		{SPIFFEID: spiffeid.RequireFromPath(td, "/b"), ParentID: a.ID(), Selectors: []attest.Selector{ourUID}},
 	})
@@ -322,14 +318,14 @@ func TestEntryWritesArePushed(t *testing.T) {
 
 	e := results[0].Entry
 	e.Hint = "primary"
-	_, err = s.admin.UpdateEntry(t.Context(), e)
+	_, err = s.Admin.UpdateEntry(t.Context(), e)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		svids, err := workloadapi.FetchX509SVIDs(t.Context(), workloadapi.WithAddr(addr))
 		return err == nil && len(svids) == 2 && (svids[0].Hint == "primary" || svids[1].Hint == "primary")
 	}, 10*time.Second, 10*time.Millisecond)
 
-	_, err = s.admin.DeleteEntry(t.Context(), results[1].Entry.ID, 0)
+	_, err = s.Admin.DeleteEntry(t.Context(), results[1].Entry.ID, 0)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 5*time.Millisecond)
 

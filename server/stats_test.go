@@ -9,10 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
-	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/server"
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // nodeCounts is a nodeapi.Observer that counts what it is told, by
@@ -67,16 +65,10 @@ func TestStatsAndNodeObserver(t *testing.T) {
 	assert.True(t, st.CAExpiresAt.After(time.Now()))
 	assert.Equal(t, s.CA().X509Authority().Certificate().NotAfter, st.CAExpiresAt)
 
-	a := startAgent(t, []string{s.Addr().String()}, s.Bundle(), s.token(t))
-	_, err := s.admin.CreateEntry(t.Context(), registry.Entry{
-		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
-		ParentID:  a.ID(),
-		Selectors: []attest.Selector{ourUID},
-	})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 5*time.Millisecond,
-		"the entry is pushed to the agent")
-	fetch(t, a.addr)
+	a := nodetest.StartAgent(t, s.AgentConfig(t))
+	s.Register(t, a.ID(), "/web")
+	a.WaitEntries(t, 1) // the entry is pushed to the agent
+	a.FetchX509SVID(t)
 	require.Eventually(t, func() bool {
 		st := s.Stats()
 		return st.Entries == 1 && st.Agents == 1 && st.ConnectedAgents == 1

@@ -25,7 +25,8 @@
 //
 // Whatever the harness starts stops when the test ends (t.Cleanup), and
 // must stop cleanly: Run returns nil, Close succeeds. The first start in a
-// test also checks, after every later cleanup, that no goroutine started
-// since is left (internal/testing/leaktest). Every wait is bounded by
-// [Timeout]; none measures time.
+// test (or in a subtest whose parent started nothing) also checks, after
+// every later cleanup, that no goroutine started since is left
+// (internal/testing/leaktest). Every wait is bounded by [Timeout]; none
+// measures time.
 package nodetest
