@@ -43,7 +43,7 @@ func FuzzRequest(f *testing.F) {
 	}))
 	srv, err := New(Config{Handler: h})
 	require.NoError(f, err)
-	s := &service{Server: srv, serveCtx: context.Background()}
+	s := newService(context.Background(), srv)
 	caller := Caller{PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid()}
 	log := slog.New(slog.DiscardHandler)
 	token, err := jwtAuthority.SignJWTSVID(context.Background(), ca.JWTSVIDParams{ID: id, Audience: []string{"db"}})

@@ -96,7 +96,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.WaitForHandlers(true),
 	}, observerOptions(s.cfg.Observer)...)
 	gs := grpc.NewServer(opts...)
-	workloadpb.RegisterWorkloadAPIServer(gs, &service{Server: s, serveCtx: ctx})
+	workloadpb.RegisterWorkloadAPIServer(gs, newService(ctx, s))
 	if s.cfg.Register != nil {
 		s.cfg.Register(gs)
 	}

@@ -19,7 +19,35 @@ import (
 type service struct {
 	workloadpb.UnimplementedWorkloadAPIServer
 	*Server
-	serveCtx context.Context // done when Serve stops
+	// stopping is closed when Serve stops.
+	stopping <-chan struct{}
+	// bindStop returns ctx, also cancelled when Serve stops.
+	bindStop func(ctx context.Context) (context.Context, context.CancelFunc)
+}
+
+// newService returns the service of the Serve call whose context is
+// serveCtx. The context stays in the closure of bindStop: the service
+// keeps only what it needs of it.
+func newService(serveCtx context.Context, s *Server) *service {
+	return &service{
+		Server:   s,
+		stopping: serveCtx.Done(),
+		bindStop: func(ctx context.Context) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(serveCtx, cancel)
+			return ctx, func() { stop(); cancel() }
+		},
+	}
+}
+
+// stopped reports whether Serve has stopped.
+func (s *service) stopped() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 var _ workloadpb.WorkloadAPIServer = (*service)(nil)
@@ -37,9 +65,7 @@ func (s *service) begin(ctx context.Context) (Caller, error) {
 
 // rpcContext returns ctx, also cancelled when Serve stops.
 func (s *service) rpcContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.serveCtx, cancel)
-	return ctx, func() { stop(); cancel() }
+	return s.bindStop(ctx)
 }
 
 // FetchX509SVID streams the caller's X509-SVIDs with their bundles (WAPI
@@ -159,7 +185,7 @@ func (s *service) watchChecked(method string, stream grpc.ServerStream, check fu
 		case <-sub.Changed():
 		case <-ctx.Done():
 			return nil // the client left
-		case <-s.serveCtx.Done():
+		case <-s.stopping:
 			return grpcError(s.log, method, caller, errShuttingDown)
 		}
 	}
@@ -170,7 +196,7 @@ func (s *service) subscribe(ctx context.Context, caller Caller) (Subscription, e
 	defer cancel()
 	sub, err := s.cfg.Handler.Subscribe(ctx, caller)
 	if err != nil {
-		if s.serveCtx.Err() != nil {
+		if s.stopped() {
 			return nil, errShuttingDown
 		}
 		return nil, err
@@ -222,7 +248,7 @@ func (s *service) fetchJWTSVID(ctx context.Context, caller Caller, req *workload
 	defer cancel()
 	svids, err := s.cfg.Handler.FetchJWTSVIDs(ctx, caller, params)
 	if err != nil {
-		if s.serveCtx.Err() != nil {
+		if s.stopped() {
 			return nil, errShuttingDown
 		}
 		return nil, err
