@@ -12,6 +12,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -74,20 +75,22 @@ func (w streamWatcher) OnX509ContextWatchError(err error) {
 func TestFailoverToAServerBehindTheStoreRefusesNoWorkload(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	s1 := startServerWith(t, m, store, "127.0.0.1:0")
+	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store})
 	s2 := startLaggingServer(t, m, store) // will never read /web by itself
-	a := startAgent(t, agentOpts{servers: []string{s1.addr, s2}, bundle: m.Bundle().X509Bundle(), attestor: jointoken.NewClient(s1.token(t))})
-	web := s1.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
+	cfg := s1.AgentConfig(t)
+	cfg.Servers = []string{s1.Addr, s2}
+	a := nodetest.StartAgent(t, cfg)
+	web := s1.Register(t, a.ID(), "/web")
+	a.WaitSynced(t)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	require.Equal(t, web.SPIFFEID, fetchID(t, a.addr))
+	require.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 
 	w := streamWatcher{updates: make(chan *workloadapi.X509Context, 16), errs: make(chan error, 16)}
 	ctx, cancel := context.WithCancel(t.Context())
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		_ = workloadapi.WatchX509Context(ctx, w, workloadapi.WithAddr(a.addr))
+		_ = workloadapi.WatchX509Context(ctx, w, workloadapi.WithAddr(a.Addr))
 	}()
 	defer func() { cancel(); <-watched }()
 	select {
@@ -100,11 +103,11 @@ func TestFailoverToAServerBehindTheStoreRefusesNoWorkload(t *testing.T) {
 	}
 
 	syncs := a.Stats().Syncs
-	s1.stop()
+	s1.Stop()
 	require.Eventually(t, func() bool { st := a.Stats(); return st.Connected && st.Syncs > syncs },
 		30*time.Second, 10*time.Millisecond, "the agent did not sync with the second server")
 
-	svid, err := fetch(t, a.addr)
+	svid, err := fetch(t, a.Addr)
 	require.NoError(t, err, "a workload whose entry the agent held is refused after the failover")
 	assert.Equal(t, web.SPIFFEID, svid)
 	assert.Equal(t, 1, a.Stats().Entries)

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
@@ -59,16 +59,16 @@ func TestAgentServesFederatedBundlesAndJWTSVIDs(t *testing.T) {
 
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	s := startServerCfg(t, m, store, "127.0.0.1:0", func(c *nodeapi.ServerConfig) { c.Federation = fed })
-	a := newAgent(t, s, s.token(t), t.TempDir())
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeapi.ServerConfig) { c.Federation = fed }})
+	a := newAgent(t, s, t.TempDir())
 	web, err := store.Create(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/web"), ParentID: a.ID(),
 		Selectors: []attest.Selector{ourUID}, FederatesWith: []spiffeid.TrustDomain{partnerTD},
 	})
 	require.NoError(t, err)
-	waitSynced(t, a)
+	a.WaitSynced(t)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	addr := a.addr
+	addr := a.Addr
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -101,9 +101,11 @@ func TestAgentServesFederatedBundlesAndJWTSVIDs(t *testing.T) {
 // A data directory that cannot be created fails New instead of running
 // without the state it was asked to keep.
 func TestUnusableDataDir(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	s := startServer(t)
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	_, err := tryAgent(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)), dataDir: filepath.Join(file, "sub")})
+	cfg := s.AgentConfig(t)
+	cfg.DataDir = filepath.Join(file, "sub")
+	_, err := nodetest.TryAgent(t, cfg)
 	assert.ErrorContains(t, err, "agent: creating the data directory")
 }

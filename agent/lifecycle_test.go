@@ -18,20 +18,21 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 func TestNewStartsNothing(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	s := startServer(t)
+	cfg := nodetest.AgentDefaults(t, s.AgentConfig(t))
+	lis := cfg.Listener
 	before := goleak.IgnoreCurrent()
-	a, lis, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t))})
+	a, err := agent.New(t.Context(), cfg)
 	require.NoError(t, err)
 	leaktest.VerifyNone(t, before)
 	assert.Zero(t, a.ID(), "nothing attested before Run")
@@ -69,9 +70,8 @@ func TestNewFailureClosesListener(t *testing.T) {
 }
 
 func TestRunOnceAndCloseStopsIt(t *testing.T) {
-	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	a, _, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t))})
+	s := startServer(t)
+	a, err := agent.New(t.Context(), nodetest.AgentDefaults(t, s.AgentConfig(t)))
 	require.NoError(t, err)
 	ran := make(chan error, 1)
 	go func() { ran <- a.Run(context.Background()) }()
@@ -94,37 +94,38 @@ func TestRunOnceAndCloseStopsIt(t *testing.T) {
 }
 
 func TestNoNodeAttestor(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	bundle := s.ca.Bundle().X509Bundle()
+	s := startServer(t)
 
 	// Nothing saved to reuse: New says so.
-	_, _, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, bundle: bundle})
+	cfg := s.AgentConfig(t)
+	cfg.NodeAttestor = nil
+	_, err := agent.New(t.Context(), nodetest.AgentDefaults(t, cfg))
 	require.ErrorIs(t, err, agent.ErrNoNodeAttestor)
 
 	// A restart with a saved SVID needs no node attestor.
 	dir := t.TempDir()
-	first := newAgent(t, s, s.token(t), dir)
+	first := newAgent(t, s, dir)
 	id := first.ID()
 	require.NoError(t, first.Close())
 	logs := &logBuffer{}
-	a := startAgent(t, agentOpts{servers: []string{s.addr}, dataDir: dir, log: logs})
+	a := nodetest.StartAgent(t, agent.Config{Servers: []string{s.Addr}, DataDir: dir, Logger: logs.logger()})
 	assert.Equal(t, id, a.ID())
-	web := s.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
+	web := s.Register(t, a.ID(), "/web")
+	a.WaitSynced(t)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	assert.Equal(t, web.SPIFFEID, fetchID(t, a.addr))
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 
 	// Evicted, it cannot attest again: it says why, and keeps serving.
-	require.NoError(t, s.store.DeleteAgent(t.Context(), a.ID()))
+	require.NoError(t, s.Store.DeleteAgent(t.Context(), a.ID()))
 	require.Eventually(t, func() bool { return logs.contains("attesting again is impossible") }, 20*time.Second, 20*time.Millisecond)
 	assert.True(t, logs.contains(agent.ErrNoNodeAttestor.Error()))
-	assert.Equal(t, web.SPIFFEID, fetchID(t, a.addr))
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 	require.NoError(t, a.Close())
 
 	// A saved SVID that expires between New and Run: Run says so.
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	b, _, err := newAgentCfg(t, agentOpts{servers: []string{s.addr}, dataDir: dir, now: now})
+	b, err := agent.New(t.Context(), nodetest.AgentDefaults(t, agent.Config{Servers: []string{s.Addr}, DataDir: dir, Now: now}))
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	skew.Store(int64(24 * time.Hour))
@@ -155,20 +156,21 @@ func (l *labelAttestor) Attest(context.Context, attest.Workload) (attest.Selecto
 // it, and one that fails makes the call fail with Unavailable rather than
 // lose the caller its identities.
 func TestCombinedWorkloadAttestors(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	s := startServer(t)
 	wa, err := unix.New(unix.Config{SkipHash: true})
 	require.NoError(t, err)
 	labels := &labelAttestor{}
 	web := attest.Selector{Type: "docker", Value: "label:app:web"}
 	labels.set(nil, web)
-	a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)),
-		workloads: []attest.WorkloadAttestor{wa, labels}})
-	both, err := s.store.Create(t.Context(), registry.Entry{
+	cfg := s.AgentConfig(t)
+	cfg.WorkloadAttestors = []attest.WorkloadAttestor{wa, labels}
+	a := nodetest.StartAgent(t, cfg)
+	both, err := s.Store.Create(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/web"), ParentID: a.ID(),
 		Selectors: []attest.Selector{ourUID, web},
 	})
 	require.NoError(t, err)
-	_, err = s.store.Create(t.Context(), registry.Entry{
+	_, err = s.Store.Create(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/db"), ParentID: a.ID(),
 		Selectors: []attest.Selector{ourUID, {Type: "docker", Value: "label:app:db"}},
 	})
@@ -180,7 +182,7 @@ func TestCombinedWorkloadAttestors(t *testing.T) {
 	fetch := func() ([]spiffeid.ID, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
-		svids, err := workloadapi.FetchX509SVIDs(ctx, workloadapi.WithAddr(a.addr))
+		svids, err := workloadapi.FetchX509SVIDs(ctx, workloadapi.WithAddr(a.Addr))
 		var ids []spiffeid.ID
 		for _, s := range svids {
 			ids = append(ids, s.ID)
@@ -212,16 +214,10 @@ func (brokenListener) Accept() (net.Conn, error) { return nil, errAcceptBroke }
 // Property: when a part of the agent fails, Run stops the others and
 // returns its error.
 func TestRunReturnsAPartsError(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(t, err)
-	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
-	require.NoError(t, err)
-	a, err := agent.New(t.Context(), agent.Config{
-		TrustDomain: td, Servers: []string{s.addr}, TrustBundle: s.ca.Bundle().X509Bundle(),
-		NodeAttestor: jointoken.NewClient(s.token(t)), WorkloadAttestors: []attest.WorkloadAttestor{wa},
-		Listener: brokenListener{lis},
-	})
+	s := startServer(t)
+	cfg := nodetest.AgentDefaults(t, s.AgentConfig(t))
+	cfg.Listener = brokenListener{cfg.Listener}
+	a, err := agent.New(t.Context(), cfg)
 	require.NoError(t, err)
 	err = a.Run(t.Context())
 	require.ErrorIs(t, err, errAcceptBroke)

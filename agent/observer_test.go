@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"sync"
@@ -9,15 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
-	"github.com/spiffekit/spiffekit/agent"
-	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/jointoken"
-	"github.com/spiffekit/spiffekit/attest/unix"
-	"github.com/spiffekit/spiffekit/registry/memstore"
-	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 )
 
 // observed is an issuer.Observer and an endpoint.Observer that counts
@@ -62,39 +55,14 @@ func (o *observed) StreamClosed(method string, _ codes.Code) { o.add("closed " +
 // TestObservers: the agent hands Config.IssuerObserver and
 // Config.APIObserver to its issuer and its Workload API server.
 func TestObservers(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(t, err)
-	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
-	require.NoError(t, err)
+	s := startServer(t)
 	obs := &observed{}
-	a, err := agent.New(t.Context(), agent.Config{
-		TrustDomain:       td,
-		Servers:           []string{s.addr},
-		TrustBundle:       s.ca.Bundle().X509Bundle(),
-		NodeAttestor:      jointoken.NewClient(s.token(t)),
-		WorkloadAttestors: []attest.WorkloadAttestor{wa},
-		Listener:          lis,
-		IssuerObserver:    obs,
-		APIObserver:       obs,
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, a.Close())
-	})
-	select {
-	case <-a.Attested():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the agent did not attest within 20s")
-	}
-	web := s.entry(t, a.ID(), "/web")
-	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 10*time.Second, 5*time.Millisecond)
-	assert.Equal(t, web.SPIFFEID, fetchID(t, "unix://"+lis.Addr().String()))
+	cfg := s.AgentConfig(t)
+	cfg.IssuerObserver, cfg.APIObserver = obs, obs
+	a := nodetest.StartAgent(t, cfg)
+	web := s.Register(t, a.ID(), "/web")
+	a.WaitEntries(t, 1)
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 
 	assert.GreaterOrEqual(t, obs.count("signed x509 1/1"), 1, "%v", obs.snapshot())
 	assert.Equal(t, 1, obs.count("attested ok"), "%v", obs.snapshot())

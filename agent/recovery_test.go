@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,9 +20,9 @@ import (
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
-	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -51,106 +50,21 @@ func (l *logBuffer) contains(s string) bool {
 	return strings.Contains(l.buf.String(), s)
 }
 
-type agentOpts struct {
-	servers   []string
-	bundle    *x509bundle.Bundle
-	attestor  attest.NodeAttestorClient
-	workloads []attest.WorkloadAttestor // nil: attest/unix
-	dataDir   string
-	log       *logBuffer
-	insecure  bool
-	now       func() time.Time
+// logger returns a logger that writes to l, debug lines included.
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// testAgent is an agent whose Run runs until the test ends, serving the
-// Workload API on a unix socket.
-type testAgent struct {
-	*agent.Agent
-	addr string // of the Workload API: "unix://" and the socket's path
-}
-
-// startAgent runs an agent until the test ends, and returns it once it is
-// attested.
-func startAgent(t *testing.T, o agentOpts) *testAgent {
+// withAttestor returns the configuration of an agent of s that attests
+// with node.
+func withAttestor(t *testing.T, s *nodetest.NodeServer, node attest.NodeAttestorClient) agent.Config {
 	t.Helper()
-	a, err := tryAgent(t, o)
-	require.NoError(t, err)
-	return a
+	cfg := s.AgentConfig(t)
+	cfg.NodeAttestor = node
+	return cfg
 }
 
-// tryAgent builds an agent and runs it until the test ends. It returns the
-// agent once it is attested, or the error of New, or that of a Run that
-// returned first.
-func tryAgent(t *testing.T, o agentOpts) (*testAgent, error) {
-	t.Helper()
-	a, lis, err := newAgentCfg(t, o)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error
-	done := make(chan struct{})
-	go func() {
-		runErr = a.Run(ctx)
-		close(done)
-	}()
-	attested := false
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		require.NoError(t, a.Close())
-		if attested {
-			require.NoError(t, runErr, "Run of an agent that attested")
-		}
-	})
-	select {
-	case <-a.Attested():
-		attested = true
-		return &testAgent{Agent: a, addr: "unix://" + lis.Addr().String()}, nil
-	case <-done:
-		return nil, runErr
-	case <-time.After(30 * time.Second):
-		t.Fatal("the agent did not attest within 30s")
-	}
-	return nil, nil
-}
-
-// newAgentCfg builds an agent with a Workload API socket, and the test's
-// defaults for what o leaves unset.
-func newAgentCfg(t *testing.T, o agentOpts) (*agent.Agent, net.Listener, error) {
-	t.Helper()
-	if o.workloads == nil {
-		wa, err := unix.New(unix.Config{SkipHash: true})
-		require.NoError(t, err)
-		o.workloads = []attest.WorkloadAttestor{wa}
-	}
-	var logger *slog.Logger
-	if o.log != nil {
-		logger = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
-	require.NoError(t, err)
-	a, err := agent.New(t.Context(), agent.Config{
-		TrustDomain:       td,
-		Servers:           o.servers,
-		TrustBundle:       o.bundle,
-		InsecureBootstrap: o.insecure,
-		NodeAttestor:      o.attestor,
-		WorkloadAttestors: o.workloads,
-		Listener:          lis,
-		DataDir:           o.dataDir,
-		RetryMin:          20 * time.Millisecond,
-		RetryMax:          200 * time.Millisecond,
-		Logger:            logger,
-		Now:               o.now,
-	})
-	if err != nil {
-		lis.Close()
-	}
-	return a, lis, err
-}
-
-func serial(a *testAgent) string { return a.SVID().Certificates[0].SerialNumber.Text(16) }
+func serial(a *nodetest.Agent) string { return a.SVID().Certificates[0].SerialNumber.Text(16) }
 
 func newRotation(t *testing.T) *rotation.Manager {
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
@@ -187,12 +101,11 @@ func withX509Pop(t *testing.T, nodeCA *testca.CA, mod func(*nodeapi.ServerConfig
 // record follows; workloads keep being served meanwhile.
 func TestAgentRenewsAtHalfLife(t *testing.T) {
 	store := memstore.New(memstore.Config{})
-	s := startServerCfg(t, newRotation(t), store, "127.0.0.1:0", shortTTL(4*time.Second))
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: newRotation(t), Store: store, Edit: shortTTL(4 * time.Second)})
 	dir := t.TempDir()
-	a := newAgent(t, s, s.token(t), dir)
-	web := s.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
-	addr := a.addr
+	a := newAgent(t, s, dir)
+	web := s.Register(t, a.ID(), "/web")
+	a.WaitSynced(t)
 	first := serial(a)
 	savedKey, err := os.ReadFile(filepath.Join(dir, "agent-key.pem"))
 	require.NoError(t, err)
@@ -219,12 +132,12 @@ func TestAgentRenewsAtHalfLife(t *testing.T) {
 		rec, err := store.GetAgent(t.Context(), a.ID())
 		return err == nil && rec.SerialNumber != first
 	}, 10*time.Second, 20*time.Millisecond)
-	assert.Equal(t, web.SPIFFEID, fetchID(t, addr))
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 	require.NoError(t, a.Healthy())
 }
 
 // waitExpired waits until the agent's own SVID is past its NotAfter.
-func waitExpired(t *testing.T, a *testAgent) {
+func waitExpired(t *testing.T, a *nodetest.Agent) {
 	t.Helper()
 	notAfter := a.Stats().SVIDExpiresAt
 	require.Eventually(t, func() bool { return time.Now().After(notAfter) }, 30*time.Second, 20*time.Millisecond)
@@ -237,22 +150,21 @@ func TestX509PopAgentRecoversAfterItsSVIDExpired(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
 	nodeCA, node := x509PopNode(t)
-	s := startServerCfg(t, m, store, "127.0.0.1:0", withX509Pop(t, nodeCA, shortTTL(3*time.Second)))
-	a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: m.Bundle().X509Bundle(), attestor: node})
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: withX509Pop(t, nodeCA, shortTTL(3*time.Second))})
+	a := nodetest.StartAgent(t, withAttestor(t, s, node))
 	id := a.ID()
-	waitSynced(t, a)
-	s.stop()
+	a.WaitSynced(t)
+	s.Stop()
 	waitExpired(t, a)
 	require.Error(t, a.Healthy())
 	old := serial(a)
 
-	s2 := startServerCfg(t, m, store, s.addr, withX509Pop(t, nodeCA, shortTTL(time.Minute)))
+	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Addr: s.Addr, Edit: withX509Pop(t, nodeCA, shortTTL(time.Minute))})
 	require.Eventually(t, func() bool { return serial(a) != old && a.Healthy() == nil }, 30*time.Second, 20*time.Millisecond)
 	assert.Equal(t, id, a.ID(), "x509pop gives the same node the same ID")
-	web := s2.entry(t, a.ID(), "/web")
+	web := s2.Register(t, a.ID(), "/web")
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	addr := a.addr
-	assert.Equal(t, web.SPIFFEID, fetchID(t, addr))
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 }
 
 // Property: a join token admits a node once, so an agent whose SVID
@@ -261,21 +173,22 @@ func TestX509PopAgentRecoversAfterItsSVIDExpired(t *testing.T) {
 func TestJoinTokenAgentServesCacheAfterItsSVIDExpired(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	s := startServerCfg(t, m, store, "127.0.0.1:0", shortTTL(3*time.Second))
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(3 * time.Second)})
 	logs := &logBuffer{}
-	a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: m.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)), log: logs})
-	web := s.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
-	addr := a.addr
-	require.Equal(t, web.SPIFFEID, fetchID(t, addr))
-	s.stop()
+	cfg := s.AgentConfig(t)
+	cfg.Logger = logs.logger()
+	a := nodetest.StartAgent(t, cfg)
+	web := s.Register(t, a.ID(), "/web")
+	a.WaitSynced(t)
+	require.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
+	s.Stop()
 	waitExpired(t, a)
 
-	startServerCfg(t, m, store, s.addr, shortTTL(time.Minute))
+	nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Addr: s.Addr, Edit: shortTTL(time.Minute)})
 	require.Eventually(t, func() bool { return logs.contains("attesting again failed") }, 30*time.Second, 20*time.Millisecond)
 	assert.ErrorContains(t, a.Healthy(), "expired")
-	assert.Equal(t, web.SPIFFEID, fetchID(t, addr), "the cached workload SVID is still served")
-	assert.False(t, logs.contains(s.token(t)[:8]), "no token in the log")
+	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID, "the cached workload SVID is still served")
+	assert.False(t, logs.contains(s.Token(t)[:8]), "no token in the log")
 }
 
 // Property: an evicted agent loses its stream, and one whose attestor
@@ -284,9 +197,9 @@ func TestEvictedX509PopAgentAttestsAgain(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
 	nodeCA, node := x509PopNode(t)
-	s := startServerCfg(t, m, store, "127.0.0.1:0", withX509Pop(t, nodeCA, nil))
-	a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: m.Bundle().X509Bundle(), attestor: node})
-	waitSynced(t, a)
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: withX509Pop(t, nodeCA, nil)})
+	a := nodetest.StartAgent(t, withAttestor(t, s, node))
+	a.WaitSynced(t)
 	old := serial(a)
 
 	require.NoError(t, store.DeleteAgent(t.Context(), a.ID()))
@@ -295,7 +208,7 @@ func TestEvictedX509PopAgentAttestsAgain(t *testing.T) {
 		return err == nil && rec.SerialNumber != old && serial(a) == rec.SerialNumber
 	}, 30*time.Second, 20*time.Millisecond)
 	syncs := a.Stats().Syncs
-	s.entry(t, a.ID(), "/after-eviction")
+	s.Register(t, a.ID(), "/after-eviction")
 	require.Eventually(t, func() bool { return a.Stats().Syncs > syncs && a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
 }
 
@@ -303,11 +216,11 @@ func TestEvictedX509PopAgentAttestsAgain(t *testing.T) {
 // SVID from the new CA without waiting for its refresh time.
 func TestTaintedCAReachesTheWorkload(t *testing.T) {
 	m := newRotation(t)
-	s := startServerWith(t, m, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	a := newAgent(t, s, s.token(t), "")
-	s.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
-	addr := a.addr
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: memstore.New(memstore.Config{})})
+	a := newAgent(t, s, "")
+	s.Register(t, a.ID(), "/web")
+	a.WaitSynced(t)
+	addr := a.Addr
 
 	updates := make(chan *x509svid.SVID, 16)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -352,15 +265,17 @@ func TestTaintedCAReachesTheWorkload(t *testing.T) {
 func TestAgentFailsOverToTheSecondServer(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	s1 := startServerWith(t, m, store, "127.0.0.1:0")
-	s2 := startServerWith(t, m, store, "127.0.0.1:0")
-	a := startAgent(t, agentOpts{servers: []string{s1.addr, s2.addr}, bundle: m.Bundle().X509Bundle(), attestor: jointoken.NewClient(s1.token(t))})
-	s1.entry(t, a.ID(), "/web")
-	waitSynced(t, a)
+	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store})
+	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store})
+	cfg := s1.AgentConfig(t)
+	cfg.Servers = []string{s1.Addr, s2.Addr}
+	a := nodetest.StartAgent(t, cfg)
+	s1.Register(t, a.ID(), "/web")
+	a.WaitSynced(t)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
 
-	s1.stop()
-	s2.entry(t, a.ID(), "/db")
+	s1.Stop()
+	s2.Register(t, a.ID(), "/db")
 	require.Eventually(t, func() bool { st := a.Stats(); return st.Connected && st.Entries == 2 }, 30*time.Second, 20*time.Millisecond)
 	require.NoError(t, a.Healthy())
 }
@@ -368,7 +283,7 @@ func TestAgentFailsOverToTheSecondServer(t *testing.T) {
 // Property: saved state that does not hold together is ignored with a
 // warning, and the agent attests again instead of presenting it.
 func TestCorruptedStateIsIgnored(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	s := startServer(t)
 	for _, tt := range []struct {
 		name    string
 		corrupt func(t *testing.T, dir string)
@@ -396,17 +311,19 @@ func TestCorruptedStateIsIgnored(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			first := newAgent(t, s, s.token(t), dir)
+			first := newAgent(t, s, dir)
 			oldID := first.ID()
 			require.NoError(t, first.Close())
 			tt.corrupt(t, dir)
 
 			logs := &logBuffer{}
-			a := startAgent(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(s.token(t)), dataDir: dir, log: logs})
+			cfg := s.AgentConfig(t)
+			cfg.DataDir, cfg.Logger = dir, logs.logger()
+			a := nodetest.StartAgent(t, cfg)
 			assert.NotEqual(t, oldID, a.ID(), "attested again with the new token")
 			assert.True(t, logs.contains("ignoring the saved agent state"))
 			assert.True(t, logs.contains(tt.want), "the warning says why")
-			waitSynced(t, a)
+			a.WaitSynced(t)
 		})
 	}
 }
@@ -414,18 +331,18 @@ func TestCorruptedStateIsIgnored(t *testing.T) {
 // Property: many agents starting at once against one server all attest
 // and sync.
 func TestManyAgentsStartAtOnce(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
+	s := startServer(t)
 	const n = 50
-	tokens := make([]string, n)
-	for i := range tokens {
-		tokens[i] = s.token(t)
+	cfgs := make([]agent.Config, n)
+	for i := range cfgs {
+		cfgs[i] = s.AgentConfig(t)
 	}
-	agents := make([]*testAgent, n)
+	agents := make([]*nodetest.Agent, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			agents[i], errs[i] = tryAgent(t, agentOpts{servers: []string{s.addr}, bundle: s.ca.Bundle().X509Bundle(), attestor: jointoken.NewClient(tokens[i])})
+			agents[i], errs[i] = nodetest.TryAgent(t, cfgs[i])
 		})
 	}
 	wg.Wait()
@@ -433,7 +350,7 @@ func TestManyAgentsStartAtOnce(t *testing.T) {
 		require.NoError(t, errs[i], "agent %d", i)
 	}
 	for _, a := range agents {
-		waitSynced(t, a)
+		a.WaitSynced(t)
 	}
 }
 
@@ -495,29 +412,29 @@ func TestNewValidation(t *testing.T) {
 // the server returns; the agent's handler is then served by a Workload API
 // server of the caller's.
 func TestInsecureBootstrapAndHandler(t *testing.T) {
-	s := startServer(t, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(t, err)
-	a, err := agent.New(t.Context(), agent.Config{
-		TrustDomain: td, Servers: []string{s.addr}, InsecureBootstrap: true,
-		NodeAttestor: jointoken.NewClient(s.token(t)), WorkloadAttestors: []attest.WorkloadAttestor{wa},
+	s := startServer(t)
+	cfg := nodetest.AgentDefaults(t, agent.Config{
+		Servers: []string{s.Addr}, InsecureBootstrap: true, NodeAttestor: jointoken.NewClient(s.Token(t)),
 	})
+	lis := cfg.Listener
+	cfg.Listener = nil // the agent serves nothing: the test serves its handler on lis
+	a, err := agent.New(t.Context(), cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
 	go func() { ran <- a.Run(ctx) }()
 	<-a.Attested()
-	assert.True(t, a.Bundle().Equal(s.ca.Bundle()))
-	web := s.entry(t, a.ID(), "/web")
+	assert.True(t, a.Bundle().Equal(s.CA.Bundle()))
+	web := s.Register(t, a.ID(), "/web")
 	<-a.Synced()
 
 	srv, err := endpoint.New(endpoint.Config{Handler: a.Handler()})
 	require.NoError(t, err)
-	lis, err := endpoint.ListenUnix(socketPath(t), 0o700)
-	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, lis) }()
-	assert.Equal(t, web.SPIFFEID, fetchID(t, "unix://"+lis.Addr().String()))
+	id, err := fetch(t, "unix://"+lis.Addr().String())
+	require.NoError(t, err)
+	assert.Equal(t, web.SPIFFEID, id)
 	cancel()
 	require.NoError(t, <-served)
 	require.NoError(t, <-ran)
@@ -528,9 +445,9 @@ func TestInsecureBootstrapAndHandler(t *testing.T) {
 // as tainted, the agent renews its SVID at once, not at its half life.
 func TestTaintedCARenewsTheAgentSVID(t *testing.T) {
 	m := newRotation(t)
-	s := startServerWith(t, m, memstore.New(memstore.Config{}), "127.0.0.1:0")
-	a := newAgent(t, s, s.token(t), "")
-	waitSynced(t, a)
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: memstore.New(memstore.Config{})})
+	a := newAgent(t, s, "")
+	a.WaitSynced(t)
 	oldCA := m.X509Authority().Certificate()
 	first := a.SVID()
 	require.Equal(t, oldCA.Raw, first.Certificates[1].Raw)

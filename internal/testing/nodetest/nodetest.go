@@ -32,17 +32,23 @@ func UID() attest.Selector {
 
 // leakChecked holds the names of the tests whose goroutines are checked
 // already.
-var leakChecked sync.Map
+var leakChecked struct {
+	sync.Mutex
+	names map[string]bool
+}
 
 // checkLeaks has t check, after every cleanup registered later, that no
 // goroutine started from now on is left; once per test, and not in a
 // subtest of a test that checks already: the subtest may use what its
 // parent started, whose goroutines (a connection's) live on after it.
+// Safe to call from several goroutines of one test.
 func checkLeaks(t testing.TB) {
 	t.Helper()
 	name := t.Name()
+	leakChecked.Lock()
+	defer leakChecked.Unlock()
 	for p := name; ; {
-		if _, ok := leakChecked.Load(p); ok {
+		if leakChecked.names[p] {
 			return
 		}
 		i := strings.LastIndex(p, "/")
@@ -51,10 +57,15 @@ func checkLeaks(t testing.TB) {
 		}
 		p = p[:i]
 	}
-	leakChecked.Store(name, true)
+	if leakChecked.names == nil {
+		leakChecked.names = map[string]bool{}
+	}
+	leakChecked.names[name] = true
 	verify := leaktest.Check(t)
 	t.Cleanup(func() {
-		leakChecked.Delete(name)
+		leakChecked.Lock()
+		delete(leakChecked.names, name)
+		leakChecked.Unlock()
 		verify()
 	})
 }
