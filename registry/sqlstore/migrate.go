@@ -139,35 +139,68 @@ var migrations = []func(d dialect) []string{
 	},
 }
 
+// migrationLock is the PostgreSQL advisory lock key that serialises the
+// migrations of the processes sharing a database.
+const migrationLock = 0x7370_6966_6665_6b69 // "spiffeki"
+
 // migrate brings the schema up to date in one transaction, so that a failed
 // migration leaves the database as it was.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS registry_schema_migrations (
+	if s.dialect.postgres {
+		// Servers started together on a new database would all create the
+		// migrations table, and PostgreSQL's CREATE TABLE IF NOT EXISTS
+		// fails against a concurrent one (a duplicate key in its catalog):
+		// the first to take this lock creates it, the others wait.
+		return s.inTx(ctx, "", func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+				return fmt.Errorf("waiting for other servers' migrations: %w", err)
+			}
+			if err := createMigrationsTable(ctx, tx); err != nil {
+				return err
+			}
+			return s.applyMigrations(ctx, tx)
+		})
+	}
+	if err := createMigrationsTable(ctx, s.db); err != nil {
+		return err
+	}
+	return s.inTx(ctx, "registry_schema_migrations", func(tx *sql.Tx) error { return s.applyMigrations(ctx, tx) })
+}
+
+// createMigrationsTable creates the table of applied migrations if it is
+// missing.
+func createMigrationsTable(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS registry_schema_migrations (
 		version INTEGER PRIMARY KEY,
 		applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("creating the migrations table: %w", err)
 	}
-	return s.inTx(ctx, "registry_schema_migrations", func(tx *sql.Tx) error {
-		var version int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM registry_schema_migrations`).Scan(&version); err != nil {
-			return fmt.Errorf("reading the schema version: %w", err)
-		}
-		if version > len(migrations) {
-			return fmt.Errorf("database schema version %d is newer than version %d, the latest this program knows; upgrade the program", version, len(migrations))
-		}
-		for v := version; v < len(migrations); v++ {
-			for _, stmt := range migrations[v](s.dialect) {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("migrating to schema version %d: %w", v+1, err)
-				}
+	return nil
+}
+
+// applyMigrations applies, in tx, the migrations the database lacks.
+func (s *Store) applyMigrations(ctx context.Context, tx *sql.Tx) error {
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM registry_schema_migrations`).Scan(&version); err != nil {
+		return fmt.Errorf("reading the schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than version %d, the latest this program knows; upgrade the program", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		for _, stmt := range migrations[v](s.dialect) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migrating to schema version %d: %w", v+1, err)
 			}
-			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_schema_migrations (version, applied_at) VALUES (?, ?)`),
-				v+1, s.now().UTC().Format("2006-01-02T15:04:05.000000Z")); err != nil {
-				return fmt.Errorf("recording schema version %d: %w", v+1, err)
-			}
 		}
-		return nil
-	})
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_schema_migrations (version, applied_at) VALUES (?, ?)`),
+			v+1, s.now().UTC().Format("2006-01-02T15:04:05.000000Z")); err != nil {
+			return fmt.Errorf("recording schema version %d: %w", v+1, err)
+		}
+	}
+	return nil
 }
 
 // rebind turns the '?' placeholders of a query into the dialect's.

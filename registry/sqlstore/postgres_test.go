@@ -114,3 +114,36 @@ func TestPostgresMigrateToVersion3(t *testing.T) {
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'registry\_%\_notify'`).Scan(&triggers))
 	assert.Equal(t, 5, triggers, "the notification triggers of versions 4 and 5")
 }
+
+// TestPostgresOpenTogether opens several stores at once on a new database,
+// as servers started together do: each migrates or waits for the one that
+// does, and the schema is applied once.
+func TestPostgresOpenTogether(t *testing.T) {
+	const n = 8
+	for round := range 3 {
+		dsn := pgtest.New(t)
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for range n {
+			go func() {
+				<-start
+				s, err := sqlstore.Open(t.Context(), sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: dsn})
+				if err == nil {
+					err = s.Close()
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		for range n {
+			require.NoError(t, <-errs, "round %d", round)
+		}
+		pc, err := pgx.ParseConfig(dsn)
+		require.NoError(t, err)
+		db := stdlib.OpenDB(*pc)
+		var versions, latest int
+		require.NoError(t, db.QueryRowContext(t.Context(), `SELECT COUNT(*), MAX(version) FROM registry_schema_migrations`).Scan(&versions, &latest))
+		require.NoError(t, db.Close())
+		assert.Equal(t, latest, versions, "each migration recorded once")
+	}
+}

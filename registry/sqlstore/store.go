@@ -160,14 +160,15 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// inTx runs fn in a write transaction and commits it if fn succeeds.
+// inTx runs fn in a write transaction and commits it if fn succeeds. The
+// dialect's table lock, if any, is taken first on lockTable, unless empty.
 func (s *Store) inTx(ctx context.Context, lockTable string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }() // a no-op after Commit
-	if s.dialect.lock != "" {
+	if s.dialect.lock != "" && lockTable != "" {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(s.dialect.lock, lockTable)); err != nil {
 			return fmt.Errorf("locking %s: %w", lockTable, err)
 		}
