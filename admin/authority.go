@@ -58,8 +58,9 @@ type AuthorityManager interface {
 	// server's CA and publishes it in the bundle, replacing a prepared one.
 	PrepareAuthority(ctx context.Context, kind registry.AuthorityKind) (Authority, error)
 	// ActivateAuthority makes the prepared authority of the kind the active
-	// one; the active one becomes old.
-	ActivateAuthority(ctx context.Context, kind registry.AuthorityKind) (Authority, error)
+	// one; the active one becomes old. A non-empty id must be the prepared
+	// authority's ID, so that an operator activates what they checked.
+	ActivateAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error)
 	// TaintAuthority taints an old authority, of any server: everything it
 	// signed is replaced early.
 	TaintAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error)
@@ -122,6 +123,14 @@ const (
 	actionRevoke   authorityAction = "revoke"
 )
 
+// past returns the action in the past tense, for the log.
+func (a authorityAction) past() string {
+	if a == actionTaint {
+		return "tainted"
+	}
+	return string(a) + "d"
+}
+
 func (s *Server) authorityRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /v1/authorities", s.listAuthorities)
 	for _, a := range []authorityAction{actionPrepare, actionActivate, actionTaint, actionRevoke} {
@@ -167,7 +176,8 @@ func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action 
 		return
 	}
 	var id string
-	if action == actionTaint || action == actionRevoke {
+	switch action {
+	case actionTaint, actionRevoke:
 		var req authorityIDJSON
 		if err := readJSON(w, r, &req); err != nil {
 			s.fail(w, r, err)
@@ -177,13 +187,23 @@ func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action 
 			s.fail(w, r, invalid("the authority ID is required"))
 			return
 		}
+	case actionActivate:
+		// The ID is optional: no body, or one naming the prepared authority.
+		if r.ContentLength != 0 {
+			var req authorityIDJSON
+			if err := readJSON(w, r, &req); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			id = req.AuthorityID
+		}
 	}
 	var a Authority
 	switch action {
 	case actionPrepare:
 		a, err = m.PrepareAuthority(r.Context(), kind)
 	case actionActivate:
-		a, err = m.ActivateAuthority(r.Context(), kind)
+		a, err = m.ActivateAuthority(r.Context(), kind, id)
 	case actionTaint:
 		a, err = m.TaintAuthority(r.Context(), kind, id)
 	case actionRevoke:
@@ -193,7 +213,7 @@ func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action 
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("admin: authority "+string(action)+"d", "kind", string(a.Kind), "authority_id", a.ID,
+	s.log.Info("admin: authority "+action.past(), "kind", string(a.Kind), "authority_id", a.ID,
 		"server_id", a.ServerID, "state", string(a.State), "pending", a.Pending)
 	writeJSON(w, http.StatusOK, authorityToJSON(a))
 }
@@ -226,12 +246,13 @@ func (c *Client) PrepareAuthority(ctx context.Context, kind registry.AuthorityKi
 }
 
 // ActivateAuthority makes the server's prepared authority of the kind the
-// one that signs, and returns it; the active one becomes old. Without a
-// prepared authority the error wraps [ErrFailedPrecondition]. Relying
-// parties that have not yet fetched the bundle holding it reject what it
-// signs: prepare, wait for the bundle to spread, then activate.
-func (c *Client) ActivateAuthority(ctx context.Context, kind registry.AuthorityKind) (Authority, error) {
-	return c.authorityAction(ctx, kind, actionActivate, "")
+// one that signs, and returns it; the active one becomes old. A non-empty
+// id must be the prepared authority's ID. Without a prepared authority, or
+// with the ID of another one, the error wraps [ErrFailedPrecondition].
+// Relying parties that have not yet fetched the bundle holding it reject
+// what it signs: prepare, wait for the bundle to spread, then activate.
+func (c *Client) ActivateAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error) {
+	return c.authorityAction(ctx, kind, actionActivate, id)
 }
 
 // TaintAuthority taints the old authority with the given ID, held by any
@@ -259,12 +280,12 @@ func (c *Client) authorityAction(ctx context.Context, kind registry.AuthorityKin
 	path := "/v1/authorities/" + url.PathEscape(string(kind)) + "/" + string(action)
 	var out authorityJSON
 	var err error
-	if action == actionTaint || action == actionRevoke {
-		if id == "" {
-			return Authority{}, fmt.Errorf("admin: authority ID is required: %w", registry.ErrInvalid)
-		}
+	switch {
+	case (action == actionTaint || action == actionRevoke) && id == "":
+		return Authority{}, fmt.Errorf("admin: authority ID is required: %w", registry.ErrInvalid)
+	case id != "":
 		err = c.doJSON(ctx, http.MethodPost, path, authorityIDJSON{AuthorityID: id}, &out)
-	} else {
+	default:
 		err = c.do(ctx, http.MethodPost, path, nil, nil, &out)
 	}
 	if err != nil {

@@ -54,8 +54,8 @@ func (f *fakeAuthorities) PrepareAuthority(_ context.Context, kind registry.Auth
 	return f.find(kind, func(a admin.Authority) bool { return a.State == registry.AuthorityPrepared }, "prepare "+string(kind))
 }
 
-func (f *fakeAuthorities) ActivateAuthority(_ context.Context, kind registry.AuthorityKind) (admin.Authority, error) {
-	return f.find(kind, func(a admin.Authority) bool { return a.State == registry.AuthorityActive }, "activate "+string(kind))
+func (f *fakeAuthorities) ActivateAuthority(_ context.Context, kind registry.AuthorityKind, id string) (admin.Authority, error) {
+	return f.find(kind, func(a admin.Authority) bool { return a.State == registry.AuthorityActive }, strings.TrimSpace("activate "+string(kind)+" "+id))
 }
 
 func (f *fakeAuthorities) TaintAuthority(_ context.Context, kind registry.AuthorityKind, id string) (admin.Authority, error) {
@@ -126,8 +126,8 @@ func TestAuthorities(t *testing.T) {
 	}{
 		{"prepare x509", func() (admin.Authority, error) { return c.PrepareAuthority(ctx, registry.AuthorityX509) }, "prepare x509", "2c2c"},
 		{"prepare jwt", func() (admin.Authority, error) { return c.PrepareAuthority(ctx, registry.AuthorityJWT) }, "prepare jwt", "kid-2"},
-		{"activate x509", func() (admin.Authority, error) { return c.ActivateAuthority(ctx, registry.AuthorityX509) }, "activate x509", "1b1b"},
-		{"activate jwt", func() (admin.Authority, error) { return c.ActivateAuthority(ctx, registry.AuthorityJWT) }, "activate jwt", "kid-1"},
+		{"activate x509", func() (admin.Authority, error) { return c.ActivateAuthority(ctx, registry.AuthorityX509, "") }, "activate x509", "1b1b"},
+		{"activate jwt", func() (admin.Authority, error) { return c.ActivateAuthority(ctx, registry.AuthorityJWT, "kid-2") }, "activate jwt kid-2", "kid-1"},
 		{"taint", func() (admin.Authority, error) { return c.TaintAuthority(ctx, registry.AuthorityX509, "0a0a") }, "taint x509 0a0a", "0a0a"},
 		{"revoke", func() (admin.Authority, error) { return c.RevokeAuthority(ctx, registry.AuthorityX509, "3d3d") }, "revoke x509 3d3d", "3d3d"},
 	}
@@ -144,6 +144,10 @@ func TestAuthorities(t *testing.T) {
 	assert.True(t, a.Revoked, "the manager's answer is returned")
 	assert.Contains(t, e.log.String(), `msg="admin: authority revoked" kind=x509 authority_id=0a0a server_id=s1`)
 	assert.Contains(t, e.log.String(), `msg="admin: authority activated"`)
+	_, err = c.TaintAuthority(ctx, registry.AuthorityX509, "0a0a")
+	require.NoError(t, err)
+	assert.Contains(t, e.log.String(), `msg="admin: authority tainted"`)
+	assert.Contains(t, e.log.String(), `msg="admin: authority prepared"`)
 }
 
 func TestAuthorityErrors(t *testing.T) {
@@ -197,6 +201,8 @@ func TestAuthorityRequests(t *testing.T) {
 		{"taint without ID", "/v1/authorities/x509/taint", `{}`, http.StatusBadRequest, "the authority ID is required"},
 		{"revoke with unknown field", "/v1/authorities/jwt/revoke", `{"authority_id":"k","force":true}`, http.StatusBadRequest, "unknown field"},
 		{"unknown action", "/v1/authorities/x509/retire", "", http.StatusNotFound, ""},
+		{"activate with a malformed body", "/v1/authorities/x509/activate", `{"id":"x"}`, http.StatusBadRequest, "unknown field"},
+		{"activate with an empty body", "/v1/authorities/x509/activate", ``, http.StatusOK, `"id":"1b1b"`},
 		{"not found", "/v1/authorities/jwt/revoke", `{"authority_id":"nope"}`, http.StatusNotFound, `"code":"not_found"`},
 		{"failed precondition", "/v1/authorities/x509/taint", `{"authority_id":"2c2c"}`, http.StatusConflict, `"code":"failed_precondition"`},
 	}
@@ -214,7 +220,7 @@ func TestNoAuthorityManager(t *testing.T) {
 	_, err := e.client.Authorities(t.Context())
 	require.ErrorIs(t, err, registry.ErrNotFound)
 	assert.Equal(t, "admin: this server has no CA to operate", err.Error())
-	_, err = e.client.ActivateAuthority(t.Context(), registry.AuthorityX509)
+	_, err = e.client.ActivateAuthority(t.Context(), registry.AuthorityX509, "")
 	require.ErrorIs(t, err, registry.ErrNotFound)
 	_, err = e.client.RevokeAuthority(t.Context(), registry.AuthorityJWT, "k")
 	require.ErrorIs(t, err, registry.ErrNotFound)

@@ -40,8 +40,8 @@
 // /federation/bundles/{trust domain}), and agents (GET, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes, and authorities (GET; POST
-// /authorities/{x509|jwt}/prepare and /activate, and /taint and /revoke
-// with {"authority_id": "..."}). Errors are {"error": "...", "code":
+// /authorities/{x509|jwt}/prepare; /activate, with an optional
+// {"authority_id": "..."}; /taint and /revoke with one). Errors are {"error": "...", "code":
 // "..."} with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
 // [MaxRequestBody], a batch's by [MaxBatchRequestBody].
 package admin

@@ -250,7 +250,7 @@ func (a authorities) find(ctx context.Context, k registry.AuthorityKind, id stri
 			}
 		}
 	}
-	return registry.ServerAuthority{}, "", v, fmt.Errorf("server: no %s %q among the authorities of the trust domain's servers: %w", kindName(k), id, registry.ErrNotFound)
+	return registry.ServerAuthority{}, "", v, notFound("server: no %s %q among the authorities of the trust domain's servers", kindName(k), id)
 }
 
 // PrepareAuthority implements admin.AuthorityManager.
@@ -265,7 +265,7 @@ func (a authorities) PrepareAuthority(ctx context.Context, k registry.AuthorityK
 		info, err = a.t.ca.PrepareJWTKey(ctx)
 	}
 	if errors.Is(err, rotation.ErrTooManyAuthorities) {
-		return admin.Authority{}, fmt.Errorf("server: %w: %w", err, admin.ErrFailedPrecondition)
+		return admin.Authority{}, &opError{msg: "server: " + err.Error() + "; revoke an old one first", kind: admin.ErrFailedPrecondition, cause: err}
 	}
 	if err != nil {
 		return admin.Authority{}, fmt.Errorf("server: preparing a %s: %w", kindName(k), err)
@@ -274,8 +274,20 @@ func (a authorities) PrepareAuthority(ctx context.Context, k registry.AuthorityK
 	return a.local(describe(k, info)), nil
 }
 
-// ActivateAuthority implements admin.AuthorityManager.
-func (a authorities) ActivateAuthority(ctx context.Context, k registry.AuthorityKind) (admin.Authority, error) {
+// ActivateAuthority implements admin.AuthorityManager. The check of id and
+// the activation are two steps: a prepare made between them through the
+// same server would be activated instead, which the answer shows.
+func (a authorities) ActivateAuthority(ctx context.Context, k registry.AuthorityKind, id string) (admin.Authority, error) {
+	if id != "" {
+		i := slices.IndexFunc(infos(a.t.ca, k), func(i rotation.AuthorityInfo) bool { return i.ID == id })
+		switch {
+		case i < 0:
+			return admin.Authority{}, notFound("server: no %s %q on this server", kindName(k), id)
+		case infos(a.t.ca, k)[i].State != rotation.StatePrepared:
+			return admin.Authority{}, failedPrecondition("server: this server's %s %s is %s, not prepared",
+				kindName(k), id, infos(a.t.ca, k)[i].State)
+		}
+	}
 	var err error
 	if k == registry.AuthorityX509 {
 		err = a.t.ca.ActivateX509CA(ctx)
@@ -283,8 +295,8 @@ func (a authorities) ActivateAuthority(ctx context.Context, k registry.Authority
 		err = a.t.ca.ActivateJWTKey(ctx)
 	}
 	if errors.Is(err, rotation.ErrNoPrepared) {
-		return admin.Authority{}, fmt.Errorf("server: no prepared %s to activate on this server; prepare one first, and activate it once relying parties have the bundle holding it: %w",
-			kindName(k), admin.ErrFailedPrecondition)
+		return admin.Authority{}, failedPrecondition("server: no prepared %s to activate on this server; prepare one first, and activate it once relying parties have the bundle holding it",
+			kindName(k))
 	}
 	if err != nil {
 		return admin.Authority{}, fmt.Errorf("server: activating the prepared %s: %w", kindName(k), err)
@@ -378,9 +390,9 @@ func (a authorities) local(sa registry.ServerAuthority) admin.Authority {
 func (a authorities) failed(doing string, k registry.AuthorityKind, id string, err error) error {
 	switch {
 	case errors.Is(err, rotation.ErrNotFound):
-		return fmt.Errorf("server: no %s %q: %w", kindName(k), id, registry.ErrNotFound)
+		return notFound("server: no %s %q on this server", kindName(k), id)
 	case errors.Is(err, rotation.ErrWrongState):
-		return fmt.Errorf("server: %w: %w", err, admin.ErrFailedPrecondition)
+		return &opError{msg: "server: " + err.Error(), kind: admin.ErrFailedPrecondition, cause: err}
 	}
 	return fmt.Errorf("server: %s %s %s: %w", doing, kindName(k), id, err)
 }
@@ -388,19 +400,41 @@ func (a authorities) failed(doing string, k registry.AuthorityKind, id string, e
 // wrongState explains why the authority cannot be tainted or revoked, and
 // what to do instead.
 func (a authorities) wrongState(done string, k registry.AuthorityKind, sa registry.ServerAuthority, serverID string) error {
-	whose := "this server's"
+	what := fmt.Sprintf("this server's %s %s is %s", kindName(k), sa.ID, sa.State)
 	if serverID != a.t.serverID {
-		whose = fmt.Sprintf("server %s's", serverID)
+		what = fmt.Sprintf("%s %s of server %s is %s", kindName(k), sa.ID, serverID, sa.State)
 	}
-	what := fmt.Sprintf("%s %s %s is %s", whose, kindName(k), sa.ID, sa.State)
 	var hint string
 	switch {
+	case sa.State == registry.AuthorityActive && done == "tainted":
+		hint = fmt.Sprintf("the active authority cannot be tainted; on its server, prepare and activate another (authority %s prepare, then activate), then taint this one", k)
 	case sa.State == registry.AuthorityActive:
-		hint = fmt.Sprintf("the active authority cannot be %s; on its server, prepare and activate another (authority %s prepare, then activate), then taint this one", done, k)
+		hint = fmt.Sprintf("the active authority cannot be revoked; on its server, prepare and activate another (authority %s prepare, then activate), taint this one, and revoke it once what it signed has been replaced", k)
 	case done == "tainted":
 		hint = "a prepared authority signed nothing and cannot be tainted; activate it, or prepare another in its place"
 	default:
 		hint = "through another server only an old authority can be revoked, as its state may have changed since it was published; revoke it on its own server"
 	}
-	return fmt.Errorf("server: %s: %s: %w", what, hint, admin.ErrFailedPrecondition)
+	return failedPrecondition("server: %s: %s", what, hint)
+}
+
+// opError is an error of the authority operations whose message says it
+// all; it matches its kind (registry.ErrNotFound or
+// admin.ErrFailedPrecondition) for errors.Is, without the kind's text.
+type opError struct {
+	msg   string
+	kind  error
+	cause error
+}
+
+func (e *opError) Error() string        { return e.msg }
+func (e *opError) Is(target error) bool { return target == e.kind }
+func (e *opError) Unwrap() error        { return e.cause }
+
+func notFound(format string, args ...any) error {
+	return &opError{msg: fmt.Sprintf(format, args...), kind: registry.ErrNotFound}
+}
+
+func failedPrecondition(format string, args ...any) error {
+	return &opError{msg: fmt.Sprintf(format, args...), kind: admin.ErrFailedPrecondition}
 }

@@ -99,9 +99,11 @@ func TestFailedMapsRotationErrors(t *testing.T) {
 	a := authorities{}
 	err := a.failed("tainting", registry.AuthorityX509, "ab", fmt.Errorf("x: %w", rotation.ErrNotFound))
 	require.ErrorIs(t, err, registry.ErrNotFound)
-	assert.Equal(t, `server: no X.509 CA "ab": registry: entry not found`, err.Error())
-	err = a.failed("tainting", registry.AuthorityJWT, "k", rotation.ErrWrongState)
+	assert.Equal(t, `server: no X.509 CA "ab" on this server`, err.Error(), "the message says it all")
+	err = a.failed("tainting", registry.AuthorityJWT, "k", fmt.Errorf("%w: only an old JWT key can be tainted", rotation.ErrWrongState))
 	require.ErrorIs(t, err, admin.ErrFailedPrecondition)
+	require.ErrorIs(t, err, rotation.ErrWrongState)
+	assert.Equal(t, "server: rotation: authority is in the wrong state: only an old JWT key can be tainted", err.Error())
 	err = a.failed("revoking", registry.AuthorityJWT, "k", context.DeadlineExceeded)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, "server: revoking JWT key k: context deadline exceeded", err.Error())

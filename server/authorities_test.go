@@ -81,7 +81,7 @@ func rotate(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind) (old 
 	assert.Equal(t, registry.AuthorityPrepared, prepared.State)
 	assert.True(t, prepared.Local)
 	assert.Equal(t, s.ID(), prepared.ServerID)
-	activated, err := s.Admin.ActivateAuthority(t.Context(), kind)
+	activated, err := s.Admin.ActivateAuthority(t.Context(), kind, prepared.ID)
 	require.NoError(t, err)
 	assert.Equal(t, prepared.ID, activated.ID)
 	assert.Equal(t, registry.AuthorityActive, activated.State)
@@ -107,7 +107,7 @@ func TestAuthorityOperations(t *testing.T) {
 
 	for _, kind := range []registry.AuthorityKind{registry.AuthorityX509, registry.AuthorityJWT} {
 		t.Run(string(kind), func(t *testing.T) {
-			_, err := c.ActivateAuthority(ctx, kind)
+			_, err := c.ActivateAuthority(ctx, kind, "")
 			require.ErrorIs(t, err, admin.ErrFailedPrecondition, "nothing is prepared")
 			assert.Contains(t, err.Error(), "prepare one first")
 
@@ -117,7 +117,8 @@ func TestAuthorityOperations(t *testing.T) {
 			assert.Contains(t, err.Error(), "is active: the active authority cannot be tainted; on its server, prepare and activate another")
 			_, err = c.RevokeAuthority(ctx, kind, first)
 			require.ErrorIs(t, err, admin.ErrFailedPrecondition, "nor revoked")
-			assert.Contains(t, err.Error(), "the active authority cannot be revoked")
+			assert.Contains(t, err.Error(), "the active authority cannot be revoked; on its server, prepare and activate another")
+			assert.Contains(t, err.Error(), "taint this one, and revoke it once what it signed has been replaced")
 
 			prepared, err := c.PrepareAuthority(ctx, kind)
 			require.NoError(t, err)
@@ -130,7 +131,12 @@ func TestAuthorityOperations(t *testing.T) {
 				assert.True(t, s.Bundle().HasJWTAuthority(prepared.ID))
 			}
 
-			activated, err := c.ActivateAuthority(ctx, kind)
+			_, err = c.ActivateAuthority(ctx, kind, first)
+			require.ErrorIs(t, err, admin.ErrFailedPrecondition, "the ID given must be the prepared one")
+			assert.Contains(t, err.Error(), "is active, not prepared")
+			_, err = c.ActivateAuthority(ctx, kind, "00ff")
+			require.ErrorIs(t, err, registry.ErrNotFound)
+			activated, err := c.ActivateAuthority(ctx, kind, prepared.ID)
 			require.NoError(t, err)
 			assert.Equal(t, prepared.ID, activated.ID)
 			old := mustInfo(t, s, kind, first)
@@ -291,7 +297,8 @@ func TestTaintAndRevokeAcrossServers(t *testing.T) {
 	// Refused through A, as on B: B's active CA, and an unknown one.
 	_, err := a.Admin.TaintAuthority(ctx, registry.AuthorityX509, activeID(t, b, registry.AuthorityX509))
 	require.ErrorIs(t, err, admin.ErrFailedPrecondition)
-	assert.Contains(t, err.Error(), "server "+b.ID()+"'s X.509 CA")
+	assert.Contains(t, err.Error(), "of server "+b.ID()+" is active: the active authority cannot be tainted")
+	assert.NotContains(t, err.Error(), "failed precondition", "the message says it all")
 	_, err = a.Admin.RevokeAuthority(ctx, registry.AuthorityX509, "00ff")
 	require.ErrorIs(t, err, registry.ErrNotFound)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/registry"
 )
 
 // DefaultAdminSocket is the admin socket a command uses when it is given no
@@ -56,10 +57,13 @@ func usagef(format string, args ...any) error {
 }
 
 var groups = map[string][]command{
-	"bundle": bundleCommands,
-	"entry":  entryCommands,
-	"token":  tokenCommands,
-	"agent":  agentCommands,
+	"bundle":         bundleCommands,
+	"entry":          entryCommands,
+	"token":          tokenCommands,
+	"agent":          agentCommands,
+	"authority":      authorityCommands,
+	"authority x509": authorityKindCommands(registry.AuthorityX509),
+	"authority jwt":  authorityKindCommands(registry.AuthorityJWT),
 }
 
 // Admin runs one administration command of spiffe-server: every command
@@ -83,23 +87,30 @@ func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		usage(stdout)
 		return ExitOK
 	}
-	cmds, ok := groups[args[0]]
+	group := args[0]
+	cmds, ok := groups[group]
 	if !ok {
-		fmt.Fprintf(stderr, "spiffe-server: unknown command %q\n", args[0])
+		fmt.Fprintf(stderr, "spiffe-server: unknown command %q\n", group)
 		usage(stderr)
 		return ExitUsage
 	}
+	// "authority x509" and "authority jwt" are groups of their own.
+	if len(args) >= 2 {
+		if sub, ok := groups[group+" "+args[1]]; ok {
+			group, cmds, args = group+" "+args[1], sub, args[1:]
+		}
+	}
 	if len(args) < 2 {
-		groupUsage(stderr, args[0], cmds)
+		groupUsage(stderr, group, cmds)
 		return ExitUsage
 	}
 	i := slices.IndexFunc(cmds, func(c command) bool { return c.name == args[1] })
 	if i < 0 {
-		fmt.Fprintf(stderr, "spiffe-server: unknown command %q\n", args[0]+" "+args[1])
-		groupUsage(stderr, args[0], cmds)
+		fmt.Fprintf(stderr, "spiffe-server: unknown command %q\n", group+" "+args[1])
+		groupUsage(stderr, group, cmds)
 		return ExitUsage
 	}
-	return runCommand(ctx, args[0], cmds[i], args[2:], stdin, stdout, stderr)
+	return runCommand(ctx, group, cmds[i], args[2:], stdin, stdout, stderr)
 }
 
 func runCommand(ctx context.Context, group string, cmd command, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -139,6 +150,8 @@ Commands:
   entry create|update|show|list|delete
   token generate
   agent list|evict|ban
+  authority list
+  authority x509|jwt show|prepare|activate|taint|revoke
 
 Every command but run takes -admin-socket PATH (default `+DefaultAdminSocket+`).
 Run "spiffe-server run -h" or "spiffe-server <command> <subcommand> -h" for
@@ -152,6 +165,10 @@ func groupUsage(w io.Writer, group string, cmds []command) {
 	fmt.Fprintf(w, "Usage: spiffe-server %s <subcommand> [flags]\n\nSubcommands:\n", group)
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	if group == "authority" {
+		fmt.Fprintf(w, "  %-8s %s\n  %-8s %s\n", "x509", "show|prepare|activate|taint|revoke: the X.509 CAs",
+			"jwt", "show|prepare|activate|taint|revoke: the JWT keys")
 	}
 }
 

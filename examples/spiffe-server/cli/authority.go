@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/registry"
+)
+
+// The authority commands follow SPIRE's localauthority commands: list (all
+// kinds), then per kind show, prepare, activate, taint and revoke, with
+// -authorityID and -output pretty|json.
+var authorityCommands = []command{
+	{name: "list", summary: "Lists the X.509 CAs and JWT keys of every server of the trust domain.", setup: authorityList("")},
+}
+
+// authorityKindCommands returns the commands of "authority x509" or
+// "authority jwt".
+func authorityKindCommands(k registry.AuthorityKind) []command {
+	what := kindTitle(k)
+	return []command{
+		{name: "show", summary: "Lists the " + what + " authorities of every server of the trust domain.", setup: authorityList(k)},
+		{name: "prepare", summary: "Prepares a new " + what + " authority on this server: published in the bundle, signing nothing yet.",
+			help: authorityRotationHelp, setup: authorityAction(k, "prepare")},
+		{name: "activate", summary: "Makes this server's prepared " + what + " authority the one that signs; the active one becomes old.",
+			help: authorityRotationHelp, setup: authorityAction(k, "activate")},
+		{name: "taint", summary: "Taints an old " + what + " authority of any server: what it signed is replaced early, by every agent.",
+			help: authorityTaintHelp, setup: authorityAction(k, "taint")},
+		{name: "revoke", summary: "Revokes a " + what + " authority that is not active: every server leaves it out of the bundle.",
+			help: authorityTaintHelp, setup: authorityAction(k, "revoke")},
+	}
+}
+
+const authorityRotationHelp = `The CA rotates on its own. To replace an authority early (a key that may
+have leaked): prepare a new one, wait until relying parties have fetched the
+bundle holding it, activate it, taint the old one so that agents replace
+what it signed, and revoke it once they have. Prepare and activate act on
+the CA of the server whose admin socket you use.`
+
+const authorityTaintHelp = `Taint and revoke act on an authority of any server of the trust domain,
+named by -authorityID (see "authority list"). Only an old authority can be
+tainted: to taint the active one, prepare and activate another on its
+server first. Through another server than its own, only an old authority
+can be revoked. A taint or revocation of another server's authority is
+recorded in the shared database: its server applies it as soon as it hears
+of it (or when it starts again), and every server honours it meanwhile.`
+
+func kindTitle(k registry.AuthorityKind) string {
+	if k == registry.AuthorityX509 {
+		return "X.509"
+	}
+	return "JWT"
+}
+
+// outputFlag declares -output pretty|json.
+func outputFlag(cmd *cmdline.Command, p *string) {
+	cmd.String(p, "output", "pretty", "output `format`: pretty or json")
+}
+
+func checkOutput(output string) error {
+	if output != "pretty" && output != "json" {
+		return usagef("-output must be pretty or json, not %q", output)
+	}
+	return nil
+}
+
+func authorityList(k registry.AuthorityKind) func(cmd *cmdline.Command) action {
+	return func(cmd *cmdline.Command) action {
+		var output string
+		outputFlag(cmd, &output)
+		return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			all, err := c.Authorities(ctx)
+			if err != nil {
+				return err
+			}
+			var list []admin.Authority
+			for _, a := range all {
+				if k == "" || a.Kind == k {
+					list = append(list, a)
+				}
+			}
+			if output == "json" {
+				doc := struct {
+					Authorities []authorityJSON `json:"authorities"`
+				}{Authorities: []authorityJSON{}}
+				for _, a := range list {
+					doc.Authorities = append(doc.Authorities, toAuthorityJSON(a))
+				}
+				return printJSON(out, doc)
+			}
+			noun := "authorities"
+			if k != "" {
+				noun = kindTitle(k) + " " + noun
+			}
+			fmt.Fprintf(out, "Found %d %s\n", len(list), noun)
+			for _, a := range list {
+				fmt.Fprintln(out)
+				printAuthority(out, a)
+			}
+			return nil
+		}
+	}
+}
+
+func authorityAction(k registry.AuthorityKind, verb string) func(cmd *cmdline.Command) action {
+	return func(cmd *cmdline.Command) action {
+		var output, id string
+		outputFlag(cmd, &output)
+		switch verb {
+		case "taint", "revoke":
+			cmd.String(&id, "authorityID", "", "`ID` of the authority (required; see authority list)")
+		case "activate":
+			cmd.String(&id, "authorityID", "", "`ID` of the prepared authority, checked before it is activated (default: whichever is prepared)")
+		}
+		return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var (
+				a   admin.Authority
+				err error
+			)
+			switch verb {
+			case "prepare":
+				a, err = c.PrepareAuthority(ctx, k)
+			case "activate":
+				a, err = c.ActivateAuthority(ctx, k, id)
+			case "taint", "revoke":
+				if id == "" {
+					return usagef("-authorityID is required")
+				}
+				if verb == "taint" {
+					a, err = c.TaintAuthority(ctx, k, id)
+				} else {
+					a, err = c.RevokeAuthority(ctx, k, id)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(out, toAuthorityJSON(a))
+			}
+			past := map[string]string{"prepare": "Prepared", "activate": "Activated", "taint": "Tainted", "revoke": "Revoked"}[verb]
+			fmt.Fprintf(out, "%s %s authority:\n", past, kindTitle(k))
+			printAuthority(out, a)
+			if a.Pending {
+				fmt.Fprintf(out, "\nRecorded for server %s, which applies it as soon as it hears of it; every server honours it meanwhile.\n", a.ServerID)
+			}
+			return nil
+		}
+	}
+}
+
+// authorityJSON is the -output json form of an authority.
+type authorityJSON struct {
+	Kind        registry.AuthorityKind  `json:"kind"`
+	AuthorityID string                  `json:"authority_id"`
+	ServerID    string                  `json:"server_id"`
+	Local       bool                    `json:"local"`
+	State       registry.AuthorityState `json:"state"`
+	ExpiresAt   time.Time               `json:"expires_at"`
+	Tainted     bool                    `json:"tainted"`
+	Revoked     bool                    `json:"revoked"`
+	Pending     bool                    `json:"pending"`
+}
+
+func toAuthorityJSON(a admin.Authority) authorityJSON {
+	return authorityJSON{
+		Kind: a.Kind, AuthorityID: a.ID, ServerID: a.ServerID, Local: a.Local, State: a.State,
+		ExpiresAt: a.NotAfter.UTC(), Tainted: a.Tainted, Revoked: a.Revoked, Pending: a.Pending,
+	}
+}
+
+// printJSON prints v as one line of JSON.
+func printJSON(out io.Writer, v any) error {
+	return json.NewEncoder(out).Encode(v)
+}
+
+func printAuthority(w io.Writer, a admin.Authority) {
+	server := a.ServerID
+	if a.Local {
+		server += " (this server)"
+	}
+	fmt.Fprintf(w, "Kind:           %s\n", kindTitle(a.Kind))
+	fmt.Fprintf(w, "Authority ID:   %s\n", a.ID)
+	fmt.Fprintf(w, "Server:         %s\n", server)
+	fmt.Fprintf(w, "State:          %s\n", a.State)
+	fmt.Fprintf(w, "Expires at:     %s\n", timeString(a.NotAfter))
+	var marks []string
+	if a.Tainted {
+		marks = append(marks, "tainted")
+	}
+	if a.Revoked {
+		marks = append(marks, "revoked")
+	}
+	if a.Pending {
+		marks = append(marks, "pending on its server")
+	}
+	if len(marks) > 0 {
+		fmt.Fprintf(w, "Marked:         %s\n", strings.Join(marks, ", "))
+	}
+}
