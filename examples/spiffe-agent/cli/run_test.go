@@ -18,13 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
-	"github.com/spiffekit/spiffekit/nodeapi"
-	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
@@ -33,50 +31,34 @@ import (
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
-// server is an issuing server on loopback: rotating CA, memstore, join
-// tokens.
+// server is a node API server on loopback (rotating CA, memstore, join
+// tokens; see nodetest.StartNodeServer) with its bundle in a PEM file, for
+// -trust-bundle.
 type server struct {
-	ca     *rotation.Manager
-	store  *memstore.Store
-	srv    *nodeapi.Server
-	addr   string
-	bundle string // PEM file of the CA certificates
+	*nodetest.NodeServer
+	bundle string
 }
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
-	require.NoError(t, err)
-	store := memstore.New(memstore.Config{})
-	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
-	require.NoError(t, err)
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
-		Authority: m,
-		Registry:  store,
-		Agents:    store,
-		Attestors: []attest.NodeAttestor{jt},
-	})
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done, ran := make(chan error, 1), make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	go func() { ran <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		require.ErrorIs(t, <-ran, context.Canceled)
-		require.NoError(t, srv.Close())
-	})
-	bundle := filepath.Join(t.TempDir(), "bundle.pem")
-	require.NoError(t, os.WriteFile(bundle, pemutil.EncodeCertificates(m.Bundle().X509Authorities()), 0o644))
-	return &server{ca: m, store: store, srv: srv, addr: lis.Addr().String(), bundle: bundle}
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{})
+	return &server{NodeServer: s, bundle: bundleFile(t, s.CA)}
 }
 
-func (s *server) token(t *testing.T) string {
+// bundleFile writes the X.509 authorities of m to a PEM file and returns
+// its path.
+func bundleFile(t *testing.T, m *rotation.Manager) string {
 	t.Helper()
-	tok, _, err := jointoken.Generate(t.Context(), s.store, jointoken.Params{})
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	require.NoError(t, os.WriteFile(bundle, pemutil.EncodeCertificates(m.Bundle().X509Authorities()), 0o644))
+	return bundle
+}
+
+// foreignToken returns a well-formed join token that no server of the test
+// issued.
+func foreignToken(t *testing.T) string {
+	t.Helper()
+	tok, _, err := jointoken.Generate(t.Context(), memstore.New(memstore.Config{}), jointoken.Params{})
 	require.NoError(t, err)
 	return tok
 }
@@ -84,23 +66,10 @@ func (s *server) token(t *testing.T) string {
 // agentID returns the ID of the one agent the server has attested.
 func (s *server) agentID(t *testing.T) spiffeid.ID {
 	t.Helper()
-	agents, err := s.store.ListAgents(t.Context())
+	agents, err := s.Store.ListAgents(t.Context())
 	require.NoError(t, err)
 	require.Len(t, agents, 1)
 	return agents[0].ID
-}
-
-// entry registers path for the test's uid (unix:uid:<uid>), parented by
-// the agent.
-func (s *server) entry(t *testing.T, parent spiffeid.ID, path string) spiffeid.ID {
-	t.Helper()
-	e, err := s.store.Create(t.Context(), registry.Entry{
-		SPIFFEID:  spiffeid.RequireFromPath(td, path),
-		ParentID:  parent,
-		Selectors: []attest.Selector{{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}},
-	})
-	require.NoError(t, err)
-	return e.SPIFFEID
 }
 
 // socketPath returns a short socket path: unix socket paths are limited to
@@ -218,8 +187,8 @@ func TestRunEndToEnd(t *testing.T) {
 	socket := socketPath(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	cfg := writeFile(t, "agent.json", `{"workload_attestor": {"unix": {"skip_hash": true}}, "log_level": "debug"}`)
-	r := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.addr,
-		"-trust-bundle", s.bundle, "-join-token", s.token(t), "-socket", socket, "-data-dir", dataDir,
+	r := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.Addr,
+		"-trust-bundle", s.bundle, "-join-token", s.Token(t), "-socket", socket, "-data-dir", dataDir,
 		"-metrics-addr", "127.0.0.1:0")
 	r.waitFor(t, "the socket", func() bool { return exists(socket) })
 
@@ -242,7 +211,7 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Equal(t, ExitOK, code, stderr)
 	assert.Equal(t, "healthy: the Workload API at unix://"+socket+" answered\n", stdout)
 
-	id := s.entry(t, s.agentID(t), "/web")
+	id := s.Register(t, s.agentID(t), "/web").SPIFFEID
 	var out string
 	r.waitFor(t, "the SVID", func() bool {
 		code, out, _ = cli(t, "api", "fetch", "x509", "-socket", socket, "-timeout", "2s")
@@ -270,7 +239,7 @@ func TestRunEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	certs, err := pemutil.ParseCertificates(roots)
 	require.NoError(t, err)
-	assert.Equal(t, s.ca.Bundle().X509Authorities(), certs)
+	assert.Equal(t, s.CA.Bundle().X509Authorities(), certs)
 
 	// JWT-SVIDs: the ID on one line, the token on the next.
 	code, out, stderr = cli(t, "api", "fetch", "jwt", "-socket", socket, "-audience", "db", "-audience", "cache")
@@ -336,7 +305,7 @@ func TestRunEndToEnd(t *testing.T) {
 
 	// A restart reuses the saved agent SVID: no join token needed, and no
 	// second agent at the server.
-	r2 := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.addr, "-socket", socket, "-data-dir", dataDir)
+	r2 := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.Addr, "-socket", socket, "-data-dir", dataDir)
 	r2.waitFor(t, "the socket after a restart", func() bool { return exists(socket) })
 	r2.waitFor(t, "the SVID after a restart", func() bool {
 		code, out, _ = cli(t, "api", "fetch", "x509", "-socket", socket, "-timeout", "2s")
@@ -351,11 +320,10 @@ func TestRunEndToEnd(t *testing.T) {
 func TestRunRefusedJoinToken(t *testing.T) {
 	s := startServer(t)
 	// A well-formed token that this server never issued.
-	other := &server{store: memstore.New(memstore.Config{})}
-	tok := other.token(t)
+	tok := foreignToken(t)
 	_, secret, _ := strings.Cut(tok, ".")
 	var stderr bytes.Buffer
-	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.addr,
+	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.Addr,
 		"-trust-bundle", s.bundle, "-join-token", tok, "-socket", socketPath(t)}, io.Discard, &stderr)
 	assert.Equal(t, ExitFailure, code)
 	last := lastLine(stderr.String())
@@ -367,7 +335,7 @@ func TestRunRefusedJoinToken(t *testing.T) {
 func TestRunWithoutAttestorAndNoSavedSVID(t *testing.T) {
 	s := startServer(t)
 	var stderr bytes.Buffer
-	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.addr,
+	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.Addr,
 		"-trust-bundle", s.bundle, "-socket", socketPath(t), "-data-dir", t.TempDir()}, io.Discard, &stderr)
 	assert.Equal(t, ExitFailure, code)
 	assert.Equal(t, "spiffe-agent run: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop",
@@ -377,8 +345,8 @@ func TestRunWithoutAttestorAndNoSavedSVID(t *testing.T) {
 func TestRunInsecureBootstrap(t *testing.T) {
 	s := startServer(t)
 	socket := socketPath(t)
-	r := startRun(t, "-trust-domain", "example.org", "-server", s.addr, "-insecure-bootstrap",
-		"-join-token", s.token(t), "-socket", socket, "-log-format", "json")
+	r := startRun(t, "-trust-domain", "example.org", "-server", s.Addr, "-insecure-bootstrap",
+		"-join-token", s.Token(t), "-socket", socket, "-log-format", "json")
 	r.waitFor(t, "the socket", func() bool { return exists(socket) })
 	assert.Contains(t, r.logs.String(), `"level":"WARN","msg":"INSECURE BOOTSTRAP`)
 	assert.Contains(t, r.logs.String(), `"msg":"no -data-dir`)
@@ -392,12 +360,11 @@ func TestRunStoppedWhileServerIsUnreachable(t *testing.T) {
 	require.NoError(t, err)
 	addr := lis.Addr().String()
 	require.NoError(t, lis.Close())
-	bundle := filepath.Join(t.TempDir(), "bundle.pem")
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(bundle, pemutil.EncodeCertificates(m.Bundle().X509Authorities()), 0o644))
+	bundle := bundleFile(t, m)
 	r := startRun(t, "-trust-domain", "example.org", "-server", addr, "-trust-bundle", bundle,
-		"-join-token", (&server{store: memstore.New(memstore.Config{})}).token(t), "-socket", socketPath(t))
+		"-join-token", foreignToken(t), "-socket", socketPath(t))
 	r.waitFor(t, "a failed attempt", func() bool { return strings.Contains(r.logs.String(), "attestation failed; retrying") })
 	assert.Equal(t, ExitOK, r.stop(t))
 	assert.Contains(t, r.logs.String(), "stopped before the agent started")
@@ -410,7 +377,7 @@ func TestRunStartupErrors(t *testing.T) {
 	jsonBad := writeFile(t, "bundle.json", `{"keys": [}`)
 	jsonEmpty := writeFile(t, "bundle.json", `{"keys": []}`)
 	notDir := writeFile(t, "file", "x")
-	tok := (&server{store: memstore.New(memstore.Config{})}).token(t)
+	tok := foreignToken(t)
 	base := []string{"run", "-trust-domain", "example.org", "-server", "127.0.0.1:1", "-join-token", tok, "-socket", filepath.Join(dir, "api.sock")}
 	tests := []struct {
 		name string
