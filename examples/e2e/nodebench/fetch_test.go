@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
@@ -17,7 +18,7 @@ import (
 // unix socket, with one entry for this process's uid, already minted.
 type fetchSetup struct {
 	e    *env
-	a    *benchAgent
+	a    *nodetest.Agent
 	addr string
 	id   spiffeid.ID
 }
@@ -30,7 +31,7 @@ func newFetchSetup(tb testing.TB) *fetchSetup {
 	e.waitIndexed(tb)
 	waitSynced(tb, a, 30*time.Second)
 	waitFor(tb, 30*time.Second, "the agent holds the entry", func() bool { return a.Stats().Entries == 1 })
-	addr := a.addr
+	addr := a.Addr
 	s := &fetchSetup{e: e, a: a, addr: addr, id: en.SPIFFEID}
 	s.fetchNew(tb) // the first fetch waits for the pre-mint
 	return s

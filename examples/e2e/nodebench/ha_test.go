@@ -1,59 +1,32 @@
 package nodebench
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// haServer is an issuing server (package server) on PostgreSQL, serving
-// the node API on loopback and its admin API on a unix socket.
-type haServer struct {
-	*server.Server
-	admin *admin.Client
-}
-
-func startHAServer(tb testing.TB, dsn string, poll time.Duration) *haServer {
+// startHAServer starts an issuing server (package server) on PostgreSQL,
+// with its state in a data directory, serving the node API on loopback and
+// its admin API on a unix socket.
+func startHAServer(tb testing.TB, dsn string, poll time.Duration) *nodetest.Server {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "nodebench")
-	require.NoError(tb, err)
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "admin.sock")
-	cfg, err := server.DataDir(td, filepath.Join(dir, "data"))
-	require.NoError(tb, err)
-	store, err := sqlstore.Open(tb.Context(), sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: dsn})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { store.Close() }) // after the server's Close: cleanups run last first
-	cfg.Stores = server.StoresOf(store)
-	cfg.BindAddr, cfg.AdminSocket, cfg.PollInterval = "127.0.0.1:0", socket, poll
-	s, err := server.New(tb.Context(), cfg)
-	require.NoError(tb, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	h := &haServer{Server: s, admin: admin.Dial(socket)}
-	tb.Cleanup(func() {
-		cancel()
-		require.NoError(tb, <-done)
-		require.NoError(tb, s.Close())
-		h.admin.Close()
+	return nodetest.StartServerIn(tb, tb.TempDir(), server.Config{
+		Stores:       server.StoresOf(nodetest.OpenPostgreSQL(tb, dsn)),
+		PollInterval: poll,
 	})
-	return h
 }
 
 // haSetup is two issuing servers, A and B, sharing one PostgreSQL
@@ -61,7 +34,7 @@ func startHAServer(tb testing.TB, dsn string, poll time.Duration) *haServer {
 // workload watching its X.509 context through the agent. Writes go
 // through A's admin API.
 type haSetup struct {
-	a, b  *haServer
+	a, b  *nodetest.Server
 	agent spiffeid.ID
 	w     *idWatcher
 	n     int
@@ -72,16 +45,13 @@ func newHASetup(tb testing.TB, poll time.Duration) *haSetup {
 	dsn := pgtest.New(tb)
 	a := startHAServer(tb, dsn, poll)
 	b := startHAServer(tb, dsn, poll)
-	tok, err := a.admin.GenerateToken(tb.Context(), 10*time.Minute, spiffeid.ID{})
-	require.NoError(tb, err)
-	ag, _ := startAgent(tb, []string{b.Addr().String()}, b.Bundle().X509Bundle(), tok.Value, nil)
-	_, err = a.admin.CreateEntry(tb.Context(), registry.Entry{
-		SPIFFEID: spiffeid.RequireFromPath(td, "/base"), ParentID: ag.ID(), Selectors: []attest.Selector{ourUID},
-	})
-	require.NoError(tb, err)
+	cfg := b.AgentConfig(tb)
+	cfg.NodeAttestor = jointoken.NewClient(a.Token(tb)) // a token made through A
+	ag := nodetest.StartAgent(tb, cfg)
+	a.Register(tb, ag.ID(), "/base")
 	waitSynced(tb, ag, 30*time.Second)
 	waitFor(tb, 30*time.Second, "the agent holds the base entry", func() bool { return ag.Stats().Entries == 1 })
-	return &haSetup{a: a, b: b, agent: ag.ID(), w: watchWorkload(tb, ag.addr)}
+	return &haSetup{a: a, b: b, agent: ag.ID(), w: watchWorkload(tb, ag.Addr)}
 }
 
 // once creates an entry for the workload through A's admin API, waits
@@ -93,11 +63,11 @@ func (s *haSetup) once(tb testing.TB) time.Duration {
 	s.n++
 	id := spiffeid.RequireFromPath(td, fmt.Sprintf("/across/%d", s.n))
 	start := time.Now()
-	en, err := s.a.admin.CreateEntry(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []attest.Selector{ourUID}})
+	en, err := s.a.Admin.CreateEntry(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []attest.Selector{ourUID}})
 	require.NoError(tb, err)
 	s.w.waitUntil(tb, id, true, 30*time.Second)
 	took := time.Since(start)
-	_, err = s.a.admin.DeleteEntry(tb.Context(), en.ID, en.Revision)
+	_, err = s.a.Admin.DeleteEntry(tb.Context(), en.ID, en.Revision)
 	require.NoError(tb, err)
 	s.w.waitUntil(tb, id, false, 30*time.Second)
 	return took

@@ -80,7 +80,7 @@ func newLatencySetup(tb testing.TB, poll time.Duration) *latencySetup {
 	createEntries(tb, e.store, a.ID(), "/base", 1, ourUID)
 	waitSynced(tb, a, 30*time.Second)
 	waitFor(tb, 30*time.Second, "the agent holds the base entry", func() bool { return a.Stats().Entries == 1 })
-	return &latencySetup{e: e, agent: a.ID(), w: watchWorkload(tb, a.addr)}
+	return &latencySetup{e: e, agent: a.ID(), w: watchWorkload(tb, a.Addr)}
 }
 
 // watchWorkload follows the X.509 context of this process, as a workload,

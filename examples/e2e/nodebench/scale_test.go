@@ -46,7 +46,7 @@ func bigSync(tb testing.TB, n int) bigSyncResult {
 	var minted mintCounter
 	h0 := heapInUse()
 	start := time.Now()
-	a, closeAgent := e.newAgentWithToken(tb, token, &minted)
+	a := e.newAgentWithToken(tb, token, &minted)
 	waitSynced(tb, a, 5*time.Minute)
 	var r bigSyncResult
 	r.synced = time.Since(start)
@@ -54,8 +54,9 @@ func bigSync(tb testing.TB, n int) bigSyncResult {
 	waitFor(tb, 10*time.Minute, "every SVID pre-minted", func() bool { return minted.n.Load() >= int64(n) })
 	r.minted = time.Since(start)
 	r.heapWith = int64(heapInUse()) - int64(h0)
+	stop := a.Stop
 	a = nil
-	require.NoError(tb, closeAgent())
+	require.NoError(tb, stop())
 	r.heapAfter = int64(heapInUse()) - int64(h0)
 	return r
 }

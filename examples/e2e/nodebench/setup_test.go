@@ -7,10 +7,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,18 +21,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
-	"github.com/spiffekit/spiffekit/attest/unix"
-	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
-	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 var (
@@ -109,15 +104,15 @@ func (q queryCounts) sub(o queryCounts) queryCounts {
 	}
 }
 
-// env is an issuing server on loopback: a rotating CA, a SQLite registry
-// and agent store behind counting wrappers, join tokens.
+// env is an issuing server on loopback (a node server of the shared
+// harness): a rotating CA, a SQLite registry and agent store behind
+// counting wrappers, join tokens.
 type env struct {
 	ca     *rotation.Manager
 	store  *sqlstore.Store
 	src    *countingSource
 	agents *countingAgents
-	srv    *nodeapi.Server
-	addr   string
+	srv    *nodetest.NodeServer
 }
 
 type envConfig struct {
@@ -149,29 +144,9 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if cfg.Before != nil {
 		cfg.Before(e)
 	}
-	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
-	require.NoError(tb, err)
-	srv, err := nodeapi.NewServer(ctx, nodeapi.ServerConfig{
-		Authority:    m,
-		Registry:     e.src,
-		Agents:       e.agents,
-		Attestors:    []attest.NodeAttestor{jt},
-		PollInterval: cfg.PollInterval,
-	})
-	require.NoError(tb, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	sctx, cancel := context.WithCancel(context.Background())
-	done, ran := make(chan error, 1), make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, lis) }()
-	go func() { ran <- srv.Run(sctx) }()
-	e.srv, e.addr = srv, lis.Addr().String()
-	tb.Cleanup(func() {
-		cancel()
-		require.NoError(tb, <-done)
-		require.ErrorIs(tb, <-ran, context.Canceled)
-		require.NoError(tb, srv.Close())
-	})
+	e.srv = nodetest.StartNodeServer(tb, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeapi.ServerConfig) {
+		c.Registry, c.Agents, c.PollInterval = e.src, e.agents, cfg.PollInterval
+	}})
 	return e
 }
 
@@ -183,13 +158,6 @@ func (e *env) waitIndexed(tb testing.TB) {
 	head, err := e.store.Head(tb.Context())
 	require.NoError(tb, err)
 	waitFor(tb, 30*time.Second, "the server reads the change feed", func() bool { return e.srv.Index().Seq() >= head })
-}
-
-func (e *env) token(tb testing.TB) string {
-	tb.Helper()
-	tok, _, err := jointoken.Generate(tb.Context(), e.store, jointoken.Params{})
-	require.NoError(tb, err)
-	return tok
 }
 
 // createEntries adds n entries parented by parent, each with sel, in
@@ -236,10 +204,10 @@ func (e *env) attestClient(tb testing.TB) (*nodeapi.Client, spiffeid.ID) {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(tb, err)
-	cfg := nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.ca.Bundle().X509Bundle()}
+	cfg := nodeapi.ClientConfig{Servers: []string{e.srv.Addr}, TrustDomain: td, Bundle: e.ca.Bundle().X509Bundle()}
 	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
-	a, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(e.token(tb)), key)
+	a, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(e.srv.Token(tb)), key)
 	require.NoError(tb, err)
 	return e.dial(tb, a.ID, a.Certificates, key), a.ID
 }
@@ -254,7 +222,7 @@ func (e *env) dial(tb testing.TB, id spiffeid.ID, chain []*x509.Certificate, key
 // dialNoCleanup is dial for a caller that closes the client itself.
 func (e *env) dialNoCleanup(tb testing.TB, id spiffeid.ID, chain []*x509.Certificate, key crypto.Signer) *nodeapi.Client {
 	tb.Helper()
-	cfg := nodeapi.ClientConfig{Servers: []string{e.addr}, TrustDomain: td, Bundle: e.ca.Bundle().X509Bundle()}
+	cfg := nodeapi.ClientConfig{Servers: []string{e.srv.Addr}, TrustDomain: td, Bundle: e.ca.Bundle().X509Bundle()}
 	cli, err := nodeapi.Dial(cfg, svidSource{&x509svid.SVID{ID: id, Certificates: chain, PrivateKey: key}})
 	require.NoError(tb, err)
 	return cli
@@ -276,77 +244,26 @@ func (m *mintCounter) Handle(_ context.Context, r slog.Record) error {
 func (m *mintCounter) WithAttrs([]slog.Attr) slog.Handler { return m }
 func (m *mintCounter) WithGroup(string) slog.Handler      { return m }
 
-// benchAgent is a real node agent whose Run runs until the test ends,
-// serving the Workload API at addr.
-type benchAgent struct {
-	*agent.Agent
-	addr string
-}
-
 // newAgent starts a real node agent against e, attested with a fresh join
 // token; minted, when not nil, counts its pre-minted SVIDs.
-func (e *env) newAgent(tb testing.TB, minted *mintCounter) *benchAgent {
+func (e *env) newAgent(tb testing.TB, minted *mintCounter) *nodetest.Agent {
 	tb.Helper()
-	a, _ := e.newAgentWithToken(tb, e.token(tb), minted)
-	return a
+	return e.newAgentWithToken(tb, e.srv.Token(tb), minted)
 }
 
-// newAgentWithToken is newAgent with a given join token. It also returns
-// a function that stops and closes the agent and drops the cleanup's
-// reference to it, so that its memory can be reclaimed before the test
-// ends.
-func (e *env) newAgentWithToken(tb testing.TB, token string, minted *mintCounter) (*benchAgent, func() error) {
+// newAgentWithToken is newAgent with a given join token. The agent's Stop
+// lets go of it, so that its memory can be reclaimed before the test ends.
+func (e *env) newAgentWithToken(tb testing.TB, token string, minted *mintCounter) *nodetest.Agent {
 	tb.Helper()
-	var log *slog.Logger
+	cfg := e.srv.AgentConfig(tb)
+	cfg.NodeAttestor = jointoken.NewClient(token)
 	if minted != nil {
-		log = slog.New(minted)
+		cfg.Logger = slog.New(minted)
 	}
-	return startAgent(tb, []string{e.addr}, e.ca.Bundle().X509Bundle(), token, log)
+	return nodetest.StartAgent(tb, cfg)
 }
 
-// startAgent runs a real node agent against servers, attested with token,
-// until the test ends, and returns it once it attested, with a function
-// as newAgentWithToken's.
-func startAgent(tb testing.TB, servers []string, bundle *x509bundle.Bundle, token string, log *slog.Logger) (*benchAgent, func() error) {
-	tb.Helper()
-	wa, err := unix.New(unix.Config{SkipHash: true})
-	require.NoError(tb, err)
-	lis, err := endpoint.ListenUnix(socketPath(tb), 0o700)
-	require.NoError(tb, err)
-	a, err := agent.New(tb.Context(), agent.Config{
-		TrustDomain:       td,
-		Servers:           servers,
-		TrustBundle:       bundle,
-		NodeAttestor:      jointoken.NewClient(token),
-		WorkloadAttestors: []attest.WorkloadAttestor{wa},
-		Listener:          lis,
-		RetryMin:          20 * time.Millisecond,
-		RetryMax:          200 * time.Millisecond,
-		Logger:            log,
-	})
-	require.NoError(tb, err)
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(context.Background()) }()
-	var held atomic.Pointer[agent.Agent]
-	held.Store(a)
-	closeAgent := func() error {
-		if a := held.Swap(nil); a != nil {
-			return errors.Join(a.Close(), <-ran) // Close makes Run return
-		}
-		return nil
-	}
-	tb.Cleanup(func() { require.NoError(tb, closeAgent()) })
-	select {
-	case <-a.Attested():
-	case err := <-ran:
-		tb.Fatalf("the agent stopped before it attested: %v", err)
-	case <-time.After(30 * time.Second):
-		tb.Fatal("the agent did not attest within 30s")
-	}
-	return &benchAgent{Agent: a, addr: "unix://" + lis.Addr().String()}, closeAgent
-}
-
-func waitSynced(tb testing.TB, a *benchAgent, limit time.Duration) {
+func waitSynced(tb testing.TB, a *nodetest.Agent, limit time.Duration) {
 	tb.Helper()
 	select {
 	case <-a.Synced():
@@ -365,15 +282,6 @@ func waitFor(tb testing.TB, limit time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// socketPath returns a unix socket path short enough for sun_path.
-func socketPath(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.MkdirTemp("", "nodebench")
-	require.NoError(tb, err)
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "api.sock")
 }
 
 // durations collects latencies from several goroutines.
