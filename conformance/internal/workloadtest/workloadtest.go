@@ -19,7 +19,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
@@ -208,15 +208,20 @@ func (s *Server) Stop() error {
 	return err
 }
 
-// WaitGoroutines waits until at most before goroutines run, and fails with
-// a dump of all stacks if that does not happen within 10 seconds.
-func WaitGoroutines(t testing.TB, before int) {
+// VerifyNone fails t if goroutines other than those opts ignore (such as
+// goleak.IgnoreCurrent() taken before the code under test ran) are still
+// running ten seconds later. No slack: one goroutine fails it, and the
+// failure lists each with its stack (go.uber.org/goleak).
+func VerifyNone(t testing.TB, opts ...goleak.Option) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: before %d, now %d\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			t.Fatalf("goroutines leaked: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
