@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/ca/rotation"
@@ -374,11 +375,18 @@ func (a authorities) mark(ctx context.Context, v view, sa registry.ServerAuthori
 	return v.authority(serverID, sa, false), nil
 }
 
+// publishWait bounds the refresh that publishes a change before the
+// answer; the refresh loop publishes it anyway.
+const publishWait = 10 * time.Second
+
 // published refreshes the trust after a change, so that the change is
 // published for the other servers and reaches this server's agents before
-// the answer; a failure is retried by the refresh loop.
+// the answer, even if the caller hangs up; a failure is retried by the
+// refresh loop.
 func (a authorities) published(ctx context.Context) {
-	if err := a.t.refresh(context.WithoutCancel(ctx)); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
+	defer cancel()
+	if err := a.t.refresh(ctx); err != nil {
 		a.t.log.Warn("refreshing the bundle after an authority change failed", "err", err)
 	}
 }
