@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,9 +72,11 @@ func TestDataDir(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	_, err = server.DataDir(td, file)
-	require.ErrorContains(t, err, "server: creating the data directory")
+	require.ErrorIs(t, err, syscall.ENOTDIR)
+	assert.ErrorContains(t, err, "server: creating the data directory")
 	_, _, err = server.OpenSQLite(t.Context(), td, file)
-	require.ErrorContains(t, err, "server: creating the data directory")
+	require.ErrorIs(t, err, syscall.ENOTDIR)
+	assert.ErrorContains(t, err, "server: creating the data directory")
 
 	// The server ID is made once and kept.
 	dir := t.TempDir()
@@ -91,7 +94,7 @@ func TestDataDir(t *testing.T) {
 	loose := t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(loose, "keys"), 0o755))
 	_, err = server.DataDir(td, loose)
-	require.ErrorContains(t, err, "server: keymanager")
+	require.ErrorContains(t, err, "server: keymanager: key directory "+filepath.Join(loose, "keys")+" has permissions 0755; group and others must have none")
 
 	// A database that cannot be opened.
 	bad := t.TempDir()

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -362,13 +363,21 @@ func TestFederationConfigErrors(t *testing.T) {
 		})
 	}
 
-	// A busy bundle endpoint port is not the configuration's fault.
+	// A bundle endpoint address that cannot be listened on is not the
+	// configuration's fault: neither a bad one nor a busy port.
 	cfg := memConfig()
 	cfg.FederationBind = "256.0.0.1:99999"
 	_, err := server.New(t.Context(), cfg)
-	require.Error(t, err)
+	require.EqualError(t, err, "server: bundle endpoint: listen tcp: address 99999: invalid port")
 	assert.NotErrorIs(t, err, server.ErrInvalidConfig)
-	assert.Contains(t, err.Error(), "server: bundle endpoint: listen tcp")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	cfg.FederationBind = busy.Addr().String()
+	_, err = server.New(t.Context(), cfg)
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	assert.NotErrorIs(t, err, server.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "server: bundle endpoint: listen tcp "+busy.Addr().String())
 
 	// Nor is a store that cannot say whether it holds a bootstrap bundle.
 	cfg = memConfig()

@@ -42,7 +42,7 @@ func TestEndpointBundleSource(t *testing.T) {
 		trust: &trust{td: own},
 	}
 	_, err := w.GetX509BundleForTrustDomain(own)
-	require.Error(t, err, "only the endpoint's trust domain")
+	require.EqualError(t, err, `server: no bundle of "example.org" for the bundle endpoint of "partner.test"`, "only the endpoint's trust domain")
 	b, err := w.GetX509BundleForTrustDomain(partner)
 	require.NoError(t, err)
 	assert.Same(t, boot, b, "the bootstrap bundle until a fetch succeeds")
@@ -59,5 +59,5 @@ func TestEndpointBundleSource(t *testing.T) {
 	assert.Equal(t, own, b.TrustDomain())
 
 	_, err = ownBundleSource{w.trust}.GetBundleForTrustDomain(partner)
-	require.Error(t, err)
+	require.EqualError(t, err, `server: no bundle for trust domain "partner.test"`)
 }
