@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,5 +108,6 @@ func TestUnusableDataDir(t *testing.T) {
 	cfg := s.AgentConfig(t)
 	cfg.DataDir = filepath.Join(file, "sub")
 	_, err := nodetest.TryAgent(t, cfg)
+	require.ErrorIs(t, err, syscall.ENOTDIR)
 	assert.ErrorContains(t, err, "agent: creating the data directory")
 }

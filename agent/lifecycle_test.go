@@ -38,7 +38,7 @@ func TestNewStartsNothing(t *testing.T) {
 	assert.Zero(t, a.ID(), "nothing attested before Run")
 	assert.Nil(t, a.SVID())
 	_, err = a.GetX509SVID()
-	assert.ErrorContains(t, err, "not attested yet")
+	assert.EqualError(t, err, "agent: not attested yet")
 	assert.Zero(t, a.Stats())
 
 	// Close without Run releases the listener the agent owns, and Run

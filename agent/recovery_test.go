@@ -156,7 +156,7 @@ func TestX509PopAgentRecoversAfterItsSVIDExpired(t *testing.T) {
 	a.WaitSynced(t)
 	s.Stop()
 	waitExpired(t, a)
-	require.Error(t, a.Healthy())
+	require.EqualError(t, a.Healthy(), "agent: the agent SVID has expired")
 	old := serial(a)
 
 	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Addr: s.Addr, Edit: withX509Pop(t, nodeCA, shortTTL(time.Minute))})
@@ -186,7 +186,7 @@ func TestJoinTokenAgentServesCacheAfterItsSVIDExpired(t *testing.T) {
 
 	nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Addr: s.Addr, Edit: shortTTL(time.Minute)})
 	require.Eventually(t, func() bool { return logs.contains("attesting again failed") }, 30*time.Second, 20*time.Millisecond)
-	assert.ErrorContains(t, a.Healthy(), "expired")
+	assert.EqualError(t, a.Healthy(), "agent: the agent SVID has expired")
 	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID, "the cached workload SVID is still served")
 	assert.False(t, logs.contains(s.Token(t)[:8]), "no token in the log")
 }
@@ -364,23 +364,25 @@ func TestNewValidation(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		mod  func(*agent.Config)
-		want string
+		is   error  // when not nil, the error wraps it
+		want string // the whole message
 	}{
-		{"no trust domain", func(c *agent.Config) { c.TrustDomain = spiffeid.TrustDomain{} }, "TrustDomain"},
-		{"no servers", func(c *agent.Config) { c.Servers = nil }, "Servers"},
-		{"no workload attestor", func(c *agent.Config) { c.WorkloadAttestors = nil }, "WorkloadAttestors needs at least one"},
-		{"nil workload attestor", func(c *agent.Config) { c.WorkloadAttestors = []attest.WorkloadAttestor{wa, nil} }, "nil attestor"},
-		{"negative retry", func(c *agent.Config) { c.RetryMin = -1 }, "negative"},
-		{"no trust bundle", func(c *agent.Config) { c.TrustBundle = nil }, "trust bundle is needed"},
-		{"no node attestor", func(c *agent.Config) { c.NodeAttestor = nil }, "no usable agent SVID"},
+		{"no trust domain", func(c *agent.Config) { c.TrustDomain = spiffeid.TrustDomain{} }, nil, "agent: Config.TrustDomain is required"},
+		{"no servers", func(c *agent.Config) { c.Servers = nil }, nil, "agent: Config.Servers needs at least one address"},
+		{"no workload attestor", func(c *agent.Config) { c.WorkloadAttestors = nil }, nil, "agent: Config.WorkloadAttestors needs at least one attestor"},
+		{"nil workload attestor", func(c *agent.Config) { c.WorkloadAttestors = []attest.WorkloadAttestor{wa, nil} }, nil, "agent: Config.WorkloadAttestors holds a nil attestor"},
+		{"negative retry", func(c *agent.Config) { c.RetryMin = -1 }, nil, "agent: retry bounds must not be negative"},
+		{"no trust bundle", func(c *agent.Config) { c.TrustBundle = nil }, nil, "agent: a trust bundle is needed to attest (or InsecureBootstrap, to try things out)"},
+		{"no node attestor", func(c *agent.Config) { c.NodeAttestor = nil }, agent.ErrNoNodeAttestor, "agent: no node attestor, and no usable agent SVID is saved in the data directory"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := ok
 			tt.mod(&cfg)
 			_, err := agent.New(t.Context(), cfg)
-			require.Error(t, err)
-			assert.ErrorContains(t, err, "agent: ")
-			assert.ErrorContains(t, err, tt.want)
+			require.EqualError(t, err, tt.want)
+			if tt.is != nil {
+				assert.ErrorIs(t, err, tt.is)
+			}
 		})
 	}
 
@@ -397,7 +399,7 @@ func TestNewValidation(t *testing.T) {
 	require.NoError(t, a.Run(ctx))
 	assert.True(t, logs.contains("attestation failed; retrying"))
 	assert.Zero(t, a.ID(), "never attested")
-	assert.ErrorContains(t, a.Healthy(), "not attested yet")
+	assert.EqualError(t, a.Healthy(), "agent: not attested yet")
 	require.NoError(t, a.Close())
 
 	// A node attestor that cannot produce its evidence stops Run at once.
