@@ -132,7 +132,7 @@ func TestObserverSigningAndRPCs(t *testing.T) {
 
 	res, err = a.client.SignX509SVIDs(t.Context(), []nodeapi.X509SVIDRequest{{EntryID: "not-mine", CSR: csr}})
 	require.NoError(t, err)
-	require.Error(t, res[0].Err)
+	require.EqualError(t, res[0].Err, "nodeapi: entry not-mine: the entry is not authorized for this agent")
 	assert.Equal(t, []string{"rpc SignX509SVIDs OK"}, rec.await(t, 1), "one refused request in a batch that succeeded")
 
 	_, err = a.client.SignJWTSVID(t.Context(), mine.ID, []string{"db"})

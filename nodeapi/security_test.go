@@ -399,7 +399,8 @@ func TestServeReturnsWithOpenStream(t *testing.T) {
 	next(t, updates)
 	e.cancel()
 	err := end(t)
-	assert.Error(t, err)
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	assert.Equal(t, "nodeapi: the server is shutting down", status.Convert(err).Message())
 	assert.False(t, nodeapi.IsRefused(err), "a draining server is not a refusal: %v", err)
 }
 
@@ -411,24 +412,22 @@ func TestNewServerValidation(t *testing.T) {
 		mod  func(*nodeapi.ServerConfig)
 		want string
 	}{
-		{"no authority", func(c *nodeapi.ServerConfig) { c.Authority = nil }, "Authority is required"},
-		{"no registry", func(c *nodeapi.ServerConfig) { c.Registry = nil }, "Registry is required"},
-		{"no agents", func(c *nodeapi.ServerConfig) { c.Agents = nil }, "Agents is required"},
-		{"no attestor", func(c *nodeapi.ServerConfig) { c.Attestors = nil }, "at least one"},
-		{"nil attestor", func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{nil} }, "nil or has no type"},
-		{"two of a type", func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{echoAttestor{}, echoAttestor{}} }, "two node attestors"},
-		{"negative TTL", func(c *nodeapi.ServerConfig) { c.AgentSVIDTTL = -1 }, "negative"},
-		{"negative poll", func(c *nodeapi.ServerConfig) { c.PollInterval = -time.Second }, "negative"},
-		{"negative timeout", func(c *nodeapi.ServerConfig) { c.AttestTimeout = -time.Second }, "negative"},
-		{"no bundle", func(c *nodeapi.ServerConfig) { c.Authority = noBundle{e.ca} }, "no bundle"},
+		{"no authority", func(c *nodeapi.ServerConfig) { c.Authority = nil }, "nodeapi: ServerConfig.Authority is required"},
+		{"no registry", func(c *nodeapi.ServerConfig) { c.Registry = nil }, "nodeapi: ServerConfig.Registry is required"},
+		{"no agents", func(c *nodeapi.ServerConfig) { c.Agents = nil }, "nodeapi: ServerConfig.Agents is required"},
+		{"no attestor", func(c *nodeapi.ServerConfig) { c.Attestors = nil }, "nodeapi: ServerConfig.Attestors needs at least one node attestor"},
+		{"nil attestor", func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{nil} }, "nodeapi: a node attestor is nil or has no type"},
+		{"two of a type", func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{echoAttestor{}, echoAttestor{}} }, `nodeapi: two node attestors of type "echo"`},
+		{"negative TTL", func(c *nodeapi.ServerConfig) { c.AgentSVIDTTL = -1 }, "nodeapi: durations must not be negative"},
+		{"negative poll", func(c *nodeapi.ServerConfig) { c.PollInterval = -time.Second }, "nodeapi: durations must not be negative"},
+		{"negative timeout", func(c *nodeapi.ServerConfig) { c.AttestTimeout = -time.Second }, "nodeapi: durations must not be negative"},
+		{"no bundle", func(c *nodeapi.ServerConfig) { c.Authority = noBundle{e.ca} }, "nodeapi: the authority has no bundle"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base
 			tt.mod(&cfg)
 			_, err := nodeapi.NewServer(t.Context(), cfg)
-			require.Error(t, err)
-			assert.ErrorContains(t, err, "nodeapi: ")
-			assert.ErrorContains(t, err, tt.want)
+			require.EqualError(t, err, tt.want)
 		})
 	}
 	srv, err := nodeapi.NewServer(t.Context(), base)

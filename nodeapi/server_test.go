@@ -83,7 +83,8 @@ func TestClientRefusesUnverifiedServer(t *testing.T) {
 	defer cancel()
 	_, err := nodeapi.Attest(ctx, cfg, echoClient{"node1"}, newKey(t))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "verifying the server")
+	assert.ErrorContains(t, err, "nodeapi: verifying the server: x509svid: could not verify leaf certificate: x509: certificate signed by unknown authority")
+	assert.False(t, nodeapi.IsRefused(err), "an unverified server refused nothing")
 
 	// Insecure bootstrap proceeds and trusts the returned bundle.
 	cfg.InsecureBootstrap = true
@@ -269,7 +270,16 @@ func TestCallsWithoutAgentSVIDAreRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	_, err = c.SignJWTSVID(ctx, "x", []string{"db"})
-	require.Error(t, err)
+	// The server refuses the certificate in the handshake: the client sees
+	// the server's alert or the connection it closed, and no answer.
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	assert.False(t, nodeapi.IsRefused(err), "no call got as far as being refused: %v", err)
+
+	// The same call with an SVID of the server's CA is answered.
+	mine := e.attest(t, "node1")
+	_, err = mine.client.SignJWTSVID(ctx, "x", []string{"db"})
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	assert.ErrorContains(t, err, "not authorized")
 }
 
 // TestRenewalDoesNotWriteOverABan: a ban written by another server (this

@@ -2,6 +2,8 @@ package nodeapi_test
 
 import (
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -211,39 +213,47 @@ func TestEntryFromPBRejectsMalformed(t *testing.T) {
 	e, err := nodeapi.EntryFromPB(validPBEntry())
 	require.NoError(t, err, "the base row must be valid")
 	require.Equal(t, "/web", e.SPIFFEID.Path())
+	// Each row fails for its own cause: the message, after "nodeapi: entry
+	// <ID>: " where the ID is valid, and registry.ErrInvalid where the
+	// registry's own validation refuses it.
+	const prefix = "nodeapi: entry 0123456789abcdef0123456789abcdef: "
 	for _, tt := range []struct {
-		name string
-		mod  func(*nodepb.Entry)
+		name    string
+		mod     func(*nodepb.Entry)
+		want    string
+		invalid bool
 	}{
-		{"bad ID", func(p *nodepb.Entry) { p.Id = "../x" }},
-		{"bad SPIFFE ID", func(p *nodepb.Entry) { p.SpiffeId = "https://example.org/web" }},
-		{"bad parent", func(p *nodepb.Entry) { p.ParentId = "" }},
-		{"negative TTL", func(p *nodepb.Entry) { p.X509SvidTtlSeconds = -1 }},
-		{"huge TTL", func(p *nodepb.Entry) { p.JwtSvidTtlSeconds = 1 << 40 }},
+		{"bad ID", func(p *nodepb.Entry) { p.Id = "../x" }, `nodeapi: invalid entry ID "../x"`, false},
+		{"bad SPIFFE ID", func(p *nodepb.Entry) { p.SpiffeId = "https://example.org/web" }, prefix + "spiffeid: scheme is missing or invalid", false},
+		{"bad parent", func(p *nodepb.Entry) { p.ParentId = "" }, prefix + "parent: spiffeid: cannot be empty", false},
+		{"negative TTL", func(p *nodepb.Entry) { p.X509SvidTtlSeconds = -1 }, prefix + "TTL out of range", false},
+		{"huge TTL", func(p *nodepb.Entry) { p.JwtSvidTtlSeconds = 1 << 40 }, prefix + "TTL out of range", false},
 		{"too many selectors", func(p *nodepb.Entry) {
 			for i := range registry.MaxSelectors + 1 {
 				p.Selectors = append(p.Selectors, &nodepb.Selector{Type: "unix", Value: "uid:" + strings.Repeat("1", i+1)})
 			}
-		}},
-		{"nil selector", func(p *nodepb.Entry) { p.Selectors = append(p.Selectors, nil) }},
-		{"no selector", func(p *nodepb.Entry) { p.Selectors = nil }},
+		}, prefix + "too many selectors", false},
+		{"nil selector", func(p *nodepb.Entry) { p.Selectors = append(p.Selectors, nil) }, prefix + "empty selector", false},
+		{"no selector", func(p *nodepb.Entry) { p.Selectors = nil }, prefix + "registry: entry has no selectors", true},
 		{"too many federates", func(p *nodepb.Entry) {
 			p.FederatesWith = make([]string, registry.MaxFederatesWith+1)
-		}},
-		{"bad federated trust domain", func(p *nodepb.Entry) { p.FederatesWith = []string{"Not A TD"} }},
-		{"zero revision", func(p *nodepb.Entry) { p.Revision = 0 }},
-		{"hint too long", func(p *nodepb.Entry) { p.Hint = strings.Repeat("h", registry.MaxHintLen+1) }},
+		}, prefix + "too many federated trust domains", false},
+		{"bad federated trust domain", func(p *nodepb.Entry) { p.FederatesWith = []string{"Not A TD"} },
+			prefix + "federates with: spiffeid: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores", false},
+		{"zero revision", func(p *nodepb.Entry) { p.Revision = 0 }, prefix + "revision must be positive", false},
+		{"hint too long", func(p *nodepb.Entry) { p.Hint = strings.Repeat("h", registry.MaxHintLen+1) },
+			prefix + fmt.Sprintf("registry: entry hint is longer than %d bytes", registry.MaxHintLen), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := validPBEntry()
 			tt.mod(p)
 			_, err := nodeapi.EntryFromPB(p)
-			require.Error(t, err)
-			assert.ErrorContains(t, err, "nodeapi: ")
+			require.EqualError(t, err, tt.want)
+			assert.Equal(t, tt.invalid, errors.Is(err, registry.ErrInvalid), "%v", err)
 		})
 	}
 	_, err = nodeapi.EntryFromPB(nil)
-	assert.Error(t, err)
+	assert.EqualError(t, err, "nodeapi: empty entry")
 }
 
 func TestParseUpdateRejectsMalformed(t *testing.T) {
