@@ -19,8 +19,13 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
-// DefaultPollInterval is the default of Config.PollInterval.
-const DefaultPollInterval = time.Second
+// Defaults of Config.PollInterval: a registry that signals its writes
+// (registry.Notifier) is read at once on each signal, and polled only as a
+// safety net; one that does not is polled often.
+const (
+	DefaultPollInterval       = time.Second
+	DefaultSafetyPollInterval = 30 * time.Second
+)
 
 // listPageSize is the page size of the registry listings of Config.PreMint.
 const listPageSize = 1000
@@ -92,8 +97,9 @@ type Config struct {
 	// chains to the active CA. Tainted CAs are replaced promptly either way.
 	LazyRotation bool
 
-	// PollInterval is how often the registry's change feed is read when the
-	// registry is not a registry.Notifier. Zero means DefaultPollInterval.
+	// PollInterval is how often the registry's change feed is read besides
+	// the registry's signals. Zero means DefaultSafetyPollInterval (30 s)
+	// for a registry.Notifier, DefaultPollInterval (1 s) for another.
 	PollInterval time.Duration
 
 	// Now returns the current time for refresh decisions. Nil means
@@ -224,6 +230,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	if i.poll == 0 {
 		i.poll = DefaultPollInterval
+		if _, ok := cfg.Registry.(registry.Notifier); ok {
+			i.poll = DefaultSafetyPollInterval
+		}
 	}
 	idx, err := index.New(ctx, cfg.Registry, index.Config{PollInterval: i.poll})
 	if err != nil {

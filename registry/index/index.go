@@ -32,8 +32,9 @@ type Config struct {
 	// source; zero means 10,000.
 	PageSize int
 	// PollInterval is how often [Index.Run] reads the change feed when the
-	// source has not signalled a change (see [registry.Notifier]); zero means
-	// one second.
+	// source has not signalled a change; zero means 30 seconds for a source
+	// that is a [registry.Notifier] (the poll is only a safety net) and one
+	// second for another.
 	PollInterval time.Duration
 }
 
@@ -87,6 +88,9 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
+		if _, ok := src.(registry.Notifier); ok {
+			c.PollInterval = 30 * time.Second
+		}
 	}
 	x := &Index{
 		src:       src,
