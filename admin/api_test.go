@@ -37,8 +37,10 @@ func TestGenerateToken(t *testing.T) {
 
 	_, err = e.client.GenerateToken(ctx, 0, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: token TTL must be positive: registry: invalid argument")
 	_, err = e.client.GenerateToken(ctx, -time.Second, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: token TTL must be positive: registry: invalid argument")
 
 	_, err = e.client.GenerateToken(ctx, time.Minute, spiffeid.RequireFromString("spiffe://other.org/agent"))
 	require.ErrorIs(t, err, registry.ErrInvalid, "an agent ID outside the trust domain")
@@ -77,6 +79,7 @@ func TestOwnBundle(t *testing.T) {
 
 	_, err = e.client.Bundle(ctx, "der")
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, `admin: unknown bundle format "der" (want pem or spiffe): registry: invalid argument`)
 
 	empty := start(t, func(c *admin.Config) { c.Bundle = func() *spiffebundle.Bundle { return nil } })
 	_, err = empty.client.Bundle(ctx, admin.FormatPEM)
@@ -129,9 +132,13 @@ func TestFederatedBundles(t *testing.T) {
 
 	_, err = c.SetFederatedBundle(ctx, spiffeid.TrustDomain{}, doc)
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: trust domain is required: registry: invalid argument")
 	_, err = c.FederatedBundle(ctx, spiffeid.TrustDomain{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
-	require.ErrorIs(t, c.DeleteFederatedBundle(ctx, spiffeid.TrustDomain{}), registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: trust domain is required: registry: invalid argument")
+	err = c.DeleteFederatedBundle(ctx, spiffeid.TrustDomain{})
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: trust domain is required: registry: invalid argument")
 }
 
 // Bundle rule: a trust domain's own bundle can never be overwritten through
@@ -156,16 +163,20 @@ func TestFederatedBundleCannotReplaceOwn(t *testing.T) {
 func TestFederatedBundleRejectsBadDocuments(t *testing.T) {
 	e := start(t)
 	other := spiffeid.RequireTrustDomainFromString("other.org")
-	for name, doc := range map[string]string{
-		"not JSON":          "{",
-		"empty":             "",
-		"keys not an array": `{"keys":{}}`,
-		"refresh hint zero": `{"keys":[],"spiffe_refresh_hint":0}`,
-		"private key":       `{"keys":[{"kty":"EC","use":"jwt-svid","kid":"k","crv":"P-256","x":"AA","y":"AA","d":"AA"}]}`,
+	// Each is refused for its own fault, named after the trust domain (the
+	// JSON decoder's own words are left out).
+	const prefix = `admin: bundle of "other.org": spiffebundle: `
+	for name, tt := range map[string]struct{ doc, want string }{
+		"not JSON":          {"{", "unable to parse JWKS: "},
+		"empty":             {"", "unable to parse JWKS: "},
+		"keys not an array": {`{"keys":{}}`, "unable to parse JWKS: keys: "},
+		"refresh hint zero": {`{"keys":[],"spiffe_refresh_hint":0}`, "spiffe_refresh_hint must be positive; got 0"},
+		"private key":       {`{"keys":[{"kty":"EC","use":"jwt-svid","kid":"k","crv":"P-256","x":"AA","y":"AA","d":"AA"}]}`, `key 0 carries private key member "d"`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := e.client.SetFederatedBundle(t.Context(), other, []byte(doc))
+			_, err := e.client.SetFederatedBundle(t.Context(), other, []byte(tt.doc))
 			require.ErrorIs(t, err, registry.ErrInvalid)
+			assert.ErrorContains(t, err, prefix+tt.want)
 		})
 	}
 	list, err := e.client.ListFederatedBundles(t.Context())
@@ -229,11 +240,15 @@ func TestAgents(t *testing.T) {
 	_, err = c.Agent(ctx, node2)
 	require.ErrorIs(t, err, registry.ErrNotFound)
 
-	require.ErrorIs(t, c.EvictAgent(ctx, spiffeid.ID{}), registry.ErrInvalid)
+	err = c.EvictAgent(ctx, spiffeid.ID{})
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: agent ID is required: registry: invalid argument")
 	_, err = c.BanAgent(ctx, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: agent ID is required: registry: invalid argument")
 	_, err = c.Agent(ctx, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: agent ID is required: registry: invalid argument")
 }
 
 func assertSameAgent(t *testing.T, want, got registry.Agent) {

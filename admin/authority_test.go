@@ -183,6 +183,7 @@ func TestAuthorityErrors(t *testing.T) {
 	f.list = []admin.Authority{{Kind: "rsa", ID: "x", State: registry.AuthorityOld}}
 	_, err = c.TaintAuthority(ctx, "rsa", "x")
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, `admin: unknown authority kind "rsa" (want x509 or jwt): registry: invalid argument`)
 	f.list = []admin.Authority{{Kind: registry.AuthorityJWT, State: registry.AuthorityPrepared}}
 	_, err = c.PrepareAuthority(ctx, registry.AuthorityJWT)
 	require.ErrorContains(t, err, "admin: malformed authority in answer: authority ID is missing")

@@ -118,7 +118,10 @@ func checkMixed(t *testing.T, e *env, results []registry.BatchResult, in []regis
 	for _, i := range duplicate {
 		require.ErrorIs(t, results[i].Err, registry.ErrAlreadyExists, "entry %d", i)
 	}
-	assert.Contains(t, results[2].Err.Error(), "not in trust domain")
+	// Each invalid entry fails for its own cause.
+	assert.EqualError(t, results[1].Err, "admin: registry: entry has no selectors")
+	assert.EqualError(t, results[2].Err, `admin: entry SPIFFE ID "spiffe://other.org/foreign" is not in trust domain "example.org": registry: invalid argument`)
+	assert.EqualError(t, results[6].Err, `admin: entry parent ID "spiffe://other.org/agent" is not in trust domain "example.org": registry: invalid argument`)
 	all, err := e.client.ListEntries(t.Context(), registry.Filter{})
 	require.NoError(t, err)
 	assert.Len(t, all, 1+len(ok))

@@ -101,18 +101,23 @@ func TestEntryErrors(t *testing.T) {
 	foreignParent.ParentID = spiffeid.RequireFromString("spiffe://other.org/agent")
 	_, err = c.CreateEntry(ctx, foreignParent)
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, `admin: entry parent ID "spiffe://other.org/agent" is not in trust domain "example.org": registry: invalid argument`)
 
 	upd := first
 	upd.SPIFFEID = spiffeid.RequireFromString("spiffe://other.org/web")
 	_, err = c.UpdateEntry(ctx, upd)
 	require.ErrorIs(t, err, registry.ErrInvalid, "updates are checked too")
+	assert.EqualError(t, err, `admin: entry SPIFFE ID "spiffe://other.org/web" is not in trust domain "example.org": registry: invalid argument`)
 
 	_, err = c.UpdateEntry(ctx, registry.Entry{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: entry ID is required: registry: invalid argument")
 	_, err = c.Entry(ctx, "")
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: entry ID is required: registry: invalid argument")
 	_, err = c.DeleteEntry(ctx, "", 0)
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, "admin: entry ID is required: registry: invalid argument")
 	_, err = c.Entry(ctx, "no-such-entry")
 	require.ErrorIs(t, err, registry.ErrNotFound)
 
