@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,8 +130,10 @@ func TestLoadTrustBundle(t *testing.T) {
 		require.ErrorContains(t, err, "larger than")
 	})
 	t.Run("a directory", func(t *testing.T) {
-		_, err := loadTrustBundle(s, t.TempDir())
-		require.Error(t, err)
+		dir := t.TempDir()
+		_, err := loadTrustBundle(s, dir)
+		require.ErrorIs(t, err, syscall.EISDIR)
+		assert.EqualError(t, err, "-trust-bundle: read "+dir+": is a directory")
 	})
 }
 
