@@ -176,15 +176,15 @@ func TestEntryFailures(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"duplicate", create, ExitFailure, "already exists"},
-		{"foreign trust domain", []string{"entry", "create", "-parent-id", "spiffe://example.org/agent", "-spiffe-id", "spiffe://other.org/a", "-selector", "a:b"}, ExitFailure, "not in trust domain"},
+		{"duplicate", create, ExitFailure, "admin: registry: similar entry already exists: spiffe://example.org/a"},
+		{"foreign trust domain", []string{"entry", "create", "-parent-id", "spiffe://example.org/agent", "-spiffe-id", "spiffe://other.org/a", "-selector", "a:b"}, ExitFailure, `admin: entry SPIFFE ID "spiffe://other.org/a" is not in trust domain "example.org": registry: invalid argument`},
 		{"missing spiffe id", []string{"entry", "create", "-parent-id", "spiffe://example.org/agent", "-selector", "a:b"}, ExitUsage, "-spiffe-id is required"},
 		{"missing parent id", []string{"entry", "create", "-spiffe-id", "spiffe://example.org/a", "-selector", "a:b"}, ExitUsage, "-parent-id is required"},
 		{"missing selector", []string{"entry", "create", "-spiffe-id", "spiffe://example.org/a", "-parent-id", "spiffe://example.org/agent"}, ExitUsage, "-selector is required"},
-		{"malformed id", []string{"entry", "create", "-spiffe-id", "example.org/a"}, ExitUsage, "invalid value"},
-		{"malformed selector", []string{"entry", "create", "-selector", "nocolon"}, ExitUsage, "invalid value"},
-		{"malformed trust domain", []string{"entry", "create", "-federates-with", "A B"}, ExitUsage, "invalid value"},
-		{"malformed ttl", []string{"entry", "create", "-x509-ttl", "soon"}, ExitUsage, "invalid value"},
+		{"malformed id", []string{"entry", "create", "-spiffe-id", "example.org/a"}, ExitUsage, `invalid value "example.org/a" for flag -spiffe-id: spiffeid: scheme is missing or invalid`},
+		{"malformed selector", []string{"entry", "create", "-selector", "nocolon"}, ExitUsage, `invalid value "nocolon" for flag -selector: attest: invalid selector: "nocolon" has no ':' between type and value`},
+		{"malformed trust domain", []string{"entry", "create", "-federates-with", "A B"}, ExitUsage, `invalid value "A B" for flag -federates-with: spiffeid: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores`},
+		{"malformed ttl", []string{"entry", "create", "-x509-ttl", "soon"}, ExitUsage, `invalid value "soon" for flag -x509-ttl: time: invalid duration "soon"`},
 		{"unknown flag", []string{"entry", "list", "-nope"}, ExitUsage, "flag provided but not defined: -nope"},
 		{"admin flag is gone", []string{"entry", "create", "-admin"}, ExitUsage, "flag provided but not defined: -admin"},
 		{"downstream flag is gone", []string{"entry", "update", "-downstream"}, ExitUsage, "flag provided but not defined: -downstream"},
@@ -192,10 +192,10 @@ func TestEntryFailures(t *testing.T) {
 		{"show without id", []string{"entry", "show"}, ExitUsage, "-entry-id is required"},
 		{"update without id", []string{"entry", "update"}, ExitUsage, "-entry-id is required"},
 		{"delete without id", []string{"entry", "delete"}, ExitUsage, "-entry-id is required"},
-		{"update unknown", []string{"entry", "update", "-entry-id", "nope", "-hint", "x"}, ExitFailure, "not found"},
-		{"delete unknown", []string{"entry", "delete", "-entry-id", "nope"}, ExitFailure, "not found"},
-		{"bad match mode", []string{"entry", "list", "-selector", "a:b", "-match-selectors", "most"}, ExitUsage, "match mode"},
-		{"invalid update", []string{"entry", "update", "-entry-id", "x", "-selector", "a:b"}, ExitFailure, "not found"},
+		{"update unknown", []string{"entry", "update", "-entry-id", "nope", "-hint", "x"}, ExitFailure, `admin: registry: entry not found: "nope"`},
+		{"delete unknown", []string{"entry", "delete", "-entry-id", "nope"}, ExitFailure, `admin: registry: entry not found: "nope"`},
+		{"bad match mode", []string{"entry", "list", "-selector", "a:b", "-match-selectors", "most"}, ExitUsage, `-match-selectors: admin: unknown match mode "most" (want exact, subset, superset or any): registry: invalid argument`},
+		{"invalid update", []string{"entry", "update", "-entry-id", "x", "-selector", "a:b"}, ExitFailure, `admin: registry: entry not found: "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,9 @@ func writeJSON(t *testing.T, dir, text string) string {
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
 	dir := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
 	for name, tc := range map[string]struct {
 		args []string
 		file string // written to a file given with -config, if set
@@ -68,16 +71,17 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		"unknown flag":        {[]string{"-nope"}, "", ExitUsage, "flag provided but not defined"},
 		"stray argument":      {[]string{"-trust-domain", "example.org", "extra"}, "", ExitUsage, "unexpected argument"},
 		"no trust domain":     {[]string{"-data-dir", dir}, "", ExitUsage, "-trust-domain is required"},
-		"bad trust domain":    {[]string{"-trust-domain", "Not A Domain", "-data-dir", dir}, "", ExitUsage, "-trust-domain"},
+		"bad trust domain":    {[]string{"-trust-domain", "Not A Domain", "-data-dir", dir}, "", ExitUsage, "-trust-domain: spiffeid: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"},
 		"no data dir":         {[]string{"-trust-domain", "example.org"}, "", ExitUsage, "-data-dir is required"},
 		"bad duration":        {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-ca-ttl", "soon"}, "", ExitUsage, `invalid value "soon" for flag -ca-ttl`},
 		"negative duration":   {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-x509-svid-ttl", "-1h"}, "", ExitUsage, "-x509-svid-ttl: -1h0m0s is negative"},
-		"bad log level":       {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-log-level", "loud"}, "", ExitUsage, "-log-level"},
-		"bad log format":      {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-log-format", "xml"}, "", ExitUsage, "-log-format"},
+		"bad log level":       {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-log-level", "loud"}, "", ExitUsage, `-log-level: "loud" is not debug, info, warn or error`},
+		"bad log format":      {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-log-format", "xml"}, "", ExitUsage, `-log-format: "xml" is not text or json`},
 		"missing config":      {[]string{"-config", filepath.Join(dir, "none.json")}, "", ExitUsage, "configuration file: open "},
 		"unknown config key":  {nil, `{"trust_domian": "example.org"}`, ExitUsage, `unknown key "trust_domian"`},
 		"bad config duration": {nil, `{"ca_ttl": 3600}`, ExitUsage, `ca_ttl: invalid value "3600": time: missing unit in duration "3600"`},
-		"port taken or wrong": {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", "256.1.1.1:1", "-admin-socket", ""}, "", ExitFailure, "node API"},
+		"bad port":            {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", "127.0.0.1:99999", "-admin-socket", ""}, "", ExitFailure, "spiffe-server run: server: node API: listen tcp: address 99999: invalid port\n"},
+		"port taken":          {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", busy.Addr().String(), "-admin-socket", ""}, "", ExitFailure, "spiffe-server run: server: node API: listen tcp " + busy.Addr().String() + ": bind: address already in use\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := tc.args
