@@ -2,50 +2,17 @@ package agent_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/jointoken"
-	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
-	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
-
-// startLaggingServer starts a server on m and store that serves agents but
-// does not run Run: it indexes the store once, now, and reads none of its
-// later changes by itself, as a server does between two reads of the
-// change feed when another server wrote. It stops when the test ends.
-func startLaggingServer(t *testing.T, m *rotation.Manager, store *memstore.Store) string {
-	t.Helper()
-	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
-	require.NoError(t, err)
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
-		Authority: m,
-		Registry:  store,
-		Agents:    store,
-		Attestors: []attest.NodeAttestor{jt},
-	})
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-served)
-		require.NoError(t, srv.Close())
-	})
-	return lis.Addr().String()
-}
 
 // streamWatcher records what a Workload API watch stream receives.
 type streamWatcher struct {
@@ -76,9 +43,9 @@ func TestFailoverToAServerBehindTheStoreRefusesNoWorkload(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
 	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store})
-	s2 := startLaggingServer(t, m, store) // will never read /web by itself
+	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, ServeOnly: true}) // will never read /web by itself
 	cfg := s1.AgentConfig(t)
-	cfg.Servers = []string{s1.Addr, s2}
+	cfg.Servers = []string{s1.Addr, s2.Addr}
 	a := nodetest.StartAgent(t, cfg)
 	web := s1.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)

@@ -3,6 +3,7 @@ package nodetest
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,11 @@ type NodeConfig struct {
 	// nodeapi.NewServer: to add node attestors to join_token, shorten the
 	// agent SVID's lifetime, serve federated bundles, wrap the stores.
 	Edit func(*nodeapi.ServerConfig)
+	// ServeOnly serves agents without running the server's Run: the server
+	// indexes the store once, when it starts, and reads none of its later
+	// changes, as a server does between two reads of the change feed when
+	// another server wrote.
+	ServeOnly bool
 }
 
 // NodeServer is a bare node API server (package nodeapi) running until the
@@ -59,8 +65,9 @@ type NodeServer struct {
 	stop func()
 }
 
-// StartNodeServer runs a node API server of cfg, with the join_token node
-// attestor over cfg.Store, until the test ends, and returns it serving.
+// StartNodeServer runs a node API server of cfg (Serve, and Run unless
+// cfg.ServeOnly), with the join_token node attestor over cfg.Store, until
+// the test ends, and returns it serving.
 func StartNodeServer(t testing.TB, cfg NodeConfig) *NodeServer {
 	t.Helper()
 	checkLeaks(t)
@@ -96,19 +103,18 @@ func StartNodeServer(t testing.TB, cfg NodeConfig) *NodeServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	served, ran := make(chan error, 1), make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, lis) }()
-	go func() { ran <- srv.Run(ctx) }()
+	if cfg.ServeOnly {
+		ran <- context.Canceled
+	} else {
+		go func() { ran <- srv.Run(ctx) }()
+	}
 	s := &NodeServer{Server: srv, CA: cfg.CA, Store: cfg.Store, Addr: lis.Addr().String()}
-	stopped := false
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	s.stop = sync.OnceFunc(func() {
 		cancel()
 		require.NoError(t, <-served, "the node server's Serve")
 		require.ErrorIs(t, <-ran, context.Canceled, "the node server's Run")
 		require.NoError(t, srv.Close())
-	}
+	})
 	t.Cleanup(s.stop)
 	return s
 }

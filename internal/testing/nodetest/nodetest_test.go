@@ -133,3 +133,13 @@ func TestAgentDefaults(t *testing.T) {
 	assert.Equal(t, time.Second, cfg.RetryMin)
 	assert.Equal(t, time.Minute, cfg.RetryMax)
 }
+
+// A node server that only serves attests and syncs agents from the index
+// it built when it started.
+func TestNodeServerServeOnly(t *testing.T) {
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{ServeOnly: true})
+	a := nodetest.StartAgent(t, s.AgentConfig(t))
+	a.WaitSynced(t)
+	assert.Zero(t, a.Stats().Entries)
+	s.Stop()
+}

@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,12 +114,7 @@ func startServer(t testing.TB, cfg server.Config, owned *sqlstore.Store) *Server
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	r := &Server{Server: s, Admin: admin.Dial(cfg.AdminSocket), Stores: cfg.Stores}
-	stopped := false
-	r.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	r.stop = sync.OnceFunc(func() {
 		cancel()
 		require.NoError(t, <-done, "the server's Run")
 		require.NoError(t, s.Close())
@@ -126,7 +122,7 @@ func startServer(t testing.TB, cfg server.Config, owned *sqlstore.Store) *Server
 		if owned != nil {
 			require.NoError(t, owned.Close())
 		}
-	}
+	})
 	t.Cleanup(r.stop)
 	return r
 }
