@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -51,31 +51,13 @@ func (ti *tokenIssuer) setErr(err error) {
 	ti.err = err
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	client *admin.Client
 	path   string
 	store  *memstore.Store
 	tokens *tokenIssuer
 	ca     *testca.CA
-	log    *syncBuffer
+	log    *logtest.Buffer
 	bundle func() *spiffebundle.Bundle
 }
 
@@ -93,7 +75,7 @@ func startAt(t *testing.T, path string, modify ...func(*admin.Config)) *env {
 		store:  memstore.New(memstore.Config{}),
 		tokens: &tokenIssuer{},
 		ca:     testca.New(t, td),
-		log:    &syncBuffer{},
+		log:    &logtest.Buffer{},
 	}
 	own := spiffebundle.FromX509Bundle(e.ca.X509Bundle())
 	cfg := admin.Config{

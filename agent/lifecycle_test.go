@@ -20,6 +20,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -107,8 +108,8 @@ func TestNoNodeAttestor(t *testing.T) {
 	first := newAgent(t, s, dir)
 	id := first.ID()
 	require.NoError(t, first.Close())
-	logs := &logBuffer{}
-	a := nodetest.StartAgent(t, agent.Config{Servers: []string{s.Addr}, DataDir: dir, Logger: logs.logger()})
+	logs := &logtest.Buffer{}
+	a := nodetest.StartAgent(t, agent.Config{Servers: []string{s.Addr}, DataDir: dir, Logger: logs.Logger()})
 	assert.Equal(t, id, a.ID())
 	web := s.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)
@@ -117,8 +118,8 @@ func TestNoNodeAttestor(t *testing.T) {
 
 	// Evicted, it cannot attest again: it says why, and keeps serving.
 	require.NoError(t, s.Store.DeleteAgent(t.Context(), a.ID()))
-	require.Eventually(t, func() bool { return logs.contains("attesting again is impossible") }, 20*time.Second, 20*time.Millisecond)
-	assert.True(t, logs.contains(agent.ErrNoNodeAttestor.Error()))
+	require.Eventually(t, func() bool { return logs.Contains("attesting again is impossible") }, 20*time.Second, 20*time.Millisecond)
+	assert.True(t, logs.Contains(agent.ErrNoNodeAttestor.Error()))
 	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 	require.NoError(t, a.Close())
 

@@ -1,13 +1,11 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -31,29 +30,6 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
-
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.buf.String(), s)
-}
-
-// logger returns a logger that writes to l, debug lines included.
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // withAttestor returns the configuration of an agent of s that attests
 // with node.
@@ -174,9 +150,9 @@ func TestJoinTokenAgentServesCacheAfterItsSVIDExpired(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
 	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(3 * time.Second)})
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	cfg := s.AgentConfig(t)
-	cfg.Logger = logs.logger()
+	cfg.Logger = logs.Logger()
 	a := nodetest.StartAgent(t, cfg)
 	web := s.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)
@@ -185,10 +161,10 @@ func TestJoinTokenAgentServesCacheAfterItsSVIDExpired(t *testing.T) {
 	waitExpired(t, a)
 
 	nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Addr: s.Addr, Edit: shortTTL(time.Minute)})
-	require.Eventually(t, func() bool { return logs.contains("attesting again failed") }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return logs.Contains("attesting again failed") }, 30*time.Second, 20*time.Millisecond)
 	assert.EqualError(t, a.Healthy(), "agent: the agent SVID has expired")
 	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID, "the cached workload SVID is still served")
-	assert.False(t, logs.contains(s.Token(t)[:8]), "no token in the log")
+	assert.False(t, logs.Contains(s.Token(t)[:8]), "no token in the log")
 }
 
 // Property: an evicted agent loses its stream, and one whose attestor
@@ -316,13 +292,13 @@ func TestCorruptedStateIsIgnored(t *testing.T) {
 			require.NoError(t, first.Close())
 			tt.corrupt(t, dir)
 
-			logs := &logBuffer{}
+			logs := &logtest.Buffer{}
 			cfg := s.AgentConfig(t)
-			cfg.DataDir, cfg.Logger = dir, logs.logger()
+			cfg.DataDir, cfg.Logger = dir, logs.Logger()
 			a := nodetest.StartAgent(t, cfg)
 			assert.NotEqual(t, oldID, a.ID(), "attested again with the new token")
-			assert.True(t, logs.contains("ignoring the saved agent state"))
-			assert.True(t, logs.contains(tt.want), "the warning says why")
+			assert.True(t, logs.Contains("ignoring the saved agent state"))
+			assert.True(t, logs.Contains(tt.want), "the warning says why")
 			a.WaitSynced(t)
 		})
 	}
@@ -389,7 +365,7 @@ func TestNewValidation(t *testing.T) {
 	// Unreachable servers: Run retries until its ctx ends, and then
 	// returns nil.
 	cfg := ok
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 20*time.Millisecond
 	a, err := agent.New(t.Context(), cfg)
@@ -397,7 +373,7 @@ func TestNewValidation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	require.NoError(t, a.Run(ctx))
-	assert.True(t, logs.contains("attestation failed; retrying"))
+	assert.True(t, logs.Contains("attestation failed; retrying"))
 	assert.Zero(t, a.ID(), "never attested")
 	assert.EqualError(t, a.Healthy(), "agent: not attested yet")
 	require.NoError(t, a.Close())

@@ -1,16 +1,13 @@
 package nodeapi_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +23,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
@@ -126,28 +124,6 @@ func (l leakyAttestor) Attest(ctx context.Context, td spiffeid.TrustDomain, payl
 	return l.echoAttestor.Attest(ctx, td, payload, ch)
 }
 
-// logBuffer collects a server's log lines, from any goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // Property: whatever fails inside the server (the agent store, the CA's
 // key, a node attestor), the peer gets a fixed message per code and none
 // of the failure's text, on every RPC; the text goes to the server's log.
@@ -155,12 +131,12 @@ func TestInternalFailuresAreNotToldToPeers(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	agents := &faultyAgents{AgentStore: store}
 	authority := newFaultyCA(t)
-	var logs logBuffer
+	var logs logtest.Buffer
 	setup := func(c *nodeapi.ServerConfig) {
 		c.Authority, c.Registry, c.Agents = authority, store, agents
 		c.Attestors = []attest.NodeAttestor{leakyAttestor{}}
 		c.PollInterval = time.Hour
-		c.Logger = logs.logger()
+		c.Logger = logs.Logger()
 	}
 	e := newEnv(t, setup)
 	// other shares the stores, but its cache has no agent record: it
@@ -249,11 +225,11 @@ func TestInternalFailuresAreNotToldToPeers(t *testing.T) {
 // certificate that does not chain) would help whoever probes the server.
 // The log says why, without the token.
 func TestAttestationRefusalIsGeneric(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	e := newEnv(t, func(c *nodeapi.ServerConfig) {
 		c.Attestors = []attest.NodeAttestor{leakyAttestor{}}
 		withJoinToken(t)(c)
-		c.Logger = logs.logger()
+		c.Logger = logs.Logger()
 	})
 	tok, _, err := jointoken.Generate(t.Context(), e.store, jointoken.Params{})
 	require.NoError(t, err)

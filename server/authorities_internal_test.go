@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,36 +14,20 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newTestTrust returns the trust of server "own" over a fresh rotating CA
 // and an in-memory store, logging to the returned buffer.
-func newTestTrust(t *testing.T) (*trust, *memstore.Store, *lockedBuffer) {
+func newTestTrust(t *testing.T) (*trust, *memstore.Store, *logtest.Buffer) {
 	t.Helper()
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: spiffeid.RequireTrustDomainFromString("example.org")})
 	require.NoError(t, err)
 	store := memstore.New(memstore.Config{})
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	tr := newTrust(m, store, "own", slog.New(slog.NewTextHandler(&logs, nil)), time.Now)
 	require.NoError(t, tr.refresh(t.Context()))
 	return tr, store, &logs

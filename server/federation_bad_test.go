@@ -28,6 +28,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/federation"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
@@ -108,7 +109,7 @@ func TestFederationBadEndpointKeepsLastGoodBundle(t *testing.T) {
 	f := newFakeEndpoint(t)
 	good, goodBundle := partnerDoc(t, 5, "partner-1")
 	f.set("good", good)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	s := start(t, server.Config{
 		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		FederationRefresh: 20 * time.Millisecond,
@@ -176,7 +177,7 @@ func TestFederationWrongEndpointID(t *testing.T) {
 	doc, err := handSet.Marshal()
 	require.NoError(t, err)
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	dir := t.TempDir()
 	st := nodetest.StartServerIn(t, dir, server.Config{
 		TrustDomain:       partnerTD,

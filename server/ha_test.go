@@ -11,6 +11,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
@@ -21,7 +22,7 @@ import (
 // haPair starts two servers sharing one PostgreSQL database, polling it
 // only every hour: what one writes can reach the other in a test only
 // through the database's notifications. The second server logs to logs.
-func haPair(t *testing.T, logs *syncBuffer) (a, b *nodetest.Server) {
+func haPair(t *testing.T, logs *logtest.Buffer) (a, b *nodetest.Server) {
 	t.Helper()
 	dsn := pgtest.New(t)
 	a = start(t, serverConfig(t, dsn, nil))
@@ -32,7 +33,7 @@ func haPair(t *testing.T, logs *syncBuffer) (a, b *nodetest.Server) {
 	return a, b
 }
 
-func serverConfig(t *testing.T, dsn string, logs *syncBuffer) server.Config {
+func serverConfig(t *testing.T, dsn string, logs *logtest.Buffer) server.Config {
 	cfg := postgres(t, dsn)
 	cfg.PollInterval = time.Hour
 	if logs != nil {
@@ -60,7 +61,7 @@ func agentWithEntry(t *testing.T, s *nodetest.Server, federatesWith ...spiffeid.
 // server sharing the database, the entry stream of the agent it concerns,
 // without waiting for a poll.
 func TestBanAndEvictionReachAnotherServer(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	s1, s2 := haPair(t, &logs)
 	for _, tt := range []struct {
 		name, why string

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 )
 
@@ -70,7 +70,7 @@ func TestSIGTERMStopsRunCleanly(t *testing.T) {
 	// No server listens on port 1: the agent retries until the signal.
 	token, _, err := jointoken.Generate(t.Context(), memstore.New(memstore.Config{}), jointoken.Params{})
 	require.NoError(t, err)
-	var stderr syncBuffer
+	var stderr logtest.Buffer
 	cmd := program("run", "-trust-domain", "example.org", "-server", "127.0.0.1:1", "-insecure-bootstrap",
 		"-join-token", token, "-socket", filepath.Join(dir, "api.sock"))
 	cmd.Stderr = &stderr
@@ -98,23 +98,4 @@ func TestSIGTERMStopsRunCleanly(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("the agent did not stop on SIGTERM")
 	}
-}
-
-// syncBuffer is written by the goroutine copying the program's stderr while
-// the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -82,36 +82,17 @@ func socketPath(t *testing.T) string {
 	return filepath.Join(dir, "api.sock")
 }
 
-// syncBuffer is a bytes.Buffer that the running agent writes its logs to
-// while the test reads them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a "spiffe-agent run" in a goroutine.
 type running struct {
 	cancel context.CancelFunc
 	done   chan int
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 func startRun(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	r := &running{cancel: cancel, done: make(chan int, 1), logs: &syncBuffer{}}
+	r := &running{cancel: cancel, done: make(chan int, 1), logs: &logtest.Buffer{}}
 	go func() { r.done <- Main(ctx, append([]string{"run"}, args...), io.Discard, r.logs) }()
 	t.Cleanup(func() {
 		cancel()

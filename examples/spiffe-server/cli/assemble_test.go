@@ -18,6 +18,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -49,7 +50,7 @@ func TestKeyPairReloader(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	first := writeCert(t, certFile, keyFile, "endpoint-1")
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	k, err := newKeyPairReloader(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	got, err := k.getCertificate(nil)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runMain runs "spiffe-server run" with args; it returns the exit code,
 // stdout and stderr.
@@ -222,7 +205,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr logtest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"run", "-config", cfgPath, "-bind", "127.0.0.1:0"}, io.Discard, &stderr)
@@ -276,7 +259,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 // waitReady waits for a server started by run to log that it is ready:
 // its sockets then accept connections. (The socket file appears at bind,
 // a moment before the listen that makes it accept.)
-func waitReady(t *testing.T, logs *lockedBuffer, done chan int) {
+func waitReady(t *testing.T, logs *logtest.Buffer, done chan int) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for !strings.Contains(logs.String(), "server ready") {
@@ -340,8 +323,8 @@ func TestRunFederation(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	run := func(args ...string) (chan int, *lockedBuffer) {
-		var stderr lockedBuffer
+	run := func(args ...string) (chan int, *logtest.Buffer) {
+		var stderr logtest.Buffer
 		done := make(chan int, 1)
 		go func() { done <- Main(ctx, append([]string{"run"}, args...), io.Discard, &stderr) }()
 		return done, &stderr
