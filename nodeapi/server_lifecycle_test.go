@@ -72,11 +72,13 @@ func TestRunAndCloseLifecycle(t *testing.T) {
 		go func() { ran <- srv.Run(t.Context()) }() // again, once the first returned
 		synctest.Wait()
 		require.NoError(t, srv.Close())
+		// Run has returned; the goroutine that called it may not have
+		// reported it yet. Fake time passes only once it is blocked.
 		select {
 		case err := <-ran:
 			assert.NoError(t, err, "Close ends Run without error")
-		default:
-			t.Fatal("Close returned before Run")
+		case <-time.After(time.Minute):
+			t.Fatal("Run did not return after Close")
 		}
 		require.NoError(t, srv.Close(), "Close is idempotent")
 		assert.ErrorContains(t, srv.Run(t.Context()), "closed")
