@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -131,14 +132,11 @@ type Agent struct {
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
 
-	closing   chan struct{} // closed by Close: Run returns
+	life      *lifecycle.Guard // Run once, not after Close
 	closeOnce sync.Once
 	closeErr  error
-	runs      sync.WaitGroup // the Run under way, if any
 
 	mu       sync.Mutex
-	closed   bool
-	ran      bool // Run was called
 	key      crypto.Signer
 	svid     *nodeapi.AgentSVID // nil until the agent holds one
 	renewAt  time.Time          // half the remaining life when the SVID was installed
@@ -183,11 +181,12 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	cfg.Servers = slices.Clone(cfg.Servers)
 	cfg.WorkloadAttestors = slices.Clone(cfg.WorkloadAttestors)
 	a := &Agent{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		store:    memstore.New(memstore.Config{}),
-		closing:  make(chan struct{}),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		now:   cfg.Now,
+		store: memstore.New(memstore.Config{}),
+		life: lifecycle.NewGuard(lifecycle.Once,
+			errors.New("agent: closed"), errors.New("agent: Run called twice")),
 		renewed:  make(chan struct{}, 1),
 		attested: make(chan struct{}),
 		synced:   make(chan struct{}),
@@ -375,32 +374,12 @@ func (a *Agent) Healthy() error {
 // part that failed are joined. Run may be called once; it fails at once
 // when called again or after Close.
 func (a *Agent) Run(ctx context.Context) error {
-	a.mu.Lock()
-	switch {
-	case a.closed:
-		a.mu.Unlock()
-		return errors.New("agent: closed")
-	case a.ran:
-		a.mu.Unlock()
-		return errors.New("agent: Run called twice")
+	ctx, done, err := a.life.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	a.ran = true
-	a.runs.Add(1) // under mu with closed unset: before Close waits
-	a.mu.Unlock()
-	defer a.runs.Done()
-
-	ctx, cancel := context.WithCancel(ctx)
-	var watch sync.WaitGroup
-	watch.Go(func() {
-		select {
-		case <-a.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	})
+	defer done()
 	defer func() {
-		cancel()
-		watch.Wait()
 		if cli := a.swapClient(nil); cli != nil {
 			cli.Close()
 		}
@@ -418,7 +397,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.api != nil {
 		parts = append(parts, func(ctx context.Context) error { return a.api.Serve(ctx, a.cfg.Listener) })
 	}
-	if err := runAll(ctx, parts...); err != nil {
+	if err := lifecycle.RunAll(ctx, parts...); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
@@ -449,37 +428,13 @@ func (a *Agent) start(ctx context.Context) error {
 	return nil
 }
 
-// runAll runs every part until ctx is done or one of them fails, which
-// stops the others, and returns the errors of all that failed.
-func runAll(ctx context.Context, parts ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(parts))
-	var wg sync.WaitGroup
-	for i, run := range parts {
-		wg.Go(func() {
-			if errs[i] = run(ctx); errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // Close makes Run return and waits for it, then releases what the agent
 // owns: the Workload API listener (if Run did not already close it) and
 // the connections to the servers. Close is idempotent and safe for
 // concurrent use. It does not close the attestors, which the caller owns.
 func (a *Agent) Close() error {
-	a.closeOnce.Do(func() {
-		a.mu.Lock()
-		a.closed = true
-		a.mu.Unlock()
-		close(a.closing)
-		a.runs.Wait()
-		a.closeErr = errors.Join(a.iss.Close(), a.closeListener())
-	})
+	a.life.Close()
+	a.closeOnce.Do(func() { a.closeErr = errors.Join(a.iss.Close(), a.closeListener()) })
 	return a.closeErr
 }
 

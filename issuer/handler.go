@@ -63,8 +63,10 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.closed {
-		return nil, nil, fmt.Errorf("issuer: %w: closed", endpoint.ErrUnavailable)
+	select {
+	case <-i.life.Closed():
+		return nil, nil, errClosed
+	default:
 	}
 	now := i.now()
 	entries := i.entries(sels)
@@ -87,7 +89,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 			if round >= maxSubscribeRounds {
 				return nil, nil, fmt.Errorf("issuer: %w: entry %s keeps changing", endpoint.ErrUnavailable, e.ID)
 			}
-			if i.state == stopped {
+			if i.stopped {
 				return nil, nil, errStopped
 			}
 			mine = append(mine, i.claimLocked(e))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -139,10 +140,8 @@ type Issuer struct {
 	now  func() time.Time
 	poll time.Duration
 
-	wake    chan struct{} // capacity 1: refresh every view now
-	closing chan struct{} // closed by Close: Run returns
-	once    sync.Once
-	runs    sync.WaitGroup // the Run under way, if any; Close waits for it
+	wake chan struct{}    // capacity 1: refresh every view now
+	life *lifecycle.Guard // Run once, not after Close
 
 	signer   Signer
 	backoff  func(failures int) time.Duration
@@ -160,8 +159,7 @@ type Issuer struct {
 	// a mint claims its entry in inflight, signs without the lock, then
 	// publishes under it, which keeps one SVID per entry.
 	mu        sync.Mutex
-	closed    bool
-	state     runState
+	stopped   bool                  // Run returned, or Close was called: no more mints
 	pending   []*mintCall           // claimed for new callers, for Run to mint
 	mintReady chan struct{}         // capacity 1: pending is not empty
 	svids     map[string]*minted    // by entry ID
@@ -209,12 +207,13 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		maxBatch:  cfg.MaxBatch,
 		wake:      make(chan struct{}, 1),
 		mintReady: make(chan struct{}, 1),
-		closing:   make(chan struct{}),
-		svids:     make(map[string]*minted),
-		inflight:  make(map[string]*mintCall),
-		retry:     make(map[string]retryState),
-		subs:      make(map[*subscription]struct{}),
-		tainted:   make(map[string]bool),
+		life: lifecycle.NewGuard(lifecycle.Once,
+			errClosed, errors.New("issuer: Run called twice")),
+		svids:    make(map[string]*minted),
+		inflight: make(map[string]*mintCall),
+		retry:    make(map[string]retryState),
+		subs:     make(map[*subscription]struct{}),
+		tainted:  make(map[string]bool),
 	}
 	if _, ok := cfg.Signer.(*LocalSigner); ok {
 		i.backoff = localBackoff
@@ -243,14 +242,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	return i, nil
 }
 
-// runState is where an Issuer is in its life.
-type runState uint8
-
-const (
-	idle    runState = iota // Run not called yet
-	running                 // Run under way
-	stopped                 // Run returned, or Close was called first
-)
+// errClosed fails Run and the callers that subscribe once Close was
+// called.
+var errClosed = fmt.Errorf("issuer: %w: closed", endpoint.ErrUnavailable)
 
 // errStopped fails the callers that need a new X509-SVID once Run has
 // returned.
@@ -269,29 +263,12 @@ var errStopped = fmt.Errorf("issuer: %w: not running", endpoint.ErrUnavailable)
 // returned. Run may be called once; it fails at once when called again or
 // after Close.
 func (i *Issuer) Run(ctx context.Context) error {
-	i.mu.Lock()
-	switch {
-	case i.closed:
-		i.mu.Unlock()
-		return fmt.Errorf("issuer: %w: closed", endpoint.ErrUnavailable)
-	case i.state != idle:
-		i.mu.Unlock()
-		return errors.New("issuer: Run called twice")
+	ctx, done, err := i.life.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	i.state = running
-	i.runs.Add(1) // under mu with closed unset: before Close waits
-	i.mu.Unlock()
-	defer i.runs.Done()
-
-	ctx, cancel := context.WithCancel(ctx)
+	defer done()
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-i.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	})
 	wg.Go(func() {
 		// New callers' mints run beside the loop, which may be waiting on
 		// the Signer.
@@ -314,9 +291,8 @@ func (i *Issuer) Run(ctx context.Context) error {
 	// since New is missed.
 	caUpdates, unsubscribe := i.cfg.Trust.Subscribe()
 	i.refreshCA()
-	i.loop(ctx, caUpdates)
+	i.loop(ctx, caUpdates) // until ctx is done, which ends the mints too
 	unsubscribe()
-	cancel()
 	wg.Wait()
 	i.stop()
 	return nil
@@ -326,7 +302,7 @@ func (i *Issuer) Run(ctx context.Context) error {
 // queued for Run fail, and so do later callers that need one.
 func (i *Issuer) stop() {
 	i.mu.Lock()
-	i.state = stopped
+	i.stopped = true
 	calls := i.pending
 	i.pending = nil
 	i.mu.Unlock()
@@ -339,17 +315,8 @@ func (i *Issuer) stop() {
 // idempotent and safe for concurrent use; it does not close the Trust, the
 // Signer, the Registry or the Attestor, which the caller owns.
 func (i *Issuer) Close() error {
-	i.once.Do(func() {
-		i.mu.Lock()
-		i.closed = true
-		idle := i.state == idle
-		i.mu.Unlock()
-		close(i.closing)
-		if idle {
-			i.stop() // no Run will come to mint what callers wait for
-		}
-	})
-	i.runs.Wait()
+	i.life.Close()
+	i.stop() // no Run will come to mint what callers wait for
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -134,12 +135,9 @@ type Server struct {
 	idx       *index.Index
 	attestors map[string]attest.NodeAttestor
 
-	// closed is closed by Close: it ends Run and the entry streams.
-	closed   chan struct{}
-	lifeMu   sync.Mutex // guards isClosed and running, orders runs.Add before runs.Wait
-	isClosed bool
-	running  bool
-	runs     sync.WaitGroup // the Run under way, which Close waits for
+	// life admits one Run at a time until Close, whose Closed channel
+	// ends the entry streams too.
+	life *lifecycle.Guard
 
 	mu      sync.Mutex
 	gen     uint64        // bumped on every change streams must see
@@ -197,7 +195,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		td:        b.TrustDomain(),
 		attestors: make(map[string]attest.NodeAttestor),
 		changed:   make(chan struct{}),
-		closed:    make(chan struct{}),
+		life:      lifecycle.NewGuard(lifecycle.OneAtATime, errClosed, errors.New("nodeapi: Run is already running")),
 		authz:     make(map[spiffeid.ID]authzCache),
 		catchTurn: make(chan struct{}, 1),
 	}
@@ -253,13 +251,7 @@ func (s *Server) Index() *index.Index { return s.idx }
 // controls, keeps answering calls; the stores are the caller's. Close is
 // idempotent and safe for concurrent use; it always returns nil.
 func (s *Server) Close() error {
-	s.lifeMu.Lock()
-	if !s.isClosed {
-		s.isClosed = true
-		close(s.closed)
-	}
-	s.lifeMu.Unlock()
-	s.runs.Wait()
+	s.life.Close()
 	return nil
 }
 
@@ -274,12 +266,11 @@ var errClosed = errors.New("nodeapi: the server is closed")
 // registry and the agent records as NewServer read them (see Run). After
 // Close, Serve returns an error at once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	s.lifeMu.Lock()
-	closed := s.isClosed
-	s.lifeMu.Unlock()
-	if closed {
+	select {
+	case <-s.life.Closed():
 		lis.Close()
 		return errClosed
+	default:
 	}
 	gs := s.grpcServer(ctx.Done())
 	stop := context.AfterFunc(ctx, gs.GracefulStop)
@@ -385,24 +376,11 @@ func (s *Server) certificate(ctx context.Context) (*tls.Certificate, error) {
 // Without Run, Serve still answers agents, from the index and the agent
 // records as NewServer read them, and the server pushes no change.
 func (s *Server) Run(ctx context.Context) error {
-	s.lifeMu.Lock()
-	switch {
-	case s.isClosed:
-		s.lifeMu.Unlock()
-		return errClosed
-	case s.running:
-		s.lifeMu.Unlock()
-		return errors.New("nodeapi: Run is already running")
+	ctx, done, err := s.life.Begin(ctx) // a ctx Close ends too
+	if err != nil {
+		return err
 	}
-	s.running = true
-	s.runs.Add(1)
-	s.lifeMu.Unlock()
-	defer func() {
-		s.lifeMu.Lock()
-		s.running = false
-		s.lifeMu.Unlock()
-		s.runs.Done()
-	}()
+	defer done()
 
 	// Subscribed before catching up, so that no change falls between.
 	caUpdates, unsubscribe := s.cfg.Authority.Subscribe()
@@ -432,9 +410,12 @@ func (s *Server) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.closed:
-			return nil
+			select {
+			case <-s.life.Closed():
+				return nil
+			default:
+				return ctx.Err()
+			}
 		case <-entryWrites:
 			s.syncIndex(ctx)
 		case <-agentWrites:

@@ -263,7 +263,7 @@ func (svc *service) receiver(ctx context.Context, stream grpc.BidiStreamingServe
 			return nil, ctx.Err()
 		case <-svc.drain:
 			return nil, errShuttingDown
-		case <-svc.s.closed:
+		case <-svc.s.life.Closed():
 			return nil, errShuttingDown
 		}
 	}
@@ -551,7 +551,7 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		case <-svc.drain:
 			expiry.Stop()
 			return errShuttingDown
-		case <-s.closed:
+		case <-s.life.Closed():
 			expiry.Stop()
 			return errShuttingDown
 		case <-expiry.C:

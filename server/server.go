@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -254,45 +255,23 @@ func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 // listener, the CA's rotation, a store), the others stop and Run returns
 // every failure.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	// run runs f on its own goroutine; its failure stops the others. The
-	// ctx.Err() a Run returns once stopped is not a failure.
-	run := func(f func(context.Context) error) {
-		wg.Go(func() {
-			err := f(ctx)
-			if err == nil || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return
-			}
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
-			cancel()
-		})
-	}
+	var parts []func(context.Context) error
 	for _, st := range s.stores.runners() {
-		run(st.Run)
+		parts = append(parts, st.Run)
 	}
-	run(func(ctx context.Context) error { return s.node.Serve(ctx, s.nodeLis) })
-	run(s.node.Run)
+	parts = append(parts, func(ctx context.Context) error { return s.node.Serve(ctx, s.nodeLis) }, s.node.Run)
 	if s.admin != nil {
-		run(func(ctx context.Context) error { return s.admin.Serve(ctx, s.adminLis) })
+		parts = append(parts, func(ctx context.Context) error { return s.admin.Serve(ctx, s.adminLis) })
 	}
 	if s.endpoint != nil {
-		run(s.endpoint.serve)
+		parts = append(parts, s.endpoint.serve)
 	}
 	for _, w := range s.watchers {
-		run(func(ctx context.Context) error { w.run(ctx); return nil })
+		parts = append(parts, func(ctx context.Context) error { w.run(ctx); return nil })
 	}
-	run(s.ca.Run)
-	run(func(ctx context.Context) error { s.refreshLoop(ctx); return nil })
-	wg.Wait()
-	return errors.Join(errs...)
+	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil })
+	// The ctx.Err() a part returns once stopped is no failure.
+	return lifecycle.RunAll(ctx, parts...)
 }
 
 // refreshLoop keeps the trust domain's bundle and the federated bundles
