@@ -141,14 +141,27 @@ func run(t *testing.T, cred *syscall.Credential, name string, args ...string) (s
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
-	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	code := cmd.ProcessState.ExitCode()
+	what := fmt.Sprintf("%s %s: exit code %d", filepath.Base(name), strings.Join(args, " "), code)
+	if ctx.Err() != nil && t.Context().Err() == nil {
+		what += " (killed: still running after 30s)"
+	}
+	lastRun.Store(t, fmt.Sprintf("%s\nstdout: %s\nstderr: %s", what, &stdout, &stderr))
+	return stdout.String(), stderr.String(), code
 }
+
+// lastRun holds, for each running test, what the last command it ran
+// answered, so that a wait that times out says why.
+var lastRun sync.Map // *testing.T to string
 
 // must runs a command that must succeed and returns its stdout.
 func must(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, errOut, code := run(t, nil, name, args...)
-	require.Equal(t, 0, code, "%s %s\nstdout: %s\nstderr: %s", filepath.Base(name), strings.Join(args, " "), out, errOut)
+	out, _, code := run(t, nil, name, args...)
+	if code != 0 {
+		last, _ := lastRun.Load(t)
+		t.Fatalf("%s", last)
+	}
 	return out
 }
 
@@ -159,9 +172,32 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, f func() bool) {
+// waitFor waits (bounded) until f holds, calling it on the test's
+// goroutine. If it never holds, the test fails saying what it waited for
+// and what the last command f ran answered; if it waits for the
+// processes of procs, the test fails as soon as one of them exits.
+func waitFor(t *testing.T, what string, f func() bool, procs ...*proc) {
 	t.Helper()
-	require.Eventually(t, f, 30*time.Second, 20*time.Millisecond, "waiting for %s", what)
+	lastRun.Delete(t)
+	defer lastRun.Delete(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				t.Fatalf("waiting for %s: %s exited (%v)", what, filepath.Base(p.cmd.Path), p.err)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			msg := "waiting for " + what + ": still not so after 30s"
+			if last, ok := lastRun.Load(t); ok {
+				msg += "; the last command ran: " + last.(string)
+			}
+			t.Fatal(msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
@@ -190,7 +226,7 @@ func TestServerAndAgent(t *testing.T) {
 
 	srv := startProc(t, serverBin, "run", "-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "server"),
 		"-bind", bind, "-admin-socket", adminSock, "-x509-svid-ttl", "6s", "-agent-svid-ttl", "8s", "-ca-ttl", "1h")
-	waitFor(t, "the admin socket", func() bool { return exists(adminSock) })
+	waitFor(t, "the admin socket", func() bool { return exists(adminSock) }, srv)
 
 	// The trust bundle an operator hands to agents.
 	bundlePEM := must(t, serverBin, "bundle", "show", "-admin-socket", adminSock)
@@ -208,7 +244,7 @@ func TestServerAndAgent(t *testing.T) {
 	waitFor(t, "the agent to attest", func() bool {
 		out, _, code := run(t, nil, serverBin, "agent", "list", "-admin-socket", adminSock)
 		return code == 0 && strings.Contains(out, "/spiffekit/agent/join_token/")
-	})
+	}, srv, agent)
 	agents := must(t, serverBin, "agent", "list", "-admin-socket", adminSock)
 	agentID := regexp.MustCompile(`spiffe://example\.org/spiffekit/agent/join_token/[0-9a-f]+`).FindString(agents)
 	require.NotEmpty(t, agentID, agents)
@@ -222,7 +258,7 @@ func TestServerAndAgent(t *testing.T) {
 	assert.Contains(t, shown, "spiffe://example.org/web")
 
 	// The workload gets its SVID through the agent.
-	waitFor(t, "the agent's Workload API socket", func() bool { return exists(apiSock) })
+	waitFor(t, "the agent's Workload API socket", func() bool { return exists(apiSock) }, srv, agent)
 	var fetched string
 	waitFor(t, "the workload's SVID", func() bool {
 		out, _, code := run(t, nil, agentBin, "api", "fetch", "x509", "-socket", apiSock)
@@ -310,7 +346,7 @@ func newEnv(t *testing.T, extraServerArgs ...string) *env {
 func (e *env) startServer() *proc {
 	os.Remove(e.adminSock)
 	p := startProc(e.t, e.serverBin, e.serverArgs...)
-	waitFor(e.t, "the admin socket", func() bool { return exists(e.adminSock) })
+	waitFor(e.t, "the admin socket", func() bool { return exists(e.adminSock) }, p)
 	require.NoError(e.t, os.WriteFile(e.bundleFile, []byte(must(e.t, e.serverBin, "bundle", "show", "-admin-socket", e.adminSock)), 0o644))
 	return p
 }

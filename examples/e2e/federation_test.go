@@ -37,7 +37,7 @@ func (d *domain) start(t *testing.T, serverBin string, extra ...string) *proc {
 	args := append([]string{"run", "-trust-domain", d.td, "-data-dir", filepath.Join(d.dir, "data"), "-bind", d.bind,
 		"-admin-socket", d.adminSock, "-federation-bind", d.fedBind}, extra...)
 	p := startProc(t, serverBin, args...)
-	waitFor(t, d.td+"'s admin socket", func() bool { return exists(d.adminSock) })
+	waitFor(t, d.td+"'s admin socket", func() bool { return exists(d.adminSock) }, p)
 	return p
 }
 
@@ -104,9 +104,13 @@ func TestFederationBetweenServers(t *testing.T) {
 		defer cancel()
 		c, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+apiSock))
 		if err != nil {
+			lastRun.Store(t, "FetchX509Context: "+err.Error())
 			return false
 		}
 		b, err := c.Bundles.GetX509BundleForTrustDomain(partnerTD)
+		if err != nil {
+			lastRun.Store(t, "partner.test's bundle: "+err.Error())
+		}
 		return err == nil && len(b.X509Authorities()) == 1
 	})
 }
