@@ -287,3 +287,52 @@ func csrFor(t *testing.T, id spiffeid.ID) []byte {
 	require.NoError(t, err)
 	return csr
 }
+
+// Property: an SVID that is no longer the agent's current one, nor the one
+// before it, is refused by a server whose stale cache still holds it as
+// current (with a previous one, which sends the server to the store): what
+// the store says after that fresh read decides, not the cache.
+func TestSupersededSVIDIsRefusedAfterAFreshRead(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.attest(t, "node1")
+	key := newKey(t)
+	renewed, err := a.client.RenewAgent(t.Context(), key)
+	require.NoError(t, err)
+	s2 := e.second(t) // caches the renewed serial as current, the first as previous
+
+	// The node attests again through the first server: the renewed SVID
+	// is superseded, with no grace.
+	_, err = nodeapi.Attest(t.Context(), e.clientConfig(), echoClient{"node1"}, newKey(t))
+	require.NoError(t, err)
+
+	stale := &agent{key: key, svid: renewed}
+	c, err := nodeapi.Dial(s2.clientConfig(), stale)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.RenewAgent(t.Context(), newKey(t))
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	assert.ErrorContains(t, err, "no longer current")
+	_, err = c.SignJWTSVID(t.Context(), "x", []string{"db"})
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	assert.ErrorContains(t, err, "no longer current")
+
+	// The renewed SVID still holds the grace of the previous serial while
+	// the agent has not used the next: renewed through the first server, it
+	// is accepted by the second.
+	a2 := e.attest(t, "node2")
+	key2 := newKey(t)
+	renewed2, err := a2.client.RenewAgent(t.Context(), key2)
+	require.NoError(t, err)
+	s3 := e.second(t)
+	next := &agent{key: key2, svid: renewed2}
+	c2, err := nodeapi.Dial(e.clientConfig(), next)
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = c2.RenewAgent(t.Context(), newKey(t)) // renewed2 is now the previous serial
+	require.NoError(t, err)
+	c3, err := nodeapi.Dial(s3.clientConfig(), next)
+	require.NoError(t, err)
+	defer c3.Close()
+	_, err = c3.SignJWTSVID(t.Context(), "x", []string{"db"})
+	assert.ErrorContains(t, err, "not authorized", "authenticated, then refused for the entry: %v", err)
+}

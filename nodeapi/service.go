@@ -95,14 +95,21 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 		// record is read from the store first, so that a ban or eviction
 		// made meanwhile through another server is not written over.
 		cur, err := s.freshRecord(ctx, id)
-		if err != nil {
+		switch {
+		case err != nil:
 			return registry.Agent{}, err
+		case serial == cur.SerialNumber && cur.PreviousSerialNumber != "":
+			cur.PreviousSerialNumber = ""
+			return s.putAgent(ctx, cur)
+		case serial == cur.SerialNumber:
+			return cur, nil // retired meanwhile, through another server
+		case serial == cur.PreviousSerialNumber:
+			return cur, nil // renewed again meanwhile: the grace of the one before
 		}
-		if cur.SerialNumber != serial || cur.PreviousSerialNumber == "" {
-			return cur, nil
-		}
-		cur.PreviousSerialNumber = ""
-		return s.putAgent(ctx, cur)
+		// Superseded meanwhile (attested again): the store, read last,
+		// decides, not the cache.
+		return registry.Agent{}, fmt.Errorf("%w: agent %s presented serial %s, the record has %s",
+			errSuperseded, id, serial, cur.SerialNumber)
 	case serial == a.SerialNumber:
 		return a, nil
 	case serial == a.PreviousSerialNumber && a.PreviousSerialNumber != "":
