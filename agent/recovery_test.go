@@ -112,6 +112,32 @@ func TestAgentRenewsAtHalfLife(t *testing.T) {
 	require.NoError(t, a.Healthy())
 }
 
+// Property: renewing the agent SVID, which supersedes the one the entry
+// stream was opened with, makes the agent reconnect with the new one, not
+// attest again (which an x509pop agent could do): each renewal keeps the
+// server's record's previous serial, and entries registered after the
+// renewals still reach the workload.
+func TestRenewalReconnectsTheStreamWithoutAttestingAgain(t *testing.T) {
+	store := memstore.New(memstore.Config{})
+	nodeCA, node := x509PopNode(t)
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: newRotation(t), Store: store, Edit: withX509Pop(t, nodeCA, shortTTL(4*time.Second))})
+	logs := &logtest.Buffer{}
+	cfg := withAttestor(t, s, node)
+	cfg.Logger = logs.Logger()
+	a := nodetest.StartAgent(t, cfg)
+	a.WaitSynced(t)
+	first := serial(a)
+	require.Eventually(t, func() bool { return serial(a) != first }, 30*time.Second, 20*time.Millisecond)
+	second := serial(a)
+	require.Eventually(t, func() bool { return serial(a) != second }, 30*time.Second, 20*time.Millisecond)
+
+	web := s.Register(t, a.ID(), "/after-renewals")
+	assert.Equal(t, web.SPIFFEID, a.WaitSVID(t, web.SPIFFEID).ID)
+	require.NoError(t, a.Healthy())
+	assert.False(t, logs.Contains("refused the agent"), "no refusal:\n%s", logs)
+	assert.False(t, logs.Contains("attested again"), "no attestation after the first:\n%s", logs)
+}
+
 // waitExpired waits until the agent's own SVID is past its NotAfter.
 func waitExpired(t *testing.T, a *nodetest.Agent) {
 	t.Helper()

@@ -339,6 +339,46 @@ func TestBannedAgentLosesItsStream(t *testing.T) {
 	assert.ErrorContains(t, err, "banned")
 }
 
+// Property: an entry stream ends as soon as the SVID it was opened with is
+// superseded: once the agent used its renewed SVID (retiring the one
+// before), or attested again. It ends with Aborted, which the agent takes
+// as a cue to reconnect with its current SVID, not as a refusal that sends
+// it to attest again; a reconnection with the superseded SVID is refused.
+func TestSupersededAgentSVIDLosesItsStream(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.attest(t, "node1")
+	e.entry(t, a.svid.ID, "/web")
+	updates, end := syncUpdates(t, a)
+	next(t, updates)
+
+	key := newKey(t)
+	renewed, err := a.client.RenewAgent(t.Context(), key)
+	require.NoError(t, err)
+	cur := &agent{key: key, svid: renewed}
+	cur.client, err = nodeapi.Dial(e.clientConfig(), cur)
+	require.NoError(t, err)
+	defer cur.client.Close()
+	_, err = cur.client.SignJWTSVID(t.Context(), "x", []string{"db"}) // retires the first SVID
+	require.ErrorContains(t, err, "not authorized")
+
+	err = end(t)
+	assert.Equal(t, codes.Aborted, status.Code(err), "%v", err)
+	assert.ErrorContains(t, err, "superseded")
+	assert.False(t, nodeapi.IsRefused(err), "%v", err)
+	err = a.client.Sync(t.Context(), nil, func(nodeapi.Update) error { return nil })
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	assert.ErrorContains(t, err, "no longer current")
+
+	// Attested again, from elsewhere: no grace for the SVID before.
+	updates, end = syncUpdates(t, cur)
+	next(t, updates)
+	_, err = nodeapi.Attest(t.Context(), e.clientConfig(), echoClient{"node1"}, newKey(t))
+	require.NoError(t, err)
+	err = end(t)
+	assert.Equal(t, codes.Aborted, status.Code(err), "%v", err)
+	assert.ErrorContains(t, err, "superseded")
+}
+
 // Property: an agent SVID past its NotAfter (on the server's clock)
 // authenticates nothing, and an open stream of such an agent ends.
 func TestExpiredAgentSVIDIsRefused(t *testing.T) {

@@ -143,6 +143,9 @@ type Server struct {
 	gen     uint64        // bumped on every change streams must see
 	changed chan struct{} // closed and replaced when gen is bumped
 	agents  map[spiffeid.ID]registry.Agent
+	// follows are the agents with open entry streams here: their streams
+	// look again when the cached record's serials change, or it goes.
+	follows map[spiffeid.ID]*agentFollow
 	tlsCert *tls.Certificate // the server's own SVID
 	tlsDue  time.Time        // when to mint the next one
 	tlsCA   []byte           // DER of the CA that signed tlsCert
@@ -197,6 +200,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		changed:   make(chan struct{}),
 		life:      lifecycle.NewGuard(lifecycle.OneAtATime, errClosed, errors.New("nodeapi: Run is already running")),
 		authz:     make(map[spiffeid.ID]authzCache),
+		follows:   make(map[spiffeid.ID]*agentFollow),
 		catchTurn: make(chan struct{}, 1),
 	}
 	for _, a := range cfg.Attestors {
@@ -556,6 +560,13 @@ func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 	defer s.mu.Unlock()
 	old := s.agents
 	s.agents = m
+	for id := range s.follows {
+		a, wasCached := old[id]
+		b, isCached := m[id]
+		if wasCached != isCached || !sameSerials(a, b) {
+			s.wakeAgentLocked(id)
+		}
+	}
 	for id, a := range old {
 		b, ok := m[id]
 		if !ok || a.Banned != b.Banned || !slices.Equal(a.Selectors, b.Selectors) {
@@ -581,9 +592,69 @@ func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent
 		return registry.Agent{}, unavailable("storing the agent record of "+a.ID.String(), err)
 	}
 	s.mu.Lock()
-	s.agents[stored.ID] = stored
+	s.cacheAgentLocked(stored)
 	s.mu.Unlock()
 	return stored, nil
+}
+
+// cacheAgentLocked caches a, and wakes the entry streams of its agent if
+// its serials changed: a stream opened with an SVID that is now superseded
+// must end (see service.recheck). s.mu must be held.
+func (s *Server) cacheAgentLocked(a registry.Agent) {
+	old, ok := s.agents[a.ID]
+	s.agents[a.ID] = a
+	if !ok || !sameSerials(old, a) {
+		s.wakeAgentLocked(a.ID)
+	}
+}
+
+// sameSerials reports whether a and b name the same current and previous
+// agent SVIDs.
+func sameSerials(a, b registry.Agent) bool {
+	return a.SerialNumber == b.SerialNumber && a.PreviousSerialNumber == b.PreviousSerialNumber
+}
+
+// agentFollow wakes the entry streams of one agent.
+type agentFollow struct {
+	streams int           // open entry streams of the agent
+	changed chan struct{} // closed and replaced by wakeAgentLocked
+}
+
+// followAgent registers an entry stream of agent id. changed returns the
+// channel closed when the agent's cached record next changes serials or
+// goes (take it before reading the record); stop ends the registration.
+// Only the agent's own streams wake, not every stream: renewals are
+// frequent.
+func (s *Server) followAgent(id spiffeid.ID) (changed func() <-chan struct{}, stop func()) {
+	s.mu.Lock()
+	f, ok := s.follows[id]
+	if !ok {
+		f = &agentFollow{changed: make(chan struct{})}
+		s.follows[id] = f
+	}
+	f.streams++
+	s.mu.Unlock()
+	changed = func() <-chan struct{} {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return f.changed
+	}
+	stop = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if f.streams--; f.streams == 0 {
+			delete(s.follows, id)
+		}
+	}
+	return changed, stop
+}
+
+// wakeAgentLocked wakes the entry streams of agent id. s.mu must be held.
+func (s *Server) wakeAgentLocked(id spiffeid.ID) {
+	if f, ok := s.follows[id]; ok {
+		close(f.changed)
+		f.changed = make(chan struct{})
+	}
 }
 
 // agentRecord returns the cached record of id, reading the store when the
@@ -609,7 +680,7 @@ func (s *Server) storedAgentRecord(ctx context.Context, id spiffeid.ID) (registr
 		return registry.Agent{}, false, unavailable("reading the agent record of "+id.String(), err)
 	}
 	s.mu.Lock()
-	s.agents[id] = a
+	s.cacheAgentLocked(a)
 	s.mu.Unlock()
 	return a, true, nil
 }

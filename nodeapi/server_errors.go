@@ -55,6 +55,11 @@ var (
 	errUnavailable  = &peerError{codes.Unavailable, "the server cannot answer now; try again later", slog.LevelWarn}
 	errShuttingDown = &peerError{codes.Unavailable, "the server is shutting down", slog.LevelDebug}
 	errStream       = &peerError{codes.Unavailable, "the stream failed", slog.LevelDebug}
+	// errStreamSuperseded ends an entry stream whose SVID was superseded:
+	// Aborted, not a refusal, since the agent normally holds the SVID that
+	// superseded it and reconnects with that; a caller without it is
+	// refused then.
+	errStreamSuperseded = &peerError{codes.Aborted, "the agent SVID this stream was opened with was superseded; reconnect with the current one", slog.LevelInfo}
 )
 
 // invalidf returns the error of a malformed request. Its message goes to

@@ -498,6 +498,10 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 	}
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
+	leaf, _ := peerLeaf(ctx) // authenticate found it
+	serial := leaf.SerialNumber.Text(16)
+	agentChanged, unfollow := s.followAgent(a.ID)
+	defer unfollow()
 	sent := make(map[string]int64, len(req.Known))
 	for _, k := range req.Known {
 		if k != nil {
@@ -522,17 +526,20 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 	first := true
 	for {
 		gen, changed := s.watch()
+		ownChanged := agentChanged()
+		// Look again at the agent's record, the first time too (its
+		// serials may have changed since authenticate, before the stream
+		// followed them): it may have been evicted or banned, or the SVID
+		// superseded, since the stream opened.
+		if a, err = svc.recheck(ctx, a, serial); err != nil {
+			return err
+		}
 		var entries map[string]registry.Entry
 		if first {
 			// From the index, now read as far as what the agent holds,
 			// rather than from a cache that may be older.
 			entries = s.indexAuthorized(a, gen)
 		} else {
-			// Look again at the agent's record: it may have been evicted
-			// or banned since the stream opened.
-			if a, err = svc.recheck(ctx, a); err != nil {
-				return err
-			}
 			entries = s.authorized(a)
 		}
 		resp, err := s.syncResponse(entries, st)
@@ -565,17 +572,32 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 			return fmt.Errorf("%w: agent %s, during its entry stream", errExpired, a.ID)
 		case <-changed:
 			expiry.Stop()
+		case <-ownChanged:
+			expiry.Stop()
 		}
 	}
 }
 
 // recheck reads the agent's cached record again; an agent evicted or
-// banned meanwhile loses its stream.
-func (svc *service) recheck(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+// banned meanwhile loses its stream, and so does one whose SVID that
+// opened the stream (serial) is superseded: neither its current one nor,
+// until the agent uses that, the one before. The agent then reconnects
+// with its current SVID: the error is not a refusal.
+func (svc *service) recheck(ctx context.Context, a registry.Agent, serial string) (registry.Agent, error) {
 	s := svc.s
 	cur, found, err := s.agentRecord(ctx, a.ID)
 	if err != nil {
 		return a, nil // keep going on a store hiccup; the next wake retries
+	}
+	if found && !cur.Banned && serial != cur.SerialNumber && serial != cur.PreviousSerialNumber {
+		// The cache may have gone back to an older read: the store decides.
+		if cur, found, err = s.storedAgentRecord(ctx, a.ID); err != nil {
+			return a, nil
+		}
+		if found && !cur.Banned && serial != cur.SerialNumber && serial != cur.PreviousSerialNumber {
+			return a, fmt.Errorf("%w: agent %s, serial %s, during its entry stream; the record has %s",
+				errStreamSuperseded, a.ID, serial, cur.SerialNumber)
+		}
 	}
 	switch {
 	case !found:
