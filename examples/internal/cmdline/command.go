@@ -38,6 +38,7 @@ type Command struct {
 	envPrefix  string            // "" unless configurable
 	fileNames  map[string]string // flag name -> file key, where Key.File set it
 	argNames   map[string]string // flag name -> name of its value in the help, where flag cannot tell it
+	required   []string          // flags that must have a value, in the order Required marked them
 	sections   []section
 }
 
@@ -86,6 +87,15 @@ type Key struct {
 // certificate") is a key inside nested objects.
 func (k Key) File(name string) Key {
 	k.c.fileNames[k.name] = name
+	return k
+}
+
+// Required marks the key as one the command cannot do without: Parse
+// refuses the command, with "-NAME is required", when the key has no value
+// (its value's text is empty) after the flags, the environment and the
+// file. The key's usage should say "(required)".
+func (k Key) Required() Key {
+	k.c.required = append(k.c.required, k.name)
 	return k
 }
 
@@ -143,11 +153,11 @@ func (c *Command) Visit(fn func(name string)) {
 }
 
 // Parse parses args (the command line after the command's name) and, for a
-// configurable command, the environment and the configuration file. It
-// returns true if the command should go on. Otherwise it has printed what
-// to print and returns the exit code with false: [ExitOK] after printing
-// the help asked for with -h on stdout, [ExitUsage] after printing the
-// problem on stderr.
+// configurable command, the environment and the configuration file, then
+// checks that every [Key.Required] key has a value. It returns true if the
+// command should go on. Otherwise it has printed what to print and returns
+// the exit code with false: [ExitOK] after printing the help asked for with
+// -h on stdout, [ExitUsage] after printing the problem on stderr.
 func (c *Command) Parse(args []string, stdout, stderr io.Writer) (code int, ok bool) {
 	var opts []ff.Option
 	if c.envPrefix != "" {
@@ -165,6 +175,11 @@ func (c *Command) Parse(args []string, stdout, stderr io.Writer) (code int, ok b
 		return c.Misuse(stderr, parseError(err)), false
 	case c.fs.NArg() > 0:
 		return c.Misuse(stderr, fmt.Errorf("unexpected argument %q", c.fs.Arg(0))), false
+	}
+	for _, name := range c.required {
+		if c.fs.Lookup(name).Value.String() == "" {
+			return c.Misuse(stderr, fmt.Errorf("-%s is required", name)), false
+		}
 	}
 	return ExitOK, true
 }

@@ -263,3 +263,59 @@ func (*multiLineError) Error() string { return "first\n  second\n" }
 func TestConfigurableNeedsAPrefix(t *testing.T) {
 	assert.Panics(t, func() { cmdline.New("prog", "").Configurable("") })
 }
+
+// Property: a command refuses to go on while a required key has no value
+// from any source, naming the first such key in the order they were marked;
+// an empty value is no value.
+func TestRequired(t *testing.T) {
+	parse := func(t *testing.T, args ...string) (bool, int, string) {
+		var id spiffeid.ID
+		var name string
+		var servers []string
+		cmd := cmdline.New("prog show", "")
+		cmd.Configurable("PROG")
+		cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "id", "a SPIFFE `ID` (required)").Required()
+		cmd.String(&name, "name", "", "a `name` (required)").Required()
+		cmd.Var(cmdline.NewList(&servers, cmdline.Text, ","), "server", "a `host:port` (required; repeatable)").Required()
+		cmd.String(new(string), "note", "", "a `note`")
+		var stderr bytes.Buffer
+		code, ok := cmd.Parse(args, &bytes.Buffer{}, &stderr)
+		return ok, code, stderr.String()
+	}
+	id := "spiffe://example.org/a"
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // "" when the command goes on
+	}{
+		{"all given", []string{"-id", id, "-name", "x", "-server", "s:1"}, nil, ""},
+		{"none given: the first marked", nil, nil, "-id is required"},
+		{"one missing", []string{"-id", id, "-server", "s:1"}, nil, "-name is required"},
+		{"an empty value is none", []string{"-id", id, "-name", "", "-server", "s:1"}, nil, "-name is required"},
+		{"an empty list is none", []string{"-id", id, "-name", "x"}, nil, "-server is required"},
+		{"from the environment", []string{"-id", id}, map[string]string{"PROG_NAME": "x", "PROG_SERVER": "s:1"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			ok, code, stderr := parse(t, tt.args...)
+			if tt.want == "" {
+				require.True(t, ok, stderr)
+				assert.Equal(t, cmdline.ExitOK, code)
+				return
+			}
+			assert.False(t, ok)
+			assert.Equal(t, cmdline.ExitUsage, code)
+			assert.Equal(t, "prog show: "+tt.want+"\nRun \"prog show -h\" for help.\n", stderr)
+		})
+	}
+
+	// Help is printed whatever is missing.
+	ok, code, stderr := parse(t, "-h")
+	assert.False(t, ok)
+	assert.Equal(t, cmdline.ExitOK, code)
+	assert.Empty(t, stderr)
+}

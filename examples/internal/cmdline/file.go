@@ -50,7 +50,7 @@ func (c *Command) parseFile(r io.Reader, set func(name, value string) error) err
 		return fileErrorf("%s is larger than %d bytes", name, MaxFileSize)
 	}
 	var top map[string]json.RawMessage
-	if err := decodeStrict(data, &top); err != nil {
+	if err := DecodeStrict(data, &top); err != nil {
 		return fileErrorf("%s: %w", name, err)
 	}
 	for _, s := range c.sections {
@@ -59,7 +59,7 @@ func (c *Command) parseFile(r io.Reader, set func(name, value string) error) err
 			continue
 		}
 		delete(top, s.key)
-		if err := decodeStrict(raw, s.dst); err != nil {
+		if err := DecodeStrict(raw, s.dst); err != nil {
 			return fileErrorf("%s: %s: %w", name, s.key, err)
 		}
 	}
@@ -96,9 +96,10 @@ func (c *Command) fileKeys() map[string]string {
 	return keys
 }
 
-// decodeStrict decodes exactly one JSON value into v, refusing unknown
-// fields.
-func decodeStrict(data []byte, v any) error {
+// DecodeStrict decodes exactly one JSON value into v, refusing unknown
+// fields and anything after the value: the strict reading of a file the
+// user wrote.
+func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

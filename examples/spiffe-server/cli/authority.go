@@ -117,7 +117,7 @@ func authorityAction(k registry.AuthorityKind, verb string) func(cmd *cmdline.Co
 		outputFlag(cmd, &output)
 		switch verb {
 		case "taint", "revoke":
-			cmd.String(&id, "authorityID", "", "`ID` of the authority (required; see authority list)")
+			cmd.String(&id, "authorityID", "", "`ID` of the authority (required; see authority list)").Required()
 		case "activate":
 			cmd.String(&id, "authorityID", "", "`ID` of the prepared authority, checked before it is activated (default: whichever is prepared)")
 		}
@@ -134,15 +134,10 @@ func authorityAction(k registry.AuthorityKind, verb string) func(cmd *cmdline.Co
 				a, err = c.PrepareAuthority(ctx, k)
 			case "activate":
 				a, err = c.ActivateAuthority(ctx, k, id)
-			case "taint", "revoke":
-				if id == "" {
-					return usagef("-authorityID is required")
-				}
-				if verb == "taint" {
-					a, err = c.TaintAuthority(ctx, k, id)
-				} else {
-					a, err = c.RevokeAuthority(ctx, k, id)
-				}
+			case "taint":
+				a, err = c.TaintAuthority(ctx, k, id)
+			case "revoke":
+				a, err = c.RevokeAuthority(ctx, k, id)
 			}
 			if err != nil {
 				return err

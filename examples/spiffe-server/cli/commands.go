@@ -74,12 +74,9 @@ func bundleShow(cmd *cmdline.Command) action {
 func bundleSet(cmd *cmdline.Command) action {
 	var td spiffeid.TrustDomain
 	var path string
-	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)")
+	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)").Required()
 	cmd.String(&path, "path", "", "`file` holding the SPIFFE bundle document (default: stdin)")
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if td.IsZero() {
-			return usagef("-id is required")
-		}
 		doc, err := readDocument(in, path)
 		if err != nil {
 			return err
@@ -95,26 +92,37 @@ func bundleSet(cmd *cmdline.Command) action {
 // readDocument reads a bundle document of at most
 // registry.MaxBundleDocument bytes from path, or from stdin.
 func readDocument(stdin io.Reader, path string) ([]byte, error) {
-	r := stdin
-	name := "stdin"
+	doc, name, err := readInput(stdin, path, registry.MaxBundleDocument)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(doc)) == 0 {
+		return nil, fmt.Errorf("%s is empty", name)
+	}
+	return doc, nil
+}
+
+// readInput reads the file at path, or stdin when path is empty, and
+// returns its content and its name for messages: the path, or "stdin". It
+// fails when there are more than limit bytes.
+func readInput(stdin io.Reader, path string, limit int) (data []byte, name string, _ error) {
+	r, name := stdin, "stdin"
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		defer f.Close()
 		r, name = f, path
 	}
-	doc, err := io.ReadAll(io.LimitReader(r, registry.MaxBundleDocument+1))
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	case len(doc) > registry.MaxBundleDocument:
-		return nil, fmt.Errorf("%s holds more than %d bytes", name, registry.MaxBundleDocument)
-	case len(bytes.TrimSpace(doc)) == 0:
-		return nil, fmt.Errorf("%s is empty", name)
+		return nil, "", fmt.Errorf("reading %s: %w", name, err)
+	case len(data) > limit:
+		return nil, "", fmt.Errorf("%s holds more than %d bytes", name, limit)
 	}
-	return doc, nil
+	return data, name, nil
 }
 
 func bundleList(cmd *cmdline.Command) action {
@@ -132,11 +140,8 @@ func bundleList(cmd *cmdline.Command) action {
 
 func bundleDelete(cmd *cmdline.Command) action {
 	var td spiffeid.TrustDomain
-	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)")
+	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)").Required()
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if td.IsZero() {
-			return usagef("-id is required")
-		}
 		if err := c.DeleteFederatedBundle(ctx, td); err != nil {
 			return err
 		}
@@ -191,16 +196,13 @@ func agentList(cmd *cmdline.Command) action {
 
 func requiredAgent(cmd *cmdline.Command) *spiffeid.ID {
 	var id spiffeid.ID
-	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` of the agent (required)")
+	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` of the agent (required)").Required()
 	return &id
 }
 
 func agentEvict(cmd *cmdline.Command) action {
 	id := requiredAgent(cmd)
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id.IsZero() {
-			return usagef("-spiffe-id is required")
-		}
 		if err := c.EvictAgent(ctx, *id); err != nil {
 			return err
 		}
@@ -212,9 +214,6 @@ func agentEvict(cmd *cmdline.Command) action {
 func agentBan(cmd *cmdline.Command) action {
 	id := requiredAgent(cmd)
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id.IsZero() {
-			return usagef("-spiffe-id is required")
-		}
 		if _, err := c.BanAgent(ctx, *id); err != nil {
 			return err
 		}

@@ -59,6 +59,20 @@ func (f *entryFlags) apply(cmd *cmdline.Command, e *registry.Entry) {
 	})
 }
 
+// write applies to e the fields whose flags were given, has the server
+// store it with store (create or update), and prints what it stored.
+func (f *entryFlags) write(ctx context.Context, cmd *cmdline.Command, e registry.Entry,
+	store func(context.Context, registry.Entry) (registry.Entry, error), out io.Writer,
+) error {
+	f.apply(cmd, &e)
+	stored, err := store(ctx, e)
+	if err != nil {
+		return err
+	}
+	printEntry(out, stored)
+	return nil
+}
+
 var entryCommands = []command{
 	{name: "create", summary: "Creates a registration entry and prints it, or with -data many entries.", help: entryCreateHelp, setup: entryCreate},
 	{name: "update", summary: "Changes the given fields of an entry and prints it.", setup: entryUpdate},
@@ -85,14 +99,7 @@ func entryCreate(cmd *cmdline.Command) action {
 		case len(f.selectors) == 0:
 			return usagef("at least one -selector is required")
 		}
-		var e registry.Entry
-		f.apply(cmd, &e)
-		created, err := c.CreateEntry(ctx, e)
-		if err != nil {
-			return err
-		}
-		printEntry(out, created)
-		return nil
+		return f.write(ctx, cmd, registry.Entry{}, c.CreateEntry, out)
 	}
 }
 
@@ -100,34 +107,22 @@ func entryUpdate(cmd *cmdline.Command) action {
 	var f entryFlags
 	f.declare(cmd)
 	var id string
-	cmd.String(&id, "entry-id", "", "`ID` of the entry to change (required)")
+	cmd.String(&id, "entry-id", "", "`ID` of the entry to change (required)").Required()
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id == "" {
-			return usagef("-entry-id is required")
-		}
 		// Read, change, write: the write fails with a conflict if the entry
 		// changed in between, rather than undo someone else's change.
 		e, err := c.Entry(ctx, id)
 		if err != nil {
 			return err
 		}
-		f.apply(cmd, &e)
-		updated, err := c.UpdateEntry(ctx, e)
-		if err != nil {
-			return err
-		}
-		printEntry(out, updated)
-		return nil
+		return f.write(ctx, cmd, e, c.UpdateEntry, out)
 	}
 }
 
 func entryShow(cmd *cmdline.Command) action {
 	var id string
-	cmd.String(&id, "entry-id", "", "`ID` of the entry (required)")
+	cmd.String(&id, "entry-id", "", "`ID` of the entry (required)").Required()
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id == "" {
-			return usagef("-entry-id is required")
-		}
 		e, err := c.Entry(ctx, id)
 		if err != nil {
 			return err
@@ -175,11 +170,8 @@ func entryList(cmd *cmdline.Command) action {
 
 func entryDelete(cmd *cmdline.Command) action {
 	var id string
-	cmd.String(&id, "entry-id", "", "`ID` of the entry to delete (required)")
+	cmd.String(&id, "entry-id", "", "`ID` of the entry to delete (required)").Required()
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if id == "" {
-			return usagef("-entry-id is required")
-		}
 		if _, err := c.DeleteEntry(ctx, id, 0); err != nil {
 			return err
 		}

@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
@@ -62,40 +58,18 @@ type dataEntryJSON struct {
 
 // readDataFile reads and decodes the entry file at path, or stdin for "-".
 func readDataFile(stdin io.Reader, path string) ([]dataEntryJSON, error) {
-	r, name := stdin, "stdin"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r, name = f, path
+	if path == "-" {
+		path = ""
 	}
-	data, err := io.ReadAll(io.LimitReader(r, maxDataFile+1))
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	case len(data) > maxDataFile:
-		return nil, fmt.Errorf("%s holds more than %d bytes", name, maxDataFile)
+	data, name, err := readInput(stdin, path, maxDataFile)
+	if err != nil {
+		return nil, err
 	}
 	var file dataFileJSON
-	if err := decodeStrict(data, &file); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := cmdline.DecodeStrict(data, &file); err != nil {
+		return nil, fmt.Errorf("%s: malformed entry file: %w", name, err)
 	}
 	return file.Entries, nil
-}
-
-// decodeStrict decodes exactly one JSON value, refusing unknown fields.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("malformed entry file: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("malformed entry file: more than one JSON value")
-	}
-	return nil
 }
 
 // toEntry converts one entry of the file; the error names the field.

@@ -112,7 +112,7 @@ func TestEntryCreateFromFileFailures(t *testing.T) {
 		{"not JSON", "{", []string{"entry", "create", "-data", "-"}, ExitFailure, "stdin: malformed entry file"},
 		{"unknown field", `{"entries":[{"spiffeid":"x"}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "unknown field"},
 		{"admin flag", `{"entries":[{"spiffe_id":"spiffe://example.org/a","admin":true}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, `unknown field "admin"`},
-		{"two values", `{} {}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "more than one JSON value"},
+		{"two values", `{} {}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "stdin: malformed entry file: unexpected data after the JSON value"},
 		{"too large", strings.Repeat(" ", maxDataFile+1), []string{"entry", "create", "-data", "-"}, ExitFailure, "holds more than"},
 	}
 	for _, tt := range tests {
