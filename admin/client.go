@@ -222,12 +222,18 @@ type Token struct {
 	ExpiresAt time.Time
 }
 
-// GenerateToken asks for a join token valid for ttl (positive). A non-zero
-// agentID, in the server's trust domain, is the ID the admitted agent gets.
-func (c *Client) GenerateToken(ctx context.Context, ttl time.Duration, agentID spiffeid.ID) (Token, error) {
+// GenerateToken asks for a join token valid for ttl (at least a second; the
+// server may bound it further). A non-zero alias, in the server's trust
+// domain and outside its reserved namespace ([registry.Reserved]), becomes
+// a node alias of the agent the token admits: the server registers an
+// entry for alias, parented by the server's own ID, whose selector is the
+// token's (join_token:id:<token ID>), so that the entries parented by
+// alias go to that agent. The agent's own ID stays
+// spiffe://<td>/spiffekit/agent/join_token/<token ID>.
+func (c *Client) GenerateToken(ctx context.Context, ttl time.Duration, alias spiffeid.ID) (Token, error) {
 	req := tokenRequestJSON{TTL: ttl.String()}
-	if !agentID.IsZero() {
-		req.AgentID = agentID.String()
+	if !alias.IsZero() {
+		req.SPIFFEID = alias.String()
 	}
 	var out tokenJSON
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/tokens", req, &out); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -96,13 +97,47 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // checkEntry enforces what the registry cannot know: the entry's IDs
-// belong to this server's trust domain, the only one it can sign for.
+// belong to this server's trust domain, the only one it can sign for, and
+// it federates with other trust domains only. It also refuses what no
+// write may hold (a reserved SPIFFE ID, also refused by the stores of
+// package registry) and selectors the built-in attestors can never
+// produce ([checkSelector]).
 func (s *Server) checkEntry(e registry.Entry) error {
 	if !e.SPIFFEID.IsZero() && !e.SPIFFEID.MemberOf(s.cfg.TrustDomain) {
 		return invalid("entry SPIFFE ID %q is not in trust domain %q", e.SPIFFEID, s.cfg.TrustDomain)
 	}
+	if registry.Reserved(e.SPIFFEID) {
+		return invalid("entry SPIFFE ID %q %s", e.SPIFFEID, s.reservedNote())
+	}
 	if !e.ParentID.IsZero() && !e.ParentID.MemberOf(s.cfg.TrustDomain) {
 		return invalid("entry parent ID %q is not in trust domain %q", e.ParentID, s.cfg.TrustDomain)
+	}
+	for _, sel := range e.Selectors {
+		if err := checkSelector(sel); err != nil {
+			return invalid("entry selector %q can never match: %v", sel.String(), err)
+		}
+	}
+	// A trust domain without a bundle yet is accepted: a federation
+	// relationship may fetch it later, and the workload receives it then.
+	if slices.Contains(e.FederatesWith, s.cfg.TrustDomain) {
+		return invalid("entry federates with %q, this server's own trust domain", s.cfg.TrustDomain)
+	}
+	return nil
+}
+
+func (s *Server) reservedNote() string {
+	return fmt.Sprintf("is reserved for the server and its agents (spiffe://%s%s/...)", s.cfg.TrustDomain.Name(), registry.ReservedPath)
+}
+
+// checkAlias checks the node alias of a join token request.
+func (s *Server) checkAlias(alias spiffeid.ID) error {
+	switch {
+	case !alias.MemberOf(s.cfg.TrustDomain):
+		return fmt.Errorf("token SPIFFE ID %q is not in trust domain %q", alias, s.cfg.TrustDomain)
+	case alias.Path() == "":
+		return fmt.Errorf("token SPIFFE ID %q has no path", alias)
+	case registry.Reserved(alias):
+		return fmt.Errorf("token SPIFFE ID %q %s; the agent's own ID is derived from the token, and the SPIFFE ID becomes a node alias of it", alias, s.reservedNote())
 	}
 	return nil
 }
@@ -219,22 +254,21 @@ func (s *Server) generateToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalid("token TTL must be positive"))
 		return
 	}
-	agentID, err := optionalID("agent_id", req.AgentID)
+	alias, err := optionalID("spiffe_id", req.SPIFFEID)
+	if err == nil && !alias.IsZero() {
+		err = s.checkAlias(alias)
+	}
 	if err != nil {
 		s.fail(w, r, invalid("%v", err))
 		return
 	}
-	if !agentID.IsZero() && !agentID.MemberOf(s.cfg.TrustDomain) {
-		s.fail(w, r, invalid("agent ID %q is not in trust domain %q", agentID, s.cfg.TrustDomain))
-		return
-	}
-	token, expiresAt, err := s.cfg.Tokens.GenerateToken(r.Context(), ttl, agentID)
+	token, expiresAt, err := s.cfg.Tokens.GenerateToken(r.Context(), ttl, alias)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	// The token itself is a secret: it goes to the caller only.
-	s.log.Info("admin: join token generated", "expires_at", expiresAt, "agent_id", agentID.String())
+	s.log.Info("admin: join token generated", "expires_at", expiresAt, "alias", alias.String())
 	writeJSON(w, http.StatusCreated, tokenJSON{Token: token, ExpiresAt: expiresAt})
 }
 

@@ -29,10 +29,14 @@ const ShutdownGrace = 5 * time.Second
 // agent. The admin API hands the token to the operator once; it never
 // logs it.
 type TokenIssuer interface {
-	// GenerateToken makes a token valid for ttl. A non-zero agentID is the
-	// SPIFFE ID the admitted agent receives. Errors wrapping
-	// registry.ErrInvalid are reported to the caller as invalid input.
-	GenerateToken(ctx context.Context, ttl time.Duration, agentID spiffeid.ID) (token string, expiresAt time.Time, err error)
+	// GenerateToken makes a token valid for ttl. A non-zero alias is a
+	// SPIFFE ID of the trust domain, outside the reserved namespace
+	// (registry.Reserved), that becomes a node alias of the agent the
+	// token admits: entries parented by alias are served by that agent.
+	// The agent's own ID stays the one its attestor derives. Errors
+	// wrapping registry.ErrInvalid are reported to the caller as invalid
+	// input.
+	GenerateToken(ctx context.Context, ttl time.Duration, alias spiffeid.ID) (token string, expiresAt time.Time, err error)
 }
 
 // Config configures [New]. The struct is copied; its slices are not kept.

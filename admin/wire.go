@@ -53,8 +53,9 @@ type bundleJSON struct {
 }
 
 type tokenRequestJSON struct {
-	TTL     string `json:"ttl"`
-	AgentID string `json:"agent_id,omitempty"`
+	TTL string `json:"ttl"`
+	// SPIFFEID is the node alias of the admitted agent.
+	SPIFFEID string `json:"spiffe_id,omitempty"`
 }
 
 type tokenJSON struct {

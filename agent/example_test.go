@@ -38,7 +38,7 @@ func Example() {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Run(ctx)
 	go srv.Serve(ctx, lis)
-	agentID := spiffeid.RequireFromPath(td, "/agents/node-1")
+	agentID := spiffeid.RequireFromPath(td, "/spiffekit/agent/node-1")
 	token, _, _ := jointoken.Generate(ctx, store, jointoken.Params{AgentID: agentID})
 	store.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/me"),
@@ -75,6 +75,6 @@ func Example() {
 	fmt.Println("agent:", a.ID())
 	fmt.Println("workload:", svid.ID)
 	// Output:
-	// agent: spiffe://example.org/agents/node-1
+	// agent: spiffe://example.org/spiffekit/agent/node-1
 	// workload: spiffe://example.org/me
 }

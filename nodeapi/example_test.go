@@ -37,7 +37,7 @@ func Example() {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Run(ctx) // follows the registry and the CA
 	go srv.Serve(ctx, lis)
-	agentID := spiffeid.RequireFromPath(td, "/agents/node-1")
+	agentID := spiffeid.RequireFromPath(td, "/spiffekit/agent/node-1")
 	token, _, _ := jointoken.Generate(ctx, store, jointoken.Params{AgentID: agentID})
 	store.Create(ctx, registry.Entry{
 		SPIFFEID:  spiffeid.RequireFromPath(td, "/web"),
@@ -71,6 +71,6 @@ func Example() {
 	id, _, err := x509svid.Verify(res[0].Certificates, ca.Bundle())
 	fmt.Println("signed:", id, err)
 	// Output:
-	// agent: spiffe://example.org/agents/node-1
+	// agent: spiffe://example.org/spiffekit/agent/node-1
 	// signed: spiffe://example.org/web <nil>
 }

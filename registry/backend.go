@@ -16,7 +16,8 @@ import (
 // PrepareCreate validates e for [Writer.Create] and returns the entry to
 // store: a deep copy with a new ID, Revision 1, both timestamps set to now
 // (UTC, truncated to the microsecond), and Selectors and FederatesWith
-// sorted. Errors wrap [ErrInvalid].
+// sorted. It refuses, besides what [Entry.Validate] refuses, an entry whose
+// SPIFFE ID is [Reserved]. Errors wrap [ErrInvalid].
 func PrepareCreate(e Entry, now time.Time) (Entry, error) {
 	if e.ID != "" {
 		return Entry{}, invalidf("entry ID is assigned by the store and must be empty on create")
@@ -25,6 +26,9 @@ func PrepareCreate(e Entry, now time.Time) (Entry, error) {
 		return Entry{}, invalidf("entry revision must be zero on create")
 	}
 	if err := e.Validate(); err != nil {
+		return Entry{}, err
+	}
+	if err := checkWritable(e); err != nil {
 		return Entry{}, err
 	}
 	e = normalize(e)
@@ -37,13 +41,17 @@ func PrepareCreate(e Entry, now time.Time) (Entry, error) {
 
 // PrepareUpdate validates e for [Writer.Update] against the stored entry
 // with the same ID and returns the entry to store: a deep copy with the next
-// revision, stored's CreatedAt, UpdatedAt set to now, and sorted sets. Errors
-// wrap [ErrConflict] or [ErrInvalid].
+// revision, stored's CreatedAt, UpdatedAt set to now, and sorted sets. As
+// [PrepareCreate], it refuses a [Reserved] SPIFFE ID. Errors wrap
+// [ErrConflict] or [ErrInvalid].
 func PrepareUpdate(stored, e Entry, now time.Time) (Entry, error) {
 	if e.Revision != stored.Revision {
 		return Entry{}, revisionConflict(e.ID, e.Revision, stored.Revision)
 	}
 	if err := e.Validate(); err != nil {
+		return Entry{}, err
+	}
+	if err := checkWritable(e); err != nil {
 		return Entry{}, err
 	}
 	e = normalize(e)

@@ -158,7 +158,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Entries:     st.Entries,
 		Agents:      st.Agents,
 		Bundles:     st.Bundles,
-		Tokens:      tokenIssuer{st.Tokens},
+		Tokens:      tokenIssuer{st.Tokens, st.Entries, spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath)},
 		Bundle:      s.trust.Bundle,
 		Authorities: authorities{s.trust},
 		Logger:      s.log.With("component", "admin"),

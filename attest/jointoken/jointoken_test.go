@@ -86,7 +86,7 @@ func TestGenerate(t *testing.T) {
 }
 
 func TestGenerateParams(t *testing.T) {
-	alias := spiffeid.RequireFromPath(td, "/node/db-1")
+	alias := spiffeid.RequireFromPath(td, "/spiffekit/agent/custom/db-1")
 	_, rec := generate(t, newStore(), jointoken.Params{TTL: jointoken.MaxTTL, AgentID: alias})
 	assert.Equal(t, alias, rec.AgentID)
 	assert.Equal(t, t0.Add(jointoken.MaxTTL), rec.ExpiresAt)
@@ -155,7 +155,7 @@ func TestAttest(t *testing.T) {
 }
 
 func TestAttestAlias(t *testing.T) {
-	alias := spiffeid.RequireFromPath(td, "/node/db-1")
+	alias := spiffeid.RequireFromPath(td, "/spiffekit/agent/custom/db-1")
 	store := newStore()
 	token, _ := generate(t, store, jointoken.Params{AgentID: alias})
 	res, err := newServer(t, store, fixed).Attest(t.Context(), td, []byte(token), noChallenge(t))
@@ -166,7 +166,7 @@ func TestAttestAlias(t *testing.T) {
 // An alias must stay in the trust domain of the server that admits the node:
 // a token must not mint an agent ID for another trust domain.
 func TestAttestAliasInOtherTrustDomain(t *testing.T) {
-	alias := spiffeid.RequireFromString("spiffe://other.org/node/db-1")
+	alias := spiffeid.RequireFromString("spiffe://other.org/spiffekit/agent/custom/db-1")
 	store := newStore()
 	token, rec := generate(t, store, jointoken.Params{AgentID: alias})
 

@@ -61,7 +61,7 @@ func (s *Server) Type() string { return Type }
 // Errors wrapping [attest.ErrNodeRejected]: the payload is not a token, no
 // such token exists (never did, was used, or was pruned), the secret is wrong
 // (the token stays usable), the token expired (it is deleted), its alias is
-// not in td, or another attestation consumed it first. Other errors come
+// not an agent ID of td (see [registry.IsAgentID]), or another attestation consumed it first. Other errors come
 // from the store and leave the token as it was, unless it was expired.
 func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []byte, _ attest.Challenger) (attest.NodeResult, error) {
 	if td.IsZero() {
@@ -96,8 +96,11 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []
 		if agentID, err = spiffeid.FromSegments(td, "spiffekit", "agent", "join_token", id); err != nil {
 			return attest.NodeResult{}, fmt.Errorf("jointoken: agent ID for token %s: %w", id, err)
 		}
-	} else if !agentID.MemberOf(td) || agentID.Path() == "" {
-		return attest.NodeResult{}, rejectf("token %s names agent ID %q, which is not a workload ID in trust domain %q", id, agentID, td)
+	} else if !agentID.MemberOf(td) || !registry.IsAgentID(agentID) {
+		// A record written before agent IDs had to be in the agents'
+		// namespace may name a workload's ID: the agent's SVID would
+		// carry it.
+		return attest.NodeResult{}, rejectf("token %s names agent ID %q, which is not an agent ID of trust domain %q", id, agentID, td)
 	}
 	// Single use: of all the attestations presenting this token, on any
 	// server sharing the store, only the one whose delete succeeds admits

@@ -19,6 +19,9 @@ import (
 const (
 	// DefaultTTL is the lifetime of a token when [Params.TTL] is zero.
 	DefaultTTL = 10 * time.Minute
+	// MinTTL is the shortest lifetime [Generate] accepts: a token that
+	// expires before a node could present it admits nobody.
+	MinTTL = time.Second
 	// MaxTTL is the longest lifetime [Generate] accepts. A join token is a
 	// bearer secret; one that lives for days is one that leaks.
 	MaxTTL = 24 * time.Hour
@@ -39,14 +42,18 @@ const (
 
 // Params are the inputs of [Generate].
 type Params struct {
-	// TTL is how long the token admits a node. Zero means [DefaultTTL]; it
-	// must not be negative or exceed [MaxTTL].
+	// TTL is how long the token admits a node. Zero means [DefaultTTL];
+	// otherwise it must be between [MinTTL] and [MaxTTL].
 	TTL time.Duration
 
 	// AgentID, when not zero, is the SPIFFE ID the admitted agent receives
-	// instead of the one derived from the token ID. It must have a path,
-	// and it must be in the trust domain of the server that admits the node,
-	// or the node is rejected.
+	// instead of the one derived from the token ID. It must be an agent ID
+	// (its path under /spiffekit/agent/, see [registry.IsAgentID]), and it
+	// must be in the trust domain of the server that admits the node, or the
+	// node is rejected. To give a node's agent a name of your own, leave
+	// AgentID zero and register that name as a node alias entry (parented
+	// by the server's ID) with the selector join_token:id:<token ID>, as the
+	// server's admin API does for a token requested with a SPIFFE ID.
 	AgentID spiffeid.ID
 
 	// Now gives the current time. Nil means time.Now.
@@ -59,7 +66,7 @@ type Params struct {
 // secret: print it or pass it on, never log it.
 //
 // Errors from store are wrapped; an invalid p gives an error that names the
-// field.
+// field and wraps [registry.ErrInvalid].
 func Generate(ctx context.Context, store registry.TokenStore, p Params) (token string, rec registry.JoinToken, err error) {
 	if store == nil {
 		return "", registry.JoinToken{}, errors.New("jointoken: no token store")
@@ -69,12 +76,18 @@ func Generate(ctx context.Context, store registry.TokenStore, p Params) (token s
 	case ttl == 0:
 		ttl = DefaultTTL
 	case ttl < 0:
-		return "", registry.JoinToken{}, fmt.Errorf("jointoken: TTL %v is negative", ttl)
+		return "", registry.JoinToken{}, fmt.Errorf("jointoken: TTL %v is negative: %w", ttl, registry.ErrInvalid)
+	case ttl < MinTTL:
+		return "", registry.JoinToken{}, fmt.Errorf("jointoken: TTL %v is below the minimum of %v: %w", ttl, MinTTL, registry.ErrInvalid)
 	case ttl > MaxTTL:
-		return "", registry.JoinToken{}, fmt.Errorf("jointoken: TTL %v exceeds the maximum of %v", ttl, MaxTTL)
+		return "", registry.JoinToken{}, fmt.Errorf("jointoken: TTL %v exceeds the maximum of %v: %w", ttl, MaxTTL, registry.ErrInvalid)
 	}
-	if !p.AgentID.IsZero() && p.AgentID.Path() == "" {
-		return "", registry.JoinToken{}, fmt.Errorf("jointoken: agent ID %q has no path", p.AgentID)
+	switch {
+	case p.AgentID.IsZero():
+	case p.AgentID.Path() == "":
+		return "", registry.JoinToken{}, fmt.Errorf("jointoken: agent ID %q has no path: %w", p.AgentID, registry.ErrInvalid)
+	case !registry.IsAgentID(p.AgentID):
+		return "", registry.JoinToken{}, fmt.Errorf("jointoken: agent ID %q is not under %s/, the agents' namespace: %w", p.AgentID, registry.AgentPath, registry.ErrInvalid)
 	}
 	now := time.Now
 	if p.Now != nil {

@@ -35,7 +35,7 @@ type bigSyncResult struct {
 // X509-SVID pre-minted for each.
 func bigSync(tb testing.TB, n int) bigSyncResult {
 	tb.Helper()
-	agentID := spiffeid.RequireFromPath(td, "/agent/big")
+	agentID := spiffeid.RequireFromPath(td, "/spiffekit/agent/big")
 	var token string
 	e := newEnv(tb, envConfig{Before: func(e *env) {
 		var err error

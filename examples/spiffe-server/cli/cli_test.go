@@ -296,9 +296,14 @@ func TestTokenGenerate(t *testing.T) {
 	assert.Regexp(t, `^secret-\S+\n$`, out)
 	assert.Equal(t, time.Hour, s.tokens.ttl)
 
-	r := s.run(t, "", "token", "generate", "-ttl", "0s")
-	assert.Equal(t, ExitUsage, r.code)
-	assert.Contains(t, r.stderr, "-ttl must be positive")
+	for _, ttl := range []string{"0s", "1ns", "999ms"} {
+		r := s.run(t, "", "token", "generate", "-ttl", ttl)
+		assert.Equal(t, ExitUsage, r.code, ttl)
+		assert.Contains(t, r.stderr, "-ttl must be at least 1s", ttl)
+	}
+	r := s.run(t, "", "token", "generate", "-spiffe-id", "spiffe://example.org/spiffekit/agent/mine")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, `token SPIFFE ID "spiffe://example.org/spiffekit/agent/mine" is reserved for the server and its agents`)
 	r = s.run(t, "", "token", "generate", "-spiffe-id", "spiffe://other.org/agent")
 	assert.Equal(t, ExitFailure, r.code)
 	assert.Contains(t, r.stderr, "not in trust domain")

@@ -153,11 +153,11 @@ func bundleDelete(cmd *cmdline.Command) action {
 func tokenGenerate(cmd *cmdline.Command) action {
 	var id spiffeid.ID
 	var ttl time.Duration
-	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` the admitted agent receives (default: derived from the token)")
-	cmd.Duration(&ttl, "ttl", 10*time.Minute, "how long the token admits a node")
+	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` registered as a node alias of the admitted agent, for entries to name as parent (the agent's own ID stays derived from the token)")
+	cmd.Duration(&ttl, "ttl", 10*time.Minute, "how long the token admits a node (1s to 24h)")
 	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if ttl <= 0 {
-			return usagef("-ttl must be positive")
+		if ttl < time.Second {
+			return usagef("-ttl must be at least 1s")
 		}
 		tok, err := c.GenerateToken(ctx, ttl, id)
 		if err != nil {

@@ -1,0 +1,121 @@
+package admin_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// TestEntryReservedIDs: the server's and the agents' namespace is refused
+// as an entry's SPIFFE ID, on create, update and in a batch; as a parent
+// (node aliases hang off the server's ID) it stays allowed.
+func TestEntryReservedIDs(t *testing.T) {
+	e := start(t)
+	ctx := t.Context()
+	const msg = `admin: entry SPIFFE ID "spiffe://example.org/spiffekit/server" is reserved for the server and its agents (spiffe://example.org/spiffekit/...): registry: invalid argument`
+	_, err := e.client.CreateEntry(ctx, entry("/spiffekit/server", "unix:uid:1"))
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, msg)
+	for _, path := range []string{"/spiffekit", "/spiffekit/agent/join_token/x", "/spiffekit/other"} {
+		_, err := e.client.CreateEntry(ctx, entry(path, "unix:uid:1"))
+		require.ErrorIs(t, err, registry.ErrInvalid, path)
+		assert.Contains(t, err.Error(), "is reserved for the server and its agents", path)
+	}
+
+	alias := entry("/nodes/blue", "join_token:id:abc")
+	alias.ParentID = spiffeid.RequireFromPath(td, "/spiffekit/server")
+	stored, err := e.client.CreateEntry(ctx, alias)
+	require.NoError(t, err, "a node alias is parented by the server's ID")
+	stored.SPIFFEID = spiffeid.RequireFromPath(td, "/spiffekit/agent/x")
+	_, err = e.client.UpdateEntry(ctx, stored)
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.Contains(t, err.Error(), "is reserved for the server and its agents")
+
+	results, err := e.client.CreateEntries(ctx, []registry.Entry{entry("/ok", "unix:uid:1"), entry("/spiffekit/server", "unix:uid:1")})
+	require.NoError(t, err)
+	require.NoError(t, results[0].Err)
+	require.ErrorIs(t, results[1].Err, registry.ErrInvalid)
+	assert.EqualError(t, results[1].Err, msg)
+}
+
+// TestReservedEntryStaysReadable: an entry stored before the namespace was
+// reserved can still be read, listed and deleted.
+func TestReservedEntryStaysReadable(t *testing.T) {
+	old := entry("/spiffekit/server", "unix:uid:1")
+	old.ID, old.Revision = registry.NewEntryID(), 1
+	e := start(t)
+	require.NoError(t, e.store.Replicate(t.Context(), []registry.Entry{old}, nil))
+	got, err := e.client.Entry(t.Context(), old.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old.SPIFFEID, got.SPIFFEID)
+	list, err := e.client.ListEntries(t.Context(), registry.Filter{})
+	require.NoError(t, err)
+	assert.Len(t, list, 1)
+	_, err = e.client.DeleteEntry(t.Context(), old.ID, 0)
+	require.NoError(t, err)
+}
+
+// TestEntrySelectorShapes: a selector of a built-in attestor's type whose
+// value that attestor can never produce is refused, naming the selector;
+// selectors of other types are left to their attestors.
+func TestEntrySelectorShapes(t *testing.T) {
+	e := start(t)
+	ctx := t.Context()
+	for sel, want := range map[string]string{
+		"unix:uid:notanumber":     `admin: entry selector "unix:uid:notanumber" can never match: uid must be a decimal number without leading zeros: registry: invalid argument`,
+		"unix:uid:":               `admin: entry selector "unix:uid:" can never match: uid must be a decimal number without leading zeros: registry: invalid argument`,
+		"UNIX:UID:0":              `admin: entry selector "UNIX:UID:0" can never match: selector types are case-sensitive; the unix attestor's type is "unix": registry: invalid argument`,
+		"unix:UID:0":              `admin: entry selector "unix:UID:0" can never match: the unix attestor makes no "UID" selector (it makes gid, group, path, sha256, supplementary_gid, supplementary_group, uid, user): registry: invalid argument`,
+		"unix:gid:-1":             `admin: entry selector "unix:gid:-1" can never match: gid must be a decimal number without leading zeros: registry: invalid argument`,
+		"unix:uid:007":            `admin: entry selector "unix:uid:007" can never match: uid must be a decimal number without leading zeros: registry: invalid argument`,
+		"unix:uid:4294967296":     `admin: entry selector "unix:uid:4294967296" can never match: uid must be a decimal number without leading zeros: registry: invalid argument`,
+		"unix:user:":              `admin: entry selector "unix:user:" can never match: user must not be empty: registry: invalid argument`,
+		"unix:path:bin/app":       `admin: entry selector "unix:path:bin/app" can never match: path must be an absolute path: registry: invalid argument`,
+		"unix:sha256:ABCD":        `admin: entry selector "unix:sha256:ABCD" can never match: sha256 must be 64 lower-case hexadecimal digits: registry: invalid argument`,
+		"unix:nokind":             `admin: entry selector "unix:nokind" can never match: the unix attestor makes no "nokind" selector (it makes gid, group, path, sha256, supplementary_gid, supplementary_group, uid, user): registry: invalid argument`,
+		"join_token:id:":          `admin: entry selector "join_token:id:" can never match: id must be a token ID (1 to 64 characters of A-Z, a-z, 0-9, _ and -): registry: invalid argument`,
+		"join_token:id:a.b":       `admin: entry selector "join_token:id:a.b" can never match: id must be a token ID (1 to 64 characters of A-Z, a-z, 0-9, _ and -): registry: invalid argument`,
+		"x509pop:serialnumber:XY": `admin: entry selector "x509pop:serialnumber:XY" can never match: serialnumber must be lower-case hexadecimal digits without leading zeros: registry: invalid argument`,
+		"x509pop:ca:fingerprint:": `admin: entry selector "x509pop:ca:fingerprint:" can never match: ca:fingerprint must be 64 lower-case hexadecimal digits: registry: invalid argument`,
+		"x509pop:subject:cn:":     `admin: entry selector "x509pop:subject:cn:" can never match: subject:cn must not be empty: registry: invalid argument`,
+	} {
+		s, err := attest.ParseSelector(sel)
+		require.NoError(t, err, sel)
+		en := entry("/web", "unix:uid:1")
+		en.Selectors = append(en.Selectors, s)
+		_, err = e.client.CreateEntry(ctx, en)
+		require.ErrorIs(t, err, registry.ErrInvalid, sel)
+		assert.EqualError(t, err, want, sel)
+	}
+	for i, sel := range []string{
+		"unix:uid:0", "unix:gid:4294967295", "unix:user:www-data", "unix:group:staff", "unix:supplementary_gid:10",
+		"unix:supplementary_group:wheel", "unix:path:/usr/bin/app", "unix:sha256:" + sha64,
+		"join_token:id:0123abcd", "x509pop:subject:cn:node-1", "x509pop:serialnumber:1f", "x509pop:ca:fingerprint:" + sha64,
+		"x509pop:san:dns:node.example.org", "x509pop:san:uri:spiffe://example.org/x",
+		"k8s:ns:default", "custom:anything:at all", "Unixlike:uid:x",
+	} {
+		_, err := e.client.CreateEntry(ctx, entry("/ok/"+string(rune('a'+i)), sel))
+		require.NoError(t, err, sel)
+	}
+}
+
+const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// TestEntryFederatesWithOwnTrustDomain: an entry cannot federate with its
+// own trust domain, whose bundle its workloads have anyway.
+func TestEntryFederatesWithOwnTrustDomain(t *testing.T) {
+	e := start(t)
+	en := entry("/web", "unix:uid:1")
+	en.FederatesWith = []spiffeid.TrustDomain{td}
+	_, err := e.client.CreateEntry(t.Context(), en)
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.EqualError(t, err, `admin: entry federates with "example.org", this server's own trust domain: registry: invalid argument`)
+	en.FederatesWith = []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("partner.test")}
+	_, err = e.client.CreateEntry(t.Context(), en)
+	require.NoError(t, err, "a trust domain without a bundle yet is accepted: its bundle may come later")
+}
