@@ -1,6 +1,7 @@
 // Package metrics is what the spiffe-server and spiffe-agent programs share
 // to export their Prometheus metrics: a registry with the Go runtime and
-// process collectors, the histogram buckets of their latencies, and the
+// process collectors, the metric families of a program's [Namespace] (its
+// histograms with the buckets of their latencies), and the
 // HTTP endpoint that serves the metrics at /metrics (with promhttp, of
 // prometheus/client_golang) beside a /healthz health check.
 //
@@ -11,14 +12,12 @@
 //
 // # Usage
 //
+//	const ns metrics.Namespace = "spiffekit_server"
 //	reg := metrics.NewRegistry()
-//	signed := prometheus.NewCounterVec(prometheus.CounterOpts{
-//		Name: "spiffekit_server_svids_signed_total",
-//		Help: "SVIDs signed.",
-//	}, []string{"svid_type", "outcome"})
+//	signed := ns.Counter("svids_signed_total", "SVIDs signed.", "svid_type", "outcome")
 //	reg.MustRegister(signed)
 //
-//	h := metrics.Handler(reg, func() error { return srv.Healthy(ctx) })
+//	h := metrics.Handler(reg, func() error { return srv.Healthy(ctx) }, logger)
 //	addr, err := metrics.Serve(ctx, "127.0.0.1:9988", h, logger)
 //	// GET http://<addr>/metrics and /healthz until ctx is done.
 package metrics

@@ -13,7 +13,7 @@ import (
 )
 
 // Metric names begin with namespace; README.md lists them.
-const namespace = "spiffekit_agent"
+const namespace metrics.Namespace = "spiffekit_agent"
 
 // agentMetrics are the metrics the agent's issuer and Workload API server
 // tell of, through their observers. Its methods update counters, gauges
@@ -34,31 +34,21 @@ var (
 // newAgentMetrics registers the agent's metrics with reg.
 func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 	m := &agentMetrics{
-		apiSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "workload_api_request_duration_seconds",
-			Help: "How long Workload API calls took to be answered (a stream: its first response), " +
+		apiSeconds: namespace.Histogram("workload_api_request_duration_seconds",
+			"How long Workload API calls took to be answered (a stream: its first response), "+
 				"by method and gRPC status code; the count is the number of calls.",
-			Buckets: metrics.Buckets,
-		}, []string{"method", "code"}),
-		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "workload_api_streams",
-			Help: "Workload API watch streams open now, by method.",
-		}, []string{"method"}),
-		signed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "svids_signed_total",
-			Help: "SVIDs the agent asked its servers to sign, by SVID type (x509, jwt) and outcome (ok, error).",
-		}, []string{"svid_type", "outcome"}),
-		signSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "sign_request_duration_seconds",
-			Help:    "How long a signing request to the servers took (a batch of X509-SVIDs, or one JWT-SVID), by SVID type.",
-			Buckets: metrics.Buckets,
-		}, []string{"svid_type"}),
-		attestations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "workload_attestation_duration_seconds",
-			Help: "How long attesting a Workload API caller took, by attestor and outcome (ok, rejected, error); " +
+			"method", "code"),
+		streams: namespace.Gauge("workload_api_streams", "Workload API watch streams open now, by method.", "method"),
+		signed: namespace.Counter("svids_signed_total",
+			"SVIDs the agent asked its servers to sign, by SVID type (x509, jwt) and outcome (ok, error).",
+			"svid_type", "outcome"),
+		signSeconds: namespace.Histogram("sign_request_duration_seconds",
+			"How long a signing request to the servers took (a batch of X509-SVIDs, or one JWT-SVID), by SVID type.",
+			"svid_type"),
+		attestations: namespace.Histogram("workload_attestation_duration_seconds",
+			"How long attesting a Workload API caller took, by attestor and outcome (ok, rejected, error); "+
 				"the count is the number of attestations.",
-			Buckets: metrics.Buckets,
-		}, []string{"attestor", "outcome"}),
+			"attestor", "outcome"),
 	}
 	reg.MustRegister(m.apiSeconds, m.streams, m.signed, m.signSeconds, m.attestations)
 	return m
@@ -103,9 +93,7 @@ type statsCollector struct {
 
 // newStatsCollector returns the collector of a's state.
 func newStatsCollector(a *agent.Agent) *statsCollector {
-	desc := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
-	}
+	desc := namespace.Desc
 	return &statsCollector{
 		a:          a,
 		entries:    desc("entries", "Registration entries the agent holds."),
@@ -140,10 +128,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.connected, boolean(st.Connected))
 	ch <- prometheus.MustNewConstMetric(c.syncs, prometheus.CounterValue, float64(st.Syncs))
 	if !st.LastSync.IsZero() {
-		gauge(c.lastSync, float64(st.LastSync.UnixNano())/1e9)
+		gauge(c.lastSync, metrics.UnixSeconds(st.LastSync))
 	}
 	if !st.SVIDExpiresAt.IsZero() {
-		gauge(c.svidExpiry, float64(st.SVIDExpiresAt.UnixNano())/1e9)
+		gauge(c.svidExpiry, metrics.UnixSeconds(st.SVIDExpiresAt))
 	}
 	gauge(c.healthy, boolean(c.a.Healthy() == nil))
 }

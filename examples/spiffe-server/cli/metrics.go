@@ -12,7 +12,7 @@ import (
 )
 
 // Metric names begin with namespace; README.md lists them.
-const namespace = "spiffekit_server"
+const namespace metrics.Namespace = "spiffekit_server"
 
 // nodeMetrics are the metrics of the node API, told by its
 // nodeapi.Observer. Its methods update counters and histograms, which never
@@ -30,28 +30,20 @@ var _ nodeapi.Observer = (*nodeMetrics)(nil)
 // newNodeMetrics registers the node API's metrics with reg.
 func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 	m := &nodeMetrics{
-		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "node_rpcs_total",
-			Help: "Node API calls answered, by method and gRPC status code (Sync included: one per entry stream).",
-		}, []string{"method", "code"}),
-		rpcSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "node_rpc_duration_seconds",
-			Help:    "How long node API calls took to answer, by method and code; Sync, a stream that lasts, is left out.",
-			Buckets: metrics.Buckets,
-		}, []string{"method", "code"}),
-		attestations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "node_attestations_total",
-			Help: "Node attestations, by node attestor and outcome (ok, refused, error).",
-		}, []string{"attestor", "outcome"}),
-		signed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "svids_signed_total",
-			Help: "SVIDs the CA was asked to sign, by SVID type (agent, x509, jwt) and outcome (ok, error).",
-		}, []string{"svid_type", "outcome"}),
-		signSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "svid_sign_duration_seconds",
-			Help:    "How long the CA took to sign an SVID, by SVID type.",
-			Buckets: metrics.Buckets,
-		}, []string{"svid_type"}),
+		rpcs: namespace.Counter("node_rpcs_total",
+			"Node API calls answered, by method and gRPC status code (Sync included: one per entry stream).",
+			"method", "code"),
+		rpcSeconds: namespace.Histogram("node_rpc_duration_seconds",
+			"How long node API calls took to answer, by method and code; Sync, a stream that lasts, is left out.",
+			"method", "code"),
+		attestations: namespace.Counter("node_attestations_total",
+			"Node attestations, by node attestor and outcome (ok, refused, error).",
+			"attestor", "outcome"),
+		signed: namespace.Counter("svids_signed_total",
+			"SVIDs the CA was asked to sign, by SVID type (agent, x509, jwt) and outcome (ok, error).",
+			"svid_type", "outcome"),
+		signSeconds: namespace.Histogram("svid_sign_duration_seconds",
+			"How long the CA took to sign an SVID, by SVID type.", "svid_type"),
 	}
 	reg.MustRegister(m.rpcs, m.rpcSeconds, m.attestations, m.signed, m.signSeconds)
 	return m
@@ -94,9 +86,7 @@ type statsCollector struct {
 
 // newStatsCollector returns the collector of s's state.
 func newStatsCollector(s *issuing.Server) *statsCollector {
-	desc := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
-	}
+	desc := namespace.Desc
 	return &statsCollector{
 		s:         s,
 		now:       time.Now,
@@ -142,7 +132,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.caExpiry, st.CAExpiresAt.Sub(c.now()).Seconds())
 	}
 	if next := c.s.CA().NextRotation(); !next.IsZero() {
-		gauge(c.nextRotation, float64(next.UnixNano())/1e9)
+		gauge(c.nextRotation, metrics.UnixSeconds(next))
 	}
 	b := c.s.Bundle()
 	gauge(c.bundleAuthorities, float64(len(b.X509Authorities())))
@@ -153,7 +143,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.federationFetches, prometheus.CounterValue, float64(f.Fetches), td, "ok")
 		ch <- prometheus.MustNewConstMetric(c.federationFetches, prometheus.CounterValue, float64(f.Failures), td, "error")
 		if !f.LastFetch.IsZero() {
-			gauge(c.federationLastGood, float64(f.LastFetch.UnixNano())/1e9, td)
+			gauge(c.federationLastGood, metrics.UnixSeconds(f.LastFetch), td)
 		}
 	}
 }
