@@ -171,7 +171,9 @@ func TestRunEndToEnd(t *testing.T) {
 	r := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.Addr,
 		"-trust-bundle", s.bundle, "-join-token", s.Token(t), "-socket", socket, "-data-dir", dataDir,
 		"-metrics-addr", "127.0.0.1:0")
-	r.waitFor(t, "the socket", func() bool { return exists(socket) })
+	// The socket file appears at bind, before the socket listens and gets
+	// its mode: the agent says it started once both are done.
+	r.waitFor(t, "the agent to start", func() bool { return r.logs.Contains("agent started") })
 
 	// The socket is reachable by every local user; the data directory is
 	// private.
