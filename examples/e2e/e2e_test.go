@@ -91,6 +91,12 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
+// ready reports whether the server p runs said it is ready: its admin
+// socket then listens. The socket file alone says less: it appears at
+// bind, before the socket listens, and a connection in between is
+// refused.
+func (p *proc) ready() bool { return strings.Contains(p.output(), "server ready") }
+
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
@@ -226,7 +232,7 @@ func TestServerAndAgent(t *testing.T) {
 
 	srv := startProc(t, serverBin, "run", "-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "server"),
 		"-bind", bind, "-admin-socket", adminSock, "-x509-svid-ttl", "6s", "-agent-svid-ttl", "8s", "-ca-ttl", "1h")
-	waitFor(t, "the admin socket", func() bool { return exists(adminSock) }, srv)
+	waitFor(t, "the server to be ready", func() bool { return srv.ready() }, srv)
 
 	// The trust bundle an operator hands to agents.
 	bundlePEM := must(t, serverBin, "bundle", "show", "-admin-socket", adminSock)
@@ -346,7 +352,7 @@ func newEnv(t *testing.T, extraServerArgs ...string) *env {
 func (e *env) startServer() *proc {
 	os.Remove(e.adminSock)
 	p := startProc(e.t, e.serverBin, e.serverArgs...)
-	waitFor(e.t, "the admin socket", func() bool { return exists(e.adminSock) }, p)
+	waitFor(e.t, "the server to be ready", func() bool { return p.ready() }, p)
 	require.NoError(e.t, os.WriteFile(e.bundleFile, []byte(must(e.t, e.serverBin, "bundle", "show", "-admin-socket", e.adminSock)), 0o644))
 	return p
 }

@@ -37,7 +37,7 @@ func (d *domain) start(t *testing.T, serverBin string, extra ...string) *proc {
 	args := append([]string{"run", "-trust-domain", d.td, "-data-dir", filepath.Join(d.dir, "data"), "-bind", d.bind,
 		"-admin-socket", d.adminSock, "-federation-bind", d.fedBind}, extra...)
 	p := startProc(t, serverBin, args...)
-	waitFor(t, d.td+"'s admin socket", func() bool { return exists(d.adminSock) }, p)
+	waitFor(t, d.td+"'s server to be ready", func() bool { return p.ready() }, p)
 	return p
 }
 
