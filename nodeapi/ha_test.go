@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,4 +336,81 @@ func TestSupersededSVIDIsRefusedAfterAFreshRead(t *testing.T) {
 	defer c3.Close()
 	_, err = c3.SignJWTSVID(t.Context(), "x", []string{"db"})
 	assert.ErrorContains(t, err, "not authorized", "authenticated, then refused for the entry: %v", err)
+}
+
+// banAfterRead is an agent store on which another server bans an agent
+// right after this server read its record, once armed: the interleaving in
+// which a read-then-write of the record would write over the ban.
+type banAfterRead struct {
+	registry.AgentStore
+	armed atomic.Pointer[spiffeid.ID]
+}
+
+func (b *banAfterRead) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	a, err := b.AgentStore.GetAgent(ctx, id)
+	if armed := b.armed.Load(); err == nil && armed != nil && *armed == id && b.armed.CompareAndSwap(armed, nil) {
+		banned := a
+		banned.Banned = true
+		if _, err := b.AgentStore.PutAgent(ctx, banned); err != nil {
+			return registry.Agent{}, err
+		}
+	}
+	return a, err
+}
+
+// Property: a ban that another server writes between this server's read of
+// an agent's record and its write of the record (attesting again, renewing)
+// is not written over: the write keeps the ban, and the call is refused.
+func TestBanBetweenReadAndWriteIsKept(t *testing.T) {
+	e := newEnv(t, nil)
+	agents := &banAfterRead{AgentStore: e.store}
+	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+		Authority: e.ca,
+		Registry:  e.store,
+		Agents:    quietAgents{agents},
+		Attestors: []attest.NodeAttestor{echoAttestor{}},
+	})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, srv, lis)
+	b := &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String()}
+
+	for _, tc := range []struct {
+		name string
+		call func(t *testing.T, a *agent) error
+	}{
+		{"attesting again", func(t *testing.T, a *agent) error {
+			_, err := nodeapi.Attest(t.Context(), b.clientConfig(), echoClient{a.svid.ID.Path()[len("/spiffekit/agent/echo/"):]}, newKey(t))
+			return err
+		}},
+		{"renewing", func(t *testing.T, a *agent) error {
+			c, err := nodeapi.Dial(b.clientConfig(), a)
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.RenewAgent(t.Context(), newKey(t))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.attest(t, "node-"+strings.ReplaceAll(tc.name, " ", "-"))
+			id := a.svid.ID
+			// The second server caches the record (the call is
+			// authenticated, then refused for the entry), so that the
+			// read armed below is the one before the write.
+			c, err := nodeapi.Dial(b.clientConfig(), a)
+			require.NoError(t, err)
+			_, err = c.SignJWTSVID(t.Context(), "x", []string{"db"})
+			require.ErrorContains(t, err, "not authorized")
+			c.Close()
+			agents.armed.Store(&id)
+			err = tc.call(t, a)
+			require.Nil(t, agents.armed.Load(), "the ban was written between the read and the write")
+			assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+			assert.ErrorContains(t, err, "banned")
+			rec, err := e.store.GetAgent(t.Context(), id)
+			require.NoError(t, err)
+			assert.True(t, rec.Banned, "the ban is still recorded")
+		})
+	}
 }

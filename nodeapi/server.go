@@ -585,7 +585,9 @@ func (s *Server) reloadAgentsChanged(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// putAgent stores an agent record and caches it.
+// putAgent stores an agent record and caches it. The store keeps a ban
+// written since a was read (through another server): the agent is then
+// refused, and what was issued to it meanwhile is not sent.
 func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
 	stored, err := s.cfg.Agents.PutAgent(ctx, a)
 	if err != nil {
@@ -594,6 +596,9 @@ func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent
 	s.mu.Lock()
 	s.cacheAgentLocked(stored)
 	s.mu.Unlock()
+	if stored.Banned {
+		return registry.Agent{}, fmt.Errorf("%w: agent %s, banned meanwhile", errBanned, a.ID)
+	}
 	return stored, nil
 }
 

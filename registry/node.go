@@ -35,7 +35,7 @@ type Agent struct {
 	// ID (see attest.NodeResult).
 	CanReattest bool
 	// Banned agents are refused, and may not attest again, until the record
-	// is deleted.
+	// is deleted: [AgentStore.PutAgent] never clears it.
 	Banned bool
 	// CreatedAt and UpdatedAt are set by the store.
 	CreatedAt, UpdatedAt time.Time
@@ -45,7 +45,11 @@ type Agent struct {
 // safe for concurrent use.
 type AgentStore interface {
 	// PutAgent creates or replaces the record with a.ID and returns it as
-	// stored. Errors wrap [ErrInvalid].
+	// stored. It never lifts a ban: replacing a banned record keeps Banned
+	// true whatever a says, checked and written in one atomic step, so
+	// that a server that read the record before another one banned the
+	// agent cannot write the ban over. Only DeleteAgent lifts it. Callers
+	// check Banned in the record returned. Errors wrap [ErrInvalid].
 	PutAgent(ctx context.Context, a Agent) (Agent, error)
 	// GetAgent returns the record with the given ID, or an error wrapping
 	// [ErrNotFound].

@@ -19,7 +19,7 @@ var (
 )
 
 // PutAgent implements [registry.AgentStore]. Replacing a record keeps its
-// CreatedAt.
+// CreatedAt, and its ban.
 func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
 	if err := ctx.Err(); err != nil {
 		return registry.Agent{}, err
@@ -31,6 +31,7 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 	s.nodeMu.Lock()
 	if old, ok := s.agents[a.ID]; ok {
 		a.CreatedAt = old.CreatedAt
+		a.Banned = a.Banned || old.Banned
 	}
 	s.agents[a.ID] = a
 	s.nodeMu.Unlock()

@@ -35,6 +35,7 @@ type NodeStore interface {
 func RunNode(t *testing.T, newStore func(t *testing.T) NodeStore) {
 	t.Run("AgentPutGet", func(t *testing.T) { testAgentPutGet(t, newStore(t)) })
 	t.Run("AgentReplace", func(t *testing.T) { testAgentReplace(t, newStore(t)) })
+	t.Run("AgentBanKept", func(t *testing.T) { testAgentBanKept(t, newStore(t)) })
 	t.Run("AgentListDelete", func(t *testing.T) { testAgentListDelete(t, newStore(t)) })
 	t.Run("AgentInvalid", func(t *testing.T) { testAgentInvalid(t, newStore(t)) })
 	t.Run("AgentLongestSelectors", func(t *testing.T) { testAgentLongestSelectors(t, newStore(t)) })
@@ -165,6 +166,36 @@ func testAgentPutGet(t *testing.T, s NodeStore) {
 	assert.Empty(t, again.Selectors)
 	assert.True(t, again.ExpiresAt.IsZero())
 	assert.Empty(t, again.SerialNumber)
+}
+
+// testAgentBanKept: replacing a banned record with one that is not banned
+// (a server that read the record before the ban) keeps the ban, and
+// replaces the rest; the record returned says so. Deleting the record
+// lifts the ban.
+func testAgentBanKept(t *testing.T, s NodeStore) {
+	ctx := t.Context()
+	first, err := s.PutAgent(ctx, agent("/node", sel("join_token", "abc")))
+	require.NoError(t, err)
+	banned := first
+	banned.Banned = true
+	_, err = s.PutAgent(ctx, banned)
+	require.NoError(t, err)
+
+	stale := first // read before the ban
+	stale.SerialNumber, stale.PreviousSerialNumber = "2b", first.SerialNumber
+	got, err := s.PutAgent(ctx, stale)
+	require.NoError(t, err)
+	assert.True(t, got.Banned, "the record returned keeps the ban")
+	assert.Equal(t, "2b", got.SerialNumber)
+	stored, err := s.GetAgent(ctx, first.ID)
+	require.NoError(t, err)
+	assert.True(t, stored.Banned, "the stored record keeps the ban")
+	assert.Equal(t, got, stored)
+
+	require.NoError(t, s.DeleteAgent(ctx, first.ID))
+	got, err = s.PutAgent(ctx, stale)
+	require.NoError(t, err)
+	assert.False(t, got.Banned, "deleting the record lifts the ban")
 }
 
 func testAgentReplace(t *testing.T, s NodeStore) {

@@ -27,7 +27,7 @@ var (
 const agentColumns = `id, attestor_type, selectors, serial_number, previous_serial_number, expires_at, can_reattest, banned, created_at, updated_at`
 
 // PutAgent implements [registry.AgentStore] with one upsert, which keeps
-// the CreatedAt of a record it replaces.
+// the CreatedAt of a record it replaces, and its ban.
 func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
 	a, err := registry.PrepareAgent(a, s.now())
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 		sels[i] = sel.String()
 	}
 	selJSON, _ := json.Marshal(sels) // a []string always encodes
-	var created int64
+	var created, banned int64
 	err = s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_agents (`+agentColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
@@ -48,16 +48,17 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 			previous_serial_number = excluded.previous_serial_number,
 			expires_at = excluded.expires_at,
 			can_reattest = excluded.can_reattest,
-			banned = excluded.banned,
+			banned = CASE WHEN registry_agents.banned <> 0 THEN registry_agents.banned ELSE excluded.banned END,
 			updated_at = excluded.updated_at
-		RETURNING created_at`),
+		RETURNING created_at, banned`),
 		a.ID.String(), a.AttestorType, string(selJSON), a.SerialNumber, a.PreviousSerialNumber,
 		a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.CreatedAt.UnixMicro(), a.UpdatedAt.UnixMicro(),
-	).Scan(&created)
+	).Scan(&created, &banned)
 	if err != nil {
 		return registry.Agent{}, fmt.Errorf("sqlstore: storing agent %q: %w", a.ID, err)
 	}
 	a.CreatedAt = fromMicros(created)
+	a.Banned = banned != 0
 	s.signal(registry.TopicAgents)
 	return a, nil
 }
