@@ -64,6 +64,20 @@ func (c *clientFlags) check() (string, error) {
 	return "unix://" + abs, nil
 }
 
+// parse parses the command's flags and checks those of the client. It
+// returns the Workload API address (see check) and true, or, having
+// printed the problem or the help, the exit code and false.
+func (c *clientFlags) parse(cmd *cmdline.Command, args []string, stdout, stderr io.Writer) (addr string, code int, ok bool) {
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return "", code, false
+	}
+	addr, err := c.check()
+	if err != nil {
+		return "", cmd.Misuse(stderr, err), false
+	}
+	return addr, ExitOK, true
+}
+
 // dial returns a client of the Workload API at addr and a context bounded
 // by the timeout flag.
 func (c *clientFlags) dial(ctx context.Context, addr string) (*workloadapi.Client, context.Context, context.CancelFunc, error) {
@@ -94,12 +108,9 @@ func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writ
 	cf.declare(cmd)
 	var write string
 	cmd.String(&write, "write", "", "write svid.N.pem, svid.N.key (mode 0600) and bundle.N.pem into `directory`")
-	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
+	if !ok {
 		return code
-	}
-	addr, err := cf.check()
-	if err != nil {
-		return cmd.Misuse(stderr, err)
 	}
 	client, ctx, cancel, err := cf.dial(ctx, addr)
 	if err != nil {
@@ -200,17 +211,11 @@ func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	cf.declare(cmd)
 	var audiences []string
 	var subject spiffeid.ID
-	cmd.Var(cmdline.NewList(&audiences, cmdline.Text, ""), "audience", "`audience` of the token (required; repeat it for several)")
+	cmd.Var(cmdline.NewList(&audiences, cmdline.Text, ""), "audience", "`audience` of the token (required; repeat it for several)").Required()
 	cmd.Var(cmdline.NewValue(&subject, spiffeid.FromString), "spiffe-id", "ask for the token of this SPIFFE `ID` only (default: every identity of this process)")
-	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
+	if !ok {
 		return code
-	}
-	addr, err := cf.check()
-	if err != nil {
-		return cmd.Misuse(stderr, err)
-	}
-	if len(audiences) == 0 {
-		return cmd.Misuse(stderr, errors.New("-audience is required"))
 	}
 	params := jwtsvid.Params{Audience: audiences[0], ExtraAudiences: audiences[1:], Subject: subject}
 	client, ctx, cancel, err := cf.dial(ctx, addr)
@@ -240,12 +245,9 @@ func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	cmd := cmdline.New("spiffe-agent healthcheck", "Exits 0 if the Workload API on the socket answers (PermissionDenied counts:\nthe agent answered), 1 otherwise.")
 	var cf clientFlags
 	cf.declare(cmd)
-	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
+	if !ok {
 		return code
-	}
-	addr, err := cf.check()
-	if err != nil {
-		return cmd.Misuse(stderr, err)
 	}
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
