@@ -127,8 +127,7 @@ func BenchmarkFetchX509SVID(b *testing.B) {
 				b.ResetTimer()
 				d := s.run(b, clients, per, mode.reuse)
 				b.StopTimer()
-				b.ReportMetric(ms(d.percentile(50)), "p50-ms")
-				b.ReportMetric(ms(d.percentile(99)), "p99-ms")
+				d.report(b)
 			})
 		}
 	}

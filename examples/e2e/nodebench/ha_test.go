@@ -5,13 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
-	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -61,16 +57,7 @@ func newHASetup(tb testing.TB, poll time.Duration) *haSetup {
 func (s *haSetup) once(tb testing.TB) time.Duration {
 	tb.Helper()
 	s.n++
-	id := spiffeid.RequireFromPath(td, fmt.Sprintf("/across/%d", s.n))
-	start := time.Now()
-	en, err := s.a.Admin.CreateEntry(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []attest.Selector{ourUID}})
-	require.NoError(tb, err)
-	s.w.waitUntil(tb, id, true, 30*time.Second)
-	took := time.Since(start)
-	_, err = s.a.Admin.DeleteEntry(tb.Context(), en.ID, en.Revision)
-	require.NoError(tb, err)
-	s.w.waitUntil(tb, id, false, 30*time.Second)
-	return took
+	return s.w.timeEntry(tb, fmt.Sprintf("/across/%d", s.n), s.agent, s.a.Admin.CreateEntry, s.a.Admin.DeleteEntry)
 }
 
 // Property: a write through server A reaches a workload behind an agent of
@@ -92,13 +79,5 @@ func TestWriteOnOneServerReachesAnotherServersWorkload(t *testing.T) {
 // the agent, which has B sign the SVID and pushes it to the workload. One
 // op is one entry; run with -benchtime=200x.
 func BenchmarkWriteAcrossServers(b *testing.B) {
-	s := newHASetup(b, 0)
-	var d durations
-	b.ResetTimer()
-	for range b.N {
-		d.add(s.once(b))
-	}
-	b.StopTimer()
-	b.ReportMetric(ms(d.percentile(50)), "p50-ms")
-	b.ReportMetric(ms(d.percentile(99)), "p99-ms")
+	measure(b, newHASetup(b, 0).once)
 }

@@ -117,15 +117,27 @@ func watchWorkload(tb testing.TB, addr string) *idWatcher {
 func (s *latencySetup) once(tb testing.TB) time.Duration {
 	tb.Helper()
 	s.n++
-	id := spiffeid.RequireFromPath(td, fmt.Sprintf("/late/%d", s.n))
+	return s.w.timeEntry(tb, fmt.Sprintf("/late/%d", s.n), s.agent, s.e.store.Create, s.e.store.Delete)
+}
+
+// timeEntry creates, with create, an entry of path for the workload w
+// watches, parented to agent; waits until the workload holds its SVID and
+// returns how long that took. It then deletes the entry, with del, and
+// waits for the workload to lose it, untimed.
+func (w *idWatcher) timeEntry(tb testing.TB, path string, agent spiffeid.ID,
+	create func(context.Context, registry.Entry) (registry.Entry, error),
+	del func(ctx context.Context, id string, revision int64) (registry.Entry, error),
+) time.Duration {
+	tb.Helper()
+	id := spiffeid.RequireFromPath(td, path)
 	start := time.Now()
-	en, err := s.e.store.Create(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: s.agent, Selectors: []attest.Selector{ourUID}})
+	en, err := create(tb.Context(), registry.Entry{SPIFFEID: id, ParentID: agent, Selectors: []attest.Selector{ourUID}})
 	require.NoError(tb, err)
-	s.w.waitUntil(tb, id, true, 30*time.Second)
+	w.waitUntil(tb, id, true, 30*time.Second)
 	took := time.Since(start)
-	_, err = s.e.store.Delete(tb.Context(), en.ID, en.Revision)
+	_, err = del(tb.Context(), en.ID, en.Revision)
 	require.NoError(tb, err)
-	s.w.waitUntil(tb, id, false, 30*time.Second)
+	w.waitUntil(tb, id, false, 30*time.Second)
 	return took
 }
 
@@ -146,13 +158,5 @@ func TestEntryReachesWorkload(t *testing.T) {
 // entry stream, the agent's pre-mint (a signing round trip) and the
 // Workload API stream. One op is one entry; run with -benchtime=50x.
 func BenchmarkEntryToWorkload(b *testing.B) {
-	s := newLatencySetup(b, 0)
-	var d durations
-	b.ResetTimer()
-	for range b.N {
-		d.add(s.once(b))
-	}
-	b.StopTimer()
-	b.ReportMetric(ms(d.percentile(50)), "p50-ms")
-	b.ReportMetric(ms(d.percentile(99)), "p99-ms")
+	measure(b, newLatencySetup(b, 0).once)
 }

@@ -311,6 +311,25 @@ func (s *durations) percentile(p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// measure runs once b.N times, timed, and reports the percentiles of the
+// durations it returns (see report).
+func measure(b *testing.B, once func(testing.TB) time.Duration) {
+	var d durations
+	b.ResetTimer()
+	for range b.N {
+		d.add(once(b))
+	}
+	b.StopTimer()
+	d.report(b)
+}
+
+// report reports the 50th and 99th percentiles, in milliseconds, as the
+// benchmark's p50-ms and p99-ms.
+func (s *durations) report(b *testing.B) {
+	b.ReportMetric(ms(s.percentile(50)), "p50-ms")
+	b.ReportMetric(ms(s.percentile(99)), "p99-ms")
+}
+
 // heapInUse returns the live heap after a full collection.
 func heapInUse() uint64 {
 	runtime.GC()
