@@ -41,6 +41,10 @@ type Config struct {
 // Index is an in-memory index of registration entries. It is safe for
 // concurrent use: queries share a read lock, and applying changes takes the
 // write lock briefly per batch.
+//
+// It leaves out entries whose SPIFFE ID is [registry.Reserved] (the
+// server's and agents' namespace): a store may still hold one written
+// before the namespace was reserved, and it must reach no workload.
 type Index struct {
 	src  Source
 	conf Config
@@ -210,11 +214,16 @@ func (x *Index) apply(ev registry.Event) {
 	}
 }
 
-// put inserts or replaces an entry. It must be called with x.mu held for
-// writing.
+// put inserts or replaces an entry. It leaves out an entry whose SPIFFE ID
+// is [registry.Reserved]: stores no longer write one, but may still hold
+// one written before, and no workload may receive the server's or an
+// agent's identity. It must be called with x.mu held for writing.
 func (x *Index) put(e registry.Entry) {
 	if old := x.records[e.ID]; old != nil {
 		x.remove(old)
+	}
+	if registry.Reserved(e.SPIFFEID) {
+		return
 	}
 	r := &record{entry: e, sels: make([]*selectorNode, len(e.Selectors))}
 	r.entry.Selectors = nil
