@@ -3,8 +3,13 @@
 // it to the issuing server once to be admitted.
 //
 // A token reads "<id>.<secret>". The ID is not secret: it names the token in
-// the [registry.TokenStore] and, unless the token carries an alias, the agent
-// ID derives from it (spiffe://<trust domain>/spiffekit/agent/join_token/<id>).
+// the [registry.TokenStore] and, unless the token carries another agent ID
+// (always under spiffe://<trust domain>/spiffekit/agent/), the agent ID
+// derives from it (spiffe://<trust domain>/spiffekit/agent/join_token/<id>),
+// and the agent is attested with the selector join_token:id:<id>. To give a
+// node a name workloads' entries can hang off, register a node alias entry
+// with that selector, parented by the server's ID (the issuing server's
+// admin API does this for a token requested with a SPIFFE ID).
 // The secret is 32 random bytes; the store keeps only their SHA-256 digest, so
 // the printed token is the only place the secret exists.
 //
