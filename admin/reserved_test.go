@@ -1,7 +1,9 @@
 package admin_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,6 +83,7 @@ func TestEntrySelectorShapes(t *testing.T) {
 		"join_token:id:":          `admin: entry selector "join_token:id:" can never match: id must be a token ID (1 to 64 characters of A-Z, a-z, 0-9, _ and -): registry: invalid argument`,
 		"join_token:id:a.b":       `admin: entry selector "join_token:id:a.b" can never match: id must be a token ID (1 to 64 characters of A-Z, a-z, 0-9, _ and -): registry: invalid argument`,
 		"x509pop:serialnumber:XY": `admin: entry selector "x509pop:serialnumber:XY" can never match: serialnumber must be lower-case hexadecimal digits without leading zeros: registry: invalid argument`,
+		"x509pop:serialnumber:01": `admin: entry selector "x509pop:serialnumber:01" can never match: serialnumber must be lower-case hexadecimal digits without leading zeros: registry: invalid argument`,
 		"x509pop:ca:fingerprint:": `admin: entry selector "x509pop:ca:fingerprint:" can never match: ca:fingerprint must be 64 lower-case hexadecimal digits: registry: invalid argument`,
 		"x509pop:subject:cn:":     `admin: entry selector "x509pop:subject:cn:" can never match: subject:cn must not be empty: registry: invalid argument`,
 	} {
@@ -95,7 +98,7 @@ func TestEntrySelectorShapes(t *testing.T) {
 	for i, sel := range []string{
 		"unix:uid:0", "unix:gid:4294967295", "unix:user:www-data", "unix:group:staff", "unix:supplementary_gid:10",
 		"unix:supplementary_group:wheel", "unix:path:/usr/bin/app", "unix:sha256:" + sha64,
-		"join_token:id:0123abcd", "x509pop:subject:cn:node-1", "x509pop:serialnumber:1f", "x509pop:ca:fingerprint:" + sha64,
+		"join_token:id:0123abcd", "x509pop:subject:cn:node-1", "x509pop:serialnumber:1f", "x509pop:serialnumber:-2a", "x509pop:ca:fingerprint:" + sha64,
 		"x509pop:san:dns:node.example.org", "x509pop:san:uri:spiffe://example.org/x",
 		"k8s:ns:default", "custom:anything:at all", "Unixlike:uid:x",
 	} {
@@ -118,4 +121,27 @@ func TestEntryFederatesWithOwnTrustDomain(t *testing.T) {
 	en.FederatesWith = []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("partner.test")}
 	_, err = e.client.CreateEntry(t.Context(), en)
 	require.NoError(t, err, "a trust domain without a bundle yet is accepted: its bundle may come later")
+}
+
+// TestTokenAliasChecks: a token's SPIFFE ID, the node alias of the agent
+// it admits, must be a workload ID of the trust domain, outside the
+// reserved namespace; the issuer is not asked otherwise.
+func TestTokenAliasChecks(t *testing.T) {
+	e := start(t)
+	for id, want := range map[string]string{
+		"spiffe://example.org/spiffekit/agent/join_token/x": `admin: token SPIFFE ID "spiffe://example.org/spiffekit/agent/join_token/x" is reserved for the server and its agents (spiffe://example.org/spiffekit/...); the agent's own ID is derived from the token, and the SPIFFE ID becomes a node alias of it: registry: invalid argument`,
+		"spiffe://example.org":                              `admin: token SPIFFE ID "spiffe://example.org" has no path: registry: invalid argument`,
+		"spiffe://other.org/node":                           `admin: token SPIFFE ID "spiffe://other.org/node" is not in trust domain "example.org": registry: invalid argument`,
+	} {
+		_, err := e.client.GenerateToken(t.Context(), time.Minute, spiffeid.RequireFromString(id))
+		require.ErrorIs(t, err, registry.ErrInvalid, id)
+		assert.EqualError(t, err, want, id)
+		assert.True(t, e.tokens.agentID.IsZero(), "the issuer was not asked")
+	}
+	status, body := raw(t, e.path, "POST", "/v1/tokens", strings.NewReader(`{"ttl":"1m","spiffe_id":"nope"}`))
+	assert.Equal(t, 400, status)
+	assert.Contains(t, body, "spiffe_id: ")
+	status, body = raw(t, e.path, "POST", "/v1/tokens", strings.NewReader(`{"ttl":"1m","agent_id":"spiffe://example.org/web"}`))
+	assert.Equal(t, 400, status, "the field of older versions, which named the agent's ID, is refused")
+	assert.Contains(t, body, `unknown field \"agent_id\"`)
 }

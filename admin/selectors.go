@@ -104,8 +104,10 @@ func sha256Hex(v string) error {
 }
 
 // serialHex accepts a certificate serial number as x509pop writes it:
-// big.Int.Text(16), lower-case hexadecimal without leading zeros.
+// big.Int.Text(16), lower-case hexadecimal without leading zeros (and a
+// '-' for the negative serials some old certificates have).
 func serialHex(v string) error {
+	v = strings.TrimPrefix(v, "-")
 	if v == "" || !lowerHex(v) || len(v) > 1 && v[0] == '0' {
 		return errors.New("must be lower-case hexadecimal digits without leading zeros")
 	}
