@@ -44,4 +44,24 @@
 // {"authority_id": "..."}; /taint and /revoke with one). Errors are {"error": "...", "code":
 // "..."} with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
 // [MaxRequestBody], a batch's by [MaxBatchRequestBody].
+//
+// # What an entry may hold
+//
+// Besides the registry's own rules ([registry.Entry.Validate]), an entry
+// (created, updated or in a batch) is refused, with 400 and the reason,
+// when its SPIFFE ID or parent is outside [Config.TrustDomain]; when its
+// SPIFFE ID is in the reserved namespace spiffe://<td>/spiffekit/ of the
+// server and its agents ([registry.Reserved]; a parent there is fine, as
+// node aliases are parented by the server's ID); when it federates with
+// the server's own trust domain; and when one of its selectors is of a
+// type of the built-in attestors (unix, join_token, x509pop) but of a
+// value that attestor never produces (unix:uid:notanumber, UNIX:UID:0,
+// unix:uid:). Selectors of other types belong to custom attestors and
+// are not checked. A trust domain without a stored bundle is accepted in
+// FederatesWith: a federation relationship may fetch it later.
+//
+// A join token request (POST /tokens, {"ttl": "10m", "spiffe_id": "..."})
+// names an optional node alias for the agent the token admits, in the
+// trust domain and outside the reserved namespace; see
+// [Client.GenerateToken].
 package admin
