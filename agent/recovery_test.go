@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -456,12 +457,17 @@ func TestTaintedCARenewsTheAgentSVID(t *testing.T) {
 	first := a.SVID()
 	require.Equal(t, oldCA.Raw, first.Certificates[1].Raw)
 
-	_, err := m.PrepareX509CA(t.Context())
+	prepared, err := m.PrepareX509CA(t.Context())
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { return slices.ContainsFunc(a.Bundle().X509Authorities(), prepared.Certificate.Equal) },
+		10*time.Second, 5*time.Millisecond, "the prepared CA in the agent's bundle")
+	// An activation alone leaves the agent SVID to its half life. The
+	// syncs are counted before it: the one that tells of it may come as
+	// soon as it is made.
+	syncs := a.Stats().Syncs
 	require.NoError(t, m.ActivateX509CA(t.Context()))
 	newCA := m.X509Authority().Certificate()
-	// An activation alone leaves the agent SVID to its half life.
-	syncs := a.Stats().Syncs
+	require.True(t, newCA.Equal(prepared.Certificate))
 	require.Eventually(t, func() bool { return a.Stats().Syncs > syncs }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, first.Certificates[0].Raw, a.SVID().Certificates[0].Raw)
 
