@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -79,6 +80,13 @@ type Config struct {
 	// characters. Empty means a random ID, new on every
 	// New.
 	ServerID string
+
+	// DataDirLock, when not nil, holds the data directory of KeyManager,
+	// Journal and ServerID for this server alone ([DataDir] takes it).
+	// The Server owns it from New: Close releases it, and so does New
+	// when it fails. A Config that is never given to New should have it
+	// closed by whoever made it. Nil holds nothing.
+	DataDirLock io.Closer
 
 	// NodeAttestors are the node attestors agents may use, each filed
 	// under its Type ("join_token", "x509pop", ...). Empty means join_token

@@ -14,6 +14,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca/keymanager"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
+	"github.com/spiffekit/spiffekit/internal/dirlock"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -34,13 +35,31 @@ const (
 // keeps its CA and its name. The caller sets Config.Stores, for example to
 // a PostgreSQL database shared by several servers, each with its own
 // dir; [OpenSQLite] keeps them in dir too.
-func DataDir(td spiffeid.TrustDomain, dir string) (Config, error) {
+//
+// One server at a time may use dir: DataDir locks it (an advisory flock on
+// dir/lock, which names the holder's pid) and puts the lock in
+// Config.DataDirLock, which the [Server] made from the Config releases
+// when it is closed. Until then, DataDir and OpenSQLite on the same dir,
+// in this process or another, fail with an error wrapping
+// [ErrDataDirInUse] that names the holder: "data directory /x is in use
+// by pid 1234". Two servers on one directory would otherwise write the
+// journal over each other and lose CAs.
+func DataDir(td spiffeid.TrustDomain, dir string) (_ Config, err error) {
 	if dir == "" {
 		return Config{}, invalidf("the data directory is required")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Config{}, fmt.Errorf("server: creating the data directory: %w", err)
 	}
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return Config{}, fmt.Errorf("server: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
 	id, err := loadServerID(dir)
 	if err != nil {
 		return Config{}, err
@@ -54,13 +73,19 @@ func DataDir(td spiffeid.TrustDomain, dir string) (Config, error) {
 		KeyManager:  keys,
 		Journal:     rotation.NewFileJournal(filepath.Join(dir, journalFile)),
 		ServerID:    id,
+		DataDirLock: lock,
 	}, nil
 }
+
+// ErrDataDirInUse is wrapped by the errors of [DataDir] and [OpenSQLite]
+// when another holder has the data directory locked.
+var ErrDataDirInUse = dirlock.ErrInUse
 
 // OpenSQLite returns the Config of [DataDir] with its Stores in a SQLite
 // database in dir (dir/datastore.sqlite3, created if missing), and the
 // store, which the caller closes once the server is closed. The node
-// attestor is join_token, the default. ctx bounds the opening only.
+// attestor is join_token, the default. ctx bounds the opening only. The
+// data directory is locked as DataDir locks it.
 //
 //	cfg, store, err := server.OpenSQLite(ctx, td, "/var/lib/spiffe-server")
 //	if err != nil {
@@ -76,6 +101,7 @@ func OpenSQLite(ctx context.Context, td spiffeid.TrustDomain, dir string) (Confi
 	}
 	st, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(dir, sqliteFile)})
 	if err != nil {
+		cfg.DataDirLock.Close()
 		return Config{}, nil, fmt.Errorf("server: opening the datastore: %w", err)
 	}
 	cfg.Stores = StoresOf(st)

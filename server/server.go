@@ -53,6 +53,9 @@ type Server struct {
 // Run serves. ctx bounds construction only.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := checkConfig(&cfg); err != nil {
+		if cfg.DataDirLock != nil {
+			cfg.DataDirLock.Close() // the Server owns it from New
+		}
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stores: cfg.Stores, serverID: cfg.ServerID}
@@ -340,9 +343,10 @@ func (s *Server) Healthy(ctx context.Context) error {
 	return nil
 }
 
-// Close releases what New opened: the listeners and the node API. It
-// leaves the stores, the key manager and the journal of Config open: they
-// are the caller's. Run must have returned.
+// Close releases what New opened: the listeners and the node API, and the
+// lock of Config.DataDirLock, last. It leaves the stores, the key manager
+// and the journal of Config open: they are the caller's. Run must have
+// returned.
 func (s *Server) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {
@@ -357,6 +361,9 @@ func (s *Server) Close() error {
 		}
 		if s.endpoint != nil {
 			s.endpoint.lis.Close()
+		}
+		if s.cfg.DataDirLock != nil {
+			errs = append(errs, s.cfg.DataDirLock.Close())
 		}
 	})
 	return errors.Join(errs...)

@@ -23,7 +23,8 @@ import (
 )
 
 // assemble opens what the configuration names, which the server takes as
-// values: the data directory (CA keys, journal, server ID), the datastore
+// values: the data directory (CA keys, journal, server ID; locked for
+// this server alone, see server.DataDir), the datastore
 // (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
 // the https_web certificate and key (read again when they change) and
 // the relationships' bootstrap bundles and Web PKI roots. It completes cfg
@@ -80,14 +81,20 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		}
 	}
 	if err != nil {
+		if state.DataDirLock != nil {
+			state.DataDirLock.Close()
+		}
 		return cfg, nil, err
 	}
+	// The server owns the data directory's lock from New on.
 	cfg.KeyManager, cfg.Journal, cfg.ServerID = state.KeyManager, state.Journal, state.ServerID
+	cfg.DataDirLock = state.DataDirLock
 	cfg.Stores = issuing.StoresOf(store)
 	// join_token is always offered: tokens are how the README admits agents.
 	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
 	if err != nil {
 		store.Close()
+		state.DataDirLock.Close()
 		return cfg, nil, err
 	}
 	attestors[jointoken.Type] = jt

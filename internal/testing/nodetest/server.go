@@ -77,6 +77,9 @@ func StartServerIn(t testing.TB, dir string, cfg server.Config) *Server {
 	if cfg.KeyManager == nil {
 		cfg.KeyManager, cfg.Journal, cfg.ServerID = base.KeyManager, base.Journal, base.ServerID
 	}
+	// The server owns the data directory's lock, and releases it when it
+	// stops.
+	cfg.DataDirLock = base.DataDirLock
 	return startServer(t, cfg, store)
 }
 
