@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/internal/dirlock"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -91,6 +92,14 @@ type Config struct {
 	// DataDir keeps the agent's SVID, key (mode 0600) and bundle, so that
 	// a restarted agent reuses them instead of attesting again. Empty keeps
 	// nothing on disk.
+	//
+	// New creates it (mode 0700) if missing and refuses one that group or
+	// others may write to, or that is owned by another uid than the
+	// agent's and root, since its bundle is the agent's trust anchor. New
+	// also locks it for this agent alone (an advisory flock on DataDir/lock,
+	// which names the holder's pid), until Close: a second agent on the
+	// same directory fails at New with "agent: data directory /x is in use
+	// by pid 1234", before it attests.
 	DataDir string
 
 	// RetryMin and RetryMax bound the jittered exponential backoff between
@@ -131,6 +140,7 @@ type Agent struct {
 	store *memstore.Store
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
+	lock  *dirlock.Lock    // on Config.DataDir; nil without one
 
 	life      *lifecycle.Guard // Run once, not after Close
 	closeOnce sync.Once
@@ -157,7 +167,8 @@ type Agent struct {
 // the saved SVID is reused), syncs and serves. It fails with an error
 // wrapping ErrNoNodeAttestor when the agent would have to attest without a
 // node attestor. ctx bounds construction only. When it fails, it closes
-// Config.Listener.
+// Config.Listener. It opens and locks Config.DataDir (see there), which
+// Close releases.
 func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.Listener != nil {
 		defer func() {
@@ -180,7 +191,19 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	cfg.Servers = slices.Clone(cfg.Servers)
 	cfg.WorkloadAttestors = slices.Clone(cfg.WorkloadAttestors)
+	var lock *dirlock.Lock
+	if cfg.DataDir != "" {
+		if lock, err = openDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.Close()
+			}
+		}()
+	}
 	a := &Agent{
+		lock:  lock,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		now:   cfg.Now,
@@ -429,12 +452,13 @@ func (a *Agent) start(ctx context.Context) error {
 }
 
 // Close makes Run return and waits for it, then releases what the agent
-// owns: the Workload API listener (if Run did not already close it) and
-// the connections to the servers. Close is idempotent and safe for
-// concurrent use. It does not close the attestors, which the caller owns.
+// owns: the Workload API listener (if Run did not already close it), the
+// connections to the servers and, last, the lock on Config.DataDir. Close
+// is idempotent and safe for concurrent use. It does not close the
+// attestors, which the caller owns.
 func (a *Agent) Close() error {
 	a.life.Close()
-	a.closeOnce.Do(func() { a.closeErr = errors.Join(a.iss.Close(), a.closeListener()) })
+	a.closeOnce.Do(func() { a.closeErr = errors.Join(a.iss.Close(), a.closeListener(), a.lock.Close()) })
 	return a.closeErr
 }
 

@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
+	"github.com/spiffekit/spiffekit/internal/dirlock"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -24,6 +26,56 @@ const (
 	bundleFile = "bundle.json"
 	maxFile    = 1 << 20
 )
+
+// openDataDir makes the data directory ready for the agent before it
+// attests, so that a local failure costs no join token: it creates dir
+// (mode 0700) if missing, checks that nobody but the agent's uid and root
+// can change what it holds (see checkDataDir), and locks it for this agent
+// (see internal/dirlock), naming the holder when another agent has it.
+func openDataDir(dir string) (*dirlock.Lock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: creating the data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := checkDataDir(dir, fi, os.Geteuid()); err != nil {
+		return nil, err
+	}
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return lock, nil
+}
+
+// checkDataDir refuses a data directory, of FileInfo fi, that group or
+// others may write to, or that is owned by another uid than euid (the
+// agent's) and root: whoever can write to it can replace the saved
+// bundle, the agent's trust anchor, and the agent SVID. Root's
+// directories are accepted, since root can change the agent's files
+// anyway.
+func checkDataDir(dir string, fi fs.FileInfo, euid int) error {
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("agent: data directory %s has mode %04o: group and others must not be able to write to it, "+
+			"since it holds the agent's trust bundle (chmod go-w %s)", dir, perm, dir)
+	}
+	if owner := ownerOf(fi); owner >= 0 && owner != euid && owner != 0 {
+		return fmt.Errorf("agent: data directory %s is owned by uid %d; it must be owned by the agent's uid %d or by root",
+			dir, owner, euid)
+	}
+	return nil
+}
+
+// ownerOf returns the uid owning the file of fi, or -1 if fi does not
+// tell.
+func ownerOf(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
 
 // saveState writes the agent's SVID, key (mode 0600) and bundle to dir,
 // each atomically. The key is written first, so that a crash between the

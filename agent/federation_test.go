@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -110,4 +111,37 @@ func TestUnusableDataDir(t *testing.T) {
 	_, err := nodetest.TryAgent(t, cfg)
 	require.ErrorIs(t, err, syscall.ENOTDIR)
 	assert.ErrorContains(t, err, "agent: creating the data directory")
+}
+
+// A data directory others can write to is refused: its bundle is the
+// agent's trust anchor.
+func TestDataDirWritableByOthers(t *testing.T) {
+	s := startServer(t)
+	for _, mode := range []os.FileMode{0o777, 0o770, 0o702} {
+		dir := filepath.Join(t.TempDir(), "data")
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		require.NoError(t, os.Chmod(dir, mode))
+		cfg := s.AgentConfig(t)
+		cfg.DataDir = dir
+		_, err := nodetest.TryAgent(t, cfg)
+		assert.EqualError(t, err, fmt.Sprintf("agent: data directory %s has mode %04o: group and others must not be able to write to it, "+
+			"since it holds the agent's trust bundle (chmod go-w %s)", dir, mode, dir))
+	}
+}
+
+// A data directory is one agent's: a second agent on it is refused, and
+// told which process holds it, until the first is closed.
+func TestDataDirLocked(t *testing.T) {
+	s := startServer(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := s.AgentConfig(t)
+	cfg.DataDir = dir
+	first, err := nodetest.TryAgent(t, cfg)
+	require.NoError(t, err)
+	_, err = nodetest.TryAgent(t, cfg)
+	assert.EqualError(t, err, fmt.Sprintf("agent: data directory %s is in use by pid %d", dir, os.Getpid()))
+	require.NoError(t, first.Stop())
+	second, err := nodetest.TryAgent(t, cfg)
+	require.NoError(t, err, "Close released the data directory")
+	require.NoError(t, second.Stop())
 }
