@@ -238,7 +238,10 @@ func TestRunEndToEnd(t *testing.T) {
 	require.Equal(t, ExitOK, code, stderr)
 	assert.True(t, strings.HasPrefix(out, id.String()+"\n"))
 
-	// Metrics and health.
+	// Metrics and health. The entries the workload was served from count
+	// as soon as they are stored; the sync that brought them counts once
+	// all of it is applied (the bundle saved too), which the agent logs.
+	r.waitFor(t, "the first sync applied", func() bool { return r.logs.Contains("synced with the server") })
 	m := metricsAddrRE.FindStringSubmatch(r.logs.String())
 	require.NotNil(t, m, r.logs.String())
 	samples := metricstest.Scrape(t, "http://"+m[1]+"/metrics")
