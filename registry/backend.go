@@ -17,7 +17,8 @@ import (
 // store: a deep copy with a new ID, Revision 1, both timestamps set to now
 // (UTC, truncated to the microsecond), and Selectors and FederatesWith
 // sorted. It refuses, besides what [Entry.Validate] refuses, an entry whose
-// SPIFFE ID is [Reserved]. Errors wrap [ErrInvalid].
+// SPIFFE ID is [Reserved] or with a non-zero SVID TTL below [MinSVIDTTL].
+// Errors wrap [ErrInvalid].
 func PrepareCreate(e Entry, now time.Time) (Entry, error) {
 	if e.ID != "" {
 		return Entry{}, invalidf("entry ID is assigned by the store and must be empty on create")
@@ -42,7 +43,8 @@ func PrepareCreate(e Entry, now time.Time) (Entry, error) {
 // PrepareUpdate validates e for [Writer.Update] against the stored entry
 // with the same ID and returns the entry to store: a deep copy with the next
 // revision, stored's CreatedAt, UpdatedAt set to now, and sorted sets. As
-// [PrepareCreate], it refuses a [Reserved] SPIFFE ID. Errors wrap
+// [PrepareCreate], it refuses a [Reserved] SPIFFE ID and an SVID TTL below
+// [MinSVIDTTL]. Errors wrap
 // [ErrConflict] or [ErrInvalid].
 func PrepareUpdate(stored, e Entry, now time.Time) (Entry, error) {
 	if e.Revision != stored.Revision {

@@ -56,10 +56,12 @@ type Entry struct {
 	// Stores keep them sorted by [attest.Selector.Compare].
 	Selectors []attest.Selector
 	// X509SVIDTTL is the lifetime of X.509-SVIDs issued for the entry; zero
-	// means the issuer's default.
+	// means the issuer's default. Stores refuse to write a non-zero TTL
+	// below [MinSVIDTTL].
 	X509SVIDTTL time.Duration
 	// JWTSVIDTTL is the lifetime of JWT-SVIDs issued for the entry; zero means
-	// the issuer's default.
+	// the issuer's default. Stores refuse to write a non-zero TTL below
+	// [MinSVIDTTL].
 	JWTSVIDTTL time.Duration
 	// DNSNames are added to X.509-SVIDs as DNS SANs; the first one is also the
 	// subject common name. At most [MaxDNSNames], no duplicates.

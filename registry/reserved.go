@@ -2,6 +2,7 @@ package registry
 
 import (
 	"strings"
+	"time"
 
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -40,14 +41,26 @@ func underPath(id spiffeid.ID, path string) bool {
 	return p == path || strings.HasPrefix(p, path+"/")
 }
 
+// MinSVIDTTL is the shortest non-zero X509- or JWT-SVID TTL an entry may be
+// written with: a shorter one gives SVIDs that expire before a workload can
+// use them, or that a CA refuses, and the entry's workloads would get none.
+const MinSVIDTTL = time.Second
+
 // checkWritable refuses an entry that a store must not write, beyond
-// [Entry.Validate]: one whose SPIFFE ID is [Reserved]. It is not part of
-// Validate so that an entry stored before the namespace was reserved can
-// still be read, listed and deleted.
+// [Entry.Validate]: one whose SPIFFE ID is [Reserved], or whose X509- or
+// JWT-SVID TTL is non-zero and below [MinSVIDTTL]. It is not part of
+// Validate so that an entry stored before these rules can still be read,
+// listed and deleted (and updated to follow them).
 func checkWritable(e Entry) error {
 	if Reserved(e.SPIFFEID) {
 		return invalidf("entry SPIFFE ID %q is reserved for the server and its agents (spiffe://%s%s/...)",
 			e.SPIFFEID, e.SPIFFEID.TrustDomain().Name(), ReservedPath)
+	}
+	if e.X509SVIDTTL > 0 && e.X509SVIDTTL < MinSVIDTTL {
+		return invalidf("entry X509-SVID TTL %v is too short: it must be zero (the default) or at least %v", e.X509SVIDTTL, MinSVIDTTL)
+	}
+	if e.JWTSVIDTTL > 0 && e.JWTSVIDTTL < MinSVIDTTL {
+		return invalidf("entry JWT-SVID TTL %v is too short: it must be zero (the default) or at least %v", e.JWTSVIDTTL, MinSVIDTTL)
 	}
 	return nil
 }

@@ -45,3 +45,33 @@ func TestReservedIDsAreNotWritten(t *testing.T) {
 	_, err := registry.PrepareCreate(e, now)
 	require.NoError(t, err, "a reserved parent is fine: node aliases hang off the server's ID")
 }
+
+// TestTinySVIDTTLsAreNotWritten: the write path refuses a non-zero SVID TTL
+// below MinSVIDTTL, while such an entry, stored before, still validates
+// when it is read; zero and MinSVIDTTL itself are written.
+func TestTinySVIDTTLsAreNotWritten(t *testing.T) {
+	rtd := spiffeid.RequireTrustDomainFromString("example.org")
+	now := time.Now()
+	mk := func(x509, jwt time.Duration) registry.Entry {
+		return registry.Entry{
+			SPIFFEID:    spiffeid.RequireFromPath(rtd, "/web"),
+			ParentID:    spiffeid.RequireFromPath(rtd, "/spiffekit/server"),
+			Selectors:   []attest.Selector{{Type: "unix", Value: "uid:1"}},
+			X509SVIDTTL: x509, JWTSVIDTTL: jwt,
+		}
+	}
+	for _, e := range []registry.Entry{mk(time.Nanosecond, 0), mk(0, time.Second-1)} {
+		require.NoError(t, e.Validate(), "an entry stored before stays readable")
+		_, err := registry.PrepareCreate(e, now)
+		require.ErrorIs(t, err, registry.ErrInvalid)
+		assert.ErrorContains(t, err, "is too short: it must be zero (the default) or at least 1s")
+		stored := mk(0, 0)
+		stored.Revision, e.Revision = 1, 1
+		_, err = registry.PrepareUpdate(stored, e, now)
+		require.ErrorIs(t, err, registry.ErrInvalid)
+	}
+	for _, e := range []registry.Entry{mk(0, 0), mk(registry.MinSVIDTTL, registry.MinSVIDTTL)} {
+		_, err := registry.PrepareCreate(e, now)
+		require.NoError(t, err)
+	}
+}
