@@ -59,7 +59,11 @@ func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest
 	token, err := cli.SignJWTSVID(ctx, req.Entry.ID, req.Audience)
 	if err != nil {
 		if nodeapi.IsRefused(err) {
-			return "", fmt.Errorf("agent: %w", err)
+			// The server no longer grants this agent the entry (deleted,
+			// moved, or the agent's view is behind): the next sync tells,
+			// and meanwhile the workload is told to retry.
+			s.a.log.Warn("the server refused to sign a JWT-SVID", "entry", req.Entry.ID, "err", err)
+			return "", fmt.Errorf("agent: %w: the server refused: %w", endpoint.ErrUnavailable, err)
 		}
 		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
 	}

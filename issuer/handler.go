@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,13 @@ const maxSubscribeRounds = 4
 // or awaited when another caller or Run's refresh is minting them; no lock
 // is held meanwhile, so that other callers are served. A cached SVID that
 // is due is served as it is while Run replaces it. An entry whose mint
-// failed a moment ago is not retried before its backoff ends: the caller
-// gets that failure. A caller that needs a new SVID before Run starts
+// failed (a moment ago, or in this call) costs the caller only that SVID: it
+// is served the others, and gets that one once a retry, after the entry's
+// backoff, succeeds (see Config.Observer and the log for the failures). A
+// caller every entry of which failed gets the last failure, which wraps
+// endpoint.ErrUnavailable unless the Signer said otherwise (the Workload
+// API answers Unavailable, and clients retry). A caller that needs a new
+// SVID before Run starts
 // waits for it; once Run has returned, it gets an error wrapping
 // endpoint.ErrUnavailable.
 //
@@ -45,9 +51,11 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 			return sub, err
 		}
 		for _, c := range wait {
+			// A failed mint is in backoff in the next round, which skips
+			// its entry; one abandoned because Run stopped ends the call.
 			select {
 			case <-c.done:
-				if c.err != nil {
+				if errors.Is(c.err, errStopped) {
 					return nil, c.err
 				}
 			case <-ctx.Done():
@@ -74,6 +82,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 		return nil, nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
 	}
 	var mine, wait []*mintCall
+	var failed error // the last failure of an entry skipped
 	due := false
 	for _, e := range entries {
 		m := i.svids[e.ID]
@@ -84,7 +93,10 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 			wait = append(wait, c)
 		default:
 			if err := i.backoffLocked(e, now); err != nil {
-				return nil, nil, err
+				// Its mint failed a moment ago (logged and counted then):
+				// it costs the caller only this SVID.
+				failed = err
+				continue
 			}
 			if round >= maxSubscribeRounds {
 				return nil, nil, fmt.Errorf("issuer: %w: entry %s keeps changing", endpoint.ErrUnavailable, e.ID)
@@ -109,7 +121,12 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 	if wait = append(wait, mine...); len(wait) > 0 {
 		return nil, wait, nil
 	}
-	v, _, _ := i.viewLocked(entries, now) // every SVID is usable
+	v, _ := i.viewLocked(entries, now) // the entries skipped have no SVID
+	if len(v.svids) == 0 {
+		// Every entry failed: the caller has identities it cannot be
+		// given now, and retries (the error wraps ErrUnavailable).
+		return nil, nil, failed
+	}
 	sub := &subscription{iss: i, caller: caller, selectors: sels, changed: make(chan struct{}, 1)}
 	sub.update(v)
 	i.subs[sub] = struct{}{}

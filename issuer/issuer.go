@@ -445,14 +445,22 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 
 	next := now.Add(time.Hour)
 	for sub, entries := range subEntries {
-		v, missing, ok := i.viewLocked(entries, now)
-		if !ok {
-			// Its entry changed during the mint, or its mint failed: keep
-			// the previous view, and retry (backoffLocked says when).
-			if err := i.backoffLocked(missing, now); err != nil && ctx.Err() == nil {
-				i.log.Error("refreshing a caller's view failed; keeping the previous one",
-					"pid", sub.caller.PID, "uid", sub.caller.UID, "err", err)
+		v, missing := i.viewLocked(entries, now)
+		pending := false
+		for _, e := range missing {
+			if err := i.backoffLocked(e, now); err == nil {
+				pending = true // changed during the mint: minted next round
+			} else if ctx.Err() == nil {
+				// Its mint failed (logged, counted then): the caller is
+				// served its other SVIDs meanwhile.
+				i.log.Debug("a caller's view lacks the SVID of an entry that failed to mint",
+					"pid", sub.caller.PID, "uid", sub.caller.UID, "entry", e.ID, "err", err)
 			}
+		}
+		if pending || (len(missing) > 0 && len(v.svids) == 0) {
+			// Keep the previous view until every SVID is back, or while
+			// none is: the caller's entries still apply to it. Retried
+			// when backoffLocked says.
 			continue
 		}
 		sub.update(v)
@@ -483,8 +491,11 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		// opens later may take it from the cache.
 		next = minTime(next, m.refreshAt)
 	}
-	for id := range i.retry {
-		if _, ok := wanted[id]; !ok {
+	for id, r := range i.retry {
+		// A failure is kept until its retry time even when no stream
+		// holds the entry: the caller whose Subscribe waited for that mint
+		// skips the entry by it, and a new caller does not retry it early.
+		if _, ok := wanted[id]; !ok && !now.Before(r.at) {
 			delete(i.retry, id)
 		}
 	}

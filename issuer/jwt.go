@@ -71,22 +71,36 @@ func (c *jwtCache) put(key string, t cachedJWT, now time.Time) {
 // reused. With a Signer that is no JWTKeyReporter, whose active key the
 // issuer cannot know, a token is reused until half its life, and while the
 // Signer fails, until three quarters of it. A caller holding no (such) identity gets an error
-// wrapping endpoint.ErrNoIdentity.
+// wrapping endpoint.ErrNoIdentity. An entry whose token cannot be signed
+// costs the caller only that token (the failure is logged and counted); when
+// no token could be signed, the caller gets the last failure, which wraps
+// endpoint.ErrUnavailable unless the Signer said otherwise.
 func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, params endpoint.JWTSVIDParams) ([]endpoint.JWTSVID, error) {
 	sels, err := i.selectors(ctx, caller)
 	if err != nil {
 		return nil, err
 	}
 	var out []endpoint.JWTSVID
+	var failed error // the last failure of an entry skipped
 	for _, e := range i.entries(sels) {
 		if !params.ID.IsZero() && e.SPIFFEID != params.ID {
 			continue
 		}
 		token, err := i.jwtFor(ctx, e, params.Audience)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// It costs the caller only this token.
+			i.log.Warn("minting a JWT-SVID failed; the caller gets its other ones", "entry", e.ID,
+				"spiffe_id", e.SPIFFEID.String(), "err", err)
+			failed = err
+			continue
 		}
 		out = append(out, endpoint.JWTSVID{ID: e.SPIFFEID, Token: token, Hint: e.Hint})
+	}
+	if len(out) == 0 && failed != nil {
+		return nil, failed
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
@@ -146,7 +160,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 				"expiry", cached.expiry, "err", err)
 			return cached.token, nil
 		}
-		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, err)
+		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, retryable(err))
 	}
 	life := expiry.Sub(now)
 	i.jwt.put(key, cachedJWT{

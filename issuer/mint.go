@@ -5,12 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"time"
 
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // retryInterval is how long the issuer waits before it tries again to mint
@@ -186,7 +188,7 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 	delete(i.inflight, e.ID)
 	old := i.svids[e.ID]
 	if err != nil {
-		c.err = fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, err)
+		c.err = fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, retryable(err))
 		r := i.retry[e.ID]
 		if r.revision != e.Revision {
 			r = retryState{revision: e.Revision}
@@ -222,6 +224,18 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 	i.svids[e.ID] = &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notAfter: leaf.NotAfter, caGen: c.caGen}
 	i.log.Info("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
+}
+
+// retryable returns err, the failure to mint one entry's SVID, as the
+// Workload API should report it: a caller is told to retry (Unavailable),
+// as the issuer itself retries, unless err already says what the caller
+// should see (no identity, unavailable) or that it went away.
+func retryable(err error) error {
+	if errors.Is(err, endpoint.ErrUnavailable) || errors.Is(err, endpoint.ErrNoIdentity) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", endpoint.ErrUnavailable, err)
 }
 
 func later(a, b time.Time) time.Time {

@@ -110,18 +110,20 @@ func (i *Issuer) entries(sels []attest.Selector) []registry.Entry {
 }
 
 // viewLocked builds, from the cache, the view of a caller the given
-// entries apply to. It mints nothing: when an entry has no usable SVID it
-// returns that entry and false. i.mu must be held.
-func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (view, registry.Entry, bool) {
+// entries apply to, with the SVIDs of those that have a usable one. It
+// mints nothing: it returns the entries that have none as missing. i.mu
+// must be held.
+func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, missing []registry.Entry) {
 	if len(entries) == 0 {
-		return view{}, registry.Entry{}, true
+		return view{}, nil
 	}
-	v := view{bundles: []*spiffebundle.Bundle{i.bundle}}
+	v = view{bundles: []*spiffebundle.Bundle{i.bundle}}
 	seen := map[string]bool{i.td.Name(): true}
 	for _, e := range entries {
 		m := i.svids[e.ID]
 		if !m.usable(e, now) {
-			return view{}, e, false
+			missing = append(missing, e)
+			continue
 		}
 		v.svids = append(v.svids, m.svid)
 		for _, td := range e.FederatesWith {
@@ -137,7 +139,7 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (view, regi
 			v.bundles = append(v.bundles, b)
 		}
 	}
-	return v, registry.Entry{}, true
+	return v, missing
 }
 
 // usable reports whether m may be served for entry e: minted for its
