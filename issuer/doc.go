@@ -74,7 +74,10 @@
 // one SignX509SVIDs call of at most Config.MaxBatch requests, and at most one
 // mint of an entry is under way at a time. When the Signer fails, each SVID
 // is served until it expires while the issuer retries with backoff, more
-// often as the expiry nears.
+// often as the expiry nears. An entry that cannot be minted (the Signer
+// refuses it, or returns a chain the issuer refuses) costs its callers only
+// its own SVID: they are served their others; one left with none is told to
+// retry (Unavailable). The failure is logged and counted (Observer.Signed).
 //
 // # Metrics
 //

@@ -66,7 +66,7 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 }
 
 // subscribeOnce registers the subscription when every SVID of the caller's
-// entries is cached. Otherwise it queues a mint, for Run, of those nobody
+// entries is cached, or in backoff after a failed mint (skipped). Otherwise it queues a mint, for Run, of those nobody
 // is minting, and returns the mints to wait for before the next round.
 func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()

@@ -91,3 +91,34 @@ func TestUnmintableJWTEntryCostsOnlyItself(t *testing.T) {
 	require.ErrorIs(t, err, endpoint.ErrUnavailable)
 	require.ErrorContains(t, err, "minting a JWT-SVID")
 }
+
+// TestStreamDropsOnlyTheUnmintableEntry: on an open stream, an entry that
+// changes to a TTL no CA honours loses its SVID (the old one was minted for
+// its old revision), and the stream keeps the caller's other SVID.
+func TestStreamDropsOnlyTheUnmintableEntry(t *testing.T) {
+	e := newEnv(t, issuer.Config{})
+	e.register(t, registry.Entry{SPIFFEID: webID})
+	db := e.register(t, registry.Entry{SPIFFEID: dbID})
+	sub, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer sub.Close()
+	require.Len(t, sub.Snapshot().X509SVIDs, 2)
+
+	db.Revision++
+	db.X509SVIDTTL = time.Nanosecond
+	require.NoError(t, e.store.(*memstore.Store).Replicate(t.Context(), []registry.Entry{db}, nil))
+	require.NoError(t, e.iss.Sync(t.Context()))
+	for {
+		select {
+		case <-sub.Changed():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stream was not updated")
+		}
+		snap := sub.Snapshot()
+		require.NotNil(t, snap, "the stream must not end: the caller still has an identity")
+		if len(snap.X509SVIDs) == 1 {
+			assert.Equal(t, webID, snap.X509SVIDs[0].ID)
+			return
+		}
+	}
+}
