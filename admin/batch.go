@@ -139,7 +139,11 @@ func (s *Server) batchError(r *http.Request, err error) batchResultJSON {
 // reads the array one element at a time, so that an over-long batch is
 // refused before all of it is decoded.
 func readBatch(w http.ResponseWriter, r *http.Request) ([]entryJSON, error) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBatchRequestBody))
+	body, err := limitBody(w, r, MaxBatchRequestBody)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	malformed := func(err error) error {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

@@ -79,10 +79,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails
 }
 
+// limitBody returns the body of r, limited to n bytes: reading past them
+// fails with an *http.MaxBytesError. A body whose declared length is over n
+// is refused so at once, before any of it is read.
+func limitBody(w http.ResponseWriter, r *http.Request, n int64) (io.Reader, error) {
+	if r.ContentLength > n {
+		return nil, &http.MaxBytesError{Limit: n}
+	}
+	return http.MaxBytesReader(w, r.Body, n), nil
+}
+
 // readJSON decodes exactly one JSON value of at most MaxRequestBody bytes,
 // refusing unknown fields.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+	body, err := limitBody(w, r, MaxRequestBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -331,7 +345,12 @@ func (s *Server) setBundle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalid("%q is this server's own trust domain: a trust domain's own bundle can never be overwritten through federation", td))
 		return
 	}
-	doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, registry.MaxBundleDocument))
+	body, err := limitBody(w, r, registry.MaxBundleDocument)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	doc, err := io.ReadAll(body)
 	if err != nil {
 		s.fail(w, r, err)
 		return
