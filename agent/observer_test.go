@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
@@ -67,5 +68,8 @@ func TestObservers(t *testing.T) {
 	assert.GreaterOrEqual(t, obs.count("signed x509 1/1"), 1, "%v", obs.snapshot())
 	assert.Equal(t, 1, obs.count("attested ok"), "%v", obs.snapshot())
 	assert.Equal(t, 1, obs.count("opened FetchX509SVID"), "%v", obs.snapshot())
+	// The stream is answered once the server sees it end, after the
+	// client has its SVID and hangs up.
+	require.Eventually(t, func() bool { return obs.count("answered FetchX509SVID OK") > 0 }, 20*time.Second, 5*time.Millisecond, "the stream's end observed")
 	assert.Equal(t, 1, obs.count("answered FetchX509SVID OK"), "%v", obs.snapshot())
 }
