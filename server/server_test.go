@@ -112,14 +112,22 @@ func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
 	})
 	require.NoError(t, err)
 	a.WaitEntries(t, 2)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	svids, err := workloadapi.FetchX509SVIDs(ctx, workloadapi.WithAddr(addr))
-	require.NoError(t, err)
+	// The agent holds the entry at once; the workload is served its SVID
+	// once it is minted, through the surviving server.
 	var ids []string
-	for _, s := range svids {
-		ids = append(ids, s.ID.Path())
-	}
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		svids, err := workloadapi.FetchX509SVIDs(ctx, workloadapi.WithAddr(addr))
+		if err != nil {
+			return false
+		}
+		ids = ids[:0]
+		for _, s := range svids {
+			ids = append(ids, s.ID.Path())
+		}
+		return len(ids) == 2
+	}, 30*time.Second, 20*time.Millisecond, "two SVIDs for the workload")
 	assert.ElementsMatch(t, []string{"/web", "/db"}, ids)
 	// The SVIDs signed by either server verify with either server's bundle.
 	_, _, err = x509svid.Verify(first.Certificates, s1.Bundle())
