@@ -121,7 +121,9 @@ func TestAgentRenewsAtHalfLife(t *testing.T) {
 func TestRenewalReconnectsTheStreamWithoutAttestingAgain(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	nodeCA, node := x509PopNode(t)
-	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: newRotation(t), Store: store, Edit: withX509Pop(t, nodeCA, shortTTL(4*time.Second))})
+	// Long enough that a renewal at half life, slow under -race on a loaded
+	// machine, still reaches the server before the SVID expires.
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: newRotation(t), Store: store, Edit: withX509Pop(t, nodeCA, shortTTL(12*time.Second))})
 	logs := &logtest.Buffer{}
 	cfg := withAttestor(t, s, node)
 	cfg.Logger = logs.Logger()

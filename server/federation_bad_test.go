@@ -113,7 +113,7 @@ func TestFederationBadEndpointKeepsLastGoodBundle(t *testing.T) {
 	s := start(t, server.Config{
 		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		FederationRefresh: 20 * time.Millisecond,
-		FederationTimeout: 300 * time.Millisecond,
+		FederationTimeout: 3 * time.Second, // the hanging endpoint waits it out; an oversized document under -race and load must not
 		Federation: []server.Relationship{{
 			TrustDomain: partnerTD, URL: f.URL + "/bundle.json", Profile: server.ProfileHTTPSWeb, WebPKIRoots: f.roots,
 		}},
