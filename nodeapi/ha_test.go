@@ -116,9 +116,11 @@ func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
 }
 
-// Property: a ban written by another server, which this server's cache
-// has not seen, is neither bypassed nor written over by attesting again.
-func TestReattestationDoesNotBypassABan(t *testing.T) {
+// bannedBehindCache attests node1, then bans it in the store as another
+// server would, behind the back of this server's cache (its agent store
+// tells of no write, and it polls once an hour).
+func bannedBehindCache(t *testing.T) (*env, *agent) {
+	t.Helper()
 	e := newEnv(t, func(c *nodeapi.ServerConfig) {
 		c.Agents = quietAgents{c.Agents}
 		c.PollInterval = time.Hour
@@ -127,12 +129,19 @@ func TestReattestationDoesNotBypassABan(t *testing.T) {
 	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
 	require.NoError(t, err)
 	rec.Banned = true
-	_, err = e.store.PutAgent(t.Context(), rec) // as another server would
+	_, err = e.store.PutAgent(t.Context(), rec)
 	require.NoError(t, err)
+	return e, a
+}
 
-	_, err = nodeapi.Attest(t.Context(), e.clientConfig(), echoClient{"node1"}, newKey(t))
+// Property: a ban written by another server, which this server's cache
+// has not seen, is neither bypassed nor written over by attesting again.
+func TestReattestationDoesNotBypassABan(t *testing.T) {
+	e, a := bannedBehindCache(t)
+
+	_, err := nodeapi.Attest(t.Context(), e.clientConfig(), echoClient{"node1"}, newKey(t))
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
-	rec, err = e.store.GetAgent(t.Context(), a.svid.ID)
+	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
 	require.NoError(t, err)
 	assert.True(t, rec.Banned, "the ban is still recorded")
 }

@@ -286,20 +286,11 @@ func TestCallsWithoutAgentSVIDAreRefused(t *testing.T) {
 // server's cache has not seen it yet) is neither lost nor bypassed by a
 // renewal.
 func TestRenewalDoesNotWriteOverABan(t *testing.T) {
-	e := newEnv(t, func(c *nodeapi.ServerConfig) {
-		c.Agents = quietAgents{c.Agents}
-		c.PollInterval = time.Hour
-	})
-	a := e.attest(t, "node1")
-	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
-	require.NoError(t, err)
-	rec.Banned = true
-	_, err = e.store.PutAgent(t.Context(), rec) // as another server would
-	require.NoError(t, err)
+	e, a := bannedBehindCache(t)
 
-	_, err = a.client.RenewAgent(t.Context(), newKey(t))
+	_, err := a.client.RenewAgent(t.Context(), newKey(t))
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
-	rec, err = e.store.GetAgent(t.Context(), a.svid.ID)
+	rec, err := e.store.GetAgent(t.Context(), a.svid.ID)
 	require.NoError(t, err)
 	assert.True(t, rec.Banned, "the ban is still recorded")
 }
