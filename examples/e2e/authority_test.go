@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
+	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 )
 
 // authorityOut is one authority as `authority ... -output json` prints it.
@@ -29,27 +30,27 @@ type authorityOut struct {
 	Pending     bool   `json:"pending"`
 }
 
-func (e *env) authorities(kind string) []authorityOut {
+func authorities(e *progtest.Env, kind string) []authorityOut {
 	var doc struct {
 		Authorities []authorityOut `json:"authorities"`
 	}
-	out := must(e.t, e.serverBin, "authority", kind, "show", "-output", "json", "-admin-socket", e.adminSock)
-	require.NoError(e.t, json.Unmarshal([]byte(out), &doc), out)
+	out := progtest.Must(e.T, e.ServerBin, "authority", kind, "show", "-output", "json", "-admin-socket", e.AdminSock)
+	require.NoError(e.T, json.Unmarshal([]byte(out), &doc), out)
 	return doc.Authorities
 }
 
-func (e *env) authorityAction(kind, verb string, args ...string) authorityOut {
+func authorityAction(e *progtest.Env, kind, verb string, args ...string) authorityOut {
 	var a authorityOut
-	out := must(e.t, e.serverBin, append([]string{"authority", kind, verb, "-output", "json", "-admin-socket", e.adminSock}, args...)...)
-	require.NoError(e.t, json.Unmarshal([]byte(out), &a), out)
+	out := progtest.Must(e.T, e.ServerBin, append([]string{"authority", kind, verb, "-output", "json", "-admin-socket", e.AdminSock}, args...)...)
+	require.NoError(e.T, json.Unmarshal([]byte(out), &a), out)
 	return a
 }
 
 // agentSVIDIssuer returns the SubjectKeyId, in hex, of the CA that signed
 // the agent SVID saved in the agent's data directory: the ID of that
 // authority.
-func (e *env) agentSVIDIssuer() string {
-	data, err := os.ReadFile(filepath.Join(e.dir, "agent-data", "agent-svid.pem"))
+func agentSVIDIssuer(e *progtest.Env) string {
+	data, err := os.ReadFile(filepath.Join(e.Dir, "agent-data", "agent-svid.pem"))
 	if err != nil {
 		return ""
 	}
@@ -72,61 +73,61 @@ func (e *env) agentSVIDIssuer() string {
 // servers and of the agent, whose workload keeps being served.
 func TestAuthorityAcrossServers(t *testing.T) {
 	dsn := pgtest.New(t)
-	a := newEnv(t, "-datastore", dsn)
-	b := newEnv(t, "-datastore", dsn)
-	a.startServer()
-	b.startServer()
-	b.startAgent(b.token())
-	agentID := b.agentID()
-	b.entry(agentID, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
-	waitFor(t, "the workload's SVID", func() bool { out, code := b.fetch(); return code == 0 && strings.Contains(out, "/web") })
+	a := progtest.NewEnv(t, "-datastore", dsn)
+	b := progtest.NewEnv(t, "-datastore", dsn)
+	a.StartServer()
+	b.StartServer()
+	b.StartAgent(b.Token())
+	agentID := b.AgentID()
+	b.Entry(agentID, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
+	progtest.WaitFor(t, "the workload's SVID", func() bool { out, code := b.Fetch(); return code == 0 && strings.Contains(out, "/web") })
 
-	waitFor(t, "A to list B's CA", func() bool { return len(a.authorities("x509")) == 2 })
+	progtest.WaitFor(t, "A to list B's CA", func() bool { return len(authorities(a, "x509")) == 2 })
 	var old string
-	for _, x := range b.authorities("x509") {
+	for _, x := range authorities(b, "x509") {
 		if x.Local {
 			old = x.AuthorityID
 		}
 	}
 	require.NotEmpty(t, old)
-	require.Equal(t, old, b.agentSVIDIssuer(), "B's agent holds an SVID of B's CA")
+	require.Equal(t, old, agentSVIDIssuer(b), "B's agent holds an SVID of B's CA")
 
 	// Tainting B's active CA through A is refused with what to do instead.
-	out, errOut, code := run(t, nil, a.serverBin, "authority", "x509", "taint", "-authorityID", old, "-admin-socket", a.adminSock)
+	out, errOut, code := progtest.Run(t, nil, a.ServerBin, "authority", "x509", "taint", "-authorityID", old, "-admin-socket", a.AdminSock)
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, errOut, "the active authority cannot be tainted; on its server, prepare and activate another")
 
-	prepared := b.authorityAction("x509", "prepare")
+	prepared := authorityAction(b, "x509", "prepare")
 	assert.Equal(t, "prepared", prepared.State)
-	activated := b.authorityAction("x509", "activate", "-authorityID", prepared.AuthorityID)
+	activated := authorityAction(b, "x509", "activate", "-authorityID", prepared.AuthorityID)
 	assert.Equal(t, "active", activated.State)
 
-	tainted := a.authorityAction("x509", "taint", "-authorityID", old)
+	tainted := authorityAction(a, "x509", "taint", "-authorityID", old)
 	assert.True(t, tainted.Tainted)
 	assert.False(t, tainted.Local)
-	waitFor(t, "B to apply the taint", func() bool {
-		for _, x := range b.authorities("x509") {
+	progtest.WaitFor(t, "B to apply the taint", func() bool {
+		for _, x := range authorities(b, "x509") {
 			if x.AuthorityID == old {
 				return x.Tainted && !x.Pending
 			}
 		}
 		return false
 	})
-	waitFor(t, "B's agent to renew its SVID off the tainted CA", func() bool { return b.agentSVIDIssuer() == prepared.AuthorityID })
+	progtest.WaitFor(t, "B's agent to renew its SVID off the tainted CA", func() bool { return agentSVIDIssuer(b) == prepared.AuthorityID })
 
-	revoked := a.authorityAction("x509", "revoke", "-authorityID", old)
+	revoked := authorityAction(a, "x509", "revoke", "-authorityID", old)
 	assert.True(t, revoked.Revoked)
-	waitFor(t, "the revoked CA to leave both bundles and B's list", func() bool {
-		for _, e := range []*env{a, b} {
-			bundle := must(t, e.serverBin, "bundle", "show", "-admin-socket", e.adminSock)
+	progtest.WaitFor(t, "the revoked CA to leave both bundles and B's list", func() bool {
+		for _, e := range []*progtest.Env{a, b} {
+			bundle := progtest.Must(t, e.ServerBin, "bundle", "show", "-admin-socket", e.AdminSock)
 			if strings.Count(bundle, "BEGIN CERTIFICATE") != 2 { // A's CA and B's new one
 				return false
 			}
 		}
-		return len(b.authorities("x509")) == 2
+		return len(authorities(b, "x509")) == 2
 	})
-	waitFor(t, "the workload served with the smaller bundle", func() bool {
-		out, code := b.fetch()
+	progtest.WaitFor(t, "the workload served with the smaller bundle", func() bool {
+		out, code := b.Fetch()
 		return code == 0 && strings.Contains(out, "/web") && strings.Contains(out, "example.org, 2 X.509 authority(ies)")
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
@@ -27,17 +28,17 @@ type domain struct {
 }
 
 func newDomain(t *testing.T, td string) *domain {
-	dir := shortTemp(t)
-	return &domain{td: td, dir: dir, adminSock: filepath.Join(dir, "admin.sock"), bind: freePort(t),
-		fedBind: freePort(t), bundleFile: filepath.Join(dir, td+".json")}
+	dir := progtest.ShortTemp(t)
+	return &domain{td: td, dir: dir, adminSock: filepath.Join(dir, "admin.sock"), bind: progtest.FreePort(t),
+		fedBind: progtest.FreePort(t), bundleFile: filepath.Join(dir, td+".json")}
 }
 
-func (d *domain) start(t *testing.T, serverBin string, extra ...string) *proc {
+func (d *domain) start(t *testing.T, serverBin string, extra ...string) *progtest.Proc {
 	os.Remove(d.adminSock)
 	args := append([]string{"run", "-trust-domain", d.td, "-data-dir", filepath.Join(d.dir, "data"), "-bind", d.bind,
 		"-admin-socket", d.adminSock, "-federation-bind", d.fedBind}, extra...)
-	p := startProc(t, serverBin, args...)
-	waitFor(t, d.td+"'s server to be ready", func() bool { return p.ready() }, p)
+	p := progtest.Start(t, serverBin, args...)
+	progtest.WaitFor(t, d.td+"'s server to be ready", func() bool { return p.Ready() }, p)
 	return p
 }
 
@@ -63,53 +64,53 @@ func (d *domain) configFederatingWith(t *testing.T, other *domain) string {
 // each server then keeps the other's bundle, and a workload whose entry
 // federates with the other trust domain receives its bundle.
 func TestFederationBetweenServers(t *testing.T) {
-	serverBin, agentBin := build(t)
+	serverBin, agentBin := progtest.Build(t)
 	org, partner := newDomain(t, "example.org"), newDomain(t, "partner.test")
 	for _, d := range []*domain{org, partner} {
 		p := d.start(t, serverBin)
-		doc := must(t, serverBin, "bundle", "show", "-format", "spiffe", "-admin-socket", d.adminSock)
+		doc := progtest.Must(t, serverBin, "bundle", "show", "-format", "spiffe", "-admin-socket", d.adminSock)
 		require.NoError(t, os.WriteFile(d.bundleFile, []byte(doc), 0o644))
-		require.Equal(t, 0, p.stop(t, syscall.SIGTERM))
+		require.Equal(t, 0, p.Stop(t, syscall.SIGTERM))
 	}
 	org.start(t, serverBin, "-config", org.configFederatingWith(t, partner), "-federation-refresh", "1s")
 	partner.start(t, serverBin, "-config", partner.configFederatingWith(t, org), "-federation-refresh", "1s")
 	for _, pair := range [][2]*domain{{org, partner}, {partner, org}} {
-		waitFor(t, pair[0].td+" to keep "+pair[1].td+"'s bundle", func() bool {
-			out, _, code := run(t, nil, serverBin, "bundle", "list", "-admin-socket", pair[0].adminSock)
+		progtest.WaitFor(t, pair[0].td+" to keep "+pair[1].td+"'s bundle", func() bool {
+			out, _, code := progtest.Run(t, nil, serverBin, "bundle", "list", "-admin-socket", pair[0].adminSock)
 			return code == 0 && strings.Contains(out, pair[1].td)
 		})
 	}
-	shown := must(t, serverBin, "bundle", "show", "-id", "partner.test", "-admin-socket", org.adminSock)
+	shown := progtest.Must(t, serverBin, "bundle", "show", "-id", "partner.test", "-admin-socket", org.adminSock)
 	assert.Contains(t, shown, "BEGIN CERTIFICATE")
 
 	// A workload of example.org federating with partner.test.
 	pem := filepath.Join(org.dir, "bundle.pem")
-	require.NoError(t, os.WriteFile(pem, []byte(must(t, serverBin, "bundle", "show", "-admin-socket", org.adminSock)), 0o644))
-	token := strings.TrimSpace(must(t, serverBin, "token", "generate", "-admin-socket", org.adminSock))
+	require.NoError(t, os.WriteFile(pem, []byte(progtest.Must(t, serverBin, "bundle", "show", "-admin-socket", org.adminSock)), 0o644))
+	token := strings.TrimSpace(progtest.Must(t, serverBin, "token", "generate", "-admin-socket", org.adminSock))
 	apiSock := filepath.Join(org.dir, "api.sock")
-	startProc(t, agentBin, "run", "-trust-domain", "example.org", "-server", org.bind, "-trust-bundle", pem,
+	progtest.Start(t, agentBin, "run", "-trust-domain", "example.org", "-server", org.bind, "-trust-bundle", pem,
 		"-join-token", token, "-socket", apiSock, "-data-dir", filepath.Join(org.dir, "agent"))
 	var agentID string
-	waitFor(t, "the agent to attest", func() bool {
-		out, _, code := run(t, nil, serverBin, "agent", "list", "-admin-socket", org.adminSock)
+	progtest.WaitFor(t, "the agent to attest", func() bool {
+		out, _, code := progtest.Run(t, nil, serverBin, "agent", "list", "-admin-socket", org.adminSock)
 		agentID = regexp.MustCompile(`spiffe://example\.org/spiffekit/agent/join_token/[0-9a-f]+`).FindString(out)
 		return code == 0 && agentID != ""
 	})
-	must(t, serverBin, "entry", "create", "-admin-socket", org.adminSock, "-parent-id", agentID,
+	progtest.Must(t, serverBin, "entry", "create", "-admin-socket", org.adminSock, "-parent-id", agentID,
 		"-spiffe-id", "spiffe://example.org/web", "-selector", "unix:uid:"+strconv.Itoa(os.Getuid()),
 		"-federates-with", "partner.test")
 	partnerTD := spiffeid.RequireTrustDomainFromString("partner.test")
-	waitFor(t, "partner.test's bundle at the workload", func() bool {
+	progtest.WaitFor(t, "partner.test's bundle at the workload", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		c, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+apiSock))
 		if err != nil {
-			lastRun.Store(t, "FetchX509Context: "+err.Error())
+			progtest.Note(t, "FetchX509Context: "+err.Error())
 			return false
 		}
 		b, err := c.Bundles.GetX509BundleForTrustDomain(partnerTD)
 		if err != nil {
-			lastRun.Store(t, "partner.test's bundle: "+err.Error())
+			progtest.Note(t, "partner.test's bundle: "+err.Error())
 		}
 		return err == nil && len(b.X509Authorities()) == 1
 	})

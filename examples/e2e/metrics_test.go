@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
+	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 )
 
 // series is a Prometheus series, its name first and then its label pairs,
@@ -47,28 +48,28 @@ func healthz(t *testing.T, addr string) int {
 // refuses another), fetches an X509-SVID and a JWT-SVID through it, and
 // scrapes both: the labelled series of what happened are there, counted.
 func TestMetrics(t *testing.T) {
-	serverMetrics, agentMetrics := freePort(t), freePort(t)
-	e := newEnv(t, "-metrics-addr", serverMetrics)
-	e.startServer()
-	token := e.token()
-	startProc(t, e.agentBin, "run", "-trust-domain", "example.org", "-server", e.bind, "-trust-bundle", e.bundleFile,
-		"-join-token", token, "-socket", e.apiSock, "-data-dir", filepath.Join(e.dir, "agent-data"),
+	serverMetrics, agentMetrics := progtest.FreePort(t), progtest.FreePort(t)
+	e := progtest.NewEnv(t, "-metrics-addr", serverMetrics)
+	e.StartServer()
+	token := e.Token()
+	progtest.Start(t, e.AgentBin, "run", "-trust-domain", "example.org", "-server", e.Bind, "-trust-bundle", e.BundleFile,
+		"-join-token", token, "-socket", e.APISock, "-data-dir", filepath.Join(e.Dir, "agent-data"),
 		"-metrics-addr", agentMetrics)
-	id := e.agentID()
+	id := e.AgentID()
 
 	// A second agent with the spent token is refused.
-	_, errOut, code := run(t, nil, e.agentBin, "run", "-trust-domain", "example.org", "-server", e.bind,
-		"-trust-bundle", e.bundleFile, "-join-token", token, "-socket", filepath.Join(e.dir, "other.sock"),
-		"-data-dir", filepath.Join(e.dir, "other-data"))
+	_, errOut, code := progtest.Run(t, nil, e.AgentBin, "run", "-trust-domain", "example.org", "-server", e.Bind,
+		"-trust-bundle", e.BundleFile, "-join-token", token, "-socket", filepath.Join(e.Dir, "other.sock"),
+		"-data-dir", filepath.Join(e.Dir, "other-data"))
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "refused")
 
-	e.entry(id, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
-	waitFor(t, "the SVID", func() bool { out, code := e.fetch(); return code == 0 && strings.Contains(out, "/web") })
-	must(t, e.agentBin, "api", "fetch", "jwt", "-audience", "db", "-socket", e.apiSock)
+	e.Entry(id, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
+	progtest.WaitFor(t, "the SVID", func() bool { out, code := e.Fetch(); return code == 0 && strings.Contains(out, "/web") })
+	progtest.Must(t, e.AgentBin, "api", "fetch", "jwt", "-audience", "db", "-socket", e.APISock)
 
 	var srv metricstest.Samples
-	waitFor(t, "the agent counted as connected", func() bool {
+	progtest.WaitFor(t, "the agent counted as connected", func() bool {
 		srv = metricstest.Scrape(t, "http://"+serverMetrics+"/metrics")
 		v, _ := srv.Get("spiffekit_server_connected_agents")
 		return v == 1

@@ -1,0 +1,156 @@
+package progtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Env is a server and an agent of trust domain example.org, run from the
+// built programs with their files in one short temporary directory.
+type Env struct {
+	T                   testing.TB
+	ServerBin, AgentBin string
+	// Dir holds the server's data directory ("server"), the agent's
+	// ("agent-data"), the admin and Workload API sockets and the bundle
+	// file.
+	Dir string
+	// AdminSock is the server's admin socket, Bind the address of its node
+	// API.
+	AdminSock, Bind string
+	// APISock is the agent's Workload API socket; BundleFile the trust
+	// bundle (PEM) StartServer writes and StartAgent hands the agent.
+	APISock, BundleFile string
+	// ServerArgs are the arguments StartServer runs spiffe-server with.
+	ServerArgs []string
+}
+
+// NewEnv builds the programs and returns an Env whose server runs with
+// its data directory in Dir, a free node API port and extraServerArgs.
+func NewEnv(t testing.TB, extraServerArgs ...string) *Env {
+	t.Helper()
+	serverBin, agentBin := Build(t)
+	dir := ShortTemp(t)
+	e := &Env{T: t, ServerBin: serverBin, AgentBin: agentBin, Dir: dir,
+		AdminSock: filepath.Join(dir, "admin.sock"), Bind: FreePort(t),
+		APISock: filepath.Join(dir, "api.sock"), BundleFile: filepath.Join(dir, "bundle.pem")}
+	e.ServerArgs = append([]string{"run", "-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "server"),
+		"-bind", e.Bind, "-admin-socket", e.AdminSock}, extraServerArgs...)
+	return e
+}
+
+// StartServer starts the server, waits until it is ready and writes its
+// bundle to BundleFile.
+func (e *Env) StartServer() *Proc {
+	e.T.Helper()
+	os.Remove(e.AdminSock)
+	p := Start(e.T, e.ServerBin, e.ServerArgs...)
+	WaitFor(e.T, "the server to be ready", func() bool { return p.Ready() }, p)
+	require.NoError(e.T, os.WriteFile(e.BundleFile, []byte(Must(e.T, e.ServerBin, "bundle", "show", "-admin-socket", e.AdminSock)), 0o644))
+	return p
+}
+
+// Token returns a new join token made through the admin socket.
+func (e *Env) Token() string {
+	e.T.Helper()
+	return strings.TrimSpace(Must(e.T, e.ServerBin, "token", "generate", "-admin-socket", e.AdminSock))
+}
+
+// AgentArgs returns the arguments of an agent attesting with token to
+// servers (none: the Env's server), serving APISock, with its data in
+// Dir/agent-data.
+func (e *Env) AgentArgs(token string, servers ...string) []string {
+	if len(servers) == 0 {
+		servers = []string{e.Bind}
+	}
+	args := []string{"run", "-trust-domain", "example.org", "-trust-bundle", e.BundleFile,
+		"-join-token", token, "-socket", e.APISock, "-data-dir", filepath.Join(e.Dir, "agent-data")}
+	for _, s := range servers {
+		args = append(args, "-server", s)
+	}
+	return args
+}
+
+// StartAgent starts an agent of [Env.AgentArgs].
+func (e *Env) StartAgent(token string, servers ...string) *Proc {
+	e.T.Helper()
+	return Start(e.T, e.AgentBin, e.AgentArgs(token, servers...)...)
+}
+
+var agentIDPattern = regexp.MustCompile(`spiffe://example\.org/spiffekit/agent/join_token/[0-9a-f]+`)
+
+// AgentID waits until an agent attested to the server and returns its
+// SPIFFE ID.
+func (e *Env) AgentID() string {
+	e.T.Helper()
+	var id string
+	WaitFor(e.T, "the agent to attest", func() bool {
+		out, _, code := Run(e.T, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
+		id = agentIDPattern.FindString(out)
+		return code == 0 && id != ""
+	})
+	return id
+}
+
+// Entry creates the entry of id under parent for selector.
+func (e *Env) Entry(parent, id string, selector string) {
+	e.T.Helper()
+	Must(e.T, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", parent,
+		"-spiffe-id", id, "-selector", selector)
+}
+
+// Fetch runs "spiffe-agent api fetch x509" against the agent once, and
+// returns its output and exit code.
+func (e *Env) Fetch() (string, int) {
+	e.T.Helper()
+	out, _, code := Run(e.T, nil, e.AgentBin, "api", "fetch", "x509", "-socket", e.APISock)
+	return out, code
+}
+
+// Load fetches SVIDs from the agent in a loop, each with "spiffe-agent
+// api fetch x509", until stop is called; count says how many fetches have
+// run so far, stop how many ran and how many failed. The output of each
+// failed fetch is logged.
+func (e *Env) Load() (count func() int64, stop func() (total, failed int64)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var total, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			start := time.Now()
+			cmd := exec.CommandContext(ctx, e.AgentBin, "api", "fetch", "x509", "-socket", e.APISock)
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				return
+			}
+			total.Add(1)
+			if err != nil {
+				failed.Add(1)
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("fetch %d (%v, after %s): %s", total.Load(), err, time.Since(start).Round(time.Millisecond), out))
+				mu.Unlock()
+			}
+		}
+	}()
+	return total.Load, func() (int64, int64) {
+		cancel()
+		<-done
+		for _, f := range failures {
+			e.T.Log(f)
+		}
+		return total.Load(), failed.Load()
+	}
+}
