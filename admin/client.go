@@ -371,7 +371,9 @@ func (c *Client) Agent(ctx context.Context, id spiffeid.ID) (registry.Agent, err
 }
 
 // EvictAgent deletes the record of the agent with the given ID: the agent
-// must attest again, and may if its attestor allows it.
+// must attest again, and may if its attestor allows it. It also frees the
+// ID of an agent whose attestor does not allow attesting again (join_token)
+// for a new attestation.
 func (c *Client) EvictAgent(ctx context.Context, id spiffeid.ID) error {
 	q, err := agentQuery(id)
 	if err != nil {

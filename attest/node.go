@@ -52,10 +52,15 @@ type NodeResult struct {
 	// server ("node alias" entries) match them to group nodes.
 	Selectors Selectors
 
-	// CanReattest says whether the agent can attest again with the same
-	// evidence (x509pop can; a join token is used once). An agent that can
-	// re-attest renews its SVID by attesting again, and one that cannot is
-	// refused if it tries.
+	// CanReattest says whether a node may attest again under AgentID while
+	// the agent's record exists (x509pop: yes, with the same certificate;
+	// join_token: no, a token admits one node once, trust on first use).
+	// A server refuses a node that attests again under an agent ID in use
+	// unless both the record's attestor and this attestation allow it:
+	// otherwise a second proof for the ID (another token naming it) would
+	// take over the identity, and the entries, of the node that holds it.
+	// An agent renews its SVID with the SVID itself in either case; an
+	// eviction (deleting the record) frees the ID.
 	CanReattest bool
 }
 

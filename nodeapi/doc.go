@@ -8,7 +8,11 @@
 //     (attest.NodeAttestor: join_token, x509pop, ...), sends its payload and
 //     a CSR; the server may send challenges; the exchange ends with the
 //     agent's X509-SVID and the trust domain's bundle. The server records
-//     the agent (registry.AgentStore).
+//     the agent (registry.AgentStore). A node may attest again under an
+//     agent ID in use only if both the record's node attestor and the new
+//     attestation allow it (attest.NodeResult.CanReattest: x509pop does, a
+//     join token does not); otherwise it is refused (PermissionDenied) and
+//     the record left as it is, until the agent is evicted.
 //   - Every other call is mutual TLS with that SVID. The server accepts only
 //     the SVID it issued last (or the one before, until the agent uses the
 //     new one), refuses evicted and banned agents, and reads the records

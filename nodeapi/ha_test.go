@@ -3,6 +3,7 @@ package nodeapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -15,7 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -76,28 +76,53 @@ func TestRenewedAgentIsAcceptedByAnotherServer(t *testing.T) {
 	assert.ErrorContains(t, err, "no longer current")
 }
 
+// relabelAttestor admits the node its payload names ("<name> <label>"),
+// with the one selector relabel:label:<label>, and lets it attest again: a
+// node whose selectors change from one attestation to the next, as an
+// x509pop node's do when its certificate's CA chain changes.
+type relabelAttestor struct{}
+
+func (relabelAttestor) Type() string { return "relabel" }
+
+func (relabelAttestor) Attest(_ context.Context, td spiffeid.TrustDomain, payload []byte, _ attest.Challenger) (attest.NodeResult, error) {
+	name, label, _ := strings.Cut(string(payload), " ")
+	id, err := spiffeid.FromSegments(td, "spiffekit", "agent", "relabel", name)
+	if err != nil {
+		return attest.NodeResult{}, fmt.Errorf("%w: %w", attest.ErrNodeRejected, err)
+	}
+	return attest.NodeResult{
+		AgentID:     id,
+		Selectors:   attest.NewSelectors(attest.Selector{Type: "relabel", Value: "label:" + label}),
+		CanReattest: true,
+	}, nil
+}
+
+type relabelClient struct{ payload string }
+
+func (relabelClient) Type() string                              { return "relabel" }
+func (c relabelClient) Payload(context.Context) ([]byte, error) { return []byte(c.payload), nil }
+func (relabelClient) Respond(context.Context, []byte) ([]byte, error) {
+	return nil, errors.New("no challenge")
+}
+
 // Property: what an agent may obtain follows the selectors of its latest
 // attestation at once: an agent ID attested again with other selectors
-// (join tokens naming a fixed agent ID) loses the entries that only the
-// old selectors gave it, even before the next refresh of agent records.
+// loses the entries that only the old selectors gave it, even before the
+// next refresh of agent records.
 func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 	e := newEnv(t, func(c *nodeapi.ServerConfig) {
-		withJoinToken(t)(c)
+		c.Attestors = append(c.Attestors, relabelAttestor{})
 		c.Agents = quietAgents{c.Agents}
 		c.PollInterval = time.Hour
 	})
-	agentID := spiffeid.RequireFromPath(td, "/spiffekit/agent/fixed")
-	tok1, rec1, err := jointoken.Generate(t.Context(), e.store, jointoken.Params{AgentID: agentID})
-	require.NoError(t, err)
-	tok2, _, err := jointoken.Generate(t.Context(), e.store, jointoken.Params{AgentID: agentID})
-	require.NoError(t, err)
+	agentID := spiffeid.RequireFromPath(td, "/spiffekit/agent/relabel/node")
 	serverID := spiffeid.RequireFromPath(td, nodeapi.ServerPath)
-	alias := e.entry(t, serverID, "/by-token-1", attest.Selector{Type: jointoken.Type, Value: "id:" + rec1.ID})
+	alias := e.entry(t, serverID, "/labelled-one", attest.Selector{Type: "relabel", Value: "label:one"})
 	x := e.entry(t, alias.SPIFFEID, "/x")
 
-	attestWith := func(tok string) *agent {
+	attestWith := func(label string) *agent {
 		key := newKey(t)
-		svid, err := nodeapi.Attest(t.Context(), e.clientConfig(), jointoken.NewClient(tok), key)
+		svid, err := nodeapi.Attest(t.Context(), e.clientConfig(), relabelClient{"node " + label}, key)
 		require.NoError(t, err)
 		a := &agent{key: key, svid: svid}
 		a.client, err = nodeapi.Dial(e.clientConfig(), a)
@@ -105,12 +130,12 @@ func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 		t.Cleanup(func() { a.client.Close() })
 		return a
 	}
-	a1 := attestWith(tok1)
+	a1 := attestWith("one")
 	require.Equal(t, agentID, a1.svid.ID)
-	_, err = a1.client.SignJWTSVID(t.Context(), x.ID, []string{"db"})
+	_, err := a1.client.SignJWTSVID(t.Context(), x.ID, []string{"db"})
 	require.NoError(t, err)
 
-	a2 := attestWith(tok2)
+	a2 := attestWith("two")
 	require.Equal(t, agentID, a2.svid.ID)
 	_, err = a2.client.SignJWTSVID(t.Context(), x.ID, []string{"db"})
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)

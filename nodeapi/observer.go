@@ -95,7 +95,7 @@ func attestOutcome(err error) string {
 	switch {
 	case err == nil:
 		return outcomeOK
-	case errors.Is(err, errAttestRefused), errors.Is(err, errBanned):
+	case errors.Is(err, errAttestRefused), errors.Is(err, errBanned), errors.Is(err, errNoReattest):
 		return outcomeRefused
 	}
 	return outcomeError

@@ -110,6 +110,18 @@ func TestObserverAttestation(t *testing.T) {
 	_, err = nodeapi.Attest(ctx, e.clientConfig(), otherType{}, newKey(t))
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	assert.Equal(t, []string{"rpc Attest InvalidArgument"}, rec.await(t, 1))
+
+	// Attesting again where the agent's record does not allow it is a
+	// refusal, not an error.
+	id := spiffeid.RequireFromPath(td, "/spiffekit/agent/echo/node1")
+	a, err := e.store.GetAgent(t.Context(), id)
+	require.NoError(t, err)
+	a.CanReattest = false
+	_, err = e.store.PutAgent(t.Context(), a)
+	require.NoError(t, err)
+	_, err = nodeapi.Attest(ctx, e.clientConfig(), echoClient{"node1"}, newKey(t))
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+	assert.Equal(t, []string{"attested echo refused", "rpc Attest PermissionDenied"}, rec.await(t, 2))
 	rec.none(t)
 }
 

@@ -40,6 +40,10 @@ var (
 	errBanned        = &peerError{codes.PermissionDenied, "the agent is banned", slog.LevelWarn}
 	errSuperseded    = &peerError{codes.PermissionDenied, "the agent SVID is no longer current", slog.LevelWarn}
 	errNotAuthorized = &peerError{codes.PermissionDenied, "the entry is not authorized for this agent", slog.LevelWarn}
+	// errNoReattest refuses a node attesting again under an agent ID that
+	// is in use, when the agent's node attestor does not allow it.
+	errNoReattest = &peerError{codes.PermissionDenied, "the agent is attested already, and its node attestor does not allow attesting again: " +
+		"the agent renews with its SVID; evict it to attest its ID again", slog.LevelWarn}
 	// errAttestRefused says no more than that: why a node attestor
 	// refused (an unknown join token, an expired one, a certificate that
 	// does not chain) would help whoever probes it.

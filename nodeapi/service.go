@@ -197,6 +197,16 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	if found && old.Banned {
 		return fmt.Errorf("%w: agent %s attested again", errBanned, res.AgentID)
 	}
+	// A node attestor that does not allow attesting again (join_token: trust
+	// on first use) admits an agent ID once: a second proof for an ID in
+	// use, such as another token naming it, would take over the identity,
+	// and the entries, of the node that holds it. The record's attestor
+	// and the new one must both allow it. The agent renews with its SVID
+	// instead; an operator who evicts it frees the ID.
+	if found && (!old.CanReattest || !res.CanReattest) {
+		return fmt.Errorf("%w: agent %s through node attestor %s (the record's, %s, allows it: %t; this one: %t)",
+			errNoReattest, res.AgentID, attestor.Type(), old.AttestorType, old.CanReattest, res.CanReattest)
+	}
 	svid, err := s.issueAgentSVID(ctx, res.AgentID, pub)
 	if err != nil {
 		return err

@@ -31,8 +31,10 @@ type Agent struct {
 	PreviousSerialNumber string
 	// ExpiresAt is the expiry of the agent SVID issued last.
 	ExpiresAt time.Time
-	// CanReattest says whether the agent may attest again under the same
-	// ID (see attest.NodeResult).
+	// CanReattest says whether a node may attest again under the same ID
+	// while this record exists (see attest.NodeResult.CanReattest); when it
+	// is false, a node attesting again under ID is refused until the record
+	// is deleted.
 	CanReattest bool
 	// Banned agents are refused, and may not attest again, until the record
 	// is deleted: [AgentStore.PutAgent] never clears it.

@@ -41,5 +41,8 @@
 // that someone who learned an ID cannot lock out the node it was made for.
 // Secrets are compared in constant time and never appear in errors.
 // Agents admitted by a join token cannot re-attest
-// ([attest.NodeResult.CanReattest] is false).
+// ([attest.NodeResult.CanReattest] is false): while an agent's record
+// exists, a server refuses another token naming the same agent ID (the
+// token is spent all the same). The agent renews with its SVID; evicting it
+// frees its ID.
 package jointoken

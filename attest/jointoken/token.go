@@ -54,6 +54,9 @@ type Params struct {
 	// AgentID zero and register that name as a node alias entry (parented
 	// by the server's ID) with the selector join_token:id:<token ID>, as the
 	// server's admin API does for a token requested with a SPIFFE ID.
+	// While an agent holds AgentID (its record exists), a server refuses a
+	// node presenting a token that names it: a join token agent cannot
+	// attest again (see [attest.NodeResult.CanReattest]).
 	AgentID spiffeid.ID
 
 	// Now gives the current time. Nil means time.Now.
