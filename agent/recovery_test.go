@@ -57,7 +57,7 @@ func shortTTL(ttl time.Duration) func(*nodeapi.ServerConfig) {
 func x509PopNode(t *testing.T) (*testca.CA, *x509pop.Client) {
 	nodeCA := testca.New(t, spiffeid.RequireTrustDomainFromString("nodes.test"))
 	chain, key := nodeCA.NewLeaf(t, spiffeid.ID{})
-	c, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: chain, Key: key})
+	c, err := x509pop.NewClient(x509pop.ClientConfig{TrustDomain: td, Certificates: chain, Key: key})
 	require.NoError(t, err)
 	return nodeCA, c
 }

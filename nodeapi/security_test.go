@@ -87,7 +87,7 @@ func (r *recordingClient) Respond(ctx context.Context, ch []byte) ([]byte, error
 func newX509PopNode(t testing.TB, nodeCA *testca.CA) *x509pop.Client {
 	t.Helper()
 	chain, key := nodeCA.NewLeaf(t, spiffeid.ID{})
-	c, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: chain, Key: key})
+	c, err := x509pop.NewClient(x509pop.ClientConfig{TrustDomain: td, Certificates: chain, Key: key})
 	require.NoError(t, err)
 	return c
 }

@@ -225,7 +225,7 @@ func TestX509PoPAgentAndNodeAlias(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	client, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: []*x509.Certificate{nodeCert}, Key: nodeKey})
+	client, err := x509pop.NewClient(x509pop.ClientConfig{TrustDomain: td, Certificates: []*x509.Certificate{nodeCert}, Key: nodeKey})
 	require.NoError(t, err)
 	a := nodetest.StartAgent(t, agent.Config{
 		TrustDomain: td, Servers: []string{s.Addr().String()}, TrustBundle: s.Bundle().X509Bundle(),

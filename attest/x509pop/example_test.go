@@ -37,6 +37,7 @@ func Example() {
 		return
 	}
 	client, err := x509pop.NewClient(x509pop.ClientConfig{
+		TrustDomain:  td, // the client answers challenges of td's servers only
 		Certificates: []*x509.Certificate{nodeCert},
 		Key:          nodeKey,
 	})
@@ -50,8 +51,8 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	res, err := server.Attest(ctx, td, payload, func(ctx context.Context, nonce []byte) ([]byte, error) {
-		return client.Respond(ctx, nonce)
+	res, err := server.Attest(ctx, td, payload, func(ctx context.Context, challenge []byte) ([]byte, error) {
+		return client.Respond(ctx, challenge)
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -1,6 +1,7 @@
 package x509pop
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,5 +22,27 @@ func FuzzParsePayload(f *testing.F) {
 		require.NotEmpty(t, chain)
 		require.LessOrEqual(t, len(chain), MaxChainLength)
 		require.Equal(t, b, marshalPayload(chain))
+	})
+}
+
+// FuzzParseChallenge feeds arbitrary challenges to the agent's decoder: it
+// must never panic, a challenge it accepts holds a nonce of NonceSize bytes
+// and a server ID of at most maxAudience bytes, and it encodes back to the
+// same bytes.
+func FuzzParseChallenge(f *testing.F) {
+	nonce := make([]byte, NonceSize)
+	f.Add(append(bytes.Clone(nonce), "spiffe://example.org/spiffekit/server"...))
+	f.Add(append(bytes.Clone(nonce), "spiffe://example.org"...))
+	f.Add(bytes.Clone(nonce))
+	f.Add(append(bytes.Clone(nonce), "spiffe://EXAMPLE.org/x"...))
+	f.Add([]byte("short"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, audience, err := parseChallenge(b)
+		if err != nil {
+			return // rejected input is fine; a panic is not
+		}
+		require.Len(t, got, NonceSize)
+		require.LessOrEqual(t, len(audience.String()), maxAudience)
+		require.Equal(t, b, marshalChallenge(got, audience))
 	})
 }

@@ -85,9 +85,10 @@ func LoadServer(caBundlePath string) (*Server, error) {
 // Type returns "x509pop".
 func (s *Server) Type() string { return Type }
 
-// Attest verifies the certificate chain in payload, sends one challenge of
-// [NonceSize] random bytes, and admits the node if the answer is a proof of
-// possession of the leaf's key (see the package documentation).
+// Attest verifies the certificate chain in payload, sends one challenge (a
+// nonce of [NonceSize] random bytes and the ID of td's servers), and admits
+// the node if the answer is a proof of possession of the leaf's key made
+// for td and its servers (see the package documentation).
 //
 // The agent ID is spiffe://<td>/spiffekit/agent/x509pop/<SHA-256 of the
 // leaf's DER, in lower-case hexadecimal>, and the agent can re-attest. The
@@ -149,17 +150,23 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []
 	}
 
 	// Proof of possession: a fresh nonce, so that a signature seen once
-	// (or taken from another exchange) proves nothing now.
+	// (or taken from another exchange) proves nothing now, and the server
+	// it is for, so that a proof made for a server of another trust domain
+	// (relaying our challenge to a node of its own) proves nothing here.
+	audience, err := audienceOf(td)
+	if err != nil {
+		return attest.NodeResult{}, fmt.Errorf("x509pop: %w", err)
+	}
 	nonce := make([]byte, NonceSize)
 	rand.Read(nonce) // crypto/rand.Read never fails
-	sig, err := challenge(ctx, nonce)
+	sig, err := challenge(ctx, marshalChallenge(nonce, audience))
 	if err != nil {
 		return attest.NodeResult{}, fmt.Errorf("x509pop: challenge: %w", err)
 	}
 	if len(sig) > maxSignatureSize {
 		return attest.NodeResult{}, reject(nil, "response is larger than %d bytes", maxSignatureSize)
 	}
-	if err := verify(leaf.PublicKey, proofDigest(nonce, leafHash), sig); err != nil {
+	if err := verify(leaf.PublicKey, proofDigest(nonce, leafHash, td, audience), sig); err != nil {
 		return attest.NodeResult{}, reject(err, "no proof of possession for the certificate of serial %s: %v", serial(leaf), err)
 	}
 	return attest.NodeResult{

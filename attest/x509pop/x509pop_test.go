@@ -1,6 +1,7 @@
 package x509pop_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -66,7 +67,12 @@ func (p pki) server(t *testing.T, now func() time.Time) *x509pop.Server {
 
 func newClient(t *testing.T, chain []*x509.Certificate, key crypto.Signer) *x509pop.Client {
 	t.Helper()
-	c, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: chain, Key: key})
+	return newClientOf(t, td, chain, key)
+}
+
+func newClientOf(t *testing.T, td spiffeid.TrustDomain, chain []*x509.Certificate, key crypto.Signer) *x509pop.Client {
+	t.Helper()
+	c, err := x509pop.NewClient(x509pop.ClientConfig{TrustDomain: td, Certificates: chain, Key: key})
 	require.NoError(t, err)
 	return c
 }
@@ -79,13 +85,32 @@ func exchange(t *testing.T, s *x509pop.Server, c *x509pop.Client) (attest.NodeRe
 	return s.Attest(t.Context(), td, payload, c.Respond)
 }
 
-// proof computes a response as the package documentation specifies it,
-// independently of the package, so that the tests pin the protocol.
-func proof(t *testing.T, key crypto.Signer, nonce []byte, leaf *x509.Certificate) []byte {
+// proof computes a response to challenge (the nonce, then the server's ID)
+// made for the servers of trust domain tdName as the package documentation
+// specifies it, independently of the package, so that the tests pin the
+// protocol.
+func proof(t *testing.T, key crypto.Signer, challenge []byte, leaf *x509.Certificate, tdName string) []byte {
 	t.Helper()
+	require.Greater(t, len(challenge), x509pop.NonceSize)
+	return sign(t, key, digestV2(challenge[:x509pop.NonceSize], leaf, tdName, string(challenge[x509pop.NonceSize:])))
+}
+
+// digestV2 is the digest of a proof for nonce, leaf, the trust domain
+// tdName and the server ID audience.
+func digestV2(nonce []byte, leaf *x509.Certificate, tdName, audience string) [sha256.Size]byte {
 	leafHash := sha256.Sum256(leaf.Raw)
-	msg := append([]byte("spiffekit x509pop v1\x00"), nonce...)
-	digest := sha256.Sum256(append(msg, leafHash[:]...))
+	msg := append([]byte("spiffekit x509pop v2\x00"), nonce...)
+	msg = append(msg, leafHash[:]...)
+	for _, field := range []string{tdName, audience} {
+		msg = append(msg, byte(len(field)>>8), byte(len(field)))
+		msg = append(msg, field...)
+	}
+	return sha256.Sum256(msg)
+}
+
+// sign signs digest with key in the scheme x509pop uses for its type.
+func sign(t *testing.T, key crypto.Signer, digest [sha256.Size]byte) []byte {
+	t.Helper()
 	var opts crypto.SignerOpts = crypto.SHA256
 	switch key.(type) {
 	case *rsa.PrivateKey:
@@ -161,8 +186,8 @@ func TestAttestKeyTypes(t *testing.T) {
 			// verifies too: the protocol is what the doc says.
 			payload, err := newClient(t, chain, key).Payload(t.Context())
 			require.NoError(t, err)
-			_, err = s.Attest(t.Context(), td, payload, func(_ context.Context, nonce []byte) ([]byte, error) {
-				return proof(t, key, nonce, chain[0]), nil
+			_, err = s.Attest(t.Context(), td, payload, func(_ context.Context, ch []byte) ([]byte, error) {
+				return proof(t, key, ch, chain[0], td.Name()), nil
 			})
 			require.NoError(t, err)
 		})
@@ -317,13 +342,17 @@ func TestAttestRejectsProof(t *testing.T) {
 	payload, err := c.Payload(t.Context())
 	require.NoError(t, err)
 
-	// A response recorded from one successful exchange.
+	// A response recorded from one successful exchange; the challenge is
+	// the nonce, then the ID of the trust domain's servers.
 	var recorded []byte
-	_, err = s.Attest(t.Context(), td, payload, func(ctx context.Context, nonce []byte) ([]byte, error) {
-		recorded, err = c.Respond(ctx, nonce)
+	_, err = s.Attest(t.Context(), td, payload, func(ctx context.Context, challenge []byte) ([]byte, error) {
+		assert.Equal(t, "spiffe://example.org/spiffekit/server", string(challenge[x509pop.NonceSize:]))
+		assert.Len(t, challenge, x509pop.NonceSize+len("spiffe://example.org/spiffekit/server"))
+		recorded, err = c.Respond(ctx, challenge)
 		return recorded, err
 	})
 	require.NoError(t, err)
+	leafHash := sha256.Sum256(chain[0].Raw)
 
 	otherKey := testca.NewECKey(t)
 	sameCN, sameCNKey := p.leaf(t)
@@ -332,18 +361,40 @@ func TestAttestRejectsProof(t *testing.T) {
 		respond attest.Challenger
 	}{
 		{"replayed response", func(context.Context, []byte) ([]byte, error) { return recorded, nil }},
-		{"wrong key", func(_ context.Context, nonce []byte) ([]byte, error) { return proof(t, otherKey, nonce, chain[0]), nil }},
-		{"key of another leaf of the same CA", func(_ context.Context, nonce []byte) ([]byte, error) {
-			return proof(t, sameCNKey, nonce, sameCN[0]), nil
+		{"the documented proof (control: accepted)", nil},
+		{"wrong key", func(_ context.Context, ch []byte) ([]byte, error) {
+			return proof(t, otherKey, ch, chain[0], td.Name()), nil
 		}},
-		{"other nonce", func(_ context.Context, nonce []byte) ([]byte, error) {
-			other := append([]byte(nil), nonce...)
+		{"key of another leaf of the same CA", func(_ context.Context, ch []byte) ([]byte, error) {
+			return proof(t, sameCNKey, ch, sameCN[0], td.Name()), nil
+		}},
+		{"other nonce", func(_ context.Context, ch []byte) ([]byte, error) {
+			other := append([]byte(nil), ch...)
 			other[0] ^= 1
-			return proof(t, key, other, chain[0]), nil
+			return proof(t, key, other, chain[0], td.Name()), nil
 		}},
-		{"bound to another leaf", func(_ context.Context, nonce []byte) ([]byte, error) { return proof(t, key, nonce, sameCN[0]), nil }},
-		{"raw nonce signed, no domain separation", func(_ context.Context, nonce []byte) ([]byte, error) {
-			digest := sha256.Sum256(nonce)
+		{"bound to another leaf", func(_ context.Context, ch []byte) ([]byte, error) {
+			return proof(t, key, ch, sameCN[0], td.Name()), nil
+		}},
+		// The binding to the trust domain and the server: a proof made for
+		// a server of another trust domain, which relayed our nonce.
+		{"for another trust domain and its server", func(_ context.Context, ch []byte) ([]byte, error) {
+			other := append(ch[:x509pop.NonceSize:x509pop.NonceSize], "spiffe://other.org/spiffekit/server"...)
+			return proof(t, key, other, chain[0], "other.org"), nil
+		}},
+		{"for another trust domain, naming our server", func(_ context.Context, ch []byte) ([]byte, error) {
+			return proof(t, key, ch, chain[0], "other.org"), nil
+		}},
+		{"for another server of our trust domain", func(_ context.Context, ch []byte) ([]byte, error) {
+			other := append(ch[:x509pop.NonceSize:x509pop.NonceSize], "spiffe://example.org/elsewhere"...)
+			return proof(t, key, other, chain[0], td.Name()), nil
+		}},
+		{"version 1 proof, bound to nothing", func(_ context.Context, ch []byte) ([]byte, error) {
+			msg := append([]byte("spiffekit x509pop v1\x00"), ch[:x509pop.NonceSize]...)
+			return sign(t, key, sha256.Sum256(append(msg, leafHash[:]...))), nil
+		}},
+		{"raw nonce signed, no domain separation", func(_ context.Context, ch []byte) ([]byte, error) {
+			digest := sha256.Sum256(ch[:x509pop.NonceSize])
 			return key.Sign(rand.Reader, digest[:], crypto.SHA256)
 		}},
 		{"empty", func(context.Context, []byte) ([]byte, error) { return nil, nil }},
@@ -352,11 +403,47 @@ func TestAttestRejectsProof(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.respond == nil {
+				_, err := s.Attest(t.Context(), td, payload, func(_ context.Context, ch []byte) ([]byte, error) {
+					return proof(t, key, ch, chain[0], td.Name()), nil
+				})
+				require.NoError(t, err)
+				return
+			}
 			_, err := s.Attest(t.Context(), td, payload, tt.respond)
 			require.ErrorIs(t, err, attest.ErrNodeRejected)
 			assert.True(t, strings.HasPrefix(err.Error(), "x509pop: "))
 		})
 	}
+}
+
+// Two trust domains trust the same node CA. A server of one (the relay)
+// passes the challenge of the other's server to one of its nodes: the node
+// does not answer a challenge naming another trust domain's server, and
+// its answer to the challenge rewritten to name its own server is refused
+// by the server that made it.
+func TestAttestRefusesChallengeRelayedFromAnotherTrustDomain(t *testing.T) {
+	p := newPKI(t)
+	chain, key := p.leaf(t)
+	victim := p.server(t, nil)
+	other := spiffeid.RequireTrustDomainFromString("other.org")
+	node := newClientOf(t, other, chain, key) // a node of the relay's trust domain
+	payload, err := node.Payload(t.Context())
+	require.NoError(t, err)
+
+	_, err = victim.Attest(t.Context(), td, payload, node.Respond)
+	require.ErrorContains(t, err, `x509pop: the challenge is for spiffe://example.org/spiffekit/server, not for a server of trust domain "other.org"`)
+	assert.NotErrorIs(t, err, attest.ErrNodeRejected, "the node's refusal is the challenge's failure")
+
+	_, err = victim.Attest(t.Context(), td, payload, func(ctx context.Context, ch []byte) ([]byte, error) {
+		return node.Respond(ctx, append(ch[:x509pop.NonceSize:x509pop.NonceSize], "spiffe://other.org/spiffekit/server"...))
+	})
+	require.ErrorIs(t, err, attest.ErrNodeRejected)
+	assert.ErrorContains(t, err, "no proof of possession")
+
+	// The same node, as a node of the victim's trust domain, is admitted.
+	_, err = victim.Attest(t.Context(), td, payload, newClient(t, chain, key).Respond)
+	require.NoError(t, err)
 }
 
 // The wrong RSA padding is a different scheme: PKCS #1 v1.5 is refused.
@@ -367,9 +454,8 @@ func TestAttestRejectsRSAPKCS1v15(t *testing.T) {
 	chain, _ := p.leaf(t, testca.WithKey(rsaKey))
 	payload, err := newClient(t, chain, rsaKey).Payload(t.Context())
 	require.NoError(t, err)
-	_, err = p.server(t, nil).Attest(t.Context(), td, payload, func(_ context.Context, nonce []byte) ([]byte, error) {
-		leafHash := sha256.Sum256(chain[0].Raw)
-		digest := sha256.Sum256(append(append([]byte("spiffekit x509pop v1\x00"), nonce...), leafHash[:]...))
+	_, err = p.server(t, nil).Attest(t.Context(), td, payload, func(_ context.Context, ch []byte) ([]byte, error) {
+		digest := digestV2(ch[:x509pop.NonceSize], chain[0], td.Name(), string(ch[x509pop.NonceSize:]))
 		return rsa.SignPKCS1v15(rand.Reader, rsaKey, crypto.SHA256, digest[:])
 	})
 	require.ErrorIs(t, err, attest.ErrNodeRejected)
@@ -464,12 +550,13 @@ func TestNewClient(t *testing.T) {
 		c    x509pop.ClientConfig
 		msg  string
 	}{
-		{"no certificate", x509pop.ClientConfig{Key: key}, "no certificate"},
-		{"no key", x509pop.ClientConfig{Certificates: chain}, "no private key"},
-		{"nil certificate", x509pop.ClientConfig{Certificates: []*x509.Certificate{chain[0], nil}, Key: key}, "certificate 1 is nil"},
-		{"too long", x509pop.ClientConfig{Certificates: make([]*x509.Certificate, 9), Key: key}, "longer than 8"},
-		{"key of another certificate", x509pop.ClientConfig{Certificates: chain, Key: testca.NewECKey(t)}, "does not match"},
-		{"unsupported key", x509pop.ClientConfig{Certificates: chain, Key: oddSigner{}}, "unsupported key type"},
+		{"no trust domain", x509pop.ClientConfig{Certificates: chain, Key: key}, "no trust domain"},
+		{"no certificate", x509pop.ClientConfig{TrustDomain: td, Key: key}, "no certificate"},
+		{"no key", x509pop.ClientConfig{TrustDomain: td, Certificates: chain}, "no private key"},
+		{"nil certificate", x509pop.ClientConfig{TrustDomain: td, Certificates: []*x509.Certificate{chain[0], nil}, Key: key}, "certificate 1 is nil"},
+		{"too long", x509pop.ClientConfig{TrustDomain: td, Certificates: make([]*x509.Certificate, 9), Key: key}, "longer than 8"},
+		{"key of another certificate", x509pop.ClientConfig{TrustDomain: td, Certificates: chain, Key: testca.NewECKey(t)}, "does not match"},
+		{"unsupported key", x509pop.ClientConfig{TrustDomain: td, Certificates: chain, Key: oddSigner{}}, "unsupported key type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -485,7 +572,7 @@ func TestNewClient(t *testing.T) {
 				c.DNSNames = append(c.DNSNames, fmt.Sprintf("name-%04d.example.org", i))
 			}
 		}))
-		_, err := x509pop.NewClient(x509pop.ClientConfig{Certificates: big, Key: bigKey})
+		_, err := x509pop.NewClient(x509pop.ClientConfig{TrustDomain: td, Certificates: big, Key: bigKey})
 		require.ErrorContains(t, err, "larger than")
 	})
 }
@@ -495,10 +582,32 @@ func TestClientRespond(t *testing.T) {
 	chain, key := p.leaf(t)
 	c := newClient(t, chain, key)
 
-	for _, n := range []int{0, 31, 33, 1 << 10} {
-		_, err := c.Respond(t.Context(), make([]byte, n))
-		require.ErrorContains(t, err, "x509pop: challenge of", "the agent signs nonces of the protocol's size only")
+	nonce := make([]byte, x509pop.NonceSize)
+	withServer := func(id string) []byte { return append(bytes.Clone(nonce), id...) }
+	for _, tt := range []struct {
+		name      string
+		challenge []byte
+		msg       string
+	}{
+		{"empty", nil, "x509pop: challenge of 0 bytes is shorter than its 32-byte nonce"},
+		{"short", make([]byte, 31), "x509pop: challenge of 31 bytes is shorter than its 32-byte nonce"},
+		{"bare nonce (version 1)", nonce, "x509pop: the challenge names no server"},
+		{"no SPIFFE ID", withServer("server"), "x509pop: the server ID the challenge names"},
+		{"oversized", withServer("spiffe://example.org/" + strings.Repeat("a", 2048)), "x509pop: challenge of 2101 bytes is larger than 2080"},
+		{"server of another trust domain", withServer("spiffe://other.org/spiffekit/server"),
+			`x509pop: the challenge is for spiffe://other.org/spiffekit/server, not for a server of trust domain "example.org"`},
+		{"another ID of our trust domain", withServer("spiffe://example.org/spiffekit/agent/x"),
+			`x509pop: the challenge is for spiffe://example.org/spiffekit/agent/x, not for a server of trust domain "example.org"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Respond(t.Context(), tt.challenge)
+			require.ErrorContains(t, err, tt.msg, "the agent answers challenges of the protocol's form, for its own servers, only")
+		})
 	}
+	sig, err := c.Respond(t.Context(), withServer("spiffe://example.org/spiffekit/server"))
+	require.NoError(t, err)
+	digest := digestV2(nonce, chain[0], td.Name(), "spiffe://example.org/spiffekit/server")
+	assert.True(t, ecdsa.VerifyASN1(key.Public().(*ecdsa.PublicKey), digest[:], sig), "the documented proof")
 
 	// The payload is the client's to keep: callers may change the copy.
 	p1, err := c.Payload(t.Context())
@@ -510,7 +619,7 @@ func TestClientRespond(t *testing.T) {
 
 	// A signer that fails.
 	c = newClient(t, chain, failingSigner{key})
-	_, err = c.Respond(t.Context(), make([]byte, x509pop.NonceSize))
+	_, err = c.Respond(t.Context(), withServer("spiffe://example.org/spiffekit/server"))
 	require.ErrorContains(t, err, "x509pop: signing challenge")
 }
 
@@ -529,7 +638,7 @@ func TestLoad(t *testing.T) {
 
 	s, err := x509pop.LoadServer(caPath)
 	require.NoError(t, err)
-	c, err := x509pop.LoadClient(certPath, keyPath)
+	c, err := x509pop.LoadClient(td, certPath, keyPath)
 	require.NoError(t, err)
 	_, err = exchange(t, s, c)
 	require.NoError(t, err)
@@ -542,18 +651,18 @@ func TestLoad(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	_, err = x509pop.LoadServer(garbage)
 	require.ErrorIs(t, err, pemutil.ErrNoCertificates)
-	_, err = x509pop.LoadClient(missing, keyPath)
+	_, err = x509pop.LoadClient(td, missing, keyPath)
 	require.ErrorIs(t, err, os.ErrNotExist)
-	_, err = x509pop.LoadClient(garbage, keyPath)
+	_, err = x509pop.LoadClient(td, garbage, keyPath)
 	require.ErrorIs(t, err, pemutil.ErrNoCertificates)
-	_, err = x509pop.LoadClient(certPath, missing)
+	_, err = x509pop.LoadClient(td, certPath, missing)
 	require.ErrorIs(t, err, os.ErrNotExist)
-	_, err = x509pop.LoadClient(certPath, garbage)
+	_, err = x509pop.LoadClient(td, certPath, garbage)
 	require.ErrorIs(t, err, pemutil.ErrNoPrivateKey)
 
 	// A key file others may read is refused.
 	require.NoError(t, os.Chmod(keyPath, 0o644))
-	_, err = x509pop.LoadClient(certPath, keyPath)
+	_, err = x509pop.LoadClient(td, certPath, keyPath)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), string(keyPEM))
 }

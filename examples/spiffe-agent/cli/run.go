@@ -183,7 +183,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 // they name none.
 func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 	if s.cfg.X509PoPCert != "" {
-		c, err := x509pop.LoadClient(s.cfg.X509PoPCert, s.cfg.X509PoPKey)
+		c, err := x509pop.LoadClient(s.trustDomain, s.cfg.X509PoPCert, s.cfg.X509PoPKey)
 		if err != nil {
 			return nil, fmt.Errorf("node attestor: %w", err)
 		}
