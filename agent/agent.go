@@ -96,6 +96,12 @@ type Config struct {
 	// New creates it (mode 0700) if missing and refuses one that group or
 	// others may write to, or that is owned by another uid than the
 	// agent's and root, since its bundle is the agent's trust anchor. New
+	// refuses, too, a saved file (agent-svid.pem, agent-key.pem,
+	// bundle.json) that another uid than the agent's owns, that group or
+	// others may write to, or, the key, read: the error names the file and
+	// what is wrong, and nothing is attested until it is put right. Saved
+	// state that does not hold together (a key of another SVID, a bundle
+	// that does not verify it) is ignored with a warning instead. New
 	// also locks it for this agent alone (an advisory flock on DataDir/lock,
 	// which names the holder's pid), until Close: a second agent on the
 	// same directory fails at New with "agent: data directory /x is in use
@@ -272,6 +278,11 @@ func (a *Agent) loadState() (*spiffebundle.Bundle, error) {
 	case err == nil:
 		a.log.Warn("the saved agent SVID has expired; attesting again", "agent", svid.ID.String())
 		saved = svid.Bundle
+	case errors.Is(err, errUnsafeFile):
+		// Others could have put what it holds there: neither trusted nor
+		// ignored (the agent would attest again, over a state someone
+		// tampered with), but refused until the operator puts it right.
+		return nil, err
 	case !errors.Is(err, errNoState):
 		a.log.Warn("ignoring the saved agent state", "err", err)
 	}

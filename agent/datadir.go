@@ -130,25 +130,81 @@ func saveBundle(dir string, b *spiffebundle.Bundle) error {
 // errNoState means the data directory holds no saved SVID.
 var errNoState = errors.New("agent: no saved SVID")
 
+// errUnsafeFile marks a file of the data directory that someone other than
+// the agent could have written (see checkStateFile): unlike state that
+// does not hold together, which the agent ignores, it is refused.
+var errUnsafeFile = errors.New("agent: unsafe data directory file")
+
+// unsafeFileError is a file of the data directory the agent refuses to
+// read. It is errUnsafeFile.
+type unsafeFileError struct{ msg string }
+
+func (e *unsafeFileError) Error() string        { return e.msg }
+func (e *unsafeFileError) Is(target error) bool { return target == errUnsafeFile }
+
+// checkStateFile returns the check of a file of the data directory before
+// the agent, of uid euid, reads it: the agent wrote the file, so euid must
+// own it; group and others must not be able to write to it (the bundle is
+// the agent's trust anchor, the SVID and key its identity), and, for the
+// key (secret), not read it either. The directory is checked too (see
+// checkDataDir), but a file that was given away or opened up inside it
+// would escape that check.
+func checkStateFile(path string, euid int, secret bool) func(fs.FileInfo) error {
+	return func(fi fs.FileInfo) error {
+		if owner := ownerOf(fi); owner >= 0 && owner != euid {
+			return &unsafeFileError{fmt.Sprintf("agent: data directory file %s is owned by uid %d, not by the agent's uid %d: its owner could change it (chown %d %s)",
+				path, owner, euid, euid, path)}
+		}
+		perm := fi.Mode().Perm()
+		if secret && perm&0o077 != 0 {
+			return &unsafeFileError{fmt.Sprintf("agent: data directory file %s has mode %04o: it holds the agent's private key, which only the agent may read (chmod 0600 %s)",
+				path, perm, path)}
+		}
+		if perm&0o022 != 0 {
+			return &unsafeFileError{fmt.Sprintf("agent: data directory file %s has mode %04o: group and others must not be able to write to it (chmod go-w %s)",
+				path, perm, path)}
+		}
+		return nil
+	}
+}
+
+// readStateFile reads the file name of the data directory dir, after
+// checkStateFile.
+func readStateFile(dir, name string, secret bool) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	return atomicfile.ReadChecked(path, maxFile, checkStateFile(path, os.Geteuid(), secret))
+}
+
 // loadState reads what saveState wrote and checks that it holds together:
 // the key matches the certificate, which is an SVID of td that verifies
-// with the saved bundle. It does not check expiry.
+// with the saved bundle. It does not check expiry. A file that the agent's
+// uid does not own, or that others may change (see checkStateFile), is
+// refused with an error that is errUnsafeFile.
 func loadState(dir string, td spiffeid.TrustDomain) (crypto.Signer, *nodeapi.AgentSVID, error) {
 	if dir == "" {
 		return nil, nil, errNoState
 	}
-	certPEM, err := atomicfile.Read(filepath.Join(dir, svidFile), maxFile)
+	certPEM, err := readStateFile(dir, svidFile, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, errNoState
+	}
+	if errors.Is(err, errUnsafeFile) {
+		return nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: reading the saved SVID: %w", err)
 	}
-	keyPEM, err := atomicfile.ReadPrivate(filepath.Join(dir, keyFile), maxFile)
+	keyPEM, err := readStateFile(dir, keyFile, true)
+	if errors.Is(err, errUnsafeFile) {
+		return nil, nil, err
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: reading the saved key: %w", err)
 	}
-	doc, err := atomicfile.Read(filepath.Join(dir, bundleFile), maxFile)
+	doc, err := readStateFile(dir, bundleFile, false)
+	if errors.Is(err, errUnsafeFile) {
+		return nil, nil, err
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: reading the saved bundle: %w", err)
 	}

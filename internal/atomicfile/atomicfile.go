@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -63,16 +64,25 @@ func SyncDir(dir string) error {
 // Errors from opening the file (such as fs.ErrNotExist) are returned as they
 // are, for errors.Is.
 func Read(path string, limit int64) ([]byte, error) {
-	return read(path, limit, false)
+	return ReadChecked(path, limit, nil)
 }
 
 // ReadPrivate is [Read] for a secret: a file that group or others may read
 // or write is refused before it is read.
 func ReadPrivate(path string, limit int64) ([]byte, error) {
-	return read(path, limit, true)
+	return ReadChecked(path, limit, func(info fs.FileInfo) error {
+		if info.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("%s has permissions %#o; group and others must have none", path, info.Mode().Perm())
+		}
+		return nil
+	})
 }
 
-func read(path string, limit int64, private bool) ([]byte, error) {
+// ReadChecked is [Read] with a check of the file first: check, when not
+// nil, is given the FileInfo of the regular file opened (not of the path,
+// which could be replaced between a stat and the open), and its error is
+// returned as it is, before anything is read.
+func ReadChecked(path string, limit int64, check func(fs.FileInfo) error) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -85,8 +95,10 @@ func read(path string, limit int64, private bool) ([]byte, error) {
 	if !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	if private && info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s has permissions %#o; group and others must have none", path, info.Mode().Perm())
+	if check != nil {
+		if err := check(info); err != nil {
+			return nil, err
+		}
 	}
 	// One byte more than the limit tells a file of exactly limit bytes from
 	// a longer one, without reading an attacker's huge file whole.

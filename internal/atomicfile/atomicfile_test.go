@@ -1,6 +1,7 @@
 package atomicfile_test
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -110,4 +111,29 @@ func TestRead(t *testing.T) {
 
 	_, err := atomicfile.Read(filepath.Join(dir, "missing"), 8)
 	require.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+func TestReadChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(path, []byte("data"), 0o600))
+	refused := errors.New("refused")
+	var seen fs.FileInfo
+	_, err := atomicfile.ReadChecked(path, 8, func(info fs.FileInfo) error {
+		seen = info
+		return refused
+	})
+	require.ErrorIs(t, err, refused, "the check's error, as it is")
+	require.NotNil(t, seen)
+	assert.Equal(t, int64(4), seen.Size(), "the opened file's FileInfo")
+
+	got, err := atomicfile.ReadChecked(path, 8, func(fs.FileInfo) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, []byte("data"), got)
+
+	// Not a regular file: refused before the check.
+	_, err = atomicfile.ReadChecked(filepath.Dir(path), 8, func(fs.FileInfo) error {
+		t.Error("checked a directory")
+		return nil
+	})
+	require.ErrorContains(t, err, "not a regular file")
 }
