@@ -125,6 +125,13 @@ type Config struct {
 	// agent serves on Listener (see endpoint.Observer). Nil costs nothing.
 	APIObserver endpoint.Observer
 
+	// RateLimit, when not nil, bounds how often each local caller (each
+	// uid) may call the Workload API on Listener, so that one noisy
+	// workload cannot starve the others: a caller over its limit gets
+	// ResourceExhausted before it is attested (see endpoint.RateLimit). Nil
+	// sets no limit.
+	RateLimit *endpoint.RateLimit
+
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -254,7 +261,9 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if cfg.Listener != nil {
-		if a.api, err = endpoint.New(endpoint.Config{Handler: a.iss, Logger: a.log, Observer: cfg.APIObserver}); err != nil {
+		if a.api, err = endpoint.New(endpoint.Config{
+			Handler: a.iss, Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit,
+		}); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}

@@ -39,6 +39,12 @@
 // answered and with which code, and when watch streams open and close, for
 // a program's metrics; without one the server does no accounting.
 //
+// Config.RateLimit, when set, gives each caller (each uid, or each IP
+// address over TCP) a token bucket: every unary call and every stream
+// opened takes a token, and a caller whose bucket is empty gets
+// ResourceExhausted at once, before its call reaches the Handler, while
+// other callers go on being served. See [RateLimit].
+//
 // Each Snapshot is encoded once and the bytes are shared by every stream that
 // sees it, so a rotation reaching thousands of streams costs one encoding
 // plus one write per stream.

@@ -51,6 +51,12 @@ type Config struct {
 	// Observer, when not nil, is told of every Workload API call (see
 	// Observer). Nil costs nothing.
 	Observer Observer
+
+	// RateLimit, when not nil, bounds how often each caller (each uid)
+	// may call the Workload API; see RateLimit. The limit holds across
+	// every listener the Server serves. Nil sets no limit and costs
+	// nothing.
+	RateLimit *RateLimit
 }
 
 // DefaultShutdownGrace is the default of Config.ShutdownGrace.
@@ -59,11 +65,13 @@ const DefaultShutdownGrace = 5 * time.Second
 // Server serves the SPIFFE Workload API. It is safe for concurrent use;
 // one Server may serve several listeners at once.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	limit *limiter // nil without Config.RateLimit
 }
 
-// New returns a server for cfg. It fails when cfg.Handler is nil.
+// New returns a server for cfg. It fails when cfg.Handler is nil or
+// cfg.RateLimit is invalid.
 func New(cfg Config) (*Server, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("endpoint: handler is required")
@@ -72,7 +80,11 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log}, nil
+	limit, err := newLimiter(cfg.RateLimit, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: log, limit: limit}, nil
 }
 
 // Serve accepts Workload API connections on lis until ctx is done, then
@@ -95,6 +107,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.MaxRecvMsgSize(MaxRequestSize),
 		grpc.WaitForHandlers(true),
 	}, observerOptions(s.cfg.Observer)...)
+	opts = append(opts, s.limit.options()...) // after the observer's, which sees refused calls
 	gs := grpc.NewServer(opts...)
 	workloadpb.RegisterWorkloadAPIServer(gs, newService(ctx, s))
 	if s.cfg.Register != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // Defaults of the run command.
@@ -42,6 +44,8 @@ type runConfig struct {
 	UnixSkipExec      bool
 	UnixSkipHash      bool
 	Socket            string
+	RateLimitRate     float64
+	RateLimitBurst    int
 	DataDir           string
 	MetricsAddr       string
 	LogLevel          string
@@ -55,6 +59,7 @@ socket, until SIGINT or SIGTERM.`
 // newRunCommand declares the keys of run, each once: its flag, its
 // environment variable (EnvPrefix_NAME) and its configuration file key.
 func newRunCommand(c *runConfig) *cmdline.Command {
+	c.RateLimitRate, c.RateLimitBurst = endpoint.DefaultRate, endpoint.DefaultBurst
 	cmd := cmdline.New("spiffe-agent run", runHelp)
 	cmd.Configurable(EnvPrefix)
 	cmd.String(&c.TrustDomain, "trust-domain", "", "the agent's trust `domain`, e.g. example.org (required)")
@@ -74,6 +79,10 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Bool(&c.UnixSkipHash, "unix-skip-hash", false, "leave out the unix:sha256 selector").
 		File("workload_attestor.unix.skip_hash")
 	cmd.String(&c.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")
+	cmd.Var(cmdline.NewValue(&c.RateLimitRate, parseRate), "ratelimit-rate",
+		"Workload API `calls` per second each local uid may make, sustained (0: no limit)").File("ratelimit.rate")
+	cmd.Var(cmdline.NewValue(&c.RateLimitBurst, parseBurst), "ratelimit-burst",
+		"Workload API `calls` each local uid may make at once, after a pause").File("ratelimit.burst")
 	cmd.String(&c.DataDir, "data-dir", "", "`directory` keeping the agent SVID, key and bundle across restarts (created 0700; empty: keep nothing)")
 	cmd.String(&c.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `host:port`, e.g. 127.0.0.1:9989 (empty: disabled)")
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -157,6 +166,34 @@ func check(cfg runConfig) (*settings, error) {
 		return nil, fmt.Errorf("-log-format %q: want text or json", cfg.LogFormat)
 	}
 	return s, nil
+}
+
+// parseRate parses -ratelimit-rate: a number of calls per second, 0 or
+// more.
+func parseRate(s string) (float64, error) {
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+		return 0, errors.New("want a number of calls per second, 0 or more")
+	}
+	return r, nil
+}
+
+// parseBurst parses -ratelimit-burst: a number of calls, 1 or more.
+func parseBurst(s string) (int, error) {
+	b, err := strconv.Atoi(s)
+	if err != nil || b < 1 {
+		return 0, errors.New("want a number of calls, 1 or more")
+	}
+	return b, nil
+}
+
+// rateLimit returns the Workload API rate limit of the settings, nil for
+// none.
+func (s *settings) rateLimit() *endpoint.RateLimit {
+	if s.cfg.RateLimitRate == 0 {
+		return nil
+	}
+	return &endpoint.RateLimit{Rate: s.cfg.RateLimitRate, Burst: s.cfg.RateLimitBurst}
 }
 
 // checkHostPort checks a "host:port" address; port 0 (any free port) is

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // writeFile writes data to name in a temporary directory and returns the
@@ -47,6 +48,8 @@ func TestParseRunDefaults(t *testing.T) {
 	assert.Empty(t, s.cfg.MetricsAddr, "metrics are off by default")
 	assert.Equal(t, slog.LevelInfo, s.logLevel)
 	assert.Equal(t, "text", s.cfg.LogFormat)
+	assert.Equal(t, &endpoint.RateLimit{Rate: endpoint.DefaultRate, Burst: endpoint.DefaultBurst}, s.rateLimit(),
+		"the Workload API is rate limited by default")
 
 	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1")
 	require.Equal(t, ExitOK, code)
@@ -69,6 +72,7 @@ const fileConfig = `{
 	"metrics_addr": "127.0.0.1:9989",
 	"log_level": "debug",
 	"log_format": "json",
+	"ratelimit": {"rate": 12.5, "burst": 40},
 	"workload_attestor": {"unix": {"skip_hash": true, "skip_executable": true, "proc_root": "/host/proc"}}
 }`
 
@@ -90,6 +94,7 @@ func TestConfigFile(t *testing.T) {
 	assert.True(t, s.cfg.UnixSkipExec)
 	assert.True(t, s.cfg.UnixSkipHash)
 	assert.False(t, s.cfg.InsecureBootstrap)
+	assert.Equal(t, &endpoint.RateLimit{Rate: 12.5, Burst: 40}, s.rateLimit())
 }
 
 func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
@@ -98,6 +103,7 @@ func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
 	t.Setenv("SPIFFE_AGENT_SERVER", "e1:1,e2:2")
 	t.Setenv("SPIFFE_AGENT_LOG_LEVEL", "error")
 	t.Setenv("SPIFFE_AGENT_UNIX_SKIP_HASH", "false")
+	t.Setenv("SPIFFE_AGENT_RATELIMIT_BURST", "7")
 
 	// Environment over file, key by key.
 	s, code, stderr := parse(t, "-config", cfgPath)
@@ -108,10 +114,11 @@ func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
 	assert.False(t, s.cfg.UnixSkipHash)
 	assert.True(t, s.cfg.UnixSkipExec, "keys the environment leaves out come from the file")
 	assert.Equal(t, "file.token", s.cfg.JoinToken)
+	assert.Equal(t, &endpoint.RateLimit{Rate: 12.5, Burst: 7}, s.rateLimit())
 
 	// Flags over both, wherever -config comes.
 	s, code, stderr = parse(t, "-server", "cli:1", "-trust-domain", "cli.example", "-config", cfgPath,
-		"-log-level", "warn", "-metrics-addr", "", "-data-dir", "rel")
+		"-log-level", "warn", "-metrics-addr", "", "-data-dir", "rel", "-ratelimit-rate", "0")
 	require.Equal(t, ExitOK, code, stderr)
 	assert.Equal(t, "cli.example", s.trustDomain.Name())
 	assert.Equal(t, []string{"cli:1"}, s.cfg.Servers, "-server replaces the list")
@@ -121,6 +128,7 @@ func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
 	assert.Equal(t, "rel", filepath.Base(s.dataDir))
 	assert.Equal(t, "file.token", s.cfg.JoinToken)
 	assert.Equal(t, "json", s.cfg.LogFormat)
+	assert.Nil(t, s.rateLimit(), "-ratelimit-rate 0 turns the limit off")
 
 	// The configuration file itself may come from the environment.
 	t.Setenv("SPIFFE_AGENT_CONFIG", cfgPath)
@@ -186,6 +194,12 @@ func TestParseRunErrors(t *testing.T) {
 		{"socket path too long", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", longSocket}, "", "longer than the 107 bytes"},
 		{"bad metrics addr", []string{"-trust-domain", "example.org", "-server", "s:1", "-metrics-addr", "9989"}, "", `-metrics-addr "9989": address 9989: missing port in address`},
 		{"bad log level", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-level", "loud"}, "", `-log-level "loud"`},
+		{"negative rate", []string{"-trust-domain", "example.org", "-server", "s:1", "-ratelimit-rate", "-1"}, "", `invalid value "-1" for flag -ratelimit-rate: want a number of calls per second, 0 or more`},
+		{"rate not a number", []string{"-trust-domain", "example.org", "-server", "s:1", "-ratelimit-rate", "fast"}, "", "want a number of calls per second"},
+		{"infinite rate", []string{"-trust-domain", "example.org", "-server", "s:1", "-ratelimit-rate", "+Inf"}, "", "want a number of calls per second"},
+		{"zero burst", []string{"-trust-domain", "example.org", "-server", "s:1", "-ratelimit-burst", "0"}, "", "want a number of calls, 1 or more"},
+		{"config rate as text", nil, `{"ratelimit": {"rate": "x"}}`, `agent.json: ratelimit.rate: invalid value "x": want a number`},
+		{"config unknown ratelimit key", nil, `{"ratelimit": {"fetch_x509_svid": 10}}`, `unknown key "ratelimit.fetch_x509_svid"`},
 		{"bad log format", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-format", "xml"}, "", `-log-format "xml"`},
 		{"missing config file", []string{"-config", "/nonexistent/agent.json"}, "", "configuration file: open /nonexistent/agent.json: no such file"},
 		{"config a directory", []string{"-config", os.TempDir()}, "", "is not a regular file"},

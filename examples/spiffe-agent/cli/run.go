@@ -135,6 +135,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		Logger:            log,
 		IssuerObserver:    issuerObs,
 		APIObserver:       apiObs,
+		RateLimit:         s.rateLimit(),
 	})
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):
