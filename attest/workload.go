@@ -44,7 +44,31 @@ type Workload struct {
 	// now at PID with another start time is a different process, and is
 	// rejected.
 	StartTime uint64
+
+	// Executable, when not nil, identifies the file the process executed
+	// when the connection was accepted (see unix.Peer). A process that has
+	// executed another file since then is not described by what it runs
+	// now: an attestor that describes the executable (by path or hash)
+	// rejects it. This stops a process from connecting, handing the
+	// connection to another process and then executing a binary an entry
+	// trusts. A zero FileID records that the executable could not be
+	// identified then (the process was exiting, or the server may not
+	// inspect it); such an attestor rejects the workload as well, rather
+	// than describe an executable it cannot tie to the connection.
+	Executable *FileID
 }
+
+// FileID identifies a file on one machine: the device of its file system
+// and its inode number, as stat(2) reports them. Two names with the same
+// FileID are the same file; a file replaced on disk (written anew and
+// renamed over the old name) has another FileID. The zero value
+// identifies no file.
+type FileID struct {
+	Dev, Ino uint64
+}
+
+// IsZero reports whether id identifies no file.
+func (id FileID) IsZero() bool { return id == FileID{} }
 
 // Credentials are the user and group IDs of a socket peer as the kernel
 // reports them.

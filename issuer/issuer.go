@@ -67,9 +67,11 @@ type Config struct {
 	Registry index.Source
 
 	// Attestor describes each caller by its selectors. Required; on Linux,
-	// attest/unix. The caller's kernel credentials are passed along, so
-	// that a process running as another user than the one that connected
-	// is rejected.
+	// attest/unix. It is given what the Workload API server recorded of
+	// the caller at accept (endpoint.Caller.Workload: kernel credentials,
+	// a pidfd, start time, executable), so that a process that is not the
+	// one that connected, runs as another user, or executes another file
+	// than it did at accept is rejected.
 	Attestor attest.WorkloadAttestor
 
 	// ParentID, when not zero, restricts the issuer to the entries whose

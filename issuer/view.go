@@ -45,10 +45,9 @@ func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]attes
 	if i.cfg.Observer != nil {
 		start = time.Now()
 	}
-	sels, err := i.cfg.Attestor.Attest(ctx, attest.Workload{
-		PID:         caller.PID,
-		Credentials: &attest.Credentials{UID: caller.UID, GID: caller.GID},
-	})
+	// With what the server recorded at accept: the attestor refuses a
+	// process that exited, or executed another file, since it connected.
+	sels, err := i.cfg.Attestor.Attest(ctx, caller.Workload())
 	if o := i.cfg.Observer; o != nil {
 		o.WorkloadAttested(attestOutcome(err), time.Since(start))
 	}

@@ -24,7 +24,9 @@ const (
 type Config struct {
 	// ProcRoot is where the proc filesystem is mounted. Empty means
 	// [DefaultProcRoot]. Set it when the attestor runs in a container that
-	// sees the host's proc filesystem elsewhere.
+	// sees the host's proc filesystem elsewhere. It must show the same
+	// processes, with the same PIDs, as the one [Peer] reads at
+	// DefaultProcRoot when the connection is accepted.
 	ProcRoot string
 
 	// SkipExecutable, when true, leaves out the path and sha256 selectors.
@@ -99,19 +101,30 @@ type Config struct {
 // it was opened: if that process exits, reads through it fail instead of
 // reaching a new process with the same PID. It reads the start time before
 // and after everything else and rejects the process if it changed or the
-// process exited. So all selectors describe one process, alive from the first
-// read to the last. That this process is the one that connected is
-// guaranteed as far as the [attest.Workload] allows:
+// process exited. The path and the hash are read from one open descriptor
+// of the executable, whose identity (device and inode) is checked again
+// after every read, so they describe the one file the process executed
+// throughout. So all selectors describe one process, alive from the first
+// read to the last, and its executable. That this process is the one that
+// connected is guaranteed as far as the [attest.Workload] allows:
 //
-//   - With a PIDFD taken from the socket (SO_PEERPIDFD, [PeerPIDFD]): fully.
-//     The pidfd is bound to the connecting process, and the attestor checks
-//     that it refers to PID and that the process is still alive after all
-//     reads, so the PID cannot have been reused.
-//   - With a PIDFD opened after accept ([OpenPIDFD]) or a recorded
-//     StartTime ([Attestor.StartTime]): from that moment on. Before it, the
-//     connecting process could have exited and its PID been reused, which
-//     takes the kernel cycling through the whole PID space.
+//   - With a PIDFD taken from the socket (SO_PEERPIDFD, [Peer] on Linux
+//     6.5+, or [PeerPIDFD]): fully. The pidfd is bound to the connecting
+//     process, and the attestor checks that it refers to PID and that the
+//     process is still alive after all reads, so the PID cannot have been
+//     reused.
+//   - With a PIDFD opened after accept ([OpenPIDFD], which Peer falls back
+//     to) or a recorded StartTime ([Attestor.StartTime]): from that moment
+//     on. Before it, the connecting process could have exited and its PID
+//     been reused, which takes the kernel cycling through the whole PID
+//     space.
 //   - With neither: from the first read on, with the same window before it.
+//
+// The executable is the one of the connection as far as the Workload
+// allows too: with an Executable recorded at accept ([Peer]), a process
+// that has since executed another file is rejected; without one, the
+// executable is whatever the process runs when it is attested. See the
+// package documentation for what no record can tell.
 //
 // Credentials narrow every window: when set, a process whose effective IDs
 // differ from the ones the kernel gave for the connection is rejected, so a

@@ -35,7 +35,7 @@ func (a *Attestor) StartTime(pid int) (uint64, error) {
 	if pid <= 0 {
 		return 0, errors.New("unix: PID " + strconv.Itoa(pid) + " is not a process")
 	}
-	dir, err := a.openProcDir(pid)
+	dir, err := openProcDir(a.procRoot, pid)
 	if err != nil {
 		return 0, err
 	}
@@ -51,7 +51,7 @@ func (a *Attestor) StartTime(pid int) (uint64, error) {
 }
 
 func (a *Attestor) attest(ctx context.Context, w attest.Workload) (attest.Selectors, error) {
-	dir, err := a.openProcDir(w.PID)
+	dir, err := openProcDir(a.procRoot, w.PID)
 	if err != nil {
 		return attest.Selectors{}, err
 	}
@@ -63,10 +63,10 @@ func (a *Attestor) attest(ctx context.Context, w attest.Workload) (attest.Select
 	return a.selectors(w.PID, f)
 }
 
-// openProcDir opens /proc/<pid>. The descriptor stays bound to the process
-// that has the PID now; everything else is read relative to it.
-func (a *Attestor) openProcDir(pid int) (int, error) {
-	path := filepath.Join(a.procRoot, strconv.Itoa(pid))
+// openProcDir opens <root>/<pid>. The descriptor stays bound to the
+// process that has the PID now; everything else is read relative to it.
+func openProcDir(root string, pid int) (int, error) {
+	path := filepath.Join(root, strconv.Itoa(pid))
 	dir, err := sys.Open(path, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	if errors.Is(err, sys.ENOENT) || errors.Is(err, sys.ESRCH) {
 		return -1, rejected(pid, "does not exist", nil)
@@ -106,12 +106,28 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 		return facts{}, rejected(w.PID, fmt.Sprintf("runs as uid %d gid %d, but connected as uid %d gid %d",
 			f.status.uid, f.status.gid, c.UID, c.GID), nil)
 	}
+	var exeID attest.FileID
 	if !a.skipExecutable {
-		if f.path, err = readExePath(dir); err != nil {
+		exe, st, err := openExe(dir)
+		if err != nil {
+			return facts{}, err
+		}
+		defer exe.Close()
+		exeID = fileID(&st)
+		if e := w.Executable; e != nil && *e != exeID {
+			if e.IsZero() {
+				return facts{}, rejected(w.PID, "had an executable that could not be identified when it connected", nil)
+			}
+			return facts{}, rejected(w.PID, "executes another file than when it connected", nil)
+		}
+		// The path and the hash are those of the file just identified,
+		// read through the same descriptor, whatever the process executes
+		// meanwhile.
+		if f.path, err = fdPath(exe); err != nil {
 			return facts{}, err
 		}
 		if !a.skipHash {
-			if f.sha256, err = a.hashExe(ctx, dir); err != nil {
+			if f.sha256, err = a.hashExe(ctx, exe, &st); err != nil {
 				return facts{}, err
 			}
 		}
@@ -127,6 +143,15 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 	}
 	if after.startTime != before.startTime {
 		return facts{}, rejected(w.PID, "was replaced during attestation", nil)
+	}
+	if !a.skipExecutable {
+		var st sys.Stat_t
+		if err := sys.Fstatat(dir, "exe", &st, 0); err != nil {
+			return facts{}, fmt.Errorf("unix: %w", &os.PathError{Op: "stat", Path: "exe", Err: err})
+		}
+		if fileID(&st) != exeID {
+			return facts{}, rejected(w.PID, "executed another file during attestation", nil)
+		}
 	}
 	if err := checkPIDFD(w); err != nil {
 		return facts{}, err
@@ -190,11 +215,30 @@ func readStat(dir int) (procStat, error) {
 	return st, nil
 }
 
-func readExePath(dir int) (string, error) {
-	buf := make([]byte, maxPathSize+1)
-	n, err := sys.Readlinkat(dir, "exe", buf)
+// openExe opens the file the process of dir executes, through
+// /proc/<pid>/exe, which reaches it even if its path now names another
+// file, and returns it with its status. The descriptor only refers to the
+// file (O_PATH): naming it takes no read permission.
+func openExe(dir int) (*os.File, sys.Stat_t, error) {
+	var st sys.Stat_t
+	fd, err := sys.Openat(dir, "exe", sys.O_PATH|sys.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("unix: %w", &os.PathError{Op: "readlinkat", Path: "exe", Err: err})
+		return nil, st, fmt.Errorf("unix: %w", &os.PathError{Op: "openat", Path: "exe", Err: err})
+	}
+	if err := sys.Fstat(fd, &st); err != nil {
+		sys.Close(fd)
+		return nil, st, fmt.Errorf("unix: %w", &os.PathError{Op: "fstat", Path: "exe", Err: err})
+	}
+	return os.NewFile(uintptr(fd), "exe"), st, nil
+}
+
+// fdPath returns the path of the file open as f, as the kernel names it
+// (the same text as /proc/<pid>/exe shows for the process executing it).
+func fdPath(f *os.File) (string, error) {
+	buf := make([]byte, maxPathSize+1)
+	n, err := sys.Readlink(selfFD(f), buf)
+	if err != nil {
+		return "", fmt.Errorf("unix: %w", &os.PathError{Op: "readlink", Path: "exe", Err: err})
 	}
 	if n > maxPathSize {
 		return "", fmt.Errorf("unix: executable path is longer than %d bytes", maxPathSize)
@@ -205,21 +249,25 @@ func readExePath(dir int) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// hashExe returns the hex SHA-256 of the file the process executes. Opening
-// /proc/<pid>/exe reaches that file even if its path now names another.
-func (a *Attestor) hashExe(ctx context.Context, dir int) (string, error) {
-	f, err := openAt(dir, "exe", 0)
+// selfFD names f in this process's /proc/self/fd.
+func selfFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// hashExe returns the hex SHA-256 of exe, the executable as openExe
+// returned it with its status st.
+func (a *Attestor) hashExe(ctx context.Context, exe *os.File, st *sys.Stat_t) (string, error) {
+	if st.Mode&sys.S_IFMT != sys.S_IFREG {
+		return "", errors.New("unix: executable is not a regular file")
+	}
+	if st.Size > a.maxExecutableSize {
+		return "", fmt.Errorf("unix: executable is %d bytes, more than the limit of %d", st.Size, a.maxExecutableSize)
+	}
+	// Reopened for reading through /proc/self/fd: the same file, not
+	// whatever its path names now.
+	f, err := os.OpenFile(selfFD(exe), os.O_RDONLY|sys.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("unix: opening executable: %w", err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return "", fmt.Errorf("unix: %w", err)
-	} else if !fi.Mode().IsRegular() {
-		return "", errors.New("unix: executable is not a regular file")
-	} else if fi.Size() > a.maxExecutableSize {
-		return "", fmt.Errorf("unix: executable is %d bytes, more than the limit of %d", fi.Size(), a.maxExecutableSize)
-	}
 	h := sha256.New()
 	r := io.LimitReader(f, a.maxExecutableSize+1)
 	var total int64

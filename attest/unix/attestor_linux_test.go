@@ -302,7 +302,7 @@ func TestAttestInvalid(t *testing.T) {
 func TestProcDirStaysBound(t *testing.T) {
 	a := newAttestor(t, Config{})
 	cmd := startSleeper(t)
-	dir, err := a.openProcDir(cmd.Process.Pid)
+	dir, err := openProcDir(a.procRoot, cmd.Process.Pid)
 	require.NoError(t, err)
 	defer sys.Close(dir)
 	_, err = readStat(dir)

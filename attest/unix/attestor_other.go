@@ -23,5 +23,9 @@ func (a *Attestor) attest(context.Context, attest.Workload) (attest.Selectors, e
 // OpenPIDFD returns [ErrNotSupported]: pidfds exist on Linux only.
 func OpenPIDFD(pid int) (*os.File, error) { return nil, ErrNotSupported }
 
+// Peer returns [ErrNotSupported]: peer processes are described from
+// Linux's kernel and proc filesystem.
+func Peer(conn syscall.Conn) (attest.Workload, error) { return attest.Workload{}, ErrNotSupported }
+
 // PeerPIDFD returns [ErrNotSupported]: pidfds exist on Linux only.
 func PeerPIDFD(conn syscall.Conn) (*os.File, error) { return nil, ErrNotSupported }

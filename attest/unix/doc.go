@@ -7,22 +7,48 @@
 //
 // # Usage
 //
-// A Workload API server attests the process that connected. The strongest
-// binding takes a pidfd from the socket as soon as the connection is
-// accepted:
+// A Workload API server records the process at the other end of each
+// connection as soon as it accepts it, and attests that record:
 //
 //	a, err := unix.New(unix.Config{})
 //	...
-//	pidfd, err := unix.PeerPIDFD(conn) // Linux 6.5+; else unix.OpenPIDFD(pid)
-//	if err == nil {
-//		defer pidfd.Close()
-//	}
-//	sels, err := a.Attest(ctx, attest.Workload{
-//		PID:         caller.PID,
-//		Credentials: &attest.Credentials{UID: caller.UID, GID: caller.GID},
-//		PIDFD:       pidfd, // nil is allowed
-//	})
+//	w, err := unix.Peer(conn) // at accept: SO_PEERCRED, a pidfd, start time, executable
+//	if err != nil { ... }     // wraps attest.ErrRejected if the process is already gone
+//	defer w.PIDFD.Close()     // when the connection closes
+//	...
+//	sels, err := a.Attest(ctx, w) // on each request
 //	if errors.Is(err, attest.ErrRejected) {
-//		// not the process that connected: issue nothing
+//		// not the process that connected, or it executes another file
+//		// since: issue nothing
 //	}
+//
+// workloadapi/endpoint does the first half for every connection, and
+// hands the record to its Handler (endpoint.Caller.Workload).
+//
+// # What a path or sha256 selector promises
+//
+// A unix:path or unix:sha256 selector says which file the process that
+// connected was executing when the server accepted its connection, and
+// still executes when it is attested; the kernel's pidfd (or, on kernels
+// before 5.3, the recorded start time) ties that process to the
+// connection, so a process that took over its PID is refused. The
+// selectors do not say which code speaks on the connection:
+//
+//   - A connected socket can be handed to another process (SCM_RIGHTS, or
+//     inherited across fork), which then speaks for the process that
+//     connected as long as that process lives and executes the same
+//     file. Only code that an entry trusts can do so once the connection
+//     is accepted, since the trusted process itself must hand it on.
+//   - Between connect and accept, the connecting process can execute
+//     another file and nothing records it: the kernel keeps the process
+//     that connected, not what it ran then. A process that connects, hands
+//     the socket on and executes a trusted binary before the server
+//     accepts gets that binary's identity for the process it handed the
+//     socket to. The window is short, but the attacker chooses its timing.
+//     An exec after accept is refused ([attest.Workload.Executable]).
+//
+// SPIRE's unix attestor has the same limits. Where they matter, select
+// on what such a process cannot change: its user (unix:uid), a dedicated
+// user per workload, or a container attestor's properties. Path and hash
+// selectors are then a second check against a binary swapped on disk.
 package unix

@@ -7,8 +7,8 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 )
 
-// ErrNotSupported is returned by [New], [OpenPIDFD], [PeerPIDFD] and
-// [Attestor.StartTime] on platforms other than Linux, where the attestor has
+// ErrNotSupported is returned by [New], [Peer], [OpenPIDFD], [PeerPIDFD]
+// and [Attestor.StartTime] on platforms other than Linux, where the attestor has
 // no implementation.
 var ErrNotSupported = errors.New("unix: workload attestation is only supported on Linux")
 

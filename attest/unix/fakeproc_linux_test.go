@@ -102,7 +102,7 @@ func TestAttestFakeProcMalformed(t *testing.T) {
 		{name: "zombie", edit: func(p *fakeProcess) { p.stat = strings.Replace(p.stat, ") S ", ") Z ", 1) }, err: "has exited", rejected: true},
 		{name: "start time differs", edit: func(p *fakeProcess) { p.stat = strings.Replace(p.stat, "5555", "5556", 1) }, err: "the PID was reused", rejected: true},
 		// A process without an executable is exiting or a kernel thread.
-		{name: "no exe", edit: func(p *fakeProcess) { p.exe = "" }, err: "readlinkat exe", rejected: true},
+		{name: "no exe", edit: func(p *fakeProcess) { p.exe = "" }, err: "openat exe", rejected: true},
 		{name: "exe dangling", edit: func(p *fakeProcess) { p.exe = "/nonexistent/x" }, err: "openat exe", rejected: true},
 		{name: "exe a directory", edit: func(p *fakeProcess) { p.exe = t.TempDir() }, err: "not a regular file"},
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// TestLongestPathFits checks that every path readExePath accepts makes a
+// TestLongestPathFits checks that every path fdPath accepts makes a
 // selector value within attest.MaxValueLength.
 func TestLongestPathFits(t *testing.T) {
 	assert.LessOrEqual(t, len("path:")+maxPathSize, attest.MaxValueLength)
@@ -82,7 +82,13 @@ func TestSelectorsLeaveOutInvalidNames(t *testing.T) {
 func TestAttestLongestPathRegisters(t *testing.T) {
 	root := t.TempDir()
 	p := goodFake(t)
-	p.exe = registrytest.UnixPath(registrytest.PathMax - 1)
+	// The executable must exist: its path is read from the open file.
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	p.exe = dir + registrytest.UnixPath(registrytest.PathMax-1-len(dir))
+	require.Len(t, p.exe, registrytest.PathMax-1)
+	require.NoError(t, os.MkdirAll(filepath.Dir(p.exe), 0o755))
+	require.NoError(t, os.WriteFile(p.exe, []byte("#!/bin/true\n"), 0o755))
 	p.write(t, root, 77)
 	got, err := newAttestor(t, Config{ProcRoot: root, SkipHash: true}).Attest(t.Context(), attest.Workload{PID: 77, StartTime: 5555})
 	require.NoError(t, err)

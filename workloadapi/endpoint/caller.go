@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"sync"
 	"syscall"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/unix"
 )
 
 // Caller is the process at the other end of a Workload API connection, as
@@ -17,15 +22,42 @@ import (
 //
 // On a unix socket on Linux, PID, UID and GID come from SO_PEERCRED: the
 // credentials of the process that connected, taken at connect time. A PID
-// may be reused once that process exits, so a Handler that looks a process
-// up by PID should check it is still the same process (for example by its
-// start time) before trusting what it finds. Over TCP, and where the kernel
-// does not report credentials, PID, UID and GID are -1 and only Addr is
-// known (WE rule 2: use TCP only where the address itself authenticates).
+// may be reused once that process exits, and a process may execute
+// another file after connecting, so the server also records, as it
+// accepts the connection, a pidfd bound to the process, its start time and
+// the identity of its executable (see unix.Peer); [Caller.Workload] hands
+// them to a workload attestor, which refuses a process that is no longer
+// the one that connected or that executes another file since. Over TCP,
+// and where the kernel does not report credentials, PID, UID and GID are
+// -1 and only Addr is known (WE rule 2: use TCP only where the address
+// itself authenticates).
 type Caller struct {
 	PID, UID, GID int
 	// Addr is the peer's address; on unix sockets it is usually unnamed.
 	Addr net.Addr
+
+	// What the server recorded of the process when it accepted the
+	// connection; see Workload.
+	pidfd     *os.File
+	startTime uint64
+	exe       *attest.FileID
+}
+
+// Workload returns the caller as a workload to attest: its PID and
+// credentials, and what the server recorded of its process when it
+// accepted the connection (a pidfd bound to the process, its start time,
+// the identity of its executable), so that an attestor can tell whether
+// the process it inspects is still the one that connected, running the
+// same file. The pidfd belongs to the server, which closes it when the
+// connection closes: pass the Workload to attestors while the call (or
+// its stream) lasts, and never close its PIDFD. A caller without kernel
+// credentials gives a Workload with PID -1, which no attestor accepts.
+func (c Caller) Workload() attest.Workload {
+	w := attest.Workload{PID: c.PID, PIDFD: c.pidfd, StartTime: c.startTime, Executable: c.exe}
+	if c.HasCredentials() {
+		w.Credentials = &attest.Credentials{UID: c.UID, GID: c.GID}
+	}
+	return w
 }
 
 // HasCredentials reports whether the kernel identified the caller's
@@ -62,7 +94,24 @@ func (peerCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, c
 func (peerCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	info := callerInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}
 	info.caller, info.err = identify(conn)
+	if info.caller.pidfd != nil {
+		// The pidfd lives as long as the connection.
+		conn = &pidfdConn{Conn: conn, pidfd: info.caller.pidfd}
+	}
 	return conn, info, nil
+}
+
+// pidfdConn is a connection that closes its caller's pidfd when it closes.
+type pidfdConn struct {
+	net.Conn
+	pidfd *os.File
+	once  sync.Once
+}
+
+func (c *pidfdConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.pidfd.Close() })
+	return err
 }
 
 func (peerCreds) Info() credentials.ProtocolInfo {
@@ -73,8 +122,11 @@ func (c peerCreds) Clone() credentials.TransportCredentials { return c }
 
 func (peerCreds) OverrideServerName(string) error { return nil }
 
-// identify learns the caller behind conn: kernel credentials on unix
-// sockets, the address only on anything else.
+// identify learns the caller behind conn: on unix sockets, the kernel's
+// credentials and the server's record of the process (unix.Peer), the
+// address only on anything else. A caller whose process exited before its
+// connection was accepted has no identity: whoever holds the connection
+// is another process.
 func identify(conn net.Conn) (Caller, error) {
 	c := Caller{PID: -1, UID: -1, GID: -1, Addr: conn.RemoteAddr()}
 	if conn.LocalAddr() == nil || conn.LocalAddr().Network() != "unix" {
@@ -84,11 +136,17 @@ func identify(conn net.Conn) (Caller, error) {
 	if !ok {
 		return c, fmt.Errorf("%w: %T gives no access to its socket", errUnidentified, conn)
 	}
-	pid, uid, gid, err := peerCredentials(sc)
-	if err != nil {
+	w, err := unix.Peer(sc)
+	if w.Credentials != nil {
+		c.PID, c.UID, c.GID = w.PID, w.Credentials.UID, w.Credentials.GID
+		c.pidfd, c.startTime, c.exe = w.PIDFD, w.StartTime, w.Executable
+	}
+	switch {
+	case errors.Is(err, attest.ErrRejected):
+		return c, fmt.Errorf("endpoint: %w: %w", ErrNoIdentity, err)
+	case err != nil:
 		return c, fmt.Errorf("%w: %w", errUnidentified, err)
 	}
-	c.PID, c.UID, c.GID = pid, uid, gid
 	return c, nil
 }
 

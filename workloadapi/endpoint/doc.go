@@ -6,6 +6,14 @@
 // The package does not decide who gets what. A [Handler] does: given the
 // [Caller] (its pid, uid and gid, read from the socket with SO_PEERCRED), it
 // returns the caller's [Snapshot] and tells the server when it changes.
+// On Linux the server also records, as it accepts each connection, a pidfd
+// bound to the process that connected, its start time and the identity of
+// its executable (attest/unix.Peer); [Caller.Workload] passes them to a
+// workload attestor, which refuses a process that exited or executed
+// another file since (see attest/unix for what that does and does not
+// promise). A process that exited before its connection was accepted gets
+// PermissionDenied on every call of that connection. The record holds one
+// more file descriptor per connection.
 // [MemoryHandler] keeps snapshots in memory, keyed by UID by default; an
 // issuing server plugs in its own Handler backed by a CA and a registry.
 //

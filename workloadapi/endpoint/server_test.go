@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca"
@@ -510,6 +511,7 @@ func TestTCP(t *testing.T) {
 	assert.False(t, c.HasCredentials())
 	assert.Equal(t, -1, c.UID)
 	assert.Equal(t, "tcp", c.Addr.Network())
+	assert.Equal(t, attest.Workload{PID: -1}, c.Workload(), "nothing to attest")
 }
 
 func TestServeStops(t *testing.T) {
