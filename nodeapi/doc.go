@@ -18,7 +18,10 @@
 //     new one), refuses evicted and banned agents, and reads the records
 //     again when the agent store tells of a write (registry.Notifier), so
 //     that servers sharing a database share evictions and bans at once.
-//   - RenewAgent: a new agent SVID for a new key.
+//   - RenewAgent: a new agent SVID for a new key. The record is written
+//     with registry.AgentStore.UpdateAgent, which writes only a record
+//     that still exists: an agent evicted through another server while it
+//     renews stays evicted, and is refused.
 //   - Sync: a stream of the registration entries the agent may serve (its
 //     own, those of the node aliases its selectors match, and their
 //     descendants), first what differs from what the agent holds, then each

@@ -448,3 +448,93 @@ func TestBanBetweenReadAndWriteIsKept(t *testing.T) {
 		})
 	}
 }
+
+// evictAfterRead is an agent store on which another server evicts an agent
+// right after this server read its record, once armed: the interleaving in
+// which a read-then-write of the record would bring the agent back.
+type evictAfterRead struct {
+	registry.AgentStore
+	armed atomic.Pointer[spiffeid.ID]
+}
+
+func (e *evictAfterRead) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	a, err := e.AgentStore.GetAgent(ctx, id)
+	if armed := e.armed.Load(); err == nil && armed != nil && *armed == id && e.armed.CompareAndSwap(armed, nil) {
+		if err := e.AgentStore.DeleteAgent(ctx, id); err != nil {
+			return registry.Agent{}, err
+		}
+	}
+	return a, err
+}
+
+// Property: an eviction that another server makes between this server's
+// read of an agent's record and its write of the record (renewing the
+// agent's SVID, retiring the previous one at the first use of the new) is
+// not undone: the write finds no record and creates none, and the agent is
+// refused as evicted.
+func TestEvictionBetweenReadAndWriteIsKept(t *testing.T) {
+	e := newEnv(t, nil)
+	agents := &evictAfterRead{AgentStore: e.store}
+	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+		Authority: e.ca,
+		Registry:  e.store,
+		Agents:    quietAgents{agents},
+		Attestors: []attest.NodeAttestor{echoAttestor{}},
+	})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serve(t, srv, lis)
+	b := &env{ca: e.ca, auth: e.ca, store: e.store, srv: srv, addr: lis.Addr().String()}
+
+	// cached makes the second server cache a's record, with a call of
+	// client that it authenticates then refuses for the entry, so that the
+	// read armed next is the one before the write.
+	cached := func(t *testing.T, c *nodeapi.Client) {
+		_, err := c.SignJWTSVID(t.Context(), "x", []string{"db"})
+		require.ErrorContains(t, err, "not authorized")
+	}
+	for _, tc := range []struct {
+		name string
+		// call returns the call's error; arm is to be called right before
+		// the call that reads, then writes, the record.
+		call func(t *testing.T, a *agent, arm func()) error
+	}{
+		{"renewing", func(t *testing.T, a *agent, arm func()) error {
+			c, err := nodeapi.Dial(b.clientConfig(), a)
+			require.NoError(t, err)
+			defer c.Close()
+			cached(t, c)
+			arm()
+			_, err = c.RenewAgent(t.Context(), newKey(t))
+			return err
+		}},
+		{"first use of the renewed SVID", func(t *testing.T, a *agent, arm func()) error {
+			c, err := nodeapi.Dial(b.clientConfig(), a)
+			require.NoError(t, err)
+			defer c.Close()
+			key := newKey(t)
+			renewed, err := c.RenewAgent(t.Context(), key) // cached, with the previous serial
+			require.NoError(t, err)
+			c2, err := nodeapi.Dial(b.clientConfig(), &agent{key: key, svid: renewed})
+			require.NoError(t, err)
+			defer c2.Close()
+			arm()
+			_, err = c2.SignJWTSVID(t.Context(), "x", []string{"db"})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.attest(t, "node-"+strings.ReplaceAll(tc.name, " ", "-"))
+			id := a.svid.ID
+			err := tc.call(t, a, func() { agents.armed.Store(&id) })
+			require.Nil(t, agents.armed.Load(), "the eviction was made between the read and the write")
+			assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+			assert.ErrorContains(t, err, "evicted")
+			_, err = e.store.GetAgent(t.Context(), id)
+			require.ErrorIs(t, err, registry.ErrNotFound, "the record stays deleted")
+			_, cached := b.srv.CachedAgent(id)
+			assert.False(t, cached, "the server forgot the agent")
+		})
+	}
+}

@@ -593,13 +593,38 @@ func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent
 	if err != nil {
 		return registry.Agent{}, unavailable("storing the agent record of "+a.ID.String(), err)
 	}
+	return s.stored(stored)
+}
+
+// updateAgent writes an agent record that must still exist, as putAgent
+// does: an agent evicted (through another server) since a was read is
+// refused, and its record stays deleted, instead of being written back.
+func (s *Server) updateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	stored, err := s.cfg.Agents.UpdateAgent(ctx, a)
+	if errors.Is(err, registry.ErrNotFound) {
+		s.mu.Lock()
+		if _, ok := s.agents[a.ID]; ok {
+			delete(s.agents, a.ID)
+			s.wakeAgentLocked(a.ID)
+		}
+		s.mu.Unlock()
+		return registry.Agent{}, fmt.Errorf("%w: agent %s, evicted meanwhile", errEvicted, a.ID)
+	}
+	if err != nil {
+		return registry.Agent{}, unavailable("updating the agent record of "+a.ID.String(), err)
+	}
+	return s.stored(stored)
+}
+
+// stored caches a record just written, and refuses a banned agent.
+func (s *Server) stored(a registry.Agent) (registry.Agent, error) {
 	s.mu.Lock()
-	s.cacheAgentLocked(stored)
+	s.cacheAgentLocked(a)
 	s.mu.Unlock()
-	if stored.Banned {
+	if a.Banned {
 		return registry.Agent{}, fmt.Errorf("%w: agent %s, banned meanwhile", errBanned, a.ID)
 	}
-	return stored, nil
+	return a, nil
 }
 
 // cacheAgentLocked caches a, and wakes the entry streams of its agent if

@@ -100,7 +100,7 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 			return registry.Agent{}, err
 		case serial == cur.SerialNumber && cur.PreviousSerialNumber != "":
 			cur.PreviousSerialNumber = ""
-			return s.putAgent(ctx, cur)
+			return s.updateAgent(ctx, cur)
 		case serial == cur.SerialNumber:
 			return cur, nil // retired meanwhile, through another server
 		case serial == cur.PreviousSerialNumber:
@@ -342,14 +342,16 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 		return nil, err
 	}
 	// Read the record again from the store: a ban or eviction made through
-	// another server since the cache was filled must not be written over.
+	// another server since the cache was filled must not be written over;
+	// and write it only if it is still there, so that an eviction between
+	// this read and the write is not undone either.
 	if a, err = s.freshRecord(ctx, a.ID); err != nil {
 		return nil, err
 	}
 	a.PreviousSerialNumber = a.SerialNumber
 	a.SerialNumber = chain[0].SerialNumber.Text(16)
 	a.ExpiresAt = chain[0].NotAfter
-	if _, err := s.putAgent(ctx, a); err != nil {
+	if _, err := s.updateAgent(ctx, a); err != nil {
 		return nil, err
 	}
 	s.log.Info("agent SVID renewed", "agent", a.ID.String(), "serial", a.SerialNumber, "not_after", a.ExpiresAt)

@@ -53,6 +53,14 @@ type AgentStore interface {
 	// agent cannot write the ban over. Only DeleteAgent lifts it. Callers
 	// check Banned in the record returned. Errors wrap [ErrInvalid].
 	PutAgent(ctx context.Context, a Agent) (Agent, error)
+	// UpdateAgent replaces the record with a.ID only if there is one, and
+	// returns it as stored: it never creates a record, so that a server
+	// writing a record it read before another server deleted it (an agent
+	// evicted while it renewed) cannot bring the agent back. The check and
+	// the write are one atomic step. Like PutAgent it keeps CreatedAt and
+	// never lifts a ban. Errors wrap [ErrNotFound] when there is no record
+	// with a.ID, or [ErrInvalid].
+	UpdateAgent(ctx context.Context, a Agent) (Agent, error)
 	// GetAgent returns the record with the given ID, or an error wrapping
 	// [ErrNotFound].
 	GetAgent(ctx context.Context, id spiffeid.ID) (Agent, error)

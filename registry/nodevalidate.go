@@ -208,7 +208,7 @@ func (b ServerBundle) Clone() ServerBundle {
 // The functions below help implement the node-side stores; applications do
 // not need them.
 
-// PrepareAgent validates a for [AgentStore.PutAgent] and returns the record
+// PrepareAgent validates a for [AgentStore.PutAgent] (or UpdateAgent) and returns the record
 // to store: a deep copy with sorted selectors, ExpiresAt in store form, and
 // both timestamps set to now (see [StoreTime]). A store replacing a record
 // keeps the old CreatedAt. Errors wrap [ErrInvalid].

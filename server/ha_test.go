@@ -1,22 +1,31 @@
 package server_test
 
 import (
+	"context"
+	"crypto"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
+	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
 // haPair starts two servers sharing one PostgreSQL database, polling it
@@ -146,4 +155,111 @@ func TestIdleServersDoNotWakeEachOther(t *testing.T) {
 	after := written()
 	assert.Equal(t, before[s1.ID()], after[s1.ID()], "server 1 did not write its share again")
 	assert.Equal(t, before[s2.ID()], after[s2.ID()], "server 2 did not write its share again")
+}
+
+// evictThrough is the agent store of a server that has, once armed for an
+// agent, the agent evicted through another server (by its admin API) right
+// before it writes the agent's record: the interleaving in which a server
+// that read the record before the eviction writes it back.
+type evictThrough struct {
+	registry.AgentStore
+	other *nodetest.Server
+	armed atomic.Pointer[spiffeid.ID]
+}
+
+func (e *evictThrough) beforeWrite(ctx context.Context, id spiffeid.ID) error {
+	if armed := e.armed.Load(); armed != nil && *armed == id && e.armed.CompareAndSwap(armed, nil) {
+		return e.other.Admin.EvictAgent(ctx, id)
+	}
+	return nil
+}
+
+func (e *evictThrough) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	if err := e.beforeWrite(ctx, a.ID); err != nil {
+		return registry.Agent{}, err
+	}
+	return e.AgentStore.PutAgent(ctx, a)
+}
+
+func (e *evictThrough) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	if err := e.beforeWrite(ctx, a.ID); err != nil {
+		return registry.Agent{}, err
+	}
+	return e.AgentStore.UpdateAgent(ctx, a)
+}
+
+// agentSVID is an agent's own SVID, as its x509svid.Source.
+type agentSVID struct {
+	key  crypto.Signer
+	svid *nodeapi.AgentSVID
+}
+
+func (a agentSVID) GetX509SVID() (*x509svid.SVID, error) {
+	return &x509svid.SVID{ID: a.svid.ID, Certificates: a.svid.Certificates, PrivateKey: a.key}, nil
+}
+
+// Property: an agent evicted through one server stays evicted when, at the
+// same moment, another server sharing the PostgreSQL database renews its
+// SVID (having read its record before the eviction), or retires its
+// previous SVID at the first use of the new one: the other server's write
+// of the record is refused, not a new record, and so is the agent.
+func TestRenewalDoesNotUndoAnEvictionThroughAnotherServer(t *testing.T) {
+	dsn := pgtest.New(t)
+	s1 := start(t, serverConfig(t, dsn, nil))
+	cfg := serverConfig(t, dsn, nil)
+	hook := &evictThrough{AgentStore: cfg.Stores.Agents, other: s1}
+	cfg.Stores.Agents = hook
+	s2 := start(t, cfg)
+	require.Eventually(t, func() bool { return len(s2.Bundle().X509Authorities()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	clientConfig := nodeapi.ClientConfig{Servers: []string{s2.Addr().String()}, TrustDomain: td, Bundle: s2.Bundle().X509Bundle()}
+
+	// attest admits an agent through the second server, and dials it with
+	// the agent's SVID.
+	attest := func(t *testing.T) (*nodeapi.AgentSVID, *nodeapi.Client) {
+		key := testca.NewECKey(t)
+		svid, err := nodeapi.Attest(t.Context(), clientConfig, jointoken.NewClient(s2.Token(t)), key)
+		require.NoError(t, err)
+		c, err := nodeapi.Dial(clientConfig, agentSVID{key, svid})
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return svid, c
+	}
+	for _, tt := range []struct {
+		name string
+		// call makes the second server write the agent's record, once
+		// armed is called, and returns the call's error.
+		call func(t *testing.T, armed func(spiffeid.ID)) error
+	}{
+		{"renewal", func(t *testing.T, armed func(spiffeid.ID)) error {
+			svid, c := attest(t)
+			armed(svid.ID)
+			_, err := c.RenewAgent(t.Context(), testca.NewECKey(t))
+			return err
+		}},
+		{"first use of the renewed SVID", func(t *testing.T, armed func(spiffeid.ID)) error {
+			svid, c := attest(t)
+			key := testca.NewECKey(t)
+			renewed, err := c.RenewAgent(t.Context(), key)
+			require.NoError(t, err)
+			c2, err := nodeapi.Dial(clientConfig, agentSVID{key, renewed})
+			require.NoError(t, err)
+			defer c2.Close()
+			armed(svid.ID)
+			_, err = c2.SignJWTSVID(t.Context(), "no-such-entry", []string{"db"})
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var id spiffeid.ID
+			err := tt.call(t, func(agent spiffeid.ID) {
+				id = agent
+				hook.armed.Store(&agent)
+			})
+			require.Nil(t, hook.armed.Load(), "the eviction was made between the read and the write")
+			assert.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+			assert.ErrorContains(t, err, "evicted")
+			_, err = s1.Stores.Agents.GetAgent(t.Context(), id)
+			require.ErrorIs(t, err, registry.ErrNotFound, "the agent's record stays deleted")
+		})
+	}
 }

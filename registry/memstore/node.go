@@ -39,6 +39,30 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 	return a.Clone(), nil
 }
 
+// UpdateAgent implements [registry.AgentStore]: the record is looked up and
+// replaced under one lock.
+func (s *Store) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	if err := ctx.Err(); err != nil {
+		return registry.Agent{}, err
+	}
+	a, err := registry.PrepareAgent(a, s.now())
+	if err != nil {
+		return registry.Agent{}, err
+	}
+	s.nodeMu.Lock()
+	old, ok := s.agents[a.ID]
+	if !ok {
+		s.nodeMu.Unlock()
+		return registry.Agent{}, fmt.Errorf("%w: agent %q", registry.ErrNotFound, a.ID)
+	}
+	a.CreatedAt = old.CreatedAt
+	a.Banned = a.Banned || old.Banned
+	s.agents[a.ID] = a
+	s.nodeMu.Unlock()
+	s.signal(registry.TopicAgents)
+	return a.Clone(), nil
+}
+
 // GetAgent implements [registry.AgentStore].
 func (s *Store) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
 	if err := ctx.Err(); err != nil {

@@ -36,6 +36,11 @@ func RunNode(t *testing.T, newStore func(t *testing.T) NodeStore) {
 	t.Run("AgentPutGet", func(t *testing.T) { testAgentPutGet(t, newStore(t)) })
 	t.Run("AgentReplace", func(t *testing.T) { testAgentReplace(t, newStore(t)) })
 	t.Run("AgentBanKept", func(t *testing.T) { testAgentBanKept(t, newStore(t)) })
+	t.Run("AgentUpdate", func(t *testing.T) { testAgentUpdate(t, newStore(t)) })
+	t.Run("AgentUpdateNeverRecreates", func(t *testing.T) {
+		s := newStore(t)
+		AgentUpdateNeverRecreates(t, []registry.AgentStore{s}, 20)
+	})
 	t.Run("AgentListDelete", func(t *testing.T) { testAgentListDelete(t, newStore(t)) })
 	t.Run("AgentInvalid", func(t *testing.T) { testAgentInvalid(t, newStore(t)) })
 	t.Run("AgentLongestSelectors", func(t *testing.T) { testAgentLongestSelectors(t, newStore(t)) })
@@ -228,6 +233,108 @@ func testAgentReplace(t *testing.T, s NodeStore) {
 	list, err := s.ListAgents(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []registry.Agent{want}, list, "a replaced record is not duplicated")
+}
+
+// testAgentUpdate: UpdateAgent replaces a record as PutAgent does (keeping
+// CreatedAt and a ban), but only a record that exists: it creates none,
+// before the record was ever written or after it was deleted.
+func testAgentUpdate(t *testing.T, s NodeStore) {
+	ctx := t.Context()
+	missing := agent("/node", sel("join_token", "abc"))
+	_, err := s.UpdateAgent(ctx, missing)
+	require.ErrorIs(t, err, registry.ErrNotFound)
+	assert.Contains(t, err.Error(), missing.ID.String(), "the error names the agent")
+	_, err = s.GetAgent(ctx, missing.ID)
+	require.ErrorIs(t, err, registry.ErrNotFound, "no record was created")
+
+	first, err := s.PutAgent(ctx, missing)
+	require.NoError(t, err)
+	next := first
+	next.SerialNumber, next.PreviousSerialNumber = "2a", first.SerialNumber
+	next.Selectors = []attest.Selector{sel("x509pop", "subject:cn:node"), sel("x509pop", "ca:fingerprint:00")}
+	next.ExpiresAt = first.ExpiresAt.Add(time.Hour)
+	next.CanReattest = true
+	next.CreatedAt = time.Unix(1, 0) // set by the store: ignored
+	before := time.Now()
+	got, err := s.UpdateAgent(ctx, next)
+	after := time.Now()
+	require.NoError(t, err)
+	assert.Equal(t, first.CreatedAt, got.CreatedAt, "updating keeps CreatedAt")
+	inWindow(t, got.UpdatedAt, before, after)
+	want := next
+	want.Selectors = []attest.Selector{sel("x509pop", "ca:fingerprint:00"), sel("x509pop", "subject:cn:node")}
+	want.CreatedAt, want.UpdatedAt = got.CreatedAt, got.UpdatedAt
+	assert.Equal(t, want, got, "selectors sorted")
+	assert.Equal(t, "subject:cn:node", next.Selectors[0].Value, "the caller's slice is not sorted in place")
+	stored, err := s.GetAgent(ctx, first.ID)
+	require.NoError(t, err)
+	assert.Equal(t, want, stored)
+
+	// A ban is kept, and the record returned says so.
+	banned := stored
+	banned.Banned = true
+	_, err = s.PutAgent(ctx, banned)
+	require.NoError(t, err)
+	got, err = s.UpdateAgent(ctx, stored) // read before the ban
+	require.NoError(t, err)
+	assert.True(t, got.Banned, "the record returned keeps the ban")
+	stored, err = s.GetAgent(ctx, first.ID)
+	require.NoError(t, err)
+	assert.True(t, stored.Banned, "the stored record keeps the ban")
+
+	// Invalid records are refused whether or not there is one to update.
+	invalid := stored
+	invalid.AttestorType = ""
+	_, err = s.UpdateAgent(ctx, invalid)
+	require.ErrorIs(t, err, registry.ErrInvalid)
+
+	// Deleted, the record stays deleted.
+	require.NoError(t, s.DeleteAgent(ctx, first.ID))
+	_, err = s.UpdateAgent(ctx, next)
+	require.ErrorIs(t, err, registry.ErrNotFound)
+	list, err := s.ListAgents(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list, "no record was created")
+}
+
+// AgentUpdateNeverRecreates races, rounds times, an UpdateAgent of a record
+// against its DeleteAgent, each through one of stores (which must share
+// their data, as servers on one database do; one store is fine), and
+// checks that the record is gone afterwards whichever came first: an
+// update that found the record gone wrote nothing, and DeleteAgent always
+// found a record to delete. It is part of [RunNode]; backends shared by
+// several processes also call it with several stores.
+func AgentUpdateNeverRecreates(t *testing.T, stores []registry.AgentStore, rounds int) {
+	t.Helper()
+	require.NotEmpty(t, stores)
+	ctx := t.Context()
+	for round := range rounds {
+		a, err := stores[0].PutAgent(ctx, agent(fmt.Sprintf("/race-%d", round)))
+		require.NoError(t, err)
+		renewed := a
+		renewed.SerialNumber, renewed.PreviousSerialNumber = "2b", a.SerialNumber
+		var updateErr, deleteErr error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			_, updateErr = stores[round%len(stores)].UpdateAgent(ctx, renewed)
+		})
+		wg.Go(func() {
+			<-start
+			deleteErr = stores[(round+1)%len(stores)].DeleteAgent(ctx, a.ID)
+		})
+		close(start)
+		wg.Wait()
+		require.NoError(t, deleteErr, "round %d: the record was there to delete", round)
+		if updateErr != nil {
+			require.ErrorIs(t, updateErr, registry.ErrNotFound, "round %d", round)
+		}
+		for _, s := range stores {
+			_, err := s.GetAgent(ctx, a.ID)
+			require.ErrorIs(t, err, registry.ErrNotFound, "round %d: the update brought the deleted record back", round)
+		}
+	}
 }
 
 func testAgentListDelete(t *testing.T, s NodeStore) {
@@ -738,6 +845,8 @@ func testNodeCanceled(t *testing.T, s NodeStore) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err = s.PutAgent(ctx, agent("/other"))
+	assert.ErrorIs(t, err, context.Canceled)
+	_, err = s.UpdateAgent(ctx, a)
 	assert.ErrorIs(t, err, context.Canceled)
 	_, err = s.GetAgent(ctx, a.ID)
 	assert.ErrorIs(t, err, context.Canceled)

@@ -183,6 +183,16 @@ func testNotifyEachWrite(t *testing.T, newPair func(t *testing.T) (writer, watch
 			_, err := r.GetAgent(ctx, agentID)
 			require.NoError(t, err)
 		}},
+		{"UpdateAgent", registry.TopicAgents, func(t *testing.T) {
+			a := agent("/agent/notify")
+			a.SerialNumber = "2c"
+			_, err := w.UpdateAgent(ctx, a)
+			require.NoError(t, err)
+		}, func(t *testing.T) {
+			a, err := r.GetAgent(ctx, agentID)
+			require.NoError(t, err)
+			assert.Equal(t, "2c", a.SerialNumber)
+		}},
 		{"BanAgent", registry.TopicAgents, func(t *testing.T) {
 			a := agent("/agent/notify")
 			a.Banned = true

@@ -33,11 +33,6 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 	if err != nil {
 		return registry.Agent{}, err
 	}
-	sels := make([]string, len(a.Selectors))
-	for i, sel := range a.Selectors {
-		sels[i] = sel.String()
-	}
-	selJSON, _ := json.Marshal(sels) // a []string always encodes
 	var created, banned int64
 	err = s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_agents (`+agentColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -51,7 +46,7 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 			banned = CASE WHEN registry_agents.banned <> 0 THEN registry_agents.banned ELSE excluded.banned END,
 			updated_at = excluded.updated_at
 		RETURNING created_at, banned`),
-		a.ID.String(), a.AttestorType, string(selJSON), a.SerialNumber, a.PreviousSerialNumber,
+		a.ID.String(), a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
 		a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.CreatedAt.UnixMicro(), a.UpdatedAt.UnixMicro(),
 	).Scan(&created, &banned)
 	if err != nil {
@@ -61,6 +56,50 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 	a.Banned = banned != 0
 	s.signal(registry.TopicAgents)
 	return a, nil
+}
+
+// UpdateAgent implements [registry.AgentStore] with one UPDATE, which
+// writes nothing when the row is gone, keeps CreatedAt and the ban.
+func (s *Store) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	a, err := registry.PrepareAgent(a, s.now())
+	if err != nil {
+		return registry.Agent{}, err
+	}
+	var created, banned int64
+	err = s.db.QueryRowContext(ctx, s.rebind(`UPDATE registry_agents SET
+			attestor_type = ?,
+			selectors = ?,
+			serial_number = ?,
+			previous_serial_number = ?,
+			expires_at = ?,
+			can_reattest = ?,
+			banned = CASE WHEN banned <> 0 THEN banned ELSE ? END,
+			updated_at = ?
+		WHERE id = ?
+		RETURNING created_at, banned`),
+		a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
+		a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.UpdatedAt.UnixMicro(), a.ID.String(),
+	).Scan(&created, &banned)
+	if errors.Is(err, sql.ErrNoRows) {
+		return registry.Agent{}, fmt.Errorf("%w: agent %q", registry.ErrNotFound, a.ID)
+	}
+	if err != nil {
+		return registry.Agent{}, fmt.Errorf("sqlstore: updating agent %q: %w", a.ID, err)
+	}
+	a.CreatedAt = fromMicros(created)
+	a.Banned = banned != 0
+	s.signal(registry.TopicAgents)
+	return a, nil
+}
+
+// selectorsJSON encodes an agent's selectors for the selectors column.
+func selectorsJSON(sels []attest.Selector) string {
+	texts := make([]string, len(sels))
+	for i, sel := range sels {
+		texts[i] = sel.String()
+	}
+	b, _ := json.Marshal(texts) // a []string always encodes
+	return string(b)
 }
 
 // GetAgent implements [registry.AgentStore].

@@ -40,20 +40,36 @@ func TestPostgresNodeContract(t *testing.T) {
 func TestTokenSingleUseAcrossServers(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "registry.db")
-		registrytest.TokenSingleUse(t, openServers(t, func(t *testing.T) *sqlstore.Store { return openSQLite(t, path) }), 5, 12)
+		registrytest.TokenSingleUse(t, openServers[registry.TokenStore](t, func(t *testing.T) *sqlstore.Store { return openSQLite(t, path) }), 5, 12)
 	})
 	t.Run("PostgreSQL", func(t *testing.T) {
 		dsn := pgtest.New(t)
-		registrytest.TokenSingleUse(t, openServers(t, func(t *testing.T) *sqlstore.Store { return openPostgres(t, dsn) }), 5, 12)
+		registrytest.TokenSingleUse(t, openServers[registry.TokenStore](t, func(t *testing.T) *sqlstore.Store { return openPostgres(t, dsn) }), 5, 12)
 	})
 }
 
-func openServers(t *testing.T, open func(t *testing.T) *sqlstore.Store) []registry.TokenStore {
-	var out []registry.TokenStore
+// TestAgentUpdateAcrossServers races UpdateAgent against DeleteAgent
+// through two stores on one database, as a server renewing an agent and
+// another evicting it would: the eviction is never undone.
+func TestAgentUpdateAcrossServers(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "registry.db")
+		registrytest.AgentUpdateNeverRecreates(t, openServers[registry.AgentStore](t, func(t *testing.T) *sqlstore.Store { return openSQLite(t, path) }), 20)
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		dsn := pgtest.New(t)
+		registrytest.AgentUpdateNeverRecreates(t, openServers[registry.AgentStore](t, func(t *testing.T) *sqlstore.Store { return openPostgres(t, dsn) }), 20)
+	})
+}
+
+// openServers opens three stores on one database, as three servers
+// sharing it would.
+func openServers[S any](t *testing.T, open func(t *testing.T) *sqlstore.Store) []S {
+	var out []S
 	for range 3 {
 		s := open(t)
 		t.Cleanup(func() { require.NoError(t, s.Close()) })
-		out = append(out, s)
+		out = append(out, any(s).(S))
 	}
 	return out
 }
