@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"net"
 	"slices"
@@ -110,7 +111,8 @@ type Config struct {
 
 	// RetryMin and RetryMax bound the jittered exponential backoff between
 	// attempts to reach the servers. Zero means DefaultRetryMin (0.5 s) and
-	// DefaultRetryMax (30 s).
+	// DefaultRetryMax (30 s). Renewals of the agent SVID wait less as its
+	// expiry nears: at most a quarter of the time it has left.
 	RetryMin, RetryMax time.Duration
 
 	// Logger receives the agent's events. Nil discards them.
@@ -689,14 +691,39 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 			// again can help then.
 			if nodeapi.IsRefused(err) || !a.now().Before(a.Stats().SVIDExpiresAt) {
 				a.recover(ctx)
+			} else if err := a.connect(); err != nil {
+				// The next attempt goes over new connections: the one that
+				// failed may be stalled by a partition, and TCP resends
+				// over it at ever longer intervals, so that after the heal
+				// it may stay silent longer than the SVID has left. A new
+				// connection gets through at once.
+				a.log.Warn("reconnecting to the servers failed", "err", err)
 			}
-			if !b.wait(ctx) {
+			if !b.waitAtMost(ctx, a.svidLeft()/renewShare) {
 				return nil
 			}
 			continue
 		}
 		b.reset()
 	}
+}
+
+// Each attempt to renew the agent SVID, and each wait after a failed one,
+// takes at most a renewShare-th of the time the SVID has left (an attempt
+// at least minRenewAttempt, a wait at least nothing): however long the
+// servers were unreachable, the agent tries again several times before
+// its SVID expires.
+const (
+	renewShare      = 4
+	minRenewAttempt = 5 * time.Second
+)
+
+// svidLeft returns how long the agent SVID has left, or zero.
+func (a *Agent) svidLeft() time.Duration {
+	if exp := a.Stats().SVIDExpiresAt; !exp.IsZero() {
+		return max(exp.Sub(a.now()), 0)
+	}
+	return 0
 }
 
 // svidTainted reports whether the agent SVID was signed by a CA the server
@@ -718,7 +745,7 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: generating the agent key: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, min(max(a.svidLeft()/renewShare, minRenewAttempt), time.Minute))
 	defer cancel()
 	svid, err := a.client().RenewAgent(ctx, key)
 	if err != nil {
@@ -777,8 +804,11 @@ func (b *backoff) reset() { b.cur = b.min }
 
 // wait sleeps for the current delay with ±50% jitter, doubles it, and
 // reports false if ctx ended first.
-func (b *backoff) wait(ctx context.Context) bool {
-	d := b.cur/2 + time.Duration(mrand.Int64N(int64(b.cur)+1))
+func (b *backoff) wait(ctx context.Context) bool { return b.waitAtMost(ctx, math.MaxInt64) }
+
+// waitAtMost is wait, sleeping at most limit.
+func (b *backoff) waitAtMost(ctx context.Context, limit time.Duration) bool {
+	d := min(b.cur/2+time.Duration(mrand.Int64N(int64(b.cur)+1)), limit)
 	b.cur = min(b.cur*2, b.max)
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -40,4 +40,9 @@
 //   - While no server answers, the agent keeps serving what it holds and
 //     reconnects with jittered exponential backoff (Config.RetryMin,
 //     Config.RetryMax), trying each server in turn.
+//   - A renewal of the agent SVID that fails is tried again over new
+//     connections (one a partition stalled may stay silent long after the
+//     heal), each attempt and each wait taking at most a quarter of the
+//     time the SVID has left, so that the agent renews it soon after the
+//     servers are back, however long they were away.
 package agent

@@ -1,0 +1,103 @@
+package agent_test
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
+)
+
+// stallingProxy forwards TCP connections to a server until stall is
+// called: from then on, the connections open at that moment carry nothing
+// more either way and stay open, as a connection does over a link that a
+// partition cut and that has healed before TCP sent again; connections
+// made later are forwarded.
+type stallingProxy struct {
+	addr string
+	lis  net.Listener
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]*atomic.Bool // to its stalled flag
+}
+
+func newStallingProxy(t *testing.T, target string) *stallingProxy {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &stallingProxy{addr: lis.Addr().String(), lis: lis, conns: map[net.Conn]*atomic.Bool{}}
+	p.wg.Go(func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			stalled := new(atomic.Bool)
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = stalled, stalled
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer dst.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						return
+					}
+					if stalled.Load() {
+						continue // lost on the way
+					}
+					if _, err := dst.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}
+			p.wg.Go(func() { pipe(up, c) })
+			p.wg.Go(func() { pipe(c, up) })
+		}
+	})
+	t.Cleanup(func() {
+		lis.Close()
+		p.mu.Lock()
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// stall stalls every connection open now.
+func (p *stallingProxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, stalled := range p.conns {
+		stalled.Store(true)
+	}
+}
+
+// Property: a renewal of the agent SVID held up by a stalled connection
+// is tried again over a new one, in time: the agent does not wait on a
+// connection that may stay silent longer than its SVID has left.
+func TestRenewalGetsPastAStalledConnection(t *testing.T) {
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{Edit: shortTTL(20 * time.Second)})
+	p := newStallingProxy(t, s.Addr)
+	cfg := s.AgentConfig(t)
+	cfg.Servers = []string{p.addr}
+	a := nodetest.StartAgent(t, cfg)
+	a.WaitSynced(t)
+	first := a.SVID().Certificates[0]
+	p.stall()
+	require.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
+		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired")
+}
