@@ -33,6 +33,11 @@ type Env struct {
 	APISock, BundleFile string
 	// ServerArgs are the arguments StartServer runs spiffe-server with.
 	ServerArgs []string
+	// ServerWrap and AgentWrap, when not empty, are the command lines that
+	// StartServer and StartAgent run their program under, followed by the
+	// program and its arguments: "ip", "netns", "exec", NAME runs it in a
+	// network namespace.
+	ServerWrap, AgentWrap []string
 }
 
 // NewEnv builds the programs and returns an Env whose server runs with
@@ -54,7 +59,7 @@ func NewEnv(t testing.TB, extraServerArgs ...string) *Env {
 func (e *Env) StartServer() *Proc {
 	e.T.Helper()
 	os.Remove(e.AdminSock)
-	p := Start(e.T, e.ServerBin, e.ServerArgs...)
+	p := start(e.T, e.ServerWrap, e.ServerBin, e.ServerArgs)
 	WaitFor(e.T, "the server to be ready", func() bool { return p.Ready() }, p)
 	require.NoError(e.T, os.WriteFile(e.BundleFile, []byte(Must(e.T, e.ServerBin, "bundle", "show", "-admin-socket", e.AdminSock)), 0o644))
 	return p
@@ -84,7 +89,7 @@ func (e *Env) AgentArgs(token string, servers ...string) []string {
 // StartAgent starts an agent of [Env.AgentArgs].
 func (e *Env) StartAgent(token string, servers ...string) *Proc {
 	e.T.Helper()
-	return Start(e.T, e.AgentBin, e.AgentArgs(token, servers...)...)
+	return start(e.T, e.AgentWrap, e.AgentBin, e.AgentArgs(token, servers...))
 }
 
 var agentIDPattern = regexp.MustCompile(`spiffe://example\.org/spiffekit/agent/join_token/[0-9a-f]+`)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +77,7 @@ func Main(m *testing.M) {
 // failed.
 type Proc struct {
 	cmd  *exec.Cmd
+	name string
 	out  logtest.Buffer
 	done chan struct{}
 	err  error
@@ -98,20 +100,29 @@ func (p *Proc) Done() <-chan struct{} { return p.done }
 func (p *Proc) Err() error { return p.err }
 
 // Name returns the base name of the program.
-func (p *Proc) Name() string { return filepath.Base(p.cmd.Path) }
+func (p *Proc) Name() string { return p.name }
 
 // Start starts the program name with args; the process is killed (if still
 // running) and reaped when the test ends.
 func Start(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	return start(t, nil, name, args)
+}
+
+// start starts the program name with args, under the command line wrap
+// when it is not empty (see Env.ServerWrap). The process keeps the
+// program's name.
+func start(t testing.TB, wrap []string, name string, args []string) *Proc {
+	t.Helper()
+	argv := append(append(slices.Clone(wrap), name), args...)
+	p := &Proc{cmd: exec.Command(argv[0], argv[1:]...), name: filepath.Base(name), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.Stop(t, syscall.SIGKILL)
 		if t.Failed() {
-			t.Logf("output of %s:\n%s", filepath.Base(name), p.Output())
+			t.Logf("output of %s:\n%s", p.name, p.Output())
 		}
 	})
 	return p
@@ -129,7 +140,7 @@ func (p *Proc) Stop(t testing.TB, sig syscall.Signal) int {
 		case <-time.After(20 * time.Second):
 			p.cmd.Process.Kill()
 			<-p.done
-			t.Errorf("%s did not stop within 20s of %v", p.cmd.Path, sig)
+			t.Errorf("%s did not stop within 20s of %v", p.name, sig)
 		}
 	}
 	return p.cmd.ProcessState.ExitCode()
@@ -207,19 +218,26 @@ func FreePort(t testing.TB) string {
 // exits.
 func WaitFor(t testing.TB, what string, f func() bool, procs ...*Proc) {
 	t.Helper()
+	WaitWithin(t, Timeout, what, f, procs...)
+}
+
+// WaitWithin is [WaitFor] bounded by timeout instead of [Timeout], for a
+// wait that may outlast it by design (a network partition healing).
+func WaitWithin(t testing.TB, timeout time.Duration, what string, f func() bool, procs ...*Proc) {
+	t.Helper()
 	lastRun.Delete(t)
 	defer lastRun.Delete(t)
-	deadline := time.Now().Add(Timeout)
+	deadline := time.Now().Add(timeout)
 	for !f() {
 		for _, p := range procs {
 			select {
 			case <-p.done:
-				t.Fatalf("waiting for %s: %s exited (%v)", what, filepath.Base(p.cmd.Path), p.err)
+				t.Fatalf("waiting for %s: %s exited (%v)", what, p.name, p.err)
 			default:
 			}
 		}
 		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("waiting for %s: still not so after %s", what, Timeout)
+			msg := fmt.Sprintf("waiting for %s: still not so after %s", what, timeout)
 			if last, ok := lastRun.Load(t); ok {
 				msg += "; the last command ran: " + last.(string)
 			}

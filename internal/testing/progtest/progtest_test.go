@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,8 +29,12 @@ func TestEnv(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(bundle), "BEGIN CERTIFICATE")
 
+	// The agent runs under a wrapping command line, and keeps its name.
+	e.AgentWrap = []string{"sh", "-c", `echo wrapped; exec "$0" "$@"`}
 	agent := e.StartAgent(e.Token())
+	assert.Equal(t, "spiffe-agent", agent.Name())
 	id := e.AgentID()
+	assert.True(t, strings.HasPrefix(agent.Output(), "wrapped\n"), agent.Output())
 	assert.True(t, strings.HasPrefix(id, "spiffe://example.org/spiffekit/agent/join_token/"), id)
 	e.Entry(id, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
 	WaitFor(t, "the SVID", func() bool { out, code := e.Fetch(); return code == 0 && strings.Contains(out, "/web") }, srv, agent)
@@ -112,4 +117,15 @@ func TestFailures(t *testing.T) {
 	p := Start(t, "sh", "-c", "exit 4")
 	msg = fails(t, func(tb testing.TB) { WaitFor(tb, "the impossible", func() bool { return false }, p) })
 	assert.Contains(t, msg, "waiting for the impossible: sh exited (exit status 4)")
+
+	// A wait that never holds fails after its own timeout, saying what
+	// the last command answered.
+	msg = fails(t, func(tb testing.TB) {
+		WaitWithin(tb, 100*time.Millisecond, "the impossible", func() bool {
+			Run(tb, nil, "sh", "-c", "echo last")
+			return false
+		})
+	})
+	assert.Contains(t, msg, "waiting for the impossible: still not so after 100ms")
+	assert.Contains(t, msg, "stdout: last")
 }
