@@ -107,11 +107,12 @@ func (e *Env) AgentID() string {
 	return id
 }
 
-// Entry creates the entry of id under parent for selector.
-func (e *Env) Entry(parent, id string, selector string) {
+// Entry creates the entry of id under parent for selector, with the
+// flags of "entry create" in extra (such as "-x509-ttl", "1m").
+func (e *Env) Entry(parent, id string, selector string, extra ...string) {
 	e.T.Helper()
-	Must(e.T, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", parent,
-		"-spiffe-id", id, "-selector", selector)
+	Must(e.T, e.ServerBin, append([]string{"entry", "create", "-admin-socket", e.AdminSock, "-parent-id", parent,
+		"-spiffe-id", id, "-selector", selector}, extra...)...)
 }
 
 // Fetch runs "spiffe-agent api fetch x509" against the agent once, and
