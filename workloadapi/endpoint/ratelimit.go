@@ -21,12 +21,13 @@ const (
 	// DefaultRate is the default of RateLimit.Rate, in calls per second.
 	// A workload opens a few watch streams when it starts and holds them;
 	// a client that caches JWT-SVIDs fetches one per audience about twice
-	// per lifetime. A hundred calls a second is far above that, even for
-	// a few dozen workloads of one uid.
-	DefaultRate = 100
-	// DefaultBurst is the default of RateLimit.Burst: enough for many
+	// per lifetime. But every call is attested, and attesting may hash the
+	// caller's executable, tens of milliseconds for a large binary: twenty
+	// calls a second keep one uid to a fraction of a core.
+	DefaultRate = 20
+	// DefaultBurst is the default of RateLimit.Burst: enough for dozens of
 	// workloads of one uid starting at once.
-	DefaultBurst = 500
+	DefaultBurst = 100
 )
 
 // RateLimit bounds how often each caller may call the Workload API, so

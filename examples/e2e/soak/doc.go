@@ -1,7 +1,9 @@
-// Package soak holds the soak test of the reference programs: thousands of
-// Workload API streams held open on one spiffe-agent through SVID
-// rotations with short TTLs, checking that every stream receives every
-// rotation and that the agent's goroutines and memory stay flat. A short
-// run is part of the test suite; SPIFFEKIT_SOAK=long runs 10,000 streams
-// for an hour (see docs/RELIABILITY.md).
+// Package soak holds the load tests of the reference programs. The soak:
+// thousands of Workload API streams held open on one spiffe-agent through
+// SVID rotations with short TTLs, checking that every stream receives
+// every rotation and that the agent's goroutines and memory stay flat. The
+// flood: one workload's uid floods the agent while another's is served,
+// which the agent's per-uid rate limit ensures. Short runs are part of the
+// test suite; SPIFFEKIT_SOAK=long runs 10,000 streams for an hour and the
+// flood without a limit too (see docs/RELIABILITY.md).
 package soak

@@ -24,7 +24,12 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
-func TestMain(m *testing.M) { progtest.Main(m) }
+func TestMain(m *testing.M) {
+	if role := os.Getenv(callerEnv); role != "" {
+		os.Exit(runCaller(role, os.Args[1:]))
+	}
+	progtest.Main(m)
+}
 
 // settings is what one soak run does.
 type settings struct {
