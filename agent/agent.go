@@ -52,8 +52,10 @@ type Config struct {
 	TrustDomain spiffeid.TrustDomain
 
 	// Servers are the addresses ("host:port") of the issuing servers, at
-	// least one. The agent uses the first that answers and fails over to
-	// the next.
+	// least one. The agent uses the first that answers, and moves to the
+	// next when one cannot be reached, and when a renewal or the entry
+	// stream fails on the one in use: a server may answer and yet be
+	// unable to serve (cut off from its database).
 	Servers []string
 
 	// TrustBundle holds the X.509 authorities that verify the servers on
@@ -166,6 +168,7 @@ type Agent struct {
 	svid     *nodeapi.AgentSVID // nil until the agent holds one
 	renewAt  time.Time          // half the remaining life when the SVID was installed
 	cli      *nodeapi.Client    // while Run runs
+	first    int                // index in Config.Servers of the server tried first
 	renewed  chan struct{}      // signalled after the client is replaced
 	attested chan struct{}      // closed once svid is set
 
@@ -521,7 +524,7 @@ func (a *Agent) attestOnce() {
 
 func (a *Agent) clientConfig(bundle x509bundle.Source, insecure bool) nodeapi.ClientConfig {
 	return nodeapi.ClientConfig{
-		Servers:           a.cfg.Servers,
+		Servers:           a.servers(),
 		TrustDomain:       a.cfg.TrustDomain,
 		Bundle:            bundle,
 		InsecureBootstrap: insecure,
@@ -549,6 +552,28 @@ func (a *Agent) setSVID(key crypto.Signer, svid *nodeapi.AgentSVID) error {
 	}
 	a.mu.Lock()
 	a.installLocked(key, svid)
+	a.mu.Unlock()
+	return a.connect()
+}
+
+// servers returns Config.Servers in the order to try them: from the one
+// failOver moved to.
+func (a *Agent) servers() []string {
+	a.mu.Lock()
+	first := a.first
+	a.mu.Unlock()
+	return append(slices.Clone(a.cfg.Servers[first:]), a.cfg.Servers[:first]...)
+}
+
+// failOver replaces the client with one that tries the servers from the
+// one after the server it tried first. A call to a server that failed
+// (other than by refusing the agent) is tried again on the next: a server
+// may accept connections and yet be unable to serve, cut off from its
+// database, and the connection to it may be stalled by a partition, with
+// TCP resending at ever longer intervals.
+func (a *Agent) failOver() error {
+	a.mu.Lock()
+	a.first = (a.first + 1) % len(a.cfg.Servers)
 	a.mu.Unlock()
 	return a.connect()
 }
@@ -631,6 +656,13 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 			continue
 		default:
 		}
+		if err := a.failOver(); err != nil {
+			a.log.Warn("reconnecting to the servers failed", "err", err)
+		}
+		select {
+		case <-a.renewed: // signalled by failOver: the wait below comes first
+		default:
+		}
 		if !b.wait(ctx) {
 			break
 		}
@@ -691,12 +723,13 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 			// again can help then.
 			if nodeapi.IsRefused(err) || !a.now().Before(a.Stats().SVIDExpiresAt) {
 				a.recover(ctx)
-			} else if err := a.connect(); err != nil {
-				// The next attempt goes over new connections: the one that
-				// failed may be stalled by a partition, and TCP resends
-				// over it at ever longer intervals, so that after the heal
-				// it may stay silent longer than the SVID has left. A new
-				// connection gets through at once.
+			} else if err := a.failOver(); err != nil {
+				// The next attempt goes over new connections, to the next
+				// server first: the connection that failed may be stalled
+				// by a partition, and TCP resends over it at ever longer
+				// intervals, so that after the heal it may stay silent
+				// longer than the SVID has left; a new one gets through at
+				// once.
 				a.log.Warn("reconnecting to the servers failed", "err", err)
 			}
 			if !b.waitAtMost(ctx, a.svidLeft()/renewShare) {

@@ -42,7 +42,10 @@
 //     Config.RetryMax), trying each server in turn.
 //   - A renewal of the agent SVID that fails is tried again over new
 //     connections (one a partition stalled may stay silent long after the
-//     heal), each attempt and each wait taking at most a quarter of the
-//     time the SVID has left, so that the agent renews it soon after the
-//     servers are back, however long they were away.
+//     heal), on the next server first, each attempt and each wait taking
+//     at most a quarter of the time the SVID has left, so that the agent
+//     renews it soon after a server is back, however long they were away.
+//     An entry stream that fails is opened again on the next server too:
+//     a server that answers may yet be unable to serve (cut off from its
+//     database).
 package agent

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // stallingProxy forwards TCP connections to a server until stall is
@@ -98,6 +103,70 @@ func TestRenewalGetsPastAStalledConnection(t *testing.T) {
 	a.WaitSynced(t)
 	first := a.SVID().Certificates[0]
 	p.stall()
+	require.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
+		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired")
+}
+
+// stuckAgents is an agent store that, once stuck, answers nothing until
+// the caller gives up, as one whose database a partition cut off.
+type stuckAgents struct {
+	registry.AgentStore
+	stuck atomic.Bool
+}
+
+func (s *stuckAgents) wait(ctx context.Context) error {
+	if s.stuck.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (s *stuckAgents) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	if err := s.wait(ctx); err != nil {
+		return registry.Agent{}, err
+	}
+	return s.AgentStore.PutAgent(ctx, a)
+}
+
+func (s *stuckAgents) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	if err := s.wait(ctx); err != nil {
+		return registry.Agent{}, err
+	}
+	return s.AgentStore.UpdateAgent(ctx, a)
+}
+
+func (s *stuckAgents) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+	if err := s.wait(ctx); err != nil {
+		return registry.Agent{}, err
+	}
+	return s.AgentStore.GetAgent(ctx, id)
+}
+
+func (s *stuckAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) {
+	if err := s.wait(ctx); err != nil {
+		return nil, err
+	}
+	return s.AgentStore.ListAgents(ctx)
+}
+
+// Property: an agent whose server answers but cannot renew its SVID (its
+// database is out of reach) renews through the next server in time: it
+// does not stay with a server only because the connection to it works.
+func TestRenewalFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
+	store := memstore.New(memstore.Config{})
+	m := newRotation(t)
+	cut := &stuckAgents{AgentStore: store}
+	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeapi.ServerConfig) {
+		c.AgentSVIDTTL, c.Agents = 20*time.Second, cut
+	}})
+	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(20 * time.Second)})
+	cfg := s1.AgentConfig(t)
+	cfg.Servers = []string{s1.Addr, s2.Addr}
+	a := nodetest.StartAgent(t, cfg)
+	a.WaitSynced(t)
+	first := a.SVID().Certificates[0]
+	cut.stuck.Store(true)
 	require.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
 		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired")
 }
