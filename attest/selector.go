@@ -93,6 +93,16 @@ func (s Selector) Validate() error {
 	return nil
 }
 
+// Kind returns the part of the value before its first ':', or the whole
+// value when it has none: "sha256" for unix:sha256:<hex>, "uid" for
+// unix:uid:1000. The built-in attestors, like SPIRE's, write every value
+// as kind:rest, so that a (type, kind) pair names one property an
+// attestor observes; see [Workload.Needed].
+func (s Selector) Kind() string {
+	kind, _, _ := strings.Cut(s.Value, ":")
+	return kind
+}
+
 // IsZero reports whether s is the zero Selector.
 func (s Selector) IsZero() bool { return s == Selector{} }
 

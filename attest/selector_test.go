@@ -90,3 +90,16 @@ func TestSPIRESelectorTypes(t *testing.T) {
 		assert.Equal(t, sel, got)
 	}
 }
+
+func TestSelectorKind(t *testing.T) {
+	for _, tt := range []struct{ value, kind string }{
+		{"sha256:abc", "sha256"},
+		{"uid:1000", "uid"},
+		{"label:app:web", "label"},
+		{"ns", "ns"},
+		{":x", ""},
+		{"", ""},
+	} {
+		assert.Equal(t, tt.kind, attest.Selector{Type: "t", Value: tt.value}.Kind(), tt.value)
+	}
+}

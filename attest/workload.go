@@ -56,6 +56,18 @@ type Workload struct {
 	// inspect it); such an attestor rejects the workload as well, rather
 	// than describe an executable it cannot tie to the connection.
 	Executable *FileID
+
+	// Needed, when not nil, reports whether a selector of type typ and
+	// kind kind (see [Selector.Kind]) could matter: whether some
+	// registration entry has one. An attestor may then skip the work
+	// whose only product is selectors nobody needs (attest/unix hashes
+	// the executable only if Needed("unix", "sha256")); it may still
+	// return them. Nil means every selector may be needed. A server that
+	// keeps a workload's selectors while its entries change (a Workload
+	// API stream) must attest it again once a kind it was told is not
+	// needed becomes needed; package issuer does. It may be called
+	// concurrently.
+	Needed func(typ, kind string) bool
 }
 
 // FileID identifies a file on one machine: the device of its file system

@@ -52,6 +52,20 @@
 // 10). JWT-SVIDs are minted on request and reused for the same entry and
 // audience until half their life. No lifetime exceeds what the CA has left.
 //
+// # Attestation
+//
+// Each caller is attested with what the Workload API server recorded of it
+// when it accepted the connection (endpoint.Caller.Workload), so that a
+// process that exited, or executed another file, since it connected is
+// refused (see attest/unix for what a path or hash selector promises).
+// The attestor is also told which selector kinds the registry's entries
+// use (attest.Workload.Needed, answered from the index), so that it can
+// skip what no entry could match: attest/unix hashes the caller's
+// executable only while some entry selects a hash. A stream keeps the
+// selectors of its first attestation; when an entry comes to use a kind
+// its attestation skipped, Run attests its caller again (a caller then
+// rejected loses its stream with PermissionDenied).
+//
 // # Remote signing
 //
 // A node agent holds no CA key: its server signs. It passes a [Signer] that

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -20,7 +19,11 @@ const maxSubscribeRounds = 4
 // trusts. It implements endpoint.Handler.
 //
 // The caller is attested once, when the stream opens: the entries that apply
-// to it follow the registry, its selectors stay those of that moment.
+// to it follow the registry, its selectors stay those of that moment. The
+// attestor is told which selector kinds the registry's entries use, and
+// may skip the others (attest/unix hashes the executable only when an
+// entry selects a hash); when an entry comes to use one it skipped, Run
+// attests the caller again.
 //
 // The SVIDs it lacks are minted in one batch (see Config.MaxBatch) by Run,
 // or awaited when another caller or Run's refresh is minting them; no lock
@@ -41,12 +44,18 @@ const maxSubscribeRounds = 4
 // A caller the attestor rejects (its process is gone, or runs as another user
 // than the one that connected) gets the same error.
 func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoint.Subscription, error) {
-	sels, err := i.selectors(ctx, caller)
+	a, err := i.attest(ctx, caller)
 	if err != nil {
 		return nil, err
 	}
 	for round := 0; ; round++ {
-		sub, wait, err := i.subscribeOnce(caller, sels, round)
+		sub, wait, err := i.subscribeOnce(caller, a, round)
+		if errors.Is(err, errStale) {
+			if a, err = i.attest(ctx, caller); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if sub != nil || err != nil {
 			return sub, err
 		}
@@ -68,7 +77,7 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 // subscribeOnce registers the subscription when every SVID of the caller's
 // entries is cached, or in backoff after a failed mint (skipped). Otherwise it queues a mint, for Run, of those nobody
 // is minting, and returns the mints to wait for before the next round.
-func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, round int) (*subscription, []*mintCall, error) {
+func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attested, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	select {
@@ -76,8 +85,17 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 		return nil, nil, errClosed
 	default:
 	}
+	if i.stale(a) {
+		// Checked under i.mu, which Run's reattest holds to find the
+		// streams to attest again: an entry indexed before this check is
+		// seen here, one indexed after it by reattest.
+		if round >= maxSubscribeRounds {
+			return nil, nil, fmt.Errorf("issuer: %w: entries keep changing", endpoint.ErrUnavailable)
+		}
+		return nil, nil, errStale
+	}
 	now := i.now()
-	entries := i.entries(sels)
+	entries := i.entries(a.selectors)
 	if len(entries) == 0 {
 		return nil, nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
 	}
@@ -127,7 +145,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 		// given now, and retries (the error wraps ErrUnavailable).
 		return nil, nil, failed
 	}
-	sub := &subscription{iss: i, caller: caller, selectors: sels, changed: make(chan struct{}, 1)}
+	sub := &subscription{iss: i, caller: caller, attested: a, changed: make(chan struct{}, 1)}
 	sub.update(v)
 	i.subs[sub] = struct{}{}
 	if due {
@@ -140,9 +158,11 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, sels []attest.Selector, r
 
 // subscription is one caller's live view. Run's loop replaces the snapshot and signals changed; the server reads both.
 type subscription struct {
-	iss       *Issuer
-	caller    endpoint.Caller
-	selectors []attest.Selector // attested once, when the stream opened
+	iss    *Issuer
+	caller endpoint.Caller
+	// attested is the caller's attestation when the stream opened, or
+	// later by reattest. Guarded by iss.mu.
+	attested attested
 
 	last      view // guarded by iss.mu
 	published bool // guarded by iss.mu

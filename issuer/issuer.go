@@ -377,6 +377,7 @@ func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 		case <-timer.C:
 		case <-i.wake:
 		}
+		i.reattest(ctx)
 		next := i.refreshAll(ctx)
 		timer.Reset(max(next.Sub(i.now()), 0))
 	}
@@ -515,7 +516,7 @@ func (i *Issuer) wantedLocked(pre []registry.Entry) (map[*subscription][]registr
 		wanted[e.ID] = e
 	}
 	for sub := range i.subs {
-		entries := i.entries(sub.selectors)
+		entries := i.entries(sub.attested.selectors)
 		subEntries[sub] = entries
 		for _, e := range entries {
 			wanted[e.ID] = e

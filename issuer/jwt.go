@@ -76,13 +76,13 @@ func (c *jwtCache) put(key string, t cachedJWT, now time.Time) {
 // no token could be signed, the caller gets the last failure, which wraps
 // endpoint.ErrUnavailable unless the Signer said otherwise.
 func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, params endpoint.JWTSVIDParams) ([]endpoint.JWTSVID, error) {
-	sels, err := i.selectors(ctx, caller)
+	a, err := i.attestFresh(ctx, caller)
 	if err != nil {
 		return nil, err
 	}
 	var out []endpoint.JWTSVID
 	var failed error // the last failure of an entry skipped
-	for _, e := range i.entries(sels) {
+	for _, e := range i.entries(a.selectors) {
 		if !params.ID.IsZero() && e.SPIFFEID != params.ID {
 			continue
 		}

@@ -2,8 +2,6 @@ package issuer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
-	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // minted is the cached X509-SVID of one entry.
@@ -33,45 +30,6 @@ type view struct {
 // equal reports whether v and o hold the same SVIDs and bundles.
 func (v view) equal(o view) bool {
 	return slices.Equal(v.svids, o.svids) && slices.Equal(v.bundles, o.bundles)
-}
-
-// selectors attests caller and returns its selectors, sorted.
-func (i *Issuer) selectors(ctx context.Context, caller endpoint.Caller) ([]attest.Selector, error) {
-	if !caller.HasCredentials() {
-		// Only a caller identified by the kernel can be attested (WE rule 5).
-		return nil, fmt.Errorf("issuer: %w: caller has no kernel credentials", endpoint.ErrNoIdentity)
-	}
-	var start time.Time
-	if i.cfg.Observer != nil {
-		start = time.Now()
-	}
-	// With what the server recorded at accept: the attestor refuses a
-	// process that exited, or executed another file, since it connected.
-	sels, err := i.cfg.Attestor.Attest(ctx, caller.Workload())
-	if o := i.cfg.Observer; o != nil {
-		o.WorkloadAttested(attestOutcome(err), time.Since(start))
-	}
-	switch {
-	case errors.Is(err, attest.ErrRejected):
-		return nil, fmt.Errorf("issuer: %w: %w", endpoint.ErrNoIdentity, err)
-	case err != nil && ctx.Err() != nil:
-		return nil, ctx.Err()
-	case err != nil:
-		return nil, fmt.Errorf("issuer: %w: attesting pid %d: %w", endpoint.ErrUnavailable, caller.PID, err)
-	}
-	return sels.Slice(), nil
-}
-
-// attestOutcome is the outcome an Observer is told of an attestation that
-// ended with err.
-func attestOutcome(err error) string {
-	switch {
-	case err == nil:
-		return outcomeOK
-	case errors.Is(err, attest.ErrRejected):
-		return outcomeRejected
-	}
-	return outcomeError
 }
 
 // entries returns the entries that apply to a caller with the given

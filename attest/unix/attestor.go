@@ -18,6 +18,7 @@ const (
 	DefaultProcRoot          = "/proc"
 	DefaultMaxExecutableSize = 256 << 20 // 256 MiB
 	DefaultNameCacheTTL      = time.Minute
+	DefaultHashCacheSize     = 1024
 )
 
 // Config configures [New]. The zero value is a working configuration.
@@ -34,13 +35,27 @@ type Config struct {
 	// CAP_SYS_PTRACE); with SkipExecutable the attestor needs neither.
 	SkipExecutable bool
 
-	// SkipHash, when true, leaves out the sha256 selector. Hashing reads the
-	// whole executable on every attestation, nothing is cached: SHA-256 runs
-	// at roughly 0.5 to 2 GB/s per core depending on the CPU, so a 50 MB
-	// binary costs 25 to 100 ms of CPU per connection, plus the read if the
-	// file is not in the page cache. Turn it off when no registration entry
-	// uses sha256 selectors.
+	// SkipHash, when true, leaves out the sha256 selector. Without it, the
+	// executable is hashed only when the [attest.Workload] says a sha256
+	// selector is needed (Workload.Needed; package issuer asks its
+	// registry), and each file is hashed once while it stays the same
+	// file (see HashCacheSize). SHA-256 runs at roughly 0.5 to 2 GB/s per
+	// core depending on the CPU, so the first attestation of a 50 MB
+	// binary costs 25 to 100 ms of CPU, plus the read if the file is not
+	// in the page cache.
 	SkipHash bool
+
+	// HashCacheSize bounds how many executables' hashes are remembered,
+	// the least recently used forgotten first. A hash is remembered under
+	// the file's device, inode, size, modification and change times, read
+	// from the descriptor it was hashed through: writing the file, or
+	// putting another file at its path, changes one of them, and the file
+	// is hashed again. A file changed within the second before it was
+	// read is not remembered (file systems stamp changes with a coarse
+	// clock). On file systems whose files can change without these
+	// changing (some network and FUSE file systems), disable the cache.
+	// Zero means [DefaultHashCacheSize]; negative disables the cache.
+	HashCacheSize int
 
 	// MaxExecutableSize bounds the bytes hashed. Attesting a process whose
 	// executable is larger fails (it is not silently left unhashed). Zero
@@ -52,7 +67,8 @@ type Config struct {
 	// disables the cache.
 	NameCacheTTL time.Duration
 
-	// Now returns the current time for the name cache. Nil means time.Now.
+	// Now returns the current time for the name and hash caches. Nil
+	// means time.Now.
 	Now func() time.Time
 
 	// Logger receives a warning for each selector the attestor leaves out
@@ -73,7 +89,8 @@ type Config struct {
 //	supplementary_gid:<n>     one per supplementary group
 //	supplementary_group:<name> one per supplementary group with a name
 //	path:<path>               executable path (unless Config.SkipExecutable)
-//	sha256:<hex>              SHA-256 of the executable (unless SkipExecutable or SkipHash)
+//	sha256:<hex>              SHA-256 of the executable (unless SkipExecutable or SkipHash,
+//	                          or the Workload says no entry needs it)
 //
 // A property that would not make a valid [attest.Selector] is left out, with
 // a warning to Config.Logger, and the others are returned: Linux allows any
@@ -136,6 +153,7 @@ type Attestor struct {
 	skipHash          bool
 	maxExecutableSize int64
 	names             *nameCache
+	hashes            *hashCache
 	log               *slog.Logger
 }
 
@@ -174,6 +192,11 @@ func New(cfg Config) (*Attestor, error) {
 		now = time.Now
 	}
 	a.names = newNameCache(ttl, now)
+	size := cfg.HashCacheSize
+	if size == 0 {
+		size = DefaultHashCacheSize
+	}
+	a.hashes = newHashCache(size, now)
 	return a, nil
 }
 

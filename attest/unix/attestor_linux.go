@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	sys "golang.org/x/sys/unix"
 
@@ -108,7 +109,10 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 	}
 	var exeID attest.FileID
 	if !a.skipExecutable {
-		exe, st, err := openExe(dir)
+		// Hashing is the one costly read: done only when an entry could
+		// use the hash.
+		hash := !a.skipHash && (w.Needed == nil || w.Needed(SelectorType, "sha256"))
+		exe, st, err := openExe(dir, hash)
 		if err != nil {
 			return facts{}, err
 		}
@@ -126,7 +130,7 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 		if f.path, err = fdPath(exe); err != nil {
 			return facts{}, err
 		}
-		if !a.skipHash {
+		if hash {
 			if f.sha256, err = a.hashExe(ctx, exe, &st); err != nil {
 				return facts{}, err
 			}
@@ -217,11 +221,15 @@ func readStat(dir int) (procStat, error) {
 
 // openExe opens the file the process of dir executes, through
 // /proc/<pid>/exe, which reaches it even if its path now names another
-// file, and returns it with its status. The descriptor only refers to the
-// file (O_PATH): naming it takes no read permission.
-func openExe(dir int) (*os.File, sys.Stat_t, error) {
+// file, and returns it with its status: for reading when read is set,
+// else only to refer to it (O_PATH), which takes no read permission.
+func openExe(dir int, read bool) (*os.File, sys.Stat_t, error) {
 	var st sys.Stat_t
-	fd, err := sys.Openat(dir, "exe", sys.O_PATH|sys.O_CLOEXEC, 0)
+	mode := sys.O_PATH
+	if read {
+		mode = sys.O_RDONLY
+	}
+	fd, err := sys.Openat(dir, "exe", mode|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, st, fmt.Errorf("unix: %w", &os.PathError{Op: "openat", Path: "exe", Err: err})
 	}
@@ -253,7 +261,8 @@ func fdPath(f *os.File) (string, error) {
 func selfFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 // hashExe returns the hex SHA-256 of exe, the executable as openExe
-// returned it with its status st.
+// returned it (open for reading) with its status st: remembered from an
+// earlier attestation of the same unchanged file, or read from exe.
 func (a *Attestor) hashExe(ctx context.Context, exe *os.File, st *sys.Stat_t) (string, error) {
 	if st.Mode&sys.S_IFMT != sys.S_IFREG {
 		return "", errors.New("unix: executable is not a regular file")
@@ -261,15 +270,40 @@ func (a *Attestor) hashExe(ctx context.Context, exe *os.File, st *sys.Stat_t) (s
 	if st.Size > a.maxExecutableSize {
 		return "", fmt.Errorf("unix: executable is %d bytes, more than the limit of %d", st.Size, a.maxExecutableSize)
 	}
-	// Reopened for reading through /proc/self/fd: the same file, not
-	// whatever its path names now.
-	f, err := os.OpenFile(selfFD(exe), os.O_RDONLY|sys.O_CLOEXEC, 0)
-	if err != nil {
-		return "", fmt.Errorf("unix: opening executable: %w", err)
+	key := statKey(st)
+	return a.hashes.sum(ctx, key, func() (string, error) {
+		sum, err := hashFile(ctx, exe, a.maxExecutableSize)
+		if err != nil {
+			return "", err
+		}
+		// Written to meanwhile: what was read may mix two versions.
+		var after sys.Stat_t
+		if err := sys.Fstat(int(exe.Fd()), &after); err != nil {
+			return "", fmt.Errorf("unix: %w", &os.PathError{Op: "fstat", Path: "exe", Err: err})
+		}
+		if statKey(&after) != key {
+			return "", errors.New("unix: executable changed while it was hashed")
+		}
+		return sum, nil
+	})
+}
+
+// statKey is the hash cache's key of the file st describes.
+func statKey(st *sys.Stat_t) fileKey {
+	return fileKey{
+		dev:   uint64(st.Dev), // the field types differ by architecture
+		ino:   uint64(st.Ino),
+		size:  st.Size,
+		mtime: time.Unix(st.Mtim.Unix()),
+		ctime: time.Unix(st.Ctim.Unix()),
 	}
-	defer f.Close()
+}
+
+// hashFile returns the hex SHA-256 of f's contents, read from its start,
+// failing if it holds more than limit bytes.
+func hashFile(ctx context.Context, f *os.File, limit int64) (string, error) {
 	h := sha256.New()
-	r := io.LimitReader(f, a.maxExecutableSize+1)
+	r := io.NewSectionReader(f, 0, limit+1)
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -284,9 +318,9 @@ func (a *Attestor) hashExe(ctx context.Context, exe *os.File, st *sys.Stat_t) (s
 			return "", fmt.Errorf("unix: hashing executable: %w", err)
 		}
 	}
-	if total > a.maxExecutableSize {
+	if total > limit {
 		// The file grew after the size check.
-		return "", fmt.Errorf("unix: executable is more than the limit of %d bytes", a.maxExecutableSize)
+		return "", fmt.Errorf("unix: executable is more than the limit of %d bytes", limit)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

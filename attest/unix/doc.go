@@ -25,6 +25,19 @@
 // workloadapi/endpoint does the first half for every connection, and
 // hands the record to its Handler (endpoint.Caller.Workload).
 //
+// # Cost
+//
+// An attestation reads a few small files of /proc/<pid>. The SHA-256 of
+// the executable is the one costly selector: it is computed only when the
+// [attest.Workload] says an entry could need it (Workload.Needed, which
+// package issuer answers from its registry index), and each file is
+// hashed once and remembered by its device, inode, size, modification and
+// change times, read from the very descriptor it is hashed through, in a
+// bounded cache (Config.HashCacheSize). Any write to the file, or another
+// file at its path, changes that key; a process that executes another
+// file gets that file's hash. A file changed within the last second is
+// hashed every time, until it has settled.
+//
 // # What a path or sha256 selector promises
 //
 // A unix:path or unix:sha256 selector says which file the process that

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,8 +54,12 @@ type Index struct {
 	seq       int64
 	records   map[string]*record
 	selectors map[attest.Selector]*selectorNode
+	kinds     map[selectorKind]int // distinct selectors of each type and kind
 	parents   map[spiffeid.ID]*parentNode
 }
+
+// selectorKind is a selector's type and kind (see attest.Selector.Kind).
+type selectorKind struct{ typ, kind string }
 
 // record is one indexed entry. Its entry has nil Selectors: they are kept,
 // interned, in sels. The record is listed under one of its selectors only,
@@ -101,6 +106,7 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 		conf:      c,
 		records:   make(map[string]*record),
 		selectors: make(map[attest.Selector]*selectorNode),
+		kinds:     make(map[selectorKind]int),
 		parents:   make(map[spiffeid.ID]*parentNode),
 	}
 	head, err := src.Head(ctx)
@@ -234,6 +240,13 @@ func (x *Index) put(e registry.Entry) {
 		if n == nil {
 			n = &selectorNode{sel: s}
 			x.selectors[s] = n
+			k := selectorKind{s.Type, s.Kind()}
+			if x.kinds[k] == 0 {
+				// Its own copy: the kind is a piece of the value, which
+				// may be long and may go before the kind does.
+				k.kind = strings.Clone(k.kind)
+			}
+			x.kinds[k]++
 		}
 		n.uses++
 		r.sels[i] = n
@@ -266,6 +279,10 @@ func (x *Index) remove(r *record) {
 	for _, n := range r.sels {
 		if n.uses--; n.uses == 0 {
 			delete(x.selectors, n.sel)
+			k := selectorKind{n.sel.Type, n.sel.Kind()}
+			if x.kinds[k]--; x.kinds[k] == 0 {
+				delete(x.kinds, k)
+			}
 		}
 	}
 	p := r.parent
@@ -277,6 +294,16 @@ func (x *Index) remove(r *record) {
 		delete(x.parents, p.id)
 	}
 	delete(x.records, r.entry.ID)
+}
+
+// Uses reports whether some indexed entry has a selector of type typ and
+// kind kind (see attest.Selector.Kind): "unix", "sha256" for an entry that
+// selects an executable's hash. It costs one map lookup, for
+// attest.Workload.Needed.
+func (x *Index) Uses(typ, kind string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.kinds[selectorKind{typ, kind}] > 0
 }
 
 // ForWorkload returns the entries that apply to a workload attested with the

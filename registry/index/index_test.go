@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -284,4 +285,41 @@ func TestRun(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 	})
+}
+
+// TestUses checks the index's count of the selector kinds its entries
+// use, by which an attestor learns which selectors it may skip: a kind is
+// used while one entry has a selector of it, and only then.
+func TestUses(t *testing.T) {
+	s := memstore.New(memstore.Config{})
+	hash := sel("unix", "sha256:"+strings.Repeat("a", 64))
+	first := create(t, s, "/a", "/agent", sel("unix", "uid:1"), hash)
+	idx, err := index.New(t.Context(), s, index.Config{})
+	require.NoError(t, err)
+	assert.True(t, idx.Uses("unix", "sha256"))
+	assert.True(t, idx.Uses("unix", "uid"))
+	assert.False(t, idx.Uses("unix", "path"))
+	assert.False(t, idx.Uses("k8s", "sha256"), "a kind belongs to its type")
+
+	// A second entry with the same selector, and another of the same kind.
+	second := create(t, s, "/b", "/agent", hash)
+	third := create(t, s, "/c", "/agent", sel("unix", "sha256:"+strings.Repeat("b", 64)), sel("k8s", "ns"))
+	_, err = idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.True(t, idx.Uses("k8s", "ns"), "a value without ':' is its own kind")
+
+	for _, e := range []registry.Entry{first, second} {
+		_, err := s.Delete(t.Context(), e.ID, 0)
+		require.NoError(t, err)
+		_, err = idx.Sync(t.Context())
+		require.NoError(t, err)
+		assert.True(t, idx.Uses("unix", "sha256"), "the third entry still has one")
+	}
+	assert.False(t, idx.Uses("unix", "uid"))
+	_, err = s.Delete(t.Context(), third.ID, 0)
+	require.NoError(t, err)
+	_, err = idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.False(t, idx.Uses("unix", "sha256"))
+	assert.False(t, idx.Uses("k8s", "ns"))
 }
