@@ -129,6 +129,8 @@ func (s *Server) batchError(r *http.Request, err error) batchResultJSON {
 		return batchResultJSON{Error: err.Error(), Code: codeInvalid}
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return batchResultJSON{Error: err.Error(), Code: codeAlreadyExists}
+	case s.timedOut(r, err):
+		return batchResultJSON{Error: s.timeoutMessage(), Code: codeUnavailable}
 	}
 	s.log.Error("admin: batch entry failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	return batchResultJSON{Error: "admin: internal error", Code: codeInternal}

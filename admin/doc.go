@@ -42,8 +42,9 @@
 // agent IDs contain slashes, and authorities (GET; POST
 // /authorities/{x509|jwt}/prepare; /activate, with an optional
 // {"authority_id": "..."}; /taint and /revoke with one). Errors are {"error": "...", "code":
-// "..."} with status 400, 403, 404, 409, 413 or 500; request bodies are bounded by
-// [MaxRequestBody], a batch's by [MaxBatchRequestBody].
+// "..."} with status 400, 403, 404, 409, 413, 500 or 503 (code "unavailable": the
+// server's stores did not answer within [Config.RequestTimeout]); request bodies are
+// bounded by [MaxRequestBody], a batch's by [MaxBatchRequestBody].
 //
 // # What an entry may hold
 //

@@ -62,6 +62,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, codeAlreadyExists, err.Error())
 	case errors.Is(err, ErrFailedPrecondition):
 		writeError(w, http.StatusConflict, codeFailedPrecondition, err.Error())
+	case s.timedOut(r, err):
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, s.timeoutMessage())
 	default:
 		s.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, codeInternal, "admin: internal error")

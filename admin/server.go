@@ -25,6 +25,10 @@ const MaxRequestBody = 1<<20 + registry.MaxBundleDocument
 // requests in flight to finish before it closes their connections.
 const ShutdownGrace = 5 * time.Second
 
+// DefaultRequestTimeout bounds the work of one request when
+// Config.RequestTimeout is zero.
+const DefaultRequestTimeout = 20 * time.Second
+
 // A TokenIssuer makes join tokens: single-use secrets that admit one node
 // agent. The admin API hands the token to the operator once; it never
 // logs it.
@@ -65,6 +69,11 @@ type Config struct {
 	// AllowedUIDs are the uids of the processes that may use the API. Nil
 	// or empty means root (0) and the server's own uid.
 	AllowedUIDs []int
+	// RequestTimeout bounds the work of one request: when its stores have
+	// not answered by then (a database out of reach), the request fails
+	// with 503 and the code "unavailable", saying so, instead of leaving
+	// the caller waiting. Zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 // Server serves the administration API. Every connection is identified by
@@ -98,6 +107,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("admin: token issuer is required")
 	case cfg.Bundle == nil:
 		return nil, errors.New("admin: bundle source is required")
+	case cfg.RequestTimeout < 0:
+		return nil, errors.New("admin: the request timeout must not be negative")
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
@@ -187,8 +201,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, codePermissionDenied,
 			fmt.Sprintf("admin: permission denied: uid %d may not administer this server", p.uid))
 	default:
-		s.mux.ServeHTTP(w, r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		s.mux.ServeHTTP(w, r.WithContext(ctx))
 	}
+}
+
+// timedOut reports whether the request ran out of time (see
+// Config.RequestTimeout), and logs it: its failure says so, not
+// "internal error".
+func (s *Server) timedOut(r *http.Request, err error) bool {
+	if !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		return false
+	}
+	s.log.Error("admin: request timed out", "method", r.Method, "path", r.URL.Path, "timeout", s.cfg.RequestTimeout, "err", err)
+	return true
+}
+
+// timeoutMessage is the error of a request that ran out of time.
+func (s *Server) timeoutMessage() string {
+	return fmt.Sprintf("admin: the server's stores did not answer within %s; is its database reachable?", s.cfg.RequestTimeout)
 }
 
 // ListenUnix listens on a unix socket at path with file mode 0600, so that

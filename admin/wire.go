@@ -80,7 +80,9 @@ const (
 	// codeFailedPrecondition: the request is valid, but the state of what
 	// it names forbids it (tainting the active authority).
 	codeFailedPrecondition = "failed_precondition"
-	codeInternal           = "internal"
+	// codeUnavailable: the server's stores did not answer in time.
+	codeUnavailable = "unavailable"
+	codeInternal    = "internal"
 )
 
 func selectorsToJSON(ss []attest.Selector) []selectorJSON {
