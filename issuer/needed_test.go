@@ -17,6 +17,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
@@ -98,6 +99,7 @@ func defaultUnix(t testing.TB) attest.WorkloadAttestor {
 // caller's executable only while an entry selects a hash, and that an open
 // stream is attested again when the first such entry appears.
 func TestHashOnlyWhenNeeded(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
 	rec := &recordingAttestor{next: defaultUnix(t)}
 	e := newEnv(t, issuer.Config{Attestor: rec})
 	e.serve(t)
@@ -144,6 +146,7 @@ func TestHashOnlyWhenNeeded(t *testing.T) {
 // attestor skipped it: the caller is attested again before its entries
 // are looked up.
 func TestNeededDuringAttestation(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
 	hashID := spiffeid.RequireFromPath(td, "/hashed")
 	rec := &recordingAttestor{next: defaultUnix(t)}
 	e := newEnv(t, issuer.Config{Attestor: rec})
@@ -209,6 +212,7 @@ func (f *flakyAttestor) Attest(_ context.Context, w attest.Workload) (attest.Sel
 func TestReattestOutcomes(t *testing.T) {
 	hashEntry := registry.Entry{SPIFFEID: spiffeid.RequireFromPath(td, "/hashed"), Selectors: []attest.Selector{ourUID, ourHash(t)}}
 	t.Run("rejected", func(t *testing.T) {
+		t.Cleanup(leaktest.Check(t))
 		gone := fmt.Errorf("unix: process executes another file: %w", attest.ErrRejected)
 		e := newEnv(t, issuer.Config{Attestor: &flakyAttestor{hash: ourHash(t), answers: []error{nil, gone}}})
 		e.serve(t)
@@ -219,6 +223,7 @@ func TestReattestOutcomes(t *testing.T) {
 		requireCode(t, codes.PermissionDenied, w.nextErr(t))
 	})
 	t.Run("failing", func(t *testing.T) {
+		t.Cleanup(leaktest.Check(t))
 		logs := &logtest.Buffer{}
 		f := &flakyAttestor{hash: ourHash(t), answers: []error{nil, errors.New("proc unreadable")}}
 		e := newEnv(t, issuer.Config{Attestor: f, Logger: logs.Logger()})

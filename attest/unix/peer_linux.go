@@ -72,9 +72,16 @@ func Peer(conn syscall.Conn) (attest.Workload, error) {
 		}
 		return w, nil
 	}
-	if pidfdErr == nil {
+	switch {
+	case pidfdErr == nil:
 		w.PIDFD = os.NewFile(uintptr(pidfd), "pidfd:"+strconv.Itoa(w.PID))
+	case errors.Is(pidfdErr, sys.EINVAL):
+		// The kernel knows the process that connected, and that it has
+		// been reaped (Linux 6.5 to 6.15; later ones give a pidfd that
+		// says so): whatever has its PID now is another process.
+		return w, rejected(w.PID, "exited before its connection was accepted", nil)
 	}
+	// Otherwise (ENOPROTOOPT before Linux 6.5) record opens one.
 	return record(DefaultProcRoot, w)
 }
 

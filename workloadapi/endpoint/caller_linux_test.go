@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -22,6 +23,7 @@ import (
 // that the process it inspects later is still the one that connected,
 // running the same file.
 func TestCallerRecordedAtAccept(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
 	f := newFixture(t)
 	h := &recordingHandler{MemoryHandler: f.handler, callers: make(chan endpoint.Caller, 10)}
 	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))

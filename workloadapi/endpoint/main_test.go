@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -43,8 +44,9 @@ type callerReport struct {
 //	fetch ADDR CALLS: CALLS calls one after the other, alternately a
 //	   FetchJWTSVID and a FetchX509SVID stream opened until its first
 //	   response, each timed
+//	dial PATH 0: connect to the unix socket at PATH and exit at once
 //
-// Both print a callerReport as JSON.
+// The first two print a callerReport as JSON.
 func runCaller(role string, args []string) int {
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "want ADDR N")
@@ -65,6 +67,12 @@ func runCaller(role string, args []string) int {
 	ctx := withHeader(context.Background())
 	rep := callerReport{Codes: map[string]int{}}
 	switch role {
+	case "dial":
+		if _, err := net.Dial("unix", args[0]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0 // the connection closes as the process exits
 	case "flood":
 		ctx, cancel := context.WithCancel(ctx)
 		go func() { // the parent closes stdin to stop the flood
