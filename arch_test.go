@@ -32,7 +32,8 @@ func layer(pkg string) (int, bool) {
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "admin":
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "admin", rel == "nodeapi/internal/wire",
+		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
 	case strings.HasPrefix(rel, "registry/"):
 		return 3, true
@@ -43,9 +44,10 @@ func layer(pkg string) (int, bool) {
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
-		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi", rel == "federation":
+		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
+		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate":
 		return 4, true
-	case rel == "spiffetls", rel == "ca/rotation":
+	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver":
 		return 5, true
 	case rel == "issuer":
 		return 6, true
@@ -206,6 +208,12 @@ func TestImportViolation(t *testing.T) {
 		{m("spiffeid"), m("internal/pemutil"), true},
 		{m("agent"), "github.com/spiffe/go-spiffe/v2/spiffeid", false},
 		{m("agent"), m("conformance/internal/workloadtest"), false},
+		// The node protocol: the server side imports the protocol, the
+		// client never the server; both share the wire conversions.
+		{m("nodeapi/nodeserver"), m("nodeapi"), true},
+		{m("nodeapi"), m("nodeapi/nodeserver"), false},
+		{m("nodeapi/nodeserver"), m("nodeapi/internal/wire"), true},
+		{m("nodeapi/internal/wire"), m("nodeapi"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

@@ -19,7 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -27,7 +27,7 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
-// fedSource is a nodeapi.FederationSource whose bundles a test sets.
+// fedSource is a nodeserver.FederationSource whose bundles a test sets.
 type fedSource struct {
 	broadcast.Hub // Subscribe
 	mu            sync.Mutex
@@ -61,7 +61,7 @@ func TestAgentServesFederatedBundlesAndJWTSVIDs(t *testing.T) {
 
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeapi.ServerConfig) { c.Federation = fed }})
+	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) { c.Federation = fed }})
 	a := newAgent(t, s, t.TempDir())
 	web, err := store.Create(t.Context(), registry.Entry{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/web"), ParentID: a.ID(),

@@ -25,6 +25,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -49,8 +50,8 @@ func newRotation(t *testing.T) *rotation.Manager {
 	return m
 }
 
-func shortTTL(ttl time.Duration) func(*nodeapi.ServerConfig) {
-	return func(c *nodeapi.ServerConfig) { c.AgentSVIDTTL = ttl }
+func shortTTL(ttl time.Duration) func(*nodeserver.Config) {
+	return func(c *nodeserver.Config) { c.AgentSVIDTTL = ttl }
 }
 
 // x509PopNode is a node CA and one node certificate it issued.
@@ -62,8 +63,8 @@ func x509PopNode(t *testing.T) (*testca.CA, *x509pop.Client) {
 	return nodeCA, c
 }
 
-func withX509Pop(t *testing.T, nodeCA *testca.CA, mod func(*nodeapi.ServerConfig)) func(*nodeapi.ServerConfig) {
-	return func(c *nodeapi.ServerConfig) {
+func withX509Pop(t *testing.T, nodeCA *testca.CA, mod func(*nodeserver.Config)) func(*nodeserver.Config) {
+	return func(c *nodeserver.Config) {
 		srv, err := x509pop.NewServer(x509pop.ServerConfig{Roots: []*x509.Certificate{nodeCA.Root()}})
 		require.NoError(t, err)
 		c.Attestors = append(c.Attestors, srv)

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -157,7 +157,7 @@ func TestRenewalFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
 	cut := &stuckAgents{AgentStore: store}
-	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeapi.ServerConfig) {
+	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
 		c.AgentSVIDTTL, c.Agents = 20*time.Second, cut
 	}})
 	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(20 * time.Second)})

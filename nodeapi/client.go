@@ -26,6 +26,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/nodeapi/internal/wire"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -328,7 +329,7 @@ func Dial(cfg ClientConfig, svid x509svid.Source) (*Client, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &tls.Certificate{Certificate: chainToDER(s.Certificates), PrivateKey: s.PrivateKey, Leaf: s.Certificates[0]}, nil
+			return &tls.Certificate{Certificate: wire.ChainToDER(s.Certificates), PrivateKey: s.PrivateKey, Leaf: s.Certificates[0]}, nil
 		},
 	}
 	cc, err := dial(cfg, tc)
@@ -462,7 +463,7 @@ func (c *Client) update(resp *nodepb.SyncResponse) (Update, error) {
 	td := c.cfg.TrustDomain
 	var u Update
 	for _, p := range resp.Upserts {
-		e, err := entryFromPB(p)
+		e, err := wire.EntryFromPB(p)
 		if err != nil {
 			return Update{}, err
 		}
@@ -470,7 +471,7 @@ func (c *Client) update(resp *nodepb.SyncResponse) (Update, error) {
 	}
 	for _, id := range resp.DeletedIds {
 		if !registry.ValidEntryID(id) {
-			return Update{}, fmt.Errorf("nodeapi: invalid deleted entry ID %q", truncate(id))
+			return Update{}, fmt.Errorf("nodeapi: invalid deleted entry ID %q", wire.Truncate(id))
 		}
 		u.Deleted = append(u.Deleted, id)
 	}
@@ -486,7 +487,7 @@ func (c *Client) update(resp *nodepb.SyncResponse) (Update, error) {
 		for name, doc := range resp.FederatedBundles {
 			ftd, err := spiffeid.TrustDomainFromString(name)
 			if err != nil || ftd == td {
-				return Update{}, fmt.Errorf("nodeapi: invalid federated trust domain %q", truncate(name))
+				return Update{}, fmt.Errorf("nodeapi: invalid federated trust domain %q", wire.Truncate(name))
 			}
 			b, err := spiffebundle.Parse(ftd, doc)
 			if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -44,6 +45,7 @@ type fakeServer struct {
 
 func startFake(t *testing.T, f *fakeServer, serverPath string) *fakeServer {
 	t.Helper()
+	t.Cleanup(leaktest.Check(t)) // checked after the fake and its clients stopped
 	if f.root == nil {
 		f.root = testca.New(t, td)
 	}

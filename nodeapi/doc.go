@@ -1,6 +1,7 @@
 // Package nodeapi is the protocol between an issuing server and its node
-// agents, server side (Server) and client side (Attest, Dial, Client). It
-// is public so that custom agents can speak it.
+// agents, and its client side (Attest, Dial, Client); the server side is
+// package [github.com/spiffekit/spiffekit/nodeapi/nodeserver]. It is public
+// so that custom agents can speak it.
 //
 // The protocol is gRPC over TLS 1.3 (service "spiffekit.node.v1.Node"):
 //
@@ -45,36 +46,15 @@
 // The server tells an agent what it got wrong about its own request
 // (InvalidArgument, with the reason) and why it is refused (Unauthenticated
 // or PermissionDenied: banned, evicted, SVID superseded or expired, entry
-// not authorized), in fixed words. A node attestor's refusal is a bare
-// "node attestation refused". Everything else (a store or key manager that
-// fails) is Unavailable or Internal with a generic message: the details go
-// to ServerConfig.Logger only, never to the peer, which may not even be
-// authenticated yet. Agents retry anything but PermissionDenied and
-// Unauthenticated (see IsRefused).
-//
-// # Metrics
-//
-// ServerConfig.Observer, when set, is told of every call with its code,
-// every node attestation with its attestor and outcome, and every SVID the
-// CA signs, with how long it took; Server.Stats counts the indexed
-// entries, the agent records and the open entry streams. The package
-// depends on no metrics library: a program turns these into its metrics.
+// not authorized), in fixed words; everything else is Unavailable or
+// Internal with a generic message. The client's errors keep the server's
+// code and message ([CallError]). Agents retry anything but
+// PermissionDenied and Unauthenticated (see [IsRefused]). The client
+// checks everything a server sends: the agent SVID (for the agent's key,
+// in its trust domain, verified by the bundle that comes with it), the
+// entries (by the registry's own rules), chains and bundles.
 //
 // # Usage
-//
-// Server side:
-//
-//	srv, err := nodeapi.NewServer(ctx, nodeapi.ServerConfig{
-//		Authority: ca,        // *rotation.Manager
-//		Registry:  store,     // entries
-//		Agents:    store,     // agent records
-//		Attestors: []attest.NodeAttestor{joinTokens},
-//	})
-//	defer srv.Close()
-//	go srv.Run(ctx)        // follows the registry, the CA and the agent records
-//	go srv.Serve(ctx, lis) // answers the agents
-//
-// Agent side:
 //
 //	cfg := nodeapi.ClientConfig{Servers: []string{"server:8081"}, TrustDomain: td, Bundle: bundle}
 //	svid, err := nodeapi.Attest(ctx, cfg, jointoken.NewClient(token), key)

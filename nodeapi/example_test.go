@@ -12,6 +12,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -30,7 +31,7 @@ func Example() {
 	ca, _ := rotation.New(ctx, rotation.Config{TrustDomain: td})
 	store := memstore.New(memstore.Config{})
 	tokens, _ := jointoken.NewServer(jointoken.ServerConfig{Store: store})
-	srv, _ := nodeapi.NewServer(ctx, nodeapi.ServerConfig{
+	srv, _ := nodeserver.New(ctx, nodeserver.Config{
 		Authority: ca, Registry: store, Agents: store, Attestors: []attest.NodeAttestor{tokens},
 	})
 	defer srv.Close()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/internal/wire"
 )
 
 // FuzzUpdate feeds the client's conversion of entry stream messages with
@@ -27,35 +28,12 @@ func FuzzUpdate(f *testing.F) {
 			return // refused input is fine; a panic is not
 		}
 		for _, e := range u.Upserts {
-			again, err := nodeapi.EntryFromPB(nodeapi.EntryToPB(e))
+			again, err := wire.EntryFromPB(wire.EntryToPB(e))
 			require.NoError(t, err)
 			require.Equal(t, e, again)
 		}
 		for _, b := range u.FederatedBundles {
 			require.NotEqual(t, td, b.TrustDomain(), "the own trust domain never comes through federation")
 		}
-	})
-}
-
-// FuzzEntryRoundTrip checks that an entry accepted from the wire converts
-// back to the same wire form and to an equal entry.
-func FuzzEntryRoundTrip(f *testing.F) {
-	seed, err := proto.Marshal(validPBEntry())
-	require.NoError(f, err)
-	f.Add(seed)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var p nodepb.Entry
-		if proto.Unmarshal(data, &p) != nil {
-			return
-		}
-		e, err := nodeapi.EntryFromPB(&p)
-		if err != nil {
-			return
-		}
-		pb := nodeapi.EntryToPB(e)
-		again, err := nodeapi.EntryFromPB(pb)
-		require.NoError(t, err)
-		require.Equal(t, e, again)
-		require.True(t, proto.Equal(pb, nodeapi.EntryToPB(again)))
 	})
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -104,7 +104,8 @@ type Config struct {
 
 	// CATTL, X509SVIDTTL, JWTSVIDTTL and AgentSVIDTTL are lifetimes; zero
 	// means the defaults of ca/rotation (24 h CA, 1 h X509-SVID, 5 min
-	// JWT-SVID) and nodeapi (1 h agent SVID).
+	// JWT-SVID) and nodeapi/nodeserver (1 h agent
+	// SVID).
 	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
 
 	// PollInterval is the safety net behind the stores' notifications.
@@ -160,9 +161,9 @@ type Config struct {
 	Logger *slog.Logger
 
 	// NodeObserver, when not nil, is told of every node API call, node
-	// attestation and signing (see nodeapi.Observer). Nil costs nothing.
+	// attestation and signing (see nodeserver.Observer). Nil costs nothing.
 	// The server's state is read with Stats.
-	NodeObserver nodeapi.Observer
+	NodeObserver nodeserver.Observer
 }
 
 // Stores are the records an issuing server keeps. Each field is an

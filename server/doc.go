@@ -1,9 +1,9 @@
 // Package server assembles an issuing server from the kit's parts: a
 // self-rotating CA (ca/rotation, over any ca.KeyManager, optionally under
 // a ca.UpstreamAuthority), a registry (any backend of the registry store
-// interfaces), the node API that agents attest to and sync from (nodeapi,
-// with the node attestors it is given) and an administration socket
-// (admin).
+// interfaces), the node API that agents attest to and sync from
+// (nodeapi/nodeserver, with the node attestors it is given) and an
+// administration socket (admin).
 //
 // [Config] takes Go values, not file names: the program opens databases,
 // reads PEM files and reloads certificates. [OpenSQLite] makes the common

@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -36,7 +37,7 @@ type Server struct {
 	stores   Stores
 	ca       *rotation.Manager
 	trust    *trust
-	node     *nodeapi.Server
+	node     *nodeserver.Server
 	admin    *admin.Server
 	nodeLis  net.Listener
 	adminLis net.Listener
@@ -92,7 +93,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.trust.refresh(ctx); err != nil {
 		return nil, err
 	}
-	if s.node, err = nodeapi.NewServer(ctx, nodeapi.ServerConfig{
+	if s.node, err = nodeserver.New(ctx, nodeserver.Config{
 		Authority:    s.trust,
 		Registry:     cfg.Stores.Entries,
 		Agents:       cfg.Stores.Agents,
@@ -234,7 +235,7 @@ func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.cfg.TrustDomain }
 func (s *Server) CA() *rotation.Manager { return s.ca }
 
 // Node returns the node API server.
-func (s *Server) Node() *nodeapi.Server { return s.node }
+func (s *Server) Node() *nodeserver.Server { return s.node }
 
 // FederationAddr returns the address the bundle endpoint listens on, or
 // nil when Config.FederationBind is empty.

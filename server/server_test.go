@@ -142,7 +142,7 @@ func TestRunReturnsItsPartsFailures(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	err = s.Run(t.Context())
-	require.ErrorContains(t, err, "nodeapi: the server is closed")
+	require.ErrorContains(t, err, "nodeserver: the server is closed")
 	joined, ok := err.(interface{ Unwrap() []error })
 	require.True(t, ok, "%v", err)
 	assert.Len(t, joined.Unwrap(), 2, "the node API's Serve and Run: %v", err)

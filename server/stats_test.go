@@ -13,7 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/server"
 )
 
-// nodeCounts is a nodeapi.Observer that counts what it is told, by
+// nodeCounts is a nodeserver.Observer that counts what it is told, by
 // "method code", "attestor outcome" and SVID type.
 type nodeCounts struct {
 	mu       sync.Mutex

@@ -15,7 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -30,7 +30,7 @@ type sharedStore interface {
 // rotating CA, merged with the authorities the other servers sharing the
 // database publish, less those an operator revoked, and the federated
 // bundles kept in the database. It is the ca.Authority and
-// nodeapi.FederationSource of the server.
+// nodeserver.FederationSource of the server.
 //
 // # Taints and revocations across servers
 //
@@ -83,8 +83,8 @@ const (
 )
 
 var (
-	_ ca.Authority             = (*trust)(nil)
-	_ nodeapi.FederationSource = (*trust)(nil)
+	_ ca.Authority                = (*trust)(nil)
+	_ nodeserver.FederationSource = (*trust)(nil)
 )
 
 func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog.Logger, now func() time.Time) *trust {
@@ -179,7 +179,7 @@ func (t *trust) federatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
 	return nil
 }
 
-// Subscribe implements ca.Authority and nodeapi.FederationSource.
+// Subscribe implements ca.Authority and nodeserver.FederationSource.
 func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
 // merge builds the trust domain's bundle from the own CA's and the

@@ -26,6 +26,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -144,7 +145,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if cfg.Before != nil {
 		cfg.Before(e)
 	}
-	e.srv = nodetest.StartNodeServer(tb, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeapi.ServerConfig) {
+	e.srv = nodetest.StartNodeServer(tb, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
 		c.Registry, c.Agents, c.PollInterval = e.src, e.agents, cfg.PollInterval
 	}})
 	return e

@@ -6,7 +6,7 @@
 // prometheus/client_golang) beside a /healthz health check.
 //
 // The metrics themselves are each program's: they implement the observer
-// interfaces of the library packages (nodeapi.Observer, issuer.Observer,
+// interfaces of the library packages (nodeserver.Observer, issuer.Observer,
 // endpoint.Observer) and read their Stats at each scrape. The library
 // depends on no metrics package; only the programs import Prometheus.
 //

@@ -313,7 +313,7 @@ func TestRunRefusedJoinToken(t *testing.T) {
 		"-trust-bundle", s.bundle, "-join-token", tok, "-socket", socketPath(t)}, io.Discard, &stderr)
 	assert.Equal(t, ExitFailure, code)
 	last := lastLine(stderr.String())
-	assert.Equal(t, "spiffe-agent run: agent: the server refused attestation: nodeapi: attesting: PermissionDenied: nodeapi: node attestation refused", last)
+	assert.Equal(t, "spiffe-agent run: agent: the server refused attestation: nodeapi: attesting: PermissionDenied: nodeserver: node attestation refused", last)
 	assert.NotContains(t, stderr.String(), secret, "the token's secret is never printed")
 }
 

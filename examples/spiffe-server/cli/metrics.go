@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	issuing "github.com/spiffekit/spiffekit/server"
 )
 
@@ -15,7 +15,7 @@ import (
 const namespace metrics.Namespace = "spiffekit_server"
 
 // nodeMetrics are the metrics of the node API, told by its
-// nodeapi.Observer. Its methods update counters and histograms, which never
+// nodeserver.Observer. Its methods update counters and histograms, which never
 // block.
 type nodeMetrics struct {
 	rpcs         *prometheus.CounterVec
@@ -25,7 +25,7 @@ type nodeMetrics struct {
 	signSeconds  *prometheus.HistogramVec
 }
 
-var _ nodeapi.Observer = (*nodeMetrics)(nil)
+var _ nodeserver.Observer = (*nodeMetrics)(nil)
 
 // newNodeMetrics registers the node API's metrics with reg.
 func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
@@ -49,7 +49,7 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 	return m
 }
 
-// RPC implements nodeapi.Observer.
+// RPC implements nodeserver.Observer.
 func (m *nodeMetrics) RPC(method string, code codes.Code, d time.Duration) {
 	m.rpcs.WithLabelValues(method, code.String()).Inc()
 	if method != "Sync" {
@@ -57,12 +57,12 @@ func (m *nodeMetrics) RPC(method string, code codes.Code, d time.Duration) {
 	}
 }
 
-// NodeAttested implements nodeapi.Observer.
+// NodeAttested implements nodeserver.Observer.
 func (m *nodeMetrics) NodeAttested(attestor, outcome string) {
 	m.attestations.WithLabelValues(attestor, outcome).Inc()
 }
 
-// Signed implements nodeapi.Observer.
+// Signed implements nodeserver.Observer.
 func (m *nodeMetrics) Signed(svidType string, d time.Duration, err error) {
 	outcome := "ok"
 	if err != nil {

@@ -7,7 +7,7 @@
 // several servers sharing one database), with its admin API on a unix
 // socket; [StartServerIn] keeps its state in a directory, so that a server
 // stopped and started again keeps its CA and records. [StartNodeServer]
-// runs a bare node API server (package nodeapi) over a CA manager the test
+// runs a bare node API server (package nodeapi/nodeserver) over a CA manager the test
 // holds, for tests of the agent that control what the server does: stop it,
 // start it again on the same address, shorten the agent SVID's lifetime,
 // serve federated bundles of the test's choosing. [StartAgent] runs a node

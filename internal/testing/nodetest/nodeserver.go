@@ -13,7 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -40,9 +40,9 @@ type NodeConfig struct {
 	// waiting while the port is still held.
 	Addr string
 	// Edit, when not nil, changes the server's configuration before
-	// nodeapi.NewServer: to add node attestors to join_token, shorten the
+	// nodeserver.New: to add node attestors to join_token, shorten the
 	// agent SVID's lifetime, serve federated bundles, wrap the stores.
-	Edit func(*nodeapi.ServerConfig)
+	Edit func(*nodeserver.Config)
 	// ServeOnly serves agents without running the server's Run: the server
 	// indexes the store once, when it starts, and reads none of its later
 	// changes, as a server does between two reads of the change feed when
@@ -50,11 +50,11 @@ type NodeConfig struct {
 	ServeOnly bool
 }
 
-// NodeServer is a bare node API server (package nodeapi) running until the
+// NodeServer is a bare node API server (package nodeapi/nodeserver) running until the
 // test ends or Stop: no admin API, bundle endpoint or bundle shared with
 // other servers; its CA manager and store are the test's to drive.
 type NodeServer struct {
-	*nodeapi.Server
+	*nodeserver.Server
 	// CA is the server's CA manager.
 	CA *rotation.Manager
 	// Store is the server's store.
@@ -84,7 +84,7 @@ func StartNodeServer(t testing.TB, cfg NodeConfig) *NodeServer {
 	}
 	tokens, err := jointoken.NewServer(jointoken.ServerConfig{Store: cfg.Store})
 	require.NoError(t, err)
-	sc := nodeapi.ServerConfig{
+	sc := nodeserver.Config{
 		Authority: cfg.CA,
 		Registry:  cfg.Store,
 		Agents:    cfg.Store,
@@ -93,7 +93,7 @@ func StartNodeServer(t testing.TB, cfg NodeConfig) *NodeServer {
 	if cfg.Edit != nil {
 		cfg.Edit(&sc)
 	}
-	srv, err := nodeapi.NewServer(t.Context(), sc)
+	srv, err := nodeserver.New(t.Context(), sc)
 	require.NoError(t, err)
 	lis, err := listen(cfg.Addr)
 	if err != nil {

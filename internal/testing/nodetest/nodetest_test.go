@@ -12,6 +12,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -82,7 +83,7 @@ func TestServersOnPostgreSQL(t *testing.T) {
 // store, serves its agents again.
 func TestNodeServerStartedAgain(t *testing.T) {
 	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{
-		Edit: func(c *nodeapi.ServerConfig) { c.AgentSVIDTTL = time.Hour },
+		Edit: func(c *nodeserver.Config) { c.AgentSVIDTTL = time.Hour },
 	})
 	a := nodetest.StartAgent(t, s.AgentConfig(t))
 	web := s.Register(t, a.ID(), "/web")

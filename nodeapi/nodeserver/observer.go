@@ -1,4 +1,4 @@
-package nodeapi
+package nodeserver
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 
 // An Observer is told what a Server does, for metrics: each call agents
 // make, each node attestation and each SVID signed. Set it in
-// ServerConfig.Observer; without one the server does no accounting at all.
+// Config.Observer; without one the server does no accounting at all.
 //
 // The server calls the methods on the goroutines of the calls, and of the
 // signing workers of a batch, concurrently, never with a lock of its own
@@ -51,9 +51,9 @@ const (
 	outcomeError   = "error"
 )
 
-// ServerStats is a snapshot of a Server's state, for metrics and health
+// Stats is a snapshot of a Server's state, for metrics and health
 // checks.
-type ServerStats struct {
+type Stats struct {
 	// Entries is the number of registration entries the server has
 	// indexed.
 	Entries int
@@ -66,11 +66,8 @@ type ServerStats struct {
 }
 
 // Stats returns a snapshot of the server's state. It reads memory only.
-func (s *Server) Stats() ServerStats {
-	s.mu.Lock()
-	agents := len(s.agents)
-	s.mu.Unlock()
-	return ServerStats{Entries: s.idx.Len(), Agents: agents, Streams: int(s.streams.Load())}
+func (s *Server) Stats() Stats {
+	return Stats{Entries: s.idx.Len(), Agents: s.agents.Len(), Streams: int(s.streams.Load())}
 }
 
 // observeStart returns the time an observed operation starts, or the zero

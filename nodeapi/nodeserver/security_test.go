@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"bytes"
@@ -25,14 +25,15 @@ import (
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
-func withJoinToken(t testing.TB) func(*nodeapi.ServerConfig) {
-	return func(cfg *nodeapi.ServerConfig) {
+func withJoinToken(t testing.TB) func(*nodeserver.Config) {
+	return func(cfg *nodeserver.Config) {
 		jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: cfg.Agents.(*memstore.Store)})
 		require.NoError(t, err)
 		cfg.Attestors = append(cfg.Attestors, jt)
@@ -92,8 +93,8 @@ func newX509PopNode(t testing.TB, nodeCA *testca.CA) *x509pop.Client {
 	return c
 }
 
-func withX509Pop(t testing.TB, nodeCA *testca.CA) func(*nodeapi.ServerConfig) {
-	return func(cfg *nodeapi.ServerConfig) {
+func withX509Pop(t testing.TB, nodeCA *testca.CA) func(*nodeserver.Config) {
+	return func(cfg *nodeserver.Config) {
 		srv, err := x509pop.NewServer(x509pop.ServerConfig{Roots: []*x509.Certificate{nodeCA.Root()}})
 		require.NoError(t, err)
 		cfg.Attestors = append(cfg.Attestors, srv)
@@ -383,7 +384,7 @@ func TestSupersededAgentSVIDLosesItsStream(t *testing.T) {
 // authenticates nothing, and an open stream of such an agent ends.
 func TestExpiredAgentSVIDIsRefused(t *testing.T) {
 	var skew atomic.Int64
-	e := newEnv(t, func(cfg *nodeapi.ServerConfig) {
+	e := newEnv(t, func(cfg *nodeserver.Config) {
 		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 		cfg.AgentSVIDTTL = time.Minute
 	})
@@ -440,37 +441,37 @@ func TestServeReturnsWithOpenStream(t *testing.T) {
 	e.cancel()
 	err := end(t)
 	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-	assert.Equal(t, "nodeapi: the server is shutting down", status.Convert(err).Message())
+	assert.Equal(t, "nodeserver: the server is shutting down", status.Convert(err).Message())
 	assert.False(t, nodeapi.IsRefused(err), "a draining server is not a refusal: %v", err)
 }
 
 func TestNewServerValidation(t *testing.T) {
 	e := newEnv(t, nil)
-	base := nodeapi.ServerConfig{Authority: e.ca, Registry: e.store, Agents: e.store, Attestors: []attest.NodeAttestor{echoAttestor{}}}
+	base := nodeserver.Config{Authority: e.ca, Registry: e.store, Agents: e.store, Attestors: []attest.NodeAttestor{echoAttestor{}}}
 	for _, tt := range []struct {
 		name string
-		mod  func(*nodeapi.ServerConfig)
+		mod  func(*nodeserver.Config)
 		want string
 	}{
-		{"no authority", func(c *nodeapi.ServerConfig) { c.Authority = nil }, "nodeapi: ServerConfig.Authority is required"},
-		{"no registry", func(c *nodeapi.ServerConfig) { c.Registry = nil }, "nodeapi: ServerConfig.Registry is required"},
-		{"no agents", func(c *nodeapi.ServerConfig) { c.Agents = nil }, "nodeapi: ServerConfig.Agents is required"},
-		{"no attestor", func(c *nodeapi.ServerConfig) { c.Attestors = nil }, "nodeapi: ServerConfig.Attestors needs at least one node attestor"},
-		{"nil attestor", func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{nil} }, "nodeapi: a node attestor is nil or has no type"},
-		{"two of a type", func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{echoAttestor{}, echoAttestor{}} }, `nodeapi: two node attestors of type "echo"`},
-		{"negative TTL", func(c *nodeapi.ServerConfig) { c.AgentSVIDTTL = -1 }, "nodeapi: durations must not be negative"},
-		{"negative poll", func(c *nodeapi.ServerConfig) { c.PollInterval = -time.Second }, "nodeapi: durations must not be negative"},
-		{"negative timeout", func(c *nodeapi.ServerConfig) { c.AttestTimeout = -time.Second }, "nodeapi: durations must not be negative"},
-		{"no bundle", func(c *nodeapi.ServerConfig) { c.Authority = noBundle{e.ca} }, "nodeapi: the authority has no bundle"},
+		{"no authority", func(c *nodeserver.Config) { c.Authority = nil }, "nodeserver: Config.Authority is required"},
+		{"no registry", func(c *nodeserver.Config) { c.Registry = nil }, "nodeserver: Config.Registry is required"},
+		{"no agents", func(c *nodeserver.Config) { c.Agents = nil }, "nodeserver: Config.Agents is required"},
+		{"no attestor", func(c *nodeserver.Config) { c.Attestors = nil }, "nodeserver: Config.Attestors needs at least one node attestor"},
+		{"nil attestor", func(c *nodeserver.Config) { c.Attestors = []attest.NodeAttestor{nil} }, "nodeserver: a node attestor is nil or has no type"},
+		{"two of a type", func(c *nodeserver.Config) { c.Attestors = []attest.NodeAttestor{echoAttestor{}, echoAttestor{}} }, `nodeserver: two node attestors of type "echo"`},
+		{"negative TTL", func(c *nodeserver.Config) { c.AgentSVIDTTL = -1 }, "nodeserver: durations must not be negative"},
+		{"negative poll", func(c *nodeserver.Config) { c.PollInterval = -time.Second }, "nodeserver: durations must not be negative"},
+		{"negative timeout", func(c *nodeserver.Config) { c.AttestTimeout = -time.Second }, "nodeserver: durations must not be negative"},
+		{"no bundle", func(c *nodeserver.Config) { c.Authority = noBundle{e.ca} }, "nodeserver: the authority has no bundle"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base
 			tt.mod(&cfg)
-			_, err := nodeapi.NewServer(t.Context(), cfg)
+			_, err := nodeserver.New(t.Context(), cfg)
 			require.EqualError(t, err, tt.want)
 		})
 	}
-	srv, err := nodeapi.NewServer(t.Context(), base)
+	srv, err := nodeserver.New(t.Context(), base)
 	require.NoError(t, err)
 	assert.Equal(t, td, srv.TrustDomain())
 	assert.Equal(t, spiffeid.RequireFromPath(td, nodeapi.ServerPath), srv.ID())

@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca/rotation"
-	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -36,11 +36,11 @@ func (c *countingAgents) ListAgents(ctx context.Context) ([]registry.Agent, erro
 
 // runBubbled starts a server on agents, with PollInterval poll, whose Run
 // runs until the test's bubble ends.
-func runBubbled(t *testing.T, agents registry.AgentStore, reg index.Source, poll time.Duration) *nodeapi.Server {
+func runBubbled(t *testing.T, agents registry.AgentStore, reg index.Source, poll time.Duration) *nodeserver.Server {
 	t.Helper()
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority: m, Registry: reg, Agents: agents,
 		Attestors: []attest.NodeAttestor{echoAttestor{}}, PollInterval: poll,
 	})

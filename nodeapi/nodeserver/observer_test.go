@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -14,10 +14,11 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// recorder is a nodeapi.Observer that sends what it is told on lines, one
+// recorder is a nodeserver.Observer that sends what it is told on lines, one
 // line per call: "rpc Attest OK", "attested echo ok", "signed agent ok".
 type recorder struct{ lines chan string }
 
@@ -88,7 +89,7 @@ func (brokenClient) Type() string { return "broken" }
 // an attestor type the agent made up is not a label.
 func TestObserverAttestation(t *testing.T) {
 	rec := newRecorder()
-	e := newEnv(t, func(c *nodeapi.ServerConfig) {
+	e := newEnv(t, func(c *nodeserver.Config) {
 		c.Observer = rec
 		c.Attestors = append(c.Attestors, brokenAttestor{})
 	})
@@ -130,7 +131,7 @@ func TestObserverAttestation(t *testing.T) {
 // their calls are observed with their codes.
 func TestObserverSigningAndRPCs(t *testing.T) {
 	rec := newRecorder()
-	e := newEnv(t, func(c *nodeapi.ServerConfig) { c.Observer = rec })
+	e := newEnv(t, func(c *nodeserver.Config) { c.Observer = rec })
 	a := e.attest(t, "node1")
 	rec.await(t, 3) // the attestation
 	mine := e.entry(t, a.svid.ID, "/web")
@@ -165,8 +166,8 @@ func TestObserverSigningAndRPCs(t *testing.T) {
 // observed when it ends.
 func TestObserverSyncAndStats(t *testing.T) {
 	rec := newRecorder()
-	e := newEnv(t, func(c *nodeapi.ServerConfig) { c.Observer = rec })
-	assert.Equal(t, nodeapi.ServerStats{}, e.srv.Stats())
+	e := newEnv(t, func(c *nodeserver.Config) { c.Observer = rec })
+	assert.Equal(t, nodeserver.Stats{}, e.srv.Stats())
 	a := e.attest(t, "node1")
 	rec.await(t, 3)
 	e.entry(t, a.svid.ID, "/web")
@@ -179,9 +180,9 @@ func TestObserverSyncAndStats(t *testing.T) {
 		done <- a.client.Sync(ctx, nil, func(u nodeapi.Update) error { updates <- u; return nil })
 	}()
 	next(t, updates)
-	assert.Equal(t, nodeapi.ServerStats{Entries: 2, Agents: 1, Streams: 1}, e.srv.Stats())
+	assert.Equal(t, nodeserver.Stats{Entries: 2, Agents: 1, Streams: 1}, e.srv.Stats())
 	cancel()
 	<-done
 	assert.Equal(t, []string{"rpc Sync Canceled"}, rec.await(t, 1))
-	assert.Equal(t, nodeapi.ServerStats{Entries: 2, Agents: 1, Streams: 0}, e.srv.Stats())
+	assert.Equal(t, nodeserver.Stats{Entries: 2, Agents: 1, Streams: 0}, e.srv.Stats())
 }

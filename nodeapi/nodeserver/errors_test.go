@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -26,6 +26,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -37,9 +38,9 @@ const secret = "SECRET db=10.0.0.7:5432 password=hunter2 slot=3"
 
 // The messages the peer gets for failures it must learn nothing about.
 const (
-	msgUnavailable = "nodeapi: the server cannot answer now; try again later"
-	msgInternal    = "nodeapi: internal error"
-	msgRefused     = "nodeapi: node attestation refused"
+	msgUnavailable = "nodeserver: the server cannot answer now; try again later"
+	msgInternal    = "nodeserver: internal error"
+	msgRefused     = "nodeserver: node attestation refused"
 )
 
 // faultyAgents is an agent store whose reads or writes fail, once told to,
@@ -132,7 +133,7 @@ func TestInternalFailuresAreNotToldToPeers(t *testing.T) {
 	agents := &faultyAgents{AgentStore: store}
 	authority := newFaultyCA(t)
 	var logs logtest.Buffer
-	setup := func(c *nodeapi.ServerConfig) {
+	setup := func(c *nodeserver.Config) {
 		c.Authority, c.Registry, c.Agents = authority, store, agents
 		c.Attestors = []attest.NodeAttestor{leakyAttestor{}}
 		c.PollInterval = time.Hour
@@ -226,7 +227,7 @@ func TestInternalFailuresAreNotToldToPeers(t *testing.T) {
 // The log says why, without the token.
 func TestAttestationRefusalIsGeneric(t *testing.T) {
 	var logs logtest.Buffer
-	e := newEnv(t, func(c *nodeapi.ServerConfig) {
+	e := newEnv(t, func(c *nodeserver.Config) {
 		c.Attestors = []attest.NodeAttestor{leakyAttestor{}}
 		withJoinToken(t)(c)
 		c.Logger = logs.Logger()
@@ -269,9 +270,9 @@ func TestInvalidRequestsAreExplained(t *testing.T) {
 		audience []string
 		want     string
 	}{
-		{"no audience", nil, "nodeapi: a JWT-SVID needs an audience"},
-		{"empty audience", []string{"db", ""}, "nodeapi: audience values must not be empty"},
-		{"too many audiences", make([]string, nodeapi.MaxAudiences+1), "nodeapi: 65 audience values exceed 64"},
+		{"no audience", nil, "nodeserver: a JWT-SVID needs an audience"},
+		{"empty audience", []string{"db", ""}, "nodeserver: audience values must not be empty"},
+		{"too many audiences", make([]string, nodeapi.MaxAudiences+1), "nodeserver: 65 audience values exceed 64"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := a.client.SignJWTSVID(t.Context(), mine.ID, tt.audience)
@@ -283,5 +284,5 @@ func TestInvalidRequestsAreExplained(t *testing.T) {
 
 	_, err := e.rawClient(t, a).RenewAgent(t.Context(), &nodepb.RenewAgentRequest{Csr: []byte("not a CSR")})
 	assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
-	assert.Contains(t, status.Convert(err).Message(), "nodeapi: invalid CSR: ")
+	assert.Contains(t, status.Convert(err).Message(), "nodeserver: invalid CSR: ")
 }

@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -26,19 +27,19 @@ import (
 // sees them only when it reads the change feed.
 type quietRegistry struct{ index.Source }
 
-func bareConfig(t testing.TB) nodeapi.ServerConfig {
+func bareConfig(t testing.TB) nodeserver.Config {
 	t.Helper()
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
 	store := memstore.New(memstore.Config{})
-	return nodeapi.ServerConfig{Authority: m, Registry: store, Agents: store, Attestors: []attest.NodeAttestor{echoAttestor{}}}
+	return nodeserver.Config{Authority: m, Registry: store, Agents: store, Attestors: []attest.NodeAttestor{echoAttestor{}}}
 }
 
 // Property: NewServer starts nothing. synctest fails the test if the
 // bubble ends with a goroutine left, and the server is never closed.
 func TestNewServerStartsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, err := nodeapi.NewServer(t.Context(), bareConfig(t))
+		srv, err := nodeserver.New(t.Context(), bareConfig(t))
 		require.NoError(t, err)
 		assert.False(t, srv.ID().IsZero())
 	})
@@ -58,7 +59,7 @@ func (l *fakeListener) Close() error { l.closed.Store(true); return nil }
 // after Close closes its listener and fails.
 func TestRunAndCloseLifecycle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, err := nodeapi.NewServer(t.Context(), bareConfig(t))
+		srv, err := nodeserver.New(t.Context(), bareConfig(t))
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
 		ran := make(chan error, 1)
@@ -103,7 +104,7 @@ func TestServeWithoutRunAndRunCatchesUp(t *testing.T) {
 		Selectors: []attest.Selector{{Type: "unix", Value: "uid:1000"}},
 	})
 	require.NoError(t, err)
-	srv, err := nodeapi.NewServer(t.Context(), cfg)
+	srv, err := nodeserver.New(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -147,6 +148,6 @@ func TestCloseEndsEntryStreams(t *testing.T) {
 	require.NoError(t, e.srv.Close())
 	err := end(t)
 	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
-	assert.Equal(t, "nodeapi: the server is shutting down", status.Convert(err).Message())
+	assert.Equal(t, "nodeserver: the server is shutting down", status.Convert(err).Message())
 	assert.False(t, nodeapi.IsRefused(err))
 }

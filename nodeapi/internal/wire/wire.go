@@ -1,4 +1,4 @@
-package nodeapi
+package wire
 
 import (
 	"crypto/x509"
@@ -11,25 +11,8 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// ServerPath is the path of the SPIFFE ID an issuing server presents to its
-// agents: spiffe://<trust domain>/spiffekit/server.
-const ServerPath = "/spiffekit/server"
-
-// Wire limits, checked before anything is parsed.
-const (
-	// MaxCSRSize is the largest CSR, in bytes, the server parses.
-	MaxCSRSize = 16 << 10
-	// MaxBatch is the largest number of X509-SVIDs one SignX509SVIDs call
-	// may ask for.
-	MaxBatch = 1000
-	// MaxChainLength is the largest certificate chain the client accepts.
-	MaxChainLength = 16
-	// MaxAudiences is the largest number of audience values one
-	// SignJWTSVID call may carry, as for the Workload API.
-	MaxAudiences = 64
-)
-
-func entryToPB(e registry.Entry) *nodepb.Entry {
+// EntryToPB converts an entry to its wire form.
+func EntryToPB(e registry.Entry) *nodepb.Entry {
 	out := &nodepb.Entry{
 		Id:                 e.ID,
 		SpiffeId:           e.SPIFFEID.String(),
@@ -52,13 +35,14 @@ func entryToPB(e registry.Entry) *nodepb.Entry {
 	return out
 }
 
-// entryFromPB converts and validates an entry received from a server.
-func entryFromPB(p *nodepb.Entry) (registry.Entry, error) {
+// EntryFromPB converts and validates an entry received from a server.
+// Its errors begin with "nodeapi: ", the package that receives entries.
+func EntryFromPB(p *nodepb.Entry) (registry.Entry, error) {
 	if p == nil {
 		return registry.Entry{}, fmt.Errorf("nodeapi: empty entry")
 	}
 	if !registry.ValidEntryID(p.Id) {
-		return registry.Entry{}, fmt.Errorf("nodeapi: invalid entry ID %q", truncate(p.Id))
+		return registry.Entry{}, fmt.Errorf("nodeapi: invalid entry ID %q", Truncate(p.Id))
 	}
 	id, err := spiffeid.FromString(p.SpiffeId)
 	if err != nil {
@@ -114,7 +98,9 @@ func entryFromPB(p *nodepb.Entry) (registry.Entry, error) {
 // maxTTLSeconds bounds entry TTLs on the wire: ten years.
 const maxTTLSeconds = 10 * 365 * 24 * 3600
 
-func chainToDER(chain []*x509.Certificate) [][]byte {
+// ChainToDER returns the DER of each certificate of chain, as the wire
+// carries a chain.
+func ChainToDER(chain []*x509.Certificate) [][]byte {
 	out := make([][]byte, len(chain))
 	for i, c := range chain {
 		out[i] = c.Raw
@@ -122,26 +108,10 @@ func chainToDER(chain []*x509.Certificate) [][]byte {
 	return out
 }
 
-// parseChain parses a DER chain received from a server.
-func parseChain(ders [][]byte) ([]*x509.Certificate, error) {
-	if len(ders) == 0 {
-		return nil, fmt.Errorf("nodeapi: empty certificate chain")
-	}
-	if len(ders) > MaxChainLength {
-		return nil, fmt.Errorf("nodeapi: certificate chain of %d certificates exceeds %d", len(ders), MaxChainLength)
-	}
-	out := make([]*x509.Certificate, len(ders))
-	for i, der := range ders {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, fmt.Errorf("nodeapi: certificate %d of the chain: %w", i, err)
-		}
-		out[i] = c
-	}
-	return out, nil
-}
-
-func truncate(s string) string {
+// Truncate shortens a string a peer sent to at most 64 bytes (and an
+// ellipsis) for an error message, so that what a peer sends bounds what
+// its errors cost to log.
+func Truncate(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "..."
 	}

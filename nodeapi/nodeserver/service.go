@@ -1,4 +1,4 @@
-package nodeapi
+package nodeserver
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"io"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +17,11 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/internal/wire"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver/internal/syncstate"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -146,12 +147,12 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	switch {
 	case len(first.Payload) > attest.MaxNodePayload:
 		return invalidf("attestation payload of %d bytes exceeds %d", len(first.Payload), attest.MaxNodePayload)
-	case len(first.Csr) == 0 || len(first.Csr) > MaxCSRSize:
+	case len(first.Csr) == 0 || len(first.Csr) > nodeapi.MaxCSRSize:
 		return invalidf("the first attestation message needs a CSR of at most 16 KiB")
 	}
 	attestor, ok := s.attestors[first.AttestorType]
 	if !ok {
-		return invalidf("unknown node attestor type %q", truncate(first.AttestorType))
+		return invalidf("unknown node attestor type %q", wire.Truncate(first.AttestorType))
 	}
 	pub, err := csrKey(first.Csr)
 	if err != nil {
@@ -320,7 +321,7 @@ func (s *Server) agentSVIDResponse(id spiffeid.ID, chain []*x509.Certificate) (*
 	if err != nil {
 		return nil, fmt.Errorf("encoding the bundle: %w", err)
 	}
-	return &nodepb.AgentSVID{SpiffeId: id.String(), CertChain: chainToDER(chain), Bundle: doc}, nil
+	return &nodepb.AgentSVID{SpiffeId: id.String(), CertChain: wire.ChainToDER(chain), Bundle: doc}, nil
 }
 
 // RenewAgent issues a new SVID to an authenticated agent.
@@ -330,7 +331,7 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Csr) == 0 || len(req.Csr) > MaxCSRSize {
+	if len(req.Csr) == 0 || len(req.Csr) > nodeapi.MaxCSRSize {
 		return nil, invalidf("renewal needs a CSR of at most 16 KiB")
 	}
 	pub, err := csrKey(req.Csr)
@@ -371,8 +372,8 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Requests) > MaxBatch {
-		return nil, invalidf("%d requests exceed the batch limit of %d", len(req.Requests), MaxBatch)
+	if len(req.Requests) > nodeapi.MaxBatch {
+		return nil, invalidf("%d requests exceed the batch limit of %d", len(req.Requests), nodeapi.MaxBatch)
 	}
 	authority := s.cfg.Authority.X509Authority()
 	if authority == nil {
@@ -395,11 +396,11 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 			for i := range work {
 				chain, err := s.signOne(ctx, authority, allowed, req.Requests[i])
 				if err != nil {
-					_, msg := peerStatus(ctx, s.log, "SignX509SVIDs", fmt.Errorf("agent %s, entry %q: %w", a.ID, truncate(req.Requests[i].GetEntryId()), err))
+					_, msg := peerStatus(ctx, s.log, "SignX509SVIDs", fmt.Errorf("agent %s, entry %q: %w", a.ID, wire.Truncate(req.Requests[i].GetEntryId()), err))
 					results[i] = &nodepb.X509SVIDResult{Error: msg}
 					continue
 				}
-				results[i] = &nodepb.X509SVIDResult{CertChain: chainToDER(chain)}
+				results[i] = &nodepb.X509SVIDResult{CertChain: wire.ChainToDER(chain)}
 			}
 		})
 	}
@@ -420,8 +421,8 @@ func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, allow
 	if !ok {
 		return nil, errNotAuthorized
 	}
-	if len(r.Csr) == 0 || len(r.Csr) > MaxCSRSize {
-		return nil, invalidf("a CSR of 1 to %d bytes is required", MaxCSRSize)
+	if len(r.Csr) == 0 || len(r.Csr) > nodeapi.MaxCSRSize {
+		return nil, invalidf("a CSR of 1 to %d bytes is required", nodeapi.MaxCSRSize)
 	}
 	csr, err := x509.ParseCertificateRequest(r.Csr)
 	if err != nil {
@@ -431,7 +432,7 @@ func (s *Server) signOne(ctx context.Context, authority *ca.X509Authority, allow
 	case len(csr.URIs) > 1:
 		return nil, invalidf("the CSR has %d URI SANs; at most one, the entry's SPIFFE ID, is allowed", len(csr.URIs))
 	case len(csr.URIs) == 1 && csr.URIs[0].String() != e.SPIFFEID.String():
-		return nil, invalidf("the CSR asks for %s, but entry %s is for %s", truncate(csr.URIs[0].String()), e.ID, e.SPIFFEID)
+		return nil, invalidf("the CSR asks for %s, but entry %s is for %s", wire.Truncate(csr.URIs[0].String()), e.ID, e.SPIFFEID)
 	}
 	ttl := e.X509SVIDTTL
 	if ttl == 0 {
@@ -467,15 +468,15 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	}
 	e, ok := allowed[req.EntryId]
 	if !ok {
-		return nil, fmt.Errorf("%w: agent %s, entry %q", errNotAuthorized, a.ID, truncate(req.EntryId))
+		return nil, fmt.Errorf("%w: agent %s, entry %q", errNotAuthorized, a.ID, wire.Truncate(req.EntryId))
 	}
 	// JWT rule 7, checked here so that what the CA refuses is the
 	// server's concern, not the agent's.
 	switch {
 	case len(req.Audience) == 0:
 		return nil, invalidf("a JWT-SVID needs an audience")
-	case len(req.Audience) > MaxAudiences:
-		return nil, invalidf("%d audience values exceed %d", len(req.Audience), MaxAudiences)
+	case len(req.Audience) > nodeapi.MaxAudiences:
+		return nil, invalidf("%d audience values exceed %d", len(req.Audience), nodeapi.MaxAudiences)
 	case slices.Contains(req.Audience, ""):
 		return nil, invalidf("audience values must not be empty")
 	}
@@ -505,14 +506,14 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 	if err != nil {
 		return err
 	}
-	if len(req.Known) > 10*MaxBatch*100 {
+	if len(req.Known) > 10*nodeapi.MaxBatch*100 {
 		return invalidf("too many known entries")
 	}
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 	leaf, _ := peerLeaf(ctx) // authenticate found it
 	serial := leaf.SerialNumber.Text(16)
-	agentChanged, unfollow := s.followAgent(a.ID)
+	agentChanged, unfollow := s.agents.Follow(a.ID)
 	defer unfollow()
 	sent := make(map[string]int64, len(req.Known))
 	for _, k := range req.Known {
@@ -520,7 +521,7 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 			sent[k.Id] = k.Revision
 		}
 	}
-	st := &syncState{sent: sent}
+	st := syncstate.New(sent)
 	// What the agent holds may come from another server that had read the
 	// registry further than this one: the first answer must not call it
 	// deleted before this server has read as far.
@@ -550,11 +551,11 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		if first {
 			// From the index, now read as far as what the agent holds,
 			// rather than from a cache that may be older.
-			entries = s.indexAuthorized(a, gen)
+			entries = s.entries.At(a, gen)
 		} else {
-			entries = s.authorized(a)
+			entries = s.entries.Of(a)
 		}
-		resp, err := s.syncResponse(entries, st)
+		resp, err := st.Next(s.syncNow(entries))
 		if err != nil {
 			return err
 		}
@@ -622,90 +623,19 @@ func (svc *service) recheck(ctx context.Context, a registry.Agent, serial string
 	return cur, nil
 }
 
-// syncState is what one Sync stream has sent.
-type syncState struct {
-	sent      map[string]int64 // entry ID -> revision
-	bundleSeq string           // the bundle document sent last
-	fedSent   string           // a digest of the federated bundles sent last
-	tainted   string
-	active    string
-}
-
-// syncResponse computes what the agent lacks, given the entries it may
-// obtain, or nil when nothing changed.
-func (s *Server) syncResponse(entries map[string]registry.Entry, st *syncState) (*nodepb.SyncResponse, error) {
-	resp := &nodepb.SyncResponse{}
-	changed := false
-	for id, e := range entries {
-		if rev, ok := st.sent[id]; !ok || rev != e.Revision {
-			resp.Upserts = append(resp.Upserts, entryToPB(e))
-			st.sent[id] = e.Revision
-		}
-	}
-	for id := range st.sent {
-		if _, ok := entries[id]; !ok {
-			resp.DeletedIds = append(resp.DeletedIds, id)
-			delete(st.sent, id)
-		}
-	}
-	slices.SortFunc(resp.Upserts, func(x, y *nodepb.Entry) int { return strings.Compare(x.Id, y.Id) })
-	slices.Sort(resp.DeletedIds)
-	changed = len(resp.Upserts) > 0 || len(resp.DeletedIds) > 0
-
-	doc, err := s.cfg.Authority.Bundle().Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("encoding the bundle: %w", err)
-	}
-	if string(doc) != st.bundleSeq {
-		resp.Bundle = doc
-		st.bundleSeq = string(doc)
-		changed = true
+// syncNow is what an agent that may obtain entries may hold now.
+func (s *Server) syncNow(entries map[string]registry.Entry) syncstate.Now {
+	now := syncstate.Now{
+		TrustDomain: s.td,
+		Entries:     entries,
+		Bundle:      s.cfg.Authority.Bundle(),
+		Tainted:     s.cfg.Authority.TaintedX509CAs(),
 	}
 	if s.cfg.Federation != nil {
-		fed := make(map[string][]byte)
-		var digest strings.Builder
-		bundles := slices.DeleteFunc(slices.Clone(s.cfg.Federation.FederatedBundles()),
-			func(b *spiffebundle.Bundle) bool { return b == nil })
-		slices.SortFunc(bundles, func(x, y *spiffebundle.Bundle) int {
-			return strings.Compare(x.TrustDomain().Name(), y.TrustDomain().Name())
-		})
-		for _, b := range bundles {
-			if b.TrustDomain() == s.td {
-				continue // the own bundle never comes through federation
-			}
-			d, err := b.Marshal()
-			if err != nil {
-				continue
-			}
-			fed[b.TrustDomain().Name()] = d
-			digest.WriteString(b.TrustDomain().Name())
-			digest.Write(d)
-		}
-		if digest.String() != st.fedSent {
-			resp.FederatedBundles = fed
-			resp.FederatedBundlesSet = true
-			st.fedSent = digest.String()
-			changed = true
-		}
-	}
-	var tainted strings.Builder
-	for _, c := range s.cfg.Authority.TaintedX509CAs() {
-		resp.TaintedX509Cas = append(resp.TaintedX509Cas, c.Raw)
-		tainted.Write(c.Raw)
-	}
-	if tainted.String() != st.tainted {
-		st.tainted = tainted.String()
-		changed = true
+		now.Federation, now.Federated = true, s.cfg.Federation.FederatedBundles()
 	}
 	if x := s.cfg.Authority.X509Authority(); x != nil {
-		resp.ActiveX509Ca = x.Certificate().Raw
-		if string(resp.ActiveX509Ca) != st.active {
-			st.active = string(resp.ActiveX509Ca)
-			changed = true
-		}
+		now.Active = x.Certificate()
 	}
-	if !changed {
-		return nil, nil
-	}
-	return resp, nil
+	return now
 }

@@ -1,4 +1,4 @@
-package nodeapi
+package nodeserver
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 // peerStatus.
 type peerError struct {
 	code  codes.Code
-	msg   string     // what the peer is told, without the "nodeapi: " prefix
+	msg   string     // what the peer is told, without the "nodeserver: " prefix
 	level slog.Level // how loudly the server logs it
 }
 
@@ -83,7 +83,7 @@ func unavailable(what string, err error) error {
 // handler of method returned, and logs what the peer is not told. It is
 // the one place where the server's errors become gRPC codes. ctx is the
 // call's: once it is done, the peer has gone or given up and hears of no
-// detail. msg carries no "nodeapi: " prefix.
+// detail. msg carries no "nodeserver: " prefix.
 func peerStatus(ctx context.Context, log *slog.Logger, method string, err error) (code codes.Code, msg string) {
 	var pe *peerError
 	switch {
@@ -112,7 +112,7 @@ func grpcError(ctx context.Context, log *slog.Logger, method string, err error) 
 		return nil
 	}
 	code, msg := peerStatus(ctx, log, method, err)
-	return status.Error(code, "nodeapi: "+msg)
+	return status.Error(code, "nodeserver: "+msg)
 }
 
 // methodName returns the method of a full gRPC method name

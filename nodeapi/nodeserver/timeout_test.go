@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"crypto/tls"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -21,7 +22,7 @@ import (
 // never answers the challenge does not hold the server's handler beyond
 // AttestTimeout.
 func TestSilentAttestationIsCutOff(t *testing.T) {
-	e := newEnv(t, func(c *nodeapi.ServerConfig) { c.AttestTimeout = 300 * time.Millisecond })
+	e := newEnv(t, func(c *nodeserver.Config) { c.AttestTimeout = 300 * time.Millisecond })
 	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
 	require.NoError(t, err)
 	defer cc.Close()

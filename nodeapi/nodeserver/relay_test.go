@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -132,7 +133,7 @@ func newServerOf(t *testing.T, td spiffeid.TrustDomain, attestor attest.NodeAtte
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
 	store := memstore.New(memstore.Config{})
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority: m,
 		Registry:  store,
 		Agents:    store,

@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -28,7 +29,7 @@ import (
 // the poll is slow).
 func (e *env) second(t *testing.T) *env {
 	t.Helper()
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority:    e.ca,
 		Registry:     e.store,
 		Agents:       quietAgents{e.store},
@@ -110,7 +111,7 @@ func (relabelClient) Respond(context.Context, []byte) ([]byte, error) {
 // loses the entries that only the old selectors gave it, even before the
 // next refresh of agent records.
 func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
-	e := newEnv(t, func(c *nodeapi.ServerConfig) {
+	e := newEnv(t, func(c *nodeserver.Config) {
 		c.Attestors = append(c.Attestors, relabelAttestor{})
 		c.Agents = quietAgents{c.Agents}
 		c.PollInterval = time.Hour
@@ -146,7 +147,7 @@ func TestReattestationWithOtherSelectorsUpdatesAuthorization(t *testing.T) {
 // tells of no write, and it polls once an hour).
 func bannedBehindCache(t *testing.T) (*env, *agent) {
 	t.Helper()
-	e := newEnv(t, func(c *nodeapi.ServerConfig) {
+	e := newEnv(t, func(c *nodeserver.Config) {
 		c.Agents = quietAgents{c.Agents}
 		c.PollInterval = time.Hour
 	})
@@ -177,7 +178,7 @@ func TestReattestationDoesNotBypassABan(t *testing.T) {
 // change feed when another server wrote.
 func (e *env) lagging(t *testing.T) *env {
 	t.Helper()
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority: e.ca,
 		Registry:  e.store,
 		Agents:    e.store,
@@ -279,7 +280,7 @@ func TestServerThatCannotCatchUpAnswersUnavailable(t *testing.T) {
 	e := newEnv(t, nil)
 	a := e.attest(t, "node1")
 	feed := &brokenFeed{Source: e.store}
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority: e.ca,
 		Registry:  feed,
 		Agents:    e.store,
@@ -398,7 +399,7 @@ func (b *banAfterRead) GetAgent(ctx context.Context, id spiffeid.ID) (registry.A
 func TestBanBetweenReadAndWriteIsKept(t *testing.T) {
 	e := newEnv(t, nil)
 	agents := &banAfterRead{AgentStore: e.store}
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority: e.ca,
 		Registry:  e.store,
 		Agents:    quietAgents{agents},
@@ -475,7 +476,7 @@ func (e *evictAfterRead) GetAgent(ctx context.Context, id spiffeid.ID) (registry
 func TestEvictionBetweenReadAndWriteIsKept(t *testing.T) {
 	e := newEnv(t, nil)
 	agents := &evictAfterRead{AgentStore: e.store}
-	srv, err := nodeapi.NewServer(t.Context(), nodeapi.ServerConfig{
+	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
 		Authority: e.ca,
 		Registry:  e.store,
 		Agents:    quietAgents{agents},

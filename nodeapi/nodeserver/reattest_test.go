@@ -1,4 +1,4 @@
-package nodeapi_test
+package nodeserver_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -88,7 +89,7 @@ func TestAttestingAgainNeedsANodeAttestorThatAllowsIt(t *testing.T) {
 		assert.Equal(t, rec.SerialNumber, after.SerialNumber, "the record is unchanged")
 	})
 	t.Run("the new attestation says no", func(t *testing.T) {
-		e := newEnv(t, func(c *nodeapi.ServerConfig) { c.Attestors = []attest.NodeAttestor{singleUseEcho{}} })
+		e := newEnv(t, func(c *nodeserver.Config) { c.Attestors = []attest.NodeAttestor{singleUseEcho{}} })
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		first, err := nodeapi.Attest(ctx, e.clientConfig(), echoClient{"node1"}, newKey(t))
