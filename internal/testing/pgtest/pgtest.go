@@ -18,6 +18,14 @@
 // the tests end. When running as root it runs the server as the "postgres"
 // user, because PostgreSQL refuses to run as root. New skips the test only
 // when no PostgreSQL binaries are installed.
+//
+// A test that restarts, stops or starves PostgreSQL starts a server of its
+// own with [NewServer], in a directory it chooses (a small tmpfs, to fill
+// its disk), so that the package's other tests are not disturbed:
+//
+//	srv := pgtest.NewServer(t, dir) // stopped when the test ends
+//	... srv.DSN() ...
+//	require.NoError(t, srv.Restart())
 package pgtest
 
 import (
@@ -28,8 +36,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,6 +48,10 @@ import (
 
 // EnvDSN names the environment variable with the DSN of an existing server.
 const EnvDSN = "SPIFFEKIT_TEST_POSTGRES_DSN"
+
+// binaries matches the directories of the PostgreSQL binaries, one per
+// major version, as Debian's postgresql package installs them.
+const binaries = "/usr/lib/postgresql/*/bin"
 
 // admin is the DSN of the server's administrative database, or empty;
 // skip says why there is no server. Main sets them before any test runs
@@ -74,7 +84,7 @@ func exitCode(w io.Writer) func(int, error) int {
 }
 
 func run(m *testing.M) (int, error) {
-	stop, err := setup(os.Getenv(EnvDSN), "/usr/lib/postgresql/*/bin")
+	stop, err := setup(os.Getenv(EnvDSN), binaries)
 	if err != nil {
 		return 1, err
 	}
@@ -131,47 +141,23 @@ func start(bin string) (stop func() error, dsn string, err error) {
 		return nil, "", err
 	}
 	cleanup := func() { _ = os.RemoveAll(dir) }
-	var prefix []string
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			cleanup()
-			return nil, "", fmt.Errorf("running as root needs a postgres user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			cleanup()
-			return nil, "", err
-		}
-		prefix = []string{"runuser", "-u", "postgres", "--"}
+	c, err := newCluster(bin, dir)
+	if err == nil {
+		err = c.init()
 	}
-	command := func(name string, args ...string) *exec.Cmd {
-		argv := append(slices.Clone(prefix), filepath.Join(bin, name))
-		argv = append(argv, args...)
-		return exec.Command(argv[0], argv[1:]...)
+	if err == nil {
+		err = c.start()
 	}
-	data := filepath.Join(dir, "data")
-	if out, err := command("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+	if err != nil {
 		cleanup()
-		return nil, "", fmt.Errorf("initdb: %w\n%s", err, out)
-	}
-	// Listen on a unix socket in dir only: no TCP port to collide with.
-	opts := fmt.Sprintf("-k %s -c listen_addresses= -F", dir)
-	if out, err := command("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		cleanup()
-		return nil, "", fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
+		return nil, "", err
 	}
 	stop = func() error {
-		out, err := command("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").CombinedOutput()
+		err := c.stop("immediate")
 		cleanup()
-		if err != nil {
-			return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
-		}
-		return nil
+		return err
 	}
-	return stop, fmt.Sprintf("host=%s user=postgres dbname=postgres sslmode=disable", dir), nil
+	return stop, c.dsn(), nil
 }
 
 // New creates an empty database for the test, drops it when the test ends,

@@ -130,3 +130,39 @@ func TestExitCode(t *testing.T) {
 	assert.Equal(t, 1, exitCode(&out)(0, errors.New("server would not start")))
 	assert.Equal(t, "pgtest: server would not start\n", out.String())
 }
+
+// TestServer runs a server of the test's own: its data survive a restart
+// and a stop and start; while it is stopped, nobody connects.
+func TestServer(t *testing.T) {
+	dir, err := os.MkdirTemp("", "pgsrv")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	srv := NewServer(t, dir)
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(t.Context(), srv.DSN())
+		if err != nil {
+			return err
+		}
+		defer conn.Close(t.Context())
+		_, err = conn.Exec(t.Context(), sql)
+		return err
+	}
+	require.NoError(t, exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)"))
+	require.NoError(t, srv.Restart())
+	require.NoError(t, exec("INSERT INTO kept SELECT n + 1 FROM kept"))
+	require.NoError(t, srv.Ping())
+	assert.False(t, srv.Stopped())
+	require.NoError(t, srv.Stop())
+	require.Error(t, exec("SELECT 1"), "a stopped server")
+	require.Error(t, srv.Ping())
+	assert.True(t, srv.Stopped())
+	require.Error(t, srv.Stop(), "stopping a stopped server")
+	require.NoError(t, srv.Start())
+	conn, err := pgx.Connect(t.Context(), srv.DSN())
+	require.NoError(t, err)
+	defer conn.Close(t.Context())
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*) FROM kept").Scan(&n))
+	assert.Equal(t, 2, n)
+	assert.Contains(t, srv.Log(), "database system is ready to accept connections")
+}
