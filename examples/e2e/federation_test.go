@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,18 +43,7 @@ func (d *domain) start(t *testing.T, serverBin string, extra ...string) *progtes
 
 // configFederatingWith writes a configuration file federating d with other.
 func (d *domain) configFederatingWith(t *testing.T, other *domain) string {
-	cfg := map[string]any{"federates_with": []map[string]string{{
-		"trust_domain":       other.td,
-		"url":                "https://" + other.fedBind + "/",
-		"profile":            "https_spiffe",
-		"endpoint_spiffe_id": "spiffe://" + other.td + "/spiffekit/server",
-		"bundle_file":        other.bundleFile,
-	}}}
-	b, err := json.Marshal(cfg)
-	require.NoError(t, err)
-	path := filepath.Join(d.dir, "server.json")
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-	return path
+	return progtest.FederationConfig(t, d.dir, other.td, other.fedBind, other.bundleFile)
 }
 
 // TestFederationBetweenServers walks the README's federation walk-through

@@ -2,6 +2,7 @@ package progtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -159,4 +160,24 @@ func (e *Env) Load() (count func() int64, stop func() (total, failed int64)) {
 		}
 		return total.Load(), failed.Load()
 	}
+}
+
+// FederationConfig writes, in dir, the configuration file of a server
+// federating with trust domain td, whose https_spiffe bundle endpoint
+// listens on fedBind and whose bundle (a SPIFFE bundle document) is in
+// bundleFile, and returns its path (for spiffe-server run -config).
+func FederationConfig(t testing.TB, dir, td, fedBind, bundleFile string) string {
+	t.Helper()
+	cfg := map[string]any{"federates_with": []map[string]string{{
+		"trust_domain":       td,
+		"url":                "https://" + fedBind + "/",
+		"profile":            "https_spiffe",
+		"endpoint_spiffe_id": "spiffe://" + td + "/spiffekit/server",
+		"bundle_file":        bundleFile,
+	}}}
+	b, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "federates-with-"+td+".json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
 }
