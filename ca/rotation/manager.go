@@ -29,6 +29,10 @@ const (
 // or an injected clock unrelated to the timers still gets noticed.
 const maxRunWait = time.Minute
 
+// minRetryWait is how long Run waits before it tries a failed step again
+// the first time; each failure in a row doubles it, up to maxRunWait.
+const minRetryWait = time.Second
+
 // Config describes a [Manager]. New copies it.
 type Config struct {
 	// TrustDomain is the trust domain the CA signs for. Required.
@@ -434,18 +438,26 @@ func (m *Manager) notify() { m.subs.Notify() }
 // Run performs rotation steps as they fall due, until ctx is done; it then
 // returns ctx.Err(). It sleeps until the next threshold (at most a minute,
 // so that clock changes are noticed) and wakes early after an operator
-// action. A failed step is logged and retried. Several concurrent Runs are
-// harmless but useless.
+// action. A failed step is logged and retried after a second, then after
+// twice as long at each failure in a row, up to a minute: the step may be
+// due long before (a full disk keeps the next CA from being prepared while
+// the active one runs out), and must not wait a minute once the cause is
+// gone. Several concurrent Runs are harmless but useless.
 func (m *Manager) Run(ctx context.Context) error {
+	retry := minRetryWait
 	for {
 		wait := maxRunWait
 		if err := m.Rotate(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			m.log.Error("rotation failed", "trust_domain", m.td.Name(), "err", err)
-		} else if d := m.nextRotation().Sub(m.now()); d < wait {
-			wait = max(d, 0)
+			m.log.Error("rotation failed", "trust_domain", m.td.Name(), "err", err, "retry_in", retry)
+			wait, retry = retry, min(2*retry, maxRunWait)
+		} else {
+			retry = minRetryWait
+			if d := m.nextRotation().Sub(m.now()); d < wait {
+				wait = max(d, 0)
+			}
 		}
 		timer := time.NewTimer(wait)
 		select {

@@ -60,8 +60,16 @@ func TestRun(t *testing.T) {
 // failingJournal fails every Store after the first n.
 type failingJournal struct {
 	memoryJournal
-	mu   sync.Mutex
-	left int
+	mu    sync.Mutex
+	left  int
+	tries int
+}
+
+// attempts returns how many times Store was called.
+func (j *failingJournal) attempts() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.tries
 }
 
 func (j *failingJournal) setLeft(n int) {
@@ -73,6 +81,7 @@ func (j *failingJournal) setLeft(n int) {
 func (j *failingJournal) Store(ctx context.Context, doc []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.tries++
 	if j.left == 0 {
 		return errors.New("disk full")
 	}
@@ -103,6 +112,43 @@ func TestRunRetries(t *testing.T) {
 		time.Sleep(maxRunWait)
 		synctest.Wait()
 		require.Len(t, m.X509CAs(), 2)
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	})
+}
+
+// TestRunRetriesAFailedStepSoon: a step that failed (the journal could not
+// be written) is tried again within seconds once the cause is gone, not a
+// minute later: the active CA may not have a minute left.
+func TestRunRetriesAFailedStepSoon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &failingJournal{left: 1}
+		m := newManager(t, Config{Journal: j, CATTL: 6 * time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+
+		// The preparation falls due a few seconds before half the CA's
+		// life (its NotBefore is backdated) and fails until the journal
+		// takes writes again, now.
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		require.Len(t, m.X509CAs(), 1)
+		j.setLeft(100)
+		time.Sleep(maxRunWait / 2)
+		synctest.Wait()
+		require.Len(t, m.X509CAs(), 2, "the preparation was retried within half a minute")
+
+		// Backing off: the activation, due at 5/6 of the life, failing
+		// for half an hour is tried about once a minute, not once a
+		// second.
+		j.setLeft(0)
+		before := j.attempts()
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		tries := j.attempts() - before
+		assert.Positive(t, tries)
+		assert.Less(t, tries, 80)
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 	})
