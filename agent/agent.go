@@ -167,6 +167,7 @@ type Agent struct {
 	key      crypto.Signer
 	svid     *nodeapi.AgentSVID // nil until the agent holds one
 	renewAt  time.Time          // half the remaining life when the SVID was installed
+	unsaved  bool               // svid could not be saved in Config.DataDir yet
 	cli      *nodeapi.Client    // while Run runs
 	first    int                // index in Config.Servers of the server tried first
 	renewed  chan struct{}      // signalled after the client is replaced
@@ -546,12 +547,20 @@ func (a *Agent) installLocked(key crypto.Signer, svid *nodeapi.AgentSVID) {
 // setSVID installs a new agent SVID: saves it, and replaces the client so
 // that the next connections present it. The old client is closed, which
 // ends the entry stream on it; the sync loop reconnects at once.
+//
+// An SVID that cannot be saved (the disk is full) is installed all the
+// same, and saved later by the renew loop: the server has recorded it as
+// the agent's, and once the agent renews again the one it replaces is
+// refused, so that keeping the old one would lock the agent out for good,
+// with its join token spent.
 func (a *Agent) setSVID(key crypto.Signer, svid *nodeapi.AgentSVID) error {
-	if err := saveState(a.cfg.DataDir, key, svid); err != nil {
-		return err
+	err := saveState(a.cfg.DataDir, key, svid)
+	if err != nil {
+		a.log.Error("saving the agent SVID failed; using it anyway and saving it again until that works", "err", err)
 	}
 	a.mu.Lock()
 	a.installLocked(key, svid)
+	a.unsaved = err != nil
 	a.mu.Unlock()
 	return a.connect()
 }
@@ -576,6 +585,27 @@ func (a *Agent) failOver() error {
 	a.first = (a.first + 1) % len(a.cfg.Servers)
 	a.mu.Unlock()
 	return a.connect()
+}
+
+// saveUnsaved saves the agent SVID if setSVID could not, and reports
+// whether it is still unsaved.
+func (a *Agent) saveUnsaved() bool {
+	a.mu.Lock()
+	key, svid, unsaved := a.key, a.svid, a.unsaved
+	a.mu.Unlock()
+	if !unsaved {
+		return false
+	}
+	if err := saveState(a.cfg.DataDir, key, svid); err != nil {
+		return true // setSVID logged it
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.svid == svid {
+		a.unsaved = false
+	}
+	a.log.Info("saved the agent SVID", "serial", leafOf(svid).SerialNumber.Text(16))
+	return a.unsaved
 }
 
 // connect replaces the client with one that presents the current SVID.
@@ -694,19 +724,25 @@ func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
 }
 
 // renewLoop renews the agent SVID at half its life, or at once when the
-// server names its CA as tainted, until ctx is done.
+// server names its CA as tainted, until ctx is done. While the SVID could
+// not be saved, it tries to save it again every Config.RetryMax.
 func (a *Agent) renewLoop(ctx context.Context) error {
 	updates, unsubscribe := a.trust.Subscribe()
 	defer unsubscribe()
 	b := a.backoff()
 	for {
+		unsaved := a.saveUnsaved()
 		a.mu.Lock()
 		due := a.renewAt
 		a.mu.Unlock()
 		if a.svidTainted() {
 			due = a.now()
 		}
-		t := time.NewTimer(max(due.Sub(a.now()), 0))
+		wait := max(due.Sub(a.now()), 0)
+		if unsaved {
+			wait = min(wait, a.cfg.RetryMax)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -715,6 +751,9 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 			t.Stop()
 			continue // the tainted CAs may have changed
 		case <-t.C:
+		}
+		if a.now().Before(due) {
+			continue // woken to save again
 		}
 		if err := a.renew(ctx); err != nil {
 			a.log.Warn("renewing the agent SVID failed", "err", err)
