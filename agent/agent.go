@@ -530,6 +530,7 @@ func (a *Agent) clientConfig(bundle x509bundle.Source, insecure bool) nodeapi.Cl
 		Bundle:            bundle,
 		InsecureBootstrap: insecure,
 		Logger:            a.log,
+		Now:               a.now,
 	}
 }
 

@@ -55,6 +55,10 @@ type ClientConfig struct {
 
 	// Logger receives connection events. Nil discards them.
 	Logger *slog.Logger
+
+	// Now returns the current time, at which the servers' certificates are
+	// verified. Nil means time.Now.
+	Now func() time.Time
 }
 
 func (c ClientConfig) check(needBundle bool) error {
@@ -118,11 +122,16 @@ func dial(cfg ClientConfig, tc *tls.Config) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// serverVerifier checks that the peer is an issuing server of td.
-func serverVerifier(td spiffeid.TrustDomain, bundle x509bundle.Source) func(tls.ConnectionState) error {
-	want := spiffeid.RequireFromPath(td, ServerPath)
+// serverVerifier checks that the peer is an issuing server of the
+// configuration's trust domain, at the configuration's time.
+func serverVerifier(cfg ClientConfig) func(tls.ConnectionState) error {
+	want := spiffeid.RequireFromPath(cfg.TrustDomain, ServerPath)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	return func(cs tls.ConnectionState) error {
-		id, _, err := x509svid.Verify(cs.PeerCertificates, bundle)
+		id, _, err := x509svid.Verify(cs.PeerCertificates, cfg.Bundle, x509svid.WithTime(now()))
 		if err != nil {
 			return fmt.Errorf("nodeapi: verifying the server: %w", err)
 		}
@@ -145,7 +154,7 @@ func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorC
 			cfg.Logger.Warn("attesting without verifying the server (insecure bootstrap)")
 		}
 	} else {
-		tc.VerifyConnection = serverVerifier(cfg.TrustDomain, cfg.Bundle)
+		tc.VerifyConnection = serverVerifier(cfg)
 	}
 	cc, err := dial(cfg, tc)
 	if err != nil {
@@ -323,7 +332,7 @@ func Dial(cfg ClientConfig, svid x509svid.Source) (*Client, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection verifies
-		VerifyConnection:   serverVerifier(cfg.TrustDomain, cfg.Bundle),
+		VerifyConnection:   serverVerifier(cfg),
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			s, err := svid.GetX509SVID()
 			if err != nil {

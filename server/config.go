@@ -160,6 +160,13 @@ type Config struct {
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 
+	// Now returns the current time, for everything the server decides by
+	// the clock: the CA's rotation and the lifetimes it signs, the
+	// expiry of agent SVIDs and join tokens, the certificates it verifies,
+	// the shared bundle's renewal. Nil means time.Now. The stores keep
+	// their own clock (see registry/memstore and registry/sqlstore).
+	Now func() time.Time
+
 	// NodeObserver, when not nil, is told of every node API call, node
 	// attestation and signing (see nodeserver.Observer). Nil costs nothing.
 	// The server's state is read with Stats.

@@ -63,6 +63,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if s.cfg.Now == nil {
+		s.cfg.Now = time.Now
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -85,11 +88,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		CATTL:       cfg.CATTL,
 		X509SVIDTTL: cfg.X509SVIDTTL,
 		JWTSVIDTTL:  cfg.JWTSVIDTTL,
+		Now:         s.cfg.Now,
 		Logger:      s.log.With("component", "ca"),
 	}); err != nil {
 		return nil, fmt.Errorf("server: starting the CA: %w", err)
 	}
-	s.trust = newTrust(s.ca, sharedStores{cfg.Stores.ServerBundles, cfg.Stores.Bundles}, s.serverID, s.log, time.Now)
+	s.trust = newTrust(s.ca, sharedStores{cfg.Stores.ServerBundles, cfg.Stores.Bundles}, s.serverID, s.log, s.cfg.Now)
 	if err := s.trust.refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -103,6 +107,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		X509SVIDTTL:  cfg.X509SVIDTTL,
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
 		PollInterval: cfg.PollInterval,
+		Now:          s.cfg.Now,
 		Logger:       s.log.With("component", "nodeapi"),
 		Observer:     cfg.NodeObserver,
 	}); err != nil {
@@ -137,7 +142,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 // type, or join_token over the token store when it names none.
 func (s *Server) nodeAttestors() ([]attest.NodeAttestor, error) {
 	if len(s.cfg.NodeAttestors) == 0 {
-		jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: s.stores.Tokens})
+		jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: s.stores.Tokens, Now: s.cfg.Now})
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
@@ -162,7 +167,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Entries:     st.Entries,
 		Agents:      st.Agents,
 		Bundles:     st.Bundles,
-		Tokens:      tokenIssuer{st.Tokens, st.Entries, spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath)},
+		Tokens:      tokenIssuer{st.Tokens, st.Entries, spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath), s.cfg.Now},
 		Bundle:      s.trust.Bundle,
 		Authorities: authorities{s.trust},
 		Logger:      s.log.With("component", "admin"),
@@ -308,7 +313,7 @@ func (s *Server) refreshLoop(ctx context.Context) {
 		case <-poll.C:
 		case <-renew.C:
 		case <-prune.C:
-			if n, err := s.stores.Tokens.PruneTokens(ctx, time.Now()); err != nil {
+			if n, err := s.stores.Tokens.PruneTokens(ctx, s.cfg.Now()); err != nil {
 				s.log.Warn("pruning expired join tokens failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("pruned expired join tokens", "count", n)

@@ -17,6 +17,7 @@ type tokenIssuer struct {
 	store    registry.TokenStore
 	entries  registry.Store
 	serverID spiffeid.ID // the server's SPIFFE ID, parent of node aliases
+	now      func() time.Time
 }
 
 // GenerateToken makes a token, and for a non-zero alias the node alias
@@ -33,7 +34,7 @@ func (t tokenIssuer) GenerateToken(ctx context.Context, ttl time.Duration, alias
 		return "", time.Time{}, fmt.Errorf("%w: server: token SPIFFE ID %q must be a workload ID of trust domain %q outside %s/",
 			registry.ErrInvalid, alias, t.serverID.TrustDomain(), registry.ReservedPath)
 	}
-	tok, rec, err := jointoken.Generate(ctx, t.store, jointoken.Params{TTL: ttl})
+	tok, rec, err := jointoken.Generate(ctx, t.store, jointoken.Params{TTL: ttl, Now: t.now})
 	if err != nil {
 		if errors.Is(err, registry.ErrInvalid) {
 			return "", time.Time{}, err

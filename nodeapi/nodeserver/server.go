@@ -293,8 +293,8 @@ func (s *Server) grpcServer(drain <-chan struct{}) *grpc.Server {
 // TLSConfig returns the server's TLS configuration: it presents the
 // server's own X509-SVID (minted from the active CA and renewed at half
 // life) and asks for, but does not require, a client certificate, which it
-// verifies against the trust domain's current bundle. Only Attest may be
-// called without one.
+// verifies against the trust domain's current bundle at ServerConfig.Now.
+// Only Attest may be called without one.
 func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
@@ -304,7 +304,7 @@ func (s *Server) TLSConfig() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			_, _, err := x509svid.Verify(cs.PeerCertificates, s.cfg.Authority.Bundle())
+			_, _, err := x509svid.Verify(cs.PeerCertificates, s.cfg.Authority.Bundle(), x509svid.WithTime(s.now()))
 			return err
 		},
 	}
