@@ -339,6 +339,35 @@ func (i *Issuer) Sync(ctx context.Context) error {
 	return nil
 }
 
+// clockCheck is how often Run's loop looks for a step of the clock.
+const clockCheck = time.Second
+
+// maxClockDrift is how far the clock (Config.Now) may move from the
+// monotonic clock between two checks before it counts as stepped.
+const maxClockDrift = time.Second
+
+// stepDetector notices steps of a wall clock: it compares how far the
+// clock moved with how far the monotonic clock did.
+type stepDetector struct {
+	now        func() time.Time
+	wall, mono time.Time
+}
+
+func newStepDetector(now func() time.Time) *stepDetector {
+	return &stepDetector{now: now, wall: now().Round(0), mono: time.Now()}
+}
+
+// check returns how far the clock was stepped since the last check, or 0.
+func (d *stepDetector) check() time.Duration {
+	wall, mono := d.now().Round(0), time.Now()
+	drift := wall.Sub(d.wall) - mono.Sub(d.mono)
+	d.wall, d.mono = wall, mono
+	if drift.Abs() < maxClockDrift {
+		return 0
+	}
+	return drift
+}
+
 // poke asks Run's loop to refresh every view.
 func (i *Issuer) poke() {
 	select {
@@ -362,6 +391,9 @@ func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 	// The first refresh runs at once: it pre-mints (Config.PreMint).
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	steps := newStepDetector(i.now)
+	clockTick := time.NewTicker(clockCheck)
+	defer clockTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -372,6 +404,15 @@ func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 			if i.syncIndex(ctx) == 0 {
 				continue // nothing new: the timer still covers re-mints
 			}
+		case <-clockTick.C:
+			// The timer waits for a re-mint by the monotonic clock: after a
+			// step of the wall clock (Config.Now), SVIDs may have expired,
+			// or come from what is now the future, long before it fires.
+			step := steps.check()
+			if step == 0 {
+				continue
+			}
+			i.log.Warn("the clock was stepped; refreshing every SVID", "step", step)
 		case <-caUpdates:
 			i.refreshCA()
 		case <-timer.C:

@@ -221,7 +221,8 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 	// A chain whose half life is already past (a CA about to expire) would
 	// otherwise be re-minted in a busy loop.
 	refreshAt = later(refreshAt, now.Add(retryInterval))
-	i.svids[e.ID] = &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notAfter: leaf.NotAfter, caGen: c.caGen}
+	i.svids[e.ID] = &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notBefore: leaf.NotBefore,
+		notAfter: leaf.NotAfter, mintedAt: now.Round(0), caGen: c.caGen}
 	i.log.Info("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
 }

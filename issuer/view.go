@@ -17,7 +17,9 @@ type minted struct {
 	revision  int64 // of the entry it was minted for
 	svid      *x509svid.SVID
 	refreshAt time.Time // half its life
+	notBefore time.Time // of the leaf
 	notAfter  time.Time // of the leaf
+	mintedAt  time.Time // the wall clock (no monotonic reading) when it came
 	caGen     uint64    // Issuer.caGen when its mint started
 }
 
@@ -100,10 +102,20 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 }
 
 // usable reports whether m may be served for entry e: minted for its
-// current revision and not expired. A usable SVID may still be due for
-// re-minting; it is served meanwhile.
+// current revision, not expired, and not minted in what is now the
+// future. A usable SVID may still be due for re-minting; it is served
+// meanwhile.
+//
+// An SVID is from the future when the clock was stepped back since it came
+// (now is before mintedAt, a wall-clock reading) and it is not valid yet
+// (now is before its NotBefore): its peers would refuse it, maybe for
+// hours. An SVID that is not valid yet only because its signer's clock is
+// ahead of ours stays usable: minting again would not help.
 func (m *minted) usable(e registry.Entry, now time.Time) bool {
-	return m != nil && m.revision == e.Revision && now.Before(m.notAfter)
+	if m == nil || m.revision != e.Revision || !now.Before(m.notAfter) {
+		return false
+	}
+	return !now.Before(m.mintedAt) || !now.Before(m.notBefore)
 }
 
 // needsMintLocked reports whether e needs a new SVID now: it has none that
