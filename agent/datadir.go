@@ -23,6 +23,7 @@ import (
 const (
 	svidFile   = "agent-svid.pem"
 	keyFile    = "agent-key.pem"
+	nextKey    = "agent-key.next.pem" // the key of an SVID being saved
 	bundleFile = "bundle.json"
 	maxFile    = 1 << 20
 )
@@ -78,9 +79,15 @@ func ownerOf(fi fs.FileInfo) int {
 }
 
 // saveState writes the agent's SVID, key (mode 0600) and bundle to dir,
-// each atomically. The key is written first, so that a crash between the
-// writes leaves a key without its certificate, which load rejects, rather
-// than a certificate without its key.
+// each atomically, in an order that a crash at any point leaves a state
+// loadState takes, the old one or the new one: the new key goes to a file
+// of its own first, then the bundle (which still verifies the old SVID:
+// the CA that signed it stays in the bundle while it is valid), then the
+// SVID, and last the new key replaces the old one. Between the SVID and
+// the last step, loadState finds the SVID's key in the file of its own.
+// Writing the key over the old one first, as it once was, left a key
+// without its certificate after a crash, and an agent whose join token
+// was spent could not start again.
 func saveState(dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
 	if dir == "" {
 		return nil
@@ -101,13 +108,19 @@ func saveState(dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
 		data []byte
 		perm os.FileMode
 	}{
-		{keyFile, keyPEM, 0o600},
-		{svidFile, pemutil.EncodeCertificates(svid.Certificates), 0o644},
+		{nextKey, keyPEM, 0o600},
 		{bundleFile, doc, 0o644},
+		{svidFile, pemutil.EncodeCertificates(svid.Certificates), 0o644},
 	} {
 		if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
 			return fmt.Errorf("agent: saving %s: %w", f.name, err)
 		}
+	}
+	if err := os.Rename(filepath.Join(dir, nextKey), filepath.Join(dir, keyFile)); err != nil {
+		return fmt.Errorf("agent: saving %s: %w", keyFile, err)
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("agent: saving %s: %w", keyFile, err)
 	}
 	return nil
 }
@@ -221,13 +234,35 @@ func loadState(dir string, td spiffeid.TrustDomain) (crypto.Signer, *nodeapi.Age
 		return nil, nil, fmt.Errorf("agent: the saved bundle: %w", err)
 	}
 	if !samePublicKey(certs[0].PublicKey, key.Public()) {
-		return nil, nil, errors.New("agent: the saved key does not match the saved SVID")
+		// A crash in saveState between the SVID and the key leaves the
+		// SVID's key in a file of its own.
+		if key, err = loadNextKey(dir, certs[0]); err != nil {
+			return nil, nil, err
+		}
 	}
 	id, _, err := x509svid.Verify(certs, b, x509svid.WithTime(certs[0].NotBefore))
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: the saved SVID: %w", err)
 	}
 	return key, &nodeapi.AgentSVID{ID: id, Certificates: certs, Bundle: b}, nil
+}
+
+// loadNextKey returns the key saveState left in a file of its own, if it is
+// the key of leaf.
+func loadNextKey(dir string, leaf *x509.Certificate) (crypto.Signer, error) {
+	mismatch := errors.New("agent: the saved key does not match the saved SVID")
+	keyPEM, err := readStateFile(dir, nextKey, true)
+	if errors.Is(err, errUnsafeFile) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, mismatch
+	}
+	key, err := pemutil.ParsePrivateKey(keyPEM)
+	if err != nil || !samePublicKey(leaf.PublicKey, key.Public()) {
+		return nil, mismatch
+	}
+	return key, nil
 }
 
 // leafOf returns the leaf certificate of an agent SVID.
