@@ -28,7 +28,7 @@ func layer(pkg string) (int, bool) {
 	switch {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest":
+	case rel == "attest", rel == "attest/internal/cgroups":
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true

@@ -22,4 +22,6 @@ func TestNotSupported(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotSupported)
 	_, err = PeerPIDFD(nil)
 	require.ErrorIs(t, err, ErrNotSupported)
+	_, err = ReadProcFile("", attest.Workload{PID: 1}, "cgroup", 1)
+	require.ErrorIs(t, err, ErrNotSupported)
 }
