@@ -1,0 +1,16 @@
+// Command sleep runs until it is sent SIGTERM or SIGINT: the process of a
+// test container. As PID 1 of a container it must handle the signal
+// itself, or the kernel ignores it.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	<-c
+}
