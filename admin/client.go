@@ -242,6 +242,31 @@ func (c *Client) GenerateToken(ctx context.Context, ttl time.Duration, alias spi
 	return Token{Value: out.Token, ExpiresAt: out.ExpiresAt}, nil
 }
 
+// Status is what a server says of itself.
+type Status struct {
+	// TrustDomain is the server's trust domain.
+	TrustDomain spiffeid.TrustDomain
+	// Healthy is true when the server can do its work (see
+	// [Config.Health]); Reason says why not when it is false.
+	Healthy bool
+	Reason  string
+}
+
+// Status asks the server for its trust domain and health. It fails only
+// when the server does not answer; an unhealthy server answers with
+// Healthy false.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out statusJSON
+	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &out); err != nil {
+		return Status{}, err
+	}
+	td, err := spiffeid.TrustDomainFromString(out.TrustDomain)
+	if err != nil {
+		return Status{}, fmt.Errorf("admin: malformed status in answer: %w", err)
+	}
+	return Status{TrustDomain: td, Healthy: out.Healthy, Reason: out.Reason}, nil
+}
+
 // Bundle returns the trust domain's own bundle in the given format: PEM
 // certificates ([FormatPEM]) or a SPIFFE bundle document
 // ([FormatSPIFFE]).

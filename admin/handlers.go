@@ -27,6 +27,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("PUT /v1/entries/{id}", s.updateEntry)
 	m.HandleFunc("DELETE /v1/entries/{id}", s.deleteEntry)
 	m.HandleFunc("POST /v1/tokens", s.generateToken)
+	m.HandleFunc("GET /v1/status", s.status)
 	m.HandleFunc("GET /v1/bundle", s.ownBundle)
 	m.HandleFunc("GET /v1/federation/bundles", s.listBundles)
 	m.HandleFunc("GET /v1/federation/bundles/{td}", s.getBundle)
@@ -286,6 +287,17 @@ func (s *Server) generateToken(w http.ResponseWriter, r *http.Request) {
 	// The token itself is a secret: it goes to the caller only.
 	s.log.Info("admin: join token generated", "expires_at", expiresAt, "alias", alias.String())
 	writeJSON(w, http.StatusCreated, tokenJSON{Token: token, ExpiresAt: expiresAt})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := statusJSON{TrustDomain: s.cfg.TrustDomain.Name(), Healthy: true}
+	if s.cfg.Health != nil {
+		if err := s.cfg.Health(r.Context()); err != nil {
+			st.Healthy, st.Reason = false, err.Error()
+			s.log.Warn("admin: status: unhealthy", "err", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) ownBundle(w http.ResponseWriter, r *http.Request) {

@@ -63,6 +63,11 @@ type Config struct {
 	// Authorities operates the trust domain's CA (the authorities
 	// routes). Nil answers them 404: the server has no CA to operate.
 	Authorities AuthorityManager
+	// Health reports whether the server can do its work, for the status
+	// route: nil when it can, else why not. It is called on every status
+	// request, bounded by RequestTimeout, and must be safe for concurrent
+	// use. Nil means healthy whenever the API answers.
+	Health func(ctx context.Context) error
 	// Logger receives refused callers (at Warn) and internal errors. Nil
 	// discards the output.
 	Logger *slog.Logger

@@ -63,6 +63,12 @@ type tokenJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+type statusJSON struct {
+	TrustDomain string `json:"trust_domain"`
+	Healthy     bool   `json:"healthy"`
+	Reason      string `json:"reason,omitempty"`
+}
+
 type errorJSON struct {
 	Error string `json:"error"`
 	// Code names the error's kind for clients: one of the code* constants.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,10 @@ type Command struct {
 	argNames   map[string]string // flag name -> name of its value in the help, where flag cannot tell it
 	required   []string          // flags that must have a value, in the order Required marked them
 	sections   []section
+	aliases    map[string]string   // alias -> flag name
+	aliasesOf  map[string][]string // flag name -> its aliases, in the order declared
+	envs       map[string][]string // flag name -> the variables Key.Env gave it
+	envOrder   []string            // the flags Key.Env was called for, in order
 }
 
 // A section is a part of the configuration file decoded into a Go value.
@@ -56,7 +62,8 @@ func New(name, help string) *Command {
 	// and errors to stderr as one line.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &Command{name: name, help: help, fs: fs, fileNames: map[string]string{}, argNames: map[string]string{}}
+	return &Command{name: name, help: help, fs: fs, fileNames: map[string]string{}, argNames: map[string]string{},
+		aliases: map[string]string{}, aliasesOf: map[string][]string{}, envs: map[string][]string{}}
 }
 
 // Name returns the command's name, such as "spiffe-agent run".
@@ -99,6 +106,41 @@ func (k Key) Required() Key {
 	return k
 }
 
+// Alias declares further flag names for the key, such as "-parentID"
+// beside "-parent-id": each sets the key's one value, as the key's own
+// flag would (a list key appends). [Command.Set] and [Command.Visit]
+// report the key under its own name, and the help lists the aliases with
+// it. Aliases are flags only: they have no environment variable and no
+// configuration file key, so Alias panics on a configurable command, and
+// when a name is taken.
+func (k Key) Alias(names ...string) Key {
+	if k.c.envPrefix != "" {
+		panic("cmdline: Alias on a configurable command")
+	}
+	f := k.c.fs.Lookup(k.name)
+	for _, a := range names {
+		if k.c.fs.Lookup(a) != nil {
+			panic("cmdline: flag -" + a + " is declared twice")
+		}
+		k.c.fs.Var(f.Value, a, f.Usage)
+		k.c.aliases[a] = k.name
+		k.c.aliasesOf[k.name] = append(k.c.aliasesOf[k.name], a)
+	}
+	return k
+}
+
+// Env names environment variables that give the key its value when no
+// other source does (a flag; for a configurable command also its own
+// variable PREFIX_NAME and the file): the first of them that is set and
+// not empty. A bad value is a usage error naming the variable.
+func (k Key) Env(vars ...string) Key {
+	if _, ok := k.c.envs[k.name]; !ok {
+		k.c.envOrder = append(k.c.envOrder, k.name)
+	}
+	k.c.envs[k.name] = append(k.c.envs[k.name], vars...)
+	return k
+}
+
 // String declares a key whose value is text.
 func (c *Command) String(p *string, name, value, usage string) Key {
 	c.fs.StringVar(p, name, value, usage)
@@ -135,21 +177,43 @@ func (c *Command) Section(key, usage string, dst any) {
 	c.sections = append(c.sections, section{key: key, usage: usage, dst: dst})
 }
 
-// Set reports whether the flag name received a value, from any source.
+// Set reports whether the key name received a value, from any source and
+// under any of its names.
 func (c *Command) Set(name string) bool {
 	set := false
-	c.fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
+	c.Visit(func(n string) {
+		if n == name {
 			set = true
 		}
 	})
 	return set
 }
 
-// Visit calls fn with the name of each flag that received a value, from
-// any source, in lexical order.
+// Visit calls fn with the name of each key that received a value, from
+// any source, once, in lexical order; a key set through an alias is
+// reported under its own name.
 func (c *Command) Visit(fn func(name string)) {
-	c.fs.Visit(func(f *flag.Flag) { fn(f.Name) })
+	seen := map[string]bool{}
+	var names []string
+	c.fs.Visit(func(f *flag.Flag) {
+		name := c.canonical(f.Name)
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	})
+	slices.Sort(names)
+	for _, name := range names {
+		fn(name)
+	}
+}
+
+// canonical returns the key's own name for a flag name or alias.
+func (c *Command) canonical(name string) string {
+	if own, ok := c.aliases[name]; ok {
+		return own
+	}
+	return name
 }
 
 // Parse parses args (the command line after the command's name) and, for a
@@ -176,12 +240,36 @@ func (c *Command) Parse(args []string, stdout, stderr io.Writer) (code int, ok b
 	case c.fs.NArg() > 0:
 		return c.Misuse(stderr, fmt.Errorf("unexpected argument %q", c.fs.Arg(0))), false
 	}
+	if err := c.parseEnv(); err != nil {
+		return c.Misuse(stderr, err), false
+	}
 	for _, name := range c.required {
 		if c.fs.Lookup(name).Value.String() == "" {
 			return c.Misuse(stderr, fmt.Errorf("-%s is required", name)), false
 		}
 	}
 	return ExitOK, true
+}
+
+// parseEnv gives each key of [Key.Env] that received no value the value
+// of its first variable that is set and not empty.
+func (c *Command) parseEnv() error {
+	for _, name := range c.envOrder {
+		if c.Set(name) {
+			continue
+		}
+		for _, v := range c.envs[name] {
+			val := os.Getenv(v)
+			if val == "" {
+				continue
+			}
+			if err := c.fs.Set(name, val); err != nil {
+				return fmt.Errorf("environment variable %s: invalid value %q: %w", v, val, err)
+			}
+			break
+		}
+	}
+	return nil
 }
 
 // parseError returns the part of an error from ff.Parse worth printing:
@@ -231,6 +319,9 @@ func (c *Command) Usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "Flags:")
 	c.fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := c.aliases[f.Name]; ok {
+			return // listed with its key
+		}
 		arg, usage := flag.UnquoteUsage(f)
 		if name, ok := c.argNames[f.Name]; ok && arg == "value" {
 			arg = name
@@ -243,11 +334,19 @@ func (c *Command) Usage(w io.Writer) {
 		if !isZero(f.DefValue) {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
+		if aliases := c.aliasesOf[f.Name]; len(aliases) > 0 {
+			fmt.Fprintf(w, "\n    \talso -%s", strings.Join(aliases, ", -"))
+		}
+		var envs []string
 		if c.envPrefix != "" {
-			fmt.Fprintf(w, "\n    \tenvironment %s", c.envName(f.Name))
-			if f.Name != configFlag {
-				fmt.Fprintf(w, ", file key %s", c.fileName(f.Name))
-			}
+			envs = append(envs, c.envName(f.Name))
+		}
+		envs = append(envs, c.envs[f.Name]...)
+		if len(envs) > 0 {
+			fmt.Fprintf(w, "\n    \tenvironment %s", strings.Join(envs, ", then "))
+		}
+		if c.envPrefix != "" && f.Name != configFlag {
+			fmt.Fprintf(w, ", file key %s", c.fileName(f.Name))
 		}
 		fmt.Fprintln(w)
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,4 +319,133 @@ func TestRequired(t *testing.T) {
 	assert.False(t, ok)
 	assert.Equal(t, cmdline.ExitOK, code)
 	assert.Empty(t, stderr)
+}
+
+// newAliased returns a command whose keys have aliases and variables, as
+// the programs' client commands declare them.
+func newAliased(id *spiffeid.ID, socket *string, sels *[]string, node *bool) *cmdline.Command {
+	cmd := cmdline.New("prog entry", "")
+	cmd.Var(cmdline.NewValue(id, spiffeid.FromString), "spiffe-id", "a SPIFFE `ID`").Alias("spiffeID")
+	cmd.String(socket, "socket", "/run/default.sock", "socket `path`").Alias("socketPath").Env("PROG_SOCKET", "OTHER_SOCKET")
+	cmd.Var(cmdline.NewList(sels, cmdline.Text, ""), "selector", "a `selector`; repeatable").Alias("sel", "s")
+	cmd.Bool(node, "node", false, "a node entry").Alias("isNode")
+	return cmd
+}
+
+// Property: an alias sets its key's one value, is reported under the
+// key's name, and is listed with the key in the help, not on its own.
+func TestAlias(t *testing.T) {
+	parse := func(args ...string) (spiffeid.ID, string, []string, bool, *cmdline.Command, int, string) {
+		var id spiffeid.ID
+		var socket string
+		var sels []string
+		var node bool
+		cmd := newAliased(&id, &socket, &sels, &node)
+		var stdout, stderr bytes.Buffer
+		code, _ := cmd.Parse(args, &stdout, &stderr)
+		return id, socket, sels, node, cmd, code, stdout.String() + stderr.String()
+	}
+	id, socket, sels, node, cmd, code, out := parse("-spiffeID", "spiffe://example.org/a", "-socketPath", "/s",
+		"-sel", "a:1", "-selector", "b:2", "-s", "c:3", "-isNode")
+	require.Equal(t, cmdline.ExitOK, code, out)
+	assert.Equal(t, "spiffe://example.org/a", id.String())
+	assert.Equal(t, "/s", socket)
+	assert.Equal(t, []string{"a:1", "b:2", "c:3"}, sels, "every name appends to the one list")
+	assert.True(t, node, "a boolean alias needs no value")
+	var names []string
+	cmd.Visit(func(name string) { names = append(names, name) })
+	assert.Equal(t, []string{"node", "selector", "socket", "spiffe-id"}, names, "once each, under the key's name")
+	assert.True(t, cmd.Set("spiffe-id"))
+	assert.False(t, cmd.Set("spiffeID"), "an alias is no key of its own")
+
+	_, _, _, _, _, code, out = parse("-h")
+	assert.Equal(t, cmdline.ExitOK, code)
+	assert.Equal(t, `Usage: prog entry [flags]
+
+Flags:
+  -node
+    	a node entry
+    	also -isNode
+  -selector selector
+    	a selector; repeatable
+    	also -sel, -s
+  -socket path
+    	socket path (default /run/default.sock)
+    	also -socketPath
+    	environment PROG_SOCKET, then OTHER_SOCKET
+  -spiffe-id ID
+    	a SPIFFE ID
+    	also -spiffeID
+`, out)
+
+	_, _, _, _, _, code, out = parse("-spiffeID", "example.org")
+	assert.Equal(t, cmdline.ExitUsage, code)
+	assert.Contains(t, out, `invalid value "example.org" for flag -spiffeID`, "the error names the flag as typed")
+
+	assert.Panics(t, func() {
+		newAliased(new(spiffeid.ID), new(string), new([]string), new(bool)).String(new(string), "x", "", "").Alias("s")
+	},
+		"a name taken")
+	assert.Panics(t, func() {
+		cmd := cmdline.New("prog run", "")
+		cmd.Configurable("PROG")
+		cmd.String(new(string), "name", "", "").Alias("n")
+	}, "aliases have no variable or file key")
+}
+
+// Property: a key's variables give its value when no flag does, the first
+// one set and not empty winning; a flag (under any name) wins over them.
+func TestKeyEnv(t *testing.T) {
+	parse := func(args ...string) (string, int, string) {
+		var id spiffeid.ID
+		var socket string
+		var sels []string
+		var node bool
+		var stdout, stderr bytes.Buffer
+		code, _ := newAliased(&id, &socket, &sels, &node).Parse(args, &stdout, &stderr)
+		return socket, code, stderr.String()
+	}
+	socket, _, _ := parse()
+	assert.Equal(t, "/run/default.sock", socket, "no variable: the default")
+	t.Setenv("OTHER_SOCKET", "/other.sock")
+	socket, _, _ = parse()
+	assert.Equal(t, "/other.sock", socket)
+	t.Setenv("PROG_SOCKET", "")
+	socket, _, _ = parse()
+	assert.Equal(t, "/other.sock", socket, "an empty variable is unset")
+	t.Setenv("PROG_SOCKET", "/prog.sock")
+	socket, _, _ = parse()
+	assert.Equal(t, "/prog.sock", socket, "the first variable wins")
+	socket, _, _ = parse("-socketPath", "/flag.sock")
+	assert.Equal(t, "/flag.sock", socket, "a flag wins")
+
+	// A bad value names the variable.
+	var n int
+	cmd := cmdline.New("prog count", "")
+	cmd.Var(cmdline.NewValue(&n, strconv.Atoi), "n", "a `number`").Env("PROG_N")
+	t.Setenv("PROG_N", "many")
+	var stderr bytes.Buffer
+	code, ok := cmd.Parse(nil, &bytes.Buffer{}, &stderr)
+	assert.False(t, ok)
+	assert.Equal(t, cmdline.ExitUsage, code)
+	assert.Equal(t, "prog count: environment variable PROG_N: invalid value \"many\": strconv.Atoi: parsing \"many\": invalid syntax\nRun \"prog count -h\" for help.\n", stderr.String())
+}
+
+// Property: on a configurable command, the key's own variable and the
+// file win over the variables of Key.Env.
+func TestKeyEnvOnConfigurable(t *testing.T) {
+	parse := func(args ...string) string {
+		var socket string
+		cmd := cmdline.New("prog run", "")
+		cmd.Configurable("PROG")
+		cmd.String(&socket, "socket", "/default", "").Env("SHARED_SOCKET")
+		_, ok := cmd.Parse(args, &bytes.Buffer{}, &bytes.Buffer{})
+		require.True(t, ok)
+		return socket
+	}
+	t.Setenv("SHARED_SOCKET", "/shared")
+	assert.Equal(t, "/shared", parse())
+	assert.Equal(t, "/file", parse("-config", writeFile(t, `{"socket": "/file"}`)))
+	t.Setenv("PROG_SOCKET", "/own")
+	assert.Equal(t, "/own", parse())
 }

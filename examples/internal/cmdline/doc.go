@@ -20,6 +20,12 @@
 //		return code
 //	}
 //
+// A key may have further flag names, such as SPIRE's spellings
+// ([Key.Alias]: "-parentID" beside "-parent-id"), and environment
+// variables of its own, read when no other source gives it a value
+// ([Key.Env]: the Workload API socket of SPIFFE_ENDPOINT_SOCKET), also on
+// a command that is not configurable.
+//
 // # Exit codes
 //
 // Both programs exit with [ExitOK], [ExitFailure] (the operation failed) or

@@ -33,14 +33,13 @@ type clientFlags struct {
 	timeout time.Duration
 }
 
-// declare declares the flags. The socket's default is the address in
-// SPIFFE_ENDPOINT_SOCKET, the variable every Workload API client reads.
+// declare declares the flags. Without -socket (or SPIRE's -socketPath),
+// the socket is the address in SPIFFE_ENDPOINT_SOCKET, the variable every
+// Workload API client reads, else the socket of run's own variable,
+// SPIFFE_AGENT_SOCKET, else DefaultSocket.
 func (c *clientFlags) declare(cmd *cmdline.Command) {
-	def := DefaultSocket
-	if env, ok := workloadapi.GetDefaultAddress(); ok && env != "" {
-		def = env
-	}
-	cmd.String(&c.socket, "socket", def, "Workload API socket `path` (or a unix:// address); default $"+workloadapi.SocketEnv+" if set")
+	cmd.String(&c.socket, "socket", DefaultSocket, "Workload API socket `path` (or a unix:// address)").
+		Alias("socketPath").Env(workloadapi.SocketEnv, EnvPrefix+"_SOCKET")
 	cmd.Duration(&c.timeout, "timeout", DefaultTimeout, "give up after this `duration`")
 }
 
@@ -107,7 +106,9 @@ func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writ
 	var cf clientFlags
 	cf.declare(cmd)
 	var write string
+	var silent bool
 	cmd.String(&write, "write", "", "write svid.N.pem, svid.N.key (mode 0600) and bundle.N.pem into `directory`")
+	cmd.Bool(&silent, "silent", false, "print nothing; with -write, only write the files")
 	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
 	if !ok {
 		return code
@@ -121,6 +122,9 @@ func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writ
 	x509ctx, err := client.FetchX509Context(ctx)
 	if err != nil {
 		return cmd.Fail(stderr, callError(err))
+	}
+	if silent {
+		stdout = io.Discard
 	}
 	now := time.Now()
 	for i, svid := range x509ctx.SVIDs {
@@ -211,8 +215,9 @@ func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	cf.declare(cmd)
 	var audiences []string
 	var subject spiffeid.ID
-	cmd.Var(cmdline.NewList(&audiences, cmdline.Text, ""), "audience", "`audience` of the token (required; repeat it for several)").Required()
-	cmd.Var(cmdline.NewValue(&subject, spiffeid.FromString), "spiffe-id", "ask for the token of this SPIFFE `ID` only (default: every identity of this process)")
+	cmd.Var(cmdline.NewList(&audiences, cmdline.Text, ","), "audience", "`audience` of the token (required; repeat it, or separate with commas, for several)").Required()
+	cmd.Var(cmdline.NewValue(&subject, spiffeid.FromString), "spiffe-id", "ask for the token of this SPIFFE `ID` only (default: every identity of this process)").
+		Alias("spiffeID")
 	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
 	if !ok {
 		return code
@@ -245,6 +250,9 @@ func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	cmd := cmdline.New("spiffe-agent healthcheck", "Exits 0 if the Workload API on the socket answers (PermissionDenied counts:\nthe agent answered), 1 otherwise.")
 	var cf clientFlags
 	cf.declare(cmd)
+	var shallow, verbose bool
+	cmd.Bool(&shallow, "shallow", false, "SPIRE's lighter check; the same check here")
+	cmd.Bool(&verbose, "verbose", false, "say what is checked, on stderr")
 	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
 	if !ok {
 		return code
@@ -253,6 +261,9 @@ func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return cmd.Fail(stderr, fmt.Errorf("unhealthy: no socket at %s", path))
 		}
+	}
+	if verbose {
+		fmt.Fprintf(stderr, "checking the Workload API at %s\n", addr)
 	}
 	client, ctx, cancel, err := cf.dial(ctx, addr)
 	if err != nil {

@@ -76,7 +76,8 @@ func TestClientCommandHelp(t *testing.T) {
 			assert.Contains(t, stdout, "Usage: spiffe-agent "+strings.Join(args[:len(args)-1], " ")+" [flags]")
 			assert.Contains(t, stdout, "-socket path")
 			assert.Contains(t, stdout, "-timeout duration")
-			assert.NotContains(t, stdout, "environment", "client commands read no variables of their own")
+			assert.Contains(t, stdout, "environment SPIFFE_ENDPOINT_SOCKET, then SPIFFE_AGENT_SOCKET")
+			assert.Contains(t, stdout, "also -socketPath")
 		})
 	}
 }
@@ -87,7 +88,21 @@ func TestSocketFlagDefaultsToTheEnvironment(t *testing.T) {
 	assert.Equal(t, ExitFailure, code)
 	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at /run/elsewhere.sock\n", stderr)
 
+	t.Setenv("SPIFFE_AGENT_SOCKET", "/run/agent.sock")
+	code, _, stderr = cli(t, "healthcheck")
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at /run/elsewhere.sock\n", stderr, "SPIFFE_ENDPOINT_SOCKET first")
+
 	t.Setenv("SPIFFE_ENDPOINT_SOCKET", "")
+	code, _, stderr = cli(t, "healthcheck")
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at /run/agent.sock\n", stderr, "then run's own variable")
+
+	code, _, stderr = cli(t, "healthcheck", "-socketPath", "/run/flag.sock")
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at /run/flag.sock\n", stderr, "a flag wins")
+
+	t.Setenv("SPIFFE_AGENT_SOCKET", "")
 	code, _, stderr = cli(t, "healthcheck")
 	assert.Equal(t, ExitFailure, code)
 	assert.Equal(t, "spiffe-agent healthcheck: unhealthy: no socket at "+DefaultSocket+"\n", stderr)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 // Exit codes of [Main].
@@ -23,6 +25,22 @@ const (
 	ExitUsage = cmdline.ExitUsage
 )
 
+// A clientCommand is a command of spiffe-agent other than run: its words
+// after the program name, what it does, and the function that runs it with
+// its flags.
+type clientCommand struct {
+	words   string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// clientCommands are the commands besides run, in the order of the usage.
+var clientCommands = []clientCommand{
+	{"api fetch x509", "fetch this process's X509-SVIDs from the Workload API (also: api fetch)", fetchX509Command},
+	{"api fetch jwt", "fetch JWT-SVIDs for one or more audiences", fetchJWTCommand},
+	{"healthcheck", "check that the Workload API on a socket answers", healthcheckCommand},
+}
+
 // Main runs the spiffe-agent command line: args are the arguments after the
 // program name, e.g. {"run", "-trust-domain", "example.org", ...} or {"api",
 // "fetch", "x509", "-socket", path}. Results and asked-for help go to
@@ -33,33 +51,71 @@ const (
 // from signal.NotifyContext so that SIGINT and SIGTERM shut it down
 // gracefully.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
 		return ExitUsage
-	}
-	switch args[0] {
-	case "run":
-		return runCommand(ctx, args[1:], stdout, stderr)
-	case "healthcheck":
-		return healthcheckCommand(ctx, args[1:], stdout, stderr)
-	case "api":
-		if len(args) >= 3 && args[1] == "fetch" {
-			switch args[2] {
-			case "x509":
-				return fetchX509Command(ctx, args[3:], stdout, stderr)
-			case "jwt":
-				return fetchJWTCommand(ctx, args[3:], stdout, stderr)
-			}
-		}
-		fmt.Fprintf(stderr, "spiffe-agent: unknown command %q\n", strings.Join(args[:min(len(args), 3)], " "))
-	case "-h", "-help", "--help", "help":
+	case isHelp(args[0]):
 		usage(stdout)
 		return ExitOK
-	default:
-		fmt.Fprintf(stderr, "spiffe-agent: unknown command %q\n", args[0])
+	case args[0] == "run":
+		return runCommand(ctx, args[1:], stdout, stderr)
 	}
+	// The longest command whose words begin args; "api fetch" alone, as
+	// SPIRE has it, is "api fetch x509".
+	if len(args) >= 2 && args[0] == "api" && args[1] == "fetch" && (len(args) == 2 || strings.HasPrefix(args[2], "-") && !isHelp(args[2])) {
+		args = append([]string{"api", "fetch", "x509"}, args[2:]...)
+	}
+	for _, c := range clientCommands {
+		words := strings.Fields(c.words)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return c.run(ctx, args[len(words):], stdout, stderr)
+		}
+	}
+	// A prefix of commands ("api", "api fetch"): its help, or its usage
+	// as an error.
+	var prefix []string
+	for i := 0; i < len(args) && !strings.HasPrefix(args[i], "-") && !isHelp(args[i]); i++ {
+		prefix = append(prefix, args[i])
+	}
+	if subs := commandsUnder(prefix); len(prefix) > 0 && len(subs) > 0 {
+		if len(prefix) < len(args) && isHelp(args[len(prefix)]) {
+			groupUsage(stdout, prefix, subs)
+			return ExitOK
+		}
+		if len(prefix) == len(args) || isHelp(args[len(prefix)]) || strings.HasPrefix(args[len(prefix)], "-") {
+			groupUsage(stderr, prefix, subs)
+			return ExitUsage
+		}
+	}
+	fmt.Fprintf(stderr, "spiffe-agent: unknown command %q\n", strings.Join(args[:max(1, len(prefix))], " "))
 	usage(stderr)
 	return ExitUsage
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
+// commandsUnder returns the client commands whose words begin with prefix
+// and go on after it.
+func commandsUnder(prefix []string) []clientCommand {
+	var out []clientCommand
+	for _, c := range clientCommands {
+		words := strings.Fields(c.words)
+		if len(words) > len(prefix) && slices.Equal(words[:len(prefix)], prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func groupUsage(w io.Writer, prefix []string, cmds []clientCommand) {
+	fmt.Fprintf(w, "Usage: spiffe-agent %s <subcommand> [flags]\n\nSubcommands:\n", strings.Join(prefix, " "))
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-18s  %s\n", c.words, c.summary)
+	}
 }
 
 func usage(w io.Writer) {
@@ -67,12 +123,14 @@ func usage(w io.Writer) {
 
 Commands:
   run                 run the node agent: attest to the server, serve the Workload API
-  api fetch x509      fetch this process's X509-SVIDs from the Workload API
-  api fetch jwt       fetch JWT-SVIDs for one or more audiences
-  healthcheck         check that the Workload API on a socket answers
-
+`)
+	for _, c := range clientCommands {
+		fmt.Fprintf(w, "  %-18s  %s\n", c.words, c.summary)
+	}
+	fmt.Fprint(w, `
 Run "spiffe-agent <command> -h" for its flags. Every flag of run may also be
 set by an environment variable (`+EnvPrefix+`_ and the flag's name in upper
-case, '_' for '-') or a key of its -config file.
+case, '_' for '-') or a key of its -config file. The other commands find the
+Workload API socket in -socket, else $`+workloadapi.SocketEnv+`, else $`+EnvPrefix+`_SOCKET.
 `)
 }

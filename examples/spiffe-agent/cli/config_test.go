@@ -276,10 +276,9 @@ func TestMainUsage(t *testing.T) {
 	}{
 		{"no command", nil, ""},
 		{"unknown", []string{"start"}, `unknown command "start"`},
-		{"api alone", []string{"api"}, `unknown command "api"`},
-		{"api fetch alone", []string{"api", "fetch"}, `unknown command "api fetch"`},
 		{"api fetch svid", []string{"api", "fetch", "svid"}, `unknown command "api fetch svid"`},
 		{"api watch", []string{"api", "watch", "x509"}, `unknown command "api watch x509"`},
+		{"a flag first", []string{"-socket", "x"}, `unknown command "-socket"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,6 +289,13 @@ func TestMainUsage(t *testing.T) {
 			assert.Contains(t, stderr.String(), "Usage: spiffe-agent <command>")
 			assert.Contains(t, stderr.String(), tt.msg)
 		})
+	}
+	// A group of commands without its subcommand: the group's usage.
+	for _, args := range [][]string{{"api"}, {"api", "-x"}} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, ExitUsage, Main(t.Context(), args, &stdout, &stderr), args)
+		assert.Empty(t, stdout.String())
+		assert.Contains(t, stderr.String(), "Usage: spiffe-agent api <subcommand>")
 	}
 	for _, help := range []string{"-h", "-help", "--help", "help"} {
 		var stdout, stderr bytes.Buffer

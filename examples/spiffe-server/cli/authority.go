@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -58,27 +57,10 @@ func kindTitle(k registry.AuthorityKind) string {
 	return "JWT"
 }
 
-// outputFlag declares -output pretty|json.
-func outputFlag(cmd *cmdline.Command, p *string) {
-	cmd.String(p, "output", "pretty", "output `format`: pretty or json")
-}
-
-func checkOutput(output string) error {
-	if output != "pretty" && output != "json" {
-		return usagef("-output must be pretty or json, not %q", output)
-	}
-	return nil
-}
-
 func authorityList(k registry.AuthorityKind) func(cmd *cmdline.Command) action {
 	return func(cmd *cmdline.Command) action {
-		var output string
-		outputFlag(cmd, &output)
-		return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			all, err := c.Authorities(ctx)
+		return func(ctx context.Context, c *call) error {
+			all, err := c.client.Authorities(ctx)
 			if err != nil {
 				return err
 			}
@@ -88,70 +70,62 @@ func authorityList(k registry.AuthorityKind) func(cmd *cmdline.Command) action {
 					list = append(list, a)
 				}
 			}
-			if output == "json" {
-				doc := struct {
-					Authorities []authorityJSON `json:"authorities"`
-				}{Authorities: []authorityJSON{}}
-				for _, a := range list {
-					doc.Authorities = append(doc.Authorities, toAuthorityJSON(a))
-				}
-				return printJSON(out, doc)
-			}
-			noun := "authorities"
-			if k != "" {
-				noun = kindTitle(k) + " " + noun
-			}
-			fmt.Fprintf(out, "Found %d %s\n", len(list), noun)
+			doc := struct {
+				Authorities []authorityJSON `json:"authorities"`
+			}{Authorities: []authorityJSON{}}
 			for _, a := range list {
-				fmt.Fprintln(out)
-				printAuthority(out, a)
+				doc.Authorities = append(doc.Authorities, toAuthorityJSON(a))
 			}
-			return nil
+			return c.print(doc, func(w io.Writer) {
+				noun := "authorities"
+				if k != "" {
+					noun = kindTitle(k) + " " + noun
+				}
+				fmt.Fprintf(w, "Found %d %s\n", len(list), noun)
+				for _, a := range list {
+					fmt.Fprintln(w)
+					printAuthority(w, a)
+				}
+			})
 		}
 	}
 }
 
 func authorityAction(k registry.AuthorityKind, verb string) func(cmd *cmdline.Command) action {
 	return func(cmd *cmdline.Command) action {
-		var output, id string
-		outputFlag(cmd, &output)
+		var id string
 		switch verb {
 		case "taint", "revoke":
 			cmd.String(&id, "authorityID", "", "`ID` of the authority (required; see authority list)").Required()
 		case "activate":
 			cmd.String(&id, "authorityID", "", "`ID` of the prepared authority, checked before it is activated (default: whichever is prepared)")
 		}
-		return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
+		return func(ctx context.Context, c *call) error {
 			var (
 				a   admin.Authority
 				err error
 			)
 			switch verb {
 			case "prepare":
-				a, err = c.PrepareAuthority(ctx, k)
+				a, err = c.client.PrepareAuthority(ctx, k)
 			case "activate":
-				a, err = c.ActivateAuthority(ctx, k, id)
+				a, err = c.client.ActivateAuthority(ctx, k, id)
 			case "taint":
-				a, err = c.TaintAuthority(ctx, k, id)
+				a, err = c.client.TaintAuthority(ctx, k, id)
 			case "revoke":
-				a, err = c.RevokeAuthority(ctx, k, id)
+				a, err = c.client.RevokeAuthority(ctx, k, id)
 			}
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(out, toAuthorityJSON(a))
-			}
-			past := map[string]string{"prepare": "Prepared", "activate": "Activated", "taint": "Tainted", "revoke": "Revoked"}[verb]
-			fmt.Fprintf(out, "%s %s authority:\n", past, kindTitle(k))
-			printAuthority(out, a)
-			if a.Pending {
-				fmt.Fprintf(out, "\nRecorded for server %s, which applies it as soon as it hears of it; every server honours it meanwhile.\n", a.ServerID)
-			}
-			return nil
+			return c.print(toAuthorityJSON(a), func(w io.Writer) {
+				past := map[string]string{"prepare": "Prepared", "activate": "Activated", "taint": "Tainted", "revoke": "Revoked"}[verb]
+				fmt.Fprintf(w, "%s %s authority:\n", past, kindTitle(k))
+				printAuthority(w, a)
+				if a.Pending {
+					fmt.Fprintf(w, "\nRecorded for server %s, which applies it as soon as it hears of it; every server honours it meanwhile.\n", a.ServerID)
+				}
+			})
 		}
 	}
 }
@@ -174,11 +148,6 @@ func toAuthorityJSON(a admin.Authority) authorityJSON {
 		Kind: a.Kind, AuthorityID: a.ID, ServerID: a.ServerID, Local: a.Local, State: a.State,
 		ExpiresAt: a.NotAfter.UTC(), Tainted: a.Tainted, Revoked: a.Revoked, Pending: a.Pending,
 	}
-}
-
-// printJSON prints v as one line of JSON.
-func printJSON(out io.Writer, v any) error {
-	return json.NewEncoder(out).Encode(v)
 }
 
 func printAuthority(w io.Writer, a admin.Authority) {

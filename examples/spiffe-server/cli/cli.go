@@ -14,9 +14,14 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 )
 
-// DefaultAdminSocket is the admin socket a command uses when it is given no
-// -admin-socket flag.
+// DefaultAdminSocket is the admin socket a command uses when it is given
+// neither -admin-socket nor AdminSocketEnv.
 const DefaultAdminSocket = "/run/spiffe-server/admin.sock"
+
+// AdminSocketEnv is the environment variable that names the admin socket
+// of every command but run when -admin-socket is not given. It is also
+// the variable of run's -admin-socket, so that one setting serves both.
+const AdminSocketEnv = EnvPrefix + "_ADMIN_SOCKET"
 
 // Exit codes of [Main].
 const (
@@ -42,10 +47,28 @@ type command struct {
 	setup   func(cmd *cmdline.Command) action
 }
 
-// An action runs a command once its flags are parsed, with the command
-// (to tell which flags were given), an admin client and the command's
-// standard input and output.
-type action = func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error
+// A call is one run of a command: its parsed flags (to tell which were
+// given), the admin client, standard input and output, and whether the
+// output is JSON (-output json).
+type call struct {
+	cmd    *cmdline.Command
+	client *admin.Client
+	in     io.Reader
+	out    io.Writer
+	json   bool
+}
+
+// An action runs a command once its flags are parsed.
+type action = func(ctx context.Context, c *call) error
+
+// print writes v as JSON for -output json, else calls pretty.
+func (c *call) print(v any, pretty func(w io.Writer)) error {
+	if c.json {
+		return printJSON(c.out, v)
+	}
+	pretty(c.out)
+	return nil
+}
 
 // usageError is a problem with the arguments, found after parsing.
 type usageError struct{ msg string }
@@ -77,13 +100,18 @@ func Admin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return adminCommand(ctx, args, os.Stdin, stdout, stderr)
 }
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
 // adminCommand is Admin reading stdin from the given reader.
 func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return ExitUsage
 	}
-	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+	if isHelp(args[0]) {
 		usage(stdout)
 		return ExitOK
 	}
@@ -100,9 +128,13 @@ func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			group, cmds, args = group+" "+args[1], sub, args[1:]
 		}
 	}
-	if len(args) < 2 {
+	switch {
+	case len(args) < 2:
 		groupUsage(stderr, group, cmds)
 		return ExitUsage
+	case isHelp(args[1]):
+		groupUsage(stdout, group, cmds)
+		return ExitOK
 	}
 	i := slices.IndexFunc(cmds, func(c command) bool { return c.name == args[1] })
 	if i < 0 {
@@ -119,15 +151,20 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 		help += "\n\n" + cmd.help
 	}
 	c := cmdline.New("spiffe-server "+group+" "+cmd.name, help)
-	var socket string
-	c.String(&socket, "admin-socket", DefaultAdminSocket, "`path` of the server's admin socket")
+	var socket, output string
+	c.String(&socket, "admin-socket", DefaultAdminSocket, "`path` of the server's admin socket").
+		Alias("socketPath").Env(AdminSocketEnv)
+	c.String(&output, "output", "pretty", "output `format`: pretty, or json (see README.md for its fields)")
 	action := cmd.setup(c)
 	if code, ok := c.Parse(args, stdout, stderr); !ok {
 		return code
 	}
+	if output != "pretty" && output != "json" {
+		return c.Misuse(stderr, fmt.Errorf("-output must be pretty or json, not %q", output))
+	}
 	client := admin.Dial(socket)
 	defer client.Close()
-	err := action(ctx, c, client, stdin, stdout)
+	err := action(ctx, &call{cmd: c, client: client, in: stdin, out: stdout, json: output == "json"})
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -153,7 +190,8 @@ Commands:
   authority list
   authority x509|jwt show|prepare|activate|taint|revoke
 
-Every command but run takes -admin-socket PATH (default `+DefaultAdminSocket+`).
+Every command but run takes -admin-socket PATH (default $`+AdminSocketEnv+`,
+else `+DefaultAdminSocket+`) and -output pretty|json.
 Run "spiffe-server run -h" or "spiffe-server <command> <subcommand> -h" for
 the flags of a command. Every flag of run may also be set by an environment
 variable (`+EnvPrefix+`_ and the flag's name in upper case, '_' for '-') or a

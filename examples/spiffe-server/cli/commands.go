@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
@@ -35,27 +37,43 @@ var agentCommands = []command{
 func bundleShow(cmd *cmdline.Command) action {
 	var format string
 	var td spiffeid.TrustDomain
-	cmd.String(&format, "format", "pem", "output format: pem (X.509 authorities) or spiffe (SPIFFE bundle document)")
+	cmd.String(&format, "format", "pem", "`format` of the pretty output: pem (X.509 authorities) or spiffe (SPIFFE bundle document)")
 	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` to show instead of the server's own")
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+	return func(ctx context.Context, c *call) error {
 		f := admin.BundleFormat(format)
 		if f != admin.FormatPEM && f != admin.FormatSPIFFE {
 			return usagef("-format must be pem or spiffe, not %q", format)
 		}
+		var doc []byte
+		var b registry.FederatedBundle
+		var err error
 		if td.IsZero() {
-			data, err := c.Bundle(ctx, f)
+			if c.json || f == admin.FormatSPIFFE {
+				doc, err = c.client.Bundle(ctx, admin.FormatSPIFFE)
+			} else {
+				doc, err = c.client.Bundle(ctx, admin.FormatPEM)
+			}
 			if err != nil {
 				return err
 			}
-			_, err = out.Write(data)
+			if c.json {
+				st, err := c.client.Status(ctx)
+				if err != nil {
+					return err
+				}
+				return printJSON(c.out, bundleJSON{TrustDomain: st.TrustDomain.Name(), Document: doc})
+			}
+			_, err = c.out.Write(doc)
 			return err
 		}
-		b, err := c.FederatedBundle(ctx, td)
-		if err != nil {
+		if b, err = c.client.FederatedBundle(ctx, td); err != nil {
 			return err
 		}
-		if f == admin.FormatSPIFFE {
-			_, err = out.Write(append(b.Document, '\n'))
+		switch {
+		case c.json:
+			return printJSON(c.out, toBundleJSON(b))
+		case f == admin.FormatSPIFFE:
+			_, err = c.out.Write(append(b.Document, '\n'))
 			return err
 		}
 		sb, err := spiffebundle.Parse(td, b.Document)
@@ -66,7 +84,7 @@ func bundleShow(cmd *cmdline.Command) action {
 		if err != nil {
 			return err
 		}
-		_, err = out.Write(pem)
+		_, err = c.out.Write(pem)
 		return err
 	}
 }
@@ -76,16 +94,16 @@ func bundleSet(cmd *cmdline.Command) action {
 	var path string
 	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)").Required()
 	cmd.String(&path, "path", "", "`file` holding the SPIFFE bundle document (default: stdin)")
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		doc, err := readDocument(in, path)
+	return func(ctx context.Context, c *call) error {
+		doc, err := readDocument(c.in, path)
 		if err != nil {
 			return err
 		}
-		if _, err := c.SetFederatedBundle(ctx, td, doc); err != nil {
+		b, err := c.client.SetFederatedBundle(ctx, td, doc)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Bundle of %s set\n", td.Name())
-		return nil
+		return c.print(toBundleJSON(b), func(w io.Writer) { fmt.Fprintf(w, "Bundle of %s set\n", td.Name()) })
 	}
 }
 
@@ -126,99 +144,133 @@ func readInput(stdin io.Reader, path string, limit int) (data []byte, name strin
 }
 
 func bundleList(cmd *cmdline.Command) action {
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		bundles, err := c.ListFederatedBundles(ctx)
+	return func(ctx context.Context, c *call) error {
+		bundles, err := c.client.ListFederatedBundles(ctx)
 		if err != nil {
 			return err
 		}
-		for _, b := range bundles {
-			fmt.Fprintf(out, "%s\tupdated %s\n", b.TrustDomain.Name(), timeString(b.UpdatedAt))
+		out := bundlesJSON{Bundles: make([]bundleJSON, len(bundles))}
+		for i, b := range bundles {
+			out.Bundles[i] = toBundleJSON(b)
 		}
-		return nil
+		return c.print(out, func(w io.Writer) {
+			for _, b := range bundles {
+				fmt.Fprintf(w, "%s\tupdated %s\n", b.TrustDomain.Name(), timeString(b.UpdatedAt))
+			}
+		})
 	}
 }
 
 func bundleDelete(cmd *cmdline.Command) action {
 	var td spiffeid.TrustDomain
 	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)").Required()
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if err := c.DeleteFederatedBundle(ctx, td); err != nil {
+	return func(ctx context.Context, c *call) error {
+		if err := c.client.DeleteFederatedBundle(ctx, td); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Bundle of %s deleted\n", td.Name())
-		return nil
+		return c.print(trustDomainJSON{TrustDomain: td.Name()}, func(w io.Writer) { fmt.Fprintf(w, "Bundle of %s deleted\n", td.Name()) })
 	}
 }
 
 func tokenGenerate(cmd *cmdline.Command) action {
 	var id spiffeid.ID
-	var ttl time.Duration
-	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` registered as a node alias of the admitted agent, for entries to name as parent (the agent's own ID stays derived from the token)")
-	cmd.Duration(&ttl, "ttl", 10*time.Minute, "how long the token admits a node (1s to 24h)")
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+	ttl := 10 * time.Minute
+	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` registered as a node alias of the admitted agent, for entries to name as parent (the agent's own ID stays derived from the token)").
+		Alias("spiffeID")
+	cmd.Var(cmdline.NewValue(&ttl, parseTTL), "ttl", "how long the token admits a node (1s to 24h; a number alone is seconds)")
+	return func(ctx context.Context, c *call) error {
 		if ttl < time.Second {
 			return usagef("-ttl must be at least 1s")
 		}
-		tok, err := c.GenerateToken(ctx, ttl, id)
+		tok, err := c.client.GenerateToken(ctx, ttl, id)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(out, tok.Value)
-		return nil
+		return c.print(tokenJSON{Token: tok.Value, ExpiresAt: tok.ExpiresAt.UTC()}, func(w io.Writer) { fmt.Fprintln(w, tok.Value) })
 	}
+}
+
+// parseTTL parses a lifetime: a Go duration ("90s", "1h"), or a number
+// alone, of seconds, as SPIRE's flags take it ("3600").
+func parseTTL(s string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 || n > math.MaxInt64/int64(time.Second) {
+			return 0, fmt.Errorf("%d seconds is out of range", n)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration such as 1h30m, or a number of seconds: %w", err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%s is negative", d)
+	}
+	return d, nil
+}
+
+// agentIDFlag declares -spiffe-id (also -spiffeID), the agent's ID.
+func agentIDFlag(cmd *cmdline.Command, p *spiffeid.ID, usage string) cmdline.Key {
+	return cmd.Var(cmdline.NewValue(p, spiffeid.FromString), "spiffe-id", usage).Alias("spiffeID")
 }
 
 func agentList(cmd *cmdline.Command) action {
 	var id spiffeid.ID
-	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "show only the agent of this SPIFFE `ID`")
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
+	agentIDFlag(cmd, &id, "show only the agent of this SPIFFE `ID`")
+	return func(ctx context.Context, c *call) error {
 		var agents []registry.Agent
 		if id.IsZero() {
 			var err error
-			if agents, err = c.ListAgents(ctx); err != nil {
+			if agents, err = c.client.ListAgents(ctx); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Found %d attested %s\n", len(agents), plural(len(agents), "agent", "agents"))
 		} else {
-			a, err := c.Agent(ctx, id)
+			a, err := c.client.Agent(ctx, id)
 			if err != nil {
 				return err
 			}
 			agents = []registry.Agent{a}
 		}
-		for _, a := range agents {
-			fmt.Fprintln(out)
-			printAgent(out, a)
+		out := agentsJSON{Agents: make([]agentJSON, len(agents))}
+		for i, a := range agents {
+			out.Agents[i] = toAgentJSON(a)
 		}
-		return nil
+		return c.print(out, func(w io.Writer) {
+			if id.IsZero() {
+				fmt.Fprintf(w, "Found %d attested %s\n", len(agents), plural(len(agents), "agent", "agents"))
+			}
+			for _, a := range agents {
+				fmt.Fprintln(w)
+				printAgent(w, a)
+			}
+		})
 	}
 }
 
 func requiredAgent(cmd *cmdline.Command) *spiffeid.ID {
 	var id spiffeid.ID
-	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` of the agent (required)").Required()
+	agentIDFlag(cmd, &id, "SPIFFE `ID` of the agent (required)").Required()
 	return &id
 }
 
 func agentEvict(cmd *cmdline.Command) action {
 	id := requiredAgent(cmd)
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if err := c.EvictAgent(ctx, *id); err != nil {
+	return func(ctx context.Context, c *call) error {
+		if err := c.client.EvictAgent(ctx, *id); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Evicted agent %s\n", *id)
-		return nil
+		return c.print(agentIDJSON{SPIFFEID: id.String()}, func(w io.Writer) { fmt.Fprintf(w, "Evicted agent %s\n", *id) })
 	}
 }
 
 func agentBan(cmd *cmdline.Command) action {
 	id := requiredAgent(cmd)
-	return func(ctx context.Context, cmd *cmdline.Command, c *admin.Client, in io.Reader, out io.Writer) error {
-		if _, err := c.BanAgent(ctx, *id); err != nil {
+	return func(ctx context.Context, c *call) error {
+		a, err := c.client.BanAgent(ctx, *id)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Banned agent %s\n", *id)
-		return nil
+		return c.print(toAgentJSON(a), func(w io.Writer) { fmt.Fprintf(w, "Banned agent %s\n", *id) })
 	}
 }
 

@@ -2,11 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
-	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/registry"
@@ -25,35 +26,109 @@ once, and prints one line per entry, in the order of the file:
   ENTRY-ID SPIFFE-ID                      for an entry created
   error: entry N (SPIFFE-ID): MESSAGE     for an entry that was not
 
-An entry that fails does not keep the others from being created. The exit
-code is 1 if any entry failed. FILE is JSON; every field but spiffe_id,
-parent_id and selectors may be left out:
+(with -output json, {"results": [...]}, see README.md). An entry that fails
+does not keep the others from being created. The exit code is 1 if any
+entry failed. FILE is SPIRE's entry file, which entry show -output json also
+writes; every field but spiffe_id, parent_id and selectors may be left out:
 
   {"entries": [
     {"spiffe_id": "spiffe://example.org/web",
      "parent_id": "spiffe://example.org/agent/node1",
-     "selectors": ["unix:uid:1000", "unix:gid:50"],
-     "x509_svid_ttl": "1h", "jwt_svid_ttl": "5m",
+     "selectors": [{"type": "unix", "value": "uid:1000"}, "unix:gid:50"],
+     "x509_svid_ttl": 3600, "jwt_svid_ttl": "5m",
      "dns_names": ["web.example.org"], "federates_with": ["other.org"],
      "hint": ""}
-  ]}`
+  ]}
+
+A selector is {"type": ..., "value": ...} or "type:value"; a TTL is a number
+of seconds or a duration ("1h30m"); federates_with takes names or
+spiffe://name. SPIRE's ttl is taken for x509_svid_ttl; entry_id,
+revision_number, created_at and updated_at are ignored; admin, downstream,
+store_svid and entryExpiry are refused when set.`
 
 // dataFileJSON is the file of entry create -data.
 type dataFileJSON struct {
 	Entries []dataEntryJSON `json:"entries"`
 }
 
-// dataEntryJSON is one entry of the file, with selectors in their text
-// form "type:value", as the -selector flag takes them.
+// dataEntryJSON is one entry of the file: SPIRE's registration entry
+// (spire.common.RegistrationEntry, as its CLI reads it), which is also
+// what entry show -output json writes (entryJSON), with selectors and
+// TTLs also in the forms the flags take.
 type dataEntryJSON struct {
-	SPIFFEID      string   `json:"spiffe_id"`
-	ParentID      string   `json:"parent_id"`
-	Selectors     []string `json:"selectors"`
-	X509SVIDTTL   string   `json:"x509_svid_ttl"`
-	JWTSVIDTTL    string   `json:"jwt_svid_ttl"`
-	DNSNames      []string `json:"dns_names"`
-	FederatesWith []string `json:"federates_with"`
-	Hint          string   `json:"hint"`
+	SPIFFEID      string         `json:"spiffe_id"`
+	ParentID      string         `json:"parent_id"`
+	Selectors     []dataSelector `json:"selectors"`
+	X509SVIDTTL   dataTTL        `json:"x509_svid_ttl"`
+	JWTSVIDTTL    dataTTL        `json:"jwt_svid_ttl"`
+	TTL           dataTTL        `json:"ttl"` // SPIRE's name of x509_svid_ttl before 1.5
+	DNSNames      []string       `json:"dns_names"`
+	FederatesWith []string       `json:"federates_with"`
+	Hint          string         `json:"hint"`
+	Admin         bool           `json:"admin"`
+	Downstream    bool           `json:"downstream"`
+	StoreSVID     bool           `json:"store_svid"`
+	EntryExpiry   int64          `json:"entryExpiry"`
+	// Written by SPIRE and by entry show -output json; ignored.
+	EntryID        json.RawMessage `json:"entry_id"`
+	RevisionNumber json.RawMessage `json:"revision_number"`
+	CreatedAt      json.RawMessage `json:"created_at"`
+	UpdatedAt      json.RawMessage `json:"updated_at"`
+}
+
+// dataSelector is a selector of the file: {"type": ..., "value": ...}, as
+// SPIRE writes it, or "type:value", as the -selector flag takes it. A bad
+// one fails its entry, not the file: err keeps why.
+type dataSelector struct {
+	sel attest.Selector
+	err error
+}
+
+func (s *dataSelector) UnmarshalJSON(b []byte) error {
+	var text string
+	if json.Unmarshal(b, &text) == nil {
+		s.sel, s.err = attest.ParseSelector(text)
+		return nil
+	}
+	var obj struct {
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	}
+	if err := cmdline.DecodeStrict(b, &obj); err != nil {
+		s.err = fmt.Errorf("a selector is {\"type\": ..., \"value\": ...} or \"type:value\": %w", err)
+		return nil
+	}
+	s.sel = attest.Selector{Type: obj.Type, Value: obj.Value}
+	s.err = s.sel.Validate()
+	return nil
+}
+
+// dataTTL is a lifetime of the file: a number of seconds, as SPIRE writes
+// it, or a string parseTTL takes ("1h", "3600"). A bad one fails its
+// entry, not the file: err keeps why.
+type dataTTL struct {
+	d   time.Duration
+	set bool
+	err error
+}
+
+func (t *dataTTL) UnmarshalJSON(b []byte) error {
+	t.set = true
+	var text string
+	if json.Unmarshal(b, &text) == nil {
+		t.d, t.err = parseTTL(text)
+		return nil
+	}
+	var secs float64
+	switch err := json.Unmarshal(b, &secs); {
+	case err != nil:
+		t.err = fmt.Errorf("want a number of seconds or a duration such as \"1h\", not %s", b)
+	case secs < 0 || secs > float64(math.MaxInt64/int64(time.Second)):
+		t.err = fmt.Errorf("%s seconds is out of range", b)
+	default:
+		t.d = time.Duration(secs * float64(time.Second))
+	}
+	return nil
 }
 
 // readDataFile reads and decodes the entry file at path, or stdin for "-".
@@ -74,7 +149,31 @@ func readDataFile(stdin io.Reader, path string) ([]dataEntryJSON, error) {
 
 // toEntry converts one entry of the file; the error names the field.
 func (j dataEntryJSON) toEntry() (registry.Entry, error) {
-	e := registry.Entry{DNSNames: j.DNSNames, Hint: j.Hint}
+	switch {
+	case j.Admin:
+		return registry.Entry{}, fmt.Errorf("admin: %w", errAdminEntry)
+	case j.Downstream:
+		return registry.Entry{}, fmt.Errorf("downstream: %w", errDownstreamEntry)
+	case j.StoreSVID:
+		return registry.Entry{}, fmt.Errorf("store_svid: %w", errStoreSVID)
+	case j.EntryExpiry != 0:
+		return registry.Entry{}, fmt.Errorf("entryExpiry: %w", errEntryExpiry)
+	}
+	for _, t := range []struct {
+		name string
+		ttl  dataTTL
+	}{{"x509_svid_ttl", j.X509SVIDTTL}, {"jwt_svid_ttl", j.JWTSVIDTTL}, {"ttl", j.TTL}} {
+		if t.ttl.err != nil {
+			return registry.Entry{}, fmt.Errorf("%s: %w", t.name, t.ttl.err)
+		}
+	}
+	e := registry.Entry{DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d}
+	if !j.X509SVIDTTL.set {
+		e.X509SVIDTTL = j.TTL.d
+	}
+	if len(e.DNSNames) == 0 {
+		e.DNSNames = nil
+	}
 	var err error
 	if j.SPIFFEID != "" {
 		if e.SPIFFEID, err = spiffeid.FromString(j.SPIFFEID); err != nil {
@@ -87,17 +186,10 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		}
 	}
 	for _, s := range j.Selectors {
-		sel, err := attest.ParseSelector(s)
-		if err != nil {
-			return registry.Entry{}, fmt.Errorf("selectors: %w", err)
+		if s.err != nil {
+			return registry.Entry{}, fmt.Errorf("selectors: %w", s.err)
 		}
-		e.Selectors = append(e.Selectors, sel)
-	}
-	if e.X509SVIDTTL, err = optionalDuration(j.X509SVIDTTL); err != nil {
-		return registry.Entry{}, fmt.Errorf("x509_svid_ttl: %w", err)
-	}
-	if e.JWTSVIDTTL, err = optionalDuration(j.JWTSVIDTTL); err != nil {
-		return registry.Entry{}, fmt.Errorf("jwt_svid_ttl: %w", err)
+		e.Selectors = append(e.Selectors, s.sel)
 	}
 	for _, name := range j.FederatesWith {
 		td, err := spiffeid.TrustDomainFromString(name)
@@ -109,76 +201,81 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 	return e, nil
 }
 
-func optionalDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	return time.ParseDuration(s)
-}
-
 // createFromFile runs entry create -data: it converts every entry of the
-// file, sends those that convert, and prints one line per entry in file
+// file, sends those that convert, and prints one result per entry in file
 // order. An entry whose fields do not parse fails on its own, like one the
 // server refuses.
-func createFromFile(ctx context.Context, c *admin.Client, stdin io.Reader, out io.Writer, path string) error {
-	file, err := readDataFile(stdin, path)
+func createFromFile(ctx context.Context, c *call, path string) error {
+	file, err := readDataFile(c.in, path)
 	if err != nil {
 		return err
 	}
-	lines := make([]string, len(file))
-	failed := make([]bool, len(file))
+	results := make([]resultJSON, len(file))
 	var entries []registry.Entry
 	var at []int // at[k] is the index in the file of entries[k]
 	for i, j := range file {
+		results[i] = resultJSON{Index: i + 1, SPIFFEID: j.SPIFFEID}
 		e, err := j.toEntry()
 		if err != nil {
-			lines[i], failed[i] = failLine(i, j.SPIFFEID, err), true
+			results[i].Error = cmdline.OneLine(err)
 			continue
 		}
 		entries = append(entries, e)
 		at = append(at, i)
 	}
-	results, sendErr := c.CreateEntries(ctx, entries)
-	for k, r := range results {
+	answers, sendErr := c.client.CreateEntries(ctx, entries)
+	for k, r := range answers {
 		i := at[k]
 		if r.Err != nil {
-			lines[i], failed[i] = failLine(i, file[i].SPIFFEID, r.Err), true
+			results[i].Error = cmdline.OneLine(r.Err)
 			continue
 		}
-		lines[i] = r.Entry.ID + " " + r.Entry.SPIFFEID.String()
+		e := toEntryJSON(r.Entry)
+		results[i].Entry = &e
 	}
+	// Results up to the first entry sent but not answered (a request
+	// failed), if any.
+	answered := len(results)
+	if len(answers) < len(at) {
+		answered = at[len(answers)]
+	}
+	results = results[:answered]
 	nFailed := 0
-	for i, line := range lines {
-		if line == "" { // not answered: a request failed
-			break
-		}
-		if failed[i] {
+	for _, r := range results {
+		if r.Error != "" {
 			nFailed++
 		}
-		fmt.Fprintln(out, line)
 	}
-	if sendErr != nil {
-		return fmt.Errorf("after %d of %d entries: %w", len(results), len(entries), sendErr)
-	}
-	if nFailed > 0 {
+	err = c.print(resultsJSON{Results: results}, func(w io.Writer) {
+		for _, r := range results {
+			if r.Error != "" {
+				id := r.SPIFFEID
+				if id == "" {
+					id = "no SPIFFE ID"
+				}
+				fmt.Fprintf(w, "error: entry %d (%s): %s\n", r.Index, id, r.Error)
+				continue
+			}
+			fmt.Fprintf(w, "%s %s\n", r.Entry.EntryID, r.Entry.SPIFFEID)
+		}
+	})
+	switch {
+	case err != nil:
+		return err
+	case sendErr != nil:
+		return fmt.Errorf("after %d of %d entries: %w", len(answers), len(entries), sendErr)
+	case nFailed > 0:
 		return fmt.Errorf("%d of %d %s not created", nFailed, len(file), plural(len(file), "entry", "entries"))
 	}
 	return nil
 }
 
-func failLine(i int, spiffeID string, err error) string {
-	if spiffeID == "" {
-		spiffeID = "no SPIFFE ID"
-	}
-	return fmt.Sprintf("error: entry %d (%s): %s", i+1, spiffeID, cmdline.OneLine(err))
-}
-
-// entryFlagsSet reports whether any flag of cmd other than -admin-socket
-// and -data was given.
+// entryFlagsSet reports whether any flag of cmd other than -admin-socket,
+// -output and -data was given.
 func entryFlagsSet(cmd *cmdline.Command) bool {
 	set := false
 	cmd.Visit(func(name string) {
-		if name != "admin-socket" && name != "data" {
+		if name != "admin-socket" && name != "output" && name != "data" {
 			set = true
 		}
 	})

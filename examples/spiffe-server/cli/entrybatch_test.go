@@ -68,17 +68,25 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 		`{"spiffe_id": "http://x"}`,
 		`{"spiffe_id": "spiffe://example.org/c", "parent_id": "x"}`,
 		one("/d", `, "x509_svid_ttl": "soon"`),
-		one("/e", `, "jwt_svid_ttl": "1"`),
+		one("/e", `, "jwt_svid_ttl": "1x"`),
 		one("/f", `, "federates_with": ["A B"]`),
 		`{"spiffe_id": "spiffe://other.org/g", "parent_id": "spiffe://example.org/agent", "selectors": ["unix:uid:1"]}`,
 		`{"parent_id": "spiffe://example.org/agent", "selectors": ["unix:uid:1"]}`,
+		one("/i", `, "admin": true`),
+		one("/j", `, "downstream": true`),
+		one("/k", `, "store_svid": true`),
+		one("/l", `, "entryExpiry": 1700000000`),
+		`{"spiffe_id": "spiffe://example.org/m", "parent_id": "spiffe://example.org/agent", "selectors": [{"type": "unix", "value": ""}]}`,
+		`{"spiffe_id": "spiffe://example.org/n", "parent_id": "spiffe://example.org/agent", "selectors": [{"type": "unix", "val": "uid:1"}]}`,
+		one("/o", `, "x509_svid_ttl": -5`),
+		one("/p", `, "ttl": true`),
 		one("/h", ""),
 	}, ",\n") + `]}`
 	r := s.run(t, stdin, "entry", "create", "-data", "-")
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, "spiffe-server entry create: 9 of 11 entries not created\n", r.stderr)
+	assert.Equal(t, "spiffe-server entry create: 17 of 19 entries not created\n", r.stderr)
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-	require.Len(t, lines, 11, r.stdout)
+	require.Len(t, lines, 19, r.stdout)
 	assert.Regexp(t, createdLine+`spiffe://example\.org/a$`, lines[0])
 	for i, want := range []string{
 		"error: entry 2 (spiffe://example.org/a): admin: registry: similar entry already exists",
@@ -90,10 +98,18 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 		"error: entry 8 (spiffe://example.org/f): federates_with: ",
 		"error: entry 9 (spiffe://other.org/g): admin: entry SPIFFE ID",
 		"error: entry 10 (no SPIFFE ID): admin: registry: entry SPIFFE ID is missing",
+		"error: entry 11 (spiffe://example.org/i): admin: an entry grants an identity, never the right to administer the server",
+		"error: entry 12 (spiffe://example.org/j): downstream: nested servers are not supported",
+		"error: entry 13 (spiffe://example.org/k): store_svid: spiffekit has no SVIDStore plugins",
+		"error: entry 14 (spiffe://example.org/l): entryExpiry: entries do not expire yet",
+		`error: entry 15 (spiffe://example.org/m): selectors: attest: invalid selector: "unix" has an empty value`,
+		`error: entry 16 (spiffe://example.org/n): selectors: a selector is {"type": ..., "value": ...} or "type:value": json: unknown field "val"`,
+		"error: entry 17 (spiffe://example.org/o): x509_svid_ttl: -5 seconds is out of range",
+		`error: entry 18 (spiffe://example.org/p): ttl: want a number of seconds or a duration such as "1h", not true`,
 	} {
 		assert.True(t, strings.HasPrefix(lines[i+1], want), "line %d: %q, want prefix %q", i+2, lines[i+1], want)
 	}
-	assert.Regexp(t, createdLine+`spiffe://example\.org/h$`, lines[10])
+	assert.Regexp(t, createdLine+`spiffe://example\.org/h$`, lines[18])
 	all, _, err := s.store.List(t.Context(), registry.Filter{}, registry.Page{})
 	require.NoError(t, err)
 	assert.Len(t, all, 2)
@@ -111,7 +127,7 @@ func TestEntryCreateFromFileFailures(t *testing.T) {
 		{"missing file", "", []string{"entry", "create", "-data", filepath.Join(t.TempDir(), "none")}, ExitFailure, "no such file"},
 		{"not JSON", "{", []string{"entry", "create", "-data", "-"}, ExitFailure, "stdin: malformed entry file"},
 		{"unknown field", `{"entries":[{"spiffeid":"x"}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "unknown field"},
-		{"admin flag", `{"entries":[{"spiffe_id":"spiffe://example.org/a","admin":true}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, `unknown field "admin"`},
+		{"misspelt SPIRE field", `{"entries":[{"spiffe_id":"spiffe://example.org/a","entry_expiry":1}]}`, []string{"entry", "create", "-data", "-"}, ExitFailure, `unknown field "entry_expiry"`},
 		{"two values", `{} {}`, []string{"entry", "create", "-data", "-"}, ExitFailure, "stdin: malformed entry file: unexpected data after the JSON value"},
 		{"too large", strings.Repeat(" ", maxDataFile+1), []string{"entry", "create", "-data", "-"}, ExitFailure, "holds more than"},
 	}
@@ -151,7 +167,109 @@ func TestEntryCreateUsage(t *testing.T) {
 	code := adminCommand(t.Context(), []string{"entry", "create", "-h"}, strings.NewReader(""), &out, &errb)
 	assert.Equal(t, ExitOK, code)
 	assert.Empty(t, errb.String())
-	for _, want := range []string{"-data FILE", `{"entries": [`, `"selectors": ["unix:uid:1000"`, `"x509_svid_ttl": "1h"`, "error: entry N"} {
+	for _, want := range []string{"-data FILE", `{"entries": [`, `"selectors": [{"type": "unix", "value": "uid:1000"}, "unix:gid:50"]`, `"x509_svid_ttl": 3600`, "error: entry N"} {
 		assert.Contains(t, out.String(), want)
 	}
+}
+
+// TestEntryCreateFromSPIREFile reads an entry file as SPIRE's CLI reads and
+// writes it: selectors as objects, TTLs in seconds, SPIRE's older ttl,
+// federates_with as SPIFFE IDs, and the fields spiffekit ignores or accepts
+// when unset (entry_id, revision_number, admin, downstream).
+func TestEntryCreateFromSPIREFile(t *testing.T) {
+	s := startServer(t)
+	file := filepath.Join(t.TempDir(), "spire.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{
+  "entries": [
+    {
+      "selectors": [{"type": "unix", "value": "uid:501"}, {"type": "unix", "value": "gid:20"}],
+      "spiffe_id": "spiffe://example.org/Blog",
+      "parent_id": "spiffe://example.org/spire/agent/join_token/TokenBlog",
+      "x509_svid_ttl": 200,
+      "jwt_svid_ttl": 30,
+      "dns_names": ["blog.example.org"],
+      "federates_with": ["spiffe://other.org"],
+      "admin": false,
+      "downstream": false,
+      "store_svid": false,
+      "entryExpiry": 0,
+      "revision_number": 0,
+      "hint": "external"
+    },
+    {
+      "entry_id": "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70",
+      "selectors": [{"type": "unix", "value": "uid:502"}],
+      "spiffe_id": "spiffe://example.org/Database",
+      "parent_id": "spiffe://example.org/spire/agent/join_token/TokenDatabase",
+      "ttl": 3600
+    }
+  ]
+}`), 0o600))
+	r := s.run(t, "", "entry", "create", "-data", file)
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, lines, 2, r.stdout)
+
+	blog, err := s.store.Get(t.Context(), strings.Fields(lines[0])[0])
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://example.org/Blog", blog.SPIFFEID.String())
+	assert.Equal(t, []attest.Selector{{Type: "unix", Value: "gid:20"}, {Type: "unix", Value: "uid:501"}}, blog.Selectors)
+	assert.Equal(t, 200*time.Second, blog.X509SVIDTTL)
+	assert.Equal(t, 30*time.Second, blog.JWTSVIDTTL)
+	assert.Equal(t, []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("other.org")}, blog.FederatesWith)
+	assert.Equal(t, []string{"blog.example.org"}, blog.DNSNames)
+	assert.Equal(t, "external", blog.Hint)
+
+	db, err := s.store.Get(t.Context(), strings.Fields(lines[1])[0])
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour, db.X509SVIDTTL, "SPIRE's ttl is the X509-SVID TTL")
+	assert.Zero(t, db.JWTSVIDTTL)
+}
+
+// TestSPIREFlagSpellings drives the entry, token and agent commands with
+// SPIRE's flag names and values (TTLs in seconds, trust domains as SPIFFE
+// IDs, entry show listing by filters).
+func TestSPIREFlagSpellings(t *testing.T) {
+	s := startServer(t)
+	out := s.ok(t, "entry", "create", "-parentID", "spiffe://example.org/host", "-spiffeID", "spiffe://example.org/workload",
+		"-selector", "unix:uid:1001", "-ttl", "3600", "-jwtSVIDTTL", "60", "-dns", "w.example.org", "-federatesWith", "spiffe://other.org")
+	m := entryIDLine.FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	id := m[1]
+	e, err := s.store.Get(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour, e.X509SVIDTTL)
+	assert.Equal(t, time.Minute, e.JWTSVIDTTL)
+	s.ok(t, "entry", "create", "-parentID", "spiffe://example.org/host", "-spiffeID", "spiffe://example.org/other",
+		"-selector", "unix:uid:1001", "-selector", "unix:gid:7", "-x509SVIDTTL", "120", "-ttl", "3600")
+	other, _, err := s.store.List(t.Context(), registry.Filter{BySPIFFEID: spiffeid.RequireFromString("spiffe://example.org/other")}, registry.Page{})
+	require.NoError(t, err)
+	require.Len(t, other, 1)
+	assert.Equal(t, 2*time.Minute, other[0].X509SVIDTTL, "-x509SVIDTTL wins over -ttl")
+
+	assert.Contains(t, s.ok(t, "entry", "show", "-spiffeID", "spiffe://example.org/workload"), "Found 1 entry")
+	assert.Contains(t, s.ok(t, "entry", "show", "-parentID", "spiffe://example.org/host"), "Found 2 entries")
+	assert.Contains(t, s.ok(t, "entry", "show", "-selector", "unix:uid:1001", "-matchSelectorsOn", "exact"), "Found 1 entry")
+	assert.Contains(t, s.ok(t, "entry", "show", "-selector", "unix:uid:1001", "-matchSelectorsOn", "superset"), "Found 2 entries")
+	assert.Contains(t, s.ok(t, "entry", "show", "-federatesWith", "spiffe://other.org", "-matchFederatesWithOn", "exact"), "Found 1 entry")
+	assert.Contains(t, s.ok(t, "entry", "show", "-federatesWith", "spiffe://other.org", "-federatesWith", "third.org"), "Found 0 entries",
+		"superset by default, as SPIRE")
+	assert.Contains(t, s.ok(t, "entry", "show", "-federatesWith", "spiffe://other.org", "-federatesWith", "third.org", "-matchFederatesWithOn", "any"), "Found 1 entry")
+	assert.Contains(t, s.ok(t, "entry", "show", "-entryID", id), "SPIFFE ID:      spiffe://example.org/workload")
+
+	upd := s.ok(t, "entry", "update", "-entryID", id, "-x509SVIDTTL", "7200", "-spiffeID", "spiffe://example.org/workload2")
+	assert.Contains(t, upd, "X509-SVID TTL:  2h0m0s")
+	assert.Contains(t, upd, "SPIFFE ID:      spiffe://example.org/workload2")
+	assert.Equal(t, "Deleted entry "+id+"\n", s.ok(t, "entry", "delete", "-entryID", id))
+
+	assert.Regexp(t, `^secret-\S+\n$`, s.ok(t, "token", "generate", "-spiffeID", "spiffe://example.org/host", "-ttl", "600"))
+	assert.Equal(t, 10*time.Minute, s.tokens.ttl)
+
+	n1 := spiffeid.RequireFromPath(td, "/spiffekit/agent/join_token/one")
+	_, err = s.store.PutAgent(t.Context(), registry.Agent{ID: n1, AttestorType: "join_token", SerialNumber: "1",
+		Selectors: []attest.Selector{{Type: "join_token", Value: "id:one"}}, ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	assert.Contains(t, s.ok(t, "agent", "list", "-spiffeID", n1.String()), n1.String())
+	assert.Equal(t, "Banned agent "+n1.String()+"\n", s.ok(t, "agent", "ban", "-spiffeID", n1.String()))
+	assert.Equal(t, "Evicted agent "+n1.String()+"\n", s.ok(t, "agent", "evict", "-spiffeID", n1.String()))
 }
