@@ -135,6 +135,9 @@ type Server struct {
 	agents *agentcache.Cache
 	// entries are the entries each agent may obtain.
 	entries *authz.Entries
+	// records serializes the changes of one agent's record made from a
+	// read of it.
+	records recordLocks
 
 	mu      sync.Mutex
 	gen     uint64           // bumped on every change streams must see

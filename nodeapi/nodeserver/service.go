@@ -94,7 +94,10 @@ func (svc *service) authenticate(ctx context.Context) (registry.Agent, error) {
 	case serial == a.SerialNumber && a.PreviousSerialNumber != "":
 		// The agent uses its new SVID: the one before is retired. The
 		// record is read from the store first, so that a ban or eviction
-		// made meanwhile through another server is not written over.
+		// made meanwhile through another server is not written over, nor
+		// a renewal made meanwhile by another call of the agent.
+		unlock := s.records.lock(id)
+		defer unlock()
 		cur, err := s.freshRecord(ctx, id)
 		switch {
 		case err != nil:
@@ -345,9 +348,18 @@ func (svc *service) RenewAgent(ctx context.Context, req *nodepb.RenewAgentReques
 	// Read the record again from the store: a ban or eviction made through
 	// another server since the cache was filled must not be written over;
 	// and write it only if it is still there, so that an eviction between
-	// this read and the write is not undone either.
+	// this read and the write is not undone either. Another call of the
+	// agent may change its serials meanwhile: it waits (see recordLocks),
+	// and the SVID presented must still be current or previous.
+	unlock := s.records.lock(a.ID)
+	defer unlock()
 	if a, err = s.freshRecord(ctx, a.ID); err != nil {
 		return nil, err
+	}
+	leaf, _ := peerLeaf(ctx) // authenticate found it
+	if serial := leaf.SerialNumber.Text(16); serial != a.SerialNumber && serial != a.PreviousSerialNumber {
+		return nil, fmt.Errorf("%w: agent %s presented serial %s, renewed meanwhile to %s",
+			errSuperseded, a.ID, serial, a.SerialNumber)
 	}
 	a.PreviousSerialNumber = a.SerialNumber
 	a.SerialNumber = chain[0].SerialNumber.Text(16)
