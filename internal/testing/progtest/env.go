@@ -124,10 +124,16 @@ func (e *Env) Fetch() (string, int) {
 	return out, code
 }
 
+// loadRate bounds the fetches of Load per second: below the agent's
+// default Workload API rate limit (endpoint.DefaultRate, 20 calls a
+// second for each uid), which would otherwise refuse some of them on a
+// fast machine.
+const loadRate = 15
+
 // Load fetches SVIDs from the agent in a loop, each with "spiffe-agent
-// api fetch x509", until stop is called; count says how many fetches have
-// run so far, stop how many ran and how many failed. The output of each
-// failed fetch is logged.
+// api fetch x509", at most loadRate a second, until stop is called; count
+// says how many fetches have run so far, stop how many ran and how many
+// failed. The output of each failed fetch is logged.
 func (e *Env) Load() (count func() int64, stop func() (total, failed int64)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var total, failed atomic.Int64
@@ -136,7 +142,14 @@ func (e *Env) Load() (count func() int64, stop func() (total, failed int64)) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		tick := time.NewTicker(time.Second / loadRate)
+		defer tick.Stop()
 		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			start := time.Now()
 			cmd := exec.CommandContext(ctx, e.AgentBin, "api", "fetch", "x509", "-socket", e.APISock)
 			out, err := cmd.CombinedOutput()
