@@ -21,9 +21,10 @@ const (
 	// DefaultRate is the default of RateLimit.Rate, in calls per second.
 	// A workload opens a few watch streams when it starts and holds them;
 	// a client that caches JWT-SVIDs fetches one per audience about twice
-	// per lifetime. But every call is attested, and attesting may hash the
-	// caller's executable, tens of milliseconds for a large binary: twenty
-	// calls a second keep one uid to a fraction of a core.
+	// per lifetime. But every call is attested, which may mean reading
+	// /proc, hashing an executable not seen before, or asking another
+	// service: twenty calls a second keep one uid to a small share of the
+	// agent, far above what such workloads need.
 	DefaultRate = 20
 	// DefaultBurst is the default of RateLimit.Burst: enough for dozens of
 	// workloads of one uid starting at once.

@@ -137,7 +137,7 @@ var agentStarted = regexp.MustCompile(`msg="agent started" agent=(spiffe://\S+)`
 // asserted on.
 func TestFlood(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("runs workloads under other uids, which needs root; workloadapi/endpoint's TestRateLimitKeysTCPCallersByAddress tests the limit without")
+		requireOrSkip(t, "runs workloads under other uids, which needs root; workloadapi/endpoint's TestRateLimitKeysTCPCallersByAddress tests the limit without")
 	}
 	t.Cleanup(leaktest.Check(t))
 	const flooderUID, otherUID, calls = 4242, 4343, endpoint.DefaultBurst
@@ -156,7 +156,7 @@ func TestFlood(t *testing.T) {
 		{"alone", nil, false},
 		{"flooded with the default limit", nil, true},
 	}
-	if os.Getenv("SPIFFEKIT_SOAK") == "long" {
+	if long(t) {
 		scenarios = append(scenarios, struct {
 			name  string
 			args  []string
@@ -208,6 +208,16 @@ func TestFlood(t *testing.T) {
 			}
 		})
 	}
+}
+
+// requireOrSkip skips t, saying why, unless "uids" is in
+// $SPIFFEKIT_TEST_REQUIRE (CI sets it): then it fails t.
+func requireOrSkip(t *testing.T, why string) {
+	t.Helper()
+	if slices.Contains(strings.Split(os.Getenv("SPIFFEKIT_TEST_REQUIRE"), ","), "uids") {
+		t.Fatalf("required ($SPIFFEKIT_TEST_REQUIRE names uids), but cannot run here: %s", why)
+	}
+	t.Skip(why)
 }
 
 // callerProc is a running caller process (see runCaller).
