@@ -34,8 +34,9 @@ func (s *countingSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SV
 	return s.Signer.SignX509SVIDs(ctx, reqs)
 }
 
-func leafOf(sub endpoint.Subscription) *x509.Certificate {
-	return sub.Snapshot().X509SVIDs[0].Certificates[0]
+func leafOf(t testing.TB, sub endpoint.Subscription) *x509.Certificate {
+	t.Helper()
+	return rawLeaf(t, sub.Snapshot().RawX509SVIDs[0])
 }
 
 // Property: when the clock (Config.Now) is stepped, an open stream is
@@ -55,19 +56,19 @@ func TestClockStepped(t *testing.T) {
 		require.NoError(t, err)
 		defer sub.Close()
 		valid := func() bool {
-			now, leaf := clk.Now(), leafOf(sub)
+			now, leaf := clk.Now(), leafOf(t, sub)
 			return !now.Before(leaf.NotBefore) && now.Before(leaf.NotAfter)
 		}
 		require.True(t, valid())
 
 		for _, step := range []time.Duration{2 * time.Hour, -2 * time.Hour} {
-			before := leafOf(sub).SerialNumber
+			before := leafOf(t, sub).SerialNumber
 			clk.step(step)
 			require.False(t, valid(), "the step makes the SVID unusable")
 			time.Sleep(3 * time.Second)
 			synctest.Wait()
 			assert.True(t, valid(), "after a step of %v, the stream holds a valid SVID", step)
-			assert.NotEqual(t, before, leafOf(sub).SerialNumber)
+			assert.NotEqual(t, before, leafOf(t, sub).SerialNumber)
 		}
 	})
 }
@@ -87,7 +88,7 @@ func TestSignerAheadIsNotAskedAgain(t *testing.T) {
 		sub, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)
 		defer sub.Close()
-		require.True(t, time.Now().Before(leafOf(sub).NotBefore), "not valid yet by the issuer's clock")
+		require.True(t, time.Now().Before(leafOf(t, sub).NotBefore), "not valid yet by the issuer's clock")
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		assert.Equal(t, int64(1), signer.n.Load(), "one mint")

@@ -43,7 +43,12 @@
 // # Freshness
 //
 // Each entry has one X509-SVID with its own key, generated in memory and
-// shared by the callers the entry applies to. It is re-minted at half its
+// shared by the callers the entry applies to. Once minted and checked, it
+// is kept as the Workload API sends it (endpoint.RawX509SVID): the leaf's
+// DER, the key as PKCS#8 (the parsed key is dropped once the Signer has
+// certified it), and one copy of each CA certificate for every SVID it
+// signed; callers that see the same SVIDs and bundles share one
+// endpoint.Snapshot, encoded once. It is re-minted at half its
 // life, when the entry changes, when the active CA changes (unless
 // Config.LazyRotation is set) and when its CA is tainted; every open stream
 // whose view changed is then sent the new one (WAPI rule 4). A registry

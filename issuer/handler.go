@@ -175,6 +175,10 @@ type subscription struct {
 // signals the change. The issuer's mu must be held.
 func (s *subscription) update(v view) {
 	if s.published && v.equal(s.last) {
+		if snap := s.snap.Load(); snap != nil {
+			// Offered to the callers that will see the same view.
+			s.iss.cacheLocked(v, snap)
+		}
 		return
 	}
 	s.last, s.published = v, true
@@ -183,11 +187,7 @@ func (s *subscription) update(v view) {
 		// PermissionDenied (WAPI rule 10).
 		s.snap.Store(nil)
 	} else {
-		s.snap.Store(&endpoint.Snapshot{
-			TrustDomain: s.iss.td,
-			X509SVIDs:   v.svids,
-			Bundles:     v.bundles,
-		})
+		s.snap.Store(s.iss.snapshotLocked(v))
 	}
 	select {
 	case s.changed <- struct{}{}:

@@ -31,7 +31,7 @@ func TestReMintAtHalfLife(t *testing.T) {
 		require.NoError(t, err)
 		defer sub.Close()
 		<-sub.Changed() // the first view
-		first := sub.Snapshot().X509SVIDs[0].Certificates[0]
+		first := rawLeaf(t, sub.Snapshot().RawX509SVIDs[0])
 
 		// Just before half its life (NotBefore is backdated), nothing.
 		half := first.NotBefore.Add(first.NotAfter.Sub(first.NotBefore) / 2)
@@ -46,7 +46,7 @@ func TestReMintAtHalfLife(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		<-sub.Changed()
-		second := sub.Snapshot().X509SVIDs[0].Certificates[0]
+		second := rawLeaf(t, sub.Snapshot().RawX509SVIDs[0])
 		assert.NotEqual(t, first.SerialNumber, second.SerialNumber)
 		assert.True(t, second.NotAfter.After(first.NotAfter))
 	})
@@ -110,7 +110,7 @@ func TestFederatedBundles(t *testing.T) {
 	assert.Equal(t, td, snap.Bundles[0].TrustDomain())
 	assert.Equal(t, foreign, snap.Bundles[1].TrustDomain())
 	// Default identity first: the order is stable (by SPIFFE ID).
-	assert.Equal(t, dbID, snap.X509SVIDs[0].ID)
+	assert.Equal(t, dbID, snap.RawX509SVIDs[0].ID)
 }
 
 func TestDuplicateHintsSkipped(t *testing.T) {
@@ -121,8 +121,8 @@ func TestDuplicateHintsSkipped(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer sub.Close()
-	require.Len(t, sub.Snapshot().X509SVIDs, 1)
-	assert.Equal(t, dbID, sub.Snapshot().X509SVIDs[0].ID)
+	require.Len(t, sub.Snapshot().RawX509SVIDs, 1)
+	assert.Equal(t, dbID, sub.Snapshot().RawX509SVIDs[0].ID)
 
 	jwts, err := e.iss.FetchJWTSVIDs(t.Context(), self(), endpoint.JWTSVIDParams{Audience: []string{"x"}})
 	require.NoError(t, err)
@@ -138,8 +138,8 @@ func TestMintFailure(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer sub.Close()
-	require.Len(t, sub.Snapshot().X509SVIDs, 1)
-	assert.Equal(t, webID, sub.Snapshot().X509SVIDs[0].ID)
+	require.Len(t, sub.Snapshot().RawX509SVIDs, 1)
+	assert.Equal(t, webID, sub.Snapshot().RawX509SVIDs[0].ID)
 	jwts, err := e.iss.FetchJWTSVIDs(t.Context(), self(), endpoint.JWTSVIDParams{Audience: []string{"x"}})
 	require.NoError(t, err)
 	require.Len(t, jwts, 1)
@@ -210,27 +210,27 @@ func TestCADownKeepsValidSVID(t *testing.T) {
 		sub, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)
 		defer sub.Close()
-		first := sub.Snapshot().X509SVIDs[0]
+		first := sub.Snapshot().RawX509SVIDs[0]
 
 		// Past half its life with the CA down: the SVID, still valid, stays.
 		flaky.down.Store(true)
 		time.Sleep(6 * time.Minute)
 		synctest.Wait()
-		assert.Same(t, first, sub.Snapshot().X509SVIDs[0])
+		assert.Same(t, first, sub.Snapshot().RawX509SVIDs[0])
 		// A new entry cannot be minted at all: a new caller is served the
 		// other SVID meanwhile.
 		e.register(t, registry.Entry{SPIFFEID: dbID, Selectors: []attest.Selector{ourUID, {Type: "unix", Value: "gid:" + strconv.Itoa(self().GID)}}})
 		again, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)
-		require.Len(t, again.Snapshot().X509SVIDs, 1)
-		assert.Same(t, first, again.Snapshot().X509SVIDs[0])
+		require.Len(t, again.Snapshot().RawX509SVIDs, 1)
+		assert.Same(t, first, again.Snapshot().RawX509SVIDs[0])
 		again.Close()
 
 		// Back up: the next retry re-mints.
 		flaky.down.Store(false)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		require.Len(t, sub.Snapshot().X509SVIDs, 2)
-		assert.NotSame(t, first, sub.Snapshot().X509SVIDs[1])
+		require.Len(t, sub.Snapshot().RawX509SVIDs, 2)
+		assert.NotSame(t, first, sub.Snapshot().RawX509SVIDs[1])
 	})
 }

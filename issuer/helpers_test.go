@@ -1,7 +1,9 @@
 package issuer_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +23,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -216,3 +219,20 @@ func (w *watcher) nextErr(t testing.TB) error {
 }
 
 var _ index.Source = (*memstore.Store)(nil)
+
+// parseRaw parses an SVID of a Snapshot as a Workload API client would,
+// checking that the leaf names its ID and certifies its key.
+func parseRaw(t testing.TB, s *endpoint.RawX509SVID) *x509svid.SVID {
+	t.Helper()
+	svid, err := x509svid.ParseRaw(bytes.Join(s.Certificates, nil), s.PrivateKey)
+	require.NoError(t, err)
+	require.Equal(t, s.ID, svid.ID)
+	svid.Hint = s.Hint
+	return svid
+}
+
+// rawLeaf returns the parsed leaf of an SVID of a Snapshot.
+func rawLeaf(t testing.TB, s *endpoint.RawX509SVID) *x509.Certificate {
+	t.Helper()
+	return parseRaw(t, s).Certificates[0]
+}

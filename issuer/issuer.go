@@ -169,9 +169,11 @@ type Issuer struct {
 	retry     map[string]retryState // by entry ID: mints that failed
 	subs      map[*subscription]struct{}
 	bundle    *spiffebundle.Bundle
-	activeCA  []byte          // DER of the active X.509 CA certificate
-	tainted   map[string]bool // DER of the tainted X.509 CA certificates
-	caGen     uint64          // counts the changes of activeCA and tainted
+	activeCA  []byte                // DER of the active X.509 CA certificate
+	tainted   map[string]bool       // DER of the tainted X.509 CA certificates
+	caGen     uint64                // counts the changes of activeCA and tainted
+	cas       map[string]*caCopy    // the CA certificates of the svids, by DER: one copy each
+	views     map[string]cachedView // by view key; see snapshotLocked
 }
 
 var _ endpoint.Handler = (*Issuer)(nil)
@@ -216,6 +218,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		retry:    make(map[string]retryState),
 		subs:     make(map[*subscription]struct{}),
 		tainted:  make(map[string]bool),
+		cas:      make(map[string]*caCopy),
+		views:    make(map[string]cachedView),
 	}
 	if _, ok := cfg.Signer.(*LocalSigner); ok {
 		i.backoff = localBackoff
@@ -472,8 +476,8 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	subEntries, wanted := i.wantedLocked(pre)
 	var calls []*mintCall
 	for _, e := range wanted {
-		if i.needsMintLocked(e, now) && i.backoffLocked(e, now) == nil {
-			calls = append(calls, i.claimLocked(e))
+		if i.needsMintLocked(*e, now) && i.backoffLocked(*e, now) == nil {
+			calls = append(calls, i.claimLocked(*e))
 		}
 	}
 	if len(calls) > 0 {
@@ -488,6 +492,9 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	}
 
 	next := now.Add(time.Hour)
+	// The views served until now may hold SVIDs replaced since: the
+	// subscriptions below offer theirs again, or make them anew.
+	clear(i.views)
 	for sub, entries := range subEntries {
 		v, missing := i.viewLocked(entries, now)
 		pending := false
@@ -513,7 +520,7 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		switch m := i.svids[id]; {
 		case i.inflight[id] != nil:
 			// Whoever mints it wakes this goroutine when done.
-		case i.needsMintLocked(e, now):
+		case i.needsMintLocked(*e, now):
 			if r, ok := i.retry[id]; ok && r.revision == e.Revision {
 				next = minTime(next, r.at)
 			} else {
@@ -528,7 +535,7 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 			continue
 		}
 		if i.cfg.PreMint || !now.Before(m.refreshAt) {
-			delete(i.svids, id)
+			i.dropSVIDLocked(id)
 			continue
 		}
 		// Unused for now but kept until its refresh time: a stream that
@@ -549,18 +556,20 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 // wantedLocked returns the entries of each open subscription, and every
 // entry that needs an X509-SVID, by entry ID: those of the subscriptions,
 // and pre. Where both hold an entry, the index's revision (the
-// subscriptions') wins. i.mu must be held.
-func (i *Issuer) wantedLocked(pre []registry.Entry) (map[*subscription][]registry.Entry, map[string]registry.Entry) {
+// subscriptions') wins. The entries of wanted point into pre and into
+// subEntries, which must not change meanwhile: with Config.PreMint, a node
+// agent's ten thousand entries are not copied again. i.mu must be held.
+func (i *Issuer) wantedLocked(pre []registry.Entry) (map[*subscription][]registry.Entry, map[string]*registry.Entry) {
 	subEntries := make(map[*subscription][]registry.Entry, len(i.subs))
-	wanted := make(map[string]registry.Entry, len(pre))
-	for _, e := range pre {
-		wanted[e.ID] = e
+	wanted := make(map[string]*registry.Entry, len(pre))
+	for k := range pre {
+		wanted[pre[k].ID] = &pre[k]
 	}
 	for sub := range i.subs {
 		entries := i.entries(sub.attested.selectors)
 		subEntries[sub] = entries
-		for _, e := range entries {
-			wanted[e.ID] = e
+		for k := range entries {
+			wanted[entries[k].ID] = &entries[k]
 		}
 	}
 	return subEntries, wanted

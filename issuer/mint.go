@@ -1,17 +1,19 @@
 package issuer
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"time"
 
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -124,7 +126,8 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		}
 	}
 	now := i.now()
-	svids := make([]*x509svid.SVID, len(calls))
+	svids := make([]*endpoint.RawX509SVID, len(calls))
+	leaves := make([]*x509.Certificate, len(calls))
 	errs := make([]error, len(calls))
 	for k, c := range calls {
 		err := batchErr
@@ -135,16 +138,14 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 			// Checked outside the lock: it verifies a signature.
 			err = checkChain(c.entry, keys[k], results[k].Certificates, now)
 		}
+		if err == nil {
+			svids[k], err = rawSVID(c.entry, keys[k], results[k].Certificates)
+		}
 		if err != nil {
 			errs[k] = err
 			continue
 		}
-		svids[k] = &x509svid.SVID{
-			ID:           c.entry.SPIFFEID,
-			Certificates: append(results[k].Certificates[:0:0], results[k].Certificates...),
-			PrivateKey:   keys[k],
-			Hint:         c.entry.Hint,
-		}
+		leaves[k] = results[k].Certificates[0]
 	}
 	if o := i.cfg.Observer; o != nil && !start.IsZero() {
 		failed := 0
@@ -158,7 +159,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	quiet := ctx.Err() != nil // failures of a stopping issuer are not news
 	i.mu.Lock()
 	for k, c := range calls {
-		i.publishLocked(c, svids[k], errs[k], now, quiet)
+		i.publishLocked(c, svids[k], leaves[k], errs[k], now, quiet)
 	}
 	i.mu.Unlock()
 	for _, c := range calls {
@@ -181,9 +182,69 @@ func (i *Issuer) abandon(calls []*mintCall, err error) {
 	}
 }
 
-// publishLocked ends the mint of c: it caches s, or records the failure
-// err and when to try again, logged unless quiet. i.mu must be held.
-func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now time.Time, quiet bool) {
+// rawSVID turns a checked chain and its key into what the issuer keeps and
+// serves: the DER of each certificate (the leaf's copied out of whatever
+// larger buffer it was parsed from) and the key as PKCS#8.
+func rawSVID(e registry.Entry, key crypto.Signer, certs []*x509.Certificate) (*endpoint.RawX509SVID, error) {
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the key: %w", err)
+	}
+	chain := make([][]byte, len(certs))
+	chain[0] = bytes.Clone(certs[0].Raw)
+	for k, c := range certs[1:] {
+		chain[k+1] = c.Raw // replaced by the issuer's copy when cached
+	}
+	return &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: pkcs8, Hint: e.Hint}, nil
+}
+
+// caCopy is the one copy of a CA certificate's DER the issuer keeps, with
+// the number of cached SVIDs whose chains hold it.
+type caCopy struct {
+	der  []byte
+	refs int
+}
+
+// setSVIDLocked caches m as the SVID of entry id, in place of the one
+// cached before, if any. The CA certificates of m's chain are replaced by
+// the issuer's copy of the same DER, so that the SVIDs a CA signed share
+// one copy of it, kept while an SVID holds it. i.mu must be held.
+func (i *Issuer) setSVIDLocked(id string, m *minted) {
+	for k, der := range m.svid.Certificates[1:] {
+		c := i.cas[string(der)]
+		if c == nil {
+			// Not the Signer's buffer, which may hold more.
+			c = &caCopy{der: bytes.Clone(der)}
+			i.cas[string(c.der)] = c
+		}
+		c.refs++
+		m.svid.Certificates[k+1] = c.der
+	}
+	i.dropSVIDLocked(id)
+	i.svids[id] = m
+}
+
+// dropSVIDLocked forgets the SVID cached for entry id, if any, and the CA
+// certificates no other SVID holds. i.mu must be held.
+func (i *Issuer) dropSVIDLocked(id string) {
+	m := i.svids[id]
+	if m == nil {
+		return
+	}
+	delete(i.svids, id)
+	for _, der := range m.svid.Certificates[1:] {
+		if c := i.cas[string(der)]; c != nil {
+			if c.refs--; c.refs == 0 {
+				delete(i.cas, string(der))
+			}
+		}
+	}
+}
+
+// publishLocked ends the mint of c: it caches s, whose parsed leaf is leaf,
+// or records the failure err and when to try again, logged unless quiet.
+// i.mu must be held.
+func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.Certificate, err error, now time.Time, quiet bool) {
 	e := c.entry
 	delete(i.inflight, e.ID)
 	old := i.svids[e.ID]
@@ -213,7 +274,6 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 		return
 	}
 	delete(i.retry, e.ID)
-	leaf := s.Certificates[0]
 	// Half the life from when it was received: NotBefore is backdated for
 	// clock skew, which would make a short-lived SVID due at once.
 	start := later(leaf.NotBefore, now)
@@ -221,8 +281,8 @@ func (i *Issuer) publishLocked(c *mintCall, s *x509svid.SVID, err error, now tim
 	// A chain whose half life is already past (a CA about to expire) would
 	// otherwise be re-minted in a busy loop.
 	refreshAt = later(refreshAt, now.Add(retryInterval))
-	i.svids[e.ID] = &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notBefore: leaf.NotBefore,
-		notAfter: leaf.NotAfter, mintedAt: now.Round(0), caGen: c.caGen}
+	i.setSVIDLocked(e.ID, &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notBefore: leaf.NotBefore,
+		notAfter: leaf.NotAfter, mintedAt: now.Round(0), caGen: c.caGen})
 	i.log.Info("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
 }

@@ -159,7 +159,7 @@ func TestNeededDuringAttestation(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer sub.Close()
-	assert.Len(t, sub.Snapshot().X509SVIDs, 2)
+	assert.Len(t, sub.Snapshot().RawX509SVIDs, 2)
 	needed, hashed := rec.calls()
 	assert.Equal(t, []bool{false, true}, needed)
 	assert.Equal(t, []bool{false, true}, hashed)

@@ -132,7 +132,7 @@ func TestObserverSigningFailures(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err, "the refused result costs the caller only that SVID")
 	defer sub.Close()
-	require.Len(t, sub.Snapshot().X509SVIDs, 1)
-	assert.Equal(t, webID, sub.Snapshot().X509SVIDs[0].ID)
+	require.Len(t, sub.Snapshot().RawX509SVIDs, 1)
+	assert.Equal(t, webID, sub.Snapshot().RawX509SVIDs[0].ID)
 	assert.Equal(t, []string{"attested ok", "signed x509 2 1"}, rec.take())
 }

@@ -184,7 +184,8 @@ func entryFor(n int) registry.Entry {
 func requireGoodSVIDs(t testing.TB, snap *endpoint.Snapshot) {
 	t.Helper()
 	require.NoError(t, snap.Validate())
-	for _, s := range snap.X509SVIDs {
+	for _, raw := range snap.RawX509SVIDs {
+		s := parseRaw(t, raw)
 		id, _, err := x509svid.Verify(s.Certificates, snap.Bundles[0])
 		require.NoError(t, err)
 		assert.Equal(t, s.ID, id)
@@ -205,16 +206,16 @@ func TestSignerBatchesACallersSVIDs(t *testing.T) {
 	// Five SVIDs due at once: one Signer call.
 	assert.Equal(t, []int{5}, s.sizes())
 	snap := sub.Snapshot()
-	require.Len(t, snap.X509SVIDs, 5)
+	require.Len(t, snap.RawX509SVIDs, 5)
 	requireGoodSVIDs(t, snap)
-	leaf := snap.X509SVIDs[0].Certificates[0]
+	leaf := rawLeaf(t, snap.RawX509SVIDs[0])
 	assert.InDelta(t, 10*time.Minute, leaf.NotAfter.Sub(leaf.NotBefore), float64(time.Minute), "the TTL reaches the signer")
 
 	// A second caller is served from the cache.
 	again, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer again.Close()
-	assert.Equal(t, snap.X509SVIDs, again.Snapshot().X509SVIDs)
+	assert.Equal(t, snap.RawX509SVIDs, again.Snapshot().RawX509SVIDs)
 	assert.Equal(t, 1, s.calls())
 }
 
@@ -247,8 +248,8 @@ func TestSignerCARotationReMintsInOneBatch(t *testing.T) {
 
 	newCA := e.rotate(t)
 	require.Eventually(t, func() bool {
-		for _, svid := range sub.Snapshot().X509SVIDs {
-			if issuedBy(svid) != newCA {
+		for _, svid := range sub.Snapshot().RawX509SVIDs {
+			if issuedBy(parseRaw(t, svid)) != newCA {
 				return false
 			}
 		}
@@ -289,7 +290,7 @@ func TestPreMint(t *testing.T) {
 		sub, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)
 		defer sub.Close()
-		require.Len(t, sub.Snapshot().X509SVIDs, 2)
+		require.Len(t, sub.Snapshot().RawX509SVIDs, 2)
 		assert.Equal(t, 1, s.calls(), "the first fetch is served from memory")
 
 		// A new entry is pre-minted as soon as the issuer sees it.
@@ -336,15 +337,15 @@ func TestSignerFailureKeepsSVIDUntilExpiry(t *testing.T) {
 		sub, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)
 		defer sub.Close()
-		first := sub.Snapshot().X509SVIDs[0]
-		leaf := first.Certificates[0]
+		first := sub.Snapshot().RawX509SVIDs[0]
+		leaf := rawLeaf(t, first)
 
 		// Past half its life with the signer down: the SVID, still valid,
 		// stays, and the signer is retried with backoff, not every second.
 		s.fail.Store(true)
 		time.Sleep(time.Until(leaf.NotAfter) - 3*time.Minute)
 		synctest.Wait()
-		assert.Same(t, first, sub.Snapshot().X509SVIDs[0])
+		assert.Same(t, first, sub.Snapshot().RawX509SVIDs[0])
 		retries := s.calls() - 1
 		assert.Greater(t, retries, 3)
 		assert.Less(t, retries, 30, "about 2 minutes of failures; a retry every second would be 120")
@@ -357,8 +358,8 @@ func TestSignerFailureKeepsSVIDUntilExpiry(t *testing.T) {
 		e.register(t, registry.Entry{SPIFFEID: dbID})
 		again, err = e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)
-		require.Len(t, again.Snapshot().X509SVIDs, 1)
-		assert.Same(t, first, again.Snapshot().X509SVIDs[0])
+		require.Len(t, again.Snapshot().RawX509SVIDs, 1)
+		assert.Same(t, first, again.Snapshot().RawX509SVIDs[0])
 		again.Close()
 		e.remove(t, mustGet(t, e.store, dbID))
 
@@ -366,12 +367,12 @@ func TestSignerFailureKeepsSVIDUntilExpiry(t *testing.T) {
 		// before it is used in time.
 		time.Sleep(time.Until(leaf.NotAfter) - 20*time.Second)
 		synctest.Wait()
-		assert.Same(t, first, sub.Snapshot().X509SVIDs[0])
+		assert.Same(t, first, sub.Snapshot().RawX509SVIDs[0])
 		s.fail.Store(false)
 		time.Sleep(19 * time.Second)
 		synctest.Wait()
-		now := sub.Snapshot().X509SVIDs[0]
-		assert.NotEqual(t, leaf.SerialNumber, now.Certificates[0].SerialNumber)
+		now := sub.Snapshot().RawX509SVIDs[0]
+		assert.NotEqual(t, leaf.SerialNumber, rawLeaf(t, now).SerialNumber)
 		assert.True(t, time.Now().Before(leaf.NotAfter))
 	})
 }
@@ -402,7 +403,7 @@ func TestSignerCallHoldsNoLock(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer sub.Close()
-	assert.Equal(t, webID, sub.Snapshot().X509SVIDs[0].ID)
+	assert.Equal(t, webID, sub.Snapshot().RawX509SVIDs[0].ID)
 	jwts, err := e.iss.FetchJWTSVIDs(t.Context(), self(), endpoint.JWTSVIDParams{Audience: []string{"x"}})
 	require.NoError(t, err)
 	require.Len(t, jwts, 1)
@@ -436,7 +437,7 @@ func TestSignerOneMintPerEntry(t *testing.T) {
 		a, b := <-subs, <-subs
 		defer a.Close()
 		defer b.Close()
-		assert.Same(t, a.Snapshot().X509SVIDs[0], b.Snapshot().X509SVIDs[0])
+		assert.Same(t, a.Snapshot().RawX509SVIDs[0], b.Snapshot().RawX509SVIDs[0])
 		assert.Equal(t, []int{1}, s.sizes())
 	})
 }
@@ -598,7 +599,7 @@ func TestSignerBatchSpansEntryChanges(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, e.iss.Sync(t.Context()))
-	require.Eventually(t, func() bool { return len(sub.Snapshot().X509SVIDs) == 4 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(sub.Snapshot().RawX509SVIDs) == 4 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, []int{1, 3}, s.sizes())
 }
 

@@ -43,8 +43,8 @@ func TestUnmintableEntryCostsOnlyItself(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer sub.Close()
-	require.Len(t, sub.Snapshot().X509SVIDs, 1)
-	assert.Equal(t, webID, sub.Snapshot().X509SVIDs[0].ID)
+	require.Len(t, sub.Snapshot().RawX509SVIDs, 1)
+	assert.Equal(t, webID, sub.Snapshot().RawX509SVIDs[0].ID)
 	assert.Contains(t, rec.take(), "signed x509 2 1")
 
 	e.serve(t)
@@ -102,7 +102,7 @@ func TestStreamDropsOnlyTheUnmintableEntry(t *testing.T) {
 	sub, err := e.iss.Subscribe(t.Context(), self())
 	require.NoError(t, err)
 	defer sub.Close()
-	require.Len(t, sub.Snapshot().X509SVIDs, 2)
+	require.Len(t, sub.Snapshot().RawX509SVIDs, 2)
 
 	db.Revision++
 	db.X509SVIDTTL = time.Nanosecond
@@ -116,8 +116,8 @@ func TestStreamDropsOnlyTheUnmintableEntry(t *testing.T) {
 		}
 		snap := sub.Snapshot()
 		require.NotNil(t, snap, "the stream must not end: the caller still has an identity")
-		if len(snap.X509SVIDs) == 1 {
-			assert.Equal(t, webID, snap.X509SVIDs[0].ID)
+		if len(snap.RawX509SVIDs) == 1 {
+			assert.Equal(t, webID, snap.RawX509SVIDs[0].ID)
 			return
 		}
 	}

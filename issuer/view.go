@@ -9,13 +9,19 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
-// minted is the cached X509-SVID of one entry.
+// minted is the cached X509-SVID of one entry. It keeps the SVID in the
+// form the Workload API sends it (endpoint.RawX509SVID): the leaf's DER, the
+// DER of its CA certificates, shared with every SVID they signed, and the
+// private key as PKCS#8. The parsed certificates and key are dropped once
+// the mint is checked: a node agent holds one SVID per entry, ten thousand
+// and more, and parsed they took five times the memory.
 type minted struct {
 	revision  int64 // of the entry it was minted for
-	svid      *x509svid.SVID
+	svid      *endpoint.RawX509SVID
 	refreshAt time.Time // half its life
 	notBefore time.Time // of the leaf
 	notAfter  time.Time // of the leaf
@@ -25,13 +31,48 @@ type minted struct {
 
 // view is what one caller sees, before it becomes an endpoint.Snapshot.
 type view struct {
-	svids   []*x509svid.SVID
+	key     string // the IDs of the entries of svids, in order: the views cache's key
+	svids   []*endpoint.RawX509SVID
 	bundles []*spiffebundle.Bundle
 }
 
 // equal reports whether v and o hold the same SVIDs and bundles.
 func (v view) equal(o view) bool {
 	return slices.Equal(v.svids, o.svids) && slices.Equal(v.bundles, o.bundles)
+}
+
+// maxCachedViews bounds the views cache; it is emptied when full.
+const maxCachedViews = 4096
+
+// cachedView is a view with the Snapshot made of it.
+type cachedView struct {
+	v    view
+	snap *endpoint.Snapshot
+}
+
+// snapshotLocked returns the Snapshot of v: the cached one when an equal
+// view was served since the last refresh, so that every caller and stream
+// that sees the same SVIDs and bundles shares one Snapshot, which the
+// Workload API server encodes once. i.mu must be held.
+func (i *Issuer) snapshotLocked(v view) *endpoint.Snapshot {
+	if c, ok := i.views[v.key]; ok && c.v.equal(v) {
+		return c.snap
+	}
+	snap := &endpoint.Snapshot{TrustDomain: i.td, RawX509SVIDs: v.svids, Bundles: v.bundles}
+	i.cacheLocked(v, snap)
+	return snap
+}
+
+// cacheLocked offers snap, the Snapshot of v, to the callers that will see
+// v, unless the cache already holds one for v. i.mu must be held.
+func (i *Issuer) cacheLocked(v view, snap *endpoint.Snapshot) {
+	if c, ok := i.views[v.key]; ok && c.v.equal(v) {
+		return
+	}
+	if len(i.views) >= maxCachedViews {
+		clear(i.views)
+	}
+	i.views[v.key] = cachedView{v: v, snap: snap}
 }
 
 // entries returns the entries that apply to a caller with the given
@@ -52,10 +93,13 @@ func (i *Issuer) entries(sels []attest.Selector) []registry.Entry {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	hints := make(map[string]bool)
+	var hints map[string]bool // only for callers with hints
 	kept := out[:0]
 	for _, e := range out {
 		if e.Hint != "" {
+			if hints == nil {
+				hints = make(map[string]bool)
+			}
 			if hints[e.Hint] {
 				i.log.Warn("entry skipped: its hint is taken by another entry of the same caller",
 					"entry", e.ID, "spiffe_id", e.SPIFFEID.String(), "hint", e.Hint)
@@ -77,7 +121,8 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 		return view{}, nil
 	}
 	v = view{bundles: []*spiffebundle.Bundle{i.bundle}}
-	seen := map[string]bool{i.td.Name(): true}
+	var key strings.Builder
+	var seen map[spiffeid.TrustDomain]bool // the federated trust domains looked up
 	for _, e := range entries {
 		m := i.svids[e.ID]
 		if !m.usable(e, now) {
@@ -85,11 +130,16 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 			continue
 		}
 		v.svids = append(v.svids, m.svid)
+		key.WriteString(e.ID)
+		key.WriteByte(0)
 		for _, td := range e.FederatesWith {
-			if seen[td.Name()] || i.cfg.Federation == nil {
+			if i.cfg.Federation == nil || td == i.td || seen[td] {
 				continue
 			}
-			seen[td.Name()] = true
+			if seen == nil {
+				seen = make(map[spiffeid.TrustDomain]bool) // only for the entries that federate
+			}
+			seen[td] = true
 			b, err := i.cfg.Federation.GetBundleForTrustDomain(td)
 			if err != nil || b == nil {
 				i.log.Debug("no bundle for a federated trust domain", "trust_domain", td.Name(), "err", err)
@@ -98,6 +148,7 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 			v.bundles = append(v.bundles, b)
 		}
 	}
+	v.key = key.String()
 	return v, missing
 }
 
@@ -143,7 +194,7 @@ func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 		// would only loop.
 		return false
 	}
-	issuer := m.svid.Certificates[1].Raw
+	issuer := m.svid.Certificates[1]
 	if i.tainted[string(issuer)] {
 		return true
 	}

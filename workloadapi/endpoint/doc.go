@@ -55,5 +55,7 @@
 //
 // Each Snapshot is encoded once and the bytes are shared by every stream that
 // sees it, so a rotation reaching thousands of streams costs one encoding
-// plus one write per stream.
+// plus one write per stream. A Handler that holds many SVIDs may keep them
+// in their wire form ([RawX509SVID]), which the server sends without
+// parsing.
 package endpoint

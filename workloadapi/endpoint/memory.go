@@ -125,16 +125,16 @@ func (h *MemoryHandler) FetchJWTSVIDs(ctx context.Context, caller Caller, params
 	}
 	var out []JWTSVID
 	seen := make(map[spiffeid.ID]bool)
-	for _, svid := range v.snap.X509SVIDs {
-		if seen[svid.ID] || (!params.ID.IsZero() && svid.ID != params.ID) {
+	for id, hint := range v.snap.x509IDs() {
+		if seen[id] || (!params.ID.IsZero() && id != params.ID) {
 			continue
 		}
-		seen[svid.ID] = true
-		token, err := h.signJWT(ctx, svid.ID, params.Audience)
+		seen[id] = true
+		token, err := h.signJWT(ctx, id, params.Audience)
 		if err != nil {
-			return nil, fmt.Errorf("endpoint: minting a JWT-SVID for %q: %w", svid.ID, err)
+			return nil, fmt.Errorf("endpoint: minting a JWT-SVID for %q: %w", id, err)
 		}
-		out = append(out, JWTSVID{ID: svid.ID, Token: token, Hint: svid.Hint})
+		out = append(out, JWTSVID{ID: id, Token: token, Hint: hint})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: %q not held", ErrNoIdentity, params.ID)

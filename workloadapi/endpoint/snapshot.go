@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -37,10 +38,15 @@ type Snapshot struct {
 
 	// X509SVIDs are the caller's X509-SVIDs, the default identity first
 	// (WAPI rule 9). Each needs its private key, and the bundle of its trust
-	// domain in Bundles. Empty means FetchX509SVID answers
-	// PermissionDenied. The IDs also name the identities the caller may
-	// ask JWT-SVIDs for, if the Handler mints them.
+	// domain in Bundles. Empty (and RawX509SVIDs too) means FetchX509SVID
+	// answers PermissionDenied. The IDs also name the identities the caller
+	// may ask JWT-SVIDs for, if the Handler mints them.
 	X509SVIDs []*x509svid.SVID
+
+	// RawX509SVIDs are the caller's X509-SVIDs in the form the Workload
+	// API carries them (see RawX509SVID), for a Handler that keeps them so;
+	// otherwise as X509SVIDs. A Snapshot holds one or the other, not both.
+	RawX509SVIDs []*RawX509SVID
 
 	// Bundles holds one bundle per trust domain the caller trusts: its own
 	// and federated ones. Its X.509 authorities are served to X.509 RPCs,
@@ -54,6 +60,31 @@ type Snapshot struct {
 
 	once sync.Once
 	enc  *encoded
+}
+
+// RawX509SVID is an X509-SVID in the form the Workload API carries it: DER
+// certificates and a PKCS#8 private key. A Handler that holds many SVIDs
+// (package issuer keeps one per registration entry) keeps them in this form,
+// a fraction of the memory of parsed certificates and keys, and hands them
+// to the server in Snapshot.RawX509SVIDs. The server sends them as they are:
+// it checks that every part is there, but does not parse them, so the
+// Handler vouches that the leaf names ID and certifies the key (package
+// issuer checked both when the SVID was minted). Like a Snapshot, a
+// RawX509SVID must not be modified once handed to the server; its slices
+// may be shared (a CA certificate, by every SVID it signed).
+type RawX509SVID struct {
+	// ID is the SPIFFE ID the leaf certificate names.
+	ID spiffeid.ID
+
+	// Certificates holds the DER of each certificate of the chain, the
+	// leaf first.
+	Certificates [][]byte
+
+	// PrivateKey is the leaf's private key, PKCS#8 DER.
+	PrivateKey []byte
+
+	// Hint is the optional operator-chosen label (WAPI rule 8).
+	Hint string
 }
 
 // encoded is the Snapshot as the server sends it, computed once.
@@ -77,6 +108,22 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // rejects one.
 func (s *Snapshot) Validate() error {
 	return s.encoded().err
+}
+
+// x509IDs yields the ID and hint of each X509-SVID, in order.
+func (s *Snapshot) x509IDs() iter.Seq2[spiffeid.ID, string] {
+	return func(yield func(spiffeid.ID, string) bool) {
+		for _, svid := range s.X509SVIDs {
+			if svid != nil && !yield(svid.ID, svid.Hint) {
+				return
+			}
+		}
+		for _, svid := range s.RawX509SVIDs {
+			if svid != nil && !yield(svid.ID, svid.Hint) {
+				return
+			}
+		}
+	}
 }
 
 func (s *Snapshot) encoded() *encoded {
@@ -139,10 +186,23 @@ func (s *Snapshot) encode() (*encoded, error) {
 		}
 	}
 
+	if len(s.X509SVIDs) > 0 && len(s.RawX509SVIDs) > 0 {
+		return nil, errors.New("both X509SVIDs and RawX509SVIDs are set")
+	}
 	hints := make(map[string]bool)
 	resp := &workloadpb.X509SVIDResponse{FederatedBundles: federated}
 	for i, svid := range s.X509SVIDs {
 		m, err := encodeX509SVID(svid, x509Bundles)
+		if err != nil {
+			return nil, fmt.Errorf("X509-SVID %d: %w", i, err)
+		}
+		if err := checkHint(hints, m.Hint); err != nil {
+			return nil, fmt.Errorf("X509-SVID %q: %w", m.SpiffeId, err)
+		}
+		resp.Svids = append(resp.Svids, m)
+	}
+	for i, svid := range s.RawX509SVIDs {
+		m, err := encodeRawX509SVID(svid, x509Bundles)
 		if err != nil {
 			return nil, fmt.Errorf("X509-SVID %d: %w", i, err)
 		}
@@ -212,6 +272,34 @@ func encodeX509SVID(svid *x509svid.SVID, x509Bundles map[string][]byte) (*worklo
 		SpiffeId:    svid.ID.String(),
 		X509Svid:    concatDER(svid.Certificates),
 		X509SvidKey: key,
+		Bundle:      bundle,
+		Hint:        svid.Hint,
+	}, nil
+}
+
+func encodeRawX509SVID(svid *RawX509SVID, x509Bundles map[string][]byte) (*workloadpb.X509SVID, error) {
+	if svid == nil || svid.ID.IsZero() || len(svid.Certificates) == 0 || len(svid.PrivateKey) == 0 {
+		return nil, errors.New("ID, certificates and private key are required")
+	}
+	n := 0
+	for _, c := range svid.Certificates {
+		if len(c) == 0 {
+			return nil, errors.New("empty certificate")
+		}
+		n += len(c)
+	}
+	bundle := x509Bundles[svid.ID.TrustDomain().IDString()]
+	if bundle == nil {
+		return nil, fmt.Errorf("no X.509 bundle for trust domain %q", svid.ID.TrustDomain())
+	}
+	chain := make([]byte, 0, n)
+	for _, c := range svid.Certificates {
+		chain = append(chain, c...)
+	}
+	return &workloadpb.X509SVID{
+		SpiffeId:    svid.ID.String(),
+		X509Svid:    chain,
+		X509SvidKey: svid.PrivateKey,
 		Bundle:      bundle,
 		Hint:        svid.Hint,
 	}, nil

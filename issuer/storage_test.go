@@ -1,0 +1,77 @@
+package issuer_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/issuer"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Callers that see the same SVIDs and bundles share one Snapshot, which the
+// Workload API server encodes once, until one of them changes.
+func TestCallersShareASnapshot(t *testing.T) {
+	e := newEnv(t, issuer.Config{X509SVIDTTL: 10 * time.Minute})
+	e.register(t, registry.Entry{SPIFFEID: webID})
+	e.register(t, registry.Entry{SPIFFEID: dbID})
+	a, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	first := a.Snapshot()
+	require.Len(t, first.RawX509SVIDs, 2)
+	assert.Same(t, first, b.Snapshot(), "two open streams")
+	b.Close()
+	c, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	assert.Same(t, first, c.Snapshot(), "a caller after the others")
+	c.Close()
+
+	// A new CA: every SVID is re-minted, and the callers share the new
+	// view.
+	e.rotate(t)
+	require.Eventually(t, func() bool {
+		svids := a.Snapshot().RawX509SVIDs
+		return len(svids) == 2 && svids[0] != first.RawX509SVIDs[0] && svids[1] != first.RawX509SVIDs[1]
+	}, 10*time.Second, 10*time.Millisecond)
+	d, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer d.Close()
+	second := a.Snapshot()
+	assert.Same(t, second, d.Snapshot())
+
+	// A caller with another view gets its own.
+	e.register(t, registry.Entry{SPIFFEID: spiffeid.RequireFromPath(td, "/third")})
+	f, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer f.Close()
+	assert.Len(t, f.Snapshot().RawX509SVIDs, 3)
+	assert.NotSame(t, second, f.Snapshot())
+}
+
+// The SVIDs a CA signed hold one copy of its certificate; each SVID keeps
+// its own leaf and key, in the form the Workload API sends them.
+func TestSVIDsShareTheirCA(t *testing.T) {
+	s := newRemoteSigner(t)
+	e := newAgentEnv(t, s, issuer.Config{X509SVIDTTL: 10 * time.Minute})
+	for n := range 3 {
+		e.register(t, entryFor(n))
+	}
+	sub, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer sub.Close()
+	svids := sub.Snapshot().RawX509SVIDs
+	require.Len(t, svids, 3)
+	requireGoodSVIDs(t, sub.Snapshot())
+	for _, svid := range svids[1:] {
+		require.Len(t, svid.Certificates, 2)
+		assert.Same(t, &svids[0].Certificates[1][0], &svid.Certificates[1][0], "one copy of the CA")
+		assert.NotSame(t, &svids[0].Certificates[0][0], &svid.Certificates[0][0])
+		assert.NotEqual(t, svids[0].PrivateKey, svid.PrivateKey, "a key per SVID")
+	}
+}
