@@ -28,9 +28,6 @@ const (
 	DefaultSafetyPollInterval = 30 * time.Second
 )
 
-// listPageSize is the page size of the registry listings of Config.PreMint.
-const listPageSize = 1000
-
 // Config configures New. The struct is copied.
 type Config struct {
 	// Trust supplies the trust domain's bundle, the active X.509 CA and
@@ -50,9 +47,9 @@ type Config struct {
 	// the callers connected now, so that a workload's first request is
 	// answered from memory. Entries are minted in batches when they appear
 	// and as their SVIDs age, and forgotten when they are deleted. Without
-	// ParentID, the registry is listed again after each change the index
-	// applies: PreMint suits a registry of the issuer's own entries, such
-	// as a node agent's copy, not a large shared one.
+	// ParentID, that is every entry of the registry: PreMint suits a
+	// registry of the issuer's own entries, such as a node agent's copy,
+	// not a large shared one.
 	PreMint bool
 
 	// MaxBatch caps the X509-SVIDs asked of the Signer in one call. When
@@ -150,12 +147,6 @@ type Issuer struct {
 	maxBatch int
 
 	jwt jwtCache
-
-	// The entries of Config.PreMint without a ParentID, as last listed;
-	// owned by Run's goroutine.
-	listed        bool
-	listedSeq     int64 // the index's sequence number at that listing
-	listedEntries []registry.Entry
 
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then
@@ -468,7 +459,7 @@ func (i *Issuer) refreshCA() {
 func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	var pre []registry.Entry
 	if i.cfg.PreMint {
-		pre = i.preMintEntries(ctx)
+		pre = i.preMintEntries()
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()

@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"time"
@@ -202,42 +201,21 @@ func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 }
 
 // preMintEntries returns every entry the issuer serves, for
-// Config.PreMint: those of its ParentID, read from the index, or, without
-// one, every entry of the registry, listed again whenever the index has
-// applied new changes. On a listing failure it returns the previous list.
-// Only Run's loop calls it.
-func (i *Issuer) preMintEntries(ctx context.Context) []registry.Entry {
-	if !i.cfg.ParentID.IsZero() {
-		all := i.idx.ForAgent(i.cfg.ParentID, nil)
-		out := all[:0]
-		for _, e := range all {
-			// ForAgent also returns the entries of nested parents.
-			if e.ParentID == i.cfg.ParentID {
-				out = append(out, e)
-			}
-		}
-		return out
+// Config.PreMint: those of its ParentID, or, without one, every entry of
+// the registry, read from the index. It keeps no copy: a node agent's ten
+// thousand entries are already held twice, by its replica of the registry
+// and by the index. Only Run's loop calls it.
+func (i *Issuer) preMintEntries() []registry.Entry {
+	if i.cfg.ParentID.IsZero() {
+		return i.idx.All()
 	}
-	seq := i.idx.Seq()
-	if i.listed && seq == i.listedSeq {
-		return i.listedEntries
-	}
-	var out []registry.Entry
-	page := registry.Page{Size: listPageSize}
-	for {
-		entries, next, err := i.cfg.Registry.List(ctx, registry.Filter{}, page)
-		if err != nil {
-			if ctx.Err() == nil {
-				i.log.Warn("listing the registry for pre-minting failed", "err", err)
-			}
-			return i.listedEntries
+	all := i.idx.ForAgent(i.cfg.ParentID, nil)
+	out := all[:0]
+	for _, e := range all {
+		// ForAgent also returns the entries of nested parents.
+		if e.ParentID == i.cfg.ParentID {
+			out = append(out, e)
 		}
-		out = append(out, entries...)
-		if next == "" {
-			break
-		}
-		page.Token = next
 	}
-	i.listedEntries, i.listedSeq, i.listed = out, seq, true
 	return out
 }

@@ -388,6 +388,19 @@ func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []attest.Selector) [
 	return x.output(out)
 }
 
+// All returns every entry of the index (every entry of the registry but
+// those with a reserved SPIFFE ID), sorted by entry ID and owned by the
+// caller.
+func (x *Index) All() []registry.Entry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	rs := make([]*record, 0, len(x.records))
+	for _, r := range x.records {
+		rs = append(rs, r)
+	}
+	return x.output(rs)
+}
+
 // output copies records out, sorted by ID and without duplicates. It must be
 // called with x.mu held.
 func (x *Index) output(rs []*record) []registry.Entry {

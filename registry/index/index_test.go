@@ -191,6 +191,13 @@ func TestIncremental(t *testing.T) {
 			want = []registry.Entry{}
 		}
 		assert.Equal(t, want, idx.ForAgent(agent, nil))
+		// Every entry, as the store lists them (by ID).
+		want, _, err = s.List(ctx, registry.Filter{}, registry.Page{})
+		require.NoError(t, err)
+		if want == nil {
+			want = []registry.Entry{}
+		}
+		assert.Equal(t, want, idx.All(), "round %d", round)
 	}
 }
 

@@ -28,6 +28,7 @@ func TestReservedEntriesAreNotServed(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"/web"}, paths(idx.ForWorkload([]attest.Selector{uid})))
 	assert.Equal(t, []string{"/web"}, paths(idx.ForAgent(id("/spiffekit/agent/1"), []attest.Selector{uid})))
+	assert.Equal(t, []string{"/web"}, paths(idx.All()))
 
 	// Replicated later, through the change feed, it is left out too.
 	late := old[0]
@@ -36,4 +37,5 @@ func TestReservedEntriesAreNotServed(t *testing.T) {
 	_, err = idx.Sync(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"/web"}, paths(idx.ForWorkload([]attest.Selector{uid})))
+	assert.Equal(t, []string{"/web"}, paths(idx.All()))
 }
