@@ -26,7 +26,7 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 		if r.Err != nil {
 			continue
 		}
-		if _, dup := s.similar[keys[i]]; dup {
+		if _, dup := s.similar[similarityOfKey(keys[i])]; dup {
 			r.Err = fmt.Errorf("%w: %s", registry.ErrAlreadyExists, r.Entry.SPIFFEID)
 			r.Entry = registry.Entry{}
 			continue
@@ -34,7 +34,7 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 		stored := &registry.Entry{}
 		*stored = r.Entry
 		s.entries[stored.ID] = stored
-		s.similar[keys[i]] = stored.ID
+		s.similar[similarityOfKey(keys[i])] = stored.ID
 		s.pending = append(s.pending, stored.ID)
 		s.appendEvent(registry.OpCreate, stored.ID, nil, stored)
 		r.Entry = stored.Clone()

@@ -39,8 +39,8 @@ func (s *Store) Replicate(ctx context.Context, upserts []registry.Entry, deleted
 			continue
 		}
 		delete(s.entries, id)
-		if s.similar[registry.SimilarityKey(*old)] == id {
-			delete(s.similar, registry.SimilarityKey(*old))
+		if key := similarityOf(*old); s.similar[key] == id {
+			delete(s.similar, key)
 		}
 		s.deleted++
 		s.appendEvent(registry.OpDelete, id, old, nil)
@@ -56,15 +56,15 @@ func (s *Store) Replicate(ctx context.Context, upserts []registry.Entry, deleted
 		stored := &c
 		s.entries[c.ID] = stored
 		if ok {
-			if s.similar[registry.SimilarityKey(*old)] == c.ID {
-				delete(s.similar, registry.SimilarityKey(*old))
+			if key := similarityOf(*old); s.similar[key] == c.ID {
+				delete(s.similar, key)
 			}
 			s.appendEvent(registry.OpUpdate, c.ID, old, stored)
 		} else {
 			s.pending = append(s.pending, c.ID)
 			s.appendEvent(registry.OpCreate, c.ID, nil, stored)
 		}
-		s.similar[registry.SimilarityKey(c)] = c.ID
+		s.similar[similarityOf(c)] = c.ID
 		changed = true
 	}
 	s.mu.Unlock()

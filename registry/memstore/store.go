@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"sort"
@@ -39,7 +40,7 @@ type Store struct {
 
 	mu      sync.RWMutex
 	entries map[string]*registry.Entry
-	similar map[string]string // registry.SimilarityKey -> entry ID
+	similar map[similarity]string // digest of registry.SimilarityKey -> entry ID
 	// sorted holds entry IDs in order, possibly including deleted ones;
 	// pending holds IDs created since sorted was last merged.
 	sorted  []string
@@ -71,7 +72,7 @@ func New(c Config) *Store {
 	return &Store{
 		now:     now,
 		entries: make(map[string]*registry.Entry),
-		similar: make(map[string]string),
+		similar: make(map[similarity]string),
 
 		agents:        make(map[spiffeid.ID]registry.Agent),
 		tokens:        make(map[string]registry.JoinToken),
@@ -100,7 +101,7 @@ func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, e
 	if err != nil {
 		return registry.Entry{}, err
 	}
-	key := registry.SimilarityKey(e)
+	key := similarityOf(e)
 	s.mu.Lock()
 	if _, dup := s.similar[key]; dup {
 		s.mu.Unlock()
@@ -132,7 +133,7 @@ func (s *Store) Update(ctx context.Context, e registry.Entry) (registry.Entry, e
 		s.mu.Unlock()
 		return registry.Entry{}, err
 	}
-	oldKey, key := registry.SimilarityKey(*old), registry.SimilarityKey(e)
+	oldKey, key := similarityOf(*old), similarityOf(e)
 	if other, dup := s.similar[key]; dup && other != e.ID {
 		s.mu.Unlock()
 		return registry.Entry{}, fmt.Errorf("%w: %s", registry.ErrAlreadyExists, e.SPIFFEID)
@@ -163,7 +164,7 @@ func (s *Store) Delete(ctx context.Context, id string, revision int64) (registry
 		return registry.Entry{}, err
 	}
 	delete(s.entries, id)
-	delete(s.similar, registry.SimilarityKey(*old))
+	delete(s.similar, similarityOf(*old))
 	s.deleted++
 	s.appendEvent(registry.OpDelete, id, old, nil)
 	s.mu.Unlock()
@@ -172,6 +173,15 @@ func (s *Store) Delete(ctx context.Context, id string, revision int64) (registry
 }
 
 // appendEvent must be called with s.mu held for writing.
+// similarity is the SHA-256 digest of an entry's registry.SimilarityKey:
+// the key of Store.similar, 32 bytes however long the entry's IDs and
+// selectors (a replica of ten thousand entries kept 1.5 MB of keys).
+type similarity [sha256.Size]byte
+
+func similarityOf(e registry.Entry) similarity { return similarityOfKey(registry.SimilarityKey(e)) }
+
+func similarityOfKey(key string) similarity { return sha256.Sum256([]byte(key)) }
+
 func (s *Store) appendEvent(op registry.Op, id string, before, after *registry.Entry) {
 	s.events = append(s.events, registry.Event{
 		Seq:     int64(len(s.events)) + 1,
