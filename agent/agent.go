@@ -26,7 +26,6 @@ import (
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/nodeapi"
-	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -154,7 +153,7 @@ type Agent struct {
 	log   *slog.Logger
 	now   func() time.Time
 	trust *trust
-	store *memstore.Store
+	store *replica
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
 	lock  *dirlock.Lock    // on Config.DataDir; nil without one
@@ -226,7 +225,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		cfg:   cfg,
 		log:   cfg.Logger,
 		now:   cfg.Now,
-		store: memstore.New(memstore.Config{}),
+		store: newReplica(),
 		life: lifecycle.NewGuard(lifecycle.Once,
 			errors.New("agent: closed"), errors.New("agent: Run called twice")),
 		renewed:  make(chan struct{}, 1),
@@ -379,7 +378,7 @@ type Stats struct {
 // Stats returns a snapshot of the agent's state.
 func (a *Agent) Stats() Stats {
 	st := Stats{
-		Entries:   len(a.store.Revisions()),
+		Entries:   a.store.Len(),
 		Connected: a.connected.Load(),
 		Syncs:     a.syncs.Load(),
 	}
@@ -718,7 +717,7 @@ func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
 	a.lastSync.Store(a.now().UnixNano())
 	a.syncs.Add(1)
 	a.syncOnce.Do(func() {
-		a.log.Info("synced with the server", "entries", len(a.store.Revisions()))
+		a.log.Info("synced with the server", "entries", a.store.Len())
 		close(a.synced)
 	})
 	return nil
