@@ -90,8 +90,9 @@
 // The issuer never holds its lock across a Signer call, so a slow server
 // delays only the callers that wait for a new SVID. The SVIDs due together
 // (at start, after a registry sync, a CA change, or for a new caller) go in
-// one SignX509SVIDs call of at most Config.MaxBatch requests, and at most one
-// mint of an entry is under way at a time. When the Signer fails, each SVID
+// SignX509SVIDs calls of at most Config.MaxBatch requests, those of open
+// streams first, each stream served as soon as its batch is in, and at most
+// one mint of an entry is under way at a time. When the Signer fails, each SVID
 // is served until it expires while the issuer retries with backoff, more
 // often as the expiry nears. An entry that cannot be minted (the Signer
 // refuses it, or returns a chain the issuer refuses) costs its callers only

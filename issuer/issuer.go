@@ -451,11 +451,12 @@ func (i *Issuer) refreshCA() {
 	i.tainted = tainted
 }
 
-// refreshAll mints, in batches, the X509-SVIDs that are due among those of
+// refreshAll mints a batch of the X509-SVIDs that are due among those of
 // the open subscriptions' entries (and, with Config.PreMint, of every
-// entry), recomputes every subscription's view and notifies those whose view
-// changed, forgets the SVIDs no one needs any more, and returns when the
-// next re-mint or retry falls due. It holds i.mu only between Signer calls.
+// entry; see claimBatchLocked), recomputes every subscription's view and
+// notifies those whose view changed, forgets the SVIDs no one needs any
+// more, and returns when the next mint, re-mint or retry falls due: at once
+// while SVIDs remain to be minted. It holds i.mu only between Signer calls.
 func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	var pre []registry.Entry
 	if i.cfg.PreMint {
@@ -465,16 +466,8 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	defer i.mu.Unlock()
 	now := i.now()
 	subEntries, wanted := i.wantedLocked(pre)
-	var calls []*mintCall
-	for _, e := range wanted {
-		if i.needsMintLocked(*e, now) && i.backoffLocked(*e, now) == nil {
-			calls = append(calls, i.claimLocked(*e))
-		}
-	}
-	if len(calls) > 0 {
+	if calls := i.claimBatchLocked(subEntries, wanted, now); len(calls) > 0 {
 		i.mu.Unlock()
-		// Sorted by entry ID: batches are stable from one round to the next.
-		slices.SortFunc(calls, func(a, b *mintCall) int { return strings.Compare(a.entry.ID, b.entry.ID) })
 		i.mintAll(ctx, calls, false)
 		i.mu.Lock()
 		// The registry and the subscriptions may have changed meanwhile.
@@ -542,6 +535,47 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		}
 	}
 	return next
+}
+
+// claimBatchLocked claims the mints of at most one batch (Config.MaxBatch)
+// of the wanted entries that need a new X509-SVID: those of open streams
+// first, then the others (Config.PreMint), each kind by entry ID, so that
+// batches are stable from one round to the next. Run's loop comes back at
+// once for the rest, after the streams' views have taken the batch: a
+// stream waiting for its SVID is not kept waiting behind a node's
+// thousands of entries, and a caller that arrives meanwhile has its own
+// minted beside them (Subscribe claims the mints not under way). i.mu must
+// be held.
+func (i *Issuer) claimBatchLocked(subEntries map[*subscription][]registry.Entry, wanted map[string]*registry.Entry, now time.Time) []*mintCall {
+	var streamed, others []*registry.Entry
+	var onStream map[string]bool
+	for id, e := range wanted {
+		if !i.needsMintLocked(*e, now) || i.backoffLocked(*e, now) != nil {
+			continue
+		}
+		if onStream == nil {
+			onStream = make(map[string]bool)
+			for _, entries := range subEntries {
+				for _, se := range entries {
+					onStream[se.ID] = true
+				}
+			}
+		}
+		if onStream[id] {
+			streamed = append(streamed, e)
+		} else {
+			others = append(others, e)
+		}
+	}
+	byID := func(a, b *registry.Entry) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(streamed, byID)
+	slices.SortFunc(others, byID)
+	due := append(streamed, others...)
+	calls := make([]*mintCall, 0, min(len(due), i.maxBatch))
+	for _, e := range due[:min(len(due), i.maxBatch)] {
+		calls = append(calls, i.claimLocked(*e))
+	}
+	return calls
 }
 
 // wantedLocked returns the entries of each open subscription, and every

@@ -1,14 +1,19 @@
 package issuer_test
 
 import (
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -74,4 +79,43 @@ func TestSVIDsShareTheirCA(t *testing.T) {
 		assert.NotSame(t, &svids[0].Certificates[0][0], &svid.Certificates[0][0])
 		assert.NotEqual(t, svids[0].PrivateKey, svid.PrivateKey, "a key per SVID")
 	}
+}
+
+// When many entries arrive at once, the SVIDs of the open streams are
+// minted first, one batch at a time, and each stream is served as soon as
+// its batch is in: not after the rest of the node's entries.
+func TestStreamsMintedFirst(t *testing.T) {
+	s := newRemoteSigner(t)
+	store := memstore.New(memstore.Config{})
+	e := newAgentEnv(t, s, issuer.Config{Registry: store, PreMint: true, MaxBatch: 2, X509SVIDTTL: 10 * time.Minute})
+	e.register(t, registry.Entry{SPIFFEID: webID})
+	sub, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer sub.Close()
+	before := len(s.sizes())
+
+	// Six entries of other workloads and one of this caller's, in one
+	// write, the caller's last by ID.
+	var batch []registry.Entry
+	for n := range 6 {
+		batch = append(batch, registry.Entry{
+			ID: strings.Repeat("0", 31) + strconv.Itoa(n), SPIFFEID: spiffeid.RequireFromPath(td, "/other/"+strconv.Itoa(n)),
+			ParentID: parentID, Selectors: []attest.Selector{otherUID}, Revision: 1,
+		})
+	}
+	mine := registry.Entry{ID: strings.Repeat("f", 32), SPIFFEID: dbID, ParentID: parentID,
+		Selectors: []attest.Selector{ourUID}, Revision: 1}
+	require.NoError(t, store.Replicate(t.Context(), append(batch, mine), nil))
+	require.NoError(t, e.iss.Sync(t.Context()))
+	require.Eventually(t, func() bool { return len(s.sizes()) >= before+4 }, 10*time.Second, 10*time.Millisecond)
+
+	s.mu.Lock()
+	batches := slices.Clone(s.batches[before:])
+	s.mu.Unlock()
+	require.Len(t, batches, 4, "seven SVIDs in batches of two")
+	assert.Equal(t, dbID, batches[0][0], "the stream's entry first")
+	for _, b := range batches[1:] {
+		assert.NotContains(t, b, dbID)
+	}
+	require.Eventually(t, func() bool { return len(sub.Snapshot().RawX509SVIDs) == 2 }, 10*time.Second, 10*time.Millisecond)
 }
