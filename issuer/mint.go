@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffekit/spiffekit/registry"
@@ -94,19 +97,20 @@ func (i *Issuer) mintAll(ctx context.Context, calls []*mintCall, poke bool) {
 func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	reqs := make([]X509SVIDRequest, len(calls))
 	keys := make([]*ecdsa.PrivateKey, len(calls))
+	keyErrs := make([]error, len(calls))
+	onEveryCore(len(calls), func(k int) {
+		keys[k], keyErrs[k] = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	})
 	var batchErr error
+	if err := errors.Join(keyErrs...); err != nil {
+		batchErr = fmt.Errorf("generating a key: %w", err)
+	}
 	for k, c := range calls {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			batchErr = fmt.Errorf("generating a key: %w", err)
-			break
-		}
-		keys[k] = key
 		ttl := c.entry.X509SVIDTTL
 		if ttl == 0 {
 			ttl = i.cfg.X509SVIDTTL
 		}
-		reqs[k] = X509SVIDRequest{Entry: c.entry, Key: key, TTL: ttl}
+		reqs[k] = X509SVIDRequest{Entry: c.entry, Key: keys[k], TTL: ttl}
 	}
 	var (
 		results []X509SVIDResult
@@ -129,13 +133,14 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	svids := make([]*endpoint.RawX509SVID, len(calls))
 	leaves := make([]*x509.Certificate, len(calls))
 	errs := make([]error, len(calls))
-	for k, c := range calls {
+	// Outside the lock, on every core: each check verifies a signature.
+	onEveryCore(len(calls), func(k int) {
+		c := calls[k]
 		err := batchErr
 		if err == nil {
 			err = results[k].Err
 		}
 		if err == nil {
-			// Checked outside the lock: it verifies a signature.
 			err = checkChain(c.entry, keys[k], results[k].Certificates, now)
 		}
 		if err == nil {
@@ -143,10 +148,10 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		}
 		if err != nil {
 			errs[k] = err
-			continue
+			return
 		}
 		leaves[k] = results[k].Certificates[0]
-	}
+	})
 	if o := i.cfg.Observer; o != nil && !start.IsZero() {
 		failed := 0
 		for _, err := range errs {
@@ -165,6 +170,28 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	for _, c := range calls {
 		close(c.done)
 	}
+}
+
+// onEveryCore calls f(k) for each k from 0 to n-1, spread over as many
+// goroutines as there are cores, and returns when every call has.
+func onEveryCore(n int, f func(k int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for k := range n {
+			f(k)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for k := int(next.Add(1)) - 1; k < n; k = int(next.Add(1)) - 1 {
+				f(k)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // abandon ends mints that never reached a Signer, because Run stopped
