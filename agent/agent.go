@@ -267,7 +267,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	if cfg.Listener != nil {
 		if a.api, err = endpoint.New(endpoint.Config{
-			Handler: a.iss, Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit,
+			Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit,
 		}); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
@@ -357,8 +357,10 @@ func (a *Agent) Synced() <-chan struct{} { return a.synced }
 
 // Handler returns the agent's Workload API handler, for an endpoint.Server
 // of the caller's (Config.Listener is the simple way). It mints only while
-// Run runs.
-func (a *Agent) Handler() endpoint.Handler { return a.iss }
+// Run runs. Until the agent first synced with a server, a caller it knows
+// no identity for is told to retry (endpoint.ErrUnavailable) rather than
+// that it has none: its entries may not have arrived yet.
+func (a *Agent) Handler() endpoint.Handler { return handler{Issuer: a.iss, synced: a.synced} }
 
 // Stats is a snapshot of the agent's state, for health checks and metrics.
 type Stats struct {
