@@ -32,7 +32,7 @@ func layer(pkg string) (int, bool) {
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/docker", rel == "admin", rel == "nodeapi/internal/wire",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/docker", rel == "attest/k8s", rel == "admin", rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
 	case strings.HasPrefix(rel, "registry/"):
