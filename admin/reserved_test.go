@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,14 @@ func TestEntrySelectorShapes(t *testing.T) {
 		"x509pop:serialnumber:01": `admin: entry selector "x509pop:serialnumber:01" can never match: serialnumber must be lower-case hexadecimal digits without leading zeros: registry: invalid argument`,
 		"x509pop:ca:fingerprint:": `admin: entry selector "x509pop:ca:fingerprint:" can never match: ca:fingerprint must be 64 lower-case hexadecimal digits: registry: invalid argument`,
 		"x509pop:subject:cn:":     `admin: entry selector "x509pop:subject:cn:" can never match: subject:cn must not be empty: registry: invalid argument`,
+		"docker:label:nokey":      `admin: entry selector "docker:label:nokey" can never match: label must be <key>:<value>: registry: invalid argument`,
+		"docker:env:ROLE":         `admin: entry selector "docker:env:ROLE" can never match: env must be <NAME>=<value>: registry: invalid argument`,
+		"docker:image:web":        `admin: entry selector "docker:image:web" can never match: the docker attestor makes no "image" selector (it makes env, image_id, label): registry: invalid argument`,
+		"k8s:ns:":                 `admin: entry selector "k8s:ns:" can never match: ns must not be empty: registry: invalid argument`,
+		"k8s:pod-label::x":        `admin: entry selector "k8s:pod-label::x" can never match: pod-label must be <key>:<value>: registry: invalid argument`,
+		"k8s:pod-image-count:01":  `admin: entry selector "k8s:pod-image-count:01" can never match: pod-image-count must be a decimal number without leading zeros: registry: invalid argument`,
+		"k8s:namespace:default":   `admin: entry selector "k8s:namespace:default" can never match: the k8s attestor makes no "namespace" selector (it makes container-image, container-name, node-name, ns, pod-image, pod-image-count, pod-init-image, pod-init-image-count, pod-label, pod-name, pod-owner, pod-owner-uid, pod-uid, sa): registry: invalid argument`,
+		"K8S:ns:default":          `admin: entry selector "K8S:ns:default" can never match: selector types are case-sensitive; the k8s attestor's type is "k8s": registry: invalid argument`,
 	} {
 		s, err := attest.ParseSelector(sel)
 		require.NoError(t, err, sel)
@@ -100,9 +109,12 @@ func TestEntrySelectorShapes(t *testing.T) {
 		"unix:supplementary_group:wheel", "unix:path:/usr/bin/app", "unix:sha256:" + sha64,
 		"join_token:id:0123abcd", "x509pop:subject:cn:node-1", "x509pop:serialnumber:1f", "x509pop:serialnumber:-2a", "x509pop:ca:fingerprint:" + sha64,
 		"x509pop:san:dns:node.example.org", "x509pop:san:uri:spiffe://example.org/x",
-		"k8s:ns:default", "custom:anything:at all", "Unixlike:uid:x",
+		"k8s:ns:default", "k8s:sa:api", "k8s:pod-label:app:web", "k8s:pod-label:empty:", "k8s:pod-owner:ReplicaSet:web-7c9d",
+		"k8s:pod-image-count:2", "k8s:container-image:registry.example/web@sha256:" + sha64,
+		"docker:label:com.example.tier:front:end", "docker:image_id:sha256:" + sha64, "docker:env:ROLE=", "docker:env:A=b=c",
+		"custom:anything:at all", "Unixlike:uid:x",
 	} {
-		_, err := e.client.CreateEntry(ctx, entry("/ok/"+string(rune('a'+i)), sel))
+		_, err := e.client.CreateEntry(ctx, entry("/ok/"+strconv.Itoa(i), sel))
 		require.NoError(t, err, sel)
 	}
 }

@@ -16,7 +16,8 @@ import (
 // spiffekit, the selectors that attestor can produce: each key (the value up
 // to and including its last fixed ':'-separated part) with a check of what
 // follows it. It is the one place that knows them; keep it in step with
-// attest/unix, attest/jointoken and attest/x509pop. A selector of such a
+// attest/unix, attest/docker, attest/k8s, attest/jointoken and
+// attest/x509pop. A selector of such a
 // type whose value matches no key, or whose rest fails the check, can
 // never match a workload or node, and an entry holding it is refused.
 // Other types belong to custom attestors and are left alone.
@@ -34,6 +35,27 @@ var knownSelectors = map[string]map[string]func(string) error{
 	"join_token": { // attest/jointoken
 		"id": tokenID,
 	},
+	"docker": { // attest/docker
+		"label":    keyValue,
+		"image_id": nonEmpty,
+		"env":      envVar,
+	},
+	"k8s": { // attest/k8s
+		"ns":                   nonEmpty,
+		"sa":                   nonEmpty,
+		"pod-name":             nonEmpty,
+		"pod-uid":              nonEmpty,
+		"node-name":            nonEmpty,
+		"pod-label":            keyValue,
+		"pod-owner":            keyValue,
+		"pod-owner-uid":        keyValue,
+		"container-name":       nonEmpty,
+		"container-image":      nonEmpty,
+		"pod-image":            nonEmpty,
+		"pod-init-image":       nonEmpty,
+		"pod-image-count":      count,
+		"pod-init-image-count": count,
+	},
 	"x509pop": { // attest/x509pop
 		"subject:cn":     nonEmpty,
 		"serialnumber":   serialHex,
@@ -44,7 +66,7 @@ var knownSelectors = map[string]map[string]func(string) error{
 }
 
 // attestorOf names, in errors, the attestor of a known selector type.
-var attestorOf = map[string]string{"unix": "unix", "join_token": "join token", "x509pop": "x509pop"}
+var attestorOf = map[string]string{"unix": "unix", "docker": "docker", "k8s": "k8s", "join_token": "join token", "x509pop": "x509pop"}
 
 // checkSelector reports why sel can never match, if its type is one of
 // [knownSelectors] (or differs from one only in case) and its value is not
@@ -85,6 +107,31 @@ func decimalID(v string) error {
 func nonEmpty(v string) error {
 	if v == "" {
 		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+// keyValue accepts "<key>:<value>" with a key that is not empty: a label
+// (its value may be empty), an owner's kind and name.
+func keyValue(v string) error {
+	if k, _, ok := strings.Cut(v, ":"); !ok || k == "" {
+		return errors.New("must be <key>:<value>")
+	}
+	return nil
+}
+
+// envVar accepts "<NAME>=<value>" with a name that is not empty.
+func envVar(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return errors.New("must be <NAME>=<value>")
+	}
+	return nil
+}
+
+// count accepts a number of containers as the k8s attestor writes it.
+func count(v string) error {
+	if _, err := strconv.ParseUint(v, 10, 31); err != nil || v != "0" && v[0] == '0' {
+		return errors.New("must be a decimal number without leading zeros")
 	}
 	return nil
 }

@@ -172,7 +172,10 @@ func (c *Command) Var(v flag.Value, name, usage string) Key {
 // Section declares a part of the configuration file that does not fit
 // flags (a list of objects, say). The JSON value under key is decoded into
 // dst, refusing unknown fields; it comes from the file only. usage
-// describes it in the help.
+// describes it in the help. A dotted key ("plugins.k8s") is a value inside
+// nested objects, whose other members may be keys of flags
+// ("plugins.unix.skip_hash"). A section that is absent leaves dst as it
+// is, so that a pointer in dst tells whether it was given.
 func (c *Command) Section(key, usage string, dst any) {
 	c.sections = append(c.sections, section{key: key, usage: usage, dst: dst})
 }

@@ -449,3 +449,57 @@ func TestKeyEnvOnConfigurable(t *testing.T) {
 	t.Setenv("PROG_SOCKET", "/own")
 	assert.Equal(t, "/own", parse())
 }
+
+// TestNestedSection checks a section inside an object whose other members
+// are keys of flags.
+func TestNestedSection(t *testing.T) {
+	type plugin struct {
+		Port int `json:"port"`
+	}
+	parseNested := func(t *testing.T, file string) (*plugin, bool, bool, string) {
+		t.Helper()
+		var (
+			p    *plugin
+			skip bool
+		)
+		cmd := cmdline.New("prog run", "")
+		cmd.Configurable("PROG")
+		cmd.Bool(&skip, "a-skip", false, "skip").File("plugins.a.skip")
+		cmd.Section("plugins.b", "plugin b", &p)
+		var stdout, stderr bytes.Buffer
+		_, ok := cmd.Parse([]string{"-config", writeFile(t, file)}, &stdout, &stderr)
+		return p, skip, ok, stderr.String()
+	}
+
+	p, skip, ok, stderr := parseNested(t, `{"plugins": {"a": {"skip": true}, "b": {"port": 7}}}`)
+	require.True(t, ok, stderr)
+	assert.True(t, skip)
+	require.NotNil(t, p)
+	assert.Equal(t, 7, p.Port)
+
+	p, skip, ok, stderr = parseNested(t, `{"plugins": {"a": {}, "b": {}}}`)
+	require.True(t, ok, stderr)
+	assert.False(t, skip)
+	assert.NotNil(t, p, "an empty object is given")
+
+	p, _, ok, stderr = parseNested(t, `{"plugins": {"a": {"skip": true}}}`)
+	require.True(t, ok, stderr)
+	assert.Nil(t, p, "absent")
+
+	p, _, ok, stderr = parseNested(t, `{}`)
+	require.True(t, ok, stderr)
+	assert.Nil(t, p)
+
+	for _, tt := range []struct{ name, file, want string }{
+		{"unknown field in the section", `{"plugins": {"b": {"host": "h"}}}`, `plugins.b: json: unknown field "host"`},
+		{"unknown plugin", `{"plugins": {"c": {}}}`, `unknown key "plugins.c"`},
+		{"unknown key beside the section", `{"plugins": {"a": {"nope": 1}, "b": {}}}`, `unknown key "plugins.a.nope"`},
+		{"not an object on the way", `{"plugins": ["b"]}`, `plugins: want a JSON object`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, ok, stderr := parseNested(t, tt.file)
+			assert.False(t, ok)
+			assert.Contains(t, stderr, tt.want)
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/peterbourgon/ff/v3"
 )
@@ -54,16 +55,22 @@ func (c *Command) parseFile(r io.Reader, set func(name, value string) error) err
 		return fileErrorf("%s: %w", name, err)
 	}
 	for _, s := range c.sections {
-		raw, ok := top[s.key]
+		raw, ok, err := take(top, strings.Split(s.key, "."))
+		if err != nil {
+			return fileErrorf("%s: %w", name, err)
+		}
 		if !ok {
 			continue
 		}
-		delete(top, s.key)
 		if err := DecodeStrict(raw, s.dst); err != nil {
 			return fileErrorf("%s: %s: %w", name, s.key, err)
 		}
 	}
 	keys := c.fileKeys()
+	// An empty object gives ff no key to refuse: it must lead to keys.
+	if key, ok := emptyObject(top, "", keys); ok {
+		return fileErrorf("%s: unknown key %q", name, key)
+	}
 	rest, err := json.Marshal(top)
 	if err != nil {
 		return fileErrorf("%s: %w", name, err)
@@ -83,6 +90,62 @@ func (c *Command) parseFile(r io.Reader, set func(name, value string) error) err
 		}
 		return nil
 	})
+}
+
+// take removes the value at the dotted key path from the object m and
+// returns it, leaving the rest of the objects on the way for the keys.
+func take(m map[string]json.RawMessage, path []string) (json.RawMessage, bool, error) {
+	raw, ok := m[path[0]]
+	if !ok {
+		return nil, false, nil
+	}
+	if len(path) == 1 {
+		delete(m, path[0])
+		return raw, true, nil
+	}
+	var inner map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &inner); err != nil {
+		return nil, false, fmt.Errorf("%s: want a JSON object", path[0])
+	}
+	v, ok, err := take(inner, path[1:])
+	if err != nil {
+		return nil, false, fmt.Errorf("%s.%w", path[0], err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	if len(inner) == 0 {
+		delete(m, path[0])
+	} else if m[path[0]], err = json.Marshal(inner); err != nil {
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+// emptyObject returns the dotted path of an empty object in m (under
+// prefix) that no key of keys is inside, if there is one.
+func emptyObject(m map[string]json.RawMessage, prefix string, keys map[string]string) (string, bool) {
+	for k, raw := range m {
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(raw, &inner) != nil || inner == nil {
+			continue // not an object: ff reads it
+		}
+		path := prefix + k
+		if len(inner) == 0 {
+			known := false
+			for key := range keys {
+				known = known || strings.HasPrefix(key, path+".")
+			}
+			if !known {
+				return path, true
+			}
+			continue
+		}
+		if p, ok := emptyObject(inner, path+".", keys); ok {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // fileKeys maps each key of the configuration file to its flag.

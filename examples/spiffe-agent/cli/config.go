@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,6 +44,8 @@ type runConfig struct {
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
+	K8s               *k8sConfig    // nil: no k8s workload attestor
+	Docker            *dockerConfig // nil: no docker workload attestor
 	Socket            string
 	RateLimitRate     float64
 	RateLimitBurst    int
@@ -73,11 +76,13 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.X509PoPKey, "x509pop-key", "", "x509pop node attestation: PKCS#8 PEM private key `file` (mode 0600)").
 		File("node_attestor.x509pop.private_key")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
-		File("workload_attestor.unix.proc_root")
+		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
-		File("workload_attestor.unix.skip_executable")
+		File("workload_attestors.unix.skip_executable")
 	cmd.Bool(&c.UnixSkipHash, "unix-skip-hash", false, "leave out the unix:sha256 selector").
-		File("workload_attestor.unix.skip_hash")
+		File("workload_attestors.unix.skip_hash")
+	cmd.Section("workload_attestors.k8s", k8sHelp, &c.K8s)
+	cmd.Section("workload_attestors.docker", dockerHelp, &c.Docker)
 	cmd.String(&c.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")
 	cmd.Var(cmdline.NewValue(&c.RateLimitRate, parseRate), "ratelimit-rate",
 		"Workload API `calls` per second each local uid may make, sustained (0: no limit)").File("ratelimit.rate")
@@ -92,11 +97,13 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 
 // settings is a checked configuration, ready to build the agent from.
 type settings struct {
-	cfg         runConfig
-	trustDomain spiffeid.TrustDomain
-	socket      string // absolute
-	dataDir     string // absolute, or empty
-	logLevel    slog.Level
+	cfg          runConfig
+	trustDomain  spiffeid.TrustDomain
+	socket       string       // absolute
+	dataDir      string       // absolute, or empty
+	k8s          *k8sSettings // nil: no k8s workload attestor
+	dockerSocket string       // "": no docker workload attestor
+	logLevel     slog.Level
 }
 
 // check validates cfg and resolves what run needs from it. Its errors are
@@ -127,6 +134,16 @@ func check(cfg runConfig) (*settings, error) {
 		}
 		if cfg.JoinToken != "" {
 			return nil, errors.New("give one node attestor: a join token or x509pop, not both")
+		}
+	}
+	if cfg.K8s != nil {
+		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Docker != nil {
+		if s.dockerSocket, err = dockerSocket(cfg.Docker); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.Socket == "" {

@@ -73,7 +73,7 @@ const fileConfig = `{
 	"log_level": "debug",
 	"log_format": "json",
 	"ratelimit": {"rate": 12.5, "burst": 40},
-	"workload_attestor": {"unix": {"skip_hash": true, "skip_executable": true, "proc_root": "/host/proc"}}
+	"workload_attestors": {"unix": {"skip_hash": true, "skip_executable": true, "proc_root": "/host/proc"}}
 }`
 
 func TestConfigFile(t *testing.T) {
@@ -259,7 +259,7 @@ func TestRunHelp(t *testing.T) {
 		"environment SPIFFE_AGENT_TRUST_DOMAIN, file key trust_domain",
 		"environment SPIFFE_AGENT_SERVER, file key servers",
 		"environment SPIFFE_AGENT_X509POP_CERT, file key node_attestor.x509pop.certificate",
-		"environment SPIFFE_AGENT_UNIX_SKIP_HASH, file key workload_attestor.unix.skip_hash",
+		"environment SPIFFE_AGENT_UNIX_SKIP_HASH, file key workload_attestors.unix.skip_hash",
 		"-socket path\n    \t`path` of the Workload API socket (default /run/spiffe-agent/api.sock)",
 		"environment SPIFFE_AGENT_CONFIG\n",
 		"wins over its environment variable",
@@ -308,7 +308,7 @@ func TestMainUsage(t *testing.T) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"trust_domain": "example.org", "servers": ["s:1"], "join_token": "a.b"}`))
 	f.Add([]byte(`{"node_attestor": {"x509pop": {"certificate": "c", "private_key": "k"}}}`))
-	f.Add([]byte(`{"workload_attestor": {"unix": {"skip_hash": true}}}`))
+	f.Add([]byte(`{"workload_attestors": {"unix": {"skip_hash": true}}}`))
 	f.Add([]byte(`{} {}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "agent.json")

@@ -24,6 +24,10 @@ type agentMetrics struct {
 	signed       *prometheus.CounterVec
 	signSeconds  *prometheus.HistogramVec
 	attestations *prometheus.HistogramVec
+	// attestors is the attestor label of workload attestations: the
+	// names of the workload attestors, joined by "+" ("unix",
+	// "unix+k8s"), which attest each caller together.
+	attestors string
 }
 
 var (
@@ -31,9 +35,11 @@ var (
 	_ endpoint.Observer = (*agentMetrics)(nil)
 )
 
-// newAgentMetrics registers the agent's metrics with reg.
-func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
+// newAgentMetrics registers the agent's metrics with reg; attestors is the
+// attestor label of workload attestations.
+func newAgentMetrics(reg prometheus.Registerer, attestors string) *agentMetrics {
 	m := &agentMetrics{
+		attestors: attestors,
 		apiSeconds: namespace.Histogram("workload_api_request_duration_seconds",
 			"How long Workload API calls took to be answered (a stream: its first response), "+
 				"by method and gRPC status code; the count is the number of calls.",
@@ -74,13 +80,9 @@ func (m *agentMetrics) Signed(svidType string, n, failed int, d time.Duration) {
 	m.signSeconds.WithLabelValues(svidType).Observe(d.Seconds())
 }
 
-// workloadAttestor names the attestor label of workload attestations:
-// the program attests workloads with attest/unix alone.
-const workloadAttestor = "unix"
-
 // WorkloadAttested implements issuer.Observer.
 func (m *agentMetrics) WorkloadAttested(outcome string, d time.Duration) {
-	m.attestations.WithLabelValues(workloadAttestor, outcome).Observe(d.Seconds())
+	m.attestations.WithLabelValues(m.attestors, outcome).Observe(d.Seconds())
 }
 
 // statsCollector exports the agent's state, read from Stats (memory only)

@@ -15,7 +15,7 @@ import (
 // observers are told becomes labelled series.
 func TestAgentMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := newAgentMetrics(reg)
+	m := newAgentMetrics(reg, "unix")
 	m.StreamOpened("FetchX509SVID")
 	m.StreamOpened("FetchX509SVID")
 	m.Answered("FetchX509SVID", codes.OK, time.Millisecond)
@@ -43,7 +43,7 @@ func TestAgentMetrics(t *testing.T) {
 // signing request and a workload attestation, each counted in client_golang
 // series.
 func BenchmarkAgentMetrics(b *testing.B) {
-	m := newAgentMetrics(prometheus.NewRegistry())
+	m := newAgentMetrics(prometheus.NewRegistry(), "unix")
 	b.Run("Answered", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

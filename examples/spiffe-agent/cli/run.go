@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
-	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -81,11 +81,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	if err != nil {
 		return cmd.Fail(stderr, err)
 	}
-	workloadAttestor, err := unix.New(unix.Config{
-		ProcRoot:       s.cfg.UnixProcRoot,
-		SkipExecutable: s.cfg.UnixSkipExec,
-		SkipHash:       s.cfg.UnixSkipHash,
-	})
+	workloadAttestors, attestorNames, err := newWorkloadAttestors(s, log)
 	if err != nil {
 		return cmd.Fail(stderr, err)
 	}
@@ -106,7 +102,8 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	if nodeAttestor != nil {
 		attestorType = nodeAttestor.Type()
 	}
-	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType)
+	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType,
+		"workload_attestors", attestorNames)
 	lis, err := endpoint.ListenUnix(s.socket, socketMode)
 	if err != nil {
 		return cmd.Fail(stderr, err)
@@ -120,7 +117,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	)
 	if s.cfg.MetricsAddr != "" {
 		reg = metrics.NewRegistry()
-		m := newAgentMetrics(reg)
+		m := newAgentMetrics(reg, strings.Join(attestorNames, "+"))
 		issuerObs, apiObs = m, m
 	}
 	a, err := agent.New(ctx, agent.Config{
@@ -129,7 +126,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		TrustBundle:       bundle,
 		InsecureBootstrap: s.cfg.InsecureBootstrap,
 		NodeAttestor:      nodeAttestor,
-		WorkloadAttestors: []attest.WorkloadAttestor{workloadAttestor},
+		WorkloadAttestors: workloadAttestors,
 		Listener:          lis,
 		DataDir:           s.dataDir,
 		Logger:            log,

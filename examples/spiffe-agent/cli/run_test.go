@@ -167,7 +167,7 @@ func TestRunEndToEnd(t *testing.T) {
 	s := startServer(t)
 	socket := socketPath(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	cfg := writeFile(t, "agent.json", `{"workload_attestor": {"unix": {"skip_hash": true}}, "log_level": "debug"}`)
+	cfg := writeFile(t, "agent.json", `{"workload_attestors": {"unix": {"skip_hash": true}}, "log_level": "debug"}`)
 	r := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.Addr,
 		"-trust-bundle", s.bundle, "-join-token", s.Token(t), "-socket", socket, "-data-dir", dataDir,
 		"-metrics-addr", "127.0.0.1:0")
