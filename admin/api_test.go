@@ -125,10 +125,13 @@ func TestFederatedBundles(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, string(doc2), string(got.Document))
 
-	require.NoError(t, c.DeleteFederatedBundle(ctx, other))
+	n, err := c.DeleteFederatedBundle(ctx, other, "")
+	require.NoError(t, err)
+	assert.Zero(t, n)
 	_, err = c.FederatedBundle(ctx, other)
 	require.ErrorIs(t, err, registry.ErrNotFound)
-	require.ErrorIs(t, c.DeleteFederatedBundle(ctx, other), registry.ErrNotFound)
+	_, err = c.DeleteFederatedBundle(ctx, other, admin.DeleteEntries)
+	require.ErrorIs(t, err, registry.ErrNotFound)
 
 	_, err = c.SetFederatedBundle(ctx, spiffeid.TrustDomain{}, doc)
 	require.ErrorIs(t, err, registry.ErrInvalid)
@@ -136,7 +139,7 @@ func TestFederatedBundles(t *testing.T) {
 	_, err = c.FederatedBundle(ctx, spiffeid.TrustDomain{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	assert.EqualError(t, err, "admin: trust domain is required: registry: invalid argument")
-	err = c.DeleteFederatedBundle(ctx, spiffeid.TrustDomain{})
+	_, err = c.DeleteFederatedBundle(ctx, spiffeid.TrustDomain{}, "")
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	assert.EqualError(t, err, "admin: trust domain is required: registry: invalid argument")
 }

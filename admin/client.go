@@ -138,8 +138,11 @@ func decodeEntry(j entryJSON) (registry.Entry, error) {
 	return e, nil
 }
 
-// CreateEntry creates an entry and returns it as stored. e.ID and
-// e.Revision must be zero; both IDs must be in the server's trust domain.
+// CreateEntry creates an entry and returns it as stored. e.ID may be
+// chosen (32 lowercase hexadecimal digits, see [registry.ValidEntryID]),
+// else the server assigns one; an ID that is taken gives an error wrapping
+// [registry.ErrAlreadyExists]. e.Revision must be zero; both SPIFFE IDs
+// must be in the server's trust domain.
 func (c *Client) CreateEntry(ctx context.Context, e registry.Entry) (registry.Entry, error) {
 	var out entryJSON
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/entries", entryRequest(e), &out); err != nil {
@@ -194,6 +197,18 @@ func (c *Client) ListEntries(ctx context.Context, f registry.Filter) ([]registry
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// CountEntries returns how many entries match f.
+func (c *Client) CountEntries(ctx context.Context, f registry.Filter) (int, error) {
+	if err := f.Validate(); err != nil {
+		return 0, fmt.Errorf("admin: %w", err)
+	}
+	var out countJSON
+	if err := c.do(ctx, http.MethodGet, "/v1/entries/count", encodeFilter(f), nil, &out); err != nil {
+		return 0, err
+	}
+	return out.Count, nil
 }
 
 // DeleteEntry deletes the entry with the given ID and returns it as it was.
@@ -341,12 +356,24 @@ func (c *Client) ListFederatedBundles(ctx context.Context) ([]registry.Federated
 	return bundles, nil
 }
 
-// DeleteFederatedBundle deletes the bundle of the foreign trust domain td.
-func (c *Client) DeleteFederatedBundle(ctx context.Context, td spiffeid.TrustDomain) error {
+// DeleteFederatedBundle deletes the bundle of the foreign trust domain td,
+// doing to the entries that federate with td what mode says (the zero mode
+// is [DeleteRestrict]: it fails, wrapping [ErrFailedPrecondition], while
+// any entry federates with td). It returns how many entries it deleted or
+// changed.
+func (c *Client) DeleteFederatedBundle(ctx context.Context, td spiffeid.TrustDomain, mode BundleDeleteMode) (int, error) {
 	if td.IsZero() {
-		return fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
+		return 0, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
-	return c.do(ctx, http.MethodDelete, bundlePath(td), nil, nil, nil)
+	var q url.Values
+	if mode != "" {
+		q = url.Values{"mode": {string(mode)}}
+	}
+	var out bundleDeleteJSON
+	if err := c.do(ctx, http.MethodDelete, bundlePath(td), q, nil, &out); err != nil {
+		return 0, err
+	}
+	return out.Entries, nil
 }
 
 func agentQuery(id spiffeid.ID) (url.Values, error) {
@@ -372,6 +399,15 @@ func (c *Client) agents(ctx context.Context, q url.Values) ([]registry.Agent, er
 		agents = append(agents, a)
 	}
 	return agents, nil
+}
+
+// CountAgents returns how many agents have a record.
+func (c *Client) CountAgents(ctx context.Context) (int, error) {
+	var out countJSON
+	if err := c.do(ctx, http.MethodGet, "/v1/agents/count", nil, nil, &out); err != nil {
+		return 0, err
+	}
+	return out.Count, nil
 }
 
 // ListAgents returns the record of every attested agent, ordered by ID.

@@ -32,12 +32,14 @@
 //
 // # Wire
 //
-// Routes, all under /v1: entries (POST, GET with filter parameters;
-// GET, PUT and DELETE /entries/{id}; POST /entries/batch, a JSON array of
-// at most [MaxBatchEntries] entries answered with one result per entry),
-// tokens (POST), bundle (GET,
-// ?format=pem|spiffe), federation/bundles (GET; GET, PUT and DELETE
-// /federation/bundles/{trust domain}), and agents (GET, DELETE, and POST
+// Routes, all under /v1: status (GET: the trust domain and health),
+// entries (POST, GET with filter parameters, GET /entries/count with
+// them; GET, PUT and DELETE /entries/{id}; POST /entries/batch, a JSON
+// array of at most [MaxBatchEntries] entries answered with one result per
+// entry), tokens (POST), bundle (GET, ?format=pem|spiffe),
+// federation/bundles (GET; GET, PUT and DELETE /federation/bundles/{trust
+// domain}, DELETE with ?mode=restrict|delete|dissociate, see
+// [BundleDeleteMode]), and agents (GET, GET /agents/count, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes, and authorities (GET; POST
 // /authorities/{x509|jwt}/prepare; /activate, with an optional

@@ -23,6 +23,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /v1/entries", s.createEntry)
 	m.HandleFunc("POST /v1/entries/batch", s.createEntries)
 	m.HandleFunc("GET /v1/entries", s.listEntries)
+	m.HandleFunc("GET /v1/entries/count", s.countEntries)
 	m.HandleFunc("GET /v1/entries/{id}", s.getEntry)
 	m.HandleFunc("PUT /v1/entries/{id}", s.updateEntry)
 	m.HandleFunc("DELETE /v1/entries/{id}", s.deleteEntry)
@@ -35,6 +36,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /v1/federation/bundles/{td}", s.deleteBundle)
 	// Agent IDs contain slashes, so they travel as the query parameter id.
 	m.HandleFunc("GET /v1/agents", s.listAgents)
+	m.HandleFunc("GET /v1/agents/count", s.countAgents)
 	m.HandleFunc("DELETE /v1/agents", s.evictAgent)
 	m.HandleFunc("POST /v1/agents/ban", s.banAgent)
 	s.authorityRoutes(m)
@@ -213,29 +215,48 @@ func (s *Server) getEntry(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, entryToJSON(e))
 }
 
+// walkEntries calls fn with every entry that matches f, a page at a time.
+func (s *Server) walkEntries(ctx context.Context, f registry.Filter, fn func(registry.Entry)) error {
+	page := registry.Page{Size: listPageSize}
+	for {
+		entries, next, err := s.cfg.Entries.List(ctx, f, page)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			fn(e)
+		}
+		if next == "" {
+			return nil
+		}
+		page.Token = next
+	}
+}
+
 func (s *Server) listEntries(w http.ResponseWriter, r *http.Request) {
 	f, err := decodeFilter(r.URL.Query())
+	out := []entryJSON{}
+	if err == nil {
+		err = s.walkEntries(r.Context(), f, func(e registry.Entry) { out = append(out, entryToJSON(e)) })
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := []entryJSON{}
-	page := registry.Page{Size: listPageSize}
-	for {
-		entries, next, err := s.cfg.Entries.List(r.Context(), f, page)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		for _, e := range entries {
-			out = append(out, entryToJSON(e))
-		}
-		if next == "" {
-			break
-		}
-		page.Token = next
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+}
+
+func (s *Server) countEntries(w http.ResponseWriter, r *http.Request) {
+	f, err := decodeFilter(r.URL.Query())
+	n := 0
+	if err == nil {
+		err = s.walkEntries(r.Context(), f, func(registry.Entry) { n++ })
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, countJSON{Count: n})
 }
 
 func (s *Server) deleteEntry(w http.ResponseWriter, r *http.Request) {
@@ -424,6 +445,22 @@ func (s *Server) listBundles(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteBundle(w http.ResponseWriter, r *http.Request) {
 	td, err := pathTrustDomain(r)
+	mode := BundleDeleteMode(r.URL.Query().Get("mode"))
+	if mode == "" {
+		mode = DeleteRestrict
+	}
+	if err == nil && mode != DeleteRestrict && mode != DeleteEntries && mode != DeleteDissociate {
+		err = invalid("unknown bundle delete mode %q (want restrict, delete or dissociate)", mode)
+	}
+	if err == nil {
+		// A bundle that is not there is not deleted, whatever federates
+		// with its trust domain.
+		_, err = s.cfg.Bundles.GetBundle(r.Context(), td)
+	}
+	var n int
+	if err == nil {
+		n, err = s.releaseBundle(r.Context(), td, mode)
+	}
 	if err == nil {
 		err = s.cfg.Bundles.DeleteBundle(r.Context(), td)
 	}
@@ -431,8 +468,79 @@ func (s *Server) deleteBundle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("admin: federated bundle deleted", "trust_domain", td.Name())
-	w.WriteHeader(http.StatusNoContent)
+	s.log.Info("admin: federated bundle deleted", "trust_domain", td.Name(), "mode", string(mode), "entries", n)
+	writeJSON(w, http.StatusOK, bundleDeleteJSON{TrustDomain: td.Name(), Mode: string(mode), Entries: n})
+}
+
+// maxDissociateTries bounds how often the dissociation of one entry is
+// tried again when the entry changed between its reading and its writing.
+const maxDissociateTries = 5
+
+// releaseBundle deals, as mode says, with the entries that federate with
+// td before its bundle is deleted, and returns how many it deleted or
+// changed. Restrict refuses while any federates with td, with an error
+// wrapping ErrFailedPrecondition; Delete deletes them; Dissociate removes
+// td from their FederatesWith. An entry written meanwhile may escape it:
+// the check and the deletion are not one transaction.
+func (s *Server) releaseBundle(ctx context.Context, td spiffeid.TrustDomain, mode BundleDeleteMode) (int, error) {
+	f := registry.Filter{ByFederatesWith: &registry.FederatesWithFilter{TrustDomains: []spiffeid.TrustDomain{td}, Match: registry.MatchAny}}
+	var entries []registry.Entry
+	if err := s.walkEntries(ctx, f, func(e registry.Entry) { entries = append(entries, e) }); err != nil {
+		return 0, err
+	}
+	switch {
+	case len(entries) == 0:
+		return 0, nil
+	case mode == DeleteRestrict:
+		return 0, fmt.Errorf("%w: %d %s federate with %q (such as %s); delete them with the bundle (mode delete), "+
+			"or stop them federating with it (mode dissociate)", ErrFailedPrecondition, len(entries),
+			pluralEntries(len(entries)), td.Name(), entries[0].ID)
+	}
+	n := 0
+	for _, e := range entries {
+		switch mode {
+		case DeleteEntries:
+			if _, err := s.cfg.Entries.Delete(ctx, e.ID, 0); err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return n, fmt.Errorf("deleting entry %s, which federates with %q: %w", e.ID, td.Name(), err)
+			}
+			s.log.Info("admin: entry deleted with the bundle it federates with", "entry_id", e.ID, "trust_domain", td.Name())
+		case DeleteDissociate:
+			if err := s.dissociate(ctx, e, td); err != nil {
+				return n, fmt.Errorf("entry %s, which federates with %q: %w", e.ID, td.Name(), err)
+			}
+			s.log.Info("admin: entry no longer federates with a deleted bundle", "entry_id", e.ID, "trust_domain", td.Name())
+		}
+		n++
+	}
+	return n, nil
+}
+
+// dissociate removes td from the FederatesWith of e, reading the entry
+// again when it changed meanwhile. An entry deleted meanwhile is left.
+func (s *Server) dissociate(ctx context.Context, e registry.Entry, td spiffeid.TrustDomain) error {
+	for try := 1; ; try++ {
+		e.FederatesWith = slices.DeleteFunc(e.FederatesWith, func(x spiffeid.TrustDomain) bool { return x == td })
+		_, err := s.cfg.Entries.Update(ctx, e)
+		switch {
+		case err == nil, errors.Is(err, registry.ErrNotFound):
+			return nil
+		case !errors.Is(err, registry.ErrConflict) || try == maxDissociateTries:
+			return err
+		}
+		if e, err = s.cfg.Entries.Get(ctx, e.ID); err != nil {
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func pluralEntries(n int) string {
+	if n == 1 {
+		return "entry"
+	}
+	return "entries"
 }
 
 func queryAgentID(r *http.Request) (spiffeid.ID, error) {
@@ -471,6 +579,15 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
+func (s *Server) countAgents(w http.ResponseWriter, r *http.Request) {
+	agents, err := s.cfg.Agents.ListAgents(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, countJSON{Count: len(agents)})
+}
+
 func (s *Server) evictAgent(w http.ResponseWriter, r *http.Request) {
 	id, err := queryAgentID(r)
 	if err == nil {
@@ -506,6 +623,24 @@ func (s *Server) ban(ctx context.Context, id spiffeid.ID) (registry.Agent, error
 	a.Banned = true
 	return s.cfg.Agents.PutAgent(ctx, a)
 }
+
+// BundleDeleteMode says what deleting a federated bundle does to the
+// entries that federate with its trust domain, as SPIRE's bundle delete
+// -mode does.
+type BundleDeleteMode string
+
+// The modes of [Client.DeleteFederatedBundle].
+const (
+	// DeleteRestrict refuses to delete the bundle while any entry
+	// federates with it (an error wrapping [ErrFailedPrecondition]). It is
+	// the default.
+	DeleteRestrict BundleDeleteMode = "restrict"
+	// DeleteEntries deletes those entries with the bundle.
+	DeleteEntries BundleDeleteMode = "delete"
+	// DeleteDissociate removes the trust domain from those entries'
+	// FederatesWith, and keeps them.
+	DeleteDissociate BundleDeleteMode = "dissociate"
+)
 
 // BundleFormat names an encoding of the trust domain's own bundle.
 type BundleFormat string

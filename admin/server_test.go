@@ -156,8 +156,11 @@ func TestAllowedUIDs(t *testing.T) {
 			_, err := c.SetFederatedBundle(ctx, spiffeid.RequireTrustDomainFromString("o.org"), nil)
 			return err
 		},
-		"list bundles":  func() error { _, err := c.ListFederatedBundles(ctx); return err },
-		"delete bundle": func() error { return c.DeleteFederatedBundle(ctx, spiffeid.RequireTrustDomainFromString("o.org")) },
+		"list bundles": func() error { _, err := c.ListFederatedBundles(ctx); return err },
+		"delete bundle": func() error {
+			_, err := c.DeleteFederatedBundle(ctx, spiffeid.RequireTrustDomainFromString("o.org"), "")
+			return err
+		},
 		"agents":        func() error { _, err := c.ListAgents(ctx); return err },
 		"evict":         func() error { return c.EvictAgent(ctx, id) },
 		"ban":           func() error { _, err := c.BanAgent(ctx, id); return err },

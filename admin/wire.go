@@ -63,6 +63,17 @@ type tokenJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+type countJSON struct {
+	Count int `json:"count"`
+}
+
+type bundleDeleteJSON struct {
+	TrustDomain string `json:"trust_domain"`
+	Mode        string `json:"mode"`
+	// Entries is how many entries were deleted or dissociated.
+	Entries int `json:"entries"`
+}
+
 type statusJSON struct {
 	TrustDomain string `json:"trust_domain"`
 	Healthy     bool   `json:"healthy"`

@@ -14,14 +14,16 @@ import (
 // need them.
 
 // PrepareCreate validates e for [Writer.Create] and returns the entry to
-// store: a deep copy with a new ID, Revision 1, both timestamps set to now
+// store: a deep copy with its ID, or a new one when it has none (an ID
+// given must have the form [NewEntryID] makes; the store checks that no
+// entry has it), Revision 1, both timestamps set to now
 // (UTC, truncated to the microsecond), and Selectors and FederatesWith
 // sorted. It refuses, besides what [Entry.Validate] refuses, an entry whose
 // SPIFFE ID is [Reserved] or with a non-zero SVID TTL below [MinSVIDTTL].
 // Errors wrap [ErrInvalid].
 func PrepareCreate(e Entry, now time.Time) (Entry, error) {
-	if e.ID != "" {
-		return Entry{}, invalidf("entry ID is assigned by the store and must be empty on create")
+	if e.ID != "" && !ValidEntryID(e.ID) {
+		return Entry{}, invalidf("entry ID %q is not 32 lowercase hexadecimal digits, the form of the IDs stores assign", truncate(e.ID))
 	}
 	if e.Revision != 0 {
 		return Entry{}, invalidf("entry revision must be zero on create")
@@ -33,7 +35,9 @@ func PrepareCreate(e Entry, now time.Time) (Entry, error) {
 		return Entry{}, err
 	}
 	e = normalize(e)
-	e.ID = NewEntryID()
+	if e.ID == "" {
+		e.ID = NewEntryID()
+	}
 	e.Revision = 1
 	e.CreatedAt = StoreTime(now)
 	e.UpdatedAt = e.CreatedAt

@@ -44,7 +44,8 @@ type BatchResult struct {
 
 // PrepareBatch helps implement [BatchCreator]: it checks the batch size and
 // prepares each entry with [PrepareCreate]. An entry similar to an earlier
-// one of the batch fails with [ErrAlreadyExists]. It returns the results,
+// one of the batch, or with the ID of an earlier one, fails with
+// [ErrAlreadyExists]. It returns the results,
 // with the entries to store in the results whose Err is nil, and the
 // similarity key of each of those (empty for failed ones); the store still
 // checks the prepared entries against the entries it holds. The error, if
@@ -56,11 +57,19 @@ func PrepareBatch(entries []Entry, now time.Time) ([]BatchResult, []string, erro
 	results := make([]BatchResult, len(entries))
 	keys := make([]string, len(entries))
 	seen := make(map[string]struct{}, len(entries))
+	ids := make(map[string]struct{})
 	for i, e := range entries {
 		p, err := PrepareCreate(e, now)
 		if err != nil {
 			results[i].Err = err
 			continue
+		}
+		if e.ID != "" {
+			if _, dup := ids[e.ID]; dup {
+				results[i].Err = fmt.Errorf("%w: entry ID %s is taken by an earlier entry of the batch", ErrAlreadyExists, e.ID)
+				continue
+			}
+			ids[e.ID] = struct{}{}
 		}
 		key := SimilarityKey(p)
 		if _, dup := seen[key]; dup {

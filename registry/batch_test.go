@@ -26,13 +26,18 @@ func TestPrepareBatch(t *testing.T) {
 	a := attest.Selector{Type: "unix", Value: "uid:1"}
 	b := attest.Selector{Type: "unix", Value: "gid:1"}
 	withID := batchEntry("/id", a)
-	withID.ID = registry.NewEntryID()
+	withID.ID = "not-an-entry-id"
+	chosen := registry.NewEntryID()
+	withChosen, sameChosen := batchEntry("/chosen", a), batchEntry("/chosen2", a)
+	withChosen.ID, sameChosen.ID = chosen, chosen
 	in := []registry.Entry{
 		batchEntry("/w", a, b),
 		batchEntry("/w", b, a), // the same selector set in another order
 		batchEntry("/x"),
 		withID,
 		batchEntry("/w", a),
+		withChosen,
+		sameChosen,
 	}
 	results, keys, err := registry.PrepareBatch(in, now)
 	require.NoError(t, err)
@@ -60,6 +65,10 @@ func TestPrepareBatch(t *testing.T) {
 	}
 	require.NoError(t, results[4].Err)
 	assert.NotEqual(t, first.Entry.ID, results[4].Entry.ID)
+	require.NoError(t, results[5].Err)
+	assert.Equal(t, chosen, results[5].Entry.ID, "a chosen ID is kept")
+	require.ErrorIs(t, results[6].Err, registry.ErrAlreadyExists)
+	assert.Contains(t, results[6].Err.Error(), "entry ID "+chosen+" is taken by an earlier entry of the batch")
 
 	empty, keys, err := registry.PrepareBatch(nil, now)
 	require.NoError(t, err)

@@ -42,8 +42,9 @@ const (
 // Entries are plain values. Stores never keep a reference to the slices of an
 // entry they are given and always return copies.
 type Entry struct {
-	// ID is the entry's identifier, assigned by the store on Create. It is
-	// empty in an entry that was never stored.
+	// ID is the entry's identifier: 32 lowercase hexadecimal digits
+	// ([ValidEntryID]), assigned by the store on Create unless the caller
+	// chose it. It is empty in an entry that was never stored.
 	ID string
 	// SPIFFEID is the identity issued to matching workloads. It must have a
 	// path.

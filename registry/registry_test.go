@@ -209,9 +209,15 @@ func TestEvent(t *testing.T) {
 
 func TestPrepareCreateRejectsStoreFields(t *testing.T) {
 	e := valid()
-	e.ID = registry.NewEntryID()
+	e.ID = "Not-An-ID"
 	_, err := registry.PrepareCreate(e, time.Now())
 	require.ErrorIs(t, err, registry.ErrInvalid)
+	assert.Contains(t, err.Error(), `entry ID "Not-An-ID" is not 32 lowercase hexadecimal digits`)
+	e = valid()
+	e.ID = registry.NewEntryID()
+	chosen, err := registry.PrepareCreate(e, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, e.ID, chosen.ID, "an ID of the stores' form is kept")
 	e = valid()
 	e.Revision = 1
 	_, err = registry.PrepareCreate(e, time.Now())

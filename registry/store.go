@@ -17,10 +17,13 @@ type Reader interface {
 // A Writer creates, changes and removes entries. Every successful write
 // appends one [Event] to the store's change feed, atomically with the write.
 type Writer interface {
-	// Create stores a new entry and returns it as stored: with a new ID,
-	// Revision 1, CreatedAt and UpdatedAt set, and Selectors and
-	// FederatesWith sorted. The given ID and Revision must be zero. Errors
-	// wrap [ErrInvalid] or [ErrAlreadyExists].
+	// Create stores a new entry and returns it as stored: with its ID, or
+	// a new one when e.ID is empty, Revision 1, CreatedAt and UpdatedAt
+	// set, and Selectors and FederatesWith sorted. An ID given must have
+	// the form of those [NewEntryID] makes ([ValidEntryID]), and be no
+	// stored entry's. The given Revision must be zero. Errors wrap
+	// [ErrInvalid], or [ErrAlreadyExists] when an entry has the ID or is
+	// similar ([SimilarityKey]).
 	Create(ctx context.Context, e Entry) (Entry, error)
 	// Update replaces the caller-provided fields of the entry with e.ID, if
 	// its stored revision is still e.Revision, and returns the entry as

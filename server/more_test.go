@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
@@ -250,7 +251,8 @@ func TestAdminActionsReachAgents(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Admin.SetFederatedBundle(t.Context(), foreign, doc)
 	require.NoError(t, err)
-	require.NoError(t, s.Admin.DeleteFederatedBundle(t.Context(), foreign))
+	_, err = s.Admin.DeleteFederatedBundle(t.Context(), foreign, admin.DeleteRestrict)
+	require.NoError(t, err)
 
 	// A ban through the admin API cuts the agent off at once.
 	_, err = s.Admin.BanAgent(t.Context(), a.ID())

@@ -88,13 +88,30 @@ func TestSPIREStyleOperator(t *testing.T) {
 	assert.Equal(t, 120.0, one.JWTSVIDTTL)
 	assert.Contains(t, must("entry", "update", "-entryID", one.EntryID, "-jwtSVIDTTL", "60", "-hint", "cache"), "JWT-SVID TTL:   1m0s")
 	assert.Contains(t, must("entry", "show", "-selector", "unix:uid:"+uid, "-matchSelectorsOn", "exact"), "Found 2 entries")
+	assert.Contains(t, must("entry", "update", "-entryID", one.EntryID, "-dns", ""), "Revision:       3", "an empty -dns clears the names")
+	assert.Contains(t, must("entry", "update", "-entryID", one.EntryID), "Revision:       3", "an empty update writes nothing")
+
+	// A node entry by the agent's own selectors (SPIRE's -node), and a
+	// workload parented by it, with an ID of the operator's choosing.
+	var shownAgent struct {
+		Selectors []struct{ Type, Value string } `json:"selectors"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(must("agent", "show", "-spiffeID", agentID, "-output", "json")), &shownAgent))
+	require.NotEmpty(t, shownAgent.Selectors)
+	nodeSel := shownAgent.Selectors[0].Type + ":" + shownAgent.Selectors[0].Value
+	assert.Contains(t, must("entry", "create", "-node", "-spiffeID", "spiffe://example.org/nodes/all", "-selector", nodeSel),
+		"Parent ID:      spiffe://example.org/spiffekit/server")
+	assert.Contains(t, must("entry", "create", "-entryID", "6e1e7c3a-42a7-4c8e-9d0b-1f2a3b4c5d6e", "-parentID", "spiffe://example.org/nodes/all",
+		"-spiffeID", "spiffe://example.org/batch", "-selector", "unix:uid:"+uid), "Entry ID:       6e1e7c3a42a74c8e9d0b1f2a3b4c5d6e")
+	assert.Equal(t, `{"count":6}`+"\n", must("entry", "count", "-output", "json"), "the token's node alias, web, db, cache, the node entry and batch")
+	assert.Equal(t, "1 attested agent\n", must("agent", "count"))
 
 	// The workload, through the agent, with SPIRE's agent flags and the
 	// standard variable.
 	progtest.WaitFor(t, "the workload's SVIDs", func() bool {
 		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "-socketPath", e.APISock)
 		return code == 0 && strings.Contains(out, "spiffe://example.org/web") && strings.Contains(out, "spiffe://example.org/db") &&
-			strings.Contains(out, "spiffe://example.org/cache")
+			strings.Contains(out, "spiffe://example.org/cache") && strings.Contains(out, "spiffe://example.org/batch")
 	}, srv, agent)
 	t.Setenv("SPIFFE_ENDPOINT_SOCKET", "unix://"+e.APISock)
 	jwt := progtest.Must(t, e.AgentBin, "api", "fetch", "jwt", "-audience", "db,cache", "-spiffeID", "spiffe://example.org/web")

@@ -31,6 +31,10 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 			r.Entry = registry.Entry{}
 			continue
 		}
+		if _, taken := s.entries[r.Entry.ID]; taken {
+			r.Err, r.Entry = idTaken(r.Entry.ID), registry.Entry{}
+			continue
+		}
 		stored := &registry.Entry{}
 		*stored = r.Entry
 		s.entries[stored.ID] = stored

@@ -107,6 +107,10 @@ func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, e
 		s.mu.Unlock()
 		return registry.Entry{}, fmt.Errorf("%w: %s", registry.ErrAlreadyExists, e.SPIFFEID)
 	}
+	if _, taken := s.entries[e.ID]; taken {
+		s.mu.Unlock()
+		return registry.Entry{}, idTaken(e.ID)
+	}
 	stored := &e
 	s.entries[e.ID] = stored
 	s.similar[key] = e.ID
@@ -115,6 +119,11 @@ func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, e
 	s.mu.Unlock()
 	s.signal(registry.TopicEntries)
 	return e.Clone(), nil
+}
+
+// idTaken is the error of a create whose caller-chosen ID is taken.
+func idTaken(id string) error {
+	return fmt.Errorf("%w: entry ID %s is taken", registry.ErrAlreadyExists, id)
 }
 
 // Update implements [registry.Writer].

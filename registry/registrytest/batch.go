@@ -27,6 +27,7 @@ type BatchStore interface {
 func RunBatch(t *testing.T, newStore func(t *testing.T) BatchStore) {
 	t.Run("CreateBatch", func(t *testing.T) { testBatchCreate(t, newStore(t)) })
 	t.Run("BatchPartialFailure", func(t *testing.T) { testBatchPartial(t, newStore(t)) })
+	t.Run("BatchChosenIDs", func(t *testing.T) { testBatchChosenIDs(t, newStore(t)) })
 	t.Run("BatchLimits", func(t *testing.T) { testBatchLimits(t, newStore(t)) })
 	t.Run("BatchNotAliased", func(t *testing.T) { testBatchNotAliased(t, newStore(t)) })
 	t.Run("BatchCanceledContext", func(t *testing.T) { testBatchCanceled(t, newStore(t)) })
@@ -101,12 +102,53 @@ func testBatchCreate(t *testing.T, s BatchStore) {
 	assert.Len(t, listAll(t, s, registry.Filter{}, 0), len(in))
 }
 
+// testBatchChosenIDs: entries of a batch keep the IDs their caller chose;
+// one whose ID a stored entry or an earlier entry of the batch has fails
+// on its own.
+func testBatchChosenIDs(t *testing.T, s BatchStore) {
+	ctx := t.Context()
+	taken := mustCreate(t, s, entry("/taken", "/agent", sel("unix", "uid:1")))
+	a, b, c := registry.NewEntryID(), registry.NewEntryID(), registry.NewEntryID()
+	mk := func(path, id string, uid int) registry.Entry {
+		e := entry(path, "/agent", sel("unix", fmt.Sprintf("uid:%d", uid)))
+		e.ID = id
+		return e
+	}
+	results := createBatch(t, s, []registry.Entry{
+		mk("/a", a, 10),        // 0 stored
+		mk("/x", taken.ID, 11), // 1 ID of a stored entry
+		mk("/y", a, 12),        // 2 ID of entry 0
+		mk("/b", b, 13),        // 3 stored
+		mk("/z", "", 14),       // 4 stored, with a new ID
+		mk("/c", c, 15),        // 5 stored
+	})
+	for i, want := range []string{a, "", "", b, "", c} {
+		if i == 1 || i == 2 {
+			require.ErrorIs(t, results[i].Err, registry.ErrAlreadyExists, "entry %d", i)
+			assert.Contains(t, results[i].Err.Error(), "is taken")
+			continue
+		}
+		require.NoError(t, results[i].Err, "entry %d", i)
+		if want != "" {
+			assert.Equal(t, want, results[i].Entry.ID)
+		}
+		got, err := s.Get(ctx, results[i].Entry.ID)
+		require.NoError(t, err)
+		assert.Equal(t, results[i].Entry, got)
+	}
+	assert.NotContains(t, []string{a, b, c, taken.ID}, results[4].Entry.ID)
+	got, err := s.Get(ctx, taken.ID)
+	require.NoError(t, err)
+	assert.Equal(t, taken, got)
+	assert.Len(t, listAll(t, s, registry.Filter{}, 0), 5)
+}
+
 func testBatchPartial(t *testing.T, s BatchStore) {
 	ctx := t.Context()
 	existing := mustCreate(t, s, entry("/existing", "/agent", sel("unix", "uid:1")))
 	before := head(t, s)
 	withID := entry("/with-id", "/agent", sel("unix", "uid:2"))
-	withID.ID = registry.NewEntryID()
+	withID.ID = "not-an-entry-id"
 	withRevision := entry("/with-revision", "/agent", sel("unix", "uid:3"))
 	withRevision.Revision = 4
 	in := []registry.Entry{
@@ -115,7 +157,7 @@ func testBatchPartial(t *testing.T, s BatchStore) {
 		entry("/b", "/agent", sel("unix", "uid:11")),       // 2 stored
 		entry("/a", "/agent", sel("unix", "uid:10")),       // 3 similar to 0
 		entry("/existing", "/agent", sel("unix", "uid:1")), // 4 similar to a stored entry
-		withID,       // 5 invalid
+		withID,       // 5 invalid ID
 		withRevision, // 6 invalid
 		entry("/a", "/agent", sel("unix", "uid:10"), sel("unix", "gid:10")),                        // 7 stored: other selectors
 		{SPIFFEID: id("/c"), ParentID: id("/agent"), Selectors: []attest.Selector{{Type: "unix"}}}, // 8 invalid selector

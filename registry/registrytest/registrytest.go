@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 	t.Run("CreateGet", func(t *testing.T) { testCreateGet(t, newStore(t)) })
 	t.Run("CreateInvalid", func(t *testing.T) { testCreateInvalid(t, newStore(t)) })
+	t.Run("CreateChosenID", func(t *testing.T) { testCreateChosenID(t, newStore(t)) })
 	t.Run("Similar", func(t *testing.T) { testSimilar(t, newStore(t)) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, newStore(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newStore(t)) })
@@ -174,13 +176,49 @@ func testCreateGet(t *testing.T, s registry.Store) {
 	require.ErrorIs(t, err, registry.ErrNotFound)
 }
 
+// testCreateChosenID: an entry created with an ID of its caller's choosing
+// keeps it; an ID that is taken is refused, whatever the entry.
+func testCreateChosenID(t *testing.T, s registry.Store) {
+	ctx := t.Context()
+	chosen := registry.NewEntryID()
+	e := entry("/chosen", "/agent", sel("unix", "uid:1"))
+	e.ID = chosen
+	got := mustCreate(t, s, e)
+	assert.Equal(t, chosen, got.ID)
+	assert.Equal(t, int64(1), got.Revision)
+	stored, err := s.Get(ctx, chosen)
+	require.NoError(t, err)
+	assert.Equal(t, got, stored)
+	before := head(t, s)
+
+	other := entry("/other", "/agent", sel("unix", "uid:2"))
+	other.ID = chosen
+	_, err = s.Create(ctx, other)
+	require.ErrorIs(t, err, registry.ErrAlreadyExists)
+	assert.Contains(t, err.Error(), "entry ID "+chosen+" is taken")
+	stored, err = s.Get(ctx, chosen)
+	require.NoError(t, err)
+	assert.Equal(t, got, stored, "the entry holding the ID is unchanged")
+	assert.Equal(t, before, head(t, s), "a refused create appends no event")
+
+	// Deleted, its ID may be chosen again.
+	_, err = s.Delete(ctx, chosen, 0)
+	require.NoError(t, err)
+	again := mustCreate(t, s, other)
+	assert.Equal(t, chosen, again.ID)
+	assert.Equal(t, id("/other"), again.SPIFFEID)
+}
+
 func testCreateInvalid(t *testing.T, s registry.Store) {
 	valid := entry("/w", "/agent", sel("unix", "uid:1"))
 	tests := []struct {
 		name   string
 		mutate func(e *registry.Entry)
 	}{
-		{"caller-chosen ID", func(e *registry.Entry) { e.ID = registry.NewEntryID() }},
+		{"ID too short", func(e *registry.Entry) { e.ID = "abc" }},
+		{"ID in upper case", func(e *registry.Entry) { e.ID = strings.ToUpper(registry.NewEntryID()) }},
+		{"ID as a UUID", func(e *registry.Entry) { e.ID = "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70" }},
+		{"ID with a quote", func(e *registry.Entry) { e.ID = "'" + registry.NewEntryID()[1:] }},
 		{"caller-chosen revision", func(e *registry.Entry) { e.Revision = 3 }},
 		{"no SPIFFE ID", func(e *registry.Entry) { e.SPIFFEID = spiffeid.ID{} }},
 		{"SPIFFE ID without path", func(e *registry.Entry) { e.SPIFFEID = id("") }},

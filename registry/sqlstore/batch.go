@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/spiffekit/spiffekit/registry"
@@ -77,6 +78,14 @@ func (s *Store) CreateBatch(ctx context.Context, entries []registry.Entry) ([]re
 				continue
 			}
 			e := r.Entry
+			if entries[i].ID != "" { // chosen by the caller: it may be taken
+				if err := s.checkIDFree(ctx, tx, e.ID); errors.Is(err, registry.ErrAlreadyExists) {
+					r.Err, r.Entry = err, registry.Entry{}
+					continue
+				} else if err != nil {
+					return err
+				}
+			}
 			res, err := st.entry.ExecContext(ctx, e.ID, e.SPIFFEID.String(), e.ParentID.String(), e.Hint, similarity(e), e.Revision, data[i])
 			if err != nil {
 				return fmt.Errorf("inserting entry: %w", err)

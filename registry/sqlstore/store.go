@@ -184,6 +184,7 @@ func (s *Store) inTx(ctx context.Context, lockTable string, fn func(tx *sql.Tx) 
 
 // Create implements [registry.Writer].
 func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, error) {
+	chosenID := e.ID != ""
 	e, err := registry.PrepareCreate(e, s.now())
 	if err != nil {
 		return registry.Entry{}, err
@@ -195,6 +196,11 @@ func (s *Store) Create(ctx context.Context, e registry.Entry) (registry.Entry, e
 	err = s.inTx(ctx, "registry_events", func(tx *sql.Tx) error {
 		if err := s.checkSimilar(ctx, tx, e); err != nil {
 			return err
+		}
+		if chosenID {
+			if err := s.checkIDFree(ctx, tx, e.ID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO registry_entries (id, spiffe_id, parent_id, hint, similarity, revision, data) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 			e.ID, e.SPIFFEID.String(), e.ParentID.String(), e.Hint, similarity(e), e.Revision, data); err != nil {
@@ -287,6 +293,20 @@ func (s *Store) checkSimilar(ctx context.Context, tx *sql.Tx, e registry.Entry) 
 		return fmt.Errorf("looking for similar entries: %w", err)
 	case other != e.ID:
 		return fmt.Errorf("%w: %s", registry.ErrAlreadyExists, e.SPIFFEID)
+	}
+	return nil
+}
+
+// checkIDFree fails with registry.ErrAlreadyExists when an entry has the
+// ID id, which a caller chose. Entry writes are serialized (see inTx), so
+// that no other can take it before the insert.
+func (s *Store) checkIDFree(ctx context.Context, tx *sql.Tx, id string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM registry_entries WHERE id = ?`), id).Scan(&n); err != nil {
+		return fmt.Errorf("looking for entry %s: %w", id, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: entry ID %s is taken", registry.ErrAlreadyExists, id)
 	}
 	return nil
 }

@@ -184,9 +184,9 @@ func usage(w io.Writer) {
 Commands:
   run                       start the server
   bundle show|set|list|delete
-  entry create|update|show|list|delete
+  entry create|update|show|list|count|delete
   token generate
-  agent list|evict|ban
+  agent list|show|count|evict|ban
   authority list
   authority x509|jwt show|prepare|activate|taint|revoke
 

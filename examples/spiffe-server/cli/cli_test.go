@@ -43,6 +43,13 @@ type server struct {
 
 func startServer(t *testing.T, allowed ...int) *server {
 	t.Helper()
+	return startServerWith(t, nil, allowed...)
+}
+
+// startServerWith is startServer whose admin API writes entries through
+// wrap(store), when wrap is not nil.
+func startServerWith(t *testing.T, wrap func(registry.Store) registry.Store, allowed ...int) *server {
+	t.Helper()
 	s := &server{
 		socket: filepath.Join(t.TempDir(), "admin.sock"),
 		store:  memstore.New(memstore.Config{}),
@@ -50,9 +57,13 @@ func startServer(t *testing.T, allowed ...int) *server {
 		tokens: &tokens{},
 	}
 	own := spiffebundle.FromX509Bundle(s.ca.X509Bundle())
+	var entries registry.Store = s.store
+	if wrap != nil {
+		entries = wrap(s.store)
+	}
 	srv, err := admin.New(admin.Config{
 		TrustDomain: td,
-		Entries:     s.store,
+		Entries:     entries,
 		Agents:      s.store,
 		Bundles:     s.store,
 		Tokens:      s.tokens,

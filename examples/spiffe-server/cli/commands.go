@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -19,9 +20,9 @@ import (
 
 var bundleCommands = []command{
 	{name: "show", summary: "Prints the trust domain's own bundle, or with -id a federated one.", setup: bundleShow},
-	{name: "set", summary: "Sets the bundle of a federated trust domain from a SPIFFE bundle document.", setup: bundleSet},
+	{name: "set", summary: "Sets the bundle of a federated trust domain from a SPIFFE bundle document or PEM certificates.", setup: bundleSet},
 	{name: "list", summary: "Lists the federated trust domains whose bundles the server keeps.", setup: bundleList},
-	{name: "delete", summary: "Deletes the bundle of a federated trust domain.", setup: bundleDelete},
+	{name: "delete", summary: "Deletes the bundle of a federated trust domain.", help: bundleDeleteHelp, setup: bundleDelete},
 }
 
 var tokenCommands = []command{
@@ -30,6 +31,8 @@ var tokenCommands = []command{
 
 var agentCommands = []command{
 	{name: "list", summary: "Lists the attested agents, or with -spiffe-id one of them.", setup: agentList},
+	{name: "show", summary: "Prints the record of one agent.", setup: agentShow},
+	{name: "count", summary: "Prints how many agents have a record.", setup: agentCount},
 	{name: "evict", summary: "Deletes an agent's record: it must attest again.", setup: agentEvict},
 	{name: "ban", summary: "Bans an agent: it is refused, and may not attest again, until evicted.", setup: agentBan},
 }
@@ -91,13 +94,22 @@ func bundleShow(cmd *cmdline.Command) action {
 
 func bundleSet(cmd *cmdline.Command) action {
 	var td spiffeid.TrustDomain
-	var path string
+	var path, format string
 	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)").Required()
-	cmd.String(&path, "path", "", "`file` holding the SPIFFE bundle document (default: stdin)")
+	cmd.String(&path, "path", "", "`file` holding the bundle (default: stdin)")
+	cmd.String(&format, "format", "", "`format` of the bundle: spiffe (a SPIFFE bundle document) or pem (X.509 CA certificates);\ndefault: pem if it begins with -----BEGIN, else spiffe")
 	return func(ctx context.Context, c *call) error {
+		if format != "" && format != "pem" && format != "spiffe" {
+			return usagef("-format must be pem or spiffe, not %q", format)
+		}
 		doc, err := readDocument(c.in, path)
 		if err != nil {
 			return err
+		}
+		if format == "pem" || format == "" && bytes.HasPrefix(bytes.TrimSpace(doc), []byte("-----BEGIN")) {
+			if doc, err = pemToDocument(td, doc); err != nil {
+				return err
+			}
 		}
 		b, err := c.client.SetFederatedBundle(ctx, td, doc)
 		if err != nil {
@@ -105,6 +117,17 @@ func bundleSet(cmd *cmdline.Command) action {
 		}
 		return c.print(toBundleJSON(b), func(w io.Writer) { fmt.Fprintf(w, "Bundle of %s set\n", td.Name()) })
 	}
+}
+
+// pemToDocument makes the SPIFFE bundle document of td whose X.509
+// authorities are the PEM certificates of data, as SPIRE's bundle set
+// -format pem does.
+func pemToDocument(td spiffeid.TrustDomain, data []byte) ([]byte, error) {
+	xb, err := x509bundle.Parse(td, data)
+	if err != nil {
+		return nil, fmt.Errorf("-format pem: %w", err)
+	}
+	return spiffebundle.FromX509Bundle(xb).Marshal()
 }
 
 // readDocument reads a bundle document of at most
@@ -161,14 +184,34 @@ func bundleList(cmd *cmdline.Command) action {
 	}
 }
 
+const bundleDeleteHelp = `-mode says what becomes of the entries that federate with the trust domain:
+restrict (the default) refuses to delete the bundle while any does; delete
+deletes them with it; dissociate keeps them, without the trust domain.`
+
 func bundleDelete(cmd *cmdline.Command) action {
 	var td spiffeid.TrustDomain
+	var mode string
 	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "federated trust `domain` (required)").Required()
+	cmd.String(&mode, "mode", "restrict", "what becomes of the entries federating with it: restrict, delete or dissociate")
 	return func(ctx context.Context, c *call) error {
-		if err := c.client.DeleteFederatedBundle(ctx, td); err != nil {
+		m := admin.BundleDeleteMode(mode)
+		if m != admin.DeleteRestrict && m != admin.DeleteEntries && m != admin.DeleteDissociate {
+			return usagef("-mode must be restrict, delete or dissociate, not %q", mode)
+		}
+		n, err := c.client.DeleteFederatedBundle(ctx, td, m)
+		if err != nil {
 			return err
 		}
-		return c.print(trustDomainJSON{TrustDomain: td.Name()}, func(w io.Writer) { fmt.Fprintf(w, "Bundle of %s deleted\n", td.Name()) })
+		return c.print(bundleDeleteJSON{TrustDomain: td.Name(), Mode: mode, Entries: n}, func(w io.Writer) {
+			fmt.Fprintf(w, "Bundle of %s deleted", td.Name())
+			switch {
+			case m == admin.DeleteEntries:
+				fmt.Fprintf(w, ", with the %d %s federating with it", n, plural(n, "entry", "entries"))
+			case m == admin.DeleteDissociate:
+				fmt.Fprintf(w, "; %d %s no longer federate with it", n, plural(n, "entry", "entries"))
+			}
+			fmt.Fprintln(w)
+		})
 	}
 }
 
@@ -244,6 +287,27 @@ func agentList(cmd *cmdline.Command) action {
 				printAgent(w, a)
 			}
 		})
+	}
+}
+
+func agentShow(cmd *cmdline.Command) action {
+	id := requiredAgent(cmd)
+	return func(ctx context.Context, c *call) error {
+		a, err := c.client.Agent(ctx, *id)
+		if err != nil {
+			return err
+		}
+		return c.print(toAgentJSON(a), func(w io.Writer) { printAgent(w, a) })
+	}
+}
+
+func agentCount(cmd *cmdline.Command) action {
+	return func(ctx context.Context, c *call) error {
+		n, err := c.client.CountAgents(ctx)
+		if err != nil {
+			return err
+		}
+		return c.print(countJSON{Count: n}, func(w io.Writer) { fmt.Fprintf(w, "%d attested %s\n", n, plural(n, "agent", "agents")) })
 	}
 }
 

@@ -42,9 +42,10 @@ writes; every field but spiffe_id, parent_id and selectors may be left out:
 
 A selector is {"type": ..., "value": ...} or "type:value"; a TTL is a number
 of seconds or a duration ("1h30m"); federates_with takes names or
-spiffe://name. SPIRE's ttl is taken for x509_svid_ttl; entry_id,
-revision_number, created_at and updated_at are ignored; admin, downstream,
-store_svid and entryExpiry are refused when set.`
+spiffe://name. SPIRE's ttl is taken for x509_svid_ttl. entry_id, if any,
+is the new entry's ID (a UUID is taken without its dashes); an entry whose
+ID is taken fails. revision_number, created_at and updated_at are ignored;
+admin, downstream, store_svid and entryExpiry are refused when set.`
 
 // dataFileJSON is the file of entry create -data.
 type dataFileJSON struct {
@@ -69,8 +70,8 @@ type dataEntryJSON struct {
 	Downstream    bool           `json:"downstream"`
 	StoreSVID     bool           `json:"store_svid"`
 	EntryExpiry   int64          `json:"entryExpiry"`
+	EntryID       string         `json:"entry_id"`
 	// Written by SPIRE and by entry show -output json; ignored.
-	EntryID        json.RawMessage `json:"entry_id"`
 	RevisionNumber json.RawMessage `json:"revision_number"`
 	CreatedAt      json.RawMessage `json:"created_at"`
 	UpdatedAt      json.RawMessage `json:"updated_at"`
@@ -167,7 +168,8 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 			return registry.Entry{}, fmt.Errorf("%s: %w", t.name, t.ttl.err)
 		}
 	}
-	e := registry.Entry{DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d}
+	id, _ := parseEntryID(j.EntryID)
+	e := registry.Entry{ID: id, DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d}
 	if !j.X509SVIDTTL.set {
 		e.X509SVIDTTL = j.TTL.d
 	}

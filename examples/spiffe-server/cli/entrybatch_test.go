@@ -220,6 +220,7 @@ func TestEntryCreateFromSPIREFile(t *testing.T) {
 	assert.Equal(t, []string{"blog.example.org"}, blog.DNSNames)
 	assert.Equal(t, "external", blog.Hint)
 
+	assert.Equal(t, "4a7b3b2e5f6e4d1b9a330c2f1e9d8b70 spiffe://example.org/Database", lines[1], "SPIRE's entry ID, without its dashes")
 	db, err := s.store.Get(t.Context(), strings.Fields(lines[1])[0])
 	require.NoError(t, err)
 	assert.Equal(t, time.Hour, db.X509SVIDTTL, "SPIRE's ttl is the X509-SVID TTL")

@@ -133,6 +133,7 @@ func TestJSONOutput(t *testing.T) {
 	check("entry_show_filtered", ExitOK, "", "entry", "show", "-spiffeID", "spiffe://example.org/db")
 	check("entry_list", ExitOK, "", "entry", "list")
 	check("entry_list_empty", ExitOK, "", "entry", "list", "-hint", "none")
+	check("entry_count", ExitOK, "", "entry", "count")
 	check("entry_delete", ExitOK, "", "entry", "delete", "-entryID", id)
 
 	check("token_generate", ExitOK, "", "token", "generate", "-ttl", "600")
@@ -142,6 +143,8 @@ func TestJSONOutput(t *testing.T) {
 		Selectors: []attest.Selector{{Type: "join_token", Value: "id:one"}}, ExpiresAt: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	check("agent_list", ExitOK, "", "agent", "list")
+	check("agent_show", ExitOK, "", "agent", "show", "-spiffeID", n1.String())
+	check("agent_count", ExitOK, "", "agent", "count")
 	check("agent_ban", ExitOK, "", "agent", "ban", "-spiffeID", n1.String())
 	check("agent_evict", ExitOK, "", "agent", "evict", "-spiffeID", n1.String())
 
@@ -164,8 +167,8 @@ func TestJSONOutput(t *testing.T) {
 }
 
 // TestJSONOutputIsAnEntryFile: what entry show -output json writes, entry
-// create -data reads, into another server: the same entries, with IDs of
-// their own.
+// create -data reads, into another server: the same entries, with the same
+// IDs; into the same server again, every entry fails, being there.
 func TestJSONOutputIsAnEntryFile(t *testing.T) {
 	from, to := startServer(t), startServer(t)
 	from.ok(t, "entry", "create", "-parentID", "spiffe://example.org/agent/node1", "-spiffeID", "spiffe://example.org/web",
@@ -179,7 +182,7 @@ func TestJSONOutputIsAnEntryFile(t *testing.T) {
 
 	strip := func(entries []registry.Entry) []registry.Entry {
 		for i := range entries {
-			entries[i].ID, entries[i].CreatedAt, entries[i].UpdatedAt = "", time.Time{}, time.Time{}
+			entries[i].CreatedAt, entries[i].UpdatedAt = time.Time{}, time.Time{}
 		}
 		return entries
 	}
@@ -188,5 +191,38 @@ func TestJSONOutputIsAnEntryFile(t *testing.T) {
 	b, _, err := to.store.List(t.Context(), registry.Filter{}, registry.Page{})
 	require.NoError(t, err)
 	require.Len(t, b, 2)
-	assert.ElementsMatch(t, strip(a), strip(b))
+	assert.Equal(t, strip(a), strip(b))
+
+	r = from.run(t, exported, "entry", "create", "-data", "-")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Equal(t, 2, strings.Count(r.stdout, "error: entry "), r.stdout)
+}
+
+// TestEntryCreateChosenID: -entryID names the new entry, in spiffekit's
+// form or as a UUID; a taken or malformed ID fails the command.
+func TestEntryCreateChosenID(t *testing.T) {
+	s := startServer(t)
+	create := func(id, path string) result {
+		return s.run(t, "", "entry", "create", "-entryID", id, "-parentID", "spiffe://example.org/agent",
+			"-spiffeID", "spiffe://example.org"+path, "-selector", "unix:uid:1")
+	}
+	hexID := registry.NewEntryID()
+	r := create(hexID, "/a")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.True(t, strings.HasPrefix(r.stdout, "Entry ID:       "+hexID+"\n"), r.stdout)
+	r = create("0F8FAD5B-D9CB-469F-A165-70867728950E", "/b")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.True(t, strings.HasPrefix(r.stdout, "Entry ID:       0f8fad5bd9cb469fa16570867728950e\n"), r.stdout)
+	assert.Contains(t, s.ok(t, "entry", "show", "-entryID", "0f8fad5b-d9cb-469f-a165-70867728950e"), "spiffe://example.org/b",
+		"the UUID finds the entry too")
+
+	r = create(hexID, "/c")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "entry ID "+hexID+" is taken")
+	r = create("my-entry", "/d")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, `entry ID "my-entry" is not 32 lowercase hexadecimal digits`)
+	r = s.run(t, "", "entry", "create", "-entryID", hexID, "-data", "-")
+	assert.Equal(t, ExitUsage, r.code)
+	assert.Contains(t, r.stderr, "-data cannot be combined with the flags of one entry")
 }

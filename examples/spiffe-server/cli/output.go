@@ -162,9 +162,12 @@ type bundlesJSON struct {
 	Bundles []bundleJSON `json:"bundles"`
 }
 
-// trustDomainJSON is the output of bundle delete.
-type trustDomainJSON struct {
+// bundleDeleteJSON is the output of bundle delete.
+type bundleDeleteJSON struct {
 	TrustDomain string `json:"trust_domain"`
+	Mode        string `json:"mode"`
+	// Entries is how many entries were deleted or dissociated.
+	Entries int `json:"entries"`
 }
 
 // tokenJSON is the output of token generate.
