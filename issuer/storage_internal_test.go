@@ -13,6 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -22,6 +23,7 @@ import (
 // The issuer keeps one copy of each CA certificate its SVIDs hold, and
 // forgets it with the last SVID it signed.
 func TestCACopiesFollowTheSVIDs(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)

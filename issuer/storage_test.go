@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -20,6 +21,7 @@ import (
 // Callers that see the same SVIDs and bundles share one Snapshot, which the
 // Workload API server encodes once, until one of them changes.
 func TestCallersShareASnapshot(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	e := newEnv(t, issuer.Config{X509SVIDTTL: 10 * time.Minute})
 	e.register(t, registry.Entry{SPIFFEID: webID})
 	e.register(t, registry.Entry{SPIFFEID: dbID})
@@ -62,6 +64,7 @@ func TestCallersShareASnapshot(t *testing.T) {
 // The SVIDs a CA signed hold one copy of its certificate; each SVID keeps
 // its own leaf and key, in the form the Workload API sends them.
 func TestSVIDsShareTheirCA(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	s := newRemoteSigner(t)
 	e := newAgentEnv(t, s, issuer.Config{X509SVIDTTL: 10 * time.Minute})
 	for n := range 3 {
@@ -85,6 +88,7 @@ func TestSVIDsShareTheirCA(t *testing.T) {
 // minted first, one batch at a time, and each stream is served as soon as
 // its batch is in: not after the rest of the node's entries.
 func TestStreamsMintedFirst(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	s := newRemoteSigner(t)
 	store := memstore.New(memstore.Config{})
 	e := newAgentEnv(t, s, issuer.Config{Registry: store, PreMint: true, MaxBatch: 2, X509SVIDTTL: 10 * time.Minute})

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/internal/workloadpb"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -78,6 +79,7 @@ func TestRawSnapshotValidate(t *testing.T) {
 // A raw SVID is sent exactly as the parsed one it was made from: the same
 // message, byte for byte, and clients read the same SVID from it.
 func TestRawSVIDSentAsParsed(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	f := newFixture(t)
 	web, db := f.svid(t, webID, "web"), f.svid(t, dbID, "")
 	client, _ := serve(t, endpoint.Config{Handler: f.handler})
@@ -107,6 +109,7 @@ func TestRawSVIDSentAsParsed(t *testing.T) {
 // The identities of a raw view are those a MemoryHandler mints JWT-SVIDs
 // for, as with parsed SVIDs.
 func TestRawSnapshotJWTSVIDs(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
 	f := newFixture(t)
 	require.NoError(t, f.handler.Set(f.uid, f.rawSnapshot(raw(t, f.svid(t, webID, "w")), raw(t, f.svid(t, dbID, "")))))
 	client, _ := serve(t, endpoint.Config{Handler: f.handler})
