@@ -661,11 +661,21 @@ func (a *Agent) attestLoop(ctx context.Context) (crypto.Signer, *nodeapi.AgentSV
 
 // syncLoop keeps the entry stream open, reconnecting with backoff, until
 // ctx is done.
+//
+// After the stream was down, the first update of a new one is logged at
+// Info ("reconnected to the server"), with how long the agent went
+// without: what an operator looks for after the WARNs of an outage.
 func (a *Agent) syncLoop(ctx context.Context) error {
 	b := a.backoff()
+	var downSince time.Time // when the stream last ended; zero while it is up
 	for ctx.Err() == nil {
 		got := false
-		err := a.client().Sync(ctx, a.store.Revisions(), func(u nodeapi.Update) error {
+		cli := a.client()
+		err := cli.Sync(ctx, a.store.Revisions(), func(u nodeapi.Update) error {
+			if !got && !downSince.IsZero() {
+				a.log.Info("reconnected to the server", "outage", a.now().Sub(downSince).Round(time.Millisecond))
+				downSince = time.Time{}
+			}
 			got = true
 			a.connected.Store(true)
 			return a.apply(ctx, u)
@@ -676,6 +686,20 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 		}
 		if got {
 			b.reset()
+		}
+		if a.client() != cli && !nodeapi.IsRefused(err) {
+			// The client was replaced, which closed its stream: a renewed
+			// agent SVID, routine, or a failover, which the loop that made
+			// it logged. Reconnect at once, over the new client.
+			a.log.Debug("entry stream moves to a new connection", "err", err)
+			select {
+			case <-a.renewed:
+			default:
+			}
+			continue
+		}
+		if downSince.IsZero() {
+			downSince = a.now()
 		}
 		if nodeapi.IsRefused(err) {
 			a.log.Error("the server refused the agent", "err", err)

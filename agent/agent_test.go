@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -95,7 +97,10 @@ func TestAgentKeepsServingWhileServerIsAway(t *testing.T) {
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
 	s := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store})
-	a := newAgent(t, s, t.TempDir())
+	logs := &logtest.Buffer{}
+	cfg := s.AgentConfig(t)
+	cfg.DataDir, cfg.Logger = t.TempDir(), logs.Logger()
+	a := nodetest.StartAgent(t, cfg)
 	web := s.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)
 	require.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
@@ -111,6 +116,10 @@ func TestAgentKeepsServingWhileServerIsAway(t *testing.T) {
 	db := s2.Register(t, a.ID(), "/db")
 	require.Eventually(t, func() bool { return a.Stats().Entries == 2 }, 10*time.Second, 10*time.Millisecond)
 	_ = db
+	// The operator reads that the outage is over, once.
+	require.Eventually(t, func() bool { return logs.Contains("reconnected to the server") }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 1, strings.Count(logs.String(), "reconnected to the server"), logs.String())
+	assert.Regexp(t, `level=INFO msg="reconnected to the server" outage=\S+`, logs.String())
 }
 
 func TestRestartedAgentReusesItsSVID(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,6 +141,9 @@ func TestRenewalReconnectsTheStreamWithoutAttestingAgain(t *testing.T) {
 	require.NoError(t, a.Healthy())
 	assert.False(t, logs.Contains("refused the agent"), "no refusal:\n%s", logs)
 	assert.False(t, logs.Contains("attested again"), "no attestation after the first:\n%s", logs)
+	// A routine renewal is no incident: nothing above Info.
+	assert.False(t, logs.Contains("level=WARN") || logs.Contains("level=ERROR"), "a routine renewal logs no WARN:\n%s", logs)
+	assert.GreaterOrEqual(t, strings.Count(logs.String(), "agent SVID renewed"), 2, logs.String())
 }
 
 // waitExpired waits until the agent's own SVID is past its NotAfter.

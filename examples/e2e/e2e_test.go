@@ -87,6 +87,9 @@ func TestServerAndAgent(t *testing.T) {
 		return code == 0 && serialOf(out) != "" && serialOf(out) != serial
 	})
 	progtest.WaitFor(t, "the agent SVID renewal", func() bool { return strings.Contains(agent.Output(), "agent SVID renewed") })
+	// Routine rotations and renewals are no incident: nothing above Info.
+	assert.NotRegexp(t, `level=(WARN|ERROR)`, agent.Output())
+	assert.NotRegexp(t, `level=(WARN|ERROR)`, srv.Output())
 
 	// A second user: refused by the admin socket, and holds no identity.
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
@@ -112,9 +115,17 @@ func TestServerAndAgent(t *testing.T) {
 	out := progtest.Must(t, serverBin, "agent", "list", "-admin-socket", adminSock)
 	assert.NotContains(t, out, agentID)
 
-	// Graceful shutdown: both exit 0 on SIGTERM.
+	// Probes: the server's healthcheck, through its admin socket.
+	assert.Equal(t, "healthy: the server of example.org answered\n", progtest.Must(t, serverBin, "healthcheck", "-admin-socket", adminSock))
+
+	// Graceful shutdown: both exit 0 on SIGTERM, and say why they go.
 	assert.Equal(t, 0, agent.Stop(t, syscall.SIGTERM), agent.Output())
 	assert.Equal(t, 0, srv.Stop(t, syscall.SIGTERM), srv.Output())
+	assert.Contains(t, srv.Output(), `msg="shutting down" cause="terminated signal received"`)
+	assert.Contains(t, srv.Output(), `msg="server stopped"`)
+	assert.Contains(t, agent.Output(), `msg="shutting down" cause="terminated signal received"`)
+	_, _, code := progtest.Run(t, nil, serverBin, "healthcheck", "-admin-socket", adminSock)
+	assert.Equal(t, 1, code, "a server that is gone is unhealthy")
 }
 
 var serialLine = regexp.MustCompile(`(?i)serial(?: number)?\s*:?\s*([0-9a-f:]+)`)
@@ -136,7 +147,7 @@ func serialOf(out string) string {
 func TestServerKilledWhileAgentRuns(t *testing.T) {
 	e := progtest.NewEnv(t)
 	srv := e.StartServer()
-	e.StartAgent(e.Token())
+	agent := e.StartAgent(e.Token())
 	id := e.AgentID()
 	uid := strconv.Itoa(os.Getuid())
 	e.Entry(id, "spiffe://example.org/web", "unix:uid:"+uid)
@@ -148,6 +159,7 @@ func TestServerKilledWhileAgentRuns(t *testing.T) {
 	e.StartServer()
 	e.Entry(id, "spiffe://example.org/db", "unix:gid:"+strconv.Itoa(os.Getgid()))
 	progtest.WaitFor(t, "the agent to sync again", func() bool { out, code := e.Fetch(); return code == 0 && strings.Contains(out, "/db") })
+	assert.Regexp(t, `level=INFO msg="reconnected to the server" outage=`, agent.Output(), "the agent says the outage is over")
 	progtest.WaitFor(t, "50 fetches under load", func() bool { return count() >= 50 })
 	total, failed := stop()
 	t.Logf("%d fetches while the server was killed and restarted, %d failed", total, failed)

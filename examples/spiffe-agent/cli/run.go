@@ -163,7 +163,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	case <-a.Attested():
 		log.Info("agent started", "agent", a.ID().String(), "workload_api", "unix://"+s.socket)
 		if runErr = <-ran; runErr == nil {
-			log.Info("shutting down")
+			log.Info("shutting down", "cause", context.Cause(ctx).Error())
 		}
 	case runErr = <-ran:
 		if runErr == nil {

@@ -184,8 +184,10 @@ func TestRunEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 
-	// No entry yet: PermissionDenied, which the healthcheck takes as a
+	// No entry yet: PermissionDenied once the agent has synced (before,
+	// Unavailable: it cannot tell yet), which the healthcheck takes as a
 	// sign of life.
+	r.waitFor(t, "the first sync", func() bool { return r.logs.Contains("synced with the server") })
 	code, _, stderr := cli(t, "api", "fetch", "x509", "-socket", socket)
 	assert.Equal(t, ExitFailure, code)
 	assert.Equal(t, "spiffe-agent api fetch x509: no identity for this process (uid "+strconv.Itoa(os.Getuid())+

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
@@ -48,13 +49,14 @@ type command struct {
 }
 
 // A call is one run of a command: its parsed flags (to tell which were
-// given), the admin client, standard input and output, and whether the
-// output is JSON (-output json).
+// given), the admin client, standard input, output and error, and whether
+// the output is JSON (-output json).
 type call struct {
 	cmd    *cmdline.Command
 	client *admin.Client
 	in     io.Reader
 	out    io.Writer
+	err    io.Writer // for what is said besides the result
 	json   bool
 }
 
@@ -115,6 +117,9 @@ func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		usage(stdout)
 		return ExitOK
 	}
+	if args[0] == healthcheck.name {
+		return runCommand(ctx, "", healthcheck, args[1:], stdin, stdout, stderr)
+	}
 	group := args[0]
 	cmds, ok := groups[group]
 	if !ok {
@@ -150,7 +155,7 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 	if cmd.help != "" {
 		help += "\n\n" + cmd.help
 	}
-	c := cmdline.New("spiffe-server "+group+" "+cmd.name, help)
+	c := cmdline.New(strings.Join(strings.Fields("spiffe-server "+group+" "+cmd.name), " "), help)
 	var socket, output string
 	c.String(&socket, "admin-socket", DefaultAdminSocket, "`path` of the server's admin socket").
 		Alias("socketPath").Env(AdminSocketEnv)
@@ -164,7 +169,7 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 	}
 	client := admin.Dial(socket)
 	defer client.Close()
-	err := action(ctx, &call{cmd: c, client: client, in: stdin, out: stdout, json: output == "json"})
+	err := action(ctx, &call{cmd: c, client: client, in: stdin, out: stdout, err: stderr, json: output == "json"})
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -183,6 +188,7 @@ func usage(w io.Writer) {
 
 Commands:
   run                       start the server
+  healthcheck               exit 0 if the server answers on its admin socket and is healthy
   bundle show|set|list|delete
   entry create|update|show|list|count|delete
   token generate

@@ -46,9 +46,9 @@ func startServer(t *testing.T, allowed ...int) *server {
 	return startServerWith(t, nil, allowed...)
 }
 
-// startServerWith is startServer whose admin API writes entries through
-// wrap(store), when wrap is not nil.
-func startServerWith(t *testing.T, wrap func(registry.Store) registry.Store, allowed ...int) *server {
+// startServerWith is startServer whose admin configuration modify changes,
+// when not nil.
+func startServerWith(t *testing.T, modify func(*admin.Config), allowed ...int) *server {
 	t.Helper()
 	s := &server{
 		socket: filepath.Join(t.TempDir(), "admin.sock"),
@@ -57,19 +57,19 @@ func startServerWith(t *testing.T, wrap func(registry.Store) registry.Store, all
 		tokens: &tokens{},
 	}
 	own := spiffebundle.FromX509Bundle(s.ca.X509Bundle())
-	var entries registry.Store = s.store
-	if wrap != nil {
-		entries = wrap(s.store)
-	}
-	srv, err := admin.New(admin.Config{
+	cfg := admin.Config{
 		TrustDomain: td,
-		Entries:     entries,
+		Entries:     s.store,
 		Agents:      s.store,
 		Bundles:     s.store,
 		Tokens:      s.tokens,
 		Bundle:      func() *spiffebundle.Bundle { return own },
 		AllowedUIDs: allowed,
-	})
+	}
+	if modify != nil {
+		modify(&cfg)
+	}
+	srv, err := admin.New(cfg)
 	require.NoError(t, err)
 	lis, err := admin.ListenUnix(s.socket)
 	require.NoError(t, err)

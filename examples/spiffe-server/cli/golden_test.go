@@ -157,8 +157,12 @@ func TestJSONOutput(t *testing.T) {
 	check("bundle_list", ExitOK, "", "bundle", "list")
 	check("bundle_delete", ExitOK, "", "bundle", "delete", "-id", "other.org")
 
+	r := healthcheckAt(t, s.socket, "-output", "json")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	golden(t, "healthcheck", r.stdout)
+
 	socket := startCA(t)
-	r := runAt(t, socket, "authority", "list", "-output", "json")
+	r = runAt(t, socket, "authority", "list", "-output", "json")
 	require.Equal(t, ExitOK, r.code, r.stderr)
 	golden(t, "authority_list", r.stdout)
 	r = runAt(t, socket, "authority", "x509", "prepare", "-output", "json")

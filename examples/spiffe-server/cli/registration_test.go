@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
@@ -122,9 +123,9 @@ func (s *conflictingStore) Update(ctx context.Context, e registry.Entry) (regist
 // keeping the other change; one that keeps losing says so.
 func TestEntryUpdateRetriesConflicts(t *testing.T) {
 	var racing *conflictingStore
-	s := startServerWith(t, func(st registry.Store) registry.Store {
-		racing = &conflictingStore{Store: st}
-		return racing
+	s := startServerWith(t, func(c *admin.Config) {
+		racing = &conflictingStore{Store: c.Entries}
+		c.Entries = racing
 	})
 	id := s.createdID(t, "-parentID", "spiffe://example.org/agent", "-spiffeID", "spiffe://example.org/web", "-selector", "unix:uid:1")
 

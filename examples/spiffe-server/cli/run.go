@@ -127,9 +127,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return cmd.Misuse(stderr, err)
 	}
 	if err := serve(ctx, rc, cfg, log); err != nil {
-		log.Error("server stopped", "err", err)
+		log.Error("server failed", "err", err)
 		return cmd.Fail(stderr, err)
 	}
+	log.Info("server stopped")
 	return ExitOK
 }
 
@@ -255,5 +256,9 @@ func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logg
 		}
 		log.Info("metrics and health", "addr", addr.String())
 	}
+	// The operator reads why the server goes, as it goes: a signal
+	// (SIGTERM from systemd or Kubernetes), or whoever cancelled ctx.
+	stop := context.AfterFunc(ctx, func() { log.Info("shutting down", "cause", context.Cause(ctx).Error()) })
+	defer stop()
 	return s.Run(ctx)
 }

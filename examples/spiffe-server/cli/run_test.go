@@ -254,6 +254,10 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("run did not stop")
 	}
+	// The shutdown is logged, with its cause, and its end.
+	assert.Contains(t, stderr.String(), `"msg":"shutting down","cause":"context canceled"`)
+	assert.Contains(t, stderr.String(), `"msg":"server stopped"`)
+	assert.NotContains(t, stderr.String(), `"level":"ERROR"`)
 }
 
 // waitReady waits for a server started by run to log that it is ready:
