@@ -76,50 +76,55 @@ func serverCutOffFromPostgreSQL(t *testing.T) {
 	var refusals, maybe []string
 	var failovers, recoveries []time.Duration
 	refusedInTime := 0
+	envs, nodes := []*progtest.Env{e1, e2}, []*node{n1, n2}
 	for round := range s.rounds {
+		// The server cut off is the one the agent uses: the first, then
+		// the one it moved to.
+		cut, other := round%2, 1-round%2
+		ce, oe := envs[cut], envs[other]
 		before := renewals(t, agent)
 		minted := w.minted(base)
-		l.cut(n1, pg)
+		l.cut(nodes[cut], pg)
 		cutAt := time.Now()
 		// The cut server refuses a write, saying why, once its stores
 		// did not answer in time: asked meanwhile.
 		refusedID := fmt.Sprintf("spiffe://example.org/refused-%d", round)
 		refused := make(chan string, 1)
 		go func() {
-			out, err := exec.CommandContext(t.Context(), e1.ServerBin, "entry", "create", "-admin-socket", e1.AdminSock,
+			out, err := exec.CommandContext(t.Context(), ce.ServerBin, "entry", "create", "-admin-socket", ce.AdminSock,
 				"-parent-id", agentID, "-spiffe-id", refusedID, "-selector", uid).CombinedOutput()
 			refused <- fmt.Sprintf("%v: %s", err, bytes.TrimSpace(out))
 		}()
-		// Written through the second server: it reaches the workload
-		// while the cut lasts.
-		second := fmt.Sprintf("spiffe://example.org/through-server2-%d", round)
-		e2.Entry(agentID, second, uid)
-		written = append(written, second)
-		progtest.WaitWithin(t, s.agentTTL, "the entry written through the second server to reach the workload during the cut", func() bool { return w.has(second) }, procs...)
+		// Written through the other server: it reaches the workload while
+		// the cut lasts, once the agent moved there.
+		through := fmt.Sprintf("spiffe://example.org/through-server%d-%d", other+1, round)
+		oe.Entry(agentID, through, uid)
+		written = append(written, through)
+		progtest.WaitWithin(t, s.agentTTL, "the entry written through the other server to reach the workload during the cut", func() bool { return w.has(through) }, procs...)
 		failovers = append(failovers, time.Since(cutAt).Round(time.Millisecond))
 		time.Sleep(max(s.cut-time.Since(cutAt), 0))
-		progtest.WaitWithin(t, s.agentTTL, "the agent to renew its SVID while the first server is cut off", func() bool { return renewals(t, agent) > before }, procs...)
-		progtest.WaitWithin(t, s.agentTTL, "the workload's SVID of "+base+" to be renewed while the first server is cut off", func() bool { return w.minted(base) > minted }, procs...)
+		progtest.WaitWithin(t, s.agentTTL, "the agent to renew its SVID during the cut", func() bool { return renewals(t, agent) > before }, procs...)
+		progtest.WaitWithin(t, s.agentTTL, "the workload's SVID of "+base+" to be renewed during the cut", func() bool { return w.minted(base) > minted }, procs...)
 		answer := <-refused
 		if assert.Contains(t, answer, "did not answer within", "what the cut server answered a write") {
 			refusedInTime++
 		}
 		refusals = append(refusals, answer)
 		maybe = append(maybe, refusedID)
-		l.heal(n1, pg)
+		l.heal(nodes[cut], pg)
 
-		// The first server serves again: a write through it reaches the
+		// The cut server serves again: a write through it reaches the
 		// workload.
-		first := fmt.Sprintf("spiffe://example.org/through-server1-%d", round)
+		after := fmt.Sprintf("spiffe://example.org/through-server%d-after-heal-%d", cut+1, round)
 		healedAt := time.Now()
-		progtest.WaitWithin(t, s.agentTTL, "a write through the first server to succeed after the heal", func() bool {
-			_, _, code := progtest.Run(t, nil, e1.ServerBin, "entry", "create", "-admin-socket", e1.AdminSock,
-				"-parent-id", agentID, "-spiffe-id", first, "-selector", uid)
+		progtest.WaitWithin(t, s.agentTTL, "a write through the cut server to succeed after the heal", func() bool {
+			_, _, code := progtest.Run(t, nil, ce.ServerBin, "entry", "create", "-admin-socket", ce.AdminSock,
+				"-parent-id", agentID, "-spiffe-id", after, "-selector", uid)
 			return code == 0
 		}, procs...)
 		recoveries = append(recoveries, time.Since(healedAt).Round(time.Millisecond))
-		written = append(written, first)
-		progtest.WaitWithin(t, s.agentTTL, "the entry written through the first server after the heal to reach the workload", func() bool { return w.has(first) }, procs...)
+		written = append(written, after)
+		progtest.WaitWithin(t, s.agentTTL, "the entry written through the cut server after the heal to reach the workload", func() bool { return w.has(after) }, procs...)
 	}
 	lost := w.missing(written)
 	w.stop()
