@@ -22,7 +22,8 @@
 //
 // The tests need root (network namespaces, veth pairs, a TUN device) and
 // the ip command of iproute2; without them they skip, saying why, or fail
-// when $SPIFFEKIT_TEST_REQUIRE names netns (CI sets it). They
+// when $SPIFFEKIT_TEST_REQUIRE names netns (CI sets it); under the race
+// detector the cases skip, saying so, and TestLab runs. They
 // run in the normal suite on a short scale (SVIDs of 20 s, cuts of 12 s,
 // one round). SPIFFEKIT_LONG=1 runs the long mode (agent SVIDs of 2
 // minutes, cuts of 75 s, 10 rounds of each case);
