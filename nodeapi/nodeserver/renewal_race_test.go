@@ -16,23 +16,33 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 )
 
-// pausingAgents is an agent store whose first write that retires an
-// agent's previous serial waits until released, after the server read the
-// record it writes back.
+// pausingAgents is an agent store whose first update of a record that
+// pause selects waits until released, after the server read the record it
+// writes back.
 type pausingAgents struct {
 	registry.AgentStore
+	pause   func(registry.Agent) bool
 	first   atomic.Bool
 	paused  chan struct{} // closed once that write waits
 	release chan struct{}
 }
 
+func newPausingAgents(pause func(registry.Agent) bool) *pausingAgents {
+	return &pausingAgents{pause: pause, paused: make(chan struct{}), release: make(chan struct{})}
+}
+
 func (p *pausingAgents) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
-	if a.PreviousSerialNumber == "" && p.first.CompareAndSwap(false, true) {
+	if p.pause(a) && p.first.CompareAndSwap(false, true) {
 		close(p.paused)
 		<-p.release
 	}
 	return p.AgentStore.UpdateAgent(ctx, a)
 }
+
+// retiring selects the write that retires an agent's previous serial,
+// renewing the one that records a renewal.
+func retiring(a registry.Agent) bool { return a.PreviousSerialNumber == "" }
+func renewing(a registry.Agent) bool { return a.PreviousSerialNumber != "" }
 
 // Property: an agent that renews while another of its calls retires the
 // SVID before the one it uses (as an agent back from a partition does,
@@ -40,7 +50,7 @@ func (p *pausingAgents) UpdateAgent(ctx context.Context, a registry.Agent) (regi
 // gave it: the retirement, which read the record before the renewal wrote
 // it, does not write the old serials back over the new ones.
 func TestRenewalRacingTheRetirementOfThePreviousSVID(t *testing.T) {
-	agents := &pausingAgents{paused: make(chan struct{}), release: make(chan struct{})}
+	agents := newPausingAgents(retiring)
 	e := newEnv(t, func(c *nodeserver.Config) {
 		agents.AgentStore = c.Agents
 		c.Agents = agents
@@ -98,29 +108,12 @@ func TestRenewalRacingTheRetirementOfThePreviousSVID(t *testing.T) {
 	assert.ErrorContains(t, err, "not authorized", "the SVID of the last renewal is accepted")
 }
 
-// renewalPause is an agent store whose first renewal write waits until
-// released.
-type renewalPause struct {
-	registry.AgentStore
-	first   atomic.Bool
-	paused  chan struct{}
-	release chan struct{}
-}
-
-func (p *renewalPause) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
-	if a.PreviousSerialNumber != "" && p.first.CompareAndSwap(false, true) {
-		close(p.paused)
-		<-p.release
-	}
-	return p.AgentStore.UpdateAgent(ctx, a)
-}
-
 // Property: one SVID renews at most twice (its own renewal, then once
 // more as the previous SVID, when the answer to the first was lost), also
 // when the renewals come at once: a renewal that authenticated before
 // two others wrote is refused as superseded when its turn comes.
 func TestConcurrentRenewalsWithOneSVID(t *testing.T) {
-	agents := &renewalPause{paused: make(chan struct{}), release: make(chan struct{})}
+	agents := newPausingAgents(renewing)
 	e := newEnv(t, func(c *nodeserver.Config) {
 		agents.AgentStore = c.Agents
 		c.Agents = agents
