@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -75,7 +76,22 @@ func (i *Issuer) attest(ctx context.Context, caller endpoint.Caller) (attested, 
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return attested{selectors: sels.Slice(), skipped: skipped}, nil
+	a := attested{selectors: sels.Slice(), skipped: skipped}
+	if i.log.Enabled(ctx, slog.LevelDebug) {
+		// What an operator needs to write the entry a caller lacks.
+		i.log.Debug("caller attested", "pid", caller.PID, "uid", caller.UID, "gid", caller.GID,
+			"selectors", selectorStrings(a.selectors), "skipped", len(skipped))
+	}
+	return a, nil
+}
+
+// selectorStrings returns the "type:value" form of each selector.
+func selectorStrings(ss []attest.Selector) []string {
+	out := make([]string, len(ss))
+	for k, s := range ss {
+		out[k] = s.String()
+	}
+	return out
 }
 
 // attestFresh attests caller until no selector kind the attestor skipped

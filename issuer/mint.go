@@ -153,13 +153,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		leaves[k] = results[k].Certificates[0]
 	})
 	if o := i.cfg.Observer; o != nil && !start.IsZero() {
-		failed := 0
-		for _, err := range errs {
-			if err != nil {
-				failed++
-			}
-		}
-		o.Signed(svidX509, len(calls), failed, took)
+		o.Signed(svidX509, len(calls), countErrors(errs), took)
 	}
 	quiet := ctx.Err() != nil // failures of a stopping issuer are not news
 	i.mu.Lock()
@@ -167,6 +161,11 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		i.publishLocked(c, svids[k], leaves[k], errs[k], now, quiet)
 	}
 	i.mu.Unlock()
+	// One line per batch for the operator; one per SVID at Debug (a
+	// rotation of 10,000 entries is one line, not 10,000).
+	if minted := len(calls) - countErrors(errs); minted > 0 {
+		i.log.Info("minted X509-SVIDs", "count", minted, "failed", len(calls)-minted)
+	}
 	for _, c := range calls {
 		close(c.done)
 	}
@@ -310,8 +309,19 @@ func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.
 	refreshAt = later(refreshAt, now.Add(retryInterval))
 	i.setSVIDLocked(e.ID, &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notBefore: leaf.NotBefore,
 		notAfter: leaf.NotAfter, mintedAt: now.Round(0), caGen: c.caGen})
-	i.log.Info("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
+	i.log.Debug("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
+}
+
+// countErrors returns how many of errs are not nil.
+func countErrors(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if err != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // retryable returns err, the failure to mint one entry's SVID, as the

@@ -7,8 +7,11 @@ import (
 
 var (
 	// ErrNotFound is returned by [Reader.Get], [Writer.Update] and
-	// [Writer.Delete] when no entry has the given ID.
-	ErrNotFound = errors.New("registry: entry not found")
+	// [Writer.Delete] when no entry has the given ID, and by the other
+	// stores' getters and deleters when what they name is not there. The
+	// errors of the stores wrap it with [NotFoundf], which names the
+	// object: "registry: agent "spiffe://..." not found".
+	ErrNotFound = errors.New("registry: not found")
 
 	// ErrConflict is returned by [Writer.Update] and [Writer.Delete] when the
 	// entry's stored revision differs from the revision the caller read: another
@@ -23,6 +26,19 @@ var (
 	// or page token. The message says which field is wrong.
 	ErrInvalid = errors.New("registry: invalid argument")
 )
+
+// NotFoundf returns an error wrapping [ErrNotFound] whose message names
+// what was not found, from format and args: NotFoundf("agent %q", id)
+// says registry: agent "spiffe://example.org/..." not found. Stores use it
+// so that the message fits the object, an entry, agent, bundle or token.
+func NotFoundf(format string, args ...any) error {
+	return &notFoundError{msg: "registry: " + fmt.Sprintf(format, args...) + " not found"}
+}
+
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string        { return e.msg }
+func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // invalidf returns an error that wraps [ErrInvalid] with a message that
 // starts with the package name.

@@ -284,3 +284,12 @@ func TestTopicString(t *testing.T) {
 		assert.Equal(t, want, topic.String())
 	}
 }
+
+func TestNotFoundf(t *testing.T) {
+	err := registry.NotFoundf("agent %q", "spiffe://example.org/a")
+	require.ErrorIs(t, err, registry.ErrNotFound)
+	assert.EqualError(t, err, `registry: agent "spiffe://example.org/a" not found`)
+	assert.NotErrorIs(t, err, registry.ErrInvalid)
+	wrapped := fmt.Errorf("admin: %w", err)
+	require.ErrorIs(t, wrapped, registry.ErrNotFound)
+}

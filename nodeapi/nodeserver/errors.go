@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -86,15 +87,22 @@ func unavailable(what string, err error) error {
 // detail. msg carries no "nodeserver: " prefix.
 func peerStatus(ctx context.Context, log *slog.Logger, method string, err error) (code codes.Code, msg string) {
 	var pe *peerError
+	log = log.With("method", method)
+	if addr := peerAddr(ctx); addr != "" {
+		log = log.With("peer", addr)
+	}
+	if ae, ok := errors.AsType[*attestorError](err); ok {
+		log = log.With("attestor", ae.attestor)
+	}
 	switch {
 	case ctx.Err() != nil:
-		log.Debug("call ended by the peer", "method", method, "err", err)
+		log.Debug("call ended by the peer", "err", err)
 		return status.FromContextError(ctx.Err()).Code(), ctx.Err().Error()
 	case errors.As(err, &pe):
 		if pe.code == codes.InvalidArgument {
-			log.Debug("invalid request", "method", method, "err", err)
+			log.Debug("invalid request", "err", err)
 		} else {
-			log.Log(ctx, pe.level, "request refused", "method", method, "code", pe.code.String(), "err", err)
+			log.Log(ctx, pe.level, "request refused", "code", pe.code.String(), "err", err)
 		}
 		return pe.code, pe.msg
 	case errors.Is(err, context.Canceled):
@@ -102,9 +110,27 @@ func peerStatus(ctx context.Context, log *slog.Logger, method string, err error)
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded, context.DeadlineExceeded.Error()
 	}
-	log.Error("request failed", "method", method, "err", err)
+	log.Error("request failed", "err", err)
 	return codes.Internal, "internal error"
 }
+
+// peerAddr returns the address of the call's peer, or "".
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// An attestorError is the failure of an attestation through a known node
+// attestor: the log names the attestor besides the peer.
+type attestorError struct {
+	attestor string
+	err      error
+}
+
+func (e *attestorError) Error() string { return e.err.Error() }
+func (e *attestorError) Unwrap() error { return e.err }
 
 // grpcError returns the status error the peer gets for err; nil for nil.
 func grpcError(ctx context.Context, log *slog.Logger, method string, err error) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -254,6 +255,14 @@ func TestAttestationRefusalIsGeneric(t *testing.T) {
 	log := logs.String()
 	assert.Contains(t, log, "request refused")
 	assert.Contains(t, log, secret, "the attestor's reason is logged")
+	// Each attestation line names the peer and the attestor.
+	assert.Regexp(t, `level=INFO msg="agent attested" agent=spiffe://\S+ attestor=join_token peer=127\.0\.0\.1:\d+ `, log)
+	refused := regexp.MustCompile(`(?m)^.*msg="request refused".*method=Attest.*$`).FindAllString(log, -1)
+	require.Len(t, refused, 4, log)
+	for _, line := range refused {
+		assert.Regexp(t, ` peer=127\.0\.0\.1:\d+ `, line)
+		assert.Regexp(t, ` attestor=(join_token|echo) `, line)
+	}
 	assert.Regexp(t, `level=ERROR .*spiffe://other.example/agent`, log, "an attestor at fault is an error of the server")
 	secretPart := tok[strings.IndexByte(tok, '.')+1:]
 	assert.NotContains(t, log, secretPart, "no join token secret in the log")

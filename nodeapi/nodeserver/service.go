@@ -166,6 +166,11 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 		// never becomes a label.
 		defer func() { o.NodeAttested(attestor.Type(), attestOutcome(err)) }()
 	}
+	defer func() {
+		if err != nil {
+			err = &attestorError{attestor: attestor.Type(), err: err}
+		}
+	}()
 	challenge := func(ctx context.Context, c []byte) ([]byte, error) {
 		if err := stream.Send(&nodepb.AttestResponse{Challenge: c}); err != nil {
 			return nil, fmt.Errorf("%w: sending a challenge: %w", errStream, err)
@@ -226,7 +231,7 @@ func (svc *service) Attest(stream grpc.BidiStreamingServer[nodepb.AttestRequest,
 	}); err != nil {
 		return err
 	}
-	s.log.Info("agent attested", "agent", res.AgentID.String(), "attestor", attestor.Type(),
+	s.log.Info("agent attested", "agent", res.AgentID.String(), "attestor", attestor.Type(), "peer", peerAddr(ctx),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
 	resp, err := s.agentSVIDResponse(res.AgentID, svid)
 	if err != nil {

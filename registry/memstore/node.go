@@ -53,7 +53,7 @@ func (s *Store) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Age
 	old, ok := s.agents[a.ID]
 	if !ok {
 		s.nodeMu.Unlock()
-		return registry.Agent{}, fmt.Errorf("%w: agent %q", registry.ErrNotFound, a.ID)
+		return registry.Agent{}, registry.NotFoundf("agent %q", a.ID)
 	}
 	a.CreatedAt = old.CreatedAt
 	a.Banned = a.Banned || old.Banned
@@ -72,7 +72,7 @@ func (s *Store) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, e
 	a, ok := s.agents[id]
 	s.nodeMu.Unlock()
 	if !ok {
-		return registry.Agent{}, fmt.Errorf("%w: agent %q", registry.ErrNotFound, id)
+		return registry.Agent{}, registry.NotFoundf("agent %q", id)
 	}
 	return a.Clone(), nil
 }
@@ -102,7 +102,7 @@ func (s *Store) DeleteAgent(ctx context.Context, id spiffeid.ID) error {
 	delete(s.agents, id)
 	s.nodeMu.Unlock()
 	if !ok {
-		return fmt.Errorf("%w: agent %q", registry.ErrNotFound, id)
+		return registry.NotFoundf("agent %q", id)
 	}
 	s.signal(registry.TopicAgents)
 	return nil
@@ -174,9 +174,9 @@ func (s *Store) PruneTokens(ctx context.Context, t time.Time) (int, error) {
 // arbitrary caller input never reaches an error message.
 func tokenNotFound(id string) error {
 	if !registry.ValidTokenID(id) {
-		return fmt.Errorf("%w: malformed join token ID", registry.ErrNotFound)
+		return registry.NotFoundf("join token of a malformed ID")
 	}
-	return fmt.Errorf("%w: join token %q", registry.ErrNotFound, id)
+	return registry.NotFoundf("join token %q", id)
 }
 
 // PutBundle implements [registry.BundleStore].
@@ -204,7 +204,7 @@ func (s *Store) GetBundle(ctx context.Context, td spiffeid.TrustDomain) (registr
 	b, ok := s.bundles[td]
 	s.nodeMu.Unlock()
 	if !ok {
-		return registry.FederatedBundle{}, fmt.Errorf("%w: bundle of %q", registry.ErrNotFound, td)
+		return registry.FederatedBundle{}, registry.NotFoundf("bundle of %q", td)
 	}
 	return b.Clone(), nil
 }
@@ -236,7 +236,7 @@ func (s *Store) DeleteBundle(ctx context.Context, td spiffeid.TrustDomain) error
 	delete(s.bundles, td)
 	s.nodeMu.Unlock()
 	if !ok {
-		return fmt.Errorf("%w: bundle of %q", registry.ErrNotFound, td)
+		return registry.NotFoundf("bundle of %q", td)
 	}
 	s.signal(registry.TopicBundles)
 	return nil

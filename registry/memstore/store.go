@@ -135,7 +135,7 @@ func (s *Store) Update(ctx context.Context, e registry.Entry) (registry.Entry, e
 	old, ok := s.entries[e.ID]
 	if !ok {
 		s.mu.Unlock()
-		return registry.Entry{}, fmt.Errorf("%w: %q", registry.ErrNotFound, e.ID)
+		return registry.Entry{}, registry.NotFoundf("entry %q", e.ID)
 	}
 	e, err := registry.PrepareUpdate(*old, e, s.now())
 	if err != nil {
@@ -166,7 +166,7 @@ func (s *Store) Delete(ctx context.Context, id string, revision int64) (registry
 	old, ok := s.entries[id]
 	if !ok {
 		s.mu.Unlock()
-		return registry.Entry{}, fmt.Errorf("%w: %q", registry.ErrNotFound, id)
+		return registry.Entry{}, registry.NotFoundf("entry %q", id)
 	}
 	if err := registry.CheckDelete(*old, revision); err != nil {
 		s.mu.Unlock()
@@ -210,7 +210,7 @@ func (s *Store) Get(ctx context.Context, id string) (registry.Entry, error) {
 	e, ok := s.entries[id]
 	s.mu.RUnlock()
 	if !ok {
-		return registry.Entry{}, fmt.Errorf("%w: %q", registry.ErrNotFound, id)
+		return registry.Entry{}, registry.NotFoundf("entry %q", id)
 	}
 	return e.Clone(), nil
 }

@@ -367,6 +367,7 @@ func testAgentListDelete(t *testing.T, s NodeStore) {
 	require.NoError(t, s.DeleteAgent(ctx, id("/a/b")))
 	_, err = s.GetAgent(ctx, id("/a/b"))
 	require.ErrorIs(t, err, registry.ErrNotFound)
+	assert.EqualError(t, err, `registry: agent "`+id("/a/b").String()+`" not found`, "the wording fits the object")
 	require.ErrorIs(t, s.DeleteAgent(ctx, id("/a/b")), registry.ErrNotFound)
 	require.ErrorIs(t, s.DeleteAgent(ctx, id("/never")), registry.ErrNotFound)
 	require.ErrorIs(t, s.DeleteAgent(ctx, spiffeid.ID{}), registry.ErrNotFound)

@@ -170,8 +170,10 @@ func testCreateGet(t *testing.T, s registry.Store) {
 	got.DNSNames[0] = "web.example.org"
 	assert.Equal(t, got, again)
 
-	_, err = s.Get(ctx, registry.NewEntryID())
+	missing := registry.NewEntryID()
+	_, err = s.Get(ctx, missing)
 	require.ErrorIs(t, err, registry.ErrNotFound)
+	assert.EqualError(t, err, `registry: entry "`+missing+`" not found`)
 	_, err = s.Get(ctx, "not an id'; drop table entries; --")
 	require.ErrorIs(t, err, registry.ErrNotFound)
 }

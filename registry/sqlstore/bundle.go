@@ -30,11 +30,11 @@ func (s *Store) PutBundle(ctx context.Context, b registry.FederatedBundle) (regi
 // GetBundle implements [registry.BundleStore].
 func (s *Store) GetBundle(ctx context.Context, td spiffeid.TrustDomain) (registry.FederatedBundle, error) {
 	if td.IsZero() {
-		return registry.FederatedBundle{}, fmt.Errorf("%w: bundle of a zero trust domain", registry.ErrNotFound)
+		return registry.FederatedBundle{}, registry.NotFoundf("bundle of a zero trust domain")
 	}
 	b, err := scanBundle(s.db.QueryRowContext(ctx, s.rebind(`SELECT trust_domain, document, updated_at FROM registry_bundles WHERE trust_domain = ?`), td.Name()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return registry.FederatedBundle{}, fmt.Errorf("%w: bundle of %q", registry.ErrNotFound, td)
+		return registry.FederatedBundle{}, registry.NotFoundf("bundle of %q", td)
 	}
 	if err != nil {
 		return registry.FederatedBundle{}, fmt.Errorf("sqlstore: reading bundle: %w", err)
@@ -70,7 +70,7 @@ func (s *Store) DeleteBundle(ctx context.Context, td spiffeid.TrustDomain) error
 		return fmt.Errorf("sqlstore: deleting bundle: %w", err)
 	}
 	if !deleted {
-		return fmt.Errorf("%w: bundle of %q", registry.ErrNotFound, td)
+		return registry.NotFoundf("bundle of %q", td)
 	}
 	s.signal(registry.TopicBundles)
 	return nil

@@ -81,7 +81,7 @@ func (s *Store) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Age
 		a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.UpdatedAt.UnixMicro(), a.ID.String(),
 	).Scan(&created, &banned)
 	if errors.Is(err, sql.ErrNoRows) {
-		return registry.Agent{}, fmt.Errorf("%w: agent %q", registry.ErrNotFound, a.ID)
+		return registry.Agent{}, registry.NotFoundf("agent %q", a.ID)
 	}
 	if err != nil {
 		return registry.Agent{}, fmt.Errorf("sqlstore: updating agent %q: %w", a.ID, err)
@@ -105,11 +105,11 @@ func selectorsJSON(sels []attest.Selector) string {
 // GetAgent implements [registry.AgentStore].
 func (s *Store) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
 	if id.IsZero() {
-		return registry.Agent{}, fmt.Errorf("%w: agent with a zero ID", registry.ErrNotFound)
+		return registry.Agent{}, registry.NotFoundf("agent with a zero ID")
 	}
 	a, err := scanAgent(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+agentColumns+` FROM registry_agents WHERE id = ?`), id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
-		return registry.Agent{}, fmt.Errorf("%w: agent %q", registry.ErrNotFound, id)
+		return registry.Agent{}, registry.NotFoundf("agent %q", id)
 	}
 	if err != nil {
 		return registry.Agent{}, fmt.Errorf("sqlstore: reading agent: %w", err)
@@ -145,7 +145,7 @@ func (s *Store) DeleteAgent(ctx context.Context, id spiffeid.ID) error {
 		return fmt.Errorf("sqlstore: deleting agent: %w", err)
 	}
 	if !deleted {
-		return fmt.Errorf("%w: agent %q", registry.ErrNotFound, id)
+		return registry.NotFoundf("agent %q", id)
 	}
 	s.signal(registry.TopicAgents)
 	return nil
@@ -225,7 +225,7 @@ func (s *Store) CreateToken(ctx context.Context, t registry.JoinToken) error {
 // GetToken implements [registry.TokenStore].
 func (s *Store) GetToken(ctx context.Context, id string) (registry.JoinToken, error) {
 	if !registry.ValidTokenID(id) {
-		return registry.JoinToken{}, fmt.Errorf("%w: malformed join token ID", registry.ErrNotFound)
+		return registry.JoinToken{}, registry.NotFoundf("join token of a malformed ID")
 	}
 	t := registry.JoinToken{ID: id}
 	var agentID string
@@ -233,7 +233,7 @@ func (s *Store) GetToken(ctx context.Context, id string) (registry.JoinToken, er
 	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT secret_hash, agent_id, expires_at FROM registry_join_tokens WHERE id = ?`), id).
 		Scan(&t.SecretHash, &agentID, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return registry.JoinToken{}, fmt.Errorf("%w: join token %q", registry.ErrNotFound, id)
+		return registry.JoinToken{}, registry.NotFoundf("join token %q", id)
 	}
 	if err != nil {
 		return registry.JoinToken{}, fmt.Errorf("sqlstore: reading join token %q: %w", id, err)

@@ -363,12 +363,12 @@ type queryer interface {
 // get reads one entry and its encoded form.
 func (s *Store) get(ctx context.Context, q queryer, id string) (registry.Entry, string, error) {
 	if !registry.ValidEntryID(id) {
-		return registry.Entry{}, "", fmt.Errorf("%w: %q", registry.ErrNotFound, truncate(id))
+		return registry.Entry{}, "", registry.NotFoundf("entry %q", truncate(id))
 	}
 	var data string
 	err := q.QueryRowContext(ctx, s.rebind(`SELECT data FROM registry_entries WHERE id = ?`), id).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return registry.Entry{}, "", fmt.Errorf("%w: %q", registry.ErrNotFound, id)
+		return registry.Entry{}, "", registry.NotFoundf("entry %q", id)
 	}
 	if err != nil {
 		return registry.Entry{}, "", fmt.Errorf("reading entry: %w", err)

@@ -36,7 +36,7 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 	if rc.X509PoPCABundle != "" {
 		xp, err := x509pop.LoadServer(rc.X509PoPCABundle)
 		if err != nil {
-			return cfg, nil, fmt.Errorf("x509pop: %w", err)
+			return cfg, nil, fmt.Errorf("-x509pop-ca-bundle: %w", err) // x509pop says "x509pop: "
 		}
 		attestors[x509pop.Type] = xp
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -138,7 +139,8 @@ func TestRunRejectsBadFiles(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		"missing x509pop bundle": {`{}`, []string{"-x509pop-ca-bundle", filepath.Join(dir, "none")}, "x509pop: "},
+		"missing x509pop bundle": {`{}`, []string{"-x509pop-ca-bundle", filepath.Join(dir, "none")}, "-x509pop-ca-bundle: x509pop: reading CA bundle: "},
+		"metrics address taken":  {`{}`, []string{"-metrics-addr", takenAddr(t)}, "spiffe-server run: metrics: listen tcp "},
 		"cert without key": {`{"federation_bind": "127.0.0.1:0", "federation_profile": "https_web", "federation_cert": "` + certFile + `"}`, nil,
 			"needs a certificate file and a key file"},
 		"cert for https_spiffe": {`{"federation_bind": "127.0.0.1:0", "federation_cert": "` + certFile + `", "federation_key": "` + keyFile + `"}`, nil,
@@ -155,6 +157,19 @@ func TestRunRejectsBadFiles(t *testing.T) {
 			code, _, stderr := runMain(t, append(args, tc.args...)...)
 			assert.Equal(t, ExitFailure, code, stderr)
 			assert.Contains(t, stderr, tc.msg)
+			for _, prefix := range []string{"x509pop", "metrics"} {
+				assert.NotContains(t, stderr, prefix+": "+prefix+": ", "no prefix twice")
+			}
 		})
 	}
+}
+
+// takenAddr returns the address of a TCP listener that stays open until
+// the test ends.
+func takenAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String()
 }

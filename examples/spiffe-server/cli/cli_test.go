@@ -172,7 +172,7 @@ func TestEntryCommands(t *testing.T) {
 	assert.Equal(t, "Deleted entry "+id+"\n", s.ok(t, "entry", "delete", "-entry-id", id))
 	r := s.run(t, "", "entry", "show", "-entry-id", id)
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, `spiffe-server entry show: admin: registry: entry not found: "`+id+"\"\n", r.stderr)
+	assert.Equal(t, `spiffe-server entry show: admin: registry: entry "`+id+"\" not found\n", r.stderr)
 	assert.Empty(t, r.stdout)
 }
 
@@ -207,10 +207,10 @@ func TestEntryFailures(t *testing.T) {
 		{"positional argument", []string{"entry", "list", "extra"}, ExitUsage, `unexpected argument "extra"`},
 		{"update without id", []string{"entry", "update"}, ExitUsage, "-entry-id is required"},
 		{"delete without id", []string{"entry", "delete"}, ExitUsage, "-entry-id is required"},
-		{"update unknown", []string{"entry", "update", "-entry-id", "nope", "-hint", "x"}, ExitFailure, `admin: registry: entry not found: "nope"`},
-		{"delete unknown", []string{"entry", "delete", "-entry-id", "nope"}, ExitFailure, `admin: registry: entry not found: "nope"`},
+		{"update unknown", []string{"entry", "update", "-entry-id", "nope", "-hint", "x"}, ExitFailure, `admin: registry: entry "nope" not found`},
+		{"delete unknown", []string{"entry", "delete", "-entry-id", "nope"}, ExitFailure, `admin: registry: entry "nope" not found`},
 		{"bad match mode", []string{"entry", "list", "-selector", "a:b", "-match-selectors", "most"}, ExitUsage, `-match-selectors: admin: unknown match mode "most" (want exact, subset, superset or any): registry: invalid argument`},
-		{"invalid update", []string{"entry", "update", "-entry-id", "x", "-selector", "a:b"}, ExitFailure, `admin: registry: entry not found: "x"`},
+		{"invalid update", []string{"entry", "update", "-entry-id", "x", "-selector", "a:b"}, ExitFailure, `admin: registry: entry "x" not found`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

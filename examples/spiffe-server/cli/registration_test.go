@@ -167,7 +167,8 @@ func TestCounts(t *testing.T) {
 	assert.Contains(t, show, "Selector:       join_token:id:one")
 	r := s.run(t, "", "agent", "show", "-spiffeID", "spiffe://example.org/spiffekit/agent/join_token/two")
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Contains(t, r.stderr, "not found")
+	assert.Equal(t, `spiffe-server agent show: admin: registry: agent "spiffe://example.org/spiffekit/agent/join_token/two" not found`+"\n", r.stderr,
+		"the wording fits the object")
 	r = s.run(t, "", "agent", "show")
 	assert.Equal(t, ExitUsage, r.code)
 	assert.Contains(t, r.stderr, "-spiffe-id is required")

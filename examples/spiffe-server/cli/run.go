@@ -252,7 +252,7 @@ func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logg
 		h := metrics.Handler(reg, func() error { return s.Healthy(ctx) }, log)
 		addr, err := metrics.Serve(ctx, rc.MetricsAddr, h, log)
 		if err != nil {
-			return fmt.Errorf("metrics: %w", err)
+			return err // metrics says "metrics: "
 		}
 		log.Info("metrics and health", "addr", addr.String())
 	}
