@@ -102,9 +102,9 @@ func loadSettings(t *testing.T) settings {
 // TTL, for cfg.duration. Every stream must receive every rotation, in
 // order, and end no watch with an error; the agent's goroutines must stay
 // flat through the rotations and come back to where they were once the
-// streams close; its resident memory must stay flat (within a quarter,
-// plus 16 MiB, of what it was after the first rotation); and the test
-// process must leak no goroutine. The figures of each rotation are logged.
+// streams close; its resident memory must stay flat (see below); and the
+// test process must leak no goroutine. The figures of each rotation are
+// logged.
 func TestSoak(t *testing.T) {
 	cfg := loadSettings(t)
 	t.Cleanup(leaktest.Check(t)) // after every other cleanup
@@ -181,7 +181,8 @@ func TestSoak(t *testing.T) {
 	// Flat: goroutines within a little of each other at every rotation;
 	// memory in the second half of the rotations within a quarter (plus
 	// 16 MiB) of the most it took in the first half, while the heap grew
-	// to its working size.
+	// to its working size. A run of a few rotations is mostly that growth:
+	// it gets half (plus 32 MiB), which only a gross leak passes.
 	var gor, rss, fan []float64
 	for _, r := range rots {
 		gor = append(gor, r.agent.goroutines)
@@ -191,7 +192,11 @@ func TestSoak(t *testing.T) {
 	slack := 20 + float64(cfg.streams)/100
 	assert.LessOrEqual(t, slices.Max(gor)-slices.Min(gor), slack, "the agent's goroutines through the rotations: %v", gor)
 	early, late := slices.Max(rss[:len(rss)/2]), slices.Max(rss[len(rss)/2:])
-	assert.LessOrEqual(t, late, 1.25*early+16<<20, "the agent's RSS, most in the first half of the rotations and in the second: %.1f, %.1f MiB", mib(early), mib(late))
+	factor, extra := 1.25, float64(16<<20)
+	if len(rots) < 20 {
+		factor, extra = 1.5, 32<<20
+	}
+	assert.LessOrEqual(t, late, factor*early+extra, "the agent's RSS, most in the first half of the rotations and in the second: %.1f, %.1f MiB", mib(early), mib(late))
 	// The slope of the second half, past the heap's growth to its working
 	// size, says whether memory still grows; it means something in a long
 	// run only.
