@@ -104,7 +104,7 @@ type kubelet struct {
 	tokens   []string
 }
 
-func newKubelet(t *testing.T, answer func(n int32) (int, []byte)) *kubelet {
+func newKubelet(t testing.TB, answer func(n int32) (int, []byte)) *kubelet {
 	t.Helper()
 	k := &kubelet{answer: answer}
 	k.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -518,4 +518,41 @@ func TestNew(t *testing.T) {
 	require.ErrorContains(t, err, "is not a process")
 	_, err = a.Attest(t.Context(), attest.Workload{PID: 999999999})
 	require.ErrorIs(t, err, attest.ErrRejected, "no such process")
+}
+
+// TestAttestRecordedKubelet replays what a real kubelet answered, and the
+// cgroups of the processes of its containers (testdata/README.md): each
+// process is attested as its pod's container.
+func TestAttestRecordedKubelet(t *testing.T) {
+	rec := load(t, "kubelet-pods.json")
+	data, err := os.ReadFile(filepath.Join("testdata", "kubelet-cgroups.json"))
+	require.NoError(t, err)
+	var cgroups map[string]string
+	require.NoError(t, json.Unmarshal(data, &cgroups))
+	require.NotEmpty(t, cgroups)
+
+	k := newKubelet(t, serve(rec.raw))
+	root := t.TempDir()
+	a := newAttestor(t, k.config(root))
+	pid, attested := 200, 0
+	for _, pod := range rec.pods {
+		for _, c := range pod.Containers {
+			cgroup, ok := cgroups[c.ID]
+			if !ok {
+				continue // an init container that has exited
+			}
+			pid++
+			got, err := a.Attest(t.Context(), proc(t, root, pid, cgroup))
+			require.NoError(t, err)
+			v := values(got)
+			assert.Contains(t, v, "pod-uid:"+pod.UID)
+			assert.Contains(t, v, "pod-name:"+pod.Name)
+			assert.Contains(t, v, "ns:"+pod.Namespace)
+			assert.Contains(t, v, "container-name:"+c.Name)
+			assert.Contains(t, v, "container-image:"+c.Image)
+			attested++
+		}
+	}
+	assert.Equal(t, len(cgroups), attested, "every recorded process")
+	assert.Equal(t, int32(1), k.requests.Load(), "one list for all, within MaxStaleness")
 }
