@@ -200,7 +200,12 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		if *snap.refreshHint <= 0 {
 			return nil, fmt.Errorf("spiffebundle: refresh hint must be positive; got %s", *snap.refreshHint)
 		}
-		secs := int64((*snap.refreshHint + time.Second - 1) / time.Second)
+		// Rounded up without overflow: the largest hint Parse accepts is
+		// within a second of the largest time.Duration.
+		secs := int64(*snap.refreshHint / time.Second)
+		if *snap.refreshHint%time.Second != 0 {
+			secs++
+		}
 		doc.RefreshHint = &secs
 	}
 	for _, cert := range snap.x509.X509Authorities() {
