@@ -159,6 +159,31 @@ func TestSignJWTSVIDContents(t *testing.T) {
 		_, err := a.SignJWTSVID(t.Context(), ca.JWTSVIDParams{ID: td.ID(), Audience: []string{"svc"}})
 		require.NoError(t, err)
 	})
+	t.Run("jti only when asked, random in every token", func(t *testing.T) {
+		assert.NotContains(t, decodePart(t, parts[1]), "jti")
+		seen := map[string]bool{}
+		for range 3 {
+			token, err := a.SignJWTSVID(t.Context(), ca.JWTSVIDParams{ID: id, Audience: []string{"svc"}, JTI: true})
+			require.NoError(t, err)
+			claims := decodePart(t, strings.Split(token, ".")[1])
+			jti, ok := claims["jti"].(string)
+			require.True(t, ok, "jti missing or not a string: %v", claims)
+			raw, err := base64.RawURLEncoding.DecodeString(jti)
+			require.NoError(t, err)
+			assert.Len(t, raw, 16)
+			assert.False(t, seen[jti], "jti %s repeated", jti)
+			seen[jti] = true
+			// The other claims are those of a token without jti.
+			delete(claims, "jti")
+			assert.ElementsMatch(t, []string{"sub", "aud", "exp", "iat"}, keys(claims))
+			// And it still validates as a JWT-SVID.
+			parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+			require.NoError(t, err)
+			var c jwt.Claims
+			require.NoError(t, parsed.Claims(&key.PublicKey, &c))
+			assert.Equal(t, jti, c.ID)
+		}
+	})
 	t.Run("P-384 signature is 96 bytes", func(t *testing.T) {
 		a, err := ca.NewJWTAuthority(ca.JWTAuthorityConfig{Signer: newECKey(t, elliptic.P384()), Now: clock})
 		require.NoError(t, err)
@@ -289,4 +314,13 @@ func TestKeyID(t *testing.T) {
 	a, err := ca.NewJWTAuthority(ca.JWTAuthorityConfig{Signer: key})
 	require.NoError(t, err)
 	assert.Equal(t, kid, a.KeyID(), "the default key ID is KeyID of the public key")
+}
+
+// keys returns the keys of m.
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -108,6 +108,11 @@ type Config struct {
 	// SVID).
 	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
 
+	// JWTSVIDJTI, when true, gives every JWT-SVID the server signs a random
+	// "jti" claim, which some relying parties (identity brokers that detect
+	// replays) require. False leaves it out, as the JWT-SVID standard does.
+	JWTSVIDJTI bool
+
 	// PollInterval is the safety net behind the stores' notifications.
 	// A store that is a registry.Notifier tells the server of writes at
 	// once: registry/memstore and SQLite of the server's own, PostgreSQL of

@@ -106,6 +106,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AgentSVIDTTL: cfg.AgentSVIDTTL,
 		X509SVIDTTL:  cfg.X509SVIDTTL,
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
+		JWTSVIDJTI:   cfg.JWTSVIDJTI,
 		PollInterval: cfg.PollInterval,
 		Now:          s.cfg.Now,
 		Logger:       s.log.With("component", "nodeapi"),

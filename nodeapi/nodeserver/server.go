@@ -86,6 +86,10 @@ type Config struct {
 	// ca.DefaultJWTSVIDTTL.
 	X509SVIDTTL, JWTSVIDTTL time.Duration
 
+	// JWTSVIDJTI, when true, gives every JWT-SVID signed for an agent a
+	// random "jti" claim (ca.JWTSVIDParams.JTI). False leaves it out.
+	JWTSVIDJTI bool
+
 	// PollInterval is the safety net of Run: how often it reads the
 	// registry's change feed and the agent records without being told of a
 	// write. A store that is a registry.Notifier tells of writes at once;

@@ -3,6 +3,9 @@ package nodeserver_test
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
@@ -211,6 +215,43 @@ func TestSignJWTSVID(t *testing.T) {
 	assert.NotEmpty(t, token)
 	_, err = a.client.SignJWTSVID(t.Context(), notMine.ID, []string{"db"})
 	assert.Equal(t, codes.PermissionDenied, status.Code(err))
+}
+
+// jwtClaims decodes the claims of a compact JWS without checking it.
+func jwtClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	return m
+}
+
+func TestSignJWTSVIDJTI(t *testing.T) {
+	t.Run("off by default", func(t *testing.T) {
+		e := newEnv(t, nil)
+		a := e.attest(t, "node1")
+		mine := e.entry(t, a.svid.ID, "/web")
+		token, err := a.client.SignJWTSVID(t.Context(), mine.ID, []string{"db"})
+		require.NoError(t, err)
+		assert.NotContains(t, jwtClaims(t, token), "jti")
+	})
+	t.Run("on when configured, different in every token", func(t *testing.T) {
+		e := newEnv(t, func(c *nodeserver.Config) { c.JWTSVIDJTI = true })
+		a := e.attest(t, "node1")
+		mine := e.entry(t, a.svid.ID, "/web")
+		first, err := a.client.SignJWTSVID(t.Context(), mine.ID, []string{"db"})
+		require.NoError(t, err)
+		second, err := a.client.SignJWTSVID(t.Context(), mine.ID, []string{"db"})
+		require.NoError(t, err)
+		j1, _ := jwtClaims(t, first)["jti"].(string)
+		j2, _ := jwtClaims(t, second)["jti"].(string)
+		assert.Len(t, j1, 22)
+		assert.Len(t, j2, 22)
+		assert.NotEqual(t, j1, j2)
+	})
 }
 
 func TestEvictedAgentIsRefusedAndLosesItsStream(t *testing.T) {

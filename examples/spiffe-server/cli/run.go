@@ -44,6 +44,7 @@ type runConfig struct {
 	CATTL             time.Duration
 	X509SVIDTTL       time.Duration
 	JWTSVIDTTL        time.Duration
+	JWTSVIDJTI        bool
 	AgentSVIDTTL      time.Duration
 	MetricsAddr       string
 	LogLevel          string
@@ -99,6 +100,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Duration(&c.CATTL, "ca-ttl", 0, "lifetime of each X.509 CA (0: 24h)")
 	cmd.Duration(&c.X509SVIDTTL, "x509-svid-ttl", 0, "default lifetime of X509-SVIDs (0: 1h)")
 	cmd.Duration(&c.JWTSVIDTTL, "jwt-svid-ttl", 0, "default lifetime of JWT-SVIDs (0: 5m)")
+	cmd.Bool(&c.JWTSVIDJTI, "jwt-svid-jti", false, "give every JWT-SVID a random jti claim")
 	cmd.Duration(&c.AgentSVIDTTL, "agent-svid-ttl", 0, "lifetime of agent SVIDs (0: 1h)")
 	cmd.String(&c.MetricsAddr, "metrics-addr", "", "`address` of /metrics and /healthz (empty: off)")
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -172,6 +174,7 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		CATTL:        rc.CATTL,
 		X509SVIDTTL:  rc.X509SVIDTTL,
 		JWTSVIDTTL:   rc.JWTSVIDTTL,
+		JWTSVIDJTI:   rc.JWTSVIDJTI,
 		AgentSVIDTTL: rc.AgentSVIDTTL,
 		Logger:       log,
 

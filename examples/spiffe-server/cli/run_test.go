@@ -115,6 +115,7 @@ func TestConfigurationSources(t *testing.T) {
 	  "ca_ttl": "24h",
 	  "x509_svid_ttl": "1h",
 	  "jwt_svid_ttl": "5m",
+	  "jwt_svid_jti": true,
 	  "agent_svid_ttl": "1h",
 	  "metrics_addr": "127.0.0.1:9988",
 	  "log_level": "info",
@@ -153,7 +154,7 @@ func TestConfigurationSources(t *testing.T) {
 		TrustDomain: "example.org", DataDir: "/var/lib/spiffe-server", Bind: "0.0.0.0:8081",
 		AdminSocket: "/run/spiffe-server/admin.sock", Datastore: "postgres://spiffe@db.internal/spiffe",
 		X509PoPCABundle: "/etc/spiffe-server/node-ca.pem",
-		CATTL:           24 * time.Hour, X509SVIDTTL: time.Hour, JWTSVIDTTL: 5 * time.Minute, AgentSVIDTTL: time.Hour,
+		CATTL:           24 * time.Hour, X509SVIDTTL: time.Hour, JWTSVIDTTL: 5 * time.Minute, JWTSVIDJTI: true, AgentSVIDTTL: time.Hour,
 		MetricsAddr: "127.0.0.1:9988", LogLevel: "info", LogFormat: "json",
 		FederationBind: "0.0.0.0:8443", FederationProfile: "https_spiffe",
 		FederationCert: "/etc/c.pem", FederationKey: "/etc/k.pem", FederationRefresh: time.Minute,
@@ -168,6 +169,7 @@ func TestConfigurationSources(t *testing.T) {
 	require.Len(t, cfg.Federation, 2)
 	assert.Equal(t, "spiffe://partner.test/spiffekit/server", cfg.Federation[0].EndpointSPIFFEID.String())
 	assert.Equal(t, time.Minute, cfg.FederationRefresh)
+	assert.True(t, cfg.JWTSVIDJTI, "jwt_svid_jti reaches the server's configuration")
 
 	t.Setenv("SPIFFE_SERVER_BIND", "10.0.0.1:8081")
 	t.Setenv("SPIFFE_SERVER_CA_TTL", "48h")
