@@ -37,6 +37,9 @@ const (
 
 	// maxKeyIDBytes bounds the key ID put in every token header.
 	maxKeyIDBytes = 256
+
+	// maxIssuerBytes bounds the "iss" claim of a JWT-SVID.
+	maxIssuerBytes = 2048
 )
 
 // JWTAuthorityConfig describes one JWT-SVID signing key for [NewJWTAuthority].
@@ -194,11 +197,17 @@ type JWTSVIDParams struct {
 	// 4.1.7), for relying parties that detect replays or require one. False
 	// leaves it out, as the JWT-SVID standard does not define it.
 	JTI bool
+
+	// Issuer, when not empty, is put in an "iss" claim, for relying parties
+	// that check the issuer, such as OpenID Connect clients (which compare
+	// it with the issuer of an OIDC discovery document). Empty leaves it
+	// out, as the JWT-SVID standard does not define it. At most 2048 bytes.
+	Issuer string
 }
 
 // SignJWTSVID mints a JWT-SVID: a compact JWS whose header holds exactly
 // alg, kid and typ "JWT", and whose claims are sub, aud, exp and iat (JWT
-// rules 1-8), and jti when params.JTI is set. It returns the serialized
+// rules 1-8), and iss and jti when params.Issuer and params.JTI are set. It returns the serialized
 // token.
 //
 // ctx is checked before signing; a signature under way is not interrupted.
@@ -232,6 +241,9 @@ func (a *JWTAuthority) signJWTSVID(p *JWTSVIDParams) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(p.Issuer) > maxIssuerBytes {
+		return "", fmt.Errorf("issuer is longer than %d bytes", maxIssuerBytes)
+	}
 	var jti string
 	if p.JTI {
 		var b [16]byte
@@ -241,12 +253,13 @@ func (a *JWTAuthority) signJWTSVID(p *JWTSVIDParams) (string, error) {
 		jti = base64.RawURLEncoding.EncodeToString(b[:])
 	}
 	claims, err := json.Marshal(struct {
+		Iss string   `json:"iss,omitempty"`
 		Sub string   `json:"sub"`
 		Aud []string `json:"aud"`
 		Exp int64    `json:"exp"`
 		Iat int64    `json:"iat"`
 		Jti string   `json:"jti,omitempty"`
-	}{p.ID.String(), p.Audience, expSec, iat, jti})
+	}{p.Issuer, p.ID.String(), p.Audience, expSec, iat, jti})
 	if err != nil {
 		return "", fmt.Errorf("cannot encode claims: %w", err)
 	}

@@ -184,6 +184,14 @@ func TestSignJWTSVIDContents(t *testing.T) {
 			assert.Equal(t, jti, c.ID)
 		}
 	})
+	t.Run("iss only when asked", func(t *testing.T) {
+		assert.NotContains(t, decodePart(t, parts[1]), "iss")
+		token, err := a.SignJWTSVID(t.Context(), ca.JWTSVIDParams{ID: id, Audience: []string{"svc"}, Issuer: "https://oidc.example.org"})
+		require.NoError(t, err)
+		assert.Equal(t, "https://oidc.example.org", decodePart(t, strings.Split(token, ".")[1])["iss"])
+		_, err = a.SignJWTSVID(t.Context(), ca.JWTSVIDParams{ID: id, Audience: []string{"svc"}, Issuer: "https://" + strings.Repeat("x", 2048)})
+		assert.ErrorContains(t, err, "ca: cannot sign JWT-SVID: issuer is longer than 2048 bytes")
+	})
 	t.Run("P-384 signature is 96 bytes", func(t *testing.T) {
 		a, err := ca.NewJWTAuthority(ca.JWTAuthorityConfig{Signer: newECKey(t, elliptic.P384()), Now: clock})
 		require.NoError(t, err)

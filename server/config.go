@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -112,6 +113,12 @@ type Config struct {
 	// "jti" claim, which some relying parties (identity brokers that detect
 	// replays) require. False leaves it out, as the JWT-SVID standard does.
 	JWTSVIDJTI bool
+
+	// JWTIssuer, when not empty, is the "iss" claim of every JWT-SVID the
+	// server signs, as SPIRE's jwt_issuer: OpenID Connect clients compare
+	// it with the issuer of the OIDC discovery document that publishes the
+	// trust domain's JWT keys. Empty leaves it out.
+	JWTIssuer string
 
 	// PollInterval is the safety net behind the stores' notifications.
 	// A store that is a registry.Notifier tells the server of writes at
@@ -297,6 +304,11 @@ func checkConfig(cfg *Config) error {
 	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0:
 		return invalidf("lifetimes must not be negative")
 	}
+	if cfg.JWTIssuer != "" {
+		if err := checkIssuer(cfg.JWTIssuer); err != nil {
+			return invalidf("Config.JWTIssuer: %v", err)
+		}
+	}
 	if err := cfg.Stores.check(); err != nil {
 		return err
 	}
@@ -347,6 +359,26 @@ func checkEndpointConfig(cfg *Config) error {
 		}
 	default:
 		return invalidf("unknown bundle endpoint profile %q (want https_spiffe or https_web)", cfg.FederationProfile)
+	}
+	return nil
+}
+
+// checkIssuer checks a JWT issuer: an absolute http or https URL with a
+// host, no query, fragment or user info, at most 2048 bytes, as OpenID
+// Connect Discovery requires of an issuer identifier (https, but plain
+// http serves tests and providers behind a proxy).
+func checkIssuer(iss string) error {
+	if len(iss) > 2048 {
+		return errors.New("longer than 2048 bytes")
+	}
+	u, err := url.Parse(iss)
+	switch {
+	case err != nil:
+		return fmt.Errorf("not a URL: %w", err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%q is not an http or https URL", iss)
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(iss, "#"):
+		return fmt.Errorf("%q must be a URL with a host and no user info, query or fragment", iss)
 	}
 	return nil
 }

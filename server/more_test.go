@@ -93,6 +93,12 @@ func TestConfigErrors(t *testing.T) {
 		{"no server bundle store", func(c *server.Config) { c.Stores.ServerBundles = nil }, true, nil, "Config.Stores.ServerBundles is required"},
 		{"negative interval", func(c *server.Config) { c.PollInterval = -1 }, true, nil, "intervals must not be negative"},
 		{"negative lifetime", func(c *server.Config) { c.AgentSVIDTTL = -1 }, true, nil, "lifetimes must not be negative"},
+		{"issuer not a URL", func(c *server.Config) { c.JWTIssuer = "example.org" }, true, nil, `Config.JWTIssuer: "example.org" is not an http or https URL`},
+		{"issuer with a query", func(c *server.Config) { c.JWTIssuer = "https://oidc.example.org/?a=b" }, true, nil, "must be a URL with a host and no user info, query or fragment"},
+		{"issuer with a fragment", func(c *server.Config) { c.JWTIssuer = "https://oidc.example.org/#" }, true, nil, "must be a URL with a host and no user info, query or fragment"},
+		{"issuer without host", func(c *server.Config) { c.JWTIssuer = "https:///path" }, true, nil, "must be a URL with a host"},
+		{"issuer too long", func(c *server.Config) { c.JWTIssuer = "https://a/" + strings.Repeat("x", 2048) }, true, nil, "Config.JWTIssuer: longer than 2048 bytes"},
+		{"issuer unparsable", func(c *server.Config) { c.JWTIssuer = "https://a b/%zz" }, true, nil, "Config.JWTIssuer: not a URL"},
 		{"long server ID", func(c *server.Config) { c.ServerID = strings.Repeat("x", registry.MaxServerIDLen+1) }, true, nil, "Config.ServerID is longer than"},
 		{"server ID with a newline", func(c *server.Config) { c.ServerID = "a\nb" }, true, nil, "Config.ServerID must be UTF-8 text without control characters"},
 		{"attestor under another name", func(c *server.Config) {

@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		X509SVIDTTL:  cfg.X509SVIDTTL,
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
 		JWTSVIDJTI:   cfg.JWTSVIDJTI,
+		JWTIssuer:    cfg.JWTIssuer,
 		PollInterval: cfg.PollInterval,
 		Now:          s.cfg.Now,
 		Logger:       s.log.With("component", "nodeapi"),

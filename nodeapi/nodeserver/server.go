@@ -90,6 +90,10 @@ type Config struct {
 	// random "jti" claim (ca.JWTSVIDParams.JTI). False leaves it out.
 	JWTSVIDJTI bool
 
+	// JWTIssuer, when not empty, is the "iss" claim of every JWT-SVID
+	// signed for an agent (ca.JWTSVIDParams.Issuer). Empty leaves it out.
+	JWTIssuer string
+
 	// PollInterval is the safety net of Run: how often it reads the
 	// registry's change feed and the agent records without being told of a
 	// write. A store that is a registry.Notifier tells of writes at once;

@@ -229,7 +229,7 @@ func jwtClaims(t *testing.T, token string) map[string]any {
 	return m
 }
 
-func TestSignJWTSVIDJTI(t *testing.T) {
+func TestSignJWTSVIDJTIAndIssuer(t *testing.T) {
 	t.Run("off by default", func(t *testing.T) {
 		e := newEnv(t, nil)
 		a := e.attest(t, "node1")
@@ -237,9 +237,10 @@ func TestSignJWTSVIDJTI(t *testing.T) {
 		token, err := a.client.SignJWTSVID(t.Context(), mine.ID, []string{"db"})
 		require.NoError(t, err)
 		assert.NotContains(t, jwtClaims(t, token), "jti")
+		assert.NotContains(t, jwtClaims(t, token), "iss")
 	})
 	t.Run("on when configured, different in every token", func(t *testing.T) {
-		e := newEnv(t, func(c *nodeserver.Config) { c.JWTSVIDJTI = true })
+		e := newEnv(t, func(c *nodeserver.Config) { c.JWTSVIDJTI = true; c.JWTIssuer = "https://oidc.example.org" })
 		a := e.attest(t, "node1")
 		mine := e.entry(t, a.svid.ID, "/web")
 		first, err := a.client.SignJWTSVID(t.Context(), mine.ID, []string{"db"})
@@ -251,6 +252,7 @@ func TestSignJWTSVIDJTI(t *testing.T) {
 		assert.Len(t, j1, 22)
 		assert.Len(t, j2, 22)
 		assert.NotEqual(t, j1, j2)
+		assert.Equal(t, "https://oidc.example.org", jwtClaims(t, first)["iss"])
 	})
 }
 

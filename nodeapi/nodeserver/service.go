@@ -506,7 +506,7 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 		ttl = s.cfg.JWTSVIDTTL
 	}
 	start := s.observeStart()
-	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: req.Audience, TTL: ttl, JTI: s.cfg.JWTSVIDJTI})
+	token, err := authority.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: e.SPIFFEID, Audience: req.Audience, TTL: ttl, JTI: s.cfg.JWTSVIDJTI, Issuer: s.cfg.JWTIssuer})
 	s.signed(svidJWT, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("signing a JWT-SVID for entry %s: %w", e.ID, err)

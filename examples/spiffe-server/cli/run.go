@@ -45,6 +45,7 @@ type runConfig struct {
 	X509SVIDTTL       time.Duration
 	JWTSVIDTTL        time.Duration
 	JWTSVIDJTI        bool
+	JWTIssuer         string
 	AgentSVIDTTL      time.Duration
 	MetricsAddr       string
 	LogLevel          string
@@ -101,6 +102,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Duration(&c.X509SVIDTTL, "x509-svid-ttl", 0, "default lifetime of X509-SVIDs (0: 1h)")
 	cmd.Duration(&c.JWTSVIDTTL, "jwt-svid-ttl", 0, "default lifetime of JWT-SVIDs (0: 5m)")
 	cmd.Bool(&c.JWTSVIDJTI, "jwt-svid-jti", false, "give every JWT-SVID a random jti claim")
+	cmd.String(&c.JWTIssuer, "jwt-issuer", "", "`URL` put in the iss claim of every JWT-SVID (empty: none)")
 	cmd.Duration(&c.AgentSVIDTTL, "agent-svid-ttl", 0, "lifetime of agent SVIDs (0: 1h)")
 	cmd.String(&c.MetricsAddr, "metrics-addr", "", "`address` of /metrics and /healthz (empty: off)")
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -175,6 +177,7 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		X509SVIDTTL:  rc.X509SVIDTTL,
 		JWTSVIDTTL:   rc.JWTSVIDTTL,
 		JWTSVIDJTI:   rc.JWTSVIDJTI,
+		JWTIssuer:    rc.JWTIssuer,
 		AgentSVIDTTL: rc.AgentSVIDTTL,
 		Logger:       log,
 

@@ -116,6 +116,7 @@ func TestConfigurationSources(t *testing.T) {
 	  "x509_svid_ttl": "1h",
 	  "jwt_svid_ttl": "5m",
 	  "jwt_svid_jti": true,
+	  "jwt_issuer": "https://oidc.example.org",
 	  "agent_svid_ttl": "1h",
 	  "metrics_addr": "127.0.0.1:9988",
 	  "log_level": "info",
@@ -154,7 +155,7 @@ func TestConfigurationSources(t *testing.T) {
 		TrustDomain: "example.org", DataDir: "/var/lib/spiffe-server", Bind: "0.0.0.0:8081",
 		AdminSocket: "/run/spiffe-server/admin.sock", Datastore: "postgres://spiffe@db.internal/spiffe",
 		X509PoPCABundle: "/etc/spiffe-server/node-ca.pem",
-		CATTL:           24 * time.Hour, X509SVIDTTL: time.Hour, JWTSVIDTTL: 5 * time.Minute, JWTSVIDJTI: true, AgentSVIDTTL: time.Hour,
+		CATTL:           24 * time.Hour, X509SVIDTTL: time.Hour, JWTSVIDTTL: 5 * time.Minute, JWTSVIDJTI: true, JWTIssuer: "https://oidc.example.org", AgentSVIDTTL: time.Hour,
 		MetricsAddr: "127.0.0.1:9988", LogLevel: "info", LogFormat: "json",
 		FederationBind: "0.0.0.0:8443", FederationProfile: "https_spiffe",
 		FederationCert: "/etc/c.pem", FederationKey: "/etc/k.pem", FederationRefresh: time.Minute,
@@ -170,6 +171,7 @@ func TestConfigurationSources(t *testing.T) {
 	assert.Equal(t, "spiffe://partner.test/spiffekit/server", cfg.Federation[0].EndpointSPIFFEID.String())
 	assert.Equal(t, time.Minute, cfg.FederationRefresh)
 	assert.True(t, cfg.JWTSVIDJTI, "jwt_svid_jti reaches the server's configuration")
+	assert.Equal(t, "https://oidc.example.org", cfg.JWTIssuer)
 
 	t.Setenv("SPIFFE_SERVER_BIND", "10.0.0.1:8081")
 	t.Setenv("SPIFFE_SERVER_CA_TTL", "48h")
