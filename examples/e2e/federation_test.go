@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -102,4 +103,24 @@ func TestFederationBetweenServers(t *testing.T) {
 		}
 		return err == nil && len(b.X509Authorities()) == 1
 	})
+
+	// The agent's commands show it, write it and print it as JSON.
+	out := progtest.Must(t, agentBin, "api", "fetch", "-socket", apiSock)
+	assert.Contains(t, out, "\nFederated bundles\n  partner.test, 1 X.509 authority(ies)\n")
+	written := filepath.Join(org.dir, "written")
+	progtest.Must(t, agentBin, "api", "fetch", "x509", "-socket", apiSock, "-write", written, "-silent")
+	fedPEM, err := os.ReadFile(filepath.Join(written, "federated_bundle.0.0.pem"))
+	require.NoError(t, err)
+	partnerPEM := progtest.Must(t, serverBin, "bundle", "show", "-admin-socket", partner.adminSock)
+	assert.Equal(t, partnerPEM, string(fedPEM))
+	var fetched struct {
+		SVIDs []struct {
+			SPIFFEID string `json:"spiffe_id"`
+		} `json:"svids"`
+		FederatedBundles map[string][]byte `json:"federated_bundles"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(progtest.Must(t, agentBin, "api", "fetch", "x509", "-socket", apiSock, "-output", "json")), &fetched))
+	require.Len(t, fetched.SVIDs, 1)
+	assert.Equal(t, "spiffe://example.org/web", fetched.SVIDs[0].SPIFFEID)
+	assert.Contains(t, fetched.FederatedBundles, "partner.test")
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
@@ -31,6 +33,9 @@ const DefaultTimeout = 5 * time.Second
 type clientFlags struct {
 	socket  string
 	timeout time.Duration
+	output  string
+	// json is -output json.
+	json bool
 }
 
 // declare declares the flags. Without -socket (or SPIRE's -socketPath),
@@ -41,6 +46,7 @@ func (c *clientFlags) declare(cmd *cmdline.Command) {
 	cmd.String(&c.socket, "socket", DefaultSocket, "Workload API socket `path` (or a unix:// address)").
 		Alias("socketPath").Env(workloadapi.SocketEnv, EnvPrefix+"_SOCKET")
 	cmd.Duration(&c.timeout, "timeout", DefaultTimeout, "give up after this `duration`")
+	cmd.String(&c.output, "output", "pretty", "output `format`: pretty, or json (see README.md for its fields)")
 }
 
 // check checks the flags and returns the Workload API address of the
@@ -49,6 +55,13 @@ func (c *clientFlags) declare(cmd *cmdline.Command) {
 func (c *clientFlags) check() (string, error) {
 	if c.timeout <= 0 {
 		return "", errors.New("-timeout must be positive")
+	}
+	switch c.output {
+	case "pretty", "":
+	case "json":
+		c.json = true
+	default:
+		return "", fmt.Errorf("-output must be pretty or json, not %q", c.output)
 	}
 	if strings.Contains(c.socket, ":") {
 		if err := workloadapi.ValidateAddress(c.socket); err != nil {
@@ -102,12 +115,12 @@ func callError(err error) error {
 
 // fetchX509Command is "spiffe-agent api fetch x509".
 func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := cmdline.New("spiffe-agent api fetch x509", "Fetches this process's X509-SVIDs and trust bundles from the Workload API,\nprints them, and with -write saves them as PEM files.")
+	cmd := cmdline.New("spiffe-agent api fetch x509", "Fetches this process's X509-SVIDs and trust bundles, federated bundles\nincluded, from the Workload API, prints them, and with -write saves them as\nPEM files.")
 	var cf clientFlags
 	cf.declare(cmd)
 	var write string
 	var silent bool
-	cmd.String(&write, "write", "", "write svid.N.pem, svid.N.key (mode 0600) and bundle.N.pem into `directory`")
+	cmd.String(&write, "write", "", "write svid.N.pem, svid.N.key (mode 0600), bundle.N.pem and federated_bundle.N.M.pem into `directory`")
 	cmd.Bool(&silent, "silent", false, "print nothing; with -write, only write the files")
 	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
 	if !ok {
@@ -123,23 +136,60 @@ func fetchX509Command(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return cmd.Fail(stderr, callError(err))
 	}
-	if silent {
-		stdout = io.Discard
-	}
-	now := time.Now()
-	for i, svid := range x509ctx.SVIDs {
-		if i > 0 {
-			fmt.Fprintln(stdout)
-		}
-		printX509SVID(stdout, i, svid, x509ctx, now)
-	}
 	if write != "" {
 		if err := writeX509(write, x509ctx); err != nil {
 			return cmd.Fail(stderr, err)
 		}
-		fmt.Fprintf(stdout, "\nWritten to %s\n", write)
+	}
+	switch {
+	case silent:
+	case cf.json:
+		j, err := toX509JSON(x509ctx)
+		if err == nil {
+			err = printJSON(stdout, j)
+		}
+		if err != nil {
+			return cmd.Fail(stderr, err)
+		}
+	default:
+		printX509Context(stdout, x509ctx, time.Now())
+		if write != "" {
+			fmt.Fprintf(stdout, "\nWritten to %s\n", write)
+		}
 	}
 	return ExitOK
+}
+
+// printX509Context prints the SVIDs of x509ctx, then its federated
+// bundles.
+func printX509Context(w io.Writer, x509ctx *workloadapi.X509Context, now time.Time) {
+	for i, svid := range x509ctx.SVIDs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		printX509SVID(w, i, svid, x509ctx, now)
+	}
+	if fed := federatedBundles(x509ctx); len(fed) > 0 {
+		fmt.Fprintf(w, "\nFederated bundles\n")
+		for _, b := range fed {
+			fmt.Fprintf(w, "  %s, %d X.509 authority(ies)\n", b.TrustDomain().Name(), len(b.X509Authorities()))
+		}
+	}
+}
+
+// federatedBundles returns the bundles of x509ctx of the trust domains no
+// SVID of it is in, sorted by trust domain.
+func federatedBundles(x509ctx *workloadapi.X509Context) []*x509bundle.Bundle {
+	var out []*x509bundle.Bundle
+	for _, b := range x509ctx.Bundles.Bundles() {
+		if !slices.ContainsFunc(x509ctx.SVIDs, func(s *x509svid.SVID) bool { return s.ID.TrustDomain() == b.TrustDomain() }) {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b *x509bundle.Bundle) int {
+		return strings.Compare(a.TrustDomain().Name(), b.TrustDomain().Name())
+	})
+	return out
 }
 
 func printX509SVID(w io.Writer, i int, svid *x509svid.SVID, x509ctx *workloadapi.X509Context, now time.Time) {
@@ -178,14 +228,17 @@ type outFile struct {
 	perm os.FileMode
 }
 
-// writeX509 writes each SVID's chain, key (mode 0600) and trust domain
-// bundle into dir, created with mode 0700 if missing. Each file is written
+// writeX509 writes each SVID's chain, key (mode 0600), trust domain
+// bundle and the federated bundles (federated_bundle.N.M.pem, M counting
+// the trust domains in order of their names) into dir, created with mode
+// 0700 if missing. Each file is written
 // atomically; the key comes first, so that a failure never leaves a
 // certificate without its key.
 func writeX509(dir string, x509ctx *workloadapi.X509Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("-write: %w", err)
 	}
+	fed := federatedBundles(x509ctx)
 	for i, svid := range x509ctx.SVIDs {
 		n := strconv.Itoa(i)
 		key, err := pemutil.EncodePKCS8PrivateKey(svid.PrivateKey)
@@ -198,6 +251,9 @@ func writeX509(dir string, x509ctx *workloadapi.X509Context) error {
 		}
 		if b, err := x509ctx.Bundles.GetX509BundleForTrustDomain(svid.ID.TrustDomain()); err == nil {
 			files = append(files, outFile{"bundle." + n + ".pem", pemutil.EncodeCertificates(b.X509Authorities()), 0o644})
+		}
+		for j, b := range fed {
+			files = append(files, outFile{"federated_bundle." + n + "." + strconv.Itoa(j) + ".pem", pemutil.EncodeCertificates(b.X509Authorities()), 0o644})
 		}
 		for _, f := range files {
 			if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
@@ -233,6 +289,12 @@ func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return cmd.Fail(stderr, callError(err))
 	}
+	if cf.json {
+		if err := printJSON(stdout, toJWTJSON(svids)); err != nil {
+			return cmd.Fail(stderr, err)
+		}
+		return ExitOK
+	}
 	for _, svid := range svids {
 		fmt.Fprintf(stdout, "%s\n%s\n", svid.ID, svid.Marshal())
 	}
@@ -257,9 +319,15 @@ func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	if !ok {
 		return code
 	}
+	fail := func(reason string) int {
+		if cf.json {
+			_ = printJSON(stdout, healthJSON{Address: addr, Healthy: false, Reason: reason})
+		}
+		return cmd.Fail(stderr, errors.New("unhealthy: "+reason))
+	}
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return cmd.Fail(stderr, fmt.Errorf("unhealthy: no socket at %s", path))
+			return fail("no socket at " + path)
 		}
 	}
 	if verbose {
@@ -273,7 +341,13 @@ func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	defer client.Close()
 	_, err = client.FetchX509Bundles(ctx)
 	if err != nil && status.Code(err) != codes.PermissionDenied {
-		return cmd.Fail(stderr, fmt.Errorf("unhealthy: the Workload API at %s did not answer: %w", addr, err))
+		return fail(fmt.Sprintf("the Workload API at %s did not answer: %v", addr, err))
+	}
+	if cf.json {
+		if err := printJSON(stdout, healthJSON{Address: addr, Healthy: true}); err != nil {
+			return cmd.Fail(stderr, err)
+		}
+		return ExitOK
 	}
 	fmt.Fprintf(stdout, "healthy: the Workload API at %s answered\n", addr)
 	return ExitOK

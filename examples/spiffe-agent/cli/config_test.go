@@ -277,7 +277,7 @@ func TestMainUsage(t *testing.T) {
 		{"no command", nil, ""},
 		{"unknown", []string{"start"}, `unknown command "start"`},
 		{"api fetch svid", []string{"api", "fetch", "svid"}, `unknown command "api fetch svid"`},
-		{"api watch", []string{"api", "watch", "x509"}, `unknown command "api watch x509"`},
+		{"api verify", []string{"api", "verify", "jwt"}, `unknown command "api verify jwt"`},
 		{"a flag first", []string{"-socket", "x"}, `unknown command "-socket"`},
 	}
 	for _, tt := range tests {

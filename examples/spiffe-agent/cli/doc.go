@@ -2,7 +2,8 @@
 // starts a node agent (package agent) from flags, SPIFFE_AGENT_*
 // environment variables and a JSON configuration file, all read by package
 // cmdline (each key declared once, in newRunCommand);
-// api fetch x509, api fetch jwt and healthcheck are Workload API clients
+// api fetch x509, api fetch jwt, api validate jwt, api watch and
+// healthcheck are Workload API clients
 // for trying the agent out and for probes. The program's main is a few
 // lines around [Main]:
 //

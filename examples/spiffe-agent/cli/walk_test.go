@@ -14,9 +14,11 @@ import (
 // validCalls are, for every client command, flags that make a well-formed
 // call: with no agent to answer it, each must fail with ExitFailure.
 var validCalls = map[string][]string{
-	"api fetch x509": nil,
-	"api fetch jwt":  {"-audience", "a,b", "-spiffeID", "spiffe://example.org/web"},
-	"healthcheck":    {"-shallow", "-verbose"},
+	"api fetch x509":   nil,
+	"api fetch jwt":    {"-audience", "a,b", "-spiffeID", "spiffe://example.org/web"},
+	"healthcheck":      {"-shallow", "-verbose"},
+	"api validate jwt": {"-audience", "a", "-svid", "a.b.c"},
+	"api watch":        {"-output", "json"},
 }
 
 // TestEveryCommandExitCodes walks every command: -h prints its usage on
