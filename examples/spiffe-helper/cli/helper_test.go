@@ -1,0 +1,363 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
+)
+
+// daemon runs h.Run until the test ends, and returns what it returned
+// through the channel.
+func daemon(t *testing.T, h *Helper) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	var err error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			err = <-done
+		}
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func serialOf(t testing.TB, path string) string {
+	t.Helper()
+	certs := readCerts(t, path)
+	require.NotEmpty(t, certs)
+	return certs[0].SerialNumber.String()
+}
+
+// TestRunRotation: the files follow rotations; the process of cmd is
+// started after the first write, with cmd_args, and signalled after each
+// rotation, reading the new certificate; at shutdown it is stopped.
+func TestRunRotation(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, 0)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "reloads.log")
+	t.Setenv("RELOADER_LOG", log)
+	t.Setenv("RELOADER_CERT", filepath.Join(dir, "svid.pem"))
+	self, err := os.Executable()
+	require.NoError(t, err)
+	cfg, err := ParseConfig([]byte(`
+cmd = "` + self + `"
+cmd_args = "\"first arg\" second"
+cert_dir = "` + dir + `"
+renew_signal = "SIGUSR1"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+`))
+	require.NoError(t, err)
+	var logs logtest.Buffer
+	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	stop := daemon(t, h)
+
+	first := s.handler.Snapshot(strconv.Itoa(os.Getuid())).X509SVIDs[0]
+	waitFor(t, "the process of cmd to start", func() bool { return len(reloads(t, log)) == 1 })
+	start := reloads(t, log)[0]
+	assert.Equal(t, "start", start[1])
+	assert.Equal(t, first.Certificates[0].SerialNumber.String(), start[2], "the process starts after the files are written")
+	assert.Equal(t, "first arg,second", start[3])
+	pid := start[0]
+
+	for i := range 2 {
+		next := s.rotate(t)
+		want := next.Certificates[0].SerialNumber.String()
+		waitFor(t, "the process to reload", func() bool { return len(reloads(t, log)) == 2+i })
+		line := reloads(t, log)[1+i]
+		assert.Equal(t, []string{pid, "SIGUSR1", want}, line[:3], "signalled, it reads the new certificate")
+		assert.Equal(t, want, serialOf(t, filepath.Join(dir, "svid.pem")))
+	}
+	require.NoError(t, stop())
+	lines := reloads(t, log)
+	assert.Equal(t, []string{pid, "term"}, lines[len(lines)-1][:2], "the process is stopped with the helper")
+	assert.Contains(t, logs.String(), "process of cmd exited")
+}
+
+// TestRunRestartsCmd: a cmd that exits (a reload command, such as psql
+// -c 'SELECT pg_reload_conf()') is run again at the next rotation; without
+// renew_signal a running one is left alone.
+func TestRunRestartsCmd(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, 0)
+	dir := t.TempDir()
+	count := filepath.Join(dir, "count")
+	cfg, err := ParseConfig([]byte(`
+cmd = "/bin/sh"
+cmd_args = "-c \"echo run >> ` + count + `\""
+cert_dir = "` + dir + `"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+`))
+	require.NoError(t, err)
+	var logs logtest.Buffer
+	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	daemon(t, h)
+	runs := func() int {
+		data, _ := os.ReadFile(count)
+		return strings.Count(string(data), "run")
+	}
+	waitFor(t, "the first run", func() bool { return runs() == 1 })
+	waitFor(t, "its exit", func() bool { return strings.Contains(logs.String(), "process of cmd exited") })
+	s.rotate(t)
+	waitFor(t, "the second run", func() bool { return runs() == 2 })
+}
+
+// TestRunPIDFile: the process of pid_file_name gets renew_signal after
+// each rotation; the file is read each time.
+func TestRunPIDFile(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, 0)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "reloads.log")
+	self, err := os.Executable()
+	require.NoError(t, err)
+	proc := exec.Command(self)
+	proc.Env = append(os.Environ(), "RELOADER_LOG="+log, "RELOADER_CERT="+filepath.Join(dir, "svid.pem"))
+	require.NoError(t, proc.Start())
+	t.Cleanup(func() { proc.Process.Kill(); proc.Wait() })
+	waitFor(t, "the process to start", func() bool { return len(reloads(t, log)) == 1 })
+	pidFile := filepath.Join(dir, "app.pid")
+	require.NoError(t, os.WriteFile(pidFile, []byte(strconv.Itoa(proc.Process.Pid)+"\n"), 0o600))
+
+	cfg, err := ParseConfig([]byte(`
+pid_file_name = "` + pidFile + `"
+renew_signal = "SIGHUP"
+cert_dir = "` + dir + `"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+`))
+	require.NoError(t, err)
+	var logs logtest.Buffer
+	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	stop := daemon(t, h)
+	waitFor(t, "the first signal", func() bool { return len(reloads(t, log)) == 2 })
+	assert.Equal(t, "SIGHUP", reloads(t, log)[1][1])
+
+	// A pid file that does not name a process is logged, and the next
+	// rotation reads it again.
+	require.NoError(t, os.WriteFile(pidFile, []byte("garbage"), 0o600))
+	s.rotate(t)
+	waitFor(t, "the error", func() bool { return strings.Contains(logs.String(), `\"garbage\" is not a process ID`) })
+	require.NoError(t, os.WriteFile(pidFile, []byte(strconv.Itoa(proc.Process.Pid)), 0o600))
+	next := s.rotate(t)
+	waitFor(t, "the second signal", func() bool { return len(reloads(t, log)) == 3 })
+	assert.Equal(t, next.Certificates[0].SerialNumber.String(), reloads(t, log)[2][2])
+	require.NoError(t, stop())
+}
+
+func TestSignalPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ content, err string }{
+		{"0", `"0" is not a process ID`},   // kill(0) would signal our own group
+		{"-1", `"-1" is not a process ID`}, // kill(-1) every process we may signal
+		{"", `"" is not a process ID`},
+		{strings.Repeat("1", maxPIDFileSize+1), "larger than"},
+	} {
+		path := filepath.Join(dir, "pid")
+		require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o600))
+		require.ErrorContains(t, signalPIDFile(path, "SIGHUP"), tt.err, tt.content)
+	}
+	require.ErrorContains(t, signalPIDFile(filepath.Join(dir, "none"), "SIGHUP"), "no such file")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pid"), []byte("1"), 0o600))
+	require.ErrorContains(t, signalPIDFile(filepath.Join(dir, "pid"), "SIGNOPE"), "unknown signal")
+}
+
+// TestRunJWT: the JWT-SVID files are fetched again before their tokens
+// expire, the JWT bundle file follows the bundle, and without X.509 files
+// a JWT write is the renewal that starts cmd.
+func TestRunJWT(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, 2*time.Second)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "reloads.log")
+	t.Setenv("RELOADER_LOG", log)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	cfg, err := ParseConfig([]byte(`
+cmd = "` + self + `"
+renew_signal = "SIGUSR1"
+cert_dir = "` + dir + `"
+jwt_svids = [{jwt_audience = "db", jwt_extra_audiences = ["cache"], jwt_svid_file_name = "db.token"},
+             {jwt_audience = "other", jwt_svid_file_name = "other.token"}]
+jwt_bundle_file_name = "jwt.json"
+hint = "other"
+`))
+	require.NoError(t, err)
+	h := New(cfg, Options{Addr: s.addr})
+	stop := daemon(t, h)
+	token := func() string {
+		data, _ := os.ReadFile(filepath.Join(dir, "db.token"))
+		return string(data)
+	}
+	waitFor(t, "the JWT-SVID file", func() bool { return token() != "" })
+	first := token()
+	svid, err := jwtsvid.ParseInsecure(first, []string{"db"})
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://example.org/db", svid.ID.String(), "the SVID of the hint")
+	assert.Equal(t, []string{"db", "cache"}, svid.Audience)
+	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(dir, "db.token")))
+	waitFor(t, "the JWT bundle file", func() bool { _, err := os.Stat(filepath.Join(dir, "jwt.json")); return err == nil })
+	waitFor(t, "a new token before the first expires", func() bool { return token() != first })
+	assert.True(t, time.Now().Before(svid.Expiry.Add(time.Second)))
+	waitFor(t, "cmd to start", func() bool { return len(reloads(t, log)) > 0 })
+	require.NoError(t, stop())
+}
+
+// TestRunHealth: the health endpoints answer spiffe-helper's document;
+// a failed write makes the helper neither live nor ready.
+func TestRunHealth(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, 0)
+	dir := t.TempDir()
+	cfg, err := ParseConfig([]byte(`
+cert_dir = "` + dir + `"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
+health_checks {
+  listener_enabled = true
+}
+`))
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	h := New(cfg, Options{Addr: s.addr, HealthListener: lis})
+	stop := daemon(t, h)
+	get := func(path string) (int, healthDoc) {
+		resp, err := http.Get("http://" + lis.Addr().String() + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var doc healthDoc
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(body, &doc), "%s", body)
+		return resp.StatusCode, doc
+	}
+	waitFor(t, "readiness", func() bool { code, _ := get("/ready"); return code == http.StatusOK })
+	code, doc := get("/live")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "OK", doc.Status)
+	assert.Equal(t, "written", doc.Health.FileWriteStatuses.X509WriteStatus)
+	assert.Equal(t, map[string]string{filepath.Join(dir, "db.token"): "written"}, doc.Health.FileWriteStatuses.JWTWriteStatus)
+
+	require.NoError(t, os.RemoveAll(dir)) // the next write fails
+	s.rotate(t)
+	waitFor(t, "liveness to fail", func() bool { code, _ := get("/live"); return code == http.StatusServiceUnavailable })
+	code, doc = get("/ready")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "Service Unavailable", doc.Status)
+	assert.Equal(t, "failed", doc.Health.FileWriteStatuses.X509WriteStatus)
+	require.NoError(t, stop())
+	_, err = http.Get("http://" + lis.Addr().String() + "/live")
+	require.Error(t, err, "the health server stops with the helper")
+}
+
+func TestHealthCheck(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`jwt_bundle_file_name = "b"` + "\njwt_svids = [{jwt_audience = \"a\", jwt_svid_file_name = \"t\"}]"))
+	require.NoError(t, err)
+	h := newHealth(cfg)
+	_, live := h.check(false)
+	_, ready := h.check(true)
+	assert.True(t, live, "nothing failed yet")
+	assert.False(t, ready, "nothing written yet")
+	h.set("b", statusWritten)
+	_, ready = h.check(true)
+	assert.False(t, ready, "one file is still unwritten")
+	h.set("t", statusWritten)
+	doc, ready := h.check(true)
+	assert.True(t, ready)
+	assert.Empty(t, doc.Health.FileWriteStatuses.X509WriteStatus, "no X.509 files configured")
+}
+
+func TestRunErrors(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	cfg, err := ParseConfig([]byte(`jwt_bundle_file_name = "b"` + "\nhealth_checks {\nlistener_enabled = true\n}"))
+	require.NoError(t, err)
+
+	// The health port is taken.
+	lis, err := net.Listen("tcp", ":0")
+	require.NoError(t, err)
+	defer lis.Close()
+	cfg.HealthChecks.BindPort = lis.Addr().(*net.TCPAddr).Port
+	h := New(cfg, Options{Addr: "unix:///nonexistent/api.sock"})
+	require.ErrorContains(t, h.Run(t.Context()), "address already in use")
+
+	// A context done before the start.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.Error(t, New(cfg, Options{Addr: "unix:///nonexistent/api.sock"}).Run(ctx))
+}
+
+// TestOnce: non-daemon mode writes every file once and returns.
+func TestOnce(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, time.Minute)
+	dir := t.TempDir()
+	cfg, err := ParseConfig([]byte(`
+cert_dir = "` + dir + `"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
+jwt_bundle_file_name = "jwt.json"
+jwt_svid_file_mode = 0640
+`))
+	require.NoError(t, err)
+	require.NoError(t, New(cfg, Options{Addr: s.addr}).Once(t.Context()))
+	want := s.handler.Snapshot(strconv.Itoa(os.Getuid())).X509SVIDs[0].Certificates[0].SerialNumber.String()
+	assert.Equal(t, want, serialOf(t, filepath.Join(dir, "svid.pem")))
+	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(dir, "svid_key.pem")))
+	assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(dir, "db.token")))
+	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(dir, "jwt.json")))
+
+	// An agent that is not there is waited for, up to OnceTimeout.
+	var logs logtest.Buffer
+	err = New(cfg, Options{Addr: "unix://" + filepath.Join(dir, "none.sock"), OnceTimeout: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Once(t.Context())
+	require.ErrorContains(t, err, "gave up after 300ms")
+	assert.Contains(t, logs.String(), "waiting for the Workload API")
+
+	// Writing fails: at once.
+	cfg.CertDir = filepath.Join(dir, "none")
+	require.ErrorContains(t, New(cfg, Options{Addr: s.addr}).Once(t.Context()), "writing the X.509 files")
+	cfg.SVIDFileName = ""
+	require.ErrorContains(t, New(cfg, Options{Addr: s.addr}).Once(t.Context()), "writing the JWT bundle file")
+	cfg.JWTBundleFileName = ""
+	require.ErrorContains(t, New(cfg, Options{Addr: s.addr}).Once(t.Context()), "none/db.token")
+	cfg.CertDir = dir
+	cfg.Hint = "nope"
+	require.ErrorContains(t, New(cfg, Options{Addr: s.addr}).Once(t.Context()), `no JWT-SVID has the hint "nope"`)
+	cfg.Hint = ""
+
+	// An address the client refuses.
+	require.ErrorContains(t, New(cfg, Options{Addr: "http://x"}).Once(t.Context()), "workloadapi")
+}
