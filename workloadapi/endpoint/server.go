@@ -40,8 +40,17 @@ type Config struct {
 	// Register, when set, is called with each gRPC server Serve builds, to
 	// add further services on the same endpoint, such as health or
 	// reflection (WE rule 7: extensions are separate services). The
-	// security header is checked only for Workload API methods.
+	// security header is checked only for Workload API methods. Their RPCs
+	// learn the caller with CallerFromContext and the end of Serve with
+	// Stopping.
 	Register func(grpc.ServiceRegistrar)
+
+	// MaxRequestSize bounds the size of one request message in bytes, on
+	// every service of the endpoint. Zero means MaxRequestSize, which fits
+	// the Workload API; a service added with Register whose requests are
+	// larger (an Envoy's SDS request carries its node description) raises
+	// it.
+	MaxRequestSize int
 
 	// ShutdownGrace bounds how long Serve waits, once its ctx is done, for
 	// clients to go away after their RPCs have ended; then it closes the
@@ -87,6 +96,13 @@ func New(cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, log: log, limit: limit}, nil
 }
 
+func (s *Server) maxRequestSize() int {
+	if s.cfg.MaxRequestSize > 0 {
+		return s.cfg.MaxRequestSize
+	}
+	return MaxRequestSize
+}
+
 // Serve accepts Workload API connections on lis until ctx is done, then
 // stops: it ends every watch stream with Unavailable, cancels the contexts
 // of unary calls, waits for every RPC to return, closes lis and returns nil.
@@ -104,10 +120,15 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	opts := append([]grpc.ServerOption{
 		grpc.Creds(peerCreds{}),
 		grpc.ForceServerCodecV2(newCodec()),
-		grpc.MaxRecvMsgSize(MaxRequestSize),
+		grpc.MaxRecvMsgSize(s.maxRequestSize()),
 		grpc.WaitForHandlers(true),
 	}, observerOptions(s.cfg.Observer)...)
 	opts = append(opts, s.limit.options()...) // after the observer's, which sees refused calls
+	if s.cfg.Register != nil {
+		// Only registered services need it: the Workload API's own see
+		// Serve's ctx through their service.
+		opts = append(opts, stoppingOptions(ctx.Done())...)
+	}
 	gs := grpc.NewServer(opts...)
 	workloadpb.RegisterWorkloadAPIServer(gs, newService(ctx, s))
 	if s.cfg.Register != nil {
