@@ -47,7 +47,7 @@ func layer(pkg string) (int, bool) {
 		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate":
 		return 4, true
-	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver":
+	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds":
 		return 5, true
 	case rel == "issuer":
 		return 6, true
@@ -214,6 +214,11 @@ func TestImportViolation(t *testing.T) {
 		{m("nodeapi"), m("nodeapi/nodeserver"), false},
 		{m("nodeapi/nodeserver"), m("nodeapi/internal/wire"), true},
 		{m("nodeapi/internal/wire"), m("nodeapi"), false},
+		// SDS sits on the Workload API's endpoint; the agent serves it.
+		{m("workloadapi/endpoint/sds"), m("workloadapi/endpoint"), true},
+		{m("agent"), m("workloadapi/endpoint/sds"), true},
+		{m("workloadapi/endpoint"), m("workloadapi/endpoint/sds"), false},
+		{m("workloadapi/endpoint/sds"), m("issuer"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},
