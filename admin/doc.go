@@ -3,7 +3,8 @@
 // uid may use, to manage registration entries, join tokens, federated
 // bundles and node agents, to read the trust domain's own bundle, and to
 // operate its CA (prepare, activate, taint and revoke authorities, through
-// an [AuthorityManager]).
+// an [AuthorityManager]) and have SVIDs minted outside registration
+// (through an [SVIDMinter]).
 //
 // The server side is [Server], served on a socket made by [ListenUnix]; the
 // client side is [Client], made by [Dial]:
@@ -43,7 +44,11 @@
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes, and authorities (GET; POST
 // /authorities/{x509|jwt}/prepare; /activate, with an optional
-// {"authority_id": "..."}; /taint and /revoke with one). Errors are {"error": "...", "code":
+// {"authority_id": "..."}; /taint and /revoke with one), and svids (POST
+// /svids/x509 with {"csr": DER, "ttl": "1h"}, the SPIFFE ID and DNS names
+// read from the CSR, answered with the chain and the root CAs; POST
+// /svids/jwt with {"spiffe_id", "audience": [...], "ttl"}, answered with
+// the token; both logged at Info without the key or token). Errors are {"error": "...", "code":
 // "..."} with status 400, 403, 404, 409, 413, 500 or 503 (code "unavailable": the
 // server's stores did not answer within [Config.RequestTimeout]); request bodies are
 // bounded by [MaxRequestBody], a batch's by [MaxBatchRequestBody].
@@ -67,4 +72,7 @@
 // names an optional node alias for the agent the token admits, in the
 // trust domain and outside the reserved namespace; see
 // [Client.GenerateToken].
+//
+// A minted SVID's SPIFFE ID must be in the trust domain, have a path and
+// be outside the reserved namespace.
 package admin

@@ -40,6 +40,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /v1/agents", s.evictAgent)
 	m.HandleFunc("POST /v1/agents/ban", s.banAgent)
 	s.authorityRoutes(m)
+	s.mintRoutes(m)
 	return m
 }
 

@@ -63,6 +63,9 @@ type Config struct {
 	// Authorities operates the trust domain's CA (the authorities
 	// routes). Nil answers them 404: the server has no CA to operate.
 	Authorities AuthorityManager
+	// Minter signs the SVIDs operators ask for (the mint routes). Nil
+	// answers them 404: the server mints none on request.
+	Minter SVIDMinter
 	// Health reports whether the server can do its work, for the status
 	// route: nil when it can, else why not. It is called on every status
 	// request, bounded by RequestTimeout, and must be safe for concurrent

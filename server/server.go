@@ -172,6 +172,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Tokens:      tokenIssuer{st.Tokens, st.Entries, spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath), s.cfg.Now},
 		Bundle:      s.trust.Bundle,
 		Authorities: authorities{s.trust},
+		Minter:      minter{s},
 		Health:      s.Healthy,
 		Logger:      s.log.With("component", "admin"),
 	}); err != nil {

@@ -89,6 +89,8 @@ var groups = map[string][]command{
 	"authority":      authorityCommands,
 	"authority x509": authorityKindCommands(registry.AuthorityX509),
 	"authority jwt":  authorityKindCommands(registry.AuthorityJWT),
+	"x509":           x509Commands,
+	"jwt":            jwtCommands,
 }
 
 // Admin runs one administration command of spiffe-server: every command
@@ -195,6 +197,7 @@ Commands:
   agent list|show|count|evict|ban
   authority list
   authority x509|jwt show|prepare|activate|taint|revoke
+  x509 mint, jwt mint
 
 Every command but run takes -admin-socket PATH (default $`+AdminSocketEnv+`,
 else `+DefaultAdminSocket+`) and -output pretty|json.

@@ -30,6 +30,8 @@ var update = flag.Bool("update", false, "write the golden files of -output json"
 var volatile = map[string]bool{
 	"entry_id": true, "created_at": true, "updated_at": true, "expires_at": true,
 	"token": true, "document": true, "authority_id": true,
+	"x509_svid": true, "private_key": true, "root_cas": true,
+	"x509_svid_path": true, "private_key_path": true, "root_cas_path": true, "path": true,
 }
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -62,6 +64,14 @@ func normalize(t *testing.T, out string) string {
 					assert.IsType(t, map[string]any{}, x, "a bundle document is a JSON object")
 				case "entry_id":
 					assert.Regexp(t, hexID, x)
+				case "x509_svid", "root_cas":
+					list, ok := x.([]any)
+					if assert.True(t, ok, "%s is a list", k) {
+						assert.NotEmpty(t, list, k)
+						for _, c := range list {
+							assert.IsType(t, "", c, k)
+						}
+					}
 				case "created_at", "updated_at", "expires_at":
 					s, _ := x.(string)
 					_, err := time.Parse(time.RFC3339Nano, s)

@@ -29,6 +29,8 @@ var validCalls = map[string]struct {
 	"entry count":             {args: []string{"-selector", "a:b", "-matchSelectorsOn", "exact"}},
 	"entry delete":            {args: []string{"-entryID", "x"}},
 	"token generate":          {},
+	"x509 mint":               {args: []string{"-spiffeID", "spiffe://example.org/a", "-dns", "a.example.org", "-ttl", "1h"}},
+	"jwt mint":                {args: []string{"-spiffeID", "spiffe://example.org/a", "-audience", "db"}},
 	"agent list":              {},
 	"agent show":              {args: []string{"-spiffeID", "spiffe://example.org/spiffekit/agent/x"}},
 	"agent count":             {},
