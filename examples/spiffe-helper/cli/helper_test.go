@@ -17,6 +17,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
@@ -360,4 +363,105 @@ jwt_svid_file_mode = 0640
 
 	// An address the client refuses.
 	require.ErrorContains(t, New(cfg, Options{Addr: "http://x"}).Once(t.Context()), "workloadapi")
+}
+
+// TestRunWatchFails: a socket whose server is no Workload API answers
+// Unimplemented, which is not retried: daemon mode ends with the error.
+func TestRunWatchFails(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	dir, err := os.MkdirTemp("", "helper")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	lis, err := net.Listen("unix", filepath.Join(dir, "api.sock"))
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	go srv.Serve(lis)
+	defer srv.Stop()
+	for _, conf := range []string{
+		"svid_file_name = \"a\"\nsvid_key_file_name = \"b\"\nsvid_bundle_file_name = \"c\"",
+		`jwt_bundle_file_name = "b"`,
+	} {
+		cfg, err := ParseConfig([]byte(conf))
+		require.NoError(t, err)
+		cfg.CertDir = dir
+		var logs logtest.Buffer
+		err = New(cfg, Options{Addr: "unix://" + filepath.Join(dir, "api.sock"), Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Run(t.Context())
+		require.Error(t, err)
+		assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
+		assert.Regexp(t, `^watching (X\.509 SVIDs|JWT bundles): `, err.Error())
+		assert.Contains(t, logs.String(), "watch failed", "the watcher is told too")
+	}
+}
+
+// TestRunWaitsForAgent: an agent that is not there yet is retried, with a
+// warning, until it comes.
+func TestRunWaitsForAgent(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	dir := t.TempDir()
+	cfg, err := ParseConfig([]byte("svid_file_name = \"a\"\nsvid_key_file_name = \"b\"\nsvid_bundle_file_name = \"c\"\njwt_bundle_file_name = \"j\""))
+	require.NoError(t, err)
+	cfg.CertDir = dir
+	sockDir, err := os.MkdirTemp("", "helper")
+	require.NoError(t, err)
+	defer os.RemoveAll(sockDir)
+	var logs logtest.Buffer
+	stop := daemon(t, New(cfg, Options{Addr: "unix://" + filepath.Join(sockDir, "api.sock"), Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	waitFor(t, "the warnings", func() bool {
+		return logs.Contains("X.509 watch failed; retrying") && logs.Contains("JWT bundle watch failed; retrying")
+	})
+	require.NoError(t, stop())
+	_, err = os.Stat(filepath.Join(dir, "a"))
+	require.ErrorIs(t, err, os.ErrNotExist, "nothing written without an agent")
+}
+
+// TestRunFailures: what fails in daemon mode is logged, and the helper
+// goes on: a cmd that cannot start, JWT files that cannot be written
+// (retried), a child that ignores SIGTERM (killed at shutdown).
+func TestRunFailures(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, time.Minute)
+
+	t.Run("cmd cannot start, JWT files cannot be written", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg, err := ParseConfig([]byte(`
+cmd = "` + filepath.Join(dir, "none") + `"
+cert_dir = "` + filepath.Join(dir, "none") + `"
+jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
+jwt_bundle_file_name = "jwt.json"
+`))
+		require.NoError(t, err)
+		var logs logtest.Buffer
+		stop := daemon(t, New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+		waitFor(t, "the errors", func() bool {
+			return logs.Contains("cannot write a JWT-SVID file; retrying") && logs.Contains("cannot write the JWT bundle file")
+		})
+		require.NoError(t, stop())
+		assert.NotContains(t, logs.String(), "process of cmd started")
+	})
+
+	t.Run("a child that ignores SIGTERM", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "reloads.log")
+		t.Setenv("RELOADER_LOG", log)
+		t.Setenv("RELOADER_IGNORE_TERM", "1")
+		self, err := os.Executable()
+		require.NoError(t, err)
+		cfg, err := ParseConfig([]byte(`
+cmd = "` + self + `"
+cert_dir = "` + dir + `"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+`))
+		require.NoError(t, err)
+		var logs logtest.Buffer
+		stop := daemon(t, New(cfg, Options{Addr: s.addr, StopTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+		waitFor(t, "the child", func() bool { return len(reloads(t, log)) == 1 })
+		s.rotate(t)
+		waitFor(t, "the second write", func() bool { return strings.Count(logs.String(), "X.509 files written") == 2 })
+		assert.Len(t, reloads(t, log), 1, "without renew_signal, a running child is left alone")
+		require.NoError(t, stop())
+		assert.Contains(t, logs.String(), "process of cmd still running after SIGTERM; killing it")
+		assert.Contains(t, logs.String(), "signal: killed")
+	})
 }

@@ -28,7 +28,7 @@ import (
 // The test binary is also the process that cmd starts: with
 // RELOADER_LOG set, it appends to that file the serial of the certificate
 // in RELOADER_CERT at start and at each SIGUSR1 or SIGHUP, then waits for
-// SIGTERM.
+// SIGTERM (which it ignores with RELOADER_IGNORE_TERM set).
 func TestMain(m *testing.M) {
 	if log := os.Getenv("RELOADER_LOG"); log != "" {
 		os.Exit(reloader(log, os.Getenv("RELOADER_CERT")))
@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 func reloader(log, certFile string) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGTERM)
+	if os.Getenv("RELOADER_IGNORE_TERM") != "" {
+		signal.Ignore(syscall.SIGTERM)
+	}
 	record := func(event string) {
 		serial := "unreadable"
 		if data, err := os.ReadFile(certFile); err == nil {
