@@ -29,6 +29,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint/sds"
 )
 
 // Defaults of Config.
@@ -127,6 +128,13 @@ type Config struct {
 	// APIObserver, when not nil, is told of every Workload API call the
 	// agent serves on Listener (see endpoint.Observer). Nil costs nothing.
 	APIObserver endpoint.Observer
+
+	// SDS, when not nil, serves Envoy's Secret Discovery Service (xDS v3)
+	// on Listener beside the Workload API, as SPIRE's agent does (see
+	// workloadapi/endpoint/sds): the same callers, attested the same way,
+	// get the same SVIDs and bundles. Its Handler and Logger are the
+	// agent's. Nil serves the Workload API alone.
+	SDS *sds.Config
 
 	// RateLimit, when not nil, bounds how often each local caller (each
 	// uid) may call the Workload API on Listener, so that one noisy
@@ -266,9 +274,17 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if cfg.Listener != nil {
-		if a.api, err = endpoint.New(endpoint.Config{
-			Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit,
-		}); err != nil {
+		ecfg := endpoint.Config{Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit}
+		if cfg.SDS != nil {
+			scfg := *cfg.SDS
+			scfg.Handler, scfg.Logger = ecfg.Handler, a.log
+			srv, err := sds.New(scfg)
+			if err != nil {
+				return nil, fmt.Errorf("agent: %w", err)
+			}
+			ecfg.Register, ecfg.MaxRequestSize = srv.Register, sds.MaxRequestSize
+		}
+		if a.api, err = endpoint.New(ecfg); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}

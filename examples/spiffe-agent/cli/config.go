@@ -15,6 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint/sds"
 )
 
 // Defaults of the run command.
@@ -47,6 +48,7 @@ type runConfig struct {
 	K8s               *k8sConfig    // nil: no k8s workload attestor
 	Docker            *dockerConfig // nil: no docker workload attestor
 	Socket            string
+	SDS               sdsConfig
 	RateLimitRate     float64
 	RateLimitBurst    int
 	DataDir           string
@@ -84,6 +86,14 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section("workload_attestors.k8s", k8sHelp, &c.K8s)
 	cmd.Section("workload_attestors.docker", dockerHelp, &c.Docker)
 	cmd.String(&c.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")
+	cmd.String(&c.SDS.DefaultSVIDName, "sds-default-svid-name", sds.DefaultSVIDName,
+		"SDS resource `name` of the caller's default X509-SVID").File("sds.default_svid_name")
+	cmd.String(&c.SDS.DefaultBundleName, "sds-default-bundle-name", sds.DefaultBundleName,
+		"SDS resource `name` of the bundle of the agent's trust domain").File("sds.default_bundle_name")
+	cmd.String(&c.SDS.DefaultAllBundlesName, "sds-default-all-bundles-name", sds.DefaultAllBundlesName,
+		"SDS resource `name` of every bundle the caller trusts, as one SPIFFE certificate validator").File("sds.default_all_bundles_name")
+	cmd.Bool(&c.SDS.DisableSPIFFECertValidation, "sds-disable-spiffe-cert-validation", false,
+		"send bundles to Envoy over SDS as trusted_ca, not as SPIFFE certificate validators").File("sds.disable_spiffe_cert_validation")
 	cmd.Var(cmdline.NewValue(&c.RateLimitRate, parseRate), "ratelimit-rate",
 		"Workload API `calls` per second each local uid may make, sustained (0: no limit)").File("ratelimit.rate")
 	cmd.Var(cmdline.NewValue(&c.RateLimitBurst, parseBurst), "ratelimit-burst",
@@ -93,6 +103,15 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.String(&c.LogFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// sdsConfig holds the keys of the sds block, SPIRE's. Envoy's SDS is
+// always served on the Workload API socket, as by SPIRE's agent.
+type sdsConfig struct {
+	DefaultSVIDName             string
+	DefaultBundleName           string
+	DefaultAllBundlesName       string
+	DisableSPIFFECertValidation bool
 }
 
 // settings is a checked configuration, ready to build the agent from.
@@ -155,6 +174,9 @@ func check(cfg runConfig) (*settings, error) {
 	if len(s.socket) > maxSocketPath {
 		return nil, fmt.Errorf("-socket: the path %s is longer than the %d bytes a unix socket allows", s.socket, maxSocketPath)
 	}
+	if _, err := sds.New(s.sds(endpoint.NewMemoryHandler(endpoint.MemoryConfig{}))); err != nil {
+		return nil, fmt.Errorf("the sds names: %w", err)
+	}
 	if cfg.DataDir != "" {
 		if s.dataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("-data-dir: %w", err)
@@ -211,6 +233,15 @@ func (s *settings) rateLimit() *endpoint.RateLimit {
 		return nil
 	}
 	return &endpoint.RateLimit{Rate: s.cfg.RateLimitRate, Burst: s.cfg.RateLimitBurst}
+}
+
+// sds returns the SDS configuration of the settings, serving h.
+func (s *settings) sds(h endpoint.Handler) sds.Config {
+	c := s.cfg.SDS
+	return sds.Config{
+		Handler: h, DefaultSVIDName: c.DefaultSVIDName, DefaultBundleName: c.DefaultBundleName,
+		DefaultAllBundlesName: c.DefaultAllBundlesName, DisableSPIFFECertValidation: c.DisableSPIFFECertValidation,
+	}
 }
 
 // checkHostPort checks a "host:port" address; port 0 (any free port) is

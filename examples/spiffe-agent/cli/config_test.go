@@ -137,6 +137,31 @@ func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
 	assert.Equal(t, "/run/file/api.sock", s.socket)
 }
 
+// TestSDSKeys: the sds block of SPIRE's agent configuration, its flags,
+// and SPIRE's defaults.
+func TestSDSKeys(t *testing.T) {
+	s, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1")
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, sdsConfig{DefaultSVIDName: "default", DefaultBundleName: "ROOTCA", DefaultAllBundlesName: "ALL"}, s.cfg.SDS)
+
+	file := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"], "sds": {
+		"default_svid_name": "svid", "default_bundle_name": "bundle", "default_all_bundles_name": "bundles",
+		"disable_spiffe_cert_validation": true}}`)
+	s, code, stderr = parse(t, "-config", file)
+	require.Equal(t, ExitOK, code, stderr)
+	cfg := s.sds(nil)
+	assert.Equal(t, "svid", cfg.DefaultSVIDName)
+	assert.Equal(t, "bundle", cfg.DefaultBundleName)
+	assert.Equal(t, "bundles", cfg.DefaultAllBundlesName)
+	assert.True(t, cfg.DisableSPIFFECertValidation)
+
+	s, code, stderr = parse(t, "-config", file, "-sds-default-svid-name", "mine", "-sds-disable-spiffe-cert-validation=false")
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, "mine", s.cfg.SDS.DefaultSVIDName)
+	assert.Equal(t, "bundle", s.cfg.SDS.DefaultBundleName)
+	assert.False(t, s.cfg.SDS.DisableSPIFFECertValidation)
+}
+
 func TestEnvironmentAlone(t *testing.T) {
 	t.Setenv("SPIFFE_AGENT_TRUST_DOMAIN", "example.org")
 	t.Setenv("SPIFFE_AGENT_SERVER", "s:1")
@@ -200,6 +225,8 @@ func TestParseRunErrors(t *testing.T) {
 		{"zero burst", []string{"-trust-domain", "example.org", "-server", "s:1", "-ratelimit-burst", "0"}, "", "want a number of calls, 1 or more"},
 		{"config rate as text", nil, `{"ratelimit": {"rate": "x"}}`, `agent.json: ratelimit.rate: invalid value "x": want a number`},
 		{"config unknown ratelimit key", nil, `{"ratelimit": {"fetch_x509_svid": 10}}`, `unknown key "ratelimit.fetch_x509_svid"`},
+		{"sds names the same", []string{"-trust-domain", "example.org", "-server", "s:1", "-sds-default-bundle-name", "default"}, "", "the sds names: sds: the default SVID, bundle and all-bundles names must differ"},
+		{"config sds unknown key", nil, `{"sds": {"default_svid": "x"}}`, `unknown key "sds.default_svid"`},
 		{"bad log format", []string{"-trust-domain", "example.org", "-server", "s:1", "-log-format", "xml"}, "", `-log-format "xml"`},
 		{"missing config file", []string{"-config", "/nonexistent/agent.json"}, "", "configuration file: open /nonexistent/agent.json: no such file"},
 		{"config a directory", []string{"-config", os.TempDir()}, "", "is not a regular file"},

@@ -120,6 +120,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		m := newAgentMetrics(reg, strings.Join(attestorNames, "+"))
 		issuerObs, apiObs = m, m
 	}
+	sdsCfg := s.sds(nil) // the agent's handler
 	a, err := agent.New(ctx, agent.Config{
 		TrustDomain:       s.trustDomain,
 		Servers:           s.cfg.Servers,
@@ -133,6 +134,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		IssuerObserver:    issuerObs,
 		APIObserver:       apiObs,
 		RateLimit:         s.rateLimit(),
+		SDS:               &sdsCfg,
 	})
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):
