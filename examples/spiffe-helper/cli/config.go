@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
+	"github.com/hashicorp/hcl/hcl/token"
 	"golang.org/x/sys/unix"
 
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
@@ -106,14 +109,28 @@ type HealthConfig struct {
 	ReadinessPath string `hcl:"readiness_path" json:"readiness_path,omitempty"`
 }
 
-// The keys of each object of the file; anything else is refused.
+// kind is the type of a key's value.
+type kind int
+
+const (
+	kString  kind = iota // "text"
+	kBool                // true or false
+	kInt                 // a number, or a string holding one ("0644")
+	kStrings             // a list of strings
+	kObjects             // objects: checked and decoded by ParseConfig
+)
+
+// The keys of each object of the file and their kinds; anything else is
+// refused.
 var (
-	topKeys = []string{"agent_address", "cmd", "cmd_args", "pid_file_name", "cert_dir", "cert_file_mode",
-		"key_file_mode", "jwt_bundle_file_mode", "jwt_svid_file_mode", "include_federated_domains",
-		"add_intermediates_to_bundle", "omit_expired", "renew_signal", "daemon_mode", "hint", "svid_file_name",
-		"svid_key_file_name", "svid_bundle_file_name", "jwt_svids", "jwt_bundle_file_name", "health_checks"}
-	jwtKeys    = []string{"jwt_audience", "jwt_extra_audiences", "jwt_svid_file_name"}
-	healthKeys = []string{"listener_enabled", "bind_port", "liveness_path", "readiness_path"}
+	topKeys = map[string]kind{"agent_address": kString, "cmd": kString, "cmd_args": kString, "pid_file_name": kString,
+		"cert_dir": kString, "cert_file_mode": kInt, "key_file_mode": kInt, "jwt_bundle_file_mode": kInt,
+		"jwt_svid_file_mode": kInt, "include_federated_domains": kBool, "add_intermediates_to_bundle": kBool,
+		"omit_expired": kBool, "renew_signal": kString, "daemon_mode": kBool, "hint": kString,
+		"svid_file_name": kString, "svid_key_file_name": kString, "svid_bundle_file_name": kString,
+		"jwt_svids": kObjects, "jwt_bundle_file_name": kString, "health_checks": kObjects}
+	jwtKeys    = map[string]kind{"jwt_audience": kString, "jwt_extra_audiences": kStrings, "jwt_svid_file_name": kString}
+	healthKeys = map[string]kind{"listener_enabled": kBool, "bind_port": kInt, "liveness_path": kString, "readiness_path": kString}
 )
 
 // LoadConfig reads and parses the configuration file at path (see
@@ -212,34 +229,80 @@ func ParseConfig(data []byte) (cfg *Config, err error) {
 }
 
 // checkKeys refuses keys of items not in known, a key given twice
-// (jwt_svids excepted, whose blocks add up) and block labels.
-func checkKeys(items []*ast.ObjectItem, at string, known []string) error {
+// (jwt_svids excepted, whose blocks add up), block labels and values of
+// the wrong kind, so that the decoder meets none of them: its errors do
+// not name the key.
+func checkKeys(items []*ast.ObjectItem, at string, known map[string]kind) error {
 	seen := map[string]bool{}
 	for _, item := range items {
 		if len(item.Keys) == 0 {
 			return fmt.Errorf("%sitem without a key", at)
 		}
 		key, _ := item.Keys[0].Token.Value().(string)
-		pos := item.Keys[0].Pos()
-		if !slices.Contains(known, key) {
-			return fmt.Errorf("line %d: unknown key %q%s", pos.Line, at+key, knownHint(known))
+		line := item.Keys[0].Pos().Line
+		k, ok := known[key]
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %q%s", line, at+key, knownHint(known))
 		}
 		if len(item.Keys) > 1 {
-			return fmt.Errorf("line %d: %s takes no block label", pos.Line, at+key)
+			return fmt.Errorf("line %d: %s takes no block label", line, at+key)
 		}
 		if seen[key] && key != "jwt_svids" {
-			return fmt.Errorf("line %d: %s is given twice", pos.Line, at+key)
+			return fmt.Errorf("line %d: %s is given twice", line, at+key)
 		}
 		seen[key] = true
+		if err := checkValue(item.Val, k); err != nil {
+			return fmt.Errorf("line %d: %s: %w", line, at+key, err)
+		}
 	}
 	return nil
 }
 
-func knownHint(known []string) string {
+// checkValue checks that n is a value of kind k.
+func checkValue(n ast.Node, k kind) error {
+	lit, _ := n.(*ast.LiteralType)
+	switch k {
+	case kString:
+		if lit == nil || lit.Token.Type != token.STRING && lit.Token.Type != token.HEREDOC {
+			return errors.New("want a string")
+		}
+	case kBool:
+		if lit == nil || lit.Token.Type != token.BOOL {
+			return errors.New("want true or false")
+		}
+	case kInt:
+		text := ""
+		switch {
+		case lit != nil && lit.Token.Type == token.NUMBER:
+			text = lit.Token.Text
+		case lit != nil && lit.Token.Type == token.STRING:
+			text, _ = lit.Token.Value().(string)
+		default:
+			return errors.New("want a number")
+		}
+		// As the decoder reads it: 0644 and "0644" are octal.
+		if _, err := strconv.ParseInt(text, 0, 0); err != nil {
+			return fmt.Errorf("%q is not a whole number", text)
+		}
+	case kStrings:
+		list, ok := n.(*ast.ListType)
+		if !ok {
+			return errors.New("want a list of strings")
+		}
+		for _, el := range list.List {
+			if err := checkValue(el, kString); err != nil {
+				return errors.New("want a list of strings")
+			}
+		}
+	}
+	return nil
+}
+
+func knownHint(known map[string]kind) string {
 	if len(known) > 5 {
 		return ""
 	}
-	return " (known: " + strings.Join(known, ", ") + ")"
+	return " (known: " + strings.Join(slices.Sorted(maps.Keys(known)), ", ") + ")"
 }
 
 // objects returns the object n is, or, if list, the objects of the list n

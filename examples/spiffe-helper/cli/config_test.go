@@ -86,6 +86,7 @@ func TestParseConfig(t *testing.T) {
 			assert.Equal(t, "h", c.Hint)
 			assert.True(t, c.OmitExpired)
 		}},
+		{"heredoc", x509 + "cmd_args = <<EOF\n-v\nEOF\n", func(t *testing.T, c *Config) { assert.Equal(t, "-v\n", c.CmdArgs) }},
 		{"signal without SIG", x509 + `renew_signal = "hup"`, func(t *testing.T, c *Config) {
 			sig, err := parseSignal(c.RenewSignal)
 			require.NoError(t, err)
@@ -116,12 +117,22 @@ func TestParseConfig(t *testing.T) {
 		{"jwt svid without audience", `jwt_svids = [{jwt_svid_file_name = "a"}]`, "jwt_svids[0]: jwt_audience is required"},
 		{"negative mode", x509 + "cert_file_mode = -1", "cert_file_mode: -01 is not a file mode"},
 		{"setuid mode", x509 + "key_file_mode = 04755", "key_file_mode: 04755 is not a file mode"},
-		{"mode not a number", x509 + `key_file_mode = "rw"`, "invalid syntax"},
+		{"mode not a number", x509 + `key_file_mode = "rw"`, `line 4: key_file_mode: "rw" is not a whole number`},
+		{"mode a bool", x509 + `key_file_mode = true`, "line 4: key_file_mode: want a number"},
+		{"mode too large", x509 + `key_file_mode = 99999999999999999999`, `"99999999999999999999" is not a whole number`},
+		{"string a list", x509 + `cmd = ["a"]`, "line 4: cmd: want a string"},
+		{"string an object", x509 + `cmd = { a = "b" }`, "line 4: cmd: want a string"},
+		{"string a number", x509 + `cmd = 1`, "line 4: cmd: want a string"},
+		{"audiences a string", `jwt_svids = [{jwt_audience = "a", jwt_svid_file_name = "t", jwt_extra_audiences = "b"}]`,
+			"jwt_svids[0].jwt_extra_audiences: want a list of strings"},
+		{"audiences numbers", `jwt_svids = [{jwt_audience = "a", jwt_svid_file_name = "t", jwt_extra_audiences = [1]}]`,
+			"jwt_svids[0].jwt_extra_audiences: want a list of strings"},
+		{"port a word", x509 + `health_checks { bind_port = "x" }`, `health_checks.bind_port: "x" is not a whole number`},
 		{"unknown signal", x509 + `renew_signal = "SIGNOPE"`, `renew_signal: unknown signal "SIGNOPE"`},
 		{"pid file without signal", x509 + `pid_file_name = "/run/x.pid"`, "pid_file_name needs renew_signal"},
 		{"cmd_args bad quotes", x509 + `cmd_args = "a \"b"`, "cmd_args:"},
 		{"cmd_args two lines", x509 + `cmd_args = "a\nb"`, "cmd_args: want one line"},
-		{"daemon_mode a string", x509 + `daemon_mode = "false"`, "daemon_mode"},
+		{"daemon_mode a string", x509 + `daemon_mode = "false"`, "line 4: daemon_mode: want true or false"},
 		{"port out of range", x509 + "health_checks { bind_port = 70000 }", "health_checks.bind_port: 70000 is not a port"},
 		{"health path", x509 + `health_checks { liveness_path = "live" }`, `path "live" must start with /`},
 		{"same health paths", x509 + `health_checks { liveness_path = "/x"` + "\n" + `readiness_path = "/x" }`, "must differ"},
