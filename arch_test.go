@@ -19,6 +19,26 @@ const (
 	promRule   = "only examples/ may depend on Prometheus; a library package exposes Stats() or an observer"
 )
 
+// kubernetes is the import path prefix of the Kubernetes libraries
+// (client-go, the API types, apimachinery). They are large, and register
+// every API group at start-up: only the packages that talk to a Kubernetes
+// API server may depend on them, so that the rest of the library, and the
+// programs that do not use them, link none of it.
+const (
+	kubernetes = "k8s.io/"
+	kubeRule   = "only the packages in kubePackages (those that talk to a Kubernetes API server), test-only packages and programs may depend on k8s.io/"
+)
+
+// kubePackages are the library packages that may depend on k8s.io/.
+var kubePackages = map[string]bool{
+	"attest/k8spsat/psatserver": true,
+}
+
+// mayUseKube reports whether pkg may depend on k8s.io/.
+func mayUseKube(pkg string) bool {
+	return program(pkg) != "" || internalKind(pkg) == internalTesting || kubePackages[strings.TrimPrefix(pkg, module+"/")]
+}
+
 // layer gives the place of a package in the import map of
 // docs/ARCHITECTURE.md. A package may import module packages of a lower layer
 // only, plus internal packages; bundle packages may also import each other,
@@ -32,7 +52,8 @@ func layer(pkg string) (int, bool) {
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/docker", rel == "attest/k8s", rel == "admin", rel == "nodeapi/internal/wire",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
+		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
 	case strings.HasPrefix(rel, "registry/"):
@@ -45,7 +66,8 @@ func layer(pkg string) (int, bool) {
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
 		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
-		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate":
+		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
+		rel == "attest/k8spsat/psatserver":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds":
 		return 5, true
@@ -109,6 +131,8 @@ func importViolation(pkg, imp string) string {
 		return "conformance/ is a nested module that tests this one"
 	case strings.HasPrefix(imp, prometheus) && program(pkg) == "":
 		return promRule
+	case strings.HasPrefix(imp, kubernetes) && !mayUseKube(pkg):
+		return kubeRule
 	case !strings.HasPrefix(imp, module+"/"):
 		return ""
 	case program(imp) != "":
@@ -175,6 +199,14 @@ func TestImportMap(t *testing.T) {
 			for _, dep := range strings.Fields(deps) {
 				if strings.HasPrefix(dep, prometheus) {
 					t.Errorf("%s depends on %s: %s", pkg, dep, promRule)
+					break
+				}
+			}
+		}
+		if !mayUseKube(pkg) {
+			for _, dep := range strings.Fields(deps) {
+				if strings.HasPrefix(dep, kubernetes) {
+					t.Errorf("%s depends on %s: %s", pkg, dep, kubeRule)
 					break
 				}
 			}
@@ -247,6 +279,19 @@ func TestImportViolation(t *testing.T) {
 		{m("nodeapi"), "github.com/prometheus/client_golang/prometheus", false},
 		{m("internal/unixsock"), "github.com/prometheus/common/expfmt", false},
 		{module, "github.com/prometheus/client_golang/prometheus", false},
+		// Kubernetes libraries: the packages that talk to an API server,
+		// test-only packages and programs only.
+		{m("attest/k8spsat/psatserver"), "k8s.io/client-go/rest", true},
+		{m("attest/k8spsat/psatserver"), m("attest/k8spsat"), true},
+		{m("attest/k8spsat"), "k8s.io/client-go/rest", false},
+		{m("attest/k8spsat"), m("attest/k8spsat/psatserver"), false},
+		{m("internal/testing/kubetest"), "k8s.io/client-go/kubernetes", true},
+		{m("examples/spiffe-server/cli"), "k8s.io/client-go/rest", true},
+		{m("server"), "k8s.io/client-go/rest", false},
+		{m("agent"), "k8s.io/api/core/v1", false},
+		{m("attest"), "k8s.io/apimachinery/pkg/types", false},
+		{m("internal/pemutil"), "k8s.io/client-go/util/cert", false},
+		{m("attest/x509pop"), m("attest/k8spsat"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)
