@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -42,6 +43,8 @@ type runConfig struct {
 	JoinToken         string
 	X509PoPCert       string
 	X509PoPKey        string
+	K8sPSATCluster    string
+	K8sPSATTokenPath  string
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
@@ -77,6 +80,10 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("node_attestor.x509pop.certificate")
 	cmd.String(&c.X509PoPKey, "x509pop-key", "", "x509pop node attestation: PKCS#8 PEM private key `file` (mode 0600)").
 		File("node_attestor.x509pop.private_key")
+	cmd.String(&c.K8sPSATCluster, "k8s-psat-cluster", "", "k8s_psat node attestation: the `name` of this node's Kubernetes cluster, as the server knows it").
+		File("node_attestor.k8s_psat.cluster")
+	cmd.String(&c.K8sPSATTokenPath, "k8s-psat-token-path", "", "k8s_psat node attestation: the projected service account token `file` (default "+k8spsat.DefaultTokenPath+")").
+		File("node_attestor.k8s_psat.token_path")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
 		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
@@ -151,9 +158,18 @@ func check(cfg runConfig) (*settings, error) {
 		if cfg.X509PoPCert == "" || cfg.X509PoPKey == "" {
 			return nil, errors.New("x509pop needs both a certificate and a private key (-x509pop-cert, -x509pop-key)")
 		}
-		if cfg.JoinToken != "" {
-			return nil, errors.New("give one node attestor: a join token or x509pop, not both")
+	}
+	if cfg.K8sPSATTokenPath != "" && cfg.K8sPSATCluster == "" {
+		return nil, errors.New("k8s_psat needs the cluster's name (-k8s-psat-cluster)")
+	}
+	given := 0
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != ""} {
+		if set {
+			given++
 		}
+	}
+	if given > 1 {
+		return nil, errors.New("give one node attestor: a join token, x509pop or k8s_psat")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

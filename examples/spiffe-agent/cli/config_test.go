@@ -194,6 +194,33 @@ func TestX509PoPFromFileAndFlags(t *testing.T) {
 	assert.Equal(t, "k.pem", s.cfg.X509PoPKey)
 }
 
+func TestK8sPSATFromFileAndFlags(t *testing.T) {
+	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"k8s_psat": {"cluster": "prod-eu", "token_path": "/var/run/secrets/tokens/agent"}}}`)
+	s, code, _ := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code)
+	assert.Equal(t, "prod-eu", s.cfg.K8sPSATCluster)
+	assert.Equal(t, "/var/run/secrets/tokens/agent", s.cfg.K8sPSATTokenPath)
+
+	s, code, _ = parse(t, "-config", cfgPath, "-k8s-psat-cluster", "prod-us")
+	require.Equal(t, ExitOK, code)
+	assert.Equal(t, "prod-us", s.cfg.K8sPSATCluster)
+
+	// The token file is read at start: a missing one stops the agent,
+	// naming the file; a readable one gives a k8s_psat attestor.
+	_, err := newNodeAttestor(s)
+	require.ErrorContains(t, err, "/var/run/secrets/tokens/agent")
+	token := writeFile(t, "token", "header.claims.signature")
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-k8s-psat-cluster", "c", "-k8s-psat-token-path", token)
+	require.Equal(t, ExitOK, code)
+	a, err := newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "k8s_psat", a.Type())
+	s.cfg.K8sPSATCluster = "not/valid"
+	_, err = newNodeAttestor(s)
+	require.ErrorContains(t, err, "cluster name")
+}
+
 func TestParseRunErrors(t *testing.T) {
 	longSocket := "/" + strings.Repeat("s", 120)
 	tests := []struct {
@@ -215,6 +242,8 @@ func TestParseRunErrors(t *testing.T) {
 		{"bundle and insecure", []string{"-trust-domain", "example.org", "-server", "s:1", "-trust-bundle", "b.pem", "-insecure-bootstrap"}, "", "not both"},
 		{"half x509pop", []string{"-trust-domain", "example.org", "-server", "s:1", "-x509pop-cert", "c.pem"}, "", "needs both a certificate and a private key"},
 		{"two attestors", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-x509pop-cert", "c", "-x509pop-key", "k"}, "", "one node attestor"},
+		{"join token and k8s_psat", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-k8s-psat-cluster", "c"}, "", "one node attestor"},
+		{"k8s_psat token without cluster", []string{"-trust-domain", "example.org", "-server", "s:1", "-k8s-psat-token-path", "/t"}, "", "needs the cluster's name"},
 		{"empty socket", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", ""}, "", "a socket path is required"},
 		{"socket path too long", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", longSocket}, "", "longer than the 107 bytes"},
 		{"bad metrics addr", []string{"-trust-domain", "example.org", "-server", "s:1", "-metrics-addr", "9989"}, "", `-metrics-addr "9989": address 9989: missing port in address`},

@@ -15,6 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -59,7 +60,7 @@ func parseRun(args []string, stdout, stderr io.Writer) (*cmdline.Command, *setti
 
 // errNoAttestor ends the start-up when the agent must attest but was given
 // no node attestor (agent.ErrNoNodeAttestor).
-var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token or x509pop")
+var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop or k8s_psat")
 
 // run starts the agent described by s and serves until ctx is done.
 func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Writer) int {
@@ -185,6 +186,19 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 	if s.cfg.X509PoPCert != "" {
 		c, err := x509pop.LoadClient(s.trustDomain, s.cfg.X509PoPCert, s.cfg.X509PoPKey)
 		if err != nil {
+			return nil, fmt.Errorf("node attestor: %w", err)
+		}
+		return c, nil
+	}
+	if s.cfg.K8sPSATCluster != "" {
+		c, err := k8spsat.NewClient(k8spsat.ClientConfig{Cluster: s.cfg.K8sPSATCluster, TokenPath: s.cfg.K8sPSATTokenPath})
+		if err != nil {
+			return nil, fmt.Errorf("node attestor: %w", err)
+		}
+		// A token file that cannot be read fails here, once, rather than
+		// in the agent's attestation; the kubelet writes it before the
+		// agent's container starts.
+		if _, err := c.Payload(context.Background()); err != nil {
 			return nil, fmt.Errorf("node attestor: %w", err)
 		}
 		return c, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
@@ -26,6 +27,7 @@ import (
 // values: the data directory (CA keys, journal, server ID; locked for
 // this server alone, see server.DataDir), the datastore
 // (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
+// the kubeconfig files of the k8s_psat clusters,
 // the https_web certificate and key (read again when they change) and
 // the relationships' bootstrap bundles and Web PKI roots. It completes cfg
 // and returns it with the function that closes the datastore, to be
@@ -39,6 +41,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			return cfg, nil, fmt.Errorf("-x509pop-ca-bundle: %w", err) // x509pop says "x509pop: "
 		}
 		attestors[x509pop.Type] = xp
+	}
+	if rc.K8sPSAT != nil {
+		k, err := newK8sPSAT(rc.K8sPSAT)
+		if err != nil {
+			return cfg, nil, err
+		}
+		attestors[k8spsat.Type] = k
 	}
 	if rc.FederationCert != "" || rc.FederationKey != "" {
 		if cfg.FederationProfile != issuing.ProfileHTTPSWeb {

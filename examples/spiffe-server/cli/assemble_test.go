@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"log/slog"
 	"math/big"
 	"net"
@@ -133,6 +135,7 @@ func TestRunRejectsBadFiles(t *testing.T) {
 	notDir := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
 	base := []string{"-trust-domain", "example.org", "-bind", "127.0.0.1:0", "-admin-socket", ""}
+	kubeconfig := writeKubeconfig(t, dir)
 	spiffeRel := `{"trust_domain": "partner.test", "url": "https://p/", "profile": "https_spiffe", "endpoint_spiffe_id": "spiffe://partner.test/s"`
 	for name, tc := range map[string]struct {
 		file string
@@ -147,8 +150,12 @@ func TestRunRejectsBadFiles(t *testing.T) {
 			"-federation-cert and -federation-key are for the https_web bundle endpoint profile"},
 		"garbage cert": {`{"federation_bind": "127.0.0.1:0", "federation_profile": "https_web", "federation_cert": "` + garbage + `", "federation_key": "` + keyFile + `"}`, nil,
 			"bundle endpoint certificate"},
-		"garbage bootstrap":     {`{"federates_with": [` + spiffeRel + `, "bundle_file": "` + garbage + `"}]}`, nil, "federates_with[0]: bootstrap bundle"},
-		"missing roots":         {`{"federates_with": [{"trust_domain": "p.test", "url": "https://p/", "profile": "https_web", "web_pki_roots": "/none"}]}`, nil, "federates_with[0]: reading the Web PKI roots"},
+		"garbage bootstrap": {`{"federates_with": [` + spiffeRel + `, "bundle_file": "` + garbage + `"}]}`, nil, "federates_with[0]: bootstrap bundle"},
+		"missing roots":     {`{"federates_with": [{"trust_domain": "p.test", "url": "https://p/", "profile": "https_web", "web_pki_roots": "/none"}]}`, nil, "federates_with[0]: reading the Web PKI roots"},
+		"missing kubeconfig": {`{"node_attestors": {"k8s_psat": {"clusters": {"c": {"service_account_allow_list": ["ns:sa"], "kube_config_file": "/none"}}}}}`, nil,
+			`node_attestors.k8s_psat: cluster "c": psatserver: kubeconfig /none`},
+		"k8s_psat without allow-list": {`{"node_attestors": {"k8s_psat": {"clusters": {"c": {"kube_config_file": "` + kubeconfig + `"}}}}}`, nil,
+			"allow-list is empty"},
 		"data dir is a file":    {`{}`, []string{"-data-dir", notDir}, "creating the data directory"},
 		"datastore unreachable": {`{}`, []string{"-datastore", "postgres://127.0.0.1:1/none?connect_timeout=1"}, "opening the datastore"},
 	} {
@@ -172,4 +179,88 @@ func takenAddr(t *testing.T) string {
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().String()
+}
+
+// writeKubeconfig writes a kubeconfig of an API server at 127.0.0.1:1 (none
+// answers there) and returns its path.
+func writeKubeconfig(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "kubeconfig")
+	require.NoError(t, os.WriteFile(path, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: abc}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600))
+	return path
+}
+
+// TestReloadK8sPSAT reloads the k8s_psat clusters from configurations
+// read again, as SIGHUP does.
+func TestReloadK8sPSAT(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := writeKubeconfig(t, dir)
+	cluster := func(names ...string) *k8sPSATConfig {
+		c := &k8sPSATConfig{Clusters: map[string]k8sClusterConfig{}}
+		for _, n := range names {
+			c.Clusters[n] = k8sClusterConfig{ServiceAccountAllowList: []string{"ns:agent"}, KubeConfigFile: kubeconfig}
+		}
+		return c
+	}
+	s, err := newK8sPSAT(cluster("a"))
+	require.NoError(t, err)
+	defer s.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	reload := func(rc runConfig, err error) {
+		t.Helper()
+		logs.Reset()
+		reloadK8sPSAT(s, func() (runConfig, error) { return rc, err }, log)
+	}
+
+	reload(runConfig{K8sPSAT: cluster("a", "b")}, nil)
+	assert.Equal(t, []string{"a", "b"}, s.Clusters())
+	assert.Contains(t, logs.String(), "clusters reloaded")
+
+	reload(runConfig{}, errors.New("unknown key"))
+	assert.Equal(t, []string{"a", "b"}, s.Clusters(), "a configuration that does not read changes nothing")
+	assert.Contains(t, logs.String(), "unknown key")
+
+	bad := cluster("c")
+	bad.Clusters["c"] = k8sClusterConfig{KubeConfigFile: kubeconfig}
+	reload(runConfig{K8sPSAT: bad}, nil)
+	assert.Equal(t, []string{"a", "b"}, s.Clusters(), "an invalid cluster changes nothing")
+	assert.Contains(t, logs.String(), "allow-list is empty")
+
+	missing := cluster("d")
+	missing.Clusters["d"] = k8sClusterConfig{ServiceAccountAllowList: []string{"ns:agent"}, KubeConfigFile: filepath.Join(dir, "none")}
+	reload(runConfig{K8sPSAT: missing}, nil)
+	assert.Equal(t, []string{"a", "b"}, s.Clusters(), "a missing kubeconfig changes nothing")
+
+	reload(runConfig{}, nil)
+	assert.Empty(t, s.Clusters(), "no k8s_psat in the configuration: no cluster")
+
+	// A server started without k8s_psat.
+	logs.Reset()
+	reloadK8sPSAT(nil, func() (runConfig, error) { return runConfig{K8sPSAT: cluster("a")}, nil }, log)
+	assert.Contains(t, logs.String(), "restart the server")
+	logs.Reset()
+	reloadK8sPSAT(nil, func() (runConfig, error) { return runConfig{}, nil }, log)
+	assert.Contains(t, logs.String(), "nothing to reload")
+}
+
+// TestRereader reads the run command's configuration again from its
+// arguments.
+func TestRereader(t *testing.T) {
+	dir := t.TempDir()
+	path := writeJSON(t, dir, `{"node_attestors": {"k8s_psat": {"clusters": {"c": {"audience": ["x"]}}}}}`)
+	rc, err := rereader([]string{"-config", path})()
+	require.NoError(t, err)
+	require.NotNil(t, rc.K8sPSAT)
+	assert.Equal(t, []string{"x"}, rc.K8sPSAT.Clusters["c"].Audience)
+	require.NoError(t, os.WriteFile(path, []byte(`{"node_attestors": {"k8s_psat": {"clusterz": {}}}}`), 0o600))
+	_, err = rereader([]string{"-config", path})()
+	require.ErrorContains(t, err, `unknown field "clusterz"`)
+	assert.NotContains(t, err.Error(), "\n")
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spiffekit/spiffekit/attest/k8spsat"
+	"github.com/spiffekit/spiffekit/attest/k8spsat/psatserver"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
 	issuing "github.com/spiffekit/spiffekit/server"
@@ -56,6 +58,7 @@ type runConfig struct {
 	FederationKey     string
 	FederationRefresh time.Duration
 	FederatesWith     []relationshipConfig
+	K8sPSAT           *k8sPSATConfig // nil: k8s_psat is off
 }
 
 // relationshipConfig is one federation relationship of the configuration
@@ -113,6 +116,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.FederationKey, "federation-key", "", "PEM private key `file` of an https_web bundle endpoint")
 	cmd.Duration(&c.FederationRefresh, "federation-refresh", 0, "longest time between two polls of a bundle endpoint (0: 5m)")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
+	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
 	return cmd
 }
 
@@ -130,7 +134,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return cmd.Misuse(stderr, err)
 	}
-	if err := serve(ctx, rc, cfg, log); err != nil {
+	if err := serve(ctx, rc, cfg, log, rereader(args)); err != nil {
 		log.Error("server failed", "err", err)
 		return cmd.Fail(stderr, err)
 	}
@@ -234,8 +238,9 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 }
 
 // serve opens what the configuration names, starts the server, and the
-// metrics endpoint when asked, and runs them until ctx is done.
-func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logger) error {
+// metrics endpoint when asked, and runs them until ctx is done. On SIGHUP
+// it reads the configuration again with reread, for the k8s_psat clusters.
+func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logger, reread rereadFunc) error {
 	var reg *prometheus.Registry
 	if rc.MetricsAddr != "" {
 		// Without metrics, no observer: the node API then does no
@@ -248,6 +253,11 @@ func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logg
 		return err
 	}
 	defer closeStore()
+	k8s, _ := cfg.NodeAttestors[k8spsat.Type].(*psatserver.Server)
+	if k8s != nil {
+		defer k8s.Close()
+	}
+	defer reloadOnHangup(ctx, k8s, reread, log)()
 	s, err := issuing.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -65,11 +65,17 @@ func Build(t testing.TB) (server, agent string) {
 // Main runs the package's tests with a PostgreSQL server available (see
 // pgtest.Run), removes the programs [Build] built, and exits.
 func Main(m *testing.M) {
+	os.Exit(RunMain(m))
+}
+
+// RunMain is Main without the exit: it returns the exit code, for a
+// TestMain that has more to stop.
+func RunMain(m *testing.M) int {
 	code := pgtest.Run(m)
 	if bins.dir != "" {
 		os.RemoveAll(bins.dir)
 	}
-	os.Exit(code)
+	return code
 }
 
 // Proc is a started program whose output is kept; it is always stopped
@@ -91,6 +97,10 @@ func (p *Proc) Output() string { return p.out.String() }
 // bind, before the socket listens, and a connection in between is
 // refused.
 func (p *Proc) Ready() bool { return p.out.Contains("server ready") }
+
+// Signal sends sig to the process, which keeps running unless sig ends
+// it (SIGHUP to reload a configuration).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Done returns a channel closed once the process exited and was reaped.
 func (p *Proc) Done() <-chan struct{} { return p.done }
