@@ -59,6 +59,15 @@ type runConfig struct {
 	FederationRefresh time.Duration
 	FederatesWith     []relationshipConfig
 	K8sPSAT           *k8sPSATConfig // nil: k8s_psat is off
+	JoinTokenSection  *struct{}      // node_attestors.join_token: no keys; join_token is always on
+	X509PoPSection    *x509popConfig // node_attestors.x509pop, SPIRE's place for -x509pop-ca-bundle
+}
+
+// x509popConfig is node_attestors.x509pop of the configuration file, with
+// the key of SPIRE's x509pop plugin_data.
+type x509popConfig struct {
+	// CABundlePath is -x509pop-ca-bundle.
+	CABundlePath string `json:"ca_bundle_path"`
 }
 
 // relationshipConfig is one federation relationship of the configuration
@@ -117,6 +126,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Duration(&c.FederationRefresh, "federation-refresh", 0, "longest time between two polls of a bundle endpoint (0: 5m)")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
 	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
+	cmd.Section("node_attestors.join_token", "the join_token node attestor, always on: {} (no keys)", &c.JoinTokenSection)
+	cmd.Section("node_attestors.x509pop", `the x509pop node attestor: {"ca_bundle_path": "<PEM file>"}, SPIRE's name for -x509pop-ca-bundle`, &c.X509PoPSection)
 	return cmd
 }
 
@@ -130,6 +141,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
 		return code
 	}
+	if err := nodeAttestorKeys(&rc); err != nil {
+		return cmd.Misuse(stderr, err)
+	}
 	cfg, log, err := buildConfig(rc, stderr)
 	if err != nil {
 		return cmd.Misuse(stderr, err)
@@ -140,6 +154,25 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log.Info("server stopped")
 	return ExitOK
+}
+
+// nodeAttestorKeys takes node_attestors.x509pop.ca_bundle_path, SPIRE's
+// place for the x509pop CA bundle, as -x509pop-ca-bundle. Given both, they
+// must agree.
+func nodeAttestorKeys(rc *runConfig) error {
+	x := rc.X509PoPSection
+	if x == nil {
+		return nil
+	}
+	switch {
+	case x.CABundlePath == "":
+		return errors.New("node_attestors.x509pop: ca_bundle_path is required")
+	case rc.X509PoPCABundle != "" && rc.X509PoPCABundle != x.CABundlePath:
+		return fmt.Errorf("the x509pop CA bundle is given twice: -x509pop-ca-bundle %s and node_attestors.x509pop.ca_bundle_path %s",
+			rc.X509PoPCABundle, x.CABundlePath)
+	}
+	rc.X509PoPCABundle = x.CABundlePath
+	return nil
 }
 
 // buildConfig checks the configuration and builds the server's, but for

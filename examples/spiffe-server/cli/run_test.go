@@ -380,3 +380,45 @@ func TestRunFederation(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeAttestorsSection reads node_attestors as SPIRE's server
+// configuration writes it: join_token (always on) as an empty object,
+// x509pop's CA bundle at ca_bundle_path, k8s_psat's clusters.
+func TestNodeAttestorsSection(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(text string, args ...string) (runConfig, error) {
+		t.Helper()
+		var rc runConfig
+		var stdout, stderr bytes.Buffer
+		_, ok := newRunCommand(&rc).Parse(append([]string{"-config", writeJSON(t, dir, text)}, args...), &stdout, &stderr)
+		require.True(t, ok, stderr.String())
+		return rc, nodeAttestorKeys(&rc)
+	}
+	rc, err := parse(`{"node_attestors": {"join_token": {}, "x509pop": {"ca_bundle_path": "/etc/node-ca.pem"},
+		"k8s_psat": {"clusters": {"prod": {"service_account_allow_list": ["spire:spire-agent"], "audience": ["spire-server"]}}}}}`)
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/node-ca.pem", rc.X509PoPCABundle)
+	require.NotNil(t, rc.K8sPSAT)
+	assert.Equal(t, []string{"spire-server"}, rc.K8sPSAT.Clusters["prod"].Audience)
+
+	rc, err = parse(`{"node_attestors": {"x509pop": {"ca_bundle_path": "/etc/node-ca.pem"}}}`, "-x509pop-ca-bundle", "/etc/node-ca.pem")
+	require.NoError(t, err, "the same file twice")
+	assert.Equal(t, "/etc/node-ca.pem", rc.X509PoPCABundle)
+	_, err = parse(`{"node_attestors": {"x509pop": {"ca_bundle_path": "/etc/a.pem"}}}`, "-x509pop-ca-bundle", "/etc/b.pem")
+	require.ErrorContains(t, err, "given twice")
+	_, err = parse(`{"node_attestors": {"x509pop": {}}}`)
+	require.ErrorContains(t, err, "ca_bundle_path is required")
+
+	for text, msg := range map[string]string{
+		`{"node_attestors": {"join_token": {"x": 1}}}`:             `node_attestors.join_token: json: unknown field "x"`,
+		`{"node_attestors": {"x509pop": {"ca_bundle_paths": []}}}`: `unknown field "ca_bundle_paths"`,
+		`{"node_attestors": {"tpm": {}}}`:                          "node_attestors.tpm",
+	} {
+		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text))
+		assert.Equal(t, ExitUsage, code, text)
+		assert.Contains(t, stderr, msg, text)
+	}
+	code, _, stderr := runMain(t, "-config", writeJSON(t, dir, `{"node_attestors": {"x509pop": {}}}`), "-trust-domain", "example.org", "-data-dir", dir)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "ca_bundle_path is required")
+}
