@@ -55,8 +55,8 @@ type Options struct {
 	// StopTimeout: 0 means DefaultStopTimeout.
 	StopTimeout time.Duration
 	// HealthListener, when not nil, is where the health server listens
-	// instead of health_checks.bind_port on every interface. The helper
-	// closes it.
+	// instead of health_checks.bind_port on every interface, when
+	// health_checks.listener_enabled is set; Run closes it then.
 	HealthListener net.Listener
 }
 
