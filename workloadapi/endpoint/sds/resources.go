@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -119,16 +120,92 @@ type svid struct {
 	key   []byte   // PKCS#8 DER
 }
 
-// view is a snapshot arranged for lookups by name.
+// view is a snapshot arranged for lookups by name, with the resources
+// built from it so far, shared by every stream that sees the snapshot.
 type view struct {
+	snap    *endpoint.Snapshot
 	own     spiffeid.TrustDomain
 	svids   []svid // the default first; one per ID
 	bundles map[spiffeid.TrustDomain]*spiffebundle.Bundle
 	tds     []spiffeid.TrustDomain // with X.509 authorities: the own first, then by name
+
+	mu   sync.Mutex
+	memo map[memoKey]*memoEntry // guarded by mu
 }
 
+// memoKey names a resource built from a view.
+type memoKey struct {
+	name      string
+	validator bool
+}
+
+type memoEntry struct {
+	once sync.Once
+	res  resource
+	ok   bool
+	err  error
+}
+
+// maxCachedViews bounds the views a Server keeps: the snapshots seen last,
+// by however many streams.
+const maxCachedViews = 64
+
+// viewCache keeps the views of the snapshots seen last, so that a
+// rotation reaching many streams of callers that share a snapshot builds
+// each resource once, however many streams wake at the same moment.
+type viewCache struct {
+	mu    sync.Mutex
+	views []*view // the most recent last
+}
+
+func (c *viewCache) get(snap *endpoint.Snapshot) (*view, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.views {
+		if v.snap == snap {
+			return v, nil
+		}
+	}
+	// Under the lock, so that the streams a change wakes together share
+	// one view; newView only arranges what the snapshot holds.
+	v, err := newView(snap)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.views) == maxCachedViews {
+		copy(c.views, c.views[1:])
+		c.views = c.views[:maxCachedViews-1]
+	}
+	c.views = append(c.views, v)
+	return v, nil
+}
+
+// memoized returns the resource of key, built by build once for all the
+// streams that ask at the same time, or again each time once the view
+// holds maxMemo resources.
+func (v *view) memoized(key memoKey, build func() (resource, bool, error)) (resource, bool, error) {
+	v.mu.Lock()
+	e := v.memo[key]
+	if e == nil {
+		if v.memo == nil {
+			v.memo = make(map[memoKey]*memoEntry)
+		}
+		e = new(memoEntry)
+		if len(v.memo) < maxMemo {
+			v.memo[key] = e
+		}
+	}
+	v.mu.Unlock()
+	e.once.Do(func() { e.res, e.ok, e.err = build() })
+	return e.res, e.ok, e.err
+}
+
+// maxMemo bounds the resources kept per view: names a caller makes up do
+// not grow it without bound.
+const maxMemo = 256
+
 func newView(snap *endpoint.Snapshot) (*view, error) {
-	v := &view{own: snap.TrustDomain, bundles: make(map[spiffeid.TrustDomain]*spiffebundle.Bundle, len(snap.Bundles))}
+	v := &view{snap: snap, own: snap.TrustDomain, bundles: make(map[spiffeid.TrustDomain]*spiffebundle.Bundle, len(snap.Bundles))}
 	seen := make(map[spiffeid.ID]bool)
 	add := func(s svid) {
 		if !seen[s.id] {
@@ -191,21 +268,27 @@ func (v *view) svidByID(id spiffeid.ID) (svid, bool) {
 // build returns the resources names give in snap, or every resource for
 // no names, bundles as SPIFFE validators when validator is set.
 func (s *Server) build(snap *endpoint.Snapshot, req []string, validator bool) (result, error) {
-	v, err := newView(snap)
+	v, err := s.views.get(snap)
 	if err != nil {
 		return result{}, err
 	}
 	var res result
 	if len(req) == 0 {
 		for _, td := range v.tds {
-			r, err := v.bundleSecret(td.IDString(), td, validator)
+			r, _, err := v.memoized(memoKey{name: td.IDString(), validator: validator}, func() (resource, bool, error) {
+				r, err := v.bundleSecret(td.IDString(), td, validator)
+				return r, err == nil, err
+			})
 			if err != nil {
 				return result{}, err
 			}
 			res.found = append(res.found, r)
 		}
 		for _, sv := range v.svids {
-			r, err := sv.secret(sv.id.String())
+			r, _, err := v.memoized(memoKey{name: sv.id.String()}, func() (resource, bool, error) {
+				r, err := sv.secret(sv.id.String())
+				return r, err == nil, err
+			})
 			if err != nil {
 				return result{}, err
 			}
@@ -219,7 +302,9 @@ func (s *Server) build(snap *endpoint.Snapshot, req []string, validator bool) (r
 			continue
 		}
 		seen[name] = true
-		r, ok, err := s.one(v, name, validator)
+		r, ok, err := v.memoized(memoKey{name: name, validator: validator}, func() (resource, bool, error) {
+			return s.one(v, name, validator)
+		})
 		switch {
 		case err != nil:
 			return result{}, err

@@ -62,6 +62,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	names names
+	views viewCache
 }
 
 var _ secretv3.SecretDiscoveryServiceServer = (*Server)(nil)
