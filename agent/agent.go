@@ -436,7 +436,8 @@ func (a *Agent) Healthy() error {
 //
 // It returns an error when the agent cannot go on: a server refused its
 // attestation, its node attestor failed or is missing (ErrNoNodeAttestor),
-// or a part of it failed (the Workload API listener). The errors of every
+// the trust bundle does not verify the servers on its first attestation
+// (nodeapi.ErrServerNotVerified), or a part of it failed (the Workload API listener). The errors of every
 // part that failed are joined. Run may be called once; it fails at once
 // when called again or after Close.
 func (a *Agent) Run(ctx context.Context) error {
@@ -475,6 +476,7 @@ func (a *Agent) start(ctx context.Context) error {
 	a.mu.Lock()
 	svid := a.svid
 	a.mu.Unlock()
+	first := svid == nil
 	if svid != nil && !a.now().Before(leafOf(svid).NotAfter) {
 		a.log.Warn("the saved agent SVID has expired; attesting again", "agent", svid.ID.String())
 		svid = nil
@@ -482,7 +484,7 @@ func (a *Agent) start(ctx context.Context) error {
 	if svid != nil {
 		return a.connect()
 	}
-	key, svid, err := a.attestLoop(ctx)
+	key, svid, err := a.attestLoop(ctx, first)
 	if err != nil {
 		return err
 	}
@@ -645,7 +647,13 @@ func (a *Agent) connect() error {
 // attestLoop attests, retrying with backoff until it succeeds, the server
 // refuses the evidence for good, or ctx is done. The servers are verified
 // with the trust's bundle, except on an InsecureBootstrap, which has none.
-func (a *Agent) attestLoop(ctx context.Context) (crypto.Signer, *nodeapi.AgentSVID, error) {
+// On the agent's first attestation (first), a bundle that does not verify
+// the servers fails at once, with ErrServerNotVerified: it is the
+// configured Config.TrustBundle, and retrying cannot change it. Later, the
+// bundle is the one last saved, which may be behind a CA the servers have
+// rotated since (and is left to the operator to replace), so the loop
+// goes on retrying.
+func (a *Agent) attestLoop(ctx context.Context, first bool) (crypto.Signer, *nodeapi.AgentSVID, error) {
 	if a.cfg.NodeAttestor == nil {
 		return nil, nil, fmt.Errorf("%w, and the saved agent SVID has expired", ErrNoNodeAttestor)
 	}
@@ -667,6 +675,10 @@ func (a *Agent) attestLoop(ctx context.Context) (crypto.Signer, *nodeapi.AgentSV
 		}
 		if errors.Is(err, nodeapi.ErrNodeAttestor) {
 			return nil, nil, fmt.Errorf("agent: %w", err)
+		}
+		if first && errors.Is(err, nodeapi.ErrServerNotVerified) {
+			return nil, nil, fmt.Errorf("agent: the trust bundle does not verify the servers of %s (is it their trust domain's bundle?): %w",
+				a.cfg.TrustDomain.Name(), err)
 		}
 		a.log.Warn("attestation failed; retrying", "err", err)
 		if !b.wait(ctx) {

@@ -12,9 +12,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -187,4 +191,34 @@ func TestCAActivationReachesWorkloads(t *testing.T) {
 		svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
 		return err == nil && len(svid.Certificates) > 1 && string(svid.Certificates[1].Raw) == string(newCA.Raw)
 	}, 10*time.Second, 20*time.Millisecond, "the workload's SVID chains to the new CA")
+}
+
+// TestUnverifiableServerStopsTheFirstAttestation: a trust bundle that
+// cannot verify the server (another CA, a certificate that is not a CA,
+// another trust domain) fails the agent's first attestation at once,
+// saying so, instead of retrying forever; a server that is only away is
+// waited for.
+func TestUnverifiableServerStopsTheFirstAttestation(t *testing.T) {
+	s := startServer(t)
+	other := testca.New(t, td)
+	// A certificate the server's CA signed, but not a CA.
+	leaf, err := s.CA.X509Authority().SignX509SVID(t.Context(), ca.X509SVIDParams{PublicKey: testca.NewECKey(t).Public(), ID: spiffeid.RequireFromPath(td, "/db")})
+	require.NoError(t, err)
+	for name, edit := range map[string]func(cfg *agent.Config){
+		"another CA": func(cfg *agent.Config) { cfg.TrustBundle = other.X509Bundle() },
+		"not a CA":   func(cfg *agent.Config) { cfg.TrustBundle = x509bundle.FromX509Authorities(td, leaf[:1]) },
+		"another name": func(cfg *agent.Config) {
+			cfg.TrustDomain = spiffeid.RequireTrustDomainFromString("other.org")
+			cfg.TrustBundle = x509bundle.FromX509Authorities(cfg.TrustDomain, s.CA.Bundle().X509Authorities())
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := s.AgentConfig(t)
+			edit(&cfg)
+			_, err := nodetest.TryAgent(t, cfg)
+			require.ErrorIs(t, err, nodeapi.ErrServerNotVerified)
+			assert.Contains(t, err.Error(), "agent: the trust bundle does not verify the servers of "+cfg.TrustDomain.Name()+" (is it their trust domain's bundle?): nodeapi: ")
+			assert.False(t, nodeapi.IsRefused(err))
+		})
+	}
 }

@@ -73,6 +73,55 @@ func (c ClientConfig) check(needBundle bool) error {
 	return nil
 }
 
+// ErrServerNotVerified is wrapped by the error of an attestation that
+// failed because the server could not be verified with
+// ClientConfig.Bundle, and no server could: the bundle holds no CA of the
+// server's (the wrong CA, or a certificate that is not a CA), or the server
+// is of another trust domain, or presents another ID than the server's.
+// Trying again with the same bundle does not help.
+var ErrServerNotVerified = errors.New("the server could not be verified with the trust bundle")
+
+// notVerified is the error of a server that failed verification.
+type notVerified struct{ err error }
+
+func (e notVerified) Error() string        { return e.err.Error() }
+func (e notVerified) Unwrap() error        { return e.err }
+func (e notVerified) Is(target error) bool { return target == ErrServerNotVerified }
+
+// verifyRecorder remembers how the verifications of the handshakes of one
+// call went, which gRPC reports only as text.
+type verifyRecorder struct {
+	mu       sync.Mutex
+	failed   error // the last verification that failed
+	verified bool  // a server was verified
+}
+
+func (r *verifyRecorder) wrap(verify func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		err := verify(cs)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err != nil {
+			r.failed = err
+		} else {
+			r.verified = true
+		}
+		return err
+	}
+}
+
+// explain returns the error of a call: when it failed as Unavailable after
+// a server failed verification and none passed, that failure, which
+// wraps ErrServerNotVerified; else err.
+func (r *verifyRecorder) explain(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed == nil || r.verified || status.Code(err) != codes.Unavailable {
+		return err
+	}
+	return notVerified{r.failed}
+}
+
 // ErrNodeAttestor wraps the failures of the agent's own node attestor (it
 // cannot produce its evidence, or answer a challenge): trying again does not
 // help.
@@ -149,12 +198,13 @@ func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorC
 		return nil, err
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true} //nolint:gosec // verified below
+	var rec verifyRecorder
 	if cfg.InsecureBootstrap {
 		if cfg.Logger != nil {
 			cfg.Logger.Warn("attesting without verifying the server (insecure bootstrap)")
 		}
 	} else {
-		tc.VerifyConnection = serverVerifier(cfg)
+		tc.VerifyConnection = rec.wrap(serverVerifier(cfg))
 	}
 	cc, err := dial(cfg, tc)
 	if err != nil {
@@ -173,15 +223,15 @@ func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorC
 	defer cancel()
 	stream, err := nodepb.NewNodeClient(cc).Attest(ctx)
 	if err != nil {
-		return nil, callError("attesting", err)
+		return nil, rec.explain(callError("attesting", err))
 	}
 	if err := stream.Send(&nodepb.AttestRequest{AttestorType: attestor.Type(), Payload: payload, Csr: csr}); err != nil {
-		return nil, callError("attesting", recvErr(stream, err))
+		return nil, rec.explain(callError("attesting", recvErr(stream, err)))
 	}
 	for range 16 {
 		resp, err := stream.Recv()
 		if err != nil {
-			return nil, callError("attesting", err)
+			return nil, rec.explain(callError("attesting", err))
 		}
 		if resp.Result != nil {
 			return agentSVIDFromPB(cfg.TrustDomain, resp.Result, key)
@@ -191,7 +241,7 @@ func Attest(ctx context.Context, cfg ClientConfig, attestor attest.NodeAttestorC
 			return nil, fmt.Errorf("nodeapi: %w: answering the challenge: %w", ErrNodeAttestor, err)
 		}
 		if err := stream.Send(&nodepb.AttestRequest{ChallengeResponse: answer}); err != nil {
-			return nil, callError("attesting", recvErr(stream, err))
+			return nil, rec.explain(callError("attesting", recvErr(stream, err)))
 		}
 	}
 	return nil, errors.New("nodeapi: attesting: too many challenges")

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -288,13 +290,58 @@ func sameValue(a, b any) bool {
 	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && a == b
 }
 
+// MaxSocketPath is the longest path a unix socket can be bound to on
+// Linux: sun_path holds 108 bytes, the terminating NUL included.
+const MaxSocketPath = 107
+
+// Validate checks what of cfg can be checked before anything is opened or
+// created, so that a program finds a mistake in its configuration before
+// it makes keys, a journal or a database: the trust domain, lifetimes and
+// intervals, the JWT issuer, the node attestors, the listen addresses and
+// the admin socket's path, the bundle endpoint's settings and the
+// federation relationships (all but whether a self-serving https_spiffe
+// endpoint without a bootstrap bundle has one stored, which needs the
+// stores). KeyManager and Stores may be unset. Its errors wrap
+// [ErrInvalidConfig]. New checks all of it again, and the rest.
+func Validate(cfg Config) error {
+	if err := checkStatic(&cfg); err != nil {
+		return err
+	}
+	_, err := validateRelationships(cfg.TrustDomain, cfg.Federation, func(spiffeid.TrustDomain) (bool, error) { return true, nil })
+	return err
+}
+
 // checkConfig checks cfg and sets its defaults.
 func checkConfig(cfg *Config) error {
+	if err := checkStatic(cfg); err != nil {
+		return err
+	}
+	if cfg.KeyManager == nil {
+		return invalidf("Config.KeyManager is required")
+	}
+	return cfg.Stores.check()
+}
+
+// checkAddr checks a listen address: host:port, the port a number.
+func checkAddr(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return invalidf("%s %q: %v", name, addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return invalidf("%s %q: the port must be a number from 0 to 65535", name, addr)
+	}
+	return nil
+}
+
+// checkStatic checks what needs neither stores nor keys, and sets the
+// defaults.
+func checkStatic(cfg *Config) error {
 	switch {
 	case cfg.TrustDomain.IsZero():
 		return invalidf("Config.TrustDomain is required")
-	case cfg.KeyManager == nil:
-		return invalidf("Config.KeyManager is required")
+	case len(cfg.AdminSocket) > MaxSocketPath:
+		return invalidf("the admin socket path %s is longer than the %d bytes a unix socket allows", cfg.AdminSocket, MaxSocketPath)
 	case len(cfg.ServerID) > registry.MaxServerIDLen:
 		return invalidf("Config.ServerID is longer than %d bytes", registry.MaxServerIDLen)
 	case !utf8.ValidString(cfg.ServerID) || strings.ContainsFunc(cfg.ServerID, unicode.IsControl):
@@ -309,9 +356,6 @@ func checkConfig(cfg *Config) error {
 			return invalidf("Config.JWTIssuer: %v", err)
 		}
 	}
-	if err := cfg.Stores.check(); err != nil {
-		return err
-	}
 	for name, a := range cfg.NodeAttestors {
 		switch {
 		case a == nil:
@@ -325,6 +369,17 @@ func checkConfig(cfg *Config) error {
 	}
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = DefaultBindAddr
+	}
+	if err := checkAddr("the node API address", cfg.BindAddr); err != nil {
+		return err
+	}
+	if cfg.FederationBind != "" {
+		if err := checkAddr("the bundle endpoint address", cfg.FederationBind); err != nil {
+			return err
+		}
+		if sameListener(cfg.BindAddr, cfg.FederationBind) {
+			return invalidf("the node API and the bundle endpoint both listen on %s", cfg.BindAddr)
+		}
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
@@ -381,4 +436,16 @@ func checkIssuer(iss string) error {
 		return fmt.Errorf("%q must be a URL with a host and no user info, query or fragment", iss)
 	}
 	return nil
+}
+
+// sameListener reports whether two valid listen addresses name the same
+// port of the same host, a port other than 0 (which picks a free one).
+func sameListener(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }

@@ -364,12 +364,17 @@ func TestFederationConfigErrors(t *testing.T) {
 		})
 	}
 
-	// A bundle endpoint address that cannot be listened on is not the
-	// configuration's fault: neither a bad one nor a busy port.
+	// A malformed bundle endpoint address is the configuration's fault;
+	// one that cannot be listened on is not: neither an unknown host nor a
+	// busy port.
 	cfg := memConfig()
-	cfg.FederationBind = "256.0.0.1:99999"
+	cfg.FederationBind = "127.0.0.1:99999"
 	_, err := server.New(t.Context(), cfg)
-	require.EqualError(t, err, "server: bundle endpoint: listen tcp: address 99999: invalid port")
+	require.ErrorIs(t, err, server.ErrInvalidConfig)
+	assert.EqualError(t, err, `server: invalid configuration: the bundle endpoint address "127.0.0.1:99999": the port must be a number from 0 to 65535`)
+	cfg.FederationBind = "192.0.2.1:0"
+	_, err = server.New(t.Context(), cfg)
+	require.ErrorContains(t, err, "server: bundle endpoint: listen tcp")
 	assert.NotErrorIs(t, err, server.ErrInvalidConfig)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -107,7 +108,13 @@ func TestConfigErrors(t *testing.T) {
 		{"nil attestor", func(c *server.Config) {
 			c.NodeAttestors = map[string]attest.NodeAttestor{"psk": nil}
 		}, true, nil, `node attestor "psk" is nil`},
-		{"bad bind", func(c *server.Config) { c.BindAddr = "256.0.0.1:99999" }, false, nil, "server: node API: listen tcp: address 99999: invalid port"},
+		{"bad port", func(c *server.Config) { c.BindAddr = "127.0.0.1:99999" }, true, nil, `the node API address "127.0.0.1:99999": the port must be a number from 0 to 65535`},
+		{"no port", func(c *server.Config) { c.BindAddr = "127.0.0.1" }, true, nil, `the node API address "127.0.0.1": address 127.0.0.1: missing port in address`},
+		{"address not of this host", func(c *server.Config) { c.BindAddr = "192.0.2.1:0" }, false, nil, "server: node API: listen tcp 192.0.2.1:0"},
+		{"one port for two listeners", func(c *server.Config) { c.BindAddr, c.FederationBind = "127.0.0.1:8443", "0.0.0.0:8443" }, true, nil,
+			"the node API and the bundle endpoint both listen on 127.0.0.1:8443"},
+		{"admin socket path too long", func(c *server.Config) { c.AdminSocket = "/run/" + strings.Repeat("s", 100) + "/admin.sock" }, true, nil,
+			"the admin socket path /run/sss"},
 		{"busy port", func(c *server.Config) { c.BindAddr = busy.Addr().String() }, false, syscall.EADDRINUSE, "server: node API"},
 		{"admin socket under a file", func(c *server.Config) { c.AdminSocket = filepath.Join(file, "admin.sock") }, false, syscall.ENOTDIR, "server: admin socket directory"},
 		{"unreadable journal", func(c *server.Config) { c.Journal = failingJournal{} }, false, errJournal, "server: starting the CA"},
@@ -349,4 +356,40 @@ func TestHealthyFailsWithoutDatastore(t *testing.T) {
 	err := s.Healthy(t.Context())
 	require.ErrorIs(t, err, errStoreDown)
 	assert.ErrorContains(t, err, "server: datastore")
+}
+
+// TestValidate: Validate finds what New would refuse for the
+// configuration alone, without a key manager or stores, and so before a
+// program opens or creates any of them.
+func TestValidate(t *testing.T) {
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	ok := server.Config{TrustDomain: td, AdminSocket: "/run/spiffe-server/admin.sock", FederationBind: "127.0.0.1:8443",
+		Federation: []server.Relationship{{TrustDomain: spiffeid.RequireTrustDomainFromString("partner.test"),
+			URL: "https://partner.test/", Profile: server.ProfileHTTPSSPIFFE,
+			EndpointSPIFFEID: spiffeid.RequireFromString("spiffe://partner.test/spiffekit/server")}}}
+	require.NoError(t, server.Validate(ok), "a self-serving endpoint's bundle may be stored")
+	for _, tc := range []struct {
+		name string
+		edit func(c *server.Config)
+		msg  string
+	}{
+		{"no trust domain", func(c *server.Config) { c.TrustDomain = spiffeid.TrustDomain{} }, "Config.TrustDomain is required"},
+		{"http federation URL", func(c *server.Config) { c.Federation[0].URL = "http://partner.test/" }, "federation relationship partner.test: "},
+		{"no profile", func(c *server.Config) { c.Federation[0].Profile = "" }, "the profile is required"},
+		{"own trust domain", func(c *server.Config) { c.Federation[0].TrustDomain = td }, "own bundle can never be overwritten"},
+		{"unknown endpoint profile", func(c *server.Config) { c.FederationProfile = "https_ftp" }, `unknown bundle endpoint profile "https_ftp"`},
+		{"bad bundle endpoint address", func(c *server.Config) { c.FederationBind = "partner" }, `the bundle endpoint address "partner"`},
+		{"admin socket too long", func(c *server.Config) { c.AdminSocket = "/" + strings.Repeat("a", server.MaxSocketPath) },
+			"is longer than the 107 bytes a unix socket allows"},
+		{"negative TTL", func(c *server.Config) { c.X509SVIDTTL = -time.Second }, "lifetimes must not be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ok
+			cfg.Federation = slices.Clone(ok.Federation)
+			tc.edit(&cfg)
+			err := server.Validate(cfg)
+			require.ErrorIs(t, err, server.ErrInvalidConfig)
+			assert.Contains(t, err.Error(), tc.msg)
+		})
+	}
 }

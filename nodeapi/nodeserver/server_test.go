@@ -88,7 +88,23 @@ func TestClientRefusesUnverifiedServer(t *testing.T) {
 	_, err := nodeapi.Attest(ctx, cfg, echoClient{"node1"}, newKey(t))
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "nodeapi: verifying the server: x509svid: could not verify leaf certificate: x509: certificate signed by unknown authority")
+	assert.ErrorIs(t, err, nodeapi.ErrServerNotVerified)
 	assert.False(t, nodeapi.IsRefused(err), "an unverified server refused nothing")
+
+	// A server of another trust domain, whatever its CA.
+	cfg.TrustDomain = spiffeid.RequireTrustDomainFromString("other.org")
+	cfg.Bundle = e.ca.Bundle()
+	_, err = nodeapi.Attest(ctx, cfg, echoClient{"node1"}, newKey(t))
+	require.ErrorIs(t, err, nodeapi.ErrServerNotVerified)
+	assert.EqualError(t, err, "nodeapi: the server presented spiffe://example.org/spiffekit/server, not spiffe://other.org/spiffekit/server")
+
+	// A server that cannot be reached was not found wanting.
+	down := e.clientConfig()
+	down.Servers = []string{"127.0.0.1:1"}
+	_, err = nodeapi.Attest(ctx, down, echoClient{"node1"}, newKey(t))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, nodeapi.ErrServerNotVerified)
+	cfg = e.clientConfig()
 
 	// Insecure bootstrap proceeds and trusts the returned bundle.
 	cfg.InsecureBootstrap = true

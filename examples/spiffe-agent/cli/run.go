@@ -243,5 +243,10 @@ func loadTrustBundle(s *settings, path string) (*x509bundle.Bundle, error) {
 	if len(b.X509Authorities()) == 0 {
 		return nil, fmt.Errorf("-trust-bundle %s holds no X.509 authority", path)
 	}
+	for _, c := range b.X509Authorities() {
+		if !c.IsCA {
+			return nil, fmt.Errorf("-trust-bundle %s: the certificate %s is not a CA certificate: give the CA certificates of the trust domain (spiffe-server bundle show prints them)", path, certName(c))
+		}
+	}
 	return b, nil
 }

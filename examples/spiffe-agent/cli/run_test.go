@@ -23,6 +23,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
@@ -364,6 +365,8 @@ func TestRunStartupErrors(t *testing.T) {
 	jsonBad := writeFile(t, "bundle.json", `{"keys": [}`)
 	jsonEmpty := writeFile(t, "bundle.json", `{"keys": []}`)
 	notDir := writeFile(t, "file", "x")
+	leaf, _ := testca.New(t, td).NewLeaf(t, spiffeid.RequireFromPath(td, "/spiffekit/server"))
+	notCA := writeFile(t, "leaf.pem", string(pemutil.EncodeCertificates(leaf)))
 	tok := foreignToken(t)
 	base := []string{"run", "-trust-domain", "example.org", "-server", "127.0.0.1:1", "-join-token", tok, "-socket", filepath.Join(dir, "api.sock")}
 	tests := []struct {
@@ -376,6 +379,7 @@ func TestRunStartupErrors(t *testing.T) {
 		{"empty bundle", []string{"-trust-bundle", noCerts}, "-trust-bundle " + noCerts + " holds no X.509 authority"},
 		{"bad JSON bundle", []string{"-trust-bundle", jsonBad}, "-trust-bundle " + jsonBad + ": spiffebundle: unable to parse JWKS: "},
 		{"JSON bundle without X.509 authorities", []string{"-trust-bundle", jsonEmpty}, "-trust-bundle " + jsonEmpty + " holds no X.509 authority"},
+		{"bundle of a certificate that is not a CA", []string{"-trust-bundle", notCA}, "-trust-bundle " + notCA + ": the certificate O=testca is not a CA certificate: give the CA certificates of the trust domain (spiffe-server bundle show prints them)"},
 		{"malformed join token", []string{"-join-token", "not-a-token"}, "-join-token: jointoken: token has no '.' between ID and secret"},
 		{"missing x509pop files", []string{"-join-token", "", "-x509pop-cert", filepath.Join(dir, "c"), "-x509pop-key", filepath.Join(dir, "k")},
 			"node attestor: x509pop: reading certificates: open " + filepath.Join(dir, "c") + ": no such file or directory"},
@@ -396,4 +400,30 @@ func TestRunStartupErrors(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestRunUnverifiableServer: an agent whose trust bundle does not verify
+// its server on its first attestation (another CA, another trust domain)
+// exits 1 at once, saying so, instead of retrying forever.
+func TestRunUnverifiableServer(t *testing.T) {
+	s := startServer(t)
+	other, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	otherTD, err := rotation.New(t.Context(), rotation.Config{TrustDomain: spiffeid.RequireTrustDomainFromString("other.org")})
+	require.NoError(t, err)
+	for name, tc := range map[string]struct{ td, bundle string }{
+		"another CA":           {"example.org", bundleFile(t, other)},
+		"another trust domain": {"other.org", bundleFile(t, otherTD)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := Main(t.Context(), []string{"run", "-trust-domain", tc.td, "-server", s.Addr, "-trust-bundle", tc.bundle,
+				"-join-token", s.Token(t), "-socket", socketPath(t)}, io.Discard, &stderr)
+			assert.Equal(t, ExitFailure, code)
+			last := lastLine(stderr.String())
+			assert.True(t, strings.HasPrefix(last, "spiffe-agent run: agent: the trust bundle does not verify the servers of "+tc.td+
+				" (is it their trust domain's bundle?): nodeapi: "), last)
+			assert.NotContains(t, stderr.String(), "retrying")
+		})
+	}
 }

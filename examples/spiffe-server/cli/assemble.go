@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -51,10 +50,10 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 	}
 	if rc.FederationCert != "" || rc.FederationKey != "" {
 		if cfg.FederationProfile != issuing.ProfileHTTPSWeb {
-			return cfg, nil, errors.New("-federation-cert and -federation-key are for the https_web bundle endpoint profile")
+			return cfg, nil, usagef("-federation-cert and -federation-key are for the https_web bundle endpoint profile")
 		}
 		if rc.FederationCert == "" || rc.FederationKey == "" {
-			return cfg, nil, errors.New("the https_web bundle endpoint needs a certificate file and a key file")
+			return cfg, nil, usagef("the https_web bundle endpoint needs a certificate file and a key file")
 		}
 		kp, err := newKeyPairReloader(rc.FederationCert, rc.FederationKey, log.With("component", "bundle_endpoint"))
 		if err != nil {
@@ -74,6 +73,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 				return cfg, nil, fmt.Errorf("federates_with[%d]: %w", i, err)
 			}
 		}
+	}
+	// Then the whole configuration, before the data directory (keys,
+	// journal) and the datastore are opened or created.
+	check := cfg
+	check.NodeAttestors = attestors
+	if err := issuing.Validate(check); err != nil {
+		return cfg, nil, err
 	}
 
 	var (

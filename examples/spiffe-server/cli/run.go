@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,6 +152,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return cmd.Misuse(stderr, err)
 	}
 	if err := serve(ctx, rc, cfg, log, rereader(args)); err != nil {
+		// A configuration the server refuses is found before anything is
+		// opened or created (see assemble): a usage error.
+		if _, ok := errors.AsType[*usageError](err); ok || errors.Is(err, issuing.ErrInvalidConfig) {
+			return cmd.Misuse(stderr, err)
+		}
 		log.Error("server failed", "err", err)
 		return cmd.Fail(stderr, err)
 	}
@@ -191,6 +199,19 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 	}
 	if rc.DataDir == "" {
 		return issuing.Config{}, nil, errors.New("-data-dir is required")
+	}
+	if rc.AdminSocket != "" {
+		if rc.AdminSocket, err = filepath.Abs(rc.AdminSocket); err != nil {
+			return issuing.Config{}, nil, fmt.Errorf("-admin-socket: %w", err)
+		}
+		if len(rc.AdminSocket) > issuing.MaxSocketPath {
+			return issuing.Config{}, nil, fmt.Errorf("-admin-socket: the path %s is longer than the %d bytes a unix socket allows", rc.AdminSocket, issuing.MaxSocketPath)
+		}
+	}
+	if rc.MetricsAddr != "" {
+		if err := checkHostPort(rc.MetricsAddr); err != nil {
+			return issuing.Config{}, nil, fmt.Errorf("-metrics-addr %q: %w", rc.MetricsAddr, err)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -253,6 +274,19 @@ func relationship(f relationshipConfig) (issuing.Relationship, error) {
 		}
 	}
 	return r, nil
+}
+
+// checkHostPort checks a listen address: host:port, the port a number
+// (0 picks a free one).
+func checkHostPort(hp string) error {
+	_, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return errors.New("the port must be a number from 0 to 65535")
+	}
+	return nil
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {

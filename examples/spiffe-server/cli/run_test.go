@@ -63,7 +63,11 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		"missing config":      {[]string{"-config", filepath.Join(dir, "none.json")}, "", ExitUsage, "configuration file: open "},
 		"unknown config key":  {nil, `{"trust_domian": "example.org"}`, ExitUsage, `unknown key "trust_domian"`},
 		"bad config duration": {nil, `{"ca_ttl": 3600}`, ExitUsage, `ca_ttl: invalid value "3600": time: missing unit in duration "3600"`},
-		"bad port":            {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", "127.0.0.1:99999", "-admin-socket", ""}, "", ExitFailure, "spiffe-server run: server: node API: listen tcp: address 99999: invalid port\n"},
+		"bad port":            {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", "127.0.0.1:99999", "-admin-socket", ""}, "", ExitUsage, `spiffe-server run: server: invalid configuration: the node API address "127.0.0.1:99999": the port must be a number from 0 to 65535` + "\n"},
+		"one port twice":      {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", "127.0.0.1:8081", "-federation-bind", ":8081", "-admin-socket", ""}, "", ExitUsage, "the node API and the bundle endpoint both listen on 127.0.0.1:8081"},
+		"admin socket too long": {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-admin-socket", "/run/" + strings.Repeat("a", 110) + "/admin.sock"}, "", ExitUsage,
+			"spiffe-server run: -admin-socket: the path /run/" + strings.Repeat("a", 110) + "/admin.sock is longer than the 107 bytes a unix socket allows\n"},
+		"bad metrics address": {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-metrics-addr", "localhost"}, "", ExitUsage, `-metrics-addr "localhost": address localhost: missing port in address`},
 		"port taken":          {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", busy.Addr().String(), "-admin-socket", ""}, "", ExitFailure, "spiffe-server run: server: node API: listen tcp " + busy.Addr().String() + ": bind: address already in use\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -306,11 +310,11 @@ func TestRunRejectsBadFederation(t *testing.T) {
 		"unknown field":       {`{"federates_with": [{"trust_domain": "p.test", "endpoint_id": "x"}]}`, nil, ExitUsage, `federates_with: json: unknown field "endpoint_id"`},
 		"not a list":          {`{"federates_with": {"trust_domain": "p.test"}}`, nil, ExitUsage, "federates_with: json: cannot unmarshal object"},
 		"not from a flag":     {`{}`, []string{"-federates-with", "p.test"}, ExitUsage, "flag provided but not defined: -federates-with"},
-		"own trust domain":    {`{"federates_with": [{"trust_domain": "example.org", "url": "https://x/", "profile": "https_web"}]}`, nil, ExitFailure, "a trust domain's own bundle can never be overwritten through federation"},
-		"http URL":            {`{"federates_with": [{"trust_domain": "p.test", "url": "http://x/", "profile": "https_web"}]}`, nil, ExitFailure, "https"},
-		"no profile":          {`{"federates_with": [{"trust_domain": "p.test", "url": "https://x/"}]}`, nil, ExitFailure, "profile is required"},
+		"own trust domain":    {`{"federates_with": [{"trust_domain": "example.org", "url": "https://x/", "profile": "https_web"}]}`, nil, ExitUsage, "a trust domain's own bundle can never be overwritten through federation"},
+		"http URL":            {`{"federates_with": [{"trust_domain": "p.test", "url": "http://x/", "profile": "https_web"}]}`, nil, ExitUsage, "https"},
+		"no profile":          {`{"federates_with": [{"trust_domain": "p.test", "url": "https://x/"}]}`, nil, ExitUsage, "profile is required"},
 		"bad refresh":         {`{"federation_refresh": "often"}`, nil, ExitUsage, `federation_refresh: invalid value "often": time: invalid duration "often"`},
-		"web endpoint no key": {`{"federation_bind": "127.0.0.1:0", "federation_profile": "https_web", "federation_cert": "c.pem"}`, nil, ExitFailure, "needs a certificate file and a key file"},
+		"web endpoint no key": {`{"federation_bind": "127.0.0.1:0", "federation_profile": "https_web", "federation_cert": "c.pem"}`, nil, ExitUsage, "needs a certificate file and a key file"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"-config", writeJSON(t, dir, tc.file)}, base...)
