@@ -13,10 +13,6 @@ import (
 // address (WE rule 8).
 const SocketEnv = "SPIFFE_ENDPOINT_SOCKET"
 
-// ErrInvalidEndpointScheme is returned by TargetFromAddress, ValidateAddress
-// and New when an address has a scheme other than "unix" or "tcp" (or none).
-var ErrInvalidEndpointScheme = errors.New("workloadapi: workload endpoint socket URI must have a \"tcp\" or \"unix\" scheme")
-
 // GetDefaultAddress returns the value of the SPIFFE_ENDPOINT_SOCKET
 // environment variable and whether it is set. The value is not validated.
 func GetDefaultAddress() (string, bool) {
@@ -24,8 +20,9 @@ func GetDefaultAddress() (string, bool) {
 }
 
 // ValidateAddress validates that the provided address can be parsed to a gRPC
-// target string for dialing a Workload API endpoint exposed as either a Unix
-// Domain Socket or TCP socket. See TargetFromAddress for the rules.
+// target string for dialing a Workload API endpoint exposed as a Unix Domain
+// Socket or TCP socket (a named pipe or TCP socket on Windows). See
+// TargetFromAddress for the rules.
 func ValidateAddress(addr string) error {
 	_, err := TargetFromAddress(addr)
 	return err
@@ -41,6 +38,13 @@ func ValidateAddress(addr string) error {
 //     target is "unix://" followed by the path.
 //   - "tcp": an IP address (not a host name) and a port, and nothing else:
 //     "tcp://127.0.0.1:8000", "tcp://[::1]:8000". The target is "host:port".
+//   - "npipe", on Windows only (and "unix" on every other system only, as
+//     go-spiffe has them): an opaque pipe name, "npipe:agent" or
+//     "npipe:spire/agent", and nothing else. The target is the pipe's path,
+//     "\\.\pipe\agent" ("\\.\pipe\spire\agent"). Stricter than
+//     go-spiffe: a name with an empty, "." or ".." element (which would
+//     leave the pipe namespace once Windows cleans the path) or longer than
+//     256 characters is rejected.
 //
 // Stricter than go-spiffe, as WE rule 8 requires: an authority in a unix
 // address ("unix://host/run/sock", which go-spiffe dials as if the host were
@@ -52,14 +56,10 @@ func TargetFromAddress(addr string) (string, error) {
 	if err != nil {
 		return "", errors.New("workloadapi: workload endpoint socket is not a valid URI: " + err.Error())
 	}
-	switch u.Scheme { // url.Parse lowercases the scheme
-	case "unix":
-		return unixTarget(addr, u)
-	case "tcp":
+	if u.Scheme == "tcp" { // url.Parse lowercases the scheme
 		return tcpTarget(addr, u)
-	default:
-		return "", ErrInvalidEndpointScheme
 	}
+	return targetOS(addr, u)
 }
 
 func unixTarget(addr string, u *url.URL) (string, error) {

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package workloadapi
 
 import (
@@ -45,6 +47,8 @@ func TestTargetFromAddress(t *testing.T) {
 		{name: "no scheme", addr: "/run/spire/agent.sock", err: ErrInvalidEndpointScheme.Error()},
 		{name: "http scheme", addr: "http://127.0.0.1:8000", err: ErrInvalidEndpointScheme.Error()},
 		{name: "word", addr: "blah", err: ErrInvalidEndpointScheme.Error()},
+		// Named pipes are Windows' own, as in go-spiffe.
+		{name: "npipe elsewhere than on Windows", addr: "npipe:agent", err: ErrInvalidEndpointScheme.Error()},
 		{name: "not a URI", addr: "unix://%zz", err: "workloadapi: workload endpoint socket is not a valid URI: "},
 	}
 	for _, tt := range tests {

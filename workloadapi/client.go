@@ -45,23 +45,16 @@ func New(ctx context.Context, options ...ClientOption) (*Client, error) {
 	for _, opt := range options {
 		opt.configureClient(&cfg)
 	}
-	if cfg.address == "" {
-		addr, ok := GetDefaultAddress()
-		if !ok || addr == "" {
-			return nil, errors.New("workloadapi: workload endpoint socket address is not configured")
-		}
-		cfg.address = addr
-	}
-	target, err := TargetFromAddress(cfg.address)
+	target, osOptions, err := dialTarget(&cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.backoffStrategy == nil {
 		cfg.backoffStrategy = defaultBackoffStrategy{}
 	}
-	dialOptions := append([]grpc.DialOption{
+	dialOptions := append(append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, cfg.dialOptions...)
+	}, osOptions...), cfg.dialOptions...)
 	conn, err := grpc.NewClient(target, dialOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("workloadapi: failed to dial the Workload API: %w", err)
@@ -274,4 +267,16 @@ func audienceOf(params jwtsvid.Params) []string {
 // wrapCallErr prefixes an RPC error; status.Code still finds its code.
 func wrapCallErr(rpc string, err error) error {
 	return fmt.Errorf("workloadapi: %s: %w", rpc, err)
+}
+
+// addressOrDefault returns the configured address, else SPIFFE_ENDPOINT_SOCKET.
+func (cfg *clientConfig) addressOrDefault() (string, error) {
+	if cfg.address != "" {
+		return cfg.address, nil
+	}
+	addr, ok := GetDefaultAddress()
+	if !ok || addr == "" {
+		return "", errors.New("workloadapi: workload endpoint socket address is not configured")
+	}
+	return addr, nil
 }

@@ -47,6 +47,7 @@ func WithBackoffStrategy(backoffStrategy BackoffStrategy) ClientOption {
 
 type clientConfig struct {
 	address         string
+	namedPipeName   string // WithNamedPipeName, on Windows
 	dialOptions     []grpc.DialOption
 	log             logger.Logger
 	backoffStrategy BackoffStrategy

@@ -30,7 +30,8 @@ import (
 // the one that connected or that executes another file since. Over TCP,
 // and where the kernel does not report credentials, PID, UID and GID are
 // -1 and only Addr is known (WE rule 2: use TCP only where the address
-// itself authenticates).
+// itself authenticates). On a Windows named pipe ([ListenNamedPipe]), PID
+// is the process ID Windows reports, UID and GID are -1.
 type Caller struct {
 	PID, UID, GID int
 	// Addr is the peer's address; on unix sockets it is usually unnamed.
@@ -61,8 +62,9 @@ func (c Caller) Workload() attest.Workload {
 }
 
 // HasCredentials reports whether the kernel identified the caller's
-// process, that is whether PID, UID and GID are set.
-func (c Caller) HasCredentials() bool { return c.PID >= 0 }
+// process, that is whether PID, UID and GID are set. On a Windows named
+// pipe only the PID is known: HasCredentials is false.
+func (c Caller) HasCredentials() bool { return c.PID >= 0 && c.UID >= 0 && c.GID >= 0 }
 
 func addrString(c Caller) string {
 	if c.Addr == nil {
@@ -123,11 +125,15 @@ func (c peerCreds) Clone() credentials.TransportCredentials { return c }
 func (peerCreds) OverrideServerName(string) error { return nil }
 
 // identify learns the caller behind conn: on unix sockets, the kernel's
-// credentials and the server's record of the process (unix.Peer), the
-// address only on anything else. A caller whose process exited before its
+// credentials and the server's record of the process (unix.Peer); on a
+// Windows named pipe, the process ID Windows reports; the address only on
+// anything else. A caller whose process exited before its
 // connection was accepted has no identity: whoever holds the connection
 // is another process.
 func identify(conn net.Conn) (Caller, error) {
+	if c, ok, err := identifyOS(conn); ok {
+		return c, err
+	}
 	c := Caller{PID: -1, UID: -1, GID: -1, Addr: conn.RemoteAddr()}
 	if conn.LocalAddr() == nil || conn.LocalAddr().Network() != "unix" {
 		return c, nil
