@@ -10,10 +10,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spiffekit/spiffekit/examples/internal/version"
 	"github.com/spiffekit/spiffekit/examples/oidc-discovery-provider/provider"
 )
 
 func main() {
+	if len(os.Args) == 2 && version.IsFlag(os.Args[1]) {
+		version.Print(os.Stdout, "oidc-discovery-provider")
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := provider.Main(ctx, os.Args[1:], os.Stderr)
 	stop()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/examples/internal/version"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
@@ -62,6 +63,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	case args[0] == "run":
 		return runCommand(ctx, args[1:], stdout, stderr)
+	case args[0] == "version" || version.IsFlag(args[0]):
+		return printVersion(args[1:], stdout, stderr)
 	}
 	// The longest command whose words begin args; "api fetch" alone, as
 	// SPIRE has it, is "api fetch x509".
@@ -93,6 +96,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "spiffe-agent: unknown command %q\n", strings.Join(args[:max(1, len(prefix))], " "))
 	usage(stderr)
 	return ExitUsage
+}
+
+// printVersion answers "spiffe-agent version" and "spiffe-agent -version":
+// the program's module version and VCS revision.
+func printVersion(args []string, stdout, stderr io.Writer) int {
+	cmd := cmdline.New("spiffe-agent version", "Prints the version of spiffe-agent and the VCS revision it was built from.")
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return code
+	}
+	version.Print(stdout, "spiffe-agent")
+	return ExitOK
 }
 
 // isHelp reports whether arg asks for help.
@@ -129,7 +143,8 @@ Commands:
 	for _, c := range clientCommands {
 		fmt.Fprintf(w, "  %-18s  %s\n", c.words, c.summary)
 	}
-	fmt.Fprint(w, `
+	fmt.Fprint(w, `  version             print the version and VCS revision (also -version)
+
 Run "spiffe-agent <command> -h" for its flags. Every flag of run may also be
 set by an environment variable (`+EnvPrefix+`_ and the flag's name in upper
 case, '_' for '-') or a key of its -config file. The other commands find the

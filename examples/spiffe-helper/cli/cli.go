@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/examples/internal/version"
 )
 
 // Exit codes of [Main].
@@ -42,11 +43,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Options) int {
 	cmd := cmdline.New("spiffe-helper", help)
 	var path string
-	var daemon bool
+	var daemon, showVersion bool
 	cmd.String(&path, "config", "helper.conf", "configuration `file` (HCL, spiffe-helper's keys)")
 	cmd.Bool(&daemon, "daemon-mode", true, "keep the files fresh until stopped; false: write them once and exit\n(overrides daemon_mode of the file)")
+	cmd.Bool(&showVersion, "version", false, "print the version and VCS revision, and exit")
 	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
 		return code
+	}
+	if showVersion {
+		version.Print(stdout, "spiffe-helper")
+		return ExitOK
 	}
 	cfg, err := LoadConfig(path)
 	if err != nil {

@@ -198,6 +198,7 @@ Commands:
   authority list
   authority x509|jwt show|prepare|activate|taint|revoke
   x509 mint, jwt mint
+  version                   print the version and VCS revision (also -version)
 
 Every command but run takes -admin-socket PATH (default $`+AdminSocketEnv+`,
 else `+DefaultAdminSocket+`) and -output pretty|json.

@@ -17,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/k8spsat/psatserver"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
+	"github.com/spiffekit/spiffekit/examples/internal/version"
 	issuing "github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -31,10 +32,24 @@ const EnvPrefix = "SPIFFE_SERVER"
 // and usage errors to stderr. It returns the exit code: [ExitOK],
 // [ExitFailure] or [ExitUsage].
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "version" || version.IsFlag(args[0])) {
+		return printVersion(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "run" {
 		return runServer(ctx, args[1:], stdout, stderr)
 	}
 	return Admin(ctx, args, stdout, stderr)
+}
+
+// printVersion answers "spiffe-server version" and "spiffe-server
+// -version": the program's module version and VCS revision.
+func printVersion(args []string, stdout, stderr io.Writer) int {
+	cmd := cmdline.New("spiffe-server version", "Prints the version of spiffe-server and the VCS revision it was built from.")
+	if code, ok := cmd.Parse(args, stdout, stderr); !ok {
+		return code
+	}
+	version.Print(stdout, "spiffe-server")
+	return ExitOK
 }
 
 // runConfig is the configuration of the run command, from its flags,
