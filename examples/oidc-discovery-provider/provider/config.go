@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/hcl"
+
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -35,10 +37,11 @@ const (
 	maxDomains = 1000
 )
 
-// Config is the provider's configuration file, with SPIRE's key names. It
-// is JSON (which HCL also reads), decoded strictly: a key the provider
-// does not know is an error, and the keys of SPIRE it does not support
-// are refused with the reason (see refusedKeys).
+// Config is the provider's configuration file, with SPIRE's key names:
+// JSON, or HCL as SPIRE's files are written (sections as blocks:
+// workload_api { ... }). It is decoded strictly: a key the provider does
+// not know is an error, and the keys of SPIRE it does not support are
+// refused with the reason (see refusedKeys).
 type Config struct {
 	// Domains are the host names the provider answers for (the Host of a
 	// request, without its port); a request for another gets 400.
@@ -186,10 +189,18 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig decodes and checks a configuration file, and fills in the
-// defaults.
+// defaults. A file whose first character (after white space) is '{' is
+// JSON; any other is HCL.
 func ParseConfig(data []byte) (*Config, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, fmt.Errorf("larger than %d bytes", MaxConfigBytes)
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		j, err := hclToJSON(data)
+		if err != nil {
+			return nil, err
+		}
+		data = j
 	}
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(data, &keys); err != nil {
@@ -210,6 +221,44 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// sections are the keys of SPIRE's file that are blocks in HCL.
+var sections = map[string]bool{
+	"serving_cert_file": true, "workload_api": true, "server_api": true, "health_checks": true,
+	"acme": true, "registration_api": true, "experimental": true,
+}
+
+// hclToJSON decodes an HCL file into the JSON form of the same keys: a
+// section written as a block (a list of one object once decoded) becomes
+// that object; a section given twice is an error.
+func hclToJSON(data []byte) (out []byte, err error) {
+	defer func() {
+		// The HCL v1 parser is not hardened against every input: a panic
+		// in it is an invalid file, not a crash.
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("not valid HCL: the parser failed on it (%v)", truncate(fmt.Sprint(r)))
+		}
+	}()
+	var m map[string]any
+	if err := hcl.Decode(&m, string(data)); err != nil {
+		return nil, fmt.Errorf("not valid JSON or HCL: %w", err)
+	}
+	for k, v := range m {
+		list, ok := v.([]map[string]any)
+		if !ok || !sections[k] {
+			continue
+		}
+		if len(list) != 1 {
+			return nil, fmt.Errorf("the %s section is given %d times", k, len(list))
+		}
+		m[k] = list[0]
+	}
+	out, err = json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("cannot convert HCL: %w", err)
+	}
+	return out, nil
 }
 
 func sortedKeys(m map[string]json.RawMessage) []string {

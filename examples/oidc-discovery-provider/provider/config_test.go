@@ -74,12 +74,77 @@ func TestParseConfig(t *testing.T) {
 	})
 }
 
+// spireHCL is spireConfig as SPIRE's files are written, in HCL.
+const spireHCL = `
+log_level = "DEBUG"
+log_format = "JSON"
+log_requests = true
+domains = ["oidc.example.org", "OIDC.internal", "10.0.0.7"]
+jwt_issuer = "https://issuer.example.org"
+jwks_uri = "https://oidc.example.org/keys"
+set_key_use = true
+serving_cert_file {
+  cert_file_path = "/etc/oidc/tls.crt"
+  key_file_path = "/etc/oidc/tls.key"
+  addr = ":8443"
+  file_sync_interval = "30s"
+}
+workload_api {
+  socket_path = "/run/spire/sockets/agent.sock"
+  trust_domain = "example.org"
+  poll_interval = "5s"
+}
+health_checks {
+  bind_port = 8088
+  ready_path = "/r"
+  live_path = "/l"
+}
+`
+
+// An HCL file of SPIRE's provider reads as its JSON twin.
+func TestParseConfigHCL(t *testing.T) {
+	fromJSON, err := provider.ParseConfig([]byte(spireConfig))
+	require.NoError(t, err)
+	fromHCL, err := provider.ParseConfig([]byte(spireHCL))
+	require.NoError(t, err)
+	assert.Equal(t, fromJSON, fromHCL)
+
+	// SPIRE's documented example with a unix socket listener.
+	cfg, err := provider.ParseConfig([]byte(`
+log_level = "debug"
+domains = ["mypublicdomain.test"]
+listen_socket_path = "/run/oidc-discovery-provider/server.sock"
+
+workload_api {
+    socket_path = "/run/spire/sockets/agent.sock"
+    trust_domain = "domain.test"
+}
+`))
+	require.NoError(t, err)
+	assert.Equal(t, "domain.test", cfg.WorkloadAPI.TrustDomain)
+	assert.Equal(t, "/run/oidc-discovery-provider/server.sock", cfg.ListenSocketPath)
+
+	// An empty block is a section with its defaults.
+	cfg, err = provider.ParseConfig([]byte("domains = [\"a\"]\ninsecure_addr = \"127.0.0.1:80\"\nserver_api { address = \"/s\" }\nhealth_checks {}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, &provider.HealthChecks{BindPort: 8008, ReadyPath: "/ready", LivePath: "/live"}, cfg.HealthChecks)
+}
+
 func TestParseConfigRejects(t *testing.T) {
 	const source = `"workload_api": {"socket_path": "/run/agent.sock", "trust_domain": "example.org"}`
 	const serving = `"insecure_addr": "127.0.0.1:8080"`
 	for _, tc := range []struct{ name, config, want string }{
-		{"not JSON", `domains = ["a"]`, "not a JSON object"},
-		{"not an object", `["a"]`, "not a JSON object"},
+		{"neither JSON nor HCL", `["a"]`, "not valid JSON or HCL"},
+		{"not JSON", `{domains = ["a"]}`, "not a JSON object"},
+		{"HCL with an unknown key", `domains = ["a"]
+listen_addr = "x"`, `unknown field "listen_addr"`},
+		{"HCL section twice", `domains = ["a"]
+insecure_addr = "127.0.0.1:80"
+workload_api { socket_path = "/a" }
+workload_api { socket_path = "/b" }`, "the workload_api section is given 2 times"},
+		{"HCL acme", `domains = ["a"]
+acme { tos_accepted = true }`, "acme is not supported"},
+		{"empty", ``, "domains is required"},
 		{"trailing data", `{"domains": ["a"], ` + serving + `, ` + source + `} {}`, "not a JSON object"},
 		{"unknown key", `{"domains": ["a"], "listen_addr": "x", ` + serving + `, ` + source + `}`, `unknown field "listen_addr"`},
 		{"unknown key in a section", `{"domains": ["a"], ` + serving + `, "workload_api": {"socket_path": "/s", "trust_domain": "td", "x": 1}}`, `unknown field "x"`},
@@ -160,6 +225,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"domains": ["a"], "listen_socket_path": "/s", "workload_api": {"socket_path": "npipe:agent", "trust_domain": "td"}}`))
 	f.Add([]byte(`{"acme": {}}`))
 	f.Add([]byte(`{"domains": [""], "serving_cert_file": {"file_sync_interval": 1}}`))
+	f.Add([]byte(spireHCL))
+	f.Add([]byte("domains = [\"a\"]\nserver_api { address = \"/s\" }\nserver_api { }"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := provider.ParseConfig(data)
 		if err != nil {
