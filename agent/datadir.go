@@ -28,13 +28,28 @@ const (
 	maxFile    = 1 << 20
 )
 
+// mkdirPrivate creates dir with mode 0700 if it is missing, and its
+// missing parents with mode 0755: only the data directory itself is
+// private, so that a parent it shares with the Workload API socket (the
+// README's /tmp/agent/api.sock beside /tmp/agent/data) still lets every
+// user reach the socket.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
 // openDataDir makes the data directory ready for the agent before it
 // attests, so that a local failure costs no join token: it creates dir
 // (mode 0700) if missing, checks that nobody but the agent's uid and root
 // can change what it holds (see checkDataDir), and locks it for this agent
 // (see internal/dirlock), naming the holder when another agent has it.
 func openDataDir(dir string) (*dirlock.Lock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("agent: creating the data directory: %w", err)
 	}
 	fi, err := os.Stat(dir)
@@ -92,7 +107,7 @@ func saveState(dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirPrivate(dir); err != nil {
 		return fmt.Errorf("agent: creating the data directory: %w", err)
 	}
 	keyPEM, err := pemutil.EncodePKCS8PrivateKey(key)

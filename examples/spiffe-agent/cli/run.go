@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,17 +87,22 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	if err != nil {
 		return cmd.Fail(stderr, err)
 	}
+	// The socket's directory must let every user reach the socket (see
+	// socketMode); one that exists is left as the operator made it. It
+	// comes before the data directory, private, which may be beside the
+	// socket: its missing parents are then the socket's, 0755.
+	if err := os.MkdirAll(filepath.Dir(s.socket), 0o755); err != nil {
+		return cmd.Fail(stderr, fmt.Errorf("-socket: %w", err))
+	}
 	if s.dataDir != "" {
-		if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(s.dataDir), 0o755); err != nil {
+			return cmd.Fail(stderr, fmt.Errorf("-data-dir: %w", err))
+		}
+		if err := os.Mkdir(s.dataDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return cmd.Fail(stderr, fmt.Errorf("-data-dir: %w", err))
 		}
 	} else {
 		log.Warn("no -data-dir: nothing is kept across restarts, so a restarted agent attests again (a join token works only once)")
-	}
-	// The socket's directory must let every user reach the socket (see
-	// socketMode); one that exists is left as the operator made it.
-	if err := os.MkdirAll(filepath.Dir(s.socket), 0o755); err != nil {
-		return cmd.Fail(stderr, fmt.Errorf("-socket: %w", err))
 	}
 
 	attestorType := "none"

@@ -427,3 +427,21 @@ func TestRunUnverifiableServer(t *testing.T) {
 		})
 	}
 }
+
+// TestRunSocketBesideDataDir: with the socket and the data directory in
+// one directory the agent creates (the README's /tmp/agent/api.sock and
+// /tmp/agent/data), that directory lets every user reach the socket
+// (0755) while the data directory stays private (0700).
+func TestRunSocketBesideDataDir(t *testing.T) {
+	base := filepath.Join(filepath.Dir(socketPath(t)), "agent")
+	socket, data := filepath.Join(base, "api.sock"), filepath.Join(base, "data")
+	r := startRun(t, "-trust-domain", "example.org", "-server", "127.0.0.1:1", "-insecure-bootstrap",
+		"-join-token", foreignToken(t), "-socket", socket, "-data-dir", data)
+	r.waitFor(t, "the first attempt", func() bool { return r.logs.Contains("attestation failed; retrying") })
+	for dir, mode := range map[string]os.FileMode{base: 0o755, data: 0o700} {
+		fi, err := os.Stat(dir)
+		require.NoError(t, err)
+		assert.Equal(t, mode, fi.Mode().Perm(), dir)
+	}
+	assert.Equal(t, ExitOK, r.stop(t))
+}
