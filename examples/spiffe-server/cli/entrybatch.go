@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
@@ -42,23 +44,30 @@ writes; every field but spiffe_id, parent_id and selectors may be left out:
 
 A selector is {"type": ..., "value": ...} or "type:value"; a TTL is a number
 of seconds or a duration ("1h30m"); federates_with takes names or
-spiffe://name. SPIRE's ttl is taken for x509_svid_ttl. entry_id, if any,
-is the new entry's ID (a UUID is taken without its dashes); an entry whose
-ID is taken fails. revision_number, created_at and updated_at are ignored;
-admin, downstream, store_svid and entryExpiry are refused when set.`
+spiffe://name. SPIRE's ttl is taken for x509_svid_ttl. entry_id (or id, as
+SPIRE's entry show -output json names it), if any, is the new entry's ID (a
+UUID is taken without its dashes); an entry whose ID is taken fails.
+spiffe_id and parent_id may also be {"trust_domain": ..., "path": ...}, as
+SPIRE's entry show -output json writes them, so that its output is read as
+it is. revision_number, created_at, updated_at and next_page_token are
+ignored; admin, downstream, store_svid and entryExpiry (or expires_at) are
+refused when set.`
 
 // dataFileJSON is the file of entry create -data.
 type dataFileJSON struct {
 	Entries []dataEntryJSON `json:"entries"`
+	// Written by SPIRE's entry show -output json; ignored.
+	NextPageToken json.RawMessage `json:"next_page_token"`
 }
 
 // dataEntryJSON is one entry of the file: SPIRE's registration entry
-// (spire.common.RegistrationEntry, as its CLI reads it), which is also
-// what entry show -output json writes (entryJSON), with selectors and
+// (spire.common.RegistrationEntry, as its CLI reads it), SPIRE's API entry
+// (spire.api.types.Entry, as its entry show -output json writes it), and
+// what entry show -output json writes here (entryJSON), with selectors and
 // TTLs also in the forms the flags take.
 type dataEntryJSON struct {
-	SPIFFEID      string         `json:"spiffe_id"`
-	ParentID      string         `json:"parent_id"`
+	SPIFFEID      dataID         `json:"spiffe_id"`
+	ParentID      dataID         `json:"parent_id"`
 	Selectors     []dataSelector `json:"selectors"`
 	X509SVIDTTL   dataTTL        `json:"x509_svid_ttl"`
 	JWTSVIDTTL    dataTTL        `json:"jwt_svid_ttl"`
@@ -70,11 +79,77 @@ type dataEntryJSON struct {
 	Downstream    bool           `json:"downstream"`
 	StoreSVID     bool           `json:"store_svid"`
 	EntryExpiry   int64          `json:"entryExpiry"`
+	ExpiresAt     dataInt        `json:"expires_at"` // SPIRE's API name of entryExpiry
 	EntryID       string         `json:"entry_id"`
+	ID            string         `json:"id"` // SPIRE's API name of entry_id
 	// Written by SPIRE and by entry show -output json; ignored.
 	RevisionNumber json.RawMessage `json:"revision_number"`
 	CreatedAt      json.RawMessage `json:"created_at"`
 	UpdatedAt      json.RawMessage `json:"updated_at"`
+}
+
+// dataID is a SPIFFE ID of the file: "spiffe://td/path", or
+// {"trust_domain": ..., "path": ...}, as SPIRE's API writes it. text is
+// the ID as a string, for messages and parsing; a malformed object fails
+// its entry, not the file: err keeps why.
+type dataID struct {
+	text string
+	err  error
+}
+
+func (d *dataID) UnmarshalJSON(b []byte) error {
+	if json.Unmarshal(b, &d.text) == nil {
+		return nil
+	}
+	var obj struct {
+		TrustDomain string `json:"trust_domain"`
+		Path        string `json:"path"`
+	}
+	if err := cmdline.DecodeStrict(b, &obj); err != nil {
+		d.err = fmt.Errorf("a SPIFFE ID is \"spiffe://...\" or {\"trust_domain\": ..., \"path\": ...}: %w", err)
+		return nil
+	}
+	d.text = "spiffe://" + obj.TrustDomain + obj.Path
+	if obj.Path != "" && !strings.HasPrefix(obj.Path, "/") {
+		d.err = fmt.Errorf("path %q does not start with /", obj.Path)
+	}
+	return nil
+}
+
+// parse returns the ID, or the zero ID when none was given.
+func (d dataID) parse() (spiffeid.ID, error) {
+	if d.err != nil {
+		return spiffeid.ID{}, d.err
+	}
+	if d.text == "" {
+		return spiffeid.ID{}, nil
+	}
+	return spiffeid.FromString(d.text)
+}
+
+// dataInt is an integer of the file: a JSON number, or a string of one, as
+// SPIRE's API writes its 64-bit integers. A bad one fails its entry, not
+// the file: err keeps why.
+type dataInt struct {
+	v   int64
+	err error
+}
+
+func (n *dataInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var text string
+	if json.Unmarshal(b, &text) == nil {
+		b = []byte(text)
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		n.err = fmt.Errorf("want an integer, not %s", b)
+		return nil
+	}
+	n.v = v
+	return nil
 }
 
 // dataSelector is a selector of the file: {"type": ..., "value": ...}, as
@@ -159,6 +234,12 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		return registry.Entry{}, fmt.Errorf("store_svid: %w", errStoreSVID)
 	case j.EntryExpiry != 0:
 		return registry.Entry{}, fmt.Errorf("entryExpiry: %w", errEntryExpiry)
+	case j.ExpiresAt.err != nil:
+		return registry.Entry{}, fmt.Errorf("expires_at: %w", j.ExpiresAt.err)
+	case j.ExpiresAt.v != 0:
+		return registry.Entry{}, fmt.Errorf("expires_at: %w", errEntryExpiry)
+	case j.EntryID != "" && j.ID != "" && j.EntryID != j.ID:
+		return registry.Entry{}, fmt.Errorf("entry_id %q and id %q differ", j.EntryID, j.ID)
 	}
 	for _, t := range []struct {
 		name string
@@ -168,7 +249,11 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 			return registry.Entry{}, fmt.Errorf("%s: %w", t.name, t.ttl.err)
 		}
 	}
-	id, _ := parseEntryID(j.EntryID)
+	entryID := j.EntryID
+	if entryID == "" {
+		entryID = j.ID
+	}
+	id, _ := parseEntryID(entryID)
 	e := registry.Entry{ID: id, DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d}
 	if !j.X509SVIDTTL.set {
 		e.X509SVIDTTL = j.TTL.d
@@ -177,15 +262,11 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		e.DNSNames = nil
 	}
 	var err error
-	if j.SPIFFEID != "" {
-		if e.SPIFFEID, err = spiffeid.FromString(j.SPIFFEID); err != nil {
-			return registry.Entry{}, fmt.Errorf("spiffe_id: %w", err)
-		}
+	if e.SPIFFEID, err = j.SPIFFEID.parse(); err != nil {
+		return registry.Entry{}, fmt.Errorf("spiffe_id: %w", err)
 	}
-	if j.ParentID != "" {
-		if e.ParentID, err = spiffeid.FromString(j.ParentID); err != nil {
-			return registry.Entry{}, fmt.Errorf("parent_id: %w", err)
-		}
+	if e.ParentID, err = j.ParentID.parse(); err != nil {
+		return registry.Entry{}, fmt.Errorf("parent_id: %w", err)
 	}
 	for _, s := range j.Selectors {
 		if s.err != nil {
@@ -216,7 +297,7 @@ func createFromFile(ctx context.Context, c *call, path string) error {
 	var entries []registry.Entry
 	var at []int // at[k] is the index in the file of entries[k]
 	for i, j := range file {
-		results[i] = resultJSON{Index: i + 1, SPIFFEID: j.SPIFFEID}
+		results[i] = resultJSON{Index: i + 1, SPIFFEID: j.SPIFFEID.text}
 		e, err := j.toEntry()
 		if err != nil {
 			results[i].Error = cmdline.OneLine(err)

@@ -274,3 +274,77 @@ func TestSPIREFlagSpellings(t *testing.T) {
 	assert.Equal(t, "Banned agent "+n1.String()+"\n", s.ok(t, "agent", "ban", "-spiffeID", n1.String()))
 	assert.Equal(t, "Evicted agent "+n1.String()+"\n", s.ok(t, "agent", "evict", "-spiffeID", n1.String()))
 }
+
+// TestEntryCreateFromSPIREEntryShow reads what SPIRE v1.13's spire-server
+// entry show -output json prints, unchanged (testdata/spire-entry-show.json,
+// a join token's node alias and a workload parented by it): SPIFFE IDs as
+// {"trust_domain", "path"}, the entry ID as id, 64-bit integers as strings,
+// expires_at and next_page_token.
+func TestEntryCreateFromSPIREEntryShow(t *testing.T) {
+	s := startServer(t)
+	r := s.run(t, "", "entry", "create", "-data", filepath.Join("testdata", "spire-entry-show.json"))
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.Equal(t, "2d43862112fd4ac5a0757af2faa5f792 spiffe://example.org/node/n1\n"+
+		"c15c259226054aa59e2553978c370b4c spiffe://example.org/web\n", r.stdout)
+
+	alias, err := s.store.Get(t.Context(), "2d43862112fd4ac5a0757af2faa5f792")
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://example.org/spire/agent/join_token/98530f69-ba8f-4cdb-a529-7edc30e7583b", alias.ParentID.String())
+	assert.Equal(t, []attest.Selector{{Type: "spiffe_id", Value: "spiffe://example.org/spire/agent/join_token/98530f69-ba8f-4cdb-a529-7edc30e7583b"}}, alias.Selectors)
+
+	web, err := s.store.Get(t.Context(), "c15c259226054aa59e2553978c370b4c")
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://example.org/web", web.SPIFFEID.String())
+	assert.Equal(t, "spiffe://example.org/node/n1", web.ParentID.String())
+	assert.Equal(t, []attest.Selector{{Type: "unix", Value: "uid:1000"}}, web.Selectors)
+	assert.Equal(t, 600*time.Second, web.X509SVIDTTL)
+	assert.Zero(t, web.JWTSVIDTTL)
+	assert.Equal(t, []string{"web.example.org"}, web.DNSNames)
+	assert.Empty(t, web.FederatesWith)
+}
+
+// TestEntryCreateFromSPIREEntryShowFailures breaks the fields of SPIRE's
+// API form: each bad entry fails on its own, naming the field.
+func TestEntryCreateFromSPIREEntryShowFailures(t *testing.T) {
+	s := startServer(t)
+	sel := `"selectors": [{"type": "unix", "value": "uid:1"}]`
+	parent := `"parent_id": {"trust_domain": "example.org", "path": "/node"}`
+	stdin := `{"entries": [` + strings.Join([]string{
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/ok"}, ` + parent + `, ` + sel + `, "expires_at": "0", "id": "", "next": 1}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "a"}, ` + parent + `, ` + sel + `}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "pth": "/a"}, ` + parent + `, ` + sel + `}`,
+		`{"spiffe_id": {"trust_domain": "", "path": "/a"}, ` + parent + `, ` + sel + `}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/b"}, "parent_id": 7, ` + sel + `}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/c"}, ` + parent + `, ` + sel + `, "expires_at": "1796563644"}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/d"}, ` + parent + `, ` + sel + `, "expires_at": 5}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/e"}, ` + parent + `, ` + sel + `, "expires_at": "soon"}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/f"}, ` + parent + `, ` + sel + `, "id": "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70", "entry_id": "4a7b3b2e5f6e4d1b9a330c2f1e9d8b71"}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/g"}, ` + parent + `, ` + sel + `, "expires_at": null, "id": "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70"}`,
+	}, ",\n") + `], "next_page_token": ""}`
+	// The first entry has an unknown key: the whole file is refused, as
+	// with every misspelt key.
+	r := s.run(t, stdin, "entry", "create", "-data", "-")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, `unknown field "next"`)
+
+	stdin = strings.Replace(stdin, `, "next": 1`, "", 1)
+	r = s.run(t, stdin, "entry", "create", "-data", "-")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Equal(t, "spiffe-server entry create: 8 of 10 entries not created\n", r.stderr)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, lines, 10, r.stdout)
+	assert.Regexp(t, createdLine+`spiffe://example\.org/ok$`, lines[0])
+	for i, want := range []string{
+		`error: entry 2 (spiffe://example.orga): spiffe_id: path "a" does not start with /`,
+		`error: entry 3 (no SPIFFE ID): spiffe_id: a SPIFFE ID is "spiffe://..." or {"trust_domain": ..., "path": ...}: json: unknown field "pth"`,
+		`error: entry 4 (spiffe:///a): spiffe_id: `,
+		`error: entry 5 (spiffe://example.org/b): parent_id: a SPIFFE ID is`,
+		`error: entry 6 (spiffe://example.org/c): expires_at: entries do not expire yet`,
+		`error: entry 7 (spiffe://example.org/d): expires_at: entries do not expire yet`,
+		`error: entry 8 (spiffe://example.org/e): expires_at: want an integer, not soon`,
+		`error: entry 9 (spiffe://example.org/f): entry_id "4a7b3b2e5f6e4d1b9a330c2f1e9d8b71" and id "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70" differ`,
+	} {
+		assert.True(t, strings.HasPrefix(lines[i+1], want), "line %d: %q, want prefix %q", i+2, lines[i+1], want)
+	}
+	assert.Equal(t, "4a7b3b2e5f6e4d1b9a330c2f1e9d8b70 spiffe://example.org/g", lines[9])
+}
