@@ -126,14 +126,16 @@ type Config struct {
 	IssuerObserver issuer.Observer
 
 	// APIObserver, when not nil, is told of every Workload API call the
-	// agent serves on Listener (see endpoint.Observer). Nil costs nothing.
+	// agent serves on Listener (see endpoint.Observer), and of every SDS
+	// call with SDS. Nil costs nothing.
 	APIObserver endpoint.Observer
 
 	// SDS, when not nil, serves Envoy's Secret Discovery Service (xDS v3)
 	// on Listener beside the Workload API, as SPIRE's agent does (see
 	// workloadapi/endpoint/sds): the same callers, attested the same way,
 	// get the same SVIDs and bundles. Its Handler and Logger are the
-	// agent's. Nil serves the Workload API alone.
+	// agent's, its Observer APIObserver. Nil serves the Workload API
+	// alone.
 	SDS *sds.Config
 
 	// RateLimit, when not nil, bounds how often each local caller (each
@@ -277,7 +279,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		ecfg := endpoint.Config{Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit}
 		if cfg.SDS != nil {
 			scfg := *cfg.SDS
-			scfg.Handler, scfg.Logger = ecfg.Handler, a.log
+			scfg.Handler, scfg.Logger, scfg.Observer = ecfg.Handler, a.log, cfg.APIObserver
 			srv, err := sds.New(scfg)
 			if err != nil {
 				return nil, fmt.Errorf("agent: %w", err)

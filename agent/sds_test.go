@@ -8,6 +8,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,8 @@ func TestAgentServesSDS(t *testing.T) {
 	s := startServer(t)
 	cfg := s.AgentConfig(t)
 	cfg.SDS = &sds.Config{}
+	obs := &observed{}
+	cfg.APIObserver = obs
 	a := nodetest.StartAgent(t, cfg)
 	a.WaitSynced(t)
 	client := sdsClient(t, a.Addr)
@@ -43,6 +46,9 @@ func TestAgentServesSDS(t *testing.T) {
 	require.Equal(t, "default", secret.Name)
 	require.Contains(t, string(secret.GetTlsCertificate().GetCertificateChain().GetInlineBytes()), "BEGIN CERTIFICATE")
 	require.NotEmpty(t, want.Certificates)
+	// SDS calls are observed as Workload API calls are.
+	assert.Equal(t, 1, obs.count("answered FetchSecrets PermissionDenied"), "%v", obs.snapshot())
+	assert.GreaterOrEqual(t, obs.count("answered FetchSecrets OK"), 1, "%v", obs.snapshot())
 
 	// Without SDS, the service is not registered.
 	plain := nodetest.StartAgent(t, s.AgentConfig(t))

@@ -19,6 +19,10 @@ const wildcard = "*"
 // DeltaSecrets serves the incremental protocol: see the package
 // documentation.
 func (s *Server) DeltaSecrets(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
+	return observe(s.cfg.Observer, "DeltaSecrets", stream, s.deltaSecrets)
+}
+
+func (s *Server) deltaSecrets(stream grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]) error {
 	const method = "DeltaSecrets"
 	ctx := stream.Context()
 	st, err := s.open(ctx, method)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -51,6 +54,12 @@ type Config struct {
 	// Envoy that has the SPIFFE certificate validator, unless its node
 	// metadata says otherwise.
 	DisableSPIFFECertValidation bool
+
+	// Observer, when not nil, is told of every SDS call as an
+	// endpoint.Observer is of Workload API calls, under the method names
+	// FetchSecrets, StreamSecrets and DeltaSecrets: a stream is answered
+	// at its first response. Nil costs nothing.
+	Observer endpoint.Observer
 }
 
 // Server is the Secret Discovery Service. It is safe for concurrent use.
@@ -101,7 +110,16 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 
 // FetchSecrets answers one request with the resources it names, without
 // version or nonce.
-func (s *Server) FetchSecrets(ctx context.Context, req *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
+func (s *Server) FetchSecrets(ctx context.Context, req *discoveryv3.DiscoveryRequest) (resp *discoveryv3.DiscoveryResponse, err error) {
+	const method = "FetchSecrets"
+	if o := s.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() { o.Answered(method, status.Code(err), time.Since(start)) }()
+	}
+	return s.fetchSecrets(ctx, req)
+}
+
+func (s *Server) fetchSecrets(ctx context.Context, req *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
 	const method = "FetchSecrets"
 	caller, err := endpoint.CallerFromContext(ctx)
 	if err != nil {
@@ -148,4 +166,39 @@ func truncate(s string) string {
 		return s[:max] + "..."
 	}
 	return s
+}
+
+// observe runs a stream of method through serve, telling the Observer.
+func observe[Req, Resp any](o endpoint.Observer, method string, stream grpc.BidiStreamingServer[Req, Resp],
+	serve func(grpc.BidiStreamingServer[Req, Resp]) error) error {
+	if o == nil {
+		return serve(stream)
+	}
+	o.StreamOpened(method)
+	obs := &observedStream[Req, Resp]{BidiStreamingServer: stream, o: o, method: method, start: time.Now()}
+	err := serve(obs)
+	code := status.Code(err)
+	if !obs.answered {
+		o.Answered(method, code, time.Since(obs.start))
+	}
+	o.StreamClosed(method, code)
+	return err
+}
+
+// observedStream tells its Observer of its first response.
+type observedStream[Req, Resp any] struct {
+	grpc.BidiStreamingServer[Req, Resp]
+	o        endpoint.Observer
+	method   string
+	start    time.Time
+	answered bool
+}
+
+func (s *observedStream[Req, Resp]) Send(m *Resp) error {
+	err := s.BidiStreamingServer.Send(m)
+	if err == nil && !s.answered {
+		s.answered = true
+		s.o.Answered(s.method, codes.OK, time.Since(s.start))
+	}
+	return err
 }

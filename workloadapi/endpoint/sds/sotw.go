@@ -14,6 +14,10 @@ import (
 // StreamSecrets serves the state of the world protocol: see the package
 // documentation.
 func (s *Server) StreamSecrets(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
+	return observe(s.cfg.Observer, "StreamSecrets", stream, s.streamSecrets)
+}
+
+func (s *Server) streamSecrets(stream grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]) error {
 	const method = "StreamSecrets"
 	ctx := stream.Context()
 	st, err := s.open(ctx, method)
