@@ -15,6 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca/upstream"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
@@ -26,6 +27,7 @@ import (
 // values: the data directory (CA keys, journal, server ID; locked for
 // this server alone, see server.DataDir), the datastore
 // (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
+// the upstream CA's certificate and key,
 // the kubeconfig files of the k8s_psat clusters,
 // the https_web certificate and key (read again when they change) and
 // the relationships' bootstrap bundles and Web PKI roots. It completes cfg
@@ -40,6 +42,16 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			return cfg, nil, fmt.Errorf("-x509pop-ca-bundle: %w", err) // x509pop says "x509pop: "
 		}
 		attestors[x509pop.Type] = xp
+	}
+	if rc.UpstreamCACert != "" || rc.UpstreamCAKey != "" {
+		if rc.UpstreamCACert == "" || rc.UpstreamCAKey == "" {
+			return cfg, nil, usagef("an upstream CA needs both -upstream-ca-cert and -upstream-ca-key")
+		}
+		up, err := upstream.LoadDisk(upstream.DiskConfig{CertFile: rc.UpstreamCACert, KeyFile: rc.UpstreamCAKey})
+		if err != nil {
+			return cfg, nil, err // upstream says "upstream: "
+		}
+		cfg.Upstream = up
 	}
 	if rc.K8sPSAT != nil {
 		k, err := newK8sPSAT(rc.K8sPSAT)

@@ -61,6 +61,8 @@ type runConfig struct {
 	AdminSocket       string
 	Datastore         string
 	X509PoPCABundle   string
+	UpstreamCACert    string
+	UpstreamCAKey     string
 	CATTL             time.Duration
 	X509SVIDTTL       time.Duration
 	JWTSVIDTTL        time.Duration
@@ -128,6 +130,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.AdminSocket, "admin-socket", DefaultAdminSocket, "`path` of the admin socket")
 	cmd.String(&c.Datastore, "datastore", "", "PostgreSQL connection `string` (postgres://...); default SQLite in -data-dir")
 	cmd.String(&c.X509PoPCABundle, "x509pop-ca-bundle", "", "PEM `file` of the CAs that x509pop node certificates chain to (enables x509pop)")
+	cmd.String(&c.UpstreamCACert, "upstream-ca-cert", "", "PEM `file` of an upstream CA certificate (then those above it) that signs the server's CAs (SPIRE's UpstreamAuthority \"disk\")")
+	cmd.String(&c.UpstreamCAKey, "upstream-ca-key", "", "PKCS#8 PEM `file` of the upstream CA's private key, mode 0600")
 	cmd.Duration(&c.CATTL, "ca-ttl", 0, "lifetime of each X.509 CA (0: 24h)")
 	cmd.Duration(&c.X509SVIDTTL, "x509-svid-ttl", 0, "default lifetime of X509-SVIDs (0: 1h)")
 	cmd.Duration(&c.JWTSVIDTTL, "jwt-svid-ttl", 0, "default lifetime of JWT-SVIDs (0: 5m)")

@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
+)
+
+// writeUpstreamCA writes a self-signed CA certificate and its PKCS#8 key
+// (mode 0600) into dir, as an operator's upstream CA, and returns the
+// certificate and both paths.
+func writeUpstreamCA(t *testing.T, dir string) (*x509.Certificate, string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "upstream"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	certPath, keyPath := filepath.Join(dir, "upstream.crt"), filepath.Join(dir, "upstream.key")
+	require.NoError(t, os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	require.NoError(t, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600))
+	return cert, certPath, keyPath
+}
+
+// TestRunUpstreamCA starts the server with an upstream CA from files: its
+// bundle is the upstream root alone, and what it signs chains to that
+// root through the server's CA, so that another server under the same
+// upstream CA (SPIRE's UpstreamAuthority "disk") trusts it.
+func TestRunUpstreamCA(t *testing.T) {
+	dir, err := os.MkdirTemp("", "upstream")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	root, certPath, keyPath := writeUpstreamCA(t, dir)
+	sock := filepath.Join(dir, "admin.sock")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr logtest.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"run", "-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "data"),
+			"-bind", "127.0.0.1:0", "-admin-socket", sock,
+			"-upstream-ca-cert", certPath, "-upstream-ca-key", keyPath}, io.Discard, &stderr)
+	}()
+	waitReady(t, &stderr, done)
+
+	var out, errOut bytes.Buffer
+	require.Equal(t, ExitOK, Main(ctx, []string{"bundle", "show", "-admin-socket", sock}, &out, &errOut), errOut.String())
+	assert.Equal(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})), out.String(),
+		"the bundle is the upstream root")
+
+	out.Reset()
+	require.Equal(t, ExitOK, Main(ctx, []string{"x509", "mint", "-admin-socket", sock, "-output", "json",
+		"-spiffe-id", "spiffe://example.org/web"}, &out, &errOut), errOut.String())
+	var minted struct {
+		X509SVID [][]byte `json:"x509_svid"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &minted))
+	require.Len(t, minted.X509SVID, 2, "the leaf, then the server's CA")
+	leaf, err := x509.ParseCertificate(minted.X509SVID[0])
+	require.NoError(t, err)
+	inter, err := x509.ParseCertificate(minted.X509SVID[1])
+	require.NoError(t, err)
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	inters.AddCert(inter)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	require.NoError(t, err, "the SVID chains to the upstream root")
+	assert.Equal(t, root.Subject.String(), inter.Issuer.String())
+
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, ExitOK, code, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}
+
+// TestRunUpstreamCARefused checks the upstream CA's files before anything
+// is created: one file without the other is a usage error, a key that
+// others may read or a key of another certificate fails.
+func TestRunUpstreamCARefused(t *testing.T) {
+	dir := t.TempDir()
+	_, certPath, keyPath := writeUpstreamCA(t, dir)
+	other := t.TempDir()
+	_, _, otherKey := writeUpstreamCA(t, other)
+	openKey := filepath.Join(dir, "open.key")
+	b, err := os.ReadFile(keyPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(openKey, b, 0o644))
+	require.NoError(t, os.Chmod(openKey, 0o644))
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"cert alone", []string{"-upstream-ca-cert", certPath}, ExitUsage, "an upstream CA needs both -upstream-ca-cert and -upstream-ca-key"},
+		{"key alone", []string{"-upstream-ca-key", keyPath}, ExitUsage, "an upstream CA needs both"},
+		{"key readable by others", []string{"-upstream-ca-cert", certPath, "-upstream-ca-key", openKey}, ExitFailure, "upstream: cannot read key"},
+		{"key of another CA", []string{"-upstream-ca-cert", certPath, "-upstream-ca-key", otherKey}, ExitFailure, "upstream: invalid CA"},
+		{"missing cert", []string{"-upstream-ca-cert", filepath.Join(dir, "none"), "-upstream-ca-key", keyPath}, ExitFailure, "upstream: cannot read certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			var stderr bytes.Buffer
+			code := Main(t.Context(), append([]string{"run", "-trust-domain", "example.org", "-data-dir", data,
+				"-bind", "127.0.0.1:0", "-admin-socket", ""}, tt.args...), io.Discard, &stderr)
+			assert.Equal(t, tt.code, code, stderr.String())
+			assert.Contains(t, stderr.String(), tt.stderr)
+			_, err := os.Stat(data)
+			assert.ErrorIs(t, err, os.ErrNotExist, "nothing is created")
+		})
+	}
+}
