@@ -3,8 +3,12 @@ package endpoint
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // This file is what a service added with Config.Register shares with the
@@ -67,3 +71,44 @@ type stoppingStream struct {
 }
 
 func (s *stoppingStream) Context() context.Context { return s.ctx }
+
+// wapiSizeOptions hold Workload API requests to MaxRequestSize when
+// Config.MaxRequestSize lets larger messages through for the services
+// added with Config.Register.
+func wapiSizeOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if strings.HasPrefix(info.FullMethod, wapiPrefix) {
+				if err := checkSize(req); err != nil {
+					return nil, err
+				}
+			}
+			return handler(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if strings.HasPrefix(info.FullMethod, wapiPrefix) {
+				ss = sizedStream{ss}
+			}
+			return handler(srv, ss)
+		}),
+	}
+}
+
+// sizedStream refuses a request larger than MaxRequestSize.
+type sizedStream struct{ grpc.ServerStream }
+
+func (s sizedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return checkSize(m)
+}
+
+func checkSize(m any) error {
+	if pm, ok := m.(proto.Message); ok {
+		if n := proto.Size(pm); n > MaxRequestSize {
+			return status.Errorf(codes.ResourceExhausted, "request of %d bytes, larger than the %d the Workload API takes", n, MaxRequestSize)
+		}
+	}
+	return nil
+}

@@ -46,10 +46,11 @@ type Config struct {
 	Register func(grpc.ServiceRegistrar)
 
 	// MaxRequestSize bounds the size of one request message in bytes, on
-	// every service of the endpoint. Zero means MaxRequestSize, which fits
-	// the Workload API; a service added with Register whose requests are
-	// larger (an Envoy's SDS request carries its node description) raises
-	// it.
+	// the services added with Register. Zero means MaxRequestSize, which
+	// fits the Workload API; a service whose requests are larger (an
+	// Envoy's SDS request carries its node description) raises it. The
+	// Workload API's own requests are held to MaxRequestSize whatever it
+	// is (ResourceExhausted).
 	MaxRequestSize int
 
 	// ShutdownGrace bounds how long Serve waits, once its ctx is done, for
@@ -128,6 +129,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		// Only registered services need it: the Workload API's own see
 		// Serve's ctx through their service.
 		opts = append(opts, stoppingOptions(ctx.Done())...)
+	}
+	if s.maxRequestSize() > MaxRequestSize {
+		opts = append(opts, wapiSizeOptions()...)
 	}
 	gs := grpc.NewServer(opts...)
 	workloadpb.RegisterWorkloadAPIServer(gs, newService(ctx, s))

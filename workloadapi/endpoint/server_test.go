@@ -210,6 +210,26 @@ func TestValidateJWTSVID(t *testing.T) {
 	})
 }
 
+// TestLargerRequestsForOtherServices: a server that takes larger requests
+// for the services added with Register still holds the Workload API's to
+// MaxRequestSize, on unary calls and streams.
+func TestLargerRequestsForOtherServices(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.handler.Set(f.uid, f.snapshot(f.svid(t, webID, ""))))
+	client, _ := serve(t, endpoint.Config{Handler: f.handler, MaxRequestSize: 4 * endpoint.MaxRequestSize,
+		Register: func(grpc.ServiceRegistrar) {}})
+	ctx := withHeader(t.Context())
+	big := strings.Repeat("a", endpoint.MaxRequestSize)
+	_, err := client.ValidateJWTSVID(ctx, &workloadpb.ValidateJWTSVIDRequest{Audience: "web", Svid: big})
+	requireCode(t, codes.ResourceExhausted, err)
+	_, err = recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{SpiffeId: big})
+	requireCode(t, codes.ResourceExhausted, err)
+	// What fits is served as before.
+	_, err = client.ValidateJWTSVID(ctx, &workloadpb.ValidateJWTSVIDRequest{Audience: "web", Svid: "not.a.token"})
+	requireCode(t, codes.InvalidArgument, err)
+	requireFirstX509SVID(t, ctx, client, webID)
+}
+
 // call invokes every Workload API method once with ctx and returns the
 // error of each (for streams, of the first Recv).
 func callAll(ctx context.Context, client workloadpb.WorkloadAPIClient) map[string]error {
