@@ -268,7 +268,9 @@ func (s *Store) merge() {
 		} else {
 			id, j = s.pending[j], j+1
 		}
-		if _, ok := s.entries[id]; ok {
+		// An ID deleted and created again since the last merge is in
+		// both lists (or twice in pending): keep it once.
+		if _, ok := s.entries[id]; ok && (len(merged) == 0 || merged[len(merged)-1] != id) {
 			merged = append(merged, id)
 		}
 	}

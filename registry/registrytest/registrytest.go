@@ -209,6 +209,12 @@ func testCreateChosenID(t *testing.T, s registry.Store) {
 	again := mustCreate(t, s, other)
 	assert.Equal(t, chosen, again.ID)
 	assert.Equal(t, id("/other"), again.SPIFFEID)
+	assert.Equal(t, []registry.Entry{again}, listAll(t, s, registry.Filter{}, 0), "listed once")
+	// Deleted and created again once more, between two listings.
+	_, err = s.Delete(ctx, chosen, 0)
+	require.NoError(t, err)
+	again = mustCreate(t, s, other)
+	assert.Equal(t, []registry.Entry{again}, listAll(t, s, registry.Filter{}, 1), "listed once")
 }
 
 func testCreateInvalid(t *testing.T, s registry.Store) {
