@@ -32,6 +32,7 @@ const (
 // kubePackages are the library packages that may depend on k8s.io/.
 var kubePackages = map[string]bool{
 	"attest/k8spsat/psatserver": true,
+	"registry/k8sreg":           true,
 }
 
 // mayUseKube reports whether pkg may depend on k8s.io/.
@@ -287,6 +288,10 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/k8spsat"), m("attest/k8spsat/psatserver"), false},
 		{m("internal/testing/kubetest"), "k8s.io/client-go/kubernetes", true},
 		{m("examples/spiffe-server/cli"), "k8s.io/client-go/rest", true},
+		{m("registry/k8sreg"), "k8s.io/client-go/informers", true},
+		{m("registry/k8sreg"), m("registry"), true},
+		{m("registry/k8sreg"), m("server"), false},
+		{m("registry/index"), "k8s.io/client-go/informers", false},
 		{m("server"), "k8s.io/client-go/rest", false},
 		{m("agent"), "k8s.io/api/core/v1", false},
 		{m("attest"), "k8s.io/apimachinery/pkg/types", false},
