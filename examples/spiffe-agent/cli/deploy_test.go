@@ -2,11 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // deployDir is deploy/ at the repository's root.
@@ -45,4 +49,39 @@ func TestDeployVMConfig(t *testing.T) {
 	_, s, _ = parseRun([]string{"-config", path}, &out, &errb)
 	require.Nil(t, s)
 	require.Contains(t, errb.String(), "trust_bundel")
+}
+
+// configMapData returns the value of key in the ConfigMap name of a
+// manifest file of deploy/.
+func configMapData(t *testing.T, file, name, key string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(deployDir, file))
+	require.NoError(t, err)
+	dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var cm corev1.ConfigMap
+		err := dec.Decode(&cm)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err, file)
+		if cm.Kind == "ConfigMap" && cm.Name == name {
+			v, ok := cm.Data[key]
+			require.True(t, ok, "%s: ConfigMap %s has no %s", file, name, key)
+			return []byte(v)
+		}
+	}
+	t.Fatalf("%s: no ConfigMap %s", file, name)
+	return nil
+}
+
+// TestDeployKubernetesConfig: the agent configuration of
+// deploy/kubernetes is one spiffe-agent run takes: k8s_psat, and the unix
+// and k8s workload attestors.
+func TestDeployKubernetesConfig(t *testing.T) {
+	s := loadDeployed(t, "deploy/kubernetes/agent.yaml", configMapData(t, "kubernetes/agent.yaml", "spiffe-agent", "agent.json"))
+	require.Equal(t, "demo", s.cfg.K8sPSATCluster)
+	require.Equal(t, "/var/run/secrets/tokens/spiffe-agent", s.cfg.K8sPSATTokenPath)
+	require.NotNil(t, s.k8s, "the k8s workload attestor is on")
+	require.Equal(t, DefaultSocket, s.socket, "where the probe's healthcheck looks")
 }

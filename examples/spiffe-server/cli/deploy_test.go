@@ -2,12 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	issuing "github.com/spiffekit/spiffekit/server"
 )
@@ -51,4 +54,38 @@ func TestDeployVMConfig(t *testing.T) {
 	_, ok := newRunCommand(new(runConfig)).Parse([]string{"-config", path}, &out, &errb)
 	require.False(t, ok)
 	require.Contains(t, errb.String(), "ca_tll")
+}
+
+// configMapData returns the value of key in the ConfigMap name of a
+// manifest file of deploy/.
+func configMapData(t *testing.T, file, name, key string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(deployDir, file))
+	require.NoError(t, err)
+	dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var cm corev1.ConfigMap
+		err := dec.Decode(&cm)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err, file)
+		if cm.Kind == "ConfigMap" && cm.Name == name {
+			v, ok := cm.Data[key]
+			require.True(t, ok, "%s: ConfigMap %s has no %s", file, name, key)
+			return []byte(v)
+		}
+	}
+	t.Fatalf("%s: no ConfigMap %s", file, name)
+	return nil
+}
+
+// TestDeployKubernetesConfig: the server configuration of
+// deploy/kubernetes is one spiffe-server run takes, with k8s_psat on.
+func TestDeployKubernetesConfig(t *testing.T) {
+	rc := loadDeployed(t, "deploy/kubernetes/server.yaml", configMapData(t, "kubernetes/server.yaml", "spiffe-server", "server.json"))
+	require.NotNil(t, rc.K8sPSAT, "k8s_psat is on")
+	require.Contains(t, rc.K8sPSAT.Clusters, "demo")
+	require.Equal(t, "/var/lib/spiffe-server", rc.DataDir)
+	require.Equal(t, DefaultAdminSocket, rc.AdminSocket, "where healthcheck, the probes' command, looks")
 }
