@@ -78,9 +78,22 @@ type runConfig struct {
 	FederationKey     string
 	FederationRefresh time.Duration
 	FederatesWith     []relationshipConfig
-	K8sPSAT           *k8sPSATConfig // nil: k8s_psat is off
-	JoinTokenSection  *struct{}      // node_attestors.join_token: no keys; join_token is always on
-	X509PoPSection    *x509popConfig // node_attestors.x509pop, SPIRE's place for -x509pop-ca-bundle
+	K8sPSAT           *k8sPSATConfig      // nil: k8s_psat is off
+	JoinTokenSection  *struct{}           // node_attestors.join_token: no keys; join_token is always on
+	X509PoPSection    *x509popConfig      // node_attestors.x509pop, SPIRE's place for -x509pop-ca-bundle
+	UpstreamSection   *upstreamDiskConfig // upstream_authority.disk, SPIRE's place for -upstream-ca-cert and -upstream-ca-key
+}
+
+// upstreamDiskConfig is upstream_authority.disk of the configuration file,
+// with the keys of SPIRE's UpstreamAuthority "disk" plugin_data.
+type upstreamDiskConfig struct {
+	// CertFilePath is -upstream-ca-cert.
+	CertFilePath string `json:"cert_file_path"`
+	// KeyFilePath is -upstream-ca-key.
+	KeyFilePath string `json:"key_file_path"`
+	// BundleFilePath is SPIRE's file of the roots above an intermediate
+	// upstream CA; refused: they follow the CA in CertFilePath here.
+	BundleFilePath string `json:"bundle_file_path"`
 }
 
 // x509popConfig is node_attestors.x509pop of the configuration file, with
@@ -150,6 +163,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
 	cmd.Section("node_attestors.join_token", "the join_token node attestor, always on: {} (no keys)", &c.JoinTokenSection)
 	cmd.Section("node_attestors.x509pop", `the x509pop node attestor: {"ca_bundle_path": "<PEM file>"}, SPIRE's name for -x509pop-ca-bundle`, &c.X509PoPSection)
+	cmd.Section("upstream_authority.disk", `the upstream CA from files: {"cert_file_path": "<PEM file>", "key_file_path": "<PEM file>"}, SPIRE's names for -upstream-ca-cert and -upstream-ca-key`, &c.UpstreamSection)
 	return cmd
 }
 
@@ -164,6 +178,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	if err := nodeAttestorKeys(&rc); err != nil {
+		return cmd.Misuse(stderr, err)
+	}
+	if err := upstreamKeys(&rc); err != nil {
 		return cmd.Misuse(stderr, err)
 	}
 	cfg, log, err := buildConfig(rc, stderr)
@@ -199,6 +216,30 @@ func nodeAttestorKeys(rc *runConfig) error {
 			rc.X509PoPCABundle, x.CABundlePath)
 	}
 	rc.X509PoPCABundle = x.CABundlePath
+	return nil
+}
+
+// upstreamKeys takes upstream_authority.disk, SPIRE's place for the
+// upstream CA's files, as -upstream-ca-cert and -upstream-ca-key. Given
+// both ways, they must agree.
+func upstreamKeys(rc *runConfig) error {
+	u := rc.UpstreamSection
+	if u == nil {
+		return nil
+	}
+	switch {
+	case u.BundleFilePath != "":
+		return errors.New("upstream_authority.disk: bundle_file_path is not supported: put the certificates above the upstream CA after it in cert_file_path; the last one is the root")
+	case u.CertFilePath == "" || u.KeyFilePath == "":
+		return errors.New("upstream_authority.disk: cert_file_path and key_file_path are required")
+	case rc.UpstreamCACert != "" && rc.UpstreamCACert != u.CertFilePath:
+		return fmt.Errorf("the upstream CA certificate is given twice: -upstream-ca-cert %s and upstream_authority.disk.cert_file_path %s",
+			rc.UpstreamCACert, u.CertFilePath)
+	case rc.UpstreamCAKey != "" && rc.UpstreamCAKey != u.KeyFilePath:
+		return fmt.Errorf("the upstream CA key is given twice: -upstream-ca-key %s and upstream_authority.disk.key_file_path %s",
+			rc.UpstreamCAKey, u.KeyFilePath)
+	}
+	rc.UpstreamCACert, rc.UpstreamCAKey = u.CertFilePath, u.KeyFilePath
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -142,4 +143,51 @@ func TestRunUpstreamCARefused(t *testing.T) {
 			assert.ErrorIs(t, err, os.ErrNotExist, "nothing is created")
 		})
 	}
+}
+
+// TestUpstreamAuthoritySection reads upstream_authority.disk, with the
+// keys of SPIRE's UpstreamAuthority "disk", as the two flags.
+func TestUpstreamAuthoritySection(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(text string, args ...string) (runConfig, error) {
+		t.Helper()
+		var rc runConfig
+		var stdout, stderr bytes.Buffer
+		_, ok := newRunCommand(&rc).Parse(append([]string{"-config", writeJSON(t, dir, text)}, args...), &stdout, &stderr)
+		require.True(t, ok, stderr.String())
+		return rc, upstreamKeys(&rc)
+	}
+	const both = `{"upstream_authority": {"disk": {"cert_file_path": "/etc/up.crt", "key_file_path": "/etc/up.key"}}}`
+	rc, err := parse(both)
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/up.crt", rc.UpstreamCACert)
+	assert.Equal(t, "/etc/up.key", rc.UpstreamCAKey)
+	rc, err = parse(both, "-upstream-ca-cert", "/etc/up.crt")
+	require.NoError(t, err, "the same file twice")
+	assert.Equal(t, "/etc/up.key", rc.UpstreamCAKey)
+	_, err = parse(both, "-upstream-ca-cert", "/etc/other.crt")
+	require.ErrorContains(t, err, "the upstream CA certificate is given twice")
+	_, err = parse(both, "-upstream-ca-key", "/etc/other.key")
+	require.ErrorContains(t, err, "the upstream CA key is given twice")
+	_, err = parse(`{"upstream_authority": {"disk": {"cert_file_path": "/etc/up.crt"}}}`)
+	require.ErrorContains(t, err, "cert_file_path and key_file_path are required")
+	_, err = parse(`{"upstream_authority": {"disk": {"cert_file_path": "/etc/up.crt", "key_file_path": "/etc/up.key", "bundle_file_path": "/etc/roots.pem"}}}`)
+	require.ErrorContains(t, err, "bundle_file_path is not supported")
+
+	for text, msg := range map[string]string{
+		`{"upstream_authority": {"disk": {"cert_path": "x"}}}`: `unknown field "cert_path"`,
+		`{"upstream_authority": {"vault": {}}}`:                "upstream_authority.vault",
+	} {
+		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text))
+		assert.Equal(t, ExitUsage, code, text)
+		assert.Contains(t, stderr, msg, text)
+	}
+
+	// From the file, the server runs under the upstream CA.
+	_, _, keyPath := writeUpstreamCA(t, dir)
+	_, other, _ := writeUpstreamCA(t, t.TempDir())
+	code, _, stderr := runMain(t, "-config", writeJSON(t, dir, fmt.Sprintf(`{"upstream_authority": {"disk": {"cert_file_path": %q, "key_file_path": %q}}}`, other, keyPath)),
+		"-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "data"), "-bind", "127.0.0.1:0", "-admin-socket", "")
+	assert.Equal(t, ExitFailure, code, "the file's paths reach the server: a key of another CA")
+	assert.Contains(t, stderr, "upstream: invalid CA")
 }
