@@ -303,6 +303,11 @@ func createFromFile(ctx context.Context, c *call, path string) error {
 			results[i].Error = cmdline.OneLine(err)
 			continue
 		}
+		if spireParent(e.ParentID) {
+			fmt.Fprintf(c.err, "warning: entry %d (%s): its parent %s is an ID of SPIRE's server or agents, which no spiffekit "+
+				"server or agent holds: no agent will serve it until its parent is rewritten (docs/MIGRATING-FROM-SPIRE.md)\n",
+				i+1, e.SPIFFEID, e.ParentID)
+		}
 		entries = append(entries, e)
 		at = append(at, i)
 	}
@@ -351,6 +356,13 @@ func createFromFile(ctx context.Context, c *call, path string) error {
 		return fmt.Errorf("%d of %d %s not created", nFailed, len(file), plural(len(file), "entry", "entries"))
 	}
 	return nil
+}
+
+// spireParent reports whether id is SPIRE's server ID or under its agents'
+// path, which entries exported from SPIRE name as their parents.
+func spireParent(id spiffeid.ID) bool {
+	p := id.Path()
+	return p == "/spire/server" || strings.HasPrefix(p, "/spire/agent/")
 }
 
 // entryFlagsSet reports whether any flag of cmd other than -admin-socket,

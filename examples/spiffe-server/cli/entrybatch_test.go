@@ -286,6 +286,11 @@ func TestEntryCreateFromSPIREEntryShow(t *testing.T) {
 	require.Equal(t, ExitOK, r.code, r.stderr)
 	assert.Equal(t, "2d43862112fd4ac5a0757af2faa5f792 spiffe://example.org/node/n1\n"+
 		"c15c259226054aa59e2553978c370b4c spiffe://example.org/web\n", r.stdout)
+	// The node alias is created, but its SPIRE agent parent is named.
+	assert.Equal(t, "warning: entry 1 (spiffe://example.org/node/n1): its parent "+
+		"spiffe://example.org/spire/agent/join_token/98530f69-ba8f-4cdb-a529-7edc30e7583b is an ID of SPIRE's server or agents, "+
+		"which no spiffekit server or agent holds: no agent will serve it until its parent is rewritten (docs/MIGRATING-FROM-SPIRE.md)\n",
+		r.stderr)
 
 	alias, err := s.store.Get(t.Context(), "2d43862112fd4ac5a0757af2faa5f792")
 	require.NoError(t, err)
@@ -347,4 +352,20 @@ func TestEntryCreateFromSPIREEntryShowFailures(t *testing.T) {
 		assert.True(t, strings.HasPrefix(lines[i+1], want), "line %d: %q, want prefix %q", i+2, lines[i+1], want)
 	}
 	assert.Equal(t, "4a7b3b2e5f6e4d1b9a330c2f1e9d8b70 spiffe://example.org/g", lines[9])
+}
+
+// TestSPIREParent names the parents that only SPIRE's server and agents
+// hold, and no others.
+func TestSPIREParent(t *testing.T) {
+	for id, want := range map[string]bool{
+		"spiffe://example.org/spire/server":             true,
+		"spiffe://example.org/spire/agent/join_token/x": true,
+		"spiffe://example.org/spire/agent":              false,
+		"spiffe://example.org/spire/serverless":         false,
+		"spiffe://example.org/spire/agentx/y":           false,
+		"spiffe://example.org/spiffekit/server":         false,
+		"spiffe://example.org/node/n1":                  false,
+	} {
+		assert.Equal(t, want, spireParent(spiffeid.RequireFromString(id)), id)
+	}
 }
