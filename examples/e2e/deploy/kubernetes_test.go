@@ -23,10 +23,15 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/k8spsat"
+	"github.com/spiffekit/spiffekit/attest/k8spsat/psatserver"
 	"github.com/spiffekit/spiffekit/internal/testing/kubetest"
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -148,6 +153,64 @@ func TestKubernetesManifests(t *testing.T) {
 	assert.False(t, can("spiffe-server", authzv1.ResourceAttributes{Resource: "secrets", Verb: "get"}), "the server reads no secret")
 	assert.True(t, can("spiffe-agent", authzv1.ResourceAttributes{Resource: "nodes", Subresource: "proxy", Verb: "get"}))
 	assert.False(t, can("spiffe-agent", authzv1.ResourceAttributes{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}))
+
+	// A pod of the DaemonSet, as its controller would make it, attests
+	// with the token its volume projects, to the server's k8s_psat
+	// attestor configured as the server's ConfigMap says, with the
+	// server's service account's rights.
+	var ds appsv1.DaemonSet
+	typed(t, objs, "DaemonSet", "spiffe-agent", &ds)
+	var scm corev1.ConfigMap
+	typed(t, objs, "ConfigMap", "spiffe-server", &scm)
+	var sc serverConfig
+	require.NoError(t, json.Unmarshal([]byte(scm.Data["server.json"]), &sc))
+	node := c.Node(t, map[string]string{"topology.kubernetes.io/zone": "zone-a"}, "10.1.2.3")
+	podSpec := *ds.Spec.Template.Spec.DeepCopy()
+	podSpec.NodeName = node.Name
+	pod, err := c.Client.CoreV1().Pods(ds.Namespace).Create(t.Context(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: ds.Name + "-", Namespace: ds.Namespace, Labels: ds.Spec.Template.Labels},
+		Spec:       podSpec,
+	}, metav1.CreateOptions{FieldValidation: "Strict"})
+	require.NoError(t, err)
+	audience := ""
+	for _, v := range podSpec.Volumes {
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken != nil {
+					audience = src.ServiceAccountToken.Audience
+				}
+			}
+		}
+	}
+	token := c.Token(t, pod, audience)
+
+	asServer := rest.CopyConfig(cfg)
+	asServer.Impersonate.UserName = "system:serviceaccount:spiffekit:spiffe-server"
+	clusters := map[string]psatserver.ClusterConfig{}
+	for name, cl := range sc.NodeAttestors.K8sPSAT.Clusters {
+		clusters[name] = psatserver.ClusterConfig{REST: asServer, ServiceAccountAllowList: cl.ServiceAccountAllowList,
+			Audience: cl.Audience, AllowedNodeLabelKeys: cl.AllowedNodeLabelKeys}
+	}
+	attestor, err := psatserver.New(psatserver.Config{Clusters: clusters})
+	require.NoError(t, err)
+	defer attestor.Close()
+	td := spiffeid.RequireTrustDomainFromString(sc.TrustDomain)
+	res, err := attestor.Attest(t.Context(), td, k8spsat.Payload{Cluster: "demo", Token: token}.Marshal(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://"+sc.TrustDomain+"/spiffekit/agent/k8s_psat/demo/"+string(node.UID), res.AgentID.String())
+	assert.True(t, res.Selectors.Contains(attest.Selector{Type: "k8s_psat", Value: "agent_node_label:topology.kubernetes.io/zone:zone-a"}), "%s", res.Selectors)
+	assert.True(t, res.Selectors.Contains(attest.Selector{Type: "k8s_psat", Value: "agent_sa:spiffe-agent"}), "%s", res.Selectors)
+
+	// Without the server's ClusterRole, the same attestation cannot be
+	// decided: the RBAC above is what it needs.
+	noRights := rest.CopyConfig(cfg)
+	noRights.Impersonate.UserName = "system:serviceaccount:spiffekit:spiffe-agent"
+	cl := clusters["demo"]
+	cl.REST = noRights
+	require.NoError(t, attestor.SetCluster("demo", cl))
+	_, err = attestor.Attest(t.Context(), td, k8spsat.Payload{Cluster: "demo", Token: token}.Marshal(), nil)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, attest.ErrNodeRejected, "a server without rights cannot decide")
 }
 
 // serverConfig is what TestKubernetesWiring reads of the server's
@@ -160,6 +223,7 @@ type serverConfig struct {
 			Clusters map[string]struct {
 				ServiceAccountAllowList []string `json:"service_account_allow_list"`
 				Audience                []string `json:"audience"`
+				AllowedNodeLabelKeys    []string `json:"allowed_node_label_keys"`
 			} `json:"clusters"`
 		} `json:"k8s_psat"`
 	} `json:"node_attestors"`
