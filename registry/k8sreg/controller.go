@@ -104,7 +104,7 @@ type Controller struct {
 
 	running atomic.Bool
 	idx     index
-	stats   struct{ creates, updates, deletes, failures, skipped atomic.Uint64 }
+	stats   struct{ reconciles, creates, updates, deletes, failures, skipped atomic.Uint64 }
 
 	// Set by Run before any worker starts.
 	pods  cache.Indexer
@@ -155,6 +155,9 @@ func New(c Config) (*Controller, error) {
 type Stats struct {
 	// Entries is the number of entries the controller holds now.
 	Entries int
+	// Reconciles counts the pods reconciled, whether or not anything was
+	// written.
+	Reconciles uint64
 	// Creates, Updates and Deletes count the controller's successful
 	// writes.
 	Creates, Updates, Deletes uint64
@@ -169,12 +172,13 @@ type Stats struct {
 // Stats returns the controller's figures. It is safe to call at any time.
 func (c *Controller) Stats() Stats {
 	return Stats{
-		Entries:  c.idx.len(),
-		Creates:  c.stats.creates.Load(),
-		Updates:  c.stats.updates.Load(),
-		Deletes:  c.stats.deletes.Load(),
-		Skipped:  c.stats.skipped.Load(),
-		Failures: c.stats.failures.Load(),
+		Entries:    c.idx.len(),
+		Reconciles: c.stats.reconciles.Load(),
+		Creates:    c.stats.creates.Load(),
+		Updates:    c.stats.updates.Load(),
+		Deletes:    c.stats.deletes.Load(),
+		Skipped:    c.stats.skipped.Load(),
+		Failures:   c.stats.failures.Load(),
 	}
 }
 
@@ -449,6 +453,7 @@ func (c *Controller) desired(uid string) map[string]registry.Entry {
 // reconcile brings the entries of one pod in step with what its templates
 // give, from the index, writing only the differences.
 func (c *Controller) reconcile(ctx context.Context, uid string) error {
+	defer c.stats.reconciles.Add(1)
 	want := c.desired(uid)
 	have := c.idx.get(uid)
 	var errs []error
