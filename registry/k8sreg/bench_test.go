@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/kubetest"
 	"github.com/spiffekit/spiffekit/registry/k8sreg"
 	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
 )
 
 // benchPods is the number of pods of BenchmarkReconcile: 1,000, or 30,000
@@ -53,6 +55,23 @@ func BenchmarkReconcile(b *testing.B) {
 			cfg.Store = memstore.New(memstore.Config{})
 			b.StartTimer()
 			inStep(b, cfg, n, func(s k8sreg.Stats) bool { return s.Entries == n })
+		}
+	})
+	// The same into SQLite, one transaction per entry.
+	b.Run(fmt.Sprintf("fresh-sqlite/pods=%d", n), func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			db, err := sqlstore.Open(b.Context(), sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(b.TempDir(), "registry.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sql := cfg
+			sql.Store = db
+			b.StartTimer()
+			inStep(b, sql, n, func(s k8sreg.Stats) bool { return s.Entries == n })
+			b.StopTimer()
+			db.Close()
+			b.StartTimer()
 		}
 	})
 	// The restart runs against one store filled once.
