@@ -85,7 +85,8 @@ type Config struct {
 //
 // Run reads the store once when it starts, page by page, to find the
 // controller's entries (and delete those of pods that went away while it
-// was not running). From then on it works from the informers' events and
+// was not running), and creates the entries it lacks in batches when the
+// store is a [registry.BatchCreator]. From then on it works from the informers' events and
 // its own index of its entries: a reconcile of one pod reads nothing from
 // the store and writes only what differs. An entry changed or deleted
 // behind its back is found when a write fails and is read again then.
@@ -161,9 +162,10 @@ type Stats struct {
 	// Creates, Updates and Deletes count the controller's successful
 	// writes.
 	Creates, Updates, Deletes uint64
-	// Skipped counts the entries a template gave that could not be
-	// written: the template failed on the pod, the entry is invalid, or an
-	// entry of another owner is similar to it. Each is logged.
+	// Skipped counts, each time the controller meets one, the entries a
+	// template gave that could not be written: the template failed on the
+	// pod, the entry is invalid, or an entry of another owner is similar
+	// to it. Each is logged.
 	Skipped uint64
 	// Failures counts the reconciles that failed and were retried.
 	Failures uint64
@@ -295,6 +297,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("k8sreg: the cache of %v did not fill", typ)
 		}
 	}
+	if err := c.fill(ctx); err != nil {
+		c.log.Warn("k8sreg: creating entries in batches failed; creating them one by one", "err", err)
+	}
 	// Pods that went away while the controller was not running have no
 	// event: their entries are found through the index.
 	for _, uid := range c.idx.pods() {
@@ -310,6 +315,53 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// fill creates the entries the index lacks, for every pod in the cache,
+// in batches of [registry.MaxBatch] when the store is a
+// [registry.BatchCreator]: a first start, or one after a long stop, then
+// costs one transaction per batch instead of one per entry. An entry the
+// store refuses is left to the pod's reconcile, which reports it.
+func (c *Controller) fill(ctx context.Context) error {
+	bc, ok := c.store.(registry.BatchCreator)
+	if !ok {
+		return nil
+	}
+	var batch []registry.Entry
+	var uids []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		results, err := bc.CreateBatch(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for i, r := range results {
+			if r.Err == nil {
+				c.stats.creates.Add(1)
+				c.idx.put(uids[i], r.Entry)
+			}
+		}
+		batch, uids = batch[:0], uids[:0]
+		return nil
+	}
+	for _, obj := range c.pods.List() {
+		uid := string(obj.(*corev1.Pod).UID)
+		have := c.idx.get(uid)
+		for id, w := range c.desired(uid) {
+			if _, ok := have[id]; ok {
+				continue
+			}
+			batch, uids = append(batch, w), append(uids, uid)
+			if len(batch) == registry.MaxBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
 }
 
 // load reads the store once, page by page, into the index.
