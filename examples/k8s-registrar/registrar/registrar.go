@@ -114,10 +114,14 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 
 // AdminStore is a [k8sreg.Store] over a server's admin API. The API lists
 // entries without pages, so List returns them all at once; the controller
-// lists only when it starts.
+// lists only when it starts. It is a [registry.BatchCreator], so that the
+// controller's first start creates entries in batches.
 type AdminStore struct{ C *admin.Client }
 
-var _ k8sreg.Store = AdminStore{}
+var (
+	_ k8sreg.Store          = AdminStore{}
+	_ registry.BatchCreator = AdminStore{}
+)
 
 // Get implements [registry.Reader].
 func (s AdminStore) Get(ctx context.Context, id string) (registry.Entry, error) {
@@ -144,4 +148,10 @@ func (s AdminStore) Update(ctx context.Context, e registry.Entry) (registry.Entr
 // Delete implements [registry.Writer].
 func (s AdminStore) Delete(ctx context.Context, id string, revision int64) (registry.Entry, error) {
 	return s.C.DeleteEntry(ctx, id, revision)
+}
+
+// CreateBatch implements [registry.BatchCreator] with the admin API's
+// batch create.
+func (s AdminStore) CreateBatch(ctx context.Context, entries []registry.Entry) ([]registry.BatchResult, error) {
+	return s.C.CreateEntries(ctx, entries)
 }

@@ -56,6 +56,10 @@ func TestRegistersPodsThroughTheAdminAPI(t *testing.T) {
 	})
 	require.NoError(t, err)
 
+	// A pod there before the program starts: its entry is made in a batch.
+	c.ServiceAccount(t, ns, "early")
+	early := c.Pod(t, ns, "early", node, nil)
+
 	ctx, cancel := context.WithCancel(t.Context())
 	var logs logtest.Buffer
 	done := make(chan int, 1)
@@ -63,23 +67,31 @@ func TestRegistersPodsThroughTheAdminAPI(t *testing.T) {
 		done <- registrar.Main(ctx, []string{"-admin-socket", socket, "-trust-domain", td.Name(), "-cluster", "prod",
 			"-templates", templates, "-kubeconfig", c.AdminKubeconfig}, &logs)
 	}()
-	pod := c.Pod(t, ns, "web", node, nil)
-	want := spiffeid.RequireFromPath(td, "/ns/"+ns+"/sa/web")
-	var got []registry.Entry
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err = srv.Admin.ListEntries(t.Context(), registry.Filter{BySPIFFEID: want})
-		require.NoError(t, err)
-		if len(got) == 1 || time.Now().After(deadline) {
-			break
+	// wait waits a bounded time for n entries with the ID.
+	wait := func(id spiffeid.ID, n int) []registry.Entry {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			got, err := srv.Admin.ListEntries(t.Context(), registry.Filter{BySPIFFEID: id})
+			require.NoError(t, err)
+			if len(got) == n || time.Now().After(deadline) {
+				require.Len(t, got, n, "entries of %s; logs:\n%s", id, logs.String())
+				return got
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	require.Len(t, got, 1, "the pod's entry; logs:\n%s", logs.String())
+	wait(spiffeid.RequireFromPath(td, "/ns/"+ns+"/sa/early"), 1)
+
+	// A pod made while the program runs: its entry is made on its own.
+	pod := c.Pod(t, ns, "web", node, nil)
+	got := wait(spiffeid.RequireFromPath(td, "/ns/"+ns+"/sa/web"), 1)
 	assert.Equal(t, spiffeid.RequireFromPath(td, "/spiffekit/agent/k8s_psat/prod/"+string(node.UID)), got[0].ParentID)
 	assert.Equal(t, time.Hour, got[0].X509SVIDTTL)
 
 	c.DeletePod(t, pod)
+	c.DeletePod(t, early)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		got, err = srv.Admin.ListEntries(t.Context(), registry.Filter{})
 		require.NoError(t, err)
