@@ -19,7 +19,7 @@ const root = "../../.."
 
 // programs are the programs scripts/build builds, each with its
 // Dockerfile.
-var programs = []string{"spiffe-server", "spiffe-agent", "spiffe-helper", "oidc-discovery-provider"}
+var programs = []string{"spiffe-server", "spiffe-agent", "spiffe-helper", "oidc-discovery-provider", "k8s-registrar"}
 
 // build runs scripts/build for programs into a temporary directory and
 // returns it.

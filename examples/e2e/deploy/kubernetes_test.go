@@ -31,6 +31,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/k8spsat/psatserver"
 	"github.com/spiffekit/spiffekit/internal/testing/kubetest"
+	"github.com/spiffekit/spiffekit/registry/k8sreg"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -145,7 +146,7 @@ func TestKubernetesManifests(t *testing.T) {
 		return r.Status.Allowed
 	}
 	assert.True(t, can("spiffe-server", authzv1.ResourceAttributes{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}))
-	for _, res := range []string{"pods", "nodes"} {
+	for _, res := range []string{"pods", "nodes", "namespaces"} {
 		for _, verb := range []string{"get", "list", "watch"} {
 			assert.True(t, can("spiffe-server", authzv1.ResourceAttributes{Resource: res, Verb: verb}), "%s %s", verb, res)
 		}
@@ -250,7 +251,13 @@ type agentConfig struct {
 // the file's path in it.
 func mountOf(t *testing.T, pod corev1.PodSpec, file string) (corev1.Volume, string) {
 	t.Helper()
-	for _, m := range pod.Containers[0].VolumeMounts {
+	return mountIn(t, pod, pod.Containers[0], file)
+}
+
+// mountIn is mountOf for container c of pod.
+func mountIn(t *testing.T, pod corev1.PodSpec, c corev1.Container, file string) (corev1.Volume, string) {
+	t.Helper()
+	for _, m := range c.VolumeMounts {
 		if rel, ok := strings.CutPrefix(file, m.MountPath+"/"); ok {
 			for _, v := range pod.Volumes {
 				if v.Name == m.Name {
@@ -345,6 +352,30 @@ func TestKubernetesWiring(t *testing.T) {
 	caps := agentPod.Containers[0].SecurityContext.Capabilities
 	assert.Equal(t, []corev1.Capability{"ALL"}, caps.Drop)
 	assert.Equal(t, []corev1.Capability{"SYS_PTRACE"}, caps.Add)
+
+	// The registrar beside the server: the server's trust domain, cluster
+	// and admin socket (through the shared volume), templates the
+	// controller reads.
+	require.Len(t, serverPod.Containers, 2)
+	reg := serverPod.Containers[1]
+	require.Equal(t, "k8s-registrar", reg.Name)
+	flags := map[string]string{}
+	for i := 0; i+1 < len(reg.Args); i += 2 {
+		flags[reg.Args[i]] = reg.Args[i+1]
+	}
+	assert.Equal(t, sc.TrustDomain, flags["-trust-domain"])
+	assert.Contains(t, sc.NodeAttestors.K8sPSAT.Clusters, flags["-cluster"])
+	assert.Equal(t, sc.AdminSocket, flags["-admin-socket"])
+	sv, _ := mountOf(t, serverPod, sc.AdminSocket)
+	rv, _ := mountIn(t, serverPod, reg, flags["-admin-socket"])
+	assert.Equal(t, sv.Name, rv.Name, "the admin socket's directory is shared")
+	v, rel = mountIn(t, serverPod, reg, flags["-templates"])
+	require.NotNil(t, v.ConfigMap)
+	var rcm corev1.ConfigMap
+	typed(t, objs, "ConfigMap", v.ConfigMap.Name, &rcm)
+	templates, err := k8sreg.ParseTemplates(strings.NewReader(rcm.Data[rel]), spiffeid.RequireTrustDomainFromString(sc.TrustDomain))
+	require.NoError(t, err)
+	assert.NotEmpty(t, templates)
 
 	wpod := wl.Spec.Template.Spec
 	var endpoint string
