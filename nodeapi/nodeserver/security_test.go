@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -487,4 +488,32 @@ func (noBundle) Bundle() *spiffebundle.Bundle { return nil }
 
 func caParams(key crypto.Signer, id spiffeid.ID) ca.X509SVIDParams {
 	return ca.X509SVIDParams{PublicKey: key.Public(), ID: id}
+}
+
+// Property: an entry stream opened while the server stops ends with
+// Unavailable before any answer, so that an agent cannot take a server
+// that is going away for one that is back. The Server is closed while the
+// gRPC server it made (GRPCServer, which the caller stops) still takes
+// calls.
+func TestSyncOpenedWhileStoppingSendsNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.attest(t, "node1")
+	gs := e.srv.GRPCServer()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		require.NoError(t, <-served)
+	})
+	require.NoError(t, e.srv.Close())
+
+	e.addr = lis.Addr().String()
+	stream, err := e.rawClient(t, a).Sync(t.Context(), &nodepb.SyncRequest{})
+	require.NoError(t, err)
+	resp, err := stream.Recv()
+	require.Error(t, err, "no answer, not even the first: got %v", resp)
+	assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	assert.Equal(t, "nodeserver: the server is shutting down", status.Convert(err).Message())
 }

@@ -514,6 +514,18 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	return &nodepb.SignJWTSVIDResponse{Token: token}, nil
 }
 
+// stopping reports whether the server has begun to drain or stop.
+func (svc *service) stopping() bool {
+	select {
+	case <-svc.drain:
+		return true
+	case <-svc.s.life.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
 // Sync streams the entries the agent is authorized for: first what differs
 // from what it holds, then every change, as it happens.
 func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingServer[nodepb.SyncResponse]) error {
@@ -575,6 +587,12 @@ func (svc *service) Sync(req *nodepb.SyncRequest, stream grpc.ServerStreamingSer
 		resp, err := st.Next(s.syncNow(entries))
 		if err != nil {
 			return err
+		}
+		if first && svc.stopping() {
+			// A stream opened while the server drains ends before its
+			// first answer: the agent must not take it for a server that
+			// is back, only to lose it at once.
+			return errShuttingDown
 		}
 		if first || resp != nil {
 			if resp == nil {
