@@ -24,8 +24,9 @@ import (
 )
 
 // DefaultAdminSocket is where spiffe-server listens for its admin API by
-// default.
-const DefaultAdminSocket = "/tmp/spiffe-server/admin.sock"
+// default, and so the default of -admin-socket when SPIFFE_SERVER_ADMIN_SOCKET
+// (spiffe-server's own variable for it) is not set.
+const DefaultAdminSocket = "/run/spiffe-server/admin.sock"
 
 // Main runs the program with the arguments (without the program's name)
 // until ctx is done, logging to stderr, and returns its exit code:
@@ -34,7 +35,11 @@ const DefaultAdminSocket = "/tmp/spiffe-server/admin.sock"
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("k8s-registrar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	socket := fs.String("admin-socket", DefaultAdminSocket, "the spiffe-server's admin socket")
+	defSocket := DefaultAdminSocket
+	if env := os.Getenv("SPIFFE_SERVER_ADMIN_SOCKET"); env != "" {
+		defSocket = env
+	}
+	socket := fs.String("admin-socket", defSocket, "the spiffe-server's admin socket (default from SPIFFE_SERVER_ADMIN_SOCKET)")
 	tdName := fs.String("trust-domain", "", "the server's trust domain (required)")
 	cluster := fs.String("cluster", "", "the cluster's name, as the server's k8s_psat attestor knows it (required)")
 	domain := fs.String("cluster-domain", "", "the cluster's DNS domain, given to templates as .ClusterDomain")

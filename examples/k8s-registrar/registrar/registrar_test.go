@@ -153,3 +153,17 @@ current-context: c
 `), 0o600))
 	return path
 }
+
+// TestAdminSocketFromEnvironment: without -admin-socket, the socket is
+// SPIFFE_SERVER_ADMIN_SOCKET's, as for spiffe-server's own commands; the
+// error names the socket tried.
+func TestAdminSocketFromEnvironment(t *testing.T) {
+	good := writeTemplates(t, `[{"name": "a", "spiffeIDTemplate": "spiffe://example.org/{{ .PodMeta.Name }}"}]`)
+	sock := filepath.Join(t.TempDir(), "env.sock")
+	t.Setenv("SPIFFE_SERVER_ADMIN_SOCKET", sock)
+	var out strings.Builder
+	code := registrar.Main(t.Context(), []string{"-trust-domain", "example.org", "-cluster", "c", "-templates", good,
+		"-kubeconfig", writeKubeconfig(t)}, &out)
+	assert.Equal(t, cmdline.ExitFailure, code, out.String())
+	assert.Contains(t, out.String(), sock)
+}
