@@ -128,10 +128,12 @@ var agentStarted = regexp.MustCompile(`msg="agent started" agent=(spiffe://\S+)`
 // processes: one floods the agent from 8 goroutines with FetchX509SVID
 // streams and JWT-SVIDs for ever new audiences, each of which the agent
 // must attest (and the JWT-SVIDs, have signed by the server); the other
-// makes endpoint.DefaultBurst calls one after the other. With the agent's
-// default rate limit the flooder is refused and every call of the other
-// workload is served (its calls are within its burst, whatever the
-// timing). The other
+// makes half of endpoint.DefaultBurst calls one after the other. With the
+// agent's default rate limit the flooder is refused and every call of the
+// other workload is served: its calls are within its burst whatever their
+// timing, even after the polls that waited for its entry took a few tokens
+// from its bucket (a full burst did not always fit: 99 of 100 were served
+// in one run). The other
 // workload's latencies are logged alone, flooded with the default limit,
 // and, with SPIFFEKIT_SOAK=long, flooded without a limit; they are not
 // asserted on.
@@ -140,7 +142,7 @@ func TestFlood(t *testing.T) {
 		requireOrSkip(t, "runs workloads under other uids, which needs root; workloadapi/endpoint's TestRateLimitKeysTCPCallersByAddress tests the limit without")
 	}
 	t.Cleanup(leaktest.Check(t))
-	const flooderUID, otherUID, calls = 4242, 4343, endpoint.DefaultBurst
+	const flooderUID, otherUID, calls = 4242, 4343, endpoint.DefaultBurst / 2
 	e := progtest.NewEnv(t)
 	e.StartServer()
 	self, err := os.Executable()
