@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 )
 
@@ -131,11 +131,7 @@ func TestREADMEWalkThrough(t *testing.T) {
 // user's.
 func TestREADMEWalkThroughAsAnotherUser(t *testing.T) {
 	if os.Getuid() != 0 {
-		why := "runs the walk-through as another user, which needs root"
-		if slices.Contains(strings.Split(os.Getenv("SPIFFEKIT_TEST_REQUIRE"), ","), "uids") {
-			t.Fatalf("required ($SPIFFEKIT_TEST_REQUIRE names uids), but cannot run here: %s", why)
-		}
-		t.Skip(why)
+		component.Unavailable(t, "uids", "runs the walk-through as another user, which needs root")
 	}
 	walkThrough(t, progtest.ShortTemp(t), &syscall.Credential{Uid: nobody, Gid: nobody})
 }

@@ -1,22 +1,17 @@
 package endpoint_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/calltest"
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -31,11 +26,7 @@ import (
 // under the flood with the limit; they are not asserted on.
 func TestRateLimitKeepsOtherUIDsServed(t *testing.T) {
 	if os.Geteuid() != 0 {
-		why := "starts callers under other uids, which needs root; TestRateLimitKeysTCPCallersByAddress tests the same over TCP"
-		if slices.Contains(strings.Split(os.Getenv("SPIFFEKIT_TEST_REQUIRE"), ","), "uids") {
-			t.Fatalf("required ($SPIFFEKIT_TEST_REQUIRE names uids), but cannot run here: %s", why)
-		}
-		t.Skip(why)
+		component.Unavailable(t, "uids", "starts callers under other uids, which needs root; TestRateLimitKeysTCPCallersByAddress tests the same over TCP")
 	}
 	t.Cleanup(leaktest.Check(t))
 	const flooderUID, otherUID, calls = 4242, 4343, endpoint.DefaultBurst
@@ -46,10 +37,7 @@ func TestRateLimitKeepsOtherUIDsServed(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
-	self, err := os.Executable()
-	require.NoError(t, err)
-	bin := filepath.Join(dir, "caller")
-	copyFile(t, self, bin)
+	bin := calltest.Binary(t, dir)
 
 	f := newFixture(t)
 	for _, uid := range []int{flooderUID, otherUID} {
@@ -78,21 +66,21 @@ func TestRateLimitKeepsOtherUIDsServed(t *testing.T) {
 				require.NoError(t, <-served)
 			}()
 
-			var flooder *callerProc
+			var flooder *calltest.Proc
 			if sc.flood {
-				flooder = startCaller(t, bin, flooderUID, "flood", "unix://"+sock, 8)
-				flooder.waitReady(t)
+				flooder = calltest.Start(t, bin, flooderUID, "flood", "unix://"+sock, 8)
+				flooder.WaitReady(t)
 			}
-			other := startCaller(t, bin, otherUID, "fetch", "unix://"+sock, calls)
-			got := other.wait(t)
+			other := calltest.Start(t, bin, otherUID, "fetch", "unix://"+sock, calls)
+			got := other.Wait(t)
 			assert.Equal(t, map[string]int{"OK": calls}, got.Codes, "every call of the other uid is served")
 			t.Logf("uid %d, %d calls: p50 %v, p99 %v, max %v", otherUID, calls,
-				quantile(got.Latencies, 0.5), quantile(got.Latencies, 0.99), quantile(got.Latencies, 1))
+				calltest.Quantile(got.Latencies, 0.5), calltest.Quantile(got.Latencies, 0.99), calltest.Quantile(got.Latencies, 1))
 			if flooder == nil {
 				return
 			}
-			flooder.stdin.Close()
-			flood := flooder.wait(t)
+			flooder.Stop()
+			flood := flooder.Wait(t)
 			t.Logf("uid %d flood: %v", flooderUID, flood.Codes)
 			assert.Positive(t, flood.Codes["OK"], "the flooder is served within its limit")
 			if sc.limit == nil {
@@ -105,63 +93,4 @@ func TestRateLimitKeepsOtherUIDsServed(t *testing.T) {
 			assert.Empty(t, flood.Codes, "no other answer")
 		})
 	}
-}
-
-// callerProc is a running caller process (see runCaller).
-type callerProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	stderr strings.Builder
-}
-
-func startCaller(t *testing.T, bin string, uid int, role, addr string, n int) *callerProc {
-	t.Helper()
-	p := &callerProc{cmd: exec.Command(bin, addr, strconv.Itoa(n))}
-	p.cmd.Env = append(os.Environ(), childEnv+"="+role)
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	p.cmd.Stderr = &p.stderr
-	var err error
-	p.stdin, err = p.cmd.StdinPipe()
-	require.NoError(t, err)
-	out, err := p.cmd.StdoutPipe()
-	require.NoError(t, err)
-	p.stdout = bufio.NewReader(out)
-	require.NoError(t, p.cmd.Start())
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-	})
-	return p
-}
-
-// waitReady waits for the caller's "ready" line.
-func (p *callerProc) waitReady(t *testing.T) {
-	t.Helper()
-	line, err := p.stdout.ReadString('\n')
-	require.NoError(t, err, "caller: %s", p.stderr.String())
-	require.Equal(t, "ready\n", line)
-}
-
-// wait waits for the caller to exit and returns its report.
-func (p *callerProc) wait(t *testing.T) callerReport {
-	t.Helper()
-	var rep callerReport
-	require.NoError(t, json.NewDecoder(p.stdout).Decode(&rep), "caller: %s", p.stderr.String())
-	require.NoError(t, p.cmd.Wait(), "caller: %s", p.stderr.String())
-	return rep
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	require.NoError(t, err)
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	require.NoError(t, err)
-	_, err = io.Copy(dst, src)
-	require.NoError(t, err)
-	require.NoError(t, dst.Close())
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/internal/testing/dockertest"
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 )
 
 // maxExposure is the highest "systemd-analyze security" exposure level a
@@ -47,7 +47,7 @@ func systemdAnalyze(t *testing.T, dir string, args ...string) (string, int) {
 	t.Helper()
 	bin, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		dockertest.Unavailable(t, "systemd", "no systemd-analyze on $PATH (apt-get install systemd)")
+		component.Unavailable(t, "systemd", "no systemd-analyze on $PATH (apt-get install systemd)")
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir

@@ -22,7 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/spiffekit/spiffekit/internal/testing/dockertest"
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 )
 
 // A lab is a small network of its own: every node is a network namespace
@@ -99,13 +99,13 @@ var labSeq atomic.Int64
 func newLab(t testing.TB) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		dockertest.Unavailable(t, "netns", "partition tests need root: they create network namespaces, veth pairs and a TUN device")
+		component.Unavailable(t, "netns", "partition tests need root: they create network namespaces, veth pairs and a TUN device")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		dockertest.Unavailable(t, "netns", "partition tests need the ip command (iproute2)")
+		component.Unavailable(t, "netns", "partition tests need the ip command (iproute2)")
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		dockertest.Unavailable(t, "netns", fmt.Sprintf("partition tests need a TUN device: %v", err))
+		component.Unavailable(t, "netns", fmt.Sprintf("partition tests need a TUN device: %v", err))
 	}
 	removeStale(t)
 	l := &lab{
@@ -117,7 +117,7 @@ func newLab(t testing.TB) *lab {
 	}
 	l.router = l.prefix + "router"
 	if out, err := exec.Command("ip", "netns", "add", l.router).CombinedOutput(); err != nil {
-		dockertest.Unavailable(t, "netns", fmt.Sprintf("partition tests need network namespaces: ip netns add: %v: %s", err, bytes.TrimSpace(out)))
+		component.Unavailable(t, "netns", fmt.Sprintf("partition tests need network namespaces: ip netns add: %v: %s", err, bytes.TrimSpace(out)))
 	}
 	t.Cleanup(l.close)
 	l.ip("netns", "exec", l.router, "sh", "-c",

@@ -19,15 +19,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
+	"github.com/spiffekit/spiffekit/internal/testing/calltest"
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(callerEnv); role != "" {
-		os.Exit(runCaller(role, os.Args[1:]))
-	}
+	calltest.Main(dialCaller)
 	progtest.Main(m)
 }
 

@@ -38,32 +38,12 @@ import (
 	"github.com/stretchr/testify/require"
 	sys "golang.org/x/sys/unix"
 
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 )
 
-// EnvRequire names the environment variable listing, separated by commas,
-// the real components a test run must have: with "docker" in it, a test
-// that cannot start dockerd fails instead of skipping.
-const EnvRequire = "SPIFFEKIT_TEST_REQUIRE"
-
 // Timeout bounds each docker command and the daemon's start and stop.
 const Timeout = 60 * time.Second
-
-// Required reports whether $SPIFFEKIT_TEST_REQUIRE names component.
-func Required(component string) bool {
-	return slices.Contains(strings.Split(os.Getenv(EnvRequire), ","), component)
-}
-
-// Unavailable skips t, saying why component cannot run here, or fails it
-// if the run requires the component (see [EnvRequire]).
-func Unavailable(t testing.TB, component, why string) {
-	t.Helper()
-	if Required(component) {
-		t.Fatalf("%s is required ($%s) but cannot run here: %s", component, EnvRequire, why)
-	} else {
-		t.Skipf("%s cannot run here: %s", component, why)
-	}
-}
 
 // Daemon is a running dockerd of one test.
 type Daemon struct {
@@ -77,20 +57,20 @@ type Daemon struct {
 
 // Start starts a dockerd for t and waits until it answers; it is stopped,
 // its containers with it, and its directory removed when t ends. It skips
-// t (see [Unavailable]) if dockerd is not installed or the test does not
+// t (see [component.Unavailable]) if dockerd is not installed or the test does not
 // run as root.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
 	dockerd, err := exec.LookPath("dockerd")
 	if err != nil {
-		Unavailable(t, "docker", "no dockerd on $PATH (apt-get install docker.io)")
+		component.Unavailable(t, "docker", "no dockerd on $PATH (apt-get install docker.io)")
 	}
 	cli, err := exec.LookPath("docker")
 	if err != nil {
-		Unavailable(t, "docker", "no docker client on $PATH (apt-get install docker.io)")
+		component.Unavailable(t, "docker", "no docker client on $PATH (apt-get install docker.io)")
 	}
 	if os.Geteuid() != 0 {
-		Unavailable(t, "docker", "dockerd needs root")
+		component.Unavailable(t, "docker", "dockerd needs root")
 	}
 	dir, err := os.MkdirTemp("", "dockerd")
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package dockertest
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,33 +37,6 @@ func TestDaemon(t *testing.T) {
 	_, errOut, code := d.Run(t, nil, "inspect", "no-such-container")
 	assert.NotZero(t, code)
 	assert.Contains(t, strings.ToLower(errOut), "no such")
-}
-
-// recorder is a testing.TB that records how a test would have ended.
-type recorder struct {
-	testing.TB
-	skipped, failed string
-}
-
-func (r *recorder) Helper()                           {}
-func (r *recorder) Skipf(format string, args ...any)  { r.skipped = fmt.Sprintf(format, args...) }
-func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
-
-func TestUnavailable(t *testing.T) {
-	t.Setenv(EnvRequire, "postgres,docker")
-	assert.True(t, Required("docker"))
-	assert.False(t, Required("kubelet"))
-	r := &recorder{TB: t}
-	Unavailable(r, "docker", "no dockerd")
-	assert.Equal(t, "docker is required ($SPIFFEKIT_TEST_REQUIRE) but cannot run here: no dockerd", r.failed)
-	assert.Empty(t, r.skipped)
-
-	t.Setenv(EnvRequire, "")
-	assert.False(t, Required("docker"))
-	r = &recorder{TB: t}
-	Unavailable(r, "docker", "no dockerd")
-	assert.Equal(t, "docker cannot run here: no dockerd", r.skipped)
-	assert.Empty(t, r.failed)
 }
 
 func TestStaticBinary(t *testing.T) {

@@ -39,7 +39,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +47,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 )
 
 // EnvBin names the environment variable holding the directory of the
@@ -58,11 +59,11 @@ const EnvBin = "SPIFFEKIT_KUBE_BIN"
 // EnvRequire names the environment variable listing, separated by commas,
 // the components tests must not skip for want of; CI sets it. With "kube"
 // in it, a test that cannot start an API server fails instead of skipping.
-const EnvRequire = "SPIFFEKIT_TEST_REQUIRE"
+const EnvRequire = component.EnvRequire
 
 // Required reports whether $SPIFFEKIT_TEST_REQUIRE names kube.
 func Required() bool {
-	return slices.Contains(strings.Split(os.Getenv(EnvRequire), ","), "kube")
+	return component.Required("kube")
 }
 
 // StartTimeout bounds the start of etcd and of each API server, up to a
