@@ -1,25 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/testing/maintest"
 )
 
-// TestMain runs the program itself when the test binary is started with
-// SPIFFE_SERVER_TEST_MAIN=1, so that tests can check its exit codes.
-func TestMain(m *testing.M) {
-	if os.Getenv("SPIFFE_SERVER_TEST_MAIN") == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { maintest.Main(m, main) }
 
 func TestExitCodes(t *testing.T) {
 	tests := []struct {
@@ -36,27 +25,17 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			cmd := exec.Command(os.Args[0], tt.args...)
-			cmd.Env = append(os.Environ(), "SPIFFE_SERVER_TEST_MAIN=1")
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			if err != nil {
-				var ee *exec.ExitError
-				require.True(t, errors.As(err, &ee), "%v", err)
-				code = ee.ExitCode()
-			}
-			assert.Equal(t, tt.code, code, stderr.String())
+			r := maintest.Run(t, "", tt.args...)
+			assert.Equal(t, tt.code, r.Code, r.Stderr)
 			if tt.stdout == "" {
-				assert.Empty(t, stdout.String())
+				assert.Empty(t, r.Stdout)
 			} else {
-				assert.Contains(t, stdout.String(), tt.stdout)
+				assert.Contains(t, r.Stdout, tt.stdout)
 			}
 			if tt.stderr == "" {
-				assert.Empty(t, stderr.String())
+				assert.Empty(t, r.Stderr)
 			} else {
-				assert.Contains(t, stderr.String(), tt.stderr)
+				assert.Contains(t, r.Stderr, tt.stderr)
 			}
 		})
 	}
