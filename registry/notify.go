@@ -22,12 +22,15 @@ const (
 	// TopicAuthorities: the servers' shares of the trust domain's own
 	// bundle ([ServerBundleStore]), taints included.
 	TopicAuthorities
+	// TopicFederation: the federation relationships kept in the datastore
+	// ([FederationStore]).
+	TopicFederation
 )
 
-var topicNames = [...]string{"entries", "agents", "bundles", "authorities"}
+var topicNames = [...]string{"entries", "agents", "bundles", "authorities", "federation"}
 
 // String returns the topic's name ("entries", "agents", "bundles",
-// "authorities"), or the names of several topics joined by "|".
+// "authorities", "federation"), or the names of several topics joined by "|".
 func (t Topic) String() string {
 	if t == 0 {
 		return "none"

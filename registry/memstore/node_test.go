@@ -68,3 +68,14 @@ func ExampleStore_DeleteToken() {
 	// admitted: true <nil>
 	// admitted: false <nil>
 }
+
+func TestFederationContract(t *testing.T) {
+	registrytest.RunFederation(t, func(t *testing.T) registry.FederationStore {
+		return memstore.New(memstore.Config{})
+	})
+}
+
+func TestFederationCreateOnce(t *testing.T) {
+	s := memstore.New(memstore.Config{})
+	registrytest.FederationCreateOnce(t, []registry.FederationStore{s, s, s}, 8)
+}

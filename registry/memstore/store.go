@@ -24,11 +24,12 @@ type Config struct {
 // Store is an in-memory [registry.Store] and [registry.Notifier], and also
 // keeps node agents' records: it is a [registry.AgentStore],
 // [registry.TokenStore], [registry.BundleStore] and
-// [registry.ServerBundleStore]. The zero value is not usable; call [New]. A
+// [registry.ServerBundleStore], and federation relationships: it is a
+// [registry.FederationStore]. The zero value is not usable; call [New]. A
 // Store is safe for concurrent use.
 //
 // Every write that changes entries, agents, federated bundles, server
-// bundles or authority marks signals the subscribers of its topic (see
+// bundles, authority marks or federation relationships signals the subscribers of its topic (see
 // [Store.Subscribe]) before it returns, once readers can see it. Join
 // tokens have no topic.
 //
@@ -56,6 +57,7 @@ type Store struct {
 	bundles       map[spiffeid.TrustDomain]registry.FederatedBundle
 	serverBundles map[string]registry.ServerBundle
 	marks         map[markKey]registry.AuthorityMark
+	relationships map[spiffeid.TrustDomain]registry.FederationRelationship
 }
 
 var (
@@ -79,6 +81,7 @@ func New(c Config) *Store {
 		bundles:       make(map[spiffeid.TrustDomain]registry.FederatedBundle),
 		serverBundles: make(map[string]registry.ServerBundle),
 		marks:         make(map[markKey]registry.AuthorityMark),
+		relationships: make(map[spiffeid.TrustDomain]registry.FederationRelationship),
 	}
 }
 

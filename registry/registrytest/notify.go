@@ -28,7 +28,7 @@ type NotifyStore interface {
 const SignalWait = 10 * time.Second
 
 // allTopics are the topics the suites know; a store may define no others.
-var allTopics = []registry.Topic{registry.TopicEntries, registry.TopicAgents, registry.TopicBundles, registry.TopicAuthorities}
+var allTopics = []registry.Topic{registry.TopicEntries, registry.TopicAgents, registry.TopicBundles, registry.TopicAuthorities, registry.TopicFederation}
 
 // RunNotify runs the contract suite of [registry.Notifier] against stores
 // made by newStore, which must return a new, empty store each time it is
@@ -41,7 +41,8 @@ var allTopics = []registry.Topic{registry.TopicEntries, registry.TopicAgents, re
 //   - each kind of write (entries created, updated, deleted, created in a
 //     batch if the store is a [registry.BatchCreator]; agents put, banned,
 //     deleted; federated bundles put and deleted; server bundles put;
-//     authority marks put)
+//     authority marks put; federation relationships created, updated and
+//     deleted if the store is a [registry.FederationStore])
 //     signals every subscriber of its topic, and of several topics
 //     including it;
 //   - a subscriber reading the store on the signal finds the write;
@@ -273,6 +274,29 @@ func testNotifyEachWrite(t *testing.T, newPair func(t *testing.T) (writer, watch
 			_, err = w.PruneTokens(ctx, time.Now())
 			require.NoError(t, err)
 		}, func(*testing.T) {}},
+	}
+	if fw, ok := w.(registry.FederationStore); ok {
+		fr := r.(registry.FederationStore)
+		rel := relationship("notify.example", "https://notify.example/")
+		steps = append(steps, notifyStep{"CreateFederationRelationship", registry.TopicFederation, func(t *testing.T) {
+			_, err := fw.CreateFederationRelationship(ctx, rel)
+			require.NoError(t, err)
+		}, func(t *testing.T) {
+			_, err := fr.GetFederationRelationship(ctx, rel.TrustDomain)
+			require.NoError(t, err)
+		}}, notifyStep{"UpdateFederationRelationship", registry.TopicFederation, func(t *testing.T) {
+			_, err := fw.UpdateFederationRelationship(ctx, relationship("notify.example", "https://notify2.example/"))
+			require.NoError(t, err)
+		}, func(t *testing.T) {
+			got, err := fr.GetFederationRelationship(ctx, rel.TrustDomain)
+			require.NoError(t, err)
+			assert.Equal(t, "https://notify2.example/", got.BundleEndpointURL)
+		}}, notifyStep{"DeleteFederationRelationship", registry.TopicFederation, func(t *testing.T) {
+			require.NoError(t, fw.DeleteFederationRelationship(ctx, rel.TrustDomain))
+		}, func(t *testing.T) {
+			_, err := fr.GetFederationRelationship(ctx, rel.TrustDomain)
+			require.ErrorIs(t, err, registry.ErrNotFound)
+		}})
 	}
 	if b, ok := w.(registry.BatchCreator); ok {
 		var created []registry.Entry

@@ -19,7 +19,8 @@
 //
 // The store also keeps the node-side records: it is a
 // [registry.AgentStore], [registry.TokenStore], [registry.BundleStore] and
-// [registry.ServerBundleStore]. Each of their writes is one statement;
+// [registry.ServerBundleStore]; and the federation relationships, as a
+// [registry.FederationStore]. Each of their writes is one statement;
 // [Store.DeleteToken] is a single DELETE whose affected-row count decides
 // which of several racing servers consumed a join token.
 //
@@ -29,8 +30,8 @@
 // # Notifications
 //
 // The store is a [registry.Notifier]. Every write of entries, agents,
-// federated bundles, server bundles or authority marks made through the
-// store signals the
+// federated bundles, server bundles, authority marks or federation
+// relationships made through the store signals the
 // subscribers of its topic once it has committed. On PostgreSQL, triggers
 // also send a notification (channel spiffekit_registry, the topic's name
 // as payload) in the transaction of every such write, by any process,

@@ -137,6 +137,26 @@ var migrations = []func(d dialect) []string{
 		}
 		return stmts
 	},
+	// Version 6: the federation relationships kept in the datastore
+	// (registry.FederationStore), whose writes notify 'federation' on
+	// PostgreSQL. An empty trust_domain_bundle is none.
+	func(d dialect) []string {
+		stmts := []string{
+			`CREATE TABLE registry_federation_relationships (
+				trust_domain ` + d.key + ` PRIMARY KEY,
+				bundle_endpoint_url TEXT NOT NULL,
+				bundle_endpoint_profile TEXT NOT NULL,
+				endpoint_spiffe_id TEXT NOT NULL,
+				trust_domain_bundle ` + d.blob + ` NOT NULL,
+				created_at BIGINT NOT NULL,
+				updated_at BIGINT NOT NULL)`,
+		}
+		if d.postgres {
+			stmts = append(stmts, `CREATE TRIGGER registry_federation_relationships_notify AFTER INSERT OR UPDATE OR DELETE ON registry_federation_relationships
+				FOR EACH ROW EXECUTE FUNCTION registry_notify('federation')`)
+		}
+		return stmts
+	},
 }
 
 // migrationLock is the PostgreSQL advisory lock key that serialises the

@@ -261,7 +261,7 @@ func TestMigrateToVersion2(t *testing.T) {
 	db, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
 	defer db.Close()
-	for _, table := range []string{"registry_agents", "registry_join_tokens", "registry_bundles", "registry_server_bundles", "registry_authority_marks"} {
+	for _, table := range []string{"registry_agents", "registry_join_tokens", "registry_bundles", "registry_server_bundles", "registry_authority_marks", "registry_federation_relationships"} {
 		_, err := db.Exec(`DROP TABLE ` + table)
 		require.NoError(t, err)
 	}
@@ -276,13 +276,13 @@ func TestMigrateToVersion2(t *testing.T) {
 	require.NoError(t, s.CreateToken(ctx, registry.JoinToken{ID: "t1", SecretHash: make([]byte, 32), ExpiresAt: time.Now().Add(time.Hour)}))
 	var version int
 	require.NoError(t, db.QueryRow(`SELECT MAX(version) FROM registry_schema_migrations`).Scan(&version))
-	assert.Equal(t, 5, version, "and every later migration")
+	assert.Equal(t, 6, version, "and every later migration")
 }
 
 // TestMigrateToVersion5 opens a database at schema version 4, whose server
-// bundles have no authorities and which has no authority marks, and checks
-// that opening it keeps the server bundles, with no authorities, and adds
-// the marks.
+// bundles have no authorities and which has no authority marks nor
+// federation relationships, and checks that opening it keeps the server
+// bundles, with no authorities, and adds the marks and the relationships.
 func TestMigrateToVersion5(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "registry.db")
@@ -293,6 +293,8 @@ func TestMigrateToVersion5(t *testing.T) {
 	defer db.Close()
 	expires := time.Now().Add(time.Hour).UnixMicro()
 	for _, stmt := range []string{
+		`DROP TABLE registry_federation_relationships`,
+		`DELETE FROM registry_schema_migrations WHERE version = 6`,
 		`DROP TABLE registry_authority_marks`,
 		`ALTER TABLE registry_server_bundles DROP COLUMN authorities`,
 		`DELETE FROM registry_schema_migrations WHERE version = 5`,
@@ -310,5 +312,8 @@ func TestMigrateToVersion5(t *testing.T) {
 	assert.Equal(t, "s1", list[0].ServerID)
 	assert.Nil(t, list[0].Authorities)
 	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "ab", ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	_, err = s.CreateFederationRelationship(ctx, registry.FederationRelationship{TrustDomain: spiffeid.RequireTrustDomainFromString("b.example"),
+		BundleEndpointURL: "https://b.example/", BundleEndpointProfile: registry.ProfileHTTPSWeb})
 	require.NoError(t, err)
 }

@@ -14,14 +14,14 @@ import (
 
 const (
 	// notifyChannel is the PostgreSQL channel of the notifications that
-	// the triggers of schema version 4 send; the payload names a topic.
+	// the triggers of schema versions 4 to 6 send; the payload names a topic.
 	notifyChannel = "spiffekit_registry"
 	// ListenerApplicationName is the application_name of the listener's
 	// PostgreSQL session (see [Store.Run]), unless the DSN sets one; it
 	// finds the session in pg_stat_activity.
 	ListenerApplicationName = "spiffekit registry listener"
 
-	allTopics = registry.TopicEntries | registry.TopicAgents | registry.TopicBundles | registry.TopicAuthorities
+	allTopics = registry.TopicEntries | registry.TopicAgents | registry.TopicBundles | registry.TopicAuthorities | registry.TopicFederation
 
 	// The listener reconnects after min to max backoff, doubled after each
 	// failure and jittered; a session that lasted longer than maxBackoff
@@ -44,6 +44,7 @@ var topicNames = map[string]registry.Topic{
 	"agents":      registry.TopicAgents,
 	"bundles":     registry.TopicBundles,
 	"authorities": registry.TopicAuthorities,
+	"federation":  registry.TopicFederation,
 }
 
 // Subscribe implements [registry.Notifier]. The channel receives a value
