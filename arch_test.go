@@ -53,6 +53,8 @@ func layer(pkg string) (int, bool) {
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
+	case rel == "attest/tpm":
+		return 3, true
 	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
@@ -297,6 +299,10 @@ func TestImportViolation(t *testing.T) {
 		{m("attest"), "k8s.io/apimachinery/pkg/types", false},
 		{m("internal/pemutil"), "k8s.io/client-go/util/cert", false},
 		{m("attest/x509pop"), m("attest/k8spsat"), false},
+		{m("attest/tpm"), m("attest"), true},
+		{m("attest/tpm"), m("server"), false},
+		{m("attest/tpm"), m("internal/testing/swtpmtest"), false},
+		{m("internal/testing/swtpmtest"), m("internal/pemutil"), true},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)

@@ -1,0 +1,68 @@
+package tpm
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/google/go-tpm/tpm2"
+)
+
+// FuzzParsePayload feeds arbitrary payloads to the server's parser: it must
+// never panic, and a payload it accepts has an EK that is a restricted
+// decryption key, an AK that is a restricted signing key fixed to its TPM,
+// whose name is that of the public area sent, and a certificate, if any,
+// of the EK's key.
+func FuzzParsePayload(f *testing.F) {
+	if b, err := os.ReadFile("testdata/payload.json"); err == nil {
+		f.Add(b)
+		var p payloadMsg
+		if json.Unmarshal(b, &p) == nil {
+			p.EKCert = nil
+			nc, _ := json.Marshal(p)
+			f.Add(nc)
+		}
+	}
+	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"version":1,"ek_public":"AAEACwADALIAIINxl2dEhLP4GpDMjUal1yT9UtduBlILZPKh2hszFGmqAAYAgABDABAIAAAAAAABAA=="}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := parsePayload(b)
+		if err != nil {
+			return // rejected input is fine; a panic is not
+		}
+		if a := ev.ekPub.ObjectAttributes; !a.Restricted || !a.Decrypt || a.SignEncrypt {
+			t.Fatalf("accepted EK attributes %+v", a)
+		}
+		if a := ev.akPub.ObjectAttributes; !a.Restricted || !a.SignEncrypt || a.Decrypt || !a.FixedTPM {
+			t.Fatalf("accepted AK attributes %+v", a)
+		}
+		var p payloadMsg
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		name, err := tpm2.ObjectName(ev.akPub)
+		if err != nil || !bytes.Equal(name.Buffer, ev.akName) || !bytes.Equal(tpm2.Marshal(ev.akPub), p.AKPublic) {
+			t.Fatalf("AK name %x of another public area", ev.akName)
+		}
+		if ev.ekCert != nil && !equalKeys(ev.ekKey, ev.ekCert.PublicKey) {
+			t.Fatal("certificate of another key accepted")
+		}
+	})
+}
+
+// FuzzParseResponse feeds arbitrary quotes and signatures to the server's
+// decoders of TPM structures: they must never panic, and what they accept
+// encodes back to the same bytes.
+func FuzzParseResponse(f *testing.F) {
+	f.Add([]byte{0xff, 0x54, 0x43, 0x47, 0x80, 0x18, 0, 0}, []byte{0, 0x18, 0, 0x0b, 0, 1, 1, 0, 1, 2})
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, quote, sig []byte) {
+		if a, err := unmarshalCanonical[tpm2.TPMSAttest](quote); err == nil && !bytes.Equal(tpm2.Marshal(a), quote) {
+			t.Fatal("attest does not encode back")
+		}
+		if s, err := unmarshalCanonical[tpm2.TPMTSignature](sig); err == nil && !bytes.Equal(tpm2.Marshal(s), sig) {
+			t.Fatal("signature does not encode back")
+		}
+	})
+}

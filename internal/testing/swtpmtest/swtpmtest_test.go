@@ -1,0 +1,88 @@
+package swtpmtest
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spiffekit/spiffekit/internal/pemutil"
+)
+
+func TestNew(t *testing.T) {
+	ca := NewCA(t)
+	tpm := New(t, ca)
+	if fi, err := os.Stat(tpm.Socket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket %s: %v", tpm.Socket, err)
+	}
+	roots := ca.Roots(t)
+	if len(roots) != 2 || roots[1].Subject.CommonName != "swtpm-localca" || roots[1].CheckSignatureFrom(roots[0]) != nil {
+		t.Fatalf("CA certificates %v", roots)
+	}
+	b, err := os.ReadFile(ca.BundleFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs, err := pemutil.ParseCertificates(b); err != nil || len(certs) != 2 {
+		t.Fatalf("bundle: %d certificates, %v", len(certs), err)
+	}
+}
+
+func TestRequire(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no swtpm here
+	if ok, why := Available(); ok || !strings.Contains(why, "apt-get install") {
+		t.Fatalf("Available: %v %q", ok, why)
+	}
+	t.Setenv("SPIFFEKIT_TEST_REQUIRE", "docker,swtpm")
+	r := &recorder{TB: t}
+	func() {
+		defer func() { recover() }()
+		Require(r)
+	}()
+	if !r.failed || r.skipped {
+		t.Errorf("required and missing: failed %v, skipped %v", r.failed, r.skipped)
+	}
+	t.Setenv("SPIFFEKIT_TEST_REQUIRE", "docker")
+	r = &recorder{TB: t}
+	func() {
+		defer func() { recover() }()
+		Require(r)
+	}()
+	if r.failed || !r.skipped {
+		t.Errorf("missing: failed %v, skipped %v", r.failed, r.skipped)
+	}
+}
+
+func TestRootsBeforeProvisioning(t *testing.T) {
+	r := &recorder{TB: t}
+	func() {
+		defer func() { recover() }()
+		NewCA(t).Roots(r)
+	}()
+	if !r.failed {
+		t.Error("Roots of an empty CA did not fail")
+	}
+	r = &recorder{TB: t}
+	func() {
+		defer func() { recover() }()
+		NewCA(t).BundleFile(r)
+	}()
+	if !r.failed {
+		t.Error("BundleFile of an empty CA did not fail")
+	}
+}
+
+// recorder notes Fatalf and Skip instead of ending the test.
+type recorder struct {
+	testing.TB
+	failed, skipped bool
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Fatalf(string, ...any) {
+	r.failed = true
+	panic("fatal")
+}
+func (r *recorder) Skip(...any) {
+	r.skipped = true
+	panic("skip")
+}
