@@ -55,7 +55,7 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "attest/tpm":
 		return 3, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
@@ -303,6 +303,8 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/tpm"), m("server"), false},
 		{m("attest/tpm"), m("internal/testing/swtpmtest"), false},
 		{m("internal/testing/swtpmtest"), m("internal/pemutil"), true},
+		{m("attest/awsiid"), m("attest"), true},
+		{m("attest/awsiid"), m("attest/x509pop"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)
