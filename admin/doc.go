@@ -40,7 +40,12 @@
 // entry), tokens (POST), bundle (GET, ?format=pem|spiffe),
 // federation/bundles (GET; GET, PUT and DELETE /federation/bundles/{trust
 // domain}, DELETE with ?mode=restrict|delete|dissociate, see
-// [BundleDeleteMode]), and agents (GET, GET /agents/count, DELETE, and POST
+// [BundleDeleteMode]), federation/relationships (GET, POST; GET, PUT and
+// DELETE /federation/relationships/{trust domain}; see
+// [FederationManager]: {"trust_domain", "bundle_endpoint_url",
+// "bundle_endpoint_profile", "endpoint_spiffe_id", "trust_domain_bundle"
+// (a SPIFFE bundle document, base64), and in answers "configured",
+// "created_at", "updated_at"}), and agents (GET, GET /agents/count, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes, and authorities (GET; POST
 // /authorities/{x509|jwt}/prepare; /activate, with an optional

@@ -41,6 +41,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /v1/agents/ban", s.banAgent)
 	s.authorityRoutes(m)
 	s.mintRoutes(m)
+	s.federationRoutes(m)
 	return m
 }
 

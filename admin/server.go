@@ -66,6 +66,10 @@ type Config struct {
 	// Minter signs the SVIDs operators ask for (the mint routes). Nil
 	// answers them 404: the server mints none on request.
 	Minter SVIDMinter
+	// Federation keeps the federation relationships (the
+	// federation/relationships routes). Nil answers them 404: the server
+	// keeps none in a datastore.
+	Federation FederationManager
 	// Health reports whether the server can do its work, for the status
 	// route: nil when it can, else why not. It is called on every status
 	// request, bounded by RequestTimeout, and must be safe for concurrent

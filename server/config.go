@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -171,6 +172,12 @@ type Config struct {
 	// means DefaultFederationTimeout (30 s).
 	FederationTimeout time.Duration
 
+	// FederationWebPKIRoots are the CA certificates that the certificate of
+	// the https_web bundle endpoint of a relationship kept in
+	// Stores.Federation must chain to. Nil means the system roots. (A
+	// relationship of Config.Federation has its own, WebPKIRoots.)
+	FederationWebPKIRoots *x509.CertPool
+
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 
@@ -213,6 +220,13 @@ type Stores struct {
 	// bundle, with the state of its authorities, and the operators' taints
 	// and revocations of those authorities.
 	ServerBundles registry.ServerBundleStore
+	// Federation, when not nil, keeps the federation relationships made
+	// through the admin API (SPIRE's `federation create`), beside those of
+	// Config.Federation; servers sharing it poll the same bundle
+	// endpoints. A relationship written to it is polled without a restart.
+	// Nil: only Config.Federation, and the admin API's federation routes
+	// answer 404.
+	Federation registry.FederationStore
 }
 
 // A Backend keeps every record of [Stores], as registry/memstore and
@@ -225,9 +239,15 @@ type Backend interface {
 	registry.ServerBundleStore
 }
 
-// StoresOf returns Stores whose every field is b.
+// StoresOf returns Stores whose every field is b; Federation too when b is
+// a registry.FederationStore, as registry/memstore and registry/sqlstore
+// are.
 func StoresOf(b Backend) Stores {
-	return Stores{Entries: b, Agents: b, Tokens: b, Bundles: b, ServerBundles: b}
+	st := Stores{Entries: b, Agents: b, Tokens: b, Bundles: b, ServerBundles: b}
+	if f, ok := b.(registry.FederationStore); ok {
+		st.Federation = f
+	}
+	return st
 }
 
 // check reports the first missing store.
@@ -274,7 +294,7 @@ type storeRunner interface {
 // field order.
 func (st Stores) runners() []storeRunner {
 	var out []storeRunner
-	for _, s := range []any{st.Entries, st.Agents, st.Tokens, st.Bundles, st.ServerBundles} {
+	for _, s := range []any{st.Entries, st.Agents, st.Tokens, st.Bundles, st.ServerBundles, st.Federation} {
 		r, ok := s.(storeRunner)
 		if ok && !slices.ContainsFunc(out, func(o storeRunner) bool { return sameValue(o, r) }) {
 			out = append(out, r)

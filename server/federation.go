@@ -203,6 +203,9 @@ type fedWatcher struct {
 	log     *slog.Logger
 	refresh time.Duration
 	timeout time.Duration
+	// firstRetry is the first wait after a failed fetch while none has
+	// succeeded yet; it doubles up to the regular interval.
+	firstRetry time.Duration
 
 	fetched atomic.Bool // a fetch has succeeded: the bootstrap is spent
 	stats   fetchStats
@@ -248,9 +251,17 @@ func (w *fedWatcher) nextRefresh(hint time.Duration) time.Duration {
 // (Fed rule 25: a hanging endpoint must not stall the relationship) and
 // every fetched bundle compared with the stored one, so that a bundle
 // replaced by hand is replaced again by the next refresh (Fed rule 20).
+// Until a first fetch succeeds, a failed one is tried again with a
+// backoff from firstRetry, doubling up to the regular interval, so that a
+// relationship whose peer is not up yet starts as soon as it is.
 func (w *fedWatcher) run(ctx context.Context) {
+	backoff := w.firstRetry
 	for {
-		next := w.poll(ctx)
+		next, ok := w.poll(ctx)
+		if !ok && !w.fetched.Load() && backoff > 0 && backoff < next {
+			w.log.Info("the first fetch of a federated bundle failed; trying again soon", "in", backoff)
+			next, backoff = backoff, backoff*2
+		}
 		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
@@ -262,9 +273,10 @@ func (w *fedWatcher) run(ctx context.Context) {
 }
 
 // poll fetches once, stores the bundle if it changed, and returns when to
-// poll again. A failure keeps the stored bundle (Fed rule 25) and waits for
-// the next regular poll (Fed rule 22).
-func (w *fedWatcher) poll(ctx context.Context) time.Duration {
+// poll again and whether the fetch succeeded. A failure keeps the stored
+// bundle (Fed rule 25) and, once a fetch has succeeded, waits for the next
+// regular poll (Fed rule 22).
+func (w *fedWatcher) poll(ctx context.Context) (time.Duration, bool) {
 	td := w.rel.TrustDomain
 	var opt federation.FetchOption
 	if w.rel.Profile == ProfileHTTPSSPIFFE {
@@ -282,7 +294,7 @@ func (w *fedWatcher) poll(ctx context.Context) time.Duration {
 			w.stats.failed()
 			w.log.Warn("fetching a federated bundle failed; the last good bundle stays", "err", err)
 		}
-		return w.nextRefresh(w.storedHint())
+		return w.nextRefresh(w.storedHint()), false
 	}
 	w.stats.fetched(time.Now())
 	w.fetched.Store(true)
@@ -293,7 +305,7 @@ func (w *fedWatcher) poll(ctx context.Context) time.Duration {
 		w.log.Warn("storing a federated bundle failed", "err", err)
 	}
 	hint, _ := b.RefreshHint()
-	return w.nextRefresh(hint)
+	return w.nextRefresh(hint), true
 }
 
 // storedHint is the refresh hint of the stored bundle, 0 if none.

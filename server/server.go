@@ -43,7 +43,7 @@ type Server struct {
 	adminLis net.Listener
 	serverID string
 	endpoint *bundleEndpoint
-	watchers []*fedWatcher
+	fed      *fedManager
 
 	closeOnce sync.Once
 }
@@ -173,6 +173,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Bundle:      s.trust.Bundle,
 		Authorities: authorities{s.trust},
 		Minter:      minter{s},
+		Federation:  s.federationAdmin(),
 		Health:      s.Healthy,
 		Logger:      s.log.With("component", "admin"),
 	}); err != nil {
@@ -187,42 +188,41 @@ func (s *Server) setUpAdmin() (err error) {
 	return nil
 }
 
-// setUpFederation validates the relationships and prepares their watchers.
-// Stored bundles of trust domains without a relationship are kept (they
-// may have been set by hand) and named in the log.
+// federationAdmin returns the admin API's manager of the relationships, or
+// nil when the stores keep none.
+func (s *Server) federationAdmin() admin.FederationManager {
+	if s.stores.Federation == nil {
+		return nil
+	}
+	return federationAdmin{s}
+}
+
+// setUpFederation validates the relationships of the configuration and
+// prepares the manager of every relationship's watcher. Stored bundles of
+// trust domains without a relationship are kept (they may have been set by
+// hand) and named in the log.
 func (s *Server) setUpFederation(ctx context.Context) error {
-	rels, err := validateRelationships(s.cfg.TrustDomain, s.cfg.Federation, func(td spiffeid.TrustDomain) (bool, error) {
-		_, err := s.stores.Bundles.GetBundle(ctx, td)
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, registry.ErrNotFound):
-			return false, nil
-		}
-		return false, fmt.Errorf("reading the stored bundle: %w", err)
-	})
+	rels, err := validateRelationships(s.cfg.TrustDomain, s.cfg.Federation, s.bundleStored(ctx))
 	if err != nil {
 		return err
 	}
-	configured := map[spiffeid.TrustDomain]bool{}
-	for _, r := range rels {
-		configured[r.TrustDomain] = true
-		s.watchers = append(s.watchers, &fedWatcher{
-			rel:     r,
-			trust:   s.trust,
-			bundles: s.stores.Bundles,
-			log: s.log.With("component", "federation", "trust_domain", r.TrustDomain.Name(),
-				"url", r.URL, "profile", r.Profile),
-			refresh: s.cfg.FederationRefresh,
-			timeout: s.cfg.FederationTimeout,
-		})
+	s.fed = newFedManager(s, rels)
+	related := maps.Clone(s.fed.isStatic)
+	if s.stores.Federation != nil {
+		stored, err := s.stores.Federation.ListFederationRelationships(ctx)
+		if err != nil {
+			return fmt.Errorf("server: reading the federation relationships: %w", err)
+		}
+		for _, r := range stored {
+			related[r.TrustDomain] = true
+		}
 	}
-	stored, err := s.stores.Bundles.ListBundles(ctx)
+	bundles, err := s.stores.Bundles.ListBundles(ctx)
 	if err != nil {
 		return fmt.Errorf("server: reading the federated bundles: %w", err)
 	}
-	for _, b := range stored {
-		if !configured[b.TrustDomain] {
+	for _, b := range bundles {
+		if !related[b.TrustDomain] {
 			s.log.Info("a federated bundle without a federation relationship is kept; `bundle delete` ends the federation",
 				"trust_domain", b.TrustDomain.Name())
 		}
@@ -279,9 +279,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.endpoint != nil {
 		parts = append(parts, s.endpoint.serve)
 	}
-	for _, w := range s.watchers {
-		parts = append(parts, func(ctx context.Context) error { w.run(ctx); return nil })
-	}
+	parts = append(parts, func(ctx context.Context) error { s.fed.run(ctx); return nil })
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil })
 	// The ctx.Err() a part returns once stopped is no failure.
 	return lifecycle.RunAll(ctx, parts...)

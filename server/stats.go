@@ -23,7 +23,9 @@ type Stats struct {
 	CAExpiresAt time.Time
 
 	// Federation holds the bundle endpoint fetches of each federation
-	// relationship, in the order of Config.Federation.
+	// relationship polled now: those of Config.Federation in its order,
+	// then those of Stores.Federation by trust domain name. A stored
+	// relationship that is changed starts counting again.
 	Federation []FederationStats
 }
 
@@ -51,7 +53,7 @@ func (s *Server) Stats() Stats {
 	if a := s.ca.X509Authority(); a != nil {
 		st.CAExpiresAt = a.Certificate().NotAfter
 	}
-	for _, w := range s.watchers {
+	for _, w := range s.fed.watchers() {
 		st.Federation = append(st.Federation, w.stats.snapshot(w.rel.TrustDomain))
 	}
 	return st
