@@ -1,0 +1,5 @@
+//go:build !race
+
+package nodebench
+
+const raceEnabled = false

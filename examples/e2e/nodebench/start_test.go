@@ -1,0 +1,398 @@
+package nodebench
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
+	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// startScale is the registry a start measurement fills: nodes agents with
+// perNode entries each, plus the measuring agent's own entries.
+type startScale struct {
+	nodes, perNode, own int
+}
+
+func (s startScale) total() int { return s.nodes*s.perNode + s.own }
+
+// startResult is what one server start on a filled registry took, from
+// before the store is opened.
+type startResult struct {
+	// ready is until server.New returned: store open, entries loaded and
+	// indexed, agent records read, CA ready, listeners bound.
+	ready time.Duration
+	// readyCPU is the process's CPU time (user and system, every thread)
+	// over ready: on a shared machine, the figure that other jobs do not
+	// stretch.
+	readyCPU time.Duration
+	// synced is until a real agent, started once the server is ready,
+	// attested and holds its entries.
+	synced time.Duration
+	// rss is the process's resident memory with the server and the agent
+	// running, peak its highest during the start, and heap the live Go
+	// heap the start added.
+	rss, peak uint64
+	heap      int64
+}
+
+// startBench is one registry, filled once, for servers to start on. The
+// first server it started created the CA's keys and journal in dir, so
+// that each later start is a restart.
+type startBench struct {
+	scale startScale
+	dir   string
+	// pgDSN is the PostgreSQL database, or empty for SQLite in dir.
+	pgDSN string
+	// token admits the measuring agent as agentID.
+	token   string
+	agentID spiffeid.ID
+}
+
+func nodeID(i int) spiffeid.ID {
+	return spiffeid.RequireFromPath(nodetest.TrustDomain, fmt.Sprintf("/spiffekit/agent/node%d", i))
+}
+
+// newStartBench starts a server on an empty registry (SQLite in a data
+// directory, or PostgreSQL when postgres is set), stops it, and fills the
+// registry behind its back: scale's entries, in batches, an agent record
+// for each node, and a join token for the measuring agent.
+func newStartBench(tb testing.TB, postgres bool, scale startScale) *startBench {
+	tb.Helper()
+	sb := &startBench{
+		scale:   scale,
+		dir:     shmDir(tb),
+		agentID: spiffeid.RequireFromPath(nodetest.TrustDomain, "/spiffekit/agent/measuring"),
+	}
+	if postgres {
+		sb.pgDSN = pgtest.New(tb)
+	}
+	first := sb.startServer(tb)
+	first.Stop()
+
+	var stores server.Stores
+	if postgres {
+		stores = server.StoresOf(nodetest.OpenPostgreSQL(tb, sb.pgDSN))
+	} else {
+		cfg, st, err := server.OpenSQLite(tb.Context(), nodetest.TrustDomain, sb.dir)
+		require.NoError(tb, err)
+		defer func() {
+			require.NoError(tb, st.Close())
+			require.NoError(tb, cfg.DataDirLock.Close())
+		}()
+		stores = cfg.Stores
+	}
+	bc, ok := stores.Entries.(registry.BatchCreator)
+	require.True(tb, ok, "the store creates entries in batches")
+	fillNodes(tb, bc, stores.Agents, scale)
+	own := make([]registry.Entry, scale.own)
+	for i := range own {
+		own[i] = registry.Entry{
+			SPIFFEID:  spiffeid.RequireFromPath(nodetest.TrustDomain, fmt.Sprintf("/measuring/w%d", i)),
+			ParentID:  sb.agentID,
+			Selectors: []attest.Selector{ourUID},
+		}
+	}
+	createAll(tb, bc, own)
+	var err error
+	sb.token, _, err = jointoken.Generate(tb.Context(), stores.Tokens, jointoken.Params{AgentID: sb.agentID, TTL: time.Hour})
+	require.NoError(tb, err)
+	return sb
+}
+
+// nodeEntry is the i-th entry of node n: a Kubernetes-like workload with
+// a namespace selector shared by many entries and a service account one
+// of its own.
+func nodeEntry(n, i int) registry.Entry {
+	ns := n % 100
+	return registry.Entry{
+		SPIFFEID: spiffeid.RequireFromPath(nodetest.TrustDomain, fmt.Sprintf("/ns/%d/sa/n%d-w%d", ns, n, i)),
+		ParentID: nodeID(n),
+		Selectors: []attest.Selector{
+			{Type: "k8s", Value: "ns:" + strconv.Itoa(ns)},
+			{Type: "k8s", Value: fmt.Sprintf("sa:n%d-w%d", n, i)},
+		},
+	}
+}
+
+// fillNodes writes scale's node entries in batches of registry.MaxBatch,
+// from two goroutines so that one encodes while the other writes, and an
+// agent record for each node.
+func fillNodes(tb testing.TB, bc registry.BatchCreator, agents registry.AgentStore, scale startScale) {
+	tb.Helper()
+	ctx := tb.Context()
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		firstErr = cmp.Or(firstErr, err)
+		mu.Unlock()
+	}
+	batches := make(chan []registry.Entry, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for b := range batches {
+				if err := createBatch(ctx, bc, b); err != nil {
+					fail(err)
+				}
+			}
+		})
+	}
+	batch := make([]registry.Entry, 0, registry.MaxBatch)
+	for n := range scale.nodes {
+		for i := range scale.perNode {
+			batch = append(batch, nodeEntry(n, i))
+			if len(batch) == registry.MaxBatch {
+				batches <- batch
+				batch = make([]registry.Entry, 0, registry.MaxBatch)
+			}
+		}
+	}
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	wg.Wait()
+	require.NoError(tb, firstErr)
+
+	nodes := make(chan int)
+	expires := time.Now().Add(time.Hour)
+	for range 4 {
+		wg.Go(func() {
+			for i := range nodes {
+				if _, err := agents.PutAgent(ctx, registry.Agent{
+					ID: nodeID(i), AttestorType: "join_token",
+					SerialNumber: strconv.FormatInt(int64(i)+1, 16), ExpiresAt: expires,
+				}); err != nil {
+					fail(err)
+				}
+			}
+		})
+	}
+	for i := range scale.nodes {
+		nodes <- i
+	}
+	close(nodes)
+	wg.Wait()
+	require.NoError(tb, firstErr)
+}
+
+// createBatch creates entries, which must all be new, in one batch.
+func createBatch(ctx context.Context, bc registry.BatchCreator, entries []registry.Entry) error {
+	res, err := bc.CreateBatch(ctx, entries)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+func createAll(tb testing.TB, bc registry.BatchCreator, entries []registry.Entry) {
+	tb.Helper()
+	for len(entries) > 0 {
+		k := min(len(entries), registry.MaxBatch)
+		require.NoError(tb, createBatch(tb.Context(), bc, entries[:k]))
+		entries = entries[k:]
+	}
+}
+
+// startServer starts an issuing server on the bench's registry, its state
+// in the bench's directory.
+func (sb *startBench) startServer(tb testing.TB) *nodetest.Server {
+	tb.Helper()
+	var cfg server.Config
+	if sb.pgDSN != "" {
+		cfg.Stores = server.StoresOf(nodetest.OpenPostgreSQL(tb, sb.pgDSN))
+	}
+	return nodetest.StartServerIn(tb, sb.dir, cfg)
+}
+
+// start starts a server on the filled registry and a real agent once the
+// server is ready, measures both, checks that the server indexed every
+// entry and serves each node its own, and stops both.
+func (sb *startBench) start(tb testing.TB) startResult {
+	tb.Helper()
+	var r startResult
+	rss0, heap0 := settle(tb)
+	cpu0 := cpuTime(tb)
+	t0 := time.Now()
+	srv := sb.startServer(tb)
+	r.ready = time.Since(t0)
+	r.readyCPU = cpuTime(tb) - cpu0
+	a := nodetest.StartAgent(tb, agent.Config{
+		TrustDomain:  srv.TrustDomain(),
+		Servers:      []string{srv.Addr().String()},
+		TrustBundle:  srv.Bundle().X509Bundle(),
+		NodeAttestor: jointoken.NewClient(sb.token),
+	})
+	waitSynced(tb, a, 5*time.Minute)
+	r.synced = time.Since(t0)
+	r.rss, r.peak = procMemory(tb)
+	r.heap = int64(heapInUse()) - int64(heap0)
+	tb.Logf("RSS before the start %d MiB", rss0>>20)
+
+	require.Equal(tb, sb.scale.own, a.Stats().Entries, "the measuring agent's entries")
+	sb.checkIndex(tb, srv)
+	require.NoError(tb, a.Stop())
+	srv.Stop()
+	return r
+}
+
+// checkIndex checks that the server holds every entry of the registry,
+// and that each node's are exactly those it was given.
+func (sb *startBench) checkIndex(tb testing.TB, srv *nodetest.Server) {
+	tb.Helper()
+	idx := srv.Node().Index()
+	require.Equal(tb, sb.scale.total(), idx.Len(), "entries indexed")
+	for n := range sb.scale.nodes {
+		got := idx.ForAgent(nodeID(n), nil)
+		if len(got) != sb.scale.perNode {
+			tb.Fatalf("node %d: %d entries, want %d", n, len(got), sb.scale.perNode)
+		}
+		want := make(map[spiffeid.ID]bool, sb.scale.perNode)
+		for i := range sb.scale.perNode {
+			want[nodeEntry(n, i).SPIFFEID] = true
+		}
+		for _, e := range got {
+			if !want[e.SPIFFEID] || len(e.Selectors) != 2 {
+				tb.Fatalf("node %d: unexpected entry %s (%d selectors)", n, e.SPIFFEID, len(e.Selectors))
+			}
+			delete(want, e.SPIFFEID)
+		}
+	}
+	own := idx.ForAgent(sb.agentID, nil)
+	require.Len(tb, own, sb.scale.own)
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	require.NoError(tb, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// settle collects garbage and returns the freed memory to the system,
+// resets the process's peak resident memory, and returns its resident
+// memory and live heap.
+func settle(tb testing.TB) (rss, heap uint64) {
+	tb.Helper()
+	heap = heapInUse()
+	debug.FreeOSMemory()
+	// Writing 5 resets VmHWM (proc(5), /proc/pid/clear_refs).
+	require.NoError(tb, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0))
+	rss, _ = procMemory(tb)
+	return rss, heap
+}
+
+// procMemory returns the process's resident memory and its peak, from
+// /proc/self/status.
+func procMemory(tb testing.TB) (rss, peak uint64) {
+	tb.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	require.NoError(tb, err)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var kb uint64
+		if n, _ := fmt.Sscanf(sc.Text(), "VmRSS: %d kB", &kb); n == 1 {
+			rss = kb << 10
+		}
+		if n, _ := fmt.Sscanf(sc.Text(), "VmHWM: %d kB", &kb); n == 1 {
+			peak = kb << 10
+		}
+	}
+	require.NotZero(tb, rss)
+	return rss, peak
+}
+
+// smallStart is the registry of the start test: small enough for every
+// run, large enough for the index to read it in several pages; 3,100
+// entries under the race detector.
+func smallStart() startScale {
+	if raceEnabled {
+		return startScale{nodes: 30, perNode: 100, own: 100}
+	}
+	return startScale{nodes: 200, perNode: 100, own: 100}
+}
+
+// Property: a server started on a registry of 20,100 entries (SQLite, and
+// PostgreSQL) indexes every one of them, serves each node exactly its
+// own, and a real agent attests and receives its 100.
+func TestServerStartWithManyEntries(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			sb := newStartBench(t, db == "postgres", smallStart())
+			r := sb.start(t)
+			t.Logf("%d entries: ready %s (CPU %s), agent synced %s, RSS %d MiB (peak %d MiB), heap +%d MiB",
+				sb.scale.total(), r.ready, r.readyCPU, r.synced, r.rss>>20, r.peak>>20, r.heap>>20)
+		})
+	}
+}
+
+// BenchmarkServerStart1M starts an issuing server on a registry of
+// 1,000,100 entries: 10,000 nodes with an agent record and 100 entries
+// each, and the measuring agent's 100. The registry is filled once (not
+// timed); each op starts a server on it, as a restart, then a real agent.
+// ready-s is the time from opening the store to server.New returning
+// (entries loaded and indexed, agent records read, CA ready, listeners
+// bound); synced-s until the agent, started then, attested and holds its
+// 100 entries; rss-MB the process's resident memory then (server and
+// agent; the agent holds 100 entries), peak-rss-MB its highest during the
+// start, heap-MB the live heap the start added. Run with -benchtime=1x
+// (or 3x) and -timeout 60m.
+func BenchmarkServerStart1M(b *testing.B) {
+	scale := startScale{nodes: 10000, perNode: 100, own: 100}
+	if s := os.Getenv("SPIFFEKIT_START_NODES"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(b, err)
+		scale.nodes = n
+	}
+	for _, db := range []string{"sqlite", "postgres"} {
+		b.Run(db, func(b *testing.B) {
+			sb := newStartBench(b, db == "postgres", scale)
+			var ready, readyCPU, synced, rss, peak, heap float64
+			b.ResetTimer()
+			for range b.N {
+				r := sb.start(b)
+				ready += r.ready.Seconds()
+				readyCPU += r.readyCPU.Seconds()
+				synced += r.synced.Seconds()
+				rss += float64(r.rss) / (1 << 20)
+				peak += float64(r.peak) / (1 << 20)
+				heap += float64(r.heap) / (1 << 20)
+			}
+			n := float64(b.N)
+			b.ReportMetric(ready/n, "ready-s")
+			b.ReportMetric(readyCPU/n, "ready-cpu-s")
+			b.ReportMetric(synced/n, "synced-s")
+			b.ReportMetric(rss/n, "rss-MB")
+			b.ReportMetric(peak/n, "peak-rss-MB")
+			b.ReportMetric(heap/n, "heap-MB")
+		})
+	}
+}
