@@ -50,6 +50,12 @@ func TestParsePayloadFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The EK hash is what the server README's openssl command gives from
+	// the certificate: openssl x509 -pubkey -noout | openssl pkey -pubin
+	// -outform DER | sha256sum.
+	if h, err := EKHash(ev.ekKey); err != nil || h != "ea209db77fc58aec94f37cae7510395d4da74fc785d3d3d3ef35d697e382ad2a" {
+		t.Errorf("EK hash %s, %v", h, err)
+	}
 	if ev.ekCert == nil || ev.ekPub.Type != tpm2.TPMAlgRSA || ev.akPub.Type != tpm2.TPMAlgECC || len(ev.akName) != 34 {
 		t.Errorf("parsed %+v", ev)
 	}

@@ -45,6 +45,7 @@ type runConfig struct {
 	X509PoPKey        string
 	K8sPSATCluster    string
 	K8sPSATTokenPath  string
+	TPMDevice         string
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
@@ -84,6 +85,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("node_attestor.k8s_psat.cluster")
 	cmd.String(&c.K8sPSATTokenPath, "k8s-psat-token-path", "", "k8s_psat node attestation: the projected service account token `file` (default "+k8spsat.DefaultTokenPath+")").
 		File("node_attestor.k8s_psat.token_path")
+	cmd.String(&c.TPMDevice, "tpm-device", "", "tpm node attestation: the TPM 2.0 `device` (/dev/tpmrm0) or a unix socket serving TPM commands").
+		File("node_attestor.tpm.device")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
 		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
@@ -163,13 +166,13 @@ func check(cfg runConfig) (*settings, error) {
 		return nil, errors.New("k8s_psat needs the cluster's name (-k8s-psat-cluster)")
 	}
 	given := 0
-	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != ""} {
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != ""} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return nil, errors.New("give one node attestor: a join token, x509pop or k8s_psat")
+		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat or tpm")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

@@ -221,6 +221,25 @@ func TestK8sPSATFromFileAndFlags(t *testing.T) {
 	require.ErrorContains(t, err, "cluster name")
 }
 
+func TestTPMFromFileAndFlags(t *testing.T) {
+	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"tpm": {"device": "/dev/tpmrm7"}}}`)
+	s, code, _ := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code)
+	assert.Equal(t, "/dev/tpmrm7", s.cfg.TPMDevice)
+	// The device is opened at start: a missing one stops the agent,
+	// naming it.
+	_, err := newNodeAttestor(s)
+	require.ErrorContains(t, err, "-tpm-device: tpm: stat /dev/tpmrm7")
+	// Any device or socket that opens gives a tpm attestor; the TPM
+	// itself answers at attestation.
+	s, code, _ = parse(t, "-config", cfgPath, "-tpm-device", "/dev/null")
+	require.Equal(t, ExitOK, code)
+	a, err := newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "tpm", a.Type())
+}
+
 func TestParseRunErrors(t *testing.T) {
 	longSocket := "/" + strings.Repeat("s", 120)
 	tests := []struct {
@@ -242,6 +261,7 @@ func TestParseRunErrors(t *testing.T) {
 		{"bundle and insecure", []string{"-trust-domain", "example.org", "-server", "s:1", "-trust-bundle", "b.pem", "-insecure-bootstrap"}, "", "not both"},
 		{"half x509pop", []string{"-trust-domain", "example.org", "-server", "s:1", "-x509pop-cert", "c.pem"}, "", "needs both a certificate and a private key"},
 		{"two attestors", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-x509pop-cert", "c", "-x509pop-key", "k"}, "", "one node attestor"},
+		{"join token and tpm", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-tpm-device", "/dev/tpmrm0"}, "", "one node attestor"},
 		{"join token and k8s_psat", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-k8s-psat-cluster", "c"}, "", "one node attestor"},
 		{"k8s_psat token without cluster", []string{"-trust-domain", "example.org", "-server", "s:1", "-k8s-psat-token-path", "/t"}, "", "needs the cluster's name"},
 		{"empty socket", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", ""}, "", "a socket path is required"},

@@ -17,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
+	"github.com/spiffekit/spiffekit/attest/tpm"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -61,7 +62,7 @@ func parseRun(args []string, stdout, stderr io.Writer) (*cmdline.Command, *setti
 
 // errNoAttestor ends the start-up when the agent must attest but was given
 // no node attestor (agent.ErrNoNodeAttestor).
-var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop or k8s_psat")
+var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat or tpm")
 
 // run starts the agent described by s and serves until ctx is done.
 func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Writer) int {
@@ -191,6 +192,20 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 	if s.cfg.X509PoPCert != "" {
 		c, err := x509pop.LoadClient(s.trustDomain, s.cfg.X509PoPCert, s.cfg.X509PoPKey)
+		if err != nil {
+			return nil, fmt.Errorf("node attestor: %w", err)
+		}
+		return c, nil
+	}
+	if s.cfg.TPMDevice != "" {
+		// A TPM that cannot be opened fails here, once, rather than in
+		// the agent's attestation.
+		t, err := tpm.OpenDevice(s.cfg.TPMDevice)
+		if err != nil {
+			return nil, fmt.Errorf("-tpm-device: %w", err)
+		}
+		t.Close()
+		c, err := tpm.NewClient(tpm.ClientConfig{TrustDomain: s.trustDomain, Device: s.cfg.TPMDevice})
 		if err != nil {
 			return nil, fmt.Errorf("node attestor: %w", err)
 		}

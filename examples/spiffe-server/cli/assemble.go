@@ -13,6 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
+	"github.com/spiffekit/spiffekit/attest/tpm"
 	"github.com/spiffekit/spiffekit/attest/x509pop"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca/upstream"
@@ -28,7 +29,7 @@ import (
 // this server alone, see server.DataDir), the datastore
 // (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
 // the upstream CA's certificate and key,
-// the kubeconfig files of the k8s_psat clusters,
+// the kubeconfig files of the k8s_psat clusters, the tpm manufacturer CAs,
 // the https_web certificate and key (read again when they change) and
 // the relationships' bootstrap bundles and Web PKI roots. It completes cfg
 // and returns it with the function that closes the datastore, to be
@@ -52,6 +53,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			return cfg, nil, err // upstream says "upstream: "
 		}
 		cfg.Upstream = up
+	}
+	if rc.TPM != nil {
+		t, err := newTPM(rc.TPM)
+		if err != nil {
+			return cfg, nil, err
+		}
+		attestors[tpm.Type] = t
 	}
 	if rc.K8sPSAT != nil {
 		k, err := newK8sPSAT(rc.K8sPSAT)

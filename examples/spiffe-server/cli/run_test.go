@@ -416,7 +416,8 @@ func TestNodeAttestorsSection(t *testing.T) {
 	for text, msg := range map[string]string{
 		`{"node_attestors": {"join_token": {"x": 1}}}`:             `node_attestors.join_token: json: unknown field "x"`,
 		`{"node_attestors": {"x509pop": {"ca_bundle_paths": []}}}`: `unknown field "ca_bundle_paths"`,
-		`{"node_attestors": {"tpm": {}}}`:                          "node_attestors.tpm",
+		`{"node_attestors": {"tpm_devid": {}}}`:                    "node_attestors.tpm_devid",
+		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:             `unknown field "ek_hash"`,
 	} {
 		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text))
 		assert.Equal(t, ExitUsage, code, text)
