@@ -83,6 +83,7 @@ func usagef(format string, args ...any) error {
 
 var groups = map[string][]command{
 	"bundle":         bundleCommands,
+	"federation":     federationCommands,
 	"entry":          entryCommands,
 	"token":          tokenCommands,
 	"agent":          agentCommands,
@@ -192,6 +193,7 @@ Commands:
   run                       start the server
   healthcheck               exit 0 if the server answers on its admin socket and is healthy
   bundle show|set|list|delete
+  federation create|update|list|show|delete
   entry create|update|show|list|count|delete
   token generate
   agent list|show|count|evict|ban
