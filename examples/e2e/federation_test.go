@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi"
@@ -124,3 +125,122 @@ func TestFederationBetweenServers(t *testing.T) {
 	assert.Equal(t, "spiffe://example.org/web", fetched.SVIDs[0].SPIFFEID)
 	assert.Contains(t, fetched.FederatedBundles, "partner.test")
 }
+
+// TestFederationFromTheCommandLine makes a relationship with federation
+// create while the peer is down, as SPIRE's operators do: the first fetch
+// is retried with a backoff and succeeds once the peer is up, long before
+// the next regular poll (five minutes); then list, show, update and delete,
+// their JSON and exit codes, and a relationship of the configuration file
+// that the commands refuse to change.
+func TestFederationFromTheCommandLine(t *testing.T) {
+	serverBin, _ := progtest.Build(t)
+	org, partner := newDomain(t, "example.org"), newDomain(t, "partner.test")
+	p := org.start(t, serverBin)
+	doc := progtest.Must(t, serverBin, "bundle", "show", "-format", "spiffe", "-admin-socket", org.adminSock)
+	require.NoError(t, os.WriteFile(org.bundleFile, []byte(doc), 0o644))
+	require.Equal(t, 0, p.Stop(t, syscall.SIGTERM))
+
+	pp := partner.start(t, serverBin) // the regular poll: every 5 minutes
+	create := []string{"federation", "create", "-socketPath", partner.adminSock, "-trustDomain", "example.org",
+		"-bundleEndpointURL", "https://" + org.fedBind + "/", "-bundleEndpointProfile", "https_spiffe",
+		"-endpointSpiffeID", "spiffe://example.org/spiffekit/server",
+		"-trustDomainBundlePath", org.bundleFile, "-trustDomainBundleFormat", "spiffe"}
+	out := progtest.Must(t, serverBin, create...)
+	assert.Contains(t, out, "Trust domain              : example.org\n")
+	progtest.WaitFor(t, "the first fetch to fail and be retried", func() bool {
+		return strings.Contains(pp.Output(), "the first fetch of a federated bundle failed; trying again soon")
+	}, pp)
+	_, stderr, code := progtest.Run(t, nil, serverBin, create...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `federation relationship with "example.org" exists already`)
+
+	org.start(t, serverBin)
+	progtest.WaitFor(t, "partner.test to keep example.org's bundle", func() bool {
+		out, _, code := progtest.Run(t, nil, serverBin, "bundle", "list", "-admin-socket", partner.adminSock)
+		return code == 0 && strings.Contains(out, "example.org")
+	}, pp)
+	assert.Contains(t, pp.Output(), "federation relationship added; polling its bundle endpoint")
+
+	var list struct {
+		Relationships []struct {
+			TrustDomain string `json:"trust_domain"`
+			HTTPSSPIFFE struct {
+				EndpointSPIFFEID string `json:"endpoint_spiffe_id"`
+			} `json:"https_spiffe"`
+			Source string `json:"source"`
+		} `json:"federation_relationships"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(progtest.Must(t, serverBin, "federation", "list", "-admin-socket", partner.adminSock, "-output", "json")), &list))
+	require.Len(t, list.Relationships, 1)
+	assert.Equal(t, "example.org", list.Relationships[0].TrustDomain)
+	assert.Equal(t, "spiffe://example.org/spiffekit/server", list.Relationships[0].HTTPSSPIFFE.EndpointSPIFFEID)
+	assert.Equal(t, "datastore", list.Relationships[0].Source)
+	out = progtest.Must(t, serverBin, "federation", "show", "-trustDomain", "example.org", "-admin-socket", partner.adminSock)
+	assert.Contains(t, out, "Found a federation relationship with trust domain example.org:")
+
+	// Changed: polled anew, without a restart.
+	progtest.Must(t, serverBin, "federation", "update", "-socketPath", partner.adminSock, "-trustDomain", "example.org",
+		"-bundleEndpointURL", "https://localhost:"+portOf(org.fedBind)+"/", "-bundleEndpointProfile", "https_spiffe",
+		"-endpointSpiffeID", "spiffe://example.org/spiffekit/server")
+	progtest.WaitFor(t, "the changed relationship to be polled", func() bool {
+		return strings.Contains(pp.Output(), "federation relationship changed; polling its bundle endpoint") &&
+			strings.Count(pp.Output(), "url=https://localhost:") >= 2
+	}, pp)
+
+	// Bad usage is exit 2; a refused request exit 1.
+	_, stderr, code = progtest.Run(t, nil, serverBin, "federation", "create", "-socketPath", partner.adminSock, "-trustDomain", "x.test")
+	assert.Equal(t, 2, code, stderr)
+	_, _, code = progtest.Run(t, nil, serverBin, "federation", "-h")
+	assert.Equal(t, 0, code)
+
+	// Deleted: no longer polled; the bundle stays.
+	out = progtest.Must(t, serverBin, "federation", "delete", "-id", "example.org", "-socketPath", partner.adminSock, "-output", "json")
+	assert.JSONEq(t, `{"trust_domain":"example.org"}`, out)
+	progtest.WaitFor(t, "the relationship to stop", func() bool {
+		return strings.Contains(pp.Output(), "federation relationship removed")
+	}, pp)
+	assert.Contains(t, progtest.Must(t, serverBin, "bundle", "list", "-admin-socket", partner.adminSock), "example.org")
+
+	// A relationship of the configuration file: shown, never changed here.
+	require.Equal(t, 0, pp.Stop(t, syscall.SIGTERM))
+	pp = partner.start(t, serverBin, "-config", partner.configFederatingWith(t, org))
+	out = progtest.Must(t, serverBin, "federation", "list", "-admin-socket", partner.adminSock)
+	assert.Contains(t, out, "Source                    : config\n")
+	_, stderr, code = progtest.Run(t, nil, serverBin, "federation", "delete", "-id", "example.org", "-admin-socket", partner.adminSock)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "in the server's configuration; change it there")
+}
+
+// TestFederationSharedByServers: two servers of one trust domain on one
+// PostgreSQL database; a relationship made through one is polled by both,
+// and deleted through the other, by neither.
+func TestFederationSharedByServers(t *testing.T) {
+	serverBin, _ := progtest.Build(t)
+	dsn := pgtest.New(t)
+	org := newDomain(t, "example.org")
+	org.start(t, serverBin)
+	doc := progtest.Must(t, serverBin, "bundle", "show", "-format", "spiffe", "-admin-socket", org.adminSock)
+	require.NoError(t, os.WriteFile(org.bundleFile, []byte(doc), 0o644))
+	a, b := newDomain(t, "partner.test"), newDomain(t, "partner.test")
+	pa := a.start(t, serverBin, "-datastore", dsn)
+	pb := b.start(t, serverBin, "-datastore", dsn)
+	progtest.Must(t, serverBin, "federation", "create", "-socketPath", a.adminSock, "-trustDomain", "example.org",
+		"-bundleEndpointURL", "https://"+org.fedBind+"/", "-bundleEndpointProfile", "https_spiffe",
+		"-endpointSpiffeID", "spiffe://example.org/spiffekit/server", "-trustDomainBundlePath", org.bundleFile,
+		"-trustDomainBundleFormat", "spiffe")
+	for _, p := range []*progtest.Proc{pa, pb} {
+		progtest.WaitFor(t, "each server to poll the relationship", func() bool {
+			return strings.Contains(p.Output(), "federation relationship added; polling its bundle endpoint")
+		}, p)
+	}
+	assert.Contains(t, progtest.Must(t, serverBin, "federation", "list", "-admin-socket", b.adminSock), "Trust domain              : example.org")
+	progtest.Must(t, serverBin, "federation", "delete", "-id", "example.org", "-admin-socket", b.adminSock)
+	for _, p := range []*progtest.Proc{pa, pb} {
+		progtest.WaitFor(t, "each server to stop polling it", func() bool {
+			return strings.Contains(p.Output(), "federation relationship removed")
+		}, p)
+	}
+}
+
+// portOf returns the port of a host:port address.
+func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
