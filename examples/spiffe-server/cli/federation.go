@@ -242,28 +242,58 @@ func writeRelationships(ctx context.Context, c *call, f *relationshipFlags, done
 	if err != nil {
 		return err
 	}
-	results := make([]relationshipResultJSON, len(items))
+	results := make([]relationshipResultJSON, 0, len(items))
 	failed := 0
-	var last error
 	for i, it := range items {
-		results[i] = relationshipResultJSON{Index: i + 1, TrustDomain: it.name}
+		res := relationshipResultJSON{Index: i + 1, TrustDomain: it.name}
 		err := it.err
 		if err == nil {
 			var got admin.Relationship
 			if got, err = write(ctx, it.r); err == nil {
 				j := toRelationshipJSON(got)
-				results[i].Relationship = &j
+				res.Relationship = &j
+				results = append(results, res)
 				continue
+			}
+			if f.data == "" {
+				return err // one relationship: its error alone, as other commands give it
+			}
+			if !refused(err) {
+				// The server is out of reach or failed: the rest would too.
+				if i == 0 {
+					return err
+				}
+				c.printResults(results)
+				return fmt.Errorf("after %d of %d federation relationships: %w", i, len(items), err)
 			}
 		}
 		failed++
-		last = err
-		results[i].Error = cmdline.OneLine(err)
+		res.Error = cmdline.OneLine(err)
+		results = append(results, res)
 	}
-	if len(items) == 1 && failed == 1 && !c.json {
-		return last // one relationship: its error alone, as other commands give it
+	if err := c.printResults(results); err != nil {
+		return err
 	}
-	if err := c.print(relationshipResultsJSON{Results: results}, func(w io.Writer) {
+	if failed > 0 {
+		return fmt.Errorf("%d of %d federation relationships not %s", failed, len(items), done)
+	}
+	return nil
+}
+
+// refused reports whether err is the server's refusal of one relationship,
+// after which the others may still succeed.
+func refused(err error) bool {
+	for _, kind := range []error{registry.ErrInvalid, registry.ErrNotFound, registry.ErrAlreadyExists, registry.ErrConflict, admin.ErrFailedPrecondition} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// printResults prints the results of federation create or update.
+func (c *call) printResults(results []relationshipResultJSON) error {
+	return c.print(relationshipResultsJSON{Results: results}, func(w io.Writer) {
 		for _, r := range results {
 			fmt.Fprintln(w)
 			if r.Relationship != nil {
@@ -272,13 +302,7 @@ func writeRelationships(ctx context.Context, c *call, f *relationshipFlags, done
 			}
 			fmt.Fprintf(w, "Failed: %s\n", r.Error)
 		}
-	}); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d federation relationships not %s", failed, len(items), done)
-	}
-	return nil
+	})
 }
 
 func federationList(cmd *cmdline.Command) action {

@@ -189,6 +189,11 @@ func TestFederationData(t *testing.T) {
 			assert.Contains(t, errb.String(), tt.want)
 		})
 	}
+	// A server out of reach fails the file at its first relationship.
+	r = runAt(t, filepath.Join(t.TempDir(), "none.sock"), "federation", "create", "-data", path, "-output", "json")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, "cannot reach the server")
 	r = runAt(t, s.socket, "federation", "create", "-data", filepath.Join(t.TempDir(), "none.json"))
 	assert.Equal(t, ExitFailure, r.code)
 	assert.Contains(t, r.stderr, "no such file")
