@@ -22,6 +22,15 @@ type Source interface {
 	registry.ChangeFeed
 }
 
+// A Scanner is a [Source] that reads every entry in one pass, faster than
+// paging through List; [New] reads a Scanner so. The SQL store is one.
+type Scanner interface {
+	// ScanEntries calls yield with every entry, in any order, from the
+	// calling goroutine, and returns the first error, yield's included,
+	// after which it calls yield no more.
+	ScanEntries(ctx context.Context, yield func(registry.Entry) error) error
+}
+
 // Config configures an [Index].
 type Config struct {
 	// ServerID is the SPIFFE ID of the server. Entries whose parent is
@@ -85,9 +94,9 @@ type parentNode struct {
 	children []*record
 }
 
-// New builds an index of every entry in src: it reads the feed's head, lists
-// all entries page by page, then applies the changes made meanwhile. ctx
-// bounds the build only.
+// New builds an index of every entry in src: it reads the feed's head, reads
+// all entries (in one pass from a [Scanner], otherwise page by page), then
+// applies the changes made meanwhile. ctx bounds the build only.
 func New(ctx context.Context, src Source, c Config) (*Index, error) {
 	if c.PageSize < 0 || c.PollInterval < 0 {
 		return nil, errors.New("index: negative page size or poll interval")
@@ -113,29 +122,43 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: reading change feed head: %w", err)
 	}
-	token := ""
-	for {
-		page, next, err := src.List(ctx, registry.Filter{}, registry.Page{Token: token, Size: c.PageSize})
-		if err != nil {
-			return nil, fmt.Errorf("index: listing entries: %w", err)
-		}
-		x.mu.Lock()
-		for i := range page {
-			x.put(page[i])
-		}
-		x.mu.Unlock()
-		if next == "" {
-			break
-		}
-		token = next
+	if err := x.load(ctx); err != nil {
+		return nil, err
 	}
 	x.seq = head
-	// Entries listed above may be newer than head; applying an event checks
+	// Entries read above may be newer than head; applying an event checks
 	// revisions, so replaying changes the list already saw is harmless.
 	if _, err := x.Sync(ctx); err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+// load reads every entry of the source: in one pass if it is a [Scanner],
+// otherwise page by page.
+func (x *Index) load(ctx context.Context) error {
+	x.mu.Lock() // the index is not shared yet; put wants the lock
+	defer x.mu.Unlock()
+	if sc, ok := x.src.(Scanner); ok {
+		if err := sc.ScanEntries(ctx, func(e registry.Entry) error { x.put(e); return nil }); err != nil {
+			return fmt.Errorf("index: reading entries: %w", err)
+		}
+		return nil
+	}
+	token := ""
+	for {
+		page, next, err := x.src.List(ctx, registry.Filter{}, registry.Page{Token: token, Size: x.conf.PageSize})
+		if err != nil {
+			return fmt.Errorf("index: listing entries: %w", err)
+		}
+		for i := range page {
+			x.put(page[i])
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
 }
 
 // Sync applies every change the source has recorded since the last one

@@ -59,8 +59,13 @@ func encode(e registry.Entry) (string, error) {
 // decode parses a stored entry. The database is trusted no more than any
 // input: every field is parsed and the entry validated.
 func decode(data string) (registry.Entry, error) {
+	return decodeBytes([]byte(data))
+}
+
+// decodeBytes is decode of data as bytes.
+func decodeBytes(data []byte) (registry.Entry, error) {
 	var r record
-	if err := json.Unmarshal([]byte(data), &r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return registry.Entry{}, fmt.Errorf("decoding stored entry: %w", err)
 	}
 	e := registry.Entry{
