@@ -109,6 +109,22 @@ type Config struct {
 	// which names the holder's pid), until Close: a second agent on the
 	// same directory fails at New with "agent: data directory /x is in use
 	// by pid 1234", before it attests.
+	//
+	// Beside its own SVID, the agent keeps there what it serves its
+	// workloads (workload-svids.jsonl, mode 0600: the entries it is
+	// authorized for, the X509-SVID and private key it holds for each, the
+	// federated bundles), written atomically at most every few seconds
+	// while it changes, and when Run returns. An agent started again with
+	// the saved agent SVID serves them at once, before it reaches a server
+	// and while every server is away, each until it expires (never after),
+	// and moves to what a server sends once it syncs. Until then it serves
+	// what it saved: an SVID whose entry was deleted while the agent was
+	// down is served until the agent syncs. A workloads file that another
+	// uid owns, that others may read or change, that was saved by another
+	// agent, that does not parse, whose digest does not match its content,
+	// or whose SVIDs do not check out (key, SPIFFE ID, chain to the saved
+	// bundle) is refused with an error in the log, and the agent starts
+	// without it, as if it had saved nothing.
 	DataDir string
 
 	// RetryMin and RetryMax bound the jittered exponential backoff between
@@ -167,6 +183,8 @@ type Agent struct {
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
 	lock  *dirlock.Lock    // on Config.DataDir; nil without one
+
+	restored bool // New restored saved workload SVIDs; set before Run
 
 	life      *lifecycle.Guard // Run once, not after Close
 	closeOnce sync.Once
@@ -274,6 +292,12 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.mu.Lock()
+	reused := a.svid != nil
+	a.mu.Unlock()
+	if reused && cfg.DataDir != "" {
+		a.restoreWorkloads(ctx)
 	}
 	if cfg.Listener != nil {
 		ecfg := endpoint.Config{Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit}
@@ -414,7 +438,8 @@ func (a *Agent) Stats() Stats {
 }
 
 // Healthy returns nil if the agent can serve workloads: it holds an
-// unexpired SVID and has synced at least once. The server may be
+// unexpired SVID and has synced at least once, or serves the workload
+// SVIDs it saved before a restart (see Config.DataDir). The server may be
 // unreachable for a while; workloads are then served from the cache.
 func (a *Agent) Healthy() error {
 	st := a.Stats()
@@ -423,7 +448,7 @@ func (a *Agent) Healthy() error {
 		return errors.New("agent: not attested yet")
 	case !a.now().Before(st.SVIDExpiresAt):
 		return errors.New("agent: the agent SVID has expired")
-	case st.LastSync.IsZero():
+	case st.LastSync.IsZero() && !a.restored:
 		return errors.New("agent: not synced with a server yet")
 	}
 	return nil
@@ -463,6 +488,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	parts := []func(context.Context) error{a.iss.Run, a.syncLoop, a.renewLoop}
+	if a.cfg.DataDir != "" {
+		parts = append(parts, a.saveLoop)
+	}
 	if a.api != nil {
 		parts = append(parts, func(ctx context.Context) error { return a.api.Serve(ctx, a.cfg.Listener) })
 	}

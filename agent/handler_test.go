@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,11 +17,11 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
-// Property: an agent started again from its saved SVID holds no entries
-// until it syncs: meanwhile (its server away) a workload is told to retry
-// (Unavailable), not that it has no identity (PermissionDenied), which
-// would make it drop the one it holds; once the server is back, the
-// workload is served.
+// Property: an agent started again from its saved SVID without its saved
+// workload SVIDs (lost, or refused) holds no entries until it syncs:
+// meanwhile (its server away) a workload is told to retry (Unavailable),
+// not that it has no identity (PermissionDenied), which would make it drop
+// the one it holds; once the server is back, the workload is served.
 func TestRestartedAgentTellsWorkloadsToRetryUntilSynced(t *testing.T) {
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
@@ -31,6 +33,7 @@ func TestRestartedAgentTellsWorkloadsToRetryUntilSynced(t *testing.T) {
 	a.WaitSVID(t, web.SPIFFEID)
 	require.NoError(t, a.Stop())
 	s.Stop()
+	require.NoError(t, os.Remove(filepath.Join(cfg.DataDir, "workload-svids.jsonl")))
 
 	b := nodetest.StartAgent(t, cfg) // from the saved SVID: the join token is spent
 	for range 3 {

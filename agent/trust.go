@@ -25,6 +25,7 @@ type trust struct {
 	federated map[spiffeid.TrustDomain]*spiffebundle.Bundle
 	tainted   []*x509.Certificate
 	active    *x509.Certificate
+	version   uint64 // counts the calls of set
 	subs      broadcast.Hub
 }
 
@@ -109,6 +110,14 @@ func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bun
 		t.federated = m
 	}
 	t.tainted = tainted
+	t.version++
 	t.mu.Unlock()
 	t.subs.Notify()
+}
+
+// setVersion returns a number that changes with every call of set.
+func (t *trust) setVersion() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.version
 }

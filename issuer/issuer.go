@@ -151,20 +151,21 @@ type Issuer struct {
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then
 	// publishes under it, which keeps one SVID per entry.
-	mu        sync.Mutex
-	stopped   bool                  // Run returned, or Close was called: no more mints
-	pending   []*mintCall           // claimed for new callers, for Run to mint
-	mintReady chan struct{}         // capacity 1: pending is not empty
-	svids     map[string]*minted    // by entry ID
-	inflight  map[string]*mintCall  // by entry ID: mints under way
-	retry     map[string]retryState // by entry ID: mints that failed
-	subs      map[*subscription]struct{}
-	bundle    *spiffebundle.Bundle
-	activeCA  []byte                // DER of the active X.509 CA certificate
-	tainted   map[string]bool       // DER of the tainted X.509 CA certificates
-	caGen     uint64                // counts the changes of activeCA and tainted
-	cas       map[string]*caCopy    // the CA certificates of the svids, by DER: one copy each
-	views     map[string]cachedView // by view key; see snapshotLocked
+	mu           sync.Mutex
+	stopped      bool                  // Run returned, or Close was called: no more mints
+	pending      []*mintCall           // claimed for new callers, for Run to mint
+	mintReady    chan struct{}         // capacity 1: pending is not empty
+	svids        map[string]*minted    // by entry ID
+	svidsVersion uint64                // counts the changes of svids
+	inflight     map[string]*mintCall  // by entry ID: mints under way
+	retry        map[string]retryState // by entry ID: mints that failed
+	subs         map[*subscription]struct{}
+	bundle       *spiffebundle.Bundle
+	activeCA     []byte                // DER of the active X.509 CA certificate
+	tainted      map[string]bool       // DER of the tainted X.509 CA certificates
+	caGen        uint64                // counts the changes of activeCA and tainted
+	cas          map[string]*caCopy    // the CA certificates of the svids, by DER: one copy each
+	views        map[string]cachedView // by view key; see snapshotLocked
 }
 
 var _ endpoint.Handler = (*Issuer)(nil)

@@ -248,6 +248,7 @@ func (i *Issuer) setSVIDLocked(id string, m *minted) {
 	}
 	i.dropSVIDLocked(id)
 	i.svids[id] = m
+	i.svidsVersion++
 }
 
 // dropSVIDLocked forgets the SVID cached for entry id, if any, and the CA
@@ -258,6 +259,7 @@ func (i *Issuer) dropSVIDLocked(id string) {
 		return
 	}
 	delete(i.svids, id)
+	i.svidsVersion++
 	for _, der := range m.svid.Certificates[1:] {
 		if c := i.cas[string(der)]; c != nil {
 			if c.refs--; c.refs == 0 {

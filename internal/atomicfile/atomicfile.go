@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,7 +16,18 @@ import (
 // new file has exactly the mode perm, whatever the umask. On error, the
 // temporary file is removed; a crash may leave one behind, which readers of
 // path never see.
-func Write(path string, data []byte, perm os.FileMode) (err error) {
+func Write(path string, data []byte, perm os.FileMode) error {
+	return WriteFunc(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFunc is [Write] for data that write produces as it goes, so that a
+// large file need not be held in memory whole: what write writes goes,
+// buffered, to the temporary file, which replaces path only if write
+// returns nil.
+func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -34,7 +46,11 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -83,23 +99,11 @@ func ReadPrivate(path string, limit int64) ([]byte, error) {
 // which could be replaced between a stat and the open), and its error is
 // returned as it is, before anything is read.
 func ReadChecked(path string, limit int64, check func(fs.FileInfo) error) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := OpenChecked(path, check)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if check != nil {
-		if err := check(info); err != nil {
-			return nil, err
-		}
-	}
 	// One byte more than the limit tells a file of exactly limit bytes from
 	// a longer one, without reading an attacker's huge file whole.
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -110,4 +114,29 @@ func ReadChecked(path string, limit int64, check func(fs.FileInfo) error) ([]byt
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return data, nil
+}
+
+// OpenChecked opens the regular file at path for reading, after check,
+// when not nil, accepted the FileInfo of the file opened (not of the path,
+// which could be replaced between a stat and the open); check's error is
+// returned as it is. Errors from opening the file (such as
+// fs.ErrNotExist) are returned as they are, for errors.Is. The caller
+// closes the file, and bounds what it reads.
+func OpenChecked(path string, check func(fs.FileInfo) error) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err == nil && check != nil {
+		err = check(info)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// workloadsSaveInterval is how often, at most, the agent writes its
+// workloads file, and only when something it holds changed since: writing
+// ten thousand entries with their SVIDs costs tens of milliseconds, and
+// the SVIDs of a large sync arrive in many batches over seconds. A crash
+// loses at most the changes of the last interval, which the agent gets
+// again from a server. A variable for tests.
+var workloadsSaveInterval = 5 * time.Second
+
+// workloadsVersion says what the workloads file would hold: it changes
+// when the entries, the SVIDs or the bundles do.
+type workloadsState struct {
+	svids, entries, trust uint64
+}
+
+func (a *Agent) workloadsState() workloadsState {
+	a.store.mu.Lock()
+	head := a.store.head
+	a.store.mu.Unlock()
+	return workloadsState{svids: a.iss.X509SVIDsVersion(), entries: uint64(head), trust: a.trust.setVersion()}
+}
+
+// restoreWorkloads serves again what the agent held when it stopped: the
+// entries, their X509-SVIDs and the federated bundles saved in the data
+// directory, when the agent reuses the saved agent SVID they were saved
+// with. A file that cannot be read safely, or whose content does not hold
+// together, is refused with an error in the log, and the agent starts
+// without it, as an agent that saved nothing. ctx bounds the reading.
+func (a *Agent) restoreWorkloads(ctx context.Context) {
+	start := time.Now()
+	w, err := loadWorkloads(a.cfg.DataDir, a.cfg.TrustDomain)
+	switch {
+	case errors.Is(err, errNoWorkloads):
+		return
+	case err != nil:
+		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
+		return
+	case w.agent != a.svid.ID:
+		a.log.Warn("ignoring the saved workload SVIDs: they were saved by another agent", "saved_by", w.agent.String())
+		return
+	}
+	if err := a.store.Replicate(ctx, w.entries, nil); err != nil {
+		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
+		return
+	}
+	if err := a.iss.Sync(ctx); err != nil {
+		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
+		a.forgetRestored(ctx)
+		return
+	}
+	a.trust.set(nil, true, w.federated, nil, nil)
+	res, err := a.iss.Restore(w.svids)
+	if err != nil {
+		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
+		a.trust.set(nil, true, nil, nil, nil)
+		a.forgetRestored(ctx)
+		return
+	}
+	a.restored = true
+	a.log.Info("serving the saved workload SVIDs until the agent syncs with a server",
+		"entries", len(w.entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale,
+		"took", time.Since(start).Round(time.Millisecond))
+}
+
+// forgetRestored removes the entries restoreWorkloads replicated.
+func (a *Agent) forgetRestored(ctx context.Context) {
+	ids := make([]string, 0, a.store.Len())
+	for id := range a.store.Revisions() {
+		ids = append(ids, id)
+	}
+	if err := a.store.Replicate(ctx, nil, ids); err != nil {
+		a.log.Warn("forgetting the saved entries failed", "err", err)
+	}
+	if err := a.iss.Sync(ctx); err != nil {
+		a.log.Warn("forgetting the saved entries failed", "err", err)
+	}
+}
+
+// saveLoop writes the workloads file every workloadsSaveInterval while
+// what it would hold changed, and once more when ctx ends.
+func (a *Agent) saveLoop(ctx context.Context) error {
+	last := a.workloadsState()
+	t := time.NewTicker(workloadsSaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.saveWorkloads(&last)
+			return nil
+		case <-t.C:
+			a.saveWorkloads(&last)
+		}
+	}
+}
+
+// saveWorkloads writes the workloads file if what it would hold differs
+// from *last, and records what it wrote in *last.
+func (a *Agent) saveWorkloads(last *workloadsState) {
+	st := a.workloadsState()
+	if st == *last {
+		return
+	}
+	id := a.ID()
+	if id.IsZero() {
+		return
+	}
+	start := time.Now()
+	svids, _ := a.iss.X509SVIDs()
+	entries := a.iss.Entries()
+	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.federatedBundles())
+	if err != nil {
+		a.log.Warn("saving the workload SVIDs failed; trying again later", "err", err)
+		return
+	}
+	*last = st
+	a.log.Debug("saved the workload SVIDs", "entries", len(entries), "svids", len(svids), "bytes", size,
+		"took", time.Since(start).Round(time.Millisecond))
+}
