@@ -81,10 +81,12 @@ type savedEntry struct {
 
 // savedSVID is the X509-SVID of an entry in the workloads file.
 type savedSVID struct {
-	Leaf     []byte    `json:"leaf"`
-	CAs      []int     `json:"cas"` // the CA lines, by number from 0, in chain order
-	Key      []byte    `json:"key"` // PKCS#8
-	MintedAt time.Time `json:"minted_at"`
+	Leaf      []byte    `json:"leaf"`
+	CAs       []int     `json:"cas"` // the CA lines, by number from 0, in chain order
+	Key       []byte    `json:"key"` // PKCS#8
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	MintedAt  time.Time `json:"minted_at"`
 }
 
 type workloadsEnd struct {
@@ -217,7 +219,7 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 		for _, e := range entries {
 			l := workloadsLine{Entry: entryToSaved(e)}
 			if s := byEntry[e.ID]; s != nil && s.Revision == e.Revision && len(s.Certificates) >= 2 {
-				ss := &savedSVID{Leaf: s.Certificates[0], Key: s.PrivateKey, MintedAt: s.MintedAt}
+				ss := &savedSVID{Leaf: s.Certificates[0], Key: s.PrivateKey, NotBefore: s.NotBefore, NotAfter: s.NotAfter, MintedAt: s.MintedAt}
 				for _, der := range s.Certificates[1:] {
 					ss.CAs = append(ss.CAs, cas[string(der)])
 				}
@@ -336,7 +338,7 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 				continue
 			}
 			s := issuer.SavedX509SVID{EntryID: e.ID, Revision: e.Revision, Certificates: [][]byte{l.SVID.Leaf},
-				PrivateKey: l.SVID.Key, MintedAt: l.SVID.MintedAt}
+				PrivateKey: l.SVID.Key, NotBefore: l.SVID.NotBefore, NotAfter: l.SVID.NotAfter, MintedAt: l.SVID.MintedAt}
 			for _, k := range l.SVID.CAs {
 				if k < 0 || k >= len(cas) {
 					return nil, fmt.Errorf("line %d: the SVID names CA %d of %d", n+1, k, len(cas))

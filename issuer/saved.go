@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -26,6 +28,8 @@ type SavedX509SVID struct {
 	Certificates [][]byte
 	// PrivateKey is the leaf's private key, PKCS#8 DER: a secret.
 	PrivateKey []byte
+	// NotBefore and NotAfter are the leaf's.
+	NotBefore, NotAfter time.Time
 	// MintedAt is when the issuer received it, by its clock.
 	MintedAt time.Time
 }
@@ -40,7 +44,7 @@ func (i *Issuer) X509SVIDs() ([]SavedX509SVID, uint64) {
 	out := make([]SavedX509SVID, 0, len(i.svids))
 	for id, m := range i.svids {
 		out = append(out, SavedX509SVID{EntryID: id, Revision: m.revision, Certificates: m.svid.Certificates,
-			PrivateKey: m.svid.PrivateKey, MintedAt: m.mintedAt})
+			PrivateKey: m.svid.PrivateKey, NotBefore: m.notBefore, NotAfter: m.notAfter, MintedAt: m.mintedAt})
 	}
 	return out, i.svidsVersion
 }
@@ -73,123 +77,116 @@ type RestoreResult struct {
 // serves them without a Signer, as if it had minted them: a node agent
 // started again while its servers are away serves the SVIDs it held. Each
 // is taken only for an entry of the registry indexed now at the revision
-// it was minted for, that holds no SVID yet; expired ones are left out.
-// Each is checked as a new mint is (a chain of at least two certificates
-// for the entry's SPIFFE ID, for the key, the leaf signed by the next
-// certificate), and its chain must verify with the trust domain's bundle
-// (Config.Trust) now: an SVID that fails a check fails the call, and
-// nothing is restored, since whatever held it cannot be trusted. The
-// restored SVIDs are re-minted as minted ones are (at half their life,
-// when their CA changes), and served meanwhile. Call it before Run, after
-// the registry holds the entries (see Sync).
+// it was minted for, that holds no SVID yet; expired ones (by NotAfter) are
+// left out. The restored SVIDs are re-minted as minted ones are (at half
+// their life, when their CA changes), and served meanwhile. Call it before
+// Run, after the registry holds the entries (see Sync).
+//
+// Restore checks each chain above the leaf once, with the leaf of one SVID
+// it signed, as a new mint is checked (the leaf for the entry's SPIFFE ID
+// and for the key, signed by the next certificate) and against the trust
+// domain's bundle (Config.Trust) now; of every other SVID, that it has a
+// leaf, a key and dates. It does not parse each: ten thousand of them took
+// seconds. What it is given must come from X509SVIDs through a store only
+// the program can change (the agent's: a file only its uid may read or
+// write, with a digest of its content). An SVID that fails a check fails
+// the call, and nothing is restored: whatever held it cannot be trusted.
 func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 	entries := make(map[string]registry.Entry, len(saved))
 	for _, e := range i.idx.All() {
 		entries[e.ID] = e
 	}
 	now := i.now()
+	i.mu.Lock()
+	bundle := i.bundle
+	i.mu.Unlock()
 	var res RestoreResult
-	type candidate struct {
-		s     SavedX509SVID
-		e     registry.Entry
-		certs []*x509.Certificate
-		m     *minted
+	type restored struct {
+		id string
+		m  *minted
 	}
-	cands := make([]candidate, 0, len(saved))
+	var kept []restored
+	checked := make(map[string]bool) // the chains above the leaf, checked
 	for _, s := range saved {
 		e, ok := entries[s.EntryID]
 		if !ok || e.Revision != s.Revision {
 			res.Stale++
 			continue
 		}
-		cands = append(cands, candidate{s: s, e: e})
-	}
-	// Parsing and checking cost a signature check each: on every core.
-	errs := make([]error, len(cands))
-	onEveryCore(len(cands), func(k int) {
-		c := &cands[k]
-		c.certs, c.m, errs[k] = checkSaved(c.e, c.s)
-	})
-	if err := errors.Join(errs...); err != nil {
-		return RestoreResult{}, fmt.Errorf("issuer: restoring X509-SVIDs: %w", err)
-	}
-	// Each distinct chain above the leaf is verified with the bundle once.
-	i.mu.Lock()
-	bundle := i.bundle
-	i.mu.Unlock()
-	verified := make(map[string]bool)
-	kept := cands[:0]
-	for _, c := range cands {
-		if !now.Before(c.m.notAfter) {
+		if len(s.Certificates) < 2 || len(s.Certificates) > x509svid.MaxChainLength || len(s.PrivateKey) == 0 ||
+			slices.ContainsFunc(s.Certificates, func(der []byte) bool { return len(der) == 0 }) ||
+			s.NotBefore.IsZero() || !s.NotBefore.Before(s.NotAfter) {
+			return RestoreResult{}, fmt.Errorf("issuer: restoring the X509-SVID of entry %s: it lacks a certificate, its key or its dates", e.ID)
+		}
+		if !now.Before(s.NotAfter) {
 			res.Expired++
 			continue
 		}
 		var key strings.Builder
-		for _, der := range c.s.Certificates[1:] {
+		for _, der := range s.Certificates[1:] {
 			key.Write(der)
 			key.WriteByte(0)
 		}
-		if !verified[key.String()] {
-			if _, _, err := x509svid.Verify(c.certs, bundle.X509Bundle(), x509svid.WithTime(now)); err != nil {
-				return RestoreResult{}, fmt.Errorf("issuer: restoring the X509-SVID of entry %s: its chain does not verify with the bundle: %w", c.e.ID, err)
+		if !checked[key.String()] {
+			if err := checkSaved(e, s, bundle, now); err != nil {
+				return RestoreResult{}, fmt.Errorf("issuer: restoring the X509-SVID of entry %s: %w", e.ID, err)
 			}
-			verified[key.String()] = true
+			checked[key.String()] = true
 		}
-		kept = append(kept, c)
+		start := later(s.NotBefore, s.MintedAt)
+		chain := make([][]byte, len(s.Certificates))
+		copy(chain, s.Certificates)
+		kept = append(kept, restored{id: e.ID, m: &minted{
+			revision:  e.Revision,
+			svid:      &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: s.PrivateKey, Hint: e.Hint},
+			refreshAt: start.Add(s.NotAfter.Sub(start) / 2),
+			notBefore: s.NotBefore,
+			notAfter:  s.NotAfter,
+			mintedAt:  s.MintedAt.Round(0),
+		}})
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	for _, c := range kept {
-		if i.svids[c.e.ID] != nil || i.inflight[c.e.ID] != nil {
+	for _, r := range kept {
+		if i.svids[r.id] != nil || i.inflight[r.id] != nil {
 			res.Stale++
 			continue
 		}
-		c.m.caGen = i.caGen
-		i.setSVIDLocked(c.e.ID, c.m)
+		r.m.caGen = i.caGen
+		i.setSVIDLocked(r.id, r.m)
 		res.Restored++
 	}
 	return res, nil
 }
 
-// checkSaved parses s, an SVID saved for entry e, checks it as checkChain
-// checks a new one (except for expiry, which the caller counts), and
-// returns its parsed chain and what the issuer keeps of it.
-func checkSaved(e registry.Entry, s SavedX509SVID) ([]*x509.Certificate, *minted, error) {
-	if len(s.Certificates) < 2 || len(s.Certificates) > x509svid.MaxChainLength {
-		return nil, nil, fmt.Errorf("entry %s: a chain of %d certificates", e.ID, len(s.Certificates))
-	}
+// checkSaved checks s, an SVID saved for entry e, as checkChain checks a
+// new one, and its chain against bundle at now; its dates must be the
+// leaf's.
+func checkSaved(e registry.Entry, s SavedX509SVID, bundle *spiffebundle.Bundle, now time.Time) error {
 	certs := make([]*x509.Certificate, len(s.Certificates))
 	for k, der := range s.Certificates {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, nil, fmt.Errorf("entry %s: certificate %d: %w", e.ID, k, err)
+			return fmt.Errorf("certificate %d: %w", k, err)
 		}
 		certs[k] = c
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(s.PrivateKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("entry %s: the key does not parse", e.ID) // no detail of a secret
+		return errors.New("the key does not parse") // no detail of a secret
 	}
 	key, ok := parsed.(crypto.Signer)
 	if !ok {
-		return nil, nil, fmt.Errorf("entry %s: the key cannot sign", e.ID)
+		return errors.New("the key cannot sign")
 	}
-	// Expiry is the caller's to count: checked against the leaf's NotBefore.
-	if err := checkChain(e, key, certs, certs[0].NotBefore); err != nil {
-		return nil, nil, fmt.Errorf("entry %s: %w", e.ID, err)
+	if err := checkChain(e, key, certs, now); err != nil {
+		return err
 	}
-	leaf := certs[0]
-	start := later(leaf.NotBefore, s.MintedAt)
-	refreshAt := start.Add(leaf.NotAfter.Sub(start) / 2)
-	chain := make([][]byte, len(s.Certificates))
-	copy(chain, s.Certificates)
-	m := &minted{
-		revision:  e.Revision,
-		svid:      &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: s.PrivateKey, Hint: e.Hint},
-		refreshAt: refreshAt,
-		notBefore: leaf.NotBefore,
-		notAfter:  leaf.NotAfter,
-		mintedAt:  s.MintedAt.Round(0),
+	if !certs[0].NotBefore.Equal(s.NotBefore) || !certs[0].NotAfter.Equal(s.NotAfter) {
+		return errors.New("its dates are not the leaf's")
 	}
-	return certs, m, nil
+	if _, _, err := x509svid.Verify(certs, bundle.X509Bundle(), x509svid.WithTime(now)); err != nil {
+		return fmt.Errorf("its chain does not verify with the bundle: %w", err)
+	}
+	return nil
 }

@@ -2,9 +2,11 @@ package atomicfile_test
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -136,4 +138,52 @@ func TestReadChecked(t *testing.T) {
 		return nil
 	})
 	require.ErrorContains(t, err, "not a regular file")
+}
+
+// WriteFunc streams what its function writes into the new file, which
+// replaces the old one only when the function succeeds.
+func TestWriteFunc(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big")
+	require.NoError(t, atomicfile.Write(path, []byte("old"), 0o600))
+	big := strings.Repeat("0123456789", 20_000) // more than the buffer
+	require.NoError(t, atomicfile.WriteFunc(path, 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, big)
+		return err
+	}))
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, big, string(got))
+
+	failed := errors.New("the writer failed")
+	require.ErrorIs(t, atomicfile.WriteFunc(path, 0o600, func(w io.Writer) error {
+		_, _ = io.WriteString(w, "half")
+		return failed
+	}), failed)
+	got, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, big, string(got), "the old file stays")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "the temporary file was removed")
+}
+
+func TestOpenChecked(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	require.NoError(t, os.WriteFile(path, []byte("data"), 0o600))
+	f, err := atomicfile.OpenChecked(path, nil)
+	require.NoError(t, err)
+	got, err := io.ReadAll(f)
+	require.NoError(t, err)
+	assert.Equal(t, "data", string(got))
+	require.NoError(t, f.Close())
+
+	refused := errors.New("refused")
+	_, err = atomicfile.OpenChecked(path, func(fs.FileInfo) error { return refused })
+	require.ErrorIs(t, err, refused)
+	_, err = atomicfile.OpenChecked(dir, nil)
+	require.ErrorContains(t, err, "is not a regular file")
+	_, err = atomicfile.OpenChecked(filepath.Join(dir, "missing"), nil)
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }
