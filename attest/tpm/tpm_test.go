@@ -374,6 +374,41 @@ func TestSwtpm(t *testing.T) {
 		}
 	})
 
+	t.Run("ECCEK", func(t *testing.T) {
+		// c without its RSA EK certificate and RSA EK: the agent takes the
+		// ECC P-384 EK of the certificate at 0x01c00016.
+		dev, err := OpenDevice(c.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(NVIndexRSAEKCert)}.Execute(dev)
+		if err == nil {
+			_, err = tpm2.NVUndefineSpace{
+				AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHPlatform, Auth: tpm2.PasswordAuth(nil)},
+				NVIndex:    tpm2.NamedHandle{Handle: tpm2.TPMHandle(NVIndexRSAEKCert), Name: rp.NVName},
+			}.Execute(dev)
+		}
+		if err == nil {
+			_, err = tpm2.EvictControl{
+				Auth:             tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+				ObjectHandle:     &tpm2.NamedHandle{Handle: 0x81010001, Name: mustName(t, dev, 0x81010001)},
+				PersistentHandle: 0x81010001,
+			}.Execute(dev)
+		}
+		dev.Close()
+		if err != nil {
+			t.Fatalf("removing the RSA EK: %v", err)
+		}
+		s := newServer(t, ServerConfig{ManufacturerCAs: untrusted.Roots(t), PCRs: []int{0}})
+		payload := payloadOf(t, cc)
+		if ev, err := parsePayload(payload); err != nil || ev.ekPub.Type != tpm2.TPMAlgECC {
+			t.Fatalf("payload: %v", err)
+		}
+		if _, err := s.Attest(ctx, td, payload, answerWith(cc)); err != nil {
+			t.Fatalf("Attest: %v", err)
+		}
+	})
+
 	if os.Getenv("TPM_WRITE_FIXTURE") != "" {
 		os.MkdirAll("testdata", 0o755)
 		os.WriteFile("testdata/payload.json", payloadOf(t, ca), 0o644)

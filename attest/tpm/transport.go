@@ -62,10 +62,41 @@ type device struct {
 	stream bool
 }
 
-// Send sends one command and returns the TPM's response.
+// Response codes after which a TPM asks for the same command again: it did
+// not start it (TPM_RC_RETRY), stopped it to do something else
+// (TPM_RC_YIELDED), or is testing itself (TPM_RC_TESTING).
+const (
+	rcRetry   = 0x922
+	rcYielded = 0x908
+	rcTesting = 0x90a
+)
+
+// maxRetries bounds how often a command is sent again.
+const maxRetries = 20
+
+// Send sends one command and returns the TPM's response. A command the
+// TPM asks for again (see rcRetry) is sent again, a bounded number of
+// times, with a growing pause: the TPM did not execute it, so sending the
+// same bytes is what the specification asks for.
 func (d *device) Send(cmd []byte) ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		rsp, err := d.send(cmd)
+		if err != nil || len(rsp) < 10 || attempt > maxRetries {
+			return rsp, err
+		}
+		switch binary.BigEndian.Uint32(rsp[6:10]) {
+		case rcRetry, rcYielded, rcTesting:
+			time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
+		default:
+			return rsp, nil
+		}
+	}
+}
+
+// send sends cmd once and reads the response.
+func (d *device) send(cmd []byte) ([]byte, error) {
 	if d.rw == nil {
 		return nil, errors.New("tpm: closed")
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -459,5 +460,71 @@ func TestCharDevice(t *testing.T) {
 	defer d.Close()
 	if _, err := d.Send([]byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 0x7b}); err == nil {
 		t.Error("a response from /dev/null")
+	}
+}
+
+// fakeTPM serves raw TPM responses on a unix socket: each command read is
+// answered with the next of rsps (the last one again when they run out).
+// It returns the socket and a function giving the number of commands read.
+func fakeTPM(t *testing.T, rsps ...[]byte) (string, func() int) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "tpm.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			mu.Lock()
+			rsp := rsps[min(n, len(rsps)-1)]
+			n++
+			mu.Unlock()
+			c.Write(rsp)
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return sock, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func TestSendRetries(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	cmd := []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 0x7b} // GetRandom's header
+	retry := []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x22}
+	yielded := []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x08}
+	ok := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0}
+	sock, count := fakeTPM(t, retry, yielded, ok)
+	d, err := OpenDevice(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := d.Send(cmd)
+	d.Close()
+	if err != nil || !bytes.Equal(rsp, ok) || count() != 3 {
+		t.Fatalf("Send: %x, %v after %d commands; want the third response", rsp, err, count())
+	}
+
+	// A TPM that never stops asking: the answer, after a bounded number.
+	sock, count = fakeTPM(t, retry)
+	d, err = OpenDevice(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, err = d.Send(cmd)
+	d.Close()
+	if err != nil || !bytes.Equal(rsp, retry) || count() != maxRetries+1 {
+		t.Fatalf("Send: %x, %v after %d commands; want TPM_RC_RETRY after %d", rsp, err, count(), maxRetries+1)
 	}
 }

@@ -2,6 +2,7 @@ package swtpmtest
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,6 +69,25 @@ func TestRootsBeforeProvisioning(t *testing.T) {
 	}()
 	if !r.failed {
 		t.Error("BundleFile of an empty CA did not fail")
+	}
+}
+
+func TestStartFails(t *testing.T) {
+	Require(t)
+	dir := t.TempDir()
+	// No state directory: swtpm exits at once, and start says why.
+	tpm := &TPM{Socket: filepath.Join(dir, "tpm.sock"), State: filepath.Join(dir, "missing")}
+	if err := tpm.start(t, dir); err == nil || !strings.Contains(err.Error(), "swtpm exited") {
+		t.Fatalf("start: %v", err)
+	}
+	// A CA "directory" that is a file: swtpm_localca cannot use it.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := &CA{dir: filepath.Join(file, "ca")}
+	if _, err := start(t, ca); err == nil || !strings.Contains(err.Error(), "swtpm_setup") {
+		t.Fatalf("start with a bad CA: %v", err)
 	}
 }
 
