@@ -290,7 +290,15 @@ func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		return cmd.Fail(stderr, callError(err))
 	}
 	if cf.json {
-		if err := printJSON(stdout, toJWTJSON(svids)); err != nil {
+		bundles, err := client.FetchJWTBundles(ctx)
+		if err != nil {
+			return cmd.Fail(stderr, callError(err))
+		}
+		out, err := toJWTJSON(svids, bundles)
+		if err == nil {
+			err = printJSON(stdout, out)
+		}
+		if err != nil {
 			return cmd.Fail(stderr, err)
 		}
 		return ExitOK

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
@@ -26,6 +27,7 @@ import (
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
@@ -72,7 +74,7 @@ func normalize(t *testing.T, out string) string {
 		case map[string]any:
 			for k, x := range v {
 				switch {
-				case k == "federated_bundles":
+				case k == "federated_bundles" || k == "bundles":
 					for td, b := range x.(map[string]any) {
 						assert.IsType(t, "", b, td)
 						x.(map[string]any)[td] = "<bundle>"
@@ -241,6 +243,13 @@ func TestJWTCommands(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &j))
 	require.Len(t, j.SVIDs, 1)
 	token := j.SVIDs[0].SVID
+	// The JWT bundles, as JWK Sets: the own trust domain's,
+	// whose keys verify the token.
+	require.Contains(t, j.Bundles, "example.org")
+	own, err := jwtbundle.Parse(spiffeid.RequireTrustDomainFromString("example.org"), j.Bundles["example.org"])
+	require.NoError(t, err)
+	_, err = jwtsvid.ParseAndValidate(token, own, []string{"db"})
+	require.NoError(t, err, "the bundle printed verifies the token printed")
 
 	code, out, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db", "-svid", token)
 	require.Equal(t, ExitOK, code, stderr)
@@ -257,6 +266,48 @@ func TestJWTCommands(t *testing.T) {
 	code, out, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db", "-svid", token+"\n", "-output", "json")
 	require.Equal(t, ExitOK, code, stderr)
 	golden(t, "validate_jwt", out)
+
+	// The token from standard input: with -svid -, or without -svid from
+	// a pipe or file; never from a terminal or /dev/null.
+	withStdin := func(content string) {
+		path := filepath.Join(t.TempDir(), "token")
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		stdin = f
+		t.Cleanup(func() { stdin = os.Stdin })
+	}
+	withStdin(token + "\n")
+	code, out, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db", "-svid", "-")
+	require.Equal(t, ExitOK, code, stderr)
+	assert.True(t, strings.HasPrefix(out, "SVID is valid.\nSPIFFE ID : spiffe://example.org/web\n"), out)
+	withStdin(token)
+	code, out, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db", "-output", "json")
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, out, `"spiffe_id":"spiffe://example.org/web"`)
+	withStdin(" \n")
+	code, _, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db", "-svid", "-")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "no token on standard input")
+	withStdin(strings.Repeat("a", 1<<20+1))
+	code, _, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "longer than")
+	devNull, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer devNull.Close()
+	stdin = devNull
+	code, _, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "-svid is required")
+	stdin = strings.NewReader(token)
+	code, _, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db")
+	assert.Equal(t, ExitUsage, code, "only a file is read unasked")
+	assert.Contains(t, stderr, "-svid is required")
+	code, _, stderr = cli(t, "api", "validate", "jwt", "-socket", e.socket, "-audience", "db", "-svid", "-")
+	assert.Equal(t, ExitOK, code, stderr)
+	stdin = os.Stdin
 
 	for name, tt := range map[string]struct{ audience, token, reason string }{
 		"another audience": {"cache", token, "SVID is not valid: "},

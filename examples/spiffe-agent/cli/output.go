@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
@@ -83,14 +84,25 @@ type jwtSVIDJSON struct {
 // jwtJSON is the JWT-SVIDs of api fetch jwt.
 type jwtJSON struct {
 	SVIDs []jwtSVIDJSON `json:"svids"`
+	// Bundles are the JWT bundles the caller trusts, by trust domain name:
+	// each a JWK Set document, base64-encoded as the Workload API's
+	// JWTBundlesResponse carries it.
+	Bundles map[string][]byte `json:"bundles"`
 }
 
-func toJWTJSON(svids []*jwtsvid.SVID) jwtJSON {
-	out := jwtJSON{SVIDs: []jwtSVIDJSON{}}
+func toJWTJSON(svids []*jwtsvid.SVID, bundles *jwtbundle.Set) (jwtJSON, error) {
+	out := jwtJSON{SVIDs: []jwtSVIDJSON{}, Bundles: map[string][]byte{}}
 	for _, s := range svids {
 		out.SVIDs = append(out.SVIDs, jwtSVIDJSON{SPIFFEID: s.ID.String(), SVID: s.Marshal(), Hint: s.Hint})
 	}
-	return out
+	for _, b := range bundles.Bundles() {
+		doc, err := b.Marshal()
+		if err != nil {
+			return jwtJSON{}, fmt.Errorf("the JWT bundle of %s: %w", b.TrustDomain().Name(), err)
+		}
+		out.Bundles[b.TrustDomain().Name()] = doc
+	}
+	return out, nil
 }
 
 // validJSON is a JWT-SVID the Workload API found valid: its subject and

@@ -100,10 +100,16 @@ func validateJWTCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	cf.declare(cmd)
 	var audience, token string
 	cmd.String(&audience, "audience", "", "the `audience` the token must be for (required)").Required()
-	cmd.String(&token, "svid", "", "the JWT-SVID `token` (required)").Required()
+	cmd.String(&token, "svid", "", "the JWT-SVID `token`; - or absent: read it from standard input (a pipe or file)")
 	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
 	if !ok {
 		return code
+	}
+	if token == "-" || !cmd.Set("svid") {
+		var err error
+		if token, err = readStdinToken(stdin, token == "-"); err != nil {
+			return cmd.Misuse(stderr, err)
+		}
 	}
 	token = strings.TrimSpace(token)
 	if audience == "" {
@@ -137,6 +143,39 @@ func validateJWTCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	fmt.Fprintf(stdout, "SVID is valid.\nSPIFFE ID : %s\nClaims    : %s\n", svid.ID, claims)
 	return ExitOK
+}
+
+// stdin is where api validate jwt reads a token given as -svid - or not
+// given; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// maxToken bounds a token read from standard input.
+const maxToken = 1 << 20
+
+// readStdinToken reads a JWT-SVID from r: always when asked (-svid -), else
+// only when r is a pipe or a file, not a terminal or /dev/null, so that a
+// forgotten -svid does not wait for input.
+func readStdinToken(r io.Reader, asked bool) (string, error) {
+	if !asked {
+		f, ok := r.(*os.File)
+		if !ok {
+			return "", errors.New("-svid is required (the token, or - to read it from standard input)")
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Mode()&os.ModeCharDevice != 0 {
+			return "", errors.New("-svid is required (the token, or - to read it from standard input)")
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxToken+1))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("reading the token from standard input: %w", err)
+	case len(data) > maxToken:
+		return "", fmt.Errorf("the token on standard input is longer than %d bytes", maxToken)
+	case len(strings.TrimSpace(string(data))) == 0:
+		return "", errors.New("-svid: no token on standard input")
+	}
+	return string(data), nil
 }
 
 // jsonLine returns v as JSON, without the newline.
