@@ -31,6 +31,17 @@ type Scanner interface {
 	ScanEntries(ctx context.Context, yield func(registry.Entry) error) error
 }
 
+// A Counter is a [Source] that tells how many entries it holds: [New] then
+// sizes its table of entries once, instead of growing it while it reads
+// them. The SQL store is one.
+type Counter interface {
+	CountEntries(ctx context.Context) (int, error)
+}
+
+// maxPresize bounds the size New takes from a [Counter]: past it, the
+// table grows as entries arrive.
+const maxPresize = 1 << 21
+
 // Config configures an [Index].
 type Config struct {
 	// ServerID is the SPIFFE ID of the server. Entries whose parent is
@@ -121,6 +132,13 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 	head, err := src.Head(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("index: reading change feed head: %w", err)
+	}
+	if c, ok := src.(Counter); ok {
+		n, err := c.CountEntries(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("index: counting entries: %w", err)
+		}
+		x.records = make(map[string]*record, min(max(n, 0), maxPresize))
 	}
 	if err := x.load(ctx); err != nil {
 		return nil, err

@@ -21,6 +21,15 @@ type scanner struct {
 	*memstore.Store
 	err     error
 	scanned int
+	// count is what CountEntries returns, with countErr.
+	count    int
+	countErr error
+	counted  int
+}
+
+func (s *scanner) CountEntries(context.Context) (int, error) {
+	s.counted++
+	return s.count, s.countErr
 }
 
 func (s *scanner) List(context.Context, registry.Filter, registry.Page) ([]registry.Entry, string, error) {
@@ -52,8 +61,10 @@ func TestNewScans(t *testing.T) {
 	create(t, s.Store, "/a", "/agent", a)
 	create(t, s.Store, "/ab", "/agent", a, b)
 	create(t, s.Store, "/b", "/other", b)
+	s.count = 3
 	idx, err := index.New(t.Context(), s, index.Config{})
 	require.NoError(t, err)
+	assert.Equal(t, 1, s.counted)
 	assert.Equal(t, 1, s.scanned)
 	assert.Equal(t, 3, idx.Len())
 	assert.Equal(t, []string{"/a", "/ab"}, paths(idx.ForAgent(id("/agent"), nil)))
@@ -73,4 +84,21 @@ func TestNewScanFails(t *testing.T) {
 	_, err := index.New(t.Context(), &scanner{Store: memstore.New(memstore.Config{}), err: boom}, index.Config{})
 	require.ErrorIs(t, err, boom)
 	assert.ErrorContains(t, err, "index: reading entries")
+
+	_, err = index.New(t.Context(), &scanner{Store: memstore.New(memstore.Config{}), countErr: boom}, index.Config{})
+	require.ErrorIs(t, err, boom)
+	assert.ErrorContains(t, err, "index: counting entries")
+}
+
+// Property: a count that is wrong, negative or absurdly large, only
+// sizes the index: it holds the entries there are.
+func TestNewWrongCount(t *testing.T) {
+	for _, count := range []int{-5, 0, 1, 1 << 40} {
+		s := &scanner{Store: memstore.New(memstore.Config{}), count: count}
+		create(t, s.Store, "/a", "/agent", sel("unix", "uid:1"))
+		create(t, s.Store, "/b", "/agent", sel("unix", "uid:2"))
+		idx, err := index.New(t.Context(), s, index.Config{})
+		require.NoError(t, err, count)
+		assert.Equal(t, 2, idx.Len(), count)
+	}
 }

@@ -139,3 +139,13 @@ func decodeBatch(b rawBatch) decodedBatch {
 	}
 	return decodedBatch{entries: out}
 }
+
+// CountEntries returns the number of stored entries. An index reads it
+// before ScanEntries to size its table once (see registry/index.Counter).
+func (s *Store) CountEntries(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM registry_entries`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlstore: counting entries: %w", err)
+	}
+	return n, nil
+}

@@ -23,7 +23,10 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-var _ index.Scanner = (*sqlstore.Store)(nil)
+var (
+	_ index.Scanner = (*sqlstore.Store)(nil)
+	_ index.Counter = (*sqlstore.Store)(nil)
+)
 
 // scanStore opens a new store of the dialect, closed when the test ends.
 func scanStore(t *testing.T, dialect string) *sqlstore.Store {
@@ -85,16 +88,22 @@ func TestScanEntries(t *testing.T) {
 			got, err := scanAll(t.Context(), s)
 			require.NoError(t, err)
 			assert.Empty(t, got)
+			n, err := s.CountEntries(t.Context())
+			require.NoError(t, err)
+			assert.Zero(t, n)
 
-			createBatches(t, s, 3000)
+			createBatches(t, s, 1500)
 			want, _, err := s.List(t.Context(), registry.Filter{}, registry.Page{})
 			require.NoError(t, err)
-			require.Len(t, want, 3000)
+			require.Len(t, want, 1500)
 			got, err = scanAll(t.Context(), s)
 			require.NoError(t, err)
 			slices.SortFunc(got, byID)
 			slices.SortFunc(want, byID)
 			assert.Equal(t, want, got)
+			n, err = s.CountEntries(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, 1500, n)
 		})
 	}
 }
@@ -105,7 +114,7 @@ func TestScanEntries(t *testing.T) {
 func TestScanEntriesStops(t *testing.T) {
 	t.Cleanup(leaktest.Check(t)) // first, so that it runs after the store closes
 	s := scanStore(t, "sqlite")
-	createBatches(t, s, 3000)
+	createBatches(t, s, 1500)
 	stop := errors.New("enough")
 	calls := 0
 	err := s.ScanEntries(t.Context(), func(registry.Entry) error {
@@ -121,6 +130,8 @@ func TestScanEntriesStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err = scanAll(ctx, s)
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = s.CountEntries(ctx)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
@@ -138,7 +149,7 @@ func TestScanEntriesBadRow(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "registry.db")
 			s := openSQLite(t, path)
 			defer s.Close()
-			createBatches(t, s, 1000)
+			createBatches(t, s, 600)
 			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 			require.NoError(t, err)
 			defer db.Close()
