@@ -46,7 +46,8 @@
 //     is refused, so the credential is always encrypted to the certified
 //     key.
 //   - EK is a restricted decryption key fixed to its TPM; AK is a
-//     restricted signing key generated in and fixed to its TPM: the TPM
+//     restricted signing key generated in and fixed to its TPM, named with
+//     SHA-256 or a stronger hash: the TPM
 //     activates a credential only for a loaded object of the AK's name,
 //     which covers these attributes, so a successful activation proves
 //     that the AK lives in the same TPM as the EK and signs only what the

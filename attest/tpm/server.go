@@ -182,6 +182,12 @@ func parsePayload(b []byte) (*evidence, error) {
 		!a.Restricted || !a.SignEncrypt || a.Decrypt {
 		return nil, errors.New("AK is not a restricted signing key generated in and fixed to its TPM")
 	}
+	// A name of a weak hash could be shared by another object.
+	switch ev.akPub.NameAlg {
+	case tpm2.TPMAlgSHA256, tpm2.TPMAlgSHA384, tpm2.TPMAlgSHA512:
+	default:
+		return nil, fmt.Errorf("AK name algorithm %#x is not SHA-256, SHA-384 or SHA-512", uint16(ev.akPub.NameAlg))
+	}
 	name, err := tpm2.ObjectName(ev.akPub)
 	if err != nil {
 		return nil, fmt.Errorf("AK name: %w", err)

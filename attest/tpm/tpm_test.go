@@ -409,6 +409,51 @@ func TestSwtpm(t *testing.T) {
 		}
 	})
 
+	t.Run("NoEKCertificate", func(t *testing.T) {
+		// c without any EK certificate: the agent sends the RSA EK of the
+		// default template alone, which only an allow-listed hash admits.
+		dev, err := OpenDevice(c.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, idx := range []tpm2.TPMHandle{NVIndexRSAEKCert, NVIndexECCP256EKCert, NVIndexECCP384EKCert} {
+			rp, err := tpm2.NVReadPublic{NVIndex: idx}.Execute(dev)
+			if err != nil {
+				continue // not defined
+			}
+			if _, err := (tpm2.NVUndefineSpace{
+				AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHPlatform, Auth: tpm2.PasswordAuth(nil)},
+				NVIndex:    tpm2.NamedHandle{Handle: idx, Name: rp.NVName},
+			}).Execute(dev); err != nil {
+				t.Fatalf("removing the EK certificate at %#x: %v", uint32(idx), err)
+			}
+		}
+		dev.Close()
+		payload := payloadOf(t, cc)
+		p := decodePayload(t, payload)
+		if len(p.EKCert) != 0 {
+			t.Fatal("a certificate sent")
+		}
+		_, err = srv.Attest(ctx, td, payload, neverCalled(t))
+		mustReject(t, err, "no EK certificate")
+		ev, err := parsePayload(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, err := EKHash(ev.ekKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newServer(t, ServerConfig{ManufacturerCAs: roots, EKHashes: []string{hash}})
+		res, err := s.Attest(ctx, td, payload, answerWith(cc))
+		if err != nil {
+			t.Fatalf("Attest: %v", err)
+		}
+		if res.AgentID.String() != "spiffe://example.org/spiffekit/agent/tpm/"+hash {
+			t.Errorf("agent ID %s", res.AgentID)
+		}
+	})
+
 	if os.Getenv("TPM_WRITE_FIXTURE") != "" {
 		os.MkdirAll("testdata", 0o755)
 		os.WriteFile("testdata/payload.json", payloadOf(t, ca), 0o644)

@@ -74,6 +74,8 @@ func TestParsePayloadRejects(t *testing.T) {
 	akUnrestricted.ObjectAttributes.Restricted = false
 	akMovable := *akPub
 	akMovable.ObjectAttributes.FixedTPM = false
+	akSHA1 := *akPub
+	akSHA1.NameAlg = tpm2.TPMAlgSHA1
 	akImported := *akPub
 	akImported.ObjectAttributes.SensitiveDataOrigin = false
 	akBadPoint := *akPub
@@ -109,6 +111,7 @@ func TestParsePayloadRejects(t *testing.T) {
 		"AK is the EK":      {edit: func(p *payloadMsg) { p.AKPublic = p.EKPublic }, want: "restricted signing key"},
 		"AK unrestricted":   {edit: func(p *payloadMsg) { p.AKPublic = tpm2.Marshal(akUnrestricted) }, want: "restricted signing key"},
 		"AK movable":        {edit: func(p *payloadMsg) { p.AKPublic = tpm2.Marshal(akMovable) }, want: "fixed to its TPM"},
+		"AK SHA-1 name":     {edit: func(p *payloadMsg) { p.AKPublic = tpm2.Marshal(akSHA1) }, want: "AK name algorithm"},
 		"AK imported":       {edit: func(p *payloadMsg) { p.AKPublic = tpm2.Marshal(akImported) }, want: "generated in"},
 		"AK off the curve":  {edit: func(p *payloadMsg) { p.AKPublic = tpm2.Marshal(akBadPoint) }, want: "ECC key"},
 		"cert garbage":      {edit: func(p *payloadMsg) { p.EKCert = []byte("garbage") }, want: "EK certificate"},
