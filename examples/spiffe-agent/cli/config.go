@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
@@ -46,6 +47,9 @@ type runConfig struct {
 	K8sPSATCluster    string
 	K8sPSATTokenPath  string
 	TPMDevice         string
+	AWSIID            bool
+	AWSIIDEndpoint    string
+	AWSIIDTimeout     time.Duration
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
@@ -87,6 +91,11 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("node_attestor.k8s_psat.token_path")
 	cmd.String(&c.TPMDevice, "tpm-device", "", "tpm node attestation: the TPM 2.0 `device` (/dev/tpmrm0) or a unix socket serving TPM commands").
 		File("node_attestor.tpm.device")
+	cmd.Bool(&c.AWSIID, "aws-iid", false, "aws_iid node attestation: present this EC2 instance's identity document, fetched through IMDSv2")
+	cmd.String(&c.AWSIIDEndpoint, "aws-iid-endpoint", "", "aws_iid node attestation: the instance metadata service's `URL` (default http://169.254.169.254; implies -aws-iid)").
+		File("node_attestor.aws_iid.ec2_metadata_endpoint")
+	cmd.Duration(&c.AWSIIDTimeout, "aws-iid-timeout", 0, "aws_iid node attestation: how long one fetch from the metadata service may take (0: 10s; implies -aws-iid)").
+		File("node_attestor.aws_iid.timeout")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
 		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
@@ -165,14 +174,20 @@ func check(cfg runConfig) (*settings, error) {
 	if cfg.K8sPSATTokenPath != "" && cfg.K8sPSATCluster == "" {
 		return nil, errors.New("k8s_psat needs the cluster's name (-k8s-psat-cluster)")
 	}
+	if cfg.AWSIIDTimeout < 0 {
+		return nil, errors.New("-aws-iid-timeout must not be negative")
+	}
+	if cfg.AWSIIDEndpoint != "" || cfg.AWSIIDTimeout != 0 {
+		s.cfg.AWSIID = true
+	}
 	given := 0
-	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != ""} {
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat or tpm")
+		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm or aws_iid")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

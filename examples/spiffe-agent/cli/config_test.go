@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -240,6 +241,32 @@ func TestTPMFromFileAndFlags(t *testing.T) {
 	assert.Equal(t, "tpm", a.Type())
 }
 
+func TestAWSIIDFromFileAndFlags(t *testing.T) {
+	// SPIRE's plugin_data key, ec2_metadata_endpoint, enables it.
+	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"aws_iid": {"ec2_metadata_endpoint": "http://127.0.0.1:1338", "timeout": "3s"}}}`)
+	s, code, _ := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.AWSIID)
+	assert.Equal(t, "http://127.0.0.1:1338", s.cfg.AWSIIDEndpoint)
+	assert.Equal(t, 3*time.Second, s.cfg.AWSIIDTimeout)
+	// Nothing is fetched at start: the service is asked at each
+	// attestation.
+	a, err := newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "aws_iid", a.Type())
+
+	// -aws-iid alone: the default endpoint.
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-aws-iid")
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.AWSIID)
+	assert.Empty(t, s.cfg.AWSIIDEndpoint)
+
+	s.cfg.AWSIIDEndpoint = "169.254.169.254"
+	_, err = newNodeAttestor(s)
+	require.ErrorContains(t, err, "want an http:// or https:// URL")
+}
+
 func TestParseRunErrors(t *testing.T) {
 	longSocket := "/" + strings.Repeat("s", 120)
 	tests := []struct {
@@ -263,6 +290,8 @@ func TestParseRunErrors(t *testing.T) {
 		{"two attestors", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-x509pop-cert", "c", "-x509pop-key", "k"}, "", "one node attestor"},
 		{"join token and tpm", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-tpm-device", "/dev/tpmrm0"}, "", "one node attestor"},
 		{"join token and k8s_psat", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-k8s-psat-cluster", "c"}, "", "one node attestor"},
+		{"join token and aws_iid", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-aws-iid-endpoint", "http://127.0.0.1:1"}, "", "one node attestor"},
+		{"negative aws_iid timeout", []string{"-trust-domain", "example.org", "-server", "s:1", "-aws-iid-timeout", "-1s"}, "", "-aws-iid-timeout must not be negative"},
 		{"k8s_psat token without cluster", []string{"-trust-domain", "example.org", "-server", "s:1", "-k8s-psat-token-path", "/t"}, "", "needs the cluster's name"},
 		{"empty socket", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", ""}, "", "a socket path is required"},
 		{"socket path too long", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", longSocket}, "", "longer than the 107 bytes"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/awsiid"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/tpm"
@@ -62,7 +63,7 @@ func parseRun(args []string, stdout, stderr io.Writer) (*cmdline.Command, *setti
 
 // errNoAttestor ends the start-up when the agent must attest but was given
 // no node attestor (agent.ErrNoNodeAttestor).
-var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat or tpm")
+var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm or aws_iid")
 
 // run starts the agent described by s and serves until ctx is done.
 func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Writer) int {
@@ -220,6 +221,14 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 		// in the agent's attestation; the kubelet writes it before the
 		// agent's container starts.
 		if _, err := c.Payload(context.Background()); err != nil {
+			return nil, fmt.Errorf("node attestor: %w", err)
+		}
+		return c, nil
+	}
+	if s.cfg.AWSIID {
+		// No fetch here: the metadata service is asked at each attestation.
+		c, err := awsiid.NewClient(awsiid.ClientConfig{Endpoint: s.cfg.AWSIIDEndpoint, Timeout: s.cfg.AWSIIDTimeout})
+		if err != nil {
 			return nil, fmt.Errorf("node attestor: %w", err)
 		}
 		return c, nil

@@ -405,6 +405,13 @@ func TestNodeAttestorsSection(t *testing.T) {
 	require.NotNil(t, rc.K8sPSAT)
 	assert.Equal(t, []string{"spire-server"}, rc.K8sPSAT.Clusters["prod"].Audience)
 
+	rc, err = parse(`{"node_attestors": {"aws_iid": {"account_allow_list": ["123456789012"], "partition": "aws-us-gov",
+		"region_allow_list": ["us-gov-west-1"], "rsa2048_certificates": {"us-gov-west-1": "/etc/aws/gov.pem"}, "allow_reattestation": true}}}`)
+	require.NoError(t, err)
+	require.NotNil(t, rc.AWSIID)
+	assert.Equal(t, awsIIDConfig{AccountAllowList: []string{"123456789012"}, RegionAllowList: []string{"us-gov-west-1"}, Partition: "aws-us-gov",
+		RSA2048Certificates: map[string]string{"us-gov-west-1": "/etc/aws/gov.pem"}, AllowReattestation: true}, *rc.AWSIID)
+
 	rc, err = parse(`{"node_attestors": {"x509pop": {"ca_bundle_path": "/etc/node-ca.pem"}}}`, "-x509pop-ca-bundle", "/etc/node-ca.pem")
 	require.NoError(t, err, "the same file twice")
 	assert.Equal(t, "/etc/node-ca.pem", rc.X509PoPCABundle)
@@ -414,10 +421,11 @@ func TestNodeAttestorsSection(t *testing.T) {
 	require.ErrorContains(t, err, "ca_bundle_path is required")
 
 	for text, msg := range map[string]string{
-		`{"node_attestors": {"join_token": {"x": 1}}}`:             `node_attestors.join_token: json: unknown field "x"`,
-		`{"node_attestors": {"x509pop": {"ca_bundle_paths": []}}}`: `unknown field "ca_bundle_paths"`,
-		`{"node_attestors": {"tpm_devid": {}}}`:                    "node_attestors.tpm_devid",
-		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:             `unknown field "ek_hash"`,
+		`{"node_attestors": {"join_token": {"x": 1}}}`:                 `node_attestors.join_token: json: unknown field "x"`,
+		`{"node_attestors": {"x509pop": {"ca_bundle_paths": []}}}`:     `unknown field "ca_bundle_paths"`,
+		`{"node_attestors": {"tpm_devid": {}}}`:                        "node_attestors.tpm_devid",
+		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:                 `unknown field "ek_hash"`,
+		`{"node_attestors": {"aws_iid": {"skip_block_device": true}}}`: `node_attestors.aws_iid: json: unknown field "skip_block_device"`,
 	} {
 		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text))
 		assert.Equal(t, ExitUsage, code, text)
