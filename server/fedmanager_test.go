@@ -283,3 +283,48 @@ func TestFederationRelationshipSharedByServers(t *testing.T) {
 		}, 15*time.Second, 5*time.Millisecond, "neither server polls it")
 	}
 }
+
+// A relationship written into the datastore behind the admin API's back
+// (another tool, a restored backup) is checked as the API checks it: one
+// with the server's own trust domain, or one the server could not
+// authenticate, is logged and never polled, and the own bundle is never
+// overwritten.
+func TestFederationStoredRelationshipChecked(t *testing.T) {
+	org := start(t, server.Config{FederationBind: "127.0.0.1:0"})
+	var logs logtest.Buffer
+	p := start(t, server.Config{
+		TrustDomain: partnerTD,
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	ctx := t.Context()
+	own := storedSPIFFERelationship(t, org)
+	own.TrustDomain, own.EndpointSPIFFEID, own.TrustDomainBundle = partnerTD, endpointID(partnerTD), nil
+	_, err := p.Stores.Federation.CreateFederationRelationship(ctx, own)
+	require.NoError(t, err)
+	unauthenticated := storedSPIFFERelationship(t, org)
+	unauthenticated.TrustDomainBundle = nil
+	_, err = p.Stores.Federation.CreateFederationRelationship(ctx, unauthenticated)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "trust_domain=partner.test") &&
+			strings.Contains(logs.String(), "a trust domain's own bundle can never be overwritten through federation") &&
+			strings.Contains(logs.String(), "needs a bootstrap bundle")
+	}, 15*time.Second, 5*time.Millisecond, logs.String())
+	assert.Empty(t, p.Stats().Federation, "neither is polled")
+	assert.Nil(t, storedBundle(t, p, partnerTD))
+
+	// Once the bundle is set by hand, the second one can be authenticated:
+	// it is polled at the next look at the store.
+	doc, err := org.Bundle().Marshal()
+	require.NoError(t, err)
+	_, err = p.Admin.SetFederatedBundle(ctx, td, doc)
+	require.NoError(t, err)
+	_, err = p.Stores.Federation.UpdateFederationRelationship(ctx, unauthenticated) // a write: the server looks again
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		f, ok := fedStats(p, td)
+		return ok && f.Fetches > 0
+	}, 15*time.Second, 5*time.Millisecond)
+	_, ok := fedStats(p, partnerTD)
+	assert.False(t, ok)
+}

@@ -111,6 +111,13 @@ func (f *relationshipFlags) relationships(c *call) ([]relationshipItem, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseRelationshipFile(data, name)
+}
+
+// parseRelationshipFile parses a -data file, named name in messages: the
+// relationships it holds, each with the error of an item that cannot be
+// read, or the error of a file that cannot.
+func parseRelationshipFile(data []byte, name string) ([]relationshipItem, error) {
 	var file relationshipFileJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
