@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -278,11 +280,13 @@ func (sb *startBench) start(tb testing.TB, paged bool) startResult {
 	var r startResult
 	token := sb.admitAgent(tb)
 	rss0, heap0 := settle(tb)
+	stopProfile := profileStart(tb, paged)
 	cpu0 := cpuTime(tb)
 	t0 := time.Now()
 	srv, stop := sb.startServer(tb, paged)
 	r.ready = time.Since(t0)
 	r.readyCPU = cpuTime(tb) - cpu0
+	stopProfile()
 	a := nodetest.StartAgent(tb, agent.Config{
 		TrustDomain:  srv.TrustDomain(),
 		Servers:      []string{srv.Addr().String()},
@@ -326,6 +330,34 @@ func (sb *startBench) checkIndex(tb testing.TB, srv *nodetest.Server) {
 	}
 	own := idx.ForAgent(sb.agentID, nil)
 	require.Len(tb, own, sb.scale.own)
+}
+
+// profileStart starts a CPU profile of the start when
+// $SPIFFEKIT_START_PROFILE names a file prefix, and returns what stops it
+// and writes, beside it, the heap profile of the server just started:
+// PREFIX.NAME.cpu and PREFIX.NAME.heap, NAME the benchmark's or test's
+// and, for a paged start, "_pages".
+func profileStart(tb testing.TB, paged bool) (stop func()) {
+	tb.Helper()
+	prefix := os.Getenv("SPIFFEKIT_START_PROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	name := prefix + "." + strings.ReplaceAll(tb.Name(), "/", "_")
+	if paged {
+		name += "_pages"
+	}
+	f, err := os.Create(name + ".cpu")
+	require.NoError(tb, err)
+	require.NoError(tb, pprof.StartCPUProfile(f))
+	return func() {
+		pprof.StopCPUProfile()
+		require.NoError(tb, f.Close())
+		h, err := os.Create(name + ".heap")
+		require.NoError(tb, err)
+		require.NoError(tb, pprof.WriteHeapProfile(h))
+		require.NoError(tb, h.Close())
+	}
 }
 
 // cpuTime returns the CPU time the process has used, user and system.
@@ -409,7 +441,8 @@ func TestServerStartWithManyEntries(t *testing.T) {
 // process's resident memory then (server and agent; the agent holds 100
 // entries), peak-rss-MB its highest during the start, heap-MB the live
 // heap the start added. $SPIFFEKIT_START_NODES sets another number of
-// nodes. Run with -benchtime=1x (or 3x) and -timeout 90m.
+// nodes; $SPIFFEKIT_START_PROFILE profiles each start (see profileStart).
+// Run with -benchtime=1x (or 3x) and -timeout 90m.
 func BenchmarkServerStart1M(b *testing.B) {
 	scale := startScale{nodes: 10000, perNode: 100, own: 100}
 	if s := os.Getenv("SPIFFEKIT_START_NODES"); s != "" {
