@@ -154,6 +154,8 @@ type Issuer struct {
 	mu           sync.Mutex
 	stopped      bool                  // Run returned, or Close was called: no more mints
 	pending      []*mintCall           // claimed for new callers, for Run to mint
+	preMinting   bool                  // a batch of pre-mints is under way in the background
+	background   sync.WaitGroup        // the pre-mint batches; Run waits for them
 	mintReady    chan struct{}         // capacity 1: pending is not empty
 	svids        map[string]*minted    // by entry ID
 	svidsVersion uint64                // counts the changes of svids
@@ -292,6 +294,7 @@ func (i *Issuer) Run(ctx context.Context) error {
 	i.loop(ctx, caUpdates) // until ctx is done, which ends the mints too
 	unsubscribe()
 	wg.Wait()
+	i.background.Wait()
 	i.stop()
 	return nil
 }
@@ -467,16 +470,35 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	defer i.mu.Unlock()
 	now := i.now()
 	subEntries, wanted := i.wantedLocked(pre)
-	if calls := i.claimBatchLocked(subEntries, wanted, now); len(calls) > 0 {
+	streamed, others := i.claimBatchLocked(subEntries, wanted, now)
+	if len(others) > 0 {
+		i.preMinting = true
+	}
+	if len(streamed) > 0 {
 		i.mu.Unlock()
-		i.mintAll(ctx, calls, false)
+		i.mintAll(ctx, streamed, false)
 		i.mu.Lock()
+	}
+	if len(others) > 0 {
+		// In the background, after the streams' batch, so that the entries
+		// of a stream that arrive meanwhile are minted at once, beside it,
+		// not after it.
+		i.background.Go(func() {
+			i.mintAll(ctx, others, false)
+			i.mu.Lock()
+			i.preMinting = false
+			i.mu.Unlock()
+			i.poke()
+		})
+	}
+	if len(streamed) > 0 {
 		// The registry and the subscriptions may have changed meanwhile.
 		now = i.now()
 		subEntries, wanted = i.wantedLocked(pre)
 	}
 
 	next := now.Add(time.Hour)
+	streams := onStream(subEntries)
 	// The views served until now may hold SVIDs replaced since: the
 	// subscriptions below offer theirs again, or make them anew.
 	clear(i.views)
@@ -508,9 +530,10 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		case i.needsMintLocked(*e, now):
 			if r, ok := i.retry[id]; ok && r.revision == e.Revision {
 				next = minTime(next, r.at)
-			} else {
+			} else if !i.preMinting || streams[id] {
 				next = now // appeared or changed during the mint
 			}
+			// Else the pre-mint under way wakes this goroutine when done.
 		default:
 			next = minTime(next, m.refreshAt)
 		}
@@ -539,44 +562,53 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 }
 
 // claimBatchLocked claims the mints of at most one batch (Config.MaxBatch)
-// of the wanted entries that need a new X509-SVID: those of open streams
-// first, then the others (Config.PreMint), each kind by entry ID, so that
-// batches are stable from one round to the next. Run's loop comes back at
-// once for the rest, after the streams' views have taken the batch: a
-// stream waiting for its SVID is not kept waiting behind a node's
-// thousands of entries, and a caller that arrives meanwhile has its own
+// of the wanted entries of open streams that need a new X509-SVID, and,
+// unless a pre-mint is under way (preMinting), of at most one batch of the
+// others (Config.PreMint); each kind by entry ID, so that batches are
+// stable from one round to the next. Run's loop mints the streams' batch
+// and comes back at once for the rest, after the streams' views have taken
+// it; the others' batch is minted beside, in the background, one at a
+// time: a stream waiting for its SVID is not kept waiting behind a node's
+// thousands of entries, not even behind the batch of them under way when
+// its entry arrives, and a caller that arrives meanwhile has its own
 // minted beside them (Subscribe claims the mints not under way). i.mu must
 // be held.
-func (i *Issuer) claimBatchLocked(subEntries map[*subscription][]registry.Entry, wanted map[string]*registry.Entry, now time.Time) []*mintCall {
-	var streamed, others []*registry.Entry
-	var onStream map[string]bool
+func (i *Issuer) claimBatchLocked(subEntries map[*subscription][]registry.Entry, wanted map[string]*registry.Entry, now time.Time) (streamed, others []*mintCall) {
+	var dueStreamed, dueOthers []*registry.Entry
+	var mine map[string]bool
 	for id, e := range wanted {
 		if !i.needsMintLocked(*e, now) || i.backoffLocked(*e, now) != nil {
 			continue
 		}
-		if onStream == nil {
-			onStream = make(map[string]bool)
-			for _, entries := range subEntries {
-				for _, se := range entries {
-					onStream[se.ID] = true
-				}
-			}
+		if mine == nil {
+			mine = onStream(subEntries)
 		}
-		if onStream[id] {
-			streamed = append(streamed, e)
-		} else {
-			others = append(others, e)
+		if mine[id] {
+			dueStreamed = append(dueStreamed, e)
+		} else if !i.preMinting {
+			dueOthers = append(dueOthers, e)
 		}
 	}
-	byID := func(a, b *registry.Entry) int { return strings.Compare(a.ID, b.ID) }
-	slices.SortFunc(streamed, byID)
-	slices.SortFunc(others, byID)
-	due := append(streamed, others...)
-	calls := make([]*mintCall, 0, min(len(due), i.maxBatch))
-	for _, e := range due[:min(len(due), i.maxBatch)] {
-		calls = append(calls, i.claimLocked(*e))
+	claim := func(due []*registry.Entry) []*mintCall {
+		slices.SortFunc(due, func(a, b *registry.Entry) int { return strings.Compare(a.ID, b.ID) })
+		calls := make([]*mintCall, 0, min(len(due), i.maxBatch))
+		for _, e := range due[:min(len(due), i.maxBatch)] {
+			calls = append(calls, i.claimLocked(*e))
+		}
+		return calls
 	}
-	return calls
+	return claim(dueStreamed), claim(dueOthers)
+}
+
+// onStream returns the IDs of the entries of the subscriptions.
+func onStream(subEntries map[*subscription][]registry.Entry) map[string]bool {
+	ids := make(map[string]bool)
+	for _, entries := range subEntries {
+		for _, e := range entries {
+			ids[e.ID] = true
+		}
+	}
+	return ids
 }
 
 // wantedLocked returns the entries of each open subscription, and every

@@ -1,6 +1,7 @@
 package issuer_test
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,4 +123,64 @@ func TestStreamsMintedFirst(t *testing.T) {
 		assert.NotContains(t, b, dbID)
 	}
 	require.Eventually(t, func() bool { return len(sub.Snapshot().RawX509SVIDs) == 2 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// bulkHolder is a remote signer that holds every batch of entries under
+// /bulk/ until released, as a server busy with a node's thousands of
+// entries; the other batches go through.
+type bulkHolder struct {
+	*remoteSigner
+	held    chan struct{} // receives a value when a bulk batch is held
+	release chan struct{}
+}
+
+func (s *bulkHolder) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDRequest) ([]issuer.X509SVIDResult, error) {
+	if strings.HasPrefix(reqs[0].Entry.SPIFFEID.Path(), "/bulk/") {
+		s.held <- struct{}{}
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.remoteSigner.SignX509SVIDs(ctx, reqs)
+}
+
+// Property: the entry of an open stream that arrives while a batch of
+// pre-mints is under way is minted at once, beside it, not after it: its
+// caller does not wait for the node's other entries.
+func TestStreamEntryNotBehindPreMint(t *testing.T) {
+	t.Cleanup(leaktest.Check(t)) // registered first, so it runs after every other cleanup
+	s := &bulkHolder{remoteSigner: newRemoteSigner(t), held: make(chan struct{}, 10), release: make(chan struct{})}
+	store := memstore.New(memstore.Config{})
+	cfg := issuer.Config{Registry: store, PreMint: true, MaxBatch: 2, X509SVIDTTL: 10 * time.Minute,
+		Trust: agentTrust{issuer.TrustFromAuthority(s.m)}, Signer: s}
+	e := newEnv(t, cfg)
+	defer close(s.release) // after the test's checks, before the issuer's Run ends
+	e.register(t, registry.Entry{SPIFFEID: webID})
+	sub, err := e.iss.Subscribe(t.Context(), self())
+	require.NoError(t, err)
+	defer sub.Close()
+
+	var bulk []registry.Entry
+	for n := range 4 {
+		bulk = append(bulk, registry.Entry{ID: strings.Repeat("0", 31) + strconv.Itoa(n),
+			SPIFFEID: spiffeid.RequireFromPath(td, "/bulk/"+strconv.Itoa(n)), ParentID: parentID,
+			Selectors: []attest.Selector{otherUID}, Revision: 1})
+	}
+	require.NoError(t, store.Replicate(t.Context(), bulk, nil))
+	require.NoError(t, e.iss.Sync(t.Context()))
+	select {
+	case <-s.held: // the first bulk batch is under way, held
+	case <-time.After(30 * time.Second):
+		t.Fatal("no bulk batch reached the signer")
+	}
+
+	mine := registry.Entry{ID: strings.Repeat("f", 32), SPIFFEID: dbID, ParentID: parentID,
+		Selectors: []attest.Selector{ourUID}, Revision: 1}
+	require.NoError(t, store.Replicate(t.Context(), []registry.Entry{mine}, nil))
+	require.NoError(t, e.iss.Sync(t.Context()))
+	require.Eventually(t, func() bool { return len(sub.Snapshot().RawX509SVIDs) == 2 }, 30*time.Second, 10*time.Millisecond,
+		"the stream's new entry is served while the bulk batch is held")
+	assert.Empty(t, s.held, "no second bulk batch meanwhile: one at a time")
 }
