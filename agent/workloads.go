@@ -13,8 +13,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
@@ -270,86 +272,191 @@ func loadWorkloads(dir string, td spiffeid.TrustDomain) (*savedWorkloads, error)
 	return w, nil
 }
 
-// parseWorkloads reads a workloads file of trust domain td from r.
+// parseWorkloads reads a workloads file of trust domain td from r. The
+// lines are read and hashed in order, and decoded on every core: ten
+// thousand entries with their SVIDs are some twelve megabytes of JSON.
 func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, error) {
 	br := bufio.NewReaderSize(r, maxWorkloadsLine)
 	h := sha256.New()
 	w := &savedWorkloads{}
-	var cas [][]byte
-	for n := 0; ; n++ {
-		raw, err := br.ReadSlice('\n')
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			return nil, fmt.Errorf("line %d is longer than %d bytes", n+1, maxWorkloadsLine)
-		case errors.Is(err, io.EOF):
-			return nil, errors.New("the file ends before its end line: it was cut short")
-		case err != nil:
-			return nil, err
-		}
-		var l workloadsLine
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n+1, err)
-		}
-		if n == 0 {
-			switch {
-			case l.Format != workloadsFormat:
-				return nil, errors.New("not a file of saved workload SVIDs")
-			case l.Version != workloadsVersion:
-				return nil, fmt.Errorf("version %d; this agent reads version %d", l.Version, workloadsVersion)
-			case l.TrustDomain != td.Name():
-				return nil, fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
-			}
-			if w.agent, err = spiffeid.FromString(l.Agent); err != nil {
-				return nil, fmt.Errorf("the agent: %w", err)
-			}
-			h.Write(raw)
-			continue
-		}
-		if l.End != nil {
-			if l.End.Lines != n || l.End.SHA256 != hex.EncodeToString(h.Sum(nil)) {
-				return nil, errors.New("its digest does not match its content: it was changed or damaged")
-			}
-			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
-				return nil, errors.New("it goes on after its end line")
-			}
-			return w, nil
-		}
-		h.Write(raw)
-		switch {
-		case l.CA != nil:
-			cas = append(cas, l.CA)
-		case l.Federated != nil:
-			ftd, err := spiffeid.TrustDomainFromString(l.TrustDomain)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n+1, err)
-			}
-			b, err := spiffebundle.Parse(ftd, l.Federated)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n+1, err)
-			}
-			w.federated = append(w.federated, b)
-		case l.Entry != nil:
-			e, err := l.Entry.entry()
-			if err != nil {
-				return nil, fmt.Errorf("line %d: entry %q: %w", n+1, l.Entry.ID, err)
-			}
-			w.entries = append(w.entries, e)
-			if l.SVID == nil {
-				continue
-			}
-			s := issuer.SavedX509SVID{EntryID: e.ID, Revision: e.Revision, Certificates: [][]byte{l.SVID.Leaf},
-				PrivateKey: l.SVID.Key, NotBefore: l.SVID.NotBefore, NotAfter: l.SVID.NotAfter, MintedAt: l.SVID.MintedAt}
-			for _, k := range l.SVID.CAs {
-				if k < 0 || k >= len(cas) {
-					return nil, fmt.Errorf("line %d: the SVID names CA %d of %d", n+1, k, len(cas))
-				}
-				s.Certificates = append(s.Certificates, cas[k])
-			}
-			w.svids = append(w.svids, s)
+	var (
+		lines []*parsedLine // in order, after the header
+		chunk []*parsedLine // to decode, by the workers
+		work  = make(chan []*parsedLine, 4)
+		errs  = make(chan error, 1)
+		wg    sync.WaitGroup
+	)
+	fail := func(err error) {
+		select {
+		case errs <- err:
 		default:
-			return nil, fmt.Errorf("line %d: not a line of the file", n+1)
 		}
 	}
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for ls := range work {
+				for _, l := range ls {
+					if err := l.decode(); err != nil {
+						fail(err)
+					}
+				}
+			}
+		})
+	}
+	done := func() error {
+		close(work)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
+	err := func() error {
+		for n := 0; ; n++ {
+			raw, err := br.ReadSlice('\n')
+			switch {
+			case errors.Is(err, bufio.ErrBufferFull):
+				return fmt.Errorf("line %d is longer than %d bytes", n+1, maxWorkloadsLine)
+			case errors.Is(err, io.EOF):
+				return errors.New("the file ends before its end line: it was cut short")
+			case err != nil:
+				return err
+			}
+			if n == 0 {
+				if err := w.header(raw, td); err != nil {
+					return err
+				}
+				h.Write(raw)
+				continue
+			}
+			if bytes.HasPrefix(raw, []byte(`{"end":`)) {
+				var l workloadsLine
+				if err := json.Unmarshal(raw, &l); err != nil || l.End == nil {
+					return fmt.Errorf("line %d: not an end line", n+1)
+				}
+				if l.End.Lines != n || l.End.SHA256 != hex.EncodeToString(h.Sum(nil)) {
+					return errors.New("its digest does not match its content: it was changed or damaged")
+				}
+				if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+					return errors.New("it goes on after its end line")
+				}
+				if len(chunk) > 0 {
+					work <- chunk
+				}
+				return nil
+			}
+			h.Write(raw)
+			l := &parsedLine{n: n, raw: bytes.Clone(raw)}
+			lines = append(lines, l)
+			if chunk = append(chunk, l); len(chunk) == 64 {
+				work <- chunk
+				chunk = nil
+			}
+		}
+	}()
+	if err2 := done(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return nil, err
+	}
+	// In order: the SVIDs name the CAs by their rank in the file.
+	var cas [][]byte
+	for _, l := range lines {
+		switch {
+		case l.ca != nil:
+			cas = append(cas, l.ca)
+		case l.federated != nil:
+			w.federated = append(w.federated, l.federated)
+		case l.entry != nil:
+			w.entries = append(w.entries, *l.entry)
+			if l.svid == nil {
+				continue
+			}
+			for _, k := range l.cas {
+				if k < 0 || k >= len(cas) {
+					return nil, fmt.Errorf("line %d: the SVID names CA %d of %d", l.n+1, k, len(cas))
+				}
+				l.svid.Certificates = append(l.svid.Certificates, cas[k])
+			}
+			w.svids = append(w.svids, *l.svid)
+		}
+	}
+	return w, nil
+}
+
+// header checks the first line of a workloads file of trust domain td,
+// and records its agent.
+func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) error {
+	var l workloadsLine
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return fmt.Errorf("line 1: %w", err)
+	}
+	switch {
+	case l.Format != workloadsFormat:
+		return errors.New("not a file of saved workload SVIDs")
+	case l.Version != workloadsVersion:
+		return fmt.Errorf("version %d; this agent reads version %d", l.Version, workloadsVersion)
+	case l.TrustDomain != td.Name():
+		return fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
+	}
+	var err error
+	if w.agent, err = spiffeid.FromString(l.Agent); err != nil {
+		return fmt.Errorf("the agent: %w", err)
+	}
+	return nil
+}
+
+// parsedLine is one line of a workloads file after the header, and what
+// it holds once decoded.
+type parsedLine struct {
+	n         int // from 0
+	raw       []byte
+	ca        []byte
+	federated *spiffebundle.Bundle
+	entry     *registry.Entry
+	svid      *issuer.SavedX509SVID // its leaf alone; the CAs of cas follow
+	cas       []int
+}
+
+// decode decodes l and lets go of its bytes.
+func (l *parsedLine) decode() error {
+	n, raw := l.n, l.raw
+	l.raw = nil
+	var wl workloadsLine
+	if err := json.Unmarshal(raw, &wl); err != nil {
+		return fmt.Errorf("line %d: %w", n+1, err)
+	}
+	switch {
+	case wl.CA != nil:
+		l.ca = wl.CA
+	case wl.Federated != nil:
+		ftd, err := spiffeid.TrustDomainFromString(wl.TrustDomain)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n+1, err)
+		}
+		b, err := spiffebundle.Parse(ftd, wl.Federated)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n+1, err)
+		}
+		l.federated = b
+	case wl.Entry != nil:
+		e, err := wl.Entry.entry()
+		if err != nil {
+			return fmt.Errorf("line %d: entry %q: %w", n+1, wl.Entry.ID, err)
+		}
+		l.entry = &e
+		if wl.SVID != nil {
+			l.svid = &issuer.SavedX509SVID{EntryID: e.ID, Revision: e.Revision, Certificates: [][]byte{wl.SVID.Leaf},
+				PrivateKey: wl.SVID.Key, NotBefore: wl.SVID.NotBefore, NotAfter: wl.SVID.NotAfter, MintedAt: wl.SVID.MintedAt}
+			l.cas = wl.SVID.CAs
+		}
+	default:
+		return fmt.Errorf("line %d: not a line of the file", n+1)
+	}
+	return nil
 }
 
 // federatedBundles returns the federated bundles, sorted by trust domain.
