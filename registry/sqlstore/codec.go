@@ -65,7 +65,15 @@ func decode(data string) (registry.Entry, error) {
 // decodeBytes is decode of data as bytes.
 func decodeBytes(data []byte) (registry.Entry, error) {
 	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
+	return decodeInto(&r, data)
+}
+
+// decodeInto is decodeBytes with r to parse into, cleared first: a caller
+// decoding many rows passes the same r, which encoding/json would
+// otherwise allocate for each. The entry shares nothing with r.
+func decodeInto(r *record, data []byte) (registry.Entry, error) {
+	*r = record{}
+	if err := json.Unmarshal(data, r); err != nil {
 		return registry.Entry{}, fmt.Errorf("decoding stored entry: %w", err)
 	}
 	e := registry.Entry{
@@ -84,6 +92,9 @@ func decodeBytes(data []byte) (registry.Entry, error) {
 	}
 	if e.ParentID, err = spiffeid.FromString(r.ParentID); err != nil {
 		return registry.Entry{}, fmt.Errorf("decoding stored entry %s: %w", r.ID, err)
+	}
+	if len(r.Selectors) > 0 {
+		e.Selectors = make([]attest.Selector, 0, len(r.Selectors))
 	}
 	for _, s := range r.Selectors {
 		sel, err := attest.ParseSelector(s)

@@ -129,9 +129,10 @@ func readRows(ctx context.Context, rows *sql.Rows, out chan<- rawBatch) error {
 // decodeBatch decodes the rows of b.
 func decodeBatch(b rawBatch) decodedBatch {
 	out := make([]registry.Entry, len(b.ends))
+	var r record
 	start := 0
 	for i, end := range b.ends {
-		e, err := decodeBytes(b.buf[start:end])
+		e, err := decodeInto(&r, b.buf[start:end])
 		if err != nil {
 			return decodedBatch{err: fmt.Errorf("sqlstore: %w", err)}
 		}
