@@ -268,6 +268,7 @@ func TestImportViolation(t *testing.T) {
 		{m("svid/x509svid"), m("internal/testing/testca"), false},
 		{m("internal/jwkutil"), m("internal/testing/testca"), false},
 		{m("examples/spiffe-server/cli"), m("internal/testing/pgtest"), false},
+		{m("registry/sqlstore"), m("internal/testing/mysqltest"), false},
 		{m("internal/testing/testca"), m("examples/spiffe-server/cli"), false},
 		// Programs.
 		{m("examples/spiffe-server"), m("examples/spiffe-server/cli"), true},

@@ -18,9 +18,13 @@ var _ registry.BatchCreator = (*Store)(nil)
 // without a query of its own.
 const (
 	batchInsertEntry = `INSERT INTO registry_entries (id, spiffe_id, parent_id, hint, similarity, revision, data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (similarity) DO NOTHING`
-	batchInsertSel   = `INSERT INTO registry_selectors (entry_id, selector) VALUES (?, ?)`
-	batchInsertFed   = `INSERT INTO registry_federates_with (entry_id, trust_domain) VALUES (?, ?)`
-	batchAppendEvent = `INSERT INTO registry_events (op, entry_id, before_data, after_data) VALUES (?, ?, ?, ?)`
+	// On MySQL, a duplicate key makes an update that changes nothing,
+	// which affects no row. Entry IDs are chosen at random or checked
+	// first, so that the duplicate key is the similarity.
+	batchInsertEntryMySQL = `INSERT INTO registry_entries (id, spiffe_id, parent_id, hint, similarity, revision, data) VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id`
+	batchInsertSel        = `INSERT INTO registry_selectors (entry_id, selector) VALUES (?, ?)`
+	batchInsertFed        = `INSERT INTO registry_federates_with (entry_id, trust_domain) VALUES (?, ?)`
+	batchAppendEvent      = `INSERT INTO registry_events (op, entry_id, before_data, after_data) VALUES (?, ?, ?, ?)`
 )
 
 // batchStmts are the prepared statements of one batch transaction.
@@ -30,11 +34,15 @@ type batchStmts struct {
 
 func (s *Store) prepareBatch(ctx context.Context, tx *sql.Tx) (*batchStmts, error) {
 	var b batchStmts
+	entry := batchInsertEntry
+	if s.dialect.mysql {
+		entry = batchInsertEntryMySQL
+	}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		q    string
 	}{
-		{&b.entry, batchInsertEntry},
+		{&b.entry, entry},
 		{&b.selector, batchInsertSel},
 		{&b.federates, batchInsertFed},
 		{&b.event, batchAppendEvent},

@@ -18,8 +18,11 @@ func (s *Store) PutBundle(ctx context.Context, b registry.FederatedBundle) (regi
 	if err != nil {
 		return registry.FederatedBundle{}, err
 	}
-	if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_bundles (trust_domain, document, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (trust_domain) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at`),
+	upsert := `ON CONFLICT (trust_domain) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at`
+	if s.dialect.mysql {
+		upsert = `ON DUPLICATE KEY UPDATE document = VALUES(document), updated_at = VALUES(updated_at)`
+	}
+	if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_bundles (trust_domain, document, updated_at) VALUES (?, ?, ?) `+upsert),
 		b.TrustDomain.Name(), b.Document, b.UpdatedAt.UnixMicro()); err != nil {
 		return registry.FederatedBundle{}, fmt.Errorf("sqlstore: storing bundle of %q: %w", b.TrustDomain, err)
 	}
@@ -107,9 +110,13 @@ func (s *Store) PutServerBundle(ctx context.Context, b registry.ServerBundle) er
 	if err != nil {
 		return fmt.Errorf("sqlstore: storing server bundle %q: %w", b.ServerID, err)
 	}
-	if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_server_bundles (server_id, document, expires_at, updated_at, authorities) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (server_id) DO UPDATE SET document = excluded.document, expires_at = excluded.expires_at,
-			updated_at = excluded.updated_at, authorities = excluded.authorities`),
+	upsert := `ON CONFLICT (server_id) DO UPDATE SET document = excluded.document, expires_at = excluded.expires_at,
+			updated_at = excluded.updated_at, authorities = excluded.authorities`
+	if s.dialect.mysql {
+		upsert = `ON DUPLICATE KEY UPDATE document = VALUES(document), expires_at = VALUES(expires_at),
+			updated_at = VALUES(updated_at), authorities = VALUES(authorities)`
+	}
+	if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_server_bundles (server_id, document, expires_at, updated_at, authorities) VALUES (?, ?, ?, ?, ?) `+upsert),
 		b.ServerID, b.Document, b.ExpiresAt.UnixMicro(), b.UpdatedAt.UnixMicro(), auths); err != nil {
 		return fmt.Errorf("sqlstore: storing server bundle %q: %w", b.ServerID, err)
 	}
@@ -211,13 +218,19 @@ func (s *Store) PutAuthorityMark(ctx context.Context, m registry.AuthorityMark) 
 		return registry.AuthorityMark{}, err
 	}
 	var revoked int64
-	if err := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_authority_marks (kind, authority_id, server_id, revoked, expires_at, updated_at)
+	if s.dialect.mysql {
+		revoked, err = s.putAuthorityMarkMySQL(ctx, []any{string(m.Kind), m.AuthorityID, m.ServerID, boolInt(m.Revoked), m.ExpiresAt.UnixMicro(), m.UpdatedAt.UnixMicro()},
+			string(m.Kind), m.AuthorityID)
+	} else {
+		err = s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_authority_marks (kind, authority_id, server_id, revoked, expires_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (kind, authority_id) DO UPDATE SET server_id = excluded.server_id,
 			revoked = CASE WHEN registry_authority_marks.revoked <> 0 THEN 1 ELSE excluded.revoked END,
 			expires_at = excluded.expires_at, updated_at = excluded.updated_at
 		RETURNING revoked`),
-		string(m.Kind), m.AuthorityID, m.ServerID, boolInt(m.Revoked), m.ExpiresAt.UnixMicro(), m.UpdatedAt.UnixMicro()).Scan(&revoked); err != nil {
+			string(m.Kind), m.AuthorityID, m.ServerID, boolInt(m.Revoked), m.ExpiresAt.UnixMicro(), m.UpdatedAt.UnixMicro()).Scan(&revoked)
+	}
+	if err != nil {
 		return registry.AuthorityMark{}, fmt.Errorf("sqlstore: storing the mark of %s authority %q: %w", m.Kind, m.AuthorityID, err)
 	}
 	m.Revoked = revoked != 0

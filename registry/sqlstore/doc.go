@@ -1,6 +1,6 @@
 // Package sqlstore is the SQL backend of the registry: a [registry.Store] on
-// SQLite, the embedded default (one file, pure Go, no cgo), or on PostgreSQL,
-// for a registry shared by several servers.
+// SQLite, the embedded default (one file, pure Go, no cgo), or on PostgreSQL
+// or MySQL (MariaDB), for a registry shared by several servers.
 //
 // Every write and the change-feed event that records it commit in one
 // transaction, so the feed never misses or invents a change. The schema is
@@ -26,6 +26,12 @@
 //
 // For PostgreSQL, set Dialect to [PostgreSQL] and DSN to a pgx connection
 // string such as "postgres://spiffekit@db/registry?sslmode=verify-full".
+// For MySQL 8.0 or later, or MariaDB 10.5 or later, set Dialect to [MySQL]
+// and DSN to a github.com/go-sql-driver/mysql data source name such as
+// "spiffekit:secret@tcp(db:3306)/registry?tls=true". The user needs the
+// privileges to create tables and triggers in the database (on a server
+// with binary logging, creating triggers also takes SUPER, or
+// log_bin_trust_function_creators=1).
 //
 // # Notifications
 //
@@ -52,4 +58,20 @@
 // they may have missed; consumers keep a slow poll as a safety net all the
 // same. On SQLite, which cannot tell other processes' writes, Run only
 // waits for its context.
+//
+// MySQL has no LISTEN/NOTIFY. There, the table registry_changes holds a
+// counter per topic, and triggers increment the topic's counter in the
+// transaction of every such write, by any process; the increment becomes
+// visible when the write commits, never before. Run reads the counters
+// (a row per topic) every [Config.PollInterval], 50 ms unless
+// set, and signals the topics whose counter moved. A counter, unlike a log
+// of changes read by sequence, cannot be passed over by a reader while a
+// transaction that took an earlier sequence number is still open, needs
+// no pruning, and costs a poll the same however many writes there were. A
+// write through one server thus wakes the subscribers on every server
+// within the poll interval and a query (BenchmarkNotifyAcrossStores
+// measures it; see docs/PERFORMANCE.md). Writers of one topic wait for
+// each other's commit on its counter row; entry writes are serialized
+// anyway (each first locks a row, so that the change feed commits in
+// sequence order), and the node-side writes are single rows.
 package sqlstore

@@ -20,10 +20,16 @@ func (s *Store) CreateFederationRelationship(ctx context.Context, r registry.Fed
 	if err != nil {
 		return registry.FederationRelationship{}, err
 	}
+	// On MySQL, a SELECT with a WHERE needs a FROM, and an update that
+	// changes nothing affects no row.
+	from, conflict := "", `ON CONFLICT (trust_domain) DO NOTHING`
+	if s.dialect.mysql {
+		from, conflict = "FROM DUAL ", `ON DUPLICATE KEY UPDATE trust_domain = trust_domain`
+	}
 	res, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_federation_relationships
 		(trust_domain, bundle_endpoint_url, bundle_endpoint_profile, endpoint_spiffe_id, trust_domain_bundle, created_at, updated_at)
-		SELECT ?, ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM registry_federation_relationships) < ?
-		ON CONFLICT (trust_domain) DO NOTHING`),
+		SELECT ?, ?, ?, ?, ?, ?, ? `+from+`WHERE (SELECT COUNT(*) FROM registry_federation_relationships) < ?
+		`+conflict),
 		r.TrustDomain.Name(), r.BundleEndpointURL, r.BundleEndpointProfile, idString(r.EndpointSPIFFEID), bundleBytes(r.TrustDomainBundle),
 		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro(), registry.MaxFederationRelationships)
 	if err != nil {
@@ -53,11 +59,15 @@ func (s *Store) UpdateFederationRelationship(ctx context.Context, r registry.Fed
 		return registry.FederationRelationship{}, err
 	}
 	var created int64
-	err = s.db.QueryRowContext(ctx, s.rebind(`UPDATE registry_federation_relationships
+	args := []any{r.BundleEndpointURL, r.BundleEndpointProfile, idString(r.EndpointSPIFFEID), bundleBytes(r.TrustDomainBundle),
+		r.UpdatedAt.UnixMicro(), r.TrustDomain.Name()}
+	if s.dialect.mysql {
+		created, err = s.updateRelationshipMySQL(ctx, args, r.TrustDomain.Name())
+	} else {
+		err = s.db.QueryRowContext(ctx, s.rebind(`UPDATE registry_federation_relationships
 		SET bundle_endpoint_url = ?, bundle_endpoint_profile = ?, endpoint_spiffe_id = ?, trust_domain_bundle = ?, updated_at = ?
-		WHERE trust_domain = ? RETURNING created_at`),
-		r.BundleEndpointURL, r.BundleEndpointProfile, idString(r.EndpointSPIFFEID), bundleBytes(r.TrustDomainBundle),
-		r.UpdatedAt.UnixMicro(), r.TrustDomain.Name()).Scan(&created)
+		WHERE trust_domain = ? RETURNING created_at`), args...).Scan(&created)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return registry.FederationRelationship{}, registry.NotFoundf("federation relationship with %q", r.TrustDomain)
 	}

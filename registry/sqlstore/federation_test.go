@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
@@ -18,6 +19,14 @@ import (
 func TestSQLiteFederationContract(t *testing.T) {
 	registrytest.RunFederation(t, func(t *testing.T) registry.FederationStore {
 		s := openSQLite(t, filepath.Join(t.TempDir(), "registry.db"))
+		t.Cleanup(func() { require.NoError(t, s.Close()) })
+		return s
+	})
+}
+
+func TestMySQLFederationContract(t *testing.T) {
+	registrytest.RunFederation(t, func(t *testing.T) registry.FederationStore {
+		s := openMySQL(t, mysqltest.New(t))
 		t.Cleanup(func() { require.NoError(t, s.Close()) })
 		return s
 	})
@@ -42,6 +51,10 @@ func TestFederationCreateOnceAcrossServers(t *testing.T) {
 	t.Run("PostgreSQL", func(t *testing.T) {
 		dsn := pgtest.New(t)
 		registrytest.FederationCreateOnce(t, openServers[registry.FederationStore](t, func(t *testing.T) *sqlstore.Store { return openPostgres(t, dsn) }), 6)
+	})
+	t.Run("MySQL", func(t *testing.T) {
+		dsn := mysqltest.New(t)
+		registrytest.FederationCreateOnce(t, openServers[registry.FederationStore](t, func(t *testing.T) *sqlstore.Store { return openMySQL(t, dsn) }), 6)
 	})
 }
 

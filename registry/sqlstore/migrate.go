@@ -8,9 +8,14 @@ import (
 )
 
 // migrations are applied in order; migration i brings the schema to version
-// i+1. Never edit one that has shipped: append a new one.
+// i+1. Never edit one that has shipped: append a new one. On MySQL,
+// migration 1 creates the schema of version 6 (see mysqlSchema); later
+// ones must be written for it too, as idempotent statements.
 var migrations = []func(d dialect) []string{
 	func(d dialect) []string {
+		if d.mysql {
+			return append(append([]string(nil), mysqlSchema...), mysqlTriggers()...)
+		}
 		return []string{
 			`CREATE TABLE registry_entries (
 				id TEXT PRIMARY KEY,
@@ -43,6 +48,9 @@ var migrations = []func(d dialect) []string{
 	// BundleStore, ServerBundleStore). Times are microseconds since the Unix
 	// epoch, which compare correctly in every dialect.
 	func(d dialect) []string {
+		if d.mysql {
+			return nil
+		}
 		return []string{
 			`CREATE TABLE registry_agents (
 				id ` + d.key + ` PRIMARY KEY,
@@ -120,6 +128,9 @@ var migrations = []func(d dialect) []string{
 	// none), and the operators' marks on authorities (taints and
 	// revocations), whose writes notify 'authorities' on PostgreSQL.
 	func(d dialect) []string {
+		if d.mysql {
+			return nil
+		}
 		stmts := []string{
 			`ALTER TABLE registry_server_bundles ADD COLUMN authorities TEXT NOT NULL DEFAULT ''`,
 			`CREATE TABLE registry_authority_marks (
@@ -141,6 +152,9 @@ var migrations = []func(d dialect) []string{
 	// (registry.FederationStore), whose writes notify 'federation' on
 	// PostgreSQL. An empty trust_domain_bundle is none.
 	func(d dialect) []string {
+		if d.mysql {
+			return nil
+		}
 		stmts := []string{
 			`CREATE TABLE registry_federation_relationships (
 				trust_domain ` + d.key + ` PRIMARY KEY,
@@ -166,6 +180,9 @@ const migrationLock = 0x7370_6966_6665_6b69 // "spiffeki"
 // migrate brings the schema up to date in one transaction, so that a failed
 // migration leaves the database as it was.
 func (s *Store) migrate(ctx context.Context) error {
+	if s.dialect.mysql {
+		return s.migrateMySQL(ctx)
+	}
 	if s.dialect.postgres {
 		// Servers started together on a new database would all create the
 		// migrations table, and PostgreSQL's CREATE TABLE IF NOT EXISTS
@@ -187,6 +204,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	return s.inTx(ctx, "registry_schema_migrations", func(tx *sql.Tx) error { return s.applyMigrations(ctx, tx) })
 }
 
+// execQueryer is what the migrations run on: a transaction, or on MySQL a
+// connection.
+type execQueryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // createMigrationsTable creates the table of applied migrations if it is
 // missing.
 func createMigrationsTable(ctx context.Context, db interface {
@@ -201,7 +225,7 @@ func createMigrationsTable(ctx context.Context, db interface {
 }
 
 // applyMigrations applies, in tx, the migrations the database lacks.
-func (s *Store) applyMigrations(ctx context.Context, tx *sql.Tx) error {
+func (s *Store) applyMigrations(ctx context.Context, tx execQueryer) error {
 	var version int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM registry_schema_migrations`).Scan(&version); err != nil {
 		return fmt.Errorf("reading the schema version: %w", err)

@@ -34,7 +34,11 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 		return registry.Agent{}, err
 	}
 	var created, banned int64
-	err = s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_agents (`+agentColumns+`)
+	if s.dialect.mysql {
+		created, banned, err = s.putAgentMySQL(ctx, []any{a.ID.String(), a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
+			a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.CreatedAt.UnixMicro(), a.UpdatedAt.UnixMicro()}, a.ID.String())
+	} else {
+		err = s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO registry_agents (`+agentColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			attestor_type = excluded.attestor_type,
@@ -46,9 +50,10 @@ func (s *Store) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent,
 			banned = CASE WHEN registry_agents.banned <> 0 THEN registry_agents.banned ELSE excluded.banned END,
 			updated_at = excluded.updated_at
 		RETURNING created_at, banned`),
-		a.ID.String(), a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
-		a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.CreatedAt.UnixMicro(), a.UpdatedAt.UnixMicro(),
-	).Scan(&created, &banned)
+			a.ID.String(), a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
+			a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.CreatedAt.UnixMicro(), a.UpdatedAt.UnixMicro(),
+		).Scan(&created, &banned)
+	}
 	if err != nil {
 		return registry.Agent{}, fmt.Errorf("sqlstore: storing agent %q: %w", a.ID, err)
 	}
@@ -66,7 +71,11 @@ func (s *Store) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Age
 		return registry.Agent{}, err
 	}
 	var created, banned int64
-	err = s.db.QueryRowContext(ctx, s.rebind(`UPDATE registry_agents SET
+	if s.dialect.mysql {
+		created, banned, err = s.updateAgentMySQL(ctx, []any{a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
+			a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.UpdatedAt.UnixMicro(), a.ID.String()}, a.ID.String(), boolInt(a.Banned))
+	} else {
+		err = s.db.QueryRowContext(ctx, s.rebind(`UPDATE registry_agents SET
 			attestor_type = ?,
 			selectors = ?,
 			serial_number = ?,
@@ -77,9 +86,10 @@ func (s *Store) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Age
 			updated_at = ?
 		WHERE id = ?
 		RETURNING created_at, banned`),
-		a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
-		a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.UpdatedAt.UnixMicro(), a.ID.String(),
-	).Scan(&created, &banned)
+			a.AttestorType, selectorsJSON(a.Selectors), a.SerialNumber, a.PreviousSerialNumber,
+			a.ExpiresAt.UnixMicro(), boolInt(a.CanReattest), boolInt(a.Banned), a.UpdatedAt.UnixMicro(), a.ID.String(),
+		).Scan(&created, &banned)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return registry.Agent{}, registry.NotFoundf("agent %q", a.ID)
 	}
@@ -206,8 +216,13 @@ func (s *Store) CreateToken(ctx context.Context, t registry.JoinToken) error {
 	if !t.AgentID.IsZero() {
 		agentID = t.AgentID.String()
 	}
+	// On MySQL, an update that changes nothing affects no row.
+	conflict := `ON CONFLICT (id) DO NOTHING`
+	if s.dialect.mysql {
+		conflict = `ON DUPLICATE KEY UPDATE id = id`
+	}
 	res, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_join_tokens (id, secret_hash, agent_id, expires_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		VALUES (?, ?, ?, ?) `+conflict),
 		t.ID, t.SecretHash, agentID, t.ExpiresAt.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("sqlstore: storing join token %q: %w", t.ID, err)

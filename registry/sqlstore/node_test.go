@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
@@ -46,6 +47,10 @@ func TestTokenSingleUseAcrossServers(t *testing.T) {
 		dsn := pgtest.New(t)
 		registrytest.TokenSingleUse(t, openServers[registry.TokenStore](t, func(t *testing.T) *sqlstore.Store { return openPostgres(t, dsn) }), 5, 12)
 	})
+	t.Run("MySQL", func(t *testing.T) {
+		dsn := mysqltest.New(t)
+		registrytest.TokenSingleUse(t, openServers[registry.TokenStore](t, func(t *testing.T) *sqlstore.Store { return openMySQL(t, dsn) }), 5, 12)
+	})
 }
 
 // TestAgentUpdateAcrossServers races UpdateAgent against DeleteAgent
@@ -59,6 +64,10 @@ func TestAgentUpdateAcrossServers(t *testing.T) {
 	t.Run("PostgreSQL", func(t *testing.T) {
 		dsn := pgtest.New(t)
 		registrytest.AgentUpdateNeverRecreates(t, openServers[registry.AgentStore](t, func(t *testing.T) *sqlstore.Store { return openPostgres(t, dsn) }), 20)
+	})
+	t.Run("MySQL", func(t *testing.T) {
+		dsn := mysqltest.New(t)
+		registrytest.AgentUpdateNeverRecreates(t, openServers[registry.AgentStore](t, func(t *testing.T) *sqlstore.Store { return openMySQL(t, dsn) }), 20)
 	})
 }
 

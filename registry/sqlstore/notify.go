@@ -49,14 +49,17 @@ var topicNames = map[string]registry.Topic{
 
 // Subscribe implements [registry.Notifier]. The channel receives a value
 // after a write of one of topics, once the write has committed:
-//   - made through this Store, on either database. The store signals it
+//   - made through this Store, on any database. The store signals it
 //     before the write method returns, except while [Store.Run] listens on
-//     PostgreSQL: the write then comes back as a notification like every
-//     other process's, and is signalled once, when it arrives;
-//   - on PostgreSQL, while Run runs, made by any process (any other Store)
-//     sharing the database: the notification is sent in the writing
-//     transaction and delivered at its commit. Run also signals every topic
-//     after it (re)connects, since writes may have gone unseen.
+//     PostgreSQL or polls MySQL: the write then comes back as a
+//     notification, or a moved counter, like every other process's, and
+//     is signalled once, when it arrives;
+//   - on PostgreSQL and MySQL, while Run runs, made by any process (any
+//     other Store) sharing the database: the notification is sent in the
+//     writing transaction and delivered at its commit; the counter is
+//     incremented in it and read by the next poll after the commit. Run
+//     also signals every topic after it (re)connects, since writes may
+//     have gone unseen.
 //
 // On SQLite, writes made through another Store, in this process or
 // another, are not signalled.
@@ -92,6 +95,14 @@ func (s *Store) signal(t registry.Topic) {
 // connected, the store's own writes reach its subscribers through the
 // database like every other write.
 //
+// On MySQL, Run reads the change counters (see the package documentation)
+// every [Config.PollInterval] through the store's pool and signals the
+// topics whose counter moved. After its first read, and after each read
+// that follows a failure, it signals every topic. When a read fails (or
+// takes longer than 10 seconds), Run logs it and tries again after the
+// same backoff as on PostgreSQL. While Run polls successfully, the store's
+// own writes reach its subscribers through the counters too.
+//
 // On SQLite, which has no notifications between processes, Run only waits
 // for ctx; the store signals its own writes with or without it.
 //
@@ -102,14 +113,18 @@ func (s *Store) Run(ctx context.Context) error {
 		return errors.New("sqlstore: Run is already running")
 	}
 	defer s.running.Store(false)
-	if !s.dialect.postgres {
+	session, what := s.listen, "listening for PostgreSQL notifications"
+	switch {
+	case s.dialect.mysql:
+		session, what = s.pollChanges, "polling the MySQL change counters"
+	case !s.dialect.postgres:
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	backoff := minBackoff
 	for {
 		start := time.Now()
-		err := s.listen(ctx)
+		err := session(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -117,7 +132,7 @@ func (s *Store) Run(ctx context.Context) error {
 			backoff = minBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2)
-		s.log.Warn("listening for PostgreSQL notifications failed; reconnecting", "err", err, "retry_in", wait)
+		s.log.Warn(what+" failed; retrying", "err", err, "retry_in", wait)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -1,7 +1,9 @@
 package sqlstore_test
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/registrytest"
@@ -17,7 +20,16 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain provides the tests with a PostgreSQL server (pgtest) and a
+// MariaDB server (mysqltest, started by the first test that needs it).
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	if err := mysqltest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "mysqltest:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 func openPostgres(t *testing.T, dsn string) *sqlstore.Store {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -32,9 +33,12 @@ var (
 func scanStore(t *testing.T, dialect string) *sqlstore.Store {
 	t.Helper()
 	var s *sqlstore.Store
-	if dialect == "postgres" {
+	switch dialect {
+	case "postgres":
 		s = openPostgres(t, pgtest.New(t))
-	} else {
+	case "mysql":
+		s = openMySQL(t, mysqltest.New(t))
+	default:
 		s = openSQLite(t, filepath.Join(t.TempDir(), "registry.db"))
 	}
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
@@ -81,7 +85,7 @@ func byID(a, b registry.Entry) int { return cmp.Compare(a.ID, b.ID) }
 // returns it, every field included, across many decode batches; on an
 // empty store it yields nothing.
 func TestScanEntries(t *testing.T) {
-	for _, dialect := range []string{"sqlite", "postgres"} {
+	for _, dialect := range []string{"sqlite", "postgres", "mysql"} {
 		t.Run(dialect, func(t *testing.T) {
 			t.Cleanup(leaktest.Check(t)) // first, so that it runs after the store closes
 			s := scanStore(t, dialect)

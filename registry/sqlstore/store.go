@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -31,11 +32,17 @@ const (
 	// a connection string or URL as accepted by pgx, e.g.
 	// "postgres://user@host/db?sslmode=verify-full".
 	PostgreSQL Dialect = "postgres"
+	// MySQL is a MySQL server, version 8.0 or later, or a MariaDB server,
+	// version 10.5 or later, through github.com/go-sql-driver/mysql.
+	// [Config.DSN] is that driver's data source name, which must name a
+	// database, e.g. "user:password@tcp(host:3306)/db?tls=true" or
+	// "user@unix(/run/mysqld/mysqld.sock)/db".
+	MySQL Dialect = "mysql"
 )
 
 // Config configures a [Store].
 type Config struct {
-	// Dialect is SQLite or PostgreSQL; required.
+	// Dialect is SQLite, PostgreSQL or MySQL; required.
 	Dialect Dialect
 	// DSN says where the database is; required. For SQLite it is a file path
 	// without '?', created if missing; the store adds its own parameters.
@@ -46,8 +53,13 @@ type Config struct {
 	// BusyTimeout is how long a SQLite write waits for another process's
 	// write to finish; zero means 10 seconds. PostgreSQL ignores it.
 	BusyTimeout time.Duration
+	// PollInterval is how often [Store.Run] reads the change counters of a
+	// MySQL database, which has no notifications (see the package
+	// documentation); zero means [DefaultPollInterval]. The other
+	// dialects ignore it.
+	PollInterval time.Duration
 	// Logger receives the failures and reconnections of the PostgreSQL
-	// listener (see [Store.Run]); nil discards them.
+	// listener and of the MySQL poller (see [Store.Run]); nil discards them.
 	Logger *slog.Logger
 }
 
@@ -66,6 +78,9 @@ type dialect struct {
 	// postgres is set for PostgreSQL, whose B-tree indexes refuse entries
 	// longer than about 2.7 kB.
 	postgres bool
+	// mysql is set for MySQL and MariaDB, whose schema (see migrations)
+	// and upserts are their own.
+	mysql bool
 }
 
 var (
@@ -75,6 +90,11 @@ var (
 	// reader could see event 6 before event 5 commits, and skip 5 forever.
 	postgresDialect = dialect{serial: "BIGSERIAL PRIMARY KEY", dollar: true, lock: "LOCK TABLE %s IN EXCLUSIVE MODE",
 		blob: "BYTEA", key: `TEXT COLLATE "C"`, postgres: true}
+	// MySQL assigns AUTO_INCREMENT values at insert time too. LOCK TABLES
+	// would commit the transaction, so writers lock a row of their own
+	// instead (see migrations), which InnoDB holds until commit. Its
+	// placeholders are '?'; its column types are in its migrations.
+	mysqlDialect = dialect{lock: "SELECT name FROM registry_locks WHERE name = '%s' FOR UPDATE", mysql: true}
 )
 
 // Store is a [registry.Store] in a SQL database. It is safe for concurrent
@@ -92,11 +112,14 @@ type Store struct {
 	// pg is the parsed PostgreSQL DSN, from which the listener connects;
 	// nil for SQLite.
 	pg *pgx.ConnConfig
+	// poll is how often Run reads a MySQL database's change counters.
+	poll time.Duration
 
 	topics broadcast.Topics
-	// listening is true while Run holds a LISTEN session: the store's own
-	// writes then reach its subscribers as notifications, like every
-	// other process's, and are not signalled a second time.
+	// listening is true while Run holds a LISTEN session, or polls the
+	// change counters: the store's own writes then reach its subscribers
+	// as notifications, like every other process's, and are not
+	// signalled a second time.
 	listening atomic.Bool
 	// running guards against concurrent calls of Run.
 	running atomic.Bool
@@ -112,12 +135,15 @@ var (
 // written by a newer version of this package. ctx bounds opening only: Open
 // starts nothing in the background (see [Store.Run]).
 func Open(ctx context.Context, c Config) (*Store, error) {
-	s := &Store{now: c.Now, log: c.Logger}
+	s := &Store{now: c.Now, log: c.Logger, poll: c.PollInterval}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.poll <= 0 {
+		s.poll = DefaultPollInterval
 	}
 	switch c.Dialect {
 	case SQLite:
@@ -144,6 +170,16 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 			return nil, fmt.Errorf("sqlstore: parsing PostgreSQL DSN: %w", err)
 		}
 		s.db, s.dialect, s.pg = stdlib.OpenDB(*pc), postgresDialect, pc
+	case MySQL:
+		mc, err := mysqlConfig(c.DSN)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: MySQL DSN: %w", err)
+		}
+		s.db, s.dialect = sql.OpenDB(conn), mysqlDialect
 	default:
 		return nil, fmt.Errorf("sqlstore: unknown dialect %q", c.Dialect)
 	}
