@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +119,8 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 	if rc.Datastore == "" {
 		state, store, err = issuing.OpenSQLite(ctx, cfg.TrustDomain, rc.DataDir)
 	} else if state, err = issuing.DataDir(cfg.TrustDomain, rc.DataDir); err == nil {
-		store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.PostgreSQL, DSN: rc.Datastore,
+		dialect, dsn := parseDatastore(rc.Datastore)
+		store, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect, DSN: dsn,
 			Logger: log.With("component", "datastore")})
 		if err != nil {
 			err = fmt.Errorf("opening the datastore: %w", err)
@@ -147,11 +149,22 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 	return cfg, store.Close, nil
 }
 
+// parseDatastore returns the dialect and DSN of -datastore, which is
+// not empty: a MySQL DSN after mysql://, else a PostgreSQL connection
+// string.
+func parseDatastore(ds string) (sqlstore.Dialect, string) {
+	if dsn, ok := strings.CutPrefix(ds, mysqlScheme); ok {
+		return sqlstore.MySQL, dsn
+	}
+	return sqlstore.PostgreSQL, ds
+}
+
 func datastoreKind(rc runConfig) string {
 	if rc.Datastore == "" {
 		return "sqlite"
 	}
-	return "postgres"
+	dialect, _ := parseDatastore(rc.Datastore)
+	return string(dialect)
 }
 
 // loadBootstrap reads a SPIFFE bundle document or PEM CA certificates

@@ -169,6 +169,9 @@ func TestRunRejectsBadFiles(t *testing.T) {
 			"allowed region xx-moon-1 has no certificate", 0},
 		"data dir is a file":    {`{}`, []string{"-data-dir", notDir}, "creating the data directory", 0},
 		"datastore unreachable": {`{}`, []string{"-datastore", "postgres://127.0.0.1:1/none?connect_timeout=1"}, "opening the datastore", 0},
+		"MySQL datastore unreachable": {`{}`, []string{"-datastore", "mysql://spiffe@unix(/nonexistent/mysqld.sock)/spiffe"},
+			"opening the datastore: sqlstore: connecting", 0},
+		"MySQL DSN without database": {`{}`, []string{"-datastore", "mysql://spiffe@tcp(127.0.0.1:1)/"}, "MySQL DSN names no database", 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"-config", writeJSON(t, dir, tc.file), "-data-dir", filepath.Join(t.TempDir(), "data")}, base...)

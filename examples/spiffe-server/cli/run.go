@@ -84,6 +84,19 @@ type runConfig struct {
 	X509PoPSection    *x509popConfig      // node_attestors.x509pop, SPIRE's place for -x509pop-ca-bundle
 	TPM               *tpmConfig          // node_attestors.tpm; nil: tpm is off
 	UpstreamSection   *upstreamDiskConfig // upstream_authority.disk, SPIRE's place for -upstream-ca-cert and -upstream-ca-key
+	DataStoreSection  *dataStoreSQLConfig // data_store.sql, SPIRE's place for -datastore
+}
+
+// dataStoreSQLConfig is data_store.sql of the configuration file, with the
+// keys of SPIRE's DataStore "sql" plugin_data.
+type dataStoreSQLConfig struct {
+	// DatabaseType is "postgres" or "mysql"; SPIRE's "sqlite3" is
+	// refused: SQLite is the default, in -data-dir.
+	DatabaseType string `json:"database_type"`
+	// ConnectionString is a PostgreSQL connection string, or a MySQL DSN
+	// of github.com/go-sql-driver/mysql (user:password@tcp(host:3306)/db),
+	// as SPIRE takes them.
+	ConnectionString string `json:"connection_string"`
 }
 
 // upstreamDiskConfig is upstream_authority.disk of the configuration file,
@@ -143,7 +156,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.DataDir, "data-dir", "", "`directory` for the CA keys, journal and SQLite database (required)")
 	cmd.String(&c.Bind, "bind", issuing.DefaultBindAddr, "`address` of the node API")
 	cmd.String(&c.AdminSocket, "admin-socket", DefaultAdminSocket, "`path` of the admin socket")
-	cmd.String(&c.Datastore, "datastore", "", "PostgreSQL connection `string` (postgres://...); default SQLite in -data-dir")
+	cmd.String(&c.Datastore, "datastore", "", "PostgreSQL connection `string` (postgres://...) or MySQL/MariaDB DSN (mysql://user:password@tcp(host:3306)/db); default SQLite in -data-dir")
 	cmd.String(&c.X509PoPCABundle, "x509pop-ca-bundle", "", "PEM `file` of the CAs that x509pop node certificates chain to (enables x509pop)")
 	cmd.String(&c.UpstreamCACert, "upstream-ca-cert", "", "PEM `file` of an upstream CA certificate (then those above it) that signs the server's CAs (SPIRE's UpstreamAuthority \"disk\")")
 	cmd.String(&c.UpstreamCAKey, "upstream-ca-key", "", "PKCS#8 PEM `file` of the upstream CA's private key, mode 0600")
@@ -167,6 +180,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section("node_attestors.join_token", "the join_token node attestor, always on: {} (no keys)", &c.JoinTokenSection)
 	cmd.Section("node_attestors.x509pop", `the x509pop node attestor: {"ca_bundle_path": "<PEM file>"}, SPIRE's name for -x509pop-ca-bundle`, &c.X509PoPSection)
 	cmd.Section(tpmKey, tpmHelp, &c.TPM)
+	cmd.Section("data_store.sql", `the shared datastore: {"database_type": "postgres" or "mysql", "connection_string": "<DSN>"}, SPIRE's names for -datastore (a MySQL DSN without mysql://)`, &c.DataStoreSection)
 	cmd.Section("upstream_authority.disk", `the upstream CA from files: {"cert_file_path": "<PEM file>", "key_file_path": "<PEM file>"}, SPIRE's names for -upstream-ca-cert and -upstream-ca-key`, &c.UpstreamSection)
 	return cmd
 }
@@ -185,6 +199,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return cmd.Misuse(stderr, err)
 	}
 	if err := upstreamKeys(&rc); err != nil {
+		return cmd.Misuse(stderr, err)
+	}
+	if err := dataStoreKeys(&rc); err != nil {
 		return cmd.Misuse(stderr, err)
 	}
 	cfg, log, err := buildConfig(rc, stderr)
@@ -244,6 +261,38 @@ func upstreamKeys(rc *runConfig) error {
 			rc.UpstreamCAKey, u.KeyFilePath)
 	}
 	rc.UpstreamCACert, rc.UpstreamCAKey = u.CertFilePath, u.KeyFilePath
+	return nil
+}
+
+// mysqlScheme starts a -datastore that is a MySQL DSN.
+const mysqlScheme = "mysql://"
+
+// dataStoreKeys takes data_store.sql, SPIRE's place for the datastore, as
+// -datastore: a PostgreSQL connection string as it is, a MySQL DSN with
+// mysql:// in front. Given both ways, they must agree.
+func dataStoreKeys(rc *runConfig) error {
+	d := rc.DataStoreSection
+	if d == nil {
+		return nil
+	}
+	var ds string
+	switch d.DatabaseType {
+	case "postgres":
+		ds = d.ConnectionString
+	case "mysql":
+		ds = mysqlScheme + d.ConnectionString
+	case "sqlite3":
+		return errors.New("data_store.sql: database_type sqlite3 is the default, a database in -data-dir: leave data_store.sql out")
+	default:
+		return fmt.Errorf("data_store.sql: database_type %q is not postgres or mysql", d.DatabaseType)
+	}
+	switch {
+	case d.ConnectionString == "":
+		return errors.New("data_store.sql: connection_string is required")
+	case rc.Datastore != "" && rc.Datastore != ds:
+		return fmt.Errorf("the datastore is given twice: -datastore and data_store.sql differ")
+	}
+	rc.Datastore = ds
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
 )
 
 // writeUpstreamCA writes a self-signed CA certificate and its PKCS#8 key
@@ -190,4 +191,54 @@ func TestUpstreamAuthoritySection(t *testing.T) {
 		"-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "data"), "-bind", "127.0.0.1:0", "-admin-socket", "")
 	assert.Equal(t, ExitFailure, code, "the file's paths reach the server: a key of another CA")
 	assert.Contains(t, stderr, "upstream: invalid CA")
+}
+
+// TestDataStoreSection reads data_store.sql, with the keys of SPIRE's
+// DataStore "sql", as -datastore.
+func TestDataStoreSection(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(text string, args ...string) (runConfig, error) {
+		t.Helper()
+		var rc runConfig
+		var stdout, stderr bytes.Buffer
+		_, ok := newRunCommand(&rc).Parse(append([]string{"-config", writeJSON(t, dir, text)}, args...), &stdout, &stderr)
+		require.True(t, ok, stderr.String())
+		return rc, dataStoreKeys(&rc)
+	}
+	const mysqlFile = `{"data_store": {"sql": {"database_type": "mysql", "connection_string": "spire:pw@tcp(db:3306)/spire"}}}`
+	rc, err := parse(mysqlFile)
+	require.NoError(t, err)
+	assert.Equal(t, "mysql://spire:pw@tcp(db:3306)/spire", rc.Datastore)
+	dialect, dsn := parseDatastore(rc.Datastore)
+	assert.Equal(t, sqlstore.MySQL, dialect)
+	assert.Equal(t, "spire:pw@tcp(db:3306)/spire", dsn)
+	assert.Equal(t, "mysql", datastoreKind(rc))
+	_, err = parse(mysqlFile, "-datastore", "mysql://spire:pw@tcp(db:3306)/spire")
+	require.NoError(t, err, "the same datastore twice")
+	_, err = parse(mysqlFile, "-datastore", "postgres://db/spire")
+	require.ErrorContains(t, err, "the datastore is given twice")
+
+	rc, err = parse(`{"data_store": {"sql": {"database_type": "postgres", "connection_string": "dbname=spire host=db"}}}`)
+	require.NoError(t, err)
+	assert.Equal(t, "dbname=spire host=db", rc.Datastore)
+	dialect, dsn = parseDatastore(rc.Datastore)
+	assert.Equal(t, sqlstore.PostgreSQL, dialect)
+	assert.Equal(t, "dbname=spire host=db", dsn)
+	assert.Equal(t, "postgres", datastoreKind(rc))
+	assert.Equal(t, "sqlite", datastoreKind(runConfig{}))
+
+	for text, msg := range map[string]string{
+		`{"data_store": {"sql": {"database_type": "sqlite3", "connection_string": "/var/lib/spire/datastore.sqlite3"}}}`: "sqlite3 is the default",
+		`{"data_store": {"sql": {"database_type": "oracle", "connection_string": "x"}}}`:                                 `database_type "oracle" is not postgres or mysql`,
+		`{"data_store": {"sql": {"database_type": "mysql"}}}`:                                                            "connection_string is required",
+	} {
+		_, err := parse(text)
+		require.ErrorContains(t, err, msg, text)
+		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text), "-trust-domain", "example.org", "-data-dir", filepath.Join(dir, "data"))
+		assert.Equal(t, ExitUsage, code, text)
+		assert.Contains(t, stderr, msg, text)
+	}
+	code, _, stderr := runMain(t, "-config", writeJSON(t, dir, `{"data_store": {"sql": {"database_type": "mysql", "connection_string": "x", "max_open_conns": 5}}}`))
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, `unknown field "max_open_conns"`, "SPIRE's other keys are refused, not ignored")
 }
