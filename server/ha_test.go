@@ -33,9 +33,16 @@ import (
 // through the database's notifications. The second server logs to logs.
 func haPair(t *testing.T, logs *logtest.Buffer) (a, b *nodetest.Server) {
 	t.Helper()
-	dsn := pgtest.New(t)
-	a = start(t, serverConfig(t, dsn, nil))
-	b = start(t, serverConfig(t, dsn, logs))
+	return haPairOn(t, sharedDBs[0], logs)
+}
+
+// haPairOn is haPair on db: on MySQL, what one server writes reaches the
+// other through the store's poll of the change counters.
+func haPairOn(t *testing.T, db sharedDB, logs *logtest.Buffer) (a, b *nodetest.Server) {
+	t.Helper()
+	dsn := db.newDSN(t)
+	a = start(t, serverConfigOn(t, db, dsn, nil))
+	b = start(t, serverConfigOn(t, db, dsn, logs))
 	require.Eventually(t, func() bool {
 		return len(a.Bundle().X509Authorities()) == 2 && len(b.Bundle().X509Authorities()) == 2
 	}, 10*time.Second, 5*time.Millisecond, "each server reads the other's authorities")
@@ -43,7 +50,11 @@ func haPair(t *testing.T, logs *logtest.Buffer) (a, b *nodetest.Server) {
 }
 
 func serverConfig(t *testing.T, dsn string, logs *logtest.Buffer) server.Config {
-	cfg := postgres(t, dsn)
+	return serverConfigOn(t, sharedDBs[0], dsn, logs)
+}
+
+func serverConfigOn(t *testing.T, db sharedDB, dsn string, logs *logtest.Buffer) server.Config {
+	cfg := db.config(t, dsn)
 	cfg.PollInterval = time.Hour
 	if logs != nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -70,8 +81,12 @@ func agentWithEntry(t *testing.T, s *nodetest.Server, federatesWith ...spiffeid.
 // server sharing the database, the entry stream of the agent it concerns,
 // without waiting for a poll.
 func TestBanAndEvictionReachAnotherServer(t *testing.T) {
+	onSharedDBs(t, testBanAndEvictionReachAnotherServer)
+}
+
+func testBanAndEvictionReachAnotherServer(t *testing.T, db sharedDB) {
 	var logs logtest.Buffer
-	s1, s2 := haPair(t, &logs)
+	s1, s2 := haPairOn(t, db, &logs)
 	for _, tt := range []struct {
 		name, why string
 		act       func(spiffeid.ID) error
@@ -93,7 +108,11 @@ func TestBanAndEvictionReachAnotherServer(t *testing.T) {
 // Property: a federated bundle set through one server reaches the
 // workloads of an agent served by another, without waiting for a poll.
 func TestFederatedBundleReachesAnotherServersAgents(t *testing.T) {
-	s1, s2 := haPair(t, nil)
+	onSharedDBs(t, testFederatedBundleReachesAnotherServersAgents)
+}
+
+func testFederatedBundleReachesAnotherServersAgents(t *testing.T, db sharedDB) {
+	s1, s2 := haPairOn(t, db, nil)
 	src := x509Source(t, agentWithEntry(t, s2, partnerTD).Addr)
 	partner, err := rotation.New(t.Context(), rotation.Config{TrustDomain: partnerTD})
 	require.NoError(t, err)
@@ -110,7 +129,11 @@ func TestFederatedBundleReachesAnotherServersAgents(t *testing.T) {
 // reaches the other server's bundle and its agents' workloads without
 // waiting for a poll.
 func TestAuthorityChangeReachesAnotherServer(t *testing.T) {
-	s1, s2 := haPair(t, nil)
+	onSharedDBs(t, testAuthorityChangeReachesAnotherServer)
+}
+
+func testAuthorityChangeReachesAnotherServer(t *testing.T, db sharedDB) {
+	s1, s2 := haPairOn(t, db, nil)
 	src := x509Source(t, agentWithEntry(t, s2).Addr)
 	next, err := s1.CA().PrepareX509CA(t.Context())
 	require.NoError(t, err)
@@ -124,7 +147,11 @@ func TestAuthorityChangeReachesAnotherServer(t *testing.T) {
 // each other forever. A third party publishes a share again and again;
 // each time both servers read it, and neither writes its own.
 func TestIdleServersDoNotWakeEachOther(t *testing.T) {
-	s1, s2 := haPair(t, nil)
+	onSharedDBs(t, testIdleServersDoNotWakeEachOther)
+}
+
+func testIdleServersDoNotWakeEachOther(t *testing.T, db sharedDB) {
+	s1, s2 := haPairOn(t, db, nil)
 	written := func() map[string]time.Time {
 		list, err := s1.Stores.ServerBundles.ListServerBundles(t.Context(), time.Now())
 		require.NoError(t, err)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/registry"
@@ -21,7 +23,16 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain provides the tests with a PostgreSQL server (pgtest) and a
+// MariaDB server (mysqltest, started by the first test that needs it).
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	if err := mysqltest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "mysqltest:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 var (
 	td     = spiffeid.RequireTrustDomainFromString("example.org")
@@ -41,6 +52,35 @@ func start(t *testing.T, cfg server.Config) *nodetest.Server {
 func postgres(t *testing.T, dsn string) server.Config {
 	t.Helper()
 	return server.Config{Stores: server.StoresOf(nodetest.OpenPostgreSQL(t, dsn))}
+}
+
+// mysql returns a Config whose Stores are the MySQL database of dsn,
+// opened for the test.
+func mysql(t *testing.T, dsn string) server.Config {
+	t.Helper()
+	return server.Config{Stores: server.StoresOf(nodetest.OpenMySQL(t, dsn))}
+}
+
+// sharedDB is a database several servers share, for the tests that run on
+// each.
+type sharedDB struct {
+	name string
+	// newDSN makes a new, empty database for the test.
+	newDSN func(testing.TB) string
+	// config returns a Config whose Stores are the database of dsn.
+	config func(*testing.T, string) server.Config
+}
+
+var sharedDBs = []sharedDB{
+	{"PostgreSQL", pgtest.New, postgres},
+	{"MySQL", mysqltest.New, mysql},
+}
+
+// onSharedDBs runs test on each shared database, as a subtest.
+func onSharedDBs(t *testing.T, test func(t *testing.T, db sharedDB)) {
+	for _, db := range sharedDBs {
+		t.Run(db.name, func(t *testing.T) { test(t, db) })
+	}
 }
 
 func TestServerAdminAgentWorkload(t *testing.T) {
@@ -81,10 +121,12 @@ func TestServerRestartKeepsCAAndAgents(t *testing.T) {
 	nodetest.StartAgent(t, cfg).WaitSynced(t)
 }
 
-func TestHighAvailabilityOnPostgreSQL(t *testing.T) {
-	dsn := pgtest.New(t)
-	s1 := start(t, postgres(t, dsn))
-	s2 := start(t, postgres(t, dsn))
+func TestHighAvailability(t *testing.T) { onSharedDBs(t, testHighAvailability) }
+
+func testHighAvailability(t *testing.T, db sharedDB) {
+	dsn := db.newDSN(t)
+	s1 := start(t, db.config(t, dsn))
+	s2 := start(t, db.config(t, dsn))
 	require.NotEqual(t, s1.ID(), s2.ID())
 
 	// Both CAs end up in the bundle each server hands out.

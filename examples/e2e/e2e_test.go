@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 )
@@ -192,11 +193,16 @@ func TestAgentRestarted(t *testing.T) {
 	assert.Contains(t, errOut, "refused")
 }
 
-// TestHighAvailability: two servers share one PostgreSQL database; the
-// agent knows both. The one it uses is killed under load: no workload
-// fetch fails, and entries created through the other reach the agent.
+// TestHighAvailability: two servers share one PostgreSQL database, or one
+// MariaDB database (-datastore mysql://...); the agent knows both. The one
+// it uses is killed under load: no workload fetch fails, and entries
+// created through the other reach the agent.
 func TestHighAvailability(t *testing.T) {
-	dsn := pgtest.New(t)
+	t.Run("PostgreSQL", func(t *testing.T) { testHighAvailability(t, pgtest.New(t)) })
+	t.Run("MySQL", func(t *testing.T) { testHighAvailability(t, "mysql://"+mysqltest.New(t)) })
+}
+
+func testHighAvailability(t *testing.T, dsn string) {
 	e := progtest.NewEnv(t, "-datastore", dsn)
 	other := progtest.NewEnv(t, "-datastore", dsn)
 	other.Dir, other.BundleFile = e.Dir, e.BundleFile

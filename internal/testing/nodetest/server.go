@@ -96,6 +96,19 @@ func OpenPostgreSQL(t testing.TB, dsn string) *sqlstore.Store {
 	return st
 }
 
+// OpenMySQL opens the MySQL (MariaDB) database of dsn (see
+// internal/testing/mysqltest) for a server's Stores (server.StoresOf), and
+// closes it when the test ends, after the servers using it stopped. Its
+// poller of the change counters is run by the server (see server.Stores).
+func OpenMySQL(t testing.TB, dsn string) *sqlstore.Store {
+	t.Helper()
+	checkLeaks(t)
+	st, err := sqlstore.Open(t.Context(), sqlstore.Config{Dialect: sqlstore.MySQL, DSN: dsn})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	return st
+}
+
 // startServer runs a server of cfg, closing owned after it when not nil.
 func startServer(t testing.TB, cfg server.Config, owned *sqlstore.Store) *Server {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
+	"github.com/spiffekit/spiffekit/internal/testing/mysqltest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 )
 
@@ -63,7 +64,9 @@ func Build(t testing.TB) (server, agent string) {
 }
 
 // Main runs the package's tests with a PostgreSQL server available (see
-// pgtest.Run), removes the programs [Build] built, and exits.
+// pgtest.Run), and a MariaDB server for the tests that ask (see
+// mysqltest.New), stops them, removes the programs [Build] built, and
+// exits.
 func Main(m *testing.M) {
 	os.Exit(RunMain(m))
 }
@@ -72,6 +75,10 @@ func Main(m *testing.M) {
 // TestMain that has more to stop.
 func RunMain(m *testing.M) int {
 	code := pgtest.Run(m)
+	if err := mysqltest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "mysqltest:", err)
+		code = 1
+	}
 	if bins.dir != "" {
 		os.RemoveAll(bins.dir)
 	}
