@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/imdstest"
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -30,7 +31,7 @@ var td = spiffeid.RequireTrustDomainFromString("example.org")
 func certsOf(region string, s ...*signer) map[string][]*x509.Certificate {
 	var certs []*x509.Certificate
 	for _, x := range s {
-		certs = append(certs, x.cert)
+		certs = append(certs, x.Cert)
 	}
 	return map[string][]*x509.Certificate{region: certs}
 }
@@ -70,8 +71,8 @@ func TestAttestThroughIMDSv2(t *testing.T) {
 	require.Equal(t, Type, client.Type())
 	payload, err := client.Payload(t.Context())
 	require.NoError(t, err)
-	require.EqualValues(t, 3, imds.gets.Load(), "document, signature and rsa2048, each with the session token")
-	require.Zero(t, imds.tokenless.Load(), "no request without a token (IMDSv1)")
+	require.EqualValues(t, 3, imds.Gets(), "document, signature and rsa2048, each with the session token")
+	require.Zero(t, imds.Tokenless(), "no request without a token (IMDSv1)")
 
 	var p Payload
 	require.NoError(t, json.Unmarshal(payload, &p))
@@ -105,20 +106,20 @@ func TestAttestSignatureForm(t *testing.T) {
 		SignatureCertificates: certsOf(testRegion, newSigner(t, 2, 9), aws), // rotation: the second one verifies
 		AllowReattestation:    true,
 	})
-	res, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.signature(t, doc)}), nil)
+	res, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.Signature(t, doc)}), nil)
 	require.NoError(t, err)
 	require.True(t, res.CanReattest)
 	require.Equal(t, "/spiffekit/agent/aws_iid/123456789012/us-east-1/i-0123456789abcdef0", res.AgentID.Path())
 
 	// A PKCS #7 form for a region without RSA-2048 certificate falls back
 	// to the signature form.
-	res, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.signature(t, doc), RSA2048: aws.pkcs7(t, doc)}), nil)
+	res, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.Signature(t, doc), RSA2048: aws.PKCS7(t, doc)}), nil)
 	require.NoError(t, err)
 	require.Equal(t, "/spiffekit/agent/aws_iid/123456789012/us-east-1/i-0123456789abcdef0", res.AgentID.Path())
 
 	// The document changed after signing.
 	changed := strings.Replace(doc, testInstance, "i-0fedcba9876543210", 1)
-	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: changed, Signature: aws.signature(t, doc)}), nil)
+	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: changed, Signature: aws.Signature(t, doc)}), nil)
 	requireRejected(t, err, "does not verify")
 }
 
@@ -133,7 +134,7 @@ func TestAttestPrefersPKCS7(t *testing.T) {
 		RSA2048Certificates:   certsOf(testRegion, aws),
 		SignatureCertificates: certsOf(testRegion, aws),
 	})
-	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.signature(t, doc), RSA2048: other.pkcs7(t, doc)}), nil)
+	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.Signature(t, doc), RSA2048: other.PKCS7(t, doc)}), nil)
 	requireRejected(t, err, "PKCS #7 signature")
 }
 
@@ -143,27 +144,27 @@ func TestAttestPrefersPKCS7(t *testing.T) {
 func TestAttackAnotherKey(t *testing.T) {
 	aws := newSigner(t, 0, 1)
 	forger := newSigner(t, 1, 1) // same subject, issuer and serial as aws's certificate
-	require.Equal(t, aws.cert.RawIssuer, forger.cert.RawIssuer)
+	require.Equal(t, aws.Cert.RawIssuer, forger.Cert.RawIssuer)
 	doc := document(testAccount, testRegion, testInstance)
 	srv := newTestServer(t, ServerConfig{
 		RSA2048Certificates:   certsOf(testRegion, aws),
 		SignatureCertificates: certsOf(testRegion, aws),
 	})
-	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, RSA2048: forger.pkcs7(t, doc)}), nil)
+	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, RSA2048: forger.PKCS7(t, doc)}), nil)
 	requireRejected(t, err, "PKCS #7 signature of the document of instance i-0123456789abcdef0")
-	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: forger.signature(t, doc)}), nil)
+	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: forger.Signature(t, doc)}), nil)
 	requireRejected(t, err, "does not verify")
 
 	// A signer of another name and serial is found nowhere.
 	stranger := newSigner(t, 2, 77)
-	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: stranger.pkcs7(t, doc)}), nil)
+	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: stranger.PKCS7(t, doc)}), nil)
 	requireRejected(t, err, "the signer is none of the region's certificates")
 
 	// AWS's key of another region does not sign for this one.
 	srv2 := newTestServer(t, ServerConfig{RSA2048Certificates: map[string][]*x509.Certificate{
-		testRegion: {aws.cert}, "eu-west-1": {stranger.cert},
+		testRegion: {aws.Cert}, "eu-west-1": {stranger.Cert},
 	}})
-	_, err = srv2.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: stranger.pkcs7(t, doc)}), nil)
+	_, err = srv2.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: stranger.PKCS7(t, doc)}), nil)
 	requireRejected(t, err, "the signer is none of the region's certificates")
 }
 
@@ -180,12 +181,12 @@ func TestAttackSubstitutedDocument(t *testing.T) {
 		RSA2048Certificates: certsOf(testRegion, aws),
 	})
 	victim := document(testAccount, testRegion, testInstance)
-	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: victim, RSA2048: aws.pkcs7(t, genuine)}), nil)
+	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: victim, RSA2048: aws.PKCS7(t, genuine)}), nil)
 	requireRejected(t, err, "the document field differs from the document the PKCS #7 signature covers")
 
 	// The genuine message alone admits the instance it was made for, never
 	// the victim.
-	res, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.pkcs7(t, genuine)}), nil)
+	res, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.PKCS7(t, genuine)}), nil)
 	require.NoError(t, err)
 	require.Equal(t, "/spiffekit/agent/aws_iid/210987654321/us-east-1/i-00000000000000001", res.AgentID.Path())
 	require.True(t, res.Selectors.Contains(attest.Selector{Type: Type, Value: "instance:id:i-00000000000000001"}))
@@ -193,51 +194,51 @@ func TestAttackSubstitutedDocument(t *testing.T) {
 	// With the attacker's account not allowed, the same message is refused
 	// outright, with or without the victim's document beside it.
 	strict := newTestServer(t, ServerConfig{RSA2048Certificates: certsOf(testRegion, aws)})
-	_, err = strict.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.pkcs7(t, genuine)}), nil)
+	_, err = strict.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.PKCS7(t, genuine)}), nil)
 	requireRejected(t, err, "account 210987654321 is not allowed")
-	_, err = strict.Attest(t.Context(), td, payloadOf(t, Payload{Document: victim, RSA2048: aws.pkcs7(t, genuine)}), nil)
+	_, err = strict.Attest(t.Context(), td, payloadOf(t, Payload{Document: victim, RSA2048: aws.PKCS7(t, genuine)}), nil)
 	requireRejected(t, err, "differs")
 
 	// A document field with one byte more (a trailing newline) differs
 	// too: the comparison is of bytes, not of meaning.
-	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: genuine + "\n", RSA2048: aws.pkcs7(t, genuine)}), nil)
+	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{Document: genuine + "\n", RSA2048: aws.PKCS7(t, genuine)}), nil)
 	requireRejected(t, err, "differs")
 }
 
 func TestAllowLists(t *testing.T) {
 	aws := newSigner(t, 0, 1)
 	west := newSigner(t, 1, 2)
-	certs := map[string][]*x509.Certificate{testRegion: {aws.cert}, "us-west-2": {west.cert}}
+	certs := map[string][]*x509.Certificate{testRegion: {aws.Cert}, "us-west-2": {west.Cert}}
 	srv := newTestServer(t, ServerConfig{RSA2048Certificates: certs, Regions: []string{"us-west-2"}})
 
 	doc := document(testAccount, testRegion, testInstance)
-	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.pkcs7(t, doc)}), nil)
+	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.PKCS7(t, doc)}), nil)
 	requireRejected(t, err, "no certificate for region us-east-1") // the region is not allowed: its certificates are dropped
 
 	docWest := document(testAccount, "us-west-2", testInstance)
-	res, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: west.pkcs7(t, docWest)}), nil)
+	res, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: west.PKCS7(t, docWest)}), nil)
 	require.NoError(t, err)
 	require.Equal(t, "/spiffekit/agent/aws_iid/123456789012/us-west-2/i-0123456789abcdef0", res.AgentID.Path())
 
 	docOther := document(otherAccount, "us-west-2", testInstance)
-	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: west.pkcs7(t, docOther)}), nil)
+	_, err = srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: west.PKCS7(t, docOther)}), nil)
 	requireRejected(t, err, "account 210987654321 is not allowed")
 
 	// The signature form obeys the same lists.
 	sigSrv := newTestServer(t, ServerConfig{RSA2048Certificates: map[string][]*x509.Certificate{}, SignatureCertificates: certs, Regions: []string{"us-west-2"}})
-	_, err = sigSrv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.signature(t, doc)}), nil)
+	_, err = sigSrv.Attest(t.Context(), td, payloadOf(t, Payload{Document: doc, Signature: aws.Signature(t, doc)}), nil)
 	requireRejected(t, err, "no certificate for the signature form in region us-east-1")
-	_, err = sigSrv.Attest(t.Context(), td, payloadOf(t, Payload{Document: docOther, Signature: west.signature(t, docOther)}), nil)
+	_, err = sigSrv.Attest(t.Context(), td, payloadOf(t, Payload{Document: docOther, Signature: west.Signature(t, docOther)}), nil)
 	requireRejected(t, err, "account 210987654321 is not allowed")
 
 	// A partition keeps its regions only.
 	gov := newSigner(t, 2, 3)
-	certs["us-gov-west-1"] = []*x509.Certificate{gov.cert}
+	certs["us-gov-west-1"] = []*x509.Certificate{gov.Cert}
 	govSrv := newTestServer(t, ServerConfig{RSA2048Certificates: certs, Partition: PartitionGovCloud})
-	_, err = govSrv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: west.pkcs7(t, docWest)}), nil)
+	_, err = govSrv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: west.PKCS7(t, docWest)}), nil)
 	requireRejected(t, err, "no certificate for region us-west-2")
 	docGov := document(testAccount, "us-gov-west-1", testInstance)
-	_, err = govSrv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: gov.pkcs7(t, docGov)}), nil)
+	_, err = govSrv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: gov.PKCS7(t, docGov)}), nil)
 	require.NoError(t, err)
 }
 
@@ -246,12 +247,12 @@ func TestMalformedPayloads(t *testing.T) {
 	doc := document(testAccount, testRegion, testInstance)
 	srv := newTestServer(t, ServerConfig{RSA2048Certificates: certsOf(testRegion, aws), SignatureCertificates: certsOf(testRegion, aws)})
 
-	signed := func(d string) Payload { return Payload{RSA2048: aws.pkcs7(t, d)} }
+	signed := func(d string) Payload { return Payload{RSA2048: aws.PKCS7(t, d)} }
 	sha1Msg := func() string {
 		sd, err := pkcs7.NewSignedData([]byte(doc))
 		require.NoError(t, err)
 		sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA1)
-		require.NoError(t, sd.AddSigner(aws.cert, aws.key, pkcs7.SignerInfoConfig{}))
+		require.NoError(t, sd.AddSigner(aws.Cert, aws.Key, pkcs7.SignerInfoConfig{}))
 		der, err := sd.Finish()
 		require.NoError(t, err)
 		return base64.StdEncoding.EncodeToString(der)
@@ -260,8 +261,8 @@ func TestMalformedPayloads(t *testing.T) {
 		sd, err := pkcs7.NewSignedData([]byte(doc))
 		require.NoError(t, err)
 		sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-		require.NoError(t, sd.AddSigner(aws.cert, aws.key, pkcs7.SignerInfoConfig{}))
-		require.NoError(t, sd.AddSigner(aws.cert, aws.key, pkcs7.SignerInfoConfig{}))
+		require.NoError(t, sd.AddSigner(aws.Cert, aws.Key, pkcs7.SignerInfoConfig{}))
+		require.NoError(t, sd.AddSigner(aws.Cert, aws.Key, pkcs7.SignerInfoConfig{}))
 		der, err := sd.Finish()
 		require.NoError(t, err)
 		return base64.StdEncoding.EncodeToString(der)
@@ -270,7 +271,7 @@ func TestMalformedPayloads(t *testing.T) {
 		sd, err := pkcs7.NewSignedData([]byte(doc))
 		require.NoError(t, err)
 		sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-		require.NoError(t, sd.AddSigner(aws.cert, aws.key, pkcs7.SignerInfoConfig{}))
+		require.NoError(t, sd.AddSigner(aws.Cert, aws.Key, pkcs7.SignerInfoConfig{}))
 		sd.Detach()
 		der, err := sd.Finish()
 		require.NoError(t, err)
@@ -291,7 +292,7 @@ func TestMalformedPayloads(t *testing.T) {
 		{"signature without document", string(payloadOf(t, Payload{Signature: "abcd"})), "no document"},
 		{"rsa2048 not base64", string(payloadOf(t, Payload{RSA2048: "!!!"})), "not base64"},
 		{"rsa2048 not PKCS #7", string(payloadOf(t, Payload{RSA2048: base64.StdEncoding.EncodeToString([]byte("garbage"))})), "does not parse"},
-		{"rsa2048 a certificate", string(payloadOf(t, Payload{RSA2048: base64.StdEncoding.EncodeToString(aws.cert.Raw)})), "does not parse"},
+		{"rsa2048 a certificate", string(payloadOf(t, Payload{RSA2048: base64.StdEncoding.EncodeToString(aws.Cert.Raw)})), "does not parse"},
 		{"detached", string(payloadOf(t, Payload{RSA2048: detached()})), "holds no document"},
 		{"SHA-1", string(payloadOf(t, Payload{RSA2048: sha1Msg()})), "want SHA-256"},
 		{"two signers", string(payloadOf(t, Payload{RSA2048: twoSigners()})), "2 signers"},
@@ -303,7 +304,7 @@ func TestMalformedPayloads(t *testing.T) {
 		{"no certificate for the region", string(payloadOf(t, signed(document(testAccount, "eu-west-1", testInstance)))), "no certificate for region eu-west-1"},
 		{"signature not base64", string(payloadOf(t, Payload{Document: doc, Signature: "!!"})), "not base64"},
 		{"signature document not JSON", string(payloadOf(t, Payload{Document: "{", Signature: "abcd"})), "not a JSON object"},
-		{"pkcs7 for no region, no signature", string(payloadOf(t, Payload{Document: doc, RSA2048: aws.pkcs7(t, document(testAccount, "eu-west-1", testInstance))})), "no certificate for region eu-west-1"},
+		{"pkcs7 for no region, no signature", string(payloadOf(t, Payload{Document: doc, RSA2048: aws.PKCS7(t, document(testAccount, "eu-west-1", testInstance))})), "no certificate for region eu-west-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := srv.Attest(t.Context(), td, []byte(tc.payload), nil)
@@ -325,7 +326,7 @@ func TestNewServerConfiguration(t *testing.T) {
 	aws := newSigner(t, 0, 1)
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	ecCert := *aws.cert
+	ecCert := *aws.Cert
 	ecCert.PublicKey = &ec.PublicKey
 	good := certsOf(testRegion, aws)
 	for _, tc := range []struct {
@@ -375,7 +376,7 @@ func TestAWSCertificates(t *testing.T) {
 	srv := newTestServer(t, ServerConfig{})
 	require.Len(t, srv.rsa2048, 31)
 	aws := newSigner(t, 0, 1)
-	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.pkcs7(t, document(testAccount, testRegion, testInstance))}), nil)
+	_, err := srv.Attest(t.Context(), td, payloadOf(t, Payload{RSA2048: aws.PKCS7(t, document(testAccount, testRegion, testInstance))}), nil)
 	requireRejected(t, err, "none of the region's certificates")
 	cn := newTestServer(t, ServerConfig{Partition: PartitionChina})
 	require.Len(t, cn.rsa2048, 2)
@@ -385,10 +386,10 @@ func TestLoadCertificates(t *testing.T) {
 	aws := newSigner(t, 0, 1)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "us-east-1.pem")
-	require.NoError(t, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: aws.cert.Raw}), 0o600))
+	require.NoError(t, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: aws.Cert.Raw}), 0o600))
 	certs, err := LoadCertificates(map[string]string{testRegion: file})
 	require.NoError(t, err)
-	require.True(t, certs[testRegion][0].Equal(aws.cert))
+	require.True(t, certs[testRegion][0].Equal(aws.Cert))
 
 	_, err = LoadCertificates(map[string]string{"bad": file})
 	require.ErrorContains(t, err, "not a region name")
@@ -447,32 +448,32 @@ func TestClientHostileService(t *testing.T) {
 	})
 	t.Run("huge token", func(t *testing.T) {
 		f := startIMDS(t, instanceData(t, aws, doc))
-		f.hugeToken = true
+		f.SetHugeToken()
 		c, err := NewClient(ClientConfig{Endpoint: f.URL})
 		require.NoError(t, err)
 		_, err = c.Payload(t.Context())
 		require.Error(t, err)
-		require.Zero(t, f.gets.Load())
+		require.Zero(t, f.Gets())
 	})
 	t.Run("no token, no IMDSv1", func(t *testing.T) {
 		f := startIMDS(t, instanceData(t, aws, doc))
-		f.refusePUT = true
+		f.SetRefusePUT()
 		c, err := NewClient(ClientConfig{Endpoint: f.URL})
 		require.NoError(t, err)
 		_, err = c.Payload(t.Context())
 		require.Error(t, err)
-		require.Zero(t, f.tokenless.Load(), "the client fell back to IMDSv1")
+		require.Zero(t, f.Tokenless(), "the client fell back to IMDSv1")
 	})
 	t.Run("never answers", func(t *testing.T) {
 		data := instanceData(t, aws, doc)
-		data[signaturePath] = "<hang>"
+		data[signaturePath] = imdstest.Hang
 		f := startIMDS(t, data)
 		c, err := NewClient(ClientConfig{Endpoint: f.URL, Timeout: 300 * time.Millisecond})
 		require.NoError(t, err)
 		_, err = c.Payload(context.Background())
 		require.Error(t, err)
 		require.Contains(t, err.Error(), signaturePath)
-		require.Positive(t, f.hungCalled.Load())
+		require.Positive(t, f.HungCalls())
 	})
 	t.Run("missing rsa2048", func(t *testing.T) {
 		data := instanceData(t, aws, doc)

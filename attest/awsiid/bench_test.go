@@ -17,8 +17,8 @@ func BenchmarkAttest(b *testing.B) {
 		name    string
 		payload Payload
 	}{
-		{"pkcs7", Payload{Document: doc, Signature: aws.signature(b, doc), RSA2048: aws.pkcs7(b, doc)}},
-		{"signature", Payload{Document: doc, Signature: aws.signature(b, doc)}},
+		{"pkcs7", Payload{Document: doc, Signature: aws.Signature(b, doc), RSA2048: aws.PKCS7(b, doc)}},
+		{"signature", Payload{Document: doc, Signature: aws.Signature(b, doc)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv, err := NewServer(ServerConfig{
