@@ -40,6 +40,15 @@
 //   - While no server answers, the agent keeps serving what it holds and
 //     reconnects with jittered exponential backoff (Config.RetryMin,
 //     Config.RetryMax), trying each server in turn.
+//   - What it serves (its entries, their SVIDs and keys, the federated
+//     bundles) is saved in DataDir too (workload-svids.jsonl, mode 0600,
+//     written atomically at most every 5 s while it changes, and when Run
+//     returns). An agent started again with its saved SVID serves it at
+//     once, with every server away, each SVID until it expires, and follows
+//     the server from its first sync; an entry deleted while it was down is
+//     served until then. A file that others could read or change, that was
+//     changed or cut short, or whose SVIDs do not check out is refused with
+//     an error in the log, and the agent starts without it.
 //   - A renewal of the agent SVID that fails is tried again over new
 //     connections (one a partition stalled may stay silent long after the
 //     heal), on the next server first, each attempt and each wait taking

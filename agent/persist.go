@@ -6,13 +6,20 @@ import (
 	"time"
 )
 
-// workloadsSaveInterval is how often, at most, the agent writes its
-// workloads file, and only when something it holds changed since: writing
-// ten thousand entries with their SVIDs costs tens of milliseconds, and
-// the SVIDs of a large sync arrive in many batches over seconds. A crash
-// loses at most the changes of the last interval, which the agent gets
-// again from a server. A variable for tests.
+// workloadsSaveInterval is how often the agent looks whether to write its
+// workloads file: once what it would hold has changed and then stayed the
+// same for an interval, or, while it keeps changing (a sync of thousands
+// of entries, minted over many seconds), once every
+// workloadsMaxUnsaved intervals. Writing ten thousand entries with their
+// SVIDs costs tens of milliseconds and a few megabytes of memory for a
+// moment, which, beside the minting of a large sync, would raise the
+// agent's peak heap. A crash loses at most the changes since the last
+// write, which the agent gets again from a server. A variable for tests.
 var workloadsSaveInterval = 5 * time.Second
+
+// workloadsMaxUnsaved bounds, in intervals, how long changes wait to be
+// written while they go on.
+const workloadsMaxUnsaved = 6
 
 // workloadsVersion says what the workloads file would hold: it changes
 // when the entries, the SVIDs or the bundles do.
@@ -83,10 +90,12 @@ func (a *Agent) forgetRestored(ctx context.Context) {
 	}
 }
 
-// saveLoop writes the workloads file every workloadsSaveInterval while
-// what it would hold changed, and once more when ctx ends.
+// saveLoop writes the workloads file when what it would hold changed and
+// then stayed the same for a workloadsSaveInterval, or has kept changing
+// for workloadsMaxUnsaved of them, and once more when ctx ends.
 func (a *Agent) saveLoop(ctx context.Context) error {
 	last := a.workloadsState()
+	prev, waited := last, 0
 	t := time.NewTicker(workloadsSaveInterval)
 	defer t.Stop()
 	for {
@@ -95,8 +104,18 @@ func (a *Agent) saveLoop(ctx context.Context) error {
 			a.saveWorkloads(&last)
 			return nil
 		case <-t.C:
-			a.saveWorkloads(&last)
 		}
+		st := a.workloadsState()
+		switch {
+		case st == last:
+			waited = 0
+		case st == prev || waited+1 >= workloadsMaxUnsaved:
+			a.saveWorkloads(&last)
+			waited = 0
+		default:
+			waited++
+		}
+		prev = st
 	}
 }
 

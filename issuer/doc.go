@@ -91,8 +91,12 @@
 // delays only the callers that wait for a new SVID. The SVIDs due together
 // (at start, after a registry sync, a CA change, or for a new caller) go in
 // SignX509SVIDs calls of at most Config.MaxBatch requests, those of open
-// streams first, each stream served as soon as its batch is in, and at most
-// one mint of an entry is under way at a time. When the Signer fails, each SVID
+// streams first, each stream served as soon as its batch is in; the
+// pre-mints of entries no stream holds (Config.PreMint) go one batch at a
+// time in the background, so that a stream's entry that arrives meanwhile
+// is minted at once beside them. At most one mint of an entry is under way
+// at a time. Restore takes back SVIDs saved from X509SVIDs (a node agent's,
+// after a restart with its servers away). When the Signer fails, each SVID
 // is served until it expires while the issuer retries with backoff, more
 // often as the expiry nears. An entry that cannot be minted (the Signer
 // refuses it, or returns a chain the issuer refuses) costs its callers only
