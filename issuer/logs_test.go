@@ -116,3 +116,40 @@ func TestDebugShowsACallersSelectors(t *testing.T) {
 		}
 	}
 }
+
+var failedSummary = regexp.MustCompile(`level=ERROR msg="minting X509-SVIDs failed" count=(\d+) retry_in=\S+ first_entry=\S+ first_spiffe_id=spiffe://example.org/w\d+ err=`)
+
+// Property: a batch of mints that fails (every server away) logs one line
+// for the batch, with the count, the soonest retry and the first failure,
+// not one line per entry, whose lines are at Debug.
+func TestMintFailuresLogOneLinePerBatch(t *testing.T) {
+	const n = 200
+	store := memstore.New(memstore.Config{})
+	for k := range n {
+		_, err := store.Create(t.Context(), registry.Entry{
+			SPIFFEID: spiffeid.RequireFromPath(td, fmt.Sprintf("/w%d", k)), ParentID: parentID,
+			Selectors: []attest.Selector{{Type: "unix", Value: fmt.Sprintf("uid:%d", 10000+k)}},
+		})
+		require.NoError(t, err)
+	}
+	info, debug := &logtest.Buffer{}, &logtest.Buffer{}
+	logger := slog.New(fanout{
+		slog.NewTextHandler(info, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		slog.NewTextHandler(debug, &slog.HandlerOptions{Level: slog.LevelDebug}),
+	})
+	newEnv(t, issuer.Config{Registry: store, PreMint: true, Logger: logger, Signer: downSigner{}})
+	total := func() int {
+		sum := 0
+		for _, m := range failedSummary.FindAllStringSubmatch(info.String(), -1) {
+			c, _ := strconv.Atoi(m[1])
+			sum += c
+		}
+		return sum
+	}
+	require.Eventually(t, func() bool { return total() >= n }, 30*time.Second, 10*time.Millisecond, info.String())
+	lines := len(failedSummary.FindAllString(info.String(), -1))
+	assert.Less(t, lines, n/10, "one line per batch: %d lines for %d failures", lines, n)
+	assert.NotContains(t, info.String(), `msg="minting an X509-SVID failed"`, "no line per entry above Debug")
+	assert.Contains(t, info.String(), "the server is away")
+	assert.GreaterOrEqual(t, strings.Count(debug.String(), `level=DEBUG msg="minting an X509-SVID failed"`), n, "one line per entry at Debug")
+}

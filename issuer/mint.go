@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"runtime"
 	"sync"
@@ -156,15 +157,21 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		o.Signed(svidX509, len(calls), countErrors(errs), took)
 	}
 	quiet := ctx.Err() != nil // failures of a stopping issuer are not news
+	var kept, lost mintFailures
 	i.mu.Lock()
 	for k, c := range calls {
-		i.publishLocked(c, svids[k], leaves[k], errs[k], now, quiet)
+		i.publishLocked(c, svids[k], leaves[k], errs[k], now, &kept, &lost)
 	}
 	i.mu.Unlock()
 	// One line per batch for the operator; one per SVID at Debug (a
-	// rotation of 10,000 entries is one line, not 10,000).
+	// rotation of 10,000 entries is one line, not 10,000, and so is a
+	// batch that fails while every server is away).
 	if minted := len(calls) - countErrors(errs); minted > 0 {
 		i.log.Info("minted X509-SVIDs", "count", minted, "failed", len(calls)-minted)
+	}
+	if !quiet {
+		kept.log(i.log, slog.LevelWarn, "re-minting X509-SVIDs failed; serving the previous ones")
+		lost.log(i.log, slog.LevelError, "minting X509-SVIDs failed")
 	}
 	for _, c := range calls {
 		close(c.done)
@@ -269,10 +276,39 @@ func (i *Issuer) dropSVIDLocked(id string) {
 	}
 }
 
+// mintFailures sums up the failures of one batch of mints, for one log
+// line: how many, the soonest retry, and the first failure.
+type mintFailures struct {
+	count   int
+	retryIn time.Duration
+	entry   registry.Entry
+	err     error
+}
+
+func (f *mintFailures) add(e registry.Entry, retryIn time.Duration, err error) {
+	if f.count == 0 || retryIn < f.retryIn {
+		f.retryIn = retryIn
+	}
+	if f.count == 0 {
+		f.entry, f.err = e, err
+	}
+	f.count++
+}
+
+// log logs f, if it holds a failure, at level.
+func (f *mintFailures) log(log *slog.Logger, level slog.Level, msg string) {
+	if f.count == 0 {
+		return
+	}
+	log.Log(context.Background(), level, msg, "count", f.count, "retry_in", f.retryIn,
+		"first_entry", f.entry.ID, "first_spiffe_id", f.entry.SPIFFEID.String(), "err", f.err)
+}
+
 // publishLocked ends the mint of c: it caches s, whose parsed leaf is leaf,
-// or records the failure err and when to try again, logged unless quiet.
+// or records the failure err and when to try again, logged at Debug and
+// added to kept (the previous SVID is still served) or lost (none is).
 // i.mu must be held.
-func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.Certificate, err error, now time.Time, quiet bool) {
+func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.Certificate, err error, now time.Time, kept, lost *mintFailures) {
 	e := c.entry
 	delete(i.inflight, e.ID)
 	old := i.svids[e.ID]
@@ -289,13 +325,13 @@ func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.
 			// Never let the SVID served now expire for want of a retry: the
 			// retries come closer as its expiry nears.
 			wait = min(wait, max(old.notAfter.Sub(now)/2, retryInterval))
-			if !quiet {
-				i.log.Warn("re-minting failed; serving the previous SVID", "entry", e.ID,
-					"not_after", old.notAfter, "retry_in", wait, "err", err)
-			}
-		} else if !quiet {
-			i.log.Error("minting an X509-SVID failed", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
+			i.log.Debug("re-minting failed; serving the previous SVID", "entry", e.ID,
+				"not_after", old.notAfter, "retry_in", wait, "err", err)
+			kept.add(e, wait, err)
+		} else {
+			i.log.Debug("minting an X509-SVID failed", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 				"retry_in", wait, "err", err)
+			lost.add(e, wait, err)
 		}
 		r.at = now.Add(wait)
 		i.retry[e.ID] = r
