@@ -3,6 +3,7 @@ package attest
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -12,6 +13,22 @@ import (
 // trusts. Servers answer such a node with PermissionDenied and issue
 // nothing. Node attestors wrap it; test with [errors.Is].
 var ErrNodeRejected = errors.New("attest: node rejected")
+
+// RejectNode returns an error that reports why a node failed attestation:
+// its message is format applied to args, it wraps [ErrNodeRejected] (so
+// errors.Is finds it) and cause, which may be nil. For node attestors.
+func RejectNode(cause error, format string, args ...any) error {
+	return &nodeRejection{msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+type nodeRejection struct {
+	msg   string
+	cause error
+}
+
+func (e *nodeRejection) Error() string        { return e.msg }
+func (e *nodeRejection) Unwrap() error        { return e.cause }
+func (e *nodeRejection) Is(target error) bool { return target == ErrNodeRejected }
 
 // MaxNodePayload is the largest payload or challenge response, in bytes, a
 // node attestation exchange carries. Servers reject larger messages before

@@ -334,14 +334,5 @@ func selectors(doc Document) attest.Selectors {
 // reject returns an error wrapping attest.ErrNodeRejected and cause, which
 // may be nil.
 func reject(cause error, format string, args ...any) error {
-	return &rejectError{msg: "awsiid: " + fmt.Sprintf(format, args...), cause: cause}
+	return attest.RejectNode(cause, "awsiid: "+format, args...)
 }
-
-type rejectError struct {
-	msg   string
-	cause error
-}
-
-func (e *rejectError) Error() string        { return e.msg }
-func (e *rejectError) Unwrap() error        { return e.cause }
-func (e *rejectError) Is(target error) bool { return target == attest.ErrNodeRejected }

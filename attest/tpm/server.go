@@ -515,14 +515,5 @@ func serial(c *x509.Certificate) string {
 // reject returns an error wrapping attest.ErrNodeRejected and cause, which
 // may be nil.
 func reject(cause error, format string, args ...any) error {
-	return &rejectError{msg: "tpm: " + fmt.Sprintf(format, args...), cause: cause}
+	return attest.RejectNode(cause, "tpm: "+format, args...)
 }
-
-type rejectError struct {
-	msg   string
-	cause error
-}
-
-func (e *rejectError) Error() string        { return e.msg }
-func (e *rejectError) Unwrap() error        { return e.cause }
-func (e *rejectError) Is(target error) bool { return target == attest.ErrNodeRejected }

@@ -184,7 +184,7 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, b []byte, 
 	}
 	p, err := k8spsat.ParsePayload(b)
 	if err != nil {
-		return attest.NodeResult{}, &rejectError{msg: err.Error(), cause: err}
+		return attest.NodeResult{}, attest.RejectNode(err, "%s", err)
 	}
 	cl, ok := (*s.clusters.Load())[p.Cluster]
 	if !ok {
@@ -334,14 +334,5 @@ func extra(u authnv1.UserInfo, key string, required bool) (string, error) {
 // reject returns an error wrapping attest.ErrNodeRejected and cause, which
 // may be nil.
 func reject(cause error, format string, args ...any) error {
-	return &rejectError{msg: "psatserver: " + fmt.Sprintf(format, args...), cause: cause}
+	return attest.RejectNode(cause, "psatserver: "+format, args...)
 }
-
-type rejectError struct {
-	msg   string
-	cause error
-}
-
-func (e *rejectError) Error() string        { return e.msg }
-func (e *rejectError) Unwrap() error        { return e.cause }
-func (e *rejectError) Is(target error) bool { return target == attest.ErrNodeRejected }

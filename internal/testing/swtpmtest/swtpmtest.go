@@ -19,13 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/testing/component"
 )
 
 // Install is what a machine needs for these tests.
@@ -50,10 +49,7 @@ func Require(t testing.TB) {
 	if ok {
 		return
 	}
-	if slices.Contains(strings.Split(os.Getenv("SPIFFEKIT_TEST_REQUIRE"), ","), "swtpm") {
-		t.Fatalf("required ($SPIFFEKIT_TEST_REQUIRE names swtpm), but cannot run here: %s", why)
-	}
-	t.Skip("swtpmtest: " + why)
+	component.Unavailable(t, "swtpm", why)
 }
 
 // CA is a local EK CA, swtpm_localca's root and issuing certificates and

@@ -102,7 +102,7 @@ func (r *recorder) Fatalf(string, ...any) {
 	r.failed = true
 	panic("fatal")
 }
-func (r *recorder) Skip(...any) {
+func (r *recorder) Skipf(string, ...any) {
 	r.skipped = true
 	panic("skip")
 }
