@@ -31,7 +31,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -170,7 +169,7 @@ func Start(t testing.TB, bin string, uid int, role, addr string, n int) *Proc {
 	t.Helper()
 	p := &Proc{cmd: exec.Command(bin, addr, strconv.Itoa(n))}
 	p.cmd.Env = append(os.Environ(), envRole+"="+role)
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	require.NoError(t, runAs(p.cmd, uid))
 	p.cmd.Stderr = &p.stderr
 	var err error
 	p.stdin, err = p.cmd.StdinPipe()
