@@ -2,6 +2,8 @@ package endpoint_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"testing"
 
@@ -12,7 +14,19 @@ import (
 	"github.com/spiffekit/spiffekit/internal/workloadpb"
 )
 
+// dialerEnv, set to "dial", makes the test binary a process that connects
+// to the unix socket named by its first argument and exits at once
+// (TestIdentifyExitedBeforeAccept).
+const dialerEnv = "ENDPOINT_TEST_CALLER"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(dialerEnv) == "dial" {
+		if _, err := net.Dial("unix", os.Args[1]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0) // the connection closes as the process exits
+	}
 	calltest.Main(dialCaller)
 	os.Exit(m.Run())
 }
