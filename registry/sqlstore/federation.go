@@ -26,7 +26,7 @@ func (s *Store) CreateFederationRelationship(ctx context.Context, r registry.Fed
 	if s.dialect.mysql {
 		from, conflict = "FROM DUAL ", `ON DUPLICATE KEY UPDATE trust_domain = trust_domain`
 	}
-	res, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO registry_federation_relationships
+	res, err := s.execRetrying(ctx, s.rebind(`INSERT INTO registry_federation_relationships
 		(trust_domain, bundle_endpoint_url, bundle_endpoint_profile, endpoint_spiffe_id, trust_domain_bundle, created_at, updated_at)
 		SELECT ?, ?, ?, ?, ?, ?, ? `+from+`WHERE (SELECT COUNT(*) FROM registry_federation_relationships) < ?
 		`+conflict),

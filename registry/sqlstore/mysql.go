@@ -345,3 +345,32 @@ func (s *Store) readChanges(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+// mysqlDeadlock is MySQL's ER_LOCK_DEADLOCK: InnoDB chose this statement's
+// transaction as the victim of a deadlock and rolled it back. Concurrent
+// INSERT ... SELECT statements on one table can meet so (gap locks); the
+// statement is to be run again.
+const mysqlDeadlock = 1213
+
+// isDeadlock reports whether err is MySQL's deadlock error.
+func isDeadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == mysqlDeadlock
+}
+
+// execRetrying runs one statement in its own transaction (autocommit),
+// again up to 4 more times, after a short pause, while MySQL picks it as
+// a deadlock's victim: a rolled-back single statement is safe to repeat.
+func (s *Store) execRetrying(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.db.ExecContext(ctx, query, args...)
+		if err == nil || !isDeadlock(err) || attempt == 5 {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+}

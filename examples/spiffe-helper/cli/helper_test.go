@@ -195,7 +195,12 @@ func TestSignalPIDFile(t *testing.T) {
 
 // TestRunJWT: the JWT-SVID files are fetched again before their tokens
 // expire, the JWT bundle file follows the bundle, and without X.509 files
-// a JWT write is the renewal that starts cmd.
+// a JWT write is the renewal that starts cmd. Each of the first writes (two
+// JWT-SVID files and the bundle) is a renewal, so cmd is signalled within
+// moments of its start, before the reloader can have installed its signal
+// handler: the signal is SIGWINCH, which a process ignores until then,
+// not SIGUSR1, which would end it (as it would any process of cmd that
+// starts slowly).
 func TestRunJWT(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	s := startServer(t, 2*time.Second)
@@ -206,7 +211,7 @@ func TestRunJWT(t *testing.T) {
 	require.NoError(t, err)
 	cfg, err := ParseConfig([]byte(`
 cmd = "` + self + `"
-renew_signal = "SIGUSR1"
+renew_signal = "SIGWINCH"
 cert_dir = "` + dir + `"
 jwt_svids = [{jwt_audience = "db", jwt_extra_audiences = ["cache"], jwt_svid_file_name = "db.token"},
              {jwt_audience = "other", jwt_svid_file_name = "other.token"}]

@@ -27,7 +27,7 @@ import (
 
 // The test binary is also the process that cmd starts: with
 // RELOADER_LOG set, it appends to that file the serial of the certificate
-// in RELOADER_CERT at start and at each SIGUSR1 or SIGHUP, then waits for
+// in RELOADER_CERT at start and at each SIGUSR1, SIGHUP or SIGWINCH, then waits for
 // SIGTERM (which it ignores with RELOADER_IGNORE_TERM set).
 func TestMain(m *testing.M) {
 	if log := os.Getenv("RELOADER_LOG"); log != "" {
@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 func reloader(log, certFile string) int {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGWINCH, syscall.SIGTERM)
 	if os.Getenv("RELOADER_IGNORE_TERM") != "" {
 		signal.Ignore(syscall.SIGTERM)
 	}
