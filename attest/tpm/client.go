@@ -77,24 +77,36 @@ func (c *Client) Payload(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var out []byte
+	err := c.withKeys(func(_ transport.TPM, ek, ak *object) (err error) {
+		out, err = json.Marshal(payloadMsg{Version: wireVersion, EKCert: ek.cert, EKPublic: ek.public, AKPublic: ak.public})
+		return err
+	})
+	return out, err
+}
+
+// withKeys opens the TPM, loads the EK and creates the AK, and runs f with
+// them, one caller at a time; the keys are flushed and the TPM closed once f
+// returns.
+func (c *Client) withKeys(f func(t transport.TPM, ek, ak *object) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, err := c.open()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer t.Close()
 	ek, err := loadEK(t)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ek.flush(t)
 	ak, err := createAK(t)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ak.flush(t)
-	return json.Marshal(payloadMsg{Version: wireVersion, EKCert: ek.cert, EKPublic: ek.public, AKPublic: ak.public})
+	return f(t, ek, ak)
 }
 
 // Respond activates the credential of challenge with the EK and AK, and
@@ -126,40 +138,27 @@ func (c *Client) Respond(ctx context.Context, challenge []byte) ([]byte, error) 
 		return nil, fmt.Errorf("tpm: challenge asks for a quote with a nonce of %d bytes, not %d", len(ch.Nonce), NonceSize)
 	}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, err := c.open()
-	if err != nil {
-		return nil, err
-	}
-	defer t.Close()
-	ek, err := loadEK(t)
-	if err != nil {
-		return nil, err
-	}
-	defer ek.flush(t)
-	ak, err := createAK(t)
-	if err != nil {
-		return nil, err
-	}
-	defer ak.flush(t)
-
-	act, err := tpm2.ActivateCredential{
-		ActivateHandle: tpm2.AuthHandle{Handle: ak.handle, Name: ak.name, Auth: tpm2.PasswordAuth(nil)},
-		KeyHandle:      tpm2.AuthHandle{Handle: ek.handle, Name: ek.name, Auth: ek.auth()},
-		CredentialBlob: tpm2.TPM2BIDObject{Buffer: ch.CredentialBlob},
-		Secret:         tpm2.TPM2BEncryptedSecret{Buffer: ch.EncryptedSecret},
-	}.Execute(t)
-	if err != nil {
-		return nil, fmt.Errorf("tpm: activating the credential: %w", err)
-	}
-	rsp := responseMsg{Proof: proofOf(act.CertInfo.Buffer, c.td, c.audience, ch.CredentialBlob)}
-	if len(ch.PCRs) > 0 {
-		if err := quote(t, ak, ch.PCRs, ch.Nonce, &rsp); err != nil {
-			return nil, err
+	var out []byte
+	err := c.withKeys(func(t transport.TPM, ek, ak *object) error {
+		act, err := tpm2.ActivateCredential{
+			ActivateHandle: tpm2.AuthHandle{Handle: ak.handle, Name: ak.name, Auth: tpm2.PasswordAuth(nil)},
+			KeyHandle:      tpm2.AuthHandle{Handle: ek.handle, Name: ek.name, Auth: ek.auth()},
+			CredentialBlob: tpm2.TPM2BIDObject{Buffer: ch.CredentialBlob},
+			Secret:         tpm2.TPM2BEncryptedSecret{Buffer: ch.EncryptedSecret},
+		}.Execute(t)
+		if err != nil {
+			return fmt.Errorf("tpm: activating the credential: %w", err)
 		}
-	}
-	return json.Marshal(rsp)
+		rsp := responseMsg{Proof: proofOf(act.CertInfo.Buffer, c.td, c.audience, ch.CredentialBlob)}
+		if len(ch.PCRs) > 0 {
+			if err := quote(t, ak, ch.PCRs, ch.Nonce, &rsp); err != nil {
+				return err
+			}
+		}
+		out, err = json.Marshal(rsp)
+		return err
+	})
+	return out, err
 }
 
 // checkPCRs checks a list of PCR indices: distinct, each below MaxPCRs.
