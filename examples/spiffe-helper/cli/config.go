@@ -46,7 +46,8 @@ type Config struct {
 	// "tcp:" URI. Empty: $SPIFFE_ENDPOINT_SOCKET, else the deprecated
 	// $SPIRE_AGENT_ADDRESS, else DefaultAgentAddress.
 	AgentAddress string `hcl:"agent_address" json:"agent_address,omitempty"`
-	// Cmd is the program started after the first write; CmdArgs its
+	// Cmd is the program started once every configured file has been
+	// written; CmdArgs its
 	// arguments, split at spaces except inside double quotes.
 	Cmd     string `hcl:"cmd" json:"cmd,omitempty"`
 	CmdArgs string `hcl:"cmd_args" json:"cmd_args,omitempty"`

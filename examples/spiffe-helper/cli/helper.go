@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -69,6 +70,9 @@ type Helper struct {
 	log    *slog.Logger
 	health *health
 	proc   *process
+
+	mu      sync.Mutex
+	pending map[string]bool // files (x509Status for the X.509 set) not written yet
 }
 
 // New returns a Helper for cfg, which must come from [ParseConfig] (and
@@ -86,7 +90,16 @@ func New(cfg *Config, opts Options) *Helper {
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = DefaultStopTimeout
 	}
-	h := &Helper{cfg: cfg, opts: opts, log: opts.Logger, health: newHealth(cfg)}
+	h := &Helper{cfg: cfg, opts: opts, log: opts.Logger, health: newHealth(cfg), pending: map[string]bool{}}
+	if h.x509Enabled() {
+		h.pending[x509Status] = true
+	}
+	if cfg.JWTBundleFileName != "" {
+		h.pending[cfg.path(cfg.JWTBundleFileName)] = true
+	}
+	for _, j := range cfg.JWTSVIDs {
+		h.pending[cfg.path(j.FileName)] = true
+	}
 	h.proc = &process{cfg: cfg, log: opts.Logger, stdout: opts.Stdout, stderr: opts.Stderr}
 	return h
 }
@@ -100,11 +113,13 @@ func (h *Helper) client(ctx context.Context) (*workloadapi.Client, error) {
 // Run is daemon mode: it watches the Workload API and rewrites the files
 // at each change (X.509 files and the JWT bundle file when the agent
 // pushes an update, each JWT-SVID file at half its token's remaining
-// lifetime), serves the health endpoints when enabled, and after each
-// renewal starts the process of cmd (or starts it again, if it exited) or
-// sends it renew_signal, and sends renew_signal to the process of
-// pid_file_name. A renewal is a write of the X.509 files or, when none
-// are configured, of a JWT file. Run returns nil when ctx is done, after
+// lifetime), and serves the health endpoints when enabled. Once every
+// configured file (the X.509 set, the JWT bundle file, each JWT-SVID
+// file) has been written, it starts the process of cmd and sends
+// renew_signal to the process of pid_file_name; after that, at each
+// renewal, it sends renew_signal to both (or starts the process of cmd
+// again, if it exited). A renewal is a write of the X.509 files or, when
+// none are configured, of a JWT file. Run returns nil when ctx is done, after
 // stopping the process it started (SIGTERM, then SIGKILL after
 // StopTimeout); it returns an error when the watch cannot go on (the
 // Workload API refuses the request for good) or the health server cannot
@@ -148,6 +163,34 @@ func (h *Helper) Run(ctx context.Context) error {
 	return nil
 }
 
+// wrote records that the file of key (x509Status for the X.509 set) was
+// written, and tells the processes when it was the last of the files to
+// be written for the first time, or when it is a renewal once every file
+// has been written: a process must never start, or reload, with some of
+// its files missing.
+func (h *Helper) wrote(key string, renewal bool) {
+	h.mu.Lock()
+	first := h.pending[key]
+	delete(h.pending, key)
+	var unwritten []string
+	for k := range h.pending {
+		if k == x509Status {
+			k = h.cfg.path(h.cfg.SVIDFileName)
+		}
+		unwritten = append(unwritten, k)
+	}
+	h.mu.Unlock()
+	switch {
+	case len(unwritten) > 0:
+		if first && (h.cfg.Cmd != "" || h.cfg.PIDFileName != "") {
+			slices.Sort(unwritten)
+			h.log.Info("waiting for every file to be written before starting or signalling a process", "unwritten", unwritten)
+		}
+	case first, renewal:
+		h.renewed()
+	}
+}
+
 // renewed tells the processes that the files changed.
 func (h *Helper) renewed() {
 	if h.cfg.Cmd != "" {
@@ -173,7 +216,7 @@ func (w x509Watcher) OnX509ContextUpdate(x *workloadapi.X509Context) {
 	h.health.set(x509Status, statusWritten)
 	h.log.Info("X.509 files written", "spiffe_id", svid.ID.String(), "serial", svid.Certificates[0].SerialNumber.String(),
 		"expires", svid.Certificates[0].NotAfter)
-	h.renewed()
+	h.wrote(x509Status, true)
 }
 
 func (w x509Watcher) OnX509ContextWatchError(err error) {
@@ -193,9 +236,7 @@ func (w jwtBundleWatcher) OnJWTBundlesUpdate(set *jwtbundle.Set) {
 	}
 	h.health.set(h.cfg.path(h.cfg.JWTBundleFileName), statusWritten)
 	h.log.Info("JWT bundle file written", "trust_domains", set.Len())
-	if !h.x509Enabled() {
-		h.renewed()
-	}
+	h.wrote(h.cfg.path(h.cfg.JWTBundleFileName), !h.x509Enabled())
 }
 
 func (w jwtBundleWatcher) OnJWTBundlesWatchError(err error) {
@@ -229,9 +270,7 @@ func (h *Helper) keepJWTSVID(ctx context.Context, client *workloadapi.Client, j 
 		retry = jwtRetryMin
 		next := max(svid.Expiry.Sub(h.opts.Now())/2, minJWTRefresh)
 		h.log.Info("JWT-SVID file written", "file", j.FileName, "spiffe_id", svid.ID.String(), "expires", svid.Expiry, "next", next)
-		if !h.x509Enabled() {
-			h.renewed()
-		}
+		h.wrote(h.cfg.path(j.FileName), !h.x509Enabled())
 		timer.Reset(next)
 	}
 }

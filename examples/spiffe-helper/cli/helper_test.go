@@ -102,6 +102,77 @@ svid_bundle_file_name = "svid_bundle.pem"
 	assert.Contains(t, logs.String(), "process of cmd exited")
 }
 
+// TestRunWaitsForEveryFile: the process of cmd starts only once every
+// configured file has been written. While the JWT-SVIDs are refused, the
+// X.509 files and the JWT bundle file are written and the helper waits;
+// once the JWT-SVID files are written too, the process starts and finds
+// every file there, and a later rotation signals it.
+func TestRunWaitsForEveryFile(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := startServer(t, 0)
+	s.jwtRefused.Store(true)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "reloads.log")
+	var files []string
+	for _, name := range []string{"svid.pem", "svid_key.pem", "svid_bundle.pem", "jwt.json", "db.token", "other.token"} {
+		files = append(files, filepath.Join(dir, name))
+	}
+	t.Setenv("RELOADER_LOG", log)
+	t.Setenv("RELOADER_CERT", files[0])
+	t.Setenv("RELOADER_FILES", strings.Join(files, string(os.PathListSeparator)))
+	self, err := os.Executable()
+	require.NoError(t, err)
+	cfg, err := ParseConfig([]byte(`
+cmd = "` + self + `"
+cert_dir = "` + dir + `"
+renew_signal = "SIGUSR1"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+jwt_bundle_file_name = "jwt.json"
+jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"},
+             {jwt_audience = "other", jwt_svid_file_name = "other.token"}]
+`))
+	require.NoError(t, err)
+	var logs logtest.Buffer
+	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	stop := daemon(t, h)
+
+	// The helper says it waits for the two JWT-SVID files alone (the X.509
+	// and JWT bundle files written), or, were it to start cmd early, the
+	// process records its start.
+	waitingForTokens := func() bool {
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "waiting for every file to be written") &&
+				strings.Contains(line, "db.token") && strings.Contains(line, "other.token") &&
+				!strings.Contains(line, "svid.pem") && !strings.Contains(line, "jwt.json") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "the helper to wait for the JWT-SVID files", func() bool { return waitingForTokens() || len(reloads(t, log)) > 0 })
+	require.Empty(t, reloads(t, log), "cmd is not started while JWT-SVID files are missing")
+	for _, f := range files[:4] {
+		require.FileExists(t, f)
+	}
+
+	s.jwtRefused.Store(false)
+	waitFor(t, "the process of cmd to start", func() bool { return len(reloads(t, log)) > 0 })
+	start := reloads(t, log)[0]
+	require.Len(t, start, 5)
+	assert.Equal(t, "start", start[1])
+	assert.Empty(t, start[4], "every file is there when the process starts")
+
+	next := s.rotate(t)
+	waitFor(t, "the process to reload", func() bool { return len(reloads(t, log)) == 2 })
+	assert.Equal(t, []string{start[0], "SIGUSR1", next.Certificates[0].SerialNumber.String()}, reloads(t, log)[1][:3])
+	require.NoError(t, stop())
+	for _, line := range reloads(t, log)[:2] {
+		assert.Empty(t, line[4], "no file is missing at any reload")
+	}
+}
+
 // TestRunRestartsCmd: a cmd that exits (a reload command, such as psql
 // -c 'SELECT pg_reload_conf()') is run again at the next rotation; without
 // renew_signal a running one is left alone.
@@ -195,18 +266,20 @@ func TestSignalPIDFile(t *testing.T) {
 
 // TestRunJWT: the JWT-SVID files are fetched again before their tokens
 // expire, the JWT bundle file follows the bundle, and without X.509 files
-// a JWT write is the renewal that starts cmd. Each of the first writes (two
-// JWT-SVID files and the bundle) is a renewal, so cmd is signalled within
-// moments of its start, before the reloader can have installed its signal
-// handler: the signal is SIGWINCH, which a process ignores until then,
-// not SIGUSR1, which would end it (as it would any process of cmd that
-// starts slowly).
+// cmd starts once the three JWT files are written, each of them there at
+// its start. Each later JWT write is a renewal, and one of the first
+// writes may come moments after the last of the others, before the
+// reloader can have installed its signal handler: the signal is SIGWINCH,
+// which a process ignores until then, not SIGUSR1, which would end it (as
+// it would any process of cmd that starts slowly).
 func TestRunJWT(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	s := startServer(t, 2*time.Second)
 	dir := t.TempDir()
 	log := filepath.Join(dir, "reloads.log")
 	t.Setenv("RELOADER_LOG", log)
+	t.Setenv("RELOADER_FILES", strings.Join([]string{filepath.Join(dir, "db.token"), filepath.Join(dir, "other.token"),
+		filepath.Join(dir, "jwt.json")}, string(os.PathListSeparator)))
 	self, err := os.Executable()
 	require.NoError(t, err)
 	cfg, err := ParseConfig([]byte(`
@@ -236,6 +309,8 @@ hint = "other"
 	waitFor(t, "a new token before the first expires", func() bool { return token() != first })
 	assert.True(t, time.Now().Before(svid.Expiry.Add(time.Second)))
 	waitFor(t, "cmd to start", func() bool { return len(reloads(t, log)) > 0 })
+	start := reloads(t, log)[0]
+	assert.Equal(t, []string{"start", ""}, []string{start[1], start[4]}, "every JWT file is there at the start")
 	require.NoError(t, stop())
 }
 

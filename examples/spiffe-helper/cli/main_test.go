@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,8 +29,10 @@ import (
 
 // The test binary is also the process that cmd starts: with
 // RELOADER_LOG set, it appends to that file the serial of the certificate
-// in RELOADER_CERT at start and at each SIGUSR1, SIGHUP or SIGWINCH, then waits for
-// SIGTERM (which it ignores with RELOADER_IGNORE_TERM set).
+// in RELOADER_CERT, its arguments and which of the files of RELOADER_FILES
+// (a list separated by os.PathListSeparator) are missing, at start and at
+// each SIGUSR1, SIGHUP or SIGWINCH, then waits for SIGTERM (which it
+// ignores with RELOADER_IGNORE_TERM set).
 func TestMain(m *testing.M) {
 	if log := os.Getenv("RELOADER_LOG"); log != "" {
 		os.Exit(reloader(log, os.Getenv("RELOADER_CERT")))
@@ -51,11 +55,17 @@ func reloader(log, certFile string) int {
 				}
 			}
 		}
+		var missing []string
+		for _, path := range filepath.SplitList(os.Getenv("RELOADER_FILES")) {
+			if _, err := os.Stat(path); err != nil {
+				missing = append(missing, filepath.Base(path))
+			}
+		}
 		f, err := os.OpenFile(log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if err != nil {
 			return
 		}
-		fmt.Fprintf(f, "%d\t%s\t%s\t%s\n", os.Getpid(), event, serial, strings.Join(os.Args[1:], ","))
+		fmt.Fprintf(f, "%d\t%s\t%s\t%s\t%s\n", os.Getpid(), event, serial, strings.Join(os.Args[1:], ","), strings.Join(missing, ","))
 		f.Close()
 	}
 	record("start")
@@ -96,6 +106,8 @@ type server struct {
 	jwt     *ca.JWTAuthority
 	fed     *spiffebundle.Bundle // a federated trust domain's bundle
 	jwtTTL  time.Duration
+	// jwtRefused, while set, makes every JWT-SVID request fail.
+	jwtRefused atomic.Bool
 }
 
 func startServer(t *testing.T, jwtTTL time.Duration) *server {
@@ -110,6 +122,9 @@ func startServer(t *testing.T, jwtTTL time.Duration) *server {
 	s.fed = spiffebundle.FromX509Authorities(other.TrustDomain(), []*x509.Certificate{other.Root()})
 	s.handler = endpoint.NewMemoryHandler(endpoint.MemoryConfig{
 		SignJWT: func(ctx context.Context, id spiffeid.ID, audience []string) (string, error) {
+			if s.jwtRefused.Load() {
+				return "", errors.New("JWT-SVIDs refused by the test")
+			}
 			return s.jwt.SignJWTSVID(ctx, ca.JWTSVIDParams{ID: id, Audience: audience, TTL: s.jwtTTL})
 		},
 	})
