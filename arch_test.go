@@ -68,7 +68,7 @@ func layer(pkg string) (int, bool) {
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
-		rel == "ca/keymanager", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
+		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver":
 		return 4, true
@@ -305,6 +305,9 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/tpm"), m("internal/testing/swtpmtest"), false},
 		{m("internal/testing/swtpmtest"), m("internal/pemutil"), true},
 		{m("attest/awsiid"), m("attest"), true},
+		{m("ca/keymanager/pkcs11"), m("ca"), true},
+		{m("ca/keymanager/pkcs11"), m("ca/rotation"), false},
+		{m("ca/keymanager/pkcs11"), m("internal/testing/softhsmtest"), false},
 		{m("attest/awsiid"), m("attest/x509pop"), false},
 	}
 	for _, tt := range tests {
