@@ -55,7 +55,7 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "attest/tpm":
 		return 3, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
@@ -309,6 +309,10 @@ func TestImportViolation(t *testing.T) {
 		{m("ca/keymanager/pkcs11"), m("ca/rotation"), false},
 		{m("ca/keymanager/pkcs11"), m("internal/testing/softhsmtest"), false},
 		{m("attest/awsiid"), m("attest/x509pop"), false},
+		{m("attest/gcpiit"), m("attest"), true},
+		{m("attest/gcpiit"), m("internal/jwkutil"), true},
+		{m("attest/gcpiit"), m("attest/awsiid"), false},
+		{m("attest/gcpiit"), m("internal/testing/gcemdtest"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)
