@@ -243,6 +243,9 @@ func TestImportViolation(t *testing.T) {
 		{m("spiffeid"), m("internal/pemutil"), true},
 		{m("agent"), "github.com/spiffe/go-spiffe/v2/spiffeid", false},
 		{m("agent"), m("conformance/internal/workloadtest"), false},
+		// The conformance kit lives in the nested module: no program of
+		// this module may import it (its program is in conformance/cmd).
+		{m("examples/spiffe-agent"), m("conformance/kit"), false},
 		// The node protocol: the server side imports the protocol, the
 		// client never the server; both share the wire conversions.
 		{m("nodeapi/nodeserver"), m("nodeapi"), true},

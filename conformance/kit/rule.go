@@ -1,0 +1,194 @@
+package kit
+
+import "sort"
+
+// Level is how strongly a standard asks for what a rule checks: the
+// RFC 2119 keywords of the SPIFFE standards.
+type Level string
+
+// The levels of the standards' rules.
+const (
+	Must   Level = "MUST"
+	Should Level = "SHOULD"
+	May    Level = "MAY"
+)
+
+// Mode is what the kit looks at: a file given to it, or a live endpoint.
+type Mode string
+
+// The modes of the kit.
+const (
+	// ModeX509 checks an X509-SVID (PEM certificates, and optionally its
+	// key and the bundle of its trust domain).
+	ModeX509 Mode = "x509"
+	// ModeBundle checks a SPIFFE bundle document (a JWK Set), and the
+	// sequence between two versions of one.
+	ModeBundle Mode = "bundle"
+	// ModeJWT checks a JWT-SVID, and its signature when given the keys.
+	ModeJWT Mode = "jwt"
+	// ModeWorkload checks a live Workload API endpoint: the endpoint's
+	// own rules, and the X509 and JWT rules on everything it serves.
+	ModeWorkload Mode = "workload"
+)
+
+// Rule is one requirement of a SPIFFE standard, as the kit checks it.
+type Rule struct {
+	// ID names the rule as the project's digest of the standards numbers
+	// it: "X509 rule 4", "WE rule 6". A trailing letter ("X509 rule 9b")
+	// splits a rule whose parts carry different levels.
+	ID string
+	// Section is the standard and section the rule comes from.
+	Section string
+	// Level is the rule's RFC 2119 keyword.
+	Level Level
+	// Text says what the kit checks, in one sentence.
+	Text string
+	// Modes are the modes that check the rule.
+	Modes []Mode
+}
+
+// Standards' documents, for Rule.Section.
+const (
+	stdX509   = "X509-SVID"
+	stdJWT    = "JWT-SVID"
+	stdBundle = "SPIFFE Trust Domain and Bundle"
+	stdWE     = "SPIFFE Workload Endpoint"
+	stdWAPI   = "SPIFFE Workload API"
+)
+
+var (
+	offX509   = []Mode{ModeX509, ModeWorkload}
+	offBundle = []Mode{ModeBundle}
+	offJWT    = []Mode{ModeJWT, ModeWorkload}
+	live      = []Mode{ModeWorkload}
+	x509Both  = []Mode{ModeX509, ModeBundle, ModeWorkload}
+	jwtKeys   = []Mode{ModeBundle, ModeJWT, ModeWorkload}
+)
+
+// rules is the registry: every rule the kit checks. It is never changed
+// after initialization.
+var rules = []Rule{
+	// X509-SVID contents.
+	{"X509 rule 1", stdX509 + " §2 SPIFFE ID", Must, "A leaf carries exactly one URI SAN, and it is a SPIFFE ID.", offX509},
+	{"X509 rule 2", stdX509 + " §3 SVID Hierarchy", Must, "A leaf's SPIFFE ID has a non-root path.", offX509},
+	{"X509 rule 3", stdX509 + " §2 SPIFFE ID (RFC 5280 §4.1.2.6)", Must, "A certificate with an empty subject marks its SAN extension critical.", offX509},
+	{"X509 rule 4", stdX509 + " §4.1 Basic Constraints", Must, "A leaf has cA false; a signing certificate has cA true.", x509Both},
+	{"X509 rule 6", stdX509 + " §4.3 Key Usage", Must, "Every certificate has a critical keyUsage extension.", x509Both},
+	{"X509 rule 7", stdX509 + " §4.3 Key Usage", Must, "A signing certificate sets keyCertSign.", x509Both},
+	{"X509 rule 8", stdX509 + " §4.3 Key Usage", Must, "A leaf sets digitalSignature and neither keyCertSign nor cRLSign.", offX509},
+	{"X509 rule 9a", stdX509 + " §4.4 Extended Key Usage", Should, "A leaf carries the extKeyUsage extension.", offX509},
+	{"X509 rule 9b", stdX509 + " §4.4 Extended Key Usage", Must, "A leaf's extKeyUsage, when present, holds both serverAuth and clientAuth.", offX509},
+	{"X509 rule 11a", stdX509 + " §3 SVID Hierarchy", Should, "A signing certificate carries a SPIFFE ID (a URI SAN).", x509Both},
+	{"X509 rule 11b", stdX509 + " §3 SVID Hierarchy", Must, "A signing certificate's SPIFFE ID, if any, has no path.", x509Both},
+	{"X509 rule 14", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Should, "A root placed in a bundle is self-signed.", []Mode{ModeBundle, ModeWorkload}},
+	{"X509 rule 15", stdX509 + " §5 Validation; " + stdWAPI + " X509SVID", Must, "The chain is ordered leaf first, each certificate signed by the next; the key is unencrypted PKCS#8 and matches the leaf.", offX509},
+	{"X509 rule 21", stdX509 + " §5.1 Path Validation", Must, "The chain validates (RFC 5280) to the X.509 bundle of the leaf's trust domain, at the current time.", offX509},
+
+	// The SPIFFE bundle document.
+	{"Bundle rule 7", stdBundle + " §4.1 keys", Must, "The document has a keys array.", offBundle},
+	{"Bundle rule 8a", stdBundle + " §4.2 spiffe_sequence", Should, "The document has spiffe_sequence, a non-negative integer.", offBundle},
+	{"Bundle rule 8b", stdBundle + " §4.2 spiffe_sequence", Must, "spiffe_sequence changes, upwards, whenever the content changes.", offBundle},
+	{"Bundle rule 9", stdBundle + " §4.3 spiffe_refresh_hint", Should, "The document has spiffe_refresh_hint, a positive integer number of seconds.", offBundle},
+	{"Bundle rule 12", stdBundle + " §4.4 JWK (RFC 7517 §4.1)", Must, "Every JWK sets kty.", jwtKeys},
+	{"Bundle rule 13", stdBundle + " §4.4.1 use", Must, "Every JWK of a bundle document sets use to x509-svid, jwt-svid or wit-svid.", offBundle},
+	{"Bundle rule 14", stdBundle + " §4.4 JWK", Should, "A JWK carries no parameter beyond its key type's, use, kid and x5c (and never a private key member).", jwtKeys},
+	{"Bundle rule 15", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Must, "An x509-svid JWK has no kid and exactly one x5c certificate, whose public key it describes.", offBundle},
+	{"Bundle rule 16", stdJWT + " §6.1 Publishing a SPIFFE Bundle", Must, "A jwt-svid key sets kid, and no two keys share one.", jwtKeys},
+	{"Bundle rule 17", "WIT-SVID §6 (incubating)", Must, "A wit-svid key sets a kid unique across the whole bundle.", offBundle},
+
+	// JWT-SVID.
+	{"JWT rule 1", stdJWT + " §3 JWT-SVID Format", Must, "The token is a JWS in compact serialization: three base64url parts.", offJWT},
+	{"JWT rule 2", stdJWT + " §2 JOSE Header", Must, "The header holds no parameter but alg, kid and typ.", offJWT},
+	{"JWT rule 3", stdJWT + " §2.1 Algorithm", Must, "alg is one of RS256/384/512, ES256/384/512, PS256/384/512.", offJWT},
+	{"JWT rule 4", stdJWT + " §2.2 Key ID", May, "The header sets kid (optional in the standard; go-spiffe and SPIRE's validators require it).", offJWT},
+	{"JWT rule 5", stdJWT + " §2.3 Type", Must, "typ, when present, is JWT or JOSE.", offJWT},
+	{"JWT rule 6", stdJWT + " §3.1 Subject", Must, "sub is present and is a SPIFFE ID.", offJWT},
+	{"JWT rule 7a", stdJWT + " §3.2 Audience", Must, "aud is present with at least one value (and holds the expected audience, when one is given).", offJWT},
+	{"JWT rule 7b", stdJWT + " §3.2 Audience", Should, "aud holds a single value.", offJWT},
+	{"JWT rule 8", stdJWT + " §3.3 Expiration Time", Must, "exp is present, a number, and not in the past.", offJWT},
+	{"JWT step S7", stdJWT + " §4 Token Validation", Must, "The signature verifies with a key of the sub's trust domain that fits alg (by kid when set).", offJWT},
+
+	// The Workload Endpoint.
+	{"WE rule 2", stdWE + " §3 Transport", Must, "A TCP endpoint listens on a loopback or link-local address (elsewhere the network must authenticate callers, which the kit cannot see).", live},
+	{"WE rule 4", stdWE + " §3 Transport", Must, "The endpoint serves plaintext gRPC: no TLS, no client credentials.", live},
+	{"WE rule 6", stdWE + " §5 Authentication", Must, "A request without the workload.spiffe.io: true header, or with another value, is refused with InvalidArgument.", live},
+
+	// The Workload API.
+	{"WAPI rule 1", stdWAPI + " §3 Profiles", Must, "The X.509 and JWT profiles are served; the WIT profile, when absent, answers Unimplemented.", live},
+	{"WAPI rule 4a", stdWAPI + " §4 Stream Responses", Must, "A stream's first message comes at once, and each later message is a complete state.", live},
+	{"WAPI rule 6", stdWAPI + " §4 Mandatory Fields", Should, "A request whose mandatory field is empty is refused with InvalidArgument.", live},
+	{"WAPI rule 8", stdWAPI + " §4 Hints", Must, "Non-empty hints are unique within a response (and at most 1024 bytes, SHOULD).", live},
+	{"WAPI rule 10a", stdWAPI + " §5.2 FetchX509SVID", Must, "FetchX509SVID sends at least one X509SVID with spiffe_id, x509_svid, x509_svid_key and bundle set, spiffe_id equal to the leaf's URI SAN.", live},
+	{"WAPI rule 10b", stdWAPI + " §5.2 FetchX509SVID", Should, "A caller entitled to no identity is refused with PermissionDenied.", live},
+	{"WAPI rule 11", stdWAPI + " §5.2 FetchX509Bundles", Must, "FetchX509Bundles sends bundles keyed spiffe://<td>, holding the endpoint's own trust domain, each DER CA certificates.", live},
+	{"WAPI rule 12", stdWAPI + " §6.2 FetchJWTSVID", Must, "FetchJWTSVID returns at least one token, for the requested audience, whose sub is the spiffe_id it is listed under.", live},
+	{"WAPI rule 13", stdWAPI + " §6.2 FetchJWTBundles", Must, "FetchJWTBundles sends JWK Sets keyed spiffe://<td>, holding the endpoint's own trust domain, with only JWT-SVID keys.", live},
+	{"WAPI rule 14", stdWAPI + " §6.2 ValidateJWTSVID", Must, "ValidateJWTSVID accepts a token it issued, returning its SPIFFE ID and claims, and refuses one whose signature was altered.", live},
+	{"WAPI rule 4b", stdWAPI + " §4 Stream Responses", Should, "A stream sends a new message when the SVID rotates (observed only with a rotation wait).", live},
+}
+
+// Rules returns every rule the kit checks, sorted by ID (numbers in
+// numeric order).
+func Rules() []Rule {
+	out := make([]Rule, len(rules))
+	copy(out, rules)
+	sort.SliceStable(out, func(i, j int) bool { return ruleLess(out[i].ID, out[j].ID) })
+	for i := range out {
+		out[i].Modes = append([]Mode(nil), out[i].Modes...)
+	}
+	return out
+}
+
+// LookupRule returns the rule of the given ID.
+func LookupRule(id string) (Rule, bool) {
+	for _, r := range rules {
+		if r.ID == id {
+			r.Modes = append([]Mode(nil), r.Modes...)
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// ruleLess orders IDs by family in the registry's order, then by number,
+// then by letter.
+func ruleLess(a, b string) bool {
+	fa, na, sa := splitID(a)
+	fb, nb, sb := splitID(b)
+	if fa != fb {
+		return familyRank(fa) < familyRank(fb)
+	}
+	if na != nb {
+		return na < nb
+	}
+	return sa < sb
+}
+
+var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule"}
+
+func familyRank(f string) int {
+	for i, g := range families {
+		if g == f {
+			return i
+		}
+	}
+	return len(families)
+}
+
+// splitID splits "X509 rule 9b" into "X509 rule", 9 and "b", and
+// "JWT step S7" into "JWT step", 7 and "".
+func splitID(id string) (family string, n int, suffix string) {
+	i := len(id)
+	for i > 0 && id[i-1] != ' ' {
+		i--
+	}
+	family, tail := id[:max(i-1, 0)], id[i:]
+	j := 0
+	for j < len(tail) && (tail[j] < '0' || tail[j] > '9') {
+		j++
+	}
+	for ; j < len(tail) && tail[j] >= '0' && tail[j] <= '9'; j++ {
+		n = n*10 + int(tail[j]-'0')
+	}
+	return family, n, tail[j:]
+}
