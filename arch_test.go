@@ -49,13 +49,13 @@ func layer(pkg string) (int, bool) {
 	switch {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest", rel == "attest/internal/cgroups":
+	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta":
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
 	case rel == "attest/tpm":
 		return 3, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
@@ -316,6 +316,9 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/gcpiit"), m("internal/jwkutil"), true},
 		{m("attest/gcpiit"), m("attest/awsiid"), false},
 		{m("attest/gcpiit"), m("internal/testing/gcemdtest"), false},
+		{m("attest/azuremsi"), m("attest/internal/azuremeta"), true},
+		{m("attest/azuremsi"), m("attest/awsiid"), false},
+		{m("attest/internal/azuremeta"), m("attest"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)
