@@ -68,7 +68,7 @@ func layer(pkg string) (int, bool) {
 	case rel == "ca", rel == "spiffetls/tlsconfig":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
-		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
+		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver":
 		return 4, true
@@ -311,6 +311,9 @@ func TestImportViolation(t *testing.T) {
 		{m("ca/keymanager/pkcs11"), m("ca"), true},
 		{m("ca/keymanager/pkcs11"), m("ca/rotation"), false},
 		{m("ca/keymanager/pkcs11"), m("internal/testing/softhsmtest"), false},
+		{m("ca/keymanager/tpm"), m("attest/tpm"), true},
+		{m("ca/keymanager/tpm"), m("ca/rotation"), false},
+		{m("attest/tpm"), m("ca/keymanager/tpm"), false},
 		{m("attest/awsiid"), m("attest/x509pop"), false},
 		{m("attest/gcpiit"), m("attest"), true},
 		{m("attest/gcpiit"), m("internal/jwkutil"), true},

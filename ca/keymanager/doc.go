@@ -1,8 +1,8 @@
 // Package keymanager holds the signing keys of a certificate authority: two
 // implementations of [ca.KeyManager] and [ca.KeyDestroyer], one in memory
 // ([Memory]) and one with a file per key ([Disk]). Keys that cannot be
-// copied live in an HSM (package ca/keymanager/pkcs11), which implements the
-// same two interfaces.
+// copied live in an HSM (package ca/keymanager/pkcs11) or a TPM (package
+// ca/keymanager/tpm), which implement the same two interfaces.
 //
 // # Usage
 //
