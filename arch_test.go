@@ -65,7 +65,7 @@ func layer(pkg string) (int, bool) {
 		return 1, true
 	case strings.HasPrefix(rel, "svid/"), strings.HasPrefix(rel, "exp/svid/"):
 		return 2, true
-	case rel == "ca", rel == "spiffetls/tlsconfig":
+	case rel == "ca", rel == "spiffetls/tlsconfig", rel == "exp/wpt":
 		return 3, true
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint",
 		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "nodeapi", rel == "federation",
