@@ -1,8 +1,9 @@
 // Command svid is the program of the test's pods: it fetches its X509
 // context from the Workload API at the address of -socket, retrying until
 // it holds at least one SVID, writes the SPIFFE IDs of its SVIDs (one a
-// line) and then the time it got them (Unix nanoseconds) to the file -out,
-// and runs until SIGTERM or SIGINT (it is PID 1 of its container).
+// line), then the time it started and the time it got them (Unix
+// nanoseconds, one line each) to the file -out, and runs until SIGTERM or
+// SIGINT (it is PID 1 of its container).
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 )
 
 func main() {
+	started := time.Now()
 	socket := flag.String("socket", "unix:///run/spiffe/api.sock", "the Workload API address")
 	out := flag.String("out", "", "the file to write the SPIFFE IDs to")
 	flag.Parse()
@@ -41,6 +43,7 @@ func main() {
 		for _, s := range x.SVIDs {
 			fmt.Fprintln(&b, s.ID)
 		}
+		fmt.Fprintln(&b, started.UnixNano())
 		fmt.Fprintln(&b, time.Now().UnixNano())
 		// Written whole and renamed: the test reads it at any time.
 		tmp := filepath.Join(filepath.Dir(*out), "."+filepath.Base(*out))
