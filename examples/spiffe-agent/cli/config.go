@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/attest/gcpiit"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -50,6 +51,11 @@ type runConfig struct {
 	AWSIID            bool
 	AWSIIDEndpoint    string
 	AWSIIDTimeout     time.Duration
+	GCPIIT            bool
+	GCPIITHost        string
+	GCPIITAccount     string
+	GCPIITAudience    string
+	GCPIITTimeout     time.Duration
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
@@ -96,6 +102,15 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("node_attestor.aws_iid.ec2_metadata_endpoint")
 	cmd.Duration(&c.AWSIIDTimeout, "aws-iid-timeout", 0, "aws_iid node attestation: how long one fetch from the metadata service may take (0: 10s; implies -aws-iid)").
 		File("node_attestor.aws_iid.timeout")
+	cmd.Bool(&c.GCPIIT, "gcp-iit", false, "gcp_iit node attestation: present an instance identity token of this Compute Engine instance, fetched from the metadata server")
+	cmd.String(&c.GCPIITHost, "gcp-iit-host", "", "gcp_iit node attestation: the metadata server's `host[:port]` (default: $GCE_METADATA_HOST, or 169.254.169.254; implies -gcp-iit)").
+		File("node_attestor.gcp_iit.identity_token_host")
+	cmd.String(&c.GCPIITAccount, "gcp-iit-service-account", "", "gcp_iit node attestation: the service `account` whose identity endpoint issues the token (default \"default\"; implies -gcp-iit)").
+		File("node_attestor.gcp_iit.service_account")
+	cmd.String(&c.GCPIITAudience, "gcp-iit-audience", "", "gcp_iit node attestation: the token's `audience`, the server's (default "+gcpiit.DefaultAudience+"; implies -gcp-iit)").
+		File("node_attestor.gcp_iit.audience")
+	cmd.Duration(&c.GCPIITTimeout, "gcp-iit-timeout", 0, "gcp_iit node attestation: how long one fetch from the metadata server may take (0: 10s; implies -gcp-iit)").
+		File("node_attestor.gcp_iit.timeout")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
 		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
@@ -180,14 +195,20 @@ func check(cfg runConfig) (*settings, error) {
 	if cfg.AWSIIDEndpoint != "" || cfg.AWSIIDTimeout != 0 {
 		s.cfg.AWSIID = true
 	}
+	if cfg.GCPIITTimeout < 0 {
+		return nil, errors.New("-gcp-iit-timeout must not be negative")
+	}
+	if cfg.GCPIITHost != "" || cfg.GCPIITAccount != "" || cfg.GCPIITAudience != "" || cfg.GCPIITTimeout != 0 {
+		s.cfg.GCPIIT = true
+	}
 	given := 0
-	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID} {
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID, s.cfg.GCPIIT} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm or aws_iid")
+		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, aws_iid or gcp_iit")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

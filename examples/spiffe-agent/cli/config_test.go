@@ -267,6 +267,39 @@ func TestAWSIIDFromFileAndFlags(t *testing.T) {
 	require.ErrorContains(t, err, "want an http:// or https:// URL")
 }
 
+func TestGCPIITFromFileAndFlags(t *testing.T) {
+	// SPIRE's plugin_data keys, identity_token_host and service_account,
+	// enable it.
+	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"gcp_iit": {"identity_token_host": "127.0.0.1:1339", "service_account": "node@p.iam.gserviceaccount.com",
+		"audience": "spiffe://example.org", "timeout": "3s"}}}`)
+	s, code, _ := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.GCPIIT)
+	assert.Equal(t, "127.0.0.1:1339", s.cfg.GCPIITHost)
+	assert.Equal(t, "node@p.iam.gserviceaccount.com", s.cfg.GCPIITAccount)
+	assert.Equal(t, "spiffe://example.org", s.cfg.GCPIITAudience)
+	assert.Equal(t, 3*time.Second, s.cfg.GCPIITTimeout)
+	// Nothing is fetched at start: the server is asked at each
+	// attestation.
+	a, err := newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "gcp_iit", a.Type())
+
+	// -gcp-iit alone: the defaults.
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-gcp-iit")
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.GCPIIT)
+	assert.Empty(t, s.cfg.GCPIITHost)
+	a, err = newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "gcp_iit", a.Type())
+
+	s.cfg.GCPIITHost = "http://metadata.google.internal"
+	_, err = newNodeAttestor(s)
+	require.ErrorContains(t, err, "no scheme")
+}
+
 func TestParseRunErrors(t *testing.T) {
 	longSocket := "/" + strings.Repeat("s", 120)
 	tests := []struct {
@@ -291,6 +324,8 @@ func TestParseRunErrors(t *testing.T) {
 		{"join token and tpm", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-tpm-device", "/dev/tpmrm0"}, "", "one node attestor"},
 		{"join token and k8s_psat", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-k8s-psat-cluster", "c"}, "", "one node attestor"},
 		{"join token and aws_iid", []string{"-trust-domain", "example.org", "-server", "s:1", "-join-token", "t", "-aws-iid-endpoint", "http://127.0.0.1:1"}, "", "one node attestor"},
+		{"aws_iid and gcp_iit", []string{"-trust-domain", "example.org", "-server", "s:1", "-aws-iid", "-gcp-iit-host", "127.0.0.1:1"}, "", "one node attestor"},
+		{"negative gcp_iit timeout", []string{"-trust-domain", "example.org", "-server", "s:1", "-gcp-iit-timeout", "-1s"}, "", "-gcp-iit-timeout must not be negative"},
 		{"negative aws_iid timeout", []string{"-trust-domain", "example.org", "-server", "s:1", "-aws-iid-timeout", "-1s"}, "", "-aws-iid-timeout must not be negative"},
 		{"k8s_psat token without cluster", []string{"-trust-domain", "example.org", "-server", "s:1", "-k8s-psat-token-path", "/t"}, "", "needs the cluster's name"},
 		{"empty socket", []string{"-trust-domain", "example.org", "-server", "s:1", "-socket", ""}, "", "a socket path is required"},

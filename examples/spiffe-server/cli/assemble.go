@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/awsiid"
+	"github.com/spiffekit/spiffekit/attest/gcpiit"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/tpm"
@@ -32,7 +33,7 @@ import (
 // (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
 // the upstream CA's certificate and key,
 // the kubeconfig files of the k8s_psat clusters, the tpm manufacturer CAs,
-// the aws_iid certificate files,
+// the aws_iid certificate files, the gcp_iit keys file,
 // the https_web certificate and key (read again when they change) and
 // the relationships' bootstrap bundles and Web PKI roots. It completes cfg
 // and returns it with the function that closes the datastore, to be
@@ -77,6 +78,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			return cfg, nil, err
 		}
 		attestors[awsiid.Type] = a
+	}
+	if rc.GCPIIT != nil {
+		g, err := newGCPIIT(rc.GCPIIT)
+		if err != nil {
+			return cfg, nil, err
+		}
+		attestors[gcpiit.Type] = g
 	}
 	if rc.FederationCert != "" || rc.FederationKey != "" {
 		if cfg.FederationProfile != issuing.ProfileHTTPSWeb {

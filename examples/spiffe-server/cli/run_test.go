@@ -412,6 +412,15 @@ func TestNodeAttestorsSection(t *testing.T) {
 	assert.Equal(t, awsIIDConfig{AccountAllowList: []string{"123456789012"}, RegionAllowList: []string{"us-gov-west-1"}, Partition: "aws-us-gov",
 		RSA2048Certificates: map[string]string{"us-gov-west-1": "/etc/aws/gov.pem"}, AllowReattestation: true}, *rc.AWSIID)
 
+	rc, err = parse(`{"node_attestors": {"gcp_iit": {"projectid_allow_list": ["my-project"], "agent_path_template": "/{{ .PluginName }}/{{ .InstanceID }}",
+		"use_instance_metadata": false, "service_account_file": "/etc/gcp/sa.json", "allowed_label_keys": ["env"], "allowed_metadata_keys": ["role"],
+		"max_metadata_value_size": 256, "audience": "spiffe://example.org", "keys_file": "/etc/gcp/keys.json", "allow_reattestation": true}}}`)
+	require.NoError(t, err)
+	require.NotNil(t, rc.GCPIIT)
+	assert.Equal(t, gcpIITConfig{ProjectIDAllowList: []string{"my-project"}, AgentPathTemplate: "/{{ .PluginName }}/{{ .InstanceID }}",
+		ServiceAccountFile: "/etc/gcp/sa.json", AllowedLabelKeys: []string{"env"}, AllowedMetadataKeys: []string{"role"}, MaxMetadataValueSize: 256,
+		Audience: "spiffe://example.org", KeysFile: "/etc/gcp/keys.json", AllowReattestation: true}, *rc.GCPIIT)
+
 	rc, err = parse(`{"node_attestors": {"x509pop": {"ca_bundle_path": "/etc/node-ca.pem"}}}`, "-x509pop-ca-bundle", "/etc/node-ca.pem")
 	require.NoError(t, err, "the same file twice")
 	assert.Equal(t, "/etc/node-ca.pem", rc.X509PoPCABundle)
@@ -426,6 +435,7 @@ func TestNodeAttestorsSection(t *testing.T) {
 		`{"node_attestors": {"tpm_devid": {}}}`:                        "node_attestors.tpm_devid",
 		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:                 `unknown field "ek_hash"`,
 		`{"node_attestors": {"aws_iid": {"skip_block_device": true}}}`: `node_attestors.aws_iid: json: unknown field "skip_block_device"`,
+		`{"node_attestors": {"gcp_iit": {"projectid_allowlist": []}}}`: `node_attestors.gcp_iit: json: unknown field "projectid_allowlist"`,
 	} {
 		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text))
 		assert.Equal(t, ExitUsage, code, text)
