@@ -17,6 +17,13 @@
 //	    a JWT-SVID ("-" reads standard input); -bundle TD=FILE (a JWK
 //	    Set or a SPIFFE bundle document) verifies the signature,
 //	    -audience the aud claim
+//	spiffe-conformance workload -addr ADDR [flags]
+//	    a live Workload API endpoint, unix:///PATH or tcp://IP:PORT;
+//	    -rotation-wait D watches for a rotation, -unregistered-uid UID
+//	    (which runs the kit again under that uid) or -unregistered-addr
+//	    checks the refusal of a caller entitled to nothing, -timeout
+//	    bounds every call; it only reads, and refuses an endpoint it
+//	    cannot identify as a Workload API
 //
 // Common flags: -format text|json|junit (default text), -o FILE (default
 // standard output). See docs/CONFORMANCE.md.

@@ -26,7 +26,7 @@ const (
 	exitCantRun = 2
 )
 
-const usage = `usage: spiffe-conformance x509|bundle|jwt [flags] [FILE]
+const usage = `usage: spiffe-conformance x509|bundle|jwt|workload [flags] [FILE]
 run "spiffe-conformance MODE -h" for a mode's flags`
 
 // bundleFlags collects repeated -bundle TD=FILE flags.
@@ -67,6 +67,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.Var(bundles, "bundle", "TRUST-DOMAIN=FILE: that trust domain's JWT-SVID keys (a JWK Set or a SPIFFE bundle document); repeatable")
 		audience := fs.String("audience", "", "the audience the token must carry")
 		report = func() (*kit.Report, error) { return checkJWT(fs.Args(), stdin, bundles, *audience) }
+	case "workload":
+		w := workloadFlags(fs)
+		report = func() (*kit.Report, error) { return w.check(ctx) }
 	default:
 		fmt.Fprintln(stderr, usage)
 		return exitCantRun
