@@ -56,6 +56,10 @@ type runConfig struct {
 	GCPIITAccount     string
 	GCPIITAudience    string
 	GCPIITTimeout     time.Duration
+	AzureMSI          bool
+	AzureMSIResource  string
+	AzureMSIEndpoint  string
+	AzureMSITimeout   time.Duration
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
@@ -111,6 +115,13 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("node_attestor.gcp_iit.audience")
 	cmd.Duration(&c.GCPIITTimeout, "gcp-iit-timeout", 0, "gcp_iit node attestation: how long one fetch from the metadata server may take (0: 10s; implies -gcp-iit)").
 		File("node_attestor.gcp_iit.timeout")
+	cmd.Bool(&c.AzureMSI, "azure-msi", false, "azure_msi node attestation: present this Azure VM's managed identity token, fetched from the instance metadata service")
+	cmd.String(&c.AzureMSIResource, "azure-msi-resource-id", "", "azure_msi node attestation: the `resource` to get the token for, its audience (default https://management.azure.com/; implies -azure-msi)").
+		File("node_attestor.azure_msi.resource_id")
+	cmd.String(&c.AzureMSIEndpoint, "azure-msi-endpoint", "", "azure_msi node attestation: the instance metadata service's `URL` (default http://169.254.169.254; implies -azure-msi)").
+		File("node_attestor.azure_msi.metadata_endpoint")
+	cmd.Duration(&c.AzureMSITimeout, "azure-msi-timeout", 0, "azure_msi node attestation: how long one fetch from the metadata service may take (0: 10s; implies -azure-msi)").
+		File("node_attestor.azure_msi.timeout")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
 		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
@@ -201,14 +212,20 @@ func check(cfg runConfig) (*settings, error) {
 	if cfg.GCPIITHost != "" || cfg.GCPIITAccount != "" || cfg.GCPIITAudience != "" || cfg.GCPIITTimeout != 0 {
 		s.cfg.GCPIIT = true
 	}
+	if cfg.AzureMSITimeout < 0 {
+		return nil, errors.New("-azure-msi-timeout must not be negative")
+	}
+	if cfg.AzureMSIResource != "" || cfg.AzureMSIEndpoint != "" || cfg.AzureMSITimeout != 0 {
+		s.cfg.AzureMSI = true
+	}
 	given := 0
-	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID, s.cfg.GCPIIT} {
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID, s.cfg.GCPIIT, s.cfg.AzureMSI} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, aws_iid or gcp_iit")
+		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit or azure_msi")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

@@ -300,6 +300,40 @@ func TestGCPIITFromFileAndFlags(t *testing.T) {
 	require.ErrorContains(t, err, "no scheme")
 }
 
+func TestAzureMSIFromFileAndFlags(t *testing.T) {
+	// SPIRE's plugin_data key, resource_id, enables it.
+	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"azure_msi": {"resource_id": "api://spire", "metadata_endpoint": "http://127.0.0.1:1339", "timeout": "3s"}}}`)
+	s, code, _ := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.AzureMSI)
+	assert.Equal(t, "api://spire", s.cfg.AzureMSIResource)
+	assert.Equal(t, "http://127.0.0.1:1339", s.cfg.AzureMSIEndpoint)
+	assert.Equal(t, 3*time.Second, s.cfg.AzureMSITimeout)
+	// Nothing is fetched at start: the service is asked at each
+	// attestation.
+	a, err := newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "azure_msi", a.Type())
+
+	// -azure-msi alone: the default resource and endpoint.
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-azure-msi")
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.AzureMSI)
+	assert.Empty(t, s.cfg.AzureMSIResource)
+
+	s.cfg.AzureMSIEndpoint = "169.254.169.254"
+	_, err = newNodeAttestor(s)
+	require.ErrorContains(t, err, "want an http:// or https:// URL")
+
+	_, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1", "-azure-msi-timeout", "-1s")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "-azure-msi-timeout must not be negative")
+	_, code, stderr = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-azure-msi", "-aws-iid")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "one node attestor")
+}
+
 func TestParseRunErrors(t *testing.T) {
 	longSocket := "/" + strings.Repeat("s", 120)
 	tests := []struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/awsiid"
+	"github.com/spiffekit/spiffekit/attest/azuremsi"
 	"github.com/spiffekit/spiffekit/attest/gcpiit"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
@@ -64,7 +65,7 @@ func parseRun(args []string, stdout, stderr io.Writer) (*cmdline.Command, *setti
 
 // errNoAttestor ends the start-up when the agent must attest but was given
 // no node attestor (agent.ErrNoNodeAttestor).
-var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm, aws_iid or gcp_iit")
+var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit or azure_msi")
 
 // run starts the agent described by s and serves until ctx is done.
 func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Writer) int {
@@ -238,6 +239,14 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 		// No fetch here: the metadata server is asked at each attestation.
 		c, err := gcpiit.NewClient(gcpiit.ClientConfig{Host: s.cfg.GCPIITHost, ServiceAccount: s.cfg.GCPIITAccount,
 			Audience: s.cfg.GCPIITAudience, Timeout: s.cfg.GCPIITTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("node attestor: %w", err)
+		}
+		return c, nil
+	}
+	if s.cfg.AzureMSI {
+		// No fetch here: the metadata service is asked at each attestation.
+		c, err := azuremsi.NewClient(azuremsi.ClientConfig{ResourceID: s.cfg.AzureMSIResource, Endpoint: s.cfg.AzureMSIEndpoint, Timeout: s.cfg.AzureMSITimeout})
 		if err != nil {
 			return nil, fmt.Errorf("node attestor: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/awsiid"
+	"github.com/spiffekit/spiffekit/attest/azuremsi"
 	"github.com/spiffekit/spiffekit/attest/gcpiit"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
@@ -85,6 +86,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			return cfg, nil, err
 		}
 		attestors[gcpiit.Type] = g
+	}
+	if rc.AzureMSI != nil {
+		a, err := newAzureMSI(rc.AzureMSI)
+		if err != nil {
+			return cfg, nil, err
+		}
+		attestors[azuremsi.Type] = a
 	}
 	if rc.FederationCert != "" || rc.FederationKey != "" {
 		if cfg.FederationProfile != issuing.ProfileHTTPSWeb {

@@ -421,6 +421,13 @@ func TestNodeAttestorsSection(t *testing.T) {
 		ServiceAccountFile: "/etc/gcp/sa.json", AllowedLabelKeys: []string{"env"}, AllowedMetadataKeys: []string{"role"}, MaxMetadataValueSize: 256,
 		Audience: "spiffe://example.org", KeysFile: "/etc/gcp/keys.json", AllowReattestation: true}, *rc.GCPIIT)
 
+	rc, err = parse(`{"node_attestors": {"azure_msi": {"tenants": {"72f988bf-86f1-41af-91ab-2d7cd011db47": {"resource_id": "api://spire"}},
+		"keys_url": "https://login.example/{tenant}/keys", "allow_reattestation": true}}}`)
+	require.NoError(t, err)
+	require.NotNil(t, rc.AzureMSI)
+	assert.Equal(t, azureMSIConfig{Tenants: map[string]azureMSITenant{"72f988bf-86f1-41af-91ab-2d7cd011db47": {ResourceID: "api://spire"}},
+		KeysURL: "https://login.example/{tenant}/keys", AllowReattestation: true}, *rc.AzureMSI)
+
 	rc, err = parse(`{"node_attestors": {"x509pop": {"ca_bundle_path": "/etc/node-ca.pem"}}}`, "-x509pop-ca-bundle", "/etc/node-ca.pem")
 	require.NoError(t, err, "the same file twice")
 	assert.Equal(t, "/etc/node-ca.pem", rc.X509PoPCABundle)
@@ -435,6 +442,7 @@ func TestNodeAttestorsSection(t *testing.T) {
 		`{"node_attestors": {"tpm_devid": {}}}`:                        "node_attestors.tpm_devid",
 		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:                 `unknown field "ek_hash"`,
 		`{"node_attestors": {"aws_iid": {"skip_block_device": true}}}`: `node_attestors.aws_iid: json: unknown field "skip_block_device"`,
+		`{"node_attestors": {"azure_msi": {"use_msi": true}}}`:         `node_attestors.azure_msi: json: unknown field "use_msi"`,
 		`{"node_attestors": {"gcp_iit": {"projectid_allowlist": []}}}`: `node_attestors.gcp_iit: json: unknown field "projectid_allowlist"`,
 	} {
 		code, _, stderr := runMain(t, "-config", writeJSON(t, dir, text))
