@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -120,6 +121,9 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			}
 		}
 	}
+	if err := checkKeyManager(rc); err != nil {
+		return cfg, nil, err
+	}
 	// Then the whole configuration, before the data directory (keys,
 	// journal) and the datastore are opened or created.
 	check := cfg
@@ -148,6 +152,19 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		}
 		return cfg, nil, err
 	}
+	// The CA keys: in a token or the TPM when the configuration says so,
+	// else files in the data directory.
+	keys, closeKeys, err := openKeyManager(rc)
+	if err != nil {
+		store.Close()
+		state.DataDirLock.Close()
+		return cfg, nil, err
+	}
+	closeAll := store.Close
+	if keys != nil {
+		state.KeyManager = keys
+		closeAll = func() error { return errors.Join(store.Close(), closeKeys()) }
+	}
 	// The server owns the data directory's lock from New on.
 	cfg.KeyManager, cfg.Journal, cfg.ServerID = state.KeyManager, state.Journal, state.ServerID
 	cfg.DataDirLock = state.DataDirLock
@@ -155,14 +172,17 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 	// join_token is always offered: tokens are how the README admits agents.
 	jt, err := jointoken.NewServer(jointoken.ServerConfig{Store: store})
 	if err != nil {
-		store.Close()
+		closeAll()
 		state.DataDirLock.Close()
 		return cfg, nil, err
 	}
 	attestors[jointoken.Type] = jt
 	cfg.NodeAttestors = attestors
 	log.Info("datastore opened", "kind", datastoreKind(rc))
-	return cfg, store.Close, nil
+	if keys != nil {
+		log.Info("CA keys", "key_manager", keyManagerKind(rc))
+	}
+	return cfg, closeAll, nil
 }
 
 // parseDatastore returns the dialect and DSN of -datastore, which is

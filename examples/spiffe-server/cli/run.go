@@ -87,6 +87,10 @@ type runConfig struct {
 	TPM               *tpmConfig          // node_attestors.tpm; nil: tpm is off
 	UpstreamSection   *upstreamDiskConfig // upstream_authority.disk, SPIRE's place for -upstream-ca-cert and -upstream-ca-key
 	DataStoreSection  *dataStoreSQLConfig // data_store.sql, SPIRE's place for -datastore
+
+	// The key manager (keymanager.go); both nil: the CA keys are files in DataDir.
+	PKCS11KeyManager *pkcs11KeyManagerConfig // key_manager.pkcs11
+	TPMKeyManager    *tpmKeyManagerConfig    // key_manager.tpm
 }
 
 // dataStoreSQLConfig is data_store.sql of the configuration file, with the
@@ -185,6 +189,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section("node_attestors.x509pop", `the x509pop node attestor: {"ca_bundle_path": "<PEM file>"}, SPIRE's name for -x509pop-ca-bundle`, &c.X509PoPSection)
 	cmd.Section(tpmKey, tpmHelp, &c.TPM)
 	cmd.Section("data_store.sql", `the shared datastore: {"database_type": "postgres" or "mysql", "connection_string": "<DSN>"}, SPIRE's names for -datastore (a MySQL DSN without mysql://)`, &c.DataStoreSection)
+	cmd.Section(pkcs11KeyManagerKey, pkcs11KeyManagerHelp, &c.PKCS11KeyManager)
+	cmd.Section(tpmKeyManagerKey, tpmKeyManagerHelp, &c.TPMKeyManager)
 	cmd.Section("upstream_authority.disk", `the upstream CA from files: {"cert_file_path": "<PEM file>", "key_file_path": "<PEM file>"}, SPIRE's names for -upstream-ca-cert and -upstream-ca-key`, &c.UpstreamSection)
 	return cmd
 }
