@@ -148,10 +148,14 @@ func TestEndToEnd(t *testing.T) {
 	without.Del(wpt.WITHeader)
 	resp = send(t, raw, http.MethodGet, srv.URL+"/hello", without)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "WIT removed")
-	clk.Add(wpt.DefaultLifetime + wpt.DefaultLeeway)
+	// The client's proofs use the real clock, the verifier clk, which
+	// started at the last whole second: a minute past the proof's exp and
+	// leeway, whenever within the next second the proof was made.
+	const later = wpt.DefaultLifetime + wpt.DefaultLeeway + time.Minute
+	clk.Add(later)
 	resp = send(t, raw, http.MethodGet, srv.URL+"/hello", unsent.Clone())
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "stale")
-	clk.Add(-wpt.DefaultLifetime - wpt.DefaultLeeway) // the client's proofs use the real clock
+	clk.Add(-later)
 	tap.mu.Lock()
 	tap.forward = true
 	tap.mu.Unlock()
