@@ -76,6 +76,7 @@ type savedEntry struct {
 	DNSNames      []string  `json:"dns_names,omitempty"`
 	FederatesWith []string  `json:"federates_with,omitempty"`
 	Hint          string    `json:"hint,omitempty"`
+	ExpiresAt     int64     `json:"expires_at,omitempty"` // seconds since the epoch; 0: none
 	Revision      int64     `json:"revision"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
@@ -108,6 +109,9 @@ func entryToSaved(e registry.Entry) *savedEntry {
 	s := &savedEntry{ID: e.ID, SPIFFEID: e.SPIFFEID.String(), ParentID: e.ParentID.String(),
 		X509SVIDTTL: int64(e.X509SVIDTTL), JWTSVIDTTL: int64(e.JWTSVIDTTL), DNSNames: e.DNSNames, Hint: e.Hint,
 		Revision: e.Revision, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+	if !e.ExpiresAt.IsZero() {
+		s.ExpiresAt = e.ExpiresAt.Unix()
+	}
 	s.Selectors = make([]string, len(e.Selectors))
 	for k, sel := range e.Selectors {
 		s.Selectors[k] = sel.String()
@@ -121,6 +125,12 @@ func entryToSaved(e registry.Entry) *savedEntry {
 func (s *savedEntry) entry() (registry.Entry, error) {
 	e := registry.Entry{ID: s.ID, X509SVIDTTL: time.Duration(s.X509SVIDTTL), JWTSVIDTTL: time.Duration(s.JWTSVIDTTL),
 		DNSNames: s.DNSNames, Hint: s.Hint, Revision: s.Revision, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+	if s.ExpiresAt != 0 {
+		if s.ExpiresAt < registry.MinExpiry.Unix() || s.ExpiresAt > registry.MaxExpiry.Unix() {
+			return e, fmt.Errorf("expiry %d out of range", s.ExpiresAt)
+		}
+		e.ExpiresAt = time.Unix(s.ExpiresAt, 0).UTC()
+	}
 	var err error
 	if e.SPIFFEID, err = spiffeid.FromString(s.SPIFFEID); err != nil {
 		return e, err

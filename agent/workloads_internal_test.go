@@ -54,6 +54,9 @@ func workloadsFixture(t testing.TB, n int) ([]registry.Entry, []issuer.SavedX509
 			CreatedAt:     created,
 			UpdatedAt:     created,
 		}
+		if k == 0 {
+			e.ExpiresAt = time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+		}
 		entries = append(entries, e)
 		if k == n-1 {
 			continue
@@ -182,6 +185,7 @@ func TestWorkloadsFileRefused(t *testing.T) {
 		{"a CA out of range", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"cas":[0]`, `"cas":[7]`, 1)), "names CA 7 of 1"},
 		{"a bad entry ID", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), entries[0].ID, "nothex", 1)), "an invalid entry ID"},
 		{"a bad selector", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"unix:uid:0"`, `"nocolon"`, 1)), "no ':'"},
+		{"an expiry out of range", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"expires_at":1925089445`, `"expires_at":-5`, 1)), "expiry -5 out of range"},
 		{"no revision", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"revision":1`, `"revision":0`, 1)), "no revision"},
 		{"a bad SPIFFE ID", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"spiffe_id":"spiffe://example.org/w/0"`, `"spiffe_id":"http://x"`, 1)), "entry"},
 		{"a bad parent ID", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"parent_id":"spiffe://`, `"parent_id":"x://`, 1)), "entry"},

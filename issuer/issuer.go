@@ -233,7 +233,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 			i.poll = DefaultSafetyPollInterval
 		}
 	}
-	idx, err := index.New(ctx, cfg.Registry, index.Config{PollInterval: i.poll})
+	idx, err := index.New(ctx, cfg.Registry, index.Config{PollInterval: i.poll, Now: i.now})
 	if err != nil {
 		return nil, fmt.Errorf("issuer: indexing the registry: %w", err)
 	}
@@ -415,10 +415,14 @@ func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 		case <-caUpdates:
 			i.refreshCA()
 		case <-timer.C:
+			i.syncIndex(ctx) // an entry's expiry may be due
 		case <-i.wake:
 		}
 		i.reattest(ctx)
 		next := i.refreshAll(ctx)
+		if at := i.idx.NextExpiry(); !at.IsZero() && at.Before(next) {
+			next = at // the entry leaves every view then
+		}
 		timer.Reset(max(next.Sub(i.now()), 0))
 	}
 }

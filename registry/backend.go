@@ -17,8 +17,8 @@ import (
 // store: a deep copy with its ID, or a new one when it has none (an ID
 // given must have the form [NewEntryID] makes; the store checks that no
 // entry has it), Revision 1, both timestamps set to now
-// (UTC, truncated to the microsecond), and Selectors and FederatesWith
-// sorted. It refuses, besides what [Entry.Validate] refuses, an entry whose
+// (UTC, truncated to the microsecond), Selectors and FederatesWith
+// sorted, and ExpiresAt as [ExpiryTime] makes it. It refuses, besides what [Entry.Validate] refuses, an entry whose
 // SPIFFE ID is [Reserved] or with a non-zero SVID TTL below [MinSVIDTTL].
 // Errors wrap [ErrInvalid].
 func PrepareCreate(e Entry, now time.Time) (Entry, error) {
@@ -97,6 +97,12 @@ func StoreTime(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond).Round(0)
 }
 
+// ExpiryTime converts t to the form stores keep an [Entry.ExpiresAt] in:
+// UTC, truncated to the second, without a monotonic clock reading.
+func ExpiryTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Second).Round(0)
+}
+
 // SimilarityKey returns a string that two entries share exactly when they
 // have the same SPIFFE ID, parent ID and selector set; stores use it to
 // reject similar entries with [ErrAlreadyExists]. It expects sorted
@@ -119,6 +125,9 @@ func normalize(e Entry) Entry {
 	e = e.Clone()
 	slices.SortFunc(e.Selectors, attest.Selector.Compare)
 	slices.SortFunc(e.FederatesWith, spiffeid.TrustDomain.Compare)
+	if !e.ExpiresAt.IsZero() {
+		e.ExpiresAt = ExpiryTime(e.ExpiresAt)
+	}
 	return e
 }
 

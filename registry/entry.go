@@ -30,6 +30,14 @@ const (
 	MaxIDLen = 2048
 )
 
+// The range of a non-zero [Entry.ExpiresAt]: from the first second after
+// the epoch (SPIRE's expiry 0 means none) to the last second of year 9999,
+// the last that time's JSON and RFC 3339 forms can write.
+var (
+	MinExpiry = time.Unix(1, 0).UTC()
+	MaxExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
 // An Entry says who gets which identity: a workload whose attested
 // selectors include all of Selectors, and that is served by the agent or
 // node alias ParentID, receives SVIDs for SPIFFEID.
@@ -74,6 +82,14 @@ type Entry struct {
 	// Hint is an opaque string, at most [MaxHintLen] bytes, that helps a
 	// workload choose among several SVIDs.
 	Hint string
+	// ExpiresAt, if not zero, is when the entry ends (SPIRE's entry
+	// expiry): from then on no index serves it (registry/index leaves it
+	// out, so agents stop serving its SVIDs) and a server's pruner deletes
+	// it from the store. Stores keep it in UTC to the second, as SPIRE does
+	// (seconds since the epoch). It must lie between [MinExpiry] and
+	// [MaxExpiry]. Stores accept one in the past: whether a caller may set
+	// that is the caller's policy (the admin API refuses it).
+	ExpiresAt time.Time
 	// Revision is 1 after Create and grows by one on every Update. Update and
 	// Delete use it for optimistic concurrency control.
 	Revision int64
@@ -83,7 +99,7 @@ type Entry struct {
 }
 
 // Validate checks the fields a caller provides: SPIFFEID, ParentID,
-// Selectors, TTLs, DNSNames, FederatesWith and Hint, against the rules
+// Selectors, TTLs, DNSNames, FederatesWith, Hint and ExpiresAt, against the rules
 // documented on [Entry] and the Max* limits. It does not check the
 // store-assigned fields. The error wraps [ErrInvalid] and names the field.
 func (e Entry) Validate() error {
@@ -114,6 +130,9 @@ func (e Entry) Validate() error {
 		return invalidf("entry hint is longer than %d bytes", MaxHintLen)
 	case hasControl(e.Hint):
 		return invalidf("entry hint contains a control character")
+	case !e.ExpiresAt.IsZero() && (e.ExpiresAt.Before(MinExpiry) || e.ExpiresAt.After(MaxExpiry)):
+		return invalidf("entry expiry %d (seconds since the epoch) is out of range: it must be from %d to %d, or none",
+			e.ExpiresAt.Unix(), MinExpiry.Unix(), MaxExpiry.Unix())
 	}
 	seen := make(map[attest.Selector]struct{}, len(e.Selectors))
 	for _, s := range e.Selectors {
@@ -142,6 +161,11 @@ func (e Entry) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Expired reports whether the entry has an expiry and it has come at now.
+func (e Entry) Expired(now time.Time) bool {
+	return !e.ExpiresAt.IsZero() && !now.Before(e.ExpiresAt)
 }
 
 // Clone returns a deep copy of the entry: its slices are not shared with e.

@@ -567,8 +567,12 @@ type Entry struct {
 	Revision           int64                  `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
 	CreatedAtUnixMicro int64                  `protobuf:"varint,13,opt,name=created_at_unix_micro,json=createdAtUnixMicro,proto3" json:"created_at_unix_micro,omitempty"`
 	UpdatedAtUnixMicro int64                  `protobuf:"varint,14,opt,name=updated_at_unix_micro,json=updatedAtUnixMicro,proto3" json:"updated_at_unix_micro,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// When the entry ends, in seconds since the epoch; 0: never. An agent
+	// stops serving the entry then, whether it still hears from a server or
+	// not.
+	ExpiresAtUnix int64 `protobuf:"varint,15,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Entry) Reset() {
@@ -681,6 +685,13 @@ func (x *Entry) GetCreatedAtUnixMicro() int64 {
 func (x *Entry) GetUpdatedAtUnixMicro() int64 {
 	if x != nil {
 		return x.UpdatedAtUnixMicro
+	}
+	return 0
+}
+
+func (x *Entry) GetExpiresAtUnix() int64 {
+	if x != nil {
+		return x.ExpiresAtUnix
 	}
 	return 0
 }
@@ -1017,7 +1028,7 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"4\n" +
 	"\bSelector\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe9\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x91\x04\n" +
 	"\x05Entry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tspiffe_id\x18\x02 \x01(\tR\bspiffeId\x12\x1b\n" +
@@ -1030,7 +1041,8 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x04hint\x18\v \x01(\tR\x04hint\x12\x1a\n" +
 	"\brevision\x18\f \x01(\x03R\brevision\x121\n" +
 	"\x15created_at_unix_micro\x18\r \x01(\x03R\x12createdAtUnixMicro\x121\n" +
-	"\x15updated_at_unix_micro\x18\x0e \x01(\x03R\x12updatedAtUnixMicroJ\x04\b\t\x10\n" +
+	"\x15updated_at_unix_micro\x18\x0e \x01(\x03R\x12updatedAtUnixMicro\x12&\n" +
+	"\x0fexpires_at_unix\x18\x0f \x01(\x03R\rexpiresAtUnixJ\x04\b\t\x10\n" +
 	"J\x04\b\n" +
 	"\x10\vR\x05adminR\n" +
 	"downstream\"V\n" +

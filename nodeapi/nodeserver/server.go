@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.serverID, err = spiffeid.FromPath(s.td, nodeapi.ServerPath); err != nil {
 		return nil, fmt.Errorf("nodeserver: %w", err)
 	}
-	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval}); err != nil {
+	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("nodeserver: indexing the registry: %w", err)
 	}
 	s.entries = authz.New(s.idx, func() uint64 { gen, _ := s.watch(); return gen }, s.bump)
@@ -399,6 +399,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer poll.Stop()
 	defer agents.Stop()
 	for {
+		// An entry leaves the index at its expiry when the index is synced:
+		// the streams of the agents serving it are woken then.
+		var expiry <-chan time.Time
+		if at := s.idx.NextExpiry(); !at.IsZero() {
+			expiry = time.After(max(at.Sub(s.now()), 0))
+		}
 		select {
 		case <-ctx.Done():
 			select {
@@ -407,6 +413,8 @@ func (s *Server) Run(ctx context.Context) error {
 			default:
 				return ctx.Err()
 			}
+		case <-expiry:
+			s.syncIndex(ctx)
 		case <-entryWrites:
 			s.syncIndex(ctx)
 		case <-agentWrites:

@@ -2,6 +2,7 @@ package index
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type Config struct {
 	// that is a [registry.Notifier] (the poll is only a safety net) and one
 	// second for another.
 	PollInterval time.Duration
+	// Now is the clock against which entries expire ([registry.Entry.ExpiresAt]);
+	// nil means time.Now.
+	Now func() time.Time
 }
 
 // Index is an in-memory index of registration entries. It is safe for
@@ -66,6 +70,12 @@ type Config struct {
 // It leaves out entries whose SPIFFE ID is [registry.Reserved] (the
 // server's and agents' namespace): a store may still hold one written
 // before the namespace was reserved, and it must reach no workload.
+//
+// It also leaves out expired entries ([registry.Entry.Expired]): an entry
+// is served until its expiry, and from then on it is in [Index.Expired]
+// only, until the store deletes it (or an update moves its expiry). Entries
+// leave at their expiry when [Index.Sync] runs (which counts each as a
+// change applied); [Index.NextExpiry] tells callers when to run it.
 type Index struct {
 	src  Source
 	conf Config
@@ -76,6 +86,30 @@ type Index struct {
 	selectors map[attest.Selector]*selectorNode
 	kinds     map[selectorKind]int // distinct selectors of each type and kind
 	parents   map[spiffeid.ID]*parentNode
+	now       func() time.Time
+	expiring  expiryHeap                // served entries that expire, soonest first; stale items skipped
+	expired   map[string]registry.Entry // expired entries the store still holds
+}
+
+// expiryItem is an entry revision that expires at a time.
+type expiryItem struct {
+	at       time.Time
+	id       string
+	revision int64
+}
+
+// expiryHeap is a min-heap of expiryItems by time.
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
 }
 
 // selectorKind is a selector's type and kind (see attest.Selector.Kind).
@@ -128,6 +162,11 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 		selectors: make(map[attest.Selector]*selectorNode),
 		kinds:     make(map[selectorKind]int),
 		parents:   make(map[spiffeid.ID]*parentNode),
+		now:       c.Now,
+		expired:   make(map[string]registry.Entry),
+	}
+	if x.now == nil {
+		x.now = time.Now
 	}
 	head, err := src.Head(ctx)
 	if err != nil {
@@ -181,8 +220,14 @@ func (x *Index) load(ctx context.Context) error {
 
 // Sync applies every change the source has recorded since the last one
 // applied, and returns how many it applied.
+//
+// It also takes out of service the entries whose expiry has come, counted
+// among the changes applied; it does so first, so that a failed read of
+// the source does not keep an expired entry in service.
 func (x *Index) Sync(ctx context.Context) (int, error) {
-	n := 0
+	x.mu.Lock()
+	n := x.expire(x.now())
+	x.mu.Unlock()
 	for {
 		x.mu.RLock()
 		after := x.seq
@@ -192,6 +237,9 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("index: reading changes: %w", err)
 		}
 		if len(evs) == 0 {
+			x.mu.Lock()
+			n += x.expire(x.now())
+			x.mu.Unlock()
 			return n, nil
 		}
 		x.mu.Lock()
@@ -250,15 +298,82 @@ func (x *Index) Len() int {
 func (x *Index) apply(ev registry.Event) {
 	x.seq = ev.Seq
 	old := x.records[ev.EntryID]
+	gone, isExpired := x.expired[ev.EntryID]
 	switch {
 	case ev.After != nil:
-		if old != nil && old.entry.Revision >= ev.After.Revision {
+		if old != nil && old.entry.Revision >= ev.After.Revision || isExpired && gone.Revision >= ev.After.Revision {
 			return // the list that built the index already saw this change
 		}
 		x.put(*ev.After)
 	case old != nil:
 		x.remove(old)
+	default:
+		delete(x.expired, ev.EntryID)
 	}
+}
+
+// expire moves the entries that have expired at now out of service, into
+// x.expired, and returns how many. It must be called with x.mu held for
+// writing.
+func (x *Index) expire(now time.Time) int {
+	n := 0
+	for len(x.expiring) > 0 && !now.Before(x.expiring[0].at) {
+		it := heap.Pop(&x.expiring).(expiryItem)
+		r := x.records[it.id]
+		if r == nil || r.entry.Revision != it.revision {
+			continue // removed or replaced since it was pushed
+		}
+		x.expired[it.id] = x.entryOf(r)
+		x.remove(r)
+		n++
+	}
+	return n
+}
+
+// compactExpiring drops the items of entries removed or replaced since they
+// were pushed, so that the heap of an index whose entries are rewritten
+// often stays the size of its live entries. It must be called with x.mu
+// held for writing.
+func (x *Index) compactExpiring() {
+	live := x.expiring[:0]
+	for _, it := range x.expiring {
+		if r := x.records[it.id]; r != nil && r.entry.Revision == it.revision {
+			live = append(live, it)
+		}
+	}
+	clear(x.expiring[len(live):])
+	x.expiring = live
+	heap.Init(&x.expiring)
+}
+
+// NextExpiry returns when the soonest expiry of a served entry falls, or
+// the zero time when no served entry has an expiry. Callers that follow the
+// index run [Index.Sync] then, so that the entry leaves at its expiry.
+func (x *Index) NextExpiry() time.Time {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for len(x.expiring) > 0 {
+		it := x.expiring[0]
+		if r := x.records[it.id]; r != nil && r.entry.Revision == it.revision {
+			return it.at
+		}
+		heap.Pop(&x.expiring) // stale
+	}
+	return time.Time{}
+}
+
+// Expired returns the entries the store holds whose expiry has passed
+// (as of the last [Index.Sync]), which the index no longer serves, sorted by
+// entry ID and owned by the caller: what a pruner deletes.
+func (x *Index) Expired() []registry.Entry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]registry.Entry, 0, len(x.expired))
+	for _, e := range x.expired {
+		out = append(out, e.Clone())
+	}
+	slices.SortFunc(out, func(a, b registry.Entry) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // put inserts or replaces an entry. It leaves out an entry whose SPIFFE ID
@@ -269,8 +384,19 @@ func (x *Index) put(e registry.Entry) {
 	if old := x.records[e.ID]; old != nil {
 		x.remove(old)
 	}
+	delete(x.expired, e.ID)
 	if registry.Reserved(e.SPIFFEID) {
 		return
+	}
+	if e.Expired(x.now()) {
+		x.expired[e.ID] = e.Clone()
+		return
+	}
+	if !e.ExpiresAt.IsZero() {
+		if len(x.expiring) > 64 && len(x.expiring) > 2*len(x.records) {
+			x.compactExpiring()
+		}
+		heap.Push(&x.expiring, expiryItem{at: e.ExpiresAt, id: e.ID, revision: e.Revision})
 	}
 	r := &record{entry: e, sels: make([]*selectorNode, len(e.Selectors))}
 	r.entry.Selectors = nil
@@ -449,12 +575,17 @@ func (x *Index) output(rs []*record) []registry.Entry {
 	rs = slices.Compact(rs)
 	out := make([]registry.Entry, len(rs))
 	for i, r := range rs {
-		e := r.entry.Clone()
-		e.Selectors = make([]attest.Selector, len(r.sels))
-		for j, n := range r.sels {
-			e.Selectors[j] = n.sel
-		}
-		out[i] = e
+		out[i] = x.entryOf(r)
 	}
 	return out
+}
+
+// entryOf returns a copy of the record's entry, with its selectors.
+func (x *Index) entryOf(r *record) registry.Entry {
+	e := r.entry.Clone()
+	e.Selectors = make([]attest.Selector, len(r.sels))
+	for j, n := range r.sels {
+		e.Selectors[j] = n.sel
+	}
+	return e
 }

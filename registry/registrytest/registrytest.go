@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 	t.Run("ConcurrentUpdates", func(t *testing.T) { testConcurrentUpdates(t, newStore(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceled(t, newStore(t)) })
 	t.Run("LongestSelectors", func(t *testing.T) { testLongestSelectors(t, newStore(t)) })
+	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore(t)) })
 }
 
 // RunDurable checks that a store keeps its entries and change feed across a
@@ -246,6 +247,9 @@ func testCreateInvalid(t *testing.T, s registry.Store) {
 		{"bad DNS name", func(e *registry.Entry) { e.DNSNames = []string{"bad_name"} }},
 		{"hint too long", func(e *registry.Entry) { e.Hint = string(make([]byte, registry.MaxHintLen+1)) }},
 		{"empty federated trust domain", func(e *registry.Entry) { e.FederatesWith = []spiffeid.TrustDomain{{}} }},
+		{"expiry at the epoch", func(e *registry.Entry) { e.ExpiresAt = time.Unix(0, 0) }},
+		{"expiry before the epoch", func(e *registry.Entry) { e.ExpiresAt = time.Unix(-1, 0) }},
+		{"expiry past year 9999", func(e *registry.Entry) { e.ExpiresAt = registry.MaxExpiry.Add(time.Second) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -649,4 +653,56 @@ func testCanceled(t *testing.T, s registry.Store) {
 	got, err := s.Get(t.Context(), e.ID)
 	require.NoError(t, err)
 	assert.Equal(t, e, got)
+}
+
+// testExpiry: an entry's expiry is kept to the second, in UTC, through
+// create, get, list, update, the change feed and delete; an update can
+// clear it; a past expiry is stored (the store has no policy on time).
+func testExpiry(t *testing.T, s registry.Store) {
+	ctx := t.Context()
+	at := time.Date(2031, 5, 6, 7, 8, 9, 987654321, time.FixedZone("east", 3*3600))
+	in := entry("/expiring", "/agent", sel("unix", "uid:1"))
+	in.ExpiresAt = at
+	got := mustCreate(t, s, in)
+	want := time.Date(2031, 5, 6, 4, 8, 9, 0, time.UTC)
+	assert.Equal(t, want, got.ExpiresAt, "UTC, to the second")
+	assert.Equal(t, time.UTC, got.ExpiresAt.Location())
+	again, err := s.Get(ctx, got.ID)
+	require.NoError(t, err)
+	assert.Equal(t, got, again)
+	assert.Equal(t, []registry.Entry{got}, listAll(t, s, registry.Filter{}, 0))
+
+	plain := mustCreate(t, s, entry("/plain", "/agent", sel("unix", "uid:2")))
+	assert.True(t, plain.ExpiresAt.IsZero(), "no expiry unless one is given")
+
+	// Changed, then cleared, by updates; the feed carries it.
+	got.ExpiresAt = registry.MaxExpiry
+	v2, err := s.Update(ctx, got)
+	require.NoError(t, err)
+	assert.Equal(t, registry.MaxExpiry, v2.ExpiresAt)
+	v2.ExpiresAt = time.Time{}
+	v3, err := s.Update(ctx, v2)
+	require.NoError(t, err)
+	assert.True(t, v3.ExpiresAt.IsZero())
+	stored, err := s.Get(ctx, got.ID)
+	require.NoError(t, err)
+	assert.True(t, stored.ExpiresAt.IsZero(), "a cleared expiry stays cleared")
+	evs, err := s.Changes(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, evs, 4)
+	assert.Equal(t, want, evs[0].After.ExpiresAt)
+	assert.Equal(t, registry.MaxExpiry, evs[2].After.ExpiresAt)
+	assert.Equal(t, registry.MaxExpiry, evs[3].Before.ExpiresAt)
+	assert.True(t, evs[3].After.ExpiresAt.IsZero())
+
+	// The store keeps an expiry that has passed: the index does not serve
+	// the entry, and a server's pruner deletes it.
+	past := entry("/past", "/agent", sel("unix", "uid:3"))
+	past.ExpiresAt = registry.MinExpiry
+	p := mustCreate(t, s, past)
+	assert.Equal(t, registry.MinExpiry, p.ExpiresAt)
+	assert.True(t, p.Expired(time.Now()))
+	deleted, err := s.Delete(ctx, p.ID, p.Revision)
+	require.NoError(t, err)
+	assert.Equal(t, registry.MinExpiry, deleted.ExpiresAt)
 }

@@ -25,6 +25,7 @@ type record struct {
 	DNSNames      []string  `json:"dns_names,omitempty"`
 	FederatesWith []string  `json:"federates_with,omitempty"`
 	Hint          string    `json:"hint,omitempty"`
+	ExpiresAt     int64     `json:"expires_at,omitempty"` // seconds since the epoch; 0: none
 	Revision      int64     `json:"revision"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
@@ -42,6 +43,9 @@ func encode(e registry.Entry) (string, error) {
 		Revision:    e.Revision,
 		CreatedAt:   e.CreatedAt,
 		UpdatedAt:   e.UpdatedAt,
+	}
+	if !e.ExpiresAt.IsZero() {
+		r.ExpiresAt = e.ExpiresAt.Unix()
 	}
 	for _, s := range e.Selectors {
 		r.Selectors = append(r.Selectors, s.String())
@@ -85,6 +89,9 @@ func decodeInto(r *record, data []byte) (registry.Entry, error) {
 		Revision:    r.Revision,
 		CreatedAt:   r.CreatedAt.UTC(),
 		UpdatedAt:   r.UpdatedAt.UTC(),
+	}
+	if r.ExpiresAt != 0 {
+		e.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()
 	}
 	var err error
 	if e.SPIFFEID, err = spiffeid.FromString(r.SPIFFEID); err != nil {

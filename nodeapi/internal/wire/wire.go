@@ -25,6 +25,9 @@ func EntryToPB(e registry.Entry) *nodepb.Entry {
 		CreatedAtUnixMicro: e.CreatedAt.UnixMicro(),
 		UpdatedAtUnixMicro: e.UpdatedAt.UnixMicro(),
 	}
+	if !e.ExpiresAt.IsZero() {
+		out.ExpiresAtUnix = e.ExpiresAt.Unix()
+	}
 	out.Selectors = make([]*nodepb.Selector, len(e.Selectors))
 	for i, s := range e.Selectors {
 		out.Selectors[i] = &nodepb.Selector{Type: s.Type, Value: s.Value}
@@ -66,6 +69,12 @@ func EntryFromPB(p *nodepb.Entry) (registry.Entry, error) {
 	}
 	if p.X509SvidTtlSeconds < 0 || p.JwtSvidTtlSeconds < 0 || p.X509SvidTtlSeconds > maxTTLSeconds || p.JwtSvidTtlSeconds > maxTTLSeconds {
 		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: TTL out of range", p.Id)
+	}
+	if x := p.ExpiresAtUnix; x != 0 {
+		if x < registry.MinExpiry.Unix() || x > registry.MaxExpiry.Unix() {
+			return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: expiry %d out of range", p.Id, x)
+		}
+		e.ExpiresAt = time.Unix(x, 0).UTC()
 	}
 	if len(p.Selectors) > registry.MaxSelectors {
 		return registry.Entry{}, fmt.Errorf("nodeapi: entry %s: too many selectors", p.Id)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,6 +85,10 @@ func TestEntryFromPBRejectsMalformed(t *testing.T) {
 		{"bad federated trust domain", func(p *nodepb.Entry) { p.FederatesWith = []string{"Not A TD"} },
 			prefix + "federates with: spiffeid: trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores", false},
 		{"zero revision", func(p *nodepb.Entry) { p.Revision = 0 }, prefix + "revision must be positive", false},
+		{"negative expiry", func(p *nodepb.Entry) { p.ExpiresAtUnix = -1 }, prefix + "expiry -1 out of range", false},
+		{"expiry past year 9999", func(p *nodepb.Entry) { p.ExpiresAtUnix = registry.MaxExpiry.Unix() + 1 },
+			prefix + fmt.Sprintf("expiry %d out of range", registry.MaxExpiry.Unix()+1), false},
+		{"huge expiry", func(p *nodepb.Entry) { p.ExpiresAtUnix = 1 << 62 }, prefix + fmt.Sprintf("expiry %d out of range", int64(1)<<62), false},
 		{"hint too long", func(p *nodepb.Entry) { p.Hint = strings.Repeat("h", registry.MaxHintLen+1) },
 			prefix + fmt.Sprintf("registry: entry hint is longer than %d bytes", registry.MaxHintLen), true},
 	} {
@@ -99,10 +104,32 @@ func TestEntryFromPBRejectsMalformed(t *testing.T) {
 	assert.EqualError(t, err, "nodeapi: empty entry")
 }
 
+// An entry's expiry crosses the wire to the second; none stays none.
+func TestEntryExpiry(t *testing.T) {
+	e, err := wire.EntryFromPB(validPBEntry())
+	require.NoError(t, err)
+	assert.True(t, e.ExpiresAt.IsZero())
+	assert.Zero(t, wire.EntryToPB(e).ExpiresAtUnix)
+	for _, at := range []time.Time{registry.MinExpiry, time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC), registry.MaxExpiry} {
+		e.ExpiresAt = at
+		pb := wire.EntryToPB(e)
+		assert.Equal(t, at.Unix(), pb.ExpiresAtUnix)
+		got, err := wire.EntryFromPB(pb)
+		require.NoError(t, err)
+		assert.Equal(t, e, got)
+		assert.Equal(t, time.UTC, got.ExpiresAt.Location())
+	}
+}
+
 // FuzzEntryRoundTrip checks that an entry accepted from the wire converts
 // back to the same wire form and to an equal entry.
 func FuzzEntryRoundTrip(f *testing.F) {
 	seed, err := proto.Marshal(validPBEntry())
+	require.NoError(f, err)
+	f.Add(seed)
+	withExpiry := validPBEntry()
+	withExpiry.ExpiresAtUnix = 1924992000
+	seed, err = proto.Marshal(withExpiry)
 	require.NoError(f, err)
 	f.Add(seed)
 	f.Fuzz(func(t *testing.T, data []byte) {

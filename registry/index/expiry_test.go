@@ -1,0 +1,167 @@
+package index_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/registry/index"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+)
+
+// clock is a settable clock for Config.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func createExpiring(t *testing.T, s registry.Store, path, parent string, at time.Time) registry.Entry {
+	t.Helper()
+	e, err := s.Create(t.Context(), registry.Entry{SPIFFEID: id(path), ParentID: id(parent),
+		Selectors: []attest.Selector{sel("unix", "uid:1")}, ExpiresAt: at})
+	require.NoError(t, err)
+	return e
+}
+
+// TestExpiry: an entry is served until its expiry and not from then on,
+// for workloads and agents alike; Sync counts its leaving as a change;
+// Expired lists it until the store deletes it; an update that moves its
+// expiry brings it back.
+func TestExpiry(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := &clock{now: t0}
+	s := memstore.New(memstore.Config{})
+	soon := createExpiring(t, s, "/soon", "/agent", t0.Add(time.Minute))
+	later := createExpiring(t, s, "/later", "/agent", t0.Add(time.Hour))
+	createExpiring(t, s, "/never", "/agent", time.Time{})
+	past := createExpiring(t, s, "/past", "/agent", t0.Add(-time.Second))
+	// A child of an expired entry is not reached through it.
+	create(t, s, "/child-of-past", "/past", sel("unix", "uid:2"))
+
+	idx, err := index.New(ctx, s, index.Config{Now: clk.Now})
+	require.NoError(t, err)
+	workload := []attest.Selector{sel("unix", "uid:1")}
+	assert.Equal(t, []string{"/later", "/never", "/soon"}, paths(idx.ForWorkload(workload)), "an entry expired at load is left out")
+	assert.Equal(t, []string{"/later", "/never", "/soon"}, paths(idx.ForAgent(id("/agent"), nil)))
+	assert.Equal(t, []string{"/past"}, paths(idx.Expired()))
+	assert.Equal(t, soon.ExpiresAt, idx.NextExpiry())
+	assert.Equal(t, 4, idx.Len())
+
+	// One second before its expiry, it is served; at its expiry, not.
+	clk.set(soon.ExpiresAt.Add(-time.Second))
+	n, err := idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Contains(t, paths(idx.ForWorkload(workload)), "/soon")
+	clk.set(soon.ExpiresAt)
+	n, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "an entry leaving at its expiry counts as a change")
+	assert.Equal(t, []string{"/later", "/never"}, paths(idx.ForWorkload(workload)))
+	assert.Equal(t, []string{"/later", "/never"}, paths(idx.ForAgent(id("/agent"), nil)))
+	assert.NotContains(t, paths(idx.All()), "/soon")
+	assert.Equal(t, []string{"/past", "/soon"}, paths(idx.Expired()))
+	assert.Equal(t, later.ExpiresAt, idx.NextExpiry())
+	for _, x := range idx.Expired() {
+		if x.ID == soon.ID {
+			assert.Equal(t, soon, x, "Expired returns the entry as stored, selectors included")
+		}
+	}
+
+	// Deleted by a pruner, it leaves Expired.
+	_, err = s.Delete(ctx, past.ID, past.Revision)
+	require.NoError(t, err)
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/soon"}, paths(idx.Expired()))
+
+	// Its expiry moved by an update, it is served again; a stale event
+	// (an older revision) does not bring it back twice or undo that.
+	soon.ExpiresAt = t0.Add(2 * time.Hour)
+	soon, err = s.Update(ctx, soon)
+	require.NoError(t, err)
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/later", "/never", "/soon"}, paths(idx.ForWorkload(workload)))
+	assert.Empty(t, idx.Expired())
+	assert.Equal(t, later.ExpiresAt, idx.NextExpiry())
+
+	// Updated to expire at once, it goes straight to Expired.
+	soon.ExpiresAt = clk.Now()
+	soon, err = s.Update(ctx, soon)
+	require.NoError(t, err)
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/later", "/never"}, paths(idx.ForWorkload(workload)))
+	assert.Equal(t, []string{"/soon"}, paths(idx.Expired()))
+
+	// Its expiry cleared, it never leaves again.
+	later.ExpiresAt = time.Time{}
+	_, err = s.Update(ctx, later)
+	require.NoError(t, err)
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.True(t, idx.NextExpiry().IsZero(), "no served entry expires")
+	clk.set(registry.MaxExpiry)
+	n, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, []string{"/later", "/never"}, paths(idx.ForWorkload(workload)))
+}
+
+// TestExpiryManyRewrites: an entry whose expiry is rewritten many times
+// leaves at its last expiry, not an earlier one, and the index's queue of
+// expiries stays bounded.
+func TestExpiryManyRewrites(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := &clock{now: t0}
+	s := memstore.New(memstore.Config{})
+	var es []registry.Entry
+	for i := range 10 {
+		es = append(es, createExpiring(t, s, fmt.Sprintf("/w%d", i), "/agent", t0.Add(time.Minute)))
+	}
+	idx, err := index.New(ctx, s, index.Config{Now: clk.Now})
+	require.NoError(t, err)
+	for round := range 50 {
+		for i := range es {
+			es[i].ExpiresAt = t0.Add(time.Duration(round+2) * time.Minute)
+			es[i], err = s.Update(ctx, es[i])
+			require.NoError(t, err)
+		}
+		_, err = idx.Sync(ctx)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, es[0].ExpiresAt, idx.NextExpiry())
+	clk.set(t0.Add(50 * time.Minute)) // past every earlier expiry, before the last
+	n, err := idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "earlier expiries of rewritten entries do not count")
+	assert.Equal(t, 10, idx.Len())
+	assert.LessOrEqual(t, index.ExpiringLen(idx), 3*len(es)+64, "the queue is compacted")
+	clk.set(es[0].ExpiresAt)
+	n, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 10, n)
+	assert.Zero(t, idx.Len())
+	assert.Len(t, idx.Expired(), 10)
+}
