@@ -71,7 +71,9 @@
 // value that attestor never produces (unix:uid:notanumber, UNIX:UID:0,
 // unix:uid:). Selectors of other types belong to custom attestors and
 // are not checked. A trust domain without a stored bundle is accepted in
-// FederatesWith: a federation relationship may fetch it later.
+// FederatesWith: a federation relationship may fetch it later. An entry's
+// expiry ("expires_at", RFC 3339, absent for none; [registry.Entry.ExpiresAt])
+// must not have come by [Config.Now]: an expired entry is served to no one.
 //
 // A join token request (POST /tokens, {"ttl": "10m", "spiffe_id": "..."})
 // names an optional node alias for the agent the token admits, in the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
@@ -122,7 +123,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 // it federates with other trust domains only. It also refuses what no
 // write may hold (a reserved SPIFFE ID, also refused by the stores of
 // package registry) and selectors the built-in attestors can never
-// produce ([checkSelector]).
+// produce ([checkSelector]), and an expiry that has come.
 func (s *Server) checkEntry(e registry.Entry) error {
 	if !e.SPIFFEID.IsZero() && !e.SPIFFEID.MemberOf(s.cfg.TrustDomain) {
 		return invalid("entry SPIFFE ID %q is not in trust domain %q", e.SPIFFEID, s.cfg.TrustDomain)
@@ -142,6 +143,12 @@ func (s *Server) checkEntry(e registry.Entry) error {
 	// relationship may fetch it later, and the workload receives it then.
 	if slices.Contains(e.FederatesWith, s.cfg.TrustDomain) {
 		return invalid("entry federates with %q, this server's own trust domain", s.cfg.TrustDomain)
+	}
+	// An entry that has expired is served to no one and pruned: writing
+	// one is a mistake.
+	if e.Expired(s.cfg.Now()) {
+		return invalid("entry expiry %s (%d seconds since the epoch) has passed; give a time to come, or none",
+			e.ExpiresAt.UTC().Format(time.RFC3339), e.ExpiresAt.Unix())
 	}
 	return nil
 }

@@ -86,6 +86,10 @@ type Config struct {
 	// with 503 and the code "unavailable", saying so, instead of leaving
 	// the caller waiting. Zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// Now is the clock against which an entry's expiry is checked: an
+	// entry written with an expiry that has come is refused. Nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Server serves the administration API. Every connection is identified by
@@ -124,6 +128,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {

@@ -28,6 +28,7 @@ type entryJSON struct {
 	DNSNames      []string       `json:"dns_names,omitempty"`
 	FederatesWith []string       `json:"federates_with,omitempty"`
 	Hint          string         `json:"hint,omitempty"`
+	ExpiresAt     *time.Time     `json:"expires_at,omitempty"` // none when absent
 	Revision      int64          `json:"revision,omitempty"`
 	CreatedAt     *time.Time     `json:"created_at,omitempty"`
 	UpdatedAt     *time.Time     `json:"updated_at,omitempty"`
@@ -172,6 +173,7 @@ func entryToJSON(e registry.Entry) entryJSON {
 		JWTSVIDTTL:  formatDuration(e.JWTSVIDTTL),
 		DNSNames:    e.DNSNames,
 		Hint:        e.Hint,
+		ExpiresAt:   optionalTime(e.ExpiresAt),
 		Revision:    e.Revision,
 		CreatedAt:   optionalTime(e.CreatedAt),
 		UpdatedAt:   optionalTime(e.UpdatedAt),
@@ -195,6 +197,7 @@ func entryFromJSON(j entryJSON) (registry.Entry, error) {
 		ID:        j.ID,
 		Selectors: selectorsFromJSON(j.Selectors),
 		Hint:      j.Hint,
+		ExpiresAt: derefTime(j.ExpiresAt),
 		Revision:  j.Revision,
 		CreatedAt: derefTime(j.CreatedAt),
 		UpdatedAt: derefTime(j.UpdatedAt),

@@ -30,6 +30,10 @@ import (
 const (
 	DefaultBindAddr     = "127.0.0.1:8081"
 	DefaultPollInterval = 30 * time.Second
+	// DefaultEntryPruneInterval is how often expired entries are deleted
+	// unless Config.EntryPruneInterval says otherwise: every 5 minutes, as
+	// SPIRE's server prunes them.
+	DefaultEntryPruneInterval = 5 * time.Minute
 )
 
 // ErrInvalidConfig is wrapped by the errors [New] returns for a Config it
@@ -133,6 +137,14 @@ type Config struct {
 	// notification was lost or a store tells of none. Zero means
 	// DefaultPollInterval (30 s).
 	PollInterval time.Duration
+
+	// EntryPruneInterval is how often the server deletes the entries whose
+	// expiry (registry.Entry.ExpiresAt) has passed. An entry is served to
+	// no agent from its expiry on, pruned or not: pruning only removes it
+	// from the store. Servers sharing a store may all prune; each deletes an
+	// entry at the revision it saw expire, so an entry updated meanwhile (a
+	// later expiry) stays. Zero means DefaultEntryPruneInterval (5 minutes).
+	EntryPruneInterval time.Duration
 
 	// FederationBind, when not empty, is the address of the trust domain's
 	// bundle endpoint: HTTPS, path "/", no client authentication (Fed rules
@@ -366,7 +378,7 @@ func checkStatic(cfg *Config) error {
 		return invalidf("Config.ServerID is longer than %d bytes", registry.MaxServerIDLen)
 	case !utf8.ValidString(cfg.ServerID) || strings.ContainsFunc(cfg.ServerID, unicode.IsControl):
 		return invalidf("Config.ServerID must be UTF-8 text without control characters")
-	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0:
+	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0 || cfg.EntryPruneInterval < 0:
 		return invalidf("intervals must not be negative")
 	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0:
 		return invalidf("lifetimes must not be negative")
@@ -403,6 +415,9 @@ func checkStatic(cfg *Config) error {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.EntryPruneInterval == 0 {
+		cfg.EntryPruneInterval = DefaultEntryPruneInterval
 	}
 	if cfg.FederationRefresh == 0 {
 		cfg.FederationRefresh = DefaultFederationRefresh

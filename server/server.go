@@ -176,6 +176,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Federation:  s.federationAdmin(),
 		Health:      s.Healthy,
 		Logger:      s.log.With("component", "admin"),
+		Now:         s.cfg.Now,
 	}); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -262,7 +263,7 @@ func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 // the stores that have a Run method (see Stores; on PostgreSQL, the
 // listener that tells of every server's writes), follows the stores'
 // notifications to push registry, agent record and CA changes to agents,
-// rotates the CA, keeps the shared bundle fresh and polls the bundle
+// deletes expired entries (Config.EntryPruneInterval), rotates the CA, keeps the shared bundle fresh and polls the bundle
 // endpoints of the federation relationships, until ctx is done; it then
 // shuts down gracefully and returns nil. If one of these fails (a
 // listener, the CA's rotation, a store), the others stop and Run returns
@@ -280,7 +281,8 @@ func (s *Server) Run(ctx context.Context) error {
 		parts = append(parts, s.endpoint.serve)
 	}
 	parts = append(parts, func(ctx context.Context) error { s.fed.run(ctx); return nil })
-	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil })
+	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
+		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
 	// The ctx.Err() a part returns once stopped is no failure.
 	return lifecycle.RunAll(ctx, parts...)
 }

@@ -29,10 +29,10 @@ type entryFlags struct {
 	dns                []string
 	federatesWith      []spiffeid.TrustDomain
 	hint               string
-	node               bool // parented by the server: a node alias
+	node               bool  // parented by the server: a node alias
+	entryExpiry        int64 // seconds since the epoch; 0: none
 	// SPIRE's flags for what spiffekit does not do; refused when set.
 	admin, downstream, storeSVID bool
-	entryExpiry                  int64
 }
 
 func (f *entryFlags) declare(cmd *cmdline.Command) {
@@ -51,7 +51,9 @@ func (f *entryFlags) declare(cmd *cmdline.Command) {
 	cmd.Bool(&f.admin, "admin", false, "SPIRE's admin entries: refused, see README.md")
 	cmd.Bool(&f.downstream, "downstream", false, "SPIRE's downstream entries: refused, see README.md")
 	cmd.Bool(&f.storeSVID, "storeSVID", false, "SPIRE's SVIDStore entries: refused, see README.md")
-	cmd.Var(cmdline.NewValue(&f.entryExpiry, parseEpoch), "entryExpiry", "SPIRE's entry expiry, in `seconds` since the epoch: refused, see README.md")
+	cmd.Var(cmdline.NewValue(&f.entryExpiry, parseEpoch), "entry-expiry",
+		"when the entry ends, in `seconds` since the epoch (SPIRE's -entryExpiry): served until then, then deleted;\n0: never (on update: clears it)").
+		Alias("entryExpiry")
 }
 
 // unsupported refuses what SPIRE entries may hold and spiffekit's may not.
@@ -63,8 +65,6 @@ func (f *entryFlags) unsupported() error {
 		return usagef("-downstream: %s", errDownstreamEntry)
 	case f.storeSVID:
 		return usagef("-storeSVID: %s", errStoreSVID)
-	case f.entryExpiry != 0:
-		return usagef("-entryExpiry: %s", errEntryExpiry)
 	}
 	return nil
 }
@@ -77,7 +77,6 @@ var (
 	errDownstreamEntry = errors.New("nested servers are not supported; an entry cannot make its workload a downstream CA")
 	errStoreSVID       = errors.New("spiffekit has no SVIDStore plugins to store an entry's SVIDs; " +
 		"have a workload fetch them (spiffe-agent api fetch x509 -write DIR)")
-	errEntryExpiry = errors.New("entries do not expire yet; delete the entry when it should end")
 )
 
 // optionalTrustDomain parses a trust domain; an empty value is the zero
@@ -114,6 +113,8 @@ func (f *entryFlags) apply(cmd *cmdline.Command, e *registry.Entry) {
 			e.FederatesWith = slices.DeleteFunc(slices.Clone(f.federatesWith), spiffeid.TrustDomain.IsZero)
 		case "hint":
 			e.Hint = f.hint
+		case "entry-expiry":
+			e.ExpiresAt = expiryTime(f.entryExpiry)
 		}
 	})
 }
@@ -232,6 +233,7 @@ func entryUpdate(cmd *cmdline.Command) action {
 func sameEntry(a, b registry.Entry) bool {
 	return a.SPIFFEID == b.SPIFFEID && a.ParentID == b.ParentID &&
 		a.X509SVIDTTL == b.X509SVIDTTL && a.JWTSVIDTTL == b.JWTSVIDTTL && a.Hint == b.Hint &&
+		a.ExpiresAt.Equal(b.ExpiresAt) &&
 		slices.Equal(a.DNSNames, b.DNSNames) &&
 		slices.Equal(sortedSelectors(a.Selectors), sortedSelectors(b.Selectors)) &&
 		slices.Equal(sortedTrustDomains(a.FederatesWith), sortedTrustDomains(b.FederatesWith))
@@ -398,9 +400,37 @@ func printEntry(w io.Writer, e registry.Entry) {
 	if e.Hint != "" {
 		fmt.Fprintf(w, "Hint:           %s\n", e.Hint)
 	}
+	if !e.ExpiresAt.IsZero() {
+		fmt.Fprintf(w, "Entry expiry:   %s (%d)\n", timeString(e.ExpiresAt), e.ExpiresAt.Unix())
+	}
 }
 
-// parseEpoch parses a time as seconds since the epoch.
+// parseEpoch parses a time as seconds since the epoch, as SPIRE's
+// -entryExpiry takes it: 0 is none; a negative number is refused.
 func parseEpoch(s string) (int64, error) {
-	return strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("want seconds since the epoch, such as %d, not %q", time.Now().Add(24*time.Hour).Unix(), s)
+	}
+	return n, checkEpoch(n)
+}
+
+// checkEpoch refuses an entry expiry out of the registry's range.
+func checkEpoch(n int64) error {
+	switch {
+	case n < 0:
+		return fmt.Errorf("%d is before the epoch; 0 means no expiry", n)
+	case n > registry.MaxExpiry.Unix():
+		return fmt.Errorf("%d is after the year 9999 (at most %d)", n, registry.MaxExpiry.Unix())
+	}
+	return nil
+}
+
+// expiryTime is the entry expiry of n seconds since the epoch: none for 0.
+func expiryTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
 }

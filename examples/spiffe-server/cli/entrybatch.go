@@ -44,14 +44,16 @@ writes; every field but spiffe_id, parent_id and selectors may be left out:
 
 A selector is {"type": ..., "value": ...} or "type:value"; a TTL is a number
 of seconds or a duration ("1h30m"); federates_with takes names or
-spiffe://name. SPIRE's ttl is taken for x509_svid_ttl. entry_id (or id, as
+spiffe://name. SPIRE's ttl is taken for x509_svid_ttl. expires_at (or
+entryExpiry, SPIRE's entry file name) is when the entry ends, in seconds
+since the epoch, a number or a string of one; 0 or none: never; an expiry
+that has passed fails its entry. entry_id (or id, as
 SPIRE's entry show -output json names it), if any, is the new entry's ID (a
 UUID is taken without its dashes); an entry whose ID is taken fails.
 spiffe_id and parent_id may also be {"trust_domain": ..., "path": ...}, as
 SPIRE's entry show -output json writes them, so that its output is read as
 it is. revision_number, created_at, updated_at and next_page_token are
-ignored; admin, downstream, store_svid and entryExpiry (or expires_at) are
-refused when set.`
+ignored; admin, downstream and store_svid are refused when set.`
 
 // dataFileJSON is the file of entry create -data.
 type dataFileJSON struct {
@@ -78,8 +80,8 @@ type dataEntryJSON struct {
 	Admin         bool           `json:"admin"`
 	Downstream    bool           `json:"downstream"`
 	StoreSVID     bool           `json:"store_svid"`
-	EntryExpiry   int64          `json:"entryExpiry"`
-	ExpiresAt     dataInt        `json:"expires_at"` // SPIRE's API name of entryExpiry
+	EntryExpiry   dataInt        `json:"entryExpiry"` // SPIRE's entry file name of expires_at
+	ExpiresAt     dataInt        `json:"expires_at"`  // seconds since the epoch, as SPIRE's API
 	EntryID       string         `json:"entry_id"`
 	ID            string         `json:"id"` // SPIRE's API name of entry_id
 	// Written by SPIRE and by entry show -output json; ignored.
@@ -232,12 +234,16 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		return registry.Entry{}, fmt.Errorf("downstream: %w", errDownstreamEntry)
 	case j.StoreSVID:
 		return registry.Entry{}, fmt.Errorf("store_svid: %w", errStoreSVID)
-	case j.EntryExpiry != 0:
-		return registry.Entry{}, fmt.Errorf("entryExpiry: %w", errEntryExpiry)
+	case j.EntryExpiry.err != nil:
+		return registry.Entry{}, fmt.Errorf("entryExpiry: %w", j.EntryExpiry.err)
 	case j.ExpiresAt.err != nil:
 		return registry.Entry{}, fmt.Errorf("expires_at: %w", j.ExpiresAt.err)
-	case j.ExpiresAt.v != 0:
-		return registry.Entry{}, fmt.Errorf("expires_at: %w", errEntryExpiry)
+	case checkEpoch(j.EntryExpiry.v) != nil:
+		return registry.Entry{}, fmt.Errorf("entryExpiry: %w", checkEpoch(j.EntryExpiry.v))
+	case checkEpoch(j.ExpiresAt.v) != nil:
+		return registry.Entry{}, fmt.Errorf("expires_at: %w", checkEpoch(j.ExpiresAt.v))
+	case j.EntryExpiry.v != 0 && j.ExpiresAt.v != 0 && j.EntryExpiry.v != j.ExpiresAt.v:
+		return registry.Entry{}, fmt.Errorf("entryExpiry %d and expires_at %d differ", j.EntryExpiry.v, j.ExpiresAt.v)
 	case j.EntryID != "" && j.ID != "" && j.EntryID != j.ID:
 		return registry.Entry{}, fmt.Errorf("entry_id %q and id %q differ", j.EntryID, j.ID)
 	}
@@ -254,7 +260,8 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		entryID = j.ID
 	}
 	id, _ := parseEntryID(entryID)
-	e := registry.Entry{ID: id, DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d}
+	e := registry.Entry{ID: id, DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d,
+		ExpiresAt: expiryTime(max(j.ExpiresAt.v, j.EntryExpiry.v))}
 	if !j.X509SVIDTTL.set {
 		e.X509SVIDTTL = j.TTL.d
 	}

@@ -101,7 +101,7 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 		"error: entry 11 (spiffe://example.org/i): admin: an entry grants an identity, never the right to administer the server",
 		"error: entry 12 (spiffe://example.org/j): downstream: nested servers are not supported",
 		"error: entry 13 (spiffe://example.org/k): store_svid: spiffekit has no SVIDStore plugins",
-		"error: entry 14 (spiffe://example.org/l): entryExpiry: entries do not expire yet",
+		"error: entry 14 (spiffe://example.org/l): admin: entry expiry 2023-11-14T22:13:20Z (1700000000 seconds since the epoch) has passed",
 		`error: entry 15 (spiffe://example.org/m): selectors: attest: invalid selector: "unix" has an empty value`,
 		`error: entry 16 (spiffe://example.org/n): selectors: a selector is {"type": ..., "value": ...} or "type:value": json: unknown field "val"`,
 		"error: entry 17 (spiffe://example.org/o): x509_svid_ttl: -5 seconds is out of range",
@@ -325,6 +325,9 @@ func TestEntryCreateFromSPIREEntryShowFailures(t *testing.T) {
 		`{"spiffe_id": {"trust_domain": "example.org", "path": "/e"}, ` + parent + `, ` + sel + `, "expires_at": "soon"}`,
 		`{"spiffe_id": {"trust_domain": "example.org", "path": "/f"}, ` + parent + `, ` + sel + `, "id": "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70", "entry_id": "4a7b3b2e5f6e4d1b9a330c2f1e9d8b71"}`,
 		`{"spiffe_id": {"trust_domain": "example.org", "path": "/g"}, ` + parent + `, ` + sel + `, "expires_at": null, "id": "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70"}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/h"}, ` + parent + `, ` + sel + `, "expires_at": "4102444800", "entryExpiry": 4102444800}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/i"}, ` + parent + `, ` + sel + `, "expires_at": "4102444800", "entryExpiry": 4102444801}`,
+		`{"spiffe_id": {"trust_domain": "example.org", "path": "/j"}, ` + parent + `, ` + sel + `, "entryExpiry": -1}`,
 	}, ",\n") + `], "next_page_token": ""}`
 	// The first entry has an unknown key: the whole file is refused, as
 	// with every misspelt key.
@@ -335,23 +338,32 @@ func TestEntryCreateFromSPIREEntryShowFailures(t *testing.T) {
 	stdin = strings.Replace(stdin, `, "next": 1`, "", 1)
 	r = s.run(t, stdin, "entry", "create", "-data", "-")
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, "spiffe-server entry create: 8 of 10 entries not created\n", r.stderr)
+	assert.Equal(t, "spiffe-server entry create: 10 of 13 entries not created\n", r.stderr)
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-	require.Len(t, lines, 10, r.stdout)
+	require.Len(t, lines, 13, r.stdout)
 	assert.Regexp(t, createdLine+`spiffe://example\.org/ok$`, lines[0])
 	for i, want := range []string{
 		`error: entry 2 (spiffe://example.orga): spiffe_id: path "a" does not start with /`,
 		`error: entry 3 (no SPIFFE ID): spiffe_id: a SPIFFE ID is "spiffe://..." or {"trust_domain": ..., "path": ...}: json: unknown field "pth"`,
 		`error: entry 4 (spiffe:///a): spiffe_id: `,
 		`error: entry 5 (spiffe://example.org/b): parent_id: a SPIFFE ID is`,
-		`error: entry 6 (spiffe://example.org/c): expires_at: entries do not expire yet`,
-		`error: entry 7 (spiffe://example.org/d): expires_at: entries do not expire yet`,
+		`error: entry 6 (spiffe://example.org/c): admin: entry expiry 2026-12-06T13:27:24Z (1796563644 seconds since the epoch) has passed`,
+		`error: entry 7 (spiffe://example.org/d): admin: entry expiry 1970-01-01T00:00:05Z (5 seconds since the epoch) has passed`,
 		`error: entry 8 (spiffe://example.org/e): expires_at: want an integer, not soon`,
 		`error: entry 9 (spiffe://example.org/f): entry_id "4a7b3b2e5f6e4d1b9a330c2f1e9d8b71" and id "4a7b3b2e-5f6e-4d1b-9a33-0c2f1e9d8b70" differ`,
 	} {
 		assert.True(t, strings.HasPrefix(lines[i+1], want), "line %d: %q, want prefix %q", i+2, lines[i+1], want)
 	}
 	assert.Equal(t, "4a7b3b2e5f6e4d1b9a330c2f1e9d8b70 spiffe://example.org/g", lines[9])
+	assert.Regexp(t, createdLine+`spiffe://example\.org/h$`, lines[10])
+	assert.Equal(t, `error: entry 12 (spiffe://example.org/i): entryExpiry 4102444801 and expires_at 4102444800 differ`, lines[11])
+	assert.Equal(t, `error: entry 13 (spiffe://example.org/j): entryExpiry: -1 is before the epoch; 0 means no expiry`, lines[12])
+	stored, err := s.store.Get(t.Context(), strings.Fields(lines[10])[0])
+	require.NoError(t, err)
+	assert.Equal(t, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), stored.ExpiresAt, "SPIRE's expires_at and entryExpiry are seconds since the epoch")
+	g, err := s.store.Get(t.Context(), "4a7b3b2e5f6e4d1b9a330c2f1e9d8b70")
+	require.NoError(t, err)
+	assert.True(t, g.ExpiresAt.IsZero(), "a null expires_at is none")
 }
 
 // TestSPIREParent names the parents that only SPIRE's server and agents

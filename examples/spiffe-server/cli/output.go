@@ -12,7 +12,8 @@ import (
 // The -output json forms. Their field names are part of the interface,
 // documented in README.md ("JSON output"), and checked against golden
 // files: add fields, never rename or remove one. Every list is present,
-// empty rather than null; times are RFC 3339 in UTC; durations are
+// empty rather than null; times are RFC 3339 in UTC, but for an entry's
+// expires_at, seconds since the epoch as SPIRE writes it; durations are
 // seconds.
 
 // printJSON prints v as one line of JSON.
@@ -49,6 +50,7 @@ type entryJSON struct {
 	DNSNames      []string       `json:"dns_names"`
 	FederatesWith []string       `json:"federates_with"`
 	Hint          string         `json:"hint"`
+	ExpiresAt     int64          `json:"expires_at"` // seconds since the epoch, as SPIRE writes it; 0: never
 	Revision      int64          `json:"revision_number"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
@@ -71,6 +73,9 @@ func toEntryJSON(e registry.Entry) entryJSON {
 	}
 	for _, td := range e.FederatesWith {
 		j.FederatesWith = append(j.FederatesWith, td.Name())
+	}
+	if !e.ExpiresAt.IsZero() {
+		j.ExpiresAt = e.ExpiresAt.Unix()
 	}
 	return j
 }

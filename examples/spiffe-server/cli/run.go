@@ -77,6 +77,7 @@ type runConfig struct {
 	FederationCert    string
 	FederationKey     string
 	FederationRefresh time.Duration
+	EntryPrune        time.Duration
 	FederatesWith     []relationshipConfig
 	K8sPSAT           *k8sPSATConfig      // nil: k8s_psat is off
 	AWSIID            *awsIIDConfig       // nil: aws_iid is off
@@ -180,6 +181,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.FederationCert, "federation-cert", "", "PEM certificate chain `file` of an https_web bundle endpoint")
 	cmd.String(&c.FederationKey, "federation-key", "", "PEM private key `file` of an https_web bundle endpoint")
 	cmd.Duration(&c.FederationRefresh, "federation-refresh", 0, "longest time between two polls of a bundle endpoint (0: 5m)")
+	cmd.Duration(&c.EntryPrune, "entry-prune-interval", 0, "how often entries whose expiry has passed are deleted (0: 5m, as SPIRE);\nthey are served to no one from their expiry on either way")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
 	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
 	cmd.Section(awsIIDKey, awsIIDHelp, &c.AWSIID)
@@ -345,6 +347,7 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		{"jwt-svid-ttl", rc.JWTSVIDTTL},
 		{"agent-svid-ttl", rc.AgentSVIDTTL},
 		{"federation-refresh", rc.FederationRefresh},
+		{"entry-prune-interval", rc.EntryPrune},
 	} {
 		if d.val < 0 {
 			return issuing.Config{}, nil, fmt.Errorf("-%s: %s is negative", d.name, d.val)
@@ -365,6 +368,8 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		FederationBind:    rc.FederationBind,
 		FederationProfile: issuing.Profile(rc.FederationProfile),
 		FederationRefresh: rc.FederationRefresh,
+
+		EntryPruneInterval: rc.EntryPrune,
 	}
 	for i, f := range rc.FederatesWith {
 		r, err := relationship(f)
