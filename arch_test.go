@@ -55,7 +55,7 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "attest/tpm":
 		return 3, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/azureimds", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
@@ -321,6 +321,8 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/gcpiit"), m("internal/testing/gcemdtest"), false},
 		{m("attest/azuremsi"), m("attest/internal/azuremeta"), true},
 		{m("attest/azuremsi"), m("attest/awsiid"), false},
+		{m("attest/azureimds"), m("attest/internal/azuremeta"), true},
+		{m("attest/azureimds"), m("attest/azuremsi"), false},
 		{m("attest/internal/azuremeta"), m("attest"), false},
 	}
 	for _, tt := range tests {

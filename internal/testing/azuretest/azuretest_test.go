@@ -2,6 +2,9 @@ package azuretest
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/smallstep/pkcs7"
 	"github.com/stretchr/testify/require"
 )
 
@@ -140,4 +144,39 @@ func TestEntra(t *testing.T) {
 	require.NoError(t, c.Validate(jwt.Expected{AnyAudience: jwt.Audience{"api://x"}, Time: time.Now()}))
 	_, ok := MSIClaims(tenant, "p", "r", "")["xms_mirid"]
 	require.False(t, ok)
+}
+
+func TestCA(t *testing.T) {
+	ca := NewCA(t, "metadata.azure.com")
+	require.NoError(t, ca.Leaf.VerifyHostname("metadata.azure.com"))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Root)
+	code, body := get(t, ca.Leaf.IssuingCertificateURL[0], nil)
+	require.Equal(t, http.StatusOK, code)
+	inter, err := x509.ParseCertificate([]byte(body))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(inter)
+	_, err = ca.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	require.NoError(t, err)
+	require.Equal(t, 1, ca.AIAFetches())
+	code, _ = get(t, ca.AIA.URL+"/other", nil)
+	require.Equal(t, http.StatusNotFound, code)
+	// Another CA's root has a key of its own.
+	require.False(t, NewCA(t, "x").Root.PublicKey.(*rsa.PublicKey).Equal(ca.Root.PublicKey))
+
+	doc := Document(t, "n1", "vm", "sub")
+	der, err := base64.StdEncoding.DecodeString(ca.Sign(t, doc))
+	require.NoError(t, err)
+	p7, err := pkcs7.Parse(der)
+	require.NoError(t, err)
+	require.Equal(t, doc, p7.Content)
+	require.Len(t, p7.Certificates, 1)
+	require.NoError(t, p7.Verify())
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(doc, &m))
+	require.Equal(t, "n1", m["nonce"])
+	ts := m["timeStamp"].(map[string]any)
+	_, err = time.Parse(AttestedFormat, ts["expiresOn"].(string))
+	require.NoError(t, err)
 }
