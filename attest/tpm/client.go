@@ -96,12 +96,12 @@ func (c *Client) withKeys(f func(t transport.TPM, ek, ak *object) error) error {
 		return err
 	}
 	defer t.Close()
-	ek, err := loadEK(t)
+	ek, err := loadEK(t, hierarchyAuth{})
 	if err != nil {
 		return err
 	}
 	defer ek.flush(t)
-	ak, err := createAK(t)
+	ak, err := createAK(t, nil)
 	if err != nil {
 		return err
 	}
@@ -225,6 +225,15 @@ type object struct {
 	pub       *tpm2.TPMTPublic
 	cert      []byte // the EK's certificate, if any
 	transient bool
+	// hierarchyAuth is the endorsement hierarchy's authorization, which
+	// an EK of the default templates' policy asks for.
+	hierarchyAuth []byte
+}
+
+// hierarchyAuth holds the authorization values of the TPM's hierarchies;
+// empty, as they are unless an owner set them.
+type hierarchyAuth struct {
+	endorsement, owner []byte
 }
 
 // flush unloads a transient object.
@@ -243,7 +252,7 @@ func (o *object) auth() tpm2.Session {
 	}
 	return tpm2.Policy(o.pub.NameAlg, 16, func(t transport.TPM, handle tpm2.TPMISHPolicy, nonceTPM tpm2.TPM2BNonce) error {
 		_, err := tpm2.PolicySecret{
-			AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+			AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(o.hierarchyAuth)},
 			PolicySession: handle,
 			NonceTPM:      nonceTPM,
 		}.Execute(t)
@@ -251,10 +260,11 @@ func (o *object) auth() tpm2.Session {
 	})
 }
 
-// createAK creates the AK, a primary key of the endorsement hierarchy.
-func createAK(t transport.TPM) (*object, error) {
+// createAK creates the AK, a primary key of the endorsement hierarchy,
+// whose authorization is endorsementAuth.
+func createAK(t transport.TPM, endorsementAuth []byte) (*object, error) {
 	r, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(endorsementAuth)},
 		InPublic:      tpm2.New2B(akTemplate),
 	}.Execute(t)
 	if err != nil {
@@ -271,12 +281,12 @@ func createAK(t transport.TPM) (*object, error) {
 // loadEK finds the EK: the one its certificate in NV certifies (RSA, then
 // ECC P-256, then ECC P-384), among the persistent EKs or else created
 // from the TCG's default template for its type; with no certificate, the
-// RSA EK of the default template.
-func loadEK(t transport.TPM) (*object, error) {
+// RSA EK of the default template. auth authorizes the hierarchies.
+func loadEK(t transport.TPM, auth hierarchyAuth) (*object, error) {
 	var cert *x509.Certificate
 	var der []byte
 	for _, idx := range []tpm2.TPMHandle{NVIndexRSAEKCert, NVIndexECCP256EKCert, NVIndexECCP384EKCert} {
-		b, err := readNV(t, idx)
+		b, err := readNV(t, idx, auth.owner)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +302,7 @@ func loadEK(t transport.TPM) (*object, error) {
 	if cert != nil {
 		if ek, err := persistentEK(t, cert.PublicKey); err != nil || ek != nil {
 			if ek != nil {
-				ek.cert = der
+				ek.cert, ek.hierarchyAuth = der, auth.endorsement
 			}
 			return ek, err
 		}
@@ -303,7 +313,7 @@ func loadEK(t transport.TPM) (*object, error) {
 			template = tpm2.ECCEKTemplate
 		}
 	}
-	ek, err := createEK(t, template)
+	ek, err := createEK(t, template, auth.endorsement)
 	if err != nil {
 		return nil, err
 	}
@@ -318,16 +328,17 @@ func loadEK(t transport.TPM) (*object, error) {
 	return ek, nil
 }
 
-// createEK creates an EK from template.
-func createEK(t transport.TPM, template tpm2.TPMTPublic) (*object, error) {
+// createEK creates an EK from template, in the endorsement hierarchy whose
+// authorization is endorsementAuth.
+func createEK(t transport.TPM, template tpm2.TPMTPublic, endorsementAuth []byte) (*object, error) {
 	r, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(endorsementAuth)},
 		InPublic:      tpm2.New2B(template),
 	}.Execute(t)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: creating the EK: %w", err)
 	}
-	o := &object{handle: r.ObjectHandle, name: r.Name, public: r.OutPublic.Bytes(), transient: true}
+	o := &object{handle: r.ObjectHandle, name: r.Name, public: r.OutPublic.Bytes(), transient: true, hierarchyAuth: endorsementAuth}
 	if o.pub, err = r.OutPublic.Contents(); err != nil {
 		o.flush(t)
 		return nil, fmt.Errorf("tpm: EK: %w", err)
@@ -378,8 +389,9 @@ func equalKeys(a, b any) bool {
 }
 
 // readNV returns the certificate in NV index idx, trimmed to its DER
-// length (some TPMs pad it), or nil if the index is not defined.
-func readNV(t transport.TPM, idx tpm2.TPMHandle) ([]byte, error) {
+// length (some TPMs pad it), or nil if the index is not defined. An index
+// readable by the owner alone is read with ownerAuth.
+func readNV(t transport.TPM, idx tpm2.TPMHandle, ownerAuth []byte) ([]byte, error) {
 	rp, err := tpm2.NVReadPublic{NVIndex: idx}.Execute(t)
 	if err != nil {
 		if errors.Is(err, tpm2.TPMRCHandle) {
@@ -397,7 +409,7 @@ func readNV(t transport.TPM, idx tpm2.TPMHandle) ([]byte, error) {
 	}
 	auth := tpm2.AuthHandle{Handle: idx, Name: rp.NVName, Auth: tpm2.PasswordAuth(nil)}
 	if !nvPub.Attributes.AuthRead && nvPub.Attributes.OwnerRead {
-		auth = tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)}
+		auth = tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(ownerAuth)}
 	}
 	const chunk = 512 // the least TPM_PT_NV_BUFFER_MAX of the PC Client profile
 	data := make([]byte, 0, size)

@@ -1,10 +1,17 @@
-// Package tpm is the TPM 2.0 node attestor, both sides: a node proves that
-// it holds a TPM whose endorsement key (EK) the server trusts, either
-// because the EK certificate chains to a TPM manufacturer's CA, or because
-// the EK public key is on an allow-list, by activating a credential that
-// only that TPM can activate. Its config key in the programs is "tpm";
-// SPIRE's tpm_devid, which checks a DevID certificate, is another
-// attestor.
+// Package tpm holds the TPM 2.0 node attestors, both sides of each.
+//
+// The tpm attestor: a node proves that it holds a TPM whose endorsement
+// key (EK) the server trusts, either because the EK certificate chains to
+// a TPM manufacturer's CA, or because the EK public key is on an
+// allow-list, by activating a credential that only that TPM can activate.
+// Its config key in the programs is "tpm".
+//
+// The tpm_devid attestor ([DevIDServer], [DevIDClient]), SPIRE's
+// tpm_devid: a node proves that it holds a DevID (IEEE 802.1AR device
+// identity) key whose certificate the operator's DevID CA issued, and
+// that this key lives in a TPM whose EK certificate a manufacturer's CA
+// issued. Both attestors share the EK, the attestation key and credential
+// activation; see "tpm_devid" below.
 //
 // # Protocol
 //
@@ -75,6 +82,52 @@
 // The agent needs read-write access to the TPM (/dev/tpmrm0, usually
 // group tss) and the endorsement hierarchy's authorization to be empty, as
 // it is unless an owner set it.
+//
+// # tpm_devid
+//
+//  1. The agent sends {"version": 1, "devid_certs": [DER, ...] (the DevID
+//     certificate, then intermediates), "devid_public": TPMT_PUBLIC,
+//     "ek_cert", "ek_public", "ak_public"}; the EK and AK are the tpm
+//     attestor's. The DevID key was made under the storage root key (the
+//     TCG's SRK template of its type with an empty unique field, as SPIRE
+//     loads it) and is read from its TPM2B_PUBLIC and TPM2B_PRIVATE files.
+//  2. The server checks the DevID certificate against the DevID CAs and
+//     the EK certificate against the endorsement CAs, the public areas
+//     against their certificates, and sends {"version", "audience",
+//     "credential_blob", "encrypted_secret", "nonce"}: a credential for
+//     the AK encrypted to the EK, and 32 random bytes.
+//  3. The agent activates the credential (the proof is the tpm
+//     attestor's, with the label "spiffekit tpm_devid v1"), has the AK
+//     certify the DevID key over the nonce (TPM2_Certify), and signs
+//     "spiffekit tpm_devid signature v1" || 0x00 || len || trust domain
+//     name || len || audience || len || nonce with the DevID key (TPM2_Hash
+//     then TPM2_Sign): {"proof", "certify_info", "certify_signature",
+//     "devid_signature"}.
+//
+// What each check answers:
+//
+//   - DevID certificate chains to a configured DevID CA at the current time:
+//     a device the operator's CA did not name, or whose certificate has
+//     expired, is refused before any challenge.
+//   - DevID public area is of the certificate's key, and is a signing key
+//     with fixedTPM, fixedParent and sensitiveDataOrigin: a certificate of a
+//     software key, or a key imported into the TPM (a copy may exist
+//     outside), is refused.
+//   - EK certificate chains to an endorsement CA, EK public area matches
+//     it: the TPM is genuine (as for the tpm attestor).
+//   - Credential activation: the AK is in the TPM holding the EK, and the
+//     answer is for this exchange (a fresh secret), so a replayed answer
+//     or another TPM's is refused.
+//   - AK's certification of the DevID key's name over the nonce: the DevID
+//     key is loaded, now, in the AK's TPM, hence the EK's. SPIRE certifies
+//     without a nonce; this one cannot be replayed from an earlier boot or
+//     another machine that once held the key's blob.
+//   - DevID key's signature over the nonce, audience and trust domain: the
+//     node holds the certified key, for this exchange and this server.
+//
+// The agent ID is spiffe://<trust domain>/spiffekit/agent/tpm_devid/<SHA-1
+// of the DevID certificate>, SPIRE's shape; see [DevIDServer.Attest] for the
+// selectors.
 //
 // # Usage
 //

@@ -157,6 +157,12 @@ func parsePayload(b []byte) (*evidence, error) {
 	if p.Version != wireVersion {
 		return nil, fmt.Errorf("payload of version %d, not %d", p.Version, wireVersion)
 	}
+	return checkKeys(&p)
+}
+
+// checkKeys parses and checks the EK and AK of a payload, and its EK
+// certificate if any.
+func checkKeys(p *payloadMsg) (*evidence, error) {
 	ev := &evidence{}
 	var err error
 	if ev.ekPub, err = parsePublic(p.EKPublic, "EK public area"); err != nil {

@@ -120,8 +120,19 @@ func parsePublic(b []byte, what string) (pub *tpm2.TPMTPublic, err error) {
 // server of another trust domain gets a proof for its own trust domain,
 // which ours refuses.
 func proofOf(secret []byte, td spiffeid.TrustDomain, audience spiffeid.ID, blob []byte) []byte {
+	return proofWithLabel(proofLabel, secret, td, audience, blob)
+}
+
+// proofLabel and devIDProofLabel keep the two attestors' proofs apart.
+const (
+	proofLabel      = "spiffekit tpm v1\x00"
+	devIDProofLabel = "spiffekit tpm_devid v1\x00"
+)
+
+// proofWithLabel is proofOf with another label.
+func proofWithLabel(label string, secret []byte, td spiffeid.TrustDomain, audience spiffeid.ID, blob []byte) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("spiffekit tpm v1\x00"))
+	m.Write([]byte(label))
 	for _, f := range [][]byte{[]byte(td.Name()), []byte(audience.String()), blob} {
 		m.Write(binary.BigEndian.AppendUint16(nil, uint16(len(f))))
 		m.Write(f)
