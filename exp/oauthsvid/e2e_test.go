@@ -1,3 +1,8 @@
+//go:build !windows
+
+// The issuing server and the node agent run on Linux only; a Windows client
+// of this package is tested by the other tests.
+
 package oauthsvid_test
 
 import (
