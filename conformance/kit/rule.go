@@ -29,6 +29,10 @@ const (
 	// ModeWorkload checks a live Workload API endpoint: the endpoint's
 	// own rules, and the X509 and JWT rules on everything it serves.
 	ModeWorkload Mode = "workload"
+	// ModeBundleEndpoint checks a live bundle endpoint (https_web or
+	// https_spiffe): its TLS and HTTP rules, and the bundle rules on what
+	// it serves.
+	ModeBundleEndpoint Mode = "bundle-endpoint"
 )
 
 // Rule is one requirement of a SPIFFE standard, as the kit checks it.
@@ -54,15 +58,17 @@ const (
 	stdBundle = "SPIFFE Trust Domain and Bundle"
 	stdWE     = "SPIFFE Workload Endpoint"
 	stdWAPI   = "SPIFFE Workload API"
+	stdFed    = "SPIFFE Federation"
 )
 
 var (
-	offX509   = []Mode{ModeX509, ModeWorkload}
-	offBundle = []Mode{ModeBundle}
+	offX509   = []Mode{ModeX509, ModeWorkload, ModeBundleEndpoint}
+	offBundle = []Mode{ModeBundle, ModeBundleEndpoint}
+	fed       = []Mode{ModeBundleEndpoint}
 	offJWT    = []Mode{ModeJWT, ModeWorkload}
 	live      = []Mode{ModeWorkload}
-	x509Both  = []Mode{ModeX509, ModeBundle, ModeWorkload}
-	jwtKeys   = []Mode{ModeBundle, ModeJWT, ModeWorkload}
+	x509Both  = []Mode{ModeX509, ModeBundle, ModeWorkload, ModeBundleEndpoint}
+	jwtKeys   = []Mode{ModeBundle, ModeJWT, ModeWorkload, ModeBundleEndpoint}
 )
 
 // rules is the registry: every rule the kit checks. It is never changed
@@ -80,14 +86,14 @@ var rules = []Rule{
 	{"X509 rule 9b", stdX509 + " §4.4 Extended Key Usage", Must, "A leaf's extKeyUsage, when present, holds both serverAuth and clientAuth.", offX509},
 	{"X509 rule 11a", stdX509 + " §3 SVID Hierarchy", Should, "A signing certificate carries a SPIFFE ID (a URI SAN).", x509Both},
 	{"X509 rule 11b", stdX509 + " §3 SVID Hierarchy", Must, "A signing certificate's SPIFFE ID, if any, has no path.", x509Both},
-	{"X509 rule 14", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Should, "A root placed in a bundle is self-signed.", []Mode{ModeBundle, ModeWorkload}},
+	{"X509 rule 14", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Should, "A root placed in a bundle is self-signed.", []Mode{ModeBundle, ModeWorkload, ModeBundleEndpoint}},
 	{"X509 rule 15", stdX509 + " §5 Validation; " + stdWAPI + " X509SVID", Must, "The chain is ordered leaf first, each certificate signed by the next; the key is unencrypted PKCS#8 and matches the leaf.", offX509},
 	{"X509 rule 21", stdX509 + " §5.1 Path Validation", Must, "The chain validates (RFC 5280) to the X.509 bundle of the leaf's trust domain, at the current time.", offX509},
 
 	// The SPIFFE bundle document.
 	{"Bundle rule 7", stdBundle + " §4.1 keys", Must, "The document has a keys array.", offBundle},
 	{"Bundle rule 8a", stdBundle + " §4.2 spiffe_sequence", Should, "The document has spiffe_sequence, a non-negative integer.", offBundle},
-	{"Bundle rule 8b", stdBundle + " §4.2 spiffe_sequence", Must, "spiffe_sequence changes, upwards, whenever the content changes.", offBundle},
+	{"Bundle rule 8b", stdBundle + " §4.2 spiffe_sequence", Must, "spiffe_sequence changes, upwards, whenever the content changes (between two documents, or two fetches of an endpoint).", offBundle},
 	{"Bundle rule 9", stdBundle + " §4.3 spiffe_refresh_hint", Should, "The document has spiffe_refresh_hint, a positive integer number of seconds.", offBundle},
 	{"Bundle rule 12", stdBundle + " §4.4 JWK (RFC 7517 §4.1)", Must, "Every JWK sets kty.", jwtKeys},
 	{"Bundle rule 13", stdBundle + " §4.4.1 use", Must, "Every JWK of a bundle document sets use to x509-svid, jwt-svid or wit-svid.", offBundle},
@@ -124,6 +130,16 @@ var rules = []Rule{
 	{"WAPI rule 12", stdWAPI + " §6.2 FetchJWTSVID", Must, "FetchJWTSVID returns at least one token, for the requested audience, whose sub is the spiffe_id it is listed under.", live},
 	{"WAPI rule 13", stdWAPI + " §6.2 FetchJWTBundles", Must, "FetchJWTBundles sends JWK Sets keyed spiffe://<td>, holding the endpoint's own trust domain, with only JWT-SVID keys.", live},
 	{"WAPI rule 14", stdWAPI + " §6.2 ValidateJWTSVID", Must, "ValidateJWTSVID accepts a token it issued, returning its SPIFFE ID and claims, and refuses one whose signature was altered.", live},
+	// Bundle endpoints.
+	{"Fed rule 7", stdFed + ", Bundle Endpoint (Mozilla intermediate)", Must, "The endpoint negotiates TLS 1.2 or 1.3, with an AEAD cipher suite on 1.2, and refuses a TLS 1.1 handshake.", fed},
+	{"Fed rule 8", stdFed + ", Bundle Endpoint URL", Must, "The endpoint URL is https, without userinfo.", fed},
+	{"Fed rule 9", stdFed + ", Bundle Endpoint", Must, "The endpoint serves the bundle without client authentication.", fed},
+	{"Fed rule 10a", stdFed + ", Serving the Bundle", Must, "A GET is answered 200 with the trust domain's bundle, a UTF-8 JSON document.", fed},
+	{"Fed rule 10b", stdFed + ", Serving the Bundle", Should, "The answer's Content-Type is application/json.", fed},
+	{"Fed rule 11a", stdFed + ", Redirects", Must, "A redirect's target is an https URL without userinfo, which passes the same authentication.", fed},
+	{"Fed rule 11b", stdFed + ", Redirects", Should, "Redirects are temporary (302, 303, 307).", fed},
+	{"Fed rule 12", stdFed + ", https_web", Must, "https_web: the server certificate chains to the trusted roots and names the URL's host.", fed},
+	{"Fed rule 16", stdFed + ", https_spiffe", Must, "https_spiffe: the server presents an X509-SVID (the X509 rules) of the configured endpoint SPIFFE ID, valid against that ID's trust domain bundle.", fed},
 	{"WAPI rule 4b", stdWAPI + " §4 Stream Responses", Should, "A stream sends a new message when the SVID rotates (observed only with a rotation wait).", live},
 }
 
@@ -164,7 +180,7 @@ func ruleLess(a, b string) bool {
 	return sa < sb
 }
 
-var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule"}
+var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule", "Fed rule"}
 
 func familyRank(f string) int {
 	for i, g := range families {

@@ -24,6 +24,11 @@
 //	    checks the refusal of a caller entitled to nothing, -timeout
 //	    bounds every call; it only reads, and refuses an endpoint it
 //	    cannot identify as a Workload API
+//	spiffe-conformance bundle-endpoint -url URL -trust-domain TD -profile P [flags]
+//	    a live bundle endpoint: https_web (-roots PEM, default the
+//	    system's) or https_spiffe (-endpoint-id ID -endpoint-bundle FILE);
+//	    -rotation-wait D fetches again until the keys change to check the
+//	    sequence; it only sends GETs
 //
 // Common flags: -format text|json|junit (default text), -o FILE (default
 // standard output). See docs/CONFORMANCE.md.

@@ -26,7 +26,7 @@ const (
 	exitCantRun = 2
 )
 
-const usage = `usage: spiffe-conformance x509|bundle|jwt|workload [flags] [FILE]
+const usage = `usage: spiffe-conformance x509|bundle|jwt|workload|bundle-endpoint [flags] [FILE]
 run "spiffe-conformance MODE -h" for a mode's flags`
 
 // bundleFlags collects repeated -bundle TD=FILE flags.
@@ -70,6 +70,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "workload":
 		w := workloadFlags(fs)
 		report = func() (*kit.Report, error) { return w.check(ctx) }
+	case "bundle-endpoint":
+		b := bundleEndpointFlags(fs)
+		report = func() (*kit.Report, error) { return b.check(ctx) }
 	default:
 		fmt.Fprintln(stderr, usage)
 		return exitCantRun

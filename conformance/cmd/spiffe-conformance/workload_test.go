@@ -123,3 +123,33 @@ func copySelf(t *testing.T, dir string) string {
 	require.NoError(t, dst.Close())
 	return bin
 }
+
+// TestBundleEndpoint runs the bundle-endpoint mode against the bundle
+// endpoint of spiffekit's issuing server (https_spiffe), and its usage
+// errors.
+func TestBundleEndpoint(t *testing.T) {
+	s := nodetest.StartServer(t, server.Config{FederationBind: "127.0.0.1:0"})
+	url := "https://" + s.FederationAddr().String() + "/"
+	bundle := writeFile(t, "bundle.pem", pemCerts(s.Bundle().X509Authorities()...))
+	code, out, errOut := runProgram(t, "", "bundle-endpoint", "-url", url, "-trust-domain", "example.org", "-profile", "https_spiffe",
+		"-endpoint-id", "spiffe://example.org/spiffekit/server", "-endpoint-bundle", bundle, "-timeout", "20s")
+	assert.Equal(t, exitPass, code, errOut)
+	assert.Regexp(t, `PASS +Fed rule 16 +MUST +server certificate`, out)
+
+	// https_web with roots that do not hold the server's: Fed rule 12.
+	code, out, _ = runProgram(t, "", "bundle-endpoint", "-url", url, "-trust-domain", "example.org", "-profile", "https_web", "-roots", bundle)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "MUST rules failed: Fed rule 12\n")
+
+	for name, args := range map[string][]string{
+		"no -url":           {"bundle-endpoint"},
+		"missing roots":     {"bundle-endpoint", "-url", url, "-roots", filepath.Join(t.TempDir(), "none")},
+		"roots not PEM":     {"bundle-endpoint", "-url", url, "-roots", writeFile(t, "x", []byte("x"))},
+		"missing bundle":    {"bundle-endpoint", "-url", url, "-endpoint-bundle", filepath.Join(t.TempDir(), "none")},
+		"no profile":        {"bundle-endpoint", "-url", url, "-trust-domain", "example.org"},
+		"nothing listening": {"bundle-endpoint", "-url", "https://127.0.0.1:1/", "-trust-domain", "example.org", "-profile", "https_web", "-timeout", "1s"},
+	} {
+		code, _, errOut := runProgram(t, "", args...)
+		assert.Equal(t, exitCantRun, code, "%s: %s", name, errOut)
+	}
+}
