@@ -54,10 +54,15 @@
 //     bounded by [ClientConfig].Timeout, each response by [MaxTokenSize]
 //     bytes, and no proxy is used. On the server, a key document is bounded
 //     by [MaxKeysSize] and its fetch by ten seconds.
-//
-// Not done here, unlike SPIRE's plugin with use_instance_metadata: reading
-// the instance through the Compute API (its tags, labels, metadata and
-// service accounts, and that it still runs).
+//   - With the Compute API lookup on ([ServerConfig].InstanceMetadata,
+//     SPIRE's use_instance_metadata), a token of an instance deleted since,
+//     or whose name a new instance took: the instance is read by project,
+//     zone and name, and must still exist with the token's instance ID.
+//     Labels and metadata become selectors only for the keys allowed, and
+//     an allowed metadata value over the configured size refuses the
+//     instance. The API's answer is bounded (1 MiB) and its credentials
+//     are a service account key file or Application Default Credentials
+//     (golang.org/x/oauth2/google), found at the first lookup.
 //
 // # Usage
 //

@@ -66,3 +66,32 @@ func FuzzParseKeys(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInstanceSelectors feeds arbitrary Compute API answers to the
+// instance parser and the selectors made of them: no panic; an instance
+// of another ID is refused; every selector is valid and of gcp_iit.
+func FuzzInstanceSelectors(f *testing.F) {
+	f.Add([]byte(`{"id":"4567891234567891234","tags":{"items":["web"]},"labels":{"env":"prod"},"metadata":{"items":[{"key":"role","value":"x"}]},"serviceAccounts":[{"email":"a@b"}]}`))
+	f.Add([]byte(`{"id":"1"}`))
+	f.Add([]byte(`{"id":"4567891234567891234","metadata":{"items":[{"key":"role","value":null}]},"labels":{"env":"a:b\u0000"}}`))
+	f.Add([]byte(`[]`))
+	cc, err := newComputeClient(InstanceMetadataConfig{AllowedLabelKeys: []string{"env"}, AllowedMetadataKeys: []string{"role"}, ServiceAccountFile: ""})
+	require.NoError(f, err)
+	ce := ComputeEngine{ProjectID: testProject, Zone: "us-central1-a", InstanceID: "4567891234567891234", InstanceName: "node-1"}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		inst, err := parseInstance(body)
+		if err != nil {
+			return
+		}
+		sels, err := cc.instanceSelectors(ce, inst)
+		if err != nil {
+			require.ErrorIs(t, err, attest.ErrNodeRejected)
+			return
+		}
+		require.Equal(t, ce.InstanceID, inst.ID)
+		for _, s := range sels {
+			require.NoError(t, s.Validate())
+			require.Equal(t, Type, s.Type)
+		}
+	})
+}

@@ -71,6 +71,12 @@ type ServerConfig struct {
 	// [DefaultAgentPathTemplate].
 	AgentPathTemplate string
 
+	// InstanceMetadata, if not nil, has each instance looked up through
+	// the Compute API at its attestation (SPIRE's use_instance_metadata):
+	// the instance must still exist with the token's ID, and its tags,
+	// service accounts and allowed labels and metadata become selectors.
+	InstanceMetadata *InstanceMetadataConfig
+
 	// AllowReattestation lets an instance attest again while its agent's
 	// record exists (attest.NodeResult.CanReattest). Off (SPIRE's
 	// behaviour), an instance attests once (trust on first use) until its
@@ -88,6 +94,7 @@ type Server struct {
 	keys     keySource
 	path     *template.Template
 	reattest bool
+	compute  *computeClient // nil: no Compute API lookup
 	now      func() time.Time
 }
 
@@ -144,6 +151,12 @@ func NewServer(c ServerConfig) (*Server, error) {
 		}
 		s.keys = newRemoteKeys(u, c.HTTPClient)
 	}
+	if c.InstanceMetadata != nil {
+		var err error
+		if s.compute, err = newComputeClient(*c.InstanceMetadata); err != nil {
+			return nil, err
+		}
+	}
 	tmpl := c.AgentPathTemplate
 	if tmpl == "" {
 		tmpl = DefaultAgentPathTemplate
@@ -188,13 +201,25 @@ func (s *Server) Type() string { return Type }
 //	sa:<service account e-mail>         SPIRE's (there from the Compute API)
 //
 // sa comes from the token's e-mail, present when Google verified it: the
-// service account whose identity endpoint issued the token.
+// service account whose identity endpoint issued the token. With
+// [ServerConfig].InstanceMetadata, the instance is read through the
+// Compute API and these are added, SPIRE's:
+//
+//	tag:<network tag>
+//	sa:<service account e-mail>
+//	label:<key>:<value>                 allowed keys only
+//	metadata:<key>:<value>              allowed keys only
+//
+// The instance must then exist with the token's instance ID (one of the
+// same name made since is refused), and an allowed metadata value must
+// not be longer than the configured bound.
 //
 // Errors wrapping [attest.ErrNodeRejected]: a malformed, oversized or
 // wrongly signed token, one of an unknown key, issuer or audience,
 // expired or not yet valid, without the instance's claims, or of a
-// project not allowed. Other errors (Google's keys could not be fetched)
-// mean the server could not decide.
+// project not allowed, an instance the Compute API does not have. Other
+// errors (Google's keys or the instance could not be fetched) mean the
+// server could not decide.
 func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []byte, _ attest.Challenger) (attest.NodeResult, error) {
 	if td.IsZero() {
 		return attest.NodeResult{}, errors.New("gcpiit: no trust domain")
@@ -211,9 +236,15 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []
 	if err != nil {
 		return attest.NodeResult{}, attest.RejectNode(err, "%v", err)
 	}
+	var extra []attest.Selector
+	if s.compute != nil {
+		if extra, err = s.compute.selectors(ctx, ce); err != nil {
+			return attest.NodeResult{}, err
+		}
+	}
 	return attest.NodeResult{
 		AgentID:     agentID,
-		Selectors:   selectors(c),
+		Selectors:   selectors(c, extra...),
 		CanReattest: s.reattest,
 	}, nil
 }
@@ -267,10 +298,10 @@ func (s *Server) agentID(td spiffeid.TrustDomain, ce ComputeEngine) (spiffeid.ID
 	return id, nil
 }
 
-// selectors returns the selectors of verified claims.
-func selectors(c *Claims) attest.Selectors {
+// selectors returns the selectors of verified claims, and extra.
+func selectors(c *Claims, extra ...attest.Selector) attest.Selectors {
 	ce := c.Google.ComputeEngine
-	var sels []attest.Selector
+	sels := extra
 	add := func(prefix, value string) {
 		if value == "" {
 			return

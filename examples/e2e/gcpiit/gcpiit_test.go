@@ -29,24 +29,33 @@ func agentArgs(e *progtest.Env, name, host string, extra ...string) []string {
 }
 
 // TestAttestWithIdentityToken runs spiffe-server with gcp_iit configured
-// for one project and Google's keys at a local URL, and spiffe-agent on an
-// "instance" whose metadata server is local: the agent gets its gcp_iit
-// ID and selectors and serves an SVID registered under a node alias of
-// the project. A second agent of the same instance (a token taken from
-// it) is refused while the first one's record exists; tokens of a project
-// not allowed, signed by another key, or for another audience are
-// refused.
+// for one project, Google's keys at a local URL and the Compute API lookup
+// against a local stand-in, and spiffe-agent on an "instance" whose
+// metadata server is local: the agent gets its gcp_iit ID and selectors
+// (the token's and the instance's) and serves an SVID registered under a
+// node alias of the project. A second agent of the same instance (a token
+// taken from it) is refused while the first one's record exists; tokens of
+// a project not allowed, signed by another key, of an instance the API
+// does not have, or for another audience are refused.
 func TestAttestWithIdentityToken(t *testing.T) {
 	google := gcemdtest.NewKey(t, 0)
 	keys := gcemdtest.StartKeys(t, google)
 	inst := gcemdtest.TestInstance()
 	md := gcemdtest.Start(t, google, inst)
 
+	api := gcemdtest.StartCompute(t)
+	api.Add(t, inst, gcemdtest.ComputeInstance{Tags: []string{"web"}, Labels: map[string]string{"env": "prod", "owner": "x"},
+		Metadata: map[string]string{"role": "frontend"}}, "")
+
 	dir := progtest.ShortTemp(t)
 	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"gcp_iit": map[string]any{
 		"projectid_allow_list":  []string{"example-project"},
 		"keys_url":              keys.JWKSURL(),
-		"use_instance_metadata": false,
+		"use_instance_metadata": true,
+		"service_account_file":  api.KeyFile(t, dir),
+		"compute_api_url":       api.Endpoint(),
+		"allowed_label_keys":    []string{"env"},
+		"allowed_metadata_keys": []string{"role"},
 	}}})
 	require.NoError(t, err)
 	configFile := filepath.Join(dir, "server.json")
@@ -65,9 +74,11 @@ func TestAttestWithIdentityToken(t *testing.T) {
 	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
 	for _, sel := range []string{"gcp_iit:project-id:example-project", "gcp_iit:zone:us-central1-a", "gcp_iit:instance-name:node-1",
 		"gcp_iit:instance-id:4567891234567891234", "gcp_iit:project-number:123456789012",
-		"gcp_iit:sa:node@example-project.iam.gserviceaccount.com"} {
+		"gcp_iit:sa:node@example-project.iam.gserviceaccount.com", "gcp_iit:tag:web", "gcp_iit:label:env:prod", "gcp_iit:metadata:role:frontend"} {
 		assert.Contains(t, out, sel)
 	}
+	assert.NotContains(t, out, "owner", "a label whose key is not allowed")
+	assert.Positive(t, api.Gets(), "the server read the instance through the Compute API")
 
 	// A node alias of the project's instances, and a workload under it.
 	uid := "unix:uid:" + strconv.Itoa(os.Getuid())
@@ -102,6 +113,11 @@ func TestAttestWithIdentityToken(t *testing.T) {
 		victim.InstanceID = "2222222222222222222"
 		forger := gcemdtest.NewKey(t, 1)
 		refused(t, "forged", gcemdtest.Start(t, forger, victim).Host(), "identity token signed by an unknown key ID")
+	})
+	t.Run("instance gone", func(t *testing.T) {
+		gone := inst
+		gone.InstanceName, gone.InstanceID = "node-2", "4444444444444444444"
+		refused(t, "gone", gcemdtest.Start(t, google, gone).Host(), "the Compute API has no such instance node-2")
 	})
 	t.Run("another audience", func(t *testing.T) {
 		victim := inst

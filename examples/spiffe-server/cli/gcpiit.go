@@ -14,22 +14,35 @@ const gcpIITKey = "node_attestors.gcp_iit"
 
 const gcpIITHelp = `the gcp_iit node attestor (Compute Engine instance identity tokens):
 {"projectid_allow_list": ["<project ID>"] (required), "agent_path_template": "/{{ .PluginName }}/{{ .ProjectID }}/{{ .InstanceID }}",
-"audience": "spire-gcp-node-attestor", "keys_url": "` + gcpiit.GoogleKeysURL + `", "keys_file": "<JWKS or PEM certificates file>",
-"allow_reattestation": false}; SPIRE's use_instance_metadata must be false; present enables it (see README.md)`
+"use_instance_metadata": false, "service_account_file": "<JSON key file>", "allowed_label_keys": [], "allowed_metadata_keys": [],
+"max_metadata_value_size": 128, "audience": "spire-gcp-node-attestor", "keys_url": "` + gcpiit.GoogleKeysURL + `",
+"keys_file": "<JWKS or PEM certificates file>", "compute_api_url": "` + gcpiit.ComputeAPIURL + `", "allow_reattestation": false};
+present enables it (see README.md)`
 
 // gcpIITConfig is the node_attestors.gcp_iit part of the configuration
-// file. projectid_allow_list and agent_path_template are SPIRE's keys;
-// SPIRE's keys of the Compute API lookup (use_instance_metadata,
-// service_account_file, allowed_label_keys, allowed_metadata_keys,
-// max_metadata_value_size) are accepted so that SPIRE's settings carry
-// over, but use_instance_metadata must be false: there is no Compute API
-// lookup, and the others mean nothing without it.
+// file: SPIRE's keys (projectid_allow_list, agent_path_template,
+// use_instance_metadata, service_account_file, allowed_label_keys,
+// allowed_metadata_keys, max_metadata_value_size) and the attestor's own.
 type gcpIITConfig struct {
 	// ProjectIDAllowList: the projects whose instances may attest.
 	ProjectIDAllowList []string `json:"projectid_allow_list"`
 	// AgentPathTemplate: SPIRE's template of the agent ID's path, below
 	// /spiffekit/agent.
 	AgentPathTemplate string `json:"agent_path_template"`
+	// UseInstanceMetadata: read each instance through the Compute API,
+	// for tag:, sa:, label: and metadata: selectors.
+	UseInstanceMetadata bool `json:"use_instance_metadata"`
+	// ServiceAccountFile: the JSON key of the account that reads them
+	// (default: Application Default Credentials).
+	ServiceAccountFile string `json:"service_account_file"`
+	// AllowedLabelKeys, AllowedMetadataKeys: the keys that become
+	// selectors.
+	AllowedLabelKeys    []string `json:"allowed_label_keys"`
+	AllowedMetadataKeys []string `json:"allowed_metadata_keys"`
+	// MaxMetadataValueSize: the longest allowed metadata value (0: 128).
+	MaxMetadataValueSize int `json:"max_metadata_value_size"`
+	// ComputeAPIURL: the Compute API's root.
+	ComputeAPIURL string `json:"compute_api_url"`
 	// Audience: the tokens' audience (SPIRE's fixed one by default).
 	Audience string `json:"audience"`
 	// KeysURL: where Google's keys are fetched.
@@ -39,22 +52,23 @@ type gcpIITConfig struct {
 	// AllowReattestation: an instance may attest again while its agent's
 	// record exists.
 	AllowReattestation bool `json:"allow_reattestation"`
-
-	// SPIRE's keys of the Compute API lookup.
-	UseInstanceMetadata  bool     `json:"use_instance_metadata"`
-	ServiceAccountFile   string   `json:"service_account_file"`
-	AllowedLabelKeys     []string `json:"allowed_label_keys"`
-	AllowedMetadataKeys  []string `json:"allowed_metadata_keys"`
-	MaxMetadataValueSize int      `json:"max_metadata_value_size"`
 }
 
 // newGCPIIT returns the gcp_iit attestor of c, reading its keys file.
 func newGCPIIT(c *gcpIITConfig) (*gcpiit.Server, error) {
-	if c.UseInstanceMetadata {
-		return nil, fmt.Errorf("%s.use_instance_metadata: the Compute API lookup (tag:, sa:, label: and metadata: selectors from the instance) is not supported; set it false", gcpIITKey)
+	if !c.UseInstanceMetadata && (c.ServiceAccountFile != "" || c.ComputeAPIURL != "" || len(c.AllowedLabelKeys) > 0 ||
+		len(c.AllowedMetadataKeys) > 0 || c.MaxMetadataValueSize != 0) {
+		return nil, fmt.Errorf("%s: service_account_file, compute_api_url, allowed_label_keys, allowed_metadata_keys and max_metadata_value_size are for use_instance_metadata, which is off", gcpIITKey)
 	}
-	if c.MaxMetadataValueSize < 0 {
-		return nil, fmt.Errorf("%s.max_metadata_value_size must not be negative", gcpIITKey)
+	var md *gcpiit.InstanceMetadataConfig
+	if c.UseInstanceMetadata {
+		md = &gcpiit.InstanceMetadataConfig{
+			ServiceAccountFile:   c.ServiceAccountFile,
+			AllowedLabelKeys:     c.AllowedLabelKeys,
+			AllowedMetadataKeys:  c.AllowedMetadataKeys,
+			MaxMetadataValueSize: c.MaxMetadataValueSize,
+			Endpoint:             c.ComputeAPIURL,
+		}
 	}
 	var keys []byte
 	if c.KeysFile != "" {
@@ -75,6 +89,7 @@ func newGCPIIT(c *gcpIITConfig) (*gcpiit.Server, error) {
 		Keys:               keys,
 		KeysURL:            c.KeysURL,
 		AgentPathTemplate:  c.AgentPathTemplate,
+		InstanceMetadata:   md,
 		AllowReattestation: c.AllowReattestation,
 	})
 	if err != nil {

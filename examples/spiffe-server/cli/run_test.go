@@ -413,12 +413,12 @@ func TestNodeAttestorsSection(t *testing.T) {
 		RSA2048Certificates: map[string]string{"us-gov-west-1": "/etc/aws/gov.pem"}, AllowReattestation: true}, *rc.AWSIID)
 
 	rc, err = parse(`{"node_attestors": {"gcp_iit": {"projectid_allow_list": ["my-project"], "agent_path_template": "/{{ .PluginName }}/{{ .InstanceID }}",
-		"use_instance_metadata": false, "service_account_file": "/etc/gcp/sa.json", "allowed_label_keys": ["env"], "allowed_metadata_keys": ["role"],
+		"use_instance_metadata": true, "service_account_file": "/etc/gcp/sa.json", "compute_api_url": "https://compute.example/v1/", "allowed_label_keys": ["env"], "allowed_metadata_keys": ["role"],
 		"max_metadata_value_size": 256, "audience": "spiffe://example.org", "keys_file": "/etc/gcp/keys.json", "allow_reattestation": true}}}`)
 	require.NoError(t, err)
 	require.NotNil(t, rc.GCPIIT)
 	assert.Equal(t, gcpIITConfig{ProjectIDAllowList: []string{"my-project"}, AgentPathTemplate: "/{{ .PluginName }}/{{ .InstanceID }}",
-		ServiceAccountFile: "/etc/gcp/sa.json", AllowedLabelKeys: []string{"env"}, AllowedMetadataKeys: []string{"role"}, MaxMetadataValueSize: 256,
+		UseInstanceMetadata: true, ServiceAccountFile: "/etc/gcp/sa.json", ComputeAPIURL: "https://compute.example/v1/", AllowedLabelKeys: []string{"env"}, AllowedMetadataKeys: []string{"role"}, MaxMetadataValueSize: 256,
 		Audience: "spiffe://example.org", KeysFile: "/etc/gcp/keys.json", AllowReattestation: true}, *rc.GCPIIT)
 
 	rc, err = parse(`{"node_attestors": {"azure_msi": {"tenants": {"72f988bf-86f1-41af-91ab-2d7cd011db47": {"resource_id": "api://spire"}},

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +141,69 @@ func TestKeyServer(t *testing.T) {
 	code, _, _ = get(t, c, s.JWKSURL(), nil)
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Equal(t, 4, s.Fetches())
+}
+
+func TestComputeServer(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	s := StartCompute(t)
+	inst := TestInstance()
+	s.Add(t, inst, ComputeInstance{Tags: []string{"web"}, Labels: map[string]string{"env": "prod"}, Metadata: map[string]string{"role": "x"}}, "")
+	c := s.Client()
+	path := s.Endpoint() + "projects/" + inst.ProjectID + "/zones/" + inst.Zone + "/instances/" + inst.InstanceName
+
+	code, _, _ := get(t, c, path, nil)
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, _, _ = get(t, c, path, map[string]string{"Authorization": "Bearer made-up"})
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, 2, s.Unauthorized())
+
+	// The token endpoint takes a grant signed by the key file's key.
+	keyFile := s.KeyFile(t, t.TempDir())
+	b, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	var kf map[string]string
+	require.NoError(t, json.Unmarshal(b, &kf))
+	require.Equal(t, s.URL+"/token", kf["token_uri"])
+	grant := func(key *Key, scope string) (int, string) {
+		assertion := key.Sign(t, map[string]any{"iss": kf["client_email"], "scope": scope, "aud": kf["token_uri"],
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		resp, err := c.PostForm(s.URL+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {assertion}})
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		tok, _ := out["access_token"].(string)
+		return resp.StatusCode, tok
+	}
+	code, _ = grant(NewKey(t, 0), "https://www.googleapis.com/auth/compute.readonly")
+	require.Equal(t, http.StatusBadRequest, code, "another key")
+	code, _ = grant(NewKey(t, 2), "https://www.googleapis.com/auth/devstorage.read_only")
+	require.Equal(t, http.StatusBadRequest, code, "another scope")
+	resp, err := c.Get(s.URL + "/token")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	code, tok := grant(NewKey(t, 2), "https://www.googleapis.com/auth/compute.readonly")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, s.TokenRequests())
+
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	code, body, _ := get(t, c, path, bearer)
+	require.Equal(t, http.StatusOK, code)
+	var ci map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &ci))
+	require.Equal(t, inst.InstanceID, ci["id"])
+	require.Equal(t, map[string]any{"env": "prod"}, ci["labels"])
+	require.Equal(t, 1, s.Gets())
+	code, _, _ = get(t, c, s.Endpoint()+"projects/p/zones/z/instances/none", bearer)
+	require.Equal(t, http.StatusNotFound, code)
+	req, _ := http.NewRequest(http.MethodDelete, path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	s.Add(t, inst, ComputeInstance{}, "raw")
+	_, body, _ = get(t, c, path, bearer)
+	require.Equal(t, "raw", body)
 }
