@@ -18,9 +18,11 @@ import (
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	tpmattest "github.com/spiffekit/spiffekit/attest/tpm"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/swtpmtest"
@@ -380,4 +382,30 @@ func TestRotation(t *testing.T) {
 	_, err = rotation.New(t.Context(), rotation.Config{TrustDomain: td, KeyManager: open(t, tpm.Socket, dir), Journal: journal})
 	require.ErrorIs(t, err, ca.ErrKeyNotFound)
 	require.ErrorContains(t, err, next.KeyID)
+}
+
+// TestOwnerAuthorization: a TPM whose owner hierarchy has a password
+// cannot make the SRK without it; Open says so rather than failing later.
+func TestOwnerAuthorization(t *testing.T) {
+	sw := newTPM(t)
+	dev, err := tpmattest.OpenDevice(sw.Socket)
+	require.NoError(t, err)
+	_, err = tpm2.HierarchyChangeAuth{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		NewAuth:    tpm2.TPM2BAuth{Buffer: []byte("owner secret")},
+	}.Execute(dev)
+	require.NoError(t, err)
+	require.NoError(t, dev.Close())
+
+	_, err = Open(Config{Device: sw.Socket, Dir: keyDir(t)})
+	require.ErrorContains(t, err, "the owner hierarchy must have an empty authorization")
+
+	// The TPM is still usable by whoever opens it next: Open closed it.
+	opened := false
+	_, err = Open(Config{Dir: keyDir(t), Open: func() (transport.TPMCloser, error) {
+		opened = true
+		return tpmattest.OpenDevice(sw.Socket)
+	}})
+	require.True(t, opened, "Config.Open is used instead of Device")
+	require.ErrorContains(t, err, "the owner hierarchy must have an empty authorization")
 }

@@ -136,6 +136,13 @@ func TestRunPKCS11KeyManager(t *testing.T) {
 
 	runWithConfig(t, dir, text)
 	assert.Equal(t, ids, journalKeyIDs(t, data), "the restarted server kept its CA")
+
+	// Started without the token, the server does not find its CA keys
+	// among the files, and says so rather than sign with anything else.
+	code, _, stderr := runMain(t, "-trust-domain", "example.org", "-data-dir", data, "-bind", "127.0.0.1:0", "-admin-socket", "")
+	assert.Equal(t, ExitFailure, code)
+	assert.Contains(t, stderr, "key not found")
+	assert.Contains(t, stderr, ids[0])
 }
 
 // TestRunTPMKeyManager: with key_manager.tpm, the server's CA keys are
