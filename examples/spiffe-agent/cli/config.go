@@ -60,6 +60,9 @@ type runConfig struct {
 	AzureMSIResource  string
 	AzureMSIEndpoint  string
 	AzureMSITimeout   time.Duration
+	AzureIMDSTenant   string
+	AzureIMDSEndpoint string
+	AzureIMDSTimeout  time.Duration
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
@@ -122,6 +125,12 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("node_attestor.azure_msi.metadata_endpoint")
 	cmd.Duration(&c.AzureMSITimeout, "azure-msi-timeout", 0, "azure_msi node attestation: how long one fetch from the metadata service may take (0: 10s; implies -azure-msi)").
 		File("node_attestor.azure_msi.timeout")
+	cmd.String(&c.AzureIMDSTenant, "azure-imds-tenant-domain", "", "azure_imds node attestation: this Azure VM's tenant, its `ID or domain` as the server's allow-list names it; answers the server's nonce with an attested document").
+		File("node_attestor.azure_imds.tenant_domain")
+	cmd.String(&c.AzureIMDSEndpoint, "azure-imds-endpoint", "", "azure_imds node attestation: the instance metadata service's `URL` (default http://169.254.169.254)").
+		File("node_attestor.azure_imds.metadata_endpoint")
+	cmd.Duration(&c.AzureIMDSTimeout, "azure-imds-timeout", 0, "azure_imds node attestation: how long one fetch from the metadata service may take (0: 10s)").
+		File("node_attestor.azure_imds.timeout")
 	cmd.String(&c.UnixProcRoot, "unix-proc-root", "", "where the host's proc filesystem is mounted (default /proc)").
 		File("workload_attestors.unix.proc_root")
 	cmd.Bool(&c.UnixSkipExec, "unix-skip-executable", false, "leave out the unix:path and unix:sha256 selectors").
@@ -218,14 +227,21 @@ func check(cfg runConfig) (*settings, error) {
 	if cfg.AzureMSIResource != "" || cfg.AzureMSIEndpoint != "" || cfg.AzureMSITimeout != 0 {
 		s.cfg.AzureMSI = true
 	}
+	if cfg.AzureIMDSTimeout < 0 {
+		return nil, errors.New("-azure-imds-timeout must not be negative")
+	}
+	azureIMDS := cfg.AzureIMDSTenant != "" || cfg.AzureIMDSEndpoint != "" || cfg.AzureIMDSTimeout != 0
+	if azureIMDS && cfg.AzureIMDSTenant == "" {
+		return nil, errors.New("azure_imds needs the VM's tenant (-azure-imds-tenant-domain)")
+	}
 	given := 0
-	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID, s.cfg.GCPIIT, s.cfg.AzureMSI} {
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID, s.cfg.GCPIIT, s.cfg.AzureMSI, azureIMDS} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit or azure_msi")
+		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit, azure_msi or azure_imds")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

@@ -334,6 +334,34 @@ func TestAzureMSIFromFileAndFlags(t *testing.T) {
 	assert.Contains(t, stderr, "one node attestor")
 }
 
+func TestAzureIMDSFromFileAndFlags(t *testing.T) {
+	// SPIRE's plugin_data key, tenant_domain, enables it.
+	cfgPath := writeFile(t, "agent.json", `{"trust_domain": "example.org", "servers": ["s:1"],
+		"node_attestor": {"azure_imds": {"tenant_domain": "contoso.onmicrosoft.com", "metadata_endpoint": "http://127.0.0.1:1340", "timeout": "3s"}}}`)
+	s, code, _ := parse(t, "-config", cfgPath)
+	require.Equal(t, ExitOK, code)
+	assert.Equal(t, "contoso.onmicrosoft.com", s.cfg.AzureIMDSTenant)
+	assert.Equal(t, "http://127.0.0.1:1340", s.cfg.AzureIMDSEndpoint)
+	assert.Equal(t, 3*time.Second, s.cfg.AzureIMDSTimeout)
+	a, err := newNodeAttestor(s)
+	require.NoError(t, err)
+	assert.Equal(t, "azure_imds", a.Type())
+
+	s.cfg.AzureIMDSTenant = "Contoso"
+	_, err = newNodeAttestor(s)
+	require.ErrorContains(t, err, "want a tenant ID or domain")
+
+	_, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1", "-azure-imds-endpoint", "http://127.0.0.1:1")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "azure_imds needs the VM's tenant")
+	_, code, stderr = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-azure-imds-tenant-domain", "c.example", "-azure-imds-timeout", "-1s")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "-azure-imds-timeout must not be negative")
+	_, code, stderr = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-azure-imds-tenant-domain", "c.example", "-azure-msi")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "one node attestor")
+}
+
 func TestParseRunErrors(t *testing.T) {
 	longSocket := "/" + strings.Repeat("s", 120)
 	tests := []struct {

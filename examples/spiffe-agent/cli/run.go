@@ -16,6 +16,7 @@ import (
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/awsiid"
+	"github.com/spiffekit/spiffekit/attest/azureimds"
 	"github.com/spiffekit/spiffekit/attest/azuremsi"
 	"github.com/spiffekit/spiffekit/attest/gcpiit"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
@@ -65,7 +66,7 @@ func parseRun(args []string, stdout, stderr io.Writer) (*cmdline.Command, *setti
 
 // errNoAttestor ends the start-up when the agent must attest but was given
 // no node attestor (agent.ErrNoNodeAttestor).
-var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit or azure_msi")
+var errNoAttestor = errors.New("no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit, azure_msi or azure_imds")
 
 // run starts the agent described by s and serves until ctx is done.
 func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Writer) int {
@@ -247,6 +248,14 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 	if s.cfg.AzureMSI {
 		// No fetch here: the metadata service is asked at each attestation.
 		c, err := azuremsi.NewClient(azuremsi.ClientConfig{ResourceID: s.cfg.AzureMSIResource, Endpoint: s.cfg.AzureMSIEndpoint, Timeout: s.cfg.AzureMSITimeout})
+		if err != nil {
+			return nil, fmt.Errorf("node attestor: %w", err)
+		}
+		return c, nil
+	}
+	if s.cfg.AzureIMDSTenant != "" {
+		// No fetch here: the metadata service is asked for each nonce.
+		c, err := azureimds.NewClient(azureimds.ClientConfig{TenantDomain: s.cfg.AzureIMDSTenant, Endpoint: s.cfg.AzureIMDSEndpoint, Timeout: s.cfg.AzureIMDSTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("node attestor: %w", err)
 		}

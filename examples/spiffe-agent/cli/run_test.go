@@ -326,7 +326,7 @@ func TestRunWithoutAttestorAndNoSavedSVID(t *testing.T) {
 	code := Main(t.Context(), []string{"run", "-trust-domain", "example.org", "-server", s.Addr,
 		"-trust-bundle", s.bundle, "-socket", socketPath(t), "-data-dir", t.TempDir()}, io.Discard, &stderr)
 	assert.Equal(t, ExitFailure, code)
-	assert.Equal(t, "spiffe-agent run: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit or azure_msi",
+	assert.Equal(t, "spiffe-agent run: no node attestor configured, and no usable agent SVID saved in the data directory: give -join-token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit, azure_msi or azure_imds",
 		lastLine(stderr.String()))
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/awsiid"
+	"github.com/spiffekit/spiffekit/attest/azureimds"
 	"github.com/spiffekit/spiffekit/attest/azuremsi"
 	"github.com/spiffekit/spiffekit/attest/gcpiit"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
@@ -94,6 +95,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 			return cfg, nil, err
 		}
 		attestors[azuremsi.Type] = a
+	}
+	if rc.AzureIMDS != nil {
+		a, err := newAzureIMDS(rc.AzureIMDS)
+		if err != nil {
+			return cfg, nil, err
+		}
+		attestors[azureimds.Type] = a
 	}
 	if rc.FederationCert != "" || rc.FederationKey != "" {
 		if cfg.FederationProfile != issuing.ProfileHTTPSWeb {

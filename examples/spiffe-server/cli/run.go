@@ -83,6 +83,7 @@ type runConfig struct {
 	AWSIID            *awsIIDConfig       // nil: aws_iid is off
 	GCPIIT            *gcpIITConfig       // nil: gcp_iit is off
 	AzureMSI          *azureMSIConfig     // nil: azure_msi is off
+	AzureIMDS         *azureIMDSConfig    // nil: azure_imds is off
 	JoinTokenSection  *struct{}           // node_attestors.join_token: no keys; join_token is always on
 	X509PoPSection    *x509popConfig      // node_attestors.x509pop, SPIRE's place for -x509pop-ca-bundle
 	TPM               *tpmConfig          // node_attestors.tpm; nil: tpm is off
@@ -187,6 +188,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section(awsIIDKey, awsIIDHelp, &c.AWSIID)
 	cmd.Section(gcpIITKey, gcpIITHelp, &c.GCPIIT)
 	cmd.Section(azureMSIKey, azureMSIHelp, &c.AzureMSI)
+	cmd.Section(azureIMDSKey, azureIMDSHelp, &c.AzureIMDS)
 	cmd.Section("node_attestors.join_token", "the join_token node attestor, always on: {} (no keys)", &c.JoinTokenSection)
 	cmd.Section("node_attestors.x509pop", `the x509pop node attestor: {"ca_bundle_path": "<PEM file>"}, SPIRE's name for -x509pop-ca-bundle`, &c.X509PoPSection)
 	cmd.Section(tpmKey, tpmHelp, &c.TPM)

@@ -428,6 +428,13 @@ func TestNodeAttestorsSection(t *testing.T) {
 	assert.Equal(t, azureMSIConfig{Tenants: map[string]azureMSITenant{"72f988bf-86f1-41af-91ab-2d7cd011db47": {ResourceID: "api://spire"}},
 		KeysURL: "https://login.example/{tenant}/keys", AllowReattestation: true}, *rc.AzureMSI)
 
+	rc, err = parse(`{"node_attestors": {"azure_imds": {"tenants": {"contoso.onmicrosoft.com": {"allowed_subscriptions": ["8f2a1c3d-4b5e-6f70-8192-a3b4c5d6e7f8"]}},
+		"root_certificates": "/etc/azure/roots.pem", "issuer_hosts": [], "allow_reattestation": true}}}`)
+	require.NoError(t, err)
+	require.NotNil(t, rc.AzureIMDS)
+	assert.Equal(t, azureIMDSConfig{Tenants: map[string]azureIMDSTenant{"contoso.onmicrosoft.com": {AllowedSubscriptions: []string{"8f2a1c3d-4b5e-6f70-8192-a3b4c5d6e7f8"}}},
+		RootCertificates: "/etc/azure/roots.pem", IssuerHosts: []string{}, AllowReattestation: true}, *rc.AzureIMDS)
+
 	rc, err = parse(`{"node_attestors": {"x509pop": {"ca_bundle_path": "/etc/node-ca.pem"}}}`, "-x509pop-ca-bundle", "/etc/node-ca.pem")
 	require.NoError(t, err, "the same file twice")
 	assert.Equal(t, "/etc/node-ca.pem", rc.X509PoPCABundle)
