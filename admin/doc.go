@@ -45,7 +45,9 @@
 // [FederationManager]: {"trust_domain", "bundle_endpoint_url",
 // "bundle_endpoint_profile", "endpoint_spiffe_id", "trust_domain_bundle"
 // (a SPIFFE bundle document, base64), and in answers "configured",
-// "created_at", "updated_at"}), and agents (GET, GET /agents/count, DELETE, and POST
+// "created_at", "updated_at"}; POST /federation/relationships/{trust
+// domain}/refresh fetches its bundle now, through a [FederationRefresher],
+// answered with {"trust_domain", "changed", "sequence_number"}), and agents (GET, GET /agents/count, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes, and authorities (GET; POST
 // /authorities/{x509|jwt}/prepare; /activate, with an optional
@@ -54,8 +56,9 @@
 // read from the CSR, answered with the chain and the root CAs; POST
 // /svids/jwt with {"spiffe_id", "audience": [...], "ttl"}, answered with
 // the token; both logged at Info without the key or token). Errors are {"error": "...", "code":
-// "..."} with status 400, 403, 404, 409, 413, 500 or 503 (code "unavailable": the
-// server's stores did not answer within [Config.RequestTimeout]); request bodies are
+// "..."} with status 400, 403, 404, 409, 413, 500 or 503 (code "unavailable",
+// [ErrUnavailable]: the server's stores did not answer within
+// [Config.RequestTimeout], or a refresh's fetch failed); request bodies are
 // bounded by [MaxRequestBody], a batch's by [MaxBatchRequestBody].
 //
 // # What an entry may hold

@@ -19,6 +19,13 @@ var ErrPermissionDenied = errors.New("admin: permission denied")
 // the [Client] wraps it in the error of such an answer.
 var ErrFailedPrecondition = errors.New("admin: failed precondition")
 
+// ErrUnavailable is wrapped by an error when what the request needs did
+// not answer: the server's stores within [Config.RequestTimeout], or a
+// federated trust domain's bundle endpoint on a refresh. The API answers
+// 503 with the code unavailable; the [Client] wraps it in the error of
+// such an answer. A [FederationRefresher] wraps it when the fetch fails.
+var ErrUnavailable = errors.New("admin: unavailable")
+
 // apiError is an error answered by the server. It wraps the sentinel its
 // code names, so that callers can use errors.Is.
 type apiError struct {
@@ -51,6 +58,8 @@ func codeError(code string) error {
 		return ErrPermissionDenied
 	case codeFailedPrecondition:
 		return ErrFailedPrecondition
+	case codeUnavailable:
+		return ErrUnavailable
 	}
 	return nil
 }

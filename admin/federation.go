@@ -99,7 +99,39 @@ func relationshipFromJSON(j relationshipJSON) (Relationship, error) {
 	return r, nil
 }
 
+// A FederationRefresher is a [FederationManager] that can fetch a
+// relationship's bundle at once, as SPIRE's `federation refresh` does,
+// beside its regular polls. RefreshRelationship fetches the bundle of the
+// relationship with td (of the configuration or stored), stores it if it
+// changed and tells how it went. Errors wrap registry.ErrNotFound when
+// there is no such relationship, registry.ErrInvalid when it cannot be
+// polled (its reason), and [ErrUnavailable] when the fetch failed (the
+// stored bundle stays).
+type FederationRefresher interface {
+	RefreshRelationship(ctx context.Context, td spiffeid.TrustDomain) (Refreshed, error)
+}
+
+// Refreshed is the outcome of a refresh.
+type Refreshed struct {
+	// TrustDomain is the relationship's trust domain.
+	TrustDomain spiffeid.TrustDomain
+	// Changed says whether the fetched bundle differed from the stored one,
+	// which it then replaced.
+	Changed bool
+	// SequenceNumber is the fetched bundle's spiffe_sequence, 0 if it has
+	// none.
+	SequenceNumber uint64
+}
+
+// refreshedJSON is the wire form of Refreshed.
+type refreshedJSON struct {
+	TrustDomain    string `json:"trust_domain"`
+	Changed        bool   `json:"changed"`
+	SequenceNumber uint64 `json:"sequence_number"`
+}
+
 func (s *Server) federationRoutes(m *http.ServeMux) {
+	m.HandleFunc("POST /v1/federation/relationships/{td}/refresh", s.refreshRelationship)
 	m.HandleFunc("GET /v1/federation/relationships", s.listRelationships)
 	m.HandleFunc("GET /v1/federation/relationships/{td}", s.getRelationship)
 	m.HandleFunc("POST /v1/federation/relationships", s.createRelationship)
@@ -242,6 +274,30 @@ func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"trust_domain": td.Name()})
 }
 
+func (s *Server) refreshRelationship(w http.ResponseWriter, r *http.Request) {
+	m := s.federation(w)
+	if m == nil {
+		return
+	}
+	td, err := pathTrustDomain(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rf, ok := m.(FederationRefresher)
+	if !ok {
+		writeError(w, http.StatusNotFound, codeNotFound, "admin: this server cannot refresh federated bundles on demand")
+		return
+	}
+	got, err := rf.RefreshRelationship(r.Context(), td)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("admin: federated bundle refreshed", "trust_domain", td.Name(), "changed", got.Changed, "sequence", got.SequenceNumber)
+	writeJSON(w, http.StatusOK, refreshedJSON{TrustDomain: td.Name(), Changed: got.Changed, SequenceNumber: got.SequenceNumber})
+}
+
 func relationshipPath(td spiffeid.TrustDomain) string {
 	return "/v1/federation/relationships/" + url.PathEscape(td.Name())
 }
@@ -320,6 +376,26 @@ func (c *Client) DeleteFederationRelationship(ctx context.Context, td spiffeid.T
 		return fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
 	return c.do(ctx, http.MethodDelete, relationshipPath(td), nil, nil, nil)
+}
+
+// RefreshFederationRelationship has the server fetch the bundle of the
+// federation relationship with td now, beside its regular polls, as
+// SPIRE's `federation refresh`. Errors wrap registry.ErrNotFound when
+// there is no such relationship, and [ErrUnavailable] when the fetch
+// failed (the message says why; the stored bundle stays).
+func (c *Client) RefreshFederationRelationship(ctx context.Context, td spiffeid.TrustDomain) (Refreshed, error) {
+	if td.IsZero() {
+		return Refreshed{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
+	}
+	var out refreshedJSON
+	if err := c.do(ctx, http.MethodPost, relationshipPath(td)+"/refresh", nil, nil, &out); err != nil {
+		return Refreshed{}, err
+	}
+	got, err := spiffeid.TrustDomainFromString(out.TrustDomain)
+	if err != nil || got != td {
+		return Refreshed{}, fmt.Errorf("admin: malformed refresh answer: trust domain %q", out.TrustDomain)
+	}
+	return Refreshed{TrustDomain: got, Changed: out.Changed, SequenceNumber: out.SequenceNumber}, nil
 }
 
 // stripTimes clears what the server sets.

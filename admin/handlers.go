@@ -68,6 +68,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, codeAlreadyExists, err.Error())
 	case errors.Is(err, ErrFailedPrecondition):
 		writeError(w, http.StatusConflict, codeFailedPrecondition, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 	case s.timedOut(r, err):
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, s.timeoutMessage())
 	default:

@@ -124,3 +124,55 @@ func (f federationAdmin) DeleteRelationship(ctx context.Context, td spiffeid.Tru
 	f.s.fed.poke()
 	return nil
 }
+
+var _ admin.FederationRefresher = federationAdmin{}
+
+// RefreshRelationship implements admin.FederationRefresher: it fetches the
+// bundle of the relationship with td now, through the watcher that polls
+// it (of the configuration or of the datastore), or, for a stored
+// relationship the server has not started polling yet, through a watcher
+// of its own for this fetch. The watcher's regular polls go on as before.
+func (f federationAdmin) RefreshRelationship(ctx context.Context, td spiffeid.TrustDomain) (admin.Refreshed, error) {
+	w, err := f.watcher(ctx, td)
+	if err != nil {
+		return admin.Refreshed{}, err
+	}
+	b, changed, err := w.fetch(ctx)
+	if err != nil {
+		return admin.Refreshed{}, fmt.Errorf("%w: fetching the bundle of %q from %s failed; the stored bundle stays: %v",
+			admin.ErrUnavailable, td.Name(), w.rel.URL, err)
+	}
+	seq, _ := b.SequenceNumber()
+	return admin.Refreshed{TrustDomain: td, Changed: changed, SequenceNumber: seq}, nil
+}
+
+// watcher returns the watcher of the relationship with td.
+func (f federationAdmin) watcher(ctx context.Context, td spiffeid.TrustDomain) (*fedWatcher, error) {
+	m := f.s.fed
+	for _, w := range m.static {
+		if w.rel.TrustDomain == td {
+			return w, nil
+		}
+	}
+	if m.store == nil {
+		return nil, registry.NotFoundf("federation relationship with %q", td)
+	}
+	sr, err := m.store.GetFederationRelationship(ctx, td)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	d := m.dynamic[td]
+	m.mu.Unlock()
+	if d != nil && sameRelationship(d.stored, sr) {
+		return d.w, nil
+	}
+	rel, err := f.s.checkStored(ctx, sr)
+	if err != nil {
+		if se, ok := errors.AsType[storeError](err); ok {
+			return nil, se.err
+		}
+		return nil, invalidRelationship{fmt.Sprintf("federation relationship with %q cannot be polled: %v", td.Name(), err)}
+	}
+	return f.s.newWatcher(rel, "datastore"), nil
+}

@@ -277,6 +277,19 @@ func (w *fedWatcher) run(ctx context.Context) {
 // bundle (Fed rule 25) and, once a fetch has succeeded, waits for the next
 // regular poll (Fed rule 22).
 func (w *fedWatcher) poll(ctx context.Context) (time.Duration, bool) {
+	b, _, err := w.fetch(ctx)
+	if err != nil {
+		return w.nextRefresh(w.storedHint()), false
+	}
+	hint, _ := b.RefreshHint()
+	return w.nextRefresh(hint), true
+}
+
+// fetch fetches the bundle once, bounded by the timeout, and stores it if
+// it changed; it returns the bundle and whether the stored one changed.
+// It logs and counts as every poll does. The admin API's refresh calls it
+// beside the watcher's own polls.
+func (w *fedWatcher) fetch(ctx context.Context) (*spiffebundle.Bundle, bool, error) {
 	td := w.rel.TrustDomain
 	var opt federation.FetchOption
 	if w.rel.Profile == ProfileHTTPSSPIFFE {
@@ -294,18 +307,21 @@ func (w *fedWatcher) poll(ctx context.Context) (time.Duration, bool) {
 			w.stats.failed()
 			w.log.Warn("fetching a federated bundle failed; the last good bundle stays", "err", err)
 		}
-		return w.nextRefresh(w.storedHint()), false
+		return nil, false, err
 	}
 	w.stats.fetched(time.Now())
 	w.fetched.Store(true)
 	seq, _ := b.SequenceNumber()
 	// Fed rule 18: every fetch is logged.
 	w.log.Debug("fetched a federated bundle", "sequence", seq, "x509_authorities", len(b.X509Authorities()))
-	if err := w.store(ctx, b); err != nil && ctx.Err() == nil {
-		w.log.Warn("storing a federated bundle failed", "err", err)
+	changed, err := w.store(ctx, b)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("storing a federated bundle failed", "err", err)
+		}
+		return b, false, err
 	}
-	hint, _ := b.RefreshHint()
-	return w.nextRefresh(hint), true
+	return b, changed, nil
 }
 
 // storedHint is the refresh hint of the stored bundle, 0 if none.
@@ -317,15 +333,16 @@ func (w *fedWatcher) storedHint() time.Duration {
 	return 0
 }
 
-// store writes b to the datastore if it differs from the stored bundle.
-func (w *fedWatcher) store(ctx context.Context, b *spiffebundle.Bundle) error {
+// store writes b to the datastore if it differs from the stored bundle,
+// and reports whether it did.
+func (w *fedWatcher) store(ctx context.Context, b *spiffebundle.Bundle) (bool, error) {
 	td := w.rel.TrustDomain
 	cur, err := w.bundles.GetBundle(ctx, td)
 	switch {
 	case err == nil:
 		if old, perr := spiffebundle.Parse(td, cur.Document); perr == nil {
 			if old.Equal(b) {
-				return nil
+				return false, nil
 			}
 			oldSeq, ok1 := old.SequenceNumber()
 			newSeq, ok2 := b.SequenceNumber()
@@ -337,17 +354,17 @@ func (w *fedWatcher) store(ctx context.Context, b *spiffebundle.Bundle) error {
 			}
 		}
 	case !errors.Is(err, registry.ErrNotFound):
-		return fmt.Errorf("server: reading the stored bundle: %w", err)
+		return false, fmt.Errorf("server: reading the stored bundle: %w", err)
 	}
 	doc, err := b.Marshal()
 	if err != nil {
-		return fmt.Errorf("server: encoding the bundle: %w", err)
+		return false, fmt.Errorf("server: encoding the bundle: %w", err)
 	}
 	if _, err := w.bundles.PutBundle(ctx, registry.FederatedBundle{TrustDomain: td, Document: doc}); err != nil {
-		return fmt.Errorf("server: storing the bundle: %w", err)
+		return false, fmt.Errorf("server: storing the bundle: %w", err)
 	}
 	seq, _ := b.SequenceNumber()
 	w.log.Info("federated bundle updated", "sequence", seq, "x509_authorities", len(b.X509Authorities()),
 		"jwt_authorities", len(b.JWTAuthorities()))
-	return nil
+	return true, nil
 }

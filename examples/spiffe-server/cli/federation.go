@@ -23,7 +23,14 @@ var federationCommands = []command{
 	{name: "list", summary: "Lists the federation relationships: the configuration's and the datastore's.", setup: federationList},
 	{name: "show", summary: "Prints the federation relationship with a trust domain.", setup: federationShow},
 	{name: "delete", summary: "Deletes a federation relationship of the datastore; the bundle stays until bundle delete.", setup: federationDelete},
+	{name: "refresh", summary: "Fetches the bundle of a federation relationship now, beside the regular polls.", help: federationRefreshHelp, setup: federationRefresh},
 }
+
+const federationRefreshHelp = `The server that answers fetches the bundle from the relationship's bundle
+endpoint at once (a relationship of the configuration file or of the
+datastore) and stores it if it changed, as SPIRE's federation refresh does;
+the regular polls go on. It exits 1 when the fetch fails, saying why; the
+stored bundle then stays.`
 
 const federationWriteHelp = `A relationship is given by the flags, or several by -data: a JSON file (or
 - for stdin) in SPIRE's format, {"federationRelationships": [{"trustDomain",
@@ -363,6 +370,26 @@ func federationDelete(cmd *cmdline.Command) action {
 	}
 }
 
+func federationRefresh(cmd *cmdline.Command) action {
+	var td spiffeid.TrustDomain
+	cmd.Var(cmdline.NewValue(&td, spiffeid.TrustDomainFromString), "id", "trust `domain` of the relationship (required)").
+		Alias("trust-domain", "trustDomain").Required()
+	return func(ctx context.Context, c *call) error {
+		got, err := c.client.RefreshFederationRelationship(ctx, td)
+		if err != nil {
+			return err
+		}
+		out := relationshipRefreshJSON{TrustDomain: td.Name(), Changed: got.Changed, SequenceNumber: got.SequenceNumber}
+		return c.print(out, func(w io.Writer) {
+			if got.Changed {
+				fmt.Fprintf(w, "Bundle of %s refreshed: updated (sequence %d)\n", td.Name(), got.SequenceNumber)
+				return
+			}
+			fmt.Fprintf(w, "Bundle of %s refreshed: unchanged (sequence %d)\n", td.Name(), got.SequenceNumber)
+		})
+	}
+}
+
 // printRelationship prints a relationship as SPIRE's federation commands
 // do, with its source.
 func printRelationship(w io.Writer, r relationshipJSON) {
@@ -446,4 +473,11 @@ type relationshipResultsJSON struct {
 // relationshipDeleteJSON is the output of federation delete.
 type relationshipDeleteJSON struct {
 	TrustDomain string `json:"trust_domain"`
+}
+
+// relationshipRefreshJSON is the output of federation refresh.
+type relationshipRefreshJSON struct {
+	TrustDomain    string `json:"trust_domain"`
+	Changed        bool   `json:"changed"`
+	SequenceNumber uint64 `json:"sequence_number"`
 }

@@ -85,6 +85,21 @@ func TestFederationCommands(t *testing.T) {
 		"-trust-domain-bundle-path", spiffeFile, "-trust-domain-bundle-format", "spiffe")
 	assert.Contains(t, out, "Bundle endpoint URL       : https://localhost:")
 
+	// refresh fetches at once, beside the hourly polls: unchanged, then,
+	// after org prepares a CA (a new authority in its bundle), updated.
+	waitFor(t, "the changed relationship to be fetched", func() bool {
+		return strings.HasPrefix(okAt(t, s.socket, "federation", "refresh", "-id", "org.test"), "Bundle of org.test refreshed: unchanged (sequence ")
+	})
+	stored := func() string { return okAt(t, s.socket, "bundle", "show", "-id", "org.test") }
+	before := stored()
+	_, err := org.CA().PrepareX509CA(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, before, stored(), "no poll fetched it yet")
+	out = okAt(t, s.socket, "federation", "refresh", "-trustDomain", "org.test")
+	assert.Regexp(t, `^Bundle of org\.test refreshed: updated \(sequence \d+\)\n$`, out)
+	assert.NotEqual(t, before, stored(), "the refreshed bundle is stored")
+	assert.Equal(t, okAt(t, org.socket, "bundle", "show"), stored())
+
 	// Refusals: exit 1 with the server's reason, or 2 for bad usage.
 	for _, tt := range []struct {
 		name string
@@ -124,6 +139,10 @@ func TestFederationCommands(t *testing.T) {
 		{"data and flags", ExitUsage, "-trust-domain cannot be used with -data", []string{"create", "-data", "-", "-trustDomain", "x.test"}},
 		{"show without a trust domain", ExitUsage, "-trust-domain is required", []string{"show"}},
 		{"delete without an ID", ExitUsage, "-id is required", []string{"delete"}},
+		{"refresh without an ID", ExitUsage, "-id is required", []string{"refresh"}},
+		{"refresh absent", ExitFailure, `federation relationship with "new.test" not found`, []string{"refresh", "-id", "new.test"}},
+		{"refresh of an endpoint down", ExitFailure, `admin: unavailable: fetching the bundle of "third.test" from https://127.0.0.1:1/ failed; the stored bundle stays: `,
+			[]string{"refresh", "-id", "third.test"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runAt(t, s.socket, append([]string{"federation"}, tt.args...)...)
@@ -226,6 +245,10 @@ func TestFederationJSONOutput(t *testing.T) {
 	check("federation_list", ExitOK, "", "federation", "list")
 	check("federation_show", ExitOK, "", "federation", "show", "-trustDomain", "org.test")
 	check("federation_delete", ExitOK, "", "federation", "delete", "-id", "web.test")
+	waitFor(t, "the relationship to be fetched", func() bool {
+		return strings.Contains(okAt(t, s.socket, "bundle", "list"), "org.test")
+	})
+	check("federation_refresh", ExitOK, "", "federation", "refresh", "-id", "org.test")
 }
 
 // jsonString quotes s as a JSON string.

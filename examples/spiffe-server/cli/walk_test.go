@@ -44,6 +44,7 @@ var validCalls = map[string]struct {
 	"federation list":         {},
 	"federation show":         {args: []string{"-trustDomain", "other.org"}},
 	"federation delete":       {args: []string{"-id", "other.org"}},
+	"federation refresh":      {args: []string{"-id", "other.org"}},
 	"authority x509 show":     {},
 	"authority x509 prepare":  {},
 	"authority x509 activate": {},
