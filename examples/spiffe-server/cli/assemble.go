@@ -116,6 +116,11 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		}
 		cfg.FederationCertificate = kp.getCertificate
 	}
+	if rc.FederationRoots != "" {
+		if cfg.FederationWebPKIRoots, err = loadRoots(rc.FederationRoots); err != nil {
+			return cfg, nil, fmt.Errorf("-federation-web-pki-roots: %w", err)
+		}
+	}
 	for i, f := range rc.FederatesWith {
 		r := &cfg.Federation[i]
 		if f.BundleFile != "" {

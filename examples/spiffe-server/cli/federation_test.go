@@ -73,6 +73,21 @@ func TestFederationCommands(t *testing.T) {
 		return strings.Contains(okAt(t, s.socket, "bundle", "list"), "org.test")
 	})
 
+	// refresh fetches at once, beside the hourly polls: unchanged, then,
+	// after org prepares a CA (a new authority in its bundle), updated.
+	// (The relationship's first poll is over: its bundle is stored.)
+	out = okAt(t, s.socket, "federation", "refresh", "-id", "org.test")
+	assert.Regexp(t, `^Bundle of org\.test refreshed: unchanged \(sequence \d+\)\n$`, out)
+	stored := func() string { return okAt(t, s.socket, "bundle", "show", "-id", "org.test") }
+	before := stored()
+	_, err := org.CA().PrepareX509CA(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, before, stored(), "no poll fetched it yet")
+	out = okAt(t, s.socket, "federation", "refresh", "-trustDomain", "org.test")
+	assert.Regexp(t, `^Bundle of org\.test refreshed: updated \(sequence \d+\)\n$`, out)
+	assert.NotEqual(t, before, stored(), "the refreshed bundle is stored")
+	assert.Equal(t, okAt(t, org.socket, "bundle", "show"), stored())
+
 	out = okAt(t, s.socket, "federation", "list")
 	assert.True(t, strings.HasPrefix(out, "Found 2 federation relationships\n"), out)
 	assert.Contains(t, out, "Trust domain              : third.test\nBundle endpoint URL       : https://127.0.0.1:1/\nBundle endpoint profile   : https_web\nSource                    : config\n")
@@ -84,21 +99,6 @@ func TestFederationCommands(t *testing.T) {
 		"-bundle-endpoint-profile", "https_spiffe", "-endpoint-spiffe-id", "spiffe://org.test/spiffekit/server",
 		"-trust-domain-bundle-path", spiffeFile, "-trust-domain-bundle-format", "spiffe")
 	assert.Contains(t, out, "Bundle endpoint URL       : https://localhost:")
-
-	// refresh fetches at once, beside the hourly polls: unchanged, then,
-	// after org prepares a CA (a new authority in its bundle), updated.
-	waitFor(t, "the changed relationship to be fetched", func() bool {
-		return strings.HasPrefix(okAt(t, s.socket, "federation", "refresh", "-id", "org.test"), "Bundle of org.test refreshed: unchanged (sequence ")
-	})
-	stored := func() string { return okAt(t, s.socket, "bundle", "show", "-id", "org.test") }
-	before := stored()
-	_, err := org.CA().PrepareX509CA(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, before, stored(), "no poll fetched it yet")
-	out = okAt(t, s.socket, "federation", "refresh", "-trustDomain", "org.test")
-	assert.Regexp(t, `^Bundle of org\.test refreshed: updated \(sequence \d+\)\n$`, out)
-	assert.NotEqual(t, before, stored(), "the refreshed bundle is stored")
-	assert.Equal(t, okAt(t, org.socket, "bundle", "show"), stored())
 
 	// Refusals: exit 1 with the server's reason, or 2 for bad usage.
 	for _, tt := range []struct {

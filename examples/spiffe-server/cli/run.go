@@ -78,6 +78,7 @@ type runConfig struct {
 	FederationKey     string
 	FederationRefresh time.Duration
 	EntryPrune        time.Duration
+	FederationRoots   string // PEM roots of the stored relationships' https_web endpoints
 	FederatesWith     []relationshipConfig
 	K8sPSAT           *k8sPSATConfig      // nil: k8s_psat is off
 	AWSIID            *awsIIDConfig       // nil: aws_iid is off
@@ -182,6 +183,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.FederationCert, "federation-cert", "", "PEM certificate chain `file` of an https_web bundle endpoint")
 	cmd.String(&c.FederationKey, "federation-key", "", "PEM private key `file` of an https_web bundle endpoint")
 	cmd.Duration(&c.FederationRefresh, "federation-refresh", 0, "longest time between two polls of a bundle endpoint (0: 5m)")
+	cmd.String(&c.FederationRoots, "federation-web-pki-roots", "", "PEM `file` of the CA certificates that the https_web bundle endpoints of relationships made with\n`federation create` must chain to (empty: the system roots); read at start")
 	cmd.Duration(&c.EntryPrune, "entry-prune-interval", 0, "how often entries whose expiry has passed are deleted (0: 5m, as SPIRE);\nthey are served to no one from their expiry on either way")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
 	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
