@@ -106,7 +106,10 @@ func TestFederationRelationshipAtRuntime(t *testing.T) {
 		return !ok
 	}, 15*time.Second, 5*time.Millisecond)
 	assert.NotNil(t, storedBundle(t, p, td), "the bundle is kept")
-	assert.Contains(t, logs.String(), "federation relationship removed")
+	// The manager logs the removal once the watcher has stopped, after
+	// Stats stopped listing it.
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "federation relationship removed") },
+		15*time.Second, 5*time.Millisecond, logs.String())
 	err = p.Admin.DeleteFederationRelationship(ctx, td)
 	require.ErrorIs(t, err, registry.ErrNotFound)
 	_, err = p.Admin.FederationRelationship(ctx, td)
