@@ -339,12 +339,16 @@ func TestKeysFromURL(t *testing.T) {
 	_, err := srv.Attest(t.Context(), td, []byte(google.Sign(t, claims())), nil)
 	require.Error(t, err)
 	require.NotErrorIs(t, err, attest.ErrNodeRejected)
-	// A cancelled attestation fetches nothing.
+	// A cancelled attestation fetches nothing, and does not hold up the
+	// next one.
 	srv = newTestServer(t, ServerConfig{KeysURL: ks.JWKSURL(), HTTPClient: ks.Client()})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err = srv.Attest(ctx, td, []byte(google.Sign(t, claims())), nil)
 	require.True(t, errors.Is(err, context.Canceled), "%v", err)
+	require.NotErrorIs(t, err, attest.ErrNodeRejected)
+	_, err = srv.Attest(t.Context(), td, []byte(google.Sign(t, claims())), nil)
+	require.NoError(t, err)
 }
 
 func TestFetchErrors(t *testing.T) {

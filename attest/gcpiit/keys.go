@@ -210,9 +210,13 @@ func (r *remoteKeys) key(ctx context.Context, kid string, now time.Time) (*rsa.P
 	}
 	waited := r.lastTry.IsZero() || now.Sub(r.lastTry) >= refetchInterval
 	if waited || (!fresh && r.lastErr == nil) {
-		r.lastTry = now
 		keys, lifetime, err := r.fetch(ctx)
-		r.lastErr = err
+		if err != nil && ctx.Err() != nil {
+			// The attestation ended (its agent left): not a failure of
+			// the URL's, which the next attestation tries at once.
+			return nil, fmt.Errorf("Google's keys: %w", err)
+		}
+		r.lastTry, r.lastErr = now, err
 		if err == nil {
 			r.keys, r.fresh = keys, now.Add(lifetime)
 			pub = keys[kid]
