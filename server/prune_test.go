@@ -2,7 +2,10 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
@@ -98,4 +102,40 @@ func TestExpiredEntriesArePruned(t *testing.T) {
 	})
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	assert.ErrorContains(t, err, "has passed")
+}
+
+// Property: servers sharing a datastore both prune; an expired entry is
+// deleted once, the other server's attempt finds it gone and fails
+// nothing, and the entries that have not expired stay.
+func TestPruneSharedDatastore(t *testing.T) { onSharedDBs(t, testPruneSharedDatastore) }
+
+func testPruneSharedDatastore(t *testing.T, db sharedDB) {
+	dsn := db.newDSN(t)
+	var logs logtest.Buffer
+	cfg := func() server.Config {
+		c := db.config(t, dsn)
+		c.EntryPruneInterval = 50 * time.Millisecond
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return c
+	}
+	s1 := start(t, cfg())
+	s2 := start(t, cfg())
+	parent := spiffeid.RequireFromPath(td, "/agent")
+	expiresAt := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	temp := registerExpiring(t, s1, parent, "/temporary", expiresAt)
+	lasting := registerExpiring(t, s2, parent, "/lasting", time.Now().Add(time.Hour))
+
+	require.Eventually(t, func() bool {
+		_, err := s2.Stores.Entries.Get(t.Context(), temp.ID)
+		return errors.Is(err, registry.ErrNotFound)
+	}, nodetest.Timeout, 20*time.Millisecond, "the expired entry is pruned")
+	assert.False(t, time.Now().Before(expiresAt), "not before its expiry")
+	_, err := s1.Stores.Entries.Get(t.Context(), lasting.ID)
+	require.NoError(t, err)
+	// Both servers' indexes let go of it: neither prunes again.
+	require.Eventually(t, func() bool {
+		return len(s1.Node().Index().Expired()) == 0 && len(s2.Node().Index().Expired()) == 0
+	}, nodetest.Timeout, 20*time.Millisecond)
+	assert.Equal(t, 1, strings.Count(logs.String(), `msg="expired entry pruned"`), logs.String())
+	assert.NotContains(t, logs.String(), "pruning expired entries failed")
 }
