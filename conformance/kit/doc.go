@@ -24,8 +24,9 @@
 // on a PEM file, [ParseX509SVIDPEM]), a SPIFFE bundle document
 // ([Report.CheckBundle], and [Report.CheckBundleUpdate] between two versions),
 // a JWT-SVID ([Report.CheckJWTSVID]). Live, [CheckWorkloadAPI] checks a
-// Workload API endpoint and [CheckBundleEndpoint] a bundle endpoint (see
-// their documentation for what they call and what they never do).
+// Workload API endpoint, [CheckSDS] the Secret Discovery Service beside one,
+// and [CheckBundleEndpoint] a bundle endpoint (see their documentation for
+// what they call and what they never do).
 //
 // # Independence
 //

@@ -33,6 +33,9 @@ const (
 	// https_spiffe): its TLS and HTTP rules, and the bundle rules on what
 	// it serves.
 	ModeBundleEndpoint Mode = "bundle-endpoint"
+	// ModeSDS checks the Secret Discovery Service an endpoint serves
+	// beside the Workload API, with the resource names SPIRE documents.
+	ModeSDS Mode = "sds"
 )
 
 // Rule is one requirement of a SPIFFE standard, as the kit checks it.
@@ -59,15 +62,17 @@ const (
 	stdWE     = "SPIFFE Workload Endpoint"
 	stdWAPI   = "SPIFFE Workload API"
 	stdFed    = "SPIFFE Federation"
+	stdSDS    = "SPIRE agent's SDS (documented by SPIRE; not a SPIFFE standard)"
 )
 
 var (
-	offX509   = []Mode{ModeX509, ModeWorkload, ModeBundleEndpoint}
+	offX509   = []Mode{ModeX509, ModeWorkload, ModeBundleEndpoint, ModeSDS}
+	sdsOnly   = []Mode{ModeSDS}
 	offBundle = []Mode{ModeBundle, ModeBundleEndpoint}
 	fed       = []Mode{ModeBundleEndpoint}
 	offJWT    = []Mode{ModeJWT, ModeWorkload}
 	live      = []Mode{ModeWorkload}
-	x509Both  = []Mode{ModeX509, ModeBundle, ModeWorkload, ModeBundleEndpoint}
+	x509Both  = []Mode{ModeX509, ModeBundle, ModeWorkload, ModeBundleEndpoint, ModeSDS}
 	jwtKeys   = []Mode{ModeBundle, ModeJWT, ModeWorkload, ModeBundleEndpoint}
 )
 
@@ -86,7 +91,7 @@ var rules = []Rule{
 	{"X509 rule 9b", stdX509 + " §4.4 Extended Key Usage", Must, "A leaf's extKeyUsage, when present, holds both serverAuth and clientAuth.", offX509},
 	{"X509 rule 11a", stdX509 + " §3 SVID Hierarchy", Should, "A signing certificate carries a SPIFFE ID (a URI SAN).", x509Both},
 	{"X509 rule 11b", stdX509 + " §3 SVID Hierarchy", Must, "A signing certificate's SPIFFE ID, if any, has no path.", x509Both},
-	{"X509 rule 14", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Should, "A root placed in a bundle is self-signed.", []Mode{ModeBundle, ModeWorkload, ModeBundleEndpoint}},
+	{"X509 rule 14", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Should, "A root placed in a bundle is self-signed.", []Mode{ModeBundle, ModeWorkload, ModeBundleEndpoint, ModeSDS}},
 	{"X509 rule 15", stdX509 + " §5 Validation; " + stdWAPI + " X509SVID", Must, "The chain is ordered leaf first, each certificate signed by the next; the key is unencrypted PKCS#8 and matches the leaf.", offX509},
 	{"X509 rule 21", stdX509 + " §5.1 Path Validation", Must, "The chain validates (RFC 5280) to the X.509 bundle of the leaf's trust domain, at the current time.", offX509},
 
@@ -140,6 +145,12 @@ var rules = []Rule{
 	{"Fed rule 11b", stdFed + ", Redirects", Should, "Redirects are temporary (302, 303, 307).", fed},
 	{"Fed rule 12", stdFed + ", https_web", Must, "https_web: the server certificate chains to the trusted roots and names the URL's host.", fed},
 	{"Fed rule 16", stdFed + ", https_spiffe", Must, "https_spiffe: the server presents an X509-SVID (the X509 rules) of the configured endpoint SPIFFE ID, valid against that ID's trust domain bundle.", fed},
+	// SDS, as SPIRE's agent serves it.
+	{"SDS rule 1", stdSDS + ": default", Must, `"default" is the caller's default X509-SVID as a tls_certificate: a PEM chain and its PEM PKCS#8 key.`, sdsOnly},
+	{"SDS rule 2", stdSDS + ": SPIFFE ID", Must, "A SPIFFE ID the caller holds names that X509-SVID as a tls_certificate.", sdsOnly},
+	{"SDS rule 3", stdSDS + ": ROOTCA", Must, `"ROOTCA" is the bundle of the caller's trust domain as a validation_context: trusted_ca (PEM), or the SPIFFE validator holding that trust domain.`, sdsOnly},
+	{"SDS rule 4", stdSDS + ": trust domain", Must, "A trust domain's SPIFFE ID names that trust domain's bundle as a validation_context, in either form.", sdsOnly},
+	{"SDS rule 5", stdSDS + ": ALL", Must, `To an Envoy of 1.18 or later, "ALL" is a validation_context whose envoy.tls.cert_validator.spiffe validator lists every trust domain the caller trusts, its own among them.`, sdsOnly},
 	{"WAPI rule 4b", stdWAPI + " §4 Stream Responses", Should, "A stream sends a new message when the SVID rotates (observed only with a rotation wait).", live},
 }
 
@@ -180,7 +191,7 @@ func ruleLess(a, b string) bool {
 	return sa < sb
 }
 
-var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule", "Fed rule"}
+var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule", "Fed rule", "SDS rule"}
 
 func familyRank(f string) int {
 	for i, g := range families {

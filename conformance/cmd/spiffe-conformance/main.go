@@ -29,6 +29,10 @@
 //	    system's) or https_spiffe (-endpoint-id ID -endpoint-bundle FILE);
 //	    -rotation-wait D fetches again until the keys change to check the
 //	    sequence; it only sends GETs
+//	spiffe-conformance sds -addr ADDR [flags]
+//	    the Secret Discovery Service beside a Workload API, with the
+//	    resource names SPIRE documents (default, a SPIFFE ID, ROOTCA, a
+//	    trust domain, ALL)
 //
 // Common flags: -format text|json|junit (default text), -o FILE (default
 // standard output). See docs/CONFORMANCE.md.

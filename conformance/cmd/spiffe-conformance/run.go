@@ -26,7 +26,7 @@ const (
 	exitCantRun = 2
 )
 
-const usage = `usage: spiffe-conformance x509|bundle|jwt|workload|bundle-endpoint [flags] [FILE]
+const usage = `usage: spiffe-conformance x509|bundle|jwt|workload|bundle-endpoint|sds [flags] [FILE]
 run "spiffe-conformance MODE -h" for a mode's flags`
 
 // bundleFlags collects repeated -bundle TD=FILE flags.
@@ -73,6 +73,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bundle-endpoint":
 		b := bundleEndpointFlags(fs)
 		report = func() (*kit.Report, error) { return b.check(ctx) }
+	case "sds":
+		var cfg kit.SDSConfig
+		fs.StringVar(&cfg.Addr, "addr", "", "the endpoint serving SDS (usually the Workload API's): unix:///PATH or tcp://IP:PORT (required)")
+		fs.DurationVar(&cfg.Timeout, "timeout", kit.DefaultTimeout, "bound on every call")
+		report = func() (*kit.Report, error) {
+			if cfg.Addr == "" {
+				return nil, fmt.Errorf("-addr is required")
+			}
+			return kit.CheckSDS(ctx, cfg)
+		}
 	default:
 		fmt.Fprintln(stderr, usage)
 		return exitCantRun

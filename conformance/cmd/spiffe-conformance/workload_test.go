@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
+	"github.com/spiffekit/spiffekit/workloadapi/endpoint/sds"
 )
 
 // envMain makes the test binary the program, for the processes the tests
@@ -152,4 +153,18 @@ func TestBundleEndpoint(t *testing.T) {
 		code, _, errOut := runProgram(t, "", args...)
 		assert.Equal(t, exitCantRun, code, "%s: %s", name, errOut)
 	}
+}
+
+// TestSDS runs the sds mode against spiffekit's node agent serving SDS.
+func TestSDS(t *testing.T) {
+	s := nodetest.StartServer(t, server.Config{})
+	cfg := s.AgentConfig(t)
+	cfg.SDS = &sds.Config{}
+	a := nodetest.StartAgent(t, cfg)
+	a.WaitSVID(t, s.Register(t, a.ID(), "/web").SPIFFEID)
+	code, out, errOut := runProgram(t, "", "sds", "-addr", a.Addr, "-timeout", "20s")
+	assert.Equal(t, exitPass, code, errOut)
+	assert.Regexp(t, `PASS +SDS rule 5 +MUST +ALL`, out)
+	code, _, _ = runProgram(t, "", "sds")
+	assert.Equal(t, exitCantRun, code)
 }
