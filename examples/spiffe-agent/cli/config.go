@@ -48,6 +48,7 @@ type runConfig struct {
 	K8sPSATCluster    string
 	K8sPSATTokenPath  string
 	TPMDevice         string
+	TPMDevID          *tpmDevIDConfig // nil: no tpm_devid node attestor
 	AWSIID            bool
 	AWSIIDEndpoint    string
 	AWSIIDTimeout     time.Duration
@@ -137,6 +138,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		File("workload_attestors.unix.skip_executable")
 	cmd.Bool(&c.UnixSkipHash, "unix-skip-hash", false, "leave out the unix:sha256 selector").
 		File("workload_attestors.unix.skip_hash")
+	cmd.Section(tpmDevIDKey, tpmDevIDHelp, &c.TPMDevID)
 	cmd.Section("workload_attestors.k8s", k8sHelp, &c.K8s)
 	cmd.Section("workload_attestors.docker", dockerHelp, &c.Docker)
 	cmd.String(&c.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")
@@ -235,13 +237,13 @@ func check(cfg runConfig) (*settings, error) {
 		return nil, errors.New("azure_imds needs the VM's tenant (-azure-imds-tenant-domain)")
 	}
 	given := 0
-	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", s.cfg.AWSIID, s.cfg.GCPIIT, s.cfg.AzureMSI, azureIMDS} {
+	for _, set := range []bool{cfg.JoinToken != "", cfg.X509PoPCert != "", cfg.K8sPSATCluster != "", cfg.TPMDevice != "", cfg.TPMDevID != nil, s.cfg.AWSIID, s.cfg.GCPIIT, s.cfg.AzureMSI, azureIMDS} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, aws_iid, gcp_iit, azure_msi or azure_imds")
+		return nil, errors.New("give one node attestor: a join token, x509pop, k8s_psat, tpm, tpm_devid, aws_iid, gcp_iit, azure_msi or azure_imds")
 	}
 	if cfg.K8s != nil {
 		if s.k8s, err = checkK8s(cfg.K8s, os.Getenv); err != nil {

@@ -215,6 +215,9 @@ func newNodeAttestor(s *settings) (attest.NodeAttestorClient, error) {
 		}
 		return c, nil
 	}
+	if s.cfg.TPMDevID != nil {
+		return newTPMDevIDClient(s.trustDomain, s.cfg.TPMDevID)
+	}
 	if s.cfg.K8sPSATCluster != "" {
 		c, err := k8spsat.NewClient(k8spsat.ClientConfig{Cluster: s.cfg.K8sPSATCluster, TokenPath: s.cfg.K8sPSATTokenPath})
 		if err != nil {

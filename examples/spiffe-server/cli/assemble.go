@@ -68,6 +68,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		}
 		attestors[tpm.Type] = t
 	}
+	if rc.TPMDevID != nil {
+		t, err := newTPMDevID(rc.TPMDevID)
+		if err != nil {
+			return cfg, nil, err
+		}
+		attestors[tpm.DevIDType] = t
+	}
 	if rc.K8sPSAT != nil {
 		k, err := newK8sPSAT(rc.K8sPSAT)
 		if err != nil {

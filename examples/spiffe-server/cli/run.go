@@ -88,6 +88,7 @@ type runConfig struct {
 	JoinTokenSection  *struct{}           // node_attestors.join_token: no keys; join_token is always on
 	X509PoPSection    *x509popConfig      // node_attestors.x509pop, SPIRE's place for -x509pop-ca-bundle
 	TPM               *tpmConfig          // node_attestors.tpm; nil: tpm is off
+	TPMDevID          *tpmDevIDConfig     // node_attestors.tpm_devid; nil: tpm_devid is off
 	UpstreamSection   *upstreamDiskConfig // upstream_authority.disk, SPIRE's place for -upstream-ca-cert and -upstream-ca-key
 	DataStoreSection  *dataStoreSQLConfig // data_store.sql, SPIRE's place for -datastore
 
@@ -194,6 +195,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section("node_attestors.join_token", "the join_token node attestor, always on: {} (no keys)", &c.JoinTokenSection)
 	cmd.Section("node_attestors.x509pop", `the x509pop node attestor: {"ca_bundle_path": "<PEM file>"}, SPIRE's name for -x509pop-ca-bundle`, &c.X509PoPSection)
 	cmd.Section(tpmKey, tpmHelp, &c.TPM)
+	cmd.Section(tpmDevIDKey, tpmDevIDHelp, &c.TPMDevID)
 	cmd.Section("data_store.sql", `the shared datastore: {"database_type": "postgres" or "mysql", "connection_string": "<DSN>"}, SPIRE's names for -datastore (a MySQL DSN without mysql://)`, &c.DataStoreSection)
 	cmd.Section(pkcs11KeyManagerKey, pkcs11KeyManagerHelp, &c.PKCS11KeyManager)
 	cmd.Section(tpmKeyManagerKey, tpmKeyManagerHelp, &c.TPMKeyManager)

@@ -446,7 +446,8 @@ func TestNodeAttestorsSection(t *testing.T) {
 	for text, msg := range map[string]string{
 		`{"node_attestors": {"join_token": {"x": 1}}}`:                 `node_attestors.join_token: json: unknown field "x"`,
 		`{"node_attestors": {"x509pop": {"ca_bundle_paths": []}}}`:     `unknown field "ca_bundle_paths"`,
-		`{"node_attestors": {"tpm_devid": {}}}`:                        "node_attestors.tpm_devid",
+		`{"node_attestors": {"sshpop": {}}}`:                           "node_attestors.sshpop",
+		`{"node_attestors": {"tpm_devid": {"devid_bundle_path": ""}}}`: `node_attestors.tpm_devid: json: unknown field "devid_bundle_path"`,
 		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:                 `unknown field "ek_hash"`,
 		`{"node_attestors": {"aws_iid": {"skip_block_device": true}}}`: `node_attestors.aws_iid: json: unknown field "skip_block_device"`,
 		`{"node_attestors": {"azure_msi": {"use_msi": true}}}`:         `node_attestors.azure_msi: json: unknown field "use_msi"`,

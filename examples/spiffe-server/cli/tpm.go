@@ -7,7 +7,7 @@ import (
 )
 
 // tpmKey is where the configuration file holds the tpm node attestor's
-// settings. SPIRE's tpm_devid is another attestor (DevID certificates),
+// settings. SPIRE's tpm_devid is another attestor (DevID certificates, tpmdevid.go),
 // so the key is spiffekit's own.
 const tpmKey = "node_attestors.tpm"
 
