@@ -1,6 +1,7 @@
 package issuer_test
 
 import (
+	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 )
@@ -18,7 +20,9 @@ import (
 // a new subscription is not served it either.
 func TestExpiredEntryLeavesOpenStreams(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, issuer.Config{PollInterval: 24 * time.Hour, X509SVIDTTL: time.Hour})
+		var logs logtest.Buffer
+		e := newEnv(t, issuer.Config{PollInterval: 24 * time.Hour, X509SVIDTTL: time.Hour,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		expiresAt := time.Now().Add(10 * time.Minute).Truncate(time.Second)
 		e.register(t, registry.Entry{SPIFFEID: webID, ExpiresAt: expiresAt})
 		e.register(t, registry.Entry{SPIFFEID: dbID})
@@ -50,6 +54,8 @@ func TestExpiredEntryLeavesOpenStreams(t *testing.T) {
 			t.Fatal("the stream was not told of the change")
 		}
 		assert.Equal(t, []string{"/db"}, served(), "not served from its expiry on")
+		assert.Contains(t, logs.String(), `msg="entry expired; its SVIDs are served no more"`)
+		assert.Contains(t, logs.String(), "spiffe_id=spiffe://example.org/web")
 
 		again, err := e.iss.Subscribe(t.Context(), self())
 		require.NoError(t, err)

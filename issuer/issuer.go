@@ -233,7 +233,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 			i.poll = DefaultSafetyPollInterval
 		}
 	}
-	idx, err := index.New(ctx, cfg.Registry, index.Config{PollInterval: i.poll, Now: i.now})
+	idx, err := index.New(ctx, cfg.Registry, index.Config{PollInterval: i.poll, Now: i.now, OnExpire: func(e registry.Entry) {
+		i.log.Info("entry expired; its SVIDs are served no more", "entry_id", e.ID, "spiffe_id", e.SPIFFEID.String(), "expired_at", e.ExpiresAt)
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("issuer: indexing the registry: %w", err)
 	}

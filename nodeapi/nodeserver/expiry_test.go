@@ -1,6 +1,7 @@
 package nodeserver_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -8,7 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -17,7 +20,8 @@ import (
 // expiry, with no write to the registry, the server tells the agent to
 // drop it and refuses to sign for it, while an entry without expiry stays.
 func TestEntryExpiryEndsItForAgents(t *testing.T) {
-	e := newEnv(t, nil)
+	var logs logtest.Buffer
+	e := newEnv(t, func(c *nodeserver.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	n1 := e.attest(t, "node1")
 	sels := []attest.Selector{{Type: "unix", Value: "uid:1000"}}
 	// Two seconds ahead at least, to the second: the stream opens first.
@@ -55,6 +59,7 @@ func TestEntryExpiryEndsItForAgents(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, res[0].Err)
 	assert.Equal(t, []string{"/expiring"}, pathsOf(e.srv.Index().Expired()))
+	assert.Contains(t, logs.String(), `msg="entry expired; no agent obtains it any more" entry_id=`+expiring.ID)
 }
 
 func pathsOf(es []registry.Entry) []string {

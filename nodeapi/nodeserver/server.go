@@ -217,7 +217,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.serverID, err = spiffeid.FromPath(s.td, nodeapi.ServerPath); err != nil {
 		return nil, fmt.Errorf("nodeserver: %w", err)
 	}
-	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval, Now: s.now}); err != nil {
+	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval, Now: s.now,
+		OnExpire: func(e registry.Entry) {
+			s.log.Info("entry expired; no agent obtains it any more", "entry_id", e.ID, "spiffe_id", e.SPIFFEID.String(), "expired_at", e.ExpiresAt)
+		}}); err != nil {
 		return nil, fmt.Errorf("nodeserver: indexing the registry: %w", err)
 	}
 	s.entries = authz.New(s.idx, func() uint64 { gen, _ := s.watch(); return gen }, s.bump)

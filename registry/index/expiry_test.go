@@ -57,7 +57,8 @@ func TestExpiry(t *testing.T) {
 	// A child of an expired entry is not reached through it.
 	create(t, s, "/child-of-past", "/past", sel("unix", "uid:2"))
 
-	idx, err := index.New(ctx, s, index.Config{Now: clk.Now})
+	var told []string // paths OnExpire was called with
+	idx, err := index.New(ctx, s, index.Config{Now: clk.Now, OnExpire: func(e registry.Entry) { told = append(told, e.SPIFFEID.Path()) }})
 	require.NoError(t, err)
 	workload := []attest.Selector{sel("unix", "uid:1")}
 	assert.Equal(t, []string{"/later", "/never", "/soon"}, paths(idx.ForWorkload(workload)), "an entry expired at load is left out")
@@ -76,6 +77,7 @@ func TestExpiry(t *testing.T) {
 	n, err = idx.Sync(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "an entry leaving at its expiry counts as a change")
+	assert.Equal(t, []string{"/soon"}, told, "OnExpire is told of the entry leaving, not of one expired when read")
 	assert.Equal(t, []string{"/later", "/never"}, paths(idx.ForWorkload(workload)))
 	assert.Equal(t, []string{"/later", "/never"}, paths(idx.ForAgent(id("/agent"), nil)))
 	assert.NotContains(t, paths(idx.All()), "/soon")

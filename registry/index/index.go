@@ -61,6 +61,11 @@ type Config struct {
 	// Now is the clock against which entries expire ([registry.Entry.ExpiresAt]);
 	// nil means time.Now.
 	Now func() time.Time
+	// OnExpire, if not nil, is called with each entry that leaves the
+	// index at its expiry, after Sync released the index's lock, from the
+	// goroutine that called Sync: for a log line. An entry already expired
+	// when it is read or written is left out without a call.
+	OnExpire func(registry.Entry)
 }
 
 // Index is an in-memory index of registration entries. It is safe for
@@ -226,8 +231,10 @@ func (x *Index) load(ctx context.Context) error {
 // the source does not keep an expired entry in service.
 func (x *Index) Sync(ctx context.Context) (int, error) {
 	x.mu.Lock()
-	n := x.expire(x.now())
+	gone := x.expire(x.now())
 	x.mu.Unlock()
+	x.tellExpired(gone)
+	n := len(gone)
 	for {
 		x.mu.RLock()
 		after := x.seq
@@ -238,9 +245,10 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 		}
 		if len(evs) == 0 {
 			x.mu.Lock()
-			n += x.expire(x.now())
+			gone = x.expire(x.now())
 			x.mu.Unlock()
-			return n, nil
+			x.tellExpired(gone)
+			return n + len(gone), nil
 		}
 		x.mu.Lock()
 		for _, ev := range evs {
@@ -313,21 +321,33 @@ func (x *Index) apply(ev registry.Event) {
 }
 
 // expire moves the entries that have expired at now out of service, into
-// x.expired, and returns how many. It must be called with x.mu held for
+// x.expired, and returns them. It must be called with x.mu held for
 // writing.
-func (x *Index) expire(now time.Time) int {
-	n := 0
+func (x *Index) expire(now time.Time) []registry.Entry {
+	var gone []registry.Entry
 	for len(x.expiring) > 0 && !now.Before(x.expiring[0].at) {
 		it := heap.Pop(&x.expiring).(expiryItem)
 		r := x.records[it.id]
 		if r == nil || r.entry.Revision != it.revision {
 			continue // removed or replaced since it was pushed
 		}
-		x.expired[it.id] = x.entryOf(r)
+		e := x.entryOf(r)
+		x.expired[it.id] = e
 		x.remove(r)
-		n++
+		gone = append(gone, e)
 	}
-	return n
+	return gone
+}
+
+// tellExpired calls Config.OnExpire with each entry of gone, which are
+// copies; it must be called without x.mu.
+func (x *Index) tellExpired(gone []registry.Entry) {
+	if x.conf.OnExpire == nil {
+		return
+	}
+	for _, e := range gone {
+		x.conf.OnExpire(e.Clone())
+	}
 }
 
 // compactExpiring drops the items of entries removed or replaced since they
