@@ -82,6 +82,10 @@ func TestFederationCommands(t *testing.T) {
 	before := stored()
 	_, err := org.CA().PrepareX509CA(t.Context())
 	require.NoError(t, err)
+	// org publishes its bundle anew once its CA told it of the change.
+	waitFor(t, "org to publish the prepared CA", func() bool {
+		return strings.Count(okAt(t, org.socket, "bundle", "show"), "BEGIN CERTIFICATE") == 2
+	})
 	assert.Equal(t, before, stored(), "no poll fetched it yet")
 	out = okAt(t, s.socket, "federation", "refresh", "-trustDomain", "org.test")
 	assert.Regexp(t, `^Bundle of org\.test refreshed: updated \(sequence \d+\)\n$`, out)
