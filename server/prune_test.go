@@ -56,8 +56,9 @@ func servedPaths(t *testing.T, a *nodetest.Agent) []string {
 func TestAgentStopsServingExpiredEntryWithServerAway(t *testing.T) {
 	s := start(t, server.Config{})
 	a := nodetest.StartAgent(t, s.AgentConfig(t))
-	// Four seconds ahead at least, to the second: time to sync first.
-	expiresAt := time.Now().Add(5 * time.Second).Truncate(time.Second)
+	// Nine seconds ahead at least, to the second: time to sync first,
+	// even on a loaded machine.
+	expiresAt := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	registerExpiring(t, s, a.ID(), "/temporary", expiresAt)
 	s.Register(t, a.ID(), "/lasting")
 	a.WaitEntries(t, 2)
@@ -75,7 +76,7 @@ func TestAgentStopsServingExpiredEntryWithServerAway(t *testing.T) {
 func TestExpiredEntriesArePruned(t *testing.T) {
 	s := start(t, server.Config{EntryPruneInterval: 100 * time.Millisecond})
 	a := nodetest.StartAgent(t, s.AgentConfig(t))
-	expiresAt := time.Now().Add(5 * time.Second).Truncate(time.Second)
+	expiresAt := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	temp := registerExpiring(t, s, a.ID(), "/temporary", expiresAt)
 	later := registerExpiring(t, s, a.ID(), "/later", time.Now().Add(time.Hour))
 	lasting := s.Register(t, a.ID(), "/lasting")
@@ -121,7 +122,7 @@ func testPruneSharedDatastore(t *testing.T, db sharedDB) {
 	s1 := start(t, cfg())
 	s2 := start(t, cfg())
 	parent := spiffeid.RequireFromPath(td, "/agent")
-	expiresAt := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	expiresAt := time.Now().Add(8 * time.Second).Truncate(time.Second)
 	temp := registerExpiring(t, s1, parent, "/temporary", expiresAt)
 	lasting := registerExpiring(t, s2, parent, "/lasting", time.Now().Add(time.Hour))
 

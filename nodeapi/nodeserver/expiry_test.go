@@ -24,8 +24,8 @@ func TestEntryExpiryEndsItForAgents(t *testing.T) {
 	e := newEnv(t, func(c *nodeserver.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	n1 := e.attest(t, "node1")
 	sels := []attest.Selector{{Type: "unix", Value: "uid:1000"}}
-	// Two seconds ahead at least, to the second: the stream opens first.
-	expiresAt := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	// Five seconds ahead at least, to the second: the stream opens first.
+	expiresAt := time.Now().Add(6 * time.Second).Truncate(time.Second)
 	expiring, err := e.store.Create(t.Context(), registry.Entry{SPIFFEID: spiffeid.RequireFromPath(td, "/expiring"),
 		ParentID: n1.svid.ID, Selectors: sels, ExpiresAt: expiresAt})
 	require.NoError(t, err)
