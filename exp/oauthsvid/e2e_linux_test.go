@@ -1,7 +1,5 @@
-//go:build !windows
-
-// The issuing server and the node agent run on Linux only; a Windows client
-// of this package is tested by the other tests.
+// The issuing server and the node agent run on Linux only (hence the file's
+// name); a Windows client of this package is tested by the other tests.
 
 package oauthsvid_test
 
