@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/internal/bodylimit"
 )
 
 // DefaultTimeout bounds the fetch of a payload when
@@ -151,30 +152,10 @@ func (t limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: maxResponse}
+	if err := bodylimit.Limit(resp, maxResponse, errTooLarge); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
 var errTooLarge = fmt.Errorf("awsiid: a response of the instance metadata service is larger than %d bytes", maxResponse)
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	if b.left < 0 {
-		return 0, errTooLarge
-	}
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"cloud.google.com/go/compute/metadata"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/internal/bodylimit"
 )
 
 // DefaultTimeout bounds the fetch of a token when [ClientConfig].Timeout
@@ -154,34 +154,10 @@ func (t *metadataTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err != nil {
 		return nil, err
 	}
-	if resp.ContentLength > maxResponse {
-		resp.Body.Close()
-		return nil, errTooLarge
+	if err := bodylimit.Limit(resp, maxResponse, errTooLarge); err != nil {
+		return nil, err
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: maxResponse}
 	return resp, nil
 }
 
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
 var errTooLarge = fmt.Errorf("gcpiit: a response of the metadata server is larger than %d bytes", maxResponse)
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	if b.left < 0 {
-		return 0, errTooLarge
-	}
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
