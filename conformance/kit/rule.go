@@ -36,6 +36,10 @@ const (
 	// ModeSDS checks the Secret Discovery Service an endpoint serves
 	// beside the Workload API, with the resource names SPIRE documents.
 	ModeSDS Mode = "sds"
+	// ModeOIDC checks a live OpenID Connect discovery endpoint: the
+	// discovery document, the JWK Set it points to, and the keys kept
+	// across a rotation.
+	ModeOIDC Mode = "oidc"
 )
 
 // Rule is one requirement of a SPIFFE standard, as the kit checks it.
@@ -63,6 +67,8 @@ const (
 	stdWAPI   = "SPIFFE Workload API"
 	stdFed    = "SPIFFE Federation"
 	stdSDS    = "SPIRE agent's SDS (documented by SPIRE; not a SPIFFE standard)"
+	stdOIDC   = "OpenID Connect Discovery 1.0 (not a SPIFFE standard)"
+	stdJWK    = "RFC 7517 JSON Web Key (not a SPIFFE standard)"
 )
 
 var (
@@ -74,6 +80,8 @@ var (
 	live      = []Mode{ModeWorkload}
 	x509Both  = []Mode{ModeX509, ModeBundle, ModeWorkload, ModeBundleEndpoint, ModeSDS}
 	jwtKeys   = []Mode{ModeBundle, ModeJWT, ModeWorkload, ModeBundleEndpoint}
+	jwksKeys  = []Mode{ModeBundle, ModeJWT, ModeWorkload, ModeBundleEndpoint, ModeOIDC}
+	oidcOnly  = []Mode{ModeOIDC}
 )
 
 // rules is the registry: every rule the kit checks. It is never changed
@@ -100,11 +108,11 @@ var rules = []Rule{
 	{"Bundle rule 8a", stdBundle + " §4.2 spiffe_sequence", Should, "The document has spiffe_sequence, a non-negative integer.", offBundle},
 	{"Bundle rule 8b", stdBundle + " §4.2 spiffe_sequence", Must, "spiffe_sequence changes, upwards, whenever the content changes (between two documents, or two fetches of an endpoint).", offBundle},
 	{"Bundle rule 9", stdBundle + " §4.3 spiffe_refresh_hint", Should, "The document has spiffe_refresh_hint, a positive integer number of seconds.", offBundle},
-	{"Bundle rule 12", stdBundle + " §4.4 JWK (RFC 7517 §4.1)", Must, "Every JWK sets kty.", jwtKeys},
+	{"Bundle rule 12", stdBundle + " §4.4 JWK (RFC 7517 §4.1)", Must, "Every JWK sets kty.", jwksKeys},
 	{"Bundle rule 13", stdBundle + " §4.4.1 use", Must, "Every JWK of a bundle document sets use to x509-svid, jwt-svid or wit-svid.", offBundle},
 	{"Bundle rule 14", stdBundle + " §4.4 JWK", Should, "A JWK carries no parameter beyond its key type's, use, kid and x5c (and never a private key member).", jwtKeys},
 	{"Bundle rule 15", stdX509 + " §6.1 Publishing a SPIFFE Bundle", Must, "An x509-svid JWK has no kid and exactly one x5c certificate, whose public key it describes.", offBundle},
-	{"Bundle rule 16", stdJWT + " §6.1 Publishing a SPIFFE Bundle", Must, "A jwt-svid key sets kid, and no two keys share one.", jwtKeys},
+	{"Bundle rule 16", stdJWT + " §6.1 Publishing a SPIFFE Bundle", Must, "A jwt-svid key sets kid, and no two keys share one.", jwksKeys},
 	{"Bundle rule 17", "WIT-SVID §6 (incubating)", Must, "A wit-svid key sets a kid unique across the whole bundle.", offBundle},
 
 	// JWT-SVID.
@@ -151,6 +159,20 @@ var rules = []Rule{
 	{"SDS rule 3", stdSDS + ": ROOTCA", Must, `"ROOTCA" is the bundle of the caller's trust domain as a validation_context: trusted_ca (PEM), or the SPIFFE validator holding that trust domain.`, sdsOnly},
 	{"SDS rule 4", stdSDS + ": trust domain", Must, "A trust domain's SPIFFE ID names that trust domain's bundle as a validation_context, in either form.", sdsOnly},
 	{"SDS rule 5", stdSDS + ": ALL", Must, `To an Envoy of 1.18 or later, "ALL" is a validation_context whose envoy.tls.cert_validator.spiffe validator lists every trust domain the caller trusts, its own among them.`, sdsOnly},
+	// OpenID Connect discovery, as a JWT-SVID issuer publishes its keys.
+	{"OIDC rule 1", stdOIDC + " §4.1, §4.2", Must, "The issuer URL followed by /.well-known/openid-configuration answers a GET with 200 and a JSON object.", oidcOnly},
+	{"OIDC rule 2", stdOIDC + " §4.2", Must, "The discovery document's Content-Type is application/json.", oidcOnly},
+	{"OIDC rule 3", stdOIDC + " §4.3", Must, "The document's issuer is identical to the issuer URL it was fetched for.", oidcOnly},
+	{"OIDC rule 4", stdOIDC + " §3 issuer, jwks_uri", Must, "issuer and jwks_uri are https URLs, the issuer without query or fragment (http on a loopback host: not applicable).", oidcOnly},
+	{"OIDC rule 5a", stdOIDC + " §3 id_token_signing_alg_values_supported; " + stdJWT + " §2.1", Must, "id_token_signing_alg_values_supported is a non-empty array without none (a JWT-SVID is always signed).", oidcOnly},
+	{"OIDC rule 5b", stdOIDC + " §3 id_token_signing_alg_values_supported", Must, "id_token_signing_alg_values_supported includes RS256.", oidcOnly},
+	{"OIDC rule 6", stdOIDC + " §3 response_types_supported", Must, "response_types_supported is a non-empty array of strings.", oidcOnly},
+	{"OIDC rule 7", stdOIDC + " §3 subject_types_supported", Must, "subject_types_supported is a non-empty array of public or pairwise.", oidcOnly},
+	{"OIDC rule 8", stdOIDC + " §3 jwks_uri; " + stdJWK + " §5", Must, "jwks_uri answers a GET with 200 and a JWK Set: a JSON object with a keys array.", oidcOnly},
+	{"OIDC rule 9", stdJWK + " §4.2 use", Must, "A key's use, when present, is sig.", oidcOnly},
+	{"OIDC rule 10", stdJWK + " §4.4 alg (RFC 7518 §3.1)", Must, "A key's alg, when present, is a JWS algorithm of the key's type and curve.", oidcOnly},
+	{"OIDC rule 11", stdJWK + " §9.2", Must, "No key carries a private or symmetric key member (d, p, q, dp, dq, qi, oth, k).", oidcOnly},
+	{"OIDC rule 12", "OpenID Connect Core 1.0 §10.1.1 (not a SPIFFE standard); " + stdJWK + " §4.5 kid", Must, "A kid kept across a rotation of the JWK Set (seen with a rotation wait) names the same key.", oidcOnly},
 	{"WAPI rule 4b", stdWAPI + " §4 Stream Responses", Should, "A stream sends a new message when the SVID rotates (observed only with a rotation wait).", live},
 }
 
@@ -191,7 +213,7 @@ func ruleLess(a, b string) bool {
 	return sa < sb
 }
 
-var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule", "Fed rule", "SDS rule"}
+var families = []string{"X509 rule", "Bundle rule", "JWT rule", "JWT step", "WE rule", "WAPI rule", "Fed rule", "SDS rule", "OIDC rule"}
 
 func familyRank(f string) int {
 	for i, g := range families {

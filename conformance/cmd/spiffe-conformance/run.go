@@ -26,7 +26,7 @@ const (
 	exitCantRun = 2
 )
 
-const usage = `usage: spiffe-conformance x509|bundle|jwt|workload|bundle-endpoint|sds [flags] [FILE]
+const usage = `usage: spiffe-conformance x509|bundle|jwt|workload|bundle-endpoint|sds|oidc [flags] [FILE]
 run "spiffe-conformance MODE -h" for a mode's flags`
 
 // bundleFlags collects repeated -bundle TD=FILE flags.
@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bundle-endpoint":
 		b := bundleEndpointFlags(fs)
 		report = func() (*kit.Report, error) { return b.check(ctx) }
+	case "oidc":
+		o := oidcFlags(fs)
+		report = func() (*kit.Report, error) { return o.check(ctx) }
 	case "sds":
 		var cfg kit.SDSConfig
 		fs.StringVar(&cfg.Addr, "addr", "", "the endpoint serving SDS (usually the Workload API's): unix:///PATH or tcp://IP:PORT (required)")
