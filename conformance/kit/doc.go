@@ -25,7 +25,8 @@
 // ([Report.CheckBundle], and [Report.CheckBundleUpdate] between two versions),
 // a JWT-SVID ([Report.CheckJWTSVID]). Live, [CheckWorkloadAPI] checks a
 // Workload API endpoint, [CheckSDS] the Secret Discovery Service beside one,
-// and [CheckBundleEndpoint] a bundle endpoint (see their documentation for
+// [CheckBundleEndpoint] a bundle endpoint, and [CheckOIDC] an OpenID Connect
+// discovery endpoint publishing JWT-SVID keys (see their documentation for
 // what they call and what they never do).
 //
 // # Independence
