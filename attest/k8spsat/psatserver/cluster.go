@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -62,8 +63,9 @@ type ClusterConfig struct {
 	AllowedPodLabelKeys []string
 }
 
-// cluster is a checked ClusterConfig with its API clients. It is
-// immutable once built.
+// cluster is a checked ClusterConfig with its API clients. Its
+// configuration is immutable once built; mu guards only the count of
+// attestations under way and whether the server has let it go.
 type cluster struct {
 	name            string
 	serviceAccounts map[string]bool // "<namespace>:<name>"
@@ -73,6 +75,41 @@ type cluster struct {
 	authn           authnclient.AuthenticationV1Interface
 	core            coreclient.CoreV1Interface
 	http            *http.Client // both clients'
+
+	mu      sync.Mutex
+	active  int  // attestations under way with this cluster
+	retired bool // replaced or removed: no new attestation starts with it
+}
+
+// begin records an attestation starting with cl; end must follow.
+func (cl *cluster) begin() {
+	cl.mu.Lock()
+	cl.active++
+	cl.mu.Unlock()
+}
+
+// end records the end of an attestation begun with cl. The last one to end
+// on a retired cluster closes its idle connections, which it left behind.
+func (cl *cluster) end() {
+	cl.mu.Lock()
+	cl.active--
+	last := cl.retired && cl.active == 0
+	cl.mu.Unlock()
+	if last {
+		cl.closeIdle()
+	}
+}
+
+// retire marks cl as let go by the server and closes its idle connections
+// now if no attestation is under way with it, or when the last one ends.
+func (cl *cluster) retire() {
+	cl.mu.Lock()
+	cl.retired = true
+	idle := cl.active == 0
+	cl.mu.Unlock()
+	if idle {
+		cl.closeIdle()
+	}
 }
 
 // closeIdle closes the idle connections of the cluster's client. client-go

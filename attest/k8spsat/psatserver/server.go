@@ -73,20 +73,12 @@ func (s *Server) SetClusters(clusters map[string]ClusterConfig) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prev := s.clusters.Swap(&next)
-	closeIdle(prev)
+	if prev := s.clusters.Swap(&next); prev != nil {
+		for _, cl := range *prev {
+			cl.retire()
+		}
+	}
 	return nil
-}
-
-// closeIdle closes the idle connections of the clusters of m, which may be
-// nil.
-func closeIdle(m *map[string]*cluster) {
-	if m == nil {
-		return
-	}
-	for _, cl := range *m {
-		cl.closeIdle()
-	}
 }
 
 // SetCluster adds the cluster name, or replaces its configuration, and
@@ -103,7 +95,7 @@ func (s *Server) SetCluster(name string, c ClusterConfig) error {
 	next[name] = cl
 	s.clusters.Store(&next)
 	if prev != nil {
-		prev.closeIdle()
+		prev.retire()
 	}
 	return nil
 }
@@ -121,17 +113,23 @@ func (s *Server) RemoveCluster(name string) bool {
 	next := maps.Clone(cur)
 	delete(next, name)
 	s.clusters.Store(&next)
-	cur[name].closeIdle()
+	cur[name].retire()
 	return true
 }
 
 // Close closes the idle connections of the clusters' API clients, so that
 // none outlives the server; the server stays usable (a later attestation
-// connects again). It always returns nil.
+// connects again). Connections of a cluster that was replaced or removed
+// are closed when its last attestation ends. A connection still carrying a
+// request is left to finish. It always returns nil.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	closeIdle(s.clusters.Load())
+	if m := s.clusters.Load(); m != nil {
+		for _, cl := range *m {
+			cl.closeIdle()
+		}
+	}
 	return nil
 }
 
@@ -190,6 +188,8 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, b []byte, 
 	if !ok {
 		return attest.NodeResult{}, reject(nil, "cluster %q is not configured", p.Cluster)
 	}
+	cl.begin()
+	defer cl.end()
 	return cl.attest(ctx, td, p.Token)
 }
 

@@ -1,17 +1,18 @@
 package psatserver
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -346,13 +347,15 @@ func TestClusters(t *testing.T) {
 
 	// Changes while nodes attest: every attestation either succeeds or is
 	// refused for an unknown cluster, never anything else (run with -race).
-	ctx, cancel := context.WithCancel(t.Context())
+	// The worker stops between attestations, not in one: a request cut short
+	// leaves its connection busy for a moment after the call returns.
+	var stop atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	wg.Go(func() {
-		for ctx.Err() == nil {
-			_, err := s.Attest(ctx, td, payloadFor("c", token), nil)
-			if err != nil && ctx.Err() == nil && !strings.Contains(err.Error(), "is not configured") {
+		for !stop.Load() {
+			_, err := s.Attest(t.Context(), td, payloadFor("c", token), nil)
+			if err != nil && !strings.Contains(err.Error(), "is not configured") {
 				errs <- err
 				return
 			}
@@ -362,13 +365,76 @@ func TestClusters(t *testing.T) {
 		require.True(t, s.RemoveCluster("c"))
 		require.NoError(t, s.SetCluster("c", f.cluster(t)))
 	}
-	cancel()
+	stop.Store(true)
 	wg.Wait()
 	select {
 	case err := <-errs:
 		t.Fatalf("attestation during changes: %v", err)
 	default:
 	}
+}
+
+// blockingReviews holds every TokenReview request until release is closed,
+// and says on started when one arrives.
+type blockingReviews struct {
+	next    http.RoundTripper
+	started chan<- struct{}
+	release <-chan struct{}
+}
+
+// WrappedRoundTripper lets client-go reach the transport underneath, to
+// close its idle connections.
+func (b blockingReviews) WrappedRoundTripper() http.RoundTripper { return b.next }
+
+func (b blockingReviews) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/tokenreviews") {
+		b.started <- struct{}{}
+		select {
+		case <-b.release:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	return b.next.RoundTrip(r)
+}
+
+// TestRemoveDuringAttestation removes a cluster while one of its
+// attestations waits on the API server: the attestation finishes with the
+// cluster it started with, and the connection it used is closed when it
+// ends, although the server no longer holds that cluster (the leak check
+// fails otherwise).
+func TestRemoveDuringAttestation(t *testing.T) {
+	f := newFixture(t)
+	defer leaktest.Check(t)()
+	token := f.c.Token(t, f.pod, DefaultAudience)
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	slow := f.cluster(t)
+	slow.REST.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return blockingReviews{next: rt, started: started, release: release}
+	}
+	s, err := New(Config{Clusters: map[string]ClusterConfig{"slow": slow}})
+	require.NoError(t, err)
+
+	type result struct {
+		res attest.NodeResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := s.Attest(t.Context(), td, payloadFor("slow", token), nil)
+		done <- result{res, err}
+	}()
+	<-started
+	require.True(t, s.RemoveCluster("slow"))
+	close(release)
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Contains(t, r.res.AgentID.String(), "/k8s_psat/slow/")
+
+	_, err = s.Attest(t.Context(), td, payloadFor("slow", token), nil)
+	require.ErrorContains(t, err, `cluster "slow" is not configured`)
+	// No Close: the server holds no cluster, so only the removed cluster's
+	// last attestation can have closed the connection.
 }
 
 func TestClusterConfig(t *testing.T) {
