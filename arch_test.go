@@ -49,7 +49,7 @@ func layer(pkg string) (int, bool) {
 	switch {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta", rel == "attest/internal/bodylimit":
+	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta":
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
@@ -324,9 +324,9 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/azureimds"), m("attest/internal/azuremeta"), true},
 		{m("attest/azureimds"), m("attest/azuremsi"), false},
 		{m("attest/internal/azuremeta"), m("attest"), false},
-		{m("attest/awsiid"), m("attest/internal/bodylimit"), true},
-		{m("attest/gcpiit"), m("attest/internal/bodylimit"), true},
-		{m("attest/internal/bodylimit"), m("attest"), false},
+		{m("attest/awsiid"), m("internal/bodylimit"), true},
+		{m("attest/gcpiit"), m("internal/bodylimit"), true},
+		{m("internal/bodylimit"), m("attest"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/internal/bodylimit"
+	"github.com/spiffekit/spiffekit/internal/bodylimit"
 )
 
 // DefaultTimeout bounds the fetch of a payload when

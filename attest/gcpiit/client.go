@@ -14,7 +14,7 @@ import (
 	"cloud.google.com/go/compute/metadata"
 
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/attest/internal/bodylimit"
+	"github.com/spiffekit/spiffekit/internal/bodylimit"
 )
 
 // DefaultTimeout bounds the fetch of a token when [ClientConfig].Timeout

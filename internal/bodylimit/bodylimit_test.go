@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/attest/internal/bodylimit"
+	"github.com/spiffekit/spiffekit/internal/bodylimit"
 )
 
 var errTooLarge = errors.New("too large")
