@@ -6,8 +6,8 @@
 //
 // Every rule the kit checks is in one registry ([Rules]): an ID from the
 // project's digest of the standards ("X509 rule 4", "WE rule 6"; a letter
-// splits a rule whose parts carry different levels), the standard and
-// section, the RFC 2119 level and what is checked. A check adds [Result]s to
+// splits a rule whose parts carry different levels or are checked apart),
+// the standard and section, the RFC 2119 level and what is checked. A check adds [Result]s to
 // a [Report]: the rule, the subject (a leaf, a JWK, an RPC), the verdict and
 // the evidence. A rule the subject breaks is a failure when the rule is a
 // MUST, and an allowed deviation when it is a SHOULD or MAY; a rule that does
@@ -23,8 +23,10 @@
 // Offline, the kit checks what it is given: an X509-SVID ([Report.CheckX509SVID]
 // on a PEM file, [ParseX509SVIDPEM]), a SPIFFE bundle document
 // ([Report.CheckBundle], and [Report.CheckBundleUpdate] between two versions),
-// a JWT-SVID ([Report.CheckJWTSVID]). Live, [CheckWorkloadAPI] checks a
-// Workload API endpoint, [CheckSDS] the Secret Discovery Service beside one,
+// a JWT-SVID ([Report.CheckJWTSVID]), a WIT-SVID ([Report.CheckWITSVID]).
+// Live, [CheckWorkloadAPI] checks a Workload API endpoint (the WIT-SVIDs
+// and WIT bundles too, when it offers the WIT profile), [CheckSDS] the
+// Secret Discovery Service beside one,
 // [CheckBundleEndpoint] a bundle endpoint, and [CheckOIDC] an OpenID Connect
 // discovery endpoint publishing JWT-SVID keys (see their documentation for
 // what they call and what they never do).

@@ -2,6 +2,7 @@ package kit_test
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"testing"
@@ -72,6 +73,38 @@ func FuzzCheckJWTSVID(f *testing.F) {
 		r.CheckJWTSVID(kit.JWTSVID{Token: token, Keys: keys, Audience: "svc"}, time.Now())
 		if len(r.Results) == 0 {
 			t.Fatal("no results")
+		}
+	})
+}
+
+// FuzzCheckWITSVID feeds any token, private key and WIT bundle to the WIT
+// checks: verdicts, never a panic.
+func FuzzCheckWITSVID(f *testing.F) {
+	signer, workloadKey := testca.NewECKey(f), testca.NewECKey(f)
+	cnf, err := jose.JSONWebKey{Key: workloadKey.Public(), Algorithm: "ES256"}.MarshalJSON()
+	if err != nil {
+		f.Fatal(err)
+	}
+	private, err := jose.JSONWebKey{Key: workloadKey, Algorithm: "ES256"}.MarshalJSON()
+	if err != nil {
+		f.Fatal(err)
+	}
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: signer.Public(), KeyID: "w1", Use: "wit-svid"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(testca.SignJWT(f, signer, map[string]any{"alg": "ES256", "kid": "w1", "typ": "wit+jwt"},
+		[]byte(`{"sub":"spiffe://example.org/w","exp":2e9,"nbf":1,"cnf":{"jwk":`+string(cnf)+`}}`)), string(private), set)
+	f.Add(testca.SignJWT(f, nil, map[string]any{"alg": "none", "typ": 1}, map[string]any{"sub": 1, "aud": []any{1}, "exp": "x", "iss": "https://x", "cnf": map[string]any{"jwk": map[string]any{"kty": "oct", "k": "AA"}}}),
+		`{"kty":"EC"}`, []byte(`{"keys":[{"kid":"w1"},{"kid":"w1","use":"x509-svid","x5c":[]},1]}`))
+	f.Add("a.b.c", "", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, token, key string, bundle []byte) {
+		r := kit.NewReport(kit.ModeWorkload, "fuzz")
+		keys := map[string][]jose.JSONWebKey{"example.org": r.CheckWITKeySet("bundle", bundle)}
+		n := len(r.Results)
+		r.CheckWITSVID(kit.WITSVID{Token: token, Key: key, Keys: keys}, time.Now())
+		if len(r.Results) == n {
+			t.Fatal("no verdict on a token")
 		}
 	})
 }

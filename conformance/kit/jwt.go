@@ -40,7 +40,7 @@ func (r *Report) CheckJWTSVID(svid JWTSVID, now time.Time) map[string]any {
 	if name == "" {
 		name = "token"
 	}
-	header, claims, ok := r.splitJWT(name, svid.Token)
+	header, claims, ok := r.splitCompact("JWT rule 1", name, svid.Token)
 	if !ok {
 		return nil
 	}
@@ -94,35 +94,37 @@ func (r *Report) CheckJWTSVID(svid JWTSVID, now time.Time) map[string]any {
 	return claims
 }
 
-// splitJWT checks JWT rule 1 and decodes the header and the claims.
-func (r *Report) splitJWT(name, token string) (header, claims map[string]any, ok bool) {
+// splitCompact checks that token is a JWS in compact serialization whose
+// header and payload are JSON objects (JWT rule 1, or WIT rule 13: the
+// rule given), and decodes the header and the claims.
+func (r *Report) splitCompact(rule, name, token string) (header, claims map[string]any, ok bool) {
 	if len(token) > maxTokenSize {
-		r.add("JWT rule 1", name, false, "token of %d bytes, more than the kit reads (%d)", len(token), maxTokenSize)
+		r.add(rule, name, false, "token of %d bytes, more than the kit reads (%d)", len(token), maxTokenSize)
 		return nil, nil, false
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		r.add("JWT rule 1", name, false, "%d dot-separated parts, not 3 (JWS JSON serialization and JWE are not JWT-SVIDs)", len(parts))
+		r.add(rule, name, false, "%d dot-separated parts, not 3 (a JWS in JSON serialization, or a JWE, is neither a JWT-SVID nor a WIT-SVID)", len(parts))
 		return nil, nil, false
 	}
 	var decoded [3][]byte
 	for i, p := range parts {
 		b, err := base64.RawURLEncoding.Strict().DecodeString(p)
 		if err != nil {
-			r.add("JWT rule 1", name, false, "part %d is not unpadded base64url: %v", i, err)
+			r.add(rule, name, false, "part %d is not unpadded base64url: %v", i, err)
 			return nil, nil, false
 		}
 		decoded[i] = b
 	}
 	if err := decodeObject(decoded[0], &header); err != nil {
-		r.add("JWT rule 1", name, false, "the header is not a JSON object: %v", err)
+		r.add(rule, name, false, "the header is not a JSON object: %v", err)
 		return nil, nil, false
 	}
 	if err := decodeObject(decoded[1], &claims); err != nil {
-		r.add("JWT rule 1", name, false, "the payload is not a JSON object: %v", err)
+		r.add(rule, name, false, "the payload is not a JSON object: %v", err)
 		return nil, nil, false
 	}
-	r.add("JWT rule 1", name, true, "compact serialization, %d-byte signature", len(decoded[2]))
+	r.add(rule, name, true, "compact serialization, %d-byte signature", len(decoded[2]))
 	return header, claims, true
 }
 

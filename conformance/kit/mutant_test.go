@@ -30,19 +30,21 @@ import (
 type mutant struct {
 	wapi.UnimplementedSpiffeWorkloadAPIServer
 
-	noHeaderCheck bool // serve requests without the security header (WE rule 6)
-	caLeaf        bool // serve a leaf with cA true (X509 rule 4)
-	algNone       bool // serve JWT-SVIDs with alg none (JWT rule 3)
-	noKid         bool // no kid on the JWT key, nor on the tokens (Bundle rule 16)
-	dupHint       bool // two X509-SVIDs with one hint (WAPI rule 8)
-	deny          bool // the caller is entitled to nothing (WAPI rule 10b)
+	noHeaderCheck bool         // serve requests without the security header (WE rule 6)
+	caLeaf        bool         // serve a leaf with cA true (X509 rule 4)
+	algNone       bool         // serve JWT-SVIDs with alg none (JWT rule 3)
+	noKid         bool         // no kid on the JWT key, nor on the tokens (Bundle rule 16)
+	dupHint       bool         // two X509-SVIDs with one hint (WAPI rule 8)
+	deny          bool         // the caller is entitled to nothing (WAPI rule 10b)
+	witMut        *witMutation // serve the WIT profile, broken so; nil: Unimplemented
 
-	root *testca.CA
-	key  *ecdsa.PrivateKey
+	root   *testca.CA
+	key    *ecdsa.PrivateKey
+	witKey *ecdsa.PrivateKey // signs the WIT-SVIDs
 }
 
 func newMutant(t testing.TB) *mutant {
-	return &mutant{root: testca.New(t, exampleTD), key: testca.NewECKey(t)}
+	return &mutant{root: testca.New(t, exampleTD), key: testca.NewECKey(t), witKey: testca.NewECKey(t)}
 }
 
 func (m *mutant) kid() string {

@@ -561,21 +561,101 @@ func tamper(token string) string {
 	return string(b)
 }
 
-// checkWIT checks that the WIT profile is served or answers Unimplemented
-// (WAPI rule 1).
+// checkWIT checks the optional WIT profile: served, or Unimplemented
+// (WAPI rule 1); when served, the security header on its RPCs (WE rule 6),
+// FetchWITBundles (WIT rules 16a and 17b) and FetchWITSVID (WAPI rule 8,
+// WIT rules 17a and 17c, and the WIT rules on every WIT-SVID, verified
+// with the WIT bundles).
 func (w *workloadCheck) checkWIT(ctx context.Context) {
-	_, err := firstMessage(ctx, w.cfg.timeout(), func(sctx context.Context) (grpc.ServerStreamingClient[workload.WITSVIDResponse], error) {
+	resp, err := firstMessage(ctx, w.cfg.timeout(), func(sctx context.Context) (grpc.ServerStreamingClient[workload.WITSVIDResponse], error) {
 		return w.client.FetchWITSVID(w.header(sctx), &workload.WITSVIDRequest{})
 	})
+	bundles, errB := firstMessage(ctx, w.cfg.timeout(), func(sctx context.Context) (grpc.ServerStreamingClient[workload.WITBundlesResponse], error) {
+		return w.client.FetchWITBundles(w.header(sctx), &workload.WITBundlesRequest{})
+	})
+	served := true
 	switch code := status.Code(err); code {
 	case codes.OK:
-		w.r.add("WAPI rule 1", "FetchWITSVID", true, "the WIT profile is served (its contents are not checked)")
+		w.r.add("WAPI rule 1", "FetchWITSVID", true, "the WIT profile is served")
 	case codes.Unimplemented:
+		served = false
 		w.r.add("WAPI rule 1", "FetchWITSVID", true, "the WIT profile is absent: Unimplemented")
 	case codes.PermissionDenied:
 		w.r.add("WAPI rule 1", "FetchWITSVID", true, "the WIT profile is served; this caller is entitled to no WIT-SVID")
 	default:
 		w.r.add("WAPI rule 1", "FetchWITSVID", false, "neither served nor Unimplemented: %s", describe(err))
+		return
+	}
+	if !served {
+		w.r.add("WAPI rule 1", "FetchWITBundles", status.Code(errB) == codes.Unimplemented, "FetchWITSVID is Unimplemented; FetchWITBundles: %s", describe(errB))
+		return
+	}
+	w.checkWITHeader(ctx)
+	keys := w.checkWITBundles(bundles, errB)
+	if resp == nil {
+		w.r.na("WIT rule 17a", "FetchWITSVID", "%s", describe(err))
+		return
+	}
+	w.checkWITSVIDs(resp, keys)
+}
+
+// checkWITHeader checks WE rule 6 on the WIT profile's RPCs.
+func (w *workloadCheck) checkWITHeader(ctx context.Context) {
+	_, err := firstMessage(ctx, w.cfg.timeout(), func(sctx context.Context) (grpc.ServerStreamingClient[workload.WITSVIDResponse], error) {
+		return w.client.FetchWITSVID(sctx, &workload.WITSVIDRequest{})
+	})
+	w.r.add("WE rule 6", "FetchWITSVID without the security header", status.Code(err) == codes.InvalidArgument, "%s", describe(err))
+	_, err = firstMessage(ctx, w.cfg.timeout(), func(sctx context.Context) (grpc.ServerStreamingClient[workload.WITBundlesResponse], error) {
+		return w.client.FetchWITBundles(sctx, &workload.WITBundlesRequest{})
+	})
+	w.r.add("WE rule 6", "FetchWITBundles without the security header", status.Code(err) == codes.InvalidArgument, "%s", describe(err))
+}
+
+// checkWITBundles checks FetchWITBundles' first message (or its error)
+// and returns the WIT-SVID keys by trust domain name.
+func (w *workloadCheck) checkWITBundles(resp *workload.WITBundlesResponse, err error) map[string][]jose.JSONWebKey {
+	if err != nil {
+		w.r.add("WIT rule 17b", "FetchWITBundles", false, "FetchWITSVID is served, FetchWITBundles answers %s", describe(err))
+		return nil
+	}
+	keys := map[string][]jose.JSONWebKey{}
+	for _, key := range sortedKeys(resp.GetBundles()) {
+		subject := "FetchWITBundles bundles[" + key + "]"
+		td, err := spiffeid.TrustDomainFromString(key)
+		if err != nil || !strings.HasPrefix(key, "spiffe://") || td.IDString() != key {
+			w.r.add("WIT rule 17b", subject, false, "key %q is not a trust domain's SPIFFE ID (spiffe://<td>)", key)
+			continue
+		}
+		keys[td.Name()] = w.r.CheckWITKeySet(subject, []byte(resp.GetBundles()[key]))
+	}
+	w.checkOwn("WIT rule 17b", "FetchWITBundles", len(keys), func(td string) bool { _, ok := keys[td]; return ok })
+	return keys
+}
+
+// checkWITSVIDs checks one FetchWITSVID message.
+func (w *workloadCheck) checkWITSVIDs(resp *workload.WITSVIDResponse, keys map[string][]jose.JSONWebKey) {
+	svids := resp.GetSvids()
+	if len(svids) == 0 {
+		w.r.add("WIT rule 17a", "FetchWITSVID", false, "no SVID in the response")
+		return
+	}
+	w.checkHints("FetchWITSVID", func(yield func(string) bool) {
+		for _, s := range svids {
+			if !yield(s.GetHint()) {
+				return
+			}
+		}
+	})
+	for i, s := range svids {
+		subject := fmt.Sprintf("FetchWITSVID svids[%d]", i)
+		if s.GetSpiffeId() == "" || s.GetWitSvid() == "" || s.GetWitSvidKey() == "" {
+			w.r.add("WIT rule 17a", subject, false, "spiffe_id %q, wit_svid of %d bytes, wit_svid_key of %d bytes: a mandatory field is empty",
+				s.GetSpiffeId(), len(s.GetWitSvid()), len(s.GetWitSvidKey()))
+			continue
+		}
+		claims := w.r.CheckWITSVID(WITSVID{Token: s.GetWitSvid(), Key: s.GetWitSvidKey(), Keys: keys, Name: subject}, time.Now())
+		sub, _ := claims["sub"].(string)
+		w.r.add("WIT rule 17a", subject, claims != nil && sub == s.GetSpiffeId(), "spiffe_id %q, sub %q", s.GetSpiffeId(), sub)
 	}
 }
 
