@@ -74,7 +74,8 @@ type Config struct {
 	Attestors []attest.NodeAttestor
 
 	// Federation, when not nil, supplies the federated bundles agents
-	// receive.
+	// receive: each agent, those of the trust domains its entries
+	// federate with.
 	Federation FederationSource
 
 	// AgentSVIDTTL is the lifetime of agent SVIDs. Zero means

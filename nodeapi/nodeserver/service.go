@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -667,10 +668,32 @@ func (s *Server) syncNow(entries map[string]registry.Entry) syncstate.Now {
 		Tainted:     s.cfg.Authority.TaintedX509CAs(),
 	}
 	if s.cfg.Federation != nil {
-		now.Federation, now.Federated = true, s.cfg.Federation.FederatedBundles()
+		now.Federation, now.Federated = true, federatedFor(entries, s.cfg.Federation.FederatedBundles())
 	}
 	if x := s.cfg.Authority.X509Authority(); x != nil {
 		now.Active = x.Certificate()
 	}
 	return now
+}
+
+// federatedFor returns the bundles of all whose trust domain one of entries
+// federates with: an agent holds only the foreign bundles its workloads may
+// be handed, however many relationships the server has.
+func federatedFor(entries map[string]registry.Entry, all []*spiffebundle.Bundle) []*spiffebundle.Bundle {
+	want := make(map[spiffeid.TrustDomain]bool)
+	for _, e := range entries {
+		for _, td := range e.FederatesWith {
+			want[td] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	out := make([]*spiffebundle.Bundle, 0, min(len(want), len(all)))
+	for _, b := range all {
+		if b != nil && want[b.TrustDomain()] {
+			out = append(out, b)
+		}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -52,34 +53,49 @@ func names(bs []*spiffebundle.Bundle) []string {
 }
 
 // Federation rule: the server hands agents the federated bundles as a
-// complete set when it changes, and never a bundle of its own trust
-// domain through federation (which would let a foreign source replace the
-// trust domain's own roots).
+// complete set when it changes, only those the agent's entries federate
+// with (however many relationships the server has), and never a bundle of
+// its own trust domain through federation (which would let a foreign
+// source replace the trust domain's own roots).
 func TestSyncDeliversFederatedBundles(t *testing.T) {
 	fed := &fedSource{}
 	partner := caBundle(t, "partner.example")
-	impostor := caBundle(t, td.Name()) // claims to be our own trust domain
-	fed.set(partner, impostor, nil)
+	unrelated := caBundle(t, "unrelated.example") // no entry of the agent's federates with it
+	impostor := caBundle(t, td.Name())            // claims to be our own trust domain
+	fed.set(partner, unrelated, impostor, nil)
 	e := newEnv(t, func(c *nodeserver.Config) { c.Federation = fed })
 	a := e.attest(t, "node1")
 	updates, _ := syncUpdates(t, a)
 
+	// No entry yet: no foreign bundle.
 	u := next(t, updates)
-	require.True(t, u.FederatedSet)
-	assert.Equal(t, []string{"partner.example"}, names(u.FederatedBundles))
-	assert.True(t, u.FederatedBundles[0].Equal(partner))
+	assert.Empty(t, u.FederatedBundles)
 	require.NotNil(t, u.Bundle)
 	assert.True(t, u.Bundle.Equal(e.ca.Bundle()), "the own bundle comes from the CA")
 
-	second := caBundle(t, "second.example")
-	fed.set(partner, second)
+	second := spiffeid.RequireTrustDomainFromString("second.example")
+	en, err := e.store.Create(t.Context(), registry.Entry{
+		SPIFFEID:      spiffeid.RequireFromPath(td, "/web"),
+		ParentID:      a.svid.ID,
+		Selectors:     []attest.Selector{{Type: "unix", Value: "uid:1000"}},
+		FederatesWith: []spiffeid.TrustDomain{partner.TrustDomain(), second},
+	})
+	require.NoError(t, err)
+	u = next(t, updates)
+	require.True(t, u.FederatedSet)
+	assert.Equal(t, []string{"partner.example"}, names(u.FederatedBundles))
+	assert.True(t, u.FederatedBundles[0].Equal(partner))
+
+	secondBundle := caBundle(t, second.Name())
+	fed.set(partner, secondBundle, unrelated, impostor)
 	u = next(t, updates)
 	require.True(t, u.FederatedSet)
 	assert.ElementsMatch(t, []string{"partner.example", "second.example"}, names(u.FederatedBundles))
 	assert.Nil(t, u.Bundle)
 
-	// Emptied: an empty set, told apart from "no change".
-	fed.set()
+	// The entry goes: an empty set, told apart from "no change".
+	_, err = e.store.Delete(t.Context(), en.ID, en.Revision)
+	require.NoError(t, err)
 	u = next(t, updates)
 	assert.True(t, u.FederatedSet)
 	assert.Empty(t, u.FederatedBundles)
