@@ -288,16 +288,39 @@ func (b *bundleEndpointCheck) checkServerAuth(state *tls.ConnectionState) {
 // checkTLS checks Fed rule 7: the version and suite negotiated, and the
 // refusal of TLS 1.1.
 func (b *bundleEndpointCheck) checkTLS(ctx context.Context, u *url.URL) {
+	probe := probeTLS(ctx, u, b.tlsConfig(u.Hostname()), b.cfg.Timeout)
+	if probe.err != nil {
+		b.r.add("Fed rule 7", "TLS", false, "handshake: %v", probe.err)
+		return
+	}
+	state := probe.state
+	aead := state.Version == tls.VersionTLS13 || slices.Contains(aeadSuites, state.CipherSuite)
+	b.r.add("Fed rule 7", "TLS", state.Version >= tls.VersionTLS12 && aead, "negotiated %s with %s", tls.VersionName(state.Version), tls.CipherSuiteName(state.CipherSuite))
+	b.r.add("Fed rule 7", "TLS 1.1", probe.legacyErr != nil, "a handshake offering at most TLS 1.1: %s", describeTLS(probe.legacyErr))
+}
+
+// tlsProbe is what two handshakes with a server showed: one offering TLS
+// 1.0 to 1.3, and one offering at most TLS 1.1.
+type tlsProbe struct {
+	state     tls.ConnectionState // of the first handshake
+	err       error               // of the first handshake
+	legacyErr error               // of the second: nil when TLS 1.1 was accepted
+}
+
+// probeTLS makes the two handshakes of a tlsProbe with the server of u
+// (port 443 when u names none), with config c whose versions and
+// verification it overrides: only the versions are looked at.
+func probeTLS(ctx context.Context, u *url.URL, c *tls.Config, timeout time.Duration) tlsProbe {
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "443")
 	}
 	dial := func(min, max uint16) (tls.ConnectionState, error) {
-		c := b.tlsConfig(u.Hostname())
+		c := c.Clone()
 		c.InsecureSkipVerify = true // only the version is looked at here
 		c.MinVersion, c.MaxVersion = min, max
-		d := &tls.Dialer{Config: c, NetDialer: &net.Dialer{Timeout: b.cfg.Timeout}}
-		dctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+		d := &tls.Dialer{Config: c, NetDialer: &net.Dialer{Timeout: timeout}}
+		dctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		conn, err := d.DialContext(dctx, "tcp", host)
 		if err != nil {
@@ -306,15 +329,12 @@ func (b *bundleEndpointCheck) checkTLS(ctx context.Context, u *url.URL) {
 		defer conn.Close()
 		return conn.(*tls.Conn).ConnectionState(), nil
 	}
-	state, err := dial(tls.VersionTLS10, tls.VersionTLS13)
-	if err != nil {
-		b.r.add("Fed rule 7", "TLS", false, "handshake: %v", err)
-		return
+	var p tlsProbe
+	if p.state, p.err = dial(tls.VersionTLS10, tls.VersionTLS13); p.err != nil {
+		return p
 	}
-	aead := state.Version == tls.VersionTLS13 || slices.Contains(aeadSuites, state.CipherSuite)
-	b.r.add("Fed rule 7", "TLS", state.Version >= tls.VersionTLS12 && aead, "negotiated %s with %s", tls.VersionName(state.Version), tls.CipherSuiteName(state.CipherSuite))
-	_, err = dial(tls.VersionTLS10, tls.VersionTLS11)
-	b.r.add("Fed rule 7", "TLS 1.1", err != nil, "a handshake offering at most TLS 1.1: %s", describeTLS(err))
+	_, p.legacyErr = dial(tls.VersionTLS10, tls.VersionTLS11)
+	return p
 }
 
 // aeadSuites are the TLS 1.2 suites Mozilla's intermediate configuration

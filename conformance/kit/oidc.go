@@ -70,23 +70,33 @@ func CheckOIDC(ctx context.Context, cfg OIDCConfig) (*Report, error) {
 		discoveryURL = issuer + DiscoveryPath
 	}
 	o := &oidcCheck{cfg: cfg, r: NewReport(ModeOIDC, cfg.URL)}
-	status, mediaType, body, err := o.get(ctx, discoveryURL)
+	doc, err := o.get(ctx, discoveryURL)
 	if err != nil {
 		return nil, fmt.Errorf("kit: cannot reach the OIDC discovery endpoint %s: %w; refusing to check it", discoveryURL, err)
 	}
-	var doc map[string]json.RawMessage
-	ok := status == http.StatusOK && json.Unmarshal(body, &doc) == nil && doc != nil
-	o.r.add("OIDC rule 1", "discovery", ok, "GET %s: status %d, %d bytes, a JSON object: %v", discoveryURL, status, len(body), doc != nil)
+	o.checkRedirects("discovery", doc, true)
+	o.checkTLS(ctx, "discovery", discoveryURL)
+	if doc.refused {
+		o.r.na("OIDC rule 1", "discovery", "the redirect's target was not followed (OIDC rule 14)")
+		o.r.Finish()
+		return o.r, nil
+	}
+	var members map[string]json.RawMessage
+	ok := doc.status == http.StatusOK && json.Unmarshal(doc.body, &members) == nil && members != nil
+	o.r.add("OIDC rule 1", "discovery", ok, "GET %s: status %d, %d bytes, a JSON object: %v", discoveryURL, doc.status, len(doc.body), members != nil)
 	if !ok {
 		o.r.Finish()
 		return o.r, nil
 	}
-	o.r.add("OIDC rule 2", "discovery", mediaType == "application/json", "Content-Type %q", mediaType)
-	o.checkDiscovery(doc, issuer)
-	jwksURI := stringMember(doc, "jwks_uri")
+	o.r.add("OIDC rule 2", "discovery", doc.mediaType == "application/json", "Content-Type %q", doc.mediaType)
+	o.checkDiscovery(members, issuer)
+	jwksURI := stringMember(members, "jwks_uri")
 	if jwksURI == "" {
 		o.r.Finish()
 		return o.r, nil
+	}
+	if !sameServer(discoveryURL, jwksURI) {
+		o.checkTLS(ctx, "JWKS", jwksURI)
 	}
 	first := o.fetchJWKS(ctx, "JWKS", jwksURI)
 	if first != nil && cfg.RotationWait > 0 {
@@ -104,9 +114,25 @@ type oidcCheck struct {
 	r   *Report
 }
 
-// get makes one GET bounded by the timeout, and returns the status, the
-// media type and the body (at most maxBundleSize+1 bytes).
-func (o *oidcCheck) get(ctx context.Context, target string) (int, string, []byte, error) {
+// fetched is the answer to one GET.
+type fetched struct {
+	status    int
+	mediaType string
+	body      []byte // at most maxBundleSize+1 bytes
+	redirects []redirect
+	refused   bool // the last redirect was not followed (OIDC rule 14)
+}
+
+// redirect is one redirect of a GET: its status, where it came from and
+// where it led.
+type redirect struct {
+	status   int
+	from, to *url.URL
+}
+
+// get makes one GET bounded by the timeout, following at most
+// maxRedirects redirects, and none that leaves https (OIDC rule 14).
+func (o *oidcCheck) get(ctx context.Context, target string) (*fetched, error) {
 	transport := &http.Transport{
 		TLSClientConfig:     tlsClientConfig(o.cfg.Roots),
 		TLSHandshakeTimeout: o.cfg.Timeout,
@@ -114,24 +140,100 @@ func (o *oidcCheck) get(ctx context.Context, target string) (int, string, []byte
 		Proxy:               nil,
 	}
 	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport, Timeout: o.cfg.Timeout}
+	f := &fetched{}
+	client := &http.Client{
+		Transport: transport,
+		Timeout:   o.cfg.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			hop := redirect{from: via[len(via)-1].URL, to: req.URL}
+			if req.Response != nil {
+				hop.status = req.Response.StatusCode
+			}
+			f.redirects = append(f.redirects, hop)
+			if !hop.allowed() || len(f.redirects) > maxRedirects {
+				f.refused = true
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return 0, "", nil, err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", nil, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBundleSize+1))
-	if err != nil {
-		return 0, "", nil, err
+	if f.body, err = io.ReadAll(io.LimitReader(resp.Body, maxBundleSize+1)); err != nil {
+		return nil, err
 	}
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return resp.StatusCode, mediaType, body, nil
+	f.status = resp.StatusCode
+	f.mediaType, _, _ = mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return f, nil
+}
+
+// allowed reports whether a redirect keeps to https: its target is https,
+// or it leaves http on a loopback host (a test setup) for http.
+func (h redirect) allowed() bool {
+	return h.to.Scheme == "https" || (h.from.Scheme == "http" && isLoopback(h.from.Hostname()) && h.to.Scheme == "http")
+}
+
+// checkRedirects checks OIDC rule 13 on the discovery document's GET (no
+// redirect), and OIDC rule 14 on every redirect of a GET.
+func (o *oidcCheck) checkRedirects(name string, f *fetched, discovery bool) {
+	if discovery {
+		if len(f.redirects) == 0 {
+			o.r.add("OIDC rule 13", name, true, "answered at its own URL, status %d", f.status)
+		} else {
+			o.r.add("OIDC rule 13", name, false, "answered by a redirect: %d to %s", f.redirects[0].status, f.redirects[0].to.Redacted())
+		}
+	}
+	if len(f.redirects) == 0 {
+		o.r.na("OIDC rule 14", name, "no redirect")
+		return
+	}
+	for i, h := range f.redirects {
+		subject := fmt.Sprintf("%s redirect %d", name, i+1)
+		switch {
+		case i == maxRedirects:
+			o.r.add("OIDC rule 14", subject, false, "more than %d redirects: %d to %s not followed", maxRedirects, h.status, h.to.Redacted())
+		case h.to.Scheme == "https":
+			o.r.add("OIDC rule 14", subject, true, "%d to %s", h.status, h.to.Redacted())
+		case h.allowed():
+			o.r.na("OIDC rule 14", subject, "%d from http to %s on a loopback host, a test setup", h.status, h.to.Redacted())
+		default:
+			o.r.add("OIDC rule 14", subject, false, "%d from %s to %s, not https: not followed", h.status, h.from.Redacted(), h.to.Redacted())
+		}
+	}
+}
+
+// checkTLS checks OIDC rule 15 on the server of target: TLS 1.2 or 1.3
+// negotiated, and TLS 1.1 refused.
+func (o *oidcCheck) checkTLS(ctx context.Context, name, target string) {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "https" {
+		o.r.na("OIDC rule 15", name, "%q is not an https URL (OIDC rule 4)", target)
+		return
+	}
+	p := probeTLS(ctx, u, tlsClientConfig(o.cfg.Roots), o.cfg.Timeout)
+	if p.err != nil {
+		o.r.add("OIDC rule 15", name+" TLS", false, "handshake with %s: %v", u.Host, p.err)
+		return
+	}
+	o.r.add("OIDC rule 15", name+" TLS", p.state.Version >= tls.VersionTLS12, "%s negotiated %s with %s", u.Host, tls.VersionName(p.state.Version), tls.CipherSuiteName(p.state.CipherSuite))
+	o.r.add("OIDC rule 15", name+" TLS 1.1", p.legacyErr != nil, "%s, a handshake offering at most TLS 1.1: %s", u.Host, describeTLS(p.legacyErr))
+}
+
+// sameServer reports whether two URLs name the same scheme, host and
+// port.
+func sameServer(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	return errA == nil && errB == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
 }
 
 // checkDiscovery checks OIDC rules 3 to 7 on the discovery document.
@@ -179,15 +281,25 @@ func (o *oidcCheck) checkHTTPS(subject, raw string, issuer bool) {
 	o.r.add("OIDC rule 4", subject, u.Scheme == "https", "%q", raw)
 }
 
-// fetchJWKS fetches and checks the JWK Set at target; it returns the keys
-// by kid (nil when the set is not one).
+// fetchJWKS fetches and checks the JWK Set at target: its redirects
+// (OIDC rule 14), its Content-Type (OIDC rule 16) and its keys; it returns
+// the keys by kid (nil when the set is not one).
 func (o *oidcCheck) fetchJWKS(ctx context.Context, name, target string) map[string]json.RawMessage {
-	status, _, body, err := o.get(ctx, target)
+	f, err := o.get(ctx, target)
 	if err != nil {
 		o.r.add("OIDC rule 8", name, false, "GET %s: %v", target, err)
 		return nil
 	}
-	return o.checkJWKS(name, target, status, body)
+	o.checkRedirects(name, f, false)
+	if f.refused {
+		o.r.na("OIDC rule 8", name, "the redirect's target was not followed (OIDC rule 14)")
+		return nil
+	}
+	keys := o.checkJWKS(name, target, f.status, f.body)
+	if keys != nil {
+		o.r.add("OIDC rule 16", name, f.mediaType == "application/json" || f.mediaType == "application/jwk-set+json", "Content-Type %q", f.mediaType)
+	}
+	return keys
 }
 
 // checkJWKS checks OIDC rules 8 to 11 and Bundle rules 12 and 16 on a
@@ -267,12 +379,12 @@ func (o *oidcCheck) watch(ctx context.Context, target string, first map[string]j
 			return
 		case <-ticker.C:
 		}
-		status, _, body, err := o.get(ctx, target)
-		if err != nil || status != http.StatusOK {
+		f, err := o.get(ctx, target)
+		if err != nil || f.refused || f.status != http.StatusOK {
 			continue
 		}
 		quiet := &oidcCheck{cfg: o.cfg, r: NewReport(ModeOIDC, target)}
-		next := quiet.checkJWKS("JWKS (later)", target, status, body)
+		next := quiet.checkJWKS("JWKS (later)", target, f.status, f.body)
 		if next == nil || sameKeySet(first, next) {
 			continue
 		}

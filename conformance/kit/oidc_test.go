@@ -5,8 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -31,10 +34,17 @@ func ecKey(t *testing.T) *ecdsa.PrivateKey {
 }
 
 // serveTLS serves h over HTTPS (httptest's certificate for 127.0.0.1)
-// and returns its URL and roots.
-func serveTLS(t *testing.T, h http.Handler) (string, *x509.CertPool) {
+// and returns its URL and roots; configure changes the server's TLS
+// configuration.
+func serveTLS(t *testing.T, h http.Handler, configure ...func(*tls.Config)) (string, *x509.CertPool) {
 	t.Helper()
-	srv := httptest.NewTLSServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the kit's TLS 1.1 handshakes fail on purpose
+	srv.TLS = &tls.Config{}
+	for _, c := range configure {
+		c(srv.TLS)
+	}
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
@@ -86,6 +96,9 @@ type oidcEndpoint struct {
 	keys      []map[string]any
 	later     []map[string]any // served from the second JWKS fetch on, when set
 	docType   string
+	jwksType  string
+	moved     bool   // the discovery document answers with a redirect to /moved
+	jwksTo    string // when set, the JWKS answers with a 302 to this URL
 	fetches   atomic.Int32
 	jwksPath  string // the path jwks_uri names
 	base      string // the server's URL
@@ -108,25 +121,34 @@ func newOIDCEndpoint(t *testing.T) *oidcEndpoint {
 		},
 		keys:     []map[string]any{key},
 		docType:  "application/json",
+		jwksType: "application/jwk-set+json",
 		jwksPath: "/keys",
 	}
 }
 
 func (e *oidcEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case kit.DiscoveryPath:
+	case kit.DiscoveryPath, "/moved" + kit.DiscoveryPath:
+		if e.moved && r.URL.Path == kit.DiscoveryPath {
+			http.Redirect(w, r, "/moved"+kit.DiscoveryPath, http.StatusFound)
+			return
+		}
 		doc := map[string]any{"issuer": e.issuerURL, "jwks_uri": e.base + e.jwksPath}
 		for k, v := range e.doc {
 			doc[k] = v
 		}
 		w.Header().Set("Content-Type", e.docType)
 		json.NewEncoder(w).Encode(doc)
-	case "/keys":
+	case "/keys", "/keys2":
+		if e.jwksTo != "" && r.URL.Path == "/keys" {
+			http.Redirect(w, r, e.jwksTo, http.StatusFound)
+			return
+		}
 		keys := e.keys
 		if e.fetches.Add(1) > 1 && e.later != nil {
 			keys = e.later
 		}
-		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Content-Type", e.jwksType)
 		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	default:
 		http.NotFound(w, r)
@@ -198,6 +220,52 @@ func TestOIDCBroken(t *testing.T) {
 			assert.Empty(t, deviations(r), "%s", text(t, r))
 			if tc.wait {
 				assert.Len(t, r.ByRule("OIDC rule 12"), 1)
+			}
+		})
+	}
+}
+
+// TestOIDCTransport runs the kit against discovery endpoints whose
+// transport is broken one way at a time (redirects, TLS versions, the JWK
+// Set's Content-Type): each fails exactly the rule broken, or deviates
+// from exactly the SHOULD.
+func TestOIDCTransport(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	for _, tc := range []struct {
+		name       string
+		legacyTLS  bool
+		break_     func(e *oidcEndpoint)
+		failed     []string
+		deviations []string
+		passed     []string
+	}{
+		{name: "nothing", break_: func(*oidcEndpoint) {}, passed: []string{"OIDC rule 13", "OIDC rule 15", "OIDC rule 16"}},
+		{name: "JWKS as application/json", break_: func(e *oidcEndpoint) { e.jwksType = "application/json; charset=utf-8" }, passed: []string{"OIDC rule 16"}},
+		{name: "JWKS as text/plain", break_: func(e *oidcEndpoint) { e.jwksType = "text/plain" }, deviations: []string{"OIDC rule 16"}},
+		{name: "JWKS without Content-Type", break_: func(e *oidcEndpoint) { e.jwksType = "" }, deviations: []string{"OIDC rule 16"}},
+		{name: "discovery through a redirect", break_: func(e *oidcEndpoint) { e.moved = true }, failed: []string{"OIDC rule 13"}},
+		{name: "JWKS redirected over https", break_: func(e *oidcEndpoint) { e.jwksTo = e.base + "/keys2" }, passed: []string{"OIDC rule 14"}},
+		{name: "JWKS redirected to http", break_: func(e *oidcEndpoint) { e.jwksTo = plain.URL + "/keys" }, failed: []string{"OIDC rule 14"}},
+		{name: "JWKS redirected in a loop", break_: func(e *oidcEndpoint) { e.jwksTo = e.base + "/keys" }, failed: []string{"OIDC rule 14"}},
+		{name: "TLS 1.0 accepted", legacyTLS: true, break_: func(*oidcEndpoint) {}, failed: []string{"OIDC rule 15"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newOIDCEndpoint(t)
+			var configure []func(*tls.Config)
+			if tc.legacyTLS {
+				configure = append(configure, func(c *tls.Config) { c.MinVersion = tls.VersionTLS10 })
+			}
+			url, roots := serveTLS(t, e, configure...)
+			e.base, e.issuerURL = url, url
+			tc.break_(e)
+			r, err := kit.CheckOIDC(t.Context(), kit.OIDCConfig{URL: url, Roots: roots})
+			require.NoError(t, err)
+			assert.Equal(t, tc.failed, r.FailedRules(), "%s", text(t, r))
+			assert.Equal(t, tc.deviations, deviations(r), "%s", text(t, r))
+			for _, rule := range tc.passed {
+				assert.Equal(t, kit.Pass, r.Verdicts()[rule], "%s: %s", rule, text(t, r))
 			}
 		})
 	}

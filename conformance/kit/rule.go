@@ -193,6 +193,10 @@ var rules = []Rule{
 	{"OIDC rule 10", stdJWK + " §4.4 alg (RFC 7518 §3.1)", Must, "A key's alg, when present, is a JWS algorithm of the key's type and curve.", oidcOnly},
 	{"OIDC rule 11", stdJWK + " §9.2", Must, "No key carries a private or symmetric key member (d, p, q, dp, dq, qi, oth, k).", oidcOnly},
 	{"OIDC rule 12", "OpenID Connect Core 1.0 §10.1.1 (not a SPIFFE standard); " + stdJWK + " §4.5 kid", Must, "A kid kept across a rotation of the JWK Set (seen with a rotation wait) names the same key.", oidcOnly},
+	{"OIDC rule 13", stdOIDC + " §4.2", Must, "The discovery document is answered 200 OK at its own URL, not through a redirect.", oidcOnly},
+	{"OIDC rule 14", stdOIDC + " §3 issuer, §7.1 TLS Requirements", Must, "A redirect, followed up to 5 times, leads to an https URL (from http on a loopback host to http: not applicable).", oidcOnly},
+	{"OIDC rule 15", stdOIDC + " §7.1 TLS Requirements; BCP 195 (RFC 8996, RFC 9325)", Must, "An https server of the discovery document or the JWK Set negotiates TLS 1.2 or 1.3, and refuses a TLS 1.1 handshake.", oidcOnly},
+	{"OIDC rule 16", stdJWK + " §8.5.1; RFC 8259 §11", Should, "The JWK Set's Content-Type is application/json or application/jwk-set+json.", oidcOnly},
 	{"WAPI rule 4b", stdWAPI + " §4 Stream Responses", Should, "A stream sends a new message when the SVID rotates (observed only with a rotation wait).", live},
 }
 
