@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -161,6 +158,23 @@ type Config struct {
 	// sets no limit.
 	RateLimit *endpoint.RateLimit
 
+	// KeyStore makes the agent's own private key, the key of its agent
+	// SVID, and keeps it in DataDir: a new key for each attestation and
+	// each renewal. Nil makes ECDSA P-256 keys in memory, kept in
+	// DataDir/agent-key.pem (PKCS #8, mode 0600). Package
+	// ca/keymanager/tpm's AgentKeys has a TPM make and use the key, which
+	// DataDir/agent-key.tpmkey keeps as a blob only that TPM can load. The
+	// agent does not close it.
+	//
+	// A saved key that the KeyStore cannot load (a blob of another TPM,
+	// or altered) is refused with an error in the log naming the file and
+	// why, and the agent attests again, as with any saved state that does
+	// not hold together; without a node attestor, New fails with
+	// ErrNoNodeAttestor and that error. A KeyStore whose key file is not
+	// there (the agent used another KeyStore before) finds no saved SVID:
+	// the agent attests again.
+	KeyStore KeyStore
+
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -183,6 +197,8 @@ type Agent struct {
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
 	lock  *dirlock.Lock    // on Config.DataDir; nil without one
+	keys  KeyStore         // Config.KeyStore, or softwareKeys
+	files keyFiles         // the files of keys in Config.DataDir
 
 	restored bool // New restored saved workload SVIDs; set before Run
 
@@ -192,6 +208,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	key      crypto.Signer
+	keyData  []byte             // what keeps key, from KeyStore.GenerateKey
 	svid     *nodeapi.AgentSVID // nil until the agent holds one
 	renewAt  time.Time          // half the remaining life when the SVID was installed
 	unsaved  bool               // svid could not be saved in Config.DataDir yet
@@ -237,6 +254,14 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	cfg.Servers = slices.Clone(cfg.Servers)
 	cfg.WorkloadAttestors = slices.Clone(cfg.WorkloadAttestors)
+	keys := cfg.KeyStore
+	if keys == nil {
+		keys = softwareKeys{}
+	}
+	files, err := keyFilesOf(keys)
+	if err != nil {
+		return nil, err
+	}
 	var lock *dirlock.Lock
 	if cfg.DataDir != "" {
 		if lock, err = openDataDir(cfg.DataDir); err != nil {
@@ -250,6 +275,8 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a := &Agent{
 		lock:  lock,
+		keys:  keys,
+		files: files,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		now:   cfg.Now,
@@ -274,7 +301,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.cfg.RetryMax = max(a.cfg.RetryMax, a.cfg.RetryMin)
 
-	bundle, err := a.loadState()
+	bundle, err := a.loadState(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -321,14 +348,15 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 // one is there, and returns the bundle the agent starts with: the saved
 // one with a valid SVID, else Config.TrustBundle, else the saved one (which
 // verified the expired SVID), else an empty bundle (InsecureBootstrap).
-func (a *Agent) loadState() (*spiffebundle.Bundle, error) {
+func (a *Agent) loadState(ctx context.Context) (*spiffebundle.Bundle, error) {
 	td := a.cfg.TrustDomain
-	key, svid, err := loadState(a.cfg.DataDir, td)
+	key, keyData, svid, err := loadState(ctx, a.cfg.DataDir, td, a.keys, a.files)
 	var saved *spiffebundle.Bundle
+	var ignored error // why the saved state was ignored
 	switch {
 	case err == nil && a.now().Before(leafOf(svid).NotAfter):
 		a.log.Info("reusing the saved agent SVID", "agent", svid.ID.String(), "not_after", leafOf(svid).NotAfter)
-		a.installLocked(key, svid)
+		a.installLocked(key, keyData, svid)
 		close(a.attested)
 		return svid.Bundle, nil
 	case err == nil:
@@ -341,8 +369,11 @@ func (a *Agent) loadState() (*spiffebundle.Bundle, error) {
 		return nil, err
 	case !errors.Is(err, errNoState):
 		a.log.Warn("ignoring the saved agent state", "err", err)
+		ignored = err
 	}
 	switch {
+	case a.cfg.NodeAttestor == nil && ignored != nil:
+		return nil, fmt.Errorf("%w, and the agent SVID saved in the data directory is not usable: %w", ErrNoNodeAttestor, ignored)
 	case a.cfg.NodeAttestor == nil:
 		return nil, fmt.Errorf("%w, and no usable agent SVID is saved in the data directory", ErrNoNodeAttestor)
 	case a.cfg.TrustBundle != nil:
@@ -514,12 +545,12 @@ func (a *Agent) start(ctx context.Context) error {
 	if svid != nil {
 		return a.connect()
 	}
-	key, svid, err := a.attestLoop(ctx, first)
+	key, keyData, svid, err := a.attestLoop(ctx, first)
 	if err != nil {
 		return err
 	}
 	a.trust.set(svid.Bundle, false, nil, nil, nil)
-	if err := a.setSVID(key, svid); err != nil {
+	if err := a.setSVID(key, keyData, svid); err != nil {
 		return err
 	}
 	a.attestOnce()
@@ -585,12 +616,12 @@ func (a *Agent) clientConfig(bundle x509bundle.Source, insecure bool) nodeapi.Cl
 
 // installLocked records a new agent SVID and when to renew it. a.mu must
 // be held, or a not shared yet.
-func (a *Agent) installLocked(key crypto.Signer, svid *nodeapi.AgentSVID) {
+func (a *Agent) installLocked(key crypto.Signer, keyData []byte, svid *nodeapi.AgentSVID) {
 	start := leafOf(svid).NotBefore
 	if now := a.now(); now.After(start) {
 		start = now // NotBefore is backdated for clock skew
 	}
-	a.key, a.svid = key, svid
+	a.key, a.keyData, a.svid = key, keyData, svid
 	a.renewAt = start.Add(leafOf(svid).NotAfter.Sub(start) / 2)
 }
 
@@ -603,13 +634,13 @@ func (a *Agent) installLocked(key crypto.Signer, svid *nodeapi.AgentSVID) {
 // the agent's, and once the agent renews again the one it replaces is
 // refused, so that keeping the old one would lock the agent out for good,
 // with its join token spent.
-func (a *Agent) setSVID(key crypto.Signer, svid *nodeapi.AgentSVID) error {
-	err := saveState(a.cfg.DataDir, key, svid)
+func (a *Agent) setSVID(key crypto.Signer, keyData []byte, svid *nodeapi.AgentSVID) error {
+	err := saveState(a.cfg.DataDir, a.files, keyData, svid)
 	if err != nil {
 		a.log.Error("saving the agent SVID failed; using it anyway and saving it again until that works", "err", err)
 	}
 	a.mu.Lock()
-	a.installLocked(key, svid)
+	a.installLocked(key, keyData, svid)
 	a.unsaved = err != nil
 	a.mu.Unlock()
 	return a.connect()
@@ -641,12 +672,12 @@ func (a *Agent) failOver() error {
 // whether it is still unsaved.
 func (a *Agent) saveUnsaved() bool {
 	a.mu.Lock()
-	key, svid, unsaved := a.key, a.svid, a.unsaved
+	keyData, svid, unsaved := a.keyData, a.svid, a.unsaved
 	a.mu.Unlock()
 	if !unsaved {
 		return false
 	}
-	if err := saveState(a.cfg.DataDir, key, svid); err != nil {
+	if err := saveState(a.cfg.DataDir, a.files, keyData, svid); err != nil {
 		return true // setSVID logged it
 	}
 	a.mu.Lock()
@@ -683,36 +714,36 @@ func (a *Agent) connect() error {
 // bundle is the one last saved, which may be behind a CA the servers have
 // rotated since (and is left to the operator to replace), so the loop
 // goes on retrying.
-func (a *Agent) attestLoop(ctx context.Context, first bool) (crypto.Signer, *nodeapi.AgentSVID, error) {
+func (a *Agent) attestLoop(ctx context.Context, first bool) (crypto.Signer, []byte, *nodeapi.AgentSVID, error) {
 	if a.cfg.NodeAttestor == nil {
-		return nil, nil, fmt.Errorf("%w, and the saved agent SVID has expired", ErrNoNodeAttestor)
+		return nil, nil, nil, fmt.Errorf("%w, and the saved agent SVID has expired", ErrNoNodeAttestor)
 	}
 	insecure := a.cfg.InsecureBootstrap && len(a.trust.Bundle().X509Authorities()) == 0
 	cfg := a.clientConfig(a.trust, insecure)
 	b := a.backoff()
 	for {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		key, keyData, err := a.keys.GenerateKey(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("agent: generating the agent key: %w", err)
+			return nil, nil, nil, fmt.Errorf("agent: generating the agent key: %w", err)
 		}
 		svid, err := nodeapi.Attest(ctx, cfg, a.cfg.NodeAttestor, key)
 		if err == nil {
 			a.log.Info("attested", "agent", svid.ID.String(), "not_after", leafOf(svid).NotAfter)
-			return key, svid, nil
+			return key, keyData, svid, nil
 		}
 		if nodeapi.IsRefused(err) {
-			return nil, nil, fmt.Errorf("agent: the server refused attestation: %w", err)
+			return nil, nil, nil, fmt.Errorf("agent: the server refused attestation: %w", err)
 		}
 		if errors.Is(err, nodeapi.ErrNodeAttestor) {
-			return nil, nil, fmt.Errorf("agent: %w", err)
+			return nil, nil, nil, fmt.Errorf("agent: %w", err)
 		}
 		if first && errors.Is(err, nodeapi.ErrServerNotVerified) {
-			return nil, nil, fmt.Errorf("agent: the trust bundle does not verify the servers of %s (is it their trust domain's bundle?): %w",
+			return nil, nil, nil, fmt.Errorf("agent: the trust bundle does not verify the servers of %s (is it their trust domain's bundle?): %w",
 				a.cfg.TrustDomain.Name(), err)
 		}
 		a.log.Warn("attestation failed; retrying", "err", err)
 		if !b.wait(ctx) {
-			return nil, nil, fmt.Errorf("agent: attesting: %w (last error: %w)", ctx.Err(), err)
+			return nil, nil, nil, fmt.Errorf("agent: attesting: %w (last error: %w)", ctx.Err(), err)
 		}
 	}
 }
@@ -897,7 +928,7 @@ func (a *Agent) svidTainted() bool {
 }
 
 func (a *Agent) renew(ctx context.Context) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, keyData, err := a.keys.GenerateKey(ctx)
 	if err != nil {
 		return fmt.Errorf("agent: generating the agent key: %w", err)
 	}
@@ -911,7 +942,7 @@ func (a *Agent) renew(ctx context.Context) error {
 		return fmt.Errorf("agent: renewal returned %s, not %s", svid.ID, a.ID())
 	}
 	a.log.Info("agent SVID renewed", "serial", leafOf(svid).SerialNumber.Text(16), "not_after", leafOf(svid).NotAfter)
-	return a.setSVID(key, svid)
+	return a.setSVID(key, keyData, svid)
 }
 
 // recover attests again after the server refused the agent (its SVID
@@ -927,8 +958,9 @@ func (a *Agent) recover(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, keyData, err := a.keys.GenerateKey(ctx)
 	if err != nil {
+		a.log.Error("attesting again failed: generating the agent key", "err", err)
 		return
 	}
 	svid, err := nodeapi.Attest(ctx, a.clientConfig(a.trust, false), a.cfg.NodeAttestor, key)
@@ -940,7 +972,7 @@ func (a *Agent) recover(ctx context.Context) {
 		a.log.Warn("attested again under another ID", "old", a.ID().String(), "new", svid.ID.String())
 	}
 	a.trust.set(svid.Bundle, false, nil, a.trust.TaintedX509CAs(), nil)
-	if err := a.setSVID(key, svid); err != nil {
+	if err := a.setSVID(key, keyData, svid); err != nil {
 		a.log.Error("installing the new agent SVID failed", "err", err)
 		return
 	}

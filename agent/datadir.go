@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
@@ -19,11 +20,12 @@ import (
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
-// Files the agent keeps in Config.DataDir.
+// Files the agent keeps in Config.DataDir. The key's are those of the
+// KeyStore (see keyFiles): with the default one, keyFile and
+// "agent-key.next.pem", the key of an SVID being saved.
 const (
 	svidFile   = "agent-svid.pem"
 	keyFile    = "agent-key.pem"
-	nextKey    = "agent-key.next.pem" // the key of an SVID being saved
 	bundleFile = "bundle.json"
 	maxFile    = 1 << 20
 )
@@ -93,7 +95,8 @@ func ownerOf(fi fs.FileInfo) int {
 	return -1
 }
 
-// saveState writes the agent's SVID, key (mode 0600) and bundle to dir,
+// saveState writes the agent's SVID, key (mode 0600: keyData, in the files
+// of kf) and bundle to dir,
 // each atomically, in an order that a crash at any point leaves a state
 // loadState takes, the old one or the new one: the new key goes to a file
 // of its own first, then the bundle (which still verifies the old SVID:
@@ -103,16 +106,12 @@ func ownerOf(fi fs.FileInfo) int {
 // Writing the key over the old one first, as it once was, left a key
 // without its certificate after a crash, and an agent whose join token
 // was spent could not start again.
-func saveState(dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
+func saveState(dir string, kf keyFiles, keyData []byte, svid *nodeapi.AgentSVID) error {
 	if dir == "" {
 		return nil
 	}
 	if err := mkdirPrivate(dir); err != nil {
 		return fmt.Errorf("agent: creating the data directory: %w", err)
-	}
-	keyPEM, err := pemutil.EncodePKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("agent: encoding the agent key: %w", err)
 	}
 	doc, err := svid.Bundle.Marshal()
 	if err != nil {
@@ -123,7 +122,7 @@ func saveState(dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
 		data []byte
 		perm os.FileMode
 	}{
-		{nextKey, keyPEM, 0o600},
+		{kf.next, keyData, 0o600},
 		{bundleFile, doc, 0o644},
 		{svidFile, pemutil.EncodeCertificates(svid.Certificates), 0o644},
 	} {
@@ -131,11 +130,11 @@ func saveState(dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
 			return fmt.Errorf("agent: saving %s: %w", f.name, err)
 		}
 	}
-	if err := os.Rename(filepath.Join(dir, nextKey), filepath.Join(dir, keyFile)); err != nil {
-		return fmt.Errorf("agent: saving %s: %w", keyFile, err)
+	if err := os.Rename(filepath.Join(dir, kf.next), filepath.Join(dir, kf.key)); err != nil {
+		return fmt.Errorf("agent: saving %s: %w", kf.key, err)
 	}
 	if err := atomicfile.SyncDir(dir); err != nil {
-		return fmt.Errorf("agent: saving %s: %w", keyFile, err)
+		return fmt.Errorf("agent: saving %s: %w", kf.key, err)
 	}
 	return nil
 }
@@ -204,80 +203,81 @@ func readStateFile(dir, name string, secret bool) ([]byte, error) {
 }
 
 // loadState reads what saveState wrote and checks that it holds together:
-// the key matches the certificate, which is an SVID of td that verifies
-// with the saved bundle. It does not check expiry. A file that the agent's
-// uid does not own, or that others may change (see checkStateFile), is
-// refused with an error that is errUnsafeFile.
-func loadState(dir string, td spiffeid.TrustDomain) (crypto.Signer, *nodeapi.AgentSVID, error) {
+// the key, which ks loads from its file, matches the certificate, which is
+// an SVID of td that verifies with the saved bundle. It does not check
+// expiry. A file that the agent's uid does not own, or that others may
+// change (see checkStateFile), is refused with an error that is
+// errUnsafeFile. It returns the key with the bytes that keep it.
+func loadState(ctx context.Context, dir string, td spiffeid.TrustDomain, ks KeyStore, kf keyFiles) (crypto.Signer, []byte, *nodeapi.AgentSVID, error) {
 	if dir == "" {
-		return nil, nil, errNoState
+		return nil, nil, nil, errNoState
 	}
 	certPEM, err := readStateFile(dir, svidFile, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, errNoState
+		return nil, nil, nil, errNoState
 	}
 	if errors.Is(err, errUnsafeFile) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: reading the saved SVID: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: reading the saved SVID: %w", err)
 	}
-	keyPEM, err := readStateFile(dir, keyFile, true)
+	keyData, err := readStateFile(dir, kf.key, true)
 	if errors.Is(err, errUnsafeFile) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: reading the saved key: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: reading the saved key: %w", err)
 	}
 	doc, err := readStateFile(dir, bundleFile, false)
 	if errors.Is(err, errUnsafeFile) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: reading the saved bundle: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: reading the saved bundle: %w", err)
 	}
 	certs, err := pemutil.ParseCertificates(certPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: the saved SVID: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: the saved SVID: %w", err)
 	}
-	key, err := pemutil.ParsePrivateKey(keyPEM)
+	key, err := ks.LoadKey(ctx, keyData)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: the saved key: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: the saved key (%s): %w", filepath.Join(dir, kf.key), err)
 	}
 	b, err := spiffebundle.Parse(td, doc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: the saved bundle: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: the saved bundle: %w", err)
 	}
 	if !samePublicKey(certs[0].PublicKey, key.Public()) {
 		// A crash in saveState between the SVID and the key leaves the
 		// SVID's key in a file of its own.
-		if key, err = loadNextKey(dir, certs[0]); err != nil {
-			return nil, nil, err
+		if key, keyData, err = loadNextKey(ctx, dir, ks, kf, certs[0]); err != nil {
+			return nil, nil, nil, err
 		}
 	}
 	id, _, err := x509svid.Verify(certs, b, x509svid.WithTime(certs[0].NotBefore))
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: the saved SVID: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent: the saved SVID: %w", err)
 	}
-	return key, &nodeapi.AgentSVID{ID: id, Certificates: certs, Bundle: b}, nil
+	return key, keyData, &nodeapi.AgentSVID{ID: id, Certificates: certs, Bundle: b}, nil
 }
 
 // loadNextKey returns the key saveState left in a file of its own, if it is
 // the key of leaf.
-func loadNextKey(dir string, leaf *x509.Certificate) (crypto.Signer, error) {
+func loadNextKey(ctx context.Context, dir string, ks KeyStore, kf keyFiles, leaf *x509.Certificate) (crypto.Signer, []byte, error) {
 	mismatch := errors.New("agent: the saved key does not match the saved SVID")
-	keyPEM, err := readStateFile(dir, nextKey, true)
+	data, err := readStateFile(dir, kf.next, true)
 	if errors.Is(err, errUnsafeFile) {
-		return nil, err
+		return nil, nil, err
 	}
 	if err != nil {
-		return nil, mismatch
+		return nil, nil, mismatch
 	}
-	key, err := pemutil.ParsePrivateKey(keyPEM)
+	key, err := ks.LoadKey(ctx, data)
 	if err != nil || !samePublicKey(leaf.PublicKey, key.Public()) {
-		return nil, mismatch
+		return nil, nil, mismatch
 	}
-	return key, nil
+	return key, data, nil
 }
 
 // leafOf returns the leaf certificate of an agent SVID.

@@ -28,6 +28,23 @@ func agentSVID(t *testing.T, m *rotation.Manager, id spiffeid.ID) (crypto.Signer
 	return key, &nodeapi.AgentSVID{ID: id, Certificates: chain, Bundle: m.Bundle()}
 }
 
+// save is saveState with the default KeyStore.
+func save(t *testing.T, dir string, key crypto.Signer, svid *nodeapi.AgentSVID) error {
+	t.Helper()
+	data, err := pemutil.EncodePKCS8PrivateKey(key)
+	require.NoError(t, err)
+	return saveState(dir, softwareFiles, data, svid)
+}
+
+// load is loadState with the default KeyStore.
+func load(dir string, td spiffeid.TrustDomain) (crypto.Signer, *nodeapi.AgentSVID, error) {
+	key, _, svid, err := loadState(context.Background(), dir, td, softwareKeys{}, softwareFiles)
+	return key, svid, err
+}
+
+// softwareFiles are the key files of the default KeyStore.
+var softwareFiles = keyFiles{key: "agent-key.pem", next: "agent-key.next.pem"}
+
 // Property: whenever the agent dies while it saves a renewed SVID, what it
 // saved loads as a whole, the old SVID with its key or the new one with
 // its own: an agent whose join token is spent can start again. The crash
@@ -44,20 +61,24 @@ func TestSaveStateSurvivesACrashAtAnyPoint(t *testing.T) {
 	newBundle, err := newSVID.Bundle.Marshal()
 	require.NoError(t, err)
 	steps := []func(dir string) error{
-		func(dir string) error { return atomicfile.Write(filepath.Join(dir, nextKey), newKeyPEM, 0o600) },
+		func(dir string) error {
+			return atomicfile.Write(filepath.Join(dir, softwareFiles.next), newKeyPEM, 0o600)
+		},
 		func(dir string) error { return atomicfile.Write(filepath.Join(dir, bundleFile), newBundle, 0o644) },
 		func(dir string) error {
 			return atomicfile.Write(filepath.Join(dir, svidFile), pemutil.EncodeCertificates(newSVID.Certificates), 0o644)
 		},
-		func(dir string) error { return os.Rename(filepath.Join(dir, nextKey), filepath.Join(dir, keyFile)) },
+		func(dir string) error {
+			return os.Rename(filepath.Join(dir, softwareFiles.next), filepath.Join(dir, softwareFiles.key))
+		},
 	}
 	for done := range len(steps) + 1 {
 		dir := t.TempDir()
-		require.NoError(t, saveState(dir, oldKey, oldSVID))
+		require.NoError(t, save(t, dir, oldKey, oldSVID))
 		for _, step := range steps[:done] {
 			require.NoError(t, step(dir))
 		}
-		key, svid, err := loadState(dir, td)
+		key, svid, err := load(dir, td)
 		require.NoError(t, err, "killed after %d of %d steps", done, len(steps))
 		want, wantKey := oldSVID, oldKey
 		if done >= 3 { // the new SVID is written
@@ -69,23 +90,23 @@ func TestSaveStateSurvivesACrashAtAnyPoint(t *testing.T) {
 
 	// saveState itself goes through every step and leaves no key aside.
 	dir := t.TempDir()
-	require.NoError(t, saveState(dir, oldKey, oldSVID))
-	require.NoError(t, saveState(dir, newKey, newSVID))
-	_, err = os.Stat(filepath.Join(dir, nextKey))
+	require.NoError(t, save(t, dir, oldKey, oldSVID))
+	require.NoError(t, save(t, dir, newKey, newSVID))
+	_, err = os.Stat(filepath.Join(dir, softwareFiles.next))
 	assert.ErrorIs(t, err, os.ErrNotExist)
-	key, svid, err := loadState(dir, td)
+	key, svid, err := load(dir, td)
 	require.NoError(t, err)
 	assert.Equal(t, newSVID.Certificates[0].Raw, svid.Certificates[0].Raw)
 	assert.True(t, samePublicKey(newKey.Public(), key.Public()))
 
 	// A key aside that is not the SVID's does not make a mismatch load.
 	dir = t.TempDir()
-	require.NoError(t, saveState(dir, oldKey, oldSVID))
+	require.NoError(t, save(t, dir, oldKey, oldSVID))
 	require.NoError(t, steps[0](dir))
 	require.NoError(t, atomicfile.Write(filepath.Join(dir, svidFile), pemutil.EncodeCertificates(newSVID.Certificates), 0o644))
 	otherPEM, err := pemutil.EncodePKCS8PrivateKey(testca.NewECKey(t))
 	require.NoError(t, err)
-	require.NoError(t, atomicfile.Write(filepath.Join(dir, nextKey), otherPEM, 0o600))
-	_, _, err = loadState(dir, td)
+	require.NoError(t, atomicfile.Write(filepath.Join(dir, softwareFiles.next), otherPEM, 0o600))
+	_, _, err = load(dir, td)
 	require.ErrorContains(t, err, "does not match")
 }

@@ -32,6 +32,11 @@
 //     expired while the servers were away attests again when its attestor
 //     allows (x509pop; a join token is used once). An agent that must
 //     attest without a node attestor fails with ErrNoNodeAttestor.
+//   - Its own key is new for each attestation and each renewal. By default
+//     it is an ECDSA P-256 key in memory, saved as agent-key.pem; with
+//     Config.KeyStore set to a TPM's (ca/keymanager/tpm.AgentKeys), the
+//     TPM makes it and signs with it, and DataDir keeps only a blob of it
+//     that no other TPM can load (agent-key.tpmkey).
 //   - Entries arrive on a stream the server pushes; the agent keeps them in a
 //     replica (memstore) feeding an issuer.Issuer with PreMint, so that
 //     every SVID is signed, in batches, before a workload asks. SVIDs are

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -12,3 +13,6 @@ func SetWorkloadsSaveInterval(t testing.TB, d time.Duration) {
 	workloadsSaveInterval = d
 	t.Cleanup(func() { workloadsSaveInterval = old })
 }
+
+// Renew renews the agent SVID once, as the agent does at half its life.
+func (a *Agent) Renew(ctx context.Context) error { return a.renew(ctx) }

@@ -69,7 +69,7 @@ func checkPublic(pub *tpm2.TPMTPublic) error {
 	a := pub.ObjectAttributes
 	switch {
 	case !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin:
-		return errors.New("the key in the key file can leave the TPM (not fixedTPM, fixedParent and sensitiveDataOrigin); refusing to use it as a CA key")
+		return errors.New("the key in the key file can leave the TPM (not fixedTPM, fixedParent and sensitiveDataOrigin); refusing to use it")
 	case !a.SignEncrypt || a.Restricted || a.Decrypt:
 		return errors.New("the key in the key file is not an unrestricted signing key")
 	case pub.Type != tpm2.TPMAlgECC && pub.Type != tpm2.TPMAlgRSA:

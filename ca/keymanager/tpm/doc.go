@@ -20,6 +20,14 @@
 //	defer keys.Close()
 //	m, err := rotation.New(ctx, rotation.Config{TrustDomain: td, KeyManager: keys, Journal: j})
 //
+// [AgentKeys] keeps a node agent's own key (the key of its agent SVID) in
+// the TPM the same way, for the KeyStore of package agent: the agent keeps
+// the key's blob in its data directory, and the TPM makes every signature.
+//
+//	keys, err := tpm.OpenAgentKeys(tpm.AgentKeysConfig{}) // /dev/tpmrm0
+//	defer keys.Close() // after the agent's
+//	a, err := agent.New(ctx, agent.Config{KeyStore: keys, DataDir: dir, ...})
+//
 // The owner hierarchy must have an empty authorization value, as the TCG
 // recommends for the SRK. A TPM signs a few hundred ECDSA signatures per
 // second at most (a discrete TPM far fewer); see docs/PERFORMANCE.md for

@@ -87,13 +87,18 @@ func Open(cfg Config) (*KeyManager, error) {
 	if info.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("tpm: key directory %s has permissions %#o; group and others must have none", cfg.Dir, info.Mode().Perm())
 	}
-	open := cfg.Open
+	return openTPM(cfg.Dir, cfg.Device, cfg.Open)
+}
+
+// openTPM opens the TPM (open, else device, else DefaultDevice) and
+// creates its storage root key. dir is the key directory, empty for
+// [AgentKeys], which keep no files.
+func openTPM(dir, device string, open func() (transport.TPMCloser, error)) (*KeyManager, error) {
 	if open == nil {
-		dev := cfg.Device
-		if dev == "" {
-			dev = DefaultDevice
+		if device == "" {
+			device = DefaultDevice
 		}
-		open = func() (transport.TPMCloser, error) { return tpmattest.OpenDevice(dev) }
+		open = func() (transport.TPMCloser, error) { return tpmattest.OpenDevice(device) }
 	}
 	t, err := open()
 	if err != nil {
@@ -108,7 +113,7 @@ func Open(cfg Config) (*KeyManager, error) {
 		return nil, fmt.Errorf("tpm: creating the storage root key (the owner hierarchy must have an empty authorization): %w", err)
 	}
 	return &KeyManager{
-		dir:    cfg.Dir,
+		dir:    dir,
 		tpm:    t,
 		srk:    tpm2.NamedHandle{Handle: r.ObjectHandle, Name: r.Name},
 		keys:   make(map[string]*signer),
@@ -198,6 +203,20 @@ func (k *KeyManager) GenerateKey(ctx context.Context, id string, alg ca.KeyAlgor
 	if _, err := os.Lstat(k.path(id)); err == nil {
 		return nil, fmt.Errorf("%w: %q", ca.ErrKeyExists, id)
 	}
+	s, data, err := k.create(id, alg, tmpl)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(k.path(id), data, 0o600); err != nil {
+		return nil, fmt.Errorf("tpm: cannot store key %q: %w", id, err)
+	}
+	k.keys[id] = s
+	return s, nil
+}
+
+// create has the TPM create a key of public area tmpl under its SRK, and
+// returns it with its key file's content. k.mu is held and k is open.
+func (k *KeyManager) create(id string, alg ca.KeyAlgorithm, tmpl tpm2.TPMTPublic) (*signer, []byte, error) {
 	// Create needs an object slot of its own: a TPM without a resource
 	// manager has three, the SRK's and those of the loaded keys.
 	if len(k.order) >= maxLoaded {
@@ -208,25 +227,21 @@ func (k *KeyManager) GenerateKey(ctx context.Context, id string, alg ca.KeyAlgor
 		InPublic:     tpm2.New2B(tmpl),
 	}.Execute(k.tpm)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: creating key %q (%s) in the TPM: %w", id, alg, err)
+		return nil, nil, fmt.Errorf("tpm: creating key %q (%s) in the TPM: %w", id, alg, err)
 	}
 	data, err := encodeBlob(r.OutPublic, r.OutPrivate)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: encoding key %q: %w", id, err)
+		return nil, nil, fmt.Errorf("tpm: encoding key %q: %w", id, err)
 	}
 	b, err := parseBlob(data)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: key %q the TPM created: %w", id, err)
+		return nil, nil, fmt.Errorf("tpm: key %q the TPM created: %w", id, err)
 	}
 	s, err := newSigner(k, id, b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := atomicfile.Write(k.path(id), data, 0o600); err != nil {
-		return nil, fmt.Errorf("tpm: cannot store key %q: %w", id, err)
-	}
-	k.keys[id] = s
-	return s, nil
+	return s, data, nil
 }
 
 // Key returns the key stored under id, reading its file and loading it in
@@ -250,6 +265,17 @@ func (k *KeyManager) Key(ctx context.Context, id string) (crypto.Signer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("tpm: cannot read key %q: %w", id, err)
 	}
+	s, err := k.loadBlob(id, data)
+	if err != nil {
+		return nil, err
+	}
+	k.keys[id] = s
+	return s, nil
+}
+
+// loadBlob returns the key of the key file content data, loaded in the
+// TPM. k.mu is held and k is open.
+func (k *KeyManager) loadBlob(id string, data []byte) (*signer, error) {
 	b, err := parseBlob(data)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: key %q: %w", id, err)
@@ -262,7 +288,6 @@ func (k *KeyManager) Key(ctx context.Context, id string) (crypto.Signer, error) 
 	if _, err := k.load(s); err != nil {
 		return nil, err
 	}
-	k.keys[id] = s
 	return s, nil
 }
 
