@@ -438,6 +438,8 @@ func TestInsecureBootstrapAndHandler(t *testing.T) {
 	assert.True(t, a.Bundle().Equal(s.CA.Bundle()))
 	web := s.Register(t, a.ID(), "/web")
 	<-a.Synced()
+	// The first sync may come before the entry does.
+	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, nodetest.Timeout, 5*time.Millisecond)
 
 	srv, err := endpoint.New(endpoint.Config{Handler: a.Handler()})
 	require.NoError(t, err)
