@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/conformance/kit"
@@ -33,4 +34,14 @@ func deviations(r *kit.Report) []string {
 	}
 	sort.Slice(out, func(i, j int) bool { return order[out[i]] < order[out[j]] })
 	return out
+}
+
+// requireAllMustPass fails the test on a MUST failure, and logs the
+// report's counts.
+func requireAllMustPass(t *testing.T, r *kit.Report) {
+	t.Helper()
+	c := r.Counts()
+	t.Logf("%d pass, %d fail, %d not applicable, %d deviation allowed", c[kit.Pass], c[kit.Fail], c[kit.NotApplicable], c[kit.DeviationAllowed])
+	assert.False(t, r.Failed(), "%s", text(t, r))
+	assert.Empty(t, r.FailedRules())
 }

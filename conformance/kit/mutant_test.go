@@ -75,6 +75,12 @@ func (m *mutant) serve(t testing.TB) string {
 	sock := filepath.Join(dir, "api.sock")
 	lis, err := net.Listen("unix", sock)
 	require.NoError(t, err)
+	m.serveOn(t, lis)
+	return "unix://" + sock
+}
+
+// serveOn serves m on lis until the test ends.
+func (m *mutant) serveOn(t testing.TB, lis net.Listener) {
 	srv := grpc.NewServer(
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := m.checkHeader(ctx); err != nil {
@@ -99,7 +105,6 @@ func (m *mutant) serve(t testing.TB) string {
 		srv.Stop()
 		<-done
 	})
-	return "unix://" + sock
 }
 
 func (m *mutant) FetchX509SVID(_ *wapi.X509SVIDRequest, stream grpc.ServerStreamingServer[wapi.X509SVIDResponse]) error {

@@ -13,8 +13,6 @@ import (
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // spiffeValidator is the name of Envoy's SPIFFE certificate validator.
@@ -22,8 +20,8 @@ const spiffeValidator = "envoy.tls.cert_validator.spiffe"
 
 // SDSConfig says which SDS endpoint to check.
 type SDSConfig struct {
-	// Addr is the endpoint: unix:///PATH or tcp://IP:PORT, usually the
-	// Workload API's.
+	// Addr is the endpoint: unix:///PATH or tcp://IP:PORT (or npipe:NAME
+	// on Windows), usually the Workload API's.
 	Addr string
 	// Timeout bounds every call; zero means DefaultTimeout.
 	Timeout time.Duration
@@ -43,9 +41,9 @@ func CheckSDS(ctx context.Context, cfg SDSConfig) (*Report, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	conn, err := grpc.NewClient(addr.grpcTarget(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := addr.newClient(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("kit: %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	defer conn.Close()
 	s := &sdsCheck{cfg: cfg, client: secretv3.NewSecretDiscoveryServiceClient(conn), r: NewReport(ModeSDS, cfg.Addr)}

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package kit_test
 
 import (
@@ -24,16 +26,6 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
-
-// requireAllMustPass fails the test on a MUST failure, and logs the
-// report's counts.
-func requireAllMustPass(t *testing.T, r *kit.Report) {
-	t.Helper()
-	c := r.Counts()
-	t.Logf("%d pass, %d fail, %d not applicable, %d deviation allowed", c[kit.Pass], c[kit.Fail], c[kit.NotApplicable], c[kit.DeviationAllowed])
-	assert.False(t, r.Failed(), "%s", text(t, r))
-	assert.Empty(t, r.FailedRules())
-}
 
 // TestSpiffekitAgent runs the kit against spiffekit's node agent, served
 // by an issuing server, with X509-SVIDs short-lived enough to see one

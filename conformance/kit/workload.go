@@ -14,7 +14,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -36,7 +35,8 @@ const maxHint = 1024
 
 // WorkloadConfig says which Workload API endpoint to check, and how.
 type WorkloadConfig struct {
-	// Addr is the endpoint: unix:///PATH or tcp://IP:PORT (WE rule 8).
+	// Addr is the endpoint: unix:///PATH or tcp://IP:PORT (WE rule 8), or
+	// on Windows npipe:NAME, a named pipe as go-spiffe and SPIRE name it.
 	Addr string
 	// Audience is the audience of the JWT-SVIDs the kit asks for; empty
 	// means DefaultAudience.
@@ -88,9 +88,9 @@ func CheckWorkloadAPI(ctx context.Context, cfg WorkloadConfig) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(addr.grpcTarget(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := addr.newClient(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("kit: %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	defer conn.Close()
 	w := &workloadCheck{cfg: cfg, client: workload.NewSpiffeWorkloadAPIClient(conn), r: NewReport(ModeWorkload, cfg.Addr)}
@@ -127,9 +127,9 @@ func CheckUnregistered(ctx context.Context, cfg WorkloadConfig) (*Report, error)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(addr.grpcTarget(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := addr.newClient(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("kit: %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	defer conn.Close()
 	w := &workloadCheck{cfg: cfg, client: workload.NewSpiffeWorkloadAPIClient(conn), r: NewReport(ModeWorkload, cfg.Addr)}
@@ -181,6 +181,8 @@ func (w *workloadCheck) checkTransport(addr endpointAddr) {
 	switch {
 	case addr.network == "unix":
 		w.r.na("WE rule 2", "address", "a unix socket")
+	case addr.network == "npipe":
+		w.r.na("WE rule 2", "address", "a Windows named pipe (go-spiffe's and SPIRE's, beside WE rule 8's unix and tcp)")
 	case addr.ip.IsLoopback() || addr.ip.IsLinkLocalUnicast():
 		w.r.add("WE rule 2", "address", true, "TCP on %s", addr.ip)
 	default:

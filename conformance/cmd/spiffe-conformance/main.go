@@ -18,7 +18,8 @@
 //	    Set or a SPIFFE bundle document) verifies the signature,
 //	    -audience the aud claim
 //	spiffe-conformance workload -addr ADDR [flags]
-//	    a live Workload API endpoint, unix:///PATH or tcp://IP:PORT;
+//	    a live Workload API endpoint, unix:///PATH or tcp://IP:PORT (or,
+//	    on Windows, npipe:NAME, a named pipe as go-spiffe names it);
 //	    -rotation-wait D watches for a rotation, -unregistered-uid UID
 //	    (which runs the kit again under that uid) or -unregistered-addr
 //	    checks the refusal of a caller entitled to nothing, -timeout

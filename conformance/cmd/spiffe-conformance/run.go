@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		report = func() (*kit.Report, error) { return o.check(ctx) }
 	case "sds":
 		var cfg kit.SDSConfig
-		fs.StringVar(&cfg.Addr, "addr", "", "the endpoint serving SDS (usually the Workload API's): unix:///PATH or tcp://IP:PORT (required)")
+		fs.StringVar(&cfg.Addr, "addr", "", "the endpoint serving SDS (usually the Workload API's): unix:///PATH, tcp://IP:PORT or, on Windows, npipe:NAME (required)")
 		fs.DurationVar(&cfg.Timeout, "timeout", kit.DefaultTimeout, "bound on every call")
 		report = func() (*kit.Report, error) {
 			if cfg.Addr == "" {

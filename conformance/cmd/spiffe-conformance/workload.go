@@ -25,7 +25,7 @@ type workloadOpts struct {
 
 func workloadFlags(fs *flag.FlagSet) *workloadOpts {
 	w := &workloadOpts{}
-	fs.StringVar(&w.cfg.Addr, "addr", "", "the Workload API endpoint: unix:///PATH or tcp://IP:PORT (required)")
+	fs.StringVar(&w.cfg.Addr, "addr", "", "the Workload API endpoint: unix:///PATH, tcp://IP:PORT or, on Windows, npipe:NAME (required)")
 	fs.StringVar(&w.cfg.Audience, "audience", kit.DefaultAudience, "the audience of the JWT-SVIDs to ask for")
 	fs.DurationVar(&w.cfg.Timeout, "timeout", kit.DefaultTimeout, "bound on every call and on a stream's first message")
 	fs.DurationVar(&w.cfg.RotationWait, "rotation-wait", 0, "keep the X509-SVID stream open this long to see a rotation (0: do not wait)")
