@@ -184,6 +184,15 @@ type Config struct {
 	// means DefaultFederationTimeout (30 s).
 	FederationTimeout time.Duration
 
+	// FederationConcurrency bounds the fetches from bundle endpoints under
+	// way at once, in each of two pools: one for the relationships whose
+	// last fetch succeeded, one for those whose last fetch failed or that
+	// never fetched. Zero means DefaultFederationConcurrency (32). A dead
+	// endpoint holds its fetch until FederationTimeout, in the second pool:
+	// however many there are, they never keep a healthy relationship
+	// waiting, and fewer than the bound never keep a new one waiting.
+	FederationConcurrency int
+
 	// FederationWebPKIRoots are the CA certificates that the certificate of
 	// the https_web bundle endpoint of a relationship kept in
 	// Stores.Federation must chain to. Nil means the system roots. (A
@@ -382,6 +391,8 @@ func checkStatic(cfg *Config) error {
 		return invalidf("intervals must not be negative")
 	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0:
 		return invalidf("lifetimes must not be negative")
+	case cfg.FederationConcurrency < 0:
+		return invalidf("Config.FederationConcurrency must not be negative")
 	}
 	if cfg.JWTIssuer != "" {
 		if err := checkIssuer(cfg.JWTIssuer); err != nil {
@@ -424,6 +435,9 @@ func checkStatic(cfg *Config) error {
 	}
 	if cfg.FederationTimeout == 0 {
 		cfg.FederationTimeout = DefaultFederationTimeout
+	}
+	if cfg.FederationConcurrency == 0 {
+		cfg.FederationConcurrency = DefaultFederationConcurrency
 	}
 	return nil
 }

@@ -25,6 +25,10 @@ const (
 	// DefaultFederationTimeout bounds one fetch from a bundle endpoint
 	// (Fed rule 25).
 	DefaultFederationTimeout = 30 * time.Second
+	// DefaultFederationConcurrency bounds the fetches from bundle
+	// endpoints under way at once, in each of its two pools
+	// (Config.FederationConcurrency).
+	DefaultFederationConcurrency = 32
 	// minRefreshHint is the shortest poll interval a bundle's refresh hint
 	// can ask for: the foreign endpoint cannot make the server poll it in a
 	// tight loop.
@@ -208,7 +212,41 @@ type fedWatcher struct {
 	firstRetry time.Duration
 
 	fetched atomic.Bool // a fetch has succeeded: the bootstrap is spent
+	healthy atomic.Bool // the last fetch succeeded: it takes a slot of slots.healthy
+	slots   *fetchSlots
 	stats   fetchStats
+}
+
+// fetchSlots bounds the fetches under way at once, in two pools of the
+// same size: healthy, for the relationships whose last fetch succeeded,
+// and probation, for those whose last fetch failed or that never fetched.
+// A dead endpoint holds its slot until the fetch times out; kept in
+// probation, it never keeps a healthy relationship waiting, whatever the
+// number of dead ones.
+type fetchSlots struct {
+	healthy, probation chan struct{}
+}
+
+func newFetchSlots(n int) *fetchSlots {
+	return &fetchSlots{healthy: make(chan struct{}, n), probation: make(chan struct{}, n)}
+}
+
+// acquire waits for a slot of the pool healthy names, and returns its
+// release; it fails only when ctx ends. A nil f bounds nothing.
+func (f *fetchSlots) acquire(ctx context.Context, healthy bool) (func(), error) {
+	if f == nil {
+		return func() {}, nil
+	}
+	pool := f.probation
+	if healthy {
+		pool = f.healthy
+	}
+	select {
+	case pool <- struct{}{}:
+		return func() { <-pool }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // GetX509BundleForTrustDomain implements x509bundle.Source for the
@@ -297,9 +335,15 @@ func (w *fedWatcher) fetch(ctx context.Context) (*spiffebundle.Bundle, bool, err
 	} else {
 		opt = federation.WithWebPKIRoots(w.rel.WebPKIRoots)
 	}
-	fctx, cancel := context.WithTimeout(ctx, w.timeout)
+	release, err := w.slots.acquire(ctx, w.healthy.Load())
+	if err != nil {
+		return nil, false, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, w.timeout) // from the slot on: waiting for one is not the endpoint's time
 	b, err := federation.FetchBundle(fctx, td, w.rel.URL, opt)
 	cancel()
+	release()
+	w.healthy.Store(err == nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			// A fetch cut short by the server's own shutdown is no

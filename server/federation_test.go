@@ -58,7 +58,7 @@ func x509Source(t *testing.T, addr string) *workloadapi.X509Source {
 	return src
 }
 
-func storedBundle(t *testing.T, s *nodetest.Server, td spiffeid.TrustDomain) *spiffebundle.Bundle {
+func storedBundle(t testing.TB, s *nodetest.Server, td spiffeid.TrustDomain) *spiffebundle.Bundle {
 	t.Helper()
 	fb, err := s.Stores.Bundles.GetBundle(t.Context(), td)
 	if err != nil {

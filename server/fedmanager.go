@@ -56,6 +56,7 @@ func (s *Server) newWatcher(r relationship, source string) *fedWatcher {
 		refresh:    s.cfg.FederationRefresh,
 		timeout:    s.cfg.FederationTimeout,
 		firstRetry: firstRetryMin,
+		slots:      s.fetchSlots,
 	}
 }
 

@@ -175,7 +175,7 @@ func TestFederatedBundleReachesWorkloads(t *testing.T) {
 	}, 15*time.Second, 20*time.Millisecond, "the federated bundle reaches the workload")
 }
 
-func selfSigned(t *testing.T, cn string) *x509.Certificate {
+func selfSigned(t testing.TB, cn string) *x509.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{

@@ -44,6 +44,9 @@ type Server struct {
 	serverID string
 	endpoint *bundleEndpoint
 	fed      *fedManager
+	// fetchSlots bounds the fetches from bundle endpoints of every
+	// relationship.
+	fetchSlots *fetchSlots
 
 	closeOnce sync.Once
 }
@@ -207,6 +210,7 @@ func (s *Server) setUpFederation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.fetchSlots = newFetchSlots(s.cfg.FederationConcurrency)
 	s.fed = newFedManager(s, rels)
 	related := maps.Clone(s.fed.isStatic)
 	if s.stores.Federation != nil {
