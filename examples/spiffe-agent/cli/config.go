@@ -48,7 +48,8 @@ type runConfig struct {
 	K8sPSATCluster    string
 	K8sPSATTokenPath  string
 	TPMDevice         string
-	TPMDevID          *tpmDevIDConfig // nil: no tpm_devid node attestor
+	TPMDevID          *tpmDevIDConfig      // nil: no tpm_devid node attestor
+	TPMKeyManager     *tpmKeyManagerConfig // nil: the agent's key in memory
 	AWSIID            bool
 	AWSIIDEndpoint    string
 	AWSIIDTimeout     time.Duration
@@ -139,6 +140,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Bool(&c.UnixSkipHash, "unix-skip-hash", false, "leave out the unix:sha256 selector").
 		File("workload_attestors.unix.skip_hash")
 	cmd.Section(tpmDevIDKey, tpmDevIDHelp, &c.TPMDevID)
+	cmd.Section(tpmKeyManagerKey, tpmKeyManagerHelp, &c.TPMKeyManager)
 	cmd.Section("workload_attestors.k8s", k8sHelp, &c.K8s)
 	cmd.Section("workload_attestors.docker", dockerHelp, &c.Docker)
 	cmd.String(&c.Socket, "socket", DefaultSocket, "`path` of the Workload API socket")

@@ -110,12 +110,23 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		log.Warn("no -data-dir: nothing is kept across restarts, so a restarted agent attests again (a join token works only once)")
 	}
 
+	keys, closeKeys, err := openKeyStore(s)
+	if err != nil {
+		return cmd.Fail(stderr, err)
+	}
+	defer func() {
+		// After the agent's Close, deferred below.
+		if err := closeKeys(); err != nil {
+			log.Warn("closing the TPM", "err", err)
+		}
+	}()
+
 	attestorType := "none"
 	if nodeAttestor != nil {
 		attestorType = nodeAttestor.Type()
 	}
 	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType,
-		"workload_attestors", attestorNames)
+		"workload_attestors", attestorNames, "key_manager", keyManagerName(s))
 	lis, err := endpoint.ListenUnix(s.socket, socketMode)
 	if err != nil {
 		return cmd.Fail(stderr, err)
@@ -147,6 +158,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		APIObserver:       apiObs,
 		RateLimit:         s.rateLimit(),
 		SDS:               &sdsCfg,
+		KeyStore:          keys,
 	})
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):
