@@ -43,7 +43,8 @@ type X509CAResponse struct {
 // (package ca/rotation), so that the trust domain chains to an existing PKI:
 // the bundle then holds the upstream roots and each rotated CA is an
 // intermediate. It must be safe for concurrent use. Package ca/upstream has
-// an implementation backed by a CA certificate and key on disk.
+// an implementation backed by a CA certificate and key on disk, package
+// ca/upstream/vault one backed by the PKI engine of Vault or OpenBao.
 type UpstreamAuthority interface {
 	// MintX509CA signs a CA certificate for req.
 	MintX509CA(ctx context.Context, req X509CARequest) (X509CAResponse, error)

@@ -107,7 +107,7 @@ func TestParseConfig(t *testing.T) {
 		{"unknown key", x509 + "agent_adress = \"/x\"", `line 4: unknown key "agent_adress"`},
 		{"unknown key in jwt_svids", `jwt_svids = [{jwt_audience = "a", jwt_svid_file_name = "t", file = "x"}]`, `unknown key "jwt_svids[0].file"`},
 		{"unknown key in health_checks", x509 + "health_checks { port = 1 }", `unknown key "health_checks.port"`},
-		{"key given twice", x509 + `cmd = "a"` + "\n" + `cmd = "b"`, "line 5: cmd is given twice"},
+		{"key given twice", x509 + `cmd = "a"` + "\n" + `cmd = "b"`, `argument "cmd" at 5:1 was already set`},
 		{"block label", x509 + `health_checks "x" { }`, "health_checks takes no block label"},
 		{"jwt_svids not objects", `jwt_svids = ["a"]`, "jwt_svids[0]: want an object"},
 		{"jwt_svids a string", `jwt_svids = "a"`, "jwt_svids: want an object"},
