@@ -96,17 +96,23 @@ func (c *Client) withKeys(f func(t transport.TPM, ek, ak *object) error) error {
 		return err
 	}
 	defer t.Close()
-	ek, err := loadEK(t, hierarchyAuth{})
+	return withAttestationKeys(t, hierarchyAuth{}, func(ek, ak *object) error { return f(t, ek, ak) })
+}
+
+// withAttestationKeys loads the EK and creates an AK under it, with the
+// hierarchies' auth, runs f with them, and flushes both.
+func withAttestationKeys(t transport.TPM, auth hierarchyAuth, f func(ek, ak *object) error) error {
+	ek, err := loadEK(t, auth)
 	if err != nil {
 		return err
 	}
 	defer ek.flush(t)
-	ak, err := createAK(t, nil)
+	ak, err := createAK(t, auth.endorsement)
 	if err != nil {
 		return err
 	}
 	defer ak.flush(t)
-	return f(t, ek, ak)
+	return f(ek, ak)
 }
 
 // Respond activates the credential of challenge with the EK and AK, and

@@ -179,22 +179,14 @@ func (c *DevIDClient) withKeys(f func(t transport.TPM, ek, ak, devID *object) er
 		return err
 	}
 	defer t.Close()
-	ek, err := loadEK(t, c.auth)
-	if err != nil {
-		return err
-	}
-	defer ek.flush(t)
-	ak, err := createAK(t, c.auth.endorsement)
-	if err != nil {
-		return err
-	}
-	defer ak.flush(t)
-	devID, err := c.loadDevID(t)
-	if err != nil {
-		return err
-	}
-	defer devID.flush(t)
-	return f(t, ek, ak, devID)
+	return withAttestationKeys(t, c.auth, func(ek, ak *object) error {
+		devID, err := c.loadDevID(t)
+		if err != nil {
+			return err
+		}
+		defer devID.flush(t)
+		return f(t, ek, ak, devID)
+	})
 }
 
 // srkTemplate returns the TCG's SRK template of the DevID key's type with
