@@ -1,0 +1,246 @@
+package exchange
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// Protocol identifiers (RFC 8693 §3, §4).
+const (
+	// GrantType is the grant_type of a token exchange.
+	GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// TokenTypeJWT is the token type of a JWT: the subject_token type this
+	// endpoint reads, and the requested_token_type of a JWT-SVID.
+	TokenTypeJWT = "urn:ietf:params:oauth:token-type:jwt"
+	// TokenTypeIDToken is the token type of an OpenID Connect ID token,
+	// accepted as a subject_token type as well: it is a JWT.
+	TokenTypeIDToken = "urn:ietf:params:oauth:token-type:id_token"
+	// TokenTypeX509SVID is the requested_token_type of an X509-SVID; the
+	// issued token is its certificate chain as PEM, leaf first. RFC 8693
+	// registers no type for X.509 certificates.
+	TokenTypeX509SVID = "urn:spiffekit:params:oauth:token-type:x509-svid"
+)
+
+// SelectorType is the type of the selectors made of a verified token's
+// claims.
+const SelectorType = "oidc"
+
+// ParentPath is the path of [ParentID].
+const ParentPath = registry.ReservedPath + "/exchange"
+
+// ParentID returns the parent ID that a registration entry must have to be
+// obtainable through token exchange: spiffe://<td>/spiffekit/exchange. It
+// lies in the reserved namespace (registry.Reserved), where no agent lives,
+// so that no agent is ever given these entries.
+func ParentID(td spiffeid.TrustDomain) spiffeid.ID {
+	id, err := spiffeid.FromPath(td, ParentPath)
+	if err != nil {
+		panic(err) // a constant path: only a zero trust domain gets here, which New refuses
+	}
+	return id
+}
+
+// Defaults of Config.
+const (
+	// DefaultClockSkew is the leeway given to exp, nbf and iat.
+	DefaultClockSkew = 30 * time.Second
+	// MaxClockSkew bounds Config.ClockSkew.
+	MaxClockSkew = 5 * time.Minute
+	// DefaultRate and DefaultBurst bound the exchanges verified per second.
+	DefaultRate  = 200
+	DefaultBurst = 400
+	// DefaultSubjectRate and DefaultSubjectBurst bound the SVIDs one
+	// subject of one issuer obtains per second.
+	DefaultSubjectRate  = 1
+	DefaultSubjectBurst = 10
+	// DefaultMaxSubjects bounds the subjects whose bucket is kept.
+	DefaultMaxSubjects = 10000
+)
+
+// MaxRequestSize bounds a request's body, in bytes.
+const MaxRequestSize = 64 << 10
+
+// ErrInvalidConfig is wrapped by the errors [New] returns for a Config it
+// cannot honour.
+var ErrInvalidConfig = errors.New("exchange: invalid configuration")
+
+// Entries finds the registration entries that apply to a set of selectors:
+// those whose selectors are all among them. *registry/index.Index is one.
+type Entries interface {
+	ForWorkload(selectors []attest.Selector) []registry.Entry
+}
+
+// A Minter signs SVIDs with the trust domain's CA. A zero ttl means the
+// minter's default. Package server's admin minter is one.
+type Minter interface {
+	MintX509SVID(ctx context.Context, id spiffeid.ID, key crypto.PublicKey, dnsNames []string, ttl time.Duration) ([]*x509.Certificate, error)
+	MintJWTSVID(ctx context.Context, id spiffeid.ID, audience []string, ttl time.Duration) (string, error)
+}
+
+// Issuer is an external token issuer that the endpoint trusts.
+type Issuer struct {
+	// URL is the issuer identifier: the "iss" its tokens carry, exactly,
+	// and the base of its discovery document
+	// (<URL>/.well-known/openid-configuration). An https URL without query
+	// or fragment. Required.
+	URL string
+
+	// Audience is the value the "aud" of a token must hold, so that a
+	// token the issuer made for another relying party is refused.
+	// Required.
+	Audience string
+
+	// Client fetches the discovery document and the JWK Set. Nil means a
+	// client with a 10 s timeout over http.DefaultTransport's settings.
+	// Redirects are not followed.
+	Client *http.Client
+}
+
+// Config configures [New].
+type Config struct {
+	// TrustDomain is the trust domain of the SVIDs. Required.
+	TrustDomain spiffeid.TrustDomain
+
+	// Issuers are the trusted issuers; tokens of any other are refused
+	// before anything is fetched. At least one is required, each URL once.
+	Issuers []Issuer
+
+	// Entries finds the entries that apply. Required.
+	Entries Entries
+
+	// Minter signs the SVIDs. Required.
+	Minter Minter
+
+	// ClockSkew is the leeway given to exp, nbf and iat. Zero means
+	// DefaultClockSkew; at most MaxClockSkew.
+	ClockSkew time.Duration
+
+	// Rate and Burst bound the exchanges verified per second, whatever
+	// their issuer. Zero means DefaultRate and DefaultBurst.
+	Rate  rate.Limit
+	Burst int
+
+	// SubjectRate and SubjectBurst bound the SVIDs one subject of one
+	// issuer obtains per second. Zero means DefaultSubjectRate and
+	// DefaultSubjectBurst.
+	SubjectRate  rate.Limit
+	SubjectBurst int
+
+	// MaxSubjects bounds how many subjects' buckets are kept; past it,
+	// the full buckets are dropped. Zero means DefaultMaxSubjects.
+	MaxSubjects int
+
+	// Logger receives one line per exchange. Nil discards them.
+	Logger *slog.Logger
+
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the token exchange endpoint, an http.Handler. It is safe for
+// concurrent use and starts no goroutine: issuers' keys are fetched when a
+// request needs them.
+type Handler struct {
+	td       spiffeid.TrustDomain
+	parent   spiffeid.ID
+	issuers  map[string]*issuer
+	entries  Entries
+	minter   Minter
+	skew     time.Duration
+	global   *rate.Limiter
+	subjects *subjectLimiter
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New checks cfg and returns the endpoint's handler. It fetches nothing.
+func New(cfg Config) (*Handler, error) {
+	switch {
+	case cfg.TrustDomain.IsZero():
+		return nil, fmt.Errorf("%w: no trust domain", ErrInvalidConfig)
+	case len(cfg.Issuers) == 0:
+		return nil, fmt.Errorf("%w: no issuer", ErrInvalidConfig)
+	case cfg.Entries == nil:
+		return nil, fmt.Errorf("%w: no entries", ErrInvalidConfig)
+	case cfg.Minter == nil:
+		return nil, fmt.Errorf("%w: no minter", ErrInvalidConfig)
+	case cfg.ClockSkew < 0 || cfg.ClockSkew > MaxClockSkew:
+		return nil, fmt.Errorf("%w: clock skew %v is not between 0 and %v", ErrInvalidConfig, cfg.ClockSkew, MaxClockSkew)
+	case cfg.Rate < 0 || cfg.Burst < 0 || cfg.SubjectRate < 0 || cfg.SubjectBurst < 0 || cfg.MaxSubjects < 0:
+		return nil, fmt.Errorf("%w: negative rate limit", ErrInvalidConfig)
+	}
+	h := &Handler{
+		td:      cfg.TrustDomain,
+		parent:  ParentID(cfg.TrustDomain),
+		issuers: make(map[string]*issuer, len(cfg.Issuers)),
+		entries: cfg.Entries,
+		minter:  cfg.Minter,
+		skew:    orDefault(cfg.ClockSkew, DefaultClockSkew),
+		log:     cfg.Logger,
+		now:     cfg.Now,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	for _, is := range cfg.Issuers {
+		if err := checkIssuer(is); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if h.issuers[is.URL] != nil {
+			return nil, fmt.Errorf("%w: issuer %q configured twice", ErrInvalidConfig, is.URL)
+		}
+		h.issuers[is.URL] = newIssuer(is, h.now)
+	}
+	h.global = rate.NewLimiter(orDefault(cfg.Rate, DefaultRate), orDefault(cfg.Burst, DefaultBurst))
+	h.subjects = newSubjectLimiter(orDefault(cfg.SubjectRate, DefaultSubjectRate), orDefault(cfg.SubjectBurst, DefaultSubjectBurst),
+		orDefault(cfg.MaxSubjects, DefaultMaxSubjects), h.now)
+	return h, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// checkIssuer refuses an issuer whose identifier is not an https URL
+// without query or fragment, or that holds ":sub:" or ":claim:", which would
+// make its selectors read like another issuer's, or has no audience.
+func checkIssuer(is Issuer) error {
+	u, err := url.Parse(is.URL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("issuer %q: %w", is.URL, err)
+	case u.Scheme != "https" || u.Host == "" || u.User != nil:
+		return fmt.Errorf("issuer %q: not an https URL", is.URL)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(is.URL, "?#"):
+		return fmt.Errorf("issuer %q: has a query or fragment", is.URL)
+	case strings.Contains(is.URL, ":sub:") || strings.Contains(is.URL, ":claim:"):
+		return fmt.Errorf("issuer %q: holds \":sub:\" or \":claim:\"", is.URL)
+	case is.Audience == "":
+		return fmt.Errorf("issuer %q: no audience", is.URL)
+	}
+	if err := (attest.Selector{Type: SelectorType, Value: is.URL + ":sub:x"}).Validate(); err != nil {
+		return fmt.Errorf("issuer %q: %w", is.URL, err)
+	}
+	return nil
+}
