@@ -55,6 +55,8 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "attest/tpm":
 		return 3, true
+	case rel == "exchange":
+		return 3, true
 	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/azureimds", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":

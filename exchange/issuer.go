@@ -152,6 +152,9 @@ func (is *issuer) get(ctx context.Context, u string, max int64) ([]byte, error) 
 		return nil, fmt.Errorf("%s: %w", u, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	// Fetches are rare (hourly): a connection kept idle between them would
+	// only hold a socket and goroutines.
+	req.Close = true
 	resp, err := is.client.Do(req)
 	if err != nil {
 		return nil, err

@@ -199,6 +199,11 @@ type Config struct {
 	// relationship of Config.Federation has its own, WebPKIRoots.)
 	FederationWebPKIRoots *x509.CertPool
 
+	// TokenExchange, when not nil, serves OAuth 2.0 token exchange
+	// (RFC 8693) on a listener of its own: an identity token of a trusted
+	// issuer in, an SVID out (see TokenExchange). Nil serves none.
+	TokenExchange *TokenExchange
+
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 
@@ -408,6 +413,9 @@ func checkStatic(cfg *Config) error {
 		}
 	}
 	if err := checkEndpointConfig(cfg); err != nil {
+		return err
+	}
+	if err := checkExchangeConfig(cfg); err != nil {
 		return err
 	}
 	if cfg.BindAddr == "" {

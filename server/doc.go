@@ -90,6 +90,26 @@
 //		BootstrapBundle:  partnerBundle, // handed over out of band
 //	}}
 //
+// # Token exchange
+//
+// With [Config.TokenExchange] set, the server also serves OAuth 2.0 token
+// exchange (RFC 8693, package exchange) over HTTPS at [ExchangePath]: a job
+// that runs no agent trades an identity token of a configured OpenID
+// Connect issuer (a CI system, a Kubernetes service account, a cloud) for a
+// JWT-SVID or an X509-SVID, as an entry parented by exchange.ParentID
+// grants it:
+//
+//	cfg.TokenExchange = &server.TokenExchange{
+//		Bind: "0.0.0.0:8444",
+//		Endpoint: exchange.Config{Issuers: []exchange.Issuer{{
+//			URL:      "https://token.actions.githubusercontent.com",
+//			Audience: "spiffe://example.org",
+//		}}},
+//	}
+//
+// The endpoint presents the server's own X509-SVID unless
+// TokenExchange.Certificate gives another certificate.
+//
 // # Pushing changes
 //
 // A store that is a registry.Notifier tells the server of writes:

@@ -67,9 +67,11 @@ func (o ownBundleSource) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spif
 }
 
 // bundleEndpoint serves the trust domain's bundle over HTTPS.
+// The token exchange endpoint is served the same way.
 type bundleEndpoint struct {
-	lis net.Listener
-	srv *http.Server
+	lis  net.Listener
+	srv  *http.Server
+	name string // in errors; empty means "bundle endpoint"
 }
 
 // newBundleEndpoint binds the bundle endpoint of s's trust domain,
@@ -143,5 +145,9 @@ func (e *bundleEndpoint) serve(ctx context.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
-	return fmt.Errorf("server: bundle endpoint: %w", err)
+	name := e.name
+	if name == "" {
+		name = "bundle endpoint"
+	}
+	return fmt.Errorf("server: %s: %w", name, err)
 }

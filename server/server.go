@@ -43,6 +43,7 @@ type Server struct {
 	adminLis net.Listener
 	serverID string
 	endpoint *bundleEndpoint
+	exchange *bundleEndpoint
 	fed      *fedManager
 	// fetchSlots bounds the fetches from bundle endpoints of every
 	// relationship.
@@ -129,6 +130,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.TokenExchange != nil {
+		if s.exchange, err = s.newExchangeEndpoint(); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.AdminSocket != "" {
 		if err := s.setUpAdmin(); err != nil {
 			return nil, err
@@ -139,6 +145,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		"node_attestors", strings.Join(slices.Sorted(maps.Keys(s.cfg.NodeAttestors)), ","))
 	if s.endpoint != nil {
 		s.log.Info("serving the bundle endpoint", "addr", s.endpoint.lis.Addr().String(), "profile", cfg.FederationProfile)
+	}
+	if s.exchange != nil {
+		s.log.Info("serving the token exchange endpoint", "addr", s.exchange.lis.Addr().String(), "path", ExchangePath,
+			"issuers", len(cfg.TokenExchange.Endpoint.Issuers))
 	}
 	return s, nil
 }
@@ -284,6 +294,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.endpoint != nil {
 		parts = append(parts, s.endpoint.serve)
 	}
+	if s.exchange != nil {
+		parts = append(parts, s.exchange.serve)
+	}
 	parts = append(parts, func(ctx context.Context) error { s.fed.run(ctx); return nil })
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
 		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
@@ -375,6 +388,9 @@ func (s *Server) Close() error {
 		}
 		if s.endpoint != nil {
 			s.endpoint.lis.Close()
+		}
+		if s.exchange != nil {
+			s.exchange.lis.Close()
 		}
 		if s.cfg.DataDirLock != nil {
 			errs = append(errs, s.cfg.DataDirLock.Close())

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/spiffekit/spiffekit/exchange"
+)
+
+// ExchangePath is the path of the token exchange endpoint on its listener.
+const ExchangePath = "/token"
+
+// TokenExchange configures the server's OAuth 2.0 token exchange endpoint
+// (RFC 8693, package exchange): a job that runs no agent trades an identity
+// token of a trusted issuer for an SVID of an entry parented by
+// exchange.ParentID. It is served over HTTPS at [ExchangePath] on a
+// listener of its own.
+type TokenExchange struct {
+	// Bind is the address of the endpoint's listener. Required; port 0
+	// picks a free port (see Server.ExchangeAddr).
+	Bind string
+
+	// Certificate returns the endpoint's TLS certificate, as
+	// tls.Config.GetCertificate does: called in every handshake, so cheap
+	// and safe for concurrent use. Nil presents the server's own X509-SVID
+	// (spiffe://<trust domain>/spiffekit/server), which callers
+	// authenticate with the trust domain's bundle.
+	Certificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+	// Endpoint configures the endpoint: Issuers is required; the server
+	// sets TrustDomain, Entries (its registry index), Minter (its CA, with
+	// the SVID lifetimes of Config), and Logger and Now, when not set.
+	Endpoint exchange.Config
+}
+
+// checkExchangeConfig checks what of the token exchange settings needs
+// nothing opened.
+func checkExchangeConfig(cfg *Config) error {
+	te := cfg.TokenExchange
+	if te == nil {
+		return nil
+	}
+	if te.Bind == "" {
+		return invalidf("the token exchange endpoint needs a Bind address")
+	}
+	if err := checkAddr("token exchange Bind", te.Bind); err != nil {
+		return err
+	}
+	if len(te.Endpoint.Issuers) == 0 {
+		return invalidf("the token exchange endpoint needs at least one issuer")
+	}
+	return nil
+}
+
+// newExchangeEndpoint makes the token exchange handler and binds its
+// listener.
+func (s *Server) newExchangeEndpoint() (*bundleEndpoint, error) {
+	te := s.cfg.TokenExchange
+	ec := te.Endpoint
+	ec.TrustDomain = s.cfg.TrustDomain
+	ec.Entries = s.node.Index()
+	ec.Minter = minter{s}
+	if ec.Logger == nil {
+		ec.Logger = s.log.With("component", "token_exchange")
+	}
+	if ec.Now == nil {
+		ec.Now = s.cfg.Now
+	}
+	h, err := exchange.New(ec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	getCert := te.Certificate
+	if getCert == nil {
+		getCert = s.node.TLSConfig().GetCertificate
+	}
+	mux := http.NewServeMux()
+	mux.Handle(ExchangePath, h)
+	lis, err := net.Listen("tcp", te.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("server: token exchange endpoint: %w", err)
+	}
+	return &bundleEndpoint{
+		lis:  lis,
+		name: "token exchange endpoint",
+		srv: &http.Server{
+			Handler: mux,
+			TLSConfig: &tls.Config{
+				MinVersion:     tls.VersionTLS12,
+				CipherSuites:   endpointCipherSuites,
+				GetCertificate: getCert,
+			},
+			ReadHeaderTimeout: endpointReadHeaderTimeout,
+			ReadTimeout:       endpointReadTimeout,
+			WriteTimeout:      endpointWriteTimeout,
+			IdleTimeout:       endpointIdleTimeout,
+			MaxHeaderBytes:    endpointMaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(s.log.With("component", "token_exchange").Handler(), slog.LevelDebug),
+		},
+	}, nil
+}
+
+// ExchangeAddr returns the address of the token exchange endpoint, or nil
+// when Config.TokenExchange is nil.
+func (s *Server) ExchangeAddr() net.Addr {
+	if s.exchange == nil {
+		return nil
+	}
+	return s.exchange.lis.Addr()
+}
