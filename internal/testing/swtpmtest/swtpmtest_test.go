@@ -26,6 +26,12 @@ func TestNew(t *testing.T) {
 	if certs, err := pemutil.ParseCertificates(b); err != nil || len(certs) != 2 {
 		t.Fatalf("bundle: %d certificates, %v", len(certs), err)
 	}
+	if d, err := tpm.CPUTime(); err != nil || d < 0 {
+		t.Fatalf("CPUTime: %v, %v", d, err)
+	}
+	if _, err := (&TPM{pid: 1 << 30}).CPUTime(); err == nil {
+		t.Fatal("CPUTime of a process that does not exist")
+	}
 }
 
 func TestRequire(t *testing.T) {
