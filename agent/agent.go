@@ -96,10 +96,11 @@ type Config struct {
 	// New creates it (mode 0700) if missing and refuses one that group or
 	// others may write to, or that is owned by another uid than the
 	// agent's and root, since its bundle is the agent's trust anchor. New
-	// refuses, too, a saved file (agent-svid.pem, agent-key.pem,
-	// bundle.json) that another uid than the agent's owns, that group or
-	// others may write to, or, the key, read: the error names the file and
-	// what is wrong, and nothing is attested until it is put right. Saved
+	// refuses, too, a saved file (agent-svid.pem, agent-key.pem or the
+	// KeyStore's key file, bundle.json) that another uid than the agent's
+	// owns, that group or others may write to, or, the key, read: the
+	// error names the file and what is wrong, and nothing is attested
+	// until it is put right. Saved
 	// state that does not hold together (a key of another SVID, a bundle
 	// that does not verify it) is ignored with a warning instead. New
 	// also locks it for this agent alone (an advisory flock on DataDir/lock,
