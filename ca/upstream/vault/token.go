@@ -115,6 +115,10 @@ func (c *Client) refreshLocked(ctx context.Context, now time.Time) error {
 func (c *Client) nextRefresh() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.nextRefreshLocked()
+}
+
+func (c *Client) nextRefreshLocked() (time.Time, bool) {
 	t := c.tok
 	switch {
 	case t == nil:
@@ -151,7 +155,11 @@ func (c *Client) Run(ctx context.Context) error {
 			return err
 		}
 		c.mu.Lock()
-		err := c.refreshLocked(ctx, c.now())
+		var err error
+		// MintX509CA may have logged in or renewed meanwhile.
+		if at, ok := c.nextRefreshLocked(); backoff > 0 || (ok && !c.now().Before(at)) {
+			err = c.refreshLocked(ctx, c.now())
+		}
 		c.mu.Unlock()
 		switch {
 		case ctx.Err() != nil:

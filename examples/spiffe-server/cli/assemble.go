@@ -34,7 +34,7 @@ import (
 // values: the data directory (CA keys, journal, server ID; locked for
 // this server alone, see server.DataDir), the datastore
 // (SQLite in the data directory, or PostgreSQL), the x509pop CA bundle,
-// the upstream CA's certificate and key,
+// the upstream CA's certificate and key (or the Vault client's files),
 // the kubeconfig files of the k8s_psat clusters, the tpm manufacturer CAs,
 // the aws_iid certificate files, the gcp_iit keys file,
 // the https_web certificate and key (read again when they change) and
@@ -58,6 +58,13 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		up, err := upstream.LoadDisk(upstream.DiskConfig{CertFile: rc.UpstreamCACert, KeyFile: rc.UpstreamCAKey})
 		if err != nil {
 			return cfg, nil, err // upstream says "upstream: "
+		}
+		cfg.Upstream = up
+	}
+	if rc.Vault != nil {
+		up, err := newVault(rc.Vault, log)
+		if err != nil {
+			return cfg, nil, err
 		}
 		cfg.Upstream = up
 	}

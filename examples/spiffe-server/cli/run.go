@@ -9,12 +9,14 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spiffekit/spiffekit/attest/k8spsat"
 	"github.com/spiffekit/spiffekit/attest/k8spsat/psatserver"
+	"github.com/spiffekit/spiffekit/ca/upstream/vault"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics"
 	"github.com/spiffekit/spiffekit/examples/internal/version"
@@ -90,6 +92,7 @@ type runConfig struct {
 	TPM               *tpmConfig          // node_attestors.tpm; nil: tpm is off
 	TPMDevID          *tpmDevIDConfig     // node_attestors.tpm_devid; nil: tpm_devid is off
 	UpstreamSection   *upstreamDiskConfig // upstream_authority.disk, SPIRE's place for -upstream-ca-cert and -upstream-ca-key
+	Vault             *vaultConfig        // upstream_authority.vault; nil: no Vault upstream
 	DataStoreSection  *dataStoreSQLConfig // data_store.sql, SPIRE's place for -datastore
 
 	// The key manager (keymanager.go); both nil: the CA keys are files in DataDir.
@@ -200,6 +203,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section(pkcs11KeyManagerKey, pkcs11KeyManagerHelp, &c.PKCS11KeyManager)
 	cmd.Section(tpmKeyManagerKey, tpmKeyManagerHelp, &c.TPMKeyManager)
 	cmd.Section("upstream_authority.disk", `the upstream CA from files: {"cert_file_path": "<PEM file>", "key_file_path": "<PEM file>"}, SPIRE's names for -upstream-ca-cert and -upstream-ca-key`, &c.UpstreamSection)
+	cmd.Section(vaultKey, vaultHelp, &c.Vault)
 	return cmd
 }
 
@@ -217,6 +221,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return cmd.Misuse(stderr, err)
 	}
 	if err := upstreamKeys(&rc); err != nil {
+		return cmd.Misuse(stderr, err)
+	}
+	if err := checkVault(&rc); err != nil {
 		return cmd.Misuse(stderr, err)
 	}
 	if err := dataStoreKeys(&rc); err != nil {
@@ -459,6 +466,15 @@ func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logg
 		defer k8s.Close()
 	}
 	defer reloadOnHangup(ctx, k8s, reread, log)()
+	if up, ok := cfg.Upstream.(*vault.Client); ok {
+		// The token is kept alive between two CA rotations.
+		defer up.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { up.Run(runCtx) })
+		defer wg.Wait()
+		defer stop()
+	}
 	s, err := issuing.New(ctx, cfg)
 	if err != nil {
 		return err
