@@ -58,6 +58,16 @@ func FuzzCheckBundle(f *testing.F) {
 		if _, err := kit.ParseJWKSet(data); err != nil && len(r.Results) == 0 {
 			t.Fatal("no results")
 		}
+		jwt, errJWT := kit.ParseJWKSet(data)
+		wit, errWIT := kit.ParseWITKeySet(data)
+		if (errJWT == nil) != (errWIT == nil) {
+			t.Fatalf("one reader of JWK Sets failed, the other not: %v, %v", errJWT, errWIT)
+		}
+		for _, k := range append(jwt, wit...) {
+			if !k.Valid() {
+				t.Fatal("an invalid key kept")
+			}
+		}
 	})
 }
 

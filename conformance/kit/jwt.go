@@ -210,6 +210,18 @@ func decodeObject(b []byte, v *map[string]any) error {
 // jwt-svid keys of a SPIFFE bundle document) into JWT-SVID keys: keys
 // whose use is absent or jwt-svid. Keys that do not parse are skipped.
 func ParseJWKSet(doc []byte) ([]jose.JSONWebKey, error) {
+	return parseKeys(doc, "jwt-svid")
+}
+
+// ParseWITKeySet reads a JWK Set (such as a Workload API WIT bundle, or
+// the wit-svid keys of a SPIFFE bundle document) into WIT-SVID keys: keys
+// whose use is absent or wit-svid. Keys that do not parse are skipped.
+func ParseWITKeySet(doc []byte) ([]jose.JSONWebKey, error) {
+	return parseKeys(doc, "wit-svid")
+}
+
+// parseKeys reads the keys of a JWK Set whose use is absent or use.
+func parseKeys(doc []byte, use string) ([]jose.JSONWebKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -221,7 +233,7 @@ func ParseJWKSet(doc []byte) ([]jose.JSONWebKey, error) {
 		var probe struct {
 			Use string `json:"use"`
 		}
-		if json.Unmarshal(raw, &probe) != nil || (probe.Use != "" && probe.Use != "jwt-svid") {
+		if json.Unmarshal(raw, &probe) != nil || (probe.Use != "" && probe.Use != use) {
 			continue
 		}
 		var k jose.JSONWebKey

@@ -26,6 +26,9 @@ const (
 	ModeBundle Mode = "bundle"
 	// ModeJWT checks a JWT-SVID, and its signature when given the keys.
 	ModeJWT Mode = "jwt"
+	// ModeWIT checks a WIT-SVID, its signature when given the WIT keys,
+	// and its private key when given one.
+	ModeWIT Mode = "wit"
 	// ModeWorkload checks a live Workload API endpoint: the endpoint's
 	// own rules, and the X509 and JWT rules on everything it serves.
 	ModeWorkload Mode = "workload"
@@ -84,6 +87,7 @@ var (
 	jwtKeys   = []Mode{ModeBundle, ModeJWT, ModeWorkload, ModeBundleEndpoint}
 	jwksKeys  = []Mode{ModeBundle, ModeJWT, ModeWorkload, ModeBundleEndpoint, ModeOIDC}
 	oidcOnly  = []Mode{ModeOIDC}
+	offWIT    = []Mode{ModeWIT, ModeWorkload}
 )
 
 // rules is the registry: every rule the kit checks. It is never changed
@@ -130,22 +134,22 @@ var rules = []Rule{
 	{"JWT step S7", stdJWT + " §4 Token Validation", Must, "The signature verifies with a key of the sub's trust domain that fits alg (by kid when set).", offJWT},
 
 	// WIT-SVID, when the Workload API offers the WIT profile.
-	{"WIT rule 1", stdWIT + ", JOSE header kid", Must, "The header sets kid, a non-empty string.", live},
-	{"WIT rule 2", stdWIT + ", JOSE header typ", Must, "The header's typ is wit+jwt.", live},
-	{"WIT rule 3", stdWIT + ", JOSE header alg", Must, "alg is one of RS256/384/512, ES256/384/512, PS256/384/512.", live},
-	{"WIT rule 4", stdWIT + ", JOSE header", Should, "The header holds no parameter but alg, kid and typ.", live},
-	{"WIT rule 5", stdWIT + ", claim sub", Must, "sub is present and is a SPIFFE ID.", live},
-	{"WIT rule 6", stdWIT + ", claim cnf (RFC 7800 §3.2)", Must, "cnf.jwk is present and a public key (no private member), its alg one of those of WIT rule 3 and fitting the key.", live},
-	{"WIT rule 7", stdWIT + ", claim exp", Must, "exp is present, a number, and not in the past.", live},
-	{"WIT rule 8", stdWIT + ", claim nbf", Must, "nbf, when present, is a number not in the future (with go-spiffe's minute of leeway).", live},
-	{"WIT rule 11", stdWIT + ", claim iss", Should, "iss, when present, is not an https URL (a value usable for OpenID Connect discovery).", live},
-	{"WIT rule 12", stdWIT + ", claim aud", Must, "aud is absent: a WIT-SVID is not a bearer token.", live},
-	{"WIT rule 13", stdWIT + ", issuance", Must, "The token is a JWS in compact serialization: three base64url parts, a JSON header and a JSON claims set.", live},
+	{"WIT rule 1", stdWIT + ", JOSE header kid", Must, "The header sets kid, a non-empty string.", offWIT},
+	{"WIT rule 2", stdWIT + ", JOSE header typ", Must, "The header's typ is wit+jwt.", offWIT},
+	{"WIT rule 3", stdWIT + ", JOSE header alg", Must, "alg is one of RS256/384/512, ES256/384/512, PS256/384/512.", offWIT},
+	{"WIT rule 4", stdWIT + ", JOSE header", Should, "The header holds no parameter but alg, kid and typ.", offWIT},
+	{"WIT rule 5", stdWIT + ", claim sub", Must, "sub is present and is a SPIFFE ID.", offWIT},
+	{"WIT rule 6", stdWIT + ", claim cnf (RFC 7800 §3.2)", Must, "cnf.jwk is present and a public key (no private member), its alg one of those of WIT rule 3 and fitting the key.", offWIT},
+	{"WIT rule 7", stdWIT + ", claim exp", Must, "exp is present, a number, and not in the past.", offWIT},
+	{"WIT rule 8", stdWIT + ", claim nbf", Must, "nbf, when present, is a number not in the future (with go-spiffe's minute of leeway).", offWIT},
+	{"WIT rule 11", stdWIT + ", claim iss", Should, "iss, when present, is not an https URL (a value usable for OpenID Connect discovery).", offWIT},
+	{"WIT rule 12", stdWIT + ", claim aud", Must, "aud is absent: a WIT-SVID is not a bearer token.", offWIT},
+	{"WIT rule 13", stdWIT + ", issuance", Must, "The token is a JWS in compact serialization: three base64url parts, a JSON header and a JSON claims set.", offWIT},
 	{"WIT rule 16a", stdWIT + " §6 (bundle)", Must, "Every key of a WIT bundle sets a kid, unique within it.", live},
-	{"WIT rule 16b", stdWIT + ", validation", Must, "The signature verifies with the key the header's kid names in the WIT bundle of sub's trust domain.", live},
+	{"WIT rule 16b", stdWIT + ", validation", Must, "The signature verifies with the key the header's kid names in the WIT bundle of sub's trust domain.", offWIT},
 	{"WIT rule 17a", stdWITAPI + ", FetchWITSVID", Must, "FetchWITSVID sends at least one WITSVID with spiffe_id, wit_svid and wit_svid_key set, spiffe_id equal to the token's sub.", live},
 	{"WIT rule 17b", stdWITAPI + ", FetchWITBundles", Must, "FetchWITBundles is served with FetchWITSVID and sends JWK Sets of WIT-SVID keys keyed spiffe://<td>, holding the endpoint's own trust domain.", live},
-	{"WIT rule 17c", stdWITAPI + ", FetchWITSVID; " + stdWIT + ", proof of possession", Must, "wit_svid_key is a private JWK of the public key cnf.jwk binds (the key the workload proves possession of).", live},
+	{"WIT rule 17c", stdWITAPI + ", FetchWITSVID; " + stdWIT + ", proof of possession", Must, "wit_svid_key is a private JWK of the public key cnf.jwk binds (the key the workload proves possession of).", offWIT},
 
 	// The Workload Endpoint.
 	{"WE rule 2", stdWE + " §3 Transport", Must, "A TCP endpoint listens on a loopback or link-local address (elsewhere the network must authenticate callers, which the kit cannot see).", live},

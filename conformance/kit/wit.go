@@ -28,8 +28,9 @@ type WITSVID struct {
 	// Token is the compact serialization.
 	Token string
 	// Key is the private key served with the token, as a JWK (the
-	// Workload API's wit_svid_key); empty when there is none to check
-	// (WIT rule 17c is then not applicable).
+	// Workload API's wit_svid_key, or a file given to the wit mode);
+	// empty when there is none to check (WIT rule 17c is then not
+	// applicable).
 	Key string
 	// Keys are the WIT-SVID keys by trust domain name ("example.org").
 	// Nil skips the signature (WIT rule 16b).

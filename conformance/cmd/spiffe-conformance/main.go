@@ -17,6 +17,10 @@
 //	    a JWT-SVID ("-" reads standard input); -bundle TD=FILE (a JWK
 //	    Set or a SPIFFE bundle document) verifies the signature,
 //	    -audience the aud claim
+//	spiffe-conformance wit [flags] TOKEN-FILE
+//	    a WIT-SVID ("-" reads standard input); -bundle TD=FILE (a JWK
+//	    Set or a SPIFFE bundle document) verifies the signature, -key
+//	    FILE (a private JWK) checks the key cnf.jwk binds
 //	spiffe-conformance workload -addr ADDR [flags]
 //	    a live Workload API endpoint, unix:///PATH or tcp://IP:PORT (or,
 //	    on Windows, npipe:NAME, a named pipe as go-spiffe names it);

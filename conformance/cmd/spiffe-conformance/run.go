@@ -26,7 +26,7 @@ const (
 	exitCantRun = 2
 )
 
-const usage = `usage: spiffe-conformance x509|bundle|jwt|workload|bundle-endpoint|sds|oidc [flags] [FILE]
+const usage = `usage: spiffe-conformance x509|bundle|jwt|wit|workload|bundle-endpoint|sds|oidc [flags] [FILE]
 run "spiffe-conformance MODE -h" for a mode's flags`
 
 // bundleFlags collects repeated -bundle TD=FILE flags.
@@ -67,6 +67,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.Var(bundles, "bundle", "TRUST-DOMAIN=FILE: that trust domain's JWT-SVID keys (a JWK Set or a SPIFFE bundle document); repeatable")
 		audience := fs.String("audience", "", "the audience the token must carry")
 		report = func() (*kit.Report, error) { return checkJWT(fs.Args(), stdin, bundles, *audience) }
+	case "wit":
+		fs.Var(bundles, "bundle", "TRUST-DOMAIN=FILE: that trust domain's WIT-SVID keys (a JWK Set or a SPIFFE bundle document); repeatable")
+		key := fs.String("key", "", "the WIT-SVID's private key as a JWK (as the Workload API serves it), checked against cnf.jwk")
+		report = func() (*kit.Report, error) { return checkWIT(fs.Args(), stdin, bundles, *key) }
 	case "workload":
 		w := workloadFlags(fs)
 		report = func() (*kit.Report, error) { return w.check(ctx) }
@@ -216,35 +220,71 @@ func checkBundle(args []string, previous string) (*kit.Report, error) {
 	return r, nil
 }
 
-func checkJWT(args []string, stdin io.Reader, bundles bundleFlags, audience string) (*kit.Report, error) {
-	name, err := oneFile(args)
-	if err != nil {
-		return nil, err
+// readToken reads the token in the one file argument, or on standard
+// input for "-".
+func readToken(args []string, stdin io.Reader) (name, token string, err error) {
+	if name, err = oneFile(args); err != nil {
+		return "", "", err
 	}
-	var token []byte
+	var data []byte
 	if name == "-" {
-		token, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+		data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
 	} else {
-		token, err = os.ReadFile(name)
+		data, err = os.ReadFile(name)
 	}
+	return name, string(bytes.TrimSpace(data)), err
+}
+
+// readKeys reads each trust domain's keys with parse.
+func readKeys(bundles bundleFlags, parse func([]byte) ([]jose.JSONWebKey, error)) (map[string][]jose.JSONWebKey, error) {
+	if len(bundles) == 0 {
+		return nil, nil
+	}
+	keys := map[string][]jose.JSONWebKey{}
+	for td, file := range bundles {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if keys[td], err = parse(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	return keys, nil
+}
+
+func checkJWT(args []string, stdin io.Reader, bundles bundleFlags, audience string) (*kit.Report, error) {
+	name, token, err := readToken(args, stdin)
 	if err != nil {
 		return nil, err
 	}
-	svid := kit.JWTSVID{Token: string(bytes.TrimSpace(token)), Audience: audience}
-	if len(bundles) > 0 {
-		svid.Keys = map[string][]jose.JSONWebKey{}
-		for td, file := range bundles {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				return nil, err
-			}
-			if svid.Keys[td], err = kit.ParseJWKSet(data); err != nil {
-				return nil, fmt.Errorf("%s: %w", file, err)
-			}
-		}
+	svid := kit.JWTSVID{Token: token, Audience: audience}
+	if svid.Keys, err = readKeys(bundles, kit.ParseJWKSet); err != nil {
+		return nil, err
 	}
 	r := kit.NewReport(kit.ModeJWT, name)
 	r.CheckJWTSVID(svid, time.Now())
+	return r, nil
+}
+
+func checkWIT(args []string, stdin io.Reader, bundles bundleFlags, keyFile string) (*kit.Report, error) {
+	name, token, err := readToken(args, stdin)
+	if err != nil {
+		return nil, err
+	}
+	svid := kit.WITSVID{Token: token}
+	if svid.Keys, err = readKeys(bundles, kit.ParseWITKeySet); err != nil {
+		return nil, err
+	}
+	if keyFile != "" {
+		key, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		svid.Key = string(bytes.TrimSpace(key))
+	}
+	r := kit.NewReport(kit.ModeWIT, name)
+	r.CheckWITSVID(svid, time.Now())
 	return r, nil
 }
 

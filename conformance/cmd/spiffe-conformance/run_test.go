@@ -152,3 +152,53 @@ func TestJWT(t *testing.T) {
 		assert.Equal(t, exitCantRun, code, "%s: %s", name, errOut)
 	}
 }
+
+func TestWIT(t *testing.T) {
+	signer, workloadKey := testca.NewECKey(t), testca.NewECKey(t)
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: signer.Public(), KeyID: "w1", Use: "wit-svid"},
+		{Key: testca.NewECKey(t).Public(), KeyID: "w1", Use: "jwt-svid"}, // not a WIT key: skipped
+	}})
+	require.NoError(t, err)
+	keys := writeFile(t, "bundle.json", set)
+	cnf, err := jose.JSONWebKey{Key: workloadKey.Public(), Algorithm: "ES256"}.MarshalJSON()
+	require.NoError(t, err)
+	var cnfMap map[string]any
+	require.NoError(t, json.Unmarshal(cnf, &cnfMap))
+	private, err := jose.JSONWebKey{Key: workloadKey, Algorithm: "ES256"}.MarshalJSON()
+	require.NoError(t, err)
+	token := testca.SignJWT(t, signer, map[string]any{"alg": "ES256", "kid": "w1", "typ": "wit+jwt"},
+		map[string]any{"sub": "spiffe://example.org/w", "exp": time.Now().Add(time.Hour).Unix(), "cnf": map[string]any{"jwk": cnfMap}})
+
+	code, out, errOut := runProgram(t, token+"\n", "wit", "-bundle", "example.org="+keys, "-key", writeFile(t, "key.jwk", private), "-")
+	assert.Equal(t, exitPass, code, errOut)
+	assert.Regexp(t, "PASS +WIT rule 16b", out)
+	assert.Regexp(t, "PASS +WIT rule 17c", out)
+
+	other, err := jose.JSONWebKey{Key: testca.NewECKey(t), Algorithm: "ES256"}.MarshalJSON()
+	require.NoError(t, err)
+	code, out, _ = runProgram(t, "", "wit", "-key", writeFile(t, "other.jwk", other), writeFile(t, "token", []byte(token)))
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "MUST rules failed: WIT rule 17c\n")
+	assert.Regexp(t, "NOT APPLICABLE +WIT rule 16b", out, "no bundle given")
+
+	code, out, _ = runProgram(t, "", "wit", "-format", "json", writeFile(t, "jwt", []byte(testca.SignJWT(t, signer,
+		map[string]any{"alg": "ES256", "kid": "w1", "typ": "JWT"}, map[string]any{"sub": "spiffe://example.org/w", "aud": "x", "exp": 2e9}))))
+	assert.Equal(t, exitFail, code, "a JWT-SVID is no WIT-SVID")
+	var report struct {
+		FailedRules []string `json:"failed_rules"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &report))
+	assert.Equal(t, []string{"WIT rule 2", "WIT rule 6", "WIT rule 12"}, report.FailedRules)
+
+	for name, args := range map[string][]string{
+		"missing token":  {"wit", filepath.Join(t.TempDir(), "none")},
+		"missing keys":   {"wit", "-bundle", "example.org=" + filepath.Join(t.TempDir(), "none"), "-"},
+		"keys not a set": {"wit", "-bundle", "example.org=" + writeFile(t, "k", []byte("[")), "-"},
+		"missing key":    {"wit", "-key", filepath.Join(t.TempDir(), "none"), "-"},
+		"no file":        {"wit"},
+	} {
+		code, _, errOut := runProgram(t, token, args...)
+		assert.Equal(t, exitCantRun, code, "%s: %s", name, errOut)
+	}
+}
