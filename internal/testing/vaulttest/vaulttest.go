@@ -485,7 +485,7 @@ func (s *Server) ttlLeft(tok *token) int {
 	if tok.expires.IsZero() {
 		return 0
 	}
-	return int(tok.expires.Sub(s.cfg.Now()).Seconds())
+	return int(tok.expires.Sub(s.cfg.Now()).Round(time.Second) / time.Second)
 }
 
 func (s *Server) lookupSelf(w http.ResponseWriter, r *http.Request) {
