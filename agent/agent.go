@@ -172,8 +172,9 @@ type Config struct {
 	// why, and the agent attests again, as with any saved state that does
 	// not hold together; without a node attestor, New fails with
 	// ErrNoNodeAttestor and that error. A KeyStore whose key file is not
-	// there (the agent used another KeyStore before) finds no saved SVID:
-	// the agent attests again.
+	// there (the agent used another KeyStore before) leaves the saved SVID
+	// without its key, which is ignored the same way: the agent attests
+	// again.
 	KeyStore KeyStore
 
 	// Now returns the current time. Nil means time.Now.
