@@ -74,7 +74,7 @@ func layer(pkg string) (int, bool) {
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver":
 		return 4, true
-	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds":
+	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested":
 		return 5, true
 	case rel == "issuer":
 		return 6, true

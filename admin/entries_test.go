@@ -26,6 +26,7 @@ func TestEntryLifecycle(t *testing.T) {
 	in.DNSNames = []string{"web.example.org"}
 	in.FederatesWith = []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("other.org")}
 	in.Hint = "web"
+	in.Downstream = true
 
 	created, err := c.CreateEntry(ctx, in)
 	require.NoError(t, err)
@@ -40,6 +41,7 @@ func TestEntryLifecycle(t *testing.T) {
 	assert.Equal(t, in.DNSNames, created.DNSNames)
 	assert.Equal(t, in.FederatesWith, created.FederatesWith)
 	assert.Equal(t, "web", created.Hint)
+	assert.True(t, created.Downstream)
 
 	stored, err := e.store.Get(ctx, created.ID)
 	require.NoError(t, err)
@@ -215,7 +217,6 @@ func TestMalformedRequests(t *testing.T) {
 		{"unknown field", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","nope":1}`, http.StatusBadRequest, "unknown field"},
 		// Entries grant no power: flags that claimed to are refused, not ignored.
 		{"admin flag", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","admin":true}`, http.StatusBadRequest, `unknown field \"admin\"`},
-		{"downstream flag", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","downstream":true}`, http.StatusBadRequest, `unknown field \"downstream\"`},
 		{"two values", "POST", "/v1/entries", `{} {}`, http.StatusBadRequest, "more than one JSON value"},
 		{"body too large", "POST", "/v1/entries", big, http.StatusRequestEntityTooLarge, "larger than"},
 		{"bad SPIFFE ID", "POST", "/v1/entries", `{"spiffe_id":"http://x"}`, http.StatusBadRequest, "spiffe_id"},

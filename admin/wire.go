@@ -28,6 +28,7 @@ type entryJSON struct {
 	DNSNames      []string       `json:"dns_names,omitempty"`
 	FederatesWith []string       `json:"federates_with,omitempty"`
 	Hint          string         `json:"hint,omitempty"`
+	Downstream    bool           `json:"downstream,omitempty"`
 	ExpiresAt     *time.Time     `json:"expires_at,omitempty"` // none when absent
 	Revision      int64          `json:"revision,omitempty"`
 	CreatedAt     *time.Time     `json:"created_at,omitempty"`
@@ -173,6 +174,7 @@ func entryToJSON(e registry.Entry) entryJSON {
 		JWTSVIDTTL:  formatDuration(e.JWTSVIDTTL),
 		DNSNames:    e.DNSNames,
 		Hint:        e.Hint,
+		Downstream:  e.Downstream,
 		ExpiresAt:   optionalTime(e.ExpiresAt),
 		Revision:    e.Revision,
 		CreatedAt:   optionalTime(e.CreatedAt),
@@ -194,13 +196,14 @@ func entryToJSON(e registry.Entry) entryJSON {
 // reported to the caller as invalid input.
 func entryFromJSON(j entryJSON) (registry.Entry, error) {
 	e := registry.Entry{
-		ID:        j.ID,
-		Selectors: selectorsFromJSON(j.Selectors),
-		Hint:      j.Hint,
-		ExpiresAt: derefTime(j.ExpiresAt),
-		Revision:  j.Revision,
-		CreatedAt: derefTime(j.CreatedAt),
-		UpdatedAt: derefTime(j.UpdatedAt),
+		ID:         j.ID,
+		Selectors:  selectorsFromJSON(j.Selectors),
+		Hint:       j.Hint,
+		Downstream: j.Downstream,
+		ExpiresAt:  derefTime(j.ExpiresAt),
+		Revision:   j.Revision,
+		CreatedAt:  derefTime(j.CreatedAt),
+		UpdatedAt:  derefTime(j.UpdatedAt),
 	}
 	if len(j.DNSNames) > 0 { // an empty list is no list, as in the stores
 		e.DNSNames = j.DNSNames

@@ -151,6 +151,10 @@ func (s fakeService) SignJWTSVID(context.Context, *nodepb.SignJWTSVIDRequest) (*
 	return nil, status.Error(codes.Unimplemented, "fake")
 }
 
+func (s fakeService) MintX509CA(context.Context, *nodepb.MintX509CARequest) (*nodepb.MintX509CAResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "fake")
+}
+
 // nodeName is the test attestor's client, which the fake server ignores.
 var nodeName = echoClient{"node1"}
 

@@ -42,10 +42,9 @@ var (
 // selectors include all of Selectors, and that is served by the agent or
 // node alias ParentID, receives SVIDs for SPIFFEID.
 //
-// An entry grants an identity and nothing else: no entry makes its workload
-// an administrator of the registry or a downstream CA. (Downstream entries,
-// which let a nested server obtain an intermediate CA, will come back with
-// nested servers.)
+// An entry grants an identity and, when Downstream is set, the right to
+// have the trust domain's CA sign an intermediate CA: no entry makes its
+// workload an administrator of the registry.
 //
 // Entries are plain values. Stores never keep a reference to the slices of an
 // entry they are given and always return copies.
@@ -82,6 +81,13 @@ type Entry struct {
 	// Hint is an opaque string, at most [MaxHintLen] bytes, that helps a
 	// workload choose among several SVIDs.
 	Hint string
+	// Downstream, when true, makes the entry's workload a downstream
+	// (nested) server of the trust domain (SPIRE's downstream entries): a
+	// caller presenting an X509-SVID for SPIFFEID may have the issuing
+	// server sign an intermediate CA for its own key through the node API,
+	// and publish its JWT keys in the trust domain's bundle. False grants
+	// the identity only.
+	Downstream bool
 	// ExpiresAt, if not zero, is when the entry ends (SPIRE's entry
 	// expiry): from then on no index serves it (registry/index leaves it
 	// out, so agents stop serving its SVIDs) and a server's pruner deletes

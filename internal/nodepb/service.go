@@ -16,6 +16,7 @@ const (
 	SyncMethod          = "/" + ServiceName + "/Sync"
 	SignX509SVIDsMethod = "/" + ServiceName + "/SignX509SVIDs"
 	SignJWTSVIDMethod   = "/" + ServiceName + "/SignJWTSVID"
+	MintX509CAMethod    = "/" + ServiceName + "/MintX509CA"
 )
 
 // NodeServer is the server side of the node protocol.
@@ -25,6 +26,7 @@ type NodeServer interface {
 	Sync(*SyncRequest, grpc.ServerStreamingServer[SyncResponse]) error
 	SignX509SVIDs(context.Context, *SignX509SVIDsRequest) (*SignX509SVIDsResponse, error)
 	SignJWTSVID(context.Context, *SignJWTSVIDRequest) (*SignJWTSVIDResponse, error)
+	MintX509CA(context.Context, *MintX509CARequest) (*MintX509CAResponse, error)
 }
 
 // RegisterNodeServer registers srv with s.
@@ -56,6 +58,7 @@ var serviceDesc = grpc.ServiceDesc{
 		{MethodName: "RenewAgent", Handler: unary(RenewAgentMethod, NodeServer.RenewAgent)},
 		{MethodName: "SignX509SVIDs", Handler: unary(SignX509SVIDsMethod, NodeServer.SignX509SVIDs)},
 		{MethodName: "SignJWTSVID", Handler: unary(SignJWTSVIDMethod, NodeServer.SignJWTSVID)},
+		{MethodName: "MintX509CA", Handler: unary(MintX509CAMethod, NodeServer.MintX509CA)},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -85,6 +88,7 @@ type NodeClient interface {
 	Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncResponse], error)
 	SignX509SVIDs(ctx context.Context, in *SignX509SVIDsRequest, opts ...grpc.CallOption) (*SignX509SVIDsResponse, error)
 	SignJWTSVID(ctx context.Context, in *SignJWTSVIDRequest, opts ...grpc.CallOption) (*SignJWTSVIDResponse, error)
+	MintX509CA(ctx context.Context, in *MintX509CARequest, opts ...grpc.CallOption) (*MintX509CAResponse, error)
 }
 
 // NewNodeClient returns a node protocol client on cc.
@@ -134,6 +138,14 @@ func (c client) SignX509SVIDs(ctx context.Context, in *SignX509SVIDsRequest, opt
 func (c client) SignJWTSVID(ctx context.Context, in *SignJWTSVIDRequest, opts ...grpc.CallOption) (*SignJWTSVIDResponse, error) {
 	out := new(SignJWTSVIDResponse)
 	if err := c.cc.Invoke(ctx, SignJWTSVIDMethod, in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c client) MintX509CA(ctx context.Context, in *MintX509CARequest, opts ...grpc.CallOption) (*MintX509CAResponse, error) {
+	out := new(MintX509CAResponse)
+	if err := c.cc.Invoke(ctx, MintX509CAMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -59,6 +59,10 @@ func (echoServer) SignJWTSVID(_ context.Context, r *SignJWTSVIDRequest) (*SignJW
 	return &SignJWTSVIDResponse{Token: r.EntryId + ":" + r.Audience[0]}, nil
 }
 
+func (echoServer) MintX509CA(_ context.Context, r *MintX509CARequest) (*MintX509CAResponse, error) {
+	return &MintX509CAResponse{CertChain: [][]byte{r.Csr}, Roots: [][]byte{{byte(r.TtlSeconds)}}}, nil
+}
+
 // TestEveryMethodOverGRPC calls every method through a real gRPC server on
 // a unix socket, with and without a unary interceptor, and checks the
 // method paths on the wire.
@@ -124,10 +128,14 @@ func TestEveryMethodOverGRPC(t *testing.T) {
 		jwt, err := c.SignJWTSVID(ctx, &SignJWTSVIDRequest{EntryId: "e1", Audience: []string{"db"}})
 		require.NoError(t, err)
 		assert.Equal(t, "e1:db", jwt.Token)
+		minted, err := c.MintX509CA(ctx, &MintX509CARequest{Csr: []byte{2}, TtlSeconds: 3})
+		require.NoError(t, err)
+		assert.Equal(t, [][]byte{{2}}, minted.CertChain)
+		assert.Equal(t, [][]byte{{3}}, minted.Roots)
 
 		want := []string{AttestMethod, SyncMethod}
 		if intercept {
-			want = []string{AttestMethod, RenewAgentMethod, SyncMethod, SignX509SVIDsMethod, SignJWTSVIDMethod}
+			want = []string{AttestMethod, RenewAgentMethod, SyncMethod, SignX509SVIDsMethod, SignJWTSVIDMethod, MintX509CAMethod}
 		}
 		mu.Lock()
 		assert.Equal(t, want, paths)

@@ -987,6 +987,119 @@ func (x *SignJWTSVIDResponse) GetToken() string {
 	return ""
 }
 
+// MintX509CARequest asks the server to sign an intermediate CA for a
+// downstream server of the trust domain. The caller presents, in the TLS
+// handshake, an X509-SVID for the SPIFFE ID of a downstream entry.
+type MintX509CARequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// csr is a DER PKCS#10 request signed by the downstream CA's key.
+	Csr []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	// ttl_seconds is the requested lifetime; the server may grant less.
+	TtlSeconds    int64 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MintX509CARequest) Reset() {
+	*x = MintX509CARequest{}
+	mi := &file_spiffekit_node_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MintX509CARequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MintX509CARequest) ProtoMessage() {}
+
+func (x *MintX509CARequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MintX509CARequest.ProtoReflect.Descriptor instead.
+func (*MintX509CARequest) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MintX509CARequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *MintX509CARequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// MintX509CAResponse holds the new CA certificate and the trust domain's
+// roots.
+type MintX509CAResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cert_chain is the new CA certificate first, then those above it (DER).
+	CertChain [][]byte `protobuf:"bytes,1,rep,name=cert_chain,json=certChain,proto3" json:"cert_chain,omitempty"`
+	// roots are the trust domain's X.509 authorities (DER).
+	Roots         [][]byte `protobuf:"bytes,2,rep,name=roots,proto3" json:"roots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MintX509CAResponse) Reset() {
+	*x = MintX509CAResponse{}
+	mi := &file_spiffekit_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MintX509CAResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MintX509CAResponse) ProtoMessage() {}
+
+func (x *MintX509CAResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MintX509CAResponse.ProtoReflect.Descriptor instead.
+func (*MintX509CAResponse) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MintX509CAResponse) GetCertChain() [][]byte {
+	if x != nil {
+		return x.CertChain
+	}
+	return nil
+}
+
+func (x *MintX509CAResponse) GetRoots() [][]byte {
+	if x != nil {
+		return x.Roots
+	}
+	return nil
+}
+
 var File_spiffekit_node_proto protoreflect.FileDescriptor
 
 const file_spiffekit_node_proto_rawDesc = "" +
@@ -1061,7 +1174,15 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1a\n" +
 	"\baudience\x18\x02 \x03(\tR\baudience\"+\n" +
 	"\x13SignJWTSVIDResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05tokenB0Z.github.com/spiffekit/spiffekit/internal/nodepbb\x06proto3"
+	"\x05token\x18\x01 \x01(\tR\x05token\"F\n" +
+	"\x11MintX509CARequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\x12\x1f\n" +
+	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
+	"ttlSeconds\"I\n" +
+	"\x12MintX509CAResponse\x12\x1d\n" +
+	"\n" +
+	"cert_chain\x18\x01 \x03(\fR\tcertChain\x12\x14\n" +
+	"\x05roots\x18\x02 \x03(\fR\x05rootsB0Z.github.com/spiffekit/spiffekit/internal/nodepbb\x06proto3"
 
 var (
 	file_spiffekit_node_proto_rawDescOnce sync.Once
@@ -1075,7 +1196,7 @@ func file_spiffekit_node_proto_rawDescGZIP() []byte {
 	return file_spiffekit_node_proto_rawDescData
 }
 
-var file_spiffekit_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_spiffekit_node_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_spiffekit_node_proto_goTypes = []any{
 	(*AttestRequest)(nil),         // 0: spiffekit.node.v1.AttestRequest
 	(*AttestResponse)(nil),        // 1: spiffekit.node.v1.AttestResponse
@@ -1093,14 +1214,16 @@ var file_spiffekit_node_proto_goTypes = []any{
 	(*X509SVIDResult)(nil),        // 13: spiffekit.node.v1.X509SVIDResult
 	(*SignJWTSVIDRequest)(nil),    // 14: spiffekit.node.v1.SignJWTSVIDRequest
 	(*SignJWTSVIDResponse)(nil),   // 15: spiffekit.node.v1.SignJWTSVIDResponse
-	nil,                           // 16: spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
+	(*MintX509CARequest)(nil),     // 16: spiffekit.node.v1.MintX509CARequest
+	(*MintX509CAResponse)(nil),    // 17: spiffekit.node.v1.MintX509CAResponse
+	nil,                           // 18: spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
 }
 var file_spiffekit_node_proto_depIdxs = []int32{
 	2,  // 0: spiffekit.node.v1.AttestResponse.result:type_name -> spiffekit.node.v1.AgentSVID
 	2,  // 1: spiffekit.node.v1.RenewAgentResponse.svid:type_name -> spiffekit.node.v1.AgentSVID
 	6,  // 2: spiffekit.node.v1.SyncRequest.known:type_name -> spiffekit.node.v1.EntryRevision
 	9,  // 3: spiffekit.node.v1.SyncResponse.upserts:type_name -> spiffekit.node.v1.Entry
-	16, // 4: spiffekit.node.v1.SyncResponse.federated_bundles:type_name -> spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
+	18, // 4: spiffekit.node.v1.SyncResponse.federated_bundles:type_name -> spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
 	8,  // 5: spiffekit.node.v1.Entry.selectors:type_name -> spiffekit.node.v1.Selector
 	11, // 6: spiffekit.node.v1.SignX509SVIDsRequest.requests:type_name -> spiffekit.node.v1.X509SVIDRequest
 	13, // 7: spiffekit.node.v1.SignX509SVIDsResponse.results:type_name -> spiffekit.node.v1.X509SVIDResult
@@ -1122,7 +1245,7 @@ func file_spiffekit_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spiffekit_node_proto_rawDesc), len(file_spiffekit_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

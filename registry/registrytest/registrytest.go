@@ -144,6 +144,7 @@ func testCreateGet(t *testing.T, s registry.Store) {
 		DNSNames:      []string{"web.example.org", "*.web.example.org"},
 		FederatesWith: []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("z.org"), spiffeid.RequireTrustDomainFromString("a.org")},
 		Hint:          "internal",
+		Downstream:    true,
 	}
 	before := time.Now().Add(-time.Second)
 	got, err := s.Create(ctx, in)
@@ -158,6 +159,7 @@ func testCreateGet(t *testing.T, s registry.Store) {
 	assert.Equal(t, "a.org", got.FederatesWith[0].Name())
 	assert.Equal(t, in.DNSNames, got.DNSNames)
 	assert.Equal(t, in.Hint, got.Hint)
+	assert.True(t, got.Downstream)
 	assert.Equal(t, in.X509SVIDTTL, got.X509SVIDTTL)
 	assert.Equal(t, in.JWTSVIDTTL, got.JWTSVIDTTL)
 

@@ -13,8 +13,9 @@ import (
 // record is the stored JSON form of an entry. Its field names are part of
 // the schema: rename one only in a migration. Entries written by earlier
 // versions may hold "admin" and "downstream" keys, flags that nothing ever
-// enforced and that entries no longer have: decode skips them, like any
-// unknown key, and the next write of the entry drops them.
+// enforced: decode skips them, like any unknown key, and the next write of
+// the entry drops them. Entry.Downstream is stored as "downstream_ca", a key
+// of its own, so that no such old flag makes an entry a downstream CA.
 type record struct {
 	ID            string    `json:"id"`
 	SPIFFEID      string    `json:"spiffe_id"`
@@ -25,6 +26,7 @@ type record struct {
 	DNSNames      []string  `json:"dns_names,omitempty"`
 	FederatesWith []string  `json:"federates_with,omitempty"`
 	Hint          string    `json:"hint,omitempty"`
+	Downstream    bool      `json:"downstream_ca,omitempty"`
 	ExpiresAt     int64     `json:"expires_at,omitempty"` // seconds since the epoch; 0: none
 	Revision      int64     `json:"revision"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -40,6 +42,7 @@ func encode(e registry.Entry) (string, error) {
 		JWTSVIDTTL:  int64(e.JWTSVIDTTL),
 		DNSNames:    e.DNSNames,
 		Hint:        e.Hint,
+		Downstream:  e.Downstream,
 		Revision:    e.Revision,
 		CreatedAt:   e.CreatedAt,
 		UpdatedAt:   e.UpdatedAt,
@@ -86,6 +89,7 @@ func decodeInto(r *record, data []byte) (registry.Entry, error) {
 		JWTSVIDTTL:  time.Duration(r.JWTSVIDTTL),
 		DNSNames:    r.DNSNames,
 		Hint:        r.Hint,
+		Downstream:  r.Downstream,
 		Revision:    r.Revision,
 		CreatedAt:   r.CreatedAt.UTC(),
 		UpdatedAt:   r.UpdatedAt.UTC(),

@@ -101,9 +101,9 @@ func TestCorruptRows(t *testing.T) {
 }
 
 // TestEntryWithRemovedFlags checks that an entry stored by an earlier
-// version, with the admin and downstream flags entries no longer have, is
-// read, listed and updated as if they were not there, and that its next
-// write drops them.
+// version, with admin and downstream flags that nothing enforced, is read,
+// listed and updated as if they were not there (the old flag does not make
+// it a downstream entry), and that its next write drops them.
 func TestEntryWithRemovedFlags(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "registry.db")
