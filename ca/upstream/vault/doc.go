@@ -32,7 +32,9 @@
 // hold the CSR's key, be a CA, carry exactly the trust domain's SPIFFE ID
 // as URI SAN, and chain to the roots of the mount's CA chain (its
 // self-signed certificates, or its last certificate when Vault knows no
-// self-signed one). Bodies over 1 MiB are refused. Renewing the CA before
+// self-signed one), at the current time or, if Vault's clock runs up to 5
+// minutes ahead, at the certificate's start. Bodies over 1 MiB are
+// refused. Renewing the CA before
 // it expires is the rotation's work: each new CA is a new MintX509CA.
 //
 // # Authentication

@@ -20,6 +20,11 @@ import (
 // maxCerts bounds the certificates of one field of an answer.
 const maxCerts = 8
 
+// maxSkew is how far Vault's clock may run ahead of ours: a certificate
+// whose validity starts less than this after now is checked at its
+// start. Vault backdates by 30 seconds only.
+const maxSkew = 5 * time.Minute
+
 // MintX509CA has Vault sign the CA certificate of req.CSR with the PKI
 // engine's sign-intermediate, and reads the mount's CA chain for the
 // roots. It logs in first when needed, and once more when Vault refuses
@@ -176,8 +181,12 @@ func checkAnswer(certField, chainField any, pub crypto.PublicKey, td spiffeid.Tr
 	if len(roots) == 0 {
 		roots = mountChain[len(mountChain)-1:]
 	}
+	at := now
+	if at.Before(leaf.NotBefore) && leaf.NotBefore.Sub(at) <= maxSkew {
+		at = leaf.NotBefore
+	}
 	opts := x509.VerifyOptions{
-		Roots: x509.NewCertPool(), Intermediates: x509.NewCertPool(), CurrentTime: now,
+		Roots: x509.NewCertPool(), Intermediates: x509.NewCertPool(), CurrentTime: at,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}
 	for _, r := range roots {

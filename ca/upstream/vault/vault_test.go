@@ -267,3 +267,44 @@ func TestNewIgnoresEnvironment(t *testing.T) {
 	require.ErrorContains(t, err, "vault: approle login: Vault answered 400: invalid role or secret ID")
 	assert.Zero(t, v.Requests("pki/root/sign-intermediate"), "the environment's token was not used")
 }
+
+// TestMintX509CAChainWithoutRoot: a mount whose chain stops below a root
+// Vault does not know is anchored at its last certificate, as an upstream
+// CA file is.
+func TestMintX509CAChainWithoutRoot(t *testing.T) {
+	v := vaulttest.New(t, vaulttest.Config{Intermediate: true})
+	c := newClient(t, v, Config{Auth: &TokenAuth{Token: v.NewToken(vaulttest.TokenParams{})}})
+	v.SetTamper(func(path string, resp map[string]any) {
+		data := resp["data"].(map[string]any)
+		switch path {
+		case "pki/cert/ca_chain":
+			data["certificate"] = vaulttest.PEM(v.Issuer())
+		case "pki/root/sign-intermediate":
+			data["certificate"] = strings.SplitAfter(data["certificate"].(string), "-----END CERTIFICATE-----")[0]
+		}
+	})
+	csr, key := newCSR(t)
+	resp, err := c.MintX509CA(t.Context(), ca.X509CARequest{CSR: csr, TrustDomain: td})
+	require.NoError(t, err)
+	require.Len(t, resp.Roots, 1)
+	assert.Equal(t, v.Issuer().Raw, resp.Roots[0].Raw, "the intermediate is the anchor")
+	require.Len(t, resp.Chain, 1)
+	assert.True(t, key.Public().(*ecdsa.PublicKey).Equal(resp.Chain[0].PublicKey))
+}
+
+// TestMintX509CAClockSkew: a Vault whose clock runs a few minutes ahead
+// signs a CA that starts after now; it is taken, while one starting
+// hours ahead is not.
+func TestMintX509CAClockSkew(t *testing.T) {
+	clk := newClock()
+	vaultClock := &clock{now: clk.Now().Add(3 * time.Minute)}
+	v := vaulttest.New(t, vaulttest.Config{Now: vaultClock.Now})
+	c := newClient(t, v, Config{Auth: &TokenAuth{Token: v.NewToken(vaulttest.TokenParams{})}, Now: clk.Now})
+	csr, _ := newCSR(t)
+	resp, err := c.MintX509CA(t.Context(), ca.X509CARequest{CSR: csr, TrustDomain: td})
+	require.NoError(t, err)
+	assert.True(t, resp.Chain[0].NotBefore.After(clk.Now()))
+	vaultClock.Add(time.Hour)
+	_, err = c.MintX509CA(t.Context(), ca.X509CARequest{CSR: csr, TrustDomain: td})
+	require.ErrorContains(t, err, "does not chain to the mount's CA chain")
+}
