@@ -177,6 +177,15 @@ type Config struct {
 	// again.
 	KeyStore KeyStore
 
+	// MintOnDemand has the agent hold X509-SVIDs only for the entries of
+	// the workloads connected to the Workload API, each minted on its
+	// workload's first request and dropped at its refresh time once no
+	// connected workload holds it, instead of one for every entry ahead
+	// of need (the default). It trades a workload's first request, which then waits
+	// for its server to sign, for memory: a node with many entries of
+	// which few run at once holds only those (see docs/PERFORMANCE.md).
+	MintOnDemand bool
+
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -314,7 +323,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		Registry:   a.store,
 		Attestor:   attest.Combine(cfg.WorkloadAttestors...),
 		Federation: a.trust,
-		PreMint:    true,
+		PreMint:    !cfg.MintOnDemand,
 		Logger:     a.log,
 		Now:        a.now,
 		Observer:   cfg.IssuerObserver,

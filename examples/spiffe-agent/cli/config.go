@@ -68,6 +68,7 @@ type runConfig struct {
 	UnixProcRoot      string
 	UnixSkipExec      bool
 	UnixSkipHash      bool
+	MintOnDemand      bool
 	K8s               *k8sConfig    // nil: no k8s workload attestor
 	Docker            *dockerConfig // nil: no docker workload attestor
 	Socket            string
@@ -156,6 +157,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		"Workload API `calls` per second each local uid may make, sustained (0: no limit)").File("ratelimit.rate")
 	cmd.Var(cmdline.NewValue(&c.RateLimitBurst, parseBurst), "ratelimit-burst",
 		"Workload API `calls` each local uid may make at once, after a pause").File("ratelimit.burst")
+	cmd.Bool(&c.MintOnDemand, "mint-on-demand", false, "hold X509-SVIDs only for the workloads connected now, each minted on its first request,\nnot one for every entry ahead of need").
+		File("mint_on_demand")
 	cmd.String(&c.DataDir, "data-dir", "", "`directory` keeping the agent SVID, key and bundle across restarts (created 0700; empty: keep nothing)")
 	cmd.String(&c.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `host:port`, e.g. 127.0.0.1:9989 (empty: disabled)")
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -140,6 +140,19 @@ func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
 
 // TestSDSKeys: the sds block of SPIRE's agent configuration, its flags,
 // and SPIRE's defaults.
+func TestMintOnDemandKey(t *testing.T) {
+	s, code, _ := parse(t, "-trust-domain", "example.org", "-server", "s:1")
+	require.Equal(t, ExitOK, code)
+	assert.False(t, s.cfg.MintOnDemand, "every entry's SVID ahead of need by default")
+	s, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1",
+		"-config", writeFile(t, "agent.json", `{"mint_on_demand": true}`))
+	require.Equal(t, ExitOK, code, stderr)
+	assert.True(t, s.cfg.MintOnDemand)
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-mint-on-demand")
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.MintOnDemand)
+}
+
 func TestSDSKeys(t *testing.T) {
 	s, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1")
 	require.Equal(t, ExitOK, code, stderr)

@@ -159,6 +159,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		RateLimit:         s.rateLimit(),
 		SDS:               &sdsCfg,
 		KeyStore:          keys,
+		MintOnDemand:      s.cfg.MintOnDemand,
 	})
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):

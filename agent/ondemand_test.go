@@ -1,0 +1,59 @@
+package agent_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
+	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
+)
+
+// signedX509 is how many X509-SVIDs obs was told were signed.
+func signedX509(obs *observed) int {
+	n := 0
+	for line, c := range obs.snapshot() {
+		var ok, asked int
+		if _, err := fmt.Sscanf(line, "signed x509 %d/%d", &ok, &asked); err == nil {
+			n += ok * c
+		}
+	}
+	return n
+}
+
+// An agent minting on demand signs only the SVIDs of the workloads that
+// ask, not one for each of its entries as by default.
+func TestMintOnDemand(t *testing.T) {
+	const others = 20
+	for _, onDemand := range []bool{false, true} {
+		t.Run(fmt.Sprintf("on_demand=%v", onDemand), func(t *testing.T) {
+			s := startServer(t)
+			obs := &observed{}
+			cfg := s.AgentConfig(t)
+			cfg.IssuerObserver, cfg.MintOnDemand = obs, onDemand
+			a := nodetest.StartAgent(t, cfg)
+			for i := range others {
+				_, err := s.Store.Create(t.Context(), registry.Entry{
+					SPIFFEID:  spiffeid.RequireFromPath(td, fmt.Sprintf("/other/%d", i)),
+					ParentID:  a.ID(),
+					Selectors: []attest.Selector{{Type: "unix", Value: fmt.Sprintf("uid:%d", 20000+i)}},
+				})
+				require.NoError(t, err)
+			}
+			web := s.Register(t, a.ID(), "/web")
+			a.WaitEntries(t, others+1)
+			assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
+			if onDemand {
+				assert.Equal(t, 1, signedX509(obs), "only the caller's SVID: %v", obs.snapshot())
+				return
+			}
+			require.Eventually(t, func() bool { return signedX509(obs) == others+1 }, 20*time.Second, 5*time.Millisecond,
+				"every entry's SVID ahead of need: %v", obs.snapshot())
+		})
+	}
+}
