@@ -192,7 +192,8 @@ type Config struct {
 
 // Agent is a node agent: it holds an agent SVID from its server, keeps a
 // replica of the registration entries it is authorized for (pushed by the
-// server), has an X509-SVID signed for each of them ahead of need, and
+// server), has an X509-SVID signed for each of them ahead of need (or,
+// with Config.MintOnDemand, for those of the workloads connected), and
 // serves them to local workloads over the Workload API. While the servers
 // are unreachable it keeps serving what it holds, and reconnects with
 // backoff.
