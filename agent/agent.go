@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -33,6 +34,9 @@ import (
 const (
 	DefaultRetryMin = 500 * time.Millisecond
 	DefaultRetryMax = 30 * time.Second
+	// DefaultX509SVIDCacheMaxSize bounds the entries whose X509-SVIDs an
+	// agent keeps ahead of need (Config.X509SVIDCacheMaxSize).
+	DefaultX509SVIDCacheMaxSize = 1000
 )
 
 // ErrNoNodeAttestor reports that the agent must attest but has no node
@@ -186,6 +190,14 @@ type Config struct {
 	// which few run at once holds only those (see docs/PERFORMANCE.md).
 	MintOnDemand bool
 
+	// X509SVIDCacheMaxSize bounds the entries whose X509-SVIDs the agent
+	// keeps ahead of need (without MintOnDemand): when it holds more
+	// entries, those first by entry ID are minted ahead, and the others
+	// when a workload asks. The SVIDs of connected workloads are kept
+	// whatever the bound. Zero means DefaultX509SVIDCacheMaxSize (1,000,
+	// SPIRE's default for its agent's key of the same name).
+	X509SVIDCacheMaxSize int
+
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -263,6 +275,8 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, errors.New("agent: Config.WorkloadAttestors holds a nil attestor")
 	case cfg.RetryMin < 0 || cfg.RetryMax < 0:
 		return nil, errors.New("agent: retry bounds must not be negative")
+	case cfg.X509SVIDCacheMaxSize < 0:
+		return nil, errors.New("agent: Config.X509SVIDCacheMaxSize must not be negative (MintOnDemand keeps none ahead of need)")
 	}
 	cfg.Servers = slices.Clone(cfg.Servers)
 	cfg.WorkloadAttestors = slices.Clone(cfg.WorkloadAttestors)
@@ -319,15 +333,16 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.trust = newTrust(bundle)
 	a.iss, err = issuer.New(ctx, issuer.Config{
-		Trust:      a.trust,
-		Signer:     remoteSigner{a},
-		Registry:   a.store,
-		Attestor:   attest.Combine(cfg.WorkloadAttestors...),
-		Federation: a.trust,
-		PreMint:    !cfg.MintOnDemand,
-		Logger:     a.log,
-		Now:        a.now,
-		Observer:   cfg.IssuerObserver,
+		Trust:        a.trust,
+		Signer:       remoteSigner{a},
+		Registry:     a.store,
+		Attestor:     attest.Combine(cfg.WorkloadAttestors...),
+		Federation:   a.trust,
+		PreMint:      !cfg.MintOnDemand,
+		PreMintLimit: cmp.Or(cfg.X509SVIDCacheMaxSize, DefaultX509SVIDCacheMaxSize),
+		Logger:       a.log,
+		Now:          a.now,
+		Observer:     cfg.IssuerObserver,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -52,6 +52,13 @@ type Config struct {
 	// not a large shared one.
 	PreMint bool
 
+	// PreMintLimit, with PreMint, bounds the entries whose X509-SVIDs are
+	// kept ahead of need: when the issuer serves more, those first by
+	// entry ID are, and the others are minted when a caller asks, as
+	// without PreMint. The entries of the callers connected now are
+	// minted whatever the limit. Zero means no limit.
+	PreMintLimit int
+
 	// MaxBatch caps the X509-SVIDs asked of the Signer in one call. When
 	// more are due at once (a CA rotation, a registry sync, a caller with
 	// many entries), they go in several calls. Zero means DefaultMaxBatch.
@@ -548,7 +555,10 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		if _, ok := wanted[id]; ok {
 			continue
 		}
-		if i.cfg.PreMint || !now.Before(m.refreshAt) {
+		if (i.cfg.PreMint && i.cfg.PreMintLimit == 0) || !now.Before(m.refreshAt) {
+			// Pre-minting every entry, an SVID no entry wants is that of a
+			// deleted entry. Otherwise it may be a caller's beyond the
+			// pre-mints, minted for its Subscribe and not yet held.
 			i.dropSVIDLocked(id)
 			continue
 		}

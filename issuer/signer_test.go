@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -313,6 +315,42 @@ func TestPreMint(t *testing.T) {
 		assert.Equal(t, []int{2, 1}, sizes[len(sizes)-2:], "w0 and w1, then /late; not the deleted entry")
 		assert.NotContains(t, s.batches[len(s.batches)-1], dbID)
 		assert.NotContains(t, s.batches[len(s.batches)-2], dbID)
+	})
+}
+
+// With a PreMintLimit, only that many entries, the first by ID, are minted
+// ahead of need; a caller's entries beyond them are minted when it asks.
+func TestPreMintLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newRemoteSigner(t)
+		var entries []registry.Entry
+		for n := range 5 {
+			e := entryFor(n)
+			e.Selectors = []attest.Selector{otherUID}
+			entries = append(entries, e)
+		}
+		mine := entryFor(9)
+		store := storeWith(t, append(entries, mine)...)
+		all, _, err := store.List(t.Context(), registry.Filter{}, registry.Page{})
+		require.NoError(t, err)
+		slices.SortFunc(all, func(a, b registry.Entry) int { return strings.Compare(a.ID, b.ID) })
+		var first []spiffeid.ID
+		for _, e := range all[:2] {
+			first = append(first, e.SPIFFEID)
+		}
+		e := newAgentEnv(t, s, issuer.Config{Registry: store, PreMint: true, PreMintLimit: 2, X509SVIDTTL: 10 * time.Minute})
+		synctest.Wait()
+		require.Len(t, s.batches, 1)
+		assert.ElementsMatch(t, first, s.batches[0], "the two first entries by ID")
+
+		sub, err := e.iss.Subscribe(t.Context(), self())
+		require.NoError(t, err)
+		defer sub.Close()
+		require.Len(t, sub.Snapshot().RawX509SVIDs, 1, "the caller's own entry, minted when it asks if not ahead of need")
+		if !slices.Contains(first, mine.SPIFFEID) {
+			require.Len(t, s.batches, 2)
+			assert.Equal(t, []spiffeid.ID{mine.SPIFFEID}, s.batches[1])
+		}
 	})
 }
 

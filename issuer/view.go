@@ -206,16 +206,24 @@ func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
 // thousand entries are already held twice, by its replica of the registry
 // and by the index. Only Run's loop calls it.
 func (i *Issuer) preMintEntries() []registry.Entry {
+	var out []registry.Entry
 	if i.cfg.ParentID.IsZero() {
-		return i.idx.All()
-	}
-	all := i.idx.ForAgent(i.cfg.ParentID, nil)
-	out := all[:0]
-	for _, e := range all {
-		// ForAgent also returns the entries of nested parents.
-		if e.ParentID == i.cfg.ParentID {
-			out = append(out, e)
+		out = i.idx.All()
+	} else {
+		all := i.idx.ForAgent(i.cfg.ParentID, nil)
+		out = all[:0]
+		for _, e := range all {
+			// ForAgent also returns the entries of nested parents.
+			if e.ParentID == i.cfg.ParentID {
+				out = append(out, e)
+			}
 		}
+	}
+	if n := i.cfg.PreMintLimit; n > 0 && len(out) > n {
+		// Config.PreMintLimit: those first by ID (the index returns them
+		// sorted), so that the same ones are kept from one refresh to the
+		// next.
+		out = out[:n]
 	}
 	return out
 }

@@ -69,6 +69,7 @@ type runConfig struct {
 	UnixSkipExec      bool
 	UnixSkipHash      bool
 	MintOnDemand      bool
+	SVIDCacheMaxSize  int
 	K8s               *k8sConfig    // nil: no k8s workload attestor
 	Docker            *dockerConfig // nil: no docker workload attestor
 	Socket            string
@@ -89,6 +90,7 @@ socket, until SIGINT or SIGTERM.`
 // environment variable (EnvPrefix_NAME) and its configuration file key.
 func newRunCommand(c *runConfig) *cmdline.Command {
 	c.RateLimitRate, c.RateLimitBurst = endpoint.DefaultRate, endpoint.DefaultBurst
+	c.SVIDCacheMaxSize = defaultSVIDCacheMaxSize
 	cmd := cmdline.New("spiffe-agent run", runHelp)
 	cmd.Configurable(EnvPrefix)
 	cmd.String(&c.TrustDomain, "trust-domain", "", "the agent's trust `domain`, e.g. example.org (required)")
@@ -159,6 +161,9 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		"Workload API `calls` each local uid may make at once, after a pause").File("ratelimit.burst")
 	cmd.Bool(&c.MintOnDemand, "mint-on-demand", false, "hold X509-SVIDs only for the workloads connected now, each minted on its first request,\nnot one for every entry ahead of need").
 		File("mint_on_demand")
+	cmd.Var(cmdline.NewValue(&c.SVIDCacheMaxSize, parseCacheSize), "x509-svid-cache-max-size",
+		"most `entries` whose X509-SVIDs are kept ahead of need; the others are minted when a workload asks (default 1000)").
+		File("x509_svid_cache_max_size")
 	cmd.String(&c.DataDir, "data-dir", "", "`directory` keeping the agent SVID, key and bundle across restarts (created 0700; empty: keep nothing)")
 	cmd.String(&c.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on `host:port`, e.g. 127.0.0.1:9989 (empty: disabled)")
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -310,6 +315,20 @@ func parseRate(s string) (float64, error) {
 		return 0, errors.New("want a number of calls per second, 0 or more")
 	}
 	return r, nil
+}
+
+// defaultSVIDCacheMaxSize is agent.DefaultX509SVIDCacheMaxSize, the
+// default of -x509-svid-cache-max-size.
+const defaultSVIDCacheMaxSize = 1000
+
+// parseCacheSize parses -x509-svid-cache-max-size: a number of entries,
+// 1 or more.
+func parseCacheSize(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, errors.New("want a number of entries, 1 or more (-mint-on-demand keeps none ahead of need)")
+	}
+	return n, nil
 }
 
 // parseBurst parses -ratelimit-burst: a number of calls, 1 or more.

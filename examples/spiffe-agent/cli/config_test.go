@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -151,6 +152,21 @@ func TestMintOnDemandKey(t *testing.T) {
 	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-mint-on-demand")
 	require.Equal(t, ExitOK, code)
 	assert.True(t, s.cfg.MintOnDemand)
+}
+
+func TestSVIDCacheMaxSizeKey(t *testing.T) {
+	s, code, _ := parse(t, "-trust-domain", "example.org", "-server", "s:1")
+	require.Equal(t, ExitOK, code)
+	assert.Equal(t, agent.DefaultX509SVIDCacheMaxSize, s.cfg.SVIDCacheMaxSize)
+	s, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1",
+		"-config", writeFile(t, "agent.json", `{"x509_svid_cache_max_size": 250}`))
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, 250, s.cfg.SVIDCacheMaxSize)
+	for _, bad := range []string{"0", "-1", "many"} {
+		_, code, stderr = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-x509-svid-cache-max-size", bad)
+		assert.Equal(t, ExitUsage, code)
+		assert.Contains(t, stderr, "want a number of entries, 1 or more")
+	}
 }
 
 func TestSDSKeys(t *testing.T) {

@@ -145,21 +145,22 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	}
 	sdsCfg := s.sds(nil) // the agent's handler
 	a, err := agent.New(ctx, agent.Config{
-		TrustDomain:       s.trustDomain,
-		Servers:           s.cfg.Servers,
-		TrustBundle:       bundle,
-		InsecureBootstrap: s.cfg.InsecureBootstrap,
-		NodeAttestor:      nodeAttestor,
-		WorkloadAttestors: workloadAttestors,
-		Listener:          lis,
-		DataDir:           s.dataDir,
-		Logger:            log,
-		IssuerObserver:    issuerObs,
-		APIObserver:       apiObs,
-		RateLimit:         s.rateLimit(),
-		SDS:               &sdsCfg,
-		KeyStore:          keys,
-		MintOnDemand:      s.cfg.MintOnDemand,
+		TrustDomain:          s.trustDomain,
+		Servers:              s.cfg.Servers,
+		TrustBundle:          bundle,
+		InsecureBootstrap:    s.cfg.InsecureBootstrap,
+		NodeAttestor:         nodeAttestor,
+		WorkloadAttestors:    workloadAttestors,
+		Listener:             lis,
+		DataDir:              s.dataDir,
+		Logger:               log,
+		IssuerObserver:       issuerObs,
+		APIObserver:          apiObs,
+		RateLimit:            s.rateLimit(),
+		SDS:                  &sdsCfg,
+		KeyStore:             keys,
+		MintOnDemand:         s.cfg.MintOnDemand,
+		X509SVIDCacheMaxSize: s.cfg.SVIDCacheMaxSize,
 	})
 	switch {
 	case errors.Is(err, agent.ErrNoNodeAttestor):
