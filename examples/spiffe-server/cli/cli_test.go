@@ -199,7 +199,6 @@ func TestEntryFailures(t *testing.T) {
 		{"negative ttl", []string{"entry", "create", "-x509SVIDTTL", "-5"}, ExitUsage, `invalid value "-5" for flag -x509SVIDTTL: -5 seconds is out of range`},
 		{"unknown flag", []string{"entry", "list", "-nope"}, ExitUsage, "flag provided but not defined: -nope"},
 		{"admin entries", []string{"entry", "create", "-admin"}, ExitUsage, "-admin: an entry grants an identity, never the right to administer the server"},
-		{"downstream entries", []string{"entry", "update", "-entryID", "x", "-downstream"}, ExitUsage, "-downstream: nested servers are not supported"},
 		{"stored SVIDs", []string{"entry", "create", "-storeSVID"}, ExitUsage, "-storeSVID: spiffekit has no SVIDStore plugins"},
 		{"negative entry expiry", []string{"entry", "create", "-entryExpiry", "-5"}, ExitUsage, `invalid value "-5" for flag -entryExpiry: -5 is before the epoch; 0 means no expiry`},
 		{"malformed entry expiry", []string{"entry", "update", "-entry-id", "x", "-entry-expiry", "tomorrow"}, ExitUsage, `invalid value "tomorrow" for flag -entry-expiry: want seconds since the epoch`},

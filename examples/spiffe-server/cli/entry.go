@@ -31,8 +31,9 @@ type entryFlags struct {
 	hint               string
 	node               bool  // parented by the server: a node alias
 	entryExpiry        int64 // seconds since the epoch; 0: none
+	downstream         bool  // SPIRE's downstream entries: the workload is a nested server
 	// SPIRE's flags for what spiffekit does not do; refused when set.
-	admin, downstream, storeSVID bool
+	admin, storeSVID bool
 }
 
 func (f *entryFlags) declare(cmd *cmdline.Command) {
@@ -49,7 +50,7 @@ func (f *entryFlags) declare(cmd *cmdline.Command) {
 	cmd.String(&f.hint, "hint", "", "`hint` that helps a workload choose among its SVIDs")
 	cmd.Bool(&f.node, "node", false, "a node alias: an entry for the agents whose node selectors include -selector, parented by the server\n(spiffe://<td>/spiffekit/server); entries parented by its SPIFFE ID go to those agents")
 	cmd.Bool(&f.admin, "admin", false, "SPIRE's admin entries: refused, see README.md")
-	cmd.Bool(&f.downstream, "downstream", false, "SPIRE's downstream entries: refused, see README.md")
+	cmd.Bool(&f.downstream, "downstream", false, "a downstream entry: its workload, a server of the trust domain (upstream_authority.spire),\nmay have this server sign its CA (on update: -downstream=false clears it)")
 	cmd.Bool(&f.storeSVID, "storeSVID", false, "SPIRE's SVIDStore entries: refused, see README.md")
 	cmd.Var(cmdline.NewValue(&f.entryExpiry, parseEpoch), "entry-expiry",
 		"when the entry ends, in `seconds` since the epoch (SPIRE's -entryExpiry): served until then, then deleted;\n0: never (on update: clears it)").
@@ -61,8 +62,6 @@ func (f *entryFlags) unsupported() error {
 	switch {
 	case f.admin:
 		return usagef("-admin: %s", errAdminEntry)
-	case f.downstream:
-		return usagef("-downstream: %s", errDownstreamEntry)
 	case f.storeSVID:
 		return usagef("-storeSVID: %s", errStoreSVID)
 	}
@@ -74,8 +73,7 @@ func (f *entryFlags) unsupported() error {
 var (
 	errAdminEntry = errors.New("an entry grants an identity, never the right to administer the server; " +
 		"administer through the admin socket, as root or the server's user")
-	errDownstreamEntry = errors.New("nested servers are not supported; an entry cannot make its workload a downstream CA")
-	errStoreSVID       = errors.New("spiffekit has no SVIDStore plugins to store an entry's SVIDs; " +
+	errStoreSVID = errors.New("spiffekit has no SVIDStore plugins to store an entry's SVIDs; " +
 		"have a workload fetch them (spiffe-agent api fetch x509 -write DIR)")
 )
 
@@ -115,6 +113,8 @@ func (f *entryFlags) apply(cmd *cmdline.Command, e *registry.Entry) {
 			e.Hint = f.hint
 		case "entry-expiry":
 			e.ExpiresAt = expiryTime(f.entryExpiry)
+		case "downstream":
+			e.Downstream = f.downstream
 		}
 	})
 }
@@ -233,7 +233,7 @@ func entryUpdate(cmd *cmdline.Command) action {
 func sameEntry(a, b registry.Entry) bool {
 	return a.SPIFFEID == b.SPIFFEID && a.ParentID == b.ParentID &&
 		a.X509SVIDTTL == b.X509SVIDTTL && a.JWTSVIDTTL == b.JWTSVIDTTL && a.Hint == b.Hint &&
-		a.ExpiresAt.Equal(b.ExpiresAt) &&
+		a.Downstream == b.Downstream && a.ExpiresAt.Equal(b.ExpiresAt) &&
 		slices.Equal(a.DNSNames, b.DNSNames) &&
 		slices.Equal(sortedSelectors(a.Selectors), sortedSelectors(b.Selectors)) &&
 		slices.Equal(sortedTrustDomains(a.FederatesWith), sortedTrustDomains(b.FederatesWith))
@@ -399,6 +399,9 @@ func printEntry(w io.Writer, e registry.Entry) {
 	}
 	if e.Hint != "" {
 		fmt.Fprintf(w, "Hint:           %s\n", e.Hint)
+	}
+	if e.Downstream {
+		fmt.Fprintf(w, "Downstream:     true\n")
 	}
 	if !e.ExpiresAt.IsZero() {
 		fmt.Fprintf(w, "Entry expiry:   %s (%d)\n", timeString(e.ExpiresAt), e.ExpiresAt.Unix())

@@ -53,7 +53,7 @@ UUID is taken without its dashes); an entry whose ID is taken fails.
 spiffe_id and parent_id may also be {"trust_domain": ..., "path": ...}, as
 SPIRE's entry show -output json writes them, so that its output is read as
 it is. revision_number, created_at, updated_at and next_page_token are
-ignored; admin, downstream and store_svid are refused when set.`
+ignored; admin and store_svid are refused when set.`
 
 // dataFileJSON is the file of entry create -data.
 type dataFileJSON struct {
@@ -230,8 +230,6 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 	switch {
 	case j.Admin:
 		return registry.Entry{}, fmt.Errorf("admin: %w", errAdminEntry)
-	case j.Downstream:
-		return registry.Entry{}, fmt.Errorf("downstream: %w", errDownstreamEntry)
 	case j.StoreSVID:
 		return registry.Entry{}, fmt.Errorf("store_svid: %w", errStoreSVID)
 	case j.EntryExpiry.err != nil:
@@ -260,7 +258,7 @@ func (j dataEntryJSON) toEntry() (registry.Entry, error) {
 		entryID = j.ID
 	}
 	id, _ := parseEntryID(entryID)
-	e := registry.Entry{ID: id, DNSNames: j.DNSNames, Hint: j.Hint, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d,
+	e := registry.Entry{ID: id, DNSNames: j.DNSNames, Hint: j.Hint, Downstream: j.Downstream, X509SVIDTTL: j.X509SVIDTTL.d, JWTSVIDTTL: j.JWTSVIDTTL.d,
 		ExpiresAt: expiryTime(max(j.ExpiresAt.v, j.EntryExpiry.v))}
 	if !j.X509SVIDTTL.set {
 		e.X509SVIDTTL = j.TTL.d

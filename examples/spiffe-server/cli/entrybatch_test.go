@@ -73,7 +73,6 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 		`{"spiffe_id": "spiffe://other.org/g", "parent_id": "spiffe://example.org/agent", "selectors": ["unix:uid:1"]}`,
 		`{"parent_id": "spiffe://example.org/agent", "selectors": ["unix:uid:1"]}`,
 		one("/i", `, "admin": true`),
-		one("/j", `, "downstream": true`),
 		one("/k", `, "store_svid": true`),
 		one("/l", `, "entryExpiry": 1700000000`),
 		`{"spiffe_id": "spiffe://example.org/m", "parent_id": "spiffe://example.org/agent", "selectors": [{"type": "unix", "value": ""}]}`,
@@ -84,9 +83,9 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 	}, ",\n") + `]}`
 	r := s.run(t, stdin, "entry", "create", "-data", "-")
 	assert.Equal(t, ExitFailure, r.code)
-	assert.Equal(t, "spiffe-server entry create: 17 of 19 entries not created\n", r.stderr)
+	assert.Equal(t, "spiffe-server entry create: 16 of 18 entries not created\n", r.stderr)
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-	require.Len(t, lines, 19, r.stdout)
+	require.Len(t, lines, 18, r.stdout)
 	assert.Regexp(t, createdLine+`spiffe://example\.org/a$`, lines[0])
 	for i, want := range []string{
 		"error: entry 2 (spiffe://example.org/a): admin: registry: similar entry already exists",
@@ -99,17 +98,16 @@ func TestEntryCreateFromFilePartial(t *testing.T) {
 		"error: entry 9 (spiffe://other.org/g): admin: entry SPIFFE ID",
 		"error: entry 10 (no SPIFFE ID): admin: registry: entry SPIFFE ID is missing",
 		"error: entry 11 (spiffe://example.org/i): admin: an entry grants an identity, never the right to administer the server",
-		"error: entry 12 (spiffe://example.org/j): downstream: nested servers are not supported",
-		"error: entry 13 (spiffe://example.org/k): store_svid: spiffekit has no SVIDStore plugins",
-		"error: entry 14 (spiffe://example.org/l): admin: entry expiry 2023-11-14T22:13:20Z (1700000000 seconds since the epoch) has passed",
-		`error: entry 15 (spiffe://example.org/m): selectors: attest: invalid selector: "unix" has an empty value`,
-		`error: entry 16 (spiffe://example.org/n): selectors: a selector is {"type": ..., "value": ...} or "type:value": json: unknown field "val"`,
-		"error: entry 17 (spiffe://example.org/o): x509_svid_ttl: -5 seconds is out of range",
-		`error: entry 18 (spiffe://example.org/p): ttl: want a number of seconds or a duration such as "1h", not true`,
+		"error: entry 12 (spiffe://example.org/k): store_svid: spiffekit has no SVIDStore plugins",
+		"error: entry 13 (spiffe://example.org/l): admin: entry expiry 2023-11-14T22:13:20Z (1700000000 seconds since the epoch) has passed",
+		`error: entry 14 (spiffe://example.org/m): selectors: attest: invalid selector: "unix" has an empty value`,
+		`error: entry 15 (spiffe://example.org/n): selectors: a selector is {"type": ..., "value": ...} or "type:value": json: unknown field "val"`,
+		"error: entry 16 (spiffe://example.org/o): x509_svid_ttl: -5 seconds is out of range",
+		`error: entry 17 (spiffe://example.org/p): ttl: want a number of seconds or a duration such as "1h", not true`,
 	} {
 		assert.True(t, strings.HasPrefix(lines[i+1], want), "line %d: %q, want prefix %q", i+2, lines[i+1], want)
 	}
-	assert.Regexp(t, createdLine+`spiffe://example\.org/h$`, lines[18])
+	assert.Regexp(t, createdLine+`spiffe://example\.org/h$`, lines[17])
 	all, _, err := s.store.List(t.Context(), registry.Filter{}, registry.Page{})
 	require.NoError(t, err)
 	assert.Len(t, all, 2)

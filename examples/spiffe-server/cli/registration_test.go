@@ -254,3 +254,32 @@ func TestBundleDeleteModes(t *testing.T) {
 	assert.Equal(t, ExitUsage, r.code)
 	assert.Contains(t, r.stderr, `-mode must be restrict, delete or dissociate, not "cascade"`)
 }
+
+// TestEntryDownstream checks -downstream on create, update and show, and
+// "downstream" in an entry file.
+func TestEntryDownstream(t *testing.T) {
+	s := startServer(t)
+	id := s.createdID(t, "-downstream", "-spiffeID", "spiffe://example.org/regional", "-parentID", "spiffe://example.org/agent", "-selector", "unix:uid:1")
+	e, err := s.store.Get(t.Context(), id)
+	require.NoError(t, err)
+	assert.True(t, e.Downstream)
+	assert.Contains(t, s.ok(t, "entry", "show", "-entryID", id), "Downstream:     true")
+
+	s.ok(t, "entry", "update", "-entryID", id, "-downstream=false")
+	e, err = s.store.Get(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, e.Downstream, "-downstream=false clears it")
+	assert.NotContains(t, s.ok(t, "entry", "show", "-entryID", id), "Downstream")
+	s.ok(t, "entry", "update", "-entryID", id, "-hint", "h")
+	e, err = s.store.Get(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, e.Downstream, "an update without -downstream keeps it")
+
+	r := s.run(t, `{"entries": [{"spiffe_id": "spiffe://example.org/edge", "parent_id": "spiffe://example.org/agent", "selectors": ["unix:uid:2"], "downstream": true}]}`,
+		"entry", "create", "-data", "-")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	all, _, err := s.store.List(t.Context(), registry.Filter{BySPIFFEID: spiffeid.RequireFromString("spiffe://example.org/edge")}, registry.Page{})
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	assert.True(t, all[0].Downstream)
+}

@@ -93,6 +93,7 @@ type runConfig struct {
 	TPMDevID          *tpmDevIDConfig     // node_attestors.tpm_devid; nil: tpm_devid is off
 	UpstreamSection   *upstreamDiskConfig // upstream_authority.disk, SPIRE's place for -upstream-ca-cert and -upstream-ca-key
 	Vault             *vaultConfig        // upstream_authority.vault; nil: no Vault upstream
+	Nested            *nestedConfig       // upstream_authority.spire; nil: not a nested server
 	DataStoreSection  *dataStoreSQLConfig // data_store.sql, SPIRE's place for -datastore
 
 	// The key manager (keymanager.go); both nil: the CA keys are files in DataDir.
@@ -204,6 +205,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Section(tpmKeyManagerKey, tpmKeyManagerHelp, &c.TPMKeyManager)
 	cmd.Section("upstream_authority.disk", `the upstream CA from files: {"cert_file_path": "<PEM file>", "key_file_path": "<PEM file>"}, SPIRE's names for -upstream-ca-cert and -upstream-ca-key`, &c.UpstreamSection)
 	cmd.Section(vaultKey, vaultHelp, &c.Vault)
+	cmd.Section(nestedKey, nestedHelp, &c.Nested)
 	return cmd
 }
 
@@ -224,6 +226,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return cmd.Misuse(stderr, err)
 	}
 	if err := checkVault(&rc); err != nil {
+		return cmd.Misuse(stderr, err)
+	}
+	if err := checkNested(&rc); err != nil {
 		return cmd.Misuse(stderr, err)
 	}
 	if err := dataStoreKeys(&rc); err != nil {
@@ -474,6 +479,14 @@ func serve(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.Logg
 		wg.Go(func() { up.Run(runCtx) })
 		defer wg.Wait()
 		defer stop()
+	}
+	if rc.Nested != nil {
+		up, closeUp, err := startNested(ctx, rc.Nested, cfg.TrustDomain, log)
+		if err != nil {
+			return err
+		}
+		defer closeUp()
+		cfg.Upstream = up
 	}
 	s, err := issuing.New(ctx, cfg)
 	if err != nil {
