@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/spiffekit/spiffekit/exchange"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -46,6 +48,16 @@ func (e *env) benchToken(b *testing.B) string {
 
 func BenchmarkExchangeJWTSVID(b *testing.B) {
 	benchmarkExchange(b, func(e *env) string { return jwtForm(e.benchToken(b), "https://api.example.com").Encode() })
+}
+
+// BenchmarkExchangeJWTSVIDRS256 is BenchmarkExchangeJWTSVID with a token
+// signed RS256 by a 2048-bit key, as GitHub's, GitLab's and Kubernetes'
+// are.
+func BenchmarkExchangeJWTSVIDRS256(b *testing.B) {
+	benchmarkExchange(b, func(e *env) string {
+		e.iss.Rotate(b, jose.RS256)
+		return jwtForm(e.benchToken(b), "https://api.example.com").Encode()
+	})
 }
 
 func BenchmarkExchangeX509SVID(b *testing.B) {

@@ -167,21 +167,44 @@ type Handler struct {
 	now      func() time.Time
 }
 
+// CheckSettings checks what of c does not depend on its TrustDomain,
+// Entries and Minter: the issuers, the clock skew and the limits. [New]
+// calls it; a program that fills those later calls it to find a mistake
+// before it opens anything. Errors wrap [ErrInvalidConfig].
+func (c Config) CheckSettings() error {
+	switch {
+	case len(c.Issuers) == 0:
+		return fmt.Errorf("%w: no issuer", ErrInvalidConfig)
+	case c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew:
+		return fmt.Errorf("%w: clock skew %v is not between 0 and %v", ErrInvalidConfig, c.ClockSkew, MaxClockSkew)
+	case c.Rate < 0 || c.Burst < 0 || c.SubjectRate < 0 || c.SubjectBurst < 0 || c.MaxSubjects < 0:
+		return fmt.Errorf("%w: negative rate limit", ErrInvalidConfig)
+	}
+	seen := make(map[string]bool, len(c.Issuers))
+	for _, is := range c.Issuers {
+		if err := checkIssuer(is); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if seen[is.URL] {
+			return fmt.Errorf("%w: issuer %q configured twice", ErrInvalidConfig, is.URL)
+		}
+		seen[is.URL] = true
+	}
+	return nil
+}
+
 // New checks cfg and returns the endpoint's handler. It fetches nothing.
 func New(cfg Config) (*Handler, error) {
 	switch {
 	case cfg.TrustDomain.IsZero():
 		return nil, fmt.Errorf("%w: no trust domain", ErrInvalidConfig)
-	case len(cfg.Issuers) == 0:
-		return nil, fmt.Errorf("%w: no issuer", ErrInvalidConfig)
 	case cfg.Entries == nil:
 		return nil, fmt.Errorf("%w: no entries", ErrInvalidConfig)
 	case cfg.Minter == nil:
 		return nil, fmt.Errorf("%w: no minter", ErrInvalidConfig)
-	case cfg.ClockSkew < 0 || cfg.ClockSkew > MaxClockSkew:
-		return nil, fmt.Errorf("%w: clock skew %v is not between 0 and %v", ErrInvalidConfig, cfg.ClockSkew, MaxClockSkew)
-	case cfg.Rate < 0 || cfg.Burst < 0 || cfg.SubjectRate < 0 || cfg.SubjectBurst < 0 || cfg.MaxSubjects < 0:
-		return nil, fmt.Errorf("%w: negative rate limit", ErrInvalidConfig)
+	}
+	if err := cfg.CheckSettings(); err != nil {
+		return nil, err
 	}
 	h := &Handler{
 		td:      cfg.TrustDomain,
@@ -200,12 +223,6 @@ func New(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	for _, is := range cfg.Issuers {
-		if err := checkIssuer(is); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-		if h.issuers[is.URL] != nil {
-			return nil, fmt.Errorf("%w: issuer %q configured twice", ErrInvalidConfig, is.URL)
-		}
 		h.issuers[is.URL] = newIssuer(is, h.now)
 	}
 	h.global = rate.NewLimiter(orDefault(cfg.Rate, DefaultRate), orDefault(cfg.Burst, DefaultBurst))

@@ -415,9 +415,6 @@ func checkStatic(cfg *Config) error {
 	if err := checkEndpointConfig(cfg); err != nil {
 		return err
 	}
-	if err := checkExchangeConfig(cfg); err != nil {
-		return err
-	}
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = DefaultBindAddr
 	}
@@ -431,6 +428,9 @@ func checkStatic(cfg *Config) error {
 		if sameListener(cfg.BindAddr, cfg.FederationBind) {
 			return invalidf("the node API and the bundle endpoint both listen on %s", cfg.BindAddr)
 		}
+	}
+	if err := checkExchangeConfig(cfg); err != nil {
+		return err
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval

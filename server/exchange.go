@@ -46,11 +46,20 @@ func checkExchangeConfig(cfg *Config) error {
 	if te.Bind == "" {
 		return invalidf("the token exchange endpoint needs a Bind address")
 	}
-	if err := checkAddr("token exchange Bind", te.Bind); err != nil {
+	if err := checkAddr("the token exchange endpoint address", te.Bind); err != nil {
 		return err
+	}
+	if sameListener(cfg.BindAddr, te.Bind) {
+		return invalidf("the node API and the token exchange endpoint both listen on %s", te.Bind)
+	}
+	if cfg.FederationBind != "" && sameListener(cfg.FederationBind, te.Bind) {
+		return invalidf("the bundle endpoint and the token exchange endpoint both listen on %s", te.Bind)
 	}
 	if len(te.Endpoint.Issuers) == 0 {
 		return invalidf("the token exchange endpoint needs at least one issuer")
+	}
+	if err := te.Endpoint.CheckSettings(); err != nil {
+		return fmt.Errorf("%w: token exchange: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

@@ -239,5 +239,14 @@ func TestTokenExchangeConfig(t *testing.T) {
 			require.ErrorIs(t, err, server.ErrInvalidConfig)
 		})
 	}
+	for _, cfg := range []server.Config{
+		{BindAddr: "127.0.0.1:8081", TokenExchange: &server.TokenExchange{Bind: ":8081", Endpoint: tokenexchange.Config{Issuers: []tokenexchange.Issuer{iss}}}},
+		{BindAddr: "127.0.0.1:0", FederationBind: "0.0.0.0:8443", TokenExchange: &server.TokenExchange{Bind: "127.0.0.1:8443", Endpoint: tokenexchange.Config{Issuers: []tokenexchange.Issuer{iss}}}},
+	} {
+		cfg.TrustDomain = nodetest.TrustDomain
+		err := server.Validate(cfg)
+		require.ErrorIs(t, err, server.ErrInvalidConfig)
+		assert.ErrorContains(t, err, "both listen on")
+	}
 	assert.Nil(t, nodetest.StartServer(t, server.Config{}).ExchangeAddr())
 }

@@ -37,7 +37,8 @@ import (
 // the upstream CA's certificate and key (or the Vault client's files),
 // the kubeconfig files of the k8s_psat clusters, the tpm manufacturer CAs,
 // the aws_iid certificate files, the gcp_iit keys file,
-// the https_web certificate and key (read again when they change) and
+// the https_web certificate and key (read again when they change), the
+// token exchange endpoint's certificate, key and issuers' roots, and
 // the relationships' bootstrap bundles and Web PKI roots. It completes cfg
 // and returns it with the function that closes the datastore, to be
 // called once the server is closed.
@@ -124,11 +125,16 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		if rc.FederationCert == "" || rc.FederationKey == "" {
 			return cfg, nil, usagef("the https_web bundle endpoint needs a certificate file and a key file")
 		}
-		kp, err := newKeyPairReloader(rc.FederationCert, rc.FederationKey, log.With("component", "bundle_endpoint"))
+		kp, err := newKeyPairReloader(rc.FederationCert, rc.FederationKey, "bundle endpoint", log.With("component", "bundle_endpoint"))
 		if err != nil {
 			return cfg, nil, err
 		}
 		cfg.FederationCertificate = kp.getCertificate
+	}
+	if rc.TokenExchange != nil {
+		if cfg.TokenExchange, err = newTokenExchange(rc.TokenExchange, log); err != nil {
+			return cfg, nil, err
+		}
 	}
 	if rc.FederationRoots != "" {
 		if cfg.FederationWebPKIRoots, err = loadRoots(rc.FederationRoots); err != nil {
@@ -270,6 +276,7 @@ func loadRoots(path string) (*x509.CertPool, error) {
 // needs no restart. A file that does not load keeps the previous pair.
 type keyPairReloader struct {
 	certFile, keyFile string
+	what              string // the endpoint, in errors and logs
 	log               *slog.Logger
 
 	mu      sync.Mutex
@@ -278,8 +285,8 @@ type keyPairReloader struct {
 	keyMod  time.Time
 }
 
-func newKeyPairReloader(certFile, keyFile string, log *slog.Logger) (*keyPairReloader, error) {
-	k := &keyPairReloader{certFile: certFile, keyFile: keyFile, log: log}
+func newKeyPairReloader(certFile, keyFile, what string, log *slog.Logger) (*keyPairReloader, error) {
+	k := &keyPairReloader{certFile: certFile, keyFile: keyFile, what: what, log: log}
 	if err := k.load(); err != nil {
 		return nil, err
 	}
@@ -298,15 +305,15 @@ func modTime(path string) (time.Time, error) {
 func (k *keyPairReloader) load() error {
 	cm, err := modTime(k.certFile)
 	if err != nil {
-		return fmt.Errorf("bundle endpoint certificate: %w", err)
+		return fmt.Errorf("%s certificate: %w", k.what, err)
 	}
 	km, err := modTime(k.keyFile)
 	if err != nil {
-		return fmt.Errorf("bundle endpoint key: %w", err)
+		return fmt.Errorf("%s key: %w", k.what, err)
 	}
 	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
 	if err != nil {
-		return fmt.Errorf("bundle endpoint certificate: %w", err)
+		return fmt.Errorf("%s certificate: %w", k.what, err)
 	}
 	k.cert, k.certMod, k.keyMod = &cert, cm, km
 	return nil
@@ -323,9 +330,9 @@ func (k *keyPairReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate
 			// Not again until a file changes once more: a half-written
 			// pair is completed by the next write.
 			k.certMod, k.keyMod = cm, km
-			k.log.Warn("reloading the bundle endpoint certificate failed; the previous one stays", "err", err)
+			k.log.Warn("reloading the "+k.what+" certificate failed; the previous one stays", "err", err)
 		} else {
-			k.log.Info("bundle endpoint certificate reloaded", "not_after", k.cert.Leaf.NotAfter)
+			k.log.Info(k.what+" certificate reloaded", "not_after", k.cert.Leaf.NotAfter)
 		}
 	}
 	return k.cert, nil

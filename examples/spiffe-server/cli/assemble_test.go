@@ -56,7 +56,7 @@ func TestKeyPairReloader(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	first := writeCert(t, certFile, keyFile, "endpoint-1")
 	var logs logtest.Buffer
-	k, err := newKeyPairReloader(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
+	k, err := newKeyPairReloader(certFile, keyFile, "bundle endpoint", slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	got, err := k.getCertificate(nil)
 	require.NoError(t, err)
@@ -84,7 +84,7 @@ func TestKeyPairReloader(t *testing.T) {
 		"garbage cert": {certFile, keyFile, "bundle endpoint certificate"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := newKeyPairReloader(tc.cert, tc.key, slog.New(slog.DiscardHandler))
+			_, err := newKeyPairReloader(tc.cert, tc.key, "bundle endpoint", slog.New(slog.DiscardHandler))
 			require.ErrorContains(t, err, tc.msg)
 		})
 	}

@@ -96,6 +96,9 @@ type runConfig struct {
 	Nested            *nestedConfig       // upstream_authority.spire; nil: not a nested server
 	DataStoreSection  *dataStoreSQLConfig // data_store.sql, SPIRE's place for -datastore
 
+	// The token exchange endpoint (exchange.go); nil: off.
+	TokenExchange *tokenExchangeConfig
+
 	// The key manager (keymanager.go); both nil: the CA keys are files in DataDir.
 	PKCS11KeyManager *pkcs11KeyManagerConfig // key_manager.pkcs11
 	TPMKeyManager    *tpmKeyManagerConfig    // key_manager.tpm
@@ -191,6 +194,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.FederationRoots, "federation-web-pki-roots", "", "PEM `file` of the CA certificates that the https_web bundle endpoints of relationships made with\n`federation create` must chain to (empty: the system roots); read at start")
 	cmd.Duration(&c.EntryPrune, "entry-prune-interval", 0, "how often entries whose expiry has passed are deleted (0: 5m, as SPIRE);\nthey are served to no one from their expiry on either way")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
+	cmd.Section(tokenExchangeKey, tokenExchangeHelp, &c.TokenExchange)
 	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
 	cmd.Section(awsIIDKey, awsIIDHelp, &c.AWSIID)
 	cmd.Section(gcpIITKey, gcpIITHelp, &c.GCPIIT)

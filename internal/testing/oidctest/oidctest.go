@@ -18,6 +18,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -94,6 +95,12 @@ func New(t testing.TB) *Issuer {
 
 // Client returns an HTTP client that trusts the issuer's certificate.
 func (is *Issuer) Client() *http.Client { return is.srv.Client() }
+
+// CertificatePEM returns the issuer's HTTPS certificate (self-signed) as
+// PEM, for a program told to trust it by file.
+func (is *Issuer) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.srv.Certificate().Raw})
+}
 
 // Fetches returns how many times the discovery document was asked for.
 func (is *Issuer) Fetches() int64 { return is.fetches.Load() }
