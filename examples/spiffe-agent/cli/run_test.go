@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -444,4 +445,17 @@ func TestRunSocketBesideDataDir(t *testing.T) {
 		assert.Equal(t, mode, fi.Mode().Perm(), dir)
 	}
 	assert.Equal(t, ExitOK, r.stop(t))
+}
+
+// The agent collects garbage at GOGC=50 unless $GOGC says otherwise, and
+// logs which.
+func TestGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "") // restored when the test ends
+	os.Unsetenv("GOGC")
+	assert.Equal(t, "50", setGCPercent())
+	assert.Equal(t, 50, debug.SetGCPercent(100))
+	t.Setenv("GOGC", "200")
+	assert.Equal(t, "200", setGCPercent())
+	assert.Equal(t, 100, debug.SetGCPercent(100), "$GOGC is the runtime's own")
 }
