@@ -329,6 +329,7 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/awsiid"), m("internal/bodylimit"), true},
 		{m("attest/gcpiit"), m("internal/bodylimit"), true},
 		{m("internal/bodylimit"), m("attest"), false},
+		{m("attest/awsiid"), m("internal/testing/awstest"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)

@@ -60,9 +60,42 @@
 //     bounded by [ClientConfig].Timeout, each response by 16 KiB, no proxy
 //     is used, and there is no fallback to tokenless IMDSv1.
 //
-// Not checked here, unlike SPIRE's plugin with AWS credentials: that the
-// instance still runs, its root volume was not swapped (skip_block_device),
-// its tags, security groups and IAM role (no such selectors yet).
+// # EC2 and IAM lookups
+//
+// With [ServerConfig].Lookup (SPIRE's AWS credentials, assume_role,
+// skip_block_device and disable_instance_profile_selectors), the server
+// also looks the instance up, after its document verified, through
+// aws-sdk-go-v2: EC2's DescribeInstances in the document's region, and
+// IAM's GetInstanceProfile for its instance profile. This adds SPIRE's
+// tag:, sg:id:, sg:name: and iamrole: selectors, and answers more threats:
+//
+//   - A document of an instance that is gone (terminated, or stopped): it
+//     must be pending or running.
+//   - An API answer about something else (a misrouted endpoint, a
+//     credential of another account): the one instance described must be
+//     the document's, in a reservation of the document's account; the
+//     instance profile must be in that account, and IAM must describe it
+//     under the same ARN and ID as EC2 does (a profile deleted and made
+//     again under the name has another ID).
+//   - A swapped root volume, which can carry another machine's agent key or
+//     a document read elsewhere: unless SkipBlockDevice, the root volume
+//     must have been attached within a minute of the primary network
+//     interface, which is attached at launch and cannot be detached
+//     (SPIRE's check; instance-store roots have nothing to swap).
+//   - An API that fails, stalls or floods: every call of one attestation
+//     is bounded by [LookupConfig].Timeout and each response by
+//     [MaxAPIResponse]; a failure refuses the attestation, never admits it
+//     with fewer selectors.
+//
+// The package's tests run the lookups against a local stand-in of the EC2,
+// IAM and STS APIs (internal/testing/awstest) that speaks their Query
+// protocol (form POSTs answered with the XML AWS documents) and checks the
+// Signature Version 4 of each request, reached through the SDK's base
+// endpoint: the AWS APIs themselves cannot be reached from the tests.
+//
+// Not checked here, unlike SPIRE's plugin: membership of an AWS
+// Organization (verify_organization) and of an EKS cluster; there is no
+// agent_path_template.
 //
 // # Certificates
 //

@@ -2,8 +2,11 @@ package awsiid
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
@@ -64,5 +67,44 @@ func FuzzParseDocument(f *testing.F) {
 		require.Regexp(t, regionRE, doc.Region)
 		require.Regexp(t, instanceRE, doc.InstanceID)
 		selectors(doc) // never panics
+	})
+}
+
+// FuzzDescription feeds arbitrary DescribeInstances results (as the SDK
+// would have parsed them, given here as JSON) and instance profile ARNs to
+// the checks of the lookup: they must never panic, and what they accept
+// is the signed document's instance, with well-formed selectors.
+func FuzzDescription(f *testing.F) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	f.Add(`{"Reservations":[{"OwnerId":"`+testAccount+`","Instances":[{"InstanceId":"`+testInstance+`","RootDeviceType":"ebs","RootDeviceName":"/dev/xvda",`+
+		`"BlockDeviceMappings":[{"DeviceName":"/dev/xvda","Ebs":{"AttachTime":"`+now+`"}}],`+
+		`"NetworkInterfaces":[{"Attachment":{"DeviceIndex":0,"AttachTime":"`+now+`"}}],`+
+		`"Tags":[{"Key":"Name","Value":"blog"}],"SecurityGroups":[{"GroupId":"sg-1","GroupName":"web"}]}]}]}`, testProfile)
+	f.Add(`{"Reservations":[{"Instances":[{"InstanceId":"`+testInstance+`","RootDeviceType":"instance-store","NetworkInterfaces":[{"Attachment":{"DeviceIndex":0}}]}]}]}`, "arn:aws:iam::123456789012:instance-profile/")
+	f.Add(`{"Reservations":[{"Instances":[{"NetworkInterfaces":[{}]}]},{"Instances":[]}]}`, "arn:aws-cn:iam::123456789012:instance-profile/a/b/c")
+	f.Add(`{"Reservations":[{"OwnerId":"210987654321"}]}`, "blog")
+	f.Fuzz(func(t *testing.T, description, profileARN string) {
+		doc := Document{AccountID: testAccount, Region: testRegion, InstanceID: testInstance}
+		if name, err := parseProfileARN(profileARN, doc); err == nil {
+			require.True(t, strings.HasSuffix(profileARN, "/"+name))
+			require.Contains(t, profileARN, ":"+testAccount+":")
+		} else {
+			require.ErrorIs(t, err, attest.ErrNodeRejected)
+		}
+		var out ec2.DescribeInstancesOutput
+		if json.Unmarshal([]byte(description), &out) != nil {
+			return
+		}
+		for _, skip := range []bool{false, true} {
+			inst, sels, err := describe(&out, doc, skip)
+			if err != nil {
+				require.ErrorIs(t, err, attest.ErrNodeRejected)
+				continue
+			}
+			require.Equal(t, testInstance, *inst.InstanceId)
+			for _, sel := range sels {
+				require.NoError(t, sel.Validate())
+			}
+		}
 	})
 }

@@ -57,6 +57,12 @@ type ServerConfig struct {
 	// and it never changes), so turning this on lets whoever saw it once
 	// attest as the instance for as long as its record lives.
 	AllowReattestation bool
+
+	// Lookup, if not nil, looks each instance up through the EC2 and IAM
+	// APIs, for more selectors and checks (see [LookupConfig]). Nil means
+	// the server admits from the signed document alone and calls no AWS
+	// API.
+	Lookup *LookupConfig
 }
 
 // Server is the server side of aws_iid attestation. It implements
@@ -67,6 +73,7 @@ type Server struct {
 	rsa2048   map[string][]*x509.Certificate
 	signature map[string][]*x509.Certificate
 	reattest  bool
+	lookup    *lookup // nil: off
 }
 
 var _ attest.NodeAttestor = (*Server)(nil)
@@ -126,6 +133,11 @@ func NewServer(c ServerConfig) (*Server, error) {
 	if len(s.rsa2048) == 0 && len(s.signature) == 0 {
 		return nil, errors.New("awsiid: no certificate for any allowed region")
 	}
+	if c.Lookup != nil {
+		if s.lookup, err = newLookup(*c.Lookup); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -159,13 +171,30 @@ func (s *Server) Type() string { return Type }
 //	image:id:<AMI ID>                   SPIRE's
 //	instance:type:<instance type>
 //
+// With [ServerConfig].Lookup, the instance is then looked up through the
+// EC2 API (DescribeInstances) in its region, and, if it has an instance
+// profile, its roles through IAM (GetInstanceProfile); these selectors,
+// SPIRE's, are added:
+//
+//	tag:<key>:<value>                   each tag of the instance
+//	sg:id:<security group ID>           each security group
+//	sg:name:<security group name>
+//	iamrole:<role ARN>                  each role of its instance profile
+//
 // A value a selector cannot hold (empty, a NUL byte, longer than
 // [attest.MaxValueLength]) is left out.
 //
 // Errors wrapping [attest.ErrNodeRejected]: a malformed or oversized
 // payload or document; no certificate for the region; a signature that
 // does not verify; a PKCS #7 message without content or with a content
-// other than the document field; an account or region not allowed.
+// other than the document field; an account or region not allowed; with
+// Lookup, an instance EC2 does not have or that is neither pending nor
+// running, a description of another instance or account, a root volume
+// attached after launch (unless SkipBlockDevice), an instance profile IAM
+// describes as another. An API call that fails (unreachable, refused,
+// timed out, an oversized or malformed response) refuses the attestation
+// too, with an error that does not wrap ErrNodeRejected: the selectors are
+// never silently fewer.
 func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []byte, _ attest.Challenger) (attest.NodeResult, error) {
 	if td.IsZero() {
 		return attest.NodeResult{}, errors.New("awsiid: no trust domain")
@@ -188,9 +217,17 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []
 	if err != nil {
 		return attest.NodeResult{}, fmt.Errorf("awsiid: agent ID: %w", err)
 	}
+	sels := selectors(doc)
+	if s.lookup != nil {
+		more, err := s.lookup.selectors(ctx, doc)
+		if err != nil {
+			return attest.NodeResult{}, err
+		}
+		sels = attest.NewSelectors(append(sels.Slice(), more...)...)
+	}
 	return attest.NodeResult{
 		AgentID:     agentID,
-		Selectors:   selectors(doc),
+		Selectors:   sels,
 		CanReattest: s.reattest,
 	}, nil
 }

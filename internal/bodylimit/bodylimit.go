@@ -1,8 +1,8 @@
 // Package bodylimit bounds the size of HTTP response bodies read from
 // services the caller does not control (the metadata services of the cloud
-// node attestors, an upstream Vault): a response declared or found longer
-// than the limit fails with the caller's error instead of being read into
-// memory.
+// node attestors, their servers' cloud APIs, an upstream Vault): a response
+// declared or found longer than the limit fails with the caller's error
+// instead of being read into memory.
 package bodylimit
 
 import (

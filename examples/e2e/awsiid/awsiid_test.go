@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/awstest"
 	"github.com/spiffekit/spiffekit/internal/testing/imdstest"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
 )
@@ -99,5 +101,80 @@ func TestAttestWithIdentityDocument(t *testing.T) {
 		forger := imdstest.NewSigner(t, 1, 1)
 		victim := imdstest.Document("123456789012", "us-east-1", "i-0123456789abcdef2")
 		refused(t, "forged", imdstest.Start(t, forger.Data(t, victim)).URL, "PKCS #7 signature of the document of instance i-0123456789abcdef2")
+	})
+}
+
+// TestAttestWithEC2Lookup runs spiffe-server with aws_iid's EC2 and IAM
+// lookups on (SPIRE's access_key_id and secret_access_key, the endpoints
+// pointed at a local stand-in speaking the APIs' Query protocol): the
+// agent gets the selectors of its instance's tags, security groups and
+// IAM role and an SVID under a node alias of a tag; an instance EC2 does
+// not know and one whose root volume was replaced are refused.
+func TestAttestWithEC2Lookup(t *testing.T) {
+	const account, profile, role = "123456789012", "arn:aws:iam::123456789012:instance-profile/web", "arn:aws:iam::123456789012:role/web"
+	aws := imdstest.NewSigner(t, 0, 1)
+	api := awstest.Start(t)
+	api.AddInstance(awstest.Instance{ID: "i-0123456789abcdef0", AccountID: account, Tags: [][2]string{{"env", "prod"}},
+		SecurityGroups: [][2]string{{"sg-01234567", "web"}}, InstanceProfileARN: profile})
+	api.AddInstanceProfile(profile, role)
+	launch := time.Now().Add(-time.Hour)
+	api.AddInstance(awstest.Instance{ID: "i-0123456789abcdef2", AccountID: account, LaunchTime: launch, RootAttachTime: launch.Add(10 * time.Minute)})
+
+	dir := progtest.ShortTemp(t)
+	certFile := filepath.Join(dir, "us-east-1.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: aws.Cert.Raw}), 0o600))
+	key := api.Key()
+	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"aws_iid": map[string]any{
+		"account_allow_list":   []string{account},
+		"rsa2048_certificates": map[string]string{"us-east-1": certFile},
+		"access_key_id":        key.AccessKeyID,
+		"secret_access_key":    key.SecretAccessKey,
+		"ec2_endpoint":         api.URL,
+		"iam_endpoint":         api.URL,
+	}}})
+	require.NoError(t, err)
+	configFile := filepath.Join(dir, "server.json")
+	require.NoError(t, os.WriteFile(configFile, config, 0o600))
+	e := progtest.NewEnv(t, "-config", configFile)
+	srv := e.StartServer()
+
+	imds := imdstest.Start(t, aws.Data(t, imdstest.Document(account, "us-east-1", "i-0123456789abcdef0")))
+	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL)...)
+	progtest.WaitFor(t, "the agent to attest", func() bool {
+		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
+		return code == 0 && strings.Contains(out, agentID)
+	}, agent)
+	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
+	for _, sel := range []string{"aws_iid:account:123456789012", "aws_iid:instance:id:i-0123456789abcdef0",
+		"aws_iid:tag:env:prod", "aws_iid:sg:id:sg-01234567", "aws_iid:sg:name:web", "aws_iid:iamrole:" + role} {
+		assert.Contains(t, out, sel)
+	}
+	require.Len(t, api.CallsOf("DescribeInstances"), 1)
+	require.Len(t, api.CallsOf("GetInstanceProfile"), 1)
+
+	uid := "unix:uid:" + strconv.Itoa(os.Getuid())
+	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
+		"-spiffe-id", "spiffe://example.org/aws/prod", "-selector", "aws_iid:tag:env:prod")
+	e.Entry("spiffe://example.org/aws/prod", "spiffe://example.org/web", uid)
+	progtest.WaitFor(t, "the SVID", func() bool {
+		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
+		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
+	}, agent)
+
+	refused := func(t *testing.T, name, instance, reason string) {
+		t.Helper()
+		before := len(srv.Output())
+		imds := imdstest.Start(t, aws.Data(t, imdstest.Document(account, "us-east-1", instance)))
+		_, stderr, code := progtest.Run(t, nil, e.AgentBin, agentArgs(e, name, imds.URL)...)
+		assert.Equal(t, 1, code, stderr)
+		progtest.WaitFor(t, "the server to log the refusal", func() bool {
+			return strings.Contains(srv.Output()[before:], reason)
+		})
+	}
+	t.Run("unknown instance", func(t *testing.T) {
+		refused(t, "unknown", "i-0123456789abcdef1", "EC2 has no instance i-0123456789abcdef1")
+	})
+	t.Run("replaced root volume", func(t *testing.T) {
+		refused(t, "swapped", "i-0123456789abcdef2", "it was replaced after launch")
 	})
 }

@@ -412,6 +412,14 @@ func TestNodeAttestorsSection(t *testing.T) {
 	assert.Equal(t, awsIIDConfig{AccountAllowList: []string{"123456789012"}, RegionAllowList: []string{"us-gov-west-1"}, Partition: "aws-us-gov",
 		RSA2048Certificates: map[string]string{"us-gov-west-1": "/etc/aws/gov.pem"}, AllowReattestation: true}, *rc.AWSIID)
 
+	rc, err = parse(`{"node_attestors": {"aws_iid": {"account_allow_list": ["123456789012"], "access_key_id": "AKID", "secret_access_key": "secret",
+		"assume_role": "spire-attestor", "skip_block_device": true, "disable_instance_profile_selectors": true, "ec2_lookup": true,
+		"ec2_endpoint": "https://ec2.example", "iam_endpoint": "https://iam.example", "sts_endpoint": "https://sts.example"}}}`)
+	require.NoError(t, err)
+	assert.Equal(t, awsIIDConfig{AccountAllowList: []string{"123456789012"}, AccessKeyID: "AKID", SecretAccessKey: "secret",
+		AssumeRole: "spire-attestor", SkipBlockDevice: true, DisableInstanceProfileSelectors: true, EC2Lookup: true,
+		EC2Endpoint: "https://ec2.example", IAMEndpoint: "https://iam.example", STSEndpoint: "https://sts.example"}, *rc.AWSIID)
+
 	rc, err = parse(`{"node_attestors": {"gcp_iit": {"projectid_allow_list": ["my-project"], "agent_path_template": "/{{ .PluginName }}/{{ .InstanceID }}",
 		"use_instance_metadata": true, "service_account_file": "/etc/gcp/sa.json", "compute_api_url": "https://compute.example/v1/", "allowed_label_keys": ["env"], "allowed_metadata_keys": ["role"],
 		"max_metadata_value_size": 256, "audience": "spiffe://example.org", "keys_file": "/etc/gcp/keys.json", "allow_reattestation": true}}}`)
@@ -449,7 +457,7 @@ func TestNodeAttestorsSection(t *testing.T) {
 		`{"node_attestors": {"sshpop": {}}}`:                           "node_attestors.sshpop",
 		`{"node_attestors": {"tpm_devid": {"devid_bundle_path": ""}}}`: `node_attestors.tpm_devid: json: unknown field "devid_bundle_path"`,
 		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:                 `unknown field "ek_hash"`,
-		`{"node_attestors": {"aws_iid": {"skip_block_device": true}}}`: `node_attestors.aws_iid: json: unknown field "skip_block_device"`,
+		`{"node_attestors": {"aws_iid": {"agent_path_template": ""}}}`: `node_attestors.aws_iid: json: unknown field "agent_path_template"`,
 		`{"node_attestors": {"azure_msi": {"use_msi": true}}}`:         `node_attestors.azure_msi: json: unknown field "use_msi"`,
 		`{"node_attestors": {"gcp_iit": {"projectid_allowlist": []}}}`: `node_attestors.gcp_iit: json: unknown field "projectid_allowlist"`,
 	} {
