@@ -31,7 +31,7 @@ type level struct {
 
 // createEntry creates an entry of path for the test process under the
 // level's agent.
-func (l level) createEntry(t *testing.T, path string, downstream bool) registry.Entry {
+func (l level) createEntry(t testing.TB, path string, downstream bool) registry.Entry {
 	t.Helper()
 	e, err := l.server.Admin.CreateEntry(t.Context(), registry.Entry{
 		SPIFFEID:   spiffeid.RequireFromPath(td, path),
@@ -45,7 +45,7 @@ func (l level) createEntry(t *testing.T, path string, downstream bool) registry.
 
 // source returns an X509Source on the level's agent whose default SVID is
 // that of id, closed when the test ends.
-func (l level) source(t *testing.T, id spiffeid.ID) *workloadapi.X509Source {
+func (l level) source(t testing.TB, id spiffeid.ID) *workloadapi.X509Source {
 	t.Helper()
 	l.agent.WaitSVID(t, id)
 	ctx, cancel := context.WithTimeout(t.Context(), nodetest.Timeout)
@@ -65,7 +65,7 @@ func (l level) source(t *testing.T, id spiffeid.ID) *workloadapi.X509Source {
 
 // startLevel starts a server, signed by up when not nil, and an agent
 // attested to it.
-func startLevel(t *testing.T, up *nested.Authority, cfg server.Config) level {
+func startLevel(t testing.TB, up *nested.Authority, cfg server.Config) level {
 	t.Helper()
 	if up != nil {
 		cfg.Upstream = up
@@ -76,7 +76,7 @@ func startLevel(t *testing.T, up *nested.Authority, cfg server.Config) level {
 
 // downstreamOf makes, on parent, a downstream entry of path and returns
 // the upstream authority a nested server under parent uses.
-func downstreamOf(t *testing.T, parent level, path string) *nested.Authority {
+func downstreamOf(t testing.TB, parent level, path string) *nested.Authority {
 	t.Helper()
 	e := parent.createEntry(t, path, true)
 	src := parent.source(t, e.SPIFFEID)
@@ -134,17 +134,30 @@ func TestThreeLevels(t *testing.T) {
 	assert.Equal(t, atRoot, id)
 }
 
-// TestRootDown stops the root server: the regional server keeps issuing
-// with the CA the root signed, for SVIDs the root never saw.
+// TestRootDown stops the root server for longer than an X509-SVID's
+// lifetime: the regional server keeps issuing with the CA the root signed,
+// renewing its workloads' SVIDs and signing for an entry the root never
+// saw.
 func TestRootDown(t *testing.T) {
+	const svidTTL = 2 * time.Second
 	root := startLevel(t, nil, server.Config{})
-	regional := startLevel(t, downstreamOf(t, root, "/regional"), server.Config{X509SVIDTTL: time.Minute})
-	root.server.Stop()
+	regional := startLevel(t, downstreamOf(t, root, "/regional"), server.Config{X509SVIDTTL: svidTTL})
+	before := regional.createEntry(t, "/before", false).SPIFFEID
+	first := regional.agent.WaitSVID(t, before)
 	root.agent.Stop()
+	root.server.Stop()
+	stopped := time.Now()
 
-	after := regional.createEntry(t, "/after-root-stopped", false).SPIFFEID
+	after := regional.createEntry(t, "/after", false).SPIFFEID
 	svid := regional.agent.WaitSVID(t, after)
 	_, _, err := x509svid.Verify(svid.Certificates, regional.server.Bundle().X509Bundle())
 	require.NoError(t, err)
-	assert.True(t, svid.Certificates[0].NotAfter.Before(regional.server.CA().X509Authority().Certificate().NotAfter.Add(time.Second)))
+
+	// Past two lifetimes, the SVID held was signed with the root down.
+	time.Sleep(time.Until(stopped.Add(2 * svidTTL)))
+	renewed := regional.agent.WaitSVID(t, before)
+	assert.NotEqual(t, first.Certificates[0].SerialNumber, renewed.Certificates[0].SerialNumber)
+	assert.True(t, renewed.Certificates[0].NotBefore.After(stopped.Add(-time.Minute)))
+	_, _, err = x509svid.Verify(renewed.Certificates, regional.server.Bundle().X509Bundle(), x509svid.WithTime(time.Now()))
+	require.NoError(t, err, "the SVID held now is valid: renewed while the root was down")
 }

@@ -30,7 +30,7 @@ import (
 )
 
 // newCSR returns a CA request for a new key, naming uris.
-func newCSR(t *testing.T, uris ...string) ca.X509CARequest {
+func newCSR(t testing.TB, uris ...string) ca.X509CARequest {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
