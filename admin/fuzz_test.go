@@ -67,6 +67,7 @@ func FuzzCheckSelector(f *testing.F) {
 		{"unix", "uid:1000"}, {"unix", "gid:0"}, {"unix", "uid:01"}, {"UNIX", "uid:0"},
 		{"unix", "sha256:" + strings.Repeat("a", 64)}, {"unix", "path:/usr/bin/x"},
 		{"x509pop", "serialnumber:1f"}, {"join_token", "id:abc"}, {"k8s", "ns:prod"},
+		{"oidc", "https://i.example:sub:x"}, {"oidc", "https://i.example:claim:a:b"},
 	} {
 		f.Add(s[0], s[1])
 	}

@@ -72,6 +72,9 @@ var attestorOf = map[string]string{"unix": "unix", "docker": "docker", "k8s": "k
 // [knownSelectors] (or differs from one only in case) and its value is not
 // of a shape that attestor produces; nil otherwise.
 func checkSelector(sel attest.Selector) error {
+	if strings.EqualFold(sel.Type, oidcType) {
+		return checkOIDC(sel)
+	}
 	kinds, ok := knownSelectors[sel.Type]
 	if !ok {
 		for typ := range knownSelectors {
@@ -93,6 +96,39 @@ func checkSelector(sel attest.Selector) error {
 	kind, _, _ := strings.Cut(sel.Value, ":")
 	return fmt.Errorf("the %s attestor makes no %q selector (it makes %s)",
 		attestorOf[sel.Type], kind, strings.Join(slices.Sorted(maps.Keys(kinds)), ", "))
+}
+
+// oidcType is the type of the selectors the token exchange endpoint
+// (package exchange) makes of a verified token's claims:
+// oidc:<issuer>:sub:<subject> and oidc:<issuer>:claim:<name>:<value>,
+// where the issuer is an https URL holding neither ":sub:" nor ":claim:"
+// and the name holds no ':'.
+const oidcType = "oidc"
+
+// checkOIDC reports why an oidc selector can never match.
+func checkOIDC(sel attest.Selector) error {
+	if sel.Type != oidcType {
+		return fmt.Errorf("selector types are case-sensitive; the token exchange's type is %q", oidcType)
+	}
+	const shape = "must be <https issuer>:sub:<subject> or <https issuer>:claim:<name>:<value>"
+	v, ok := strings.CutPrefix(sel.Value, "https://")
+	if !ok {
+		return errors.New("the token exchange's selectors " + shape)
+	}
+	sub, claim := strings.Index(v, ":sub:"), strings.Index(v, ":claim:")
+	switch {
+	case sub > 0 && (claim < 0 || sub < claim):
+		if v[sub+len(":sub:"):] == "" {
+			return errors.New("the token exchange's subject must not be empty")
+		}
+		return nil
+	case claim > 0:
+		if err := keyValue(v[claim+len(":claim:"):]); err != nil {
+			return fmt.Errorf("the token exchange's claim %w", err)
+		}
+		return nil
+	}
+	return errors.New("the token exchange's selectors " + shape)
 }
 
 // decimalID accepts a uid or gid as the unix attestor writes it: a
