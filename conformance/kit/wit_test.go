@@ -42,7 +42,7 @@ func (m *mutant) FetchWITSVID(req *wapi.WITSVIDRequest, stream grpc.ServerStream
 		return m.UnimplementedSpiffeWorkloadAPIServer.FetchWITSVID(req, stream)
 	}
 	mut := m.witMut
-	if mut.denied {
+	if mut.denied || m.deny {
 		return status.Error(codes.PermissionDenied, "no WIT-SVID issued")
 	}
 	workloadKey := testca.NewECKey(panicTB{})
@@ -95,6 +95,9 @@ func (m *mutant) FetchWITSVID(req *wapi.WITSVIDRequest, stream grpc.ServerStream
 func (m *mutant) FetchWITBundles(req *wapi.WITBundlesRequest, stream grpc.ServerStreamingServer[wapi.WITBundlesResponse]) error {
 	if m.witMut == nil || m.witMut.noBundles {
 		return m.UnimplementedSpiffeWorkloadAPIServer.FetchWITBundles(req, stream)
+	}
+	if m.deny {
+		return status.Error(codes.PermissionDenied, "no identity issued")
 	}
 	keys := []jose.JSONWebKey{{Key: m.witKey.Public(), KeyID: witKid, Use: "wit-svid"}}
 	if m.witMut.dupKid {
@@ -185,6 +188,28 @@ func TestWITMutations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWITUnregistered: a caller entitled to nothing is refused
+// FetchWITSVID with PermissionDenied too (WAPI rule 10b); an endpoint
+// that serves it WIT-SVIDs deviates.
+func TestWITUnregistered(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	m := newMutant(t)
+	m.witMut = &witMutation{}
+	denied := newMutant(t)
+	denied.deny, denied.witMut = true, &witMutation{}
+	r := check(t, kit.WorkloadConfig{Addr: m.serve(t), UnregisteredAddr: denied.serve(t)})
+	assert.Empty(t, r.FailedRules(), "%s", text(t, r))
+	require.Len(t, r.ByRule("WAPI rule 10b"), 3)
+	assert.Equal(t, kit.Pass, r.Verdicts()["WAPI rule 10b"])
+
+	served := newMutant(t)
+	served.witMut = &witMutation{}
+	r, err := kit.CheckUnregistered(t.Context(), kit.WorkloadConfig{Addr: served.serve(t), Timeout: 20 * time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, kit.DeviationAllowed, r.Verdicts()["WAPI rule 10b"])
+	assert.Equal(t, kit.DeviationAllowed, r.ByRule("WAPI rule 10b")[2].Verdict, "%s", text(t, r))
 }
 
 // TestWITAbsent: an endpoint without the WIT profile answers

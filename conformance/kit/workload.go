@@ -119,8 +119,8 @@ func CheckWorkloadAPI(ctx context.Context, cfg WorkloadConfig) (*Report, error) 
 }
 
 // CheckUnregistered checks WAPI rule 10b from a caller entitled to no
-// identity: FetchX509SVID and FetchJWTSVID must refuse it with
-// PermissionDenied. Run it from such a caller (another uid, another
+// identity: FetchX509SVID and FetchJWTSVID (and FetchWITSVID, when the WIT
+// profile is offered) must refuse it with PermissionDenied. Run it from such a caller (another uid, another
 // socket); CheckWorkloadAPI runs it itself when given UnregisteredAddr.
 func CheckUnregistered(ctx context.Context, cfg WorkloadConfig) (*Report, error) {
 	addr, err := parseEndpointAddr(cfg.Addr)
@@ -139,6 +139,14 @@ func CheckUnregistered(ctx context.Context, cfg WorkloadConfig) (*Report, error)
 	defer cancel()
 	_, err = w.client.FetchJWTSVID(cctx, &workload.JWTSVIDRequest{Audience: []string{cfg.audience()}})
 	w.r.add("WAPI rule 10b", "unregistered caller FetchJWTSVID", status.Code(err) == codes.PermissionDenied, "%s", describe(err))
+	_, err = firstMessage(ctx, w.cfg.timeout(), func(sctx context.Context) (grpc.ServerStreamingClient[workload.WITSVIDResponse], error) {
+		return w.client.FetchWITSVID(w.header(sctx), &workload.WITSVIDRequest{})
+	})
+	if status.Code(err) == codes.Unimplemented {
+		w.r.na("WAPI rule 10b", "unregistered caller FetchWITSVID", "the WIT profile is absent: %s", describe(err))
+	} else {
+		w.r.add("WAPI rule 10b", "unregistered caller FetchWITSVID", status.Code(err) == codes.PermissionDenied, "%s", describe(err))
+	}
 	w.r.Finish()
 	return w.r, nil
 }

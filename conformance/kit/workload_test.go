@@ -69,8 +69,9 @@ func TestUnregisteredAddr(t *testing.T) {
 	denied.deny = true
 	r := check(t, kit.WorkloadConfig{Addr: m.serve(t), UnregisteredAddr: denied.serve(t)})
 	assert.Empty(t, r.FailedRules(), "%s", text(t, r))
-	require.Len(t, r.ByRule("WAPI rule 10b"), 2)
+	require.Len(t, r.ByRule("WAPI rule 10b"), 3)
 	assert.Equal(t, kit.Pass, r.Verdicts()["WAPI rule 10b"])
+	assert.Equal(t, kit.NotApplicable, r.ByRule("WAPI rule 10b")[2].Verdict, "FetchWITSVID: no WIT profile")
 
 	r = check(t, kit.WorkloadConfig{Addr: m.serve(t), UnregisteredAddr: newMutant(t).serve(t)})
 	assert.Equal(t, kit.DeviationAllowed, r.Verdicts()["WAPI rule 10b"], "PermissionDenied is a SHOULD")

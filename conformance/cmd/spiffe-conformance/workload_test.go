@@ -76,10 +76,13 @@ func TestWorkloadAgent(t *testing.T) {
 	t.Logf("against the agent: %d pass, %d fail, %d not applicable, %d deviation allowed", c[kit.Pass], c[kit.Fail], c[kit.NotApplicable], c[kit.DeviationAllowed])
 	assert.Empty(t, r.FailedRules())
 	denied := r.ByRule("WAPI rule 10b")
-	require.Len(t, denied, 2, "FetchX509SVID and FetchJWTSVID, and no 'not told how'")
-	for _, res := range denied {
+	require.Len(t, denied, 3, "FetchX509SVID, FetchJWTSVID and FetchWITSVID, and no 'not told how'")
+	for _, res := range denied[:2] {
 		assert.Equal(t, kit.Pass, res.Verdict, res.Evidence)
 		assert.Contains(t, res.Evidence, "PermissionDenied")
+	}
+	assert.Equal(t, kit.NotApplicable, denied[2].Verdict, "the agent offers no WIT profile: %s", denied[2].Evidence)
+	for _, res := range denied {
 		assert.Contains(t, res.Subject, "(uid "+strconv.Itoa(unregisteredUID)+")")
 	}
 }
