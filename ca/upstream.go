@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"time"
 
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -48,4 +49,17 @@ type X509CAResponse struct {
 type UpstreamAuthority interface {
 	// MintX509CA signs a CA certificate for req.
 	MintX509CA(ctx context.Context, req X509CARequest) (X509CAResponse, error)
+}
+
+// An UpstreamJWTPublisher is an [UpstreamAuthority] of the same trust
+// domain, another issuing server, that also takes the JWT keys this server
+// signs with into the trust domain's bundle, so that JWT-SVIDs signed here
+// validate everywhere, and answers with that bundle. Package
+// ca/upstream/nested has one.
+type UpstreamJWTPublisher interface {
+	UpstreamAuthority
+
+	// PublishJWTKeys replaces the keys this server published before by
+	// keys, by key ID, and returns the upstream trust domain bundle.
+	PublishJWTKeys(ctx context.Context, keys map[string]crypto.PublicKey) (*spiffebundle.Bundle, error)
 }

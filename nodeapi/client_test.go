@@ -155,6 +155,10 @@ func (s fakeService) MintX509CA(context.Context, *nodepb.MintX509CARequest) (*no
 	return nil, status.Error(codes.Unimplemented, "fake")
 }
 
+func (s fakeService) PublishJWTKeys(context.Context, *nodepb.PublishJWTKeysRequest) (*nodepb.PublishJWTKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "fake")
+}
+
 // nodeName is the test attestor's client, which the fake server ignores.
 var nodeName = echoClient{"node1"}
 

@@ -18,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/nodeapi"
@@ -107,6 +108,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agents:       cfg.Stores.Agents,
 		Attestors:    attestors,
 		Federation:   s.trust,
+		Downstream:   s.trust,
 		AgentSVIDTTL: cfg.AgentSVIDTTL,
 		X509SVIDTTL:  cfg.X509SVIDTTL,
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
@@ -300,6 +302,9 @@ func (s *Server) Run(ctx context.Context) error {
 	parts = append(parts, func(ctx context.Context) error { s.fed.run(ctx); return nil })
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
 		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
+	if up, ok := s.cfg.Upstream.(ca.UpstreamJWTPublisher); ok {
+		parts = append(parts, func(ctx context.Context) error { s.publishLoop(ctx, up); return nil })
+	}
 	// The ctx.Err() a part returns once stopped is no failure.
 	return lifecycle.RunAll(ctx, parts...)
 }

@@ -11,12 +11,13 @@ const ServiceName = "spiffekit.node.v1.Node"
 
 // Full method paths.
 const (
-	AttestMethod        = "/" + ServiceName + "/Attest"
-	RenewAgentMethod    = "/" + ServiceName + "/RenewAgent"
-	SyncMethod          = "/" + ServiceName + "/Sync"
-	SignX509SVIDsMethod = "/" + ServiceName + "/SignX509SVIDs"
-	SignJWTSVIDMethod   = "/" + ServiceName + "/SignJWTSVID"
-	MintX509CAMethod    = "/" + ServiceName + "/MintX509CA"
+	AttestMethod         = "/" + ServiceName + "/Attest"
+	RenewAgentMethod     = "/" + ServiceName + "/RenewAgent"
+	SyncMethod           = "/" + ServiceName + "/Sync"
+	SignX509SVIDsMethod  = "/" + ServiceName + "/SignX509SVIDs"
+	SignJWTSVIDMethod    = "/" + ServiceName + "/SignJWTSVID"
+	MintX509CAMethod     = "/" + ServiceName + "/MintX509CA"
+	PublishJWTKeysMethod = "/" + ServiceName + "/PublishJWTKeys"
 )
 
 // NodeServer is the server side of the node protocol.
@@ -27,6 +28,7 @@ type NodeServer interface {
 	SignX509SVIDs(context.Context, *SignX509SVIDsRequest) (*SignX509SVIDsResponse, error)
 	SignJWTSVID(context.Context, *SignJWTSVIDRequest) (*SignJWTSVIDResponse, error)
 	MintX509CA(context.Context, *MintX509CARequest) (*MintX509CAResponse, error)
+	PublishJWTKeys(context.Context, *PublishJWTKeysRequest) (*PublishJWTKeysResponse, error)
 }
 
 // RegisterNodeServer registers srv with s.
@@ -59,6 +61,7 @@ var serviceDesc = grpc.ServiceDesc{
 		{MethodName: "SignX509SVIDs", Handler: unary(SignX509SVIDsMethod, NodeServer.SignX509SVIDs)},
 		{MethodName: "SignJWTSVID", Handler: unary(SignJWTSVIDMethod, NodeServer.SignJWTSVID)},
 		{MethodName: "MintX509CA", Handler: unary(MintX509CAMethod, NodeServer.MintX509CA)},
+		{MethodName: "PublishJWTKeys", Handler: unary(PublishJWTKeysMethod, NodeServer.PublishJWTKeys)},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -89,6 +92,7 @@ type NodeClient interface {
 	SignX509SVIDs(ctx context.Context, in *SignX509SVIDsRequest, opts ...grpc.CallOption) (*SignX509SVIDsResponse, error)
 	SignJWTSVID(ctx context.Context, in *SignJWTSVIDRequest, opts ...grpc.CallOption) (*SignJWTSVIDResponse, error)
 	MintX509CA(ctx context.Context, in *MintX509CARequest, opts ...grpc.CallOption) (*MintX509CAResponse, error)
+	PublishJWTKeys(ctx context.Context, in *PublishJWTKeysRequest, opts ...grpc.CallOption) (*PublishJWTKeysResponse, error)
 }
 
 // NewNodeClient returns a node protocol client on cc.
@@ -146,6 +150,14 @@ func (c client) SignJWTSVID(ctx context.Context, in *SignJWTSVIDRequest, opts ..
 func (c client) MintX509CA(ctx context.Context, in *MintX509CARequest, opts ...grpc.CallOption) (*MintX509CAResponse, error) {
 	out := new(MintX509CAResponse)
 	if err := c.cc.Invoke(ctx, MintX509CAMethod, in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c client) PublishJWTKeys(ctx context.Context, in *PublishJWTKeysRequest, opts ...grpc.CallOption) (*PublishJWTKeysResponse, error) {
+	out := new(PublishJWTKeysResponse)
+	if err := c.cc.Invoke(ctx, PublishJWTKeysMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

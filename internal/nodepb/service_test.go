@@ -63,6 +63,10 @@ func (echoServer) MintX509CA(_ context.Context, r *MintX509CARequest) (*MintX509
 	return &MintX509CAResponse{CertChain: [][]byte{r.Csr}, Roots: [][]byte{{byte(r.TtlSeconds)}}}, nil
 }
 
+func (echoServer) PublishJWTKeys(_ context.Context, r *PublishJWTKeysRequest) (*PublishJWTKeysResponse, error) {
+	return &PublishJWTKeysResponse{Bundle: []byte(r.Keys[0].KeyId)}, nil
+}
+
 // TestEveryMethodOverGRPC calls every method through a real gRPC server on
 // a unix socket, with and without a unary interceptor, and checks the
 // method paths on the wire.
@@ -132,10 +136,13 @@ func TestEveryMethodOverGRPC(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, [][]byte{{2}}, minted.CertChain)
 		assert.Equal(t, [][]byte{{3}}, minted.Roots)
+		published, err := c.PublishJWTKeys(ctx, &PublishJWTKeysRequest{Keys: []*JWTKey{{KeyId: "k1"}}})
+		require.NoError(t, err)
+		assert.Equal(t, []byte("k1"), published.Bundle)
 
 		want := []string{AttestMethod, SyncMethod}
 		if intercept {
-			want = []string{AttestMethod, RenewAgentMethod, SyncMethod, SignX509SVIDsMethod, SignJWTSVIDMethod, MintX509CAMethod}
+			want = []string{AttestMethod, RenewAgentMethod, SyncMethod, SignX509SVIDsMethod, SignJWTSVIDMethod, MintX509CAMethod, PublishJWTKeysMethod}
 		}
 		mu.Lock()
 		assert.Equal(t, want, paths)

@@ -1100,6 +1100,153 @@ func (x *MintX509CAResponse) GetRoots() [][]byte {
 	return nil
 }
 
+// PublishJWTKeysRequest publishes the JWT keys a downstream server and the
+// servers below it sign with, so that their JWT-SVIDs validate everywhere
+// in the trust domain. It replaces what the caller published before.
+type PublishJWTKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*JWTKey              `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishJWTKeysRequest) Reset() {
+	*x = PublishJWTKeysRequest{}
+	mi := &file_spiffekit_node_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishJWTKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishJWTKeysRequest) ProtoMessage() {}
+
+func (x *PublishJWTKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishJWTKeysRequest.ProtoReflect.Descriptor instead.
+func (*PublishJWTKeysRequest) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PublishJWTKeysRequest) GetKeys() []*JWTKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// JWTKey is one JWT signing key.
+type JWTKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// public_key is the key in PKIX, ASN.1 DER form.
+	PublicKey     []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JWTKey) Reset() {
+	*x = JWTKey{}
+	mi := &file_spiffekit_node_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JWTKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JWTKey) ProtoMessage() {}
+
+func (x *JWTKey) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JWTKey.ProtoReflect.Descriptor instead.
+func (*JWTKey) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JWTKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *JWTKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+// PublishJWTKeysResponse holds the trust domain's bundle as the server
+// hands it out (a SPIFFE bundle document).
+type PublishJWTKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bundle        []byte                 `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishJWTKeysResponse) Reset() {
+	*x = PublishJWTKeysResponse{}
+	mi := &file_spiffekit_node_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishJWTKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishJWTKeysResponse) ProtoMessage() {}
+
+func (x *PublishJWTKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishJWTKeysResponse.ProtoReflect.Descriptor instead.
+func (*PublishJWTKeysResponse) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PublishJWTKeysResponse) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
 var File_spiffekit_node_proto protoreflect.FileDescriptor
 
 const file_spiffekit_node_proto_rawDesc = "" +
@@ -1182,7 +1329,15 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x12MintX509CAResponse\x12\x1d\n" +
 	"\n" +
 	"cert_chain\x18\x01 \x03(\fR\tcertChain\x12\x14\n" +
-	"\x05roots\x18\x02 \x03(\fR\x05rootsB0Z.github.com/spiffekit/spiffekit/internal/nodepbb\x06proto3"
+	"\x05roots\x18\x02 \x03(\fR\x05roots\"F\n" +
+	"\x15PublishJWTKeysRequest\x12-\n" +
+	"\x04keys\x18\x01 \x03(\v2\x19.spiffekit.node.v1.JWTKeyR\x04keys\">\n" +
+	"\x06JWTKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"0\n" +
+	"\x16PublishJWTKeysResponse\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\fR\x06bundleB0Z.github.com/spiffekit/spiffekit/internal/nodepbb\x06proto3"
 
 var (
 	file_spiffekit_node_proto_rawDescOnce sync.Once
@@ -1196,42 +1351,46 @@ func file_spiffekit_node_proto_rawDescGZIP() []byte {
 	return file_spiffekit_node_proto_rawDescData
 }
 
-var file_spiffekit_node_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_spiffekit_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_spiffekit_node_proto_goTypes = []any{
-	(*AttestRequest)(nil),         // 0: spiffekit.node.v1.AttestRequest
-	(*AttestResponse)(nil),        // 1: spiffekit.node.v1.AttestResponse
-	(*AgentSVID)(nil),             // 2: spiffekit.node.v1.AgentSVID
-	(*RenewAgentRequest)(nil),     // 3: spiffekit.node.v1.RenewAgentRequest
-	(*RenewAgentResponse)(nil),    // 4: spiffekit.node.v1.RenewAgentResponse
-	(*SyncRequest)(nil),           // 5: spiffekit.node.v1.SyncRequest
-	(*EntryRevision)(nil),         // 6: spiffekit.node.v1.EntryRevision
-	(*SyncResponse)(nil),          // 7: spiffekit.node.v1.SyncResponse
-	(*Selector)(nil),              // 8: spiffekit.node.v1.Selector
-	(*Entry)(nil),                 // 9: spiffekit.node.v1.Entry
-	(*SignX509SVIDsRequest)(nil),  // 10: spiffekit.node.v1.SignX509SVIDsRequest
-	(*X509SVIDRequest)(nil),       // 11: spiffekit.node.v1.X509SVIDRequest
-	(*SignX509SVIDsResponse)(nil), // 12: spiffekit.node.v1.SignX509SVIDsResponse
-	(*X509SVIDResult)(nil),        // 13: spiffekit.node.v1.X509SVIDResult
-	(*SignJWTSVIDRequest)(nil),    // 14: spiffekit.node.v1.SignJWTSVIDRequest
-	(*SignJWTSVIDResponse)(nil),   // 15: spiffekit.node.v1.SignJWTSVIDResponse
-	(*MintX509CARequest)(nil),     // 16: spiffekit.node.v1.MintX509CARequest
-	(*MintX509CAResponse)(nil),    // 17: spiffekit.node.v1.MintX509CAResponse
-	nil,                           // 18: spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
+	(*AttestRequest)(nil),          // 0: spiffekit.node.v1.AttestRequest
+	(*AttestResponse)(nil),         // 1: spiffekit.node.v1.AttestResponse
+	(*AgentSVID)(nil),              // 2: spiffekit.node.v1.AgentSVID
+	(*RenewAgentRequest)(nil),      // 3: spiffekit.node.v1.RenewAgentRequest
+	(*RenewAgentResponse)(nil),     // 4: spiffekit.node.v1.RenewAgentResponse
+	(*SyncRequest)(nil),            // 5: spiffekit.node.v1.SyncRequest
+	(*EntryRevision)(nil),          // 6: spiffekit.node.v1.EntryRevision
+	(*SyncResponse)(nil),           // 7: spiffekit.node.v1.SyncResponse
+	(*Selector)(nil),               // 8: spiffekit.node.v1.Selector
+	(*Entry)(nil),                  // 9: spiffekit.node.v1.Entry
+	(*SignX509SVIDsRequest)(nil),   // 10: spiffekit.node.v1.SignX509SVIDsRequest
+	(*X509SVIDRequest)(nil),        // 11: spiffekit.node.v1.X509SVIDRequest
+	(*SignX509SVIDsResponse)(nil),  // 12: spiffekit.node.v1.SignX509SVIDsResponse
+	(*X509SVIDResult)(nil),         // 13: spiffekit.node.v1.X509SVIDResult
+	(*SignJWTSVIDRequest)(nil),     // 14: spiffekit.node.v1.SignJWTSVIDRequest
+	(*SignJWTSVIDResponse)(nil),    // 15: spiffekit.node.v1.SignJWTSVIDResponse
+	(*MintX509CARequest)(nil),      // 16: spiffekit.node.v1.MintX509CARequest
+	(*MintX509CAResponse)(nil),     // 17: spiffekit.node.v1.MintX509CAResponse
+	(*PublishJWTKeysRequest)(nil),  // 18: spiffekit.node.v1.PublishJWTKeysRequest
+	(*JWTKey)(nil),                 // 19: spiffekit.node.v1.JWTKey
+	(*PublishJWTKeysResponse)(nil), // 20: spiffekit.node.v1.PublishJWTKeysResponse
+	nil,                            // 21: spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
 }
 var file_spiffekit_node_proto_depIdxs = []int32{
 	2,  // 0: spiffekit.node.v1.AttestResponse.result:type_name -> spiffekit.node.v1.AgentSVID
 	2,  // 1: spiffekit.node.v1.RenewAgentResponse.svid:type_name -> spiffekit.node.v1.AgentSVID
 	6,  // 2: spiffekit.node.v1.SyncRequest.known:type_name -> spiffekit.node.v1.EntryRevision
 	9,  // 3: spiffekit.node.v1.SyncResponse.upserts:type_name -> spiffekit.node.v1.Entry
-	18, // 4: spiffekit.node.v1.SyncResponse.federated_bundles:type_name -> spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
+	21, // 4: spiffekit.node.v1.SyncResponse.federated_bundles:type_name -> spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
 	8,  // 5: spiffekit.node.v1.Entry.selectors:type_name -> spiffekit.node.v1.Selector
 	11, // 6: spiffekit.node.v1.SignX509SVIDsRequest.requests:type_name -> spiffekit.node.v1.X509SVIDRequest
 	13, // 7: spiffekit.node.v1.SignX509SVIDsResponse.results:type_name -> spiffekit.node.v1.X509SVIDResult
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 8: spiffekit.node.v1.PublishJWTKeysRequest.keys:type_name -> spiffekit.node.v1.JWTKey
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_spiffekit_node_proto_init() }
@@ -1245,7 +1404,7 @@ func file_spiffekit_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spiffekit_node_proto_rawDesc), len(file_spiffekit_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

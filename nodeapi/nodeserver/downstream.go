@@ -2,6 +2,7 @@ package nodeserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ var (
 	errNoDownstreamSVID = &peerError{codes.Unauthenticated, "this call needs the X509-SVID of a downstream entry", slog.LevelWarn}
 	errNotDownstream    = &peerError{codes.PermissionDenied, "the caller's SPIFFE ID has no downstream entry", slog.LevelWarn}
 	errExpiredSVID      = &peerError{codes.Unauthenticated, "the X509-SVID has expired", slog.LevelWarn}
+	errNoPublication    = &peerError{codes.Unimplemented, "this server keeps no JWT keys of downstream servers", slog.LevelWarn}
 )
 
 // maxDownstreamEntries bounds the entries of one SPIFFE ID read to find a
@@ -120,4 +122,53 @@ func (svc *service) MintX509CA(ctx context.Context, req *nodepb.MintX509CAReques
 	}
 	s.log.Info("signed a downstream CA", "spiffe_id", id, "expires", chain[0].NotAfter)
 	return out, nil
+}
+
+// Bounds of PublishJWTKeys.
+const (
+	maxPublishedKeys  = 64
+	maxPublishedKeyID = 256
+)
+
+// PublishJWTKeys takes the JWT keys of a downstream server (its own and
+// those of the servers below it) into the trust domain's bundle, replacing
+// what it published before, and answers with the bundle.
+func (svc *service) PublishJWTKeys(ctx context.Context, req *nodepb.PublishJWTKeysRequest) (*nodepb.PublishJWTKeysResponse, error) {
+	s := svc.s
+	id, err := svc.authenticateDownstream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Downstream == nil {
+		return nil, errNoPublication
+	}
+	if len(req.Keys) > maxPublishedKeys {
+		return nil, invalidf("%d JWT keys exceed %d", len(req.Keys), maxPublishedKeys)
+	}
+	keys := make(map[string]crypto.PublicKey, len(req.Keys))
+	for _, k := range req.Keys {
+		switch {
+		case k.GetKeyId() == "":
+			return nil, invalidf("a JWT key has no key ID")
+		case len(k.KeyId) > maxPublishedKeyID:
+			return nil, invalidf("a key ID is longer than %d bytes", maxPublishedKeyID)
+		}
+		if _, dup := keys[k.KeyId]; dup {
+			return nil, invalidf("key ID %q is given twice", wire.Truncate(k.KeyId))
+		}
+		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+		if err != nil {
+			return nil, invalidf("the key of key ID %q: %v", wire.Truncate(k.KeyId), err)
+		}
+		keys[k.KeyId] = pub
+	}
+	if err := s.cfg.Downstream.PutDownstreamJWTKeys(ctx, id, keys); err != nil {
+		return nil, unavailable("keeping the JWT keys of a downstream server", err)
+	}
+	doc, err := s.cfg.Authority.Bundle().Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encoding the bundle: %w", err)
+	}
+	s.log.Debug("a downstream server published its JWT keys", "spiffe_id", id, "keys", len(keys))
+	return &nodepb.PublishJWTKeysResponse{Bundle: doc}, nil
 }

@@ -2,6 +2,7 @@ package nodeserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -51,6 +52,15 @@ type FederationSource interface {
 	Subscribe() (updates <-chan struct{}, unsubscribe func())
 }
 
+// DownstreamKeys keeps the JWT keys downstream servers publish.
+type DownstreamKeys interface {
+	// PutDownstreamJWTKeys replaces the JWT keys the downstream server
+	// with SPIFFE ID id publishes (its own and those of the servers below
+	// it) by keys, by key ID, and has them added to the trust domain's
+	// bundle.
+	PutDownstreamJWTKeys(ctx context.Context, id spiffeid.ID, keys map[string]crypto.PublicKey) error
+}
+
 // Config configures New. The struct is copied.
 type Config struct {
 	// Authority signs agent SVIDs and the SVIDs agents ask for, and
@@ -72,6 +82,12 @@ type Config struct {
 	// Attestors are the node attestors agents may use, by Type. At least
 	// one.
 	Attestors []attest.NodeAttestor
+
+	// Downstream, when not nil, keeps the JWT keys that downstream
+	// (nested) servers publish (PublishJWTKeys), so that they reach the
+	// trust domain's bundle. Nil refuses publications; downstream servers
+	// may still have their CA signed (MintX509CA).
+	Downstream DownstreamKeys
 
 	// Federation, when not nil, supplies the federated bundles agents
 	// receive: each agent, those of the trust domains its entries

@@ -2,7 +2,9 @@ package nested_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/upstream/nested"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
@@ -28,6 +31,7 @@ type fakeUpstream struct {
 	nodepb.NodeServer
 	authority *ca.X509Authority
 	tamper    func(*nodepb.MintX509CAResponse)
+	bundle    []byte // PublishJWTKeys's answer
 }
 
 func (f *fakeUpstream) MintX509CA(ctx context.Context, req *nodepb.MintX509CARequest) (*nodepb.MintX509CAResponse, error) {
@@ -43,6 +47,10 @@ func (f *fakeUpstream) MintX509CA(ctx context.Context, req *nodepb.MintX509CAReq
 		f.tamper(out)
 	}
 	return out, nil
+}
+
+func (f *fakeUpstream) PublishJWTKeys(context.Context, *nodepb.PublishJWTKeysRequest) (*nodepb.PublishJWTKeysResponse, error) {
+	return &nodepb.PublishJWTKeysResponse{Bundle: f.bundle}, nil
 }
 
 // startFake serves f over TLS with an SVID of the server's SPIFFE ID from
@@ -196,4 +204,33 @@ func TestNewRefuses(t *testing.T) {
 	up, err := nested.New(good)
 	require.NoError(t, err)
 	require.NoError(t, up.Close(), "closing an Authority that never dialed")
+}
+
+// TestPublishJWTKeysAnswer checks the answers of PublishJWTKeys the
+// Authority refuses, and keys it cannot send.
+func TestPublishJWTKeysAnswer(t *testing.T) {
+	root := testca.New(t, td)
+	authority, err := ca.NewX509Authority(ca.X509AuthorityConfig{Signer: root.Key(), Certificate: root.Cert()})
+	require.NoError(t, err)
+	good, err := spiffebundle.FromX509Authorities(td, []*x509.Certificate{root.Cert()}).Marshal()
+	require.NoError(t, err)
+	key := testca.NewECKey(t).Public()
+
+	up := startFake(t, root, &fakeUpstream{authority: authority, bundle: good})
+	b, err := up.PublishJWTKeys(t.Context(), map[string]crypto.PublicKey{"b": key, "a": key})
+	require.NoError(t, err)
+	assert.Equal(t, td, b.TrustDomain())
+	_, err = up.PublishJWTKeys(t.Context(), map[string]crypto.PublicKey{"a": "not a key"})
+	assert.ErrorContains(t, err, `JWT key "a"`)
+
+	up = startFake(t, root, &fakeUpstream{authority: authority, bundle: []byte("{")})
+	_, err = up.PublishJWTKeys(t.Context(), nil)
+	assert.ErrorContains(t, err, "the bundle of the upstream server")
+
+	up = startFakeTrusting(t, root, testca.New(t, td), &fakeUpstream{authority: authority, bundle: good})
+	_, err = up.PublishJWTKeys(t.Context(), nil)
+	assert.ErrorContains(t, err, "did not take the JWT keys")
+	require.NoError(t, up.Close())
+	_, err = up.PublishJWTKeys(t.Context(), nil)
+	assert.ErrorContains(t, err, "closed")
 }

@@ -23,6 +23,17 @@
 // SPIFFE ID as sole URI SAN (a CSR naming anything else is refused), and
 // caps the lifetime at its own CA's expiry.
 //
+// # JWT keys
+//
+// PublishJWTKeys (ca.UpstreamJWTPublisher) sends the upstream server the
+// JWT keys a server signs with, its own and those the servers below it
+// published, over the same connection and with the same authorization as
+// MintX509CA (the node protocol's PublishJWTKeys). The upstream server
+// keeps them as a share of the trust domain's bundle and answers with its
+// bundle, which the server keeps beside its own: a JWT-SVID minted at any
+// level validates at every level. Package server does this on its own when
+// its upstream authority is one.
+//
 // # Rotation
 //
 // The downstream rotating CA prepares its next CA at half life, as with

@@ -3,6 +3,7 @@ package nested
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
@@ -77,7 +81,7 @@ type Authority struct {
 	closed bool
 }
 
-var _ ca.UpstreamAuthority = (*Authority)(nil)
+var _ ca.UpstreamJWTPublisher = (*Authority)(nil)
 
 // New checks cfg. It starts nothing and dials nothing: the connection is
 // made by the first MintX509CA.
@@ -258,4 +262,35 @@ func parseAll(ders [][]byte) ([]*x509.Certificate, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// PublishJWTKeys has the upstream server take keys, by key ID, into the
+// trust domain's bundle in place of what this server published before,
+// and returns the upstream server's bundle, whose trust domain must be
+// Config.TrustDomain.
+func (a *Authority) PublishJWTKeys(ctx context.Context, keys map[string]crypto.PublicKey) (*spiffebundle.Bundle, error) {
+	req := &nodepb.PublishJWTKeysRequest{}
+	for kid, key := range keys {
+		der, err := x509.MarshalPKIXPublicKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("nested: JWT key %q: %w", kid, err)
+		}
+		req.Keys = append(req.Keys, &nodepb.JWTKey{KeyId: kid, PublicKey: der})
+	}
+	slices.SortFunc(req.Keys, func(x, y *nodepb.JWTKey) int { return strings.Compare(x.KeyId, y.KeyId) })
+	c, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	resp, err := c.PublishJWTKeys(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("nested: the upstream server %s did not take the JWT keys: %w", a.cfg.ServerAddress, err)
+	}
+	b, err := spiffebundle.Parse(a.cfg.TrustDomain, resp.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("nested: the bundle of the upstream server %s: %w", a.cfg.ServerAddress, err)
+	}
+	return b, nil
 }

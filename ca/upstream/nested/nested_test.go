@@ -17,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
@@ -132,6 +133,31 @@ func TestThreeLevels(t *testing.T) {
 	id, _, err = x509svid.Verify(rootSVID.Certificates, edgeBundle)
 	require.NoError(t, err, "a workload at the edge verifies one at the root")
 	assert.Equal(t, atRoot, id)
+
+	// JWT keys travel up (each server publishes its own and those below
+	// it) and down (each server keeps its upstream server's bundle).
+	edgeToken, rootToken := jwtFor(t, edge, atEdge), jwtFor(t, root, atRoot)
+	validates := func(l level, token string) func() bool {
+		return func() bool {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			_, err := workloadapi.ValidateJWTSVID(ctx, token, "db", workloadapi.WithAddr(l.agent.Addr))
+			return err == nil
+		}
+	}
+	require.Eventually(t, validates(root, edgeToken), nodetest.Timeout, 20*time.Millisecond, "a JWT-SVID of the edge validates at the root")
+	require.Eventually(t, validates(edge, rootToken), nodetest.Timeout, 20*time.Millisecond, "a JWT-SVID of the root validates at the edge")
+	require.Eventually(t, validates(regional, edgeToken), nodetest.Timeout, 20*time.Millisecond, "a JWT-SVID of the edge validates at the regional level")
+}
+
+// jwtFor fetches a JWT-SVID of id for the audience "db" from l's agent.
+func jwtFor(t *testing.T, l level, id spiffeid.ID) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), nodetest.Timeout)
+	defer cancel()
+	svid, err := workloadapi.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "db", Subject: id}, workloadapi.WithAddr(l.agent.Addr))
+	require.NoError(t, err)
+	return svid.Marshal()
 }
 
 // TestRootDown stops the root server for longer than an X509-SVID's
