@@ -258,6 +258,15 @@ func TestExchangeDirect(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.h.Exchange(t.Context(), exchange.Request{SubjectToken: "x.y.z", TokenType: exchange.TokenTypeJWT, Audience: []string{"a"}})
 	require.ErrorIs(t, err, exchange.ErrInvalidToken)
+	for _, r := range []exchange.Request{
+		{SubjectToken: "x.y.z"},
+		{SubjectToken: "x.y.z", TokenType: exchange.TokenTypeJWT},
+		{SubjectToken: "x.y.z", TokenType: exchange.TokenTypeX509SVID},
+		{SubjectToken: "x.y.z", TokenType: "urn:other", Audience: []string{"a"}},
+	} {
+		_, err = e.h.Exchange(t.Context(), r)
+		require.ErrorIs(t, err, exchange.ErrInvalidRequest)
+	}
 	_, err = e.h.Exchange(t.Context(), exchange.Request{SubjectToken: e.iss.Mint(t, e.iss.Claims("nobody", audience)), TokenType: exchange.TokenTypeJWT, Audience: []string{"a"}})
 	require.ErrorIs(t, err, exchange.ErrNotAuthorized)
 }

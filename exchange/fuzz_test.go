@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
 
 	"github.com/spiffekit/spiffekit/exchange"
 )
@@ -115,12 +116,14 @@ func FuzzSelectors(f *testing.F) {
 // FuzzExchange sends arbitrary subject tokens to a live endpoint: none may
 // panic it, and none but the issuer's may obtain anything.
 func FuzzExchange(f *testing.F) {
-	e := newEnv(f)
+	// No limit, so that every input reaches the verification.
+	e := newEnv(f, func(c *exchange.Config) { c.Rate, c.Burst = rate.Inf, 1 })
 	f.Add(e.iss.Mint(f, e.iss.Claims("alice", audience)))
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, token string) {
 		_, err := e.h.Exchange(t.Context(), exchange.Request{SubjectToken: token, TokenType: exchange.TokenTypeJWT, Audience: []string{"x"}})
 		require.Error(t, err, "no entry is registered: nothing is ever issued")
+		require.NotErrorIs(t, err, exchange.ErrRateLimited)
 	})
 }

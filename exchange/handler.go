@@ -55,6 +55,9 @@ var (
 	ErrNotAuthorized = errors.New("exchange: not authorized")
 	// ErrInvalidToken is returned when the subject token is refused.
 	ErrInvalidToken = errors.New("exchange: invalid subject token")
+	// ErrInvalidRequest is returned by Exchange for a Request that asks
+	// for nothing it can mint.
+	ErrInvalidRequest = errors.New("exchange: invalid request")
 )
 
 // ServeHTTP serves one token exchange: a POST of a form body. It answers
@@ -126,10 +129,19 @@ func notAuthorized(code, desc string) error {
 }
 
 // Exchange verifies req's subject token, finds the entry that lets its
-// subject have an SVID, and mints it. Errors wrap ErrInvalidToken,
-// ErrNotAuthorized or ErrRateLimited when the exchange is refused; any
-// other is the minter's or the context's. Every call is logged once.
+// subject have an SVID, and mints it. req is what [ParseRequest] returns:
+// a TokenType of TokenTypeJWT with an Audience, or of TokenTypeX509SVID
+// with a PublicKey; another is refused with an error wrapping
+// ErrInvalidRequest. Errors wrap ErrInvalidToken, ErrNotAuthorized or
+// ErrRateLimited when the exchange is refused; any other is the minter's
+// or the context's. Every call but an invalid request is logged once.
 func (h *Handler) Exchange(ctx context.Context, req Request) (Response, error) {
+	switch {
+	case req.TokenType == TokenTypeJWT && len(req.Audience) > 0:
+	case req.TokenType == TokenTypeX509SVID && req.PublicKey != nil:
+	default:
+		return Response{}, fmt.Errorf("%w: a JWT-SVID needs an audience, an X509-SVID a public key", ErrInvalidRequest)
+	}
 	return h.exchange(ctx, req, "")
 }
 
