@@ -330,6 +330,8 @@ func TestImportViolation(t *testing.T) {
 		{m("attest/gcpiit"), m("internal/bodylimit"), true},
 		{m("internal/bodylimit"), m("attest"), false},
 		{m("attest/awsiid"), m("internal/testing/awstest"), false},
+		{m("attest/azuremsi"), m("internal/bodylimit"), true},
+		{m("attest/azuremsi"), m("internal/testing/azuretest"), false},
 	}
 	for _, tt := range tests {
 		why := importViolation(tt.pkg, tt.imp)

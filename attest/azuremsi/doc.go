@@ -52,11 +52,27 @@
 //     bounded by [ClientConfig].Timeout, each response by 32 KiB; no proxy
 //     is used, no redirect followed.
 //
-// Not done here, unlike SPIRE's plugin with Azure credentials: looking the
-// VM up through Azure Resource Manager for its network interfaces,
-// security groups and subnets. The subscription, resource group and VM
-// (or scale set) name come from the token's own xms_mirid claim instead,
-// when it names a VM, which is the case for a system-assigned identity.
+// # Resource Manager lookups
+//
+// With a tenant's [TenantConfig].ARM (SPIRE's app_id and app_secret), the
+// server also reads, through Azure Resource Manager's REST API with a
+// bearer token the application gets from Entra ID (client credentials),
+// the VM the token's xms_mirid names and its network interfaces, for
+// SPIRE's network-security-group, virtual-network and
+// virtual-network-subnet selectors. The VM must be the one asked for, and
+// its system-assigned identity the token's subject (an identity removed
+// from the VM, or a VM made again under the name, is refused); each
+// interface must be the one the VM names. Every call of one attestation is
+// bounded by [ARMConfig].Timeout and each response by [MaxARMResponse]; a
+// failed call refuses the attestation, never admits with fewer selectors.
+// The tests run against a local stand-in of the token endpoint and of
+// Resource Manager that speaks their REST shapes
+// (internal/testing/azuretest): Azure itself cannot be reached from them.
+//
+// Not done here, unlike SPIRE's plugin: the lookup of a user-assigned
+// identity's or a scale set's VMs (a token naming no VM is refused when
+// the lookup is on), and the server's own managed identity as credentials
+// (use_msi).
 //
 // # Usage
 //

@@ -2,6 +2,7 @@ package azuremsi
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -74,5 +75,37 @@ func FuzzParseResourceID(f *testing.F) {
 		require.Regexp(t, groupRE, r.ResourceGroup)
 		require.Regexp(t, nameRE, r.VMName+r.ScaleSet)
 		require.True(t, (r.VMName == "") != (r.ScaleSet == ""))
+	})
+}
+
+// FuzzVMSelectors feeds arbitrary Resource Manager descriptions of a VM
+// and of its network interfaces to the checks and selectors of the
+// lookup: no panic, and what they accept is the token's VM, with
+// well-formed selectors.
+func FuzzVMSelectors(f *testing.F) {
+	vmPath := "/subscriptions/" + testSub + "/resourceGroups/prod-rg/providers/Microsoft.Compute/virtualMachines/web-01"
+	nic := azuretest.NICResourceID(testSub, "prod-rg", "nic")
+	f.Add(`{"id":"`+vmPath+`","identity":{"principalId":"`+testPrincipal+`","tenantId":"`+testTenant+`"},"properties":{"networkProfile":{"networkInterfaces":[{"id":"`+nic+`"}]}}}`,
+		`{"id":"`+nic+`","properties":{"networkSecurityGroup":{"id":"`+azuretest.NSGResourceID(testSub, "g", "n")+`"},"ipConfigurations":[{"properties":{"subnet":{"id":"`+azuretest.SubnetResourceID(testSub, "g", "v", "s")+`"}}}]}}`)
+	f.Add(`{"id":"`+strings.ToUpper(vmPath)+`","identity":{"principalId":"`+testPrincipal+`","tenantId":"`+testTenant+`"},"properties":{"networkProfile":{"networkInterfaces":[{"id":"`+nic+`"},{"id":"x"}]}}}`, `{"id":"`+nic+`","properties":{"ipConfigurations":[{}]}}`)
+	f.Add(`{}`, `null`)
+	c := &Claims{TenantID: testTenant}
+	c.Subject = testPrincipal
+	f.Fuzz(func(t *testing.T, vmJSON, nicJSON string) {
+		var vm virtualMachine
+		if json.Unmarshal([]byte(vmJSON), &vm) != nil {
+			return
+		}
+		sels, err := vmSelectors(c, vmPath, &vm, func(id string, n *networkInterface) error {
+			return json.Unmarshal([]byte(nicJSON), n)
+		})
+		if err != nil {
+			return
+		}
+		require.True(t, strings.EqualFold(vm.ID, vmPath))
+		require.Equal(t, testPrincipal, vm.Identity.PrincipalID)
+		for _, sel := range sels {
+			require.NoError(t, sel.Validate())
+		}
 	})
 }

@@ -57,6 +57,12 @@ type TenantConfig struct {
 	// application of your own: a token for Azure Resource Manager is
 	// also sent to Resource Manager by whatever else holds the identity.
 	ResourceID string
+
+	// ARM, if not nil, looks each VM of the tenant up through Azure
+	// Resource Manager with an application's credentials (SPIRE's app_id
+	// and app_secret), for the selectors of its network security groups,
+	// virtual networks and subnets. Nil means no lookup.
+	ARM *ARMConfig
 }
 
 // ServerConfig configures [NewServer].
@@ -98,6 +104,7 @@ type tenant struct {
 	audience string
 	issuers  []string
 	keys     *keySource
+	arm      *armClient // nil: no lookup
 }
 
 // Server is the server side of azure_msi attestation. It implements
@@ -173,6 +180,12 @@ func NewServer(c ServerConfig) (*Server, error) {
 		for _, iss := range issuers {
 			t.issuers = append(t.issuers, strings.ReplaceAll(iss, "{tenant}", tid))
 		}
+		if tc.ARM != nil {
+			var err error
+			if t.arm, err = newARMClient(tid, *tc.ARM); err != nil {
+				return nil, err
+			}
+		}
 		s.tenants[tid] = t
 	}
 	return s, nil
@@ -229,11 +242,26 @@ func (s *Server) Type() string { return Type }
 //	vm-name:<group>:<VM name>           SPIRE's
 //	vmss-name:<group>:<scale set name>
 //
+// With the tenant's [TenantConfig].ARM, the VM the token names is then
+// looked up through Azure Resource Manager, and its network interfaces;
+// SPIRE's selectors are added:
+//
+//	network-security-group:<group>:<NSG name>
+//	virtual-network:<group>:<virtual network name>
+//	virtual-network-subnet:<group>:<virtual network name>:<subnet name>
+//
+// (the group is the resource group of the NSG or virtual network).
+//
 // Errors wrapping [attest.ErrNodeRejected]: a malformed or oversized
 // payload or token, a tenant not allowed, an unknown key, a signature that
 // does not verify, a wrong issuer or audience, an expired or not yet valid
-// token, a subject that is not an object ID. Not a rejection: the
-// tenant's keys could not be fetched (nor were any cached).
+// token, a subject that is not an object ID; with ARM, a token that names
+// no VM, a VM Resource Manager describes as another, or whose
+// system-assigned identity is not the token's, a network interface
+// described as another, a malformed resource ID. Not a rejection, but
+// refused all the same: the tenant's keys could not be fetched (nor were
+// any cached); a Resource Manager or token call failed (unreachable,
+// refused, timed out, oversized): the selectors are never silently fewer.
 func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []byte, _ attest.Challenger) (attest.NodeResult, error) {
 	if td.IsZero() {
 		return attest.NodeResult{}, errors.New("azuremsi: no trust domain")
@@ -250,9 +278,21 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []
 	if err != nil {
 		return attest.NodeResult{}, fmt.Errorf("azuremsi: agent ID: %w", err)
 	}
+	sels := selectors(c)
+	if arm := s.tenants[c.TenantID].arm; arm != nil {
+		r, err := ParseResourceID(c.ResourceID)
+		if err != nil {
+			return attest.NodeResult{}, reject(err, "identity %s: the Resource Manager lookup needs the token's resource to be a VM: %v", c.Subject, err)
+		}
+		more, err := arm.selectors(ctx, c, r)
+		if err != nil {
+			return attest.NodeResult{}, err
+		}
+		sels = attest.NewSelectors(append(sels.Slice(), more...)...)
+	}
 	return attest.NodeResult{
 		AgentID:     agentID,
-		Selectors:   selectors(c),
+		Selectors:   sels,
 		CanReattest: s.reattest,
 	}, nil
 }

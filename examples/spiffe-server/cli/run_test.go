@@ -436,6 +436,12 @@ func TestNodeAttestorsSection(t *testing.T) {
 	assert.Equal(t, azureMSIConfig{Tenants: map[string]azureMSITenant{"72f988bf-86f1-41af-91ab-2d7cd011db47": {ResourceID: "api://spire"}},
 		KeysURL: "https://login.example/{tenant}/keys", AllowReattestation: true}, *rc.AzureMSI)
 
+	rc, err = parse(`{"node_attestors": {"azure_msi": {"tenants": {"72f988bf-86f1-41af-91ab-2d7cd011db47": {"app_id": "app", "app_secret": "secret"}},
+		"arm_endpoint": "https://arm.example", "login_endpoint": "https://login.example"}}}`)
+	require.NoError(t, err)
+	assert.Equal(t, azureMSIConfig{Tenants: map[string]azureMSITenant{"72f988bf-86f1-41af-91ab-2d7cd011db47": {AppID: "app", AppSecret: "secret"}},
+		ARMEndpoint: "https://arm.example", LoginEndpoint: "https://login.example"}, *rc.AzureMSI)
+
 	rc, err = parse(`{"node_attestors": {"azure_imds": {"tenants": {"contoso.onmicrosoft.com": {"allowed_subscriptions": ["8f2a1c3d-4b5e-6f70-8192-a3b4c5d6e7f8"]}},
 		"root_certificates": "/etc/azure/roots.pem", "issuer_hosts": [], "allow_reattestation": true}}}`)
 	require.NoError(t, err)
