@@ -119,3 +119,66 @@ func TestAttestWithManagedIdentity(t *testing.T) {
 		refused(t, "forged", forged.URL, resource, "signature does not verify")
 	})
 }
+
+// TestAttestWithResourceManagerLookup runs spiffe-server with azure_msi's
+// Resource Manager lookups on (SPIRE's app_id and app_secret, the
+// endpoints pointed at a local stand-in of Entra's token endpoint and of
+// Resource Manager): the agent gets the selectors of its VM's network
+// security group, virtual network and subnet, and an SVID under a node
+// alias of the subnet; a VM whose identity is no longer the token's is
+// refused.
+func TestAttestWithResourceManagerLookup(t *testing.T) {
+	entra := azuretest.StartEntra(t)
+	key := azuretest.NewKey(0, "k0")
+	entra.SetKeys(tenant, key)
+	arm := azuretest.StartARM(t)
+	vm := azuretest.VMResourceID(sub, "prod-rg", "web-01")
+	nic := azuretest.NICResourceID(sub, "prod-rg", "web-01-nic")
+	arm.AddVM(t, vm, tenant, principal, nic)
+	arm.AddNIC(t, nic, azuretest.NSGResourceID(sub, "net-rg", "web-nsg"), azuretest.SubnetResourceID(sub, "net-rg", "prod-vnet", "web"))
+	imds := imdsOf(t, key, func(r string) map[string]any { return azuretest.MSIClaims(tenant, principal, r, vm) })
+
+	dir := progtest.ShortTemp(t)
+	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"azure_msi": map[string]any{
+		"tenants":        map[string]any{tenant: map[string]string{"resource_id": resource, "app_id": arm.AppID, "app_secret": arm.AppSecret}},
+		"keys_url":       entra.KeysURL(),
+		"arm_endpoint":   arm.URL,
+		"login_endpoint": arm.URL,
+	}}})
+	require.NoError(t, err)
+	configFile := filepath.Join(dir, "server.json")
+	require.NoError(t, os.WriteFile(configFile, config, 0o600))
+	e := progtest.NewEnv(t, "-config", configFile)
+	srv := e.StartServer()
+
+	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL, resource)...)
+	progtest.WaitFor(t, "the agent to attest", func() bool {
+		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
+		return code == 0 && strings.Contains(out, agentID)
+	}, agent)
+	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
+	for _, sel := range []string{"azure_msi:vm-name:prod-rg:web-01", "azure_msi:network-security-group:net-rg:web-nsg",
+		"azure_msi:virtual-network:net-rg:prod-vnet", "azure_msi:virtual-network-subnet:net-rg:prod-vnet:web"} {
+		assert.Contains(t, out, sel)
+	}
+
+	uid := "unix:uid:" + strconv.Itoa(os.Getuid())
+	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
+		"-spiffe-id", "spiffe://example.org/azure/web-subnet", "-selector", "azure_msi:virtual-network-subnet:net-rg:prod-vnet:web")
+	e.Entry("spiffe://example.org/azure/web-subnet", "spiffe://example.org/web", uid)
+	progtest.WaitFor(t, "the SVID", func() bool {
+		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
+		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
+	}, agent)
+
+	// Another identity's token naming the same VM: the VM's identity is
+	// not it.
+	before := len(srv.Output())
+	other := "3c1f7b3a-5d8e-4f90-a1b2-c3d4e5f60718"
+	stale := imdsOf(t, key, func(r string) map[string]any { return azuretest.MSIClaims(tenant, other, r, vm) })
+	_, stderr, code := progtest.Run(t, nil, e.AgentBin, agentArgs(e, "stale", stale.URL, resource)...)
+	assert.Equal(t, 1, code, stderr)
+	progtest.WaitFor(t, "the server to log the refusal", func() bool {
+		return strings.Contains(srv.Output()[before:], "the identity is gone from it")
+	})
+}
