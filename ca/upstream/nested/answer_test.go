@@ -1,3 +1,5 @@
+//go:build !windows
+
 package nested_test
 
 import (
@@ -6,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
@@ -32,9 +36,19 @@ type fakeUpstream struct {
 	authority *ca.X509Authority
 	tamper    func(*nodepb.MintX509CAResponse)
 	bundle    []byte // PublishJWTKeys's answer
+
+	mu      sync.Mutex
+	callers []string // serial numbers of the callers' certificates
 }
 
 func (f *fakeUpstream) MintX509CA(ctx context.Context, req *nodepb.MintX509CARequest) (*nodepb.MintX509CAResponse, error) {
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+			f.mu.Lock()
+			f.callers = append(f.callers, info.State.PeerCertificates[0].SerialNumber.String())
+			f.mu.Unlock()
+		}
+	}
 	chain, err := f.authority.SignX509CA(ctx, ca.X509CAParams{CSR: req.Csr, TTL: time.Duration(req.TtlSeconds) * time.Second})
 	if err != nil {
 		return nil, err
@@ -233,4 +247,39 @@ func TestPublishJWTKeysAnswer(t *testing.T) {
 	require.NoError(t, up.Close())
 	_, err = up.PublishJWTKeys(t.Context(), nil)
 	assert.ErrorContains(t, err, "closed")
+}
+
+// TestRenewedSVIDPresented checks that each call presents the X509-SVID
+// the source holds then, not the one of an earlier connection, which the
+// upstream server would refuse once expired.
+func TestRenewedSVIDPresented(t *testing.T) {
+	root := testca.New(t, td)
+	authority, err := ca.NewX509Authority(ca.X509AuthorityConfig{Signer: root.Key(), Certificate: root.Cert()})
+	require.NoError(t, err)
+	f := &fakeUpstream{authority: authority}
+	first, second := root.NewSVID(t, "/downstream"), root.NewSVID(t, "/downstream")
+	src := testca.NewX509Source(first)
+	t.Cleanup(leaktest.Check(t))
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*testca.TLSCertificate(root.NewSVID(t, nodeapi.ServerPath))},
+		ClientAuth: tls.RequireAnyClientCert,
+	})))
+	nodepb.RegisterNodeServer(gs, f)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); gs.Serve(lis) }()
+	t.Cleanup(func() { gs.Stop(); <-done })
+	up, err := nested.New(nested.Config{ServerAddress: lis.Addr().String(), TrustDomain: td, SVIDSource: src, BundleSource: root.X509Bundle()})
+	require.NoError(t, err)
+	defer up.Close()
+
+	_, err = up.MintX509CA(t.Context(), newCSR(t, td.IDString()))
+	require.NoError(t, err)
+	src.Set(second)
+	_, err = up.MintX509CA(t.Context(), newCSR(t, td.IDString()))
+	require.NoError(t, err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Equal(t, []string{first.Certificates[0].SerialNumber.String(), second.Certificates[0].SerialNumber.String()}, f.callers)
 }

@@ -14,10 +14,10 @@ import (
 )
 
 // BenchmarkMintX509CA measures one intermediate CA signed by a real
-// upstream server in process, over the node API's mutual TLS on loopback
-// with the connection already open: the downstream entry read from the
-// upstream server's store (memstore), the signature (ECDSA P-256) and the
-// checks of the answer.
+// upstream server in process, over the node API's mutual TLS on loopback,
+// on a connection of its own (a TLS handshake each): the downstream entry
+// read from the upstream server's store (memstore), the signature (ECDSA
+// P-256) and the checks of the answer.
 func BenchmarkMintX509CA(b *testing.B) {
 	root := startLevel(b, nil, server.Config{})
 	up := downstreamOf(b, root, "/regional")

@@ -27,7 +27,7 @@
 //
 // PublishJWTKeys (ca.UpstreamJWTPublisher) sends the upstream server the
 // JWT keys a server signs with, its own and those the servers below it
-// published, over the same connection and with the same authorization as
+// published, with the same authorization as
 // MintX509CA (the node protocol's PublishJWTKeys). The upstream server
 // keeps them as a share of the trust domain's bundle and answers with its
 // bundle, which the server keeps beside its own: a JWT-SVID minted at any

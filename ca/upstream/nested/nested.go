@@ -77,14 +77,13 @@ type Authority struct {
 	serverID spiffeid.ID
 
 	mu     sync.Mutex
-	conn   *grpc.ClientConn // made on first use
 	closed bool
 }
 
 var _ ca.UpstreamJWTPublisher = (*Authority)(nil)
 
-// New checks cfg. It starts nothing and dials nothing: the connection is
-// made by the first MintX509CA.
+// New checks cfg. It starts nothing and dials nothing: each call makes
+// its own connection.
 func New(cfg Config) (*Authority, error) {
 	switch {
 	case cfg.ServerAddress == "":
@@ -118,39 +117,35 @@ func New(cfg Config) (*Authority, error) {
 	return a, nil
 }
 
-// client returns the node API client, connecting on first use. The TLS
-// configuration presents the X509-SVID of SVIDSource at each handshake
-// and accepts only the upstream server's own SPIFFE ID.
-func (a *Authority) client() (nodepb.NodeClient, error) {
+// client returns a node API client on a new connection, and the function
+// that closes it. Each call has its own connection, so that each presents
+// the X509-SVID SVIDSource holds then: the upstream server checks the
+// certificate of the connection, which a long-lived one would keep past
+// its expiry. Calls are rare (one per CA, one per publication of JWT
+// keys). The TLS configuration accepts only the upstream server's own
+// SPIFFE ID.
+func (a *Authority) client() (nodepb.NodeClient, func(), error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return nil, errors.New("nested: the authority is closed")
+		return nil, nil, errors.New("nested: the authority is closed")
 	}
-	if a.conn == nil {
-		tc := tlsconfig.MTLSClientConfig(a.cfg.SVIDSource, a.cfg.BundleSource, tlsconfig.AuthorizeID(a.serverID))
-		tc.MinVersion = tls.VersionTLS13 // as the node API
-		conn, err := grpc.NewClient("passthrough:///"+a.cfg.ServerAddress, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-		if err != nil {
-			return nil, fmt.Errorf("nested: %w", err)
-		}
-		a.conn = conn
+	tc := tlsconfig.MTLSClientConfig(a.cfg.SVIDSource, a.cfg.BundleSource, tlsconfig.AuthorizeID(a.serverID))
+	tc.MinVersion = tls.VersionTLS13 // as the node API
+	conn, err := grpc.NewClient("passthrough:///"+a.cfg.ServerAddress, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("nested: %w", err)
 	}
-	return nodepb.NewNodeClient(a.conn), nil
+	return nodepb.NewNodeClient(conn), func() { conn.Close() }, nil
 }
 
-// Close closes the connection to the upstream server. It is idempotent;
-// MintX509CA fails after it.
+// Close makes MintX509CA and PublishJWTKeys fail from now on. It is
+// idempotent; a call under way finishes.
 func (a *Authority) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closed = true
-	if a.conn == nil {
-		return nil
-	}
-	err := a.conn.Close()
-	a.conn = nil
-	return err
+	return nil
 }
 
 // MintX509CA has the upstream server sign req.CSR as an intermediate CA.
@@ -166,10 +161,11 @@ func (a *Authority) MintX509CA(ctx context.Context, req ca.X509CARequest) (ca.X5
 	if req.TTL < 0 {
 		return ca.X509CAResponse{}, errors.New("nested: the TTL must not be negative")
 	}
-	c, err := a.client()
+	c, done, err := a.client()
 	if err != nil {
 		return ca.X509CAResponse{}, err
 	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
 	ttl := int64(math.Ceil(req.TTL.Seconds()))
@@ -278,10 +274,11 @@ func (a *Authority) PublishJWTKeys(ctx context.Context, keys map[string]crypto.P
 		req.Keys = append(req.Keys, &nodepb.JWTKey{KeyId: kid, PublicKey: der})
 	}
 	slices.SortFunc(req.Keys, func(x, y *nodepb.JWTKey) int { return strings.Compare(x.KeyId, y.KeyId) })
-	c, err := a.client()
+	c, done, err := a.client()
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
 	resp, err := c.PublishJWTKeys(ctx, req)
