@@ -50,6 +50,7 @@ type entryJSON struct {
 	DNSNames      []string       `json:"dns_names"`
 	FederatesWith []string       `json:"federates_with"`
 	Hint          string         `json:"hint"`
+	Downstream    bool           `json:"downstream,omitempty"`
 	ExpiresAt     int64          `json:"expires_at"` // seconds since the epoch, as SPIRE writes it; 0: never
 	Revision      int64          `json:"revision_number"`
 	CreatedAt     time.Time      `json:"created_at"`
@@ -67,6 +68,7 @@ func toEntryJSON(e registry.Entry) entryJSON {
 		DNSNames:      append([]string{}, e.DNSNames...),
 		FederatesWith: []string{},
 		Hint:          e.Hint,
+		Downstream:    e.Downstream,
 		Revision:      e.Revision,
 		CreatedAt:     e.CreatedAt.UTC(),
 		UpdatedAt:     e.UpdatedAt.UTC(),

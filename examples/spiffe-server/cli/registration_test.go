@@ -264,6 +264,7 @@ func TestEntryDownstream(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, e.Downstream)
 	assert.Contains(t, s.ok(t, "entry", "show", "-entryID", id), "Downstream:     true")
+	assert.Contains(t, s.ok(t, "entry", "show", "-entryID", id, "-output", "json"), `"downstream":true`)
 
 	s.ok(t, "entry", "update", "-entryID", id, "-downstream=false")
 	e, err = s.store.Get(t.Context(), id)
