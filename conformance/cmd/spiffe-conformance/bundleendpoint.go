@@ -37,17 +37,9 @@ func (b *bundleEndpointOpts) check(ctx context.Context) (*kit.Report, error) {
 		return nil, fmt.Errorf("-url is required")
 	}
 	if b.roots != "" {
-		data, err := os.ReadFile(b.roots)
-		if err != nil {
+		var err error
+		if b.cfg.WebRoots, err = loadRoots(b.roots); err != nil {
 			return nil, err
-		}
-		certs, err := kit.ParseCertificatesPEM(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.roots, err)
-		}
-		b.cfg.WebRoots = x509.NewCertPool()
-		for _, c := range certs {
-			b.cfg.WebRoots.AddCert(c)
 		}
 	}
 	if b.endpointBundle != "" {
@@ -57,4 +49,21 @@ func (b *bundleEndpointOpts) check(ctx context.Context) (*kit.Report, error) {
 		}
 	}
 	return kit.CheckBundleEndpoint(ctx, b.cfg)
+}
+
+// loadRoots reads a PEM file of CA certificates into a pool (-roots).
+func loadRoots(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := kit.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"flag"
 	"fmt"
-	"os"
 
 	"github.com/spiffekit/spiffekit/conformance/kit"
 )
@@ -32,17 +30,9 @@ func (o *oidcOpts) check(ctx context.Context) (*kit.Report, error) {
 		return nil, fmt.Errorf("-url is required")
 	}
 	if o.roots != "" {
-		data, err := os.ReadFile(o.roots)
-		if err != nil {
+		var err error
+		if o.cfg.Roots, err = loadRoots(o.roots); err != nil {
 			return nil, err
-		}
-		certs, err := kit.ParseCertificatesPEM(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.roots, err)
-		}
-		o.cfg.Roots = x509.NewCertPool()
-		for _, c := range certs {
-			o.cfg.Roots.AddCert(c)
 		}
 	}
 	return kit.CheckOIDC(ctx, o.cfg)
