@@ -34,15 +34,6 @@ func TestRunDataDirInUse(t *testing.T) {
 		}()
 		return &logs, done
 	}
-	stop := func(cancel context.CancelFunc, done chan int, logs *logtest.Buffer) {
-		cancel()
-		select {
-		case code := <-done:
-			assert.Equal(t, ExitOK, code, logs.String())
-		case <-time.After(20 * time.Second):
-			t.Fatal("run did not stop")
-		}
-	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -59,12 +50,12 @@ func TestRunDataDirInUse(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("a second server runs on the data directory in use; logs:\n%s", second)
 	}
-	stop(cancel, done, logs)
+	stopRuns(t, cancel, logs, done)
 
 	// Stopped, the first server has released the directory.
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	defer cancel2()
 	logs2, done2 := start(ctx2, "c.sock")
 	waitReady(t, logs2, done2)
-	stop(cancel2, done2, logs2)
+	stopRuns(t, cancel2, logs2, done2)
 }

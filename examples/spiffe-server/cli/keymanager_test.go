@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,13 +69,7 @@ func runWithConfig(t *testing.T, dir, text string) string {
 			"-data-dir", data, "-bind", "127.0.0.1:0", "-admin-socket", ""}, io.Discard, &stderr)
 	}()
 	waitReady(t, &stderr, done)
-	cancel()
-	select {
-	case code := <-done:
-		require.Equal(t, ExitOK, code, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	stopRuns(t, cancel, &stderr, done)
 	return data
 }
 

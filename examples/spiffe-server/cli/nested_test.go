@@ -5,9 +5,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -64,36 +60,8 @@ func TestRunNestedUpstream(t *testing.T) {
 
 	rootCA := root.Bundle().X509Authorities()
 	require.Len(t, rootCA, 1)
-	var out, errOut bytes.Buffer
-	require.Equal(t, ExitOK, Main(ctx, []string{"bundle", "show", "-admin-socket", sock}, &out, &errOut), errOut.String())
-	assert.Equal(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootCA[0].Raw})), out.String(),
-		"the bundle is the root server's")
-
-	out.Reset()
-	require.Equal(t, ExitOK, Main(ctx, []string{"x509", "mint", "-admin-socket", sock, "-output", "json",
-		"-spiffe-id", "spiffe://example.org/web"}, &out, &errOut), errOut.String())
-	var minted struct {
-		X509SVID [][]byte `json:"x509_svid"`
-	}
-	require.NoError(t, json.Unmarshal(out.Bytes(), &minted))
-	require.Len(t, minted.X509SVID, 2, "the leaf and the server's CA")
-	leaf, err := x509.ParseCertificate(minted.X509SVID[0])
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(minted.X509SVID[1])
-	require.NoError(t, err)
-	roots, inters := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(rootCA[0])
-	inters.AddCert(ca)
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	require.NoError(t, err, "the SVID chains to the root server's CA")
-
-	cancel()
-	select {
-	case code := <-done:
-		assert.Equal(t, ExitOK, code, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	mintChained(t, ctx, sock, rootCA[0], 2) // the leaf and the server's CA, signed by the root server
+	stopRuns(t, cancel, &stderr, done)
 }
 
 // TestNestedSection reads upstream_authority.spire with SPIRE's keys, and

@@ -255,13 +255,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	assert.Contains(t, stderr.String(), `"msg":"server ready"`, "JSON logs, as the file asked")
 	assert.NotContains(t, stderr.String(), "127.0.0.1:1\"", "the flag won over the file")
 
-	cancel()
-	select {
-	case code := <-done:
-		assert.Equal(t, ExitOK, code, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	stopRuns(t, cancel, &stderr, done)
 	// The shutdown is logged, with its cause, and its end.
 	assert.Contains(t, stderr.String(), `"msg":"shutting down","cause":"context canceled"`)
 	assert.Contains(t, stderr.String(), `"msg":"server stopped"`)
@@ -374,15 +368,7 @@ func TestRunFederation(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond, partnerErr.String())
 	assert.Contains(t, orgErr.String(), "serving the bundle endpoint")
 
-	cancel()
-	for _, done := range []chan int{orgDone, partnerDone} {
-		select {
-		case code := <-done:
-			assert.Equal(t, ExitOK, code)
-		case <-time.After(20 * time.Second):
-			t.Fatal("run did not stop")
-		}
-	}
+	stopRuns(t, cancel, partnerErr, orgDone, partnerDone)
 }
 
 // TestNodeAttestorsSection reads node_attestors as SPIRE's server

@@ -75,37 +75,9 @@ func TestRunUpstreamCA(t *testing.T) {
 	}()
 	waitReady(t, &stderr, done)
 
-	var out, errOut bytes.Buffer
-	require.Equal(t, ExitOK, Main(ctx, []string{"bundle", "show", "-admin-socket", sock}, &out, &errOut), errOut.String())
-	assert.Equal(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})), out.String(),
-		"the bundle is the upstream root")
-
-	out.Reset()
-	require.Equal(t, ExitOK, Main(ctx, []string{"x509", "mint", "-admin-socket", sock, "-output", "json",
-		"-spiffe-id", "spiffe://example.org/web"}, &out, &errOut), errOut.String())
-	var minted struct {
-		X509SVID [][]byte `json:"x509_svid"`
-	}
-	require.NoError(t, json.Unmarshal(out.Bytes(), &minted))
-	require.Len(t, minted.X509SVID, 2, "the leaf, then the server's CA")
-	leaf, err := x509.ParseCertificate(minted.X509SVID[0])
-	require.NoError(t, err)
-	inter, err := x509.ParseCertificate(minted.X509SVID[1])
-	require.NoError(t, err)
-	roots, inters := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(root)
-	inters.AddCert(inter)
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	require.NoError(t, err, "the SVID chains to the upstream root")
-	assert.Equal(t, root.Subject.String(), inter.Issuer.String())
-
-	cancel()
-	select {
-	case code := <-done:
-		assert.Equal(t, ExitOK, code, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	chain := mintChained(t, ctx, sock, root, 2) // the leaf, then the server's CA
+	assert.Equal(t, root.Subject.String(), chain[1].Issuer.String())
+	stopRuns(t, cancel, &stderr, done)
 }
 
 // TestRunUpstreamCARefused checks the upstream CA's files before anything
@@ -241,4 +213,58 @@ func TestDataStoreSection(t *testing.T) {
 	code, _, stderr := runMain(t, "-config", writeJSON(t, dir, `{"data_store": {"sql": {"database_type": "mysql", "connection_string": "x", "max_open_conns": 5}}}`))
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, stderr, `unknown field "max_open_conns"`, "SPIRE's other keys are refused, not ignored")
+}
+
+// mintChained checks that the bundle the server at the admin socket sock
+// shows is root alone, mints an X509-SVID through it, and checks that the
+// SVID has n certificates and chains to root through the others. It returns
+// the chain, leaf first.
+func mintChained(t *testing.T, ctx context.Context, sock string, root *x509.Certificate, n int) []*x509.Certificate {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	require.Equal(t, ExitOK, Main(ctx, []string{"bundle", "show", "-admin-socket", sock}, &out, &errOut), errOut.String())
+	assert.Equal(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})), out.String(),
+		"the bundle is the root alone")
+
+	out.Reset()
+	require.Equal(t, ExitOK, Main(ctx, []string{"x509", "mint", "-admin-socket", sock, "-output", "json",
+		"-spiffe-id", "spiffe://example.org/web"}, &out, &errOut), errOut.String())
+	var minted struct {
+		X509SVID [][]byte `json:"x509_svid"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &minted))
+	require.Len(t, minted.X509SVID, n)
+	var chain []*x509.Certificate
+	for _, der := range minted.X509SVID {
+		c, err := x509.ParseCertificate(der)
+		require.NoError(t, err)
+		chain = append(chain, c)
+	}
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, c := range chain[1:] {
+		inters.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	require.NoError(t, err, "the SVID chains to the root")
+	return chain
+}
+
+// stopRuns cancels the runs' context and checks that each run then ends
+// with ExitOK; logs, when not nil, is shown if one does not.
+func stopRuns(t *testing.T, cancel context.CancelFunc, logs fmt.Stringer, runs ...chan int) {
+	t.Helper()
+	cancel()
+	for _, done := range runs {
+		select {
+		case code := <-done:
+			if logs != nil {
+				assert.Equal(t, ExitOK, code, logs.String())
+			} else {
+				assert.Equal(t, ExitOK, code)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("run did not stop")
+		}
+	}
 }

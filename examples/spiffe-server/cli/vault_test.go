@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -50,42 +48,10 @@ func TestRunVaultUpstream(t *testing.T) {
 	waitReady(t, &stderr, done)
 	assert.Equal(t, 1, v.Requests("spiffe-pki/root/sign-intermediate"), "the server's CA comes from Vault")
 
-	var out, errOut bytes.Buffer
-	require.Equal(t, ExitOK, Main(ctx, []string{"bundle", "show", "-admin-socket", sock}, &out, &errOut), errOut.String())
-	assert.Equal(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.Root().Raw})), out.String(),
-		"the bundle is Vault's root")
-
-	out.Reset()
-	require.Equal(t, ExitOK, Main(ctx, []string{"x509", "mint", "-admin-socket", sock, "-output", "json",
-		"-spiffe-id", "spiffe://example.org/web"}, &out, &errOut), errOut.String())
-	var minted struct {
-		X509SVID [][]byte `json:"x509_svid"`
-	}
-	require.NoError(t, json.Unmarshal(out.Bytes(), &minted))
-	require.Len(t, minted.X509SVID, 3, "the leaf, the server's CA, Vault's intermediate")
-	var chain []*x509.Certificate
-	for _, der := range minted.X509SVID {
-		c, err := x509.ParseCertificate(der)
-		require.NoError(t, err)
-		chain = append(chain, c)
-	}
-	roots, inters := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(v.Root())
-	for _, c := range chain[1:] {
-		inters.AddCert(c)
-	}
-	_, err = chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	require.NoError(t, err, "the SVID chains to Vault's root")
+	chain := mintChained(t, ctx, sock, v.Root(), 3) // the leaf, the server's CA, Vault's intermediate
 	assert.Equal(t, v.Issuer().Raw, chain[2].Raw)
 	assert.Equal(t, "spiffe://example.org", chain[1].URIs[0].String())
-
-	cancel()
-	select {
-	case code := <-done:
-		assert.Equal(t, ExitOK, code, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	stopRuns(t, cancel, &stderr, done)
 	assert.Contains(t, stderr.String(), "logged in to Vault")
 	assert.NotContains(t, stderr.String(), secretID, "no secret in the log")
 }

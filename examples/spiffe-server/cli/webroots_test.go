@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,13 +83,5 @@ func TestRunFederationWebPKIRoots(t *testing.T) {
 	assert.Contains(t, stderr, `fetching the bundle of "other.test" from `+endpoint.URL+"/ failed; the stored bundle stays: ")
 	assert.Contains(t, stderr, "certificate signed by unknown authority")
 
-	cancel()
-	for _, done := range runs {
-		select {
-		case code := <-done:
-			assert.Equal(t, ExitOK, code)
-		case <-time.After(20 * time.Second):
-			t.Fatal("run did not stop")
-		}
-	}
+	stopRuns(t, cancel, nil, runs...)
 }
