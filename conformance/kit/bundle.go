@@ -250,11 +250,27 @@ func (r *Report) checkX509JWK(subject string, key map[string]json.RawMessage, kt
 // rule 16), and is a JWT-SVID key (WAPI rule 13). It returns the keys that
 // parsed.
 func (r *Report) CheckJWTKeySet(name string, doc []byte) []jose.JSONWebKey {
+	return r.checkKeySet(keySetRules{use: "jwt-svid", useRule: "WAPI rule 13", kidRule: "Bundle rule 16", members: true}, name, doc)
+}
+
+// keySetRules are the rules a Workload API bundle of JWT-SVID or WIT-SVID
+// keys is checked against.
+type keySetRules struct {
+	use     string // the only use a key may declare, beside none
+	useRule string // the rule of the use, and of a document that is no JWK Set
+	kidRule string // the rule of a kid unique in the set
+	members bool   // whether each key's members are checked (Bundle rule 14)
+}
+
+// checkKeySet checks a JWK Set of JWT-SVID or WIT-SVID keys against rules:
+// each key is a public key with a kty (Bundle rule 12), a kid unique in the
+// set, the use, and no x5c. It returns the keys that parsed.
+func (r *Report) checkKeySet(rules keySetRules, name string, doc []byte) []jose.JSONWebKey {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(doc, &set); err != nil || set.Keys == nil {
-		r.add("WAPI rule 13", name, false, "not a JWK Set: %v", err)
+		r.add(rules.useRule, name, false, "not a JWK Set: %v", err)
 		return nil
 	}
 	var out []jose.JSONWebKey
@@ -266,23 +282,30 @@ func (r *Report) CheckJWTKeySet(name string, doc []byte) []jose.JSONWebKey {
 			r.add("Bundle rule 12", subject, false, "not a JSON object")
 			continue
 		}
-		kty := r.checkJWKMembers(subject, key, true)
+		kty := stringMember(key, "kty")
+		if rules.members {
+			kty = r.checkJWKMembers(subject, key, true)
+		}
 		use := stringMember(key, "use")
 		_, x5c := key["x5c"]
-		r.add("WAPI rule 13", subject, (use == "" || use == "jwt-svid") && !x5c, "use %q, x5c present %v", use, x5c)
+		r.add(rules.useRule, subject, (use == "" || use == rules.use) && !x5c, "use %q, x5c present %v", use, x5c)
 		switch kid := stringMember(key, "kid"); {
 		case kid == "":
-			r.add("Bundle rule 16", subject, false, "JWT-SVID key without kid")
+			r.add(rules.kidRule, subject, false, "%s key without kid", rules.use)
 		case seen[kid]:
-			r.add("Bundle rule 16", subject, false, "kid %q twice", kid)
+			r.add(rules.kidRule, subject, false, "kid %q twice", kid)
 		default:
 			seen[kid] = true
-			r.add("Bundle rule 16", subject, true, "kid %q", kid)
+			r.add(rules.kidRule, subject, true, "kid %q", kid)
 		}
 		var jwk jose.JSONWebKey
-		if err := jwk.UnmarshalJSON(raw); err != nil || !jwk.Valid() || !jwk.IsPublic() {
-			r.add("Bundle rule 12", subject, false, "the %s key does not parse as a public key: %v", kty, err)
+		err := jwk.UnmarshalJSON(raw)
+		if ok := err == nil && jwk.Valid() && jwk.IsPublic() && kty != ""; !ok {
+			r.add("Bundle rule 12", subject, false, "the %q key does not parse as a public key: %v", kty, err)
 			continue
+		}
+		if !rules.members { // checkJWKMembers reported the kty
+			r.add("Bundle rule 12", subject, true, "kty %q, a public key", kty)
 		}
 		out = append(out, jwk)
 	}

@@ -44,13 +44,7 @@ func (r *Report) CheckJWTSVID(svid JWTSVID, now time.Time) map[string]any {
 	if !ok {
 		return nil
 	}
-	var extra []string
-	for k := range header {
-		if k != "alg" && k != "kid" && k != "typ" {
-			extra = append(extra, k)
-		}
-	}
-	sort.Strings(extra)
+	extra := extraHeaderParams(header)
 	r.add("JWT rule 2", name, len(extra) == 0, "header parameters beyond alg, kid, typ: %v", extra)
 	alg, _ := header["alg"].(string)
 	algOK := slices.Contains(jwtAlgs, alg)
@@ -242,4 +236,17 @@ func parseKeys(doc []byte, use string) ([]jose.JSONWebKey, error) {
 		}
 	}
 	return out, nil
+}
+
+// extraHeaderParams returns the header parameters beyond alg, kid and typ,
+// sorted.
+func extraHeaderParams(header map[string]any) []string {
+	var extra []string
+	for k := range header {
+		if k != "alg" && k != "kid" && k != "typ" {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	return extra
 }

@@ -60,13 +60,7 @@ func (r *Report) CheckWITSVID(svid WITSVID, now time.Time) map[string]any {
 	alg, _ := header["alg"].(string)
 	algOK := slices.Contains(jwtAlgs, alg)
 	r.add("WIT rule 3", name, algOK, "alg %q", header["alg"])
-	var extra []string
-	for k := range header {
-		if k != "alg" && k != "kid" && k != "typ" {
-			extra = append(extra, k)
-		}
-	}
-	sort.Strings(extra)
+	extra := extraHeaderParams(header)
 	r.add("WIT rule 4", name, len(extra) == 0, "header parameters beyond alg, kid, typ: %v", extra)
 
 	sub, _ := claims["sub"].(string)
@@ -248,41 +242,5 @@ func keyType(k any) string {
 // (WIT rule 16a), and a WIT-SVID key (WIT rule 17b). It returns the keys
 // that parsed.
 func (r *Report) CheckWITKeySet(name string, doc []byte) []jose.JSONWebKey {
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(doc, &set); err != nil || set.Keys == nil {
-		r.add("WIT rule 17b", name, false, "not a JWK Set: %v", err)
-		return nil
-	}
-	var out []jose.JSONWebKey
-	seen := map[string]bool{}
-	for i, raw := range set.Keys {
-		subject := fmt.Sprintf("%s keys[%d]", name, i)
-		var key map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &key); err != nil || key == nil {
-			r.add("Bundle rule 12", subject, false, "not a JSON object")
-			continue
-		}
-		use := stringMember(key, "use")
-		_, x5c := key["x5c"]
-		r.add("WIT rule 17b", subject, (use == "" || use == "wit-svid") && !x5c, "use %q, x5c present %v", use, x5c)
-		switch kid := stringMember(key, "kid"); {
-		case kid == "":
-			r.add("WIT rule 16a", subject, false, "WIT-SVID key without kid")
-		case seen[kid]:
-			r.add("WIT rule 16a", subject, false, "kid %q twice", kid)
-		default:
-			seen[kid] = true
-			r.add("WIT rule 16a", subject, true, "kid %q", kid)
-		}
-		var jwk jose.JSONWebKey
-		err := jwk.UnmarshalJSON(raw)
-		ok := err == nil && jwk.Valid() && jwk.IsPublic() && stringMember(key, "kty") != ""
-		r.add("Bundle rule 12", subject, ok, "kty %q, a public key: %v (%v)", stringMember(key, "kty"), ok, err)
-		if ok {
-			out = append(out, jwk)
-		}
-	}
-	return out
+	return r.checkKeySet(keySetRules{use: "wit-svid", useRule: "WIT rule 17b", kidRule: "WIT rule 16a"}, name, doc)
 }
