@@ -1,7 +1,6 @@
 package awsiid_test
 
 import (
-	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -47,24 +46,17 @@ func TestAttestWithIdentityDocument(t *testing.T) {
 	dir := progtest.ShortTemp(t)
 	certFile := filepath.Join(dir, "us-east-1.pem")
 	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: aws.Cert.Raw}), 0o600))
-	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"aws_iid": map[string]any{
+	configFile := progtest.WriteConfig(t, dir, map[string]any{"node_attestors": map[string]any{"aws_iid": map[string]any{
 		"account_allow_list":   []string{"123456789012"},
 		"region_allow_list":    []string{"us-east-1"},
 		"rsa2048_certificates": map[string]string{"us-east-1": certFile},
 	}}})
-	require.NoError(t, err)
-	configFile := filepath.Join(dir, "server.json")
-	require.NoError(t, os.WriteFile(configFile, config, 0o600))
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL)...)
-	progtest.WaitFor(t, "the agent to attest", func() bool {
-		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
-		return code == 0 && strings.Contains(out, agentID)
-	}, agent)
+	out := e.WaitAttested(agentID, agent)
 	assert.Zero(t, imds.Tokenless(), "the agent asked without a session token (IMDSv1)")
-	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
 	for _, sel := range []string{"aws_iid:account:123456789012", "aws_iid:region:us-east-1", "aws_iid:az:us-east-1a",
 		"aws_iid:instance:id:i-0123456789abcdef0", "aws_iid:image:id:ami-0abcdef1234567890", "aws_iid:instance:type:m5.large"} {
 		assert.Contains(t, out, sel)
@@ -75,10 +67,7 @@ func TestAttestWithIdentityDocument(t *testing.T) {
 	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
 		"-spiffe-id", "spiffe://example.org/aws/account", "-selector", "aws_iid:account:123456789012")
 	e.Entry("spiffe://example.org/aws/account", "spiffe://example.org/web", uid)
-	progtest.WaitFor(t, "the SVID", func() bool {
-		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
-		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
-	}, agent)
+	e.WaitSVID(filepath.Join(e.Dir, "a.sock"), "spiffe://example.org/web", agent)
 
 	refused := func(t *testing.T, name, endpoint, reason string) {
 		t.Helper()
@@ -124,7 +113,7 @@ func TestAttestWithEC2Lookup(t *testing.T) {
 	certFile := filepath.Join(dir, "us-east-1.pem")
 	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: aws.Cert.Raw}), 0o600))
 	key := api.Key()
-	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"aws_iid": map[string]any{
+	configFile := progtest.WriteConfig(t, dir, map[string]any{"node_attestors": map[string]any{"aws_iid": map[string]any{
 		"account_allow_list":   []string{account},
 		"rsa2048_certificates": map[string]string{"us-east-1": certFile},
 		"access_key_id":        key.AccessKeyID,
@@ -132,19 +121,12 @@ func TestAttestWithEC2Lookup(t *testing.T) {
 		"ec2_endpoint":         api.URL,
 		"iam_endpoint":         api.URL,
 	}}})
-	require.NoError(t, err)
-	configFile := filepath.Join(dir, "server.json")
-	require.NoError(t, os.WriteFile(configFile, config, 0o600))
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	imds := imdstest.Start(t, aws.Data(t, imdstest.Document(account, "us-east-1", "i-0123456789abcdef0")))
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL)...)
-	progtest.WaitFor(t, "the agent to attest", func() bool {
-		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
-		return code == 0 && strings.Contains(out, agentID)
-	}, agent)
-	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
+	out := e.WaitAttested(agentID, agent)
 	for _, sel := range []string{"aws_iid:account:123456789012", "aws_iid:instance:id:i-0123456789abcdef0",
 		"aws_iid:tag:env:prod", "aws_iid:sg:id:sg-01234567", "aws_iid:sg:name:web", "aws_iid:iamrole:" + role} {
 		assert.Contains(t, out, sel)
@@ -156,10 +138,7 @@ func TestAttestWithEC2Lookup(t *testing.T) {
 	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
 		"-spiffe-id", "spiffe://example.org/aws/prod", "-selector", "aws_iid:tag:env:prod")
 	e.Entry("spiffe://example.org/aws/prod", "spiffe://example.org/web", uid)
-	progtest.WaitFor(t, "the SVID", func() bool {
-		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
-		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
-	}, agent)
+	e.WaitSVID(filepath.Join(e.Dir, "a.sock"), "spiffe://example.org/web", agent)
 
 	refused := func(t *testing.T, name, instance, reason string) {
 		t.Helper()

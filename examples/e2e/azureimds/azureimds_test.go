@@ -1,7 +1,6 @@
 package azureimds_test
 
 import (
-	"encoding/json"
 	"encoding/pem"
 	"net/url"
 	"os"
@@ -59,26 +58,19 @@ func TestAttestWithAttestedDocument(t *testing.T) {
 	require.NoError(t, os.WriteFile(rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw}), 0o600))
 	aia, err := url.Parse(ca.AIA.URL)
 	require.NoError(t, err)
-	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"azure_imds": map[string]any{
+	configFile := progtest.WriteConfig(t, dir, map[string]any{"node_attestors": map[string]any{"azure_imds": map[string]any{
 		"tenants":           map[string]any{tenant: map[string]any{"allowed_subscriptions": []string{sub}}},
 		"root_certificates": rootFile,
 		"issuer_hosts":      []string{aia.Host},
 	}}})
-	require.NoError(t, err)
-	configFile := filepath.Join(dir, "server.json")
-	require.NoError(t, os.WriteFile(configFile, config, 0o600))
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL, tenant)...)
-	progtest.WaitFor(t, "the agent to attest", func() bool {
-		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
-		return code == 0 && strings.Contains(out, agentID)
-	}, agent)
+	out := e.WaitAttested(agentID, agent)
 	assert.Zero(t, imds.Refused(), "the agent asked without the Metadata header or an api-version")
 	require.NotEmpty(t, imds.Nonces())
 	assert.Positive(t, ca.AIAFetches(), "the intermediate was not fetched from the CA Issuers URL")
-	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
 	for _, sel := range []string{"azure_imds:tenant:" + tenant, "azure_imds:subscription-id:" + sub, "azure_imds:vm-id:" + vm} {
 		assert.Contains(t, out, sel)
 	}
@@ -87,10 +79,7 @@ func TestAttestWithAttestedDocument(t *testing.T) {
 	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
 		"-spiffe-id", "spiffe://example.org/azure/sub", "-selector", "azure_imds:subscription-id:"+sub)
 	e.Entry("spiffe://example.org/azure/sub", "spiffe://example.org/web", uid)
-	progtest.WaitFor(t, "the SVID", func() bool {
-		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
-		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
-	}, agent)
+	e.WaitSVID(filepath.Join(e.Dir, "a.sock"), "spiffe://example.org/web", agent)
 
 	refused := func(t *testing.T, name, endpoint, tenant, reason string) {
 		t.Helper()

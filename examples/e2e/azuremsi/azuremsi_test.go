@@ -1,7 +1,6 @@
 package azuremsi_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/azuretest"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
@@ -58,24 +56,17 @@ func TestAttestWithManagedIdentity(t *testing.T) {
 	imds := imdsOf(t, key, func(r string) map[string]any { return azuretest.MSIClaims(tenant, principal, r, vm) })
 
 	dir := progtest.ShortTemp(t)
-	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"azure_msi": map[string]any{
+	configFile := progtest.WriteConfig(t, dir, map[string]any{"node_attestors": map[string]any{"azure_msi": map[string]any{
 		"tenants":  map[string]any{tenant: map[string]string{"resource_id": resource}},
 		"keys_url": entra.KeysURL(),
 	}}})
-	require.NoError(t, err)
-	configFile := filepath.Join(dir, "server.json")
-	require.NoError(t, os.WriteFile(configFile, config, 0o600))
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL, resource)...)
-	progtest.WaitFor(t, "the agent to attest", func() bool {
-		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
-		return code == 0 && strings.Contains(out, agentID)
-	}, agent)
+	out := e.WaitAttested(agentID, agent)
 	assert.Zero(t, imds.Refused(), "the agent asked without the Metadata header or an api-version")
 	assert.Equal(t, resource, imds.Resources()[0])
-	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
 	for _, sel := range []string{"azure_msi:tenant-id:" + tenant, "azure_msi:principal-id:" + principal, "azure_msi:subscription-id:" + sub,
 		"azure_msi:resource-group:prod-rg", "azure_msi:vm-name:prod-rg:web-01"} {
 		assert.Contains(t, out, sel)
@@ -86,10 +77,7 @@ func TestAttestWithManagedIdentity(t *testing.T) {
 	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
 		"-spiffe-id", "spiffe://example.org/azure/prod", "-selector", "azure_msi:resource-group:prod-rg")
 	e.Entry("spiffe://example.org/azure/prod", "spiffe://example.org/web", uid)
-	progtest.WaitFor(t, "the SVID", func() bool {
-		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
-		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
-	}, agent)
+	e.WaitSVID(filepath.Join(e.Dir, "a.sock"), "spiffe://example.org/web", agent)
 
 	refused := func(t *testing.T, name, endpoint, resource, reason string) {
 		t.Helper()
@@ -139,24 +127,17 @@ func TestAttestWithResourceManagerLookup(t *testing.T) {
 	imds := imdsOf(t, key, func(r string) map[string]any { return azuretest.MSIClaims(tenant, principal, r, vm) })
 
 	dir := progtest.ShortTemp(t)
-	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"azure_msi": map[string]any{
+	configFile := progtest.WriteConfig(t, dir, map[string]any{"node_attestors": map[string]any{"azure_msi": map[string]any{
 		"tenants":        map[string]any{tenant: map[string]string{"resource_id": resource, "app_id": arm.AppID, "app_secret": arm.AppSecret}},
 		"keys_url":       entra.KeysURL(),
 		"arm_endpoint":   arm.URL,
 		"login_endpoint": arm.URL,
 	}}})
-	require.NoError(t, err)
-	configFile := filepath.Join(dir, "server.json")
-	require.NoError(t, os.WriteFile(configFile, config, 0o600))
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL, resource)...)
-	progtest.WaitFor(t, "the agent to attest", func() bool {
-		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
-		return code == 0 && strings.Contains(out, agentID)
-	}, agent)
-	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
+	out := e.WaitAttested(agentID, agent)
 	for _, sel := range []string{"azure_msi:vm-name:prod-rg:web-01", "azure_msi:network-security-group:net-rg:web-nsg",
 		"azure_msi:virtual-network:net-rg:prod-vnet", "azure_msi:virtual-network-subnet:net-rg:prod-vnet:web"} {
 		assert.Contains(t, out, sel)
@@ -166,10 +147,7 @@ func TestAttestWithResourceManagerLookup(t *testing.T) {
 	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
 		"-spiffe-id", "spiffe://example.org/azure/web-subnet", "-selector", "azure_msi:virtual-network-subnet:net-rg:prod-vnet:web")
 	e.Entry("spiffe://example.org/azure/web-subnet", "spiffe://example.org/web", uid)
-	progtest.WaitFor(t, "the SVID", func() bool {
-		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
-		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
-	}, agent)
+	e.WaitSVID(filepath.Join(e.Dir, "a.sock"), "spiffe://example.org/web", agent)
 
 	// Another identity's token naming the same VM: the VM's identity is
 	// not it.

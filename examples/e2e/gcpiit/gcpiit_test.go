@@ -1,7 +1,6 @@
 package gcpiit_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/internal/testing/gcemdtest"
 	"github.com/spiffekit/spiffekit/internal/testing/progtest"
@@ -48,7 +46,7 @@ func TestAttestWithIdentityToken(t *testing.T) {
 		Metadata: map[string]string{"role": "frontend"}}, "")
 
 	dir := progtest.ShortTemp(t)
-	config, err := json.Marshal(map[string]any{"node_attestors": map[string]any{"gcp_iit": map[string]any{
+	configFile := progtest.WriteConfig(t, dir, map[string]any{"node_attestors": map[string]any{"gcp_iit": map[string]any{
 		"projectid_allow_list":  []string{"example-project"},
 		"keys_url":              keys.JWKSURL(),
 		"use_instance_metadata": true,
@@ -57,21 +55,14 @@ func TestAttestWithIdentityToken(t *testing.T) {
 		"allowed_label_keys":    []string{"env"},
 		"allowed_metadata_keys": []string{"role"},
 	}}})
-	require.NoError(t, err)
-	configFile := filepath.Join(dir, "server.json")
-	require.NoError(t, os.WriteFile(configFile, config, 0o600))
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", md.Host())...)
-	progtest.WaitFor(t, "the agent to attest", func() bool {
-		out, _, code := progtest.Run(t, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
-		return code == 0 && strings.Contains(out, agentID)
-	}, agent)
+	out := e.WaitAttested(agentID, agent)
 	assert.Zero(t, md.Flavorless(), "the agent asked without Metadata-Flavor: Google")
 	assert.Equal(t, "spire-gcp-node-attestor", md.LastAudience())
 	assert.Positive(t, keys.Fetches(), "the server fetched Google's keys")
-	out := progtest.Must(t, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", agentID)
 	for _, sel := range []string{"gcp_iit:project-id:example-project", "gcp_iit:zone:us-central1-a", "gcp_iit:instance-name:node-1",
 		"gcp_iit:instance-id:4567891234567891234", "gcp_iit:project-number:123456789012",
 		"gcp_iit:sa:node@example-project.iam.gserviceaccount.com", "gcp_iit:tag:web", "gcp_iit:label:env:prod", "gcp_iit:metadata:role:frontend"} {
@@ -85,10 +76,7 @@ func TestAttestWithIdentityToken(t *testing.T) {
 	progtest.Must(t, e.ServerBin, "entry", "create", "-admin-socket", e.AdminSock, "-parent-id", "spiffe://example.org/spiffekit/server",
 		"-spiffe-id", "spiffe://example.org/gcp/project", "-selector", "gcp_iit:project-id:example-project")
 	e.Entry("spiffe://example.org/gcp/project", "spiffe://example.org/web", uid)
-	progtest.WaitFor(t, "the SVID", func() bool {
-		out, _, code := progtest.Run(t, nil, e.AgentBin, "api", "fetch", "x509", "-socket", filepath.Join(e.Dir, "a.sock"))
-		return code == 0 && strings.Contains(out, "spiffe://example.org/web")
-	}, agent)
+	e.WaitSVID(filepath.Join(e.Dir, "a.sock"), "spiffe://example.org/web", agent)
 
 	refused := func(t *testing.T, name, host, reason string, extra ...string) {
 		t.Helper()

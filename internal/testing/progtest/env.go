@@ -194,3 +194,36 @@ func FederationConfig(t testing.TB, dir, td, fedBind, bundleFile string) string 
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 	return path
 }
+
+// WriteConfig writes config as the JSON file dir/server.json (mode 0600)
+// and returns its path, for NewEnv's "-config".
+func WriteConfig(t testing.TB, dir string, config any) string {
+	t.Helper()
+	b, err := json.Marshal(config)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "server.json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+// WaitAttested waits until the agent of SPIFFE ID id has attested to the
+// server (failing early if one of procs exits), and returns what "agent
+// list -spiffe-id" says of it: its selectors among the rest.
+func (e *Env) WaitAttested(id string, procs ...*Proc) string {
+	e.T.Helper()
+	WaitFor(e.T, "the agent to attest", func() bool {
+		out, _, code := Run(e.T, nil, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock)
+		return code == 0 && strings.Contains(out, id)
+	}, procs...)
+	return Must(e.T, e.ServerBin, "agent", "list", "-admin-socket", e.AdminSock, "-spiffe-id", id)
+}
+
+// WaitSVID waits until the Workload API at socket serves an X509-SVID of
+// SPIFFE ID id to this process (failing early if one of procs exits).
+func (e *Env) WaitSVID(socket, id string, procs ...*Proc) {
+	e.T.Helper()
+	WaitFor(e.T, "the SVID", func() bool {
+		out, _, code := Run(e.T, nil, e.AgentBin, "api", "fetch", "x509", "-socket", socket)
+		return code == 0 && strings.Contains(out, id)
+	}, procs...)
+}

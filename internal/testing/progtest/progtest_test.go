@@ -37,7 +37,11 @@ func TestEnv(t *testing.T) {
 	assert.True(t, strings.HasPrefix(agent.Output(), "wrapped\n"), agent.Output())
 	assert.True(t, strings.HasPrefix(id, "spiffe://example.org/spiffekit/agent/join_token/"), id)
 	e.Entry(id, "spiffe://example.org/web", "unix:uid:"+strconv.Itoa(os.Getuid()))
-	WaitFor(t, "the SVID", func() bool { out, code := e.Fetch(); return code == 0 && strings.Contains(out, "/web") }, srv, agent)
+	assert.Contains(t, e.WaitAttested(id, srv, agent), "join_token:", "the agent's selectors")
+	e.WaitSVID(e.APISock, "spiffe://example.org/web", srv, agent)
+	out, code := e.Fetch()
+	assert.Zero(t, code)
+	assert.Contains(t, out, "spiffe://example.org/web")
 	assert.True(t, Exists(e.APISock))
 	assert.False(t, Exists(filepath.Join(e.Dir, "nothing")))
 
@@ -57,6 +61,18 @@ func TestEnv(t *testing.T) {
 	total, failed = stop()
 	assert.Equal(t, total, failed, "no agent answers")
 	assert.Equal(t, -1, srv.Stop(t, syscall.SIGKILL))
+}
+
+// TestWriteConfig writes a configuration that only its owner reads.
+func TestWriteConfig(t *testing.T) {
+	path := WriteConfig(t, t.TempDir(), map[string]any{"node_attestors": map[string]any{"join_token": map[string]any{}}})
+	assert.Equal(t, "server.json", filepath.Base(path))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"node_attestors":{"join_token":{}}}`, string(b))
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 }
 
 func TestRun(t *testing.T) {
