@@ -193,7 +193,9 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	// Only a unix socket carries credentials the kernel vouches for; on
 	// TCP, SO_PEERCRED answers uid -1, and nothing else can be trusted.
 	if uc, ok := c.(*net.UnixConn); ok {
-		p.pid, p.uid, p.err = peerCredentials(uc)
+		if p.pid, p.uid, p.err = unixsock.PeerCredentials(uc); p.err != nil {
+			p.err = fmt.Errorf("admin: %w", p.err)
+		}
 	} else {
 		p.err = fmt.Errorf("admin: %T is not a unix socket connection", c)
 	}

@@ -31,6 +31,15 @@
 // entries: the parent is in the reserved namespace, where no agent lives.
 // An entry whose own SPIFFE ID is reserved is never used.
 //
+// # Launch handles
+//
+// With [Config.Handles] set, a subject_token of type
+// [TokenTypeLaunchHandle] is a one-time handle that a trusted launcher
+// obtained for a sandbox it starts (package launch). The [HandleRedeemer]
+// consumes it and names the entry whose SVID the sandbox gets; the SVID
+// never outlives that entry's expiry, and a reserved or foreign SPIFFE ID
+// is never issued. A handle is consumed before anything is minted.
+//
 // # The protocol
 //
 // A POST of application/x-www-form-urlencoded parameters (at most
@@ -38,7 +47,7 @@
 //
 //	grant_type=urn:ietf:params:oauth:grant-type:token-exchange
 //	subject_token=<the external JWT>
-//	subject_token_type=urn:ietf:params:oauth:token-type:jwt (or ...:id_token)
+//	subject_token_type=urn:ietf:params:oauth:token-type:jwt (or ...:id_token, or a launch handle's type)
 //	requested_token_type=urn:ietf:params:oauth:token-type:jwt  (a JWT-SVID; the default without csr)
 //	audience=<aud> (repeatable; required for a JWT-SVID)
 //	requested_token_type=urn:spiffekit:params:oauth:token-type:x509-svid (an X509-SVID; the default with csr)

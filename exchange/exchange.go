@@ -33,6 +33,11 @@ const (
 	// issued token is its certificate chain as PEM, leaf first. RFC 8693
 	// registers no type for X.509 certificates.
 	TokenTypeX509SVID = "urn:spiffekit:params:oauth:token-type:x509-svid"
+	// TokenTypeLaunchHandle is the subject_token_type of a one-time
+	// launch handle, which a launcher obtained for the sandbox it starts
+	// (see [HandleRedeemer]). It is accepted only when Config.Handles is
+	// set.
+	TokenTypeLaunchHandle = "urn:spiffekit:params:oauth:token-type:launch-handle"
 )
 
 // SelectorType is the type of the selectors made of a verified token's
@@ -91,6 +96,16 @@ type Minter interface {
 	MintJWTSVID(ctx context.Context, id spiffeid.ID, audience []string, ttl time.Duration) (string, error)
 }
 
+// A HandleRedeemer redeems one-time launch handles (subject tokens of type
+// [TokenTypeLaunchHandle]): Redeem consumes the handle, so that it is never
+// accepted again, and returns the registration entry whose SVID its holder
+// obtains. Errors wrapping [ErrInvalidToken] refuse the handle (unknown,
+// redeemed, expired, wrong); others are the redeemer's failures. Package
+// launch's Server is one.
+type HandleRedeemer interface {
+	Redeem(ctx context.Context, handle string) (registry.Entry, error)
+}
+
 // Issuer is an external token issuer that the endpoint trusts.
 type Issuer struct {
 	// URL is the issuer identifier: the "iss" its tokens carry, exactly,
@@ -116,8 +131,14 @@ type Config struct {
 	TrustDomain spiffeid.TrustDomain
 
 	// Issuers are the trusted issuers; tokens of any other are refused
-	// before anything is fetched. At least one is required, each URL once.
+	// before anything is fetched. Each URL once; at least one is required
+	// unless Handles is set.
 	Issuers []Issuer
+
+	// Handles, when not nil, redeems launch handles (subject tokens of
+	// type TokenTypeLaunchHandle) for the SVID of the entry each names.
+	// Nil refuses them.
+	Handles HandleRedeemer
 
 	// Entries finds the entries that apply. Required.
 	Entries Entries
@@ -163,17 +184,19 @@ type Handler struct {
 	skew     time.Duration
 	global   *rate.Limiter
 	subjects *subjectLimiter
+	handles  HandleRedeemer
 	log      *slog.Logger
 	now      func() time.Time
 }
 
 // CheckSettings checks what of c does not depend on its TrustDomain,
-// Entries and Minter: the issuers, the clock skew and the limits. [New]
+// Entries and Minter: the issuers (at least one unless Handles is set), the
+// clock skew and the limits. [New]
 // calls it; a program that fills those later calls it to find a mistake
 // before it opens anything. Errors wrap [ErrInvalidConfig].
 func (c Config) CheckSettings() error {
 	switch {
-	case len(c.Issuers) == 0:
+	case len(c.Issuers) == 0 && c.Handles == nil:
 		return fmt.Errorf("%w: no issuer", ErrInvalidConfig)
 	case c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew:
 		return fmt.Errorf("%w: clock skew %v is not between 0 and %v", ErrInvalidConfig, c.ClockSkew, MaxClockSkew)
@@ -212,6 +235,7 @@ func New(cfg Config) (*Handler, error) {
 		issuers: make(map[string]*issuer, len(cfg.Issuers)),
 		entries: cfg.Entries,
 		minter:  cfg.Minter,
+		handles: cfg.Handles,
 		skew:    orDefault(cfg.ClockSkew, DefaultClockSkew),
 		log:     cfg.Logger,
 		now:     cfg.Now,

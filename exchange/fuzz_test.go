@@ -20,6 +20,8 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(jwtForm("a.b.c", "aud").Encode()))
 	f.Add([]byte(url.Values{"grant_type": {exchange.GrantType}, "subject_token": {"t"}, "subject_token_type": {exchange.TokenTypeJWT},
 		"requested_token_type": {exchange.TokenTypeX509SVID}, "csr": {fuzzCSR(f)}, "spiffe_id": {"spiffe://example.org/x"}}.Encode()))
+	f.Add([]byte(url.Values{"grant_type": {exchange.GrantType}, "subject_token": {"h"}, "subject_token_type": {exchange.TokenTypeLaunchHandle},
+		"audience": {"a"}}.Encode()))
 	f.Add([]byte("grant_type=x&grant_type=y"))
 	f.Add([]byte("%zz"))
 	f.Fuzz(func(t *testing.T, body []byte) {

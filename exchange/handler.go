@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"time"
@@ -154,6 +155,9 @@ func (h *Handler) exchange(ctx context.Context, req Request, remote string) (Res
 		log.Warn("token exchange refused", "reason", "global rate limit")
 		return Response{}, ErrRateLimited
 	}
+	if req.SubjectTokenType == TokenTypeLaunchHandle {
+		return h.redeem(ctx, req, log)
+	}
 	id, is, err := h.verify(ctx, req.SubjectToken)
 	if err != nil {
 		args := []any{"reason", err.Error()}
@@ -176,13 +180,64 @@ func (h *Handler) exchange(ctx context.Context, req Request, remote string) (Res
 		log.Warn("token exchange refused", "reason", "subject rate limit", "spiffe_id", entry.SPIFFEID.String())
 		return Response{}, ErrRateLimited
 	}
-	resp, attrs, err := h.mint(ctx, entry, req)
+	resp, attrs, err := h.mint(ctx, entry, req, 0)
 	if err != nil {
 		log.Error("token exchange failed", "spiffe_id", entry.SPIFFEID.String(), "entry_id", entry.ID, "err", err)
 		return Response{}, fmt.Errorf("exchange: minting %s: %w", entry.SPIFFEID, err)
 	}
 	log.Info("token exchanged", append([]any{"spiffe_id", resp.SPIFFEID, "entry_id", entry.ID, "svid_type", svidType(req.TokenType)}, attrs...)...)
 	return resp, nil
+}
+
+// redeem trades a launch handle for the SVID of the entry it names. The
+// handle is consumed before anything is minted, so that a request that
+// fails after (a wrong spiffe_id, a failed signature) does not leave it
+// usable: the launcher launches again. The SVID never outlives the entry.
+func (h *Handler) redeem(ctx context.Context, req Request, log *slog.Logger) (Response, error) {
+	log = log.With("subject_token_type", "launch_handle")
+	if h.handles == nil {
+		log.Warn("token exchange refused", "reason", "launch handles are not accepted")
+		return Response{}, fmt.Errorf("%w: launch handles are not accepted", ErrInvalidToken)
+	}
+	entry, err := h.handles.Redeem(ctx, req.SubjectToken)
+	if err != nil {
+		log.Warn("token exchange refused", "reason", err.Error())
+		return Response{}, err
+	}
+	log = log.With("entry_id", entry.ID)
+	switch {
+	case !entry.SPIFFEID.MemberOf(h.td) || registry.Reserved(entry.SPIFFEID):
+		// A redeemer that let a reserved or foreign ID through is not
+		// trusted with it.
+		log.Warn("token exchange refused", "reason", "the launch's SPIFFE ID may not be issued", "spiffe_id", entry.SPIFFEID.String())
+		return Response{}, notAuthorized("invalid_request", descNoEntry)
+	case !req.SPIFFEID.IsZero() && req.SPIFFEID != entry.SPIFFEID:
+		log.Warn("token exchange refused", "reason", "spiffe_id is not the launch's", "spiffe_id", req.SPIFFEID.String())
+		return Response{}, notAuthorized(codeInvalidTarget, descNotEntry)
+	}
+	limit := time.Duration(0)
+	if !entry.ExpiresAt.IsZero() {
+		if limit = entry.ExpiresAt.Sub(h.now()); limit <= 0 {
+			log.Warn("token exchange refused", "reason", "the launch expired", "spiffe_id", entry.SPIFFEID.String())
+			return Response{}, fmt.Errorf("%w: the launch expired", ErrInvalidToken)
+		}
+	}
+	resp, attrs, err := h.mint(ctx, entry, req, limit)
+	if err != nil {
+		log.Error("token exchange failed", "spiffe_id", entry.SPIFFEID.String(), "err", err)
+		return Response{}, fmt.Errorf("exchange: minting %s: %w", entry.SPIFFEID, err)
+	}
+	log.Info("token exchanged", append([]any{"spiffe_id", resp.SPIFFEID, "svid_type", svidType(req.TokenType)}, attrs...)...)
+	return resp, nil
+}
+
+// svidTTL is the lifetime of an SVID of an entry whose TTL is ttl (zero:
+// the minter's default) that must end within limit (zero: no bound).
+func svidTTL(ttl, limit time.Duration) time.Duration {
+	if limit > 0 && (ttl == 0 || ttl > limit) {
+		return limit
+	}
+	return ttl
 }
 
 func svidType(tokenType string) string {
@@ -221,13 +276,14 @@ func (h *Handler) entryFor(id identity, want spiffeid.ID) (registry.Entry, error
 	return registry.Entry{}, notAuthorized("invalid_request", descNoEntry)
 }
 
-// mint signs the SVID of entry that req asks for, and returns the response
-// with the attributes of the audit line.
-func (h *Handler) mint(ctx context.Context, entry registry.Entry, req Request) (Response, []any, error) {
+// mint signs the SVID of entry that req asks for, to end within limit
+// unless limit is zero, and returns the response with the attributes of
+// the audit line.
+func (h *Handler) mint(ctx context.Context, entry registry.Entry, req Request, limit time.Duration) (Response, []any, error) {
 	resp := Response{IssuedTokenType: req.TokenType, SPIFFEID: entry.SPIFFEID.String()}
 	now := h.now()
 	if req.TokenType == TokenTypeX509SVID {
-		chain, err := h.minter.MintX509SVID(ctx, entry.SPIFFEID, req.PublicKey, entry.DNSNames, entry.X509SVIDTTL)
+		chain, err := h.minter.MintX509SVID(ctx, entry.SPIFFEID, req.PublicKey, entry.DNSNames, svidTTL(entry.X509SVIDTTL, limit))
 		if err != nil {
 			return Response{}, nil, err
 		}
@@ -242,7 +298,7 @@ func (h *Handler) mint(ctx context.Context, entry registry.Entry, req Request) (
 		resp.ExpiresIn = expiresIn(now, chain[0].NotAfter)
 		return resp, []any{"serial", chain[0].SerialNumber.Text(16), "expires_at", chain[0].NotAfter.UTC()}, nil
 	}
-	token, err := h.minter.MintJWTSVID(ctx, entry.SPIFFEID, req.Audience, entry.JWTSVIDTTL)
+	token, err := h.minter.MintJWTSVID(ctx, entry.SPIFFEID, req.Audience, svidTTL(entry.JWTSVIDTTL, limit))
 	if err != nil {
 		return Response{}, nil, err
 	}

@@ -20,8 +20,11 @@ const maxAudienceLen = 1024
 
 // Request is a token exchange request, as [ParseRequest] reads it.
 type Request struct {
-	// SubjectToken is the external JWT.
+	// SubjectToken is the external JWT, or a launch handle.
 	SubjectToken string
+	// SubjectTokenType is the subject_token_type: TokenTypeJWT,
+	// TokenTypeIDToken or TokenTypeLaunchHandle. Empty means a JWT.
+	SubjectTokenType string
 	// TokenType is what is asked for: TokenTypeJWT or TokenTypeX509SVID.
 	TokenType string
 	// Audience is the JWT-SVID's audience; not empty for TokenTypeJWT.
@@ -89,12 +92,12 @@ func ParseRequest(body []byte) (Request, error) {
 		return Request{}, &requestError{code: "unsupported_grant_type", msg: "grant_type must be " + GrantType}
 	case p.token == "":
 		return Request{}, invalidRequest("no subject_token")
-	case p.tokenType != TokenTypeJWT && p.tokenType != TokenTypeIDToken:
-		return Request{}, invalidRequest("subject_token_type must be %s or %s", TokenTypeJWT, TokenTypeIDToken)
+	case p.tokenType != TokenTypeJWT && p.tokenType != TokenTypeIDToken && p.tokenType != TokenTypeLaunchHandle:
+		return Request{}, invalidRequest("subject_token_type must be %s, %s or %s", TokenTypeJWT, TokenTypeIDToken, TokenTypeLaunchHandle)
 	case p.actor != "" || form.Has("actor_token_type"):
 		return Request{}, invalidRequest("actor tokens are not supported")
 	}
-	r := Request{SubjectToken: p.token, TokenType: p.requested}
+	r := Request{SubjectToken: p.token, SubjectTokenType: p.tokenType, TokenType: p.requested}
 	if r.TokenType == "" {
 		r.TokenType = TokenTypeJWT
 		if p.csr != "" {
