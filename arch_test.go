@@ -69,7 +69,7 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "ca", rel == "spiffetls/tlsconfig", rel == "exp/wpt":
 		return 3, true
-	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid",
+	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid", rel == "launch",
 		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "ca/upstream/vault", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver":

@@ -1,0 +1,184 @@
+package launch_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/launch"
+)
+
+// api serves e's launch server on a real unix socket and returns a client
+// of it.
+func (e *env) api(t *testing.T) (*http.Client, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "launch")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "l.sock")
+	lis, err := e.ls.Listen(path)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.ls.Serve(ctx, lis) }()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return &http.Client{Transport: tr}, path
+}
+
+type reply struct {
+	status int
+	body   map[string]any
+}
+
+func call(t *testing.T, c *http.Client, method, path, body string) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://launcher"+path, strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	r := reply{status: resp.StatusCode}
+	if len(b) > 0 {
+		require.NoError(t, json.Unmarshal(b, &r.body), string(b))
+	}
+	return r
+}
+
+func TestAPI(t *testing.T) {
+	e := newEnv(t)
+	c, path := e.api(t)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "only root and the server's uid are allowed: 0600")
+
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1", "ttl": "10m", "jwt_svid_ttl": "1m", "hint": "job 1"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	assert.Equal(t, "spiffe://example.org/sandbox/1", r.body["spiffe_id"])
+	assert.Equal(t, "10m0s", r.body["x509_svid_ttl"])
+	assert.Equal(t, "1m0s", r.body["jwt_svid_ttl"])
+	assert.Equal(t, "2026-12-07T01:10:00Z", r.body["expires_at"])
+	id, handle := r.body["id"].(string), r.body["handle"].(string)
+
+	created := e.logs.lines(t, "launch created")
+	require.Len(t, created, 1)
+	assert.EqualValues(t, os.Getuid(), created[0]["uid"], "the audit line names the launcher's uid")
+	assert.EqualValues(t, os.Getpid(), created[0]["pid"])
+
+	r = call(t, c, http.MethodGet, "/v1/launches/"+id, "")
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, false, r.body["redeemed"])
+	assert.Equal(t, "job 1", r.body["hint"])
+	assert.NotContains(t, r.body, "handle")
+
+	_, err = e.ls.Redeem(t.Context(), handle)
+	require.NoError(t, err)
+	r = call(t, c, http.MethodGet, "/v1/launches/"+id, "")
+	assert.Equal(t, true, r.body["redeemed"])
+
+	r = call(t, c, http.MethodDelete, "/v1/launches/"+id, "")
+	assert.Equal(t, http.StatusNoContent, r.status)
+	r = call(t, c, http.MethodDelete, "/v1/launches/"+id, "")
+	assert.Equal(t, http.StatusNotFound, r.status)
+	assert.Equal(t, "not_found", r.body["error"])
+	r = call(t, c, http.MethodGet, "/v1/launches/not-an-id", "")
+	assert.Equal(t, http.StatusNotFound, r.status)
+
+	for _, tt := range []struct{ name, body, want string }{
+		{"reserved ID", `{"spiffe_id": "spiffe://example.org/spiffekit/server"}`, "reserved"},
+		{"agent ID", `{"spiffe_id": "spiffe://example.org/spiffekit/agent/x"}`, "reserved"},
+		{"no ID", `{}`, "spiffe_id is required"},
+		{"TTL past the maximum", `{"spiffe_id": "spiffe://example.org/x", "ttl": "25h"}`, "TTL"},
+		{"not JSON", `spiffe_id=x`, "not a JSON object"},
+		{"too large", `{"hint": "` + strings.Repeat("x", launch.MaxRequestSize) + `"}`, "larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := call(t, c, http.MethodPost, "/v1/launches", tt.body)
+			assert.Equal(t, http.StatusBadRequest, r.status)
+			assert.Equal(t, "invalid", r.body["error"])
+			assert.Contains(t, r.body["message"], tt.want)
+		})
+	}
+	assert.Len(t, e.logs.lines(t, "launch refused"), 5, "every refused launch is logged, but a body too large to read")
+}
+
+func TestAPIRefusesOtherUIDs(t *testing.T) {
+	e := newEnv(t, func(c *launch.Config) { c.AllowedUIDs = []int{os.Getuid() + 4242} })
+	c, path := e.api(t)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o666), fi.Mode().Perm(), "another uid is allowed: the socket is open to all, the uid check holds")
+
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	assert.Equal(t, http.StatusForbidden, r.status)
+	assert.Equal(t, "permission_denied", r.body["error"])
+	r = call(t, c, http.MethodDelete, "/v1/launches/0123456789abcdef0123456789abcdef", "")
+	assert.Equal(t, http.StatusForbidden, r.status)
+	entries, _, err := e.store.List(t.Context(), registryFilter(), registryPage())
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing was launched")
+	assert.Len(t, e.logs.lines(t, "launcher connection refused: uid not allowed"), 1, "one line per connection")
+}
+
+// A request that did not come through Serve has no known caller.
+func TestHandlerWithoutServe(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewServer(e.ls.Handler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v1/launches", "application/json", strings.NewReader(`{"spiffe_id": "spiffe://example.org/a"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
+func TestAPIFailures(t *testing.T) {
+	e := newEnv(t, func(c *launch.Config) { c.Rate, c.Burst = 0.001, 1 })
+	fs := &failingStore{Store: e.store}
+	ls, err := launch.New(launch.Config{TrustDomain: td, Entries: fs, Now: e.clock.Now, Rate: 0.001, Burst: 1})
+	require.NoError(t, err)
+	e.ls = ls
+	c, _ := e.api(t)
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/a"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/b"}`)
+	assert.Equal(t, http.StatusTooManyRequests, r.status)
+	assert.Equal(t, "rate_limited", r.body["error"])
+	fs.fail(errDown)
+	r = call(t, c, http.MethodGet, "/v1/launches/0123456789abcdef0123456789abcdef", "")
+	assert.Equal(t, http.StatusInternalServerError, r.status)
+	assert.Equal(t, "launch: internal error", r.body["message"], "the cause stays in the log")
+}
+
+func TestListenRefusesAFile(t *testing.T) {
+	e := newEnv(t)
+	path := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	_, err := e.ls.Listen(path)
+	assert.ErrorContains(t, err, "launch:")
+}
+
+func TestServeFailsWithItsListener(t *testing.T) {
+	e := newEnv(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	lis.Close()
+	assert.Error(t, e.ls.Serve(t.Context(), lis))
+}

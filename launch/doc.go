@@ -1,0 +1,60 @@
+// Package launch gives identities on demand to short-lived sandboxes (AI
+// agents, CI steps, functions) that run no node agent. A trusted launcher,
+// an orchestrator that starts them, asks the server for a launch over a
+// unix socket; it gets a one-time handle, hands it to the sandbox it
+// starts, and the sandbox trades the handle for an SVID at the server's
+// token exchange endpoint (package exchange). The identity ends when the
+// launch's TTL does.
+//
+// # A launch
+//
+// [Server.Launch] writes a registration entry for the SPIFFE ID asked for,
+// parented by [ParentID] (spiffe://<td>/spiffekit/launch, in the reserved
+// namespace, so that no agent is ever given it), expiring after the
+// launch's TTL (at most [MaxTTL]), with the launcher's metadata as its hint
+// and one selector, launch:handle:<SHA-256 of the handle's secret, hex>.
+// The handle is <entry ID>.<256-bit secret, base64url>: only its digest is
+// stored, and it is returned once. Reserved SPIFFE IDs (the server's and
+// the agents') and IDs of other trust domains are refused.
+//
+// # Redemption
+//
+// The sandbox posts the handle to the token exchange as a subject_token of
+// type exchange.TokenTypeLaunchHandle, with a CSR for an X509-SVID or an
+// audience for a JWT-SVID. [Server.Redeem] reads the entry, compares the
+// secret's digest in constant time, refuses an expired or redeemed
+// launch, and marks the launch redeemed (launch:redeemed:<digest>) by an
+// update at the revision it read: of concurrent redemptions, on any
+// servers sharing the store, one wins. A handle gives one SVID, which
+// never outlives the launch.
+//
+// # End
+//
+// An expired launch's entry is served to no one and is deleted by the
+// server's pruner of expired entries; [Server.End] (DELETE
+// /v1/launches/{id}) deletes it earlier.
+//
+// # The launcher API
+//
+// [Server.Serve] answers HTTP+JSON on a unix socket ([Server.Listen]),
+// like the admin API: every connection's uid is read from the kernel
+// (SO_PEERCRED) and only Config.AllowedUIDs may call it.
+//
+//	POST   /v1/launches       {"spiffe_id": "spiffe://example.org/sandbox/42", "ttl": "10m", "hint": "job 42"}
+//	GET    /v1/launches/{id}
+//	DELETE /v1/launches/{id}
+//
+// Launches are rate-limited (Config.Rate), and every launch, redemption
+// and end is one log line with the launch's ID and SPIFFE ID (and the
+// launcher's uid and pid); never the handle.
+//
+// # Usage
+//
+//	ls, err := launch.New(launch.Config{TrustDomain: td, Entries: store})
+//	...
+//	l, err := ls.Launch(ctx, launch.Params{SPIFFEID: id, TTL: 10 * time.Minute})
+//	// start the sandbox with l.Handle; the exchange redeems it:
+//	h, err := exchange.New(exchange.Config{TrustDomain: td, Handles: ls, Entries: idx, Minter: minter})
+//
+// Package server serves both (server.Config.Launch).
+package launch
