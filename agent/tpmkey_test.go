@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -252,31 +251,13 @@ func BenchmarkRenewAgentSVID(b *testing.B) {
 			}
 			a := nodetest.StartAgent(b, cfg)
 			b.ReportAllocs()
-			start := cpuTime(b, sw)
+			start := swtpmtest.ProcessCPUTime(b, sw)
 			for b.Loop() {
 				if err := a.Renew(b.Context()); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime(b, sw)-start)/float64(b.N)/1e3, "cpu-µs/op")
+			b.ReportMetric(float64(swtpmtest.ProcessCPUTime(b, sw)-start)/float64(b.N)/1e3, "cpu-µs/op")
 		})
 	}
-}
-
-// cpuTime is the CPU time, user and system, this process and the swtpm of
-// sw (if not nil) have used.
-func cpuTime(b *testing.B, sw *swtpmtest.TPM) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if sw != nil {
-		t, err := sw.CPUTime()
-		if err != nil {
-			b.Fatal(err)
-		}
-		d += t
-	}
-	return d
 }

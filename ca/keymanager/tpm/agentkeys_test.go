@@ -11,9 +11,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -194,7 +192,7 @@ func BenchmarkAgentKey(b *testing.B) {
 	digest := sha256.Sum256([]byte("csr"))
 	b.Run("software", func(b *testing.B) {
 		b.ReportAllocs()
-		start := cpuTime(b, nil)
+		start := swtpmtest.ProcessCPUTime(b, nil)
 		for b.Loop() {
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
@@ -204,7 +202,7 @@ func BenchmarkAgentKey(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(cpuTime(b, nil)-start)/float64(b.N)/1e3, "cpu-µs/op")
+		b.ReportMetric(float64(swtpmtest.ProcessCPUTime(b, nil)-start)/float64(b.N)/1e3, "cpu-µs/op")
 	})
 	b.Run("tpm", func(b *testing.B) {
 		sw := swtpmtest.New(b, swtpmtest.NewCA(b))
@@ -214,7 +212,7 @@ func BenchmarkAgentKey(b *testing.B) {
 		}
 		defer keys.Close()
 		b.ReportAllocs()
-		start := cpuTime(b, sw)
+		start := swtpmtest.ProcessCPUTime(b, sw)
 		for b.Loop() {
 			key, _, err := keys.GenerateKey(b.Context())
 			if err != nil {
@@ -224,24 +222,6 @@ func BenchmarkAgentKey(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(cpuTime(b, sw)-start)/float64(b.N)/1e3, "cpu-µs/op")
+		b.ReportMetric(float64(swtpmtest.ProcessCPUTime(b, sw)-start)/float64(b.N)/1e3, "cpu-µs/op")
 	})
-}
-
-// cpuTime is the CPU time, user and system, this process and the swtpm of
-// sw (if not nil) have used.
-func cpuTime(b *testing.B, sw *swtpmtest.TPM) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if sw != nil {
-		t, err := sw.CPUTime()
-		if err != nil {
-			b.Fatal(err)
-		}
-		d += t
-	}
-	return d
 }

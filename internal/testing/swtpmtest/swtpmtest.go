@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,6 +140,27 @@ func (tpm *TPM) CPUTime() (time.Duration, error) {
 		return 0, fmt.Errorf("swtpmtest: unexpected /proc/%d/stat", tpm.pid)
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// ProcessCPUTime returns the CPU time, user and system, that this process
+// and the swtpm of tpm (when not nil) have used, for benchmarks that report
+// what an operation costs on cores others share. It fails tb when either
+// cannot be read.
+func ProcessCPUTime(tb testing.TB, tpm *TPM) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if tpm != nil {
+		t, err := tpm.CPUTime()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		d += t
+	}
+	return d
 }
 
 // New manufactures a TPM whose EK certificates ca issues and starts it

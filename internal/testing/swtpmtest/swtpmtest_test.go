@@ -32,6 +32,10 @@ func TestNew(t *testing.T) {
 	if _, err := (&TPM{pid: 1 << 30}).CPUTime(); err == nil {
 		t.Fatal("CPUTime of a process that does not exist")
 	}
+	self := ProcessCPUTime(t, nil)
+	if both := ProcessCPUTime(t, tpm); self <= 0 || both < self {
+		t.Fatalf("ProcessCPUTime: %v alone, %v with the TPM", self, both)
+	}
 }
 
 func TestRequire(t *testing.T) {
