@@ -109,7 +109,9 @@ func (svc *service) MintX509CA(ctx context.Context, req *nodepb.MintX509CAReques
 	if authority == nil {
 		return nil, fmt.Errorf("%w: no active X.509 CA", errUnavailable)
 	}
+	start := s.observeStart()
 	chain, err := authority.SignX509CA(ctx, ca.X509CAParams{PublicKey: csr.PublicKey, TrustDomain: s.td, TTL: ttl})
+	s.signed(svidX509CA, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("signing a downstream CA for %s: %w", id, err)
 	}

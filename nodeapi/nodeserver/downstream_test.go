@@ -68,8 +68,10 @@ func caCSR(t *testing.T, uris ...string) []byte {
 // TestMintX509CA checks who may have a CA signed and what is signed.
 func TestMintX509CA(t *testing.T) {
 	rec := &keysRecorder{}
-	e := newEnv(t, func(c *nodeserver.Config) { c.Downstream = rec })
+	obs := newRecorder()
+	e := newEnv(t, func(c *nodeserver.Config) { c.Downstream = rec; c.Observer = obs })
 	a := e.attest(t, "node1")
+	obs.await(t, 3) // the attestation
 	sels := []attest.Selector{{Type: "unix", Value: "uid:1"}}
 	_, err := e.store.Create(t.Context(), registry.Entry{SPIFFEID: spiffeid.RequireFromPath(td, "/regional"), ParentID: a.svid.ID, Selectors: sels, Downstream: true})
 	require.NoError(t, err)
@@ -90,6 +92,7 @@ func TestMintX509CA(t *testing.T) {
 	assert.False(t, cert.NotAfter.After(e.ca.X509Authority().Certificate().NotAfter), "capped at the server's CA")
 	require.Len(t, resp.Roots, 1)
 	assert.Equal(t, e.ca.X509Authority().Certificate().Raw, resp.Roots[0])
+	assert.Equal(t, []string{"signed x509_ca ok", "rpc MintX509CA OK"}, obs.await(t, 2), "the CA's signing, and the call")
 
 	for name, c := range map[string]nodepb.NodeClient{
 		"entry not downstream": e.rawClient(t, e.workload(t, "/plain")),
