@@ -53,6 +53,22 @@ func TestNestedServerBundles(t *testing.T) {
 	require.Eventually(t, hasKey(regional, rootKID), nodetest.Timeout, 5*time.Millisecond, "the upstream JWT key is in the nested server's bundle")
 	assert.True(t, slices.ContainsFunc(regional.Bundle().X509Authorities(), root.Bundle().X509Authorities()[0].Equal))
 
+	// Each server's authority list holds its own authorities only: the
+	// shares of the other (the downstream's keys at the root, the upstream
+	// bundle at the nested server) are in the bundle, not among the
+	// authorities it may taint or revoke, which their own server manages.
+	for _, s := range []*nodetest.Server{root, regional} {
+		list, err := s.Admin.Authorities(t.Context())
+		require.NoError(t, err)
+		require.Len(t, list, 2, "one X.509 CA and one JWT key")
+		for _, a := range list {
+			assert.True(t, a.Local)
+			assert.Equal(t, s.ID(), a.ServerID)
+		}
+	}
+	_, err = root.Admin.TaintAuthority(t.Context(), registry.AuthorityJWT, regionalKID)
+	require.ErrorIs(t, err, registry.ErrNotFound, "the nested server's key is tainted on the nested server")
+
 	// A new JWT key of the nested server is published at once.
 	_, err = regional.CA().PrepareJWTKey(t.Context())
 	require.NoError(t, err)
