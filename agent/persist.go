@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"time"
 )
 
@@ -16,6 +17,11 @@ import (
 // agent's peak heap. A crash loses at most the changes since the last
 // write, which the agent gets again from a server. A variable for tests.
 var workloadsSaveInterval = 5 * time.Second
+
+// releaseAfterSave is the size of a workloads file from which the agent
+// returns its free heap to the system once the file is written: a file of
+// a thousand entries or more. A variable for tests.
+var releaseAfterSave int64 = 1 << 20
 
 // workloadsMaxUnsaved bounds, in intervals, how long changes wait to be
 // written while they go on.
@@ -141,4 +147,14 @@ func (a *Agent) saveWorkloads(last *workloadsState) {
 	*last = st
 	a.log.Debug("saved the workload SVIDs", "entries", len(entries), "svids", len(svids), "bytes", size,
 		"took", time.Since(start).Round(time.Millisecond))
+	if size >= releaseAfterSave {
+		// The write's copies of every entry and SVID are garbage now, as
+		// is what the burst of changes that led to it (a large sync, its
+		// mints) allocated; the Go runtime keeps the pages that held them,
+		// up to its heap goal, for allocations to come. A save follows a
+		// burst that has settled, after which an agent allocates little:
+		// give them back now, for one collection of the heap (some
+		// milliseconds for ten thousand entries), at most once a save.
+		debug.FreeOSMemory()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,23 @@ func TestAgentSavesNewSVIDs(t *testing.T) {
 	require.Eventually(t, func() bool {
 		raw, err := os.ReadFile(filepath.Join(cfg.DataDir, workloadsFile))
 		return err == nil && strings.Contains(string(raw), `"spiffe_id":"spiffe://example.org/later"`)
+	}, nodetest.Timeout, 20*time.Millisecond)
+}
+
+// Property: after writing a large workloads file (here, any), the agent
+// gives the heap the write and the changes before it left free back to
+// the system, which takes a forced collection.
+func TestAgentReleasesMemoryAfterALargeSave(t *testing.T) {
+	agent.SetWorkloadsSaveInterval(t, 50*time.Millisecond)
+	agent.SetReleaseAfterSave(t, 1)
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, cfg, _, _ := restartSetup(t, 1)
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(cfg.DataDir, workloadsFile))
+		var now runtime.MemStats
+		runtime.ReadMemStats(&now)
+		return err == nil && now.NumForcedGC > before.NumForcedGC
 	}, nodetest.Timeout, 20*time.Millisecond)
 }
 

@@ -42,7 +42,9 @@ func TestAgentRestartsWithServerAway(t *testing.T) {
 	e := progtest.NewEnv(t)
 	srv := e.StartServer()
 	tok := e.Token()
-	args := append(e.AgentArgs(tok), "-ratelimit-rate", "0") // the test polls faster than the default limit
+	args := append(e.AgentArgs(tok),
+		"-ratelimit-rate", "0", // the test polls faster than the default limit
+		"-x509-svid-cache-max-size", strconv.Itoa(n)) // every SVID minted ahead, and saved
 	a := progtest.Start(t, e.AgentBin, args...)
 	id := e.AgentID()
 
