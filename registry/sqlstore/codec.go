@@ -64,20 +64,18 @@ func encode(e registry.Entry) (string, error) {
 }
 
 // decode parses a stored entry. The database is trusted no more than any
-// input: every field is parsed and the entry validated.
+// input: every field is parsed and the entry validated. A caller decoding
+// many rows uses one decoder for them instead.
 func decode(data string) (registry.Entry, error) {
-	return decodeBytes([]byte(data))
+	var d decoder
+	return d.decode([]byte(data))
 }
 
-// decodeBytes is decode of data as bytes.
-func decodeBytes(data []byte) (registry.Entry, error) {
-	var r record
-	return decodeInto(&r, data)
-}
-
-// decodeInto is decodeBytes with r to parse into, cleared first: a caller
-// decoding many rows passes the same r, which encoding/json would
-// otherwise allocate for each. The entry shares nothing with r.
+// decodeInto parses a stored entry with encoding/json, into r, cleared
+// first: a caller decoding many rows passes the same r, which
+// encoding/json would otherwise allocate for each. The entry shares
+// nothing with r. It is the reference a decoder's fast path must agree
+// with, and what decodes (or refuses) the rows that path leaves.
 func decodeInto(r *record, data []byte) (registry.Entry, error) {
 	*r = record{}
 	if err := json.Unmarshal(data, r); err != nil {
@@ -93,6 +91,9 @@ func decodeInto(r *record, data []byte) (registry.Entry, error) {
 		Revision:    r.Revision,
 		CreatedAt:   r.CreatedAt.UTC(),
 		UpdatedAt:   r.UpdatedAt.UTC(),
+	}
+	if len(e.DNSNames) == 0 {
+		e.DNSNames = nil // as for "[]" as for no key: an entry encodes, and decodes again, the same
 	}
 	if r.ExpiresAt != 0 {
 		e.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()

@@ -59,12 +59,13 @@ func (s *Store) List(ctx context.Context, f registry.Filter, p registry.Page) ([
 	}
 	defer rows.Close()
 	var out []registry.Entry
+	var d decoder
+	var data sql.RawBytes // valid until the next row: decode copies what it keeps
 	for rows.Next() {
-		var data string
 		if err := rows.Scan(&data); err != nil {
 			return nil, "", fmt.Errorf("sqlstore: listing entries: %w", err)
 		}
-		e, err := decode(data)
+		e, err := d.decode(data)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlstore: %w", err)
 		}

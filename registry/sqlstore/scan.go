@@ -52,9 +52,10 @@ func (s *Store) ScanEntries(ctx context.Context, yield func(registry.Entry) erro
 	})
 	for range workers {
 		decoders.Go(func() {
+			var d decoder
 			for b := range raw {
 				select {
-				case decoded <- decodeBatch(b):
+				case decoded <- d.decodeBatch(b):
 				case <-ctx.Done():
 					return
 				}
@@ -127,12 +128,11 @@ func readRows(ctx context.Context, rows *sql.Rows, out chan<- rawBatch) error {
 }
 
 // decodeBatch decodes the rows of b.
-func decodeBatch(b rawBatch) decodedBatch {
+func (d *decoder) decodeBatch(b rawBatch) decodedBatch {
 	out := make([]registry.Entry, len(b.ends))
-	var r record
 	start := 0
 	for i, end := range b.ends {
-		e, err := decodeInto(&r, b.buf[start:end])
+		e, err := d.decode(b.buf[start:end])
 		if err != nil {
 			return decodedBatch{err: fmt.Errorf("sqlstore: %w", err)}
 		}
