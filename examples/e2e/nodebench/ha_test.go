@@ -12,7 +12,10 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	fleetServerMain()
+	pgtest.Main(m)
+}
 
 // startHAServer starts an issuing server (package server) on PostgreSQL,
 // with its state in a data directory, serving the node API on loopback and

@@ -38,65 +38,64 @@ var (
 	ourUID = attest.Selector{Type: "unix", Value: "uid:" + strconv.Itoa(os.Getuid())}
 )
 
-// countingSource is the registry as the server reads it: sqlstore, with a
-// count of each query.
-type countingSource struct {
+// countingStore is the registry and the agent store as the server reads
+// them: sqlstore, with a count of each query. It is one value, so that a
+// server given it in every field of its Stores runs the store once.
+type countingStore struct {
 	*sqlstore.Store
-	head, changes, list, get atomic.Int64
+	head, changes, list, get       atomic.Int64
+	listAgents, getAgent, putAgent atomic.Int64
 }
 
-func (c *countingSource) Head(ctx context.Context) (int64, error) {
+func (c *countingStore) Head(ctx context.Context) (int64, error) {
 	c.head.Add(1)
 	return c.Store.Head(ctx)
 }
 
-func (c *countingSource) Changes(ctx context.Context, after int64, limit int) ([]registry.Event, error) {
+func (c *countingStore) Changes(ctx context.Context, after int64, limit int) ([]registry.Event, error) {
 	c.changes.Add(1)
 	return c.Store.Changes(ctx, after, limit)
 }
 
-func (c *countingSource) List(ctx context.Context, f registry.Filter, p registry.Page) ([]registry.Entry, string, error) {
+func (c *countingStore) List(ctx context.Context, f registry.Filter, p registry.Page) ([]registry.Entry, string, error) {
 	c.list.Add(1)
 	return c.Store.List(ctx, f, p)
 }
 
-func (c *countingSource) Get(ctx context.Context, id string) (registry.Entry, error) {
+func (c *countingStore) Get(ctx context.Context, id string) (registry.Entry, error) {
 	c.get.Add(1)
 	return c.Store.Get(ctx, id)
 }
 
-// countingAgents is the agent store with a count of each query.
-type countingAgents struct {
-	*sqlstore.Store
-	listAgents, getAgent, putAgent atomic.Int64
-}
-
-func (c *countingAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) {
+func (c *countingStore) ListAgents(ctx context.Context) ([]registry.Agent, error) {
 	c.listAgents.Add(1)
 	return c.Store.ListAgents(ctx)
 }
 
-func (c *countingAgents) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
+func (c *countingStore) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
 	c.getAgent.Add(1)
 	return c.Store.GetAgent(ctx, id)
 }
 
-func (c *countingAgents) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+func (c *countingStore) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
 	c.putAgent.Add(1)
 	return c.Store.PutAgent(ctx, a)
 }
 
-// queryCounts is a snapshot of both counters.
+// counts returns a snapshot of the counters.
+func (c *countingStore) counts() queryCounts {
+	return queryCounts{
+		Head: c.head.Load(), Changes: c.changes.Load(), List: c.list.Load(), Get: c.get.Load(),
+		ListAgents: c.listAgents.Load(), GetAgent: c.getAgent.Load(), PutAgent: c.putAgent.Load(),
+	}
+}
+
+// queryCounts is a snapshot of the query counters.
 type queryCounts struct {
 	Head, Changes, List, Get, ListAgents, GetAgent, PutAgent int64
 }
 
-func (e *env) counts() queryCounts {
-	return queryCounts{
-		Head: e.src.head.Load(), Changes: e.src.changes.Load(), List: e.src.list.Load(), Get: e.src.get.Load(),
-		ListAgents: e.agents.listAgents.Load(), GetAgent: e.agents.getAgent.Load(), PutAgent: e.agents.putAgent.Load(),
-	}
-}
+func (e *env) counts() queryCounts { return e.counting.counts() }
 
 func (q queryCounts) sub(o queryCounts) queryCounts {
 	return queryCounts{
@@ -109,11 +108,12 @@ func (q queryCounts) sub(o queryCounts) queryCounts {
 // harness): a rotating CA, a SQLite registry and agent store behind
 // counting wrappers, join tokens.
 type env struct {
-	ca     *rotation.Manager
-	store  *sqlstore.Store
-	src    *countingSource
-	agents *countingAgents
-	srv    *nodetest.NodeServer
+	ca    *rotation.Manager
+	store *sqlstore.Store
+	// counting wraps store: the server reads the registry and the
+	// agent records through it.
+	counting *countingStore
+	srv      *nodetest.NodeServer
 }
 
 type envConfig struct {
@@ -141,12 +141,12 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	tb.Cleanup(func() { store.Close() })
 	m, err := rotation.New(ctx, rotation.Config{TrustDomain: td})
 	require.NoError(tb, err)
-	e := &env{ca: m, store: store, src: &countingSource{Store: store}, agents: &countingAgents{Store: store}}
+	e := &env{ca: m, store: store, counting: &countingStore{Store: store}}
 	if cfg.Before != nil {
 		cfg.Before(e)
 	}
 	e.srv = nodetest.StartNodeServer(tb, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
-		c.Registry, c.Agents, c.PollInterval = e.src, e.agents, cfg.PollInterval
+		c.Registry, c.Agents, c.PollInterval = e.counting, e.counting, cfg.PollInterval
 	}})
 	return e
 }
