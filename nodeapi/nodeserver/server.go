@@ -172,6 +172,10 @@ type Server struct {
 	tlsCA   []byte           // DER of the CA that signed tlsCert
 
 	streams atomic.Int64 // open entry streams
+
+	// wideChange is set when the index applied a change that may concern
+	// every agent (see noteChange), until flushChanges wakes every stream.
+	wideChange atomic.Bool
 }
 
 var _ nodepb.NodeServer = (*service)(nil)
@@ -237,10 +241,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.idx, err = index.New(ctx, cfg.Registry, index.Config{ServerID: s.serverID, PollInterval: s.cfg.PollInterval, Now: s.now,
 		OnExpire: func(e registry.Entry) {
 			s.log.Info("entry expired; no agent obtains it any more", "entry_id", e.ID, "spiffe_id", e.SPIFFEID.String(), "expired_at", e.ExpiresAt)
-		}}); err != nil {
+			s.noteChange(&e, nil)
+		},
+		OnChange: func(ev registry.Event) {
+			if ev.Op != registry.OpCreate && ev.Before == nil {
+				s.wideChange.Store(true) // a feed that does not say where the entry was
+			}
+			s.noteChange(ev.Before, ev.After)
+		},
+	}); err != nil {
 		return nil, fmt.Errorf("nodeserver: indexing the registry: %w", err)
 	}
-	s.entries = authz.New(s.idx, func() uint64 { gen, _ := s.watch(); return gen }, s.bump)
+	s.entries = authz.New(s.idx, func() uint64 { gen, _ := s.watch(); return gen }, s.flushChanges)
 	if _, err := s.agents.Reload(ctx); err != nil {
 		return nil, fmt.Errorf("nodeserver: %w", err)
 	}
@@ -461,14 +473,43 @@ func subscribe(store any, topics registry.Topic) (<-chan struct{}, func()) {
 	return nil, func() {}
 }
 
-// syncIndex applies the registry's changes and wakes the streams if there
-// were any.
+// syncIndex applies the registry's changes and wakes the streams they
+// concern (see noteChange).
 func (s *Server) syncIndex(ctx context.Context) {
-	n, err := s.idx.Sync(ctx)
+	_, err := s.idx.Sync(ctx)
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("reading the registry's changes failed", "err", err)
 	}
-	if n > 0 {
+	s.flushChanges()
+}
+
+// noteChange directs a change of an entry that the index applied, given
+// as the entry before and after it (nil for none), to the streams it
+// concerns. An entry parented by an agent's ID concerns that agent alone:
+// no entry may have an agent's ID as its SPIFFE ID (registry.Reserved), so
+// no other agent reaches it through a parent link. Its streams are woken
+// at once, and the others not at all, so that a change costs the server
+// the same whatever the number of agents connected. Any other entry (a
+// node alias, one parented by an alias or by another entry) may concern
+// every agent: flushChanges wakes every stream after the read of the
+// change feed.
+func (s *Server) noteChange(before, after *registry.Entry) {
+	for _, e := range []*registry.Entry{before, after} {
+		switch {
+		case e == nil:
+		case !registry.IsAgentID(e.ParentID):
+			s.wideChange.Store(true)
+		case s.entries != nil: // nil while New builds the index: no stream yet
+			s.entries.Invalidate(e.ParentID)
+			s.agents.Wake(e.ParentID)
+		}
+	}
+}
+
+// flushChanges wakes every stream if the index applied a change that may
+// concern every agent since the last call.
+func (s *Server) flushChanges() {
+	if s.wideChange.Swap(false) {
 		s.bump()
 	}
 }

@@ -183,3 +183,39 @@ func TestNodeAliasScopesEntries(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorContains(t, res[0].Err, "not authorized")
 }
+
+// A change of an entry parented by an agent wakes that agent's streams
+// only, not every stream (the generation stays): an entry moved from one
+// agent to another reaches both, as a delete and an upsert. A node alias,
+// which may concern any agent, wakes every stream.
+func TestSyncWakesOnlyTheAgentsConcerned(t *testing.T) {
+	e := newEnv(t, nil)
+	a, b := e.attest(t, "node1"), e.attest(t, "node2")
+	ua, _ := syncUpdates(t, a)
+	ub, _ := syncUpdates(t, b)
+	next(t, ua)
+	next(t, ub)
+	gen := e.srv.Generation()
+
+	en := e.entry(t, a.svid.ID, "/web")
+	u := next(t, ua)
+	require.Len(t, u.Upserts, 1)
+	assert.Equal(t, en.ID, u.Upserts[0].ID)
+	en.ParentID = b.svid.ID
+	en, err := e.store.Update(t.Context(), en)
+	require.NoError(t, err)
+	u = next(t, ua)
+	assert.Equal(t, []string{en.ID}, u.Deleted, "the agent it left is told")
+	u = next(t, ub)
+	require.Len(t, u.Upserts, 1, "the agent it moved to is told")
+	assert.Equal(t, en.ID, u.Upserts[0].ID)
+	assert.Equal(t, gen, e.srv.Generation(), "no other stream was woken")
+
+	serverID := spiffeid.RequireFromPath(td, nodeapi.ServerPath)
+	alias := e.entry(t, serverID, "/cluster/blue", attest.Selector{Type: "echo", Value: "name:node1"})
+	assert.Greater(t, e.srv.Generation(), gen, "a node alias wakes every stream")
+	below := e.entry(t, alias.SPIFFEID, "/cluster/blue/db")
+	u = next(t, ua)
+	require.Len(t, u.Upserts, 1, "the agent the alias applies to gets what it parents")
+	assert.Equal(t, below.ID, u.Upserts[0].ID)
+}

@@ -66,6 +66,13 @@ type Config struct {
 	// goroutine that called Sync: for a log line. An entry already expired
 	// when it is read or written is left out without a call.
 	OnExpire func(registry.Entry)
+	// OnChange, if not nil, is called with each change of the source's
+	// feed that Sync applies to the index, after Sync released the
+	// index's lock, from the goroutine that called Sync: so that a caller
+	// can tell who the change concerns (ev.Before and ev.After name the
+	// entry's parent before and after) rather than assume everyone. By
+	// then, the index holds the change.
+	OnChange func(registry.Event)
 }
 
 // Index is an in-memory index of registration entries. It is safe for
@@ -250,15 +257,22 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 			x.tellExpired(gone)
 			return n + len(gone), nil
 		}
+		var applied []registry.Event
 		x.mu.Lock()
 		for _, ev := range evs {
 			// Concurrent Syncs may fetch the same events; apply each once.
 			if ev.Seq > x.seq {
 				x.apply(ev)
 				n++
+				if x.conf.OnChange != nil {
+					applied = append(applied, ev)
+				}
 			}
 		}
 		x.mu.Unlock()
+		for _, ev := range applied {
+			x.conf.OnChange(ev)
+		}
 	}
 }
 

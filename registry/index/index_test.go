@@ -330,3 +330,43 @@ func TestUses(t *testing.T) {
 	assert.False(t, idx.Uses("unix", "sha256"))
 	assert.False(t, idx.Uses("k8s", "ns"))
 }
+
+// OnChange is told of each change Sync applies, once, after the index
+// holds it: creates, updates (with the entry before and after) and
+// deletes; not of the writes the index read when it was built.
+func TestOnChange(t *testing.T) {
+	s := memstore.New(memstore.Config{})
+	u := sel("unix", "uid:1")
+	create(t, s, "/before", "/agent", u)
+	var idx *index.Index
+	var told []registry.Event
+	idx, err := index.New(t.Context(), s, index.Config{OnChange: func(ev registry.Event) {
+		told = append(told, ev)
+		assert.GreaterOrEqual(t, idx.Seq(), ev.Seq, "the index holds the change when it is told")
+	}})
+	require.NoError(t, err)
+	n, err := idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Empty(t, told, "what the index was built with is not a change")
+
+	e := create(t, s, "/e", "/agent/one", u)
+	e.ParentID = id("/agent/two")
+	e, err = s.Update(t.Context(), e)
+	require.NoError(t, err)
+	_, err = s.Delete(t.Context(), e.ID, e.Revision)
+	require.NoError(t, err)
+	n, err = idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	require.Len(t, told, 3)
+	assert.Equal(t, []registry.Op{registry.OpCreate, registry.OpUpdate, registry.OpDelete}, []registry.Op{told[0].Op, told[1].Op, told[2].Op})
+	assert.Equal(t, id("/agent/one"), told[1].Before.ParentID)
+	assert.Equal(t, id("/agent/two"), told[1].After.ParentID)
+	assert.Nil(t, told[2].After)
+
+	n, err = idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Len(t, told, 3, "each change is told once")
+}

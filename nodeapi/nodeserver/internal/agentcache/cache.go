@@ -173,9 +173,9 @@ func sameSerials(a, b registry.Agent) bool {
 
 // Follow registers an entry stream of agent id. changed returns the
 // channel closed when the agent's cached record next changes serials or
-// goes (take it before reading the record); stop ends the registration.
-// Only the agent's own streams wake, not every stream: renewals are
-// frequent.
+// goes, or Wake names the agent (take it before reading the record); stop
+// ends the registration. Only the agent's own streams wake, not every
+// stream: renewals are frequent.
 func (c *Cache) Follow(id spiffeid.ID) (changed func() <-chan struct{}, stop func()) {
 	c.mu.Lock()
 	f, ok := c.follows[id]
@@ -198,6 +198,14 @@ func (c *Cache) Follow(id spiffeid.ID) (changed func() <-chan struct{}, stop fun
 		}
 	}
 	return changed, stop
+}
+
+// Wake wakes the entry streams of agent id that Follow registered, if
+// any: what the agent may obtain changed.
+func (c *Cache) Wake(id spiffeid.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wakeLocked(id)
 }
 
 // wakeLocked wakes the entry streams of agent id. c.mu must be held.

@@ -216,6 +216,22 @@ func TestFollow(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// Wake wakes the streams of the agent it names, and no other's.
+func TestWake(t *testing.T) {
+	c := agentcache.New(memstore.New(memstore.Config{}))
+	a, b := record("a", "01"), record("b", "01")
+	wa, stopA := c.Follow(a.ID)
+	defer stopA()
+	wb, stopB := c.Follow(b.ID)
+	defer stopB()
+	cha, chb := wa(), wb()
+	c.Wake(a.ID)
+	assert.True(t, woken(cha))
+	assert.False(t, woken(chb), "another agent's stream sleeps on")
+	assert.False(t, woken(wa()), "a new channel once woken")
+	c.Wake(record("c", "01").ID) // no stream: nothing to wake
+}
+
 // The Reloader reads at once after a quiet spell, folds the signals that
 // come sooner into one read at the end of the gap, and calls Changed after
 // a read that found a change streams react to only.

@@ -4,10 +4,13 @@
 // for what the index lacks, only after the index has read the registry's
 // change feed up to now (once for every caller that asked meanwhile), so
 // that a server behind the shared registry never denies an agent an entry
-// another server gave it.
+// another server gave it. A change that concerns one agent only (an entry
+// parented by its ID) need not change the generation: Invalidate drops that
+// agent's answer alone.
 //
 //	e := authz.New(idx, generation, changed)
 //	m := e.Of(agent)                          // cached while the generation holds
+//	e.Invalidate(agentID)                     // after the index applied a change of its entries
 //	m, err := e.Current(ctx, agent, lacks)    // read up to now if lacks(m)
 package authz
 
@@ -37,6 +40,14 @@ type Entries struct {
 
 	mu    sync.Mutex
 	cache map[spiffeid.ID]cached
+	// seq counts the calls of Invalidate; stale holds, for each agent, the
+	// seq of its last invalidation, and floor the seq below which every
+	// answer is stale (when stale grew too large and was forgotten). An
+	// answer computed from a read of the index that began at seq s holds
+	// while s is at least both.
+	seq   uint64
+	stale map[spiffeid.ID]uint64
+	floor uint64
 
 	// Reads of the registry's changes that must not wait for the server's
 	// Run (see catchUp): one at a time, each serving every caller that
@@ -50,6 +61,7 @@ type Entries struct {
 // generation.
 type cached struct {
 	gen       uint64
+	seq       uint64            // Entries.seq when the read of the index began
 	selectors []attest.Selector // the agent's, when computed
 	entries   map[string]registry.Entry
 }
@@ -64,24 +76,44 @@ func New(idx *index.Index, generation func() uint64, changed func()) *Entries {
 		generation: generation,
 		changed:    changed,
 		cache:      make(map[spiffeid.ID]cached),
+		stale:      make(map[spiffeid.ID]uint64),
 		catchTurn:  make(chan struct{}, 1),
 	}
 }
 
 // Of returns the entries agent a may obtain, by entry ID, as the index has
 // them: from the cache while the generation and a's selectors are those it
-// was computed for.
+// was computed for, and a was not invalidated since.
 func (e *Entries) Of(a registry.Agent) map[string]registry.Entry {
 	gen := e.generation()
 	e.mu.Lock()
 	c, ok := e.cache[a.ID]
+	fresh := ok && c.seq >= max(e.stale[a.ID], e.floor)
 	e.mu.Unlock()
 	// The selectors are compared too: an agent attested again under the
 	// same ID with other selectors must not keep what the old ones gave.
-	if ok && c.gen == gen && slices.Equal(c.selectors, a.Selectors) {
+	if fresh && c.gen == gen && slices.Equal(c.selectors, a.Selectors) {
 		return c.entries
 	}
 	return e.At(a, gen)
+}
+
+// Invalidate drops the cached answers of the agents ids, whatever the
+// generation: call it after the index applied a change that concerns
+// them only. An answer being computed meanwhile, from a read of the index
+// that may have begun before the change, is not kept either.
+func (e *Entries) Invalidate(ids ...spiffeid.ID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.stale)+len(ids) > maxCached {
+		clear(e.stale)
+		e.floor = e.seq + 1
+	}
+	e.seq++
+	for _, id := range ids {
+		e.stale[id] = e.seq
+		delete(e.cache, id)
+	}
 }
 
 // Current returns the entries agent a may obtain, as Of does, unless lacks
@@ -136,6 +168,11 @@ func (e *Entries) catchUp(ctx context.Context) error {
 // At reads from the index the entries agent a may obtain, and caches them
 // for generation gen.
 func (e *Entries) At(a registry.Agent, gen uint64) map[string]registry.Entry {
+	// The sequence is taken before the index is read: an invalidation
+	// after it makes the answer stale, though it may be stored after.
+	e.mu.Lock()
+	seq := e.seq
+	e.mu.Unlock()
 	list := e.idx.ForAgent(a.ID, a.Selectors)
 	m := make(map[string]registry.Entry, len(list))
 	for _, en := range list {
@@ -145,7 +182,7 @@ func (e *Entries) At(a registry.Agent, gen uint64) map[string]registry.Entry {
 	if len(e.cache) > maxCached {
 		clear(e.cache)
 	}
-	e.cache[a.ID] = cached{gen: gen, selectors: a.Selectors, entries: m}
+	e.cache[a.ID] = cached{gen: gen, seq: seq, selectors: a.Selectors, entries: m}
 	e.mu.Unlock()
 	return m
 }

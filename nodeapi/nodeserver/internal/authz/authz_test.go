@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,4 +186,40 @@ func TestCurrentSharesReads(t *testing.T) {
 		wg.Wait()
 		assert.Equal(t, reads+1, s.feed.reads.Load(), "the callers that asked meanwhile share one read")
 	})
+}
+
+// Invalidate drops the cached answer of the agents it names, without a
+// new generation, and no other agent's: a change of one agent's entries
+// costs the other agents nothing.
+func TestInvalidate(t *testing.T) {
+	s := newServer(t)
+	other := registry.Agent{ID: spiffeid.RequireFromPath(td, "/spiffekit/agent/test/other"), AttestorType: "test"}
+	s.create(t, "/own", agentID, uid)
+	_, err := s.idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, s.e.Of(agent()), 1)
+	assert.Empty(t, s.e.Of(other))
+
+	later := s.create(t, "/later", agentID, uid)
+	forOther := s.create(t, "/for-other", other.ID, uid)
+	_, err = s.idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.NotContains(t, s.e.Of(agent()), later.ID, "cached for this generation")
+	s.e.Invalidate(agentID)
+	assert.Contains(t, s.e.Of(agent()), later.ID, "invalidated: computed again")
+	assert.NotContains(t, s.e.Of(other), forOther.ID, "another agent's answer is kept")
+	s.e.Invalidate(other.ID)
+	assert.Contains(t, s.e.Of(other), forOther.ID)
+
+	// Past the bound of agents remembered, every answer is computed again.
+	last := s.create(t, "/last", agentID, uid)
+	_, err = s.idx.Sync(t.Context())
+	require.NoError(t, err)
+	assert.NotContains(t, s.e.Of(agent()), last.ID)
+	many := make([]spiffeid.ID, 100001)
+	for i := range many {
+		many[i] = spiffeid.RequireFromPath(td, "/spiffekit/agent/test/n"+strconv.Itoa(i))
+	}
+	s.e.Invalidate(many...)
+	assert.Contains(t, s.e.Of(agent()), last.ID, "forgotten: computed again")
 }
