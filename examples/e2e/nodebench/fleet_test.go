@@ -79,6 +79,8 @@ type fleetResult struct {
 	StormStop   time.Duration  // the server's graceful stop
 	StormStart  time.Duration  // the new server process started until it serves
 	StormResync time.Duration  // from then until every agent holds a new entry stream
+	StormP50    time.Duration  // the same for half the agents
+	StormCPU    time.Duration  // the new server's CPU time from serving until StormResync
 	DownErrors  map[string]int // entry stream failures while no server served, by gRPC code
 	StormErrors map[string]int // the same from the new server on
 }
@@ -95,6 +97,7 @@ type simAgent struct {
 	// upEpoch is the fleet's epoch when one of its streams last brought it
 	// every entry.
 	upEpoch atomic.Int64
+	upAt    atomic.Int64 // when, in Unix nanoseconds
 	// watch, when set, is told when an upsert of its entry arrives.
 	watch atomic.Pointer[simWatch]
 }
@@ -148,6 +151,7 @@ func (f *fleet) run(ctx context.Context, a *simAgent) {
 			}
 			if !full && len(a.known) == f.perAgent {
 				full = true
+				a.upAt.Store(time.Now().UnixNano())
 				a.upEpoch.Store(f.epoch.Load())
 			}
 			return nil
@@ -359,9 +363,16 @@ func runFleet(tb testing.TB, cfg fleetConfig) fleetResult {
 	r.StormStart = srv.ready
 	profile(srv, "storm")
 	served := srv.started.Add(srv.ready)
+	cpu := srv.stats(tb, false).CPU
 	f.waitUp(tb, 15*time.Minute)
 	r.StormResync = time.Since(served)
+	r.StormCPU = srv.stats(tb, false).CPU - cpu
 	profileStop(srv)
+	var up durations
+	for _, a := range f.agents {
+		up.add(time.Unix(0, a.upAt.Load()).Sub(served))
+	}
+	r.StormP50 = up.percentile(50)
 	r.DownErrors = f.errors(time.Time{}, served)
 	r.StormErrors = f.errors(served, time.Now())
 	srv.stop(tb)
@@ -528,8 +539,9 @@ func (r fleetResult) summary(agents int) string {
 	fmt.Fprintf(&s, "server memory: RSS %s (peak %s), live heap %s, heap obtained %s, %d goroutines, %d streams; agents' process RSS %s\n",
 		mb(r.Server.RSS), mb(r.Server.PeakRSS), mb(r.Server.LiveHeap), mb(r.Server.HeapSys), r.Server.Goroutines, r.Server.Streams, mb(r.AgentsRSS))
 	fmt.Fprintf(&s, "%d changes: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.Changes, ms(r.ChangeP50), ms(r.ChangeP99), ms(r.ChangeMax))
-	fmt.Fprintf(&s, "storm: stop %.2fs, start %.2fs, all resynced %.2fs after; stream ends while away %v, after %v",
-		r.StormStop.Seconds(), r.StormStart.Seconds(), r.StormResync.Seconds(), sortedCounts(r.DownErrors), sortedCounts(r.StormErrors))
+	fmt.Fprintf(&s, "storm: stop %.2fs, start %.2fs, then half the agents resynced in %.2fs, all in %.2fs (server CPU %.2fs); stream ends while away %v, after %v",
+		r.StormStop.Seconds(), r.StormStart.Seconds(), r.StormP50.Seconds(), r.StormResync.Seconds(), r.StormCPU.Seconds(),
+		sortedCounts(r.DownErrors), sortedCounts(r.StormErrors))
 	return s.String()
 }
 
