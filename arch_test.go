@@ -49,7 +49,7 @@ func layer(pkg string) (int, bool) {
 	switch {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta":
+	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta", rel == "attest/internal/agentpath":
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true

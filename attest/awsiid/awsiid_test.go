@@ -346,6 +346,11 @@ func TestNewServerConfiguration(t *testing.T) {
 		{"empty region", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: map[string][]*x509.Certificate{testRegion: nil}}, "has no certificate"},
 		{"nil certificate", ServerConfig{AccountIDs: []string{testAccount}, SignatureCertificates: map[string][]*x509.Certificate{testRegion: {nil}}}, "is nil"},
 		{"EC certificate", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: map[string][]*x509.Certificate{testRegion: {&ecCert}}}, "not RSA"},
+		{"template does not parse", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: good, AgentPathTemplate: "/{{ .Region"}, "agent path template"},
+		{"template of an unknown field", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: good, AgentPathTemplate: "/aws_iid/{{ .Zone }}"}, "agent path template"},
+		{"template outside aws_iid", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: good, AgentPathTemplate: "/x509pop/{{ .InstanceID }}"}, "does not start with /aws_iid/"},
+		{"template not a path", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: good, AgentPathTemplate: "/aws_iid/{{ .Region }}/"}, "agent path template"},
+		{"template of tags without lookups", ServerConfig{AccountIDs: []string{testAccount}, RSA2048Certificates: good, AgentPathTemplate: "/aws_iid/{{ .Tags.env }}"}, "only the EC2 lookups read, and they are off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewServer(tc.c)

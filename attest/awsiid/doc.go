@@ -94,8 +94,7 @@
 // endpoint: the AWS APIs themselves cannot be reached from the tests.
 //
 // Not checked here, unlike SPIRE's plugin: membership of an AWS
-// Organization (verify_organization) and of an EKS cluster; there is no
-// agent_path_template.
+// Organization (verify_organization) and of an EKS cluster.
 //
 // # Certificates
 //

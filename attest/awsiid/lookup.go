@@ -210,16 +210,16 @@ func endpoint(e string) *string {
 // selectors looks up the instance of doc, a verified document, checks it
 // (the instance the API describes is doc's, pending or running, and,
 // unless SkipBlockDevice, still on its first root volume) and returns the
-// selectors of its tags, security groups and IAM roles. Any failure is an
-// error, never fewer selectors: an error wrapping attest.ErrNodeRejected
-// when what the APIs say refuses the instance, another when they could
-// not be asked.
-func (l *lookup) selectors(ctx context.Context, doc Document) ([]attest.Selector, error) {
+// selectors of its tags, security groups and IAM roles, and its tags by
+// key. Any failure is an error, never fewer selectors: an error wrapping
+// attest.ErrNodeRejected when what the APIs say refuses the instance,
+// another when they could not be asked.
+func (l *lookup) selectors(ctx context.Context, doc Document) ([]attest.Selector, map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	apis, err := l.apis(ctx, doc.AccountID, doc.Region)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out, err := apis.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
 		InstanceIds: []string{doc.InstanceID},
@@ -227,25 +227,29 @@ func (l *lookup) selectors(ctx context.Context, doc Document) ([]attest.Selector
 	})
 	if err != nil {
 		if apiErr := smithy.APIError(nil); errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidInstanceID.NotFound" {
-			return nil, reject(err, "EC2 has no instance %s in %s", doc.InstanceID, doc.Region)
+			return nil, nil, reject(err, "EC2 has no instance %s in %s", doc.InstanceID, doc.Region)
 		}
-		return nil, fmt.Errorf("awsiid: EC2 DescribeInstances of instance %s in %s: %w", doc.InstanceID, doc.Region, err)
+		return nil, nil, fmt.Errorf("awsiid: EC2 DescribeInstances of instance %s in %s: %w", doc.InstanceID, doc.Region, err)
 	}
 	inst, sels, err := describe(out, doc, l.c.SkipBlockDevice)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	tags := make(map[string]string, len(inst.Tags))
+	for _, tag := range inst.Tags {
+		tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
 	}
 	if l.c.DisableInstanceProfileSelectors || inst.IamInstanceProfile == nil || aws.ToString(inst.IamInstanceProfile.Arn) == "" {
-		return sels, nil
+		return sels, tags, nil
 	}
 	roles, err := l.roles(ctx, apis.iam, doc, inst.IamInstanceProfile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, r := range roles {
 		sels = addSelector(sels, "iamrole:"+r)
 	}
-	return sels, nil
+	return sels, tags, nil
 }
 
 // describe returns the instance out describes, which must be doc's, and

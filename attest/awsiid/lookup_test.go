@@ -110,6 +110,39 @@ func TestLookupSelectors(t *testing.T) {
 	require.Len(t, f.api.CallsOf("DescribeInstances"), 2)
 }
 
+// TestAgentPathTemplate: SPIRE's agent_path_template names the agent from
+// the document's fields and, with the lookups, the instance's tags; an
+// instance without a tag the template needs is refused.
+func TestAgentPathTemplate(t *testing.T) {
+	f := newLookupFixture(t)
+	srv := newTestServer(t, ServerConfig{RSA2048Certificates: certsOf(testRegion, f.signer),
+		AgentPathTemplate: "/{{ .PluginName }}/{{ .Region }}/{{ .InstanceType }}/{{ .InstanceID }}"})
+	res, err := srv.Attest(t.Context(), td, f.payload, nil)
+	require.NoError(t, err)
+	require.Equal(t, "spiffe://example.org/spiffekit/agent/aws_iid/us-east-1/m5.large/i-0123456789abcdef0", res.AgentID.String())
+
+	// The default: SPIRE's path.
+	res, err = newTestServer(t, ServerConfig{RSA2048Certificates: certsOf(testRegion, f.signer)}).Attest(t.Context(), td, f.payload, nil)
+	require.NoError(t, err)
+	require.Equal(t, "spiffe://example.org/spiffekit/agent/aws_iid/123456789012/us-east-1/i-0123456789abcdef0", res.AgentID.String())
+
+	f.api.AddInstance(instance())
+	f.api.AddInstanceProfile(testProfile, testRole)
+	tagged := func(tmpl string) *Server {
+		return newTestServer(t, ServerConfig{RSA2048Certificates: certsOf(testRegion, f.signer), Lookup: f.config(), AgentPathTemplate: tmpl})
+	}
+	res, err = tagged("/aws_iid/{{ .Tags.Name }}/{{ .InstanceID }}").Attest(t.Context(), td, f.payload, nil)
+	require.NoError(t, err)
+	require.Equal(t, "spiffe://example.org/spiffekit/agent/aws_iid/blog/i-0123456789abcdef0", res.AgentID.String())
+
+	// A tag the instance lacks, or whose value makes no path ("prod:eu"
+	// is one; "a/b" would make two segments, a tag of "" none).
+	_, err = tagged("/aws_iid/{{ .Tags.team }}/{{ .InstanceID }}").Attest(t.Context(), td, f.payload, nil)
+	requireRejected(t, err, `map has no entry for key "team"`)
+	_, err = tagged(`/aws_iid/{{ index .Tags "team" }}/{{ .InstanceID }}`).Attest(t.Context(), td, f.payload, nil)
+	requireRejected(t, err, "agent path template")
+}
+
 func TestLookupDisableInstanceProfileSelectors(t *testing.T) {
 	f := newLookupFixture(t)
 	f.api.AddInstance(instance())

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/smallstep/pkcs7"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/internal/agentpath"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -23,6 +25,11 @@ const Type = "aws_iid"
 
 // maxListItems bounds the allow-lists: they are configuration.
 const maxListItems = 4096
+
+// DefaultAgentPathTemplate is SPIRE's default agent path template. The
+// agent ID is spiffe://<td>/spiffekit/agent followed by the template's
+// output.
+const DefaultAgentPathTemplate = "/{{ .PluginName }}/{{ .AccountID }}/{{ .Region }}/{{ .InstanceID }}"
 
 // ServerConfig configures [NewServer].
 type ServerConfig struct {
@@ -58,6 +65,17 @@ type ServerConfig struct {
 	// attest as the instance for as long as its record lives.
 	AllowReattestation bool
 
+	// AgentPathTemplate is SPIRE's agent_path_template: a text/template
+	// of the agent ID's path below /spiffekit/agent, with the fields of
+	// the instance identity document ([Document]: AccountID, Region,
+	// AvailabilityZone, InstanceID, InstanceType, ImageID, Architecture,
+	// PrivateIP, Version), PluginName, and Tags, the instance's tags by
+	// key (with Lookup only; {{ index .Tags "name" }}). A tag or field the
+	// instance does not have refuses its attestation. The output must
+	// start with "/aws_iid/", so that agents of this attestor never get an
+	// ID of another's. Empty means [DefaultAgentPathTemplate].
+	AgentPathTemplate string
+
 	// Lookup, if not nil, looks each instance up through the EC2 and IAM
 	// APIs, for more selectors and checks (see [LookupConfig]). Nil means
 	// the server admits from the signed document alone and calls no AWS
@@ -74,6 +92,14 @@ type Server struct {
 	signature map[string][]*x509.Certificate
 	reattest  bool
 	lookup    *lookup // nil: off
+	path      *agentpath.Template
+}
+
+// pathData are the fields of an agent path template: SPIRE's.
+type pathData struct {
+	Document
+	PluginName string
+	Tags       map[string]string
 }
 
 var _ attest.NodeAttestor = (*Server)(nil)
@@ -138,6 +164,27 @@ func NewServer(c ServerConfig) (*Server, error) {
 			return nil, err
 		}
 	}
+	tmpl := c.AgentPathTemplate
+	if tmpl == "" {
+		tmpl = DefaultAgentPathTemplate
+	}
+	if s.path, err = agentpath.Parse(Type, tmpl); err != nil {
+		return nil, fmt.Errorf("awsiid: %w", err)
+	}
+	// Try it on an instance, so that a template that cannot make an ID
+	// fails here rather than at each attestation. The tags are known only
+	// from the lookups: a template that reads them needs the lookups, and
+	// is tried on each instance.
+	usesTags := strings.Contains(tmpl, "Tags")
+	if usesTags && c.Lookup == nil {
+		return nil, errors.New("awsiid: agent path template: it reads the instance's tags, which only the EC2 lookups read, and they are off")
+	}
+	probe := pathData{PluginName: Type, Document: Document{AccountID: "123456789012", Region: "us-east-1", AvailabilityZone: "us-east-1a",
+		InstanceID: "i-0123456789abcdef0", InstanceType: "m5.large", ImageID: "ami-0123456789abcdef0", Architecture: "x86_64",
+		PrivateIP: "10.0.0.1", Version: "2017-09-30"}}
+	if _, err := s.path.ID(spiffeid.RequireTrustDomainFromString("example.org"), probe); err != nil && !usesTags {
+		return nil, fmt.Errorf("awsiid: %w", err)
+	}
 	return s, nil
 }
 
@@ -160,7 +207,9 @@ func (s *Server) Type() string { return Type }
 // from the bytes the signature covers.
 //
 // The agent ID is spiffe://<td>/spiffekit/agent/aws_iid/<account>/
-// <region>/<instance ID>. The agent can re-attest only if
+// <region>/<instance ID>, or what [ServerConfig].AgentPathTemplate makes
+// of the instance (an instance it cannot make a path of is refused). The
+// agent can re-attest only if
 // [ServerConfig].AllowReattestation is set. The selectors, of type
 // "aws_iid", are SPIRE's where SPIRE has them:
 //
@@ -213,17 +262,18 @@ func (s *Server) Attest(ctx context.Context, td spiffeid.TrustDomain, payload []
 	if s.regions != nil && !s.regions[doc.Region] {
 		return attest.NodeResult{}, reject(nil, "region %s is not allowed (instance %s)", doc.Region, doc.InstanceID)
 	}
-	agentID, err := spiffeid.FromSegments(td, "spiffekit", "agent", Type, doc.AccountID, doc.Region, doc.InstanceID)
-	if err != nil {
-		return attest.NodeResult{}, fmt.Errorf("awsiid: agent ID: %w", err)
-	}
 	sels := selectors(doc)
+	var tags map[string]string
 	if s.lookup != nil {
-		more, err := s.lookup.selectors(ctx, doc)
+		more, t, err := s.lookup.selectors(ctx, doc)
 		if err != nil {
 			return attest.NodeResult{}, err
 		}
-		sels = attest.NewSelectors(append(sels.Slice(), more...)...)
+		sels, tags = attest.NewSelectors(append(sels.Slice(), more...)...), t
+	}
+	agentID, err := s.path.ID(td, pathData{Document: doc, PluginName: Type, Tags: tags})
+	if err != nil {
+		return attest.NodeResult{}, reject(err, "instance %s: %v", doc.InstanceID, err)
 	}
 	return attest.NodeResult{
 		AgentID:     agentID,

@@ -1,7 +1,6 @@
 package gcpiit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/attest/internal/agentpath"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -92,7 +91,7 @@ type Server struct {
 	projects map[string]bool
 	audience string
 	keys     keySource
-	path     *template.Template
+	path     *agentpath.Template
 	reattest bool
 	compute  *computeClient // nil: no Compute API lookup
 	now      func() time.Time
@@ -162,8 +161,8 @@ func NewServer(c ServerConfig) (*Server, error) {
 		tmpl = DefaultAgentPathTemplate
 	}
 	var err error
-	if s.path, err = template.New("agent_path_template").Option("missingkey=error").Parse(tmpl); err != nil {
-		return nil, fmt.Errorf("gcpiit: agent path template: %w", err)
+	if s.path, err = agentpath.Parse(Type, tmpl); err != nil {
+		return nil, fmt.Errorf("gcpiit: %w", err)
 	}
 	// Try it on an instance, so that a template that cannot make an ID
 	// fails here rather than at each attestation.
@@ -275,8 +274,7 @@ func (s *Server) verify(ctx context.Context, payload []byte) (*Claims, error) {
 
 // agentID runs the path template on ce.
 func (s *Server) agentID(td spiffeid.TrustDomain, ce ComputeEngine) (spiffeid.ID, error) {
-	var b bytes.Buffer
-	err := s.path.Execute(&b, pathData{
+	id, err := s.path.ID(td, pathData{
 		PluginName:    Type,
 		ProjectID:     ce.ProjectID,
 		ProjectNumber: ce.ProjectNumber,
@@ -285,15 +283,7 @@ func (s *Server) agentID(td spiffeid.TrustDomain, ce ComputeEngine) (spiffeid.ID
 		InstanceName:  ce.InstanceName,
 	})
 	if err != nil {
-		return spiffeid.ID{}, fmt.Errorf("gcpiit: agent path template: %w", err)
-	}
-	path := b.String()
-	if !strings.HasPrefix(path, "/"+Type+"/") {
-		return spiffeid.ID{}, fmt.Errorf("gcpiit: agent path template: %q does not start with /%s/", truncate(path), Type)
-	}
-	id, err := spiffeid.FromPath(td, "/spiffekit/agent"+path)
-	if err != nil {
-		return spiffeid.ID{}, fmt.Errorf("gcpiit: agent path template: %q: %w", truncate(path), err)
+		return spiffeid.ID{}, fmt.Errorf("gcpiit: %w", err)
 	}
 	return id, nil
 }

@@ -97,8 +97,10 @@ func TestAttestWithIdentityDocument(t *testing.T) {
 // lookups on (SPIRE's access_key_id and secret_access_key, the endpoints
 // pointed at a local stand-in speaking the APIs' Query protocol): the
 // agent gets the selectors of its instance's tags, security groups and
-// IAM role and an SVID under a node alias of a tag; an instance EC2 does
-// not know and one whose root volume was replaced are refused.
+// IAM role, an agent ID of agent_path_template made from a tag, and an
+// SVID under a node alias of a tag; an instance EC2 does not know, one
+// whose root volume was replaced and one without the template's tag are
+// refused.
 func TestAttestWithEC2Lookup(t *testing.T) {
 	const account, profile, role = "123456789012", "arn:aws:iam::123456789012:instance-profile/web", "arn:aws:iam::123456789012:role/web"
 	aws := imdstest.NewSigner(t, 0, 1)
@@ -120,13 +122,14 @@ func TestAttestWithEC2Lookup(t *testing.T) {
 		"secret_access_key":    key.SecretAccessKey,
 		"ec2_endpoint":         api.URL,
 		"iam_endpoint":         api.URL,
+		"agent_path_template":  "/{{ .PluginName }}/{{ .Tags.env }}/{{ .InstanceID }}",
 	}}})
 	e := progtest.NewEnv(t, "-config", configFile)
 	srv := e.StartServer()
 
 	imds := imdstest.Start(t, aws.Data(t, imdstest.Document(account, "us-east-1", "i-0123456789abcdef0")))
 	agent := progtest.Start(t, e.AgentBin, agentArgs(e, "a", imds.URL)...)
-	out := e.WaitAttested(agentID, agent)
+	out := e.WaitAttested("spiffe://example.org/spiffekit/agent/aws_iid/prod/i-0123456789abcdef0", agent) // the template's
 	for _, sel := range []string{"aws_iid:account:123456789012", "aws_iid:instance:id:i-0123456789abcdef0",
 		"aws_iid:tag:env:prod", "aws_iid:sg:id:sg-01234567", "aws_iid:sg:name:web", "aws_iid:iamrole:" + role} {
 		assert.Contains(t, out, sel)
@@ -155,5 +158,9 @@ func TestAttestWithEC2Lookup(t *testing.T) {
 	})
 	t.Run("replaced root volume", func(t *testing.T) {
 		refused(t, "swapped", "i-0123456789abcdef2", "it was replaced after launch")
+	})
+	t.Run("no tag for the agent path", func(t *testing.T) {
+		api.AddInstance(awstest.Instance{ID: "i-0123456789abcdef3", AccountID: account})
+		refused(t, "untagged", "i-0123456789abcdef3", `map has no entry for key \"env\"`)
 	})
 }

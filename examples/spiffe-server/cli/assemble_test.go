@@ -171,6 +171,8 @@ func TestRunRejectsBadFiles(t *testing.T) {
 			"allowed region xx-moon-1 has no certificate", 0},
 		"aws_iid lookup keys without the lookup": {`{"node_attestors": {"aws_iid": {"account_allow_list": ["123456789012"], "skip_block_device": true}}}`, nil,
 			"are for the EC2 and IAM lookups, which are off", 0},
+		"aws_iid template of tags without the lookup": {`{"node_attestors": {"aws_iid": {"account_allow_list": ["123456789012"], "agent_path_template": "/aws_iid/{{ .Tags.env }}"}}}`, nil,
+			"node_attestors.aws_iid: awsiid: agent path template: it reads the instance's tags", 0},
 		"aws_iid half a key": {`{"node_attestors": {"aws_iid": {"account_allow_list": ["123456789012"], "access_key_id": "AKID"}}}`, nil,
 			"node_attestors.aws_iid: awsiid: give both the access key ID and the secret access key, or neither", 0},
 		"aws_iid role ARN": {`{"node_attestors": {"aws_iid": {"account_allow_list": ["123456789012"], "assume_role": "arn:aws:iam::123456789012:role/x"}}}`, nil,

@@ -15,16 +15,17 @@ const awsIIDHelp = `the aws_iid node attestor (EC2 instance identity documents):
 {"account_allow_list": ["<12-digit account ID>"] (required), "region_allow_list": [],
 "partition": "aws|aws-cn|aws-us-gov", "rsa2048_certificates": {"<region>": "<PEM file>"},
 "signature_certificates": {"<region>": "<PEM file>"}, "allow_reattestation": false,
+"agent_path_template": "/{{ .PluginName }}/{{ .AccountID }}/{{ .Region }}/{{ .InstanceID }}",
 "access_key_id": "", "secret_access_key": "", "assume_role": "<role name>", "ec2_lookup": false,
 "skip_block_device": false, "disable_instance_profile_selectors": false, "ec2_endpoint": "", "iam_endpoint": "",
 "sts_endpoint": ""}; present enables it; AWS keys or assume_role or ec2_lookup turn on the EC2 and IAM lookups
 (see README.md)`
 
 // awsIIDConfig is the node_attestors.aws_iid part of the configuration
-// file. partition, access_key_id, secret_access_key, assume_role,
-// skip_block_device and disable_instance_profile_selectors are SPIRE's
-// keys; SPIRE's others (agent_path_template, verify_organization, ...)
-// are refused as unknown.
+// file. partition, agent_path_template, access_key_id, secret_access_key,
+// assume_role, skip_block_device and disable_instance_profile_selectors
+// are SPIRE's keys; SPIRE's others (verify_organization, ...) are refused
+// as unknown.
 type awsIIDConfig struct {
 	// AccountAllowList: the accounts whose instances may attest.
 	AccountAllowList []string `json:"account_allow_list"`
@@ -40,6 +41,9 @@ type awsIIDConfig struct {
 	// AllowReattestation: an instance may attest again while its agent's
 	// record exists.
 	AllowReattestation bool `json:"allow_reattestation"`
+	// AgentPathTemplate: SPIRE's template of the agent ID's path, below
+	// /spiffekit/agent.
+	AgentPathTemplate string `json:"agent_path_template"`
 
 	// AccessKeyID, SecretAccessKey: the credentials of the EC2 and IAM
 	// lookups; giving them turns the lookups on.
@@ -108,6 +112,7 @@ func newAWSIID(c *awsIIDConfig) (*awsiid.Server, error) {
 		RSA2048Certificates:   rsa2048,
 		SignatureCertificates: sig,
 		AllowReattestation:    c.AllowReattestation,
+		AgentPathTemplate:     c.AgentPathTemplate,
 		Lookup:                lookup,
 	})
 	if err != nil {

@@ -449,7 +449,7 @@ func TestNodeAttestorsSection(t *testing.T) {
 		`{"node_attestors": {"sshpop": {}}}`:                           "node_attestors.sshpop",
 		`{"node_attestors": {"tpm_devid": {"devid_bundle_path": ""}}}`: `node_attestors.tpm_devid: json: unknown field "devid_bundle_path"`,
 		`{"node_attestors": {"tpm": {"ek_hash": []}}}`:                 `unknown field "ek_hash"`,
-		`{"node_attestors": {"aws_iid": {"agent_path_template": ""}}}`: `node_attestors.aws_iid: json: unknown field "agent_path_template"`,
+		`{"node_attestors": {"aws_iid": {"verify_organization": {}}}}`: `node_attestors.aws_iid: json: unknown field "verify_organization"`,
 		`{"node_attestors": {"azure_msi": {"use_msi": true}}}`:         `node_attestors.azure_msi: json: unknown field "use_msi"`,
 		`{"node_attestors": {"gcp_iit": {"projectid_allowlist": []}}}`: `node_attestors.gcp_iit: json: unknown field "projectid_allowlist"`,
 	} {
