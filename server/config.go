@@ -204,6 +204,11 @@ type Config struct {
 	// issuer in, an SVID out (see TokenExchange). Nil serves none.
 	TokenExchange *TokenExchange
 
+	// Launcher, when not nil, serves the launcher API on a unix socket
+	// (see Launcher): on-demand identities for sandboxes, redeemed at the
+	// token exchange endpoint, which it requires. Nil serves none.
+	Launcher *Launcher
+
 	// Logger receives the server's events. Nil discards them.
 	Logger *slog.Logger
 
@@ -430,6 +435,9 @@ func checkStatic(cfg *Config) error {
 		}
 	}
 	if err := checkExchangeConfig(cfg); err != nil {
+		return err
+	}
+	if err := checkLauncherConfig(cfg); err != nil {
 		return err
 	}
 	if cfg.PollInterval == 0 {

@@ -110,6 +110,21 @@
 // The endpoint presents the server's own X509-SVID unless
 // TokenExchange.Certificate gives another certificate.
 //
+// # On-demand identities
+//
+// With [Config.Launcher] set too, a trusted launcher (an orchestrator of AI
+// agents or sandboxes, by uid) makes launches on a unix socket (package
+// launch): a short-lived entry for the SPIFFE ID it asks for, and a
+// one-time handle that the sandbox it starts redeems at the token
+// exchange endpoint for an SVID, with no agent. The entry expires with
+// the launch's TTL and is pruned; the launcher may end it earlier.
+//
+//	cfg.TokenExchange = &server.TokenExchange{Bind: "0.0.0.0:8444"} // no issuer needed for launches alone
+//	cfg.Launcher = &server.Launcher{
+//		SocketPath: "/run/spiffe-server/launch.sock",
+//		Service:    launch.Config{AllowedUIDs: []int{orchestratorUID}, MaxTTL: time.Hour},
+//	}
+//
 // # Pushing changes
 //
 // A store that is a registry.Notifier tells the server of writes:

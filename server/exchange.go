@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/spiffekit/spiffekit/exchange"
+	"github.com/spiffekit/spiffekit/launch"
 )
 
 // ExchangePath is the path of the token exchange endpoint on its listener.
@@ -30,9 +31,11 @@ type TokenExchange struct {
 	// authenticate with the trust domain's bundle.
 	Certificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
-	// Endpoint configures the endpoint: Issuers is required; the server
-	// sets TrustDomain, Entries (its registry index), Minter (its CA, with
-	// the SVID lifetimes of Config), and Logger and Now, when not set.
+	// Endpoint configures the endpoint: Issuers is required unless
+	// Config.Launcher is set; the server sets TrustDomain, Entries (its
+	// registry index), Minter (its CA, with the SVID lifetimes of Config),
+	// Handles (the launcher's redemptions, with Config.Launcher), and
+	// Logger and Now, when not set.
 	Endpoint exchange.Config
 }
 
@@ -55,10 +58,16 @@ func checkExchangeConfig(cfg *Config) error {
 	if cfg.FederationBind != "" && sameListener(cfg.FederationBind, te.Bind) {
 		return invalidf("the bundle endpoint and the token exchange endpoint both listen on %s", te.Bind)
 	}
-	if len(te.Endpoint.Issuers) == 0 {
-		return invalidf("the token exchange endpoint needs at least one issuer")
+	if len(te.Endpoint.Issuers) == 0 && cfg.Launcher == nil {
+		return invalidf("the token exchange endpoint needs at least one issuer, or the launcher API")
 	}
-	if err := te.Endpoint.CheckSettings(); err != nil {
+	ec := te.Endpoint
+	if cfg.Launcher != nil {
+		// The launch server, made by New, redeems the handles: any
+		// non-nil redeemer stands for it here.
+		ec.Handles = (*launch.Server)(nil)
+	}
+	if err := ec.CheckSettings(); err != nil {
 		return fmt.Errorf("%w: token exchange: %w", ErrInvalidConfig, err)
 	}
 	return nil
@@ -72,6 +81,9 @@ func (s *Server) newExchangeEndpoint() (*bundleEndpoint, error) {
 	ec.TrustDomain = s.cfg.TrustDomain
 	ec.Entries = s.node.Index()
 	ec.Minter = minter{s}
+	if s.launcher != nil {
+		ec.Handles = s.launcher
+	}
 	if ec.Logger == nil {
 		ec.Logger = s.log.With("component", "token_exchange")
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
+	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
@@ -45,7 +46,11 @@ type Server struct {
 	serverID string
 	endpoint *bundleEndpoint
 	exchange *bundleEndpoint
-	fed      *fedManager
+	// launcher, when not nil, serves the launcher API on launcherLis and
+	// redeems launch handles at the token exchange endpoint.
+	launcher    *launch.Server
+	launcherLis net.Listener
+	fed         *fedManager
 	// fetchSlots bounds the fetches from bundle endpoints of every
 	// relationship.
 	fetchSlots *fetchSlots
@@ -132,6 +137,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Launcher != nil {
+		if err := s.setUpLauncher(); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.TokenExchange != nil {
 		if s.exchange, err = s.newExchangeEndpoint(); err != nil {
 			return nil, err
@@ -150,7 +160,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if s.exchange != nil {
 		s.log.Info("serving the token exchange endpoint", "addr", s.exchange.lis.Addr().String(), "path", ExchangePath,
-			"issuers", len(cfg.TokenExchange.Endpoint.Issuers))
+			"issuers", len(cfg.TokenExchange.Endpoint.Issuers), "launch_handles", s.launcher != nil)
+	}
+	if s.launcher != nil {
+		s.log.Info("serving the launcher API", "socket", cfg.Launcher.SocketPath)
 	}
 	return s, nil
 }
@@ -299,6 +312,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.exchange != nil {
 		parts = append(parts, s.exchange.serve)
 	}
+	if s.launcher != nil {
+		parts = append(parts, func(ctx context.Context) error { return s.launcher.Serve(ctx, s.launcherLis) })
+	}
 	parts = append(parts, func(ctx context.Context) error { s.fed.run(ctx); return nil })
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
 		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
@@ -396,6 +412,9 @@ func (s *Server) Close() error {
 		}
 		if s.exchange != nil {
 			s.exchange.lis.Close()
+		}
+		if s.launcherLis != nil {
+			s.launcherLis.Close()
 		}
 		if s.cfg.DataDirLock != nil {
 			errs = append(errs, s.cfg.DataDirLock.Close())

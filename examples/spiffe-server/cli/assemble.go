@@ -132,7 +132,12 @@ func assemble(ctx context.Context, rc runConfig, cfg issuing.Config, log *slog.L
 		cfg.FederationCertificate = kp.getCertificate
 	}
 	if rc.TokenExchange != nil {
-		if cfg.TokenExchange, err = newTokenExchange(rc.TokenExchange, log); err != nil {
+		if cfg.TokenExchange, err = newTokenExchange(rc.TokenExchange, rc.Launcher != nil, log); err != nil {
+			return cfg, nil, err
+		}
+	}
+	if rc.Launcher != nil {
+		if cfg.Launcher, err = newLauncher(rc.Launcher, rc.TokenExchange != nil); err != nil {
 			return cfg, nil, err
 		}
 	}

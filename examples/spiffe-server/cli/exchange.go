@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/spiffekit/spiffekit/exchange"
+	"github.com/spiffekit/spiffekit/launch"
 	issuing "github.com/spiffekit/spiffekit/server"
 )
 
@@ -54,13 +55,14 @@ type tokenExchangeIssuer struct {
 }
 
 // newTokenExchange returns the server's token exchange settings of c,
-// reading its files.
-func newTokenExchange(c *tokenExchangeConfig, log *slog.Logger) (*issuing.TokenExchange, error) {
+// reading its files. Without the launcher API (launcher), c needs an
+// issuer.
+func newTokenExchange(c *tokenExchangeConfig, launcher bool, log *slog.Logger) (*issuing.TokenExchange, error) {
 	if c.BindAddress == "" {
 		return nil, usagef("%s.bind_address is required", tokenExchangeKey)
 	}
-	if len(c.Issuers) == 0 {
-		return nil, usagef("%s.issuers needs at least one issuer", tokenExchangeKey)
+	if len(c.Issuers) == 0 && !launcher {
+		return nil, usagef("%s.issuers needs at least one issuer (or the %s section, for launch handles alone)", tokenExchangeKey, launcherKey)
 	}
 	te := &issuing.TokenExchange{Bind: c.BindAddress}
 	if c.CertFile != "" || c.KeyFile != "" {
@@ -96,7 +98,13 @@ func newTokenExchange(c *tokenExchangeConfig, log *slog.Logger) (*issuing.TokenE
 		}
 		te.Endpoint.Issuers = append(te.Endpoint.Issuers, ei)
 	}
-	if err := te.Endpoint.CheckSettings(); err != nil {
+	check := te.Endpoint
+	if launcher {
+		// The server's launcher redeems the handles: any non-nil
+		// redeemer stands for it here.
+		check.Handles = (*launch.Server)(nil)
+	}
+	if err := check.CheckSettings(); err != nil {
 		return nil, usagef("%s: %v", tokenExchangeKey, err)
 	}
 	return te, nil

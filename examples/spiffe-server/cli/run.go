@@ -98,6 +98,8 @@ type runConfig struct {
 
 	// The token exchange endpoint (exchange.go); nil: off.
 	TokenExchange *tokenExchangeConfig
+	// The launcher API (launcher.go); nil: off.
+	Launcher *launcherConfig
 
 	// The key manager (keymanager.go); both nil: the CA keys are files in DataDir.
 	PKCS11KeyManager *pkcs11KeyManagerConfig // key_manager.pkcs11
@@ -195,6 +197,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Duration(&c.EntryPrune, "entry-prune-interval", 0, "how often entries whose expiry has passed are deleted (0: 5m, as SPIRE);\nthey are served to no one from their expiry on either way")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
 	cmd.Section(tokenExchangeKey, tokenExchangeHelp, &c.TokenExchange)
+	cmd.Section(launcherKey, launcherHelp, &c.Launcher)
 	cmd.Section(k8sPSATKey, k8sPSATHelp, &c.K8sPSAT)
 	cmd.Section(awsIIDKey, awsIIDHelp, &c.AWSIID)
 	cmd.Section(gcpIITKey, gcpIITHelp, &c.GCPIIT)

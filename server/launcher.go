@@ -1,0 +1,84 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/spiffekit/spiffekit/launch"
+)
+
+// Launcher configures the server's launcher API (package launch): a
+// trusted orchestrator makes, over a unix socket, short-lived entries for
+// the sandboxes it starts, and gets a one-time handle for each, which the
+// sandbox redeems at the token exchange endpoint (Config.TokenExchange,
+// required) for an SVID. The launches' entries expire with their TTL: from
+// then on their handles are refused, and the server prunes them
+// (Config.EntryPruneInterval).
+type Launcher struct {
+	// SocketPath is the path of the launcher API's unix socket. Required.
+	// Its directory is made if missing.
+	SocketPath string
+
+	// Service configures the launches: AllowedUIDs (nil: root and the
+	// server's own uid), DefaultTTL, MaxTTL, Rate and Burst. The server
+	// sets TrustDomain, Entries (its entry store), and Logger and Now when
+	// not set.
+	Service launch.Config
+}
+
+// checkLauncherConfig checks what of the launcher settings needs nothing
+// opened.
+func checkLauncherConfig(cfg *Config) error {
+	l := cfg.Launcher
+	if l == nil {
+		return nil
+	}
+	switch {
+	case l.SocketPath == "":
+		return invalidf("the launcher API needs a SocketPath")
+	case len(l.SocketPath) > MaxSocketPath:
+		return invalidf("the launcher socket path %s is longer than the %d bytes a unix socket allows", l.SocketPath, MaxSocketPath)
+	case l.SocketPath == cfg.AdminSocket:
+		return invalidf("the admin socket and the launcher API both listen on %s", l.SocketPath)
+	case cfg.TokenExchange == nil:
+		return invalidf("the launcher API needs the token exchange endpoint (Config.TokenExchange), where sandboxes redeem their handles")
+	}
+	if err := l.Service.CheckSettings(); err != nil {
+		return fmt.Errorf("%w: launcher: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// setUpLauncher makes the launch server and binds its socket.
+func (s *Server) setUpLauncher() (err error) {
+	lc := s.cfg.Launcher.Service
+	lc.TrustDomain = s.cfg.TrustDomain
+	lc.Entries = s.stores.Entries
+	if lc.Logger == nil {
+		lc.Logger = s.log.With("component", "launcher")
+	}
+	if lc.Now == nil {
+		lc.Now = s.cfg.Now
+	}
+	if s.launcher, err = launch.New(lc); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.cfg.Launcher.SocketPath), 0o755); err != nil {
+		return fmt.Errorf("server: launcher socket directory: %w", err)
+	}
+	if s.launcherLis, err = s.launcher.Listen(s.cfg.Launcher.SocketPath); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// LauncherAddr returns the address of the launcher API's socket, or nil
+// when Config.Launcher is nil.
+func (s *Server) LauncherAddr() net.Addr {
+	if s.launcherLis == nil {
+		return nil
+	}
+	return s.launcherLis.Addr()
+}
