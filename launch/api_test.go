@@ -2,8 +2,14 @@ package launch_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -136,6 +142,35 @@ func TestAPIRefusesOtherUIDs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing was launched")
 	assert.Len(t, e.logs.lines(t, "launcher connection refused: uid not allowed"), 1, "one line per connection")
+}
+
+// With Config.X509Authorities, each launch hands the launcher the trust
+// domain's authorities, as PEM, for the sandbox.
+func TestAPIHandsTheAuthorities(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1), IsCA: true, BasicConstraintsValid: true},
+		&x509.Certificate{SerialNumber: big.NewInt(1)}, key.Public(), key)
+	require.NoError(t, err)
+	root, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	e := newEnv(t, func(c *launch.Config) {
+		c.X509Authorities = func() []*x509.Certificate { return []*x509.Certificate{root} }
+	})
+	c, _ := e.api(t)
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	b, rest := pem.Decode([]byte(r.body["x509_authorities"].(string)))
+	require.NotNil(t, b)
+	assert.Equal(t, der, b.Bytes)
+	assert.Empty(t, rest)
+
+	// Without it, none.
+	e = newEnv(t)
+	c, _ = e.api(t)
+	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	assert.NotContains(t, r.body, "x509_authorities")
 }
 
 // A request that did not come through Serve has no known caller.

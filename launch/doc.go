@@ -14,7 +14,9 @@
 // launch's TTL (at most [MaxTTL]), with the launcher's metadata as its hint
 // and one selector, launch:handle:<SHA-256 of the handle's secret, hex>.
 // The handle is <entry ID>.<256-bit secret, base64url>: only its digest is
-// stored, and it is returned once. Reserved SPIFFE IDs (the server's and
+// stored, and it is returned once, with the trust domain's X.509
+// authorities (Config.X509Authorities) for the sandbox to authenticate the
+// endpoint and its peers. Reserved SPIFFE IDs (the server's and
 // the agents') and IDs of other trust domains are refused.
 //
 // # Redemption

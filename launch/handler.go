@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ type launchJSON struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 	X509SVIDTTL string    `json:"x509_svid_ttl"`
 	JWTSVIDTTL  string    `json:"jwt_svid_ttl"`
+	// X509Authorities are the trust domain's X.509 authorities as PEM
+	// CERTIFICATE blocks; absent without Config.X509Authorities.
+	X509Authorities string `json:"x509_authorities,omitempty"`
 }
 
 // infoJSON is the answer to GET /v1/launches/{id}.
@@ -126,7 +130,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 
 // Handler returns the launcher API as an http.Handler:
 //
-//	POST   /v1/launches       a launch request (see ParseRequest) -> 201 {"id", "spiffe_id", "handle", "expires_at", "x509_svid_ttl", "jwt_svid_ttl"}
+//	POST   /v1/launches       a launch request (see ParseRequest) -> 201 {"id", "spiffe_id", "handle", "expires_at", "x509_svid_ttl", "jwt_svid_ttl", "x509_authorities"}
 //	GET    /v1/launches/{id}  -> 200 {"id", "spiffe_id", "hint", "expires_at", "redeemed"}
 //	DELETE /v1/launches/{id}  ends the launch -> 204
 //
@@ -165,9 +169,13 @@ func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var l Launch
 		if l, err = s.Launch(r.Context(), p); err == nil {
+			var roots []byte
+			for _, c := range l.X509Authorities {
+				roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+			}
 			writeJSON(w, http.StatusCreated, launchJSON{
 				ID: l.ID, SPIFFEID: l.SPIFFEID.String(), Handle: l.Handle, ExpiresAt: l.ExpiresAt.UTC(),
-				X509SVIDTTL: l.X509SVIDTTL.String(), JWTSVIDTTL: l.JWTSVIDTTL.String(),
+				X509SVIDTTL: l.X509SVIDTTL.String(), JWTSVIDTTL: l.JWTSVIDTTL.String(), X509Authorities: string(roots),
 			})
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -129,6 +130,14 @@ type Config struct {
 	Rate  rate.Limit
 	Burst int
 
+	// X509Authorities, when not nil, returns the trust domain's X.509
+	// authorities as they are now, handed to the launcher with each launch
+	// so that the sandbox can authenticate the token exchange endpoint
+	// (when it presents the server's X509-SVID) and the peers it meets,
+	// without another channel. It must be safe for concurrent use. Nil
+	// hands none.
+	X509Authorities func() []*x509.Certificate
+
 	// Logger receives one line per launch, end, redemption and refusal.
 	// Nil discards them.
 	Logger *slog.Logger
@@ -148,6 +157,7 @@ type Server struct {
 	defaultTTL time.Duration
 	maxTTL     time.Duration
 	limit      *rate.Limiter
+	roots      func() []*x509.Certificate
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -196,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 		defaultTTL: orDefault(cfg.DefaultTTL, DefaultTTL),
 		maxTTL:     orDefault(cfg.MaxTTL, MaxTTL),
 		limit:      rate.NewLimiter(orDefault(cfg.Rate, DefaultRate), orDefault(cfg.Burst, DefaultBurst)),
+		roots:      cfg.X509Authorities,
 		log:        cfg.Logger,
 		now:        cfg.Now,
 	}
@@ -252,6 +263,9 @@ type Launch struct {
 	ExpiresAt time.Time
 	// X509SVIDTTL and JWTSVIDTTL are the SVIDs' lifetimes.
 	X509SVIDTTL, JWTSVIDTTL time.Duration
+	// X509Authorities are the trust domain's X.509 authorities, from
+	// Config.X509Authorities; nil without it.
+	X509Authorities []*x509.Certificate
 }
 
 // Launch makes a launch: a registration entry for p.SPIFFEID, parented by
@@ -289,11 +303,15 @@ func (s *Server) Launch(ctx context.Context, p Params) (Launch, error) {
 	// The audit line: who launched what, until when; never the handle.
 	s.log.Info("launch created", append([]any{"launch_id", e.ID, "spiffe_id", e.SPIFFEID.String(), "expires_at", e.ExpiresAt.UTC(),
 		"hint", e.Hint}, callerAttrs(ctx)...)...)
-	return Launch{
+	l := Launch{
 		ID: e.ID, SPIFFEID: e.SPIFFEID, ExpiresAt: e.ExpiresAt,
 		Handle:      e.ID + "." + base64.RawURLEncoding.EncodeToString(secret[:]),
 		X509SVIDTTL: e.X509SVIDTTL, JWTSVIDTTL: e.JWTSVIDTTL,
-	}, nil
+	}
+	if s.roots != nil {
+		l.X509Authorities = s.roots()
+	}
+	return l, nil
 }
 
 // check refuses what may not be launched and fills p's defaults.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -23,8 +24,9 @@ type Launcher struct {
 
 	// Service configures the launches: AllowedUIDs (nil: root and the
 	// server's own uid), DefaultTTL, MaxTTL, Rate and Burst. The server
-	// sets TrustDomain, Entries (its entry store), and Logger and Now when
-	// not set.
+	// sets TrustDomain, Entries (its entry store), and X509Authorities
+	// (its trust domain's, handed to the launcher with each launch),
+	// Logger and Now when not set.
 	Service launch.Config
 }
 
@@ -56,6 +58,14 @@ func (s *Server) setUpLauncher() (err error) {
 	lc := s.cfg.Launcher.Service
 	lc.TrustDomain = s.cfg.TrustDomain
 	lc.Entries = s.stores.Entries
+	if lc.X509Authorities == nil {
+		lc.X509Authorities = func() []*x509.Certificate {
+			if b := s.trust.Bundle(); b != nil {
+				return b.X509Authorities()
+			}
+			return nil
+		}
+	}
 	if lc.Logger == nil {
 		lc.Logger = s.log.With("component", "launcher")
 	}

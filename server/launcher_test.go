@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	tokenexchange "github.com/spiffekit/spiffekit/exchange"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
@@ -195,7 +196,28 @@ func newECKey(t testing.TB) *ecdsa.PrivateKey {
 // time.
 func TestLaunchToSVID(t *testing.T) {
 	s := startLaunchServer(t)
-	id, handle := s.launch(t, "/sandbox/1", `, "ttl": "10m", "hint": "agent run 1"`)
+	r := s.call(t, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://`+s.TrustDomain().Name()+`/sandbox/1", "ttl": "10m", "hint": "agent run 1"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	id, handle := r.body["id"].(string), r.body["handle"].(string)
+
+	// The sandbox authenticates the endpoint with the authorities the
+	// launcher handed it, and nothing else.
+	var roots []*x509.Certificate
+	for rest := []byte(r.body["x509_authorities"].(string)); ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		require.NoError(t, err)
+		roots = append(roots, c)
+	}
+	require.Equal(t, s.Bundle().X509Authorities(), roots)
+	sandbox := &http.Transport{TLSClientConfig: tlsconfig.TLSClientConfig(x509bundle.FromX509Authorities(s.TrustDomain(), roots),
+		tlsconfig.AuthorizeID(spiffeid.RequireFromPath(s.TrustDomain(), nodeapi.ServerPath)))}
+	defer sandbox.CloseIdleConnections()
+	s.exchange = &http.Client{Transport: sandbox}
+
 	key := newECKey(t)
 	a := s.redeem(t, handle, key, "")
 	require.Equal(t, http.StatusOK, a.status, a.err)
@@ -210,7 +232,7 @@ func TestLaunchToSVID(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, a.status)
 	assert.Equal(t, "invalid_request", a.err.Error)
 
-	r := s.call(t, http.MethodGet, "/v1/launches/"+id, "")
+	r = s.call(t, http.MethodGet, "/v1/launches/"+id, "")
 	require.Equal(t, http.StatusOK, r.status)
 	assert.Equal(t, true, r.body["redeemed"])
 	assert.Equal(t, "agent run 1", r.body["hint"])
