@@ -46,17 +46,24 @@
 //	GET    /v1/launches/{id}
 //	DELETE /v1/launches/{id}
 //
+// [Client] is a launcher's Go client of it ([Dial]).
+//
 // Launches are rate-limited (Config.Rate), and every launch, redemption
 // and end is one log line with the launch's ID and SPIFFE ID (and the
 // launcher's uid and pid); never the handle.
 //
 // # Usage
 //
+//	// the server's side (package server does this with Config.Launcher)
 //	ls, err := launch.New(launch.Config{TrustDomain: td, Entries: store})
-//	...
-//	l, err := ls.Launch(ctx, launch.Params{SPIFFEID: id, TTL: 10 * time.Minute})
-//	// start the sandbox with l.Handle; the exchange redeems it:
+//	lis, err := ls.Listen("/run/spiffe-server/launch.sock")
+//	go ls.Serve(ctx, lis)
 //	h, err := exchange.New(exchange.Config{TrustDomain: td, Handles: ls, Entries: idx, Minter: minter})
+//
+//	// the launcher's side
+//	c := launch.Dial("/run/spiffe-server/launch.sock")
+//	l, err := c.Launch(ctx, launch.Params{SPIFFEID: id, TTL: 10 * time.Minute})
+//	// start the sandbox with l.Handle (and l.X509Authorities); it redeems the handle at the exchange
 //
 // Package server serves both (server.Config.Launch).
 package launch

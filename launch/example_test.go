@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spiffekit/spiffekit/exchange"
@@ -12,18 +14,39 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// A launcher makes a launch for the sandbox it starts; the sandbox's
-// handle is redeemed once (package server redeems it at the token
-// exchange endpoint, for an SVID).
+// A launcher makes a launch, over the launcher socket, for the sandbox it
+// starts; the sandbox's handle is redeemed once (package server redeems it
+// at the token exchange endpoint, for an SVID).
 func Example() {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "launch")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	// The server's side.
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	ls, err := launch.New(launch.Config{TrustDomain: td, Entries: memstore.New(memstore.Config{})})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	l, err := ls.Launch(ctx, launch.Params{
+	lis, err := ls.Listen(filepath.Join(dir, "launch.sock"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	served := make(chan error, 1)
+	go func() { served <- ls.Serve(ctx, lis) }()
+	defer func() { cancel(); <-served }()
+
+	// The launcher's side.
+	c := launch.Dial(filepath.Join(dir, "launch.sock"))
+	defer c.Close()
+	l, err := c.Launch(ctx, launch.Params{
 		SPIFFEID: spiffeid.RequireFromPath(td, "/sandbox/42"),
 		TTL:      10 * time.Minute,
 		Hint:     "job 42",
@@ -42,7 +65,7 @@ func Example() {
 	_, err = ls.Redeem(ctx, l.Handle)
 	fmt.Println("redeemed again:", errors.Is(err, exchange.ErrInvalidToken))
 	// The launcher ends it early, or it ends with its TTL.
-	fmt.Println("ended:", ls.End(ctx, l.ID) == nil)
+	fmt.Println("ended:", c.End(ctx, l.ID) == nil)
 	// Output:
 	// the sandbox is spiffe://example.org/sandbox/42
 	// redeemed again: true
