@@ -356,7 +356,8 @@ func (s *Server) check(p *Params) error {
 // caller who knows only the ID must not be able to burn it). Of several
 // concurrent redemptions of one handle, on any servers sharing the store,
 // exactly one succeeds: the entry is updated at the revision read.
-// Refusals (malformed, unknown, ended, redeemed, expired, wrong) wrap
+// Refusals (malformed, unknown, ended, redeemed, expired, wrong, an entry
+// under ParentID without an expiry, which Launch never writes) wrap
 // exchange.ErrInvalidToken; other errors are the store's.
 func (s *Server) Redeem(ctx context.Context, handle string) (registry.Entry, error) {
 	id, secret, err := parseHandle(handle)
@@ -371,6 +372,11 @@ func (s *Server) Redeem(ctx context.Context, handle string) (registry.Entry, err
 		return registry.Entry{}, fmt.Errorf("launch: reading launch %s: %w", id, err)
 	case e.ParentID != s.parent:
 		return registry.Entry{}, refusef("entry %s is not a launch", id)
+	case e.ExpiresAt.IsZero():
+		// Launch always sets an expiry: an entry under the launches'
+		// parent without one was written by other means, and would give
+		// an identity without end.
+		return registry.Entry{}, refusef("entry %s has no expiry: it is not a launch", id)
 	}
 	digest, redeemed := state(e)
 	if redeemed {

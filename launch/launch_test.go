@@ -1,6 +1,7 @@
 package launch_test
 
 import (
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/registry/sqlstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -152,15 +154,49 @@ func TestRedeemForeignEntry(t *testing.T) {
 	assert.ErrorContains(t, err, "may not be issued")
 }
 
-func TestConcurrentRedeem(t *testing.T) {
+// An entry under the launches' parent without an expiry (written by other
+// means than Launch) is never redeemed: it would give an identity without
+// end.
+func TestRedeemEntryWithoutExpiry(t *testing.T) {
 	e := newEnv(t)
+	l := e.launch(t, "/sandbox/a")
+	stored, err := e.store.Get(t.Context(), l.ID)
+	require.NoError(t, err)
+	stored.ExpiresAt = time.Time{}
+	_, err = e.store.Update(t.Context(), stored)
+	require.NoError(t, err)
+	_, err = e.ls.Redeem(t.Context(), l.Handle)
+	require.ErrorIs(t, err, exchange.ErrInvalidToken)
+	assert.ErrorContains(t, err, "no expiry")
+}
+
+// Of concurrent redemptions of one handle, exactly one wins: over the
+// in-memory store and over SQLite, as servers sharing a database see it.
+func TestConcurrentRedeem(t *testing.T) {
+	t.Run("memstore", func(t *testing.T) { concurrentRedeem(t, newEnv(t)) })
+	t.Run("sqlite", func(t *testing.T) {
+		e := newEnv(t)
+		st, err := sqlstore.Open(t.Context(), sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(t.TempDir(), "db"), Now: e.clock.Now})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		// Two servers over one database.
+		e.ls, err = launch.New(launch.Config{TrustDomain: td, Entries: st, Now: e.clock.Now})
+		require.NoError(t, err)
+		other, err := launch.New(launch.Config{TrustDomain: td, Entries: st, Now: e.clock.Now})
+		require.NoError(t, err)
+		concurrentRedeem(t, e, other)
+	})
+}
+
+func concurrentRedeem(t *testing.T, e *env, others ...*launch.Server) {
+	servers := append([]*launch.Server{e.ls}, others...)
 	l := e.launch(t, "/sandbox/a")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	won, refused := 0, 0
-	for range 16 {
+	for i := range 16 {
 		wg.Go(func() {
-			_, err := e.ls.Redeem(t.Context(), l.Handle)
+			_, err := servers[i%len(servers)].Redeem(t.Context(), l.Handle)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
