@@ -94,10 +94,13 @@ type Index struct {
 
 	mu        sync.RWMutex
 	seq       int64
-	records   map[string]*record
-	selectors map[attest.Selector]*selectorNode
-	kinds     map[selectorKind]int // distinct selectors of each type and kind
-	parents   map[spiffeid.ID]*parentNode
+	records   map[string]int32 // entry ID -> its record in recs
+	recs      slots[record]
+	selectors map[attest.Selector]int32 // -> its node in nodes
+	nodes     slots[selectorNode]
+	kinds     map[selectorKind]int  // distinct selectors of each type and kind
+	parents   map[spiffeid.ID]int32 // -> its node in pnodes
+	pnodes    slots[parentNode]
 	now       func() time.Time
 	expiring  expiryHeap                // served entries that expire, soonest first; stale items skipped
 	expired   map[string]registry.Entry // expired entries the store still holds
@@ -127,28 +130,99 @@ func (h *expiryHeap) Pop() any {
 // selectorKind is a selector's type and kind (see attest.Selector.Kind).
 type selectorKind struct{ typ, kind string }
 
-// record is one indexed entry. Its entry has nil Selectors: they are kept,
-// interned, in sels. The record is listed under one of its selectors only,
-// its anchor: the one fewest entries used when it was inserted.
+// record is one indexed entry. Records and nodes live in [slots] and name
+// each other by slot number, not by pointer: in an index of a million
+// entries, the garbage collector then has a few large objects to scan
+// instead of millions of small ones linked by pointers. The fields of the
+// entry that most entries leave empty are kept in extra, nil when they
+// are all empty, and its times as stamps when that keeps them exactly.
+// Its selectors are kept, interned, in sels; its parent ID is its
+// parent's. The record is listed under one of its selectors only, its
+// anchor: the one fewest entries used when it was inserted.
 type record struct {
-	entry  registry.Entry
-	sels   []*selectorNode
-	anchor *selectorNode
-	apos   int32 // position in anchor.anchored
-	parent *parentNode
-	ppos   int32 // position in parent.children
+	id                       string
+	spiffeID                 spiffeid.ID
+	revision                 int64
+	x509TTL, jwtTTL          time.Duration
+	created, updated, expiry stamp
+	extra                    *extra
+	sels                     []int32 // its selectors' nodes
+	anchor                   int32   // a node, or -1 for an entry without selectors
+	apos                     int32   // position in anchor's anchored
+	parent                   int32   // its parent's node
+	ppos                     int32   // position in parent's children
+	downstream               bool
 }
+
+// extra holds the fields of an entry that most entries leave empty, and
+// its times when stamps would not keep them exactly.
+type extra struct {
+	dnsNames                 []string
+	federatesWith            []spiffeid.TrustDomain
+	hint                     string
+	times                    bool // created, updated and expiry hold the times, which stamps would not keep exactly
+	created, updated, expiry time.Time
+}
+
+// stamp is a UTC time without a monotonic reading, in 12 bytes instead of
+// time.Time's 24 and its pointer.
+type stamp struct {
+	sec  int64
+	nsec int32
+}
+
+// stampOf returns t as a stamp, and whether the stamp gives t back exactly.
+func stampOf(t time.Time) (stamp, bool) {
+	s := stamp{t.Unix(), int32(t.Nanosecond())}
+	return s, s.time() == t
+}
+
+func (s stamp) time() time.Time { return time.Unix(s.sec, int64(s.nsec)).UTC() }
 
 // selectorNode is one interned selector.
 type selectorNode struct {
 	sel      attest.Selector
-	uses     int       // records that have this selector
-	anchored []*record // records anchored on this selector
+	uses     int     // records that have this selector
+	anchored []int32 // records anchored on this selector
 }
 
 type parentNode struct {
 	id       spiffeid.ID
-	children []*record
+	children []int32 // records
+}
+
+// slots is a growable array of T in chunks that never move, whose freed
+// slots are reused, addressed by int32. It holds at most 1<<31 values: an
+// index of that many entries would need hundreds of gigabytes.
+type slots[T any] struct {
+	chunks [][]T
+	n      int32 // slots handed out, free ones included
+	free   []int32
+}
+
+const chunkBits = 10 // 1,024 slots a chunk
+
+func (s *slots[T]) at(i int32) *T { return &s.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+// alloc returns a free slot, which holds T's zero value.
+func (s *slots[T]) alloc() int32 {
+	if k := len(s.free); k > 0 {
+		i := s.free[k-1]
+		s.free = s.free[:k-1]
+		return i
+	}
+	if int(s.n)>>chunkBits == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]T, 1<<chunkBits))
+	}
+	s.n++
+	return s.n - 1
+}
+
+// release zeroes slot i, so that it holds nothing alive, and frees it.
+func (s *slots[T]) release(i int32) {
+	var zero T
+	*s.at(i) = zero
+	s.free = append(s.free, i)
 }
 
 // New builds an index of every entry in src: it reads the feed's head, reads
@@ -170,10 +244,10 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 	x := &Index{
 		src:       src,
 		conf:      c,
-		records:   make(map[string]*record),
-		selectors: make(map[attest.Selector]*selectorNode),
+		records:   make(map[string]int32),
+		selectors: make(map[attest.Selector]int32),
 		kinds:     make(map[selectorKind]int),
-		parents:   make(map[spiffeid.ID]*parentNode),
+		parents:   make(map[spiffeid.ID]int32),
 		now:       c.Now,
 		expired:   make(map[string]registry.Entry),
 	}
@@ -189,7 +263,7 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 		if err != nil {
 			return nil, fmt.Errorf("index: counting entries: %w", err)
 		}
-		x.records = make(map[string]*record, min(max(n, 0), maxPresize))
+		x.records = make(map[string]int32, min(max(n, 0), maxPresize))
 	}
 	if err := x.load(ctx); err != nil {
 		return nil, err
@@ -319,15 +393,15 @@ func (x *Index) Len() int {
 // apply must be called with x.mu held for writing.
 func (x *Index) apply(ev registry.Event) {
 	x.seq = ev.Seq
-	old := x.records[ev.EntryID]
+	old, ok := x.records[ev.EntryID]
 	gone, isExpired := x.expired[ev.EntryID]
 	switch {
 	case ev.After != nil:
-		if old != nil && old.entry.Revision >= ev.After.Revision || isExpired && gone.Revision >= ev.After.Revision {
+		if ok && x.recs.at(old).revision >= ev.After.Revision || isExpired && gone.Revision >= ev.After.Revision {
 			return // the list that built the index already saw this change
 		}
 		x.put(*ev.After)
-	case old != nil:
+	case ok:
 		x.remove(old)
 	default:
 		delete(x.expired, ev.EntryID)
@@ -341,10 +415,10 @@ func (x *Index) expire(now time.Time) []registry.Entry {
 	var gone []registry.Entry
 	for len(x.expiring) > 0 && !now.Before(x.expiring[0].at) {
 		it := heap.Pop(&x.expiring).(expiryItem)
-		r := x.records[it.id]
-		if r == nil || r.entry.Revision != it.revision {
+		if !x.current(it) {
 			continue // removed or replaced since it was pushed
 		}
+		r := x.records[it.id]
 		e := x.entryOf(r)
 		x.expired[it.id] = e
 		x.remove(r)
@@ -371,13 +445,20 @@ func (x *Index) tellExpired(gone []registry.Entry) {
 func (x *Index) compactExpiring() {
 	live := x.expiring[:0]
 	for _, it := range x.expiring {
-		if r := x.records[it.id]; r != nil && r.entry.Revision == it.revision {
+		if x.current(it) {
 			live = append(live, it)
 		}
 	}
 	clear(x.expiring[len(live):])
 	x.expiring = live
 	heap.Init(&x.expiring)
+}
+
+// current reports whether it is of the entry revision in the index. It
+// must be called with x.mu held.
+func (x *Index) current(it expiryItem) bool {
+	r, ok := x.records[it.id]
+	return ok && x.recs.at(r).revision == it.revision
 }
 
 // NextExpiry returns when the soonest expiry of a served entry falls, or
@@ -388,7 +469,7 @@ func (x *Index) NextExpiry() time.Time {
 	defer x.mu.Unlock()
 	for len(x.expiring) > 0 {
 		it := x.expiring[0]
-		if r := x.records[it.id]; r != nil && r.entry.Revision == it.revision {
+		if x.current(it) {
 			return it.at
 		}
 		heap.Pop(&x.expiring) // stale
@@ -415,7 +496,7 @@ func (x *Index) Expired() []registry.Entry {
 // one written before, and no workload may receive the server's or an
 // agent's identity. It must be called with x.mu held for writing.
 func (x *Index) put(e registry.Entry) {
-	if old := x.records[e.ID]; old != nil {
+	if old, ok := x.records[e.ID]; ok {
 		x.remove(old)
 	}
 	delete(x.expired, e.ID)
@@ -432,15 +513,40 @@ func (x *Index) put(e registry.Entry) {
 		}
 		heap.Push(&x.expiring, expiryItem{at: e.ExpiresAt, id: e.ID, revision: e.Revision})
 	}
-	r := &record{entry: e, sels: make([]*selectorNode, len(e.Selectors))}
-	r.entry.Selectors = nil
-	r.entry.DNSNames = slices.Clone(e.DNSNames)
-	r.entry.FederatesWith = slices.Clone(e.FederatesWith)
+	ri := x.recs.alloc()
+	r := x.recs.at(ri) // chunks never move: r stays valid while slots are added
+	*r = record{
+		id:         e.ID,
+		spiffeID:   e.SPIFFEID,
+		revision:   e.Revision,
+		x509TTL:    e.X509SVIDTTL,
+		jwtTTL:     e.JWTSVIDTTL,
+		downstream: e.Downstream,
+		sels:       make([]int32, len(e.Selectors)),
+		anchor:     -1,
+	}
+	var c, u, ex bool
+	r.created, c = stampOf(e.CreatedAt)
+	r.updated, u = stampOf(e.UpdatedAt)
+	r.expiry, ex = stampOf(e.ExpiresAt)
+	if exact := c && u && ex; !exact || e.DNSNames != nil || e.FederatesWith != nil || e.Hint != "" {
+		r.extra = &extra{
+			dnsNames:      slices.Clone(e.DNSNames),
+			federatesWith: slices.Clone(e.FederatesWith),
+			hint:          e.Hint,
+		}
+		if !exact {
+			r.extra.times = true
+			r.extra.created, r.extra.updated, r.extra.expiry = e.CreatedAt, e.UpdatedAt, e.ExpiresAt
+		}
+	}
+	var anchorUses int
 	for i, s := range e.Selectors {
-		n := x.selectors[s]
-		if n == nil {
-			n = &selectorNode{sel: s}
-			x.selectors[s] = n
+		ni, ok := x.selectors[s]
+		if !ok {
+			ni = x.nodes.alloc()
+			x.nodes.at(ni).sel = s
+			x.selectors[s] = ni
 			k := selectorKind{s.Type, s.Kind()}
 			if x.kinds[k] == 0 {
 				// Its own copy: the kind is a piece of the value, which
@@ -449,52 +555,62 @@ func (x *Index) put(e registry.Entry) {
 			}
 			x.kinds[k]++
 		}
+		n := x.nodes.at(ni)
 		n.uses++
-		r.sels[i] = n
-		if r.anchor == nil || n.uses < r.anchor.uses {
-			r.anchor = n
+		r.sels[i] = ni
+		if r.anchor < 0 || n.uses < anchorUses {
+			r.anchor, anchorUses = ni, n.uses
 		}
 	}
-	r.apos = int32(len(r.anchor.anchored))
-	r.anchor.anchored = append(r.anchor.anchored, r)
-	p := x.parents[e.ParentID]
-	if p == nil {
-		p = &parentNode{id: e.ParentID}
-		x.parents[e.ParentID] = p
+	if r.anchor >= 0 {
+		a := x.nodes.at(r.anchor)
+		r.apos = int32(len(a.anchored))
+		a.anchored = append(a.anchored, ri)
 	}
-	r.entry.ParentID = p.id // share one copy of the string
-	r.parent, r.ppos = p, int32(len(p.children))
-	p.children = append(p.children, r)
-	x.records[e.ID] = r
+	pi, ok := x.parents[e.ParentID]
+	if !ok {
+		pi = x.pnodes.alloc()
+		x.pnodes.at(pi).id = e.ParentID
+		x.parents[e.ParentID] = pi
+	}
+	p := x.pnodes.at(pi)
+	r.parent, r.ppos = pi, int32(len(p.children))
+	p.children = append(p.children, ri)
+	x.records[e.ID] = ri
 }
 
 // remove must be called with x.mu held for writing. It swaps the record with
 // the last one of its anchor's and its parent's lists, so it costs
 // O(number of selectors).
-func (x *Index) remove(r *record) {
-	n := r.anchor
-	last := n.anchored[len(n.anchored)-1]
-	n.anchored[r.apos], last.apos = last, r.apos
-	n.anchored[len(n.anchored)-1] = nil
-	n.anchored = n.anchored[:len(n.anchored)-1]
-	for _, n := range r.sels {
+func (x *Index) remove(ri int32) {
+	r := x.recs.at(ri)
+	if r.anchor >= 0 {
+		n := x.nodes.at(r.anchor)
+		last := n.anchored[len(n.anchored)-1]
+		n.anchored[r.apos], x.recs.at(last).apos = last, r.apos
+		n.anchored = n.anchored[:len(n.anchored)-1]
+	}
+	for _, ni := range r.sels {
+		n := x.nodes.at(ni)
 		if n.uses--; n.uses == 0 {
 			delete(x.selectors, n.sel)
 			k := selectorKind{n.sel.Type, n.sel.Kind()}
 			if x.kinds[k]--; x.kinds[k] == 0 {
 				delete(x.kinds, k)
 			}
+			x.nodes.release(ni)
 		}
 	}
-	p := r.parent
+	p := x.pnodes.at(r.parent)
 	lastChild := p.children[len(p.children)-1]
-	p.children[r.ppos], lastChild.ppos = lastChild, r.ppos
-	p.children[len(p.children)-1] = nil
+	p.children[r.ppos], x.recs.at(lastChild).ppos = lastChild, r.ppos
 	p.children = p.children[:len(p.children)-1]
 	if len(p.children) == 0 {
 		delete(x.parents, p.id)
+		x.pnodes.release(r.parent)
 	}
-	delete(x.records, r.entry.ID)
+	delete(x.records, r.id)
+	x.recs.release(ri)
 }
 
 // Uses reports whether some indexed entry has a selector of type typ and
@@ -518,19 +634,19 @@ func (x *Index) ForWorkload(selectors []attest.Selector) []registry.Entry {
 }
 
 // matching must be called with x.mu held.
-func (x *Index) matching(selectors []attest.Selector) []*record {
+func (x *Index) matching(selectors []attest.Selector) []int32 {
 	// Every applicable entry is anchored on one of the caller's selectors;
 	// deduplicating them keeps each list from being walked twice.
-	have := make([]*selectorNode, 0, len(selectors))
+	have := make([]int32, 0, len(selectors))
 	for _, s := range selectors {
-		if n := x.selectors[s]; n != nil && !slices.Contains(have, n) {
+		if n, ok := x.selectors[s]; ok && !slices.Contains(have, n) {
 			have = append(have, n)
 		}
 	}
-	var out []*record
+	var out []int32
 	for _, n := range have {
-		for _, r := range n.anchored {
-			if containsAll(have, r.sels) {
+		for _, r := range x.nodes.at(n).anchored {
+			if containsAll(have, x.recs.at(r).sels) {
 				out = append(out, r)
 			}
 		}
@@ -541,7 +657,7 @@ func (x *Index) matching(selectors []attest.Selector) []*record {
 // containsAll reports whether every selector of an entry is among the
 // caller's. This is the rule that keeps an entry needing a selector the
 // caller lacks from being granted.
-func containsAll(have, need []*selectorNode) bool {
+func containsAll(have, need []int32) bool {
 	for _, n := range need {
 		if !slices.Contains(have, n) {
 			return false
@@ -562,14 +678,14 @@ func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []attest.Selector) [
 	defer x.mu.RUnlock()
 	frontier := []spiffeid.ID{agentID}
 	if !x.conf.ServerID.IsZero() {
-		for _, r := range x.matching(nodeSelectors) {
-			if r.entry.ParentID == x.conf.ServerID {
-				frontier = append(frontier, r.entry.SPIFFEID)
+		for _, ri := range x.matching(nodeSelectors) {
+			if r := x.recs.at(ri); x.pnodes.at(r.parent).id == x.conf.ServerID {
+				frontier = append(frontier, r.spiffeID)
 			}
 		}
 	}
 	visited := make(map[spiffeid.ID]struct{}, len(frontier))
-	var out []*record
+	var out []int32
 	for len(frontier) > 0 {
 		id := frontier[len(frontier)-1]
 		frontier = frontier[:len(frontier)-1]
@@ -577,13 +693,13 @@ func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []attest.Selector) [
 			continue // cycles in parent links end here
 		}
 		visited[id] = struct{}{}
-		p := x.parents[id]
-		if p == nil {
+		p, ok := x.parents[id]
+		if !ok {
 			continue
 		}
-		for _, r := range p.children {
+		for _, r := range x.pnodes.at(p).children {
 			out = append(out, r)
-			frontier = append(frontier, r.entry.SPIFFEID)
+			frontier = append(frontier, x.recs.at(r).spiffeID)
 		}
 	}
 	return x.output(out)
@@ -595,7 +711,7 @@ func (x *Index) ForAgent(agentID spiffeid.ID, nodeSelectors []attest.Selector) [
 func (x *Index) All() []registry.Entry {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	rs := make([]*record, 0, len(x.records))
+	rs := make([]int32, 0, len(x.records))
 	for _, r := range x.records {
 		rs = append(rs, r)
 	}
@@ -604,8 +720,8 @@ func (x *Index) All() []registry.Entry {
 
 // output copies records out, sorted by ID and without duplicates. It must be
 // called with x.mu held.
-func (x *Index) output(rs []*record) []registry.Entry {
-	slices.SortFunc(rs, func(a, b *record) int { return cmp.Compare(a.entry.ID, b.entry.ID) })
+func (x *Index) output(rs []int32) []registry.Entry {
+	slices.SortFunc(rs, func(a, b int32) int { return cmp.Compare(x.recs.at(a).id, x.recs.at(b).id) })
 	rs = slices.Compact(rs)
 	out := make([]registry.Entry, len(rs))
 	for i, r := range rs {
@@ -614,12 +730,32 @@ func (x *Index) output(rs []*record) []registry.Entry {
 	return out
 }
 
-// entryOf returns a copy of the record's entry, with its selectors.
-func (x *Index) entryOf(r *record) registry.Entry {
-	e := r.entry.Clone()
-	e.Selectors = make([]attest.Selector, len(r.sels))
+// entryOf returns the entry of a record, owned by the caller.
+func (x *Index) entryOf(ri int32) registry.Entry {
+	r := x.recs.at(ri)
+	e := registry.Entry{
+		ID:          r.id,
+		SPIFFEID:    r.spiffeID,
+		ParentID:    x.pnodes.at(r.parent).id,
+		X509SVIDTTL: r.x509TTL,
+		JWTSVIDTTL:  r.jwtTTL,
+		Downstream:  r.downstream,
+		Revision:    r.revision,
+		CreatedAt:   r.created.time(),
+		UpdatedAt:   r.updated.time(),
+		ExpiresAt:   r.expiry.time(),
+		Selectors:   make([]attest.Selector, len(r.sels)),
+	}
+	if ex := r.extra; ex != nil {
+		e.DNSNames = slices.Clone(ex.dnsNames)
+		e.FederatesWith = slices.Clone(ex.federatesWith)
+		e.Hint = ex.hint
+		if ex.times {
+			e.CreatedAt, e.UpdatedAt, e.ExpiresAt = ex.created, ex.updated, ex.expiry
+		}
+	}
 	for j, n := range r.sels {
-		e.Selectors[j] = n.sel
+		e.Selectors[j] = x.nodes.at(n).sel
 	}
 	return e
 }
