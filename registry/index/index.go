@@ -101,9 +101,12 @@ type Index struct {
 	kinds     map[selectorKind]int  // distinct selectors of each type and kind
 	parents   map[spiffeid.ID]int32 // -> its node in pnodes
 	pnodes    slots[parentNode]
-	now       func() time.Time
-	expiring  expiryHeap                // served entries that expire, soonest first; stale items skipped
-	expired   map[string]registry.Entry // expired entries the store still holds
+	// lastParent is the parent node put used last, or -1: entries come
+	// grouped by parent, and comparing an ID costs less than hashing it.
+	lastParent int32
+	now        func() time.Time
+	expiring   expiryHeap                // served entries that expire, soonest first; stale items skipped
+	expired    map[string]registry.Entry // expired entries the store still holds
 }
 
 // expiryItem is an entry revision that expires at a time.
@@ -242,14 +245,15 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 		}
 	}
 	x := &Index{
-		src:       src,
-		conf:      c,
-		records:   make(map[string]int32),
-		selectors: make(map[attest.Selector]int32),
-		kinds:     make(map[selectorKind]int),
-		parents:   make(map[spiffeid.ID]int32),
-		now:       c.Now,
-		expired:   make(map[string]registry.Entry),
+		src:        src,
+		conf:       c,
+		records:    make(map[string]int32),
+		selectors:  make(map[attest.Selector]int32),
+		kinds:      make(map[selectorKind]int),
+		parents:    make(map[spiffeid.ID]int32),
+		lastParent: -1,
+		now:        c.Now,
+		expired:    make(map[string]registry.Entry),
 	}
 	if x.now == nil {
 		x.now = time.Now
@@ -503,7 +507,7 @@ func (x *Index) put(e registry.Entry) {
 	if registry.Reserved(e.SPIFFEID) {
 		return
 	}
-	if e.Expired(x.now()) {
+	if !e.ExpiresAt.IsZero() && e.Expired(x.now()) {
 		x.expired[e.ID] = e.Clone()
 		return
 	}
@@ -567,12 +571,16 @@ func (x *Index) put(e registry.Entry) {
 		r.apos = int32(len(a.anchored))
 		a.anchored = append(a.anchored, ri)
 	}
-	pi, ok := x.parents[e.ParentID]
-	if !ok {
-		pi = x.pnodes.alloc()
-		x.pnodes.at(pi).id = e.ParentID
-		x.parents[e.ParentID] = pi
+	pi := x.lastParent
+	if pi < 0 || x.pnodes.at(pi).id != e.ParentID {
+		var ok bool
+		if pi, ok = x.parents[e.ParentID]; !ok {
+			pi = x.pnodes.alloc()
+			x.pnodes.at(pi).id = e.ParentID
+			x.parents[e.ParentID] = pi
+		}
 	}
+	x.lastParent = pi
 	p := x.pnodes.at(pi)
 	r.parent, r.ppos = pi, int32(len(p.children))
 	p.children = append(p.children, ri)
@@ -608,6 +616,9 @@ func (x *Index) remove(ri int32) {
 	if len(p.children) == 0 {
 		delete(x.parents, p.id)
 		x.pnodes.release(r.parent)
+		if x.lastParent == r.parent {
+			x.lastParent = -1
+		}
 	}
 	delete(x.records, r.id)
 	x.recs.release(ri)

@@ -81,6 +81,26 @@ func TestRecordKeepsEntriesExactly(t *testing.T) {
 	assert.Len(t, x.ForWorkload([]attest.Selector{{Type: "unix", Value: "uid:1"}}), (len(in)+1)/2)
 	assert.Len(t, x.ForAgent(spiffeid.RequireFromString("spiffe://example.org/agent"), nil), len(in))
 	assert.Equal(t, int32(len(in)), x.recs.n, "removed records' slots are reused")
+
+	// A parent whose last entry goes, then another parent, then the
+	// first again: each entry is its own parent's.
+	other := func(path string) registry.Entry {
+		e := base(100)
+		e.ID, e.ParentID = registry.NewEntryID(), spiffeid.RequireFromString("spiffe://example.org"+path)
+		return e
+	}
+	a, b, a2 := other("/a"), other("/b"), other("/a")
+	x.mu.Lock()
+	x.put(a)
+	x.remove(x.records[a.ID])
+	x.put(b)
+	x.put(a2)
+	x.mu.Unlock()
+	for _, e := range []registry.Entry{b, a2} {
+		got := x.ForAgent(e.ParentID, nil)
+		require.Len(t, got, 1)
+		assert.Equal(t, e.ID, got[0].ID)
+	}
 }
 
 // requireSame checks that got holds want's entries exactly: times
