@@ -113,7 +113,7 @@ type Config struct {
 	// by pid 1234", before it attests.
 	//
 	// Beside its own SVID, the agent keeps there what it serves its
-	// workloads (workload-svids.jsonl, mode 0600: the entries it is
+	// workloads (workload-svids.bin, mode 0600: the entries it is
 	// authorized for, the X509-SVID and private key it holds for each, the
 	// federated bundles), written atomically at most every few seconds
 	// while it changes, and when Run returns. An agent started again with

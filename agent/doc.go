@@ -46,7 +46,7 @@
 //     reconnects with jittered exponential backoff (Config.RetryMin,
 //     Config.RetryMax), trying each server in turn.
 //   - What it serves (its entries, their SVIDs and keys, the federated
-//     bundles) is saved in DataDir too (workload-svids.jsonl, mode 0600,
+//     bundles) is saved in DataDir too (workload-svids.bin, mode 0600,
 //     written atomically at most every 5 s while it changes, and when Run
 //     returns). An agent started again with its saved SVID serves it at
 //     once, with every server away, each SVID until it expires, and follows

@@ -33,7 +33,7 @@ func TestRestartedAgentTellsWorkloadsToRetryUntilSynced(t *testing.T) {
 	a.WaitSVID(t, web.SPIFFEID)
 	require.NoError(t, a.Stop())
 	s.Stop()
-	require.NoError(t, os.Remove(filepath.Join(cfg.DataDir, "workload-svids.jsonl")))
+	require.NoError(t, os.Remove(filepath.Join(cfg.DataDir, "workload-svids.bin")))
 
 	b := nodetest.StartAgent(t, cfg) // from the saved SVID: the join token is spent
 	for range 3 {

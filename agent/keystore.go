@@ -20,9 +20,9 @@ import (
 type KeyStore interface {
 	// KeyFile names the file of Config.DataDir that keeps the key: a plain
 	// file name, other than the agent's other files (agent-svid.pem,
-	// bundle.json, workload-svids.jsonl, lock). The agent writes the key
-	// being saved to a file of its own first, the name with ".next"
-	// before its extension ("agent-key.next.pem").
+	// bundle.json, workload-svids.bin, workload-svids.jsonl, lock). The
+	// agent writes the key being saved to a file of its own first, the
+	// name with ".next" before its extension ("agent-key.next.pem").
 	KeyFile() string
 
 	// GenerateKey makes a new key, for a new agent SVID, and returns it
@@ -66,7 +66,7 @@ type keyFiles struct{ key, next string }
 func keyFilesOf(ks KeyStore) (keyFiles, error) {
 	name := ks.KeyFile()
 	switch name {
-	case svidFile, bundleFile, workloadsFile, dirlock.FileName:
+	case svidFile, bundleFile, workloadsFile, oldWorkloadsFile, dirlock.FileName:
 		return keyFiles{}, fmt.Errorf("agent: Config.KeyStore names the data directory file %q for its key, which the agent uses for another", name)
 	}
 	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || strings.ContainsAny(name, `/\`) {

@@ -33,6 +33,7 @@ func TestKeyStoreFileRefused(t *testing.T) {
 	for file, want := range map[string]string{
 		"agent-svid.pem":       `agent: Config.KeyStore names the data directory file "agent-svid.pem" for its key, which the agent uses for another`,
 		"bundle.json":          `agent: Config.KeyStore names the data directory file "bundle.json" for its key, which the agent uses for another`,
+		"workload-svids.bin":   `agent: Config.KeyStore names the data directory file "workload-svids.bin" for its key, which the agent uses for another`,
 		"workload-svids.jsonl": `agent: Config.KeyStore names the data directory file "workload-svids.jsonl" for its key, which the agent uses for another`,
 		"lock":                 `agent: Config.KeyStore names the data directory file "lock" for its key, which the agent uses for another`,
 		"":                     `agent: Config.KeyStore names "" for its key file: want a plain file name`,

@@ -2,9 +2,8 @@ package agent
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,10 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
@@ -25,6 +22,7 @@ import (
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
 // The workloads file keeps what the agent needs to serve its workloads
@@ -33,68 +31,49 @@ import (
 // the file is 0600, like the agent key), and the federated bundles. The
 // trust domain's bundle is bundle.json, and the agent's own SVID beside it.
 //
-// It is JSON lines, written in one pass without holding the file in
-// memory: a header, then one line per CA certificate (which the SVIDs name
-// by number, so that each is written once), per federated bundle and per
-// entry (with its SVID, if it has one), then an end line with the number
-// of lines before it and the SHA-256 of their bytes. A file whose digest
-// or line count does not match, or that does not parse, is refused whole.
+// It is written in one pass without holding the file in memory, and read
+// so: a JSON header line (format, version, trust domain, agent), then
+// binary records, each a kind byte, the length of its body (a uvarint) and
+// the body. One record per CA certificate (which the SVIDs name by number,
+// so that each is written once), per federated bundle and per entry (with
+// its SVID, if it has one), then an end record with the number of records
+// before it (the header counted) and the SHA-256 of every byte before it.
+// A file whose digest or count does not match, or that does not parse, is
+// refused whole. (Version 1, workload-svids.jsonl, was JSON lines
+// throughout, whose decoding took most of a restart: the agent reads it no
+// more, and removes it when it saves.)
 const (
-	workloadsFile    = "workload-svids.jsonl"
+	workloadsFile    = "workload-svids.bin"
+	oldWorkloadsFile = "workload-svids.jsonl"
 	workloadsFormat  = "spiffekit-agent-workloads"
-	workloadsVersion = 1
-	// maxWorkloadsLine bounds one line: an entry at every limit of
-	// registry.Entry with its SVID is well under it.
-	maxWorkloadsLine = 1 << 20
-	// maxWorkloadsFile bounds the file: about 1.2 KB per entry.
+	workloadsVersion = 2
+	// maxWorkloadsRecord bounds one record, and the header line: an entry
+	// at every limit of registry.Entry with its SVID is well under it.
+	maxWorkloadsRecord = 1 << 20
+	// maxWorkloadsFile bounds the file: about 0.9 KB per entry.
 	maxWorkloadsFile = 1 << 30
 )
 
-// workloadsLine is one line of the workloads file; exactly one of its
-// parts is set, except in the header.
-type workloadsLine struct {
-	Format      string `json:"format,omitempty"`
-	Version     int    `json:"version,omitempty"`
-	TrustDomain string `json:"trust_domain,omitempty"`
-	Agent       string `json:"agent,omitempty"`
+// The kinds of records of the workloads file.
+const (
+	recordCA        = 'c' // the DER of a CA certificate
+	recordFederated = 'f' // a trust domain name, then its bundle document
+	recordEntry     = 'e' // an entry, with its SVID if it has one (see appendEntry)
+	recordEnd       = 'z' // the number of records before it, then their SHA-256
+)
 
-	CA        []byte          `json:"ca,omitempty"`
-	Federated json.RawMessage `json:"federated,omitempty"` // a bundle document of TrustDomain
-	Entry     *savedEntry     `json:"entry,omitempty"`
-	SVID      *savedSVID      `json:"svid,omitempty"` // with Entry
-	End       *workloadsEnd   `json:"end,omitempty"`
-}
+// The flags of an entry record.
+const (
+	flagDownstream = 1 << iota
+	flagSVID
+)
 
-// savedEntry is a registry.Entry in the workloads file.
-type savedEntry struct {
-	ID            string    `json:"id"`
-	SPIFFEID      string    `json:"spiffe_id"`
-	ParentID      string    `json:"parent_id"`
-	Selectors     []string  `json:"selectors"`
-	X509SVIDTTL   int64     `json:"x509_svid_ttl_ns,omitempty"`
-	JWTSVIDTTL    int64     `json:"jwt_svid_ttl_ns,omitempty"`
-	DNSNames      []string  `json:"dns_names,omitempty"`
-	FederatesWith []string  `json:"federates_with,omitempty"`
-	Hint          string    `json:"hint,omitempty"`
-	ExpiresAt     int64     `json:"expires_at,omitempty"` // seconds since the epoch; 0: none
-	Revision      int64     `json:"revision"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
-
-// savedSVID is the X509-SVID of an entry in the workloads file.
-type savedSVID struct {
-	Leaf      []byte    `json:"leaf"`
-	CAs       []int     `json:"cas"` // the CA lines, by number from 0, in chain order
-	Key       []byte    `json:"key"` // PKCS#8
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	MintedAt  time.Time `json:"minted_at"`
-}
-
-type workloadsEnd struct {
-	Lines  int    `json:"lines"`
-	SHA256 string `json:"sha256"`
+// workloadsHeader is the first line of the workloads file.
+type workloadsHeader struct {
+	Format      string `json:"format"`
+	Version     int    `json:"version"`
+	TrustDomain string `json:"trust_domain"`
+	Agent       string `json:"agent"`
 }
 
 // savedWorkloads is what the workloads file holds.
@@ -105,156 +84,191 @@ type savedWorkloads struct {
 	federated []*spiffebundle.Bundle
 }
 
-func entryToSaved(e registry.Entry) *savedEntry {
-	s := &savedEntry{ID: e.ID, SPIFFEID: e.SPIFFEID.String(), ParentID: e.ParentID.String(),
-		X509SVIDTTL: int64(e.X509SVIDTTL), JWTSVIDTTL: int64(e.JWTSVIDTTL), DNSNames: e.DNSNames, Hint: e.Hint,
-		Revision: e.Revision, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
-	if !e.ExpiresAt.IsZero() {
-		s.ExpiresAt = e.ExpiresAt.Unix()
-	}
-	s.Selectors = make([]string, len(e.Selectors))
-	for k, sel := range e.Selectors {
-		s.Selectors[k] = sel.String()
-	}
-	for _, td := range e.FederatesWith {
-		s.FederatesWith = append(s.FederatesWith, td.Name())
-	}
-	return s
+// recordWriter writes the records of a workloads file, counting and
+// hashing them.
+type recordWriter struct {
+	w       io.Writer
+	h       hash.Hash
+	records int
+	head    []byte
+	body    []byte // reused for each record's body
 }
 
-func (s *savedEntry) entry() (registry.Entry, error) {
-	e := registry.Entry{ID: s.ID, X509SVIDTTL: time.Duration(s.X509SVIDTTL), JWTSVIDTTL: time.Duration(s.JWTSVIDTTL),
-		DNSNames: s.DNSNames, Hint: s.Hint, Revision: s.Revision, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
-	if s.ExpiresAt != 0 {
-		if s.ExpiresAt < registry.MinExpiry.Unix() || s.ExpiresAt > registry.MaxExpiry.Unix() {
-			return e, fmt.Errorf("expiry %d out of range", s.ExpiresAt)
-		}
-		e.ExpiresAt = time.Unix(s.ExpiresAt, 0).UTC()
-	}
-	var err error
-	if e.SPIFFEID, err = spiffeid.FromString(s.SPIFFEID); err != nil {
-		return e, err
-	}
-	if e.ParentID, err = spiffeid.FromString(s.ParentID); err != nil {
-		return e, err
-	}
-	if len(s.Selectors) > registry.MaxSelectors {
-		return e, fmt.Errorf("%d selectors", len(s.Selectors))
-	}
-	e.Selectors = make([]attest.Selector, len(s.Selectors))
-	for k, sel := range s.Selectors {
-		if e.Selectors[k], err = attest.ParseSelector(sel); err != nil {
-			return e, err
-		}
-	}
-	if len(s.FederatesWith) > registry.MaxFederatesWith {
-		return e, fmt.Errorf("federates with %d trust domains", len(s.FederatesWith))
-	}
-	for _, name := range s.FederatesWith {
-		td, err := spiffeid.TrustDomainFromString(name)
-		if err != nil {
-			return e, err
-		}
-		e.FederatesWith = append(e.FederatesWith, td)
-	}
-	if !registry.ValidEntryID(e.ID) {
-		return e, errors.New("an invalid entry ID")
-	}
-	if e.Revision < 1 {
-		return e, errors.New("no revision")
-	}
-	return e, e.Validate()
-}
-
-// hashingWriter counts and hashes what goes through it.
-type hashingWriter struct {
-	w     io.Writer
-	h     hash.Hash
-	lines int
-	buf   bytes.Buffer
-}
-
-// line writes v as one JSON line.
-func (hw *hashingWriter) line(v any) error {
-	hw.buf.Reset()
-	if err := json.NewEncoder(&hw.buf).Encode(v); err != nil { // Encode ends it with '\n'
+// line writes the header line.
+func (rw *recordWriter) line(v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	hw.h.Write(hw.buf.Bytes())
-	hw.lines++
-	_, err := hw.w.Write(hw.buf.Bytes())
+	raw = append(raw, '\n')
+	rw.h.Write(raw)
+	rw.records++
+	_, err = rw.w.Write(raw)
 	return err
+}
+
+// record writes one record of kind with body.
+func (rw *recordWriter) record(kind byte, body []byte) error {
+	rw.head = binary.AppendUvarint(append(rw.head[:0], kind), uint64(len(body)))
+	if kind != recordEnd {
+		rw.h.Write(rw.head)
+		rw.h.Write(body)
+		rw.records++
+	}
+	if _, err := rw.w.Write(rw.head); err != nil {
+		return err
+	}
+	_, err := rw.w.Write(body)
+	return err
+}
+
+func appendBytes(b, v []byte) []byte { return append(binary.AppendUvarint(b, uint64(len(v))), v...) }
+
+func appendString(b []byte, v string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(v))), v...)
+}
+
+func appendTime(b []byte, t time.Time) ([]byte, error) {
+	raw, err := t.MarshalBinary()
+	if err != nil {
+		return b, err
+	}
+	return appendBytes(b, raw), nil
+}
+
+// appendEntry appends the body of e's record to b, with s, its SVID, if
+// not nil; cas numbers the CA certificates already written.
+func appendEntry(b []byte, e registry.Entry, s *issuer.SavedX509SVID, cas map[string]int) ([]byte, error) {
+	b = appendString(b, e.ID)
+	b = appendString(b, e.SPIFFEID.String())
+	b = appendString(b, e.ParentID.String())
+	b = binary.AppendUvarint(b, uint64(len(e.Selectors)))
+	for _, sel := range e.Selectors {
+		b = appendString(appendString(b, sel.Type), sel.Value)
+	}
+	b = binary.AppendVarint(b, int64(e.X509SVIDTTL))
+	b = binary.AppendVarint(b, int64(e.JWTSVIDTTL))
+	b = binary.AppendUvarint(b, uint64(len(e.DNSNames)))
+	for _, n := range e.DNSNames {
+		b = appendString(b, n)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.FederatesWith)))
+	for _, td := range e.FederatesWith {
+		b = appendString(b, td.Name())
+	}
+	b = appendString(b, e.Hint)
+	var expires int64
+	if !e.ExpiresAt.IsZero() {
+		expires = e.ExpiresAt.Unix()
+	}
+	b = binary.AppendVarint(b, expires)
+	b = binary.AppendVarint(b, e.Revision)
+	var err error
+	if b, err = appendTime(b, e.CreatedAt); err != nil {
+		return b, err
+	}
+	if b, err = appendTime(b, e.UpdatedAt); err != nil {
+		return b, err
+	}
+	var flags byte
+	if e.Downstream {
+		flags |= flagDownstream
+	}
+	if s != nil {
+		flags |= flagSVID
+	}
+	b = append(b, flags)
+	if s == nil {
+		return b, nil
+	}
+	b = appendBytes(b, s.Certificates[0])
+	b = binary.AppendUvarint(b, uint64(len(s.Certificates)-1))
+	for _, der := range s.Certificates[1:] {
+		b = binary.AppendUvarint(b, uint64(cas[string(der)]))
+	}
+	b = appendBytes(b, s.PrivateKey)
+	for _, t := range []time.Time{s.NotBefore, s.NotAfter, s.MintedAt} {
+		if b, err = appendTime(b, t); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // saveWorkloads replaces the workloads file of dir (mode 0600, atomically:
 // a crash leaves the old file or the new one) with the entries, the SVIDs
-// held for them and the federated bundles of the agent agentID of td. It
-// returns the size of the file. An SVID whose entry is not among entries
-// is left out.
+// held for them and the federated bundles of the agent agentID of td, and
+// removes a file of version 1. It returns the size of the file.
 func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
 	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle) (int64, error) {
-	byEntry := make(map[string]*issuer.SavedX509SVID, len(svids))
-	for k := range svids {
-		byEntry[svids[k].EntryID] = &svids[k]
-	}
-	var size int64
 	err := atomicfile.WriteFunc(filepath.Join(dir, workloadsFile), 0o600, func(w io.Writer) error {
-		hw := &hashingWriter{w: w, h: sha256.New()}
-		if err := hw.line(workloadsLine{Format: workloadsFormat, Version: workloadsVersion,
-			TrustDomain: td.Name(), Agent: agentID.String()}); err != nil {
-			return err
-		}
-		cas := make(map[string]int)
-		for _, e := range entries {
-			s := byEntry[e.ID]
-			if s == nil {
-				continue
-			}
-			for _, der := range s.Certificates[1:] {
-				if _, ok := cas[string(der)]; !ok {
-					cas[string(der)] = len(cas)
-					if err := hw.line(workloadsLine{CA: der}); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		for _, b := range federated {
-			doc, err := b.Marshal()
-			if err != nil {
-				return fmt.Errorf("encoding the bundle of %s: %w", b.TrustDomain().Name(), err)
-			}
-			if err := hw.line(workloadsLine{TrustDomain: b.TrustDomain().Name(), Federated: doc}); err != nil {
-				return err
-			}
-		}
-		for _, e := range entries {
-			l := workloadsLine{Entry: entryToSaved(e)}
-			if s := byEntry[e.ID]; s != nil && s.Revision == e.Revision && len(s.Certificates) >= 2 {
-				ss := &savedSVID{Leaf: s.Certificates[0], Key: s.PrivateKey, NotBefore: s.NotBefore, NotAfter: s.NotAfter, MintedAt: s.MintedAt}
-				for _, der := range s.Certificates[1:] {
-					ss.CAs = append(ss.CAs, cas[string(der)])
-				}
-				l.SVID = ss
-			}
-			if err := hw.line(l); err != nil {
-				return err
-			}
-		}
-		end := workloadsEnd{Lines: hw.lines, SHA256: hex.EncodeToString(hw.h.Sum(nil))}
-		if err := hw.line(workloadsLine{End: &end}); err != nil {
-			return err
-		}
-		size = int64(hw.buf.Len()) // the end line; the rest is counted below
-		return nil
+		return writeWorkloads(w, td, agentID, entries, svids, federated)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, workloadsFile)); err == nil {
-		size = fi.Size()
+	if err := os.Remove(filepath.Join(dir, oldWorkloadsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("agent: removing the saved workload SVIDs of version 1: %w", err)
 	}
-	return size, nil
+	fi, err := os.Stat(filepath.Join(dir, workloadsFile))
+	if err != nil {
+		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+// writeWorkloads writes a workloads file to w. An SVID whose entry is not
+// among entries, or that was minted for another revision of it, is left
+// out.
+func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle) error {
+	byEntry := make(map[string]*issuer.SavedX509SVID, len(svids))
+	for k := range svids {
+		byEntry[svids[k].EntryID] = &svids[k]
+	}
+	rw := &recordWriter{w: w, h: sha256.New()}
+	if err := rw.line(workloadsHeader{Format: workloadsFormat, Version: workloadsVersion,
+		TrustDomain: td.Name(), Agent: agentID.String()}); err != nil {
+		return err
+	}
+	cas := make(map[string]int)
+	for _, e := range entries {
+		s := byEntry[e.ID]
+		if s == nil {
+			continue
+		}
+		for _, der := range s.Certificates[1:] {
+			if _, ok := cas[string(der)]; !ok {
+				cas[string(der)] = len(cas)
+				if err := rw.record(recordCA, der); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, b := range federated {
+		doc, err := b.Marshal()
+		if err != nil {
+			return fmt.Errorf("encoding the bundle of %s: %w", b.TrustDomain().Name(), err)
+		}
+		if err := rw.record(recordFederated, append(appendString(rw.body[:0], b.TrustDomain().Name()), doc...)); err != nil {
+			return err
+		}
+	}
+	for _, e := range entries {
+		s := byEntry[e.ID]
+		if s != nil && (s.Revision != e.Revision || len(s.Certificates) < 2) {
+			s = nil
+		}
+		var err error
+		if rw.body, err = appendEntry(rw.body[:0], e, s, cas); err != nil {
+			return err
+		}
+		if err := rw.record(recordEntry, rw.body); err != nil {
+			return err
+		}
+	}
+	return rw.record(recordEnd, rw.h.Sum(binary.AppendUvarint(nil, uint64(rw.records))))
 }
 
 // errNoWorkloads means the data directory holds no workloads file.
@@ -282,127 +296,104 @@ func loadWorkloads(dir string, td spiffeid.TrustDomain) (*savedWorkloads, error)
 	return w, nil
 }
 
-// parseWorkloads reads a workloads file of trust domain td from r. The
-// lines are read and hashed in order, and decoded on every core: ten
-// thousand entries with their SVIDs are some twelve megabytes of JSON.
+// parseWorkloads reads a workloads file of trust domain td from r, and
+// decodes each record as it comes, into memory of its own (no record's
+// buffer is kept).
 func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, error) {
-	br := bufio.NewReaderSize(r, maxWorkloadsLine)
+	br := bufio.NewReaderSize(r, 64<<10)
 	h := sha256.New()
-	w := &savedWorkloads{}
-	var (
-		lines []*parsedLine // in order, after the header
-		chunk []*parsedLine // to decode, by the workers
-		work  = make(chan []*parsedLine, 4)
-		errs  = make(chan error, 1)
-		wg    sync.WaitGroup
-	)
-	fail := func(err error) {
-		select {
-		case errs <- err:
-		default:
-		}
-	}
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for ls := range work {
-				for _, l := range ls {
-					if err := l.decode(); err != nil {
-						fail(err)
-					}
-				}
-			}
-		})
-	}
-	done := func() error {
-		close(work)
-		wg.Wait()
-		select {
-		case err := <-errs:
-			return err
-		default:
-			return nil
-		}
-	}
-	err := func() error {
-		for n := 0; ; n++ {
-			raw, err := br.ReadSlice('\n')
-			switch {
-			case errors.Is(err, bufio.ErrBufferFull):
-				return fmt.Errorf("line %d is longer than %d bytes", n+1, maxWorkloadsLine)
-			case errors.Is(err, io.EOF):
-				return errors.New("the file ends before its end line: it was cut short")
-			case err != nil:
-				return err
-			}
-			if n == 0 {
-				if err := w.header(raw, td); err != nil {
-					return err
-				}
-				h.Write(raw)
-				continue
-			}
-			if bytes.HasPrefix(raw, []byte(`{"end":`)) {
-				var l workloadsLine
-				if err := json.Unmarshal(raw, &l); err != nil || l.End == nil {
-					return fmt.Errorf("line %d: not an end line", n+1)
-				}
-				if l.End.Lines != n || l.End.SHA256 != hex.EncodeToString(h.Sum(nil)) {
-					return errors.New("its digest does not match its content: it was changed or damaged")
-				}
-				if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
-					return errors.New("it goes on after its end line")
-				}
-				if len(chunk) > 0 {
-					work <- chunk
-				}
-				return nil
-			}
-			h.Write(raw)
-			l := &parsedLine{n: n, raw: bytes.Clone(raw)}
-			lines = append(lines, l)
-			if chunk = append(chunk, l); len(chunk) == 64 {
-				work <- chunk
-				chunk = nil
-			}
-		}
-	}()
-	if err2 := done(); err == nil {
-		err = err2
-	}
-	if err != nil {
+	raw, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, errors.New("the header: too long")
+	case errors.Is(err, io.EOF):
+		return nil, errors.New("the file ends before its end record: it was cut short")
+	case err != nil:
 		return nil, err
 	}
-	// In order: the SVIDs name the CAs by their rank in the file.
-	var cas [][]byte
-	for _, l := range lines {
-		switch {
-		case l.ca != nil:
-			cas = append(cas, l.ca)
-		case l.federated != nil:
-			w.federated = append(w.federated, l.federated)
-		case l.entry != nil:
-			w.entries = append(w.entries, *l.entry)
-			if l.svid == nil {
-				continue
+	w := &savedWorkloads{}
+	if err := w.header(raw, td); err != nil {
+		return nil, err
+	}
+	h.Write(raw)
+	d := &recordDecoder{}
+	var (
+		cas  [][]byte
+		head [1 + binary.MaxVarintLen64]byte
+		body []byte
+	)
+	for n := 1; ; n++ {
+		kind, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file ends before its end record: it was cut short")
+		} else if err != nil {
+			return nil, err
+		}
+		size, err := binary.ReadUvarint(br)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errors.New("the file ends before its end record: it was cut short")
+		} else if err != nil {
+			return nil, fmt.Errorf("record %d: %w", n, err)
+		}
+		if size > maxWorkloadsRecord {
+			return nil, fmt.Errorf("record %d is longer than %d bytes", n, maxWorkloadsRecord)
+		}
+		if cap(body) < int(size) {
+			body = make([]byte, size)
+		}
+		body = body[:size]
+		if _, err := io.ReadFull(br, body); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errors.New("the file ends before its end record: it was cut short")
+		} else if err != nil {
+			return nil, err
+		}
+		if kind == recordEnd {
+			d.reset(body)
+			count := d.uvarint()
+			if d.err != nil || count != uint64(n) || len(d.b) != sha256.Size || string(d.b) != string(h.Sum(nil)) {
+				return nil, errors.New("its digest does not match its content: it was changed or damaged")
 			}
-			for _, k := range l.cas {
-				if k < 0 || k >= len(cas) {
-					return nil, fmt.Errorf("line %d: the SVID names CA %d of %d", l.n+1, k, len(cas))
-				}
-				l.svid.Certificates = append(l.svid.Certificates, cas[k])
+			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+				return nil, errors.New("it goes on after its end record")
 			}
-			w.svids = append(w.svids, *l.svid)
+			return w, nil
+		}
+		h.Write(binary.AppendUvarint(append(head[:0], kind), size))
+		h.Write(body)
+		d.reset(body)
+		switch kind {
+		case recordCA:
+			if len(body) == 0 {
+				return nil, fmt.Errorf("record %d: an empty CA certificate", n)
+			}
+			cas = append(cas, slices.Clone(body))
+		case recordFederated:
+			b, err := d.federated()
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", n, err)
+			}
+			w.federated = append(w.federated, b)
+		case recordEntry:
+			e, s, err := d.entry(cas)
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", n, err)
+			}
+			w.entries = append(w.entries, e)
+			if s != nil {
+				w.svids = append(w.svids, *s)
+			}
+		default:
+			return nil, fmt.Errorf("record %d: not a record of the file", n)
 		}
 	}
-	return w, nil
 }
 
 // header checks the first line of a workloads file of trust domain td,
 // and records its agent.
 func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) error {
-	var l workloadsLine
+	var l workloadsHeader
 	if err := json.Unmarshal(raw, &l); err != nil {
-		return fmt.Errorf("line 1: %w", err)
+		return fmt.Errorf("the header: %w", err)
 	}
 	switch {
 	case l.Format != workloadsFormat:
@@ -419,54 +410,204 @@ func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) error {
 	return nil
 }
 
-// parsedLine is one line of a workloads file after the header, and what
-// it holds once decoded.
-type parsedLine struct {
-	n         int // from 0
-	raw       []byte
-	ca        []byte
-	federated *spiffebundle.Bundle
-	entry     *registry.Entry
-	svid      *issuer.SavedX509SVID // its leaf alone; the CAs of cas follow
-	cas       []int
+// errCutRecord fails the decoding of a record that ends too soon.
+var errCutRecord = errors.New("the record is cut short")
+
+// recordDecoder decodes the body of a record; its first failure sticks.
+type recordDecoder struct {
+	b   []byte
+	err error
+	// parent is the last parent ID decoded: the entries of an agent
+	// share a few, and are written by ID, so that most follow one like
+	// their own.
+	parent spiffeid.ID
 }
 
-// decode decodes l and lets go of its bytes.
-func (l *parsedLine) decode() error {
-	n, raw := l.n, l.raw
-	l.raw = nil
-	var wl workloadsLine
-	if err := json.Unmarshal(raw, &wl); err != nil {
-		return fmt.Errorf("line %d: %w", n+1, err)
+func (d *recordDecoder) reset(b []byte) { d.b, d.err = b, nil }
+
+func (d *recordDecoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.b = nil
+}
+
+func (d *recordDecoder) uvarint() uint64 {
+	v, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.fail(errCutRecord)
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}
+
+func (d *recordDecoder) varint() int64 {
+	v, k := binary.Varint(d.b)
+	if k <= 0 {
+		d.fail(errCutRecord)
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}
+
+// bytes returns the next length-prefixed bytes, in the record's buffer.
+func (d *recordDecoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail(errCutRecord)
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recordDecoder) str() string { return string(d.bytes()) }
+
+func (d *recordDecoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail(errCutRecord)
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *recordDecoder) time() time.Time {
+	var t time.Time
+	if raw := d.bytes(); d.err == nil {
+		if err := t.UnmarshalBinary(raw); err != nil {
+			d.fail(fmt.Errorf("a time: %w", err))
+		}
+	}
+	return t
+}
+
+// count returns the next count, failing above limit.
+func (d *recordDecoder) count(what string, limit int) int {
+	n := d.uvarint()
+	if n > uint64(limit) {
+		d.fail(fmt.Errorf("%d %s", n, what))
+		return 0
+	}
+	return int(n)
+}
+
+// end fails a record with bytes left.
+func (d *recordDecoder) end() error {
+	if d.err == nil && len(d.b) > 0 {
+		return errors.New("the record goes on after its last field")
+	}
+	return d.err
+}
+
+// federated decodes a federated bundle record.
+func (d *recordDecoder) federated() (*spiffebundle.Bundle, error) {
+	name := d.str()
+	if d.err != nil {
+		return nil, d.err
+	}
+	ftd, err := spiffeid.TrustDomainFromString(name)
+	if err != nil {
+		return nil, err
+	}
+	return spiffebundle.Parse(ftd, d.b)
+}
+
+// entry decodes an entry record, and its SVID, if it has one, which names
+// its CA certificates by their rank among cas.
+func (d *recordDecoder) entry(cas [][]byte) (registry.Entry, *issuer.SavedX509SVID, error) {
+	var e registry.Entry
+	e.ID = d.str()
+	id, parent := d.bytes(), d.bytes()
+	e.Selectors = make([]attest.Selector, d.count("selectors", registry.MaxSelectors))
+	for k := range e.Selectors {
+		e.Selectors[k] = attest.Selector{Type: d.str(), Value: d.str()}
+	}
+	e.X509SVIDTTL, e.JWTSVIDTTL = time.Duration(d.varint()), time.Duration(d.varint())
+	if n := d.count("DNS names", registry.MaxDNSNames); n > 0 {
+		e.DNSNames = make([]string, n)
+		for k := range e.DNSNames {
+			e.DNSNames[k] = d.str()
+		}
+	}
+	fed := make([][]byte, d.count("federated trust domains", registry.MaxFederatesWith))
+	for k := range fed {
+		fed[k] = d.bytes()
+	}
+	e.Hint = d.str()
+	expires := d.varint()
+	e.Revision = d.varint()
+	e.CreatedAt, e.UpdatedAt = d.time(), d.time()
+	flags := d.byte()
+	e.Downstream = flags&flagDownstream != 0
+	var s *issuer.SavedX509SVID
+	if flags&flagSVID != 0 {
+		leaf := d.bytes()
+		chain := make([]int, d.count("CA certificates", x509svid.MaxChainLength-1))
+		for k := range chain {
+			if c := d.uvarint(); c < uint64(len(cas)) {
+				chain[k] = int(c)
+			} else {
+				d.fail(fmt.Errorf("the SVID names CA %d of %d", c, len(cas)))
+			}
+		}
+		key := d.bytes()
+		nb, na, minted := d.time(), d.time(), d.time()
+		if d.err == nil {
+			// One copy of the leaf and the key, in one allocation.
+			mem := append(append(make([]byte, 0, len(leaf)+len(key)), leaf...), key...)
+			s = &issuer.SavedX509SVID{EntryID: e.ID, Revision: e.Revision,
+				Certificates: make([][]byte, 1, 1+len(chain)), PrivateKey: mem[len(leaf):],
+				NotBefore: nb, NotAfter: na, MintedAt: minted}
+			s.Certificates[0] = mem[:len(leaf):len(leaf)]
+			for _, k := range chain {
+				s.Certificates = append(s.Certificates, cas[k])
+			}
+		}
+	}
+	if flags&^(flagDownstream|flagSVID) != 0 {
+		d.fail(fmt.Errorf("unknown flags %#x", flags))
+	}
+	if err := d.end(); err != nil {
+		return e, nil, err
+	}
+	if expires != 0 {
+		if expires < registry.MinExpiry.Unix() || expires > registry.MaxExpiry.Unix() {
+			return e, nil, fmt.Errorf("entry %q: expiry %d out of range", e.ID, expires)
+		}
+		e.ExpiresAt = time.Unix(expires, 0).UTC()
+	}
+	var err error
+	if e.SPIFFEID, err = spiffeid.FromString(string(id)); err != nil {
+		return e, nil, fmt.Errorf("entry %q: %w", e.ID, err)
+	}
+	if string(parent) == d.parent.String() && !d.parent.IsZero() {
+		e.ParentID = d.parent // shared, and parsed once
+	} else if e.ParentID, err = spiffeid.FromString(string(parent)); err != nil {
+		return e, nil, fmt.Errorf("entry %q: %w", e.ID, err)
+	}
+	d.parent = e.ParentID
+	for _, name := range fed {
+		td, err := spiffeid.TrustDomainFromString(string(name))
+		if err != nil {
+			return e, nil, fmt.Errorf("entry %q: %w", e.ID, err)
+		}
+		e.FederatesWith = append(e.FederatesWith, td)
 	}
 	switch {
-	case wl.CA != nil:
-		l.ca = wl.CA
-	case wl.Federated != nil:
-		ftd, err := spiffeid.TrustDomainFromString(wl.TrustDomain)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", n+1, err)
-		}
-		b, err := spiffebundle.Parse(ftd, wl.Federated)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", n+1, err)
-		}
-		l.federated = b
-	case wl.Entry != nil:
-		e, err := wl.Entry.entry()
-		if err != nil {
-			return fmt.Errorf("line %d: entry %q: %w", n+1, wl.Entry.ID, err)
-		}
-		l.entry = &e
-		if wl.SVID != nil {
-			l.svid = &issuer.SavedX509SVID{EntryID: e.ID, Revision: e.Revision, Certificates: [][]byte{wl.SVID.Leaf},
-				PrivateKey: wl.SVID.Key, NotBefore: wl.SVID.NotBefore, NotAfter: wl.SVID.NotAfter, MintedAt: wl.SVID.MintedAt}
-			l.cas = wl.SVID.CAs
-		}
-	default:
-		return fmt.Errorf("line %d: not a line of the file", n+1)
+	case !registry.ValidEntryID(e.ID):
+		return e, nil, errors.New("an invalid entry ID")
+	case e.Revision < 1:
+		return e, nil, fmt.Errorf("entry %q: no revision", e.ID)
 	}
-	return nil
+	if err := e.Validate(); err != nil {
+		return e, nil, fmt.Errorf("entry %q: %w", e.ID, err)
+	}
+	return e, s, nil
 }
 
 // federatedBundles returns the federated bundles, sorted by trust domain.

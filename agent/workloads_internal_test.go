@@ -7,10 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,12 +81,16 @@ func workloadsFixture(t testing.TB, n int) ([]registry.Entry, []issuer.SavedX509
 func TestWorkloadsFileRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, fed := workloadsFixture(t, 3)
+	entries[1].Downstream = true
+	old := filepath.Join(dir, oldWorkloadsFile)
+	require.NoError(t, os.WriteFile(old, []byte("{}\n"), 0o600))
 	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed)
 	require.NoError(t, err)
 	info, err := os.Stat(filepath.Join(dir, workloadsFile))
 	require.NoError(t, err)
 	assert.Equal(t, info.Size(), size)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	assert.NoFileExists(t, old, "the file of version 1 is removed")
 
 	w, err := loadWorkloads(dir, wtd)
 	require.NoError(t, err)
@@ -97,10 +102,14 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 
 	raw, err := os.ReadFile(filepath.Join(dir, workloadsFile))
 	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
-	// A header, one CA (shared by both SVIDs), one federated bundle, three
-	// entries, the end.
-	assert.Len(t, lines, 7)
+	_, recs := splitRecords(t, raw)
+	// One CA (shared by both SVIDs), one federated bundle, three entries,
+	// the end.
+	kinds := ""
+	for _, r := range recs {
+		kinds += string(r.kind)
+	}
+	assert.Equal(t, "cfeeez", kinds)
 
 	// Saved again with fewer SVIDs: the file is replaced whole.
 	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil)
@@ -113,6 +122,45 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 
 	_, err = loadWorkloads(t.TempDir(), wtd)
 	assert.ErrorIs(t, err, errNoWorkloads)
+}
+
+// testRecord is a record of a workloads file.
+type testRecord struct {
+	kind byte
+	body []byte
+}
+
+// splitRecords splits a workloads file into its header line and records.
+func splitRecords(t testing.TB, raw []byte) (string, []testRecord) {
+	t.Helper()
+	header, rest, ok := bytes.Cut(raw, []byte("\n"))
+	require.True(t, ok)
+	var recs []testRecord
+	for len(rest) > 0 {
+		kind := rest[0]
+		n, k := binary.Uvarint(rest[1:])
+		require.Positive(t, k)
+		rest = rest[1+k:]
+		recs = append(recs, testRecord{kind, rest[:n]})
+		rest = rest[n:]
+	}
+	return string(header) + "\n", recs
+}
+
+// joinRecords makes a workloads file of a header line and records, ending
+// it with a correct end record, as a writer that knows the format would.
+func joinRecords(t testing.TB, header string, recs []testRecord) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	rw := &recordWriter{w: &b, h: sha256.New()}
+	b.WriteString(header)
+	rw.h.Write([]byte(header))
+	rw.records++
+	for _, r := range recs {
+		require.NoError(t, rw.record(r.kind, r.body))
+	}
+	require.NoError(t, rw.record(recordEnd, rw.h.Sum(binary.AppendUvarint(nil, uint64(rw.records)))))
+	return b.Bytes()
 }
 
 // An SVID minted for another revision of its entry than the one saved is
@@ -139,71 +187,108 @@ func TestWorkloadsFileSaveFails(t *testing.T) {
 // what is wrong and shows no secret.
 func TestWorkloadsFileRefused(t *testing.T) {
 	entries, svids, fed := workloadsFixture(t, 2)
-	dir := t.TempDir()
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed)
-	require.NoError(t, err)
-	good, err := os.ReadFile(filepath.Join(dir, workloadsFile))
-	require.NoError(t, err)
-	lines := strings.SplitAfter(string(good), "\n")
-	lines = lines[:len(lines)-1] // after the last '\n'
-	n := len(lines)
-	first := n - 1 - len(entries) // the first entry's line, which has an SVID
-	// resum recomputes the end line over the lines before it, as a writer
-	// that knows the format would.
-	resum := func(body []string) string {
-		var b bytes.Buffer
-		hw := &hashingWriter{w: &b, h: sha256.New()}
-		for _, l := range body {
-			hw.h.Write([]byte(l))
-			hw.lines++
-			b.WriteString(l)
-		}
-		require.NoError(t, hw.line(workloadsLine{End: &workloadsEnd{Lines: hw.lines, SHA256: hex.EncodeToString(hw.h.Sum(nil))}}))
-		return b.String()
+	var good bytes.Buffer
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed))
+	header, recs := splitRecords(t, good.Bytes())
+	body := recs[:len(recs)-1] // without the end
+	require.Equal(t, byte(recordEntry), body[2].kind, "the first entry, which has an SVID")
+	// with replaces record k of the body.
+	with := func(k int, r testRecord) []byte {
+		rs := slices.Clone(body)
+		rs[k] = r
+		return joinRecords(t, header, rs)
 	}
-	replace := func(k int, l string) string {
-		body := append([]string(nil), lines[:n-1]...)
-		body[k] = l + "\n"
-		return resum(body)
+	// entry returns the record of e with svids[0].
+	entry := func(e registry.Entry) testRecord {
+		b, err := appendEntry(nil, e, &svids[0], map[string]int{string(svids[0].Certificates[1]): 0})
+		require.NoError(t, err)
+		return testRecord{recordEntry, b}
 	}
-	key := svids[0].PrivateKey
+	// edited returns the first entry's record with old replaced by new, of
+	// the same length (the length prefixes stay true).
+	edited := func(old, new string) testRecord {
+		require.Len(t, new, len(old))
+		require.True(t, bytes.Contains(body[2].body, []byte(old)), old)
+		return testRecord{recordEntry, bytes.Replace(body[2].body, []byte(old), []byte(new), 1)}
+	}
+	changed := bytes.Clone(good.Bytes())
+	changed[bytes.Index(changed, []byte("a.example.org"))] = 'b'
+	hdr := func(v int, td, agent string) string {
+		return fmt.Sprintf(`{"format":"spiffekit-agent-workloads","version":%d,"trust_domain":%q,"agent":%q}`, v, td, agent) + "\n"
+	}
+	badID, noRev, expiry, dupDNS, badSel := entries[0], entries[0], entries[0], entries[0], entries[0]
+	badID.ID = "nothex"
+	noRev.Revision = 0
+	expiry.ExpiresAt = time.Unix(-5, 0)
+	dupDNS.DNSNames = []string{"a.example.org", "a.example.org"}
+	badSel.Selectors = []attest.Selector{{Type: "unix", Value: ""}}
+	cut := entry(entries[0])
+	cut.body = cut.body[:len(cut.body)-3]
+	flags := testRecord{recordEntry, must(appendEntry(nil, entries[1], nil, nil))}
+	flags.body[len(flags.body)-1] = 0x80 // with no SVID, the flags are the last byte
+	after := entry(entries[0])
+	after.body = append(after.body, 0)
+	manySels := entry(entries[0])
+	manySels.body = append(appendString(appendString(appendString(nil, entries[0].ID), entries[0].SPIFFEID.String()), wagent.String()), 0xff, 0x7f)
 	for _, tc := range []struct {
-		name, file, want string
+		name string
+		file []byte
+		want string
 	}{
-		{"empty", "", "cut short"},
-		{"no end", strings.Join(lines[:n-1], ""), "cut short"},
-		{"no newline at the end", strings.TrimSuffix(string(good), "\n"), "cut short"},
-		{"a line changed", strings.Replace(string(good), `"hint":"h"`, `"hint":"x"`, 1), "digest does not match"},
-		{"a line dropped", strings.Join(append(append([]string{}, lines[:2]...), lines[3:]...), ""), "digest does not match"},
-		{"after the end", string(good) + "{}\n", "goes on after its end line"},
-		{"not JSON", "garbage\n", "line 1"},
-		{"another format", `{"format":"x","version":1}` + "\n", "not a file of saved workload SVIDs"},
-		{"another version", `{"format":"spiffekit-agent-workloads","version":2}` + "\n", "version 2"},
-		{"another trust domain", `{"format":"spiffekit-agent-workloads","version":1,"trust_domain":"x.test"}` + "\n", `"x.test"`},
-		{"no agent", `{"format":"spiffekit-agent-workloads","version":1,"trust_domain":"example.org"}` + "\n", "the agent"},
-		{"an empty line", replace(1, `{}`), "line 2: not a line of the file"},
-		{"a CA out of range", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"cas":[0]`, `"cas":[7]`, 1)), "names CA 7 of 1"},
-		{"a bad entry ID", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), entries[0].ID, "nothex", 1)), "an invalid entry ID"},
-		{"a bad selector", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"unix:uid:0"`, `"nocolon"`, 1)), "no ':'"},
-		{"an expiry out of range", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"expires_at":1925089445`, `"expires_at":-5`, 1)), "expiry -5 out of range"},
-		{"no revision", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"revision":1`, `"revision":0`, 1)), "no revision"},
-		{"a bad SPIFFE ID", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"spiffe_id":"spiffe://example.org/w/0"`, `"spiffe_id":"http://x"`, 1)), "entry"},
-		{"a bad parent ID", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"parent_id":"spiffe://`, `"parent_id":"x://`, 1)), "entry"},
-		{"a bad federated trust domain", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"federates_with":["other.test"]`, `"federates_with":["Bad TD"]`, 1)), "entry"},
-		{"an invalid entry", replace(first, strings.Replace(strings.TrimSuffix(lines[first], "\n"), `"dns_names":["a.example.org"]`, `"dns_names":["a.example.org","a.example.org"]`, 1)), "duplicate DNS name"},
-		{"a bad federated bundle", replace(2, `{"trust_domain":"other.test","federated":{"keys":7}}`), "line 3"},
-		{"a federated bundle without trust domain", replace(2, `{"federated":{}}`), "line 3"},
-		{"a long line", strings.Repeat("x", maxWorkloadsLine+1), "longer than"},
+		{"empty", nil, "cut short"},
+		{"no end", good.Bytes()[:len(good.Bytes())-len(recs[len(recs)-1].body)-2], "cut short"},
+		{"the end cut", good.Bytes()[:good.Len()-1], "cut short"},
+		{"cut in a length", append([]byte(header), recordCA, 0x80), "cut short"},
+		{"a byte changed", changed, "digest does not match"},
+		{"a record dropped", func() []byte {
+			b := joinRecords(t, header, append(slices.Clone(body[:1]), body[2:]...))
+			end := 3 + sha256.Size // 'z', its length, the count, the digest
+			return append(b[:len(b)-end], good.Bytes()[good.Len()-end:]...)
+		}(), "digest does not match"},
+		{"after the end", append(bytes.Clone(good.Bytes()), 'c'), "goes on after its end record"},
+		{"not JSON", []byte("garbage\n"), "the header"},
+		{"another format", []byte(`{"format":"x","version":2}` + "\n"), "not a file of saved workload SVIDs"},
+		{"version 1", []byte(`{"format":"spiffekit-agent-workloads","version":1}` + "\n"), "version 1; this agent reads version 2"},
+		{"another trust domain", []byte(hdr(2, "x.test", wagent.String())), `"x.test"`},
+		{"no agent", []byte(hdr(2, "example.org", "")), "the agent"},
+		{"a long header", bytes.Repeat([]byte("x"), 1<<17), "the header: too long"},
+		{"a long record", append([]byte(header), binary.AppendUvarint([]byte{recordCA}, maxWorkloadsRecord+1)...), "longer than"},
+		{"an unknown record", with(0, testRecord{'x', nil}), "record 1: not a record of the file"},
+		{"an empty CA", with(0, testRecord{recordCA, nil}), "an empty CA certificate"},
+		{"a CA out of range", with(2, testRecord{recordEntry, must(appendEntry(nil, entries[0], &svids[0], map[string]int{string(svids[0].Certificates[1]): 7}))}), "names CA 7 of 1"},
+		{"a bad entry ID", with(2, entry(badID)), "an invalid entry ID"},
+		{"a bad selector", with(2, entry(badSel)), "selector"},
+		{"an expiry out of range", with(2, entry(expiry)), "expiry -5 out of range"},
+		{"no revision", with(2, entry(noRev)), "no revision"},
+		{"a bad SPIFFE ID", with(2, edited("spiffe://example.org/w/0", "http://example.org/w/0xx")), "entry"},
+		{"a bad parent ID", with(2, edited(wagent.String(), strings.Replace(wagent.String(), "spiffe:", "spiffX:", 1))), "entry"},
+		{"a bad federated trust domain", with(2, edited("other.test", "Other.test")), "entry"},
+		{"an invalid entry", with(2, entry(dupDNS)), "duplicate DNS name"},
+		{"an entry cut short", with(2, cut), "the record is cut short"},
+		{"unknown flags", with(3, flags), "unknown flags"},
+		{"bytes after the last field", with(2, after), "goes on after its last field"},
+		{"too many selectors", with(2, manySels), "16383 selectors"},
+		{"a bad time", with(2, edited(string(must(created.MarshalBinary())), "x"+string(must(created.MarshalBinary()))[1:])), "a time"},
+		{"a bad federated bundle", with(1, testRecord{recordFederated, append(appendString(nil, "other.test"), `{"keys":7}`...)}), "record 2"},
+		{"a federated bundle without trust domain", with(1, testRecord{recordFederated, appendString(nil, "")}), "record 2"},
+		{"a federated bundle cut short", with(1, testRecord{recordFederated, []byte{9}}), "record 2: the record is cut short"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseWorkloads(strings.NewReader(tc.file), wtd)
+			_, err := parseWorkloads(bytes.NewReader(tc.file), wtd)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
-			assert.NotContains(t, err.Error(), string(key))
+			assert.NotContains(t, err.Error(), string(svids[0].PrivateKey))
 		})
 	}
-	_, err = parseWorkloads(strings.NewReader(resum(lines[:n-1])), wtd)
-	require.NoError(t, err, "resum makes a file that parses")
+	_, err := parseWorkloads(bytes.NewReader(joinRecords(t, header, body)), wtd)
+	require.NoError(t, err, "joinRecords makes a file that parses")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // A file of the data directory that another uid owns or others may read is
@@ -220,18 +305,17 @@ func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 	require.NoError(t, os.Chmod(path, 0o600))
 	require.NoError(t, os.WriteFile(path, []byte("x\n"), 0o600))
 	_, err = loadWorkloads(dir, wtd)
-	assert.ErrorContains(t, err, "agent: the saved workload SVIDs in "+path+": line 1")
+	assert.ErrorContains(t, err, "agent: the saved workload SVIDs in "+path+": the header")
 }
 
 func FuzzParseWorkloads(f *testing.F) {
 	entries, svids, fed := workloadsFixture(f, 2)
-	dir := f.TempDir()
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed)
-	require.NoError(f, err)
-	good, err := os.ReadFile(filepath.Join(dir, workloadsFile))
-	require.NoError(f, err)
-	f.Add(good)
-	f.Add([]byte(`{"format":"spiffekit-agent-workloads","version":1,"trust_domain":"example.org","agent":"spiffe://example.org/a"}` + "\n" + `{"end":{"lines":1,"sha256":""}}` + "\n"))
+	var good bytes.Buffer
+	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed))
+	f.Add(good.Bytes())
+	var empty bytes.Buffer
+	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil))
+	f.Add(empty.Bytes())
 	f.Add([]byte("{}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w, err := parseWorkloads(bytes.NewReader(data), wtd)
@@ -244,10 +328,22 @@ func FuzzParseWorkloads(f *testing.F) {
 			require.NoError(t, e.Validate())
 			ids[e.ID] = true
 		}
+		var whole []issuer.SavedX509SVID // with a CA: those written again
 		for _, s := range w.svids {
 			require.True(t, ids[s.EntryID])
 			require.NotEmpty(t, s.Certificates)
+			if len(s.Certificates) >= 2 {
+				whole = append(whole, s)
+			}
 		}
+		// And it survives a round trip.
+		var again bytes.Buffer
+		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated))
+		w2, err := parseWorkloads(&again, wtd)
+		require.NoError(t, err)
+		require.Equal(t, w.entries, w2.entries)
+		require.Equal(t, len(whole), len(w2.svids))
+		require.Len(t, w2.federated, len(w.federated))
 	})
 }
 

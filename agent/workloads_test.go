@@ -22,7 +22,7 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
-const workloadsFile = "workload-svids.jsonl"
+const workloadsFile = "workload-svids.bin"
 
 // restartSetup runs a server whose agent SVIDs outlive the workload SVIDs
 // (a day against an hour), an agent keeping its state in a data
@@ -67,9 +67,6 @@ func TestRestartedAgentServesSavedSVIDsWithServersAway(t *testing.T) {
 	info, err := os.Stat(filepath.Join(cfg.DataDir, workloadsFile))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "it holds private keys")
-	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, workloadsFile))
-	require.NoError(t, err)
-	assert.Contains(t, string(raw), `"key":`)
 
 	logs := &logtest.Buffer{}
 	cfg.Logger = logs.Logger()
@@ -139,7 +136,7 @@ func TestRestartedAgentRefusesABadWorkloadsFile(t *testing.T) {
 			raw, err := os.ReadFile(path)
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(path, raw[:len(raw)*2/3], 0o600))
-		}, "the file ends before its end line: it was cut short"},
+		}, "the file ends before its end record: it was cut short"},
 		{"readable by others", func(t *testing.T, path string) {
 			require.NoError(t, os.Chmod(path, 0o644))
 		}, "it holds the agent's private key, which only the agent may read"},
@@ -157,7 +154,6 @@ func TestRestartedAgentRefusesABadWorkloadsFile(t *testing.T) {
 			assert.True(t, logs.Contains(tc.want), "%s", logs)
 			assert.Zero(t, b.Stats().Entries)
 			assert.Error(t, b.Healthy())
-			assert.False(t, logs.Contains(`"key":`), "no secret in the log")
 		})
 	}
 }
@@ -171,7 +167,7 @@ func TestAgentSavesNewSVIDs(t *testing.T) {
 	a.WaitSVID(t, web.SPIFFEID)
 	require.Eventually(t, func() bool {
 		raw, err := os.ReadFile(filepath.Join(cfg.DataDir, workloadsFile))
-		return err == nil && strings.Contains(string(raw), `"spiffe_id":"spiffe://example.org/later"`)
+		return err == nil && strings.Contains(string(raw), "spiffe://example.org/later")
 	}, nodetest.Timeout, 20*time.Millisecond)
 }
 
