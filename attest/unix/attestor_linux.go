@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	sys "golang.org/x/sys/unix"
@@ -96,12 +97,17 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 	}
 
 	var f facts
-	data, err := readFile(dir, "status", maxStatusSize)
+	buf := procBuffers.Get().(*[]byte)
+	data, err := readInto(dir, "status", maxStatusSize, *buf)
+	if err == nil {
+		f.status, err = parseStatus(data) // keeps nothing of data
+		if err != nil {
+			err = fmt.Errorf("unix: process %d: %w", w.PID, err)
+		}
+	}
+	putProcBuffer(buf, data)
 	if err != nil {
 		return facts{}, err
-	}
-	if f.status, err = parseStatus(data); err != nil {
-		return facts{}, fmt.Errorf("unix: process %d: %w", w.PID, err)
 	}
 	if c := w.Credentials; c != nil && (int64(c.UID) != int64(f.status.uid) || int64(c.GID) != int64(f.status.gid)) {
 		return facts{}, rejected(w.PID, fmt.Sprintf("runs as uid %d gid %d, but connected as uid %d gid %d",
@@ -182,6 +188,55 @@ func (a *Attestor) explain(pid int, dir int, err error) error {
 	return err
 }
 
+// procBuffers holds buffers for the /proc files the attestor parses and
+// lets go of (stat, status): an attestation reads three, and allocated
+// several kilobytes for them.
+var procBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledBuffer bounds the buffers kept in procBuffers: a status file
+// with many supplementary groups is read into a buffer of its own.
+const maxPooledBuffer = 64 << 10
+
+// putProcBuffer returns to procBuffers buf, grown to data if it was.
+func putProcBuffer(buf *[]byte, data []byte) {
+	if cap(data) > maxPooledBuffer {
+		return
+	}
+	if cap(data) > cap(*buf) {
+		*buf = data[:0]
+	}
+	procBuffers.Put(buf)
+}
+
+// readInto reads name under dir into buf, grown if it must be, and returns
+// what it read, failing if it is longer than limit. It reads with the
+// system calls alone: no *os.File to make and finalize for each file.
+func readInto(dir int, name string, limit int, buf []byte) ([]byte, error) {
+	fd, err := sys.Openat(dir, name, sys.O_RDONLY|sys.O_CLOEXEC|sys.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("unix: %w", &os.PathError{Op: "openat", Path: name, Err: err})
+	}
+	defer sys.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := sys.Read(fd, buf[len(buf):min(cap(buf), limit+1)])
+		switch {
+		case errors.Is(err, sys.EINTR):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("unix: %w", &os.PathError{Op: "read", Path: name, Err: err})
+		case n == 0:
+			return buf, nil
+		}
+		if buf = buf[:len(buf)+n]; len(buf) > limit {
+			return nil, fmt.Errorf("unix: %s is larger than %d bytes", name, limit)
+		}
+	}
+}
+
 // readFile reads name under dir, failing if it is longer than limit.
 func readFile(dir int, name string, limit int64) ([]byte, error) {
 	f, err := openAt(dir, name, sys.O_NOFOLLOW)
@@ -208,15 +263,17 @@ func openAt(dir int, name string, flags int) (*os.File, error) {
 }
 
 func readStat(dir int) (procStat, error) {
-	data, err := readFile(dir, "stat", maxStatSize)
-	if err != nil {
-		return procStat{}, err
+	buf := procBuffers.Get().(*[]byte)
+	data, err := readInto(dir, "stat", maxStatSize, *buf)
+	var st procStat
+	if err == nil {
+		st, err = parseStat(data) // keeps nothing of data
+		if err != nil {
+			err = fmt.Errorf("unix: %w", err)
+		}
 	}
-	st, err := parseStat(data)
-	if err != nil {
-		return procStat{}, fmt.Errorf("unix: %w", err)
-	}
-	return st, nil
+	putProcBuffer(buf, data)
+	return st, err
 }
 
 // openExe opens the file the process of dir executes, through

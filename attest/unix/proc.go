@@ -118,21 +118,31 @@ func parseStat(data []byte) (procStat, error) {
 	if open < 0 || end < open {
 		return procStat{}, errors.New("stat has no command name in parentheses")
 	}
-	// Fields 3 and later; rest[0] is field 3.
-	rest := bytes.Fields(data[end+1:])
+	// Fields 3 and later, counted from 0: field 3 is the state.
 	const startTimeIndex = 22 - 3
-	if len(rest) <= startTimeIndex {
-		return procStat{}, fmt.Errorf("stat has %d fields, want at least 22", len(rest)+2)
+	var state, startTime []byte
+	n := 0
+	for f := range bytes.FieldsSeq(data[end+1:]) {
+		switch n {
+		case 0:
+			state = f
+		case startTimeIndex:
+			startTime = f
+		}
+		n++
+	}
+	if n <= startTimeIndex {
+		return procStat{}, fmt.Errorf("stat has %d fields, want at least 22", n+2)
 	}
 	// The state is one ASCII letter (R, S, D, Z, T, t, X, I, ...).
-	if len(rest[0]) != 1 || !('A' <= rest[0][0] && rest[0][0] <= 'Z' || 'a' <= rest[0][0] && rest[0][0] <= 'z') {
-		return procStat{}, fmt.Errorf("stat has bad state %q", truncate(rest[0]))
+	if len(state) != 1 || !('A' <= state[0] && state[0] <= 'Z' || 'a' <= state[0] && state[0] <= 'z') {
+		return procStat{}, fmt.Errorf("stat has bad state %q", truncate(state))
 	}
-	start, err := strconv.ParseUint(string(rest[startTimeIndex]), 10, 64)
+	start, err := strconv.ParseUint(string(startTime), 10, 64)
 	if err != nil {
-		return procStat{}, fmt.Errorf("stat has bad start time %q", truncate(rest[startTimeIndex]))
+		return procStat{}, fmt.Errorf("stat has bad start time %q", truncate(startTime))
 	}
-	return procStat{state: rest[0][0], startTime: start}, nil
+	return procStat{state: state[0], startTime: start}, nil
 }
 
 // truncate keeps error messages short whatever the input.
