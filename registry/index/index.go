@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -262,15 +263,26 @@ func New(ctx context.Context, src Source, c Config) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: reading change feed head: %w", err)
 	}
+	presize := 0
 	if c, ok := src.(Counter); ok {
 		n, err := c.CountEntries(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("index: counting entries: %w", err)
 		}
-		x.records = make(map[string]int32, min(max(n, 0), maxPresize))
+		presize = min(max(n, 0), maxPresize)
+		x.records = make(map[string]int32, presize)
+		// Many entries have a selector of their own (a pod, a service
+		// account), so the table of selectors is sized for one each too:
+		// growing it was a quarter of the inserts' time. Where entries
+		// share their selectors instead, the table is copied to its size
+		// after the read, which then costs little since it is small.
+		x.selectors = make(map[attest.Selector]int32, presize)
 	}
 	if err := x.load(ctx); err != nil {
 		return nil, err
+	}
+	if len(x.selectors) < presize/4 {
+		x.selectors = maps.Collect(maps.All(x.selectors))
 	}
 	x.seq = head
 	// Entries read above may be newer than head; applying an event checks
