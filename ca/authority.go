@@ -39,3 +39,13 @@ type Authority interface {
 	// subscription.
 	Subscribe() (updates <-chan struct{}, unsubscribe func())
 }
+
+// A WITIssuer is an [Authority] that also signs WIT-SVIDs (an incubating
+// standard), such as a ca/rotation manager configured with WIT keys. Its
+// WIT keys are in the bundle with use "wit-svid" (WIT rule 16). Callers
+// find it by type assertion.
+type WITIssuer interface {
+	// WITAuthority returns the key that signs WIT-SVIDs now, or nil while
+	// there is none (or WIT-SVIDs are not enabled).
+	WITAuthority() *WITAuthority
+}

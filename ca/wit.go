@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,6 +72,13 @@ func (w *WITAuthority) PublicKey() crypto.PublicKey { return w.jwt.signer.Public
 // Algorithm returns the JWS algorithm of the authority's tokens.
 func (w *WITAuthority) Algorithm() string { return w.jwt.alg }
 
+// ErrInvalidWorkloadKey is wrapped by the error of
+// [WITAuthority.SignWITSVID] when WITSVIDParams.PublicKey or KeyAlgorithm
+// cannot be bound by "cnf" (WIT rule 6): a key type, size or curve, or an
+// algorithm, the standard does not allow, or an algorithm that does not
+// fit the key. Callers that received the key from a peer tell it so.
+var ErrInvalidWorkloadKey = errors.New("ca: invalid workload key")
+
 // WITSVIDParams describes a WIT-SVID for [WITAuthority.SignWITSVID].
 type WITSVIDParams struct {
 	// ID is the SPIFFE ID put in "sub" (WIT rule 5). Required, with the rules
@@ -117,7 +125,7 @@ func (w *WITAuthority) signWITSVID(p *WITSVIDParams) (string, error) {
 	}
 	cnf, err := confirmationKey(p.PublicKey, p.KeyAlgorithm)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w", ErrInvalidWorkloadKey, err)
 	}
 	iat, exp, err := w.jwt.lifetime(p.TTL, DefaultWITSVIDTTL)
 	if err != nil {

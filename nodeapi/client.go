@@ -471,6 +471,34 @@ func (c *Client) SignJWTSVID(ctx context.Context, entryID string, audience []str
 	return resp.Token, nil
 }
 
+// ErrNoWITSVIDs is wrapped by the error of [Client.SignWITSVID] when the
+// server does not issue WIT-SVIDs: WIT keys are not enabled there, or the
+// server predates them (both answer Unimplemented). Asking again does not
+// help until the server is reconfigured.
+var ErrNoWITSVIDs = errors.New("nodeapi: the server does not issue WIT-SVIDs")
+
+// SignWITSVID has the server sign a WIT-SVID for an entry, binding pub
+// (the "cnf" key, whose private key stays with the caller). keyAlgorithm is
+// the JWS algorithm of the key's proofs of possession; empty means the
+// server's default for the key (ES256, ES384 or ES512 by curve, RS256).
+func (c *Client) SignWITSVID(ctx context.Context, entryID string, pub crypto.PublicKey, keyAlgorithm string) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("nodeapi: encoding the WIT-SVID key: %w", err)
+	}
+	resp, err := c.nc.SignWITSVID(ctx, &nodepb.SignWITSVIDRequest{EntryId: entryID, PublicKey: der, KeyAlgorithm: keyAlgorithm})
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return "", fmt.Errorf("%w: %w", ErrNoWITSVIDs, callError("signing a WIT-SVID", err))
+		}
+		return "", callError("signing a WIT-SVID", err)
+	}
+	if resp.Token == "" {
+		return "", errors.New("nodeapi: the server returned an empty WIT-SVID")
+	}
+	return resp.Token, nil
+}
+
 // Update is one message of the entry stream.
 type Update struct {
 	// Upserts are entries new to the agent or changed.

@@ -151,6 +151,15 @@ func (s fakeService) SignJWTSVID(context.Context, *nodepb.SignJWTSVIDRequest) (*
 	return nil, status.Error(codes.Unimplemented, "fake")
 }
 
+// SignWITSVID answers as a server without WIT-SVIDs for entry "old", and
+// with an empty token, which the client must refuse, for the others.
+func (s fakeService) SignWITSVID(_ context.Context, r *nodepb.SignWITSVIDRequest) (*nodepb.SignWITSVIDResponse, error) {
+	if r.EntryId == "old" {
+		return nil, status.Error(codes.Unimplemented, "unknown method SignWITSVID")
+	}
+	return &nodepb.SignWITSVIDResponse{}, nil
+}
+
 func (s fakeService) MintX509CA(context.Context, *nodepb.MintX509CARequest) (*nodepb.MintX509CAResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "fake")
 }
@@ -314,6 +323,15 @@ func TestClientChecksSignedResults(t *testing.T) {
 
 	_, err = c.SignJWTSVID(t.Context(), "a", []string{"x"})
 	assert.Equal(t, codes.Unimplemented, status.Code(err))
+
+	// A WIT-SVID must not be empty.
+	_, err = c.SignWITSVID(t.Context(), "a", newKey(t).Public(), "")
+	assert.ErrorContains(t, err, "nodeapi: the server returned an empty WIT-SVID")
+	_, err = c.SignWITSVID(t.Context(), "old", newKey(t).Public(), "")
+	assert.ErrorIs(t, err, nodeapi.ErrNoWITSVIDs)
+	assert.Equal(t, codes.Unimplemented, status.Code(err))
+	_, err = c.SignWITSVID(t.Context(), "a", "not a key", "")
+	assert.ErrorContains(t, err, "nodeapi: encoding the WIT-SVID key")
 }
 
 func TestClientConfigValidation(t *testing.T) {

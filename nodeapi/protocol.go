@@ -21,6 +21,13 @@ const (
 	// MaxAudiences is the largest number of audience values one
 	// SignJWTSVID call may carry, as for the Workload API.
 	MaxAudiences = 64
+	// MaxPublicKeySize is the largest public key (PKIX DER), in bytes, a
+	// SignWITSVID call may carry: an RSA key of 8192 bits takes about
+	// 1,100.
+	MaxPublicKeySize = 2 << 10
+	// MaxKeyAlgorithmSize is the longest key algorithm name a SignWITSVID
+	// call may carry.
+	MaxKeyAlgorithmSize = 16
 )
 
 // parseChain parses a DER chain received from a server.

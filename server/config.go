@@ -116,6 +116,18 @@ type Config struct {
 	// SVID).
 	CATTL, X509SVIDTTL, JWTSVIDTTL, AgentSVIDTTL time.Duration
 
+	// WITSVIDs, when true, has the CA keep a rotating WIT-SVID signing key
+	// (an incubating standard, hence opt-in), published in the trust
+	// domain's bundle with use "wit-svid", and lets agents have WIT-SVIDs
+	// signed for their entries (nodeapi.Client.SignWITSVID). False (the
+	// default) leaves the bundle without WIT keys, and agents asking for a
+	// WIT-SVID are told the server does not issue them.
+	WITSVIDs bool
+
+	// WITSVIDTTL is the lifetime of WIT-SVIDs. Zero means
+	// ca.DefaultWITSVIDTTL (1 hour).
+	WITSVIDTTL time.Duration
+
 	// JWTSVIDJTI, when true, gives every JWT-SVID the server signs a random
 	// "jti" claim, which some relying parties (identity brokers that detect
 	// replays) require. False leaves it out, as the JWT-SVID standard does.
@@ -399,7 +411,7 @@ func checkStatic(cfg *Config) error {
 		return invalidf("Config.ServerID must be UTF-8 text without control characters")
 	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0 || cfg.EntryPruneInterval < 0:
 		return invalidf("intervals must not be negative")
-	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0:
+	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0 || cfg.WITSVIDTTL < 0:
 		return invalidf("lifetimes must not be negative")
 	case cfg.FederationConcurrency < 0:
 		return invalidf("Config.FederationConcurrency must not be negative")

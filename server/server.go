@@ -98,6 +98,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		CATTL:       cfg.CATTL,
 		X509SVIDTTL: cfg.X509SVIDTTL,
 		JWTSVIDTTL:  cfg.JWTSVIDTTL,
+		WITKeys:     cfg.WITSVIDs,
+		WITSVIDTTL:  cfg.WITSVIDTTL,
 		Now:         s.cfg.Now,
 		Logger:      s.log.With("component", "ca"),
 	}); err != nil {
@@ -117,6 +119,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AgentSVIDTTL: cfg.AgentSVIDTTL,
 		X509SVIDTTL:  cfg.X509SVIDTTL,
 		JWTSVIDTTL:   cfg.JWTSVIDTTL,
+		WITSVIDTTL:   cfg.WITSVIDTTL,
 		JWTSVIDJTI:   cfg.JWTSVIDJTI,
 		JWTIssuer:    cfg.JWTIssuer,
 		PollInterval: cfg.PollInterval,

@@ -84,6 +84,7 @@ const (
 
 var (
 	_ ca.Authority                = (*trust)(nil)
+	_ ca.WITIssuer                = (*trust)(nil)
 	_ nodeserver.FederationSource = (*trust)(nil)
 )
 
@@ -104,7 +105,7 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 	return t
 }
 
-// authorityState sums up the own CA's active X.509 CA and active JWT key,
+// authorityState sums up the own CA's active X.509 CA, JWT key and WIT key,
 // and every server's tainted CAs. ca.Authority's subscribers must hear of
 // a change of these even when the bundle stays the same (an activation
 // changes no bundle), so that agents re-mint with the new CA. The caller
@@ -116,6 +117,10 @@ func (t *trust) authorityState() string {
 	}
 	b.WriteString("|")
 	if a := t.ca.JWTAuthority(); a != nil {
+		b.WriteString(a.KeyID())
+	}
+	b.WriteString("|")
+	if a := t.ca.WITAuthority(); a != nil {
 		b.WriteString(a.KeyID())
 	}
 	for _, c := range t.taintedLocked() {
@@ -130,6 +135,10 @@ func (t *trust) X509Authority() *ca.X509Authority { return t.ca.X509Authority() 
 
 // JWTAuthority returns the server's own active JWT key.
 func (t *trust) JWTAuthority() *ca.JWTAuthority { return t.ca.JWTAuthority() }
+
+// WITAuthority returns the server's own active WIT key, or nil when the
+// server does not sign WIT-SVIDs.
+func (t *trust) WITAuthority() *ca.WITAuthority { return t.ca.WITAuthority() }
 
 // TaintedX509CAs returns the tainted CAs of every server of the trust
 // domain: the own CA's, at once, and the other servers' as they published
@@ -204,6 +213,14 @@ func (t *trust) merge() *spiffebundle.Bundle {
 		for kid, key := range pb.JWTAuthorities() {
 			if !b.HasJWTAuthority(kid) && !h.revokedJWT[kid] {
 				_ = b.AddJWTAuthority(kid, key)
+			}
+		}
+		// The other servers' WIT keys, so that a WIT-SVID any server of
+		// the trust domain signed validates everywhere. A kid clash with
+		// a JWT key (WIT rule 16) leaves the key out.
+		for kid, key := range pb.WITAuthorities() {
+			if !b.HasWITAuthority(kid) {
+				_ = b.AddWITAuthority(kid, key)
 			}
 		}
 	}

@@ -2,7 +2,9 @@
 // an X.509 CA and a JWT signing key that rotate on their own, a trust bundle
 // that announces new keys before they sign and keeps old ones until what they
 // signed has expired, and a journal that lets a restarted process carry on
-// with the same authorities.
+// with the same authorities. With Config.WITKeys, a WIT-SVID signing key
+// (an incubating standard) rotates beside them by the same rules, published
+// in the bundle with use "wit-svid".
 //
 // Signing itself is done by the [ca] package: the [Manager] hands out the
 // active [ca.X509Authority] and [ca.JWTAuthority], which cap every SVID at
@@ -37,5 +39,6 @@
 // successor, wait until relying parties have the new bundle, activate it, taint
 // the old one so that consumers re-issue what it signed, and revoke it once
 // they have ([Manager.PrepareX509CA], [Manager.ActivateX509CA],
-// [Manager.TaintX509CA], [Manager.RevokeX509CA], and the same for the JWT key).
+// [Manager.TaintX509CA], [Manager.RevokeX509CA], and the same for the JWT
+// and WIT keys).
 package rotation

@@ -76,6 +76,27 @@ type Config struct {
 	X509CAKeyAlgorithm ca.KeyAlgorithm
 	JWTKeyAlgorithm    ca.KeyAlgorithm
 
+	// WITKeys, when true, also runs a WIT-SVID signing key (WIT-SVIDs are
+	// an incubating standard, hence opt-in): rotated as the JWT key is,
+	// published in the bundle with use "wit-svid" (WIT rule 16), signing
+	// through [Manager.WITAuthority]. False (the default) keeps the bundle
+	// and the journal as they were without WIT; a manager started without
+	// it over a journal that has WIT keys makes the active one old and
+	// keeps them in the bundle until they expire.
+	WITKeys bool
+
+	// WITSVIDTTL is the lifetime of WIT-SVIDs signed through
+	// [Manager.SignWITSVID] with a zero TTL, and the reserve of life an
+	// active WIT key keeps. Zero means ca.DefaultWITSVIDTTL (1 hour).
+	WITSVIDTTL time.Duration
+
+	// WITKeyTTL is the lifetime of each WIT key. Zero means CATTL. It must
+	// exceed WITSVIDTTL.
+	WITKeyTTL time.Duration
+
+	// WITKeyAlgorithm is the type of new WIT keys. Empty means [ca.ECP256].
+	WITKeyAlgorithm ca.KeyAlgorithm
+
 	// PrepareFraction is the fraction of the active authority's life after
 	// which the next one is prepared and published. Zero means
 	// DefaultPrepareFraction (1/2).
@@ -100,11 +121,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// AuthorityInfo describes one X.509 CA or JWT key of the manager.
+// AuthorityInfo describes one X.509 CA, JWT key or WIT key of the manager.
 type AuthorityInfo struct {
 	// ID identifies the authority to operators and to [Manager.TaintX509CA]
 	// and friends: the lowercase hex SubjectKeyId of an X.509 CA
-	// certificate, the kid of a JWT key.
+	// certificate, the kid of a JWT or WIT key.
 	ID string
 
 	// KeyID is the key's ID in the KeyManager.
@@ -121,7 +142,7 @@ type AuthorityInfo struct {
 	// signs outlives NotAfter.
 	NotBefore, NotAfter time.Time
 
-	// Certificate is the CA certificate of an X.509 CA; nil for a JWT key.
+	// Certificate is the CA certificate of an X.509 CA; nil for a key.
 	// It must not be modified.
 	Certificate *x509.Certificate
 
@@ -144,6 +165,10 @@ var (
 	// ErrTooManyAuthorities: a forced prepare would keep more than 32
 	// authorities of one kind.
 	ErrTooManyAuthorities = errors.New("rotation: too many authorities")
+
+	// ErrNoWITKey: [Manager.SignWITSVID] was called on a manager without
+	// an active WIT key (Config.WITKeys is not set).
+	ErrNoWITKey = errors.New("rotation: no active WIT key")
 )
 
 // snapshot is the state readers see, replaced whole on every change.
@@ -151,6 +176,7 @@ type snapshot struct {
 	state  *state
 	x509   *ca.X509Authority
 	jwt    *ca.JWTAuthority
+	wit    *ca.WITAuthority
 	bundle *spiffebundle.Bundle
 }
 
@@ -280,12 +306,17 @@ func normalize(cfg *Config) error {
 	setDefault(&cfg.JWTSVIDTTL, ca.DefaultJWTSVIDTTL)
 	setDefault(&cfg.CATTL, ca.DefaultX509CATTL)
 	setDefault(&cfg.JWTKeyTTL, cfg.CATTL)
+	setDefault(&cfg.WITSVIDTTL, ca.DefaultWITSVIDTTL)
+	setDefault(&cfg.WITKeyTTL, cfg.CATTL)
 	setDefault(&cfg.RefreshHint, DefaultRefreshHint)
 	if cfg.X509CAKeyAlgorithm == "" {
 		cfg.X509CAKeyAlgorithm = ca.ECP256
 	}
 	if cfg.JWTKeyAlgorithm == "" {
 		cfg.JWTKeyAlgorithm = ca.ECP256
+	}
+	if cfg.WITKeyAlgorithm == "" {
+		cfg.WITKeyAlgorithm = ca.ECP256
 	}
 	if cfg.PrepareFraction == 0 {
 		cfg.PrepareFraction = DefaultPrepareFraction
@@ -300,16 +331,19 @@ func normalize(cfg *Config) error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
-	case cfg.X509SVIDTTL < 0, cfg.JWTSVIDTTL < 0, cfg.CATTL < 0, cfg.JWTKeyTTL < 0, cfg.RefreshHint < 0:
+	case cfg.X509SVIDTTL < 0, cfg.JWTSVIDTTL < 0, cfg.CATTL < 0, cfg.JWTKeyTTL < 0, cfg.RefreshHint < 0,
+		cfg.WITSVIDTTL < 0, cfg.WITKeyTTL < 0:
 		return errors.New("rotation: negative duration in config")
 	case cfg.CATTL <= cfg.X509SVIDTTL:
 		return fmt.Errorf("rotation: CA TTL %v must exceed the X509-SVID TTL %v", cfg.CATTL, cfg.X509SVIDTTL)
 	case cfg.JWTKeyTTL <= cfg.JWTSVIDTTL:
 		return fmt.Errorf("rotation: JWT key TTL %v must exceed the JWT-SVID TTL %v", cfg.JWTKeyTTL, cfg.JWTSVIDTTL)
+	case cfg.WITKeys && cfg.WITKeyTTL <= cfg.WITSVIDTTL:
+		return fmt.Errorf("rotation: WIT key TTL %v must exceed the WIT-SVID TTL %v", cfg.WITKeyTTL, cfg.WITSVIDTTL)
 	case !(0 < cfg.PrepareFraction && cfg.PrepareFraction < cfg.ActivateFraction && cfg.ActivateFraction < 1):
 		return fmt.Errorf("rotation: fractions must satisfy 0 < prepare (%v) < activate (%v) < 1", cfg.PrepareFraction, cfg.ActivateFraction)
 	}
-	for _, alg := range []ca.KeyAlgorithm{cfg.X509CAKeyAlgorithm, cfg.JWTKeyAlgorithm} {
+	for _, alg := range []ca.KeyAlgorithm{cfg.X509CAKeyAlgorithm, cfg.JWTKeyAlgorithm, cfg.WITKeyAlgorithm} {
 		switch alg {
 		case ca.ECP256, ca.ECP384, ca.RSA2048, ca.RSA4096:
 		default:
@@ -333,10 +367,16 @@ func (m *Manager) newSnapshot(st *state) *snapshot {
 	if s := st.find(kindJWT, StateActive); s != nil {
 		sn.jwt = s.jwt
 	}
+	if s := st.find(kindWIT, StateActive); s != nil {
+		sn.wit = s.wit
+	}
 	return sn
 }
 
-var _ ca.Authority = (*Manager)(nil)
+var (
+	_ ca.Authority = (*Manager)(nil)
+	_ ca.WITIssuer = (*Manager)(nil)
+)
 
 // X509Authority returns the active X.509 CA. Sign with it and let go: the
 // next call may return another one after a rotation.
@@ -345,8 +385,11 @@ func (m *Manager) X509Authority() *ca.X509Authority { return m.snap.Load().x509 
 // JWTAuthority returns the active JWT key.
 func (m *Manager) JWTAuthority() *ca.JWTAuthority { return m.snap.Load().jwt }
 
+// WITAuthority returns the active WIT key, or nil without Config.WITKeys.
+func (m *Manager) WITAuthority() *ca.WITAuthority { return m.snap.Load().wit }
+
 // Bundle returns a copy of the trust domain's current bundle: the X.509
-// roots and JWT keys of every prepared, active and old authority, with its
+// roots, JWT keys and WIT keys of every prepared, active and old authority, with its
 // sequence number and refresh hint.
 func (m *Manager) Bundle() *spiffebundle.Bundle { return m.snap.Load().bundle.Clone() }
 
@@ -377,11 +420,32 @@ func (m *Manager) SignJWTSVID(ctx context.Context, params ca.JWTSVIDParams) (str
 	return token, nil
 }
 
+// SignWITSVID signs a WIT-SVID with the active WIT key. A zero params.TTL
+// means Config.WITSVIDTTL; the lifetime is capped at the key's expiry.
+// Without Config.WITKeys it fails with [ErrNoWITKey].
+func (m *Manager) SignWITSVID(ctx context.Context, params ca.WITSVIDParams) (string, error) {
+	a := m.WITAuthority()
+	if a == nil {
+		return "", ErrNoWITKey
+	}
+	if params.TTL == 0 {
+		params.TTL = m.cfg.WITSVIDTTL
+	}
+	token, err := a.SignWITSVID(ctx, params)
+	if err != nil {
+		return "", fmt.Errorf("rotation: %w", err)
+	}
+	return token, nil
+}
+
 // X509CAs describes the X.509 CAs, oldest first.
 func (m *Manager) X509CAs() []AuthorityInfo { return m.infos(kindX509) }
 
 // JWTKeys describes the JWT keys, oldest first.
 func (m *Manager) JWTKeys() []AuthorityInfo { return m.infos(kindJWT) }
+
+// WITKeys describes the WIT keys, oldest first.
+func (m *Manager) WITKeys() []AuthorityInfo { return m.infos(kindWIT) }
 
 func (m *Manager) infos(k kind) []AuthorityInfo {
 	st := m.snap.Load().state
@@ -484,6 +548,12 @@ func (m *Manager) nextRotation() time.Time {
 		}
 	}
 	for _, k := range kinds {
+		if k == kindWIT && !m.cfg.WITKeys {
+			for _, s := range st.slots[k] {
+				consider(s.notAfter) // retired: dropped when expired
+			}
+			continue
+		}
 		active := st.find(k, StateActive)
 		if active == nil {
 			return m.now()

@@ -27,8 +27,11 @@ func (m *Manager) activateAt(k kind, s *slot) time.Time {
 	life := s.notAfter.Sub(s.notBefore)
 	t := s.notBefore.Add(time.Duration(float64(life) * m.cfg.ActivateFraction))
 	ttl := m.cfg.X509SVIDTTL
-	if k == kindJWT {
+	switch k {
+	case kindJWT:
 		ttl = m.cfg.JWTSVIDTTL
+	case kindWIT:
+		ttl = m.cfg.WITSVIDTTL
 	}
 	if reserve := s.notAfter.Add(-ttl); reserve.Before(t) {
 		t = reserve
@@ -64,8 +67,8 @@ func (c *change) record(msg string, k kind, s *slot) {
 }
 
 // Rotate performs the rotation steps due at the current time (Config.Now),
-// for both the X.509 CA and the JWT key: drop expired authorities, prepare,
-// activate. Run calls it on schedule; tests call it directly after moving
+// for the X.509 CA, the JWT key and, with Config.WITKeys, the WIT key: drop
+// expired authorities, prepare, activate. Run calls it on schedule; tests call it directly after moving
 // their clock. It writes the journal once if anything changed.
 func (m *Manager) Rotate(ctx context.Context) error {
 	m.mu.Lock()
@@ -82,6 +85,10 @@ func (m *Manager) Rotate(ctx context.Context) error {
 
 func (c *change) rotate(ctx context.Context, k kind, now time.Time) error {
 	st := c.st
+	if k == kindWIT && !c.m.cfg.WITKeys {
+		c.retire(k, now)
+		return nil
+	}
 	// An expired active authority can sign nothing more.
 	if a := st.find(k, StateActive); a != nil && !now.Before(a.notAfter) {
 		a.state = StateOld
@@ -112,6 +119,26 @@ func (c *change) rotate(ctx context.Context, k kind, now time.Time) error {
 		c.activate(k)
 	}
 	return nil
+}
+
+// retire winds down the authorities of a kind the manager no longer
+// rotates (WIT keys of a journal written with Config.WITKeys, read
+// without): the active one becomes old, and each stays in the bundle until
+// its expiry, so that what it signed keeps validating.
+func (c *change) retire(k kind, now time.Time) {
+	if a := c.st.find(k, StateActive); a != nil {
+		a.state = StateOld
+		c.changed = true
+		c.record("authority retired", k, a)
+	}
+	for _, s := range append([]*slot(nil), c.st.slots[k]...) {
+		switch {
+		case s.state == StatePrepared:
+			c.drop(k, s, "no longer rotated")
+		case !now.Before(s.notAfter):
+			c.drop(k, s, "expired")
+		}
+	}
 }
 
 func (c *change) drop(k kind, s *slot, why string) {
@@ -196,8 +223,11 @@ func newKeyID(k kind) (string, error) {
 		return "", err
 	}
 	prefix := "x509-"
-	if k == kindJWT {
+	switch k {
+	case kindJWT:
 		prefix = "jwt-"
+	case kindWIT:
+		prefix = "wit-"
 	}
 	return prefix + hex.EncodeToString(b[:]), nil
 }
@@ -208,22 +238,25 @@ func (m *Manager) mint(ctx context.Context, k kind, now time.Time) (*slot, error
 	if err != nil {
 		return nil, fmt.Errorf("rotation: %w", err)
 	}
-	alg := m.cfg.X509CAKeyAlgorithm
-	if k == kindJWT {
-		alg = m.cfg.JWTKeyAlgorithm
+	alg, keyTTL := m.cfg.X509CAKeyAlgorithm, time.Duration(0)
+	switch k {
+	case kindJWT:
+		alg, keyTTL = m.cfg.JWTKeyAlgorithm, m.cfg.JWTKeyTTL
+	case kindWIT:
+		alg, keyTTL = m.cfg.WITKeyAlgorithm, m.cfg.WITKeyTTL
 	}
 	signer, err := m.keys.GenerateKey(ctx, keyID, alg)
 	if err != nil {
 		return nil, fmt.Errorf("rotation: cannot generate %s key: %w", k, err)
 	}
 	s := &slot{keyID: keyID, state: StatePrepared}
-	if k == kindJWT {
+	if k.keyed() {
 		s.kid, err = ca.KeyID(signer.Public())
 		if err != nil {
 			return nil, fmt.Errorf("rotation: %w", err)
 		}
 		s.pub = signer.Public()
-		s.notBefore, s.notAfter = now, now.Add(m.cfg.JWTKeyTTL)
+		s.notBefore, s.notAfter = now, now.Add(keyTTL)
 	} else {
 		if s.chain, s.roots, err = m.mintCA(ctx, signer); err != nil {
 			return nil, err
@@ -291,13 +324,22 @@ func containsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
 
 // attach builds the signing authority of slot s with signer.
 func (m *Manager) attach(k kind, s *slot, signer crypto.Signer) error {
-	if k == kindJWT {
+	if k.keyed() {
 		if !publicKeysEqual(signer.Public(), s.pub) {
 			return fmt.Errorf("key %q does not match the journal", s.keyID)
 		}
-		a, err := ca.NewJWTAuthority(ca.JWTAuthorityConfig{
+		cfg := ca.JWTAuthorityConfig{
 			Signer: signer, KeyID: s.kid, NotAfter: s.notAfter, TrustDomain: m.td, Now: m.now,
-		})
+		}
+		if k == kindWIT {
+			a, err := ca.NewWITAuthority(ca.WITAuthorityConfig(cfg))
+			if err != nil {
+				return err
+			}
+			s.wit = a
+			return nil
+		}
+		a, err := ca.NewJWTAuthority(cfg)
 		if err != nil {
 			return err
 		}
@@ -368,6 +410,29 @@ func (m *Manager) TaintJWTKey(ctx context.Context, kid string) error {
 // Its JWT-SVIDs stop validating at once.
 func (m *Manager) RevokeJWTKey(ctx context.Context, kid string) error {
 	return m.revoke(ctx, kindJWT, kid)
+}
+
+// PrepareWITKey is [Manager.PrepareX509CA] for the WIT key. It fails with
+// [ErrWrongState] unless Config.WITKeys is set.
+func (m *Manager) PrepareWITKey(ctx context.Context) (AuthorityInfo, error) {
+	if !m.cfg.WITKeys {
+		return AuthorityInfo{}, fmt.Errorf("%w: WIT keys are not enabled", ErrWrongState)
+	}
+	return m.forcePrepare(ctx, kindWIT)
+}
+
+// ActivateWITKey is [Manager.ActivateX509CA] for the WIT key.
+func (m *Manager) ActivateWITKey(ctx context.Context) error { return m.forceActivate(ctx, kindWIT) }
+
+// TaintWITKey is [Manager.TaintX509CA] for the WIT key with the given kid.
+func (m *Manager) TaintWITKey(ctx context.Context, kid string) error {
+	return m.taint(ctx, kindWIT, kid)
+}
+
+// RevokeWITKey is [Manager.RevokeX509CA] for the WIT key with the given kid.
+// Its WIT-SVIDs stop validating at once.
+func (m *Manager) RevokeWITKey(ctx context.Context, kid string) error {
+	return m.revoke(ctx, kindWIT, kid)
 }
 
 func (m *Manager) forcePrepare(ctx context.Context, k kind) (AuthorityInfo, error) {

@@ -16,8 +16,8 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// State is the place of an authority (an X.509 CA or a JWT key) in its
-// rotation.
+// State is the place of an authority (an X.509 CA, a JWT key or a WIT key)
+// in its rotation.
 type State string
 
 // The states of an authority. Every authority in one of them is in the trust
@@ -27,8 +27,8 @@ const (
 	// nothing yet, so that relying parties learn it ahead of use.
 	StatePrepared State = "prepared"
 
-	// StateActive: the authority signs. There is one active X.509 CA and
-	// one active JWT key.
+	// StateActive: the authority signs. There is one active X.509 CA, one
+	// active JWT key and, with Config.WITKeys, one active WIT key.
 	StateActive State = "active"
 
 	// StateOld: the authority no longer signs but stays in the bundle until
@@ -40,22 +40,31 @@ func (s State) valid() bool {
 	return s == StatePrepared || s == StateActive || s == StateOld
 }
 
-// kind tells X.509 CAs from JWT keys; both rotate by the same rules.
+// kind tells X.509 CAs from JWT keys and WIT keys; all rotate by the same
+// rules.
 type kind int
 
 const (
 	kindX509 kind = iota
 	kindJWT
+	kindWIT
 )
 
-var kinds = [...]kind{kindX509, kindJWT}
+var kinds = [...]kind{kindX509, kindJWT, kindWIT}
 
 func (k kind) String() string {
-	if k == kindX509 {
+	switch k {
+	case kindX509:
 		return "X.509 CA"
+	case kindJWT:
+		return "JWT key"
 	}
-	return "JWT key"
+	return "WIT key"
 }
+
+// keyed reports whether authorities of kind k are bare keys known by a kid
+// (JWT and WIT keys), rather than X.509 CAs.
+func (k kind) keyed() bool { return k != kindX509 }
 
 // slot is one authority and its rotation state. Slots are copied before they
 // are changed: a published state is never modified.
@@ -71,14 +80,16 @@ type slot struct {
 	roots []*x509.Certificate // trust anchors published in the bundle
 	x509  *ca.X509Authority   // set when prepared or active
 
-	// JWT keys.
+	// JWT and WIT keys.
 	kid string
 	pub crypto.PublicKey
-	jwt *ca.JWTAuthority // set when prepared or active
+	jwt *ca.JWTAuthority // JWT keys: set when prepared or active
+	wit *ca.WITAuthority // WIT keys: set when prepared or active
 }
 
 // id is the operator-facing identifier of the authority: the lowercase hex
-// SubjectKeyId of an X.509 CA (as openssl prints it), the kid of a JWT key.
+// SubjectKeyId of an X.509 CA (as openssl prints it), the kid of a JWT or
+// WIT key.
 func (s *slot) id() string {
 	if s.kid != "" {
 		return s.kid
@@ -100,7 +111,7 @@ func x509AuthorityID(cert *x509.Certificate) string {
 // state is everything the journal records.
 type state struct {
 	seq   uint64 // bundle sequence number
-	slots [2][]*slot
+	slots [len(kinds)][]*slot
 }
 
 func (st *state) clone() *state {
@@ -145,8 +156,8 @@ func (st *state) remove(k kind, target *slot) {
 }
 
 // bundle builds the trust bundle: the roots of every X.509 CA (upstream roots
-// or the self-signed CA certificates) and the public key of every JWT key, in
-// whatever state.
+// or the self-signed CA certificates) and the public key of every JWT key
+// and WIT key (use "wit-svid", WIT rule 16), in whatever state.
 func buildBundle(td spiffeid.TrustDomain, st *state, refreshHint time.Duration) *spiffebundle.Bundle {
 	b := spiffebundle.New(td)
 	for _, s := range st.slots[kindX509] {
@@ -159,6 +170,11 @@ func buildBundle(td spiffeid.TrustDomain, st *state, refreshHint time.Duration) 
 	for _, s := range st.slots[kindJWT] {
 		// Key IDs are unique, as load and mint check, so this cannot fail.
 		_ = b.AddJWTAuthority(s.kid, s.pub)
+	}
+	for _, s := range st.slots[kindWIT] {
+		// Unique across JWT and WIT keys too (WIT rule 16), as load and
+		// mint check.
+		_ = b.AddWITAuthority(s.kid, s.pub)
 	}
 	b.SetSequenceNumber(st.seq)
 	b.SetRefreshHint(refreshHint)
@@ -198,6 +214,9 @@ type journalState struct {
 	Sequence    uint64        `json:"bundle_sequence"`
 	X509CAs     []journalX509 `json:"x509_cas"`
 	JWTKeys     []journalJWT  `json:"jwt_keys"`
+	// WITKeys is left out when empty, so that the journal of a manager
+	// without WIT keys reads as before.
+	WITKeys []journalJWT `json:"wit_keys,omitempty"`
 }
 
 type journalX509 struct {
@@ -235,15 +254,22 @@ func encodeJournal(td spiffeid.TrustDomain, st *state) ([]byte, error) {
 		}
 		js.X509CAs = append(js.X509CAs, e)
 	}
-	for _, s := range st.slots[kindJWT] {
-		der, err := x509.MarshalPKIXPublicKey(s.pub)
-		if err != nil {
-			return nil, fmt.Errorf("cannot encode JWT key %q: %w", s.kid, err)
+	for _, k := range []kind{kindJWT, kindWIT} {
+		for _, s := range st.slots[k] {
+			der, err := x509.MarshalPKIXPublicKey(s.pub)
+			if err != nil {
+				return nil, fmt.Errorf("cannot encode %s %q: %w", k, s.kid, err)
+			}
+			e := journalJWT{
+				KeyID: s.keyID, KID: s.kid, State: s.state, Tainted: s.tainted,
+				PublicKey: der, NotBefore: s.notBefore.UTC(), NotAfter: s.notAfter.UTC(),
+			}
+			if k == kindJWT {
+				js.JWTKeys = append(js.JWTKeys, e)
+			} else {
+				js.WITKeys = append(js.WITKeys, e)
+			}
 		}
-		js.JWTKeys = append(js.JWTKeys, journalJWT{
-			KeyID: s.keyID, KID: s.kid, State: s.state, Tainted: s.tainted,
-			PublicKey: der, NotBefore: s.notBefore.UTC(), NotAfter: s.notAfter.UTC(),
-		})
 	}
 	raw, err := json.Marshal(js)
 	if err != nil {
@@ -302,7 +328,7 @@ func journalToState(td spiffeid.TrustDomain, js *journalState) (*state, error) {
 	if js.TrustDomain != td.Name() {
 		return nil, fmt.Errorf("journal is for trust domain %q, not %q", js.TrustDomain, td.Name())
 	}
-	if len(js.X509CAs) > maxAuthorities || len(js.JWTKeys) > maxAuthorities {
+	if len(js.X509CAs) > maxAuthorities || len(js.JWTKeys) > maxAuthorities || len(js.WITKeys) > maxAuthorities {
 		return nil, errors.New("too many authorities")
 	}
 	st := &state{seq: js.Sequence}
@@ -327,29 +353,36 @@ func journalToState(td spiffeid.TrustDomain, js *journalState) (*state, error) {
 		}
 		st.slots[kindX509] = append(st.slots[kindX509], s)
 	}
+	// A kid is unique across JWT and WIT keys (WIT rule 16).
 	kids := make(map[string]bool)
-	for i, e := range js.JWTKeys {
-		if err := checkKeyID(e.KeyID); err != nil {
-			return nil, err
+	for _, k := range []kind{kindJWT, kindWIT} {
+		list := js.JWTKeys
+		if k == kindWIT {
+			list = js.WITKeys
 		}
-		if e.KID == "" || len(e.KID) > 256 || kids[e.KID] {
-			return nil, fmt.Errorf("JWT key %d: missing, oversized or duplicate kid", i)
+		for i, e := range list {
+			if err := checkKeyID(e.KeyID); err != nil {
+				return nil, err
+			}
+			if e.KID == "" || len(e.KID) > 256 || kids[e.KID] {
+				return nil, fmt.Errorf("%s %d: missing, oversized or duplicate kid", k, i)
+			}
+			kids[e.KID] = true
+			if !e.State.valid() {
+				return nil, fmt.Errorf("%s %d: invalid state %q", k, i, e.State)
+			}
+			pub, err := x509.ParsePKIXPublicKey(e.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("%s %d: %w", k, i, err)
+			}
+			if !e.NotBefore.Before(e.NotAfter) {
+				return nil, fmt.Errorf("%s %d: empty validity period", k, i)
+			}
+			st.slots[k] = append(st.slots[k], &slot{
+				keyID: e.KeyID, kid: e.KID, state: e.State, tainted: e.Tainted,
+				pub: pub, notBefore: e.NotBefore, notAfter: e.NotAfter,
+			})
 		}
-		kids[e.KID] = true
-		if !e.State.valid() {
-			return nil, fmt.Errorf("JWT key %d: invalid state %q", i, e.State)
-		}
-		pub, err := x509.ParsePKIXPublicKey(e.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("JWT key %d: %w", i, err)
-		}
-		if !e.NotBefore.Before(e.NotAfter) {
-			return nil, fmt.Errorf("JWT key %d: empty validity period", i)
-		}
-		st.slots[kindJWT] = append(st.slots[kindJWT], &slot{
-			keyID: e.KeyID, kid: e.KID, state: e.State, tainted: e.Tainted,
-			pub: pub, notBefore: e.NotBefore, notAfter: e.NotAfter,
-		})
 	}
 	for _, k := range kinds {
 		var active, prepared int
@@ -365,7 +398,7 @@ func journalToState(td spiffeid.TrustDomain, js *journalState) (*state, error) {
 			return nil, fmt.Errorf("more than one active or prepared %s", k)
 		}
 	}
-	if st.seq == 0 && (len(st.slots[kindX509]) > 0 || len(st.slots[kindJWT]) > 0) {
+	if st.seq == 0 && (len(st.slots[kindX509]) > 0 || len(st.slots[kindJWT]) > 0 || len(st.slots[kindWIT]) > 0) {
 		return nil, errors.New("bundle sequence number is zero")
 	}
 	return st, nil

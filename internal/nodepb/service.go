@@ -16,6 +16,7 @@ const (
 	SyncMethod           = "/" + ServiceName + "/Sync"
 	SignX509SVIDsMethod  = "/" + ServiceName + "/SignX509SVIDs"
 	SignJWTSVIDMethod    = "/" + ServiceName + "/SignJWTSVID"
+	SignWITSVIDMethod    = "/" + ServiceName + "/SignWITSVID"
 	MintX509CAMethod     = "/" + ServiceName + "/MintX509CA"
 	PublishJWTKeysMethod = "/" + ServiceName + "/PublishJWTKeys"
 )
@@ -27,6 +28,7 @@ type NodeServer interface {
 	Sync(*SyncRequest, grpc.ServerStreamingServer[SyncResponse]) error
 	SignX509SVIDs(context.Context, *SignX509SVIDsRequest) (*SignX509SVIDsResponse, error)
 	SignJWTSVID(context.Context, *SignJWTSVIDRequest) (*SignJWTSVIDResponse, error)
+	SignWITSVID(context.Context, *SignWITSVIDRequest) (*SignWITSVIDResponse, error)
 	MintX509CA(context.Context, *MintX509CARequest) (*MintX509CAResponse, error)
 	PublishJWTKeys(context.Context, *PublishJWTKeysRequest) (*PublishJWTKeysResponse, error)
 }
@@ -60,6 +62,7 @@ var serviceDesc = grpc.ServiceDesc{
 		{MethodName: "RenewAgent", Handler: unary(RenewAgentMethod, NodeServer.RenewAgent)},
 		{MethodName: "SignX509SVIDs", Handler: unary(SignX509SVIDsMethod, NodeServer.SignX509SVIDs)},
 		{MethodName: "SignJWTSVID", Handler: unary(SignJWTSVIDMethod, NodeServer.SignJWTSVID)},
+		{MethodName: "SignWITSVID", Handler: unary(SignWITSVIDMethod, NodeServer.SignWITSVID)},
 		{MethodName: "MintX509CA", Handler: unary(MintX509CAMethod, NodeServer.MintX509CA)},
 		{MethodName: "PublishJWTKeys", Handler: unary(PublishJWTKeysMethod, NodeServer.PublishJWTKeys)},
 	},
@@ -91,6 +94,7 @@ type NodeClient interface {
 	Sync(ctx context.Context, in *SyncRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncResponse], error)
 	SignX509SVIDs(ctx context.Context, in *SignX509SVIDsRequest, opts ...grpc.CallOption) (*SignX509SVIDsResponse, error)
 	SignJWTSVID(ctx context.Context, in *SignJWTSVIDRequest, opts ...grpc.CallOption) (*SignJWTSVIDResponse, error)
+	SignWITSVID(ctx context.Context, in *SignWITSVIDRequest, opts ...grpc.CallOption) (*SignWITSVIDResponse, error)
 	MintX509CA(ctx context.Context, in *MintX509CARequest, opts ...grpc.CallOption) (*MintX509CAResponse, error)
 	PublishJWTKeys(ctx context.Context, in *PublishJWTKeysRequest, opts ...grpc.CallOption) (*PublishJWTKeysResponse, error)
 }
@@ -142,6 +146,14 @@ func (c client) SignX509SVIDs(ctx context.Context, in *SignX509SVIDsRequest, opt
 func (c client) SignJWTSVID(ctx context.Context, in *SignJWTSVIDRequest, opts ...grpc.CallOption) (*SignJWTSVIDResponse, error) {
 	out := new(SignJWTSVIDResponse)
 	if err := c.cc.Invoke(ctx, SignJWTSVIDMethod, in, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c client) SignWITSVID(ctx context.Context, in *SignWITSVIDRequest, opts ...grpc.CallOption) (*SignWITSVIDResponse, error) {
+	out := new(SignWITSVIDResponse)
+	if err := c.cc.Invoke(ctx, SignWITSVIDMethod, in, out, opts...); err != nil {
 		return nil, err
 	}
 	return out, nil

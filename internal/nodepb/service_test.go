@@ -59,6 +59,10 @@ func (echoServer) SignJWTSVID(_ context.Context, r *SignJWTSVIDRequest) (*SignJW
 	return &SignJWTSVIDResponse{Token: r.EntryId + ":" + r.Audience[0]}, nil
 }
 
+func (echoServer) SignWITSVID(_ context.Context, r *SignWITSVIDRequest) (*SignWITSVIDResponse, error) {
+	return &SignWITSVIDResponse{Token: r.EntryId + ":" + string(r.PublicKey) + ":" + r.KeyAlgorithm}, nil
+}
+
 func (echoServer) MintX509CA(_ context.Context, r *MintX509CARequest) (*MintX509CAResponse, error) {
 	return &MintX509CAResponse{CertChain: [][]byte{r.Csr}, Roots: [][]byte{{byte(r.TtlSeconds)}}}, nil
 }
@@ -132,6 +136,9 @@ func TestEveryMethodOverGRPC(t *testing.T) {
 		jwt, err := c.SignJWTSVID(ctx, &SignJWTSVIDRequest{EntryId: "e1", Audience: []string{"db"}})
 		require.NoError(t, err)
 		assert.Equal(t, "e1:db", jwt.Token)
+		wit, err := c.SignWITSVID(ctx, &SignWITSVIDRequest{EntryId: "e1", PublicKey: []byte("k"), KeyAlgorithm: "ES256"})
+		require.NoError(t, err)
+		assert.Equal(t, "e1:k:ES256", wit.Token)
 		minted, err := c.MintX509CA(ctx, &MintX509CARequest{Csr: []byte{2}, TtlSeconds: 3})
 		require.NoError(t, err)
 		assert.Equal(t, [][]byte{{2}}, minted.CertChain)
@@ -142,7 +149,7 @@ func TestEveryMethodOverGRPC(t *testing.T) {
 
 		want := []string{AttestMethod, SyncMethod}
 		if intercept {
-			want = []string{AttestMethod, RenewAgentMethod, SyncMethod, SignX509SVIDsMethod, SignJWTSVIDMethod, MintX509CAMethod, PublishJWTKeysMethod}
+			want = []string{AttestMethod, RenewAgentMethod, SyncMethod, SignX509SVIDsMethod, SignJWTSVIDMethod, SignWITSVIDMethod, MintX509CAMethod, PublishJWTKeysMethod}
 		}
 		mu.Lock()
 		assert.Equal(t, want, paths)
@@ -168,5 +175,7 @@ func TestClientErrors(t *testing.T) {
 	_, err = c.SignX509SVIDs(ctx, &SignX509SVIDsRequest{})
 	assert.Error(t, err)
 	_, err = c.SignJWTSVID(ctx, &SignJWTSVIDRequest{})
+	assert.Error(t, err)
+	_, err = c.SignWITSVID(ctx, &SignWITSVIDRequest{})
 	assert.Error(t, err)
 }

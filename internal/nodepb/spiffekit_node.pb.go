@@ -987,6 +987,117 @@ func (x *SignJWTSVIDResponse) GetToken() string {
 	return ""
 }
 
+// SignWITSVIDRequest asks for a WIT-SVID for an entry, binding the public
+// key the agent generated for it (the "cnf" key; its private key stays
+// with the agent).
+type SignWITSVIDRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EntryId string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	// public_key is the key in PKIX, ASN.1 DER form: ECDSA on P-256, P-384
+	// or P-521, or RSA of 2048 to 8192 bits.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// key_algorithm is the JWS algorithm of the key's proofs of possession
+	// ("cnf.jwk.alg"); empty: ES256, ES384 or ES512 by curve, RS256 for RSA.
+	KeyAlgorithm  string `protobuf:"bytes,3,opt,name=key_algorithm,json=keyAlgorithm,proto3" json:"key_algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignWITSVIDRequest) Reset() {
+	*x = SignWITSVIDRequest{}
+	mi := &file_spiffekit_node_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignWITSVIDRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignWITSVIDRequest) ProtoMessage() {}
+
+func (x *SignWITSVIDRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignWITSVIDRequest.ProtoReflect.Descriptor instead.
+func (*SignWITSVIDRequest) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignWITSVIDRequest) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *SignWITSVIDRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *SignWITSVIDRequest) GetKeyAlgorithm() string {
+	if x != nil {
+		return x.KeyAlgorithm
+	}
+	return ""
+}
+
+type SignWITSVIDResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignWITSVIDResponse) Reset() {
+	*x = SignWITSVIDResponse{}
+	mi := &file_spiffekit_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignWITSVIDResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignWITSVIDResponse) ProtoMessage() {}
+
+func (x *SignWITSVIDResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spiffekit_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignWITSVIDResponse.ProtoReflect.Descriptor instead.
+func (*SignWITSVIDResponse) Descriptor() ([]byte, []int) {
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignWITSVIDResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // MintX509CARequest asks the server to sign an intermediate CA for a
 // downstream server of the trust domain. The caller presents, in the TLS
 // handshake, an X509-SVID for the SPIFFE ID of a downstream entry.
@@ -1002,7 +1113,7 @@ type MintX509CARequest struct {
 
 func (x *MintX509CARequest) Reset() {
 	*x = MintX509CARequest{}
-	mi := &file_spiffekit_node_proto_msgTypes[16]
+	mi := &file_spiffekit_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1125,7 @@ func (x *MintX509CARequest) String() string {
 func (*MintX509CARequest) ProtoMessage() {}
 
 func (x *MintX509CARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spiffekit_node_proto_msgTypes[16]
+	mi := &file_spiffekit_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1138,7 @@ func (x *MintX509CARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintX509CARequest.ProtoReflect.Descriptor instead.
 func (*MintX509CARequest) Descriptor() ([]byte, []int) {
-	return file_spiffekit_node_proto_rawDescGZIP(), []int{16}
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MintX509CARequest) GetCsr() []byte {
@@ -1058,7 +1169,7 @@ type MintX509CAResponse struct {
 
 func (x *MintX509CAResponse) Reset() {
 	*x = MintX509CAResponse{}
-	mi := &file_spiffekit_node_proto_msgTypes[17]
+	mi := &file_spiffekit_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1181,7 @@ func (x *MintX509CAResponse) String() string {
 func (*MintX509CAResponse) ProtoMessage() {}
 
 func (x *MintX509CAResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spiffekit_node_proto_msgTypes[17]
+	mi := &file_spiffekit_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1194,7 @@ func (x *MintX509CAResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintX509CAResponse.ProtoReflect.Descriptor instead.
 func (*MintX509CAResponse) Descriptor() ([]byte, []int) {
-	return file_spiffekit_node_proto_rawDescGZIP(), []int{17}
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MintX509CAResponse) GetCertChain() [][]byte {
@@ -1112,7 +1223,7 @@ type PublishJWTKeysRequest struct {
 
 func (x *PublishJWTKeysRequest) Reset() {
 	*x = PublishJWTKeysRequest{}
-	mi := &file_spiffekit_node_proto_msgTypes[18]
+	mi := &file_spiffekit_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1235,7 @@ func (x *PublishJWTKeysRequest) String() string {
 func (*PublishJWTKeysRequest) ProtoMessage() {}
 
 func (x *PublishJWTKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spiffekit_node_proto_msgTypes[18]
+	mi := &file_spiffekit_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1248,7 @@ func (x *PublishJWTKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishJWTKeysRequest.ProtoReflect.Descriptor instead.
 func (*PublishJWTKeysRequest) Descriptor() ([]byte, []int) {
-	return file_spiffekit_node_proto_rawDescGZIP(), []int{18}
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PublishJWTKeysRequest) GetKeys() []*JWTKey {
@@ -1159,7 +1270,7 @@ type JWTKey struct {
 
 func (x *JWTKey) Reset() {
 	*x = JWTKey{}
-	mi := &file_spiffekit_node_proto_msgTypes[19]
+	mi := &file_spiffekit_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1282,7 @@ func (x *JWTKey) String() string {
 func (*JWTKey) ProtoMessage() {}
 
 func (x *JWTKey) ProtoReflect() protoreflect.Message {
-	mi := &file_spiffekit_node_proto_msgTypes[19]
+	mi := &file_spiffekit_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1295,7 @@ func (x *JWTKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWTKey.ProtoReflect.Descriptor instead.
 func (*JWTKey) Descriptor() ([]byte, []int) {
-	return file_spiffekit_node_proto_rawDescGZIP(), []int{19}
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JWTKey) GetKeyId() string {
@@ -1212,7 +1323,7 @@ type PublishJWTKeysResponse struct {
 
 func (x *PublishJWTKeysResponse) Reset() {
 	*x = PublishJWTKeysResponse{}
-	mi := &file_spiffekit_node_proto_msgTypes[20]
+	mi := &file_spiffekit_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1335,7 @@ func (x *PublishJWTKeysResponse) String() string {
 func (*PublishJWTKeysResponse) ProtoMessage() {}
 
 func (x *PublishJWTKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spiffekit_node_proto_msgTypes[20]
+	mi := &file_spiffekit_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1348,7 @@ func (x *PublishJWTKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishJWTKeysResponse.ProtoReflect.Descriptor instead.
 func (*PublishJWTKeysResponse) Descriptor() ([]byte, []int) {
-	return file_spiffekit_node_proto_rawDescGZIP(), []int{20}
+	return file_spiffekit_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PublishJWTKeysResponse) GetBundle() []byte {
@@ -1321,6 +1432,13 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1a\n" +
 	"\baudience\x18\x02 \x03(\tR\baudience\"+\n" +
 	"\x13SignJWTSVIDResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"s\n" +
+	"\x12SignWITSVIDRequest\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12#\n" +
+	"\rkey_algorithm\x18\x03 \x01(\tR\fkeyAlgorithm\"+\n" +
+	"\x13SignWITSVIDResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"F\n" +
 	"\x11MintX509CARequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\x12\x1f\n" +
@@ -1351,7 +1469,7 @@ func file_spiffekit_node_proto_rawDescGZIP() []byte {
 	return file_spiffekit_node_proto_rawDescData
 }
 
-var file_spiffekit_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_spiffekit_node_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_spiffekit_node_proto_goTypes = []any{
 	(*AttestRequest)(nil),          // 0: spiffekit.node.v1.AttestRequest
 	(*AttestResponse)(nil),         // 1: spiffekit.node.v1.AttestResponse
@@ -1369,23 +1487,25 @@ var file_spiffekit_node_proto_goTypes = []any{
 	(*X509SVIDResult)(nil),         // 13: spiffekit.node.v1.X509SVIDResult
 	(*SignJWTSVIDRequest)(nil),     // 14: spiffekit.node.v1.SignJWTSVIDRequest
 	(*SignJWTSVIDResponse)(nil),    // 15: spiffekit.node.v1.SignJWTSVIDResponse
-	(*MintX509CARequest)(nil),      // 16: spiffekit.node.v1.MintX509CARequest
-	(*MintX509CAResponse)(nil),     // 17: spiffekit.node.v1.MintX509CAResponse
-	(*PublishJWTKeysRequest)(nil),  // 18: spiffekit.node.v1.PublishJWTKeysRequest
-	(*JWTKey)(nil),                 // 19: spiffekit.node.v1.JWTKey
-	(*PublishJWTKeysResponse)(nil), // 20: spiffekit.node.v1.PublishJWTKeysResponse
-	nil,                            // 21: spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
+	(*SignWITSVIDRequest)(nil),     // 16: spiffekit.node.v1.SignWITSVIDRequest
+	(*SignWITSVIDResponse)(nil),    // 17: spiffekit.node.v1.SignWITSVIDResponse
+	(*MintX509CARequest)(nil),      // 18: spiffekit.node.v1.MintX509CARequest
+	(*MintX509CAResponse)(nil),     // 19: spiffekit.node.v1.MintX509CAResponse
+	(*PublishJWTKeysRequest)(nil),  // 20: spiffekit.node.v1.PublishJWTKeysRequest
+	(*JWTKey)(nil),                 // 21: spiffekit.node.v1.JWTKey
+	(*PublishJWTKeysResponse)(nil), // 22: spiffekit.node.v1.PublishJWTKeysResponse
+	nil,                            // 23: spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
 }
 var file_spiffekit_node_proto_depIdxs = []int32{
 	2,  // 0: spiffekit.node.v1.AttestResponse.result:type_name -> spiffekit.node.v1.AgentSVID
 	2,  // 1: spiffekit.node.v1.RenewAgentResponse.svid:type_name -> spiffekit.node.v1.AgentSVID
 	6,  // 2: spiffekit.node.v1.SyncRequest.known:type_name -> spiffekit.node.v1.EntryRevision
 	9,  // 3: spiffekit.node.v1.SyncResponse.upserts:type_name -> spiffekit.node.v1.Entry
-	21, // 4: spiffekit.node.v1.SyncResponse.federated_bundles:type_name -> spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
+	23, // 4: spiffekit.node.v1.SyncResponse.federated_bundles:type_name -> spiffekit.node.v1.SyncResponse.FederatedBundlesEntry
 	8,  // 5: spiffekit.node.v1.Entry.selectors:type_name -> spiffekit.node.v1.Selector
 	11, // 6: spiffekit.node.v1.SignX509SVIDsRequest.requests:type_name -> spiffekit.node.v1.X509SVIDRequest
 	13, // 7: spiffekit.node.v1.SignX509SVIDsResponse.results:type_name -> spiffekit.node.v1.X509SVIDResult
-	19, // 8: spiffekit.node.v1.PublishJWTKeysRequest.keys:type_name -> spiffekit.node.v1.JWTKey
+	21, // 8: spiffekit.node.v1.PublishJWTKeysRequest.keys:type_name -> spiffekit.node.v1.JWTKey
 	9,  // [9:9] is the sub-list for method output_type
 	9,  // [9:9] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
@@ -1404,7 +1524,7 @@ func file_spiffekit_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spiffekit_node_proto_rawDesc), len(file_spiffekit_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

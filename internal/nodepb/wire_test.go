@@ -28,6 +28,8 @@ var wireTable = map[proto.Message][]string{
 	&X509SVIDResult{}:        {"cert_chain=1 repeated bytes", "error=2 string"},
 	&SignJWTSVIDRequest{}:    {"entry_id=1 string", "audience=2 repeated string"},
 	&SignJWTSVIDResponse{}:   {"token=1 string"},
+	&SignWITSVIDRequest{}:    {"entry_id=1 string", "public_key=2 bytes", "key_algorithm=3 string"},
+	&SignWITSVIDResponse{}:   {"token=1 string"},
 }
 
 func TestWireContract(t *testing.T) {

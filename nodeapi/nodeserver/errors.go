@@ -59,7 +59,11 @@ var (
 	// CA is active); the agent tries again, here or on another server.
 	errUnavailable  = &peerError{codes.Unavailable, "the server cannot answer now; try again later", slog.LevelWarn}
 	errShuttingDown = &peerError{codes.Unavailable, "the server is shutting down", slog.LevelDebug}
-	errStream       = &peerError{codes.Unavailable, "the stream failed", slog.LevelDebug}
+	// errNoWIT answers an agent asking for a WIT-SVID of a server that
+	// does not issue them: Unimplemented, as a server without the method
+	// answers, so that agents of either treat both alike and do not retry.
+	errNoWIT  = &peerError{codes.Unimplemented, "this server does not issue WIT-SVIDs", slog.LevelDebug}
+	errStream = &peerError{codes.Unavailable, "the stream failed", slog.LevelDebug}
 	// errStreamSuperseded ends an entry stream whose SVID was superseded:
 	// Aborted, not a refusal, since the agent normally holds the SVID that
 	// superseded it and reconnects with that; a caller without it is

@@ -18,7 +18,7 @@ import (
 type Observer interface {
 	// RPC follows each call of the node protocol once it is answered.
 	// method is "Attest", "RenewAgent", "SignX509SVIDs", "SignJWTSVID",
-	// "Sync", or a downstream server's "MintX509CA" or "PublishJWTKeys"; code is the status the agent got (OK for a stream the agent
+	// "SignWITSVID", "Sync", or a downstream server's "MintX509CA" or "PublishJWTKeys"; code is the status the agent got (OK for a stream the agent
 	// or the server's shutdown ended cleanly, Canceled when the agent
 	// left first); d is the call's duration, for Sync the life of the
 	// entry stream.
@@ -33,8 +33,8 @@ type Observer interface {
 	NodeAttested(attestor, outcome string)
 
 	// Signed follows each SVID the server's CA is asked to sign: svidType
-	// is "agent" (an agent SVID, at attestation or renewal), "x509" or
-	// "jwt" (for an entry of an agent's), or "x509_ca" (the CA of a
+	// is "agent" (an agent SVID, at attestation or renewal), "x509",
+	// "jwt" or "wit" (for an entry of an agent's), or "x509_ca" (the CA of a
 	// downstream server); d is how long the CA took, and
 	// err its failure or nil. Requests refused before they reach the CA
 	// (an entry the agent may not have, a malformed CSR) are not signings.
@@ -46,6 +46,7 @@ const (
 	svidAgent = "agent"
 	svidX509  = "x509"
 	svidJWT   = "jwt"
+	svidWIT   = "wit"
 	// svidX509CA is an intermediate CA signed for a downstream server.
 	svidX509CA = "x509_ca"
 

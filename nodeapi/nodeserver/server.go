@@ -103,6 +103,12 @@ type Config struct {
 	// ca.DefaultJWTSVIDTTL.
 	X509SVIDTTL, JWTSVIDTTL time.Duration
 
+	// WITSVIDTTL is the lifetime of the WIT-SVIDs signed for agents. Zero
+	// means ca.DefaultWITSVIDTTL. WIT-SVIDs are signed only when
+	// Authority is a ca.WITIssuer with an active WIT key; otherwise
+	// SignWITSVID answers Unimplemented.
+	WITSVIDTTL time.Duration
+
 	// JWTSVIDJTI, when true, gives every JWT-SVID signed for an agent a
 	// random "jti" claim (ca.JWTSVIDParams.JTI). False leaves it out.
 	JWTSVIDJTI bool
@@ -192,7 +198,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("nodeserver: Config.Agents is required")
 	case len(cfg.Attestors) == 0:
 		return nil, errors.New("nodeserver: Config.Attestors needs at least one node attestor")
-	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.PollInterval < 0 ||
+	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.WITSVIDTTL < 0 || cfg.PollInterval < 0 ||
 		cfg.AttestTimeout < 0:
 		return nil, errors.New("nodeserver: durations must not be negative")
 	}

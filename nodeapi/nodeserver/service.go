@@ -515,6 +515,62 @@ func (svc *service) SignJWTSVID(ctx context.Context, req *nodepb.SignJWTSVIDRequ
 	return &nodepb.SignJWTSVIDResponse{Token: token}, nil
 }
 
+// SignWITSVID signs a WIT-SVID for an entry the agent is authorized for,
+// binding the public key the agent sent (WIT rule 6). It is authorized as
+// SignX509SVIDs is: only the entries the agent may obtain, read again
+// when the agent's view lacks the entry. A server whose authority has no
+// WIT key answers Unimplemented.
+func (svc *service) SignWITSVID(ctx context.Context, req *nodepb.SignWITSVIDRequest) (*nodepb.SignWITSVIDResponse, error) {
+	s := svc.s
+	a, err := svc.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wi, ok := s.cfg.Authority.(ca.WITIssuer)
+	if !ok {
+		return nil, errNoWIT
+	}
+	// Sizes first, before anything is parsed or looked up.
+	switch {
+	case len(req.PublicKey) == 0 || len(req.PublicKey) > nodeapi.MaxPublicKeySize:
+		return nil, invalidf("a WIT-SVID needs a public key of 1 to %d bytes", nodeapi.MaxPublicKeySize)
+	case len(req.KeyAlgorithm) > nodeapi.MaxKeyAlgorithmSize:
+		return nil, invalidf("the key algorithm name exceeds %d bytes", nodeapi.MaxKeyAlgorithmSize)
+	}
+	allowed, err := s.authorizedCurrent(ctx, a, func(m map[string]registry.Entry) bool {
+		_, ok := m[req.EntryId]
+		return !ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	e, ok := allowed[req.EntryId]
+	if !ok {
+		return nil, fmt.Errorf("%w: agent %s, entry %q", errNotAuthorized, a.ID, wire.Truncate(req.EntryId))
+	}
+	pub, err := x509.ParsePKIXPublicKey(req.PublicKey)
+	if err != nil {
+		return nil, invalidf("the public key is not a PKIX key: %v", err)
+	}
+	authority := wi.WITAuthority()
+	if authority == nil {
+		return nil, errNoWIT
+	}
+	start := s.observeStart()
+	token, err := authority.SignWITSVID(ctx, ca.WITSVIDParams{ID: e.SPIFFEID, PublicKey: pub, KeyAlgorithm: req.KeyAlgorithm, TTL: s.cfg.WITSVIDTTL})
+	s.signed(svidWIT, start, err)
+	if err != nil {
+		// The CA refuses keys and algorithms the standard does not allow
+		// (WIT rule 6); that is the agent's error, and it learns why: the
+		// reason speaks of the key and algorithm it sent.
+		if errors.Is(err, ca.ErrInvalidWorkloadKey) {
+			return nil, invalidf("the public key cannot be bound to a WIT-SVID: %v", errors.Unwrap(err))
+		}
+		return nil, fmt.Errorf("signing a WIT-SVID for entry %s: %w", e.ID, err)
+	}
+	return &nodepb.SignWITSVIDResponse{Token: token}, nil
+}
+
 // stopping reports whether the server has begun to drain or stop.
 func (svc *service) stopping() bool {
 	select {

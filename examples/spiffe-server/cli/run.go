@@ -70,6 +70,8 @@ type runConfig struct {
 	JWTSVIDTTL        time.Duration
 	JWTSVIDJTI        bool
 	JWTIssuer         string
+	WITSVIDs          bool
+	WITSVIDTTL        time.Duration
 	AgentSVIDTTL      time.Duration
 	MetricsAddr       string
 	LogLevel          string
@@ -184,6 +186,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Duration(&c.JWTSVIDTTL, "jwt-svid-ttl", 0, "default lifetime of JWT-SVIDs (0: 5m)")
 	cmd.Bool(&c.JWTSVIDJTI, "jwt-svid-jti", false, "give every JWT-SVID a random jti claim")
 	cmd.String(&c.JWTIssuer, "jwt-issuer", "", "`URL` put in the iss claim of every JWT-SVID (empty: none)")
+	cmd.Bool(&c.WITSVIDs, "wit-svids", false, "keep a WIT-SVID signing key in the bundle and sign WIT-SVIDs for agents (incubating standard)")
+	cmd.Duration(&c.WITSVIDTTL, "wit-svid-ttl", 0, "lifetime of WIT-SVIDs (0: 1h)")
 	cmd.Duration(&c.AgentSVIDTTL, "agent-svid-ttl", 0, "lifetime of agent SVIDs (0: 1h)")
 	cmd.String(&c.MetricsAddr, "metrics-addr", "", "`address` of /metrics and /healthz (empty: off)")
 	cmd.String(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -371,6 +375,7 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		{"x509-svid-ttl", rc.X509SVIDTTL},
 		{"jwt-svid-ttl", rc.JWTSVIDTTL},
 		{"agent-svid-ttl", rc.AgentSVIDTTL},
+		{"wit-svid-ttl", rc.WITSVIDTTL},
 		{"federation-refresh", rc.FederationRefresh},
 		{"entry-prune-interval", rc.EntryPrune},
 	} {
@@ -387,6 +392,8 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		JWTSVIDTTL:   rc.JWTSVIDTTL,
 		JWTSVIDJTI:   rc.JWTSVIDJTI,
 		JWTIssuer:    rc.JWTIssuer,
+		WITSVIDs:     rc.WITSVIDs,
+		WITSVIDTTL:   rc.WITSVIDTTL,
 		AgentSVIDTTL: rc.AgentSVIDTTL,
 		Logger:       log,
 

@@ -121,6 +121,8 @@ func TestConfigurationSources(t *testing.T) {
 	  "jwt_svid_ttl": "5m",
 	  "jwt_svid_jti": true,
 	  "jwt_issuer": "https://oidc.example.org",
+	  "wit_svids": true,
+	  "wit_svid_ttl": "30m",
 	  "agent_svid_ttl": "1h",
 	  "metrics_addr": "127.0.0.1:9988",
 	  "log_level": "info",
@@ -159,7 +161,8 @@ func TestConfigurationSources(t *testing.T) {
 		TrustDomain: "example.org", DataDir: "/var/lib/spiffe-server", Bind: "0.0.0.0:8081",
 		AdminSocket: "/run/spiffe-server/admin.sock", Datastore: "postgres://spiffe@db.internal/spiffe",
 		X509PoPCABundle: "/etc/spiffe-server/node-ca.pem",
-		CATTL:           24 * time.Hour, X509SVIDTTL: time.Hour, JWTSVIDTTL: 5 * time.Minute, JWTSVIDJTI: true, JWTIssuer: "https://oidc.example.org", AgentSVIDTTL: time.Hour,
+		CATTL:           24 * time.Hour, X509SVIDTTL: time.Hour, JWTSVIDTTL: 5 * time.Minute, JWTSVIDJTI: true, JWTIssuer: "https://oidc.example.org",
+		WITSVIDs: true, WITSVIDTTL: 30 * time.Minute, AgentSVIDTTL: time.Hour,
 		MetricsAddr: "127.0.0.1:9988", LogLevel: "info", LogFormat: "json",
 		FederationBind: "0.0.0.0:8443", FederationProfile: "https_spiffe",
 		FederationCert: "/etc/c.pem", FederationKey: "/etc/k.pem", FederationRefresh: time.Minute,
@@ -176,6 +179,8 @@ func TestConfigurationSources(t *testing.T) {
 	assert.Equal(t, time.Minute, cfg.FederationRefresh)
 	assert.True(t, cfg.JWTSVIDJTI, "jwt_svid_jti reaches the server's configuration")
 	assert.Equal(t, "https://oidc.example.org", cfg.JWTIssuer)
+	assert.True(t, cfg.WITSVIDs, "wit_svids reaches the server's configuration")
+	assert.Equal(t, 30*time.Minute, cfg.WITSVIDTTL)
 
 	t.Setenv("SPIFFE_SERVER_BIND", "10.0.0.1:8081")
 	t.Setenv("SPIFFE_SERVER_CA_TTL", "48h")
