@@ -163,6 +163,16 @@ type Config struct {
 	// sets no limit.
 	RateLimit *endpoint.RateLimit
 
+	// WITSVIDs, when true, serves the Workload API's WIT-SVID profile (an
+	// incubating standard) on Listener: FetchWITBundles, and FetchWITSVID,
+	// whose WIT-SVIDs the agent has its server sign when a workload first
+	// asks, for a key the agent generates (see issuer.Issuer.SubscribeWIT),
+	// cached per entry and renewed at half life. The server must issue
+	// them (server.Config.WITSVIDs): otherwise FetchWITSVID answers
+	// Unimplemented, and FetchWITBundles PermissionDenied (the bundle
+	// has no WIT key). False (the default) answers both Unimplemented.
+	WITSVIDs bool
+
 	// KeyStore makes the agent's own private key, the key of its agent
 	// SVID, and keeps it in DataDir: a new key for each attestation and
 	// each renewal. Nil makes ECDSA P-256 keys in memory, kept in
@@ -354,7 +364,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		a.restoreWorkloads(ctx)
 	}
 	if cfg.Listener != nil {
-		ecfg := endpoint.Config{Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit}
+		ecfg := endpoint.Config{Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit, WIT: cfg.WITSVIDs}
 		if cfg.SDS != nil {
 			scfg := *cfg.SDS
 			scfg.Handler, scfg.Logger, scfg.Observer = ecfg.Handler, a.log, cfg.APIObserver

@@ -21,11 +21,17 @@ type handler struct {
 	synced <-chan struct{}
 }
 
-var _ endpoint.Handler = handler{}
+var _ endpoint.WITHandler = handler{}
 
 // Subscribe implements endpoint.Handler.
 func (h handler) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoint.Subscription, error) {
 	sub, err := h.Issuer.Subscribe(ctx, caller)
+	return sub, h.unsynced(err)
+}
+
+// SubscribeWIT implements endpoint.WITHandler.
+func (h handler) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endpoint.Subscription, error) {
+	sub, err := h.Issuer.SubscribeWIT(ctx, caller)
 	return sub, h.unsynced(err)
 }
 

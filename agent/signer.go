@@ -22,7 +22,7 @@ type remoteSigner struct {
 	a *Agent
 }
 
-var _ issuer.Signer = remoteSigner{}
+var _ issuer.WITSigner = remoteSigner{}
 
 // SignX509SVIDs implements issuer.Signer. The server decides the
 // lifetimes, from the entries.
@@ -65,6 +65,28 @@ func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest
 			s.a.log.Warn("the server refused to sign a JWT-SVID", "entry", req.Entry.ID, "err", err)
 			return "", fmt.Errorf("agent: %w: the server refused: %w", endpoint.ErrUnavailable, err)
 		}
+		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
+	}
+	return token, nil
+}
+
+// SignWITSVID implements issuer.WITSigner: the server binds the public
+// key of the key the issuer generated, which never leaves the agent. The
+// server decides the lifetime. A server that does not issue WIT-SVIDs
+// makes it fail with an error wrapping endpoint.ErrUnimplemented.
+func (s remoteSigner) SignWITSVID(ctx context.Context, req issuer.WITSVIDRequest) (string, error) {
+	cli := s.a.client()
+	if cli == nil {
+		return "", errNotConnected
+	}
+	token, err := cli.SignWITSVID(ctx, req.Entry.ID, req.Key.Public(), req.KeyAlgorithm)
+	switch {
+	case errors.Is(err, nodeapi.ErrNoWITSVIDs):
+		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnimplemented, err)
+	case nodeapi.IsRefused(err):
+		s.a.log.Warn("the server refused to sign a WIT-SVID", "entry", req.Entry.ID, "err", err)
+		return "", fmt.Errorf("agent: %w: the server refused: %w", endpoint.ErrUnavailable, err)
+	case err != nil:
 		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
 	}
 	return token, nil

@@ -97,6 +97,11 @@ type Config struct {
 	// ca.DefaultJWTSVIDTTL (5 minutes).
 	JWTSVIDTTL time.Duration
 
+	// WITSVIDTTL is the lifetime asked for the WIT-SVIDs served to
+	// FetchWITSVID (see Issuer.SubscribeWIT). Zero means the Signer's
+	// default (ca.DefaultWITSVIDTTL, 1 hour, for a LocalSigner).
+	WITSVIDTTL time.Duration
+
 	// LazyRotation keeps X509-SVIDs signed by a CA that is no longer active
 	// until their own refresh time, as SPIRE agents do, which spreads the
 	// work of a CA rotation over half an SVID lifetime. The default (false)
@@ -154,6 +159,7 @@ type Issuer struct {
 	maxBatch int
 
 	jwt jwtCache
+	wit witCache
 
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then
@@ -177,7 +183,7 @@ type Issuer struct {
 	views        map[string]cachedView // by view key; see snapshotLocked
 }
 
-var _ endpoint.Handler = (*Issuer)(nil)
+var _ endpoint.WITHandler = (*Issuer)(nil)
 
 // New builds an issuer: it checks cfg, reads the Trust and indexes every
 // entry of the registry. It starts nothing; see Run. ctx bounds
@@ -192,7 +198,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, errors.New("issuer: Config.Registry is required")
 	case cfg.Attestor == nil:
 		return nil, errors.New("issuer: Config.Attestor is required")
-	case cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.PollInterval < 0:
+	case cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.WITSVIDTTL < 0 || cfg.PollInterval < 0:
 		return nil, errors.New("issuer: durations must not be negative")
 	case cfg.MaxBatch < 0:
 		return nil, errors.New("issuer: Config.MaxBatch must not be negative")

@@ -16,7 +16,8 @@ type Observer interface {
 	// SignX509SVIDs call of n requests, of which failed came to nothing
 	// (every one when the call itself failed; a result the issuer refused,
 	// such as a chain for another key, counts as failed too), or "jwt"
-	// for a SignJWTSVID call (n is 1, failed 0 or 1). d is how long the
+	// for a SignJWTSVID call (n is 1, failed 0 or 1), or "wit" for a
+	// SignWITSVID call (likewise). d is how long the
 	// Signer took: a local CA's signing, or a node agent's round trip to
 	// its server.
 	Signed(svidType string, n, failed int, d time.Duration)
@@ -33,6 +34,7 @@ type Observer interface {
 const (
 	svidX509 = "x509"
 	svidJWT  = "jwt"
+	svidWIT  = "wit"
 
 	outcomeOK       = "ok"
 	outcomeRejected = "rejected"

@@ -25,6 +25,12 @@ var (
 	// retry, and sends the error's message to the caller: wrap it only
 	// around text fit for an unauthenticated peer.
 	ErrInvalidRequest = errors.New("endpoint: invalid request")
+
+	// ErrUnimplemented reports that a Handler does not offer what was asked
+	// for: a WIT-SVID from a [WITHandler] whose issuing side does not sign
+	// them. The server answers Unimplemented, which clients do not retry
+	// (WIT rule 17).
+	ErrUnimplemented = errors.New("endpoint: not offered")
 )
 
 // Errors the server raises itself, mapped in grpcError.
@@ -46,6 +52,9 @@ func grpcError(log *slog.Logger, method string, caller Caller, err error) error 
 		return status.Error(codes.InvalidArgument, errMissingHeader.Error())
 	case errors.Is(err, ErrInvalidRequest):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrUnimplemented):
+		log.Debug("not offered", "method", method, callerAttrs(caller), "err", err)
+		return status.Error(codes.Unimplemented, method+" is not offered")
 	case errors.Is(err, ErrNoIdentity):
 		log.Debug("caller has no identity", "method", method, callerAttrs(caller), "err", err)
 		return status.Error(codes.PermissionDenied, "no identity issued")

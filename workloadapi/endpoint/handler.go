@@ -30,6 +30,22 @@ type Handler interface {
 	FetchJWTSVIDs(ctx context.Context, caller Caller, params JWTSVIDParams) ([]JWTSVID, error)
 }
 
+// A WITHandler is a Handler that mints WIT-SVIDs on demand, for the
+// callers that ask for them, rather than keeping them in every Snapshot.
+// When Config.WIT is set and the Handler is a WITHandler, FetchWITSVID
+// watches the Subscription SubscribeWIT returns, whose Snapshots carry
+// the caller's WIT-SVIDs; every other method uses Subscribe.
+type WITHandler interface {
+	Handler
+
+	// SubscribeWIT is Subscribe for FetchWITSVID: the caller's view with
+	// its WIT-SVIDs (Snapshot.WITSVIDs), kept fresh for as long as the
+	// subscription lives. It returns an error wrapping ErrUnimplemented
+	// when WIT-SVIDs cannot be had at all, and the errors of Subscribe
+	// otherwise.
+	SubscribeWIT(ctx context.Context, caller Caller) (Subscription, error)
+}
+
 // A Subscription is one caller's live view, held by one RPC. The server
 // calls its methods from a single goroutine.
 type Subscription interface {

@@ -3,6 +3,7 @@ package endpoint_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
@@ -677,4 +680,58 @@ func watchers(t testing.TB, path string, conns, perConn int) <-chan *workloadpb.
 		require.NoError(t, <-ready)
 	}
 	return got
+}
+
+// witHandler is a WITHandler over a MemoryHandler: FetchWITSVID gets the
+// view stored under "wit", or err.
+type witHandler struct {
+	*endpoint.MemoryHandler
+	err   error
+	calls atomic.Int32
+}
+
+func (h *witHandler) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endpoint.Subscription, error) {
+	h.calls.Add(1)
+	if h.err != nil {
+		return nil, h.err
+	}
+	return h.MemoryHandler.Subscribe(ctx, endpoint.Caller{UID: -1, PID: caller.PID, GID: caller.GID})
+}
+
+// TestWITHandler: with a WITHandler, FetchWITSVID alone watches the
+// subscription of SubscribeWIT, whose WIT-SVIDs the other methods' views
+// need not carry; a handler that cannot have WIT-SVIDs makes it answer
+// Unimplemented, which clients do not retry (WIT rule 17).
+func TestWITHandler(t *testing.T) {
+	f := newFixture(t)
+	plain := f.snapshot(f.svid(t, webID, ""))
+	withWIT := f.snapshot(f.svid(t, webID, ""))
+	withWIT.WITSVIDs = []endpoint.WITSVID{{ID: webID, Token: "web.token.sig", Key: `{"kty":"EC"}`}}
+	h := &witHandler{MemoryHandler: endpoint.NewMemoryHandler(endpoint.MemoryConfig{Key: func(c endpoint.Caller) string {
+		if c.UID == -1 {
+			return "wit"
+		}
+		return endpoint.KeyByUID(c)
+	}})}
+	require.NoError(t, h.Set(f.uid, plain))
+	require.NoError(t, h.Set("wit", withWIT))
+	client, _ := serve(t, endpoint.Config{Handler: h, WIT: true})
+	ctx := withHeader(t.Context())
+
+	resp, err := recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{})
+	require.NoError(t, err)
+	require.Len(t, resp.Svids, 1)
+	assert.Equal(t, "web.token.sig", resp.Svids[0].WitSvid)
+	resp, err = recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{SpiffeId: webID.String()})
+	require.NoError(t, err)
+	require.Len(t, resp.Svids, 1)
+	assert.Equal(t, int32(2), h.calls.Load())
+	_, err = recvFirst(t, ctx, client.FetchX509SVID, &workloadpb.X509SVIDRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), h.calls.Load(), "the other methods subscribe as before")
+
+	h.err = fmt.Errorf("no WIT here: %w", endpoint.ErrUnimplemented)
+	_, err = recvFirst(t, ctx, client.FetchWITSVID, &workloadpb.WITSVIDRequest{})
+	requireCode(t, codes.Unimplemented, err)
+	assert.Equal(t, "FetchWITSVID is not offered", status.Convert(err).Message())
 }

@@ -93,11 +93,15 @@ func (s *service) FetchWITSVID(req *workloadpb.WITSVIDRequest, stream grpc.Serve
 			return s.UnimplementedWorkloadAPIServer.FetchWITSVID(req, stream)
 		})
 	}
+	subscribe := s.subscribe
+	if _, ok := s.cfg.Handler.(WITHandler); ok {
+		subscribe = s.subscribeWIT
+	}
 	if req.SpiffeId == "" {
-		return s.watch("FetchWITSVID", stream, func(e *encoded) []byte { return e.witSVID })
+		return s.watchFrom("FetchWITSVID", stream, subscribe, nil, func(_ *Snapshot, e *encoded) []byte { return e.witSVID })
 	}
 	var id spiffeid.ID
-	return s.watchChecked("FetchWITSVID", stream, func() error {
+	return s.watchFrom("FetchWITSVID", stream, subscribe, func() error {
 		var err error
 		if id, err = spiffeid.FromString(req.SpiffeId); err != nil {
 			return fmt.Errorf("%w: spiffe_id: %w", ErrInvalidRequest, err)
@@ -142,6 +146,12 @@ func (s *service) watch(method string, stream grpc.ServerStream, pick func(*enco
 // view with nothing to send (pick returns nil), or no view at all, ends the
 // stream with PermissionDenied; the client leaving ends it cleanly.
 func (s *service) watchChecked(method string, stream grpc.ServerStream, check func() error, pick func(*Snapshot, *encoded) []byte) error {
+	return s.watchFrom(method, stream, s.subscribe, check, pick)
+}
+
+// watchFrom is watchChecked on the subscription subscribe returns.
+func (s *service) watchFrom(method string, stream grpc.ServerStream, subscribe func(context.Context, Caller) (Subscription, error),
+	check func() error, pick func(*Snapshot, *encoded) []byte) error {
 	ctx := stream.Context()
 	caller, err := s.begin(ctx)
 	if err == nil && check != nil {
@@ -150,7 +160,7 @@ func (s *service) watchChecked(method string, stream grpc.ServerStream, check fu
 	if err != nil {
 		return grpcError(s.log, method, caller, err)
 	}
-	sub, err := s.subscribe(ctx, caller)
+	sub, err := subscribe(ctx, caller)
 	if err != nil {
 		return grpcError(s.log, method, caller, err)
 	}
@@ -192,9 +202,19 @@ func (s *service) watchChecked(method string, stream grpc.ServerStream, check fu
 }
 
 func (s *service) subscribe(ctx context.Context, caller Caller) (Subscription, error) {
+	return s.subscribeWith(ctx, caller, s.cfg.Handler.Subscribe)
+}
+
+// subscribeWIT subscribes through the Handler's SubscribeWIT; the Handler
+// is a WITHandler.
+func (s *service) subscribeWIT(ctx context.Context, caller Caller) (Subscription, error) {
+	return s.subscribeWith(ctx, caller, s.cfg.Handler.(WITHandler).SubscribeWIT)
+}
+
+func (s *service) subscribeWith(ctx context.Context, caller Caller, subscribe func(context.Context, Caller) (Subscription, error)) (Subscription, error) {
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
-	sub, err := s.cfg.Handler.Subscribe(ctx, caller)
+	sub, err := subscribe(ctx, caller)
 	if err != nil {
 		if s.stopped() {
 			return nil, errShuttingDown

@@ -69,6 +69,7 @@ type runConfig struct {
 	UnixSkipExec      bool
 	UnixSkipHash      bool
 	MintOnDemand      bool
+	WITSVIDs          bool
 	SVIDCacheMaxSize  int
 	K8s               *k8sConfig    // nil: no k8s workload attestor
 	Docker            *dockerConfig // nil: no docker workload attestor
@@ -161,6 +162,8 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 		"Workload API `calls` each local uid may make at once, after a pause").File("ratelimit.burst")
 	cmd.Bool(&c.MintOnDemand, "mint-on-demand", false, "hold X509-SVIDs only for the workloads connected now, each minted on its first request,\nnot one for every entry ahead of need").
 		File("mint_on_demand")
+	cmd.Bool(&c.WITSVIDs, "wit-svids", false, "serve WIT-SVIDs (FetchWITSVID, FetchWITBundles), signed by a server run with -wit-svids\nfor keys the agent generates when a workload asks (incubating standard)").
+		File("wit_svids")
 	cmd.Var(cmdline.NewValue(&c.SVIDCacheMaxSize, parseCacheSize), "x509-svid-cache-max-size",
 		"most `entries` whose X509-SVIDs are kept ahead of need; the others are minted when a workload asks (default 1000)").
 		File("x509_svid_cache_max_size")

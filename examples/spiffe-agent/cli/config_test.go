@@ -154,6 +154,19 @@ func TestMintOnDemandKey(t *testing.T) {
 	assert.True(t, s.cfg.MintOnDemand)
 }
 
+func TestWITSVIDsKey(t *testing.T) {
+	s, code, _ := parse(t, "-trust-domain", "example.org", "-server", "s:1")
+	require.Equal(t, ExitOK, code)
+	assert.False(t, s.cfg.WITSVIDs, "off by default")
+	s, code, stderr := parse(t, "-trust-domain", "example.org", "-server", "s:1",
+		"-config", writeFile(t, "agent.json", `{"wit_svids": true}`))
+	require.Equal(t, ExitOK, code, stderr)
+	assert.True(t, s.cfg.WITSVIDs)
+	s, code, _ = parse(t, "-trust-domain", "example.org", "-server", "s:1", "-wit-svids")
+	require.Equal(t, ExitOK, code)
+	assert.True(t, s.cfg.WITSVIDs)
+}
+
 func TestSVIDCacheMaxSizeKey(t *testing.T) {
 	s, code, _ := parse(t, "-trust-domain", "example.org", "-server", "s:1")
 	require.Equal(t, ExitOK, code)

@@ -162,6 +162,7 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		SDS:                  &sdsCfg,
 		KeyStore:             keys,
 		MintOnDemand:         s.cfg.MintOnDemand,
+		WITSVIDs:             s.cfg.WITSVIDs,
 		X509SVIDCacheMaxSize: s.cfg.SVIDCacheMaxSize,
 	})
 	switch {
