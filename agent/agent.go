@@ -678,8 +678,13 @@ func (a *Agent) setSVID(key crypto.Signer, keyData []byte, svid *nodeapi.AgentSV
 	}
 	a.mu.Lock()
 	a.installLocked(key, keyData, svid)
+	wasUnsaved := a.unsaved
 	a.unsaved = err != nil
 	a.mu.Unlock()
+	if wasUnsaved && err == nil {
+		// The SVID saved before is behind no more.
+		a.log.Info("saved the agent SVID", "serial", leafOf(svid).SerialNumber.Text(16))
+	}
 	return a.connect()
 }
 

@@ -55,5 +55,8 @@ func TestRenewedSVIDThatCannotBeSavedIsKept(t *testing.T) {
 		saved, err := x509svid.Load(svidFile, filepath.Join(dir, "agent-key.pem"))
 		return err == nil && saved.Certificates[0].SerialNumber.Text(16) == serial(a)
 	}, 30*time.Second, 20*time.Millisecond, "the current SVID and its key are saved")
+	// And the log says so, whether the renew loop saved it again or a
+	// renewal saved its own: that is when a kill no longer loses it.
+	require.Eventually(t, func() bool { return logs.Contains("saved the agent SVID") }, 30*time.Second, 20*time.Millisecond, "%s", logs)
 	require.NoError(t, a.Healthy())
 }

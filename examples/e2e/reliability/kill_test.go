@@ -436,9 +436,10 @@ func (s *authoritySet) check(t *testing.T, b *spiffebundle.Bundle) {
 }
 
 // TestKillAgentDuringRenewal kills the agent (SIGKILL), whose SVID lives
-// 4 s and is renewed every 2 s, at a random moment, and starts it again at
+// 8 s and is renewed every 4 s, at a random moment, and starts it again at
 // once with the same arguments: its join token is spent, so it must go on
-// with the SVID it saved. After each kill: the saved SVID and key read
+// with the SVID it saved (which has at least half its life left, 4 s, for
+// the restart on a loaded machine). After each kill: the saved SVID and key read
 // back and the agent reuses them (it does not attest again), the server
 // still lists one agent, the workload gets both its SVIDs again, and
 // every SVID issued before the kill verifies against the server's bundle
@@ -448,7 +449,7 @@ func TestKillAgentDuringRenewal(t *testing.T) {
 	t.Cleanup(leaktest.Check(t)) // registered first, run last: after the programs are stopped
 	rng := newRand(t)
 	n := runs(t, 3, 100)
-	s := newServer(t, "sqlite", "-agent-svid-ttl", "4s", "-x509-svid-ttl", "6s")
+	s := newServer(t, "sqlite", "-agent-svid-ttl", "8s", "-x509-svid-ttl", "6s")
 	s.start()
 	args := s.e.AgentArgs(s.e.Token())
 	agent := progtest.Start(t, s.e.AgentBin, args...)
