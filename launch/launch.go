@@ -117,6 +117,15 @@ type Config struct {
 	// root (0) and the process's own uid.
 	AllowedUIDs []int
 
+	// PathPrefixes, when not empty, are the SPIFFE ID paths launches may
+	// take: a launched ID's path is one of them or below one ("/sandbox"
+	// allows spiffe://<td>/sandbox and spiffe://<td>/sandbox/42, not
+	// spiffe://<td>/sandboxes). Empty means any path outside the reserved
+	// namespace, which makes a launcher as powerful as an administrator
+	// for the identities it may launch: give the prefixes your sandboxes
+	// use.
+	PathPrefixes []string
+
 	// DefaultTTL is the lifetime of a launch that names none. Zero means
 	// [DefaultTTL]; between MinTTL and MaxTTL.
 	DefaultTTL time.Duration
@@ -154,6 +163,7 @@ type Server struct {
 	parent     spiffeid.ID
 	entries    Entries
 	allowed    []int
+	prefixes   []string // empty: any
 	defaultTTL time.Duration
 	maxTTL     time.Duration
 	limit      *rate.Limiter
@@ -184,7 +194,25 @@ func (c Config) CheckSettings() error {
 			return fmt.Errorf("%w: uid %d is negative", ErrInvalidConfig, uid)
 		}
 	}
+	for _, p := range c.PathPrefixes {
+		if err := spiffeid.ValidatePath(p); err != nil || p == "" {
+			return fmt.Errorf("%w: path prefix %q is not a SPIFFE ID path (\"/sandbox\"): %v", ErrInvalidConfig, p, err)
+		}
+		if p == registry.ReservedPath || strings.HasPrefix(p, registry.ReservedPath+"/") {
+			return fmt.Errorf("%w: path prefix %q is in the namespace reserved for the server and its agents", ErrInvalidConfig, p)
+		}
+	}
 	return nil
+}
+
+// underPrefix reports whether path is one of prefixes or below one.
+func underPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // New checks cfg and returns the server. It opens nothing.
@@ -203,6 +231,7 @@ func New(cfg Config) (*Server, error) {
 		parent:     ParentID(cfg.TrustDomain),
 		entries:    cfg.Entries,
 		allowed:    slices.Clone(cfg.AllowedUIDs),
+		prefixes:   slices.Clone(cfg.PathPrefixes),
 		defaultTTL: orDefault(cfg.DefaultTTL, DefaultTTL),
 		maxTTL:     orDefault(cfg.MaxTTL, MaxTTL),
 		limit:      rate.NewLimiter(orDefault(cfg.Rate, DefaultRate), orDefault(cfg.Burst, DefaultBurst)),
@@ -328,6 +357,8 @@ func (s *Server) check(p *Params) error {
 		// an ID would pass for the server or an agent.
 		return fmt.Errorf("%w: SPIFFE ID %q is reserved for the server and its agents (spiffe://%s%s/...)",
 			ErrInvalid, p.SPIFFEID, s.td.Name(), registry.ReservedPath)
+	case len(s.prefixes) > 0 && !underPrefix(p.SPIFFEID.Path(), s.prefixes):
+		return fmt.Errorf("%w: SPIFFE ID %q is outside the paths launches may take (%s)", ErrInvalid, p.SPIFFEID, strings.Join(s.prefixes, ", "))
 	}
 	if p.TTL == 0 {
 		p.TTL = s.defaultTTL

@@ -263,6 +263,21 @@ func TestLaunchRefused(t *testing.T) {
 	assert.Equal(t, time.Minute, l.JWTSVIDTTL)
 }
 
+// TestPathPrefixes: with prefixes, a launcher launches the IDs below them
+// only, at a segment boundary.
+func TestPathPrefixes(t *testing.T) {
+	e := newEnv(t, func(c *launch.Config) { c.PathPrefixes = []string{"/sandbox", "/ci/jobs"} })
+	for _, path := range []string{"/sandbox", "/sandbox/42", "/ci/jobs/7/step"} {
+		_, err := e.ls.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, path)})
+		require.NoError(t, err, path)
+	}
+	for _, path := range []string{"/sandboxes", "/web", "/ci", "/ci/jobsx/1", "/x/sandbox"} {
+		_, err := e.ls.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, path)})
+		require.ErrorIs(t, err, launch.ErrInvalid, path)
+		require.ErrorContains(t, err, "outside the paths launches may take (/sandbox, /ci/jobs)", path)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	e := newEnv(t, func(c *launch.Config) { c.Rate, c.Burst = 0.001, 2 })
 	e.launch(t, "/a")
@@ -305,6 +320,11 @@ func TestNewRefuses(t *testing.T) {
 		{"default past the maximum", launch.Config{TrustDomain: td, Entries: store, DefaultTTL: time.Hour, MaxTTL: time.Minute}},
 		{"negative rate", launch.Config{TrustDomain: td, Entries: store, Rate: -1}},
 		{"negative uid", launch.Config{TrustDomain: td, Entries: store, AllowedUIDs: []int{-1}}},
+		{"prefix not a path", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{"sandbox"}}},
+		{"empty prefix", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{""}}},
+		{"prefix with a trailing slash", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{"/sandbox/"}}},
+		{"prefix in the reserved namespace", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{"/spiffekit/launch"}}},
+		{"the reserved root as a prefix", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{"/spiffekit"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := launch.New(tt.cfg)

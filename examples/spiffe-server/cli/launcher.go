@@ -15,7 +15,8 @@ const launcherKey = "launcher"
 
 const launcherHelp = `the launcher API (on-demand identities for sandboxes: a launcher makes a short-lived entry and gets a one-time handle,
 which the sandbox redeems at the token exchange endpoint, required): {"socket_path": "<unix socket>" (required),
-"allowed_uids": [<uid>, ...] (default: root and the server's uid), "default_ttl": "15m", "max_ttl": "24h", "rate": 50, "burst": 100};
+"allowed_uids": [<uid>, ...] (default: root and the server's uid), "allowed_path_prefixes": ["/sandbox", ...] (default: any path outside /spiffekit),
+"default_ttl": "15m", "max_ttl": "24h", "rate": 50, "burst": 100};
 absent: off (see README.md)`
 
 // launcherConfig is the launcher part of the configuration file.
@@ -24,6 +25,8 @@ type launcherConfig struct {
 	SocketPath string `json:"socket_path"`
 	// AllowedUIDs: the uids that may launch.
 	AllowedUIDs []int `json:"allowed_uids"`
+	// AllowedPathPrefixes: the SPIFFE ID paths launches may take.
+	AllowedPathPrefixes []string `json:"allowed_path_prefixes"`
 	// DefaultTTL, MaxTTL: a launch's lifetime when it names none, and
 	// the longest (Go durations).
 	DefaultTTL string `json:"default_ttl"`
@@ -42,7 +45,7 @@ func newLauncher(c *launcherConfig, exchange bool) (*issuing.Launcher, error) {
 		return nil, usagef("%s needs the %s section: sandboxes redeem their handles at the token exchange endpoint", launcherKey, tokenExchangeKey)
 	}
 	l := &issuing.Launcher{SocketPath: c.SocketPath, Service: launch.Config{
-		AllowedUIDs: c.AllowedUIDs, Rate: rate.Limit(c.Rate), Burst: c.Burst,
+		AllowedUIDs: c.AllowedUIDs, PathPrefixes: c.AllowedPathPrefixes, Rate: rate.Limit(c.Rate), Burst: c.Burst,
 	}}
 	for _, d := range []struct {
 		name string

@@ -38,7 +38,8 @@ func TestRunLauncher(t *testing.T) {
 	cfg, err := json.Marshal(map[string]any{
 		"trust_domain": "example.org", "data_dir": filepath.Join(dir, "data"), "bind": "127.0.0.1:0", "admin_socket": sock,
 		"token_exchange": map[string]any{"bind_address": exchAddr},
-		"launcher":       map[string]any{"socket_path": launchSock, "max_ttl": "1h", "allowed_uids": []int{0, os.Getuid()}},
+		"launcher": map[string]any{"socket_path": launchSock, "max_ttl": "1h", "allowed_uids": []int{0, os.Getuid()},
+			"allowed_path_prefixes": []string{"/sandbox"}},
 	})
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "server.json")
@@ -67,6 +68,11 @@ func TestRunLauncher(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&l))
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	resp, err = (&http.Client{Transport: lt}).Post("http://launcher/v1/launches", "application/json",
+		strings.NewReader(`{"spiffe_id": "spiffe://example.org/web", "ttl": "30m"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "outside allowed_path_prefixes")
 
 	tr := &http.Transport{TLSClientConfig: tlsconfig.TLSClientConfig(bundle.X509Bundle(),
 		tlsconfig.AuthorizeID(spiffeid.RequireFromString("spiffe://example.org/spiffekit/server")))}
@@ -103,6 +109,7 @@ func TestLauncherSectionRefused(t *testing.T) {
 		"no exchange":    {`"launcher": {"socket_path": "/tmp/x.sock"}`, "launcher needs the token_exchange section"},
 		"bad TTL":        {`"launcher": {"socket_path": "/tmp/x.sock", "max_ttl": "a day"}` + exch, "launcher.max_ttl"},
 		"TTL too long":   {`"launcher": {"socket_path": "/tmp/x.sock", "max_ttl": "48h"}` + exch, "maximum TTL"},
+		"bad prefix":     {`"launcher": {"socket_path": "/tmp/x.sock", "allowed_path_prefixes": ["sandbox"]}` + exch, `path prefix "sandbox"`},
 		"unknown key":    {`"launcher": {"socket_path": "/tmp/x.sock", "ttl": "1h"}` + exch, `unknown field "ttl"`},
 		"exchange alone": {`"token_exchange": {"bind_address": "127.0.0.1:0"}`, "or the launcher section"},
 	} {
