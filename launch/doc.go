@@ -17,7 +17,10 @@
 // stored, and it is returned once, with the trust domain's X.509
 // authorities (Config.X509Authorities) for the sandbox to authenticate the
 // endpoint and its peers. Reserved SPIFFE IDs (the server's and
-// the agents') and IDs of other trust domains are refused.
+// the agents') and IDs of other trust domains are refused, and so are IDs
+// outside Config.PathPrefixes when it lists any: without them a launcher
+// may take any workload identity of the trust domain for the life of a
+// launch.
 //
 // # Redemption
 //
