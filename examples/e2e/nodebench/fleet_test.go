@@ -25,10 +25,12 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/agent"
+	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
 	"github.com/spiffekit/spiffekit/nodeapi"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
@@ -216,6 +218,15 @@ func fleetAgentID(i int) spiffeid.ID {
 	return spiffeid.RequireFromPath(td, fmt.Sprintf("/spiffekit/agent/fleet/%d", i))
 }
 
+// agentOf returns the number of the agent with ID id (see fleetAgentID).
+func agentOf(id spiffeid.ID) int {
+	i, err := strconv.Atoi(strings.TrimPrefix(id.Path(), "/spiffekit/agent/fleet/"))
+	if err != nil {
+		panic(fmt.Sprintf("not a fleet agent: %s", id)) // the fleet's own IDs only
+	}
+	return i
+}
+
 // runFleet runs the fleet of cfg against an issuing server in a process of
 // its own, with its SQLite database in memory (/dev/shm):
 //
@@ -236,6 +247,7 @@ func fleetAgentID(i int) spiffeid.ID {
 func runFleet(tb testing.TB, cfg fleetConfig) fleetResult {
 	tb.Helper()
 	require.NoError(tb, raiseFileLimit())
+	require.LessOrEqual(tb, cfg.PerAgent, registry.MaxBatch, "an agent's entries are written in one batch")
 	ctx := tb.Context()
 	var r fleetResult
 	dir := shmDir(tb)
@@ -247,13 +259,34 @@ func runFleet(tb testing.TB, cfg fleetConfig) fleetResult {
 	{
 		base, st, err := server.OpenSQLite(ctx, td, dir)
 		require.NoError(tb, err)
+		var batch []registry.Entry // the entries of several agents, written together
+		write := func() {
+			res, err := st.CreateBatch(ctx, batch)
+			require.NoError(tb, err)
+			for k, r := range res {
+				require.NoError(tb, r.Err)
+				if k%cfg.PerAgent == 0 {
+					f.agents[agentOf(r.Entry.ParentID)].first = r.Entry.ID
+				}
+			}
+			batch = batch[:0]
+		}
 		for i := range f.agents {
 			id := fleetAgentID(i)
 			tok, _, err := jointoken.Generate(ctx, st, jointoken.Params{AgentID: id, TTL: time.Hour})
 			require.NoError(tb, err)
-			entries := createEntries(tb, st, id, fmt.Sprintf("/fleet/%d", i), cfg.PerAgent, ourUID)
-			f.agents[i] = &simAgent{id: id, token: tok, first: entries[0].ID, known: make(map[string]int64, cfg.PerAgent)}
+			f.agents[i] = &simAgent{id: id, token: tok, known: make(map[string]int64, cfg.PerAgent)}
+			if len(batch)+cfg.PerAgent > registry.MaxBatch {
+				write()
+			}
+			for j := range cfg.PerAgent {
+				batch = append(batch, registry.Entry{
+					SPIFFEID: spiffeid.RequireFromPath(td, fmt.Sprintf("/fleet/%d/w%d", i, j)), ParentID: id,
+					Selectors: []attest.Selector{ourUID},
+				})
+			}
 		}
+		write()
 		require.NoError(tb, st.Close())
 		require.NoError(tb, base.DataDirLock.Close())
 	}
