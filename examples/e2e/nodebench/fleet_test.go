@@ -85,6 +85,8 @@ type fleetResult struct {
 	StormCPU    time.Duration  // the new server's CPU time from serving until StormResync
 	DownErrors  map[string]int // entry stream failures while no server served, by gRPC code
 	StormErrors map[string]int // the same from the new server on
+	// StormMessages are a few of the messages of StormErrors.
+	StormMessages []string
 }
 
 // simAgent is a simulated agent: its node protocol client, and the
@@ -114,6 +116,7 @@ type simWatch struct {
 type streamError struct {
 	at   time.Time
 	code codes.Code
+	msg  string
 }
 
 // fleet is the simulated agents of a run.
@@ -162,7 +165,7 @@ func (f *fleet) run(ctx context.Context, a *simAgent) {
 			return
 		}
 		f.mu.Lock()
-		f.errs = append(f.errs, streamError{at: time.Now(), code: status.Code(err)})
+		f.errs = append(f.errs, streamError{at: time.Now(), code: status.Code(err), msg: err.Error()})
 		f.mu.Unlock()
 		if full {
 			wait = agent.DefaultRetryMin
@@ -179,24 +182,28 @@ func (f *fleet) run(ctx context.Context, a *simAgent) {
 	}
 }
 
-// errors returns the stream failures between from and to, by code, and
-// forgets those before to.
-func (f *fleet) errors(from, to time.Time) map[string]int {
+// errors returns the stream failures between from and to, by code, with
+// a few of their messages, and forgets those before to.
+func (f *fleet) errors(from, to time.Time) (map[string]int, []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]int{}
+	var msgs []string
 	keep := f.errs[:0]
 	for _, e := range f.errs {
 		switch {
 		case e.at.Before(from):
 		case e.at.Before(to):
 			out[e.code.String()]++
+			if len(msgs) < 3 && !slices.Contains(msgs, e.msg) {
+				msgs = append(msgs, e.msg)
+			}
 		default:
 			keep = append(keep, e)
 		}
 	}
 	f.errs = keep
-	return out
+	return out, msgs
 }
 
 // waitUp waits until every agent holds all its entries through a stream
@@ -406,8 +413,8 @@ func runFleet(tb testing.TB, cfg fleetConfig) fleetResult {
 		up.add(time.Unix(0, a.upAt.Load()).Sub(served))
 	}
 	r.StormP50 = up.percentile(50)
-	r.DownErrors = f.errors(time.Time{}, served)
-	r.StormErrors = f.errors(served, time.Now())
+	r.DownErrors, _ = f.errors(time.Time{}, served)
+	r.StormErrors, r.StormMessages = f.errors(served, time.Now())
 	srv.stop(tb)
 	return r
 }
@@ -575,6 +582,9 @@ func (r fleetResult) summary(agents int) string {
 	fmt.Fprintf(&s, "storm: stop %.2fs, start %.2fs, then half the agents resynced in %.2fs, all in %.2fs (server CPU %.2fs); stream ends while away %v, after %v",
 		r.StormStop.Seconds(), r.StormStart.Seconds(), r.StormP50.Seconds(), r.StormResync.Seconds(), r.StormCPU.Seconds(),
 		sortedCounts(r.DownErrors), sortedCounts(r.StormErrors))
+	for _, m := range r.StormMessages {
+		fmt.Fprintf(&s, "\n  after: %s", m)
+	}
 	return s.String()
 }
 
