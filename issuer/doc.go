@@ -55,7 +55,11 @@
 // change reaches open streams as soon as the index sees it; a caller whose
 // last entry is deleted has its stream ended with PermissionDenied (WAPI rule
 // 10). JWT-SVIDs are minted on request and reused for the same entry and
-// audience until half their life. No lifetime exceeds what the CA has left.
+// audience until half their life. WIT-SVIDs, with a Signer that is a
+// WITSigner, are minted when a caller first calls FetchWITSVID
+// (Issuer.SubscribeWIT), each for a key the issuer generates, shared by
+// the entry's callers and renewed at half life while one watches. No
+// lifetime exceeds what the CA has left.
 //
 // # Attestation
 //

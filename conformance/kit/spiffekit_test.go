@@ -51,6 +51,31 @@ func TestSpiffekitAgent(t *testing.T) {
 	}
 }
 
+// TestSpiffekitAgentWIT runs the kit against spiffekit's node agent with
+// the WIT-SVID profile on, its WIT-SVIDs signed by the issuing server for
+// keys the agent generated: every MUST rule passes, the WIT rules among
+// them.
+func TestSpiffekitAgentWIT(t *testing.T) {
+	s := nodetest.StartServer(t, server.Config{WITSVIDs: true})
+	cfg := s.AgentConfig(t)
+	cfg.WITSVIDs = true
+	a := nodetest.StartAgent(t, cfg)
+	e, err := s.Admin.CreateEntry(t.Context(), registry.Entry{
+		SPIFFEID:  spiffeid.RequireFromPath(s.TrustDomain(), "/web"),
+		ParentID:  a.ID(),
+		Selectors: []attest.Selector{nodetest.UID()},
+	})
+	require.NoError(t, err)
+	a.WaitSVID(t, e.SPIFFEID)
+
+	r := check(t, kit.WorkloadConfig{Addr: a.Addr})
+	requireAllMustPass(t, r)
+	v := r.Verdicts()
+	for _, rule := range []string{"WIT rule 1", "WIT rule 2", "WIT rule 3", "WIT rule 5", "WIT rule 6", "WIT rule 7", "WIT rule 12", "WIT rule 13", "WIT rule 16a", "WIT rule 16b", "WIT rule 17a", "WIT rule 17b", "WIT rule 17c"} {
+		assert.Equal(t, kit.Pass, v[rule], rule)
+	}
+}
+
 // TestSpiffekitIssuer runs the kit against the embedded issuer (package
 // issuer behind workloadapi/endpoint, its CA rotating in process), and
 // through a second endpoint of the same issuer that identifies callers as
