@@ -33,16 +33,18 @@ func FuzzCheckWIT(f *testing.F) {
 	f.Add("")
 	f.Add("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy93ZWIiLCJjbmYiOnsiandrIjpudWxsfX0.c2ln")
 	f.Fuzz(func(t *testing.T, token string) {
-		exp, err := checkWIT(token, id, key.Public())
+		exp, kid, err := checkWIT(token, id, key.Public())
 		if err != nil {
 			return // refused is fine; a panic is not
 		}
 		// Accepted: the claims name id and bind key, as checked again
-		// from the token.
-		again, err := checkWIT(token, id, key.Public())
+		// from the token, and the header names a key.
+		require.NotEmpty(t, kid)
+		again, againKid, err := checkWIT(token, id, key.Public())
 		require.NoError(t, err)
 		require.Equal(t, exp, again)
-		_, err = checkWIT(token, spiffeid.RequireFromPath(td, "/other"), key.Public())
+		require.Equal(t, kid, againKid)
+		_, _, err = checkWIT(token, spiffeid.RequireFromPath(td, "/other"), key.Public())
 		require.Error(t, err)
 	})
 }

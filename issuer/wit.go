@@ -93,7 +93,8 @@ const (
 // cachedWIT is the WIT-SVID of one entry, with its private key as the
 // Workload API sends it.
 type cachedWIT struct {
-	revision  int64 // of the entry it was minted for
+	revision  int64  // of the entry it was minted for
+	kid       string // of the WIT key that signed it
 	token     string
 	key       string    // private key, JWK JSON
 	refreshAt time.Time // half its life
@@ -138,11 +139,12 @@ func (c *witCache) put(id string, w cachedWIT, now time.Time) {
 
 // witFor returns the WIT-SVID of entry e: the cached one until half its
 // life, else a new one, for a new key. While the signer fails, the cached
-// one is served until it expires.
+// one is served until it expires. A WIT-SVID whose signing key has left
+// the trust domain's bundle (revoked) is never served again.
 func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cachedWIT, error) {
 	now := i.now()
 	cached, ok := i.wit.get(e.ID)
-	ok = ok && cached.revision == e.Revision && now.Before(cached.expiry)
+	ok = ok && cached.revision == e.Revision && now.Before(cached.expiry) && i.trustsWITKey(cached.kid)
 	if ok && now.Before(cached.refreshAt) {
 		return cached, nil
 	}
@@ -159,6 +161,14 @@ func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cac
 	return w, nil
 }
 
+// trustsWITKey reports whether the trust domain's bundle holds the WIT key
+// kid.
+func (i *Issuer) trustsWITKey(kid string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.bundle.HasWITAuthority(kid)
+}
+
 func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now time.Time) (cachedWIT, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -170,8 +180,9 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 	}
 	token, err := s.SignWITSVID(ctx, WITSVIDRequest{Entry: e, Key: key, KeyAlgorithm: witKeyAlgorithm, TTL: i.cfg.WITSVIDTTL})
 	var expiry time.Time
+	var kid string
 	if err == nil {
-		expiry, err = checkWIT(token, e.SPIFFEID, key.Public())
+		expiry, kid, err = checkWIT(token, e.SPIFFEID, key.Public())
 		if err == nil && !now.Before(expiry) {
 			err = fmt.Errorf("the signer returned a WIT-SVID that expired at %v", expiry)
 		}
@@ -194,23 +205,34 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 		return cachedWIT{}, fmt.Errorf("issuer: encoding a WIT-SVID key: %w", err)
 	}
 	return cachedWIT{
-		revision: e.Revision, token: token, key: string(jwk),
+		revision: e.Revision, kid: kid, token: token, key: string(jwk),
 		refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry,
 	}, nil
 }
 
 // checkWIT checks that a WIT-SVID the Signer returned names id and binds
-// pub, and returns its expiry. Its signature is the Signer's concern (a
-// remote one answers over an authenticated channel); the binding is the
-// issuer's, since it serves the token with its own key.
-func checkWIT(token string, id spiffeid.ID, pub crypto.PublicKey) (time.Time, error) {
+// pub, and returns its expiry and the kid of the key that signed it. Its
+// signature is the Signer's concern (a remote one answers over an
+// authenticated channel); the binding is the issuer's, since it serves the
+// token with its own key.
+func checkWIT(token string, id spiffeid.ID, pub crypto.PublicKey) (time.Time, string, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return time.Time{}, errors.New("the WIT-SVID is not a compact JWS")
+		return time.Time{}, "", errors.New("the WIT-SVID is not a compact JWS")
+	}
+	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's header: %w", err)
+	}
+	var header struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(rawHeader, &header); err != nil {
+		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's header: %w", err)
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return time.Time{}, fmt.Errorf("decoding the WIT-SVID's claims: %w", err)
+		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's claims: %w", err)
 	}
 	var claims struct {
 		Sub string `json:"sub"`
@@ -220,15 +242,17 @@ func checkWIT(token string, id spiffeid.ID, pub crypto.PublicKey) (time.Time, er
 		} `json:"cnf"`
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return time.Time{}, fmt.Errorf("decoding the WIT-SVID's claims: %w", err)
+		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's claims: %w", err)
 	}
 	switch {
+	case header.Kid == "":
+		return time.Time{}, "", errors.New("the WIT-SVID has no kid") // WIT rule 1
 	case claims.Sub != id.String():
-		return time.Time{}, fmt.Errorf("the WIT-SVID names %q, not %s", claims.Sub, id)
+		return time.Time{}, "", fmt.Errorf("the WIT-SVID names %q, not %s", claims.Sub, id)
 	case claims.Cnf.JWK == nil || !samePublicKey(claims.Cnf.JWK.Key, pub):
-		return time.Time{}, errors.New("the WIT-SVID binds another key")
+		return time.Time{}, "", errors.New("the WIT-SVID binds another key")
 	}
-	return time.Unix(claims.Exp, 0), nil
+	return time.Unix(claims.Exp, 0), header.Kid, nil
 }
 
 func samePublicKey(a, b crypto.PublicKey) bool {

@@ -303,3 +303,37 @@ func TestWITSVIDNoIdentity(t *testing.T) {
 	_, err = c.FetchWITSVID(t.Context(), webID.String())
 	require.NoError(t, err)
 }
+
+// TestWITSVIDsReplacedWhenKeyRevoked: a WIT-SVID whose signing key leaves
+// the bundle (revoked) is replaced at once for the callers watching, and
+// never served again.
+func TestWITSVIDsReplacedWhenKeyRevoked(t *testing.T) {
+	e := newWITEnv(t, false, issuer.Config{}, nil)
+	e.register(t, registry.Entry{SPIFFEID: webID})
+	c := e.client(t)
+	w := watchWIT(t, c)
+	first := w.next(t)
+	require.Len(t, first, 1)
+	oldKid := first[0].KeyID
+
+	_, err := e.ca.PrepareWITKey(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, e.ca.ActivateWITKey(t.Context()))
+	// Still valid under the old key, which stays in the bundle: kept.
+	again, err := c.FetchWITSVID(t.Context(), "")
+	require.NoError(t, err)
+	assert.Equal(t, first[0].Marshal(), again.Marshal())
+
+	require.NoError(t, e.ca.RevokeWITKey(t.Context(), oldKid))
+	for {
+		u := w.next(t)
+		require.Len(t, u, 1)
+		if u[0].KeyID != oldKid {
+			assert.Equal(t, e.ca.WITAuthority().KeyID(), u[0].KeyID)
+			break
+		}
+	}
+	fresh, err := c.FetchWITSVID(t.Context(), "")
+	require.NoError(t, err)
+	assert.NotEqual(t, oldKid, fresh.KeyID)
+}
