@@ -47,8 +47,8 @@
 //     Config.RetryMax), trying each server in turn.
 //   - What it serves (its entries, their SVIDs and keys, the federated
 //     bundles) is saved in DataDir too (workload-svids.bin, mode 0600,
-//     written atomically at most every 5 s while it changes, and when Run
-//     returns). An agent started again with its saved SVID serves it at
+//     written atomically once it has stayed the same for 2 s, at least
+//     every 12 s while it keeps changing, and when Run returns). An agent started again with its saved SVID serves it at
 //     once, with every server away, each SVID until it expires, and follows
 //     the server from its first sync; an entry deleted while it was down is
 //     served until then. A file that others could read or change, that was
