@@ -475,7 +475,9 @@ func (q queryCounts) total() int64 {
 // agent; after the server restarts, every agent reconnects, and no stream
 // fails other than as Unavailable.
 func TestFleet(t *testing.T) {
-	defer leaktest.Check(t)()
+	// Registered first, so checked last: after the server process and
+	// the agents have stopped.
+	t.Cleanup(leaktest.Check(t))
 	const window = time.Second
 	r := runFleet(t, fleetConfig{Agents: 50, PerAgent: 10, Idle: window, Changes: 10})
 	// The server's own periodic reads only (the change feed and the agent
@@ -545,7 +547,7 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	for _, n := range fleetSizes(b) {
 		b.Run("agents="+strconv.Itoa(n), func(b *testing.B) {
-			defer leaktest.Check(b)()
+			b.Cleanup(leaktest.Check(b)) // checked last, after the server process stopped
 			for range b.N {
 				r := runFleet(b, fleetConfig{Agents: n, PerAgent: 100, Idle: idle, Changes: changes, Profile: profile})
 				b.Log(r.summary(n))
