@@ -27,7 +27,9 @@ import (
 // TestRunTokenExchange: the program, configured with token_exchange,
 // serves the endpoint over HTTPS with its own X509-SVID; a token of the
 // configured issuer is exchanged for a JWT-SVID of an entry made with
-// entry create, and a token for another audience is refused.
+// entry create; a token for another audience, an expired one, one of an
+// issuer not configured and one whose signature is not the issuer's are
+// refused.
 func TestRunTokenExchange(t *testing.T) {
 	dir, err := os.MkdirTemp("", "exch")
 	require.NoError(t, err)
@@ -70,10 +72,10 @@ func TestRunTokenExchange(t *testing.T) {
 		tlsconfig.AuthorizeID(spiffeid.RequireFromString("spiffe://example.org/spiffekit/server")))}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	post := func(aud string) (int, exchange.Response) {
+	postToken := func(token string) (int, exchange.Response) {
 		form := url.Values{
 			"grant_type": {exchange.GrantType}, "subject_token_type": {exchange.TokenTypeJWT}, "audience": {"https://api.example.com"},
-			"subject_token": {iss.Mint(t, iss.Claims("repo:acme/app", aud))},
+			"subject_token": {token},
 		}
 		resp, err := client.PostForm("https://"+exchAddr+"/token", form)
 		require.NoError(t, err)
@@ -84,6 +86,7 @@ func TestRunTokenExchange(t *testing.T) {
 		}
 		return resp.StatusCode, r
 	}
+	post := func(aud string) (int, exchange.Response) { return postToken(iss.Mint(t, iss.Claims("repo:acme/app", aud))) }
 	// The entry reaches the server's index through the store's
 	// notification; until then the token maps to nothing.
 	deadline := time.Now().Add(20 * time.Second)
@@ -97,7 +100,20 @@ func TestRunTokenExchange(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "spiffe://example.org/ci/app", svid.ID.String())
 	code, _ = post("spiffe://example.org/other")
-	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Equal(t, http.StatusBadRequest, code, "another audience")
+	expired := iss.Claims("repo:acme/app", "spiffe://example.org")
+	expired["iat"], expired["nbf"], expired["exp"] = time.Now().Add(-time.Hour).Unix(), time.Now().Add(-time.Hour).Unix(), time.Now().Add(-time.Minute).Unix()
+	code, _ = postToken(iss.Mint(t, expired))
+	assert.Equal(t, http.StatusBadRequest, code, "expired")
+	other := oidctest.New(t) // an issuer the server was not given, with the same subject
+	code, _ = postToken(other.Mint(t, other.Claims("repo:acme/app", "spiffe://example.org")))
+	assert.Equal(t, http.StatusBadRequest, code, "an issuer not configured")
+	code, _ = postToken(iss.MintForeign(t, iss.Claims("repo:acme/app", "spiffe://example.org")))
+	assert.Equal(t, http.StatusBadRequest, code, "a signature that is not the issuer's")
+	assert.Zero(t, other.Fetches(), "the server asked nothing of an issuer it was not given")
+	for _, reason := range []string{`does not hold \"spiffe://example.org\"`, "expired at", `is not trusted`, "error in cryptographic primitive"} {
+		assert.Contains(t, stderr.String(), reason, "each refusal logged with its reason")
+	}
 	assert.Contains(t, stderr.String(), `msg="token exchanged"`)
 }
 
