@@ -150,29 +150,11 @@ func New(cfg Config) (*Server, error) {
 // in flight, closes lis and returns nil. It returns early, with the error,
 // when lis fails. The caller owns the goroutine that runs Serve.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	hs := &http.Server{
-		Handler:           s,
-		ConnContext:       s.connContext,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(lis) }()
-	select {
-	case err := <-errc:
+	err := unixsock.ServeHTTP(ctx, lis, unixsock.HTTP{Handler: s, ConnContext: s.connContext,
+		MaxHeaderBytes: 64 << 10, Log: s.log, ShutdownGrace: ShutdownGrace})
+	if err != nil {
 		return fmt.Errorf("admin: serve: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	<-errc // http.ErrServerClosed once Shutdown or Close has run
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -55,29 +54,11 @@ type infoJSON struct {
 // when accepted; every request of a uid not in Config.AllowedUIDs, or
 // whose credentials cannot be read, is answered 403.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.Handler(),
-		ConnContext:       s.connContext,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(lis) }()
-	select {
-	case err := <-errc:
+	err := unixsock.ServeHTTP(ctx, lis, unixsock.HTTP{Handler: s.Handler(), ConnContext: s.connContext,
+		MaxHeaderBytes: 16 << 10, Log: s.log, ShutdownGrace: ShutdownGrace})
+	if err != nil {
 		return fmt.Errorf("launch: serve: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	<-errc // http.ErrServerClosed once Shutdown or Close has run
 	return nil
 }
 
