@@ -32,7 +32,9 @@ func TestServeHTTP(t *testing.T) {
 			}
 			_, _ = io.WriteString(w, r.Context().Value(connKey{}).(string))
 		}),
-		ConnContext:    func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, "unix") },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, "unix")
+		},
 		MaxHeaderBytes: 1 << 10,
 		Log:            slog.New(slog.DiscardHandler),
 		ShutdownGrace:  10 * time.Second,

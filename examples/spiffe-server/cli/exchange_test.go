@@ -86,7 +86,9 @@ func TestRunTokenExchange(t *testing.T) {
 		}
 		return resp.StatusCode, r
 	}
-	post := func(aud string) (int, exchange.Response) { return postToken(iss.Mint(t, iss.Claims("repo:acme/app", aud))) }
+	post := func(aud string) (int, exchange.Response) {
+		return postToken(iss.Mint(t, iss.Claims("repo:acme/app", aud)))
+	}
 	// The entry reaches the server's index through the store's
 	// notification; until then the token maps to nothing.
 	deadline := time.Now().Add(20 * time.Second)
