@@ -309,6 +309,53 @@ func fetchJWTCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	return ExitOK
 }
 
+// fetchWITCommand is "spiffe-agent api fetch wit". It prints the tokens,
+// never their private keys: a WIT-SVID proves nothing without its key, and
+// the key is the workload's to keep.
+func fetchWITCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := cmdline.New("spiffe-agent api fetch wit", "Fetches WIT-SVIDs from the Workload API and prints, for each, its SPIFFE ID\n"+
+		"and expiry on one line and the token on the next (not its private key).")
+	var cf clientFlags
+	cf.declare(cmd)
+	var subject spiffeid.ID
+	cmd.Var(cmdline.NewValue(&subject, spiffeid.FromString), "spiffe-id", "ask for the WIT-SVID of this SPIFFE `ID` only (default: every identity of this process)")
+	addr, code, ok := cf.parse(cmd, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	client, ctx, cancel, err := cf.dial(ctx, addr)
+	if err != nil {
+		return cmd.Fail(stderr, err)
+	}
+	defer cancel()
+	defer client.Close()
+	var id string
+	if !subject.IsZero() {
+		id = subject.String()
+	}
+	svids, err := client.FetchWITSVIDs(ctx, id)
+	if status.Code(err) == codes.Unimplemented {
+		return cmd.Fail(stderr, errors.New("the agent serves no WIT-SVIDs: run it with -wit-svids (wit_svids), and its server with -wit-svids"))
+	}
+	if err != nil {
+		return cmd.Fail(stderr, callError(err))
+	}
+	if cf.json {
+		out := witJSON{SVIDs: []witSVIDJSON{}}
+		for _, s := range svids {
+			out.SVIDs = append(out.SVIDs, witSVIDJSON{SPIFFEID: s.ID.String(), SVID: s.Marshal(), ExpiresAt: s.Expiry.UTC(), Hint: s.Hint})
+		}
+		if err := printJSON(stdout, out); err != nil {
+			return cmd.Fail(stderr, err)
+		}
+		return ExitOK
+	}
+	for _, s := range svids {
+		fmt.Fprintf(stdout, "%s (expires %s)\n%s\n", s.ID, s.Expiry.UTC().Format(time.RFC3339), s.Marshal())
+	}
+	return ExitOK
+}
+
 // healthcheckCommand is "spiffe-agent healthcheck". The agent is alive if
 // its Workload API answers a call: with bundles, or with PermissionDenied,
 // which it sends after attesting a caller that has no identity. Either way

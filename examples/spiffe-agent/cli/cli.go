@@ -39,6 +39,7 @@ type clientCommand struct {
 var clientCommands = []clientCommand{
 	{"api fetch x509", "fetch this process's X509-SVIDs from the Workload API (also: api fetch)", fetchX509Command},
 	{"api fetch jwt", "fetch JWT-SVIDs for one or more audiences", fetchJWTCommand},
+	{"api fetch wit", "fetch this process's WIT-SVIDs (agents run with -wit-svids)", fetchWITCommand},
 	{"api validate jwt", "have the Workload API validate a JWT-SVID", validateJWTCommand},
 	{"api watch", "print this process's X509-SVIDs each time they change", watchCommand},
 	{"healthcheck", "check that the Workload API on a socket answers", healthcheckCommand},

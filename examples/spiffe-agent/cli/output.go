@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
@@ -79,6 +80,19 @@ type jwtSVIDJSON struct {
 	SPIFFEID string `json:"spiffe_id"`
 	SVID     string `json:"svid"`
 	Hint     string `json:"hint"`
+}
+
+// witSVIDJSON is one WIT-SVID of api fetch wit, without its private key.
+type witSVIDJSON struct {
+	SPIFFEID  string    `json:"spiffe_id"`
+	SVID      string    `json:"svid"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Hint      string    `json:"hint"`
+}
+
+// witJSON is the WIT-SVIDs of api fetch wit.
+type witJSON struct {
+	SVIDs []witSVIDJSON `json:"svids"`
 }
 
 // jwtJSON is the JWT-SVIDs of api fetch jwt.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
+	"github.com/spiffekit/spiffekit/exp/svid/witsvid"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
@@ -241,6 +243,10 @@ func TestRunEndToEnd(t *testing.T) {
 	code, out, stderr = cli(t, "api", "fetch", "jwt", "-socket", socket, "-audience", "db", "-spiffe-id", id.String())
 	require.Equal(t, ExitOK, code, stderr)
 	assert.True(t, strings.HasPrefix(out, id.String()+"\n"))
+	// An agent run without -wit-svids serves none.
+	code, _, stderr = cli(t, "api", "fetch", "wit", "-socket", socket)
+	assert.Equal(t, ExitFailure, code)
+	assert.Equal(t, "spiffe-agent api fetch wit: the agent serves no WIT-SVIDs: run it with -wit-svids (wit_svids), and its server with -wit-svids\n", stderr)
 
 	// Metrics and health. The entries the workload was served from count
 	// as soon as they are stored; the sync that brought them counts once
@@ -458,4 +464,58 @@ func TestGCPercent(t *testing.T) {
 	t.Setenv("GOGC", "200")
 	assert.Equal(t, "200", setGCPercent())
 	assert.Equal(t, 100, debug.SetGCPercent(100), "$GOGC is the runtime's own")
+}
+
+// TestFetchWIT runs the agent with -wit-svids against a server that signs
+// WIT-SVIDs: api fetch wit prints each one's ID, expiry and token (never
+// its key), as text or JSON; TestRunEndToEnd's agent, without
+// -wit-svids, has it say so.
+func TestFetchWIT(t *testing.T) {
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: nodetest.TrustDomain, WITKeys: true})
+	require.NoError(t, err)
+	ns := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m})
+	s := &server{NodeServer: ns, bundle: bundleFile(t, ns.CA)}
+	socket := socketPath(t)
+	cfg := writeFile(t, "agent.json", `{"workload_attestors": {"unix": {"skip_hash": true}}}`)
+	r := startRun(t, "-config", cfg, "-trust-domain", "example.org", "-server", s.Addr, "-trust-bundle", s.bundle,
+		"-join-token", s.Token(t), "-socket", socket, "-data-dir", filepath.Join(t.TempDir(), "data"), "-wit-svids")
+	r.waitFor(t, "the agent to start", func() bool { return r.logs.Contains("agent started") })
+	id := s.Register(t, s.agentID(t), "/web").SPIFFEID
+
+	var out string
+	r.waitFor(t, "the WIT-SVID", func() bool {
+		var code int
+		code, out, _ = cli(t, "api", "fetch", "wit", "-socket", socket, "-timeout", "2s")
+		return code == ExitOK
+	})
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 2, out)
+	assert.Regexp(t, `^`+regexp.QuoteMeta(id.String())+` \(expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$`, lines[0])
+	svid, err := witsvid.ParseInsecure(lines[1])
+	require.NoError(t, err)
+	assert.Equal(t, id, svid.ID)
+	assert.NotContains(t, out, `"d"`, "no private key")
+
+	code, out, stderr := cli(t, "api", "fetch", "wit", "-socket", socket, "-spiffe-id", id.String(), "-output", "json")
+	require.Equal(t, ExitOK, code, stderr)
+	var j struct {
+		SVIDs []struct {
+			SPIFFEID  string    `json:"spiffe_id"`
+			SVID      string    `json:"svid"`
+			ExpiresAt time.Time `json:"expires_at"`
+		} `json:"svids"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &j), out)
+	require.Len(t, j.SVIDs, 1)
+	assert.Equal(t, id.String(), j.SVIDs[0].SPIFFEID)
+	svid, err = witsvid.ParseInsecure(j.SVIDs[0].SVID)
+	require.NoError(t, err)
+	assert.Equal(t, svid.Expiry, j.SVIDs[0].ExpiresAt)
+
+	code, _, stderr = cli(t, "api", "fetch", "wit", "-socket", socket, "-spiffe-id", "spiffe://example.org/other")
+	assert.Equal(t, ExitFailure, code)
+	assert.Contains(t, stderr, "spiffe-agent api fetch wit: ")
+	code, _, stderr = cli(t, "api", "fetch", "wit", "-spiffe-id", "example.org/web")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "for flag -spiffe-id: ")
 }

@@ -16,6 +16,7 @@ import (
 var validCalls = map[string][]string{
 	"api fetch x509":   nil,
 	"api fetch jwt":    {"-audience", "a,b", "-spiffeID", "spiffe://example.org/web"},
+	"api fetch wit":    {"-spiffe-id", "spiffe://example.org/web"},
 	"healthcheck":      {"-shallow", "-verbose"},
 	"api validate jwt": {"-audience", "a", "-svid", "a.b.c"},
 	"api watch":        {"-output", "json"},
