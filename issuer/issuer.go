@@ -158,8 +158,8 @@ type Issuer struct {
 	backoff  func(failures int) time.Duration
 	maxBatch int
 
-	jwt jwtCache
-	wit witCache
+	jwt tokenCache[cachedJWT] // by entry, audiences and key
+	wit tokenCache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
 
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then

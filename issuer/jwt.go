@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spiffekit/spiffekit/registry"
@@ -19,12 +18,7 @@ import (
 // they could otherwise make it grow without end.
 const maxCachedJWTs = 4096
 
-// jwtCache keeps minted JWT-SVIDs for reuse until half their life.
-type jwtCache struct {
-	mu     sync.Mutex
-	tokens map[string]cachedJWT
-}
-
+// cachedJWT is a minted JWT-SVID, kept for reuse until half its life.
 type cachedJWT struct {
 	token     string
 	refreshAt time.Time // half its life
@@ -32,34 +26,7 @@ type cachedJWT struct {
 	expiry    time.Time
 }
 
-// get returns the cached token for key, if any.
-func (c *jwtCache) get(key string) (cachedJWT, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.tokens[key]
-	return t, ok
-}
-
-// put caches a token, first dropping expired ones, or everything when the
-// cache is full.
-func (c *jwtCache) put(key string, t cachedJWT, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.tokens == nil {
-		c.tokens = make(map[string]cachedJWT)
-	}
-	if len(c.tokens) >= maxCachedJWTs {
-		for k, old := range c.tokens {
-			if !now.Before(old.expiry) {
-				delete(c.tokens, k)
-			}
-		}
-		if len(c.tokens) >= maxCachedJWTs {
-			clear(c.tokens)
-		}
-	}
-	c.tokens[key] = t
-}
+func (t cachedJWT) expires() time.Time { return t.expiry }
 
 // FetchJWTSVIDs attests caller and returns a JWT-SVID for the given
 // audience for each entry that applies to it (or only for params.ID). It
@@ -168,7 +135,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		refreshAt: now.Add(life / 2),
 		staleAt:   now.Add(life * 3 / 4),
 		expiry:    expiry,
-	}, now)
+	}, now, maxCachedJWTs)
 	return token, nil
 }
 

@@ -101,41 +101,7 @@ type cachedWIT struct {
 	expiry    time.Time
 }
 
-// witCache keeps one WIT-SVID per entry, shared by every caller the entry
-// applies to (WIT rule 13 allows handing the same WIT-SVID to instances of
-// one workload on one host).
-type witCache struct {
-	mu   sync.Mutex
-	wits map[string]cachedWIT // by entry ID
-}
-
-func (c *witCache) get(id string) (cachedWIT, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.wits[id]
-	return w, ok
-}
-
-// put caches w, first dropping expired ones, or everything when the cache
-// is full.
-func (c *witCache) put(id string, w cachedWIT, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.wits == nil {
-		c.wits = make(map[string]cachedWIT)
-	}
-	if _, ok := c.wits[id]; !ok && len(c.wits) >= maxCachedWITs {
-		for k, old := range c.wits {
-			if !now.Before(old.expiry) {
-				delete(c.wits, k)
-			}
-		}
-		if len(c.wits) >= maxCachedWITs {
-			clear(c.wits)
-		}
-	}
-	c.wits[id] = w
-}
+func (w cachedWIT) expires() time.Time { return w.expiry }
 
 // witFor returns the WIT-SVID of entry e: the cached one until half its
 // life, else a new one, for a new key. While the signer fails, the cached
@@ -157,7 +123,7 @@ func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cac
 		}
 		return cachedWIT{}, err
 	}
-	i.wit.put(e.ID, w, now)
+	i.wit.put(e.ID, w, now, maxCachedWITs)
 	return w, nil
 }
 

@@ -1,0 +1,45 @@
+package issuer
+
+import (
+	"sync"
+	"time"
+)
+
+// expiring is a cached token that knows when it expires.
+type expiring interface{ expires() time.Time }
+
+// tokenCache keeps minted tokens by key, at most limit of them: putting a
+// new key into a full cache first drops the expired tokens, and everything
+// if none has expired. The zero value is an empty cache.
+type tokenCache[T expiring] struct {
+	mu    sync.Mutex
+	items map[string]T
+}
+
+// get returns the cached token for key, if any.
+func (c *tokenCache[T]) get(key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.items[key]
+	return t, ok
+}
+
+// put caches t under key, making room first as the type's doc says.
+func (c *tokenCache[T]) put(key string, t T, now time.Time, limit int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = make(map[string]T)
+	}
+	if _, ok := c.items[key]; !ok && len(c.items) >= limit {
+		for k, old := range c.items {
+			if !now.Before(old.expires()) {
+				delete(c.items, k)
+			}
+		}
+		if len(c.items) >= limit {
+			clear(c.items)
+		}
+	}
+	c.items[key] = t
+}
