@@ -17,6 +17,19 @@
 // Config.Logger only, never to the peer, which may not even be
 // authenticated yet.
 //
+// # Many agents at once
+//
+// When a fleet reconnects at once (the server restarted), the TLS
+// handshakes of its connections compute a few at a time
+// (Config.MaxHandshakes, two per CPU by default), those already begun
+// before new ones. A handshake waiting on its agent holds no turn, so
+// slow or silent connections cannot keep the others out; one that waits
+// for a turn longer than Config.HandshakeWait (10 s) has its connection
+// closed, and the agent tries again after its backoff. Each handshake so
+// takes milliseconds, where all of them at once would each take as long
+// as all of them together, and past the agents' connect timeout none
+// would finish.
+//
 // # Metrics
 //
 // Config.Observer, when set, is told of every call with its code, every

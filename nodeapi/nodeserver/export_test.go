@@ -1,6 +1,8 @@
 package nodeserver
 
 import (
+	"time"
+
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -16,4 +18,14 @@ func (s *Server) CachedAgent(id spiffeid.ID) (registry.Agent, bool) {
 func (s *Server) Generation() uint64 {
 	gen, _ := s.watch()
 	return gen
+}
+
+// HoldHandshakeTurn takes one of the server's handshake turns (see
+// Config.MaxHandshakes), for a test to exhaust them; release gives it
+// back.
+func (s *Server) HoldHandshakeTurn() (release func(), err error) {
+	if err := s.handshakes.acquire(false, time.Minute, nil); err != nil {
+		return nil, err
+	}
+	return s.handshakes.release, nil
 }

@@ -463,6 +463,8 @@ func TestNewServerValidation(t *testing.T) {
 		{"negative TTL", func(c *nodeserver.Config) { c.AgentSVIDTTL = -1 }, "nodeserver: durations must not be negative"},
 		{"negative poll", func(c *nodeserver.Config) { c.PollInterval = -time.Second }, "nodeserver: durations must not be negative"},
 		{"negative timeout", func(c *nodeserver.Config) { c.AttestTimeout = -time.Second }, "nodeserver: durations must not be negative"},
+		{"negative handshake wait", func(c *nodeserver.Config) { c.HandshakeWait = -time.Second }, "nodeserver: durations must not be negative"},
+		{"negative handshakes", func(c *nodeserver.Config) { c.MaxHandshakes = -1 }, "nodeserver: Config.MaxHandshakes must not be negative"},
 		{"no bundle", func(c *nodeserver.Config) { c.Authority = noBundle{e.ca} }, "nodeserver: the authority has no bundle"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

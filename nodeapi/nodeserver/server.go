@@ -130,6 +130,19 @@ type Config struct {
 	// DefaultAttestTimeout.
 	AttestTimeout time.Duration
 
+	// MaxHandshakes is how many TLS handshakes of agents' connections
+	// compute at once; the others wait for a turn, those already begun
+	// first, at most HandshakeWait, after which their connection is
+	// closed. A handshake waiting on its agent holds no turn. This keeps a
+	// fleet reconnecting at once (a server restart) from making every
+	// handshake as slow as all of them. Zero means two per CPU the Go
+	// runtime may use (GOMAXPROCS).
+	MaxHandshakes int
+
+	// HandshakeWait bounds a handshake's wait for a turn (MaxHandshakes).
+	// Zero means DefaultHandshakeWait (10 s).
+	HandshakeWait time.Duration
+
 	// Logger receives attestations, refusals and failures. Nil discards.
 	Logger *slog.Logger
 
@@ -179,6 +192,10 @@ type Server struct {
 
 	streams atomic.Int64 // open entry streams
 
+	// handshakes are the turns of TLS handshakes (Config.MaxHandshakes),
+	// shared by every gRPC server of the Server.
+	handshakes *turns
+
 	// wideChange is set when the index applied a change that may concern
 	// every agent (see noteChange), until flushChanges wakes every stream.
 	wideChange atomic.Bool
@@ -199,8 +216,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	case len(cfg.Attestors) == 0:
 		return nil, errors.New("nodeserver: Config.Attestors needs at least one node attestor")
 	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.WITSVIDTTL < 0 || cfg.PollInterval < 0 ||
-		cfg.AttestTimeout < 0:
+		cfg.AttestTimeout < 0 || cfg.HandshakeWait < 0:
 		return nil, errors.New("nodeserver: durations must not be negative")
+	case cfg.MaxHandshakes < 0:
+		return nil, errors.New("nodeserver: Config.MaxHandshakes must not be negative")
 	}
 	b := cfg.Authority.Bundle()
 	if b == nil || b.TrustDomain().IsZero() {
@@ -240,6 +259,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.cfg.AttestTimeout == 0 {
 		s.cfg.AttestTimeout = DefaultAttestTimeout
 	}
+	if s.cfg.MaxHandshakes == 0 {
+		s.cfg.MaxHandshakes = defaultMaxHandshakes()
+	}
+	if s.cfg.HandshakeWait == 0 {
+		s.cfg.HandshakeWait = DefaultHandshakeWait
+	}
+	s.handshakes = newTurns(s.cfg.MaxHandshakes)
 	var err error
 	if s.serverID, err = spiffeid.FromPath(s.td, nodeapi.ServerPath); err != nil {
 		return nil, fmt.Errorf("nodeserver: %w", err)
@@ -324,8 +350,14 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpcServer(nil) }
 // attestations waiting for the agent) end when drain is closed or the
 // Server is. A nil drain is never closed.
 func (s *Server) grpcServer(drain <-chan struct{}) *grpc.Server {
+	creds := &admission{
+		TransportCredentials: credentials.NewTLS(s.TLSConfig()),
+		turns:                s.handshakes,
+		wait:                 s.cfg.HandshakeWait,
+		stop:                 []<-chan struct{}{drain, s.life.Closed()},
+	}
 	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
+		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(16<<20),
 		// An agent needs a few streams at once (its entry stream, a
 		// signing call, a renewal); this bounds what one connection can

@@ -1,0 +1,80 @@
+package nodeserver_test
+
+import (
+	"crypto/tls"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
+)
+
+// tlsDial handshakes with the server as a client without a certificate
+// (the server asks for one but requires none).
+func tlsDial(addr string) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr,
+		&tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}) //nolint:gosec // the handshake is under test, not the server's identity
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+func TestHandshakeIdleConnectionsHoldNoTurn(t *testing.T) {
+	// One turn; connections that send nothing, or half a ClientHello,
+	// wait on the network, not in a turn: an agent still attests.
+	e := newEnv(t, func(c *nodeserver.Config) { c.MaxHandshakes = 1 })
+	for i := range 4 {
+		conn, err := net.Dial("tcp", e.addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		if i%2 == 1 {
+			// A handshake record's header and the first bytes of a
+			// ClientHello, then silence.
+			_, err = conn.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01})
+			require.NoError(t, err)
+		}
+	}
+	a := e.attest(t, "node-1")
+	require.NotNil(t, a.svid)
+	require.NoError(t, tlsDial(e.addr))
+}
+
+func TestHandshakeWaitBounded(t *testing.T) {
+	e := newEnv(t, func(c *nodeserver.Config) {
+		c.MaxHandshakes = 1
+		c.HandshakeWait = 50 * time.Millisecond
+	})
+	release, err := e.srv.HoldHandshakeTurn()
+	require.NoError(t, err)
+	// No turn comes within the wait: the server closes the connection.
+	require.Error(t, tlsDial(e.addr))
+	release()
+	require.NoError(t, tlsDial(e.addr))
+}
+
+func TestHandshakeWaitEndsWhenServeStops(t *testing.T) {
+	// A handshake waiting for a turn does not hold up the server's stop,
+	// however long the wait.
+	e := newEnv(t, func(c *nodeserver.Config) {
+		c.MaxHandshakes = 1
+		c.HandshakeWait = time.Hour
+	})
+	release, err := e.srv.HoldHandshakeTurn()
+	require.NoError(t, err)
+	defer release()
+	dialed := make(chan error, 1)
+	go func() { dialed <- tlsDial(e.addr) }()
+	// Stop once the handshake waits; the cleanup checks that Serve
+	// returned.
+	time.Sleep(100 * time.Millisecond)
+	e.cancel()
+	select {
+	case err := <-dialed:
+		require.Error(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting handshake was not ended by the stop")
+	}
+}
