@@ -71,6 +71,10 @@ type fleetResult struct {
 	Idle      time.Duration // the steady-state window
 	Queries   queryCounts   // the server's datastore queries during Idle
 	ServerCPU time.Duration // the server process's CPU time during Idle
+	// IdleGCs and IdleGCCPU are the server's garbage collections during
+	// Idle and their CPU time.
+	IdleGCs   uint32
+	IdleGCCPU time.Duration
 	AgentsCPU time.Duration // the test process's (the agents') CPU time during Idle
 	Server    fleetStats    // after Idle, the live heap after a collection
 	AgentsRSS uint64
@@ -360,6 +364,7 @@ func runFleet(tb testing.TB, cfg fleetConfig) fleetResult {
 	profileStop(srv)
 	r.Queries = after.Queries.sub(before.Queries)
 	r.ServerCPU, r.AgentsCPU = after.CPU-before.CPU, agentsAfter-agentsBefore
+	r.IdleGCs, r.IdleGCCPU = after.GCs-before.GCs, after.GCCPU-before.GCCPU
 	r.Server = srv.stats(tb, true)
 	r.AgentsRSS, _ = procStatus(os.Getpid())
 	if cfg.Profile != "" {
@@ -578,6 +583,7 @@ func (r fleetResult) summary(agents int) string {
 	fmt.Fprintf(&s, "steady state over %.1fs: queries %+v (%d in all, %.2g/s/agent); server CPU %.2fs (%.2f%% of a core); agents' CPU %.2fs (%.1f%%)\n",
 		r.Idle.Seconds(), r.Queries, r.Queries.total(), float64(r.Queries.total())/r.Idle.Seconds()/float64(agents),
 		r.ServerCPU.Seconds(), 100*r.ServerCPU.Seconds()/r.Idle.Seconds(), r.AgentsCPU.Seconds(), 100*r.AgentsCPU.Seconds()/r.Idle.Seconds())
+	fmt.Fprintf(&s, "server garbage collections in the steady state: %d, %.2fs of CPU\n", r.IdleGCs, r.IdleGCCPU.Seconds())
 	fmt.Fprintf(&s, "server memory: RSS %s (peak %s), live heap %s, heap obtained %s, %d goroutines, %d streams; agents' process RSS %s\n",
 		mb(r.Server.RSS), mb(r.Server.PeakRSS), mb(r.Server.LiveHeap), mb(r.Server.HeapSys), r.Server.Goroutines, r.Server.Streams, mb(r.AgentsRSS))
 	fmt.Fprintf(&s, "%d changes: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.Changes, ms(r.ChangeP50), ms(r.ChangeP99), ms(r.ChangeMax))

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -58,6 +59,11 @@ type fleetStats struct {
 	RSS, PeakRSS uint64
 	Goroutines   int
 	Streams      int // open entry streams
+	// GCs counts the garbage collections so far (runtime.MemStats.NumGC),
+	// the runtime's forced one every two minutes included; GCCPU is the
+	// CPU time they took (runtime/metrics' /cpu/classes/gc/total).
+	GCs   uint32
+	GCCPU time.Duration
 }
 
 // runFleetServer runs an issuing server with its state in dir (SQLite,
@@ -165,6 +171,12 @@ func fleetSelfStats(c *countingStore, s *server.Server, gc bool) fleetStats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	st.HeapAlloc, st.HeapSys = m.HeapAlloc, m.HeapSys
+	st.GCs = m.NumGC
+	gcCPU := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(gcCPU)
+	if gcCPU[0].Value.Kind() == metrics.KindFloat64 {
+		st.GCCPU = time.Duration(gcCPU[0].Value.Float64() * float64(time.Second))
+	}
 	if gc {
 		st.LiveHeap = heapInUse()
 	}
