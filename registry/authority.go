@@ -2,10 +2,11 @@ package registry
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
-// AuthorityKind tells the two kinds of authority of a trust domain's CA
+// AuthorityKind tells the three kinds of authority of a trust domain's CA
 // apart.
 type AuthorityKind string
 
@@ -15,9 +16,14 @@ const (
 	AuthorityX509 AuthorityKind = "x509"
 	// AuthorityJWT is a JWT signing key: it signs JWT-SVIDs.
 	AuthorityJWT AuthorityKind = "jwt"
+	// AuthorityWIT is a WIT signing key: it signs WIT-SVIDs. Only the CA
+	// of a server that signs WIT-SVIDs has one.
+	AuthorityWIT AuthorityKind = "wit"
 )
 
-func (k AuthorityKind) valid() bool { return k == AuthorityX509 || k == AuthorityJWT }
+func (k AuthorityKind) valid() bool {
+	return k == AuthorityX509 || k == AuthorityJWT || k == AuthorityWIT
+}
 
 // AuthorityState is the place of an authority in its rotation, as package
 // ca/rotation names it.
@@ -47,7 +53,7 @@ const (
 	// MaxServerAuthorities is the maximum number of authorities one server
 	// publishes ([ServerBundle.Authorities]): 32 of each kind, as many as
 	// ca/rotation keeps.
-	MaxServerAuthorities = 64
+	MaxServerAuthorities = 96
 	// MaxAuthorityCertificate is the maximum size in bytes of
 	// [ServerAuthority.Certificate].
 	MaxAuthorityCertificate = 64 << 10
@@ -61,7 +67,8 @@ type ServerAuthority struct {
 	// Kind is the kind of authority.
 	Kind AuthorityKind
 	// ID identifies the authority to operators: the lower-case hexadecimal
-	// SubjectKeyId of an X.509 CA's certificate, the kid of a JWT key. 1 to
+	// SubjectKeyId of an X.509 CA's certificate, the kid of a JWT or WIT
+	// key. 1 to
 	// [MaxAuthorityIDLen] bytes of UTF-8 text without control characters.
 	ID string
 	// State is where the authority is in its rotation.
@@ -75,7 +82,7 @@ type ServerAuthority struct {
 	// Certificate is the DER of an X.509 CA's own certificate, the one
 	// SVIDs chain to (with an upstream authority, an intermediate that is
 	// not in the bundle), at most [MaxAuthorityCertificate] bytes; empty for
-	// a JWT key. Consumers compare it byte for byte with the issuer of
+	// a JWT or WIT key. Consumers compare it byte for byte with the issuer of
 	// their SVIDs.
 	Certificate []byte
 }
@@ -88,7 +95,7 @@ type ServerAuthority struct {
 func (a ServerAuthority) Validate() error {
 	switch {
 	case !a.Kind.valid():
-		return invalidf("authority kind %q is neither %q nor %q", truncate(string(a.Kind)), AuthorityX509, AuthorityJWT)
+		return invalidf("authority kind %q is none of %q, %q and %q", truncate(string(a.Kind)), AuthorityX509, AuthorityJWT, AuthorityWIT)
 	case a.ID == "":
 		return invalidf("authority ID is missing")
 	case len(a.ID) > MaxAuthorityIDLen:
@@ -101,8 +108,8 @@ func (a ServerAuthority) Validate() error {
 		return invalidf("authority %s expiry is missing or not between the years 1 and 9999", a.ID)
 	case a.Kind == AuthorityX509 && len(a.Certificate) == 0:
 		return invalidf("X.509 authority %s has no certificate", a.ID)
-	case a.Kind == AuthorityJWT && len(a.Certificate) > 0:
-		return invalidf("JWT authority %s has a certificate", a.ID)
+	case a.Kind != AuthorityX509 && len(a.Certificate) > 0:
+		return invalidf("%s authority %s has a certificate", strings.ToUpper(string(a.Kind)), a.ID)
 	case len(a.Certificate) > MaxAuthorityCertificate:
 		return invalidf("authority %s certificate is larger than %d bytes", a.ID, MaxAuthorityCertificate)
 	}
@@ -153,7 +160,7 @@ func (m AuthorityMark) Validate() error {
 	case !validText(m.ServerID):
 		return invalidf("authority mark server ID is not UTF-8 text without control characters")
 	case !m.Kind.valid():
-		return invalidf("authority mark kind %q is neither %q nor %q", truncate(string(m.Kind)), AuthorityX509, AuthorityJWT)
+		return invalidf("authority mark kind %q is none of %q, %q and %q", truncate(string(m.Kind)), AuthorityX509, AuthorityJWT, AuthorityWIT)
 	case m.AuthorityID == "":
 		return invalidf("authority mark authority ID is missing")
 	case len(m.AuthorityID) > MaxAuthorityIDLen:

@@ -28,7 +28,8 @@ func TestServerAuthorityValidate(t *testing.T) {
 		{"JWT key", func(a *registry.ServerAuthority) { a.Kind, a.Certificate = registry.AuthorityJWT, nil }, ""},
 		{"longest ID", func(a *registry.ServerAuthority) { a.ID = strings.Repeat("a", registry.MaxAuthorityIDLen) }, ""},
 		{"largest certificate", func(a *registry.ServerAuthority) { a.Certificate = make([]byte, registry.MaxAuthorityCertificate) }, ""},
-		{"unknown kind", func(a *registry.ServerAuthority) { a.Kind = "wit" }, `authority kind "wit" is neither`},
+		{"WIT key", func(a *registry.ServerAuthority) { a.Kind, a.Certificate = registry.AuthorityWIT, nil }, ""},
+		{"unknown kind", func(a *registry.ServerAuthority) { a.Kind = "ssh" }, `authority kind "ssh" is none of "x509", "jwt" and "wit"`},
 		{"no ID", func(a *registry.ServerAuthority) { a.ID = "" }, "authority ID is missing"},
 		{"ID too long", func(a *registry.ServerAuthority) { a.ID = strings.Repeat("a", registry.MaxAuthorityIDLen+1) }, "longer than"},
 		{"ID with control character", func(a *registry.ServerAuthority) { a.ID = "a\tb" }, "not UTF-8 text"},
@@ -36,7 +37,8 @@ func TestServerAuthorityValidate(t *testing.T) {
 		{"no expiry", func(a *registry.ServerAuthority) { a.NotAfter = time.Time{} }, "expiry is missing"},
 		{"expiry after 9999", func(a *registry.ServerAuthority) { a.NotAfter = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "expiry is missing or not between"},
 		{"X.509 CA without certificate", func(a *registry.ServerAuthority) { a.Certificate = nil }, "has no certificate"},
-		{"JWT key with certificate", func(a *registry.ServerAuthority) { a.Kind = registry.AuthorityJWT }, "has a certificate"},
+		{"JWT key with certificate", func(a *registry.ServerAuthority) { a.Kind = registry.AuthorityJWT }, "JWT authority 0a1b2c has a certificate"},
+		{"WIT key with certificate", func(a *registry.ServerAuthority) { a.Kind = registry.AuthorityWIT }, "WIT authority 0a1b2c has a certificate"},
 		{"certificate too large", func(a *registry.ServerAuthority) { a.Certificate = make([]byte, registry.MaxAuthorityCertificate+1) }, "larger than"},
 	}
 	for _, tt := range tests {
@@ -77,7 +79,7 @@ func TestServerBundleAuthorities(t *testing.T) {
 	require.ErrorIs(t, b.Validate(), registry.ErrInvalid)
 
 	b.Authorities = make([]registry.ServerAuthority, registry.MaxServerAuthorities+1)
-	require.ErrorContains(t, b.Validate(), "at most 64 are allowed")
+	require.ErrorContains(t, b.Validate(), "at most 96 are allowed")
 
 	// Clone copies the descriptions and their certificates.
 	b.Authorities = []registry.ServerAuthority{validX509Authority()}
@@ -108,6 +110,9 @@ func TestAuthorityMarkValidate(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	valid := registry.AuthorityMark{ServerID: "server 1", Kind: registry.AuthorityJWT, AuthorityID: "kid-1", ExpiresAt: exp}
 	require.NoError(t, valid.Validate())
+	wit := valid
+	wit.Kind = registry.AuthorityWIT
+	require.NoError(t, wit.Validate(), "a WIT key may be marked")
 	tests := []struct {
 		name    string
 		mod     func(*registry.AuthorityMark)
@@ -116,7 +121,7 @@ func TestAuthorityMarkValidate(t *testing.T) {
 		{"no server ID", func(m *registry.AuthorityMark) { m.ServerID = "" }, "server ID is missing"},
 		{"server ID too long", func(m *registry.AuthorityMark) { m.ServerID = strings.Repeat("s", registry.MaxServerIDLen+1) }, "server ID is longer"},
 		{"server ID with newline", func(m *registry.AuthorityMark) { m.ServerID = "a\nb" }, "server ID is not UTF-8"},
-		{"unknown kind", func(m *registry.AuthorityMark) { m.Kind = "" }, "kind \"\" is neither"},
+		{"unknown kind", func(m *registry.AuthorityMark) { m.Kind = "" }, "kind \"\" is none of"},
 		{"no authority ID", func(m *registry.AuthorityMark) { m.AuthorityID = "" }, "authority ID is missing"},
 		{"authority ID too long", func(m *registry.AuthorityMark) { m.AuthorityID = strings.Repeat("a", registry.MaxAuthorityIDLen+1) }, "authority ID is longer"},
 		{"authority ID not UTF-8", func(m *registry.AuthorityMark) { m.AuthorityID = "\xc0\xaf" }, "authority ID is not UTF-8"},

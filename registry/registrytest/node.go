@@ -909,6 +909,7 @@ func testServerAuthorities(t *testing.T, s NodeStore) {
 			{Kind: registry.AuthorityX509, ID: "0a1b", State: registry.AuthorityActive, NotAfter: now.Add(time.Hour + 1234), Certificate: cert},
 			{Kind: registry.AuthorityX509, ID: "2c3d", State: registry.AuthorityOld, Tainted: true, NotAfter: now.Add(time.Minute), Certificate: []byte{1, 2}},
 			{Kind: registry.AuthorityJWT, ID: "0a1b", State: registry.AuthorityPrepared, NotAfter: now.Add(2 * time.Hour), Certificate: []byte{}},
+			{Kind: registry.AuthorityWIT, ID: "0a1b", State: registry.AuthorityOld, Tainted: true, NotAfter: now.Add(3 * time.Hour)},
 		}}
 	require.NoError(t, s.PutServerBundle(ctx, in))
 	in.Authorities[0].Certificate[0] = 0xff // the store kept no reference
@@ -918,7 +919,7 @@ func testServerAuthorities(t *testing.T, s NodeStore) {
 	require.NoError(t, err)
 	require.Len(t, list, 2)
 	got := list[0].Authorities
-	require.Len(t, got, 3, "in the order given")
+	require.Len(t, got, 4, "in the order given")
 	assert.Equal(t, registry.AuthorityX509, got[0].Kind)
 	assert.Equal(t, "0a1b", got[0].ID)
 	assert.Equal(t, registry.AuthorityActive, got[0].State)
@@ -929,6 +930,9 @@ func testServerAuthorities(t *testing.T, s NodeStore) {
 	assert.Equal(t, []byte{1, 2}, got[1].Certificate)
 	assert.Equal(t, registry.AuthorityJWT, got[2].Kind, "IDs are unique per kind only")
 	assert.Nil(t, got[2].Certificate, "no certificate is nil")
+	assert.Equal(t, registry.AuthorityWIT, got[3].Kind)
+	assert.True(t, got[3].Tainted)
+	assert.Equal(t, registry.StoreTime(now.Add(3*time.Hour)), got[3].NotAfter)
 	assert.Nil(t, list[1].Authorities, "none is nil")
 
 	// Copies: changing a listed description changes nothing stored.
@@ -966,6 +970,7 @@ func testAuthorityMarks(t *testing.T, s NodeStore) {
 	assert.False(t, taint.Revoked)
 	assert.Equal(t, registry.StoreTime(now.Add(time.Hour+123456789)), taint.ExpiresAt)
 	put(registry.AuthorityMark{ServerID: "s2", Kind: registry.AuthorityJWT, AuthorityID: "a1", Revoked: true, ExpiresAt: now.Add(time.Hour)})
+	put(registry.AuthorityMark{ServerID: "s2", Kind: registry.AuthorityWIT, AuthorityID: "a1", ExpiresAt: now.Add(time.Hour)})
 	put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "a1", ExpiresAt: now})
 	put(registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityX509, AuthorityID: "B2", ExpiresAt: now.Add(time.Microsecond)})
 
@@ -981,9 +986,9 @@ func testAuthorityMarks(t *testing.T, s NodeStore) {
 	}
 	// Ordered by kind, then ID byte by byte; a mark that expires at now is
 	// left out.
-	assert.Equal(t, []string{"jwt/a1/s2/true", "x509/B2/s1/false", "x509/b2/s1/false"}, list(now))
-	assert.Equal(t, []string{"jwt/a1/s2/true", "x509/B2/s1/false", "x509/a1/s1/false", "x509/b2/s1/false"}, list(now.Add(-time.Nanosecond*500)))
-	assert.Equal(t, []string{"jwt/a1/s2/true", "x509/b2/s1/false"}, list(now.Add(time.Microsecond)))
+	assert.Equal(t, []string{"jwt/a1/s2/true", "wit/a1/s2/false", "x509/B2/s1/false", "x509/b2/s1/false"}, list(now))
+	assert.Equal(t, []string{"jwt/a1/s2/true", "wit/a1/s2/false", "x509/B2/s1/false", "x509/a1/s1/false", "x509/b2/s1/false"}, list(now.Add(-time.Nanosecond*500)))
+	assert.Equal(t, []string{"jwt/a1/s2/true", "wit/a1/s2/false", "x509/b2/s1/false"}, list(now.Add(time.Microsecond)))
 	assert.Empty(t, list(now.Add(3*time.Hour)))
 
 	// A taint becomes a revocation; a revocation never becomes a taint
@@ -1009,7 +1014,7 @@ func testAuthorityMarkInvalid(t *testing.T, s NodeStore) {
 		{"no server ID", func(m *registry.AuthorityMark) { m.ServerID = "" }},
 		{"server ID too long", func(m *registry.AuthorityMark) { m.ServerID = strings.Repeat("s", registry.MaxServerIDLen+1) }},
 		{"server ID not UTF-8", func(m *registry.AuthorityMark) { m.ServerID = "a\xffb" }},
-		{"unknown kind", func(m *registry.AuthorityMark) { m.Kind = "wit" }},
+		{"unknown kind", func(m *registry.AuthorityMark) { m.Kind = "ssh" }},
 		{"no authority ID", func(m *registry.AuthorityMark) { m.AuthorityID = "" }},
 		{"authority ID too long", func(m *registry.AuthorityMark) { m.AuthorityID = strings.Repeat("a", registry.MaxAuthorityIDLen+1) }},
 		{"authority ID with newline", func(m *registry.AuthorityMark) { m.AuthorityID = "a\nb" }},
