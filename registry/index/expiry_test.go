@@ -167,3 +167,31 @@ func TestExpiryManyRewrites(t *testing.T) {
 	assert.Zero(t, idx.Len())
 	assert.Len(t, idx.Expired(), 10)
 }
+
+// TestCountByParent: the entries of a parent in service, which an expiry
+// (once synced) and a deletion take out.
+func TestCountByParent(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := &clock{now: t0}
+	s := memstore.New(memstore.Config{})
+	createExpiring(t, s, "/a", "/launcher", t0.Add(time.Minute))
+	b := createExpiring(t, s, "/b", "/launcher", t0.Add(time.Hour))
+	createExpiring(t, s, "/c", "/launcher", t0.Add(-time.Second))
+	createExpiring(t, s, "/d", "/other", time.Time{})
+	idx, err := index.New(ctx, s, index.Config{Now: clk.Now})
+	require.NoError(t, err)
+	assert.Equal(t, 2, idx.CountByParent(id("/launcher")), "not the expired")
+	assert.Equal(t, 1, idx.CountByParent(id("/other")))
+	assert.Equal(t, 0, idx.CountByParent(id("/nobody")))
+
+	clk.set(t0.Add(time.Minute))
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, idx.CountByParent(id("/launcher")), "expired at the sync")
+	_, err = s.Delete(ctx, b.ID, 0)
+	require.NoError(t, err)
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, idx.CountByParent(id("/launcher")), "deleted")
+}

@@ -636,6 +636,20 @@ func (x *Index) remove(ri int32) {
 	x.recs.release(ri)
 }
 
+// CountByParent returns how many indexed entries have the parent ID
+// parentID: entries in service, so neither expired nor of a reserved
+// SPIFFE ID. It costs one map lookup (package launch counts the live
+// launches with it).
+func (x *Index) CountByParent(parentID spiffeid.ID) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	p, ok := x.parents[parentID]
+	if !ok {
+		return 0
+	}
+	return len(x.pnodes.at(p).children)
+}
+
 // Uses reports whether some indexed entry has a selector of type typ and
 // kind kind (see attest.Selector.Kind): "unix", "sha256" for an entry that
 // selects an executable's hash. It costs one map lookup, for
