@@ -99,11 +99,16 @@ type Minter interface {
 // A HandleRedeemer redeems one-time launch handles (subject tokens of type
 // [TokenTypeLaunchHandle]): Redeem consumes the handle, so that it is never
 // accepted again, and returns the registration entry whose SVID its holder
-// obtains. Errors wrapping [ErrInvalidToken] refuse the handle (unknown,
-// redeemed, expired, wrong); others are the redeemer's failures. Package
-// launch's Server is one.
+// obtains. Once the handle is found genuine, and before it is consumed,
+// Redeem calls check (when not nil) with the entry: an error it returns is
+// returned as it is (or wrapped with %w), and the handle stays unspent, so
+// that a request the endpoint would refuse anyway (a spiffe_id that is not
+// the launch's) does not cost the sandbox its identity. Errors wrapping
+// [ErrInvalidToken] refuse the handle (unknown, redeemed, expired, wrong);
+// others are check's or the redeemer's failures. Package launch's Server
+// is one.
 type HandleRedeemer interface {
-	Redeem(ctx context.Context, handle string) (registry.Entry, error)
+	Redeem(ctx context.Context, handle string, check func(registry.Entry) error) (registry.Entry, error)
 }
 
 // Issuer is an external token issuer that the endpoint trusts.

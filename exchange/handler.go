@@ -189,38 +189,40 @@ func (h *Handler) exchange(ctx context.Context, req Request, remote string) (Res
 	return resp, nil
 }
 
-// redeem trades a launch handle for the SVID of the entry it names. The
-// handle is consumed before anything is minted, so that a request that
-// fails after (a wrong spiffe_id, a failed signature) does not leave it
-// usable: the launcher launches again. The SVID never outlives the entry.
+// redeem trades a launch handle for the SVID of the entry it names. What
+// would make the request fail before signing (a spiffe_id other than the
+// launch's, an ID that may not be issued, an expired launch) is checked
+// before the handle is spent, which leaves it usable for a request that
+// can be honoured; a failure after (the signature) spends it: the
+// launcher launches again. The SVID never outlives the entry.
 func (h *Handler) redeem(ctx context.Context, req Request, log *slog.Logger) (Response, error) {
 	log = log.With("subject_token_type", "launch_handle")
 	if h.handles == nil {
 		log.Warn("token exchange refused", "reason", "launch handles are not accepted")
 		return Response{}, fmt.Errorf("%w: launch handles are not accepted", ErrInvalidToken)
 	}
-	entry, err := h.handles.Redeem(ctx, req.SubjectToken)
+	check := func(e registry.Entry) error { return h.redeemable(e, req) }
+	entry, err := h.handles.Redeem(ctx, req.SubjectToken, check)
+	if err == nil {
+		// Again, after: a redeemer that skipped check is not trusted
+		// with what check refuses.
+		err = check(entry)
+	}
 	if err != nil {
-		log.Warn("token exchange refused", "reason", err.Error())
+		args := []any{"reason", err.Error()}
+		if !entry.SPIFFEID.IsZero() {
+			args = append(args, "entry_id", entry.ID, "spiffe_id", entry.SPIFFEID.String())
+		}
+		if !req.SPIFFEID.IsZero() {
+			args = append(args, "requested_spiffe_id", req.SPIFFEID.String())
+		}
+		log.Warn("token exchange refused", args...)
 		return Response{}, err
 	}
 	log = log.With("entry_id", entry.ID)
-	switch {
-	case !entry.SPIFFEID.MemberOf(h.td) || registry.Reserved(entry.SPIFFEID):
-		// A redeemer that let a reserved or foreign ID through is not
-		// trusted with it.
-		log.Warn("token exchange refused", "reason", "the launch's SPIFFE ID may not be issued", "spiffe_id", entry.SPIFFEID.String())
-		return Response{}, notAuthorized("invalid_request", descNoEntry)
-	case !req.SPIFFEID.IsZero() && req.SPIFFEID != entry.SPIFFEID:
-		log.Warn("token exchange refused", "reason", "spiffe_id is not the launch's", "spiffe_id", req.SPIFFEID.String())
-		return Response{}, notAuthorized(codeInvalidTarget, descNotEntry)
-	}
 	limit := time.Duration(0)
 	if !entry.ExpiresAt.IsZero() {
-		if limit = entry.ExpiresAt.Sub(h.now()); limit <= 0 {
-			log.Warn("token exchange refused", "reason", "the launch expired", "spiffe_id", entry.SPIFFEID.String())
-			return Response{}, fmt.Errorf("%w: the launch expired", ErrInvalidToken)
-		}
+		limit = entry.ExpiresAt.Sub(h.now()) // positive: check refused the expired
 	}
 	resp, attrs, err := h.mint(ctx, entry, req, limit)
 	if err != nil {
@@ -229,6 +231,23 @@ func (h *Handler) redeem(ctx context.Context, req Request, log *slog.Logger) (Re
 	}
 	log.Info("token exchanged", append([]any{"spiffe_id", resp.SPIFFEID, "svid_type", svidType(req.TokenType)}, attrs...)...)
 	return resp, nil
+}
+
+// redeemable refuses a launch's entry whose SVID req cannot have: an ID
+// that may not be issued, one other than the spiffe_id asked for, or an
+// entry that has expired.
+func (h *Handler) redeemable(e registry.Entry, req Request) error {
+	switch {
+	case !e.SPIFFEID.MemberOf(h.td) || registry.Reserved(e.SPIFFEID):
+		// A redeemer that let a reserved or foreign ID through is not
+		// trusted with it.
+		return fmt.Errorf("%w: the launch's SPIFFE ID %s may not be issued", notAuthorized("invalid_request", descNoEntry), e.SPIFFEID)
+	case !req.SPIFFEID.IsZero() && req.SPIFFEID != e.SPIFFEID:
+		return fmt.Errorf("%w: spiffe_id is not the launch's", notAuthorized(codeInvalidTarget, descNotEntry))
+	case !e.ExpiresAt.IsZero() && !h.now().Before(e.ExpiresAt):
+		return fmt.Errorf("%w: the launch expired", ErrInvalidToken)
+	}
+	return nil
 }
 
 // svidTTL is the lifetime of an SVID of an entry whose TTL is ttl (zero:

@@ -21,16 +21,18 @@ import (
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
-// fakeRedeemer is a HandleRedeemer over a map: each handle is given once.
-// Package launch's Server is the real one; its tests run it through this
-// endpoint.
+// fakeRedeemer is a HandleRedeemer over a map: each handle is given once,
+// unless check refuses it. Package launch's Server is the real one; its
+// tests run it through this endpoint.
 type fakeRedeemer struct {
 	mu      sync.Mutex
 	handles map[string]registry.Entry
 	fail    error
+	// ignoreCheck: a redeemer that does not call check.
+	ignoreCheck bool
 }
 
-func (f *fakeRedeemer) Redeem(_ context.Context, handle string) (registry.Entry, error) {
+func (f *fakeRedeemer) Redeem(_ context.Context, handle string, check func(registry.Entry) error) (registry.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -40,8 +42,21 @@ func (f *fakeRedeemer) Redeem(_ context.Context, handle string) (registry.Entry,
 	if !ok {
 		return registry.Entry{}, fmt.Errorf("%w: unknown or used handle", exchange.ErrInvalidToken)
 	}
+	if check != nil && !f.ignoreCheck {
+		if err := check(e); err != nil {
+			return registry.Entry{}, err
+		}
+	}
 	delete(f.handles, handle)
 	return e, nil
+}
+
+// spent reports whether handle was redeemed (or never existed).
+func (f *fakeRedeemer) spent(handle string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.handles[handle]
+	return !ok
 }
 
 func handleForm(handle string, form url.Values) url.Values {
@@ -119,8 +134,35 @@ func TestLaunchHandle(t *testing.T) {
 			assert.Equal(t, http.StatusBadRequest, a.status)
 			assert.Equal(t, tt.code, a.err.Error)
 			assert.Equal(t, minted, e.ca.minted(), "nothing is minted")
+			if tt.handle != "nope" {
+				assert.False(t, red.spent(tt.handle), "a request refused before signing leaves the handle unspent")
+			}
 		})
 	}
+
+	// The handle refused with another spiffe_id obtains the launch's.
+	other := jwtForm("", "db")
+	other.Set("spiffe_id", "spiffe://example.org/sandbox/d")
+	a = e.post(t, handleForm("other-secret", other))
+	require.Equal(t, http.StatusOK, a.status, a.err.Description)
+	assert.Equal(t, "spiffe://example.org/sandbox/d", a.resp.SPIFFEID)
+	assert.True(t, red.spent("other-secret"))
+
+	// A redeemer that does not call check: its entry is checked after,
+	// and refused all the same.
+	red.mu.Lock()
+	red.ignoreCheck = true
+	red.mu.Unlock()
+	for handle, code := range map[string]string{"reserved-secret": "invalid_request", "expired-secret": "invalid_request"} {
+		minted := e.ca.minted()
+		a := e.post(t, handleForm(handle, jwtForm("", "db")))
+		assert.Equal(t, http.StatusBadRequest, a.status, handle)
+		assert.Equal(t, code, a.err.Error, handle)
+		assert.Equal(t, minted, e.ca.minted(), "nothing is minted for %s", handle)
+	}
+	red.mu.Lock()
+	red.ignoreCheck = false
+	red.mu.Unlock()
 
 	// An entry without an expiry keeps its own SVID TTL.
 	a = e.post(t, handleForm("noexpiry-secret", x509Form(t, "", key)))
@@ -137,7 +179,7 @@ func TestLaunchHandle(t *testing.T) {
 			assert.NotEmpty(t, l["entry_id"])
 		}
 	}
-	assert.Equal(t, 3, granted)
+	assert.Equal(t, 4, granted)
 	assert.NotContains(t, e.logs.String(), "-secret", "no handle in the log")
 
 	// A redeemer's own failure is a server error, not a refusal.

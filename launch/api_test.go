@@ -95,7 +95,7 @@ func TestAPI(t *testing.T) {
 	assert.Equal(t, "job 1", r.body["hint"])
 	assert.NotContains(t, r.body, "handle")
 
-	_, err = e.ls.Redeem(t.Context(), handle)
+	_, err = e.ls.Redeem(t.Context(), handle, nil)
 	require.NoError(t, err)
 	r = call(t, c, http.MethodGet, "/v1/launches/"+id, "")
 	assert.Equal(t, true, r.body["redeemed"])

@@ -41,7 +41,7 @@ func TestClient(t *testing.T) {
 	info, err := c.Get(t.Context(), l.ID)
 	require.NoError(t, err)
 	assert.Equal(t, launch.Info{ID: l.ID, SPIFFEID: id, Hint: "nine", ExpiresAt: l.ExpiresAt}, info)
-	_, err = e.ls.Redeem(t.Context(), l.Handle)
+	_, err = e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.NoError(t, err, "the client's handle is the server's")
 	info, err = c.Get(t.Context(), l.ID)
 	require.NoError(t, err)

@@ -28,7 +28,9 @@
 // type exchange.TokenTypeLaunchHandle, with a CSR for an X509-SVID or an
 // audience for a JWT-SVID. [Server.Redeem] reads the entry, compares the
 // secret's digest in constant time, refuses an expired or redeemed
-// launch, and marks the launch redeemed (launch:redeemed:<digest>) by an
+// launch, lets the exchange refuse a request it cannot honour (another
+// spiffe_id) without spending the handle, and marks the launch redeemed
+// (launch:redeemed:<digest>) by an
 // update at the revision it read: of concurrent redemptions, on any
 // servers sharing the store, one wins. A handle gives one SVID, which
 // never outlives the launch.

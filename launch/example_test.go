@@ -56,13 +56,13 @@ func Example() {
 		return
 	}
 	// The sandbox is started with l.Handle, and trades it for an SVID.
-	entry, err := ls.Redeem(ctx, l.Handle)
+	entry, err := ls.Redeem(ctx, l.Handle, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println("the sandbox is", entry.SPIFFEID)
-	_, err = ls.Redeem(ctx, l.Handle)
+	_, err = ls.Redeem(ctx, l.Handle, nil)
 	fmt.Println("redeemed again:", errors.Is(err, exchange.ErrInvalidToken))
 	// The launcher ends it early, or it ends with its TTL.
 	fmt.Println("ended:", c.End(ctx, l.ID) == nil)

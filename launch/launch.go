@@ -384,13 +384,19 @@ func (s *Server) check(p *Params) error {
 // Redeem consumes handle and returns the entry of its launch, as
 // exchange.HandleRedeemer. The handle's secret is compared with the stored
 // digest in constant time; a wrong secret leaves the launch redeemable (a
-// caller who knows only the ID must not be able to burn it). Of several
-// concurrent redemptions of one handle, on any servers sharing the store,
-// exactly one succeeds: the entry is updated at the revision read.
-// Refusals (malformed, unknown, ended, redeemed, expired, wrong, an entry
-// under ParentID without an expiry, which Launch never writes) wrap
-// exchange.ErrInvalidToken; other errors are the store's.
-func (s *Server) Redeem(ctx context.Context, handle string) (registry.Entry, error) {
+// caller who knows only the ID must not be able to burn it). Once the
+// secret, the expiry and the SPIFFE ID pass, check (when not nil) is
+// called with the entry before the handle is spent: its error is returned
+// as it is and leaves the launch redeemable, so that the token exchange
+// refuses a request it could not honour (another spiffe_id) without
+// costing the sandbox its identity; only the handle's holder gets that
+// far. Of several concurrent redemptions of one handle, on any servers
+// sharing the store, exactly one succeeds: the entry is updated at the
+// revision read. Refusals (malformed, unknown, ended, redeemed, expired,
+// wrong, an entry under ParentID without an expiry, which Launch never
+// writes) wrap exchange.ErrInvalidToken; other errors are check's or the
+// store's.
+func (s *Server) Redeem(ctx context.Context, handle string, check func(registry.Entry) error) (registry.Entry, error) {
 	id, secret, err := parseHandle(handle)
 	if err != nil {
 		return registry.Entry{}, refusef("%v", err)
@@ -425,6 +431,12 @@ func (s *Server) Redeem(ctx context.Context, handle string) (registry.Entry, err
 	}
 	if !e.SPIFFEID.MemberOf(s.td) || registry.Reserved(e.SPIFFEID) {
 		return registry.Entry{}, refusef("launch %s names SPIFFE ID %q, which may not be issued", id, e.SPIFFEID)
+	}
+	if check != nil {
+		if err := check(e.Clone()); err != nil {
+			s.log.Info("launch redemption refused, the handle unspent", "launch_id", id, "spiffe_id", e.SPIFFEID.String(), "reason", err.Error())
+			return registry.Entry{}, err
+		}
 	}
 	// Single use: the update succeeds only at the revision read, so of
 	// all the redemptions that read it, one wins.

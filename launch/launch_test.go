@@ -1,6 +1,7 @@
 package launch_test
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -51,7 +52,7 @@ func TestLaunchRedeemEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, launch.Info{ID: l.ID, SPIFFEID: id, Hint: "job 42", ExpiresAt: l.ExpiresAt}, info)
 
-	got, err := e.ls.Redeem(t.Context(), l.Handle)
+	got, err := e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.NoError(t, err)
 	assert.Equal(t, id, got.SPIFFEID)
 	assert.Equal(t, l.ExpiresAt, got.ExpiresAt)
@@ -60,7 +61,7 @@ func TestLaunchRedeemEnd(t *testing.T) {
 	assert.True(t, info.Redeemed)
 
 	// Single use.
-	_, err = e.ls.Redeem(t.Context(), l.Handle)
+	_, err = e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.ErrorIs(t, err, exchange.ErrInvalidToken)
 	assert.ErrorContains(t, err, "already redeemed")
 
@@ -113,7 +114,7 @@ func TestRedeemRefused(t *testing.T) {
 		{"not a launch", plain.ID + "." + secret, "not a launch"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.ls.Redeem(t.Context(), tt.handle)
+			_, err := e.ls.Redeem(t.Context(), tt.handle, nil)
 			require.ErrorIs(t, err, exchange.ErrInvalidToken)
 			assert.ErrorContains(t, err, tt.want)
 			if tt.handle != "" {
@@ -122,20 +123,20 @@ func TestRedeemRefused(t *testing.T) {
 		})
 	}
 	// A wrong secret does not burn the launch.
-	got, err := e.ls.Redeem(t.Context(), l.Handle)
+	got, err := e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "/sandbox/a", got.SPIFFEID.Path())
 
 	// An expired handle is refused, and stays unredeemed until pruned.
 	e.clock.Add(launch.DefaultTTL)
-	_, err = e.ls.Redeem(t.Context(), other.Handle)
+	_, err = e.ls.Redeem(t.Context(), other.Handle, nil)
 	require.ErrorIs(t, err, exchange.ErrInvalidToken)
 	assert.ErrorContains(t, err, "expired")
 
 	// An ended launch is refused.
 	l = e.launch(t, "/sandbox/c")
 	require.NoError(t, e.ls.End(t.Context(), l.ID))
-	_, err = e.ls.Redeem(t.Context(), l.Handle)
+	_, err = e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.ErrorIs(t, err, exchange.ErrInvalidToken)
 }
 
@@ -149,7 +150,7 @@ func TestRedeemForeignEntry(t *testing.T) {
 	stored.SPIFFEID = spiffeid.RequireFromString("spiffe://other.org/sandbox/a")
 	_, err = e.store.Update(t.Context(), stored)
 	require.NoError(t, err)
-	_, err = e.ls.Redeem(t.Context(), l.Handle)
+	_, err = e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.ErrorIs(t, err, exchange.ErrInvalidToken)
 	assert.ErrorContains(t, err, "may not be issued")
 }
@@ -165,7 +166,7 @@ func TestRedeemEntryWithoutExpiry(t *testing.T) {
 	stored.ExpiresAt = time.Time{}
 	_, err = e.store.Update(t.Context(), stored)
 	require.NoError(t, err)
-	_, err = e.ls.Redeem(t.Context(), l.Handle)
+	_, err = e.ls.Redeem(t.Context(), l.Handle, nil)
 	require.ErrorIs(t, err, exchange.ErrInvalidToken)
 	assert.ErrorContains(t, err, "no expiry")
 }
@@ -196,7 +197,7 @@ func concurrentRedeem(t *testing.T, e *env, others ...*launch.Server) {
 	won, refused := 0, 0
 	for i := range 16 {
 		wg.Go(func() {
-			_, err := servers[i%len(servers)].Redeem(t.Context(), l.Handle)
+			_, err := servers[i%len(servers)].Redeem(t.Context(), l.Handle, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
@@ -299,7 +300,7 @@ func TestStoreFailures(t *testing.T) {
 	fs.fail(errDown)
 	_, err = ls.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/b")})
 	require.ErrorIs(t, err, errDown)
-	_, err = ls.Redeem(t.Context(), l.Handle)
+	_, err = ls.Redeem(t.Context(), l.Handle, nil)
 	require.ErrorIs(t, err, errDown)
 	require.NotErrorIs(t, err, exchange.ErrInvalidToken, "a store failure is not a refusal")
 	_, err = ls.Get(t.Context(), l.ID)
@@ -331,4 +332,41 @@ func TestNewRefuses(t *testing.T) {
 			require.ErrorIs(t, err, launch.ErrInvalidConfig)
 		})
 	}
+}
+
+// TestRedeemCheck: check sees the launch's entry once the handle is found
+// genuine; its refusal is returned as it is and leaves the handle
+// unspent, so that a request that can be honoured redeems it after. A
+// wrong secret never reaches check.
+func TestRedeemCheck(t *testing.T) {
+	e := newEnv(t)
+	l := e.launch(t, "/sandbox/check")
+	refused := errors.New("not this one")
+	var seen []registry.Entry
+	check := func(en registry.Entry) error {
+		seen = append(seen, en)
+		return refused
+	}
+	_, err := e.ls.Redeem(t.Context(), l.Handle, check)
+	require.ErrorIs(t, err, refused)
+	require.Len(t, seen, 1)
+	assert.Equal(t, l.ID, seen[0].ID)
+	assert.Equal(t, l.SPIFFEID, seen[0].SPIFFEID)
+	info, err := e.ls.Get(t.Context(), l.ID)
+	require.NoError(t, err)
+	assert.False(t, info.Redeemed, "a refused check spends nothing")
+
+	wrong := l.ID + "." + strings.Repeat("A", 43)
+	_, err = e.ls.Redeem(t.Context(), wrong, check)
+	require.ErrorIs(t, err, exchange.ErrInvalidToken)
+	assert.Len(t, seen, 1, "check is not called for a wrong secret")
+
+	got, err := e.ls.Redeem(t.Context(), l.Handle, func(registry.Entry) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, l.SPIFFEID, got.SPIFFEID)
+	_, err = e.ls.Redeem(t.Context(), l.Handle, check)
+	require.ErrorIs(t, err, exchange.ErrInvalidToken, "single use: once redeemed, check or not")
+	assert.Len(t, seen, 1, "check is not called for a redeemed launch")
+	assert.Contains(t, e.logs.String(), "launch redemption refused, the handle unspent")
+	assert.NotContains(t, e.logs.String(), l.Handle[len(l.ID)+1:], "no secret in the log")
 }
