@@ -10,14 +10,15 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 )
 
-// An Authority describes one X.509 CA or JWT signing key of one of the
-// servers of the trust domain, as the server that answers knows it: its own
+// An Authority describes one X.509 CA, JWT signing key or WIT signing key
+// (servers that sign WIT-SVIDs only) of one of the servers of the trust
+// domain, as the server that answers knows it: its own
 // at once, the other servers' as they last published them.
 type Authority struct {
 	// Kind is the kind of authority.
 	Kind registry.AuthorityKind
 	// ID identifies the authority: the lower-case hexadecimal SubjectKeyId
-	// of an X.509 CA's certificate, the kid of a JWT key.
+	// of an X.509 CA's certificate, the kid of a JWT or WIT key.
 	ID string
 	// ServerID is the ID of the server whose CA holds the authority.
 	ServerID string
@@ -52,7 +53,8 @@ type Authority struct {
 // as an internal error.
 type AuthorityManager interface {
 	// Authorities describes every authority of every live server of the
-	// trust domain, X.509 CAs first, each kind oldest first.
+	// trust domain: X.509 CAs, then JWT keys, then WIT keys, each kind
+	// oldest first.
 	Authorities(ctx context.Context) ([]Authority, error)
 	// PrepareAuthority makes a new authority of the kind on the answering
 	// server's CA and publishes it in the bundle, replacing a prepared one.
@@ -91,7 +93,7 @@ func authorityToJSON(a Authority) authorityJSON {
 
 func authorityFromJSON(j authorityJSON) (Authority, error) {
 	switch {
-	case j.Kind != registry.AuthorityX509 && j.Kind != registry.AuthorityJWT:
+	case j.Kind != registry.AuthorityX509 && j.Kind != registry.AuthorityJWT && j.Kind != registry.AuthorityWIT:
 		return Authority{}, fmt.Errorf("unknown authority kind %q", j.Kind)
 	case j.State != registry.AuthorityPrepared && j.State != registry.AuthorityActive && j.State != registry.AuthorityOld:
 		return Authority{}, fmt.Errorf("unknown authority state %q", j.State)
@@ -101,15 +103,15 @@ func authorityFromJSON(j authorityJSON) (Authority, error) {
 	return Authority(j), nil
 }
 
-// ParseAuthorityKind parses "x509" or "jwt", as the API and the command
-// line spell the kinds. Other values fail with an error wrapping
+// ParseAuthorityKind parses "x509", "jwt" or "wit", as the API and the
+// command line spell the kinds. Other values fail with an error wrapping
 // registry.ErrInvalid.
 func ParseAuthorityKind(s string) (registry.AuthorityKind, error) {
 	switch k := registry.AuthorityKind(s); k {
-	case registry.AuthorityX509, registry.AuthorityJWT:
+	case registry.AuthorityX509, registry.AuthorityJWT, registry.AuthorityWIT:
 		return k, nil
 	}
-	return "", invalid("unknown authority kind %q (want x509 or jwt)", s)
+	return "", invalid("unknown authority kind %q (want x509, jwt or wit)", s)
 }
 
 // authorityAction is one of the operations of an AuthorityManager, by the

@@ -98,6 +98,9 @@ func sampleAuthorities() []admin.Authority {
 		{Kind: registry.AuthorityX509, ID: "3d3d", ServerID: "s2", State: registry.AuthorityOld, NotAfter: notAfter, Tainted: true, Revoked: true, Pending: true},
 		{Kind: registry.AuthorityJWT, ID: "kid-1", ServerID: "s1", Local: true, State: registry.AuthorityActive, NotAfter: notAfter},
 		{Kind: registry.AuthorityJWT, ID: "kid-2", ServerID: "s1", Local: true, State: registry.AuthorityPrepared, NotAfter: notAfter},
+		{Kind: registry.AuthorityWIT, ID: "wit-1", ServerID: "s1", Local: true, State: registry.AuthorityOld, NotAfter: notAfter, Tainted: true},
+		{Kind: registry.AuthorityWIT, ID: "wit-2", ServerID: "s1", Local: true, State: registry.AuthorityActive, NotAfter: notAfter},
+		{Kind: registry.AuthorityWIT, ID: "wit-3", ServerID: "s2", State: registry.AuthorityOld, NotAfter: notAfter, Tainted: true, Revoked: true, Pending: true},
 	}
 }
 
@@ -130,10 +133,21 @@ func TestAuthorities(t *testing.T) {
 		{"activate jwt", func() (admin.Authority, error) { return c.ActivateAuthority(ctx, registry.AuthorityJWT, "kid-2") }, "activate jwt kid-2", "kid-1"},
 		{"taint", func() (admin.Authority, error) { return c.TaintAuthority(ctx, registry.AuthorityX509, "0a0a") }, "taint x509 0a0a", "0a0a"},
 		{"revoke", func() (admin.Authority, error) { return c.RevokeAuthority(ctx, registry.AuthorityX509, "3d3d") }, "revoke x509 3d3d", "3d3d"},
+		{"prepare wit", func() (admin.Authority, error) { return c.PrepareAuthority(ctx, registry.AuthorityWIT) }, "prepare wit", ""},
+		{"activate wit", func() (admin.Authority, error) { return c.ActivateAuthority(ctx, registry.AuthorityWIT, "") }, "activate wit", "wit-2"},
+		{"taint wit", func() (admin.Authority, error) { return c.TaintAuthority(ctx, registry.AuthorityWIT, "wit-1") }, "taint wit wit-1", "wit-1"},
+		{"revoke wit", func() (admin.Authority, error) { return c.RevokeAuthority(ctx, registry.AuthorityWIT, "wit-3") }, "revoke wit wit-3", "wit-3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, err := tt.call()
+			if tt.id == "" {
+				// The fake holds no prepared WIT key: its not-found error
+				// crosses the wire as such.
+				require.ErrorIs(t, err, registry.ErrNotFound)
+				assert.Equal(t, tt.want, f.lastCall())
+				return
+			}
 			require.NoError(t, err)
 			assert.Equal(t, tt.id, a.ID)
 			assert.Equal(t, tt.want, f.lastCall())
@@ -167,7 +181,7 @@ func TestAuthorityErrors(t *testing.T) {
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	_, err = c.PrepareAuthority(ctx, "rsa")
 	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.Contains(t, err.Error(), `unknown authority kind "rsa" (want x509 or jwt)`)
+	assert.Contains(t, err.Error(), `unknown authority kind "rsa" (want x509, jwt or wit)`)
 
 	f.setErr(errors.New("journal on fire"))
 	_, err = c.Authorities(ctx)
@@ -183,7 +197,7 @@ func TestAuthorityErrors(t *testing.T) {
 	f.list = []admin.Authority{{Kind: "rsa", ID: "x", State: registry.AuthorityOld}}
 	_, err = c.TaintAuthority(ctx, "rsa", "x")
 	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, `admin: unknown authority kind "rsa" (want x509 or jwt): registry: invalid argument`)
+	assert.EqualError(t, err, `admin: unknown authority kind "rsa" (want x509, jwt or wit): registry: invalid argument`)
 	f.list = []admin.Authority{{Kind: registry.AuthorityJWT, State: registry.AuthorityPrepared}}
 	_, err = c.PrepareAuthority(ctx, registry.AuthorityJWT)
 	require.ErrorContains(t, err, "admin: malformed authority in answer: authority ID is missing")
@@ -197,7 +211,11 @@ func TestAuthorityRequests(t *testing.T) {
 		status             int
 		contains           string
 	}{
-		{"unknown kind", "/v1/authorities/wit/prepare", "", http.StatusBadRequest, `unknown authority kind \"wit\"`},
+		{"unknown kind", "/v1/authorities/ssh/prepare", "", http.StatusBadRequest, `unknown authority kind \"ssh\"`},
+		{"taint WIT without ID", "/v1/authorities/wit/taint", `{}`, http.StatusBadRequest, "the authority ID is required"},
+		{"taint WIT unknown", "/v1/authorities/wit/taint", `{"authority_id":"nope"}`, http.StatusNotFound, `"code":"not_found"`},
+		{"taint active WIT", "/v1/authorities/wit/taint", `{"authority_id":"wit-2"}`, http.StatusConflict, `"code":"failed_precondition"`},
+		{"revoke WIT", "/v1/authorities/wit/revoke", `{"authority_id":"wit-1"}`, http.StatusOK, `"kind":"wit"`},
 		{"taint without body", "/v1/authorities/x509/taint", "", http.StatusBadRequest, "malformed request body"},
 		{"taint without ID", "/v1/authorities/x509/taint", `{}`, http.StatusBadRequest, "the authority ID is required"},
 		{"revoke with unknown field", "/v1/authorities/jwt/revoke", `{"authority_id":"k","force":true}`, http.StatusBadRequest, "unknown field"},
@@ -228,12 +246,12 @@ func TestNoAuthorityManager(t *testing.T) {
 }
 
 func TestParseAuthorityKind(t *testing.T) {
-	for _, s := range []string{"x509", "jwt"} {
+	for _, s := range []string{"x509", "jwt", "wit"} {
 		k, err := admin.ParseAuthorityKind(s)
 		require.NoError(t, err)
 		assert.Equal(t, s, string(k))
 	}
-	for _, s := range []string{"", "X509", "x.509", "wit"} {
+	for _, s := range []string{"", "X509", "x.509", "WIT", "wit-svid"} {
 		_, err := admin.ParseAuthorityKind(s)
 		require.ErrorIs(t, err, registry.ErrInvalid, s)
 	}

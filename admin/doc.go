@@ -50,7 +50,7 @@
 // answered with {"trust_domain", "changed", "sequence_number"}), and agents (GET, GET /agents/count, DELETE, and POST
 // /agents/ban), which name the agent in the query parameter id because
 // agent IDs contain slashes, and authorities (GET; POST
-// /authorities/{x509|jwt}/prepare; /activate, with an optional
+// /authorities/{x509|jwt|wit}/prepare; /activate, with an optional
 // {"authority_id": "..."}; /taint and /revoke with one), and svids (POST
 // /svids/x509 with {"csr": DER, "ttl": "1h"}, the SPIFFE ID and DNS names
 // read from the CSR, answered with the chain and the root CAs; POST

@@ -14,11 +14,15 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 )
 
+// kinds are the kinds of authority, in the order they are listed. A server
+// that signs no WIT-SVIDs has no WIT key.
+var kinds = []registry.AuthorityKind{registry.AuthorityX509, registry.AuthorityJWT, registry.AuthorityWIT}
+
 // ownAuthorities describes the authorities of the own CA as the server
 // publishes them beside its share of the bundle.
 func ownAuthorities(m *rotation.Manager) []registry.ServerAuthority {
 	var out []registry.ServerAuthority
-	for _, k := range []registry.AuthorityKind{registry.AuthorityX509, registry.AuthorityJWT} {
+	for _, k := range kinds {
 		for _, i := range infos(m, k) {
 			out = append(out, describe(k, i))
 		}
@@ -28,8 +32,11 @@ func ownAuthorities(m *rotation.Manager) []registry.ServerAuthority {
 
 // infos returns the own CA's authorities of kind k, oldest first.
 func infos(m *rotation.Manager, k registry.AuthorityKind) []rotation.AuthorityInfo {
-	if k == registry.AuthorityX509 {
+	switch k {
+	case registry.AuthorityX509:
 		return m.X509CAs()
+	case registry.AuthorityWIT:
+		return m.WITKeys()
 	}
 	return m.JWTKeys()
 }
@@ -48,7 +55,8 @@ func describe(k registry.AuthorityKind, i rotation.AuthorityInfo) registry.Serve
 // what a server hands out.
 type honoured struct {
 	revokedX509 map[string]bool     // DER of CA certificates out of the bundle
-	revokedJWT  map[string]bool     // kids out of the bundle
+	revokedJWT  map[string]bool     // kids of JWT keys out of the bundle
+	revokedWIT  map[string]bool     // kids of WIT keys out of the bundle
 	tainted     []*x509.Certificate // the other servers' tainted CAs
 }
 
@@ -60,7 +68,7 @@ type honoured struct {
 // only move forward, so such a mark is corrupt, and honouring it could
 // take the CA that signs now out of the bundle.
 func honour(peers []registry.ServerBundle, marks []registry.AuthorityMark) honoured {
-	h := honoured{revokedX509: map[string]bool{}, revokedJWT: map[string]bool{}}
+	h := honoured{revokedX509: map[string]bool{}, revokedJWT: map[string]bool{}, revokedWIT: map[string]bool{}}
 	marked := make(map[markKey]registry.AuthorityMark, len(marks))
 	for _, m := range marks {
 		marked[markKey{m.ServerID, m.Kind, m.AuthorityID}] = m
@@ -72,6 +80,8 @@ func honour(peers []registry.ServerBundle, marks []registry.AuthorityMark) honou
 			switch {
 			case isMarked && m.Revoked && a.Kind == registry.AuthorityX509:
 				h.revokedX509[string(a.Certificate)] = true
+			case isMarked && m.Revoked && a.Kind == registry.AuthorityWIT:
+				h.revokedWIT[a.ID] = true
 			case isMarked && m.Revoked:
 				h.revokedJWT[a.ID] = true
 			}
@@ -139,25 +149,47 @@ func (t *trust) applyMarks(ctx context.Context, marks []registry.AuthorityMark) 
 }
 
 func taint(ctx context.Context, m *rotation.Manager, k registry.AuthorityKind, id string) error {
-	if k == registry.AuthorityX509 {
+	switch k {
+	case registry.AuthorityX509:
 		return m.TaintX509CA(ctx, id)
+	case registry.AuthorityWIT:
+		return m.TaintWITKey(ctx, id)
 	}
 	return m.TaintJWTKey(ctx, id)
 }
 
 func revoke(ctx context.Context, m *rotation.Manager, k registry.AuthorityKind, id string) error {
-	if k == registry.AuthorityX509 {
+	switch k {
+	case registry.AuthorityX509:
 		return m.RevokeX509CA(ctx, id)
+	case registry.AuthorityWIT:
+		return m.RevokeWITKey(ctx, id)
 	}
 	return m.RevokeJWTKey(ctx, id)
 }
 
 // kindName is how messages name an authority kind.
 func kindName(k registry.AuthorityKind) string {
-	if k == registry.AuthorityX509 {
+	switch k {
+	case registry.AuthorityX509:
 		return "X.509 CA"
+	case registry.AuthorityWIT:
+		return "WIT key"
 	}
 	return "JWT key"
+}
+
+// errNoWITKeys answers an operation on the own CA's WIT keys on a server
+// that signs no WIT-SVIDs, whose CA has none.
+var errNoWITKeys = &opError{
+	msg:  "server: this server signs no WIT-SVIDs, so its CA has no WIT key; WIT keys are kept only with WIT-SVIDs enabled (spiffe-server run -wit-svids)",
+	kind: admin.ErrFailedPrecondition,
+}
+
+// witless reports whether k is the WIT kind and the own CA keeps no WIT
+// keys.
+func (a authorities) witless(k registry.AuthorityKind) bool {
+	return k == registry.AuthorityWIT && a.t.ca.WITAuthority() == nil
 }
 
 // authorities operates the trust domain's CA for the admin API: prepare
@@ -178,7 +210,7 @@ func (a authorities) Authorities(ctx context.Context) ([]admin.Authority, error)
 		return nil, err
 	}
 	var out []admin.Authority
-	for _, k := range []registry.AuthorityKind{registry.AuthorityX509, registry.AuthorityJWT} {
+	for _, k := range kinds {
 		for _, i := range infos(a.t.ca, k) {
 			out = append(out, v.authority(a.t.serverID, describe(k, i), true))
 		}
@@ -251,6 +283,9 @@ func (a authorities) find(ctx context.Context, k registry.AuthorityKind, id stri
 			}
 		}
 	}
+	if a.witless(k) {
+		return registry.ServerAuthority{}, "", v, notFound("server: no %s %q among the authorities of the trust domain's servers (this server signs no WIT-SVIDs and has no WIT key of its own)", kindName(k), id)
+	}
 	return registry.ServerAuthority{}, "", v, notFound("server: no %s %q among the authorities of the trust domain's servers", kindName(k), id)
 }
 
@@ -260,9 +295,14 @@ func (a authorities) PrepareAuthority(ctx context.Context, k registry.AuthorityK
 		info rotation.AuthorityInfo
 		err  error
 	)
-	if k == registry.AuthorityX509 {
+	switch {
+	case a.witless(k):
+		return admin.Authority{}, errNoWITKeys
+	case k == registry.AuthorityX509:
 		info, err = a.t.ca.PrepareX509CA(ctx)
-	} else {
+	case k == registry.AuthorityWIT:
+		info, err = a.t.ca.PrepareWITKey(ctx)
+	default:
 		info, err = a.t.ca.PrepareJWTKey(ctx)
 	}
 	if errors.Is(err, rotation.ErrTooManyAuthorities) {
@@ -279,6 +319,9 @@ func (a authorities) PrepareAuthority(ctx context.Context, k registry.AuthorityK
 // the activation are two steps: a prepare made between them through the
 // same server would be activated instead, which the answer shows.
 func (a authorities) ActivateAuthority(ctx context.Context, k registry.AuthorityKind, id string) (admin.Authority, error) {
+	if a.witless(k) {
+		return admin.Authority{}, errNoWITKeys
+	}
 	if id != "" {
 		i := slices.IndexFunc(infos(a.t.ca, k), func(i rotation.AuthorityInfo) bool { return i.ID == id })
 		switch {
@@ -290,9 +333,12 @@ func (a authorities) ActivateAuthority(ctx context.Context, k registry.Authority
 		}
 	}
 	var err error
-	if k == registry.AuthorityX509 {
+	switch k {
+	case registry.AuthorityX509:
 		err = a.t.ca.ActivateX509CA(ctx)
-	} else {
+	case registry.AuthorityWIT:
+		err = a.t.ca.ActivateWITKey(ctx)
+	default:
 		err = a.t.ca.ActivateJWTKey(ctx)
 	}
 	if errors.Is(err, rotation.ErrNoPrepared) {

@@ -42,13 +42,21 @@ func authorityOf(t *testing.T, c *admin.Client, kind registry.AuthorityKind, id 
 	return admin.Authority{}, false
 }
 
+// ownInfos returns the rotation state of the server's own authorities of
+// the kind.
+func ownInfos(s *nodetest.Server, kind registry.AuthorityKind) []rotation.AuthorityInfo {
+	switch kind {
+	case registry.AuthorityJWT:
+		return s.CA().JWTKeys()
+	case registry.AuthorityWIT:
+		return s.CA().WITKeys()
+	}
+	return s.CA().X509CAs()
+}
+
 // ownInfo returns the rotation state of the server's own authority.
 func ownInfo(s *nodetest.Server, kind registry.AuthorityKind, id string) (rotation.AuthorityInfo, bool) {
-	list := s.CA().X509CAs()
-	if kind == registry.AuthorityJWT {
-		list = s.CA().JWTKeys()
-	}
-	for _, i := range list {
+	for _, i := range ownInfos(s, kind) {
 		if i.ID == id {
 			return i, true
 		}
@@ -58,11 +66,7 @@ func ownInfo(s *nodetest.Server, kind registry.AuthorityKind, id string) (rotati
 
 func activeID(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind) string {
 	t.Helper()
-	list := s.CA().X509CAs()
-	if kind == registry.AuthorityJWT {
-		list = s.CA().JWTKeys()
-	}
-	for _, i := range list {
+	for _, i := range ownInfos(s, kind) {
 		if i.State == rotation.StateActive {
 			return i.ID
 		}
@@ -88,16 +92,31 @@ func rotate(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind) (old 
 	return old
 }
 
+// inBundle reports whether the bundle the server hands out holds the own
+// authority of the kind with the given ID.
+func inBundle(t *testing.T, s *nodetest.Server, kind registry.AuthorityKind, id string, cert *x509.Certificate) bool {
+	t.Helper()
+	switch kind {
+	case registry.AuthorityX509:
+		return s.Bundle().HasX509Authority(cert)
+	case registry.AuthorityWIT:
+		return s.Bundle().HasWITAuthority(id)
+	}
+	return s.Bundle().HasJWTAuthority(id)
+}
+
 func TestAuthorityOperations(t *testing.T) {
-	s := start(t, server.Config{})
+	s := start(t, server.Config{WITSVIDs: true})
 	ctx := t.Context()
 	c := s.Admin
 
 	list, err := c.Authorities(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 2, "one X.509 CA and one JWT key")
+	require.Len(t, list, 3, "one X.509 CA, one JWT key and one WIT key")
 	assert.Equal(t, registry.AuthorityX509, list[0].Kind)
 	assert.Equal(t, registry.AuthorityJWT, list[1].Kind)
+	assert.Equal(t, registry.AuthorityWIT, list[2].Kind)
+	assert.Equal(t, s.CA().WITAuthority().KeyID(), list[2].ID, "a WIT key is named by its kid")
 	for _, a := range list {
 		assert.Equal(t, registry.AuthorityActive, a.State)
 		assert.True(t, a.Local)
@@ -105,7 +124,7 @@ func TestAuthorityOperations(t *testing.T) {
 		assert.False(t, a.Tainted || a.Revoked || a.Pending)
 	}
 
-	for _, kind := range []registry.AuthorityKind{registry.AuthorityX509, registry.AuthorityJWT} {
+	for _, kind := range []registry.AuthorityKind{registry.AuthorityX509, registry.AuthorityJWT, registry.AuthorityWIT} {
 		t.Run(string(kind), func(t *testing.T) {
 			_, err := c.ActivateAuthority(ctx, kind, "")
 			require.ErrorIs(t, err, admin.ErrFailedPrecondition, "nothing is prepared")
@@ -125,11 +144,7 @@ func TestAuthorityOperations(t *testing.T) {
 			_, err = c.TaintAuthority(ctx, kind, prepared.ID)
 			require.ErrorIs(t, err, admin.ErrFailedPrecondition, "a prepared authority signed nothing")
 			assert.Contains(t, err.Error(), "signed nothing and cannot be tainted")
-			if kind == registry.AuthorityX509 {
-				assert.True(t, s.Bundle().HasX509Authority(mustInfo(t, s, kind, prepared.ID).Certificate), "a prepared CA is published at once")
-			} else {
-				assert.True(t, s.Bundle().HasJWTAuthority(prepared.ID))
-			}
+			assert.True(t, inBundle(t, s, kind, prepared.ID, mustInfo(t, s, kind, prepared.ID).Certificate), "a prepared authority is published at once")
 
 			_, err = c.ActivateAuthority(ctx, kind, first)
 			require.ErrorIs(t, err, admin.ErrFailedPrecondition, "the ID given must be the prepared one")
@@ -158,11 +173,7 @@ func TestAuthorityOperations(t *testing.T) {
 			assert.True(t, revoked.Revoked)
 			_, ok := ownInfo(s, kind, first)
 			assert.False(t, ok, "the revoked authority is gone")
-			if kind == registry.AuthorityX509 {
-				assert.False(t, s.Bundle().HasX509Authority(old.Certificate), "and out of the bundle")
-			} else {
-				assert.False(t, s.Bundle().HasJWTAuthority(first))
-			}
+			assert.False(t, inBundle(t, s, kind, first, old.Certificate), "and out of the bundle")
 			_, err = c.RevokeAuthority(ctx, kind, first)
 			require.ErrorIs(t, err, registry.ErrNotFound)
 			_, err = c.TaintAuthority(ctx, kind, "00ff")
@@ -368,4 +379,36 @@ func TestRevocationWhileOwnerIsAway(t *testing.T) {
 		_, listed := authorityOf(t, a.Admin, registry.AuthorityJWT, idB1)
 		return !listed
 	}, wait, 5*time.Millisecond, "B published its CA without it")
+}
+
+// Property: a server that signs no WIT-SVIDs lists no WIT key, and an
+// operation on its WIT keys is refused with an error that says why, not
+// a panic or an internal error.
+func TestWITAuthorityWithoutWITKeys(t *testing.T) {
+	s := start(t, server.Config{})
+	ctx := t.Context()
+	c := s.Admin
+
+	list, err := c.Authorities(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 2, "one X.509 CA and one JWT key")
+	for _, a := range list {
+		assert.NotEqual(t, registry.AuthorityWIT, a.Kind)
+	}
+
+	_, err = c.PrepareAuthority(ctx, registry.AuthorityWIT)
+	require.ErrorIs(t, err, admin.ErrFailedPrecondition)
+	assert.Contains(t, err.Error(), "this server signs no WIT-SVIDs, so its CA has no WIT key")
+	assert.Contains(t, err.Error(), "-wit-svids")
+	_, err = c.ActivateAuthority(ctx, registry.AuthorityWIT, "")
+	require.ErrorIs(t, err, admin.ErrFailedPrecondition)
+	assert.Contains(t, err.Error(), "this server signs no WIT-SVIDs")
+	_, err = c.ActivateAuthority(ctx, registry.AuthorityWIT, "kid")
+	require.ErrorIs(t, err, admin.ErrFailedPrecondition)
+	_, err = c.TaintAuthority(ctx, registry.AuthorityWIT, "kid")
+	require.ErrorIs(t, err, registry.ErrNotFound)
+	assert.Contains(t, err.Error(), `no WIT key "kid" among the authorities of the trust domain's servers (this server signs no WIT-SVIDs`)
+	_, err = c.RevokeAuthority(ctx, registry.AuthorityWIT, "kid")
+	require.ErrorIs(t, err, registry.ErrNotFound)
+	assert.Empty(t, s.CA().WITKeys())
 }

@@ -52,7 +52,8 @@
 //
 // # Operating the CA
 //
-// The admin socket lists and operates the CA's authorities (see
+// The admin socket lists and operates the CA's authorities, X.509 CAs,
+// JWT keys and, with Config.WITSVIDs, WIT keys (see
 // admin.AuthorityManager): prepare and activate act on the answering
 // server's own CA; taint and revoke on an old authority of any server of
 // the trust domain. Each server publishes the state of its authorities
@@ -63,6 +64,8 @@
 // honours it: a revoked authority leaves the bundle every server hands
 // out, and every server names every server's tainted CAs to its agents,
 // which replace the SVIDs those CAs signed, their own agent SVID included.
+// A tainted JWT or WIT key is not named to agents: the tokens it signed
+// are renewed at half their life, as any other.
 //
 // # Federation
 //

@@ -219,7 +219,7 @@ func (t *trust) merge() *spiffebundle.Bundle {
 		// the trust domain signed validates everywhere. A kid clash with
 		// a JWT key (WIT rule 16) leaves the key out.
 		for kid, key := range pb.WITAuthorities() {
-			if !b.HasWITAuthority(kid) {
+			if !b.HasWITAuthority(kid) && !h.revokedWIT[kid] {
 				_ = b.AddWITAuthority(kid, key)
 			}
 		}
