@@ -127,6 +127,14 @@ type Config struct {
 	// or whose SVIDs do not check out (key, SPIFFE ID, chain to the saved
 	// bundle) is refused with an error in the log, and the agent starts
 	// without it, as if it had saved nothing.
+	//
+	// An agent upgraded from a release that saved them in
+	// workload-svids.jsonl (version 1) reads that file once, when there is
+	// no workload-svids.bin, with the same checks on the file, and each of
+	// its SVIDs checked in full: an entry the registry would not take now,
+	// or an SVID that does not check out, is left out (logged), and the
+	// rest served. It then writes workload-svids.bin, and removes the file
+	// of version 1 once the new one is durably written.
 	DataDir string
 
 	// RetryMin and RetryMax bound the jittered exponential backoff between

@@ -53,7 +53,9 @@
 //     the server from its first sync; an entry deleted while it was down is
 //     served until then. A file that others could read or change, that was
 //     changed or cut short, or whose SVIDs do not check out is refused with
-//     an error in the log, and the agent starts without it.
+//     an error in the log, and the agent starts without it. The file of
+//     version 1 (workload-svids.jsonl, JSON lines) of an upgraded agent is
+//     read once, when there is no workload-svids.bin, and replaced by one.
 //   - A renewal of the agent SVID that fails is tried again over new
 //     connections (one a partition stalled may stay silent long after the
 //     heal), on the next server first, each attempt and each wait taking

@@ -1,9 +1,16 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // SetWorkloadsSaveInterval sets how often the agents of the test save
@@ -24,4 +31,18 @@ func SetReleaseAfterSave(t testing.TB, size int64) {
 	old := releaseAfterSave
 	releaseAfterSave = size
 	t.Cleanup(func() { releaseAfterSave = old })
+}
+
+// DowngradeWorkloadsFile replaces the workloads file of dir, of trust
+// domain td, with the file of version 1 an agent of that version would
+// have written with what it holds: the last files of that version, with
+// the SVIDs' dates, when dates, the first ones, without, else.
+func DowngradeWorkloadsFile(t testing.TB, dir string, td spiffeid.TrustDomain, dates bool) {
+	t.Helper()
+	w, err := loadWorkloads(dir, td)
+	require.NoError(t, err)
+	var b bytes.Buffer
+	writeV1(t, &b, td, w.agent, w.entries, w.svids, w.federated, dates)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, oldWorkloadsFile), b.Bytes(), 0o600))
+	require.NoError(t, os.Remove(filepath.Join(dir, workloadsFile)))
 }

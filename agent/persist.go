@@ -50,6 +50,10 @@ func (a *Agent) workloadsState() workloadsState {
 func (a *Agent) restoreWorkloads(ctx context.Context) {
 	start := time.Now()
 	w, err := loadWorkloads(a.cfg.DataDir, a.cfg.TrustDomain)
+	upgrade := false
+	if errors.Is(err, errNoWorkloads) {
+		w, upgrade, err = a.loadOldWorkloads()
+	}
 	switch {
 	case errors.Is(err, errNoWorkloads):
 		return
@@ -81,6 +85,41 @@ func (a *Agent) restoreWorkloads(ctx context.Context) {
 	a.log.Info("serving the saved workload SVIDs until the agent syncs with a server",
 		"entries", len(w.entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale,
 		"took", time.Since(start).Round(time.Millisecond))
+	if upgrade {
+		a.upgradeWorkloads()
+	}
+}
+
+// loadOldWorkloads reads the workloads file of version 1, if there is one
+// (see loadOldWorkloads), and logs what it left out. It reports whether
+// the agent is to write what it restores from it in a file of the current
+// version.
+func (a *Agent) loadOldWorkloads() (*savedWorkloads, bool, error) {
+	w, err := loadOldWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.trust, a.now())
+	if err != nil {
+		return nil, false, err
+	}
+	if len(w.dropped) > 0 {
+		a.log.Warn("left out what does not check out in the saved workload SVIDs of version 1",
+			"left_out", len(w.dropped), "first", w.dropped[0])
+	}
+	return w.savedWorkloads, true, nil
+}
+
+// upgradeWorkloads writes what the agent restored from a workloads file of
+// version 1 in a file of the current version, which replaces it: the file
+// of version 1 is removed once the new one is durably written (see
+// saveWorkloads). When that fails, the file of version 1 stays, and is
+// read again at the next start unless a save replaces it first.
+func (a *Agent) upgradeWorkloads() {
+	svids, _ := a.iss.X509SVIDs()
+	entries := a.iss.Entries()
+	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.federatedBundles()); err != nil {
+		a.log.Warn("writing the saved workload SVIDs of version 1 in the current version failed", "err", err)
+		return
+	}
+	a.log.Info("replaced the saved workload SVIDs of version 1 with a file of the current version",
+		"entries", len(entries), "svids", len(svids))
 }
 
 // forgetRestored removes the entries restoreWorkloads replicated.

@@ -40,8 +40,9 @@ import (
 // before it (the header counted) and the SHA-256 of every byte before it.
 // A file whose digest or count does not match, or that does not parse, is
 // refused whole. (Version 1, workload-svids.jsonl, was JSON lines
-// throughout, whose decoding took most of a restart: the agent reads it no
-// more, and removes it when it saves.)
+// throughout, whose decoding took most of a restart: the agent reads it
+// once, when there is no file of a later version, and removes it once it
+// has written one; see workloadsv1.go.)
 const (
 	workloadsFile    = "workload-svids.bin"
 	oldWorkloadsFile = "workload-svids.jsonl"
@@ -207,7 +208,14 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 	if err != nil {
 		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
 	}
-	if err := os.Remove(filepath.Join(dir, oldWorkloadsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// Only now that the new file is durably written: a crash before
+	// leaves the old one, which the agent reads again.
+	switch err := os.Remove(filepath.Join(dir, oldWorkloadsFile)); {
+	case err == nil:
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return 0, fmt.Errorf("agent: removing the saved workload SVIDs of version 1: %w", err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
 		return 0, fmt.Errorf("agent: removing the saved workload SVIDs of version 1: %w", err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, workloadsFile))
