@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -21,13 +23,30 @@ import (
 // refuses the caller's uid.
 var ErrPermissionDenied = errors.New("launch: permission denied")
 
+// refusal is the server's refusal of a call: its message, which names the
+// package already, wrapping the sentinel of its status.
+type refusal struct {
+	sentinel error
+	msg      string
+}
+
+func (r *refusal) Error() string {
+	if strings.HasPrefix(r.msg, "launch: ") {
+		return r.msg
+	}
+	return "launch: the server said: " + r.msg
+}
+
+func (r *refusal) Unwrap() error { return r.sentinel }
+
 // maxAnswer bounds an answer of the launcher API, in bytes.
 const maxAnswer = 1 << 20
 
 // Client calls the launcher API of a server over its unix socket, as a
 // launcher does. It is safe for concurrent use.
 type Client struct {
-	hc *http.Client
+	hc   *http.Client
+	path string
 }
 
 // Dial returns a client of the launcher API at the unix socket path. It
@@ -43,7 +62,7 @@ func Dial(path string) *Client {
 		ResponseHeaderTimeout: time.Minute,
 		DisableCompression:    true,
 	}
-	return &Client{hc: &http.Client{Transport: tr}}
+	return &Client{hc: &http.Client{Transport: tr}, path: path}
 }
 
 // Close closes the client's idle connections.
@@ -53,7 +72,8 @@ func (c *Client) Close() error {
 }
 
 // Launch makes a launch (POST /v1/launches). Errors wrap ErrInvalid,
-// ErrRateLimited or ErrPermissionDenied when the server refuses it.
+// ErrRateLimited, ErrTooManyLive or ErrPermissionDenied when the server
+// refuses it.
 func (c *Client) Launch(ctx context.Context, p Params) (Launch, error) {
 	req := request{SPIFFEID: p.SPIFFEID.String(), Hint: p.Hint}
 	for _, d := range []struct {
@@ -128,7 +148,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("launch: %w", err)
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			// The socket file's mode refused the connection, before the
+			// server could check the uid.
+			return fmt.Errorf("launch: cannot connect to %s: %w: %w", c.path, ErrPermissionDenied, err)
+		}
+		return fmt.Errorf("launch: cannot reach the launcher API at %s: %w", c.path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -136,7 +161,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("launch: reading the answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct{ Message string }
+		var e struct{ Error, Message string }
 		if json.Unmarshal(data, &e) != nil || e.Message == "" {
 			e.Message = resp.Status
 		}
@@ -150,10 +175,15 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 			sentinel = ErrRateLimited
 		case http.StatusForbidden:
 			sentinel = ErrPermissionDenied
+		case http.StatusServiceUnavailable:
+			if e.Error != codeTooManyLive {
+				return fmt.Errorf("launch: the server answered %s: %s", resp.Status, e.Message)
+			}
+			sentinel = ErrTooManyLive
 		default:
 			return fmt.Errorf("launch: the server answered %s: %s", resp.Status, e.Message)
 		}
-		return fmt.Errorf("%w: the server said: %s", sentinel, e.Message)
+		return &refusal{sentinel: sentinel, msg: e.Message}
 	}
 	if out == nil {
 		return nil

@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -61,6 +62,8 @@ func TestClientRefusals(t *testing.T) {
 	e := newEnv(t, func(c *launch.Config) { c.AllowedUIDs = []int{os.Getuid() + 4242} })
 	_, err := e.dial(t).Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a")})
 	require.ErrorIs(t, err, launch.ErrPermissionDenied)
+	assert.EqualError(t, err, fmt.Sprintf("launch: permission denied: uid %d may not launch", os.Getuid()),
+		"the server's message, once")
 
 	e = newEnv(t, func(c *launch.Config) { c.Rate, c.Burst = 0.001, 1 })
 	c := e.dial(t)
@@ -70,8 +73,22 @@ func TestClientRefusals(t *testing.T) {
 	require.ErrorIs(t, err, launch.ErrRateLimited)
 
 	// No server at the path.
-	_, err = launch.Dial(filepath.Join(t.TempDir(), "none.sock")).Get(t.Context(), "0123456789abcdef0123456789abcdef")
-	require.Error(t, err)
+	none := filepath.Join(t.TempDir(), "none.sock")
+	_, err = launch.Dial(none).Get(t.Context(), "0123456789abcdef0123456789abcdef")
+	require.ErrorContains(t, err, "launch: cannot reach the launcher API at "+none)
+	assert.NotErrorIs(t, err, launch.ErrPermissionDenied)
+
+	// A socket whose mode lets the caller not connect.
+	if os.Getuid() != 0 {
+		closed := filepath.Join(t.TempDir(), "closed.sock")
+		lis, err := net.Listen("unix", closed)
+		require.NoError(t, err)
+		defer lis.Close()
+		require.NoError(t, os.Chmod(closed, 0))
+		_, err = launch.Dial(closed).Get(t.Context(), "0123456789abcdef0123456789abcdef")
+		require.ErrorIs(t, err, launch.ErrPermissionDenied)
+		assert.ErrorContains(t, err, "launch: cannot connect to "+closed)
+	}
 
 	// Something that is not the launcher API.
 	dir, err := os.MkdirTemp("", "lc")

@@ -21,6 +21,10 @@ import (
 // requests in flight.
 const ShutdownGrace = 5 * time.Second
 
+// codeTooManyLive is the error code of a launch refused for
+// ErrTooManyLive.
+const codeTooManyLive = "too_many_launches"
+
 // requestTimeout bounds the work of one request.
 const requestTimeout = 20 * time.Second
 
@@ -116,7 +120,8 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 //	DELETE /v1/launches/{id}  ends the launch -> 204
 //
 // Errors are {"error": code, "message": text} with 400 (invalid), 403
-// (permission_denied), 404 (not_found), 429 (rate_limited) or 500. A
+// (permission_denied), 404 (not_found), 429 (rate_limited), 503
+// (too_many_launches: Config.MaxLive launches are alive) or 500. A
 // request that did not come through Serve has no known caller and is
 // refused with 403.
 func (s *Server) Handler() http.Handler {
@@ -192,6 +197,9 @@ func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, err error)
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, ErrTooManyLive):
+		s.log.Warn("launch refused", append([]any{"reason", err.Error()}, callerAttrs(r.Context())...)...)
+		writeError(w, http.StatusServiceUnavailable, codeTooManyLive, err.Error())
 	case errors.Is(err, ErrRateLimited):
 		s.log.Warn("launch refused", append([]any{"reason", "rate limit"}, callerAttrs(r.Context())...)...)
 		w.Header().Set("Retry-After", "1")

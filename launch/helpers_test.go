@@ -154,6 +154,13 @@ func (f *failingStore) Delete(ctx context.Context, id string, rev int64) (regist
 	return f.Store.Delete(ctx, id, rev)
 }
 
+func (f *failingStore) List(ctx context.Context, fl registry.Filter, p registry.Page) ([]registry.Entry, string, error) {
+	if err := f.failure(); err != nil {
+		return nil, "", err
+	}
+	return f.Store.List(ctx, fl, p)
+}
+
 var errDown = errors.New("store down")
 
 func registryFilter() registry.Filter { return registry.Filter{} }

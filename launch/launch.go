@@ -72,6 +72,10 @@ const (
 	DefaultBurst = 100
 )
 
+// DefaultMaxLive is the most launches alive at once when Config.MaxLive is
+// zero.
+const DefaultMaxLive = 10000
+
 // secretSize is the size of a handle's secret in bytes: 256 bits.
 const secretSize = 32
 
@@ -92,6 +96,9 @@ var (
 	// ErrRateLimited is returned by Launch when the rate limit refuses
 	// it.
 	ErrRateLimited = errors.New("launch: rate limited")
+	// ErrTooManyLive is wrapped by the error of Launch when Config.MaxLive
+	// launches are alive.
+	ErrTooManyLive = errors.New("launch: too many live launches")
 )
 
 // Entries keeps the launches' registration entries. registry.Store is one.
@@ -139,6 +146,25 @@ type Config struct {
 	Rate  rate.Limit
 	Burst int
 
+	// MaxLive bounds the launches alive at once: made, and neither
+	// expired nor ended, redeemed or not. While MaxLive are, Launch
+	// refuses another with an error wrapping ErrTooManyLive, so that a
+	// launcher that never ends its launches cannot fill the store. Zero
+	// means DefaultMaxLive.
+	MaxLive int
+
+	// Live, when not nil, returns how many launches are alive: the
+	// entries parented by ParentID that have not expired. Package server
+	// passes its entry index's count, which sees the launches of every
+	// server sharing the store; as the index follows the store within
+	// moments, the launches of those moments may pass MaxLive. It must be
+	// safe for concurrent use and cheap: every launch calls it. Nil means
+	// the Server counts them itself: the live launches the store held at
+	// its first launch (when Entries is also a registry.Reader), and those
+	// it made since, until they end or expire; the launches other servers
+	// sharing the store make meanwhile are not counted.
+	Live func() int
+
 	// X509Authorities, when not nil, returns the trust domain's X.509
 	// authorities as they are now, handed to the launcher with each launch
 	// so that the sandbox can authenticate the token exchange endpoint
@@ -167,9 +193,14 @@ type Server struct {
 	defaultTTL time.Duration
 	maxTTL     time.Duration
 	limit      *rate.Limiter
+	maxLive    int
 	roots      func() []*x509.Certificate
 	log        *slog.Logger
 	now        func() time.Time
+
+	// live counts the live launches: Config.Live, or the Server's own
+	// count.
+	live liveCounter
 }
 
 var _ exchange.HandleRedeemer = (*Server)(nil)
@@ -188,6 +219,8 @@ func (c Config) CheckSettings() error {
 		return fmt.Errorf("%w: default TTL %v exceeds the maximum TTL %v", ErrInvalidConfig, def, maxTTL)
 	case c.Rate < 0 || c.Burst < 0:
 		return fmt.Errorf("%w: negative rate limit", ErrInvalidConfig)
+	case c.MaxLive < 0:
+		return fmt.Errorf("%w: negative maximum of live launches", ErrInvalidConfig)
 	}
 	for _, uid := range c.AllowedUIDs {
 		if uid < 0 {
@@ -235,6 +268,7 @@ func New(cfg Config) (*Server, error) {
 		defaultTTL: orDefault(cfg.DefaultTTL, DefaultTTL),
 		maxTTL:     orDefault(cfg.MaxTTL, MaxTTL),
 		limit:      rate.NewLimiter(orDefault(cfg.Rate, DefaultRate), orDefault(cfg.Burst, DefaultBurst)),
+		maxLive:    orDefault(cfg.MaxLive, DefaultMaxLive),
 		roots:      cfg.X509Authorities,
 		log:        cfg.Logger,
 		now:        cfg.Now,
@@ -247,6 +281,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if cfg.Live != nil {
+		s.live = liveFunc(cfg.Live)
+	} else {
+		s.live = &ownCount{parent: s.parent, entries: cfg.Entries, now: s.now, launches: map[string]time.Time{}}
 	}
 	return s, nil
 }
@@ -300,7 +339,8 @@ type Launch struct {
 // Launch makes a launch: a registration entry for p.SPIFFEID, parented by
 // ParentID, expiring after p.TTL, whose selector holds the digest of a
 // new 256-bit handle. Errors wrap ErrInvalid (p is refused),
-// ErrRateLimited, or are the store's.
+// ErrRateLimited, ErrTooManyLive (Config.MaxLive launches are alive), or
+// are the store's.
 func (s *Server) Launch(ctx context.Context, p Params) (Launch, error) {
 	if err := s.check(&p); err != nil {
 		return Launch{}, err
@@ -308,6 +348,17 @@ func (s *Server) Launch(ctx context.Context, p Params) (Launch, error) {
 	if !s.limit.Allow() {
 		return Launch{}, ErrRateLimited
 	}
+	made, err := s.live.reserve(ctx, s.maxLive)
+	if err != nil {
+		return Launch{}, err
+	}
+	l, err := s.launch(ctx, p)
+	made(l.ID, l.ExpiresAt, err == nil)
+	return l, err
+}
+
+// launch makes the launch of p, checked.
+func (s *Server) launch(ctx context.Context, p Params) (Launch, error) {
 	var secret [secretSize]byte
 	rand.Read(secret[:]) // crypto/rand.Read never fails
 	digest := sha256.Sum256(secret[:])
@@ -511,7 +562,7 @@ type Info struct {
 // Get returns the launch id. Errors wrap ErrNotFound when id names no
 // launch, or are the store's.
 func (s *Server) Get(ctx context.Context, id string) (Info, error) {
-	e, err := s.launch(ctx, id)
+	e, err := s.entry(ctx, id)
 	if err != nil {
 		return Info{}, err
 	}
@@ -519,9 +570,9 @@ func (s *Server) Get(ctx context.Context, id string) (Info, error) {
 	return Info{ID: e.ID, SPIFFEID: e.SPIFFEID, Hint: e.Hint, ExpiresAt: e.ExpiresAt, Redeemed: redeemed}, nil
 }
 
-// launch reads the entry of launch id: an entry parented by ParentID.
+// entry reads the entry of launch id: an entry parented by ParentID.
 // Others are not the launcher's to see or end.
-func (s *Server) launch(ctx context.Context, id string) (registry.Entry, error) {
+func (s *Server) entry(ctx context.Context, id string) (registry.Entry, error) {
 	if !registry.ValidEntryID(id) {
 		return registry.Entry{}, ErrNotFound
 	}
@@ -545,13 +596,14 @@ func (s *Server) End(ctx context.Context, id string) error {
 	// A redemption may update the entry between the read and the delete:
 	// read again.
 	for range 3 {
-		e, err := s.launch(ctx, id)
+		e, err := s.entry(ctx, id)
 		if err != nil {
 			return err
 		}
 		_, err = s.entries.Delete(ctx, id, e.Revision)
 		switch {
 		case err == nil:
+			s.live.ended(id)
 			_, redeemed := state(e)
 			s.log.Info("launch ended", append([]any{"launch_id", id, "spiffe_id", e.SPIFFEID.String(), "redeemed", redeemed},
 				callerAttrs(ctx)...)...)

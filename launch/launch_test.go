@@ -320,6 +320,7 @@ func TestNewRefuses(t *testing.T) {
 		{"maximum TTL too long", launch.Config{TrustDomain: td, Entries: store, MaxTTL: 48 * time.Hour}},
 		{"default past the maximum", launch.Config{TrustDomain: td, Entries: store, DefaultTTL: time.Hour, MaxTTL: time.Minute}},
 		{"negative rate", launch.Config{TrustDomain: td, Entries: store, Rate: -1}},
+		{"negative maximum of live launches", launch.Config{TrustDomain: td, Entries: store, MaxLive: -1}},
 		{"negative uid", launch.Config{TrustDomain: td, Entries: store, AllowedUIDs: []int{-1}}},
 		{"prefix not a path", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{"sandbox"}}},
 		{"empty prefix", launch.Config{TrustDomain: td, Entries: store, PathPrefixes: []string{""}}},

@@ -23,10 +23,12 @@ type Launcher struct {
 	SocketPath string
 
 	// Service configures the launches: AllowedUIDs (nil: root and the
-	// server's own uid), DefaultTTL, MaxTTL, Rate and Burst. The server
-	// sets TrustDomain, Entries (its entry store), and X509Authorities
-	// (its trust domain's, handed to the launcher with each launch),
-	// Logger and Now when not set.
+	// server's own uid), PathPrefixes, DefaultTTL, MaxTTL, Rate, Burst and
+	// MaxLive. The server sets TrustDomain, Entries (its entry store), and
+	// X509Authorities (its trust domain's, handed to the launcher with
+	// each launch), Live (the count of its entry index, which sees the
+	// launches of every server sharing the store), Logger and Now when not
+	// set.
 	Service launch.Config
 }
 
@@ -65,6 +67,10 @@ func (s *Server) setUpLauncher() (err error) {
 			}
 			return nil
 		}
+	}
+	if lc.Live == nil {
+		idx, parent := s.node.Index(), launch.ParentID(s.cfg.TrustDomain)
+		lc.Live = func() int { return idx.CountByParent(parent) }
 	}
 	if lc.Logger == nil {
 		lc.Logger = s.log.With("component", "launcher")

@@ -332,6 +332,26 @@ func TestLaunchExpiry(t *testing.T) {
 	assert.Equal(t, http.StatusOK, s.call(t, http.MethodGet, "/v1/launches/"+lasting, "").status, "a launch not yet ended stays")
 }
 
+// TestLaunchMaxLive: the live launches are counted in the server's entry
+// index: once it holds MaxLive, a launch is refused with 503
+// too_many_launches, and a launch ended makes room.
+func TestLaunchMaxLive(t *testing.T) {
+	s := startLaunchServer(t, func(c *server.Config) { c.Launcher.Service.MaxLive = 2 })
+	id, _ := s.launch(t, "/sandbox/a", "")
+	s.launch(t, "/sandbox/b", "")
+	_, err := s.Node().Index().Sync(t.Context())
+	require.NoError(t, err)
+	r := s.call(t, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://`+s.TrustDomain().Name()+`/sandbox/c"}`)
+	assert.Equal(t, http.StatusServiceUnavailable, r.status)
+	assert.Equal(t, "too_many_launches", r.body["error"])
+	assert.Contains(t, r.body["message"], "2 alive")
+
+	assert.Equal(t, http.StatusNoContent, s.call(t, http.MethodDelete, "/v1/launches/"+id, "").status)
+	_, err = s.Node().Index().Sync(t.Context())
+	require.NoError(t, err)
+	s.launch(t, "/sandbox/c", "")
+}
+
 // TestLauncherRefusesOtherUIDs: a uid not allowed is refused on the
 // launcher socket (the test runs as one uid: it allows only another).
 func TestLauncherRefusesOtherUIDs(t *testing.T) {
