@@ -24,6 +24,16 @@ func (c *tokenCache[T]) get(key string) (T, bool) {
 	return t, ok
 }
 
+// each calls f with each cached token, in no order, holding the cache's
+// lock: f must not use the cache.
+func (c *tokenCache[T]) each(f func(key string, t T)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, t := range c.items {
+		f(k, t)
+	}
+}
+
 // put caches t under key, making room first as the type's doc says.
 func (c *tokenCache[T]) put(key string, t T, now time.Time, limit int) {
 	c.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
@@ -160,6 +161,8 @@ type Issuer struct {
 
 	jwt tokenCache[cachedJWT] // by entry, audiences and key
 	wit tokenCache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
+	// witVersion counts the WIT-SVIDs put in wit (see WITSVIDsVersion).
+	witVersion atomic.Uint64
 
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then

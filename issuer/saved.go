@@ -71,6 +71,10 @@ type RestoreResult struct {
 	// Stale counts the SVIDs left out because their entry is gone, has
 	// another revision, or already has an SVID minted since.
 	Stale int
+	// Untrusted counts the WIT-SVIDs RestoreWITSVIDs left out because the
+	// trust domain's bundle no longer holds the key that signed them.
+	// Restore leaves it zero.
+	Untrusted int
 }
 
 // Restore has the issuer hold X509-SVIDs saved from X509SVIDs, so that it

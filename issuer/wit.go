@@ -99,6 +99,7 @@ type cachedWIT struct {
 	key       string    // private key, JWK JSON
 	refreshAt time.Time // half its life
 	expiry    time.Time
+	mintedAt  time.Time // by the issuer's clock
 }
 
 func (w cachedWIT) expires() time.Time { return w.expiry }
@@ -124,6 +125,7 @@ func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cac
 		return cachedWIT{}, err
 	}
 	i.wit.put(e.ID, w, now, maxCachedWITs)
+	i.witVersion.Add(1)
 	return w, nil
 }
 
@@ -172,7 +174,7 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 	}
 	return cachedWIT{
 		revision: e.Revision, kid: kid, token: token, key: string(jwk),
-		refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry,
+		refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry, mintedAt: now.Round(0),
 	}, nil
 }
 

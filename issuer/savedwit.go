@@ -1,0 +1,146 @@
+package issuer
+
+import (
+	"crypto"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/spiffekit/spiffekit/internal/jwtutil"
+	"github.com/spiffekit/spiffekit/registry"
+)
+
+// MaxSavedWITLength bounds the token and the private key of a
+// SavedWITSVID that RestoreWITSVIDs takes, each: a WIT-SVID with a
+// 4096-bit RSA cnf key is under 3 KiB.
+const MaxSavedWITLength = 16 << 10
+
+// SavedWITSVID is a WIT-SVID the issuer holds for an entry, as WITSVIDs
+// returns it for a program to keep (a node agent keeps them on disk, so
+// that it serves them again after a restart with its servers away) and
+// RestoreWITSVIDs takes it back.
+type SavedWITSVID struct {
+	// EntryID and Revision name the entry, at the revision the WIT-SVID
+	// was minted for.
+	EntryID  string
+	Revision int64
+	// Token is the WIT-SVID, a compact JWS.
+	Token string
+	// PrivateKey is the private key the token binds, as the Workload API
+	// serves it (a JWK, JSON): a secret.
+	PrivateKey []byte
+	// MintedAt is when the issuer received it, by its clock.
+	MintedAt time.Time
+}
+
+// WITSVIDs returns the WIT-SVIDs the issuer holds, those it minted for
+// FetchWITSVID callers and those it restored, with the number
+// WITSVIDsVersion returned when they were read. Expired ones may be among
+// them.
+func (i *Issuer) WITSVIDs() ([]SavedWITSVID, uint64) {
+	v := i.witVersion.Load()
+	var out []SavedWITSVID
+	i.wit.each(func(id string, w cachedWIT) {
+		out = append(out, SavedWITSVID{EntryID: id, Revision: w.revision, Token: w.token,
+			PrivateKey: []byte(w.key), MintedAt: w.mintedAt})
+	})
+	return out, v
+}
+
+// WITSVIDsVersion returns a number that changes whenever the WIT-SVIDs
+// the issuer holds do (one minted or restored), so that a program that
+// keeps them knows when to save them again.
+func (i *Issuer) WITSVIDsVersion() uint64 { return i.witVersion.Load() }
+
+// RestoreWITSVIDs has the issuer hold WIT-SVIDs saved from WITSVIDs, so
+// that it serves them to FetchWITSVID callers without a WITSigner, as if
+// it had minted them (and re-mints them at half their life, serving them
+// meanwhile while the signer fails). Each is taken only for an entry of
+// the registry indexed now at the revision it was minted for, that holds
+// no WIT-SVID yet; those that have expired are left out, and counted as
+// Expired, and so are those whose signing key is not in the trust
+// domain's bundle (Config.Trust) now, counted as Untrusted: they would
+// not be served. Call it before Run, after the registry holds the entries
+// (see Sync).
+//
+// Each WIT-SVID is checked in full: its signature, with the bundle's WIT
+// key it names, and that it names its entry's SPIFFE ID and binds its
+// private key. One that fails a check fails the call, and nothing is
+// restored: whatever held it cannot be trusted.
+func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
+	entries := make(map[string]registry.Entry, len(saved))
+	for _, e := range i.idx.All() {
+		entries[e.ID] = e
+	}
+	now := i.now()
+	i.mu.Lock()
+	bundle := i.bundle
+	i.mu.Unlock()
+	var res RestoreResult
+	type restored struct {
+		id string
+		w  cachedWIT
+	}
+	var kept []restored
+	for _, s := range saved {
+		e, ok := entries[s.EntryID]
+		if !ok || e.Revision != s.Revision {
+			res.Stale++
+			continue
+		}
+		if len(s.Token) > MaxSavedWITLength || len(s.PrivateKey) > MaxSavedWITLength {
+			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: longer than %d bytes", e.ID, MaxSavedWITLength)
+		}
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON(s.PrivateKey); err != nil {
+			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its key does not parse", e.ID) // no detail of a secret
+		}
+		key, ok := jwk.Key.(crypto.Signer)
+		if !ok || jwk.IsPublic() {
+			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its key is no private key", e.ID)
+		}
+		expiry, kid, err := checkWIT(s.Token, e.SPIFFEID, key.Public())
+		if err != nil {
+			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: %w", e.ID, err)
+		}
+		if !now.Before(expiry) {
+			res.Expired++
+			continue
+		}
+		pub, ok := bundle.FindWITAuthority(kid)
+		if !ok {
+			// Its key left the bundle (revoked) while the program was
+			// down: never served again (see witFor).
+			res.Untrusted++
+			continue
+		}
+		jws, err := jose.ParseSigned(s.Token, jwtutil.Algorithms())
+		if err == nil {
+			_, err = jws.Verify(pub)
+		}
+		if err != nil {
+			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its signature does not verify with WIT key %q of the bundle", e.ID, kid)
+		}
+		start := s.MintedAt
+		if start.IsZero() || start.After(now) {
+			start = now
+		}
+		kept = append(kept, restored{id: e.ID, w: cachedWIT{
+			revision: e.Revision, kid: kid, token: s.Token, key: string(s.PrivateKey),
+			refreshAt: start.Add(expiry.Sub(start) / 2), expiry: expiry, mintedAt: s.MintedAt.Round(0),
+		}})
+	}
+	for _, r := range kept {
+		if _, ok := i.wit.get(r.id); ok {
+			res.Stale++
+			continue
+		}
+		i.wit.put(r.id, r.w, now, maxCachedWITs)
+		res.Restored++
+	}
+	if res.Restored > 0 {
+		i.witVersion.Add(1)
+	}
+	return res, nil
+}
