@@ -31,14 +31,15 @@ const workloadsMaxUnsaved = 6
 // workloadsVersion says what the workloads file would hold: it changes
 // when the entries, the SVIDs or the bundles do.
 type workloadsState struct {
-	svids, entries, trust uint64
+	svids, wits, entries, trust uint64
 }
 
 func (a *Agent) workloadsState() workloadsState {
 	a.store.mu.Lock()
 	head := a.store.head
 	a.store.mu.Unlock()
-	return workloadsState{svids: a.iss.X509SVIDsVersion(), entries: uint64(head), trust: a.trust.setVersion()}
+	return workloadsState{svids: a.iss.X509SVIDsVersion(), wits: a.iss.WITSVIDsVersion(), entries: uint64(head),
+		trust: a.trust.setVersion()}
 }
 
 // restoreWorkloads serves again what the agent held when it stopped: the
@@ -81,10 +82,22 @@ func (a *Agent) restoreWorkloads(ctx context.Context) {
 		a.forgetRestored(ctx)
 		return
 	}
+	attrs := []any{"entries", len(w.entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale}
+	if a.cfg.WITSVIDs {
+		// Restored only where they may be served.
+		wres, err := a.iss.RestoreWITSVIDs(w.wits)
+		if err != nil {
+			a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
+			a.trust.set(nil, true, nil, nil, nil)
+			a.forgetRestored(ctx)
+			return
+		}
+		attrs = append(attrs, "wit_svids", wres.Restored, "wit_expired", wres.Expired,
+			"wit_untrusted", wres.Untrusted, "wit_stale", wres.Stale)
+	}
 	a.restored = true
 	a.log.Info("serving the saved workload SVIDs until the agent syncs with a server",
-		"entries", len(w.entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale,
-		"took", time.Since(start).Round(time.Millisecond))
+		append(attrs, "took", time.Since(start).Round(time.Millisecond))...)
 	if upgrade {
 		a.upgradeWorkloads()
 	}
@@ -114,7 +127,7 @@ func (a *Agent) loadOldWorkloads() (*savedWorkloads, bool, error) {
 func (a *Agent) upgradeWorkloads() {
 	svids, _ := a.iss.X509SVIDs()
 	entries := a.iss.Entries()
-	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.federatedBundles()); err != nil {
+	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.federatedBundles(), nil); err != nil {
 		a.log.Warn("writing the saved workload SVIDs of version 1 in the current version failed", "err", err)
 		return
 	}
@@ -178,14 +191,15 @@ func (a *Agent) saveWorkloads(last *workloadsState) {
 	}
 	start := time.Now()
 	svids, _ := a.iss.X509SVIDs()
+	wits, _ := a.iss.WITSVIDs()
 	entries := a.iss.Entries()
-	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.federatedBundles())
+	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.federatedBundles(), wits)
 	if err != nil {
 		a.log.Warn("saving the workload SVIDs failed; trying again later", "err", err)
 		return
 	}
 	*last = st
-	a.log.Debug("saved the workload SVIDs", "entries", len(entries), "svids", len(svids), "bytes", size,
+	a.log.Debug("saved the workload SVIDs", "entries", len(entries), "svids", len(svids), "wit_svids", len(wits), "bytes", size,
 		"took", time.Since(start).Round(time.Millisecond))
 	if size >= releaseAfterSave {
 		// The write's copies of every entry and SVID are garbage now, as

@@ -28,18 +28,23 @@ import (
 // The workloads file keeps what the agent needs to serve its workloads
 // again after a restart with every server away: the entries it was
 // authorized for, the X509-SVID it held for each (with its private key:
-// the file is 0600, like the agent key), and the federated bundles. The
-// trust domain's bundle is bundle.json, and the agent's own SVID beside it.
+// the file is 0600, like the agent key), the WIT-SVIDs it held (with
+// theirs), and the federated bundles. The trust domain's bundle is
+// bundle.json, and the agent's own SVID beside it.
 //
 // It is written in one pass without holding the file in memory, and read
 // so: a JSON header line (format, version, trust domain, agent), then
 // binary records, each a kind byte, the length of its body (a uvarint) and
 // the body. One record per CA certificate (which the SVIDs name by number,
 // so that each is written once), per federated bundle and per entry (with
-// its SVID, if it has one), then an end record with the number of records
-// before it (the header counted) and the SHA-256 of every byte before it.
-// A file whose digest or count does not match, or that does not parse, is
-// refused whole. (Version 1, workload-svids.jsonl, was JSON lines
+// its SVID, if it has one), then one per WIT-SVID (of an entry before it),
+// then an end record with the number of records before it (the header
+// counted) and the SHA-256 of every byte before it. A file whose digest or
+// count does not match, or that does not parse, is refused whole.
+//
+// Version 3 added the WIT-SVID records; a file without any is written as
+// version 2, which the agents of the releases before read too. The agent
+// reads both. (Version 1, workload-svids.jsonl, was JSON lines
 // throughout, whose decoding took most of a restart: the agent reads it
 // once, when there is no file of a later version, and removes it once it
 // has written one; see workloadsv1.go.)
@@ -47,7 +52,10 @@ const (
 	workloadsFile    = "workload-svids.bin"
 	oldWorkloadsFile = "workload-svids.jsonl"
 	workloadsFormat  = "spiffekit-agent-workloads"
-	workloadsVersion = 2
+	workloadsVersion = 3
+	// noWITsVersion is the version of a file without WIT-SVIDs, the
+	// oldest the agent reads.
+	noWITsVersion = 2
 	// maxWorkloadsRecord bounds one record, and the header line: an entry
 	// at every limit of registry.Entry with its SVID is well under it.
 	maxWorkloadsRecord = 1 << 20
@@ -60,6 +68,7 @@ const (
 	recordCA        = 'c' // the DER of a CA certificate
 	recordFederated = 'f' // a trust domain name, then its bundle document
 	recordEntry     = 'e' // an entry, with its SVID if it has one (see appendEntry)
+	recordWIT       = 'w' // a WIT-SVID of an entry (see appendWIT); version 3
 	recordEnd       = 'z' // the number of records before it, then their SHA-256
 )
 
@@ -82,6 +91,7 @@ type savedWorkloads struct {
 	agent     spiffeid.ID
 	entries   []registry.Entry
 	svids     []issuer.SavedX509SVID
+	wits      []issuer.SavedWITSVID
 	federated []*spiffebundle.Bundle
 }
 
@@ -196,14 +206,24 @@ func appendEntry(b []byte, e registry.Entry, s *issuer.SavedX509SVID, cas map[st
 	return b, nil
 }
 
+// appendWIT appends the body of the record of s, a WIT-SVID, to b.
+func appendWIT(b []byte, s *issuer.SavedWITSVID) ([]byte, error) {
+	b = appendString(b, s.EntryID)
+	b = binary.AppendVarint(b, s.Revision)
+	b = appendString(b, s.Token)
+	b = appendBytes(b, s.PrivateKey)
+	return appendTime(b, s.MintedAt)
+}
+
 // saveWorkloads replaces the workloads file of dir (mode 0600, atomically:
 // a crash leaves the old file or the new one) with the entries, the SVIDs
-// held for them and the federated bundles of the agent agentID of td, and
-// removes a file of version 1. It returns the size of the file.
+// and WIT-SVIDs held for them and the federated bundles of the agent
+// agentID of td, and removes a file of version 1. It returns the size of
+// the file.
 func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle) (int64, error) {
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID) (int64, error) {
 	err := atomicfile.WriteFunc(filepath.Join(dir, workloadsFile), 0o600, func(w io.Writer) error {
-		return writeWorkloads(w, td, agentID, entries, svids, federated)
+		return writeWorkloads(w, td, agentID, entries, svids, federated, wits)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
@@ -225,17 +245,33 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 	return fi.Size(), nil
 }
 
-// writeWorkloads writes a workloads file to w. An SVID whose entry is not
-// among entries, or that was minted for another revision of it, is left
-// out.
+// writeWorkloads writes a workloads file to w. An SVID or a WIT-SVID whose
+// entry is not among entries, or that was minted for another revision of
+// it, is left out.
 func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle) error {
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID) error {
 	byEntry := make(map[string]*issuer.SavedX509SVID, len(svids))
 	for k := range svids {
 		byEntry[svids[k].EntryID] = &svids[k]
 	}
+	version := noWITsVersion
+	var keptWITs []*issuer.SavedWITSVID
+	if len(wits) > 0 {
+		revisions := make(map[string]int64, len(entries))
+		for _, e := range entries {
+			revisions[e.ID] = e.Revision
+		}
+		for k := range wits {
+			if rev, ok := revisions[wits[k].EntryID]; ok && rev == wits[k].Revision {
+				keptWITs = append(keptWITs, &wits[k])
+			}
+		}
+		if len(keptWITs) > 0 {
+			version = workloadsVersion
+		}
+	}
 	rw := &recordWriter{w: w, h: sha256.New()}
-	if err := rw.line(workloadsHeader{Format: workloadsFormat, Version: workloadsVersion,
+	if err := rw.line(workloadsHeader{Format: workloadsFormat, Version: version,
 		TrustDomain: td.Name(), Agent: agentID.String()}); err != nil {
 		return err
 	}
@@ -273,6 +309,15 @@ func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, e
 			return err
 		}
 		if err := rw.record(recordEntry, rw.body); err != nil {
+			return err
+		}
+	}
+	for _, s := range keptWITs {
+		var err error
+		if rw.body, err = appendWIT(rw.body[:0], s); err != nil {
+			return err
+		}
+		if err := rw.record(recordWIT, rw.body); err != nil {
 			return err
 		}
 	}
@@ -320,7 +365,8 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 		return nil, err
 	}
 	w := &savedWorkloads{}
-	if err := w.header(raw, td); err != nil {
+	version, err := w.header(raw, td)
+	if err != nil {
 		return nil, err
 	}
 	h.Write(raw)
@@ -329,6 +375,9 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 		cas  [][]byte
 		head [1 + binary.MaxVarintLen64]byte
 		body []byte
+		// revisions holds the revision of each entry read, by ID, from
+		// the first WIT-SVID on.
+		revisions map[string]int64
 	)
 	for n := 1; ; n++ {
 		kind, err := br.ReadByte()
@@ -390,6 +439,27 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 			if s != nil {
 				w.svids = append(w.svids, *s)
 			}
+			if revisions != nil {
+				revisions[e.ID] = e.Revision
+			}
+		case recordWIT:
+			if version < workloadsVersion {
+				return nil, fmt.Errorf("record %d: a WIT-SVID in a file of version %d", n, version)
+			}
+			s, err := d.wit()
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", n, err)
+			}
+			if revisions == nil {
+				revisions = make(map[string]int64, len(w.entries))
+				for _, e := range w.entries {
+					revisions[e.ID] = e.Revision
+				}
+			}
+			if rev, ok := revisions[s.EntryID]; !ok || rev != s.Revision {
+				return nil, fmt.Errorf("record %d: a WIT-SVID of entry %q at revision %d, which the file does not hold", n, s.EntryID, s.Revision)
+			}
+			w.wits = append(w.wits, s)
 		default:
 			return nil, fmt.Errorf("record %d: not a record of the file", n)
 		}
@@ -397,25 +467,25 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 }
 
 // header checks the first line of a workloads file of trust domain td,
-// and records its agent.
-func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) error {
+// records its agent, and returns its version.
+func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error) {
 	var l workloadsHeader
 	if err := json.Unmarshal(raw, &l); err != nil {
-		return fmt.Errorf("the header: %w", err)
+		return 0, fmt.Errorf("the header: %w", err)
 	}
 	switch {
 	case l.Format != workloadsFormat:
-		return errors.New("not a file of saved workload SVIDs")
-	case l.Version != workloadsVersion:
-		return fmt.Errorf("version %d; this agent reads version %d", l.Version, workloadsVersion)
+		return 0, errors.New("not a file of saved workload SVIDs")
+	case l.Version < noWITsVersion || l.Version > workloadsVersion:
+		return 0, fmt.Errorf("version %d; this agent reads versions %d and %d", l.Version, noWITsVersion, workloadsVersion)
 	case l.TrustDomain != td.Name():
-		return fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
+		return 0, fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
 	}
 	var err error
 	if w.agent, err = spiffeid.FromString(l.Agent); err != nil {
-		return fmt.Errorf("the agent: %w", err)
+		return 0, fmt.Errorf("the agent: %w", err)
 	}
-	return nil
+	return l.Version, nil
 }
 
 // errCutRecord fails the decoding of a record that ends too soon.
@@ -616,6 +686,24 @@ func (d *recordDecoder) entry(cas [][]byte) (registry.Entry, *issuer.SavedX509SV
 		return e, nil, fmt.Errorf("entry %q: %w", e.ID, err)
 	}
 	return e, s, nil
+}
+
+// wit decodes a WIT-SVID record. issuer.RestoreWITSVIDs checks what it
+// holds.
+func (d *recordDecoder) wit() (issuer.SavedWITSVID, error) {
+	s := issuer.SavedWITSVID{EntryID: d.str(), Revision: d.varint(), Token: d.str()}
+	s.PrivateKey = slices.Clone(d.bytes())
+	s.MintedAt = d.time()
+	if err := d.end(); err != nil {
+		return s, err
+	}
+	switch {
+	case s.Token == "" || len(s.Token) > issuer.MaxSavedWITLength:
+		return s, fmt.Errorf("the WIT-SVID of entry %q: a token of %d bytes", s.EntryID, len(s.Token))
+	case len(s.PrivateKey) == 0 || len(s.PrivateKey) > issuer.MaxSavedWITLength:
+		return s, fmt.Errorf("the WIT-SVID of entry %q: a key of %d bytes", s.EntryID, len(s.PrivateKey))
+	}
+	return s, nil
 }
 
 // federatedBundles returns the federated bundles, sorted by trust domain.

@@ -84,7 +84,7 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	entries[1].Downstream = true
 	old := filepath.Join(dir, oldWorkloadsFile)
 	require.NoError(t, os.WriteFile(old, []byte("{}\n"), 0o600))
-	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed)
+	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil)
 	require.NoError(t, err)
 	info, err := os.Stat(filepath.Join(dir, workloadsFile))
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	assert.Equal(t, "cfeeez", kinds)
 
 	// Saved again with fewer SVIDs: the file is replaced whole.
-	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil)
+	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil, nil)
 	require.NoError(t, err)
 	w, err = loadWorkloads(dir, wtd)
 	require.NoError(t, err)
@@ -169,7 +169,7 @@ func TestWorkloadsFileLeavesOutSVIDsOfOtherRevisions(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, _ := workloadsFixture(t, 2)
 	svids[0].Revision++
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil)
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
 	require.NoError(t, err)
 	w, err := loadWorkloads(dir, wtd)
 	require.NoError(t, err)
@@ -179,7 +179,7 @@ func TestWorkloadsFileLeavesOutSVIDsOfOtherRevisions(t *testing.T) {
 
 func TestWorkloadsFileSaveFails(t *testing.T) {
 	entries, svids, _ := workloadsFixture(t, 2)
-	_, err := saveWorkloads(filepath.Join(t.TempDir(), "missing"), wtd, wagent, entries, svids, nil)
+	_, err := saveWorkloads(filepath.Join(t.TempDir(), "missing"), wtd, wagent, entries, svids, nil, nil)
 	assert.ErrorContains(t, err, "agent: saving the workload SVIDs")
 }
 
@@ -188,7 +188,7 @@ func TestWorkloadsFileSaveFails(t *testing.T) {
 func TestWorkloadsFileRefused(t *testing.T) {
 	entries, svids, fed := workloadsFixture(t, 2)
 	var good bytes.Buffer
-	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed))
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil))
 	header, recs := splitRecords(t, good.Bytes())
 	body := recs[:len(recs)-1] // without the end
 	require.Equal(t, byte(recordEntry), body[2].kind, "the first entry, which has an SVID")
@@ -248,7 +248,7 @@ func TestWorkloadsFileRefused(t *testing.T) {
 		{"after the end", append(bytes.Clone(good.Bytes()), 'c'), "goes on after its end record"},
 		{"not JSON", []byte("garbage\n"), "the header"},
 		{"another format", []byte(`{"format":"x","version":2}` + "\n"), "not a file of saved workload SVIDs"},
-		{"version 1", []byte(`{"format":"spiffekit-agent-workloads","version":1}` + "\n"), "version 1; this agent reads version 2"},
+		{"version 1", []byte(`{"format":"spiffekit-agent-workloads","version":1}` + "\n"), "version 1; this agent reads versions 2 and 3"},
 		{"another trust domain", []byte(hdr(2, "x.test", wagent.String())), `"x.test"`},
 		{"no agent", []byte(hdr(2, "example.org", "")), "the agent"},
 		{"a long header", bytes.Repeat([]byte("x"), 1<<17), "the header: too long"},
@@ -296,7 +296,7 @@ func must[T any](v T, err error) T {
 func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, _ := workloadsFixture(t, 1)
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil)
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
 	require.NoError(t, err)
 	path := filepath.Join(dir, workloadsFile)
 	require.NoError(t, os.Chmod(path, 0o640))
@@ -311,10 +311,10 @@ func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 func FuzzParseWorkloads(f *testing.F) {
 	entries, svids, fed := workloadsFixture(f, 2)
 	var good bytes.Buffer
-	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed))
+	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil))
 	f.Add(good.Bytes())
 	var empty bytes.Buffer
-	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil))
+	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil, nil))
 	f.Add(empty.Bytes())
 	f.Add([]byte("{}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -338,7 +338,7 @@ func FuzzParseWorkloads(f *testing.F) {
 		}
 		// And it survives a round trip.
 		var again bytes.Buffer
-		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated))
+		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, nil))
 		w2, err := parseWorkloads(&again, wtd)
 		require.NoError(t, err)
 		require.Equal(t, w.entries, w2.entries)
@@ -357,13 +357,13 @@ func BenchmarkWorkloadsFile(b *testing.B) {
 		var size int64
 		for b.Loop() {
 			var err error
-			size, err = saveWorkloads(dir, wtd, wagent, entries, svids, nil)
+			size, err = saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
 			require.NoError(b, err)
 		}
 		b.ReportMetric(float64(size), "bytes")
 	})
 	b.Run("load", func(b *testing.B) {
-		_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil)
+		_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
 		require.NoError(b, err)
 		for b.Loop() {
 			w, err := loadWorkloads(dir, wtd)
