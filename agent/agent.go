@@ -115,7 +115,8 @@ type Config struct {
 	// Beside its own SVID, the agent keeps there what it serves its
 	// workloads (workload-svids.bin, mode 0600: the entries it is
 	// authorized for, the X509-SVID and private key it holds for each, the
-	// federated bundles), written atomically at most every few seconds
+	// WIT-SVIDs it holds with their keys (with WITSVIDs), the federated
+	// bundles), written atomically at most every few seconds
 	// while it changes, and when Run returns. An agent started again with
 	// the saved agent SVID serves them at once, before it reaches a server
 	// and while every server is away, each until it expires (never after),
@@ -179,6 +180,15 @@ type Config struct {
 	// them (server.Config.WITSVIDs): otherwise FetchWITSVID answers
 	// Unimplemented, and FetchWITBundles PermissionDenied (the bundle
 	// has no WIT key). False (the default) answers both Unimplemented.
+	//
+	// With DataDir, the WIT-SVIDs the agent holds are saved with the
+	// X509-SVIDs (see DataDir), and an agent started again while every
+	// server is away serves each until it expires, while the bundle it
+	// saved holds the key that signed it (a WIT key revoked meanwhile is
+	// not trusted), after checking its signature with that key. A
+	// workloads file holding WIT-SVIDs is of version 3, which agents of
+	// the releases before (which read version 2) refuse, starting without
+	// it.
 	WITSVIDs bool
 
 	// KeyStore makes the agent's own private key, the key of its agent

@@ -45,8 +45,8 @@
 //   - While no server answers, the agent keeps serving what it holds and
 //     reconnects with jittered exponential backoff (Config.RetryMin,
 //     Config.RetryMax), trying each server in turn.
-//   - What it serves (its entries, their SVIDs and keys, the federated
-//     bundles) is saved in DataDir too (workload-svids.bin, mode 0600,
+//   - What it serves (its entries, their SVIDs and keys, the WIT-SVIDs it
+//     holds with theirs, the federated bundles) is saved in DataDir too (workload-svids.bin, mode 0600,
 //     written atomically once it has stayed the same for 2 s, at least
 //     every 12 s while it keeps changing, and when Run returns). An agent started again with its saved SVID serves it at
 //     once, with every server away, each SVID until it expires, and follows

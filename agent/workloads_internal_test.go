@@ -124,6 +124,75 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	assert.ErrorIs(t, err, errNoWorkloads)
 }
 
+// The WIT-SVIDs of entries in the file are kept, in a file of version 3;
+// those of other entries or revisions are left out, and a file without
+// any is of version 2.
+func TestWorkloadsFileWITSVIDs(t *testing.T) {
+	dir := t.TempDir()
+	entries, svids, fed := workloadsFixture(t, 3)
+	wit := func(e registry.Entry) issuer.SavedWITSVID {
+		return issuer.SavedWITSVID{EntryID: e.ID, Revision: e.Revision, Token: "h." + e.ID + ".s",
+			PrivateKey: []byte(`{"kty":"EC","d":"secret"}`), MintedAt: created}
+	}
+	gone, changed := wit(entries[1]), wit(entries[2])
+	gone.EntryID = fmt.Sprintf("%032x", 99)
+	changed.Revision++
+	wits := []issuer.SavedWITSVID{wit(entries[0]), gone, changed, wit(entries[1])}
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, wits)
+	require.NoError(t, err)
+	w, err := loadWorkloads(dir, wtd)
+	require.NoError(t, err)
+	assert.Equal(t, entries, w.entries)
+	assert.Equal(t, []issuer.SavedWITSVID{wits[0], wits[3]}, w.wits)
+	raw, err := os.ReadFile(filepath.Join(dir, workloadsFile))
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":3,`)))
+
+	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{gone})
+	require.NoError(t, err)
+	raw, err = os.ReadFile(filepath.Join(dir, workloadsFile))
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":2,`)), "no WIT-SVID: the previous version")
+
+	// What a file of version 3 must not hold.
+	var good bytes.Buffer
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, wits[:1]))
+	header, recs := splitRecords(t, good.Bytes())
+	body := recs[:len(recs)-1]
+	require.Equal(t, byte(recordWIT), body[len(body)-1].kind)
+	withWIT := func(header string, r testRecord) []byte {
+		return joinRecords(t, header, append(slices.Clone(body[:len(body)-1]), r))
+	}
+	witRecord := func(s issuer.SavedWITSVID) testRecord {
+		return testRecord{recordWIT, must(appendWIT(nil, &s))}
+	}
+	empty, noKey, cut := wits[0], wits[0], witRecord(wits[0])
+	empty.Token = ""
+	noKey.PrivateKey = nil
+	cut.body = cut.body[:len(cut.body)-2]
+	v2 := strings.Replace(header, `"version":3`, `"version":2`, 1)
+	for _, tc := range []struct {
+		name string
+		file []byte
+		want string
+	}{
+		{"in a file of version 2", withWIT(v2, witRecord(wits[0])), "a WIT-SVID in a file of version 2"},
+		{"version 4", []byte(strings.Replace(header, `"version":3`, `"version":4`, 1)), "version 4; this agent reads versions 2 and 3"},
+		{"of an entry not in the file", withWIT(header, witRecord(gone)), "which the file does not hold"},
+		{"of another revision", withWIT(header, witRecord(changed)), "which the file does not hold"},
+		{"no token", withWIT(header, witRecord(empty)), "a token of 0 bytes"},
+		{"no key", withWIT(header, witRecord(noKey)), "a key of 0 bytes"},
+		{"cut short", withWIT(header, cut), "the record is cut short"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseWorkloads(bytes.NewReader(tc.file), wtd)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "secret")
+		})
+	}
+}
+
 // testRecord is a record of a workloads file.
 type testRecord struct {
 	kind byte
@@ -316,6 +385,10 @@ func FuzzParseWorkloads(f *testing.F) {
 	var empty bytes.Buffer
 	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil, nil))
 	f.Add(empty.Bytes())
+	var withWITs bytes.Buffer
+	require.NoError(f, writeWorkloads(&withWITs, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{{
+		EntryID: entries[0].ID, Revision: entries[0].Revision, Token: "h.p.s", PrivateKey: []byte("{}"), MintedAt: created}}))
+	f.Add(withWITs.Bytes())
 	f.Add([]byte("{}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w, err := parseWorkloads(bytes.NewReader(data), wtd)
@@ -338,10 +411,11 @@ func FuzzParseWorkloads(f *testing.F) {
 		}
 		// And it survives a round trip.
 		var again bytes.Buffer
-		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, nil))
+		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, w.wits))
 		w2, err := parseWorkloads(&again, wtd)
 		require.NoError(t, err)
 		require.Equal(t, w.entries, w2.entries)
+		require.Equal(t, w.wits, w2.wits)
 		require.Equal(t, len(whole), len(w2.svids))
 		require.Len(t, w2.federated, len(w.federated))
 	})
