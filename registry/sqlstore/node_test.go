@@ -198,7 +198,7 @@ func TestCorruptNodeRows(t *testing.T) {
 
 	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityJWT, AuthorityID: "k", ExpiresAt: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
-	exec(`UPDATE registry_authority_marks SET kind = 'wit'`)
+	exec(`UPDATE registry_authority_marks SET kind = 'ssh'`)
 	_, err = s.ListAuthorityMarks(ctx, time.Now())
 	require.ErrorContains(t, err, "sqlstore: decoding stored authority mark")
 	exec(`UPDATE registry_authority_marks SET expires_at = 'later'`)
