@@ -13,26 +13,37 @@ import (
 )
 
 // The authority commands follow SPIRE's localauthority commands: list (all
-// kinds), then per kind show, prepare, activate, taint and revoke, with
-// -authorityID and -output pretty|json.
+// kinds), then per kind (x509, jwt, wit as SPIRE's x509, jwt, wit) show,
+// prepare, activate, taint and revoke, with -authorityID and -output
+// pretty|json.
 var authorityCommands = []command{
-	{name: "list", summary: "Lists the X.509 CAs and JWT keys of every server of the trust domain.", setup: authorityList("")},
+	{name: "list", summary: "Lists the X.509 CAs, JWT keys and WIT keys of every server of the trust domain.", setup: authorityList("")},
 }
 
-// authorityKindCommands returns the commands of "authority x509" or
-// "authority jwt".
+// authorityKindCommands returns the commands of "authority x509",
+// "authority jwt" or "authority wit".
 func authorityKindCommands(k registry.AuthorityKind) []command {
 	what := kindTitle(k)
+	rotationHelp, taintHelp := authorityRotationHelp, authorityTaintHelp
+	taintSummary := "what it signed is replaced early, by every agent."
+	if k != registry.AuthorityX509 {
+		taintSummary = "listed as tainted; agents renew the tokens it signed at half their life, not earlier."
+		taintHelp += "\n\n" + authorityKeyTaintHelp
+	}
+	if k == registry.AuthorityWIT {
+		rotationHelp += "\n\n" + authorityWITHelp
+		taintHelp += "\n\n" + authorityWITHelp
+	}
 	return []command{
 		{name: "show", summary: "Lists the " + what + " authorities of every server of the trust domain.", setup: authorityList(k)},
 		{name: "prepare", summary: "Prepares a new " + what + " authority on this server: published in the bundle, signing nothing yet.",
-			help: authorityRotationHelp, setup: authorityAction(k, "prepare")},
+			help: rotationHelp, setup: authorityAction(k, "prepare")},
 		{name: "activate", summary: "Makes this server's prepared " + what + " authority the one that signs; the active one becomes old.",
-			help: authorityRotationHelp, setup: authorityAction(k, "activate")},
-		{name: "taint", summary: "Taints an old " + what + " authority of any server: what it signed is replaced early, by every agent.",
-			help: authorityTaintHelp, setup: authorityAction(k, "taint")},
+			help: rotationHelp, setup: authorityAction(k, "activate")},
+		{name: "taint", summary: "Taints an old " + what + " authority of any server: " + taintSummary,
+			help: taintHelp, setup: authorityAction(k, "taint")},
 		{name: "revoke", summary: "Revokes a " + what + " authority that is not active: every server leaves it out of the bundle.",
-			help: authorityTaintHelp, setup: authorityAction(k, "revoke")},
+			help: taintHelp, setup: authorityAction(k, "revoke")},
 	}
 }
 
@@ -50,9 +61,21 @@ can be revoked. A taint or revocation of another server's authority is
 recorded in the shared database: its server applies it as soon as it hears
 of it (or when it starts again), and every server honours it meanwhile.`
 
+const authorityKeyTaintHelp = `Agents are told of tainted X.509 CAs only: the JWT-SVIDs and WIT-SVIDs a
+tainted key signed are renewed at half their life, as any other. A revoked
+key leaves the bundle: its tokens stop verifying at once, and agents
+serve none of the WIT-SVIDs it signed again.`
+
+const authorityWITHelp = `Only a server run with -wit-svids has WIT keys (the keys that sign
+WIT-SVIDs, published in the bundle with use "wit-svid"); on another server,
+prepare and activate fail, and show lists only the other servers' WIT keys.`
+
 func kindTitle(k registry.AuthorityKind) string {
-	if k == registry.AuthorityX509 {
+	switch k {
+	case registry.AuthorityX509:
 		return "X.509"
+	case registry.AuthorityWIT:
+		return "WIT"
 	}
 	return "JWT"
 }

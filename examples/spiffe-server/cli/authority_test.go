@@ -21,15 +21,23 @@ import (
 // the test ends, and returns its admin socket.
 func startCA(t *testing.T) string {
 	t.Helper()
+	return startCAWith(t, func(*issuing.Config) {})
+}
+
+// startCAWith is startCA with the configuration changed by mod.
+func startCAWith(t *testing.T, mod func(*issuing.Config)) string {
+	t.Helper()
 	socket := filepath.Join(t.TempDir(), "admin.sock")
-	s, err := issuing.New(t.Context(), issuing.Config{
+	cfg := issuing.Config{
 		TrustDomain: td,
 		Stores:      issuing.StoresOf(memstore.New(memstore.Config{})),
 		KeyManager:  keymanager.NewMemory(),
 		ServerID:    "server-a",
 		BindAddr:    "127.0.0.1:0",
 		AdminSocket: socket,
-	})
+	}
+	mod(&cfg)
+	s, err := issuing.New(t.Context(), cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -154,13 +162,16 @@ func TestAuthorityUsage(t *testing.T) {
 		{"group", []string{"authority"}, ExitUsage, "", "Usage: spiffe-server authority <subcommand>"},
 		{"kind group", []string{"authority", "x509"}, ExitUsage, "", "Usage: spiffe-server authority x509 <subcommand>"},
 		{"unknown subcommand", []string{"authority", "jwt", "retire"}, ExitUsage, "", `unknown command "authority jwt retire"`},
-		{"unknown kind", []string{"authority", "wit", "show"}, ExitUsage, "", `unknown command "authority wit"`},
+		{"unknown kind", []string{"authority", "ssh", "show"}, ExitUsage, "", `unknown command "authority ssh"`},
+		{"WIT group", []string{"authority", "wit"}, ExitUsage, "", "Usage: spiffe-server authority wit <subcommand>"},
+		{"WIT taint without ID", []string{"authority", "wit", "taint", "-admin-socket", socket}, ExitUsage, "", "-authorityID is required"},
+		{"WIT prepare help", []string{"authority", "wit", "prepare", "-h"}, ExitOK, "Only a server run with -wit-svids has WIT keys", ""},
 		{"taint without ID", []string{"authority", "x509", "taint", "-admin-socket", socket}, ExitUsage, "", "-authorityID is required"},
 		{"revoke without ID", []string{"authority", "jwt", "revoke", "-admin-socket", socket}, ExitUsage, "", "-authorityID is required"},
 		{"bad output", []string{"authority", "list", "-output", "yaml", "-admin-socket", socket}, ExitUsage, "", "-output must be pretty or json"},
 		{"bad output of an action", []string{"authority", "x509", "prepare", "-output", "yaml", "-admin-socket", socket}, ExitUsage, "", "-output must be pretty or json"},
 		{"help", []string{"authority", "x509", "taint", "-h"}, ExitOK, "-authorityID ID", ""},
-		{"top-level usage", []string{"-h"}, ExitOK, "authority x509|jwt show|prepare|activate|taint|revoke", ""},
+		{"top-level usage", []string{"-h"}, ExitOK, "authority x509|jwt|wit show|prepare|activate|taint|revoke", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,4 +185,72 @@ func TestAuthorityUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	adminCommand(t.Context(), []string{"authority"}, strings.NewReader(""), &out, &errb)
 	assert.Contains(t, errb.String(), "  x509     show|prepare|activate|taint|revoke: the X.509 CAs\n")
+	assert.Contains(t, errb.String(), "  wit      show|prepare|activate|taint|revoke: the WIT keys (servers run with -wit-svids)\n")
+}
+
+func TestAuthorityWITCommands(t *testing.T) {
+	socket := startCAWith(t, func(c *issuing.Config) { c.WITSVIDs = true })
+
+	out := okAt(t, socket, "authority", "list")
+	assert.True(t, strings.HasPrefix(out, "Found 3 authorities\n"), out)
+	assert.Contains(t, out, "Kind:           WIT\n")
+	all := listOutput(t, socket, "authority", "list")
+	require.Len(t, all, 3)
+	assert.Equal(t, registry.AuthorityWIT, all[2].Kind, "WIT keys come last")
+	first := all[2].AuthorityID
+
+	wits := listOutput(t, socket, "authority", "wit", "show")
+	require.Len(t, wits, 1)
+	assert.Equal(t, first, wits[0].AuthorityID)
+	assert.Equal(t, registry.AuthorityActive, wits[0].State)
+	assert.Contains(t, okAt(t, socket, "authority", "wit", "show"), "Found 1 WIT authorities\n")
+
+	// Refused: the active WIT key, and an unknown one.
+	r := runAt(t, socket, "authority", "wit", "revoke", "-authorityID", first)
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "this server's WIT key "+first+" is active: the active authority cannot be revoked")
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+	r = runAt(t, socket, "authority", "wit", "taint", "-authorityID", first)
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "authority wit prepare, then activate")
+	r = runAt(t, socket, "authority", "wit", "taint", "-authorityID", "no-such-kid")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, `no WIT key "no-such-kid" among the authorities of the trust domain's servers`)
+
+	out = okAt(t, socket, "authority", "wit", "prepare")
+	assert.True(t, strings.HasPrefix(out, "Prepared WIT authority:\nKind:           WIT\n"), out)
+	prepared := authorityFromOutput(t, okAt(t, socket, "authority", "wit", "prepare", "-output", "json"))
+	assert.Equal(t, registry.AuthorityPrepared, prepared.State)
+	assert.Equal(t, registry.AuthorityWIT, prepared.Kind)
+	out = okAt(t, socket, "authority", "wit", "activate", "-authorityID", prepared.AuthorityID)
+	assert.True(t, strings.HasPrefix(out, "Activated WIT authority:\n"), out)
+
+	out = okAt(t, socket, "authority", "wit", "taint", "-authorityID", first)
+	assert.True(t, strings.HasPrefix(out, "Tainted WIT authority:\n"), out)
+	assert.Contains(t, out, "Marked:         tainted\n")
+	tainted := listOutput(t, socket, "authority", "wit", "show")
+	require.Len(t, tainted, 2)
+	assert.True(t, tainted[0].Tainted)
+	assert.Equal(t, first, tainted[0].AuthorityID)
+
+	revoked := authorityFromOutput(t, okAt(t, socket, "authority", "wit", "revoke", "-authorityID", first, "-output", "json"))
+	assert.True(t, revoked.Revoked)
+	assert.Equal(t, registry.AuthorityWIT, revoked.Kind)
+	left := listOutput(t, socket, "authority", "wit", "show")
+	require.Len(t, left, 1, "the revoked key is gone")
+	assert.Equal(t, prepared.AuthorityID, left[0].AuthorityID)
+}
+
+func TestAuthorityWITWithoutWITSVIDs(t *testing.T) {
+	socket := startCA(t)
+	assert.Contains(t, okAt(t, socket, "authority", "wit", "show"), "Found 0 WIT authorities\n")
+	for _, verb := range []string{"prepare", "activate"} {
+		r := runAt(t, socket, "authority", "wit", verb)
+		assert.Equal(t, ExitFailure, r.code, verb)
+		assert.Contains(t, r.stderr, "this server signs no WIT-SVIDs, so its CA has no WIT key", verb)
+		assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+	}
+	r := runAt(t, socket, "authority", "wit", "revoke", "-authorityID", "kid")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Contains(t, r.stderr, "this server signs no WIT-SVIDs")
 }

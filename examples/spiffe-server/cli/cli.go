@@ -90,6 +90,7 @@ var groups = map[string][]command{
 	"authority":      authorityCommands,
 	"authority x509": authorityKindCommands(registry.AuthorityX509),
 	"authority jwt":  authorityKindCommands(registry.AuthorityJWT),
+	"authority wit":  authorityKindCommands(registry.AuthorityWIT),
 	"x509":           x509Commands,
 	"jwt":            jwtCommands,
 }
@@ -130,7 +131,8 @@ func adminCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		usage(stderr)
 		return ExitUsage
 	}
-	// "authority x509" and "authority jwt" are groups of their own.
+	// "authority x509", "authority jwt" and "authority wit" are groups of
+	// their own.
 	if len(args) >= 2 {
 		if sub, ok := groups[group+" "+args[1]]; ok {
 			group, cmds, args = group+" "+args[1], sub, args[1:]
@@ -198,7 +200,7 @@ Commands:
   token generate
   agent list|show|count|evict|ban
   authority list
-  authority x509|jwt show|prepare|activate|taint|revoke
+  authority x509|jwt|wit show|prepare|activate|taint|revoke
   x509 mint, jwt mint
   version                   print the version and VCS revision (also -version)
 
@@ -217,8 +219,9 @@ func groupUsage(w io.Writer, group string, cmds []command) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	if group == "authority" {
-		fmt.Fprintf(w, "  %-8s %s\n  %-8s %s\n", "x509", "show|prepare|activate|taint|revoke: the X.509 CAs",
-			"jwt", "show|prepare|activate|taint|revoke: the JWT keys")
+		fmt.Fprintf(w, "  %-8s %s\n  %-8s %s\n  %-8s %s\n", "x509", "show|prepare|activate|taint|revoke: the X.509 CAs",
+			"jwt", "show|prepare|activate|taint|revoke: the JWT keys",
+			"wit", "show|prepare|activate|taint|revoke: the WIT keys (servers run with -wit-svids)")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/registry"
+	issuing "github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -189,6 +190,14 @@ func TestJSONOutput(t *testing.T) {
 	r = runAt(t, socket, "authority", "x509", "prepare", "-output", "json")
 	require.Equal(t, ExitOK, r.code, r.stderr)
 	golden(t, "authority_prepare", r.stdout)
+
+	socket = startCAWith(t, func(c *issuing.Config) { c.WITSVIDs = true })
+	r = runAt(t, socket, "authority", "wit", "show", "-output", "json")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	golden(t, "authority_wit_show", r.stdout)
+	r = runAt(t, socket, "authority", "wit", "prepare", "-output", "json")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	golden(t, "authority_wit_prepare", r.stdout)
 }
 
 // TestJSONOutputIsAnEntryFile: what entry show -output json writes, entry

@@ -55,6 +55,11 @@ var validCalls = map[string]struct {
 	"authority jwt activate":  {},
 	"authority jwt taint":     {args: []string{"-authorityID", "ab"}},
 	"authority jwt revoke":    {args: []string{"-authorityID", "ab"}},
+	"authority wit show":      {},
+	"authority wit prepare":   {},
+	"authority wit activate":  {},
+	"authority wit taint":     {args: []string{"-authorityID", "ab"}},
+	"authority wit revoke":    {args: []string{"-authorityID", "ab"}},
 }
 
 // TestEveryCommandExitCodes walks every admin command: -h prints its usage
