@@ -33,7 +33,11 @@ func slowLossyLink(t *testing.T) {
 	progtest.WaitWithin(t, s.agentTTL, "the agent's Workload API socket", func() bool { return progtest.Exists(st.APISock) }, procs...)
 	// A path to the server works throughout: the workload never goes down.
 	w := watchWorkload(t, st.APISock)
-	progtest.WaitWithin(t, s.agentTTL, "the workload's first SVID", func() bool { return w.has(base) }, procs...)
+	// Over this link the first connections can take several of TCP's
+	// retransmission timeouts, and the agent's first renewal (at half its
+	// SVID's life) may cut a signing call short, to be retried: allow two
+	// lifetimes for the first SVID.
+	progtest.WaitWithin(t, 2*s.agentTTL, "the workload's first SVID", func() bool { return w.has(base) }, procs...)
 
 	rounds := 2 * s.rounds
 	for round := range rounds {
