@@ -53,9 +53,10 @@
 //
 // [Client] is a launcher's Go client of it ([Dial]).
 //
-// Launches are rate-limited (Config.Rate), and every launch, redemption
-// and end is one log line with the launch's ID and SPIFFE ID (and the
-// launcher's uid and pid); never the handle.
+// Launches are rate-limited (Config.Rate) and bounded in number
+// (Config.MaxLive alive at once, default [DefaultMaxLive]), and every
+// launch, redemption and end is one log line with the launch's ID and
+// SPIFFE ID (and the launcher's uid and pid); never the handle.
 //
 // # Usage
 //

@@ -8,10 +8,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -46,18 +48,23 @@ type command struct {
 	summary string
 	help    string // more about the command, printed in its usage after the summary
 	setup   func(cmd *cmdline.Command) action
+	// launcher: the command calls the launcher API (-launcher-socket),
+	// not the admin API (-admin-socket).
+	launcher bool
 }
 
 // A call is one run of a command: its parsed flags (to tell which were
-// given), the admin client, standard input, output and error, and whether
-// the output is JSON (-output json).
+// given), the admin client (or the launcher API's, for the launch
+// commands), standard input, output and error, and whether the output is
+// JSON (-output json).
 type call struct {
-	cmd    *cmdline.Command
-	client *admin.Client
-	in     io.Reader
-	out    io.Writer
-	err    io.Writer // for what is said besides the result
-	json   bool
+	cmd      *cmdline.Command
+	client   *admin.Client
+	launcher *launch.Client
+	in       io.Reader
+	out      io.Writer
+	err      io.Writer // for what is said besides the result
+	json     bool
 }
 
 // An action runs a command once its flags are parsed.
@@ -91,6 +98,7 @@ var groups = map[string][]command{
 	"authority x509": authorityKindCommands(registry.AuthorityX509),
 	"authority jwt":  authorityKindCommands(registry.AuthorityJWT),
 	"authority wit":  authorityKindCommands(registry.AuthorityWIT),
+	"launch":         launchCommands,
 	"x509":           x509Commands,
 	"jwt":            jwtCommands,
 }
@@ -162,8 +170,13 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 	}
 	c := cmdline.New(strings.Join(strings.Fields("spiffe-server "+group+" "+cmd.name), " "), help)
 	var socket, output string
-	c.String(&socket, "admin-socket", DefaultAdminSocket, "`path` of the server's admin socket").
-		Alias("socketPath").Env(AdminSocketEnv)
+	if cmd.launcher {
+		c.String(&socket, "launcher-socket", DefaultLauncherSocket, "`path` of the server's launcher API socket (launcher.socket_path)").
+			Alias("socketPath").Env(LauncherSocketEnv)
+	} else {
+		c.String(&socket, "admin-socket", DefaultAdminSocket, "`path` of the server's admin socket").
+			Alias("socketPath").Env(AdminSocketEnv)
+	}
 	c.String(&output, "output", "pretty", "output `format`: pretty, or json (see README.md for its fields)")
 	action := cmd.setup(c)
 	if code, ok := c.Parse(args, stdout, stderr); !ok {
@@ -172,9 +185,15 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 	if output != "pretty" && output != "json" {
 		return c.Misuse(stderr, fmt.Errorf("-output must be pretty or json, not %q", output))
 	}
-	client := admin.Dial(socket)
-	defer client.Close()
-	err := action(ctx, &call{cmd: c, client: client, in: stdin, out: stdout, err: stderr, json: output == "json"})
+	cl := &call{cmd: c, in: stdin, out: stdout, err: stderr, json: output == "json"}
+	if cmd.launcher {
+		cl.launcher = launch.Dial(socket)
+		defer cl.launcher.Close()
+	} else {
+		cl.client = admin.Dial(socket)
+		defer cl.client.Close()
+	}
+	err := action(ctx, cl)
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -183,6 +202,10 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 		return c.Misuse(stderr, ue)
 	case errors.Is(err, admin.ErrPermissionDenied):
 		return c.Fail(stderr, fmt.Errorf("%w (run it as root or as the server's user)", err))
+	case errors.Is(err, launch.ErrPermissionDenied):
+		return c.Fail(stderr, fmt.Errorf("%w (run it as a uid of the launcher section's allowed_uids)", err))
+	case cmd.launcher && errors.Is(err, syscall.ENOENT), cmd.launcher && errors.Is(err, syscall.ECONNREFUSED):
+		return c.Fail(stderr, fmt.Errorf("%w (is the server running, with a launcher section whose socket_path is %s?)", err, socket))
 	default:
 		return c.Fail(stderr, err)
 	}
@@ -202,10 +225,13 @@ Commands:
   authority list
   authority x509|jwt|wit show|prepare|activate|taint|revoke
   x509 mint, jwt mint
+  launch create|show|end    a launcher's launches (on the launcher API's socket)
   version                   print the version and VCS revision (also -version)
 
-Every command but run takes -admin-socket PATH (default $`+AdminSocketEnv+`,
-else `+DefaultAdminSocket+`) and -output pretty|json.
+Every command but run and launch takes -admin-socket PATH (default
+$`+AdminSocketEnv+`, else `+DefaultAdminSocket+`), and the launch
+commands -launcher-socket PATH (default $`+LauncherSocketEnv+`, else
+`+DefaultLauncherSocket+`); all take -output pretty|json.
 Run "spiffe-server run -h" or "spiffe-server <command> <subcommand> -h" for
 the flags of a command. Every flag of run may also be set by an environment
 variable (`+EnvPrefix+`_ and the flag's name in upper case, '_' for '-') or a

@@ -4,7 +4,9 @@
 // cmdline (each key declared once, in newRunCommand); the bundle, entry,
 // token, agent and authority commands speak the admin API (package admin)
 // on the server's unix socket, the authority commands after SPIRE's
-// localauthority ones. The program's main is a few lines around [Main]:
+// localauthority ones; the launch commands speak the launcher API (package
+// launch) on its own socket, as a launcher does. The program's main is a
+// few lines around [Main]:
 //
 //	func main() {
 //		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

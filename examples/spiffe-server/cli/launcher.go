@@ -14,14 +14,15 @@ import (
 const launcherKey = "launcher"
 
 const launcherHelp = `the launcher API (on-demand identities for sandboxes: a launcher makes a short-lived entry and gets a one-time handle,
-which the sandbox redeems at the token exchange endpoint, required): {"socket_path": "<unix socket>" (required),
+which the sandbox redeems at the token exchange endpoint, required): {"socket_path": "<unix socket>" (default ` + DefaultLauncherSocket + `),
 "allowed_uids": [<uid>, ...] (default: root and the server's uid), "allowed_path_prefixes": ["/sandbox", ...] (default: any path outside /spiffekit),
-"default_ttl": "15m", "max_ttl": "24h", "rate": 50, "burst": 100};
+"default_ttl": "15m", "max_ttl": "24h", "rate": 50, "burst": 100, "max_live_launches": 10000};
 absent: off (see README.md)`
 
 // launcherConfig is the launcher part of the configuration file.
 type launcherConfig struct {
-	// SocketPath: the launcher API's unix socket.
+	// SocketPath: the launcher API's unix socket; empty means
+	// DefaultLauncherSocket.
 	SocketPath string `json:"socket_path"`
 	// AllowedUIDs: the uids that may launch.
 	AllowedUIDs []int `json:"allowed_uids"`
@@ -34,18 +35,22 @@ type launcherConfig struct {
 	// Rate, Burst: launches per second.
 	Rate  float64 `json:"rate"`
 	Burst int     `json:"burst"`
+	// MaxLiveLaunches: the most launches alive at once.
+	MaxLiveLaunches int `json:"max_live_launches"`
 }
 
 // newLauncher returns the server's launcher settings of c.
 func newLauncher(c *launcherConfig, exchange bool) (*issuing.Launcher, error) {
-	switch {
-	case c.SocketPath == "":
-		return nil, usagef("%s.socket_path is required", launcherKey)
-	case !exchange:
+	if !exchange {
 		return nil, usagef("%s needs the %s section: sandboxes redeem their handles at the token exchange endpoint", launcherKey, tokenExchangeKey)
 	}
-	l := &issuing.Launcher{SocketPath: c.SocketPath, Service: launch.Config{
+	socket := c.SocketPath
+	if socket == "" {
+		socket = DefaultLauncherSocket
+	}
+	l := &issuing.Launcher{SocketPath: socket, Service: launch.Config{
 		AllowedUIDs: c.AllowedUIDs, PathPrefixes: c.AllowedPathPrefixes, Rate: rate.Limit(c.Rate), Burst: c.Burst,
+		MaxLive: c.MaxLiveLaunches,
 	}}
 	for _, d := range []struct {
 		name string
