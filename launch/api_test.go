@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/launch"
 )
 
@@ -171,6 +173,73 @@ func TestAPIHandsTheAuthorities(t *testing.T) {
 	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
 	require.Equal(t, http.StatusCreated, r.status)
 	assert.NotContains(t, r.body, "x509_authorities")
+}
+
+// With Config.JWTAuthorities, each launch hands the launcher the trust
+// domain's JWT authorities, as a JWK Set (a JWT bundle), for the sandbox
+// to validate JWT-SVIDs with.
+func TestAPIHandsTheJWTAuthorities(t *testing.T) {
+	k1, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	k2, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	require.NoError(t, err)
+	keys := map[string]crypto.PublicKey{"jwt-1": k1.Public(), "jwt-2": k2.Public()}
+	e := newEnv(t, func(c *launch.Config) {
+		c.JWTAuthorities = func() map[string]crypto.PublicKey { return keys }
+	})
+	c, _ := e.api(t)
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	doc, err := json.Marshal(r.body["jwt_authorities"])
+	require.NoError(t, err)
+	b, err := jwtbundle.Parse(td, doc)
+	require.NoError(t, err, "a JWK Set: %s", doc)
+	assert.True(t, b.Equal(jwtbundle.FromJWTAuthorities(td, keys)), "the trust domain's keys, by key ID: %s", doc)
+	assert.NotContains(t, string(doc), `"d"`, "public keys only")
+
+	// A trust domain without JWT keys: an empty set, which validates
+	// nothing.
+	e = newEnv(t, func(c *launch.Config) {
+		c.JWTAuthorities = func() map[string]crypto.PublicKey { return nil }
+	})
+	c, _ = e.api(t)
+	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	assert.Equal(t, map[string]any{"keys": []any{}}, r.body["jwt_authorities"])
+
+	// Without it, none.
+	e = newEnv(t)
+	c, _ = e.api(t)
+	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	assert.NotContains(t, r.body, "jwt_authorities")
+}
+
+// A JWT authority the launcher API cannot hand as a public JWK (here a
+// private key, given by mistake) fails the launch with an internal error:
+// the key is never sent, and the launch, whose handle no one received, is
+// ended rather than left alive.
+func TestAPIRefusesToHandAPrivateKey(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	e := newEnv(t, func(c *launch.Config) {
+		c.JWTAuthorities = func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"jwt-1": k} }
+		c.MaxLive = 1
+	})
+	c, _ := e.api(t)
+	for range 2 {
+		r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+		assert.Equal(t, http.StatusInternalServerError, r.status, "not refused for too many live launches: the first was ended")
+		assert.Equal(t, "launch: internal error", r.body["message"])
+		assert.NotContains(t, r.body, "jwt_authorities")
+	}
+	entries, _, err := e.store.List(t.Context(), registryFilter(), registryPage())
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the launches were ended")
+	assert.Len(t, e.logs.lines(t, "launch ended"), 2)
+	failed := e.logs.lines(t, "launcher request failed")
+	require.Len(t, failed, 2)
+	assert.Contains(t, failed[0]["err"], "the JWT authorities of launch")
 }
 
 // A request that did not come through Serve has no known caller.

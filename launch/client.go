@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -112,6 +113,13 @@ func (c *Client) Launch(ctx context.Context, p Params) (Launch, error) {
 			return Launch{}, fmt.Errorf("launch: the server's answer: %w", err)
 		}
 		l.X509Authorities = append(l.X509Authorities, cert)
+	}
+	if len(out.JWTAuthorities) > 0 {
+		b, err := jwtbundle.Parse(l.SPIFFEID.TrustDomain(), out.JWTAuthorities)
+		if err != nil {
+			return Launch{}, fmt.Errorf("launch: the server's answer: %w", err)
+		}
+		l.JWTAuthorities = b.JWTAuthorities()
 	}
 	return l, nil
 }

@@ -2,6 +2,11 @@ package launch_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,8 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/spiffeid"
+	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 )
 
 // dial serves e's launch server on a real unix socket and returns a
@@ -38,6 +46,7 @@ func TestClient(t *testing.T) {
 	assert.Equal(t, 20*time.Minute, l.X509SVIDTTL)
 	assert.Equal(t, time.Minute, l.JWTSVIDTTL)
 	assert.Nil(t, l.X509Authorities)
+	assert.Nil(t, l.JWTAuthorities)
 
 	info, err := c.Get(t.Context(), l.ID)
 	require.NoError(t, err)
@@ -56,6 +65,31 @@ func TestClient(t *testing.T) {
 	_, err = c.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/spiffekit/server")})
 	require.ErrorIs(t, err, launch.ErrInvalid)
 	assert.ErrorContains(t, err, "reserved", "the server's reason reaches the launcher")
+}
+
+// TestClientAuthorities: the client gives the trust domain's X.509 and JWT
+// authorities the server handed with the launch.
+func TestClientAuthorities(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ca := testca.New(t, td)
+	keys := map[string]crypto.PublicKey{"jwt-1": k.Public()}
+	e := newEnv(t, func(c *launch.Config) {
+		c.X509Authorities = func() []*x509.Certificate { return ca.X509Bundle().X509Authorities() }
+		c.JWTAuthorities = func() map[string]crypto.PublicKey { return keys }
+	})
+	l, err := e.dial(t).Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/sandbox/1")})
+	require.NoError(t, err)
+	assert.Equal(t, ca.X509Bundle().X509Authorities(), l.X509Authorities)
+	require.Len(t, l.JWTAuthorities, 1)
+	assert.True(t, k.PublicKey.Equal(l.JWTAuthorities["jwt-1"]))
+
+	// A JWT-SVID signed by that key validates with them alone.
+	token := testca.SignJWT(t, k, map[string]any{"alg": "ES256", "kid": "jwt-1", "typ": "JWT"}, map[string]any{
+		"sub": "spiffe://example.org/peer", "aud": []string{"sandbox"}, "exp": time.Now().Add(time.Minute).Unix()})
+	svid, err := jwtsvid.ParseAndValidate(token, jwtbundle.FromJWTAuthorities(td, l.JWTAuthorities), []string{"sandbox"})
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://example.org/peer", svid.ID.String())
 }
 
 func TestClientRefusals(t *testing.T) {
@@ -98,8 +132,15 @@ func TestClientRefusals(t *testing.T) {
 	lis, err := net.Listen("unix", path)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
+		switch r.Method {
+		case http.MethodGet:
 			w.Write([]byte(`{"id": "x", "spiffe_id": "not an ID"}`))
+			return
+		case http.MethodPost:
+			// JWT authorities that are not a JWK Set.
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte(`{"id": "x", "spiffe_id": "spiffe://example.org/a", "handle": "x.y", "x509_svid_ttl": "1m0s",` +
+				` "jwt_svid_ttl": "1m0s", "jwt_authorities": {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k"}]}}`))
 			return
 		}
 		http.Error(w, "teapot", http.StatusTeapot)
@@ -111,6 +152,8 @@ func TestClientRefusals(t *testing.T) {
 	defer other.Close()
 	_, err = other.Get(t.Context(), "x")
 	assert.ErrorContains(t, err, "the server's answer")
+	_, err = other.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a")})
+	assert.ErrorContains(t, err, "launch: the server's answer: jwtbundle:", "a symmetric key is no JWT authority")
 	err = other.End(t.Context(), "x")
 	assert.ErrorContains(t, err, "418")
 }

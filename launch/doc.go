@@ -16,11 +16,12 @@
 // The handle is <entry ID>.<256-bit secret, base64url>: only its digest is
 // stored, and it is returned once, with the trust domain's X.509
 // authorities (Config.X509Authorities) for the sandbox to authenticate the
-// endpoint and its peers. Reserved SPIFFE IDs (the server's and
-// the agents') and IDs of other trust domains are refused, and so are IDs
-// outside Config.PathPrefixes when it lists any: without them a launcher
-// may take any workload identity of the trust domain for the life of a
-// launch.
+// endpoint and its peers, and its JWT authorities (Config.JWTAuthorities,
+// a JWK Set on the launcher API) to validate the JWT-SVIDs it is shown.
+// Reserved SPIFFE IDs (the server's and the agents') and IDs of other trust
+// domains are refused, and so are IDs outside Config.PathPrefixes when it
+// lists any: without them a launcher may take any workload identity of the
+// trust domain for the life of a launch.
 //
 // # Redemption
 //
@@ -69,7 +70,7 @@
 //	// the launcher's side
 //	c := launch.Dial("/run/spiffe-server/launch.sock")
 //	l, err := c.Launch(ctx, launch.Params{SPIFFEID: id, TTL: 10 * time.Minute})
-//	// start the sandbox with l.Handle (and l.X509Authorities); it redeems the handle at the exchange
+//	// start the sandbox with l.Handle (and l.X509Authorities, l.JWTAuthorities); it redeems the handle at the exchange
 //
 // Package server serves both (server.Config.Launch).
 package launch

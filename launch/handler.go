@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/internal/unixsock"
 )
 
@@ -39,6 +40,9 @@ type launchJSON struct {
 	// X509Authorities are the trust domain's X.509 authorities as PEM
 	// CERTIFICATE blocks; absent without Config.X509Authorities.
 	X509Authorities string `json:"x509_authorities,omitempty"`
+	// JWTAuthorities are the trust domain's JWT authorities as an RFC 7517
+	// JWK Set (a JWT bundle); absent without Config.JWTAuthorities.
+	JWTAuthorities json.RawMessage `json:"jwt_authorities,omitempty"`
 }
 
 // infoJSON is the answer to GET /v1/launches/{id}.
@@ -115,7 +119,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 
 // Handler returns the launcher API as an http.Handler:
 //
-//	POST   /v1/launches       a launch request (see ParseRequest) -> 201 {"id", "spiffe_id", "handle", "expires_at", "x509_svid_ttl", "jwt_svid_ttl", "x509_authorities"}
+//	POST   /v1/launches       a launch request (see ParseRequest) -> 201 {"id", "spiffe_id", "handle", "expires_at", "x509_svid_ttl", "jwt_svid_ttl", "x509_authorities", "jwt_authorities"}
 //	GET    /v1/launches/{id}  -> 200 {"id", "spiffe_id", "hint", "expires_at", "redeemed"}
 //	DELETE /v1/launches/{id}  ends the launch -> 204
 //
@@ -155,18 +159,40 @@ func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var l Launch
 		if l, err = s.Launch(r.Context(), p); err == nil {
-			var roots []byte
-			for _, c := range l.X509Authorities {
-				roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+			var out launchJSON
+			if out, err = s.answer(l); err == nil {
+				writeJSON(w, http.StatusCreated, out)
+				return
 			}
-			writeJSON(w, http.StatusCreated, launchJSON{
-				ID: l.ID, SPIFFEID: l.SPIFFEID.String(), Handle: l.Handle, ExpiresAt: l.ExpiresAt.UTC(),
-				X509SVIDTTL: l.X509SVIDTTL.String(), JWTSVIDTTL: l.JWTSVIDTTL.String(), X509Authorities: string(roots),
-			})
-			return
+			// The launch is made, but its handle cannot be handed with the
+			// authorities it goes with: end it, so that no launch is left
+			// alive that no one holds.
+			if endErr := s.End(r.Context(), l.ID); endErr != nil {
+				err = errors.Join(err, endErr)
+			}
 		}
 	}
 	s.writeFailure(w, r, err)
+}
+
+// answer encodes launch l for the launcher.
+func (s *Server) answer(l Launch) (launchJSON, error) {
+	var roots []byte
+	for _, c := range l.X509Authorities {
+		roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	out := launchJSON{
+		ID: l.ID, SPIFFEID: l.SPIFFEID.String(), Handle: l.Handle, ExpiresAt: l.ExpiresAt.UTC(),
+		X509SVIDTTL: l.X509SVIDTTL.String(), JWTSVIDTTL: l.JWTSVIDTTL.String(), X509Authorities: string(roots),
+	}
+	if l.JWTAuthorities != nil {
+		jwks, err := jwtbundle.FromJWTAuthorities(s.td, l.JWTAuthorities).Marshal()
+		if err != nil {
+			return launchJSON{}, fmt.Errorf("launch: the JWT authorities of launch %s: %w", l.ID, err)
+		}
+		out.JWTAuthorities = jwks
+	}
+	return out, nil
 }
 
 func (s *Server) getLaunch(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -173,6 +175,15 @@ type Config struct {
 	// hands none.
 	X509Authorities func() []*x509.Certificate
 
+	// JWTAuthorities, when not nil, returns the trust domain's JWT
+	// authorities (the public keys that sign its JWT-SVIDs, by key ID) as
+	// they are now, handed to the launcher with each launch so that the
+	// sandbox can validate the JWT-SVIDs it is shown, without another
+	// channel. The launcher API hands them as a JWK Set; a key it cannot
+	// encode there fails the launch, which is then ended. It must be safe
+	// for concurrent use. Nil hands none.
+	JWTAuthorities func() map[string]crypto.PublicKey
+
 	// Logger receives one line per launch, end, redemption and refusal.
 	// Nil discards them.
 	Logger *slog.Logger
@@ -195,6 +206,7 @@ type Server struct {
 	limit      *rate.Limiter
 	maxLive    int
 	roots      func() []*x509.Certificate
+	jwtKeys    func() map[string]crypto.PublicKey
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -270,6 +282,7 @@ func New(cfg Config) (*Server, error) {
 		limit:      rate.NewLimiter(orDefault(cfg.Rate, DefaultRate), orDefault(cfg.Burst, DefaultBurst)),
 		maxLive:    orDefault(cfg.MaxLive, DefaultMaxLive),
 		roots:      cfg.X509Authorities,
+		jwtKeys:    cfg.JWTAuthorities,
 		log:        cfg.Logger,
 		now:        cfg.Now,
 	}
@@ -334,6 +347,10 @@ type Launch struct {
 	// X509Authorities are the trust domain's X.509 authorities, from
 	// Config.X509Authorities; nil without it.
 	X509Authorities []*x509.Certificate
+	// JWTAuthorities are the trust domain's JWT authorities by key ID,
+	// from Config.JWTAuthorities (not nil, empty when it returned none);
+	// nil without it.
+	JWTAuthorities map[string]crypto.PublicKey
 }
 
 // Launch makes a launch: a registration entry for p.SPIFFEID, parented by
@@ -390,6 +407,12 @@ func (s *Server) launch(ctx context.Context, p Params) (Launch, error) {
 	}
 	if s.roots != nil {
 		l.X509Authorities = s.roots()
+	}
+	if s.jwtKeys != nil {
+		l.JWTAuthorities = maps.Clone(s.jwtKeys())
+		if l.JWTAuthorities == nil {
+			l.JWTAuthorities = map[string]crypto.PublicKey{}
+		}
 	}
 	return l, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -24,9 +25,9 @@ type Launcher struct {
 
 	// Service configures the launches: AllowedUIDs (nil: root and the
 	// server's own uid), PathPrefixes, DefaultTTL, MaxTTL, Rate, Burst and
-	// MaxLive. The server sets TrustDomain, Entries (its entry store), and
-	// X509Authorities (its trust domain's, handed to the launcher with
-	// each launch), Live (the count of its entry index, which sees the
+	// MaxLive. The server sets TrustDomain, Entries (its entry store),
+	// X509Authorities and JWTAuthorities (its trust domain's, handed to the
+	// launcher with each launch), Live (the count of its entry index, which sees the
 	// launches of every server sharing the store), Logger and Now when not
 	// set.
 	Service launch.Config
@@ -64,6 +65,14 @@ func (s *Server) setUpLauncher() (err error) {
 		lc.X509Authorities = func() []*x509.Certificate {
 			if b := s.trust.Bundle(); b != nil {
 				return b.X509Authorities()
+			}
+			return nil
+		}
+	}
+	if lc.JWTAuthorities == nil {
+		lc.JWTAuthorities = func() map[string]crypto.PublicKey {
+			if b := s.trust.Bundle(); b != nil {
+				return b.JWTAuthorities()
 			}
 			return nil
 		}

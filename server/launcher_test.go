@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	tokenexchange "github.com/spiffekit/spiffekit/exchange"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
@@ -257,13 +258,24 @@ func TestLaunchToSVID(t *testing.T) {
 	}
 }
 
-// TestLaunchJWTSVID: a handle redeemed for a JWT-SVID for an audience.
+// TestLaunchJWTSVID: a handle redeemed for a JWT-SVID for an audience,
+// which validates with the JWT authorities the launch handed: the trust
+// domain's JWT keys, as a JWK Set.
 func TestLaunchJWTSVID(t *testing.T) {
 	s := startLaunchServer(t)
-	_, handle := s.launch(t, "/sandbox/jwt", `, "jwt_svid_ttl": "2m"`)
+	r := s.call(t, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://`+s.TrustDomain().Name()+`/sandbox/jwt", "jwt_svid_ttl": "2m"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	handle := r.body["handle"].(string)
+	doc, err := json.Marshal(r.body["jwt_authorities"])
+	require.NoError(t, err)
+	keys, err := jwtbundle.Parse(s.TrustDomain(), doc)
+	require.NoError(t, err, "%s", doc)
+	require.NotEmpty(t, keys.JWTAuthorities())
+	assert.True(t, keys.Equal(s.Bundle().JWTBundle()), "the trust domain's JWT keys")
+
 	a := s.redeem(t, handle, nil, "https://api.example.com")
 	require.Equal(t, http.StatusOK, a.status, a.err)
-	svid, err := jwtsvid.ParseAndValidate(a.resp.AccessToken, s.Bundle().JWTBundle(), []string{"https://api.example.com"})
+	svid, err := jwtsvid.ParseAndValidate(a.resp.AccessToken, keys, []string{"https://api.example.com"})
 	require.NoError(t, err)
 	assert.Equal(t, "/sandbox/jwt", svid.ID.Path())
 	assert.False(t, svid.Expiry.After(s.clock.Now().Add(2*time.Minute)), "the launch's JWT-SVID TTL")

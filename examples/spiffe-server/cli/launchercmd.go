@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry"
@@ -40,7 +42,8 @@ keep it out of logs. The sandbox redeems it with subject_token_type
 urn:spiffekit:params:oauth:token-type:launch-handle (see README.md).
 
 -output json also holds the trust domain's X.509 authorities (PEM), with
-which the sandbox authenticates the token exchange endpoint.`
+which the sandbox authenticates the token exchange endpoint and its peers,
+and its JWT authorities (a JWK Set), with which it validates JWT-SVIDs.`
 
 const launchEndHelp = `The launch's entry is deleted. An SVID already obtained stays valid until
 it expires, which is at the launch's expiry at the latest.`
@@ -73,6 +76,10 @@ func launchCreate(cmd *cmdline.Command) action {
 		}
 		for _, a := range l.X509Authorities {
 			out.X509Authorities = append(out.X509Authorities, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Raw})))
+		}
+		if out.JWTAuthorities, err = jwtbundle.FromJWTAuthorities(l.SPIFFEID.TrustDomain(), l.JWTAuthorities).Marshal(); err != nil {
+			// Not reached: the client parsed them from such a set.
+			return fmt.Errorf("launch %s was made, but its JWT authorities cannot be written: %w", l.ID, err)
 		}
 		return c.print(out, func(w io.Writer) {
 			fmt.Fprintf(w, "Launch ID:      %s\n", l.ID)
@@ -138,6 +145,9 @@ type launchCreatedJSON struct {
 	JWTSVIDTTL  float64   `json:"jwt_svid_ttl"`
 	// X509Authorities are PEM CERTIFICATE blocks, one a string.
 	X509Authorities []string `json:"x509_authorities"`
+	// JWTAuthorities are a JWK Set (RFC 7517), empty ({"keys": []}) when
+	// the server handed none.
+	JWTAuthorities json.RawMessage `json:"jwt_authorities"`
 }
 
 // launchJSON is the output of launch show.

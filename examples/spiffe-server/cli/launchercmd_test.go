@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -27,6 +30,7 @@ type launcher struct {
 	socket string
 	ls     *launch.Server
 	ca     *testca.CA
+	jwtKey *ecdsa.PrivateKey // the trust domain's JWT key, "jwt-1"
 }
 
 // startLauncher serves a launch server on a unix socket, allowing the
@@ -36,9 +40,10 @@ func startLauncher(t *testing.T, modify func(*launch.Config)) *launcher {
 	dir, err := os.MkdirTemp("", "lcli")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l := &launcher{socket: filepath.Join(dir, "launch.sock"), ca: testca.New(t, td)}
+	l := &launcher{socket: filepath.Join(dir, "launch.sock"), ca: testca.New(t, td), jwtKey: testca.NewECKey(t)}
 	cfg := launch.Config{TrustDomain: td, Entries: memstore.New(memstore.Config{}),
-		X509Authorities: func() []*x509.Certificate { return l.ca.X509Bundle().X509Authorities() }}
+		X509Authorities: func() []*x509.Certificate { return l.ca.X509Bundle().X509Authorities() },
+		JWTAuthorities:  func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"jwt-1": l.jwtKey.Public()} }}
 	if modify != nil {
 		modify(&cfg)
 	}
@@ -212,8 +217,20 @@ func TestLaunchJSONOutput(t *testing.T) {
 	b, _ := pem.Decode([]byte(created.X509Authorities[0]))
 	require.NotNil(t, b)
 	assert.Equal(t, l.ca.X509Bundle().X509Authorities()[0].Raw, b.Bytes, "the trust domain's authority")
+	keys, err := jwtbundle.Parse(td, created.JWTAuthorities)
+	require.NoError(t, err, "a JWK Set, as jwtbundle.Load reads it: %s", created.JWTAuthorities)
+	assert.True(t, keys.Equal(jwtbundle.FromJWTAuthorities(td, map[string]crypto.PublicKey{"jwt-1": l.jwtKey.Public()})),
+		"the trust domain's JWT keys")
 	check("launch_show", "show", "-launch-id", created.LaunchID)
 	check("launch_end", "end", "-launch-id", created.LaunchID)
+
+	// A server that hands no JWT authorities: an empty set.
+	bare := startLauncher(t, func(c *launch.Config) { c.JWTAuthorities = nil })
+	r := bare.run(t, "create", "-spiffe-id", "spiffe://example.org/sandbox/2", "-output", "json")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	var none launchCreatedJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &none))
+	assert.JSONEq(t, `{"keys": []}`, string(none.JWTAuthorities))
 }
 
 func TestLaunchUsage(t *testing.T) {
