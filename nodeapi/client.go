@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -326,8 +327,14 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 // concurrent use.
 type Client struct {
 	cfg ClientConfig
-	cc  *grpc.ClientConn
-	nc  nodepb.NodeClient
+	tc  *tls.Config
+
+	mu      sync.Mutex
+	cur     *conn    // the connection new calls go to
+	servers []string // the order cur tries the servers in
+	closed  bool
+	stop    chan struct{}  // closed by Close: the draining connections close at once
+	drains  sync.WaitGroup // the goroutines that close draining connections
 
 	// cas holds the CA certificates of signed chains, parsed once and
 	// shared by every SVID they signed: an agent holding 10,000 SVIDs
@@ -370,8 +377,8 @@ func (c *Client) parseSignedChain(ders [][]byte) ([]*x509.Certificate, error) {
 
 // Dial returns a client that authenticates with the SVID svid returns at
 // each handshake (so that a renewed SVID is used from the next
-// connection on) and verifies the servers with cfg.Bundle. It connects
-// lazily; calls wait for a server to answer.
+// connection on: see Reconnect) and verifies the servers with cfg.Bundle.
+// It connects lazily; calls wait for a server to answer.
 func Dial(cfg ClientConfig, svid x509svid.Source) (*Client, error) {
 	if err := cfg.check(true); err != nil {
 		return nil, err
@@ -391,15 +398,157 @@ func Dial(cfg ClientConfig, svid x509svid.Source) (*Client, error) {
 			return &tls.Certificate{Certificate: wire.ChainToDER(s.Certificates), PrivateKey: s.PrivateKey, Leaf: s.Certificates[0]}, nil
 		},
 	}
+	cfg.Servers = slices.Clone(cfg.Servers)
 	cc, err := dial(cfg, tc)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, cc: cc, nc: nodepb.NewNodeClient(cc)}, nil
+	return &Client{cfg: cfg, tc: tc, cur: newConn(cc), servers: cfg.Servers, stop: make(chan struct{})}, nil
 }
 
-// Close closes the connections.
-func (c *Client) Close() error { return c.cc.Close() }
+// conn is one gRPC connection of a Client, with the calls in flight on it.
+type conn struct {
+	cc      *grpc.ClientConn
+	nc      nodepb.NodeClient
+	calls   int             // calls in flight; guarded by Client.mu
+	retired bool            // no new call goes to it; guarded by Client.mu
+	moved   context.Context // done when retired: entry streams on it end
+	move    context.CancelFunc
+	idle    chan struct{} // closed once retired with no call in flight
+}
+
+func newConn(cc *grpc.ClientConn) *conn {
+	// A context rather than a channel: a stream follows it with
+	// context.AfterFunc, which costs no goroutine while it waits.
+	moved, move := context.WithCancel(context.Background())
+	return &conn{cc: cc, nc: nodepb.NewNodeClient(cc), moved: moved, move: move, idle: make(chan struct{})}
+}
+
+// errClosed fails the calls made after Close, as gRPC fails those made on
+// a closed connection.
+var errClosed = status.Error(codes.Canceled, "the client is closed")
+
+// acquire returns the connection a new call goes to, counting the call
+// in flight on it until release.
+func (c *Client) acquire() (*conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed
+	}
+	c.cur.calls++
+	return c.cur, nil
+}
+
+// release ends a call that acquire counted.
+func (c *Client) release(cn *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cn.calls--
+	if cn.retired && cn.calls == 0 {
+		close(cn.idle) // retired conns are never acquired again: once
+	}
+}
+
+// ErrReconnected is wrapped by the error of [Client.Sync] when
+// [Client.Reconnect] moved the client to a new connection while the
+// entry stream was open, which ends the stream on the old one. The caller
+// opens the stream again, at once: over the new connection, with the
+// revisions it holds, it is brought up to date without losing an update.
+var ErrReconnected = errors.New("nodeapi: the client moved to a new connection")
+
+// Reconnect moves the client to a new connection, which presents the SVID
+// the source given to Dial returns at its handshake: after a renewal, the
+// servers see the new SVID from the client's next call on. servers, when
+// not empty, are the addresses to try, in order, instead of those used so
+// far (ClientConfig.Servers at first).
+//
+// New calls go to the new connection. The calls in flight on the old one
+// finish there: it is closed once they have, or after drain, whichever
+// comes first; a drain of zero or less closes it at once, which fails the
+// calls in flight on it with codes.Canceled (for a connection that seems
+// stalled, whose calls the caller would rather make again over the new
+// one). Entry streams ([Client.Sync]) on the old connection end at once,
+// with an error wrapping [ErrReconnected]. Close closes the draining
+// connections at once too.
+//
+// It fails when the client is closed, or the new connection cannot be
+// set up; the client then keeps the connection it has.
+func (c *Client) Reconnect(servers []string, drain time.Duration) error {
+	cfg := c.cfg
+	c.mu.Lock()
+	cfg.Servers = c.servers
+	c.mu.Unlock()
+	if len(servers) > 0 {
+		cfg.Servers = slices.Clone(servers)
+	}
+	cc, err := dial(cfg, c.tc)
+	if err != nil {
+		return err
+	}
+	next := newConn(cc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		_ = cc.Close() // never used
+		return callError("reconnecting", errClosed)
+	}
+	old := c.cur
+	c.cur, c.servers = next, cfg.Servers
+	old.retired = true
+	old.move()
+	if old.calls == 0 {
+		close(old.idle)
+	}
+	if drain <= 0 {
+		_ = old.cc.Close() // its calls fail with Canceled; the error is always nil or "closing"
+		return nil
+	}
+	c.drains.Go(func() { c.drain(old, drain) })
+	return nil
+}
+
+// drain closes a retired connection once its calls are done, after at
+// most bound, or when the client is closed.
+func (c *Client) drain(cn *conn, bound time.Duration) {
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-cn.idle:
+	case <-c.stop:
+	case <-t.C:
+		if c.cfg.Logger != nil {
+			c.mu.Lock()
+			calls := cn.calls
+			c.mu.Unlock()
+			c.cfg.Logger.Warn("closing an old connection to the servers with calls still in flight", "calls", calls, "drain", bound)
+		}
+	}
+	_ = cn.cc.Close() // the error is always nil or "closing"
+}
+
+// Close closes the connections, the draining ones (see Reconnect) too,
+// which fails the calls in flight on them, and returns once they are
+// closed. Later calls fail with codes.Canceled. Close is idempotent and
+// safe for concurrent use.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.drains.Wait()
+		return nil
+	}
+	c.closed = true
+	close(c.stop)
+	cur := c.cur
+	c.mu.Unlock()
+	err := cur.cc.Close()
+	c.drains.Wait()
+	if err != nil {
+		return fmt.Errorf("nodeapi: %w", err)
+	}
+	return nil
+}
 
 // RenewAgent asks for a new agent SVID for key.
 func (c *Client) RenewAgent(ctx context.Context, key crypto.Signer) (*AgentSVID, error) {
@@ -407,7 +556,12 @@ func (c *Client) RenewAgent(ctx context.Context, key crypto.Signer) (*AgentSVID,
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.nc.RenewAgent(ctx, &nodepb.RenewAgentRequest{Csr: csr})
+	cn, err := c.acquire()
+	if err != nil {
+		return nil, callError("renewing the agent SVID", err)
+	}
+	resp, err := cn.nc.RenewAgent(ctx, &nodepb.RenewAgentRequest{Csr: csr})
+	c.release(cn)
 	if err != nil {
 		return nil, callError("renewing the agent SVID", err)
 	}
@@ -443,7 +597,12 @@ func (c *Client) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) ([]X
 		for i, r := range chunk {
 			in.Requests[i] = &nodepb.X509SVIDRequest{EntryId: r.EntryID, Csr: r.CSR}
 		}
-		resp, err := c.nc.SignX509SVIDs(ctx, in)
+		cn, err := c.acquire()
+		if err != nil {
+			return nil, callError("signing X509-SVIDs", err)
+		}
+		resp, err := cn.nc.SignX509SVIDs(ctx, in)
+		c.release(cn)
 		if err != nil {
 			return nil, callError("signing X509-SVIDs", err)
 		}
@@ -464,7 +623,12 @@ func (c *Client) SignX509SVIDs(ctx context.Context, reqs []X509SVIDRequest) ([]X
 
 // SignJWTSVID has the server sign a JWT-SVID for an entry.
 func (c *Client) SignJWTSVID(ctx context.Context, entryID string, audience []string) (string, error) {
-	resp, err := c.nc.SignJWTSVID(ctx, &nodepb.SignJWTSVIDRequest{EntryId: entryID, Audience: audience})
+	cn, err := c.acquire()
+	if err != nil {
+		return "", callError("signing a JWT-SVID", err)
+	}
+	resp, err := cn.nc.SignJWTSVID(ctx, &nodepb.SignJWTSVIDRequest{EntryId: entryID, Audience: audience})
+	c.release(cn)
 	if err != nil {
 		return "", callError("signing a JWT-SVID", err)
 	}
@@ -486,7 +650,12 @@ func (c *Client) SignWITSVID(ctx context.Context, entryID string, pub crypto.Pub
 	if err != nil {
 		return "", fmt.Errorf("nodeapi: encoding the WIT-SVID key: %w", err)
 	}
-	resp, err := c.nc.SignWITSVID(ctx, &nodepb.SignWITSVIDRequest{EntryId: entryID, PublicKey: der, KeyAlgorithm: keyAlgorithm})
+	cn, err := c.acquire()
+	if err != nil {
+		return "", callError("signing a WIT-SVID", err)
+	}
+	resp, err := cn.nc.SignWITSVID(ctx, &nodepb.SignWITSVIDRequest{EntryId: entryID, PublicKey: der, KeyAlgorithm: keyAlgorithm})
+	c.release(cn)
 	if err != nil {
 		if status.Code(err) == codes.Unimplemented {
 			return "", fmt.Errorf("%w: %w", ErrNoWITSVIDs, callError("signing a WIT-SVID", err))
@@ -520,21 +689,37 @@ type Update struct {
 // Sync opens the entry stream and calls fn with each update, the first
 // of which brings an agent holding known (entry ID -> revision) up to
 // date. It returns when the stream ends or fn fails; the caller reconnects.
+// A Reconnect ends it, once fn has returned, with an error wrapping
+// ErrReconnected.
 func (c *Client) Sync(ctx context.Context, known map[string]int64, fn func(Update) error) error {
 	req := &nodepb.SyncRequest{Known: make([]*nodepb.EntryRevision, 0, len(known))}
 	for id, rev := range known {
 		req.Known = append(req.Known, &nodepb.EntryRevision{Id: id, Revision: rev})
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.nc.Sync(ctx, req)
+	cn, err := c.acquire()
 	if err != nil {
 		return callError("syncing", err)
+	}
+	defer c.release(cn)
+	// The stream, not fn, ends when the client moves: an update received
+	// is applied in full.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(cn.moved, cancel)()
+	fail := func(err error) error {
+		if cn.moved.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrReconnected, callError("syncing", err))
+		}
+		return callError("syncing", err)
+	}
+	stream, err := cn.nc.Sync(ctx, req)
+	if err != nil {
+		return fail(err)
 	}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			return callError("syncing", err)
+			return fail(err)
 		}
 		u, err := c.update(resp)
 		if err != nil {

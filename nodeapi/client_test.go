@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -39,8 +42,56 @@ type fakeServer struct {
 	challenges int
 	// signed answers SignX509SVIDs.
 	signed func(*nodepb.SignX509SVIDsRequest) *nodepb.SignX509SVIDsResponse
-	// updates are sent on Sync, in order; then the stream ends.
+	// updates are sent on Sync, in order; then the stream ends, unless
+	// open is set: it then stays open until the client ends it.
 	updates []*nodepb.SyncResponse
+	open    bool
+	// peers, when not nil, receives the leaf certificate each Sync and
+	// SignX509SVIDs call was made with.
+	peers chan *x509.Certificate
+	// conns counts the connections open, until the server sees them
+	// closed.
+	conns atomic.Int64
+}
+
+// countingListener counts its connections open in n.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.n.Add(1)
+	return &countedConn{Conn: c, n: l.n}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.n.Add(-1) })
+	return c.Conn.Close()
+}
+
+// saw sends the agent's leaf certificate of the call to f.peers.
+func (f *fakeServer) saw(ctx context.Context) {
+	if f.peers == nil {
+		return
+	}
+	var leaf *x509.Certificate
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+			leaf = info.State.PeerCertificates[0]
+		}
+	}
+	f.peers <- leaf
 }
 
 func startFake(t *testing.T, f *fakeServer, serverPath string) *fakeServer {
@@ -58,6 +109,7 @@ func startFake(t *testing.T, f *fakeServer, serverPath string) *fakeServer {
 	nodepb.RegisterNodeServer(gs, fakeService{f})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	lis = countingListener{lis, &f.conns}
 	done := make(chan struct{})
 	go func() { defer close(done); gs.Serve(lis) }()
 	t.Cleanup(func() { gs.Stop(); <-done })
@@ -135,15 +187,21 @@ func (s fakeService) RenewAgent(_ context.Context, req *nodepb.RenewAgentRequest
 }
 
 func (s fakeService) Sync(_ *nodepb.SyncRequest, stream grpc.ServerStreamingServer[nodepb.SyncResponse]) error {
+	s.f.saw(stream.Context())
 	for _, u := range s.f.updates {
 		if err := stream.Send(u); err != nil {
 			return err
 		}
 	}
+	if s.f.open {
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}
 	return status.Error(codes.Unavailable, "fake: end of updates")
 }
 
-func (s fakeService) SignX509SVIDs(_ context.Context, req *nodepb.SignX509SVIDsRequest) (*nodepb.SignX509SVIDsResponse, error) {
+func (s fakeService) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDsRequest) (*nodepb.SignX509SVIDsResponse, error) {
+	s.f.saw(ctx)
 	return s.f.signed(req), nil
 }
 

@@ -54,6 +54,20 @@
 // in its trust domain, verified by the bundle that comes with it), the
 // entries (by the registry's own rules), chains and bundles.
 //
+// # Renewal
+//
+// A [Client] presents, at each TLS handshake, the SVID its source returns
+// then; an open connection is not authenticated again, so the servers see
+// a renewed SVID only over a new connection. [Client.Reconnect] moves the
+// client to one: new calls go to it at once, the calls in flight on the
+// old connection finish there (the old connection closes once they have,
+// or after a bound the caller chooses), and the entry stream on the old
+// one ends with [ErrReconnected], for the caller to open it again at once
+// over the new one, which brings it up to date from the revisions it
+// holds. The server retires the agent's previous SVID at its first call
+// with the new one, and ends an entry stream opened with an SVID it no
+// longer accepts.
+//
 // # Usage
 //
 //	cfg := nodeapi.ClientConfig{Servers: []string{"server:8081"}, TrustDomain: td, Bundle: bundle}
@@ -61,6 +75,7 @@
 //	client, err := nodeapi.Dial(cfg, svidSource)
 //	err = client.Sync(ctx, known, func(u nodeapi.Update) error { ... })
 //	results, err := client.SignX509SVIDs(ctx, reqs)
+//	err = client.Reconnect(nil, 30*time.Second) // after a renewal
 //
 // Package agent is a complete agent built on the client side.
 package nodeapi
