@@ -598,7 +598,7 @@ func (a *Agent) start(ctx context.Context) error {
 		svid = nil
 	}
 	if svid != nil {
-		return a.connect()
+		return a.connect(renewalDrain)
 	}
 	key, keyData, svid, err := a.attestLoop(ctx, first)
 	if err != nil {
@@ -650,6 +650,13 @@ func (a *Agent) swapClient(cli *nodeapi.Client) *nodeapi.Client {
 	return old
 }
 
+// renewalDrain bounds how long a connection replaced after a new agent SVID
+// stays open for the calls in flight on it: a signing call over a slow
+// link may take seconds, and failing it only to make it again would take
+// longer still. Calls end sooner by their own deadlines; those that have
+// none (the issuer's background mints) are cut at this bound.
+const renewalDrain = 30 * time.Second
+
 func (a *Agent) attestOnce() {
 	select {
 	case <-a.attested:
@@ -680,9 +687,11 @@ func (a *Agent) installLocked(key crypto.Signer, keyData []byte, svid *nodeapi.A
 	a.renewAt = start.Add(leafOf(svid).NotAfter.Sub(start) / 2)
 }
 
-// setSVID installs a new agent SVID: saves it, and replaces the client so
-// that the next connections present it. The old client is closed, which
-// ends the entry stream on it; the sync loop reconnects at once.
+// setSVID installs a new agent SVID: saves it, and moves the client to a
+// new connection that presents it, so that the server sees it at once
+// (the sync loop reopens the entry stream over it). The calls in flight
+// on the old connection finish there, for at most renewalDrain; the
+// entry stream on it ends, and the sync loop reconnects at once.
 //
 // An SVID that cannot be saved (the disk is full) is installed all the
 // same, and saved later by the renew loop: the server has recorded it as
@@ -703,7 +712,7 @@ func (a *Agent) setSVID(key crypto.Signer, keyData []byte, svid *nodeapi.AgentSV
 		// The SVID saved before is behind no more.
 		a.log.Info("saved the agent SVID", "serial", leafOf(svid).SerialNumber.Text(16))
 	}
-	return a.connect()
+	return a.connect(renewalDrain)
 }
 
 // servers returns Config.Servers in the order to try them: from the one
@@ -715,17 +724,19 @@ func (a *Agent) servers() []string {
 	return append(slices.Clone(a.cfg.Servers[first:]), a.cfg.Servers[:first]...)
 }
 
-// failOver replaces the client with one that tries the servers from the
-// one after the server it tried first. A call to a server that failed
-// (other than by refusing the agent) is tried again on the next: a server
-// may accept connections and yet be unable to serve, cut off from its
-// database, and the connection to it may be stalled by a partition, with
-// TCP resending at ever longer intervals.
+// failOver moves the client to a new connection that tries the servers
+// from the one after the server it tried first. A call to a server that
+// failed (other than by refusing the agent) is tried again on the next: a
+// server may accept connections and yet be unable to serve, cut off from
+// its database, and the connection to it may be stalled by a partition,
+// with TCP resending at ever longer intervals. The old connection is
+// closed at once: the calls in flight on it, which may be stalled with
+// it, fail and are made again over the new one.
 func (a *Agent) failOver() error {
 	a.mu.Lock()
 	a.first = (a.first + 1) % len(a.cfg.Servers)
 	a.mu.Unlock()
-	return a.connect()
+	return a.connect(0)
 }
 
 // saveUnsaved saves the agent SVID if setSVID could not, and reports
@@ -749,14 +760,21 @@ func (a *Agent) saveUnsaved() bool {
 	return a.unsaved
 }
 
-// connect replaces the client with one that presents the current SVID.
-func (a *Agent) connect() error {
-	cli, err := nodeapi.Dial(a.clientConfig(a.trust, false), a)
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	if old := a.swapClient(cli); old != nil {
-		old.Close()
+// connect makes the client, or moves it to a new connection, that
+// presents the current SVID and tries the servers in the current order;
+// the calls in flight on the old connection have drain to finish (see
+// nodeapi.Client.Reconnect).
+func (a *Agent) connect(drain time.Duration) error {
+	if cli := a.client(); cli != nil {
+		if err := cli.Reconnect(a.servers(), drain); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	} else {
+		cli, err := nodeapi.Dial(a.clientConfig(a.trust, false), a)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		a.swapClient(cli)
 	}
 	select {
 	case a.renewed <- struct{}{}:
@@ -819,8 +837,7 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 	var downSince time.Time // when the stream last ended; zero while it is up
 	for ctx.Err() == nil {
 		got := false
-		cli := a.client()
-		err := cli.Sync(ctx, a.store.Revisions(), func(u nodeapi.Update) error {
+		err := a.client().Sync(ctx, a.store.Revisions(), func(u nodeapi.Update) error {
 			if !got && !downSince.IsZero() {
 				a.log.Info("reconnected to the server", "outage", a.now().Sub(downSince).Round(time.Millisecond))
 				downSince = time.Time{}
@@ -836,10 +853,12 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 		if got {
 			b.reset()
 		}
-		if a.client() != cli && !nodeapi.IsRefused(err) {
-			// The client was replaced, which closed its stream: a renewed
-			// agent SVID, routine, or a failover, which the loop that made
-			// it logged. Reconnect at once, over the new client.
+		if errors.Is(err, nodeapi.ErrReconnected) {
+			// The client moved to a new connection, which ended the stream
+			// on the old one: a renewed agent SVID, routine, or a
+			// failover, which the loop that made it logged. Reconnect at
+			// once, over the new connection; the revisions the agent holds
+			// bring it up to date.
 			a.log.Debug("entry stream moves to a new connection", "err", err)
 			select {
 			case <-a.renewed:

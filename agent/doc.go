@@ -31,7 +31,11 @@
 //     agent reuses it, and then needs no node attestor; one whose SVID
 //     expired while the servers were away attests again when its attestor
 //     allows (x509pop; a join token is used once). An agent that must
-//     attest without a node attestor fails with ErrNoNodeAttestor.
+//     attest without a node attestor fails with ErrNoNodeAttestor. A
+//     renewed SVID is presented at once over a new connection, to which
+//     new calls and the entry stream move; the signing calls in flight on
+//     the old connection finish there (for at most 30 s), instead of
+//     failing only to be made again.
 //   - Its own key is new for each attestation and each renewal. By default
 //     it is an ECDSA P-256 key in memory, saved as agent-key.pem; with
 //     Config.KeyStore set to a TPM's (ca/keymanager/tpm.AgentKeys), the

@@ -34,9 +34,10 @@ func slowLossyLink(t *testing.T) {
 	// A path to the server works throughout: the workload never goes down.
 	w := watchWorkload(t, st.APISock)
 	// Over this link the first connections can take several of TCP's
-	// retransmission timeouts, and the agent's first renewal (at half its
-	// SVID's life) may cut a signing call short, to be retried: allow two
-	// lifetimes for the first SVID.
+	// retransmission timeouts (the first sync has taken 13 s of a 20 s
+	// SVID's life): allow two lifetimes for the first SVID. A signing call
+	// in flight when the agent renews its own SVID finishes on the old
+	// connection.
 	progtest.WaitWithin(t, 2*s.agentTTL, "the workload's first SVID", func() bool { return w.has(base) }, procs...)
 
 	rounds := 2 * s.rounds
