@@ -96,24 +96,14 @@ type RestoreResult struct {
 // write, with a digest of its content). An SVID that fails a check fails
 // the call, and nothing is restored: whatever held it cannot be trusted.
 func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
-	entries := make(map[string]registry.Entry, len(saved))
-	for _, e := range i.idx.All() {
-		entries[e.ID] = e
-	}
-	now := i.now()
-	i.mu.Lock()
-	bundle := i.bundle
-	i.mu.Unlock()
+	v := i.restoreView(len(saved))
+	now, bundle := v.now, v.bundle
 	var res RestoreResult
-	type restored struct {
-		id string
-		m  *minted
-	}
-	var kept []restored
+	var kept []restored[*minted]
 	checked := make(map[string]bool) // the chains above the leaf, checked
 	for _, s := range saved {
-		e, ok := entries[s.EntryID]
-		if !ok || e.Revision != s.Revision {
+		e, ok := v.entry(s.EntryID, s.Revision)
+		if !ok {
 			res.Stale++
 			continue
 		}
@@ -140,7 +130,7 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 		start := later(s.NotBefore, s.MintedAt)
 		chain := make([][]byte, len(s.Certificates))
 		copy(chain, s.Certificates)
-		kept = append(kept, restored{id: e.ID, m: &minted{
+		kept = append(kept, restored[*minted]{id: e.ID, v: &minted{
 			revision:  e.Revision,
 			svid:      &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: s.PrivateKey, Hint: e.Hint},
 			refreshAt: start.Add(s.NotAfter.Sub(start) / 2),
@@ -156,11 +146,47 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 			res.Stale++
 			continue
 		}
-		r.m.caGen = i.caGen
-		i.setSVIDLocked(r.id, r.m)
+		r.v.caGen = i.caGen
+		i.setSVIDLocked(r.id, r.v)
 		res.Restored++
 	}
 	return res, nil
+}
+
+// A restoreView is what Restore and RestoreWITSVIDs check saved SVIDs
+// against: the entries the issuer indexes now, by ID, the time, and the
+// trust domain's bundle, taken once for all the SVIDs of a call.
+type restoreView struct {
+	entries map[string]registry.Entry
+	now     time.Time
+	bundle  *spiffebundle.Bundle
+}
+
+// restoreView takes the view that n saved SVIDs are restored against.
+func (i *Issuer) restoreView(n int) restoreView {
+	v := restoreView{entries: make(map[string]registry.Entry, n), now: i.now()}
+	for _, e := range i.idx.All() {
+		v.entries[e.ID] = e
+	}
+	i.mu.Lock()
+	v.bundle = i.bundle
+	i.mu.Unlock()
+	return v
+}
+
+// entry returns the entry an SVID saved for entry id at revision rev was
+// minted for, or false when the registry no longer holds the entry at
+// that revision: the SVID is stale.
+func (v restoreView) entry(id string, rev int64) (registry.Entry, bool) {
+	e, ok := v.entries[id]
+	return e, ok && e.Revision == rev
+}
+
+// restored is an SVID (an X509-SVID's *minted, a WIT-SVID's cachedWIT)
+// that passed its checks, for entry id, held until the issuer takes it.
+type restored[T any] struct {
+	id string
+	v  T
 }
 
 // checkSaved checks s, an SVID saved for entry e, as checkChain checks a

@@ -8,7 +8,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffekit/spiffekit/internal/jwtutil"
-	"github.com/spiffekit/spiffekit/registry"
 )
 
 // MaxSavedWITLength bounds the token and the private key of a
@@ -69,23 +68,13 @@ func (i *Issuer) WITSVIDsVersion() uint64 { return i.witVersion.Load() }
 // private key. One that fails a check fails the call, and nothing is
 // restored: whatever held it cannot be trusted.
 func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
-	entries := make(map[string]registry.Entry, len(saved))
-	for _, e := range i.idx.All() {
-		entries[e.ID] = e
-	}
-	now := i.now()
-	i.mu.Lock()
-	bundle := i.bundle
-	i.mu.Unlock()
+	v := i.restoreView(len(saved))
+	now, bundle := v.now, v.bundle
 	var res RestoreResult
-	type restored struct {
-		id string
-		w  cachedWIT
-	}
-	var kept []restored
+	var kept []restored[cachedWIT]
 	for _, s := range saved {
-		e, ok := entries[s.EntryID]
-		if !ok || e.Revision != s.Revision {
+		e, ok := v.entry(s.EntryID, s.Revision)
+		if !ok {
 			res.Stale++
 			continue
 		}
@@ -126,7 +115,7 @@ func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 		if start.IsZero() || start.After(now) {
 			start = now
 		}
-		kept = append(kept, restored{id: e.ID, w: cachedWIT{
+		kept = append(kept, restored[cachedWIT]{id: e.ID, v: cachedWIT{
 			revision: e.Revision, kid: kid, token: s.Token, key: string(s.PrivateKey),
 			refreshAt: start.Add(expiry.Sub(start) / 2), expiry: expiry, mintedAt: s.MintedAt.Round(0),
 		}})
@@ -136,7 +125,7 @@ func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 			res.Stale++
 			continue
 		}
-		i.wit.put(r.id, r.w, now, maxCachedWITs)
+		i.wit.put(r.id, r.v, now, maxCachedWITs)
 		res.Restored++
 	}
 	if res.Restored > 0 {
