@@ -333,18 +333,30 @@ var errNoWorkloads = errors.New("agent: no saved workload SVIDs")
 // whole; its errors name no secret. It checks neither the SVIDs nor the
 // entries against each other (see issuer.Restore), nor the agent.
 func loadWorkloads(dir string, td spiffeid.TrustDomain) (*savedWorkloads, error) {
-	path := filepath.Join(dir, workloadsFile)
+	return readWorkloadsFile(dir, workloadsFile, "the saved workload SVIDs", func(r io.Reader) (*savedWorkloads, error) {
+		return parseWorkloads(r, td)
+	})
+}
+
+// readWorkloadsFile reads the workloads file name of dir (of any version)
+// with parse, given at most maxWorkloadsFile bytes of it. It returns
+// errNoWorkloads when there is none, and refuses one that the agent's uid
+// does not own or that others may read or change; an error of parse is
+// said to be of what, the file's content.
+func readWorkloadsFile[W any](dir, name, what string, parse func(io.Reader) (W, error)) (W, error) {
+	var none W
+	path := filepath.Join(dir, name)
 	f, err := atomicfile.OpenChecked(path, checkStateFile(path, os.Geteuid(), true))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errNoWorkloads
+		return none, errNoWorkloads
 	}
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer f.Close()
-	w, err := parseWorkloads(io.LimitReader(f, maxWorkloadsFile), td)
+	w, err := parse(io.LimitReader(f, maxWorkloadsFile))
 	if err != nil {
-		return nil, fmt.Errorf("agent: the saved workload SVIDs in %s: %w", path, err)
+		return none, fmt.Errorf("agent: %s in %s: %w", what, path, err)
 	}
 	return w, nil
 }

@@ -10,15 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
-	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -104,18 +100,11 @@ type oldWorkloads struct {
 // there is none, and refuses one that the agent's uid does not own or
 // that others may read or change, as loadWorkloads does.
 func loadOldWorkloads(dir string, td spiffeid.TrustDomain, bundle x509bundle.Source, now time.Time) (*oldWorkloads, error) {
-	path := filepath.Join(dir, oldWorkloadsFile)
-	f, err := atomicfile.OpenChecked(path, checkStateFile(path, os.Geteuid(), true))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errNoWorkloads
-	}
+	w, err := readWorkloadsFile(dir, oldWorkloadsFile, "the saved workload SVIDs of version 1", func(r io.Reader) (*oldWorkloads, error) {
+		return parseOldWorkloads(r, td)
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	w, err := parseOldWorkloads(io.LimitReader(f, maxWorkloadsFile), td)
-	if err != nil {
-		return nil, fmt.Errorf("agent: the saved workload SVIDs of version 1 in %s: %w", path, err)
 	}
 	w.checkSVIDs(bundle, now)
 	return w, nil
