@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -248,7 +249,7 @@ func batchResult(rj batchResultJSON) registry.BatchResult {
 		if msg == "" {
 			msg = "server answered neither an entry nor an error"
 		}
-		return registry.BatchResult{Err: &apiError{status: http.StatusOK, msg: msg, kind: codeError(rj.Code)}}
+		return registry.BatchResult{Err: apiclient.Refused("admin", "", msg, codeError(rj.Code))}
 	}
 	e, err := decodeEntry(*rj.Entry)
 	if err != nil {

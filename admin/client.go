@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -40,17 +38,7 @@ type Client struct {
 // path. It connects lazily, on the first call; connections are reused.
 // Close releases them.
 func Dial(path string) *Client {
-	var d net.Dialer
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", path)
-		},
-		MaxIdleConns:          2,
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: time.Minute,
-		DisableCompression:    true,
-	}
-	return &Client{path: path, hc: &http.Client{Transport: tr}}
+	return &Client{path: path, hc: apiclient.HTTPClient(path, 2)}
 }
 
 // Close closes the client's idle connections.
@@ -88,10 +76,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-			return nil, fmt.Errorf("admin: cannot connect to %s: %w: %w", c.path, ErrPermissionDenied, err)
-		}
-		return nil, fmt.Errorf("admin: cannot reach the server at %s: %w", c.path, err)
+		return nil, apiclient.DialError("admin", "the server", c.path, ErrPermissionDenied, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil
@@ -104,13 +89,13 @@ func responseError(resp *http.Response) error {
 	var e errorJSON
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(data, &e) != nil || e.Error == "" {
-		return &apiError{status: resp.StatusCode, msg: fmt.Sprintf("server answered %s", resp.Status)}
+		return apiclient.Refused("admin", "", fmt.Sprintf("server answered %s", resp.Status), nil)
 	}
 	kind := codeError(e.Code)
 	if kind == nil && resp.StatusCode == http.StatusForbidden {
 		kind = ErrPermissionDenied
 	}
-	return &apiError{status: resp.StatusCode, msg: e.Error, kind: kind}
+	return apiclient.Refused("admin", "", e.Error, kind)
 }
 
 // doJSON is do with a request body encoded as JSON.

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/spiffekit/spiffekit/registry"
 )
@@ -26,24 +25,9 @@ var ErrFailedPrecondition = errors.New("admin: failed precondition")
 // such an answer. A [FederationRefresher] wraps it when the fetch fails.
 var ErrUnavailable = errors.New("admin: unavailable")
 
-// apiError is an error answered by the server. It wraps the sentinel its
-// code names, so that callers can use errors.Is.
-type apiError struct {
-	status int
-	msg    string
-	kind   error
-}
-
-func (e *apiError) Error() string {
-	if strings.HasPrefix(e.msg, "admin: ") {
-		return e.msg
-	}
-	return "admin: " + e.msg
-}
-
-func (e *apiError) Unwrap() error { return e.kind }
-
-// codeError returns the sentinel a code names, or nil.
+// codeError returns the sentinel a code names, or nil: the error of an
+// answer of the server (an apiclient.Refusal) wraps it, so that callers
+// can use errors.Is.
 func codeError(code string) error {
 	switch code {
 	case codeInvalid:

@@ -9,36 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // ErrPermissionDenied is returned by the Client's calls when the server
 // refuses the caller's uid.
 var ErrPermissionDenied = errors.New("launch: permission denied")
-
-// refusal is the server's refusal of a call: its message, which names the
-// package already, wrapping the sentinel of its status.
-type refusal struct {
-	sentinel error
-	msg      string
-}
-
-func (r *refusal) Error() string {
-	if strings.HasPrefix(r.msg, "launch: ") {
-		return r.msg
-	}
-	return "launch: the server said: " + r.msg
-}
-
-func (r *refusal) Unwrap() error { return r.sentinel }
 
 // maxAnswer bounds an answer of the launcher API, in bytes.
 const maxAnswer = 1 << 20
@@ -53,17 +35,7 @@ type Client struct {
 // Dial returns a client of the launcher API at the unix socket path. It
 // connects when a call needs it.
 func Dial(path string) *Client {
-	var d net.Dialer
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", path)
-		},
-		MaxIdleConns:          4,
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: time.Minute,
-		DisableCompression:    true,
-	}
-	return &Client{hc: &http.Client{Transport: tr}, path: path}
+	return &Client{hc: apiclient.HTTPClient(path, 4), path: path}
 }
 
 // Close closes the client's idle connections.
@@ -156,12 +128,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-			// The socket file's mode refused the connection, before the
-			// server could check the uid.
-			return fmt.Errorf("launch: cannot connect to %s: %w: %w", c.path, ErrPermissionDenied, err)
-		}
-		return fmt.Errorf("launch: cannot reach the launcher API at %s: %w", c.path, err)
+		return apiclient.DialError("launch", "the launcher API", c.path, ErrPermissionDenied, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -191,7 +158,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		default:
 			return fmt.Errorf("launch: the server answered %s: %s", resp.Status, e.Message)
 		}
-		return &refusal{sentinel: sentinel, msg: e.Message}
+		// The server's own message, after "launch: the server said: "
+		// unless it names the package already.
+		return apiclient.Refused("launch", "the server said: ", e.Message, sentinel)
 	}
 	if out == nil {
 		return nil

@@ -1,0 +1,98 @@
+package apiclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/apiclient"
+	"github.com/spiffekit/spiffekit/internal/testing/leaktest"
+)
+
+var errDenied = errors.New("pkg: permission denied")
+
+// TestHTTPClient: every request goes to the socket, whatever its host.
+func TestHTTPClient(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	dir, err := os.MkdirTemp("", "apic")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "s.sock")
+	lis, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.Host, r.URL.Path)
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(lis) }()
+	defer func() { srv.Shutdown(context.Background()); <-done }()
+
+	hc := apiclient.HTTPClient(path, 2)
+	defer hc.CloseIdleConnections()
+	for _, host := range []string{"admin", "launcher"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+host+"/v1/x", nil)
+		require.NoError(t, err)
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, host+" /v1/x", string(b))
+	}
+}
+
+func TestDialError(t *testing.T) {
+	// Nothing listens: the request could not reach the server.
+	none := filepath.Join(t.TempDir(), "none.sock")
+	hc := apiclient.HTTPClient(none, 1)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://x/", nil)
+	require.NoError(t, err)
+	_, doErr := hc.Do(req)
+	require.Error(t, doErr)
+	err = apiclient.DialError("pkg", "the server", none, errDenied, doErr)
+	assert.ErrorContains(t, err, "pkg: cannot reach the server at "+none+": ")
+	assert.ErrorIs(t, err, syscall.ENOENT, "the cause is kept")
+	assert.NotErrorIs(t, err, errDenied)
+
+	// The socket's mode refused the connection: the package's sentinel.
+	for _, errno := range []error{syscall.EACCES, syscall.EPERM} {
+		cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}
+		err = apiclient.DialError("pkg", "the server", "/run/x.sock", errDenied, cause)
+		assert.ErrorIs(t, err, errDenied, errno)
+		assert.ErrorIs(t, err, errno)
+		assert.EqualError(t, err, "pkg: cannot connect to /run/x.sock: pkg: permission denied: dial unix: connect: "+errno.Error())
+	}
+}
+
+func TestRefused(t *testing.T) {
+	sentinel := errors.New("pkg: not found")
+	for _, tt := range []struct {
+		name, said, msg, want string
+		sentinel              error
+	}{
+		{"a message naming the package is kept", "the server said: ", "pkg: no such thing", "pkg: no such thing", sentinel},
+		{"another is said after the package", "the server said: ", "no such thing", "pkg: the server said: no such thing", sentinel},
+		{"with nothing said before it", "", "no such thing", "pkg: no such thing", nil},
+		{"another package's prefix is not the package's", "", "pkgx: no", "pkg: pkgx: no", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := apiclient.Refused("pkg", tt.said, tt.msg, tt.sentinel)
+			assert.EqualError(t, err, tt.want)
+			if tt.sentinel != nil {
+				assert.ErrorIs(t, err, tt.sentinel)
+			} else {
+				assert.NoError(t, err.Unwrap())
+			}
+		})
+	}
+}
