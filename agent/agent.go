@@ -266,7 +266,7 @@ type Agent struct {
 	unsaved  bool               // svid could not be saved in Config.DataDir yet
 	cli      *nodeapi.Client    // while Run runs
 	first    int                // index in Config.Servers of the server tried first
-	renewed  chan struct{}      // signalled after the client is replaced
+	renewed  chan struct{}      // signalled after the client moves to a new connection
 	attested chan struct{}      // closed once svid is set
 
 	synced    chan struct{} // closed after the first sync
@@ -876,7 +876,7 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 			a.log.Warn("entry stream ended; reconnecting", "err", err)
 		}
 		select {
-		case <-a.renewed: // a new client: reconnect at once
+		case <-a.renewed: // a new connection: reconnect at once
 			continue
 		default:
 		}
