@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -50,8 +51,12 @@ func HTTPClient(path string, maxIdle int) *http.Client {
 // server could check the caller's uid, it wraps denied, the package's
 // sentinel, and err: "pkg: cannot connect to PATH: ...". Otherwise it says
 // that what, the server it is, could not be reached there: "pkg: cannot
-// reach WHAT at PATH: ...", wrapping err.
+// reach WHAT at PATH: ...", wrapping err. Of a *url.Error it keeps the
+// cause only: its method and URL name no server (the socket does).
 func DialError(pkg, what, path string, denied, err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
 	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 		return fmt.Errorf("%s: cannot connect to %s: %w: %w", pkg, path, denied, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -60,13 +61,19 @@ func TestDialError(t *testing.T) {
 	_, doErr := hc.Do(req)
 	require.Error(t, doErr)
 	err = apiclient.DialError("pkg", "the server", none, errDenied, doErr)
-	assert.ErrorContains(t, err, "pkg: cannot reach the server at "+none+": ")
+	assert.EqualError(t, err, "pkg: cannot reach the server at "+none+": dial unix "+none+": connect: no such file or directory",
+		"the cause, without the request's URL")
 	assert.ErrorIs(t, err, syscall.ENOENT, "the cause is kept")
 	assert.NotErrorIs(t, err, errDenied)
 
+	// A request that timed out: its cause, for errors.Is too.
+	err = apiclient.DialError("pkg", "the server", none, errDenied, &url.Error{Op: "Get", URL: "http://x/", Err: context.DeadlineExceeded})
+	assert.EqualError(t, err, "pkg: cannot reach the server at "+none+": context deadline exceeded")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
 	// The socket's mode refused the connection: the package's sentinel.
 	for _, errno := range []error{syscall.EACCES, syscall.EPERM} {
-		cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}
+		cause := &url.Error{Op: "Get", URL: "http://x/", Err: &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}}
 		err = apiclient.DialError("pkg", "the server", "/run/x.sock", errDenied, cause)
 		assert.ErrorIs(t, err, errDenied, errno)
 		assert.ErrorIs(t, err, errno)
