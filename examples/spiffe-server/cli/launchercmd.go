@@ -106,7 +106,9 @@ func launchShow(cmd *cmdline.Command) action {
 			ExpiresAt: info.ExpiresAt.UTC(), Redeemed: info.Redeemed}, func(w io.Writer) {
 			fmt.Fprintf(w, "Launch ID:      %s\n", info.ID)
 			fmt.Fprintf(w, "SPIFFE ID:      %s\n", info.SPIFFEID)
-			fmt.Fprintf(w, "Hint:           %s\n", info.Hint)
+			if info.Hint != "" {
+				fmt.Fprintf(w, "Hint:           %s\n", info.Hint)
+			}
 			fmt.Fprintf(w, "Expires at:     %s\n", timeString(info.ExpiresAt))
 			fmt.Fprintf(w, "Redeemed:       %t\n", info.Redeemed)
 		})

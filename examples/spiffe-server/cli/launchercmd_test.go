@@ -120,9 +120,15 @@ func TestLaunchCommands(t *testing.T) {
 		assert.Empty(t, r.stdout)
 	}
 
-	// The SPIFFE ID alone: the server's default TTL.
+	// The SPIFFE ID alone: the server's default TTL, and no hint, which
+	// show leaves out as entry show does.
 	out = l.ok(t, "create", "-spiffeID", "spiffe://example.org/sandbox/2")
 	assert.Contains(t, out, "X509-SVID TTL:  15m0s\n")
+	m = launchIDLine.FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	show = l.ok(t, "show", "-launch-id", m[1])
+	assert.Contains(t, show, "SPIFFE ID:      spiffe://example.org/sandbox/2\n")
+	assert.NotContains(t, show, "Hint:")
 }
 
 // TestLaunchRefusals: what the server refuses fails the command with its
