@@ -82,32 +82,56 @@ func openProcDir(root string, pid int) (int, error) {
 // inspect reads the facts about the process of dir, checking before and after
 // that it is the process w describes.
 func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (facts, error) {
-	if err := checkPIDFD(w); err != nil {
-		return facts{}, err
-	}
-	before, err := readStat(dir)
-	if err != nil {
-		return facts{}, err
-	}
-	if before.exited() {
-		return facts{}, rejected(w.PID, "has exited", nil)
-	}
-	if w.StartTime != 0 && before.startTime != w.StartTime {
-		return facts{}, rejected(w.PID, fmt.Sprintf("started at %d, not at the recorded %d: the PID was reused", before.startTime, w.StartTime), nil)
-	}
-
+	// With a pidfd, the process is the one it names as long as the pidfd
+	// says it is alive, which it is checked to be before and after the
+	// reads; without one, its start time and state are read before and
+	// after instead.
+	var before procStat
 	var f facts
-	buf := procBuffers.Get().(*[]byte)
-	data, err := readInto(dir, "status", maxStatusSize, *buf)
-	if err == nil {
-		f.status, err = parseStatus(data) // keeps nothing of data
+	haveStatus := false
+	if w.PIDFD != nil {
+		// The pidfd can tell the effective IDs, which spares reading
+		// status unless an entry could select a supplementary group:
+		// those status alone tells.
+		var pf pidfdFacts
+		var err error
+		if w.Needed == nil || w.Needed(SelectorType, "supplementary_gid") || w.Needed(SelectorType, "supplementary_group") {
+			err = checkPIDFD(w)
+		} else {
+			pf, err = checkPIDFDCreds(w)
+		}
 		if err != nil {
-			err = fmt.Errorf("unix: process %d: %w", w.PID, err)
+			return facts{}, err
+		}
+		if pf.creds {
+			f.status, haveStatus = procStatus{uid: pf.uid, gid: pf.gid}, true
+		}
+	} else {
+		var err error
+		if before, err = readStat(dir); err != nil {
+			return facts{}, err
+		}
+		if before.exited() {
+			return facts{}, rejected(w.PID, "has exited", nil)
+		}
+		if w.StartTime != 0 && before.startTime != w.StartTime {
+			return facts{}, rejected(w.PID, fmt.Sprintf("started at %d, not at the recorded %d: the PID was reused", before.startTime, w.StartTime), nil)
 		}
 	}
-	putProcBuffer(buf, data)
-	if err != nil {
-		return facts{}, err
+
+	if !haveStatus {
+		buf := procBuffers.Get().(*[]byte)
+		data, err := readInto(dir, "status", maxStatusSize, *buf)
+		if err == nil {
+			f.status, err = parseStatus(data) // keeps nothing of data
+			if err != nil {
+				err = fmt.Errorf("unix: process %d: %w", w.PID, err)
+			}
+		}
+		putProcBuffer(buf, data)
+		if err != nil {
+			return facts{}, err
+		}
 	}
 	if c := w.Credentials; c != nil && (int64(c.UID) != int64(f.status.uid) || int64(c.GID) != int64(f.status.gid)) {
 		return facts{}, rejected(w.PID, fmt.Sprintf("runs as uid %d gid %d, but connected as uid %d gid %d",
@@ -144,15 +168,17 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 	}
 
 	// The checks after the reads: the same process, still alive.
-	after, err := readStat(dir)
-	if err != nil {
-		return facts{}, err
-	}
-	if after.exited() {
-		return facts{}, rejected(w.PID, "exited during attestation", nil)
-	}
-	if after.startTime != before.startTime {
-		return facts{}, rejected(w.PID, "was replaced during attestation", nil)
+	if w.PIDFD == nil {
+		after, err := readStat(dir)
+		if err != nil {
+			return facts{}, err
+		}
+		if after.exited() {
+			return facts{}, rejected(w.PID, "exited during attestation", nil)
+		}
+		if after.startTime != before.startTime {
+			return facts{}, rejected(w.PID, "was replaced during attestation", nil)
+		}
 	}
 	if !a.skipExecutable {
 		var st sys.Stat_t
@@ -163,8 +189,10 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 			return facts{}, rejected(w.PID, "executed another file during attestation", nil)
 		}
 	}
-	if err := checkPIDFD(w); err != nil {
-		return facts{}, err
+	if w.PIDFD != nil {
+		if err := pidfdAlive(w); err != nil {
+			return facts{}, err
+		}
 	}
 	return f, nil
 }

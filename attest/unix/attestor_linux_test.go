@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -318,4 +319,124 @@ func TestProcDirStaysBound(t *testing.T) {
 	err = a.explain(cmd.Process.Pid, dir, errors.New("unix: short read"))
 	require.ErrorIs(t, err, attest.ErrRejected)
 	assert.ErrorContains(t, err, "short read")
+}
+
+// Property: the PID of a pidfd is the same whether asked of the pidfd
+// (PIDFD_GET_INFO) or read from fdinfo, for a live process, an exited
+// one not yet reaped, and a reaped one (-1); neither takes a file that is
+// no pidfd for one.
+func TestPIDFDPID(t *testing.T) {
+	cmd := startSleeper(t)
+	pid := cmd.Process.Pid
+	pidfd, err := OpenPIDFD(pid)
+	require.NoError(t, err)
+	defer pidfd.Close()
+	fd := int(pidfd.Fd())
+	if err := sys.IoctlPidfdInfo(fd, &sys.PidfdInfo{Mask: sys.PIDFD_INFO_PID}); err != nil {
+		t.Logf("this kernel has no PIDFD_GET_INFO (%v): both ways read fdinfo", err)
+	}
+
+	both := func() (int, int) {
+		t.Helper()
+		viaIoctl, err := pidfdPID(fd)
+		require.NoError(t, err)
+		viaFdinfo, err := pidfdPIDFromFdinfo(fd)
+		require.NoError(t, err)
+		return viaIoctl, viaFdinfo
+	}
+	got, want := both()
+	assert.Equal(t, pid, got)
+	assert.Equal(t, want, got)
+
+	require.NoError(t, cmd.Process.Kill())
+	require.Eventually(t, func() bool { return pidfdAlive(attest.Workload{PID: pid, PIDFD: pidfd}) != nil },
+		10*time.Second, 10*time.Millisecond, "the pidfd tells of the exit")
+	got, want = both()
+	assert.Equal(t, pid, got, "exited, not reaped")
+	assert.Equal(t, want, got)
+
+	_ = cmd.Wait()
+	got, want = both()
+	assert.Equal(t, -1, got, "reaped")
+	assert.Equal(t, want, got)
+
+	_, err = pidfdPID(int(os.Stdin.Fd()))
+	require.ErrorContains(t, err, "not a pidfd")
+	_, err = pidfdPIDFromFdinfo(int(os.Stdin.Fd()))
+	require.ErrorContains(t, err, "not a pidfd")
+}
+
+// Property: with a pidfd, the effective IDs come from the pidfd when no
+// entry could select a supplementary group, and then status is not read
+// and no supplementary group is described; the selectors are otherwise
+// those read from status. The IDs the process connected with are checked
+// against them all the same.
+func TestAttestPIDFDCreds(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	uid, gid, groups := os.Geteuid(), os.Getegid(), []string{}
+	if os.Geteuid() == 0 {
+		// Another user than the test's, with groups of its own.
+		uid, gid = 4321, 8765
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4321, Gid: 8765, Groups: []uint32{42, 43}}}
+		groups = []string{"42", "43"}
+	} else {
+		t.Log("not root: the process runs as the test's user")
+	}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+	pidfd, err := OpenPIDFD(pid)
+	require.NoError(t, err)
+	defer pidfd.Close()
+	info := sys.PidfdInfo{Mask: sys.PIDFD_INFO_PID | sys.PIDFD_INFO_CREDS}
+	err = sys.IoctlPidfdInfo(int(pidfd.Fd()), &info)
+	told := err == nil && info.Mask&sys.PIDFD_INFO_CREDS != 0
+	if !told {
+		t.Logf("this kernel's pidfds tell no IDs (%v): status is read either way", err)
+	}
+	a := newAttestor(t, Config{SkipHash: true})
+	var asked []string
+	noGroups := func(typ, kind string) bool {
+		asked = append(asked, kind)
+		return kind != "supplementary_gid" && kind != "supplementary_group"
+	}
+	creds := &attest.Credentials{UID: uid, GID: gid}
+
+	fromStatus, err := a.Attest(t.Context(), attest.Workload{PID: pid, Credentials: creds})
+	require.NoError(t, err)
+	assert.True(t, fromStatus.Contains(unixSel("uid:"+strconv.Itoa(uid))))
+	assert.True(t, fromStatus.Contains(unixSel("gid:"+strconv.Itoa(gid))))
+	var wantGroups []string
+	for _, s := range fromStatus.Slice() {
+		if v, ok := strings.CutPrefix(s.Value, "supplementary_gid:"); ok {
+			wantGroups = append(wantGroups, v)
+		}
+	}
+	assert.ElementsMatch(t, groups, wantGroups)
+
+	fromPIDFD, err := a.Attest(t.Context(), attest.Workload{PID: pid, PIDFD: pidfd, Credentials: creds, Needed: noGroups})
+	require.NoError(t, err)
+	assert.Contains(t, asked, "supplementary_gid")
+	var rest []attest.Selector
+	for _, s := range fromStatus.Slice() {
+		if !strings.HasPrefix(s.Value, "supplementary_") {
+			rest = append(rest, s)
+		}
+	}
+	if told {
+		assert.Equal(t, rest, fromPIDFD.Slice(), "the status selectors but the supplementary groups")
+	} else {
+		assert.Equal(t, fromStatus.Slice(), fromPIDFD.Slice())
+	}
+
+	all, err := a.Attest(t.Context(), attest.Workload{PID: pid, PIDFD: pidfd, Credentials: creds, Needed: func(string, string) bool { return true }})
+	require.NoError(t, err)
+	assert.Equal(t, fromStatus.Slice(), all.Slice(), "a supplementary group may be selected: status is read")
+
+	_, err = a.Attest(t.Context(), attest.Workload{PID: pid, PIDFD: pidfd, Credentials: &attest.Credentials{UID: uid + 1, GID: gid}, Needed: noGroups})
+	require.ErrorIs(t, err, attest.ErrRejected)
+	assert.ErrorContains(t, err, "but connected as")
 }

@@ -55,22 +55,53 @@ func PeerPIDFD(conn syscall.Conn) (*os.File, error) {
 	return os.NewFile(uintptr(fd), "pidfd:peer"), nil
 }
 
-// checkPIDFD checks, when w has a pidfd, that it refers to w.PID and that the
-// process has not exited.
+// pidfdFacts is what a pidfd told of its process: its PID and, when creds
+// is set, its effective user and group IDs.
+type pidfdFacts struct {
+	pid      int
+	uid, gid uint32
+	creds    bool
+}
+
+// checkPIDFD checks, when w has a pidfd, that it refers to w.PID and that
+// the process has not exited.
 func checkPIDFD(w attest.Workload) error {
+	_, err := inspectPIDFD(w, true, false)
+	return err
+}
+
+// checkPIDFDCreds is checkPIDFD that also asks the pidfd for the process's
+// effective IDs, which kernels before Linux 6.13 do not tell.
+func checkPIDFDCreds(w attest.Workload) (pidfdFacts, error) {
+	return inspectPIDFD(w, true, true)
+}
+
+// pidfdAlive checks, when w has a pidfd, that its process has not exited.
+// Once the pidfd is known to refer to w.PID, that is what proves the PID
+// still names that process: a PID is not reused while its process lives.
+func pidfdAlive(w attest.Workload) error {
+	_, err := inspectPIDFD(w, false, false)
+	return err
+}
+
+// inspectPIDFD checks, when w has a pidfd, that its process has not exited,
+// and with checkPID that the pidfd refers to w.PID.
+func inspectPIDFD(w attest.Workload, checkPID, creds bool) (pidfdFacts, error) {
 	if w.PIDFD == nil {
-		return nil
+		return pidfdFacts{}, nil
 	}
 	rc, err := w.PIDFD.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("unix: pidfd: %w", err)
+		return pidfdFacts{}, fmt.Errorf("unix: pidfd: %w", err)
 	}
-	var pid int
+	pf := pidfdFacts{pid: w.PID}
 	var exited bool
 	var cerr error
 	if err := rc.Control(func(fd uintptr) {
-		if pid, cerr = pidfdPID(int(fd)); cerr != nil {
-			return
+		if checkPID {
+			if pf, cerr = pidfdInfo(int(fd), creds); cerr != nil {
+				return
+			}
 		}
 		// A pidfd becomes readable when its process exits.
 		fds := []sys.PollFd{{Fd: int32(fd), Events: sys.POLLIN}}
@@ -83,22 +114,57 @@ func checkPIDFD(w attest.Workload) error {
 		}
 		exited = n > 0 && fds[0].Revents&(sys.POLLIN|sys.POLLHUP) != 0
 	}); err != nil {
-		return fmt.Errorf("unix: pidfd: %w", err)
+		return pidfdFacts{}, fmt.Errorf("unix: pidfd: %w", err)
 	}
 	switch {
 	case cerr != nil:
-		return fmt.Errorf("unix: pidfd: %w", cerr)
-	case exited || pid == -1:
-		return rejected(w.PID, "has exited (pidfd)", nil)
-	case pid != w.PID:
-		return fmt.Errorf("unix: pidfd refers to process %d, not %d", pid, w.PID)
+		return pidfdFacts{}, fmt.Errorf("unix: pidfd: %w", cerr)
+	case exited || pf.pid == -1:
+		return pidfdFacts{}, rejected(w.PID, "has exited (pidfd)", nil)
+	case pf.pid != w.PID:
+		return pidfdFacts{}, fmt.Errorf("unix: pidfd refers to process %d, not %d", pf.pid, w.PID)
 	}
-	return nil
+	return pf, nil
 }
 
-// pidfdPID reads the PID a pidfd refers to from /proc/self/fdinfo: -1 once
-// the process has been reaped, and no Pid line if fd is not a pidfd.
+// pidfdPID returns the PID a pidfd refers to, -1 once the process has been
+// reaped.
 func pidfdPID(fd int) (int, error) {
+	pf, err := pidfdInfo(fd, false)
+	return pf.pid, err
+}
+
+// pidfdInfo returns what the pidfd fd tells of its process: its PID, -1
+// once the process has been reaped, asked of the pidfd itself
+// (PIDFD_GET_INFO, Linux 6.13 or later), else read from /proc/self/fdinfo;
+// with creds, its effective IDs too when the kernel tells them.
+func pidfdInfo(fd int, creds bool) (pidfdFacts, error) {
+	info := sys.PidfdInfo{Mask: sys.PIDFD_INFO_PID}
+	if creds {
+		info.Mask |= sys.PIDFD_INFO_CREDS
+	}
+	err := sys.IoctlPidfdInfo(fd, &info)
+	switch {
+	case err == nil && info.Mask&sys.PIDFD_INFO_PID != 0:
+		pf := pidfdFacts{pid: int(info.Pid)}
+		if creds && info.Mask&sys.PIDFD_INFO_CREDS != 0 {
+			pf.uid, pf.gid, pf.creds = info.Euid, info.Egid, true
+		}
+		return pf, nil
+	case errors.Is(err, sys.ESRCH):
+		return pidfdFacts{pid: -1}, nil
+	case err == nil, errors.Is(err, sys.ENOTTY), errors.Is(err, sys.EINVAL), errors.Is(err, sys.EOPNOTSUPP):
+		pid, err := pidfdPIDFromFdinfo(fd)
+		return pidfdFacts{pid: pid}, err
+	default:
+		return pidfdFacts{}, err
+	}
+}
+
+// pidfdPIDFromFdinfo reads the PID a pidfd refers to from
+// /proc/self/fdinfo: -1 once the process has been reaped, and no Pid line
+// if fd is not a pidfd.
+func pidfdPIDFromFdinfo(fd int) (int, error) {
 	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
 		return 0, err
