@@ -27,7 +27,14 @@
 //
 // # Cost
 //
-// An attestation reads a few small files of /proc/<pid>. The SHA-256 of
+// An attestation reads a few small files of /proc/<pid>. With a pidfd
+// (which [Peer] records), the pidfd alone shows that the process is the
+// one that connected and still lives, checked before and after the reads
+// (its PID through PIDFD_GET_INFO on Linux 6.13 or later, else fdinfo),
+// and on Linux 6.13 or later it also tells the effective user and group
+// IDs: then /proc/<pid>/status is read only when an entry could select a
+// supplementary group (Workload.Needed), and the attestation reads no
+// more than the executable's identity and path. The SHA-256 of
 // the executable is the one costly selector: it is computed only when the
 // [attest.Workload] says an entry could need it (Workload.Needed, which
 // package issuer answers from its registry index), and each file is
