@@ -25,6 +25,13 @@ func (k AuthorityKind) valid() bool {
 	return k == AuthorityX509 || k == AuthorityJWT || k == AuthorityWIT
 }
 
+// Known reports whether k is one of the kinds this version knows. A store
+// shared with servers of a later version may hold authorities and marks of
+// a kind added since: readers leave those out (as package sqlstore does)
+// rather than fail, so that a new kind does not break a mixed-version
+// fleet.
+func (k AuthorityKind) Known() bool { return k.valid() }
+
 // AuthorityState is the place of an authority in its rotation, as package
 // ca/rotation names it.
 type AuthorityState string

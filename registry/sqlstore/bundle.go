@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spiffekit/spiffekit/registry"
@@ -149,6 +150,12 @@ func (s *Store) ListServerBundles(ctx context.Context, now time.Time) ([]registr
 		if b.Authorities, err = decodeAuthorities(auths); err != nil {
 			return nil, fmt.Errorf("sqlstore: decoding stored server bundle: %w", err)
 		}
+		b.Authorities = slices.DeleteFunc(b.Authorities, func(a registry.ServerAuthority) bool {
+			return s.skipKind(a.Kind, "server authority", b.ServerID, a.ID)
+		})
+		if len(b.Authorities) == 0 {
+			b.Authorities = nil
+		}
 		if err := b.Validate(); err != nil {
 			return nil, fmt.Errorf("sqlstore: decoding stored server bundle: %w", err)
 		}
@@ -261,6 +268,9 @@ func (s *Store) ListAuthorityMarks(ctx context.Context, now time.Time) ([]regist
 		}
 		m.Kind, m.Revoked = registry.AuthorityKind(kind), revoked != 0
 		m.ExpiresAt, m.UpdatedAt = fromMicros(expires), fromMicros(updated)
+		if s.skipKind(m.Kind, "authority mark", m.ServerID, m.AuthorityID) {
+			continue
+		}
 		if err := m.Validate(); err != nil {
 			return nil, fmt.Errorf("sqlstore: decoding stored authority mark: %w", err)
 		}
@@ -271,3 +281,59 @@ func (s *Store) ListAuthorityMarks(ctx context.Context, now time.Time) ([]regist
 	}
 	return out, nil
 }
+
+// maxKindLen bounds the name of an authority kind a later version may
+// add; a longer name, or one of other characters, is corrupt.
+const maxKindLen = 32
+
+// maxLoggedKinds bounds the unknown kinds the store remembers having
+// logged: a database of many is corrupt, and its rows are skipped
+// without a word.
+const maxLoggedKinds = 16
+
+// skipKind reports whether an authority or mark of kind k is to be left
+// out of a list: k is no kind this version knows, but may be one a later
+// version added (1 to maxKindLen lower-case letters, digits, '-' and
+// '_'), as servers of both versions share the database during an
+// upgrade. Each such row is counted (see [Store.SkippedAuthorities]), and
+// each kind logged once. A malformed kind is not skipped: validation then
+// refuses the row as corrupt.
+func (s *Store) skipKind(k registry.AuthorityKind, what, serverID, id string) bool {
+	if k.Known() || !futureKind(string(k)) {
+		return false
+	}
+	s.skipped.Add(1)
+	s.kindsMu.Lock()
+	first := !s.kindsLogged[k] && len(s.kindsLogged) < maxLoggedKinds
+	if first {
+		if s.kindsLogged == nil {
+			s.kindsLogged = make(map[registry.AuthorityKind]bool)
+		}
+		s.kindsLogged[k] = true
+	}
+	s.kindsMu.Unlock()
+	if first {
+		s.log.Warn("skipping the authorities and marks of a kind this version does not know; a server of a later version shares the database",
+			"kind", string(k), "first", what, "server_id", serverID, "authority_id", id)
+	}
+	return true
+}
+
+func futureKind(k string) bool {
+	if k == "" || len(k) > maxKindLen {
+		return false
+	}
+	for _, c := range k {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// SkippedAuthorities returns how many authority descriptions and marks of
+// a kind this version does not know [Store.ListServerBundles] and
+// [Store.ListAuthorityMarks] have left out since the store was opened,
+// counted at every list. A server of a later version that shares the
+// database publishes them; the lists hold the rest.
+func (s *Store) SkippedAuthorities() uint64 { return s.skipped.Load() }

@@ -177,7 +177,7 @@ func TestCorruptNodeRows(t *testing.T) {
 
 	for _, auths := range []string{
 		`not json`,
-		`[{"kind":"rsa","id":"ab","state":"old","not_after_us":1}]`,
+		`[{"kind":"RSA key","id":"ab","state":"old","not_after_us":1}]`,
 		`[{"kind":"jwt","id":"ab","state":"gone","not_after_us":1}]`,
 		`[{"kind":"x509","id":"ab","state":"old","not_after_us":1}]`,
 	} {
@@ -198,7 +198,7 @@ func TestCorruptNodeRows(t *testing.T) {
 
 	_, err = s.PutAuthorityMark(ctx, registry.AuthorityMark{ServerID: "s1", Kind: registry.AuthorityJWT, AuthorityID: "k", ExpiresAt: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
-	exec(`UPDATE registry_authority_marks SET kind = 'ssh'`)
+	exec(`UPDATE registry_authority_marks SET kind = 'SSH key'`)
 	_, err = s.ListAuthorityMarks(ctx, time.Now())
 	require.ErrorContains(t, err, "sqlstore: decoding stored authority mark")
 	exec(`UPDATE registry_authority_marks SET expires_at = 'later'`)

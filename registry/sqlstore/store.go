@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,12 @@ type Store struct {
 	listening atomic.Bool
 	// running guards against concurrent calls of Run.
 	running atomic.Bool
+
+	// skipped counts the authorities and marks of unknown kinds left out
+	// of lists; kindsLogged, guarded by kindsMu, the kinds logged.
+	skipped     atomic.Uint64
+	kindsMu     sync.Mutex
+	kindsLogged map[registry.AuthorityKind]bool
 }
 
 var (
