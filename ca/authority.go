@@ -49,3 +49,17 @@ type WITIssuer interface {
 	// there is none (or WIT-SVIDs are not enabled).
 	WITAuthority() *WITAuthority
 }
+
+// A KeyTaintReporter is an [Authority] that also names its tainted JWT and
+// WIT keys, such as a ca/rotation manager: an operator asked for the
+// tokens they signed to be replaced early, for example because the key
+// may have leaked. Callers that cache tokens drop those whose header kid
+// is tainted, and sign anew with the active key. Its Subscribe signals a
+// change of these too. Callers find it by type assertion.
+type KeyTaintReporter interface {
+	// TaintedJWTKeyIDs returns the kids of the tainted JWT keys.
+	TaintedJWTKeyIDs() []string
+
+	// TaintedWITKeyIDs returns the kids of the tainted WIT keys.
+	TaintedWITKeyIDs() []string
+}

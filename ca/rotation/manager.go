@@ -374,8 +374,9 @@ func (m *Manager) newSnapshot(st *state) *snapshot {
 }
 
 var (
-	_ ca.Authority = (*Manager)(nil)
-	_ ca.WITIssuer = (*Manager)(nil)
+	_ ca.Authority        = (*Manager)(nil)
+	_ ca.WITIssuer        = (*Manager)(nil)
+	_ ca.KeyTaintReporter = (*Manager)(nil)
 )
 
 // X509Authority returns the active X.509 CA. Sign with it and let go: the
@@ -476,11 +477,17 @@ func (m *Manager) TaintedX509CAs() []*x509.Certificate {
 	return out
 }
 
-// TaintedJWTKeyIDs returns the kids of the tainted JWT keys. A JWT-SVID
-// signed by one of them should be replaced promptly.
-func (m *Manager) TaintedJWTKeyIDs() []string {
+// TaintedJWTKeyIDs returns the kids of the tainted JWT keys, oldest
+// first. A JWT-SVID signed by one of them should be replaced promptly.
+func (m *Manager) TaintedJWTKeyIDs() []string { return m.taintedKIDs(kindJWT) }
+
+// TaintedWITKeyIDs returns the kids of the tainted WIT keys, oldest
+// first. A WIT-SVID signed by one of them should be replaced promptly.
+func (m *Manager) TaintedWITKeyIDs() []string { return m.taintedKIDs(kindWIT) }
+
+func (m *Manager) taintedKIDs(k kind) []string {
 	var out []string
-	for _, s := range m.snap.Load().state.slots[kindJWT] {
+	for _, s := range m.snap.Load().state.slots[k] {
 		if s.tainted {
 			out = append(out, s.kid)
 		}

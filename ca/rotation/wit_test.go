@@ -186,12 +186,16 @@ func TestWITKeyOperatorActions(t *testing.T) {
 	require.NoError(t, m.ActivateWITKey(t.Context()))
 	assert.Equal(t, prepared.ID, tokenKeyID(t, signWIT(t, m)))
 
+	assert.Empty(t, m.TaintedWITKeyIDs())
 	require.NoError(t, m.TaintWITKey(t.Context(), first.ID))
 	old, _ := findState(m.WITKeys(), StateOld)
 	assert.True(t, old.Tainted)
+	assert.Equal(t, []string{first.ID}, m.TaintedWITKeyIDs())
+	assert.Empty(t, m.TaintedJWTKeyIDs(), "a WIT key's taint is not a JWT key's")
 	require.ErrorIs(t, m.TaintWITKey(t.Context(), "nope"), ErrNotFound)
 	require.NoError(t, m.RevokeWITKey(t.Context(), first.ID))
 	assert.False(t, m.Bundle().HasWITAuthority(first.ID), "a revoked key leaves the bundle at once")
+	assert.Empty(t, m.TaintedWITKeyIDs(), "a revoked key is out of the bundle, no longer tainted")
 }
 
 func TestWITKeysConfig(t *testing.T) {
