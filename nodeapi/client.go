@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -684,6 +687,10 @@ type Update struct {
 	TaintedX509CAs []*x509.Certificate
 	// ActiveX509CA is the CA that signs now, when known.
 	ActiveX509CA *x509.Certificate
+	// TaintedJWTKeyIDs and TaintedWITKeyIDs are the kids of the JWT and
+	// WIT keys whose tokens must be replaced now. A server of a version
+	// before them sends none.
+	TaintedJWTKeyIDs, TaintedWITKeyIDs []string
 }
 
 // Sync opens the entry stream and calls fn with each update, the first
@@ -782,5 +789,25 @@ func (c *Client) update(resp *nodepb.SyncResponse) (Update, error) {
 		}
 		u.ActiveX509CA = cert
 	}
+	var err error
+	if u.TaintedJWTKeyIDs, err = taintedKIDs("JWT", resp.TaintedJwtKeyIds); err != nil {
+		return Update{}, err
+	}
+	if u.TaintedWITKeyIDs, err = taintedKIDs("WIT", resp.TaintedWitKeyIds); err != nil {
+		return Update{}, err
+	}
 	return u, nil
+}
+
+// taintedKIDs checks the kids of tainted keys of one kind: each an
+// authority ID as the registry stores it (1 to registry.MaxAuthorityIDLen
+// bytes of UTF-8 text without control characters).
+func taintedKIDs(kind string, kids []string) ([]string, error) {
+	for _, kid := range kids {
+		if kid == "" || len(kid) > registry.MaxAuthorityIDLen || !utf8.ValidString(kid) ||
+			strings.IndexFunc(kid, unicode.IsControl) >= 0 {
+			return nil, fmt.Errorf("nodeapi: invalid kid of a tainted %s key %q", kind, wire.Truncate(kid))
+		}
+	}
+	return kids, nil
 }

@@ -2,6 +2,7 @@ package nodeapi_test
 
 import (
 	"crypto/x509"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -43,6 +44,10 @@ func TestParseUpdateRejectsMalformed(t *testing.T) {
 		{"bad federated bundle", &nodepb.SyncResponse{FederatedBundlesSet: true, FederatedBundles: map[string][]byte{"partner.example": []byte("[]")}}, "bundle of partner.example"},
 		{"bad tainted CA", &nodepb.SyncResponse{TaintedX509Cas: [][]byte{{1}}}, "tainted CA"},
 		{"bad active CA", &nodepb.SyncResponse{ActiveX509Ca: []byte{1}}, "active CA"},
+		{"empty tainted JWT kid", &nodepb.SyncResponse{TaintedJwtKeyIds: []string{"k1", ""}}, "tainted JWT key"},
+		{"long tainted JWT kid", &nodepb.SyncResponse{TaintedJwtKeyIds: []string{strings.Repeat("k", 257)}}, "tainted JWT key"},
+		{"control character in a tainted WIT kid", &nodepb.SyncResponse{TaintedWitKeyIds: []string{"w\n1"}}, "tainted WIT key"},
+		{"tainted WIT kid not UTF-8", &nodepb.SyncResponse{TaintedWitKeyIds: []string{"w\xff"}}, "tainted WIT key"},
 		// Federation rule: the own trust domain never comes through
 		// federation, even if a server sends it.
 		{"own trust domain federated", &nodepb.SyncResponse{FederatedBundlesSet: true, FederatedBundles: map[string][]byte{td.Name(): ownBundle}}, "invalid federated trust domain"},
@@ -57,4 +62,11 @@ func TestParseUpdateRejectsMalformed(t *testing.T) {
 	assert.Len(t, u.Upserts, 1)
 	assert.Len(t, u.Deleted, 1)
 	assert.False(t, u.FederatedSet)
+	assert.Nil(t, u.TaintedJWTKeyIDs, "a server before tainted keys sends none")
+	assert.Nil(t, u.TaintedWITKeyIDs)
+
+	u, err = nodeapi.ParseUpdate(td, &nodepb.SyncResponse{TaintedJwtKeyIds: []string{"k1", "k2"}, TaintedWitKeyIds: []string{"w1"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"k1", "k2"}, u.TaintedJWTKeyIDs)
+	assert.Equal(t, []string{"w1"}, u.TaintedWITKeyIDs)
 }

@@ -416,9 +416,15 @@ type SyncResponse struct {
 	// DER of the X.509 CAs whose SVIDs must be replaced now.
 	TaintedX509Cas [][]byte `protobuf:"bytes,6,rep,name=tainted_x509_cas,json=taintedX509Cas,proto3" json:"tainted_x509_cas,omitempty"`
 	// DER of the X.509 CA that signs now.
-	ActiveX509Ca  []byte `protobuf:"bytes,7,opt,name=active_x509_ca,json=activeX509Ca,proto3" json:"active_x509_ca,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ActiveX509Ca []byte `protobuf:"bytes,7,opt,name=active_x509_ca,json=activeX509Ca,proto3" json:"active_x509_ca,omitempty"`
+	// The kids of the JWT keys and of the WIT keys whose tokens must be
+	// replaced now, with every message, as tainted_x509_cas. A server
+	// before these fields sends neither, and an agent before them ignores
+	// them.
+	TaintedJwtKeyIds []string `protobuf:"bytes,8,rep,name=tainted_jwt_key_ids,json=taintedJwtKeyIds,proto3" json:"tainted_jwt_key_ids,omitempty"`
+	TaintedWitKeyIds []string `protobuf:"bytes,9,rep,name=tainted_wit_key_ids,json=taintedWitKeyIds,proto3" json:"tainted_wit_key_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SyncResponse) Reset() {
@@ -496,6 +502,20 @@ func (x *SyncResponse) GetTaintedX509Cas() [][]byte {
 func (x *SyncResponse) GetActiveX509Ca() []byte {
 	if x != nil {
 		return x.ActiveX509Ca
+	}
+	return nil
+}
+
+func (x *SyncResponse) GetTaintedJwtKeyIds() []string {
+	if x != nil {
+		return x.TaintedJwtKeyIds
+	}
+	return nil
+}
+
+func (x *SyncResponse) GetTaintedWitKeyIds() []string {
+	if x != nil {
+		return x.TaintedWitKeyIds
 	}
 	return nil
 }
@@ -1384,7 +1404,7 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x05known\x18\x01 \x03(\v2 .spiffekit.node.v1.EntryRevisionR\x05known\";\n" +
 	"\rEntryRevision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xa8\x03\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x86\x04\n" +
 	"\fSyncResponse\x122\n" +
 	"\aupserts\x18\x01 \x03(\v2\x18.spiffekit.node.v1.EntryR\aupserts\x12\x1f\n" +
 	"\vdeleted_ids\x18\x02 \x03(\tR\n" +
@@ -1393,7 +1413,9 @@ const file_spiffekit_node_proto_rawDesc = "" +
 	"\x11federated_bundles\x18\x04 \x03(\v25.spiffekit.node.v1.SyncResponse.FederatedBundlesEntryR\x10federatedBundles\x122\n" +
 	"\x15federated_bundles_set\x18\x05 \x01(\bR\x13federatedBundlesSet\x12(\n" +
 	"\x10tainted_x509_cas\x18\x06 \x03(\fR\x0etaintedX509Cas\x12$\n" +
-	"\x0eactive_x509_ca\x18\a \x01(\fR\factiveX509Ca\x1aC\n" +
+	"\x0eactive_x509_ca\x18\a \x01(\fR\factiveX509Ca\x12-\n" +
+	"\x13tainted_jwt_key_ids\x18\b \x03(\tR\x10taintedJwtKeyIds\x12-\n" +
+	"\x13tainted_wit_key_ids\x18\t \x03(\tR\x10taintedWitKeyIds\x1aC\n" +
 	"\x15FederatedBundlesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"4\n" +

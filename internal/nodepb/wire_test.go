@@ -19,7 +19,7 @@ var wireTable = map[proto.Message][]string{
 	&RenewAgentResponse{}:    {"svid=1 message AgentSVID"},
 	&SyncRequest{}:           {"known=1 repeated message EntryRevision"},
 	&EntryRevision{}:         {"id=1 string", "revision=2 int64"},
-	&SyncResponse{}:          {"upserts=1 repeated message Entry", "deleted_ids=2 repeated string", "bundle=3 bytes", "federated_bundles=4 map<string,bytes>", "federated_bundles_set=5 bool", "tainted_x509_cas=6 repeated bytes", "active_x509_ca=7 bytes"},
+	&SyncResponse{}:          {"upserts=1 repeated message Entry", "deleted_ids=2 repeated string", "bundle=3 bytes", "federated_bundles=4 map<string,bytes>", "federated_bundles_set=5 bool", "tainted_x509_cas=6 repeated bytes", "active_x509_ca=7 bytes", "tainted_jwt_key_ids=8 repeated string", "tainted_wit_key_ids=9 repeated string"},
 	&Selector{}:              {"type=1 string", "value=2 string"},
 	&Entry{}:                 {"id=1 string", "spiffe_id=2 string", "parent_id=3 string", "selectors=4 repeated message Selector", "x509_svid_ttl_seconds=5 int64", "jwt_svid_ttl_seconds=6 int64", "dns_names=7 repeated string", "federates_with=8 repeated string", "hint=11 string", "revision=12 int64", "created_at_unix_micro=13 int64", "updated_at_unix_micro=14 int64", "expires_at_unix=15 int64"},
 	&SignX509SVIDsRequest{}:  {"requests=1 repeated message X509SVIDRequest"},

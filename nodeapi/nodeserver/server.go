@@ -64,7 +64,8 @@ type DownstreamKeys interface {
 // Config configures New. The struct is copied.
 type Config struct {
 	// Authority signs agent SVIDs and the SVIDs agents ask for, and
-	// supplies the bundle and the tainted CAs agents receive. Required.
+	// supplies the bundle and the tainted CAs agents receive; when it is
+	// a ca.KeyTaintReporter, the tainted JWT and WIT keys too. Required.
 	Authority ca.Authority
 
 	// Registry holds the registration entries. Required. New

@@ -729,6 +729,9 @@ func (s *Server) syncNow(entries map[string]registry.Entry) syncstate.Now {
 	if x := s.cfg.Authority.X509Authority(); x != nil {
 		now.Active = x.Certificate()
 	}
+	if r, ok := s.cfg.Authority.(ca.KeyTaintReporter); ok {
+		now.TaintedJWTKeys, now.TaintedWITKeys = r.TaintedJWTKeyIDs(), r.TaintedWITKeyIDs()
+	}
 	return now
 }
 

@@ -1,7 +1,7 @@
 // Package syncstate is what one entry stream of the node protocol has sent
 // its agent, and the next message of the stream: what the agent lacks to
 // hold what it may hold now (entries, the trust domain's bundle, the
-// federated bundles, the tainted CAs, the active CA), or nothing when it
+// federated bundles, the tainted CAs and keys, the active CA), or nothing when it
 // holds it all.
 //
 //	st := syncstate.New(known) // what the agent says it holds
@@ -28,7 +28,7 @@ type State struct {
 	sent      map[string]int64 // entry ID -> revision
 	bundleSeq string           // the bundle document sent last
 	fedSent   string           // a digest of the federated bundles sent last
-	tainted   string
+	tainted   string           // the tainted CAs and keys sent last
 	active    string
 }
 
@@ -57,13 +57,17 @@ type Now struct {
 	// Tainted are the tainted CAs; Active is the CA that signs, or nil.
 	Tainted []*x509.Certificate
 	Active  *x509.Certificate
+	// TaintedJWTKeys and TaintedWITKeys are the kids of the tainted JWT
+	// and WIT keys.
+	TaintedJWTKeys, TaintedWITKeys []string
 }
 
 // Next returns the message that brings the agent from what the stream sent
 // to now, and records it as sent; nil when nothing changed. Entries come
 // sorted by ID, as do deleted IDs; the federated bundles come as the
 // complete set when it changed (an empty set told apart from no change),
-// never one of now.TrustDomain. Tainted CAs come with every message.
+// never one of now.TrustDomain. Tainted CAs and keys come with every
+// message.
 func (st *State) Next(now Now) (*nodepb.SyncResponse, error) {
 	resp := &nodepb.SyncResponse{}
 	for id, e := range now.Entries {
@@ -124,6 +128,16 @@ func (st *State) Next(now Now) (*nodepb.SyncResponse, error) {
 	for _, c := range now.Tainted {
 		resp.TaintedX509Cas = append(resp.TaintedX509Cas, c.Raw)
 		tainted.Write(c.Raw)
+	}
+	// Kids are text without control characters, and DER starts with
+	// 0x30: "\x00" separates them all.
+	for _, kid := range now.TaintedJWTKeys {
+		resp.TaintedJwtKeyIds = append(resp.TaintedJwtKeyIds, kid)
+		tainted.WriteString("\x00j" + kid)
+	}
+	for _, kid := range now.TaintedWITKeys {
+		resp.TaintedWitKeyIds = append(resp.TaintedWitKeyIds, kid)
+		tainted.WriteString("\x00w" + kid)
 	}
 	if tainted.String() != st.tainted {
 		st.tainted = tainted.String()

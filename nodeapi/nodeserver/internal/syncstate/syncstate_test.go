@@ -89,6 +89,33 @@ func TestNext(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, resp)
 
+	// A tainted JWT key, then a tainted WIT key: each a message of its
+	// own, and every message carries the tainted CAs and keys.
+	for _, tt := range []struct{ jwt, wit []string }{
+		{[]string{"k1"}, nil},
+		{[]string{"k1"}, []string{"w1"}},
+		{[]string{"k1", "w1"}, nil}, // the same kids, of other kinds
+		{nil, []string{"k1", "w1"}},
+	} {
+		now.TaintedJWTKeys, now.TaintedWITKeys = tt.jwt, tt.wit
+		resp, err = st.Next(now)
+		require.NoError(t, err)
+		require.NotNil(t, resp, "%+v", tt)
+		assert.Empty(t, resp.Upserts)
+		assert.Equal(t, tt.jwt, resp.TaintedJwtKeyIds)
+		assert.Equal(t, tt.wit, resp.TaintedWitKeyIds)
+		assert.Equal(t, [][]byte{own.Cert().Raw}, resp.TaintedX509Cas)
+		resp, err = st.Next(now)
+		require.NoError(t, err)
+		assert.Nil(t, resp, "%+v: nothing changed", tt)
+	}
+	now.TaintedJWTKeys, now.TaintedWITKeys = nil, nil
+	resp, err = st.Next(now)
+	require.NoError(t, err)
+	require.NotNil(t, resp, "the taints ended")
+	assert.Empty(t, resp.TaintedJwtKeyIds)
+	assert.Empty(t, resp.TaintedWitKeyIds)
+
 	// Another active CA, without federation at all.
 	other := testca.New(t, td)
 	now.Federation = false
