@@ -53,3 +53,19 @@ func (c *tokenCache[T]) put(key string, t T, now time.Time, limit int) {
 	}
 	c.items[key] = t
 }
+
+// deleteFunc drops the cached tokens for which drop returns true, and
+// returns how many it dropped. It holds the cache's lock: drop must not
+// use the cache.
+func (c *tokenCache[T]) deleteFunc(drop func(key string, t T) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, t := range c.items {
+		if drop(k, t) {
+			delete(c.items, k)
+			n++
+		}
+	}
+	return n
+}

@@ -59,7 +59,9 @@
 // WITSigner, are minted when a caller first calls FetchWITSVID
 // (Issuer.SubscribeWIT), each for a key the issuer generates, shared by
 // the entry's callers and renewed at half life while one watches. No
-// lifetime exceeds what the CA has left.
+// lifetime exceeds what the CA has left. A JWT-SVID or WIT-SVID signed by
+// a key the Trust names as tainted is never served: it is dropped, and one
+// of the active key signed in its place.
 //
 // # Attestation
 //

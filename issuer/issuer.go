@@ -14,6 +14,8 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -161,8 +163,12 @@ type Issuer struct {
 
 	jwt tokenCache[cachedJWT] // by entry, audiences and key
 	wit tokenCache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
-	// witVersion counts the WIT-SVIDs put in wit (see WITSVIDsVersion).
+	// witVersion counts the WIT-SVIDs put in wit, and the drops of those
+	// tainted (see WITSVIDsVersion).
 	witVersion atomic.Uint64
+	// witTaints wakes the FetchWITSVID subscriptions when the tainted WIT
+	// keys change.
+	witTaints broadcast.Hub
 
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then
@@ -181,6 +187,8 @@ type Issuer struct {
 	bundle       *spiffebundle.Bundle
 	activeCA     []byte                // DER of the active X.509 CA certificate
 	tainted      map[string]bool       // DER of the tainted X.509 CA certificates
+	taintedJWT   map[string]bool       // kids of the tainted JWT keys
+	taintedWIT   map[string]bool       // kids of the tainted WIT keys
 	caGen        uint64                // counts the changes of activeCA and tainted
 	cas          map[string]*caCopy    // the CA certificates of the svids, by DER: one copy each
 	views        map[string]cachedView // by view key; see snapshotLocked
@@ -454,7 +462,9 @@ func (i *Issuer) syncIndex(ctx context.Context) int {
 	return n
 }
 
-// refreshCA reads the Trust's bundle, active X.509 CA and tainted CAs.
+// refreshCA reads the Trust's bundle, active X.509 CA, tainted CAs and
+// tainted keys. The JWT-SVIDs and WIT-SVIDs of keys newly tainted are
+// dropped, and the FetchWITSVID subscriptions woken to replace theirs.
 func (i *Issuer) refreshCA() {
 	b := i.cfg.Trust.Bundle()
 	var active []byte
@@ -465,8 +475,16 @@ func (i *Issuer) refreshCA() {
 	for _, c := range i.cfg.Trust.TaintedX509CAs() {
 		tainted[string(c.Raw)] = true
 	}
+	taintedJWT, taintedWIT := make(map[string]bool), make(map[string]bool)
+	if r, ok := i.cfg.Trust.(ca.KeyTaintReporter); ok {
+		for _, kid := range r.TaintedJWTKeyIDs() {
+			taintedJWT[kid] = true
+		}
+		for _, kid := range r.TaintedWITKeyIDs() {
+			taintedWIT[kid] = true
+		}
+	}
 	i.mu.Lock()
-	defer i.mu.Unlock()
 	if b != nil && b.TrustDomain() == i.td {
 		i.bundle = b
 	}
@@ -475,6 +493,34 @@ func (i *Issuer) refreshCA() {
 	}
 	i.activeCA = active
 	i.tainted = tainted
+	jwtChanged, witChanged := !maps.Equal(taintedJWT, i.taintedJWT), !maps.Equal(taintedWIT, i.taintedWIT)
+	i.taintedJWT, i.taintedWIT = taintedJWT, taintedWIT
+	i.mu.Unlock()
+	// Set before the drops: a token minted meanwhile is checked against
+	// the new sets when it is served.
+	if jwtChanged {
+		if n := i.jwt.deleteFunc(func(_ string, t cachedJWT) bool { return taintedJWT[t.kid] }); n > 0 {
+			i.log.Info("dropped the cached JWT-SVIDs of tainted keys", "count", n, "kids", slices.Sorted(maps.Keys(taintedJWT)))
+		}
+	}
+	if witChanged {
+		if n := i.wit.deleteFunc(func(_ string, w cachedWIT) bool { return taintedWIT[w.kid] }); n > 0 {
+			i.witVersion.Add(1)
+			i.log.Info("dropped the WIT-SVIDs of tainted keys; renewing those of open streams", "count", n, "kids", slices.Sorted(maps.Keys(taintedWIT)))
+		}
+		i.witTaints.Notify()
+	}
+}
+
+// keyTainted reports whether the JWT key (wit false) or WIT key (wit true)
+// kid is tainted, as the Trust last said.
+func (i *Issuer) keyTainted(wit bool, kid string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if wit {
+		return i.taintedWIT[kid]
+	}
+	return i.taintedJWT[kid]
 }
 
 // refreshAll mints a batch of the X509-SVIDs that are due among those of

@@ -21,6 +21,7 @@ const maxCachedJWTs = 4096
 // cachedJWT is a minted JWT-SVID, kept for reuse until half its life.
 type cachedJWT struct {
 	token     string
+	kid       string    // of the key that signed it
 	refreshAt time.Time // half its life
 	staleAt   time.Time // three quarters of its life
 	expiry    time.Time
@@ -37,7 +38,9 @@ func (t cachedJWT) expires() time.Time { return t.expiry }
 // from expiry); a token signed by a key that is no longer active is never
 // reused. With a Signer that is no JWTKeyReporter, whose active key the
 // issuer cannot know, a token is reused until half its life, and while the
-// Signer fails, until three quarters of it. A caller holding no (such) identity gets an error
+// Signer fails, until three quarters of it. A token signed by a key the
+// Trust names as tainted (see Trust) is never served, fresh or cached: a
+// new one is signed. A caller holding no (such) identity gets an error
 // wrapping endpoint.ErrNoIdentity. An entry whose token cannot be signed
 // costs the caller only that token (the failure is logged and counted); when
 // no token could be signed, the caller gets the last failure, which wraps
@@ -89,6 +92,8 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		"\x00" + strings.Join(audience, "\x00")
 	now := i.now()
 	cached, ok := i.jwt.get(key)
+	// A tainted key's token is not served even while the Signer fails.
+	ok = ok && !i.keyTainted(false, cached.kid)
 	if ok && now.Before(cached.refreshAt) {
 		return cached.token, nil
 	}
@@ -106,11 +111,16 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		took = time.Since(start)
 	}
 	var expiry time.Time
+	var signedBy string
 	if err == nil {
 		// The key's expiry may have cut the lifetime short: read the real one.
-		expiry, err = tokenExpiry(token)
-		if err == nil && !now.Before(expiry) {
+		expiry, signedBy, err = tokenExpiry(token)
+		switch {
+		case err != nil:
+		case !now.Before(expiry):
 			err = fmt.Errorf("the signer returned a token that expired at %v", expiry)
+		case i.keyTainted(false, signedBy):
+			err = fmt.Errorf("the signer returned a token signed by the tainted key %q", signedBy)
 		}
 	}
 	if o := i.cfg.Observer; o != nil {
@@ -132,6 +142,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 	life := expiry.Sub(now)
 	i.jwt.put(key, cachedJWT{
 		token:     token,
+		kid:       signedBy,
 		refreshAt: now.Add(life / 2),
 		staleAt:   now.Add(life * 3 / 4),
 		expiry:    expiry,
@@ -139,23 +150,34 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 	return token, nil
 }
 
-// tokenExpiry reads the "exp" claim of a token the issuer's own CA signed.
-// It checks nothing else: the token is trusted, and its validity is judged
-// with the CA's clock, which may differ from the issuer's.
-func tokenExpiry(token string) (time.Time, error) {
+// tokenExpiry reads the "exp" claim and the header's "kid" of a token the
+// issuer's own CA signed. It checks nothing else: the token is trusted,
+// and its validity is judged with the CA's clock, which may differ from
+// the issuer's.
+func tokenExpiry(token string) (exp time.Time, kid string, err error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return time.Time{}, errors.New("token is not a compact JWS")
+		return time.Time{}, "", errors.New("token is not a compact JWS")
+	}
+	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("decoding the token's header: %w", err)
+	}
+	var header struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(rawHeader, &header); err != nil {
+		return time.Time{}, "", fmt.Errorf("decoding the token's header: %w", err)
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return time.Time{}, fmt.Errorf("decoding the token's claims: %w", err)
+		return time.Time{}, "", fmt.Errorf("decoding the token's claims: %w", err)
 	}
 	var claims struct {
 		Exp int64 `json:"exp"`
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return time.Time{}, fmt.Errorf("decoding the token's claims: %w", err)
+		return time.Time{}, "", fmt.Errorf("decoding the token's claims: %w", err)
 	}
-	return time.Unix(claims.Exp, 0), nil
+	return time.Unix(claims.Exp, 0), header.Kid, nil
 }

@@ -16,6 +16,12 @@ import (
 //
 // Implementations are safe for concurrent use, and the getters do not
 // block: the issuer reads them after every signal.
+//
+// A Trust that is also a ca.KeyTaintReporter names the tainted JWT and
+// WIT keys too, and Subscribe signals their changes: the issuer then
+// drops the JWT-SVIDs and WIT-SVIDs they signed, serves none of them
+// again, and has new ones signed when they are next asked for (open
+// FetchWITSVID streams get theirs at once).
 type Trust interface {
 	// Bundle returns the trust domain's bundle, which the issuer serves
 	// to every caller; its trust domain is the issuer's. The issuer does
@@ -42,12 +48,32 @@ type Trust interface {
 
 // TrustFromAuthority returns the Trust of a local CA: the bundle, active
 // X.509 CA and tainted CAs of a, a ca.Authority such as the rotating CA
-// manager of package ca/rotation. Pair it with [NewLocalSigner] of the
-// same a.
+// manager of package ca/rotation, and its tainted JWT and WIT keys when a
+// is a ca.KeyTaintReporter. Pair it with [NewLocalSigner] of the same a.
 func TrustFromAuthority(a ca.Authority) Trust { return authorityTrust{a} }
 
 // authorityTrust is the Trust of TrustFromAuthority.
 type authorityTrust struct{ ca.Authority }
+
+var _ ca.KeyTaintReporter = authorityTrust{}
+
+// TaintedJWTKeyIDs returns the authority's tainted JWT keys, or none when
+// it does not say.
+func (t authorityTrust) TaintedJWTKeyIDs() []string {
+	if r, ok := t.Authority.(ca.KeyTaintReporter); ok {
+		return r.TaintedJWTKeyIDs()
+	}
+	return nil
+}
+
+// TaintedWITKeyIDs returns the authority's tainted WIT keys, or none when
+// it does not say.
+func (t authorityTrust) TaintedWITKeyIDs() []string {
+	if r, ok := t.Authority.(ca.KeyTaintReporter); ok {
+		return r.TaintedWITKeyIDs()
+	}
+	return nil
+}
 
 // ActiveX509CA returns the certificate of the authority's active X.509
 // CA, or nil while it has none.

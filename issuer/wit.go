@@ -107,7 +107,7 @@ func (w cachedWIT) expires() time.Time { return w.expiry }
 // witFor returns the WIT-SVID of entry e: the cached one until half its
 // life, else a new one, for a new key. While the signer fails, the cached
 // one is served until it expires. A WIT-SVID whose signing key has left
-// the trust domain's bundle (revoked) is never served again.
+// the trust domain's bundle (revoked) or is tainted is never served again.
 func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cachedWIT, error) {
 	now := i.now()
 	cached, ok := i.wit.get(e.ID)
@@ -130,11 +130,11 @@ func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cac
 }
 
 // trustsWITKey reports whether the trust domain's bundle holds the WIT key
-// kid.
+// kid, and the key is not tainted.
 func (i *Issuer) trustsWITKey(kid string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.bundle.HasWITAuthority(kid)
+	return i.bundle.HasWITAuthority(kid) && !i.taintedWIT[kid]
 }
 
 func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now time.Time) (cachedWIT, error) {
@@ -151,8 +151,12 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 	var kid string
 	if err == nil {
 		expiry, kid, err = checkWIT(token, e.SPIFFEID, key.Public())
-		if err == nil && !now.Before(expiry) {
+		switch {
+		case err != nil:
+		case !now.Before(expiry):
 			err = fmt.Errorf("the signer returned a WIT-SVID that expired at %v", expiry)
+		case i.keyTainted(true, kid):
+			err = fmt.Errorf("the signer returned a WIT-SVID signed by the tainted key %q", kid)
 		}
 	}
 	if o := i.cfg.Observer; o != nil {
@@ -235,7 +239,8 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 // WIT-SVIDs are minted on demand, when a caller first asks, each for a key
 // the issuer generates (ECDSA P-256, ES256), and cached per entry: shared
 // by the callers the entry applies to, re-minted at half their life, for
-// a new revision of the entry, and while the subscription lives. An entry
+// a new revision of the entry, and while the subscription lives; those of
+// a key the Trust names as tainted are replaced at once. An entry
 // whose WIT-SVID cannot be signed costs the caller only that one; it is
 // asked for again after a backoff (1 s, doubling to 30 s) while a cached
 // one is served until it expires. A Signer that is no WITSigner, or one
@@ -253,8 +258,12 @@ func (i *Issuer) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endp
 		return nil, err
 	}
 	w := &witSubscription{iss: i, signer: s, base: sub.(*subscription), changed: make(chan struct{}, 1), done: make(chan struct{})}
+	// Subscribed before the first refresh, so that no taint known after
+	// it is missed.
+	w.taints, w.untaint = i.witTaints.Subscribe()
 	next, err := w.refresh(ctx)
 	if err != nil {
+		w.untaint()
 		sub.Close()
 		return nil, err
 	}
@@ -273,6 +282,8 @@ type witSubscription struct {
 	base    *subscription
 	snap    atomic.Pointer[endpoint.Snapshot]
 	changed chan struct{} // capacity 1
+	taints  <-chan struct{}
+	untaint func() // ends the subscription to taints
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when run returns
 	once    sync.Once
@@ -295,12 +306,14 @@ func (w *witSubscription) Close() {
 	w.once.Do(func() {
 		w.cancel()
 		<-w.done
+		w.untaint()
 		w.base.Close()
 	})
 }
 
-// run refreshes the view when the issuer's view changes, when a WIT-SVID
-// is due, and after a failure, until ctx is done or the issuer closes.
+// run refreshes the view when the issuer's view changes, when a WIT key
+// is tainted, when a WIT-SVID is due, and after a failure, until ctx is
+// done or the issuer closes.
 func (w *witSubscription) run(ctx context.Context, next time.Time) {
 	defer close(w.done)
 	retry := witRetryMin
@@ -308,6 +321,7 @@ func (w *witSubscription) run(ctx context.Context, next time.Time) {
 		timer := time.NewTimer(max(next.Sub(w.iss.now()), 0))
 		select {
 		case <-w.base.Changed():
+		case <-w.taints:
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
