@@ -899,6 +899,7 @@ func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
 	if err := a.store.Replicate(ctx, u.Upserts, u.Deleted); err != nil {
 		return fmt.Errorf("agent: applying the entries from the server: %w", err)
 	}
+	a.trust.setTaintedKeys(u.TaintedJWTKeyIDs, u.TaintedWITKeyIDs)
 	a.trust.set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs, u.ActiveX509CA)
 	if u.Bundle != nil {
 		if err := saveBundle(a.cfg.DataDir, u.Bundle); err != nil {

@@ -7,14 +7,15 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // trust is what the agent knows of its trust domain's authorities: the
-// bundle, the federated bundles, the active CA and the tainted CAs, as the
-// server last sent them. It is the issuer's Trust (the agent's Signer goes
+// bundle, the federated bundles, the active CA and the tainted CAs and
+// keys, as the server last sent them. It is the issuer's Trust (the agent's Signer goes
 // to the server), its federation source, and the source that verifies the
 // server.
 type trust struct {
@@ -24,6 +25,8 @@ type trust struct {
 	bundle    *spiffebundle.Bundle
 	federated map[spiffeid.TrustDomain]*spiffebundle.Bundle
 	tainted   []*x509.Certificate
+	jwtKeys   []string // kids of the tainted JWT keys
+	witKeys   []string // kids of the tainted WIT keys
 	active    *x509.Certificate
 	version   uint64 // counts the calls of set
 	subs      broadcast.Hub
@@ -31,6 +34,7 @@ type trust struct {
 
 var (
 	_ issuer.Trust        = (*trust)(nil)
+	_ ca.KeyTaintReporter = (*trust)(nil)
 	_ spiffebundle.Source = (*trust)(nil)
 	_ x509bundle.Source   = (*trust)(nil)
 )
@@ -55,6 +59,30 @@ func (t *trust) TaintedX509CAs() []*x509.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.tainted
+}
+
+// TaintedJWTKeyIDs returns the kids of the JWT keys the server named as
+// tainted.
+func (t *trust) TaintedJWTKeyIDs() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.jwtKeys
+}
+
+// TaintedWITKeyIDs returns the kids of the WIT keys the server named as
+// tainted.
+func (t *trust) TaintedWITKeyIDs() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.witKeys
+}
+
+// setTaintedKeys records the tainted JWT and WIT keys of a sync update.
+// The call of set that follows tells subscribers.
+func (t *trust) setTaintedKeys(jwt, wit []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.jwtKeys, t.witKeys = jwt, wit
 }
 
 // ActiveX509CA returns the CA the server said signs now, or nil before it
