@@ -58,11 +58,14 @@ type honoured struct {
 	revokedJWT  map[string]bool     // kids of JWT keys out of the bundle
 	revokedWIT  map[string]bool     // kids of WIT keys out of the bundle
 	tainted     []*x509.Certificate // the other servers' tainted CAs
+	taintedJWT  []string            // kids of the other servers' tainted JWT keys
+	taintedWIT  []string            // kids of the other servers' tainted WIT keys
 }
 
 // honour works out, from the other servers' shares and the recorded marks,
-// which of their authorities leave the bundle and which X.509 CAs are
-// tainted: those their servers tainted, and the old ones a mark names.
+// which of their authorities leave the bundle and which are tainted: those
+// their servers tainted, and the old ones a mark names. An authority of a
+// kind this version does not know counts for nothing.
 // A mark on an authority its server describes as prepared or active is
 // not honoured: marks are only ever made for old authorities, and states
 // only move forward, so such a mark is corrupt, and honouring it could
@@ -82,16 +85,23 @@ func honour(peers []registry.ServerBundle, marks []registry.AuthorityMark) honou
 				h.revokedX509[string(a.Certificate)] = true
 			case isMarked && m.Revoked && a.Kind == registry.AuthorityWIT:
 				h.revokedWIT[a.ID] = true
-			case isMarked && m.Revoked:
+			case isMarked && m.Revoked && a.Kind == registry.AuthorityJWT:
 				h.revokedJWT[a.ID] = true
 			}
-			if a.Kind != registry.AuthorityX509 || !a.Tainted && !isMarked {
+			if !a.Tainted && !isMarked {
 				continue
 			}
-			// Validated by the store as a length only: a certificate that
-			// does not parse names no SVID's issuer.
-			if c, err := x509.ParseCertificate(a.Certificate); err == nil {
-				h.tainted = append(h.tainted, c)
+			switch a.Kind {
+			case registry.AuthorityJWT:
+				h.taintedJWT = append(h.taintedJWT, a.ID)
+			case registry.AuthorityWIT:
+				h.taintedWIT = append(h.taintedWIT, a.ID)
+			case registry.AuthorityX509:
+				// Validated by the store as a length only: a certificate
+				// that does not parse names no SVID's issuer.
+				if c, err := x509.ParseCertificate(a.Certificate); err == nil {
+					h.tainted = append(h.tainted, c)
+				}
 			}
 		}
 	}
@@ -113,7 +123,7 @@ type markKey struct {
 // t.refreshMu is held.
 func (t *trust) applyMarks(ctx context.Context, marks []registry.AuthorityMark) {
 	for _, m := range marks {
-		if m.ServerID != t.serverID {
+		if m.ServerID != t.serverID || !m.Kind.Known() {
 			continue
 		}
 		i := slices.IndexFunc(infos(t.ca, m.Kind), func(i rotation.AuthorityInfo) bool { return i.ID == m.AuthorityID })

@@ -219,9 +219,18 @@ func trustTainted(t *testing.T, s *nodetest.Server) []*x509.Certificate {
 // taintWatcher is a node agent reduced to its entry stream: it records
 // the tainted CAs of the last update its server sent.
 type taintWatcher struct {
-	mu      sync.Mutex
-	tainted []*x509.Certificate
-	got     bool
+	mu       sync.Mutex
+	tainted  []*x509.Certificate
+	jwt, wit []string // kids of the tainted keys
+	got      bool
+}
+
+// namesKeys reports whether the last update named the JWT key jwt and the
+// WIT key wit as tainted.
+func (w *taintWatcher) namesKeys(jwt, wit string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.jwt, jwt) && slices.Contains(w.wit, wit)
 }
 
 func (w *taintWatcher) latest() ([]*x509.Certificate, bool) {
@@ -266,7 +275,7 @@ func watchTaints(t *testing.T, s *nodetest.Server) *taintWatcher {
 		_ = c.Sync(sctx, nil, func(u nodeapi.Update) error {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			w.tainted, w.got = u.TaintedX509CAs, true
+			w.tainted, w.jwt, w.wit, w.got = u.TaintedX509CAs, u.TaintedJWTKeyIDs, u.TaintedWITKeyIDs, true
 			return nil
 		})
 	}()

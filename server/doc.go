@@ -64,8 +64,15 @@
 // honours it: a revoked authority leaves the bundle every server hands
 // out, and every server names every server's tainted CAs to its agents,
 // which replace the SVIDs those CAs signed, their own agent SVID included.
-// A tainted JWT or WIT key is not named to agents: the tokens it signed
-// are renewed at half their life, as any other.
+// Every server's tainted JWT and WIT keys are named to agents the same way
+// (by kid): agents drop the JWT-SVIDs and WIT-SVIDs those keys signed and
+// serve tokens of the active keys from the next fetch on (open
+// FetchWITSVID streams at once), however far from their half life.
+//
+// Servers of different versions may share the database during an
+// upgrade: the authorities and marks of a kind this version does not know,
+// published by a later one, are left out of what it reads (and logged),
+// not a cause to fail its refresh.
 //
 // # Federation
 //

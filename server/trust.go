@@ -66,6 +66,8 @@ type trust struct {
 	peers       []registry.ServerBundle
 	marks       []registry.AuthorityMark
 	peerTainted []*x509.Certificate // the other servers' tainted CAs, with the marks
+	peerJWT     []string            // kids of the other servers' tainted JWT keys, with the marks
+	peerWIT     []string            // kids of the other servers' tainted WIT keys, with the marks
 	federated   []*spiffebundle.Bundle
 	fedDocs     map[string]string
 	authState   string    // the active and tainted authorities, as last told
@@ -85,6 +87,7 @@ const (
 var (
 	_ ca.Authority                = (*trust)(nil)
 	_ ca.WITIssuer                = (*trust)(nil)
+	_ ca.KeyTaintReporter         = (*trust)(nil)
 	_ nodeserver.FederationSource = (*trust)(nil)
 )
 
@@ -106,10 +109,11 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 }
 
 // authorityState sums up the own CA's active X.509 CA, JWT key and WIT key,
-// and every server's tainted CAs. ca.Authority's subscribers must hear of
-// a change of these even when the bundle stays the same (an activation
-// changes no bundle), so that agents re-mint with the new CA. The caller
-// holds t.mu, or has not shared t yet.
+// and every server's tainted CAs, JWT keys and WIT keys. ca.Authority's
+// subscribers must hear of a change of these even when the bundle stays
+// the same (an activation or a taint changes no bundle), so that agents
+// re-mint with the new CA or key. The caller holds t.mu, or has not shared
+// t yet.
 func (t *trust) authorityState() string {
 	var b strings.Builder
 	if a := t.ca.X509Authority(); a != nil {
@@ -126,6 +130,14 @@ func (t *trust) authorityState() string {
 	for _, c := range t.taintedLocked() {
 		b.WriteString("|")
 		b.Write(c.Raw)
+	}
+	// Kids are UTF-8 text without control characters: "\x00" cannot be
+	// part of one.
+	for _, kid := range t.taintedKIDsLocked(t.ca.TaintedJWTKeyIDs(), t.peerJWT) {
+		b.WriteString("\x00jwt:" + kid)
+	}
+	for _, kid := range t.taintedKIDsLocked(t.ca.TaintedWITKeyIDs(), t.peerWIT) {
+		b.WriteString("\x00wit:" + kid)
 	}
 	return b.String()
 }
@@ -158,6 +170,34 @@ func (t *trust) taintedLocked() []*x509.Certificate {
 		}
 	}
 	return out
+}
+
+// TaintedJWTKeyIDs returns the kids of the tainted JWT keys of every
+// server of the trust domain: the own CA's, at once, and the other
+// servers' as they published them or as the recorded marks say, as of the
+// last refresh.
+func (t *trust) TaintedJWTKeyIDs() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.taintedKIDsLocked(t.ca.TaintedJWTKeyIDs(), t.peerJWT)
+}
+
+// TaintedWITKeyIDs is TaintedJWTKeyIDs for the WIT keys.
+func (t *trust) TaintedWITKeyIDs() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.taintedKIDsLocked(t.ca.TaintedWITKeyIDs(), t.peerWIT)
+}
+
+// taintedKIDsLocked returns own, then the kids of peers it lacks. t.mu is
+// held.
+func (t *trust) taintedKIDsLocked(own, peers []string) []string {
+	for _, kid := range peers {
+		if !slices.Contains(own, kid) {
+			own = append(own, kid)
+		}
+	}
+	return own
 }
 
 // Bundle returns the trust domain's bundle: the server's own authorities
@@ -274,7 +314,8 @@ func (t *trust) refresh(ctx context.Context) error {
 	t.renewAt = stored.ExpiresAt.Add(-shareRenewal)
 	changed := false
 	t.peers, t.marks = peers, marks
-	t.peerTainted = honour(peers, marks).tainted
+	h := honour(peers, marks)
+	t.peerTainted, t.peerJWT, t.peerWIT = h.tainted, h.taintedJWT, h.taintedWIT
 	if st := t.authorityState(); st != t.authState {
 		t.authState = st
 		changed = true

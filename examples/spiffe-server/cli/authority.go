@@ -27,7 +27,7 @@ func authorityKindCommands(k registry.AuthorityKind) []command {
 	rotationHelp, taintHelp := authorityRotationHelp, authorityTaintHelp
 	taintSummary := "what it signed is replaced early, by every agent."
 	if k != registry.AuthorityX509 {
-		taintSummary = "listed as tainted; agents renew the tokens it signed at half their life, not earlier."
+		taintSummary = "the tokens it signed are replaced early, by every agent."
 		taintHelp += "\n\n" + authorityKeyTaintHelp
 	}
 	if k == registry.AuthorityWIT {
@@ -61,10 +61,11 @@ can be revoked. A taint or revocation of another server's authority is
 recorded in the shared database: its server applies it as soon as it hears
 of it (or when it starts again), and every server honours it meanwhile.`
 
-const authorityKeyTaintHelp = `Agents are told of tainted X.509 CAs only: the JWT-SVIDs and WIT-SVIDs a
-tainted key signed are renewed at half their life, as any other. A revoked
-key leaves the bundle: its tokens stop verifying at once, and agents
-serve none of the WIT-SVIDs it signed again.`
+const authorityKeyTaintHelp = `Agents are told of tainted keys as of tainted X.509 CAs: they drop the
+JWT-SVIDs and WIT-SVIDs a tainted key signed and serve tokens of the active
+key from the next fetch on (open WIT-SVID streams get theirs at once),
+without waiting for half their life. A revoked key leaves the bundle: its
+tokens stop verifying at once.`
 
 const authorityWITHelp = `Only a server run with -wit-svids has WIT keys (the keys that sign
 WIT-SVIDs, published in the bundle with use "wit-svid"); on another server,
