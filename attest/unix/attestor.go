@@ -88,7 +88,8 @@ type Config struct {
 //	group:<name>              name of gid, if it has one
 //	supplementary_gid:<n>     one per supplementary group
 //	supplementary_group:<name> one per supplementary group with a name
-//	path:<path>               executable path (unless Config.SkipExecutable)
+//	path:<path>               executable path (unless Config.SkipExecutable, or the
+//	                          Workload says no entry needs it)
 //	sha256:<hex>              SHA-256 of the executable (unless SkipExecutable or SkipHash,
 //	                          or the Workload says no entry needs it)
 //
@@ -116,12 +117,14 @@ type Config struct {
 // [Attestor.Attest] opens /proc/<pid> once and reads everything through that
 // directory handle, which stays bound to the process that held the PID when
 // it was opened: if that process exits, reads through it fail instead of
-// reaching a new process with the same PID. It reads the start time before
-// and after everything else and rejects the process if it changed or the
-// process exited. The path and the hash are read from one open descriptor
-// of the executable, whose identity (device and inode) is checked again
-// after every read, so they describe the one file the process executed
-// throughout. So all selectors describe one process, alive from the first
+// reaching a new process with the same PID. Before and after everything
+// else it checks, through the Workload's pidfd when it has one, else by
+// reading the start time, that the process is the same and has not
+// exited, and rejects it otherwise. The path and the hash are read from
+// one open descriptor of the executable, whose identity (device and inode)
+// is checked again after every read, so they describe the one file the
+// process executed throughout; when no entry could select either, the
+// executable is only identified, and that identity checked the same way. So all selectors describe one process, alive from the first
 // read to the last, and its executable. That this process is the one that
 // connected is guaranteed as far as the [attest.Workload] allows:
 //

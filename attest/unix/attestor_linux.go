@@ -139,31 +139,9 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 	}
 	var exeID attest.FileID
 	if !a.skipExecutable {
-		// Hashing is the one costly read: done only when an entry could
-		// use the hash.
-		hash := !a.skipHash && (w.Needed == nil || w.Needed(SelectorType, "sha256"))
-		exe, st, err := openExe(dir, hash)
-		if err != nil {
+		var err error
+		if exeID, err = a.readExe(ctx, dir, w, &f); err != nil {
 			return facts{}, err
-		}
-		defer exe.Close()
-		exeID = fileID(&st)
-		if e := w.Executable; e != nil && *e != exeID {
-			if e.IsZero() {
-				return facts{}, rejected(w.PID, "had an executable that could not be identified when it connected", nil)
-			}
-			return facts{}, rejected(w.PID, "executes another file than when it connected", nil)
-		}
-		// The path and the hash are those of the file just identified,
-		// read through the same descriptor, whatever the process executes
-		// meanwhile.
-		if f.path, err = fdPath(exe); err != nil {
-			return facts{}, err
-		}
-		if hash {
-			if f.sha256, err = a.hashExe(ctx, exe, &st); err != nil {
-				return facts{}, err
-			}
 		}
 	}
 
@@ -195,6 +173,48 @@ func (a *Attestor) inspect(ctx context.Context, dir int, w attest.Workload) (fac
 		}
 	}
 	return f, nil
+}
+
+// readExe identifies the executable of the process of dir, checks it is
+// the one w recorded, and reads into f what an entry could select of it:
+// its path, and its hash (the one costly read). When no entry could
+// select either, the executable is only identified, not opened.
+func (a *Attestor) readExe(ctx context.Context, dir int, w attest.Workload, f *facts) (attest.FileID, error) {
+	hash := !a.skipHash && (w.Needed == nil || w.Needed(SelectorType, "sha256"))
+	path := w.Needed == nil || w.Needed(SelectorType, "path")
+	var st sys.Stat_t
+	var exe *os.File
+	if hash || path {
+		var err error
+		if exe, st, err = openExe(dir, hash); err != nil {
+			return attest.FileID{}, err
+		}
+		defer exe.Close()
+	} else if err := sys.Fstatat(dir, "exe", &st, 0); err != nil {
+		return attest.FileID{}, fmt.Errorf("unix: %w", &os.PathError{Op: "stat", Path: "exe", Err: err})
+	}
+	id := fileID(&st)
+	if e := w.Executable; e != nil && *e != id {
+		if e.IsZero() {
+			return attest.FileID{}, rejected(w.PID, "had an executable that could not be identified when it connected", nil)
+		}
+		return attest.FileID{}, rejected(w.PID, "executes another file than when it connected", nil)
+	}
+	// The path and the hash are those of the file just identified, read
+	// through the same descriptor, whatever the process executes
+	// meanwhile.
+	var err error
+	if path {
+		if f.path, err = fdPath(exe); err != nil {
+			return attest.FileID{}, err
+		}
+	}
+	if hash {
+		if f.sha256, err = a.hashExe(ctx, exe, &st); err != nil {
+			return attest.FileID{}, err
+		}
+	}
+	return id, nil
 }
 
 // explain turns an error into a rejection when its cause is that the process

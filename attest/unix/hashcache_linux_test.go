@@ -144,23 +144,30 @@ func TestHashCache(t *testing.T) {
 }
 
 // TestHashOnlyWhenNeeded checks that the executable is hashed only when
-// the Workload says a sha256 selector could be needed.
+// the Workload says a sha256 selector could be needed, and its path read
+// only when a path selector could be; when neither could, the executable
+// is still identified (and checked against the one recorded), not opened.
 func TestHashOnlyWhenNeeded(t *testing.T) {
 	root, exe := fakeWithExe(t, "#!/bin/true\n")
 	a := newAttestor(t, Config{ProcRoot: root, Now: later})
-	var asked atomic.Int32
-	w := fake77()
-	w.Needed = func(typ, kind string) bool {
-		asked.Add(1)
-		assert.Equal(t, SelectorType, typ)
-		assert.Equal(t, "sha256", kind)
-		return false
+	var mu sync.Mutex
+	var asked []string
+	ask := func(path, hash bool) func(string, string) bool {
+		return func(typ, kind string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, SelectorType, typ)
+			asked = append(asked, kind)
+			return kind == "path" && path || kind == "sha256" && hash
+		}
 	}
+	w := fake77()
+	w.Needed = ask(true, false)
 	got, err := a.Attest(t.Context(), w)
 	require.NoError(t, err)
 	assert.Equal(t, "", sha256Of(t, got))
-	assert.True(t, got.Contains(unixSel("path:"+exe)), "the path is cheap and always there")
-	assert.Equal(t, int32(1), asked.Load())
+	assert.True(t, got.Contains(unixSel("path:"+exe)), "the path is needed")
+	assert.ElementsMatch(t, []string{"sha256", "path"}, asked)
 	assert.Equal(t, 0, a.hashes.len(), "nothing was hashed")
 
 	// An executable that may not be read still has a path when no hash is
@@ -169,6 +176,30 @@ func TestHashOnlyWhenNeeded(t *testing.T) {
 	got, err = newAttestor(t, Config{ProcRoot: root}).Attest(t.Context(), w)
 	require.NoError(t, err)
 	assert.True(t, got.Contains(unixSel("path:"+exe)))
+
+	// Neither needed: no path, no hash, but the executable is still the
+	// one recorded at accept.
+	w.Needed = ask(false, false)
+	got, err = a.Attest(t.Context(), w)
+	require.NoError(t, err)
+	assert.Equal(t, "", sha256Of(t, got))
+	for s := range got.All() {
+		assert.NotEqual(t, "path", s.Kind(), "no path was read")
+	}
+	assert.True(t, got.Contains(unixSel("uid:3999001")), "the other selectors are there")
+	var st sys.Stat_t
+	require.NoError(t, sys.Stat(exe, &st))
+	recorded := fileID(&st)
+	w.Executable = &recorded
+	_, err = a.Attest(t.Context(), w)
+	require.NoError(t, err, "the executable recorded at accept")
+	other := recorded
+	other.Ino++
+	w.Executable = &other
+	_, err = a.Attest(t.Context(), w)
+	require.ErrorIs(t, err, attest.ErrRejected)
+	assert.ErrorContains(t, err, "executes another file than when it connected")
+	w = fake77()
 	require.NoError(t, os.Chmod(exe, 0o755))
 
 	w.Needed = func(string, string) bool { return true }
@@ -176,13 +207,15 @@ func TestHashOnlyWhenNeeded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "sha256:"+fileSHA256(t, exe), sha256Of(t, got))
 
-	// SkipHash wins, and then nobody is asked.
-	asked.Store(0)
-	w.Needed = func(string, string) bool { asked.Add(1); return true }
+	// SkipHash wins, and then nobody is asked about the hash.
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	w.Needed = ask(true, true)
 	got, err = newAttestor(t, Config{ProcRoot: root, SkipHash: true}).Attest(t.Context(), w)
 	require.NoError(t, err)
 	assert.Equal(t, "", sha256Of(t, got))
-	assert.Equal(t, int32(0), asked.Load())
+	assert.Equal(t, []string{"path"}, asked)
 }
 
 // TestHashChangedWhileHashed checks that a file written while it is read
