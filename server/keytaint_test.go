@@ -160,6 +160,7 @@ func TestUnknownAuthorityKindOfALaterServer(t *testing.T) {
 	assert.True(t, slices.ContainsFunc(list, func(x admin.Authority) bool { return x.ServerID == "later" && x.ID == "k-later" }),
 		"the later server's JWT key is listed")
 	assert.False(t, slices.ContainsFunc(list, func(x admin.Authority) bool { return x.ID == "s1" }))
+	assert.NotZero(t, a.Stats().SkippedAuthorities, "counted")
 
 	// The refresh goes on: a taint made now reaches the agents, with the
 	// later server's tainted JWT key.

@@ -22,6 +22,14 @@ type Stats struct {
 	// while it has none.
 	CAExpiresAt time.Time
 
+	// SkippedAuthorities counts the descriptions and marks of authorities
+	// of a kind this version does not know (published by a server of a
+	// later version sharing the database) that the store left out of its
+	// reads, at every read, since it was opened: not zero during a
+	// mixed-version upgrade. Zero for a store that does not count them
+	// (see sqlstore.Store.SkippedAuthorities).
+	SkippedAuthorities uint64
+
 	// Federation holds the bundle endpoint fetches of each federation
 	// relationship polled now: those of Config.Federation in its order,
 	// then those of Stores.Federation by trust domain name. A stored
@@ -52,6 +60,9 @@ func (s *Server) Stats() Stats {
 	st := Stats{Entries: ns.Entries, Agents: ns.Agents, ConnectedAgents: ns.Streams}
 	if a := s.ca.X509Authority(); a != nil {
 		st.CAExpiresAt = a.Certificate().NotAfter
+	}
+	if c, ok := s.cfg.Stores.ServerBundles.(interface{ SkippedAuthorities() uint64 }); ok {
+		st.SkippedAuthorities = c.SkippedAuthorities()
 	}
 	for _, w := range s.fed.watchers() {
 		st.Federation = append(st.Federation, w.stats.snapshot(w.rel.TrustDomain))

@@ -82,6 +82,7 @@ type statsCollector struct {
 	caExpiry, nextRotation                       *prometheus.Desc
 	bundleAuthorities, bundleSequence            *prometheus.Desc
 	federationFetches, federationLastGood        *prometheus.Desc
+	skippedAuthorities                           *prometheus.Desc
 }
 
 // newStatsCollector returns the collector of s's state.
@@ -107,13 +108,15 @@ func newStatsCollector(s *issuing.Server) *statsCollector {
 		federationLastGood: desc("federation_last_fetch_timestamp_seconds",
 			"When the last good fetch of a relationship's bundle ended, in Unix seconds; absent before the first.",
 			"trust_domain"),
+		skippedAuthorities: desc("skipped_authorities_total",
+			"Authorities and authority marks of a kind this version does not know, published by a later version sharing the database, left out of the server's reads of them (each read counts)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.entries, c.agents, c.connected, c.registrySequence, c.caExpiry, c.nextRotation,
-		c.bundleAuthorities, c.bundleSequence, c.federationFetches, c.federationLastGood} {
+		c.bundleAuthorities, c.bundleSequence, c.federationFetches, c.federationLastGood, c.skippedAuthorities} {
 		ch <- d
 	}
 }
@@ -138,6 +141,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.bundleAuthorities, float64(len(b.X509Authorities())))
 	seq, _ := b.SequenceNumber()
 	gauge(c.bundleSequence, float64(seq))
+	ch <- prometheus.MustNewConstMetric(c.skippedAuthorities, prometheus.CounterValue, float64(st.SkippedAuthorities))
 	for _, f := range st.Federation {
 		td := f.TrustDomain.Name()
 		ch <- prometheus.MustNewConstMetric(c.federationFetches, prometheus.CounterValue, float64(f.Fetches), td, "ok")

@@ -241,7 +241,8 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		return resp.StatusCode == 200 && strings.Contains(string(b), "\nspiffekit_server_bundle_x509_authorities 1\n")
 	}, 10*time.Second, 20*time.Millisecond)
 	m := metricstest.Scrape(t, "http://"+metricsAddr+"/metrics")
-	for _, series := range []string{"spiffekit_server_entries", "spiffekit_server_agents", "spiffekit_server_connected_agents"} {
+	for _, series := range []string{"spiffekit_server_entries", "spiffekit_server_agents", "spiffekit_server_connected_agents",
+		"spiffekit_server_skipped_authorities_total"} {
 		v, ok := m.Get(series)
 		assert.True(t, ok, series)
 		assert.Zero(t, v, series)
