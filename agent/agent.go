@@ -575,7 +575,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	parts := []func(context.Context) error{a.iss.Run, a.syncLoop, a.renewLoop}
 	if a.cfg.DataDir != "" {
-		parts = append(parts, a.saveLoop)
+		// What the data directory holds now: what was restored, or
+		// nothing. Taken here, not when saveLoop's goroutine first runs,
+		// by which time the first sync may have minted SVIDs that would
+		// then never count as a change to save.
+		saved := a.workloadsState()
+		parts = append(parts, func(ctx context.Context) error { return a.saveLoop(ctx, saved) })
 	}
 	if a.api != nil {
 		parts = append(parts, func(ctx context.Context) error { return a.api.Serve(ctx, a.cfg.Listener) })

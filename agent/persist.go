@@ -149,11 +149,11 @@ func (a *Agent) forgetRestored(ctx context.Context) {
 	}
 }
 
-// saveLoop writes the workloads file when what it would hold changed and
-// then stayed the same for a workloadsSaveInterval, or has kept changing
-// for workloadsMaxUnsaved of them, and once more when ctx ends.
-func (a *Agent) saveLoop(ctx context.Context) error {
-	last := a.workloadsState()
+// saveLoop writes the workloads file when what it would hold changed from
+// last, what the file holds, and then stayed the same for a
+// workloadsSaveInterval, or has kept changing for workloadsMaxUnsaved of
+// them, and once more when ctx ends.
+func (a *Agent) saveLoop(ctx context.Context, last workloadsState) error {
 	prev, waited := last, 0
 	t := time.NewTicker(workloadsSaveInterval)
 	defer t.Stop()
