@@ -46,9 +46,9 @@
 //     every SVID is signed, in batches, before a workload asks. SVIDs are
 //     re-minted at half life, when their entry changes, when the server
 //     activates a new CA and at once when one is tainted. JWT-SVIDs and
-//     WIT-SVIDs of a JWT or WIT key the server names as tainted are
-//     dropped: the next fetch gets a token of the active key, and open
-//     FetchWITSVID streams get theirs at once.
+//     WIT-SVIDs of a JWT or WIT key the server names as tainted, or that
+//     left the bundle (revoked), are dropped: the next fetch gets a token
+//     of the active key, and open FetchWITSVID streams get theirs at once.
 //   - While no server answers, the agent keeps serving what it holds and
 //     reconnects with jittered exponential backoff (Config.RetryMin,
 //     Config.RetryMax), trying each server in turn.

@@ -60,8 +60,9 @@
 // (Issuer.SubscribeWIT), each for a key the issuer generates, shared by
 // the entry's callers and renewed at half life while one watches. No
 // lifetime exceeds what the CA has left. A JWT-SVID or WIT-SVID signed by
-// a key the Trust names as tainted is never served: it is dropped, and one
-// of the active key signed in its place.
+// a key the Trust names as tainted, or by a key that has left the trust
+// domain's bundle (revoked), is never served: it is dropped, and one of
+// the active key signed in its place.
 //
 // # Attestation
 //

@@ -464,7 +464,8 @@ func (i *Issuer) syncIndex(ctx context.Context) int {
 
 // refreshCA reads the Trust's bundle, active X.509 CA, tainted CAs and
 // tainted keys. The JWT-SVIDs and WIT-SVIDs of keys newly tainted are
-// dropped, and the FetchWITSVID subscriptions woken to replace theirs.
+// dropped, and the FetchWITSVID subscriptions woken to replace theirs; so
+// are the JWT-SVIDs of keys no longer in a new bundle.
 func (i *Issuer) refreshCA() {
 	b := i.cfg.Trust.Bundle()
 	var active []byte
@@ -485,9 +486,12 @@ func (i *Issuer) refreshCA() {
 		}
 	}
 	i.mu.Lock()
+	bundleChanged := false
 	if b != nil && b.TrustDomain() == i.td {
+		bundleChanged = b != i.bundle
 		i.bundle = b
 	}
+	bundle := i.bundle
 	if string(active) != string(i.activeCA) || !maps.Equal(tainted, i.tainted) {
 		i.caGen++
 	}
@@ -501,6 +505,24 @@ func (i *Issuer) refreshCA() {
 	if jwtChanged {
 		if n := i.jwt.deleteFunc(func(_ string, t cachedJWT) bool { return taintedJWT[t.kid] }); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of tainted keys", "count", n, "kids", slices.Sorted(maps.Keys(taintedJWT)))
+		}
+	}
+	if bundleChanged {
+		// Revoked keys: jwtFor serves none of their tokens, whose place
+		// is better freed now.
+		var gone []string
+		n := i.jwt.deleteFunc(func(_ string, t cachedJWT) bool {
+			if bundle.HasJWTAuthority(t.kid) {
+				return false
+			}
+			if !slices.Contains(gone, t.kid) {
+				gone = append(gone, t.kid)
+			}
+			return true
+		})
+		if n > 0 {
+			slices.Sort(gone)
+			i.log.Info("dropped the cached JWT-SVIDs of keys no longer in the bundle", "count", n, "kids", gone)
 		}
 	}
 	if witChanged {

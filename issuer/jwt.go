@@ -39,9 +39,12 @@ func (t cachedJWT) expires() time.Time { return t.expiry }
 // reused. With a Signer that is no JWTKeyReporter, whose active key the
 // issuer cannot know, a token is reused until half its life, and while the
 // Signer fails, until three quarters of it. A token signed by a key the
-// Trust names as tainted (see Trust) is never served, fresh or cached: a
-// new one is signed. A caller holding no (such) identity gets an error
-// wrapping endpoint.ErrNoIdentity. An entry whose token cannot be signed
+// Trust names as tainted (see Trust) is never served, fresh or cached, nor
+// is a cached one whose key is no longer among the JWT authorities of the
+// trust domain's bundle (revoked): a new one is signed. (A fresh token of
+// a key the bundle does not hold yet is served, uncached: the bundle may
+// lag a key just activated.) A caller holding no (such) identity gets an
+// error wrapping endpoint.ErrNoIdentity. An entry whose token cannot be signed
 // costs the caller only that token (the failure is logged and counted); when
 // no token could be signed, the caller gets the last failure, which wraps
 // endpoint.ErrUnavailable unless the Signer said otherwise.
@@ -92,8 +95,9 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		"\x00" + strings.Join(audience, "\x00")
 	now := i.now()
 	cached, ok := i.jwt.get(key)
-	// A tainted key's token is not served even while the Signer fails.
-	ok = ok && !i.keyTainted(false, cached.kid)
+	// The token of a key tainted, or gone from the bundle (revoked), is
+	// not served even while the Signer fails.
+	ok = ok && i.trustsJWTKey(cached.kid)
 	if ok && now.Before(cached.refreshAt) {
 		return cached.token, nil
 	}
@@ -148,6 +152,14 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		expiry:    expiry,
 	}, now, maxCachedJWTs)
 	return token, nil
+}
+
+// trustsJWTKey reports whether the trust domain's bundle holds the JWT key
+// kid, and the key is not tainted.
+func (i *Issuer) trustsJWTKey(kid string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.bundle.HasJWTAuthority(kid) && !i.taintedJWT[kid]
 }
 
 // tokenExpiry reads the "exp" claim and the header's "kid" of a token the
