@@ -25,7 +25,9 @@
 // before new ones. A handshake waiting on its agent holds no turn, so
 // slow or silent connections cannot keep the others out; one that waits
 // for a turn longer than Config.HandshakeWait (10 s) has its connection
-// closed, and the agent tries again after its backoff. Each handshake so
+// closed, and the agent tries again after its backoff. Such a connection
+// is counted (Stats.HandshakesRefused) and logged at Debug, and a Warn
+// line, at most one a minute, tells how many there were. Each handshake so
 // takes milliseconds, where all of them at once would each take as long
 // as all of them together, and past the agents' connect timeout none
 // would finish.
@@ -35,7 +37,8 @@
 // Config.Observer, when set, is told of every call with its code, every
 // node attestation with its attestor and outcome, and every SVID the CA
 // signs, with how long it took; Server.Stats counts the indexed entries,
-// the agent records and the open entry streams. The package depends on no
+// the agent records, the open entry streams and the connections closed
+// while their handshake waited for a turn. The package depends on no
 // metrics library: a program turns these into its metrics.
 //
 // # Usage

@@ -3,6 +3,7 @@ package nodeserver
 import (
 	"container/list"
 	"errors"
+	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -26,6 +27,11 @@ func defaultMaxHandshakes() int { return 2 * runtime.GOMAXPROCS(0) }
 // handshake's turn did not come within the wait.
 var errHandshakeWait = errors.New("nodeserver: too many TLS handshakes at once; connection closed before its turn came")
 
+// handshakeWarnEvery is the least time between two Warn lines of
+// connections closed for want of a handshake turn: under a storm of
+// them, one line a minute tells how many.
+const handshakeWarnEvery = time.Minute
+
 // errHandshakeStopped is the error of a connection closed because the
 // server stopped while its handshake waited for a turn.
 var errHandshakeStopped = errors.New("nodeserver: the server stopped during the TLS handshake")
@@ -47,9 +53,10 @@ var errHandshakeStopped = errors.New("nodeserver: the server stopped during the 
 // closes the connection (the agent retries after its backoff).
 type admission struct {
 	credentials.TransportCredentials
-	turns *turns
-	wait  time.Duration
-	stop  []<-chan struct{} // a closed one ends every wait
+	turns   *turns
+	wait    time.Duration
+	stop    []<-chan struct{} // a closed one ends every wait
+	refused *refusals         // of the connections whose turn did not come
 }
 
 // ServerHandshake performs the handshake of the wrapped credentials over
@@ -66,7 +73,8 @@ func (a *admission) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthIn
 
 // Clone returns a copy sharing the turns: a clone does not add to them.
 func (a *admission) Clone() credentials.TransportCredentials {
-	return &admission{TransportCredentials: a.TransportCredentials.Clone(), turns: a.turns, wait: a.wait, stop: a.stop}
+	return &admission{TransportCredentials: a.TransportCredentials.Clone(), turns: a.turns, wait: a.wait, stop: a.stop,
+		refused: a.refused}
 }
 
 // turnConn is a connection being handshaken: its reads give back the
@@ -95,6 +103,9 @@ func (c *turnConn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if c.err = c.a.turns.acquire(c.had, c.a.wait, c.a.stop); c.err != nil {
+		if errors.Is(c.err, errHandshakeWait) {
+			c.a.refused.add(c.RemoteAddr())
+		}
 		// Fail the handshake: the connection is closed by the caller.
 		return 0, c.err
 	}
@@ -192,3 +203,41 @@ func (t *turns) releaseLocked() {
 	}
 	t.free++
 }
+
+// refusals counts the connections closed because their handshake's turn
+// did not come within the wait, and logs them: each at Debug, and at most
+// one Warn line every handshakeWarnEvery, with how many there were since
+// the last one. It is safe for concurrent use.
+type refusals struct {
+	log   *slog.Logger
+	wait  time.Duration // Config.HandshakeWait
+	turns int           // Config.MaxHandshakes
+	now   func() time.Time
+	total atomic.Uint64
+
+	mu      sync.Mutex
+	warned  time.Time // when the last Warn line was written; zero before
+	pending uint64    // refusals since then
+}
+
+// add counts and logs the refusal of a connection from remote.
+func (r *refusals) add(remote net.Addr) {
+	total := r.total.Add(1)
+	r.log.Debug("closed an agent's connection: its TLS handshake waited too long for a turn",
+		"remote", remote, "wait", r.wait)
+	r.mu.Lock()
+	r.pending++
+	now := r.now()
+	if !r.warned.IsZero() && now.Sub(r.warned) < handshakeWarnEvery {
+		r.mu.Unlock()
+		return
+	}
+	count := r.pending
+	r.warned, r.pending = now, 0
+	r.mu.Unlock()
+	r.log.Warn("too many TLS handshakes at once: closed agents' connections whose handshake waited too long for a turn; the agents retry after their backoff",
+		"count", count, "total", total, "wait", r.wait, "max_handshakes", r.turns)
+}
+
+// count returns how many connections were refused so far.
+func (r *refusals) count() uint64 { return r.total.Load() }

@@ -2,10 +2,14 @@ package nodeserver
 
 import (
 	"errors"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 )
 
 // acquireAsync starts an acquire and returns the channel its result
@@ -85,4 +89,34 @@ func TestTurnsHandedOnWhenGivenUp(t *testing.T) {
 		require.Equal(t, 1, tu.free, "a turn was lost or made")
 		require.Zero(t, tu.queued())
 	}
+}
+
+// Property: refusals are logged at Warn at most once a minute, each line
+// with the refusals since the last one, whose counts add up to the total.
+func TestRefusalsWarnOnceAMinute(t *testing.T) {
+	var logs logtest.Buffer
+	now := time.Unix(1_000_000, 0)
+	r := &refusals{log: logs.Logger(), wait: time.Second, turns: 4, now: func() time.Time { return now }}
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4242}
+	warns := func() []string {
+		var out []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "level=WARN") {
+				out = append(out, l[strings.Index(l, " count="):])
+			}
+		}
+		return out
+	}
+	r.add(remote)
+	require.Equal(t, []string{" count=1 total=1 wait=1s max_handshakes=4"}, warns())
+	for range 5 {
+		now = now.Add(10 * time.Second)
+		r.add(remote)
+	}
+	require.Len(t, warns(), 1, "within the minute: no other Warn line")
+	now = now.Add(10 * time.Second) // a minute after the first line
+	r.add(remote)
+	require.Equal(t, []string{" count=1 total=1 wait=1s max_handshakes=4", " count=6 total=7 wait=1s max_handshakes=4"}, warns())
+	require.Equal(t, uint64(7), r.count())
+	require.Equal(t, 7, strings.Count(logs.String(), "level=DEBUG msg=\"closed an agent's connection: its TLS handshake waited too long for a turn\" remote=192.0.2.1:4242 wait=1s"))
 }

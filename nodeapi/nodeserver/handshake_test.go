@@ -3,11 +3,14 @@ package nodeserver_test
 import (
 	"crypto/tls"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 )
 
@@ -42,25 +45,42 @@ func TestHandshakeIdleConnectionsHoldNoTurn(t *testing.T) {
 	require.NoError(t, tlsDial(e.addr))
 }
 
+// Property: a connection whose handshake's turn does not come within
+// the wait is closed, counted in Stats and logged, each at Debug and the
+// first at Warn, with the count; later ones within the minute make no
+// Warn line of their own. A connection whose turn comes is not counted.
 func TestHandshakeWaitBounded(t *testing.T) {
+	var logs logtest.Buffer
 	e := newEnv(t, func(c *nodeserver.Config) {
 		c.MaxHandshakes = 1
 		c.HandshakeWait = 50 * time.Millisecond
+		c.Logger = logs.Logger()
 	})
+	require.Zero(t, e.srv.Stats().HandshakesRefused)
 	release, err := e.srv.HoldHandshakeTurn()
 	require.NoError(t, err)
 	// No turn comes within the wait: the server closes the connection.
 	require.Error(t, tlsDial(e.addr))
+	assert.Equal(t, uint64(1), e.srv.Stats().HandshakesRefused)
+	const warn = `level=WARN msg="too many TLS handshakes at once: closed agents' connections whose handshake waited too long for a turn; the agents retry after their backoff"`
+	assert.Contains(t, logs.String(), warn+" count=1 total=1 wait=50ms max_handshakes=1")
+	require.Error(t, tlsDial(e.addr))
+	assert.Equal(t, uint64(2), e.srv.Stats().HandshakesRefused)
+	assert.Equal(t, 2, strings.Count(logs.String(), `level=DEBUG msg="closed an agent's connection: its TLS handshake waited too long for a turn" remote=127.0.0.1:`))
+	assert.Equal(t, 1, strings.Count(logs.String(), warn), "one Warn line a minute")
 	release()
 	require.NoError(t, tlsDial(e.addr))
+	assert.Equal(t, uint64(2), e.srv.Stats().HandshakesRefused)
 }
 
 func TestHandshakeWaitEndsWhenServeStops(t *testing.T) {
 	// A handshake waiting for a turn does not hold up the server's stop,
-	// however long the wait.
+	// however long the wait; a connection so closed is no refusal.
+	var logs logtest.Buffer
 	e := newEnv(t, func(c *nodeserver.Config) {
 		c.MaxHandshakes = 1
 		c.HandshakeWait = time.Hour
+		c.Logger = logs.Logger()
 	})
 	release, err := e.srv.HoldHandshakeTurn()
 	require.NoError(t, err)
@@ -77,4 +97,6 @@ func TestHandshakeWaitEndsWhenServeStops(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the waiting handshake was not ended by the stop")
 	}
+	assert.Zero(t, e.srv.Stats().HandshakesRefused)
+	assert.NotContains(t, logs.String(), "waited too long for a turn")
 }

@@ -67,11 +67,18 @@ type Stats struct {
 	// Streams is the number of open entry streams: the agents connected
 	// to this server now.
 	Streams int
+	// HandshakesRefused counts the connections the server closed since
+	// it started because their TLS handshake waited longer than
+	// Config.HandshakeWait for a turn (Config.MaxHandshakes): not zero
+	// when more agents connect at once than the server can handshake in
+	// time, and they retry after their backoff.
+	HandshakesRefused uint64
 }
 
 // Stats returns a snapshot of the server's state. It reads memory only.
 func (s *Server) Stats() Stats {
-	return Stats{Entries: s.idx.Len(), Agents: s.agents.Len(), Streams: int(s.streams.Load())}
+	return Stats{Entries: s.idx.Len(), Agents: s.agents.Len(), Streams: int(s.streams.Load()),
+		HandshakesRefused: s.refused.count()}
 }
 
 // observeStart returns the time an observed operation starts, or the zero

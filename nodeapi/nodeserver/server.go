@@ -134,10 +134,11 @@ type Config struct {
 	// MaxHandshakes is how many TLS handshakes of agents' connections
 	// compute at once; the others wait for a turn, those already begun
 	// first, at most HandshakeWait, after which their connection is
-	// closed. A handshake waiting on its agent holds no turn. This keeps a
-	// fleet reconnecting at once (a server restart) from making every
-	// handshake as slow as all of them. Zero means two per CPU the Go
-	// runtime may use (GOMAXPROCS).
+	// closed (counted in Stats.HandshakesRefused, logged at Debug, and
+	// in a Warn line at most once a minute). A handshake waiting on its
+	// agent holds no turn. This keeps a fleet reconnecting at once (a
+	// server restart) from making every handshake as slow as all of them.
+	// Zero means two per CPU the Go runtime may use (GOMAXPROCS).
 	MaxHandshakes int
 
 	// HandshakeWait bounds a handshake's wait for a turn (MaxHandshakes).
@@ -194,8 +195,10 @@ type Server struct {
 	streams atomic.Int64 // open entry streams
 
 	// handshakes are the turns of TLS handshakes (Config.MaxHandshakes),
-	// shared by every gRPC server of the Server.
+	// shared by every gRPC server of the Server, and refused counts the
+	// connections closed because theirs did not come in time.
 	handshakes *turns
+	refused    *refusals
 
 	// wideChange is set when the index applied a change that may concern
 	// every agent (see noteChange), until flushChanges wakes every stream.
@@ -267,6 +270,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.HandshakeWait = DefaultHandshakeWait
 	}
 	s.handshakes = newTurns(s.cfg.MaxHandshakes)
+	s.refused = &refusals{log: s.log, wait: s.cfg.HandshakeWait, turns: s.cfg.MaxHandshakes, now: time.Now}
 	var err error
 	if s.serverID, err = spiffeid.FromPath(s.td, nodeapi.ServerPath); err != nil {
 		return nil, fmt.Errorf("nodeserver: %w", err)
@@ -356,6 +360,7 @@ func (s *Server) grpcServer(drain <-chan struct{}) *grpc.Server {
 		turns:                s.handshakes,
 		wait:                 s.cfg.HandshakeWait,
 		stop:                 []<-chan struct{}{drain, s.life.Closed()},
+		refused:              s.refused,
 	}
 	gs := grpc.NewServer(
 		grpc.Creds(creds),
