@@ -18,6 +18,12 @@ type Stats struct {
 	// ConnectedAgents the number connected to this server now.
 	Agents, ConnectedAgents int
 
+	// HandshakesRefused counts the agents' connections closed since the
+	// server started because their TLS handshake waited too long for a
+	// turn (nodeserver.Stats.HandshakesRefused): not zero when more agents
+	// connect at once than the server can handshake in time.
+	HandshakesRefused uint64
+
 	// CAExpiresAt is the expiry of the server's active X.509 CA; zero
 	// while it has none.
 	CAExpiresAt time.Time
@@ -57,7 +63,7 @@ type FederationStats struct {
 // and is safe for concurrent use, before and during Run.
 func (s *Server) Stats() Stats {
 	ns := s.node.Stats()
-	st := Stats{Entries: ns.Entries, Agents: ns.Agents, ConnectedAgents: ns.Streams}
+	st := Stats{Entries: ns.Entries, Agents: ns.Agents, ConnectedAgents: ns.Streams, HandshakesRefused: ns.HandshakesRefused}
 	if a := s.ca.X509Authority(); a != nil {
 		st.CAExpiresAt = a.Certificate().NotAfter
 	}

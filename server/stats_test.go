@@ -60,6 +60,7 @@ func TestStatsAndNodeObserver(t *testing.T) {
 	st := s.Stats()
 	assert.Zero(t, st.Entries)
 	assert.Zero(t, st.Agents)
+	assert.Zero(t, st.HandshakesRefused)
 	assert.Empty(t, st.Federation)
 	require.False(t, st.CAExpiresAt.IsZero())
 	assert.True(t, st.CAExpiresAt.After(time.Now()))

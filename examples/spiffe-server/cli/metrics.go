@@ -82,7 +82,7 @@ type statsCollector struct {
 	caExpiry, nextRotation                       *prometheus.Desc
 	bundleAuthorities, bundleSequence            *prometheus.Desc
 	federationFetches, federationLastGood        *prometheus.Desc
-	skippedAuthorities                           *prometheus.Desc
+	skippedAuthorities, handshakesRefused        *prometheus.Desc
 }
 
 // newStatsCollector returns the collector of s's state.
@@ -108,6 +108,8 @@ func newStatsCollector(s *issuing.Server) *statsCollector {
 		federationLastGood: desc("federation_last_fetch_timestamp_seconds",
 			"When the last good fetch of a relationship's bundle ended, in Unix seconds; absent before the first.",
 			"trust_domain"),
+		handshakesRefused: desc("node_handshakes_refused_total",
+			"Agents' connections closed because their TLS handshake waited too long for a turn (too many handshakes at once); the agents retry after their backoff."),
 		skippedAuthorities: desc("skipped_authorities_total",
 			"Authorities and authority marks of a kind this version does not know, published by a later version sharing the database, left out of the server's reads of them (each read counts)."),
 	}
@@ -116,7 +118,7 @@ func newStatsCollector(s *issuing.Server) *statsCollector {
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.entries, c.agents, c.connected, c.registrySequence, c.caExpiry, c.nextRotation,
-		c.bundleAuthorities, c.bundleSequence, c.federationFetches, c.federationLastGood, c.skippedAuthorities} {
+		c.bundleAuthorities, c.bundleSequence, c.federationFetches, c.federationLastGood, c.skippedAuthorities, c.handshakesRefused} {
 		ch <- d
 	}
 }
@@ -142,6 +144,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	seq, _ := b.SequenceNumber()
 	gauge(c.bundleSequence, float64(seq))
 	ch <- prometheus.MustNewConstMetric(c.skippedAuthorities, prometheus.CounterValue, float64(st.SkippedAuthorities))
+	ch <- prometheus.MustNewConstMetric(c.handshakesRefused, prometheus.CounterValue, float64(st.HandshakesRefused))
 	for _, f := range st.Federation {
 		td := f.TrustDomain.Name()
 		ch <- prometheus.MustNewConstMetric(c.federationFetches, prometheus.CounterValue, float64(f.Fetches), td, "ok")

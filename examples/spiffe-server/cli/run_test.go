@@ -242,7 +242,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	m := metricstest.Scrape(t, "http://"+metricsAddr+"/metrics")
 	for _, series := range []string{"spiffekit_server_entries", "spiffekit_server_agents", "spiffekit_server_connected_agents",
-		"spiffekit_server_skipped_authorities_total"} {
+		"spiffekit_server_skipped_authorities_total", "spiffekit_server_node_handshakes_refused_total"} {
 		v, ok := m.Get(series)
 		assert.True(t, ok, series)
 		assert.Zero(t, v, series)
