@@ -150,6 +150,19 @@ type Config struct {
 	// DefaultPollInterval (30 s).
 	PollInterval time.Duration
 
+	// MaxHandshakes is how many TLS handshakes of agents' connections the
+	// node API computes at once. The others wait their turn (those already
+	// begun first), at most HandshakeWait, after which their connection
+	// is closed and the agent retries after its backoff; such closes are
+	// counted (Stats.HandshakesRefused). It keeps a reconnect storm of
+	// thousands of agents from starving the connections already made.
+	// Zero means two per CPU (see nodeserver.Config.MaxHandshakes).
+	MaxHandshakes int
+
+	// HandshakeWait bounds a handshake's wait for a turn (MaxHandshakes).
+	// Zero means nodeserver.DefaultHandshakeWait (10 s).
+	HandshakeWait time.Duration
+
 	// EntryPruneInterval is how often the server deletes the entries whose
 	// expiry (registry.Entry.ExpiresAt) has passed. An entry is served to
 	// no agent from its expiry on, pruned or not: pruning only removes it
@@ -409,12 +422,14 @@ func checkStatic(cfg *Config) error {
 		return invalidf("Config.ServerID is longer than %d bytes", registry.MaxServerIDLen)
 	case !utf8.ValidString(cfg.ServerID) || strings.ContainsFunc(cfg.ServerID, unicode.IsControl):
 		return invalidf("Config.ServerID must be UTF-8 text without control characters")
-	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0 || cfg.EntryPruneInterval < 0:
+	case cfg.PollInterval < 0 || cfg.FederationRefresh < 0 || cfg.FederationTimeout < 0 || cfg.EntryPruneInterval < 0 || cfg.HandshakeWait < 0:
 		return invalidf("intervals must not be negative")
 	case cfg.CATTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.AgentSVIDTTL < 0 || cfg.WITSVIDTTL < 0:
 		return invalidf("lifetimes must not be negative")
 	case cfg.FederationConcurrency < 0:
 		return invalidf("Config.FederationConcurrency must not be negative")
+	case cfg.MaxHandshakes < 0:
+		return invalidf("Config.MaxHandshakes must not be negative")
 	}
 	if cfg.JWTIssuer != "" {
 		if err := checkIssuer(cfg.JWTIssuer); err != nil {

@@ -93,6 +93,8 @@ func TestConfigErrors(t *testing.T) {
 		{"no bundle store", func(c *server.Config) { c.Stores.Bundles = nil }, true, nil, "Config.Stores.Bundles is required"},
 		{"no server bundle store", func(c *server.Config) { c.Stores.ServerBundles = nil }, true, nil, "Config.Stores.ServerBundles is required"},
 		{"negative interval", func(c *server.Config) { c.PollInterval = -1 }, true, nil, "intervals must not be negative"},
+		{"negative handshake wait", func(c *server.Config) { c.HandshakeWait = -1 }, true, nil, "intervals must not be negative"},
+		{"negative handshakes", func(c *server.Config) { c.MaxHandshakes = -1 }, true, nil, "Config.MaxHandshakes must not be negative"},
 		{"negative lifetime", func(c *server.Config) { c.AgentSVIDTTL = -1 }, true, nil, "lifetimes must not be negative"},
 		{"issuer not a URL", func(c *server.Config) { c.JWTIssuer = "example.org" }, true, nil, `Config.JWTIssuer: "example.org" is not an http or https URL`},
 		{"issuer with a query", func(c *server.Config) { c.JWTIssuer = "https://oidc.example.org/?a=b" }, true, nil, "must be a URL with a host and no user info, query or fragment"},
