@@ -24,22 +24,7 @@ import (
 // is; the next fetch gets a token of the active key, which is cached again.
 func TestRevokedJWTKeyIsNotServed(t *testing.T) {
 	e, s := keyTaintEnv(t)
-	c := e.client(t)
-	fetch := func() (string, error) {
-		svid, err := c.FetchJWTSVID(t.Context(), jwtsvid.Params{Audience: "db"})
-		if err != nil {
-			return "", err
-		}
-		return svid.Marshal(), nil
-	}
-	first, err := fetch()
-	require.NoError(t, err)
-	old := e.ca.JWTAuthority()
-	require.Equal(t, old.KeyID(), jwsKeyID(t, first))
-
-	_, err = e.ca.PrepareJWTKey(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, e.ca.ActivateJWTKey(t.Context()))
+	fetch, first, old := fetchThenRotateJWTKey(t, e)
 	current := e.ca.JWTAuthority().KeyID()
 	require.NotEqual(t, old.KeyID(), current)
 	again, err := fetch()

@@ -97,22 +97,7 @@ func keyTaintEnv(t *testing.T) (*env, *agentLikeSigner) {
 // life the cached one is.
 func TestTaintedJWTKeyIsNotServed(t *testing.T) {
 	e, s := keyTaintEnv(t)
-	c := e.client(t)
-	fetch := func() (string, error) {
-		svid, err := c.FetchJWTSVID(t.Context(), jwtsvid.Params{Audience: "db"})
-		if err != nil {
-			return "", err
-		}
-		return svid.Marshal(), nil
-	}
-	first, err := fetch()
-	require.NoError(t, err)
-	old := e.ca.JWTAuthority()
-	require.Equal(t, old.KeyID(), jwsKeyID(t, first))
-
-	_, err = e.ca.PrepareJWTKey(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, e.ca.ActivateJWTKey(t.Context()))
+	fetch, first, old := fetchThenRotateJWTKey(t, e)
 	again, err := fetch()
 	require.NoError(t, err)
 	require.Equal(t, first, again, "the Signer does not say which key signs: the token is reused until its half life")
@@ -196,4 +181,28 @@ func TestTaintedWITKeyRenewsTheStream(t *testing.T) {
 	require.Len(t, svids, 1)
 	assert.Equal(t, webID, svids[0].ID)
 	assert.Equal(t, current, jwsKeyID(t, svids[0].Marshal()))
+}
+
+// fetchThenRotateJWTKey has the issuer of e sign a JWT-SVID for audience
+// "db" through a Workload API client, then prepares and activates a new
+// JWT key. It returns the fetch it made (the token, marshalled), the
+// token it got and the key that signed it.
+func fetchThenRotateJWTKey(t *testing.T, e *env) (fetch func() (string, error), first string, old *ca.JWTAuthority) {
+	t.Helper()
+	c := e.client(t)
+	fetch = func() (string, error) {
+		svid, err := c.FetchJWTSVID(t.Context(), jwtsvid.Params{Audience: "db"})
+		if err != nil {
+			return "", err
+		}
+		return svid.Marshal(), nil
+	}
+	first, err := fetch()
+	require.NoError(t, err)
+	old = e.ca.JWTAuthority()
+	require.Equal(t, old.KeyID(), jwsKeyID(t, first))
+	_, err = e.ca.PrepareJWTKey(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, e.ca.ActivateJWTKey(t.Context()))
+	return fetch, first, old
 }
