@@ -82,6 +82,8 @@ type runConfig struct {
 	FederationKey     string
 	FederationRefresh time.Duration
 	EntryPrune        time.Duration
+	MaxHandshakes     int
+	HandshakeWait     time.Duration
 	FederationRoots   string // PEM roots of the stored relationships' https_web endpoints
 	FederatesWith     []relationshipConfig
 	K8sPSAT           *k8sPSATConfig      // nil: k8s_psat is off
@@ -199,6 +201,9 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.Duration(&c.FederationRefresh, "federation-refresh", 0, "longest time between two polls of a bundle endpoint (0: 5m)")
 	cmd.String(&c.FederationRoots, "federation-web-pki-roots", "", "PEM `file` of the CA certificates that the https_web bundle endpoints of relationships made with\n`federation create` must chain to (empty: the system roots); read at start")
 	cmd.Duration(&c.EntryPrune, "entry-prune-interval", 0, "how often entries whose expiry has passed are deleted (0: 5m, as SPIRE);\nthey are served to no one from their expiry on either way")
+	cmd.Var(cmdline.NewValue(&c.MaxHandshakes, parseMaxHandshakes), "max-handshakes",
+		"most TLS `handshakes` of agents' connections the node API computes at once; the others wait their turn\n(0: two per CPU)")
+	cmd.Duration(&c.HandshakeWait, "handshake-wait", 0, "longest an agent's TLS handshake waits for a turn (-max-handshakes) before its connection\nis closed and the agent retries after its backoff (0: 10s)")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
 	cmd.Section(tokenExchangeKey, tokenExchangeHelp, &c.TokenExchange)
 	cmd.Section(launcherKey, launcherHelp, &c.Launcher)
@@ -378,6 +383,7 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		{"wit-svid-ttl", rc.WITSVIDTTL},
 		{"federation-refresh", rc.FederationRefresh},
 		{"entry-prune-interval", rc.EntryPrune},
+		{"handshake-wait", rc.HandshakeWait},
 	} {
 		if d.val < 0 {
 			return issuing.Config{}, nil, fmt.Errorf("-%s: %s is negative", d.name, d.val)
@@ -402,6 +408,9 @@ func buildConfig(rc runConfig, stderr io.Writer) (issuing.Config, *slog.Logger, 
 		FederationRefresh: rc.FederationRefresh,
 
 		EntryPruneInterval: rc.EntryPrune,
+
+		MaxHandshakes: rc.MaxHandshakes,
+		HandshakeWait: rc.HandshakeWait,
 	}
 	for i, f := range rc.FederatesWith {
 		r, err := relationship(f)
@@ -434,6 +443,16 @@ func relationship(f relationshipConfig) (issuing.Relationship, error) {
 		}
 	}
 	return r, nil
+}
+
+// parseMaxHandshakes parses -max-handshakes: a number, 0 (the default)
+// or more.
+func parseMaxHandshakes(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errors.New("want a number of handshakes, 0 (two per CPU) or more")
+	}
+	return n, nil
 }
 
 // checkHostPort checks a listen address: host:port, the port a number

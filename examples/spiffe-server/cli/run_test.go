@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,14 +11,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/examples/internal/metrics/metricstest"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
+	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 )
 
 // runMain runs "spiffe-server run" with args; it returns the exit code,
@@ -69,8 +73,21 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 			"spiffe-server run: -admin-socket: the path /run/" + strings.Repeat("a", 110) + "/admin.sock is longer than the 107 bytes a unix socket allows\n"},
 		"bad metrics address": {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-metrics-addr", "localhost"}, "", ExitUsage, `-metrics-addr "localhost": address localhost: missing port in address`},
 		"port taken":          {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-bind", busy.Addr().String(), "-admin-socket", ""}, "", ExitFailure, "spiffe-server run: server: node API: listen tcp " + busy.Addr().String() + ": bind: address already in use\n"},
+		"negative handshakes": {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-max-handshakes", "-1"}, "", ExitUsage,
+			`spiffe-server run: invalid value "-1" for flag -max-handshakes: want a number of handshakes, 0 (two per CPU) or more` + "\n"},
+		"handshakes not a number": {nil, `{"max_handshakes": "many"}`, ExitUsage, `: max_handshakes: invalid value "many": want a number of handshakes, 0 (two per CPU) or more` + "\n"},
+		"handshakes a fraction":   {nil, `{"max_handshakes": 2.5}`, ExitUsage, `: max_handshakes: invalid value "2.5": want a number of handshakes`},
+		"handshakes from the environment": {[]string{"-trust-domain", "example.org", "-data-dir", dir}, "", ExitUsage,
+			`flag "max-handshakes" from environment variable "SPIFFE_SERVER_MAX_HANDSHAKES": want a number of handshakes`}, // set below
+		"negative handshake wait": {[]string{"-trust-domain", "example.org", "-data-dir", dir, "-handshake-wait", "-1s"}, "", ExitUsage,
+			"spiffe-server run: -handshake-wait: -1s is negative\n"},
+		"bad handshake wait":          {nil, `{"handshake_wait": "soon"}`, ExitUsage, `: handshake_wait: invalid value "soon": time: invalid duration "soon"` + "\n"},
+		"handshake wait without unit": {nil, `{"handshake_wait": 10}`, ExitUsage, `: handshake_wait: invalid value "10": time: missing unit in duration "10"` + "\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			if name == "handshakes from the environment" {
+				t.Setenv("SPIFFE_SERVER_MAX_HANDSHAKES", "-4")
+			}
 			args := tc.args
 			if tc.file != "" {
 				args = append([]string{"-config", writeJSON(t, dir, tc.file)}, args...)
@@ -132,6 +149,8 @@ func TestConfigurationSources(t *testing.T) {
 	  "federation_cert": "/etc/c.pem",
 	  "federation_key": "/etc/k.pem",
 	  "federation_refresh": "1m",
+	  "max_handshakes": 64,
+	  "handshake_wait": "15s",
 	  "federates_with": [
 	    {
 	      "trust_domain": "partner.test",
@@ -166,6 +185,7 @@ func TestConfigurationSources(t *testing.T) {
 		MetricsAddr: "127.0.0.1:9988", LogLevel: "info", LogFormat: "json",
 		FederationBind: "0.0.0.0:8443", FederationProfile: "https_spiffe",
 		FederationCert: "/etc/c.pem", FederationKey: "/etc/k.pem", FederationRefresh: time.Minute,
+		MaxHandshakes: 64, HandshakeWait: 15 * time.Second,
 		FederatesWith: []relationshipConfig{
 			{TrustDomain: "partner.test", URL: "https://bundle.partner.test:8443/", Profile: "https_spiffe",
 				EndpointSPIFFEID: "spiffe://partner.test/spiffekit/server", BundleFile: "/etc/spiffe-server/partner.test.json"},
@@ -181,19 +201,25 @@ func TestConfigurationSources(t *testing.T) {
 	assert.Equal(t, "https://oidc.example.org", cfg.JWTIssuer)
 	assert.True(t, cfg.WITSVIDs, "wit_svids reaches the server's configuration")
 	assert.Equal(t, 30*time.Minute, cfg.WITSVIDTTL)
+	assert.Equal(t, 64, cfg.MaxHandshakes, "max_handshakes reaches the server's configuration")
+	assert.Equal(t, 15*time.Second, cfg.HandshakeWait, "handshake_wait reaches the server's configuration")
 
 	t.Setenv("SPIFFE_SERVER_BIND", "10.0.0.1:8081")
 	t.Setenv("SPIFFE_SERVER_CA_TTL", "48h")
 	t.Setenv("SPIFFE_SERVER_CONFIG", file)
-	rc = parse("-ca-ttl", "12h")
+	t.Setenv("SPIFFE_SERVER_MAX_HANDSHAKES", "8")
+	rc = parse("-ca-ttl", "12h", "-handshake-wait", "3s")
 	assert.Equal(t, "10.0.0.1:8081", rc.Bind, "the environment wins over the file")
 	assert.Equal(t, 12*time.Hour, rc.CATTL, "a flag wins over the environment")
 	assert.Equal(t, "example.org", rc.TrustDomain, "the file fills in the rest")
+	assert.Equal(t, 8, rc.MaxHandshakes, "SPIFFE_SERVER_MAX_HANDSHAKES wins over the file")
+	assert.Equal(t, 3*time.Second, rc.HandshakeWait, "-handshake-wait wins over the file")
 	assert.Len(t, rc.FederatesWith, 2)
 }
 
 // TestRunServesUntilCancelled starts the server from a configuration file
-// with a flag overriding one key, uses it, and stops it.
+// with a flag overriding one key, uses it, and stops it. The node API
+// handshakes its clients one at a time (max_handshakes 1), each in turn.
 func TestRunServesUntilCancelled(t *testing.T) {
 	dir, err := os.MkdirTemp("", "run")
 	require.NoError(t, err)
@@ -211,6 +237,10 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		"metrics_addr": metricsAddr,
 		"log_format":   "json",
 		"ca_ttl":       "12h",
+		// One handshake at a time; the others wait their turn up to a
+		// minute, which none needs.
+		"max_handshakes": "1",
+		"handshake_wait": "1m",
 	})
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "server.json")
@@ -230,6 +260,33 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	code := Main(ctx, []string{"token", "generate", "-admin-socket", sock}, &out, &errOut)
 	require.Equal(t, ExitOK, code, errOut.String())
 	assert.Regexp(t, `^[0-9a-f]+\.[A-Za-z0-9_-]+\n$`, out.String())
+
+	// Several clients of the node API at once are all handshaken, in turn,
+	// with the server's SVID.
+	nodeAPI := logField(t, stderr.String(), "server ready", "node_api")
+	out.Reset()
+	code = Main(ctx, []string{"bundle", "show", "-admin-socket", sock}, &out, &errOut)
+	require.Equal(t, ExitOK, code, errOut.String())
+	bundle, err := x509bundle.Parse(td, out.Bytes())
+	require.NoError(t, err)
+	tlsConfig := tlsconfig.TLSClientConfig(bundle, tlsconfig.AuthorizeMemberOf(td))
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			d := tls.Dialer{Config: tlsConfig}
+			c, err := d.DialContext(ctx, "tcp", nodeAPI)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
 
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + metricsAddr + "/metrics")
@@ -266,6 +323,23 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	assert.Contains(t, stderr.String(), `"msg":"shutting down","cause":"context canceled"`)
 	assert.Contains(t, stderr.String(), `"msg":"server stopped"`)
 	assert.NotContains(t, stderr.String(), `"level":"ERROR"`)
+}
+
+// logField returns the string value of key in the first JSON log line
+// whose msg is msg.
+func logField(t *testing.T, logs, msg, key string) string {
+	t.Helper()
+	for line := range strings.Lines(logs) {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != msg {
+			continue
+		}
+		v, ok := rec[key].(string)
+		require.True(t, ok, "%s has no %s: %s", msg, key, line)
+		return v
+	}
+	t.Fatalf("no %q line in %s", msg, logs)
+	return ""
 }
 
 // waitReady waits for a server started by run to log that it is ready:
