@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/launch"
 )
 
@@ -215,31 +217,82 @@ func TestAPIHandsTheJWTAuthorities(t *testing.T) {
 	assert.NotContains(t, r.body, "jwt_authorities")
 }
 
-// A JWT authority the launcher API cannot hand as a public JWK (here a
-// private key, given by mistake) fails the launch with an internal error:
-// the key is never sent, and the launch, whose handle no one received, is
-// ended rather than left alive.
-func TestAPIRefusesToHandAPrivateKey(t *testing.T) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
+// With Config.WITAuthorities, each launch hands the launcher the trust
+// domain's WIT authorities as a JWK Set (a WIT bundle), as it does the
+// JWT authorities, for the sandbox to validate WIT-SVIDs with; the two
+// sets are kept apart.
+func TestAPIHandsTheWITAuthorities(t *testing.T) {
+	jwtKey, witKey := testca.NewECKey(t), testca.NewECKey(t)
+	keys := map[string]crypto.PublicKey{"wit-1": witKey.Public()}
 	e := newEnv(t, func(c *launch.Config) {
-		c.JWTAuthorities = func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"jwt-1": k} }
-		c.MaxLive = 1
+		c.JWTAuthorities = func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"jwt-1": jwtKey.Public()} }
+		c.WITAuthorities = func() map[string]crypto.PublicKey { return keys }
 	})
 	c, _ := e.api(t)
-	for range 2 {
-		r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
-		assert.Equal(t, http.StatusInternalServerError, r.status, "not refused for too many live launches: the first was ended")
-		assert.Equal(t, "launch: internal error", r.body["message"])
-		assert.NotContains(t, r.body, "jwt_authorities")
-	}
-	entries, _, err := e.store.List(t.Context(), registryFilter(), registryPage())
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	doc, err := json.Marshal(r.body["wit_authorities"])
 	require.NoError(t, err)
-	assert.Empty(t, entries, "the launches were ended")
-	assert.Len(t, e.logs.lines(t, "launch ended"), 2)
-	failed := e.logs.lines(t, "launcher request failed")
-	require.Len(t, failed, 2)
-	assert.Contains(t, failed[0]["err"], "the JWT authorities of launch")
+	b, err := witbundle.Parse(td, doc)
+	require.NoError(t, err, "a JWK Set: %s", doc)
+	assert.True(t, b.Equal(witbundle.FromWITAuthorities(td, keys)), "the trust domain's WIT keys, by key ID: %s", doc)
+	assert.NotContains(t, string(doc), `"d"`, "public keys only")
+	jwtDoc, err := json.Marshal(r.body["jwt_authorities"])
+	require.NoError(t, err)
+	assert.NotContains(t, string(jwtDoc), "wit-1", "a WIT key is no JWT authority")
+
+	// A trust domain without WIT keys (no server signs WIT-SVIDs): an
+	// empty set, which validates nothing.
+	e = newEnv(t, func(c *launch.Config) {
+		c.WITAuthorities = func() map[string]crypto.PublicKey { return nil }
+	})
+	c, _ = e.api(t)
+	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	assert.Equal(t, map[string]any{"keys": []any{}}, r.body["wit_authorities"])
+
+	// Without it, none.
+	e = newEnv(t)
+	c, _ = e.api(t)
+	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	assert.NotContains(t, r.body, "wit_authorities")
+}
+
+// A JWT or WIT authority the launcher API cannot hand as a public JWK
+// (here a private key, given by mistake) fails the launch with an
+// internal error: the key is never sent, and the launch, whose handle no
+// one received, is ended rather than left alive.
+func TestAPIRefusesToHandAPrivateKey(t *testing.T) {
+	for _, kind := range []string{"JWT", "WIT"} {
+		t.Run(kind, func(t *testing.T) {
+			k := testca.NewECKey(t)
+			private := func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"key-1": k} }
+			e := newEnv(t, func(c *launch.Config) {
+				if kind == "JWT" {
+					c.JWTAuthorities = private
+				} else {
+					c.WITAuthorities = private
+				}
+				c.MaxLive = 1
+			})
+			c, _ := e.api(t)
+			for range 2 {
+				r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+				assert.Equal(t, http.StatusInternalServerError, r.status, "not refused for too many live launches: the first was ended")
+				assert.Equal(t, "launch: internal error", r.body["message"])
+				assert.NotContains(t, r.body, "jwt_authorities")
+				assert.NotContains(t, r.body, "wit_authorities")
+			}
+			entries, _, err := e.store.List(t.Context(), registryFilter(), registryPage())
+			require.NoError(t, err)
+			assert.Empty(t, entries, "the launches were ended")
+			assert.Len(t, e.logs.lines(t, "launch ended"), 2)
+			failed := e.logs.lines(t, "launcher request failed")
+			require.Len(t, failed, 2)
+			assert.Contains(t, failed[0]["err"], "the "+kind+" authorities of launch")
+		})
+	}
 }
 
 // A request that did not come through Serve has no known caller.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
 	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -92,6 +93,13 @@ func (c *Client) Launch(ctx context.Context, p Params) (Launch, error) {
 			return Launch{}, fmt.Errorf("launch: the server's answer: %w", err)
 		}
 		l.JWTAuthorities = b.JWTAuthorities()
+	}
+	if len(out.WITAuthorities) > 0 {
+		b, err := witbundle.Parse(l.SPIFFEID.TrustDomain(), out.WITAuthorities)
+		if err != nil {
+			return Launch{}, fmt.Errorf("launch: the server's answer: %w", err)
+		}
+		l.WITAuthorities = b.WITAuthorities()
 	}
 	return l, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	kitca "github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
+	"github.com/spiffekit/spiffekit/exp/svid/witsvid"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -47,6 +51,7 @@ func TestClient(t *testing.T) {
 	assert.Equal(t, time.Minute, l.JWTSVIDTTL)
 	assert.Nil(t, l.X509Authorities)
 	assert.Nil(t, l.JWTAuthorities)
+	assert.Nil(t, l.WITAuthorities)
 
 	info, err := c.Get(t.Context(), l.ID)
 	require.NoError(t, err)
@@ -67,16 +72,19 @@ func TestClient(t *testing.T) {
 	assert.ErrorContains(t, err, "reserved", "the server's reason reaches the launcher")
 }
 
-// TestClientAuthorities: the client gives the trust domain's X.509 and JWT
-// authorities the server handed with the launch.
+// TestClientAuthorities: the client gives the trust domain's X.509, JWT
+// and WIT authorities the server handed with the launch.
 func TestClientAuthorities(t *testing.T) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	ca := testca.New(t, td)
 	keys := map[string]crypto.PublicKey{"jwt-1": k.Public()}
+	wit, err := kitca.NewWITAuthority(kitca.WITAuthorityConfig{Signer: testca.NewECKey(t), KeyID: "wit-1", TrustDomain: td})
+	require.NoError(t, err)
 	e := newEnv(t, func(c *launch.Config) {
 		c.X509Authorities = func() []*x509.Certificate { return ca.X509Bundle().X509Authorities() }
 		c.JWTAuthorities = func() map[string]crypto.PublicKey { return keys }
+		c.WITAuthorities = func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{wit.KeyID(): wit.PublicKey()} }
 	})
 	l, err := e.dial(t).Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/sandbox/1")})
 	require.NoError(t, err)
@@ -90,6 +98,19 @@ func TestClientAuthorities(t *testing.T) {
 	svid, err := jwtsvid.ParseAndValidate(token, jwtbundle.FromJWTAuthorities(td, l.JWTAuthorities), []string{"sandbox"})
 	require.NoError(t, err)
 	assert.Equal(t, "spiffe://example.org/peer", svid.ID.String())
+
+	// A WIT-SVID of the WIT key validates with the WIT authorities alone,
+	// and with the JWT authorities not at all.
+	require.Len(t, l.WITAuthorities, 1)
+	peer := testca.NewECKey(t)
+	token, err = wit.SignWITSVID(t.Context(), kitca.WITSVIDParams{ID: spiffeid.RequireFromPath(td, "/peer"), PublicKey: peer.Public()})
+	require.NoError(t, err)
+	witSVID, err := witsvid.ParseAndValidate(token, witbundle.FromWITAuthorities(td, l.WITAuthorities))
+	require.NoError(t, err)
+	assert.Equal(t, "spiffe://example.org/peer", witSVID.ID.String())
+	assert.True(t, peer.PublicKey.Equal(witSVID.PublicKey), "the peer's key, which it must prove it holds")
+	_, err = witsvid.ParseAndValidate(token, witbundle.FromWITAuthorities(td, l.JWTAuthorities))
+	assert.Error(t, err, "a JWT key is no WIT key")
 }
 
 func TestClientRefusals(t *testing.T) {
@@ -137,10 +158,13 @@ func TestClientRefusals(t *testing.T) {
 			w.Write([]byte(`{"id": "x", "spiffe_id": "not an ID"}`))
 			return
 		case http.MethodPost:
-			// JWT authorities that are not a JWK Set.
+			// JWT or WIT authorities (as the hint asks) that are not a
+			// JWK Set of public keys.
+			var req struct{ Hint string }
+			json.NewDecoder(r.Body).Decode(&req)
 			w.WriteHeader(http.StatusCreated)
 			w.Write([]byte(`{"id": "x", "spiffe_id": "spiffe://example.org/a", "handle": "x.y", "x509_svid_ttl": "1m0s",` +
-				` "jwt_svid_ttl": "1m0s", "jwt_authorities": {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k"}]}}`))
+				` "jwt_svid_ttl": "1m0s", "` + req.Hint + `_authorities": {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k"}]}}`))
 			return
 		}
 		http.Error(w, "teapot", http.StatusTeapot)
@@ -152,8 +176,10 @@ func TestClientRefusals(t *testing.T) {
 	defer other.Close()
 	_, err = other.Get(t.Context(), "x")
 	assert.ErrorContains(t, err, "the server's answer")
-	_, err = other.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a")})
+	_, err = other.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), Hint: "jwt"})
 	assert.ErrorContains(t, err, "launch: the server's answer: jwtbundle:", "a symmetric key is no JWT authority")
+	_, err = other.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), Hint: "wit"})
+	assert.ErrorContains(t, err, "launch: the server's answer: witbundle:", "nor a WIT authority")
 	err = other.End(t.Context(), "x")
 	assert.ErrorContains(t, err, "418")
 }

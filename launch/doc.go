@@ -16,8 +16,10 @@
 // The handle is <entry ID>.<256-bit secret, base64url>: only its digest is
 // stored, and it is returned once, with the trust domain's X.509
 // authorities (Config.X509Authorities) for the sandbox to authenticate the
-// endpoint and its peers, and its JWT authorities (Config.JWTAuthorities,
-// a JWK Set on the launcher API) to validate the JWT-SVIDs it is shown.
+// endpoint and its peers, and its JWT and WIT authorities
+// (Config.JWTAuthorities, Config.WITAuthorities, each a JWK Set on the
+// launcher API) to validate the JWT-SVIDs and WIT-SVIDs it is shown. The
+// handle itself is redeemed for an X509-SVID or a JWT-SVID.
 // Reserved SPIFFE IDs (the server's and the agents') and IDs of other trust
 // domains are refused, and so are IDs outside Config.PathPrefixes when it
 // lists any: without them a launcher may take any workload identity of the
@@ -70,7 +72,7 @@
 //	// the launcher's side
 //	c := launch.Dial("/run/spiffe-server/launch.sock")
 //	l, err := c.Launch(ctx, launch.Params{SPIFFEID: id, TTL: 10 * time.Minute})
-//	// start the sandbox with l.Handle (and l.X509Authorities, l.JWTAuthorities); it redeems the handle at the exchange
+//	// start the sandbox with l.Handle (and l.X509Authorities, l.JWTAuthorities, l.WITAuthorities); it redeems the handle at the exchange
 //
 // Package server serves both (server.Config.Launch).
 package launch

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
 	"github.com/spiffekit/spiffekit/internal/unixsock"
 )
 
@@ -43,6 +44,9 @@ type launchJSON struct {
 	// JWTAuthorities are the trust domain's JWT authorities as an RFC 7517
 	// JWK Set (a JWT bundle); absent without Config.JWTAuthorities.
 	JWTAuthorities json.RawMessage `json:"jwt_authorities,omitempty"`
+	// WITAuthorities are the trust domain's WIT authorities as an RFC 7517
+	// JWK Set (a WIT bundle); absent without Config.WITAuthorities.
+	WITAuthorities json.RawMessage `json:"wit_authorities,omitempty"`
 }
 
 // infoJSON is the answer to GET /v1/launches/{id}.
@@ -119,7 +123,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 
 // Handler returns the launcher API as an http.Handler:
 //
-//	POST   /v1/launches       a launch request (see ParseRequest) -> 201 {"id", "spiffe_id", "handle", "expires_at", "x509_svid_ttl", "jwt_svid_ttl", "x509_authorities", "jwt_authorities"}
+//	POST   /v1/launches       a launch request (see ParseRequest) -> 201 {"id", "spiffe_id", "handle", "expires_at", "x509_svid_ttl", "jwt_svid_ttl", "x509_authorities", "jwt_authorities", "wit_authorities"}
 //	GET    /v1/launches/{id}  -> 200 {"id", "spiffe_id", "hint", "expires_at", "redeemed"}
 //	DELETE /v1/launches/{id}  ends the launch -> 204
 //
@@ -191,6 +195,13 @@ func (s *Server) answer(l Launch) (launchJSON, error) {
 			return launchJSON{}, fmt.Errorf("launch: the JWT authorities of launch %s: %w", l.ID, err)
 		}
 		out.JWTAuthorities = jwks
+	}
+	if l.WITAuthorities != nil {
+		jwks, err := witbundle.FromWITAuthorities(s.td, l.WITAuthorities).Marshal()
+		if err != nil {
+			return launchJSON{}, fmt.Errorf("launch: the WIT authorities of launch %s: %w", l.ID, err)
+		}
+		out.WITAuthorities = jwks
 	}
 	return out, nil
 }

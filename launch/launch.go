@@ -184,6 +184,14 @@ type Config struct {
 	// for concurrent use. Nil hands none.
 	JWTAuthorities func() map[string]crypto.PublicKey
 
+	// WITAuthorities, when not nil, returns the trust domain's WIT
+	// authorities (the public keys that sign its WIT-SVIDs, by key ID) as
+	// they are now, handed with each launch as JWTAuthorities are, so
+	// that the sandbox can validate the WIT-SVIDs it is shown (package
+	// exp/svid/witsvid). It must be safe for concurrent use. Nil hands
+	// none.
+	WITAuthorities func() map[string]crypto.PublicKey
+
 	// Logger receives one line per launch, end, redemption and refusal.
 	// Nil discards them.
 	Logger *slog.Logger
@@ -207,6 +215,7 @@ type Server struct {
 	maxLive    int
 	roots      func() []*x509.Certificate
 	jwtKeys    func() map[string]crypto.PublicKey
+	witKeys    func() map[string]crypto.PublicKey
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -283,6 +292,7 @@ func New(cfg Config) (*Server, error) {
 		maxLive:    orDefault(cfg.MaxLive, DefaultMaxLive),
 		roots:      cfg.X509Authorities,
 		jwtKeys:    cfg.JWTAuthorities,
+		witKeys:    cfg.WITAuthorities,
 		log:        cfg.Logger,
 		now:        cfg.Now,
 	}
@@ -351,6 +361,10 @@ type Launch struct {
 	// from Config.JWTAuthorities (not nil, empty when it returned none);
 	// nil without it.
 	JWTAuthorities map[string]crypto.PublicKey
+	// WITAuthorities are the trust domain's WIT authorities by key ID,
+	// from Config.WITAuthorities (not nil, empty when it returned none,
+	// as from a server that signs no WIT-SVIDs); nil without it.
+	WITAuthorities map[string]crypto.PublicKey
 }
 
 // Launch makes a launch: a registration entry for p.SPIFFEID, parented by
@@ -408,13 +422,21 @@ func (s *Server) launch(ctx context.Context, p Params) (Launch, error) {
 	if s.roots != nil {
 		l.X509Authorities = s.roots()
 	}
-	if s.jwtKeys != nil {
-		l.JWTAuthorities = maps.Clone(s.jwtKeys())
-		if l.JWTAuthorities == nil {
-			l.JWTAuthorities = map[string]crypto.PublicKey{}
-		}
-	}
+	l.JWTAuthorities = keysNow(s.jwtKeys)
+	l.WITAuthorities = keysNow(s.witKeys)
 	return l, nil
+}
+
+// keysNow returns a copy of the keys keys returns, never nil, or nil
+// when keys is nil.
+func keysNow(keys func() map[string]crypto.PublicKey) map[string]crypto.PublicKey {
+	if keys == nil {
+		return nil
+	}
+	if m := maps.Clone(keys()); m != nil {
+		return m
+	}
+	return map[string]crypto.PublicKey{}
 }
 
 // check refuses what may not be launched and fills p's defaults.

@@ -26,10 +26,11 @@ type Launcher struct {
 	// Service configures the launches: AllowedUIDs (nil: root and the
 	// server's own uid), PathPrefixes, DefaultTTL, MaxTTL, Rate, Burst and
 	// MaxLive. The server sets TrustDomain, Entries (its entry store),
-	// X509Authorities and JWTAuthorities (its trust domain's, handed to the
-	// launcher with each launch), Live (the count of its entry index, which sees the
-	// launches of every server sharing the store), Logger and Now when not
-	// set.
+	// X509Authorities, JWTAuthorities and WITAuthorities (its trust
+	// domain's, from its bundle, handed to the launcher with each launch;
+	// no WIT key unless a server of the trust domain signs WIT-SVIDs),
+	// Live (the count of its entry index, which sees the launches of every
+	// server sharing the store), Logger and Now when not set.
 	Service launch.Config
 }
 
@@ -73,6 +74,14 @@ func (s *Server) setUpLauncher() (err error) {
 		lc.JWTAuthorities = func() map[string]crypto.PublicKey {
 			if b := s.trust.Bundle(); b != nil {
 				return b.JWTAuthorities()
+			}
+			return nil
+		}
+	}
+	if lc.WITAuthorities == nil {
+		lc.WITAuthorities = func() map[string]crypto.PublicKey {
+			if b := s.trust.Bundle(); b != nil {
+				return b.WITAuthorities()
 			}
 			return nil
 		}

@@ -26,6 +26,8 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	tokenexchange "github.com/spiffekit/spiffekit/exchange"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
+	"github.com/spiffekit/spiffekit/exp/svid/witsvid"
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/launch"
@@ -36,6 +38,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 // testClock is a clock a test moves forward.
@@ -279,6 +282,41 @@ func TestLaunchJWTSVID(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "/sandbox/jwt", svid.ID.Path())
 	assert.False(t, svid.Expiry.After(s.clock.Now().Add(2*time.Minute)), "the launch's JWT-SVID TTL")
+}
+
+// TestLaunchWITAuthorities: a server that signs WIT-SVIDs hands its trust
+// domain's WIT keys with each launch, as a JWK Set beside the JWT keys;
+// a WIT-SVID that a workload of an agent obtains, and shows the sandbox,
+// validates against them. A server that signs none hands an empty set.
+func TestLaunchWITAuthorities(t *testing.T) {
+	s := startLaunchServer(t, func(c *server.Config) { c.WITSVIDs = true })
+	r := s.call(t, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://`+s.TrustDomain().Name()+`/sandbox/wit"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	doc, err := json.Marshal(r.body["wit_authorities"])
+	require.NoError(t, err)
+	keys, err := witbundle.Parse(s.TrustDomain(), doc)
+	require.NoError(t, err, "%s", doc)
+	require.NotEmpty(t, keys.WITAuthorities())
+	assert.True(t, keys.Equal(s.Bundle().WITBundle()), "the trust domain's WIT keys")
+
+	cfg := s.AgentConfig(t)
+	cfg.WITSVIDs = true
+	a := nodetest.StartAgent(t, cfg)
+	peer := s.Register(t, a.ID(), "/peer")
+	a.WaitSVID(t, peer.SPIFFEID)
+	c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(a.Addr))
+	require.NoError(t, err)
+	defer c.Close()
+	shown, err := c.FetchWITSVID(t.Context(), "")
+	require.NoError(t, err)
+	svid, err := witsvid.ParseAndValidate(shown.Marshal(), keys)
+	require.NoError(t, err, "the WIT-SVID validates with the keys the launch handed")
+	assert.Equal(t, peer.SPIFFEID, svid.ID)
+
+	plain := startLaunchServer(t)
+	r = plain.call(t, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://`+plain.TrustDomain().Name()+`/sandbox/wit"}`)
+	require.Equal(t, http.StatusCreated, r.status, r.body)
+	assert.Equal(t, map[string]any{"keys": []any{}}, r.body["wit_authorities"], "no WIT key")
 }
 
 // TestLaunchRefusals: the rules a launcher or a sandbox might try to break.

@@ -34,7 +34,7 @@ var volatile = map[string]bool{
 	"x509_svid": true, "private_key": true, "root_cas": true,
 	"x509_svid_path": true, "private_key_path": true, "root_cas_path": true, "path": true,
 	"bundle_endpoint_url": true, "trust_domain_bundle": true,
-	"launch_id": true, "handle": true, "x509_authorities": true, "jwt_authorities": true,
+	"launch_id": true, "handle": true, "x509_authorities": true, "jwt_authorities": true, "wit_authorities": true,
 }
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -65,7 +65,7 @@ func normalize(t *testing.T, out string) string {
 				switch k {
 				case "document", "trust_domain_bundle":
 					assert.IsType(t, map[string]any{}, x, "a bundle document is a JSON object")
-				case "jwt_authorities":
+				case "jwt_authorities", "wit_authorities":
 					jwks, ok := x.(map[string]any)
 					if assert.True(t, ok, "%s is a JWK Set, a JSON object", k) {
 						assert.NotEmpty(t, jwks["keys"], k)

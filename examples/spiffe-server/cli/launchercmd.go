@@ -10,6 +10,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -43,7 +44,8 @@ urn:spiffekit:params:oauth:token-type:launch-handle (see README.md).
 
 -output json also holds the trust domain's X.509 authorities (PEM), with
 which the sandbox authenticates the token exchange endpoint and its peers,
-and its JWT authorities (a JWK Set), with which it validates JWT-SVIDs.`
+and its JWT and WIT authorities (each a JWK Set), with which it validates
+JWT-SVIDs and WIT-SVIDs.`
 
 const launchEndHelp = `The launch's entry is deleted. An SVID already obtained stays valid until
 it expires, which is at the launch's expiry at the latest.`
@@ -77,9 +79,14 @@ func launchCreate(cmd *cmdline.Command) action {
 		for _, a := range l.X509Authorities {
 			out.X509Authorities = append(out.X509Authorities, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Raw})))
 		}
-		if out.JWTAuthorities, err = jwtbundle.FromJWTAuthorities(l.SPIFFEID.TrustDomain(), l.JWTAuthorities).Marshal(); err != nil {
+		td := l.SPIFFEID.TrustDomain()
+		if out.JWTAuthorities, err = jwtbundle.FromJWTAuthorities(td, l.JWTAuthorities).Marshal(); err != nil {
 			// Not reached: the client parsed them from such a set.
 			return fmt.Errorf("launch %s was made, but its JWT authorities cannot be written: %w", l.ID, err)
+		}
+		if out.WITAuthorities, err = witbundle.FromWITAuthorities(td, l.WITAuthorities).Marshal(); err != nil {
+			// Not reached, as above.
+			return fmt.Errorf("launch %s was made, but its WIT authorities cannot be written: %w", l.ID, err)
 		}
 		return c.print(out, func(w io.Writer) {
 			fmt.Fprintf(w, "Launch ID:      %s\n", l.ID)
@@ -150,6 +157,9 @@ type launchCreatedJSON struct {
 	// JWTAuthorities are a JWK Set (RFC 7517), empty ({"keys": []}) when
 	// the server handed none.
 	JWTAuthorities json.RawMessage `json:"jwt_authorities"`
+	// WITAuthorities are a JWK Set too, empty when the server handed none
+	// (no server of the trust domain signs WIT-SVIDs).
+	WITAuthorities json.RawMessage `json:"wit_authorities"`
 }
 
 // launchJSON is the output of launch show.

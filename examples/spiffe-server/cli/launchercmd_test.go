@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
+	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -31,6 +32,7 @@ type launcher struct {
 	ls     *launch.Server
 	ca     *testca.CA
 	jwtKey *ecdsa.PrivateKey // the trust domain's JWT key, "jwt-1"
+	witKey *ecdsa.PrivateKey // its WIT key, "wit-1"
 }
 
 // startLauncher serves a launch server on a unix socket, allowing the
@@ -40,10 +42,11 @@ func startLauncher(t *testing.T, modify func(*launch.Config)) *launcher {
 	dir, err := os.MkdirTemp("", "lcli")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l := &launcher{socket: filepath.Join(dir, "launch.sock"), ca: testca.New(t, td), jwtKey: testca.NewECKey(t)}
+	l := &launcher{socket: filepath.Join(dir, "launch.sock"), ca: testca.New(t, td), jwtKey: testca.NewECKey(t), witKey: testca.NewECKey(t)}
 	cfg := launch.Config{TrustDomain: td, Entries: memstore.New(memstore.Config{}),
 		X509Authorities: func() []*x509.Certificate { return l.ca.X509Bundle().X509Authorities() },
-		JWTAuthorities:  func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"jwt-1": l.jwtKey.Public()} }}
+		JWTAuthorities:  func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"jwt-1": l.jwtKey.Public()} },
+		WITAuthorities:  func() map[string]crypto.PublicKey { return map[string]crypto.PublicKey{"wit-1": l.witKey.Public()} }}
 	if modify != nil {
 		modify(&cfg)
 	}
@@ -227,16 +230,21 @@ func TestLaunchJSONOutput(t *testing.T) {
 	require.NoError(t, err, "a JWK Set, as jwtbundle.Load reads it: %s", created.JWTAuthorities)
 	assert.True(t, keys.Equal(jwtbundle.FromJWTAuthorities(td, map[string]crypto.PublicKey{"jwt-1": l.jwtKey.Public()})),
 		"the trust domain's JWT keys")
+	witKeys, err := witbundle.Parse(td, created.WITAuthorities)
+	require.NoError(t, err, "a JWK Set, as witbundle.Load reads it: %s", created.WITAuthorities)
+	assert.True(t, witKeys.Equal(witbundle.FromWITAuthorities(td, map[string]crypto.PublicKey{"wit-1": l.witKey.Public()})),
+		"the trust domain's WIT keys")
 	check("launch_show", "show", "-launch-id", created.LaunchID)
 	check("launch_end", "end", "-launch-id", created.LaunchID)
 
-	// A server that hands no JWT authorities: an empty set.
-	bare := startLauncher(t, func(c *launch.Config) { c.JWTAuthorities = nil })
+	// A server that hands no JWT or WIT authorities: empty sets.
+	bare := startLauncher(t, func(c *launch.Config) { c.JWTAuthorities, c.WITAuthorities = nil, nil })
 	r := bare.run(t, "create", "-spiffe-id", "spiffe://example.org/sandbox/2", "-output", "json")
 	require.Equal(t, ExitOK, r.code, r.stderr)
 	var none launchCreatedJSON
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &none))
 	assert.JSONEq(t, `{"keys": []}`, string(none.JWTAuthorities))
+	assert.JSONEq(t, `{"keys": []}`, string(none.WITAuthorities))
 }
 
 func TestLaunchUsage(t *testing.T) {
