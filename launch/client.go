@@ -16,6 +16,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/jwtbundle"
 	"github.com/spiffekit/spiffekit/exp/bundle/witbundle"
 	"github.com/spiffekit/spiffekit/internal/apiclient"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -107,6 +108,9 @@ func (c *Client) Launch(ctx context.Context, p Params) (Launch, error) {
 // Get returns launch id (GET /v1/launches/{id}). Errors wrap ErrNotFound
 // when id names no launch.
 func (c *Client) Get(ctx context.Context, id string) (Info, error) {
+	if !registry.ValidEntryID(id) {
+		return Info{}, ErrNotFound // as the server would answer
+	}
 	var out infoJSON
 	if err := c.do(ctx, http.MethodGet, "/v1/launches/"+url.PathEscape(id), nil, &out); err != nil {
 		return Info{}, err
@@ -121,6 +125,9 @@ func (c *Client) Get(ctx context.Context, id string) (Info, error) {
 // End ends launch id early (DELETE /v1/launches/{id}). Errors wrap
 // ErrNotFound when id names no launch.
 func (c *Client) End(ctx context.Context, id string) error {
+	if !registry.ValidEntryID(id) {
+		return ErrNotFound // as the server would answer
+	}
 	return c.do(ctx, http.MethodDelete, "/v1/launches/"+url.PathEscape(id), nil, nil)
 }
 
@@ -145,8 +152,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error, Message string }
-		if json.Unmarshal(data, &e) != nil || e.Message == "" {
-			e.Message = resp.Status
+		if json.Unmarshal(data, &e) != nil || e.Error == "" || e.Message == "" {
+			// Not an error of the launcher API, which always names its
+			// code: another server's socket (the admin API's, say), whose
+			// 404 must not read as "no such launch".
+			return fmt.Errorf("launch: %s answered %s, not as the launcher API does: is it the socket_path of the server's launcher section?",
+				c.path, resp.Status)
 		}
 		var sentinel error
 		switch resp.StatusCode {

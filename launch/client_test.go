@@ -167,19 +167,42 @@ func TestClientRefusals(t *testing.T) {
 				` "jwt_svid_ttl": "1m0s", "` + req.Hint + `_authorities": {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k"}]}}`))
 			return
 		}
-		http.Error(w, "teapot", http.StatusTeapot)
+		if r.Method == http.MethodDelete && r.URL.Path == "/v1/launches/"+anID {
+			// An error of the launcher API's form.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTeapot)
+			w.Write([]byte(`{"error": "teapot", "message": "launch: a teapot"}`))
+			return
+		}
+		http.NotFound(w, r) // as any server answers what it does not serve
 	})}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(lis) }()
 	defer func() { srv.Shutdown(context.Background()); <-done }()
 	other := launch.Dial(path)
 	defer other.Close()
-	_, err = other.Get(t.Context(), "x")
+	_, err = other.Get(t.Context(), anID)
 	assert.ErrorContains(t, err, "the server's answer")
 	_, err = other.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), Hint: "jwt"})
 	assert.ErrorContains(t, err, "launch: the server's answer: jwtbundle:", "a symmetric key is no JWT authority")
 	_, err = other.Launch(t.Context(), launch.Params{SPIFFEID: spiffeid.RequireFromPath(td, "/a"), Hint: "wit"})
 	assert.ErrorContains(t, err, "launch: the server's answer: witbundle:", "nor a WIT authority")
-	err = other.End(t.Context(), "x")
-	assert.ErrorContains(t, err, "418")
+	err = other.End(t.Context(), anID)
+	assert.EqualError(t, err, "launch: the server answered 418 I'm a teapot: launch: a teapot")
+	// An answer not of the launcher API's form (another server's socket,
+	// such as the admin API's) says so, and is no ErrNotFound.
+	err = other.End(t.Context(), "fedcba9876543210fedcba9876543210")
+	assert.EqualError(t, err, "launch: "+path+" answered 404 Not Found, not as the launcher API does: is it the socket_path of the server's launcher section?")
+	assert.NotErrorIs(t, err, launch.ErrNotFound)
+
+	// What cannot be a launch ID names none, as the server would answer,
+	// without asking it.
+	for _, id := range []string{"", "x", "../../admin", "0123456789ABCDEF0123456789ABCDEF"} {
+		_, err = other.Get(t.Context(), id)
+		assert.ErrorIs(t, err, launch.ErrNotFound, id)
+		assert.ErrorIs(t, other.End(t.Context(), id), launch.ErrNotFound, id)
+	}
 }
+
+// anID is a launch ID for the fakes.
+const anID = "0123456789abcdef0123456789abcdef"

@@ -91,7 +91,7 @@ var (
 	ErrInvalidConfig = errors.New("launch: invalid configuration")
 	// ErrInvalid is wrapped by the errors of Launch for Params it
 	// refuses (it also wraps registry.ErrInvalid).
-	ErrInvalid = fmt.Errorf("launch: invalid launch: %w", registry.ErrInvalid)
+	ErrInvalid error = &invalidError{}
 	// ErrNotFound is returned by End and Get for an ID that names no
 	// launch (never did, ended, or expired and pruned).
 	ErrNotFound = errors.New("launch: no such launch")
@@ -102,6 +102,14 @@ var (
 	// launches are alive.
 	ErrTooManyLive = errors.New("launch: too many live launches")
 )
+
+// invalidError is ErrInvalid: a registry.ErrInvalid whose message says
+// "launch: invalid launch" alone, so that the reason after it is not
+// preceded by the registry's words too.
+type invalidError struct{}
+
+func (*invalidError) Error() string { return "launch: invalid launch" }
+func (*invalidError) Unwrap() error { return registry.ErrInvalid }
 
 // Entries keeps the launches' registration entries. registry.Store is one.
 type Entries interface {
