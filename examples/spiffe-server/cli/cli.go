@@ -204,6 +204,8 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 		return c.Fail(stderr, fmt.Errorf("%w (run it as root or as the server's user)", err))
 	case errors.Is(err, launch.ErrPermissionDenied):
 		return c.Fail(stderr, fmt.Errorf("%w (run it as a uid of the launcher section's allowed_uids)", err))
+	case errors.Is(err, launch.ErrRateLimited):
+		return c.Fail(stderr, fmt.Errorf("%w (more launches at once than the launcher section's rate and burst allow; try again in a moment)", err))
 	case cmd.launcher && errors.Is(err, syscall.ENOENT), cmd.launcher && errors.Is(err, syscall.ECONNREFUSED):
 		return c.Fail(stderr, fmt.Errorf("%w (is the server running, with a launcher section whose socket_path is %s?)", err, socket))
 	default:

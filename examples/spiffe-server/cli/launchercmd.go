@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -61,10 +62,10 @@ func launchCreate(cmd *cmdline.Command) action {
 	var p launch.Params
 	cmd.Var(cmdline.NewValue(&p.SPIFFEID, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` the sandbox obtains (required)").
 		Alias("spiffeID").Required()
-	cmd.Var(cmdline.NewValue(&p.TTL, parseTTL), "ttl", "lifetime of the launch, a duration or a number of seconds (0: the server's default_ttl)")
-	cmd.Var(cmdline.NewValue(&p.X509SVIDTTL, parseTTL), "x509-ttl", "lifetime of the X509-SVID, at most -ttl (0: an hour, cut to -ttl)").
+	cmd.Var(cmdline.NewValue(&p.TTL, parseTTL), "ttl", "lifetime of the launch, a `duration` or a number of seconds (0: the server's default_ttl)")
+	cmd.Var(cmdline.NewValue(&p.X509SVIDTTL, parseTTL), "x509-ttl", "lifetime of the X509-SVID, a `duration` at most -ttl (0: an hour, cut to -ttl)").
 		Alias("x509SVIDTTL")
-	cmd.Var(cmdline.NewValue(&p.JWTSVIDTTL, parseTTL), "jwt-ttl", "lifetime of the JWT-SVID, at most -ttl (0: 5 minutes, cut to -ttl)").
+	cmd.Var(cmdline.NewValue(&p.JWTSVIDTTL, parseTTL), "jwt-ttl", "lifetime of the JWT-SVID, a `duration` at most -ttl (0: 5 minutes, cut to -ttl)").
 		Alias("jwtSVIDTTL")
 	cmd.String(&p.Hint, "hint", "", "`hint` kept with the launch's entry: a job or sandbox name")
 	return func(ctx context.Context, c *call) error {
@@ -107,7 +108,7 @@ func launchShow(cmd *cmdline.Command) action {
 		}
 		info, err := c.launcher.Get(ctx, *id)
 		if err != nil {
-			return err
+			return notFound(err, *id)
 		}
 		return c.print(launchJSON{LaunchID: info.ID, SPIFFEID: info.SPIFFEID.String(), Hint: info.Hint,
 			ExpiresAt: info.ExpiresAt.UTC(), Redeemed: info.Redeemed}, func(w io.Writer) {
@@ -116,7 +117,12 @@ func launchShow(cmd *cmdline.Command) action {
 			if info.Hint != "" {
 				fmt.Fprintf(w, "Hint:           %s\n", info.Hint)
 			}
-			fmt.Fprintf(w, "Expires at:     %s\n", timeString(info.ExpiresAt))
+			expired := ""
+			if !info.ExpiresAt.After(time.Now()) {
+				// Until the server prunes it: its handle is refused.
+				expired = " (expired)"
+			}
+			fmt.Fprintf(w, "Expires at:     %s%s\n", timeString(info.ExpiresAt), expired)
 			fmt.Fprintf(w, "Redeemed:       %t\n", info.Redeemed)
 		})
 	}
@@ -129,10 +135,19 @@ func launchEnd(cmd *cmdline.Command) action {
 			return err
 		}
 		if err := c.launcher.End(ctx, *id); err != nil {
-			return err
+			return notFound(err, *id)
 		}
 		return c.print(launchIDJSON{LaunchID: *id}, func(w io.Writer) { fmt.Fprintf(w, "Ended launch %s\n", *id) })
 	}
+}
+
+// notFound names the launch id in an error that says it is not found,
+// and why it may not be, beyond the server's "no such launch".
+func notFound(err error, id string) error {
+	if errors.Is(err, launch.ErrNotFound) {
+		return fmt.Errorf("%w %s (ended, expired, or never made)", err, id)
+	}
+	return err
 }
 
 // checkLaunchID refuses, as a usage error, what cannot be a launch ID:

@@ -119,7 +119,7 @@ func TestLaunchCommands(t *testing.T) {
 	for _, verb := range []string{"show", "end"} {
 		r := l.run(t, verb, "-launch-id", id)
 		assert.Equal(t, ExitFailure, r.code, verb)
-		assert.Equal(t, "spiffe-server launch "+verb+": launch: no such launch\n", r.stderr, verb)
+		assert.Equal(t, "spiffe-server launch "+verb+": launch: no such launch "+id+" (ended, expired, or never made)\n", r.stderr, verb)
 		assert.Empty(t, r.stdout)
 	}
 
@@ -145,7 +145,9 @@ func TestLaunchRefusals(t *testing.T) {
 		msg  string
 	}{
 		{"reserved ID", []string{"create", "-spiffe-id", "spiffe://example.org/spiffekit/server"}, ExitFailure, "is reserved for the server and its agents"},
-		{"outside the prefixes", []string{"create", "-spiffe-id", "spiffe://example.org/web"}, ExitFailure, "outside the paths launches may take (/sandbox)"},
+		// The server's reason, after one prefix.
+		{"outside the prefixes", []string{"create", "-spiffe-id", "spiffe://example.org/web"}, ExitFailure,
+			`spiffe-server launch create: launch: invalid launch: SPIFFE ID "spiffe://example.org/web" is outside the paths launches may take (/sandbox)` + "\n"},
 		{"other trust domain", []string{"create", "-spiffe-id", "spiffe://other.org/sandbox/1"}, ExitFailure, `is not in trust domain "example.org"`},
 		{"TTL too long", []string{"create", "-spiffe-id", "spiffe://example.org/sandbox/1", "-ttl", "2h"}, ExitFailure, "TTL 2h0m0s is not between 10s and 1h0m0s"},
 		{"SVID TTL over the launch's", []string{"create", "-spiffe-id", "spiffe://example.org/sandbox/1", "-ttl", "1m", "-x509-ttl", "2m"}, ExitFailure,
@@ -166,6 +168,51 @@ func TestLaunchRefusals(t *testing.T) {
 				assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %s", r.stderr)
 			}
 		})
+	}
+}
+
+// TestLaunchRateLimited: a launch the rate limit refuses says so, and
+// what to do.
+func TestLaunchRateLimited(t *testing.T) {
+	l := startLauncher(t, func(c *launch.Config) { c.Rate, c.Burst = 0.001, 1 })
+	l.ok(t, "create", "-spiffe-id", "spiffe://example.org/sandbox/1")
+	r := l.run(t, "create", "-spiffe-id", "spiffe://example.org/sandbox/2")
+	assert.Equal(t, ExitFailure, r.code)
+	assert.Equal(t, "spiffe-server launch create: launch: rate limited (more launches at once than the launcher section's"+
+		" rate and burst allow; try again in a moment)\n", r.stderr)
+	assert.Empty(t, r.stdout)
+}
+
+// TestLaunchExpiredShown: show marks a launch whose expiry has passed,
+// which the server keeps until it prunes it, as expired.
+func TestLaunchExpiredShown(t *testing.T) {
+	l := startLauncher(t, func(c *launch.Config) { c.Now = func() time.Time { return time.Now().Add(-time.Hour) } })
+	m := launchIDLine.FindStringSubmatch(l.ok(t, "create", "-spiffe-id", "spiffe://example.org/sandbox/1", "-ttl", "10m"))
+	require.NotNil(t, m)
+	assert.Regexp(t, `(?m)^Expires at:     \S+ \(expired\)$`, l.ok(t, "show", "-launch-id", m[1]))
+
+	l = startLauncher(t, nil)
+	m = launchIDLine.FindStringSubmatch(l.ok(t, "create", "-spiffe-id", "spiffe://example.org/sandbox/1", "-ttl", "10m"))
+	require.NotNil(t, m)
+	assert.NotContains(t, l.ok(t, "show", "-launch-id", m[1]), "expired")
+}
+
+// TestLaunchAtTheAdminSocket: the launch commands given the admin socket,
+// a mistake easily made, say that it is not the launcher API's rather
+// than that there is no such launch.
+func TestLaunchAtTheAdminSocket(t *testing.T) {
+	s := startServer(t)
+	for _, args := range [][]string{
+		{"create", "-spiffe-id", "spiffe://example.org/sandbox/1"},
+		{"show", "-launch-id", "0123456789abcdef0123456789abcdef"},
+		{"end", "-launch-id", "0123456789abcdef0123456789abcdef"},
+	} {
+		var out, errb bytes.Buffer
+		code := Admin(t.Context(), append(append([]string{"launch"}, args...), "-launcher-socket", s.socket), &out, &errb)
+		assert.Equal(t, ExitFailure, code, args)
+		assert.Equal(t, "spiffe-server launch "+args[0]+": launch: "+s.socket+" answered 404 Not Found, not as the launcher API does:"+
+			" is it the socket_path of the server's launcher section?\n", errb.String(), args)
+		assert.Empty(t, out.String())
 	}
 }
 
@@ -257,6 +304,8 @@ func TestLaunchUsage(t *testing.T) {
 		{[]string{"launch", "-h"}, ExitOK, "create   Makes a launch"},
 		{[]string{"launch", "create", "-h"}, ExitOK, "The handle is a secret"},
 		{[]string{"launch", "create", "-h"}, ExitOK, "-launcher-socket path"},
+		{[]string{"launch", "create", "-h"}, ExitOK, "-ttl duration\n"},
+		{[]string{"launch", "create", "-h"}, ExitOK, "-x509-ttl duration\n"},
 		{[]string{"launch", "end", "-h"}, ExitOK, "An SVID already obtained stays valid"},
 		{[]string{"-h"}, ExitOK, "launch create|show|end"},
 	} {
