@@ -202,7 +202,7 @@ func newRunCommand(c *runConfig) *cmdline.Command {
 	cmd.String(&c.FederationRoots, "federation-web-pki-roots", "", "PEM `file` of the CA certificates that the https_web bundle endpoints of relationships made with\n`federation create` must chain to (empty: the system roots); read at start")
 	cmd.Duration(&c.EntryPrune, "entry-prune-interval", 0, "how often entries whose expiry has passed are deleted (0: 5m, as SPIRE);\nthey are served to no one from their expiry on either way")
 	cmd.Var(cmdline.NewValue(&c.MaxHandshakes, parseMaxHandshakes), "max-handshakes",
-		"most TLS `handshakes` of agents' connections the node API computes at once; the others wait their turn\n(0: two per CPU)")
+		"the `number` of TLS handshakes of agents' connections the node API computes at once; the others wait\ntheir turn (0: two per CPU)")
 	cmd.Duration(&c.HandshakeWait, "handshake-wait", 0, "longest an agent's TLS handshake waits for a turn (-max-handshakes) before its connection\nis closed and the agent retries after its backoff (0: 10s)")
 	cmd.Section("federates_with", federatesWithHelp, &c.FederatesWith)
 	cmd.Section(tokenExchangeKey, tokenExchangeHelp, &c.TokenExchange)

@@ -116,6 +116,10 @@ func TestRunHelp(t *testing.T) {
 		"environment SPIFFE_SERVER_X509POP_CA_BUNDLE, file key x509pop_ca_bundle",
 		"-bind address\n    \taddress of the node API (default 127.0.0.1:8081)",
 		"File only:\n  federates_with",
+		"-max-handshakes number\n",
+		"environment SPIFFE_SERVER_MAX_HANDSHAKES, file key max_handshakes",
+		"-handshake-wait duration\n",
+		"environment SPIFFE_SERVER_HANDSHAKE_WAIT, file key handshake_wait",
 	} {
 		assert.Contains(t, stdout, want)
 	}
