@@ -422,6 +422,12 @@ func TestUsage(t *testing.T) {
 		{"unknown subcommand", []string{"entry", "explode"}, ExitUsage, `unknown command "entry explode"`},
 		{"subcommand help", []string{"token", "generate", "-h"}, ExitOK, "-admin-socket path"},
 		{"entry create help", []string{"entry", "create", "--help"}, ExitOK, "With -data FILE"},
+		// A lifetime's value is called a duration, in every command.
+		{"token TTL", []string{"token", "generate", "-h"}, ExitOK, "-ttl duration\n"},
+		{"entry TTLs", []string{"entry", "create", "-h"}, ExitOK, "-jwt-ttl duration\n"},
+		{"entry update TTLs", []string{"entry", "update", "-h"}, ExitOK, "-x509-ttl duration\n"},
+		{"mint TTL", []string{"x509", "mint", "-h"}, ExitOK, "-ttl duration\n"},
+		{"JWT mint TTL", []string{"jwt", "mint", "-h"}, ExitOK, "-ttl duration\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

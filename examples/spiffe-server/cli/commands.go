@@ -220,7 +220,7 @@ func tokenGenerate(cmd *cmdline.Command) action {
 	ttl := 10 * time.Minute
 	cmd.Var(cmdline.NewValue(&id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` registered as a node alias of the admitted agent, for entries to name as parent (the agent's own ID stays derived from the token)").
 		Alias("spiffeID")
-	cmd.Var(cmdline.NewValue(&ttl, parseTTL), "ttl", "how long the token admits a node (1s to 24h; a number alone is seconds)")
+	cmd.Var(cmdline.NewValue(&ttl, parseTTL), "ttl", "how long the token admits a node, a `duration` (1s to 24h; a number alone is seconds)")
 	return func(ctx context.Context, c *call) error {
 		if ttl < time.Second {
 			return usagef("-ttl must be at least 1s")

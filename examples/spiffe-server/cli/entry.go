@@ -40,9 +40,9 @@ func (f *entryFlags) declare(cmd *cmdline.Command) {
 	cmd.Var(cmdline.NewValue(&f.spiffeID, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` the entry issues").Alias("spiffeID")
 	cmd.Var(cmdline.NewValue(&f.parentID, spiffeid.FromString), "parent-id", "SPIFFE `ID` of the agent (or node alias) entitled to the entry").Alias("parentID")
 	cmd.Var(cmdline.NewList(&f.selectors, attest.ParseSelector, ""), "selector", "`type:value` selector a workload must have (repeatable)")
-	cmd.Var(cmdline.NewValue(&f.x509TTL, parseTTL), "x509-ttl", "lifetime of X509-SVIDs, a duration or a number of seconds (0: the server's default)").Alias("x509SVIDTTL")
-	cmd.Var(cmdline.NewValue(&f.jwtTTL, parseTTL), "jwt-ttl", "lifetime of JWT-SVIDs, a duration or a number of seconds (0: the server's default)").Alias("jwtSVIDTTL")
-	cmd.Var(cmdline.NewValue(&f.ttl, parseTTL), "ttl", "SPIRE's older name of -x509-ttl, which wins over it")
+	cmd.Var(cmdline.NewValue(&f.x509TTL, parseTTL), "x509-ttl", "lifetime of X509-SVIDs, a `duration` or a number of seconds (0: the server's default)").Alias("x509SVIDTTL")
+	cmd.Var(cmdline.NewValue(&f.jwtTTL, parseTTL), "jwt-ttl", "lifetime of JWT-SVIDs, a `duration` or a number of seconds (0: the server's default)").Alias("jwtSVIDTTL")
+	cmd.Var(cmdline.NewValue(&f.ttl, parseTTL), "ttl", "SPIRE's older name of -x509-ttl, a `duration`, which wins over it")
 	cmd.Var(cmdline.NewList(&f.dns, cmdline.Text, ""), "dns", "DNS `name` of X509-SVIDs (repeatable; -dns '' alone: none)")
 	cmd.Var(cmdline.NewList(&f.federatesWith, optionalTrustDomain, ""), "federates-with",
 		"trust `domain` whose bundle the workload receives (repeatable; a name or spiffe://name; -federates-with '' alone: none)").

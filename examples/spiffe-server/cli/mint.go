@@ -46,7 +46,7 @@ type mintFlags struct {
 
 func (f *mintFlags) declare(cmd *cmdline.Command, kind string) {
 	cmd.Var(cmdline.NewValue(&f.id, spiffeid.FromString), "spiffe-id", "SPIFFE `ID` of the "+kind+" (required)").Alias("spiffeID").Required()
-	cmd.Var(cmdline.NewValue(&f.ttl, parseTTL), "ttl", "lifetime of the "+kind+", a duration or a number of seconds (default: the server's)")
+	cmd.Var(cmdline.NewValue(&f.ttl, parseTTL), "ttl", "lifetime of the "+kind+", a `duration` or a number of seconds (default: the server's)")
 }
 
 // warnCapped says on stderr that the server gave a shorter lifetime than
