@@ -164,10 +164,11 @@ type Issuer struct {
 	jwt tokenCache[cachedJWT] // by entry, audiences and key
 	wit tokenCache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
 	// witVersion counts the WIT-SVIDs put in wit, and the drops of those
-	// tainted (see WITSVIDsVersion).
+	// tainted or revoked (see WITSVIDsVersion).
 	witVersion atomic.Uint64
 	// witTaints wakes the FetchWITSVID subscriptions when the tainted WIT
-	// keys change.
+	// keys change, and when WIT-SVIDs of a key that left the bundle are
+	// dropped.
 	witTaints broadcast.Hub
 
 	// mu guards the fields below. It is never held across a Signer call:
@@ -465,7 +466,7 @@ func (i *Issuer) syncIndex(ctx context.Context) int {
 // refreshCA reads the Trust's bundle, active X.509 CA, tainted CAs and
 // tainted keys. The JWT-SVIDs and WIT-SVIDs of keys newly tainted are
 // dropped, and the FetchWITSVID subscriptions woken to replace theirs; so
-// are the JWT-SVIDs of keys no longer in a new bundle.
+// are the JWT-SVIDs and WIT-SVIDs of keys no longer in a new bundle.
 func (i *Issuer) refreshCA() {
 	b := i.cfg.Trust.Bundle()
 	var active []byte
@@ -525,11 +526,37 @@ func (i *Issuer) refreshCA() {
 			i.log.Info("dropped the cached JWT-SVIDs of keys no longer in the bundle", "count", n, "kids", gone)
 		}
 	}
+	wake := false
 	if witChanged {
 		if n := i.wit.deleteFunc(func(_ string, w cachedWIT) bool { return taintedWIT[w.kid] }); n > 0 {
 			i.witVersion.Add(1)
 			i.log.Info("dropped the WIT-SVIDs of tainted keys; renewing those of open streams", "count", n, "kids", slices.Sorted(maps.Keys(taintedWIT)))
 		}
+		wake = true
+	}
+	if bundleChanged {
+		// Revoked keys: witFor serves none of their WIT-SVIDs. Dropped
+		// now, not when next asked for, so that what a program keeps for
+		// a restart (WITSVIDs) holds none of them either, and the open
+		// streams get new ones at once.
+		var gone []string
+		n := i.wit.deleteFunc(func(_ string, w cachedWIT) bool {
+			if bundle.HasWITAuthority(w.kid) {
+				return false
+			}
+			if !slices.Contains(gone, w.kid) {
+				gone = append(gone, w.kid)
+			}
+			return true
+		})
+		if n > 0 {
+			i.witVersion.Add(1)
+			slices.Sort(gone)
+			i.log.Info("dropped the WIT-SVIDs of keys no longer in the bundle; renewing those of open streams", "count", n, "kids", gone)
+			wake = true
+		}
+	}
+	if wake {
 		i.witTaints.Notify()
 	}
 }

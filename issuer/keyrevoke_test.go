@@ -102,3 +102,41 @@ func TestRevokedJWTKeyTokensAreDropped(t *testing.T) {
 	assert.Equal(t, calls+len(audiences), s.calls(), "the new tokens are cached")
 	assert.Equal(t, 1, strings.Count(logs.String(), "no longer in the bundle"), logs.String())
 }
+
+// Property: the WIT-SVIDs of a key that leaves the trust domain's bundle
+// (revoked without a taint first) are dropped as soon as the issuer learns
+// of the new bundle, before anyone asks for them (and logged once), so
+// that what a program keeps for a restart holds none; the next fetch gets
+// one of the active key.
+func TestRevokedWITKeyWITSVIDsAreDropped(t *testing.T) {
+	logs := &logtest.Buffer{}
+	e := newWITEnv(t, false, issuer.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
+	e.register(t, registry.Entry{SPIFFEID: webID})
+	svid, err := workloadapi.FetchWITSVID(t.Context(), "", workloadapi.WithAddr(e.addr))
+	require.NoError(t, err)
+	old := jwsKeyID(t, svid.Marshal())
+	_, err = e.ca.PrepareWITKey(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, e.ca.ActivateWITKey(t.Context()))
+	current := e.ca.WITAuthority().KeyID()
+	held, _ := e.iss.WITSVIDs()
+	require.Len(t, held, 1, "kept until its half life")
+	version := e.iss.WITSVIDsVersion()
+	assert.NotContains(t, logs.String(), "no longer in the bundle", "a key activated still is in the bundle")
+
+	require.NoError(t, e.ca.RevokeWITKey(t.Context(), old))
+	dropped := fmt.Sprintf(`msg="dropped the WIT-SVIDs of keys no longer in the bundle; renewing those of open streams" count=1 kids=[%s]`, old)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), dropped) },
+		10*time.Second, 5*time.Millisecond, logs.String())
+	held, _ = e.iss.WITSVIDs()
+	for _, w := range held {
+		// A stream still open may have one of the active key already.
+		assert.NotEqual(t, old, jwsKeyID(t, w.Token), "dropped before anyone asks")
+	}
+	assert.NotEqual(t, version, e.iss.WITSVIDsVersion(), "what is saved for a restart changes")
+
+	svid, err = workloadapi.FetchWITSVID(t.Context(), "", workloadapi.WithAddr(e.addr))
+	require.NoError(t, err)
+	assert.Equal(t, current, jwsKeyID(t, svid.Marshal()))
+	assert.Equal(t, 1, strings.Count(logs.String(), "no longer in the bundle"), logs.String())
+}

@@ -48,8 +48,9 @@ func (i *Issuer) WITSVIDs() ([]SavedWITSVID, uint64) {
 }
 
 // WITSVIDsVersion returns a number that changes whenever the WIT-SVIDs
-// the issuer holds do (one minted or restored), so that a program that
-// keeps them knows when to save them again.
+// the issuer holds do (one minted or restored, those of a key tainted or
+// gone from the bundle dropped), so that a program that keeps them knows
+// when to save them again.
 func (i *Issuer) WITSVIDsVersion() uint64 { return i.witVersion.Load() }
 
 // RestoreWITSVIDs has the issuer hold WIT-SVIDs saved from WITSVIDs, so
