@@ -103,7 +103,8 @@
 // time in the background, so that a stream's entry that arrives meanwhile
 // is minted at once beside them. At most one mint of an entry is under way
 // at a time. Restore takes back SVIDs saved from X509SVIDs (a node agent's,
-// after a restart with its servers away). When the Signer fails, each SVID
+// after a restart with its servers away), and RestoreWITSVIDs WIT-SVIDs,
+// leaving out those the Trust then names a tainted CA or key of. When the Signer fails, each SVID
 // is served until it expires while the issuer retries with backoff, more
 // often as the expiry nears. An entry that cannot be minted (the Signer
 // refuses it, or returns a chain the issuer refuses) costs its callers only

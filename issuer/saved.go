@@ -75,6 +75,12 @@ type RestoreResult struct {
 	// trust domain's bundle no longer holds the key that signed them.
 	// Restore leaves it zero.
 	Untrusted int
+	// Tainted counts the SVIDs left out because the Trust names as
+	// tainted what signed them: a CA of an X509-SVID's chain, the key of a
+	// WIT-SVID. They are not served; the issuer has new ones signed once
+	// its Signer answers, as it replaces those it holds when a taint
+	// comes.
+	Tainted int
 }
 
 // Restore has the issuer hold X509-SVIDs saved from X509SVIDs, so that it
@@ -82,9 +88,14 @@ type RestoreResult struct {
 // started again while its servers are away serves the SVIDs it held. Each
 // is taken only for an entry of the registry indexed now at the revision
 // it was minted for, that holds no SVID yet; expired ones (by NotAfter) are
-// left out. The restored SVIDs are re-minted as minted ones are (at half
-// their life, when their CA changes), and served meanwhile. Call it before
-// Run, after the registry holds the entries (see Sync).
+// left out, and so are those whose chain holds a CA the Trust names as
+// tainted when Restore reads it (counted as Tainted): a program that keeps
+// the SVIDs keeps the tainted CAs with them, and hands them back through
+// its Trust before it calls Restore, so that an SVID it held when a taint
+// came is not served again from its store while its servers are away.
+// The restored SVIDs are re-minted as minted ones are (at half their
+// life, when their CA changes), and served meanwhile. Call it before Run,
+// after the registry holds the entries (see Sync).
 //
 // Restore checks each chain above the leaf once, with the leaf of one SVID
 // it signed, as a new mint is checked (the leaf for the entry's SPIFFE ID
@@ -114,6 +125,10 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 		}
 		if !now.Before(s.NotAfter) {
 			res.Expired++
+			continue
+		}
+		if slices.ContainsFunc(s.Certificates[1:], func(der []byte) bool { return v.tainted[string(der)] }) {
+			res.Tainted++
 			continue
 		}
 		var key strings.Builder
@@ -154,22 +169,29 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 }
 
 // A restoreView is what Restore and RestoreWITSVIDs check saved SVIDs
-// against: the entries the issuer indexes now, by ID, the time, and the
-// trust domain's bundle, taken once for all the SVIDs of a call.
+// against: the entries the issuer indexes now, by ID, the time, the trust
+// domain's bundle and what the Trust names as tainted, taken once for all
+// the SVIDs of a call.
 type restoreView struct {
-	entries map[string]registry.Entry
-	now     time.Time
-	bundle  *spiffebundle.Bundle
+	entries    map[string]registry.Entry
+	now        time.Time
+	bundle     *spiffebundle.Bundle
+	tainted    map[string]bool // the DER of the tainted X.509 CAs
+	taintedWIT map[string]bool // the kids of the tainted WIT keys
 }
 
-// restoreView takes the view that n saved SVIDs are restored against.
+// restoreView reads the Trust again, and takes the view that n saved SVIDs
+// are restored against.
 func (i *Issuer) restoreView(n int) restoreView {
+	i.refreshCA() // what the program handed back through the Trust since New
 	v := restoreView{entries: make(map[string]registry.Entry, n), now: i.now()}
 	for _, e := range i.idx.All() {
 		v.entries[e.ID] = e
 	}
 	i.mu.Lock()
-	v.bundle = i.bundle
+	// refreshCA replaces the sets whole, never changes them: they may be
+	// read without the lock.
+	v.bundle, v.tainted, v.taintedWIT = i.bundle, i.tainted, i.taintedWIT
 	i.mu.Unlock()
 	return v
 }

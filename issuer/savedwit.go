@@ -60,9 +60,10 @@ func (i *Issuer) WITSVIDsVersion() uint64 { return i.witVersion.Load() }
 // the registry indexed now at the revision it was minted for, that holds
 // no WIT-SVID yet; those that have expired are left out, and counted as
 // Expired, and so are those whose signing key is not in the trust
-// domain's bundle (Config.Trust) now, counted as Untrusted: they would
-// not be served. Call it before Run, after the registry holds the entries
-// (see Sync).
+// domain's bundle (Config.Trust) now, counted as Untrusted, and those whose
+// signing key the Trust names as tainted when RestoreWITSVIDs reads it,
+// counted as Tainted: they would not be served. Call it before Run, after
+// the registry holds the entries (see Sync).
 //
 // Each WIT-SVID is checked in full: its signature, with the bundle's WIT
 // key it names, and that it names its entry's SPIFFE ID and binds its
@@ -103,6 +104,12 @@ func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 			// Its key left the bundle (revoked) while the program was
 			// down: never served again (see witFor).
 			res.Untrusted++
+			continue
+		}
+		if v.taintedWIT[kid] {
+			// Tainted before the program stopped (it hands the taint back
+			// through the Trust): never served again (see witFor).
+			res.Tainted++
 			continue
 		}
 		jws, err := jose.ParseSigned(s.Token, jwtutil.Algorithms())
