@@ -116,11 +116,14 @@ type Config struct {
 	// workloads (workload-svids.bin, mode 0600: the entries it is
 	// authorized for, the X509-SVID and private key it holds for each, the
 	// WIT-SVIDs it holds with their keys (with WITSVIDs), the federated
-	// bundles), written atomically at most every few seconds
+	// bundles, and the X.509 CAs and JWT and WIT keys the server last
+	// named as tainted), written atomically at most every few seconds
 	// while it changes, and when Run returns. An agent started again with
 	// the saved agent SVID serves them at once, before it reaches a server
-	// and while every server is away, each until it expires (never after),
-	// and moves to what a server sends once it syncs. Until then it serves
+	// and while every server is away, each until it expires (never after)
+	// and never one a saved tainted CA or key signed (it has a new one
+	// signed once a server answers), and moves to what a server sends once
+	// it syncs. Until then it serves
 	// what it saved: an SVID whose entry was deleted while the agent was
 	// down is served until the agent syncs. A workloads file that another
 	// uid owns, that others may read or change, that was saved by another
@@ -185,10 +188,11 @@ type Config struct {
 	// X509-SVIDs (see DataDir), and an agent started again while every
 	// server is away serves each until it expires, while the bundle it
 	// saved holds the key that signed it (a WIT key revoked meanwhile is
-	// not trusted), after checking its signature with that key. A
-	// workloads file holding WIT-SVIDs is of version 3, which agents of
-	// the releases before (which read version 2) refuse, starting without
-	// it.
+	// not trusted) and does not name it as tainted, after checking its
+	// signature with that key. A workloads file holding WIT-SVIDs is of
+	// version 3, and one holding taints of version 4, which agents of the
+	// releases before (which read version 2, or 2 and 3) refuse, starting
+	// without it.
 	WITSVIDs bool
 
 	// KeyStore makes the agent's own private key, the key of its agent

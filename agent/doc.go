@@ -53,16 +53,22 @@
 //     reconnects with jittered exponential backoff (Config.RetryMin,
 //     Config.RetryMax), trying each server in turn.
 //   - What it serves (its entries, their SVIDs and keys, the WIT-SVIDs it
-//     holds with theirs, the federated bundles) is saved in DataDir too (workload-svids.bin, mode 0600,
-//     written atomically once it has stayed the same for 2 s, at least
-//     every 12 s while it keeps changing, and when Run returns). An agent started again with its saved SVID serves it at
-//     once, with every server away, each SVID until it expires, and follows
-//     the server from its first sync; an entry deleted while it was down is
-//     served until then. A file that others could read or change, that was
+//     holds with theirs, the federated bundles), with the X.509 CAs and
+//     JWT and WIT keys the server last named as tainted, is saved in
+//     DataDir too (workload-svids.bin, mode 0600, written atomically once
+//     it has stayed the same for 2 s, at least every 12 s while it keeps
+//     changing, and when Run returns). An agent started again with its
+//     saved SVID serves it at once, with every server away, each SVID
+//     until it expires, and follows the server from its first sync; an
+//     entry deleted while it was down is served until then. An SVID or
+//     WIT-SVID that a saved tainted CA or key signed is not served again:
+//     the agent has a new one signed once a server answers (and renews its
+//     own SVID at once if a tainted CA signed it). A file that others could read or change, that was
 //     changed or cut short, or whose SVIDs do not check out is refused with
 //     an error in the log, and the agent starts without it. The file of
 //     version 1 (workload-svids.jsonl, JSON lines) of an upgraded agent is
-//     read once, when there is no workload-svids.bin, and replaced by one.
+//     read once, when there is no workload-svids.bin, and replaced by one;
+//     files of versions 2 and 3 (without taints) are read as they are.
 //   - A renewal of the agent SVID that fails is tried again over new
 //     connections (one a partition stalled may stay silent long after the
 //     heal), on the next server first, each attempt and each wait taking

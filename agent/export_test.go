@@ -46,3 +46,15 @@ func DowngradeWorkloadsFile(t testing.TB, dir string, td spiffeid.TrustDomain, d
 	require.NoError(t, os.WriteFile(filepath.Join(dir, oldWorkloadsFile), b.Bytes(), 0o600))
 	require.NoError(t, os.Remove(filepath.Join(dir, workloadsFile)))
 }
+
+// TaintSavedWITKeys adds the WIT keys kids to the taints saved in the
+// workloads file of dir, of trust domain td, as if the agent had learned
+// of them before it saved the file.
+func TaintSavedWITKeys(t testing.TB, dir string, td spiffeid.TrustDomain, kids ...string) {
+	t.Helper()
+	w, err := loadWorkloads(dir, td)
+	require.NoError(t, err)
+	w.taints.wit = append(w.taints.wit, kids...)
+	_, err = saveWorkloads(dir, td, w.agent, w.entries, w.svids, w.federated, w.wits, w.taints)
+	require.NoError(t, err)
+}

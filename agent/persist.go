@@ -45,7 +45,10 @@ func (a *Agent) workloadsState() workloadsState {
 // restoreWorkloads serves again what the agent held when it stopped: the
 // entries, their X509-SVIDs and the federated bundles saved in the data
 // directory, when the agent reuses the saved agent SVID they were saved
-// with. A file that cannot be read safely, or whose content does not hold
+// with. The tainted CAs and keys saved with them are the trust's again
+// before the SVIDs are restored, so that none of what they signed is
+// served (see issuer.Restore), and the agent renews its own SVID at once
+// if it is one; the server's first sync replaces them. A file that cannot be read safely, or whose content does not hold
 // together, is refused with an error in the log, and the agent starts
 // without it, as an agent that saved nothing. ctx bounds the reading.
 func (a *Agent) restoreWorkloads(ctx context.Context) {
@@ -74,26 +77,33 @@ func (a *Agent) restoreWorkloads(ctx context.Context) {
 		a.forgetRestored(ctx)
 		return
 	}
-	a.trust.set(nil, true, w.federated, nil, nil)
+	a.trust.setTaintedKeys(w.taints.jwt, w.taints.wit)
+	a.trust.set(nil, true, w.federated, w.taints.cas, nil)
 	res, err := a.iss.Restore(w.svids)
 	if err != nil {
 		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
-		a.trust.set(nil, true, nil, nil, nil)
+		a.forgetTrust()
 		a.forgetRestored(ctx)
 		return
 	}
 	attrs := []any{"entries", len(w.entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale}
+	if res.Tainted > 0 {
+		attrs = append(attrs, "tainted", res.Tainted)
+	}
 	if a.cfg.WITSVIDs {
 		// Restored only where they may be served.
 		wres, err := a.iss.RestoreWITSVIDs(w.wits)
 		if err != nil {
 			a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
-			a.trust.set(nil, true, nil, nil, nil)
+			a.forgetTrust()
 			a.forgetRestored(ctx)
 			return
 		}
 		attrs = append(attrs, "wit_svids", wres.Restored, "wit_expired", wres.Expired,
 			"wit_untrusted", wres.Untrusted, "wit_stale", wres.Stale)
+		if wres.Tainted > 0 {
+			attrs = append(attrs, "wit_tainted", wres.Tainted)
+		}
 	}
 	a.restored = true
 	a.log.Info("serving the saved workload SVIDs until the agent syncs with a server",
@@ -127,12 +137,19 @@ func (a *Agent) loadOldWorkloads() (*savedWorkloads, bool, error) {
 func (a *Agent) upgradeWorkloads() {
 	svids, _ := a.iss.X509SVIDs()
 	entries := a.iss.Entries()
-	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.federatedBundles(), nil); err != nil {
+	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.federatedBundles(), nil, a.trust.taints()); err != nil {
 		a.log.Warn("writing the saved workload SVIDs of version 1 in the current version failed", "err", err)
 		return
 	}
 	a.log.Info("replaced the saved workload SVIDs of version 1 with a file of the current version",
 		"entries", len(entries), "svids", len(svids))
+}
+
+// forgetTrust forgets the federated bundles and taints restoreWorkloads
+// gave the trust, with the file that held them.
+func (a *Agent) forgetTrust() {
+	a.trust.setTaintedKeys(nil, nil)
+	a.trust.set(nil, true, nil, nil, nil)
 }
 
 // forgetRestored removes the entries restoreWorkloads replicated.
@@ -193,7 +210,7 @@ func (a *Agent) saveWorkloads(last *workloadsState) {
 	svids, _ := a.iss.X509SVIDs()
 	wits, _ := a.iss.WITSVIDs()
 	entries := a.iss.Entries()
-	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.federatedBundles(), wits)
+	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.federatedBundles(), wits, a.trust.taints())
 	if err != nil {
 		a.log.Warn("saving the workload SVIDs failed; trying again later", "err", err)
 		return

@@ -77,6 +77,14 @@ func (t *trust) TaintedWITKeyIDs() []string {
 	return t.witKeys
 }
 
+// taints returns the tainted CAs and keys, as the server last sent them,
+// or as the agent restored them (see restoreWorkloads).
+func (t *trust) taints() taintLists {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return taintLists{cas: t.tainted, jwt: t.jwtKeys, wit: t.witKeys}
+}
+
 // setTaintedKeys records the tainted JWT and WIT keys of a sync update.
 // The call of set that follows tells subscribers.
 func (t *trust) setTaintedKeys(jwt, wit []string) {

@@ -82,7 +82,7 @@ func TestRestartedAgentServesSavedWITSVIDsWithServersAway(t *testing.T) {
 
 // Property: a saved WIT-SVID is never served once it has expired, nor once
 // the key that signed it has left the saved bundle (revoked while the
-// agent was down).
+// agent was down), nor when the taints saved with it name that key.
 func TestRestartedAgentDropsExpiredAndUntrustedWITSVIDs(t *testing.T) {
 	t.Run("expired", func(t *testing.T) {
 		cfg, want := witRestartSetup(t)
@@ -113,6 +113,18 @@ func TestRestartedAgentDropsExpiredAndUntrustedWITSVIDs(t *testing.T) {
 		cfg.Logger = logs.Logger()
 		a := nodetest.StartAgent(t, cfg)
 		assert.True(t, logs.Contains(`svids=1 expired=0 stale=0 wit_svids=0 wit_expired=0 wit_untrusted=1`), "%s", logs)
+		got, err := fetchWIT(t, a, 2*time.Second)
+		if err == nil {
+			assert.NotEqual(t, want.Marshal(), got.Marshal())
+		}
+	})
+	t.Run("its key tainted", func(t *testing.T) {
+		cfg, want := witRestartSetup(t)
+		agent.TaintSavedWITKeys(t, cfg.DataDir, td, want.KeyID)
+		logs := &logtest.Buffer{}
+		cfg.Logger = logs.Logger()
+		a := nodetest.StartAgent(t, cfg)
+		assert.True(t, logs.Contains(`svids=1 expired=0 stale=0 wit_svids=0 wit_expired=0 wit_untrusted=0 wit_stale=0 wit_tainted=1`), "%s", logs)
 		got, err := fetchWIT(t, a, 2*time.Second)
 		if err == nil {
 			assert.NotEqual(t, want.Marshal(), got.Marshal())

@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -29,22 +32,26 @@ import (
 // again after a restart with every server away: the entries it was
 // authorized for, the X509-SVID it held for each (with its private key:
 // the file is 0600, like the agent key), the WIT-SVIDs it held (with
-// theirs), and the federated bundles. The trust domain's bundle is
+// theirs), the federated bundles, and the X.509 CAs and JWT and WIT keys
+// the server named as tainted, so that none of what they signed is served
+// again before a server says otherwise. The trust domain's bundle is
 // bundle.json, and the agent's own SVID beside it.
 //
 // It is written in one pass without holding the file in memory, and read
 // so: a JSON header line (format, version, trust domain, agent), then
 // binary records, each a kind byte, the length of its body (a uvarint) and
-// the body. One record per CA certificate (which the SVIDs name by number,
-// so that each is written once), per federated bundle and per entry (with
-// its SVID, if it has one), then one per WIT-SVID (of an entry before it),
-// then an end record with the number of records before it (the header
-// counted) and the SHA-256 of every byte before it. A file whose digest or
-// count does not match, or that does not parse, is refused whole.
+// the body. One record per tainted CA, JWT key and WIT key, per CA
+// certificate (which the SVIDs name by number, so that each is written
+// once), per federated bundle and per entry (with its SVID, if it has
+// one), then one per WIT-SVID (of an entry before it), then an end record
+// with the number of records before it (the header counted) and the
+// SHA-256 of every byte before it. A file whose digest or count does not
+// match, or that does not parse, is refused whole.
 //
-// Version 3 added the WIT-SVID records; a file without any is written as
-// version 2, which the agents of the releases before read too. The agent
-// reads both. (Version 1, workload-svids.jsonl, was JSON lines
+// Version 3 added the WIT-SVID records, and version 4 the taint records; a
+// file is written in the oldest version that holds what it keeps (version
+// 2 without WIT-SVIDs and taints), which the agents of the releases
+// before read too. The agent reads versions 2 to 4. (Version 1, workload-svids.jsonl, was JSON lines
 // throughout, whose decoding took most of a restart: the agent reads it
 // once, when there is no file of a later version, and removes it once it
 // has written one; see workloadsv1.go.)
@@ -52,9 +59,12 @@ const (
 	workloadsFile    = "workload-svids.bin"
 	oldWorkloadsFile = "workload-svids.jsonl"
 	workloadsFormat  = "spiffekit-agent-workloads"
-	workloadsVersion = 3
-	// noWITsVersion is the version of a file without WIT-SVIDs, the
-	// oldest the agent reads.
+	workloadsVersion = 4
+	// witsVersion is the version of a file with WIT-SVIDs and without
+	// taints.
+	witsVersion = 3
+	// noWITsVersion is the version of a file without WIT-SVIDs and
+	// taints, the oldest the agent reads.
 	noWITsVersion = 2
 	// maxWorkloadsRecord bounds one record, and the header line: an entry
 	// at every limit of registry.Entry with its SVID is well under it.
@@ -69,6 +79,9 @@ const (
 	recordFederated = 'f' // a trust domain name, then its bundle document
 	recordEntry     = 'e' // an entry, with its SVID if it has one (see appendEntry)
 	recordWIT       = 'w' // a WIT-SVID of an entry (see appendWIT); version 3
+	recordTaintedCA = 't' // the DER of a tainted X.509 CA certificate; version 4
+	recordTaintedJ  = 'j' // the kid of a tainted JWT key; version 4
+	recordTaintedW  = 'k' // the kid of a tainted WIT key; version 4
 	recordEnd       = 'z' // the number of records before it, then their SHA-256
 )
 
@@ -93,7 +106,18 @@ type savedWorkloads struct {
 	svids     []issuer.SavedX509SVID
 	wits      []issuer.SavedWITSVID
 	federated []*spiffebundle.Bundle
+	taints    taintLists
 }
+
+// taintLists is what the agent knows of the trust domain's tainted
+// authorities (see trust): the X.509 CAs, and the kids of the JWT and WIT
+// keys.
+type taintLists struct {
+	cas      []*x509.Certificate
+	jwt, wit []string
+}
+
+func (l taintLists) empty() bool { return len(l.cas) == 0 && len(l.jwt) == 0 && len(l.wit) == 0 }
 
 // recordWriter writes the records of a workloads file, counting and
 // hashing them.
@@ -217,13 +241,13 @@ func appendWIT(b []byte, s *issuer.SavedWITSVID) ([]byte, error) {
 
 // saveWorkloads replaces the workloads file of dir (mode 0600, atomically:
 // a crash leaves the old file or the new one) with the entries, the SVIDs
-// and WIT-SVIDs held for them and the federated bundles of the agent
-// agentID of td, and removes a file of version 1. It returns the size of
-// the file.
+// and WIT-SVIDs held for them, the federated bundles and the taints of the
+// agent agentID of td, and removes a file of version 1. It returns the
+// size of the file.
 func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID) (int64, error) {
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints taintLists) (int64, error) {
 	err := atomicfile.WriteFunc(filepath.Join(dir, workloadsFile), 0o600, func(w io.Writer) error {
-		return writeWorkloads(w, td, agentID, entries, svids, federated, wits)
+		return writeWorkloads(w, td, agentID, entries, svids, federated, wits, taints)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
@@ -249,7 +273,7 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 // entry is not among entries, or that was minted for another revision of
 // it, is left out.
 func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID) error {
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints taintLists) error {
 	byEntry := make(map[string]*issuer.SavedX509SVID, len(svids))
 	for k := range svids {
 		byEntry[svids[k].EntryID] = &svids[k]
@@ -267,13 +291,31 @@ func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, e
 			}
 		}
 		if len(keptWITs) > 0 {
-			version = workloadsVersion
+			version = witsVersion
 		}
+	}
+	if !taints.empty() {
+		version = workloadsVersion
 	}
 	rw := &recordWriter{w: w, h: sha256.New()}
 	if err := rw.line(workloadsHeader{Format: workloadsFormat, Version: version,
 		TrustDomain: td.Name(), Agent: agentID.String()}); err != nil {
 		return err
+	}
+	for _, c := range taints.cas {
+		if err := rw.record(recordTaintedCA, c.Raw); err != nil {
+			return err
+		}
+	}
+	for _, kids := range []struct {
+		kind byte
+		kids []string
+	}{{recordTaintedJ, taints.jwt}, {recordTaintedW, taints.wit}} {
+		for _, kid := range kids.kids {
+			if err := rw.record(kids.kind, append(rw.body[:0], kid...)); err != nil {
+				return err
+			}
+		}
 	}
 	cas := make(map[string]int)
 	for _, e := range entries {
@@ -454,8 +496,15 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 			if revisions != nil {
 				revisions[e.ID] = e.Revision
 			}
-		case recordWIT:
+		case recordTaintedCA, recordTaintedJ, recordTaintedW:
 			if version < workloadsVersion {
+				return nil, fmt.Errorf("record %d: a taint in a file of version %d", n, version)
+			}
+			if err := w.taints.add(kind, body); err != nil {
+				return nil, fmt.Errorf("record %d: %w", n, err)
+			}
+		case recordWIT:
+			if version < witsVersion {
 				return nil, fmt.Errorf("record %d: a WIT-SVID in a file of version %d", n, version)
 			}
 			s, err := d.wit()
@@ -489,7 +538,7 @@ func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error
 	case l.Format != workloadsFormat:
 		return 0, errors.New("not a file of saved workload SVIDs")
 	case l.Version < noWITsVersion || l.Version > workloadsVersion:
-		return 0, fmt.Errorf("version %d; this agent reads versions %d and %d", l.Version, noWITsVersion, workloadsVersion)
+		return 0, fmt.Errorf("version %d; this agent reads versions %d to %d", l.Version, noWITsVersion, workloadsVersion)
 	case l.TrustDomain != td.Name():
 		return 0, fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
 	}
@@ -498,6 +547,30 @@ func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error
 		return 0, fmt.Errorf("the agent: %w", err)
 	}
 	return l.Version, nil
+}
+
+// add records the taint of a record of kind with body, checked as the
+// agent checks what a server sends (see nodeapi.Update).
+func (l *taintLists) add(kind byte, body []byte) error {
+	if kind == recordTaintedCA {
+		c, err := x509.ParseCertificate(body)
+		if err != nil {
+			return fmt.Errorf("a tainted CA: %w", err)
+		}
+		l.cas = append(l.cas, c)
+		return nil
+	}
+	kid := string(body)
+	if kid == "" || len(kid) > registry.MaxAuthorityIDLen || !utf8.ValidString(kid) ||
+		strings.IndexFunc(kid, unicode.IsControl) >= 0 {
+		return errors.New("an invalid kid of a tainted key")
+	}
+	if kind == recordTaintedJ {
+		l.jwt = append(l.jwt, kid)
+	} else {
+		l.wit = append(l.wit, kid)
+	}
+	return nil
 }
 
 // errCutRecord fails the decoding of a record that ends too soon.

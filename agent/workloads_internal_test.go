@@ -84,7 +84,7 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	entries[1].Downstream = true
 	old := filepath.Join(dir, oldWorkloadsFile)
 	require.NoError(t, os.WriteFile(old, []byte("{}\n"), 0o600))
-	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil)
+	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{})
 	require.NoError(t, err)
 	info, err := os.Stat(filepath.Join(dir, workloadsFile))
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	assert.Equal(t, "cfeeez", kinds)
 
 	// Saved again with fewer SVIDs: the file is replaced whole.
-	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil, nil)
+	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil, nil, taintLists{})
 	require.NoError(t, err)
 	w, err = loadWorkloads(dir, wtd)
 	require.NoError(t, err)
@@ -138,7 +138,7 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 	gone.EntryID = fmt.Sprintf("%032x", 99)
 	changed.Revision++
 	wits := []issuer.SavedWITSVID{wit(entries[0]), gone, changed, wit(entries[1])}
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, wits)
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, wits, taintLists{})
 	require.NoError(t, err)
 	w, err := loadWorkloads(dir, wtd)
 	require.NoError(t, err)
@@ -148,7 +148,7 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":3,`)))
 
-	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{gone})
+	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{gone}, taintLists{})
 	require.NoError(t, err)
 	raw, err = os.ReadFile(filepath.Join(dir, workloadsFile))
 	require.NoError(t, err)
@@ -156,7 +156,7 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 
 	// What a file of version 3 must not hold.
 	var good bytes.Buffer
-	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, wits[:1]))
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, wits[:1], taintLists{}))
 	header, recs := splitRecords(t, good.Bytes())
 	body := recs[:len(recs)-1]
 	require.Equal(t, byte(recordWIT), body[len(body)-1].kind)
@@ -177,7 +177,7 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 		want string
 	}{
 		{"in a file of version 2", withWIT(v2, witRecord(wits[0])), "a WIT-SVID in a file of version 2"},
-		{"version 4", []byte(strings.Replace(header, `"version":3`, `"version":4`, 1)), "version 4; this agent reads versions 2 and 3"},
+		{"version 5", []byte(strings.Replace(header, `"version":3`, `"version":5`, 1)), "version 5; this agent reads versions 2 to 4"},
 		{"of an entry not in the file", withWIT(header, witRecord(gone)), "which the file does not hold"},
 		{"of another revision", withWIT(header, witRecord(changed)), "which the file does not hold"},
 		{"no token", withWIT(header, witRecord(empty)), "a token of 0 bytes"},
@@ -238,7 +238,7 @@ func TestWorkloadsFileLeavesOutSVIDsOfOtherRevisions(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, _ := workloadsFixture(t, 2)
 	svids[0].Revision++
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
 	require.NoError(t, err)
 	w, err := loadWorkloads(dir, wtd)
 	require.NoError(t, err)
@@ -248,7 +248,7 @@ func TestWorkloadsFileLeavesOutSVIDsOfOtherRevisions(t *testing.T) {
 
 func TestWorkloadsFileSaveFails(t *testing.T) {
 	entries, svids, _ := workloadsFixture(t, 2)
-	_, err := saveWorkloads(filepath.Join(t.TempDir(), "missing"), wtd, wagent, entries, svids, nil, nil)
+	_, err := saveWorkloads(filepath.Join(t.TempDir(), "missing"), wtd, wagent, entries, svids, nil, nil, taintLists{})
 	assert.ErrorContains(t, err, "agent: saving the workload SVIDs")
 }
 
@@ -257,7 +257,7 @@ func TestWorkloadsFileSaveFails(t *testing.T) {
 func TestWorkloadsFileRefused(t *testing.T) {
 	entries, svids, fed := workloadsFixture(t, 2)
 	var good bytes.Buffer
-	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil))
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, taintLists{}))
 	header, recs := splitRecords(t, good.Bytes())
 	body := recs[:len(recs)-1] // without the end
 	require.Equal(t, byte(recordEntry), body[2].kind, "the first entry, which has an SVID")
@@ -317,7 +317,7 @@ func TestWorkloadsFileRefused(t *testing.T) {
 		{"after the end", append(bytes.Clone(good.Bytes()), 'c'), "goes on after its end record"},
 		{"not JSON", []byte("garbage\n"), "the header"},
 		{"another format", []byte(`{"format":"x","version":2}` + "\n"), "not a file of saved workload SVIDs"},
-		{"version 1", []byte(`{"format":"spiffekit-agent-workloads","version":1}` + "\n"), "version 1; this agent reads versions 2 and 3"},
+		{"version 1", []byte(`{"format":"spiffekit-agent-workloads","version":1}` + "\n"), "version 1; this agent reads versions 2 to 4"},
 		{"another trust domain", []byte(hdr(2, "x.test", wagent.String())), `"x.test"`},
 		{"no agent", []byte(hdr(2, "example.org", "")), "the agent"},
 		{"a long header", bytes.Repeat([]byte("x"), 1<<17), "the header: too long"},
@@ -365,7 +365,7 @@ func must[T any](v T, err error) T {
 func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, _ := workloadsFixture(t, 1)
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
 	require.NoError(t, err)
 	path := filepath.Join(dir, workloadsFile)
 	require.NoError(t, os.Chmod(path, 0o640))
@@ -380,15 +380,18 @@ func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 func FuzzParseWorkloads(f *testing.F) {
 	entries, svids, fed := workloadsFixture(f, 2)
 	var good bytes.Buffer
-	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil))
+	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, taintLists{}))
 	f.Add(good.Bytes())
 	var empty bytes.Buffer
-	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil, nil))
+	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil, nil, taintLists{}))
 	f.Add(empty.Bytes())
 	var withWITs bytes.Buffer
 	require.NoError(f, writeWorkloads(&withWITs, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{{
-		EntryID: entries[0].ID, Revision: entries[0].Revision, Token: "h.p.s", PrivateKey: []byte("{}"), MintedAt: created}}))
+		EntryID: entries[0].ID, Revision: entries[0].Revision, Token: "h.p.s", PrivateKey: []byte("{}"), MintedAt: created}}, taintLists{}))
 	f.Add(withWITs.Bytes())
+	var withTaints bytes.Buffer
+	require.NoError(f, writeWorkloads(&withTaints, wtd, wagent, entries, svids, fed, nil, taintsFixture(f, svids)))
+	f.Add(withTaints.Bytes())
 	f.Add([]byte("{}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w, err := parseWorkloads(bytes.NewReader(data), wtd)
@@ -411,13 +414,14 @@ func FuzzParseWorkloads(f *testing.F) {
 		}
 		// And it survives a round trip.
 		var again bytes.Buffer
-		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, w.wits))
+		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, w.wits, w.taints))
 		w2, err := parseWorkloads(&again, wtd)
 		require.NoError(t, err)
 		require.Equal(t, w.entries, w2.entries)
 		require.Equal(t, w.wits, w2.wits)
 		require.Equal(t, len(whole), len(w2.svids))
 		require.Len(t, w2.federated, len(w.federated))
+		requireSameTaints(t, w.taints, w2.taints)
 	})
 }
 
@@ -431,13 +435,13 @@ func BenchmarkWorkloadsFile(b *testing.B) {
 		var size int64
 		for b.Loop() {
 			var err error
-			size, err = saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
+			size, err = saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
 			require.NoError(b, err)
 		}
 		b.ReportMetric(float64(size), "bytes")
 	})
 	b.Run("load", func(b *testing.B) {
-		_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil)
+		_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
 		require.NoError(b, err)
 		for b.Loop() {
 			w, err := loadWorkloads(dir, wtd)
@@ -469,4 +473,100 @@ func benchWorkloads(b testing.TB, n int) ([]registry.Entry, []issuer.SavedX509SV
 			NotAfter: chain[0].NotAfter, MintedAt: created}
 	}
 	return entries, svids
+}
+
+// taintsFixture returns taints naming the CA of svids[0], a JWT key and a
+// WIT key.
+func taintsFixture(t testing.TB, svids []issuer.SavedX509SVID) taintLists {
+	t.Helper()
+	ca, err := x509.ParseCertificate(svids[0].Certificates[1])
+	require.NoError(t, err)
+	return taintLists{cas: []*x509.Certificate{ca}, jwt: []string{"jwt-1", "jwt-2"}, wit: []string{"wit-1"}}
+}
+
+// requireSameTaints fails unless a and b name the same CAs and keys.
+func requireSameTaints(t testing.TB, a, b taintLists) {
+	t.Helper()
+	der := func(l taintLists) [][]byte {
+		var out [][]byte
+		for _, c := range l.cas {
+			out = append(out, c.Raw)
+		}
+		return out
+	}
+	require.Equal(t, der(a), der(b))
+	require.Equal(t, a.jwt, b.jwt)
+	require.Equal(t, a.wit, b.wit)
+}
+
+// The tainted CAs and keys are kept, in a file of version 4 (whatever else
+// it holds), and read back; a file without them stays of the version
+// before, and a file of a version before, without them, still loads. A
+// taint that does not check out refuses the file.
+func TestWorkloadsFileTaints(t *testing.T) {
+	dir := t.TempDir()
+	entries, svids, fed := workloadsFixture(t, 2)
+	taints := taintsFixture(t, svids)
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taints)
+	require.NoError(t, err)
+	w, err := loadWorkloads(dir, wtd)
+	require.NoError(t, err)
+	requireSameTaints(t, taints, w.taints)
+	assert.Equal(t, entries, w.entries)
+	assert.Len(t, w.svids, 1)
+	raw, err := os.ReadFile(filepath.Join(dir, workloadsFile))
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":4,`)), "%.80s", raw)
+	info, err := os.Stat(filepath.Join(dir, workloadsFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	for _, l := range []taintLists{{cas: taints.cas}, {jwt: taints.jwt}, {wit: taints.wit}} {
+		_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, l)
+		require.NoError(t, err)
+		w, err = loadWorkloads(dir, wtd)
+		require.NoError(t, err)
+		requireSameTaints(t, l, w.taints)
+	}
+
+	// Without taints, the version before, which loads with none.
+	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{})
+	require.NoError(t, err)
+	raw, err = os.ReadFile(filepath.Join(dir, workloadsFile))
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":2,`)), "%.80s", raw)
+	w, err = loadWorkloads(dir, wtd)
+	require.NoError(t, err)
+	assert.True(t, w.taints.empty())
+
+	// What a file of version 4 must not hold.
+	var good bytes.Buffer
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, taints))
+	header, recs := splitRecords(t, good.Bytes())
+	body := recs[:len(recs)-1]
+	require.Equal(t, byte(recordTaintedCA), body[0].kind)
+	with := func(header string, r testRecord) []byte {
+		return joinRecords(t, header, append([]testRecord{r}, body[1:]...))
+	}
+	v3 := strings.Replace(header, `"version":4`, `"version":3`, 1)
+	for _, tc := range []struct {
+		name string
+		file []byte
+		want string
+	}{
+		{"in a file of version 3", with(v3, body[0]), "record 1: a taint in a file of version 3"},
+		{"a CA that does not parse", with(header, testRecord{recordTaintedCA, []byte{1, 2, 3}}), "record 1: a tainted CA"},
+		{"an empty JWT kid", with(header, testRecord{recordTaintedJ, nil}), "record 1: an invalid kid of a tainted key"},
+		{"a WIT kid with a control character", with(header, testRecord{recordTaintedW, []byte("a\nb")}), "an invalid kid"},
+		{"a kid too long", with(header, testRecord{recordTaintedJ, bytes.Repeat([]byte("k"), registry.MaxAuthorityIDLen+1)}), "an invalid kid"},
+		{"a kid not UTF-8", with(header, testRecord{recordTaintedW, []byte{0xff}}), "an invalid kid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseWorkloads(bytes.NewReader(tc.file), wtd)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	_, err = parseWorkloads(bytes.NewReader(joinRecords(t, header, body)), wtd)
+	require.NoError(t, err, "joinRecords makes a file that parses")
 }

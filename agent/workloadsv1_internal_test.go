@@ -405,7 +405,7 @@ func FuzzParseOldWorkloads(f *testing.F) {
 		}
 		// And it survives being written in the current version.
 		var again bytes.Buffer
-		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, nil))
+		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, nil, taintLists{}))
 		w2, err := parseWorkloads(&again, wtd)
 		require.NoError(t, err)
 		require.Equal(t, w.entries, w2.entries)
