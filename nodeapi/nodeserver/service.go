@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -406,12 +407,19 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 	if err != nil {
 		return nil, err
 	}
+	// Each worker takes the next request itself (an atomic counter, not a
+	// channel fed by this goroutine), so that no hand-off between
+	// goroutines stands between two signatures.
 	results := make([]*nodepb.X509SVIDResult, len(req.Requests))
-	work := make(chan int)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(req.Requests)) {
 		wg.Go(func() {
-			for i := range work {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(req.Requests) {
+					return
+				}
 				chain, err := s.signOne(ctx, authority, allowed, req.Requests[i])
 				if err != nil {
 					_, msg := peerStatus(ctx, s.log, "SignX509SVIDs", fmt.Errorf("agent %s, entry %q: %w", a.ID, wire.Truncate(req.Requests[i].GetEntryId()), err))
@@ -422,10 +430,6 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 			}
 		})
 	}
-	for i := range req.Requests {
-		work <- i
-	}
-	close(work)
 	wg.Wait()
 	return &nodepb.SignX509SVIDsResponse{Results: results}, nil
 }
