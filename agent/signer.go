@@ -5,9 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 
+	"github.com/spiffekit/spiffekit/internal/parallel"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -96,21 +95,10 @@ func (s remoteSigner) SignWITSVID(ctx context.Context, req issuer.WITSVIDRequest
 func csrs(reqs []issuer.X509SVIDRequest) ([]nodeapi.X509SVIDRequest, error) {
 	in := make([]nodeapi.X509SVIDRequest, len(reqs))
 	errs := make([]error, len(reqs))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(reqs)) {
-		wg.Go(func() {
-			for i := range work {
-				csr, err := nodeapi.NewCSR(reqs[i].Key, reqs[i].Entry.SPIFFEID)
-				in[i], errs[i] = nodeapi.X509SVIDRequest{EntryID: reqs[i].Entry.ID, CSR: csr}, err
-			}
-		})
-	}
-	for i := range reqs {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel.For(len(reqs), func(i int) {
+		csr, err := nodeapi.NewCSR(reqs[i].Key, reqs[i].Entry.SPIFFEID)
+		in[i], errs[i] = nodeapi.X509SVIDRequest{EntryID: reqs[i].Entry.ID, CSR: csr}, err
+	})
 	return in, errors.Join(errs...)
 }
 

@@ -12,11 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/spiffekit/spiffekit/internal/parallel"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -99,7 +97,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	reqs := make([]X509SVIDRequest, len(calls))
 	keys := make([]*ecdsa.PrivateKey, len(calls))
 	keyErrs := make([]error, len(calls))
-	onEveryCore(len(calls), func(k int) {
+	parallel.For(len(calls), func(k int) {
 		keys[k], keyErrs[k] = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	})
 	var batchErr error
@@ -135,7 +133,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	leaves := make([]*x509.Certificate, len(calls))
 	errs := make([]error, len(calls))
 	// Outside the lock, on every core: each check verifies a signature.
-	onEveryCore(len(calls), func(k int) {
+	parallel.For(len(calls), func(k int) {
 		c := calls[k]
 		err := batchErr
 		if err == nil {
@@ -176,28 +174,6 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 	for _, c := range calls {
 		close(c.done)
 	}
-}
-
-// onEveryCore calls f(k) for each k from 0 to n-1, spread over as many
-// goroutines as there are cores, and returns when every call has.
-func onEveryCore(n int, f func(k int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for k := range n {
-			f(k)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for k := int(next.Add(1)) - 1; k < n; k = int(next.Add(1)) - 1 {
-				f(k)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // abandon ends mints that never reached a Signer, because Run stopped

@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/internal/parallel"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/internal/wire"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver/internal/syncstate"
@@ -407,30 +405,16 @@ func (svc *service) SignX509SVIDs(ctx context.Context, req *nodepb.SignX509SVIDs
 	if err != nil {
 		return nil, err
 	}
-	// Each worker takes the next request itself (an atomic counter, not a
-	// channel fed by this goroutine), so that no hand-off between
-	// goroutines stands between two signatures.
 	results := make([]*nodepb.X509SVIDResult, len(req.Requests))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(req.Requests)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(req.Requests) {
-					return
-				}
-				chain, err := s.signOne(ctx, authority, allowed, req.Requests[i])
-				if err != nil {
-					_, msg := peerStatus(ctx, s.log, "SignX509SVIDs", fmt.Errorf("agent %s, entry %q: %w", a.ID, wire.Truncate(req.Requests[i].GetEntryId()), err))
-					results[i] = &nodepb.X509SVIDResult{Error: msg}
-					continue
-				}
-				results[i] = &nodepb.X509SVIDResult{CertChain: wire.ChainToDER(chain)}
-			}
-		})
-	}
-	wg.Wait()
+	parallel.For(len(req.Requests), func(i int) {
+		chain, err := s.signOne(ctx, authority, allowed, req.Requests[i])
+		if err != nil {
+			_, msg := peerStatus(ctx, s.log, "SignX509SVIDs", fmt.Errorf("agent %s, entry %q: %w", a.ID, wire.Truncate(req.Requests[i].GetEntryId()), err))
+			results[i] = &nodepb.X509SVIDResult{Error: msg}
+			return
+		}
+		results[i] = &nodepb.X509SVIDResult{CertChain: wire.ChainToDER(chain)}
+	})
 	return &nodepb.SignX509SVIDsResponse{Results: results}, nil
 }
 
