@@ -96,17 +96,20 @@ func loadAvg() (float64, error) {
 }
 
 // signing measures X509-SVIDs signed per second through sys's node
-// protocol, and the raw limit of the machine in the same minutes: the same
-// CSRs checked and certified with x509.CreateCertificate on every core, in
-// this process.
-func signing(ctx context.Context, cfg config, sys system) (rate, raw float64, err error) {
+// protocol, twice: one request of cfg.signBatch CSRs at a time (one
+// agent's batch: whatever the server does in parallel, it does within the
+// request) and one request in flight per core (several agents at once);
+// and the raw limit of the machine in the same minutes: the same CSRs
+// checked and certified with x509.CreateCertificate on every core, in this
+// process.
+func signing(ctx context.Context, cfg config, sys system) (oneAtATime, perCore, raw float64, err error) {
 	tok, err := sys.token(ctx, "signer")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	s, err := sys.signer(ctx, tok)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer s.close()
 	parent := "spiffe://" + trustDomain + "/signer"
@@ -120,18 +123,18 @@ func signing(ctx context.Context, cfg config, sys system) (rate, raw float64, er
 	}
 	ids, err := sys.createEntries(ctx, specs)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	reqs := make([]signRequest, cfg.signTotal)
 	for i := range reqs {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		u, _ := url.Parse(specs[i%len(specs)].spiffeID)
 		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		reqs[i] = signRequest{entryID: ids[i%len(ids)], csr: csr}
 	}
@@ -142,41 +145,47 @@ func signing(ctx context.Context, cfg config, sys system) (rate, raw float64, er
 		_, lastErr = s.sign(ctx, reqs[:len(ids)])
 		return lastErr == nil
 	}); err != nil {
-		return 0, 0, fmt.Errorf("%w (last: %v)", err, lastErr)
+		return 0, 0, 0, fmt.Errorf("%w (last: %v)", err, lastErr)
 	}
 
-	// The node protocol and the raw limit take turns, slice by slice, so
-	// that both meet the same load on a shared machine.
+	// The two ways through the node protocol and the raw limit take turns,
+	// slice by slice, so that all three meet the same load on a shared
+	// machine. A slice is one request per core.
 	ca, caKey, err := rawCA()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	var viaProtocol, viaRaw time.Duration
-	const slices = 8
-	per := (len(reqs) + slices - 1) / slices
+	var viaOne, viaPerCore, viaRaw time.Duration
+	per := cfg.signBatch * runtime.GOMAXPROCS(0)
 	for start := 0; start < len(reqs); start += per {
 		part := reqs[start:min(start+per, len(reqs))]
 		t := time.Now()
-		if err := protocolSigning(ctx, s, part, cfg.signBatch); err != nil {
-			return 0, 0, err
+		if err := protocolSigning(ctx, s, part, cfg.signBatch, 1); err != nil {
+			return 0, 0, 0, err
 		}
-		viaProtocol += time.Since(t)
+		viaOne += time.Since(t)
+		t = time.Now()
+		if err := protocolSigning(ctx, s, part, cfg.signBatch, runtime.GOMAXPROCS(0)); err != nil {
+			return 0, 0, 0, err
+		}
+		viaPerCore += time.Since(t)
 		t = time.Now()
 		if err := rawSigning(ca, caKey, part); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		viaRaw += time.Since(t)
 	}
-	return float64(len(reqs)) / viaProtocol.Seconds(), float64(len(reqs)) / viaRaw.Seconds(), nil
+	n := float64(len(reqs))
+	return n / viaOne.Seconds(), n / viaPerCore.Seconds(), n / viaRaw.Seconds(), nil
 }
 
 // protocolSigning has reqs signed through the node protocol, in requests
-// of batch CSRs, one request in flight per core.
-func protocolSigning(ctx context.Context, s signer, reqs []signRequest, batch int) error {
+// of batch CSRs, inflight requests at a time.
+func protocolSigning(ctx context.Context, s signer, reqs []signRequest, batch, inflight int) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for range runtime.GOMAXPROCS(0) {
+	for range inflight {
 		wg.Go(func() {
 			for {
 				k := int(next.Add(int64(batch))) - batch

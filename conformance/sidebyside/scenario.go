@@ -17,14 +17,14 @@ import (
 
 // figures is what one round measured of one system.
 type figures struct {
-	serverIdle, agentIdle     int64 // RSS, KiB
-	serverLoaded, agentLoaded int64 // RSS with the large batch, KiB
-	x509One, x509Many         latency
-	jwtOne, jwtMany           latency
-	propagation               latency // entry created -> the workload holds its SVID
-	batchCLI                  time.Duration
-	callerServed              time.Duration // batch start -> the caller holds its entries' SVIDs
-	signRate, rawRate         float64       // X509-SVIDs per second
+	serverIdle, agentIdle          int64 // RSS, KiB
+	serverLoaded, agentLoaded      int64 // RSS with the large batch, KiB
+	x509One, x509Many              latency
+	jwtOne, jwtMany                latency
+	propagation                    latency // entry created -> the workload holds its SVID
+	batchCLI                       time.Duration
+	callerServed                   time.Duration // batch start -> the caller holds its entries' SVIDs
+	signRate, signPerCore, rawRate float64       // X509-SVIDs per second
 }
 
 func (f figures) summary() string {
@@ -158,7 +158,7 @@ func runScenario(ctx context.Context, cfg config, sys system, dir string) (f fig
 	}
 	w.stop()
 
-	if f.signRate, f.rawRate, err = signing(ctx, cfg, sys); err != nil {
+	if f.signRate, f.signPerCore, f.rawRate, err = signing(ctx, cfg, sys); err != nil {
 		return f, fmt.Errorf("signing: %w", err)
 	}
 	return f, nil
