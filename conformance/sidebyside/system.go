@@ -81,6 +81,8 @@ func newSystem(name string, cfg config) system {
 		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentArgs: []string{"-unix-skip-hash"}}
 	case "spiffekit-gogc50":
 		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentEnv: []string{"GOGC=50"}}
+	case "spiffekit-procs1":
+		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentEnv: []string{"GOMAXPROCS=1"}}
 	case "spiffekit-on-demand":
 		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentArgs: []string{"-mint-on-demand"}}
 	}
