@@ -37,19 +37,9 @@ func TestRestartedAgentServesNoSVIDOfATaintedCA(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.ActivateX509CA(t.Context()))
 	newCA := m.X509Authority().Certificate()
-	var oldID string
-	for _, info := range m.X509CAs() {
-		if info.Certificate.Equal(oldCA) {
-			oldID = info.ID
-		}
-	}
-	require.NoError(t, m.TaintX509CA(t.Context(), oldID))
 	// The agent renews its own SVID off the tainted CA at once: it has
 	// learned of the taint.
-	require.Eventually(t, func() bool {
-		svid := a.SVID()
-		return len(svid.Certificates) > 1 && bytes.Equal(svid.Certificates[1].Raw, newCA.Raw)
-	}, nodetest.Timeout, 5*time.Millisecond, "the agent SVID is renewed off the tainted CA")
+	taintAndAwaitRenewal(t, m, a, oldCA, newCA)
 	require.NoError(t, a.Stop()) // saves once more as Run returns
 	s.Stop()
 

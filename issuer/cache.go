@@ -1,12 +1,17 @@
 package issuer
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
 
-// expiring is a cached token that knows when it expires.
-type expiring interface{ expires() time.Time }
+// expiring is a cached token that knows when it expires, and the ID of
+// the key that signed it.
+type expiring interface {
+	expires() time.Time
+	keyID() string
+}
 
 // tokenCache keeps minted tokens by key, at most limit of them: putting a
 // new key into a full cache first drops the expired tokens, and everything
@@ -68,4 +73,23 @@ func (c *tokenCache[T]) deleteFunc(drop func(key string, t T) bool) int {
 		}
 	}
 	return n
+}
+
+// dropKeys drops the cached tokens of the keys keep refuses, and returns
+// how many it dropped and those keys' IDs, sorted. It holds the cache's
+// lock: keep must not use the cache.
+func (c *tokenCache[T]) dropKeys(keep func(kid string) bool) (int, []string) {
+	var gone []string
+	n := c.deleteFunc(func(_ string, t T) bool {
+		kid := t.keyID()
+		if keep(kid) {
+			return false
+		}
+		if !slices.Contains(gone, kid) {
+			gone = append(gone, kid)
+		}
+		return true
+	})
+	slices.Sort(gone)
+	return n, gone
 }

@@ -511,18 +511,7 @@ func (i *Issuer) refreshCA() {
 	if bundleChanged {
 		// Revoked keys: jwtFor serves none of their tokens, whose place
 		// is better freed now.
-		var gone []string
-		n := i.jwt.deleteFunc(func(_ string, t cachedJWT) bool {
-			if bundle.HasJWTAuthority(t.kid) {
-				return false
-			}
-			if !slices.Contains(gone, t.kid) {
-				gone = append(gone, t.kid)
-			}
-			return true
-		})
-		if n > 0 {
-			slices.Sort(gone)
+		if n, gone := i.jwt.dropKeys(bundle.HasJWTAuthority); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of keys no longer in the bundle", "count", n, "kids", gone)
 		}
 	}
@@ -539,19 +528,8 @@ func (i *Issuer) refreshCA() {
 		// now, not when next asked for, so that what a program keeps for
 		// a restart (WITSVIDs) holds none of them either, and the open
 		// streams get new ones at once.
-		var gone []string
-		n := i.wit.deleteFunc(func(_ string, w cachedWIT) bool {
-			if bundle.HasWITAuthority(w.kid) {
-				return false
-			}
-			if !slices.Contains(gone, w.kid) {
-				gone = append(gone, w.kid)
-			}
-			return true
-		})
-		if n > 0 {
+		if n, gone := i.wit.dropKeys(bundle.HasWITAuthority); n > 0 {
 			i.witVersion.Add(1)
-			slices.Sort(gone)
 			i.log.Info("dropped the WIT-SVIDs of keys no longer in the bundle; renewing those of open streams", "count", n, "kids", gone)
 			wake = true
 		}

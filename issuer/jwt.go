@@ -28,6 +28,7 @@ type cachedJWT struct {
 }
 
 func (t cachedJWT) expires() time.Time { return t.expiry }
+func (t cachedJWT) keyID() string      { return t.kid }
 
 // FetchJWTSVIDs attests caller and returns a JWT-SVID for the given
 // audience for each entry that applies to it (or only for params.ID). It

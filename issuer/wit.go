@@ -103,6 +103,7 @@ type cachedWIT struct {
 }
 
 func (w cachedWIT) expires() time.Time { return w.expiry }
+func (w cachedWIT) keyID() string      { return w.kid }
 
 // witFor returns the WIT-SVID of entry e: the cached one until half its
 // life, else a new one, for a new key. While the signer fails, the cached

@@ -200,21 +200,28 @@ func TestAPIHandsTheJWTAuthorities(t *testing.T) {
 	assert.NotContains(t, string(doc), `"d"`, "public keys only")
 
 	// A trust domain without JWT keys: an empty set, which validates
-	// nothing.
-	e = newEnv(t, func(c *launch.Config) {
-		c.JWTAuthorities = func() map[string]crypto.PublicKey { return nil }
-	})
-	c, _ = e.api(t)
-	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
-	require.Equal(t, http.StatusCreated, r.status)
-	assert.Equal(t, map[string]any{"keys": []any{}}, r.body["jwt_authorities"])
+	// nothing; without the function, none.
+	checkNoAuthorities(t, "jwt_authorities", func(c *launch.Config, keys func() map[string]crypto.PublicKey) { c.JWTAuthorities = keys })
+}
 
-	// Without it, none.
+// checkNoAuthorities checks the JWK Set field of a launch response that set
+// configures: an empty set when the function returns no keys, no field
+// without the function.
+func checkNoAuthorities(t *testing.T, field string, set func(*launch.Config, func() map[string]crypto.PublicKey)) {
+	t.Helper()
+	e := newEnv(t, func(c *launch.Config) {
+		set(c, func() map[string]crypto.PublicKey { return nil })
+	})
+	c, _ := e.api(t)
+	r := call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
+	require.Equal(t, http.StatusCreated, r.status)
+	assert.Equal(t, map[string]any{"keys": []any{}}, r.body[field])
+
 	e = newEnv(t)
 	c, _ = e.api(t)
 	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
 	require.Equal(t, http.StatusCreated, r.status)
-	assert.NotContains(t, r.body, "jwt_authorities")
+	assert.NotContains(t, r.body, field)
 }
 
 // With Config.WITAuthorities, each launch hands the launcher the trust
@@ -242,21 +249,8 @@ func TestAPIHandsTheWITAuthorities(t *testing.T) {
 	assert.NotContains(t, string(jwtDoc), "wit-1", "a WIT key is no JWT authority")
 
 	// A trust domain without WIT keys (no server signs WIT-SVIDs): an
-	// empty set, which validates nothing.
-	e = newEnv(t, func(c *launch.Config) {
-		c.WITAuthorities = func() map[string]crypto.PublicKey { return nil }
-	})
-	c, _ = e.api(t)
-	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
-	require.Equal(t, http.StatusCreated, r.status)
-	assert.Equal(t, map[string]any{"keys": []any{}}, r.body["wit_authorities"])
-
-	// Without it, none.
-	e = newEnv(t)
-	c, _ = e.api(t)
-	r = call(t, c, http.MethodPost, "/v1/launches", `{"spiffe_id": "spiffe://example.org/sandbox/1"}`)
-	require.Equal(t, http.StatusCreated, r.status)
-	assert.NotContains(t, r.body, "wit_authorities")
+	// empty set, which validates nothing; without the function, none.
+	checkNoAuthorities(t, "wit_authorities", func(c *launch.Config, keys func() map[string]crypto.PublicKey) { c.WITAuthorities = keys })
 }
 
 // A JWT or WIT authority the launcher API cannot hand as a public JWK
