@@ -156,7 +156,9 @@ type Config struct {
 	// is closed and the agent retries after its backoff; such closes are
 	// counted (Stats.HandshakesRefused). It keeps a reconnect storm of
 	// thousands of agents from starving the connections already made.
-	// Zero means two per CPU (see nodeserver.Config.MaxHandshakes).
+	// Zero means two per CPU (see nodeserver.Config.MaxHandshakes). The
+	// effective value, and HandshakeWait's, are in the "server ready" log
+	// line.
 	MaxHandshakes int
 
 	// HandshakeWait bounds a handshake's wait for a turn (MaxHandshakes).

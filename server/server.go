@@ -157,8 +157,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	maxHandshakes, handshakeWait := s.node.HandshakeAdmission()
 	s.log.Info("server ready", "trust_domain", cfg.TrustDomain.Name(), "server_id", s.serverID,
-		"node_api", s.nodeLis.Addr().String(), "admin_socket", cfg.AdminSocket,
+		"node_api", s.nodeLis.Addr().String(), "max_handshakes", maxHandshakes, "handshake_wait", handshakeWait,
+		"admin_socket", cfg.AdminSocket,
 		"node_attestors", strings.Join(slices.Sorted(maps.Keys(s.cfg.NodeAttestors)), ","))
 	if s.endpoint != nil {
 		s.log.Info("serving the bundle endpoint", "addr", s.endpoint.lis.Addr().String(), "profile", cfg.FederationProfile)

@@ -3,6 +3,7 @@ package nodeserver_test
 import (
 	"crypto/tls"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +100,18 @@ func TestHandshakeWaitEndsWhenServeStops(t *testing.T) {
 	}
 	assert.Zero(t, e.srv.Stats().HandshakesRefused)
 	assert.NotContains(t, logs.String(), "waited too long for a turn")
+}
+
+// HandshakeAdmission gives the Config's values, or the defaults for its
+// zeros.
+func TestHandshakeAdmission(t *testing.T) {
+	e := newEnv(t, nil)
+	maxHandshakes, wait := e.srv.HandshakeAdmission()
+	assert.Equal(t, 2*runtime.GOMAXPROCS(0), maxHandshakes)
+	assert.Equal(t, nodeserver.DefaultHandshakeWait, wait)
+
+	e = newEnv(t, func(c *nodeserver.Config) { c.MaxHandshakes, c.HandshakeWait = 3, time.Minute })
+	maxHandshakes, wait = e.srv.HandshakeAdmission()
+	assert.Equal(t, 3, maxHandshakes)
+	assert.Equal(t, time.Minute, wait)
 }

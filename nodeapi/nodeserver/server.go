@@ -302,6 +302,13 @@ func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.td }
 // ID returns the SPIFFE ID the server presents to agents.
 func (s *Server) ID() spiffeid.ID { return s.serverID }
 
+// HandshakeAdmission returns the effective handshake admission: how many
+// TLS handshakes of agents' connections compute at once and how long one
+// waits for a turn, with Config's zeros replaced by their defaults.
+func (s *Server) HandshakeAdmission() (maxHandshakes int, wait time.Duration) {
+	return s.cfg.MaxHandshakes, s.cfg.HandshakeWait
+}
+
 // Index returns the server's index of the registry, for callers that want
 // to query it (for example an admin API).
 func (s *Server) Index() *index.Index { return s.idx }
