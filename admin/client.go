@@ -28,7 +28,8 @@ const maxResponseBody = 256 << 20
 // [registry.ErrAlreadyExists], [ErrFailedPrecondition] or
 // [ErrPermissionDenied] as the case may be,
 // for errors.Is. A socket the caller's uid may not connect to also gives
-// [ErrPermissionDenied].
+// [ErrPermissionDenied]. An answer not of the admin API's form (another
+// server's socket, such as the launcher API's) says so, and wraps none.
 type Client struct {
 	path string
 	hc   *http.Client
@@ -82,14 +83,25 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	return nil, responseError(resp)
+	return nil, responseError(c.path, resp)
 }
 
-func responseError(resp *http.Response) error {
-	var e errorJSON
+// responseError returns the error of resp, a refusal of the server on the
+// socket at path.
+func responseError(path string, resp *http.Response) error {
+	var e struct {
+		errorJSON
+		// Message is no field of the admin API's errors, but one of the
+		// launcher API's ({"error": code, "message": text}).
+		Message *string `json:"message"`
+	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(data, &e) != nil || e.Error == "" {
-		return apiclient.Refused("admin", "", fmt.Sprintf("server answered %s", resp.Status), nil)
+	if json.Unmarshal(data, &e) != nil || e.Error == "" || e.Message != nil {
+		// Not an error of the admin API, which always gives its message:
+		// another server's socket (the launcher API's, say), whose 404 or
+		// 403 must not read as the admin API's.
+		return fmt.Errorf("admin: %s answered %s, not as the admin API does: is it the server's admin socket (-admin-socket)?",
+			path, resp.Status)
 	}
 	kind := codeError(e.Code)
 	if kind == nil && resp.StatusCode == http.StatusForbidden {

@@ -142,7 +142,7 @@ func TestClientRefusals(t *testing.T) {
 		require.NoError(t, os.Chmod(closed, 0))
 		_, err = launch.Dial(closed).Get(t.Context(), "0123456789abcdef0123456789abcdef")
 		require.ErrorIs(t, err, launch.ErrPermissionDenied)
-		assert.ErrorContains(t, err, "launch: cannot connect to "+closed)
+		assert.ErrorContains(t, err, fmt.Sprintf("launch: permission denied: uid %d may not connect to %s: ", os.Getuid(), closed))
 	}
 
 	// Something that is not the launcher API.

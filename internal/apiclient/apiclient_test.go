@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -71,13 +72,21 @@ func TestDialError(t *testing.T) {
 	assert.EqualError(t, err, "pkg: cannot reach the server at "+none+": context deadline exceeded")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
-	// The socket's mode refused the connection: the package's sentinel.
-	for _, errno := range []error{syscall.EACCES, syscall.EPERM} {
+	// The socket's mode, or a security policy, refused the connection: the
+	// package's sentinel, said once, with the socket, the caller and what
+	// to do.
+	uid := strconv.Itoa(os.Getuid())
+	for errno, want := range map[syscall.Errno]string{
+		syscall.EACCES: "pkg: permission denied: uid " + uid + " may not connect to /run/x.sock: the mode of the socket or of a directory above it refuses that uid; run as a user they allow, such as the socket's owner",
+		syscall.EPERM:  "pkg: permission denied: uid " + uid + " may not connect to /run/x.sock: the system's security policy refused it (operation not permitted)",
+	} {
 		cause := &url.Error{Op: "Get", URL: "http://x/", Err: &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}}
 		err = apiclient.DialError("pkg", "the server", "/run/x.sock", errDenied, cause)
 		assert.ErrorIs(t, err, errDenied, errno)
 		assert.ErrorIs(t, err, errno)
-		assert.EqualError(t, err, "pkg: cannot connect to /run/x.sock: pkg: permission denied: dial unix: connect: "+errno.Error())
+		assert.EqualError(t, err, want)
+		_, ok := errors.AsType[*apiclient.DeniedError](err)
+		assert.True(t, ok)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/examples/internal/cmdline"
+	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/registry"
 )
@@ -200,6 +201,10 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 		return ExitOK
 	case errors.As(err, &ue):
 		return c.Misuse(stderr, ue)
+	case isDenied(err):
+		// The socket's permissions refused the caller: the error says
+		// which socket and what to do.
+		return c.Fail(stderr, err)
 	case errors.Is(err, admin.ErrPermissionDenied):
 		return c.Fail(stderr, fmt.Errorf("%w (run it as root or as the server's user)", err))
 	case errors.Is(err, launch.ErrPermissionDenied):
@@ -211,6 +216,13 @@ func runCommand(ctx context.Context, group string, cmd command, args []string, s
 	default:
 		return c.Fail(stderr, err)
 	}
+}
+
+// isDenied reports whether err is that of a connection the socket's
+// permissions refused, before the server could check the caller's uid.
+func isDenied(err error) bool {
+	_, ok := errors.AsType[*apiclient.DeniedError](err)
+	return ok
 }
 
 func usage(w io.Writer) {
