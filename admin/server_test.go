@@ -18,6 +18,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/testing/calltest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -61,18 +62,8 @@ func runAsNobody(t *testing.T, path string) helperResult {
 	t.Helper()
 	// The binary sits in a private build directory: copy it where nobody
 	// can run it.
-	self, err := os.Executable()
-	require.NoError(t, err)
 	dir := publicDir(t)
-	bin := filepath.Join(dir, "admin.test")
-	src, err := os.Open(self)
-	require.NoError(t, err)
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	require.NoError(t, err)
-	_, err = io.Copy(dst, src)
-	require.NoError(t, err)
-	require.NoError(t, dst.Close())
+	bin := calltest.Binary(t, dir)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

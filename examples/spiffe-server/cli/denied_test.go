@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/calltest"
 	"github.com/spiffekit/spiffekit/launch"
 )
 
@@ -41,21 +41,11 @@ func runRefused(t *testing.T, socket string, args ...string) (result, int) {
 	}
 	// The binary sits in a private build directory: copy it where the
 	// other user can run it.
-	self, err := os.Executable()
-	require.NoError(t, err)
 	dir, err := os.MkdirTemp("", "spiffekit-cli-")
 	require.NoError(t, err)
 	defer os.RemoveAll(dir)
 	require.NoError(t, os.Chmod(dir, 0o755))
-	bin := filepath.Join(dir, "cli.test")
-	src, err := os.Open(self)
-	require.NoError(t, err)
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	require.NoError(t, err)
-	_, err = io.Copy(dst, src)
-	require.NoError(t, err)
-	require.NoError(t, dst.Close())
+	bin := calltest.Binary(t, dir)
 
 	line, err := json.Marshal(args)
 	require.NoError(t, err)

@@ -2,7 +2,9 @@
 // under uids of their own, for the tests of per-caller limits: the test
 // binary copies itself where another uid can run it ([Binary]), and starts
 // copies of itself in a caller role ([Start]); its TestMain hands those to
-// [Main]. Test only.
+// [Main]. Test only. [Binary] serves as well the tests that start their
+// own binary again as another user, to be refused by a socket's mode or a
+// uid check.
 //
 //	func TestMain(m *testing.M) {
 //		calltest.Main(dial) // returns unless this process is a caller
@@ -135,8 +137,12 @@ func run(role string, args []string, dial Dial, stdin io.Reader, stdout io.Write
 	return 0
 }
 
-// Binary copies the running test binary into dir, executable by every
-// uid, and returns its path.
+// Binary copies the running test binary into dir, as "caller", readable
+// and executable by every uid, and returns its path: for any test that
+// starts its own binary again under another uid, which cannot run it
+// where the go command built it. The other uid must be able to traverse
+// dir, which t.TempDir's parents keep it from (0700); dir must not hold a
+// "caller" yet.
 func Binary(t testing.TB, dir string) string {
 	t.Helper()
 	self, err := os.Executable()
@@ -149,6 +155,7 @@ func Binary(t testing.TB, dir string) string {
 	require.NoError(t, err)
 	_, err = io.Copy(dst, src)
 	require.NoError(t, err)
+	require.NoError(t, dst.Chmod(0o755), "whatever the umask")
 	require.NoError(t, dst.Close())
 	return bin
 }
