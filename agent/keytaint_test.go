@@ -13,7 +13,6 @@ import (
 	"github.com/spiffekit/spiffekit/exp/svid/witsvid"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
-	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 // Property: when the server taints a JWT key or a WIT key, the agent
@@ -22,14 +21,7 @@ import (
 func TestTaintedKeysReachTheWorkload(t *testing.T) {
 	s := witServer(t)
 	m := s.CA
-	cfg := s.AgentConfig(t)
-	cfg.WITSVIDs = true
-	a := nodetest.StartAgent(t, cfg)
-	web := s.Register(t, a.ID(), "/web")
-	a.WaitSVID(t, web.SPIFFEID)
-	c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(a.Addr))
-	require.NoError(t, err)
-	defer c.Close()
+	_, c := nodetest.StartWITWorkload(t, s, "/web")
 	jwtKID := func() string {
 		t.Helper()
 		svid, err := c.FetchJWTSVID(t.Context(), jwtsvid.Params{Audience: "db"})
@@ -60,7 +52,7 @@ func TestTaintedKeysReachTheWorkload(t *testing.T) {
 	require.Equal(t, m.JWTAuthority().KeyID(), oldJWT)
 	require.Equal(t, m.WITAuthority().KeyID(), oldWIT)
 
-	_, err = m.PrepareJWTKey(t.Context())
+	_, err := m.PrepareJWTKey(t.Context())
 	require.NoError(t, err)
 	require.NoError(t, m.ActivateJWTKey(t.Context()))
 	_, err = m.PrepareWITKey(t.Context())

@@ -30,15 +30,7 @@ func witServer(t *testing.T) *nodetest.NodeServer {
 // trust domain's bundle.
 func TestAgentServesWITSVIDs(t *testing.T) {
 	s := witServer(t)
-	cfg := s.AgentConfig(t)
-	cfg.WITSVIDs = true
-	a := nodetest.StartAgent(t, cfg)
-	web := s.Register(t, a.ID(), "/web")
-	a.WaitSVID(t, web.SPIFFEID)
-
-	c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(a.Addr))
-	require.NoError(t, err)
-	defer c.Close()
+	web, c := nodetest.StartWITWorkload(t, s, "/web")
 	svid, err := c.FetchWITSVID(t.Context(), "")
 	require.NoError(t, err)
 	assert.Equal(t, web.SPIFFEID, svid.ID)

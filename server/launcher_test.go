@@ -38,7 +38,6 @@ import (
 	"github.com/spiffekit/spiffekit/spiffetls/tlsconfig"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
-	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 // testClock is a clock a test moves forward.
@@ -299,14 +298,7 @@ func TestLaunchWITAuthorities(t *testing.T) {
 	require.NotEmpty(t, keys.WITAuthorities())
 	assert.True(t, keys.Equal(s.Bundle().WITBundle()), "the trust domain's WIT keys")
 
-	cfg := s.AgentConfig(t)
-	cfg.WITSVIDs = true
-	a := nodetest.StartAgent(t, cfg)
-	peer := s.Register(t, a.ID(), "/peer")
-	a.WaitSVID(t, peer.SPIFFEID)
-	c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(a.Addr))
-	require.NoError(t, err)
-	defer c.Close()
+	peer, c := nodetest.StartWITWorkload(t, s, "/peer")
 	shown, err := c.FetchWITSVID(t.Context(), "")
 	require.NoError(t, err)
 	svid, err := witsvid.ParseAndValidate(shown.Marshal(), keys)

@@ -13,6 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/unix"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi"
@@ -177,4 +178,37 @@ func (a *Agent) WaitSVID(t testing.TB, id spiffeid.ID) *x509svid.SVID {
 		return true
 	}, Timeout, 10*time.Millisecond, "the workload holds an X509-SVID of %s", id)
 	return got
+}
+
+// An Issuer is a server that agents attest to and that registers their
+// workloads: a [Server] or a [NodeServer].
+type Issuer interface {
+	AgentConfig(t testing.TB) agent.Config
+	Register(t testing.TB, parent spiffeid.ID, path string) registry.Entry
+}
+
+var (
+	_ Issuer = (*Server)(nil)
+	_ Issuer = (*NodeServer)(nil)
+)
+
+// StartWITWorkload makes the test process a workload of an agent that
+// serves WIT-SVIDs (agent.Config.WITSVIDs): it runs an agent of s,
+// registers the workload at path under it, waits until the workload holds
+// the entry's X509-SVID, and returns the entry and a client of the
+// agent's Workload API, closed when the test ends, before the agent
+// stops (a test may close it sooner). Whether the agent obtains WIT-SVIDs
+// is up to s: a [Server] with server.Config.WITSVIDs, a [NodeServer]
+// whose CA keeps a WIT key.
+func StartWITWorkload(t testing.TB, s Issuer, path string) (registry.Entry, *workloadapi.Client) {
+	t.Helper()
+	cfg := s.AgentConfig(t)
+	cfg.WITSVIDs = true
+	a := StartAgent(t, cfg)
+	e := s.Register(t, a.ID(), path)
+	a.WaitSVID(t, e.SPIFFEID)
+	c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(a.Addr))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return e, c
 }

@@ -13,7 +13,8 @@
 // serve federated bundles of the test's choosing. [StartAgent] runs a node
 // agent (package agent) serving the Workload API on a unix socket, with the
 // unix workload attestor, so that the test process is the workload; the
-// [UID] selector registers entries for it.
+// [UID] selector registers entries for it. [StartWITWorkload] does all of
+// that for an agent serving WIT-SVIDs, and dials its Workload API.
 //
 //	func TestWorkloadGetsItsSVID(t *testing.T) {
 //		s := nodetest.StartServer(t, server.Config{})

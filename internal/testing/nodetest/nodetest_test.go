@@ -9,14 +9,17 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
+	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/internal/testing/pgtest"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
+	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
 	"github.com/spiffekit/spiffekit/server"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
+	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -143,4 +146,31 @@ func TestNodeServerServeOnly(t *testing.T) {
 	a.WaitSynced(t)
 	assert.Zero(t, a.Stats().Entries)
 	s.Stop()
+}
+
+// StartWITWorkload makes the test process the workload of an agent of a
+// server or of a node server alike, which obtains a WIT-SVID of the
+// entry; the client it returns is closed when the test ends.
+func TestStartWITWorkload(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) nodetest.Issuer{
+		"server": func(t *testing.T) nodetest.Issuer { return nodetest.StartServer(t, server.Config{WITSVIDs: true}) },
+		"node server": func(t *testing.T) nodetest.Issuer {
+			m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: nodetest.TrustDomain, WITKeys: true})
+			require.NoError(t, err)
+			return nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m})
+		},
+	} {
+		var c *workloadapi.Client
+		t.Run(name, func(t *testing.T) {
+			var web registry.Entry
+			web, c = nodetest.StartWITWorkload(t, start(t), "/web")
+			assert.Equal(t, spiffeid.RequireFromPath(nodetest.TrustDomain, "/web"), web.SPIFFEID)
+			assert.Equal(t, []string{nodetest.UID().String()}, selectorStrings(web.Selectors))
+			svid, err := c.FetchWITSVID(t.Context(), "")
+			require.NoError(t, err)
+			assert.Equal(t, web.SPIFFEID, svid.ID)
+		})
+		require.NotNil(t, c, name)
+		assert.Error(t, c.Close(), "%s: the client was closed when the test ended", name)
+	}
 }
