@@ -553,7 +553,9 @@ func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error
 // agent checks what a server sends (see nodeapi.Update).
 func (l *taintLists) add(kind byte, body []byte) error {
 	if kind == recordTaintedCA {
-		c, err := x509.ParseCertificate(body)
+		// A copy: the certificate keeps slices of its input (Raw), and
+		// body is reused for the records that follow.
+		c, err := x509.ParseCertificate(slices.Clone(body))
 		if err != nil {
 			return fmt.Errorf("a tainted CA: %w", err)
 		}

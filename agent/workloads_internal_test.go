@@ -570,3 +570,24 @@ func TestWorkloadsFileTaints(t *testing.T) {
 	_, err = parseWorkloads(bytes.NewReader(joinRecords(t, header, body)), wtd)
 	require.NoError(t, err, "joinRecords makes a file that parses")
 }
+
+// The tainted CAs read back are the CAs that were saved, byte for byte:
+// each record is read into one buffer, reused for the next record that
+// fits in it, which a certificate parsed from a record must not share (a
+// CA that no longer equals itself would not be found among the taints
+// after a restart).
+func TestWorkloadsFileTaintedCAsKeepTheirBytes(t *testing.T) {
+	dir := t.TempDir()
+	entries, svids, fed := workloadsFixture(t, 2)
+	cas := []*x509.Certificate{testca.New(t, wtd).Cert(), testca.New(t, wtd).Cert()}
+	// The first is the longer, so that the second is read into its buffer.
+	slices.SortFunc(cas, func(a, b *x509.Certificate) int { return len(b.Raw) - len(a.Raw) })
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{cas: cas})
+	require.NoError(t, err)
+	w, err := loadWorkloads(dir, wtd)
+	require.NoError(t, err)
+	require.Len(t, w.taints.cas, 2)
+	for k := range cas {
+		assert.True(t, w.taints.cas[k].Equal(cas[k]), "tainted CA %d read back differs from the one saved", k)
+	}
+}
