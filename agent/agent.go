@@ -118,14 +118,15 @@ type Config struct {
 	// WIT-SVIDs it holds with their keys (with WITSVIDs), the federated
 	// bundles, and the X.509 CAs and JWT and WIT keys the server last
 	// named as tainted), written atomically at most every few seconds
-	// while it changes, and when Run returns. An agent started again with
-	// the saved agent SVID serves them at once, before it reaches a server
-	// and while every server is away, each until it expires (never after)
-	// and never one a saved tainted CA or key signed (it has a new one
-	// signed once a server answers), and moves to what a server sends once
-	// it syncs. Until then it serves
-	// what it saved: an SVID whose entry was deleted while the agent was
-	// down is served until the agent syncs. A workloads file that another
+	// while it changes, a fraction of a second after a change of the
+	// taints (so that a crash loses none), and when Run returns. An agent
+	// started again with the saved agent SVID serves them at once, before
+	// it reaches a server and while every server is away, each until it
+	// expires (never after) and never one a saved tainted CA or key signed
+	// (it has a new one signed once a server answers), and moves to what a
+	// server sends once it syncs. Until then it serves what it saved: an
+	// SVID whose entry was deleted while the agent was down is served until
+	// the agent syncs. A workloads file that another
 	// uid owns, that others may read or change, that was saved by another
 	// agent, that does not parse, whose digest does not match its content,
 	// or whose SVIDs do not check out (key, SPIFFE ID, chain to the saved

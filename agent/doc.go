@@ -57,7 +57,8 @@
 //     JWT and WIT keys the server last named as tainted, is saved in
 //     DataDir too (workload-svids.bin, mode 0600, written atomically once
 //     it has stayed the same for 2 s, at least every 12 s while it keeps
-//     changing, and when Run returns). An agent started again with its
+//     changing, 0.1 s after a change of the taints, which a crash must
+//     not lose, and when Run returns). An agent started again with its
 //     saved SVID serves it at once, with every server away, each SVID
 //     until it expires, and follows the server from its first sync; an
 //     entry deleted while it was down is served until then. An SVID or

@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,4 +59,17 @@ func TaintSavedWITKeys(t testing.TB, dir string, td spiffeid.TrustDomain, kids .
 	w.taints.wit = append(w.taints.wit, kids...)
 	_, err = saveWorkloads(dir, td, w.agent, w.entries, w.svids, w.federated, w.wits, w.taints)
 	require.NoError(t, err)
+}
+
+// SavedTaints returns the tainted X.509 CAs and the kids of the tainted
+// JWT keys that the workloads file of dir, of trust domain td, holds:
+// none while there is no file.
+func SavedTaints(t testing.TB, dir string, td spiffeid.TrustDomain) (cas []*x509.Certificate, jwt []string) {
+	t.Helper()
+	w, err := loadWorkloads(dir, td)
+	if errors.Is(err, errNoWorkloads) {
+		return nil, nil
+	}
+	require.NoError(t, err)
+	return w.taints.cas, w.taints.jwt
 }

@@ -11,12 +11,15 @@ import (
 // workloads file: once what it would hold has changed and then stayed the
 // same for an interval, or, while it keeps changing (a sync of thousands
 // of entries, minted over many seconds), once every
-// workloadsMaxUnsaved intervals. Writing ten thousand entries with their
+// workloadsMaxUnsaved intervals; a change of the taints is written sooner
+// (taintSaveDelay). Writing ten thousand entries with their
 // SVIDs costs some 60 ms and half a megabyte of memory, and, after a write
 // of that size, a collection that returns the free heap to the system:
 // soon after a burst of changes has settled, so that the agent's memory
 // settles with it. A crash loses at most the changes since the last
-// write, which the agent gets again from a server. A variable for tests.
+// write, which the agent gets again from a server; a change of the
+// taints, which an agent restarted with every server away cannot get
+// again, is written within taintSaveDelay. A variable for tests.
 var workloadsSaveInterval = 2 * time.Second
 
 // releaseAfterSave is the size of a workloads file from which the agent
@@ -28,10 +31,19 @@ var releaseAfterSave int64 = 1 << 20
 // written while they go on.
 const workloadsMaxUnsaved = 6
 
-// workloadsVersion says what the workloads file would hold: it changes
-// when the entries, the SVIDs or the bundles do.
+// taintSaveDelay is how long after the set of tainted CAs and keys
+// changed the agent writes its workloads file, rather than at its next
+// look (see workloadsSaveInterval): a taint lost in a crash would let an
+// agent restarted with every server away serve again what the tainted CA
+// or key signed. The changes of that time (a taint of a CA, then one of a
+// JWT key) cost one write.
+const taintSaveDelay = 100 * time.Millisecond
+
+// workloadsState says what the workloads file would hold: it changes
+// when the entries, the SVIDs, the bundles or the taints do; its field
+// taints, with the taints alone.
 type workloadsState struct {
-	svids, wits, entries, trust uint64
+	svids, wits, entries, trust, taints uint64
 }
 
 func (a *Agent) workloadsState() workloadsState {
@@ -39,7 +51,7 @@ func (a *Agent) workloadsState() workloadsState {
 	head := a.store.head
 	a.store.mu.Unlock()
 	return workloadsState{svids: a.iss.X509SVIDsVersion(), wits: a.iss.WITSVIDsVersion(), entries: uint64(head),
-		trust: a.trust.setVersion()}
+		trust: a.trust.setVersion(), taints: a.trust.taintsChanged()}
 }
 
 // restoreWorkloads serves again what the agent held when it stopped: the
@@ -169,16 +181,41 @@ func (a *Agent) forgetRestored(ctx context.Context) {
 // saveLoop writes the workloads file when what it would hold changed from
 // last, what the file holds, and then stayed the same for a
 // workloadsSaveInterval, or has kept changing for workloadsMaxUnsaved of
-// them, and once more when ctx ends.
+// them; a taintSaveDelay after the set of tainted CAs and keys changed;
+// and once more when ctx ends. It is the only writer of the file while
+// the agent runs, so that saves never overlap.
 func (a *Agent) saveLoop(ctx context.Context, last workloadsState) error {
+	taints, unsubscribe := a.trust.subscribeTaints()
+	defer unsubscribe()
 	prev, waited := last, 0
 	t := time.NewTicker(workloadsSaveInterval)
 	defer t.Stop()
+	// soon is armed while a change of the taints waits to be written; the
+	// changes that come meanwhile wait with it.
+	var soon <-chan time.Time
+	arm := func() {
+		if soon == nil {
+			soon = time.After(taintSaveDelay)
+		}
+	}
+	if a.trust.taintsChanged() != last.taints {
+		arm() // changed before the subscription
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			a.saveWorkloads(&last)
 			return nil
+		case <-taints:
+			arm()
+			continue
+		case <-soon:
+			soon = nil
+			if a.trust.taintsChanged() != last.taints {
+				// A failed write is tried again at the next look.
+				a.saveWorkloads(&last)
+			}
+			continue
 		case <-t.C:
 		}
 		st := a.workloadsState()

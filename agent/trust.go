@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -30,6 +31,10 @@ type trust struct {
 	active    *x509.Certificate
 	version   uint64 // counts the calls of set
 	subs      broadcast.Hub
+	// taintsVersion counts the changes of the set of tainted CAs and keys,
+	// told taintSubs up to taintsTold: the agent saves them promptly.
+	taintsVersion, taintsTold uint64
+	taintSubs                 broadcast.Hub
 }
 
 var (
@@ -90,7 +95,42 @@ func (t *trust) taints() taintLists {
 func (t *trust) setTaintedKeys(jwt, wit []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !sameSet(t.jwtKeys, jwt, func(a, b string) bool { return a == b }) ||
+		!sameSet(t.witKeys, wit, func(a, b string) bool { return a == b }) {
+		t.taintsVersion++
+	}
 	t.jwtKeys, t.witKeys = jwt, wit
+}
+
+// subscribeTaints returns a channel that receives a value (capacity 1,
+// coalescing) after each call of set that changed the set of tainted CAs
+// or keys, or followed a setTaintedKeys that did, and a function that
+// ends the subscription.
+func (t *trust) subscribeTaints() (<-chan struct{}, func()) { return t.taintSubs.Subscribe() }
+
+// taintsChanged returns a number that changes with the set of tainted CAs
+// and keys.
+func (t *trust) taintsChanged() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.taintsVersion
+}
+
+// sameSet reports whether a and b hold the same elements, in any order:
+// the server may name the same taints in another order, which is no
+// change. The lists are a trust domain's tainted authorities, a few: the
+// quadratic walk costs less than building a set.
+func sameSet[E any](a, b []E, eq func(E, E) bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := func(s []E, v E) bool { return slices.ContainsFunc(s, func(w E) bool { return eq(v, w) }) }
+	for k := range a {
+		if !in(b, a[k]) || !in(a, b[k]) {
+			return false
+		}
+	}
+	return true
 }
 
 // ActiveX509CA returns the CA the server said signs now, or nil before it
@@ -145,10 +185,18 @@ func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bun
 		}
 		t.federated = m
 	}
+	if !sameSet(t.tainted, tainted, (*x509.Certificate).Equal) {
+		t.taintsVersion++
+	}
 	t.tainted = tainted
 	t.version++
+	taints := t.taintsVersion != t.taintsTold
+	t.taintsTold = t.taintsVersion
 	t.mu.Unlock()
 	t.subs.Notify()
+	if taints {
+		t.taintSubs.Notify()
+	}
 }
 
 // setVersion returns a number that changes with every call of set.
