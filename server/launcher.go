@@ -30,7 +30,9 @@ type Launcher struct {
 	// domain's, from its bundle, handed to the launcher with each launch;
 	// no WIT key unless a server of the trust domain signs WIT-SVIDs),
 	// Live (the count of its entry index, which sees the launches of every
-	// server sharing the store), Logger and Now when not set.
+	// server sharing the store, and leaves out an expired launch from its
+	// expiry on, before the index syncs or the pruner deletes it), Logger
+	// and Now when not set.
 	Service launch.Config
 }
 

@@ -122,3 +122,35 @@ func BenchmarkForWorkload(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCountByParent measures the count of a parent's 10,000 entries
+// (launches) among 100,000, which expire within an hour: before any has
+// expired, and after all have but before a Sync took them out.
+func BenchmarkCountByParent(b *testing.B) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	entries := synthetic(100_000)
+	launcher := spiffeid.RequireFromString("spiffe://example.org/launcher")
+	for i := range 10_000 {
+		entries[i].ParentID = launcher
+		entries[i].ExpiresAt = t0.Add(time.Duration(i+1) * 360 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want int
+	}{{"none-expired", t0, 10_000}, {"all-expired-unsynced", t0.Add(2 * time.Hour), 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			now := t0
+			x, err := New(b.Context(), &sliceSource{entries: entries}, Config{Now: func() time.Time { return now }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			now = tc.now
+			for b.Loop() {
+				if got := x.CountByParent(launcher); got != tc.want {
+					b.Fatalf("got %d, want %d", got, tc.want)
+				}
+			}
+		})
+	}
+}

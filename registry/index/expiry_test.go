@@ -195,3 +195,38 @@ func TestCountByParent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, idx.CountByParent(id("/launcher")), "deleted")
 }
+
+// TestCountByParentBeforeSync: an entry no longer counts from its expiry
+// on, before a Sync takes it out of service; an earlier expiry that an
+// update moved, and the expiry of another parent's entry, take nothing
+// off.
+func TestCountByParentBeforeSync(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := &clock{now: t0}
+	s := memstore.New(memstore.Config{})
+	for i := range 20 {
+		createExpiring(t, s, fmt.Sprintf("/soon%d", i), "/launcher", t0.Add(time.Duration(i+1)*time.Second))
+	}
+	moved := createExpiring(t, s, "/moved", "/launcher", t0.Add(time.Second))
+	createExpiring(t, s, "/later", "/launcher", t0.Add(time.Hour))
+	createExpiring(t, s, "/other", "/other", t0.Add(time.Second))
+	idx, err := index.New(ctx, s, index.Config{Now: clk.Now})
+	require.NoError(t, err)
+	moved.ExpiresAt = t0.Add(2 * time.Hour)
+	_, err = s.Update(ctx, moved)
+	require.NoError(t, err)
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 22, idx.CountByParent(id("/launcher")))
+
+	clk.set(t0.Add(10 * time.Second))
+	assert.Equal(t, 12, idx.CountByParent(id("/launcher")), "ten have expired, not yet synced")
+	assert.Equal(t, 0, idx.CountByParent(id("/other")))
+	clk.set(t0.Add(time.Minute))
+	assert.Equal(t, 2, idx.CountByParent(id("/launcher")), "twenty have expired")
+	_, err = idx.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, idx.CountByParent(id("/launcher")), "the same once synced")
+	assert.Equal(t, 0, idx.CountByParent(id("/other")))
+}

@@ -637,9 +637,12 @@ func (x *Index) remove(ri int32) {
 }
 
 // CountByParent returns how many indexed entries have the parent ID
-// parentID: entries in service, so neither expired nor of a reserved
-// SPIFFE ID. It costs one map lookup (package launch counts the live
-// launches with it).
+// parentID: entries in service, so not of a reserved SPIFFE ID, and not
+// expired at Config.Now, even before [Index.Sync] takes the expired out of
+// service. It costs one map lookup, and, when entries have expired since
+// the last Sync, a look at each of them, found without a walk of the
+// others (package launch counts the live launches with it, for each
+// launch).
 func (x *Index) CountByParent(parentID spiffeid.ID) int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -647,7 +650,28 @@ func (x *Index) CountByParent(parentID spiffeid.ID) int {
 	if !ok {
 		return 0
 	}
-	return len(x.pnodes.at(p).children)
+	return len(x.pnodes.at(p).children) - x.dueChildren(0, p, x.now())
+}
+
+// dueChildren counts the entries of parent node p that are in service but
+// expired at now, with an item in the subtree of the queue of expiries
+// rooted at i: the items due by now are the ones at the top of the heap,
+// whose children are due no sooner than they, so the walk goes no deeper
+// than the first item not due. Stale items (of an entry removed or updated
+// since they were pushed) count for nothing. It must be called with x.mu
+// held.
+func (x *Index) dueChildren(i int, p int32, now time.Time) int {
+	if i >= len(x.expiring) || now.Before(x.expiring[i].at) {
+		return 0
+	}
+	n := x.dueChildren(2*i+1, p, now) + x.dueChildren(2*i+2, p, now)
+	it := x.expiring[i]
+	if ri, ok := x.records[it.id]; ok {
+		if r := x.recs.at(ri); r.revision == it.revision && r.parent == p {
+			n++
+		}
+	}
+	return n
 }
 
 // Uses reports whether some indexed entry has a selector of type typ and
