@@ -41,7 +41,7 @@ func main() {
 	flag.StringVar(&cfg.spiffekitBin, "spiffekit-bin", "", "directory holding spiffe-server and spiffe-agent")
 	flag.IntVar(&cfg.rounds, "rounds", 4, "rounds; the systems take turns within each")
 	systems := flag.String("systems", "spire,spiffekit,spiffekit-skip-hash",
-		"systems to run, in turn: spire, spiffekit (defaults), spiffekit-skip-hash (-unix-skip-hash), spiffekit-gogc50 (the agent with GOGC=50), spiffekit-procs1 (the agent with GOMAXPROCS=1), spiffekit-on-demand (-mint-on-demand)")
+		"systems to run, in turn: spire, spiffekit (defaults), spiffekit-skip-hash (-unix-skip-hash), spiffekit-gogcN (the agent with GOGC=N, a number or off; its default is 50), spiffekit-procs1 (the agent with GOMAXPROCS=1), spiffekit-on-demand (-mint-on-demand)")
 	flag.IntVar(&cfg.entries, "entries", 10000, "entries of the large batch (its agent's, none for this process)")
 	flag.IntVar(&cfg.callerEntries, "caller-entries", 100, "entries for this process within the large batch")
 	flag.IntVar(&cfg.fetches, "fetches", 2000, "fetches of the one-client latency runs")
@@ -58,9 +58,13 @@ func main() {
 	}
 	for _, s := range strings.Split(*systems, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "spire", "spiffekit", "spiffekit-skip-hash", "spiffekit-gogc50", "spiffekit-procs1", "spiffekit-on-demand":
+		case "spire", "spiffekit", "spiffekit-skip-hash", "spiffekit-procs1", "spiffekit-on-demand":
 			cfg.systems = append(cfg.systems, s)
 		default:
+			if _, ok := gogcOf(s); ok {
+				cfg.systems = append(cfg.systems, s)
+				continue
+			}
 			log.Fatalf("sidebyside: unknown system %q", s)
 		}
 	}

@@ -79,14 +79,31 @@ func newSystem(name string, cfg config) system {
 		return &spire{bin: cfg.spireBin}
 	case "spiffekit-skip-hash":
 		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentArgs: []string{"-unix-skip-hash"}}
-	case "spiffekit-gogc50":
-		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentEnv: []string{"GOGC=50"}}
 	case "spiffekit-procs1":
 		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentEnv: []string{"GOMAXPROCS=1"}}
 	case "spiffekit-on-demand":
 		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentArgs: []string{"-mint-on-demand"}}
 	}
+	if v, ok := gogcOf(name); ok {
+		return &spiffekit{bin: cfg.spiffekitBin, label: name, agentEnv: []string{"GOGC=" + v}}
+	}
 	return &spiffekit{bin: cfg.spiffekitBin, label: name}
+}
+
+// gogcOf returns N of a system named spiffekit-gogcN, N being a
+// non-negative number or "off": the agent run with $GOGC set to it.
+func gogcOf(name string) (string, bool) {
+	v, ok := strings.CutPrefix(name, "spiffekit-gogc")
+	if !ok {
+		return "", false
+	}
+	if v == "off" {
+		return v, true
+	}
+	if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		return "", false
+	}
+	return v, true
 }
 
 // proc is a program the harness started.

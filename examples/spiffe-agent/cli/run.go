@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,8 +125,14 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	if nodeAttestor != nil {
 		attestorType = nodeAttestor.Type()
 	}
+	gogc, paced := setGCPercent()
+	if paced {
+		// Ends with ctx (Run returns nil); nothing waits for it.
+		go func() { _ = newGCPacer().Run(ctx) }()
+		gogc += fmt.Sprintf(", at least %d MiB of headroom", gcMinHeadroom>>20)
+	}
 	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType,
-		"workload_attestors", attestorNames, "key_manager", keyManagerName(s), "gogc", setGCPercent())
+		"workload_attestors", attestorNames, "key_manager", keyManagerName(s), "gogc", gogc)
 	lis, err := endpoint.ListenUnix(s.socket, socketMode)
 	if err != nil {
 		return cmd.Fail(stderr, err)
@@ -327,21 +331,4 @@ func loadTrustBundle(s *settings, path string) (*x509bundle.Bundle, error) {
 		}
 	}
 	return b, nil
-}
-
-// defaultGCPercent is the agent's garbage collection target when $GOGC does
-// not set one: the agent allocates little once its SVIDs are minted, so
-// collecting at half the live heap's growth instead of Go's default (100)
-// costs little CPU and holds about a sixth less memory with many entries
-// (docs/PERFORMANCE.md).
-const defaultGCPercent = 50
-
-// setGCPercent sets defaultGCPercent unless $GOGC is set, and returns the
-// setting in force, as $GOGC spells it.
-func setGCPercent() string {
-	if v, ok := os.LookupEnv("GOGC"); ok {
-		return v
-	}
-	debug.SetGCPercent(defaultGCPercent)
-	return strconv.Itoa(defaultGCPercent)
 }

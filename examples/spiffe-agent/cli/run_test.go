@@ -293,6 +293,9 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.False(t, exists(socket), "the socket is removed on shutdown")
 	assert.Contains(t, r.logs.String(), "msg=stopped")
 	assert.NotContains(t, r.logs.String(), "INSECURE")
+	if _, set := os.LookupEnv("GOGC"); !set {
+		assert.Contains(t, r.logs.String(), `gogc="50, at least 8 MiB of headroom"`)
+	}
 
 	// The healthcheck now fails.
 	code, _, stderr = cli(t, "healthcheck", "-socket", socket)
@@ -453,16 +456,20 @@ func TestRunSocketBesideDataDir(t *testing.T) {
 	assert.Equal(t, ExitOK, r.stop(t))
 }
 
-// The agent collects garbage at GOGC=50 unless $GOGC says otherwise, and
-// logs which.
+// The agent collects garbage at GOGC=50, paced, unless $GOGC says
+// otherwise, and logs which.
 func TestGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	t.Setenv("GOGC", "") // restored when the test ends
 	os.Unsetenv("GOGC")
-	assert.Equal(t, "50", setGCPercent())
+	v, paced := setGCPercent()
+	assert.Equal(t, "50", v)
+	assert.True(t, paced)
 	assert.Equal(t, 50, debug.SetGCPercent(100))
 	t.Setenv("GOGC", "200")
-	assert.Equal(t, "200", setGCPercent())
+	v, paced = setGCPercent()
+	assert.Equal(t, "200", v)
+	assert.False(t, paced, "$GOGC set: the agent leaves GOGC alone")
 	assert.Equal(t, 100, debug.SetGCPercent(100), "$GOGC is the runtime's own")
 }
 
