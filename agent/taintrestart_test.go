@@ -27,11 +27,21 @@ func TestRestartedAgentServesNoSVIDOfATaintedCA(t *testing.T) {
 	cfg := s.AgentConfig(t)
 	cfg.MintOnDemand = true
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	obs := &observed{}
+	cfg.APIObserver = obs
 	a := nodetest.StartAgent(t, cfg)
 	web := s.Register(t, a.ID(), "/web")
 	oldCA := m.X509Authority().Certificate()
 	first := a.WaitSVID(t, web.SPIFFEID)
 	require.Equal(t, oldCA.Raw, first.Certificates[1].Raw)
+	// The agent re-mints at once, off the active CA, the SVID of a stream
+	// still open when the CA is tainted: the fetch's stream stays open on
+	// the agent's side until it sees the client hang up, after the client
+	// has its SVID.
+	require.Eventually(t, func() bool {
+		return obs.count("closed FetchX509SVID") == obs.count("opened FetchX509SVID")
+	}, nodetest.Timeout, 5*time.Millisecond, "the agent sees the fetch's stream end: %v", obs.snapshot())
+	cfg.APIObserver = nil
 
 	_, err := m.PrepareX509CA(t.Context())
 	require.NoError(t, err)
