@@ -53,9 +53,9 @@ func TestAgentServesItsEntries(t *testing.T) {
 	a := newAgent(t, s, t.TempDir())
 	assert.Contains(t, a.ID().String(), "/spiffekit/agent/join_token/")
 	web := s.Register(t, a.ID(), "/web")
-	a.WaitSynced(t)
+	a.WaitSynced(t) // the first sync may come before the entry does
 	addr := a.Addr
-	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
+	assert.Equal(t, web.SPIFFEID, a.WaitSVID(t, web.SPIFFEID).ID)
 
 	// The SVID chains to the server's CA.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

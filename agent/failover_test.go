@@ -50,7 +50,7 @@ func TestFailoverToAServerBehindTheStoreRefusesNoWorkload(t *testing.T) {
 	web := s1.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	require.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
+	require.Equal(t, web.SPIFFEID, a.WaitSVID(t, web.SPIFFEID).ID) // held is not yet served
 
 	w := streamWatcher{updates: make(chan *workloadapi.X509Context, 16), errs: make(chan error, 16)}
 	ctx, cancel := context.WithCancel(t.Context())

@@ -116,7 +116,7 @@ func TestNoNodeAttestor(t *testing.T) {
 	web := s.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
+	assert.Equal(t, web.SPIFFEID, a.WaitSVID(t, web.SPIFFEID).ID) // held is not yet served
 
 	// Evicted, it cannot attest again: it says why, and keeps serving.
 	require.NoError(t, s.Store.DeleteAgent(t.Context(), a.ID()))

@@ -53,6 +53,21 @@ func (o *observed) Answered(method string, code codes.Code, _ time.Duration) {
 func (o *observed) StreamOpened(method string)               { o.add("opened " + method) }
 func (o *observed) StreamClosed(method string, _ codes.Code) { o.add("closed " + method) }
 
+// waitPreMinted waits until obs, an agent's IssuerObserver, was told that
+// the agent had the X509-SVID of one entry signed ahead of need (the
+// default, without Config.MintOnDemand): the entry is then indexed by what
+// the agent's Workload API serves, and a workload that asks gets its SVID.
+// It asks the Workload API nothing, so that a test may count the calls. The
+// agent holding the entry (Stats().Entries, nodetest.Agent.WaitEntries) is
+// not enough: the agent counts an entry as it receives it, before its
+// Workload API serves it, and a workload that asks meanwhile is told it
+// has no identity (or, before the agent's first sync, to retry).
+func waitPreMinted(t *testing.T, obs *observed) {
+	t.Helper()
+	require.Eventually(t, func() bool { return obs.count("signed x509 1/1") > 0 }, nodetest.Timeout, 5*time.Millisecond,
+		"the agent has an X509-SVID signed: %v", obs.snapshot())
+}
+
 // TestObservers: the agent hands Config.IssuerObserver and
 // Config.APIObserver to its issuer and its Workload API server.
 func TestObservers(t *testing.T) {
@@ -62,10 +77,9 @@ func TestObservers(t *testing.T) {
 	cfg.IssuerObserver, cfg.APIObserver = obs, obs
 	a := nodetest.StartAgent(t, cfg)
 	web := s.Register(t, a.ID(), "/web")
-	a.WaitEntries(t, 1)
+	waitPreMinted(t, obs)
 	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 
-	assert.GreaterOrEqual(t, obs.count("signed x509 1/1"), 1, "%v", obs.snapshot())
 	assert.Equal(t, 1, obs.count("attested ok"), "%v", obs.snapshot())
 	assert.Equal(t, 1, obs.count("opened FetchX509SVID"), "%v", obs.snapshot())
 	// The stream is answered once the server sees it end, after the

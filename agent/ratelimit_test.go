@@ -25,7 +25,7 @@ func TestRateLimit(t *testing.T) {
 	cfg.RateLimit = &endpoint.RateLimit{Rate: 0.001, Burst: 2}
 	a := nodetest.StartAgent(t, cfg)
 	web := s.Register(t, a.ID(), "/web")
-	a.WaitEntries(t, 1)
+	waitPreMinted(t, obs) // without a call, which would take a token
 
 	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
 	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)

@@ -193,7 +193,7 @@ func TestX509PopAgentRecoversAfterItsSVIDExpired(t *testing.T) {
 	assert.Equal(t, id, a.ID(), "x509pop gives the same node the same ID")
 	web := s2.Register(t, a.ID(), "/web")
 	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, 20*time.Second, 20*time.Millisecond)
-	assert.Equal(t, web.SPIFFEID, a.FetchX509SVID(t).ID)
+	assert.Equal(t, web.SPIFFEID, a.WaitSVID(t, web.SPIFFEID).ID) // held is not yet served
 }
 
 // Property: a join token admits a node once, so an agent whose SVID
@@ -457,15 +457,19 @@ func TestInsecureBootstrapAndHandler(t *testing.T) {
 	assert.True(t, a.Bundle().Equal(s.CA.Bundle()))
 	web := s.Register(t, a.ID(), "/web")
 	<-a.Synced()
-	// The first sync may come before the entry does.
-	require.Eventually(t, func() bool { return a.Stats().Entries == 1 }, nodetest.Timeout, 5*time.Millisecond)
 
 	srv, err := endpoint.New(endpoint.Config{Handler: a.Handler()})
 	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, lis) }()
-	id, err := fetch(t, "unix://"+lis.Addr().String())
-	require.NoError(t, err)
+	// The first sync may come before the entry does, and the agent holds
+	// an entry (Stats().Entries) a moment before its handler serves it.
+	var id spiffeid.ID
+	require.Eventually(t, func() bool {
+		got, err := fetch(t, "unix://"+lis.Addr().String())
+		id = got
+		return err == nil
+	}, nodetest.Timeout, 10*time.Millisecond, "the workload gets its SVID")
 	assert.Equal(t, web.SPIFFEID, id)
 	cancel()
 	require.NoError(t, <-served)

@@ -129,9 +129,9 @@ func TestRenewalLetsCallsInFlightFinish(t *testing.T) {
 	cfg := s.AgentConfig(t)
 	cfg.Servers = []string{p.addr}
 	a := nodetest.StartAgent(t, cfg)
-	s.Register(t, a.ID(), "/web")
+	web := s.Register(t, a.ID(), "/web")
 	a.WaitSynced(t)
-	a.WaitEntries(t, 1)
+	a.WaitSVID(t, web.SPIFFEID) // served: held (WaitEntries) is not enough
 	require.Eventually(t, func() bool { return p.open.Load() == 1 }, nodetest.Timeout, 10*time.Millisecond,
 		"the agent holds one connection to the server")
 
