@@ -86,9 +86,9 @@ func onSharedDBs(t *testing.T, test func(t *testing.T, db sharedDB)) {
 func TestServerAdminAgentWorkload(t *testing.T) {
 	s := start(t, server.Config{})
 	a := nodetest.StartAgent(t, s.AgentConfig(t))
-	s.Register(t, a.ID(), "/web")
-	a.WaitEntries(t, 1) // the entry is pushed to the agent
-	svid := a.FetchX509SVID(t)
+	web := s.Register(t, a.ID(), "/web")
+	a.WaitEntries(t, 1)                 // the entry is pushed to the agent
+	svid := a.WaitSVID(t, web.SPIFFEID) // and served: the agent holds an entry before it serves it
 	assert.Equal(t, "/web", svid.ID.Path())
 
 	agents, err := s.Admin.ListAgents(t.Context())
@@ -139,10 +139,10 @@ func testHighAvailability(t *testing.T, db sharedDB) {
 	cfg := s1.AgentConfig(t)
 	cfg.Servers = []string{s2.Addr().String(), s1.Addr().String()}
 	a := nodetest.StartAgent(t, cfg)
-	s1.Register(t, a.ID(), "/web")
+	web := s1.Register(t, a.ID(), "/web")
 	addr := a.Addr
 	a.WaitEntries(t, 1)
-	first := a.FetchX509SVID(t)
+	first := a.WaitSVID(t, web.SPIFFEID)
 
 	// The server the agent uses goes away; it fails over to the other and
 	// keeps receiving entries.

@@ -67,9 +67,9 @@ func TestStatsAndNodeObserver(t *testing.T) {
 	assert.Equal(t, s.CA().X509Authority().Certificate().NotAfter, st.CAExpiresAt)
 
 	a := nodetest.StartAgent(t, s.AgentConfig(t))
-	s.Register(t, a.ID(), "/web")
-	a.WaitEntries(t, 1) // the entry is pushed to the agent
-	a.FetchX509SVID(t)
+	web := s.Register(t, a.ID(), "/web")
+	a.WaitEntries(t, 1)         // the entry is pushed to the agent
+	a.WaitSVID(t, web.SPIFFEID) // and served: the agent holds an entry before it serves it
 	require.Eventually(t, func() bool {
 		st := s.Stats()
 		return st.Entries == 1 && st.Agents == 1 && st.ConnectedAgents == 1
