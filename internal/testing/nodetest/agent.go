@@ -136,7 +136,9 @@ func (a *Agent) WaitSynced(t testing.TB) {
 	}
 }
 
-// WaitEntries waits until the agent holds n entries.
+// WaitEntries waits until the agent holds n entries. An entry is held
+// before it is served: a fetch right after may be told to retry or that the
+// caller has no identity; WaitSVID waits until it is served.
 func (a *Agent) WaitEntries(t testing.TB, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return a.Stats().Entries == n }, Timeout, 5*time.Millisecond,
