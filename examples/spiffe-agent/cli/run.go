@@ -127,8 +127,12 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 	}
 	gogc, paced := setGCPercent()
 	if paced {
-		// Ends with ctx (Run returns nil); nothing waits for it.
-		go func() { _ = newGCPacer().Run(ctx) }()
+		// Owned by run: it stops pacing, and waits for the pacer, as it
+		// returns.
+		pctx, stopPacing := context.WithCancel(ctx)
+		paced := make(chan struct{})
+		go func() { defer close(paced); _ = newGCPacer().Run(pctx) }()
+		defer func() { stopPacing(); <-paced }()
 		gogc += fmt.Sprintf(", at least %d MiB of headroom", gcMinHeadroom>>20)
 	}
 	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType,
