@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/conformance/kit"
+	"github.com/spiffekit/spiffekit/internal/testing/calltest"
 	"github.com/spiffekit/spiffekit/internal/testing/component"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/server"
@@ -50,7 +50,7 @@ func TestWorkloadAgent(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
-	bin := copySelf(t, dir)
+	bin := calltest.Binary(t, dir)
 	lis, err := endpoint.ListenUnix(filepath.Join(dir, "api.sock"), 0o777)
 	require.NoError(t, err)
 
@@ -111,23 +111,6 @@ func TestWorkloadFlags(t *testing.T) {
 		code, _, errOut := runProgram(t, "", append(args, "-format", "json")...)
 		assert.Equal(t, exitCantRun, code, "%s: %s", name, errOut)
 	}
-}
-
-// copySelf copies the test binary into dir, executable by every uid.
-func copySelf(t *testing.T, dir string) string {
-	t.Helper()
-	self, err := os.Executable()
-	require.NoError(t, err)
-	src, err := os.Open(self)
-	require.NoError(t, err)
-	defer src.Close()
-	bin := filepath.Join(dir, "spiffe-conformance")
-	dst, err := os.OpenFile(bin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	require.NoError(t, err)
-	_, err = io.Copy(dst, src)
-	require.NoError(t, err)
-	require.NoError(t, dst.Close())
-	return bin
 }
 
 // TestBundleEndpoint runs the bundle-endpoint mode against the bundle
