@@ -554,8 +554,10 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"node_attestor": {"x509pop": {"certificate": "c", "private_key": "k"}}}`))
 	f.Add([]byte(`{"workload_attestors": {"unix": {"skip_hash": true}}}`))
 	f.Add([]byte(`{} {}`))
+	// One file, written again for each input: a directory made and
+	// removed per input would cost more than the parse.
+	path := filepath.Join(f.TempDir(), "agent.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(t.TempDir(), "agent.json")
 		require.NoError(t, os.WriteFile(path, data, 0o600))
 		var stdout, stderr bytes.Buffer
 		_, s, code := parseRun([]string{"-config", path}, &stdout, &stderr)
