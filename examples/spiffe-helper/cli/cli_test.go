@@ -81,7 +81,7 @@ func TestMainOnce(t *testing.T) {
 	dir := t.TempDir()
 	conf := func(extra string) string {
 		return writeConfig(t, dir, "agent_address = \""+strings.TrimPrefix(s.addr, "unix://")+"\"\ncert_dir = \""+filepath.Join(dir, "certs")+"\"\n"+
-			"svid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\nsvid_bundle_file_name = \"svid_bundle.pem\"\n"+extra)
+			x509Files+"\n"+extra)
 	}
 	code, _, stderr := run(t.Context(), "-config", conf("daemon_mode = false"))
 	assert.Equal(t, ExitFailure, code)
@@ -102,7 +102,7 @@ func TestMainDaemon(t *testing.T) {
 	s := startServer(t, time.Minute)
 	dir := t.TempDir()
 	t.Setenv(workloadapi.SocketEnv, s.addr)
-	path := writeConfig(t, dir, "cert_dir = \""+dir+"\"\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\nsvid_bundle_file_name = \"svid_bundle.pem\"\n")
+	path := writeConfig(t, dir, "cert_dir = \""+dir+"\"\n"+x509Files+"\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr logtest.Buffer
 	done := make(chan int, 1)

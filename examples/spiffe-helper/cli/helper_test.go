@@ -47,6 +47,44 @@ func daemon(t *testing.T, h *Helper) (stop func() error) {
 	return stop
 }
 
+// testConfig parses a configuration made of cert_dir = dir, cmd = cmd and
+// renew_signal = signal (each of these two left out when empty), then
+// lines (each one or more lines, such as x509Files), and fails the test if
+// it is refused.
+func testConfig(t testing.TB, dir, cmd, signal string, lines ...string) *Config {
+	t.Helper()
+	text := `cert_dir = "` + dir + `"` + "\n"
+	if cmd != "" {
+		text += `cmd = "` + cmd + `"` + "\n"
+	}
+	if signal != "" {
+		text += `renew_signal = "` + signal + `"` + "\n"
+	}
+	for _, line := range lines {
+		text += line + "\n"
+	}
+	cfg, err := ParseConfig([]byte(text))
+	require.NoError(t, err, "%s", text)
+	return cfg
+}
+
+// testBinary returns the path of this test binary, which a test gives as
+// cmd (or starts itself) to run the reloader of TestMain.
+func testBinary(t testing.TB) string {
+	t.Helper()
+	self, err := os.Executable()
+	require.NoError(t, err)
+	return self
+}
+
+// newHelper returns New(cfg, opts), opts.Logger replaced by a logger that
+// writes text lines (info and above) to the returned buffer.
+func newHelper(cfg *Config, opts Options) (*Helper, *logtest.Buffer) {
+	logs := new(logtest.Buffer)
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	return New(cfg, opts), logs
+}
+
 func serialOf(t testing.TB, path string) string {
 	t.Helper()
 	certs := readCerts(t, path)
@@ -64,20 +102,8 @@ func TestRunRotation(t *testing.T) {
 	log := filepath.Join(dir, "reloads.log")
 	t.Setenv("RELOADER_LOG", log)
 	t.Setenv("RELOADER_CERT", filepath.Join(dir, "svid.pem"))
-	self, err := os.Executable()
-	require.NoError(t, err)
-	cfg, err := ParseConfig([]byte(`
-cmd = "` + self + `"
-cmd_args = "\"first arg\" second"
-cert_dir = "` + dir + `"
-renew_signal = "SIGUSR1"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-`))
-	require.NoError(t, err)
-	var logs logtest.Buffer
-	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	cfg := testConfig(t, dir, testBinary(t), "SIGUSR1", `cmd_args = "\"first arg\" second"`, x509Files)
+	h, logs := newHelper(cfg, Options{Addr: s.addr})
 	stop := daemon(t, h)
 
 	first := s.handler.Snapshot(strconv.Itoa(os.Getuid())).X509SVIDs[0]
@@ -120,22 +146,10 @@ func TestRunWaitsForEveryFile(t *testing.T) {
 	t.Setenv("RELOADER_LOG", log)
 	t.Setenv("RELOADER_CERT", files[0])
 	t.Setenv("RELOADER_FILES", strings.Join(files, string(os.PathListSeparator)))
-	self, err := os.Executable()
-	require.NoError(t, err)
-	cfg, err := ParseConfig([]byte(`
-cmd = "` + self + `"
-cert_dir = "` + dir + `"
-renew_signal = "SIGUSR1"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_bundle_file_name = "jwt.json"
+	cfg := testConfig(t, dir, testBinary(t), "SIGUSR1", x509Files, `jwt_bundle_file_name = "jwt.json"
 jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"},
-             {jwt_audience = "other", jwt_svid_file_name = "other.token"}]
-`))
-	require.NoError(t, err)
-	var logs logtest.Buffer
-	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+             {jwt_audience = "other", jwt_svid_file_name = "other.token"}]`)
+	h, logs := newHelper(cfg, Options{Addr: s.addr})
 	stop := daemon(t, h)
 
 	// The helper says it waits for the two JWT-SVID files alone (the X.509
@@ -181,17 +195,8 @@ func TestRunRestartsCmd(t *testing.T) {
 	s := startServer(t, 0)
 	dir := t.TempDir()
 	count := filepath.Join(dir, "count")
-	cfg, err := ParseConfig([]byte(`
-cmd = "/bin/sh"
-cmd_args = "-c \"echo run >> ` + count + `\""
-cert_dir = "` + dir + `"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-`))
-	require.NoError(t, err)
-	var logs logtest.Buffer
-	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	cfg := testConfig(t, dir, "/bin/sh", "", `cmd_args = "-c \"echo run >> `+count+`\""`, x509Files)
+	h, logs := newHelper(cfg, Options{Addr: s.addr})
 	daemon(t, h)
 	runs := func() int {
 		data, _ := os.ReadFile(count)
@@ -210,9 +215,7 @@ func TestRunPIDFile(t *testing.T) {
 	s := startServer(t, 0)
 	dir := t.TempDir()
 	log := filepath.Join(dir, "reloads.log")
-	self, err := os.Executable()
-	require.NoError(t, err)
-	proc := exec.Command(self)
+	proc := exec.Command(testBinary(t))
 	proc.Env = append(os.Environ(), "RELOADER_LOG="+log, "RELOADER_CERT="+filepath.Join(dir, "svid.pem"))
 	require.NoError(t, proc.Start())
 	t.Cleanup(func() { proc.Process.Kill(); proc.Wait() })
@@ -220,17 +223,8 @@ func TestRunPIDFile(t *testing.T) {
 	pidFile := filepath.Join(dir, "app.pid")
 	require.NoError(t, os.WriteFile(pidFile, []byte(strconv.Itoa(proc.Process.Pid)+"\n"), 0o600))
 
-	cfg, err := ParseConfig([]byte(`
-pid_file_name = "` + pidFile + `"
-renew_signal = "SIGHUP"
-cert_dir = "` + dir + `"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-`))
-	require.NoError(t, err)
-	var logs logtest.Buffer
-	h := New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	cfg := testConfig(t, dir, "", "SIGHUP", `pid_file_name = "`+pidFile+`"`, x509Files)
+	h, logs := newHelper(cfg, Options{Addr: s.addr})
 	stop := daemon(t, h)
 	waitFor(t, "the first signal", func() bool { return len(reloads(t, log)) == 2 })
 	assert.Equal(t, "SIGHUP", reloads(t, log)[1][1])
@@ -280,18 +274,10 @@ func TestRunJWT(t *testing.T) {
 	t.Setenv("RELOADER_LOG", log)
 	t.Setenv("RELOADER_FILES", strings.Join([]string{filepath.Join(dir, "db.token"), filepath.Join(dir, "other.token"),
 		filepath.Join(dir, "jwt.json")}, string(os.PathListSeparator)))
-	self, err := os.Executable()
-	require.NoError(t, err)
-	cfg, err := ParseConfig([]byte(`
-cmd = "` + self + `"
-renew_signal = "SIGWINCH"
-cert_dir = "` + dir + `"
-jwt_svids = [{jwt_audience = "db", jwt_extra_audiences = ["cache"], jwt_svid_file_name = "db.token"},
+	cfg := testConfig(t, dir, testBinary(t), "SIGWINCH", `jwt_svids = [{jwt_audience = "db", jwt_extra_audiences = ["cache"], jwt_svid_file_name = "db.token"},
              {jwt_audience = "other", jwt_svid_file_name = "other.token"}]
 jwt_bundle_file_name = "jwt.json"
-hint = "other"
-`))
-	require.NoError(t, err)
+hint = "other"`)
 	h := New(cfg, Options{Addr: s.addr})
 	stop := daemon(t, h)
 	token := func() string {
@@ -320,17 +306,10 @@ func TestRunHealth(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	s := startServer(t, 0)
 	dir := t.TempDir()
-	cfg, err := ParseConfig([]byte(`
-cert_dir = "` + dir + `"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
+	cfg := testConfig(t, dir, "", "", x509Files, `jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
 health_checks {
   listener_enabled = true
-}
-`))
-	require.NoError(t, err)
+}`)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	h := New(cfg, Options{Addr: s.addr, HealthListener: lis})
@@ -405,16 +384,9 @@ func TestOnce(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	s := startServer(t, time.Minute)
 	dir := t.TempDir()
-	cfg, err := ParseConfig([]byte(`
-cert_dir = "` + dir + `"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
+	cfg := testConfig(t, dir, "", "", x509Files, `jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
 jwt_bundle_file_name = "jwt.json"
-jwt_svid_file_mode = 0640
-`))
-	require.NoError(t, err)
+jwt_svid_file_mode = 0640`)
 	require.NoError(t, New(cfg, Options{Addr: s.addr}).Once(t.Context()))
 	want := s.handler.Snapshot(strconv.Itoa(os.Getuid())).X509SVIDs[0].Certificates[0].SerialNumber.String()
 	assert.Equal(t, want, serialOf(t, filepath.Join(dir, "svid.pem")))
@@ -423,9 +395,8 @@ jwt_svid_file_mode = 0640
 	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(dir, "jwt.json")))
 
 	// An agent that is not there is waited for, up to OnceTimeout.
-	var logs logtest.Buffer
-	err = New(cfg, Options{Addr: "unix://" + filepath.Join(dir, "none.sock"), OnceTimeout: 300 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Once(t.Context())
+	h, logs := newHelper(cfg, Options{Addr: "unix://" + filepath.Join(dir, "none.sock"), OnceTimeout: 300 * time.Millisecond})
+	err := h.Once(t.Context())
 	require.ErrorContains(t, err, "gave up after 300ms")
 	assert.Contains(t, logs.String(), "waiting for the Workload API")
 
@@ -464,8 +435,8 @@ func TestRunWatchFails(t *testing.T) {
 		cfg, err := ParseConfig([]byte(conf))
 		require.NoError(t, err)
 		cfg.CertDir = dir
-		var logs logtest.Buffer
-		err = New(cfg, Options{Addr: "unix://" + filepath.Join(dir, "api.sock"), Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Run(t.Context())
+		h, logs := newHelper(cfg, Options{Addr: "unix://" + filepath.Join(dir, "api.sock")})
+		err = h.Run(t.Context())
 		require.Error(t, err)
 		assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
 		assert.Regexp(t, `^watching (X\.509 SVIDs|JWT bundles): `, err.Error())
@@ -484,8 +455,8 @@ func TestRunWaitsForAgent(t *testing.T) {
 	sockDir, err := os.MkdirTemp("", "helper")
 	require.NoError(t, err)
 	defer os.RemoveAll(sockDir)
-	var logs logtest.Buffer
-	stop := daemon(t, New(cfg, Options{Addr: "unix://" + filepath.Join(sockDir, "api.sock"), Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	h, logs := newHelper(cfg, Options{Addr: "unix://" + filepath.Join(sockDir, "api.sock")})
+	stop := daemon(t, h)
 	waitFor(t, "the warnings", func() bool {
 		return logs.Contains("X.509 watch failed; retrying") && logs.Contains("JWT bundle watch failed; retrying")
 	})
@@ -503,15 +474,11 @@ func TestRunFailures(t *testing.T) {
 
 	t.Run("cmd cannot start, JWT files cannot be written", func(t *testing.T) {
 		dir := t.TempDir()
-		cfg, err := ParseConfig([]byte(`
-cmd = "` + filepath.Join(dir, "none") + `"
-cert_dir = "` + filepath.Join(dir, "none") + `"
-jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
-jwt_bundle_file_name = "jwt.json"
-`))
-		require.NoError(t, err)
-		var logs logtest.Buffer
-		stop := daemon(t, New(cfg, Options{Addr: s.addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+		none := filepath.Join(dir, "none")
+		cfg := testConfig(t, none, none, "", `jwt_svids = [{jwt_audience = "db", jwt_svid_file_name = "db.token"}]
+jwt_bundle_file_name = "jwt.json"`)
+		h, logs := newHelper(cfg, Options{Addr: s.addr})
+		stop := daemon(t, h)
 		waitFor(t, "the errors", func() bool {
 			return logs.Contains("cannot write a JWT-SVID file; retrying") && logs.Contains("cannot write the JWT bundle file")
 		})
@@ -524,18 +491,9 @@ jwt_bundle_file_name = "jwt.json"
 		log := filepath.Join(dir, "reloads.log")
 		t.Setenv("RELOADER_LOG", log)
 		t.Setenv("RELOADER_IGNORE_TERM", "1")
-		self, err := os.Executable()
-		require.NoError(t, err)
-		cfg, err := ParseConfig([]byte(`
-cmd = "` + self + `"
-cert_dir = "` + dir + `"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-`))
-		require.NoError(t, err)
-		var logs logtest.Buffer
-		stop := daemon(t, New(cfg, Options{Addr: s.addr, StopTimeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+		cfg := testConfig(t, dir, testBinary(t), "", x509Files)
+		h, logs := newHelper(cfg, Options{Addr: s.addr, StopTimeout: 200 * time.Millisecond})
+		stop := daemon(t, h)
 		waitFor(t, "the child", func() bool { return len(reloads(t, log)) == 1 })
 		s.rotate(t)
 		waitFor(t, "the second write", func() bool { return strings.Count(logs.String(), "X.509 files written") == 2 })

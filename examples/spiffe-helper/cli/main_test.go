@@ -207,6 +207,12 @@ func waitFor(t testing.TB, what string, f func() bool) {
 	}
 }
 
+// x509Files are the configuration lines, without a final newline, that
+// name the three X.509 files svid.pem, svid_key.pem and svid_bundle.pem.
+const x509Files = `svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"`
+
 // writeConfig writes a configuration file and returns its path.
 func writeConfig(t testing.TB, dir, text string) string {
 	t.Helper()
