@@ -10,10 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/exp/svid/witsvid"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
-	"github.com/spiffekit/spiffekit/workloadapi"
 )
 
 // witServer is a node API server whose CA keeps a WIT key.
@@ -60,16 +60,8 @@ func TestAgentWITSVIDsNotOffered(t *testing.T) {
 		"server off": {server: startServer, agentOn: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := tt.server(t)
-			cfg := s.AgentConfig(t)
-			cfg.WITSVIDs = tt.agentOn
-			a := nodetest.StartAgent(t, cfg)
-			web := s.Register(t, a.ID(), "/web")
-			a.WaitSVID(t, web.SPIFFEID)
-			c, err := workloadapi.New(t.Context(), workloadapi.WithAddr(a.Addr))
-			require.NoError(t, err)
-			defer c.Close()
-			_, err = c.FetchWITSVID(t.Context(), "")
+			_, c := nodetest.StartWorkload(t, tt.server(t), "/web", func(c *agent.Config) { c.WITSVIDs = tt.agentOn })
+			_, err := c.FetchWITSVID(t.Context(), "")
 			assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
 			_, err = c.FetchWITBundles(t.Context())
 			if tt.agentOn {

@@ -194,18 +194,18 @@ var (
 	_ Issuer = (*NodeServer)(nil)
 )
 
-// StartWITWorkload makes the test process a workload of an agent that
-// serves WIT-SVIDs (agent.Config.WITSVIDs): it runs an agent of s,
-// registers the workload at path under it, waits until the workload holds
-// the entry's X509-SVID, and returns the entry and a client of the
-// agent's Workload API, closed when the test ends, before the agent
-// stops (a test may close it sooner). Whether the agent obtains WIT-SVIDs
-// is up to s: a [Server] with server.Config.WITSVIDs, a [NodeServer]
-// whose CA keeps a WIT key.
-func StartWITWorkload(t testing.TB, s Issuer, path string) (registry.Entry, *workloadapi.Client) {
+// StartWorkload makes the test process a workload of an agent of s: it
+// runs an agent of s's AgentConfig, which edit, when not nil, changes
+// first, registers the workload at path under it, waits until the workload
+// holds the entry's X509-SVID, and returns the entry and a client of the
+// agent's Workload API, closed when the test ends, before the agent stops
+// (a test may close it sooner).
+func StartWorkload(t testing.TB, s Issuer, path string, edit func(*agent.Config)) (registry.Entry, *workloadapi.Client) {
 	t.Helper()
 	cfg := s.AgentConfig(t)
-	cfg.WITSVIDs = true
+	if edit != nil {
+		edit(&cfg)
+	}
 	a := StartAgent(t, cfg)
 	e := s.Register(t, a.ID(), path)
 	a.WaitSVID(t, e.SPIFFEID)
@@ -213,4 +213,13 @@ func StartWITWorkload(t testing.TB, s Issuer, path string) (registry.Entry, *wor
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return e, c
+}
+
+// StartWITWorkload is StartWorkload of an agent that serves WIT-SVIDs
+// (agent.Config.WITSVIDs). Whether the agent obtains WIT-SVIDs is up to s:
+// a [Server] with server.Config.WITSVIDs, a [NodeServer] whose CA keeps a
+// WIT key.
+func StartWITWorkload(t testing.TB, s Issuer, path string) (registry.Entry, *workloadapi.Client) {
+	t.Helper()
+	return StartWorkload(t, s, path, func(c *agent.Config) { c.WITSVIDs = true })
 }

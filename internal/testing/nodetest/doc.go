@@ -13,8 +13,9 @@
 // serve federated bundles of the test's choosing. [StartAgent] runs a node
 // agent (package agent) serving the Workload API on a unix socket, with the
 // unix workload attestor, so that the test process is the workload; the
-// [UID] selector registers entries for it. [StartWITWorkload] does all of
-// that for an agent serving WIT-SVIDs, and dials its Workload API.
+// [UID] selector registers entries for it. [StartWorkload] does all of
+// that, waits for the workload's X509-SVID and dials the agent's Workload
+// API; [StartWITWorkload] does it for an agent serving WIT-SVIDs.
 //
 //	func TestWorkloadGetsItsSVID(t *testing.T) {
 //		s := nodetest.StartServer(t, server.Config{})

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/spiffekit/spiffekit/agent"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
@@ -146,6 +148,22 @@ func TestNodeServerServeOnly(t *testing.T) {
 	a.WaitSynced(t)
 	assert.Zero(t, a.Stats().Entries)
 	s.Stop()
+}
+
+// StartWorkload makes the test process the workload of an agent of s's
+// configuration, unchanged without an edit (WIT-SVIDs off, though the
+// server issues them), and returns a client of its Workload API that gets
+// the entry's X509-SVID; StartWITWorkload's edit turns them on.
+func TestStartWorkload(t *testing.T) {
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: nodetest.TrustDomain, WITKeys: true})
+	require.NoError(t, err)
+	web, c := nodetest.StartWorkload(t, nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m}), "/web", nil)
+	assert.Equal(t, spiffeid.RequireFromPath(nodetest.TrustDomain, "/web"), web.SPIFFEID)
+	svid, err := c.FetchX509SVID(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, web.SPIFFEID, svid.ID)
+	_, err = c.FetchWITSVID(t.Context(), "")
+	assert.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
 }
 
 // StartWITWorkload makes the test process the workload of an agent of a
