@@ -56,7 +56,10 @@ type Config struct {
 	// least one. The agent uses the first that answers, and moves to the
 	// next when one cannot be reached, and when a renewal or the entry
 	// stream fails on the one in use: a server may answer and yet be
-	// unable to serve (cut off from its database).
+	// unable to serve (cut off from its database). Once it has moved off
+	// a server, it leaves that one out (while there are others) until it
+	// moves on again, so that a next server slower to answer than the one
+	// that failed is not passed over for it.
 	Servers []string
 
 	// TrustBundle holds the X.509 authorities that verify the servers on
@@ -271,6 +274,7 @@ type Agent struct {
 	unsaved  bool               // svid could not be saved in Config.DataDir yet
 	cli      *nodeapi.Client    // while Run runs
 	first    int                // index in Config.Servers of the server tried first
+	movedOff bool               // failOver moved first on: the server before it is left out
 	renewed  chan struct{}      // signalled after the client moves to a new connection
 	attested chan struct{}      // closed once svid is set
 
@@ -726,16 +730,27 @@ func (a *Agent) setSVID(key crypto.Signer, keyData []byte, svid *nodeapi.AgentSV
 }
 
 // servers returns Config.Servers in the order to try them: from the one
-// failOver moved to.
+// failOver moved to, without the one it moved off (while there are
+// others). The client tries the next address of a connection as well when
+// one has not answered its handshake within a quarter of a second (gRPC's
+// pick_first, "happy eyeballs"), and takes the first to answer: the server
+// that failed, were it in the list, would win over a next server that is
+// slower to answer (farther away, or loaded), and the failover would land
+// on it again.
 func (a *Agent) servers() []string {
 	a.mu.Lock()
-	first := a.first
+	first, movedOff := a.first, a.movedOff
 	a.mu.Unlock()
-	return append(slices.Clone(a.cfg.Servers[first:]), a.cfg.Servers[:first]...)
+	servers := append(slices.Clone(a.cfg.Servers[first:]), a.cfg.Servers[:first]...)
+	if movedOff && len(servers) > 1 {
+		servers = servers[:len(servers)-1]
+	}
+	return servers
 }
 
 // failOver moves the client to a new connection that tries the servers
-// from the one after the server it tried first. A call to a server that
+// from the one after the server it tried first, and leaves that one out
+// until it moves on again (see servers). A call to a server that
 // failed (other than by refusing the agent) is tried again on the next: a
 // server may accept connections and yet be unable to serve, cut off from
 // its database, and the connection to it may be stalled by a partition,
@@ -745,6 +760,7 @@ func (a *Agent) servers() []string {
 func (a *Agent) failOver() error {
 	a.mu.Lock()
 	a.first = (a.first + 1) % len(a.cfg.Servers)
+	a.movedOff = true
 	a.mu.Unlock()
 	return a.connect(0)
 }

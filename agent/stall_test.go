@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,62 @@ func (p *stallingProxy) stall() {
 	}
 }
 
+// newFarProxy forwards TCP connections to target, each only once hold has
+// passed since it came: target stands for a server farther away than the
+// others, whose handshakes take that much longer. It returns its address.
+func newFarProxy(t *testing.T, target string, hold time.Duration) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		conns = append(conns, c)
+	}
+	wg.Go(func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			wg.Go(func() {
+				defer c.Close()
+				select {
+				case <-time.After(hold):
+				case <-stop:
+					return
+				}
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				track(up)
+				defer up.Close()
+				wg.Go(func() {
+					io.Copy(up, c)
+					up.Close()
+				})
+				io.Copy(c, up)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		close(stop)
+		lis.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return lis.Addr().String()
+}
+
 // Property: a renewal of the agent SVID held up by a stalled connection
 // is tried again over a new one, in time: the agent does not wait on a
 // connection that may stay silent longer than its SVID has left.
@@ -150,23 +207,51 @@ func (s *stuckAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) 
 	return s.AgentStore.ListAgents(ctx)
 }
 
-// Property: an agent whose server answers but cannot renew its SVID (its
-// database is out of reach) renews through the next server in time: it
-// does not stay with a server only because the connection to it works.
-func TestRenewalFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
+// startCutOffReplicas runs two replicas of one node server (one CA, one
+// store) that issue agent SVIDs of 20 s, the first of which reaches the
+// agent records through cut: it answers, but cannot renew an agent SVID
+// once cut is stuck.
+func startCutOffReplicas(t *testing.T) (s1, s2 *nodetest.NodeServer, cut *stuckAgents) {
+	t.Helper()
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	cut := &stuckAgents{AgentStore: store}
-	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
+	cut = &stuckAgents{AgentStore: store}
+	s1 = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
 		c.AgentSVIDTTL, c.Agents = 20*time.Second, cut
 	}})
-	s2 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(20 * time.Second)})
+	s2 = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(20 * time.Second)})
+	return s1, s2, cut
+}
+
+// renewsWhenCutOff runs an agent of s1 (see startCutOffReplicas) that
+// knows the servers at addrs, cuts s1 off once the agent has synced, and
+// checks that the agent renews its SVID before it expires.
+func renewsWhenCutOff(t *testing.T, s1 *nodetest.NodeServer, cut *stuckAgents, addrs ...string) {
+	t.Helper()
 	cfg := s1.AgentConfig(t)
-	cfg.Servers = []string{s1.Addr, s2.Addr}
+	cfg.Servers = addrs
 	a := nodetest.StartAgent(t, cfg)
 	a.WaitSynced(t)
 	first := a.SVID().Certificates[0]
 	cut.stuck.Store(true)
 	require.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
 		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired")
+}
+
+// Property: an agent whose server answers but cannot renew its SVID (its
+// database is out of reach) renews through the next server in time: it
+// does not stay with a server only because the connection to it works.
+func TestRenewalFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
+	s1, s2, cut := startCutOffReplicas(t)
+	renewsWhenCutOff(t, s1, cut, s1.Addr, s2.Addr)
+}
+
+// Property: the failover of a renewal reaches the next server even when
+// that one answers a handshake later than the server that failed: a
+// connection tries its next address as well when one has not answered
+// within a quarter of a second (gRPC's happy eyeballs) and takes the first
+// to answer, so the server that failed must not be among its addresses.
+func TestRenewalFailsOverToAFartherServer(t *testing.T) {
+	s1, s2, cut := startCutOffReplicas(t)
+	renewsWhenCutOff(t, s1, cut, s1.Addr, newFarProxy(t, s2.Addr, time.Second))
 }
