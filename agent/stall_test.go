@@ -4,13 +4,16 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
@@ -207,43 +210,61 @@ func (s *stuckAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) 
 	return s.AgentStore.ListAgents(ctx)
 }
 
-// startCutOffReplicas runs two replicas of one node server (one CA, one
-// store) that issue agent SVIDs of 20 s, the first of which reaches the
-// agent records through cut: it answers, but cannot renew an agent SVID
-// once cut is stuck.
-func startCutOffReplicas(t *testing.T) (s1, s2 *nodetest.NodeServer, cut *stuckAgents) {
+// cutOffReplicas are two replicas of one node server (one CA, one store)
+// that issue agent SVIDs of 20 s, each reaching the agent records through
+// its own stuckAgents: once that is stuck, the server answers, but cannot
+// renew an agent SVID.
+type cutOffReplicas struct {
+	servers [2]*nodetest.NodeServer
+	cuts    [2]*stuckAgents
+	logs    *logtest.Buffer // the servers' and the agent's
+}
+
+func startCutOffReplicas(t *testing.T) *cutOffReplicas {
 	t.Helper()
 	store := memstore.New(memstore.Config{})
 	m := newRotation(t)
-	cut = &stuckAgents{AgentStore: store}
-	s1 = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
-		c.AgentSVIDTTL, c.Agents = 20*time.Second, cut
-	}})
-	s2 = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: shortTTL(20 * time.Second)})
-	return s1, s2, cut
+	r := &cutOffReplicas{logs: &logtest.Buffer{}}
+	for i := range r.servers {
+		r.cuts[i] = &stuckAgents{AgentStore: store}
+		r.servers[i] = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
+			c.AgentSVIDTTL, c.Agents, c.Logger = 20*time.Second, r.cuts[i], r.logs.Logger().With("server", i)
+		}})
+	}
+	return r
 }
 
-// renewsWhenCutOff runs an agent of s1 (see startCutOffReplicas) that
-// knows the servers at addrs, cuts s1 off once the agent has synced, and
-// checks that the agent renews its SVID before it expires.
-func renewsWhenCutOff(t *testing.T, s1 *nodetest.NodeServer, cut *stuckAgents, addrs ...string) {
+// renewsWhenCutOff runs an agent of the first server that knows the
+// servers at addrs, cuts off the server it syncs with (the first, unless
+// the second answered sooner) once it has synced, and checks that the
+// agent renews its SVID before it expires.
+func (r *cutOffReplicas) renewsWhenCutOff(t *testing.T, addrs ...string) {
 	t.Helper()
-	cfg := s1.AgentConfig(t)
-	cfg.Servers = addrs
+	cfg := r.servers[0].AgentConfig(t)
+	cfg.Servers, cfg.Logger = addrs, r.logs.Logger().With("agent", true)
 	a := nodetest.StartAgent(t, cfg)
 	a.WaitSynced(t)
+	// The agent's calls go over the connection of its entry stream: the
+	// server that holds the stream is the one the renewal goes to first.
+	used := -1
+	require.Eventually(t, func() bool {
+		used = slices.IndexFunc(r.servers[:], func(s *nodetest.NodeServer) bool { return s.Stats().Streams == 1 })
+		return used >= 0
+	}, nodetest.Timeout, 5*time.Millisecond, "a server holds the agent's entry stream")
 	first := a.SVID().Certificates[0]
-	cut.stuck.Store(true)
-	require.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
-		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired")
+	r.cuts[used].stuck.Store(true)
+	if !assert.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
+		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired") {
+		t.Fatalf("server %d was cut off; what the servers and the agent logged:\n%s", used, r.logs)
+	}
 }
 
 // Property: an agent whose server answers but cannot renew its SVID (its
 // database is out of reach) renews through the next server in time: it
 // does not stay with a server only because the connection to it works.
 func TestRenewalFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
-	s1, s2, cut := startCutOffReplicas(t)
-	renewsWhenCutOff(t, s1, cut, s1.Addr, s2.Addr)
+	r := startCutOffReplicas(t)
+	r.renewsWhenCutOff(t, r.servers[0].Addr, r.servers[1].Addr)
 }
 
 // Property: the failover of a renewal reaches the next server even when
@@ -252,6 +273,6 @@ func TestRenewalFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
 // within a quarter of a second (gRPC's happy eyeballs) and takes the first
 // to answer, so the server that failed must not be among its addresses.
 func TestRenewalFailsOverToAFartherServer(t *testing.T) {
-	s1, s2, cut := startCutOffReplicas(t)
-	renewsWhenCutOff(t, s1, cut, s1.Addr, newFarProxy(t, s2.Addr, time.Second))
+	r := startCutOffReplicas(t)
+	r.renewsWhenCutOff(t, r.servers[0].Addr, newFarProxy(t, r.servers[1].Addr, time.Second))
 }
