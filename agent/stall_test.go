@@ -211,7 +211,7 @@ func (s *stuckAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) 
 }
 
 // cutOffReplicas are two replicas of one node server (one CA, one store)
-// that issue agent SVIDs of 20 s, each reaching the agent records through
+// that issue agent SVIDs of 30 s, each reaching the agent records through
 // its own stuckAgents: once that is stuck, the server answers, but cannot
 // renew an agent SVID.
 type cutOffReplicas struct {
@@ -219,6 +219,13 @@ type cutOffReplicas struct {
 	cuts    [2]*stuckAgents
 	logs    *logtest.Buffer // the servers' and the agent's
 }
+
+// cutOffSVIDTTL is the agent SVIDs' life: renewed at half of it, with
+// a renewal attempt taking at least minRenewAttempt (5 s), the agent has
+// the time of the attempt on the server cut off and of two more after its
+// failover, so a test process starved for seconds on a loaded machine
+// still sees the failover it checks, not the end of the SVID.
+const cutOffSVIDTTL = 30 * time.Second
 
 func startCutOffReplicas(t *testing.T) *cutOffReplicas {
 	t.Helper()
@@ -228,7 +235,7 @@ func startCutOffReplicas(t *testing.T) *cutOffReplicas {
 	for i := range r.servers {
 		r.cuts[i] = &stuckAgents{AgentStore: store}
 		r.servers[i] = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
-			c.AgentSVIDTTL, c.Agents, c.Logger = 20*time.Second, r.cuts[i], r.logs.Logger().With("server", i)
+			c.AgentSVIDTTL, c.Agents, c.Logger = cutOffSVIDTTL, r.cuts[i], r.logs.Logger().With("server", i)
 		}})
 	}
 	return r
