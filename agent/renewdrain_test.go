@@ -27,48 +27,24 @@ type countingProxy struct {
 
 func newCountingProxy(t *testing.T, target string) *countingProxy {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &countingProxy{addr: lis.Addr().String()}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			p.open.Add(1)
-			wg.Go(func() {
-				defer p.open.Add(-1)
-				defer up.Close()
-				copyConn(up, c) // until the agent closes its end
-			})
-			wg.Go(func() {
-				defer c.Close()
-				copyConn(c, up)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		for _, c := range conns {
+	p := &countingProxy{}
+	p.addr = startProxy(t, func(set *connSet, c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
 			c.Close()
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
+		set.add(c, up)
+		p.open.Add(1)
+		set.wg.Go(func() {
+			defer p.open.Add(-1)
+			defer up.Close()
+			copyConn(up, c) // until the agent closes its end
+		})
+		set.wg.Go(func() {
+			defer c.Close()
+			copyConn(c, up)
+		})
 	})
 	return p
 }

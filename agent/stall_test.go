@@ -99,54 +99,74 @@ func (p *stallingProxy) stall() {
 // passed since it came: target stands for a server farther away than the
 // others, whose handshakes take that much longer. It returns its address.
 func newFarProxy(t *testing.T, target string, hold time.Duration) string {
+	return startProxy(t, func(set *connSet, c net.Conn) {
+		set.add(c)
+		set.wg.Go(func() {
+			defer c.Close()
+			select {
+			case <-time.After(hold):
+			case <-set.stop:
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			set.add(up)
+			defer up.Close()
+			set.wg.Go(func() {
+				io.Copy(up, c)
+				up.Close()
+			})
+			io.Copy(c, up)
+		})
+	})
+}
+
+// connSet holds what a test proxy of startProxy opened: its connections
+// and its goroutines, which end with the test.
+type connSet struct {
+	wg    sync.WaitGroup
+	stop  chan struct{} // closed as the test ends
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// add tracks connections, to be closed as the test ends.
+func (s *connSet) add(cs ...net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, cs...)
+}
+
+// startProxy listens on loopback and gives each connection it accepts to
+// handle, in its accept loop: handle tracks the connections it opens with
+// add and runs its goroutines on wg. As the test ends, stop is closed, the
+// listener and every connection are closed, and the goroutines waited for.
+// It returns the proxy's address.
+func startProxy(t *testing.T, handle func(set *connSet, c net.Conn)) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		defer mu.Unlock()
-		conns = append(conns, c)
-	}
-	wg.Go(func() {
+	set := &connSet{stop: make(chan struct{})}
+	set.wg.Go(func() {
 		for {
 			c, err := lis.Accept()
 			if err != nil {
 				return
 			}
-			track(c)
-			wg.Go(func() {
-				defer c.Close()
-				select {
-				case <-time.After(hold):
-				case <-stop:
-					return
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				track(up)
-				defer up.Close()
-				wg.Go(func() {
-					io.Copy(up, c)
-					up.Close()
-				})
-				io.Copy(c, up)
-			})
+			handle(set, c)
 		}
 	})
 	t.Cleanup(func() {
-		close(stop)
+		close(set.stop)
 		lis.Close()
-		mu.Lock()
-		for _, c := range conns {
+		set.mu.Lock()
+		for _, c := range set.conns {
 			c.Close()
 		}
-		mu.Unlock()
-		wg.Wait()
+		set.mu.Unlock()
+		set.wg.Wait()
 	})
 	return lis.Addr().String()
 }
