@@ -130,9 +130,9 @@ func run(ctx context.Context, cmd *cmdline.Command, s *settings, stderr io.Write
 		// Owned by run: it stops pacing, and waits for the pacer, as it
 		// returns.
 		pctx, stopPacing := context.WithCancel(ctx)
-		paced := make(chan struct{})
-		go func() { defer close(paced); _ = newGCPacer().Run(pctx) }()
-		defer func() { stopPacing(); <-paced }()
+		pacerDone := make(chan struct{})
+		go func() { defer close(pacerDone); _ = newGCPacer().Run(pctx) }()
+		defer func() { stopPacing(); <-pacerDone }()
 		gogc += fmt.Sprintf(", at least %d MiB of headroom", gcMinHeadroom>>20)
 	}
 	log.Info("starting", "trust_domain", s.trustDomain.Name(), "servers", s.cfg.Servers, "node_attestor", attestorType,
