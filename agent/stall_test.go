@@ -28,60 +28,42 @@ import (
 // made later are forwarded.
 type stallingProxy struct {
 	addr string
-	lis  net.Listener
-	wg   sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[net.Conn]*atomic.Bool // to its stalled flag
 }
 
 func newStallingProxy(t *testing.T, target string) *stallingProxy {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &stallingProxy{addr: lis.Addr().String(), lis: lis, conns: map[net.Conn]*atomic.Bool{}}
-	p.wg.Go(func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			stalled := new(atomic.Bool)
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = stalled, stalled
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				defer dst.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := src.Read(buf)
-					if err != nil {
-						return
-					}
-					if stalled.Load() {
-						continue // lost on the way
-					}
-					if _, err := dst.Write(buf[:n]); err != nil {
-						return
-					}
+	p := &stallingProxy{conns: map[net.Conn]*atomic.Bool{}}
+	p.addr = startProxy(t, func(set *connSet, c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
+		}
+		set.add(c, up)
+		stalled := new(atomic.Bool)
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = stalled, stalled
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer dst.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				if err != nil {
+					return
+				}
+				if stalled.Load() {
+					continue // lost on the way
+				}
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
 				}
 			}
-			p.wg.Go(func() { pipe(up, c) })
-			p.wg.Go(func() { pipe(c, up) })
 		}
-	})
-	t.Cleanup(func() {
-		lis.Close()
-		p.mu.Lock()
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
+		set.wg.Go(func() { pipe(up, c) })
+		set.wg.Go(func() { pipe(c, up) })
 	})
 	return p
 }
