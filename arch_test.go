@@ -57,7 +57,7 @@ func layer(pkg string) (int, bool) {
 		return 3, true
 	case rel == "exchange":
 		return 3, true
-	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/azureimds", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin",
+	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/azureimds", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin/internal/wire",
 		rel == "nodeapi/internal/wire",
 		rel == "nodeapi/nodeserver/internal/agentcache":
 		return 3, true
@@ -69,7 +69,7 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "ca", rel == "spiffetls/tlsconfig", rel == "exp/wpt":
 		return 3, true
-	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid", rel == "launch",
+	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid", rel == "launch", rel == "admin",
 		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "ca/upstream/vault", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver":
@@ -254,6 +254,9 @@ func TestImportViolation(t *testing.T) {
 		{m("nodeapi"), m("nodeapi/nodeserver"), false},
 		{m("nodeapi/nodeserver"), m("nodeapi/internal/wire"), true},
 		{m("nodeapi/internal/wire"), m("nodeapi"), false},
+		// The admin API: its client and server share the JSON form.
+		{m("admin"), m("admin/internal/wire"), true},
+		{m("admin/internal/wire"), m("admin"), false},
 		// SDS sits on the Workload API's endpoint; the agent serves it.
 		{m("workloadapi/endpoint/sds"), m("workloadapi/endpoint"), true},
 		{m("agent"), m("workloadapi/endpoint/sds"), true},

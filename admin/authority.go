@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -71,27 +72,7 @@ type AuthorityManager interface {
 	RevokeAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error)
 }
 
-type authorityJSON struct {
-	Kind     registry.AuthorityKind  `json:"kind"`
-	ID       string                  `json:"id"`
-	ServerID string                  `json:"server_id"`
-	Local    bool                    `json:"local"`
-	State    registry.AuthorityState `json:"state"`
-	NotAfter time.Time               `json:"not_after"`
-	Tainted  bool                    `json:"tainted"`
-	Revoked  bool                    `json:"revoked"`
-	Pending  bool                    `json:"pending"`
-}
-
-type authorityIDJSON struct {
-	AuthorityID string `json:"authority_id"`
-}
-
-func authorityToJSON(a Authority) authorityJSON {
-	return authorityJSON(a)
-}
-
-func authorityFromJSON(j authorityJSON) (Authority, error) {
+func authorityFromJSON(j wire.Authority) (Authority, error) {
 	switch {
 	case j.Kind != registry.AuthorityX509 && j.Kind != registry.AuthorityJWT && j.Kind != registry.AuthorityWIT:
 		return Authority{}, fmt.Errorf("unknown authority kind %q", j.Kind)
@@ -145,7 +126,7 @@ func (s *Server) authorityRoutes(m *http.ServeMux) {
 // authorities returns the manager, or answers that there is none.
 func (s *Server) authorities(w http.ResponseWriter) AuthorityManager {
 	if s.cfg.Authorities == nil {
-		writeError(w, http.StatusNotFound, codeNotFound, "admin: this server has no CA to operate")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "admin: this server has no CA to operate")
 	}
 	return s.cfg.Authorities
 }
@@ -160,9 +141,9 @@ func (s *Server) listAuthorities(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]authorityJSON, 0, len(auths))
+	out := make([]wire.Authority, 0, len(auths))
 	for _, a := range auths {
-		out = append(out, authorityToJSON(a))
+		out = append(out, wire.Authority(a))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"authorities": out})
 }
@@ -180,7 +161,7 @@ func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action 
 	var id string
 	switch action {
 	case actionTaint, actionRevoke:
-		var req authorityIDJSON
+		var req wire.AuthorityID
 		if err := readJSON(w, r, &req); err != nil {
 			s.fail(w, r, err)
 			return
@@ -192,7 +173,7 @@ func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action 
 	case actionActivate:
 		// The ID is optional: no body, or one naming the prepared authority.
 		if r.ContentLength != 0 {
-			var req authorityIDJSON
+			var req wire.AuthorityID
 			if err := readJSON(w, r, &req); err != nil {
 				s.fail(w, r, err)
 				return
@@ -217,14 +198,14 @@ func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action 
 	}
 	s.log.Info("admin: authority "+action.past(), "kind", string(a.Kind), "authority_id", a.ID,
 		"server_id", a.ServerID, "state", string(a.State), "pending", a.Pending)
-	writeJSON(w, http.StatusOK, authorityToJSON(a))
+	writeJSON(w, http.StatusOK, wire.Authority(a))
 }
 
 // Authorities describes every authority of every live server of the trust
 // domain (see [AuthorityManager.Authorities]).
 func (c *Client) Authorities(ctx context.Context) ([]Authority, error) {
 	var out struct {
-		Authorities []authorityJSON `json:"authorities"`
+		Authorities []wire.Authority `json:"authorities"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/v1/authorities", nil, nil, &out); err != nil {
 		return nil, err
@@ -280,13 +261,13 @@ func (c *Client) authorityAction(ctx context.Context, kind registry.AuthorityKin
 		return Authority{}, err
 	}
 	path := "/v1/authorities/" + url.PathEscape(string(kind)) + "/" + string(action)
-	var out authorityJSON
+	var out wire.Authority
 	var err error
 	switch {
 	case (action == actionTaint || action == actionRevoke) && id == "":
 		return Authority{}, fmt.Errorf("admin: authority ID is required: %w", registry.ErrInvalid)
 	case id != "":
-		err = c.doJSON(ctx, http.MethodPost, path, authorityIDJSON{AuthorityID: id}, &out)
+		err = c.doJSON(ctx, http.MethodPost, path, wire.AuthorityID{AuthorityID: id}, &out)
 	default:
 		err = c.do(ctx, http.MethodPost, path, nil, nil, &out)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/registry"
 )
@@ -22,18 +23,6 @@ const MaxBatchEntries = registry.MaxBatch
 // in bytes. It holds MaxBatchEntries entries of ordinary size, and always
 // at least one entry of the largest size the registry accepts.
 const MaxBatchRequestBody = 16 << 20
-
-// batchResultJSON is one entry's outcome: the entry as stored, or an error
-// with its code.
-type batchResultJSON struct {
-	Entry *entryJSON `json:"entry,omitempty"`
-	Error string     `json:"error,omitempty"`
-	Code  string     `json:"code,omitempty"`
-}
-
-type batchResponseJSON struct {
-	Results []batchResultJSON `json:"results"`
-}
 
 // createEntries answers POST /v1/entries/batch: a JSON array of entries,
 // created with the store's [registry.BatchCreator] in one transaction when
@@ -51,7 +40,7 @@ func (s *Server) createEntries(w http.ResponseWriter, r *http.Request) {
 	var valid []registry.Entry
 	var at []int // at[k] is the index in the request of valid[k]
 	for i, j := range in {
-		e, err := entryFromJSON(j)
+		e, err := wire.EntryFromJSON(j)
 		if err != nil {
 			err = invalid("%v", err)
 		} else {
@@ -69,7 +58,7 @@ func (s *Server) createEntries(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := batchResponseJSON{Results: make([]batchResultJSON, len(in))}
+	out := wire.BatchResponse{Results: make([]wire.BatchResult, len(in))}
 	created := 0
 	for k, res := range stored {
 		results[at[k]] = res
@@ -79,7 +68,7 @@ func (s *Server) createEntries(w http.ResponseWriter, r *http.Request) {
 			out.Results[i] = s.batchError(r, res.Err)
 			continue
 		}
-		j := entryToJSON(res.Entry)
+		j := wire.EntryToJSON(res.Entry)
 		out.Results[i].Entry = &j
 		created++
 		// One line per entry at Debug; the batch is summed up at Info, so
@@ -124,24 +113,24 @@ func isEntryError(err error) bool {
 
 // batchError is the wire form of one entry's error. As in [Server.fail],
 // the details of internal errors go to the log only.
-func (s *Server) batchError(r *http.Request, err error) batchResultJSON {
+func (s *Server) batchError(r *http.Request, err error) wire.BatchResult {
 	switch {
 	case errors.Is(err, registry.ErrInvalid):
-		return batchResultJSON{Error: err.Error(), Code: codeInvalid}
+		return wire.BatchResult{Error: err.Error(), Code: wire.CodeInvalid}
 	case errors.Is(err, registry.ErrAlreadyExists):
-		return batchResultJSON{Error: err.Error(), Code: codeAlreadyExists}
+		return wire.BatchResult{Error: err.Error(), Code: wire.CodeAlreadyExists}
 	case s.timedOut(r, err):
-		return batchResultJSON{Error: s.timeoutMessage(), Code: codeUnavailable}
+		return wire.BatchResult{Error: s.timeoutMessage(), Code: wire.CodeUnavailable}
 	}
 	s.log.Error("admin: batch entry failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	return batchResultJSON{Error: "admin: internal error", Code: codeInternal}
+	return wire.BatchResult{Error: "admin: internal error", Code: wire.CodeInternal}
 }
 
 // readBatch decodes a JSON array of at most MaxBatchEntries entries from a
 // body of at most MaxBatchRequestBody bytes, refusing unknown fields. It
 // reads the array one element at a time, so that an over-long batch is
 // refused before all of it is decoded.
-func readBatch(w http.ResponseWriter, r *http.Request) ([]entryJSON, error) {
+func readBatch(w http.ResponseWriter, r *http.Request) ([]wire.Entry, error) {
 	body, err := limitBody(w, r, MaxBatchRequestBody)
 	if err != nil {
 		return nil, err
@@ -159,12 +148,12 @@ func readBatch(w http.ResponseWriter, r *http.Request) ([]entryJSON, error) {
 	} else if t != json.Delim('[') {
 		return nil, invalid("request body must be a JSON array of entries")
 	}
-	var in []entryJSON
+	var in []wire.Entry
 	for dec.More() {
 		if len(in) == MaxBatchEntries {
 			return nil, invalid("batch holds more than %d entries", MaxBatchEntries)
 		}
-		var j entryJSON
+		var j wire.Entry
 		if err := dec.Decode(&j); err != nil {
 			return nil, malformed(err)
 		}
@@ -202,7 +191,7 @@ func (c *Client) CreateEntries(ctx context.Context, entries []registry.Entry) ([
 			return nil
 		}
 		body.WriteByte(']')
-		var out batchResponseJSON
+		var out wire.BatchResponse
 		err := c.do(ctx, http.MethodPost, "/v1/entries/batch", nil, bytes.NewReader(body.Bytes()), &out)
 		if err != nil {
 			return err
@@ -243,7 +232,7 @@ func (c *Client) CreateEntries(ctx context.Context, entries []registry.Entry) ([
 }
 
 // batchResult converts one result of the wire form.
-func batchResult(rj batchResultJSON) registry.BatchResult {
+func batchResult(rj wire.BatchResult) registry.BatchResult {
 	if rj.Entry == nil || rj.Error != "" {
 		msg := rj.Error
 		if msg == "" {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 )
 
 // FuzzReadBatch feeds arbitrary bodies to the batch decoder: no panic, no
@@ -23,7 +25,7 @@ func FuzzReadBatch(f *testing.F) {
 			return // rejected input is fine; a panic is not
 		}
 		require.LessOrEqual(t, len(in), MaxBatchEntries)
-		data, err := json.Marshal(append([]entryJSON{}, in...))
+		data, err := json.Marshal(append([]wire.Entry{}, in...))
 		require.NoError(t, err)
 		again, err := readBatch(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/entries/batch", bytes.NewReader(data)))
 		require.NoError(t, err)

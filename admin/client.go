@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/internal/apiclient"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -90,13 +91,13 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 // socket at path.
 func responseError(path string, resp *http.Response) error {
 	var e struct {
-		errorJSON
+		wire.Error
 		// Message is no field of the admin API's errors, but one of the
 		// launcher API's ({"error": code, "message": text}).
 		Message *string `json:"message"`
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(data, &e) != nil || e.Error == "" || e.Message != nil {
+	if json.Unmarshal(data, &e) != nil || e.Error.Error == "" || e.Message != nil {
 		// Not an error of the admin API, which always gives its message:
 		// another server's socket (the launcher API's, say), whose 404 or
 		// 403 must not read as the admin API's.
@@ -107,7 +108,7 @@ func responseError(path string, resp *http.Response) error {
 	if kind == nil && resp.StatusCode == http.StatusForbidden {
 		kind = ErrPermissionDenied
 	}
-	return apiclient.Refused("admin", "", e.Error, kind)
+	return apiclient.Refused("admin", "", e.Error.Error, kind)
 }
 
 // doJSON is do with a request body encoded as JSON.
@@ -121,14 +122,14 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) e
 
 // entryRequest is the wire form of an entry sent to be stored; the store
 // sets the timestamps.
-func entryRequest(e registry.Entry) entryJSON {
-	j := entryToJSON(e)
+func entryRequest(e registry.Entry) wire.Entry {
+	j := wire.EntryToJSON(e)
 	j.CreatedAt, j.UpdatedAt = nil, nil
 	return j
 }
 
-func decodeEntry(j entryJSON) (registry.Entry, error) {
-	e, err := entryFromJSON(j)
+func decodeEntry(j wire.Entry) (registry.Entry, error) {
+	e, err := wire.EntryFromJSON(j)
 	if err != nil {
 		return registry.Entry{}, fmt.Errorf("admin: malformed entry in answer: %w", err)
 	}
@@ -141,7 +142,7 @@ func decodeEntry(j entryJSON) (registry.Entry, error) {
 // [registry.ErrAlreadyExists]. e.Revision must be zero; both SPIFFE IDs
 // must be in the server's trust domain.
 func (c *Client) CreateEntry(ctx context.Context, e registry.Entry) (registry.Entry, error) {
-	var out entryJSON
+	var out wire.Entry
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/entries", entryRequest(e), &out); err != nil {
 		return registry.Entry{}, err
 	}
@@ -155,7 +156,7 @@ func (c *Client) UpdateEntry(ctx context.Context, e registry.Entry) (registry.En
 	if e.ID == "" {
 		return registry.Entry{}, fmt.Errorf("admin: entry ID is required: %w", registry.ErrInvalid)
 	}
-	var out entryJSON
+	var out wire.Entry
 	if err := c.doJSON(ctx, http.MethodPut, "/v1/entries/"+url.PathEscape(e.ID), entryRequest(e), &out); err != nil {
 		return registry.Entry{}, err
 	}
@@ -167,7 +168,7 @@ func (c *Client) Entry(ctx context.Context, id string) (registry.Entry, error) {
 	if id == "" {
 		return registry.Entry{}, fmt.Errorf("admin: entry ID is required: %w", registry.ErrInvalid)
 	}
-	var out entryJSON
+	var out wire.Entry
 	if err := c.do(ctx, http.MethodGet, "/v1/entries/"+url.PathEscape(id), nil, nil, &out); err != nil {
 		return registry.Entry{}, err
 	}
@@ -180,9 +181,9 @@ func (c *Client) ListEntries(ctx context.Context, f registry.Filter) ([]registry
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	var out struct {
-		Entries []entryJSON `json:"entries"`
+		Entries []wire.Entry `json:"entries"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/v1/entries", encodeFilter(f), nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/entries", wire.EncodeFilter(f), nil, &out); err != nil {
 		return nil, err
 	}
 	entries := make([]registry.Entry, 0, len(out.Entries))
@@ -201,8 +202,8 @@ func (c *Client) CountEntries(ctx context.Context, f registry.Filter) (int, erro
 	if err := f.Validate(); err != nil {
 		return 0, fmt.Errorf("admin: %w", err)
 	}
-	var out countJSON
-	if err := c.do(ctx, http.MethodGet, "/v1/entries/count", encodeFilter(f), nil, &out); err != nil {
+	var out wire.Count
+	if err := c.do(ctx, http.MethodGet, "/v1/entries/count", wire.EncodeFilter(f), nil, &out); err != nil {
 		return 0, err
 	}
 	return out.Count, nil
@@ -219,7 +220,7 @@ func (c *Client) DeleteEntry(ctx context.Context, id string, revision int64) (re
 	if revision != 0 {
 		q.Set("revision", strconv.FormatInt(revision, 10))
 	}
-	var out entryJSON
+	var out wire.Entry
 	if err := c.do(ctx, http.MethodDelete, "/v1/entries/"+url.PathEscape(id), q, nil, &out); err != nil {
 		return registry.Entry{}, err
 	}
@@ -243,11 +244,11 @@ type Token struct {
 // alias go to that agent. The agent's own ID stays
 // spiffe://<td>/spiffekit/agent/join_token/<token ID>.
 func (c *Client) GenerateToken(ctx context.Context, ttl time.Duration, alias spiffeid.ID) (Token, error) {
-	req := tokenRequestJSON{TTL: ttl.String()}
+	req := wire.TokenRequest{TTL: ttl.String()}
 	if !alias.IsZero() {
 		req.SPIFFEID = alias.String()
 	}
-	var out tokenJSON
+	var out wire.Token
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/tokens", req, &out); err != nil {
 		return Token{}, err
 	}
@@ -268,7 +269,7 @@ type Status struct {
 // when the server does not answer; an unhealthy server answers with
 // Healthy false.
 func (c *Client) Status(ctx context.Context) (Status, error) {
-	var out statusJSON
+	var out wire.Status
 	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &out); err != nil {
 		return Status{}, err
 	}
@@ -299,8 +300,8 @@ func bundlePath(td spiffeid.TrustDomain) string {
 	return "/v1/federation/bundles/" + url.PathEscape(td.Name())
 }
 
-func decodeBundle(j bundleJSON) (registry.FederatedBundle, error) {
-	b, err := bundleFromJSON(j)
+func decodeBundle(j wire.Bundle) (registry.FederatedBundle, error) {
+	b, err := wire.BundleFromJSON(j)
 	if err != nil {
 		return registry.FederatedBundle{}, fmt.Errorf("admin: malformed bundle in answer: %w", err)
 	}
@@ -314,7 +315,7 @@ func (c *Client) SetFederatedBundle(ctx context.Context, td spiffeid.TrustDomain
 	if td.IsZero() {
 		return registry.FederatedBundle{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
-	var out bundleJSON
+	var out wire.Bundle
 	if err := c.do(ctx, http.MethodPut, bundlePath(td), nil, bytes.NewReader(doc), &out); err != nil {
 		return registry.FederatedBundle{}, err
 	}
@@ -326,7 +327,7 @@ func (c *Client) FederatedBundle(ctx context.Context, td spiffeid.TrustDomain) (
 	if td.IsZero() {
 		return registry.FederatedBundle{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
-	var out bundleJSON
+	var out wire.Bundle
 	if err := c.do(ctx, http.MethodGet, bundlePath(td), nil, nil, &out); err != nil {
 		return registry.FederatedBundle{}, err
 	}
@@ -337,7 +338,7 @@ func (c *Client) FederatedBundle(ctx context.Context, td spiffeid.TrustDomain) (
 // domain name.
 func (c *Client) ListFederatedBundles(ctx context.Context) ([]registry.FederatedBundle, error) {
 	var out struct {
-		Bundles []bundleJSON `json:"bundles"`
+		Bundles []wire.Bundle `json:"bundles"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/v1/federation/bundles", nil, nil, &out); err != nil {
 		return nil, err
@@ -366,7 +367,7 @@ func (c *Client) DeleteFederatedBundle(ctx context.Context, td spiffeid.TrustDom
 	if mode != "" {
 		q = url.Values{"mode": {string(mode)}}
 	}
-	var out bundleDeleteJSON
+	var out wire.BundleDeleted
 	if err := c.do(ctx, http.MethodDelete, bundlePath(td), q, nil, &out); err != nil {
 		return 0, err
 	}
@@ -382,14 +383,14 @@ func agentQuery(id spiffeid.ID) (url.Values, error) {
 
 func (c *Client) agents(ctx context.Context, q url.Values) ([]registry.Agent, error) {
 	var out struct {
-		Agents []agentJSON `json:"agents"`
+		Agents []wire.Agent `json:"agents"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/v1/agents", q, nil, &out); err != nil {
 		return nil, err
 	}
 	agents := make([]registry.Agent, 0, len(out.Agents))
 	for _, j := range out.Agents {
-		a, err := agentFromJSON(j)
+		a, err := wire.AgentFromJSON(j)
 		if err != nil {
 			return nil, fmt.Errorf("admin: malformed agent in answer: %w", err)
 		}
@@ -400,7 +401,7 @@ func (c *Client) agents(ctx context.Context, q url.Values) ([]registry.Agent, er
 
 // CountAgents returns how many agents have a record.
 func (c *Client) CountAgents(ctx context.Context) (int, error) {
-	var out countJSON
+	var out wire.Count
 	if err := c.do(ctx, http.MethodGet, "/v1/agents/count", nil, nil, &out); err != nil {
 		return 0, err
 	}
@@ -447,11 +448,11 @@ func (c *Client) BanAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, 
 	if err != nil {
 		return registry.Agent{}, err
 	}
-	var out agentJSON
+	var out wire.Agent
 	if err := c.do(ctx, http.MethodPost, "/v1/agents/ban", q, nil, &out); err != nil {
 		return registry.Agent{}, err
 	}
-	a, err := agentFromJSON(out)
+	a, err := wire.AgentFromJSON(out)
 	if err != nil {
 		return registry.Agent{}, fmt.Errorf("admin: malformed agent in answer: %w", err)
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -30,19 +31,19 @@ var ErrUnavailable = errors.New("admin: unavailable")
 // can use errors.Is.
 func codeError(code string) error {
 	switch code {
-	case codeInvalid:
+	case wire.CodeInvalid:
 		return registry.ErrInvalid
-	case codeNotFound:
+	case wire.CodeNotFound:
 		return registry.ErrNotFound
-	case codeConflict:
+	case wire.CodeConflict:
 		return registry.ErrConflict
-	case codeAlreadyExists:
+	case wire.CodeAlreadyExists:
 		return registry.ErrAlreadyExists
-	case codePermissionDenied:
+	case wire.CodePermissionDenied:
 		return ErrPermissionDenied
-	case codeFailedPrecondition:
+	case wire.CodeFailedPrecondition:
 		return ErrFailedPrecondition
-	case codeUnavailable:
+	case wire.CodeUnavailable:
 		return ErrUnavailable
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -48,57 +49,6 @@ type FederationManager interface {
 	DeleteRelationship(ctx context.Context, td spiffeid.TrustDomain) error
 }
 
-// relationshipJSON is the wire form of a Relationship.
-type relationshipJSON struct {
-	TrustDomain           string     `json:"trust_domain"`
-	BundleEndpointURL     string     `json:"bundle_endpoint_url"`
-	BundleEndpointProfile string     `json:"bundle_endpoint_profile"`
-	EndpointSPIFFEID      string     `json:"endpoint_spiffe_id,omitempty"`
-	TrustDomainBundle     []byte     `json:"trust_domain_bundle,omitempty"`
-	Configured            bool       `json:"configured,omitempty"`
-	CreatedAt             *time.Time `json:"created_at,omitempty"`
-	UpdatedAt             *time.Time `json:"updated_at,omitempty"`
-}
-
-func relationshipToJSON(r Relationship) relationshipJSON {
-	j := relationshipJSON{
-		TrustDomain:           r.TrustDomain.Name(),
-		BundleEndpointURL:     r.BundleEndpointURL,
-		BundleEndpointProfile: r.BundleEndpointProfile,
-		TrustDomainBundle:     r.TrustDomainBundle,
-		Configured:            r.Configured,
-	}
-	if !r.EndpointSPIFFEID.IsZero() {
-		j.EndpointSPIFFEID = r.EndpointSPIFFEID.String()
-	}
-	if !r.CreatedAt.IsZero() {
-		c, u := r.CreatedAt.UTC(), r.UpdatedAt.UTC()
-		j.CreatedAt, j.UpdatedAt = &c, &u
-	}
-	return j
-}
-
-func relationshipFromJSON(j relationshipJSON) (Relationship, error) {
-	r := Relationship{Configured: j.Configured}
-	var err error
-	if r.TrustDomain, err = spiffeid.TrustDomainFromString(j.TrustDomain); err != nil {
-		return Relationship{}, fmt.Errorf("trust_domain: %w", err)
-	}
-	if j.EndpointSPIFFEID != "" {
-		if r.EndpointSPIFFEID, err = spiffeid.FromString(j.EndpointSPIFFEID); err != nil {
-			return Relationship{}, fmt.Errorf("endpoint_spiffe_id: %w", err)
-		}
-	}
-	r.BundleEndpointURL, r.BundleEndpointProfile, r.TrustDomainBundle = j.BundleEndpointURL, j.BundleEndpointProfile, j.TrustDomainBundle
-	if j.CreatedAt != nil {
-		r.CreatedAt = *j.CreatedAt
-	}
-	if j.UpdatedAt != nil {
-		r.UpdatedAt = *j.UpdatedAt
-	}
-	return r, nil
-}
-
 // A FederationRefresher is a [FederationManager] that can fetch a
 // relationship's bundle at once, as SPIRE's `federation refresh` does,
 // beside its regular polls. RefreshRelationship fetches the bundle of the
@@ -123,13 +73,6 @@ type Refreshed struct {
 	SequenceNumber uint64
 }
 
-// refreshedJSON is the wire form of Refreshed.
-type refreshedJSON struct {
-	TrustDomain    string `json:"trust_domain"`
-	Changed        bool   `json:"changed"`
-	SequenceNumber uint64 `json:"sequence_number"`
-}
-
 func (s *Server) federationRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /v1/federation/relationships/{td}/refresh", s.refreshRelationship)
 	m.HandleFunc("GET /v1/federation/relationships", s.listRelationships)
@@ -142,7 +85,7 @@ func (s *Server) federationRoutes(m *http.ServeMux) {
 // federation returns the manager, or answers that there is none.
 func (s *Server) federation(w http.ResponseWriter) FederationManager {
 	if s.cfg.Federation == nil {
-		writeError(w, http.StatusNotFound, codeNotFound, "admin: this server keeps no federation relationships in its datastore")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "admin: this server keeps no federation relationships in its datastore")
 	}
 	return s.cfg.Federation
 }
@@ -157,9 +100,9 @@ func (s *Server) listRelationships(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]relationshipJSON, 0, len(rels))
+	out := make([]wire.Relationship, 0, len(rels))
 	for _, rel := range rels {
-		out = append(out, relationshipToJSON(rel))
+		out = append(out, wire.RelationshipToJSON(rel.FederationRelationship, rel.Configured))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"relationships": out})
 }
@@ -181,7 +124,7 @@ func (s *Server) getRelationship(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rel := range rels {
 		if rel.TrustDomain == td {
-			writeJSON(w, http.StatusOK, relationshipToJSON(rel))
+			writeJSON(w, http.StatusOK, wire.RelationshipToJSON(rel.FederationRelationship, rel.Configured))
 			return
 		}
 	}
@@ -190,21 +133,21 @@ func (s *Server) getRelationship(w http.ResponseWriter, r *http.Request) {
 
 // readRelationship reads the relationship of a create or update.
 func (s *Server) readRelationship(w http.ResponseWriter, r *http.Request) (registry.FederationRelationship, error) {
-	var j relationshipJSON
+	var j wire.Relationship
 	if err := readJSON(w, r, &j); err != nil {
 		return registry.FederationRelationship{}, err
 	}
-	rel, err := relationshipFromJSON(j)
+	rel, configured, err := wire.RelationshipFromJSON(j)
 	if err != nil {
 		return registry.FederationRelationship{}, invalid("federation relationship: %v", err)
 	}
-	if rel.Configured || rel.CreatedAt != (time.Time{}) || rel.UpdatedAt != (time.Time{}) {
+	if configured || rel.CreatedAt != (time.Time{}) || rel.UpdatedAt != (time.Time{}) {
 		return registry.FederationRelationship{}, invalid("federation relationship: configured, created_at and updated_at are set by the server")
 	}
 	if rel.TrustDomain == s.cfg.TrustDomain {
 		return registry.FederationRelationship{}, invalid("%q is this server's own trust domain: a trust domain's own bundle can never be overwritten through federation", rel.TrustDomain)
 	}
-	return rel.FederationRelationship, nil
+	return rel, nil
 }
 
 func (s *Server) createRelationship(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +167,7 @@ func (s *Server) createRelationship(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("admin: federation relationship created", "trust_domain", got.TrustDomain.Name(), "url", got.BundleEndpointURL,
 		"profile", got.BundleEndpointProfile)
-	writeJSON(w, http.StatusCreated, relationshipToJSON(got))
+	writeJSON(w, http.StatusCreated, wire.RelationshipToJSON(got.FederationRelationship, got.Configured))
 }
 
 func (s *Server) updateRelationship(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +196,7 @@ func (s *Server) updateRelationship(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("admin: federation relationship updated", "trust_domain", got.TrustDomain.Name(), "url", got.BundleEndpointURL,
 		"profile", got.BundleEndpointProfile)
-	writeJSON(w, http.StatusOK, relationshipToJSON(got))
+	writeJSON(w, http.StatusOK, wire.RelationshipToJSON(got.FederationRelationship, got.Configured))
 }
 
 func (s *Server) deleteRelationship(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +229,7 @@ func (s *Server) refreshRelationship(w http.ResponseWriter, r *http.Request) {
 	}
 	rf, ok := m.(FederationRefresher)
 	if !ok {
-		writeError(w, http.StatusNotFound, codeNotFound, "admin: this server cannot refresh federated bundles on demand")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "admin: this server cannot refresh federated bundles on demand")
 		return
 	}
 	got, err := rf.RefreshRelationship(r.Context(), td)
@@ -295,19 +238,19 @@ func (s *Server) refreshRelationship(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("admin: federated bundle refreshed", "trust_domain", td.Name(), "changed", got.Changed, "sequence", got.SequenceNumber)
-	writeJSON(w, http.StatusOK, refreshedJSON{TrustDomain: td.Name(), Changed: got.Changed, SequenceNumber: got.SequenceNumber})
+	writeJSON(w, http.StatusOK, wire.Refreshed{TrustDomain: td.Name(), Changed: got.Changed, SequenceNumber: got.SequenceNumber})
 }
 
 func relationshipPath(td spiffeid.TrustDomain) string {
 	return "/v1/federation/relationships/" + url.PathEscape(td.Name())
 }
 
-func decodeRelationship(j relationshipJSON) (Relationship, error) {
-	r, err := relationshipFromJSON(j)
+func decodeRelationship(j wire.Relationship) (Relationship, error) {
+	r, configured, err := wire.RelationshipFromJSON(j)
 	if err != nil {
 		return Relationship{}, fmt.Errorf("admin: malformed federation relationship in answer: %w", err)
 	}
-	return r, nil
+	return Relationship{FederationRelationship: r, Configured: configured}, nil
 }
 
 // FederationRelationships returns every federation relationship, of the
@@ -315,7 +258,7 @@ func decodeRelationship(j relationshipJSON) (Relationship, error) {
 // name.
 func (c *Client) FederationRelationships(ctx context.Context) ([]Relationship, error) {
 	var out struct {
-		Relationships []relationshipJSON `json:"relationships"`
+		Relationships []wire.Relationship `json:"relationships"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/v1/federation/relationships", nil, nil, &out); err != nil {
 		return nil, err
@@ -336,7 +279,7 @@ func (c *Client) FederationRelationship(ctx context.Context, td spiffeid.TrustDo
 	if td.IsZero() {
 		return Relationship{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
-	var out relationshipJSON
+	var out wire.Relationship
 	if err := c.do(ctx, http.MethodGet, relationshipPath(td), nil, nil, &out); err != nil {
 		return Relationship{}, err
 	}
@@ -349,8 +292,8 @@ func (c *Client) FederationRelationship(ctx context.Context, td spiffeid.TrustDo
 // r.TrustDomain, [ErrFailedPrecondition] when the server's configuration
 // has one, registry.ErrInvalid for a relationship the server cannot poll.
 func (c *Client) CreateFederationRelationship(ctx context.Context, r registry.FederationRelationship) (Relationship, error) {
-	var out relationshipJSON
-	if err := c.doJSON(ctx, http.MethodPost, "/v1/federation/relationships", relationshipToJSON(Relationship{FederationRelationship: stripTimes(r)}), &out); err != nil {
+	var out wire.Relationship
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/federation/relationships", wire.RelationshipToJSON(stripTimes(r), false), &out); err != nil {
 		return Relationship{}, err
 	}
 	return decodeRelationship(out)
@@ -362,8 +305,8 @@ func (c *Client) UpdateFederationRelationship(ctx context.Context, r registry.Fe
 	if r.TrustDomain.IsZero() {
 		return Relationship{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
-	var out relationshipJSON
-	if err := c.doJSON(ctx, http.MethodPut, relationshipPath(r.TrustDomain), relationshipToJSON(Relationship{FederationRelationship: stripTimes(r)}), &out); err != nil {
+	var out wire.Relationship
+	if err := c.doJSON(ctx, http.MethodPut, relationshipPath(r.TrustDomain), wire.RelationshipToJSON(stripTimes(r), false), &out); err != nil {
 		return Relationship{}, err
 	}
 	return decodeRelationship(out)
@@ -387,7 +330,7 @@ func (c *Client) RefreshFederationRelationship(ctx context.Context, td spiffeid.
 	if td.IsZero() {
 		return Refreshed{}, fmt.Errorf("admin: trust domain is required: %w", registry.ErrInvalid)
 	}
-	var out refreshedJSON
+	var out wire.Refreshed
 	if err := c.do(ctx, http.MethodPost, relationshipPath(td)+"/refresh", nil, nil, &out); err != nil {
 		return Refreshed{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -56,30 +57,30 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, codeInvalid,
+		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeInvalid,
 			fmt.Sprintf("admin: request body is larger than %d bytes", tooLarge.Limit))
 	case errors.Is(err, registry.ErrInvalid):
-		writeError(w, http.StatusBadRequest, codeInvalid, err.Error())
+		writeError(w, http.StatusBadRequest, wire.CodeInvalid, err.Error())
 	case errors.Is(err, registry.ErrNotFound):
-		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, err.Error())
 	case errors.Is(err, registry.ErrConflict):
-		writeError(w, http.StatusConflict, codeConflict, err.Error())
+		writeError(w, http.StatusConflict, wire.CodeConflict, err.Error())
 	case errors.Is(err, registry.ErrAlreadyExists):
-		writeError(w, http.StatusConflict, codeAlreadyExists, err.Error())
+		writeError(w, http.StatusConflict, wire.CodeAlreadyExists, err.Error())
 	case errors.Is(err, ErrFailedPrecondition):
-		writeError(w, http.StatusConflict, codeFailedPrecondition, err.Error())
+		writeError(w, http.StatusConflict, wire.CodeFailedPrecondition, err.Error())
 	case errors.Is(err, ErrUnavailable):
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, err.Error())
 	case s.timedOut(r, err):
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, s.timeoutMessage())
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, s.timeoutMessage())
 	default:
 		s.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, codeInternal, "admin: internal error")
+		writeError(w, http.StatusInternalServerError, wire.CodeInternal, "admin: internal error")
 	}
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, errorJSON{Error: msg, Code: code})
+	writeJSON(w, status, wire.Error{Error: msg, Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -173,11 +174,11 @@ func (s *Server) checkAlias(alias spiffeid.ID) error {
 }
 
 func (s *Server) decodeEntry(w http.ResponseWriter, r *http.Request) (registry.Entry, error) {
-	var j entryJSON
+	var j wire.Entry
 	if err := readJSON(w, r, &j); err != nil {
 		return registry.Entry{}, err
 	}
-	e, err := entryFromJSON(j)
+	e, err := wire.EntryFromJSON(j)
 	if err != nil {
 		return registry.Entry{}, invalid("%v", err)
 	}
@@ -197,7 +198,7 @@ func (s *Server) createEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("admin: entry created", "entry_id", e.ID, "spiffe_id", e.SPIFFEID.String())
-	writeJSON(w, http.StatusCreated, entryToJSON(e))
+	writeJSON(w, http.StatusCreated, wire.EntryToJSON(e))
 }
 
 func (s *Server) updateEntry(w http.ResponseWriter, r *http.Request) {
@@ -214,7 +215,7 @@ func (s *Server) updateEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("admin: entry updated", "entry_id", e.ID, "revision", e.Revision)
-	writeJSON(w, http.StatusOK, entryToJSON(e))
+	writeJSON(w, http.StatusOK, wire.EntryToJSON(e))
 }
 
 func (s *Server) getEntry(w http.ResponseWriter, r *http.Request) {
@@ -223,7 +224,7 @@ func (s *Server) getEntry(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, entryToJSON(e))
+	writeJSON(w, http.StatusOK, wire.EntryToJSON(e))
 }
 
 // walkEntries calls fn with every entry that matches f, a page at a time.
@@ -245,10 +246,10 @@ func (s *Server) walkEntries(ctx context.Context, f registry.Filter, fn func(reg
 }
 
 func (s *Server) listEntries(w http.ResponseWriter, r *http.Request) {
-	f, err := decodeFilter(r.URL.Query())
-	out := []entryJSON{}
+	f, err := wire.DecodeFilter(r.URL.Query())
+	out := []wire.Entry{}
 	if err == nil {
-		err = s.walkEntries(r.Context(), f, func(e registry.Entry) { out = append(out, entryToJSON(e)) })
+		err = s.walkEntries(r.Context(), f, func(e registry.Entry) { out = append(out, wire.EntryToJSON(e)) })
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -258,7 +259,7 @@ func (s *Server) listEntries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) countEntries(w http.ResponseWriter, r *http.Request) {
-	f, err := decodeFilter(r.URL.Query())
+	f, err := wire.DecodeFilter(r.URL.Query())
 	n := 0
 	if err == nil {
 		err = s.walkEntries(r.Context(), f, func(registry.Entry) { n++ })
@@ -267,7 +268,7 @@ func (s *Server) countEntries(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, countJSON{Count: n})
+	writeJSON(w, http.StatusOK, wire.Count{Count: n})
 }
 
 func (s *Server) deleteEntry(w http.ResponseWriter, r *http.Request) {
@@ -285,16 +286,16 @@ func (s *Server) deleteEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("admin: entry deleted", "entry_id", e.ID)
-	writeJSON(w, http.StatusOK, entryToJSON(e))
+	writeJSON(w, http.StatusOK, wire.EntryToJSON(e))
 }
 
 func (s *Server) generateToken(w http.ResponseWriter, r *http.Request) {
-	var req tokenRequestJSON
+	var req wire.TokenRequest
 	if err := readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ttl, err := parseDuration("ttl", req.TTL)
+	ttl, err := wire.ParseDuration("ttl", req.TTL)
 	if err != nil {
 		s.fail(w, r, invalid("%v", err))
 		return
@@ -303,7 +304,7 @@ func (s *Server) generateToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalid("token TTL must be positive"))
 		return
 	}
-	alias, err := optionalID("spiffe_id", req.SPIFFEID)
+	alias, err := wire.OptionalID("spiffe_id", req.SPIFFEID)
 	if err == nil && !alias.IsZero() {
 		err = s.checkAlias(alias)
 	}
@@ -318,11 +319,11 @@ func (s *Server) generateToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// The token itself is a secret: it goes to the caller only.
 	s.log.Info("admin: join token generated", "expires_at", expiresAt, "alias", alias.String())
-	writeJSON(w, http.StatusCreated, tokenJSON{Token: token, ExpiresAt: expiresAt})
+	writeJSON(w, http.StatusCreated, wire.Token{Token: token, ExpiresAt: expiresAt})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := statusJSON{TrustDomain: s.cfg.TrustDomain.Name(), Healthy: true}
+	st := wire.Status{TrustDomain: s.cfg.TrustDomain.Name(), Healthy: true}
 	if s.cfg.Health != nil {
 		if err := s.cfg.Health(r.Context()); err != nil {
 			st.Healthy, st.Reason = false, err.Error()
@@ -372,13 +373,6 @@ func pathTrustDomain(r *http.Request) (spiffeid.TrustDomain, error) {
 	return td, nil
 }
 
-func bundleToJSON(b registry.FederatedBundle) (bundleJSON, error) {
-	if !json.Valid(b.Document) {
-		return bundleJSON{}, fmt.Errorf("admin: stored bundle of %q is not JSON", b.TrustDomain)
-	}
-	return bundleJSON{TrustDomain: b.TrustDomain.Name(), Document: b.Document, UpdatedAt: b.UpdatedAt}, nil
-}
-
 func (s *Server) setBundle(w http.ResponseWriter, r *http.Request) {
 	td, err := pathTrustDomain(r)
 	if err != nil {
@@ -415,7 +409,7 @@ func (s *Server) setBundle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, b registry.FederatedBundle) {
-	j, err := bundleToJSON(b)
+	j, err := wire.BundleToJSON(b)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -442,9 +436,9 @@ func (s *Server) listBundles(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]bundleJSON, 0, len(bundles))
+	out := make([]wire.Bundle, 0, len(bundles))
 	for _, b := range bundles {
-		j, err := bundleToJSON(b)
+		j, err := wire.BundleToJSON(b)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -480,7 +474,7 @@ func (s *Server) deleteBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("admin: federated bundle deleted", "trust_domain", td.Name(), "mode", string(mode), "entries", n)
-	writeJSON(w, http.StatusOK, bundleDeleteJSON{TrustDomain: td.Name(), Mode: string(mode), Entries: n})
+	writeJSON(w, http.StatusOK, wire.BundleDeleted{TrustDomain: td.Name(), Mode: string(mode), Entries: n})
 }
 
 // maxDissociateTries bounds how often the dissociation of one entry is
@@ -583,9 +577,9 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]agentJSON, 0, len(agents))
+	out := make([]wire.Agent, 0, len(agents))
 	for _, a := range agents {
-		out = append(out, agentToJSON(a))
+		out = append(out, wire.AgentToJSON(a))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
@@ -596,7 +590,7 @@ func (s *Server) countAgents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, countJSON{Count: len(agents)})
+	writeJSON(w, http.StatusOK, wire.Count{Count: len(agents)})
 }
 
 func (s *Server) evictAgent(w http.ResponseWriter, r *http.Request) {
@@ -623,7 +617,7 @@ func (s *Server) banAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("admin: agent banned", "agent_id", id.String())
-	writeJSON(w, http.StatusOK, agentToJSON(a))
+	writeJSON(w, http.StatusOK, wire.AgentToJSON(a))
 }
 
 func (s *Server) ban(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {

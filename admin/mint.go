@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/jwtsvid"
@@ -50,26 +51,6 @@ type MintedJWTSVID struct {
 	ExpiresAt time.Time
 }
 
-type mintX509Request struct {
-	CSR []byte `json:"csr"` // DER PKCS#10
-	TTL string `json:"ttl,omitempty"`
-}
-
-type mintX509Response struct {
-	X509SVID [][]byte `json:"x509_svid"` // DER, leaf first
-	RootCAs  [][]byte `json:"root_cas"`
-}
-
-type mintJWTRequest struct {
-	SPIFFEID string   `json:"spiffe_id"`
-	Audience []string `json:"audience"`
-	TTL      string   `json:"ttl,omitempty"`
-}
-
-type mintJWTResponse struct {
-	Token string `json:"token"`
-}
-
 func (s *Server) mintRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /v1/svids/x509", s.mintX509)
 	m.HandleFunc("POST /v1/svids/jwt", s.mintJWT)
@@ -78,7 +59,7 @@ func (s *Server) mintRoutes(m *http.ServeMux) {
 // minter returns the minter, or answers that there is none.
 func (s *Server) minter(w http.ResponseWriter) SVIDMinter {
 	if s.cfg.Minter == nil {
-		writeError(w, http.StatusNotFound, codeNotFound, "admin: this server mints no SVIDs on request")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "admin: this server mints no SVIDs on request")
 	}
 	return s.cfg.Minter
 }
@@ -100,7 +81,7 @@ func (s *Server) mintID(id spiffeid.ID) error {
 
 // mintTTL parses a requested lifetime.
 func mintTTL(s string) (time.Duration, error) {
-	ttl, err := parseDuration("ttl", s)
+	ttl, err := wire.ParseDuration("ttl", s)
 	switch {
 	case err != nil:
 		return 0, invalid("%v", err)
@@ -117,7 +98,7 @@ func (s *Server) mintX509(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	var req mintX509Request
+	var req wire.MintX509Request
 	if err := readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
@@ -154,7 +135,7 @@ func (s *Server) mintX509(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := mintX509Response{X509SVID: make([][]byte, len(chain)), RootCAs: [][]byte{}}
+	out := wire.MintX509Response{X509SVID: make([][]byte, len(chain)), RootCAs: [][]byte{}}
 	for i, c := range chain {
 		out.X509SVID[i] = c.Raw
 	}
@@ -174,7 +155,7 @@ func (s *Server) mintJWT(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	var req mintJWTRequest
+	var req wire.MintJWTRequest
 	if err := readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
@@ -216,7 +197,7 @@ func (s *Server) mintJWT(w http.ResponseWriter, r *http.Request) {
 	p, _ := r.Context().Value(peerKey{}).(peer)
 	s.log.Info("admin: minted a JWT-SVID", "spiffe_id", id.String(), "audience", req.Audience,
 		"expires_at", svid.Expiry.UTC(), "uid", p.uid, "pid", p.pid)
-	writeJSON(w, http.StatusOK, mintJWTResponse{Token: token})
+	writeJSON(w, http.StatusOK, wire.MintJWTResponse{Token: token})
 }
 
 // MintX509SVID has the server sign an X509-SVID for the SPIFFE ID and DNS
@@ -226,8 +207,8 @@ func (s *Server) mintJWT(w http.ResponseWriter, r *http.Request) {
 // for the server and its agents, or without a path, and a CSR that does
 // not verify, wrap registry.ErrInvalid.
 func (c *Client) MintX509SVID(ctx context.Context, csr []byte, ttl time.Duration) (MintedX509SVID, error) {
-	var out mintX509Response
-	if err := c.doJSON(ctx, http.MethodPost, "/v1/svids/x509", mintX509Request{CSR: csr, TTL: formatDuration(ttl)}, &out); err != nil {
+	var out wire.MintX509Response
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/svids/x509", wire.MintX509Request{CSR: csr, TTL: wire.FormatDuration(ttl)}, &out); err != nil {
 		return MintedX509SVID{}, err
 	}
 	if len(out.X509SVID) == 0 {
@@ -252,8 +233,8 @@ func (c *Client) MintX509SVID(ctx context.Context, csr []byte, ttl time.Duration
 // MintJWTSVID has the server sign a JWT-SVID for id and the audience, for
 // ttl (zero: the server's default).
 func (c *Client) MintJWTSVID(ctx context.Context, id spiffeid.ID, audience []string, ttl time.Duration) (MintedJWTSVID, error) {
-	var out mintJWTResponse
-	if err := c.doJSON(ctx, http.MethodPost, "/v1/svids/jwt", mintJWTRequest{SPIFFEID: id.String(), Audience: audience, TTL: formatDuration(ttl)}, &out); err != nil {
+	var out wire.MintJWTResponse
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/svids/jwt", wire.MintJWTRequest{SPIFFEID: id.String(), Audience: audience, TTL: wire.FormatDuration(ttl)}, &out); err != nil {
 		return MintedJWTSVID{}, err
 	}
 	svid, err := jwtsvid.ParseInsecure(out.Token, audience)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spiffekit/spiffekit/admin/internal/wire"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/unixsock"
 	"github.com/spiffekit/spiffekit/registry"
@@ -199,9 +200,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, ok := r.Context().Value(peerKey{}).(peer)
 	switch {
 	case !ok || p.err != nil:
-		writeError(w, http.StatusForbidden, codePermissionDenied, "admin: permission denied: the caller's credentials could not be read")
+		writeError(w, http.StatusForbidden, wire.CodePermissionDenied, "admin: permission denied: the caller's credentials could not be read")
 	case !p.allowed:
-		writeError(w, http.StatusForbidden, codePermissionDenied,
+		writeError(w, http.StatusForbidden, wire.CodePermissionDenied,
 			fmt.Sprintf("admin: permission denied: uid %d may not administer this server", p.uid))
 	default:
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
