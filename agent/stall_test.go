@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"slices"
@@ -16,9 +15,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/testing/logtest"
 	"github.com/spiffekit/spiffekit/internal/testing/nodetest"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
-	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // stallingProxy forwards TCP connections to a server until stall is
@@ -169,56 +166,13 @@ func TestRenewalGetsPastAStalledConnection(t *testing.T) {
 		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired")
 }
 
-// stuckAgents is an agent store that, once stuck, answers nothing until
-// the caller gives up, as one whose database a partition cut off.
-type stuckAgents struct {
-	registry.AgentStore
-	stuck atomic.Bool
-}
-
-func (s *stuckAgents) wait(ctx context.Context) error {
-	if s.stuck.Load() {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	return nil
-}
-
-func (s *stuckAgents) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
-		return registry.Agent{}, err
-	}
-	return s.AgentStore.PutAgent(ctx, a)
-}
-
-func (s *stuckAgents) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
-		return registry.Agent{}, err
-	}
-	return s.AgentStore.UpdateAgent(ctx, a)
-}
-
-func (s *stuckAgents) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
-		return registry.Agent{}, err
-	}
-	return s.AgentStore.GetAgent(ctx, id)
-}
-
-func (s *stuckAgents) ListAgents(ctx context.Context) ([]registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
-		return nil, err
-	}
-	return s.AgentStore.ListAgents(ctx)
-}
-
 // cutOffReplicas are two replicas of one node server (one CA, one store)
 // that issue agent SVIDs of 30 s, each reaching the agent records through
-// its own stuckAgents: once that is stuck, the server answers, but cannot
+// its own nodetest.StuckStore: once that is stuck, the server answers, but cannot
 // renew an agent SVID.
 type cutOffReplicas struct {
 	servers [2]*nodetest.NodeServer
-	cuts    [2]*stuckAgents
+	cuts    [2]*nodetest.StuckStore
 	logs    *logtest.Buffer // the servers' and the agent's
 }
 
@@ -235,7 +189,7 @@ func startCutOffReplicas(t *testing.T) *cutOffReplicas {
 	m := newRotation(t)
 	r := &cutOffReplicas{logs: &logtest.Buffer{}}
 	for i := range r.servers {
-		r.cuts[i] = &stuckAgents{AgentStore: store}
+		r.cuts[i] = &nodetest.StuckStore{Store: store}
 		r.servers[i] = nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store, Edit: func(c *nodeserver.Config) {
 			c.AgentSVIDTTL, c.Agents, c.Logger = cutOffSVIDTTL, r.cuts[i], r.logs.Logger().With("server", i)
 		}})
@@ -261,7 +215,7 @@ func (r *cutOffReplicas) renewsWhenCutOff(t *testing.T, addrs ...string) {
 		return used >= 0
 	}, nodetest.Timeout, 5*time.Millisecond, "a server holds the agent's entry stream")
 	first := a.SVID().Certificates[0]
-	r.cuts[used].stuck.Store(true)
+	r.cuts[used].Stuck.Store(true)
 	if !assert.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
 		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired") {
 		t.Fatalf("server %d was cut off; what the servers and the agent logged:\n%s", used, r.logs)

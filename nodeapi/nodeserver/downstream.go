@@ -54,7 +54,9 @@ func (svc *service) authenticateDownstream(ctx context.Context) (spiffeid.ID, er
 	}
 	page := registry.Page{Size: 100}
 	for read := 0; read < maxDownstreamEntries; {
-		entries, next, err := s.cfg.Registry.List(ctx, registry.Filter{BySPIFFEID: id}, page)
+		listCtx, cancel := s.storeCall(ctx)
+		entries, next, err := s.cfg.Registry.List(listCtx, registry.Filter{BySPIFFEID: id}, page)
+		cancel()
 		if err != nil {
 			return spiffeid.ID{}, unavailable("reading the entries of a downstream server", err)
 		}

@@ -27,15 +27,22 @@ import (
 // issuing server would be, whose cache of agent records goes stale: it
 // reads them at start only (the agent store does not tell of writes, and
 // the poll is slow).
-func (e *env) second(t *testing.T) *env {
+func (e *env) second(t *testing.T) *env { return e.replica(t, nil) }
+
+// replica is second with the configuration edited by mod, if not nil.
+func (e *env) replica(t *testing.T, mod func(*nodeserver.Config)) *env {
 	t.Helper()
-	srv, err := nodeserver.New(t.Context(), nodeserver.Config{
+	cfg := nodeserver.Config{
 		Authority:    e.ca,
 		Registry:     e.store,
 		Agents:       quietAgents{e.store},
 		Attestors:    []attest.NodeAttestor{echoAttestor{}},
 		PollInterval: time.Hour,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := nodeserver.New(t.Context(), cfg)
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

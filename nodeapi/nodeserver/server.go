@@ -39,6 +39,7 @@ const (
 	DefaultAgentSVIDTTL  = time.Hour
 	DefaultPollInterval  = 30 * time.Second
 	DefaultAttestTimeout = 30 * time.Second
+	DefaultStoreTimeout  = 10 * time.Second
 )
 
 // A FederationSource gives the bundles of foreign trust domains that the
@@ -131,6 +132,15 @@ type Config struct {
 	// DefaultAttestTimeout.
 	AttestTimeout time.Duration
 
+	// StoreTimeout bounds each read and write of the agent records, and
+	// each read of the registry's changes, that a call of an agent waits
+	// on (sooner, if the call's own deadline comes first). A server cut
+	// off from its database then answers Unavailable, and the agent tries
+	// another server, instead of holding the call until the agent gives
+	// up: an entry stream has no deadline, and would be held for good.
+	// Zero means DefaultStoreTimeout (10 s).
+	StoreTimeout time.Duration
+
 	// MaxHandshakes is how many TLS handshakes of agents' connections
 	// compute at once; the others wait for a turn, those already begun
 	// first, at most HandshakeWait, after which their connection is
@@ -220,7 +230,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	case len(cfg.Attestors) == 0:
 		return nil, errors.New("nodeserver: Config.Attestors needs at least one node attestor")
 	case cfg.AgentSVIDTTL < 0 || cfg.X509SVIDTTL < 0 || cfg.JWTSVIDTTL < 0 || cfg.WITSVIDTTL < 0 || cfg.PollInterval < 0 ||
-		cfg.AttestTimeout < 0 || cfg.HandshakeWait < 0:
+		cfg.AttestTimeout < 0 || cfg.HandshakeWait < 0 || cfg.StoreTimeout < 0:
 		return nil, errors.New("nodeserver: durations must not be negative")
 	case cfg.MaxHandshakes < 0:
 		return nil, errors.New("nodeserver: Config.MaxHandshakes must not be negative")
@@ -262,6 +272,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.cfg.AttestTimeout == 0 {
 		s.cfg.AttestTimeout = DefaultAttestTimeout
+	}
+	if s.cfg.StoreTimeout == 0 {
+		s.cfg.StoreTimeout = DefaultStoreTimeout
 	}
 	if s.cfg.MaxHandshakes == 0 {
 		s.cfg.MaxHandshakes = defaultMaxHandshakes()
@@ -590,6 +603,8 @@ func (s *Server) watch() (uint64, <-chan struct{}) {
 // written since a was read (through another server): the agent is then
 // refused, and what was issued to it meanwhile is not sent.
 func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	ctx, cancel := s.storeCall(ctx)
+	defer cancel()
 	stored, err := s.agents.Put(ctx, a)
 	if err != nil {
 		return registry.Agent{}, unavailable("writing an agent record", err)
@@ -601,6 +616,8 @@ func (s *Server) putAgent(ctx context.Context, a registry.Agent) (registry.Agent
 // does: an agent evicted (through another server) since a was read is
 // refused, and its record stays deleted, instead of being written back.
 func (s *Server) updateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
+	ctx, cancel := s.storeCall(ctx)
+	defer cancel()
 	stored, err := s.agents.Update(ctx, a)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
@@ -620,9 +637,17 @@ func refuseBanned(a registry.Agent) (registry.Agent, error) {
 	return a, nil
 }
 
+// storeCall bounds a store call made for a call of an agent by
+// Config.StoreTimeout.
+func (s *Server) storeCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.StoreTimeout)
+}
+
 // agentRecord returns the cached record of id, reading the store when the
 // cache has none (the agent may have attested through another server).
 func (s *Server) agentRecord(ctx context.Context, id spiffeid.ID) (registry.Agent, bool, error) {
+	ctx, cancel := s.storeCall(ctx)
+	defer cancel()
 	a, found, err := s.agents.Get(ctx, id)
 	if err != nil {
 		return registry.Agent{}, false, unavailable("reading an agent record", err)
@@ -633,6 +658,8 @@ func (s *Server) agentRecord(ctx context.Context, id spiffeid.ID) (registry.Agen
 // storedAgentRecord reads the record of id from the store, bypassing the
 // cache, and caches it.
 func (s *Server) storedAgentRecord(ctx context.Context, id spiffeid.ID) (registry.Agent, bool, error) {
+	ctx, cancel := s.storeCall(ctx)
+	defer cancel()
 	a, found, err := s.agents.Read(ctx, id)
 	if err != nil {
 		return registry.Agent{}, false, unavailable("reading an agent record", err)
@@ -644,7 +671,9 @@ func (s *Server) storedAgentRecord(ctx context.Context, id spiffeid.ID) (registr
 // authz.Entries.Current): it fails, with errUnavailable, only when the
 // read of the registry's changes it may need fails.
 func (s *Server) authorizedCurrent(ctx context.Context, a registry.Agent, lacks func(map[string]registry.Entry) bool) (map[string]registry.Entry, error) {
-	m, err := s.entries.Current(ctx, a, lacks)
+	storeCtx, cancel := s.storeCall(ctx)
+	defer cancel()
+	m, err := s.entries.Current(storeCtx, a, lacks)
 	if err != nil && ctx.Err() == nil {
 		return nil, unavailable("agent "+a.ID.String(), err)
 	}
