@@ -54,8 +54,8 @@ type Config struct {
 
 	// Servers are the addresses ("host:port") of the issuing servers, at
 	// least one. The agent uses the first that answers, and moves to the
-	// next when one cannot be reached, and when a renewal or the entry
-	// stream fails on the one in use: a server may answer and yet be
+	// next when one cannot be reached, and when an attestation, a renewal
+	// or the entry stream fails on the one in use: a server may answer and yet be
 	// unable to serve (cut off from its database). Once it has moved off
 	// a server, it leaves that one out (while there are others) until it
 	// moves on again, so that a next server slower to answer than the one
@@ -758,11 +758,17 @@ func (a *Agent) servers() []string {
 // closed at once: the calls in flight on it, which may be stalled with
 // it, fail and are made again over the new one.
 func (a *Agent) failOver() error {
+	a.moveOn()
+	return a.connect(0)
+}
+
+// moveOn makes the server after the one tried first the first to try, and
+// leaves that one out (see servers).
+func (a *Agent) moveOn() {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.first = (a.first + 1) % len(a.cfg.Servers)
 	a.movedOff = true
-	a.mu.Unlock()
-	return a.connect(0)
 }
 
 // saveUnsaved saves the agent SVID if setSVID could not, and reports
@@ -817,7 +823,8 @@ func (a *Agent) connect(drain time.Duration) error {
 // configured Config.TrustBundle, and retrying cannot change it. Later, the
 // bundle is the one last saved, which may be behind a CA the servers have
 // rotated since (and is left to the operator to replace), so the loop
-// goes on retrying.
+// goes on retrying. Each retry starts at the next server, as a failover
+// does.
 func (a *Agent) attestLoop(ctx context.Context, first bool) (crypto.Signer, []byte, *nodeapi.AgentSVID, error) {
 	if a.cfg.NodeAttestor == nil {
 		return nil, nil, nil, fmt.Errorf("%w, and the saved agent SVID has expired", ErrNoNodeAttestor)
@@ -846,6 +853,11 @@ func (a *Agent) attestLoop(ctx context.Context, first bool) (crypto.Signer, []by
 				a.cfg.TrustDomain.Name(), err)
 		}
 		a.log.Warn("attestation failed; retrying", "err", err)
+		// The next attempt starts at the next server: the one that failed
+		// may answer and yet be unable to attest (cut off from its
+		// database), and would be the first to answer again.
+		a.moveOn()
+		cfg.Servers = a.servers()
 		if !b.wait(ctx) {
 			return nil, nil, nil, fmt.Errorf("agent: attesting: %w (last error: %w)", ctx.Err(), err)
 		}

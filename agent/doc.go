@@ -75,9 +75,9 @@
 //     heal), on the next server first, each attempt and each wait taking
 //     at most a quarter of the time the SVID has left, so that the agent
 //     renews it soon after a server is back, however long they were away.
-//     An entry stream that fails is opened again on the next server too:
-//     a server that answers may yet be unable to serve (cut off from its
-//     database). The server moved off is left out of the agent's
+//     An entry stream that fails is opened again on the next server too,
+//     and an attestation that fails is tried again there: a server that
+//     answers may yet be unable to serve (cut off from its database). The server moved off is left out of the agent's
 //     connections until it moves on again: a connection tries the next
 //     address as well when one is slow to answer, and would otherwise
 //     land on it again, were it the quicker.

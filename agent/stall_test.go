@@ -239,3 +239,22 @@ func TestRenewalFailsOverToAFartherServer(t *testing.T) {
 	r := startCutOffReplicas(t)
 	r.renewsWhenCutOff(t, r.servers[0].Addr, newFarProxy(t, r.servers[1].Addr, time.Second))
 }
+
+// Property: an agent whose first server answers but cannot attest it (its
+// database is out of reach: its store calls time out after 1 s, its
+// attestations after 2 s) attests through the next server: attestation
+// does not stay with a server only because the connection to it works.
+func TestAttestationFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
+	store := memstore.New(memstore.Config{})
+	m := newRotation(t)
+	cut := &nodetest.StuckStore{Store: store}
+	s0 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: cut, Edit: func(c *nodeserver.Config) {
+		c.Registry, c.StoreTimeout, c.AttestTimeout = store, time.Second, 2*time.Second
+	}})
+	cut.Stuck.Store(true)
+	s1 := nodetest.StartNodeServer(t, nodetest.NodeConfig{CA: m, Store: store})
+	cfg := s1.AgentConfig(t)
+	cfg.Servers = []string{s0.Addr, s1.Addr}
+	a := nodetest.StartAgent(t, cfg)
+	a.WaitSynced(t)
+}
