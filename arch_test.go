@@ -69,12 +69,13 @@ func layer(pkg string) (int, bool) {
 		return 2, true
 	case rel == "ca", rel == "spiffetls/tlsconfig", rel == "exp/wpt":
 		return 3, true
-	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid", rel == "launch", rel == "admin",
+	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid", rel == "launch", rel == "admin", rel == "admin/adminserver/internal/admission",
 		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "ca/upstream/vault", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver":
 		return 4, true
-	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested":
+	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
+		rel == "admin/adminserver":
 		return 5, true
 	case rel == "issuer":
 		return 6, true
@@ -254,9 +255,17 @@ func TestImportViolation(t *testing.T) {
 		{m("nodeapi"), m("nodeapi/nodeserver"), false},
 		{m("nodeapi/nodeserver"), m("nodeapi/internal/wire"), true},
 		{m("nodeapi/internal/wire"), m("nodeapi"), false},
-		// The admin API: its client and server share the JSON form.
+		// The admin API: the server side imports the API and its client,
+		// never the other way; both share the JSON form.
 		{m("admin"), m("admin/internal/wire"), true},
 		{m("admin/internal/wire"), m("admin"), false},
+		{m("admin/adminserver"), m("admin"), true},
+		{m("admin/adminserver"), m("admin/internal/wire"), true},
+		{m("admin/adminserver"), m("admin/adminserver/internal/admission"), true},
+		{m("admin"), m("admin/adminserver"), false},
+		{m("admin/adminserver/internal/admission"), m("admin/adminserver"), false},
+		{m("admin/adminserver/internal/admission"), m("admin/internal/wire"), true},
+		{m("server"), m("admin/adminserver"), true},
 		// SDS sits on the Workload API's endpoint; the agent serves it.
 		{m("workloadapi/endpoint/sds"), m("workloadapi/endpoint"), true},
 		{m("agent"), m("workloadapi/endpoint/sds"), true},

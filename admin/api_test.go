@@ -3,7 +3,6 @@ package admin_test
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -11,100 +10,70 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
-	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
-	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 func TestGenerateToken(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	ctx := t.Context()
 	agentID := spiffeid.RequireFromPath(td, "/agent/node7")
 
-	tok, err := e.client.GenerateToken(ctx, 10*time.Minute, agentID)
+	tok, err := e.Client.GenerateToken(ctx, 10*time.Minute, agentID)
 	require.NoError(t, err)
 	assert.Contains(t, tok.Value, "tok-")
 	assert.Equal(t, time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), tok.ExpiresAt.UTC())
-	assert.Equal(t, 10*time.Minute, e.tokens.ttl)
-	assert.Equal(t, agentID, e.tokens.agentID)
-	assert.NotContains(t, e.log.String(), tok.Value, "a join token is a secret and never logged")
+	ttl, alias := e.Tokens.Last()
+	assert.Equal(t, 10*time.Minute, ttl)
+	assert.Equal(t, agentID, alias)
+	assert.NotContains(t, e.Log.String(), tok.Value, "a join token is a secret and never logged")
 
-	_, err = e.client.GenerateToken(ctx, time.Minute, spiffeid.ID{})
+	_, err = e.Client.GenerateToken(ctx, time.Minute, spiffeid.ID{})
 	require.NoError(t, err)
-	assert.True(t, e.tokens.agentID.IsZero())
+	_, alias = e.Tokens.Last()
+	assert.True(t, alias.IsZero())
 
-	_, err = e.client.GenerateToken(ctx, 0, spiffeid.ID{})
+	_, err = e.Client.GenerateToken(ctx, 0, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	assert.EqualError(t, err, "admin: token TTL must be positive: registry: invalid argument")
-	_, err = e.client.GenerateToken(ctx, -time.Second, spiffeid.ID{})
+	_, err = e.Client.GenerateToken(ctx, -time.Second, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	assert.EqualError(t, err, "admin: token TTL must be positive: registry: invalid argument")
 
-	_, err = e.client.GenerateToken(ctx, time.Minute, spiffeid.RequireFromString("spiffe://other.org/agent"))
+	_, err = e.Client.GenerateToken(ctx, time.Minute, spiffeid.RequireFromString("spiffe://other.org/agent"))
 	require.ErrorIs(t, err, registry.ErrInvalid, "an agent ID outside the trust domain")
 
-	e.tokens.setErr(fmt.Errorf("jointoken: ttl too long: %w", registry.ErrInvalid))
-	_, err = e.client.GenerateToken(ctx, time.Minute, spiffeid.ID{})
+	e.Tokens.SetErr(fmt.Errorf("jointoken: ttl too long: %w", registry.ErrInvalid))
+	_, err = e.Client.GenerateToken(ctx, time.Minute, spiffeid.ID{})
 	require.ErrorIs(t, err, registry.ErrInvalid, "the issuer's own validation reaches the caller")
 	assert.Contains(t, err.Error(), "ttl too long")
 
-	e.tokens.setErr(errors.New("database on fire"))
-	_, err = e.client.GenerateToken(ctx, time.Minute, spiffeid.ID{})
+	e.Tokens.SetErr(errors.New("database on fire"))
+	_, err = e.Client.GenerateToken(ctx, time.Minute, spiffeid.ID{})
 	require.Error(t, err)
 	assert.Equal(t, "admin: internal error", err.Error(), "internal details stay in the log")
-	assert.Contains(t, e.log.String(), "database on fire")
-}
-
-func TestOwnBundle(t *testing.T) {
-	e := start(t)
-	ctx := t.Context()
-
-	pem, err := e.client.Bundle(ctx, admin.FormatPEM)
-	require.NoError(t, err)
-	xb, err := x509bundle.Parse(td, pem)
-	require.NoError(t, err)
-	assert.True(t, xb.Equal(e.ca.X509Bundle()))
-
-	def, err := e.client.Bundle(ctx, "")
-	require.NoError(t, err)
-	assert.Equal(t, pem, def, "PEM is the default")
-
-	doc, err := e.client.Bundle(ctx, admin.FormatSPIFFE)
-	require.NoError(t, err)
-	sb, err := spiffebundle.Parse(td, doc)
-	require.NoError(t, err)
-	assert.Equal(t, e.ca.X509Bundle().X509Authorities(), sb.X509Authorities())
-
-	_, err = e.client.Bundle(ctx, "der")
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, `admin: unknown bundle format "der" (want pem or spiffe): registry: invalid argument`)
-
-	empty := start(t, func(c *admin.Config) { c.Bundle = func() *spiffebundle.Bundle { return nil } })
-	_, err = empty.client.Bundle(ctx, admin.FormatPEM)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "no bundle yet")
+	assert.Contains(t, e.Log.String(), "database on fire")
 }
 
 func TestFederatedBundles(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	ctx := t.Context()
-	c := e.client
+	c := e.Client
 	other := spiffeid.RequireTrustDomainFromString("other.org")
 	third := spiffeid.RequireTrustDomainFromString("third.org")
 
 	_, err := c.FederatedBundle(ctx, other)
 	require.ErrorIs(t, err, registry.ErrNotFound)
 
-	doc := foreignDoc(t, "other.org")
+	doc := admintest.ForeignDoc(t, "other.org")
 	stored, err := c.SetFederatedBundle(ctx, other, doc)
 	require.NoError(t, err)
 	assert.Equal(t, other, stored.TrustDomain)
 	assert.JSONEq(t, string(doc), string(stored.Document))
 	assert.False(t, stored.UpdatedAt.IsZero())
 
-	_, err = c.SetFederatedBundle(ctx, third, foreignDoc(t, "third.org"))
+	_, err = c.SetFederatedBundle(ctx, third, admintest.ForeignDoc(t, "third.org"))
 	require.NoError(t, err)
 
 	got, err := c.FederatedBundle(ctx, other)
@@ -118,7 +87,7 @@ func TestFederatedBundles(t *testing.T) {
 	assert.Equal(t, third, list[1].TrustDomain)
 
 	// Replacing is allowed.
-	doc2 := foreignDoc(t, "other.org")
+	doc2 := admintest.ForeignDoc(t, "other.org")
 	_, err = c.SetFederatedBundle(ctx, other, doc2)
 	require.NoError(t, err)
 	got, err = c.FederatedBundle(ctx, other)
@@ -142,134 +111,4 @@ func TestFederatedBundles(t *testing.T) {
 	_, err = c.DeleteFederatedBundle(ctx, spiffeid.TrustDomain{}, "")
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	assert.EqualError(t, err, "admin: trust domain is required: registry: invalid argument")
-}
-
-// Bundle rule: a trust domain's own bundle can never be overwritten through
-// federation, whatever document is offered.
-func TestFederatedBundleCannotReplaceOwn(t *testing.T) {
-	e := start(t)
-	ctx := t.Context()
-	for name, doc := range map[string][]byte{
-		"foreign keys":  foreignDoc(t, "example.org"),
-		"its own again": mustMarshal(t, spiffebundle.FromX509Bundle(e.ca.X509Bundle())),
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := e.client.SetFederatedBundle(ctx, td, doc)
-			require.ErrorIs(t, err, registry.ErrInvalid)
-			assert.Contains(t, err.Error(), "a trust domain's own bundle can never be overwritten through federation")
-			_, err = e.store.GetBundle(ctx, td)
-			require.ErrorIs(t, err, registry.ErrNotFound, "nothing was stored")
-		})
-	}
-}
-
-func TestFederatedBundleRejectsBadDocuments(t *testing.T) {
-	e := start(t)
-	other := spiffeid.RequireTrustDomainFromString("other.org")
-	// Each is refused for its own fault, named after the trust domain (the
-	// JSON decoder's own words are left out).
-	const prefix = `admin: bundle of "other.org": spiffebundle: `
-	for name, tt := range map[string]struct{ doc, want string }{
-		"not JSON":          {"{", "unable to parse JWKS: "},
-		"empty":             {"", "unable to parse JWKS: "},
-		"keys not an array": {`{"keys":{}}`, "unable to parse JWKS: keys: "},
-		"refresh hint zero": {`{"keys":[],"spiffe_refresh_hint":0}`, "spiffe_refresh_hint must be positive; got 0"},
-		"private key":       {`{"keys":[{"kty":"EC","use":"jwt-svid","kid":"k","crv":"P-256","x":"AA","y":"AA","d":"AA"}]}`, `key 0 carries private key member "d"`},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := e.client.SetFederatedBundle(t.Context(), other, []byte(tt.doc))
-			require.ErrorIs(t, err, registry.ErrInvalid)
-			assert.ErrorContains(t, err, prefix+tt.want)
-		})
-	}
-	list, err := e.client.ListFederatedBundles(t.Context())
-	require.NoError(t, err)
-	assert.Empty(t, list)
-}
-
-func mustMarshal(t *testing.T, b *spiffebundle.Bundle) []byte {
-	t.Helper()
-	doc, err := b.Marshal()
-	require.NoError(t, err)
-	return doc
-}
-
-func TestAgents(t *testing.T) {
-	e := start(t)
-	ctx := t.Context()
-	c := e.client
-	node1 := spiffeid.RequireFromPath(td, "/spire/agent/join_token/abc")
-	node2 := spiffeid.RequireFromPath(td, "/spire/agent/x509pop/def")
-	for _, id := range []spiffeid.ID{node2, node1} {
-		_, err := e.store.PutAgent(ctx, registry.Agent{
-			ID:           id,
-			AttestorType: "join_token",
-			Selectors:    []attest.Selector{{Type: "join_token", Value: "abc"}},
-			SerialNumber: "0a",
-			ExpiresAt:    time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC),
-			CanReattest:  true,
-		})
-		require.NoError(t, err)
-	}
-
-	agents, err := c.ListAgents(ctx)
-	require.NoError(t, err)
-	require.Len(t, agents, 2)
-	assert.Equal(t, node1, agents[0].ID)
-	assert.Equal(t, node2, agents[1].ID)
-	stored, err := e.store.GetAgent(ctx, node1)
-	require.NoError(t, err)
-	assertSameAgent(t, stored, agents[0])
-
-	one, err := c.Agent(ctx, node2)
-	require.NoError(t, err)
-	assert.Equal(t, node2, one.ID)
-
-	banned, err := c.BanAgent(ctx, node1)
-	require.NoError(t, err)
-	assert.True(t, banned.Banned)
-	stored, err = e.store.GetAgent(ctx, node1)
-	require.NoError(t, err)
-	assert.True(t, stored.Banned, "the ban is stored")
-	assert.Equal(t, "0a", stored.SerialNumber, "the rest of the record is kept")
-
-	require.NoError(t, c.EvictAgent(ctx, node2))
-	_, err = e.store.GetAgent(ctx, node2)
-	require.ErrorIs(t, err, registry.ErrNotFound)
-
-	require.ErrorIs(t, c.EvictAgent(ctx, node2), registry.ErrNotFound)
-	_, err = c.BanAgent(ctx, node2)
-	require.ErrorIs(t, err, registry.ErrNotFound)
-	_, err = c.Agent(ctx, node2)
-	require.ErrorIs(t, err, registry.ErrNotFound)
-
-	err = c.EvictAgent(ctx, spiffeid.ID{})
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, "admin: agent ID is required: registry: invalid argument")
-	_, err = c.BanAgent(ctx, spiffeid.ID{})
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, "admin: agent ID is required: registry: invalid argument")
-	_, err = c.Agent(ctx, spiffeid.ID{})
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, "admin: agent ID is required: registry: invalid argument")
-}
-
-func assertSameAgent(t *testing.T, want, got registry.Agent) {
-	t.Helper()
-	assert.Equal(t, want.ID, got.ID)
-	assert.Equal(t, want.AttestorType, got.AttestorType)
-	assert.Equal(t, want.Selectors, got.Selectors)
-	assert.Equal(t, want.SerialNumber, got.SerialNumber)
-	assert.True(t, want.ExpiresAt.Equal(got.ExpiresAt))
-	assert.True(t, want.CreatedAt.Equal(got.CreatedAt))
-	assert.Equal(t, want.CanReattest, got.CanReattest)
-	assert.Equal(t, want.Banned, got.Banned)
-}
-
-func TestUnknownRoute(t *testing.T) {
-	e := start(t)
-	status, _ := raw(t, e.path, "GET", "/v2/nothing", nil)
-	assert.Equal(t, http.StatusNotFound, status)
-	status, _ = raw(t, e.path, "PATCH", "/v1/entries", nil)
-	assert.Equal(t, http.StatusMethodNotAllowed, status)
 }

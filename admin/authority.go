@@ -42,36 +42,6 @@ type Authority struct {
 	Pending bool
 }
 
-// An AuthorityManager operates the CA of the trust domain for the admin
-// API, as the localauthority API of SPIRE does. Prepare and activate act on
-// the CA of the server that answers; taint and revoke on an authority of
-// any server of the trust domain, which every server then honours.
-//
-// Errors wrapping registry.ErrNotFound (no such authority),
-// registry.ErrInvalid or [ErrFailedPrecondition] (the authority's state
-// forbids the action, such as tainting the active authority) are reported
-// to the caller with their message; any other error is logged and answered
-// as an internal error.
-type AuthorityManager interface {
-	// Authorities describes every authority of every live server of the
-	// trust domain: X.509 CAs, then JWT keys, then WIT keys, each kind
-	// oldest first.
-	Authorities(ctx context.Context) ([]Authority, error)
-	// PrepareAuthority makes a new authority of the kind on the answering
-	// server's CA and publishes it in the bundle, replacing a prepared one.
-	PrepareAuthority(ctx context.Context, kind registry.AuthorityKind) (Authority, error)
-	// ActivateAuthority makes the prepared authority of the kind the active
-	// one; the active one becomes old. A non-empty id must be the prepared
-	// authority's ID, so that an operator activates what they checked.
-	ActivateAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error)
-	// TaintAuthority taints an old authority, of any server: everything it
-	// signed is replaced early.
-	TaintAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error)
-	// RevokeAuthority takes an authority that is not active, of any
-	// server, out of the bundle.
-	RevokeAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error)
-}
-
 func authorityFromJSON(j wire.Authority) (Authority, error) {
 	switch {
 	case j.Kind != registry.AuthorityX509 && j.Kind != registry.AuthorityJWT && j.Kind != registry.AuthorityWIT:
@@ -92,117 +62,12 @@ func ParseAuthorityKind(s string) (registry.AuthorityKind, error) {
 	case registry.AuthorityX509, registry.AuthorityJWT, registry.AuthorityWIT:
 		return k, nil
 	}
-	return "", invalid("unknown authority kind %q (want x509, jwt or wit)", s)
-}
-
-// authorityAction is one of the operations of an AuthorityManager, by the
-// name of its route.
-type authorityAction string
-
-const (
-	actionPrepare  authorityAction = "prepare"
-	actionActivate authorityAction = "activate"
-	actionTaint    authorityAction = "taint"
-	actionRevoke   authorityAction = "revoke"
-)
-
-// past returns the action in the past tense, for the log.
-func (a authorityAction) past() string {
-	if a == actionTaint {
-		return "tainted"
-	}
-	return string(a) + "d"
-}
-
-func (s *Server) authorityRoutes(m *http.ServeMux) {
-	m.HandleFunc("GET /v1/authorities", s.listAuthorities)
-	for _, a := range []authorityAction{actionPrepare, actionActivate, actionTaint, actionRevoke} {
-		m.HandleFunc("POST /v1/authorities/{kind}/"+string(a), func(w http.ResponseWriter, r *http.Request) {
-			s.authorityAction(w, r, a)
-		})
-	}
-}
-
-// authorities returns the manager, or answers that there is none.
-func (s *Server) authorities(w http.ResponseWriter) AuthorityManager {
-	if s.cfg.Authorities == nil {
-		writeError(w, http.StatusNotFound, wire.CodeNotFound, "admin: this server has no CA to operate")
-	}
-	return s.cfg.Authorities
-}
-
-func (s *Server) listAuthorities(w http.ResponseWriter, r *http.Request) {
-	m := s.authorities(w)
-	if m == nil {
-		return
-	}
-	auths, err := m.Authorities(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out := make([]wire.Authority, 0, len(auths))
-	for _, a := range auths {
-		out = append(out, wire.Authority(a))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"authorities": out})
-}
-
-func (s *Server) authorityAction(w http.ResponseWriter, r *http.Request, action authorityAction) {
-	m := s.authorities(w)
-	if m == nil {
-		return
-	}
-	kind, err := ParseAuthorityKind(r.PathValue("kind"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var id string
-	switch action {
-	case actionTaint, actionRevoke:
-		var req wire.AuthorityID
-		if err := readJSON(w, r, &req); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if id = req.AuthorityID; id == "" {
-			s.fail(w, r, invalid("the authority ID is required"))
-			return
-		}
-	case actionActivate:
-		// The ID is optional: no body, or one naming the prepared authority.
-		if r.ContentLength != 0 {
-			var req wire.AuthorityID
-			if err := readJSON(w, r, &req); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			id = req.AuthorityID
-		}
-	}
-	var a Authority
-	switch action {
-	case actionPrepare:
-		a, err = m.PrepareAuthority(r.Context(), kind)
-	case actionActivate:
-		a, err = m.ActivateAuthority(r.Context(), kind, id)
-	case actionTaint:
-		a, err = m.TaintAuthority(r.Context(), kind, id)
-	case actionRevoke:
-		a, err = m.RevokeAuthority(r.Context(), kind, id)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.log.Info("admin: authority "+action.past(), "kind", string(a.Kind), "authority_id", a.ID,
-		"server_id", a.ServerID, "state", string(a.State), "pending", a.Pending)
-	writeJSON(w, http.StatusOK, wire.Authority(a))
+	return "", fmt.Errorf("admin: unknown authority kind %q (want x509, jwt or wit): %w", s, registry.ErrInvalid)
 }
 
 // Authorities describes every authority of every live server of the trust
-// domain (see [AuthorityManager.Authorities]).
+// domain: X.509 CAs, then JWT keys, then WIT keys, each kind oldest
+// first.
 func (c *Client) Authorities(ctx context.Context) ([]Authority, error) {
 	var out struct {
 		Authorities []wire.Authority `json:"authorities"`
@@ -225,7 +90,7 @@ func (c *Client) Authorities(ctx context.Context) ([]Authority, error) {
 // published in the bundle but not signing yet, and returns it. A prepared
 // authority that exists is replaced.
 func (c *Client) PrepareAuthority(ctx context.Context, kind registry.AuthorityKind) (Authority, error) {
-	return c.authorityAction(ctx, kind, actionPrepare, "")
+	return c.authorityAction(ctx, kind, wire.ActionPrepare, "")
 }
 
 // ActivateAuthority makes the server's prepared authority of the kind the
@@ -235,7 +100,7 @@ func (c *Client) PrepareAuthority(ctx context.Context, kind registry.AuthorityKi
 // Relying parties that have not yet fetched the bundle holding it reject
 // what it signs: prepare, wait for the bundle to spread, then activate.
 func (c *Client) ActivateAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error) {
-	return c.authorityAction(ctx, kind, actionActivate, id)
+	return c.authorityAction(ctx, kind, wire.ActionActivate, id)
 }
 
 // TaintAuthority taints the old authority with the given ID, held by any
@@ -244,7 +109,7 @@ func (c *Client) ActivateAuthority(ctx context.Context, kind registry.AuthorityK
 // tainted (the error wraps [ErrFailedPrecondition]): prepare and activate
 // another first. An unknown ID wraps registry.ErrNotFound.
 func (c *Client) TaintAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error) {
-	return c.authorityAction(ctx, kind, actionTaint, id)
+	return c.authorityAction(ctx, kind, wire.ActionTaint, id)
 }
 
 // RevokeAuthority takes the authority with the given ID, held by any server
@@ -253,18 +118,18 @@ func (c *Client) TaintAuthority(ctx context.Context, kind registry.AuthorityKind
 // be revoked (the error wraps [ErrFailedPrecondition]); taint an old one
 // first, and revoke it once what it signed has been replaced.
 func (c *Client) RevokeAuthority(ctx context.Context, kind registry.AuthorityKind, id string) (Authority, error) {
-	return c.authorityAction(ctx, kind, actionRevoke, id)
+	return c.authorityAction(ctx, kind, wire.ActionRevoke, id)
 }
 
-func (c *Client) authorityAction(ctx context.Context, kind registry.AuthorityKind, action authorityAction, id string) (Authority, error) {
+func (c *Client) authorityAction(ctx context.Context, kind registry.AuthorityKind, action, id string) (Authority, error) {
 	if _, err := ParseAuthorityKind(string(kind)); err != nil {
 		return Authority{}, err
 	}
-	path := "/v1/authorities/" + url.PathEscape(string(kind)) + "/" + string(action)
+	path := "/v1/authorities/" + url.PathEscape(string(kind)) + "/" + action
 	var out wire.Authority
 	var err error
 	switch {
-	case (action == actionTaint || action == actionRevoke) && id == "":
+	case (action == wire.ActionTaint || action == wire.ActionRevoke) && id == "":
 		return Authority{}, fmt.Errorf("admin: authority ID is required: %w", registry.ErrInvalid)
 	case id != "":
 		err = c.doJSON(ctx, http.MethodPost, path, wire.AuthorityID{AuthorityID: id}, &out)

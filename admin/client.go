@@ -259,8 +259,9 @@ func (c *Client) GenerateToken(ctx context.Context, ttl time.Duration, alias spi
 type Status struct {
 	// TrustDomain is the server's trust domain.
 	TrustDomain spiffeid.TrustDomain
-	// Healthy is true when the server can do its work (see
-	// [Config.Health]); Reason says why not when it is false.
+	// Healthy is true when the server can do its work (see the Health
+	// field of the server's configuration, adminserver.Config); Reason
+	// says why not when it is false.
 	Healthy bool
 	Reason  string
 }

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,16 +10,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 func TestEntryLifecycle(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	ctx := t.Context()
-	c := e.client
+	c := e.Client
 
-	in := entry("/web", "unix:uid:1000", "unix:gid:50")
+	in := admintest.Entry("/web", "unix:uid:1000", "unix:gid:50")
 	in.X509SVIDTTL = time.Hour
 	in.JWTSVIDTTL = 5 * time.Minute
 	in.DNSNames = []string{"web.example.org"}
@@ -43,7 +43,7 @@ func TestEntryLifecycle(t *testing.T) {
 	assert.Equal(t, "web", created.Hint)
 	assert.True(t, created.Downstream)
 
-	stored, err := e.store.Get(ctx, created.ID)
+	stored, err := e.Store.Get(ctx, created.ID)
 	require.NoError(t, err)
 	assert.Equal(t, stored, created, "the client returns the entry exactly as stored")
 
@@ -81,25 +81,25 @@ func TestEntryLifecycle(t *testing.T) {
 }
 
 func TestEntryErrors(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	ctx := t.Context()
-	c := e.client
-	first, err := c.CreateEntry(ctx, entry("/web", "unix:uid:1000"))
+	c := e.Client
+	first, err := c.CreateEntry(ctx, admintest.Entry("/web", "unix:uid:1000"))
 	require.NoError(t, err)
 
-	_, err = c.CreateEntry(ctx, entry("/web", "unix:uid:1000"))
+	_, err = c.CreateEntry(ctx, admintest.Entry("/web", "unix:uid:1000"))
 	require.ErrorIs(t, err, registry.ErrAlreadyExists)
 
-	_, err = c.CreateEntry(ctx, entry("/web"))
+	_, err = c.CreateEntry(ctx, admintest.Entry("/web"))
 	require.ErrorIs(t, err, registry.ErrInvalid, "an entry needs a selector")
 
-	foreign := entry("/web", "unix:uid:1")
+	foreign := admintest.Entry("/web", "unix:uid:1")
 	foreign.SPIFFEID = spiffeid.RequireFromString("spiffe://other.org/web")
 	_, err = c.CreateEntry(ctx, foreign)
 	require.ErrorIs(t, err, registry.ErrInvalid, "the server cannot sign for another trust domain")
 	assert.Contains(t, err.Error(), `not in trust domain "example.org"`)
 
-	foreignParent := entry("/web", "unix:uid:2")
+	foreignParent := admintest.Entry("/web", "unix:uid:2")
 	foreignParent.ParentID = spiffeid.RequireFromString("spiffe://other.org/agent")
 	_, err = c.CreateEntry(ctx, foreignParent)
 	require.ErrorIs(t, err, registry.ErrInvalid)
@@ -128,14 +128,14 @@ func TestEntryErrors(t *testing.T) {
 }
 
 func TestListEntriesFilters(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	ctx := t.Context()
-	c := e.client
+	c := e.Client
 	other := spiffeid.RequireTrustDomainFromString("other.org")
 
-	web, err := c.CreateEntry(ctx, entry("/web", "unix:uid:1000", "unix:gid:10"))
+	web, err := c.CreateEntry(ctx, admintest.Entry("/web", "unix:uid:1000", "unix:gid:10"))
 	require.NoError(t, err)
-	dbIn := entry("/db", "unix:uid:2000")
+	dbIn := admintest.Entry("/db", "unix:uid:2000")
 	dbIn.ParentID = spiffeid.RequireFromPath(td, "/agent/node2")
 	dbIn.FederatesWith = []spiffeid.TrustDomain{other}
 	dbIn.Hint = "database"
@@ -184,14 +184,14 @@ func TestListEntriesFilters(t *testing.T) {
 }
 
 func TestListEntriesPages(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	ctx := t.Context()
 	const n = 1203 // more than two pages of the server's walk
 	for i := range n {
-		_, err := e.store.Create(ctx, entry("/w", "unix:uid:"+strconv.Itoa(i)))
+		_, err := e.Store.Create(ctx, admintest.Entry("/w", "unix:uid:"+strconv.Itoa(i)))
 		require.NoError(t, err)
 	}
-	got, err := e.client.ListEntries(ctx, registry.Filter{})
+	got, err := e.Client.ListEntries(ctx, registry.Filter{})
 	require.NoError(t, err)
 	require.Len(t, got, n)
 	seen := map[string]bool{}
@@ -199,71 +199,4 @@ func TestListEntriesPages(t *testing.T) {
 		seen[e.ID] = true
 	}
 	assert.Len(t, seen, n, "every entry exactly once")
-}
-
-// TestMalformedRequests sends what the Client never sends: each must be
-// refused with a JSON error and the right status, never a 500.
-func TestMalformedRequests(t *testing.T) {
-	e := start(t)
-	created, err := e.client.CreateEntry(t.Context(), entry("/web", "unix:uid:1"))
-	require.NoError(t, err)
-	big := strings.Repeat(" ", 3<<20) + "{}"
-	tests := []struct {
-		name, method, target, body string
-		status                     int
-		contains                   string
-	}{
-		{"not JSON", "POST", "/v1/entries", "{", http.StatusBadRequest, "malformed request body"},
-		{"unknown field", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","nope":1}`, http.StatusBadRequest, "unknown field"},
-		// Entries grant no power: flags that claimed to are refused, not ignored.
-		{"admin flag", "POST", "/v1/entries", `{"spiffe_id":"spiffe://example.org/a","admin":true}`, http.StatusBadRequest, `unknown field \"admin\"`},
-		{"two values", "POST", "/v1/entries", `{} {}`, http.StatusBadRequest, "more than one JSON value"},
-		{"body too large", "POST", "/v1/entries", big, http.StatusRequestEntityTooLarge, "larger than"},
-		{"bad SPIFFE ID", "POST", "/v1/entries", `{"spiffe_id":"http://x"}`, http.StatusBadRequest, "spiffe_id"},
-		{"bad parent ID", "POST", "/v1/entries", `{"parent_id":"x"}`, http.StatusBadRequest, "parent_id"},
-		{"bad x509 TTL", "POST", "/v1/entries", `{"x509_svid_ttl":"soon"}`, http.StatusBadRequest, "x509_svid_ttl"},
-		{"bad JWT TTL", "POST", "/v1/entries", `{"jwt_svid_ttl":"1"}`, http.StatusBadRequest, "jwt_svid_ttl"},
-		{"bad federated TD", "POST", "/v1/entries", `{"federates_with":["A B"]}`, http.StatusBadRequest, "federates_with"},
-		{"body ID differs from path", "PUT", "/v1/entries/" + created.ID, `{"id":"other","spiffe_id":"spiffe://example.org/web","parent_id":"spiffe://example.org/agent/node1","selectors":[{"type":"unix","value":"uid:1"}],"revision":1}`, http.StatusBadRequest, "differs"},
-		{"bad revision", "DELETE", "/v1/entries/" + created.ID + "?revision=x", "", http.StatusBadRequest, "revision"},
-		{"negative revision", "DELETE", "/v1/entries/" + created.ID + "?revision=-1", "", http.StatusBadRequest, "revision"},
-		{"filter bad SPIFFE ID", "GET", "/v1/entries?spiffe_id=x", "", http.StatusBadRequest, "spiffe_id"},
-		{"filter bad parent ID", "GET", "/v1/entries?parent_id=x", "", http.StatusBadRequest, "parent_id"},
-		{"filter bad selector", "GET", "/v1/entries?selector=nocolon", "", http.StatusBadRequest, "selector"},
-		{"filter bad match", "GET", "/v1/entries?selector=unix:uid:1&selector_match=most", "", http.StatusBadRequest, "match mode"},
-		{"filter bad TD", "GET", "/v1/entries?federates_with=A%20B", "", http.StatusBadRequest, "federates_with"},
-		{"filter bad TD match", "GET", "/v1/entries?federates_with=a.org&federates_with_match=x", "", http.StatusBadRequest, "match mode"},
-		{"filter too many selectors", "GET", "/v1/entries?" + strings.Repeat("selector=a:b&", registry.MaxSelectors+1), "", http.StatusBadRequest, "at most"},
-		{"filter too many TDs", "GET", "/v1/entries?" + strings.Repeat("federates_with=a.org&", registry.MaxFederatesWith+1), "", http.StatusBadRequest, "at most"},
-		{"filter long hint", "GET", "/v1/entries?hint=" + strings.Repeat("h", registry.MaxHintLen+1), "", http.StatusBadRequest, "hint"},
-		{"token not JSON", "POST", "/v1/tokens", "[", http.StatusBadRequest, "malformed"},
-		{"token bad TTL", "POST", "/v1/tokens", `{"ttl":"forever"}`, http.StatusBadRequest, "ttl"},
-		{"token bad agent ID", "POST", "/v1/tokens", `{"ttl":"1m","agent_id":"x"}`, http.StatusBadRequest, "agent_id"},
-		{"bundle bad format", "GET", "/v1/bundle?format=der", "", http.StatusBadRequest, "unknown bundle format"},
-		{"federated bad TD", "GET", "/v1/federation/bundles/A%20B", "", http.StatusBadRequest, "trust domain"},
-		{"federated set bad TD", "PUT", "/v1/federation/bundles/A%20B", "{}", http.StatusBadRequest, "trust domain"},
-		{"federated delete bad TD", "DELETE", "/v1/federation/bundles/A%20B", "", http.StatusBadRequest, "trust domain"},
-		{"federated set too large", "PUT", "/v1/federation/bundles/other.org", big, http.StatusRequestEntityTooLarge, "larger than"},
-		{"agent ID missing", "DELETE", "/v1/agents", "", http.StatusBadRequest, "required"},
-		{"agent ID malformed", "POST", "/v1/agents/ban?id=nope", "", http.StatusBadRequest, "agent ID"},
-		{"agent list ID malformed", "GET", "/v1/agents?id=nope", "", http.StatusBadRequest, "agent ID"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var body *strings.Reader
-			if tt.body != "" {
-				body = strings.NewReader(tt.body)
-			}
-			var status int
-			var text string
-			if body == nil {
-				status, text = raw(t, e.path, tt.method, tt.target, nil)
-			} else {
-				status, text = raw(t, e.path, tt.method, tt.target, body)
-			}
-			assert.Equal(t, tt.status, status, text)
-			assert.Contains(t, text, tt.contains)
-			assert.Contains(t, text, `"error":`)
-		})
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/registry"
@@ -32,7 +33,7 @@ func Example() {
 
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	store := memstore.New(memstore.Config{})
-	srv, err := admin.New(admin.Config{
+	srv, err := adminserver.New(adminserver.Config{
 		TrustDomain: td,
 		Entries:     store,
 		Agents:      store,
@@ -44,7 +45,7 @@ func Example() {
 		panic(err)
 	}
 	path := filepath.Join(dir, "admin.sock")
-	lis, err := admin.ListenUnix(path)
+	lis, err := adminserver.ListenUnix(path)
 	if err != nil {
 		panic(err)
 	}

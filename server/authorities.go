@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/registry"
 )
@@ -209,9 +210,9 @@ type authorities struct {
 	t *trust
 }
 
-var _ admin.AuthorityManager = authorities{}
+var _ adminserver.AuthorityManager = authorities{}
 
-// Authorities implements admin.AuthorityManager. It reads the other
+// Authorities implements adminserver.AuthorityManager. It reads the other
 // servers' shares and the marks from the store, so that it shows what was
 // just done through any server.
 func (a authorities) Authorities(ctx context.Context) ([]admin.Authority, error) {
@@ -299,7 +300,7 @@ func (a authorities) find(ctx context.Context, k registry.AuthorityKind, id stri
 	return registry.ServerAuthority{}, "", v, notFound("server: no %s %q among the authorities of the trust domain's servers", kindName(k), id)
 }
 
-// PrepareAuthority implements admin.AuthorityManager.
+// PrepareAuthority implements adminserver.AuthorityManager.
 func (a authorities) PrepareAuthority(ctx context.Context, k registry.AuthorityKind) (admin.Authority, error) {
 	var (
 		info rotation.AuthorityInfo
@@ -325,7 +326,7 @@ func (a authorities) PrepareAuthority(ctx context.Context, k registry.AuthorityK
 	return a.local(describe(k, info)), nil
 }
 
-// ActivateAuthority implements admin.AuthorityManager. The check of id and
+// ActivateAuthority implements adminserver.AuthorityManager. The check of id and
 // the activation are two steps: a prepare made between them through the
 // same server would be activated instead, which the answer shows.
 func (a authorities) ActivateAuthority(ctx context.Context, k registry.AuthorityKind, id string) (admin.Authority, error) {
@@ -367,7 +368,7 @@ func (a authorities) ActivateAuthority(ctx context.Context, k registry.Authority
 	return admin.Authority{}, fmt.Errorf("server: no active %s after activation", kindName(k)) // not reached
 }
 
-// TaintAuthority implements admin.AuthorityManager. Only an old authority
+// TaintAuthority implements adminserver.AuthorityManager. Only an old authority
 // can be tainted, as ca/rotation allows: the active one must first be
 // replaced (prepare, activate), and a prepared one signed nothing.
 func (a authorities) TaintAuthority(ctx context.Context, k registry.AuthorityKind, id string) (admin.Authority, error) {
@@ -389,7 +390,7 @@ func (a authorities) TaintAuthority(ctx context.Context, k registry.AuthorityKin
 	return a.mark(ctx, v, sa, serverID, false)
 }
 
-// RevokeAuthority implements admin.AuthorityManager. The own CA's
+// RevokeAuthority implements adminserver.AuthorityManager. The own CA's
 // authority is revoked at once if it is not active (as ca/rotation
 // allows); another server's only if it is old, since its state as
 // published may lag behind (a prepared one may be active by now): revoke a

@@ -54,7 +54,7 @@
 //
 // The admin socket lists and operates the CA's authorities, X.509 CAs,
 // JWT keys and, with Config.WITSVIDs, WIT keys (see
-// admin.AuthorityManager): prepare and activate act on the answering
+// adminserver.AuthorityManager): prepare and activate act on the answering
 // server's own CA; taint and revoke on an old authority of any server of
 // the trust domain. Each server publishes the state of its authorities
 // beside its share of the bundle. A taint or revocation of another

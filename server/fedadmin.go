@@ -7,16 +7,17 @@ import (
 	"slices"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// federationAdmin is the admin API's admin.FederationManager over the
+// federationAdmin is the admin API's adminserver.FederationManager over the
 // server's relationships: those of Config.Federation, read-only, and those
 // of Stores.Federation.
 type federationAdmin struct{ s *Server }
 
-var _ admin.FederationManager = federationAdmin{}
+var _ adminserver.FederationManager = federationAdmin{}
 
 // configured reports whether Config.Federation has a relationship with td.
 func (f federationAdmin) configured(td spiffeid.TrustDomain) error {
@@ -26,7 +27,7 @@ func (f federationAdmin) configured(td spiffeid.TrustDomain) error {
 	return nil
 }
 
-// Relationships implements admin.FederationManager.
+// Relationships implements adminserver.FederationManager.
 func (f federationAdmin) Relationships(ctx context.Context) ([]admin.Relationship, error) {
 	var out []admin.Relationship
 	for _, w := range f.s.fed.static {
@@ -68,7 +69,7 @@ type invalidRelationship struct{ msg string }
 func (e invalidRelationship) Error() string        { return e.msg }
 func (e invalidRelationship) Is(target error) bool { return target == registry.ErrInvalid }
 
-// CreateRelationship implements admin.FederationManager.
+// CreateRelationship implements adminserver.FederationManager.
 func (f federationAdmin) CreateRelationship(ctx context.Context, r registry.FederationRelationship) (admin.Relationship, error) {
 	if err := f.configured(r.TrustDomain); err != nil {
 		return admin.Relationship{}, err
@@ -84,7 +85,7 @@ func (f federationAdmin) CreateRelationship(ctx context.Context, r registry.Fede
 	return admin.Relationship{FederationRelationship: got}, nil
 }
 
-// UpdateRelationship implements admin.FederationManager.
+// UpdateRelationship implements adminserver.FederationManager.
 func (f federationAdmin) UpdateRelationship(ctx context.Context, r registry.FederationRelationship) (admin.Relationship, error) {
 	if err := f.configured(r.TrustDomain); err != nil {
 		return admin.Relationship{}, err
@@ -109,7 +110,7 @@ func (f federationAdmin) UpdateRelationship(ctx context.Context, r registry.Fede
 	return admin.Relationship{FederationRelationship: got}, nil
 }
 
-// DeleteRelationship implements admin.FederationManager. A stored
+// DeleteRelationship implements adminserver.FederationManager. A stored
 // relationship shadowed by one of the configuration can be deleted.
 func (f federationAdmin) DeleteRelationship(ctx context.Context, td spiffeid.TrustDomain) error {
 	err := f.s.stores.Federation.DeleteFederationRelationship(ctx, td)
@@ -125,9 +126,9 @@ func (f federationAdmin) DeleteRelationship(ctx context.Context, td spiffeid.Tru
 	return nil
 }
 
-var _ admin.FederationRefresher = federationAdmin{}
+var _ adminserver.FederationRefresher = federationAdmin{}
 
-// RefreshRelationship implements admin.FederationRefresher: it fetches the
+// RefreshRelationship implements adminserver.FederationRefresher: it fetches the
 // bundle of the relationship with td now, through the watcher that polls
 // it (of the configuration or of the datastore), or, for a stored
 // relationship the server has not started polling yet, through a watcher

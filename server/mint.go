@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -21,7 +21,7 @@ type minter struct {
 	s *Server
 }
 
-var _ admin.SVIDMinter = minter{}
+var _ adminserver.SVIDMinter = minter{}
 
 // errNoAuthority is the error of a mint while the CA has no active
 // authority of the kind.

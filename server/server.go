@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/attest/jointoken"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -40,7 +40,7 @@ type Server struct {
 	ca       *rotation.Manager
 	trust    *trust
 	node     *nodeserver.Server
-	admin    *admin.Server
+	admin    *adminserver.Server
 	nodeLis  net.Listener
 	adminLis net.Listener
 	serverID string
@@ -199,7 +199,7 @@ func (s *Server) setUpAdmin() (err error) {
 	// The stores tell the node API and the trust of the admin API's
 	// writes; a store that does not is read at the next poll.
 	st := s.stores
-	if s.admin, err = admin.New(admin.Config{
+	if s.admin, err = adminserver.New(adminserver.Config{
 		TrustDomain: s.cfg.TrustDomain,
 		Entries:     st.Entries,
 		Agents:      st.Agents,
@@ -218,7 +218,7 @@ func (s *Server) setUpAdmin() (err error) {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.AdminSocket), 0o755); err != nil {
 		return fmt.Errorf("server: admin socket directory: %w", err)
 	}
-	if s.adminLis, err = admin.ListenUnix(s.cfg.AdminSocket); err != nil {
+	if s.adminLis, err = adminserver.ListenUnix(s.cfg.AdminSocket); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
@@ -226,7 +226,7 @@ func (s *Server) setUpAdmin() (err error) {
 
 // federationAdmin returns the admin API's manager of the relationships, or
 // nil when the stores keep none.
-func (s *Server) federationAdmin() admin.FederationManager {
+func (s *Server) federationAdmin() adminserver.FederationManager {
 	if s.stores.Federation == nil {
 		return nil
 	}

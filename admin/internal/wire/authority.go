@@ -25,3 +25,12 @@ type Authority struct {
 type AuthorityID struct {
 	AuthorityID string `json:"authority_id"`
 }
+
+// The actions on an authority, each the last element of its route:
+// POST /v1/authorities/{kind}/{action}.
+const (
+	ActionPrepare  = "prepare"
+	ActionActivate = "activate"
+	ActionTaint    = "taint"
+	ActionRevoke   = "revoke"
+)

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -48,7 +48,7 @@ func startServer(t *testing.T, allowed ...int) *server {
 
 // startServerWith is startServer whose admin configuration modify changes,
 // when not nil.
-func startServerWith(t *testing.T, modify func(*admin.Config), allowed ...int) *server {
+func startServerWith(t *testing.T, modify func(*adminserver.Config), allowed ...int) *server {
 	t.Helper()
 	s := &server{
 		socket: filepath.Join(t.TempDir(), "admin.sock"),
@@ -57,7 +57,7 @@ func startServerWith(t *testing.T, modify func(*admin.Config), allowed ...int) *
 		tokens: &tokens{},
 	}
 	own := spiffebundle.FromX509Bundle(s.ca.X509Bundle())
-	cfg := admin.Config{
+	cfg := adminserver.Config{
 		TrustDomain: td,
 		Entries:     s.store,
 		Agents:      s.store,
@@ -69,9 +69,9 @@ func startServerWith(t *testing.T, modify func(*admin.Config), allowed ...int) *
 	if modify != nil {
 		modify(&cfg)
 	}
-	srv, err := admin.New(cfg)
+	srv, err := adminserver.New(cfg)
 	require.NoError(t, err)
-	lis, err := admin.ListenUnix(s.socket)
+	lis, err := adminserver.ListenUnix(s.socket)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/examples/spiffe-server/cli"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -31,7 +31,7 @@ func ExampleAdmin() {
 	defer os.RemoveAll(dir)
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	store := memstore.New(memstore.Config{})
-	srv, err := admin.New(admin.Config{
+	srv, err := adminserver.New(adminserver.Config{
 		TrustDomain: td, Entries: store, Agents: store, Bundles: store, Tokens: noTokens{},
 		Bundle: func() *spiffebundle.Bundle { return spiffebundle.New(td) },
 	})
@@ -39,7 +39,7 @@ func ExampleAdmin() {
 		panic(err)
 	}
 	socket := filepath.Join(dir, "admin.sock")
-	lis, err := admin.ListenUnix(socket)
+	lis, err := adminserver.ListenUnix(socket)
 	if err != nil {
 		panic(err)
 	}

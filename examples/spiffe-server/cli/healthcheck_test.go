@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 )
 
 // healthcheckAt runs spiffe-server healthcheck against socket.
@@ -32,7 +32,7 @@ func TestHealthcheck(t *testing.T) {
 	assert.Empty(t, r.stderr)
 
 	var sick atomic.Pointer[error]
-	s := startServerWith(t, func(c *admin.Config) {
+	s := startServerWith(t, func(c *adminserver.Config) {
 		c.Health = func(context.Context) error {
 			if err := sick.Load(); err != nil {
 				return *err

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
@@ -123,7 +123,7 @@ func (s *conflictingStore) Update(ctx context.Context, e registry.Entry) (regist
 // keeping the other change; one that keeps losing says so.
 func TestEntryUpdateRetriesConflicts(t *testing.T) {
 	var racing *conflictingStore
-	s := startServerWith(t, func(c *admin.Config) {
+	s := startServerWith(t, func(c *adminserver.Config) {
 		racing = &conflictingStore{Store: c.Entries}
 		c.Entries = racing
 	})

@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"net/http"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -17,8 +18,8 @@ import (
 // (no CA can honour it, and its workloads would get nothing); zero (the
 // default) and the minimum itself are accepted.
 func TestTinySVIDTTLRefused(t *testing.T) {
-	e := start(t)
-	c := e.client
+	e := admintest.Start(t)
+	c := e.Client
 
 	for _, tc := range []struct {
 		name string
@@ -30,7 +31,7 @@ func TestTinySVIDTTLRefused(t *testing.T) {
 		{"jwt 1ns", func(en *registry.Entry) { en.JWTSVIDTTL = time.Nanosecond }, "JWT-SVID TTL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := entry("/tiny", "unix:uid:7")
+			in := admintest.Entry("/tiny", "unix:uid:7")
 			tc.set(&in)
 			_, err := c.CreateEntry(t.Context(), in)
 			require.ErrorIs(t, err, registry.ErrInvalid)
@@ -40,13 +41,13 @@ func TestTinySVIDTTLRefused(t *testing.T) {
 	}
 
 	// On the wire too: 400 with the reason, never a 500.
-	status, text := raw(t, e.path, "POST", "/v1/entries", strings.NewReader(
+	status, text := admintest.Raw(t, e.Path, "POST", "/v1/entries", strings.NewReader(
 		`{"spiffe_id":"spiffe://example.org/tiny","parent_id":"spiffe://example.org/agent/node1",`+
 			`"selectors":[{"type":"unix","value":"uid:7"}],"x509_svid_ttl":"1ns"}`))
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, text, "at least 1s")
 
-	in := entry("/ok", "unix:uid:7")
+	in := admintest.Entry("/ok", "unix:uid:7")
 	in.X509SVIDTTL, in.JWTSVIDTTL = registry.MinSVIDTTL, registry.MinSVIDTTL
 	created, err := c.CreateEntry(t.Context(), in)
 	require.NoError(t, err)
@@ -58,11 +59,11 @@ func TestTinySVIDTTLRefused(t *testing.T) {
 // TestTinySVIDTTLEntryStaysReadable: an entry stored with a tiny TTL before
 // the minimum existed can still be read, listed, fixed and deleted.
 func TestTinySVIDTTLEntryStaysReadable(t *testing.T) {
-	e := start(t)
-	c := e.client
-	old := entry("/old", "unix:uid:7")
+	e := admintest.Start(t)
+	c := e.Client
+	old := admintest.Entry("/old", "unix:uid:7")
 	old.ID, old.Revision, old.X509SVIDTTL = registry.NewEntryID(), 1, time.Nanosecond
-	require.NoError(t, e.store.Replicate(t.Context(), []registry.Entry{old}, nil))
+	require.NoError(t, e.Store.Replicate(t.Context(), []registry.Entry{old}, nil))
 
 	got, err := c.Entry(t.Context(), old.ID)
 	require.NoError(t, err)

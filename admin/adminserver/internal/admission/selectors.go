@@ -1,4 +1,4 @@
-package admin
+package admission
 
 import (
 	"errors"
@@ -68,10 +68,10 @@ var knownSelectors = map[string]map[string]func(string) error{
 // attestorOf names, in errors, the attestor of a known selector type.
 var attestorOf = map[string]string{"unix": "unix", "docker": "docker", "k8s": "k8s", "join_token": "join token", "x509pop": "x509pop"}
 
-// checkSelector reports why sel can never match, if its type is one of
+// CheckSelector reports why sel can never match, if its type is one of
 // [knownSelectors] (or differs from one only in case) and its value is not
 // of a shape that attestor produces; nil otherwise.
-func checkSelector(sel attest.Selector) error {
+func CheckSelector(sel attest.Selector) error {
 	if strings.EqualFold(sel.Type, oidcType) {
 		return checkOIDC(sel)
 	}

@@ -1,4 +1,4 @@
-package admin
+package wire_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/admin"
 	"github.com/spiffekit/spiffekit/admin/internal/wire"
 )
 
@@ -20,14 +21,14 @@ func FuzzReadBatch(f *testing.F) {
 	f.Add([]byte(`[{},{"hint":"h"}] `))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest("POST", "/v1/entries/batch", bytes.NewReader(body))
-		in, err := readBatch(httptest.NewRecorder(), r)
+		in, err := wire.ReadBatch(httptest.NewRecorder(), r, admin.MaxBatchEntries, admin.MaxBatchRequestBody)
 		if err != nil {
 			return // rejected input is fine; a panic is not
 		}
-		require.LessOrEqual(t, len(in), MaxBatchEntries)
+		require.LessOrEqual(t, len(in), admin.MaxBatchEntries)
 		data, err := json.Marshal(append([]wire.Entry{}, in...))
 		require.NoError(t, err)
-		again, err := readBatch(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/entries/batch", bytes.NewReader(data)))
+		again, err := wire.ReadBatch(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/entries/batch", bytes.NewReader(data)), admin.MaxBatchEntries, admin.MaxBatchRequestBody)
 		require.NoError(t, err)
 		require.Equal(t, len(in), len(again))
 		for i := range in {

@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -21,7 +23,7 @@ var bodyRoutes = []struct {
 	method, target string
 	limit          int64
 }{
-	{"POST", "/v1/entries", admin.MaxRequestBody},
+	{"POST", "/v1/entries", adminserver.MaxRequestBody},
 	{"POST", "/v1/entries/batch", admin.MaxBatchRequestBody},
 	{"PUT", "/v1/federation/bundles/other.org", registry.MaxBundleDocument},
 }
@@ -63,10 +65,10 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 // route's limit is refused at once, before its body is read: here the
 // body never comes.
 func TestBodyDeclaredTooLarge(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	for _, r := range bodyRoutes {
 		t.Run(r.method+" "+r.target, func(t *testing.T) {
-			status, text := send(t, e.path, r.method, r.target, nil, r.limit+1)
+			status, text := send(t, e.Path, r.method, r.target, nil, r.limit+1)
 			assert.Equal(t, http.StatusRequestEntityTooLarge, status, text)
 			assert.Contains(t, text, "larger than")
 		})
@@ -77,14 +79,14 @@ func TestBodyDeclaredTooLarge(t *testing.T) {
 // once more than the route's limit of it is read. (The batch route's limit
 // is 16 MiB: the same path, too slow to send here under the race detector.)
 func TestBodyUndeclaredTooLarge(t *testing.T) {
-	e := start(t)
+	e := admintest.Start(t)
 	for _, r := range bodyRoutes {
-		if r.limit > admin.MaxRequestBody {
+		if r.limit > adminserver.MaxRequestBody {
 			continue
 		}
 		t.Run(r.method+" "+r.target, func(t *testing.T) {
 			big := strings.NewReader(strings.Repeat(" ", int(r.limit)) + "{}")
-			status, text := send(t, e.path, r.method, r.target, big, -1)
+			status, text := send(t, e.Path, r.method, r.target, big, -1)
 			assert.Equal(t, http.StatusRequestEntityTooLarge, status, text)
 			assert.Contains(t, text, "larger than")
 		})

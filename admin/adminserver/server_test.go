@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"context"
@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/internal/testing/calltest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/memstore"
@@ -102,26 +104,26 @@ func requireRoot(t *testing.T) {
 func TestOtherUIDIsRefused(t *testing.T) {
 	requireRoot(t)
 	dir := publicDir(t)
-	e := startAt(t, filepath.Join(dir, "admin.sock"))
+	e := admintest.StartAt(t, filepath.Join(dir, "admin.sock"))
 
 	t.Run("socket mode 0600 keeps it from connecting", func(t *testing.T) {
-		fi, err := os.Stat(e.path)
+		fi, err := os.Stat(e.Path)
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-		res := runAsNobody(t, e.path)
+		res := runAsNobody(t, e.Path)
 		assert.True(t, res.Denied, res.Error)
 		assert.Contains(t, res.Error, "permission denied")
 	})
 
 	t.Run("with the socket open to all, the uid check refuses", func(t *testing.T) {
-		require.NoError(t, os.Chmod(e.path, 0o666))
-		res := runAsNobody(t, e.path)
+		require.NoError(t, os.Chmod(e.Path, 0o666))
+		res := runAsNobody(t, e.Path)
 		assert.True(t, res.Denied, res.Error)
 		assert.Equal(t, "admin: permission denied: uid 65534 may not administer this server", res.Error)
-		assert.Contains(t, e.log.String(), "level=WARN")
-		assert.Contains(t, e.log.String(), "uid=65534")
-		assert.Contains(t, e.log.String(), "pid=")
-		entries, err := e.client.ListEntries(t.Context(), registry.Filter{})
+		assert.Contains(t, e.Log.String(), "level=WARN")
+		assert.Contains(t, e.Log.String(), "uid=65534")
+		assert.Contains(t, e.Log.String(), "pid=")
+		entries, err := e.Client.ListEntries(t.Context(), registry.Filter{})
 		require.NoError(t, err, "root still may")
 		assert.Empty(t, entries)
 	})
@@ -129,15 +131,15 @@ func TestOtherUIDIsRefused(t *testing.T) {
 
 func TestAllowedUIDs(t *testing.T) {
 	other := os.Getuid() + 4242
-	e := start(t, func(c *admin.Config) { c.AllowedUIDs = []int{other} })
+	e := admintest.Start(t, func(c *adminserver.Config) { c.AllowedUIDs = []int{other} })
 	ctx := t.Context()
-	c := e.client
+	c := e.Client
 	id := spiffeid.RequireFromPath(td, "/agent/x")
 
-	_, created := e.store.Create(ctx, entry("/web", "unix:uid:1"))
+	_, created := e.Store.Create(ctx, admintest.Entry("/web", "unix:uid:1"))
 	require.NoError(t, created)
 	calls := map[string]func() error{
-		"create": func() error { _, err := c.CreateEntry(ctx, entry("/x", "a:b")); return err },
+		"create": func() error { _, err := c.CreateEntry(ctx, admintest.Entry("/x", "a:b")); return err },
 		"list":   func() error { _, err := c.ListEntries(ctx, registry.Filter{}); return err },
 		"get":    func() error { _, err := c.Entry(ctx, "x"); return err },
 		"delete": func() error { _, err := c.DeleteEntry(ctx, "x", 0); return err },
@@ -164,20 +166,20 @@ func TestAllowedUIDs(t *testing.T) {
 			assert.Contains(t, err.Error(), "may not administer this server")
 		})
 	}
-	entries, _, err := e.store.List(ctx, registry.Filter{}, registry.Page{})
+	entries, _, err := e.Store.List(ctx, registry.Filter{}, registry.Page{})
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "nothing was written")
-	assert.Contains(t, e.log.String(), "level=WARN")
+	assert.Contains(t, e.Log.String(), "level=WARN")
 }
 
 // A listener that is not a unix socket gives no credentials: every caller
 // is refused (fail closed), even on loopback.
 func TestTCPIsRefused(t *testing.T) {
-	srv, err := admin.New(minimalConfig())
+	srv, err := adminserver.New(minimalConfig())
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	serve(t, srv, lis)
+	admintest.Serve(t, srv, lis)
 	conn, err := net.Dial("tcp", lis.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
@@ -189,36 +191,36 @@ func TestTCPIsRefused(t *testing.T) {
 	assert.Contains(t, string(resp), "credentials could not be read")
 }
 
-func minimalConfig() admin.Config {
+func minimalConfig() adminserver.Config {
 	s := memstore.New(memstore.Config{})
-	return admin.Config{
+	return adminserver.Config{
 		TrustDomain: td,
 		Entries:     s,
 		Agents:      s,
 		Bundles:     s,
-		Tokens:      &tokenIssuer{},
+		Tokens:      &admintest.Tokens{},
 		Bundle:      func() *spiffebundle.Bundle { return nil },
 	}
 }
 
 func TestNewRequiresEveryPart(t *testing.T) {
-	tests := map[string]func(*admin.Config){
-		"trust domain":  func(c *admin.Config) { c.TrustDomain = spiffeid.TrustDomain{} },
-		"entry store":   func(c *admin.Config) { c.Entries = nil },
-		"agent store":   func(c *admin.Config) { c.Agents = nil },
-		"bundle store":  func(c *admin.Config) { c.Bundles = nil },
-		"token issuer":  func(c *admin.Config) { c.Tokens = nil },
-		"bundle source": func(c *admin.Config) { c.Bundle = nil },
+	tests := map[string]func(*adminserver.Config){
+		"trust domain":  func(c *adminserver.Config) { c.TrustDomain = spiffeid.TrustDomain{} },
+		"entry store":   func(c *adminserver.Config) { c.Entries = nil },
+		"agent store":   func(c *adminserver.Config) { c.Agents = nil },
+		"bundle store":  func(c *adminserver.Config) { c.Bundles = nil },
+		"token issuer":  func(c *adminserver.Config) { c.Tokens = nil },
+		"bundle source": func(c *adminserver.Config) { c.Bundle = nil },
 	}
 	for name, modify := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := minimalConfig()
 			modify(&cfg)
-			_, err := admin.New(cfg)
+			_, err := adminserver.New(cfg)
 			require.ErrorContains(t, err, "admin: "+name+" is required")
 		})
 	}
-	_, err := admin.New(minimalConfig())
+	_, err := adminserver.New(minimalConfig())
 	require.NoError(t, err)
 }
 
@@ -227,7 +229,7 @@ func TestListenUnix(t *testing.T) {
 
 	t.Run("mode 0600", func(t *testing.T) {
 		path := filepath.Join(dir, "a.sock")
-		lis, err := admin.ListenUnix(path)
+		lis, err := adminserver.ListenUnix(path)
 		require.NoError(t, err)
 		defer lis.Close()
 		fi, err := os.Stat(path)
@@ -238,10 +240,10 @@ func TestListenUnix(t *testing.T) {
 
 	t.Run("a live socket is not taken over", func(t *testing.T) {
 		path := filepath.Join(dir, "live.sock")
-		lis, err := admin.ListenUnix(path)
+		lis, err := adminserver.ListenUnix(path)
 		require.NoError(t, err)
 		defer lis.Close()
-		_, err = admin.ListenUnix(path)
+		_, err = adminserver.ListenUnix(path)
 		require.ErrorContains(t, err, "is in use")
 	})
 
@@ -253,7 +255,7 @@ func TestListenUnix(t *testing.T) {
 		require.NoError(t, l.Close())
 		_, err = os.Stat(path)
 		require.NoError(t, err, "the stale socket file is there")
-		lis, err := admin.ListenUnix(path)
+		lis, err := adminserver.ListenUnix(path)
 		require.NoError(t, err)
 		require.NoError(t, lis.Close())
 	})
@@ -261,7 +263,7 @@ func TestListenUnix(t *testing.T) {
 	t.Run("another kind of file is never removed", func(t *testing.T) {
 		path := filepath.Join(dir, "file")
 		require.NoError(t, os.WriteFile(path, []byte("keep me"), 0o600))
-		_, err := admin.ListenUnix(path)
+		_, err := adminserver.ListenUnix(path)
 		require.ErrorContains(t, err, "is not a socket")
 		data, err := os.ReadFile(path)
 		require.NoError(t, err)
@@ -269,22 +271,22 @@ func TestListenUnix(t *testing.T) {
 
 		link := filepath.Join(dir, "link")
 		require.NoError(t, os.Symlink(path, link))
-		_, err = admin.ListenUnix(link)
+		_, err = adminserver.ListenUnix(link)
 		require.ErrorContains(t, err, "is not a socket")
 	})
 
 	t.Run("no such directory", func(t *testing.T) {
-		_, err := admin.ListenUnix(filepath.Join(dir, "missing", "a.sock"))
+		_, err := adminserver.ListenUnix(filepath.Join(dir, "missing", "a.sock"))
 		require.ErrorContains(t, err, "admin: listen")
 	})
 }
 
 func TestServeStopsAndFails(t *testing.T) {
-	srv, err := admin.New(minimalConfig())
+	srv, err := adminserver.New(minimalConfig())
 	require.NoError(t, err)
 
 	// Serve returns the listener's failure.
-	lis, err := admin.ListenUnix(filepath.Join(t.TempDir(), "s.sock"))
+	lis, err := adminserver.ListenUnix(filepath.Join(t.TempDir(), "s.sock"))
 	require.NoError(t, err)
 	require.NoError(t, lis.Close())
 	err = srv.Serve(t.Context(), lis)
@@ -292,7 +294,7 @@ func TestServeStopsAndFails(t *testing.T) {
 
 	// Cancelling stops Serve, closes the listener and removes the socket.
 	path := filepath.Join(t.TempDir(), "t.sock")
-	lis, err = admin.ListenUnix(path)
+	lis, err = adminserver.ListenUnix(path)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

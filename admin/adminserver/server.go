@@ -1,4 +1,4 @@
-package admin
+package adminserver
 
 import (
 	"context"
@@ -200,9 +200,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, ok := r.Context().Value(peerKey{}).(peer)
 	switch {
 	case !ok || p.err != nil:
-		writeError(w, http.StatusForbidden, wire.CodePermissionDenied, "admin: permission denied: the caller's credentials could not be read")
+		wire.WriteError(w, http.StatusForbidden, wire.CodePermissionDenied, "admin: permission denied: the caller's credentials could not be read")
 	case !p.allowed:
-		writeError(w, http.StatusForbidden, wire.CodePermissionDenied,
+		wire.WriteError(w, http.StatusForbidden, wire.CodePermissionDenied,
 			fmt.Sprintf("admin: permission denied: uid %d may not administer this server", p.uid))
 	default:
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

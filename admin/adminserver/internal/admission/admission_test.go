@@ -1,74 +1,96 @@
-package admin_test
+package admission_test
 
 import (
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/admin/adminserver/internal/admission"
 	"github.com/spiffekit/spiffekit/attest"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// TestEntryReservedIDs: the server's and the agents' namespace is refused
-// as an entry's SPIFFE ID, on create, update and in a batch; as a parent
-// (node aliases hang off the server's ID) it stays allowed.
-func TestEntryReservedIDs(t *testing.T) {
-	e := start(t)
-	ctx := t.Context()
-	const msg = `admin: entry SPIFFE ID "spiffe://example.org/spiffekit/server" is reserved for the server and its agents (spiffe://example.org/spiffekit/...): registry: invalid argument`
-	_, err := e.client.CreateEntry(ctx, entry("/spiffekit/server", "unix:uid:1"))
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, msg)
-	for _, path := range []string{"/spiffekit", "/spiffekit/agent/join_token/x", "/spiffekit/other"} {
-		_, err := e.client.CreateEntry(ctx, entry(path, "unix:uid:1"))
-		require.ErrorIs(t, err, registry.ErrInvalid, path)
-		assert.Contains(t, err.Error(), "is reserved for the server and its agents", path)
+var (
+	td  = admintest.TrustDomain
+	now = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// TestCheckEntry: an entry is refused, wrapping registry.ErrInvalid and
+// saying why, for each rule the registry cannot know; a node alias
+// parented by the server's ID, a trust domain without a bundle yet and an
+// expiry to come are fine.
+func TestCheckEntry(t *testing.T) {
+	foreign := admintest.Entry("/web", "unix:uid:1")
+	foreign.SPIFFEID = spiffeid.RequireFromString("spiffe://other.org/web")
+	foreignParent := admintest.Entry("/web", "unix:uid:1")
+	foreignParent.ParentID = spiffeid.RequireFromString("spiffe://other.org/agent")
+	ownTD := admintest.Entry("/web", "unix:uid:1")
+	ownTD.FederatesWith = []spiffeid.TrustDomain{td}
+	expired := admintest.Entry("/web", "unix:uid:1")
+	expired.ExpiresAt = now
+	for name, tt := range map[string]struct {
+		e    registry.Entry
+		want string
+	}{
+		"foreign ID":       {foreign, `admin: entry SPIFFE ID "spiffe://other.org/web" is not in trust domain "example.org": registry: invalid argument`},
+		"foreign parent":   {foreignParent, `admin: entry parent ID "spiffe://other.org/agent" is not in trust domain "example.org": registry: invalid argument`},
+		"reserved ID":      {admintest.Entry("/spiffekit/agent/x", "unix:uid:1"), `admin: entry SPIFFE ID "spiffe://example.org/spiffekit/agent/x" is reserved for the server and its agents (spiffe://example.org/spiffekit/...): registry: invalid argument`},
+		"own trust domain": {ownTD, `admin: entry federates with "example.org", this server's own trust domain: registry: invalid argument`},
+		"expired":          {expired, `admin: entry expiry 2030-01-01T00:00:00Z (1893456000 seconds since the epoch) has passed; give a time to come, or none: registry: invalid argument`},
+	} {
+		err := admission.CheckEntry(tt.e, td, now)
+		require.ErrorIs(t, err, registry.ErrInvalid, name)
+		assert.EqualError(t, err, tt.want, name)
 	}
 
-	alias := entry("/nodes/blue", "join_token:id:abc")
+	alias := admintest.Entry("/nodes/blue", "join_token:id:abc")
 	alias.ParentID = spiffeid.RequireFromPath(td, "/spiffekit/server")
-	stored, err := e.client.CreateEntry(ctx, alias)
-	require.NoError(t, err, "a node alias is parented by the server's ID")
-	stored.SPIFFEID = spiffeid.RequireFromPath(td, "/spiffekit/agent/x")
-	_, err = e.client.UpdateEntry(ctx, stored)
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.Contains(t, err.Error(), "is reserved for the server and its agents")
-
-	results, err := e.client.CreateEntries(ctx, []registry.Entry{entry("/ok", "unix:uid:1"), entry("/spiffekit/server", "unix:uid:1")})
-	require.NoError(t, err)
-	require.NoError(t, results[0].Err)
-	require.ErrorIs(t, results[1].Err, registry.ErrInvalid)
-	assert.EqualError(t, results[1].Err, msg)
+	alias.FederatesWith = []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("partner.test")}
+	alias.ExpiresAt = now.Add(time.Second)
+	require.NoError(t, admission.CheckEntry(alias, td, now))
+	require.NoError(t, admission.CheckEntry(registry.Entry{}, td, now), "what is missing is the registry's to refuse")
 }
 
-// TestReservedEntryStaysReadable: an entry stored before the namespace was
-// reserved can still be read, listed and deleted.
-func TestReservedEntryStaysReadable(t *testing.T) {
-	old := entry("/spiffekit/server", "unix:uid:1")
-	old.ID, old.Revision = registry.NewEntryID(), 1
-	e := start(t)
-	require.NoError(t, e.store.Replicate(t.Context(), []registry.Entry{old}, nil))
-	got, err := e.client.Entry(t.Context(), old.ID)
-	require.NoError(t, err)
-	assert.Equal(t, old.SPIFFEID, got.SPIFFEID)
-	list, err := e.client.ListEntries(t.Context(), registry.Filter{})
-	require.NoError(t, err)
-	assert.Len(t, list, 1)
-	_, err = e.client.DeleteEntry(t.Context(), old.ID, 0)
-	require.NoError(t, err)
+// TestCheckAlias: a join token's node alias must be a workload ID of the
+// trust domain, outside the reserved namespace.
+func TestCheckAlias(t *testing.T) {
+	for id, want := range map[string]string{
+		"spiffe://example.org/spiffekit/agent/join_token/x": `admin: token SPIFFE ID "spiffe://example.org/spiffekit/agent/join_token/x" is reserved for the server and its agents (spiffe://example.org/spiffekit/...); the agent's own ID is derived from the token, and the SPIFFE ID becomes a node alias of it: registry: invalid argument`,
+		"spiffe://example.org":                              `admin: token SPIFFE ID "spiffe://example.org" has no path: registry: invalid argument`,
+		"spiffe://other.org/node":                           `admin: token SPIFFE ID "spiffe://other.org/node" is not in trust domain "example.org": registry: invalid argument`,
+	} {
+		err := admission.CheckAlias(spiffeid.RequireFromString(id), td)
+		require.ErrorIs(t, err, registry.ErrInvalid, id)
+		assert.EqualError(t, err, want, id)
+	}
+	require.NoError(t, admission.CheckAlias(spiffeid.RequireFromPath(td, "/nodes/blue"), td))
+}
+
+// TestCheckMintID: a minted SVID names a workload of the trust domain,
+// outside the reserved namespace.
+func TestCheckMintID(t *testing.T) {
+	for id, want := range map[string]string{
+		"spiffe://example.org/spiffekit/server": `admin: spiffe://example.org/spiffekit/server is reserved for the server and its agents: registry: invalid argument`,
+		"spiffe://example.org":                  `admin: spiffe://example.org has no path: an SVID names a workload: registry: invalid argument`,
+		"spiffe://other.org/db":                 `admin: spiffe://other.org/db is not in trust domain example.org, the only one this server signs for: registry: invalid argument`,
+	} {
+		err := admission.CheckMintID(spiffeid.RequireFromString(id), td)
+		require.ErrorIs(t, err, registry.ErrInvalid, id)
+		assert.EqualError(t, err, want, id)
+	}
+	require.NoError(t, admission.CheckMintID(spiffeid.RequireFromPath(td, "/db"), td))
 }
 
 // TestEntrySelectorShapes: a selector of a built-in attestor's type whose
 // value that attestor can never produce is refused, naming the selector;
 // selectors of other types are left to their attestors.
 func TestEntrySelectorShapes(t *testing.T) {
-	e := start(t)
-	ctx := t.Context()
 	for sel, want := range map[string]string{
 		"unix:uid:notanumber":              `admin: entry selector "unix:uid:notanumber" can never match: uid must be a decimal number without leading zeros: registry: invalid argument`,
 		"unix:uid:":                        `admin: entry selector "unix:uid:" can never match: uid must be a decimal number without leading zeros: registry: invalid argument`,
@@ -104,13 +126,13 @@ func TestEntrySelectorShapes(t *testing.T) {
 	} {
 		s, err := attest.ParseSelector(sel)
 		require.NoError(t, err, sel)
-		en := entry("/web", "unix:uid:1")
+		en := admintest.Entry("/web", "unix:uid:1")
 		en.Selectors = append(en.Selectors, s)
-		_, err = e.client.CreateEntry(ctx, en)
+		err = admission.CheckEntry(en, td, now)
 		require.ErrorIs(t, err, registry.ErrInvalid, sel)
 		assert.EqualError(t, err, want, sel)
 	}
-	for i, sel := range []string{
+	for _, sel := range []string{
 		"unix:uid:0", "unix:gid:4294967295", "unix:user:www-data", "unix:group:staff", "unix:supplementary_gid:10",
 		"unix:supplementary_group:wheel", "unix:path:/usr/bin/app", "unix:sha256:" + sha64,
 		"join_token:id:0123abcd", "x509pop:subject:cn:node-1", "x509pop:serialnumber:1f", "x509pop:serialnumber:-2a", "x509pop:ca:fingerprint:" + sha64,
@@ -122,46 +144,6 @@ func TestEntrySelectorShapes(t *testing.T) {
 		"oidc:https://i.example:sub:repo:acme/app:ref:refs/heads/main", "oidc:https://i.example/tenant:claim:groups:",
 		"oidc:https://i.example:8443:claim:repository:acme/app", "oidc:https://i.example:claim:email:a:sub:b",
 	} {
-		_, err := e.client.CreateEntry(ctx, entry("/ok/"+strconv.Itoa(i), sel))
-		require.NoError(t, err, sel)
+		require.NoError(t, admission.CheckEntry(admintest.Entry("/ok", sel), td, now), sel)
 	}
-}
-
-const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-// TestEntryFederatesWithOwnTrustDomain: an entry cannot federate with its
-// own trust domain, whose bundle its workloads have anyway.
-func TestEntryFederatesWithOwnTrustDomain(t *testing.T) {
-	e := start(t)
-	en := entry("/web", "unix:uid:1")
-	en.FederatesWith = []spiffeid.TrustDomain{td}
-	_, err := e.client.CreateEntry(t.Context(), en)
-	require.ErrorIs(t, err, registry.ErrInvalid)
-	assert.EqualError(t, err, `admin: entry federates with "example.org", this server's own trust domain: registry: invalid argument`)
-	en.FederatesWith = []spiffeid.TrustDomain{spiffeid.RequireTrustDomainFromString("partner.test")}
-	_, err = e.client.CreateEntry(t.Context(), en)
-	require.NoError(t, err, "a trust domain without a bundle yet is accepted: its bundle may come later")
-}
-
-// TestTokenAliasChecks: a token's SPIFFE ID, the node alias of the agent
-// it admits, must be a workload ID of the trust domain, outside the
-// reserved namespace; the issuer is not asked otherwise.
-func TestTokenAliasChecks(t *testing.T) {
-	e := start(t)
-	for id, want := range map[string]string{
-		"spiffe://example.org/spiffekit/agent/join_token/x": `admin: token SPIFFE ID "spiffe://example.org/spiffekit/agent/join_token/x" is reserved for the server and its agents (spiffe://example.org/spiffekit/...); the agent's own ID is derived from the token, and the SPIFFE ID becomes a node alias of it: registry: invalid argument`,
-		"spiffe://example.org":                              `admin: token SPIFFE ID "spiffe://example.org" has no path: registry: invalid argument`,
-		"spiffe://other.org/node":                           `admin: token SPIFFE ID "spiffe://other.org/node" is not in trust domain "example.org": registry: invalid argument`,
-	} {
-		_, err := e.client.GenerateToken(t.Context(), time.Minute, spiffeid.RequireFromString(id))
-		require.ErrorIs(t, err, registry.ErrInvalid, id)
-		assert.EqualError(t, err, want, id)
-		assert.True(t, e.tokens.agentID.IsZero(), "the issuer was not asked")
-	}
-	status, body := raw(t, e.path, "POST", "/v1/tokens", strings.NewReader(`{"ttl":"1m","spiffe_id":"nope"}`))
-	assert.Equal(t, 400, status)
-	assert.Contains(t, body, "spiffe_id: ")
-	status, body = raw(t, e.path, "POST", "/v1/tokens", strings.NewReader(`{"ttl":"1m","agent_id":"spiffe://example.org/web"}`))
-	assert.Equal(t, 400, status, "the field of older versions, which named the agent's ID, is refused")
-	assert.Contains(t, body, `unknown field \"agent_id\"`)
 }

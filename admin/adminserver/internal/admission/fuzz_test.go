@@ -1,4 +1,4 @@
-package admin
+package admission
 
 import (
 	"strconv"
@@ -23,7 +23,7 @@ func FuzzCheckSelector(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, typ, value string) {
-		err := checkSelector(attest.Selector{Type: typ, Value: value})
+		err := CheckSelector(attest.Selector{Type: typ, Value: value})
 		if err != nil || typ != "unix" {
 			return
 		}

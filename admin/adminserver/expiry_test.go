@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"net/http"
@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -19,11 +20,11 @@ import (
 // time in the message, and stores nothing.
 func TestEntryExpiry(t *testing.T) {
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	e := start(t, func(c *admin.Config) { c.Now = func() time.Time { return now } })
-	c := e.client
+	e := admintest.Start(t, func(c *adminserver.Config) { c.Now = func() time.Time { return now } })
+	c := e.Client
 	ctx := t.Context()
 
-	in := entry("/expiring", "unix:uid:7")
+	in := admintest.Entry("/expiring", "unix:uid:7")
 	in.ExpiresAt = now.Add(time.Hour + 500*time.Millisecond)
 	created, err := c.CreateEntry(ctx, in)
 	require.NoError(t, err)
@@ -36,13 +37,13 @@ func TestEntryExpiry(t *testing.T) {
 	require.Len(t, list, 1)
 	assert.Equal(t, now.Add(time.Hour), list[0].ExpiresAt)
 
-	plain, err := c.CreateEntry(ctx, entry("/plain", "unix:uid:8"))
+	plain, err := c.CreateEntry(ctx, admintest.Entry("/plain", "unix:uid:8"))
 	require.NoError(t, err)
 	assert.True(t, plain.ExpiresAt.IsZero())
 
 	// The past and the present are refused, with the time.
 	for _, at := range []time.Time{now, now.Add(-time.Second), registry.MinExpiry} {
-		bad := entry("/late", "unix:uid:9")
+		bad := admintest.Entry("/late", "unix:uid:9")
 		bad.ExpiresAt = at
 		_, err := c.CreateEntry(ctx, bad)
 		require.ErrorIs(t, err, registry.ErrInvalid)
@@ -50,21 +51,21 @@ func TestEntryExpiry(t *testing.T) {
 		assert.ErrorContains(t, err, "has passed")
 	}
 	// On the wire: refused, never a 500.
-	status, text := raw(t, e.path, "POST", "/v1/entries", strings.NewReader(
+	status, text := admintest.Raw(t, e.Path, "POST", "/v1/entries", strings.NewReader(
 		`{"spiffe_id":"spiffe://example.org/far","parent_id":"spiffe://example.org/agent/node1",`+
 			`"selectors":[{"type":"unix","value":"uid:7"}],"expires_at":"0001-01-01T00:00:01Z"}`))
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, text, "has passed")
-	status, text = raw(t, e.path, "POST", "/v1/entries", strings.NewReader(
+	status, text = admintest.Raw(t, e.Path, "POST", "/v1/entries", strings.NewReader(
 		`{"spiffe_id":"spiffe://example.org/far","parent_id":"spiffe://example.org/agent/node1",`+
 			`"selectors":[{"type":"unix","value":"uid:7"}],"expires_at":"tomorrow"}`))
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, text, "malformed")
 
 	// In a batch, the expired entry fails alone.
-	late := entry("/late", "unix:uid:9")
+	late := admintest.Entry("/late", "unix:uid:9")
 	late.ExpiresAt = now.Add(-time.Hour)
-	results, err := c.CreateEntries(ctx, []registry.Entry{late, entry("/fine", "unix:uid:10")})
+	results, err := c.CreateEntries(ctx, []registry.Entry{late, admintest.Entry("/fine", "unix:uid:10")})
 	require.NoError(t, err)
 	require.Len(t, results, 2)
 	require.ErrorIs(t, results[0].Err, registry.ErrInvalid)
@@ -84,7 +85,7 @@ func TestEntryExpiry(t *testing.T) {
 	moved, err = c.UpdateEntry(ctx, moved)
 	require.NoError(t, err)
 	assert.True(t, moved.ExpiresAt.IsZero(), "an update without an expiry clears it")
-	stored, err := e.store.Get(ctx, created.ID)
+	stored, err := e.Store.Get(ctx, created.ID)
 	require.NoError(t, err)
 	assert.True(t, stored.ExpiresAt.IsZero())
 }

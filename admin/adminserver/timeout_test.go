@@ -1,4 +1,4 @@
-package admin_test
+package adminserver_test
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/admin"
+	"github.com/spiffekit/spiffekit/admin/adminserver"
+	"github.com/spiffekit/spiffekit/internal/testing/admintest"
 	"github.com/spiffekit/spiffekit/registry"
 )
 
@@ -28,35 +29,35 @@ func (stuckStore) Create(ctx context.Context, _ registry.Entry) (registry.Entry,
 // message that says what happened, for a single write and for each entry
 // of a batch, instead of leaving the caller waiting.
 func TestRequestTimeout(t *testing.T) {
-	e := start(t, func(c *admin.Config) {
+	e := admintest.Start(t, func(c *adminserver.Config) {
 		c.Entries = stuckStore{c.Entries}
 		c.RequestTimeout = 100 * time.Millisecond
 	})
 	const msg = "admin: the server's stores did not answer within 100ms; is its database reachable?"
-	_, err := e.client.CreateEntry(t.Context(), entry("/a", "unix:uid:1"))
+	_, err := e.Client.CreateEntry(t.Context(), admintest.Entry("/a", "unix:uid:1"))
 	require.EqualError(t, err, msg)
 
-	results, err := e.client.CreateEntries(t.Context(), []registry.Entry{entry("/a", "unix:uid:1"), entry("/b", "unix:uid:1")})
+	results, err := e.Client.CreateEntries(t.Context(), []registry.Entry{admintest.Entry("/a", "unix:uid:1"), admintest.Entry("/b", "unix:uid:1")})
 	require.NoError(t, err)
 	require.Len(t, results, 2)
 	for _, r := range results {
 		require.EqualError(t, r.Err, msg)
 	}
 
-	status, body := raw(t, e.path, http.MethodPost, "/v1/entries",
+	status, body := admintest.Raw(t, e.Path, http.MethodPost, "/v1/entries",
 		strings.NewReader(`{"spiffe_id":"spiffe://example.org/a","parent_id":"spiffe://example.org/agent","selectors":[{"type":"unix","value":"uid:1"}]}`))
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	assert.Contains(t, body, `"code":"unavailable"`)
-	assert.Contains(t, e.log.String(), "admin: request timed out")
+	assert.Contains(t, e.Log.String(), "admin: request timed out")
 
 	// Reads that do not touch the stuck writes are served.
-	_, err = e.client.ListEntries(t.Context(), registry.Filter{})
+	_, err = e.Client.ListEntries(t.Context(), registry.Filter{})
 	require.NoError(t, err)
 }
 
 func TestRequestTimeoutNegative(t *testing.T) {
 	cfg := minimalConfig()
 	cfg.RequestTimeout = -time.Second
-	_, err := admin.New(cfg)
+	_, err := adminserver.New(cfg)
 	require.EqualError(t, err, "admin: the request timeout must not be negative")
 }
