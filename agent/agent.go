@@ -275,7 +275,8 @@ type Agent struct {
 	cli      *nodeapi.Client    // while Run runs
 	first    int                // index in Config.Servers of the server tried first
 	movedOff bool               // failOver moved first on: the server before it is left out
-	renewed  chan struct{}      // signalled after the client moves to a new connection
+	conns    uint64             // connections the client moved to (see generation)
+	moving   sync.Mutex         // held by failOver, so that two loops do not both move
 	attested chan struct{}      // closed once svid is set
 
 	synced    chan struct{} // closed after the first sync
@@ -346,7 +347,6 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		store: newReplica(),
 		life: lifecycle.NewGuard(lifecycle.Once,
 			errors.New("agent: closed"), errors.New("agent: Run called twice")),
-		renewed:  make(chan struct{}, 1),
 		attested: make(chan struct{}),
 		synced:   make(chan struct{}),
 	}
@@ -757,9 +757,30 @@ func (a *Agent) servers() []string {
 // with TCP resending at ever longer intervals. The old connection is
 // closed at once: the calls in flight on it, which may be stalled with
 // it, fail and are made again over the new one.
-func (a *Agent) failOver() error {
+//
+// gen is the generation the failed call was made in. If the client has
+// moved since (the other loop failed over, or the SVID was renewed), the
+// call failed on a connection left already, maybe cut by that very move:
+// failOver does not move again, which would take the agent back to the
+// server just left, and reports false. The call is made again over the
+// current connection.
+func (a *Agent) failOver(gen uint64) (bool, error) {
+	a.moving.Lock()
+	defer a.moving.Unlock()
+	if a.generation() != gen {
+		return false, nil
+	}
 	a.moveOn()
-	return a.connect(0)
+	return true, a.connect(0)
+}
+
+// generation counts the connections the client has moved to: a call made
+// in one generation and failed in a later one failed on a connection
+// left.
+func (a *Agent) generation() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.conns
 }
 
 // moveOn makes the server after the one tried first the first to try, and
@@ -808,10 +829,9 @@ func (a *Agent) connect(drain time.Duration) error {
 		}
 		a.swapClient(cli)
 	}
-	select {
-	case a.renewed <- struct{}{}:
-	default:
-	}
+	a.mu.Lock()
+	a.conns++
+	a.mu.Unlock()
 	return nil
 }
 
@@ -875,6 +895,7 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 	var downSince time.Time // when the stream last ended; zero while it is up
 	for ctx.Err() == nil {
 		got := false
+		gen := a.generation()
 		err := a.client().Sync(ctx, a.store.Revisions(), func(u nodeapi.Update) error {
 			if !got && !downSince.IsZero() {
 				a.log.Info("reconnected to the server", "outage", a.now().Sub(downSince).Round(time.Millisecond))
@@ -898,10 +919,6 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 			// once, over the new connection; the revisions the agent holds
 			// bring it up to date.
 			a.log.Debug("entry stream moves to a new connection", "err", err)
-			select {
-			case <-a.renewed:
-			default:
-			}
 			continue
 		}
 		if downSince.IsZero() {
@@ -913,17 +930,12 @@ func (a *Agent) syncLoop(ctx context.Context) error {
 		} else {
 			a.log.Warn("entry stream ended; reconnecting", "err", err)
 		}
-		select {
-		case <-a.renewed: // a new connection: reconnect at once
-			continue
-		default:
+		moved, err := a.failOver(gen)
+		if !moved {
+			continue // a new connection already: reconnect over it at once
 		}
-		if err := a.failOver(); err != nil {
+		if err != nil {
 			a.log.Warn("reconnecting to the servers failed", "err", err)
-		}
-		select {
-		case <-a.renewed: // signalled by failOver: the wait below comes first
-		default:
 		}
 		if !b.wait(ctx) {
 			break
@@ -988,21 +1000,30 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		if a.now().Before(due) {
 			continue // woken to save again
 		}
+		gen := a.generation()
 		if err := a.renew(ctx); err != nil {
-			a.log.Warn("renewing the agent SVID failed", "err", err)
 			// An expired SVID fails the TLS handshake, which looks like an
 			// unreachable server rather than a refusal: only attesting
-			// again can help then.
+			// again can help then. Otherwise the next attempt goes over a
+			// new connection, to the next server first: the connection
+			// that failed may be stalled by a partition, and TCP resends
+			// over it at ever longer intervals, so that after the heal it
+			// may stay silent longer than the SVID has left; a new one
+			// gets through at once.
 			if nodeapi.IsRefused(err) || !a.now().Before(a.Stats().SVIDExpiresAt) {
+				a.log.Warn("renewing the agent SVID failed", "err", err)
 				a.recover(ctx)
-			} else if err := a.failOver(); err != nil {
-				// The next attempt goes over new connections, to the next
-				// server first: the connection that failed may be stalled
-				// by a partition, and TCP resends over it at ever longer
-				// intervals, so that after the heal it may stay silent
-				// longer than the SVID has left; a new one gets through at
-				// once.
-				a.log.Warn("reconnecting to the servers failed", "err", err)
+			} else if moved, ferr := a.failOver(gen); !moved {
+				// The entry stream's loop moved the client meanwhile,
+				// which may have cut the renewal: made again at once, over
+				// the new connection.
+				a.log.Debug("renewal cut by a move to a new connection; renewing again", "err", err)
+				continue
+			} else {
+				a.log.Warn("renewing the agent SVID failed", "err", err)
+				if ferr != nil {
+					a.log.Warn("reconnecting to the servers failed", "err", ferr)
+				}
 			}
 			if !b.waitAtMost(ctx, a.svidLeft()/renewShare) {
 				return nil

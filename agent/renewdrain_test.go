@@ -19,16 +19,18 @@ import (
 )
 
 // countingProxy forwards TCP connections to a server and counts those the
-// agent holds open.
+// agent made, and those it holds open.
 type countingProxy struct {
-	addr string
-	open atomic.Int64 // connections the agent has not closed
+	addr     string
+	accepted atomic.Int64 // connections the agent made
+	open     atomic.Int64 // connections the agent has not closed
 }
 
 func newCountingProxy(t *testing.T, target string) *countingProxy {
 	t.Helper()
 	p := &countingProxy{}
 	p.addr = startProxy(t, func(set *connSet, c net.Conn) {
+		p.accepted.Add(1)
 		up, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()

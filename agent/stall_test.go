@@ -258,3 +258,41 @@ func TestAttestationFailsOverFromAServerCutOffFromItsStore(t *testing.T) {
 	a := nodetest.StartAgent(t, cfg)
 	a.WaitSynced(t)
 }
+
+// Property: when the entry stream fails while a renewal is in flight on
+// the same connection, the agent fails over once, not once per call: the
+// renewal, cut by the move to the next server, is made again there, not
+// back on the server it was held up on. Here that server (cut off from
+// its database, so that the renewal waits) is stopped: it ends the entry
+// stream at once and waits for the renewal to end.
+func TestRenewalAndStreamFailOverOnce(t *testing.T) {
+	r := startCutOffReplicas(t)
+	proxies := [2]*countingProxy{newCountingProxy(t, r.servers[0].Addr), newCountingProxy(t, r.servers[1].Addr)}
+	cfg := r.servers[0].AgentConfig(t)
+	cfg.Servers, cfg.Logger = []string{proxies[0].addr, proxies[1].addr}, r.logs.Logger().With("agent", true)
+	a := nodetest.StartAgent(t, cfg)
+	a.WaitSynced(t)
+	used := -1
+	require.Eventually(t, func() bool {
+		used = slices.IndexFunc(r.servers[:], func(s *nodetest.NodeServer) bool { return s.Stats().Streams == 1 })
+		return used >= 0
+	}, nodetest.Timeout, 5*time.Millisecond, "a server holds the agent's entry stream")
+	first := a.SVID().Certificates[0]
+	r.cuts[used].Stuck.Store(true)
+	require.Eventually(t, func() bool { return r.cuts[used].Held("GetAgent") > 0 },
+		time.Until(first.NotAfter), 5*time.Millisecond, "the renewal reaches the server cut off")
+	before := proxies[used].accepted.Load()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.servers[used].Stop()
+	}()
+	defer func() { <-stopped }()
+	if !assert.Eventually(t, func() bool { return serial(a) != first.SerialNumber.Text(16) },
+		time.Until(first.NotAfter), 20*time.Millisecond, "the agent SVID was not renewed before it expired") {
+		t.Fatalf("server %d was cut off; what the servers and the agent logged:\n%s", used, r.logs)
+	}
+	if !assert.Equal(t, before, proxies[used].accepted.Load(), "connections to the server stopped") {
+		t.Logf("server %d was cut off; what the servers and the agent logged:\n%s", used, r.logs)
+	}
+}

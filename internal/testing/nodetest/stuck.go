@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,19 +20,36 @@ type StuckStore struct {
 	Store
 	// Stuck makes every call about a node wait for its context to end.
 	Stuck atomic.Bool
+
+	mu   sync.Mutex
+	held map[string]int // calls held, by method
 }
 
-func (s *StuckStore) wait(ctx context.Context) error {
-	if s.Stuck.Load() {
-		<-ctx.Done()
-		return ctx.Err()
+// Held returns how many calls of method (its name: "UpdateAgent") the
+// store has held so far.
+func (s *StuckStore) Held(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[method]
+}
+
+func (s *StuckStore) wait(ctx context.Context, method string) error {
+	if !s.Stuck.Load() {
+		return nil
 	}
-	return nil
+	s.mu.Lock()
+	if s.held == nil {
+		s.held = map[string]int{}
+	}
+	s.held[method]++
+	s.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // PutAgent implements registry.AgentStore.
 func (s *StuckStore) PutAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "PutAgent"); err != nil {
 		return registry.Agent{}, err
 	}
 	return s.Store.PutAgent(ctx, a)
@@ -39,7 +57,7 @@ func (s *StuckStore) PutAgent(ctx context.Context, a registry.Agent) (registry.A
 
 // UpdateAgent implements registry.AgentStore.
 func (s *StuckStore) UpdateAgent(ctx context.Context, a registry.Agent) (registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "UpdateAgent"); err != nil {
 		return registry.Agent{}, err
 	}
 	return s.Store.UpdateAgent(ctx, a)
@@ -47,7 +65,7 @@ func (s *StuckStore) UpdateAgent(ctx context.Context, a registry.Agent) (registr
 
 // GetAgent implements registry.AgentStore.
 func (s *StuckStore) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "GetAgent"); err != nil {
 		return registry.Agent{}, err
 	}
 	return s.Store.GetAgent(ctx, id)
@@ -55,7 +73,7 @@ func (s *StuckStore) GetAgent(ctx context.Context, id spiffeid.ID) (registry.Age
 
 // ListAgents implements registry.AgentStore.
 func (s *StuckStore) ListAgents(ctx context.Context) ([]registry.Agent, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "ListAgents"); err != nil {
 		return nil, err
 	}
 	return s.Store.ListAgents(ctx)
@@ -63,7 +81,7 @@ func (s *StuckStore) ListAgents(ctx context.Context) ([]registry.Agent, error) {
 
 // CreateToken implements registry.TokenStore.
 func (s *StuckStore) CreateToken(ctx context.Context, t registry.JoinToken) error {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "CreateToken"); err != nil {
 		return err
 	}
 	return s.Store.CreateToken(ctx, t)
@@ -71,7 +89,7 @@ func (s *StuckStore) CreateToken(ctx context.Context, t registry.JoinToken) erro
 
 // GetToken implements registry.TokenStore.
 func (s *StuckStore) GetToken(ctx context.Context, id string) (registry.JoinToken, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "GetToken"); err != nil {
 		return registry.JoinToken{}, err
 	}
 	return s.Store.GetToken(ctx, id)
@@ -79,7 +97,7 @@ func (s *StuckStore) GetToken(ctx context.Context, id string) (registry.JoinToke
 
 // DeleteToken implements registry.TokenStore.
 func (s *StuckStore) DeleteToken(ctx context.Context, id string) (bool, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "DeleteToken"); err != nil {
 		return false, err
 	}
 	return s.Store.DeleteToken(ctx, id)
@@ -87,7 +105,7 @@ func (s *StuckStore) DeleteToken(ctx context.Context, id string) (bool, error) {
 
 // PruneTokens implements registry.TokenStore.
 func (s *StuckStore) PruneTokens(ctx context.Context, t time.Time) (int, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "PruneTokens"); err != nil {
 		return 0, err
 	}
 	return s.Store.PruneTokens(ctx, t)
@@ -95,7 +113,7 @@ func (s *StuckStore) PruneTokens(ctx context.Context, t time.Time) (int, error) 
 
 // DeleteAgent implements registry.AgentStore.
 func (s *StuckStore) DeleteAgent(ctx context.Context, id spiffeid.ID) error {
-	if err := s.wait(ctx); err != nil {
+	if err := s.wait(ctx, "DeleteAgent"); err != nil {
 		return err
 	}
 	return s.Store.DeleteAgent(ctx, id)

@@ -54,6 +54,7 @@ func TestStuckStore(t *testing.T) {
 		err := call(ctx)
 		cancel()
 		assert.ErrorIs(t, err, context.DeadlineExceeded, "%s is held until its context ends", name)
+		assert.Equal(t, 1, s.Held(name), "%s held once", name)
 	}
 	_, err := s.Head(t.Context())
 	assert.NoError(t, err, "the entries stay in reach")
