@@ -77,6 +77,8 @@ func layer(pkg string) (int, bool) {
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
 		rel == "admin/adminserver":
 		return 5, true
+	case strings.HasPrefix(rel, "issuer/internal/"):
+		return 5, true
 	case rel == "issuer":
 		return 6, true
 	case rel == "agent", rel == "server":

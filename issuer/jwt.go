@@ -2,14 +2,12 @@ package issuer
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -119,7 +117,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 	var signedBy string
 	if err == nil {
 		// The key's expiry may have cut the lifetime short: read the real one.
-		expiry, signedBy, err = tokenExpiry(token)
+		expiry, signedBy, err = svidcheck.JWTExpiry(token)
 		switch {
 		case err != nil:
 		case !now.Before(expiry):
@@ -161,36 +159,4 @@ func (i *Issuer) trustsJWTKey(kid string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.bundle.HasJWTAuthority(kid) && !i.taintedJWT[kid]
-}
-
-// tokenExpiry reads the "exp" claim and the header's "kid" of a token the
-// issuer's own CA signed. It checks nothing else: the token is trusted,
-// and its validity is judged with the CA's clock, which may differ from
-// the issuer's.
-func tokenExpiry(token string) (exp time.Time, kid string, err error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return time.Time{}, "", errors.New("token is not a compact JWS")
-	}
-	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the token's header: %w", err)
-	}
-	var header struct {
-		Kid string `json:"kid"`
-	}
-	if err := json.Unmarshal(rawHeader, &header); err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the token's header: %w", err)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the token's claims: %w", err)
-	}
-	var claims struct {
-		Exp int64 `json:"exp"`
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the token's claims: %w", err)
-	}
-	return time.Unix(claims.Exp, 0), header.Kid, nil
 }

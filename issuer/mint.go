@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/internal/parallel"
+	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -140,7 +141,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 			err = results[k].Err
 		}
 		if err == nil {
-			err = checkChain(c.entry, keys[k], results[k].Certificates, now)
+			err = svidcheck.Chain(c.entry, keys[k], results[k].Certificates, now)
 		}
 		if err == nil {
 			svids[k], err = rawSVID(c.entry, keys[k], results[k].Certificates)

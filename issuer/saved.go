@@ -1,15 +1,13 @@
 package issuer
 
 import (
-	"crypto"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -137,7 +135,7 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 			key.WriteByte(0)
 		}
 		if !checked[key.String()] {
-			if err := checkSaved(e, s, bundle, now); err != nil {
+			if err := svidcheck.Saved(e, s.Certificates, s.PrivateKey, s.NotBefore, s.NotAfter, bundle, now); err != nil {
 				return RestoreResult{}, fmt.Errorf("issuer: restoring the X509-SVID of entry %s: %w", e.ID, err)
 			}
 			checked[key.String()] = true
@@ -209,36 +207,4 @@ func (v restoreView) entry(id string, rev int64) (registry.Entry, bool) {
 type restored[T any] struct {
 	id string
 	v  T
-}
-
-// checkSaved checks s, an SVID saved for entry e, as checkChain checks a
-// new one, and its chain against bundle at now; its dates must be the
-// leaf's.
-func checkSaved(e registry.Entry, s SavedX509SVID, bundle *spiffebundle.Bundle, now time.Time) error {
-	certs := make([]*x509.Certificate, len(s.Certificates))
-	for k, der := range s.Certificates {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return fmt.Errorf("certificate %d: %w", k, err)
-		}
-		certs[k] = c
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(s.PrivateKey)
-	if err != nil {
-		return errors.New("the key does not parse") // no detail of a secret
-	}
-	key, ok := parsed.(crypto.Signer)
-	if !ok {
-		return errors.New("the key cannot sign")
-	}
-	if err := checkChain(e, key, certs, now); err != nil {
-		return err
-	}
-	if !certs[0].NotBefore.Equal(s.NotBefore) || !certs[0].NotAfter.Equal(s.NotAfter) {
-		return errors.New("its dates are not the leaf's")
-	}
-	if _, _, err := x509svid.Verify(certs, bundle.X509Bundle(), x509svid.WithTime(now)); err != nil {
-		return fmt.Errorf("its chain does not verify with the bundle: %w", err)
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffekit/spiffekit/internal/jwtutil"
+	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 )
 
 // MaxSavedWITLength bounds the token and the private key of a
@@ -91,7 +92,7 @@ func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 		if !ok || jwk.IsPublic() {
 			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its key is no private key", e.ID)
 		}
-		expiry, kid, err := checkWIT(s.Token, e.SPIFFEID, key.Public())
+		expiry, kid, err := svidcheck.WIT(s.Token, e.SPIFFEID, key.Public())
 		if err != nil {
 			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: %w", e.ID, err)
 		}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -153,41 +151,4 @@ func (s *LocalSigner) ActiveJWTKeyID() string {
 		return a.KeyID()
 	}
 	return ""
-}
-
-// checkChain checks what a Signer returned for entry e and key before the
-// issuer serves it: a Signer may be a remote server, and a chain for
-// another key or identity would hand a workload an SVID it cannot use, or
-// one it must not have.
-func checkChain(e registry.Entry, key crypto.Signer, certs []*x509.Certificate, now time.Time) error {
-	if len(certs) < 2 || len(certs) > x509svid.MaxChainLength {
-		return fmt.Errorf("the signer returned %d certificates; want the leaf and its CA, at most %d", len(certs), x509svid.MaxChainLength)
-	}
-	for _, c := range certs {
-		if c == nil {
-			return errors.New("the signer returned a nil certificate")
-		}
-	}
-	leaf := certs[0]
-	id, err := x509svid.IDFromCert(leaf)
-	if err != nil {
-		return fmt.Errorf("the signer returned a leaf without a SPIFFE ID: %w", err)
-	}
-	if id != e.SPIFFEID {
-		return fmt.Errorf("the signer returned a leaf for %s, want %s", id, e.SPIFFEID)
-	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(leaf.PublicKey) {
-		return errors.New("the signer returned a leaf for another key")
-	}
-	if leaf.IsCA {
-		return errors.New("the signer returned a CA certificate as the leaf")
-	}
-	if err := leaf.CheckSignatureFrom(certs[1]); err != nil {
-		return fmt.Errorf("the signer returned a leaf its second certificate did not sign: %w", err)
-	}
-	if !now.Before(leaf.NotAfter) {
-		return fmt.Errorf("the signer returned a leaf that expired at %v", leaf.NotAfter)
-	}
-	return nil
 }

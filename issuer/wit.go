@@ -6,11 +6,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +15,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -151,7 +148,7 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 	var expiry time.Time
 	var kid string
 	if err == nil {
-		expiry, kid, err = checkWIT(token, e.SPIFFEID, key.Public())
+		expiry, kid, err = svidcheck.WIT(token, e.SPIFFEID, key.Public())
 		switch {
 		case err != nil:
 		case !now.Before(expiry):
@@ -181,56 +178,6 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 		revision: e.Revision, kid: kid, token: token, key: string(jwk),
 		refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry, mintedAt: now.Round(0),
 	}, nil
-}
-
-// checkWIT checks that a WIT-SVID the Signer returned names id and binds
-// pub, and returns its expiry and the kid of the key that signed it. Its
-// signature is the Signer's concern (a remote one answers over an
-// authenticated channel); the binding is the issuer's, since it serves the
-// token with its own key.
-func checkWIT(token string, id spiffeid.ID, pub crypto.PublicKey) (time.Time, string, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return time.Time{}, "", errors.New("the WIT-SVID is not a compact JWS")
-	}
-	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's header: %w", err)
-	}
-	var header struct {
-		Kid string `json:"kid"`
-	}
-	if err := json.Unmarshal(rawHeader, &header); err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's header: %w", err)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's claims: %w", err)
-	}
-	var claims struct {
-		Sub string `json:"sub"`
-		Exp int64  `json:"exp"`
-		Cnf struct {
-			JWK *jose.JSONWebKey `json:"jwk"`
-		} `json:"cnf"`
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return time.Time{}, "", fmt.Errorf("decoding the WIT-SVID's claims: %w", err)
-	}
-	switch {
-	case header.Kid == "":
-		return time.Time{}, "", errors.New("the WIT-SVID has no kid") // WIT rule 1
-	case claims.Sub != id.String():
-		return time.Time{}, "", fmt.Errorf("the WIT-SVID names %q, not %s", claims.Sub, id)
-	case claims.Cnf.JWK == nil || !samePublicKey(claims.Cnf.JWK.Key, pub):
-		return time.Time{}, "", errors.New("the WIT-SVID binds another key")
-	}
-	return time.Unix(claims.Exp, 0), header.Kid, nil
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
 }
 
 // SubscribeWIT attests caller and returns its live view for FetchWITSVID:

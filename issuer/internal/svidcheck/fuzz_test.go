@@ -1,4 +1,4 @@
-package issuer
+package svidcheck
 
 import (
 	"crypto/ecdsa"
@@ -13,7 +13,7 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// FuzzCheckWIT feeds checkWIT, which reads the WIT-SVIDs a Signer (a node
+// FuzzCheckWIT feeds WIT, which reads the WIT-SVIDs a Signer (a node
 // agent's server) returns, arbitrary tokens: it must never panic, and it
 // accepts a token only when the token names the entry's ID and binds the
 // issuer's key.
@@ -33,18 +33,18 @@ func FuzzCheckWIT(f *testing.F) {
 	f.Add("")
 	f.Add("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy93ZWIiLCJjbmYiOnsiandrIjpudWxsfX0.c2ln")
 	f.Fuzz(func(t *testing.T, token string) {
-		exp, kid, err := checkWIT(token, id, key.Public())
+		exp, kid, err := WIT(token, id, key.Public())
 		if err != nil {
 			return // refused is fine; a panic is not
 		}
 		// Accepted: the claims name id and bind key, as checked again
 		// from the token, and the header names a key.
 		require.NotEmpty(t, kid)
-		again, againKid, err := checkWIT(token, id, key.Public())
+		again, againKid, err := WIT(token, id, key.Public())
 		require.NoError(t, err)
 		require.Equal(t, exp, again)
 		require.Equal(t, kid, againKid)
-		_, _, err = checkWIT(token, spiffeid.RequireFromPath(td, "/other"), key.Public())
+		_, _, err = WIT(token, spiffeid.RequireFromPath(td, "/other"), key.Public())
 		require.Error(t, err)
 	})
 }
