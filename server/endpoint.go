@@ -11,10 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/federation"
 	"github.com/spiffekit/spiffekit/logger"
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // A Profile is how a bundle endpoint authenticates itself to the servers
@@ -54,18 +52,6 @@ var endpointCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// ownBundleSource serves the trust domain's own bundle, as the server hands
-// it out, to the bundle endpoint handler.
-type ownBundleSource struct{ t *trust }
-
-// GetBundleForTrustDomain implements spiffebundle.Source.
-func (o ownBundleSource) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
-	if td != o.t.td {
-		return nil, fmt.Errorf("server: no bundle for trust domain %q", td.Name())
-	}
-	return o.t.Bundle(), nil
-}
-
 // bundleEndpoint serves the trust domain's bundle over HTTPS.
 // The token exchange endpoint is served the same way.
 type bundleEndpoint struct {
@@ -97,7 +83,7 @@ func (s *Server) newBundleEndpoint() (*bundleEndpoint, error) {
 		// at any time.
 		tlsConf.GetCertificate = cfg.FederationCertificate
 	}
-	h, err := federation.NewHandler(cfg.TrustDomain, ownBundleSource{s.trust},
+	h, err := federation.NewHandler(cfg.TrustDomain, s.trust,
 		federation.WithLogger(logger.Slog(s.log.With("component", "bundle_endpoint"))))
 	if err != nil {
 		return nil, fmt.Errorf("server: bundle endpoint: %w", err)

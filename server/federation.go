@@ -14,6 +14,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/federation"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -202,7 +203,7 @@ func validateRelationship(own spiffeid.TrustDomain, r Relationship, stored func(
 // fedWatcher keeps the bundle of one relationship fresh in the datastore.
 type fedWatcher struct {
 	rel     relationship
-	trust   *trust
+	trust   *trust.View
 	bundles registry.BundleStore // the datastore, which tells the servers of each write
 	log     *slog.Logger
 	refresh time.Duration
@@ -261,10 +262,10 @@ func (w *fedWatcher) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509
 	if td != w.rel.EndpointSPIFFEID.TrustDomain() {
 		return nil, fmt.Errorf("server: no bundle of %q for the bundle endpoint of %q", td.Name(), w.rel.TrustDomain.Name())
 	}
-	if td == w.trust.td {
+	if td == w.trust.TrustDomain() {
 		return w.trust.Bundle().X509Bundle(), nil
 	}
-	if b := w.trust.federatedBundle(td); b != nil {
+	if b := w.trust.FederatedBundle(td); b != nil {
 		return b.X509Bundle(), nil
 	}
 	if w.rel.bootstrap != nil && !w.fetched.Load() {
@@ -370,7 +371,7 @@ func (w *fedWatcher) fetch(ctx context.Context) (*spiffebundle.Bundle, bool, err
 
 // storedHint is the refresh hint of the stored bundle, 0 if none.
 func (w *fedWatcher) storedHint() time.Duration {
-	if b := w.trust.federatedBundle(w.rel.TrustDomain); b != nil {
+	if b := w.trust.FederatedBundle(w.rel.TrustDomain); b != nil {
 		h, _ := b.RefreshHint()
 		return h
 	}

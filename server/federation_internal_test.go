@@ -1,14 +1,17 @@
 package server
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/ca/rotation"
+	"github.com/spiffekit/spiffekit/registry/memstore"
+	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -39,7 +42,7 @@ func TestEndpointBundleSource(t *testing.T) {
 		rel: relationship{Relationship: Relationship{
 			TrustDomain: partner, Profile: ProfileHTTPSSPIFFE, EndpointSPIFFEID: spiffeid.RequireFromPath(partner, "/x"),
 		}, bootstrap: boot},
-		trust: &trust{td: own},
+		trust: newTestTrust(t, own),
 	}
 	_, err := w.GetX509BundleForTrustDomain(own)
 	require.EqualError(t, err, `server: no bundle of "example.org" for the bundle endpoint of "partner.test"`, "only the endpoint's trust domain")
@@ -53,11 +56,19 @@ func TestEndpointBundleSource(t *testing.T) {
 	// An endpoint of the own trust domain is authenticated with the own
 	// bundle.
 	w.rel.EndpointSPIFFEID = spiffeid.RequireFromPath(own, "/x")
-	w.trust.merged = spiffebundle.New(own)
 	b, err = w.GetX509BundleForTrustDomain(own)
 	require.NoError(t, err)
 	assert.Equal(t, own, b.TrustDomain())
+	assert.Equal(t, w.trust.Bundle().X509Authorities(), b.X509Authorities())
+}
 
-	_, err = ownBundleSource{w.trust}.GetBundleForTrustDomain(partner)
-	require.EqualError(t, err, `server: no bundle for trust domain "partner.test"`)
+// newTestTrust returns the view of a server of td over a fresh CA and an
+// empty store.
+func newTestTrust(t *testing.T, td spiffeid.TrustDomain) *trust.View {
+	t.Helper()
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	v := trust.New(m, memstore.New(memstore.Config{}), "s1", slog.New(slog.DiscardHandler), time.Now)
+	require.NoError(t, v.Refresh(t.Context()))
+	return v
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -38,7 +39,7 @@ type Server struct {
 	log      *slog.Logger
 	stores   Stores
 	ca       *rotation.Manager
-	trust    *trust
+	trust    *trust.View
 	node     *nodeserver.Server
 	admin    *adminserver.Server
 	nodeLis  net.Listener
@@ -105,8 +106,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: starting the CA: %w", err)
 	}
-	s.trust = newTrust(s.ca, sharedStores{cfg.Stores.ServerBundles, cfg.Stores.Bundles}, s.serverID, s.log, s.cfg.Now)
-	if err := s.trust.refresh(ctx); err != nil {
+	s.trust = trust.New(s.ca, sharedStores{cfg.Stores.ServerBundles, cfg.Stores.Bundles}, s.serverID, s.log, s.cfg.Now)
+	if err := s.trust.Refresh(ctx); err != nil {
 		return nil, err
 	}
 	if s.node, err = nodeserver.New(ctx, nodeserver.Config{
@@ -206,7 +207,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Bundles:     st.Bundles,
 		Tokens:      tokenIssuer{st.Tokens, st.Entries, spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath), s.cfg.Now},
 		Bundle:      s.trust.Bundle,
-		Authorities: authorities{s.trust},
+		Authorities: s.trust.AuthorityManager(),
 		Minter:      minter{s},
 		Federation:  s.federationAdmin(),
 		Health:      s.Healthy,
@@ -326,7 +327,7 @@ func (s *Server) Run(ctx context.Context) error {
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
 		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
 	if up, ok := s.cfg.Upstream.(ca.UpstreamJWTPublisher); ok {
-		parts = append(parts, func(ctx context.Context) error { s.publishLoop(ctx, up); return nil })
+		parts = append(parts, func(ctx context.Context) error { s.trust.PublishUpstream(ctx, up); return nil })
 	}
 	// The ctx.Err() a part returns once stopped is no failure.
 	return lifecycle.RunAll(ctx, parts...)
@@ -350,7 +351,7 @@ func (s *Server) refreshLoop(ctx context.Context) {
 	defer prune.Stop()
 	// Subscribed first: what changed since New is read now.
 	s.refreshTrust(ctx)
-	renew := time.NewTimer(s.trust.renewIn(minRenewWait))
+	renew := time.NewTimer(s.trust.RenewIn(minRenewWait))
 	defer renew.Stop()
 	for {
 		select {
@@ -370,7 +371,7 @@ func (s *Server) refreshLoop(ctx context.Context) {
 			continue
 		}
 		s.refreshTrust(ctx)
-		renew.Reset(s.trust.renewIn(minRenewWait))
+		renew.Reset(s.trust.RenewIn(minRenewWait))
 	}
 }
 
@@ -381,7 +382,7 @@ const minRenewWait = 10 * time.Second
 // refreshTrust refreshes the trust domain's bundle and the federated
 // bundles, logging a failure.
 func (s *Server) refreshTrust(ctx context.Context) {
-	if err := s.trust.refresh(ctx); err != nil && ctx.Err() == nil {
+	if err := s.trust.Refresh(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("refreshing the bundle failed", "err", err)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package trust
 
 import (
 	"cmp"
@@ -122,7 +122,7 @@ type markKey struct {
 // cannot come from the admin API, which checks the published state first;
 // it is logged once and left alone while the authority is not old.
 // t.refreshMu is held.
-func (t *trust) applyMarks(ctx context.Context, marks []registry.AuthorityMark) {
+func (t *View) applyMarks(ctx context.Context, marks []registry.AuthorityMark) {
 	for _, m := range marks {
 		if m.ServerID != t.serverID || !m.Kind.Known() {
 			continue
@@ -207,10 +207,16 @@ func (a authorities) witless(k registry.AuthorityKind) bool {
 // and activate on the own CA, taint and revoke on any server's authority
 // (the own CA's at once, another server's by a mark in the store).
 type authorities struct {
-	t *trust
+	t *View
 }
 
 var _ adminserver.AuthorityManager = authorities{}
+
+// AuthorityManager returns the admin API's operations on the trust
+// domain's authorities: prepare and activate on the own CA, taint and
+// revoke on any server's authority (the own CA's at once, another
+// server's by a mark in the store).
+func (t *View) AuthorityManager() adminserver.AuthorityManager { return authorities{t} }
 
 // Authorities implements adminserver.AuthorityManager. It reads the other
 // servers' shares and the marks from the store, so that it shows what was
@@ -443,7 +449,7 @@ const publishWait = 10 * time.Second
 func (a authorities) published(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
 	defer cancel()
-	if err := a.t.refresh(ctx); err != nil {
+	if err := a.t.Refresh(ctx); err != nil {
 		a.t.log.Warn("refreshing the bundle after an authority change failed", "err", err)
 	}
 }

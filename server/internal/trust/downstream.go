@@ -1,4 +1,4 @@
-package server
+package trust
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ func downstreamShareID(id spiffeid.ID) string {
 // a share of the trust domain's bundle, lasting shareLifetime (the
 // downstream server publishes again well before), and merges it at once.
 // It implements nodeserver.DownstreamKeys.
-func (t *trust) PutDownstreamJWTKeys(ctx context.Context, id spiffeid.ID, keys map[string]crypto.PublicKey) error {
+func (t *View) PutDownstreamJWTKeys(ctx context.Context, id spiffeid.ID, keys map[string]crypto.PublicKey) error {
 	b := spiffebundle.New(t.td)
 	for kid, key := range keys {
 		if err := b.AddJWTAuthority(kid, key); err != nil {
@@ -58,11 +58,11 @@ func (t *trust) PutDownstreamJWTKeys(ctx context.Context, id spiffeid.ID, keys m
 	if err := t.putShare(ctx, downstreamShareID(id), b); err != nil {
 		return err
 	}
-	return t.refresh(ctx)
+	return t.Refresh(ctx)
 }
 
 // putShare stores b as the share shareID, lasting shareLifetime.
-func (t *trust) putShare(ctx context.Context, shareID string, b *spiffebundle.Bundle) error {
+func (t *View) putShare(ctx context.Context, shareID string, b *spiffebundle.Bundle) error {
 	doc, err := b.Marshal()
 	if err != nil {
 		return fmt.Errorf("server: encoding the bundle: %w", err)
@@ -76,7 +76,7 @@ func (t *trust) putShare(ctx context.Context, shareID string, b *spiffebundle.Bu
 // publishedKeys returns the JWT keys this server publishes upstream: its
 // own CA's and those the servers below it published here, not those that
 // came from upstream (which would then never lapse).
-func (t *trust) publishedKeys() map[string]crypto.PublicKey {
+func (t *View) publishedKeys() map[string]crypto.PublicKey {
 	keys := maps.Clone(t.ca.Bundle().JWTAuthorities())
 	t.mu.RLock()
 	peers := t.peers
@@ -94,11 +94,11 @@ func (t *trust) publishedKeys() map[string]crypto.PublicKey {
 	return keys
 }
 
-// publishLoop publishes the server's JWT keys to its upstream server when
-// they change, and every publishInterval, and keeps the upstream server's
-// bundle as the upstream share, until ctx is done.
-func (s *Server) publishLoop(ctx context.Context, up ca.UpstreamJWTPublisher) {
-	updates, unsubscribe := s.trust.Subscribe()
+// PublishUpstream publishes the server's JWT keys to its upstream server
+// when they change, and every publishInterval, and keeps the upstream
+// server's bundle as the upstream share, until ctx is done.
+func (t *View) PublishUpstream(ctx context.Context, up ca.UpstreamJWTPublisher) {
+	updates, unsubscribe := t.Subscribe()
 	defer unsubscribe()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -111,40 +111,40 @@ func (s *Server) publishLoop(ctx context.Context, up ca.UpstreamJWTPublisher) {
 		case <-updates:
 		case <-timer.C:
 		}
-		keys := s.trust.publishedKeys()
-		if maps.EqualFunc(keys, last, sameKey) && s.cfg.Now().Before(due) {
+		keys := t.publishedKeys()
+		if maps.EqualFunc(keys, last, sameKey) && t.now().Before(due) {
 			continue
 		}
 		wait := publishInterval
-		if err := s.publish(ctx, up, keys); err != nil {
+		if err := t.publish(ctx, up, keys); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("publishing the JWT keys upstream failed; trying again", "err", err, "retry_in", publishRetry)
+			t.log.Warn("publishing the JWT keys upstream failed; trying again", "err", err, "retry_in", publishRetry)
 			wait = publishRetry
 			last = nil
 		} else {
 			last = keys
 		}
-		due = s.cfg.Now().Add(wait)
+		due = t.now().Add(wait)
 		timer.Reset(wait)
 	}
 }
 
 // publish sends keys upstream and stores the answer as the upstream share.
-func (s *Server) publish(ctx context.Context, up ca.UpstreamJWTPublisher, keys map[string]crypto.PublicKey) error {
+func (t *View) publish(ctx context.Context, up ca.UpstreamJWTPublisher, keys map[string]crypto.PublicKey) error {
 	b, err := up.PublishJWTKeys(ctx, keys)
 	if err != nil {
 		return err
 	}
-	if b.TrustDomain() != s.cfg.TrustDomain {
+	if b.TrustDomain() != t.td {
 		return fmt.Errorf("server: the upstream bundle is of trust domain %q", b.TrustDomain())
 	}
-	if err := s.trust.putShare(ctx, upstreamShare, b); err != nil {
+	if err := t.putShare(ctx, upstreamShare, b); err != nil {
 		return err
 	}
-	s.log.Debug("published the JWT keys upstream", "keys", len(keys))
-	return s.trust.refresh(ctx)
+	t.log.Debug("published the JWT keys upstream", "keys", len(keys))
+	return t.Refresh(ctx)
 }
 
 // sameKey reports whether a and b are the same public key.

@@ -1,4 +1,4 @@
-package server
+package trust
 
 import (
 	"context"
@@ -69,26 +69,37 @@ func TestShareIsPublishedOnlyWhenDue(t *testing.T) {
 	require.NoError(t, err)
 	store := &countingShares{Store: memstore.New(memstore.Config{})}
 	now := time.Now()
-	tr := newTrust(m, store, "s1", slog.New(slog.DiscardHandler), func() time.Time { return now })
+	tr := New(m, store, "s1", slog.New(slog.DiscardHandler), func() time.Time { return now })
 
-	require.NoError(t, tr.refresh(t.Context()))
+	require.NoError(t, tr.Refresh(t.Context()))
 	assert.Equal(t, 1, store.puts, "none stored")
-	require.NoError(t, tr.refresh(t.Context()))
+	require.NoError(t, tr.Refresh(t.Context()))
 	assert.Equal(t, 1, store.puts, "unchanged")
 
 	expires := m.X509Authority().Certificate().NotAfter
-	assert.Equal(t, expires.Add(-shareRenewal).Sub(now), tr.renewIn(0))
+	assert.Equal(t, expires.Add(-shareRenewal).Sub(now), tr.RenewIn(0))
 	now = expires.Add(-shareRenewal - time.Minute)
-	require.NoError(t, tr.refresh(t.Context()))
+	require.NoError(t, tr.Refresh(t.Context()))
 	assert.Equal(t, 1, store.puts, "not due yet")
 	now = now.Add(2 * time.Minute)
-	assert.Equal(t, time.Minute, tr.renewIn(time.Minute), "overdue: at least the given wait")
-	require.NoError(t, tr.refresh(t.Context()))
+	assert.Equal(t, time.Minute, tr.RenewIn(time.Minute), "overdue: at least the given wait")
+	require.NoError(t, tr.Refresh(t.Context()))
 	assert.Equal(t, 2, store.puts, "due for renewal")
-	assert.Equal(t, shareLifetime-shareRenewal, tr.renewIn(0), "renewed for shareLifetime")
+	assert.Equal(t, shareLifetime-shareRenewal, tr.RenewIn(0), "renewed for shareLifetime")
 
 	_, err = m.PrepareX509CA(t.Context())
 	require.NoError(t, err)
-	require.NoError(t, tr.refresh(t.Context()))
+	require.NoError(t, tr.Refresh(t.Context()))
 	assert.Equal(t, 3, store.puts, "the CA changed")
+}
+
+// Property: as the bundle endpoint's source, the view serves the trust
+// domain's own bundle as the server hands it out, and no other.
+func TestBundleSourceIsTheOwnBundle(t *testing.T) {
+	tr, _, _ := newTestTrust(t)
+	b, err := tr.GetBundleForTrustDomain(spiffeid.RequireTrustDomainFromString("example.org"))
+	require.NoError(t, err)
+	assert.Same(t, tr.Bundle(), b)
+	_, err = tr.GetBundleForTrustDomain(spiffeid.RequireTrustDomainFromString("partner.test"))
+	require.EqualError(t, err, `server: no bundle for trust domain "partner.test"`)
 }

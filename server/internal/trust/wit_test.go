@@ -1,4 +1,4 @@
-package server
+package trust
 
 import (
 	"log/slog"
@@ -31,11 +31,11 @@ func TestWITKeysAreSharedBetweenServers(t *testing.T) {
 	require.NoError(t, err)
 	m2, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	t1 := newTrust(m1, store, "s1", log, clock)
-	t2 := newTrust(m2, store, "s2", log, clock)
-	require.NoError(t, t1.refresh(t.Context()))
-	require.NoError(t, t2.refresh(t.Context()))
-	require.NoError(t, t1.refresh(t.Context()))
+	t1 := New(m1, store, "s1", log, clock)
+	t2 := New(m2, store, "s2", log, clock)
+	require.NoError(t, t1.Refresh(t.Context()))
+	require.NoError(t, t2.Refresh(t.Context()))
+	require.NoError(t, t1.Refresh(t.Context()))
 
 	kid := m1.WITAuthority().KeyID()
 	assert.True(t, t1.Bundle().HasWITAuthority(kid))
@@ -51,13 +51,13 @@ func TestWITKeysAreSharedBetweenServers(t *testing.T) {
 	_, err = m1.PrepareWITKey(t.Context())
 	require.NoError(t, err)
 	require.NoError(t, m1.ActivateWITKey(t.Context()))
-	require.NoError(t, t1.refresh(t.Context()))
+	require.NoError(t, t1.Refresh(t.Context()))
 	select {
 	case <-updates:
 	default:
 		t.Fatal("no update after the WIT key changed")
 	}
-	require.NoError(t, t2.refresh(t.Context()))
+	require.NoError(t, t2.Refresh(t.Context()))
 	assert.Len(t, t2.Bundle().WITAuthorities(), 2, "both of the other server's WIT keys")
 }
 
@@ -77,14 +77,14 @@ func TestWITKeyMarksAcrossServers(t *testing.T) {
 	require.NoError(t, err)
 	m2, err := rotation.New(ctx, rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	t1 := newTrust(m1, store, "s1", log, clock)
-	t2 := newTrust(m2, store, "s2", log, clock)
+	t1 := New(m1, store, "s1", log, clock)
+	t2 := New(m2, store, "s2", log, clock)
 	old := m1.WITAuthority().KeyID()
 	_, err = m1.PrepareWITKey(ctx)
 	require.NoError(t, err)
 	require.NoError(t, m1.ActivateWITKey(ctx))
-	require.NoError(t, t1.refresh(ctx))
-	require.NoError(t, t2.refresh(ctx))
+	require.NoError(t, t1.Refresh(ctx))
+	require.NoError(t, t2.Refresh(ctx))
 	require.True(t, t2.Bundle().HasWITAuthority(old))
 
 	a2 := authorities{t2}
@@ -107,7 +107,7 @@ func TestWITKeyMarksAcrossServers(t *testing.T) {
 	got, err := a2.TaintAuthority(ctx, registry.AuthorityWIT, old)
 	require.NoError(t, err)
 	assert.True(t, got.Tainted && got.Pending, "recorded; s1 has not applied it")
-	require.NoError(t, t1.refresh(ctx))
+	require.NoError(t, t1.Refresh(ctx))
 	assert.True(t, m1.WITKeys()[0].Tainted, "s1 applied the taint")
 
 	got, err = a2.RevokeAuthority(ctx, registry.AuthorityWIT, old)
@@ -115,7 +115,7 @@ func TestWITKeyMarksAcrossServers(t *testing.T) {
 	assert.True(t, got.Revoked)
 	assert.False(t, t2.Bundle().HasWITAuthority(old), "s2 leaves it out at once")
 	assert.True(t, t2.Bundle().HasWITAuthority(m1.WITAuthority().KeyID()), "the active one stays")
-	require.NoError(t, t1.refresh(ctx))
+	require.NoError(t, t1.Refresh(ctx))
 	assert.Len(t, m1.WITKeys(), 1, "s1 applied the revocation")
 	assert.False(t, t1.Bundle().HasWITAuthority(old))
 }

@@ -1,4 +1,4 @@
-package server
+package trust
 
 import (
 	"bytes"
@@ -20,24 +20,27 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// sharedStore is what the server keeps in its database besides entries.
-type sharedStore interface {
+// A Store is what the servers of a trust domain keep in their database
+// besides entries: their shares of the bundle, the marks on their
+// authorities, and the federated bundles.
+type Store interface {
 	registry.ServerBundleStore
 	registry.BundleStore
 }
 
-// trust is the server's view of the trust domain's authorities: its own
+// View is the server's view of the trust domain's authorities: its own
 // rotating CA, merged with the authorities the other servers sharing the
 // database publish, less those an operator revoked, and the federated
 // bundles kept in the database. It is the ca.Authority and
-// nodeserver.FederationSource of the server.
+// nodeserver.FederationSource of the server. Its methods are safe for
+// concurrent use.
 //
 // # Taints and revocations across servers
 //
 // Each server publishes, beside its share of the bundle, the state of its
 // authorities (registry.ServerAuthority). An operator's taint or revocation
 // of an authority of another server is recorded as a registry.AuthorityMark
-// (see authorities.go); the store tells every server of it. The owning
+// (see AuthorityManager); the store tells every server of it. The owning
 // server applies it to its own CA at its next refresh, and publishes the
 // result. Meanwhile, and if the owner is away, every server honours it:
 // the bundle it hands out leaves a revoked authority out, and the CAs it
@@ -46,9 +49,9 @@ type sharedStore interface {
 // ever names an old authority (the only state that can be tainted or,
 // through another server, revoked; states only move forward), so no mark
 // can take the authority that signs now out of anyone's bundle.
-type trust struct {
+type View struct {
 	ca       *rotation.Manager
-	store    sharedStore
+	store    Store
 	serverID string
 	td       spiffeid.TrustDomain
 	log      *slog.Logger
@@ -85,14 +88,18 @@ const (
 )
 
 var (
-	_ ca.Authority                = (*trust)(nil)
-	_ ca.WITIssuer                = (*trust)(nil)
-	_ ca.KeyTaintReporter         = (*trust)(nil)
-	_ nodeserver.FederationSource = (*trust)(nil)
+	_ ca.Authority                = (*View)(nil)
+	_ ca.WITIssuer                = (*View)(nil)
+	_ ca.KeyTaintReporter         = (*View)(nil)
+	_ nodeserver.FederationSource = (*View)(nil)
+	_ spiffebundle.Source         = (*View)(nil)
 )
 
-func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog.Logger, now func() time.Time) *trust {
-	t := &trust{
+// New returns the view of the server serverID over its CA m and the
+// shared store, logging to log and reading the clock with now. It reads
+// nothing yet: Refresh does.
+func New(m *rotation.Manager, store Store, serverID string, log *slog.Logger, now func() time.Time) *View {
+	t := &View{
 		ca:       m,
 		store:    store,
 		serverID: serverID,
@@ -114,7 +121,7 @@ func newTrust(m *rotation.Manager, store sharedStore, serverID string, log *slog
 // the same (an activation or a taint changes no bundle), so that agents
 // re-mint with the new CA or key. The caller holds t.mu, or has not shared
 // t yet.
-func (t *trust) authorityState() string {
+func (t *View) authorityState() string {
 	var b strings.Builder
 	if a := t.ca.X509Authority(); a != nil {
 		b.Write(a.Certificate().Raw)
@@ -143,26 +150,26 @@ func (t *trust) authorityState() string {
 }
 
 // X509Authority returns the server's own active X.509 CA.
-func (t *trust) X509Authority() *ca.X509Authority { return t.ca.X509Authority() }
+func (t *View) X509Authority() *ca.X509Authority { return t.ca.X509Authority() }
 
 // JWTAuthority returns the server's own active JWT key.
-func (t *trust) JWTAuthority() *ca.JWTAuthority { return t.ca.JWTAuthority() }
+func (t *View) JWTAuthority() *ca.JWTAuthority { return t.ca.JWTAuthority() }
 
 // WITAuthority returns the server's own active WIT key, or nil when the
 // server does not sign WIT-SVIDs.
-func (t *trust) WITAuthority() *ca.WITAuthority { return t.ca.WITAuthority() }
+func (t *View) WITAuthority() *ca.WITAuthority { return t.ca.WITAuthority() }
 
 // TaintedX509CAs returns the tainted CAs of every server of the trust
 // domain: the own CA's, at once, and the other servers' as they published
 // them or as the recorded marks say, as of the last refresh.
-func (t *trust) TaintedX509CAs() []*x509.Certificate {
+func (t *View) TaintedX509CAs() []*x509.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.taintedLocked()
 }
 
 // taintedLocked is TaintedX509CAs with t.mu held.
-func (t *trust) taintedLocked() []*x509.Certificate {
+func (t *View) taintedLocked() []*x509.Certificate {
 	out := t.ca.TaintedX509CAs()
 	for _, c := range t.peerTainted {
 		if !slices.ContainsFunc(out, func(o *x509.Certificate) bool { return bytes.Equal(o.Raw, c.Raw) }) {
@@ -176,14 +183,14 @@ func (t *trust) taintedLocked() []*x509.Certificate {
 // server of the trust domain: the own CA's, at once, and the other
 // servers' as they published them or as the recorded marks say, as of the
 // last refresh.
-func (t *trust) TaintedJWTKeyIDs() []string {
+func (t *View) TaintedJWTKeyIDs() []string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.taintedKIDsLocked(t.ca.TaintedJWTKeyIDs(), t.peerJWT)
 }
 
 // TaintedWITKeyIDs is TaintedJWTKeyIDs for the WIT keys.
-func (t *trust) TaintedWITKeyIDs() []string {
+func (t *View) TaintedWITKeyIDs() []string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.taintedKIDsLocked(t.ca.TaintedWITKeyIDs(), t.peerWIT)
@@ -191,7 +198,7 @@ func (t *trust) TaintedWITKeyIDs() []string {
 
 // taintedKIDsLocked returns own, then the kids of peers it lacks. t.mu is
 // held.
-func (t *trust) taintedKIDsLocked(own, peers []string) []string {
+func (t *View) taintedKIDsLocked(own, peers []string) []string {
 	for _, kid := range peers {
 		if !slices.Contains(own, kid) {
 			own = append(own, kid)
@@ -202,22 +209,22 @@ func (t *trust) taintedKIDsLocked(own, peers []string) []string {
 
 // Bundle returns the trust domain's bundle: the server's own authorities
 // and those of every other live server of the trust domain.
-func (t *trust) Bundle() *spiffebundle.Bundle {
+func (t *View) Bundle() *spiffebundle.Bundle {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.merged
 }
 
 // FederatedBundles returns the bundles of foreign trust domains.
-func (t *trust) FederatedBundles() []*spiffebundle.Bundle {
+func (t *View) FederatedBundles() []*spiffebundle.Bundle {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return slices.Clone(t.federated)
 }
 
-// federatedBundle returns the stored bundle of the foreign trust domain
+// FederatedBundle returns the stored bundle of the foreign trust domain
 // td, or nil.
-func (t *trust) federatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
+func (t *View) FederatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, b := range t.federated {
@@ -229,13 +236,25 @@ func (t *trust) federatedBundle(td spiffeid.TrustDomain) *spiffebundle.Bundle {
 }
 
 // Subscribe implements ca.Authority and nodeserver.FederationSource.
-func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
+func (t *View) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
+
+// TrustDomain returns the trust domain of the server's CA.
+func (t *View) TrustDomain() spiffeid.TrustDomain { return t.td }
+
+// GetBundleForTrustDomain implements spiffebundle.Source for the bundle
+// endpoint: the trust domain's own bundle, as the server hands it out.
+func (t *View) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
+	if td != t.td {
+		return nil, fmt.Errorf("server: no bundle for trust domain %q", td.Name())
+	}
+	return t.Bundle(), nil
+}
 
 // merge builds the trust domain's bundle from the own CA's and the
 // peers', less the peers' authorities that recorded marks revoke. Its
 // sequence number grows by one on every change of content. The caller
 // holds t.mu, or has not shared t yet.
-func (t *trust) merge() *spiffebundle.Bundle {
+func (t *View) merge() *spiffebundle.Bundle {
 	own := t.ca.Bundle()
 	b := own.Clone()
 	h := honour(t.peers, t.marks)
@@ -267,12 +286,12 @@ func (t *trust) merge() *spiffebundle.Bundle {
 	return b
 }
 
-// refresh publishes the own authorities for the other servers if the
+// Refresh publishes the own authorities for the other servers if the
 // stored share differs or is due for renewal, reads the other servers'
 // shares and the federated bundles, and tells subscribers if anything
 // changed. Since it writes only what changed, servers woken by each
 // other's writes do not wake each other again.
-func (t *trust) refresh(ctx context.Context) error {
+func (t *View) Refresh(ctx context.Context) error {
 	t.refreshMu.Lock()
 	defer t.refreshMu.Unlock()
 	now := t.now()
@@ -358,7 +377,7 @@ func (t *trust) refresh(ctx context.Context) error {
 // share is the own share of the trust domain's bundle as it is to be
 // stored at now: the own CA's bundle, lasting as long as its last
 // authority and at least shareLifetime.
-func (t *trust) share(own *spiffebundle.Bundle, now time.Time) (registry.ServerBundle, error) {
+func (t *View) share(own *spiffebundle.Bundle, now time.Time) (registry.ServerBundle, error) {
 	doc, err := own.Marshal()
 	if err != nil {
 		return registry.ServerBundle{}, fmt.Errorf("server: encoding the bundle: %w", err)
@@ -388,9 +407,9 @@ func sameShare(stored, want registry.ServerBundle) bool {
 		})
 }
 
-// renewIn returns how long until the own share must be published again,
+// RenewIn returns how long until the own share must be published again,
 // at least minWait.
-func (t *trust) renewIn(minWait time.Duration) time.Duration {
+func (t *View) RenewIn(minWait time.Duration) time.Duration {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return max(t.renewAt.Sub(t.now()), minWait)

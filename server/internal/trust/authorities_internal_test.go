@@ -1,4 +1,4 @@
-package server
+package trust
 
 import (
 	"context"
@@ -22,14 +22,14 @@ import (
 
 // newTestTrust returns the trust of server "own" over a fresh rotating CA
 // and an in-memory store, logging to the returned buffer.
-func newTestTrust(t *testing.T) (*trust, *memstore.Store, *logtest.Buffer) {
+func newTestTrust(t *testing.T) (*View, *memstore.Store, *logtest.Buffer) {
 	t.Helper()
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: spiffeid.RequireTrustDomainFromString("example.org")})
 	require.NoError(t, err)
 	store := memstore.New(memstore.Config{})
 	var logs logtest.Buffer
-	tr := newTrust(m, store, "own", slog.New(slog.NewTextHandler(&logs, nil)), time.Now)
-	require.NoError(t, tr.refresh(t.Context()))
+	tr := New(m, store, "own", slog.New(slog.NewTextHandler(&logs, nil)), time.Now)
+	require.NoError(t, tr.Refresh(t.Context()))
 	return tr, store, &logs
 }
 
@@ -44,7 +44,7 @@ func TestMarkOnActiveAuthorityIsNotApplied(t *testing.T) {
 	})
 	require.NoError(t, err)
 	for range 3 {
-		require.NoError(t, tr.refresh(t.Context()))
+		require.NoError(t, tr.Refresh(t.Context()))
 	}
 	assert.Equal(t, rotation.StateActive, tr.ca.X509CAs()[0].State)
 	assert.False(t, tr.ca.X509CAs()[0].Tainted)
@@ -114,7 +114,7 @@ func TestAuthorityOperationsStoreDown(t *testing.T) {
 	require.ErrorIs(t, err, errStoreDown)
 	_, err = a.TaintAuthority(t.Context(), registry.AuthorityX509, "00ff")
 	require.ErrorIs(t, err, errStoreDown)
-	require.ErrorIs(t, tr.refresh(t.Context()), errStoreDown)
+	require.ErrorIs(t, tr.Refresh(t.Context()), errStoreDown)
 
 	// A change of the own CA is made; publishing it waits for the refresh
 	// loop, and the failure is logged.
