@@ -79,7 +79,7 @@ func layer(pkg string) (int, bool) {
 		return 5, true
 	case strings.HasPrefix(rel, "issuer/internal/"):
 		return 5, true
-	case rel == "issuer", rel == "server/internal/trust":
+	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll":
 		return 6, true
 	case rel == "agent", rel == "server":
 		return 7, true
@@ -298,6 +298,8 @@ func TestImportViolation(t *testing.T) {
 		// The parts of the server sit below it and never import it.
 		{m("server"), m("server/internal/trust"), true},
 		{m("server/internal/trust"), m("server"), false},
+		{m("server"), m("server/internal/fedpoll"), true},
+		{m("server/internal/fedpoll"), m("server"), false},
 		{module, m("examples/spiffe-agent/cli"), false},
 		// Prometheus: the programs only.
 		{m("examples/spiffe-agent/cli"), "github.com/prometheus/client_golang/prometheus", true},

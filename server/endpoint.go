@@ -15,22 +15,6 @@ import (
 	"github.com/spiffekit/spiffekit/logger"
 )
 
-// A Profile is how a bundle endpoint authenticates itself to the servers
-// that fetch from it (Fed rule 6). Its values are the profile names of the
-// SPIFFE Federation standard, so that a name read from a file converts
-// with Profile(name); New refuses any other.
-type Profile string
-
-// Bundle endpoint profiles (Fed rule 6).
-const (
-	// ProfileHTTPSSPIFFE authenticates a bundle endpoint with an X509-SVID
-	// (Fed rules 14-18).
-	ProfileHTTPSSPIFFE Profile = "https_spiffe"
-	// ProfileHTTPSWeb authenticates a bundle endpoint with a Web PKI
-	// certificate (Fed rules 12-13).
-	ProfileHTTPSWeb Profile = "https_web"
-)
-
 // Timeouts of the bundle endpoint's HTTP server. A bundle is small, so
 // every phase of a request is short.
 const (

@@ -25,6 +25,7 @@ import (
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server/internal/fedpoll"
 	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -51,10 +52,7 @@ type Server struct {
 	// redeems launch handles at the token exchange endpoint.
 	launcher    *launch.Server
 	launcherLis net.Listener
-	fed         *fedManager
-	// fetchSlots bounds the fetches from bundle endpoints of every
-	// relationship.
-	fetchSlots *fetchSlots
+	fed         *fedpoll.Poller
 
 	closeOnce sync.Once
 }
@@ -209,7 +207,7 @@ func (s *Server) setUpAdmin() (err error) {
 		Bundle:      s.trust.Bundle,
 		Authorities: s.trust.AuthorityManager(),
 		Minter:      minter{s},
-		Federation:  s.federationAdmin(),
+		Federation:  s.fed.Admin(),
 		Health:      s.Healthy,
 		Logger:      s.log.With("component", "admin"),
 		Now:         s.cfg.Now,
@@ -225,47 +223,27 @@ func (s *Server) setUpAdmin() (err error) {
 	return nil
 }
 
-// federationAdmin returns the admin API's manager of the relationships, or
-// nil when the stores keep none.
-func (s *Server) federationAdmin() adminserver.FederationManager {
-	if s.stores.Federation == nil {
-		return nil
-	}
-	return federationAdmin{s}
-}
-
 // setUpFederation validates the relationships of the configuration and
-// prepares the manager of every relationship's watcher. Stored bundles of
-// trust domains without a relationship are kept (they may have been set by
-// hand) and named in the log.
+// prepares the poller of every relationship's bundle endpoint.
 func (s *Server) setUpFederation(ctx context.Context) error {
-	rels, err := validateRelationships(s.cfg.TrustDomain, s.cfg.Federation, s.bundleStored(ctx))
+	rels, err := validateRelationships(s.cfg.TrustDomain, s.cfg.Federation, fedpoll.Stored(ctx, s.stores.Bundles))
 	if err != nil {
 		return err
 	}
-	s.fetchSlots = newFetchSlots(s.cfg.FederationConcurrency)
-	s.fed = newFedManager(s, rels)
-	related := maps.Clone(s.fed.isStatic)
-	if s.stores.Federation != nil {
-		stored, err := s.stores.Federation.ListFederationRelationships(ctx)
-		if err != nil {
-			return fmt.Errorf("server: reading the federation relationships: %w", err)
-		}
-		for _, r := range stored {
-			related[r.TrustDomain] = true
-		}
-	}
-	bundles, err := s.stores.Bundles.ListBundles(ctx)
-	if err != nil {
-		return fmt.Errorf("server: reading the federated bundles: %w", err)
-	}
-	for _, b := range bundles {
-		if !related[b.TrustDomain] {
-			s.log.Info("a federated bundle without a federation relationship is kept; `bundle delete` ends the federation",
-				"trust_domain", b.TrustDomain.Name())
-		}
-	}
-	return nil
+	s.fed, err = fedpoll.New(ctx, fedpoll.Config{
+		TrustDomain:  s.cfg.TrustDomain,
+		Static:       rels,
+		Store:        s.stores.Federation,
+		Bundles:      s.stores.Bundles,
+		Source:       s.trust,
+		WebPKIRoots:  s.cfg.FederationWebPKIRoots,
+		Refresh:      s.cfg.FederationRefresh,
+		Timeout:      s.cfg.FederationTimeout,
+		PollInterval: s.cfg.PollInterval,
+		Concurrency:  s.cfg.FederationConcurrency,
+		Logger:       s.log,
+	})
+	return err
 }
 
 // Addr returns the address the node API listens on.
@@ -323,7 +301,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.launcher != nil {
 		parts = append(parts, func(ctx context.Context) error { return s.launcher.Serve(ctx, s.launcherLis) })
 	}
-	parts = append(parts, func(ctx context.Context) error { s.fed.run(ctx); return nil })
+	parts = append(parts, func(ctx context.Context) error { s.fed.Run(ctx); return nil })
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
 		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
 	if up, ok := s.cfg.Upstream.(ca.UpstreamJWTPublisher); ok {

@@ -1,10 +1,7 @@
 package server
 
 import (
-	"sync/atomic"
 	"time"
-
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // Stats is a snapshot of a Server's state, for metrics and health checks.
@@ -43,22 +40,6 @@ type Stats struct {
 	Federation []FederationStats
 }
 
-// FederationStats counts the fetches from the bundle endpoint of one
-// federation relationship since the server started.
-type FederationStats struct {
-	// TrustDomain is the foreign trust domain of the relationship.
-	TrustDomain spiffeid.TrustDomain
-
-	// Fetches counts the fetches that returned a valid bundle, and
-	// Failures those that did not (the endpoint unreachable or
-	// unauthenticated, the bundle invalid, the fetch timed out).
-	Fetches, Failures uint64
-
-	// LastFetch is when the last fetch that returned a valid bundle
-	// ended; zero if none has.
-	LastFetch time.Time
-}
-
 // Stats returns a snapshot of the server's state. It reads memory only
 // and is safe for concurrent use, before and during Run.
 func (s *Server) Stats() Stats {
@@ -70,30 +51,6 @@ func (s *Server) Stats() Stats {
 	if c, ok := s.cfg.Stores.ServerBundles.(interface{ SkippedAuthorities() uint64 }); ok {
 		st.SkippedAuthorities = c.SkippedAuthorities()
 	}
-	for _, w := range s.fed.watchers() {
-		st.Federation = append(st.Federation, w.stats.snapshot(w.rel.TrustDomain))
-	}
-	return st
-}
-
-// fetchStats counts the fetches of one relationship; safe for concurrent
-// use.
-type fetchStats struct {
-	fetches, failures atomic.Uint64
-	last              atomic.Int64 // unix nanoseconds of the last good fetch
-}
-
-func (f *fetchStats) fetched(at time.Time) {
-	f.fetches.Add(1)
-	f.last.Store(at.UnixNano())
-}
-
-func (f *fetchStats) failed() { f.failures.Add(1) }
-
-func (f *fetchStats) snapshot(td spiffeid.TrustDomain) FederationStats {
-	st := FederationStats{TrustDomain: td, Fetches: f.fetches.Load(), Failures: f.failures.Load()}
-	if ns := f.last.Load(); ns != 0 {
-		st.LastFetch = time.Unix(0, ns)
-	}
+	st.Federation = s.fed.Stats()
 	return st
 }

@@ -1,4 +1,4 @@
-package server
+package fedpoll
 
 import (
 	"log/slog"
@@ -28,7 +28,7 @@ func TestNextRefresh(t *testing.T) {
 		{100 * time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond},
 		{100 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
 	} {
-		w := &fedWatcher{refresh: tc.refresh}
+		w := &watcher{refresh: tc.refresh}
 		assert.Equal(t, tc.want, w.nextRefresh(tc.hint), "refresh %s hint %s", tc.refresh, tc.hint)
 	}
 }
@@ -38,11 +38,11 @@ func TestEndpointBundleSource(t *testing.T) {
 	own := spiffeid.RequireTrustDomainFromString("example.org")
 	partner := spiffeid.RequireTrustDomainFromString("partner.test")
 	boot := x509bundle.New(partner)
-	w := &fedWatcher{
-		rel: relationship{Relationship: Relationship{
+	w := &watcher{
+		rel: Checked{Relationship: Relationship{
 			TrustDomain: partner, Profile: ProfileHTTPSSPIFFE, EndpointSPIFFEID: spiffeid.RequireFromPath(partner, "/x"),
 		}, bootstrap: boot},
-		trust: newTestTrust(t, own),
+		own: own, trust: newTestTrust(t, own),
 	}
 	_, err := w.GetX509BundleForTrustDomain(own)
 	require.EqualError(t, err, `server: no bundle of "example.org" for the bundle endpoint of "partner.test"`, "only the endpoint's trust domain")

@@ -1,4 +1,4 @@
-package server
+package fedpoll
 
 import (
 	"context"
@@ -13,15 +13,24 @@ import (
 )
 
 // federationAdmin is the admin API's adminserver.FederationManager over the
-// server's relationships: those of Config.Federation, read-only, and those
-// of Stores.Federation.
-type federationAdmin struct{ s *Server }
+// server's relationships: those of Config.Static, read-only, and those of
+// Config.Store.
+type federationAdmin struct{ p *Poller }
+
+// Admin returns the admin API's manager of the relationships, or nil when
+// Config.Store is nil.
+func (p *Poller) Admin() adminserver.FederationManager {
+	if p.store == nil {
+		return nil
+	}
+	return federationAdmin{p}
+}
 
 var _ adminserver.FederationManager = federationAdmin{}
 
-// configured reports whether Config.Federation has a relationship with td.
+// configured reports whether Config.Static has a relationship with td.
 func (f federationAdmin) configured(td spiffeid.TrustDomain) error {
-	if f.s.fed.isStatic[td] {
+	if f.p.isStatic[td] {
 		return fmt.Errorf("%w: the federation relationship with %q is in the server's configuration; change it there", admin.ErrFailedPrecondition, td.Name())
 	}
 	return nil
@@ -30,17 +39,17 @@ func (f federationAdmin) configured(td spiffeid.TrustDomain) error {
 // Relationships implements adminserver.FederationManager.
 func (f federationAdmin) Relationships(ctx context.Context) ([]admin.Relationship, error) {
 	var out []admin.Relationship
-	for _, w := range f.s.fed.static {
+	for _, w := range f.p.static {
 		r := registry.FederationRelationship{TrustDomain: w.rel.TrustDomain, BundleEndpointURL: w.rel.URL,
 			BundleEndpointProfile: string(w.rel.Profile), EndpointSPIFFEID: w.rel.EndpointSPIFFEID}
 		out = append(out, admin.Relationship{FederationRelationship: r, Configured: true})
 	}
-	stored, err := f.s.stores.Federation.ListFederationRelationships(ctx)
+	stored, err := f.p.store.ListFederationRelationships(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range stored {
-		if !f.s.fed.isStatic[r.TrustDomain] { // shadowed by the configuration's
+		if !f.p.isStatic[r.TrustDomain] { // shadowed by the configuration's
 			out = append(out, admin.Relationship{FederationRelationship: r})
 		}
 	}
@@ -53,9 +62,9 @@ func (f federationAdmin) check(ctx context.Context, r registry.FederationRelatio
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if _, err := f.s.checkStored(ctx, r); err != nil {
-		if se, ok := errors.AsType[storeError](err); ok {
-			return se.err
+	if _, err := f.p.checkStored(ctx, r); err != nil {
+		if se, ok := errors.AsType[StoreError](err); ok {
+			return se.Err
 		}
 		return invalidRelationship{fmt.Sprintf("federation relationship with %q: %v", r.TrustDomain.Name(), err)}
 	}
@@ -77,11 +86,11 @@ func (f federationAdmin) CreateRelationship(ctx context.Context, r registry.Fede
 	if err := f.check(ctx, r); err != nil {
 		return admin.Relationship{}, err
 	}
-	got, err := f.s.stores.Federation.CreateFederationRelationship(ctx, r)
+	got, err := f.p.store.CreateFederationRelationship(ctx, r)
 	if err != nil {
 		return admin.Relationship{}, err
 	}
-	f.s.fed.poke()
+	f.p.poke()
 	return admin.Relationship{FederationRelationship: got}, nil
 }
 
@@ -91,7 +100,7 @@ func (f federationAdmin) UpdateRelationship(ctx context.Context, r registry.Fede
 		return admin.Relationship{}, err
 	}
 	if len(r.TrustDomainBundle) == 0 {
-		cur, err := f.s.stores.Federation.GetFederationRelationship(ctx, r.TrustDomain)
+		cur, err := f.p.store.GetFederationRelationship(ctx, r.TrustDomain)
 		if err != nil {
 			return admin.Relationship{}, err
 		}
@@ -102,18 +111,18 @@ func (f federationAdmin) UpdateRelationship(ctx context.Context, r registry.Fede
 	if err := f.check(ctx, r); err != nil {
 		return admin.Relationship{}, err
 	}
-	got, err := f.s.stores.Federation.UpdateFederationRelationship(ctx, r)
+	got, err := f.p.store.UpdateFederationRelationship(ctx, r)
 	if err != nil {
 		return admin.Relationship{}, err
 	}
-	f.s.fed.poke()
+	f.p.poke()
 	return admin.Relationship{FederationRelationship: got}, nil
 }
 
 // DeleteRelationship implements adminserver.FederationManager. A stored
 // relationship shadowed by one of the configuration can be deleted.
 func (f federationAdmin) DeleteRelationship(ctx context.Context, td spiffeid.TrustDomain) error {
-	err := f.s.stores.Federation.DeleteFederationRelationship(ctx, td)
+	err := f.p.store.DeleteFederationRelationship(ctx, td)
 	if errors.Is(err, registry.ErrNotFound) {
 		if cerr := f.configured(td); cerr != nil {
 			return cerr
@@ -122,7 +131,7 @@ func (f federationAdmin) DeleteRelationship(ctx context.Context, td spiffeid.Tru
 	if err != nil {
 		return err
 	}
-	f.s.fed.poke()
+	f.p.poke()
 	return nil
 }
 
@@ -148,8 +157,8 @@ func (f federationAdmin) RefreshRelationship(ctx context.Context, td spiffeid.Tr
 }
 
 // watcher returns the watcher of the relationship with td.
-func (f federationAdmin) watcher(ctx context.Context, td spiffeid.TrustDomain) (*fedWatcher, error) {
-	m := f.s.fed
+func (f federationAdmin) watcher(ctx context.Context, td spiffeid.TrustDomain) (*watcher, error) {
+	m := f.p
 	for _, w := range m.static {
 		if w.rel.TrustDomain == td {
 			return w, nil
@@ -168,12 +177,12 @@ func (f federationAdmin) watcher(ctx context.Context, td spiffeid.TrustDomain) (
 	if d != nil && sameRelationship(d.stored, sr) {
 		return d.w, nil
 	}
-	rel, err := f.s.checkStored(ctx, sr)
+	rel, err := f.p.checkStored(ctx, sr)
 	if err != nil {
-		if se, ok := errors.AsType[storeError](err); ok {
-			return nil, se.err
+		if se, ok := errors.AsType[StoreError](err); ok {
+			return nil, se.Err
 		}
 		return nil, invalidRelationship{fmt.Sprintf("federation relationship with %q cannot be polled: %v", td.Name(), err)}
 	}
-	return f.s.newWatcher(rel, "datastore"), nil
+	return f.p.newWatcher(rel, "datastore"), nil
 }
