@@ -49,7 +49,8 @@ func layer(pkg string) (int, bool) {
 	switch {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
-	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta", rel == "attest/internal/agentpath":
+	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta", rel == "attest/internal/agentpath",
+		rel == "server/internal/httpsendpoint":
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
@@ -300,6 +301,8 @@ func TestImportViolation(t *testing.T) {
 		{m("server/internal/trust"), m("server"), false},
 		{m("server"), m("server/internal/fedpoll"), true},
 		{m("server/internal/fedpoll"), m("server"), false},
+		{m("server"), m("server/internal/httpsendpoint"), true},
+		{m("server/internal/httpsendpoint"), m("server/internal/trust"), false},
 		{module, m("examples/spiffe-agent/cli"), false},
 		// Prometheus: the programs only.
 		{m("examples/spiffe-agent/cli"), "github.com/prometheus/client_golang/prometheus", true},

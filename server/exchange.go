@@ -3,12 +3,12 @@ package server
 import (
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 
 	"github.com/spiffekit/spiffekit/exchange"
 	"github.com/spiffekit/spiffekit/launch"
+	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
 )
 
 // ExchangePath is the path of the token exchange endpoint on its listener.
@@ -75,7 +75,7 @@ func checkExchangeConfig(cfg *Config) error {
 
 // newExchangeEndpoint makes the token exchange handler and binds its
 // listener.
-func (s *Server) newExchangeEndpoint() (*bundleEndpoint, error) {
+func (s *Server) newExchangeEndpoint() (*httpsendpoint.Endpoint, error) {
 	te := s.cfg.TokenExchange
 	ec := te.Endpoint
 	ec.TrustDomain = s.cfg.TrustDomain
@@ -100,28 +100,7 @@ func (s *Server) newExchangeEndpoint() (*bundleEndpoint, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(ExchangePath, h)
-	lis, err := net.Listen("tcp", te.Bind)
-	if err != nil {
-		return nil, fmt.Errorf("server: token exchange endpoint: %w", err)
-	}
-	return &bundleEndpoint{
-		lis:  lis,
-		name: "token exchange endpoint",
-		srv: &http.Server{
-			Handler: mux,
-			TLSConfig: &tls.Config{
-				MinVersion:     tls.VersionTLS12,
-				CipherSuites:   endpointCipherSuites,
-				GetCertificate: getCert,
-			},
-			ReadHeaderTimeout: endpointReadHeaderTimeout,
-			ReadTimeout:       endpointReadTimeout,
-			WriteTimeout:      endpointWriteTimeout,
-			IdleTimeout:       endpointIdleTimeout,
-			MaxHeaderBytes:    endpointMaxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(s.log.With("component", "token_exchange").Handler(), slog.LevelDebug),
-		},
-	}, nil
+	return httpsendpoint.Listen(te.Bind, "token exchange endpoint", mux, getCert, s.log.With("component", "token_exchange"))
 }
 
 // ExchangeAddr returns the address of the token exchange endpoint, or nil
@@ -130,5 +109,5 @@ func (s *Server) ExchangeAddr() net.Addr {
 	if s.exchange == nil {
 		return nil
 	}
-	return s.exchange.lis.Addr()
+	return s.exchange.Addr()
 }

@@ -3,9 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/spiffekit/spiffekit/federation"
+	"github.com/spiffekit/spiffekit/logger"
 	"github.com/spiffekit/spiffekit/server/internal/fedpoll"
+	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -92,4 +96,25 @@ func validateRelationships(own spiffeid.TrustDomain, rels []Relationship, stored
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// newBundleEndpoint binds the bundle endpoint of s's trust domain,
+// authenticated as cfg.FederationProfile says.
+func (s *Server) newBundleEndpoint() (*httpsendpoint.Endpoint, error) {
+	// Fed rule 15: with https_spiffe, the server's own X509-SVID, minted
+	// and renewed by the node API (re-minted when the active CA changes).
+	getCert := s.node.TLSConfig().GetCertificate
+	if s.cfg.FederationProfile == ProfileHTTPSWeb {
+		// Fed rule 12: a Web PKI certificate, which the caller may renew
+		// at any time.
+		getCert = s.cfg.FederationCertificate
+	}
+	log := s.log.With("component", "bundle_endpoint")
+	h, err := federation.NewHandler(s.cfg.TrustDomain, s.trust, federation.WithLogger(logger.Slog(log)))
+	if err != nil {
+		return nil, fmt.Errorf("server: bundle endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", h) // Fed rule 10: the operator's path is "/"
+	return httpsendpoint.Listen(s.cfg.FederationBind, "bundle endpoint", mux, getCert, log)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server/internal/fedpoll"
+	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
 	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -46,8 +47,8 @@ type Server struct {
 	nodeLis  net.Listener
 	adminLis net.Listener
 	serverID string
-	endpoint *bundleEndpoint
-	exchange *bundleEndpoint
+	endpoint *httpsendpoint.Endpoint
+	exchange *httpsendpoint.Endpoint
 	// launcher, when not nil, serves the launcher API on launcherLis and
 	// redeems launch handles at the token exchange endpoint.
 	launcher    *launch.Server
@@ -162,10 +163,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		"admin_socket", cfg.AdminSocket,
 		"node_attestors", strings.Join(slices.Sorted(maps.Keys(s.cfg.NodeAttestors)), ","))
 	if s.endpoint != nil {
-		s.log.Info("serving the bundle endpoint", "addr", s.endpoint.lis.Addr().String(), "profile", cfg.FederationProfile)
+		s.log.Info("serving the bundle endpoint", "addr", s.endpoint.Addr().String(), "profile", cfg.FederationProfile)
 	}
 	if s.exchange != nil {
-		s.log.Info("serving the token exchange endpoint", "addr", s.exchange.lis.Addr().String(), "path", ExchangePath,
+		s.log.Info("serving the token exchange endpoint", "addr", s.exchange.Addr().String(), "path", ExchangePath,
 			"issuers", len(cfg.TokenExchange.Endpoint.Issuers), "launch_handles", s.launcher != nil)
 	}
 	if s.launcher != nil {
@@ -268,7 +269,7 @@ func (s *Server) FederationAddr() net.Addr {
 	if s.endpoint == nil {
 		return nil
 	}
-	return s.endpoint.lis.Addr()
+	return s.endpoint.Addr()
 }
 
 // Bundle returns the trust domain's bundle as the server hands it out.
@@ -293,10 +294,10 @@ func (s *Server) Run(ctx context.Context) error {
 		parts = append(parts, func(ctx context.Context) error { return s.admin.Serve(ctx, s.adminLis) })
 	}
 	if s.endpoint != nil {
-		parts = append(parts, s.endpoint.serve)
+		parts = append(parts, s.endpoint.Serve)
 	}
 	if s.exchange != nil {
-		parts = append(parts, s.exchange.serve)
+		parts = append(parts, s.exchange.Serve)
 	}
 	if s.launcher != nil {
 		parts = append(parts, func(ctx context.Context) error { return s.launcher.Serve(ctx, s.launcherLis) })
@@ -394,10 +395,10 @@ func (s *Server) Close() error {
 			s.adminLis.Close()
 		}
 		if s.endpoint != nil {
-			s.endpoint.lis.Close()
+			s.endpoint.Close()
 		}
 		if s.exchange != nil {
-			s.exchange.lis.Close()
+			s.exchange.Close()
 		}
 		if s.launcherLis != nil {
 			s.launcherLis.Close()
