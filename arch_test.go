@@ -80,7 +80,7 @@ func layer(pkg string) (int, bool) {
 		return 5, true
 	case strings.HasPrefix(rel, "issuer/internal/"):
 		return 5, true
-	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll":
+	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll", rel == "server/internal/mint":
 		return 6, true
 	case rel == "agent", rel == "server":
 		return 7, true
@@ -303,6 +303,7 @@ func TestImportViolation(t *testing.T) {
 		{m("server/internal/fedpoll"), m("server"), false},
 		{m("server"), m("server/internal/httpsendpoint"), true},
 		{m("server/internal/httpsendpoint"), m("server/internal/trust"), false},
+		{m("server/internal/mint"), m("server/internal/trust"), false},
 		{module, m("examples/spiffe-agent/cli"), false},
 		// Prometheus: the programs only.
 		{m("examples/spiffe-agent/cli"), "github.com/prometheus/client_golang/prometheus", true},

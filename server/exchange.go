@@ -80,7 +80,7 @@ func (s *Server) newExchangeEndpoint() (*httpsendpoint.Endpoint, error) {
 	ec := te.Endpoint
 	ec.TrustDomain = s.cfg.TrustDomain
 	ec.Entries = s.node.Index()
-	ec.Minter = minter{s}
+	ec.Minter = s.minter()
 	if s.launcher != nil {
 		ec.Handles = s.launcher
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server/internal/fedpoll"
 	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
+	"github.com/spiffekit/spiffekit/server/internal/mint"
 	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -204,10 +205,10 @@ func (s *Server) setUpAdmin() (err error) {
 		Entries:     st.Entries,
 		Agents:      st.Agents,
 		Bundles:     st.Bundles,
-		Tokens:      tokenIssuer{st.Tokens, st.Entries, spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath), s.cfg.Now},
+		Tokens:      mint.JoinTokens{Store: st.Tokens, Entries: st.Entries, ServerID: spiffeid.RequireFromPath(s.cfg.TrustDomain, nodeapi.ServerPath), Now: s.cfg.Now},
 		Bundle:      s.trust.Bundle,
 		Authorities: s.trust.AuthorityManager(),
-		Minter:      minter{s},
+		Minter:      s.minter(),
 		Federation:  s.fed.Admin(),
 		Health:      s.Healthy,
 		Logger:      s.log.With("component", "admin"),
@@ -222,6 +223,13 @@ func (s *Server) setUpAdmin() (err error) {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// minter signs the SVIDs of the admin API and the token exchange with the
+// server's active authorities.
+func (s *Server) minter() mint.SVIDs {
+	return mint.SVIDs{Authority: s.trust, X509SVIDTTL: s.cfg.X509SVIDTTL, JWTSVIDTTL: s.cfg.JWTSVIDTTL,
+		JWTSVIDJTI: s.cfg.JWTSVIDJTI, JWTIssuer: s.cfg.JWTIssuer}
 }
 
 // setUpFederation validates the relationships of the configuration and

@@ -1,4 +1,4 @@
-package server
+package mint
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func TestTokenIssuerAlias(t *testing.T) {
 	tdi := spiffeid.RequireTrustDomainFromString("example.org")
 	mem := memstore.New(memstore.Config{})
 	store := &recordingTokens{TokenStore: mem}
-	ti := tokenIssuer{store: store, entries: refusingEntries{mem}, serverID: spiffeid.RequireFromPath(tdi, "/spiffekit/server")}
+	ti := JoinTokens{Store: store, Entries: refusingEntries{mem}, ServerID: spiffeid.RequireFromPath(tdi, "/spiffekit/server")}
 
 	// The alias cannot be stored: no token is left behind.
 	_, _, err := ti.GenerateToken(t.Context(), time.Minute, spiffeid.RequireFromPath(tdi, "/nodes/a"))
