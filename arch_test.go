@@ -60,7 +60,7 @@ func layer(pkg string) (int, bool) {
 		return 3, true
 	case rel == "attest/jointoken", rel == "attest/x509pop", rel == "attest/awsiid", rel == "attest/gcpiit", rel == "attest/azuremsi", rel == "attest/azureimds", rel == "attest/docker", rel == "attest/k8s", rel == "attest/k8spsat", rel == "admin/internal/wire",
 		rel == "nodeapi/internal/wire",
-		rel == "nodeapi/nodeserver/internal/agentcache":
+		rel == "nodeapi/nodeserver/internal/agentcache", rel == "server/internal/prune":
 		return 3, true
 	case strings.HasPrefix(rel, "registry/"):
 		return 3, true
@@ -80,7 +80,7 @@ func layer(pkg string) (int, bool) {
 		return 5, true
 	case strings.HasPrefix(rel, "issuer/internal/"):
 		return 5, true
-	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll", rel == "server/internal/mint":
+	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll", rel == "server/internal/mint", rel == "server/internal/datadir":
 		return 6, true
 	case rel == "agent", rel == "server":
 		return 7, true
@@ -304,6 +304,8 @@ func TestImportViolation(t *testing.T) {
 		{m("server"), m("server/internal/httpsendpoint"), true},
 		{m("server/internal/httpsendpoint"), m("server/internal/trust"), false},
 		{m("server/internal/mint"), m("server/internal/trust"), false},
+		{m("server"), m("server/internal/datadir"), true},
+		{m("server/internal/prune"), m("server/internal/datadir"), false},
 		{module, m("examples/spiffe-agent/cli"), false},
 		// Prometheus: the programs only.
 		{m("examples/spiffe-agent/cli"), "github.com/prometheus/client_golang/prometheus", true},

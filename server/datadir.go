@@ -2,30 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/spiffekit/spiffekit/ca/keymanager"
-	"github.com/spiffekit/spiffekit/ca/rotation"
-	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/internal/dirlock"
-	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/sqlstore"
+	"github.com/spiffekit/spiffekit/server/internal/datadir"
 	"github.com/spiffekit/spiffekit/spiffeid"
-)
-
-// Names of the files DataDir and OpenSQLite keep in the data directory.
-const (
-	keysDir      = "keys"
-	journalFile  = "ca-journal.json"
-	serverIDFile = "server-id"
-	sqliteFile   = "datastore.sqlite3"
 )
 
 // DataDir returns a Config for trust domain td whose own state lives in
@@ -44,36 +27,20 @@ const (
 // [ErrDataDirInUse] that names the holder: "data directory /x is in use
 // by pid 1234". Two servers on one directory would otherwise write the
 // journal over each other and lose CAs.
-func DataDir(td spiffeid.TrustDomain, dir string) (_ Config, err error) {
+func DataDir(td spiffeid.TrustDomain, dir string) (Config, error) {
 	if dir == "" {
 		return Config{}, invalidf("the data directory is required")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Config{}, fmt.Errorf("server: creating the data directory: %w", err)
-	}
-	lock, err := dirlock.Acquire(dir)
-	if err != nil {
-		return Config{}, fmt.Errorf("server: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			lock.Close()
-		}
-	}()
-	id, err := loadServerID(dir)
+	st, err := datadir.Open(dir)
 	if err != nil {
 		return Config{}, err
 	}
-	keys, err := keymanager.NewDisk(filepath.Join(dir, keysDir))
-	if err != nil {
-		return Config{}, fmt.Errorf("server: %w", err)
-	}
 	return Config{
 		TrustDomain: td,
-		KeyManager:  keys,
-		Journal:     rotation.NewFileJournal(filepath.Join(dir, journalFile)),
-		ServerID:    id,
-		DataDirLock: lock,
+		KeyManager:  st.Keys,
+		Journal:     st.Journal,
+		ServerID:    st.ServerID,
+		DataDirLock: st.Lock,
 	}, nil
 }
 
@@ -99,48 +66,11 @@ func OpenSQLite(ctx context.Context, td spiffeid.TrustDomain, dir string) (Confi
 	if err != nil {
 		return Config{}, nil, err
 	}
-	st, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(dir, sqliteFile)})
+	st, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: sqlstore.SQLite, DSN: filepath.Join(dir, datadir.SQLiteFile)})
 	if err != nil {
 		cfg.DataDirLock.Close()
 		return Config{}, nil, fmt.Errorf("server: opening the datastore: %w", err)
 	}
 	cfg.Stores = StoresOf(st)
 	return cfg, st, nil
-}
-
-// loadServerID reads the server's stable ID from the data directory,
-// creating it on first start.
-func loadServerID(dir string) (string, error) {
-	path := filepath.Join(dir, serverIDFile)
-	b, err := atomicfile.Read(path, 256)
-	if err == nil {
-		id := strings.TrimSpace(string(b))
-		if id != "" {
-			return id, nil
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("server: reading the server ID: %w", err)
-	}
-	id, err := newServerID()
-	if err != nil {
-		return "", err
-	}
-	if err := atomicfile.Write(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("server: saving the server ID: %w", err)
-	}
-	return id, nil
-}
-
-// newServerID returns a fresh server ID: the host name and a random part.
-func newServerID() (string, error) {
-	raw := make([]byte, 8)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("server: %w", err)
-	}
-	host, _ := os.Hostname()
-	id := strings.Trim(host+"-"+hex.EncodeToString(raw), "-")
-	if len(id) > registry.MaxServerIDLen {
-		id = hex.EncodeToString(raw)
-	}
-	return id, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server/internal/datadir"
 	"github.com/spiffekit/spiffekit/server/internal/fedpoll"
 	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
 	"github.com/spiffekit/spiffekit/server/internal/mint"
@@ -83,7 +84,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	if s.serverID == "" {
-		if s.serverID, err = newServerID(); err != nil {
+		if s.serverID, err = datadir.NewServerID(); err != nil {
 			return nil, err
 		}
 	}
@@ -312,7 +313,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	parts = append(parts, func(ctx context.Context) error { s.fed.Run(ctx); return nil })
 	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
-		func(ctx context.Context) error { s.pruneLoop(ctx); return nil })
+		func(ctx context.Context) error { s.pruner().Run(ctx); return nil })
 	if up, ok := s.cfg.Upstream.(ca.UpstreamJWTPublisher); ok {
 		parts = append(parts, func(ctx context.Context) error { s.trust.PublishUpstream(ctx, up); return nil })
 	}
