@@ -327,21 +327,6 @@ func (st Stores) check() error {
 	return nil
 }
 
-// sharedStores are the stores the server's trust reads and writes.
-type sharedStores struct {
-	registry.ServerBundleStore
-	registry.BundleStore
-}
-
-// subscribe subscribes to topics of store if it is a registry.Notifier;
-// otherwise the channel is nil, never ready.
-func subscribe(store any, topics registry.Topic) (<-chan struct{}, func()) {
-	if n, ok := store.(registry.Notifier); ok {
-		return n.Subscribe(topics)
-	}
-	return nil, func() {}
-}
-
 // storeRunner is a store with a long-lived part, such as
 // registry/sqlstore's PostgreSQL listener.
 type storeRunner interface {

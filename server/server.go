@@ -24,11 +24,11 @@ import (
 	"github.com/spiffekit/spiffekit/launch"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
-	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/server/internal/datadir"
 	"github.com/spiffekit/spiffekit/server/internal/fedpoll"
 	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
 	"github.com/spiffekit/spiffekit/server/internal/mint"
+	"github.com/spiffekit/spiffekit/server/internal/prune"
 	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: starting the CA: %w", err)
 	}
-	s.trust = trust.New(s.ca, sharedStores{cfg.Stores.ServerBundles, cfg.Stores.Bundles}, s.serverID, s.log, s.cfg.Now)
+	s.trust = trust.New(s.ca, trust.Stores{Shares: cfg.Stores.ServerBundles, Bundles: cfg.Stores.Bundles}, s.serverID, s.log, s.cfg.Now)
 	if err := s.trust.Refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -312,67 +312,17 @@ func (s *Server) Run(ctx context.Context) error {
 		parts = append(parts, func(ctx context.Context) error { return s.launcher.Serve(ctx, s.launcherLis) })
 	}
 	parts = append(parts, func(ctx context.Context) error { s.fed.Run(ctx); return nil })
-	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.refreshLoop(ctx); return nil },
-		func(ctx context.Context) error { s.pruner().Run(ctx); return nil })
+	parts = append(parts, s.ca.Run, func(ctx context.Context) error { s.trust.Run(ctx, s.cfg.PollInterval); return nil },
+		func(ctx context.Context) error { s.pruner().Run(ctx); return nil },
+		func(ctx context.Context) error {
+			prune.Tokens{Store: s.stores.Tokens, Now: s.cfg.Now, Logger: s.log}.Run(ctx)
+			return nil
+		})
 	if up, ok := s.cfg.Upstream.(ca.UpstreamJWTPublisher); ok {
 		parts = append(parts, func(ctx context.Context) error { s.trust.PublishUpstream(ctx, up); return nil })
 	}
 	// The ctx.Err() a part returns once stopped is no failure.
 	return lifecycle.RunAll(ctx, parts...)
-}
-
-// refreshLoop keeps the trust domain's bundle and the federated bundles
-// fresh: it reads them again when the own CA changes, when the stores tell
-// of a write of the servers' shares or of the federated bundles, and every
-// PollInterval, publishing the own share when it changed or is due for
-// renewal. It also prunes expired join tokens.
-func (s *Server) refreshLoop(ctx context.Context) {
-	caUpdates, unsubscribe := s.ca.Subscribe()
-	defer unsubscribe()
-	shares, cancelShares := subscribe(s.stores.ServerBundles, registry.TopicAuthorities)
-	defer cancelShares()
-	bundles, cancelBundles := subscribe(s.stores.Bundles, registry.TopicBundles)
-	defer cancelBundles()
-	poll := time.NewTicker(s.cfg.PollInterval)
-	defer poll.Stop()
-	prune := time.NewTicker(10 * time.Minute)
-	defer prune.Stop()
-	// Subscribed first: what changed since New is read now.
-	s.refreshTrust(ctx)
-	renew := time.NewTimer(s.trust.RenewIn(minRenewWait))
-	defer renew.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-caUpdates:
-		case <-shares:
-		case <-bundles:
-		case <-poll.C:
-		case <-renew.C:
-		case <-prune.C:
-			if n, err := s.stores.Tokens.PruneTokens(ctx, s.cfg.Now()); err != nil {
-				s.log.Warn("pruning expired join tokens failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("pruned expired join tokens", "count", n)
-			}
-			continue
-		}
-		s.refreshTrust(ctx)
-		renew.Reset(s.trust.RenewIn(minRenewWait))
-	}
-}
-
-// minRenewWait spaces the attempts to publish a share due for renewal
-// when publishing fails.
-const minRenewWait = 10 * time.Second
-
-// refreshTrust refreshes the trust domain's bundle and the federated
-// bundles, logging a failure.
-func (s *Server) refreshTrust(ctx context.Context) {
-	if err := s.trust.Refresh(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("refreshing the bundle failed", "err", err)
-	}
 }
 
 // Healthy returns nil when the server can issue: its CA has an active

@@ -68,7 +68,8 @@ func newTestTrust(t *testing.T, td spiffeid.TrustDomain) *trust.View {
 	t.Helper()
 	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	v := trust.New(m, memstore.New(memstore.Config{}), "s1", slog.New(slog.DiscardHandler), time.Now)
+	st := memstore.New(memstore.Config{})
+	v := trust.New(m, trust.Stores{Shares: st, Bundles: st}, "s1", slog.New(slog.DiscardHandler), time.Now)
 	require.NoError(t, v.Refresh(t.Context()))
 	return v
 }

@@ -1,5 +1,5 @@
-// Package prune deletes from a server's store the registration entries
-// whose expiry has passed.
+// Package prune deletes from a server's stores the registration entries
+// and the join tokens whose expiry has passed.
 package prune
 
 import (
@@ -77,4 +77,47 @@ func (p Entries) Prune(ctx context.Context) int {
 			"err", firstErr, "next_round_in", p.Interval)
 	}
 	return pruned
+}
+
+// tokenInterval is the time between two rounds of Tokens.Run when its
+// Interval is zero.
+const tokenInterval = 10 * time.Minute
+
+// Tokens deletes the expired join tokens of Store.
+type Tokens struct {
+	// Store keeps the tokens.
+	Store registry.TokenStore
+	// Interval is the time between two rounds of Run; zero means 10
+	// minutes.
+	Interval time.Duration
+	// Now is the clock of the tokens' expiry; nil means time.Now.
+	Now func() time.Time
+	// Logger receives what was pruned and what failed.
+	Logger *slog.Logger
+}
+
+// Run deletes the expired join tokens every Interval until ctx is done.
+// Failures are logged; the next round tries again.
+func (p Tokens) Run(ctx context.Context) {
+	interval, now := p.Interval, p.Now
+	if interval == 0 {
+		interval = tokenInterval
+	}
+	if now == nil {
+		now = time.Now
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n, err := p.Store.PruneTokens(ctx, now()); err != nil {
+			p.Logger.Warn("pruning expired join tokens failed", "err", err)
+		} else if n > 0 {
+			p.Logger.Info("pruned expired join tokens", "count", n)
+		}
+	}
 }

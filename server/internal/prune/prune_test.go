@@ -114,3 +114,43 @@ func TestRun(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// failingTokens is a token store whose pruning fails.
+type failingTokens struct{ registry.TokenStore }
+
+func (failingTokens) PruneTokens(context.Context, time.Time) (int, error) {
+	return 0, errors.New("disk full")
+}
+
+// Property: Run deletes the join tokens that expired, every Interval, and
+// logs what it pruned and what failed.
+func TestTokens(t *testing.T) {
+	ctx := t.Context()
+	c := newClock()
+	store := memstore.New(memstore.Config{Now: c.now})
+	require.NoError(t, store.CreateToken(ctx, registry.JoinToken{ID: "expiring", SecretHash: make([]byte, 32), ExpiresAt: c.now().Add(time.Minute)}))
+	require.NoError(t, store.CreateToken(ctx, registry.JoinToken{ID: "lasting", SecretHash: make([]byte, 32), ExpiresAt: c.now().Add(time.Hour)}))
+	c.add(2 * time.Minute)
+
+	run := func(p Tokens, until func() bool) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.Run(rctx)
+		}()
+		require.Eventually(t, until, 15*time.Second, 5*time.Millisecond)
+		cancel()
+		<-done
+	}
+	var logs logtest.Buffer
+	run(Tokens{Store: failingTokens{store}, Interval: 5 * time.Millisecond, Now: c.now, Logger: logs.Logger()},
+		func() bool { return logs.Contains("pruning expired join tokens failed") })
+	run(Tokens{Store: store, Interval: 5 * time.Millisecond, Now: c.now, Logger: logs.Logger()},
+		func() bool { return logs.Contains("pruned expired join tokens") })
+	_, err := store.GetToken(ctx, "expiring")
+	require.ErrorIs(t, err, registry.ErrNotFound)
+	_, err = store.GetToken(ctx, "lasting")
+	require.NoError(t, err)
+}

@@ -250,11 +250,11 @@ type view struct {
 
 func (a authorities) view(ctx context.Context) (view, error) {
 	now := a.t.now()
-	all, err := a.t.store.ListServerBundles(ctx, now)
+	all, err := a.t.stores.Shares.ListServerBundles(ctx, now)
 	if err != nil {
 		return view{}, fmt.Errorf("server: reading the servers' authorities: %w", err)
 	}
-	marks, err := a.t.store.ListAuthorityMarks(ctx, now)
+	marks, err := a.t.stores.Shares.ListAuthorityMarks(ctx, now)
 	if err != nil {
 		return view{}, fmt.Errorf("server: reading the authority marks: %w", err)
 	}
@@ -427,7 +427,7 @@ func (a authorities) RevokeAuthority(ctx context.Context, k registry.AuthorityKi
 // mark records a taint or revocation of another server's old authority
 // and refreshes the own view, so that this server honours it at once.
 func (a authorities) mark(ctx context.Context, v view, sa registry.ServerAuthority, serverID string, revoked bool) (admin.Authority, error) {
-	m, err := a.t.store.PutAuthorityMark(ctx, registry.AuthorityMark{
+	m, err := a.t.stores.Shares.PutAuthorityMark(ctx, registry.AuthorityMark{
 		ServerID: serverID, Kind: sa.Kind, AuthorityID: sa.ID, Revoked: revoked, ExpiresAt: sa.NotAfter,
 	})
 	if err != nil {

@@ -28,7 +28,7 @@ func newTestTrust(t *testing.T) (*View, *memstore.Store, *logtest.Buffer) {
 	require.NoError(t, err)
 	store := memstore.New(memstore.Config{})
 	var logs logtest.Buffer
-	tr := New(m, store, "own", slog.New(slog.NewTextHandler(&logs, nil)), time.Now)
+	tr := New(m, Stores{store, store}, "own", slog.New(slog.NewTextHandler(&logs, nil)), time.Now)
 	require.NoError(t, tr.Refresh(t.Context()))
 	return tr, store, &logs
 }
@@ -108,7 +108,7 @@ func (failingMarks) ListAuthorityMarks(context.Context, time.Time) ([]registry.A
 // they cannot finish.
 func TestAuthorityOperationsStoreDown(t *testing.T) {
 	tr, store, logs := newTestTrust(t)
-	tr.store = failingMarks{store}
+	tr.stores.Shares = failingMarks{store}
 	a := authorities{tr}
 	_, err := a.Authorities(t.Context())
 	require.ErrorIs(t, err, errStoreDown)

@@ -67,7 +67,7 @@ func (t *View) putShare(ctx context.Context, shareID string, b *spiffebundle.Bun
 	if err != nil {
 		return fmt.Errorf("server: encoding the bundle: %w", err)
 	}
-	if err := t.store.PutServerBundle(ctx, registry.ServerBundle{ServerID: shareID, Document: doc, ExpiresAt: t.now().Add(shareLifetime)}); err != nil {
+	if err := t.stores.Shares.PutServerBundle(ctx, registry.ServerBundle{ServerID: shareID, Document: doc, ExpiresAt: t.now().Add(shareLifetime)}); err != nil {
 		return fmt.Errorf("server: storing the share %s: %w", shareID, err)
 	}
 	return nil

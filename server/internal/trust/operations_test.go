@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"testing"
@@ -29,7 +30,7 @@ func twoServers(t *testing.T) (t1, t2 *View, store *memstore.Store) {
 	require.NoError(t, err)
 	m2, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
 	require.NoError(t, err)
-	t1, t2 = New(m1, store, "s1", log, time.Now), New(m2, store, "s2", log, time.Now)
+	t1, t2 = New(m1, Stores{store, store}, "s1", log, time.Now), New(m2, Stores{store, store}, "s2", log, time.Now)
 	require.NoError(t, t1.Refresh(t.Context()))
 	require.NoError(t, t2.Refresh(t.Context()))
 	require.NoError(t, t1.Refresh(t.Context()))
@@ -215,4 +216,44 @@ func TestFederatedBundles(t *testing.T) {
 		t.Fatal("an update though nothing changed")
 	default:
 	}
+}
+
+// Property: Run refreshes the view when the stores tell of a write of
+// another server's share or of a federated bundle, and when the own CA
+// changes, without waiting for the poll.
+func TestRunFollowsTheStores(t *testing.T) {
+	t1, t2, store := twoServers(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t1.Run(ctx, time.Hour)
+	}()
+	defer func() { cancel(); <-done }()
+
+	rotateOwn(t, t2, registry.AuthorityX509)
+	newCA := t2.X509Authority().Certificate()
+	require.Eventually(t, func() bool { return t1.Bundle().HasX509Authority(newCA) }, 15*time.Second, 5*time.Millisecond,
+		"another server's new CA")
+
+	partner := spiffeid.RequireTrustDomainFromString("partner.test")
+	doc, err := spiffebundle.New(partner).Marshal()
+	require.NoError(t, err)
+	_, err = store.PutBundle(t.Context(), registry.FederatedBundle{TrustDomain: partner, Document: doc})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return t1.FederatedBundle(partner) != nil }, 15*time.Second, 5*time.Millisecond,
+		"a federated bundle")
+
+	prepared, err := t1.ca.PrepareJWTKey(t.Context())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		list, err := store.ListServerBundles(t.Context(), time.Now())
+		require.NoError(t, err)
+		for _, b := range list {
+			if b.ServerID == "s1" && slices.ContainsFunc(b.Authorities, func(a registry.ServerAuthority) bool { return a.ID == prepared.ID }) {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 5*time.Millisecond, "the own CA's change is published")
 }

@@ -20,12 +20,15 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// A Store is what the servers of a trust domain keep in their database
-// besides entries: their shares of the bundle, the marks on their
-// authorities, and the federated bundles.
-type Store interface {
-	registry.ServerBundleStore
-	registry.BundleStore
+// Stores are what the servers of a trust domain keep in their database
+// besides entries. A store that is a registry.Notifier has Run refresh the
+// view as soon as it tells of a write.
+type Stores struct {
+	// Shares keeps the servers' shares of the bundle and the marks on
+	// their authorities.
+	Shares registry.ServerBundleStore
+	// Bundles keeps the federated bundles.
+	Bundles registry.BundleStore
 }
 
 // View is the server's view of the trust domain's authorities: its own
@@ -51,7 +54,7 @@ type Store interface {
 // can take the authority that signs now out of anyone's bundle.
 type View struct {
 	ca       *rotation.Manager
-	store    Store
+	stores   Stores
 	serverID string
 	td       spiffeid.TrustDomain
 	log      *slog.Logger
@@ -96,12 +99,12 @@ var (
 )
 
 // New returns the view of the server serverID over its CA m and the
-// shared store, logging to log and reading the clock with now. It reads
+// shared stores, logging to log and reading the clock with now. It reads
 // nothing yet: Refresh does.
-func New(m *rotation.Manager, store Store, serverID string, log *slog.Logger, now func() time.Time) *View {
+func New(m *rotation.Manager, stores Stores, serverID string, log *slog.Logger, now func() time.Time) *View {
 	t := &View{
 		ca:       m,
-		store:    store,
+		stores:   stores,
 		serverID: serverID,
 		td:       m.Bundle().TrustDomain(),
 		log:      log,
@@ -286,6 +289,59 @@ func (t *View) merge() *spiffebundle.Bundle {
 	return b
 }
 
+// minRenewWait spaces the attempts to publish a share due for renewal
+// when publishing fails.
+const minRenewWait = 10 * time.Second
+
+// Run keeps the view fresh until ctx is done: it refreshes it when the own
+// CA changes, when the stores tell of a write of the servers' shares or of
+// the federated bundles, every poll, and when the own share is due for
+// renewal. A failed refresh is logged and tried again at the next of
+// these.
+func (t *View) Run(ctx context.Context, poll time.Duration) {
+	caUpdates, unsubscribe := t.ca.Subscribe()
+	defer unsubscribe()
+	shares, cancelShares := subscribe(t.stores.Shares, registry.TopicAuthorities)
+	defer cancelShares()
+	bundles, cancelBundles := subscribe(t.stores.Bundles, registry.TopicBundles)
+	defer cancelBundles()
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	// Subscribed first: what changed since New is read now.
+	t.refreshLogged(ctx)
+	renew := time.NewTimer(t.RenewIn(minRenewWait))
+	defer renew.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-caUpdates:
+		case <-shares:
+		case <-bundles:
+		case <-ticker.C:
+		case <-renew.C:
+		}
+		t.refreshLogged(ctx)
+		renew.Reset(t.RenewIn(minRenewWait))
+	}
+}
+
+// refreshLogged refreshes the view, logging a failure.
+func (t *View) refreshLogged(ctx context.Context) {
+	if err := t.Refresh(ctx); err != nil && ctx.Err() == nil {
+		t.log.Warn("refreshing the bundle failed", "err", err)
+	}
+}
+
+// subscribe subscribes to topics of store if it is a registry.Notifier;
+// otherwise the channel is nil, never ready.
+func subscribe(store any, topics registry.Topic) (<-chan struct{}, func()) {
+	if n, ok := store.(registry.Notifier); ok {
+		return n.Subscribe(topics)
+	}
+	return nil, func() {}
+}
+
 // Refresh publishes the own authorities for the other servers if the
 // stored share differs or is due for renewal, reads the other servers'
 // shares and the federated bundles, and tells subscribers if anything
@@ -295,13 +351,13 @@ func (t *View) Refresh(ctx context.Context) error {
 	t.refreshMu.Lock()
 	defer t.refreshMu.Unlock()
 	now := t.now()
-	marks, err := t.store.ListAuthorityMarks(ctx, now)
+	marks, err := t.stores.Shares.ListAuthorityMarks(ctx, now)
 	if err != nil {
 		return fmt.Errorf("server: reading the authority marks: %w", err)
 	}
 	t.applyMarks(ctx, marks)
 	own := t.ca.Bundle()
-	all, err := t.store.ListServerBundles(ctx, now)
+	all, err := t.stores.Shares.ListServerBundles(ctx, now)
 	if err != nil {
 		return fmt.Errorf("server: reading the other servers' bundles: %w", err)
 	}
@@ -318,12 +374,12 @@ func (t *View) Refresh(ctx context.Context) error {
 		return err
 	}
 	if stored == nil || !sameShare(*stored, share) || stored.ExpiresAt.Sub(now) < shareRenewal {
-		if err := t.store.PutServerBundle(ctx, share); err != nil {
+		if err := t.stores.Shares.PutServerBundle(ctx, share); err != nil {
 			return fmt.Errorf("server: publishing the bundle: %w", err)
 		}
 		stored = &share
 	}
-	fed, err := t.store.ListBundles(ctx)
+	fed, err := t.stores.Bundles.ListBundles(ctx)
 	if err != nil {
 		return fmt.Errorf("server: reading the federated bundles: %w", err)
 	}

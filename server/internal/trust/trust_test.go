@@ -69,7 +69,7 @@ func TestShareIsPublishedOnlyWhenDue(t *testing.T) {
 	require.NoError(t, err)
 	store := &countingShares{Store: memstore.New(memstore.Config{})}
 	now := time.Now()
-	tr := New(m, store, "s1", slog.New(slog.DiscardHandler), func() time.Time { return now })
+	tr := New(m, Stores{store, store}, "s1", slog.New(slog.DiscardHandler), func() time.Time { return now })
 
 	require.NoError(t, tr.Refresh(t.Context()))
 	assert.Equal(t, 1, store.puts, "none stored")
