@@ -31,14 +31,19 @@ type Entries struct {
 
 // Run prunes every Interval until ctx is done.
 func (p Entries) Run(ctx context.Context) {
-	tick := time.NewTicker(p.Interval)
+	every(ctx, p.Interval, func() { p.Prune(ctx) })
+}
+
+// every calls f every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			p.Prune(ctx)
+			f()
 		}
 	}
 }
@@ -106,18 +111,11 @@ func (p Tokens) Run(ctx context.Context) {
 	if now == nil {
 		now = time.Now
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, interval, func() {
 		if n, err := p.Store.PruneTokens(ctx, now()); err != nil {
 			p.Logger.Warn("pruning expired join tokens failed", "err", err)
 		} else if n > 0 {
 			p.Logger.Info("pruned expired join tokens", "count", n)
 		}
-	}
+	})
 }
