@@ -17,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
+	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -161,8 +162,8 @@ type Issuer struct {
 	backoff  func(failures int) time.Duration
 	maxBatch int
 
-	jwt tokenCache[cachedJWT] // by entry, audiences and key
-	wit tokenCache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
+	jwt tokencache.Cache[cachedJWT] // by entry, audiences and key
+	wit tokencache.Cache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
 	// witVersion counts the WIT-SVIDs put in wit, and the drops of those
 	// tainted or revoked (see WITSVIDsVersion).
 	witVersion atomic.Uint64
@@ -504,20 +505,20 @@ func (i *Issuer) refreshCA() {
 	// Set before the drops: a token minted meanwhile is checked against
 	// the new sets when it is served.
 	if jwtChanged {
-		if n := i.jwt.deleteFunc(func(_ string, t cachedJWT) bool { return taintedJWT[t.kid] }); n > 0 {
+		if n := i.jwt.DeleteFunc(func(_ string, t cachedJWT) bool { return taintedJWT[t.kid] }); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of tainted keys", "count", n, "kids", slices.Sorted(maps.Keys(taintedJWT)))
 		}
 	}
 	if bundleChanged {
 		// Revoked keys: jwtFor serves none of their tokens, whose place
 		// is better freed now.
-		if n, gone := i.jwt.dropKeys(bundle.HasJWTAuthority); n > 0 {
+		if n, gone := i.jwt.DropKeys(bundle.HasJWTAuthority); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of keys no longer in the bundle", "count", n, "kids", gone)
 		}
 	}
 	wake := false
 	if witChanged {
-		if n := i.wit.deleteFunc(func(_ string, w cachedWIT) bool { return taintedWIT[w.kid] }); n > 0 {
+		if n := i.wit.DeleteFunc(func(_ string, w cachedWIT) bool { return taintedWIT[w.kid] }); n > 0 {
 			i.witVersion.Add(1)
 			i.log.Info("dropped the WIT-SVIDs of tainted keys; renewing those of open streams", "count", n, "kids", slices.Sorted(maps.Keys(taintedWIT)))
 		}
@@ -528,7 +529,7 @@ func (i *Issuer) refreshCA() {
 		// now, not when next asked for, so that what a program keeps for
 		// a restart (WITSVIDs) holds none of them either, and the open
 		// streams get new ones at once.
-		if n, gone := i.wit.dropKeys(bundle.HasWITAuthority); n > 0 {
+		if n, gone := i.wit.DropKeys(bundle.HasWITAuthority); n > 0 {
 			i.witVersion.Add(1)
 			i.log.Info("dropped the WIT-SVIDs of keys no longer in the bundle; renewing those of open streams", "count", n, "kids", gone)
 			wake = true

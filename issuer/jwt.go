@@ -25,8 +25,11 @@ type cachedJWT struct {
 	expiry    time.Time
 }
 
-func (t cachedJWT) expires() time.Time { return t.expiry }
-func (t cachedJWT) keyID() string      { return t.kid }
+// Expires returns when the token expires (tokencache.Token).
+func (t cachedJWT) Expires() time.Time { return t.expiry }
+
+// KeyID returns the ID of the key that signed the token (tokencache.Token).
+func (t cachedJWT) KeyID() string { return t.kid }
 
 // FetchJWTSVIDs attests caller and returns a JWT-SVID for the given
 // audience for each entry that applies to it (or only for params.ID). It
@@ -93,7 +96,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 	key := e.ID + "\x00" + strconv.FormatInt(e.Revision, 10) + "\x00" + kid +
 		"\x00" + strings.Join(audience, "\x00")
 	now := i.now()
-	cached, ok := i.jwt.get(key)
+	cached, ok := i.jwt.Get(key)
 	// The token of a key tainted, or gone from the bundle (revoked), is
 	// not served even while the Signer fails.
 	ok = ok && i.trustsJWTKey(cached.kid)
@@ -143,7 +146,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, retryable(err))
 	}
 	life := expiry.Sub(now)
-	i.jwt.put(key, cachedJWT{
+	i.jwt.Put(key, cachedJWT{
 		token:     token,
 		kid:       signedBy,
 		refreshAt: now.Add(life / 2),

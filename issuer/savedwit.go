@@ -41,7 +41,7 @@ type SavedWITSVID struct {
 func (i *Issuer) WITSVIDs() ([]SavedWITSVID, uint64) {
 	v := i.witVersion.Load()
 	var out []SavedWITSVID
-	i.wit.each(func(id string, w cachedWIT) {
+	i.wit.Each(func(id string, w cachedWIT) {
 		out = append(out, SavedWITSVID{EntryID: id, Revision: w.revision, Token: w.token,
 			PrivateKey: []byte(w.key), MintedAt: w.mintedAt})
 	})
@@ -130,11 +130,11 @@ func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 		}})
 	}
 	for _, r := range kept {
-		if _, ok := i.wit.get(r.id); ok {
+		if _, ok := i.wit.Get(r.id); ok {
 			res.Stale++
 			continue
 		}
-		i.wit.put(r.id, r.v, now, maxCachedWITs)
+		i.wit.Put(r.id, r.v, now, maxCachedWITs)
 		res.Restored++
 	}
 	if res.Restored > 0 {

@@ -99,8 +99,11 @@ type cachedWIT struct {
 	mintedAt  time.Time // by the issuer's clock
 }
 
-func (w cachedWIT) expires() time.Time { return w.expiry }
-func (w cachedWIT) keyID() string      { return w.kid }
+// Expires returns when the token expires (tokencache.Token).
+func (w cachedWIT) Expires() time.Time { return w.expiry }
+
+// KeyID returns the ID of the key that signed the token (tokencache.Token).
+func (w cachedWIT) KeyID() string { return w.kid }
 
 // witFor returns the WIT-SVID of entry e: the cached one until half its
 // life, else a new one, for a new key. While the signer fails, the cached
@@ -108,7 +111,7 @@ func (w cachedWIT) keyID() string      { return w.kid }
 // the trust domain's bundle (revoked) or is tainted is never served again.
 func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cachedWIT, error) {
 	now := i.now()
-	cached, ok := i.wit.get(e.ID)
+	cached, ok := i.wit.Get(e.ID)
 	ok = ok && cached.revision == e.Revision && now.Before(cached.expiry) && i.trustsWITKey(cached.kid)
 	if ok && now.Before(cached.refreshAt) {
 		return cached, nil
@@ -122,7 +125,7 @@ func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cac
 		}
 		return cachedWIT{}, err
 	}
-	i.wit.put(e.ID, w, now, maxCachedWITs)
+	i.wit.Put(e.ID, w, now, maxCachedWITs)
 	i.witVersion.Add(1)
 	return w, nil
 }
