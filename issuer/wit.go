@@ -8,14 +8,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
+	"github.com/spiffekit/spiffekit/issuer/internal/witstream"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -79,13 +78,6 @@ const witKeyAlgorithm = string(jose.ES256)
 // maxCachedWITs bounds the WIT-SVID cache, one per entry. A node agent
 // serving more entries to FetchWITSVID callers at once re-mints.
 const maxCachedWITs = 4096
-
-// witRetryMin and witRetryMax bound the wait before a failed WIT-SVID is
-// asked for again while a caller watches.
-const (
-	witRetryMin = time.Second
-	witRetryMax = 30 * time.Second
-)
 
 // cachedWIT is the WIT-SVID of one entry, with its private key as the
 // Workload API sends it.
@@ -208,119 +200,36 @@ func (i *Issuer) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endp
 	if err != nil {
 		return nil, err
 	}
-	w := &witSubscription{iss: i, signer: s, base: sub.(*subscription), changed: make(chan struct{}, 1), done: make(chan struct{})}
+	base := sub.(*subscription)
 	// Subscribed before the first refresh, so that no taint known after
 	// it is missed.
-	w.taints, w.untaint = i.witTaints.Subscribe()
-	next, err := w.refresh(ctx)
-	if err != nil {
-		w.untaint()
-		sub.Close()
-		return nil, err
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
-	go w.run(runCtx, next)
-	return w, nil
-}
-
-// witSubscription is one FetchWITSVID caller's view: its issuer
-// subscription, and the WIT-SVIDs of its entries, which its goroutine
-// keeps fresh.
-type witSubscription struct {
-	iss     *Issuer
-	signer  WITSigner
-	base    *subscription
-	snap    atomic.Pointer[endpoint.Snapshot]
-	changed chan struct{} // capacity 1
-	taints  <-chan struct{}
-	untaint func() // ends the subscription to taints
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when run returns
-	once    sync.Once
-
-	// Owned by refresh: what the published snapshot was made of.
-	published bool
-	lastBase  *endpoint.Snapshot
-	lastWITs  []endpoint.WITSVID
-}
-
-// Snapshot implements endpoint.Subscription.
-func (w *witSubscription) Snapshot() *endpoint.Snapshot { return w.snap.Load() }
-
-// Changed implements endpoint.Subscription.
-func (w *witSubscription) Changed() <-chan struct{} { return w.changed }
-
-// Close stops the goroutine, waits for it, and closes the issuer
-// subscription.
-func (w *witSubscription) Close() {
-	w.once.Do(func() {
-		w.cancel()
-		<-w.done
-		w.untaint()
-		w.base.Close()
+	taints, untaint := i.witTaints.Subscribe()
+	return witstream.Start(ctx, witstream.Config{
+		Base:    base,
+		Collect: func(ctx context.Context) ([]endpoint.WITSVID, time.Time, error) { return i.collectWITs(ctx, s, base) },
+		Taints:  taints,
+		Untaint: untaint,
+		Closed:  i.life.Closed(),
+		Now:     i.now,
+		Log:     i.log,
 	})
 }
 
-// run refreshes the view when the issuer's view changes, when a WIT key
-// is tainted, when a WIT-SVID is due, and after a failure, until ctx is
-// done or the issuer closes.
-func (w *witSubscription) run(ctx context.Context, next time.Time) {
-	defer close(w.done)
-	retry := witRetryMin
-	for {
-		timer := time.NewTimer(max(next.Sub(w.iss.now()), 0))
-		select {
-		case <-w.base.Changed():
-		case <-w.taints:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-w.iss.life.Closed():
-			timer.Stop()
-			return
-		}
-		timer.Stop()
-		n, err := w.refresh(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			// Nothing could be minted: the last view stays, and the
-			// next try comes after a backoff.
-			w.iss.log.Warn("WIT-SVIDs could not be renewed; retrying", "retry_in", retry, "err", err)
-			next, retry = w.iss.now().Add(retry), min(2*retry, witRetryMax)
-		default:
-			next, retry = n, witRetryMin
-		}
-	}
-}
-
-// refresh builds the view from the issuer's and the WIT-SVIDs of the
-// caller's entries, minting those due, and publishes it if it changed. It
-// returns when to refresh again: when the first WIT-SVID is due, or
-// after witRetryMin when one failed. It fails when the caller has
-// identities but no WIT-SVID could be had.
-func (w *witSubscription) refresh(ctx context.Context) (time.Time, error) {
-	i := w.iss
-	base := w.base.Snapshot()
-	if base == nil {
-		// No identity any more: the server ends the stream.
-		w.publish(nil, nil)
-		return i.now().Add(witRetryMax), nil
-	}
+// collectWITs returns the WIT-SVIDs of the entries of sub's caller,
+// minting those due, and when the first is due again (see
+// witstream.Collect).
+func (i *Issuer) collectWITs(ctx context.Context, s WITSigner, sub *subscription) ([]endpoint.WITSVID, time.Time, error) {
 	i.mu.Lock()
-	sels := w.base.attested.selectors
+	sels := sub.attested.selectors
 	i.mu.Unlock()
 	var wits []endpoint.WITSVID
 	var next time.Time
 	var failed error
 	for _, e := range i.entries(sels) {
-		c, err := i.witFor(ctx, w.signer, e)
+		c, err := i.witFor(ctx, s, e)
 		if err != nil {
 			if errors.Is(err, endpoint.ErrUnimplemented) || ctx.Err() != nil {
-				return time.Time{}, err
+				return nil, time.Time{}, err
 			}
 			// It costs the caller only this WIT-SVID.
 			i.log.Warn("minting a WIT-SVID failed; the caller gets its other ones", "entry", e.ID,
@@ -333,49 +242,5 @@ func (w *witSubscription) refresh(ctx context.Context) (time.Time, error) {
 			next = c.refreshAt
 		}
 	}
-	if len(wits) == 0 {
-		if failed != nil {
-			return time.Time{}, failed
-		}
-		w.publish(nil, nil) // no entry applies any more
-		return i.now().Add(witRetryMax), nil
-	}
-	if failed != nil {
-		next = i.now().Add(witRetryMin)
-	}
-	w.publish(base, wits)
-	return next, nil
-}
-
-// publish stores the view made of base and wits, unless it is the one
-// published last, and signals the change.
-func (w *witSubscription) publish(base *endpoint.Snapshot, wits []endpoint.WITSVID) {
-	if w.published && base == w.lastBase && equalWITs(wits, w.lastWITs) {
-		return
-	}
-	w.published, w.lastBase, w.lastWITs = true, base, wits
-	if base == nil {
-		w.snap.Store(nil)
-	} else {
-		w.snap.Store(&endpoint.Snapshot{
-			TrustDomain: base.TrustDomain, X509SVIDs: base.X509SVIDs, RawX509SVIDs: base.RawX509SVIDs,
-			Bundles: base.Bundles, WITSVIDs: wits,
-		})
-	}
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
-}
-
-func equalWITs(a, b []endpoint.WITSVID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if a[k] != b[k] {
-			return false
-		}
-	}
-	return true
+	return wits, next, failed
 }
