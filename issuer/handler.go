@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -44,14 +45,14 @@ const maxSubscribeRounds = 4
 // A caller the attestor rejects (its process is gone, or runs as another user
 // than the one that connected) gets the same error.
 func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoint.Subscription, error) {
-	a, err := i.attest(ctx, caller)
+	a, err := i.att.Attest(ctx, caller)
 	if err != nil {
 		return nil, err
 	}
 	for round := 0; ; round++ {
 		sub, wait, err := i.subscribeOnce(caller, a, round)
 		if errors.Is(err, errStale) {
-			if a, err = i.attest(ctx, caller); err != nil {
+			if a, err = i.att.Attest(ctx, caller); err != nil {
 				return nil, err
 			}
 			continue
@@ -77,7 +78,7 @@ func (i *Issuer) Subscribe(ctx context.Context, caller endpoint.Caller) (endpoin
 // subscribeOnce registers the subscription when every SVID of the caller's
 // entries is cached, or in backoff after a failed mint (skipped). Otherwise it queues a mint, for Run, of those nobody
 // is minting, and returns the mints to wait for before the next round.
-func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attested, round int) (*subscription, []*mintCall, error) {
+func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attestation.Attested, round int) (*subscription, []*mintCall, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	select {
@@ -85,7 +86,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attested, round int) (*
 		return nil, nil, errClosed
 	default:
 	}
-	if i.stale(a) {
+	if i.att.Stale(a) {
 		// Checked under i.mu, which Run's reattest holds to find the
 		// streams to attest again: an entry indexed before this check is
 		// seen here, one indexed after it by reattest.
@@ -95,7 +96,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attested, round int) (*
 		return nil, nil, errStale
 	}
 	now := i.now()
-	entries := i.entries(a.selectors)
+	entries := i.entries(a.Selectors)
 	if len(entries) == 0 {
 		return nil, nil, fmt.Errorf("issuer: %w: no entry applies to the caller", endpoint.ErrNoIdentity)
 	}
@@ -162,7 +163,7 @@ type subscription struct {
 	caller endpoint.Caller
 	// attested is the caller's attestation when the stream opened, or
 	// later by reattest. Guarded by iss.mu.
-	attested attested
+	attested attestation.Attested
 
 	last      view // guarded by iss.mu
 	published bool // guarded by iss.mu

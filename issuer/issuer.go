@@ -17,6 +17,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
+	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -158,6 +159,7 @@ type Issuer struct {
 	wake chan struct{}    // capacity 1: refresh every view now
 	life *lifecycle.Guard // Run once, not after Close
 
+	att      attestation.Attestor
 	signer   Signer
 	backoff  func(failures int) time.Duration
 	maxBatch int
@@ -266,6 +268,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: indexing the registry: %w", err)
 	}
 	i.idx = idx
+	i.att = attestation.Attestor{Attestor: cfg.Attestor, Index: idx, Observer: cfg.Observer, Log: i.log}
 	i.refreshCA()
 	return i, nil
 }
@@ -723,7 +726,7 @@ func (i *Issuer) wantedLocked(pre []registry.Entry) (map[*subscription][]registr
 		wanted[pre[k].ID] = &pre[k]
 	}
 	for sub := range i.subs {
-		entries := i.entries(sub.attested.selectors)
+		entries := i.entries(sub.attested.Selectors)
 		subEntries[sub] = entries
 		for k := range entries {
 			wanted[entries[k].ID] = &entries[k]

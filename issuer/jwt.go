@@ -51,13 +51,13 @@ func (t cachedJWT) KeyID() string { return t.kid }
 // no token could be signed, the caller gets the last failure, which wraps
 // endpoint.ErrUnavailable unless the Signer said otherwise.
 func (i *Issuer) FetchJWTSVIDs(ctx context.Context, caller endpoint.Caller, params endpoint.JWTSVIDParams) ([]endpoint.JWTSVID, error) {
-	a, err := i.attestFresh(ctx, caller)
+	a, err := i.att.Fresh(ctx, caller, maxSubscribeRounds)
 	if err != nil {
 		return nil, err
 	}
 	var out []endpoint.JWTSVID
 	var failed error // the last failure of an entry skipped
-	for _, e := range i.entries(a.selectors) {
+	for _, e := range i.entries(a.Selectors) {
 		if !params.ID.IsZero() && e.SPIFFEID != params.ID {
 			continue
 		}

@@ -35,8 +35,4 @@ const (
 	svidX509 = "x509"
 	svidJWT  = "jwt"
 	svidWIT  = "wit"
-
-	outcomeOK       = "ok"
-	outcomeRejected = "rejected"
-	outcomeError    = "error"
 )

@@ -220,7 +220,7 @@ func (i *Issuer) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endp
 // witstream.Collect).
 func (i *Issuer) collectWITs(ctx context.Context, s WITSigner, sub *subscription) ([]endpoint.WITSVID, time.Time, error) {
 	i.mu.Lock()
-	sels := sub.attested.selectors
+	sels := sub.attested.Selectors
 	i.mu.Unlock()
 	var wits []endpoint.WITSVID
 	var next time.Time
