@@ -104,9 +104,9 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attestation.Attested, r
 	var failed error // the last failure of an entry skipped
 	due := false
 	for _, e := range entries {
-		m := i.svids[e.ID]
+		m := i.svids.Get(e.ID)
 		switch c := i.inflight[e.ID]; {
-		case m.usable(e, now):
+		case m.Usable(e, now):
 			due = due || (c == nil && i.dueLocked(m, now) && i.backoffLocked(e, now) == nil)
 		case c != nil:
 			wait = append(wait, c)

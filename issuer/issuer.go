@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
+	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -177,25 +178,23 @@ type Issuer struct {
 	// mu guards the fields below. It is never held across a Signer call:
 	// a mint claims its entry in inflight, signs without the lock, then
 	// publishes under it, which keeps one SVID per entry.
-	mu           sync.Mutex
-	stopped      bool                  // Run returned, or Close was called: no more mints
-	pending      []*mintCall           // claimed for new callers, for Run to mint
-	preMinting   bool                  // a batch of pre-mints is under way in the background
-	background   sync.WaitGroup        // the pre-mint batches; Run waits for them
-	mintReady    chan struct{}         // capacity 1: pending is not empty
-	svids        map[string]*minted    // by entry ID
-	svidsVersion uint64                // counts the changes of svids
-	inflight     map[string]*mintCall  // by entry ID: mints under way
-	retry        map[string]retryState // by entry ID: mints that failed
-	subs         map[*subscription]struct{}
-	bundle       *spiffebundle.Bundle
-	activeCA     []byte                // DER of the active X.509 CA certificate
-	tainted      map[string]bool       // DER of the tainted X.509 CA certificates
-	taintedJWT   map[string]bool       // kids of the tainted JWT keys
-	taintedWIT   map[string]bool       // kids of the tainted WIT keys
-	caGen        uint64                // counts the changes of activeCA and tainted
-	cas          map[string]*caCopy    // the CA certificates of the svids, by DER: one copy each
-	views        map[string]cachedView // by view key; see snapshotLocked
+	mu         sync.Mutex
+	stopped    bool                  // Run returned, or Close was called: no more mints
+	pending    []*mintCall           // claimed for new callers, for Run to mint
+	preMinting bool                  // a batch of pre-mints is under way in the background
+	background sync.WaitGroup        // the pre-mint batches; Run waits for them
+	mintReady  chan struct{}         // capacity 1: pending is not empty
+	svids      x509store.Store       // by entry ID
+	inflight   map[string]*mintCall  // by entry ID: mints under way
+	retry      map[string]retryState // by entry ID: mints that failed
+	subs       map[*subscription]struct{}
+	bundle     *spiffebundle.Bundle
+	activeCA   []byte                // DER of the active X.509 CA certificate
+	tainted    map[string]bool       // DER of the tainted X.509 CA certificates
+	taintedJWT map[string]bool       // kids of the tainted JWT keys
+	taintedWIT map[string]bool       // kids of the tainted WIT keys
+	caGen      uint64                // counts the changes of activeCA and tainted
+	views      map[string]cachedView // by view key; see snapshotLocked
 }
 
 var _ endpoint.WITHandler = (*Issuer)(nil)
@@ -235,12 +234,10 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		mintReady: make(chan struct{}, 1),
 		life: lifecycle.NewGuard(lifecycle.Once,
 			errClosed, errors.New("issuer: Run called twice")),
-		svids:    make(map[string]*minted),
 		inflight: make(map[string]*mintCall),
 		retry:    make(map[string]retryState),
 		subs:     make(map[*subscription]struct{}),
 		tainted:  make(map[string]bool),
-		cas:      make(map[string]*caCopy),
 		views:    make(map[string]cachedView),
 	}
 	if _, ok := cfg.Signer.(*LocalSigner); ok {
@@ -623,7 +620,7 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		sub.update(v)
 	}
 	for id, e := range wanted {
-		switch m := i.svids[id]; {
+		switch m := i.svids.Get(id); {
 		case i.inflight[id] != nil:
 			// Whoever mints it wakes this goroutine when done.
 		case i.needsMintLocked(*e, now):
@@ -634,23 +631,23 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 			}
 			// Else the pre-mint under way wakes this goroutine when done.
 		default:
-			next = minTime(next, m.refreshAt)
+			next = minTime(next, m.RefreshAt)
 		}
 	}
-	for id, m := range i.svids {
+	for id, m := range i.svids.All() {
 		if _, ok := wanted[id]; ok {
 			continue
 		}
-		if (i.cfg.PreMint && i.cfg.PreMintLimit == 0) || !now.Before(m.refreshAt) {
+		if (i.cfg.PreMint && i.cfg.PreMintLimit == 0) || !now.Before(m.RefreshAt) {
 			// Pre-minting every entry, an SVID no entry wants is that of a
 			// deleted entry. Otherwise it may be a caller's beyond the
 			// pre-mints, minted for its Subscribe and not yet held.
-			i.dropSVIDLocked(id)
+			i.svids.Drop(id)
 			continue
 		}
 		// Unused for now but kept until its refresh time: a stream that
 		// opens later may take it from the cache.
-		next = minTime(next, m.refreshAt)
+		next = minTime(next, m.RefreshAt)
 	}
 	for id, r := range i.retry {
 		// A failure is kept until its retry time even when no stream

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/internal/parallel"
 	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
+	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
@@ -208,51 +209,6 @@ func rawSVID(e registry.Entry, key crypto.Signer, certs []*x509.Certificate) (*e
 	return &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: pkcs8, Hint: e.Hint}, nil
 }
 
-// caCopy is the one copy of a CA certificate's DER the issuer keeps, with
-// the number of cached SVIDs whose chains hold it.
-type caCopy struct {
-	der  []byte
-	refs int
-}
-
-// setSVIDLocked caches m as the SVID of entry id, in place of the one
-// cached before, if any. The CA certificates of m's chain are replaced by
-// the issuer's copy of the same DER, so that the SVIDs a CA signed share
-// one copy of it, kept while an SVID holds it. i.mu must be held.
-func (i *Issuer) setSVIDLocked(id string, m *minted) {
-	for k, der := range m.svid.Certificates[1:] {
-		c := i.cas[string(der)]
-		if c == nil {
-			// Not the Signer's buffer, which may hold more.
-			c = &caCopy{der: bytes.Clone(der)}
-			i.cas[string(c.der)] = c
-		}
-		c.refs++
-		m.svid.Certificates[k+1] = c.der
-	}
-	i.dropSVIDLocked(id)
-	i.svids[id] = m
-	i.svidsVersion++
-}
-
-// dropSVIDLocked forgets the SVID cached for entry id, if any, and the CA
-// certificates no other SVID holds. i.mu must be held.
-func (i *Issuer) dropSVIDLocked(id string) {
-	m := i.svids[id]
-	if m == nil {
-		return
-	}
-	delete(i.svids, id)
-	i.svidsVersion++
-	for _, der := range m.svid.Certificates[1:] {
-		if c := i.cas[string(der)]; c != nil {
-			if c.refs--; c.refs == 0 {
-				delete(i.cas, string(der))
-			}
-		}
-	}
-}
-
 // mintFailures sums up the failures of one batch of mints, for one log
 // line: how many, the soonest retry, and the first failure.
 type mintFailures struct {
@@ -288,7 +244,7 @@ func (f *mintFailures) log(log *slog.Logger, level slog.Level, msg string) {
 func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.Certificate, err error, now time.Time, kept, lost *mintFailures) {
 	e := c.entry
 	delete(i.inflight, e.ID)
-	old := i.svids[e.ID]
+	old := i.svids.Get(e.ID)
 	if err != nil {
 		c.err = fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, retryable(err))
 		r := i.retry[e.ID]
@@ -298,12 +254,12 @@ func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.
 		r.failures++
 		r.err = c.err
 		wait := i.backoff(r.failures)
-		if old != nil && old.revision == e.Revision && now.Before(old.notAfter) {
+		if old != nil && old.Revision == e.Revision && now.Before(old.NotAfter) {
 			// Never let the SVID served now expire for want of a retry: the
 			// retries come closer as its expiry nears.
-			wait = min(wait, max(old.notAfter.Sub(now)/2, retryInterval))
+			wait = min(wait, max(old.NotAfter.Sub(now)/2, retryInterval))
 			i.log.Debug("re-minting failed; serving the previous SVID", "entry", e.ID,
-				"not_after", old.notAfter, "retry_in", wait, "err", err)
+				"not_after", old.NotAfter, "retry_in", wait, "err", err)
 			kept.add(e, wait, err)
 		} else {
 			i.log.Debug("minting an X509-SVID failed", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
@@ -322,8 +278,8 @@ func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.
 	// A chain whose half life is already past (a CA about to expire) would
 	// otherwise be re-minted in a busy loop.
 	refreshAt = later(refreshAt, now.Add(retryInterval))
-	i.setSVIDLocked(e.ID, &minted{revision: e.Revision, svid: s, refreshAt: refreshAt, notBefore: leaf.NotBefore,
-		notAfter: leaf.NotAfter, mintedAt: now.Round(0), caGen: c.caGen})
+	i.svids.Set(e.ID, &x509store.SVID{Revision: e.Revision, SVID: s, RefreshAt: refreshAt, NotBefore: leaf.NotBefore,
+		NotAfter: leaf.NotAfter, MintedAt: now.Round(0), CAGen: c.caGen})
 	i.log.Debug("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter)
 }

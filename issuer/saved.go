@@ -8,6 +8,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
+	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -39,12 +40,12 @@ type SavedX509SVID struct {
 func (i *Issuer) X509SVIDs() ([]SavedX509SVID, uint64) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	out := make([]SavedX509SVID, 0, len(i.svids))
-	for id, m := range i.svids {
-		out = append(out, SavedX509SVID{EntryID: id, Revision: m.revision, Certificates: m.svid.Certificates,
-			PrivateKey: m.svid.PrivateKey, NotBefore: m.notBefore, NotAfter: m.notAfter, MintedAt: m.mintedAt})
+	out := make([]SavedX509SVID, 0, i.svids.Len())
+	for id, m := range i.svids.All() {
+		out = append(out, SavedX509SVID{EntryID: id, Revision: m.Revision, Certificates: m.SVID.Certificates,
+			PrivateKey: m.SVID.PrivateKey, NotBefore: m.NotBefore, NotAfter: m.NotAfter, MintedAt: m.MintedAt})
 	}
-	return out, i.svidsVersion
+	return out, i.svids.Version()
 }
 
 // X509SVIDsVersion returns a number that changes whenever the X509-SVIDs
@@ -53,7 +54,7 @@ func (i *Issuer) X509SVIDs() ([]SavedX509SVID, uint64) {
 func (i *Issuer) X509SVIDsVersion() uint64 {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.svidsVersion
+	return i.svids.Version()
 }
 
 // Entries returns every entry of the registry as the issuer indexed it,
@@ -108,7 +109,7 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 	v := i.restoreView(len(saved))
 	now, bundle := v.now, v.bundle
 	var res RestoreResult
-	var kept []restored[*minted]
+	var kept []restored[*x509store.SVID]
 	checked := make(map[string]bool) // the chains above the leaf, checked
 	for _, s := range saved {
 		e, ok := v.entry(s.EntryID, s.Revision)
@@ -143,24 +144,24 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 		start := later(s.NotBefore, s.MintedAt)
 		chain := make([][]byte, len(s.Certificates))
 		copy(chain, s.Certificates)
-		kept = append(kept, restored[*minted]{id: e.ID, v: &minted{
-			revision:  e.Revision,
-			svid:      &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: s.PrivateKey, Hint: e.Hint},
-			refreshAt: start.Add(s.NotAfter.Sub(start) / 2),
-			notBefore: s.NotBefore,
-			notAfter:  s.NotAfter,
-			mintedAt:  s.MintedAt.Round(0),
+		kept = append(kept, restored[*x509store.SVID]{id: e.ID, v: &x509store.SVID{
+			Revision:  e.Revision,
+			SVID:      &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: s.PrivateKey, Hint: e.Hint},
+			RefreshAt: start.Add(s.NotAfter.Sub(start) / 2),
+			NotBefore: s.NotBefore,
+			NotAfter:  s.NotAfter,
+			MintedAt:  s.MintedAt.Round(0),
 		}})
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, r := range kept {
-		if i.svids[r.id] != nil || i.inflight[r.id] != nil {
+		if i.svids.Get(r.id) != nil || i.inflight[r.id] != nil {
 			res.Stale++
 			continue
 		}
-		r.v.caGen = i.caGen
-		i.setSVIDLocked(r.id, r.v)
+		r.v.CAGen = i.caGen
+		i.svids.Set(r.id, r.v)
 		res.Restored++
 	}
 	return res, nil
@@ -202,7 +203,7 @@ func (v restoreView) entry(id string, rev int64) (registry.Entry, bool) {
 	return e, ok && e.Revision == rev
 }
 
-// restored is an SVID (an X509-SVID's *minted, a WIT-SVID's cachedWIT)
+// restored is an SVID (an X509-SVID's *x509store.SVID, a WIT-SVID's cachedWIT)
 // that passed its checks, for entry id, held until the issuer takes it.
 type restored[T any] struct {
 	id string

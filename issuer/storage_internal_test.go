@@ -56,11 +56,7 @@ func TestCACopiesFollowTheSVIDs(t *testing.T) {
 	copies := func() map[string]int {
 		i.mu.Lock()
 		defer i.mu.Unlock()
-		out := make(map[string]int, len(i.cas))
-		for der, c := range i.cas {
-			out[der] = c.refs
-		}
-		return out
+		return i.svids.CARefs()
 	}
 	first := string(m.X509Authority().Certificate().Raw)
 	assert.Equal(t, map[string]int{first: 3}, copies())

@@ -7,26 +7,11 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
-
-// minted is the cached X509-SVID of one entry. It keeps the SVID in the
-// form the Workload API sends it (endpoint.RawX509SVID): the leaf's DER, the
-// DER of its CA certificates, shared with every SVID they signed, and the
-// private key as PKCS#8. The parsed certificates and key are dropped once
-// the mint is checked: a node agent holds one SVID per entry, ten thousand
-// and more, and parsed they took five times the memory.
-type minted struct {
-	revision  int64 // of the entry it was minted for
-	svid      *endpoint.RawX509SVID
-	refreshAt time.Time // half its life
-	notBefore time.Time // of the leaf
-	notAfter  time.Time // of the leaf
-	mintedAt  time.Time // the wall clock (no monotonic reading) when it came
-	caGen     uint64    // Issuer.caGen when its mint started
-}
 
 // view is what one caller sees, before it becomes an endpoint.Snapshot.
 type view struct {
@@ -123,12 +108,12 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 	var key strings.Builder
 	var seen map[spiffeid.TrustDomain]bool // the federated trust domains looked up
 	for _, e := range entries {
-		m := i.svids[e.ID]
-		if !m.usable(e, now) {
+		m := i.svids.Get(e.ID)
+		if !m.Usable(e, now) {
 			missing = append(missing, e)
 			continue
 		}
-		v.svids = append(v.svids, m.svid)
+		v.svids = append(v.svids, m.SVID)
 		key.WriteString(e.ID)
 		key.WriteByte(0)
 		for _, td := range e.FederatesWith {
@@ -151,23 +136,6 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 	return v, missing
 }
 
-// usable reports whether m may be served for entry e: minted for its
-// current revision, not expired, and not minted in what is now the
-// future. A usable SVID may still be due for re-minting; it is served
-// meanwhile.
-//
-// An SVID is from the future when the clock was stepped back since it came
-// (now is before mintedAt, a wall-clock reading) and it is not valid yet
-// (now is before its NotBefore): its peers would refuse it, maybe for
-// hours. An SVID that is not valid yet only because its signer's clock is
-// ahead of ours stays usable: minting again would not help.
-func (m *minted) usable(e registry.Entry, now time.Time) bool {
-	if m == nil || m.revision != e.Revision || !now.Before(m.notAfter) {
-		return false
-	}
-	return !now.Before(m.mintedAt) || !now.Before(m.notBefore)
-}
-
 // needsMintLocked reports whether e needs a new SVID now: it has none that
 // is usable, or it is due (see dueLocked), and no mint of it is in flight.
 // i.mu must be held.
@@ -175,25 +143,25 @@ func (i *Issuer) needsMintLocked(e registry.Entry, now time.Time) bool {
 	if i.inflight[e.ID] != nil {
 		return false
 	}
-	m := i.svids[e.ID]
-	return !m.usable(e, now) || i.dueLocked(m, now)
+	m := i.svids.Get(e.ID)
+	return !m.Usable(e, now) || i.dueLocked(m, now)
 }
 
 // dueLocked reports whether m must be replaced: past half its life, signed
 // by a tainted CA, or (unless LazyRotation) by a CA that is no longer the
 // active one. While the Trust does not know the active CA (ActiveX509CA
 // returns nil), the issuer behaves as with LazyRotation. i.mu must be held.
-func (i *Issuer) dueLocked(m *minted, now time.Time) bool {
-	if !now.Before(m.refreshAt) {
+func (i *Issuer) dueLocked(m *x509store.SVID, now time.Time) bool {
+	if !now.Before(m.RefreshAt) {
 		return true
 	}
-	if m.caGen == i.caGen {
+	if m.CAGen == i.caGen {
 		// Minted since the CA last changed: if its CA is still not the
 		// active one (a Signer that signs with another), minting again
 		// would only loop.
 		return false
 	}
-	issuer := m.svid.Certificates[1]
+	issuer := m.SVID.Certificates[1]
 	if i.tainted[string(issuer)] {
 		return true
 	}
