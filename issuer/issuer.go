@@ -18,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
+	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
@@ -179,14 +180,14 @@ type Issuer struct {
 	// a mint claims its entry in inflight, signs without the lock, then
 	// publishes under it, which keeps one SVID per entry.
 	mu         sync.Mutex
-	stopped    bool                  // Run returned, or Close was called: no more mints
-	pending    []*mintCall           // claimed for new callers, for Run to mint
-	preMinting bool                  // a batch of pre-mints is under way in the background
-	background sync.WaitGroup        // the pre-mint batches; Run waits for them
-	mintReady  chan struct{}         // capacity 1: pending is not empty
-	svids      x509store.Store       // by entry ID
-	inflight   map[string]*mintCall  // by entry ID: mints under way
-	retry      map[string]retryState // by entry ID: mints that failed
+	stopped    bool                   // Run returned, or Close was called: no more mints
+	pending    []*mintCall            // claimed for new callers, for Run to mint
+	preMinting bool                   // a batch of pre-mints is under way in the background
+	background sync.WaitGroup         // the pre-mint batches; Run waits for them
+	mintReady  chan struct{}          // capacity 1: pending is not empty
+	svids      x509store.Store        // by entry ID
+	inflight   map[string]*mintCall   // by entry ID: mints under way
+	retry      map[string]retry.State // by entry ID: mints that failed
 	subs       map[*subscription]struct{}
 	bundle     *spiffebundle.Bundle
 	activeCA   []byte                // DER of the active X.509 CA certificate
@@ -228,20 +229,20 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		now:       cfg.Now,
 		poll:      cfg.PollInterval,
 		signer:    cfg.Signer,
-		backoff:   remoteBackoff,
+		backoff:   retry.Remote,
 		maxBatch:  cfg.MaxBatch,
 		wake:      make(chan struct{}, 1),
 		mintReady: make(chan struct{}, 1),
 		life: lifecycle.NewGuard(lifecycle.Once,
 			errClosed, errors.New("issuer: Run called twice")),
 		inflight: make(map[string]*mintCall),
-		retry:    make(map[string]retryState),
+		retry:    make(map[string]retry.State),
 		subs:     make(map[*subscription]struct{}),
 		tainted:  make(map[string]bool),
 		views:    make(map[string]cachedView),
 	}
 	if _, ok := cfg.Signer.(*LocalSigner); ok {
-		i.backoff = localBackoff
+		i.backoff = retry.Local
 	}
 	if i.maxBatch == 0 {
 		i.maxBatch = DefaultMaxBatch
@@ -624,8 +625,8 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		case i.inflight[id] != nil:
 			// Whoever mints it wakes this goroutine when done.
 		case i.needsMintLocked(*e, now):
-			if r, ok := i.retry[id]; ok && r.revision == e.Revision {
-				next = minTime(next, r.at)
+			if r, ok := i.retry[id]; ok && r.Revision == e.Revision {
+				next = minTime(next, r.At)
 			} else if !i.preMinting || streams[id] {
 				next = now // appeared or changed during the mint
 			}
@@ -653,7 +654,7 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 		// A failure is kept until its retry time even when no stream
 		// holds the entry: the caller whose Subscribe waited for that mint
 		// skips the entry by it, and a new caller does not retry it early.
-		if _, ok := wanted[id]; !ok && !now.Before(r.at) {
+		if _, ok := wanted[id]; !ok && !now.Before(r.At) {
 			delete(i.retry, id)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -143,7 +144,7 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 				"expiry", cached.expiry, "err", err)
 			return cached.token, nil
 		}
-		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, retryable(err))
+		return "", fmt.Errorf("issuer: minting a JWT-SVID for entry %s: %w", e.ID, retry.Retryable(err))
 	}
 	life := expiry.Sub(now)
 	i.jwt.Put(key, cachedJWT{

@@ -11,23 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"time"
 
 	"github.com/spiffekit/spiffekit/internal/parallel"
+	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
-
-// retryInterval is how long the issuer waits before it tries again to mint
-// an X509-SVID that failed, with the local signer, and the first wait with a
-// Config.Signer.
-const retryInterval = time.Second
-
-// maxRetryInterval caps the backoff of a failing Config.Signer.
-const maxRetryInterval = 30 * time.Second
 
 // mintCall is the X509-SVID of one entry being minted. At most one exists
 // per entry (in Issuer.inflight): that is what keeps one SVID per entry
@@ -37,26 +29,6 @@ type mintCall struct {
 	caGen uint64        // Issuer.caGen when the mint started
 	done  chan struct{} // closed once err is set and the result published
 	err   error
-}
-
-// retryState is the failure record of one entry's mint.
-type retryState struct {
-	revision int64 // of the entry that failed
-	failures int   // in a row
-	at       time.Time
-	err      error // the last failure, returned to callers until at
-}
-
-// localBackoff is the retry schedule of the local signer: a failure there
-// (no active CA) costs nothing to retry.
-func localBackoff(int) time.Duration { return retryInterval }
-
-// remoteBackoff is the retry schedule of a Config.Signer: exponential from
-// retryInterval up to maxRetryInterval, jittered over its upper half, so that
-// the agents of a server that was down do not all come back at once.
-func remoteBackoff(failures int) time.Duration {
-	d := min(retryInterval<<min(max(failures-1, 0), 6), maxRetryInterval)
-	return d/2 + mrand.N(d/2+1)
 }
 
 // claimLocked records a mint of e in flight and returns it; the caller
@@ -72,10 +44,10 @@ func (i *Issuer) claimLocked(e registry.Entry) *mintCall {
 // enough that e must not be tried again yet, else nil. i.mu must be held.
 func (i *Issuer) backoffLocked(e registry.Entry, now time.Time) error {
 	r, ok := i.retry[e.ID]
-	if !ok || r.revision != e.Revision || !now.Before(r.at) {
+	if !ok || r.Revision != e.Revision || !now.Before(r.At) {
 		return nil
 	}
-	return r.err
+	return r.Err
 }
 
 // mintAll mints the X509-SVIDs of calls, one Signer call per MaxBatch of
@@ -157,7 +129,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		o.Signed(svidX509, len(calls), countErrors(errs), took)
 	}
 	quiet := ctx.Err() != nil // failures of a stopping issuer are not news
-	var kept, lost mintFailures
+	var kept, lost retry.Failures
 	i.mu.Lock()
 	for k, c := range calls {
 		i.publishLocked(c, svids[k], leaves[k], errs[k], now, &kept, &lost)
@@ -170,8 +142,8 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 		i.log.Info("minted X509-SVIDs", "count", minted, "failed", len(calls)-minted)
 	}
 	if !quiet {
-		kept.log(i.log, slog.LevelWarn, "re-minting X509-SVIDs failed; serving the previous ones")
-		lost.log(i.log, slog.LevelError, "minting X509-SVIDs failed")
+		kept.Log(i.log, slog.LevelWarn, "re-minting X509-SVIDs failed; serving the previous ones")
+		lost.Log(i.log, slog.LevelError, "minting X509-SVIDs failed")
 	}
 	for _, c := range calls {
 		close(c.done)
@@ -209,64 +181,36 @@ func rawSVID(e registry.Entry, key crypto.Signer, certs []*x509.Certificate) (*e
 	return &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: pkcs8, Hint: e.Hint}, nil
 }
 
-// mintFailures sums up the failures of one batch of mints, for one log
-// line: how many, the soonest retry, and the first failure.
-type mintFailures struct {
-	count   int
-	retryIn time.Duration
-	entry   registry.Entry
-	err     error
-}
-
-func (f *mintFailures) add(e registry.Entry, retryIn time.Duration, err error) {
-	if f.count == 0 || retryIn < f.retryIn {
-		f.retryIn = retryIn
-	}
-	if f.count == 0 {
-		f.entry, f.err = e, err
-	}
-	f.count++
-}
-
-// log logs f, if it holds a failure, at level.
-func (f *mintFailures) log(log *slog.Logger, level slog.Level, msg string) {
-	if f.count == 0 {
-		return
-	}
-	log.Log(context.Background(), level, msg, "count", f.count, "retry_in", f.retryIn,
-		"first_entry", f.entry.ID, "first_spiffe_id", f.entry.SPIFFEID.String(), "err", f.err)
-}
-
 // publishLocked ends the mint of c: it caches s, whose parsed leaf is leaf,
 // or records the failure err and when to try again, logged at Debug and
 // added to kept (the previous SVID is still served) or lost (none is).
 // i.mu must be held.
-func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.Certificate, err error, now time.Time, kept, lost *mintFailures) {
+func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.Certificate, err error, now time.Time, kept, lost *retry.Failures) {
 	e := c.entry
 	delete(i.inflight, e.ID)
 	old := i.svids.Get(e.ID)
 	if err != nil {
-		c.err = fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, retryable(err))
+		c.err = fmt.Errorf("issuer: minting an X509-SVID for entry %s: %w", e.ID, retry.Retryable(err))
 		r := i.retry[e.ID]
-		if r.revision != e.Revision {
-			r = retryState{revision: e.Revision}
+		if r.Revision != e.Revision {
+			r = retry.State{Revision: e.Revision}
 		}
-		r.failures++
-		r.err = c.err
-		wait := i.backoff(r.failures)
+		r.Failures++
+		r.Err = c.err
+		wait := i.backoff(r.Failures)
 		if old != nil && old.Revision == e.Revision && now.Before(old.NotAfter) {
 			// Never let the SVID served now expire for want of a retry: the
 			// retries come closer as its expiry nears.
-			wait = min(wait, max(old.NotAfter.Sub(now)/2, retryInterval))
+			wait = min(wait, max(old.NotAfter.Sub(now)/2, retry.Interval))
 			i.log.Debug("re-minting failed; serving the previous SVID", "entry", e.ID,
 				"not_after", old.NotAfter, "retry_in", wait, "err", err)
-			kept.add(e, wait, err)
+			kept.Add(e, wait, err)
 		} else {
 			i.log.Debug("minting an X509-SVID failed", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
 				"retry_in", wait, "err", err)
-			lost.add(e, wait, err)
+			lost.Add(e, wait, err)
 		}
-		r.at = now.Add(wait)
+		r.At = now.Add(wait)
 		i.retry[e.ID] = r
 		return
 	}
@@ -277,7 +221,7 @@ func (i *Issuer) publishLocked(c *mintCall, s *endpoint.RawX509SVID, leaf *x509.
 	refreshAt := start.Add(leaf.NotAfter.Sub(start) / 2)
 	// A chain whose half life is already past (a CA about to expire) would
 	// otherwise be re-minted in a busy loop.
-	refreshAt = later(refreshAt, now.Add(retryInterval))
+	refreshAt = later(refreshAt, now.Add(retry.Interval))
 	i.svids.Set(e.ID, &x509store.SVID{Revision: e.Revision, SVID: s, RefreshAt: refreshAt, NotBefore: leaf.NotBefore,
 		NotAfter: leaf.NotAfter, MintedAt: now.Round(0), CAGen: c.caGen})
 	i.log.Debug("minted X509-SVID", "entry", e.ID, "spiffe_id", e.SPIFFEID.String(),
@@ -293,18 +237,6 @@ func countErrors(errs []error) int {
 		}
 	}
 	return n
-}
-
-// retryable returns err, the failure to mint one entry's SVID, as the
-// Workload API should report it: a caller is told to retry (Unavailable),
-// as the issuer itself retries, unless err already says what the caller
-// should see (no identity, unavailable) or that it went away.
-func retryable(err error) error {
-	if errors.Is(err, endpoint.ErrUnavailable) || errors.Is(err, endpoint.ErrNoIdentity) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", endpoint.ErrUnavailable, err)
 }
 
 func later(a, b time.Time) time.Time {

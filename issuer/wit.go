@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
 	"github.com/spiffekit/spiffekit/issuer/internal/witstream"
 	"github.com/spiffekit/spiffekit/registry"
@@ -163,7 +164,7 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 		if errors.Is(err, endpoint.ErrUnimplemented) {
 			return cachedWIT{}, err
 		}
-		return cachedWIT{}, fmt.Errorf("issuer: minting a WIT-SVID for entry %s: %w", e.ID, retryable(err))
+		return cachedWIT{}, fmt.Errorf("issuer: minting a WIT-SVID for entry %s: %w", e.ID, retry.Retryable(err))
 	}
 	jwk, err := jose.JSONWebKey{Key: key, Algorithm: witKeyAlgorithm}.MarshalJSON()
 	if err != nil {
