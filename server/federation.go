@@ -27,10 +27,6 @@ const (
 	DefaultFederationConcurrency = 32
 )
 
-// maxRelationships bounds Config.Federation: each relationship is a
-// goroutine polling an endpoint.
-const maxRelationships = 1024
-
 // A Profile is how a bundle endpoint authenticates itself to the servers
 // that fetch from it (Fed rule 6). Its values are the profile names of the
 // SPIFFE Federation standard, so that a name read from a file converts
@@ -53,11 +49,9 @@ const (
 // datastore, from where it reaches the agents and the workloads whose
 // entries federate with TrustDomain (Fed rule 5). A relationship is
 // one-way (Fed rule 4). Every parameter is given explicitly; none is
-// derived from another (Fed rule 2). Its fields are TrustDomain, URL,
-// Profile, EndpointSPIFFEID (for https_spiffe), BootstrapBundle (for a
-// self-serving https_spiffe endpoint) and WebPKIRoots (for https_web); it
-// is the type of the server's federation poller, under this name, where
-// each field is documented.
+// derived from another (Fed rule 2). Its fields, TrustDomain, URL,
+// Profile, EndpointSPIFFEID, BootstrapBundle and WebPKIRoots, are
+// documented on the type of the server's federation poller.
 type Relationship = fedpoll.Relationship
 
 // FederationStats counts the fetches from the bundle endpoint of one
@@ -68,34 +62,19 @@ type Relationship = fedpoll.Relationship
 // poller, under this name.
 type FederationStats = fedpoll.Stats
 
-// validateRelationships checks every relationship strictly; stored says
-// whether Stores.Bundles holds a bundle of a trust domain. Its errors wrap
-// ErrInvalidConfig, but for a failure of stored.
+// validateRelationships checks every relationship strictly
+// (fedpoll.CheckAll); stored says whether Stores.Bundles holds a bundle of
+// a trust domain. Its errors wrap ErrInvalidConfig, but for a failure of
+// stored.
 func validateRelationships(own spiffeid.TrustDomain, rels []Relationship, stored func(spiffeid.TrustDomain) (bool, error)) ([]fedpoll.Checked, error) {
-	if len(rels) > maxRelationships {
-		return nil, invalidf("at most %d federation relationships", maxRelationships)
+	checked, err := fedpoll.CheckAll(own, rels, stored)
+	if se, ok := errors.AsType[fedpoll.StoreError](err); ok {
+		return nil, se.Err
 	}
-	seen := map[spiffeid.TrustDomain]bool{}
-	out := make([]fedpoll.Checked, 0, len(rels))
-	for i, r := range rels {
-		v, err := fedpoll.Check(own, r, stored)
-		if err != nil {
-			name := r.TrustDomain.Name()
-			if name == "" {
-				name = fmt.Sprintf("#%d", i+1)
-			}
-			if se, ok := errors.AsType[fedpoll.StoreError](err); ok {
-				return nil, fmt.Errorf("server: federation relationship %s: %w", name, se.Err)
-			}
-			return nil, invalidf("federation relationship %s: %w", name, err)
-		}
-		if seen[r.TrustDomain] {
-			return nil, invalidf("federation relationship %s: configured twice", r.TrustDomain.Name())
-		}
-		seen[r.TrustDomain] = true
-		out = append(out, v)
+	if err != nil {
+		return nil, invalidf("%w", err)
 	}
-	return out, nil
+	return checked, nil
 }
 
 // newBundleEndpoint binds the bundle endpoint of s's trust domain,

@@ -99,6 +99,41 @@ func validateEndpointURL(raw string) error {
 	return nil
 }
 
+// MaxRelationships bounds the relationships of a server's configuration:
+// each is a goroutine polling an endpoint.
+const MaxRelationships = 1024
+
+// CheckAll checks the relationships of a server's configuration: each
+// with Check, at most MaxRelationships, none twice. A failure of stored is
+// returned as a StoreError naming the relationship; any other error says
+// what is wrong, and with which relationship.
+func CheckAll(own spiffeid.TrustDomain, rels []Relationship, stored func(spiffeid.TrustDomain) (bool, error)) ([]Checked, error) {
+	if len(rels) > MaxRelationships {
+		return nil, fmt.Errorf("at most %d federation relationships", MaxRelationships)
+	}
+	seen := map[spiffeid.TrustDomain]bool{}
+	out := make([]Checked, 0, len(rels))
+	for i, r := range rels {
+		v, err := Check(own, r, stored)
+		if err != nil {
+			name := r.TrustDomain.Name()
+			if name == "" {
+				name = fmt.Sprintf("#%d", i+1)
+			}
+			if se, ok := errors.AsType[StoreError](err); ok {
+				return nil, StoreError{fmt.Errorf("server: federation relationship %s: %w", name, se.Err)}
+			}
+			return nil, fmt.Errorf("federation relationship %s: %w", name, err)
+		}
+		if seen[r.TrustDomain] {
+			return nil, fmt.Errorf("federation relationship %s: configured twice", r.TrustDomain.Name())
+		}
+		seen[r.TrustDomain] = true
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // A StoreError is a failure to read the store while checking a
 // relationship: not the relationship's fault.
 type StoreError struct{ Err error }

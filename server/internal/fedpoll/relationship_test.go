@@ -113,3 +113,34 @@ func TestStored(t *testing.T) {
 	_, err = Stored(t.Context(), failingBundles{store})(partnerTD)
 	require.EqualError(t, err, "reading the stored bundle: store down")
 }
+
+// Property: CheckAll accepts at most MaxRelationships, none twice, and
+// names the relationship an error is about: by trust domain, or by its
+// place when it has none; a failure to read the store stays a StoreError.
+func TestCheckAll(t *testing.T) {
+	web := func(td spiffeid.TrustDomain) Relationship {
+		return Relationship{TrustDomain: td, URL: "https://bundle.example/", Profile: ProfileHTTPSWeb}
+	}
+	none := func(spiffeid.TrustDomain) (bool, error) { return false, nil }
+	third := spiffeid.RequireTrustDomainFromString("third.test")
+	got, err := CheckAll(ownTD, []Relationship{web(partnerTD), web(third)}, none)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, third, got[1].TrustDomain)
+
+	_, err = CheckAll(ownTD, make([]Relationship, MaxRelationships+1), none)
+	require.EqualError(t, err, "at most 1024 federation relationships")
+	_, err = CheckAll(ownTD, []Relationship{web(partnerTD), web(partnerTD)}, none)
+	require.EqualError(t, err, "federation relationship partner.test: configured twice")
+	_, err = CheckAll(ownTD, []Relationship{web(partnerTD), {URL: "https://x/"}}, none)
+	require.EqualError(t, err, "federation relationship #2: the trust domain is required")
+
+	self := Relationship{TrustDomain: partnerTD, URL: "https://bundle.example/", Profile: ProfileHTTPSSPIFFE,
+		EndpointSPIFFEID: spiffeid.RequireFromPath(partnerTD, "/endpoint")}
+	down := errors.New("store down")
+	_, err = CheckAll(ownTD, []Relationship{self}, func(spiffeid.TrustDomain) (bool, error) { return false, down })
+	se, ok := errors.AsType[StoreError](err)
+	require.True(t, ok)
+	require.ErrorIs(t, se.Err, down)
+	assert.EqualError(t, se.Err, "server: federation relationship partner.test: store down")
+}
