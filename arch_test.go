@@ -50,7 +50,7 @@ func layer(pkg string) (int, bool) {
 	case rel == "spiffeid", rel == "logger":
 		return 0, true
 	case rel == "attest", rel == "attest/internal/cgroups", rel == "attest/internal/azuremeta", rel == "attest/internal/agentpath",
-		rel == "server/internal/httpsendpoint":
+		rel == "server/internal/httpsendpoint", rel == "server/internal/storerun":
 		return 1, true
 	case rel == "registry", rel == "attest/unix":
 		return 2, true
@@ -306,6 +306,7 @@ func TestImportViolation(t *testing.T) {
 		{m("server/internal/mint"), m("server/internal/trust"), false},
 		{m("server"), m("server/internal/datadir"), true},
 		{m("server/internal/prune"), m("server/internal/datadir"), false},
+		{m("server/internal/storerun"), m("registry"), false},
 		{module, m("examples/spiffe-agent/cli"), false},
 		// Prometheus: the programs only.
 		{m("examples/spiffe-agent/cli"), "github.com/prometheus/client_golang/prometheus", true},

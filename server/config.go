@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,9 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/nodeapi/nodeserver"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/server/internal/mint"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -327,32 +324,6 @@ func (st Stores) check() error {
 	return nil
 }
 
-// storeRunner is a store with a long-lived part, such as
-// registry/sqlstore's PostgreSQL listener.
-type storeRunner interface {
-	Run(ctx context.Context) error
-}
-
-// runners returns the distinct store values that have a Run method, in
-// field order.
-func (st Stores) runners() []storeRunner {
-	var out []storeRunner
-	for _, s := range []any{st.Entries, st.Agents, st.Tokens, st.Bundles, st.ServerBundles, st.Federation} {
-		r, ok := s.(storeRunner)
-		if ok && !slices.ContainsFunc(out, func(o storeRunner) bool { return sameValue(o, r) }) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// sameValue reports whether a and b are the same value, without the panic
-// of comparing values of an uncomparable type.
-func sameValue(a, b any) bool {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	return va.Type() == vb.Type() && va.Comparable() && vb.Comparable() && a == b
-}
-
 // MaxSocketPath is the longest path a unix socket can be bound to on
 // Linux: sun_path holds 108 bytes, the terminating NUL included.
 const MaxSocketPath = 107
@@ -419,7 +390,7 @@ func checkStatic(cfg *Config) error {
 		return invalidf("Config.MaxHandshakes must not be negative")
 	}
 	if cfg.JWTIssuer != "" {
-		if err := checkIssuer(cfg.JWTIssuer); err != nil {
+		if err := mint.CheckIssuer(cfg.JWTIssuer); err != nil {
 			return invalidf("Config.JWTIssuer: %v", err)
 		}
 	}
@@ -493,26 +464,6 @@ func checkEndpointConfig(cfg *Config) error {
 		}
 	default:
 		return invalidf("unknown bundle endpoint profile %q (want https_spiffe or https_web)", cfg.FederationProfile)
-	}
-	return nil
-}
-
-// checkIssuer checks a JWT issuer: an absolute http or https URL with a
-// host, no query, fragment or user info, at most 2048 bytes, as OpenID
-// Connect Discovery requires of an issuer identifier (https, but plain
-// http serves tests and providers behind a proxy).
-func checkIssuer(iss string) error {
-	if len(iss) > 2048 {
-		return errors.New("longer than 2048 bytes")
-	}
-	u, err := url.Parse(iss)
-	switch {
-	case err != nil:
-		return fmt.Errorf("not a URL: %w", err)
-	case u.Scheme != "https" && u.Scheme != "http":
-		return fmt.Errorf("%q is not an http or https URL", iss)
-	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(iss, "#"):
-		return fmt.Errorf("%q must be a URL with a host and no user info, query or fragment", iss)
 	}
 	return nil
 }

@@ -64,29 +64,15 @@ func (s *Server) setUpLauncher() (err error) {
 	lc := s.cfg.Launcher.Service
 	lc.TrustDomain = s.cfg.TrustDomain
 	lc.Entries = s.stores.Entries
+	// The trust domain's bundle as the server hands it out, never nil.
 	if lc.X509Authorities == nil {
-		lc.X509Authorities = func() []*x509.Certificate {
-			if b := s.trust.Bundle(); b != nil {
-				return b.X509Authorities()
-			}
-			return nil
-		}
+		lc.X509Authorities = func() []*x509.Certificate { return s.trust.Bundle().X509Authorities() }
 	}
 	if lc.JWTAuthorities == nil {
-		lc.JWTAuthorities = func() map[string]crypto.PublicKey {
-			if b := s.trust.Bundle(); b != nil {
-				return b.JWTAuthorities()
-			}
-			return nil
-		}
+		lc.JWTAuthorities = func() map[string]crypto.PublicKey { return s.trust.Bundle().JWTAuthorities() }
 	}
 	if lc.WITAuthorities == nil {
-		lc.WITAuthorities = func() map[string]crypto.PublicKey {
-			if b := s.trust.Bundle(); b != nil {
-				return b.WITAuthorities()
-			}
-			return nil
-		}
+		lc.WITAuthorities = func() map[string]crypto.PublicKey { return s.trust.Bundle().WITAuthorities() }
 	}
 	if lc.Live == nil {
 		idx, parent := s.node.Index(), launch.ParentID(s.cfg.TrustDomain)

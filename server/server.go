@@ -29,6 +29,7 @@ import (
 	"github.com/spiffekit/spiffekit/server/internal/httpsendpoint"
 	"github.com/spiffekit/spiffekit/server/internal/mint"
 	"github.com/spiffekit/spiffekit/server/internal/prune"
+	"github.com/spiffekit/spiffekit/server/internal/storerun"
 	"github.com/spiffekit/spiffekit/server/internal/trust"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
@@ -295,7 +296,8 @@ func (s *Server) Bundle() *spiffebundle.Bundle { return s.trust.Bundle() }
 // every failure.
 func (s *Server) Run(ctx context.Context) error {
 	var parts []func(context.Context) error
-	for _, st := range s.stores.runners() {
+	stores := s.stores
+	for _, st := range storerun.Distinct(stores.Entries, stores.Agents, stores.Tokens, stores.Bundles, stores.ServerBundles, stores.Federation) {
 		parts = append(parts, st.Run)
 	}
 	parts = append(parts, func(ctx context.Context) error { return s.node.Serve(ctx, s.nodeLis) }, s.node.Run)
@@ -347,20 +349,15 @@ func (s *Server) Close() error {
 		if s.node != nil {
 			errs = append(errs, s.node.Close())
 		}
-		if s.nodeLis != nil {
-			s.nodeLis.Close()
+		for _, l := range []net.Listener{s.nodeLis, s.adminLis, s.launcherLis} {
+			if l != nil {
+				l.Close()
+			}
 		}
-		if s.adminLis != nil {
-			s.adminLis.Close()
-		}
-		if s.endpoint != nil {
-			s.endpoint.Close()
-		}
-		if s.exchange != nil {
-			s.exchange.Close()
-		}
-		if s.launcherLis != nil {
-			s.launcherLis.Close()
+		for _, e := range []*httpsendpoint.Endpoint{s.endpoint, s.exchange} {
+			if e != nil {
+				e.Close()
+			}
 		}
 		if s.cfg.DataDirLock != nil {
 			errs = append(errs, s.cfg.DataDirLock.Close())

@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spiffekit/spiffekit/admin/adminserver"
@@ -32,7 +34,8 @@ type SVIDs struct {
 	X509SVIDTTL, JWTSVIDTTL time.Duration
 	// JWTSVIDJTI gives every JWT-SVID a random "jti" claim.
 	JWTSVIDJTI bool
-	// JWTIssuer, when not empty, is the "iss" claim of every JWT-SVID.
+	// JWTIssuer, when not empty, is the "iss" claim of every JWT-SVID (see
+	// CheckIssuer).
 	JWTIssuer string
 }
 
@@ -86,4 +89,24 @@ func (m SVIDs) MintJWTSVID(ctx context.Context, id spiffeid.ID, audience []strin
 		return "", refused(ctx, err)
 	}
 	return token, nil
+}
+
+// CheckIssuer checks a JWT issuer, as SVIDs.JWTIssuer takes it: an absolute http or https URL with a
+// host, no query, fragment or user info, at most 2048 bytes, as OpenID
+// Connect Discovery requires of an issuer identifier (https, but plain
+// http serves tests and providers behind a proxy).
+func CheckIssuer(iss string) error {
+	if len(iss) > 2048 {
+		return errors.New("longer than 2048 bytes")
+	}
+	u, err := url.Parse(iss)
+	switch {
+	case err != nil:
+		return fmt.Errorf("not a URL: %w", err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%q is not an http or https URL", iss)
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(iss, "#"):
+		return fmt.Errorf("%q must be a URL with a host and no user info, query or fragment", iss)
+	}
+	return nil
 }

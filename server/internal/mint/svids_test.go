@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,23 @@ func TestSVIDs(t *testing.T) {
 	require.ErrorIs(t, err, errNoAuthority)
 	_, err = none.MintJWTSVID(ctx, id, []string{"aud"}, 0)
 	require.ErrorIs(t, err, errNoAuthority)
+}
+
+// Property: a JWT issuer is an http or https URL with a host and nothing
+// an OpenID Connect issuer identifier may not have.
+func TestCheckIssuer(t *testing.T) {
+	for _, ok := range []string{"https://oidc.example.org", "https://oidc.example.org/tenant", "http://127.0.0.1:8080"} {
+		assert.NoError(t, CheckIssuer(ok), ok)
+	}
+	for bad, want := range map[string]string{
+		"https://" + strings.Repeat("a", 2048): "longer than 2048 bytes",
+		"https://a b/":                         "not a URL",
+		"ftp://oidc.example.org":               "is not an http or https URL",
+		"https:///path":                        "must be a URL with a host",
+		"https://u@oidc.example.org":           "must be a URL with a host",
+		"https://oidc.example.org?x=1":         "must be a URL with a host",
+		"https://oidc.example.org#":            "must be a URL with a host",
+	} {
+		assert.ErrorContains(t, CheckIssuer(bad), want, bad)
+	}
 }

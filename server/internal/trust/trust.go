@@ -211,7 +211,8 @@ func (t *View) taintedKIDsLocked(own, peers []string) []string {
 }
 
 // Bundle returns the trust domain's bundle: the server's own authorities
-// and those of every other live server of the trust domain.
+// and those of every other live server of the trust domain. It is never
+// nil.
 func (t *View) Bundle() *spiffebundle.Bundle {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
