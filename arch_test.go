@@ -78,6 +78,8 @@ func layer(pkg string) (int, bool) {
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
 		rel == "admin/adminserver":
 		return 5, true
+	case rel == "issuer/internal/svidcheck":
+		return 4, true
 	case strings.HasPrefix(rel, "issuer/internal/"):
 		return 5, true
 	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll", rel == "server/internal/mint", rel == "server/internal/datadir":

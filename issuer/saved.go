@@ -1,17 +1,11 @@
 package issuer
 
 import (
-	"fmt"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
-	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
+	"github.com/spiffekit/spiffekit/issuer/internal/restore"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/svid/x509svid"
-	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
 // SavedX509SVID is an X509-SVID the issuer holds for an entry, as
@@ -106,106 +100,45 @@ type RestoreResult struct {
 // write, with a digest of its content). An SVID that fails a check fails
 // the call, and nothing is restored: whatever held it cannot be trusted.
 func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
-	v := i.restoreView(len(saved))
-	now, bundle := v.now, v.bundle
-	var res RestoreResult
-	var kept []restored[*x509store.SVID]
-	checked := make(map[string]bool) // the chains above the leaf, checked
-	for _, s := range saved {
-		e, ok := v.entry(s.EntryID, s.Revision)
-		if !ok {
-			res.Stale++
-			continue
-		}
-		if len(s.Certificates) < 2 || len(s.Certificates) > x509svid.MaxChainLength || len(s.PrivateKey) == 0 ||
-			slices.ContainsFunc(s.Certificates, func(der []byte) bool { return len(der) == 0 }) ||
-			s.NotBefore.IsZero() || !s.NotBefore.Before(s.NotAfter) {
-			return RestoreResult{}, fmt.Errorf("issuer: restoring the X509-SVID of entry %s: it lacks a certificate, its key or its dates", e.ID)
-		}
-		if !now.Before(s.NotAfter) {
-			res.Expired++
-			continue
-		}
-		if slices.ContainsFunc(s.Certificates[1:], func(der []byte) bool { return v.tainted[string(der)] }) {
-			res.Tainted++
-			continue
-		}
-		var key strings.Builder
-		for _, der := range s.Certificates[1:] {
-			key.Write(der)
-			key.WriteByte(0)
-		}
-		if !checked[key.String()] {
-			if err := svidcheck.Saved(e, s.Certificates, s.PrivateKey, s.NotBefore, s.NotAfter, bundle, now); err != nil {
-				return RestoreResult{}, fmt.Errorf("issuer: restoring the X509-SVID of entry %s: %w", e.ID, err)
+	kept, r, err := restore.X509s(i.restoreView(len(saved)), func(yield func(*restore.X509SVID) bool) {
+		for k := range saved {
+			if !yield((*restore.X509SVID)(&saved[k])) {
+				return
 			}
-			checked[key.String()] = true
 		}
-		start := later(s.NotBefore, s.MintedAt)
-		chain := make([][]byte, len(s.Certificates))
-		copy(chain, s.Certificates)
-		kept = append(kept, restored[*x509store.SVID]{id: e.ID, v: &x509store.SVID{
-			Revision:  e.Revision,
-			SVID:      &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: s.PrivateKey, Hint: e.Hint},
-			RefreshAt: start.Add(s.NotAfter.Sub(start) / 2),
-			NotBefore: s.NotBefore,
-			NotAfter:  s.NotAfter,
-			MintedAt:  s.MintedAt.Round(0),
-		}})
+	})
+	if err != nil {
+		return RestoreResult{}, err
 	}
+	res := RestoreResult(r)
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	for _, r := range kept {
-		if i.svids.Get(r.id) != nil || i.inflight[r.id] != nil {
+	for _, k := range kept {
+		if i.svids.Get(k.ID) != nil || i.inflight[k.ID] != nil {
 			res.Stale++
 			continue
 		}
-		r.v.CAGen = i.caGen
-		i.svids.Set(r.id, r.v)
+		s := k.SVID
+		i.svids.Set(k.ID, &x509store.SVID{Revision: s.Revision, SVID: s.SVID, RefreshAt: s.RefreshAt,
+			NotBefore: s.NotBefore, NotAfter: s.NotAfter, MintedAt: s.MintedAt, CAGen: i.caGen})
 		res.Restored++
 	}
 	return res, nil
 }
 
-// A restoreView is what Restore and RestoreWITSVIDs check saved SVIDs
-// against: the entries the issuer indexes now, by ID, the time, the trust
-// domain's bundle and what the Trust names as tainted, taken once for all
-// the SVIDs of a call.
-type restoreView struct {
-	entries    map[string]registry.Entry
-	now        time.Time
-	bundle     *spiffebundle.Bundle
-	tainted    map[string]bool // the DER of the tainted X.509 CAs
-	taintedWIT map[string]bool // the kids of the tainted WIT keys
-}
-
 // restoreView reads the Trust again, and takes the view that n saved SVIDs
-// are restored against.
-func (i *Issuer) restoreView(n int) restoreView {
+// are restored against: the entries the issuer indexes now, the time, the
+// trust domain's bundle and what the Trust names as tainted.
+func (i *Issuer) restoreView(n int) restore.View {
 	i.refreshCA() // what the program handed back through the Trust since New
-	v := restoreView{entries: make(map[string]registry.Entry, n), now: i.now()}
+	v := restore.View{Entries: make(map[string]registry.Entry, n), Now: i.now()}
 	for _, e := range i.idx.All() {
-		v.entries[e.ID] = e
+		v.Entries[e.ID] = e
 	}
 	i.mu.Lock()
 	// refreshCA replaces the sets whole, never changes them: they may be
 	// read without the lock.
-	v.bundle, v.tainted, v.taintedWIT = i.bundle, i.tainted, i.taintedWIT
+	v.Bundle, v.Tainted, v.TaintedWIT = i.bundle, i.tainted, i.taintedWIT
 	i.mu.Unlock()
 	return v
-}
-
-// entry returns the entry an SVID saved for entry id at revision rev was
-// minted for, or false when the registry no longer holds the entry at
-// that revision: the SVID is stale.
-func (v restoreView) entry(id string, rev int64) (registry.Entry, bool) {
-	e, ok := v.entries[id]
-	return e, ok && e.Revision == rev
-}
-
-// restored is an SVID (an X509-SVID's *x509store.SVID, a WIT-SVID's cachedWIT)
-// that passed its checks, for entry id, held until the issuer takes it.
-type restored[T any] struct {
-	id string
-	v  T
 }

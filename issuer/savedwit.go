@@ -1,14 +1,9 @@
 package issuer
 
 import (
-	"crypto"
-	"fmt"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
-	"github.com/spiffekit/spiffekit/internal/jwtutil"
-	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
+	"github.com/spiffekit/spiffekit/issuer/internal/restore"
 )
 
 // MaxSavedWITLength bounds the token and the private key of a
@@ -72,69 +67,25 @@ func (i *Issuer) WITSVIDsVersion() uint64 { return i.witVersion.Load() }
 // restored: whatever held it cannot be trusted.
 func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 	v := i.restoreView(len(saved))
-	now, bundle := v.now, v.bundle
-	var res RestoreResult
-	var kept []restored[cachedWIT]
-	for _, s := range saved {
-		e, ok := v.entry(s.EntryID, s.Revision)
-		if !ok {
-			res.Stale++
-			continue
+	kept, r, err := restore.WITs(v, func(yield func(*restore.WITSVID) bool) {
+		for k := range saved {
+			if !yield((*restore.WITSVID)(&saved[k])) {
+				return
+			}
 		}
-		if len(s.Token) > MaxSavedWITLength || len(s.PrivateKey) > MaxSavedWITLength {
-			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: longer than %d bytes", e.ID, MaxSavedWITLength)
-		}
-		var jwk jose.JSONWebKey
-		if err := jwk.UnmarshalJSON(s.PrivateKey); err != nil {
-			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its key does not parse", e.ID) // no detail of a secret
-		}
-		key, ok := jwk.Key.(crypto.Signer)
-		if !ok || jwk.IsPublic() {
-			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its key is no private key", e.ID)
-		}
-		expiry, kid, err := svidcheck.WIT(s.Token, e.SPIFFEID, key.Public())
-		if err != nil {
-			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: %w", e.ID, err)
-		}
-		if !now.Before(expiry) {
-			res.Expired++
-			continue
-		}
-		pub, ok := bundle.FindWITAuthority(kid)
-		if !ok {
-			// Its key left the bundle (revoked) while the program was
-			// down: never served again (see witFor).
-			res.Untrusted++
-			continue
-		}
-		if v.taintedWIT[kid] {
-			// Tainted before the program stopped (it hands the taint back
-			// through the Trust): never served again (see witFor).
-			res.Tainted++
-			continue
-		}
-		jws, err := jose.ParseSigned(s.Token, jwtutil.Algorithms())
-		if err == nil {
-			_, err = jws.Verify(pub)
-		}
-		if err != nil {
-			return RestoreResult{}, fmt.Errorf("issuer: restoring the WIT-SVID of entry %s: its signature does not verify with WIT key %q of the bundle", e.ID, kid)
-		}
-		start := s.MintedAt
-		if start.IsZero() || start.After(now) {
-			start = now
-		}
-		kept = append(kept, restored[cachedWIT]{id: e.ID, v: cachedWIT{
-			revision: e.Revision, kid: kid, token: s.Token, key: string(s.PrivateKey),
-			refreshAt: start.Add(expiry.Sub(start) / 2), expiry: expiry, mintedAt: s.MintedAt.Round(0),
-		}})
+	}, MaxSavedWITLength)
+	if err != nil {
+		return RestoreResult{}, err
 	}
-	for _, r := range kept {
-		if _, ok := i.wit.Get(r.id); ok {
+	res := RestoreResult(r)
+	for _, k := range kept {
+		if _, ok := i.wit.Get(k.ID); ok {
 			res.Stale++
 			continue
 		}
-		i.wit.Put(r.id, r.v, now, maxCachedWITs)
+		w := k.SVID
+		i.wit.Put(k.ID, cachedWIT{revision: w.Revision, kid: w.Kid, token: w.Token, key: w.Key,
+			refreshAt: w.RefreshAt, expiry: w.Expiry, mintedAt: w.MintedAt}, v.Now, maxCachedWITs)
 		res.Restored++
 	}
 	if res.Restored > 0 {
