@@ -18,6 +18,7 @@ import (
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
+	"github.com/spiffekit/spiffekit/issuer/internal/clockstep"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
@@ -367,35 +368,6 @@ func (i *Issuer) Sync(ctx context.Context) error {
 	return nil
 }
 
-// clockCheck is how often Run's loop looks for a step of the clock.
-const clockCheck = time.Second
-
-// maxClockDrift is how far the clock (Config.Now) may move from the
-// monotonic clock between two checks before it counts as stepped.
-const maxClockDrift = time.Second
-
-// stepDetector notices steps of a wall clock: it compares how far the
-// clock moved with how far the monotonic clock did.
-type stepDetector struct {
-	now        func() time.Time
-	wall, mono time.Time
-}
-
-func newStepDetector(now func() time.Time) *stepDetector {
-	return &stepDetector{now: now, wall: now().Round(0), mono: time.Now()}
-}
-
-// check returns how far the clock was stepped since the last check, or 0.
-func (d *stepDetector) check() time.Duration {
-	wall, mono := d.now().Round(0), time.Now()
-	drift := wall.Sub(d.wall) - mono.Sub(d.mono)
-	d.wall, d.mono = wall, mono
-	if drift.Abs() < maxClockDrift {
-		return 0
-	}
-	return drift
-}
-
 // poke asks Run's loop to refresh every view.
 func (i *Issuer) poke() {
 	select {
@@ -419,8 +391,8 @@ func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 	// The first refresh runs at once: it pre-mints (Config.PreMint).
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	steps := newStepDetector(i.now)
-	clockTick := time.NewTicker(clockCheck)
+	steps := clockstep.New(i.now)
+	clockTick := time.NewTicker(clockstep.Interval)
 	defer clockTick.Stop()
 	for {
 		select {
@@ -436,7 +408,7 @@ func (i *Issuer) loop(ctx context.Context, caUpdates <-chan struct{}) {
 			// The timer waits for a re-mint by the monotonic clock: after a
 			// step of the wall clock (Config.Now), SVIDs may have expired,
 			// or come from what is now the future, long before it fires.
-			step := steps.check()
+			step := steps.Check()
 			if step == 0 {
 				continue
 			}
