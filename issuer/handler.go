@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
+	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -141,7 +142,7 @@ func (i *Issuer) subscribeOnce(caller endpoint.Caller, a attestation.Attested, r
 		return nil, wait, nil
 	}
 	v, _ := i.viewLocked(entries, now) // the entries skipped have no SVID
-	if len(v.svids) == 0 {
+	if len(v.SVIDs) == 0 {
 		// Every entry failed: the caller has identities it cannot be
 		// given now, and retries (the error wraps ErrUnavailable).
 		return nil, nil, failed
@@ -165,8 +166,8 @@ type subscription struct {
 	// later by reattest. Guarded by iss.mu.
 	attested attestation.Attested
 
-	last      view // guarded by iss.mu
-	published bool // guarded by iss.mu
+	last      viewcache.View // guarded by iss.mu
+	published bool           // guarded by iss.mu
 	snap      atomic.Pointer[endpoint.Snapshot]
 	changed   chan struct{} // capacity 1
 	once      sync.Once
@@ -174,21 +175,21 @@ type subscription struct {
 
 // update publishes v if it differs from the view last published, and
 // signals the change. The issuer's mu must be held.
-func (s *subscription) update(v view) {
-	if s.published && v.equal(s.last) {
+func (s *subscription) update(v viewcache.View) {
+	if s.published && v.Equal(s.last) {
 		if snap := s.snap.Load(); snap != nil {
 			// Offered to the callers that will see the same view.
-			s.iss.cacheLocked(v, snap)
+			s.iss.views.Offer(v, snap)
 		}
 		return
 	}
 	s.last, s.published = v, true
-	if len(v.svids) == 0 {
+	if len(v.SVIDs) == 0 {
 		// No entry applies any more: the server ends the stream with
 		// PermissionDenied (WAPI rule 10).
 		s.snap.Store(nil)
 	} else {
-		s.snap.Store(s.iss.snapshotLocked(v))
+		s.snap.Store(s.iss.views.Snapshot(s.iss.td, v))
 	}
 	select {
 	case s.changed <- struct{}{}:

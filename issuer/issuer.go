@@ -21,6 +21,7 @@ import (
 	"github.com/spiffekit/spiffekit/issuer/internal/clockstep"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
+	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -191,12 +192,12 @@ type Issuer struct {
 	retry      map[string]retry.State // by entry ID: mints that failed
 	subs       map[*subscription]struct{}
 	bundle     *spiffebundle.Bundle
-	activeCA   []byte                // DER of the active X.509 CA certificate
-	tainted    map[string]bool       // DER of the tainted X.509 CA certificates
-	taintedJWT map[string]bool       // kids of the tainted JWT keys
-	taintedWIT map[string]bool       // kids of the tainted WIT keys
-	caGen      uint64                // counts the changes of activeCA and tainted
-	views      map[string]cachedView // by view key; see snapshotLocked
+	activeCA   []byte          // DER of the active X.509 CA certificate
+	tainted    map[string]bool // DER of the tainted X.509 CA certificates
+	taintedJWT map[string]bool // kids of the tainted JWT keys
+	taintedWIT map[string]bool // kids of the tainted WIT keys
+	caGen      uint64          // counts the changes of activeCA and tainted
+	views      viewcache.Cache // the Snapshots served since the last refresh
 }
 
 var _ endpoint.WITHandler = (*Issuer)(nil)
@@ -240,7 +241,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		retry:    make(map[string]retry.State),
 		subs:     make(map[*subscription]struct{}),
 		tainted:  make(map[string]bool),
-		views:    make(map[string]cachedView),
 	}
 	if _, ok := cfg.Signer.(*LocalSigner); ok {
 		i.backoff = retry.Local
@@ -570,7 +570,7 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	streams := onStream(subEntries)
 	// The views served until now may hold SVIDs replaced since: the
 	// subscriptions below offer theirs again, or make them anew.
-	clear(i.views)
+	i.views.Clear()
 	for sub, entries := range subEntries {
 		v, missing := i.viewLocked(entries, now)
 		pending := false
@@ -584,7 +584,7 @@ func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 					"pid", sub.caller.PID, "uid", sub.caller.UID, "entry", e.ID, "err", err)
 			}
 		}
-		if pending || (len(missing) > 0 && len(v.svids) == 0) {
+		if pending || (len(missing) > 0 && len(v.SVIDs) == 0) {
 			// Keep the previous view until every SVID is back, or while
 			// none is: the caller's entries still apply to it. Retried
 			// when backoffLocked says.

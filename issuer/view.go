@@ -7,57 +7,11 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
-	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
-
-// view is what one caller sees, before it becomes an endpoint.Snapshot.
-type view struct {
-	key     string // the IDs of the entries of svids, in order: the views cache's key
-	svids   []*endpoint.RawX509SVID
-	bundles []*spiffebundle.Bundle
-}
-
-// equal reports whether v and o hold the same SVIDs and bundles.
-func (v view) equal(o view) bool {
-	return slices.Equal(v.svids, o.svids) && slices.Equal(v.bundles, o.bundles)
-}
-
-// maxCachedViews bounds the views cache; it is emptied when full.
-const maxCachedViews = 4096
-
-// cachedView is a view with the Snapshot made of it.
-type cachedView struct {
-	v    view
-	snap *endpoint.Snapshot
-}
-
-// snapshotLocked returns the Snapshot of v: the cached one when an equal
-// view was served since the last refresh, so that every caller and stream
-// that sees the same SVIDs and bundles shares one Snapshot, which the
-// Workload API server encodes once. i.mu must be held.
-func (i *Issuer) snapshotLocked(v view) *endpoint.Snapshot {
-	if c, ok := i.views[v.key]; ok && c.v.equal(v) {
-		return c.snap
-	}
-	snap := &endpoint.Snapshot{TrustDomain: i.td, RawX509SVIDs: v.svids, Bundles: v.bundles}
-	i.cacheLocked(v, snap)
-	return snap
-}
-
-// cacheLocked offers snap, the Snapshot of v, to the callers that will see
-// v, unless the cache already holds one for v. i.mu must be held.
-func (i *Issuer) cacheLocked(v view, snap *endpoint.Snapshot) {
-	if c, ok := i.views[v.key]; ok && c.v.equal(v) {
-		return
-	}
-	if len(i.views) >= maxCachedViews {
-		clear(i.views)
-	}
-	i.views[v.key] = cachedView{v: v, snap: snap}
-}
 
 // entries returns the entries that apply to a caller with the given
 // selectors, in a stable order (by SPIFFE ID, then entry ID), without a
@@ -100,11 +54,11 @@ func (i *Issuer) entries(sels []attest.Selector) []registry.Entry {
 // entries apply to, with the SVIDs of those that have a usable one. It
 // mints nothing: it returns the entries that have none as missing. i.mu
 // must be held.
-func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, missing []registry.Entry) {
+func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v viewcache.View, missing []registry.Entry) {
 	if len(entries) == 0 {
-		return view{}, nil
+		return viewcache.View{}, nil
 	}
-	v = view{bundles: []*spiffebundle.Bundle{i.bundle}}
+	v = viewcache.View{Bundles: []*spiffebundle.Bundle{i.bundle}}
 	var key strings.Builder
 	var seen map[spiffeid.TrustDomain]bool // the federated trust domains looked up
 	for _, e := range entries {
@@ -113,7 +67,7 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 			missing = append(missing, e)
 			continue
 		}
-		v.svids = append(v.svids, m.SVID)
+		v.SVIDs = append(v.SVIDs, m.SVID)
 		key.WriteString(e.ID)
 		key.WriteByte(0)
 		for _, td := range e.FederatesWith {
@@ -129,10 +83,10 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v view, mi
 				i.log.Debug("no bundle for a federated trust domain", "trust_domain", td.Name(), "err", err)
 				continue
 			}
-			v.bundles = append(v.bundles, b)
+			v.Bundles = append(v.Bundles, b)
 		}
 	}
-	v.key = key.String()
+	v.Key = key.String()
 	return v, missing
 }
 
