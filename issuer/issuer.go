@@ -14,10 +14,10 @@ import (
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
-	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
 	"github.com/spiffekit/spiffekit/internal/lifecycle"
 	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
+	"github.com/spiffekit/spiffekit/issuer/internal/authorities"
 	"github.com/spiffekit/spiffekit/issuer/internal/clockstep"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
@@ -191,13 +191,8 @@ type Issuer struct {
 	inflight   map[string]*mintCall   // by entry ID: mints under way
 	retry      map[string]retry.State // by entry ID: mints that failed
 	subs       map[*subscription]struct{}
-	bundle     *spiffebundle.Bundle
-	activeCA   []byte          // DER of the active X.509 CA certificate
-	tainted    map[string]bool // DER of the tainted X.509 CA certificates
-	taintedJWT map[string]bool // kids of the tainted JWT keys
-	taintedWIT map[string]bool // kids of the tainted WIT keys
-	caGen      uint64          // counts the changes of activeCA and tainted
-	views      viewcache.Cache // the Snapshots served since the last refresh
+	auth       authorities.State // what the Trust last said
+	views      viewcache.Cache   // the Snapshots served since the last refresh
 }
 
 var _ endpoint.WITHandler = (*Issuer)(nil)
@@ -240,7 +235,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		inflight: make(map[string]*mintCall),
 		retry:    make(map[string]retry.State),
 		subs:     make(map[*subscription]struct{}),
-		tainted:  make(map[string]bool),
 	}
 	if _, ok := cfg.Signer.(*LocalSigner); ok {
 		i.backoff = retry.Local
@@ -442,47 +436,19 @@ func (i *Issuer) syncIndex(ctx context.Context) int {
 // dropped, and the FetchWITSVID subscriptions woken to replace theirs; so
 // are the JWT-SVIDs and WIT-SVIDs of keys no longer in a new bundle.
 func (i *Issuer) refreshCA() {
-	b := i.cfg.Trust.Bundle()
-	var active []byte
-	if c := i.cfg.Trust.ActiveX509CA(); c != nil {
-		active = c.Raw
-	}
-	tainted := make(map[string]bool)
-	for _, c := range i.cfg.Trust.TaintedX509CAs() {
-		tainted[string(c.Raw)] = true
-	}
-	taintedJWT, taintedWIT := make(map[string]bool), make(map[string]bool)
-	if r, ok := i.cfg.Trust.(ca.KeyTaintReporter); ok {
-		for _, kid := range r.TaintedJWTKeyIDs() {
-			taintedJWT[kid] = true
-		}
-		for _, kid := range r.TaintedWITKeyIDs() {
-			taintedWIT[kid] = true
-		}
-	}
+	r := authorities.Read(i.cfg.Trust)
 	i.mu.Lock()
-	bundleChanged := false
-	if b != nil && b.TrustDomain() == i.td {
-		bundleChanged = b != i.bundle
-		i.bundle = b
-	}
-	bundle := i.bundle
-	if string(active) != string(i.activeCA) || !maps.Equal(tainted, i.tainted) {
-		i.caGen++
-	}
-	i.activeCA = active
-	i.tainted = tainted
-	jwtChanged, witChanged := !maps.Equal(taintedJWT, i.taintedJWT), !maps.Equal(taintedWIT, i.taintedWIT)
-	i.taintedJWT, i.taintedWIT = taintedJWT, taintedWIT
+	changed := i.auth.Apply(r, i.td)
+	bundle, taintedJWT, taintedWIT := i.auth.Bundle, i.auth.TaintedJWT, i.auth.TaintedWIT
 	i.mu.Unlock()
 	// Set before the drops: a token minted meanwhile is checked against
 	// the new sets when it is served.
-	if jwtChanged {
+	if changed.TaintedJWT {
 		if n := i.jwt.DeleteFunc(func(_ string, t cachedJWT) bool { return taintedJWT[t.kid] }); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of tainted keys", "count", n, "kids", slices.Sorted(maps.Keys(taintedJWT)))
 		}
 	}
-	if bundleChanged {
+	if changed.Bundle {
 		// Revoked keys: jwtFor serves none of their tokens, whose place
 		// is better freed now.
 		if n, gone := i.jwt.DropKeys(bundle.HasJWTAuthority); n > 0 {
@@ -490,14 +456,14 @@ func (i *Issuer) refreshCA() {
 		}
 	}
 	wake := false
-	if witChanged {
+	if changed.TaintedWIT {
 		if n := i.wit.DeleteFunc(func(_ string, w cachedWIT) bool { return taintedWIT[w.kid] }); n > 0 {
 			i.witVersion.Add(1)
 			i.log.Info("dropped the WIT-SVIDs of tainted keys; renewing those of open streams", "count", n, "kids", slices.Sorted(maps.Keys(taintedWIT)))
 		}
 		wake = true
 	}
-	if bundleChanged {
+	if changed.Bundle {
 		// Revoked keys: witFor serves none of their WIT-SVIDs. Dropped
 		// now, not when next asked for, so that what a program keeps for
 		// a restart (WITSVIDs) holds none of them either, and the open
@@ -519,9 +485,9 @@ func (i *Issuer) keyTainted(wit bool, kid string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if wit {
-		return i.taintedWIT[kid]
+		return i.auth.TaintedWIT[kid]
 	}
-	return i.taintedJWT[kid]
+	return i.auth.TaintedJWT[kid]
 }
 
 // refreshAll mints a batch of the X509-SVIDs that are due among those of

@@ -162,5 +162,5 @@ func (i *Issuer) jwtFor(ctx context.Context, e registry.Entry, audience []string
 func (i *Issuer) trustsJWTKey(kid string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.bundle.HasJWTAuthority(kid) && !i.taintedJWT[kid]
+	return i.auth.TrustsJWTKey(kid)
 }

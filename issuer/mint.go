@@ -26,7 +26,7 @@ import (
 // while no lock is held across the Signer.
 type mintCall struct {
 	entry registry.Entry
-	caGen uint64        // Issuer.caGen when the mint started
+	caGen uint64        // Issuer.auth.Gen when the mint started
 	done  chan struct{} // closed once err is set and the result published
 	err   error
 }
@@ -35,7 +35,7 @@ type mintCall struct {
 // must pass it to mintAll. i.mu must be held, and e must have no mint in
 // flight.
 func (i *Issuer) claimLocked(e registry.Entry) *mintCall {
-	c := &mintCall{entry: e, caGen: i.caGen, done: make(chan struct{})}
+	c := &mintCall{entry: e, caGen: i.auth.Gen, done: make(chan struct{})}
 	i.inflight[e.ID] = c
 	return c
 }

@@ -120,7 +120,7 @@ func (i *Issuer) Restore(saved []SavedX509SVID) (RestoreResult, error) {
 		}
 		s := k.SVID
 		i.svids.Set(k.ID, &x509store.SVID{Revision: s.Revision, SVID: s.SVID, RefreshAt: s.RefreshAt,
-			NotBefore: s.NotBefore, NotAfter: s.NotAfter, MintedAt: s.MintedAt, CAGen: i.caGen})
+			NotBefore: s.NotBefore, NotAfter: s.NotAfter, MintedAt: s.MintedAt, CAGen: i.auth.Gen})
 		res.Restored++
 	}
 	return res, nil
@@ -138,7 +138,7 @@ func (i *Issuer) restoreView(n int) restore.View {
 	i.mu.Lock()
 	// refreshCA replaces the sets whole, never changes them: they may be
 	// read without the lock.
-	v.Bundle, v.Tainted, v.TaintedWIT = i.bundle, i.tainted, i.taintedWIT
+	v.Bundle, v.Tainted, v.TaintedWIT = i.auth.Bundle, i.auth.Tainted, i.auth.TaintedWIT
 	i.mu.Unlock()
 	return v
 }

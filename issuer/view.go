@@ -58,7 +58,7 @@ func (i *Issuer) viewLocked(entries []registry.Entry, now time.Time) (v viewcach
 	if len(entries) == 0 {
 		return viewcache.View{}, nil
 	}
-	v = viewcache.View{Bundles: []*spiffebundle.Bundle{i.bundle}}
+	v = viewcache.View{Bundles: []*spiffebundle.Bundle{i.auth.Bundle}}
 	var key strings.Builder
 	var seen map[spiffeid.TrustDomain]bool // the federated trust domains looked up
 	for _, e := range entries {
@@ -109,17 +109,13 @@ func (i *Issuer) dueLocked(m *x509store.SVID, now time.Time) bool {
 	if !now.Before(m.RefreshAt) {
 		return true
 	}
-	if m.CAGen == i.caGen {
+	if m.CAGen == i.auth.Gen {
 		// Minted since the CA last changed: if its CA is still not the
 		// active one (a Signer that signs with another), minting again
 		// would only loop.
 		return false
 	}
-	issuer := m.SVID.Certificates[1]
-	if i.tainted[string(issuer)] {
-		return true
-	}
-	return !i.cfg.LazyRotation && i.activeCA != nil && string(issuer) != string(i.activeCA)
+	return i.auth.Replaces(m.SVID.Certificates[1], i.cfg.LazyRotation)
 }
 
 // preMintEntries returns every entry the issuer serves, for

@@ -128,7 +128,7 @@ func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cac
 func (i *Issuer) trustsWITKey(kid string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.bundle.HasWITAuthority(kid) && !i.taintedWIT[kid]
+	return i.auth.TrustsWITKey(kid)
 }
 
 func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now time.Time) (cachedWIT, error) {
