@@ -78,7 +78,7 @@ func layer(pkg string) (int, bool) {
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
 		rel == "admin/adminserver":
 		return 5, true
-	case rel == "issuer/internal/svidcheck":
+	case rel == "issuer/internal/svidcheck", rel == "issuer/internal/tokencache":
 		return 4, true
 	case strings.HasPrefix(rel, "issuer/internal/"):
 		return 5, true

@@ -19,6 +19,7 @@ import (
 	"github.com/spiffekit/spiffekit/issuer/internal/attestation"
 	"github.com/spiffekit/spiffekit/issuer/internal/authorities"
 	"github.com/spiffekit/spiffekit/issuer/internal/clockstep"
+	"github.com/spiffekit/spiffekit/issuer/internal/jwtmint"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
 	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
 	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
@@ -168,7 +169,7 @@ type Issuer struct {
 	backoff  func(failures int) time.Duration
 	maxBatch int
 
-	jwt tokencache.Cache[cachedJWT] // by entry, audiences and key
+	jwt *jwtmint.Minter
 	wit tokencache.Cache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
 	// witVersion counts the WIT-SVIDs put in wit, and the drops of those
 	// tainted or revoked (see WITSVIDsVersion).
@@ -261,6 +262,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: indexing the registry: %w", err)
 	}
 	i.idx = idx
+	i.jwt = i.newJWTMinter()
 	i.att = attestation.Attestor{Attestor: cfg.Attestor, Index: idx, Observer: cfg.Observer, Log: i.log}
 	i.refreshCA()
 	return i, nil
@@ -444,14 +446,14 @@ func (i *Issuer) refreshCA() {
 	// Set before the drops: a token minted meanwhile is checked against
 	// the new sets when it is served.
 	if changed.TaintedJWT {
-		if n := i.jwt.DeleteFunc(func(_ string, t cachedJWT) bool { return taintedJWT[t.kid] }); n > 0 {
+		if n := i.jwt.DropTainted(taintedJWT); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of tainted keys", "count", n, "kids", slices.Sorted(maps.Keys(taintedJWT)))
 		}
 	}
 	if changed.Bundle {
-		// Revoked keys: jwtFor serves none of their tokens, whose place
-		// is better freed now.
-		if n, gone := i.jwt.DropKeys(bundle.HasJWTAuthority); n > 0 {
+		// Revoked keys: none of their tokens is served, whose place is
+		// better freed now.
+		if n, gone := i.jwt.DropUntrusted(bundle.HasJWTAuthority); n > 0 {
 			i.log.Info("dropped the cached JWT-SVIDs of keys no longer in the bundle", "count", n, "kids", gone)
 		}
 	}

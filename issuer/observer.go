@@ -33,6 +33,5 @@ type Observer interface {
 // Values of an Observer's labels.
 const (
 	svidX509 = "x509"
-	svidJWT  = "jwt"
 	svidWIT  = "wit"
 )
