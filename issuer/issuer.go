@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
@@ -21,8 +20,8 @@ import (
 	"github.com/spiffekit/spiffekit/issuer/internal/clockstep"
 	"github.com/spiffekit/spiffekit/issuer/internal/jwtmint"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
-	"github.com/spiffekit/spiffekit/issuer/internal/tokencache"
 	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
+	"github.com/spiffekit/spiffekit/issuer/internal/witmint"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/registry/index"
@@ -170,10 +169,7 @@ type Issuer struct {
 	maxBatch int
 
 	jwt *jwtmint.Minter
-	wit tokencache.Cache[cachedWIT] // by entry ID: one WIT-SVID per entry, shared by its callers (WIT rule 13)
-	// witVersion counts the WIT-SVIDs put in wit, and the drops of those
-	// tainted or revoked (see WITSVIDsVersion).
-	witVersion atomic.Uint64
+	wit *witmint.Minter // one WIT-SVID per entry, shared by its callers (WIT rule 13)
 	// witTaints wakes the FetchWITSVID subscriptions when the tainted WIT
 	// keys change, and when WIT-SVIDs of a key that left the bundle are
 	// dropped.
@@ -263,6 +259,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	i.idx = idx
 	i.jwt = i.newJWTMinter()
+	i.wit = i.newWITMinter()
 	i.att = attestation.Attestor{Attestor: cfg.Attestor, Index: idx, Observer: cfg.Observer, Log: i.log}
 	i.refreshCA()
 	return i, nil
@@ -459,19 +456,17 @@ func (i *Issuer) refreshCA() {
 	}
 	wake := false
 	if changed.TaintedWIT {
-		if n := i.wit.DeleteFunc(func(_ string, w cachedWIT) bool { return taintedWIT[w.kid] }); n > 0 {
-			i.witVersion.Add(1)
+		if n := i.wit.DropTainted(taintedWIT); n > 0 {
 			i.log.Info("dropped the WIT-SVIDs of tainted keys; renewing those of open streams", "count", n, "kids", slices.Sorted(maps.Keys(taintedWIT)))
 		}
 		wake = true
 	}
 	if changed.Bundle {
-		// Revoked keys: witFor serves none of their WIT-SVIDs. Dropped
+		// Revoked keys: none of their WIT-SVIDs is served. Dropped
 		// now, not when next asked for, so that what a program keeps for
 		// a restart (WITSVIDs) holds none of them either, and the open
 		// streams get new ones at once.
-		if n, gone := i.wit.DropKeys(bundle.HasWITAuthority); n > 0 {
-			i.witVersion.Add(1)
+		if n, gone := i.wit.DropUntrusted(bundle.HasWITAuthority); n > 0 {
 			i.log.Info("dropped the WIT-SVIDs of keys no longer in the bundle; renewing those of open streams", "count", n, "kids", gone)
 			wake = true
 		}

@@ -30,8 +30,5 @@ type Observer interface {
 	WorkloadAttested(outcome string, d time.Duration)
 }
 
-// Values of an Observer's labels.
-const (
-	svidX509 = "x509"
-	svidWIT  = "wit"
-)
+// svidX509 is the svidType an Observer is told of X509-SVIDs.
+const svidX509 = "x509"

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/issuer/internal/restore"
+	"github.com/spiffekit/spiffekit/issuer/internal/witmint"
 )
 
 // MaxSavedWITLength bounds the token and the private key of a
@@ -34,11 +35,11 @@ type SavedWITSVID struct {
 // WITSVIDsVersion returned when they were read. Expired ones may be among
 // them.
 func (i *Issuer) WITSVIDs() ([]SavedWITSVID, uint64) {
-	v := i.witVersion.Load()
+	v := i.wit.Version()
 	var out []SavedWITSVID
-	i.wit.Each(func(id string, w cachedWIT) {
-		out = append(out, SavedWITSVID{EntryID: id, Revision: w.revision, Token: w.token,
-			PrivateKey: []byte(w.key), MintedAt: w.mintedAt})
+	i.wit.Each(func(id string, w witmint.WIT) {
+		out = append(out, SavedWITSVID{EntryID: id, Revision: w.Revision, Token: w.Token,
+			PrivateKey: []byte(w.Key), MintedAt: w.MintedAt})
 	})
 	return out, v
 }
@@ -47,7 +48,7 @@ func (i *Issuer) WITSVIDs() ([]SavedWITSVID, uint64) {
 // the issuer holds do (one minted or restored, those of a key tainted or
 // gone from the bundle dropped), so that a program that keeps them knows
 // when to save them again.
-func (i *Issuer) WITSVIDsVersion() uint64 { return i.witVersion.Load() }
+func (i *Issuer) WITSVIDsVersion() uint64 { return i.wit.Version() }
 
 // RestoreWITSVIDs has the issuer hold WIT-SVIDs saved from WITSVIDs, so
 // that it serves them to FetchWITSVID callers without a WITSigner, as if
@@ -79,17 +80,14 @@ func (i *Issuer) RestoreWITSVIDs(saved []SavedWITSVID) (RestoreResult, error) {
 	}
 	res := RestoreResult(r)
 	for _, k := range kept {
-		if _, ok := i.wit.Get(k.ID); ok {
+		if !i.wit.Restore(k.ID, witmint.WIT(k.SVID), v.Now) {
 			res.Stale++
 			continue
 		}
-		w := k.SVID
-		i.wit.Put(k.ID, cachedWIT{revision: w.Revision, kid: w.Kid, token: w.Token, key: w.Key,
-			refreshAt: w.RefreshAt, expiry: w.Expiry, mintedAt: w.MintedAt}, v.Now, maxCachedWITs)
 		res.Restored++
 	}
 	if res.Restored > 0 {
-		i.witVersion.Add(1)
+		i.wit.Restored()
 	}
 	return res, nil
 }

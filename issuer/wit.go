@@ -3,18 +3,13 @@ package issuer
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
-	"github.com/spiffekit/spiffekit/issuer/internal/svidcheck"
+	"github.com/spiffekit/spiffekit/issuer/internal/witmint"
 	"github.com/spiffekit/spiffekit/issuer/internal/witstream"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -72,55 +67,24 @@ func (s *LocalSigner) SignWITSVID(ctx context.Context, req WITSVIDRequest) (stri
 	})
 }
 
-// witKeyAlgorithm is the algorithm of the keys the issuer generates for
-// WIT-SVIDs: ECDSA P-256, as for X509-SVIDs.
-const witKeyAlgorithm = string(jose.ES256)
-
-// maxCachedWITs bounds the WIT-SVID cache, one per entry. A node agent
-// serving more entries to FetchWITSVID callers at once re-mints.
-const maxCachedWITs = 4096
-
-// cachedWIT is the WIT-SVID of one entry, with its private key as the
-// Workload API sends it.
-type cachedWIT struct {
-	revision  int64  // of the entry it was minted for
-	kid       string // of the WIT key that signed it
-	token     string
-	key       string    // private key, JWK JSON
-	refreshAt time.Time // half its life
-	expiry    time.Time
-	mintedAt  time.Time // by the issuer's clock
-}
-
-// Expires returns when the token expires (tokencache.Token).
-func (w cachedWIT) Expires() time.Time { return w.expiry }
-
-// KeyID returns the ID of the key that signed the token (tokencache.Token).
-func (w cachedWIT) KeyID() string { return w.kid }
-
-// witFor returns the WIT-SVID of entry e: the cached one until half its
-// life, else a new one, for a new key. While the signer fails, the cached
-// one is served until it expires. A WIT-SVID whose signing key has left
-// the trust domain's bundle (revoked) or is tainted is never served again.
-func (i *Issuer) witFor(ctx context.Context, s WITSigner, e registry.Entry) (cachedWIT, error) {
-	now := i.now()
-	cached, ok := i.wit.Get(e.ID)
-	ok = ok && cached.revision == e.Revision && now.Before(cached.expiry) && i.trustsWITKey(cached.kid)
-	if ok && now.Before(cached.refreshAt) {
-		return cached, nil
-	}
-	w, err := i.mintWIT(ctx, s, e, now)
-	if err != nil {
-		if ok && !errors.Is(err, endpoint.ErrUnimplemented) {
-			i.log.Warn("minting a WIT-SVID failed; serving the cached one", "entry", e.ID,
-				"expiry", cached.expiry, "err", err)
-			return cached, nil
-		}
-		return cachedWIT{}, err
-	}
-	i.wit.Put(e.ID, w, now, maxCachedWITs)
-	i.witVersion.Add(1)
-	return w, nil
+// newWITMinter returns the minter of the WIT-SVIDs of FetchWITSVID, which
+// has i.signer sign them when it is a WITSigner: SubscribeWIT, which
+// uses it, refuses every caller otherwise.
+func (i *Issuer) newWITMinter() *witmint.Minter {
+	s, _ := i.signer.(WITSigner)
+	return witmint.New(witmint.Config{
+		Sign: func(ctx context.Context, e registry.Entry, key crypto.Signer) (string, error) {
+			return s.SignWITSVID(ctx, WITSVIDRequest{Entry: e, Key: key, KeyAlgorithm: witmint.KeyAlgorithm, TTL: i.cfg.WITSVIDTTL})
+		},
+		Fail: func(e registry.Entry, err error) error {
+			return fmt.Errorf("issuer: minting a WIT-SVID for entry %s: %w", e.ID, retry.Retryable(err))
+		},
+		Trusted:  i.trustsWITKey,
+		Tainted:  func(kid string) bool { return i.keyTainted(true, kid) },
+		Now:      i.now,
+		Observer: i.cfg.Observer,
+		Log:      i.log,
+	})
 }
 
 // trustsWITKey reports whether the trust domain's bundle holds the WIT key
@@ -129,51 +93,6 @@ func (i *Issuer) trustsWITKey(kid string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.auth.TrustsWITKey(kid)
-}
-
-func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now time.Time) (cachedWIT, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return cachedWIT{}, fmt.Errorf("issuer: generating a WIT-SVID key: %w", err)
-	}
-	var start time.Time
-	if i.cfg.Observer != nil {
-		start = time.Now()
-	}
-	token, err := s.SignWITSVID(ctx, WITSVIDRequest{Entry: e, Key: key, KeyAlgorithm: witKeyAlgorithm, TTL: i.cfg.WITSVIDTTL})
-	var expiry time.Time
-	var kid string
-	if err == nil {
-		expiry, kid, err = svidcheck.WIT(token, e.SPIFFEID, key.Public())
-		switch {
-		case err != nil:
-		case !now.Before(expiry):
-			err = fmt.Errorf("the signer returned a WIT-SVID that expired at %v", expiry)
-		case i.keyTainted(true, kid):
-			err = fmt.Errorf("the signer returned a WIT-SVID signed by the tainted key %q", kid)
-		}
-	}
-	if o := i.cfg.Observer; o != nil {
-		failed := 0
-		if err != nil {
-			failed = 1
-		}
-		o.Signed(svidWIT, 1, failed, time.Since(start))
-	}
-	if err != nil {
-		if errors.Is(err, endpoint.ErrUnimplemented) {
-			return cachedWIT{}, err
-		}
-		return cachedWIT{}, fmt.Errorf("issuer: minting a WIT-SVID for entry %s: %w", e.ID, retry.Retryable(err))
-	}
-	jwk, err := jose.JSONWebKey{Key: key, Algorithm: witKeyAlgorithm}.MarshalJSON()
-	if err != nil {
-		return cachedWIT{}, fmt.Errorf("issuer: encoding a WIT-SVID key: %w", err)
-	}
-	return cachedWIT{
-		revision: e.Revision, kid: kid, token: token, key: string(jwk),
-		refreshAt: now.Add(expiry.Sub(now) / 2), expiry: expiry, mintedAt: now.Round(0),
-	}, nil
 }
 
 // SubscribeWIT attests caller and returns its live view for FetchWITSVID:
@@ -193,8 +112,7 @@ func (i *Issuer) mintWIT(ctx context.Context, s WITSigner, e registry.Entry, now
 //
 // The subscription runs a goroutine that ends with Close.
 func (i *Issuer) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endpoint.Subscription, error) {
-	s, ok := i.signer.(WITSigner)
-	if !ok {
+	if _, ok := i.signer.(WITSigner); !ok {
 		return nil, fmt.Errorf("issuer: %w: the signer cannot have WIT-SVIDs signed", endpoint.ErrUnimplemented)
 	}
 	sub, err := i.Subscribe(ctx, caller)
@@ -207,7 +125,7 @@ func (i *Issuer) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endp
 	taints, untaint := i.witTaints.Subscribe()
 	return witstream.Start(ctx, witstream.Config{
 		Base:    base,
-		Collect: func(ctx context.Context) ([]endpoint.WITSVID, time.Time, error) { return i.collectWITs(ctx, s, base) },
+		Collect: func(ctx context.Context) ([]endpoint.WITSVID, time.Time, error) { return i.collectWITs(ctx, base) },
 		Taints:  taints,
 		Untaint: untaint,
 		Closed:  i.life.Closed(),
@@ -219,7 +137,7 @@ func (i *Issuer) SubscribeWIT(ctx context.Context, caller endpoint.Caller) (endp
 // collectWITs returns the WIT-SVIDs of the entries of sub's caller,
 // minting those due, and when the first is due again (see
 // witstream.Collect).
-func (i *Issuer) collectWITs(ctx context.Context, s WITSigner, sub *subscription) ([]endpoint.WITSVID, time.Time, error) {
+func (i *Issuer) collectWITs(ctx context.Context, sub *subscription) ([]endpoint.WITSVID, time.Time, error) {
 	i.mu.Lock()
 	sels := sub.attested.Selectors
 	i.mu.Unlock()
@@ -227,7 +145,7 @@ func (i *Issuer) collectWITs(ctx context.Context, s WITSigner, sub *subscription
 	var next time.Time
 	var failed error
 	for _, e := range i.entries(sels) {
-		c, err := i.witFor(ctx, s, e)
+		c, err := i.wit.For(ctx, e)
 		if err != nil {
 			if errors.Is(err, endpoint.ErrUnimplemented) || ctx.Err() != nil {
 				return nil, time.Time{}, err
@@ -238,9 +156,9 @@ func (i *Issuer) collectWITs(ctx context.Context, s WITSigner, sub *subscription
 			failed = err
 			continue
 		}
-		wits = append(wits, endpoint.WITSVID{ID: e.SPIFFEID, Token: c.token, Key: c.key, Hint: e.Hint})
-		if next.IsZero() || c.refreshAt.Before(next) {
-			next = c.refreshAt
+		wits = append(wits, endpoint.WITSVID{ID: e.SPIFFEID, Token: c.Token, Key: c.Key, Hint: e.Hint})
+		if next.IsZero() || c.RefreshAt.Before(next) {
+			next = c.RefreshAt
 		}
 	}
 	return wits, next, failed
