@@ -20,6 +20,7 @@ import (
 	"github.com/spiffekit/spiffekit/issuer/internal/clockstep"
 	"github.com/spiffekit/spiffekit/issuer/internal/jwtmint"
 	"github.com/spiffekit/spiffekit/issuer/internal/retry"
+	"github.com/spiffekit/spiffekit/issuer/internal/selection"
 	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
 	"github.com/spiffekit/spiffekit/issuer/internal/witmint"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
@@ -496,7 +497,7 @@ func (i *Issuer) keyTainted(wit bool, kid string) bool {
 func (i *Issuer) refreshAll(ctx context.Context) time.Time {
 	var pre []registry.Entry
 	if i.cfg.PreMint {
-		pre = i.preMintEntries()
+		pre = selection.Served(i.idx, i.cfg.ParentID, i.cfg.PreMintLimit)
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()

@@ -1,12 +1,12 @@
 package issuer
 
 import (
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/issuer/internal/selection"
 	"github.com/spiffekit/spiffekit/issuer/internal/viewcache"
 	"github.com/spiffekit/spiffekit/issuer/internal/x509store"
 	"github.com/spiffekit/spiffekit/registry"
@@ -14,40 +14,9 @@ import (
 )
 
 // entries returns the entries that apply to a caller with the given
-// selectors, in a stable order (by SPIFFE ID, then entry ID), without a
-// second entry carrying a hint already seen (WAPI rule 8: hints are unique
-// within a response).
+// selectors (see selection.ForCaller).
 func (i *Issuer) entries(sels []attest.Selector) []registry.Entry {
-	all := i.idx.ForWorkload(sels)
-	out := all[:0]
-	for _, e := range all {
-		if i.cfg.ParentID.IsZero() || e.ParentID == i.cfg.ParentID {
-			out = append(out, e)
-		}
-	}
-	slices.SortFunc(out, func(a, b registry.Entry) int {
-		if c := strings.Compare(a.SPIFFEID.String(), b.SPIFFEID.String()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	var hints map[string]bool // only for callers with hints
-	kept := out[:0]
-	for _, e := range out {
-		if e.Hint != "" {
-			if hints == nil {
-				hints = make(map[string]bool)
-			}
-			if hints[e.Hint] {
-				i.log.Warn("entry skipped: its hint is taken by another entry of the same caller",
-					"entry", e.ID, "spiffe_id", e.SPIFFEID.String(), "hint", e.Hint)
-				continue
-			}
-			hints[e.Hint] = true
-		}
-		kept = append(kept, e)
-	}
-	return kept
+	return selection.ForCaller(i.idx, sels, i.cfg.ParentID, i.log)
 }
 
 // viewLocked builds, from the cache, the view of a caller the given
@@ -116,32 +85,4 @@ func (i *Issuer) dueLocked(m *x509store.SVID, now time.Time) bool {
 		return false
 	}
 	return i.auth.Replaces(m.SVID.Certificates[1], i.cfg.LazyRotation)
-}
-
-// preMintEntries returns every entry the issuer serves, for
-// Config.PreMint: those of its ParentID, or, without one, every entry of
-// the registry, read from the index. It keeps no copy: a node agent's ten
-// thousand entries are already held twice, by its replica of the registry
-// and by the index. Only Run's loop calls it.
-func (i *Issuer) preMintEntries() []registry.Entry {
-	var out []registry.Entry
-	if i.cfg.ParentID.IsZero() {
-		out = i.idx.All()
-	} else {
-		all := i.idx.ForAgent(i.cfg.ParentID, nil)
-		out = all[:0]
-		for _, e := range all {
-			// ForAgent also returns the entries of nested parents.
-			if e.ParentID == i.cfg.ParentID {
-				out = append(out, e)
-			}
-		}
-	}
-	if n := i.cfg.PreMintLimit; n > 0 && len(out) > n {
-		// Config.PreMintLimit: those first by ID (the index returns them
-		// sorted), so that the same ones are kept from one refresh to the
-		// next.
-		out = out[:n]
-	}
-	return out
 }
