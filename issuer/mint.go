@@ -1,9 +1,7 @@
 package issuer
 
 import (
-	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -117,7 +115,7 @@ func (i *Issuer) mintBatch(ctx context.Context, calls []*mintCall) {
 			err = svidcheck.Chain(c.entry, keys[k], results[k].Certificates, now)
 		}
 		if err == nil {
-			svids[k], err = rawSVID(c.entry, keys[k], results[k].Certificates)
+			svids[k], err = x509store.Raw(c.entry, keys[k], results[k].Certificates)
 		}
 		if err != nil {
 			errs[k] = err
@@ -163,22 +161,6 @@ func (i *Issuer) abandon(calls []*mintCall, err error) {
 	for _, c := range calls {
 		close(c.done)
 	}
-}
-
-// rawSVID turns a checked chain and its key into what the issuer keeps and
-// serves: the DER of each certificate (the leaf's copied out of whatever
-// larger buffer it was parsed from) and the key as PKCS#8.
-func rawSVID(e registry.Entry, key crypto.Signer, certs []*x509.Certificate) (*endpoint.RawX509SVID, error) {
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the key: %w", err)
-	}
-	chain := make([][]byte, len(certs))
-	chain[0] = bytes.Clone(certs[0].Raw)
-	for k, c := range certs[1:] {
-		chain[k+1] = c.Raw // replaced by the issuer's copy when cached
-	}
-	return &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: pkcs8, Hint: e.Hint}, nil
 }
 
 // publishLocked ends the mint of c: it caches s, whose parsed leaf is leaf,

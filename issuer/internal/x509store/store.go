@@ -2,6 +2,9 @@ package x509store
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/x509"
+	"fmt"
 	"iter"
 	"time"
 
@@ -42,6 +45,22 @@ func (m *SVID) Usable(e registry.Entry, now time.Time) bool {
 		return false
 	}
 	return !now.Before(m.MintedAt) || !now.Before(m.NotBefore)
+}
+
+// Raw turns a checked chain for entry e and its key into what an issuer
+// keeps and serves: the DER of each certificate (the leaf's copied out of
+// whatever larger buffer it was parsed from) and the key as PKCS#8.
+func Raw(e registry.Entry, key crypto.Signer, certs []*x509.Certificate) (*endpoint.RawX509SVID, error) {
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the key: %w", err)
+	}
+	chain := make([][]byte, len(certs))
+	chain[0] = bytes.Clone(certs[0].Raw)
+	for k, c := range certs[1:] {
+		chain[k+1] = c.Raw // replaced by the issuer's copy when cached
+	}
+	return &endpoint.RawX509SVID{ID: e.SPIFFEID, Certificates: chain, PrivateKey: pkcs8, Hint: e.Hint}, nil
 }
 
 // caCopy is the one copy of a CA certificate's DER the store keeps, with

@@ -1,6 +1,8 @@
 package x509store
 
 import (
+	"crypto"
+	"crypto/x509"
 	"maps"
 	"slices"
 	"testing"
@@ -8,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/internal/testing/testca"
 	"github.com/spiffekit/spiffekit/registry"
+	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
@@ -82,4 +86,31 @@ func TestUsable(t *testing.T) {
 	// Not valid yet only because the signer's clock is ahead: still usable.
 	ahead := &SVID{Revision: 2, NotBefore: now.Add(time.Minute), NotAfter: now.Add(time.Hour), MintedAt: now.Add(-time.Second)}
 	require.True(t, ahead.Usable(e, now))
+}
+
+// opaque is a signer whose key cannot be encoded, as a key of a hardware
+// module's.
+type opaque struct{ crypto.Signer }
+
+// Raw keeps a copy of the leaf's DER, the CA certificates' as they are
+// (Set replaces them with the store's copy), and the key as PKCS#8.
+func TestRaw(t *testing.T) {
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	root := testca.New(t, td)
+	id := spiffeid.RequireFromPath(td, "/web")
+	certs, key := root.NewLeaf(t, id)
+	certs = append(certs, root.Cert())
+	e := registry.Entry{ID: "web", SPIFFEID: id, Hint: "h"}
+	raw, err := Raw(e, key, certs)
+	require.NoError(t, err)
+	require.Equal(t, id, raw.ID)
+	require.Equal(t, "h", raw.Hint)
+	require.Equal(t, [][]byte{certs[0].Raw, root.Cert().Raw}, raw.Certificates)
+	require.NotSame(t, &certs[0].Raw[0], &raw.Certificates[0][0], "the leaf is copied")
+	parsed, err := x509.ParsePKCS8PrivateKey(raw.PrivateKey)
+	require.NoError(t, err)
+	require.True(t, parsed.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()))
+
+	_, err = Raw(e, opaque{key}, certs)
+	require.ErrorContains(t, err, "encoding the key")
 }
