@@ -49,9 +49,21 @@ const (
 // datastore, from where it reaches the agents and the workloads whose
 // entries federate with TrustDomain (Fed rule 5). A relationship is
 // one-way (Fed rule 4). Every parameter is given explicitly; none is
-// derived from another (Fed rule 2). Its fields, TrustDomain, URL,
-// Profile, EndpointSPIFFEID, BootstrapBundle and WebPKIRoots, are
-// documented on the type of the server's federation poller.
+// derived from another (Fed rule 2). Its fields, in short (`go doc
+// github.com/spiffekit/spiffekit/server/internal/fedpoll.Relationship` has
+// them in full):
+//   - TrustDomain: the foreign trust domain. Required; never the server's
+//     own.
+//   - URL: the bundle endpoint, https, without user information (Fed rule
+//     8). Required.
+//   - Profile: ProfileHTTPSSPIFFE or ProfileHTTPSWeb. Required.
+//   - EndpointSPIFFEID: the SPIFFE ID the endpoint's X509-SVID must carry.
+//     Required for ProfileHTTPSSPIFFE, refused for ProfileHTTPSWeb.
+//   - BootstrapBundle: a bundle of TrustDomain that authenticates the
+//     first fetch from a self-serving https_spiffe endpoint (Fed rules 17
+//     and 18), unless Stores.Bundles holds one already.
+//   - WebPKIRoots: the roots an https_web endpoint's certificate must chain
+//     to; nil means the system roots. Refused for ProfileHTTPSSPIFFE.
 type Relationship = fedpoll.Relationship
 
 // FederationStats counts the fetches from the bundle endpoint of one
