@@ -73,7 +73,8 @@ func layer(pkg string) (int, bool) {
 	case rel == "workloadapi", rel == "spiffegrpc/grpccredentials", rel == "workloadapi/endpoint", rel == "exp/oauthsvid", rel == "launch", rel == "admin", rel == "admin/adminserver/internal/admission",
 		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "ca/upstream/vault", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
-		rel == "attest/k8spsat/psatserver":
+		rel == "attest/k8spsat/psatserver",
+		rel == "agent/internal/replica":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
 		rel == "admin/adminserver":
@@ -276,6 +277,9 @@ func TestImportViolation(t *testing.T) {
 		{m("agent"), m("workloadapi/endpoint/sds"), true},
 		{m("workloadapi/endpoint"), m("workloadapi/endpoint/sds"), false},
 		{m("workloadapi/endpoint/sds"), m("issuer"), false},
+		// The parts of the agent sit below it and never import it.
+		{m("agent"), m("agent/internal/replica"), true},
+		{m("agent/internal/replica"), m("agent"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

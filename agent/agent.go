@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffekit/spiffekit/agent/internal/replica"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -253,7 +254,7 @@ type Agent struct {
 	log   *slog.Logger
 	now   func() time.Time
 	trust *trust
-	store *replica
+	store *replica.Entries
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
 	lock  *dirlock.Lock    // on Config.DataDir; nil without one
@@ -344,7 +345,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		cfg:   cfg,
 		log:   cfg.Logger,
 		now:   cfg.Now,
-		store: newReplica(),
+		store: replica.New(),
 		life: lifecycle.NewGuard(lifecycle.Once,
 			errors.New("agent: closed"), errors.New("agent: Run called twice")),
 		attested: make(chan struct{}),

@@ -47,10 +47,7 @@ type workloadsState struct {
 }
 
 func (a *Agent) workloadsState() workloadsState {
-	a.store.mu.Lock()
-	head := a.store.head
-	a.store.mu.Unlock()
-	return workloadsState{svids: a.iss.X509SVIDsVersion(), wits: a.iss.WITSVIDsVersion(), entries: uint64(head),
+	return workloadsState{svids: a.iss.X509SVIDsVersion(), wits: a.iss.WITSVIDsVersion(), entries: uint64(a.store.Version()),
 		trust: a.trust.setVersion(), taints: a.trust.taintsChanged()}
 }
 

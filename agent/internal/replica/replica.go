@@ -1,4 +1,4 @@
-package agent
+package replica
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/spiffekit/spiffekit/registry/index"
 )
 
-// replica is the agent's copy of the entries its server pushes, in as
+// Entries is the agent's copy of the entries its server pushes, in as
 // little memory as that takes: the issuer's index (registry/index) keeps
 // the entries themselves; the replica keeps each entry's revision, which
 // the agent tells the server when it syncs again, and the changes the index
@@ -23,8 +23,8 @@ import (
 // every event for good, with the entries they carried: for ten thousand
 // entries, 4.5 MB more.) It keeps no entries to list: List and Get
 // answer only while it is empty, as when the index is built, before the
-// first sync.
-type replica struct {
+// first sync. Its methods are safe for concurrent use.
+type Entries struct {
 	topics broadcast.Topics
 
 	mu     sync.Mutex
@@ -35,14 +35,15 @@ type replica struct {
 }
 
 var (
-	_ index.Source      = (*replica)(nil)
-	_ registry.Notifier = (*replica)(nil)
+	_ index.Source      = (*Entries)(nil)
+	_ registry.Notifier = (*Entries)(nil)
 )
 
 // errNotKept fails the reads of entries the replica does not keep.
 var errNotKept = errors.New("agent: the replica keeps no entries to read; follow its change feed")
 
-func newReplica() *replica { return &replica{revs: make(map[string]int64)} }
+// New returns an empty replica.
+func New() *Entries { return &Entries{revs: make(map[string]int64)} }
 
 // Replicate applies the entries as the server holds them (with their IDs,
 // revisions and timestamps) and removes the deleted IDs, recording each
@@ -50,7 +51,7 @@ func newReplica() *replica { return &replica{revs: make(map[string]int64)} }
 // revision is not newer than the one held is ignored, so that replaying an
 // update is harmless. Entries are validated; an invalid one fails the call
 // before anything is applied.
-func (r *replica) Replicate(ctx context.Context, upserts []registry.Entry, deleted []string) error {
+func (r *Entries) Replicate(ctx context.Context, upserts []registry.Entry, deleted []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func (r *replica) Replicate(ctx context.Context, upserts []registry.Entry, delet
 	return nil
 }
 
-func (r *replica) appendLocked(ev registry.Event) {
+func (r *Entries) appendLocked(ev registry.Event) {
 	r.head++
 	ev.Seq = r.head
 	r.events = append(r.events, ev)
@@ -104,7 +105,7 @@ func (r *replica) appendLocked(ev registry.Event) {
 
 // Revisions returns the ID and revision of every entry, as the agent tells
 // its server what it holds.
-func (r *replica) Revisions() map[string]int64 {
+func (r *Entries) Revisions() map[string]int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make(map[string]int64, len(r.revs))
@@ -115,10 +116,19 @@ func (r *replica) Revisions() map[string]int64 {
 }
 
 // Len returns the number of entries.
-func (r *replica) Len() int {
+func (r *Entries) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.revs)
+}
+
+// Version returns a number that changes with every change of the entries
+// (the sequence number of the last), as Head does, for a caller with no
+// context to give.
+func (r *Entries) Version() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.head
 }
 
 // Changes implements registry.ChangeFeed for its one reader: the events up
@@ -128,7 +138,7 @@ func (r *replica) Len() int {
 // (the index syncs from several goroutines), which had read and applied
 // every dropped event before it asked for those after them: it gets the
 // events after the ones dropped.
-func (r *replica) Changes(ctx context.Context, after int64, limit int) ([]registry.Event, error) {
+func (r *Entries) Changes(ctx context.Context, after int64, limit int) ([]registry.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -151,7 +161,7 @@ func (r *replica) Changes(ctx context.Context, after int64, limit int) ([]regist
 }
 
 // Head implements registry.ChangeFeed.
-func (r *replica) Head(ctx context.Context) (int64, error) {
+func (r *Entries) Head(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -161,7 +171,7 @@ func (r *replica) Head(ctx context.Context) (int64, error) {
 }
 
 // List implements registry.Reader while the replica is empty: no entry.
-func (r *replica) List(ctx context.Context, _ registry.Filter, _ registry.Page) ([]registry.Entry, string, error) {
+func (r *Entries) List(ctx context.Context, _ registry.Filter, _ registry.Page) ([]registry.Entry, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
@@ -172,7 +182,7 @@ func (r *replica) List(ctx context.Context, _ registry.Filter, _ registry.Page) 
 }
 
 // Get implements registry.Reader: the replica keeps no entries to read.
-func (r *replica) Get(ctx context.Context, id string) (registry.Entry, error) {
+func (r *Entries) Get(ctx context.Context, id string) (registry.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return registry.Entry{}, err
 	}
@@ -184,6 +194,6 @@ func (r *replica) Get(ctx context.Context, id string) (registry.Entry, error) {
 
 // Subscribe implements registry.Notifier: the replica signals
 // registry.TopicEntries after each Replicate that changed something.
-func (r *replica) Subscribe(topics registry.Topic) (<-chan struct{}, func()) {
+func (r *Entries) Subscribe(topics registry.Topic) (<-chan struct{}, func()) {
 	return r.topics.Subscribe(uint64(topics))
 }

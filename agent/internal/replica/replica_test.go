@@ -1,4 +1,4 @@
-package agent
+package replica
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func paths(es []registry.Entry) []string {
 // The index follows the replica as it followed a memstore, while the
 // replica drops every change the index has read.
 func TestReplicaFeedsTheIndex(t *testing.T) {
-	r := newReplica()
+	r := New()
 	ctx := t.Context()
 	idx, err := index.New(ctx, r, index.Config{PageSize: 2})
 	require.NoError(t, err)
@@ -80,6 +80,7 @@ func TestReplicaFeedsTheIndex(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), head)
 	assert.Equal(t, head, idx.Seq())
+	assert.Equal(t, head, r.Version(), "Version is the head")
 
 	// The index asks once more, finds nothing, and thereby acknowledges
 	// everything: nothing is kept.
@@ -92,6 +93,7 @@ func TestReplicaFeedsTheIndex(t *testing.T) {
 
 	// A replay of what is held changes nothing and signals nothing.
 	require.NoError(t, r.Replicate(ctx, []registry.Entry{a2, c}, []string{b.ID}))
+	assert.Equal(t, head, r.Version(), "no change, no new version")
 	select {
 	case <-changes:
 		t.Fatal("signalled without a change")
@@ -106,7 +108,7 @@ func sortedPaths(es []registry.Entry) []string {
 }
 
 func TestReplicaChanges(t *testing.T) {
-	r := newReplica()
+	r := New()
 	ctx := t.Context()
 	var entries []registry.Entry
 	for _, p := range []string{"/a", "/b", "/c", "/d"} {
@@ -158,7 +160,7 @@ func TestReplicaChanges(t *testing.T) {
 // The replica keeps no entries: it can be listed only while empty, as the
 // index is built before the first sync.
 func TestReplicaReads(t *testing.T) {
-	r := newReplica()
+	r := New()
 	ctx := t.Context()
 	got, next, err := r.List(ctx, registry.Filter{}, registry.Page{})
 	require.NoError(t, err)
@@ -184,7 +186,7 @@ func TestReplicaRefusesInvalidEntries(t *testing.T) {
 	noSelectors.Selectors = nil
 	for name, bad := range map[string]registry.Entry{"ID": noID, "revision": noRev, "entry": noSelectors} {
 		t.Run(name, func(t *testing.T) {
-			r := newReplica()
+			r := New()
 			err := r.Replicate(ctx, []registry.Entry{good, bad}, nil)
 			require.ErrorIs(t, err, registry.ErrInvalid)
 			assert.Zero(t, r.Len(), "nothing applied")
