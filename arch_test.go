@@ -74,7 +74,7 @@ func layer(pkg string) (int, bool) {
 		rel == "ca/keymanager", rel == "ca/keymanager/pkcs11", rel == "ca/keymanager/tpm", rel == "ca/upstream", rel == "ca/upstream/vault", rel == "nodeapi", rel == "federation",
 		rel == "nodeapi/nodeserver/internal/authz", rel == "nodeapi/nodeserver/internal/syncstate",
 		rel == "attest/k8spsat/psatserver",
-		rel == "agent/internal/replica":
+		rel == "agent/internal/replica", rel == "agent/internal/trust":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
 		rel == "admin/adminserver":
@@ -280,6 +280,9 @@ func TestImportViolation(t *testing.T) {
 		// The parts of the agent sit below it and never import it.
 		{m("agent"), m("agent/internal/replica"), true},
 		{m("agent/internal/replica"), m("agent"), false},
+		{m("agent"), m("agent/internal/trust"), true},
+		{m("agent/internal/trust"), m("agent"), false},
+		{m("agent/internal/trust"), m("issuer"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/agent/internal/replica"
+	"github.com/spiffekit/spiffekit/agent/internal/trust"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -253,7 +254,7 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
-	trust *trust
+	trust *trust.State
 	store *replica.Entries
 	iss   *issuer.Issuer
 	api   *endpoint.Server // nil without Config.Listener
@@ -369,7 +370,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.trust = newTrust(bundle)
+	a.trust = trust.New(bundle)
 	a.iss, err = issuer.New(ctx, issuer.Config{
 		Trust:        a.trust,
 		Signer:       remoteSigner{a},
@@ -619,7 +620,7 @@ func (a *Agent) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.trust.set(svid.Bundle, false, nil, nil, nil)
+	a.trust.Set(svid.Bundle, false, nil, nil, nil)
 	if err := a.setSVID(key, keyData, svid); err != nil {
 		return err
 	}
@@ -950,8 +951,8 @@ func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
 	if err := a.store.Replicate(ctx, u.Upserts, u.Deleted); err != nil {
 		return fmt.Errorf("agent: applying the entries from the server: %w", err)
 	}
-	a.trust.setTaintedKeys(u.TaintedJWTKeyIDs, u.TaintedWITKeyIDs)
-	a.trust.set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs, u.ActiveX509CA)
+	a.trust.SetTaintedKeys(u.TaintedJWTKeyIDs, u.TaintedWITKeyIDs)
+	a.trust.Set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs, u.ActiveX509CA)
 	if u.Bundle != nil {
 		if err := saveBundle(a.cfg.DataDir, u.Bundle); err != nil {
 			a.log.Warn("saving the bundle failed", "err", err)
@@ -1111,7 +1112,7 @@ func (a *Agent) recover(ctx context.Context) {
 	if svid.ID != a.ID() {
 		a.log.Warn("attested again under another ID", "old", a.ID().String(), "new", svid.ID.String())
 	}
-	a.trust.set(svid.Bundle, false, nil, a.trust.TaintedX509CAs(), nil)
+	a.trust.Set(svid.Bundle, false, nil, a.trust.TaintedX509CAs(), nil)
 	if err := a.setSVID(key, keyData, svid); err != nil {
 		a.log.Error("installing the new agent SVID failed", "err", err)
 		return

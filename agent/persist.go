@@ -48,7 +48,7 @@ type workloadsState struct {
 
 func (a *Agent) workloadsState() workloadsState {
 	return workloadsState{svids: a.iss.X509SVIDsVersion(), wits: a.iss.WITSVIDsVersion(), entries: uint64(a.store.Version()),
-		trust: a.trust.setVersion(), taints: a.trust.taintsChanged()}
+		trust: a.trust.Version(), taints: a.trust.TaintsVersion()}
 }
 
 // restoreWorkloads serves again what the agent held when it stopped: the
@@ -86,8 +86,8 @@ func (a *Agent) restoreWorkloads(ctx context.Context) {
 		a.forgetRestored(ctx)
 		return
 	}
-	a.trust.setTaintedKeys(w.taints.jwt, w.taints.wit)
-	a.trust.set(nil, true, w.federated, w.taints.cas, nil)
+	a.trust.SetTaintedKeys(w.taints.jwt, w.taints.wit)
+	a.trust.Set(nil, true, w.federated, w.taints.cas, nil)
 	res, err := a.iss.Restore(w.svids)
 	if err != nil {
 		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
@@ -146,7 +146,7 @@ func (a *Agent) loadOldWorkloads() (*savedWorkloads, bool, error) {
 func (a *Agent) upgradeWorkloads() {
 	svids, _ := a.iss.X509SVIDs()
 	entries := a.iss.Entries()
-	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.federatedBundles(), nil, a.trust.taints()); err != nil {
+	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.FederatedBundles(), nil, a.taints()); err != nil {
 		a.log.Warn("writing the saved workload SVIDs of version 1 in the current version failed", "err", err)
 		return
 	}
@@ -154,11 +154,18 @@ func (a *Agent) upgradeWorkloads() {
 		"entries", len(entries), "svids", len(svids))
 }
 
+// taints returns what the trust knows of the tainted CAs and keys, as the
+// workloads file keeps it.
+func (a *Agent) taints() taintLists {
+	cas, jwt, wit := a.trust.Taints()
+	return taintLists{cas: cas, jwt: jwt, wit: wit}
+}
+
 // forgetTrust forgets the federated bundles and taints restoreWorkloads
 // gave the trust, with the file that held them.
 func (a *Agent) forgetTrust() {
-	a.trust.setTaintedKeys(nil, nil)
-	a.trust.set(nil, true, nil, nil, nil)
+	a.trust.SetTaintedKeys(nil, nil)
+	a.trust.Set(nil, true, nil, nil, nil)
 }
 
 // forgetRestored removes the entries restoreWorkloads replicated.
@@ -182,7 +189,7 @@ func (a *Agent) forgetRestored(ctx context.Context) {
 // and once more when ctx ends. It is the only writer of the file while
 // the agent runs, so that saves never overlap.
 func (a *Agent) saveLoop(ctx context.Context, last workloadsState) error {
-	taints, unsubscribe := a.trust.subscribeTaints()
+	taints, unsubscribe := a.trust.SubscribeTaints()
 	defer unsubscribe()
 	prev, waited := last, 0
 	t := time.NewTicker(workloadsSaveInterval)
@@ -195,7 +202,7 @@ func (a *Agent) saveLoop(ctx context.Context, last workloadsState) error {
 			soon = time.After(taintSaveDelay)
 		}
 	}
-	if a.trust.taintsChanged() != last.taints {
+	if a.trust.TaintsVersion() != last.taints {
 		arm() // changed before the subscription
 	}
 	for {
@@ -208,7 +215,7 @@ func (a *Agent) saveLoop(ctx context.Context, last workloadsState) error {
 			continue
 		case <-soon:
 			soon = nil
-			if a.trust.taintsChanged() != last.taints {
+			if a.trust.TaintsVersion() != last.taints {
 				// A failed write is tried again at the next look.
 				a.saveWorkloads(&last)
 			}
@@ -244,7 +251,7 @@ func (a *Agent) saveWorkloads(last *workloadsState) {
 	svids, _ := a.iss.X509SVIDs()
 	wits, _ := a.iss.WITSVIDs()
 	entries := a.iss.Entries()
-	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.federatedBundles(), wits, a.trust.taints())
+	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.FederatedBundles(), wits, a.taints())
 	if err != nil {
 		a.log.Warn("saving the workload SVIDs failed; trying again later", "err", err)
 		return

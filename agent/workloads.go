@@ -792,17 +792,3 @@ func (d *recordDecoder) wit() (issuer.SavedWITSVID, error) {
 	}
 	return s, nil
 }
-
-// federatedBundles returns the federated bundles, sorted by trust domain.
-func (t *trust) federatedBundles() []*spiffebundle.Bundle {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	out := make([]*spiffebundle.Bundle, 0, len(t.federated))
-	for _, b := range t.federated {
-		out = append(out, b)
-	}
-	slices.SortFunc(out, func(a, b *spiffebundle.Bundle) int {
-		return strings.Compare(a.TrustDomain().Name(), b.TrustDomain().Name())
-	})
-	return out
-}

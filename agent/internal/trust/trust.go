@@ -1,25 +1,25 @@
-package agent
+package trust
 
 import (
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/ca"
 	"github.com/spiffekit/spiffekit/internal/broadcast"
-	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
-// trust is what the agent knows of its trust domain's authorities: the
+// State is what the agent knows of its trust domain's authorities: the
 // bundle, the federated bundles, the active CA and the tainted CAs and
 // keys, as the server last sent them. It is the issuer's Trust (the agent's Signer goes
 // to the server), its federation source, and the source that verifies the
-// server.
-type trust struct {
+// server. Its methods are safe for concurrent use.
+type State struct {
 	td spiffeid.TrustDomain
 
 	mu        sync.RWMutex
@@ -38,14 +38,14 @@ type trust struct {
 }
 
 var (
-	_ issuer.Trust        = (*trust)(nil)
-	_ ca.KeyTaintReporter = (*trust)(nil)
-	_ spiffebundle.Source = (*trust)(nil)
-	_ x509bundle.Source   = (*trust)(nil)
+	_ ca.KeyTaintReporter = (*State)(nil)
+	_ spiffebundle.Source = (*State)(nil)
+	_ x509bundle.Source   = (*State)(nil)
 )
 
-func newTrust(b *spiffebundle.Bundle) *trust {
-	return &trust{
+// New returns the state of the trust domain of b, with b its bundle.
+func New(b *spiffebundle.Bundle) *State {
+	return &State{
 		td:        b.TrustDomain(),
 		bundle:    b,
 		federated: make(map[spiffeid.TrustDomain]*spiffebundle.Bundle),
@@ -53,14 +53,14 @@ func newTrust(b *spiffebundle.Bundle) *trust {
 }
 
 // Bundle returns the trust domain's bundle as last received.
-func (t *trust) Bundle() *spiffebundle.Bundle {
+func (t *State) Bundle() *spiffebundle.Bundle {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.bundle
 }
 
 // TaintedX509CAs returns the CAs the server named as tainted.
-func (t *trust) TaintedX509CAs() []*x509.Certificate {
+func (t *State) TaintedX509CAs() []*x509.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.tainted
@@ -68,7 +68,7 @@ func (t *trust) TaintedX509CAs() []*x509.Certificate {
 
 // TaintedJWTKeyIDs returns the kids of the JWT keys the server named as
 // tainted.
-func (t *trust) TaintedJWTKeyIDs() []string {
+func (t *State) TaintedJWTKeyIDs() []string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.jwtKeys
@@ -76,23 +76,24 @@ func (t *trust) TaintedJWTKeyIDs() []string {
 
 // TaintedWITKeyIDs returns the kids of the WIT keys the server named as
 // tainted.
-func (t *trust) TaintedWITKeyIDs() []string {
+func (t *State) TaintedWITKeyIDs() []string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.witKeys
 }
 
-// taints returns the tainted CAs and keys, as the server last sent them,
-// or as the agent restored them (see restoreWorkloads).
-func (t *trust) taints() taintLists {
+// Taints returns the tainted CAs and the kids of the tainted JWT and WIT
+// keys, as the server last sent them, or as the agent restored them from
+// its data directory, all three read at once.
+func (t *State) Taints() (cas []*x509.Certificate, jwt, wit []string) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return taintLists{cas: t.tainted, jwt: t.jwtKeys, wit: t.witKeys}
+	return t.tainted, t.jwtKeys, t.witKeys
 }
 
-// setTaintedKeys records the tainted JWT and WIT keys of a sync update.
-// The call of set that follows tells subscribers.
-func (t *trust) setTaintedKeys(jwt, wit []string) {
+// SetTaintedKeys records the tainted JWT and WIT keys of a sync update.
+// The call of Set that follows tells subscribers.
+func (t *State) SetTaintedKeys(jwt, wit []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !sameSet(t.jwtKeys, jwt, func(a, b string) bool { return a == b }) ||
@@ -102,15 +103,15 @@ func (t *trust) setTaintedKeys(jwt, wit []string) {
 	t.jwtKeys, t.witKeys = jwt, wit
 }
 
-// subscribeTaints returns a channel that receives a value (capacity 1,
-// coalescing) after each call of set that changed the set of tainted CAs
-// or keys, or followed a setTaintedKeys that did, and a function that
+// SubscribeTaints returns a channel that receives a value (capacity 1,
+// coalescing) after each call of Set that changed the set of tainted CAs
+// or keys, or followed a SetTaintedKeys that did, and a function that
 // ends the subscription.
-func (t *trust) subscribeTaints() (<-chan struct{}, func()) { return t.taintSubs.Subscribe() }
+func (t *State) SubscribeTaints() (<-chan struct{}, func()) { return t.taintSubs.Subscribe() }
 
-// taintsChanged returns a number that changes with the set of tainted CAs
+// TaintsVersion returns a number that changes with the set of tainted CAs
 // and keys.
-func (t *trust) taintsChanged() uint64 {
+func (t *State) TaintsVersion() uint64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.taintsVersion
@@ -135,17 +136,18 @@ func sameSet[E any](a, b []E, eq func(E, E) bool) bool {
 
 // ActiveX509CA returns the CA the server said signs now, or nil before it
 // said.
-func (t *trust) ActiveX509CA() *x509.Certificate {
+func (t *State) ActiveX509CA() *x509.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.active
 }
 
-// Subscribe implements issuer.Trust.
-func (t *trust) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
+// Subscribe implements issuer.Trust: the channel receives a value
+// (capacity 1, coalescing) after each call of Set.
+func (t *State) Subscribe() (<-chan struct{}, func()) { return t.subs.Subscribe() }
 
 // GetBundleForTrustDomain returns the own bundle or a federated one.
-func (t *trust) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
+func (t *State) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if td == t.td {
@@ -159,16 +161,18 @@ func (t *trust) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.
 
 // GetX509BundleForTrustDomain verifies the servers: only the own trust
 // domain's authorities count.
-func (t *trust) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+func (t *State) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
 	if td != t.td {
 		return nil, fmt.Errorf("agent: no X.509 bundle for trust domain %q", td)
 	}
 	return t.Bundle().X509Bundle(), nil
 }
 
-// set records what a sync update changed and tells subscribers. A nil
-// bundle, or fed == nil with !fedSet, leaves that part unchanged.
-func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bundle, tainted []*x509.Certificate, active *x509.Certificate) {
+// Set records what a sync update changed and tells subscribers. A nil
+// bundle, or fed == nil with !fedSet, leaves that part unchanged; a bundle
+// of another trust domain is ignored, as is a federated bundle of the own
+// one.
+func (t *State) Set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bundle, tainted []*x509.Certificate, active *x509.Certificate) {
 	t.mu.Lock()
 	if active != nil {
 		t.active = active
@@ -199,9 +203,23 @@ func (t *trust) set(b *spiffebundle.Bundle, fedSet bool, fed []*spiffebundle.Bun
 	}
 }
 
-// setVersion returns a number that changes with every call of set.
-func (t *trust) setVersion() uint64 {
+// Version returns a number that changes with every call of Set.
+func (t *State) Version() uint64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.version
+}
+
+// FederatedBundles returns the federated bundles, sorted by trust domain.
+func (t *State) FederatedBundles() []*spiffebundle.Bundle {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]*spiffebundle.Bundle, 0, len(t.federated))
+	for _, b := range t.federated {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *spiffebundle.Bundle) int {
+		return strings.Compare(a.TrustDomain().Name(), b.TrustDomain().Name())
+	})
+	return out
 }
