@@ -77,7 +77,7 @@ func layer(pkg string) (int, bool) {
 		rel == "agent/internal/replica", rel == "agent/internal/trust":
 		return 4, true
 	case rel == "spiffetls", rel == "ca/rotation", rel == "nodeapi/nodeserver", rel == "workloadapi/endpoint/sds", rel == "ca/upstream/nested",
-		rel == "admin/adminserver":
+		rel == "admin/adminserver", rel == "agent/internal/datadir":
 		return 5, true
 	case rel == "issuer/internal/svidcheck", rel == "issuer/internal/tokencache":
 		return 4, true
@@ -283,6 +283,11 @@ func TestImportViolation(t *testing.T) {
 		{m("agent"), m("agent/internal/trust"), true},
 		{m("agent/internal/trust"), m("agent"), false},
 		{m("agent/internal/trust"), m("issuer"), false},
+		{m("agent"), m("agent/internal/datadir"), true},
+		{m("agent/internal/datadir"), m("nodeapi"), true},
+		{m("agent/internal/datadir"), m("agent"), false},
+		{m("agent/internal/datadir"), m("internal/publickey"), true},
+		{m("internal/publickey"), m("agent/internal/datadir"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

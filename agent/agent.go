@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/agent/internal/replica"
 	"github.com/spiffekit/spiffekit/agent/internal/trust"
 	"github.com/spiffekit/spiffekit/attest"
@@ -260,7 +261,7 @@ type Agent struct {
 	api   *endpoint.Server // nil without Config.Listener
 	lock  *dirlock.Lock    // on Config.DataDir; nil without one
 	keys  KeyStore         // Config.KeyStore, or softwareKeys
-	files keyFiles         // the files of keys in Config.DataDir
+	files datadir.KeyFiles // the files of keys in Config.DataDir
 
 	restored bool // New restored saved workload SVIDs; set before Run
 
@@ -330,7 +331,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	var lock *dirlock.Lock
 	if cfg.DataDir != "" {
-		if lock, err = openDataDir(cfg.DataDir); err != nil {
+		if lock, err = datadir.Open(cfg.DataDir); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -416,7 +417,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 // verified the expired SVID), else an empty bundle (InsecureBootstrap).
 func (a *Agent) loadState(ctx context.Context) (*spiffebundle.Bundle, error) {
 	td := a.cfg.TrustDomain
-	key, keyData, svid, err := loadState(ctx, a.cfg.DataDir, td, a.keys, a.files)
+	key, keyData, svid, err := datadir.LoadState(ctx, a.cfg.DataDir, td, a.keys, a.files)
 	var saved *spiffebundle.Bundle
 	var ignored error // why the saved state was ignored
 	switch {
@@ -428,12 +429,12 @@ func (a *Agent) loadState(ctx context.Context) (*spiffebundle.Bundle, error) {
 	case err == nil:
 		a.log.Warn("the saved agent SVID has expired; attesting again", "agent", svid.ID.String())
 		saved = svid.Bundle
-	case errors.Is(err, errUnsafeFile):
+	case errors.Is(err, datadir.ErrUnsafeFile):
 		// Others could have put what it holds there: neither trusted nor
 		// ignored (the agent would attest again, over a state someone
 		// tampered with), but refused until the operator puts it right.
 		return nil, err
-	case !errors.Is(err, errNoState):
+	case !errors.Is(err, datadir.ErrNoState):
 		a.log.Warn("ignoring the saved agent state", "err", err)
 		ignored = err
 	}
@@ -666,6 +667,9 @@ func (a *Agent) swapClient(cli *nodeapi.Client) *nodeapi.Client {
 	return old
 }
 
+// leafOf returns the leaf certificate of an agent SVID.
+func leafOf(s *nodeapi.AgentSVID) *x509.Certificate { return s.Certificates[0] }
+
 // renewalDrain bounds how long a connection replaced after a new agent SVID
 // stays open for the calls in flight on it: a signing call over a slow
 // link may take seconds, and failing it only to make it again would take
@@ -715,7 +719,7 @@ func (a *Agent) installLocked(key crypto.Signer, keyData []byte, svid *nodeapi.A
 // refused, so that keeping the old one would lock the agent out for good,
 // with its join token spent.
 func (a *Agent) setSVID(key crypto.Signer, keyData []byte, svid *nodeapi.AgentSVID) error {
-	err := saveState(a.cfg.DataDir, a.files, keyData, svid)
+	err := datadir.SaveState(a.cfg.DataDir, a.files, keyData, svid)
 	if err != nil {
 		a.log.Error("saving the agent SVID failed; using it anyway and saving it again until that works", "err", err)
 	}
@@ -803,7 +807,7 @@ func (a *Agent) saveUnsaved() bool {
 	if !unsaved {
 		return false
 	}
-	if err := saveState(a.cfg.DataDir, a.files, keyData, svid); err != nil {
+	if err := datadir.SaveState(a.cfg.DataDir, a.files, keyData, svid); err != nil {
 		return true // setSVID logged it
 	}
 	a.mu.Lock()
@@ -954,7 +958,7 @@ func (a *Agent) apply(ctx context.Context, u nodeapi.Update) error {
 	a.trust.SetTaintedKeys(u.TaintedJWTKeyIDs, u.TaintedWITKeyIDs)
 	a.trust.Set(u.Bundle, u.FederatedSet, u.FederatedBundles, u.TaintedX509CAs, u.ActiveX509CA)
 	if u.Bundle != nil {
-		if err := saveBundle(a.cfg.DataDir, u.Bundle); err != nil {
+		if err := datadir.SaveBundle(a.cfg.DataDir, u.Bundle); err != nil {
 			a.log.Warn("saving the bundle failed", "err", err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -45,8 +46,8 @@ func DowngradeWorkloadsFile(t testing.TB, dir string, td spiffeid.TrustDomain, d
 	require.NoError(t, err)
 	var b bytes.Buffer
 	writeV1(t, &b, td, w.agent, w.entries, w.svids, w.federated, dates)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, oldWorkloadsFile), b.Bytes(), 0o600))
-	require.NoError(t, os.Remove(filepath.Join(dir, workloadsFile)))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, datadir.OldWorkloadsFile), b.Bytes(), 0o600))
+	require.NoError(t, os.Remove(filepath.Join(dir, datadir.WorkloadsFile)))
 }
 
 // TaintSavedWITKeys adds the WIT keys kids to the taints saved in the

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/internal/dirlock"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 )
@@ -39,7 +40,7 @@ type KeyStore interface {
 // memory, kept as PKCS #8 PEM in agent-key.pem.
 type softwareKeys struct{}
 
-func (softwareKeys) KeyFile() string { return keyFile }
+func (softwareKeys) KeyFile() string { return datadir.KeyFile }
 
 func (softwareKeys) GenerateKey(context.Context) (crypto.Signer, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -57,21 +58,16 @@ func (softwareKeys) LoadKey(_ context.Context, data []byte) (crypto.Signer, erro
 	return pemutil.ParsePrivateKey(data)
 }
 
-// keyFiles names the files of the data directory that keep the key of
-// a KeyStore: the key of the saved SVID, and the key of an SVID being
-// saved (see saveState).
-type keyFiles struct{ key, next string }
-
 // keyFilesOf checks the KeyFile of ks and returns the names of its files.
-func keyFilesOf(ks KeyStore) (keyFiles, error) {
+func keyFilesOf(ks KeyStore) (datadir.KeyFiles, error) {
 	name := ks.KeyFile()
 	switch name {
-	case svidFile, bundleFile, workloadsFile, oldWorkloadsFile, dirlock.FileName:
-		return keyFiles{}, fmt.Errorf("agent: Config.KeyStore names the data directory file %q for its key, which the agent uses for another", name)
+	case datadir.SVIDFile, datadir.BundleFile, datadir.WorkloadsFile, datadir.OldWorkloadsFile, dirlock.FileName:
+		return datadir.KeyFiles{}, fmt.Errorf("agent: Config.KeyStore names the data directory file %q for its key, which the agent uses for another", name)
 	}
 	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || strings.ContainsAny(name, `/\`) {
-		return keyFiles{}, fmt.Errorf("agent: Config.KeyStore names %q for its key file: want a plain file name", name)
+		return datadir.KeyFiles{}, fmt.Errorf("agent: Config.KeyStore names %q for its key file: want a plain file name", name)
 	}
 	ext := filepath.Ext(name)
-	return keyFiles{key: name, next: strings.TrimSuffix(name, ext) + ".next" + ext}, nil
+	return datadir.KeyFiles{Key: name, Next: strings.TrimSuffix(name, ext) + ".next" + ext}, nil
 }

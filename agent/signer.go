@@ -2,11 +2,11 @@ package agent
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 
 	"github.com/spiffekit/spiffekit/internal/parallel"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
@@ -42,7 +42,7 @@ func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDR
 	out := make([]issuer.X509SVIDResult, len(reqs))
 	for i, r := range res {
 		out[i] = issuer.X509SVIDResult{Certificates: r.Certificates, Err: r.Err}
-		if r.Err == nil && !samePublicKey(r.Certificates[0].PublicKey, reqs[i].Key.Public()) {
+		if r.Err == nil && !publickey.Equal(r.Certificates[0].PublicKey, reqs[i].Key.Public()) {
 			out[i] = issuer.X509SVIDResult{Err: errors.New("agent: the server certified another key")}
 		}
 	}
@@ -100,9 +100,4 @@ func csrs(reqs []issuer.X509SVIDRequest) ([]nodeapi.X509SVIDRequest, error) {
 		in[i], errs[i] = nodeapi.X509SVIDRequest{EntryID: reqs[i].Entry.ID, CSR: csr}, err
 	})
 	return in, errors.Join(errs...)
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
 }

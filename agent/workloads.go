@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
@@ -56,8 +57,6 @@ import (
 // once, when there is no file of a later version, and removes it once it
 // has written one; see workloadsv1.go.)
 const (
-	workloadsFile    = "workload-svids.bin"
-	oldWorkloadsFile = "workload-svids.jsonl"
 	workloadsFormat  = "spiffekit-agent-workloads"
 	workloadsVersion = 4
 	// witsVersion is the version of a file with WIT-SVIDs and without
@@ -246,7 +245,7 @@ func appendWIT(b []byte, s *issuer.SavedWITSVID) ([]byte, error) {
 // size of the file.
 func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
 	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints taintLists) (int64, error) {
-	err := atomicfile.WriteFunc(filepath.Join(dir, workloadsFile), 0o600, func(w io.Writer) error {
+	err := atomicfile.WriteFunc(filepath.Join(dir, datadir.WorkloadsFile), 0o600, func(w io.Writer) error {
 		return writeWorkloads(w, td, agentID, entries, svids, federated, wits, taints)
 	})
 	if err != nil {
@@ -254,7 +253,7 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 	}
 	// Only now that the new file is durably written: a crash before
 	// leaves the old one, which the agent reads again.
-	switch err := os.Remove(filepath.Join(dir, oldWorkloadsFile)); {
+	switch err := os.Remove(filepath.Join(dir, datadir.OldWorkloadsFile)); {
 	case err == nil:
 		if err := atomicfile.SyncDir(dir); err != nil {
 			return 0, fmt.Errorf("agent: removing the saved workload SVIDs of version 1: %w", err)
@@ -262,7 +261,7 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 	case !errors.Is(err, fs.ErrNotExist):
 		return 0, fmt.Errorf("agent: removing the saved workload SVIDs of version 1: %w", err)
 	}
-	fi, err := os.Stat(filepath.Join(dir, workloadsFile))
+	fi, err := os.Stat(filepath.Join(dir, datadir.WorkloadsFile))
 	if err != nil {
 		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
 	}
@@ -375,7 +374,7 @@ var errNoWorkloads = errors.New("agent: no saved workload SVIDs")
 // whole; its errors name no secret. It checks neither the SVIDs nor the
 // entries against each other (see issuer.Restore), nor the agent.
 func loadWorkloads(dir string, td spiffeid.TrustDomain) (*savedWorkloads, error) {
-	return readWorkloadsFile(dir, workloadsFile, "the saved workload SVIDs", func(r io.Reader) (*savedWorkloads, error) {
+	return readWorkloadsFile(dir, datadir.WorkloadsFile, "the saved workload SVIDs", func(r io.Reader) (*savedWorkloads, error) {
 		return parseWorkloads(r, td)
 	})
 }
@@ -388,7 +387,7 @@ func loadWorkloads(dir string, td spiffeid.TrustDomain) (*savedWorkloads, error)
 func readWorkloadsFile[W any](dir, name, what string, parse func(io.Reader) (W, error)) (W, error) {
 	var none W
 	path := filepath.Join(dir, name)
-	f, err := atomicfile.OpenChecked(path, checkStateFile(path, os.Geteuid(), true))
+	f, err := atomicfile.OpenChecked(path, datadir.CheckFile(path, os.Geteuid(), true))
 	if errors.Is(err, fs.ErrNotExist) {
 		return none, errNoWorkloads
 	}

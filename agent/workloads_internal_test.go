@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
@@ -82,11 +83,11 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, fed := workloadsFixture(t, 3)
 	entries[1].Downstream = true
-	old := filepath.Join(dir, oldWorkloadsFile)
+	old := filepath.Join(dir, datadir.OldWorkloadsFile)
 	require.NoError(t, os.WriteFile(old, []byte("{}\n"), 0o600))
 	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{})
 	require.NoError(t, err)
-	info, err := os.Stat(filepath.Join(dir, workloadsFile))
+	info, err := os.Stat(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.Equal(t, info.Size(), size)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
@@ -100,7 +101,7 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	require.Len(t, w.federated, 1)
 	assert.True(t, w.federated[0].Equal(fed[0]))
 
-	raw, err := os.ReadFile(filepath.Join(dir, workloadsFile))
+	raw, err := os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	_, recs := splitRecords(t, raw)
 	// One CA (shared by both SVIDs), one federated bundle, three entries,
@@ -144,13 +145,13 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, entries, w.entries)
 	assert.Equal(t, []issuer.SavedWITSVID{wits[0], wits[3]}, w.wits)
-	raw, err := os.ReadFile(filepath.Join(dir, workloadsFile))
+	raw, err := os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":3,`)))
 
 	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{gone}, taintLists{})
 	require.NoError(t, err)
-	raw, err = os.ReadFile(filepath.Join(dir, workloadsFile))
+	raw, err = os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":2,`)), "no WIT-SVID: the previous version")
 
@@ -367,10 +368,10 @@ func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 	entries, svids, _ := workloadsFixture(t, 1)
 	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
 	require.NoError(t, err)
-	path := filepath.Join(dir, workloadsFile)
+	path := filepath.Join(dir, datadir.WorkloadsFile)
 	require.NoError(t, os.Chmod(path, 0o640))
 	_, err = loadWorkloads(dir, wtd)
-	assert.ErrorIs(t, err, errUnsafeFile)
+	assert.ErrorIs(t, err, datadir.ErrUnsafeFile)
 	require.NoError(t, os.Chmod(path, 0o600))
 	require.NoError(t, os.WriteFile(path, []byte("x\n"), 0o600))
 	_, err = loadWorkloads(dir, wtd)
@@ -514,10 +515,10 @@ func TestWorkloadsFileTaints(t *testing.T) {
 	requireSameTaints(t, taints, w.taints)
 	assert.Equal(t, entries, w.entries)
 	assert.Len(t, w.svids, 1)
-	raw, err := os.ReadFile(filepath.Join(dir, workloadsFile))
+	raw, err := os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":4,`)), "%.80s", raw)
-	info, err := os.Stat(filepath.Join(dir, workloadsFile))
+	info, err := os.Stat(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
@@ -532,7 +533,7 @@ func TestWorkloadsFileTaints(t *testing.T) {
 	// Without taints, the version before, which loads with none.
 	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{})
 	require.NoError(t, err)
-	raw, err = os.ReadFile(filepath.Join(dir, workloadsFile))
+	raw, err = os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":2,`)), "%.80s", raw)
 	w, err = loadWorkloads(dir, wtd)

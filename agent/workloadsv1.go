@@ -12,9 +12,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -100,7 +102,7 @@ type oldWorkloads struct {
 // there is none, and refuses one that the agent's uid does not own or
 // that others may read or change, as loadWorkloads does.
 func loadOldWorkloads(dir string, td spiffeid.TrustDomain, bundle x509bundle.Source, now time.Time) (*oldWorkloads, error) {
-	w, err := readWorkloadsFile(dir, oldWorkloadsFile, "the saved workload SVIDs of version 1", func(r io.Reader) (*oldWorkloads, error) {
+	w, err := readWorkloadsFile(dir, datadir.OldWorkloadsFile, "the saved workload SVIDs of version 1", func(r io.Reader) (*oldWorkloads, error) {
 		return parseOldWorkloads(r, td)
 	})
 	if err != nil {
@@ -307,7 +309,7 @@ func checkOldSVID(e registry.Entry, s *issuer.SavedX509SVID, bundle x509bundle.S
 		return errors.New("its key does not parse") // no detail of a secret
 	}
 	key, ok := parsed.(crypto.Signer)
-	if !ok || !samePublicKey(leaf.PublicKey, key.Public()) {
+	if !ok || !publickey.Equal(leaf.PublicKey, key.Public()) {
 		return errors.New("its key is not the leaf's")
 	}
 	if !s.NotBefore.IsZero() || !s.NotAfter.IsZero() {

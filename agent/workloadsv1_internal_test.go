@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
@@ -199,7 +200,7 @@ func TestOldWorkloadsFileRead(t *testing.T) {
 		dir := t.TempDir()
 		var b bytes.Buffer
 		writeV1(t, &b, wtd, wagent, entries, svids, fed, dates)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, oldWorkloadsFile), b.Bytes(), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, datadir.OldWorkloadsFile), b.Bytes(), 0o600))
 		w, err := loadOldWorkloads(dir, wtd, fixtureBundle(t, svids), time.Now())
 		require.NoError(t, err, "dates: %v", dates)
 		assert.Empty(t, w.dropped)
@@ -274,10 +275,10 @@ func TestOldWorkloadsFileRefused(t *testing.T) {
 	require.NoError(t, err, "file makes a file that parses")
 
 	dir := t.TempDir()
-	path := filepath.Join(dir, oldWorkloadsFile)
+	path := filepath.Join(dir, datadir.OldWorkloadsFile)
 	require.NoError(t, os.WriteFile(path, good.Bytes(), 0o640))
 	_, err = loadOldWorkloads(dir, wtd, fixtureBundle(t, svids), time.Now())
-	assert.ErrorIs(t, err, errUnsafeFile)
+	assert.ErrorIs(t, err, datadir.ErrUnsafeFile)
 	require.NoError(t, os.Chmod(path, 0o600))
 	require.NoError(t, os.WriteFile(path, changed, 0o600))
 	_, err = loadOldWorkloads(dir, wtd, fixtureBundle(t, svids), time.Now())

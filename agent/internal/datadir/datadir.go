@@ -1,4 +1,4 @@
-package agent
+package datadir
 
 import (
 	"context"
@@ -15,20 +15,33 @@ import (
 	"github.com/spiffekit/spiffekit/internal/atomicfile"
 	"github.com/spiffekit/spiffekit/internal/dirlock"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/nodeapi"
 	"github.com/spiffekit/spiffekit/spiffeid"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
 
-// Files the agent keeps in Config.DataDir. The key's are those of the
-// KeyStore (see keyFiles): with the default one, keyFile and
-// "agent-key.next.pem", the key of an SVID being saved.
+// Files the agent keeps in its data directory, beside the lock
+// (dirlock.FileName). The key's are those of the agent's KeyStore (see
+// KeyFiles): with the default one, KeyFile and "agent-key.next.pem", the
+// key of an SVID being saved.
 const (
-	svidFile   = "agent-svid.pem"
-	keyFile    = "agent-key.pem"
-	bundleFile = "bundle.json"
-	maxFile    = 1 << 20
+	// SVIDFile is the agent SVID, its certificates in PEM.
+	SVIDFile = "agent-svid.pem"
+	// KeyFile is the file of the default KeyStore's key: PKCS #8 PEM.
+	KeyFile = "agent-key.pem"
+	// BundleFile is the trust domain's bundle, the agent's trust anchor.
+	BundleFile = "bundle.json"
+	// WorkloadsFile is what the agent serves its workloads, saved (see
+	// agent/internal/workloadfile).
+	WorkloadsFile = "workload-svids.bin"
+	// OldWorkloadsFile is the workloads file of version 1, which an
+	// upgraded agent reads once.
+	OldWorkloadsFile = "workload-svids.jsonl"
 )
+
+// maxFile bounds the files of the agent's own state.
+const maxFile = 1 << 20
 
 // mkdirPrivate creates dir with mode 0700 if it is missing, and its
 // missing parents with mode 0755: only the data directory itself is
@@ -45,12 +58,12 @@ func mkdirPrivate(dir string) error {
 	return nil
 }
 
-// openDataDir makes the data directory ready for the agent before it
-// attests, so that a local failure costs no join token: it creates dir
-// (mode 0700) if missing, checks that nobody but the agent's uid and root
-// can change what it holds (see checkDataDir), and locks it for this agent
-// (see internal/dirlock), naming the holder when another agent has it.
-func openDataDir(dir string) (*dirlock.Lock, error) {
+// Open makes the data directory ready for the agent before it attests, so
+// that a local failure costs no join token: it creates dir (mode 0700) if
+// missing, checks that nobody but the agent's uid and root can change what
+// it holds, and locks it for this agent (see internal/dirlock), naming the
+// holder when another agent has it. The caller closes the lock.
+func Open(dir string) (*dirlock.Lock, error) {
 	if err := mkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("agent: creating the data directory: %w", err)
 	}
@@ -95,18 +108,23 @@ func ownerOf(fi fs.FileInfo) int {
 	return -1
 }
 
-// saveState writes the agent's SVID, key (mode 0600: keyData, in the files
+// KeyFiles names the files of the data directory that keep the key of the
+// agent's KeyStore: the key of the saved SVID, and the key of an SVID
+// being saved (see SaveState).
+type KeyFiles struct{ Key, Next string }
+
+// SaveState writes the agent's SVID, key (mode 0600: keyData, in the files
 // of kf) and bundle to dir,
 // each atomically, in an order that a crash at any point leaves a state
-// loadState takes, the old one or the new one: the new key goes to a file
+// LoadState takes, the old one or the new one: the new key goes to a file
 // of its own first, then the bundle (which still verifies the old SVID:
 // the CA that signed it stays in the bundle while it is valid), then the
 // SVID, and last the new key replaces the old one. Between the SVID and
-// the last step, loadState finds the SVID's key in the file of its own.
+// the last step, LoadState finds the SVID's key in the file of its own.
 // Writing the key over the old one first, as it once was, left a key
 // without its certificate after a crash, and an agent whose join token
-// was spent could not start again.
-func saveState(dir string, kf keyFiles, keyData []byte, svid *nodeapi.AgentSVID) error {
+// was spent could not start again. An empty dir keeps nothing.
+func SaveState(dir string, kf KeyFiles, keyData []byte, svid *nodeapi.AgentSVID) error {
 	if dir == "" {
 		return nil
 	}
@@ -122,25 +140,25 @@ func saveState(dir string, kf keyFiles, keyData []byte, svid *nodeapi.AgentSVID)
 		data []byte
 		perm os.FileMode
 	}{
-		{kf.next, keyData, 0o600},
-		{bundleFile, doc, 0o644},
-		{svidFile, pemutil.EncodeCertificates(svid.Certificates), 0o644},
+		{kf.Next, keyData, 0o600},
+		{BundleFile, doc, 0o644},
+		{SVIDFile, pemutil.EncodeCertificates(svid.Certificates), 0o644},
 	} {
 		if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
 			return fmt.Errorf("agent: saving %s: %w", f.name, err)
 		}
 	}
-	if err := os.Rename(filepath.Join(dir, kf.next), filepath.Join(dir, kf.key)); err != nil {
-		return fmt.Errorf("agent: saving %s: %w", kf.key, err)
+	if err := os.Rename(filepath.Join(dir, kf.Next), filepath.Join(dir, kf.Key)); err != nil {
+		return fmt.Errorf("agent: saving %s: %w", kf.Key, err)
 	}
 	if err := atomicfile.SyncDir(dir); err != nil {
-		return fmt.Errorf("agent: saving %s: %w", kf.key, err)
+		return fmt.Errorf("agent: saving %s: %w", kf.Key, err)
 	}
 	return nil
 }
 
-// saveBundle replaces the saved bundle.
-func saveBundle(dir string, b *spiffebundle.Bundle) error {
+// SaveBundle replaces the saved bundle of dir. An empty dir keeps nothing.
+func SaveBundle(dir string, b *spiffebundle.Bundle) error {
 	if dir == "" {
 		return nil
 	}
@@ -148,35 +166,37 @@ func saveBundle(dir string, b *spiffebundle.Bundle) error {
 	if err != nil {
 		return fmt.Errorf("agent: encoding the bundle: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(dir, bundleFile), doc, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, BundleFile), doc, 0o644); err != nil {
 		return fmt.Errorf("agent: saving the bundle: %w", err)
 	}
 	return nil
 }
 
-// errNoState means the data directory holds no saved SVID.
-var errNoState = errors.New("agent: no saved SVID")
+// ErrNoState means the data directory holds no saved SVID: LoadState
+// returns it.
+var ErrNoState = errors.New("agent: no saved SVID")
 
-// errUnsafeFile marks a file of the data directory that someone other than
-// the agent could have written (see checkStateFile): unlike state that
-// does not hold together, which the agent ignores, it is refused.
-var errUnsafeFile = errors.New("agent: unsafe data directory file")
+// ErrUnsafeFile marks a file of the data directory that someone other than
+// the agent could have written (see CheckFile): unlike state that does not
+// hold together, which the agent ignores, it is refused. The errors of
+// CheckFile, and those LoadState returns for such a file, are it.
+var ErrUnsafeFile = errors.New("agent: unsafe data directory file")
 
 // unsafeFileError is a file of the data directory the agent refuses to
-// read. It is errUnsafeFile.
+// read. It is ErrUnsafeFile.
 type unsafeFileError struct{ msg string }
 
 func (e *unsafeFileError) Error() string        { return e.msg }
-func (e *unsafeFileError) Is(target error) bool { return target == errUnsafeFile }
+func (e *unsafeFileError) Is(target error) bool { return target == ErrUnsafeFile }
 
-// checkStateFile returns the check of a file of the data directory before
+// CheckFile returns the check of a file of the data directory before
 // the agent, of uid euid, reads it: the agent wrote the file, so euid must
 // own it; group and others must not be able to write to it (the bundle is
 // the agent's trust anchor, the SVID and key its identity), and, for the
 // key (secret), not read it either. The directory is checked too (see
 // checkDataDir), but a file that was given away or opened up inside it
 // would escape that check.
-func checkStateFile(path string, euid int, secret bool) func(fs.FileInfo) error {
+func CheckFile(path string, euid int, secret bool) func(fs.FileInfo) error {
 	return func(fi fs.FileInfo) error {
 		if owner := ownerOf(fi); owner >= 0 && owner != euid {
 			return &unsafeFileError{fmt.Sprintf("agent: data directory file %s is owned by uid %d, not by the agent's uid %d: its owner could change it (chown %d %s)",
@@ -196,41 +216,49 @@ func checkStateFile(path string, euid int, secret bool) func(fs.FileInfo) error 
 }
 
 // readStateFile reads the file name of the data directory dir, after
-// checkStateFile.
+// CheckFile.
 func readStateFile(dir, name string, secret bool) ([]byte, error) {
 	path := filepath.Join(dir, name)
-	return atomicfile.ReadChecked(path, maxFile, checkStateFile(path, os.Geteuid(), secret))
+	return atomicfile.ReadChecked(path, maxFile, CheckFile(path, os.Geteuid(), secret))
 }
 
-// loadState reads what saveState wrote and checks that it holds together:
+// A KeyLoader gives back a key of the agent's from the bytes that keep it:
+// the agent's KeyStore.
+type KeyLoader interface {
+	// LoadKey returns the key that data keeps, or fails saying why.
+	LoadKey(ctx context.Context, data []byte) (crypto.Signer, error)
+}
+
+// LoadState reads what SaveState wrote and checks that it holds together:
 // the key, which ks loads from its file, matches the certificate, which is
 // an SVID of td that verifies with the saved bundle. It does not check
-// expiry. A file that the agent's uid does not own, or that others may
-// change (see checkStateFile), is refused with an error that is
-// errUnsafeFile. It returns the key with the bytes that keep it.
-func loadState(ctx context.Context, dir string, td spiffeid.TrustDomain, ks KeyStore, kf keyFiles) (crypto.Signer, []byte, *nodeapi.AgentSVID, error) {
+// expiry. It returns ErrNoState when dir is empty or holds no SVID. A file
+// that the agent's uid does not own, or that others may change (see
+// CheckFile), is refused with an error that is ErrUnsafeFile. It returns
+// the key with the bytes that keep it.
+func LoadState(ctx context.Context, dir string, td spiffeid.TrustDomain, ks KeyLoader, kf KeyFiles) (crypto.Signer, []byte, *nodeapi.AgentSVID, error) {
 	if dir == "" {
-		return nil, nil, nil, errNoState
+		return nil, nil, nil, ErrNoState
 	}
-	certPEM, err := readStateFile(dir, svidFile, false)
+	certPEM, err := readStateFile(dir, SVIDFile, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, errNoState
+		return nil, nil, nil, ErrNoState
 	}
-	if errors.Is(err, errUnsafeFile) {
+	if errors.Is(err, ErrUnsafeFile) {
 		return nil, nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("agent: reading the saved SVID: %w", err)
 	}
-	keyData, err := readStateFile(dir, kf.key, true)
-	if errors.Is(err, errUnsafeFile) {
+	keyData, err := readStateFile(dir, kf.Key, true)
+	if errors.Is(err, ErrUnsafeFile) {
 		return nil, nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("agent: reading the saved key: %w", err)
 	}
-	doc, err := readStateFile(dir, bundleFile, false)
-	if errors.Is(err, errUnsafeFile) {
+	doc, err := readStateFile(dir, BundleFile, false)
+	if errors.Is(err, ErrUnsafeFile) {
 		return nil, nil, nil, err
 	}
 	if err != nil {
@@ -242,14 +270,14 @@ func loadState(ctx context.Context, dir string, td spiffeid.TrustDomain, ks KeyS
 	}
 	key, err := ks.LoadKey(ctx, keyData)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("agent: the saved key (%s): %w", filepath.Join(dir, kf.key), err)
+		return nil, nil, nil, fmt.Errorf("agent: the saved key (%s): %w", filepath.Join(dir, kf.Key), err)
 	}
 	b, err := spiffebundle.Parse(td, doc)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("agent: the saved bundle: %w", err)
 	}
-	if !samePublicKey(certs[0].PublicKey, key.Public()) {
-		// A crash in saveState between the SVID and the key leaves the
+	if !publickey.Equal(certs[0].PublicKey, key.Public()) {
+		// A crash in SaveState between the SVID and the key leaves the
 		// SVID's key in a file of its own.
 		if key, keyData, err = loadNextKey(ctx, dir, ks, kf, certs[0]); err != nil {
 			return nil, nil, nil, err
@@ -262,23 +290,20 @@ func loadState(ctx context.Context, dir string, td spiffeid.TrustDomain, ks KeyS
 	return key, keyData, &nodeapi.AgentSVID{ID: id, Certificates: certs, Bundle: b}, nil
 }
 
-// loadNextKey returns the key saveState left in a file of its own, if it is
+// loadNextKey returns the key SaveState left in a file of its own, if it is
 // the key of leaf.
-func loadNextKey(ctx context.Context, dir string, ks KeyStore, kf keyFiles, leaf *x509.Certificate) (crypto.Signer, []byte, error) {
+func loadNextKey(ctx context.Context, dir string, ks KeyLoader, kf KeyFiles, leaf *x509.Certificate) (crypto.Signer, []byte, error) {
 	mismatch := errors.New("agent: the saved key does not match the saved SVID")
-	data, err := readStateFile(dir, kf.next, true)
-	if errors.Is(err, errUnsafeFile) {
+	data, err := readStateFile(dir, kf.Next, true)
+	if errors.Is(err, ErrUnsafeFile) {
 		return nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, mismatch
 	}
 	key, err := ks.LoadKey(ctx, data)
-	if err != nil || !samePublicKey(leaf.PublicKey, key.Public()) {
+	if err != nil || !publickey.Equal(leaf.PublicKey, key.Public()) {
 		return nil, nil, mismatch
 	}
 	return key, data, nil
 }
-
-// leafOf returns the leaf certificate of an agent SVID.
-func leafOf(s *nodeapi.AgentSVID) *x509.Certificate { return s.Certificates[0] }

@@ -1,4 +1,4 @@
-package agent
+package datadir
 
 import (
 	"os"
@@ -46,19 +46,19 @@ func TestCheckDataDirOwner(t *testing.T) {
 	assert.NoError(t, checkDataDir(own, fi, os.Geteuid()))
 }
 
-// TestCheckStateFileOwner: a file of the data directory that another uid
+// TestCheckFileOwner: a file of the data directory that another uid
 // owns is refused whatever the agent runs as, root included: the agent
 // wrote it, so a file of another owner was put there by someone else.
-func TestCheckStateFileOwner(t *testing.T) {
+func TestCheckFileOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bundle.json")
 	require.NoError(t, os.WriteFile(path, []byte("{}"), 0o644))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	owner := ownerOf(fi)
 	require.GreaterOrEqual(t, owner, 0)
-	assert.NoError(t, checkStateFile(path, owner, false)(fi))
-	err = checkStateFile(path, owner+1, false)(fi)
-	require.ErrorIs(t, err, errUnsafeFile)
+	assert.NoError(t, CheckFile(path, owner, false)(fi))
+	err = CheckFile(path, owner+1, false)(fi)
+	require.ErrorIs(t, err, ErrUnsafeFile)
 	assert.EqualError(t, err, "agent: data directory file "+path+" is owned by uid "+strconv.Itoa(owner)+
 		", not by the agent's uid "+strconv.Itoa(owner+1)+": its owner could change it (chown "+strconv.Itoa(owner+1)+" "+path+")")
 }
