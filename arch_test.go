@@ -85,10 +85,12 @@ func layer(pkg string) (int, bool) {
 		return 5, true
 	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll", rel == "server/internal/mint", rel == "server/internal/datadir":
 		return 6, true
-	case rel == "agent", rel == "server":
+	case rel == "server", rel == "agent/internal/workloadfile":
 		return 7, true
-	case strings.HasPrefix(rel, "examples/"):
+	case rel == "agent":
 		return 8, true
+	case strings.HasPrefix(rel, "examples/"):
+		return 9, true
 	}
 	return 0, false
 }
@@ -288,6 +290,13 @@ func TestImportViolation(t *testing.T) {
 		{m("agent/internal/datadir"), m("agent"), false},
 		{m("agent/internal/datadir"), m("internal/publickey"), true},
 		{m("internal/publickey"), m("agent/internal/datadir"), false},
+		{m("agent"), m("agent/internal/workloadfile"), true},
+		{m("agent/internal/workloadfile"), m("agent/internal/datadir"), true},
+		{m("agent/internal/workloadfile"), m("issuer"), true},
+		{m("agent/internal/workloadfile"), m("agent"), false},
+		{m("agent/internal/datadir"), m("agent/internal/workloadfile"), false},
+		{m("agent/internal/workloadfile"), m("internal/testing/workloadsv1test"), false},
+		{m("internal/testing/workloadsv1test"), m("issuer"), true},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

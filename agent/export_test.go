@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/agent/internal/datadir"
+	"github.com/spiffekit/spiffekit/agent/internal/workloadfile"
+	"github.com/spiffekit/spiffekit/internal/testing/workloadsv1test"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -42,10 +44,10 @@ func SetReleaseAfterSave(t testing.TB, size int64) {
 // the SVIDs' dates, when dates, the first ones, without, else.
 func DowngradeWorkloadsFile(t testing.TB, dir string, td spiffeid.TrustDomain, dates bool) {
 	t.Helper()
-	w, err := loadWorkloads(dir, td)
+	w, err := workloadfile.Load(dir, td)
 	require.NoError(t, err)
 	var b bytes.Buffer
-	writeV1(t, &b, td, w.agent, w.entries, w.svids, w.federated, dates)
+	workloadsv1test.Write(t, &b, td, w.Agent, w.Entries, w.SVIDs, w.Federated, dates)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, datadir.OldWorkloadsFile), b.Bytes(), 0o600))
 	require.NoError(t, os.Remove(filepath.Join(dir, datadir.WorkloadsFile)))
 }
@@ -55,10 +57,10 @@ func DowngradeWorkloadsFile(t testing.TB, dir string, td spiffeid.TrustDomain, d
 // of them before it saved the file.
 func TaintSavedWITKeys(t testing.TB, dir string, td spiffeid.TrustDomain, kids ...string) {
 	t.Helper()
-	w, err := loadWorkloads(dir, td)
+	w, err := workloadfile.Load(dir, td)
 	require.NoError(t, err)
-	w.taints.wit = append(w.taints.wit, kids...)
-	_, err = saveWorkloads(dir, td, w.agent, w.entries, w.svids, w.federated, w.wits, w.taints)
+	w.Taints.WIT = append(w.Taints.WIT, kids...)
+	_, err = workloadfile.Save(dir, td, w)
 	require.NoError(t, err)
 }
 
@@ -67,10 +69,10 @@ func TaintSavedWITKeys(t testing.TB, dir string, td spiffeid.TrustDomain, kids .
 // none while there is no file.
 func SavedTaints(t testing.TB, dir string, td spiffeid.TrustDomain) (cas []*x509.Certificate, jwt []string) {
 	t.Helper()
-	w, err := loadWorkloads(dir, td)
-	if errors.Is(err, errNoWorkloads) {
+	w, err := workloadfile.Load(dir, td)
+	if errors.Is(err, workloadfile.ErrNotFound) {
 		return nil, nil
 	}
 	require.NoError(t, err)
-	return w.taints.cas, w.taints.jwt
+	return w.Taints.CAs, w.Taints.JWT
 }

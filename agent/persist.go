@@ -5,6 +5,8 @@ import (
 	"errors"
 	"runtime/debug"
 	"time"
+
+	"github.com/spiffekit/spiffekit/agent/internal/workloadfile"
 )
 
 // workloadsSaveInterval is how often the agent looks whether to write its
@@ -62,22 +64,22 @@ func (a *Agent) workloadsState() workloadsState {
 // without it, as an agent that saved nothing. ctx bounds the reading.
 func (a *Agent) restoreWorkloads(ctx context.Context) {
 	start := time.Now()
-	w, err := loadWorkloads(a.cfg.DataDir, a.cfg.TrustDomain)
+	w, err := workloadfile.Load(a.cfg.DataDir, a.cfg.TrustDomain)
 	upgrade := false
-	if errors.Is(err, errNoWorkloads) {
+	if errors.Is(err, workloadfile.ErrNotFound) {
 		w, upgrade, err = a.loadOldWorkloads()
 	}
 	switch {
-	case errors.Is(err, errNoWorkloads):
+	case errors.Is(err, workloadfile.ErrNotFound):
 		return
 	case err != nil:
 		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
 		return
-	case w.agent != a.svid.ID:
-		a.log.Warn("ignoring the saved workload SVIDs: they were saved by another agent", "saved_by", w.agent.String())
+	case w.Agent != a.svid.ID:
+		a.log.Warn("ignoring the saved workload SVIDs: they were saved by another agent", "saved_by", w.Agent.String())
 		return
 	}
-	if err := a.store.Replicate(ctx, w.entries, nil); err != nil {
+	if err := a.store.Replicate(ctx, w.Entries, nil); err != nil {
 		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
 		return
 	}
@@ -86,22 +88,22 @@ func (a *Agent) restoreWorkloads(ctx context.Context) {
 		a.forgetRestored(ctx)
 		return
 	}
-	a.trust.SetTaintedKeys(w.taints.jwt, w.taints.wit)
-	a.trust.Set(nil, true, w.federated, w.taints.cas, nil)
-	res, err := a.iss.Restore(w.svids)
+	a.trust.SetTaintedKeys(w.Taints.JWT, w.Taints.WIT)
+	a.trust.Set(nil, true, w.Federated, w.Taints.CAs, nil)
+	res, err := a.iss.Restore(w.SVIDs)
 	if err != nil {
 		a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
 		a.forgetTrust()
 		a.forgetRestored(ctx)
 		return
 	}
-	attrs := []any{"entries", len(w.entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale}
+	attrs := []any{"entries", len(w.Entries), "svids", res.Restored, "expired", res.Expired, "stale", res.Stale}
 	if res.Tainted > 0 {
 		attrs = append(attrs, "tainted", res.Tainted)
 	}
 	if a.cfg.WITSVIDs {
 		// Restored only where they may be served.
-		wres, err := a.iss.RestoreWITSVIDs(w.wits)
+		wres, err := a.iss.RestoreWITSVIDs(w.WITs)
 		if err != nil {
 			a.log.Error("refusing the saved workload SVIDs; starting without them", "err", err)
 			a.forgetTrust()
@@ -123,30 +125,31 @@ func (a *Agent) restoreWorkloads(ctx context.Context) {
 }
 
 // loadOldWorkloads reads the workloads file of version 1, if there is one
-// (see loadOldWorkloads), and logs what it left out. It reports whether
-// the agent is to write what it restores from it in a file of the current
-// version.
-func (a *Agent) loadOldWorkloads() (*savedWorkloads, bool, error) {
-	w, err := loadOldWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.trust, a.now())
+// (see workloadfile.LoadVersion1), and logs what it left out. It reports
+// whether the agent is to write what it restores from it in a file of the
+// current version.
+func (a *Agent) loadOldWorkloads() (*workloadfile.Contents, bool, error) {
+	w, dropped, err := workloadfile.LoadVersion1(a.cfg.DataDir, a.cfg.TrustDomain, a.trust, a.now())
 	if err != nil {
 		return nil, false, err
 	}
-	if len(w.dropped) > 0 {
+	if len(dropped) > 0 {
 		a.log.Warn("left out what does not check out in the saved workload SVIDs of version 1",
-			"left_out", len(w.dropped), "first", w.dropped[0])
+			"left_out", len(dropped), "first", dropped[0])
 	}
-	return w.savedWorkloads, true, nil
+	return w, true, nil
 }
 
 // upgradeWorkloads writes what the agent restored from a workloads file of
 // version 1 in a file of the current version, which replaces it: the file
 // of version 1 is removed once the new one is durably written (see
-// saveWorkloads). When that fails, the file of version 1 stays, and is
+// workloadfile.Save). When that fails, the file of version 1 stays, and is
 // read again at the next start unless a save replaces it first.
 func (a *Agent) upgradeWorkloads() {
 	svids, _ := a.iss.X509SVIDs()
 	entries := a.iss.Entries()
-	if _, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, a.ID(), entries, svids, a.trust.FederatedBundles(), nil, a.taints()); err != nil {
+	if _, err := workloadfile.Save(a.cfg.DataDir, a.cfg.TrustDomain, &workloadfile.Contents{Agent: a.ID(), Entries: entries, SVIDs: svids,
+		Federated: a.trust.FederatedBundles(), Taints: a.taints()}); err != nil {
 		a.log.Warn("writing the saved workload SVIDs of version 1 in the current version failed", "err", err)
 		return
 	}
@@ -156,9 +159,9 @@ func (a *Agent) upgradeWorkloads() {
 
 // taints returns what the trust knows of the tainted CAs and keys, as the
 // workloads file keeps it.
-func (a *Agent) taints() taintLists {
+func (a *Agent) taints() workloadfile.Taints {
 	cas, jwt, wit := a.trust.Taints()
-	return taintLists{cas: cas, jwt: jwt, wit: wit}
+	return workloadfile.Taints{CAs: cas, JWT: jwt, WIT: wit}
 }
 
 // forgetTrust forgets the federated bundles and taints restoreWorkloads
@@ -251,7 +254,8 @@ func (a *Agent) saveWorkloads(last *workloadsState) {
 	svids, _ := a.iss.X509SVIDs()
 	wits, _ := a.iss.WITSVIDs()
 	entries := a.iss.Entries()
-	size, err := saveWorkloads(a.cfg.DataDir, a.cfg.TrustDomain, id, entries, svids, a.trust.FederatedBundles(), wits, a.taints())
+	size, err := workloadfile.Save(a.cfg.DataDir, a.cfg.TrustDomain, &workloadfile.Contents{Agent: id, Entries: entries, SVIDs: svids,
+		WITs: wits, Federated: a.trust.FederatedBundles(), Taints: a.taints()})
 	if err != nil {
 		a.log.Warn("saving the workload SVIDs failed; trying again later", "err", err)
 		return

@@ -1,15 +1,12 @@
-package agent
+package workloadfile
 
 import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,166 +18,12 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/attest"
-	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
+	"github.com/spiffekit/spiffekit/internal/testing/workloadsv1test"
 	"github.com/spiffekit/spiffekit/issuer"
 	"github.com/spiffekit/spiffekit/registry"
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
-
-// The format of version 1 as the agents that wrote it defined it
-// (agent/workloads.go before the binary records), for the tests to write
-// files of that version as those agents did: what the reader must take.
-type (
-	v1Line struct {
-		Format      string          `json:"format,omitempty"`
-		Version     int             `json:"version,omitempty"`
-		TrustDomain string          `json:"trust_domain,omitempty"`
-		Agent       string          `json:"agent,omitempty"`
-		CA          []byte          `json:"ca,omitempty"`
-		Federated   json.RawMessage `json:"federated,omitempty"`
-		Entry       *v1Entry        `json:"entry,omitempty"`
-		SVID        *v1SVID         `json:"svid,omitempty"`
-		End         *v1End          `json:"end,omitempty"`
-	}
-	v1Entry struct {
-		ID            string    `json:"id"`
-		SPIFFEID      string    `json:"spiffe_id"`
-		ParentID      string    `json:"parent_id"`
-		Selectors     []string  `json:"selectors"`
-		X509SVIDTTL   int64     `json:"x509_svid_ttl_ns,omitempty"`
-		JWTSVIDTTL    int64     `json:"jwt_svid_ttl_ns,omitempty"`
-		DNSNames      []string  `json:"dns_names,omitempty"`
-		FederatesWith []string  `json:"federates_with,omitempty"`
-		Hint          string    `json:"hint,omitempty"`
-		ExpiresAt     int64     `json:"expires_at,omitempty"`
-		Revision      int64     `json:"revision"`
-		CreatedAt     time.Time `json:"created_at"`
-		UpdatedAt     time.Time `json:"updated_at"`
-	}
-	// v1SVID is the SVID of the last files of version 1; the first ones
-	// lacked the dates (v1SVIDNoDates).
-	v1SVID struct {
-		Leaf      []byte    `json:"leaf"`
-		CAs       []int     `json:"cas"`
-		Key       []byte    `json:"key"`
-		NotBefore time.Time `json:"not_before"`
-		NotAfter  time.Time `json:"not_after"`
-		MintedAt  time.Time `json:"minted_at"`
-	}
-	v1End struct {
-		Lines  int    `json:"lines"`
-		SHA256 string `json:"sha256"`
-	}
-)
-
-// v1Writer writes a file of version 1 line by line, as the agents of that
-// version did: each line one JSON object, counted and hashed, and the end
-// line last.
-type v1Writer struct {
-	w     io.Writer
-	h     []byte // what the digest covers
-	lines int
-}
-
-func (vw *v1Writer) line(t testing.TB, v any) {
-	t.Helper()
-	var b bytes.Buffer
-	require.NoError(t, json.NewEncoder(&b).Encode(v))
-	vw.raw(t, b.Bytes())
-}
-
-// raw writes raw as a line (which it must end), counted and hashed.
-func (vw *v1Writer) raw(t testing.TB, raw []byte) {
-	t.Helper()
-	vw.h = append(vw.h, raw...)
-	vw.lines++
-	_, err := vw.w.Write(raw)
-	require.NoError(t, err)
-}
-
-func (vw *v1Writer) end(t testing.TB) {
-	t.Helper()
-	sum := sha256.Sum256(vw.h)
-	var b bytes.Buffer
-	require.NoError(t, json.NewEncoder(&b).Encode(v1Line{End: &v1End{Lines: vw.lines, SHA256: hex.EncodeToString(sum[:])}}))
-	_, err := vw.w.Write(b.Bytes())
-	require.NoError(t, err)
-}
-
-// writeV1Body writes the lines of a file of version 1 after its header,
-// without the end: the CAs, the federated bundles and the entries with
-// their SVIDs (with their dates when dates).
-func writeV1Body(t testing.TB, vw *v1Writer, entries []registry.Entry, svids []issuer.SavedX509SVID,
-	federated []*spiffebundle.Bundle, dates bool) {
-	t.Helper()
-	byEntry := map[string]*issuer.SavedX509SVID{}
-	for k := range svids {
-		byEntry[svids[k].EntryID] = &svids[k]
-	}
-	cas := map[string]int{}
-	for _, e := range entries {
-		if s := byEntry[e.ID]; s != nil {
-			for _, der := range s.Certificates[1:] {
-				if _, ok := cas[string(der)]; !ok {
-					cas[string(der)] = len(cas)
-					vw.line(t, v1Line{CA: der})
-				}
-			}
-		}
-	}
-	for _, b := range federated {
-		doc, err := b.Marshal()
-		require.NoError(t, err)
-		vw.line(t, v1Line{TrustDomain: b.TrustDomain().Name(), Federated: doc})
-	}
-	for _, e := range entries {
-		se := &v1Entry{ID: e.ID, SPIFFEID: e.SPIFFEID.String(), ParentID: e.ParentID.String(),
-			X509SVIDTTL: int64(e.X509SVIDTTL), JWTSVIDTTL: int64(e.JWTSVIDTTL), DNSNames: e.DNSNames, Hint: e.Hint,
-			Revision: e.Revision, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Selectors: []string{}}
-		if !e.ExpiresAt.IsZero() {
-			se.ExpiresAt = e.ExpiresAt.Unix()
-		}
-		for _, sel := range e.Selectors {
-			se.Selectors = append(se.Selectors, sel.String())
-		}
-		for _, td := range e.FederatesWith {
-			se.FederatesWith = append(se.FederatesWith, td.Name())
-		}
-		l := v1Line{Entry: se}
-		if s := byEntry[e.ID]; s != nil && s.Revision == e.Revision {
-			ss := &v1SVID{Leaf: s.Certificates[0], Key: s.PrivateKey, MintedAt: s.MintedAt}
-			if dates {
-				ss.NotBefore, ss.NotAfter = s.NotBefore, s.NotAfter
-			}
-			for _, der := range s.Certificates[1:] {
-				ss.CAs = append(ss.CAs, cas[string(der)])
-			}
-			l.SVID = ss
-		}
-		if !dates && l.SVID != nil {
-			// The first files of version 1 had no dates at all: not
-			// even zero ones.
-			raw, err := json.Marshal(l)
-			require.NoError(t, err)
-			raw = bytes.Replace(raw, []byte(`"not_before":"0001-01-01T00:00:00Z","not_after":"0001-01-01T00:00:00Z",`), nil, 1)
-			vw.raw(t, append(raw, '\n'))
-			continue
-		}
-		vw.line(t, l)
-	}
-}
-
-// writeV1 writes a whole file of version 1 of agentID of td.
-func writeV1(t testing.TB, w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, dates bool) {
-	t.Helper()
-	vw := &v1Writer{w: w}
-	vw.line(t, v1Line{Format: workloadsFormat, Version: 1, TrustDomain: td.Name(), Agent: agentID.String()})
-	writeV1Body(t, vw, entries, svids, federated, dates)
-	vw.end(t)
-}
 
 // fixtureBundle returns the bundle that verifies the SVIDs of
 // workloadsFixture.
@@ -199,19 +42,19 @@ func TestOldWorkloadsFileRead(t *testing.T) {
 	for _, dates := range []bool{true, false} {
 		dir := t.TempDir()
 		var b bytes.Buffer
-		writeV1(t, &b, wtd, wagent, entries, svids, fed, dates)
+		workloadsv1test.Write(t, &b, wtd, wagent, entries, svids, fed, dates)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, datadir.OldWorkloadsFile), b.Bytes(), 0o600))
 		w, err := loadOldWorkloads(dir, wtd, fixtureBundle(t, svids), time.Now())
 		require.NoError(t, err, "dates: %v", dates)
 		assert.Empty(t, w.dropped)
-		assert.Equal(t, wagent, w.agent)
-		assert.Equal(t, entries, w.entries)
-		assert.Equal(t, svids, w.svids, "dates: %v", dates)
-		require.Len(t, w.federated, 1)
-		assert.True(t, w.federated[0].Equal(fed[0]))
+		assert.Equal(t, wagent, w.Agent)
+		assert.Equal(t, entries, w.Entries)
+		assert.Equal(t, svids, w.SVIDs, "dates: %v", dates)
+		require.Len(t, w.Federated, 1)
+		assert.True(t, w.Federated[0].Equal(fed[0]))
 	}
 	_, err := loadOldWorkloads(t.TempDir(), wtd, fixtureBundle(t, svids), time.Now())
-	assert.ErrorIs(t, err, errNoWorkloads)
+	assert.ErrorIs(t, err, ErrNotFound)
 }
 
 // A file of version 1 that does not hold together is refused whole, with
@@ -220,19 +63,19 @@ func TestOldWorkloadsFileRead(t *testing.T) {
 func TestOldWorkloadsFileRefused(t *testing.T) {
 	entries, svids, fed := workloadsFixture(t, 2)
 	var good bytes.Buffer
-	writeV1(t, &good, wtd, wagent, entries, svids, fed, true)
+	workloadsv1test.Write(t, &good, wtd, wagent, entries, svids, fed, true)
 	lines := strings.SplitAfter(good.String(), "\n")
 	lines = lines[:len(lines)-1] // the empty string after the last '\n'
 	header, body := lines[0], lines[1:len(lines)-1]
 	// file makes a file of header and raw lines with a correct end.
 	file := func(header string, raw ...string) []byte {
 		var b bytes.Buffer
-		vw := &v1Writer{w: &b}
-		vw.raw(t, []byte(header))
+		vw := workloadsv1test.NewWriter(&b)
+		vw.Raw(t, []byte(header))
 		for _, l := range raw {
-			vw.raw(t, []byte(l))
+			vw.Raw(t, []byte(l))
 		}
-		vw.end(t)
+		vw.End(t)
 		return b.Bytes()
 	}
 	hdr := func(v int, td, agent string) string {
@@ -315,20 +158,20 @@ func TestOldWorkloadsFileLeavesOutWhatDoesNotCheckOut(t *testing.T) {
 	svids[6].PrivateKey = []byte("not a key")
 
 	var b bytes.Buffer
-	vw := &v1Writer{w: &b}
-	vw.line(t, v1Line{Format: workloadsFormat, Version: 1, TrustDomain: wtd.Name(), Agent: wagent.String()})
-	vw.line(t, v1Line{TrustDomain: "other.test", Federated: json.RawMessage(`{"keys":7}`)})
-	writeV1Body(t, vw, entries, svids, fed, true)
-	vw.end(t)
+	vw := workloadsv1test.NewWriter(&b)
+	vw.Line(t, workloadsv1test.Line{Format: workloadsFormat, Version: 1, TrustDomain: wtd.Name(), Agent: wagent.String()})
+	vw.Line(t, workloadsv1test.Line{TrustDomain: "other.test", Federated: json.RawMessage(`{"keys":7}`)})
+	workloadsv1test.WriteBody(t, vw, entries, svids, fed, true)
+	vw.End(t)
 	w, err := parseOldWorkloads(&b, wtd)
 	require.NoError(t, err)
 	w.checkSVIDs(bundle, time.Now())
 
-	assert.Equal(t, entries[1:], w.entries, "all but the entry with a bad selector")
-	require.Len(t, w.svids, 1)
-	assert.Equal(t, svids[4], w.svids[0], "the one SVID that checks out")
-	require.Len(t, w.federated, 1)
-	assert.True(t, w.federated[0].Equal(fed[0]))
+	assert.Equal(t, entries[1:], w.Entries, "all but the entry with a bad selector")
+	require.Len(t, w.SVIDs, 1)
+	assert.Equal(t, svids[4], w.SVIDs[0], "the one SVID that checks out")
+	require.Len(t, w.Federated, 1)
+	assert.True(t, w.Federated[0].Equal(fed[0]))
 	all := strings.Join(w.dropped, "\n")
 	for _, want := range []string{
 		`line 2: the federated bundle of "other.test"`,
@@ -348,30 +191,30 @@ func TestOldWorkloadsFileLeavesOutWhatDoesNotCheckOut(t *testing.T) {
 	// leaf's dates: their chain is not checked.
 	entries, svids, _ = workloadsFixture(t, 2)
 	b.Reset()
-	writeV1(t, &b, wtd, wagent, entries, svids, nil, false)
+	workloadsv1test.Write(t, &b, wtd, wagent, entries, svids, nil, false)
 	w, err = parseOldWorkloads(&b, wtd)
 	require.NoError(t, err)
 	w.checkSVIDs(x509bundle.New(wtd), svids[0].NotAfter)
 	assert.Empty(t, w.dropped)
-	assert.Equal(t, svids, w.svids)
+	assert.Equal(t, svids, w.SVIDs)
 
 	// An SVID without a CA certificate.
-	w.svids[0].Certificates = w.svids[0].Certificates[:1]
+	w.SVIDs[0].Certificates = w.SVIDs[0].Certificates[:1]
 	w.checkSVIDs(x509bundle.New(wtd), time.Now())
-	assert.Empty(t, w.svids)
+	assert.Empty(t, w.SVIDs)
 	assert.Contains(t, w.dropped[0], "it has no CA certificate")
 }
 
 func FuzzParseOldWorkloads(f *testing.F) {
 	entries, svids, fed := workloadsFixture(f, 2)
 	var good bytes.Buffer
-	writeV1(f, &good, wtd, wagent, entries, svids, fed, true)
+	workloadsv1test.Write(f, &good, wtd, wagent, entries, svids, fed, true)
 	f.Add(good.Bytes())
 	var nodates bytes.Buffer
-	writeV1(f, &nodates, wtd, wagent, entries, svids, fed, false)
+	workloadsv1test.Write(f, &nodates, wtd, wagent, entries, svids, fed, false)
 	f.Add(nodates.Bytes())
 	var empty bytes.Buffer
-	writeV1(f, &empty, wtd, wagent, nil, nil, nil, true)
+	workloadsv1test.Write(f, &empty, wtd, wagent, nil, nil, nil, true)
 	f.Add(empty.Bytes())
 	f.Add([]byte("{}\n"))
 	now := time.Now()
@@ -384,7 +227,7 @@ func FuzzParseOldWorkloads(f *testing.F) {
 		// makes a fixture of its own, with a CA of its own, so that a
 		// fixed bundle would verify the seeds in one process only.
 		bundle := x509bundle.New(wtd)
-		for _, s := range w.svids {
+		for _, s := range w.SVIDs {
 			for _, der := range s.Certificates[1:] {
 				if c, err := x509.ParseCertificate(der); err == nil {
 					bundle.AddX509Authority(c)
@@ -395,25 +238,25 @@ func FuzzParseOldWorkloads(f *testing.F) {
 		// What parses is entries the registry takes, and SVIDs of them
 		// that check out.
 		byID := map[string]registry.Entry{}
-		for _, e := range w.entries {
+		for _, e := range w.Entries {
 			require.NoError(t, e.Validate())
 			byID[e.ID] = e
 		}
-		for _, s := range w.svids {
+		for _, s := range w.SVIDs {
 			e, ok := byID[s.EntryID]
 			require.True(t, ok)
 			require.NoError(t, checkOldSVID(e, &s, bundle, now))
 		}
 		// And it survives being written in the current version.
 		var again bytes.Buffer
-		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, nil, taintLists{}))
+		require.NoError(t, writeWorkloads(&again, wtd, w.Agent, w.Entries, w.SVIDs, w.Federated, nil, Taints{}))
 		w2, err := parseWorkloads(&again, wtd)
 		require.NoError(t, err)
-		require.Equal(t, w.entries, w2.entries)
-		require.Len(t, w2.svids, len(w.svids))
-		if len(w.svids) > 0 {
-			require.Equal(t, w.svids, w2.svids)
+		require.Equal(t, w.Entries, w2.Entries)
+		require.Len(t, w2.SVIDs, len(w.SVIDs))
+		if len(w.SVIDs) > 0 {
+			require.Equal(t, w.SVIDs, w2.SVIDs)
 		}
-		require.Len(t, w2.federated, len(w.federated))
+		require.Len(t, w2.Federated, len(w.Federated))
 	})
 }

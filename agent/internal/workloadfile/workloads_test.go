@@ -1,4 +1,4 @@
-package agent
+package workloadfile
 
 import (
 	"bytes"
@@ -34,6 +34,12 @@ var (
 	fedTD   = spiffeid.RequireTrustDomainFromString("other.test")
 	created = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 )
+
+// saveWorkloads is Save with the parts of the file as arguments.
+func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints Taints) (int64, error) {
+	return Save(dir, td, &Contents{Agent: agentID, Entries: entries, SVIDs: svids, WITs: wits, Federated: federated, Taints: taints})
+}
 
 // workloadsFixture returns n entries, an SVID (made by a test CA) for each
 // but the last, and a federated bundle.
@@ -85,7 +91,7 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	entries[1].Downstream = true
 	old := filepath.Join(dir, datadir.OldWorkloadsFile)
 	require.NoError(t, os.WriteFile(old, []byte("{}\n"), 0o600))
-	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{})
+	size, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, Taints{})
 	require.NoError(t, err)
 	info, err := os.Stat(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
@@ -93,13 +99,13 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 	assert.NoFileExists(t, old, "the file of version 1 is removed")
 
-	w, err := loadWorkloads(dir, wtd)
+	w, err := Load(dir, wtd)
 	require.NoError(t, err)
-	assert.Equal(t, wagent, w.agent)
-	assert.Equal(t, entries, w.entries)
-	assert.Equal(t, svids, w.svids)
-	require.Len(t, w.federated, 1)
-	assert.True(t, w.federated[0].Equal(fed[0]))
+	assert.Equal(t, wagent, w.Agent)
+	assert.Equal(t, entries, w.Entries)
+	assert.Equal(t, svids, w.SVIDs)
+	require.Len(t, w.Federated, 1)
+	assert.True(t, w.Federated[0].Equal(fed[0]))
 
 	raw, err := os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
@@ -113,16 +119,16 @@ func TestWorkloadsFileRoundTrip(t *testing.T) {
 	assert.Equal(t, "cfeeez", kinds)
 
 	// Saved again with fewer SVIDs: the file is replaced whole.
-	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil, nil, taintLists{})
+	_, err = saveWorkloads(dir, wtd, wagent, entries[:1], svids, nil, nil, Taints{})
 	require.NoError(t, err)
-	w, err = loadWorkloads(dir, wtd)
+	w, err = Load(dir, wtd)
 	require.NoError(t, err)
-	assert.Equal(t, entries[:1], w.entries)
-	assert.Equal(t, svids[:1], w.svids)
-	assert.Empty(t, w.federated)
+	assert.Equal(t, entries[:1], w.Entries)
+	assert.Equal(t, svids[:1], w.SVIDs)
+	assert.Empty(t, w.Federated)
 
-	_, err = loadWorkloads(t.TempDir(), wtd)
-	assert.ErrorIs(t, err, errNoWorkloads)
+	_, err = Load(t.TempDir(), wtd)
+	assert.ErrorIs(t, err, ErrNotFound)
 }
 
 // The WIT-SVIDs of entries in the file are kept, in a file of version 3;
@@ -139,17 +145,17 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 	gone.EntryID = fmt.Sprintf("%032x", 99)
 	changed.Revision++
 	wits := []issuer.SavedWITSVID{wit(entries[0]), gone, changed, wit(entries[1])}
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, wits, taintLists{})
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, wits, Taints{})
 	require.NoError(t, err)
-	w, err := loadWorkloads(dir, wtd)
+	w, err := Load(dir, wtd)
 	require.NoError(t, err)
-	assert.Equal(t, entries, w.entries)
-	assert.Equal(t, []issuer.SavedWITSVID{wits[0], wits[3]}, w.wits)
+	assert.Equal(t, entries, w.Entries)
+	assert.Equal(t, []issuer.SavedWITSVID{wits[0], wits[3]}, w.WITs)
 	raw, err := os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":3,`)))
 
-	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{gone}, taintLists{})
+	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{gone}, Taints{})
 	require.NoError(t, err)
 	raw, err = os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
@@ -157,7 +163,7 @@ func TestWorkloadsFileWITSVIDs(t *testing.T) {
 
 	// What a file of version 3 must not hold.
 	var good bytes.Buffer
-	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, wits[:1], taintLists{}))
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, wits[:1], Taints{}))
 	header, recs := splitRecords(t, good.Bytes())
 	body := recs[:len(recs)-1]
 	require.Equal(t, byte(recordWIT), body[len(body)-1].kind)
@@ -239,17 +245,17 @@ func TestWorkloadsFileLeavesOutSVIDsOfOtherRevisions(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, _ := workloadsFixture(t, 2)
 	svids[0].Revision++
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, Taints{})
 	require.NoError(t, err)
-	w, err := loadWorkloads(dir, wtd)
+	w, err := Load(dir, wtd)
 	require.NoError(t, err)
-	assert.Len(t, w.entries, 2)
-	assert.Empty(t, w.svids)
+	assert.Len(t, w.Entries, 2)
+	assert.Empty(t, w.SVIDs)
 }
 
 func TestWorkloadsFileSaveFails(t *testing.T) {
 	entries, svids, _ := workloadsFixture(t, 2)
-	_, err := saveWorkloads(filepath.Join(t.TempDir(), "missing"), wtd, wagent, entries, svids, nil, nil, taintLists{})
+	_, err := saveWorkloads(filepath.Join(t.TempDir(), "missing"), wtd, wagent, entries, svids, nil, nil, Taints{})
 	assert.ErrorContains(t, err, "agent: saving the workload SVIDs")
 }
 
@@ -258,7 +264,7 @@ func TestWorkloadsFileSaveFails(t *testing.T) {
 func TestWorkloadsFileRefused(t *testing.T) {
 	entries, svids, fed := workloadsFixture(t, 2)
 	var good bytes.Buffer
-	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, taintLists{}))
+	require.NoError(t, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, Taints{}))
 	header, recs := splitRecords(t, good.Bytes())
 	body := recs[:len(recs)-1] // without the end
 	require.Equal(t, byte(recordEntry), body[2].kind, "the first entry, which has an SVID")
@@ -366,29 +372,29 @@ func must[T any](v T, err error) T {
 func TestWorkloadsFileOpenToOthersIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	entries, svids, _ := workloadsFixture(t, 1)
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, Taints{})
 	require.NoError(t, err)
 	path := filepath.Join(dir, datadir.WorkloadsFile)
 	require.NoError(t, os.Chmod(path, 0o640))
-	_, err = loadWorkloads(dir, wtd)
+	_, err = Load(dir, wtd)
 	assert.ErrorIs(t, err, datadir.ErrUnsafeFile)
 	require.NoError(t, os.Chmod(path, 0o600))
 	require.NoError(t, os.WriteFile(path, []byte("x\n"), 0o600))
-	_, err = loadWorkloads(dir, wtd)
+	_, err = Load(dir, wtd)
 	assert.ErrorContains(t, err, "agent: the saved workload SVIDs in "+path+": the header")
 }
 
 func FuzzParseWorkloads(f *testing.F) {
 	entries, svids, fed := workloadsFixture(f, 2)
 	var good bytes.Buffer
-	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, taintLists{}))
+	require.NoError(f, writeWorkloads(&good, wtd, wagent, entries, svids, fed, nil, Taints{}))
 	f.Add(good.Bytes())
 	var empty bytes.Buffer
-	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil, nil, taintLists{}))
+	require.NoError(f, writeWorkloads(&empty, wtd, wagent, nil, nil, nil, nil, Taints{}))
 	f.Add(empty.Bytes())
 	var withWITs bytes.Buffer
 	require.NoError(f, writeWorkloads(&withWITs, wtd, wagent, entries, svids, fed, []issuer.SavedWITSVID{{
-		EntryID: entries[0].ID, Revision: entries[0].Revision, Token: "h.p.s", PrivateKey: []byte("{}"), MintedAt: created}}, taintLists{}))
+		EntryID: entries[0].ID, Revision: entries[0].Revision, Token: "h.p.s", PrivateKey: []byte("{}"), MintedAt: created}}, Taints{}))
 	f.Add(withWITs.Bytes())
 	var withTaints bytes.Buffer
 	require.NoError(f, writeWorkloads(&withTaints, wtd, wagent, entries, svids, fed, nil, taintsFixture(f, svids)))
@@ -401,12 +407,12 @@ func FuzzParseWorkloads(f *testing.F) {
 		}
 		// What parses is entries the registry takes and SVIDs of them.
 		ids := map[string]bool{}
-		for _, e := range w.entries {
+		for _, e := range w.Entries {
 			require.NoError(t, e.Validate())
 			ids[e.ID] = true
 		}
 		var whole []issuer.SavedX509SVID // with a CA: those written again
-		for _, s := range w.svids {
+		for _, s := range w.SVIDs {
 			require.True(t, ids[s.EntryID])
 			require.NotEmpty(t, s.Certificates)
 			if len(s.Certificates) >= 2 {
@@ -415,14 +421,14 @@ func FuzzParseWorkloads(f *testing.F) {
 		}
 		// And it survives a round trip.
 		var again bytes.Buffer
-		require.NoError(t, writeWorkloads(&again, wtd, w.agent, w.entries, w.svids, w.federated, w.wits, w.taints))
+		require.NoError(t, writeWorkloads(&again, wtd, w.Agent, w.Entries, w.SVIDs, w.Federated, w.WITs, w.Taints))
 		w2, err := parseWorkloads(&again, wtd)
 		require.NoError(t, err)
-		require.Equal(t, w.entries, w2.entries)
-		require.Equal(t, w.wits, w2.wits)
-		require.Equal(t, len(whole), len(w2.svids))
-		require.Len(t, w2.federated, len(w.federated))
-		requireSameTaints(t, w.taints, w2.taints)
+		require.Equal(t, w.Entries, w2.Entries)
+		require.Equal(t, w.WITs, w2.WITs)
+		require.Equal(t, len(whole), len(w2.SVIDs))
+		require.Len(t, w2.Federated, len(w.Federated))
+		requireSameTaints(t, w.Taints, w2.Taints)
 	})
 }
 
@@ -436,18 +442,18 @@ func BenchmarkWorkloadsFile(b *testing.B) {
 		var size int64
 		for b.Loop() {
 			var err error
-			size, err = saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
+			size, err = saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, Taints{})
 			require.NoError(b, err)
 		}
 		b.ReportMetric(float64(size), "bytes")
 	})
 	b.Run("load", func(b *testing.B) {
-		_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, taintLists{})
+		_, err := saveWorkloads(dir, wtd, wagent, entries, svids, nil, nil, Taints{})
 		require.NoError(b, err)
 		for b.Loop() {
-			w, err := loadWorkloads(dir, wtd)
+			w, err := Load(dir, wtd)
 			require.NoError(b, err)
-			require.Len(b, w.svids, n)
+			require.Len(b, w.SVIDs, n)
 		}
 	})
 }
@@ -478,26 +484,26 @@ func benchWorkloads(b testing.TB, n int) ([]registry.Entry, []issuer.SavedX509SV
 
 // taintsFixture returns taints naming the CA of svids[0], a JWT key and a
 // WIT key.
-func taintsFixture(t testing.TB, svids []issuer.SavedX509SVID) taintLists {
+func taintsFixture(t testing.TB, svids []issuer.SavedX509SVID) Taints {
 	t.Helper()
 	ca, err := x509.ParseCertificate(svids[0].Certificates[1])
 	require.NoError(t, err)
-	return taintLists{cas: []*x509.Certificate{ca}, jwt: []string{"jwt-1", "jwt-2"}, wit: []string{"wit-1"}}
+	return Taints{CAs: []*x509.Certificate{ca}, JWT: []string{"jwt-1", "jwt-2"}, WIT: []string{"wit-1"}}
 }
 
 // requireSameTaints fails unless a and b name the same CAs and keys.
-func requireSameTaints(t testing.TB, a, b taintLists) {
+func requireSameTaints(t testing.TB, a, b Taints) {
 	t.Helper()
-	der := func(l taintLists) [][]byte {
+	der := func(l Taints) [][]byte {
 		var out [][]byte
-		for _, c := range l.cas {
+		for _, c := range l.CAs {
 			out = append(out, c.Raw)
 		}
 		return out
 	}
 	require.Equal(t, der(a), der(b))
-	require.Equal(t, a.jwt, b.jwt)
-	require.Equal(t, a.wit, b.wit)
+	require.Equal(t, a.JWT, b.JWT)
+	require.Equal(t, a.WIT, b.WIT)
 }
 
 // The tainted CAs and keys are kept, in a file of version 4 (whatever else
@@ -510,11 +516,11 @@ func TestWorkloadsFileTaints(t *testing.T) {
 	taints := taintsFixture(t, svids)
 	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taints)
 	require.NoError(t, err)
-	w, err := loadWorkloads(dir, wtd)
+	w, err := Load(dir, wtd)
 	require.NoError(t, err)
-	requireSameTaints(t, taints, w.taints)
-	assert.Equal(t, entries, w.entries)
-	assert.Len(t, w.svids, 1)
+	requireSameTaints(t, taints, w.Taints)
+	assert.Equal(t, entries, w.Entries)
+	assert.Len(t, w.SVIDs, 1)
 	raw, err := os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":4,`)), "%.80s", raw)
@@ -522,23 +528,23 @@ func TestWorkloadsFileTaints(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
-	for _, l := range []taintLists{{cas: taints.cas}, {jwt: taints.jwt}, {wit: taints.wit}} {
+	for _, l := range []Taints{{CAs: taints.CAs}, {JWT: taints.JWT}, {WIT: taints.WIT}} {
 		_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, l)
 		require.NoError(t, err)
-		w, err = loadWorkloads(dir, wtd)
+		w, err = Load(dir, wtd)
 		require.NoError(t, err)
-		requireSameTaints(t, l, w.taints)
+		requireSameTaints(t, l, w.Taints)
 	}
 
 	// Without taints, the version before, which loads with none.
-	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{})
+	_, err = saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, Taints{})
 	require.NoError(t, err)
 	raw, err = os.ReadFile(filepath.Join(dir, datadir.WorkloadsFile))
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(raw, []byte(`{"format":"spiffekit-agent-workloads","version":2,`)), "%.80s", raw)
-	w, err = loadWorkloads(dir, wtd)
+	w, err = Load(dir, wtd)
 	require.NoError(t, err)
-	assert.True(t, w.taints.empty())
+	assert.True(t, w.Taints.Empty())
 
 	// What a file of version 4 must not hold.
 	var good bytes.Buffer
@@ -583,12 +589,12 @@ func TestWorkloadsFileTaintedCAsKeepTheirBytes(t *testing.T) {
 	cas := []*x509.Certificate{testca.New(t, wtd).Cert(), testca.New(t, wtd).Cert()}
 	// The first is the longer, so that the second is read into its buffer.
 	slices.SortFunc(cas, func(a, b *x509.Certificate) int { return len(b.Raw) - len(a.Raw) })
-	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, taintLists{cas: cas})
+	_, err := saveWorkloads(dir, wtd, wagent, entries, svids, fed, nil, Taints{CAs: cas})
 	require.NoError(t, err)
-	w, err := loadWorkloads(dir, wtd)
+	w, err := Load(dir, wtd)
 	require.NoError(t, err)
-	require.Len(t, w.taints.cas, 2)
+	require.Len(t, w.Taints.CAs, 2)
 	for k := range cas {
-		assert.True(t, w.taints.cas[k].Equal(cas[k]), "tainted CA %d read back differs from the one saved", k)
+		assert.True(t, w.Taints.CAs[k].Equal(cas[k]), "tainted CA %d read back differs from the one saved", k)
 	}
 }

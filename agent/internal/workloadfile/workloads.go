@@ -1,4 +1,4 @@
-package agent
+package workloadfile
 
 import (
 	"bufio"
@@ -55,7 +55,7 @@ import (
 // before read too. The agent reads versions 2 to 4. (Version 1, workload-svids.jsonl, was JSON lines
 // throughout, whose decoding took most of a restart: the agent reads it
 // once, when there is no file of a later version, and removes it once it
-// has written one; see workloadsv1.go.)
+// has written one; see version1.go.)
 const (
 	workloadsFormat  = "spiffekit-agent-workloads"
 	workloadsVersion = 4
@@ -98,25 +98,33 @@ type workloadsHeader struct {
 	Agent       string `json:"agent"`
 }
 
-// savedWorkloads is what the workloads file holds.
-type savedWorkloads struct {
-	agent     spiffeid.ID
-	entries   []registry.Entry
-	svids     []issuer.SavedX509SVID
-	wits      []issuer.SavedWITSVID
-	federated []*spiffebundle.Bundle
-	taints    taintLists
+// Contents is what a workloads file holds.
+type Contents struct {
+	// Agent is the agent that saved the file.
+	Agent spiffeid.ID
+	// Entries are the entries the agent was authorized for.
+	Entries []registry.Entry
+	// SVIDs are the X509-SVIDs the agent held for Entries. Save leaves out
+	// those of an entry not among Entries, or of another revision of it.
+	SVIDs []issuer.SavedX509SVID
+	// WITs are the WIT-SVIDs the agent held for Entries, left out as
+	// SVIDs are.
+	WITs []issuer.SavedWITSVID
+	// Federated are the federated bundles.
+	Federated []*spiffebundle.Bundle
+	// Taints are the authorities the server last named as tainted.
+	Taints Taints
 }
 
-// taintLists is what the agent knows of the trust domain's tainted
-// authorities (see trust): the X.509 CAs, and the kids of the JWT and WIT
-// keys.
-type taintLists struct {
-	cas      []*x509.Certificate
-	jwt, wit []string
+// Taints is what the agent knows of the trust domain's tainted
+// authorities: the X.509 CAs, and the kids of the JWT and WIT keys.
+type Taints struct {
+	CAs      []*x509.Certificate
+	JWT, WIT []string
 }
 
-func (l taintLists) empty() bool { return len(l.cas) == 0 && len(l.jwt) == 0 && len(l.wit) == 0 }
+// Empty reports whether l names no tainted CA or key.
+func (l Taints) Empty() bool { return len(l.CAs) == 0 && len(l.JWT) == 0 && len(l.WIT) == 0 }
 
 // recordWriter writes the records of a workloads file, counting and
 // hashing them.
@@ -238,15 +246,13 @@ func appendWIT(b []byte, s *issuer.SavedWITSVID) ([]byte, error) {
 	return appendTime(b, s.MintedAt)
 }
 
-// saveWorkloads replaces the workloads file of dir (mode 0600, atomically:
-// a crash leaves the old file or the new one) with the entries, the SVIDs
-// and WIT-SVIDs held for them, the federated bundles and the taints of the
-// agent agentID of td, and removes a file of version 1. It returns the
-// size of the file.
-func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints taintLists) (int64, error) {
+// Save replaces the workloads file of the data directory dir (mode 0600,
+// atomically: a crash leaves the old file or the new one) with c, saved by
+// an agent of trust domain td, and removes a file of version 1. It returns
+// the size of the file.
+func Save(dir string, td spiffeid.TrustDomain, c *Contents) (int64, error) {
 	err := atomicfile.WriteFunc(filepath.Join(dir, datadir.WorkloadsFile), 0o600, func(w io.Writer) error {
-		return writeWorkloads(w, td, agentID, entries, svids, federated, wits, taints)
+		return writeWorkloads(w, td, c.Agent, c.Entries, c.SVIDs, c.Federated, c.WITs, c.Taints)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("agent: saving the workload SVIDs: %w", err)
@@ -272,7 +278,7 @@ func saveWorkloads(dir string, td spiffeid.TrustDomain, agentID spiffeid.ID, ent
 // entry is not among entries, or that was minted for another revision of
 // it, is left out.
 func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, entries []registry.Entry,
-	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints taintLists) error {
+	svids []issuer.SavedX509SVID, federated []*spiffebundle.Bundle, wits []issuer.SavedWITSVID, taints Taints) error {
 	byEntry := make(map[string]*issuer.SavedX509SVID, len(svids))
 	for k := range svids {
 		byEntry[svids[k].EntryID] = &svids[k]
@@ -293,7 +299,7 @@ func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, e
 			version = witsVersion
 		}
 	}
-	if !taints.empty() {
+	if !taints.Empty() {
 		version = workloadsVersion
 	}
 	rw := &recordWriter{w: w, h: sha256.New()}
@@ -301,7 +307,7 @@ func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, e
 		TrustDomain: td.Name(), Agent: agentID.String()}); err != nil {
 		return err
 	}
-	for _, c := range taints.cas {
+	for _, c := range taints.CAs {
 		if err := rw.record(recordTaintedCA, c.Raw); err != nil {
 			return err
 		}
@@ -309,7 +315,7 @@ func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, e
 	for _, kids := range []struct {
 		kind byte
 		kids []string
-	}{{recordTaintedJ, taints.jwt}, {recordTaintedW, taints.wit}} {
+	}{{recordTaintedJ, taints.JWT}, {recordTaintedW, taints.WIT}} {
 		for _, kid := range kids.kids {
 			if err := rw.record(kids.kind, append(rw.body[:0], kid...)); err != nil {
 				return err
@@ -365,23 +371,25 @@ func writeWorkloads(w io.Writer, td spiffeid.TrustDomain, agentID spiffeid.ID, e
 	return rw.record(recordEnd, rw.h.Sum(binary.AppendUvarint(nil, uint64(rw.records))))
 }
 
-// errNoWorkloads means the data directory holds no workloads file.
-var errNoWorkloads = errors.New("agent: no saved workload SVIDs")
+// ErrNotFound means the data directory holds no workloads file: Load and
+// LoadVersion1 return it.
+var ErrNotFound = errors.New("agent: no saved workload SVIDs")
 
-// loadWorkloads reads the workloads file of dir, written for trust domain
-// td. A file that the agent's uid does not own, that others may read or
-// change, that does not parse, or whose digest does not match is refused
-// whole; its errors name no secret. It checks neither the SVIDs nor the
+// Load reads the workloads file of the data directory dir, written for
+// trust domain td. It returns ErrNotFound when there is none. A file that
+// the agent's uid does not own, that others may read or change, that does
+// not parse, or whose digest does not match is refused whole; its errors
+// name no secret. It checks neither the SVIDs nor the
 // entries against each other (see issuer.Restore), nor the agent.
-func loadWorkloads(dir string, td spiffeid.TrustDomain) (*savedWorkloads, error) {
-	return readWorkloadsFile(dir, datadir.WorkloadsFile, "the saved workload SVIDs", func(r io.Reader) (*savedWorkloads, error) {
+func Load(dir string, td spiffeid.TrustDomain) (*Contents, error) {
+	return readWorkloadsFile(dir, datadir.WorkloadsFile, "the saved workload SVIDs", func(r io.Reader) (*Contents, error) {
 		return parseWorkloads(r, td)
 	})
 }
 
 // readWorkloadsFile reads the workloads file name of dir (of any version)
 // with parse, given at most maxWorkloadsFile bytes of it. It returns
-// errNoWorkloads when there is none, and refuses one that the agent's uid
+// ErrNotFound when there is none, and refuses one that the agent's uid
 // does not own or that others may read or change; an error of parse is
 // said to be of what, the file's content.
 func readWorkloadsFile[W any](dir, name, what string, parse func(io.Reader) (W, error)) (W, error) {
@@ -389,7 +397,7 @@ func readWorkloadsFile[W any](dir, name, what string, parse func(io.Reader) (W, 
 	path := filepath.Join(dir, name)
 	f, err := atomicfile.OpenChecked(path, datadir.CheckFile(path, os.Geteuid(), true))
 	if errors.Is(err, fs.ErrNotExist) {
-		return none, errNoWorkloads
+		return none, ErrNotFound
 	}
 	if err != nil {
 		return none, err
@@ -405,7 +413,7 @@ func readWorkloadsFile[W any](dir, name, what string, parse func(io.Reader) (W, 
 // parseWorkloads reads a workloads file of trust domain td from r, and
 // decodes each record as it comes, into memory of its own (no record's
 // buffer is kept).
-func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, error) {
+func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*Contents, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	h := sha256.New()
 	raw, err := br.ReadSlice('\n')
@@ -417,7 +425,7 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 	case err != nil:
 		return nil, err
 	}
-	w := &savedWorkloads{}
+	w := &Contents{}
 	version, err := w.header(raw, td)
 	if err != nil {
 		return nil, err
@@ -482,15 +490,15 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", n, err)
 			}
-			w.federated = append(w.federated, b)
+			w.Federated = append(w.Federated, b)
 		case recordEntry:
 			e, s, err := d.entry(cas)
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", n, err)
 			}
-			w.entries = append(w.entries, e)
+			w.Entries = append(w.Entries, e)
 			if s != nil {
-				w.svids = append(w.svids, *s)
+				w.SVIDs = append(w.SVIDs, *s)
 			}
 			if revisions != nil {
 				revisions[e.ID] = e.Revision
@@ -499,7 +507,7 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 			if version < workloadsVersion {
 				return nil, fmt.Errorf("record %d: a taint in a file of version %d", n, version)
 			}
-			if err := w.taints.add(kind, body); err != nil {
+			if err := w.Taints.add(kind, body); err != nil {
 				return nil, fmt.Errorf("record %d: %w", n, err)
 			}
 		case recordWIT:
@@ -511,15 +519,15 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 				return nil, fmt.Errorf("record %d: %w", n, err)
 			}
 			if revisions == nil {
-				revisions = make(map[string]int64, len(w.entries))
-				for _, e := range w.entries {
+				revisions = make(map[string]int64, len(w.Entries))
+				for _, e := range w.Entries {
 					revisions[e.ID] = e.Revision
 				}
 			}
 			if rev, ok := revisions[s.EntryID]; !ok || rev != s.Revision {
 				return nil, fmt.Errorf("record %d: a WIT-SVID of entry %q at revision %d, which the file does not hold", n, s.EntryID, s.Revision)
 			}
-			w.wits = append(w.wits, s)
+			w.WITs = append(w.WITs, s)
 		default:
 			return nil, fmt.Errorf("record %d: not a record of the file", n)
 		}
@@ -528,7 +536,7 @@ func parseWorkloads(r io.Reader, td spiffeid.TrustDomain) (*savedWorkloads, erro
 
 // header checks the first line of a workloads file of trust domain td,
 // records its agent, and returns its version.
-func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error) {
+func (w *Contents) header(raw []byte, td spiffeid.TrustDomain) (int, error) {
 	var l workloadsHeader
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return 0, fmt.Errorf("the header: %w", err)
@@ -542,7 +550,7 @@ func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error
 		return 0, fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
 	}
 	var err error
-	if w.agent, err = spiffeid.FromString(l.Agent); err != nil {
+	if w.Agent, err = spiffeid.FromString(l.Agent); err != nil {
 		return 0, fmt.Errorf("the agent: %w", err)
 	}
 	return l.Version, nil
@@ -550,7 +558,7 @@ func (w *savedWorkloads) header(raw []byte, td spiffeid.TrustDomain) (int, error
 
 // add records the taint of a record of kind with body, checked as the
 // agent checks what a server sends (see nodeapi.Update).
-func (l *taintLists) add(kind byte, body []byte) error {
+func (l *Taints) add(kind byte, body []byte) error {
 	if kind == recordTaintedCA {
 		// A copy: the certificate keeps slices of its input (Raw), and
 		// body is reused for the records that follow.
@@ -558,7 +566,7 @@ func (l *taintLists) add(kind byte, body []byte) error {
 		if err != nil {
 			return fmt.Errorf("a tainted CA: %w", err)
 		}
-		l.cas = append(l.cas, c)
+		l.CAs = append(l.CAs, c)
 		return nil
 	}
 	kid := string(body)
@@ -567,9 +575,9 @@ func (l *taintLists) add(kind byte, body []byte) error {
 		return errors.New("an invalid kid of a tainted key")
 	}
 	if kind == recordTaintedJ {
-		l.jwt = append(l.jwt, kid)
+		l.JWT = append(l.JWT, kid)
 	} else {
-		l.wit = append(l.wit, kid)
+		l.WIT = append(l.WIT, kid)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package agent
+package workloadfile
 
 import (
 	"bufio"
@@ -92,15 +92,29 @@ type oldEnd struct {
 // and what it left out, and why (a message per entry or SVID left out;
 // none names a secret).
 type oldWorkloads struct {
-	*savedWorkloads
+	*Contents
 	dropped []string
+}
+
+// LoadVersion1 reads the workloads file of version 1 of the data directory
+// dir, written for trust domain td, as Load does a file of a later
+// version, and checks its SVIDs with bundle at now. It returns ErrNotFound
+// when there is none, and refuses the file whole when it does not hold
+// together; what it leaves out of one that does (see the version's doc),
+// it says in a message each, which names no secret.
+func LoadVersion1(dir string, td spiffeid.TrustDomain, bundle x509bundle.Source, now time.Time) (*Contents, []string, error) {
+	w, err := loadOldWorkloads(dir, td, bundle, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w.Contents, w.dropped, nil
 }
 
 // loadOldWorkloads reads the workloads file of version 1 of dir, written
 // for trust domain td, as parseOldWorkloads does, and checks its SVIDs
-// with bundle at now (see checkOldSVID). It returns errNoWorkloads when
+// with bundle at now (see checkOldSVID). It returns ErrNotFound when
 // there is none, and refuses one that the agent's uid does not own or
-// that others may read or change, as loadWorkloads does.
+// that others may read or change, as Load does.
 func loadOldWorkloads(dir string, td spiffeid.TrustDomain, bundle x509bundle.Source, now time.Time) (*oldWorkloads, error) {
 	w, err := readWorkloadsFile(dir, datadir.OldWorkloadsFile, "the saved workload SVIDs of version 1", func(r io.Reader) (*oldWorkloads, error) {
 		return parseOldWorkloads(r, td)
@@ -119,7 +133,7 @@ func loadOldWorkloads(dir string, td spiffeid.TrustDomain, bundle x509bundle.Sou
 func parseOldWorkloads(r io.Reader, td spiffeid.TrustDomain) (*oldWorkloads, error) {
 	br := bufio.NewReaderSize(r, maxWorkloadsRecord)
 	h := sha256.New()
-	w := &oldWorkloads{savedWorkloads: &savedWorkloads{}}
+	w := &oldWorkloads{Contents: &Contents{}}
 	var cas [][]byte
 	for n := 0; ; n++ {
 		raw, err := br.ReadSlice('\n')
@@ -166,14 +180,14 @@ func parseOldWorkloads(r io.Reader, td spiffeid.TrustDomain) (*oldWorkloads, err
 				w.dropped = append(w.dropped, fmt.Sprintf("line %d: the federated bundle of %q: %v", n+1, l.TrustDomain, err))
 				continue
 			}
-			w.federated = append(w.federated, b)
+			w.Federated = append(w.Federated, b)
 		case l.Entry != nil:
 			e, err := l.Entry.entry()
 			if err != nil {
 				w.dropped = append(w.dropped, fmt.Sprintf("line %d: entry %q: %v", n+1, l.Entry.ID, err))
 				continue
 			}
-			w.entries = append(w.entries, e)
+			w.Entries = append(w.Entries, e)
 			if l.SVID == nil {
 				continue
 			}
@@ -188,7 +202,7 @@ func parseOldWorkloads(r io.Reader, td spiffeid.TrustDomain) (*oldWorkloads, err
 				}
 				s.Certificates = append(s.Certificates, cas[k])
 			}
-			w.svids = append(w.svids, s)
+			w.SVIDs = append(w.SVIDs, s)
 		default:
 			return nil, fmt.Errorf("line %d: not a line of the file", n+1)
 		}
@@ -207,7 +221,7 @@ func (w *oldWorkloads) oldHeader(l oldWorkloadsLine, td spiffeid.TrustDomain) er
 		return fmt.Errorf("saved for trust domain %q, not %q", l.TrustDomain, td.Name())
 	}
 	var err error
-	if w.agent, err = spiffeid.FromString(l.Agent); err != nil {
+	if w.Agent, err = spiffeid.FromString(l.Agent); err != nil {
 		return fmt.Errorf("the agent: %w", err)
 	}
 	return nil
@@ -261,20 +275,20 @@ func (e *oldEntry) entry() (registry.Entry, error) {
 // checkSVIDs leaves out the SVIDs that checkOldSVID refuses, and gives the
 // others the dates of their leaf.
 func (w *oldWorkloads) checkSVIDs(bundle x509bundle.Source, now time.Time) {
-	byID := make(map[string]registry.Entry, len(w.entries))
-	for _, e := range w.entries {
+	byID := make(map[string]registry.Entry, len(w.Entries))
+	for _, e := range w.Entries {
 		byID[e.ID] = e
 	}
-	kept := w.svids[:0]
-	for _, s := range w.svids {
+	kept := w.SVIDs[:0]
+	for _, s := range w.SVIDs {
 		if err := checkOldSVID(byID[s.EntryID], &s, bundle, now); err != nil {
 			w.dropped = append(w.dropped, fmt.Sprintf("the X509-SVID of entry %q: %v", s.EntryID, err))
 			continue
 		}
 		kept = append(kept, s)
 	}
-	clear(w.svids[len(kept):]) // no copy of a key left behind
-	w.svids = kept
+	clear(w.SVIDs[len(kept):]) // no copy of a key left behind
+	w.SVIDs = kept
 }
 
 // checkOldSVID checks s, an SVID of entry e from a file of version 1, in
