@@ -87,10 +87,12 @@ func layer(pkg string) (int, bool) {
 		return 6, true
 	case rel == "server", rel == "agent/internal/workloadfile":
 		return 7, true
-	case rel == "agent":
+	case rel == "agent/internal/saved":
 		return 8, true
-	case strings.HasPrefix(rel, "examples/"):
+	case rel == "agent":
 		return 9, true
+	case strings.HasPrefix(rel, "examples/"):
+		return 10, true
 	}
 	return 0, false
 }
@@ -297,6 +299,11 @@ func TestImportViolation(t *testing.T) {
 		{m("agent/internal/datadir"), m("agent/internal/workloadfile"), false},
 		{m("agent/internal/workloadfile"), m("internal/testing/workloadsv1test"), false},
 		{m("internal/testing/workloadsv1test"), m("issuer"), true},
+		{m("agent"), m("agent/internal/saved"), true},
+		{m("agent/internal/saved"), m("agent/internal/workloadfile"), true},
+		{m("agent/internal/saved"), m("agent/internal/trust"), true},
+		{m("agent/internal/saved"), m("agent"), false},
+		{m("agent/internal/workloadfile"), m("agent/internal/saved"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

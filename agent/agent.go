@@ -19,6 +19,7 @@ import (
 
 	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/agent/internal/replica"
+	"github.com/spiffekit/spiffekit/agent/internal/saved"
 	"github.com/spiffekit/spiffekit/agent/internal/trust"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -263,7 +264,8 @@ type Agent struct {
 	keys  KeyStore         // Config.KeyStore, or softwareKeys
 	files datadir.KeyFiles // the files of keys in Config.DataDir
 
-	restored bool // New restored saved workload SVIDs; set before Run
+	saved    *saved.Workloads // in Config.DataDir; nil without one
+	restored bool             // New restored saved workload SVIDs; set before Run
 
 	life      *lifecycle.Guard // Run once, not after Close
 	closeOnce sync.Once
@@ -390,8 +392,13 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.mu.Lock()
 	reused := a.svid != nil
 	a.mu.Unlock()
-	if reused && cfg.DataDir != "" {
-		a.restoreWorkloads(ctx)
+	if cfg.DataDir != "" {
+		a.saved = saved.New(saved.Config{Dir: cfg.DataDir, TrustDomain: cfg.TrustDomain, WITSVIDs: cfg.WITSVIDs,
+			Issuer: a.iss, Trust: a.trust, Entries: a.store, ID: a.ID, Now: a.now, Logger: a.log,
+			SaveInterval: workloadsSaveInterval, ReleaseAfterSave: releaseAfterSave})
+		if reused {
+			a.restored = a.saved.Restore(ctx, a.ID())
+		}
 	}
 	if cfg.Listener != nil {
 		ecfg := endpoint.Config{Handler: a.Handler(), Logger: a.log, Observer: cfg.APIObserver, RateLimit: cfg.RateLimit, WIT: cfg.WITSVIDs}
@@ -588,11 +595,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	parts := []func(context.Context) error{a.iss.Run, a.syncLoop, a.renewLoop}
 	if a.cfg.DataDir != "" {
 		// What the data directory holds now: what was restored, or
-		// nothing. Taken here, not when saveLoop's goroutine first runs,
-		// by which time the first sync may have minted SVIDs that would
-		// then never count as a change to save.
-		saved := a.workloadsState()
-		parts = append(parts, func(ctx context.Context) error { return a.saveLoop(ctx, saved) })
+		// nothing. Taken here, not when the save loop's goroutine first
+		// runs, by which time the first sync may have minted SVIDs that
+		// would then never count as a change to save.
+		last := a.saved.State()
+		parts = append(parts, func(ctx context.Context) error { return a.saved.Run(ctx, last) })
 	}
 	if a.api != nil {
 		parts = append(parts, func(ctx context.Context) error { return a.api.Serve(ctx, a.cfg.Listener) })
@@ -669,6 +676,15 @@ func (a *Agent) swapClient(cli *nodeapi.Client) *nodeapi.Client {
 
 // leafOf returns the leaf certificate of an agent SVID.
 func leafOf(s *nodeapi.AgentSVID) *x509.Certificate { return s.Certificates[0] }
+
+// workloadsSaveInterval is how often the agent looks whether to save its
+// workloads (saved.Config.SaveInterval), and releaseAfterSave the size of
+// a save after which it returns its free heap to the system
+// (saved.Config.ReleaseAfterSave). Variables for tests.
+var (
+	workloadsSaveInterval = saved.DefaultSaveInterval
+	releaseAfterSave      = saved.DefaultReleaseAfterSave
+)
 
 // renewalDrain bounds how long a connection replaced after a new agent SVID
 // stays open for the calls in flight on it: a signing call over a slow
