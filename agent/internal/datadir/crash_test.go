@@ -20,6 +20,15 @@ import (
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
+// newCA returns a trust domain, an agent ID of it and its CA.
+func newCA(t *testing.T) (spiffeid.TrustDomain, spiffeid.ID, *rotation.Manager) {
+	t.Helper()
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
+	require.NoError(t, err)
+	return td, spiffeid.RequireFromPath(td, "/spiffekit/agent/join_token/x"), m
+}
+
 // agentSVID returns a key and an agent SVID for it, signed by m.
 func agentSVID(t *testing.T, m *rotation.Manager, id spiffeid.ID) (crypto.Signer, *nodeapi.AgentSVID) {
 	t.Helper()
@@ -58,10 +67,7 @@ var softwareFiles = KeyFiles{Key: KeyFile, Next: "agent-key.next.pem"}
 // its own: an agent whose join token is spent can start again. The crash
 // points are the steps of SaveState, replayed one by one.
 func TestSaveStateSurvivesACrashAtAnyPoint(t *testing.T) {
-	td := spiffeid.RequireTrustDomainFromString("example.org")
-	id := spiffeid.RequireFromPath(td, "/spiffekit/agent/join_token/x")
-	m, err := rotation.New(context.Background(), rotation.Config{TrustDomain: td})
-	require.NoError(t, err)
+	td, id, m := newCA(t)
 	oldKey, oldSVID := agentSVID(t, m, id)
 	newKey, newSVID := agentSVID(t, m, id)
 	newKeyPEM, err := pemutil.EncodePKCS8PrivateKey(newKey)

@@ -10,11 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
-	"github.com/spiffekit/spiffekit/ca/rotation"
 	"github.com/spiffekit/spiffekit/internal/dirlock"
 	"github.com/spiffekit/spiffekit/internal/pemutil"
 	"github.com/spiffekit/spiffekit/internal/testing/testca"
-	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
 // Open creates the data directory private (its parents, which it may
@@ -56,15 +54,12 @@ func TestOpen(t *testing.T) {
 // What SaveState and SaveBundle write, LoadState reads back; without a
 // directory, nothing is kept.
 func TestSaveAndLoad(t *testing.T) {
-	td := spiffeid.RequireTrustDomainFromString("example.org")
-	id := spiffeid.RequireFromPath(td, "/spiffekit/agent/join_token/x")
-	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
-	require.NoError(t, err)
+	td, id, m := newCA(t)
 	key, svid := agentSVID(t, m, id)
 
 	require.NoError(t, SaveState("", softwareFiles, nil, svid), "no directory, nothing kept")
 	require.NoError(t, SaveBundle("", svid.Bundle))
-	_, _, err = load("", td)
+	_, _, err := load("", td)
 	require.ErrorIs(t, err, ErrNoState)
 	_, _, err = load(t.TempDir(), td)
 	require.ErrorIs(t, err, ErrNoState)
@@ -95,10 +90,7 @@ func TestSaveAndLoad(t *testing.T) {
 // LoadState refuses what does not hold together, and a file someone else
 // could have written with an error that is ErrUnsafeFile.
 func TestLoadStateRefuses(t *testing.T) {
-	td := spiffeid.RequireTrustDomainFromString("example.org")
-	id := spiffeid.RequireFromPath(td, "/spiffekit/agent/join_token/x")
-	m, err := rotation.New(t.Context(), rotation.Config{TrustDomain: td})
-	require.NoError(t, err)
+	td, id, m := newCA(t)
 	key, svid := agentSVID(t, m, id)
 	otherBundle, err := spiffebundle.FromX509Bundle(testca.New(t, td).X509Bundle()).Marshal()
 	require.NoError(t, err)
