@@ -85,7 +85,7 @@ func layer(pkg string) (int, bool) {
 		return 5, true
 	case rel == "issuer", rel == "server/internal/trust", rel == "server/internal/fedpoll", rel == "server/internal/mint", rel == "server/internal/datadir":
 		return 6, true
-	case rel == "server", rel == "agent/internal/workloadfile":
+	case rel == "server", rel == "agent/internal/workloadfile", rel == "agent/internal/signer":
 		return 7, true
 	case rel == "agent/internal/saved":
 		return 8, true
@@ -304,6 +304,9 @@ func TestImportViolation(t *testing.T) {
 		{m("agent/internal/saved"), m("agent/internal/trust"), true},
 		{m("agent/internal/saved"), m("agent"), false},
 		{m("agent/internal/workloadfile"), m("agent/internal/saved"), false},
+		{m("agent"), m("agent/internal/signer"), true},
+		{m("agent/internal/signer"), m("issuer"), true},
+		{m("agent/internal/signer"), m("agent"), false},
 		// Internal helpers are the bottom layer.
 		{m("internal/bundleset"), m("spiffeid"), true},
 		{m("internal/keyset"), m("internal/jwkutil"), true},

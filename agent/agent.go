@@ -20,6 +20,7 @@ import (
 	"github.com/spiffekit/spiffekit/agent/internal/datadir"
 	"github.com/spiffekit/spiffekit/agent/internal/replica"
 	"github.com/spiffekit/spiffekit/agent/internal/saved"
+	"github.com/spiffekit/spiffekit/agent/internal/signer"
 	"github.com/spiffekit/spiffekit/agent/internal/trust"
 	"github.com/spiffekit/spiffekit/attest"
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
@@ -376,7 +377,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.trust = trust.New(bundle)
 	a.iss, err = issuer.New(ctx, issuer.Config{
 		Trust:        a.trust,
-		Signer:       remoteSigner{a},
+		Signer:       signer.New(a.client, a.log),
 		Registry:     a.store,
 		Attestor:     attest.Combine(cfg.WorkloadAttestors...),
 		Federation:   a.trust,

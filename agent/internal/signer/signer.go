@@ -1,9 +1,10 @@
-package agent
+package signer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/spiffekit/spiffekit/internal/parallel"
 	"github.com/spiffekit/spiffekit/internal/publickey"
@@ -12,21 +13,35 @@ import (
 	"github.com/spiffekit/spiffekit/workloadapi/endpoint"
 )
 
-// errNotConnected fails the signing requests made while Run is not running.
+// errNotConnected fails the signing requests made while the agent has no
+// client: while its Run is not running.
 var errNotConnected = fmt.Errorf("agent: %w: not connected to a server", endpoint.ErrUnavailable)
 
-// remoteSigner has the server sign the SVIDs the agent serves: it sends a
-// CSR for each key the issuer generated, and checks what comes back.
-type remoteSigner struct {
-	a *Agent
+// Remote has the agent's server sign the SVIDs the agent serves: it sends
+// a CSR for each key the issuer generated, and checks what comes back. It
+// is safe for concurrent use.
+type Remote struct {
+	client func() *nodeapi.Client
+	log    *slog.Logger
 }
 
-var _ issuer.WITSigner = remoteSigner{}
+var _ issuer.WITSigner = Remote{}
+
+// New returns the Remote that signs through the client that client
+// returns when called, for each request: the agent's current one, or nil
+// while it has none, which fails the request. Failures go to log; nil
+// discards them.
+func New(client func() *nodeapi.Client, log *slog.Logger) Remote {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return Remote{client: client, log: log}
+}
 
 // SignX509SVIDs implements issuer.Signer. The server decides the
 // lifetimes, from the entries.
-func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDRequest) ([]issuer.X509SVIDResult, error) {
-	cli := s.a.client()
+func (s Remote) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDRequest) ([]issuer.X509SVIDResult, error) {
+	cli := s.client()
 	if cli == nil {
 		return nil, errNotConnected
 	}
@@ -36,7 +51,7 @@ func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDR
 	}
 	res, err := cli.SignX509SVIDs(ctx, in)
 	if err != nil {
-		s.a.log.Warn("the server did not sign X509-SVIDs", "count", len(reqs), "err", err)
+		s.log.Warn("the server did not sign X509-SVIDs", "count", len(reqs), "err", err)
 		return nil, fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
 	}
 	out := make([]issuer.X509SVIDResult, len(reqs))
@@ -50,8 +65,8 @@ func (s remoteSigner) SignX509SVIDs(ctx context.Context, reqs []issuer.X509SVIDR
 }
 
 // SignJWTSVID implements issuer.Signer. The server decides the lifetime.
-func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest) (string, error) {
-	cli := s.a.client()
+func (s Remote) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest) (string, error) {
+	cli := s.client()
 	if cli == nil {
 		return "", errNotConnected
 	}
@@ -61,7 +76,7 @@ func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest
 			// The server no longer grants this agent the entry (deleted,
 			// moved, or the agent's view is behind): the next sync tells,
 			// and meanwhile the workload is told to retry.
-			s.a.log.Warn("the server refused to sign a JWT-SVID", "entry", req.Entry.ID, "err", err)
+			s.log.Warn("the server refused to sign a JWT-SVID", "entry", req.Entry.ID, "err", err)
 			return "", fmt.Errorf("agent: %w: the server refused: %w", endpoint.ErrUnavailable, err)
 		}
 		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
@@ -73,8 +88,8 @@ func (s remoteSigner) SignJWTSVID(ctx context.Context, req issuer.JWTSVIDRequest
 // key of the key the issuer generated, which never leaves the agent. The
 // server decides the lifetime. A server that does not issue WIT-SVIDs
 // makes it fail with an error wrapping endpoint.ErrUnimplemented.
-func (s remoteSigner) SignWITSVID(ctx context.Context, req issuer.WITSVIDRequest) (string, error) {
-	cli := s.a.client()
+func (s Remote) SignWITSVID(ctx context.Context, req issuer.WITSVIDRequest) (string, error) {
+	cli := s.client()
 	if cli == nil {
 		return "", errNotConnected
 	}
@@ -83,7 +98,7 @@ func (s remoteSigner) SignWITSVID(ctx context.Context, req issuer.WITSVIDRequest
 	case errors.Is(err, nodeapi.ErrNoWITSVIDs):
 		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnimplemented, err)
 	case nodeapi.IsRefused(err):
-		s.a.log.Warn("the server refused to sign a WIT-SVID", "entry", req.Entry.ID, "err", err)
+		s.log.Warn("the server refused to sign a WIT-SVID", "entry", req.Entry.ID, "err", err)
 		return "", fmt.Errorf("agent: %w: the server refused: %w", endpoint.ErrUnavailable, err)
 	case err != nil:
 		return "", fmt.Errorf("agent: %w: %w", endpoint.ErrUnavailable, err)
