@@ -41,8 +41,9 @@
 //     Config.KeyStore set to a TPM's (ca/keymanager/tpm.AgentKeys), the
 //     TPM makes it and signs with it, and DataDir keeps only a blob of it
 //     that no other TPM can load (agent-key.tpmkey).
-//   - Entries arrive on a stream the server pushes; the agent keeps them in a
-//     replica (memstore) feeding an issuer.Issuer with PreMint, so that
+//   - Entries arrive on a stream the server pushes; the agent keeps them in
+//     the index (registry/index) of an issuer.Issuer with PreMint, fed by a
+//     change feed that keeps no copy of its own, so that
 //     every SVID is signed, in batches, before a workload asks. SVIDs are
 //     re-minted at half life, when their entry changes, when the server
 //     activates a new CA and at once when one is tainted. JWT-SVIDs and

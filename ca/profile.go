@@ -257,9 +257,3 @@ func authorityID(cert *x509.Certificate) (spiffeid.ID, error) {
 	}
 	return id, nil
 }
-
-// publicKeyEqual reports whether two public keys are the same key.
-func publicKeyEqual(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
-}

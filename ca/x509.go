@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -87,7 +88,7 @@ func NewX509Authority(cfg X509AuthorityConfig) (*X509Authority, error) {
 	if len(cert.RawSubject) == 0 || len(cert.Subject.Names) == 0 {
 		return nil, errors.New("ca: authority certificate has an empty subject")
 	}
-	if !publicKeyEqual(cfg.Signer.Public(), cert.PublicKey) {
+	if !publickey.Equal(cfg.Signer.Public(), cert.PublicKey) {
 		return nil, errors.New("ca: signer does not match the authority certificate's public key")
 	}
 	certSKID, err := checkPublicKey(cert.PublicKey)

@@ -30,6 +30,7 @@ import (
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
 	"github.com/spiffekit/spiffekit/bundle/x509bundle"
 	"github.com/spiffekit/spiffekit/internal/nodepb"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/nodeapi/internal/wire"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/spiffeid"
@@ -307,7 +308,7 @@ func agentSVIDFromPB(td spiffeid.TrustDomain, p *nodepb.AgentSVID, key crypto.Si
 	if id.TrustDomain() != td || id.String() != p.SpiffeId {
 		return nil, fmt.Errorf("nodeapi: the server issued %s, outside trust domain %s", id, td)
 	}
-	if !samePublicKey(chain[0].PublicKey, key.Public()) {
+	if !publickey.Equal(chain[0].PublicKey, key.Public()) {
 		return nil, errors.New("nodeapi: the agent SVID does not certify the agent's key")
 	}
 	b, err := spiffebundle.Parse(td, p.Bundle)
@@ -318,11 +319,6 @@ func agentSVIDFromPB(td spiffeid.TrustDomain, p *nodepb.AgentSVID, key crypto.Si
 		return nil, fmt.Errorf("nodeapi: the agent SVID does not verify with the server's bundle: %w", err)
 	}
 	return &AgentSVID{ID: id, Certificates: chain, Bundle: b}, nil
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ak.Equal(b)
 }
 
 // Client is an agent's authenticated connection to its servers: every

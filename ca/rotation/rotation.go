@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 )
 
 // prepareAt is when the successor of the active authority s is prepared.
@@ -325,7 +326,7 @@ func containsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
 // attach builds the signing authority of slot s with signer.
 func (m *Manager) attach(k kind, s *slot, signer crypto.Signer) error {
 	if k.keyed() {
-		if !publicKeysEqual(signer.Public(), s.pub) {
+		if !publickey.Equal(signer.Public(), s.pub) {
 			return fmt.Errorf("key %q does not match the journal", s.keyID)
 		}
 		cfg := ca.JWTAuthorityConfig{
@@ -354,11 +355,6 @@ func (m *Manager) attach(k kind, s *slot, signer crypto.Signer) error {
 	}
 	s.x509 = a
 	return nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	ka, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ka.Equal(b)
 }
 
 // PrepareX509CA mints a new X.509 CA now and publishes it in the bundle,

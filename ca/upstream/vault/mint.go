@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/spiffekit/spiffekit/ca"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -158,9 +159,8 @@ func checkAnswer(certField, chainField any, pub crypto.PublicKey, td spiffeid.Tr
 		return ca.X509CAResponse{}, err
 	}
 	leaf := signed[0]
-	k, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	switch {
-	case !ok || !k.Equal(pub):
+	case !publickey.Equal(leaf.PublicKey, pub):
 		return ca.X509CAResponse{}, errors.New("the signed certificate does not hold the CSR's key")
 	case !leaf.BasicConstraintsValid || !leaf.IsCA:
 		return ca.X509CAResponse{}, errors.New("the signed certificate is not a CA")

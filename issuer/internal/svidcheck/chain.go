@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spiffekit/spiffekit/bundle/spiffebundle"
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/registry"
 	"github.com/spiffekit/spiffekit/svid/x509svid"
 )
@@ -34,7 +35,7 @@ func Chain(e registry.Entry, key crypto.Signer, certs []*x509.Certificate, now t
 	if id != e.SPIFFEID {
 		return fmt.Errorf("the signer returned a leaf for %s, want %s", id, e.SPIFFEID)
 	}
-	if !samePublicKey(key.Public(), leaf.PublicKey) {
+	if !publickey.Equal(key.Public(), leaf.PublicKey) {
 		return errors.New("the signer returned a leaf for another key")
 	}
 	if leaf.IsCA {
@@ -81,10 +82,4 @@ func Saved(e registry.Entry, chain [][]byte, pkcs8 []byte, notBefore, notAfter t
 		return fmt.Errorf("its chain does not verify with the bundle: %w", err)
 	}
 	return nil
-}
-
-// samePublicKey reports whether a and b are the same public key.
-func samePublicKey(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/spiffekit/spiffekit/internal/publickey"
 	"github.com/spiffekit/spiffekit/spiffeid"
 )
 
@@ -34,7 +35,7 @@ func WIT(token string, id spiffeid.ID, pub crypto.PublicKey) (time.Time, string,
 		return time.Time{}, "", errors.New("the WIT-SVID has no kid") // WIT rule 1
 	case claims.Sub != id.String():
 		return time.Time{}, "", fmt.Errorf("the WIT-SVID names %q, not %s", claims.Sub, id)
-	case claims.Cnf.JWK == nil || !samePublicKey(claims.Cnf.JWK.Key, pub):
+	case claims.Cnf.JWK == nil || !publickey.Equal(claims.Cnf.JWK.Key, pub):
 		return time.Time{}, "", errors.New("the WIT-SVID binds another key")
 	}
 	return time.Unix(claims.Exp, 0), kid, nil
