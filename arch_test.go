@@ -176,6 +176,8 @@ func importViolation(pkg, imp string) string {
 		return "internal helpers are the bottom layer: they may import layer 0 (spiffeid, logger) and other internal helpers only"
 	case internalKind(imp) == internalHelper, internalKind(pkg) == internalTesting:
 		return ""
+	case side(pkg) != "" && side(imp) != "" && side(pkg) != side(imp):
+		return "the agent and the server are the two sides of the node protocol: neither imports the other's packages"
 	}
 	myLayer, ok := layer(pkg)
 	if !ok {
@@ -187,6 +189,20 @@ func importViolation(pkg, imp string) string {
 	}
 	if impLayer >= myLayer && !(isBundle(pkg) && isBundle(imp)) {
 		return fmt.Sprintf("layer %d must not import layer %d", myLayer, impLayer)
+	}
+	return ""
+}
+
+// side returns "agent" or "server" for the packages of the node agent or
+// the issuing server (the package and those under it), "" for the others.
+// The layers put the agent above the server, since its parts sit on more
+// layers; side keeps the two apart all the same.
+func side(pkg string) string {
+	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+	for _, s := range []string{"agent", "server"} {
+		if rel == s || strings.HasPrefix(rel, s+"/") {
+			return s
+		}
 	}
 	return ""
 }
@@ -253,6 +269,10 @@ func TestImportViolation(t *testing.T) {
 		{m("bundle/x509bundle"), m("svid/x509svid"), false},
 		{m("bundle/spiffebundle"), m("bundle/jwtbundle"), true},
 		{m("server"), m("agent"), false},
+		{m("agent"), m("server"), false},
+		{m("agent"), m("server/internal/trust"), false},
+		{m("agent/internal/trust"), m("server/internal/trust"), false},
+		{m("server/internal/mint"), m("agent/internal/signer"), false},
 		{m("spiffeid"), m("internal/pemutil"), true},
 		{m("agent"), "github.com/spiffe/go-spiffe/v2/spiffeid", false},
 		{m("agent"), m("conformance/internal/workloadtest"), false},
